@@ -1,0 +1,407 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+)
+
+// Extension names the compiler reads.
+const (
+	ExtRateLimit    = "x-rate-limit"
+	ExtRoles        = "x-roles"
+	ExtRequireFresh = "x-require-fresh"
+)
+
+// Error is one reason a document cannot be compiled. It prints as one line:
+// "source:line: METHOD /path (operationId): field: message".
+type Error struct {
+	Source string
+	Line   int    // 0 when unknown
+	Where  string // the operation ("POST /posts (createPost)") or document part; may be empty
+	Field  string // the offending field, e.g. "x-rate-limit[0].window"; may be empty
+	Msg    string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Source)
+	if e.Line > 0 {
+		b.WriteString(":")
+		b.WriteString(strconv.Itoa(e.Line))
+	}
+	b.WriteString(": ")
+	if e.Where != "" {
+		b.WriteString(e.Where)
+		b.WriteString(": ")
+	}
+	if e.Field != "" {
+		b.WriteString(e.Field)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Errors is every reason a document cannot be compiled, in document order.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+var methods = []string{
+	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodPatch, http.MethodDelete, http.MethodOptions, http.MethodTrace,
+}
+
+var paramName = regexp.MustCompile(`\{([^{}]*)\}`)
+var validParamName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+
+// Compile loads an OpenAPI 3 document, validates it and compiles every
+// operation. source names the document in error messages (a file path, say).
+// The returned error, when not nil, is an Errors listing every problem found.
+// External $refs are not followed.
+func Compile(source string, data []byte) (*Table, error) {
+	loader := openapi3.NewLoader()
+	loader.IncludeOrigin = true
+	doc, err := loader.LoadFromData(data)
+	if err != nil {
+		return nil, Errors{{Source: source, Msg: "cannot load OpenAPI document: " + oneLine(err.Error())}}
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		return nil, Errors{{Source: source, Msg: "invalid OpenAPI document: " + oneLine(err.Error())}}
+	}
+	c := &compiler{source: source, doc: doc}
+	t := c.compile()
+	if len(c.errs) > 0 {
+		return nil, c.errs
+	}
+	return t, nil
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+type compiler struct {
+	source string
+	doc    *openapi3.T
+	errs   Errors
+
+	schemes     map[string]*Scheme
+	unsupported map[string]string // scheme name -> why it cannot be enforced
+	oauthScopes map[string]map[string]bool
+	allScopes   map[string]bool
+	buckets     map[string]bucketOwner
+}
+
+type bucketOwner struct {
+	where string
+	tier  Tier
+}
+
+func (c *compiler) fail(line int, where, field, format string, args ...any) {
+	c.errs = append(c.errs, &Error{Source: c.source, Line: line, Where: where, Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (c *compiler) compile() *Table {
+	t := &Table{
+		Doc:     c.doc,
+		Source:  c.source,
+		Schemes: map[string]*Scheme{},
+		byRoute: map[string]*Operation{},
+		byID:    map[string]*Operation{},
+	}
+	c.buckets = map[string]bucketOwner{}
+	c.compileSchemes()
+	t.Roles = c.compileRoles()
+	for s := range c.allScopes {
+		t.Scopes = append(t.Scopes, s)
+	}
+	sort.Strings(t.Scopes)
+
+	rootLimits, rootUnlimited, rootHasLimits := c.parseLimits(docLine(c.doc), "document", c.doc.Extensions)
+
+	paths := c.doc.Paths.InMatchingOrder()
+	sort.Strings(paths)
+	for _, path := range paths {
+		item := c.doc.Paths.Value(path)
+		pattern, ok := c.chiPattern(item, path)
+		if !ok {
+			continue
+		}
+		for _, method := range methods {
+			spec := item.GetOperation(method)
+			if spec == nil {
+				continue
+			}
+			op := &Operation{
+				ID:       spec.OperationID,
+				Method:   method,
+				Path:     path,
+				Pattern:  pattern,
+				Line:     originLine(spec.Origin),
+				Spec:     spec,
+				PathItem: item,
+			}
+			where := fmt.Sprintf("%s %s (%s)", method, path, op.ID)
+			if op.ID == "" {
+				where = fmt.Sprintf("%s %s", method, path)
+				c.fail(op.Line, where, "operationId", "missing; every operation needs one")
+			} else if other := t.byID[op.ID]; other != nil {
+				c.fail(op.Line, where, "operationId", "duplicate; %s %s uses it too", other.Method, other.Path)
+			}
+			op.Security = c.compileSecurity(op, where)
+			if tiers, unlimited, present := c.parseLimits(op.Line, where, spec.Extensions); present {
+				op.Unlimited = unlimited
+				op.Limits = c.bindLimits(op, where, ExtRateLimit, tiers, false)
+			} else if rootHasLimits {
+				op.Unlimited = rootUnlimited
+				op.Limits = c.bindLimits(op, where, "x-rate-limit (document default)", rootLimits, true)
+				if !op.Unlimited && len(op.Limits) == 0 {
+					c.fail(op.Line, where, ExtRateLimit, "no tier of the document default applies to this operation; declare x-rate-limit here")
+				}
+			} else {
+				c.fail(op.Line, where, ExtRateLimit, "missing, and the document declares no default; declare one, or x-rate-limit: false to leave it unlimited")
+			}
+			op.RequireFresh = c.compileFresh(op, where)
+			t.ops = append(t.ops, op)
+			t.byRoute[method+" "+pattern] = op
+			if op.ID != "" && t.byID[op.ID] == nil {
+				t.byID[op.ID] = op
+			}
+		}
+	}
+	for _, op := range t.ops {
+		for _, alt := range op.Security.Alternatives {
+			for _, sr := range alt {
+				t.Schemes[sr.Scheme.Name] = sr.Scheme
+			}
+		}
+	}
+	return t
+}
+
+func docLine(doc *openapi3.T) int {
+	if doc.Origin != nil && doc.Origin.Key != nil {
+		return doc.Origin.Key.Line
+	}
+	return 0
+}
+
+func originLine(o *openapi3.Origin) int {
+	if o != nil && o.Key != nil {
+		return o.Key.Line
+	}
+	return 0
+}
+
+// chiPattern turns an OpenAPI path template into a chi route pattern. The
+// two syntaxes agree for plain {name} parameters; anything chi would read
+// differently (a regexp, a wildcard) is refused.
+func (c *compiler) chiPattern(item *openapi3.PathItem, path string) (string, bool) {
+	ok := true
+	for _, m := range paramName.FindAllStringSubmatch(path, -1) {
+		if !validParamName.MatchString(m[1]) {
+			c.fail(originLine(item.Origin), "path "+path, "", "parameter name %q cannot be routed; use letters, digits, '_', '.' or '-'", m[1])
+			ok = false
+		}
+	}
+	if strings.Contains(path, "*") {
+		c.fail(originLine(item.Origin), "path "+path, "", "'*' is not allowed in a path template")
+		ok = false
+	}
+	return path, ok
+}
+
+func (c *compiler) compileSchemes() {
+	c.schemes = map[string]*Scheme{}
+	c.unsupported = map[string]string{}
+	c.oauthScopes = map[string]map[string]bool{}
+	c.allScopes = map[string]bool{}
+	if c.doc.Components == nil {
+		return
+	}
+	for name, ref := range c.doc.Components.SecuritySchemes {
+		s := ref.Value
+		if s == nil {
+			c.unsupported[name] = "the scheme is empty"
+			continue
+		}
+		switch {
+		case s.Type == "http" && strings.EqualFold(s.Scheme, "bearer"):
+			c.schemes[name] = &Scheme{Name: name, Type: SchemeBearer, Param: "Authorization"}
+		case s.Type == "oauth2":
+			c.schemes[name] = &Scheme{Name: name, Type: SchemeOAuth2, Param: "Authorization"}
+			scopes := map[string]bool{}
+			if f := s.Flows; f != nil {
+				for _, flow := range []*openapi3.OAuthFlow{f.Implicit, f.Password, f.ClientCredentials, f.AuthorizationCode} {
+					if flow == nil {
+						continue
+					}
+					for scope := range flow.Scopes {
+						scopes[scope] = true
+						c.allScopes[scope] = true
+					}
+				}
+			}
+			c.oauthScopes[name] = scopes
+		case s.Type == "apiKey" && s.In == "header":
+			if strings.EqualFold(s.Name, "Authorization") {
+				c.unsupported[name] = "an apiKey in the Authorization header would collide with bearer tokens"
+				continue
+			}
+			c.schemes[name] = &Scheme{Name: name, Type: SchemeAPIKeyHeader, Param: http.CanonicalHeaderKey(s.Name)}
+		case s.Type == "apiKey" && s.In == "cookie":
+			c.schemes[name] = &Scheme{Name: name, Type: SchemeAPIKeyCookie, Param: s.Name}
+		case s.Type == "apiKey" && s.In == "query":
+			c.unsupported[name] = "apiKey in query cannot be enforced: credentials in URLs leak into logs and caches"
+		case s.Type == "http":
+			c.unsupported[name] = fmt.Sprintf("http scheme %q cannot be enforced; specguard verifies bearer tokens", s.Scheme)
+		default:
+			c.unsupported[name] = fmt.Sprintf("scheme type %q cannot be enforced", s.Type)
+		}
+	}
+}
+
+func (c *compiler) compileRoles() map[string][]string {
+	var roles map[string][]string
+	names := make([]string, 0, len(c.oauthScopes))
+	for name := range c.oauthScopes {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		s := c.doc.Components.SecuritySchemes[name].Value
+		raw, ok := s.Extensions[ExtRoles]
+		if !ok {
+			continue
+		}
+		where := "components.securitySchemes." + name
+		line := originLine(s.Origin)
+		m, ok := raw.(map[string]any)
+		if !ok {
+			c.fail(line, where, ExtRoles, "must map each role to a list of scopes")
+			continue
+		}
+		if roles != nil {
+			c.fail(line, where, ExtRoles, "declared on more than one scheme; declare roles once")
+			continue
+		}
+		roles = map[string][]string{}
+		for role, v := range m {
+			list, ok := v.([]any)
+			if !ok {
+				c.fail(line, where, ExtRoles+"."+role, "must be a list of scopes")
+				continue
+			}
+			scopes := []string{}
+			for i, item := range list {
+				scope, ok := item.(string)
+				if !ok || !c.oauthScopes[name][scope] {
+					c.fail(line, where, fmt.Sprintf("%s.%s[%d]", ExtRoles, role, i), "scope %v is not declared by the scheme's flows", item)
+					continue
+				}
+				scopes = append(scopes, scope)
+			}
+			roles[role] = scopes
+		}
+	}
+	return roles
+}
+
+func (c *compiler) compileSecurity(op *Operation, where string) Security {
+	reqs := op.Spec.Security
+	field := "security"
+	if reqs == nil {
+		reqs = &c.doc.Security
+		field = "security (document default)"
+		if len(c.doc.Security) == 0 {
+			c.fail(op.Line, where, "security", "no security declared here or at the document root; use security: [] to make it public")
+			return Security{}
+		}
+	}
+	if len(*reqs) == 0 {
+		return Security{Public: true}
+	}
+	var sec Security
+	for i, req := range *reqs {
+		if len(req) == 0 {
+			sec.Anonymous = true
+			continue
+		}
+		names := make([]string, 0, len(req))
+		for name := range req {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		alt := make(Requirement, 0, len(names))
+		ok := true
+		for _, name := range names {
+			f := fmt.Sprintf("%s[%d].%s", field, i, name)
+			scheme := c.schemes[name]
+			if scheme == nil {
+				if why, known := c.unsupported[name]; known {
+					c.fail(op.Line, where, f, "%s", why)
+				} else {
+					c.fail(op.Line, where, f, "unknown security scheme; components.securitySchemes does not declare it")
+				}
+				ok = false
+				continue
+			}
+			scopes := req[name]
+			for _, scope := range scopes {
+				if scheme.Type == SchemeOAuth2 && !c.oauthScopes[name][scope] {
+					c.fail(op.Line, where, f, "scope %q is not declared by the %s scheme", scope, name)
+					ok = false
+				} else if scheme.Type != SchemeOAuth2 && !c.allScopes[scope] {
+					c.fail(op.Line, where, f, "scope %q is not declared by any oauth2 scheme", scope)
+					ok = false
+				}
+			}
+			alt = append(alt, SchemeRequirement{Scheme: scheme, Scopes: slices.Clone(scopes)})
+		}
+		if ok {
+			sec.Alternatives = append(sec.Alternatives, alt)
+		}
+	}
+	return sec
+}
+
+func (c *compiler) compileFresh(op *Operation, where string) bool {
+	raw, ok := op.Spec.Extensions[ExtRequireFresh]
+	if !ok {
+		return false
+	}
+	fresh, isBool := raw.(bool)
+	if !isBool {
+		c.fail(op.Line, where, ExtRequireFresh, "must be true or false, not %v", raw)
+		return false
+	}
+	if !fresh {
+		return false
+	}
+	if op.Security.Public || op.Security.Anonymous {
+		c.fail(op.Line, where, ExtRequireFresh, "needs an operation that requires a token; this one admits anonymous callers")
+		return false
+	}
+	for i, alt := range op.Security.Alternatives {
+		for _, sr := range alt {
+			if sr.Scheme.Type != SchemeBearer && sr.Scheme.Type != SchemeOAuth2 {
+				c.fail(op.Line, where, ExtRequireFresh, "security alternative %d uses %s (%s), which carries no freshness; only bearer tokens do", i, sr.Scheme.Name, sr.Scheme.Type)
+				return false
+			}
+		}
+	}
+	return true
+}
