@@ -1,0 +1,105 @@
+package security
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/specguard/specguard/policy"
+)
+
+// BearerAuthenticator verifies access tokens in the Authorization header,
+// for http bearer and oauth2 schemes.
+type BearerAuthenticator struct{ Tokens *TokenService }
+
+var _ Authenticator = BearerAuthenticator{}
+
+// Authenticate implements Authenticator.
+func (b BearerAuthenticator) Authenticate(ctx context.Context, r *http.Request, _ *policy.Scheme) (*Principal, error) {
+	raw, err := BearerToken(r)
+	if raw == "" || err != nil {
+		return nil, err
+	}
+	c, err := b.Tokens.VerifyAccess(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	return &Principal{
+		Subject:  c.Subject,
+		Role:     c.Role,
+		Scopes:   splitScopes(c.Scope),
+		TokenID:  c.ID,
+		FamilyID: c.Family,
+		Fresh:    c.Fresh,
+	}, nil
+}
+
+// splitScopes returns the sorted scopes of a space-separated list.
+func splitScopes(s string) []string {
+	scopes := strings.Fields(s)
+	sort.Strings(scopes)
+	return scopes
+}
+
+// BearerToken returns the token of an "Authorization: Bearer" header, or ""
+// when the request has none (another scheme counts as none). Ambiguous or
+// malformed presentations are errors wrapping ErrMalformed: two
+// Authorization headers, a token in the query string (RFC 6750 section 5.3
+// advises against it, and URLs leak into logs), or a bad token syntax.
+func BearerToken(r *http.Request) (string, error) {
+	if r.URL.RawQuery != "" && strings.Contains(r.URL.RawQuery, "access_token") {
+		if _, ok := r.URL.Query()["access_token"]; ok {
+			return "", fmt.Errorf("%w: tokens are not accepted in the query string", ErrMalformed)
+		}
+	}
+	values := r.Header.Values("Authorization")
+	switch len(values) {
+	case 0:
+		return "", nil
+	case 1:
+	default:
+		return "", fmt.Errorf("%w: more than one Authorization header", ErrMalformed)
+	}
+	h := values[0]
+	scheme, token, found := strings.Cut(h, " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		if strings.EqualFold(h, "Bearer") {
+			return "", fmt.Errorf("%w: empty bearer token", ErrMalformed)
+		}
+		return "", nil
+	}
+	if !found || token == "" {
+		return "", fmt.Errorf("%w: empty bearer token", ErrMalformed)
+	}
+	if len(token) > MaxTokenBytes {
+		return "", fmt.Errorf("%w: token larger than %d bytes", ErrInvalid, MaxTokenBytes)
+	}
+	if !isB64Token(token) {
+		return "", fmt.Errorf("%w: the bearer token has characters RFC 6750 does not allow", ErrMalformed)
+	}
+	return token, nil
+}
+
+// isB64Token reports whether s matches RFC 6750's b64token:
+// 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func isB64Token(s string) bool {
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
+			break
+		}
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}

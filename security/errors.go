@@ -1,0 +1,19 @@
+package security
+
+import "errors"
+
+// Errors an Authenticator returns. The guard maps each to one response.
+var (
+	// ErrMalformed: the credential is unreadable or presented ambiguously
+	// (two Authorization headers, a token in the query string). 400 invalid_request.
+	ErrMalformed = errors.New("malformed credentials")
+	// ErrInvalid: the credential is forged, expired, revoked or of the wrong
+	// kind. 401 invalid_token; never downgraded to anonymous.
+	ErrInvalid = errors.New("invalid credentials")
+	// ErrNotFresh: the operation needs a token minted from a password. 401.
+	ErrNotFresh = errors.New("a fresh login is required")
+	// ErrCSRF: a cookie-authenticated unsafe request without a valid CSRF proof. 403.
+	ErrCSRF = errors.New("CSRF check failed")
+	// ErrUnavailable: a store needed to decide is unreachable. 503; never a pass.
+	ErrUnavailable = errors.New("security store unavailable")
+)

@@ -1,0 +1,419 @@
+package security
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/go-chi/chi/v5"
+
+	"github.com/specguard/specguard/policy"
+)
+
+// Authenticator verifies one kind of credential. It returns (nil, nil) when
+// the request carries no credential for scheme, so that alternative is not
+// satisfied; a credential that is present but bad is an error wrapping
+// ErrMalformed, ErrInvalid, ErrCSRF or ErrUnavailable.
+type Authenticator interface {
+	Authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*Principal, error)
+}
+
+// Limiter applies an operation's rate-limit tiers. It returns false after
+// writing the response (429, 503) when the request must not proceed.
+// p is nil for anonymous callers and for callers whose authentication failed.
+type Limiter interface {
+	Limit(w http.ResponseWriter, r *http.Request, op *policy.Operation, p *Principal) bool
+}
+
+// Option configures a guard.
+type Option func(*Guard)
+
+// WithAuthenticator registers a for every scheme of type t.
+func WithAuthenticator(t policy.SchemeType, a Authenticator) Option {
+	return func(g *Guard) { g.auth[t] = a }
+}
+
+// WithLimiter makes the guard apply rate limits with l. Without one, a table
+// that declares any limit is refused.
+func WithLimiter(l Limiter) Option { return func(g *Guard) { g.limiter = l } }
+
+// WithRealm sets the realm of WWW-Authenticate challenges ("specguard" when absent).
+func WithRealm(realm string) Option { return func(g *Guard) { g.realm = realm } }
+
+// WithMaxBodyBytes caps request bodies (1 MiB when absent); a larger body is
+// answered 413 before any handler runs.
+func WithMaxBodyBytes(n int64) Option { return func(g *Guard) { g.maxBody = n } }
+
+// WithoutRequestValidation skips validating requests against the spec's
+// schemas. Validation is on by default.
+func WithoutRequestValidation() Option { return func(g *Guard) { g.validate = false } }
+
+// WithErrorLog receives errors the guard answers with 503 (a store down).
+// Nothing is logged when absent.
+func WithErrorLog(f func(r *http.Request, err error)) Option {
+	return func(g *Guard) { g.logErr = f }
+}
+
+// Guard enforces a compiled policy table in front of a chi router.
+type Guard struct {
+	table    *policy.Table
+	routes   chi.Routes
+	auth     map[policy.SchemeType]Authenticator
+	limiter  Limiter
+	realm    string
+	maxBody  int64
+	validate bool
+	logErr   func(*http.Request, error)
+
+	byOp map[*policy.Operation]*routers.Route
+	pool sync.Pool
+}
+
+// NewGuard checks the configuration against the table and the router and
+// returns the guard middleware. It fails when a scheme the table uses has no
+// authenticator, when the table declares limits and no limiter is given, or
+// when the router and the table disagree on any route: an operation the
+// guard cannot see must not be served.
+func NewGuard(table *policy.Table, routes chi.Routes, opts ...Option) (func(http.Handler) http.Handler, error) {
+	g := &Guard{
+		table:    table,
+		routes:   routes,
+		auth:     map[policy.SchemeType]Authenticator{},
+		realm:    "specguard",
+		maxBody:  1 << 20,
+		validate: true,
+		byOp:     map[*policy.Operation]*routers.Route{},
+	}
+	for _, opt := range opts {
+		opt(g)
+	}
+	g.pool.New = func() any { return chi.NewRouteContext() }
+
+	var problems []string
+	for _, op := range table.Operations() {
+		for _, alt := range op.Security.Alternatives {
+			for _, sr := range alt {
+				if g.auth[sr.Scheme.Type] == nil {
+					problems = append(problems, fmt.Sprintf("%s %s (%s): no authenticator for scheme %s (%s)", op.Method, op.Path, op.ID, sr.Scheme.Name, sr.Scheme.Type))
+				}
+			}
+		}
+		if len(op.Limits) > 0 && g.limiter == nil {
+			problems = append(problems, fmt.Sprintf("%s %s (%s): declares x-rate-limit but the guard has no limiter", op.Method, op.Path, op.ID))
+		}
+		g.byOp[op] = &routers.Route{Spec: table.Doc, Path: op.Path, PathItem: op.PathItem, Method: op.Method, Operation: op.Spec}
+	}
+	seen := map[*policy.Operation]bool{}
+	err := chi.Walk(routes, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		op := table.Lookup(method, route)
+		if op == nil {
+			problems = append(problems, fmt.Sprintf("route %s %s has no operation in %s", method, route, table.Source))
+			return nil
+		}
+		seen[op] = true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("guard: walking routes: %w", err)
+	}
+	for _, op := range table.Operations() {
+		if !seen[op] {
+			problems = append(problems, fmt.Sprintf("%s %s (%s): operation has no route", op.Method, op.Path, op.ID))
+		}
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return nil, fmt.Errorf("guard: %s", strings.Join(dedupe(problems), "; "))
+	}
+	return g.middleware, nil
+}
+
+func dedupe(s []string) []string {
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func (g *Guard) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rctx := g.pool.Get().(*chi.Context)
+		rctx.Reset()
+		defer g.pool.Put(rctx)
+
+		// Resolve with the path chi itself will route on.
+		path := r.URL.RawPath
+		if path == "" {
+			path = r.URL.Path
+		}
+		op := g.table.Lookup(r.Method, g.routes.Find(rctx, r.Method, path))
+		if op == nil {
+			// Not an operation: chi answers 404 or 405. NewGuard verified
+			// that every route the router has belongs to an operation.
+			next.ServeHTTP(w, r)
+			return
+		}
+		ctx := policy.NewContext(r.Context(), op)
+
+		p, fail := g.authenticate(r, op)
+		if len(op.Limits) > 0 {
+			// A request whose authentication failed is limited as anonymous,
+			// so guessing credentials is throttled like any anonymous call.
+			lp := p
+			if fail != nil {
+				lp = nil
+			}
+			if !g.limiter.Limit(w, r.WithContext(ctx), op, lp) {
+				return
+			}
+		}
+		if fail != nil {
+			g.reject(w, r, fail)
+			return
+		}
+		if p != nil {
+			ctx = NewContext(ctx, p)
+		}
+		r = r.WithContext(ctx)
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(w, r.Body, g.maxBody)
+		}
+		if g.validate && !g.validateRequest(w, r, op, rctx) {
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// outcome of one scheme for one request, memoised so schemes shared by
+// several alternatives are verified once.
+type outcome struct {
+	param string
+	typ   policy.SchemeType
+	p     *Principal
+	err   error
+}
+
+// errNoCredentials and errScope are the failures that are not an
+// Authenticator's error: nothing presented, or too little scope.
+var errNoCredentials = errors.New("this operation needs credentials")
+
+type scopeError struct{ scopes []string }
+
+func (e *scopeError) Error() string {
+	return "this operation needs the scopes: " + strings.Join(e.scopes, " ")
+}
+
+// authenticate evaluates the operation's alternatives in order (OR); inside
+// one, every scheme must pass (AND) and hold its scopes. A non-nil error
+// means the request must be refused with it (see reject).
+func (g *Guard) authenticate(r *http.Request, op *policy.Operation) (*Principal, error) {
+	sec := &op.Security
+	if sec.Public {
+		return nil, nil
+	}
+	var memo [4]outcome
+	seen := memo[:0]
+	verify := func(s *policy.Scheme) outcome {
+		for _, o := range seen {
+			if o.param == s.Param && sameKind(o.typ, s.Type) {
+				return o
+			}
+		}
+		p, err := g.auth[s.Type].Authenticate(r.Context(), r, s)
+		o := outcome{param: s.Param, typ: s.Type, p: p, err: err}
+		seen = append(seen, o)
+		return o
+	}
+
+	var scopeMiss []string // scopes of the first alternative a valid credential lacked
+	for _, alt := range sec.Alternatives {
+		var got *Principal
+		satisfied := true
+		for _, sr := range alt {
+			o := verify(sr.Scheme)
+			if o.err != nil {
+				return nil, o.err
+			}
+			if o.p == nil {
+				satisfied = false
+				break
+			}
+			if !o.p.HasScopes(sr.Scopes) {
+				if scopeMiss == nil {
+					scopeMiss = sr.Scopes
+				}
+				satisfied = false
+				break
+			}
+			if got != nil && got.Subject != o.p.Subject {
+				return nil, fmt.Errorf("%w: the credentials name different users", ErrInvalid)
+			}
+			got = combine(got, o.p, sr.Scheme.Name)
+		}
+		if satisfied {
+			if op.RequireFresh && !got.Fresh {
+				return nil, ErrNotFresh
+			}
+			return got, nil
+		}
+	}
+	if scopeMiss != nil {
+		return nil, &scopeError{scopes: scopeMiss}
+	}
+	if sec.Anonymous {
+		return nil, nil
+	}
+	return nil, errNoCredentials
+}
+
+// sameKind reports whether two scheme types read a credential the same way,
+// so a result for one stands for the other (bearer and oauth2 both verify
+// the Authorization header's token).
+func sameKind(a, b policy.SchemeType) bool {
+	bearer := func(t policy.SchemeType) bool { return t == policy.SchemeBearer || t == policy.SchemeOAuth2 }
+	return a == b || (bearer(a) && bearer(b))
+}
+
+// combine merges the principals of an AND alternative: the result holds only
+// the scopes every credential holds.
+func combine(acc, p *Principal, scheme string) *Principal {
+	if acc == nil {
+		c := *p
+		c.Scheme = scheme
+		return &c
+	}
+	c := *acc
+	c.Scheme += "+" + scheme
+	scopes := make([]string, 0, len(acc.Scopes))
+	for _, s := range acc.Scopes {
+		if p.HasScope(s) {
+			scopes = append(scopes, s)
+		}
+	}
+	c.Scopes = scopes
+	c.Fresh = acc.Fresh && p.Fresh
+	if c.TokenID == "" {
+		c.TokenID, c.FamilyID = p.TokenID, p.FamilyID
+	}
+	if c.SessionID == "" {
+		c.SessionID = p.SessionID
+	}
+	if c.KeyID == "" {
+		c.KeyID = p.KeyID
+	}
+	return &c
+}
+
+// reject answers an authentication error. The detail names what was wrong
+// with the credential, never the credential itself.
+func (g *Guard) reject(w http.ResponseWriter, r *http.Request, err error) {
+	detail := err.Error()
+	var scopeErr *scopeError
+	switch {
+	case errors.Is(err, errNoCredentials):
+		w.Header().Set("WWW-Authenticate", challenge(g.realm, "", "", ""))
+		WriteProblem(w, &Problem{Type: ProblemTypePrefix + "unauthenticated", Title: "Authentication required", Status: http.StatusUnauthorized, Detail: detail})
+	case errors.As(err, &scopeErr):
+		scope := strings.Join(scopeErr.scopes, " ")
+		w.Header().Set("WWW-Authenticate", challenge(g.realm, "insufficient_scope", "the credential lacks a required scope", scope))
+		WriteProblem(w, &Problem{Type: ProblemTypePrefix + "insufficient-scope", Title: "Insufficient scope", Status: http.StatusForbidden, Detail: detail})
+	case errors.Is(err, ErrMalformed):
+		w.Header().Set("WWW-Authenticate", challenge(g.realm, "invalid_request", detail, ""))
+		WriteProblem(w, &Problem{Type: ProblemTypePrefix + "invalid-request", Title: "Malformed credentials", Status: http.StatusBadRequest, Detail: detail})
+	case errors.Is(err, ErrNotFresh):
+		w.Header().Set("WWW-Authenticate", challenge(g.realm, "insufficient_user_authentication", detail, ""))
+		WriteProblem(w, &Problem{Type: ProblemTypePrefix + "fresh-login-required", Title: "Fresh login required", Status: http.StatusUnauthorized, Detail: detail})
+	case errors.Is(err, ErrInvalid):
+		w.Header().Set("WWW-Authenticate", challenge(g.realm, "invalid_token", detail, ""))
+		WriteProblem(w, &Problem{Type: ProblemTypePrefix + "invalid-token", Title: "Invalid credentials", Status: http.StatusUnauthorized, Detail: detail})
+	case errors.Is(err, ErrCSRF):
+		WriteProblem(w, &Problem{Type: ProblemTypePrefix + "csrf", Title: "CSRF check failed", Status: http.StatusForbidden, Detail: detail})
+	default: // ErrUnavailable or anything unexpected: fail closed.
+		if g.logErr != nil {
+			g.logErr(r, err)
+		}
+		w.Header().Set("Retry-After", "1")
+		WriteProblem(w, &Problem{Type: ProblemTypePrefix + "store-unavailable", Title: "Service unavailable", Status: http.StatusServiceUnavailable,
+			Detail: "A store needed to check credentials is unavailable; try again shortly."})
+	}
+}
+
+func (g *Guard) validateRequest(w http.ResponseWriter, r *http.Request, op *policy.Operation, rctx *chi.Context) bool {
+	params := make(map[string]string, len(rctx.URLParams.Keys))
+	for i, k := range rctx.URLParams.Keys {
+		params[k] = rctx.URLParams.Values[i]
+	}
+	err := openapi3filter.ValidateRequest(r.Context(), &openapi3filter.RequestValidationInput{
+		Request:    r,
+		PathParams: params,
+		Route:      g.byOp[op],
+		Options: &openapi3filter.Options{
+			MultiError:         true,
+			AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
+		},
+	})
+	if err == nil {
+		return true
+	}
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		WriteProblem(w, &Problem{Type: ProblemTypePrefix + "body-too-large", Title: "Request body too large", Status: http.StatusRequestEntityTooLarge,
+			Detail: fmt.Sprintf("The body exceeds %d bytes.", tooLarge.Limit)})
+		return false
+	}
+	WriteProblem(w, &Problem{Type: ProblemTypePrefix + "invalid-request", Title: "Invalid request", Status: http.StatusBadRequest,
+		Detail: "The request does not match the API description.", Errors: fieldErrors(err)})
+	return false
+}
+
+// fieldErrors flattens openapi3filter's errors into one entry per field,
+// named like "body.title" or "query.limit".
+func fieldErrors(err error) []FieldError {
+	var out []FieldError
+	var walk func(err error, field string)
+	walk = func(err error, field string) {
+		switch e := err.(type) {
+		case *openapi3filter.RequestError:
+			if e.Parameter != nil {
+				field = e.Parameter.In + "." + e.Parameter.Name
+			} else if e.RequestBody != nil {
+				field = "body"
+			}
+			if e.Err == nil {
+				out = append(out, FieldError{Field: field, Message: oneLine(e.Reason)})
+				return
+			}
+			walk(e.Err, field)
+		case openapi3.MultiError:
+			for _, inner := range e {
+				walk(inner, field)
+			}
+		case *openapi3.SchemaError:
+			if ptr := e.JSONPointer(); len(ptr) > 0 {
+				field += "." + strings.Join(ptr, ".")
+			}
+			out = append(out, FieldError{Field: field, Message: oneLine(e.Reason)})
+		default:
+			if inner := errors.Unwrap(err); inner != nil {
+				walk(inner, field)
+				return
+			}
+			out = append(out, FieldError{Field: field, Message: oneLine(err.Error())})
+		}
+	}
+	walk(err, "request")
+	return out
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

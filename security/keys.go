@@ -1,0 +1,209 @@
+package security
+
+import (
+	"crypto/ecdsa"
+	"crypto/hmac"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// MinHMACKeyBytes is the shortest HMAC secret a Key accepts.
+const MinHMACKeyBytes = 32
+
+// Key is a signing or verification key with its algorithm pinned: a token
+// naming any other algorithm is refused before the signature is checked.
+type Key struct {
+	ID     string            // kid: the RFC 7638 thumbprint of the public key
+	Method jwt.SigningMethod // EdDSA, ES256, RS256 or HS256, chosen from the key type
+	sign   any               // private key or HMAC secret; nil for verify-only keys
+	verify any               // public key or HMAC secret
+}
+
+// Algorithm returns the JWS alg the key is pinned to.
+func (k *Key) Algorithm() string { return k.Method.Alg() }
+
+// CanSign reports whether k holds a private key or secret.
+func (k *Key) CanSign() bool { return k.sign != nil }
+
+// NewKey wraps a private key (ed25519.PrivateKey, *ecdsa.PrivateKey on
+// P-256, *rsa.PrivateKey of at least 2048 bits) or an HMAC secret ([]byte of
+// at least 32 bytes) and pins its algorithm from its type.
+func NewKey(private any) (*Key, error) {
+	switch k := private.(type) {
+	case ed25519.PrivateKey:
+		return newKey(jwt.SigningMethodEdDSA, k, k.Public())
+	case *ecdsa.PrivateKey:
+		if k.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("ECDSA key on %s: only P-256 (ES256) is supported", k.Curve.Params().Name)
+		}
+		return newKey(jwt.SigningMethodES256, k, &k.PublicKey)
+	case *rsa.PrivateKey:
+		if k.N.BitLen() < 2048 {
+			return nil, fmt.Errorf("RSA key of %d bits: at least 2048 are required", k.N.BitLen())
+		}
+		return newKey(jwt.SigningMethodRS256, k, &k.PublicKey)
+	case []byte:
+		if len(k) < MinHMACKeyBytes {
+			return nil, fmt.Errorf("HMAC key of %d bytes: at least %d are required", len(k), MinHMACKeyBytes)
+		}
+		return newKey(jwt.SigningMethodHS256, k, k)
+	}
+	return nil, fmt.Errorf("unsupported key type %T", private)
+}
+
+// NewVerifyKey wraps a public key for verification only (old keys kept
+// after a rotation).
+func NewVerifyKey(public any) (*Key, error) {
+	switch k := public.(type) {
+	case ed25519.PublicKey:
+		return newKey(jwt.SigningMethodEdDSA, nil, k)
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("ECDSA key on %s: only P-256 (ES256) is supported", k.Curve.Params().Name)
+		}
+		return newKey(jwt.SigningMethodES256, nil, k)
+	case *rsa.PublicKey:
+		if k.N.BitLen() < 2048 {
+			return nil, fmt.Errorf("RSA key of %d bits: at least 2048 are required", k.N.BitLen())
+		}
+		return newKey(jwt.SigningMethodRS256, nil, k)
+	}
+	return nil, fmt.Errorf("unsupported public key type %T", public)
+}
+
+func newKey(m jwt.SigningMethod, sign, verify any) (*Key, error) {
+	k := &Key{Method: m, sign: sign, verify: verify}
+	k.ID = thumbprint(k)
+	return k, nil
+}
+
+// GenerateKey makes a new Ed25519 signing key.
+func GenerateKey() (*Key, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	return NewKey(priv)
+}
+
+// ParseKeyPEM reads a key file: a PKCS#8 "PRIVATE KEY", a PKIX "PUBLIC KEY"
+// (verification only), or an "HMAC KEY" block holding the raw secret.
+func ParseKeyPEM(data []byte) (*Key, error) {
+	block, rest := pem.Decode(data)
+	if block == nil {
+		return nil, errors.New("no PEM block found")
+	}
+	if next, _ := pem.Decode(rest); next != nil {
+		return nil, errors.New("more than one PEM block; put one key in each file")
+	}
+	switch block.Type {
+	case "PRIVATE KEY":
+		k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("PKCS#8: %w", err)
+		}
+		return NewKey(k)
+	case "PUBLIC KEY":
+		k, err := x509.ParsePKIXPublicKey(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("PKIX: %w", err)
+		}
+		return NewVerifyKey(k)
+	case "HMAC KEY":
+		return NewKey(block.Bytes)
+	}
+	return nil, fmt.Errorf("PEM block %q: want PRIVATE KEY (PKCS#8), PUBLIC KEY or HMAC KEY", block.Type)
+}
+
+// MarshalPEM encodes a signing key as ParseKeyPEM reads it.
+func (k *Key) MarshalPEM() ([]byte, error) {
+	if k.sign == nil {
+		return nil, errors.New("key has no private part")
+	}
+	if secret, ok := k.sign.([]byte); ok {
+		return pem.EncodeToMemory(&pem.Block{Type: "HMAC KEY", Bytes: secret}), nil
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k.sign)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// JWK returns the public key as an RFC 7517 JSON Web Key, or nil for an
+// HMAC key, whose secret is never published.
+func (k *Key) JWK() map[string]any {
+	m := publicJWK(k.verify)
+	if m == nil {
+		return nil
+	}
+	m["kid"] = k.ID
+	m["alg"] = k.Algorithm()
+	m["use"] = "sig"
+	return m
+}
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// publicJWK holds only the members RFC 7638 hashes.
+func publicJWK(pub any) map[string]any {
+	switch p := pub.(type) {
+	case ed25519.PublicKey:
+		return map[string]any{"kty": "OKP", "crv": "Ed25519", "x": b64(p)}
+	case *ecdsa.PublicKey:
+		buf := make([]byte, 32)
+		return map[string]any{"kty": "EC", "crv": "P-256", "x": b64(p.X.FillBytes(buf)), "y": b64(p.Y.FillBytes(make([]byte, 32)))}
+	case *rsa.PublicKey:
+		return map[string]any{"kty": "RSA", "n": b64(p.N.Bytes()), "e": b64(big.NewInt(int64(p.E)).Bytes())}
+	}
+	return nil
+}
+
+// thumbprint is the RFC 7638 JWK thumbprint; for an HMAC key, a hash of the
+// secret under a fixed label, so the kid reveals nothing usable.
+func thumbprint(k *Key) string {
+	m := publicJWK(k.verify)
+	if m == nil {
+		sum := sha256.Sum256(append([]byte("specguard hmac kid\x00"), k.verify.([]byte)...))
+		return "hs-" + hex.EncodeToString(sum[:12])
+	}
+	// json.Marshal sorts map keys, which is RFC 7638's canonical member order.
+	canon, _ := json.Marshal(m)
+	sum := sha256.Sum256(canon)
+	return b64(sum[:])
+}
+
+// Derive returns a 32-byte secret for purpose label, derived from the
+// signing key's private part: instances that share a signing key share
+// every derived secret (such as the CSRF key) with no extra configuration.
+func (k *Key) Derive(label string) ([]byte, error) {
+	var material []byte
+	switch s := k.sign.(type) {
+	case nil:
+		return nil, errors.New("key has no private part")
+	case []byte:
+		material = s
+	default:
+		der, err := x509.MarshalPKCS8PrivateKey(s)
+		if err != nil {
+			return nil, err
+		}
+		material = der
+	}
+	m := hmac.New(sha256.New, material)
+	m.Write([]byte("specguard derive\x00" + label))
+	return m.Sum(nil), nil
+}

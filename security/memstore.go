@@ -1,0 +1,271 @@
+package security
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+)
+
+// MemoryStore keeps security state in this process. It is the default when
+// no Redis is configured; state is lost on restart and not shared.
+type MemoryStore struct {
+	now func() time.Time
+
+	mu        sync.Mutex
+	families  map[string]*Family
+	sessions  map[string]*Session
+	keys      map[string]*APIKey
+	notBefore map[string]time.Time // subject -> everything created before is revoked
+	writes    int
+}
+
+var _ Store = (*MemoryStore)(nil)
+
+// NewMemoryStore returns an empty store. now is its clock (time.Now when nil).
+func NewMemoryStore(now func() time.Time) *MemoryStore {
+	if now == nil {
+		now = time.Now
+	}
+	return &MemoryStore{
+		now:       now,
+		families:  map[string]*Family{},
+		sessions:  map[string]*Session{},
+		keys:      map[string]*APIKey{},
+		notBefore: map[string]time.Time{},
+	}
+}
+
+// revoked reports whether something of subject created at created was
+// revoked by RevokeSubject. Callers hold mu.
+func (m *MemoryStore) revoked(subject string, created time.Time) bool {
+	nb, ok := m.notBefore[subject]
+	return ok && !created.After(nb)
+}
+
+// sweep drops expired records now and then, so memory stays bounded without
+// a background goroutine. Callers hold mu.
+func (m *MemoryStore) sweep(now time.Time) {
+	m.writes++
+	if m.writes%1024 != 0 {
+		return
+	}
+	for id, f := range m.families {
+		if !now.Before(f.Expires) || m.revoked(f.Subject, f.Created) {
+			delete(m.families, id)
+		}
+	}
+	for id, s := range m.sessions {
+		if !now.Before(s.Expires) || m.revoked(s.Subject, s.Created) {
+			delete(m.sessions, id)
+		}
+	}
+}
+
+// liveFamily returns family id when it exists, has not expired and was not
+// revoked. Callers hold mu.
+func (m *MemoryStore) liveFamily(id string, now time.Time) *Family {
+	f := m.families[id]
+	if f == nil {
+		return nil
+	}
+	if !now.Before(f.Expires) || m.revoked(f.Subject, f.Created) {
+		delete(m.families, id)
+		return nil
+	}
+	return f
+}
+
+func (m *MemoryStore) CreateFamily(_ context.Context, f *Family) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	m.sweep(now)
+	f.Created, f.LastUsed = now, now
+	c := *f
+	m.families[f.ID] = &c
+	return nil
+}
+
+func (m *MemoryStore) RotateFamily(_ context.Context, id, presented, nextRefresh, nextAccess string) (*Family, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	f := m.liveFamily(id, now)
+	if f == nil {
+		return nil, ErrNotFound
+	}
+	if f.RefreshJTI != presented {
+		delete(m.families, id)
+		return nil, ErrReused
+	}
+	f.RefreshJTI, f.AccessJTI, f.LastUsed = nextRefresh, nextAccess, now
+	c := *f
+	return &c, nil
+}
+
+func (m *MemoryStore) CheckAccess(_ context.Context, subject, family, jti string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f := m.liveFamily(family, m.now())
+	if f == nil || f.Subject != subject || f.AccessJTI != jti {
+		return ErrNotFound
+	}
+	return nil
+}
+
+func (m *MemoryStore) RevokeFamily(_ context.Context, subject, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f := m.liveFamily(id, m.now())
+	if f == nil || f.Subject != subject {
+		return ErrNotFound
+	}
+	delete(m.families, id)
+	return nil
+}
+
+func (m *MemoryStore) Families(_ context.Context, subject string) ([]Family, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	var out []Family
+	for id, f := range m.families {
+		if f.Subject == subject && m.liveFamily(id, now) != nil {
+			out = append(out, *f)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out, nil
+}
+
+func (m *MemoryStore) RevokeSubject(_ context.Context, subject string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.notBefore[subject] = m.now()
+	return nil
+}
+
+func (m *MemoryStore) CreateSession(_ context.Context, s *Session) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	m.sweep(now)
+	s.Created, s.LastUsed = now, now
+	c := *s
+	c.SecretHash = slices.Clone(s.SecretHash)
+	m.sessions[s.ID] = &c
+	return nil
+}
+
+func (m *MemoryStore) liveSession(id string, now time.Time) *Session {
+	s := m.sessions[id]
+	if s == nil {
+		return nil
+	}
+	if !now.Before(s.Expires) || m.revoked(s.Subject, s.Created) {
+		delete(m.sessions, id)
+		return nil
+	}
+	return s
+}
+
+func (m *MemoryStore) Session(_ context.Context, id string) (*Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	s := m.liveSession(id, now)
+	if s == nil {
+		return nil, ErrNotFound
+	}
+	s.LastUsed = now
+	c := *s
+	return &c, nil
+}
+
+func (m *MemoryStore) DeleteSession(_ context.Context, subject, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.liveSession(id, m.now())
+	if s == nil || s.Subject != subject {
+		return ErrNotFound
+	}
+	delete(m.sessions, id)
+	return nil
+}
+
+func (m *MemoryStore) Sessions(_ context.Context, subject string) ([]Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	var out []Session
+	for id, s := range m.sessions {
+		if s.Subject == subject && m.liveSession(id, now) != nil {
+			out = append(out, *s)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out, nil
+}
+
+func (m *MemoryStore) CreateKey(_ context.Context, k *APIKey) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k.Created = m.now()
+	c := *k
+	c.Scopes = slices.Clone(k.Scopes)
+	c.SecretHash = slices.Clone(k.SecretHash)
+	m.keys[k.ID] = &c
+	return nil
+}
+
+func (m *MemoryStore) liveKey(id string) *APIKey {
+	k := m.keys[id]
+	if k == nil {
+		return nil
+	}
+	if m.revoked(k.Subject, k.Created) {
+		delete(m.keys, id)
+		return nil
+	}
+	return k
+}
+
+func (m *MemoryStore) Key(_ context.Context, id string) (*APIKey, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := m.liveKey(id)
+	if k == nil {
+		return nil, ErrNotFound
+	}
+	k.LastUsed = m.now()
+	c := *k
+	return &c, nil
+}
+
+func (m *MemoryStore) RevokeKey(_ context.Context, subject, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := m.liveKey(id)
+	if k == nil || k.Subject != subject {
+		return ErrNotFound
+	}
+	delete(m.keys, id)
+	return nil
+}
+
+func (m *MemoryStore) Keys(_ context.Context, subject string) ([]APIKey, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []APIKey
+	for id, k := range m.keys {
+		if k.Subject == subject && m.liveKey(id) != nil {
+			out = append(out, *k)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out, nil
+}
+
+func (m *MemoryStore) Ping(context.Context) error { return nil }

@@ -1,0 +1,69 @@
+// Package security authenticates requests against the security requirements
+// an OpenAPI document declares, and issues and revokes the credentials it
+// accepts: access and refresh tokens, cookie sessions and API keys.
+package security
+
+import (
+	"context"
+	"slices"
+)
+
+// Principal is a verified caller. The guard puts it in the request context;
+// handlers read it with FromContext.
+type Principal struct {
+	Subject string   // the user id
+	Role    string   // the user's role when the token or session was issued
+	Scheme  string   // the security scheme(s) that admitted the request, "+"-joined for AND
+	Scopes  []string // scopes held, sorted
+
+	TokenID   string // jti of the access token, when a token was presented
+	FamilyID  string // refresh-token family (one login) of the access token
+	SessionID string // cookie session id, when a session was presented
+	KeyID     string // API key id, when a key was presented
+	Fresh     bool   // the token was minted from a password, not a refresh
+}
+
+// HasScope reports whether p holds scope.
+func (p *Principal) HasScope(scope string) bool {
+	_, found := slices.BinarySearch(p.Scopes, scope)
+	return found
+}
+
+// HasScopes reports whether p holds every one of scopes.
+func (p *Principal) HasScopes(scopes []string) bool {
+	for _, s := range scopes {
+		if !p.HasScope(s) {
+			return false
+		}
+	}
+	return true
+}
+
+type principalKey struct{}
+
+// NewContext returns a copy of ctx carrying p.
+func NewContext(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// FromContext returns the verified caller of this request, or nil for an
+// anonymous caller or a public operation.
+func FromContext(ctx context.Context) *Principal {
+	p, _ := ctx.Value(principalKey{}).(*Principal)
+	return p
+}
+
+// Claim returns the value of a token claim the principal carries, for
+// x-rate-limit keys of the form claim:<name>: sub, role and fam are known;
+// any other name gives "".
+func (p *Principal) Claim(name string) string {
+	switch name {
+	case "sub":
+		return p.Subject
+	case "role":
+		return p.Role
+	case "fam":
+		return p.FamilyID
+	}
+	return ""
+}

@@ -1,0 +1,203 @@
+package security
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/specguard/specguard/policy"
+)
+
+// CSRF names: the header a browser client sends the token in, and the
+// readable cookie that carries it for the double-submit check.
+const (
+	CSRFHeader = "X-CSRF-Token"
+	CSRFCookie = "__Host-csrf"
+)
+
+// SessionService creates browser sessions and authenticates cookie-session
+// requests (apiKey-in-cookie schemes), with a CSRF check on unsafe methods.
+type SessionService struct {
+	store   Store
+	ttl     time.Duration
+	csrfKey []byte
+	origins []string // allowed Origin values; the request's own host when empty
+	scopes  func(role string) []string
+}
+
+// SessionOption configures a SessionService.
+type SessionOption func(*SessionService)
+
+// WithSessionTTL sets how long a session lives (12 hours when absent).
+func WithSessionTTL(d time.Duration) SessionOption { return func(s *SessionService) { s.ttl = d } }
+
+// WithAllowedOrigins sets the origins (scheme://host[:port]) whose unsafe
+// cookie-authenticated requests are accepted. When absent, an Origin must
+// name the request's own Host.
+func WithAllowedOrigins(origins ...string) SessionOption {
+	return func(s *SessionService) { s.origins = origins }
+}
+
+// NewSessionService returns a session service. csrfKey (at least 32 bytes)
+// signs CSRF tokens; scopes maps a role to the scopes a session of that role holds.
+func NewSessionService(store Store, csrfKey []byte, scopes func(role string) []string, opts ...SessionOption) (*SessionService, error) {
+	if len(csrfKey) < 32 {
+		return nil, fmt.Errorf("session service: CSRF key of %d bytes; at least 32 are required", len(csrfKey))
+	}
+	s := &SessionService{store: store, ttl: 12 * time.Hour, csrfKey: csrfKey, scopes: scopes}
+	for _, opt := range opts {
+		opt(s)
+	}
+	return s, nil
+}
+
+// NewSession is what a browser login returns: the cookie value (shown to
+// the browser only), the CSRF token and the stored session.
+type NewSession struct {
+	Cookie  string
+	CSRF    string
+	Session *Session
+}
+
+// Create starts a session for subject. Each login makes a new id, so a
+// session id planted before login is never promoted (no fixation).
+func (s *SessionService) Create(ctx context.Context, subject, role, device string) (*NewSession, error) {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(secret)
+	sess := &Session{ID: NewID(), Subject: subject, Role: role, Device: device, SecretHash: sum[:], Expires: time.Now().Add(s.ttl)}
+	if err := s.store.CreateSession(ctx, sess); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return &NewSession{
+		Cookie:  sess.ID + "." + base64.RawURLEncoding.EncodeToString(secret),
+		CSRF:    s.csrfToken(sess.ID),
+		Session: sess,
+	}, nil
+}
+
+// csrfToken is HMAC-SHA256(key, session id): signed, bound to the session,
+// and unknowable to a cross-site attacker who cannot read the cookie.
+func (s *SessionService) csrfToken(sessionID string) string {
+	m := hmac.New(sha256.New, s.csrfKey)
+	m.Write([]byte("csrf\x00"))
+	m.Write([]byte(sessionID))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// Cookies returns the session cookie (named name, from the spec) and the
+// CSRF cookie for ns.
+func (s *SessionService) Cookies(name string, ns *NewSession) []*http.Cookie {
+	exp := ns.Session.Expires
+	return []*http.Cookie{
+		{Name: name, Value: ns.Cookie, Path: "/", Expires: exp, MaxAge: int(time.Until(exp).Seconds()), Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode},
+		{Name: CSRFCookie, Value: ns.CSRF, Path: "/", Expires: exp, MaxAge: int(time.Until(exp).Seconds()), Secure: true, HttpOnly: false, SameSite: http.SameSiteStrictMode},
+	}
+}
+
+// ClearCookies returns cookies that delete the session and CSRF cookies.
+func (s *SessionService) ClearCookies(name string) []*http.Cookie {
+	return []*http.Cookie{
+		{Name: name, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode},
+		{Name: CSRFCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, SameSite: http.SameSiteStrictMode},
+	}
+}
+
+// Delete ends subject's session id.
+func (s *SessionService) Delete(ctx context.Context, subject, id string) error {
+	return s.store.DeleteSession(ctx, subject, id)
+}
+
+var _ Authenticator = (*SessionService)(nil)
+
+// Authenticate implements Authenticator for the cookie named scheme.Param.
+func (s *SessionService) Authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*Principal, error) {
+	var value string
+	n := 0
+	for _, c := range r.Cookies() {
+		if c.Name == scheme.Param {
+			value = c.Value
+			n++
+		}
+	}
+	switch {
+	case n == 0:
+		return nil, nil
+	case n > 1:
+		// Two cookies of one name mean one was planted (cookie tossing).
+		return nil, fmt.Errorf("%w: more than one %s cookie", ErrMalformed, scheme.Param)
+	}
+	id, secretB64, ok := strings.Cut(value, ".")
+	secret, err := base64.RawURLEncoding.DecodeString(secretB64)
+	if !ok || err != nil || len(secret) != 32 || len(id) > 64 {
+		return nil, fmt.Errorf("%w: malformed session cookie", ErrInvalid)
+	}
+	sess, err := s.store.Session(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("%w: session expired or ended", ErrInvalid)
+	} else if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	sum := sha256.Sum256(secret)
+	if subtle.ConstantTimeCompare(sum[:], sess.SecretHash) != 1 {
+		return nil, fmt.Errorf("%w: session expired or ended", ErrInvalid)
+	}
+	if !safeMethod(r.Method) {
+		if err := s.checkCSRF(r, sess.ID); err != nil {
+			return nil, err
+		}
+	}
+	scopes := slices.Sorted(slices.Values(s.scopes(sess.Role)))
+	return &Principal{Subject: sess.Subject, Role: sess.Role, Scopes: scopes, SessionID: sess.ID}, nil
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions || m == http.MethodTrace
+}
+
+// checkCSRF demands a same-origin request (Sec-Fetch-Site, Origin) and the
+// signed double-submit token in both the header and the CSRF cookie.
+func (s *SessionService) checkCSRF(r *http.Request, sessionID string) error {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		return fmt.Errorf("%w: cross-site request (Sec-Fetch-Site: %s)", ErrCSRF, quoteSafe(site))
+	}
+	if origin := r.Header.Get("Origin"); origin != "" && !s.originAllowed(r, origin) {
+		return fmt.Errorf("%w: origin not allowed", ErrCSRF)
+	}
+	header := r.Header.Get(CSRFHeader)
+	if header == "" {
+		return fmt.Errorf("%w: missing %s header", ErrCSRF, CSRFHeader)
+	}
+	cookie, err := r.Cookie(CSRFCookie)
+	if err != nil || subtle.ConstantTimeCompare([]byte(cookie.Value), []byte(header)) != 1 {
+		return fmt.Errorf("%w: the %s header does not match the %s cookie", ErrCSRF, CSRFHeader, CSRFCookie)
+	}
+	if subtle.ConstantTimeCompare([]byte(header), []byte(s.csrfToken(sessionID))) != 1 {
+		return fmt.Errorf("%w: the CSRF token does not belong to this session", ErrCSRF)
+	}
+	return nil
+}
+
+func (s *SessionService) originAllowed(r *http.Request, origin string) bool {
+	if len(s.origins) == 0 {
+		_, host, ok := strings.Cut(origin, "://")
+		return ok && host == r.Host
+	}
+	for _, o := range s.origins {
+		if o == origin {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,329 @@
+package security
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Token types, carried in the JOSE header "typ" so an access token can
+// never stand in for a refresh token or the other way round (RFC 9068, 8725).
+const (
+	TypeAccess  = "at+jwt"
+	TypeRefresh = "rt+jwt"
+)
+
+// MaxTokenBytes caps the size of a token the service will parse.
+const MaxTokenBytes = 4096
+
+// Claims are the claims of specguard's tokens.
+type Claims struct {
+	jwt.RegisteredClaims
+	Family string `json:"fam"`
+	Scope  string `json:"scope,omitempty"` // access tokens: space-separated
+	Role   string `json:"role,omitempty"`  // access tokens
+	Fresh  bool   `json:"fresh,omitempty"` // access tokens minted from a password
+}
+
+// Pair is a freshly minted access and refresh token.
+type Pair struct {
+	Access        string
+	AccessClaims  *Claims
+	Refresh       string
+	RefreshClaims *Claims
+	ExpiresIn     time.Duration // lifetime of the access token
+}
+
+// TokenOption configures a TokenService.
+type TokenOption func(*TokenService)
+
+// WithTokenTTL sets the access and refresh lifetimes (15 minutes and 30 days
+// when absent). The refresh lifetime is absolute: rotation never extends it.
+func WithTokenTTL(access, refresh time.Duration) TokenOption {
+	return func(t *TokenService) { t.accessTTL, t.refreshTTL = access, refresh }
+}
+
+// WithVerifyKeys adds keys that verify but never sign: the previous keys of
+// a rotation, so tokens they signed stay valid until they expire.
+func WithVerifyKeys(keys ...*Key) TokenOption {
+	return func(t *TokenService) { t.extra = append(t.extra, keys...) }
+}
+
+// WithClock sets the clock (time.Now when absent).
+func WithClock(now func() time.Time) TokenOption { return func(t *TokenService) { t.now = now } }
+
+// WithLeeway sets the allowed clock skew for exp, nbf and iat (30s when absent).
+func WithLeeway(d time.Duration) TokenOption { return func(t *TokenService) { t.leeway = d } }
+
+// WithCacheSize bounds the verified-token cache (10000 entries when absent;
+// 0 disables it).
+func WithCacheSize(n int) TokenOption { return func(t *TokenService) { t.cacheSize = n } }
+
+// TokenService mints and verifies specguard's access and refresh tokens and
+// drives refresh rotation through a Store.
+type TokenService struct {
+	issuer, audience      string
+	signing               *Key
+	extra                 []*Key
+	keys                  map[string]*Key
+	accessTTL, refreshTTL time.Duration
+	leeway                time.Duration
+	now                   func() time.Time
+	store                 Store
+	cacheSize             int
+	cache                 *tokenCache
+	parser                *jwt.Parser
+}
+
+// NewTokenService returns a service that signs with signing and stores
+// state in store. issuer and audience are required and checked on every token.
+func NewTokenService(issuer, audience string, signing *Key, store Store, opts ...TokenOption) (*TokenService, error) {
+	if issuer == "" || audience == "" {
+		return nil, errors.New("token service: issuer and audience are required")
+	}
+	if signing == nil || !signing.CanSign() {
+		return nil, errors.New("token service: a signing key with a private part is required")
+	}
+	t := &TokenService{
+		issuer: issuer, audience: audience, signing: signing, store: store,
+		accessTTL: 15 * time.Minute, refreshTTL: 30 * 24 * time.Hour,
+		leeway: 30 * time.Second, now: time.Now, cacheSize: 10000,
+		keys: map[string]*Key{},
+	}
+	for _, opt := range opts {
+		opt(t)
+	}
+	if t.accessTTL <= 0 || t.refreshTTL < t.accessTTL {
+		return nil, fmt.Errorf("token service: need 0 < access TTL (%s) <= refresh TTL (%s)", t.accessTTL, t.refreshTTL)
+	}
+	var algs []string
+	for _, k := range append([]*Key{signing}, t.extra...) {
+		if prev, dup := t.keys[k.ID]; dup && prev != k {
+			return nil, fmt.Errorf("token service: two keys share kid %s", k.ID)
+		}
+		t.keys[k.ID] = k
+		if !slices.Contains(algs, k.Algorithm()) {
+			algs = append(algs, k.Algorithm())
+		}
+	}
+	t.parser = jwt.NewParser(
+		jwt.WithValidMethods(algs),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithIssuer(issuer),
+		jwt.WithAudience(audience),
+		jwt.WithLeeway(t.leeway),
+		jwt.WithStrictDecoding(),
+		jwt.WithTimeFunc(t.now),
+	)
+	if t.cacheSize > 0 {
+		t.cache = newTokenCache(t.cacheSize)
+	}
+	return t, nil
+}
+
+// AccessTTL is the lifetime of access tokens.
+func (t *TokenService) AccessTTL() time.Duration { return t.accessTTL }
+
+// JWKS returns the public keys that verify tokens, as an RFC 7517 set.
+func (t *TokenService) JWKS() []map[string]any {
+	out := []map[string]any{}
+	for _, k := range append([]*Key{t.signing}, t.extra...) {
+		if jwk := k.JWK(); jwk != nil {
+			out = append(out, jwk)
+		}
+	}
+	return out
+}
+
+// NewID returns a random identifier of 128 bits, base64url encoded.
+func NewID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// Login starts a new family for subject (a password login) and mints a
+// fresh access token with scopes and a refresh token.
+func (t *TokenService) Login(ctx context.Context, subject, role string, scopes []string, device string) (*Pair, error) {
+	now := t.now()
+	fam := &Family{ID: NewID(), Subject: subject, Device: device, Expires: now.Add(t.refreshTTL)}
+	pair, err := t.mint(subject, role, scopes, fam.ID, fam.Expires, true)
+	if err != nil {
+		return nil, err
+	}
+	fam.RefreshJTI, fam.AccessJTI = pair.RefreshClaims.ID, pair.AccessClaims.ID
+	if err := t.store.CreateFamily(ctx, fam); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return pair, nil
+}
+
+// Refresh spends refresh token raw and returns its successor pair. scopes
+// gives the subject's current scopes (a role may have changed); an error
+// there stops the refresh. Reuse of a spent token revokes the family and
+// returns an error wrapping ErrInvalid and ErrReused.
+func (t *TokenService) Refresh(ctx context.Context, raw string, scopes func(subject string) (role string, scopes []string, err error)) (*Pair, error) {
+	c, err := t.parse(raw, TypeRefresh)
+	if err != nil {
+		return nil, err
+	}
+	role, sc, err := scopes(c.Subject)
+	if err != nil {
+		return nil, err
+	}
+	pair, err := t.mint(c.Subject, role, sc, c.Family, c.ExpiresAt.Time, false)
+	if err != nil {
+		return nil, err
+	}
+	_, err = t.store.RotateFamily(ctx, c.Family, c.ID, pair.RefreshClaims.ID, pair.AccessClaims.ID)
+	switch {
+	case err == nil:
+		return pair, nil
+	case errors.Is(err, ErrReused):
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, ErrReused)
+	case errors.Is(err, ErrNotFound):
+		return nil, fmt.Errorf("%w: the refresh token was revoked", ErrInvalid)
+	}
+	return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
+
+// RefreshClaims verifies a refresh token without spending it (for logout).
+func (t *TokenService) RefreshClaims(raw string) (*Claims, error) { return t.parse(raw, TypeRefresh) }
+
+func (t *TokenService) mint(subject, role string, scopes []string, family string, refreshExp time.Time, fresh bool) (*Pair, error) {
+	now := t.now()
+	accessExp := now.Add(t.accessTTL)
+	if accessExp.After(refreshExp) {
+		accessExp = refreshExp
+	}
+	ac := &Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: t.issuer, Subject: subject, Audience: jwt.ClaimStrings{t.audience},
+			ExpiresAt: jwt.NewNumericDate(accessExp), IssuedAt: jwt.NewNumericDate(now), ID: NewID(),
+		},
+		Family: family, Scope: strings.Join(scopes, " "), Role: role, Fresh: fresh,
+	}
+	rc := &Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: t.issuer, Subject: subject, Audience: jwt.ClaimStrings{t.audience},
+			ExpiresAt: jwt.NewNumericDate(refreshExp), IssuedAt: jwt.NewNumericDate(now), ID: NewID(),
+		},
+		Family: family,
+	}
+	access, err := t.sign(ac, TypeAccess)
+	if err != nil {
+		return nil, err
+	}
+	refresh, err := t.sign(rc, TypeRefresh)
+	if err != nil {
+		return nil, err
+	}
+	return &Pair{Access: access, AccessClaims: ac, Refresh: refresh, RefreshClaims: rc, ExpiresIn: accessExp.Sub(now)}, nil
+}
+
+func (t *TokenService) sign(c *Claims, typ string) (string, error) {
+	tok := jwt.NewWithClaims(t.signing.Method, c)
+	tok.Header["kid"] = t.signing.ID
+	tok.Header["typ"] = typ
+	return tok.SignedString(t.signing.sign)
+}
+
+// parse verifies signature, algorithm, kid, typ and the registered claims.
+// It never consults the store.
+func (t *TokenService) parse(raw, typ string) (*Claims, error) {
+	if len(raw) > MaxTokenBytes {
+		return nil, fmt.Errorf("%w: token larger than %d bytes", ErrInvalid, MaxTokenBytes)
+	}
+	c := &Claims{}
+	_, err := t.parser.ParseWithClaims(raw, c, func(tok *jwt.Token) (any, error) {
+		if _, crit := tok.Header["crit"]; crit {
+			return nil, errors.New("crit header is not supported")
+		}
+		if got, _ := tok.Header["typ"].(string); !strings.EqualFold(got, typ) {
+			return nil, fmt.Errorf("token type %q, want %q", got, typ)
+		}
+		kid, _ := tok.Header["kid"].(string)
+		k := t.keys[kid]
+		if k == nil {
+			return nil, errors.New("unknown key id")
+		}
+		if tok.Method.Alg() != k.Algorithm() {
+			return nil, fmt.Errorf("algorithm %s does not match key %s", tok.Method.Alg(), kid)
+		}
+		return k.verify, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrInvalid, describe(err))
+	}
+	if c.Subject == "" || c.ID == "" || c.Family == "" {
+		return nil, fmt.Errorf("%w: token lacks sub, jti or fam", ErrInvalid)
+	}
+	return c, nil
+}
+
+// describe turns a golang-jwt error into a short reason that never contains
+// the token.
+func describe(err error) string {
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return "token expired"
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return "token not valid yet"
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return "token issued in the future"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return "token lacks a required claim"
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return "wrong issuer"
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return "wrong audience"
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return "bad signature"
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return "malformed token"
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		var ve interface{ Unwrap() []error }
+		if errors.As(err, &ve) {
+			for _, e := range ve.Unwrap() {
+				if !errors.Is(e, jwt.ErrTokenUnverifiable) {
+					return oneLine(e.Error())
+				}
+			}
+		}
+		return "token cannot be verified"
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrSignatureInvalid):
+		return "bad signature"
+	}
+	return "invalid token"
+}
+
+// VerifyAccess checks an access token: signature, claims, and (every time,
+// even on a cache hit) that it has not been replaced or revoked.
+func (t *TokenService) VerifyAccess(ctx context.Context, raw string) (*Claims, error) {
+	c, ok := t.cache.get(raw, t.now())
+	if !ok {
+		var err error
+		if c, err = t.parse(raw, TypeAccess); err != nil {
+			return nil, err
+		}
+		t.cache.put(raw, c)
+	}
+	switch err := t.store.CheckAccess(ctx, c.Subject, c.Family, c.ID); {
+	case err == nil:
+		return c, nil
+	case errors.Is(err, ErrNotFound):
+		return nil, fmt.Errorf("%w: token revoked", ErrInvalid)
+	default:
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+}

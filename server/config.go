@@ -1,0 +1,193 @@
+package server
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is everything `specguard serve` reads from SPECGUARD_* variables;
+// a flag of the same name (without the prefix, lower case, dashes) overrides
+// its variable.
+type Config struct {
+	Addr            string        // SPECGUARD_ADDR
+	RedisURL        string        // SPECGUARD_REDIS_URL; empty = in-memory stores
+	SigningKeyFile  string        // SPECGUARD_SIGNING_KEY_FILE; empty = a dev key in DataDir
+	VerifyKeyFiles  []string      // SPECGUARD_VERIFY_KEY_FILES; comma-separated
+	DataDir         string        // SPECGUARD_DATA_DIR
+	UsersFile       string        // SPECGUARD_USERS_FILE; empty = demo users
+	TrustedProxies  []string      // SPECGUARD_TRUSTED_PROXIES; comma-separated CIDRs
+	Issuer          string        // SPECGUARD_ISSUER
+	AccessTTL       time.Duration // SPECGUARD_ACCESS_TTL
+	RefreshTTL      time.Duration // SPECGUARD_REFRESH_TTL
+	SessionTTL      time.Duration // SPECGUARD_SESSION_TTL
+	StoreTimeout    time.Duration // SPECGUARD_STORE_TIMEOUT
+	AllowedOrigins  []string      // SPECGUARD_ALLOWED_ORIGINS; comma-separated
+	ShutdownTimeout time.Duration // SPECGUARD_SHUTDOWN_TIMEOUT
+	LogFormat       string        // SPECGUARD_LOG_FORMAT: json or text
+}
+
+type setting struct {
+	name  string // flag name; the variable is SPECGUARD_ + upper(name with _)
+	usage string
+	def   string
+	set   func(c *Config, v string) error
+}
+
+func str(dst func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *dst(c) = v; return nil }
+}
+
+func list(dst func(*Config) *[]string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		var out []string
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+		*dst(c) = out
+		return nil
+	}
+}
+
+func dur(dst func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("%q is not a positive duration such as 15m", v)
+		}
+		*dst(c) = d
+		return nil
+	}
+}
+
+var settings = []setting{
+	{"addr", "listen address", "127.0.0.1:8080", str(func(c *Config) *string { return &c.Addr })},
+	{"redis-url", "Redis URL (redis://, rediss://, or redis+cluster://host:port,host:port); empty = in-memory", "", str(func(c *Config) *string { return &c.RedisURL })},
+	{"signing-key-file", "PEM private key (PKCS#8) that signs tokens; empty = a dev Ed25519 key in the data dir", "", str(func(c *Config) *string { return &c.SigningKeyFile })},
+	{"verify-key-files", "comma-separated PEM keys that still verify tokens after a rotation", "", list(func(c *Config) *[]string { return &c.VerifyKeyFiles })},
+	{"data-dir", "directory for the dev signing key", ".specguard", str(func(c *Config) *string { return &c.DataDir })},
+	{"users-file", "YAML list of {email, password | password_hash, role} to seed; empty = demo users", "", str(func(c *Config) *string { return &c.UsersFile })},
+	{"trusted-proxies", "comma-separated CIDRs whose X-Forwarded-For / Forwarded headers are believed", "", list(func(c *Config) *[]string { return &c.TrustedProxies })},
+	{"issuer", "iss and aud of the tokens", "specguard", str(func(c *Config) *string { return &c.Issuer })},
+	{"access-ttl", "access token lifetime", "15m", dur(func(c *Config) *time.Duration { return &c.AccessTTL })},
+	{"refresh-ttl", "refresh token lifetime (absolute)", "720h", dur(func(c *Config) *time.Duration { return &c.RefreshTTL })},
+	{"session-ttl", "browser session lifetime", "12h", dur(func(c *Config) *time.Duration { return &c.SessionTTL })},
+	{"store-timeout", "timeout of every store call", "100ms", dur(func(c *Config) *time.Duration { return &c.StoreTimeout })},
+	{"allowed-origins", "comma-separated origins allowed to send cookie-authenticated writes; empty = same host", "", list(func(c *Config) *[]string { return &c.AllowedOrigins })},
+	{"shutdown-timeout", "how long SIGTERM waits for in-flight requests", "10s", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+	{"log-format", "json or text", "json", func(c *Config, v string) error {
+		if v != "json" && v != "text" {
+			return fmt.Errorf("%q is not json or text", v)
+		}
+		c.LogFormat = v
+		return nil
+	}},
+}
+
+func envName(flagName string) string {
+	return "SPECGUARD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// LoadConfig reads defaults, then the environment, then flags in args. An
+// invalid value is an error naming the variable or flag.
+func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (*Config, error) {
+	c := &Config{}
+	for _, s := range settings {
+		if err := s.set(c, s.def); err != nil && s.def != "" {
+			panic(err) // a bad default is a programming error
+		}
+	}
+	for _, s := range settings {
+		if v := getenv(envName(s.name)); v != "" {
+			if err := s.set(c, v); err != nil {
+				return nil, fmt.Errorf("%s: %v", envName(s.name), err)
+			}
+		}
+	}
+	fs := flag.NewFlagSet("specguard serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: specguard serve [flags]\n\nServes the API described by the embedded api/openapi.yaml.\nEvery flag can also be set with its SPECGUARD_* variable; a flag wins.\n\nExample:\n  SPECGUARD_ADDR=127.0.0.1:9000 specguard serve --redis-url redis://127.0.0.1:6379/0\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	for _, s := range settings {
+		s := s
+		fs.Func(s.name, fmt.Sprintf("%s (%s, default %q)", s.usage, envName(s.name), s.def), func(v string) error {
+			return s.set(c, v)
+		})
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if c.RefreshTTL < c.AccessTTL {
+		return nil, fmt.Errorf("SPECGUARD_REFRESH_TTL (%s) is shorter than SPECGUARD_ACCESS_TTL (%s)", c.RefreshTTL, c.AccessTTL)
+	}
+	return c, nil
+}
+
+// SeedUser is one entry of SPECGUARD_USERS_FILE.
+type SeedUser struct {
+	Email        string `yaml:"email"`
+	Password     string `yaml:"password"`
+	PasswordHash string `yaml:"password_hash"`
+	Role         string `yaml:"role"`
+}
+
+// LoadUsers reads a users file; roles are checked against the spec's.
+func LoadUsers(path string, roles map[string][]string) ([]SeedUser, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("SPECGUARD_USERS_FILE: %v", err)
+	}
+	var users []SeedUser
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&users); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	seen := map[string]bool{}
+	for i, u := range users {
+		where := fmt.Sprintf("%s: entry %d", path, i+1)
+		switch {
+		case u.Email == "":
+			return nil, fmt.Errorf("%s: email is missing", where)
+		case seen[normEmail(u.Email)]:
+			return nil, fmt.Errorf("%s: email %s appears twice", where, u.Email)
+		case (u.Password == "") == (u.PasswordHash == ""):
+			return nil, fmt.Errorf("%s (%s): give exactly one of password and password_hash", where, u.Email)
+		case roles[u.Role] == nil:
+			return nil, fmt.Errorf("%s (%s): role %q is not declared in the spec's x-roles", where, u.Email, u.Role)
+		}
+		if u.PasswordHash != "" {
+			if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
+				return nil, fmt.Errorf("%s (%s): password_hash is not a bcrypt hash", where, u.Email)
+			}
+		}
+		seen[normEmail(u.Email)] = true
+	}
+	return users, nil
+}
+
+// DemoUsers are seeded when no users file is given, so `make run` has
+// someone to log in as. Never use them outside development.
+var DemoUsers = []SeedUser{
+	{Email: "admin@example.com", Password: "admin-password", Role: "admin"},
+	{Email: "moderator@example.com", Password: "moderator-password", Role: "moderator"},
+	{Email: "user@example.com", Password: "user-password", Role: "user"},
+}
+
+// devKeyPath is where the dev signing key lives inside the data dir.
+func devKeyPath(dataDir string) string { return filepath.Join(dataDir, "signing-key.pem") }

@@ -1,0 +1,140 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/specguard/specguard/api/gen"
+	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
+)
+
+// NewHandler builds the whole HTTP stack: the generated chi routes behind
+// one guard that authenticates, limits and validates every request.
+func NewHandler(d *Deps) (http.Handler, error) {
+	cookieName := ""
+	for _, s := range d.Table.Schemes {
+		if s.Type == policy.SchemeAPIKeyCookie {
+			cookieName = s.Param
+		}
+	}
+	dummy, err := bcrypt.GenerateFromPassword([]byte("specguard timing equaliser"), d.BcryptCost)
+	if err != nil {
+		return nil, err
+	}
+	ready := d.Ready
+	if ready == nil {
+		ready = func(ctx context.Context) map[string]error { return map[string]error{"store": d.Store.Ping(ctx)} }
+	}
+	app := &App{
+		table: d.Table, repo: d.Repo, store: d.Store, tokens: d.Tokens, sessions: d.Sessions,
+		keys: security.APIKeyService{Store: d.Store}, cookieName: cookieName,
+		bcryptCost: d.BcryptCost, dummyHash: dummy, ready: ready,
+	}
+
+	r := chi.NewRouter()
+	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
+		security.WriteProblem(w, &security.Problem{Type: security.ProblemTypePrefix + "not-found", Title: "Not found", Status: http.StatusNotFound, Detail: "No operation has this path."})
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
+		security.WriteProblem(w, &security.Problem{Type: security.ProblemTypePrefix + "method-not-allowed", Title: "Method not allowed", Status: http.StatusMethodNotAllowed, Detail: "The path exists, but not with this method."})
+	})
+	strict := gen.NewStrictHandlerWithOptions(app, nil, gen.StrictHTTPServerOptions{
+		RequestErrorHandlerFunc: func(w http.ResponseWriter, _ *http.Request, err error) {
+			security.WriteProblem(w, &security.Problem{Type: security.ProblemTypePrefix + "invalid-request", Title: "Invalid request", Status: http.StatusBadRequest, Detail: "The request body cannot be decoded."})
+		},
+		ResponseErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
+			d.Log.Error("handler failed", "operation", opID(r), "err", err)
+			security.WriteProblem(w, &security.Problem{Type: security.ProblemTypePrefix + "internal", Title: "Internal error", Status: http.StatusInternalServerError})
+		},
+	})
+	gen.HandlerWithOptions(strict, gen.ChiServerOptions{
+		BaseRouter: r,
+		ErrorHandlerFunc: func(w http.ResponseWriter, _ *http.Request, err error) {
+			security.WriteProblem(w, &security.Problem{Type: security.ProblemTypePrefix + "invalid-request", Title: "Invalid request", Status: http.StatusBadRequest, Detail: err.Error()})
+		},
+	})
+
+	limiter := limits.New(d.Limits, limits.WithClientIP(d.ClientIP), limits.WithTimeout(d.Timeout),
+		limits.WithStoreErrorLog(func(op *policy.Operation, err error) {
+			d.Log.Warn("rate-limit store failed; applying on-store-error", "operation", op.ID, "err", err)
+		}))
+	bearer := security.BearerAuthenticator{Tokens: d.Tokens}
+	guard, err := security.NewGuard(d.Table, r,
+		security.WithAuthenticator(policy.SchemeBearer, bearer),
+		security.WithAuthenticator(policy.SchemeOAuth2, bearer),
+		security.WithAuthenticator(policy.SchemeAPIKeyCookie, d.Sessions),
+		security.WithAuthenticator(policy.SchemeAPIKeyHeader, app.keys),
+		security.WithLimiter(limiter),
+		security.WithErrorLog(func(r *http.Request, err error) {
+			d.Log.Warn("security store failed; answering 503", "operation", opID(r), "err", err)
+		}),
+	)
+	if err != nil {
+		return nil, err
+	}
+	return recoverer(d.Log, logRequests(d.Log, guard(r))), nil
+}
+
+func opID(r *http.Request) string {
+	if op := policy.FromContext(r.Context()); op != nil {
+		return op.ID
+	}
+	return ""
+}
+
+// statusWriter records the status a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// logRequests writes one line per request: never a credential.
+func logRequests(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)))
+	})
+}
+
+func recoverer(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				log.Error("panic", "path", r.URL.Path, "panic", fmt.Sprint(v))
+				security.WriteProblem(w, &security.Problem{Type: security.ProblemTypePrefix + "internal", Title: "Internal error", Status: http.StatusInternalServerError})
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}

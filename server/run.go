@@ -1,0 +1,242 @@
+// Package server is the example blogging service: it implements the
+// interface generated from api/openapi.yaml and wires specguard's guard,
+// token service, sessions, API keys and rate limits in front of it.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/specguard/specguard/api"
+	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
+)
+
+// SpecSource names the embedded document in error messages.
+const SpecSource = "api/openapi.yaml"
+
+// Run serves until ctx is done, then drains in-flight requests and returns
+// nil. Any configuration problem is returned before anything listens.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := LoadConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	var handler slog.Handler = slog.NewJSONHandler(stdout, nil)
+	if cfg.LogFormat == "text" {
+		handler = slog.NewTextHandler(stdout, nil)
+	}
+	log := slog.New(handler)
+
+	table, err := policy.Compile(SpecSource, api.Spec)
+	if err != nil {
+		return err
+	}
+	deps, err := buildDeps(ctx, cfg, table, log)
+	if err != nil {
+		return err
+	}
+	defer deps.close()
+	h, err := NewHandler(deps)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("SPECGUARD_ADDR: %v", err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(handler, slog.LevelWarn),
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "store", deps.storeName, "operations", len(table.Operations()))
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// Deps is everything the HTTP handler is built from.
+type Deps struct {
+	Table      *policy.Table
+	Repo       Repository
+	Store      security.Store
+	Limits     limits.Store
+	Tokens     *security.TokenService
+	Sessions   *security.SessionService
+	ClientIP   *limits.ClientIP
+	Log        *slog.Logger
+	BcryptCost int
+	Timeout    time.Duration
+	// Ready reports each store's health for /readyz.
+	Ready func(ctx context.Context) map[string]error
+
+	storeName string
+	close     func()
+}
+
+func buildDeps(ctx context.Context, cfg *Config, table *policy.Table, log *slog.Logger) (*Deps, error) {
+	signing, err := signingKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var verify []*security.Key
+	for _, path := range cfg.VerifyKeyFiles {
+		k, err := readKey(path)
+		if err != nil {
+			return nil, fmt.Errorf("SPECGUARD_VERIFY_KEY_FILES: %s: %v", path, err)
+		}
+		verify = append(verify, k)
+	}
+	clientIP, err := limits.NewClientIP(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("SPECGUARD_TRUSTED_PROXIES: %v", err)
+	}
+	d := &Deps{Table: table, Repo: newMemRepo(), ClientIP: clientIP, Log: log, BcryptCost: bcrypt.DefaultCost, Timeout: cfg.StoreTimeout, close: func() {}}
+	if cfg.RedisURL != "" {
+		if err := openRedis(ctx, cfg, d); err != nil {
+			return nil, err
+		}
+	} else {
+		d.Store = security.NewMemoryStore(nil)
+		d.Limits = limits.NewMemoryStore(nil)
+		d.storeName = "memory"
+		d.Ready = func(context.Context) map[string]error { return map[string]error{"store": nil} }
+	}
+	d.Tokens, err = security.NewTokenService(cfg.Issuer, cfg.Issuer, signing, d.Store,
+		security.WithTokenTTL(cfg.AccessTTL, cfg.RefreshTTL), security.WithVerifyKeys(verify...))
+	if err != nil {
+		return nil, err
+	}
+	csrfKey, err := signing.Derive("csrf")
+	if err != nil {
+		return nil, err
+	}
+	var sessOpts []security.SessionOption
+	sessOpts = append(sessOpts, security.WithSessionTTL(cfg.SessionTTL))
+	if len(cfg.AllowedOrigins) > 0 {
+		sessOpts = append(sessOpts, security.WithAllowedOrigins(cfg.AllowedOrigins...))
+	}
+	d.Sessions, err = security.NewSessionService(d.Store, csrfKey, table.RoleScopes, sessOpts...)
+	if err != nil {
+		return nil, err
+	}
+
+	users := DemoUsers
+	if cfg.UsersFile != "" {
+		if users, err = LoadUsers(cfg.UsersFile, table.Roles); err != nil {
+			return nil, err
+		}
+	} else {
+		log.Warn("no SPECGUARD_USERS_FILE: seeding the demo users (development only)")
+	}
+	if err := seedUsers(ctx, d.Repo, users, d.BcryptCost, table); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func seedUsers(ctx context.Context, repo Repository, users []SeedUser, cost int, table *policy.Table) error {
+	for _, su := range users {
+		if table.RoleScopes(su.Role) == nil {
+			return fmt.Errorf("user %s: role %q is not declared in the spec's x-roles", su.Email, su.Role)
+		}
+		hash := []byte(su.PasswordHash)
+		if su.Password != "" {
+			var err error
+			if hash, err = bcrypt.GenerateFromPassword([]byte(su.Password), cost); err != nil {
+				return fmt.Errorf("user %s: %v", su.Email, err)
+			}
+		}
+		if err := repo.CreateUser(ctx, &User{Email: su.Email, Role: su.Role, PasswordHash: hash}); err != nil {
+			return fmt.Errorf("user %s: %v", su.Email, err)
+		}
+	}
+	return nil
+}
+
+func readKey(path string) (*security.Key, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return security.ParseKeyPEM(data)
+}
+
+// signingKey loads SPECGUARD_SIGNING_KEY_FILE, or the dev key in the data
+// directory, generating it on first use.
+func signingKey(cfg *Config) (*security.Key, error) {
+	if cfg.SigningKeyFile != "" {
+		k, err := readKey(cfg.SigningKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("SPECGUARD_SIGNING_KEY_FILE: %s: %v", cfg.SigningKeyFile, err)
+		}
+		if !k.CanSign() {
+			return nil, fmt.Errorf("SPECGUARD_SIGNING_KEY_FILE: %s: a public key cannot sign; give the private key", cfg.SigningKeyFile)
+		}
+		return k, nil
+	}
+	path := devKeyPath(cfg.DataDir)
+	k, err := readKey(path)
+	if err == nil {
+		return k, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("SPECGUARD_DATA_DIR: %s: %v", path, err)
+	}
+	if k, err = security.GenerateKey(); err != nil {
+		return nil, err
+	}
+	pemBytes, err := k.MarshalPEM()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("SPECGUARD_DATA_DIR: %v", err)
+	}
+	// O_EXCL: when two instances start at once, one key wins and both use it.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return readKey(path)
+	} else if err != nil {
+		return nil, fmt.Errorf("SPECGUARD_DATA_DIR: %v", err)
+	}
+	if _, err := f.Write(pemBytes); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("SPECGUARD_DATA_DIR: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("SPECGUARD_DATA_DIR: %v", err)
+	}
+	return k, nil
+}
