@@ -2,9 +2,9 @@ package security
 
 import (
 	"crypto/ecdsa"
-	"crypto/hmac"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
