@@ -1,17 +1,18 @@
 package security
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/specguard/specguard/policy"
 )
@@ -20,28 +21,31 @@ import (
 const APIKeyPrefix = "sg_"
 
 // APIKeyService creates API keys and authenticates apiKey-in-header schemes.
-// A key reads sg_<id>_<secret>: the id finds the record, the secret is
-// compared in constant time with the stored SHA-256 hash.
-type APIKeyService struct{ Store Store }
+// A key reads sg_<subject>.<id>.<secret>: subject and id find the record,
+// the secret is compared in constant time with the stored SHA-256 hash.
+type APIKeyService struct {
+	Store Store
+	// TTL is how long a key lives (DefaultAPIKeyTTL when zero).
+	TTL time.Duration
+}
+
+// DefaultAPIKeyTTL is the lifetime of an API key when none is configured.
+const DefaultAPIKeyTTL = 365 * 24 * time.Hour
 
 var _ Authenticator = APIKeyService{}
 
 // Create makes a key for subject holding scopes and returns the full key,
 // which is not stored and cannot be shown again.
 func (s APIKeyService) Create(ctx context.Context, subject, name string, scopes []string) (string, *APIKey, error) {
-	id := make([]byte, 8)
 	secret := make([]byte, 32)
-	if _, err := rand.Read(id); err != nil {
-		return "", nil, err
-	}
 	if _, err := rand.Read(secret); err != nil {
 		return "", nil, err
 	}
-	hexID := hex.EncodeToString(id)
-	full := APIKeyPrefix + hexID + "_" + base64.RawURLEncoding.EncodeToString(secret)
+	id := NewID()
+	full := APIKeyPrefix + subject + "." + id + "." + base64.RawURLEncoding.EncodeToString(secret)
 	sum := sha256.Sum256(secret)
-	k := &APIKey{ID: hexID, Subject: subject, Name: name, Prefix: full[:len(APIKeyPrefix)+8],
-		Scopes: slices.Sorted(slices.Values(scopes)), SecretHash: sum[:]}
+	k := &APIKey{ID: id, Subject: subject, Name: name, Prefix: APIKeyPrefix + id[:8],
+		Scopes: slices.Sorted(slices.Values(scopes)), SecretHash: sum[:], Expires: time.Now().Add(cmp.Or(s.TTL, DefaultAPIKeyTTL))}
 	if err := s.Store.CreateKey(ctx, k); err != nil {
 		return "", nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
@@ -58,11 +62,12 @@ func (s APIKeyService) Authenticate(ctx context.Context, r *http.Request, scheme
 	default:
 		return nil, fmt.Errorf("%w: more than one %s header", ErrMalformed, scheme.Param)
 	}
-	id, secret, err := parseAPIKey(values[0])
-	if err != nil {
-		return nil, err
+	rest, isKey := strings.CutPrefix(values[0], APIKeyPrefix)
+	subject, id, secret, ok := splitCredential(rest)
+	if !isKey || !ok {
+		return nil, fmt.Errorf("%w: not a specguard API key", ErrInvalid)
 	}
-	k, err := s.Store.Key(ctx, id)
+	k, err := s.Store.Key(ctx, subject, id)
 	if errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("%w: unknown or revoked API key", ErrInvalid)
 	} else if err != nil {
@@ -73,20 +78,4 @@ func (s APIKeyService) Authenticate(ctx context.Context, r *http.Request, scheme
 		return nil, fmt.Errorf("%w: unknown or revoked API key", ErrInvalid)
 	}
 	return &Principal{Subject: k.Subject, Scopes: k.Scopes, KeyID: k.ID}, nil
-}
-
-func parseAPIKey(v string) (id string, secret []byte, err error) {
-	rest, ok := strings.CutPrefix(v, APIKeyPrefix)
-	if !ok || len(v) > 128 {
-		return "", nil, fmt.Errorf("%w: not a specguard API key", ErrInvalid)
-	}
-	id, enc, ok := strings.Cut(rest, "_")
-	if _, herr := hex.DecodeString(id); !ok || len(id) != 16 || herr != nil {
-		return "", nil, fmt.Errorf("%w: not a specguard API key", ErrInvalid)
-	}
-	secret, derr := base64.RawURLEncoding.DecodeString(enc)
-	if derr != nil || len(secret) != 32 {
-		return "", nil, fmt.Errorf("%w: not a specguard API key", ErrInvalid)
-	}
-	return id, secret, nil
 }

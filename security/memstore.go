@@ -13,12 +13,11 @@ import (
 type MemoryStore struct {
 	now func() time.Time
 
-	mu        sync.Mutex
-	families  map[string]*Family
-	sessions  map[string]*Session
-	keys      map[string]*APIKey
-	notBefore map[string]time.Time // subject -> everything created before is revoked
-	writes    int
+	mu       sync.Mutex
+	families map[string]*Family
+	sessions map[string]*Session
+	keys     map[string]*APIKey
+	writes   int
 }
 
 var _ Store = (*MemoryStore)(nil)
@@ -29,19 +28,11 @@ func NewMemoryStore(now func() time.Time) *MemoryStore {
 		now = time.Now
 	}
 	return &MemoryStore{
-		now:       now,
-		families:  map[string]*Family{},
-		sessions:  map[string]*Session{},
-		keys:      map[string]*APIKey{},
-		notBefore: map[string]time.Time{},
+		now:      now,
+		families: map[string]*Family{},
+		sessions: map[string]*Session{},
+		keys:     map[string]*APIKey{},
 	}
-}
-
-// revoked reports whether something of subject created at created was
-// revoked by RevokeSubject. Callers hold mu.
-func (m *MemoryStore) revoked(subject string, created time.Time) bool {
-	nb, ok := m.notBefore[subject]
-	return ok && !created.After(nb)
 }
 
 // sweep drops expired records now and then, so memory stays bounded without
@@ -52,13 +43,18 @@ func (m *MemoryStore) sweep(now time.Time) {
 		return
 	}
 	for id, f := range m.families {
-		if !now.Before(f.Expires) || m.revoked(f.Subject, f.Created) {
+		if !now.Before(f.Expires) {
 			delete(m.families, id)
 		}
 	}
 	for id, s := range m.sessions {
-		if !now.Before(s.Expires) || m.revoked(s.Subject, s.Created) {
+		if !now.Before(s.Expires) {
 			delete(m.sessions, id)
+		}
+	}
+	for id, k := range m.keys {
+		if !now.Before(k.Expires) {
+			delete(m.keys, id)
 		}
 	}
 }
@@ -70,7 +66,7 @@ func (m *MemoryStore) liveFamily(id string, now time.Time) *Family {
 	if f == nil {
 		return nil
 	}
-	if !now.Before(f.Expires) || m.revoked(f.Subject, f.Created) {
+	if !now.Before(f.Expires) {
 		delete(m.families, id)
 		return nil
 	}
@@ -143,7 +139,21 @@ func (m *MemoryStore) Families(_ context.Context, subject string) ([]Family, err
 func (m *MemoryStore) RevokeSubject(_ context.Context, subject string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.notBefore[subject] = m.now()
+	for id, f := range m.families {
+		if f.Subject == subject {
+			delete(m.families, id)
+		}
+	}
+	for id, s := range m.sessions {
+		if s.Subject == subject {
+			delete(m.sessions, id)
+		}
+	}
+	for id, k := range m.keys {
+		if k.Subject == subject {
+			delete(m.keys, id)
+		}
+	}
 	return nil
 }
 
@@ -164,19 +174,19 @@ func (m *MemoryStore) liveSession(id string, now time.Time) *Session {
 	if s == nil {
 		return nil
 	}
-	if !now.Before(s.Expires) || m.revoked(s.Subject, s.Created) {
+	if !now.Before(s.Expires) {
 		delete(m.sessions, id)
 		return nil
 	}
 	return s
 }
 
-func (m *MemoryStore) Session(_ context.Context, id string) (*Session, error) {
+func (m *MemoryStore) Session(_ context.Context, subject, id string) (*Session, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
 	s := m.liveSession(id, now)
-	if s == nil {
+	if s == nil || s.Subject != subject {
 		return nil, ErrNotFound
 	}
 	s.LastUsed = now
@@ -212,6 +222,7 @@ func (m *MemoryStore) Sessions(_ context.Context, subject string) ([]Session, er
 func (m *MemoryStore) CreateKey(_ context.Context, k *APIKey) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.sweep(m.now())
 	k.Created = m.now()
 	c := *k
 	c.Scopes = slices.Clone(k.Scopes)
@@ -225,18 +236,18 @@ func (m *MemoryStore) liveKey(id string) *APIKey {
 	if k == nil {
 		return nil
 	}
-	if m.revoked(k.Subject, k.Created) {
+	if !m.now().Before(k.Expires) {
 		delete(m.keys, id)
 		return nil
 	}
 	return k
 }
 
-func (m *MemoryStore) Key(_ context.Context, id string) (*APIKey, error) {
+func (m *MemoryStore) Key(_ context.Context, subject, id string) (*APIKey, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := m.liveKey(id)
-	if k == nil {
+	if k == nil || k.Subject != subject {
 		return nil, ErrNotFound
 	}
 	k.LastUsed = m.now()

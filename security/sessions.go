@@ -68,6 +68,38 @@ type NewSession struct {
 	Session *Session
 }
 
+// splitCredential parses "<subject>.<id>.<base64url secret of 32 bytes>",
+// the shape of session cookies and of API keys after their prefix.
+func splitCredential(v string) (subject, id string, secret []byte, ok bool) {
+	if len(v) > 256 {
+		return "", "", nil, false
+	}
+	subject, rest, ok1 := strings.Cut(v, ".")
+	id, enc, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || !isID(subject) || !isID(id) {
+		return "", "", nil, false
+	}
+	secret, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil || len(secret) != 32 {
+		return "", "", nil, false
+	}
+	return subject, id, secret, true
+}
+
+// isID reports whether s is a plausible identifier: 1-64 base64url characters.
+func isID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 // Create starts a session for subject. Each login makes a new id, so a
 // session id planted before login is never promoted (no fixation).
 func (s *SessionService) Create(ctx context.Context, subject, role, device string) (*NewSession, error) {
@@ -81,7 +113,7 @@ func (s *SessionService) Create(ctx context.Context, subject, role, device strin
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return &NewSession{
-		Cookie:  sess.ID + "." + base64.RawURLEncoding.EncodeToString(secret),
+		Cookie:  subject + "." + sess.ID + "." + base64.RawURLEncoding.EncodeToString(secret),
 		CSRF:    s.csrfToken(sess.ID),
 		Session: sess,
 	}, nil
@@ -138,12 +170,11 @@ func (s *SessionService) Authenticate(ctx context.Context, r *http.Request, sche
 		// Two cookies of one name mean one was planted (cookie tossing).
 		return nil, fmt.Errorf("%w: more than one %s cookie", ErrMalformed, scheme.Param)
 	}
-	id, secretB64, ok := strings.Cut(value, ".")
-	secret, err := base64.RawURLEncoding.DecodeString(secretB64)
-	if !ok || err != nil || len(secret) != 32 || len(id) > 64 {
+	subject, id, secret, ok := splitCredential(value)
+	if !ok {
 		return nil, fmt.Errorf("%w: malformed session cookie", ErrInvalid)
 	}
-	sess, err := s.store.Session(ctx, id)
+	sess, err := s.store.Session(ctx, subject, id)
 	if errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("%w: session expired or ended", ErrInvalid)
 	} else if err != nil {

@@ -51,11 +51,14 @@ type APIKey struct {
 	SecretHash []byte
 	Created    time.Time
 	LastUsed   time.Time // zero until first use
+	Expires    time.Time
 }
 
 // Store keeps every piece of security state. Implementations make each
 // method one atomic step and stamp Created, LastUsed and revocation times
-// with their own clock, so instances with skewed clocks agree.
+// with their own clock, so instances with skewed clocks agree. Every record
+// is addressed by its subject and id, so a Redis Cluster keeps all of one
+// subject's state in one slot.
 type Store interface {
 	// CreateFamily records a new login; it sets Created and LastUsed.
 	CreateFamily(ctx context.Context, f *Family) error
@@ -72,14 +75,14 @@ type Store interface {
 	RevokeFamily(ctx context.Context, subject, id string) error
 	// Families lists subject's live logins.
 	Families(ctx context.Context, subject string) ([]Family, error)
-	// RevokeSubject invalidates every family, session and API key of
-	// subject created before now.
+	// RevokeSubject ends every family, session and API key of subject
+	// (logout everywhere, or an account disabled).
 	RevokeSubject(ctx context.Context, subject string) error
 
 	// CreateSession records s; it sets Created and LastUsed.
 	CreateSession(ctx context.Context, s *Session) error
-	// Session returns the live session id and marks it used.
-	Session(ctx context.Context, id string) (*Session, error)
+	// Session returns subject's live session id and marks it used.
+	Session(ctx context.Context, subject, id string) (*Session, error)
 	// DeleteSession ends subject's session id.
 	DeleteSession(ctx context.Context, subject, id string) error
 	// Sessions lists subject's live sessions.
@@ -87,8 +90,8 @@ type Store interface {
 
 	// CreateKey records k; it sets Created.
 	CreateKey(ctx context.Context, k *APIKey) error
-	// Key returns the live key id and marks it used.
-	Key(ctx context.Context, id string) (*APIKey, error)
+	// Key returns subject's live key id and marks it used.
+	Key(ctx context.Context, subject, id string) (*APIKey, error)
 	// RevokeKey revokes subject's key id.
 	RevokeKey(ctx context.Context, subject, id string) error
 	// Keys lists subject's live keys.

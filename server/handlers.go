@@ -341,7 +341,7 @@ func (a *App) GetMe(ctx context.Context, _ gen.GetMeRequestObject) (gen.GetMeRes
 }
 
 func keyView(k *security.APIKey) gen.ApiKey {
-	v := gen.ApiKey{Id: k.ID, Name: k.Name, Prefix: k.Prefix, Scopes: k.Scopes, CreatedAt: k.Created.UTC()}
+	v := gen.ApiKey{Id: k.ID, Name: k.Name, Prefix: k.Prefix, Scopes: k.Scopes, CreatedAt: k.Created.UTC(), ExpiresAt: k.Expires.UTC()}
 	if !k.LastUsed.IsZero() {
 		t := k.LastUsed.UTC()
 		v.LastUsedAt = &t
@@ -381,7 +381,7 @@ func (a *App) CreateApiKey(ctx context.Context, req gen.CreateApiKeyRequestObjec
 		return nil, err
 	}
 	v := keyView(k)
-	return gen.CreateApiKey201JSONResponse{Id: v.Id, Name: v.Name, Prefix: v.Prefix, Scopes: v.Scopes, CreatedAt: v.CreatedAt, Key: full}, nil
+	return gen.CreateApiKey201JSONResponse{Id: v.Id, Name: v.Name, Prefix: v.Prefix, Scopes: v.Scopes, CreatedAt: v.CreatedAt, ExpiresAt: v.ExpiresAt, Key: full}, nil
 }
 
 // DeleteApiKey implements DELETE /api-keys/{id}.
