@@ -58,7 +58,7 @@ func (s *MemoryStore) Allow(_ context.Context, reqs []Request, results []Result)
 	for _, sh := range locked {
 		s.shards[sh].mu.Lock()
 	}
-	now := s.now().UnixNano()
+	now := s.now().UnixMicro()
 	allowed := true
 	var tats [8]int64
 	newTATs := tats[:0]

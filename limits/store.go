@@ -17,7 +17,7 @@ var ErrStore = errors.New("rate-limit store unavailable")
 // call, so one store serves every operation.
 type Request struct {
 	Key      string // the bucket and the caller's identity
-	Interval int64  // emission interval in nanoseconds: window / limit
+	Interval int64  // emission interval in microseconds: window / limit
 	Burst    int64  // requests admitted at once
 	Cost     int64  // units this request takes
 	TTL      time.Duration
@@ -38,8 +38,8 @@ type Store interface {
 }
 
 // gcra is the whole algorithm. tat is the bucket's theoretical arrival time
-// (0 for a new bucket); all values are nanoseconds. It returns the new tat
-// to store when allowed.
+// (0 for a new bucket); all values are microseconds. It returns the new
+// tat to store when allowed. The Redis script is a line-for-line copy.
 func gcra(tat, now int64, r *Request, res *Result) int64 {
 	if tat < now {
 		tat = now
@@ -49,14 +49,14 @@ func gcra(tat, now int64, r *Request, res *Result) int64 {
 	allowAt := newTAT - tolerance
 	if now < allowAt {
 		res.Allowed = false
-		res.RetryAfter = time.Duration(allowAt - now)
-		res.ResetAfter = time.Duration(tat - now)
+		res.RetryAfter = time.Duration(allowAt-now) * time.Microsecond
+		res.ResetAfter = time.Duration(tat-now) * time.Microsecond
 		res.Remaining = (tolerance - (tat - now)) / r.Interval
 		return tat
 	}
 	res.Allowed = true
 	res.RetryAfter = 0
-	res.ResetAfter = time.Duration(newTAT - now)
+	res.ResetAfter = time.Duration(newTAT-now) * time.Microsecond
 	res.Remaining = (tolerance - (newTAT - now)) / r.Interval
 	return newTAT
 }

@@ -138,8 +138,10 @@ type Tier struct {
 	AllowOnStoreError bool
 }
 
-// Interval is the GCRA emission interval, Window/Limit, in nanoseconds.
-func (t *Tier) Interval() int64 { return int64(t.Window) / t.Limit }
+// Interval is the GCRA emission interval, Window/Limit, in whole
+// microseconds: the unit both rate-limit stores compute in (Redis Lua
+// numbers are doubles, exact only below 2^53).
+func (t *Tier) Interval() int64 { return t.Window.Microseconds() / t.Limit }
 
 // Operation is the compiled, immutable policy of one OpenAPI operation.
 type Operation struct {

@@ -3,7 +3,6 @@ package security
 import (
 	"context"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 )
@@ -84,21 +83,20 @@ func (m *MemoryStore) CreateFamily(_ context.Context, f *Family) error {
 	return nil
 }
 
-func (m *MemoryStore) RotateFamily(_ context.Context, id, presented, nextRefresh, nextAccess string) (*Family, error) {
+func (m *MemoryStore) RotateFamily(_ context.Context, subject, id, presented, nextRefresh, nextAccess string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
 	f := m.liveFamily(id, now)
-	if f == nil {
-		return nil, ErrNotFound
+	if f == nil || f.Subject != subject {
+		return ErrNotFound
 	}
 	if f.RefreshJTI != presented {
 		delete(m.families, id)
-		return nil, ErrReused
+		return ErrReused
 	}
 	f.RefreshJTI, f.AccessJTI, f.LastUsed = nextRefresh, nextAccess, now
-	c := *f
-	return &c, nil
+	return nil
 }
 
 func (m *MemoryStore) CheckAccess(_ context.Context, subject, family, jti string) error {
@@ -132,7 +130,7 @@ func (m *MemoryStore) Families(_ context.Context, subject string) ([]Family, err
 			out = append(out, *f)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	sortNewest(out, func(f Family) time.Time { return f.Created })
 	return out, nil
 }
 
@@ -215,7 +213,7 @@ func (m *MemoryStore) Sessions(_ context.Context, subject string) ([]Session, er
 			out = append(out, *s)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	sortNewest(out, func(s Session) time.Time { return s.Created })
 	return out, nil
 }
 
@@ -275,7 +273,7 @@ func (m *MemoryStore) Keys(_ context.Context, subject string) ([]APIKey, error) 
 			out = append(out, *k)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	sortNewest(out, func(k APIKey) time.Time { return k.Created })
 	return out, nil
 }
 

@@ -62,12 +62,12 @@ type APIKey struct {
 type Store interface {
 	// CreateFamily records a new login; it sets Created and LastUsed.
 	CreateFamily(ctx context.Context, f *Family) error
-	// RotateFamily spends refresh token presented of family id: when it is
-	// the family's current one it becomes nextRefresh (with nextAccess the
-	// only accepted access token) and the updated family is returned; when
-	// it is an older one the family is revoked and ErrReused returned; a
-	// missing, expired or revoked family gives ErrNotFound.
-	RotateFamily(ctx context.Context, id, presented, nextRefresh, nextAccess string) (*Family, error)
+	// RotateFamily spends refresh token presented of subject's family id:
+	// when it is the family's current one it becomes nextRefresh, with
+	// nextAccess the only accepted access token; when it is an older one the
+	// family is revoked and ErrReused returned; a missing, expired or
+	// revoked family gives ErrNotFound.
+	RotateFamily(ctx context.Context, subject, id, presented, nextRefresh, nextAccess string) error
 	// CheckAccess returns nil when access token jti of family is still
 	// accepted for subject, ErrNotFound when it was replaced or revoked.
 	CheckAccess(ctx context.Context, subject, family, jti string) error

@@ -185,7 +185,7 @@ func (t *TokenService) Refresh(ctx context.Context, raw string, scopes func(subj
 	if err != nil {
 		return nil, err
 	}
-	_, err = t.store.RotateFamily(ctx, c.Family, c.ID, pair.RefreshClaims.ID, pair.AccessClaims.ID)
+	err = t.store.RotateFamily(ctx, c.Subject, c.Family, c.ID, pair.RefreshClaims.ID, pair.AccessClaims.ID)
 	switch {
 	case err == nil:
 		return pair, nil

@@ -2,9 +2,79 @@ package server
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/security"
 )
 
+// NewRedisClient opens SPECGUARD_REDIS_URL: redis://[user:pass@]host:port[/db]
+// or rediss:// for one server; redis+cluster://host:port,host:port (or
+// rediss+cluster://) for a Redis Cluster, listing one or more seed nodes.
+// Every call is bounded by its context, and a call is retried at most once.
+func NewRedisClient(raw string, timeout time.Duration) (redis.UniversalClient, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("SPECGUARD_REDIS_URL: not a URL")
+	}
+	scheme, cluster := strings.CutSuffix(u.Scheme, "+cluster")
+	if scheme != "redis" && scheme != "rediss" {
+		return nil, fmt.Errorf("SPECGUARD_REDIS_URL: scheme %q: want redis, rediss, redis+cluster or rediss+cluster", u.Scheme)
+	}
+	if !cluster {
+		opt, err := redis.ParseURL(raw)
+		if err != nil {
+			return nil, fmt.Errorf("SPECGUARD_REDIS_URL: %v", err)
+		}
+		opt.ContextTimeoutEnabled = true
+		opt.MaxRetries = 1
+		opt.DialTimeout = max(timeout, time.Second)
+		return redis.NewClient(opt), nil
+	}
+	hosts := strings.Split(u.Host, ",")
+	seed := scheme + "://" + u.User.String()
+	if u.User != nil {
+		seed += "@"
+	}
+	seed += hosts[0] + "?"
+	q := u.Query()
+	for _, h := range hosts[1:] {
+		q.Add("addr", h)
+	}
+	opt, err := redis.ParseClusterURL(seed + q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("SPECGUARD_REDIS_URL: %v", err)
+	}
+	opt.ContextTimeoutEnabled = true
+	opt.MaxRetries = 1
+	opt.DialTimeout = max(timeout, time.Second)
+	return redis.NewClusterClient(opt), nil
+}
+
 func openRedis(ctx context.Context, cfg *Config, d *Deps) error {
-	return errors.New("SPECGUARD_REDIS_URL: the Redis store is not built yet")
+	rdb, err := NewRedisClient(cfg.RedisURL, cfg.StoreTimeout)
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		rdb.Close()
+		return fmt.Errorf("SPECGUARD_REDIS_URL: cannot reach Redis: %v", err)
+	}
+	store := security.NewRedisStore(rdb, "sg:", cfg.StoreTimeout)
+	d.Store = store
+	d.Limits = limits.NewRedisStore(rdb, "sg:rl:")
+	d.storeName = "redis"
+	if _, ok := rdb.(*redis.ClusterClient); ok {
+		d.storeName = "redis-cluster"
+	}
+	d.Ready = func(ctx context.Context) map[string]error { return map[string]error{"redis": store.Ping(ctx)} }
+	d.close = func() { rdb.Close() }
+	return nil
 }

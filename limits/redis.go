@@ -1,0 +1,147 @@
+package limits
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// allowScript is gcra (store.go) in Lua, for every bucket of one request at
+// once: all are decided, and only when every one admits are they charged.
+// Time is Redis TIME in microseconds, so app servers' clocks do not matter;
+// every integer stays below 2^53, where Lua's doubles are exact.
+// ARGV holds interval, burst, cost and ttl (ms) per key.
+// It returns {allowed, then per key: allowed, remaining, retry_us, reset_us}.
+var allowScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local out = {1}
+local tats = {}
+for i, key in ipairs(KEYS) do
+  local base = (i - 1) * 4
+  local interval = tonumber(ARGV[base + 1])
+  local burst = tonumber(ARGV[base + 2])
+  local cost = tonumber(ARGV[base + 3])
+  local tat = tonumber(redis.call('GET', key) or 0)
+  if tat < now then tat = now end
+  local tolerance = interval * burst
+  local new = tat + interval * cost
+  local allowAt = new - tolerance
+  if now < allowAt then
+    out[1] = 0
+    table.insert(out, 0)
+    table.insert(out, math.floor((tolerance - (tat - now)) / interval))
+    table.insert(out, allowAt - now)
+    table.insert(out, tat - now)
+    tats[i] = false
+  else
+    table.insert(out, 1)
+    table.insert(out, math.floor((tolerance - (new - now)) / interval))
+    table.insert(out, 0)
+    table.insert(out, new - now)
+    tats[i] = new
+  end
+end
+if out[1] == 1 then
+  for i, key in ipairs(KEYS) do
+    local ttl = tonumber(ARGV[(i - 1) * 4 + 4])
+    local left = math.ceil((tats[i] - now) / 1000)
+    if left > ttl then ttl = left end
+    redis.call('SET', key, string.format('%d', tats[i]), 'PX', ttl)
+  end
+end
+return out`)
+
+// RedisStore keeps buckets in Redis, shared by every instance: one script
+// call decides every tier of a request. Keys carry a {hash tag} per
+// bucket; on a Redis Cluster, tiers whose keys live in different slots are
+// decided by one call each, in one pipeline, and are then atomic per tier
+// only.
+type RedisStore struct {
+	rdb     redis.UniversalClient
+	prefix  string
+	cluster bool
+}
+
+var _ Store = (*RedisStore)(nil)
+
+// NewRedisStore returns a store on rdb; keys start with prefix ("sg:rl:"
+// when empty).
+func NewRedisStore(rdb redis.UniversalClient, prefix string) *RedisStore {
+	if prefix == "" {
+		prefix = "sg:rl:"
+	}
+	_, cluster := rdb.(*redis.ClusterClient)
+	return &RedisStore{rdb: rdb, prefix: prefix, cluster: cluster}
+}
+
+func (s *RedisStore) key(r *Request) string { return s.prefix + "{" + r.Key + "}" }
+
+func args(r *Request) []any {
+	return []any{r.Interval, r.Burst, r.Cost, max(r.TTL.Milliseconds(), 1)}
+}
+
+// Allow implements Store.
+func (s *RedisStore) Allow(ctx context.Context, reqs []Request, results []Result) (bool, error) {
+	if s.cluster && len(reqs) > 1 {
+		return s.allowEach(ctx, reqs, results)
+	}
+	keys := make([]string, len(reqs))
+	argv := make([]any, 0, 4*len(reqs))
+	for i := range reqs {
+		keys[i] = s.key(&reqs[i])
+		argv = append(argv, args(&reqs[i])...)
+	}
+	raw, err := allowScript.Run(ctx, s.rdb, keys, argv...).Int64Slice()
+	if err != nil {
+		return false, fmt.Errorf("%w: %v", ErrStore, err)
+	}
+	return decode(raw, results)
+}
+
+// allowEach decides each tier with its own script call, in one pipeline.
+func (s *RedisStore) allowEach(ctx context.Context, reqs []Request, results []Result) (bool, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(reqs))
+	for i := range reqs {
+		cmds[i] = allowScript.EvalSha(ctx, pipe, []string{s.key(&reqs[i])}, args(&reqs[i])...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !redis.HasErrorPrefix(err, "NOSCRIPT") {
+		return false, fmt.Errorf("%w: %v", ErrStore, err)
+	}
+	allowed := true
+	for i := range reqs {
+		raw, err := cmds[i].Int64Slice()
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			raw, err = allowScript.Run(ctx, s.rdb, []string{s.key(&reqs[i])}, args(&reqs[i])...).Int64Slice()
+		}
+		if err != nil {
+			return false, fmt.Errorf("%w: %v", ErrStore, err)
+		}
+		ok, err := decode(raw, results[i:i+1])
+		if err != nil {
+			return false, err
+		}
+		allowed = allowed && ok
+	}
+	return allowed, nil
+}
+
+func decode(raw []int64, results []Result) (bool, error) {
+	if len(raw) != 1+4*len(results) {
+		return false, fmt.Errorf("%w: script returned %d values for %d buckets", ErrStore, len(raw), len(results))
+	}
+	for i := range results {
+		v := raw[1+4*i:]
+		results[i] = Result{
+			Allowed:    v[0] == 1,
+			Remaining:  v[1],
+			RetryAfter: time.Duration(v[2]) * time.Microsecond,
+			ResetAfter: time.Duration(v[3]) * time.Microsecond,
+		}
+	}
+	return raw[0] == 1, nil
+}
+
