@@ -144,4 +144,3 @@ func decode(raw []int64, results []Result) (bool, error) {
 	}
 	return raw[0] == 1, nil
 }
-
