@@ -1,0 +1,138 @@
+// Package redistest starts throwaway Redis servers for tests: a
+// redis-server on a free loopback port, stopped when the test ends. When
+// SPECGUARD_TEST_REDIS_URL is set, that server is used instead. When
+// neither is possible the test is skipped, except under CI=true, where a
+// missing Redis is a failure.
+package redistest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Server is one running Redis.
+type Server struct {
+	Addr string // host:port
+	URL  string // redis://host:port/0
+	// Prefix is unique to this Start: tests sharing one server through
+	// SPECGUARD_TEST_REDIS_URL keep their keys apart with it.
+	Prefix string
+	cmd  *exec.Cmd
+	dir  string
+}
+
+func unavailable(t testing.TB, why string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("Redis is required under CI=true: %s", why)
+	}
+	t.Skipf("no Redis: %s (install redis-server or set SPECGUARD_TEST_REDIS_URL)", why)
+}
+
+// FreePort returns a loopback port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+var counter atomic.Int64
+
+// Start returns a Redis for this test.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	prefix := fmt.Sprintf("t%d-%d:", os.Getpid(), counter.Add(1))
+	if url := os.Getenv("SPECGUARD_TEST_REDIS_URL"); url != "" {
+		opt, err := redis.ParseURL(url)
+		if err != nil {
+			t.Fatalf("SPECGUARD_TEST_REDIS_URL: %v", err)
+		}
+		if err := waitPing(opt.Addr, time.Second); err != nil {
+			unavailable(t, err.Error())
+		}
+		return &Server{Addr: opt.Addr, URL: url, Prefix: prefix}
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		unavailable(t, "redis-server is not on PATH")
+	}
+	s := &Server{dir: t.TempDir(), Prefix: prefix}
+	s.start(t, FreePort(t), nil)
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// StartArgs starts redis-server on port with extra arguments, in dir.
+func (s *Server) start(t testing.TB, port int, extra []string) {
+	t.Helper()
+	s.Addr = "127.0.0.1:" + strconv.Itoa(port)
+	s.URL = "redis://" + s.Addr + "/0"
+	args := append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", s.dir, "--logfile", filepath.Join(s.dir, fmt.Sprintf("redis-%d.log", port))}, extra...)
+	s.cmd = exec.Command("redis-server", args...)
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("starting redis-server: %v", err)
+	}
+	if err := waitPing(s.Addr, 5*time.Second); err != nil {
+		s.Stop()
+		t.Fatalf("redis-server on %s did not answer: %v", s.Addr, err)
+	}
+}
+
+func waitPing(addr string, within time.Duration) error {
+	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer rdb.Close()
+	deadline := time.Now().Add(within)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := rdb.Ping(ctx).Err()
+		cancel()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop kills the server (as a crash would) and waits for it to exit. A
+// server given by SPECGUARD_TEST_REDIS_URL is left alone.
+func (s *Server) Stop() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Restart starts the server again on the same port after Stop.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	if s.dir == "" {
+		t.Fatal("cannot restart a server given by SPECGUARD_TEST_REDIS_URL")
+	}
+	_, port, _ := net.SplitHostPort(s.Addr)
+	p, _ := strconv.Atoi(port)
+	s.start(t, p, nil)
+}
+
+// Client returns a client for the server, closed when the test ends.
+func (s *Server) Client(t testing.TB) *redis.Client {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: s.Addr, ContextTimeoutEnabled: true, MaxRetries: 1})
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
