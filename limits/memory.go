@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,14 +18,18 @@ const shards = 64
 type MemoryStore struct {
 	now    func() time.Time
 	seed   maphash.Seed
+	ops    atomic.Uint64
 	shards [shards]memShard
 }
 
 type memShard struct {
-	mu  sync.Mutex
-	m   map[uint64]int64
-	ops int
+	mu sync.Mutex
+	m  map[uint64]int64
 }
+
+// sweepEvery is how many calls pass between two shard sweeps; the sweeps
+// visit the shards in turn, so a full pass takes 64*sweepEvery calls.
+const sweepEvery = 4096
 
 var _ Store = (*MemoryStore)(nil)
 
@@ -73,23 +78,25 @@ func (s *MemoryStore) Allow(_ context.Context, reqs []Request, results []Result)
 		}
 	}
 	for _, sh := range locked {
-		s.shards[sh].sweep(now)
 		s.shards[sh].mu.Unlock()
+	}
+	if n := s.ops.Add(1); n%sweepEvery == 0 {
+		s.sweep(int((n/sweepEvery)%shards), now)
 	}
 	return allowed, nil
 }
 
-// sweep deletes full buckets every 4096 operations on the shard. Callers hold mu.
-func (sh *memShard) sweep(now int64) {
-	sh.ops++
-	if sh.ops&4095 != 0 {
-		return
-	}
+// sweep deletes the full buckets of one shard: a bucket whose tat has
+// passed admits exactly as an absent one would.
+func (s *MemoryStore) sweep(i int, now int64) {
+	sh := &s.shards[i]
+	sh.mu.Lock()
 	for k, tat := range sh.m {
 		if tat <= now {
 			delete(sh.m, k)
 		}
 	}
+	sh.mu.Unlock()
 }
 
 // Len returns the number of buckets held (for tests and metrics).

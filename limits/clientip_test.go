@@ -1,0 +1,44 @@
+package limits_test
+
+import (
+	"net/http/httptest"
+	"testing"
+
+	"github.com/specguard/specguard/limits"
+)
+
+func TestClientIP(t *testing.T) {
+	c, err := limits.NewClientIP([]string{"10.0.0.0/8", "192.0.2.10"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, remote string
+		headers      map[string]string
+		want         string
+	}{
+		{"socket peer", "198.51.100.1:5555", nil, "198.51.100.1"},
+		{"spoofed XFF from an untrusted peer is ignored", "198.51.100.1:5555", map[string]string{"X-Forwarded-For": "203.0.113.9"}, "198.51.100.1"},
+		{"XFF from a trusted proxy", "10.1.2.3:80", map[string]string{"X-Forwarded-For": "203.0.113.9"}, "203.0.113.9"},
+		{"chain walked from the right past trusted hops", "10.1.2.3:80", map[string]string{"X-Forwarded-For": "6.6.6.6, 203.0.113.9, 10.9.9.9"}, "203.0.113.9"},
+		{"a forged leftmost entry is never reached", "10.1.2.3:80", map[string]string{"X-Forwarded-For": "1.1.1.1, 203.0.113.9"}, "203.0.113.9"},
+		{"single trusted address", "192.0.2.10:80", map[string]string{"X-Forwarded-For": "203.0.113.5"}, "203.0.113.5"},
+		{"Forwarded wins over XFF", "10.1.2.3:80", map[string]string{"Forwarded": `for=203.0.113.7;proto=https, for="[2001:db8::1]:443"`, "X-Forwarded-For": "6.6.6.6"}, "2001:db8::1"},
+		{"garbage hop stops the walk", "10.1.2.3:80", map[string]string{"X-Forwarded-For": "203.0.113.9, not-an-ip"}, "10.1.2.3"},
+		{"IPv6 peer", "[2001:db8::2]:443", nil, "2001:db8::2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr = tc.remote
+			for k, v := range tc.headers {
+				r.Header.Set(k, v)
+			}
+			if got := c.Of(r).String(); got != tc.want {
+				t.Fatalf("client IP = %s, want %s", got, tc.want)
+			}
+		})
+	}
+	if _, err := limits.NewClientIP([]string{"10.0.0.0/33"}); err == nil {
+		t.Error("bad CIDR accepted")
+	}
+}

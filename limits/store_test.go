@@ -1,0 +1,194 @@
+package limits_test
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/specguard/specguard/e2e/redistest"
+	"github.com/specguard/specguard/limits"
+)
+
+// clock is a settable clock for the memory store.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// stores runs one suite against every Store implementation. advance moves
+// the store's time forward: the memory store's clock, or real time for
+// Redis, whose time is Redis TIME.
+func stores(t *testing.T, suite func(t *testing.T, s limits.Store, advance func(time.Duration))) {
+	t.Run("memory", func(t *testing.T) {
+		c := &clock{t: time.Unix(1_800_000_000, 0)}
+		suite(t, limits.NewMemoryStore(c.now), c.add)
+	})
+	t.Run("redis", func(t *testing.T) {
+		srv := redistest.Start(t)
+		suite(t, limits.NewRedisStore(srv.Client(t), srv.Prefix), time.Sleep)
+	})
+}
+
+func req(key string, limit int64, window time.Duration) limits.Request {
+	return limits.Request{Key: key, Interval: window.Microseconds() / limit, Burst: limit, Cost: 1, TTL: window}
+}
+
+func allow(t *testing.T, s limits.Store, reqs ...limits.Request) (bool, []limits.Result) {
+	t.Helper()
+	res := make([]limits.Result, len(reqs))
+	ok, err := s.Allow(context.Background(), reqs, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok, res
+}
+
+func TestExactAdmissionUnderConcurrency(t *testing.T) {
+	stores(t, func(t *testing.T, s limits.Store, _ func(time.Duration)) {
+		const limit = 25
+		r := req("exact", limit, time.Hour)
+		var admitted atomic.Int64
+		var wg sync.WaitGroup
+		for range 200 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res := make([]limits.Result, 1)
+				ok, err := s.Allow(context.Background(), []limits.Request{r}, res)
+				if err != nil {
+					t.Error(err)
+				}
+				if ok {
+					admitted.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		if got := admitted.Load(); got != limit {
+			t.Fatalf("admitted %d of 200, want exactly %d", got, limit)
+		}
+	})
+}
+
+func TestWindowEdge(t *testing.T) {
+	stores(t, func(t *testing.T, s limits.Store, advance func(time.Duration)) {
+		r := req("edge", 4, 2*time.Second) // one request per 500ms, burst 4
+		for i := range 4 {
+			ok, res := allow(t, s, r)
+			if !ok || res[0].Remaining != int64(3-i) {
+				t.Fatalf("request %d: allowed=%v remaining=%d, want true and %d", i+1, ok, res[0].Remaining, 3-i)
+			}
+		}
+		ok, res := allow(t, s, r)
+		if ok {
+			t.Fatal("fifth request admitted")
+		}
+		if res[0].RetryAfter <= 0 || res[0].RetryAfter > 500*time.Millisecond {
+			t.Fatalf("RetryAfter = %s, want (0, 500ms]", res[0].RetryAfter)
+		}
+		// One emission interval later, exactly one more passes.
+		advance(res[0].RetryAfter + 20*time.Millisecond)
+		if ok, _ := allow(t, s, r); !ok {
+			t.Fatal("after RetryAfter: denied, want one admitted")
+		}
+		if ok, _ := allow(t, s, r); ok {
+			t.Fatal("after RetryAfter: a second request admitted, want exactly one")
+		}
+	})
+}
+
+func TestAllOrNothingAcrossTiers(t *testing.T) {
+	stores(t, func(t *testing.T, s limits.Store, _ func(time.Duration)) {
+		wide := req("wide", 10, time.Hour)
+		narrow := req("narrow", 1, time.Hour)
+		if ok, _ := allow(t, s, wide, narrow); !ok {
+			t.Fatal("first request denied")
+		}
+		ok, res := allow(t, s, wide, narrow)
+		if ok || !res[0].Allowed || res[1].Allowed {
+			t.Fatalf("second request: ok=%v results=%+v, want denied by narrow only", ok, res)
+		}
+		// The denied request did not charge the wide tier: 9 remain.
+		_, res = allow(t, s, wide)
+		if res[0].Remaining != 8 {
+			t.Fatalf("wide remaining = %d, want 8 (charged by the first request and this one only)", res[0].Remaining)
+		}
+	})
+}
+
+func TestCost(t *testing.T) {
+	stores(t, func(t *testing.T, s limits.Store, _ func(time.Duration)) {
+		r := req("cost", 10, time.Hour)
+		r.Cost = 4
+		for i, want := range []bool{true, true, false} {
+			if ok, _ := allow(t, s, r); ok != want {
+				t.Fatalf("call %d with cost 4 of 10: allowed=%v, want %v", i+1, ok, want)
+			}
+		}
+	})
+}
+
+func TestRedisKeyTTL(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	s := limits.NewRedisStore(rdb, srv.Prefix)
+	allow(t, s, req("ttl", 5, time.Minute))
+	keys, _ := rdb.Keys(context.Background(), srv.Prefix+"*").Result()
+	if len(keys) != 1 || keys[0] != srv.Prefix+"{ttl}" {
+		t.Fatalf("keys = %v, want one hash-tagged key", keys)
+	}
+	ttl, _ := rdb.PTTL(context.Background(), keys[0]).Result()
+	if ttl <= 0 || ttl > time.Minute {
+		t.Fatalf("TTL = %s, want (0, 1m]", ttl)
+	}
+}
+
+// Two stores on one Redis are one limiter: whatever instance a request
+// reaches, the total admitted is the limit.
+func TestRedisInstancesShareOneTruth(t *testing.T) {
+	srv := redistest.Start(t)
+	a := limits.NewRedisStore(srv.Client(t), srv.Prefix)
+	b := limits.NewRedisStore(srv.Client(t), srv.Prefix)
+	r := req("shared", 10, time.Hour)
+	admitted := 0
+	for i := range 40 {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		if ok, _ := allow(t, s, r); ok {
+			admitted++
+		}
+	}
+	if admitted != 10 {
+		t.Fatalf("admitted %d across two instances, want 10", admitted)
+	}
+}
+
+func TestMemoryReclaimsIdleKeys(t *testing.T) {
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	s := limits.NewMemoryStore(c.now)
+	for i := range 20000 {
+		allow(t, s, req(strconv.Itoa(i), 5, time.Second))
+	}
+	if n := s.Len(); n < 19000 {
+		t.Fatalf("Len = %d before idling, want about 20000", n)
+	}
+	c.add(time.Minute) // every bucket is full again
+	for range 64 * 4096 {
+		allow(t, s, req("fresh", 1_000_000, time.Second))
+	}
+	if n := s.Len(); n > 100 {
+		t.Fatalf("Len = %d after idle keys should be reclaimed, want only a few", n)
+	}
+}
