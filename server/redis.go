@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"time"
@@ -56,7 +57,17 @@ func NewRedisClient(raw string, timeout time.Duration) (redis.UniversalClient, e
 	return redis.NewClusterClient(opt), nil
 }
 
+// redisLog sends go-redis's own messages (dial failures while Redis is
+// down) to the structured log at debug level: failures that matter are
+// logged, rate-limited, where a decision falls back.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
+}
+
 func openRedis(ctx context.Context, cfg *Config, d *Deps) error {
+	redis.SetLogger(redisLog{d.Log})
 	rdb, err := NewRedisClient(cfg.RedisURL, cfg.StoreTimeout)
 	if err != nil {
 		return err

@@ -1,0 +1,335 @@
+package server_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/specguard/specguard/e2e/redistest"
+	"github.com/specguard/specguard/server"
+)
+
+// lineWriter collects log lines and signals the address once listening.
+type lineWriter struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	addrc chan string
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	for _, line := range strings.Split(string(p), "\n") {
+		var rec struct{ Msg, Addr string }
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
+			select {
+			case w.addrc <- rec.Addr:
+			default:
+			}
+		}
+	}
+	return len(p), nil
+}
+
+func (w *lineWriter) String() string { w.mu.Lock(); defer w.mu.Unlock(); return w.buf.String() }
+
+type instance struct {
+	base   string
+	logs   *lineWriter
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// start runs the real server on 127.0.0.1:0 with env and waits for /healthz.
+func start(t *testing.T, env map[string]string) *instance {
+	t.Helper()
+	if env == nil {
+		env = map[string]string{}
+	}
+	if env["SPECGUARD_DATA_DIR"] == "" {
+		env["SPECGUARD_DATA_DIR"] = t.TempDir()
+	}
+	env["SPECGUARD_ADDR"] = "127.0.0.1:0"
+	logs := &lineWriter{addrc: make(chan string, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	inst := &instance{logs: logs, cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		inst.done <- server.Run(ctx, nil, func(k string) string { return env[k] }, logs, io.Discard)
+	}()
+	select {
+	case addr := <-logs.addrc:
+		inst.base = "http://" + addr
+	case err := <-inst.done:
+		cancel()
+		t.Fatalf("server did not start: %v", err)
+	case <-time.After(20 * time.Second):
+		cancel()
+		t.Fatal("server did not start within 20s")
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-inst.done:
+			if err != nil {
+				t.Errorf("Run returned %v after shutdown, want nil", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("server did not stop")
+		}
+	})
+	resp, err := http.Get(inst.base + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/healthz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	return inst
+}
+
+func (in *instance) do(t *testing.T, method, path, body string, headers ...string) (*http.Response, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, in.base+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Add(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	return resp, m
+}
+
+func login(t *testing.T, in *instance, email, password string, headers ...string) string {
+	t.Helper()
+	resp, m := in.do(t, "POST", "/auth/login", fmt.Sprintf(`{"email":%q,"password":%q}`, email, password), headers...)
+	if resp.StatusCode != 200 {
+		t.Fatalf("login %s: %d %v", email, resp.StatusCode, m)
+	}
+	return m["access_token"].(string)
+}
+
+func TestServeMemoryAndRedis(t *testing.T) {
+	t.Run("memory", func(t *testing.T) { journey(t, start(t, nil)) })
+	t.Run("redis", func(t *testing.T) {
+		srv := redistest.Start(t)
+		journey(t, start(t, map[string]string{"SPECGUARD_REDIS_URL": srv.URL}))
+	})
+}
+
+func journey(t *testing.T, in *instance) {
+	// A public operation answers through its generated handler.
+	resp, m := in.do(t, "GET", "/.well-known/jwks.json", "")
+	if resp.StatusCode != 200 || len(m["keys"].([]any)) != 1 {
+		t.Fatalf("jwks: %d %v", resp.StatusCode, m)
+	}
+	resp, m = in.do(t, "GET", "/readyz", "")
+	if resp.StatusCode != 200 || m["status"] != "ok" {
+		t.Fatalf("readyz: %d %v", resp.StatusCode, m)
+	}
+	// Protected without credentials: 401 with the RFC 6750 challenge.
+	resp, m = in.do(t, "GET", "/me", "")
+	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != `Bearer realm="specguard"` || m["type"] != "urn:specguard:problem:unauthenticated" {
+		t.Fatalf("/me anonymous: %d %q %v", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), m)
+	}
+	tok := login(t, in, "user@example.com", "user-password")
+	resp, m = in.do(t, "GET", "/me", "", "Authorization", "Bearer "+tok)
+	if resp.StatusCode != 200 || m["email"] != "user@example.com" || m["scheme"] != "bearerAuth" {
+		t.Fatalf("/me: %d %v", resp.StatusCode, m)
+	}
+	// A user may not list accounts: 403 insufficient_scope naming the scope.
+	resp, _ = in.do(t, "GET", "/admin/users", "", "Authorization", "Bearer "+tok)
+	if resp.StatusCode != 403 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `scope="users:read"`) {
+		t.Fatalf("/admin/users as user: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	// Validation after the guard: 400 naming the field.
+	resp, m = in.do(t, "POST", "/posts", `{"title":"","body":"x"}`, "Authorization", "Bearer "+tok)
+	if resp.StatusCode != 400 || !strings.Contains(fmt.Sprint(m["errors"]), "body.title") {
+		t.Fatalf("invalid post: %d %v", resp.StatusCode, m)
+	}
+	resp, m = in.do(t, "POST", "/posts", `{"title":"hello","body":"world"}`, "Authorization", "Bearer "+tok)
+	if resp.StatusCode != 201 || resp.Header.Get("RateLimit-Policy") == "" {
+		t.Fatalf("create post: %d %v %v", resp.StatusCode, m, resp.Header)
+	}
+	// Unknown path and wrong method.
+	if resp, _ := in.do(t, "GET", "/nope", ""); resp.StatusCode != 404 {
+		t.Errorf("unknown path: %d", resp.StatusCode)
+	}
+	if resp, _ := in.do(t, "PUT", "/posts", ""); resp.StatusCode != 405 {
+		t.Errorf("wrong method: %d", resp.StatusCode)
+	}
+}
+
+// Five login attempts per 15 minutes per client IP, failed or not: the
+// sixth gets 429. A forged token naming a victim's subject is limited as
+// anonymous by IP, so it cannot drain the victim's own bucket.
+func TestBruteForceAndForgedSubject(t *testing.T) {
+	in := start(t, map[string]string{"SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32"})
+	from := func(ip string) []string { return []string{"X-Forwarded-For", ip} }
+	for i := 1; i <= 5; i++ {
+		resp, _ := in.do(t, "POST", "/auth/login", `{"email":"user@example.com","password":"wrong-password"}`, from("203.0.113.1")...)
+		if resp.StatusCode != 401 {
+			t.Fatalf("attempt %d: %d, want 401", i, resp.StatusCode)
+		}
+	}
+	resp, m := in.do(t, "POST", "/auth/login", `{"email":"user@example.com","password":"user-password"}`, from("203.0.113.1")...)
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || m["type"] != "https://iana.org/assignments/http-problem-types#quota-exceeded" {
+		t.Fatalf("sixth attempt: %d %v", resp.StatusCode, m)
+	}
+	// Another client is not affected.
+	victim := login(t, in, "user@example.com", "user-password", from("203.0.113.2")...)
+
+	// Forge: take the victim's token and change its payload; 100 requests.
+	parts := strings.Split(victim, ".")
+	forged := parts[0] + "." + parts[1] + "x." + parts[2]
+	for range 100 {
+		resp, _ := in.do(t, "GET", "/me", "", append(from("203.0.113.3"), "Authorization", "Bearer "+forged)...)
+		if resp.StatusCode != 401 && resp.StatusCode != 429 {
+			t.Fatalf("forged token: %d", resp.StatusCode)
+		}
+	}
+	resp, _ = in.do(t, "GET", "/me", "", append(from("203.0.113.3"), "Authorization", "Bearer "+forged)...)
+	if resp.StatusCode != 429 {
+		t.Fatalf("forged tokens were not throttled as anonymous: %d", resp.StatusCode)
+	}
+	resp, _ = in.do(t, "GET", "/me", "", append(from("203.0.113.2"), "Authorization", "Bearer "+victim)...)
+	if resp.StatusCode != 200 {
+		t.Fatalf("victim after the forgery flood: %d, want 200", resp.StatusCode)
+	}
+	if strings.Contains(in.logs.String(), victim) || strings.Contains(in.logs.String(), parts[2]) {
+		t.Fatal("a token appears in the logs")
+	}
+}
+
+// SIGTERM (context cancelled) lets an in-flight request finish, refuses new
+// connections, and Run returns nil.
+func TestGracefulShutdown(t *testing.T) {
+	env := map[string]string{"SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_ADDR": "127.0.0.1:0"}
+	logs := &lineWriter{addrc: make(chan string, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- server.Run(ctx, nil, func(k string) string { return env[k] }, logs, io.Discard) }()
+	addr := <-logs.addrc
+
+	// Send headers and half a body, then shut down, then finish the body.
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"email":"new@example.com","password":"a-long-password"}`
+	fmt.Fprintf(conn, "POST /auth/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:10])
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	time.Sleep(100 * time.Millisecond)
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Error("a new connection was accepted during shutdown")
+	}
+	fmt.Fprint(conn, body[10:])
+	status, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || !strings.Contains(status, "201") {
+		t.Fatalf("in-flight request: %q %v, want 201", status, err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+}
+
+// Bad configuration stops start-up with one line naming what and where,
+// before anything listens.
+func TestBadConfiguration(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"bad duration", map[string]string{"SPECGUARD_ACCESS_TTL": "soon"}, nil, `SPECGUARD_ACCESS_TTL: "soon" is not a positive duration such as 15m`},
+		{"refresh shorter than access", map[string]string{"SPECGUARD_ACCESS_TTL": "2h", "SPECGUARD_REFRESH_TTL": "1h"}, nil, "SPECGUARD_REFRESH_TTL (1h0m0s) is shorter than SPECGUARD_ACCESS_TTL (2h0m0s)"},
+		{"bad log format", map[string]string{"SPECGUARD_LOG_FORMAT": "xml"}, nil, `SPECGUARD_LOG_FORMAT: "xml" is not json or text`},
+		{"bad trusted proxy", map[string]string{"SPECGUARD_TRUSTED_PROXIES": "10.0.0.0/99"}, nil, `SPECGUARD_TRUSTED_PROXIES: trusted proxy "10.0.0.0/99" is not a CIDR or an IP address`},
+		{"missing key file", map[string]string{"SPECGUARD_SIGNING_KEY_FILE": filepath.Join(dir, "nope.pem")}, nil, "SPECGUARD_SIGNING_KEY_FILE: " + filepath.Join(dir, "nope.pem") + ": open " + filepath.Join(dir, "nope.pem") + ": no such file or directory"},
+		{"garbage key file", map[string]string{"SPECGUARD_SIGNING_KEY_FILE": write("bad.pem", "hello")}, nil, "SPECGUARD_SIGNING_KEY_FILE: " + filepath.Join(dir, "bad.pem") + ": no PEM block found"},
+		{"short HMAC key", map[string]string{"SPECGUARD_SIGNING_KEY_FILE": write("short.pem", "-----BEGIN HMAC KEY-----\nc2hvcnQ=\n-----END HMAC KEY-----\n")}, nil, "SPECGUARD_SIGNING_KEY_FILE: " + filepath.Join(dir, "short.pem") + ": HMAC key of 5 bytes: at least 32 are required"},
+		{"users file unknown role", map[string]string{"SPECGUARD_USERS_FILE": write("u1.yaml", "- email: a@example.com\n  password: secret-password\n  role: root\n")}, nil, filepath.Join(dir, "u1.yaml") + `: entry 1 (a@example.com): role "root" is not declared in the spec's x-roles`},
+		{"users file unknown field", map[string]string{"SPECGUARD_USERS_FILE": write("u2.yaml", "- email: a@example.com\n  pasword: x\n  role: user\n")}, nil, filepath.Join(dir, "u2.yaml") + ": line 2: field pasword not found in type server.SeedUser"},
+		{"users file both password forms", map[string]string{"SPECGUARD_USERS_FILE": write("u3.yaml", "- email: a@example.com\n  password: x\n  password_hash: y\n  role: user\n")}, nil, filepath.Join(dir, "u3.yaml") + ": entry 1 (a@example.com): give exactly one of password and password_hash"},
+		{"bad redis url", map[string]string{"SPECGUARD_REDIS_URL": "http://localhost"}, nil, `SPECGUARD_REDIS_URL: scheme "http": want redis, rediss, redis+cluster or rediss+cluster`},
+		{"unreachable redis", map[string]string{"SPECGUARD_REDIS_URL": fmt.Sprintf("redis://127.0.0.1:%d/0", redistest.FreePort(t))}, nil, "SPECGUARD_REDIS_URL: cannot reach Redis"},
+		{"unknown flag", nil, []string{"--colour", "red"}, "flag provided but not defined: -colour"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{"SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_ADDR": "127.0.0.1:0"}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			logs := &lineWriter{addrc: make(chan string, 1)}
+			err := server.Run(context.Background(), tc.args, func(k string) string { return env[k] }, logs, io.Discard)
+			if err == nil {
+				t.Fatal("Run succeeded, want an error")
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans lines: %q", err)
+			}
+			if !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("error = %q\nwant prefix %q", err, tc.want)
+			}
+			if strings.Contains(logs.String(), `"listening"`) {
+				t.Error("the server started listening")
+			}
+		})
+	}
+}
+
+// The dev signing key is generated once, with mode 0600, and reused.
+func TestDevKeyIsReused(t *testing.T) {
+	dir := t.TempDir()
+	a := start(t, map[string]string{"SPECGUARD_DATA_DIR": dir})
+	_, k1 := a.do(t, "GET", "/.well-known/jwks.json", "")
+	b := start(t, map[string]string{"SPECGUARD_DATA_DIR": dir})
+	_, k2 := b.do(t, "GET", "/.well-known/jwks.json", "")
+	if fmt.Sprint(k1) != fmt.Sprint(k2) {
+		t.Fatal("a second start generated a new key")
+	}
+	info, err := os.Stat(filepath.Join(dir, "signing-key.pem"))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v, want mode 0600", info, err)
+	}
+	// A token from one instance is honoured by the other (same key, but
+	// memory stores are separate, so revocation state is not shared).
+	_ = login(t, a, "user@example.com", "user-password")
+}
