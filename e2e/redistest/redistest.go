@@ -27,8 +27,8 @@ type Server struct {
 	// Prefix is unique to this Start: tests sharing one server through
 	// SPECGUARD_TEST_REDIS_URL keep their keys apart with it.
 	Prefix string
-	cmd  *exec.Cmd
-	dir  string
+	cmd    *exec.Cmd
+	dir    string
 }
 
 func unavailable(t testing.TB, why string) {
