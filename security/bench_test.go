@@ -1,0 +1,124 @@
+package security_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
+)
+
+func benchTokens(b *testing.B, opts ...security.TokenOption) (*security.TokenService, string) {
+	b.Helper()
+	key, err := security.GenerateKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts, err := security.NewTokenService("specguard", "specguard", key, security.NewMemoryStore(nil), opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pair, err := ts.Login(context.Background(), "alice", "user", []string{"a:read", "a:write"}, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ts, pair.Access
+}
+
+// BenchmarkVerifyAccess measures the bearer path: a cache hit (the same
+// token again) and a miss (the cache disabled: a full Ed25519 verification).
+// Both check revocation in the memory store.
+func BenchmarkVerifyAccess(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		opts []security.TokenOption
+	}{
+		{"hit", nil},
+		{"miss", []security.TokenOption{security.WithCacheSize(0)}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			ts, tok := benchTokens(b, bc.opts...)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ts.VerifyAccess(ctx, tok); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+const benchSpec = `
+openapi: 3.0.3
+info: {title: bench, version: "1"}
+paths:
+  /items/{id}:
+    get:
+      operationId: getItem
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: string}}
+      security:
+        - oauth2: [a:read]
+      x-rate-limit:
+        - {name: anon, limit: 1000000, window: 1s, key: ip, who: anonymous}
+        - {name: user, limit: 1000000, window: 1s, key: principal, who: authenticated}
+        - {name: all, limit: 1000000, window: 1s, key: global}
+      responses:
+        '200': {description: ok}
+components:
+  securitySchemes:
+    oauth2:
+      type: oauth2
+      flows:
+        password:
+          tokenUrl: /token
+          scopes: {a:read: read}
+`
+
+// BenchmarkGuard is the whole guard path for an authenticated request with
+// a cached token and every tier in the memory store, request validation
+// off (it is measured by the load harness).
+func BenchmarkGuard(b *testing.B) {
+	table, err := policy.Compile("bench.yaml", []byte(benchSpec))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts, tok := benchTokens(b)
+	r := chi.NewRouter()
+	r.Get("/items/{id}", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) })
+	guard, err := security.NewGuard(table, r,
+		security.WithAuthenticator(policy.SchemeOAuth2, security.BearerAuthenticator{Tokens: ts}),
+		security.WithLimiter(limits.New(limits.NewMemoryStore(nil))),
+		security.WithoutRequestValidation())
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := guard(r)
+	req := httptest.NewRequest("GET", "/items/42", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	w := &codeWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		w.code = 0
+		h.ServeHTTP(w, req)
+		if w.code != 200 {
+			b.Fatalf("status %d", w.code)
+		}
+	}
+}
+
+// codeWriter is a reusable ResponseWriter that keeps only the status.
+type codeWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *codeWriter) Header() http.Header         { return w.h }
+func (w *codeWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *codeWriter) WriteHeader(code int)        { w.code = code }
