@@ -12,16 +12,19 @@ run:
 build:
 	$(GO) build -o bin/specguard ./cmd/specguard
 
-# Regenerate api/gen from api/openapi.yaml.
+# Regenerate api/gen (the server) and e2e/client (the e2e suite's client)
+# from api/openapi.yaml.
 generate:
-	$(GO) generate ./api/gen
+	$(GO) generate ./api/gen ./e2e/client
 
 # Fail when the committed generated code is not what the spec generates.
 check-generated:
 	@cd api/gen && $(CODEGEN) -config oapi-codegen.yaml -o $(TMP)/server.gen.go ../openapi.yaml
-	@cmp -s $(TMP)/server.gen.go api/gen/server.gen.go || { \
-		echo "api/gen/server.gen.go is stale: run 'make generate' and commit it"; \
-		diff -u api/gen/server.gen.go $(TMP)/server.gen.go | head -40; exit 1; }
+	@cd e2e/client && $(CODEGEN) -config oapi-codegen.yaml -o $(TMP)/client.gen.go ../../api/openapi.yaml
+	@for f in api/gen/server.gen.go e2e/client/client.gen.go; do \
+		cmp -s $(TMP)/$$(basename $$f) $$f || { \
+			echo "$$f is stale: run 'make generate' and commit it"; \
+			diff -u $$f $(TMP)/$$(basename $$f) | head -40; exit 1; }; done
 	@echo "generated code is current"
 
 check-tidy:

@@ -152,12 +152,12 @@ func (a *App) Login(ctx context.Context, req gen.LoginRequestObject) (gen.LoginR
 	return gen.Login200JSONResponse(a.tokenResponse(pair)), nil
 }
 
-func oauthError(code gen.OAuthErrorError, description string) gen.Token400JSONResponse {
-	return gen.Token400JSONResponse{Error: code, ErrorDescription: &description}
+func oauthError(code gen.OAuthErrorError, description string) gen.OauthToken400JSONResponse {
+	return gen.OauthToken400JSONResponse{Error: code, ErrorDescription: &description}
 }
 
-// Token implements POST /auth/token, the OAuth2 token endpoint (RFC 6749).
-func (a *App) Token(ctx context.Context, req gen.TokenRequestObject) (gen.TokenResponseObject, error) {
+// OauthToken implements POST /auth/token, the OAuth2 token endpoint (RFC 6749).
+func (a *App) OauthToken(ctx context.Context, req gen.OauthTokenRequestObject) (gen.OauthTokenResponseObject, error) {
 	b := req.Body
 	var (
 		pair *security.Pair
@@ -191,11 +191,11 @@ func (a *App) Token(ctx context.Context, req gen.TokenRequestObject) (gen.TokenR
 		return oauthError(gen.UnsupportedGrantType, "grant_type must be password or refresh_token"), nil
 	}
 	if errors.Is(err, security.ErrUnavailable) {
-		return gen.Token503ApplicationProblemPlusJSONResponse{ServiceUnavailableApplicationProblemPlusJSONResponse: unavailable()}, nil
+		return gen.OauthToken503ApplicationProblemPlusJSONResponse{ServiceUnavailableApplicationProblemPlusJSONResponse: unavailable()}, nil
 	} else if err != nil {
 		return nil, err
 	}
-	return gen.Token200JSONResponse(a.tokenResponse(pair)), nil
+	return gen.OauthToken200JSONResponse(a.tokenResponse(pair)), nil
 }
 
 // Refresh implements POST /auth/refresh.

@@ -410,8 +410,8 @@ type RegisterJSONRequestBody = Credentials
 // CreateSessionJSONRequestBody defines body for CreateSession for application/json ContentType.
 type CreateSessionJSONRequestBody = LoginRequest
 
-// TokenFormdataRequestBody defines body for Token for application/x-www-form-urlencoded ContentType.
-type TokenFormdataRequestBody = TokenRequest
+// OauthTokenFormdataRequestBody defines body for OauthToken for application/x-www-form-urlencoded ContentType.
+type OauthTokenFormdataRequestBody = TokenRequest
 
 // CreatePostJSONRequestBody defines body for CreatePost for application/json ContentType.
 type CreatePostJSONRequestBody = NewPost
@@ -572,9 +572,9 @@ type ServerInterface interface {
 	// DeleteSession End one of the caller's sessions.
 	// (DELETE /auth/sessions/{id})
 	DeleteSession(w http.ResponseWriter, r *http.Request, id ID)
-	// Token OAuth2 token endpoint (grants "password" and "refresh_token").
+	// OauthToken OAuth2 token endpoint (grants "password" and "refresh_token").
 	// (POST /auth/token)
-	Token(w http.ResponseWriter, r *http.Request)
+	OauthToken(w http.ResponseWriter, r *http.Request)
 	// Healthz The process is alive.
 	// (GET /healthz)
 	Healthz(w http.ResponseWriter, r *http.Request)
@@ -689,9 +689,9 @@ func (_ Unimplemented) DeleteSession(w http.ResponseWriter, r *http.Request, id 
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
-// Token OAuth2 token endpoint (grants "password" and "refresh_token").
+// OauthToken OAuth2 token endpoint (grants "password" and "refresh_token").
 // (POST /auth/token)
-func (_ Unimplemented) Token(w http.ResponseWriter, r *http.Request) {
+func (_ Unimplemented) OauthToken(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -984,11 +984,11 @@ func (siw *ServerInterfaceWrapper) DeleteSession(w http.ResponseWriter, r *http.
 	handler.ServeHTTP(w, r)
 }
 
-// Token operation middleware
-func (siw *ServerInterfaceWrapper) Token(w http.ResponseWriter, r *http.Request) {
+// OauthToken operation middleware
+func (siw *ServerInterfaceWrapper) OauthToken(w http.ResponseWriter, r *http.Request) {
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.Token(w, r)
+		siw.Handler.OauthToken(w, r)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1298,7 +1298,7 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Post(options.BaseURL+"/auth/login", wrapper.Login)
 	})
 	r.Group(func(r chi.Router) {
-		r.Post(options.BaseURL+"/auth/token", wrapper.Token)
+		r.Post(options.BaseURL+"/auth/token", wrapper.OauthToken)
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/auth/refresh", wrapper.Refresh)
@@ -2155,10 +2155,18 @@ type LogoutResponseObject interface {
 	VisitLogoutResponse(w http.ResponseWriter) error
 }
 
+type Logout204ResponseHeaders struct {
+	SetCookie *string
+}
+
 type Logout204Response struct {
+	Headers Logout204ResponseHeaders
 }
 
 func (response Logout204Response) VisitLogoutResponse(w http.ResponseWriter) error {
+	if response.Headers.SetCookie != nil {
+		w.Header().Set("Set-Cookie", fmt.Sprint(*response.Headers.SetCookie))
+	}
 	w.WriteHeader(204)
 	return nil
 }
@@ -2268,10 +2276,18 @@ type LogoutAllResponseObject interface {
 	VisitLogoutAllResponse(w http.ResponseWriter) error
 }
 
+type LogoutAll204ResponseHeaders struct {
+	SetCookie *string
+}
+
 type LogoutAll204Response struct {
+	Headers LogoutAll204ResponseHeaders
 }
 
 func (response LogoutAll204Response) VisitLogoutAllResponse(w http.ResponseWriter) error {
+	if response.Headers.SetCookie != nil {
+		w.Header().Set("Set-Cookie", fmt.Sprint(*response.Headers.SetCookie))
+	}
 	w.WriteHeader(204)
 	return nil
 }
@@ -2933,17 +2949,17 @@ func (response DeleteSession503ApplicationProblemPlusJSONResponse) VisitDeleteSe
 	return err
 }
 
-type TokenRequestObject struct {
-	Body *TokenFormdataRequestBody
+type OauthTokenRequestObject struct {
+	Body *OauthTokenFormdataRequestBody
 }
 
-type TokenResponseObject interface {
-	VisitTokenResponse(w http.ResponseWriter) error
+type OauthTokenResponseObject interface {
+	VisitOauthTokenResponse(w http.ResponseWriter) error
 }
 
-type Token200JSONResponse TokenResponse
+type OauthToken200JSONResponse TokenResponse
 
-func (response Token200JSONResponse) VisitTokenResponse(w http.ResponseWriter) error {
+func (response OauthToken200JSONResponse) VisitOauthTokenResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -2955,9 +2971,9 @@ func (response Token200JSONResponse) VisitTokenResponse(w http.ResponseWriter) e
 	return err
 }
 
-type Token400JSONResponse OAuthError
+type OauthToken400JSONResponse OAuthError
 
-func (response Token400JSONResponse) VisitTokenResponse(w http.ResponseWriter) error {
+func (response OauthToken400JSONResponse) VisitOauthTokenResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -2969,9 +2985,9 @@ func (response Token400JSONResponse) VisitTokenResponse(w http.ResponseWriter) e
 	return err
 }
 
-type Token400ApplicationProblemPlusJSONResponse Problem
+type OauthToken400ApplicationProblemPlusJSONResponse Problem
 
-func (response Token400ApplicationProblemPlusJSONResponse) VisitTokenResponse(w http.ResponseWriter) error {
+func (response OauthToken400ApplicationProblemPlusJSONResponse) VisitOauthTokenResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -2983,11 +2999,11 @@ func (response Token400ApplicationProblemPlusJSONResponse) VisitTokenResponse(w 
 	return err
 }
 
-type Token429ApplicationProblemPlusJSONResponse struct {
+type OauthToken429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
 
-func (response Token429ApplicationProblemPlusJSONResponse) VisitTokenResponse(w http.ResponseWriter) error {
+func (response OauthToken429ApplicationProblemPlusJSONResponse) VisitOauthTokenResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -3008,11 +3024,11 @@ func (response Token429ApplicationProblemPlusJSONResponse) VisitTokenResponse(w 
 	return err
 }
 
-type Token503ApplicationProblemPlusJSONResponse struct {
+type OauthToken503ApplicationProblemPlusJSONResponse struct {
 	ServiceUnavailableApplicationProblemPlusJSONResponse
 }
 
-func (response Token503ApplicationProblemPlusJSONResponse) VisitTokenResponse(w http.ResponseWriter) error {
+func (response OauthToken503ApplicationProblemPlusJSONResponse) VisitOauthTokenResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -3889,9 +3905,9 @@ type StrictServerInterface interface {
 	// DeleteSession End one of the caller's sessions.
 	// (DELETE /auth/sessions/{id})
 	DeleteSession(ctx context.Context, request DeleteSessionRequestObject) (DeleteSessionResponseObject, error)
-	// Token OAuth2 token endpoint (grants "password" and "refresh_token").
+	// OauthToken OAuth2 token endpoint (grants "password" and "refresh_token").
 	// (POST /auth/token)
-	Token(ctx context.Context, request TokenRequestObject) (TokenResponseObject, error)
+	OauthToken(ctx context.Context, request OauthTokenRequestObject) (OauthTokenResponseObject, error)
 	// Healthz The process is alive.
 	// (GET /healthz)
 	Healthz(ctx context.Context, request HealthzRequestObject) (HealthzResponseObject, error)
@@ -4334,15 +4350,15 @@ func (sh *strictHandler) DeleteSession(w http.ResponseWriter, r *http.Request, i
 	}
 }
 
-// Token operation middleware
-func (sh *strictHandler) Token(w http.ResponseWriter, r *http.Request) {
-	var request TokenRequestObject
+// OauthToken operation middleware
+func (sh *strictHandler) OauthToken(w http.ResponseWriter, r *http.Request) {
+	var request OauthTokenRequestObject
 
 	if err := r.ParseForm(); err != nil {
 		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode formdata: %w", err))
 		return
 	}
-	var body TokenFormdataRequestBody
+	var body OauthTokenFormdataRequestBody
 	if err := runtime.BindForm(&body, r.Form, nil, nil); err != nil {
 		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't bind formdata: %w", err))
 		return
@@ -4350,18 +4366,18 @@ func (sh *strictHandler) Token(w http.ResponseWriter, r *http.Request) {
 	request.Body = &body
 
 	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
-		return sh.ssi.Token(ctx, request.(TokenRequestObject))
+		return sh.ssi.OauthToken(ctx, request.(OauthTokenRequestObject))
 	}
 	for _, middleware := range sh.middlewares {
-		handler = middleware(handler, "Token")
+		handler = middleware(handler, "OauthToken")
 	}
 
 	response, err := handler(r.Context(), w, r, request)
 
 	if err != nil {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
-	} else if validResponse, ok := response.(TokenResponseObject); ok {
-		if err := validResponse.VisitTokenResponse(w); err != nil {
+	} else if validResponse, ok := response.(OauthTokenResponseObject); ok {
+		if err := validResponse.VisitOauthTokenResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -4588,78 +4604,79 @@ func (sh *strictHandler) Readyz(w http.ResponseWriter, r *http.Request) {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Hxtc9u2sv9XwfB/ZurMoWTZjdN/lFdu2tzmnLT12MnkzLV9PRC5klCTAAuAltWMv/sdLMBnkJId20lu",
-	"/Sax+ICHxW93f7tY8FMQiTQTHLhWwfRTsAQag8Q/j6mGdyxl2vyIQUWSZZoJHkyDY0gp44wvyJ+50JRk",
-	"IEkmEhatyU4s6VyPGOj5aKl1RjM2klRDYloaueafjYMwUNESUmoa1+sMgmmgtGR8EdzchFXfoyNstjuE",
-	"90uwXTJQRC+pJjTLknvrH7Rcjw7nGmS36xOIBI8V0YKsKNNkBnMhgWi5NhKhC8p4s/2UcZbmaTDdC4u+",
-	"GNewAImdffz4cXSY6yVwzSKqwT/ZaEmTBPgCyM7xm9fkxQ8Hkw3TuAmDjEqagnYr+vYn8y8zLWZUL4Mw",
-	"4DTF0cRBGEj4M2cS4mCqZQ6N8dPrd8AXehlMXzwPzXSKn3umC61Bmjb/5/Rw9N909Ndk9PJidP7PfwSh",
-	"b0gSVCa4AhzRjzQ+hj9zUAiySHANHP80i2mEwQTfzaSYJZD+8w9lhPGpNrB/SJgH0+D/7VYg3rV31e6R",
-	"fct22hWntN0SpkhKk7mQKcTj4CYMXgs+T1j0BQakRC4jIHDNlFaEJhJovMYxvRFyxuIY+GMPKpIQG1jS",
-	"RJFYEC40oUkiVkQvmSI7KhIZhESsOEi1ZFlIXp8cv0FY1gyJD9++MblXdjvP4+B+E/qNyHn8mCL4TRCV",
-	"R8tybXAxTkBesQg+cHpFWUJnCTzmkA6J0sbacIAYYjIXklCiIMol02siJEFDR2KImGKCG3znXAKNlmak",
-	"rZVpmbmhRak/isN6L8SvlK+d+qrHlYGx6G6mYm7BKDKQ2J+ZMlwvaa60Uemw16cNTrd8sMcbbfVy8XzX",
-	"o9xK1B84zfVSSPYXPCr8X9e0n0ogKVPKuDghCeNXNGHxA2j6TeF5sMXDjP0bUOCZNCusmXUckQSqIb6g",
-	"KAVjvs1fQUw1jDRLoet7wgCuMyZB3eodFns8axgkVOmLXN1yANbbeprLJMzZtd/vz5lU2nh/SSPjyC3g",
-	"gVzCOjQUREIkFpwpIEyPfb2ikUahMQ2p8g7AXaBS0nVgvXRBBk4tO8CxlyMtWw3rK9EQ8XnZqpj9AREq",
-	"0o9SrBTIE1CKWYy2VlXJ+YUWl9bRtVkXj4lhWzS6JIyjDP4zMv5m9N68QSyoiOAk54rOSxevxvcDhpZU",
-	"amPdOO/XVkYVmGmS/D4PpqfDqumevwnbcrqEHkasIJKgXxk5MYXuWi3FilekdHhOpt3u+M/tDApTgOOP",
-	"Y2a6pclRbWBzmigIW2M1oULSkLG9EtZp5f7Bc88aZVSplZBxi4Pu7f//JgmdbJpX0WPZoG+R3jBI4p+l",
-	"FLILzLm559WcFJSiC/CHEfUx2CaqF3xD+AVoYmbU0YslRJcDgu/X6KptpanO7YpwE4ucBuIyCIO8RmPO",
-	"N8nRteEb+r8+/vukO/BLWDctj3/8NuBovkqThXdilz0m+VKvvddztcXimJdt0765DVpHnKLvrXdiwXgt",
-	"urmFzsRgGGZXxQ+JMcNI+pDzJKaL0Om4s4nKGleSMIX+oK44k4nPEhYK+ln6eA8K+Ct0AVQOblvPLEUC",
-	"myjPsXmm4BnQa0ktpbYPuRRDjavEdgmck3lAz1vIDmdWc7xu9D5J/garmq/ZHncFQWljphnxbzPPVsqg",
-	"azbp9Vv77N4LbL/4tUEijoa4HnvmfiRurXEzEa/bOjCZePWlMqSDtFoofWKfNKvMdALd9jdItjV320ho",
-	"x+qb+u+GS5cerJWyw5zR85cG2BglHYz3CZhnSZGRGQcd3120VbgMR/svHOqDsLwSJcyEJNWFhaT4O68F",
-	"L9VTOVd5lglpmCM+eYGzqV7HFfZ4pNAO6qIxu03m3c7DJ7ICKi3fgyO+6DExBVY6N+4SlPT08Vkg6/rA",
-	"LL7lwHyGqJJK2MRiOdxWNFDrtk/2R1RHy426mjJev7r3rWivd8onHSKGKWujfPksYWoJsRf3RaDuVe2X",
-	"zw9+IC4BQGLQlCWqq8/2hhciqCJNGz4koBpZ7jgxo8RKUx7BBmi3c+FDELYXPDeumEgMykbFbsBn+Ftn",
-	"gwpwD9DdY5hLUMu70TtpX64i3Rqunk9evtikjc33vcNzLKhAWK5AGi4oYpBUC/M3jVPGvUDrD8/vYN+i",
-	"XEqXq2qTLKZMkFrnrCm9ZHyBl7q8aiZEApQHmKYq+PG29vSS2cxxIZAicI+EuGR+P3OXHI/PbGLX5Zhb",
-	"JrLRSSUt35pilqMGuOba1JxobZol3w57QXMneh/eHsOOtHXo5b6PHhq8esioLyxpibwmhwEhWsLjcfxR",
-	"BEpVk+pNGzFPhuodm4OBRZGhs40RbMxEZ8ruG9YgXbN8HXn2i6+VF8toBCMFGZUYlVhq3B3AUiSxPxWG",
-	"9zvQ+RGoBLk5J9AQWaOxhrTaMyzm41ukDwrk/VifmCk6S6BuE2pm5AGDyy0CuXJsDZPQlYdZeheMnmDI",
-	"Z5GK8Z0h/L40wSWsSUpjICuml+To95P3ZJdmbHQJa4XZQUSDtb0WL9FSKOBktTRY1WRFFTYwRkoeTF2W",
-	"v9oy/s/o8OjtyISYlU8t0pXBDLFTDM7+elMs2L8+vg86Ozq8Cda5FCnZNYRzF3McREj3E++Pq/B36pqv",
-	"hrHUOkPPg6bdLyET4c9sMrp0Pgo0ma0LYZm+3J0x+WATyinopYgVoYkSuAGHAnx9cvyGlMNCYTmvUgrr",
-	"4uIXofTIteeTmDAd7vekImja1GUV2nV1S4cmD2IzeDMeYzu/U8SgzAxonogVIqZu3p0ufpBJMA1qgg3q",
-	"wTzNmMHLNKUcM5wujU0oj4mEK3EJRHD4ThGx4uTw6K1BnSWdQmk1jSEBbV77Cf8glK+JuVM9IYHGWE1C",
-	"Y7xTe3klGb770fyPPULMdK2/8nkzXTW1bGYa/GSVyohL5Fyr6tV69/Yd1/07pnT5/Lg0iF3Z1Bm9Xa4w",
-	"uB4ZObvUJg7htD655nRakmmMozmRsC388zp5u3sf3VaRGQ432H7JbtIxPhc+06NSmiRklojFwnA5ZXfL",
-	"ycrYlyqrhhgqN3Ht9iLwuZARAvmMqwyiRU5lTJSWlC2W2hoFTLrFIspT4HpMfr4Cua6adTbX3LMrb26f",
-	"8WssARrZDeMZJGJlmKcx3iyBmFBNlKZSj/LsFaG8tpVs9Mk9JklEORf6jM/zJFkXoyVKi6xgsfIKpB0m",
-	"tsf4YnzGy4BiGlSTgmuaZgmgnIIwuAJpKXewN56MJ2gRMuA0Y8E0+H48GX+PyVO9RKTtjleQJKNLLlZ8",
-	"94/VpRoXW74LQOdYTuCtAfh/gcbsfKv2Zn8yGdhMvt0mMrbfU0NifJECPW54smB6eh4GKk9TKtfBNDgy",
-	"oW+EFsSmWq9AsvmalBL7rrB9tvzph4O9H7DORNOFQhpi7Pw5KmS51C78Mv3uol7tojL0CspYgg/4xGeK",
-	"aqsQGllONyLtyNBC3BkotE/P7XB8jZfD3q2VVuEre5tfadQZ4Evfb36pqk0yb+y/3PxGu3LkJgwOtunJ",
-	"U3jTgtSn0o+e1u3e+U3YJEytuw0kNsRNdkqra10Jwkg1kGcxdd5G2e4nFt/sOpJn/W9Vi9ez8Vs9svv2",
-	"p8CMK3P5yS5dMj05tkQTwQHLXrjIF8sxKe87r+w2g6eG2aW50samwRnXYgF6CdKyCV1SDfPqd6pDkHZm",
-	"AkkHclDbjuEUZ9wIBjemyiaMBJ5Z29dUMeefP9h8REvJnvv5T7EWxvA7zvy1q4GdyvAbZUHb16g3LjvU",
-	"pzhl8qhOsk9bmlRyMV4soQk9Kg7rcGUVq+CP6E/JSkjMBFFD+SLwqFvb0p+6qoiAZUEYuIvfT0oKTjkS",
-	"79VSuB/rVGDGesV4LFbG86ZYaWFbySTjEcto4m/MkTTXWn1XsN2iswsu9hp0PXbL7nGcT1lastH9YBko",
-	"TRIMKizDf3JB26lShziHnwYVpiHqUiF2uGGxjmFGEnTT/ZTQOr+p3EUTXDZuc0tuExOg9I9u0+ReCGC1",
-	"43zTzH1omcNNB9F799Zxs7Sqn4K6kNnYHytFsmPLJmzxKI/g2ROw7wzsBozLNEFJP1D0lKh8pkAX6dES",
-	"6Tbj8KqGcOPq7eq0rX+FdnQAFmYjTGY4rNXNLXIwSypsLqKtGTY1UdOMbfiII1Q2BfJERb4e+3lcJqU6",
-	"GKunp/yW8/bsHJFWpiiR4nvNLxaCPZDdbRSZbWV67y/ob+6l+EyvDdhtuRp8mRD2y6K5GVleR0vKF0Bw",
-	"IwBZb5GTtec4yiQ4RprEJWmr3PJwrsPLgA9KzoogHeG9iqAeVAzVAVnkehDJ5v42hvKdWCwgJiJ/Sll4",
-	"EFJhgsctZ1gE224jhKYswXM91vAV9z25r/YyjmiSbFrKwyTZajWLNKsdW8O4EuDx1+8Fv+giO7+Eyegi",
-	"ZcPjUpxMqRxiokVdqu5QKReroZV2JqJ/mV2dygN5n1YVzNfmfw4Jh1XdprYs6t/UDx0Ljfy8KQ7Lvw13",
-	"yiQowB1FQ8Mz4Hor5zPLpUHg/iT0+KEXVfLE9dp2RU1PJGHBlDsr14ds98TDQLt+4OWRQ1q7MeCPZItc",
-	"6Ioq4qoG7o7jLSBZnob+yjBcxZilRIocthQJkDPME54Fj0KbVK1gbiABc1Ju/38dkcD9IbZ1rs+DXUcH",
-	"GX/VKPhzpMbYGdCtw6QnoEevbSFFzwmNRhuU18ox7LUNn0f4m5p/t1j28NArI3jlWxPrL3UuuSK0VeTy",
-	"WBo1nC8/KR56jIR5ie3NGfN37KqUpgoNBwGl7TneJ5o8QJMb6e+kLkSyg7ykAO1g8FO8s2Xur26Ut0n+",
-	"FVryTUQ930TurxEL+3J3xYp6Vv3z8nZlra3fa793FXHbeevr0Wq1Gs2FTEe5TIBHIrZ1p7cKZr7VRN69",
-	"jKN2fs2M4cG/boOFk0ilJcxzBXHxaaXmMblnxM2795tBX5N7RyHuuzQD8DgTjGuyg3NV5KwsAz0L0MWf",
-	"Neuyz4Jntwn2Dnyx3n4V62GbvZHeEo+7/9Xr5H9x9x8Q+u7EvS95YDzQcNEafoNMCkwvMEWofaOSnsjU",
-	"UEmaPd7QV7L3KzzkvH+F4b3+J6IyvElVr3A/xY2pctvKt03VLqPp2fhnfIGlUyGZrbFgufr+VlUJiQmt",
-	"TKu+GjQs3h0kzkf4RMd3YgH1nznIdVW5bkFbD6NimNM8cWqe0mv3ZTt3HHLgO3f+DsR8rqCnh3qTE0+T",
-	"549B/PGE8Bas/5BkdIHkBRfgifffQp0a+lMvRfcUoLXvDm0IHxUHau2avCLUBBALiEeMF4l2PMyhwB6Z",
-	"YhIPF+CB3IaCWaXaVGKDWHmwAhuLxMfN7FR9+j6/+QTs7YsZ6mcqemFduz2Ea3cqpjzP0kJpP1/b8ybn",
-	"71Im2WlwuGISJ4ZfLVlSBC6OdVRe3rqSEqe4ZWxfquM2gb1p2LC4heDwFNd/E2pQHCyza7eD54hQtCGh",
-	"pCzcJ660Ik5bmaP/49oS9oYWfr2YPDmNb1S9Hoo+/c7ter1yhAhP6V0xxWYJuHIFJp3KEcGTdQ9jutPB",
-	"l+LDME30fsBPyjwgz6o+SvPISbghpYGYaUdin3Tnm3BNP+OR445j+rv6IsPc8HPm/cm+Y3v7i+T6jssv",
-	"rTtYPXB/vwlNiq+7b5lfjCi3B4wtnPAj4IpQrlYgn22bdNycxepi2rX7qcSZuWcedb9t6ql2wUK5dqGs",
-	"s65dM6O8+ZwqotvDfQjvLyZVy+5bSVvh+n8DAAD//w==",
+	"7Fxtc9u2sv4rGN4zE2cOJctukt4on9y0uc05aeOxk0nn2r4eiFyJqEmABUDLasb//Q4W4DtEyY7tJqf+",
+	"klh8wcvi2d1nFwt+DiKR5YID1yqYfg4SoDFI/PN1ClS+FuKCAf6OQUWS5ZoJHkyDn65yJkERnQBRoBQT",
+	"nFAek9fHR29IZN8KyTIBjo9ENE1BkkJBbH5n4yAMVJRARk3TepVDMA2UlowvguvrMDiiGt6xjOl+z0eQ",
+	"UcYZX5A/CqEpyUGSXKQsWpGdWNK5HjHQ81GidU5zNpJUQ2paGrm5Pd2679EhNtsfwocEbJcMJUA1oXme",
+	"3ln/oOVqdDDXIPtdH0MkeKyIFmRJmSYzmAsJRMuVkQhdUMbb7WeMs6zIguleWPbFuIYFSOzs06dPo4NC",
+	"J8A1i6gG/2SjxKwfXwDZOXrzmrz4/vlkwzSuwyCnkmagHZze/mj+ZabFnOokCANOMxxNHISBhD8KJiEO",
+	"ploW0Bo/vXoHfKGTYPriWWimU/7cM11oDdK0+X8nB6P/paM/J6OX56Ozf/4jCH1DkqBywZUF9A80PoI/",
+	"ClAIskhwDRz/NItphMEE382lmKWQ/fN3ZYTxuTGwf0iYB9Pgv3ZrDdq1d9XuoX3LdtoXp7TdEqZIRtO5",
+	"kBnE4+A6DF4LPk9Z9BcMSIlCRkDgiimtCE0l0HiFY3oj5IzFMfCHHlQkITawpKkisSBcaELTVCyJTpgi",
+	"OyoSOYRELDlIlbA8RNuDsGxYMR++fWNyr+z2nsfB/Sr0G1Hw+CFF8KsgqoiSam1wMY5BXrIIPnJ6SVlK",
+	"Zyk85JAOiNLG2nCAGGIyF5JQoiAqJNMrIiRBQ0diiBg6BKZIwSXQKDEj7axMx8wNLUrzURzWByF+oXzl",
+	"1Fc9rAyMRXczFXMLRpGDxP7MlOEqoYXSRqXbE276tMHpVg+u8UZbvVw+3/coNxL1R04LnQjJ/oQHhf/r",
+	"hvZTCSRjShkXJyRh/JKmLL4HTb8uPQ+2eJCzfwMKPJdmhbVjQpEEqiE+pygFY77NX0FMNYw0y6Dve8IA",
+	"LF+60Tss9njWMEip0ueGSd2oMettPc3lEubsyu/350wqbby/pJFx5BbwQC5gFRoKIiESC84UEKbHvl7R",
+	"SKPQmIZMeQfgLlAp6SqwXrokAyeWHeDYq5FWrYbNlWiJ+KxqVcx+hwgV6QcplgrksSWrnlVVcn6uxYV1",
+	"dF3WxWNi2BaNLgizlPa3kfE3ow/mDWJBRQQnBVd0Xrl4Nb4bMHSk0hjrxnm/tjKqwUzT9P08mJ4Mq6Z7",
+	"/jrsyukC1jBiBZEE/crIiSl01yoRS16T0uE5mXb74z+zMyhNAY4/jpnplqaHjYHNaaog7IzVhAppS8b2",
+	"StiklfvPn3nWKKdKLYWMOxx0b/+/2yR0smleZY9Vg75FesMgjX+SUsg+MOfmnldzMlCKLsAfRjTHYJuo",
+	"X/AN4WegqZlRTy8SiC4GBL9eo+u2laa6sCvCTSxyEoiLIAyKBo052yRH14Zv6P/69O/j/sAvYNW2PP7x",
+	"24Cj/SpNF96JXawxyRd65b1eqC0Wx7xsm/bNbdA64hR9b70TC8Yb0c0NdCYGwzD7Kn5AjBlG0oecJzVd",
+	"hE7HnU0sMwEpU+gPmoozmfgsYamgX6SPd6CAv0AfQNXgtvXMUqSwifIcmWdKngFrLaml1PYhl2JocJXY",
+	"LoFzMvfoeUvZ4cwajteN3ifJX2HZ8DXb464kKF3MtCP+bebZSRn0zSa9emuf3XuB7Ze/NkjE0RDX45q5",
+	"H4oba9xMxKuuDkwmXn2pDekgrRZKH9snzSoznUK//Q2S7czdNhLasfqm/t5w6cqDdVJ2mDN69tIAG6Ok",
+	"5+N9AuZZUmZkxkHPd5dtlS7D0f5zh/ogrK5EKTMhSX1hISn+LhrBS/1UwVWR50Ia5ohPnuNs6tdxhT0e",
+	"KbSDOm/NbpN5t/PwiayESsf34IjP15iYEiu9G7cJStb08UUg6/vAPL7hwHyGqJZK2MZiNdxONNDodp3s",
+	"D6mOko26mjHevLr3rWivd8rHPSKGKWujfMUsZSqB2Iv7MlD3qvbLZ8+/Jy4BQGLQlKWqr8/2hhciqCJt",
+	"Gz4koAZZ7jkxo8RKUx7BBmh3c+FDELYXPDcumUgNykblbsAX+Ftng0pwD9DdI5hLUMnt6J20L9eRbgNX",
+	"zyYvX2zSxvb73uE5FlQirFAgDRcUMUiqhfmbxhnjXqCtD89vYd+iQkqXq+qSLKZMkNrkrBm9YHyBl/q8",
+	"aiZECpQHmKYq+fG29vSC2cxxKZAycLfbZF4x3CbH4zOb2HU15o6JbHVSS8u3ppjlaACuvTYNJ9qYZsW3",
+	"w7WguRW9D2+OYUfaevRy30cPDV49ZNQXlnRE3pDDgBAt4fE4/igCpepJrU0bMU+G6h2bg4FFmaGzjRFs",
+	"zERnyu4bNiDdsHw9ea4XXycvltMIRgpyKjEqsdS4P4BEpLE/FYb3e9D5AagEuTkn0BJZq7GWtLozLOfj",
+	"W6SPCuTdWJ+YKTpLoWkTGmbkHoPLLQK5amwtk9CXh1l6F4weY8hnkYrxnSH8vjTBBaxIRmMgS6YTcvj+",
+	"+APZpTkbXcBKYXYQ0WBtr8VLlAgF3FYLME2WVGEDY6TkwdRl+est499GB4dvRybErH1qma4MZoidcnD2",
+	"15tywf716UPQ29HhbbDOpcjIriGcu5jjIEK6n3h/XIe/U9d8PYxE6xw9D5p2v4RMhD+zyejK+SjQZLYq",
+	"hWX6cnfG5KNNKGegExErQlMlcAMOBYjlFtWwUFjOq1TCOj//WSg9cu35JCZMh/trUhE0a+uyCu26uqVD",
+	"kwexGbwZj7GdTxQxKDMDmqdiiYhpmnenix9lGkyDhmCDZjBPc2bwMs0oxwynS2NjjYmES3EBRHB4oohY",
+	"cnJw+NagzpJOobSaxpCCNq/9iH8QylfE3KmfkEBjrCahMd5pvLyUDN/9ZP7HHiFmutFf9byZrppaNjMN",
+	"frRKZcQlCq5V/Wqze/uO6/4dU7p6flwZxL5smozeLlcYXI2MnF1qE4dw0pxcezodybTG0Z5I2BX+WZO8",
+	"3b6PfqvIDIcb7L5kN+kYnwuf6VEZTVMyS8ViYbicsrvlZGnsS51VQwxVm7h2exH4XMgIgXzKVQ7RoqAy",
+	"JkpLyhaJtkYBk26xiIoMuB6Tny5Brupmnc019+zKm9un/ApLgEZ2w3gGqVga5mmMN0shJlQTpanUoyJ/",
+	"RShvbCVj3ZR9TJKIci70KZ8XaboqR0uUFnnJYuUlSDtMbI/xxfiUVwHFNKgnBVc0y1NAOQVhcAnSUu5g",
+	"bzwZT9Ai5MBpzoJp8N14Mv4Ok6c6QaTtjpeQpqMLLpZ89/flhRqXW74LQOdYTeCtAfj/gMbsfKf2Zn8y",
+	"GdhMvtkmMra/pobE+CIFetzyZMH05CwMVJFlVK6CaXBoQt8ILYhNtV6CZPMVqST2pLR9tvzp++d732Od",
+	"iaYLhTTE2PkzVMhqqV34ZfrdRb3aRWVYKyhjCT7iE18oqq1CaGQ5/Yi0J0MLcWeg0D49s8PxNV4Ne7dR",
+	"WoWv7G1+pVVngC99t/mlujbJvLH/cvMb3cqR6zB4vk1PnsKbDqQ+V370pGn3zq7DNmHq3G0hsSVuslNZ",
+	"XetKEEaqhTyLqbMuynY/s/h615E863/rWrw1G7/1I7tvfwzMuHKXn+zTJdOTY0s0FRyw7IWLYpGMSXXf",
+	"eWW3GTw1zC4rlDY2DU65FgvQCUjLJnRFNcyrT1SPIO3MBJIO5KC2HcMpTrkRDG5MVU0YCTy1tq+tYs4/",
+	"f7T5iI6SPfPzn3ItjOF3nPlrVwM7leE3qoK2r1FvXHZoneJUyaMmyT7paFLFxXi5hCb0qDmsw5VVrJI/",
+	"oj8lSyExE0QN5YvAo25dS3/iqiIClgdh4C5+N6koOOVIvJeJcD9WmcCM9ZLxWCyN582w0sK2kkvGI5bT",
+	"1N+YI2muteauYLdFZxdc7DXoeuyW3cM4n6q0ZKP7+VCVjj9RjuE/uqDtVKlHnMPPgwrTEnWlEDvcsFjH",
+	"MCMJuu1+KmidXdfuog0uG7e5JbeJCVD6B7dpcicEsN5xvm7nPrQs4LqH6L0767hdWrWegrqQ2dgfK0Wy",
+	"Y8smbPEoj+DpI7BvDewWjKs0QUU/UPSUqGKmQJfp0QrpNuPwqoFw4+rt6nStf412dAAWZiNMZjisNc0t",
+	"cjBLKmwuoqsZNjXR0Ixt+IgjVDYF8khFvh77eVQlpXoYa6an/Jbz5uwckValKJHie80vFoLdk91tFZlt",
+	"ZXrvLuhv76X4TK8N2G25Gvw1Iexfi+Z2ZHkVJZQvgOBGALLeMidrz3FUSXCMNIlL0ta55eFch5cBP684",
+	"K4J0hPdqgvq8ZqgOyKLQg0g297cxlO/EYgExEYV+Rag7jVgy/ieqPJ6Ieb8oBSp7RzWOQY/s0cdNpwha",
+	"pyQRho9OvIXHGoE87rjeMrR32y40YymeImovmCfT1gXNiKbpJuAcpOlW2CmTunZsLVNOgMcQP0Lqq4GU",
+	"87mYaC/TUTyuFo8pVUBMtGiuoTswy8VyCFfO/K0HlavBuSfP2qnw+dp86wHhsGz6i463+Jv62COhMfZo",
+	"i8PGFoYX5hIU4G6pCTFy4HorxzorpEHg/iT0+NgXdWLI9dp1s20vK2HBlDsHuA7Z7on7gXbzMM8Dh+t2",
+	"08MfpZd53iVVxFVE3B7HW0CyOun9lWG4jp8riZT5eSlSIKeYAz0NHoQSqkYx4EBy6bgqbfg6opy7Q2zn",
+	"zKIHu47qMv6qVczoCIqxM6AHmYjv9EmrDcobpSb22oZPP/xNzb9bLHsw6pURvPKtifWXupBcEdop4Hko",
+	"jRreCzguH3qIzYAK25t3A96xy0qaKjQcBJS2Z5Qf06cDNLmV2k+bQiQ7yEtK0A6GWuU7W+Y1m0Z5m8Rm",
+	"qSUYYz3mNe868vblJcsV9az6l+Ukqzpiv9d+bx764Er+tnPZV6PlcjmaC5mNCpkCj0RsC2tvFNF8q5nK",
+	"OxlH44CeGcO9f74HK0ORT0uY44e/dnznAJ8SN++1H0X6mnw8CnHf5RqAx7lgXJMdnKsip1Wd62mAfv60",
+	"XXh+Gjy9ScT33Bfw7dcBH7a5NtxL8Dz/n2s9/c/u/j1C331SwJdBMG5ouCoPP7ImBeYYmCLUvlFLT+Rq",
+	"qObOnt9YV5P4C9znvH+B4WKGR7YyvAvXLOE/wZ23al/Otw/XrRNaU9nA+AJrw0IyW2FFdv2BsbrUE7Na",
+	"uVbriuywOnmQPR/iEz0HihXifxQgV3VpvgVtM5aKYU6L1Kl5Rq/cp/vcec+BD/n5OxDzuYI1PTSbnHia",
+	"PHsI9o9HoLeg/gckpwtkMLgAj+T/BurU0p9mrb2nwq57d2jH+7A8MWzX5BWhJopYQDxivMy242kVBfZM",
+	"GJN4egJPHLcUzCrVphoixMq9VRBZJD5seqfu0/d90Udgb1+t0Tw0shbWjdtDuHbHfqoDOx2Urudre94M",
+	"/W3qQHsNDpeE4sTwsywJReDiWEfV5a1LRXGKWwb4lTpuE92bhg2LWwgOj8H9N6EG5ck5u3Y7eFAKRRsS",
+	"SqqTCcTVjsRZJ330H64t4drQwq8Xk0en8Y2q133Rp/fcrtcrR4iwduSSKTZLwdUsMOlUjgiertYwplud",
+	"7Cm/fNNG70f8Zs498qz6qzsPnIQbUhqImXYk9lF3vgnX9BOeqe45pr+rLzLMDb/Xvj7Zd2Rv/yW5vqPq",
+	"U/IOVvfc369Ck/Lz9VvmFyPK7QlqCyf8yrkilKslyKfbJh03Z7H6mHbtfq5wZu6ZR91vm3pqXLBQblyo",
+	"Cskb18wor7+klOjmcB/C+4tJ3bL7GNRWuP7/AAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

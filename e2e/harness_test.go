@@ -1,0 +1,283 @@
+// Package e2e drives the real specguard binary over loopback through a
+// client generated from api/openapi.yaml. Every request and response is
+// checked against the spec: an undeclared status, header or body shape
+// fails the test.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/specguard/specguard/api"
+	"github.com/specguard/specguard/e2e/client"
+	"github.com/specguard/specguard/e2e/redistest"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "specguard-e2e")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "specguard")
+	build := exec.Command("go", "build", "-o", binary, "../cmd/specguard")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: building specguard:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// Instance is one running specguard process.
+type Instance struct {
+	Base string
+	cmd  *exec.Cmd
+	logs *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// Start runs the binary on a free loopback port with env (plus a private
+// data dir, and 127.0.0.1 as a trusted proxy so tests can speak for many
+// client IPs) and waits for /healthz. It is stopped with SIGTERM when the
+// test ends, and must exit 0.
+func Start(t *testing.T, env ...string) *Instance {
+	t.Helper()
+	addr := fmt.Sprintf("127.0.0.1:%d", redistest.FreePort(t))
+	cmd := exec.Command(binary, "serve")
+	cmd.Env = append(os.Environ(),
+		"SPECGUARD_ADDR="+addr,
+		"SPECGUARD_DATA_DIR="+t.TempDir(),
+		"SPECGUARD_TRUSTED_PROXIES=127.0.0.1/32",
+	)
+	cmd.Env = append(cmd.Env, env...)
+	in := &Instance{Base: "http://" + addr, cmd: cmd, logs: &syncBuffer{}}
+	cmd.Stdout, cmd.Stderr = in.logs, in.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Stop(t) })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(in.Base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return in
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("specguard did not become healthy: %v\n%s", err, in.logs.String())
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+}
+
+// Stop sends SIGTERM and requires exit status 0.
+func (in *Instance) Stop(t *testing.T) {
+	if in.cmd.Process == nil || in.cmd.ProcessState != nil {
+		return
+	}
+	_ = in.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- in.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("specguard exited with %v\n%s", err, in.logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		_ = in.cmd.Process.Kill()
+		t.Errorf("specguard did not stop on SIGTERM")
+	}
+}
+
+// Redis returns a throwaway Redis URL for instances to share.
+func Redis(t *testing.T) string { return redistest.Start(t).URL }
+
+// contract validates traffic against the spec.
+type contract struct {
+	router routers.Router
+}
+
+func loadContract(t testing.TB, spec []byte) *contract {
+	t.Helper()
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc.Servers = nil // match any host: every instance listens on its own port
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &contract{router: router}
+}
+
+// specguardHeaders are the headers specguard adds; where one appears on a
+// response, the spec must declare it for that status.
+var specguardHeaders = []string{"WWW-Authenticate", "Retry-After", "RateLimit", "RateLimit-Policy", "Set-Cookie"}
+
+// check validates one exchange; reqBody and respBody are the raw bodies.
+func (c *contract) check(req *http.Request, reqBody []byte, resp *http.Response, respBody []byte) error {
+	route, params, err := c.router.FindRoute(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: no operation in the spec: %v", req.Method, req.URL.Path, err)
+	}
+	opts := &openapi3filter.Options{
+		IncludeResponseStatus: true,
+		MultiError:            true,
+		AuthenticationFunc:    openapi3filter.NoopAuthenticationFunc,
+	}
+	// Requests the suite sends on purpose malformed are not checked; the
+	// responses always are.
+	rin := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: opts}
+	if req.Header.Get("X-E2E-Malformed") == "" {
+		r2 := req.Clone(req.Context())
+		r2.Body = io.NopCloser(bytes.NewReader(reqBody))
+		rin.Request = r2
+		if err := openapi3filter.ValidateRequest(req.Context(), rin); err != nil {
+			return fmt.Errorf("%s %s: request does not match the spec: %v", req.Method, req.URL.Path, err)
+		}
+	}
+	out := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: rin,
+		Status:                 resp.StatusCode,
+		Header:                 resp.Header,
+		Body:                   io.NopCloser(bytes.NewReader(respBody)),
+		Options:                opts,
+	}
+	if err := openapi3filter.ValidateResponse(req.Context(), out); err != nil {
+		return fmt.Errorf("%s %s -> %d: response does not match the spec: %v", req.Method, req.URL.Path, resp.StatusCode, err)
+	}
+	declared := route.Operation.Responses.Status(resp.StatusCode)
+	for _, h := range specguardHeaders {
+		if resp.Header.Get(h) == "" {
+			continue
+		}
+		// RateLimit headers ride on every response of a limited operation;
+		// the spec declares them where a client must act on them: the 429.
+		if resp.StatusCode != http.StatusTooManyRequests && strings.HasPrefix(h, "RateLimit") {
+			continue
+		}
+		if declared == nil || declared.Value == nil || declared.Value.Headers[h] == nil {
+			return fmt.Errorf("%s %s -> %d: header %s is not declared for this status", req.Method, req.URL.Path, resp.StatusCode, h)
+		}
+	}
+	return nil
+}
+
+// validating checks every exchange against the contract and fails the test
+// on any mismatch.
+type validating struct {
+	t    *testing.T
+	c    *contract
+	next http.RoundTripper
+	n    atomic.Int64
+}
+
+func (v *validating) RoundTrip(req *http.Request) (*http.Response, error) {
+	var reqBody []byte
+	if req.Body != nil {
+		reqBody, _ = io.ReadAll(req.Body)
+		req.Body.Close()
+		req.Body = io.NopCloser(bytes.NewReader(reqBody))
+	}
+	resp, err := v.next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	respBody, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(respBody))
+	v.n.Add(1)
+	if err := v.c.check(req, reqBody, resp, respBody); err != nil {
+		v.t.Errorf("contract: %v\nbody: %s", err, respBody)
+	}
+	return resp, nil
+}
+
+// Client is a generated client for one instance whose every exchange is
+// checked against the spec; each request comes from IP (through the
+// trusted-proxy header) so tests do not share per-IP limits.
+type Client struct {
+	*client.ClientWithResponses
+	IP string
+}
+
+var nextIP atomic.Int64
+
+// NewIP returns a client address no other test uses.
+func NewIP() string {
+	n := nextIP.Add(1)
+	return fmt.Sprintf("198.18.%d.%d", n/250, n%250+1)
+}
+
+var specContract struct {
+	once sync.Once
+	c    *contract
+}
+
+// NewClient returns a validated client for in, speaking from a fresh IP.
+func NewClient(t *testing.T, in *Instance) *Client {
+	t.Helper()
+	specContract.once.Do(func() { specContract.c = loadContract(t, api.Spec) })
+	ip := NewIP()
+	hc := &http.Client{Transport: &validating{t: t, c: specContract.c, next: http.DefaultTransport}, Timeout: 10 * time.Second}
+	cl, err := client.NewClientWithResponses(in.Base, client.WithHTTPClient(hc), client.WithRequestEditorFn(
+		func(_ context.Context, req *http.Request) error {
+			req.Header.Set("X-Forwarded-For", ip)
+			return nil
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Client{ClientWithResponses: cl, IP: ip}
+}
+
+// Bearer adds an Authorization header.
+func Bearer(token string) client.RequestEditorFn {
+	return func(_ context.Context, req *http.Request) error {
+		req.Header.Set("Authorization", "Bearer "+token)
+		return nil
+	}
+}
+
+// Header adds one header.
+func Header(k, v string) client.RequestEditorFn {
+	return func(_ context.Context, req *http.Request) error {
+		req.Header.Add(k, v)
+		return nil
+	}
+}
