@@ -44,19 +44,20 @@ func gcra(tat, now int64, r *Request, res *Result) int64 {
 	if tat < now {
 		tat = now
 	}
-	tolerance := r.Interval * r.Burst
-	newTAT := tat + r.Interval*r.Cost
+	interval := max(r.Interval, 1) // the compiler guarantees >= 1µs; never divide by zero
+	tolerance := interval * r.Burst
+	newTAT := tat + interval*r.Cost
 	allowAt := newTAT - tolerance
 	if now < allowAt {
 		res.Allowed = false
 		res.RetryAfter = time.Duration(allowAt-now) * time.Microsecond
 		res.ResetAfter = time.Duration(tat-now) * time.Microsecond
-		res.Remaining = (tolerance - (tat - now)) / r.Interval
+		res.Remaining = (tolerance - (tat - now)) / interval
 		return tat
 	}
 	res.Allowed = true
 	res.RetryAfter = 0
 	res.ResetAfter = time.Duration(newTAT-now) * time.Microsecond
-	res.Remaining = (tolerance - (newTAT - now)) / r.Interval
+	res.Remaining = (tolerance - (newTAT - now)) / interval
 	return newTAT
 }

@@ -49,7 +49,9 @@ func splitScopes(s string) []string {
 // Authorization headers, a token in the query string (RFC 6750 section 5.3
 // advises against it, and URLs leak into logs), or a bad token syntax.
 func BearerToken(r *http.Request) (string, error) {
-	if r.URL.RawQuery != "" && strings.Contains(r.URL.RawQuery, "access_token") {
+	// The cheap check must also see a percent-encoded name ("access%5Ftoken"),
+	// which Query decodes to the same parameter.
+	if q := r.URL.RawQuery; q != "" && (strings.Contains(q, "access_token") || strings.Contains(q, "%")) {
 		if _, ok := r.URL.Query()["access_token"]; ok {
 			return "", fmt.Errorf("%w: tokens are not accepted in the query string", ErrMalformed)
 		}

@@ -110,8 +110,17 @@ func NewGuard(table *policy.Table, routes chi.Routes, opts ...Option) (func(http
 		}
 		g.byOp[op] = &routers.Route{Spec: table.Doc, Path: op.Path, PathItem: op.PathItem, Method: op.Method, Operation: op.Spec}
 	}
+	// Middleware inside the guarded router runs after the guard's lookup
+	// and may re-route the request (GetHead, StripSlashes) to a handler
+	// whose operation the guard never checked: install it outside instead.
+	if len(routes.Middlewares()) > 0 {
+		problems = append(problems, "the guarded router has middleware of its own; install middleware outside the guard")
+	}
 	seen := map[*policy.Operation]bool{}
-	err := chi.Walk(routes, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+	err := chi.Walk(routes, func(method, route string, _ http.Handler, mws ...func(http.Handler) http.Handler) error {
+		if len(mws) > 0 {
+			problems = append(problems, fmt.Sprintf("route %s %s has middleware inside the guarded router; install it outside the guard", method, route))
+		}
 		op := table.Lookup(method, route)
 		if op == nil {
 			problems = append(problems, fmt.Sprintf("route %s %s has no operation in %s", method, route, table.Source))
@@ -151,12 +160,8 @@ func (g *Guard) middleware(next http.Handler) http.Handler {
 		rctx.Reset()
 		defer g.pool.Put(rctx)
 
-		// Resolve with the path chi itself will route on.
-		path := r.URL.RawPath
-		if path == "" {
-			path = r.URL.Path
-		}
-		op := g.table.Lookup(r.Method, g.routes.Find(rctx, r.Method, path))
+		path, method := routePath(r)
+		op := g.table.Lookup(method, g.routes.Find(rctx, method, path))
 		if op == nil {
 			// Not an operation: chi answers 404 or 405. NewGuard verified
 			// that every route the router has belongs to an operation.
@@ -193,6 +198,32 @@ func (g *Guard) middleware(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// routePath returns the path and method chi will route r on, exactly as
+// chi's Mux does: a parent chi router that mounted this one has left the
+// remaining path (and possibly the method) in its route context, and an
+// empty path (an absolute-form request target such as "GET http://host")
+// routes as "/". Resolving any other way would let such a request reach a
+// handler whose operation the guard never looked up.
+func routePath(r *http.Request) (path, method string) {
+	method = r.Method
+	if rc := chi.RouteContext(r.Context()); rc != nil {
+		path = rc.RoutePath
+		if rc.RouteMethod != "" {
+			method = rc.RouteMethod
+		}
+	}
+	if path == "" {
+		path = r.URL.RawPath
+		if path == "" {
+			path = r.URL.Path
+		}
+		if path == "" {
+			path = "/"
+		}
+	}
+	return path, method
 }
 
 // outcome of one scheme for one request, memoised so schemes shared by

@@ -250,6 +250,7 @@ func (m *MemoryStore) Key(_ context.Context, subject, id string) (*APIKey, error
 	}
 	k.LastUsed = m.now()
 	c := *k
+	c.Scopes = slices.Clone(k.Scopes)
 	return &c, nil
 }
 

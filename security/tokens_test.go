@@ -1,0 +1,966 @@
+package security_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/specguard/specguard/security"
+)
+
+// JOSE helpers: tokens are assembled by hand so a test controls every byte.
+
+func mustDecode(tb testing.TB, seg string) []byte {
+	tb.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		tb.Fatalf("decode segment: %v", err)
+	}
+	return b
+}
+
+func encodeSegment(tb testing.TB, v any) string {
+	tb.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+type signer func(input []byte) []byte
+
+func edSigner(priv ed25519.PrivateKey) signer {
+	return func(in []byte) []byte { return ed25519.Sign(priv, in) }
+}
+
+func hmacSigner(secret []byte) signer {
+	return func(in []byte) []byte {
+		m := hmac.New(sha256.New, secret)
+		m.Write(in)
+		return m.Sum(nil)
+	}
+}
+
+func noSignature([]byte) []byte { return nil }
+
+// forge assembles header.claims.signature.
+func forge(tb testing.TB, header, claims map[string]any, sign signer) string {
+	tb.Helper()
+	input := encodeSegment(tb, header) + "." + encodeSegment(tb, claims)
+	return input + "." + base64.RawURLEncoding.EncodeToString(sign([]byte(input)))
+}
+
+// claimsOf turns typed claims into the map a forger edits.
+func claimsOf(tb testing.TB, c *security.Claims) map[string]any {
+	tb.Helper()
+	b, err := json.Marshal(c)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		tb.Fatal(err)
+	}
+	return m
+}
+
+// set returns a copy of m with k set to v, or deleted when v is nil.
+func set(m map[string]any, kv ...any) map[string]any {
+	c := make(map[string]any, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	for i := 0; i < len(kv); i += 2 {
+		if kv[i+1] == nil {
+			delete(c, kv[i].(string))
+		} else {
+			c[kv[i].(string)] = kv[i+1]
+		}
+	}
+	return c
+}
+
+func headerOf(tb testing.TB, tok string) map[string]any {
+	tb.Helper()
+	var h map[string]any
+	if err := json.Unmarshal(mustDecode(tb, strings.Split(tok, ".")[0]), &h); err != nil {
+		tb.Fatal(err)
+	}
+	return h
+}
+
+type forgery struct {
+	name  string
+	token string
+	// malformed: the token has characters RFC 6750's b64token does not
+	// allow, so the guard answers 400 before verifying it.
+	malformed bool
+}
+
+// countingServer counts the requests it receives: a verifier that followed
+// jku or x5u would show up here.
+func countingServer(tb testing.TB) (*httptest.Server, *atomic.Int64) {
+	tb.Helper()
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"keys":[]}`))
+	}))
+	tb.Cleanup(srv.Close)
+	return srv, &n
+}
+
+// forgeries returns a correctly signed copy of pair's access token
+// (control) and tokens that each differ from it in one hostile way. Every
+// one names pair's live family and jti, so only the forgery itself can be
+// the reason it is refused.
+func forgeries(tb testing.TB, e *env, pair *security.Pair, attackerURL string) (control string, bad []forgery) {
+	tb.Helper()
+	now := e.clock.Now()
+	claims := claimsOf(tb, pair.AccessClaims)
+	hdr := map[string]any{"alg": "EdDSA", "typ": security.TypeAccess, "kid": e.signing.ID}
+	real := edSigner(e.edPriv)
+	control = forge(tb, hdr, claims, real)
+
+	pub := e.edPriv.Public().(ed25519.PublicKey)
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	_, attacker, _ := ed25519.GenerateKey(rand.Reader)
+	attackerKey, err := security.NewKey(attacker)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	attackerJWK := attackerKey.JWK()
+	randomSecret := make([]byte, 32)
+	_, _ = rand.Read(randomSecret)
+
+	sig := strings.Split(control, ".")
+	nonCanonical := sig[2][:len(sig[2])-1] + string(nonCanonicalLast(tb, sig[2]))
+	oversized := forge(tb, hdr, set(claims, "pad", strings.Repeat("x", security.MaxTokenBytes)), real)
+
+	bad = []forgery{
+		{name: "alg none", token: forge(tb, set(hdr, "alg", "none"), claims, noSignature)},
+		{name: "alg None", token: forge(tb, set(hdr, "alg", "None"), claims, noSignature)},
+		{name: "alg NONE", token: forge(tb, set(hdr, "alg", "NONE"), claims, noSignature)},
+		{name: "alg nOnE", token: forge(tb, set(hdr, "alg", "nOnE"), claims, noSignature)},
+		{name: "alg none with a real signature", token: forge(tb, set(hdr, "alg", "none"), claims, real)},
+		{name: "alg none without kid", token: forge(tb, set(hdr, "alg", "none", "kid", nil), claims, noSignature)},
+		{name: "empty signature", token: forge(tb, hdr, claims, noSignature)},
+		{name: "HS256 keyed with the Ed25519 public key bytes", token: forge(tb, set(hdr, "alg", "HS256"), claims, hmacSigner(pub))},
+		{name: "HS256 keyed with the Ed25519 public key PEM", token: forge(tb, set(hdr, "alg", "HS256"), claims, hmacSigner(pubPEM))},
+		{name: "HS256 keyed with a random secret", token: forge(tb, set(hdr, "alg", "HS256"), claims, hmacSigner(randomSecret))},
+		{name: "HS256 keyed with the kid", token: forge(tb, set(hdr, "alg", "HS256"), claims, hmacSigner([]byte(e.signing.ID)))},
+		{name: "tampered payload", token: tamper(tb, pair.Access)},
+		{name: "expired", token: forge(tb, hdr, set(claims, "exp", now.Add(-time.Hour).Unix(), "iat", now.Add(-2*time.Hour).Unix()), real)},
+		{name: "exp missing", token: forge(tb, hdr, set(claims, "exp", nil), real)},
+		{name: "exp 0", token: forge(tb, hdr, set(claims, "exp", 0), real)},
+		{name: "nbf in the future", token: forge(tb, hdr, set(claims, "nbf", now.Add(time.Hour).Unix()), real)},
+		{name: "iat in the future", token: forge(tb, hdr, set(claims, "iat", now.Add(time.Hour).Unix()), real)},
+		{name: "wrong issuer", token: forge(tb, hdr, set(claims, "iss", "https://evil.test"), real)},
+		{name: "issuer missing", token: forge(tb, hdr, set(claims, "iss", nil), real)},
+		{name: "wrong audience", token: forge(tb, hdr, set(claims, "aud", []string{"other-api"}), real)},
+		{name: "audience missing", token: forge(tb, hdr, set(claims, "aud", nil), real)},
+		{name: "subject missing", token: forge(tb, hdr, set(claims, "sub", nil), real)},
+		{name: "jti missing", token: forge(tb, hdr, set(claims, "jti", nil), real)},
+		{name: "family missing", token: forge(tb, hdr, set(claims, "fam", nil), real)},
+		{name: "unknown kid", token: forge(tb, set(hdr, "kid", "not-a-key"), claims, real)},
+		{name: "missing kid", token: forge(tb, set(hdr, "kid", nil), claims, real)},
+		{name: "kid not a string", token: forge(tb, set(hdr, "kid", 1), claims, real)},
+		{name: "crit header", token: forge(tb, set(hdr, "crit", []string{"exp"}, "exp", now.Add(time.Hour).Unix()), claims, real)},
+		{name: "embedded jwk with its own kid", token: forge(tb, set(hdr, "jwk", attackerJWK, "kid", attackerKey.ID), claims, edSigner(attacker))},
+		{name: "embedded jwk with the trusted kid", token: forge(tb, set(hdr, "jwk", attackerJWK), claims, edSigner(attacker))},
+		{name: "jku naming an attacker key set", token: forge(tb, set(hdr, "jku", attackerURL+"/jwks.json", "kid", attackerKey.ID), claims, edSigner(attacker))},
+		{name: "jku with the trusted kid", token: forge(tb, set(hdr, "jku", attackerURL+"/jwks.json"), claims, edSigner(attacker))},
+		{name: "x5u naming an attacker certificate", token: forge(tb, set(hdr, "x5u", attackerURL+"/cert.pem", "kid", attackerKey.ID), claims, edSigner(attacker))},
+		{name: "x5u with the trusted kid", token: forge(tb, set(hdr, "x5u", attackerURL+"/cert.pem"), claims, edSigner(attacker))},
+		{name: "attacker key with the trusted kid", token: forge(tb, hdr, claims, edSigner(attacker))},
+		{name: "refresh token", token: pair.Refresh},
+		{name: "access claims typed as refresh", token: forge(tb, set(hdr, "typ", security.TypeRefresh), claims, real)},
+		{name: "typ missing", token: forge(tb, set(hdr, "typ", nil), claims, real)},
+		{name: "typ JWT", token: forge(tb, set(hdr, "typ", "JWT"), claims, real)},
+		{name: "signature with non-canonical trailing bits", token: sig[0] + "." + sig[1] + "." + nonCanonical},
+		{name: "padded signature", token: control + "=="},
+		{name: "padded payload", token: sig[0] + "." + sig[1] + "=." + sig[2], malformed: true},
+		{name: "four segments", token: control + ".e30"},
+		{name: "oversized, correctly signed", token: oversized},
+	}
+	return control, bad
+}
+
+// nonCanonicalLast returns the last character of a base64url segment with
+// its unused low bits set: lax decoding yields the same bytes, strict
+// decoding (RFC 4648 3.5) refuses it.
+func nonCanonicalLast(tb testing.TB, seg string) byte {
+	tb.Helper()
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	unused := map[int]int{2: 4, 3: 2}[len(seg)%4] // bits the last character carries beyond the data
+	if unused == 0 {
+		tb.Fatalf("segment of length %d has no unused bits", len(seg))
+	}
+	idx := strings.IndexByte(alphabet, seg[len(seg)-1])
+	idx |= 1 // set the lowest unused bit
+	return alphabet[idx]
+}
+
+func TestVerifyAccessRejectsForgeries(t *testing.T) {
+	e := newEnv(t)
+	pair := e.login(t, "alice", "reader")
+	srv, hits := countingServer(t)
+	control, bad := forgeries(t, e, pair, srv.URL)
+	ctx := context.Background()
+
+	t.Run("control", func(t *testing.T) {
+		c, err := e.tokens.VerifyAccess(ctx, control)
+		if err != nil {
+			t.Fatalf("a correctly signed copy was refused: %v", err)
+		}
+		if c.ID != pair.AccessClaims.ID {
+			t.Errorf("jti = %q, want %q", c.ID, pair.AccessClaims.ID)
+		}
+	})
+	for _, f := range bad {
+		t.Run(f.name, func(t *testing.T) {
+			c, err := e.tokens.VerifyAccess(ctx, f.token)
+			if !errors.Is(err, security.ErrInvalid) {
+				t.Fatalf("VerifyAccess = %+v, %v; want an error wrapping ErrInvalid", c, err)
+			}
+			if strings.Contains(err.Error(), f.token) {
+				t.Error("the error echoes the token")
+			}
+		})
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the verifier made %d requests to URLs named in token headers, want 0", n)
+	}
+}
+
+func TestGuardRejectsForgedTokens(t *testing.T) {
+	e := newEnv(t)
+	pair := e.login(t, "alice", "reader")
+	srv, hits := countingServer(t)
+	control, bad := forgeries(t, e, pair, srv.URL)
+	cases := []guardCase{{name: "control", path: "/read", mods: []mod{bearer(control)}, want: ok200, saw: okAs("read", "alice", "oauth2")}}
+	for _, f := range bad {
+		w := invalidToken
+		if f.malformed {
+			w = badRequest
+		}
+		cases = append(cases, guardCase{name: f.name, path: "/read", mods: []mod{bearer(f.token)}, want: w})
+	}
+	runGuardCases(t, e, cases)
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the guard made %d requests to URLs named in token headers, want 0", n)
+	}
+}
+
+func TestStrictDecodingRejectsNonCanonicalSignature(t *testing.T) {
+	e := newEnv(t)
+	pair := e.login(t, "alice", "reader")
+	parts := strings.Split(pair.Access, ".")
+	alt := parts[2][:len(parts[2])-1] + string(nonCanonicalLast(t, parts[2]))
+	if alt == parts[2] {
+		t.Fatal("the re-encoded signature equals the original")
+	}
+	lax, err := base64.RawURLEncoding.DecodeString(alt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if orig := mustDecode(t, parts[2]); string(lax) != string(orig) {
+		t.Fatal("lax decoding of the re-encoded signature differs; the test would prove nothing")
+	}
+	if _, err := base64.RawURLEncoding.Strict().DecodeString(alt); err == nil {
+		t.Fatal("strict decoding accepts the re-encoded signature; the test would prove nothing")
+	}
+	tok := parts[0] + "." + parts[1] + "." + alt
+	if _, err := e.tokens.VerifyAccess(context.Background(), tok); !errors.Is(err, security.ErrInvalid) {
+		t.Errorf("VerifyAccess(non-canonical signature) = %v, want ErrInvalid", err)
+	}
+}
+
+// TestAlgorithmPinnedPerKey: with an HMAC and an Ed25519 key both trusted,
+// HS256 is an allowed algorithm, yet it must not verify under the Ed25519
+// key's kid even when keyed with that key's public bytes.
+func TestAlgorithmPinnedPerKey(t *testing.T) {
+	e := newEnv(t)
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	hs, err := security.NewKey(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mixed, err := security.NewTokenService(testIssuer, testAudience, e.signing, e.store,
+		security.WithVerifyKeys(hs), security.WithClock(e.clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair := e.login(t, "alice", "reader")
+	claims := claimsOf(t, pair.AccessClaims)
+	pub := e.edPriv.Public().(ed25519.PublicKey)
+	hdr := map[string]any{"typ": security.TypeAccess}
+	cases := []struct {
+		name   string
+		token  string
+		wantOK bool
+	}{
+		{name: "HS256 with the HMAC key and its kid", token: forge(t, set(hdr, "alg", "HS256", "kid", hs.ID), claims, hmacSigner(secret)), wantOK: true},
+		{name: "EdDSA with the Ed25519 key and its kid", token: forge(t, set(hdr, "alg", "EdDSA", "kid", e.signing.ID), claims, edSigner(e.edPriv)), wantOK: true},
+		{name: "HS256 under the Ed25519 kid keyed with its public key", token: forge(t, set(hdr, "alg", "HS256", "kid", e.signing.ID), claims, hmacSigner(pub))},
+		{name: "HS256 under the Ed25519 kid keyed with the HMAC secret", token: forge(t, set(hdr, "alg", "HS256", "kid", e.signing.ID), claims, hmacSigner(secret))},
+		{name: "EdDSA under the HMAC kid", token: forge(t, set(hdr, "alg", "EdDSA", "kid", hs.ID), claims, edSigner(e.edPriv))},
+		{name: "HS384 under the HMAC kid", token: forge(t, set(hdr, "alg", "HS384", "kid", hs.ID), claims, hmacSigner(secret))},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := mixed.VerifyAccess(context.Background(), tc.token)
+			if tc.wantOK && err != nil {
+				t.Fatalf("VerifyAccess = %v, want nil", err)
+			}
+			if !tc.wantOK && !errors.Is(err, security.ErrInvalid) {
+				t.Fatalf("VerifyAccess = %v, want ErrInvalid", err)
+			}
+		})
+	}
+}
+
+func TestTokenTypesDoNotStandInForEachOther(t *testing.T) {
+	e := newEnv(t)
+	pair := e.login(t, "alice", "reader")
+	ctx := context.Background()
+	if _, err := e.tokens.VerifyAccess(ctx, pair.Refresh); !errors.Is(err, security.ErrInvalid) {
+		t.Errorf("VerifyAccess(refresh token) = %v, want ErrInvalid", err)
+	}
+	if _, err := e.tokens.RefreshClaims(pair.Access); !errors.Is(err, security.ErrInvalid) {
+		t.Errorf("RefreshClaims(access token) = %v, want ErrInvalid", err)
+	}
+	if _, err := e.tokens.Refresh(ctx, pair.Access, e.scopesOf); !errors.Is(err, security.ErrInvalid) {
+		t.Errorf("Refresh(access token) = %v, want ErrInvalid", err)
+	}
+	if _, err := e.tokens.Refresh(ctx, strings.Repeat("a", security.MaxTokenBytes+1), e.scopesOf); !errors.Is(err, security.ErrInvalid) {
+		t.Errorf("Refresh(oversized) = %v, want ErrInvalid", err)
+	}
+	// The refresh token still works: the failed attempts did not spend it.
+	if _, err := e.tokens.Refresh(ctx, pair.Refresh, e.scopesOf); err != nil {
+		t.Errorf("Refresh(refresh token) = %v, want nil", err)
+	}
+}
+
+// TestRevocationIsByIdentifier: two different strings carrying one jti
+// (re-encoded JSON for Ed25519, a malleated signature for ES256) are both
+// accepted while the login lives and both refused after logout.
+func TestRevocationIsByIdentifier(t *testing.T) {
+	ctx := context.Background()
+
+	t.Run("Ed25519 re-encoded claims", func(t *testing.T) {
+		e := newEnv(t)
+		pair := e.login(t, "alice", "reader")
+		claims := claimsOf(t, pair.AccessClaims)
+		hdr := headerOf(t, pair.Access)
+		body, _ := json.MarshalIndent(claims, "", "   ")
+		input := encodeSegment(t, hdr) + "." + base64.RawURLEncoding.EncodeToString(body)
+		twin := input + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(e.edPriv, []byte(input)))
+		checkTwins(t, e.tokens, e.store, pair, twin)
+	})
+
+	t.Run("ES256 malleated signature", func(t *testing.T) {
+		priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, err := security.NewKey(priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		store := security.NewMemoryStore(nil)
+		svc, err := security.NewTokenService(testIssuer, testAudience, key, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pair, err := svc.Login(ctx, "alice", "reader", []string{"a:read"}, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts := strings.Split(pair.Access, ".")
+		sig := mustDecode(t, parts[2])
+		n := elliptic.P256().Params().N
+		s := new(big.Int).SetBytes(sig[32:])
+		malleated := append(append([]byte{}, sig[:32]...), new(big.Int).Sub(n, s).FillBytes(make([]byte, 32))...)
+		twin := parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(malleated)
+		checkTwins(t, svc, store, pair, twin)
+	})
+}
+
+func checkTwins(t *testing.T, svc *security.TokenService, store security.Store, pair *security.Pair, twin string) {
+	t.Helper()
+	ctx := context.Background()
+	if twin == pair.Access {
+		t.Fatal("the twin equals the original token")
+	}
+	for name, tok := range map[string]string{"original": pair.Access, "twin": twin} {
+		c, err := svc.VerifyAccess(ctx, tok)
+		if err != nil {
+			t.Fatalf("before logout, %s: VerifyAccess = %v", name, err)
+		}
+		if c.ID != pair.AccessClaims.ID {
+			t.Fatalf("%s: jti %q, want %q", name, c.ID, pair.AccessClaims.ID)
+		}
+	}
+	if err := store.RevokeFamily(ctx, pair.AccessClaims.Subject, pair.AccessClaims.Family); err != nil {
+		t.Fatal(err)
+	}
+	for name, tok := range map[string]string{"original": pair.Access, "twin": twin} {
+		if _, err := svc.VerifyAccess(ctx, tok); !errors.Is(err, security.ErrInvalid) {
+			t.Errorf("after logout, %s: VerifyAccess = %v, want ErrInvalid", name, err)
+		}
+	}
+	if _, err := svc.Refresh(ctx, pair.Refresh, func(string) (string, []string, error) { return "reader", nil, nil }); !errors.Is(err, security.ErrInvalid) {
+		t.Errorf("after logout, Refresh = %v, want ErrInvalid", err)
+	}
+}
+
+func TestRefreshRotation(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	first := e.login(t, "alice", "reader")
+	second := e.refresh(t, first.Refresh)
+
+	if second.AccessClaims.Family != first.AccessClaims.Family {
+		t.Errorf("successor family %q, want %q", second.AccessClaims.Family, first.AccessClaims.Family)
+	}
+	if !second.RefreshClaims.ExpiresAt.Equal(first.RefreshClaims.ExpiresAt.Time) {
+		t.Errorf("rotation moved the refresh expiry from %v to %v", first.RefreshClaims.ExpiresAt, second.RefreshClaims.ExpiresAt)
+	}
+	if _, err := e.tokens.VerifyAccess(ctx, second.Access); err != nil {
+		t.Fatalf("successor access token: %v", err)
+	}
+	if _, err := e.tokens.VerifyAccess(ctx, first.Access); !errors.Is(err, security.ErrInvalid) {
+		t.Errorf("replaced access token: VerifyAccess = %v, want ErrInvalid", err)
+	}
+	third := e.refresh(t, second.Refresh)
+
+	// Reuse of a spent refresh token revokes the whole family.
+	_, err := e.tokens.Refresh(ctx, first.Refresh, e.scopesOf)
+	if !errors.Is(err, security.ErrInvalid) || !errors.Is(err, security.ErrReused) {
+		t.Fatalf("reused refresh token: Refresh = %v, want an error wrapping ErrInvalid and ErrReused", err)
+	}
+	if _, err := e.tokens.VerifyAccess(ctx, third.Access); !errors.Is(err, security.ErrInvalid) {
+		t.Errorf("after reuse, newest access token: VerifyAccess = %v, want ErrInvalid", err)
+	}
+	if _, err := e.tokens.Refresh(ctx, third.Refresh, e.scopesOf); !errors.Is(err, security.ErrInvalid) {
+		t.Errorf("after reuse, newest refresh token: Refresh = %v, want ErrInvalid", err)
+	}
+	invalidToken.check(t, e.do(t, http.MethodGet, "/things", "", bearer(third.Access)))
+
+	// Other logins of the same subject are untouched.
+	other := e.login(t, "alice", "reader")
+	if _, err := e.tokens.VerifyAccess(ctx, other.Access); err != nil {
+		t.Errorf("another login of the subject: %v", err)
+	}
+}
+
+func TestRefreshScopesFollowRole(t *testing.T) {
+	e := newEnv(t)
+	first := e.login(t, "alice", "writer")
+	e.roles.Store("alice", "reader") // demoted
+	second := e.refresh(t, first.Refresh)
+	if got := second.AccessClaims.Scope; got != "a:read" {
+		t.Errorf("scope after demotion = %q, want a:read", got)
+	}
+	e.roles.Delete("alice") // account gone: the scopes callback fails
+	if _, err := e.tokens.Refresh(context.Background(), second.Refresh, e.scopesOf); err == nil {
+		t.Error("Refresh succeeded although the scopes callback failed")
+	}
+}
+
+func TestConcurrentRefreshHasOneWinner(t *testing.T) {
+	e := newEnv(t)
+	pair := e.login(t, "alice", "reader")
+	const n = 50
+	var (
+		wins  atomic.Int64
+		start = make(chan struct{})
+		wg    sync.WaitGroup
+		errs  = make(chan error, n)
+	)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			if _, err := e.tokens.Refresh(context.Background(), pair.Refresh, e.scopesOf); err == nil {
+				wins.Add(1)
+			} else {
+				errs <- err
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	if got := wins.Load(); got != 1 {
+		t.Errorf("%d of %d concurrent refreshes succeeded, want exactly 1", got, n)
+	}
+	for err := range errs {
+		if !errors.Is(err, security.ErrInvalid) {
+			t.Errorf("losing refresh: %v, want ErrInvalid", err)
+		}
+	}
+}
+
+func TestRevokeSubject(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	type cred struct {
+		name string
+		mods []mod
+	}
+	issue := func(subject string) []cred {
+		first := e.login(t, subject, "reader")
+		second := e.login(t, subject, "reader")
+		refreshed := e.refresh(t, second.Refresh)
+		key, _ := e.apiKey(t, subject, "a:read")
+		sess := e.session(t, subject, "reader")
+		return []cred{
+			{"first login", []mod{bearer(first.Access)}},
+			{"refreshed login", []mod{bearer(refreshed.Access)}},
+			{"api key", []mod{apiKeyHeader(key)}},
+			{"session", []mod{sessionCookies(sess)}},
+		}
+	}
+	alice, bob := issue("alice"), issue("bob")
+	aliceRefresh := e.login(t, "alice", "reader").Refresh
+	// Warm the verified-token cache: revocation must still win.
+	for _, c := range append(alice, bob...) {
+		ok200.check(t, e.do(t, http.MethodGet, "/any", "", c.mods...))
+	}
+
+	if err := e.store.RevokeSubject(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range alice {
+		t.Run("alice "+c.name, func(t *testing.T) {
+			invalidToken.check(t, e.do(t, http.MethodGet, "/any", "", c.mods...))
+		})
+	}
+	for _, c := range bob {
+		t.Run("bob "+c.name, func(t *testing.T) {
+			got := e.do(t, http.MethodGet, "/any", "", c.mods...)
+			ok200.check(t, got)
+			if got.seen.Subject != "bob" {
+				t.Errorf("subject = %q, want bob", got.seen.Subject)
+			}
+		})
+	}
+	t.Run("alice refresh", func(t *testing.T) {
+		if _, err := e.tokens.Refresh(ctx, aliceRefresh, e.scopesOf); !errors.Is(err, security.ErrInvalid) {
+			t.Errorf("Refresh = %v, want ErrInvalid", err)
+		}
+	})
+	t.Run("alice logs in again", func(t *testing.T) {
+		ok200.check(t, e.do(t, http.MethodGet, "/any", "", bearer(e.login(t, "alice", "reader").Access)))
+	})
+}
+
+func TestKeyRotation(t *testing.T) {
+	ctx := context.Background()
+	_, oldPriv, _ := ed25519.GenerateKey(rand.Reader)
+	oldKey, err := security.NewKey(oldPriv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldVerify, err := security.NewVerifyKey(oldPriv.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if oldVerify.ID != oldKey.ID || oldVerify.CanSign() {
+		t.Fatalf("verify key: kid %q can sign %v; want kid %q, verify only", oldVerify.ID, oldVerify.CanSign(), oldKey.ID)
+	}
+	ecPriv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	newKey, err := security.NewKey(ecPriv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := security.NewMemoryStore(nil)
+	before, err := security.NewTokenService(testIssuer, testAudience, oldKey, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := security.NewTokenService(testIssuer, testAudience, newKey, store, security.WithVerifyKeys(oldVerify))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forgotten, err := security.NewTokenService(testIssuer, testAudience, newKey, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := before.Login(ctx, "alice", "reader", []string{"a:read"}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := after.VerifyAccess(ctx, pair.Access); err != nil {
+		t.Errorf("a token of the previous key: VerifyAccess = %v, want nil", err)
+	}
+	if _, err := forgotten.VerifyAccess(ctx, pair.Access); !errors.Is(err, security.ErrInvalid) {
+		t.Errorf("a token of a key no longer trusted: VerifyAccess = %v, want ErrInvalid", err)
+	}
+	next, err := after.Refresh(ctx, pair.Refresh, func(string) (string, []string, error) { return "reader", []string{"a:read"}, nil })
+	if err != nil {
+		t.Fatalf("refreshing a token of the previous key: %v", err)
+	}
+	if h := headerOf(t, next.Access); h["kid"] != newKey.ID || h["alg"] != "ES256" {
+		t.Errorf("successor header %v, want kid %s alg ES256", h, newKey.ID)
+	}
+
+	jwks := after.JWKS()
+	kids := map[string]string{}
+	for _, k := range jwks {
+		kids[k["kid"].(string)] = k["alg"].(string)
+		for _, private := range []string{"d", "k", "p", "q"} {
+			if _, ok := k[private]; ok {
+				t.Errorf("JWK %s publishes private member %q", k["kid"], private)
+			}
+		}
+	}
+	if want := map[string]string{oldKey.ID: "EdDSA", newKey.ID: "ES256"}; len(kids) != 2 || kids[oldKey.ID] != want[oldKey.ID] || kids[newKey.ID] != want[newKey.ID] {
+		t.Errorf("JWKS kids = %v, want %v", kids, want)
+	}
+}
+
+func TestJWKSNeverPublishesHMACSecrets(t *testing.T) {
+	secret := make([]byte, 48)
+	_, _ = rand.Read(secret)
+	hs, err := security.NewKey(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, edPriv, _ := ed25519.GenerateKey(rand.Reader)
+	ed, _ := security.NewKey(edPriv)
+	store := security.NewMemoryStore(nil)
+	cases := []struct {
+		name    string
+		signing *security.Key
+		extra   []*security.Key
+		want    int
+	}{
+		{name: "HMAC signing key", signing: hs, want: 0},
+		{name: "HMAC verify key beside Ed25519", signing: ed, extra: []*security.Key{hs}, want: 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			svc, err := security.NewTokenService(testIssuer, testAudience, tc.signing, store, security.WithVerifyKeys(tc.extra...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			jwks := svc.JWKS()
+			if len(jwks) != tc.want {
+				t.Errorf("JWKS has %d keys, want %d", len(jwks), tc.want)
+			}
+			b, _ := json.Marshal(jwks)
+			for _, enc := range []*base64.Encoding{base64.RawURLEncoding, base64.URLEncoding, base64.StdEncoding, base64.RawStdEncoding} {
+				if strings.Contains(string(b), enc.EncodeToString(secret)[:20]) {
+					t.Errorf("JWKS %s contains the HMAC secret", b)
+				}
+			}
+			if strings.Contains(string(b), `"oct"`) {
+				t.Errorf("JWKS %s lists a symmetric key", b)
+			}
+		})
+	}
+	if hs.JWK() != nil {
+		t.Error("Key.JWK of an HMAC key is not nil")
+	}
+}
+
+var (
+	rsa2048 = sync.OnceValue(func() *rsa.PrivateKey { k, _ := rsa.GenerateKey(rand.Reader, 2048); return k })
+	rsa1024 = sync.OnceValue(func() *rsa.PrivateKey { k, _ := rsa.GenerateKey(rand.Reader, 1024); return k })
+)
+
+func TestNewKeyRefusesWeakKeys(t *testing.T) {
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	p224, _ := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	cases := []struct {
+		name    string
+		key     func() (*security.Key, error)
+		wantErr bool
+		alg     string
+	}{
+		{name: "RSA 1024", key: func() (*security.Key, error) { return security.NewKey(rsa1024()) }, wantErr: true},
+		{name: "RSA 1024 public", key: func() (*security.Key, error) { return security.NewVerifyKey(&rsa1024().PublicKey) }, wantErr: true},
+		{name: "EC P-384", key: func() (*security.Key, error) { return security.NewKey(p384) }, wantErr: true},
+		{name: "EC P-224", key: func() (*security.Key, error) { return security.NewKey(p224) }, wantErr: true},
+		{name: "EC P-384 public", key: func() (*security.Key, error) { return security.NewVerifyKey(&p384.PublicKey) }, wantErr: true},
+		{name: "HMAC 31 bytes", key: func() (*security.Key, error) { return security.NewKey(make([]byte, 31)) }, wantErr: true},
+		{name: "HMAC empty", key: func() (*security.Key, error) { return security.NewKey([]byte{}) }, wantErr: true},
+		{name: "HMAC as a verify key", key: func() (*security.Key, error) { return security.NewVerifyKey(make([]byte, 32)) }, wantErr: true},
+		{name: "string", key: func() (*security.Key, error) { return security.NewKey("secret") }, wantErr: true},
+		{name: "nil", key: func() (*security.Key, error) { return security.NewKey(nil) }, wantErr: true},
+		{name: "RSA 2048", key: func() (*security.Key, error) { return security.NewKey(rsa2048()) }, alg: "RS256"},
+		{name: "EC P-256", key: func() (*security.Key, error) { return security.NewKey(p256) }, alg: "ES256"},
+		{name: "Ed25519", key: func() (*security.Key, error) { return security.NewKey(ed) }, alg: "EdDSA"},
+		{name: "HMAC 32 bytes", key: func() (*security.Key, error) { return security.NewKey(make([]byte, 32)) }, alg: "HS256"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			k, err := tc.key()
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("accepted a weak or unsupported key (%s)", k.Algorithm())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := k.Algorithm(); got != tc.alg {
+				t.Errorf("Algorithm = %s, want %s", got, tc.alg)
+			}
+		})
+	}
+}
+
+func TestParseKeyPEM(t *testing.T) {
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	for _, tc := range []struct {
+		name string
+		priv any
+		alg  string
+	}{
+		{"ed25519", ed, "EdDSA"},
+		{"es256", ec, "ES256"},
+		{"rs256", rsa2048(), "RS256"},
+		{"hs256", secret, "HS256"},
+	} {
+		t.Run("round trip "+tc.name, func(t *testing.T) {
+			k, err := security.NewKey(tc.priv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, err := k.MarshalPEM()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := security.ParseKeyPEM(data)
+			if err != nil {
+				t.Fatalf("ParseKeyPEM(MarshalPEM) = %v", err)
+			}
+			if got.ID != k.ID || got.Algorithm() != tc.alg || !got.CanSign() {
+				t.Errorf("round trip gave kid %s alg %s can sign %v, want kid %s alg %s can sign", got.ID, got.Algorithm(), got.CanSign(), k.ID, tc.alg)
+			}
+			a, _ := k.Derive("x")
+			b, _ := got.Derive("x")
+			if string(a) != string(b) {
+				t.Error("the round-tripped key derives different secrets")
+			}
+			// Tokens signed by one verify with the other.
+			store := security.NewMemoryStore(nil)
+			s1, _ := security.NewTokenService(testIssuer, testAudience, k, store)
+			s2, _ := security.NewTokenService(testIssuer, testAudience, got, store)
+			pair, err := s1.Login(context.Background(), "alice", "reader", nil, "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s2.VerifyAccess(context.Background(), pair.Access); err != nil {
+				t.Errorf("the round-tripped key does not verify the original's token: %v", err)
+			}
+		})
+	}
+
+	t.Run("public key is verify only", func(t *testing.T) {
+		der, _ := x509.MarshalPKIXPublicKey(ed.Public())
+		k, err := security.ParseKeyPEM(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k.CanSign() {
+			t.Error("a public key can sign")
+		}
+		if _, err := k.MarshalPEM(); err == nil {
+			t.Error("MarshalPEM of a verify-only key succeeded")
+		}
+	})
+
+	block := func(typ string, b []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}) }
+	weakRSA, _ := x509.MarshalPKCS8PrivateKey(rsa1024())
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	weakEC, _ := x509.MarshalPKCS8PrivateKey(p384)
+	edDER, _ := x509.MarshalPKCS8PrivateKey(ed)
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{
+		{"empty", nil},
+		{"garbage", []byte("garbage")},
+		{"truncated PEM", block("PRIVATE KEY", edDER)[:40]},
+		{"PKCS#1 RSA block", block("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(rsa2048()))},
+		{"junk in PRIVATE KEY", block("PRIVATE KEY", []byte("junk"))},
+		{"junk in PUBLIC KEY", block("PUBLIC KEY", []byte("junk"))},
+		{"short HMAC KEY", block("HMAC KEY", make([]byte, 16))},
+		{"RSA 1024", block("PRIVATE KEY", weakRSA)},
+		{"EC P-384", block("PRIVATE KEY", weakEC)},
+		{"two blocks", append(block("PRIVATE KEY", edDER), block("PRIVATE KEY", edDER)...)},
+		{"certificate", block("CERTIFICATE", []byte("junk"))},
+	} {
+		t.Run("refuses "+tc.name, func(t *testing.T) {
+			if k, err := security.ParseKeyPEM(tc.data); err == nil {
+				t.Errorf("ParseKeyPEM accepted it (kid %s)", k.ID)
+			}
+		})
+	}
+}
+
+func TestNewTokenServiceChecks(t *testing.T) {
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	k, _ := security.NewKey(ed)
+	verifyOnly, _ := security.NewVerifyKey(ed.Public())
+	store := security.NewMemoryStore(nil)
+	cases := []struct {
+		name     string
+		iss, aud string
+		key      *security.Key
+		opts     []security.TokenOption
+	}{
+		{name: "no issuer", aud: testAudience, key: k},
+		{name: "no audience", iss: testIssuer, key: k},
+		{name: "no key", iss: testIssuer, aud: testAudience},
+		{name: "verify-only key", iss: testIssuer, aud: testAudience, key: verifyOnly},
+		{name: "zero access TTL", iss: testIssuer, aud: testAudience, key: k, opts: []security.TokenOption{security.WithTokenTTL(0, time.Hour)}},
+		{name: "refresh shorter than access", iss: testIssuer, aud: testAudience, key: k, opts: []security.TokenOption{security.WithTokenTTL(time.Hour, time.Minute)}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := security.NewTokenService(tc.iss, tc.aud, tc.key, store, tc.opts...); err == nil {
+				t.Error("NewTokenService accepted it")
+			}
+		})
+	}
+}
+
+// countingStore counts revocation checks.
+type countingStore struct {
+	*security.MemoryStore
+	checks atomic.Int64
+}
+
+func (c *countingStore) CheckAccess(ctx context.Context, subject, family, jti string) error {
+	c.checks.Add(1)
+	return c.MemoryStore.CheckAccess(ctx, subject, family, jti)
+}
+
+func newCachedService(tb testing.TB, clk *clock, opts ...security.TokenOption) (*security.TokenService, *countingStore) {
+	tb.Helper()
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	k, err := security.NewKey(ed)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	store := &countingStore{MemoryStore: security.NewMemoryStore(clk.Now)}
+	opts = append([]security.TokenOption{security.WithClock(clk.Now), security.WithTokenTTL(time.Minute, time.Hour)}, opts...)
+	svc, err := security.NewTokenService(testIssuer, testAudience, k, store, opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return svc, store
+}
+
+func TestTokenCache(t *testing.T) {
+	ctx := context.Background()
+
+	t.Run("a hit still checks revocation", func(t *testing.T) {
+		clk := newClock()
+		svc, store := newCachedService(t, clk)
+		pair, err := svc.Login(ctx, "alice", "reader", nil, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if _, err := svc.VerifyAccess(ctx, pair.Access); err != nil {
+				t.Fatalf("verification %d: %v", i, err)
+			}
+		}
+		if got := store.checks.Load(); got != 3 {
+			t.Errorf("CheckAccess calls = %d, want 3 (one per verification, hits included)", got)
+		}
+		if err := store.RevokeFamily(ctx, "alice", pair.AccessClaims.Family); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.VerifyAccess(ctx, pair.Access); !errors.Is(err, security.ErrInvalid) {
+			t.Errorf("cached but revoked: VerifyAccess = %v, want ErrInvalid", err)
+		}
+	})
+
+	t.Run("a hit skips parsing", func(t *testing.T) {
+		allocs := func(opts ...security.TokenOption) float64 {
+			svc, _ := newCachedService(t, newClock(), opts...)
+			pair, err := svc.Login(ctx, "alice", "reader", nil, "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := svc.VerifyAccess(ctx, pair.Access); err != nil {
+				t.Fatal(err)
+			}
+			return testing.AllocsPerRun(50, func() { _, _ = svc.VerifyAccess(ctx, pair.Access) })
+		}
+		cached, uncached := allocs(), allocs(security.WithCacheSize(0))
+		if cached*4 > uncached {
+			t.Errorf("allocations per verification: cached %.0f, uncached %.0f; a hit does not skip parsing", cached, uncached)
+		}
+	})
+
+	for _, tc := range []struct {
+		name   string
+		leeway time.Duration
+		after  time.Duration // past the access token's exp
+	}{
+		{name: "never used at exp", leeway: 0, after: 0},
+		{name: "never used after exp plus leeway", leeway: 5 * time.Second, after: 5 * time.Second},
+		{name: "never used long after exp", leeway: 5 * time.Second, after: 10 * time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newClock()
+			svc, _ := newCachedService(t, clk, security.WithLeeway(tc.leeway))
+			pair, err := svc.Login(ctx, "alice", "reader", nil, "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := svc.VerifyAccess(ctx, pair.Access); err != nil {
+				t.Fatal(err)
+			}
+			clk.Advance(pair.AccessClaims.ExpiresAt.Sub(clk.Now()) - time.Second)
+			if _, err := svc.VerifyAccess(ctx, pair.Access); err != nil {
+				t.Fatalf("one second before exp: %v", err)
+			}
+			clk.Advance(time.Second + tc.after)
+			if _, err := svc.VerifyAccess(ctx, pair.Access); !errors.Is(err, security.ErrInvalid) {
+				t.Errorf("%s after exp: VerifyAccess = %v, want ErrInvalid", tc.after, err)
+			}
+		})
+	}
+}
