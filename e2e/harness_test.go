@@ -256,8 +256,13 @@ var specContract struct {
 // NewClient returns a validated client for in, speaking from a fresh IP.
 func NewClient(t *testing.T, in *Instance) *Client {
 	t.Helper()
+	return NewClientFrom(t, in, NewIP())
+}
+
+// NewClientFrom returns a validated client for in, speaking from ip.
+func NewClientFrom(t *testing.T, in *Instance, ip string) *Client {
+	t.Helper()
 	specContract.once.Do(func() { specContract.c = loadContract(t, api.Spec) })
-	ip := NewIP()
 	hc := &http.Client{Transport: &validating{t: t, c: specContract.c, next: http.DefaultTransport}, Timeout: 10 * time.Second}
 	cl, err := client.NewClientWithResponses(in.Base, client.WithHTTPClient(hc), client.WithRequestEditorFn(
 		func(_ context.Context, req *http.Request) error {

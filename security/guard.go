@@ -171,9 +171,11 @@ func (g *Guard) middleware(next http.Handler) http.Handler {
 		ctx := policy.NewContext(r.Context(), op)
 
 		p, fail := g.authenticate(r, op)
-		if len(op.Limits) > 0 {
+		if len(op.Limits) > 0 && !errors.Is(fail, ErrUnavailable) {
 			// A request whose authentication failed is limited as anonymous,
 			// so guessing credentials is throttled like any anonymous call.
+			// When the store itself is down there is nothing to count in:
+			// answer 503 at once rather than wait on it a second time.
 			lp := p
 			if fail != nil {
 				lp = nil

@@ -5,6 +5,8 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -178,11 +180,19 @@ func seedUsers(ctx context.Context, repo Repository, users []SeedUser, cost int,
 				return fmt.Errorf("user %s: %v", su.Email, err)
 			}
 		}
-		if err := repo.CreateUser(ctx, &User{Email: su.Email, Role: su.Role, PasswordHash: hash}); err != nil {
+		if err := repo.CreateUser(ctx, &User{ID: seedID(su.Email), Email: su.Email, Role: su.Role, PasswordHash: hash}); err != nil {
 			return fmt.Errorf("user %s: %v", su.Email, err)
 		}
 	}
 	return nil
+}
+
+// seedID derives a seeded user's id from the email, so every instance
+// seeded from the same file agrees on it and a token minted by one
+// instance names the same user on another.
+func seedID(email string) string {
+	sum := sha256.Sum256([]byte("specguard seed user\x00" + normEmail(email)))
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 
 func readKey(path string) (*security.Key, error) {

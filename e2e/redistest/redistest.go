@@ -6,6 +6,7 @@
 package redistest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -135,4 +137,76 @@ func (s *Server) Client(t testing.TB) *redis.Client {
 	rdb := redis.NewClient(&redis.Options{Addr: s.Addr, ContextTimeoutEnabled: true, MaxRetries: 1})
 	t.Cleanup(func() { rdb.Close() })
 	return rdb
+}
+
+// Cluster is a throwaway three-master Redis Cluster on loopback.
+type Cluster struct {
+	Nodes []*Server
+	// URL is the SPECGUARD_REDIS_URL form: redis+cluster://host:port,host:port,host:port
+	URL string
+}
+
+// freeClusterPort returns a port p such that p and its cluster bus port
+// p+10000 are both free.
+func freeClusterPort(t testing.TB) int {
+	t.Helper()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if p+10000 > 65535 {
+			continue
+		}
+		if bus, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+10000)); err == nil {
+			bus.Close()
+			return p
+		}
+	}
+	t.Fatal("no free port pair for a cluster node")
+	return 0
+}
+
+// StartCluster starts three masters with redis-server --cluster-enabled
+// and joins them with redis-cli --cluster create. They are stopped when the
+// test ends. SPECGUARD_TEST_REDIS_URL is not used: a cluster needs its own.
+func StartCluster(t testing.TB) *Cluster {
+	t.Helper()
+	for _, bin := range []string{"redis-server", "redis-cli"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			unavailable(t, bin+" is not on PATH")
+		}
+	}
+	c := &Cluster{}
+	var addrs []string
+	for range 3 {
+		s := &Server{dir: t.TempDir(), Prefix: fmt.Sprintf("t%d-%d:", os.Getpid(), counter.Add(1))}
+		port := freeClusterPort(t)
+		s.start(t, port, []string{"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(s.dir, "nodes.conf"), "--cluster-node-timeout", "2000"})
+		t.Cleanup(s.Stop)
+		c.Nodes = append(c.Nodes, s)
+		addrs = append(addrs, s.Addr)
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for _, s := range c.Nodes {
+		for {
+			out, _ := exec.Command("redis-cli", "-h", "127.0.0.1", "-p", s.Addr[len("127.0.0.1:"):], "cluster", "info").Output()
+			if bytes.Contains(out, []byte("cluster_state:ok")) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("cluster did not become ok: %s", out)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	c.URL = "redis+cluster://" + strings.Join(addrs, ",")
+	return c
 }

@@ -1,0 +1,201 @@
+package e2e
+
+import (
+	"errors"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/specguard/specguard/e2e/client"
+	"github.com/specguard/specguard/e2e/redistest"
+)
+
+const storeTimeout = 100 * time.Millisecond
+
+// A guarded request waits on a dead store once: the credential check or the
+// limit (a failed credential check answers 503 without trying the limit).
+// The margin covers scheduling on a loaded two-core machine.
+const worstCase = storeTimeout + 400*time.Millisecond
+
+type sample struct {
+	op      string
+	status  int
+	elapsed time.Duration
+	err     error
+}
+
+// load sends a bounded mix of requests from workers goroutines until stop
+// is closed or each worker has sent max requests.
+func load(c *Client, token string, workers, max int, stop <-chan struct{}) []sample {
+	var mu sync.Mutex
+	var out []sample
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range max {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var s sample
+				start := time.Now()
+				switch (w + i) % 3 {
+				case 0: // bearer: the revocation check needs the store
+					s.op = "GET /me"
+					r, err := c.GetMeWithResponse(ctx, Bearer(token))
+					s.err = err
+					if err == nil {
+						s.status = r.StatusCode()
+					}
+				case 1: // anonymous read: default tiers allow on store error
+					s.op = "GET /posts"
+					r, err := c.ListPostsWithResponse(ctx, nil)
+					s.err = err
+					if err == nil {
+						s.status = r.StatusCode()
+					}
+				case 2: // unlimited, needs no store
+					s.op = "GET /healthz"
+					r, err := c.HealthzWithResponse(ctx)
+					s.err = err
+					if err == nil {
+						s.status = r.StatusCode()
+					}
+				}
+				s.elapsed = time.Since(start)
+				mu.Lock()
+				out = append(out, s)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func TestRedisKilledDuringLoad(t *testing.T) {
+	if os.Getenv("SPECGUARD_TEST_REDIS_URL") != "" {
+		t.Skip("needs a Redis of its own to kill")
+	}
+	srv := redistest.Start(t)
+	in := Start(t, "SPECGUARD_REDIS_URL="+srv.URL, "SPECGUARD_STORE_TIMEOUT="+storeTimeout.String())
+	c := NewClient(t, in)
+	tok := login(t, c, "user@example.com", "user-password")
+
+	// Redis up: everything passes.
+	for _, s := range load(c, tok.AccessToken, 4, 15, nil) {
+		if s.err != nil || s.status != 200 {
+			t.Fatalf("Redis up: %s -> %d %v", s.op, s.status, s.err)
+		}
+	}
+
+	srv.Stop()
+	ready, _ := c.ReadyzWithResponse(ctx)
+	want(t, "/readyz with Redis down", ready.StatusCode(), 503, ready.Body)
+	down := load(c, tok.AccessToken, 4, 15, nil)
+	byOp := map[string]map[int]int{}
+	var slowest time.Duration
+	for _, s := range down {
+		if s.err != nil {
+			t.Fatalf("Redis down: %s: transport error %v (did the process crash?)", s.op, s.err)
+		}
+		if byOp[s.op] == nil {
+			byOp[s.op] = map[int]int{}
+		}
+		byOp[s.op][s.status]++
+		slowest = max(slowest, s.elapsed)
+	}
+	t.Logf("Redis down: %v; slowest request %s", byOp, slowest)
+	if n := len(byOp["GET /me"]); n != 1 || byOp["GET /me"][503] == 0 {
+		t.Errorf("GET /me with the revocation store down: %v, want only 503 (never a pass)", byOp["GET /me"])
+	}
+	if n := len(byOp["GET /posts"]); n != 1 || byOp["GET /posts"][200] == 0 {
+		t.Errorf("GET /posts (on-store-error: allow) with Redis down: %v, want only 200", byOp["GET /posts"])
+	}
+	if n := len(byOp["GET /healthz"]); n != 1 || byOp["GET /healthz"][200] == 0 {
+		t.Errorf("GET /healthz with Redis down: %v, want only 200", byOp["GET /healthz"])
+	}
+	if slowest > worstCase {
+		t.Errorf("slowest request took %s, more than the store timeout allows (%s)", slowest, worstCase)
+	}
+	// Login's tier says deny: 503 with Retry-After.
+	lr, _ := c.LoginWithResponse(ctx, client.LoginRequest{Email: "user@example.com", Password: "user-password"})
+	want(t, "login with Redis down", lr.StatusCode(), 503, lr.Body)
+	if lr.HTTPResponse.Header.Get("Retry-After") == "" {
+		t.Error("503 without Retry-After")
+	}
+
+	// Redis back (empty: it keeps nothing on disk), specguard not restarted.
+	srv.Restart(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, _ := c.ReadyzWithResponse(ctx)
+		if r.StatusCode() == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz did not recover")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	again := login(t, NewClient(t, in), "user@example.com", "user-password")
+	me, _ := c.GetMeWithResponse(ctx, Bearer(again.AccessToken))
+	want(t, "GET /me after Redis returned", me.StatusCode(), 200, me.Body)
+}
+
+// SIGTERM during load: requests in flight complete, new connections are
+// refused, and the process exits 0 (Stop, run by Cleanup, checks it).
+func TestSIGTERMDuringLoad(t *testing.T) {
+	in := Start(t)
+	c := NewClient(t, in)
+	tok := login(t, c, "user@example.com", "user-password")
+	stop := make(chan struct{})
+	var samples []sample
+	done := make(chan struct{})
+	go func() {
+		samples = load(c, tok.AccessToken, 8, 400, stop)
+		close(done)
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := in.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	<-done
+	if err := in.cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+	// Every request either got a whole response (200, or 429 once the
+	// load exhausts its limits) or was refused a connection.
+	ok, refused := 0, 0
+	for _, s := range samples {
+		switch {
+		case s.err == nil && (s.status == 200 || s.status == 429):
+			ok++
+		case s.err != nil && isRefused(s.err):
+			refused++
+		default:
+			t.Errorf("%s during shutdown: status %d, error %v; want a response or connection refused", s.op, s.status, s.err)
+		}
+	}
+	t.Logf("%d completed, %d refused after SIGTERM", ok, refused)
+	if ok == 0 || refused == 0 {
+		t.Errorf("completed %d, refused %d: want both (load before and after the signal)", ok, refused)
+	}
+	if _, err := http.Get(in.Base + "/healthz"); err == nil {
+		t.Error("a request after exit was answered")
+	}
+}
+
+func isRefused(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "connection refused") ||
+		errors.Is(err, syscall.ECONNRESET) || strings.Contains(err.Error(), "EOF")
+}

@@ -1,0 +1,135 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/specguard/specguard/e2e/client"
+	"github.com/specguard/specguard/e2e/redistest"
+	"github.com/specguard/specguard/security"
+)
+
+// sharedKey writes one signing key for a fleet of instances.
+func sharedKey(t *testing.T) string {
+	t.Helper()
+	k, err := security.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemBytes, err := k.MarshalPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "signing-key.pem")
+	if err := os.WriteFile(path, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// fleet starts n instances sharing one store and one signing key.
+func fleet(t *testing.T, n int, redisURL string) []*Instance {
+	t.Helper()
+	key := sharedKey(t)
+	out := make([]*Instance, n)
+	for i := range out {
+		out[i] = Start(t, "SPECGUARD_REDIS_URL="+redisURL, "SPECGUARD_SIGNING_KEY_FILE="+key)
+	}
+	return out
+}
+
+// onEvery returns one client per instance, all speaking from the same IP,
+// as a load balancer would deliver one client's requests.
+func onEvery(t *testing.T, ins []*Instance) []*Client {
+	t.Helper()
+	out := make([]*Client, len(ins))
+	ip := NewIP()
+	for i, in := range ins {
+		out[i] = NewClientFrom(t, in, ip)
+	}
+	return out
+}
+
+func TestFleetOnRedis(t *testing.T) {
+	fleetJourney(t, fleet(t, 3, Redis(t)))
+}
+
+func TestFleetOnRedisCluster(t *testing.T) {
+	cl := redistest.StartCluster(t)
+	ins := fleet(t, 3, cl.URL)
+	fleetJourney(t, ins)
+	for _, in := range ins {
+		if s := in.logs.String(); !strings.Contains(s, `"store":"redis-cluster"`) {
+			t.Fatalf("%s is not in cluster mode:\n%s", in.Base, s)
+		}
+		if s := in.logs.String(); strings.Contains(s, "CROSSSLOT") {
+			t.Fatalf("CROSSSLOT in the logs of %s:\n%s", in.Base, s)
+		}
+	}
+}
+
+func fleetJourney(t *testing.T, ins []*Instance) {
+	t.Run("one rate limit whichever instance requests land on", func(t *testing.T) {
+		cs := onEvery(t, ins)
+		admitted := 0
+		for i := range 15 {
+			r, err := cs[i%len(cs)].LoginWithResponse(ctx, client.LoginRequest{Email: "nobody@example.com", Password: "wrong-password"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch r.StatusCode() {
+			case 401:
+				admitted++
+			case 429:
+			default:
+				t.Fatalf("login attempt %d: %d %s", i+1, r.StatusCode(), r.Body)
+			}
+		}
+		if admitted != 5 {
+			t.Fatalf("%d attempts admitted across %d instances, want 5 (one 5 per 15 minutes tier)", admitted, len(ins))
+		}
+	})
+	t.Run("logout on one instance is honoured by the others", func(t *testing.T) {
+		cs := onEvery(t, ins)
+		tok := login(t, cs[0], "user@example.com", "user-password")
+		for i, c := range cs {
+			r, _ := c.GetMeWithResponse(ctx, Bearer(tok.AccessToken))
+			want(t, "GET /me on instance "+string(rune('A'+i)), r.StatusCode(), 200, r.Body)
+		}
+		out, _ := cs[1].LogoutWithResponse(ctx, Bearer(tok.AccessToken))
+		want(t, "logout on B", out.StatusCode(), 204, out.Body)
+		for i, c := range cs {
+			r, _ := c.GetMeWithResponse(ctx, Bearer(tok.AccessToken))
+			want(t, "GET /me after logout on instance "+string(rune('A'+i)), r.StatusCode(), 401, r.Body)
+		}
+	})
+	t.Run("refresh reuse kills the family on every instance", func(t *testing.T) {
+		cs := onEvery(t, ins)
+		tok := login(t, cs[0], "moderator@example.com", "moderator-password")
+		ref, _ := cs[1].RefreshWithResponse(ctx, client.RefreshRequest{RefreshToken: tok.RefreshToken})
+		want(t, "refresh on B", ref.StatusCode(), 200, ref.Body)
+		reuse, _ := cs[2].RefreshWithResponse(ctx, client.RefreshRequest{RefreshToken: tok.RefreshToken})
+		want(t, "reuse on C", reuse.StatusCode(), 401, reuse.Body)
+		for i, c := range cs {
+			r, _ := c.GetMeWithResponse(ctx, Bearer(ref.JSON200.AccessToken))
+			want(t, "newest token after reuse on instance "+string(rune('A'+i)), r.StatusCode(), 401, r.Body)
+		}
+	})
+	t.Run("sessions and API keys work on every instance", func(t *testing.T) {
+		cs := onEvery(t, ins)
+		cookie, csrf := sessionCookies(t, cs[0], "admin@example.com", "admin-password")
+		tok := login(t, cs[1], "admin@example.com", "admin-password")
+		key, _ := cs[2].CreateApiKeyWithResponse(ctx, client.NewApiKey{Name: "fleet", Scopes: []string{"users:read"}}, Bearer(tok.AccessToken))
+		want(t, "create key on C", key.StatusCode(), 201, key.Body)
+		for i, c := range cs {
+			r, _ := c.GetMeWithResponse(ctx, Header("Cookie", cookie))
+			want(t, "session on instance "+string(rune('A'+i)), r.StatusCode(), 200, r.Body)
+			u, _ := c.ListUsersWithResponse(ctx, Header("X-API-Key", key.JSON201.Key))
+			want(t, "API key on instance "+string(rune('A'+i)), u.StatusCode(), 200, u.Body)
+		}
+		p, _ := cs[1].CreatePostWithResponse(ctx, client.NewPost{Title: "t", Body: "b"}, Header("Cookie", cookie), Header("X-CSRF-Token", csrf))
+		want(t, "cookie write with CSRF on B", p.StatusCode(), 201, p.Body)
+	})
+}
