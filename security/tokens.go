@@ -301,7 +301,7 @@ func describe(err error) string {
 			}
 		}
 		return "token cannot be verified"
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrSignatureInvalid):
+	case errors.Is(err, jwt.ErrSignatureInvalid):
 		return "bad signature"
 	}
 	return "invalid token"

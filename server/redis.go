@@ -32,9 +32,7 @@ func NewRedisClient(raw string, timeout time.Duration) (redis.UniversalClient, e
 		if err != nil {
 			return nil, fmt.Errorf("SPECGUARD_REDIS_URL: %v", err)
 		}
-		opt.ContextTimeoutEnabled = true
-		opt.MaxRetries = 1
-		opt.DialTimeout = max(timeout, time.Second)
+		opt.ContextTimeoutEnabled, opt.MaxRetries, opt.DialTimeout = true, 1, max(timeout, time.Second)
 		return redis.NewClient(opt), nil
 	}
 	hosts := strings.Split(u.Host, ",")
@@ -51,9 +49,7 @@ func NewRedisClient(raw string, timeout time.Duration) (redis.UniversalClient, e
 	if err != nil {
 		return nil, fmt.Errorf("SPECGUARD_REDIS_URL: %v", err)
 	}
-	opt.ContextTimeoutEnabled = true
-	opt.MaxRetries = 1
-	opt.DialTimeout = max(timeout, time.Second)
+	opt.ContextTimeoutEnabled, opt.MaxRetries, opt.DialTimeout = true, 1, max(timeout, time.Second)
 	return redis.NewClusterClient(opt), nil
 }
 
