@@ -38,7 +38,10 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "specguard")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/specguard")
+	// The e2e build differs from a release build only by the
+	// specguard_testclock tag, which lets SPECGUARD_TEST_CLOCK_OFFSET shift
+	// an instance's clock (server/clock_testclock.go).
+	build := exec.Command("go", "build", "-tags", "specguard_testclock", "-o", binary, "../cmd/specguard")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: building specguard:", err)

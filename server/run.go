@@ -46,7 +46,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	deps, err := buildDeps(ctx, cfg, table, log)
+	deps, err := buildDeps(ctx, cfg, table, log, appClock(getenv))
 	if err != nil {
 		return err
 	}
@@ -107,7 +107,7 @@ type Deps struct {
 	close     func()
 }
 
-func buildDeps(ctx context.Context, cfg *Config, table *policy.Table, log *slog.Logger) (*Deps, error) {
+func buildDeps(ctx context.Context, cfg *Config, table *policy.Table, log *slog.Logger, now func() time.Time) (*Deps, error) {
 	signing, err := signingKey(cfg)
 	if err != nil {
 		return nil, err
@@ -130,13 +130,13 @@ func buildDeps(ctx context.Context, cfg *Config, table *policy.Table, log *slog.
 			return nil, err
 		}
 	} else {
-		d.Store = security.NewMemoryStore(nil)
-		d.Limits = limits.NewMemoryStore(nil)
+		d.Store = security.NewMemoryStore(now)
+		d.Limits = limits.NewMemoryStore(now)
 		d.storeName = "memory"
 		d.Ready = func(context.Context) map[string]error { return map[string]error{"store": nil} }
 	}
 	d.Tokens, err = security.NewTokenService(cfg.Issuer, cfg.Issuer, signing, d.Store,
-		security.WithTokenTTL(cfg.AccessTTL, cfg.RefreshTTL), security.WithVerifyKeys(verify...))
+		security.WithTokenTTL(cfg.AccessTTL, cfg.RefreshTTL), security.WithVerifyKeys(verify...), security.WithClock(now))
 	if err != nil {
 		return nil, err
 	}
