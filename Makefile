@@ -4,7 +4,7 @@ GO      ?= go
 CODEGEN := $(GO) run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen
 TMP     := $(shell mktemp -d 2>/dev/null || echo /tmp/specguard-make)
 
-.PHONY: run build generate check-generated check-tidy check-fmt vet test test-unit e2e fuzz bench clean
+.PHONY: run build generate check-generated check-tidy check-fmt vet test test-unit e2e fuzz fuzz-smoke bench clean
 
 run:
 	$(GO) run ./cmd/specguard serve
@@ -39,10 +39,31 @@ check-fmt:
 vet:
 	$(GO) vet ./...
 
+# Fuzz targets, as package:target. `go test -fuzz` takes one package and one
+# target per run, so they run one after another, each for FUZZTIME. A crasher
+# is written to <package>/testdata/fuzz/<target>/: commit it as a regression
+# seed. FUZZMINIMIZETIME bounds the minimization of each new input, which for
+# large inputs can otherwise take most of a short run.
+FUZZTIME         ?= 60s
+FUZZMINIMIZETIME ?= 5s
+FUZZ_TARGETS := security:FuzzBearerToken security:FuzzSessionCookie \
+	security:FuzzAPIKey security:FuzzAccessToken limits:FuzzClientIP
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=./$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) \
+			-fuzzminimizetime=$(FUZZMINIMIZETIME) $$pkg || exit 1; done
+
+# A few seconds of each fuzz target, part of `make test`.
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
+
 # Every test, with the race detector. Redis-backed tests start their own
 # redis-server on a free port (or use SPECGUARD_TEST_REDIS_URL); under
 # CI=true a missing Redis is a failure.
-test: check-generated check-tidy check-fmt vet
+test: check-generated check-tidy check-fmt vet fuzz-smoke
 	$(GO) test -race -count=1 ./...
 
 clean:

@@ -244,6 +244,11 @@ func (t *TokenService) parse(raw, typ string) (*Claims, error) {
 	if len(raw) > MaxTokenBytes {
 		return nil, fmt.Errorf("%w: token larger than %d bytes", ErrInvalid, MaxTokenBytes)
 	}
+	// base64 decoding skips '\r' and '\n', so without this check the
+	// signature segment would verify with line breaks added anywhere in it.
+	if !isCompactJWS(raw) {
+		return nil, fmt.Errorf("%w: malformed token", ErrInvalid)
+	}
 	c := &Claims{}
 	_, err := t.parser.ParseWithClaims(raw, c, func(tok *jwt.Token) (any, error) {
 		if _, crit := tok.Header["crit"]; crit {
@@ -269,6 +274,18 @@ func (t *TokenService) parse(raw, typ string) (*Claims, error) {
 		return nil, fmt.Errorf("%w: token lacks sub, jti or fam", ErrInvalid)
 	}
 	return c, nil
+}
+
+// isCompactJWS reports whether s holds only the characters of a JWS in
+// compact serialization: base64url without padding, and ".".
+func isCompactJWS(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // describe turns a golang-jwt error into a short reason that never contains
