@@ -322,6 +322,10 @@ func bearer(tok string) mod {
 
 func header(k, v string) mod { return func(r *http.Request) { r.Header.Add(k, v) } }
 
+// host sets the Host the request names (the connection still goes to the
+// test server).
+func host(h string) mod { return func(r *http.Request) { r.Host = h } }
+
 func apiKeyHeader(k string) mod { return header("X-API-Key", k) }
 
 func cookie(name, value string) mod {

@@ -9,7 +9,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -80,7 +82,9 @@ func splitCredential(v string) (subject, id string, secret []byte, ok bool) {
 		return "", "", nil, false
 	}
 	secret, err := base64.RawURLEncoding.DecodeString(enc)
-	if err != nil || len(secret) != 32 {
+	// The decoder skips '\r' and '\n' and ignores the unused low bits of
+	// the last character: only the canonical encoding is the credential.
+	if err != nil || len(secret) != 32 || base64.RawURLEncoding.EncodeToString(secret) != enc {
 		return "", "", nil, false
 	}
 	return subject, id, secret, true
@@ -222,8 +226,15 @@ func (s *SessionService) checkCSRF(r *http.Request, sessionID string) error {
 
 func (s *SessionService) originAllowed(r *http.Request, origin string) bool {
 	if len(s.origins) == 0 {
-		_, host, ok := strings.Cut(origin, "://")
-		return ok && host == r.Host
+		// Same origin means same scheme too: an http:// page on this host
+		// (reachable by anyone on the network path) is another origin. The
+		// session cookie is Secure, so plain http is only same-origin on a
+		// loopback host, where browsers send Secure cookies over http.
+		scheme, host, ok := strings.Cut(origin, "://")
+		if !ok || host != r.Host {
+			return false
+		}
+		return scheme == "https" || scheme == "http" && r.TLS == nil && loopbackHost(host)
 	}
 	for _, o := range s.origins {
 		if o == origin {
@@ -231,4 +242,18 @@ func (s *SessionService) originAllowed(r *http.Request, origin string) bool {
 		}
 	}
 	return false
+}
+
+// loopbackHost reports whether host (with an optional port) names the local
+// machine: localhost, 127.0.0.0/8 or ::1.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
