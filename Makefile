@@ -4,7 +4,7 @@ GO      ?= go
 CODEGEN := $(GO) run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen
 TMP     := $(shell mktemp -d 2>/dev/null || echo /tmp/specguard-make)
 
-.PHONY: run build generate check-generated check-tidy check-fmt vet test test-unit e2e fuzz fuzz-smoke bench clean
+.PHONY: run build generate check-generated check-tidy check-fmt vet test e2e fuzz fuzz-smoke clean
 
 run:
 	$(GO) run ./cmd/specguard serve
@@ -55,6 +55,12 @@ fuzz:
 		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
 		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) \
 			-fuzzminimizetime=$(FUZZMINIMIZETIME) $$pkg || exit 1; done
+
+# The black-box suite alone: the real binary, built once, driven over loopback
+# through the generated client, every exchange validated against the spec;
+# three instances on one Redis and on a Redis Cluster; Redis and SIGTERM faults.
+e2e:
+	$(GO) test -race -count=1 ./e2e/...
 
 # A few seconds of each fuzz target, part of `make test`.
 fuzz-smoke:
