@@ -74,6 +74,17 @@ var validParamName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 // The returned error, when not nil, is an Errors listing every problem found.
 // External $refs are not followed.
 func Compile(source string, data []byte) (*Table, error) {
+	t, errs := compileDoc(source, data)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return t, nil
+}
+
+// compileDoc compiles as far as it can: the table is nil only when the
+// document cannot be loaded or validated; otherwise it holds every operation
+// (with what could be compiled of it) next to the errors.
+func compileDoc(source string, data []byte) (*Table, Errors) {
 	loader := openapi3.NewLoader()
 	loader.IncludeOrigin = true
 	doc, err := loader.LoadFromData(data)
@@ -85,10 +96,7 @@ func Compile(source string, data []byte) (*Table, error) {
 	}
 	c := &compiler{source: source, doc: doc}
 	t := c.compile()
-	if len(c.errs) > 0 {
-		return nil, c.errs
-	}
-	return t, nil
+	return t, c.errs
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

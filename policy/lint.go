@@ -1,0 +1,246 @@
+package policy
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+)
+
+// ExtLintIgnore silences lint warnings by code, for a finding the author has
+// weighed: `x-lint-ignore: [anonymous-write]` on an operation, or
+// `x-lint-ignore: [unused-scope]` on an oauth2 security scheme.
+const ExtLintIgnore = "x-lint-ignore"
+
+// Lint warning codes.
+const (
+	WarnUnlimitedWrite = "unlimited-write" // an unsafe method with x-rate-limit: false
+	WarnAuthResponses  = "auth-responses"  // a protected operation that does not declare 401/403
+	WarnLimitResponses = "limit-responses" // a limited operation that does not declare 429 and its headers
+	WarnUnusedScope    = "unused-scope"    // an oauth2 scope no operation requires
+	WarnAnonymousWrite = "anonymous-write" // an unsafe method reachable without credentials
+	WarnLintIgnore     = "lint-ignore"     // a malformed x-lint-ignore
+)
+
+var warnCodes = map[string]bool{
+	WarnUnlimitedWrite: true, WarnAuthResponses: true, WarnLimitResponses: true,
+	WarnUnusedScope: true, WarnAnonymousWrite: true,
+}
+
+// Warning is something a document compiles with but probably should not.
+// It prints as one line: "source:line: where: warning: message [code]".
+type Warning struct {
+	Source string
+	Line   int
+	Where  string
+	Code   string
+	Msg    string
+}
+
+func (w *Warning) String() string {
+	var b strings.Builder
+	b.WriteString(w.Source)
+	if w.Line > 0 {
+		b.WriteString(":")
+		b.WriteString(strconv.Itoa(w.Line))
+	}
+	b.WriteString(": ")
+	if w.Where != "" {
+		b.WriteString(w.Where)
+		b.WriteString(": ")
+	}
+	fmt.Fprintf(&b, "warning: %s [%s]", w.Msg, w.Code)
+	return b.String()
+}
+
+// Lint compiles a document as Compile does and also reports warnings. It
+// returns every error and every warning it can find: unlike Compile it goes
+// on past errors, so one run shows all there is to fix. Warnings are nil when
+// the document cannot be loaded at all.
+func Lint(source string, data []byte) (Errors, []*Warning) {
+	t, errs := compileDoc(source, data)
+	if t == nil {
+		return errs, nil
+	}
+	return errs, t.lint()
+}
+
+// retryHeaders are what a 429 answered by the limiter carries.
+var retryHeaders = []string{"RateLimit", "RateLimit-Policy", "Retry-After"}
+
+func (t *Table) lint() []*Warning {
+	var ws []*Warning
+	required := map[string]bool{}
+	for _, op := range t.ops {
+		where := op.String()
+		ignore, bad := lintIgnores(op.Spec.Extensions)
+		warn := func(code, format string, args ...any) {
+			if !ignore[code] {
+				ws = append(ws, &Warning{Source: t.Source, Line: op.Line, Where: where, Code: code, Msg: fmt.Sprintf(format, args...)})
+			}
+		}
+		for _, msg := range bad {
+			warn(WarnLintIgnore, "%s", msg)
+		}
+		for _, alt := range op.Security.Alternatives {
+			for _, sr := range alt {
+				for _, s := range sr.Scopes {
+					required[s] = true
+				}
+			}
+		}
+		unsafe := !safeMethod(op.Method)
+		if unsafe && (op.Security.Public || op.Security.Anonymous) {
+			warn(WarnAnonymousWrite, "%s is reachable without credentials; make sure anonymous callers may do this", op.Method)
+		}
+		if unsafe && op.Unlimited {
+			warn(WarnUnlimitedWrite, "%s has x-rate-limit: false; nothing limits how often it can be called", op.Method)
+		}
+		if len(op.Security.Alternatives) > 0 {
+			if !declares(op, http.StatusUnauthorized) {
+				warn(WarnAuthResponses, "declares no 401 response; the guard answers 401 to missing or invalid credentials")
+			}
+			if why := forbiddenWhy(op); why != "" && !declares(op, http.StatusForbidden) {
+				warn(WarnAuthResponses, "declares no 403 response; the guard answers 403 %s", why)
+			}
+		}
+		if len(op.Limits) > 0 {
+			resp := response(op, http.StatusTooManyRequests)
+			if resp == nil {
+				warn(WarnLimitResponses, "is rate limited but declares no 429 response")
+			} else {
+				for _, h := range retryHeaders {
+					if !hasHeader(resp, h) {
+						warn(WarnLimitResponses, "its 429 response does not declare the %s header", h)
+					}
+				}
+			}
+		}
+	}
+	ws = append(ws, t.unusedScopes(required)...)
+	return ws
+}
+
+func (t *Table) unusedScopes(required map[string]bool) []*Warning {
+	if t.Doc.Components == nil {
+		return nil
+	}
+	names := make([]string, 0, len(t.Doc.Components.SecuritySchemes))
+	for name := range t.Doc.Components.SecuritySchemes {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var ws []*Warning
+	for _, name := range names {
+		s := t.Doc.Components.SecuritySchemes[name].Value
+		if s == nil || s.Type != "oauth2" || s.Flows == nil {
+			continue
+		}
+		scopes := map[string]bool{}
+		for _, flow := range []*openapi3.OAuthFlow{s.Flows.Implicit, s.Flows.Password, s.Flows.ClientCredentials, s.Flows.AuthorizationCode} {
+			if flow != nil {
+				for scope := range flow.Scopes {
+					scopes[scope] = true
+				}
+			}
+		}
+		ignore, bad := lintIgnores(s.Extensions)
+		where := "components.securitySchemes." + name
+		for _, msg := range bad {
+			ws = append(ws, &Warning{Source: t.Source, Line: originLine(s.Origin), Where: where, Code: WarnLintIgnore, Msg: msg})
+		}
+		if ignore[WarnUnusedScope] {
+			continue
+		}
+		unused := []string{}
+		for scope := range scopes {
+			if !required[scope] {
+				unused = append(unused, scope)
+			}
+		}
+		sort.Strings(unused)
+		for _, scope := range unused {
+			ws = append(ws, &Warning{Source: t.Source, Line: originLine(s.Origin), Where: where,
+				Code: WarnUnusedScope, Msg: fmt.Sprintf("scope %q is declared but no operation requires it", scope)})
+		}
+	}
+	return ws
+}
+
+// forbiddenWhy says why the guard may answer 403 for op, or "" when it never does.
+func forbiddenWhy(op *Operation) string {
+	for _, alt := range op.Security.Alternatives {
+		for _, sr := range alt {
+			if len(sr.Scopes) > 0 {
+				return "when the credential lacks a required scope"
+			}
+		}
+	}
+	if !safeMethod(op.Method) {
+		for _, alt := range op.Security.Alternatives {
+			for _, sr := range alt {
+				if sr.Scheme.Type == SchemeAPIKeyCookie {
+					return "when a cookie-authenticated request fails the CSRF check"
+				}
+			}
+		}
+	}
+	return ""
+}
+
+func lintIgnores(ext map[string]any) (map[string]bool, []string) {
+	raw, ok := ext[ExtLintIgnore]
+	if !ok {
+		return nil, nil
+	}
+	list, ok := raw.([]any)
+	if !ok {
+		return nil, []string{ExtLintIgnore + " must be a list of warning codes"}
+	}
+	ignore := map[string]bool{}
+	var bad []string
+	for i, v := range list {
+		code, _ := v.(string)
+		if !warnCodes[code] {
+			bad = append(bad, fmt.Sprintf("%s[%d]: unknown warning code %v", ExtLintIgnore, i, v))
+			continue
+		}
+		ignore[code] = true
+	}
+	return ignore, bad
+}
+
+func response(op *Operation, status int) *openapi3.Response {
+	if op.Spec.Responses == nil {
+		return nil
+	}
+	if r := op.Spec.Responses.Status(status); r != nil && r.Value != nil {
+		return r.Value
+	}
+	return nil
+}
+
+// declares reports whether op declares status, or a default response that
+// covers it.
+func declares(op *Operation, status int) bool {
+	if response(op, status) != nil {
+		return true
+	}
+	return op.Spec.Responses != nil && op.Spec.Responses.Default() != nil
+}
+
+func hasHeader(r *openapi3.Response, name string) bool {
+	for h := range r.Headers {
+		if strings.EqualFold(h, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions || m == http.MethodTrace
+}
