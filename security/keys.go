@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strings"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -97,6 +98,34 @@ func GenerateKey() (*Key, error) {
 		return nil, err
 	}
 	return NewKey(priv)
+}
+
+// KeyAlgorithms are the names GenerateKeyFor accepts, in the order to offer them.
+var KeyAlgorithms = []string{"ed25519", "es256", "rs256", "hs256"}
+
+// GenerateKeyFor makes a new signing key for alg: "ed25519" (EdDSA),
+// "es256" (ECDSA P-256), "rs256" (RSA 3072) or "hs256" (a 32-byte HMAC secret).
+func GenerateKeyFor(alg string) (*Key, error) {
+	var private any
+	var err error
+	switch strings.ToLower(alg) {
+	case "ed25519", "eddsa":
+		return GenerateKey()
+	case "es256":
+		private, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "rs256":
+		private, err = rsa.GenerateKey(rand.Reader, 3072)
+	case "hs256":
+		secret := make([]byte, MinHMACKeyBytes)
+		_, err = rand.Read(secret)
+		private = secret
+	default:
+		return nil, fmt.Errorf("unknown algorithm %q: want one of %s", alg, strings.Join(KeyAlgorithms, ", "))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return NewKey(private)
 }
 
 // ParseKeyPEM reads a key file: a PKCS#8 "PRIVATE KEY", a PKIX "PUBLIC KEY"

@@ -1,9 +1,11 @@
 // Command specguard serves an API whose security and rate limits come from
-// its OpenAPI document.
+// its OpenAPI document, and checks and explains such documents.
 package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,18 +18,29 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "specguard:", err)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return
+	case errors.Is(err, errReported):
 		os.Exit(1)
 	}
+	fmt.Fprintln(os.Stderr, "specguard:", err)
+	os.Exit(1)
 }
 
-const usage = `Usage: specguard <command> [flags]
+// errReported is returned by a command that has already said why it failed.
+var errReported = errors.New("failed")
+
+const usage = `Usage: specguard <command> [flags] [arguments]
 
 Commands:
   serve    serve the API described by the embedded api/openapi.yaml
+  lint     check an OpenAPI document: the errors serve would stop on, and warnings
+  routes   print the compiled policy: who may call each operation, and how often
+  keygen   write a new token signing key for SPECGUARD_SIGNING_KEY_FILE
 
-Run 'specguard <command> --help' for a command's flags.
+Run 'specguard <command> --help' for a command's flags and examples.
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -38,9 +51,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "serve":
 		return server.Run(ctx, args[1:], getenv, stdout, stderr)
-	case "help", "-h", "--help":
+	case "lint":
+		return lint(args[1:], stdout, stderr)
+	case "routes":
+		return routes(args[1:], stdout, stderr)
+	case "keygen":
+		return keygen(args[1:], stdout, stderr)
+	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
 	return fmt.Errorf("unknown command %q (try 'specguard help')", args[0])
+}
+
+// newFlags makes a command's flag set; usage is printed by --help before the
+// flags.
+func newFlags(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("specguard "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, "\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	return fs
 }

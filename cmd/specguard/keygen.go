@@ -1,0 +1,87 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/specguard/specguard/security"
+)
+
+var keygenUsage = `Usage: specguard keygen [--alg ed25519|es256|rs256|hs256] [--out FILE]
+
+Makes a new token signing key in the form SPECGUARD_SIGNING_KEY_FILE reads
+(PEM: PKCS#8 "PRIVATE KEY", or "HMAC KEY" for hs256). With --out the key is
+written to FILE with mode 0600 (an existing file is never overwritten) and
+the key id and public JWK are printed on stdout; without --out the PEM goes to
+stdout and the key id and JWK to stderr. An hs256 secret has no public JWK:
+it is never published.
+
+Algorithms: ed25519 (EdDSA, the default), es256 (ECDSA P-256), rs256 (RSA
+3072), hs256 (a 32-byte HMAC secret).
+
+Examples:
+  specguard keygen --out signing.pem
+  specguard keygen --alg es256 --out /etc/specguard/signing.pem
+`
+
+func keygen(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("keygen", keygenUsage, stderr)
+	alg := fs.String("alg", "ed25519", "key algorithm: "+strings.Join(security.KeyAlgorithms, ", "))
+	out := fs.String("out", "", "file to write the private key to (mode 0600); stdout when empty")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	key, err := security.GenerateKeyFor(*alg)
+	if err != nil {
+		return fmt.Errorf("--alg: %v", err)
+	}
+	pem, err := key.MarshalPEM()
+	if err != nil {
+		return err
+	}
+	info := stderr
+	if *out == "" {
+		if _, err := stdout.Write(pem); err != nil {
+			return err
+		}
+	} else {
+		if err := writeNew(*out, pem); err != nil {
+			return err
+		}
+		info = stdout
+	}
+	description := map[string]any{"kid": key.ID, "alg": key.Algorithm()}
+	if jwk := key.JWK(); jwk != nil {
+		description["jwk"] = jwk
+	}
+	if *out != "" {
+		description["file"] = *out
+	}
+	enc := json.NewEncoder(info)
+	enc.SetIndent("", "  ")
+	return enc.Encode(description)
+}
+
+// writeNew writes data to a file that must not exist yet, readable by its
+// owner only. A failed write leaves no file behind.
+func writeNew(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("--out: %v", err)
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("--out: %v", err)
+	}
+	return nil
+}

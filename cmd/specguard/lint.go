@@ -1,0 +1,61 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/specguard/specguard/policy"
+)
+
+const lintUsage = `Usage: specguard lint [--strict] [path/to/openapi.yaml]
+
+Runs the compiler serve uses on an OpenAPI 3 document (the embedded
+api/openapi.yaml when no file is given) and prints every error and warning
+as one line: file:line: operation: message. Errors are what would stop
+serve; warnings are what it would serve but probably should not:
+  unlimited-write   an unsafe method with x-rate-limit: false
+  auth-responses    a protected operation that does not declare 401/403
+  limit-responses   a limited operation that does not declare 429 and the
+                    RateLimit, RateLimit-Policy and Retry-After headers
+  unused-scope      an oauth2 scope that no operation requires
+  anonymous-write   an unsafe method reachable without credentials
+Silence a warning you have weighed with x-lint-ignore: [code] on the
+operation (or, for unused-scope, on the oauth2 security scheme).
+
+Exit status: 1 when there are errors, or warnings and --strict; else 0.
+
+Examples:
+  specguard lint api/openapi.yaml
+  specguard lint --strict api/openapi.yaml
+`
+
+func lint(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("lint", lintUsage, stderr)
+	strict := fs.Bool("strict", false, "exit 1 on warnings too")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	source, data, err := readSpec(fs.Args())
+	if err != nil {
+		return err
+	}
+	errs, warnings := policy.Lint(source, data)
+	for _, e := range errs {
+		fmt.Fprintln(stdout, e)
+	}
+	for _, w := range warnings {
+		fmt.Fprintln(stdout, w)
+	}
+	fmt.Fprintf(stderr, "%s: %s, %s\n", source, plural(len(errs), "error"), plural(len(warnings), "warning"))
+	if len(errs) > 0 || *strict && len(warnings) > 0 {
+		return errReported
+	}
+	return nil
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}

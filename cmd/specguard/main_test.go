@@ -1,0 +1,370 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
+)
+
+var update = flag.Bool("update", false, "rewrite the lint golden files")
+
+// cli runs the command line as main would, without exiting.
+func cli(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err = run(context.Background(), args, func(string) string { return "" }, &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+func writeSpec(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "openapi.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestLintEmbeddedSpecIsClean(t *testing.T) {
+	out, errOut, err := cli(t, "lint", "--strict")
+	if err != nil || out != "" {
+		t.Fatalf("lint --strict on the embedded spec: err %v, output:\n%s", err, out)
+	}
+	if want := "api/openapi.yaml (embedded): 0 errors, 0 warnings\n"; errOut != want {
+		t.Fatalf("summary %q, want %q", errOut, want)
+	}
+}
+
+// lintSpec has one operation per warning, each on a known line.
+const lintSpec = `openapi: 3.0.3
+info: { title: lint, version: "1" }
+security: [ { bearer: [] } ]
+x-rate-limit: { name: all, limit: 10, window: 1m, key: ip }
+paths:
+  /open:
+    post:
+      operationId: openWrite
+      security: []
+      responses: { '429': { $ref: '#/components/responses/Limited' }, '200': { description: ok } }
+  /free:
+    delete:
+      operationId: freeDelete
+      x-rate-limit: false
+      responses: { '401': { description: no }, '200': { description: ok } }
+  /scoped:
+    get:
+      operationId: scopedRead
+      security: [ { oauth: [read] } ]
+      responses: { '429': { $ref: '#/components/responses/Limited' }, '200': { description: ok } }
+  /limited:
+    get:
+      operationId: limitedRead
+      responses: { '401': { description: no }, '429': { description: slow down }, '200': { description: ok } }
+  /silenced:
+    post:
+      operationId: silenced
+      security: []
+      x-rate-limit: false
+      x-lint-ignore: [anonymous-write, unlimited-write, no-such-code]
+      responses: { '200': { description: ok } }
+  /cookie:
+    post:
+      operationId: cookieWrite
+      security: [ { cookie: [] } ]
+      responses: { '401': { description: no }, '429': { $ref: '#/components/responses/Limited' } }
+  /covered:
+    delete:
+      operationId: covered
+      security: [ { oauth: [read] } ]
+      responses: { default: { description: any }, '429': { $ref: '#/components/responses/Limited' } }
+components:
+  responses:
+    Limited:
+      description: too many
+      headers:
+        RateLimit: { schema: { type: string } }
+        RateLimit-Policy: { schema: { type: string } }
+        Retry-After: { schema: { type: integer } }
+  securitySchemes:
+    bearer: { type: http, scheme: bearer }
+    cookie: { type: apiKey, in: cookie, name: sid }
+    oauth:
+      type: oauth2
+      flows:
+        password: { tokenUrl: /token, scopes: { read: r, write: w } }
+`
+
+func TestLintWarnings(t *testing.T) {
+	path := writeSpec(t, lintSpec)
+	out, errOut, err := cli(t, "lint", path)
+	if err != nil {
+		t.Fatalf("lint without --strict exits 1 on warnings only: %v", err)
+	}
+	want := []string{
+		path + ":33: POST /cookie (cookieWrite): warning: declares no 403 response; the guard answers 403 when a cookie-authenticated request fails the CSRF check [auth-responses]",
+		path + ":12: DELETE /free (freeDelete): warning: DELETE has x-rate-limit: false; nothing limits how often it can be called [unlimited-write]",
+		path + ":22: GET /limited (limitedRead): warning: its 429 response does not declare the RateLimit header [limit-responses]",
+		path + ":22: GET /limited (limitedRead): warning: its 429 response does not declare the RateLimit-Policy header [limit-responses]",
+		path + ":22: GET /limited (limitedRead): warning: its 429 response does not declare the Retry-After header [limit-responses]",
+		path + ":7: POST /open (openWrite): warning: POST is reachable without credentials; make sure anonymous callers may do this [anonymous-write]",
+		path + ":17: GET /scoped (scopedRead): warning: declares no 401 response; the guard answers 401 to missing or invalid credentials [auth-responses]",
+		path + ":17: GET /scoped (scopedRead): warning: declares no 403 response; the guard answers 403 when the credential lacks a required scope [auth-responses]",
+		path + ":26: POST /silenced (silenced): warning: x-lint-ignore[2]: unknown warning code no-such-code [lint-ignore]",
+		path + ":53: components.securitySchemes.oauth: warning: scope \"write\" is declared but no operation requires it [unused-scope]",
+	}
+	if got := strings.Split(strings.TrimSuffix(out, "\n"), "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("lint output:\n%s\nwant:\n%s", out, strings.Join(want, "\n"))
+	}
+	if wantSum := path + ": 0 errors, 10 warnings\n"; errOut != wantSum {
+		t.Errorf("summary %q, want %q", errOut, wantSum)
+	}
+	if _, _, err := cli(t, "lint", "--strict", path); !errors.Is(err, errReported) {
+		t.Errorf("lint --strict with warnings: err %v, want exit 1", err)
+	}
+}
+
+func TestLintReportsErrorsAndWarningsTogether(t *testing.T) {
+	spec := strings.Replace(lintSpec, "      operationId: limitedRead\n", "      operationId: limitedRead\n      security: [ { basic: [] } ]\n", 1)
+	spec = strings.Replace(spec, "    bearer: { type: http, scheme: bearer }\n", "    bearer: { type: http, scheme: bearer }\n    basic: { type: http, scheme: basic }\n", 1)
+	path := writeSpec(t, spec)
+	out, errOut, err := cli(t, "lint", path)
+	if !errors.Is(err, errReported) {
+		t.Fatalf("lint of a spec with errors: err %v, want exit 1", err)
+	}
+	first := strings.SplitN(out, "\n", 2)[0]
+	if want := path + `:22: GET /limited (limitedRead): security[0].basic: http scheme "basic" cannot be enforced; specguard verifies bearer tokens`; first != want {
+		t.Errorf("first line %q, want %q", first, want)
+	}
+	if !strings.Contains(out, "[unused-scope]") || !strings.HasSuffix(errOut, ": 1 error, 10 warnings\n") {
+		t.Errorf("warnings are still reported next to errors; output:\n%s%s", out, errOut)
+	}
+}
+
+func TestLintPublicSpecs(t *testing.T) {
+	specs, err := filepath.Glob("testdata/public/*.yaml")
+	if err != nil || len(specs) < 3 {
+		t.Fatalf("fixtures: %v %v", specs, err)
+	}
+	for _, spec := range specs {
+		t.Run(filepath.Base(spec), func(t *testing.T) {
+			out, errOut, err := cli(t, "lint", spec)
+			if !errors.Is(err, errReported) {
+				t.Errorf("exit: %v, want 1 (none of these declares x-rate-limit)", err)
+			}
+			got := out + errOut
+			golden := strings.TrimSuffix(spec, ".yaml") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != string(want) {
+				t.Errorf("lint %s differs from %s (run with -update after checking):\n%s", spec, golden, got)
+			}
+		})
+	}
+}
+
+func TestLintBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"missing file", []string{"lint", "/nonexistent/openapi.yaml"}, "open /nonexistent/openapi.yaml: no such file or directory"},
+		{"two files", []string{"lint", "a.yaml", "b.yaml"}, `unexpected argument "b.yaml": give one spec file at most`},
+		{"unknown flag", []string{"lint", "--sloppy"}, "flag provided but not defined: -sloppy"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := cli(t, tc.args...)
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("err %v, want %q", err, tc.want)
+			}
+		})
+	}
+	path := writeSpec(t, "openapi: 3.0.3\ninfo: [not, a, mapping]\n")
+	out, _, err := cli(t, "lint", path)
+	if !errors.Is(err, errReported) || !strings.HasPrefix(out, path+": cannot load OpenAPI document: ") || strings.Count(out, "\n") != 1 {
+		t.Fatalf("unloadable spec: err %v, output %q", err, out)
+	}
+}
+
+func TestRoutesTable(t *testing.T) {
+	out, _, err := cli(t, "routes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if !strings.HasPrefix(lines[0], "METHOD") || len(lines) != 1+23 {
+		t.Fatalf("want a header and 23 operations, got %d lines:\n%s", len(lines), out)
+	}
+	for _, want := range [][]string{
+		{"GET", "/posts/{id}", "getPost", "oauth2[posts:read] | apiKeyAuth[posts:read] | cookieAuth | anonymous allowed"},
+		{"POST", "/auth/login", "login", "public", "login-ip: 5/15m by ip"},
+		{"POST", "/admin/users/{id}/disable", "disableUser", "oauth2[users:admin] | apiKeyAuth[users:admin] + cookieAuth"},
+		{"POST", "/api-keys", "createApiKey", "oauth2[apikeys:manage] (fresh token)"},
+		{"GET", "/healthz", "healthz", "public", "unlimited"},
+	} {
+		found := false
+		for _, l := range lines {
+			fields := strings.Fields(l)
+			if len(fields) > 2 && fields[0] == want[0] && fields[1] == want[1] {
+				found = true
+				for _, w := range want[2:] {
+					if !strings.Contains(l, w) {
+						t.Errorf("%s %s: %q lacks %q", want[0], want[1], l, w)
+					}
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no row for %s %s", want[0], want[1])
+		}
+	}
+}
+
+func TestRoutesJSON(t *testing.T) {
+	out, _, err := cli(t, "routes", "--format", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var routes []policy.Route
+	if err := json.Unmarshal([]byte(out), &routes); err != nil {
+		t.Fatal(err)
+	}
+	by := map[string]policy.Route{}
+	for _, r := range routes {
+		by[r.OperationID] = r
+	}
+	d := by["disableUser"]
+	if len(d.Alternatives) != 2 || len(d.Alternatives[1].Schemes) != 2 ||
+		d.Alternatives[1].Schemes[0].Scheme != "apiKeyAuth" || d.Alternatives[1].Schemes[1].Scheme != "cookieAuth" ||
+		d.Alternatives[0].Schemes[0].Scopes[0] != "users:admin" || d.Access != policy.AccessProtected {
+		t.Errorf("disableUser: %+v", d)
+	}
+	l := by["login"]
+	if l.Access != policy.AccessPublic || len(l.Limits) != 1 || l.Limits[0].Limit != 5 || l.Limits[0].Window != "15m" || l.Limits[0].Key != "ip" || l.Limits[0].OnStoreError != "deny" {
+		t.Errorf("login: %+v", l)
+	}
+	if p := by["listPosts"]; p.Access != policy.AccessOptional {
+		t.Errorf("listPosts access %q", p.Access)
+	}
+	if c := by["createPost"]; len(c.Limits) != 2 || c.Limits[1].Shared != "post-writes" || c.Limits[1].Who != "authenticated" {
+		t.Errorf("createPost limits: %+v", c.Limits)
+	}
+	if j := by["getJWKS"]; !j.Unlimited || len(j.Limits) != 0 {
+		t.Errorf("getJWKS: %+v", j)
+	}
+}
+
+func TestRoutesRefusesWhatServeWould(t *testing.T) {
+	path := writeSpec(t, strings.Replace(lintSpec, "security: [ { bearer: [] } ]\n", "", 1))
+	out, errOut, err := cli(t, "routes", path)
+	if !errors.Is(err, errReported) || out != "" {
+		t.Fatalf("routes on a spec that does not compile: err %v, stdout %q", err, out)
+	}
+	if !strings.Contains(errOut, path+":21: GET /limited (limitedRead): security: no security declared here or at the document root") {
+		t.Errorf("stderr lacks the compile error:\n%s", errOut)
+	}
+	if _, _, err := cli(t, "routes", "--format", "xml"); err == nil || err.Error() != `--format "xml": want table or json` {
+		t.Errorf("--format xml: %v", err)
+	}
+}
+
+func TestKeygen(t *testing.T) {
+	for _, alg := range security.KeyAlgorithms {
+		t.Run(alg, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "signing.pem")
+			out, _, err := cli(t, "keygen", "--alg", alg, "--out", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := os.Stat(path)
+			if err != nil || st.Mode().Perm() != 0o600 {
+				t.Fatalf("key file: %v, mode %v, want 0600", err, st.Mode())
+			}
+			data, _ := os.ReadFile(path)
+			key, err := security.ParseKeyPEM(data)
+			if err != nil || !key.CanSign() {
+				t.Fatalf("the key file is not a signing key SPECGUARD_SIGNING_KEY_FILE reads: %v", err)
+			}
+			var printed struct {
+				Kid string         `json:"kid"`
+				Alg string         `json:"alg"`
+				JWK map[string]any `json:"jwk"`
+			}
+			if err := json.Unmarshal([]byte(out), &printed); err != nil {
+				t.Fatalf("stdout is not JSON: %v\n%s", err, out)
+			}
+			if printed.Kid != key.ID || printed.Alg != key.Algorithm() {
+				t.Errorf("printed kid %q alg %q, file holds %q %q", printed.Kid, printed.Alg, key.ID, key.Algorithm())
+			}
+			if alg == "hs256" {
+				if printed.JWK != nil || strings.Contains(out, "\"k\"") {
+					t.Errorf("an HMAC secret must never be printed as a JWK: %s", out)
+				}
+			} else if printed.JWK["kid"] != key.ID || printed.JWK["d"] != nil {
+				t.Errorf("public JWK %v: want kid %s and no private part", printed.JWK, key.ID)
+			}
+
+			// An existing file is never overwritten.
+			if _, _, err := cli(t, "keygen", "--alg", alg, "--out", path); err == nil || !strings.Contains(err.Error(), "file exists") {
+				t.Errorf("second keygen to the same file: %v", err)
+			}
+			if again, _ := os.ReadFile(path); !bytes.Equal(again, data) {
+				t.Error("the existing key file was changed")
+			}
+		})
+	}
+}
+
+func TestKeygenToStdout(t *testing.T) {
+	out, errOut, err := cli(t, "keygen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := security.ParseKeyPEM([]byte(out))
+	if err != nil || key.Algorithm() != "EdDSA" {
+		t.Fatalf("stdout holds no Ed25519 key: %v", err)
+	}
+	if !strings.Contains(errOut, key.ID) {
+		t.Errorf("stderr does not name the kid %s:\n%s", key.ID, errOut)
+	}
+	if _, _, err := cli(t, "keygen", "--alg", "rsa1024"); err == nil || err.Error() != `--alg: unknown algorithm "rsa1024": want one of ed25519, es256, rs256, hs256` {
+		t.Errorf("bad --alg: %v", err)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, cmd := range []string{"serve", "lint", "routes", "keygen"} {
+		t.Run(cmd, func(t *testing.T) {
+			_, errOut, err := cli(t, cmd, "--help")
+			if !errors.Is(err, flag.ErrHelp) {
+				t.Fatalf("--help: %v", err)
+			}
+			if !strings.Contains(errOut, "Usage: specguard "+cmd) || !strings.Contains(errOut, "Example") {
+				t.Errorf("help lacks usage or examples:\n%s", errOut)
+			}
+		})
+	}
+	out, _, err := cli(t, "help")
+	if err != nil || !strings.Contains(out, "keygen") {
+		t.Errorf("help: %v %s", err, out)
+	}
+	if _, _, err := cli(t, "frobnicate"); err == nil || err.Error() != `unknown command "frobnicate" (try 'specguard help')` {
+		t.Errorf("unknown command: %v", err)
+	}
+}

@@ -1,0 +1,25 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/specguard/specguard/api"
+	"github.com/specguard/specguard/server"
+)
+
+// readSpec returns the document a command works on: the file named by its
+// only argument, or the embedded api/openapi.yaml when there is none.
+func readSpec(args []string) (source string, data []byte, err error) {
+	switch len(args) {
+	case 0:
+		return server.SpecSource + " (embedded)", api.Spec, nil
+	case 1:
+		data, err := os.ReadFile(args[0])
+		if err != nil {
+			return "", nil, err
+		}
+		return args[0], data, nil
+	}
+	return "", nil, fmt.Errorf("unexpected argument %q: give one spec file at most", args[1])
+}
