@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -80,7 +81,20 @@ func NewHandler(d *Deps) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return recoverer(d.Log, logRequests(d.Log, guard(r))), nil
+	var h http.Handler = guard(r)
+	if d.Docs != nil {
+		// Not an http.ServeMux: it would clean and redirect paths that the
+		// guard must see exactly as chi routes them.
+		api, docs := h, d.Docs
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/docs" || strings.HasPrefix(r.URL.Path, "/docs/") {
+				docs.ServeHTTP(w, r)
+				return
+			}
+			api.ServeHTTP(w, r)
+		})
+	}
+	return recoverer(d.Log, logRequests(d.Log, h)), nil
 }
 
 func opID(r *http.Request) string {

@@ -102,6 +102,9 @@ type Deps struct {
 	Timeout    time.Duration
 	// Ready reports each store's health for /readyz.
 	Ready func(ctx context.Context) map[string]error
+	// Docs, when set, serves /docs and everything under it, outside the
+	// guard: the pages are not operations of the spec.
+	Docs http.Handler
 
 	storeName string
 	close     func()
