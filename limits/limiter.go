@@ -31,6 +31,21 @@ func WithStoreErrorLog(f func(op *policy.Operation, err error)) Option {
 	return func(l *Limiter) { l.logErr = f }
 }
 
+// Decision is what one tier decided for one request.
+type Decision string
+
+const (
+	Allowed    Decision = "allowed"     // the tier admitted the request
+	Limited    Decision = "limited"     // the tier refused it: 429
+	StoreError Decision = "store_error" // the store failed; on-store-error decided
+)
+
+// WithDecisionObserver receives, for every tier applied to a request, what
+// it decided, for metrics and logs. It must be fast and must not keep r.
+func WithDecisionObserver(f func(r *http.Request, op *policy.Operation, t *policy.Tier, d Decision)) Option {
+	return func(l *Limiter) { l.observe = f }
+}
+
 // Limiter applies operations' tiers to requests. It implements
 // security.Limiter.
 type Limiter struct {
@@ -38,6 +53,7 @@ type Limiter struct {
 	ip      *ClientIP
 	timeout time.Duration
 	logErr  func(*policy.Operation, error)
+	observe func(*http.Request, *policy.Operation, *policy.Tier, Decision)
 
 	storeErrors atomic.Int64
 	lastLog     atomic.Int64
@@ -134,7 +150,21 @@ func (l *Limiter) Limit(w http.ResponseWriter, r *http.Request, op *policy.Opera
 	}
 	allowed, err := l.store.Allow(ctx, reqs, results)
 	if err != nil {
+		if l.observe != nil {
+			for _, t := range tiers {
+				l.observe(r, op, t, StoreError)
+			}
+		}
 		return l.storeFailed(w, op, tiers, err)
+	}
+	if l.observe != nil {
+		for i, t := range tiers {
+			d := Allowed
+			if !results[i].Allowed {
+				d = Limited
+			}
+			l.observe(r, op, t, d)
+		}
 	}
 
 	var pol, lim []byte

@@ -61,6 +61,39 @@ func WithErrorLog(f func(r *http.Request, err error)) Option {
 	return func(g *Guard) { g.logErr = f }
 }
 
+// AuthOutcome is how authentication of one request ended.
+type AuthOutcome string
+
+const (
+	AuthPublic      AuthOutcome = "public"             // security: [] (nothing looked at)
+	AuthOK          AuthOutcome = "ok"                 // an alternative was satisfied
+	AuthAnonymous   AuthOutcome = "anonymous"          // no credential, and {} admits that
+	AuthMissing     AuthOutcome = "missing"            // no credential; 401
+	AuthInvalid     AuthOutcome = "invalid"            // a bad, expired or revoked credential; 401
+	AuthMalformed   AuthOutcome = "malformed"          // an unreadable or duplicated credential; 400
+	AuthScope       AuthOutcome = "insufficient_scope" // valid, but too few scopes; 403
+	AuthNotFresh    AuthOutcome = "not_fresh"          // a refreshed token where a fresh one is required; 401
+	AuthCSRF        AuthOutcome = "csrf"               // a cookie write that failed the CSRF check; 403
+	AuthUnavailable AuthOutcome = "unavailable"        // a store needed to decide is down; 503
+)
+
+// AuthEvent describes the authentication of one request to an operation.
+type AuthEvent struct {
+	Outcome AuthOutcome
+	// Scheme is the scheme that decided: the satisfied alternative's
+	// schemes joined by "+" on success, the scheme whose credential failed
+	// otherwise; empty when no scheme decided (public, missing, anonymous).
+	Scheme    string
+	Principal *Principal // the verified caller, on AuthOK only
+}
+
+// WithAuthObserver receives the outcome of every guarded request's
+// authentication, before rate limiting, for metrics and logs. It must be
+// fast and must not keep r.
+func WithAuthObserver(f func(r *http.Request, op *policy.Operation, ev AuthEvent)) Option {
+	return func(g *Guard) { g.observe = f }
+}
+
 // Guard enforces a compiled policy table in front of a chi router.
 type Guard struct {
 	table    *policy.Table
@@ -71,6 +104,7 @@ type Guard struct {
 	maxBody  int64
 	validate bool
 	logErr   func(*http.Request, error)
+	observe  func(*http.Request, *policy.Operation, AuthEvent)
 
 	byOp map[*policy.Operation]*routers.Route
 	pool sync.Pool
@@ -170,7 +204,10 @@ func (g *Guard) middleware(next http.Handler) http.Handler {
 		}
 		ctx := policy.NewContext(r.Context(), op)
 
-		p, fail := g.authenticate(r, op)
+		p, scheme, fail := g.authenticate(r, op)
+		if g.observe != nil {
+			g.observe(r, op, authEvent(op, p, scheme, fail))
+		}
 		if len(op.Limits) > 0 && !errors.Is(fail, ErrUnavailable) {
 			// A request whose authentication failed is limited as anonymous,
 			// so guessing credentials is throttled like any anonymous call.
@@ -250,10 +287,10 @@ func (e *scopeError) Error() string {
 // authenticate evaluates the operation's alternatives in order (OR); inside
 // one, every scheme must pass (AND) and hold its scopes. A non-nil error
 // means the request must be refused with it (see reject).
-func (g *Guard) authenticate(r *http.Request, op *policy.Operation) (*Principal, error) {
+func (g *Guard) authenticate(r *http.Request, op *policy.Operation) (p *Principal, scheme string, err error) {
 	sec := &op.Security
 	if sec.Public {
-		return nil, nil
+		return nil, "", nil
 	}
 	var memo [4]outcome
 	seen := memo[:0]
@@ -270,13 +307,14 @@ func (g *Guard) authenticate(r *http.Request, op *policy.Operation) (*Principal,
 	}
 
 	var scopeMiss []string // scopes of the first alternative a valid credential lacked
+	var scopeScheme string
 	for _, alt := range sec.Alternatives {
 		var got *Principal
 		satisfied := true
 		for _, sr := range alt {
 			o := verify(sr.Scheme)
 			if o.err != nil {
-				return nil, o.err
+				return nil, sr.Scheme.Name, o.err
 			}
 			if o.p == nil {
 				satisfied = false
@@ -284,30 +322,59 @@ func (g *Guard) authenticate(r *http.Request, op *policy.Operation) (*Principal,
 			}
 			if !o.p.HasScopes(sr.Scopes) {
 				if scopeMiss == nil {
-					scopeMiss = sr.Scopes
+					scopeMiss, scopeScheme = sr.Scopes, sr.Scheme.Name
 				}
 				satisfied = false
 				break
 			}
 			if got != nil && got.Subject != o.p.Subject {
-				return nil, fmt.Errorf("%w: the credentials name different users", ErrInvalid)
+				return nil, sr.Scheme.Name, fmt.Errorf("%w: the credentials name different users", ErrInvalid)
 			}
 			got = combine(got, o.p, sr.Scheme.Name)
 		}
 		if satisfied {
 			if op.RequireFresh && !got.Fresh {
-				return nil, ErrNotFresh
+				return nil, got.Scheme, ErrNotFresh
 			}
-			return got, nil
+			return got, got.Scheme, nil
 		}
 	}
 	if scopeMiss != nil {
-		return nil, &scopeError{scopes: scopeMiss}
+		return nil, scopeScheme, &scopeError{scopes: scopeMiss}
 	}
 	if sec.Anonymous {
-		return nil, nil
+		return nil, "", nil
 	}
-	return nil, errNoCredentials
+	return nil, "", errNoCredentials
+}
+
+// authEvent classifies the result of authenticate.
+func authEvent(op *policy.Operation, p *Principal, scheme string, err error) AuthEvent {
+	ev := AuthEvent{Scheme: scheme}
+	var scopeErr *scopeError
+	switch {
+	case err == nil && op.Security.Public:
+		ev.Outcome = AuthPublic
+	case err == nil && p == nil:
+		ev.Outcome = AuthAnonymous
+	case err == nil:
+		ev.Outcome, ev.Principal = AuthOK, p
+	case errors.Is(err, errNoCredentials):
+		ev.Outcome = AuthMissing
+	case errors.As(err, &scopeErr):
+		ev.Outcome = AuthScope
+	case errors.Is(err, ErrMalformed):
+		ev.Outcome = AuthMalformed
+	case errors.Is(err, ErrNotFresh):
+		ev.Outcome = AuthNotFresh
+	case errors.Is(err, ErrInvalid):
+		ev.Outcome = AuthInvalid
+	case errors.Is(err, ErrCSRF):
+		ev.Outcome = AuthCSRF
+	default:
+		ev.Outcome = AuthUnavailable
+	}
+	return ev
 }
 
 // sameKind reports whether two scheme types read a credential the same way,
