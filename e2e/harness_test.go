@@ -83,6 +83,7 @@ func Start(t *testing.T, env ...string) *Instance {
 		"SPECGUARD_ADDR="+addr,
 		"SPECGUARD_DATA_DIR="+t.TempDir(),
 		"SPECGUARD_TRUSTED_PROXIES=127.0.0.1/32",
+		"SPECGUARD_ADMIN_ADDR=127.0.0.1:0", // several instances run at once
 	)
 	cmd.Env = append(cmd.Env, env...)
 	in := &Instance{Base: "http://" + addr, cmd: cmd, logs: &syncBuffer{}}

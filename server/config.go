@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,6 +34,7 @@ type Config struct {
 	AllowedOrigins  []string      // SPECGUARD_ALLOWED_ORIGINS; comma-separated
 	ShutdownTimeout time.Duration // SPECGUARD_SHUTDOWN_TIMEOUT
 	LogFormat       string        // SPECGUARD_LOG_FORMAT: json or text
+	AdminAddr       string        // SPECGUARD_ADMIN_ADDR: /metrics and /debug/pprof/; "off" = none
 }
 
 type setting struct {
@@ -85,6 +87,15 @@ var settings = []setting{
 	{"store-timeout", "timeout of every store call", "100ms", dur(func(c *Config) *time.Duration { return &c.StoreTimeout })},
 	{"allowed-origins", "comma-separated origins allowed to send cookie-authenticated writes; empty = same host", "", list(func(c *Config) *[]string { return &c.AllowedOrigins })},
 	{"shutdown-timeout", "how long SIGTERM waits for in-flight requests", "10s", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+	{"admin-addr", "listen address of /metrics and /debug/pprof/ (keep it private); off = none", "127.0.0.1:9090", func(c *Config, v string) error {
+		if v != "off" {
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return fmt.Errorf("%q is not host:port or off", v)
+			}
+		}
+		c.AdminAddr = v
+		return nil
+	}},
 	{"log-format", "json or text", "json", func(c *Config, v string) error {
 		if v != "json" && v != "text" {
 			return fmt.Errorf("%q is not json or text", v)

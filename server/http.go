@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 	"golang.org/x/crypto/bcrypt"
@@ -66,7 +65,8 @@ func NewHandler(d *Deps) (http.Handler, error) {
 	limiter := limits.New(d.Limits, limits.WithClientIP(d.ClientIP), limits.WithTimeout(d.Timeout),
 		limits.WithStoreErrorLog(func(op *policy.Operation, err error) {
 			d.Log.Warn("rate-limit store failed; applying on-store-error", "operation", op.ID, "err", err)
-		}))
+		}),
+		limits.WithDecisionObserver(d.Metrics.observeLimit))
 	bearer := security.BearerAuthenticator{Tokens: d.Tokens}
 	guard, err := security.NewGuard(d.Table, r,
 		security.WithAuthenticator(policy.SchemeBearer, bearer),
@@ -77,6 +77,7 @@ func NewHandler(d *Deps) (http.Handler, error) {
 		security.WithErrorLog(func(r *http.Request, err error) {
 			d.Log.Warn("security store failed; answering 503", "operation", opID(r), "err", err)
 		}),
+		security.WithAuthObserver(d.Metrics.observeAuth),
 	)
 	if err != nil {
 		return nil, err
@@ -94,7 +95,7 @@ func NewHandler(d *Deps) (http.Handler, error) {
 			api.ServeHTTP(w, r)
 		})
 	}
-	return recoverer(d.Log, logRequests(d.Log, h)), nil
+	return recoverer(d.Log, logRequests(d.Log, d.Metrics, h)), nil
 }
 
 func opID(r *http.Request) string {
@@ -125,18 +126,6 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 }
 
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-// logRequests writes one line per request: never a credential.
-func logRequests(log *slog.Logger, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r)
-		log.LogAttrs(r.Context(), slog.LevelInfo, "request",
-			slog.String("method", r.Method), slog.String("path", r.URL.Path),
-			slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)))
-	})
-}
 
 func recoverer(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -69,7 +69,15 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(handler, slog.LevelWarn),
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "store", deps.storeName, "operations", len(table.Operations()))
+	admin, adminAddr, err := listenAdmin(cfg, deps.Metrics, handler)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if admin != nil {
+		defer admin.Close()
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "store", deps.storeName, "operations", len(table.Operations()), "admin", adminAddr)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -86,6 +94,25 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// listenAdmin starts the admin listener (/metrics, /debug/pprof/) unless
+// SPECGUARD_ADMIN_ADDR is off. It serves until the returned server is closed.
+func listenAdmin(cfg *Config, m *Metrics, handler slog.Handler) (*http.Server, string, error) {
+	if cfg.AdminAddr == "off" {
+		return nil, "off", nil
+	}
+	ln, err := net.Listen("tcp", cfg.AdminAddr)
+	if err != nil {
+		return nil, "", fmt.Errorf("SPECGUARD_ADMIN_ADDR: %v", err)
+	}
+	srv := &http.Server{
+		Handler:           m.AdminHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(handler, slog.LevelWarn),
+	}
+	go srv.Serve(ln)
+	return srv, ln.Addr().String(), nil
 }
 
 // Deps is everything the HTTP handler is built from.
@@ -105,6 +132,10 @@ type Deps struct {
 	// Docs, when set, serves /docs and everything under it, outside the
 	// guard: the pages are not operations of the spec.
 	Docs http.Handler
+	// Metrics, when set, counts requests, authentication outcomes, limit
+	// decisions, store calls and token events; the stores above are
+	// already wrapped to report to it.
+	Metrics *Metrics
 
 	storeName string
 	close     func()
@@ -137,6 +168,11 @@ func buildDeps(ctx context.Context, cfg *Config, table *policy.Table, log *slog.
 		d.Limits = limits.NewMemoryStore(now)
 		d.storeName = "memory"
 		d.Ready = func(context.Context) map[string]error { return map[string]error{"store": nil} }
+	}
+	d.Metrics = NewMetrics()
+	d.Store = &meteredStore{next: d.Store, m: d.Metrics, store: d.storeName}
+	if d.storeName != "memory" {
+		d.Limits = &meteredLimits{next: d.Limits, m: d.Metrics, store: d.storeName}
 	}
 	d.Tokens, err = security.NewTokenService(cfg.Issuer, cfg.Issuer, signing, d.Store,
 		security.WithTokenTTL(cfg.AccessTTL, cfg.RefreshTTL), security.WithVerifyKeys(verify...), security.WithClock(now))

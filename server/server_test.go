@@ -25,6 +25,7 @@ type lineWriter struct {
 	mu    sync.Mutex
 	buf   bytes.Buffer
 	addrc chan string
+	admin string // the admin listener's address, once listening
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
@@ -32,8 +33,9 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	w.buf.Write(p)
 	for _, line := range strings.Split(string(p), "\n") {
-		var rec struct{ Msg, Addr string }
+		var rec struct{ Msg, Addr, Admin string }
 		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
+			w.admin = rec.Admin
 			select {
 			case w.addrc <- rec.Addr:
 			default:
@@ -47,6 +49,7 @@ func (w *lineWriter) String() string { w.mu.Lock(); defer w.mu.Unlock(); return 
 
 type instance struct {
 	base   string
+	admin  string // host:port of /metrics, or "off"
 	logs   *lineWriter
 	cancel context.CancelFunc
 	done   chan error
@@ -62,6 +65,9 @@ func start(t *testing.T, env map[string]string) *instance {
 		env["SPECGUARD_DATA_DIR"] = t.TempDir()
 	}
 	env["SPECGUARD_ADDR"] = "127.0.0.1:0"
+	if env["SPECGUARD_ADMIN_ADDR"] == "" {
+		env["SPECGUARD_ADMIN_ADDR"] = "127.0.0.1:0"
+	}
 	logs := &lineWriter{addrc: make(chan string, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	inst := &instance{logs: logs, cancel: cancel, done: make(chan error, 1)}
@@ -71,6 +77,9 @@ func start(t *testing.T, env map[string]string) *instance {
 	select {
 	case addr := <-logs.addrc:
 		inst.base = "http://" + addr
+		logs.mu.Lock()
+		inst.admin = logs.admin
+		logs.mu.Unlock()
 	case err := <-inst.done:
 		cancel()
 		t.Fatalf("server did not start: %v", err)
@@ -224,7 +233,7 @@ func TestBruteForceAndForgedSubject(t *testing.T) {
 // SIGTERM (context cancelled) lets an in-flight request finish, refuses new
 // connections, and Run returns nil.
 func TestGracefulShutdown(t *testing.T) {
-	env := map[string]string{"SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_ADDR": "127.0.0.1:0"}
+	env := map[string]string{"SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_ADDR": "127.0.0.1:0", "SPECGUARD_ADMIN_ADDR": "off"}
 	logs := &lineWriter{addrc: make(chan string, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -265,6 +274,12 @@ func TestGracefulShutdown(t *testing.T) {
 // before anything listens.
 func TestBadConfiguration(t *testing.T) {
 	dir := t.TempDir()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	busy := taken.Addr().String()
 	write := func(name, content string) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
@@ -291,9 +306,11 @@ func TestBadConfiguration(t *testing.T) {
 		{"bad redis url", map[string]string{"SPECGUARD_REDIS_URL": "http://localhost"}, nil, `SPECGUARD_REDIS_URL: scheme "http": want redis, rediss, redis+cluster or rediss+cluster`},
 		{"unreachable redis", map[string]string{"SPECGUARD_REDIS_URL": fmt.Sprintf("redis://127.0.0.1:%d/0", redistest.FreePort(t))}, nil, "SPECGUARD_REDIS_URL: cannot reach Redis"},
 		{"unknown flag", nil, []string{"--colour", "red"}, "flag provided but not defined: -colour"},
+		{"bad admin address", map[string]string{"SPECGUARD_ADMIN_ADDR": "9090"}, nil, `SPECGUARD_ADMIN_ADDR: "9090" is not host:port or off`},
+		{"admin address taken", map[string]string{"SPECGUARD_ADMIN_ADDR": busy}, nil, "SPECGUARD_ADMIN_ADDR: listen tcp " + busy + ": bind: address already in use"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			env := map[string]string{"SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_ADDR": "127.0.0.1:0"}
+			env := map[string]string{"SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_ADDR": "127.0.0.1:0", "SPECGUARD_ADMIN_ADDR": "127.0.0.1:0"}
 			for k, v := range tc.env {
 				env[k] = v
 			}

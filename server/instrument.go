@@ -1,0 +1,126 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/security"
+)
+
+// meteredStore times every security store call and counts the token
+// lifecycle events that pass through it.
+type meteredStore struct {
+	next  security.Store
+	m     *Metrics
+	store string // "memory", "redis", "redis-cluster"
+}
+
+func (s *meteredStore) done(call string, start time.Time, err error) error {
+	s.m.observeStore(s.store, call, start, err)
+	return err
+}
+
+func (s *meteredStore) event(name string, err error) {
+	if err == nil {
+		s.m.tokens.WithLabelValues(name).Inc()
+	}
+}
+
+func (s *meteredStore) CreateFamily(ctx context.Context, f *security.Family) error {
+	err := s.done("create_family", time.Now(), s.next.CreateFamily(ctx, f))
+	s.event("issued", err)
+	return err
+}
+
+func (s *meteredStore) RotateFamily(ctx context.Context, subject, id, presented, nextRefresh, nextAccess string) error {
+	err := s.done("rotate_family", time.Now(), s.next.RotateFamily(ctx, subject, id, presented, nextRefresh, nextAccess))
+	s.event("refreshed", err)
+	if errors.Is(err, security.ErrReused) {
+		s.m.tokens.WithLabelValues("reuse_detected").Inc()
+	}
+	return err
+}
+
+func (s *meteredStore) CheckAccess(ctx context.Context, subject, family, jti string) error {
+	return s.done("check_access", time.Now(), s.next.CheckAccess(ctx, subject, family, jti))
+}
+
+func (s *meteredStore) RevokeFamily(ctx context.Context, subject, id string) error {
+	err := s.done("revoke_family", time.Now(), s.next.RevokeFamily(ctx, subject, id))
+	s.event("revoked", err)
+	return err
+}
+
+func (s *meteredStore) Families(ctx context.Context, subject string) ([]security.Family, error) {
+	start := time.Now()
+	fs, err := s.next.Families(ctx, subject)
+	return fs, s.done("families", start, err)
+}
+
+func (s *meteredStore) RevokeSubject(ctx context.Context, subject string) error {
+	err := s.done("revoke_subject", time.Now(), s.next.RevokeSubject(ctx, subject))
+	s.event("revoked_all", err)
+	return err
+}
+
+func (s *meteredStore) CreateSession(ctx context.Context, sess *security.Session) error {
+	return s.done("create_session", time.Now(), s.next.CreateSession(ctx, sess))
+}
+
+func (s *meteredStore) Session(ctx context.Context, subject, id string) (*security.Session, error) {
+	start := time.Now()
+	sess, err := s.next.Session(ctx, subject, id)
+	return sess, s.done("session", start, err)
+}
+
+func (s *meteredStore) DeleteSession(ctx context.Context, subject, id string) error {
+	return s.done("delete_session", time.Now(), s.next.DeleteSession(ctx, subject, id))
+}
+
+func (s *meteredStore) Sessions(ctx context.Context, subject string) ([]security.Session, error) {
+	start := time.Now()
+	ss, err := s.next.Sessions(ctx, subject)
+	return ss, s.done("sessions", start, err)
+}
+
+func (s *meteredStore) CreateKey(ctx context.Context, k *security.APIKey) error {
+	return s.done("create_key", time.Now(), s.next.CreateKey(ctx, k))
+}
+
+func (s *meteredStore) Key(ctx context.Context, subject, id string) (*security.APIKey, error) {
+	start := time.Now()
+	k, err := s.next.Key(ctx, subject, id)
+	return k, s.done("key", start, err)
+}
+
+func (s *meteredStore) RevokeKey(ctx context.Context, subject, id string) error {
+	return s.done("revoke_key", time.Now(), s.next.RevokeKey(ctx, subject, id))
+}
+
+func (s *meteredStore) Keys(ctx context.Context, subject string) ([]security.APIKey, error) {
+	start := time.Now()
+	ks, err := s.next.Keys(ctx, subject)
+	return ks, s.done("keys", start, err)
+}
+
+func (s *meteredStore) Ping(ctx context.Context) error {
+	return s.done("ping", time.Now(), s.next.Ping(ctx))
+}
+
+// meteredLimits times rate-limit store calls. Only remote stores are
+// wrapped: the in-memory one answers in ~100ns and the limiter skips its
+// timeout context for it, which a wrapper would hide.
+type meteredLimits struct {
+	next  limits.Store
+	m     *Metrics
+	store string
+}
+
+func (s *meteredLimits) Allow(ctx context.Context, reqs []limits.Request, results []limits.Result) (bool, error) {
+	start := time.Now()
+	ok, err := s.next.Allow(ctx, reqs, results)
+	s.m.observeStore(s.store, "ratelimit", start, err)
+	return ok, err
+}

@@ -1,0 +1,192 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/pprof"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
+)
+
+// Metrics are the Prometheus series the server exports on its admin
+// listener. Labels are bounded: operation ids come from the spec, schemes,
+// outcomes, tiers and store calls from fixed sets.
+type Metrics struct {
+	reg        *prometheus.Registry
+	requests   *prometheus.CounterVec   // operation, status
+	latency    *prometheus.HistogramVec // operation
+	auth       *prometheus.CounterVec   // scheme, outcome
+	decisions  *prometheus.CounterVec   // operation, tier, decision
+	storeTime  *prometheus.HistogramVec // store, call
+	storeFails *prometheus.CounterVec   // store, call
+	tokens     *prometheus.CounterVec   // event
+}
+
+// NewMetrics registers specguard's series, and the Go runtime and process
+// collectors, in a registry of their own.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "specguard_http_requests_total", Help: "HTTP requests by operation and status.",
+		}, []string{"operation", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "specguard_http_request_duration_seconds", Help: "Time to answer a request, by operation.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"operation"}),
+		auth: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "specguard_auth_total", Help: "Authentication outcomes of guarded requests, by deciding scheme and outcome.",
+		}, []string{"scheme", "outcome"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "specguard_ratelimit_decisions_total", Help: "Rate-limit tier decisions, by operation, tier and decision (allowed, limited, store_error).",
+		}, []string{"operation", "tier", "decision"}),
+		storeTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "specguard_store_call_duration_seconds", Help: "Latency of state store calls, by store and call.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25},
+		}, []string{"store", "call"}),
+		storeFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "specguard_store_errors_total", Help: "Failed state store calls, by store and call.",
+		}, []string{"store", "call"}),
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "specguard_token_events_total", Help: "Token lifecycle events: issued, refreshed, reuse_detected, revoked, revoked_all.",
+		}, []string{"event"}),
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.auth, m.decisions, m.storeTime, m.storeFails, m.tokens,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, ev := range []string{"issued", "refreshed", "reuse_detected", "revoked", "revoked_all"} {
+		m.tokens.WithLabelValues(ev) // present at 0 from the start, so rates work
+	}
+	return m
+}
+
+// AdminHandler serves /metrics and /debug/pprof/ for the admin listener.
+func (m *Metrics) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// observeStore records one store call.
+func (m *Metrics) observeStore(store, call string, start time.Time, err error) {
+	m.storeTime.WithLabelValues(store, call).Observe(time.Since(start).Seconds())
+	if err != nil && !errors.Is(err, security.ErrNotFound) && !errors.Is(err, security.ErrReused) {
+		m.storeFails.WithLabelValues(store, call).Inc()
+	}
+}
+
+// record is what the guard and the limiter decided about one request, for
+// its log line. logRequests puts one in the request context.
+type record struct {
+	id    string
+	op    *policy.Operation
+	auth  security.AuthEvent
+	limit limits.Decision // the strictest decision of any tier; "" when none applied
+	tier  string          // the tier that decided limit
+}
+
+type recordKey struct{}
+
+func recordFrom(ctx context.Context) *record {
+	rec, _ := ctx.Value(recordKey{}).(*record)
+	return rec
+}
+
+// observeAuth is the guard's AuthObserver.
+func (m *Metrics) observeAuth(r *http.Request, op *policy.Operation, ev security.AuthEvent) {
+	if rec := recordFrom(r.Context()); rec != nil {
+		rec.op, rec.auth = op, ev
+	}
+	if m != nil && ev.Outcome != security.AuthPublic {
+		scheme := ev.Scheme
+		if scheme == "" {
+			scheme = "none"
+		}
+		m.auth.WithLabelValues(scheme, string(ev.Outcome)).Inc()
+	}
+}
+
+// limitRank orders decisions from least to most strict.
+var limitRank = map[limits.Decision]int{"": 0, limits.Allowed: 1, limits.StoreError: 2, limits.Limited: 3}
+
+// observeLimit is the limiter's DecisionObserver.
+func (m *Metrics) observeLimit(r *http.Request, op *policy.Operation, t *policy.Tier, d limits.Decision) {
+	if rec := recordFrom(r.Context()); rec != nil && limitRank[d] > limitRank[rec.limit] {
+		rec.limit, rec.tier = d, t.Name
+	}
+	if m != nil {
+		m.decisions.WithLabelValues(op.ID, t.Name, string(d)).Inc()
+	}
+}
+
+// newRequestID returns 16 random hex digits.
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// logRequests writes one line per request (never a credential: the
+// principal's subject at most) and counts it.
+func logRequests(log *slog.Logger, m *Metrics, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &record{id: newRequestID()}
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), recordKey{}, rec)))
+		elapsed := time.Since(start)
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		opID := ""
+		if rec.op != nil {
+			opID = rec.op.ID
+		}
+		attrs := []slog.Attr{
+			slog.String("request_id", rec.id),
+			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.String("operation", opID),
+			slog.Int("status", sw.status), slog.Duration("duration", elapsed),
+		}
+		if rec.op != nil {
+			subject := ""
+			if rec.auth.Principal != nil {
+				subject = rec.auth.Principal.Subject
+			}
+			limit := string(rec.limit)
+			if limit == "" {
+				limit = "none"
+			} else if rec.limit != limits.Allowed {
+				limit += ":" + rec.tier
+			}
+			attrs = append(attrs, slog.String("subject", subject),
+				slog.String("auth", string(rec.auth.Outcome)), slog.String("auth_scheme", rec.auth.Scheme),
+				slog.String("limit", limit))
+		}
+		log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+		if m != nil {
+			label := opID
+			if label == "" {
+				label = "none"
+			}
+			m.requests.WithLabelValues(label, strconv.Itoa(sw.status)).Inc()
+			m.latency.WithLabelValues(label).Observe(elapsed.Seconds())
+		}
+	})
+}

@@ -1,0 +1,209 @@
+package server_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/specguard/specguard/e2e/redistest"
+)
+
+// scrape returns the admin listener's /metrics as series -> value.
+func scrape(t *testing.T, in *instance) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + in.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("/metrics: %d", resp.StatusCode)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+type logLine struct {
+	Msg, RequestID, Method, Path, Operation, Subject, Auth, AuthScheme, Limit string
+	Status                                                                    int
+}
+
+func (l *logLine) UnmarshalJSON(b []byte) error {
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	str := func(k string) string { s, _ := m[k].(string); return s }
+	l.Msg, l.RequestID, l.Method, l.Path = str("msg"), str("request_id"), str("method"), str("path")
+	l.Operation, l.Subject, l.Auth, l.AuthScheme, l.Limit = str("operation"), str("subject"), str("auth"), str("auth_scheme"), str("limit")
+	if s, ok := m["status"].(float64); ok {
+		l.Status = int(s)
+	}
+	return nil
+}
+
+func requestLines(t *testing.T, in *instance) []logLine {
+	t.Helper()
+	var out []logLine
+	for _, raw := range strings.Split(in.logs.String(), "\n") {
+		var l logLine
+		if json.Unmarshal([]byte(raw), &l) == nil && l.Msg == "request" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// Metrics on the admin listener and one log line per request say what the
+// guard and the limiter decided, on both stores, and never carry a token.
+func TestMetricsAndRequestLog(t *testing.T) {
+	t.Run("memory", func(t *testing.T) { observability(t, start(t, nil), "memory") })
+	t.Run("redis", func(t *testing.T) {
+		srv := redistest.Start(t)
+		observability(t, start(t, map[string]string{"SPECGUARD_REDIS_URL": srv.URL}), "redis")
+	})
+}
+
+func observability(t *testing.T, in *instance, store string) {
+	before := scrape(t, in)
+	tok := login(t, in, "user@example.com", "user-password")
+	if resp, _ := in.do(t, "GET", "/me", "", "Authorization", "Bearer "+tok); resp.StatusCode != 200 {
+		t.Fatalf("/me: %d", resp.StatusCode)
+	}
+	forged := tok[:len(tok)-4] + "AAAA"
+	if resp, _ := in.do(t, "GET", "/me", "", "Authorization", "Bearer "+forged); resp.StatusCode != 401 {
+		t.Fatalf("/me with a tampered token: %d", resp.StatusCode)
+	}
+	if resp, _ := in.do(t, "GET", "/me", ""); resp.StatusCode != 401 {
+		t.Fatalf("/me anonymous: %d", resp.StatusCode)
+	}
+	if resp, _ := in.do(t, "GET", "/admin/users", "", "Authorization", "Bearer "+tok); resp.StatusCode != 403 {
+		t.Fatalf("/admin/users as user: %d", resp.StatusCode)
+	}
+	var refresh string
+	{
+		resp, m := in.do(t, "POST", "/auth/login", `{"email":"moderator@example.com","password":"moderator-password"}`)
+		if resp.StatusCode != 200 {
+			t.Fatalf("login: %d", resp.StatusCode)
+		}
+		refresh = m["refresh_token"].(string)
+	}
+	if resp, _ := in.do(t, "POST", "/auth/refresh", `{"refresh_token":"`+refresh+`"}`); resp.StatusCode != 200 {
+		t.Fatalf("refresh: %d", resp.StatusCode)
+	}
+	if resp, _ := in.do(t, "POST", "/auth/refresh", `{"refresh_token":"`+refresh+`"}`); resp.StatusCode != 401 {
+		t.Fatalf("refresh token replayed: %d", resp.StatusCode)
+	}
+	for i := 0; i < 4; i++ { // login-ip allows 5 per 15 minutes: two are spent above
+		in.do(t, "POST", "/auth/login", `{"email":"user@example.com","password":"wrong"}`)
+	}
+
+	after := scrape(t, in)
+	delta := func(series string) float64 { return after[series] - before[series] }
+	for series, want := range map[string]float64{
+		`specguard_http_requests_total{operation="getMe",status="200"}`:                             1,
+		`specguard_http_requests_total{operation="getMe",status="401"}`:                             2,
+		`specguard_http_requests_total{operation="listUsers",status="403"}`:                         1,
+		`specguard_http_requests_total{operation="login",status="429"}`:                             1,
+		`specguard_auth_total{outcome="ok",scheme="bearerAuth"}`:                                    1,
+		`specguard_auth_total{outcome="invalid",scheme="bearerAuth"}`:                               1,
+		`specguard_auth_total{outcome="missing",scheme="none"}`:                                     1,
+		`specguard_auth_total{outcome="insufficient_scope",scheme="oauth2"}`:                        1,
+		`specguard_ratelimit_decisions_total{decision="allowed",operation="login",tier="login-ip"}`: 5,
+		`specguard_ratelimit_decisions_total{decision="limited",operation="login",tier="login-ip"}`: 1,
+		`specguard_ratelimit_decisions_total{decision="allowed",operation="getMe",tier="user"}`:     1,
+		`specguard_ratelimit_decisions_total{decision="allowed",operation="getMe",tier="anon"}`:     2,
+		`specguard_token_events_total{event="issued"}`:                                              2,
+		`specguard_token_events_total{event="refreshed"}`:                                           1,
+		`specguard_token_events_total{event="reuse_detected"}`:                                      1,
+		`specguard_store_call_duration_seconds_count{call="create_family",store="` + store + `"}`:   2,
+		`specguard_store_call_duration_seconds_count{call="rotate_family",store="` + store + `"}`:   2,
+		`specguard_store_errors_total{call="rotate_family",store="` + store + `"}`:                  0,
+	} {
+		if got := delta(series); got != want {
+			t.Errorf("%s rose by %v, want %v", series, got, want)
+		}
+	}
+	if store == "redis" {
+		if got := delta(`specguard_store_call_duration_seconds_count{call="ratelimit",store="redis"}`); got < 11 {
+			t.Errorf("Redis rate-limit calls timed: %v, want at least one per limited request (11)", got)
+		}
+	}
+	if after["go_goroutines"] == 0 || after["process_open_fds"] == 0 {
+		t.Error("the Go runtime and process collectors are missing")
+	}
+	if resp, err := http.Get("http://" + in.admin + "/debug/pprof/"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("/debug/pprof/: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	// The admin listener serves nothing of the API, and the API no metrics.
+	if resp, _ := in.do(t, "GET", "/metrics", ""); resp.StatusCode != 404 {
+		t.Errorf("/metrics on the API listener: %d, want 404", resp.StatusCode)
+	}
+
+	lines := requestLines(t, in)
+	idFormat := regexp.MustCompile(`^[0-9a-f]{16}$`)
+	ids := map[string]bool{}
+	var me200, me401, meAnon, listUsers *logLine
+	for i := range lines {
+		l := &lines[i]
+		if !idFormat.MatchString(l.RequestID) || ids[l.RequestID] {
+			t.Errorf("request id %q: want 16 hex digits, unique", l.RequestID)
+		}
+		ids[l.RequestID] = true
+		switch {
+		case l.Operation == "getMe" && l.Status == 200:
+			me200 = l
+		case l.Operation == "getMe" && l.Auth == "invalid":
+			me401 = l
+		case l.Operation == "getMe" && l.Auth == "missing":
+			meAnon = l
+		case l.Operation == "listUsers":
+			listUsers = l
+		}
+	}
+	if me200 == nil || me200.Subject == "" || me200.Auth != "ok" || me200.AuthScheme != "bearerAuth" || me200.Limit != "allowed" || me200.Method != "GET" || me200.Path != "/me" {
+		t.Errorf("log line of /me 200: %+v", me200)
+	}
+	if me401 == nil || me401.Subject != "" || me401.Status != 401 || me401.AuthScheme != "bearerAuth" || me401.Limit != "allowed" {
+		t.Errorf("log line of /me with a tampered token: %+v", me401)
+	}
+	if meAnon == nil || meAnon.Status != 401 || meAnon.AuthScheme != "" {
+		t.Errorf("log line of anonymous /me: %+v", meAnon)
+	}
+	if listUsers == nil || listUsers.Auth != "insufficient_scope" || listUsers.Status != 403 {
+		t.Errorf("log line of /admin/users as user: %+v", listUsers)
+	}
+	var limited bool
+	for _, l := range lines {
+		limited = limited || l.Operation == "login" && l.Status == 429 && l.Limit == "limited:login-ip" && l.Auth == "public"
+	}
+	if !limited {
+		t.Error("no log line says the sixth login was limited by login-ip")
+	}
+	logs := in.logs.String()
+	for _, secret := range []string{tok, forged, refresh, tok[strings.LastIndexByte(tok, '.')+1:], "user-password"} {
+		if strings.Contains(logs, secret) {
+			t.Fatalf("the log contains a credential")
+		}
+	}
+}
