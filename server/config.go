@@ -35,6 +35,7 @@ type Config struct {
 	ShutdownTimeout time.Duration // SPECGUARD_SHUTDOWN_TIMEOUT
 	LogFormat       string        // SPECGUARD_LOG_FORMAT: json or text
 	AdminAddr       string        // SPECGUARD_ADMIN_ADDR: /metrics and /debug/pprof/; "off" = none
+	SpecFile        string        // SPECGUARD_SPEC_FILE: serve this document instead of the embedded one
 }
 
 type setting struct {
@@ -96,6 +97,7 @@ var settings = []setting{
 		c.AdminAddr = v
 		return nil
 	}},
+	{"spec-file", "OpenAPI document to enforce instead of the embedded one (same operations; to tune x-rate-limit or security without a rebuild)", "", str(func(c *Config) *string { return &c.SpecFile })},
 	{"log-format", "json or text", "json", func(c *Config, v string) error {
 		if v != "json" && v != "text" {
 			return fmt.Errorf("%q is not json or text", v)

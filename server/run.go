@@ -42,7 +42,14 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := slog.New(handler)
 
-	table, err := policy.Compile(SpecSource, api.Spec)
+	source, spec := SpecSource, api.Spec
+	if cfg.SpecFile != "" {
+		if spec, err = os.ReadFile(cfg.SpecFile); err != nil {
+			return fmt.Errorf("SPECGUARD_SPEC_FILE: %v", err)
+		}
+		source = cfg.SpecFile
+	}
+	table, err := policy.Compile(source, spec)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/specguard/specguard/api"
 	"github.com/specguard/specguard/e2e/redistest"
 	"github.com/specguard/specguard/server"
 )
@@ -306,6 +307,9 @@ func TestBadConfiguration(t *testing.T) {
 		{"bad redis url", map[string]string{"SPECGUARD_REDIS_URL": "http://localhost"}, nil, `SPECGUARD_REDIS_URL: scheme "http": want redis, rediss, redis+cluster or rediss+cluster`},
 		{"unreachable redis", map[string]string{"SPECGUARD_REDIS_URL": fmt.Sprintf("redis://127.0.0.1:%d/0", redistest.FreePort(t))}, nil, "SPECGUARD_REDIS_URL: cannot reach Redis"},
 		{"unknown flag", nil, []string{"--colour", "red"}, "flag provided but not defined: -colour"},
+		{"missing spec file", map[string]string{"SPECGUARD_SPEC_FILE": filepath.Join(dir, "none.yaml")}, nil, "SPECGUARD_SPEC_FILE: open " + filepath.Join(dir, "none.yaml") + ": no such file or directory"},
+		{"spec file with an operation the server lacks", map[string]string{"SPECGUARD_SPEC_FILE": write("extra.yaml", strings.Replace(string(api.Spec), "\npaths:\n", "\npaths:\n  /extra:\n    get:\n      operationId: extra\n      responses: { '200': { description: ok } }\n", 1))}, nil, "guard: GET /extra (extra): operation has no route"},
+		{"spec file that does not compile", map[string]string{"SPECGUARD_SPEC_FILE": write("bad.yaml", strings.Replace(string(api.Spec), "name: token-ip\n", "name: token ip\n", 1))}, nil, filepath.Join(dir, "bad.yaml") + ":"},
 		{"bad admin address", map[string]string{"SPECGUARD_ADMIN_ADDR": "9090"}, nil, `SPECGUARD_ADMIN_ADDR: "9090" is not host:port or off`},
 		{"admin address taken", map[string]string{"SPECGUARD_ADMIN_ADDR": busy}, nil, "SPECGUARD_ADMIN_ADDR: listen tcp " + busy + ": bind: address already in use"},
 	} {
@@ -333,6 +337,26 @@ func TestBadConfiguration(t *testing.T) {
 }
 
 // The dev signing key is generated once, with mode 0600, and reused.
+// SPECGUARD_SPEC_FILE serves another document with the same operations:
+// here login allows 2 attempts instead of 5.
+func TestSpecFile(t *testing.T) {
+	spec := strings.Replace(string(api.Spec), "limit: 5\n", "limit: 2\n", 1)
+	if spec == string(api.Spec) {
+		t.Fatal("the example spec no longer has the login limit this test edits")
+	}
+	path := filepath.Join(t.TempDir(), "openapi.yaml")
+	if err := os.WriteFile(path, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in := start(t, map[string]string{"SPECGUARD_SPEC_FILE": path})
+	for i, want := range []int{200, 200, 429} {
+		resp, _ := in.do(t, "POST", "/auth/login", `{"email":"user@example.com","password":"user-password"}`)
+		if resp.StatusCode != want {
+			t.Fatalf("login %d: %d, want %d", i+1, resp.StatusCode, want)
+		}
+	}
+}
+
 func TestDevKeyIsReused(t *testing.T) {
 	dir := t.TempDir()
 	a := start(t, map[string]string{"SPECGUARD_DATA_DIR": dir})
