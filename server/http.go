@@ -16,9 +16,9 @@ import (
 	"github.com/specguard/specguard/security"
 )
 
-// NewHandler builds the whole HTTP stack: the generated chi routes behind
-// one guard that authenticates, limits and validates every request.
-func NewHandler(d *Deps) (http.Handler, error) {
+// NewApp returns the example application: the implementation of the
+// generated strict server interface, without any HTTP stack around it.
+func NewApp(d *Deps) (*App, error) {
 	cookieName := ""
 	for _, s := range d.Table.Schemes {
 		if s.Type == policy.SchemeAPIKeyCookie {
@@ -38,7 +38,16 @@ func NewHandler(d *Deps) (http.Handler, error) {
 		keys: security.APIKeyService{Store: d.Store}, cookieName: cookieName,
 		bcryptCost: d.BcryptCost, dummyHash: dummy, ready: ready,
 	}
+	return app, nil
+}
 
+// NewHandler builds the whole HTTP stack: the generated chi routes behind
+// one guard that authenticates, limits and validates every request.
+func NewHandler(d *Deps) (http.Handler, error) {
+	app, err := NewApp(d)
+	if err != nil {
+		return nil, err
+	}
 	r := chi.NewRouter()
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 		security.WriteProblem(w, &security.Problem{Type: security.ProblemTypePrefix + "not-found", Title: "Not found", Status: http.StatusNotFound, Detail: "No operation has this path."})

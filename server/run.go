@@ -148,6 +148,16 @@ type Deps struct {
 	close     func()
 }
 
+// BuildDeps builds what Run serves from cfg: keys, stores (Redis when
+// configured), token and session services, seeded users. Close releases
+// what it opened. The load harness builds its peer stacks on it.
+func BuildDeps(ctx context.Context, cfg *Config, table *policy.Table, log *slog.Logger) (*Deps, error) {
+	return buildDeps(ctx, cfg, table, log, time.Now)
+}
+
+// Close releases the stores' connections.
+func (d *Deps) Close() { d.close() }
+
 func buildDeps(ctx context.Context, cfg *Config, table *policy.Table, log *slog.Logger, now func() time.Time) (*Deps, error) {
 	signing, err := signingKey(cfg)
 	if err != nil {
