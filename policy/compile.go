@@ -127,7 +127,7 @@ func (c *compiler) compile() *Table {
 		Doc:     c.doc,
 		Source:  c.source,
 		Schemes: map[string]*Scheme{},
-		byRoute: map[string]*Operation{},
+		byRoute: map[route]*Operation{},
 		byID:    map[string]*Operation{},
 	}
 	c.buckets = map[string]bucketOwner{}
@@ -184,7 +184,7 @@ func (c *compiler) compile() *Table {
 			}
 			op.RequireFresh = c.compileFresh(op, where)
 			t.ops = append(t.ops, op)
-			t.byRoute[method+" "+pattern] = op
+			t.byRoute[route{method, pattern}] = op
 			if op.ID != "" && t.byID[op.ID] == nil {
 				t.byID[op.ID] = op
 			}

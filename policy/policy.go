@@ -176,9 +176,13 @@ type Table struct {
 	Scopes []string
 
 	ops     []*Operation
-	byRoute map[string]*Operation
+	byRoute map[route]*Operation
 	byID    map[string]*Operation
 }
+
+// route is a method and chi route pattern: a map key built without
+// allocating, unlike a joined string.
+type route struct{ method, pattern string }
 
 // Operations returns every operation, sorted by path then method.
 func (t *Table) Operations() []*Operation { return t.ops }
@@ -186,7 +190,7 @@ func (t *Table) Operations() []*Operation { return t.ops }
 // Lookup returns the operation registered for method and chi route pattern,
 // or nil when there is none.
 func (t *Table) Lookup(method, pattern string) *Operation {
-	return t.byRoute[method+" "+pattern]
+	return t.byRoute[route{method, pattern}]
 }
 
 // Operation returns the operation with the given operationId, or nil.
