@@ -3,7 +3,9 @@ package limits
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -57,6 +59,7 @@ type Limiter struct {
 
 	storeErrors atomic.Int64
 	lastLog     atomic.Int64
+	policies    sync.Map // *policy.Operation -> *policyCache
 }
 
 var _ security.Limiter = (*Limiter)(nil)
@@ -73,73 +76,82 @@ func New(store Store, opts ...Option) *Limiter {
 // StoreErrors is how many store calls failed since start.
 func (l *Limiter) StoreErrors() int64 { return l.storeErrors.Load() }
 
-// identity returns the caller's identity for tier t, or "" when the tier
-// does not apply to this caller.
-func (l *Limiter) identity(r *http.Request, t *policy.Tier, p *security.Principal) string {
+// identity returns the caller as tier t counts callers, and false when the
+// tier does not apply to this caller.
+func (l *Limiter) identity(r *http.Request, t *policy.Tier, p *security.Principal) (Identity, bool) {
 	switch t.Who {
 	case policy.WhoAnonymous:
 		if p != nil {
-			return ""
+			return Identity{}, false
 		}
 	case policy.WhoAuthenticated:
 		if p == nil {
-			return ""
+			return Identity{}, false
 		}
 	}
+	id := Identity{Kind: t.Key}
 	switch t.Key {
 	case policy.KeyIP:
-		a := l.ip.Of(r)
-		if !a.IsValid() {
-			return "ip:unknown"
-		}
-		return "ip:" + a.String()
+		id.IP = l.ip.Of(r)
 	case policy.KeyPrincipal:
-		return "sub:" + p.Subject
+		id.Value = p.Subject
 	case policy.KeyAPIKey:
-		if p.KeyID == "" {
-			return ""
-		}
-		return "key:" + p.KeyID
+		id.Value = p.KeyID
 	case policy.KeySession:
-		if p.SessionID == "" {
-			return ""
-		}
-		return "ses:" + p.SessionID
+		id.Value = p.SessionID
 	case policy.KeyClaim:
-		if v := p.Claim(t.Claim); v != "" {
-			return "claim:" + t.Claim + ":" + v
-		}
-		return ""
+		id.Name, id.Value = t.Claim, p.Claim(t.Claim)
 	case policy.KeyGlobal:
-		return "global"
+		return id, true
+	default:
+		return Identity{}, false
 	}
-	return ""
+	// A principal without the credential the tier counts by (no API key,
+	// no session, no such claim) is not counted by it.
+	return id, t.Key == policy.KeyIP || id.Value != ""
 }
+
+// maxTiers is how many tiers of one operation a pooled scratch holds; an
+// operation with more works, allocating.
+const maxTiers = 8
+
+// scratch is one call's working memory. The requests and results pass
+// through the Store interface, so arrays on the stack would escape to the
+// heap on every call: they are pooled instead.
+type scratch struct {
+	reqs     [maxTiers]Request
+	results  [maxTiers]Result
+	tiers    [maxTiers]*policy.Tier
+	violated [maxTiers]string
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 // Limit implements security.Limiter: it charges every tier of op that
 // applies to the caller (p is nil for anonymous callers and failed
 // authentications), sets the RateLimit headers, and answers 429 or 503 when
 // the request must not proceed.
 func (l *Limiter) Limit(w http.ResponseWriter, r *http.Request, op *policy.Operation, p *security.Principal) bool {
-	var reqBuf [4]Request
-	var tierBuf [4]*policy.Tier
-	reqs, tiers := reqBuf[:0], tierBuf[:0]
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	reqs, tiers := sc.reqs[:0], sc.tiers[:0]
+	var mask uint
 	for i := range op.Limits {
 		t := &op.Limits[i]
-		id := l.identity(r, t, p)
-		if id == "" {
+		id, ok := l.identity(r, t, p)
+		if !ok {
 			continue
 		}
-		reqs = append(reqs, Request{Key: t.Bucket + "|" + id, Interval: t.Interval(), Burst: t.Burst, Cost: t.Cost, TTL: t.Window})
+		reqs = append(reqs, Request{Bucket: t.Bucket, Who: id, Interval: t.Interval(), Burst: t.Burst, Cost: t.Cost, TTL: t.Window})
 		tiers = append(tiers, t)
+		mask |= 1 << i
 	}
 	if len(reqs) == 0 {
 		return true
 	}
-	var resBuf [4]Result
-	results := resBuf[:0]
-	for range reqs {
-		results = append(results, Result{})
+	results := sc.results[:len(reqs)]
+	if len(reqs) > maxTiers {
+		results = make([]Result, len(reqs))
 	}
 
 	ctx := r.Context()
@@ -167,29 +179,19 @@ func (l *Limiter) Limit(w http.ResponseWriter, r *http.Request, op *policy.Opera
 		}
 	}
 
-	var pol, lim []byte
-	var retry int64
-	var violated []string
-	for i, t := range tiers {
-		res := &results[i]
-		if i > 0 {
-			pol = append(pol, ", "...)
-			lim = append(lim, ", "...)
-		}
-		pol = appendPolicy(pol, t)
-		secs := ceilSeconds(res.ResetAfter)
-		if !res.Allowed {
-			secs = max(ceilSeconds(res.RetryAfter), 1)
-			retry = max(retry, secs)
-			violated = append(violated, t.Name)
-		}
-		lim = appendLimit(lim, t.Name, res.Remaining, secs)
-	}
 	h := w.Header()
-	h.Set("RateLimit-Policy", string(pol))
-	h.Set("RateLimit", string(lim))
+	h[headerPolicy] = l.policyValue(op, mask, tiers)
+	h[headerLimit] = limitValue(tiers, results)
 	if allowed {
 		return true
+	}
+	var retry int64
+	violated := sc.violated[:0]
+	for i, t := range tiers {
+		if !results[i].Allowed {
+			retry = max(retry, ceilSeconds(results[i].RetryAfter), 1)
+			violated = append(violated, t.Name)
+		}
 	}
 	h.Set("Retry-After", strconv.FormatInt(retry, 10))
 	security.WriteProblem(w, &security.Problem{
@@ -197,7 +199,7 @@ func (l *Limiter) Limit(w http.ResponseWriter, r *http.Request, op *policy.Opera
 		Title:            "Request cannot be satisfied as assigned quota has been exceeded",
 		Status:           http.StatusTooManyRequests,
 		Detail:           "Rate limit exceeded: " + joinNames(violated) + "; retry in " + strconv.FormatInt(retry, 10) + "s.",
-		ViolatedPolicies: violated,
+		ViolatedPolicies: slices.Clone(violated),
 	})
 	return false
 }

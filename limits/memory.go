@@ -52,12 +52,13 @@ func (s *MemoryStore) Allow(_ context.Context, reqs []Request, results []Result)
 	h := hashes[:0]
 	order := idx[:0]
 	for i := range reqs {
-		h = append(h, maphash.String(s.seed, reqs[i].Key))
+		h = append(h, reqs[i].hash(s.seed))
 		order = append(order, uint8(h[i]%shards))
 	}
 	// Lock each shard involved once, in ascending order, so concurrent
 	// multi-tier calls cannot deadlock and the decision is atomic.
-	locked := slices.Clone(order)
+	var lk [8]uint8
+	locked := append(lk[:0], order...)
 	slices.Sort(locked)
 	locked = slices.Compact(locked)
 	for _, sh := range locked {

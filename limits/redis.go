@@ -77,7 +77,7 @@ func NewRedisStore(rdb redis.UniversalClient, prefix string) *RedisStore {
 	return &RedisStore{rdb: rdb, prefix: prefix, cluster: cluster}
 }
 
-func (s *RedisStore) key(r *Request) string { return s.prefix + "{" + r.Key + "}" }
+func (s *RedisStore) key(r *Request) string { return s.prefix + "{" + r.Key() + "}" }
 
 func args(r *Request) []any {
 	return []any{r.Interval, r.Burst, r.Cost, max(r.TTL.Milliseconds(), 1)}

@@ -7,7 +7,11 @@ package limits
 import (
 	"context"
 	"errors"
+	"hash/maphash"
+	"net/netip"
 	"time"
+
+	"github.com/specguard/specguard/policy"
 )
 
 // ErrStore wraps every failure to reach a store.
@@ -16,11 +20,72 @@ var ErrStore = errors.New("rate-limit store unavailable")
 // Request asks one bucket to admit a request. The limit travels with every
 // call, so one store serves every operation.
 type Request struct {
-	Key      string // the bucket and the caller's identity
-	Interval int64  // emission interval in microseconds: window / limit
-	Burst    int64  // requests admitted at once
-	Cost     int64  // units this request takes
+	Bucket   string   // the tier's counter (policy.Tier.Bucket)
+	Who      Identity // the caller, as the tier counts callers; zero: the bucket alone
+	Interval int64    // emission interval in microseconds: window / limit
+	Burst    int64    // requests admitted at once
+	Cost     int64    // units this request takes
 	TTL      time.Duration
+}
+
+// Identity is a caller as one tier counts it. Its parts are kept apart so
+// the memory store can hash them without building a key string.
+type Identity struct {
+	Kind  policy.KeyKind // 0 when the bucket alone is the key
+	IP    netip.Addr     // KeyIP; invalid when the address is unknown
+	Name  string         // the claim name, for KeyClaim
+	Value string         // subject, API key id, session id or claim value
+}
+
+// Key returns the request's key: "<bucket>|<identity>", the identity being
+// "ip:<addr>", "sub:<subject>", "key:<id>", "ses:<id>", "claim:<name>:<value>"
+// or "global". Remote stores address buckets by it.
+func (r *Request) Key() string {
+	w := &r.Who
+	switch w.Kind {
+	case policy.KeyIP:
+		if !w.IP.IsValid() {
+			return r.Bucket + "|ip:unknown"
+		}
+		return r.Bucket + "|ip:" + w.IP.String()
+	case policy.KeyPrincipal:
+		return r.Bucket + "|sub:" + w.Value
+	case policy.KeyAPIKey:
+		return r.Bucket + "|key:" + w.Value
+	case policy.KeySession:
+		return r.Bucket + "|ses:" + w.Value
+	case policy.KeyClaim:
+		return r.Bucket + "|claim:" + w.Name + ":" + w.Value
+	case policy.KeyGlobal:
+		return r.Bucket + "|global"
+	}
+	return r.Bucket
+}
+
+// hash returns the 64-bit hash of the request's key under seed, computed
+// from its parts without allocating. Distinct keys get distinct inputs: the
+// kind is written after a separator the bucket cannot contain.
+func (r *Request) hash(seed maphash.Seed) uint64 {
+	var h maphash.Hash
+	h.SetSeed(seed)
+	h.WriteString(r.Bucket)
+	w := &r.Who
+	h.WriteByte(0)
+	h.WriteByte(byte(w.Kind))
+	switch w.Kind {
+	case policy.KeyIP:
+		if w.IP.IsValid() {
+			b := w.IP.As16()
+			h.Write(b[:])
+		}
+	case policy.KeyClaim:
+		h.WriteString(w.Name)
+		h.WriteByte(0)
+		h.WriteString(w.Value)
+	default:
+		h.WriteString(w.Value)
+	}
+	return h.Sum64()
 }
 
 // Result is one bucket's answer.

@@ -2,6 +2,7 @@ package limits_test
 
 import (
 	"context"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/specguard/specguard/e2e/redistest"
 	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/policy"
 )
 
 // clock is a settable clock for the memory store.
@@ -40,7 +42,7 @@ func stores(t *testing.T, suite func(t *testing.T, s limits.Store, advance func(
 }
 
 func req(key string, limit int64, window time.Duration) limits.Request {
-	return limits.Request{Key: key, Interval: window.Microseconds() / limit, Burst: limit, Cost: 1, TTL: window}
+	return limits.Request{Bucket: key, Interval: window.Microseconds() / limit, Burst: limit, Cost: 1, TTL: window}
 }
 
 func allow(t *testing.T, s limits.Store, reqs ...limits.Request) (bool, []limits.Result) {
@@ -190,5 +192,63 @@ func TestMemoryReclaimsIdleKeys(t *testing.T) {
 	}
 	if n := s.Len(); n > 100 {
 		t.Fatalf("Len = %d after idle keys should be reclaimed, want only a few", n)
+	}
+}
+
+// Every identity has its own bucket in both stores, however its parts could
+// be confused when joined: an address against a subject or claim spelling
+// it, one value under different kinds, a bucket against a bucket plus identity.
+func TestIdentitiesHaveTheirOwnBuckets(t *testing.T) {
+	ip := netip.MustParseAddr("192.0.2.7")
+	ids := []limits.Identity{
+		{},
+		{Kind: policy.KeyGlobal},
+		{Kind: policy.KeyIP, IP: ip},
+		{Kind: policy.KeyIP},
+		{Kind: policy.KeyIP, IP: netip.MustParseAddr("2001:db8::7")},
+		{Kind: policy.KeyPrincipal, Value: "192.0.2.7"},
+		{Kind: policy.KeyPrincipal, Value: "alice"},
+		{Kind: policy.KeyAPIKey, Value: "alice"},
+		{Kind: policy.KeySession, Value: "alice"},
+		{Kind: policy.KeyClaim, Name: "a", Value: "b:c"},
+		{Kind: policy.KeyClaim, Name: "a.b", Value: "c"}, // claim names cannot hold ':' (the compiler refuses it)
+		{Kind: policy.KeyClaim, Name: "a", Value: "192.0.2.7"},
+	}
+	stores(t, func(t *testing.T, s limits.Store, _ func(time.Duration)) {
+		for i, id := range ids {
+			r := req("op/tier", 1, time.Hour)
+			r.Who = id
+			if ok, _ := allow(t, s, r); !ok {
+				t.Fatalf("identity %d (%+v, key %q) found its bucket already spent", i, id, r.Key())
+			}
+		}
+		for i, id := range ids {
+			r := req("op/tier", 1, time.Hour)
+			r.Who = id
+			if ok, _ := allow(t, s, r); ok {
+				t.Fatalf("identity %d (%+v) admitted twice with a limit of 1", i, id)
+			}
+		}
+	})
+}
+
+func TestRequestKey(t *testing.T) {
+	for _, tc := range []struct {
+		id   limits.Identity
+		want string
+	}{
+		{limits.Identity{}, "b"},
+		{limits.Identity{Kind: policy.KeyGlobal}, "b|global"},
+		{limits.Identity{Kind: policy.KeyIP, IP: netip.MustParseAddr("192.0.2.7")}, "b|ip:192.0.2.7"},
+		{limits.Identity{Kind: policy.KeyIP}, "b|ip:unknown"},
+		{limits.Identity{Kind: policy.KeyPrincipal, Value: "alice"}, "b|sub:alice"},
+		{limits.Identity{Kind: policy.KeyAPIKey, Value: "k1"}, "b|key:k1"},
+		{limits.Identity{Kind: policy.KeySession, Value: "s1"}, "b|ses:s1"},
+		{limits.Identity{Kind: policy.KeyClaim, Name: "tenant", Value: "acme"}, "b|claim:tenant:acme"},
+	} {
+		r := limits.Request{Bucket: "b", Who: tc.id}
+		if got := r.Key(); got != tc.want {
+			t.Errorf("Key() = %q, want %q", got, tc.want)
+		}
 	}
 }
