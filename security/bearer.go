@@ -17,23 +17,18 @@ type BearerAuthenticator struct{ Tokens *TokenService }
 var _ Authenticator = BearerAuthenticator{}
 
 // Authenticate implements Authenticator.
-func (b BearerAuthenticator) Authenticate(ctx context.Context, r *http.Request, _ *policy.Scheme) (*Principal, error) {
-	raw, err := BearerToken(r)
+func (b BearerAuthenticator) Authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*Principal, error) {
+	raw, err := bearerCredential(r)
 	if raw == "" || err != nil {
 		return nil, err
 	}
-	c, err := b.Tokens.VerifyAccess(ctx, raw)
+	// A token in the cache passed the syntax check when it was first
+	// verified: only an unknown one is scanned (hundreds of bytes).
+	c, err := b.Tokens.verifyAccess(ctx, raw, isB64Token)
 	if err != nil {
 		return nil, err
 	}
-	return &Principal{
-		Subject:  c.Subject,
-		Role:     c.Role,
-		Scopes:   splitScopes(c.Scope),
-		TokenID:  c.ID,
-		FamilyID: c.Family,
-		Fresh:    c.Fresh,
-	}, nil
+	return c.principal(scheme.Name), nil
 }
 
 // splitScopes returns the sorted scopes of a space-separated list.
@@ -49,6 +44,16 @@ func splitScopes(s string) []string {
 // Authorization headers, a token in the query string (RFC 6750 section 5.3
 // advises against it, and URLs leak into logs), or a bad token syntax.
 func BearerToken(r *http.Request) (string, error) {
+	token, err := bearerCredential(r)
+	if token != "" && err == nil && !isB64Token(token) {
+		return "", errBadTokenSyntax
+	}
+	return token, err
+}
+
+// bearerCredential is BearerToken without the check of the token's
+// characters.
+func bearerCredential(r *http.Request) (string, error) {
 	// The cheap check must also see a percent-encoded name ("access%5Ftoken"),
 	// which Query decodes to the same parameter.
 	if q := r.URL.RawQuery; q != "" && (strings.Contains(q, "access_token") || strings.Contains(q, "%")) {
@@ -78,22 +83,17 @@ func BearerToken(r *http.Request) (string, error) {
 	if len(token) > MaxTokenBytes {
 		return "", fmt.Errorf("%w: token larger than %d bytes", ErrInvalid, MaxTokenBytes)
 	}
-	if !isB64Token(token) {
-		return "", fmt.Errorf("%w: the bearer token has characters RFC 6750 does not allow", ErrMalformed)
-	}
 	return token, nil
 }
+
+var errBadTokenSyntax = fmt.Errorf("%w: the bearer token has characters RFC 6750 does not allow", ErrMalformed)
 
 // isB64Token reports whether s matches RFC 6750's b64token:
 // 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
 func isB64Token(s string) bool {
 	i := 0
-	for ; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
-			break
-		}
+	for i < len(s) && b64tokenChar[s[i]] {
+		i++
 	}
 	if i == 0 {
 		return false
@@ -105,3 +105,13 @@ func isB64Token(s string) bool {
 	}
 	return true
 }
+
+// b64tokenChar marks the characters of RFC 6750's b64token before any
+// trailing '=': a table lookup per byte, as tokens are hundreds long.
+var b64tokenChar = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/'
+	}
+	return t
+}()

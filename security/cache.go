@@ -18,35 +18,40 @@ type tokenCache struct {
 
 type cacheShard struct {
 	mu sync.RWMutex
-	m  map[string]*Claims
+	m  map[uint64]cacheEntry // by the token's hash, computed once per lookup
+}
+
+type cacheEntry struct {
+	raw    string
+	claims *Claims
 }
 
 func newTokenCache(size int) *tokenCache {
 	c := &tokenCache{seed: maphash.MakeSeed(), per: max(1, size/16)}
 	for i := range c.shards {
-		c.shards[i].m = make(map[string]*Claims)
+		c.shards[i].m = make(map[uint64]cacheEntry)
 	}
 	return c
-}
-
-func (c *tokenCache) shard(raw string) *cacheShard {
-	return &c.shards[maphash.String(c.seed, raw)%16]
 }
 
 func (c *tokenCache) get(raw string, now time.Time) (*Claims, bool) {
 	if c == nil {
 		return nil, false
 	}
-	s := c.shard(raw)
+	h := maphash.String(c.seed, raw)
+	s := &c.shards[h%16]
 	s.mu.RLock()
-	cl, ok := s.m[raw]
+	e, ok := s.m[h]
 	s.mu.RUnlock()
-	if !ok {
+	if !ok || e.raw != raw {
 		return nil, false
 	}
+	cl := e.claims
 	if !now.Before(cl.ExpiresAt.Time) || (cl.NotBefore != nil && now.Before(cl.NotBefore.Time)) {
 		s.mu.Lock()
-		delete(s.m, raw)
+		if s.m[h].raw == raw {
+			delete(s.m, h)
+		}
 		s.mu.Unlock()
 		return nil, false
 	}
@@ -57,16 +62,15 @@ func (c *tokenCache) put(raw string, cl *Claims) {
 	if c == nil {
 		return
 	}
-	s := c.shard(raw)
+	h := maphash.String(c.seed, raw)
+	s := &c.shards[h%16]
 	s.mu.Lock()
-	if len(s.m) >= c.per {
-		// Evict an arbitrary entry; map iteration order is random enough
-		// that a flood of distinct tokens cannot pin the good ones out.
+	if _, replacing := s.m[h]; !replacing && len(s.m) >= c.per {
 		for k := range s.m {
 			delete(s.m, k)
 			break
 		}
 	}
-	s.m[raw] = cl
+	s.m[h] = cacheEntry{raw: raw, claims: cl}
 	s.mu.Unlock()
 }

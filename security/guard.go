@@ -202,22 +202,21 @@ func (g *Guard) middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		ctx := policy.NewContext(r.Context(), op)
-
 		p, scheme, fail := g.authenticate(r, op)
 		if g.observe != nil {
 			g.observe(r, op, authEvent(op, p, scheme, fail))
 		}
+		if fail != nil {
+			p = nil
+		}
+		// One allocation carries both the operation and the principal.
+		r = r.WithContext(&requestContext{Context: r.Context(), op: op, p: p})
 		if len(op.Limits) > 0 && !errors.Is(fail, ErrUnavailable) {
 			// A request whose authentication failed is limited as anonymous,
 			// so guessing credentials is throttled like any anonymous call.
 			// When the store itself is down there is nothing to count in:
 			// answer 503 at once rather than wait on it a second time.
-			lp := p
-			if fail != nil {
-				lp = nil
-			}
-			if !g.limiter.Limit(w, r.WithContext(ctx), op, lp) {
+			if !g.limiter.Limit(w, r, op, p) {
 				return
 			}
 		}
@@ -225,10 +224,6 @@ func (g *Guard) middleware(next http.Handler) http.Handler {
 			g.reject(w, r, fail)
 			return
 		}
-		if p != nil {
-			ctx = NewContext(ctx, p)
-		}
-		r = r.WithContext(ctx)
 		if r.Body != nil && r.Body != http.NoBody {
 			r.Body = http.MaxBytesReader(w, r.Body, g.maxBody)
 		}
@@ -237,6 +232,25 @@ func (g *Guard) middleware(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// requestContext is the context the guard hands on: its parent plus the
+// resolved operation (policy.FromContext) and the verified principal
+// (FromContext), in one allocation rather than two WithValue layers.
+type requestContext struct {
+	context.Context
+	op *policy.Operation
+	p  *Principal
+}
+
+func (c *requestContext) Value(key any) any {
+	switch key.(type) {
+	case policy.ContextKey:
+		return c.op
+	case principalKey:
+		return c.p
+	}
+	return c.Context.Value(key)
 }
 
 // routePath returns the path and method chi will route r on, exactly as
@@ -388,6 +402,9 @@ func sameKind(a, b policy.SchemeType) bool {
 // combine merges the principals of an AND alternative: the result holds only
 // the scopes every credential holds.
 func combine(acc, p *Principal, scheme string) *Principal {
+	if acc == nil && p.Scheme == scheme {
+		return p // already made for this scheme (a cached token's principal)
+	}
 	if acc == nil {
 		c := *p
 		c.Scheme = scheme

@@ -12,7 +12,7 @@ import (
 type MemoryStore struct {
 	now func() time.Time
 
-	mu       sync.Mutex
+	mu       sync.RWMutex
 	families map[string]*Family
 	sessions map[string]*Session
 	keys     map[string]*APIKey
@@ -99,11 +99,14 @@ func (m *MemoryStore) RotateFamily(_ context.Context, subject, id, presented, ne
 	return nil
 }
 
+// CheckAccess runs on every bearer request: it takes the read lock only and
+// leaves expired families for a writer to delete.
 func (m *MemoryStore) CheckAccess(_ context.Context, subject, family, jti string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	f := m.liveFamily(family, m.now())
-	if f == nil || f.Subject != subject || f.AccessJTI != jti {
+	now := m.now()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	f := m.families[family]
+	if f == nil || !now.Before(f.Expires) || f.Subject != subject || f.AccessJTI != jti {
 		return ErrNotFound
 	}
 	return nil

@@ -9,7 +9,8 @@ import (
 )
 
 // Principal is a verified caller. The guard puts it in the request context;
-// handlers read it with FromContext.
+// handlers read it with FromContext. It is read-only: the principal of a
+// cached token is shared by every request that presents the token.
 type Principal struct {
 	Subject string   // the user id
 	Role    string   // the user's role when the token or session was issued

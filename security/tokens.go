@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -30,6 +31,46 @@ type Claims struct {
 	Scope  string `json:"scope,omitempty"` // access tokens: space-separated
 	Role   string `json:"role,omitempty"`  // access tokens
 	Fresh  bool   `json:"fresh,omitempty"` // access tokens minted from a password
+
+	// principals are the read-only Principals made from these claims, one
+	// per scheme name, so a cached token authenticates without allocating.
+	principals atomic.Pointer[[]*Principal]
+}
+
+// maxPrincipals bounds the principals kept per token: one per scheme that
+// reads bearer tokens, which a document declares few of.
+const maxPrincipals = 8
+
+// principal returns the principal these access-token claims make when they
+// satisfy scheme. It is shared by every request presenting the same cached
+// token, so it must never be modified.
+func (c *Claims) principal(scheme string) *Principal {
+	old := c.principals.Load()
+	if old != nil {
+		for _, p := range *old {
+			if p.Scheme == scheme {
+				return p
+			}
+		}
+	}
+	p := &Principal{
+		Subject:  c.Subject,
+		Role:     c.Role,
+		Scheme:   scheme,
+		Scopes:   splitScopes(c.Scope),
+		TokenID:  c.ID,
+		FamilyID: c.Family,
+		Fresh:    c.Fresh,
+	}
+	if old == nil || len(*old) < maxPrincipals {
+		var next []*Principal
+		if old != nil {
+			next = append(next, *old...)
+		}
+		next = append(next, p)
+		c.principals.CompareAndSwap(old, &next) // a lost race only costs a later allocation
+	}
+	return p
 }
 
 // Pair is a freshly minted access and refresh token.
@@ -327,8 +368,18 @@ func describe(err error) string {
 // VerifyAccess checks an access token: signature, claims, and (every time,
 // even on a cache hit) that it has not been replaced or revoked.
 func (t *TokenService) VerifyAccess(ctx context.Context, raw string) (*Claims, error) {
+	return t.verifyAccess(ctx, raw, nil)
+}
+
+// verifyAccess is VerifyAccess with a syntax check run only when the token
+// is not cached: a bearer token presented in a header must also be an RFC
+// 6750 b64token, which every cached one was.
+func (t *TokenService) verifyAccess(ctx context.Context, raw string, syntax func(string) bool) (*Claims, error) {
 	c, ok := t.cache.get(raw, t.now())
 	if !ok {
+		if syntax != nil && !syntax(raw) {
+			return nil, errBadTokenSyntax
+		}
 		var err error
 		if c, err = t.parse(raw, TypeAccess); err != nil {
 			return nil, err
