@@ -62,7 +62,7 @@ paths:
     get:
       operationId: getItem
       parameters:
-        - {name: id, in: path, required: true, schema: {type: string}}
+        - {name: id, in: path, required: true, schema: {type: string, minLength: 1, maxLength: 64, pattern: "^[A-Za-z0-9_-]+$"}}
       security:
         - oauth2: [a:read]
       x-rate-limit:
@@ -82,8 +82,7 @@ components:
 `
 
 // BenchmarkGuard is the whole guard path for an authenticated request with
-// a cached token and every tier in the memory store, request validation
-// off (it is measured by the load harness).
+// a cached token and every tier in the memory store.
 func BenchmarkGuard(b *testing.B) {
 	table, err := policy.Compile("bench.yaml", []byte(benchSpec))
 	if err != nil {
@@ -92,13 +91,18 @@ func BenchmarkGuard(b *testing.B) {
 	ts, tok := benchTokens(b)
 	r := chi.NewRouter()
 	r.Get("/items/{id}", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) })
-	guard, err := security.NewGuard(table, r,
-		security.WithAuthenticator(policy.SchemeOAuth2, security.BearerAuthenticator{Tokens: ts}),
-		security.WithLimiter(limits.New(limits.NewMemoryStore(nil))),
-		security.WithoutRequestValidation())
-	if err != nil {
-		b.Fatal(err)
+	newGuard := func(opts ...security.Option) func(http.Handler) http.Handler {
+		opts = append(opts,
+			security.WithAuthenticator(policy.SchemeOAuth2, security.BearerAuthenticator{Tokens: ts}),
+			security.WithLimiter(limits.New(limits.NewMemoryStore(nil))))
+		guard, err := security.NewGuard(table, r, opts...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return guard
 	}
+	guard := newGuard(security.WithoutRequestValidation())
+	validating := newGuard()
 	for _, bc := range []struct {
 		name string
 		h    http.Handler
@@ -108,6 +112,8 @@ func BenchmarkGuard(b *testing.B) {
 		{"guard", guard(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) }))},
 		// The same with chi routing to the handler afterwards, as served.
 		{"guard+chi", guard(r)},
+		// As served: request validation against the spec on.
+		{"guard+validation+chi", validating(r)},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			req := httptest.NewRequest("GET", "/items/42", nil)
