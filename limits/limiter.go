@@ -2,6 +2,7 @@ package limits
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -132,6 +133,27 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 // authentications), sets the RateLimit headers, and answers 429 or 503 when
 // the request must not proceed.
 func (l *Limiter) Limit(w http.ResponseWriter, r *http.Request, op *policy.Operation, p *security.Principal) bool {
+	ok, _ := l.limit(w, r, op, p, nil)
+	return ok
+}
+
+var _ security.GatedLimiter = (*Limiter)(nil)
+
+// CanGate implements security.GatedLimiter: true when the store can carry a
+// gate in its own call (Redis, not a Cluster).
+func (l *Limiter) CanGate() bool {
+	gs, ok := l.store.(GatedStore)
+	return ok && gs.CanGate()
+}
+
+// LimitGated implements security.GatedLimiter.
+func (l *Limiter) LimitGated(w http.ResponseWriter, r *http.Request, op *policy.Operation, p *security.Principal, gate *security.Gate) (bool, error) {
+	return l.limit(w, r, op, p, gate)
+}
+
+// limit is Limit, with the gate of p's token checked in the same store call
+// when gate is not nil; see security.GatedLimiter.
+func (l *Limiter) limit(w http.ResponseWriter, r *http.Request, op *policy.Operation, p *security.Principal, gate *security.Gate) (bool, error) {
 	sc := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sc)
 	reqs, tiers := sc.reqs[:0], sc.tiers[:0]
@@ -146,28 +168,55 @@ func (l *Limiter) Limit(w http.ResponseWriter, r *http.Request, op *policy.Opera
 		tiers = append(tiers, t)
 		mask |= 1 << i
 	}
-	if len(reqs) == 0 {
-		return true
-	}
-	results := sc.results[:len(reqs)]
-	if len(reqs) > maxTiers {
-		results = make([]Result, len(reqs))
-	}
-
 	ctx := r.Context()
 	if _, local := l.store.(*MemoryStore); !local && l.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, l.timeout)
 		defer cancel()
 	}
-	allowed, err := l.store.Allow(ctx, reqs, results)
+	if len(reqs) == 0 {
+		if gate != nil {
+			return true, gate.Check(ctx)
+		}
+		return true, nil
+	}
+	var results []Result
+	if len(reqs) <= maxTiers {
+		results = sc.results[:len(reqs)]
+	} else {
+		results = make([]Result, len(reqs))
+	}
+
+	var allowed bool
+	var err error
+	if gate != nil {
+		if gs, ok := l.store.(GatedStore); ok {
+			var gateOK bool
+			allowed, gateOK, err = gs.AllowGated(ctx, gate, reqs, results)
+			if err == nil && !gateOK {
+				return true, gate.Failed()
+			}
+		} else if err = gate.Check(ctx); err != nil {
+			return true, err
+		} else {
+			allowed, err = l.store.Allow(ctx, reqs, results)
+		}
+	} else {
+		allowed, err = l.store.Allow(ctx, reqs, results)
+	}
 	if err != nil {
 		if l.observe != nil {
 			for _, t := range tiers {
 				l.observe(r, op, t, StoreError)
 			}
 		}
-		return l.storeFailed(w, op, tiers, err)
+		if gate != nil {
+			// The token's revocation could not be checked either: the
+			// security rule (fail closed, 503) decides, not on-store-error.
+			l.countStoreError(op, err)
+			return true, fmt.Errorf("%w: %v", security.ErrUnavailable, err)
+		}
+		return l.storeFailed(w, op, tiers, err), nil
 	}
 	if l.observe != nil {
 		for i, t := range tiers {
@@ -183,7 +232,7 @@ func (l *Limiter) Limit(w http.ResponseWriter, r *http.Request, op *policy.Opera
 	h[headerPolicy] = l.policyValue(op, mask, tiers)
 	h[headerLimit] = limitValue(tiers, results)
 	if allowed {
-		return true
+		return true, nil
 	}
 	var retry int64
 	violated := sc.violated[:0]
@@ -201,19 +250,13 @@ func (l *Limiter) Limit(w http.ResponseWriter, r *http.Request, op *policy.Opera
 		Detail:           "Rate limit exceeded: " + joinNames(violated) + "; retry in " + strconv.FormatInt(retry, 10) + "s.",
 		ViolatedPolicies: slices.Clone(violated),
 	})
-	return false
+	return false, nil
 }
 
 // storeFailed applies on-store-error: the request passes only when every
 // tier that applied allows it.
 func (l *Limiter) storeFailed(w http.ResponseWriter, op *policy.Operation, tiers []*policy.Tier, err error) bool {
-	l.storeErrors.Add(1)
-	if l.logErr != nil {
-		now := time.Now().Unix()
-		if last := l.lastLog.Load(); now > last && l.lastLog.CompareAndSwap(last, now) {
-			l.logErr(op, err)
-		}
-	}
+	l.countStoreError(op, err)
 	for _, t := range tiers {
 		if !t.AllowOnStoreError {
 			w.Header().Set("Retry-After", "1")
@@ -227,4 +270,15 @@ func (l *Limiter) storeFailed(w http.ResponseWriter, op *policy.Operation, tiers
 		}
 	}
 	return true
+}
+
+// countStoreError counts a store failure and logs it, at most once a second.
+func (l *Limiter) countStoreError(op *policy.Operation, err error) {
+	l.storeErrors.Add(1)
+	if l.logErr != nil {
+		now := time.Now().Unix()
+		if last := l.lastLog.Load(); now > last && l.lastLog.CompareAndSwap(last, now) {
+			l.logErr(op, err)
+		}
+	}
 }

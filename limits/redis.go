@@ -2,10 +2,14 @@ package limits
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/specguard/specguard/security"
 )
 
 // allowScript is gcra (store.go) in Lua, for every bucket of one request at
@@ -14,13 +18,21 @@ import (
 // every integer stays below 2^53, where Lua's doubles are exact.
 // ARGV holds interval, burst, cost and ttl (ms) per key.
 // It returns {allowed, then per key: allowed, remaining, retry_us, reset_us}.
-var allowScript = redis.NewScript(`
-local t = redis.call('TIME')
+var allowScript = redis.NewScript(luaTime + "local ko, ao = 0, 0\n" + allowBody)
+
+// luaTime sets now to Redis TIME in microseconds.
+const luaTime = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local out = {1}
+`
+
+// allowBody decides the buckets KEYS[ko+1..], whose arguments start at
+// ARGV[ao+1].
+const allowBody = `local out = {1}
 local tats = {}
-for i, key in ipairs(KEYS) do
-  local base = (i - 1) * 4
+local n = #KEYS - ko
+for i = 1, n do
+  local key = KEYS[ko + i]
+  local base = ao + (i - 1) * 4
   local interval = tonumber(ARGV[base + 1])
   local burst = tonumber(ARGV[base + 2])
   local cost = tonumber(ARGV[base + 3])
@@ -45,14 +57,22 @@ for i, key in ipairs(KEYS) do
   end
 end
 if out[1] == 1 then
-  for i, key in ipairs(KEYS) do
-    local ttl = tonumber(ARGV[(i - 1) * 4 + 4])
+  for i = 1, n do
+    local ttl = tonumber(ARGV[ao + (i - 1) * 4 + 4])
     local left = math.ceil((tats[i] - now) / 1000)
     if left > ttl then ttl = left end
-    redis.call('SET', key, string.format('%d', tats[i]), 'PX', ttl)
+    redis.call('SET', KEYS[ko + i], string.format('%d', tats[i]), 'PX', ttl)
   end
 end
-return out`)
+return out`
+
+// gatedScript is allowScript preceded by a security gate's condition over
+// KEYS[1] and ARGV[1]: when it is false, {-1} and nothing is charged.
+func gatedScript(cond string) *redis.Script {
+	return redis.NewScript(luaTime + "local gate_key, gate_arg = KEYS[1], ARGV[1]\n" +
+		"if not (" + cond + ") then return {-1} end\n" +
+		"local ko, ao = 1, 1\n" + allowBody)
+}
 
 // RedisStore keeps buckets in Redis, shared by every instance: one script
 // call decides every tier of a request. Keys carry a {hash tag} per
@@ -63,6 +83,7 @@ type RedisStore struct {
 	rdb     redis.UniversalClient
 	prefix  string
 	cluster bool
+	gated   sync.Map // gate condition -> *redis.Script
 }
 
 var _ Store = (*RedisStore)(nil)
@@ -99,6 +120,48 @@ func (s *RedisStore) Allow(ctx context.Context, reqs []Request, results []Result
 		return false, fmt.Errorf("%w: %v", ErrStore, err)
 	}
 	return decode(raw, results)
+}
+
+// CanGate implements GatedStore: on one Redis a gate and every tier go in
+// one script; a Cluster keeps them in different slots.
+func (s *RedisStore) CanGate() bool { return !s.cluster }
+
+// AllowGated implements GatedStore: one script checks the gate and, only
+// when it holds, decides every tier. A gate on another Redis, or a
+// Cluster, costs a round trip of its own.
+func (s *RedisStore) AllowGated(ctx context.Context, gate *security.Gate, reqs []Request, results []Result) (allowed, gateOK bool, err error) {
+	g := gate.Redis
+	if s.cluster || g == nil || g.Client != s.rdb {
+		if err := gate.Check(ctx); err != nil {
+			if errors.Is(err, security.ErrUnavailable) {
+				return false, false, fmt.Errorf("%w: %v", ErrStore, err)
+			}
+			return false, false, nil
+		}
+		allowed, err := s.Allow(ctx, reqs, results)
+		return allowed, true, err
+	}
+	sc, ok := s.gated.Load(g.Cond)
+	if !ok {
+		sc, _ = s.gated.LoadOrStore(g.Cond, gatedScript(g.Cond))
+	}
+	keys := make([]string, 1, 1+len(reqs))
+	keys[0] = g.Key
+	argv := make([]any, 1, 1+4*len(reqs))
+	argv[0] = g.Arg
+	for i := range reqs {
+		keys = append(keys, s.key(&reqs[i]))
+		argv = append(argv, args(&reqs[i])...)
+	}
+	raw, err := sc.(*redis.Script).Run(ctx, s.rdb, keys, argv...).Int64Slice()
+	if err != nil {
+		return false, false, fmt.Errorf("%w: %v", ErrStore, err)
+	}
+	if len(raw) == 1 && raw[0] == -1 {
+		return false, false, nil
+	}
+	allowed, err = decode(raw, results)
+	return allowed, true, err
 }
 
 // allowEach decides each tier with its own script call, in one pipeline.

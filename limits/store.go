@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
 )
 
 // ErrStore wraps every failure to reach a store.
@@ -100,6 +101,18 @@ type Result struct {
 // and all are charged, or none is charged. results has len(reqs).
 type Store interface {
 	Allow(ctx context.Context, reqs []Request, results []Result) (allowed bool, err error)
+}
+
+// GatedStore is a Store that can evaluate a security.Gate (the revocation
+// check of a bearer token) in the same call as the decision.
+type GatedStore interface {
+	Store
+	// CanGate reports whether AllowGated saves a round trip.
+	CanGate() bool
+	// AllowGated is Allow preceded by the gate, atomically: when the gate
+	// fails nothing is charged and gateOK is false. err reports a store
+	// that could not answer either question.
+	AllowGated(ctx context.Context, gate *security.Gate, reqs []Request, results []Result) (allowed, gateOK bool, err error)
 }
 
 // gcra is the whole algorithm. tat is the bucket's theoretical arrival time

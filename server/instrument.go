@@ -124,3 +124,30 @@ func (s *meteredLimits) Allow(ctx context.Context, reqs []limits.Request, result
 	s.m.observeStore(s.store, "ratelimit", start, err)
 	return ok, err
 }
+
+// AccessGate forwards security.AccessGater, so bearer revocation checks can
+// still ride in the rate-limit script.
+func (s *meteredStore) AccessGate(subject, family, jti string) *security.RedisGate {
+	if ag, ok := s.next.(security.AccessGater); ok {
+		return ag.AccessGate(subject, family, jti)
+	}
+	return nil
+}
+
+// CanGate forwards limits.GatedStore.
+func (s *meteredLimits) CanGate() bool {
+	gs, ok := s.next.(limits.GatedStore)
+	return ok && gs.CanGate()
+}
+
+// AllowGated forwards limits.GatedStore, timed as a rate-limit call.
+func (s *meteredLimits) AllowGated(ctx context.Context, gate *security.Gate, reqs []limits.Request, results []limits.Result) (bool, bool, error) {
+	gs, ok := s.next.(limits.GatedStore)
+	if !ok {
+		return false, false, errors.New("the rate-limit store cannot carry gates")
+	}
+	start := time.Now()
+	allowed, gateOK, err := gs.AllowGated(ctx, gate, reqs, results)
+	s.m.observeStore(s.store, "ratelimit", start, err)
+	return allowed, gateOK, err
+}

@@ -1,0 +1,215 @@
+package security_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/specguard/specguard/e2e/redistest"
+	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
+)
+
+// roundTrips counts what a go-redis client sends: one per command or
+// pipeline, which is one network round trip each.
+type roundTrips struct{ n atomic.Int64 }
+
+func (c *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { c.n.Add(1); return next(ctx, cmd) }
+}
+func (c *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { c.n.Add(1); return next(ctx, cmds) }
+}
+
+const gateSpec = `
+openapi: 3.0.3
+info: {title: gate, version: "1"}
+paths:
+  /items:
+    get:
+      operationId: listItems
+      security:
+        - oauth2: [a:read]
+      x-rate-limit:
+        - {name: anon, limit: 2, window: 1h, key: ip, who: anonymous}
+        - {name: user, limit: 3, window: 1h, key: principal, who: authenticated}
+      responses:
+        '200': {description: ok}
+    post:
+      operationId: addItem
+      security:
+        - oauth2: [a:write]
+      x-rate-limit:
+        - {name: anon, limit: 100, window: 1h, key: ip, who: anonymous}
+      responses:
+        '200': {description: ok}
+components:
+  securitySchemes:
+    oauth2:
+      type: oauth2
+      flows:
+        password:
+          tokenUrl: /token
+          scopes: {a:read: read, a:write: write}
+`
+
+type gateEnv struct {
+	srv    *redistest.Server
+	trips  *roundTrips
+	tokens *security.TokenService
+	store  *security.RedisStore
+	h      http.Handler
+}
+
+// newGateEnv is a guard whose token store and rate limits share one Redis
+// client, as specguard serve wires them.
+func newGateEnv(t *testing.T) *gateEnv {
+	t.Helper()
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	trips := &roundTrips{}
+	rdb.AddHook(trips)
+	table, err := policy.Compile("gate.yaml", []byte(gateSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := security.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := security.NewRedisStore(rdb, srv.Prefix, time.Second)
+	ts, err := security.NewTokenService("specguard", "specguard", key, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	ok := func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) }
+	r.Get("/items", ok)
+	r.Post("/items", ok)
+	limiter := limits.New(limits.NewRedisStore(rdb, srv.Prefix+"rl:"), limits.WithTimeout(time.Second))
+	if !limiter.CanGate() {
+		t.Fatal("a limiter on a single Redis must carry gates")
+	}
+	guard, err := security.NewGuard(table, r,
+		security.WithAuthenticator(policy.SchemeOAuth2, security.BearerAuthenticator{Tokens: ts}),
+		security.WithLimiter(limiter), security.WithoutRequestValidation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &gateEnv{srv: srv, trips: trips, tokens: ts, store: store, h: guard(r)}
+}
+
+func (e *gateEnv) do(method, token, ip string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, "/items", nil)
+	req.RemoteAddr = net.JoinHostPort(ip, "1234")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	w := httptest.NewRecorder()
+	e.h.ServeHTTP(w, req)
+	return w
+}
+
+// A guarded bearer request on Redis costs one round trip: the revocation
+// check rides in the rate-limit script.
+func TestGateOneRoundTrip(t *testing.T) {
+	e := newGateEnv(t)
+	pair, err := e.tokens.Login(context.Background(), "alice", "user", []string{"a:read"}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := e.do("GET", pair.Access, "192.0.2.1"); w.Code != 200 { // loads the script (EVALSHA, then EVAL)
+		t.Fatalf("first request: %d %s", w.Code, w.Body)
+	}
+	before := e.trips.n.Load()
+	w := e.do("GET", pair.Access, "192.0.2.1")
+	if w.Code != 200 {
+		t.Fatalf("second request: %d %s", w.Code, w.Body)
+	}
+	if n := e.trips.n.Load() - before; n != 1 {
+		t.Fatalf("a guarded bearer request made %d Redis round trips, want 1", n)
+	}
+	if got := w.Header().Get("RateLimit"); got != `"user";r=1;t=2400` {
+		t.Errorf("RateLimit %q: the principal's tier should have been charged twice", got)
+	}
+}
+
+// A revoked token is refused as invalid, its subject's bucket is not
+// charged, and the request counts against the anonymous tier of its IP.
+func TestGateRevokedTokenChargesOnlyTheIP(t *testing.T) {
+	e := newGateEnv(t)
+	ctx := context.Background()
+	victim, err := e.tokens.Login(ctx, "victim", "user", []string{"a:read"}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := e.do("GET", victim.Access, "192.0.2.9"); w.Code != 200 {
+		t.Fatalf("before revocation: %d", w.Code)
+	}
+	if err := e.store.RevokeFamily(ctx, "victim", victim.AccessClaims.Family); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []int{401, 401, 429} { // anon: 2 per hour per IP
+		w := e.do("GET", victim.Access, "198.51.100.7")
+		if w.Code != want {
+			t.Fatalf("revoked token, attempt %d: %d, want %d (%s)", i+1, w.Code, want, w.Body)
+		}
+		if want == 401 && !strings.Contains(w.Header().Get("WWW-Authenticate"), `error="invalid_token"`) {
+			t.Errorf("attempt %d: WWW-Authenticate %q", i+1, w.Header().Get("WWW-Authenticate"))
+		}
+	}
+	// The victim logs in again: their bucket still holds 2 of 3.
+	again, err := e.tokens.Login(ctx, "victim", "user", []string{"a:read"}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := e.do("GET", again.Access, "192.0.2.9")
+	if w.Code != 200 || w.Header().Get("RateLimit") != `"user";r=1;t=2400` {
+		t.Fatalf("victim after the attack: %d RateLimit %q, want 200 with 1 left", w.Code, w.Header().Get("RateLimit"))
+	}
+}
+
+// A revoked token lacking the operation's scope is invalid (401), not
+// merely short of scope (403), as when the check was not deferred.
+func TestGateRevokedBeatsScope(t *testing.T) {
+	e := newGateEnv(t)
+	ctx := context.Background()
+	pair, err := e.tokens.Login(ctx, "bob", "user", []string{"a:read"}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := e.do("POST", pair.Access, "192.0.2.3"); w.Code != 403 {
+		t.Fatalf("valid token without a:write: %d, want 403", w.Code)
+	}
+	if err := e.store.RevokeFamily(ctx, "bob", pair.AccessClaims.Family); err != nil {
+		t.Fatal(err)
+	}
+	if w := e.do("POST", pair.Access, "192.0.2.3"); w.Code != 401 {
+		t.Fatalf("revoked token without a:write: %d, want 401", w.Code)
+	}
+}
+
+// With Redis down the gated path fails closed: 503, whatever the tiers'
+// on-store-error says.
+func TestGateStoreDown(t *testing.T) {
+	e := newGateEnv(t)
+	pair, err := e.tokens.Login(context.Background(), "carol", "user", []string{"a:read"}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv.Stop()
+	w := e.do("GET", pair.Access, "192.0.2.4")
+	if w.Code != 503 || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("Redis down: %d %q, want 503 with Retry-After", w.Code, w.Header().Get("Retry-After"))
+	}
+}
