@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -91,10 +92,18 @@ func compileDoc(source string, data []byte) (*Table, Errors) {
 	if err != nil {
 		return nil, Errors{{Source: source, Msg: "cannot load OpenAPI document: " + oneLine(err.Error())}}
 	}
+	c := &compiler{source: source, doc: doc, data: data}
 	if err := doc.Validate(context.Background()); err != nil {
+		// kin-openapi refuses, among much else, a security requirement
+		// naming an undeclared scheme. When the compiler finds what is
+		// wrong, its lines (naming operation and field) say it better.
+		if doc.Paths != nil {
+			if c.compile(); len(c.errs) > 0 {
+				return nil, c.errs
+			}
+		}
 		return nil, Errors{{Source: source, Msg: "invalid OpenAPI document: " + oneLine(err.Error())}}
 	}
-	c := &compiler{source: source, doc: doc}
 	t := c.compile()
 	return t, c.errs
 }
@@ -104,6 +113,7 @@ func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 type compiler struct {
 	source string
 	doc    *openapi3.T
+	data   []byte
 	errs   Errors
 
 	schemes     map[string]*Scheme
@@ -138,7 +148,7 @@ func (c *compiler) compile() *Table {
 	}
 	sort.Strings(t.Scopes)
 
-	rootLimits, rootUnlimited, rootHasLimits := c.parseLimits(docLine(c.doc), "document", c.doc.Extensions)
+	rootLimits, rootUnlimited, rootHasLimits := c.parseLimits(c.rootLine(ExtRateLimit), "document", c.doc.Extensions)
 
 	paths := c.doc.Paths.InMatchingOrder()
 	sort.Strings(paths)
@@ -200,9 +210,13 @@ func (c *compiler) compile() *Table {
 	return t
 }
 
-func docLine(doc *openapi3.T) int {
-	if doc.Origin != nil && doc.Origin.Key != nil {
-		return doc.Origin.Key.Line
+// rootLine returns the line of a top-level YAML key, found in the source
+// (kin-openapi records no location for mappings), or 0.
+func (c *compiler) rootLine(key string) int {
+	for i, line := range bytes.Split(c.data, []byte("\n")) {
+		if bytes.HasPrefix(line, []byte(key+":")) {
+			return i + 1
+		}
 	}
 	return 0
 }

@@ -1,0 +1,189 @@
+package policy_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/specguard/specguard/policy"
+)
+
+// doc is a small document: root lines go after info (line 3 on), the
+// operation GET /things/{id} starts right after "paths:", and op lines go
+// inside it after its parameters.
+func doc(root, op string) string {
+	return `openapi: 3.0.3
+info: {title: t, version: "1"}
+` + root + `paths:
+  /things/{id}:
+    get:
+      operationId: getThing
+      parameters: [{name: id, in: path, required: true, schema: {type: string}}]
+` + op + `      responses: {'200': {description: ok}}
+components:
+  securitySchemes:
+    bearer: {type: http, scheme: bearer}
+    key: {type: apiKey, in: header, name: X-Key}
+    cookie: {type: apiKey, in: cookie, name: sid}
+    basic: {type: http, scheme: basic}
+    query: {type: apiKey, in: query, name: k}
+    authz: {type: apiKey, in: header, name: Authorization}
+    oidc: {type: openIdConnect, openIdConnectUrl: 'https://example.com/.well-known/openid-configuration'}
+    oauth:
+      type: oauth2
+      flows:
+        password: {tokenUrl: /token, scopes: {read: r, write: w}}
+`
+}
+
+// tierOK is an operation snippet: one valid tier.
+const tierOK = "      x-rate-limit: {name: t, limit: 10, window: 1m, key: ip}\n"
+
+func compileErr(t *testing.T, src string) string {
+	t.Helper()
+	_, err := policy.Compile("spec.yaml", []byte(src))
+	if err == nil {
+		return ""
+	}
+	if _, ok := err.(policy.Errors); !ok {
+		t.Fatalf("error is a %T, want policy.Errors", err)
+	}
+	return err.Error()
+}
+
+// TestCompileRules: every rule of the compiler, each with the exact line it
+// prints (file:line: operation: field: message).
+func TestCompileRules(t *testing.T) {
+	for _, c := range rules {
+		t.Run(c.name, func(t *testing.T) {
+			if c.want == "" {
+				t.Fatal("a rule case must expect an error")
+			}
+			got := compileErr(t, c.src)
+			if got != c.want {
+				t.Errorf("got:\n%s\nwant:\n%s", got, c.want)
+			}
+			if strings.Count(got, "\n") != 0 {
+				t.Errorf("one rule broken gives one line, got %d", strings.Count(got, "\n")+1)
+			}
+		})
+	}
+}
+
+type rule struct {
+	name, src, want string
+}
+
+const sec = "      security: [{bearer: []}]\n"
+
+func tier(fields string) string { return "      x-rate-limit: {" + fields + "}\n" }
+
+func withRoles(src, roles string) string { return src + "      x-roles: " + roles + "\n" }
+
+var rules = []rule{
+	{"no security anywhere", doc("", tierOK),
+		"spec.yaml:5: GET /things/{id} (getThing): security: no security declared here or at the document root; use security: [] to make it public"},
+	{"unknown scheme", doc("", "      security: [{nope: []}]\n"+tierOK),
+		"spec.yaml:5: GET /things/{id} (getThing): security[0].nope: unknown security scheme; components.securitySchemes does not declare it"},
+	{"http basic", doc("", "      security: [{basic: []}]\n"+tierOK),
+		"spec.yaml:5: GET /things/{id} (getThing): security[0].basic: http scheme \"basic\" cannot be enforced; specguard verifies bearer tokens"},
+	{"apiKey in query", doc("", "      security: [{query: []}]\n"+tierOK),
+		"spec.yaml:5: GET /things/{id} (getThing): security[0].query: apiKey in query cannot be enforced: credentials in URLs leak into logs and caches"},
+	{"openIdConnect", doc("", "      security: [{oidc: []}]\n"+tierOK),
+		"spec.yaml:5: GET /things/{id} (getThing): security[0].oidc: scheme type \"openIdConnect\" cannot be enforced"},
+	{"apiKey in Authorization", doc("", "      security: [{authz: []}]\n"+tierOK),
+		"spec.yaml:5: GET /things/{id} (getThing): security[0].authz: an apiKey in the Authorization header would collide with bearer tokens"},
+	{"undeclared oauth2 scope", doc("", "      security: [{oauth: [read, admin]}]\n"+tierOK),
+		"spec.yaml:5: GET /things/{id} (getThing): security[0].oauth: scope \"admin\" is not declared by the oauth scheme"},
+	{"scope on an apiKey scheme declared nowhere", doc("", "      security: [{key: [nope]}]\n"+tierOK),
+		"spec.yaml:5: GET /things/{id} (getThing): security[0].key: scope \"nope\" is not declared by any oauth2 scheme"},
+	{"document default names an unknown scheme", doc("security: [{nope: []}]\n", tierOK),
+		"spec.yaml:6: GET /things/{id} (getThing): security (document default)[0].nope: unknown security scheme; components.securitySchemes does not declare it"},
+	{"roles not a mapping", withRoles(doc("", sec+tierOK), "[user]"),
+		"spec.yaml:20: components.securitySchemes.oauth: x-roles: must map each role to a list of scopes"},
+	{"role not a list", withRoles(doc("", sec+tierOK), "{user: read}"),
+		"spec.yaml:20: components.securitySchemes.oauth: x-roles.user: must be a list of scopes"},
+	{"role grants an undeclared scope", withRoles(doc("", sec+tierOK), "{user: [read, admin]}"),
+		"spec.yaml:20: components.securitySchemes.oauth: x-roles.user[1]: scope admin is not declared by the scheme's flows"},
+	{"x-require-fresh not a bool", doc("", sec+tierOK+"      x-require-fresh: yes please\n"),
+		"spec.yaml:5: GET /things/{id} (getThing): x-require-fresh: must be true or false, not yes please"},
+	{"x-require-fresh on an optional operation", doc("", "      security: [{bearer: []}, {}]\n"+tierOK+"      x-require-fresh: true\n"),
+		"spec.yaml:5: GET /things/{id} (getThing): x-require-fresh: needs an operation that requires a token; this one admits anonymous callers"},
+	{"x-require-fresh with a cookie alternative", doc("", "      security: [{bearer: []}, {cookie: []}]\n"+tierOK+"      x-require-fresh: true\n"),
+		"spec.yaml:5: GET /things/{id} (getThing): x-require-fresh: security alternative 1 uses cookie (apiKey in cookie), which carries no freshness; only bearer tokens do"},
+	{"x-rate-limit true", doc("", sec+"      x-rate-limit: true\n"),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit: true is not a limit; give a tier, a list of tiers, or false for unlimited"},
+	{"x-rate-limit empty list", doc("", sec+"      x-rate-limit: []\n"),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit: empty list; give at least one tier, or false for unlimited"},
+	{"x-rate-limit scalar", doc("", sec+"      x-rate-limit: 5\n"),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit: must be a tier, a list of tiers, or false"},
+	{"tier not a mapping", doc("", sec+"      x-rate-limit: [5]\n"),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0]: a tier must be a mapping"},
+	{"unknown field", doc("", sec+tier("name: t, limit: 10, window: 1m, key: ip, per: minute")),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0].per: unknown field (known: burst, cost, key, limit, name, on-store-error, shared, who, window)"},
+	{"name missing", doc("", sec+tier("limit: 10, window: 1m, key: ip")),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0].name: missing"},
+	{"bad name", doc("", sec+tier("name: 'a b', limit: 10, window: 1m, key: ip")),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0].name: must be 1-64 letters, digits, '_', '.' or '-', not a b"},
+	{"limit missing", doc("", sec+tier("name: t, window: 1m, key: ip")),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0].limit: missing"},
+	{"limit zero", doc("", sec+tier("name: t, limit: 0, window: 1m, key: ip")),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0].limit: must be greater than 0, not 0"},
+	{"limit fractional", doc("", sec+tier("name: t, limit: 1.5, window: 1m, key: ip")),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0].limit: must be a whole number, not 1.5"},
+	{"limit a string", doc("", sec+tier("name: t, limit: ten, window: 1m, key: ip")),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0].limit: must be a whole number, not ten"},
+	{"window missing", doc("", sec+tier("name: t, limit: 10, key: ip")),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0].window: missing"},
+	{"window not a duration", doc("", sec+tier("name: t, limit: 10, window: 5 minutes, key: ip")),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0].window: \"5 minutes\" is not a Go duration such as 1m or 15m"},
+	{"window below 1s", doc("", sec+tier("name: t, limit: 10, window: 500ms, key: ip")),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0].window: 500ms is below the 1s minimum"},
+	{"window a number", doc("", sec+tier("name: t, limit: 10, window: 60, key: ip")),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0].window: must be a Go duration string such as 1m, not 60"},
+	{"burst zero", doc("", sec+tier("name: t, limit: 10, window: 1m, burst: 0, key: ip")),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0].burst: must be greater than 0, not 0"},
+	{"cost above burst", doc("", sec+tier("name: t, limit: 10, window: 1m, cost: 20, key: ip")),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0].cost: 20 exceeds burst 10, so no request could ever pass"},
+	{"finer than a microsecond", doc("", sec+tier("name: t, limit: 2000000, window: 1s, key: ip")),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0].limit: 2000000 per 1s is finer than one request per microsecond"},
+	{"key missing", doc("", sec+tier("name: t, limit: 10, window: 1m")),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0].key: missing (ip, principal, apikey, session, claim:<name> or global)"},
+	{"key unknown", doc("", sec+tier("name: t, limit: 10, window: 1m, key: user")),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0].key: \"user\" is not ip, principal, apikey, session, claim:<name> or global"},
+	{"key claim with a bad name", doc("", sec+tier("name: t, limit: 10, window: 1m, key: 'claim:a b', who: authenticated")),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0].key: \"claim:a b\" is not ip, principal, apikey, session, claim:<name> or global"},
+	{"who unknown", doc("", sec+tier("name: t, limit: 10, window: 1m, key: ip, who: everyone")),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0].who: \"everyone\" is not anonymous, authenticated or any"},
+	{"identity key without who authenticated", doc("", sec+tier("name: t, limit: 10, window: 1m, key: principal")),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0].who: key principal needs who: authenticated; anonymous callers have no verified identity"},
+	{"shared bad name", doc("", sec+tier("name: t, limit: 10, window: 1m, key: ip, shared: 'a b'")),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0].shared: must be 1-64 letters, digits, '_', '.' or '-', not \"a b\""},
+	{"on-store-error unknown", doc("", sec+tier("name: t, limit: 10, window: 1m, key: ip, on-store-error: maybe")),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0].on-store-error: \"maybe\" is not allow or deny"},
+	{"duplicate tier names", doc("", sec+"      x-rate-limit: [{name: t, limit: 10, window: 1m, key: ip}, {name: t, limit: 5, window: 1h, key: ip}]\n"),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[1].name: duplicate tier name \"t\""},
+	{"authenticated tier on a public operation", doc("", "      security: []\n"+tier("name: t, limit: 10, window: 1m, key: principal, who: authenticated")),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0]: who: authenticated never applies: the operation is public (security: [])"},
+	{"apikey tier without an API key scheme", doc("", sec+tier("name: t, limit: 10, window: 1m, key: apikey, who: authenticated")),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0]: key apikey never applies: no security alternative accepts an API key"},
+	{"session tier without a cookie scheme", doc("", sec+tier("name: t, limit: 10, window: 1m, key: session, who: authenticated")),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0]: key session never applies: no security alternative accepts a cookie session"},
+	{"claim tier without a token scheme", doc("", "      security: [{key: []}]\n"+tier("name: t, limit: 10, window: 1m, key: 'claim:sub', who: authenticated")),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0]: key claim:sub never applies: no security alternative accepts a token"},
+	{"no x-rate-limit and no default", doc("", sec),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit: missing, and the document declares no default; declare one, or x-rate-limit: false to leave it unlimited"},
+	{"no tier of the default applies", doc("x-rate-limit: {name: u, limit: 10, window: 1m, key: principal, who: authenticated}\n", "      security: []\n"),
+		"spec.yaml:6: GET /things/{id} (getThing): x-rate-limit: no tier of the document default applies to this operation; declare x-rate-limit here"},
+	{"malformed document default", doc("security: [{bearer: []}]\nx-rate-limit: {name: d, limit: 10, window: 1m}\n", tierOK),
+		"spec.yaml:4: document: x-rate-limit[0].key: missing (ip, principal, apikey, session, claim:<name> or global)"},
+	{"operationId missing", strings.Replace(doc("", sec+tierOK), "      operationId: getThing\n", "", 1),
+		"spec.yaml:5: GET /things/{id}: operationId: missing; every operation needs one"},
+	{"parameter name chi cannot route", strings.NewReplacer("  /things/{id}:\n", "  /things/{a b}:\n", "name: id,", "name: 'a b',").Replace(doc("", sec+tierOK)),
+		"spec.yaml:4: path /things/{a b}: parameter name \"a b\" cannot be routed; use letters, digits, '_', '.' or '-'"},
+	{"'*' in a path", strings.Replace(doc("", "      security: []\n"+tierOK), "  /things/{id}:\n", "  /things/{id}/*:\n", 1),
+		"spec.yaml:4: path /things/{id}/*: '*' is not allowed in a path template"},
+	{"not YAML", "openapi: 3.0.3\ninfo: [\n",
+		"spec.yaml: cannot load OpenAPI document: failed to unmarshal data: json error: invalid character 'o' looking for beginning of value, yaml error: error converting YAML to JSON: yaml: line 2: did not find expected node content"},
+	{"invalid OpenAPI", "openapi: 3.0.3\npaths: {}\n",
+		"spec.yaml: invalid OpenAPI document: invalid info: must be an object"},
+}

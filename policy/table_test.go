@@ -1,0 +1,185 @@
+package policy_test
+
+import (
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/specguard/specguard/api"
+	"github.com/specguard/specguard/policy"
+)
+
+const twoOps = `openapi: 3.0.3
+info: {title: t, version: "1"}
+security: [{bearer: []}, {}]
+x-rate-limit:
+  - {name: anon, limit: 60, window: 1m, key: ip, who: anonymous}
+  - {name: user, limit: 600, window: 1m, burst: 100, key: principal, who: authenticated, on-store-error: allow}
+paths:
+  /posts:
+    get:
+      operationId: listPosts
+      responses: {'200': {description: ok}}
+    post:
+      operationId: createPost
+      security: [{oauth: [write]}, {key: [write], cookie: []}]
+      x-rate-limit:
+        - {name: w, limit: 10, window: 1m, key: principal, who: authenticated, shared: writes, cost: 2}
+      x-require-fresh: false
+      responses: {'200': {description: ok}}
+  /posts/{id}:
+    delete:
+      operationId: deletePost
+      parameters: [{name: id, in: path, required: true, schema: {type: string}}]
+      security: [{oauth: [write]}]
+      x-rate-limit: [{name: w, limit: 10, window: 1m, key: principal, who: authenticated, shared: writes}]
+      x-require-fresh: true
+      responses: {'200': {description: ok}}
+  /health:
+    get:
+      operationId: health
+      security: []
+      x-rate-limit: false
+      responses: {'200': {description: ok}}
+  /login:
+    post:
+      operationId: login
+      security: []
+      responses: {'200': {description: ok}}
+components:
+  securitySchemes:
+    bearer: {type: http, scheme: bearer}
+    key: {type: apiKey, in: header, name: x-api-key}
+    cookie: {type: apiKey, in: cookie, name: sid}
+    oauth:
+      type: oauth2
+      flows:
+        password: {tokenUrl: /token, scopes: {read: r, write: w}}
+      x-roles: {user: [read, write], guest: [read]}
+`
+
+// The compiled table: security as OpenAPI defines it, tiers with their
+// defaults, buckets, inheritance, roles, lookups.
+func TestCompileTable(t *testing.T) {
+	table, err := policy.Compile("two.yaml", []byte(twoOps))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(table.Operations()); got != 5 {
+		t.Fatalf("%d operations, want 5", got)
+	}
+
+	list := table.Operation("listPosts")
+	if list.Security.Public || !list.Security.Anonymous || len(list.Security.Alternatives) != 1 ||
+		list.Security.Alternatives[0][0].Scheme.Name != "bearer" || list.Security.Access() != policy.AccessOptional {
+		t.Errorf("listPosts inherits [bearer, {}]: %+v", list.Security)
+	}
+	if len(list.Limits) != 2 || list.Limits[0].Bucket != "listPosts/anon" || list.Limits[1].Burst != 100 ||
+		!list.Limits[1].AllowOnStoreError || list.Limits[0].AllowOnStoreError || list.Limits[0].Burst != 60 || list.Limits[0].Cost != 1 {
+		t.Errorf("listPosts inherits both default tiers: %+v", list.Limits)
+	}
+
+	create := table.Operation("createPost")
+	alts := create.Security.Alternatives
+	if create.Security.Anonymous || len(alts) != 2 || len(alts[1]) != 2 ||
+		alts[1][0].Scheme.Name != "cookie" || alts[1][1].Scheme.Name != "key" || !slices.Equal(alts[1][1].Scopes, []string{"write"}) ||
+		alts[1][1].Scheme.Param != "X-Api-Key" || alts[1][0].Scheme.Type != policy.SchemeAPIKeyCookie {
+		t.Errorf("createPost replaces the default with oauth OR (key AND cookie): %+v", alts)
+	}
+	if w := create.Limits[0]; len(create.Limits) != 1 || w.Bucket != "shared:writes" || w.Cost != 2 || w.Who != policy.WhoAuthenticated ||
+		w.Key != policy.KeyPrincipal || w.Window != time.Minute || w.Interval() != 6_000_000 {
+		t.Errorf("createPost's own tier replaces the default: %+v", create.Limits)
+	}
+	if create.RequireFresh {
+		t.Error("x-require-fresh: false")
+	}
+
+	del := table.Lookup("DELETE", "/posts/{id}")
+	if del == nil || del.ID != "deletePost" || !del.RequireFresh || del.Limits[0].Bucket != "shared:writes" || del.Pattern != "/posts/{id}" {
+		t.Errorf("deletePost: %+v", del)
+	}
+	if table.Lookup("GET", "/posts/{id}") != nil || table.Lookup("DELETE", "/posts/{x}") != nil {
+		t.Error("Lookup found an operation the document does not have")
+	}
+
+	health := table.Operation("health")
+	if !health.Security.Public || !health.Unlimited || len(health.Limits) != 0 || health.Security.Access() != policy.AccessPublic {
+		t.Errorf("health: %+v", health)
+	}
+	// login is public: the default's authenticated tier is dropped, the
+	// anonymous one applies.
+	login := table.Operation("login")
+	if len(login.Limits) != 1 || login.Limits[0].Name != "anon" {
+		t.Errorf("login: %+v", login.Limits)
+	}
+
+	if !reflect.DeepEqual(table.Roles, map[string][]string{"user": {"read", "write"}, "guest": {"read"}}) || table.RoleScopes("admin") != nil {
+		t.Errorf("roles: %v", table.Roles)
+	}
+	if !slices.Equal(table.Scopes, []string{"read", "write"}) {
+		t.Errorf("scopes: %v", table.Scopes)
+	}
+	if len(table.Schemes) != 4 {
+		t.Errorf("schemes in use: %v", table.Schemes)
+	}
+}
+
+// Every problem of a document is reported, one line each, ordered by path
+// then method (as Operations lists them).
+func TestCompileReportsEverything(t *testing.T) {
+	src := strings.NewReplacer(
+		"      x-rate-limit: [{name: w, limit: 10, window: 1m, key: principal, who: authenticated, shared: writes}]\n",
+		"      x-rate-limit: [{name: w, limit: 20, window: 1m, key: principal, who: authenticated, shared: writes}]\n",
+		"      operationId: health\n", "      operationId: listPosts\n",
+		"      x-require-fresh: false\n", "      x-require-fresh: 1\n",
+	).Replace(twoOps)
+	_, err := policy.Compile("two.yaml", []byte(src))
+	want := strings.Join([]string{
+		`two.yaml:9: GET /posts (listPosts): operationId: duplicate; GET /health uses it too`,
+		`two.yaml:12: POST /posts (createPost): x-require-fresh: must be true or false, not 1`,
+		`two.yaml:20: DELETE /posts/{id} (deletePost): x-rate-limit[0].shared: bucket "writes" is declared by POST /posts (createPost) with a different limit, window, burst or key`,
+	}, "\n")
+	if err == nil || err.Error() != want {
+		t.Fatalf("got:\n%v\nwant:\n%s", err, want)
+	}
+}
+
+// The example document compiles, and says what the README says it does.
+func TestCompileExampleSpec(t *testing.T) {
+	table, err := policy.Compile("api/openapi.yaml", api.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(table.Operations()); n != 23 {
+		t.Errorf("%d operations, want 23", n)
+	}
+	login := table.Operation("login")
+	if !login.Security.Public || len(login.Limits) != 1 || login.Limits[0].Limit != 5 || login.Limits[0].Window != 15*time.Minute || login.Limits[0].Key != policy.KeyIP {
+		t.Errorf("login: 5 per 15 minutes per IP, public: %+v %+v", login.Security, login.Limits)
+	}
+	if j := table.Operation("getJWKS"); !j.Security.Public || !j.Unlimited {
+		t.Errorf("getJWKS: public and unlimited: %+v", j)
+	}
+	if !table.Operation("createApiKey").RequireFresh {
+		t.Error("createApiKey requires a fresh token")
+	}
+	d := table.Operation("disableUser").Security.Alternatives
+	if len(d) != 2 || len(d[1]) != 2 || d[1][0].Scheme.Name != "apiKeyAuth" || d[1][1].Scheme.Name != "cookieAuth" {
+		t.Errorf("disableUser: oauth2 OR (apiKeyAuth AND cookieAuth): %+v", d)
+	}
+	if p := table.Operation("listPosts").Security; !p.Anonymous {
+		t.Error("listPosts admits anonymous callers")
+	}
+	for _, id := range []string{"createPost", "updatePost", "deletePost"} {
+		if op := table.Operation(id); op.Limits[len(op.Limits)-1].Bucket != "shared:post-writes" {
+			t.Errorf("%s does not count into post-writes: %+v", id, op.Limits)
+		}
+	}
+	for _, role := range []string{"user", "moderator", "admin"} {
+		if len(table.RoleScopes(role)) == 0 {
+			t.Errorf("role %s grants nothing", role)
+		}
+	}
+}
