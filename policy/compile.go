@@ -32,22 +32,28 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	msg := e.Msg
+	if e.Field != "" {
+		msg = e.Field + ": " + msg
+	}
+	return formatLine(e.Source, e.Line, e.Where, msg)
+}
+
+// formatLine prints "source:line: where: msg", leaving out a zero line and
+// an empty where.
+func formatLine(source string, line int, where, msg string) string {
 	var b strings.Builder
-	b.WriteString(e.Source)
-	if e.Line > 0 {
+	b.WriteString(source)
+	if line > 0 {
 		b.WriteString(":")
-		b.WriteString(strconv.Itoa(e.Line))
+		b.WriteString(strconv.Itoa(line))
 	}
 	b.WriteString(": ")
-	if e.Where != "" {
-		b.WriteString(e.Where)
+	if where != "" {
+		b.WriteString(where)
 		b.WriteString(": ")
 	}
-	if e.Field != "" {
-		b.WriteString(e.Field)
-		b.WriteString(": ")
-	}
-	b.WriteString(e.Msg)
+	b.WriteString(msg)
 	return b.String()
 }
 

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -41,19 +40,7 @@ type Warning struct {
 }
 
 func (w *Warning) String() string {
-	var b strings.Builder
-	b.WriteString(w.Source)
-	if w.Line > 0 {
-		b.WriteString(":")
-		b.WriteString(strconv.Itoa(w.Line))
-	}
-	b.WriteString(": ")
-	if w.Where != "" {
-		b.WriteString(w.Where)
-		b.WriteString(": ")
-	}
-	fmt.Fprintf(&b, "warning: %s [%s]", w.Msg, w.Code)
-	return b.String()
+	return formatLine(w.Source, w.Line, w.Where, fmt.Sprintf("warning: %s [%s]", w.Msg, w.Code))
 }
 
 // Lint compiles a document as Compile does and also reports warnings. It

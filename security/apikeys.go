@@ -5,9 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -68,14 +66,8 @@ func (s APIKeyService) Authenticate(ctx context.Context, r *http.Request, scheme
 		return nil, fmt.Errorf("%w: not a specguard API key", ErrInvalid)
 	}
 	k, err := s.Store.Key(ctx, subject, id)
-	if errors.Is(err, ErrNotFound) {
-		return nil, fmt.Errorf("%w: unknown or revoked API key", ErrInvalid)
-	} else if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	sum := sha256.Sum256(secret)
-	if subtle.ConstantTimeCompare(sum[:], k.SecretHash) != 1 {
-		return nil, fmt.Errorf("%w: unknown or revoked API key", ErrInvalid)
+	if err := checkSecret(err, secret, func() []byte { return k.SecretHash }, "unknown or revoked API key"); err != nil {
+		return nil, err
 	}
 	return &Principal{Subject: k.Subject, Scopes: k.Scopes, KeyID: k.ID}, nil
 }

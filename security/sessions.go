@@ -179,14 +179,8 @@ func (s *SessionService) Authenticate(ctx context.Context, r *http.Request, sche
 		return nil, fmt.Errorf("%w: malformed session cookie", ErrInvalid)
 	}
 	sess, err := s.store.Session(ctx, subject, id)
-	if errors.Is(err, ErrNotFound) {
-		return nil, fmt.Errorf("%w: session expired or ended", ErrInvalid)
-	} else if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	sum := sha256.Sum256(secret)
-	if subtle.ConstantTimeCompare(sum[:], sess.SecretHash) != 1 {
-		return nil, fmt.Errorf("%w: session expired or ended", ErrInvalid)
+	if err := checkSecret(err, secret, func() []byte { return sess.SecretHash }, "session expired or ended"); err != nil {
+		return nil, err
 	}
 	if !safeMethod(r.Method) {
 		if err := s.checkCSRF(r, sess.ID); err != nil {
@@ -242,6 +236,23 @@ func (s *SessionService) originAllowed(r *http.Request, origin string) bool {
 		}
 	}
 	return false
+}
+
+// checkSecret judges a credential looked up in the store: lookupErr from
+// the lookup (ErrNotFound: unknown or ended), then the presented secret
+// against the stored SHA-256 hash in constant time. Both failures give the
+// same message, so a caller cannot tell an unknown id from a wrong secret.
+func checkSecret(lookupErr error, secret []byte, storedHash func() []byte, invalid string) error {
+	if errors.Is(lookupErr, ErrNotFound) {
+		return fmt.Errorf("%w: %s", ErrInvalid, invalid)
+	} else if lookupErr != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, lookupErr)
+	}
+	sum := sha256.Sum256(secret)
+	if subtle.ConstantTimeCompare(sum[:], storedHash()) != 1 {
+		return fmt.Errorf("%w: %s", ErrInvalid, invalid)
+	}
+	return nil
 }
 
 // loopbackHost reports whether host (with an optional port) names the local
