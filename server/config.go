@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,6 +35,7 @@ type Config struct {
 	AllowedOrigins  []string      // SPECGUARD_ALLOWED_ORIGINS; comma-separated
 	ShutdownTimeout time.Duration // SPECGUARD_SHUTDOWN_TIMEOUT
 	LogFormat       string        // SPECGUARD_LOG_FORMAT: json or text
+	LogRequests     bool          // SPECGUARD_LOG_REQUESTS: one line per request
 	AdminAddr       string        // SPECGUARD_ADMIN_ADDR: /metrics and /debug/pprof/; "off" = none
 	SpecFile        string        // SPECGUARD_SPEC_FILE: serve this document instead of the embedded one
 }
@@ -95,6 +97,14 @@ var settings = []setting{
 			}
 		}
 		c.AdminAddr = v
+		return nil
+	}},
+	{"log-requests", "log one line per request: true or false", "true", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		c.LogRequests = b
 		return nil
 	}},
 	{"spec-file", "OpenAPI document to enforce instead of the embedded one (same operations; to tune x-rate-limit or security without a rebuild)", "", str(func(c *Config) *string { return &c.SpecFile })},

@@ -104,7 +104,11 @@ func NewHandler(d *Deps) (http.Handler, error) {
 			api.ServeHTTP(w, r)
 		})
 	}
-	return recoverer(d.Log, logRequests(d.Log, d.Metrics, h)), nil
+	var reqLog *slog.Logger
+	if d.LogRequests {
+		reqLog = d.Log
+	}
+	return recoverer(d.Log, logRequests(reqLog, d.Metrics, h)), nil
 }
 
 func opID(r *http.Request) string {

@@ -142,8 +142,8 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// logRequests writes one line per request (never a credential: the
-// principal's subject at most) and counts it.
+// logRequests writes one line per request to log, unless it is nil (never a
+// credential: the principal's subject at most), and counts it in m.
 func logRequests(log *slog.Logger, m *Metrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -157,6 +157,17 @@ func logRequests(log *slog.Logger, m *Metrics, next http.Handler) http.Handler {
 		opID := ""
 		if rec.op != nil {
 			opID = rec.op.ID
+		}
+		if m != nil {
+			label := opID
+			if label == "" {
+				label = "none"
+			}
+			m.requests.WithLabelValues(label, strconv.Itoa(sw.status)).Inc()
+			m.latency.WithLabelValues(label).Observe(elapsed.Seconds())
+		}
+		if log == nil {
+			return
 		}
 		attrs := []slog.Attr{
 			slog.String("request_id", rec.id),
@@ -180,13 +191,5 @@ func logRequests(log *slog.Logger, m *Metrics, next http.Handler) http.Handler {
 				slog.String("limit", limit))
 		}
 		log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
-		if m != nil {
-			label := opID
-			if label == "" {
-				label = "none"
-			}
-			m.requests.WithLabelValues(label, strconv.Itoa(sw.status)).Inc()
-			m.latency.WithLabelValues(label).Observe(elapsed.Seconds())
-		}
 	})
 }

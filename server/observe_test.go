@@ -207,3 +207,17 @@ func observability(t *testing.T, in *instance, store string) {
 		}
 	}
 }
+
+// SPECGUARD_LOG_REQUESTS=false drops the request lines (metrics still count).
+func TestLogRequestsOff(t *testing.T) {
+	in := start(t, map[string]string{"SPECGUARD_LOG_REQUESTS": "false"})
+	if resp, _ := in.do(t, "GET", "/me", ""); resp.StatusCode != 401 {
+		t.Fatalf("/me: %d", resp.StatusCode)
+	}
+	if lines := requestLines(t, in); len(lines) != 0 {
+		t.Errorf("%d request lines with SPECGUARD_LOG_REQUESTS=false, want none", len(lines))
+	}
+	if got := scrape(t, in)[`specguard_http_requests_total{operation="getMe",status="401"}`]; got != 1 {
+		t.Errorf("requests counted: %v, want 1", got)
+	}
+}

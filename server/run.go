@@ -124,16 +124,18 @@ func listenAdmin(cfg *Config, m *Metrics, handler slog.Handler) (*http.Server, s
 
 // Deps is everything the HTTP handler is built from.
 type Deps struct {
-	Table      *policy.Table
-	Repo       Repository
-	Store      security.Store
-	Limits     limits.Store
-	Tokens     *security.TokenService
-	Sessions   *security.SessionService
-	ClientIP   *limits.ClientIP
-	Log        *slog.Logger
-	BcryptCost int
-	Timeout    time.Duration
+	Table    *policy.Table
+	Repo     Repository
+	Store    security.Store
+	Limits   limits.Store
+	Tokens   *security.TokenService
+	Sessions *security.SessionService
+	ClientIP *limits.ClientIP
+	Log      *slog.Logger
+	// LogRequests writes one Log line per request.
+	LogRequests bool
+	BcryptCost  int
+	Timeout     time.Duration
 	// Ready reports each store's health for /readyz.
 	Ready func(ctx context.Context) map[string]error
 	// Docs, when set, serves /docs and everything under it, outside the
@@ -175,7 +177,8 @@ func buildDeps(ctx context.Context, cfg *Config, table *policy.Table, log *slog.
 	if err != nil {
 		return nil, fmt.Errorf("SPECGUARD_TRUSTED_PROXIES: %v", err)
 	}
-	d := &Deps{Table: table, Repo: newMemRepo(), ClientIP: clientIP, Log: log, BcryptCost: bcrypt.DefaultCost, Timeout: cfg.StoreTimeout, close: func() {}}
+	d := &Deps{Table: table, Repo: newMemRepo(), ClientIP: clientIP, Log: log, LogRequests: cfg.LogRequests,
+		BcryptCost: bcrypt.DefaultCost, Timeout: cfg.StoreTimeout, close: func() {}}
 	if cfg.RedisURL != "" {
 		if err := openRedis(ctx, cfg, d); err != nil {
 			return nil, err

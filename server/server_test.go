@@ -310,6 +310,7 @@ func TestBadConfiguration(t *testing.T) {
 		{"missing spec file", map[string]string{"SPECGUARD_SPEC_FILE": filepath.Join(dir, "none.yaml")}, nil, "SPECGUARD_SPEC_FILE: open " + filepath.Join(dir, "none.yaml") + ": no such file or directory"},
 		{"spec file with an operation the server lacks", map[string]string{"SPECGUARD_SPEC_FILE": write("extra.yaml", strings.Replace(string(api.Spec), "\npaths:\n", "\npaths:\n  /extra:\n    get:\n      operationId: extra\n      responses: { '200': { description: ok } }\n", 1))}, nil, "guard: GET /extra (extra): operation has no route"},
 		{"spec file that does not compile", map[string]string{"SPECGUARD_SPEC_FILE": write("bad.yaml", strings.Replace(string(api.Spec), "name: token-ip\n", "name: token ip\n", 1))}, nil, filepath.Join(dir, "bad.yaml") + ":"},
+		{"bad log-requests", map[string]string{"SPECGUARD_LOG_REQUESTS": "sometimes"}, nil, `SPECGUARD_LOG_REQUESTS: "sometimes" is not true or false`},
 		{"bad admin address", map[string]string{"SPECGUARD_ADMIN_ADDR": "9090"}, nil, `SPECGUARD_ADMIN_ADDR: "9090" is not host:port or off`},
 		{"admin address taken", map[string]string{"SPECGUARD_ADMIN_ADDR": busy}, nil, "SPECGUARD_ADMIN_ADDR: listen tcp " + busy + ": bind: address already in use"},
 	} {
