@@ -44,8 +44,9 @@ const (
 )
 
 // WithDecisionObserver receives, for every tier applied to a request, what
-// it decided, for metrics and logs. It must be fast and must not keep r.
-func WithDecisionObserver(f func(r *http.Request, op *policy.Operation, t *policy.Tier, d Decision)) Option {
+// it decided, for metrics and logs; w is the ResponseWriter the limiter was
+// given. It must be fast and must not keep w or r.
+func WithDecisionObserver(f func(w http.ResponseWriter, r *http.Request, op *policy.Operation, t *policy.Tier, d Decision)) Option {
 	return func(l *Limiter) { l.observe = f }
 }
 
@@ -56,7 +57,7 @@ type Limiter struct {
 	ip      *ClientIP
 	timeout time.Duration
 	logErr  func(*policy.Operation, error)
-	observe func(*http.Request, *policy.Operation, *policy.Tier, Decision)
+	observe func(http.ResponseWriter, *http.Request, *policy.Operation, *policy.Tier, Decision)
 
 	storeErrors atomic.Int64
 	lastLog     atomic.Int64
@@ -207,7 +208,7 @@ func (l *Limiter) limit(w http.ResponseWriter, r *http.Request, op *policy.Opera
 	if err != nil {
 		if l.observe != nil {
 			for _, t := range tiers {
-				l.observe(r, op, t, StoreError)
+				l.observe(w, r, op, t, StoreError)
 			}
 		}
 		if gate != nil {
@@ -224,7 +225,7 @@ func (l *Limiter) limit(w http.ResponseWriter, r *http.Request, op *policy.Opera
 			if !results[i].Allowed {
 				d = Limited
 			}
-			l.observe(r, op, t, d)
+			l.observe(w, r, op, t, d)
 		}
 	}
 

@@ -88,9 +88,10 @@ type AuthEvent struct {
 }
 
 // WithAuthObserver receives the outcome of every guarded request's
-// authentication, before rate limiting, for metrics and logs. It must be
-// fast and must not keep r.
-func WithAuthObserver(f func(r *http.Request, op *policy.Operation, ev AuthEvent)) Option {
+// authentication, for metrics and logs. w is the ResponseWriter the guard
+// was given, so a middleware outside can find its own per-request state.
+// It must be fast and must not keep w or r.
+func WithAuthObserver(f func(w http.ResponseWriter, r *http.Request, op *policy.Operation, ev AuthEvent)) Option {
 	return func(g *Guard) { g.observe = f }
 }
 
@@ -104,7 +105,7 @@ type Guard struct {
 	maxBody  int64
 	validate bool
 	logErr   func(*http.Request, error)
-	observe  func(*http.Request, *policy.Operation, AuthEvent)
+	observe  func(http.ResponseWriter, *http.Request, *policy.Operation, AuthEvent)
 	gated    GatedLimiter // the limiter, when it carries gates
 
 	byOp map[*policy.Operation]*routers.Route
@@ -243,7 +244,7 @@ func (g *Guard) middleware(next http.Handler) http.Handler {
 			ok = g.limiter.Limit(w, r, op, p)
 		}
 		if g.observe != nil {
-			g.observe(r, op, authEvent(op, p, scheme, fail))
+			g.observe(w, r, op, authEvent(op, p, scheme, fail))
 		}
 		if !ok {
 			return

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -9,6 +8,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +32,8 @@ type Metrics struct {
 	storeTime  *prometheus.HistogramVec // store, call
 	storeFails *prometheus.CounterVec   // store, call
 	tokens     *prometheus.CounterVec   // event
+
+	cache sync.Map // requestKey, authKey, decisionKey -> the series' child
 }
 
 // NewMetrics registers specguard's series, and the Go runtime and process
@@ -71,6 +73,69 @@ func NewMetrics() *Metrics {
 	return m
 }
 
+// The children of the labelled series, cached: WithLabelValues hashes every
+// label on every call, a sync.Map of small keys is cheaper.
+type requestKey struct {
+	op     *policy.Operation
+	status int
+}
+
+type decisionKey struct {
+	op *policy.Operation
+	t  *policy.Tier
+	d  limits.Decision
+}
+
+type authKey struct {
+	scheme  string
+	outcome security.AuthOutcome
+}
+
+type requestSeries struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
+}
+
+func (m *Metrics) observeRequest(op *policy.Operation, status int, elapsed time.Duration) {
+	k := requestKey{op, status}
+	v, ok := m.cache.Load(k)
+	if !ok {
+		label := "none"
+		if op != nil {
+			label = op.ID
+		}
+		v, _ = m.cache.LoadOrStore(k, &requestSeries{
+			count:   m.requests.WithLabelValues(label, strconv.Itoa(status)),
+			latency: m.latency.WithLabelValues(label),
+		})
+	}
+	rs := v.(*requestSeries)
+	rs.count.Inc()
+	rs.latency.Observe(elapsed.Seconds())
+}
+
+func (m *Metrics) authCounter(scheme string, outcome security.AuthOutcome) prometheus.Counter {
+	k := authKey{scheme, outcome}
+	if v, ok := m.cache.Load(k); ok {
+		return v.(prometheus.Counter)
+	}
+	label := scheme
+	if label == "" {
+		label = "none"
+	}
+	v, _ := m.cache.LoadOrStore(k, m.auth.WithLabelValues(label, string(outcome)))
+	return v.(prometheus.Counter)
+}
+
+func (m *Metrics) decisionCounter(op *policy.Operation, t *policy.Tier, d limits.Decision) prometheus.Counter {
+	k := decisionKey{op, t, d}
+	if v, ok := m.cache.Load(k); ok {
+		return v.(prometheus.Counter)
+	}
+	v, _ := m.cache.LoadOrStore(k, m.decisions.WithLabelValues(op.ID, t.Name, string(d)))
+	return v.(prometheus.Counter)
+}
+
 // AdminHandler serves /metrics and /debug/pprof/ for the admin listener.
 func (m *Metrics) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -91,34 +156,42 @@ func (m *Metrics) observeStore(store, call string, start time.Time, err error) {
 	}
 }
 
-// record is what the guard and the limiter decided about one request, for
-// its log line. logRequests puts one in the request context.
-type record struct {
-	id    string
-	op    *policy.Operation
-	auth  security.AuthEvent
-	limit limits.Decision // the strictest decision of any tier; "" when none applied
-	tier  string          // the tier that decided limit
+// reqState is one request's ResponseWriter as logRequests hands it on: it
+// records the status written and what the guard and the limiter decided,
+// which they report through their observers with this writer. One
+// allocation, and no context value, per request.
+type reqState struct {
+	http.ResponseWriter
+	status int
+	op     *policy.Operation
+	auth   security.AuthEvent
+	limit  limits.Decision // the strictest decision of any tier; "" when none applied
+	tier   string          // the tier that decided limit
 }
 
-type recordKey struct{}
-
-func recordFrom(ctx context.Context) *record {
-	rec, _ := ctx.Value(recordKey{}).(*record)
-	return rec
+func (s *reqState) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
 }
+
+func (s *reqState) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *reqState) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // observeAuth is the guard's AuthObserver.
-func (m *Metrics) observeAuth(r *http.Request, op *policy.Operation, ev security.AuthEvent) {
-	if rec := recordFrom(r.Context()); rec != nil {
-		rec.op, rec.auth = op, ev
+func (m *Metrics) observeAuth(w http.ResponseWriter, _ *http.Request, op *policy.Operation, ev security.AuthEvent) {
+	if st, ok := w.(*reqState); ok {
+		st.op, st.auth = op, ev
 	}
 	if m != nil && ev.Outcome != security.AuthPublic {
-		scheme := ev.Scheme
-		if scheme == "" {
-			scheme = "none"
-		}
-		m.auth.WithLabelValues(scheme, string(ev.Outcome)).Inc()
+		m.authCounter(ev.Scheme, ev.Outcome).Inc()
 	}
 }
 
@@ -126,12 +199,12 @@ func (m *Metrics) observeAuth(r *http.Request, op *policy.Operation, ev security
 var limitRank = map[limits.Decision]int{"": 0, limits.Allowed: 1, limits.StoreError: 2, limits.Limited: 3}
 
 // observeLimit is the limiter's DecisionObserver.
-func (m *Metrics) observeLimit(r *http.Request, op *policy.Operation, t *policy.Tier, d limits.Decision) {
-	if rec := recordFrom(r.Context()); rec != nil && limitRank[d] > limitRank[rec.limit] {
-		rec.limit, rec.tier = d, t.Name
+func (m *Metrics) observeLimit(w http.ResponseWriter, _ *http.Request, op *policy.Operation, t *policy.Tier, d limits.Decision) {
+	if st, ok := w.(*reqState); ok && limitRank[d] > limitRank[st.limit] {
+		st.limit, st.tier = d, t.Name
 	}
 	if m != nil {
-		m.decisions.WithLabelValues(op.ID, t.Name, string(d)).Inc()
+		m.decisionCounter(op, t, d).Inc()
 	}
 }
 
@@ -147,47 +220,41 @@ func newRequestID() string {
 func logRequests(log *slog.Logger, m *Metrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &record{id: newRequestID()}
-		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), recordKey{}, rec)))
+		st := &reqState{ResponseWriter: w}
+		next.ServeHTTP(st, r)
 		elapsed := time.Since(start)
-		if sw.status == 0 {
-			sw.status = http.StatusOK
-		}
-		opID := ""
-		if rec.op != nil {
-			opID = rec.op.ID
+		if st.status == 0 {
+			st.status = http.StatusOK
 		}
 		if m != nil {
-			label := opID
-			if label == "" {
-				label = "none"
-			}
-			m.requests.WithLabelValues(label, strconv.Itoa(sw.status)).Inc()
-			m.latency.WithLabelValues(label).Observe(elapsed.Seconds())
+			m.observeRequest(st.op, st.status, elapsed)
 		}
 		if log == nil {
 			return
 		}
+		opID := ""
+		if st.op != nil {
+			opID = st.op.ID
+		}
 		attrs := []slog.Attr{
-			slog.String("request_id", rec.id),
+			slog.String("request_id", newRequestID()),
 			slog.String("method", r.Method), slog.String("path", r.URL.Path),
 			slog.String("operation", opID),
-			slog.Int("status", sw.status), slog.Duration("duration", elapsed),
+			slog.Int("status", st.status), slog.Duration("duration", elapsed),
 		}
-		if rec.op != nil {
+		if st.op != nil {
 			subject := ""
-			if rec.auth.Principal != nil {
-				subject = rec.auth.Principal.Subject
+			if st.auth.Principal != nil {
+				subject = st.auth.Principal.Subject
 			}
-			limit := string(rec.limit)
+			limit := string(st.limit)
 			if limit == "" {
 				limit = "none"
-			} else if rec.limit != limits.Allowed {
-				limit += ":" + rec.tier
+			} else if st.limit != limits.Allowed {
+				limit += ":" + st.tier
 			}
 			attrs = append(attrs, slog.String("subject", subject),
-				slog.String("auth", string(rec.auth.Outcome)), slog.String("auth_scheme", rec.auth.Scheme),
+				slog.String("auth", string(st.auth.Outcome)), slog.String("auth_scheme", st.auth.Scheme),
 				slog.String("limit", limit))
 		}
 		log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
