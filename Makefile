@@ -47,7 +47,8 @@ vet:
 FUZZTIME         ?= 60s
 FUZZMINIMIZETIME ?= 5s
 FUZZ_TARGETS := security:FuzzBearerToken security:FuzzSessionCookie \
-	security:FuzzAPIKey security:FuzzAccessToken limits:FuzzClientIP
+	security:FuzzAPIKey security:FuzzAccessToken security:FuzzPathValidation \
+	limits:FuzzClientIP
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

@@ -11,7 +11,6 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
-	"github.com/getkin/kin-openapi/routers"
 	"github.com/go-chi/chi/v5"
 
 	"github.com/specguard/specguard/policy"
@@ -108,7 +107,7 @@ type Guard struct {
 	observe  func(http.ResponseWriter, *http.Request, *policy.Operation, AuthEvent)
 	gated    GatedLimiter // the limiter, when it carries gates
 
-	byOp map[*policy.Operation]*routers.Route
+	byOp map[*policy.Operation]*opValidation
 	pool sync.Pool
 }
 
@@ -125,7 +124,7 @@ func NewGuard(table *policy.Table, routes chi.Routes, opts ...Option) (func(http
 		realm:    "specguard",
 		maxBody:  1 << 20,
 		validate: true,
-		byOp:     map[*policy.Operation]*routers.Route{},
+		byOp:     map[*policy.Operation]*opValidation{},
 	}
 	for _, opt := range opts {
 		opt(g)
@@ -147,7 +146,7 @@ func NewGuard(table *policy.Table, routes chi.Routes, opts ...Option) (func(http
 		if len(op.Limits) > 0 && g.limiter == nil {
 			problems = append(problems, fmt.Sprintf("%s %s (%s): declares x-rate-limit but the guard has no limiter", op.Method, op.Path, op.ID))
 		}
-		g.byOp[op] = &routers.Route{Spec: table.Doc, Path: op.Path, PathItem: op.PathItem, Method: op.Method, Operation: op.Spec}
+		g.byOp[op] = newOpValidation(table.Doc, op)
 	}
 	// Middleware inside the guarded router runs after the guard's lookup
 	// and may re-route the request (GetHead, StripSlashes) to a handler
@@ -508,19 +507,20 @@ func (g *Guard) reject(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (g *Guard) validateRequest(w http.ResponseWriter, r *http.Request, op *policy.Operation, rctx *chi.Context) bool {
-	params := make(map[string]string, len(rctx.URLParams.Keys))
-	for i, k := range rctx.URLParams.Keys {
-		params[k] = rctx.URLParams.Values[i]
+	v := g.byOp[op]
+	err, done := v.validatePath(r, rctx)
+	if !done {
+		params := make(map[string]string, len(rctx.URLParams.Keys))
+		for i, k := range rctx.URLParams.Keys {
+			params[k] = rctx.URLParams.Values[i]
+		}
+		err = openapi3filter.ValidateRequest(r.Context(), &openapi3filter.RequestValidationInput{
+			Request:    r,
+			PathParams: params,
+			Route:      v.route,
+			Options:    validationOptions,
+		})
 	}
-	err := openapi3filter.ValidateRequest(r.Context(), &openapi3filter.RequestValidationInput{
-		Request:    r,
-		PathParams: params,
-		Route:      g.byOp[op],
-		Options: &openapi3filter.Options{
-			MultiError:         true,
-			AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
-		},
-	})
 	if err == nil {
 		return true
 	}

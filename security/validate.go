@@ -1,0 +1,87 @@
+package security
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/go-chi/chi/v5"
+
+	"github.com/specguard/specguard/policy"
+)
+
+// validationOptions are openapi3filter's options for every request: all
+// errors at once, and no authentication (the guard has done it).
+var validationOptions = &openapi3filter.Options{
+	MultiError:         true,
+	AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
+}
+
+// opValidation is what request validation needs for one operation.
+type opValidation struct {
+	route *routers.Route
+	// pathOnly lists the parameters when an operation's only input is
+	// string path parameters in the simple style (GET /posts/{id}, say):
+	// those are validated by their schemas directly, which is all
+	// openapi3filter.ValidateRequest would do, without its request
+	// decoding. nil otherwise.
+	pathOnly []*openapi3.Parameter
+}
+
+func newOpValidation(doc *openapi3.T, op *policy.Operation) *opValidation {
+	v := &opValidation{route: &routers.Route{Spec: doc, Path: op.Path, PathItem: op.PathItem, Method: op.Method, Operation: op.Spec}}
+	if op.Spec.RequestBody != nil || doc.IsOpenAPI31OrLater() {
+		return v
+	}
+	var params []*openapi3.Parameter
+	for _, refs := range []openapi3.Parameters{op.PathItem.Parameters, op.Spec.Parameters} {
+		for _, ref := range refs {
+			p := ref.Value
+			if p == nil || p.In != openapi3.ParameterInPath || p.Content != nil || p.Schema == nil || p.Schema.Value == nil ||
+				(p.Style != "" && p.Style != openapi3.SerializationSimple) || p.AllowEmptyValue {
+				return v
+			}
+			if s := p.Schema.Value; !s.Type.Is(openapi3.TypeString) || s.Format != "" || s.Default != nil || len(s.AllOf) > 0 {
+				return v
+			}
+			params = append(params, p)
+		}
+	}
+	v.pathOnly = params
+	return v
+}
+
+// validatePath validates an operation whose only inputs are path
+// parameters; done is false when the request needs openapi3filter (another
+// kind of operation, a percent-encoded value, which it decodes, or an empty
+// one, which it reports as missing).
+func (v *opValidation) validatePath(r *http.Request, rctx *chi.Context) (err error, done bool) {
+	if v.pathOnly == nil {
+		return nil, false
+	}
+	var errs openapi3.MultiError
+	for _, p := range v.pathOnly {
+		value, found := urlParam(rctx, p.Name)
+		if !found || value == "" || strings.IndexByte(value, '%') >= 0 {
+			return nil, false
+		}
+		if err := p.Schema.Value.VisitJSON(value, openapi3.MultiErrors()); err != nil {
+			errs = append(errs, &openapi3filter.RequestError{Parameter: p, Err: err})
+		}
+	}
+	if len(errs) > 0 {
+		return errs, true
+	}
+	return nil, true
+}
+
+func urlParam(rctx *chi.Context, name string) (string, bool) {
+	for i, k := range rctx.URLParams.Keys {
+		if k == name {
+			return rctx.URLParams.Values[i], true
+		}
+	}
+	return "", false
+}
