@@ -84,6 +84,7 @@ type RedisStore struct {
 	prefix  string
 	cluster bool
 	gated   sync.Map // gate condition -> *redis.Script
+	batch   *batcher // nil on a Cluster
 }
 
 var _ Store = (*RedisStore)(nil)
@@ -95,7 +96,21 @@ func NewRedisStore(rdb redis.UniversalClient, prefix string) *RedisStore {
 		prefix = "sg:rl:"
 	}
 	_, cluster := rdb.(*redis.ClusterClient)
-	return &RedisStore{rdb: rdb, prefix: prefix, cluster: cluster}
+	s := &RedisStore{rdb: rdb, prefix: prefix, cluster: cluster}
+	if !cluster {
+		s.batch = &batcher{rdb: rdb, max: 4, limit: 64, timeout: time.Second}
+	}
+	return s
+}
+
+// eval runs a script: with the calls of concurrent requests in one pipeline
+// on one Redis, on its own on a Cluster (whose client splits pipelines by
+// node anyway).
+func (s *RedisStore) eval(ctx context.Context, script *redis.Script, keys []string, argv []any) ([]int64, error) {
+	if s.batch != nil {
+		return s.batch.run(ctx, script, keys, argv)
+	}
+	return script.Run(ctx, s.rdb, keys, argv...).Int64Slice()
 }
 
 func (s *RedisStore) key(r *Request) string { return s.prefix + "{" + r.Key() + "}" }
@@ -115,7 +130,7 @@ func (s *RedisStore) Allow(ctx context.Context, reqs []Request, results []Result
 		keys[i] = s.key(&reqs[i])
 		argv = append(argv, args(&reqs[i])...)
 	}
-	raw, err := allowScript.Run(ctx, s.rdb, keys, argv...).Int64Slice()
+	raw, err := s.eval(ctx, allowScript, keys, argv)
 	if err != nil {
 		return false, fmt.Errorf("%w: %v", ErrStore, err)
 	}
@@ -153,7 +168,7 @@ func (s *RedisStore) AllowGated(ctx context.Context, gate *security.Gate, reqs [
 		keys = append(keys, s.key(&reqs[i]))
 		argv = append(argv, args(&reqs[i])...)
 	}
-	raw, err := sc.(*redis.Script).Run(ctx, s.rdb, keys, argv...).Int64Slice()
+	raw, err := s.eval(ctx, sc.(*redis.Script), keys, argv)
 	if err != nil {
 		return false, false, fmt.Errorf("%w: %v", ErrStore, err)
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/specguard/specguard/e2e/redistest"
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
@@ -250,5 +252,89 @@ func TestRequestKey(t *testing.T) {
 		if got := r.Key(); got != tc.want {
 			t.Errorf("Key() = %q, want %q", got, tc.want)
 		}
+	}
+}
+
+// pipelines counts the script calls a go-redis client sends, and the round
+// trips (single commands or pipelines) that carry them. Connection set-up
+// commands (HELLO, CLIENT SETINFO) are not counted.
+type pipelines struct{ trips, cmds atomic.Int64 }
+
+func isScript(cmd redis.Cmder) bool { return cmd.Name() == "evalsha" || cmd.Name() == "eval" }
+
+func (c *pipelines) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *pipelines) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if isScript(cmd) {
+			c.trips.Add(1)
+			c.cmds.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (c *pipelines) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		n := 0
+		for _, cmd := range cmds {
+			if isScript(cmd) {
+				n++
+			}
+		}
+		if n > 0 {
+			c.trips.Add(1)
+			c.cmds.Add(int64(n))
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// Concurrent decisions share pipelines: fewer round trips than requests,
+// one script call each, and every answer goes to its own caller.
+func TestRedisBatchesConcurrentCalls(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	s := limits.NewRedisStore(rdb, srv.Prefix)
+	allow(t, s, req("warm-up", 1, time.Hour)) // loads the script
+	hook := &pipelines{}
+	rdb.AddHook(hook)
+	const n = 200
+	var wg sync.WaitGroup
+	remaining := make([]int64, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Bucket i has a limit of i+1: its remaining count says whose
+			// answer came back.
+			_, res := allow(t, s, req("batch-"+strconv.Itoa(i), int64(i+1), time.Hour))
+			remaining[i] = res[0].Remaining
+		}()
+	}
+	wg.Wait()
+	for i, r := range remaining {
+		if r != int64(i) {
+			t.Fatalf("caller %d got remaining %d, want %d: answers crossed", i, r, i)
+		}
+	}
+	trips := hook.trips.Load()
+	if hook.cmds.Load() != n || trips >= n {
+		t.Fatalf("%d calls made %d commands in %d round trips; want %d commands in fewer round trips", n, hook.cmds.Load(), trips, n)
+	}
+	t.Logf("%d calls in %d round trips", n, trips)
+}
+
+// A caller that gave up before its call was sent is not charged.
+func TestRedisAbandonedCallIsNotSent(t *testing.T) {
+	srv := redistest.Start(t)
+	s := limits.NewRedisStore(srv.Client(t), srv.Prefix)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := req("abandoned", 1, time.Hour)
+	if _, err := s.Allow(ctx, []limits.Request{r}, make([]limits.Result, 1)); err == nil {
+		t.Fatal("a cancelled call succeeded")
+	}
+	time.Sleep(50 * time.Millisecond)
+	if ok, _ := allow(t, s, r); !ok {
+		t.Fatal("the abandoned call was charged: the bucket of 1 is spent")
 	}
 }
