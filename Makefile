@@ -4,7 +4,7 @@ GO      ?= go
 CODEGEN := $(GO) run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen
 TMP     := $(shell mktemp -d 2>/dev/null || echo /tmp/specguard-make)
 
-.PHONY: run build generate check-generated check-tidy check-fmt vet test e2e fuzz fuzz-smoke clean
+.PHONY: run build generate check-generated check-tidy check-fmt vet test e2e fuzz fuzz-smoke bench bench-smoke clean
 
 run:
 	$(GO) run ./cmd/specguard serve
@@ -29,6 +29,7 @@ check-generated:
 
 check-tidy:
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy'"; exit 1; }
+	@cd e2e/bench/peers && $(GO) mod tidy -diff || { echo "e2e/bench/peers is not tidy: run 'go mod tidy' there"; exit 1; }
 	@echo "go.mod is tidy"
 
 check-fmt:
@@ -38,6 +39,7 @@ check-fmt:
 
 vet:
 	$(GO) vet ./...
+	cd e2e/bench/peers && $(GO) vet ./...
 
 # Fuzz targets, as package:target. `go test -fuzz` takes one package and one
 # target per run, so they run one after another, each for FUZZTIME. A crasher
@@ -72,6 +74,17 @@ fuzz-smoke:
 # CI=true a missing Redis is a failure.
 test: check-generated check-tidy check-fmt vet fuzz-smoke
 	$(GO) test -race -count=1 ./...
+
+# The load harness (needs wrk and redis-server): specguard against bare chi
+# and the validator + httprate/redis_rate stacks, interleaved, one table.
+ROUNDS   ?= 3
+DURATION ?= 10s
+bench:
+	$(GO) run ./e2e/bench -rounds $(ROUNDS) -duration $(DURATION)
+
+# One short round: the harness works (no timed assertion).
+bench-smoke:
+	$(GO) run ./e2e/bench -rounds 1 -duration 1s
 
 clean:
 	rm -rf bin .specguard

@@ -1,0 +1,233 @@
+// Command peerserver serves the example application behind the stacks the
+// load harness compares specguard with. It lives in a module of its own so
+// that httprate, redis_rate and nethttp-middleware never enter specguard's.
+//
+//	bare        chi + the generated strict handlers: no security, no validation
+//	peer        + oapi-codegen's nethttp-middleware validator, whose openapi3filter
+//	            AuthenticationFunc verifies the JWT with golang-jwt and checks
+//	            scopes, + go-chi/httprate in memory
+//	peer-redis  + a Redis denylist lookup of the token's jti, and
+//	            go-redis/redis_rate instead of httprate
+//
+// It prints "ready <post id>" once listening: the id of a published post it
+// seeded, the one the harness requests.
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/httprate"
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/golang-jwt/jwt/v5"
+	nethttpmiddleware "github.com/oapi-codegen/nethttp-middleware"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/specguard/specguard/api"
+	"github.com/specguard/specguard/api/gen"
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/server"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "peerserver:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	stack := flag.String("stack", "bare", "bare, peer or peer-redis")
+	addr := flag.String("addr", "127.0.0.1:0", "listen address")
+	keyFile := flag.String("key", "", "PEM Ed25519 private key whose public part verifies tokens (peer stacks)")
+	redisURL := flag.String("redis", "", "Redis URL (peer-redis)")
+	specFile := flag.String("spec", "", "the OpenAPI document the validator enforces (the embedded one when empty)")
+	issuer := flag.String("issuer", "specguard", "expected iss and aud")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg, err := server.LoadConfig(nil, func(k string) string {
+		if k == "SPECGUARD_DATA_DIR" {
+			return os.TempDir()
+		}
+		return ""
+	}, io.Discard)
+	if err != nil {
+		return err
+	}
+	if *keyFile != "" {
+		cfg.SigningKeyFile = *keyFile
+	}
+	table, err := policy.Compile("api/openapi.yaml", api.Spec)
+	if err != nil {
+		return err
+	}
+	deps, err := server.BuildDeps(ctx, cfg, table, log)
+	if err != nil {
+		return err
+	}
+	defer deps.Close()
+	post := &server.Post{AuthorID: "bench", Title: "Benchmark post", Body: strings.Repeat("Lorem ipsum dolor sit amet. ", 8), Status: string(gen.Published)}
+	if err := deps.Repo.CreatePost(ctx, post); err != nil {
+		return err
+	}
+	app, err := server.NewApp(deps)
+	if err != nil {
+		return err
+	}
+	r := chi.NewRouter()
+	switch *stack {
+	case "bare":
+	case "peer", "peer-redis":
+		pub, err := publicKey(*keyFile)
+		if err != nil {
+			return err
+		}
+		var rdb *redis.Client
+		if *stack == "peer-redis" {
+			opt, err := redis.ParseURL(*redisURL)
+			if err != nil {
+				return err
+			}
+			rdb = redis.NewClient(opt)
+			defer rdb.Close()
+		}
+		spec := api.Spec
+		if *specFile != "" {
+			if spec, err = os.ReadFile(*specFile); err != nil {
+				return err
+			}
+		}
+		if err := peerMiddleware(r, spec, pub, *issuer, rdb); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("unknown stack %q", *stack)
+	}
+	gen.HandlerWithOptions(gen.NewStrictHandler(app, nil), gen.ChiServerOptions{BaseRouter: r})
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
+	fmt.Printf("ready %s %s\n", ln.Addr(), post.ID)
+	go func() { <-ctx.Done(); srv.Close() }()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// peerMiddleware installs what a Go developer assembles today from the same
+// spec: the request validator with JWT authentication and scope checks, a
+// denylist lookup when rdb is set, and a rate limit by client IP high enough
+// never to refuse the load.
+func peerMiddleware(r chi.Router, data []byte, pub ed25519.PublicKey, issuer string, rdb *redis.Client) error {
+	spec, err := openapi3.NewLoader().LoadFromData(data)
+	if err != nil {
+		return err
+	}
+	spec.Servers = nil
+	parser := jwt.NewParser(jwt.WithValidMethods([]string{"EdDSA"}), jwt.WithIssuer(issuer), jwt.WithAudience(issuer), jwt.WithExpirationRequired())
+	keyFunc := func(*jwt.Token) (any, error) { return pub, nil }
+	auth := func(ctx context.Context, in *openapi3filter.AuthenticationInput) error {
+		if in.SecurityScheme.Type != "oauth2" && in.SecurityScheme.Type != "http" {
+			return errors.New("scheme not supported by this stack")
+		}
+		h := in.RequestValidationInput.Request.Header.Get("Authorization")
+		raw, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok {
+			return errors.New("no bearer token")
+		}
+		var claims struct {
+			jwt.RegisteredClaims
+			Scope string `json:"scope"`
+		}
+		if _, err := parser.ParseWithClaims(raw, &claims, keyFunc); err != nil {
+			return err
+		}
+		have := strings.Fields(claims.Scope)
+		for _, s := range in.Scopes {
+			if !slices.Contains(have, s) {
+				return fmt.Errorf("missing scope %s", s)
+			}
+		}
+		if rdb != nil {
+			n, err := rdb.Exists(ctx, "deny:"+claims.ID).Result()
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				return errors.New("token revoked")
+			}
+		}
+		return nil
+	}
+	r.Use(nethttpmiddleware.OapiRequestValidatorWithOptions(spec, &nethttpmiddleware.Options{
+		Options:              openapi3filter.Options{AuthenticationFunc: auth},
+		DoNotValidateServers: true,
+	}))
+	if rdb == nil {
+		r.Use(httprate.LimitBy(1_000_000_000, time.Minute, httprate.KeyByIP))
+		return nil
+	}
+	limiter := redis_rate.NewLimiter(rdb)
+	limit := redis_rate.PerMinute(1_000_000_000)
+	r.Use(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			ip, _, _ := net.SplitHostPort(req.RemoteAddr)
+			res, err := limiter.Allow(req.Context(), "rl:"+ip, limit)
+			if err != nil {
+				http.Error(w, "rate limiter unavailable", http.StatusServiceUnavailable)
+				return
+			}
+			if res.Allowed == 0 {
+				http.Error(w, "too many requests", http.StatusTooManyRequests)
+				return
+			}
+			next.ServeHTTP(w, req)
+		})
+	})
+	return nil
+}
+
+func publicKey(path string) (ed25519.PublicKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, fmt.Errorf("%s: no PEM block", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	priv, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("%s: not an Ed25519 key", path)
+	}
+	return priv.Public().(ed25519.PublicKey), nil
+}
