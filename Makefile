@@ -4,7 +4,7 @@ GO      ?= go
 CODEGEN := $(GO) run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen
 TMP     := $(shell mktemp -d 2>/dev/null || echo /tmp/specguard-make)
 
-.PHONY: run build generate check-generated check-tidy check-fmt vet test e2e fuzz fuzz-smoke bench bench-smoke clean
+.PHONY: run build generate check-generated check-tidy check-fmt vet test e2e fuzz fuzz-smoke bench bench-smoke docs-assets clean
 
 run:
 	$(GO) run ./cmd/specguard serve
@@ -74,6 +74,13 @@ fuzz-smoke:
 # CI=true a missing Redis is a failure.
 test: check-generated check-tidy check-fmt vet fuzz-smoke
 	$(GO) test -race -count=1 ./...
+
+# Refresh the Swagger UI assets /docs embeds from the npm package pinned in
+# server/docs/package.json (package-lock.json); commit server/docs/assets.
+docs-assets:
+	cd server/docs && npm ci --ignore-scripts --no-audit --no-fund
+	cd server/docs/node_modules/swagger-ui-dist && cp swagger-ui-bundle.js swagger-ui.css favicon-32x32.png ../../assets/ && \
+		cp LICENSE ../../assets/SWAGGER-UI-LICENSE && cp NOTICE ../../assets/SWAGGER-UI-NOTICE
 
 # The load harness (needs wrk and redis-server): specguard against bare chi
 # and the validator + httprate/redis_rate stacks, interleaved, one table.

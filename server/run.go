@@ -24,6 +24,7 @@ import (
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/server/docs"
 )
 
 // SpecSource names the embedded document in error messages.
@@ -58,6 +59,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer deps.close()
+	if deps.Docs, err = docs.New(table, spec); err != nil {
+		return err
+	}
 	h, err := NewHandler(deps)
 	if err != nil {
 		return err

@@ -1,0 +1,220 @@
+package server_test
+
+import (
+	"context"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+)
+
+// browser starts headless Chromium for one test. Without it the test is
+// skipped, except under CI=true, where that is a failure.
+func browser(t *testing.T) (context.Context, *pageLog) {
+	t.Helper()
+	exec := os.Getenv("SPECGUARD_TEST_CHROMIUM")
+	if exec == "" {
+		exec = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(exec); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("Chromium is needed (%s): %v", exec, err)
+		}
+		t.Skipf("no Chromium at %s (install Debian's chromium, or set SPECGUARD_TEST_CHROMIUM)", exec)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exec),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 1600),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
+	log := &pageLog{}
+	if err := chromedp.Listen(ctx, func(ev any) {
+		if e, ok := ev.(*network.EventRequestWillBeSent); ok {
+			log.add(&log.requests, e.Request.URL)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	messages := chromedp.Console(ctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if m.Type == chromedp.ConsoleError || m.IsException() {
+				log.add(&log.errors, m.String())
+			}
+		}
+	}()
+	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, log
+}
+
+type pageLog struct {
+	mu       sync.Mutex
+	requests []string
+	errors   []string
+}
+
+func (l *pageLog) add(list *[]string, s string) {
+	l.mu.Lock()
+	*list = append(*list, s)
+	l.mu.Unlock()
+}
+
+// check fails when the page fetched anything from another host, or logged
+// an error (a Content-Security-Policy violation, say).
+func (l *pageLog) check(t *testing.T, base string) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	own, _ := url.Parse(base)
+	for _, r := range l.requests {
+		u, err := url.Parse(r)
+		if err != nil || (u.Scheme != "data" && u.Host != own.Host) {
+			t.Errorf("the page fetched %s: only %s may be contacted", r, own.Host)
+		}
+	}
+	for _, e := range l.errors {
+		t.Errorf("console error: %s", e)
+	}
+}
+
+// screenshot saves the page as a test artifact: in
+// $SPECGUARD_TEST_ARTIFACTS when set, else in the test's temp dir.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Errorf("screenshot: %v", err)
+		return
+	}
+	saveArtifact(t, name, png)
+}
+
+func saveArtifact(t *testing.T, name string, png []byte) {
+	t.Helper()
+	dir := os.Getenv("SPECGUARD_TEST_ARTIFACTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Errorf("screenshot: %v", err)
+		return
+	}
+	t.Logf("screenshot: %s", path)
+}
+
+// A user opens /docs, authorizes with the oauth2 password flow against
+// /auth/token as a demo user, and calls GET /me from the page.
+func TestDocsInBrowserOAuth2(t *testing.T) {
+	in := start(t, nil)
+	ctx, log := browser(t)
+	me := `#operations-users-getMe`
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(in.base+"/docs/"),
+		chromedp.WaitVisible(chromedp.CSS(me)),
+		chromedp.Click(chromedp.CSS(`button.btn.authorize`)),
+		chromedp.WaitVisible(chromedp.CSS(`#oauth_username`)),
+		chromedp.SendKeys(chromedp.CSS(`#oauth_username`), "user@example.com"),
+		chromedp.SendKeys(chromedp.CSS(`#oauth_password`), "user-password"),
+		chromedp.Click(chromedp.Search(`//div[contains(@class,"auth-container")][.//input[@id="oauth_username"]]//button[contains(@class,"authorize")]`)),
+		chromedp.WaitVisible(chromedp.Search(`//div[contains(@class,"auth-container")][.//h4[contains(., "oauth2")]]//*[contains(., "Authorized")]`)),
+		chromedp.Click(chromedp.CSS(`button.btn-done`)),
+		chromedp.Click(chromedp.CSS(me+` .opblock-summary`)),
+		chromedp.Click(chromedp.CSS(me+` button.try-out__btn`)),
+		chromedp.Click(chromedp.CSS(me+` button.execute`)),
+		chromedp.WaitVisible(chromedp.CSS(me+` .live-responses-table tbody .response-col_status`)),
+	)
+	screenshot(t, ctx, "docs-oauth2-me.png")
+	if err != nil {
+		t.Fatalf("driving the docs page: %v", err)
+	}
+	status, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(me+` .live-responses-table tbody .response-col_status`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(me+` .live-responses-table tbody .response-col_description`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(status) != "200" || !strings.Contains(body, "user@example.com") {
+		t.Fatalf("GET /me from the page: status %q, body %q", status, body)
+	}
+	if png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS(me))); err == nil {
+		saveArtifact(t, "docs-oauth2-me-operation.png", png)
+	}
+	log.check(t, in.base)
+}
+
+// The same with a bearer token obtained from POST /auth/login, pasted into
+// the bearerAuth scheme; then the policy page.
+func TestDocsInBrowserBearerAndPolicy(t *testing.T) {
+	in := start(t, nil)
+	tok := login(t, in, "admin@example.com", "admin-password")
+	ctx, log := browser(t)
+	me := `#operations-users-getMe`
+	bearer := `//div[contains(@class,"auth-container")][.//h4[contains(., "bearerAuth")]]`
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(in.base+"/docs/"),
+		chromedp.WaitVisible(chromedp.CSS(me)),
+		chromedp.Click(chromedp.CSS(`button.btn.authorize`)),
+		chromedp.WaitVisible(chromedp.Search(bearer+`//input`)),
+		chromedp.SendKeys(chromedp.Search(bearer+`//input`), tok),
+		chromedp.Click(chromedp.Search(bearer+`//button[contains(@class,"authorize")]`)),
+		chromedp.WaitVisible(chromedp.Search(bearer+`//*[contains(., "Authorized")]`)),
+		chromedp.Click(chromedp.CSS(`button.btn-done`)),
+		chromedp.Click(chromedp.CSS(me+` .opblock-summary`)),
+		chromedp.Click(chromedp.CSS(me+` button.try-out__btn`)),
+		chromedp.Click(chromedp.CSS(me+` button.execute`)),
+		chromedp.WaitVisible(chromedp.CSS(me+` .live-responses-table tbody .response-col_status`)),
+	)
+	screenshot(t, ctx, "docs-bearer-me.png")
+	if err != nil {
+		t.Fatalf("driving the docs page: %v", err)
+	}
+	status, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(me+` .live-responses-table tbody .response-col_status`)))
+	body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(me+` .live-responses-table tbody .response-col_description`)))
+	if strings.TrimSpace(status) != "200" || !strings.Contains(body, "admin@example.com") {
+		t.Fatalf("GET /me with a pasted token: status %q, body %q", status, body)
+	}
+
+	// The policy page: one row per operation, coloured by access.
+	if err := chromedp.Do(ctx, chromedp.Navigate(in.base+"/docs/policy"), chromedp.WaitVisible(chromedp.CSS(`#op-getJWKS`))); err != nil {
+		t.Fatal(err)
+	}
+	screenshot(t, ctx, "docs-policy.png")
+	for id, class := range map[string]string{"getJWKS": "public", "listPosts": "optional", "createPost": "protected", "disableUser": "protected"} {
+		got, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(`#op-`+id), "class"))
+		if err != nil || got.Value != class {
+			t.Errorf("policy row %s: class %+v (%v), want %s", id, got, err, class)
+		}
+	}
+	login, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#op-login`)))
+	if err != nil || !strings.Contains(login, "login-ip: 5/15m by ip") {
+		t.Errorf("policy row login: %q %v", login, err)
+	}
+	disable, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#op-disableUser`)))
+	if !strings.Contains(disable, "apiKeyAuth[users:admin] + cookieAuth") {
+		t.Errorf("policy row disableUser: %q", disable)
+	}
+	log.check(t, in.base)
+}
