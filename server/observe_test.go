@@ -221,3 +221,38 @@ func TestLogRequestsOff(t *testing.T) {
 		t.Errorf("requests counted: %v, want 1", got)
 	}
 }
+
+// Revocations count as token events; a Redis that stops answering counts
+// as store errors and as unavailable authentication.
+func TestRevocationAndStoreErrorMetrics(t *testing.T) {
+	srv := redistest.Start(t)
+	in := start(t, map[string]string{"SPECGUARD_REDIS_URL": srv.URL})
+	before := scrape(t, in)
+	first := login(t, in, "user@example.com", "user-password")
+	second := login(t, in, "user@example.com", "user-password")
+	if resp, _ := in.do(t, "POST", "/auth/logout", "", "Authorization", "Bearer "+first); resp.StatusCode != 204 {
+		t.Fatalf("logout: %d", resp.StatusCode)
+	}
+	if resp, _ := in.do(t, "POST", "/auth/logout-all", "", "Authorization", "Bearer "+second); resp.StatusCode != 204 {
+		t.Fatalf("logout-all: %d", resp.StatusCode)
+	}
+	third := login(t, in, "user@example.com", "user-password")
+	srv.Stop()
+	if resp, _ := in.do(t, "GET", "/me", "", "Authorization", "Bearer "+third); resp.StatusCode != 503 {
+		t.Fatalf("/me with Redis down: %d, want 503", resp.StatusCode)
+	}
+	after := scrape(t, in)
+	for series, want := range map[string]float64{
+		`specguard_token_events_total{event="issued"}`:                                              3,
+		`specguard_token_events_total{event="revoked"}`:                                             1,
+		`specguard_token_events_total{event="revoked_all"}`:                                         1,
+		`specguard_auth_total{outcome="unavailable",scheme="bearerAuth"}`:                           1,
+		`specguard_store_errors_total{call="ratelimit",store="redis"}`:                              1,
+		`specguard_http_requests_total{operation="getMe",status="503"}`:                             1,
+		`specguard_ratelimit_decisions_total{decision="store_error",operation="getMe",tier="user"}`: 1,
+	} {
+		if got := after[series] - before[series]; got != want {
+			t.Errorf("%s rose by %v, want %v", series, got, want)
+		}
+	}
+}
