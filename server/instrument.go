@@ -43,7 +43,12 @@ func (s *meteredStore) RotateFamily(ctx context.Context, subject, id, presented,
 	return err
 }
 
+// CheckAccess runs on every bearer request: the in-memory store's is a map
+// lookup, not worth a clock reading either side.
 func (s *meteredStore) CheckAccess(ctx context.Context, subject, family, jti string) error {
+	if s.store == "memory" {
+		return s.next.CheckAccess(ctx, subject, family, jti)
+	}
 	return s.done("check_access", time.Now(), s.next.CheckAccess(ctx, subject, family, jti))
 }
 

@@ -150,11 +150,18 @@ func (m *Metrics) AdminHandler() http.Handler {
 
 // observeStore records one store call.
 func (m *Metrics) observeStore(store, call string, start time.Time, err error) {
-	m.storeTime.WithLabelValues(store, call).Observe(time.Since(start).Seconds())
+	k := storeKey{store, call}
+	v, ok := m.cache.Load(k)
+	if !ok {
+		v, _ = m.cache.LoadOrStore(k, m.storeTime.WithLabelValues(store, call))
+	}
+	v.(prometheus.Observer).Observe(time.Since(start).Seconds())
 	if err != nil && !errors.Is(err, security.ErrNotFound) && !errors.Is(err, security.ErrReused) {
 		m.storeFails.WithLabelValues(store, call).Inc()
 	}
 }
+
+type storeKey struct{ store, call string }
 
 // reqState is one request's ResponseWriter as logRequests hands it on: it
 // records the status written and what the guard and the limiter decided,
