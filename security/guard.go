@@ -272,11 +272,11 @@ type requestContext struct {
 }
 
 func (c *requestContext) Value(key any) any {
-	switch key.(type) {
-	case policy.ContextKey:
-		return c.op
-	case principalKey:
+	if _, ok := key.(principalKey); ok {
 		return c.p
+	}
+	if policy.IsContextKey(key) {
+		return c.op
 	}
 	return c.Context.Value(key)
 }
