@@ -123,43 +123,60 @@ func saveArtifact(t *testing.T, name string, png []byte) {
 	t.Logf("screenshot: %s", path)
 }
 
+// getMeOp is Swagger UI's block of GET /me (tag users, operationId getMe).
+const getMeOp = `#operations-users-getMe`
+
+// callMe authorizes with authorize (the steps inside the Authorize dialog),
+// closes the dialog, and executes GET /me from its block; it returns the
+// status and the response body the page shows.
+func callMe(t *testing.T, ctx context.Context, artifact string, authorize ...chromedp.Action[chromedp.Void]) (status, body string) {
+	t.Helper()
+	steps := []chromedp.Action[chromedp.Void]{
+		chromedp.Click(chromedp.CSS(`button.btn.authorize`)),
+	}
+	steps = append(steps, authorize...)
+	steps = append(steps,
+		chromedp.Click(chromedp.CSS(`button.btn-done`)),
+		chromedp.Click(chromedp.CSS(getMeOp+` .opblock-summary`)),
+		chromedp.Click(chromedp.CSS(getMeOp+` button.try-out__btn`)),
+		chromedp.Click(chromedp.CSS(getMeOp+` button.execute`)),
+		chromedp.WaitVisible(chromedp.CSS(getMeOp+` .live-responses-table tbody .response-col_status`)),
+	)
+	err := chromedp.Do(ctx, steps...)
+	screenshot(t, ctx, artifact)
+	if err != nil {
+		t.Fatalf("driving the docs page: %v", err)
+	}
+	status, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS(getMeOp+` .live-responses-table tbody .response-col_status`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS(getMeOp+` .live-responses-table tbody .response-col_description`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(status), body
+}
+
 // A user opens /docs, authorizes with the oauth2 password flow against
 // /auth/token as a demo user, and calls GET /me from the page.
 func TestDocsInBrowserOAuth2(t *testing.T) {
 	in := start(t, nil)
 	ctx, log := browser(t)
-	me := `#operations-users-getMe`
-	err := chromedp.Do(ctx,
-		chromedp.Navigate(in.base+"/docs/"),
-		chromedp.WaitVisible(chromedp.CSS(me)),
-		chromedp.Click(chromedp.CSS(`button.btn.authorize`)),
+	if err := chromedp.Do(ctx, chromedp.Navigate(in.base+"/docs/"), chromedp.WaitVisible(chromedp.CSS(getMeOp))); err != nil {
+		t.Fatal(err)
+	}
+	status, body := callMe(t, ctx, "docs-oauth2-me.png",
 		chromedp.WaitVisible(chromedp.CSS(`#oauth_username`)),
 		chromedp.SendKeys(chromedp.CSS(`#oauth_username`), "user@example.com"),
 		chromedp.SendKeys(chromedp.CSS(`#oauth_password`), "user-password"),
 		chromedp.Click(chromedp.Search(`//div[contains(@class,"auth-container")][.//input[@id="oauth_username"]]//button[contains(@class,"authorize")]`)),
 		chromedp.WaitVisible(chromedp.Search(`//div[contains(@class,"auth-container")][.//h4[contains(., "oauth2")]]//*[contains(., "Authorized")]`)),
-		chromedp.Click(chromedp.CSS(`button.btn-done`)),
-		chromedp.Click(chromedp.CSS(me+` .opblock-summary`)),
-		chromedp.Click(chromedp.CSS(me+` button.try-out__btn`)),
-		chromedp.Click(chromedp.CSS(me+` button.execute`)),
-		chromedp.WaitVisible(chromedp.CSS(me+` .live-responses-table tbody .response-col_status`)),
 	)
-	screenshot(t, ctx, "docs-oauth2-me.png")
-	if err != nil {
-		t.Fatalf("driving the docs page: %v", err)
-	}
-	status, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(me+` .live-responses-table tbody .response-col_status`)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(me+` .live-responses-table tbody .response-col_description`)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.TrimSpace(status) != "200" || !strings.Contains(body, "user@example.com") {
+	if status != "200" || !strings.Contains(body, "user@example.com") {
 		t.Fatalf("GET /me from the page: status %q, body %q", status, body)
 	}
-	if png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS(me))); err == nil {
+	if png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS(getMeOp))); err == nil {
 		saveArtifact(t, "docs-oauth2-me-operation.png", png)
 	}
 	log.check(t, in.base)
@@ -171,29 +188,17 @@ func TestDocsInBrowserBearerAndPolicy(t *testing.T) {
 	in := start(t, nil)
 	tok := login(t, in, "admin@example.com", "admin-password")
 	ctx, log := browser(t)
-	me := `#operations-users-getMe`
 	bearer := `//div[contains(@class,"auth-container")][.//h4[contains(., "bearerAuth")]]`
-	err := chromedp.Do(ctx,
-		chromedp.Navigate(in.base+"/docs/"),
-		chromedp.WaitVisible(chromedp.CSS(me)),
-		chromedp.Click(chromedp.CSS(`button.btn.authorize`)),
+	if err := chromedp.Do(ctx, chromedp.Navigate(in.base+"/docs/"), chromedp.WaitVisible(chromedp.CSS(getMeOp))); err != nil {
+		t.Fatal(err)
+	}
+	status, body := callMe(t, ctx, "docs-bearer-me.png",
 		chromedp.WaitVisible(chromedp.Search(bearer+`//input`)),
 		chromedp.SendKeys(chromedp.Search(bearer+`//input`), tok),
 		chromedp.Click(chromedp.Search(bearer+`//button[contains(@class,"authorize")]`)),
 		chromedp.WaitVisible(chromedp.Search(bearer+`//*[contains(., "Authorized")]`)),
-		chromedp.Click(chromedp.CSS(`button.btn-done`)),
-		chromedp.Click(chromedp.CSS(me+` .opblock-summary`)),
-		chromedp.Click(chromedp.CSS(me+` button.try-out__btn`)),
-		chromedp.Click(chromedp.CSS(me+` button.execute`)),
-		chromedp.WaitVisible(chromedp.CSS(me+` .live-responses-table tbody .response-col_status`)),
 	)
-	screenshot(t, ctx, "docs-bearer-me.png")
-	if err != nil {
-		t.Fatalf("driving the docs page: %v", err)
-	}
-	status, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(me+` .live-responses-table tbody .response-col_status`)))
-	body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(me+` .live-responses-table tbody .response-col_description`)))
-	if strings.TrimSpace(status) != "200" || !strings.Contains(body, "admin@example.com") {
+	if status != "200" || !strings.Contains(body, "admin@example.com") {
 		t.Fatalf("GET /me with a pasted token: status %q, body %q", status, body)
 	}
 
