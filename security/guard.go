@@ -402,10 +402,16 @@ func (g *Guard) authenticate(r *http.Request, op *policy.Operation, gated bool) 
 	return nil, "", gate, errNoCredentials
 }
 
+// isScopeError is errors.As for *scopeError, kept out of authEvent so that
+// its target is allocated only on this error path.
+func isScopeError(err error) bool {
+	var scopeErr *scopeError
+	return errors.As(err, &scopeErr)
+}
+
 // authEvent classifies the result of authenticate.
 func authEvent(op *policy.Operation, p *Principal, scheme string, err error) AuthEvent {
 	ev := AuthEvent{Scheme: scheme}
-	var scopeErr *scopeError
 	switch {
 	case err == nil && op.Security.Public:
 		ev.Outcome = AuthPublic
@@ -415,7 +421,7 @@ func authEvent(op *policy.Operation, p *Principal, scheme string, err error) Aut
 		ev.Outcome, ev.Principal = AuthOK, p
 	case errors.Is(err, errNoCredentials):
 		ev.Outcome = AuthMissing
-	case errors.As(err, &scopeErr):
+	case isScopeError(err):
 		ev.Outcome = AuthScope
 	case errors.Is(err, ErrMalformed):
 		ev.Outcome = AuthMalformed

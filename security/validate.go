@@ -2,7 +2,10 @@ package security
 
 import (
 	"net/http"
+	"regexp"
+	"slices"
 	"strings"
+	"unicode/utf16"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -28,6 +31,67 @@ type opValidation struct {
 	// openapi3filter.ValidateRequest would do, without its request
 	// decoding. nil otherwise.
 	pathOnly []*openapi3.Parameter
+	// checks[i], when not nil, decides whether a value is valid for
+	// pathOnly[i] without allocating; a value it refuses goes to the schema
+	// (VisitJSON) for the exact error.
+	checks []*stringCheck
+}
+
+// stringCheck is the part of a string schema a path value can violate:
+// enum, minLength and maxLength (in UTF-16 units, as kin-openapi counts),
+// pattern (compiled as kin-openapi compiles it).
+type stringCheck struct {
+	enum []string
+	min  int64
+	max  int64 // -1: none
+	re   *regexp.Regexp
+}
+
+var codepoint = regexp.MustCompile(`\\u([0-9A-F]{4})`)
+
+func newStringCheck(s *openapi3.Schema) *stringCheck {
+	if s.Not != nil || len(s.AnyOf) > 0 || len(s.OneOf) > 0 || s.Always != nil || s.Const != nil {
+		return nil
+	}
+	c := &stringCheck{min: int64(s.MinLength), max: -1}
+	if s.MaxLength != nil {
+		c.max = int64(*s.MaxLength)
+	}
+	for _, v := range s.Enum {
+		str, ok := v.(string)
+		if !ok {
+			return nil
+		}
+		c.enum = append(c.enum, str)
+	}
+	if s.Pattern != "" {
+		re, err := regexp.Compile(codepoint.ReplaceAllString(s.Pattern, `\x{$1}`))
+		if err != nil {
+			return nil
+		}
+		c.re = re
+	}
+	return c
+}
+
+func (c *stringCheck) valid(v string) bool {
+	if len(c.enum) > 0 && !slices.Contains(c.enum, v) {
+		return false
+	}
+	if c.min > 0 || c.max >= 0 {
+		n := int64(0)
+		for _, r := range v {
+			if utf16.IsSurrogate(r) {
+				n += 2
+			} else {
+				n++
+			}
+		}
+		if n < c.min || c.max >= 0 && n > c.max {
+			return false
+		}
+	}
+	return c.re == nil || c.re.MatchString(v)
 }
 
 func newOpValidation(doc *openapi3.T, op *policy.Operation) *opValidation {
@@ -47,6 +111,7 @@ func newOpValidation(doc *openapi3.T, op *policy.Operation) *opValidation {
 				return v
 			}
 			params = append(params, p)
+			v.checks = append(v.checks, newStringCheck(p.Schema.Value))
 		}
 	}
 	v.pathOnly = params
@@ -62,10 +127,13 @@ func (v *opValidation) validatePath(r *http.Request, rctx *chi.Context) (err err
 		return nil, false
 	}
 	var errs openapi3.MultiError
-	for _, p := range v.pathOnly {
+	for i, p := range v.pathOnly {
 		value, found := urlParam(rctx, p.Name)
 		if !found || value == "" || strings.IndexByte(value, '%') >= 0 {
 			return nil, false
+		}
+		if c := v.checks[i]; c != nil && c.valid(value) {
+			continue
 		}
 		if err := p.Schema.Value.VisitJSON(value, openapi3.MultiErrors()); err != nil {
 			errs = append(errs, &openapi3filter.RequestError{Parameter: p, Err: err})

@@ -16,9 +16,10 @@ const validateSpec = `
 openapi: 3.0.3
 info: {title: v, version: "1"}
 paths:
-  /posts/{id}/{lang}:
+  /posts/{id}/{lang}/{tag}:
     parameters:
       - {name: lang, in: path, required: true, schema: {type: string, enum: [en, fr, "\u00e9t\u00e9"]}}
+      - {name: tag, in: path, required: true, schema: {type: string, minLength: 2, maxLength: 4}}
     get:
       operationId: getPost
       security: []
@@ -39,33 +40,37 @@ func FuzzPathValidation(f *testing.F) {
 	op := table.Operation("getPost")
 	v := newOpValidation(table.Doc, op)
 	if v.pathOnly == nil {
-		f.Fatal("GET /posts/{id}/{lang} should take the direct path")
+		f.Fatal("GET /posts/{id}/{lang}/{tag} should take the direct path")
 	}
-	for _, seed := range [][2]string{
-		{"ab", "en"}, {"a", "en"}, {"abcdefghi", "fr"}, {"ab cd", "de"}, {"", ""}, {"été", "été"},
-		{"ab\x00", "en"}, {"ab%20", "en"}, {"\xff\xfe", "fr"}, {"éééééééé", "en"}, {"ééééééééé", "en"},
+	for _, seed := range [][3]string{
+		{"ab", "en", "go"}, {"a", "en", "go"}, {"abcdefghi", "fr", "go"}, {"ab cd", "de", "go"}, {"", "", ""},
+		{"été", "été", "go"}, {"ab\x00", "en", "go"}, {"ab%20", "en", "go"}, {"\xff\xfe", "fr", "go"},
+		{"éééééééé", "en", "go"}, {"ééééééééé", "en", "go"},
+		// Lengths count UTF-16 units: an emoji is 2.
+		{"ab", "en", "😀"}, {"ab", "en", "a😀"}, {"ab", "en", "ab😀"}, {"ab", "en", "abc😀"}, {"ab", "en", "\xed\xa0\x80"},
 	} {
-		f.Add(seed[0], seed[1])
+		f.Add(seed[0], seed[1], seed[2])
 	}
-	f.Fuzz(func(t *testing.T, id, lang string) {
+	f.Fuzz(func(t *testing.T, id, lang, tag string) {
 		rctx := chi.NewRouteContext()
 		rctx.URLParams.Add("lang", lang)
 		rctx.URLParams.Add("id", id)
+		rctx.URLParams.Add("tag", tag)
 		r := httptest.NewRequest("GET", "/", nil)
-		r.URL.Path = "/posts/" + id + "/" + lang
+		r.URL.Path = "/posts/" + id + "/" + lang + "/" + tag
 		r.URL.RawPath = ""
 		direct, done := v.validatePath(r, rctx)
 		if !done {
 			return // percent-encoded: openapi3filter decides
 		}
 		kin := openapi3filter.ValidateRequest(context.Background(), &openapi3filter.RequestValidationInput{
-			Request: r, PathParams: map[string]string{"id": id, "lang": lang}, Route: v.route, Options: validationOptions,
+			Request: r, PathParams: map[string]string{"id": id, "lang": lang, "tag": tag}, Route: v.route, Options: validationOptions,
 		})
 		if (direct == nil) != (kin == nil) {
-			t.Fatalf("id %q lang %q: direct %v, openapi3filter %v", id, lang, direct, kin)
+			t.Fatalf("id %q lang %q tag %q: direct %v, openapi3filter %v", id, lang, tag, direct, kin)
 		}
 		if direct != nil && !reflect.DeepEqual(fieldErrors(direct), fieldErrors(kin)) {
-			t.Fatalf("id %q lang %q: direct says %+v, openapi3filter %+v", id, lang, fieldErrors(direct), fieldErrors(kin))
+			t.Fatalf("id %q lang %q tag %q: direct says %+v, openapi3filter %+v", id, lang, tag, fieldErrors(direct), fieldErrors(kin))
 		}
 	})
 }
