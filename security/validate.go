@@ -38,7 +38,7 @@ type opValidation struct {
 }
 
 // stringCheck is the part of a string schema a path value can violate:
-// enum, minLength and maxLength (in UTF-16 units, as kin-openapi counts),
+// enum, minLength and maxLength (counted exactly as kin-openapi counts),
 // pattern (compiled as kin-openapi compiles it).
 type stringCheck struct {
 	enum []string
