@@ -447,6 +447,8 @@ func (h *harness) commands(s *stack) int64 {
 // time: each such command is one round trip.
 func (h *harness) probeCalls(ctx context.Context, s *stack) (float64, error) {
 	const n = 100
+	// Let requests still in flight from the last load finish first.
+	time.Sleep(time.Second)
 	conn, err := net.Dial("tcp", h.rdb.Options().Addr)
 	if err != nil {
 		return 0, err
