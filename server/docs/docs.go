@@ -69,6 +69,10 @@ func New(table *policy.Table, spec []byte) (http.Handler, error) {
 
 func cacheFor(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "" || strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r) // files only, no directory listing
+			return
+		}
 		// The assets change only with the binary; revalidate rather than trust.
 		w.Header().Set("Cache-Control", "no-cache")
 		h.ServeHTTP(w, r)

@@ -48,6 +48,7 @@ func TestDocsRoutes(t *testing.T) {
 		{"/docs/assets/swagger-ui-bundle.js", "text/javascript; charset=utf-8", 200, "SwaggerUIBundle"},
 		{"/docs/assets/swagger-ui.css", "text/css; charset=utf-8", 200, ".swagger-ui"},
 		{"/docs/assets/nope.js", "", 404, ""},
+		{"/docs/assets/", "", 404, ""},
 		{"/docs/elsewhere", "", 404, ""},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
