@@ -85,7 +85,7 @@ func TestRedisKilledDuringLoad(t *testing.T) {
 		t.Skip("needs a Redis of its own to kill")
 	}
 	srv := redistest.Start(t)
-	in := Start(t, "SPECGUARD_REDIS_URL="+srv.URL, "SPECGUARD_STORE_TIMEOUT="+storeTimeout.String())
+	in := Start(t, "SPECGUARD_REDIS_URL="+srv.URL, "SPECGUARD_SIGNING_KEY_FILE="+sharedKey(t), "SPECGUARD_STORE_TIMEOUT="+storeTimeout.String())
 	c := NewClient(t, in)
 	tok := login(t, c, "user@example.com", "user-password")
 
@@ -170,8 +170,9 @@ func TestSIGTERMDuringLoad(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	close(stop)
 	<-done
-	if err := in.cmd.Wait(); err != nil {
-		t.Fatalf("exit after SIGTERM: %v", err)
+	<-in.exited
+	if !in.cmd.ProcessState.Success() {
+		t.Fatalf("exit after SIGTERM: %v\n%s", in.cmd.ProcessState, in.logs.String())
 	}
 	// Every request either got a whole response (200, or 429 once the
 	// load exhausts its limits) or was refused a connection.

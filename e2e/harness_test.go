@@ -28,6 +28,7 @@ import (
 	"github.com/specguard/specguard/api"
 	"github.com/specguard/specguard/e2e/client"
 	"github.com/specguard/specguard/e2e/redistest"
+	"github.com/specguard/specguard/internal/pgtest"
 )
 
 var binary string
@@ -54,9 +55,11 @@ func TestMain(m *testing.M) {
 
 // Instance is one running specguard process.
 type Instance struct {
-	Base string
-	cmd  *exec.Cmd
-	logs *syncBuffer
+	Base   string
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has exited
+	logs   *syncBuffer
+	env    []string
 }
 
 type syncBuffer struct {
@@ -78,28 +81,43 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 func Start(t *testing.T, env ...string) *Instance {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", redistest.FreePort(t))
-	cmd := exec.Command(binary, "serve")
-	cmd.Env = append(os.Environ(),
-		"SPECGUARD_ADDR="+addr,
-		"SPECGUARD_DATA_DIR="+t.TempDir(),
+	all := append([]string{
+		"SPECGUARD_ADDR=" + addr,
+		"SPECGUARD_DATA_DIR=" + t.TempDir(),
 		"SPECGUARD_TRUSTED_PROXIES=127.0.0.1/32",
 		"SPECGUARD_ADMIN_ADDR=127.0.0.1:0", // several instances run at once
-	)
-	cmd.Env = append(cmd.Env, env...)
-	in := &Instance{Base: "http://" + addr, cmd: cmd, logs: &syncBuffer{}}
+	}, env...)
+	in := &Instance{Base: "http://" + addr, env: all, logs: &syncBuffer{}}
+	in.start(t)
+	t.Cleanup(func() { in.Stop(t) })
+	return in
+}
+
+func (in *Instance) start(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(binary, "serve")
+	cmd.Env = append(os.Environ(), in.env...)
 	cmd.Stdout, cmd.Stderr = in.logs, in.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { in.Stop(t) })
+	in.cmd = cmd
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	in.exited = exited
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := http.Get(in.Base + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return in
+				return
 			}
+		}
+		select {
+		case <-exited:
+			t.Fatalf("specguard exited at start: %v\n%s", cmd.ProcessState, in.logs.String())
+		default:
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("specguard did not become healthy: %v\n%s", err, in.logs.String())
@@ -108,27 +126,62 @@ func Start(t *testing.T, env ...string) *Instance {
 	}
 }
 
-// Stop sends SIGTERM and requires exit status 0.
-func (in *Instance) Stop(t *testing.T) {
-	if in.cmd.Process == nil || in.cmd.ProcessState != nil {
+// Kill ends the process with SIGKILL, as a crash or the OOM killer would.
+func (in *Instance) Kill(t *testing.T) {
+	t.Helper()
+	if in.cmd == nil || in.cmd.Process == nil {
 		return
 	}
-	_ = in.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- in.cmd.Wait() }()
+	_ = in.cmd.Process.Kill()
+	<-in.exited
+	in.cmd = nil
+}
+
+// Restart starts the process again, on the same address, data directory
+// and environment, after Kill.
+func (in *Instance) Restart(t *testing.T) {
+	t.Helper()
+	in.start(t)
+}
+
+// Stop sends SIGTERM and requires exit status 0.
+func (in *Instance) Stop(t *testing.T) {
+	if in.cmd == nil || in.cmd.Process == nil {
+		return
+	}
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("specguard exited with %v\n%s", err, in.logs.String())
+	case <-in.exited:
+		if in.cmd.ProcessState != nil && !in.cmd.ProcessState.Success() {
+			t.Errorf("specguard exited with %v\n%s", in.cmd.ProcessState, in.logs.String())
+		}
+		return
+	default:
+	}
+	_ = in.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-in.exited:
+		if !in.cmd.ProcessState.Success() {
+			t.Errorf("specguard exited with %v\n%s", in.cmd.ProcessState, in.logs.String())
 		}
 	case <-time.After(15 * time.Second):
 		_ = in.cmd.Process.Kill()
 		t.Errorf("specguard did not stop on SIGTERM")
 	}
+	in.cmd = nil
 }
 
 // Redis returns a throwaway Redis URL for instances to share.
 func Redis(t *testing.T) string { return redistest.Start(t).URL }
+
+// Postgres returns the URL of a fresh PostgreSQL database for instances to
+// share.
+func Postgres(t *testing.T) string { return pgtest.New(t) }
+
+// Shared returns the settings of an instance that shares its state with
+// others: the Redis, the PostgreSQL database and the signing key.
+func Shared(redisURL, databaseURL, keyFile string) []string {
+	return []string{"SPECGUARD_REDIS_URL=" + redisURL, "SPECGUARD_DATABASE_URL=" + databaseURL, "SPECGUARD_SIGNING_KEY_FILE=" + keyFile}
+}
 
 // contract validates traffic against the spec.
 type contract struct {

@@ -16,11 +16,12 @@ import (
 
 var ctx = context.Background()
 
-// stores runs a journey against an instance on the memory store and one on
-// a throwaway Redis.
+// stores runs a journey against an instance on the embedded defaults (the
+// memory store, SQLite) and one as a fleet runs it (a throwaway Redis,
+// PostgreSQL).
 func stores(t *testing.T, journey func(t *testing.T, in *Instance)) {
 	t.Run("memory", func(t *testing.T) { journey(t, Start(t)) })
-	t.Run("redis", func(t *testing.T) { journey(t, Start(t, "SPECGUARD_REDIS_URL="+Redis(t))) })
+	t.Run("redis", func(t *testing.T) { journey(t, Start(t, Shared(Redis(t), Postgres(t), sharedKey(t))...)) })
 }
 
 var userSeq atomic.Int64

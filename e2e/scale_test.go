@@ -29,13 +29,14 @@ func sharedKey(t *testing.T) string {
 	return path
 }
 
-// fleet starts n instances sharing one store and one signing key.
+// fleet starts n instances sharing one Redis (or Redis Cluster), one
+// PostgreSQL database and one signing key.
 func fleet(t *testing.T, n int, redisURL string) []*Instance {
 	t.Helper()
-	key := sharedKey(t)
+	shared := Shared(redisURL, Postgres(t), sharedKey(t))
 	out := make([]*Instance, n)
 	for i := range out {
-		out[i] = Start(t, "SPECGUARD_REDIS_URL="+redisURL, "SPECGUARD_SIGNING_KEY_FILE="+key)
+		out[i] = Start(t, shared...)
 	}
 	return out
 }

@@ -192,10 +192,10 @@ func (l *Limiter) limit(w http.ResponseWriter, r *http.Request, op *policy.Opera
 	var err error
 	if gate != nil {
 		if gs, ok := l.store.(GatedStore); ok {
-			var gateOK bool
-			allowed, gateOK, err = gs.AllowGated(ctx, gate, reqs, results)
-			if err == nil && !gateOK {
-				return true, gate.Failed()
+			var gateErr error
+			allowed, gateErr, err = gs.AllowGated(ctx, gate, reqs, results)
+			if err == nil && gateErr != nil {
+				return true, gateErr
 			}
 		} else if err = gate.Check(ctx); err != nil {
 			return true, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,12 +67,31 @@ if out[1] == 1 then
 end
 return out`
 
-// gatedScript is allowScript preceded by a security gate's condition over
-// KEYS[1] and ARGV[1]: when it is false, {-1} and nothing is charged.
-func gatedScript(cond string) *redis.Script {
-	return redis.NewScript(luaTime + "local gate_key, gate_arg = KEYS[1], ARGV[1]\n" +
-		"if not (" + cond + ") then return {-1} end\n" +
-		"local ko, ao = 1, 1\n" + allowBody)
+// gatedScript is allowScript preceded by a security gate: its function,
+// defining gate(gk, ga, now), is called with the first nk keys and na
+// arguments; when it returns a code other than 0, the script returns
+// {-code} and charges nothing.
+func gatedScript(fn string, nk, na int) *redis.Script {
+	var b strings.Builder
+	b.WriteString(luaTime)
+	b.WriteString(fn)
+	b.WriteString("local code = gate({")
+	for i := 1; i <= nk; i++ {
+		fmt.Fprintf(&b, "KEYS[%d],", i)
+	}
+	b.WriteString("}, {")
+	for i := 1; i <= na; i++ {
+		fmt.Fprintf(&b, "ARGV[%d],", i)
+	}
+	fmt.Fprintf(&b, "}, now)\nif code ~= 0 then return {-code} end\nlocal ko, ao = %d, %d\n", nk, na)
+	b.WriteString(allowBody)
+	return redis.NewScript(b.String())
+}
+
+// gateShape keys the gated scripts.
+type gateShape struct {
+	fn     string
+	nk, na int
 }
 
 // RedisStore keeps buckets in Redis, shared by every instance: one script
@@ -83,7 +103,7 @@ type RedisStore struct {
 	rdb     redis.UniversalClient
 	prefix  string
 	cluster bool
-	gated   sync.Map // gate condition -> *redis.Script
+	gated   sync.Map // gateShape -> *redis.Script
 	batch   *batcher // nil on a Cluster
 }
 
@@ -144,39 +164,40 @@ func (s *RedisStore) CanGate() bool { return !s.cluster }
 // AllowGated implements GatedStore: one script checks the gate and, only
 // when it holds, decides every tier. A gate on another Redis, or a
 // Cluster, costs a round trip of its own.
-func (s *RedisStore) AllowGated(ctx context.Context, gate *security.Gate, reqs []Request, results []Result) (allowed, gateOK bool, err error) {
+func (s *RedisStore) AllowGated(ctx context.Context, gate *security.Gate, reqs []Request, results []Result) (allowed bool, gateErr, err error) {
 	g := gate.Redis
 	if s.cluster || g == nil || g.Client != s.rdb {
-		if err := gate.Check(ctx); err != nil {
-			if errors.Is(err, security.ErrUnavailable) {
-				return false, false, fmt.Errorf("%w: %v", ErrStore, err)
+		if gateErr := gate.Check(ctx); gateErr != nil {
+			if errors.Is(gateErr, security.ErrUnavailable) {
+				return false, nil, fmt.Errorf("%w: %v", ErrStore, gateErr)
 			}
-			return false, false, nil
+			return false, gateErr, nil
 		}
 		allowed, err := s.Allow(ctx, reqs, results)
-		return allowed, true, err
+		return allowed, nil, err
 	}
-	sc, ok := s.gated.Load(g.Cond)
+	shape := gateShape{fn: g.Func, nk: len(g.Keys), na: len(g.Args)}
+	sc, ok := s.gated.Load(shape)
 	if !ok {
-		sc, _ = s.gated.LoadOrStore(g.Cond, gatedScript(g.Cond))
+		sc, _ = s.gated.LoadOrStore(shape, gatedScript(shape.fn, shape.nk, shape.na))
 	}
-	keys := make([]string, 1, 1+len(reqs))
-	keys[0] = g.Key
-	argv := make([]any, 1, 1+4*len(reqs))
-	argv[0] = g.Arg
+	keys := make([]string, 0, len(g.Keys)+len(reqs))
+	keys = append(keys, g.Keys...)
+	argv := make([]any, 0, len(g.Args)+4*len(reqs))
+	argv = append(argv, g.Args...)
 	for i := range reqs {
 		keys = append(keys, s.key(&reqs[i]))
 		argv = append(argv, args(&reqs[i])...)
 	}
 	raw, err := s.eval(ctx, sc.(*redis.Script), keys, argv)
 	if err != nil {
-		return false, false, fmt.Errorf("%w: %v", ErrStore, err)
+		return false, nil, fmt.Errorf("%w: %v", ErrStore, err)
 	}
-	if len(raw) == 1 && raw[0] == -1 {
-		return false, false, nil
+	if len(raw) == 1 && raw[0] < 0 {
+		return false, gate.Failed(-raw[0]), nil
 	}
 	allowed, err = decode(raw, results)
-	return allowed, true, err
+	return allowed, nil, err
 }
 
 // allowEach decides each tier with its own script call, in one pipeline.

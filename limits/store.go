@@ -103,16 +103,16 @@ type Store interface {
 	Allow(ctx context.Context, reqs []Request, results []Result) (allowed bool, err error)
 }
 
-// GatedStore is a Store that can evaluate a security.Gate (the revocation
-// check of a bearer token) in the same call as the decision.
+// GatedStore is a Store that can run a security.Gate (the store check of a
+// credential verified locally) in the same call as the decision.
 type GatedStore interface {
 	Store
 	// CanGate reports whether AllowGated saves a round trip.
 	CanGate() bool
 	// AllowGated is Allow preceded by the gate, atomically: when the gate
-	// fails nothing is charged and gateOK is false. err reports a store
+	// fails nothing is charged and gateErr says why. err reports a store
 	// that could not answer either question.
-	AllowGated(ctx context.Context, gate *security.Gate, reqs []Request, results []Result) (allowed, gateOK bool, err error)
+	AllowGated(ctx context.Context, gate *security.Gate, reqs []Request, results []Result) (allowed bool, gateErr, err error)
 }
 
 // gcra is the whole algorithm. tat is the bucket's theoretical arrival time

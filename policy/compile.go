@@ -342,7 +342,8 @@ func (c *compiler) compileRoles() map[string][]string {
 				}
 				scopes = append(scopes, scope)
 			}
-			roles[role] = scopes
+			sort.Strings(scopes)
+			roles[role] = slices.Compact(scopes)
 		}
 	}
 	return roles

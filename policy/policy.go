@@ -170,7 +170,8 @@ type Table struct {
 	Doc     *openapi3.T
 	Source  string             // the name errors and lint findings use for the document
 	Schemes map[string]*Scheme // the enforceable schemes some operation uses
-	// Roles maps a role to the scopes it grants (the oauth2 scheme's x-roles).
+	// Roles maps a role to the scopes it grants (the oauth2 scheme's
+	// x-roles), sorted.
 	Roles map[string][]string
 	// Scopes are every scope the oauth2 schemes declare, sorted.
 	Scopes []string
@@ -196,5 +197,6 @@ func (t *Table) Lookup(method, pattern string) *Operation {
 // Operation returns the operation with the given operationId, or nil.
 func (t *Table) Operation(id string) *Operation { return t.byID[id] }
 
-// RoleScopes returns the scopes granted to role, or nil for an unknown role.
+// RoleScopes returns the scopes granted to role, sorted, or nil for an
+// unknown role. The slice is shared: do not modify it.
 func (t *Table) RoleScopes(role string) []string { return t.Roles[role] }

@@ -1,15 +1,16 @@
 package security
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/specguard/specguard/policy"
@@ -18,56 +19,260 @@ import (
 // APIKeyPrefix starts every key, so leaked keys are easy to scan for.
 const APIKeyPrefix = "sg_"
 
-// APIKeyService creates API keys and authenticates apiKey-in-header schemes.
-// A key reads sg_<subject>.<id>.<secret>: subject and id find the record,
-// the secret is compared in constant time with the stored SHA-256 hash.
-type APIKeyService struct {
-	Store Store
-	// TTL is how long a key lives (DefaultAPIKeyTTL when zero).
-	TTL time.Duration
+// prefixLen is how much of a key its Prefix shows: "sg_" and 8 characters
+// of its id, which is random and says nothing about the owner.
+const prefixLen = len(APIKeyPrefix) + 8
+
+// KeyRecords is the durable home of API keys: the app's database. A key
+// must outlive any process and any loss of the Store, which holds only a
+// mark per live key.
+type KeyRecords interface {
+	// CreateAPIKey stores k.
+	CreateAPIKey(ctx context.Context, k *APIKey) error
+	// APIKey returns key id, revoked and expired ones included, or ErrNotFound.
+	APIKey(ctx context.Context, id string) (*APIKey, error)
+	// APIKeys lists subject's live keys, newest first.
+	APIKeys(ctx context.Context, subject string) ([]APIKey, error)
+	// RevokeAPIKey revokes subject's live key id, or returns ErrNotFound.
+	RevokeAPIKey(ctx context.Context, subject, id string) error
+	// RevokeAPIKeys revokes every key of subject.
+	RevokeAPIKeys(ctx context.Context, subject string) error
+	// TouchAPIKey records that key id was used at t.
+	TouchAPIKey(ctx context.Context, id string, t time.Time) error
 }
+
+// APIKeyService creates, lists and revokes API keys and authenticates
+// apiKey-in-header schemes. A key reads sg_<id>.<secret>: the id finds the
+// record, the secret is compared in constant time with its stored SHA-256
+// hash. Records live in KeyRecords; the immutable parts of those in use are
+// cached here, and each request asks the Store whether the key is still
+// live (one store call, no database query, on a warm instance).
+type APIKeyService struct {
+	store    Store
+	records  KeyRecords
+	accounts *Accounts
+	ttl      time.Duration
+	now      func() time.Time
+	cache    *boundedCache[*cachedKey]
+}
+
+type cachedKey struct {
+	key      *APIKey
+	lastUsed atomic.Int64 // unix seconds last written to the records
+}
+
+// APIKeyOption configures an APIKeyService.
+type APIKeyOption func(*APIKeyService)
+
+// WithKeyTTL sets how long a key lives (DefaultAPIKeyTTL when absent).
+func WithKeyTTL(d time.Duration) APIKeyOption { return func(s *APIKeyService) { s.ttl = d } }
+
+// WithKeyAccounts makes every key hold for its owner's current state (see
+// WithAccounts): a disabled account's keys are refused, and a key holds the
+// scopes it was made with that the owner's current role still grants.
+func WithKeyAccounts(a *Accounts) APIKeyOption { return func(s *APIKeyService) { s.accounts = a } }
+
+// WithKeyClock sets the clock (time.Now when absent).
+func WithKeyClock(now func() time.Time) APIKeyOption { return func(s *APIKeyService) { s.now = now } }
 
 // DefaultAPIKeyTTL is the lifetime of an API key when none is configured.
 const DefaultAPIKeyTTL = 365 * 24 * time.Hour
 
-var _ Authenticator = APIKeyService{}
+// NewAPIKeyService returns a service keeping records in records and marks
+// in store.
+func NewAPIKeyService(store Store, records KeyRecords, opts ...APIKeyOption) *APIKeyService {
+	s := &APIKeyService{store: store, records: records, ttl: DefaultAPIKeyTTL, now: time.Now, cache: newBoundedCache[*cachedKey](10000)}
+	for _, opt := range opts {
+		opt(s)
+	}
+	return s
+}
+
+var _ Authenticator = (*APIKeyService)(nil)
 
 // Create makes a key for subject holding scopes and returns the full key,
-// which is not stored and cannot be shown again.
-func (s APIKeyService) Create(ctx context.Context, subject, name string, scopes []string) (string, *APIKey, error) {
+// which is not stored and cannot be shown again. The mark goes to the store
+// first: a record the store never heard of could not be used, but a mark
+// without a record is harmless (nobody holds its secret).
+func (s *APIKeyService) Create(ctx context.Context, subject, name string, scopes []string) (string, *APIKey, error) {
+	version, err := s.accounts.mintVersion(ctx, subject)
+	if err != nil {
+		return "", nil, err
+	}
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
 		return "", nil, err
 	}
 	id := NewID()
-	full := APIKeyPrefix + subject + "." + id + "." + base64.RawURLEncoding.EncodeToString(secret)
+	full := APIKeyPrefix + id + "." + base64.RawURLEncoding.EncodeToString(secret)
 	sum := sha256.Sum256(secret)
-	k := &APIKey{ID: id, Subject: subject, Name: name, Prefix: APIKeyPrefix + id[:8],
-		Scopes: slices.Sorted(slices.Values(scopes)), SecretHash: sum[:], Expires: time.Now().Add(cmp.Or(s.TTL, DefaultAPIKeyTTL))}
-	if err := s.Store.CreateKey(ctx, k); err != nil {
-		return "", nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	now := s.now().UTC().Truncate(time.Microsecond)
+	k := &APIKey{ID: id, Subject: subject, Name: name, Prefix: full[:prefixLen],
+		Scopes: slices.Sorted(slices.Values(scopes)), SecretHash: sum[:], AccountVersion: version,
+		Created: now, Expires: now.Add(s.ttl)}
+	if _, err := s.store.MarkKey(ctx, k, false); err != nil {
+		return "", nil, unavailable(err)
+	}
+	if err := s.records.CreateAPIKey(ctx, k); err != nil {
+		return "", nil, unavailable(err)
 	}
 	return full, k, nil
 }
 
+// List returns subject's live keys, newest first.
+func (s *APIKeyService) List(ctx context.Context, subject string) ([]APIKey, error) {
+	keys, err := s.records.APIKeys(ctx, subject)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return keys, nil
+}
+
+// Revoke revokes subject's key id: in the store first, so every instance
+// refuses it at once, then in its record. ErrNotFound when subject has no
+// live key id.
+func (s *APIKeyService) Revoke(ctx context.Context, subject, id string) error {
+	k, err := s.records.APIKey(ctx, id)
+	if errors.Is(err, ErrNotFound) || err == nil && (k.Subject != subject || !k.Revoked.IsZero() || !s.now().Before(k.Expires)) {
+		return ErrNotFound
+	} else if err != nil {
+		return unavailable(err)
+	}
+	if err := s.store.RevokeKey(ctx, subject, id, k.Expires); err != nil {
+		return unavailable(err)
+	}
+	s.cache.del(id)
+	if err := s.records.RevokeAPIKey(ctx, subject, id); err != nil && !errors.Is(err, ErrNotFound) {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// RevokeAll revokes every key of subject in its records. The caller has
+// already made them dead in the store (an account's NotBefore moved, or
+// Store.RevokeSubject), so this is bookkeeping: lists stop showing them.
+func (s *APIKeyService) RevokeAll(ctx context.Context, subject string) error {
+	if err := s.records.RevokeAPIKeys(ctx, subject); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+func unavailable(err error) error {
+	if errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalid) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
+
 // Authenticate implements Authenticator for the header named scheme.Param.
-func (s APIKeyService) Authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*Principal, error) {
+func (s *APIKeyService) Authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*Principal, error) {
+	p, _, err := s.authenticate(ctx, r, scheme, false)
+	return p, err
+}
+
+func (s *APIKeyService) authenticateGated(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*Principal, *Gate, error) {
+	return s.authenticate(ctx, r, scheme, true)
+}
+
+func (s *APIKeyService) authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme, gated bool) (*Principal, *Gate, error) {
 	values := r.Header.Values(scheme.Param)
 	switch len(values) {
 	case 0:
-		return nil, nil
+		return nil, nil, nil
 	case 1:
 	default:
-		return nil, fmt.Errorf("%w: more than one %s header", ErrMalformed, scheme.Param)
+		return nil, nil, fmt.Errorf("%w: more than one %s header", ErrMalformed, scheme.Param)
 	}
-	rest, isKey := strings.CutPrefix(values[0], APIKeyPrefix)
-	subject, id, secret, ok := splitCredential(rest)
-	if !isKey || !ok {
-		return nil, fmt.Errorf("%w: not a specguard API key", ErrInvalid)
+	id, secret, ok := splitKey(values[0])
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: not a specguard API key", ErrInvalid)
 	}
-	k, err := s.Store.Key(ctx, subject, id)
-	if err := checkSecret(err, secret, func() []byte { return k.SecretHash }, "unknown or revoked API key"); err != nil {
-		return nil, err
+	ck, err := s.lookup(ctx, id)
+	if err := checkSecret(err, secret, func() []byte { return ck.key.SecretHash }, "unknown or revoked API key"); err != nil {
+		return nil, nil, err
 	}
-	return &Principal{Subject: k.Subject, Scopes: k.Scopes, KeyID: k.ID}, nil
+	k := ck.key
+	s.touch(ck)
+	check := Check{Kind: KeyCredential, Subject: k.Subject, ID: k.ID}
+	return s.accounts.hold(ctx, s.store, check, gated, func(acct *Account) (*Principal, error) {
+		p := &Principal{Subject: k.Subject, Scopes: k.Scopes, KeyID: k.ID}
+		if acct != nil {
+			p.Role, p.Scopes, p.accountVersion = acct.Role, s.accounts.bounded(k.Scopes, acct), acct.Version
+		}
+		return p, nil
+	}, func(ctx context.Context) error { return s.remark(ctx, k.ID) })
+}
+
+// splitKey parses "sg_<id>.<base64url secret of 32 bytes>".
+func splitKey(v string) (id string, secret []byte, ok bool) {
+	rest, ok := strings.CutPrefix(v, APIKeyPrefix)
+	if !ok || len(rest) > 256 {
+		return "", nil, false
+	}
+	id, enc, ok := strings.Cut(rest, ".")
+	if !ok || !isID(id) {
+		return "", nil, false
+	}
+	secret, ok = decodeSecret(enc)
+	return id, secret, ok
+}
+
+// lookup returns key id's record: this instance's copy (the store check
+// that follows says whether it still lives), else the records'. A revoked
+// or expired key is not found.
+func (s *APIKeyService) lookup(ctx context.Context, id string) (*cachedKey, error) {
+	ck, ok := s.cache.get(id)
+	if !ok {
+		k, err := s.records.APIKey(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if !k.Revoked.IsZero() {
+			return nil, ErrNotFound
+		}
+		ck = &cachedKey{key: k}
+		ck.lastUsed.Store(k.LastUsed.Unix())
+		s.cache.put(id, ck)
+	}
+	if !s.now().Before(ck.key.Expires) {
+		s.cache.del(id)
+		return nil, ErrNotFound
+	}
+	return ck, nil
+}
+
+// remark restores the mark of key id, which the store lost (a Redis
+// restart, say), from its record, unless the record says it was revoked.
+// A mark or revocation written meanwhile is kept.
+func (s *APIKeyService) remark(ctx context.Context, id string) error {
+	k, err := s.records.APIKey(ctx, id)
+	if errors.Is(err, ErrNotFound) || err == nil && (!k.Revoked.IsZero() || !s.now().Before(k.Expires)) {
+		s.cache.del(id)
+		return fmt.Errorf("%w: unknown or revoked API key", ErrInvalid)
+	} else if err != nil {
+		return unavailable(err)
+	}
+	if _, err := s.store.MarkKey(ctx, k, true); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// touchEvery is how often a key's last use is written to its record: the
+// time shown is accurate to this, and a busy key costs one write per
+// interval per instance, off the request's path.
+const touchEvery = time.Minute
+
+func (s *APIKeyService) touch(ck *cachedKey) {
+	now := s.now()
+	last := ck.lastUsed.Load()
+	if now.Unix()-last < int64(touchEvery/time.Second) || !ck.lastUsed.CompareAndSwap(last, now.Unix()) {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.records.TouchAPIKey(ctx, ck.key.ID, now)
+	}()
 }

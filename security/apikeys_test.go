@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -18,29 +19,33 @@ func TestAPIKeyAuthentication(t *testing.T) {
 	ctx := context.Background()
 	full, k := e.apiKey(t, "alice", "a:read")
 	rest := strings.TrimPrefix(full, security.APIKeyPrefix)
-	parts := strings.Split(rest, ".")
-	if len(parts) != 3 || parts[0] != "alice" || parts[1] != k.ID {
-		t.Fatalf("key %q does not read sg_<subject>.<id>.<secret>", full)
+	id, secret, _ := strings.Cut(rest, ".")
+	if id != k.ID || len(secret) != 43 {
+		t.Fatalf("key %q does not read sg_<id>.<secret>", full)
 	}
-	otherFull, _ := e.apiKey(t, "bob", "a:read")
-	otherSecret := strings.Split(otherFull, ".")[2]
+	otherFull, otherKey := e.apiKey(t, "bob", "a:read")
+	otherSecret := strings.Split(otherFull, ".")[1]
 	revoked, rk := e.apiKey(t, "alice", "a:read")
-	if err := e.store.RevokeKey(ctx, "alice", rk.ID); err != nil {
+	if err := e.keys.Revoke(ctx, "bob", rk.ID); !errors.Is(err, security.ErrNotFound) {
+		t.Fatalf("Revoke of another subject's key = %v, want ErrNotFound", err)
+	}
+	if err := e.keys.Revoke(ctx, "alice", rk.ID); err != nil {
 		t.Fatal(err)
 	}
 	writeKey, _ := e.apiKey(t, "alice", "a:read", "a:write")
 
 	cases := []guardCase{
 		{name: "valid", path: "/key-read", mods: []mod{apiKeyHeader(full)}, want: ok200, saw: okAs("keyRead", "alice", "apiKeyAuth")},
-		{name: "wrong secret", path: "/key-read", mods: []mod{apiKeyHeader(security.APIKeyPrefix + "alice." + k.ID + "." + otherSecret)}, want: invalidToken},
-		{name: "unknown id", path: "/key-read", mods: []mod{apiKeyHeader(security.APIKeyPrefix + "alice." + security.NewID() + "." + parts[2])}, want: invalidToken},
-		{name: "other subject", path: "/key-read", mods: []mod{apiKeyHeader(security.APIKeyPrefix + "bob." + k.ID + "." + parts[2])}, want: invalidToken},
+		{name: "wrong secret", path: "/key-read", mods: []mod{apiKeyHeader(security.APIKeyPrefix + k.ID + "." + otherSecret)}, want: invalidToken},
+		{name: "unknown id", path: "/key-read", mods: []mod{apiKeyHeader(security.APIKeyPrefix + security.NewID() + "." + secret)}, want: invalidToken},
+		{name: "another key's id", path: "/key-read", mods: []mod{apiKeyHeader(security.APIKeyPrefix + otherKey.ID + "." + secret)}, want: invalidToken},
+		{name: "old three-part form", path: "/key-read", mods: []mod{apiKeyHeader(security.APIKeyPrefix + "alice." + k.ID + "." + secret)}, want: invalidToken},
 		{name: "no prefix", path: "/key-read", mods: []mod{apiKeyHeader(rest)}, want: invalidToken},
 		{name: "wrong prefix", path: "/key-read", mods: []mod{apiKeyHeader("sk_" + rest)}, want: invalidToken},
 		{name: "garbage", path: "/key-read", mods: []mod{apiKeyHeader("garbage")}, want: invalidToken},
 		{name: "prefix only", path: "/key-read", mods: []mod{apiKeyHeader(security.APIKeyPrefix)}, want: invalidToken},
 		{name: "short secret", path: "/key-read", mods: []mod{apiKeyHeader(full[:len(full)-4])}, want: invalidToken},
-		{name: "secret not base64url", path: "/key-read", mods: []mod{apiKeyHeader(security.APIKeyPrefix + "alice." + k.ID + "." + strings.Repeat("*", 43))}, want: invalidToken},
+		{name: "secret not base64url", path: "/key-read", mods: []mod{apiKeyHeader(security.APIKeyPrefix + k.ID + "." + strings.Repeat("*", 43))}, want: invalidToken},
 		{name: "padded secret", path: "/key-read", mods: []mod{apiKeyHeader(full + "=")}, want: invalidToken},
 		{name: "overlong", path: "/key-read", mods: []mod{apiKeyHeader(full + strings.Repeat("A", 300))}, want: invalidToken},
 		{name: "bearer-looking value", path: "/key-read", mods: []mod{apiKeyHeader("Bearer " + full)}, want: invalidToken},
@@ -62,17 +67,30 @@ func TestAPIKeyAuthentication(t *testing.T) {
 	})
 }
 
+// The key shows its true first characters as its prefix and says nothing
+// about its owner.
+func TestAPIKeyPrefixIsTrueAndCarriesNoOwner(t *testing.T) {
+	e := newEnv(t)
+	full, k := e.apiKey(t, "alice-the-owner", "a:read")
+	if !strings.HasPrefix(full, k.Prefix) || len(k.Prefix) != len(security.APIKeyPrefix)+8 {
+		t.Errorf("Prefix %q is not the first characters of the key", k.Prefix)
+	}
+	if strings.Contains(full, "alice-the-owner") {
+		t.Errorf("the key carries its owner's id")
+	}
+}
+
 func TestAPIKeyStoresOnlyTheHash(t *testing.T) {
 	e := newEnv(t)
 	full, created := e.apiKey(t, "alice", "a:read")
-	secretEnc := strings.Split(full, ".")[2]
+	secretEnc := strings.Split(full, ".")[1]
 	secret, err := base64.RawURLEncoding.DecodeString(secretEnc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stored, err := e.store.Keys(context.Background(), "alice")
+	stored, err := e.keys.List(context.Background(), "alice")
 	if err != nil || len(stored) != 1 {
-		t.Fatalf("Keys = %v, %v; want one", stored, err)
+		t.Fatalf("List = %v, %v; want one", stored, err)
 	}
 	sum := sha256.Sum256(secret)
 	for name, k := range map[string]security.APIKey{"returned": *created, "stored": stored[0]} {
@@ -86,33 +104,47 @@ func TestAPIKeyStoresOnlyTheHash(t *testing.T) {
 			if string(k.SecretHash) != string(sum[:]) {
 				t.Errorf("SecretHash is not SHA-256 of the secret")
 			}
-			if !strings.HasPrefix(k.Prefix, security.APIKeyPrefix) || !strings.HasPrefix(full, security.APIKeyPrefix) {
-				t.Errorf("Prefix %q", k.Prefix)
-			}
 		})
 	}
 }
 
+// Last use is written to the record at most once a minute, off the
+// request's path.
 func TestAPIKeyLastUsed(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	full, k := e.apiKey(t, "alice", "a:read")
 	lastUsed := func() time.Time {
 		t.Helper()
-		keys, err := e.store.Keys(ctx, "alice")
+		keys, err := e.keys.List(ctx, "alice")
 		if err != nil || len(keys) != 1 || keys[0].ID != k.ID {
-			t.Fatalf("Keys = %v, %v", keys, err)
+			t.Fatalf("List = %v, %v", keys, err)
 		}
 		return keys[0].LastUsed
 	}
 	if got := lastUsed(); !got.IsZero() {
 		t.Fatalf("LastUsed before any use = %v, want zero", got)
 	}
-	for i := range 2 {
-		e.clock.Advance(time.Minute)
-		ok200.check(t, e.do(t, http.MethodGet, "/key-read", "", apiKeyHeader(full)))
-		if got, want := lastUsed(), e.clock.Now(); !got.Equal(want) {
-			t.Errorf("use %d: LastUsed = %v, want %v", i, got, want)
+	waitFor := func(want time.Time) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !lastUsed().Equal(want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("LastUsed = %v, want %v", lastUsed(), want)
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
 	}
+	ok200.check(t, e.do(t, http.MethodGet, "/key-read", "", apiKeyHeader(full)))
+	first := e.clock.Now()
+	waitFor(first)
+	e.clock.Advance(10 * time.Second)
+	ok200.check(t, e.do(t, http.MethodGet, "/key-read", "", apiKeyHeader(full)))
+	time.Sleep(50 * time.Millisecond)
+	if got := lastUsed(); !got.Equal(first) {
+		t.Errorf("LastUsed within the minute = %v, want %v kept", got, first)
+	}
+	e.clock.Advance(time.Minute)
+	ok200.check(t, e.do(t, http.MethodGet, "/key-read", "", apiKeyHeader(full)))
+	waitFor(e.clock.Now())
 }

@@ -18,17 +18,26 @@ var _ Authenticator = BearerAuthenticator{}
 
 // Authenticate implements Authenticator.
 func (b BearerAuthenticator) Authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*Principal, error) {
+	p, _, err := b.authenticate(ctx, r, scheme, false)
+	return p, err
+}
+
+func (b BearerAuthenticator) authenticateGated(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*Principal, *Gate, error) {
+	return b.authenticate(ctx, r, scheme, true)
+}
+
+func (b BearerAuthenticator) authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme, gated bool) (*Principal, *Gate, error) {
 	raw, err := bearerCredential(r)
 	if raw == "" || err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// A token in the cache passed the syntax check when it was first
 	// verified: only an unknown one is scanned (hundreds of bytes).
-	c, err := b.Tokens.verifyAccess(ctx, raw, isB64Token)
+	c, err := b.Tokens.verifySignature(raw, isB64Token)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return c.principal(scheme.Name), nil
+	return b.Tokens.hold(ctx, c, scheme.Name, gated)
 }
 
 // splitScopes returns the sorted scopes of a space-separated list.

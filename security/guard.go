@@ -213,7 +213,9 @@ func (g *Guard) middleware(next http.Handler) http.Handler {
 		if gate != nil && fail != nil {
 			// The request is refused anyway; a revoked token is refused as
 			// invalid (401) rather than as lacking scope or freshness.
-			if err := gate.Check(r.Context()); err != nil {
+			if err := gate.Check(r.Context()); errors.Is(err, errRecheck) {
+				p, scheme, _, fail = g.authenticate(r, op, false)
+			} else if err != nil {
 				fail = err
 			}
 			gate = nil
@@ -228,7 +230,20 @@ func (g *Guard) middleware(next http.Handler) http.Handler {
 		switch {
 		case gate != nil:
 			var gateErr error
-			if ok, gateErr = g.gated.LimitGated(w, r, op, p, gate); gateErr != nil {
+			ok, gateErr = g.gated.LimitGated(w, r, op, p, gate)
+			if errors.Is(gateErr, errRecheck) {
+				// The account changed, or a key lost its mark: nothing was
+				// charged; decide again on the path that reads them anew.
+				p, scheme, _, fail = g.authenticate(r, op, false)
+				if fail != nil {
+					p = nil
+				}
+				rc.p, gateErr = p, nil
+				if !errors.Is(fail, ErrUnavailable) {
+					ok = g.limiter.Limit(w, r, op, p)
+				}
+			}
+			if gateErr != nil {
 				// Revoked (or the store is down): nothing was charged.
 				p, rc.p, fail = nil, nil, gateErr
 				if !errors.Is(fail, ErrUnavailable) {
@@ -343,11 +358,13 @@ func (g *Guard) authenticate(r *http.Request, op *policy.Operation, gated bool) 
 			}
 		}
 		var o outcome
-		if ga, ok := g.auth[s.Type].(gatingAuthenticator); ok && gated {
+		// One check rides in the rate-limit call; a second credential (an
+		// AND alternative) is checked on its own.
+		if ga, ok := g.auth[s.Type].(gatingAuthenticator); ok && gated && gate == nil {
 			var gt *Gate
 			o.p, gt, o.err = ga.authenticateGated(r.Context(), r, s)
 			if gt != nil {
-				gate = gt // at most one: every bearer scheme reads the same token
+				gate = gt
 			}
 		} else {
 			o.p, o.err = g.auth[s.Type].Authenticate(r.Context(), r, s)

@@ -184,7 +184,7 @@ type env struct {
 	signing  *security.Key
 	tokens   *security.TokenService
 	sessions *security.SessionService
-	keys     security.APIKeyService
+	keys     *security.APIKeyService
 	table    *policy.Table
 	router   chi.Router
 	guard    func(http.Handler) http.Handler
@@ -219,7 +219,7 @@ func newEnv(tb testing.TB) *env {
 	if e.sessions, err = security.NewSessionService(store, csrfKey, e.table.RoleScopes); err != nil {
 		tb.Fatal(err)
 	}
-	e.keys = security.APIKeyService{Store: store}
+	e.keys = security.NewAPIKeyService(store, security.NewMemoryKeyRecords(e.clock.Now), security.WithKeyClock(e.clock.Now))
 
 	e.router = chi.NewRouter()
 	for _, op := range e.table.Operations() {

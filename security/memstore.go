@@ -15,8 +15,17 @@ type MemoryStore struct {
 	mu       sync.RWMutex
 	families map[string]*Family
 	sessions map[string]*Session
-	keys     map[string]*APIKey
+	marks    map[string]*keyMark
+	accounts map[string]Account
 	writes   int
+}
+
+// keyMark is an API key's mark: live until expires unless revoked.
+type keyMark struct {
+	subject string
+	version int64
+	expires time.Time
+	revoked bool
 }
 
 var _ Store = (*MemoryStore)(nil)
@@ -30,7 +39,8 @@ func NewMemoryStore(now func() time.Time) *MemoryStore {
 		now:      now,
 		families: map[string]*Family{},
 		sessions: map[string]*Session{},
-		keys:     map[string]*APIKey{},
+		marks:    map[string]*keyMark{},
+		accounts: map[string]Account{},
 	}
 }
 
@@ -51,9 +61,9 @@ func (m *MemoryStore) sweep(now time.Time) {
 			delete(m.sessions, id)
 		}
 	}
-	for id, k := range m.keys {
-		if !now.Before(k.Expires) {
-			delete(m.keys, id)
+	for id, k := range m.marks {
+		if !now.Before(k.expires) {
+			delete(m.marks, id)
 		}
 	}
 }
@@ -70,6 +80,79 @@ func (m *MemoryStore) liveFamily(id string, now time.Time) *Family {
 		return nil
 	}
 	return f
+}
+
+// Check implements Store. It runs on every request: a session is marked
+// used under the write lock, everything else needs the read lock only.
+func (m *MemoryStore) Check(_ context.Context, c *Check) error {
+	now := m.now()
+	if c.Kind == SessionCredential {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+	} else {
+		m.mu.RLock()
+		defer m.mu.RUnlock()
+	}
+	var minted int64
+	switch c.Kind {
+	case AccessCredential:
+		f := m.families[c.ID]
+		if f == nil || !now.Before(f.Expires) || f.Subject != c.Subject || f.AccessJTI != c.JTI {
+			return ErrNotFound
+		}
+		minted = f.AccountVersion
+	case SessionCredential:
+		s := m.sessions[c.ID]
+		if s == nil || !now.Before(s.Expires) || s.Subject != c.Subject {
+			return ErrNotFound
+		}
+		minted = s.AccountVersion
+		defer func() { s.LastUsed = now }()
+	case KeyCredential:
+		k := m.marks[c.ID]
+		if k == nil {
+			return ErrUnmarked
+		}
+		if k.revoked || !now.Before(k.expires) || k.subject != c.Subject {
+			return ErrNotFound
+		}
+		minted = k.version
+	default:
+		return ErrNotFound
+	}
+	if c.AccountVersion == 0 {
+		return nil
+	}
+	a, ok := m.accounts[c.Subject]
+	if !ok || a.Version != c.AccountVersion {
+		return ErrStale
+	}
+	if minted < a.NotBefore {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// PutAccount implements Store.
+func (m *MemoryStore) PutAccount(_ context.Context, subject string, a Account) (Account, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if old, ok := m.accounts[subject]; ok && old.Version > a.Version {
+		return old, nil
+	}
+	m.accounts[subject] = a
+	return a, nil
+}
+
+// Account implements Store.
+func (m *MemoryStore) Account(_ context.Context, subject string) (*Account, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	a, ok := m.accounts[subject]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return &a, nil
 }
 
 func (m *MemoryStore) CreateFamily(_ context.Context, f *Family) error {
@@ -96,19 +179,6 @@ func (m *MemoryStore) RotateFamily(_ context.Context, subject, id, presented, ne
 		return ErrReused
 	}
 	f.RefreshJTI, f.AccessJTI, f.LastUsed = nextRefresh, nextAccess, now
-	return nil
-}
-
-// CheckAccess runs on every bearer request: it takes the read lock only and
-// leaves expired families for a writer to delete.
-func (m *MemoryStore) CheckAccess(_ context.Context, subject, family, jti string) error {
-	now := m.now()
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	f := m.families[family]
-	if f == nil || !now.Before(f.Expires) || f.Subject != subject || f.AccessJTI != jti {
-		return ErrNotFound
-	}
 	return nil
 }
 
@@ -150,9 +220,9 @@ func (m *MemoryStore) RevokeSubject(_ context.Context, subject string) error {
 			delete(m.sessions, id)
 		}
 	}
-	for id, k := range m.keys {
-		if k.Subject == subject {
-			delete(m.keys, id)
+	for id, k := range m.marks {
+		if k.subject == subject && !k.revoked {
+			delete(m.marks, id)
 		}
 	}
 	return nil
@@ -185,12 +255,10 @@ func (m *MemoryStore) liveSession(id string, now time.Time) *Session {
 func (m *MemoryStore) Session(_ context.Context, subject, id string) (*Session, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.now()
-	s := m.liveSession(id, now)
+	s := m.liveSession(id, m.now())
 	if s == nil || s.Subject != subject {
 		return nil, ErrNotFound
 	}
-	s.LastUsed = now
 	c := *s
 	return &c, nil
 }
@@ -220,65 +288,24 @@ func (m *MemoryStore) Sessions(_ context.Context, subject string) ([]Session, er
 	return out, nil
 }
 
-func (m *MemoryStore) CreateKey(_ context.Context, k *APIKey) error {
+// MarkKey implements Store.
+func (m *MemoryStore) MarkKey(_ context.Context, k *APIKey, ifAbsent bool) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sweep(m.now())
-	k.Created = m.now()
-	c := *k
-	c.Scopes = slices.Clone(k.Scopes)
-	c.SecretHash = slices.Clone(k.SecretHash)
-	m.keys[k.ID] = &c
+	if _, exists := m.marks[k.ID]; exists && ifAbsent {
+		return false, nil
+	}
+	m.marks[k.ID] = &keyMark{subject: k.Subject, version: k.AccountVersion, expires: k.Expires}
+	return true, nil
+}
+
+// RevokeKey implements Store.
+func (m *MemoryStore) RevokeKey(_ context.Context, subject, id string, expires time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.marks[id] = &keyMark{subject: subject, expires: expires, revoked: true}
 	return nil
-}
-
-func (m *MemoryStore) liveKey(id string) *APIKey {
-	k := m.keys[id]
-	if k == nil {
-		return nil
-	}
-	if !m.now().Before(k.Expires) {
-		delete(m.keys, id)
-		return nil
-	}
-	return k
-}
-
-func (m *MemoryStore) Key(_ context.Context, subject, id string) (*APIKey, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	k := m.liveKey(id)
-	if k == nil || k.Subject != subject {
-		return nil, ErrNotFound
-	}
-	k.LastUsed = m.now()
-	c := *k
-	c.Scopes = slices.Clone(k.Scopes)
-	return &c, nil
-}
-
-func (m *MemoryStore) RevokeKey(_ context.Context, subject, id string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	k := m.liveKey(id)
-	if k == nil || k.Subject != subject {
-		return ErrNotFound
-	}
-	delete(m.keys, id)
-	return nil
-}
-
-func (m *MemoryStore) Keys(_ context.Context, subject string) ([]APIKey, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []APIKey
-	for id, k := range m.keys {
-		if k.Subject == subject && m.liveKey(id) != nil {
-			out = append(out, *k)
-		}
-	}
-	sortNewest(out, func(k APIKey) time.Time { return k.Created })
-	return out, nil
 }
 
 func (m *MemoryStore) Ping(context.Context) error { return nil }

@@ -13,15 +13,17 @@ import (
 // cached token is shared by every request that presents the token.
 type Principal struct {
 	Subject string   // the user id
-	Role    string   // the user's role when the token or session was issued
+	Role    string   // the account's current role (when account state is kept; else at issue)
 	Scheme  string   // the security scheme(s) that admitted the request, "+"-joined for AND
-	Scopes  []string // scopes held, sorted
+	Scopes  []string // scopes held, sorted: the credential's own that the current role grants
 
 	TokenID   string // jti of the access token, when a token was presented
 	FamilyID  string // refresh-token family (one login) of the access token
 	SessionID string // cookie session id, when a session was presented
 	KeyID     string // API key id, when a key was presented
 	Fresh     bool   // the token was minted from a password, not a refresh
+
+	accountVersion int64 // the account state this principal was made for
 }
 
 // HasScope reports whether p holds scope.

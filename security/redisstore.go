@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -39,13 +38,15 @@ func NewRedisStore(rdb redis.UniversalClient, prefix string, timeout time.Durati
 
 func (s *RedisStore) tag(subject string) string { return s.prefix + "{u:" + subject + "}" }
 
-// Keys of one subject: the record hashes and the index sets that list them.
+// Keys of one subject: the record hashes, the index sets that list them,
+// and the mirrored account state.
 func (s *RedisStore) famKey(sub, id string) string { return s.tag(sub) + ":fam:" + id }
 func (s *RedisStore) famsKey(sub string) string    { return s.tag(sub) + ":fams" }
 func (s *RedisStore) sesKey(sub, id string) string { return s.tag(sub) + ":ses:" + id }
 func (s *RedisStore) sessKey(sub string) string    { return s.tag(sub) + ":sess" }
 func (s *RedisStore) keyKey(sub, id string) string { return s.tag(sub) + ":key:" + id }
 func (s *RedisStore) keysKey(sub string) string    { return s.tag(sub) + ":keys" }
+func (s *RedisStore) acctKey(sub string) string    { return s.tag(sub) + ":acct" }
 
 func (s *RedisStore) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.timeout)
@@ -103,11 +104,70 @@ if f[1] ~= ARGV[1] then redis.call('DEL', KEYS[1]) redis.call('ZREM', KEYS[2], A
 redis.call('HSET', KEYS[1], 'r', ARGV[2], 'a', ARGV[3], 'l', now)
 return now`)
 
-// checkScript: 1 when the access jti is the family's current one.
-var checkScript = redis.NewScript(luaNow + `
-local f = redis.call('HMGET', KEYS[1], 'a', 'e')
-if f[1] == ARGV[1] and tonumber(f[2]) > now then return 1 end
-return 0`)
+// gateFunc is the Check of every credential kind as a Lua function, so
+// that a rate-limit script on the same Redis can run it first (see Gate).
+// gk = {record, account}; ga = {kind (a, s or k), jti, account version}.
+// It returns 0 when the credential holds, 1 when it is dead, 2 when the
+// account is not at the version given, 3 when a key has no mark.
+const gateFunc = `local function gate(gk, ga, now)
+  local kind, v = ga[1], ga[3]
+  local r
+  if kind == 'a' then
+    r = redis.call('HMGET', gk[1], 'a', 'e', 'v')
+    if r[1] ~= ga[2] or tonumber(r[2]) <= now then return 1 end
+  elseif kind == 's' then
+    r = redis.call('HMGET', gk[1], 'h', 'e', 'v')
+    if not r[2] or tonumber(r[2]) <= now then return 1 end
+  else
+    r = redis.call('HMGET', gk[1], 'x', 'e', 'v')
+    if r[1] then return 1 end
+    if not r[2] then return 3 end
+    if tonumber(r[2]) <= now then return 1 end
+  end
+  if v ~= '0' then
+    local a = redis.call('HMGET', gk[2], 'v', 'nb')
+    if a[1] ~= v then return 2 end
+    if tonumber(r[3] or 0) < tonumber(a[2] or 0) then return 1 end
+  end
+  if kind == 's' then redis.call('HSET', gk[1], 'l', now) end
+  return 0
+end
+`
+
+var checkScript = redis.NewScript(luaNow + gateFunc + `return gate(KEYS, ARGV, now)`)
+
+// putAccountScript writes account state unless a newer version is held,
+// and returns what is held: {version, role, disabled, not before}.
+var putAccountScript = redis.NewScript(`
+local cur = redis.call('HMGET', KEYS[1], 'v', 'r', 'd', 'nb')
+if cur[1] and tonumber(cur[1]) > tonumber(ARGV[1]) then return cur end
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'r', ARGV[2], 'd', ARGV[3], 'nb', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return {ARGV[1], ARGV[2], ARGV[3], ARGV[4]}`)
+
+// markScript marks an API key live (fields e, v), unless ARGV[1] is 1 and
+// a mark or revocation exists; 1 when it wrote.
+var markScript = redis.NewScript(luaNow + `
+if ARGV[1] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local exp = tonumber(ARGV[3])
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'e', exp, 'v', ARGV[4])
+redis.call('PEXPIREAT', KEYS[1], math.ceil(exp / 1000))
+redis.call('ZADD', KEYS[2], exp, ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[2], math.ceil(tonumber(last[2]) / 1000))
+return 1`)
+
+// revokeKeyScript replaces a key's mark by a revocation (field x) kept
+// until the key expires, and at least a minute.
+var revokeKeyScript = redis.NewScript(luaNow + `
+local exp = math.max(tonumber(ARGV[2]), now + 60000000)
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'x', 1, 'e', exp)
+redis.call('PEXPIREAT', KEYS[1], math.ceil(exp / 1000))
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1`)
 
 // deleteScript removes one record and its index entry; 1 when it existed.
 var deleteScript = redis.NewScript(luaNow + `
@@ -134,11 +194,10 @@ for _, id in ipairs(ids) do
 end
 return out`)
 
-// touchScript returns a live record's fields and marks it used.
-var touchScript = redis.NewScript(luaNow + `
+// getScript returns a live record's fields.
+var getScript = redis.NewScript(luaNow + `
 local e = redis.call('HGET', KEYS[1], 'e')
 if not e or tonumber(e) <= now then return false end
-redis.call('HSET', KEYS[1], 'l', now)
 return redis.call('HGETALL', KEYS[1])`)
 
 // revokeAllScript deletes every record listed in the given indexes.
@@ -170,7 +229,7 @@ func (s *RedisStore) create(ctx context.Context, key, index, id string, expires 
 
 func (s *RedisStore) CreateFamily(ctx context.Context, f *Family) error {
 	now, err := s.create(ctx, s.famKey(f.Subject, f.ID), s.famsKey(f.Subject), f.ID, f.Expires,
-		"e", usec(f.Expires), "r", f.RefreshJTI, "a", f.AccessJTI, "d", f.Device)
+		"e", usec(f.Expires), "r", f.RefreshJTI, "a", f.AccessJTI, "d", f.Device, "v", f.AccountVersion)
 	if err != nil {
 		return err
 	}
@@ -194,17 +253,93 @@ func (s *RedisStore) RotateFamily(ctx context.Context, subject, id, presented, n
 	return nil
 }
 
-func (s *RedisStore) CheckAccess(ctx context.Context, subject, family, jti string) error {
+// gate returns the keys and arguments of gateFunc for c.
+func (s *RedisStore) gate(c *Check) (keys []string, args []any) {
+	var record, kind string
+	switch c.Kind {
+	case AccessCredential:
+		record, kind = s.famKey(c.Subject, c.ID), "a"
+	case SessionCredential:
+		record, kind = s.sesKey(c.Subject, c.ID), "s"
+	default:
+		record, kind = s.keyKey(c.Subject, c.ID), "k"
+	}
+	return []string{record, s.acctKey(c.Subject)}, []any{kind, c.JTI, strconv.FormatInt(c.AccountVersion, 10)}
+}
+
+// gateError maps gateFunc's codes to Check's errors.
+func gateError(code int64) error {
+	switch code {
+	case 0:
+		return nil
+	case 2:
+		return ErrStale
+	case 3:
+		return ErrUnmarked
+	}
+	return ErrNotFound
+}
+
+// Check implements Store: one script call.
+func (s *RedisStore) Check(ctx context.Context, c *Check) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	ok, err := checkScript.Run(ctx, s.rdb, []string{s.famKey(subject, family)}, jti).Int64()
+	keys, args := s.gate(c)
+	code, err := checkScript.Run(ctx, s.rdb, keys, args...).Int64()
 	if err != nil {
 		return wrapRedis(err)
 	}
-	if ok != 1 {
-		return ErrNotFound
+	return gateError(code)
+}
+
+// PutAccount implements Store.
+func (s *RedisStore) PutAccount(ctx context.Context, subject string, a Account) (Account, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	raw, err := putAccountScript.Run(ctx, s.rdb, []string{s.acctKey(subject)},
+		a.Version, a.Role, boolInt(a.Disabled), a.NotBefore, accountTTL.Milliseconds()).Slice()
+	if err != nil {
+		return Account{}, wrapRedis(err)
 	}
-	return nil
+	return accountFrom(raw), nil
+}
+
+// accountTTL is how long an account's mirror outlives its last write; a
+// missing mirror is read again from the source of truth.
+const accountTTL = 35 * 24 * time.Hour
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func accountFrom(raw []any) Account {
+	var a Account
+	if len(raw) == 4 {
+		a.Version, _ = toInt(raw[0])
+		a.Role = toStr(raw[1])
+		d, _ := toInt(raw[2])
+		a.Disabled = d == 1
+		a.NotBefore, _ = toInt(raw[3])
+	}
+	return a
+}
+
+// Account implements Store.
+func (s *RedisStore) Account(ctx context.Context, subject string) (*Account, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	raw, err := s.rdb.HMGet(ctx, s.acctKey(subject), "v", "r", "d", "nb").Result()
+	if err != nil {
+		return nil, wrapRedis(err)
+	}
+	if raw[0] == nil {
+		return nil, ErrNotFound
+	}
+	a := accountFrom(raw)
+	return &a, nil
 }
 
 func (s *RedisStore) del(ctx context.Context, key, index, id string) error {
@@ -258,13 +393,16 @@ func (s *RedisStore) Families(ctx context.Context, subject string) ([]Family, er
 	out := make([]Family, 0, len(ids))
 	for i, id := range ids {
 		m := recs[i]
-		out = append(out, Family{ID: id, Subject: subject, Device: m["d"], RefreshJTI: m["r"], AccessJTI: m["a"],
+		v, _ := toInt(m["v"])
+		out = append(out, Family{ID: id, Subject: subject, Device: m["d"], RefreshJTI: m["r"], AccessJTI: m["a"], AccountVersion: v,
 			Created: fromUsec(m["c"]), LastUsed: fromUsec(m["l"]), Expires: fromUsec(m["e"])})
 	}
 	sortNewest(out, func(f Family) time.Time { return f.Created })
 	return out, nil
 }
 
+// RevokeSubject implements Store. Key revocations (field x) are kept: only
+// live marks are listed in the index it walks.
 func (s *RedisStore) RevokeSubject(ctx context.Context, subject string) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
@@ -277,7 +415,7 @@ func (s *RedisStore) RevokeSubject(ctx context.Context, subject string) error {
 
 func (s *RedisStore) CreateSession(ctx context.Context, sess *Session) error {
 	now, err := s.create(ctx, s.sesKey(sess.Subject, sess.ID), s.sessKey(sess.Subject), sess.ID, sess.Expires,
-		"e", usec(sess.Expires), "h", string(sess.SecretHash), "role", sess.Role, "d", sess.Device)
+		"e", usec(sess.Expires), "h", string(sess.SecretHash), "role", sess.Role, "d", sess.Device, "v", sess.AccountVersion)
 	if err != nil {
 		return err
 	}
@@ -285,28 +423,21 @@ func (s *RedisStore) CreateSession(ctx context.Context, sess *Session) error {
 	return nil
 }
 
-func (s *RedisStore) touch(ctx context.Context, key string) (map[string]string, error) {
+func (s *RedisStore) Session(ctx context.Context, subject, id string) (*Session, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	raw, err := touchScript.Run(ctx, s.rdb, []string{key}).Slice()
+	raw, err := getScript.Run(ctx, s.rdb, []string{s.sesKey(subject, id)}).Slice()
 	if errors.Is(err, redis.Nil) {
 		return nil, ErrNotFound
 	} else if err != nil {
 		return nil, wrapRedis(err)
 	}
-	return pairs(raw), nil
-}
-
-func (s *RedisStore) Session(ctx context.Context, subject, id string) (*Session, error) {
-	m, err := s.touch(ctx, s.sesKey(subject, id))
-	if err != nil {
-		return nil, err
-	}
-	return sessionFrom(subject, id, m), nil
+	return sessionFrom(subject, id, pairs(raw)), nil
 }
 
 func sessionFrom(subject, id string, m map[string]string) *Session {
-	return &Session{ID: id, Subject: subject, Role: m["role"], Device: m["d"], SecretHash: []byte(m["h"]),
+	v, _ := toInt(m["v"])
+	return &Session{ID: id, Subject: subject, Role: m["role"], Device: m["d"], SecretHash: []byte(m["h"]), AccountVersion: v,
 		Created: fromUsec(m["c"]), LastUsed: fromUsec(m["l"]), Expires: fromUsec(m["e"])}
 }
 
@@ -327,49 +458,24 @@ func (s *RedisStore) Sessions(ctx context.Context, subject string) ([]Session, e
 	return out, nil
 }
 
-func (s *RedisStore) CreateKey(ctx context.Context, k *APIKey) error {
-	now, err := s.create(ctx, s.keyKey(k.Subject, k.ID), s.keysKey(k.Subject), k.ID, k.Expires,
-		"e", usec(k.Expires), "h", string(k.SecretHash), "n", k.Name, "p", k.Prefix, "s", strings.Join(k.Scopes, " "))
+// MarkKey implements Store.
+func (s *RedisStore) MarkKey(ctx context.Context, k *APIKey, ifAbsent bool) (bool, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	n, err := markScript.Run(ctx, s.rdb, []string{s.keyKey(k.Subject, k.ID), s.keysKey(k.Subject)},
+		boolInt(ifAbsent), k.ID, usec(k.Expires), k.AccountVersion).Int64()
 	if err != nil {
-		return err
+		return false, wrapRedis(err)
 	}
-	k.Created = now
-	return nil
+	return n == 1, nil
 }
 
-func keyFrom(subject, id string, m map[string]string, used bool) *APIKey {
-	k := &APIKey{ID: id, Subject: subject, Name: m["n"], Prefix: m["p"], Scopes: strings.Fields(m["s"]),
-		SecretHash: []byte(m["h"]), Created: fromUsec(m["c"]), Expires: fromUsec(m["e"])}
-	if used {
-		k.LastUsed = fromUsec(m["l"])
-	}
-	return k
-}
-
-func (s *RedisStore) Key(ctx context.Context, subject, id string) (*APIKey, error) {
-	m, err := s.touch(ctx, s.keyKey(subject, id))
-	if err != nil {
-		return nil, err
-	}
-	return keyFrom(subject, id, m, true), nil
-}
-
-func (s *RedisStore) RevokeKey(ctx context.Context, subject, id string) error {
-	return s.del(ctx, s.keyKey(subject, id), s.keysKey(subject), id)
-}
-
-func (s *RedisStore) Keys(ctx context.Context, subject string) ([]APIKey, error) {
-	ids, recs, err := s.list(ctx, s.keysKey(subject), s.tag(subject)+":key:")
-	if err != nil {
-		return nil, err
-	}
-	out := make([]APIKey, 0, len(ids))
-	for i, id := range ids {
-		// "l" equals "c" until first use; report never-used keys as such.
-		out = append(out, *keyFrom(subject, id, recs[i], recs[i]["l"] != recs[i]["c"]))
-	}
-	sortNewest(out, func(k APIKey) time.Time { return k.Created })
-	return out, nil
+// RevokeKey implements Store.
+func (s *RedisStore) RevokeKey(ctx context.Context, subject, id string, expires time.Time) error {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	err := revokeKeyScript.Run(ctx, s.rdb, []string{s.keyKey(subject, id), s.keysKey(subject)}, id, usec(expires)).Err()
+	return wrapRedis(err)
 }
 
 func (s *RedisStore) Ping(ctx context.Context) error {

@@ -29,11 +29,14 @@ const (
 // SessionService creates browser sessions and authenticates cookie-session
 // requests (apiKey-in-cookie schemes), with a CSRF check on unsafe methods.
 type SessionService struct {
-	store   Store
-	ttl     time.Duration
-	csrfKey []byte
-	origins []string // allowed Origin values; the request's own host when empty
-	scopes  func(role string) []string
+	store    Store
+	ttl      time.Duration
+	csrfKey  []byte
+	origins  []string // allowed Origin values; the request's own host when empty
+	scopes   func(role string) []string
+	accounts *Accounts
+	now      func() time.Time
+	cache    *boundedCache[*Session] // immutable parts of sessions seen; liveness is checked in the store
 }
 
 // SessionOption configures a SessionService.
@@ -49,13 +52,27 @@ func WithAllowedOrigins(origins ...string) SessionOption {
 	return func(s *SessionService) { s.origins = origins }
 }
 
+// WithSessionAccounts makes every session hold for its account's current
+// state (see WithAccounts): a disabled account's sessions are refused, and
+// a session holds the scopes of its role at login that the account's
+// current role still grants.
+func WithSessionAccounts(a *Accounts) SessionOption {
+	return func(s *SessionService) { s.accounts = a }
+}
+
+// WithSessionClock sets the clock (time.Now when absent).
+func WithSessionClock(now func() time.Time) SessionOption {
+	return func(s *SessionService) { s.now = now }
+}
+
 // NewSessionService returns a session service. csrfKey (at least 32 bytes)
 // signs CSRF tokens; scopes maps a role to the scopes a session of that role holds.
 func NewSessionService(store Store, csrfKey []byte, scopes func(role string) []string, opts ...SessionOption) (*SessionService, error) {
 	if len(csrfKey) < 32 {
 		return nil, fmt.Errorf("session service: CSRF key of %d bytes; at least 32 are required", len(csrfKey))
 	}
-	s := &SessionService{store: store, ttl: 12 * time.Hour, csrfKey: csrfKey, scopes: scopes}
+	s := &SessionService{store: store, ttl: 12 * time.Hour, csrfKey: csrfKey, scopes: scopes, now: time.Now,
+		cache: newBoundedCache[*Session](10000)}
 	for _, opt := range opts {
 		opt(s)
 	}
@@ -81,13 +98,19 @@ func splitCredential(v string) (subject, id string, secret []byte, ok bool) {
 	if !ok1 || !ok2 || !isID(subject) || !isID(id) {
 		return "", "", nil, false
 	}
+	secret, ok = decodeSecret(enc)
+	return subject, id, secret, ok
+}
+
+// decodeSecret decodes the base64url secret of a credential: 32 bytes.
+func decodeSecret(enc string) ([]byte, bool) {
 	secret, err := base64.RawURLEncoding.DecodeString(enc)
 	// The decoder skips '\r' and '\n' and ignores the unused low bits of
 	// the last character: only the canonical encoding is the credential.
 	if err != nil || len(secret) != 32 || base64.RawURLEncoding.EncodeToString(secret) != enc {
-		return "", "", nil, false
+		return nil, false
 	}
-	return subject, id, secret, true
+	return secret, true
 }
 
 // isID reports whether s is a plausible identifier: 1-64 base64url characters.
@@ -111,8 +134,13 @@ func (s *SessionService) Create(ctx context.Context, subject, role, device strin
 	if _, err := rand.Read(secret); err != nil {
 		return nil, err
 	}
+	version, err := s.accounts.mintVersion(ctx, subject)
+	if err != nil {
+		return nil, err
+	}
 	sum := sha256.Sum256(secret)
-	sess := &Session{ID: NewID(), Subject: subject, Role: role, Device: device, SecretHash: sum[:], Expires: time.Now().Add(s.ttl)}
+	sess := &Session{ID: NewID(), Subject: subject, Role: role, Device: device, SecretHash: sum[:], AccountVersion: version,
+		Expires: s.now().Add(s.ttl)}
 	if err := s.store.CreateSession(ctx, sess); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
@@ -152,6 +180,7 @@ func (s *SessionService) ClearCookies(name string) []*http.Cookie {
 
 // Delete ends subject's session id.
 func (s *SessionService) Delete(ctx context.Context, subject, id string) error {
+	s.cache.del(id)
 	return s.store.DeleteSession(ctx, subject, id)
 }
 
@@ -159,6 +188,15 @@ var _ Authenticator = (*SessionService)(nil)
 
 // Authenticate implements Authenticator for the cookie named scheme.Param.
 func (s *SessionService) Authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*Principal, error) {
+	p, _, err := s.authenticate(ctx, r, scheme, false)
+	return p, err
+}
+
+func (s *SessionService) authenticateGated(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*Principal, *Gate, error) {
+	return s.authenticate(ctx, r, scheme, true)
+}
+
+func (s *SessionService) authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme, gated bool) (*Principal, *Gate, error) {
 	var value string
 	n := 0
 	for _, c := range r.Cookies() {
@@ -169,26 +207,58 @@ func (s *SessionService) Authenticate(ctx context.Context, r *http.Request, sche
 	}
 	switch {
 	case n == 0:
-		return nil, nil
+		return nil, nil, nil
 	case n > 1:
 		// Two cookies of one name mean one was planted (cookie tossing).
-		return nil, fmt.Errorf("%w: more than one %s cookie", ErrMalformed, scheme.Param)
+		return nil, nil, fmt.Errorf("%w: more than one %s cookie", ErrMalformed, scheme.Param)
 	}
 	subject, id, secret, ok := splitCredential(value)
 	if !ok {
-		return nil, fmt.Errorf("%w: malformed session cookie", ErrInvalid)
+		return nil, nil, fmt.Errorf("%w: malformed session cookie", ErrInvalid)
 	}
-	sess, err := s.store.Session(ctx, subject, id)
+	sess, err := s.lookup(ctx, subject, id)
 	if err := checkSecret(err, secret, func() []byte { return sess.SecretHash }, "session expired or ended"); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !safeMethod(r.Method) {
 		if err := s.checkCSRF(r, sess.ID); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	scopes := slices.Sorted(slices.Values(s.scopes(sess.Role)))
-	return &Principal{Subject: sess.Subject, Role: sess.Role, Scopes: scopes, SessionID: sess.ID}, nil
+	own := s.scopes(sess.Role)
+	if !slices.IsSorted(own) {
+		own = slices.Sorted(slices.Values(own))
+	}
+	check := Check{Kind: SessionCredential, Subject: subject, ID: id}
+	return s.accounts.hold(ctx, s.store, check, gated, func(acct *Account) (*Principal, error) {
+		p := &Principal{Subject: sess.Subject, Role: sess.Role, Scopes: own, SessionID: sess.ID}
+		if acct != nil {
+			p.Role, p.Scopes, p.accountVersion = acct.Role, s.accounts.bounded(own, acct), acct.Version
+		}
+		return p, nil
+	}, nil)
+}
+
+// lookup returns the session's immutable parts: from this instance's cache
+// (the store check that follows says whether it still lives), else the
+// store. An expired session is not found.
+func (s *SessionService) lookup(ctx context.Context, subject, id string) (*Session, error) {
+	sess, ok := s.cache.get(id)
+	if !ok {
+		var err error
+		if sess, err = s.store.Session(ctx, subject, id); err != nil {
+			return nil, err
+		}
+		s.cache.put(id, sess)
+	}
+	if sess.Subject != subject {
+		return nil, ErrNotFound
+	}
+	if !s.now().Before(sess.Expires) {
+		s.cache.del(id)
+		return nil, ErrNotFound
+	}
+	return sess, nil
 }
 
 func safeMethod(m string) bool {

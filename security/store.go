@@ -13,53 +13,118 @@ var (
 	// ErrReused: a refresh token that was already rotated was presented
 	// again; the store has revoked its whole family.
 	ErrReused = errors.New("refresh token reused; its family is revoked")
+	// ErrStale: a Check named an account version the store does not hold
+	// (the account changed since the caller read it, or the store has no
+	// state for it). Nothing was decided; read the account again and retry.
+	ErrStale = errors.New("account state changed")
+	// ErrUnmarked: the store holds no mark for an API key: it was never
+	// marked, or the store lost it. The key's durable record decides.
+	ErrUnmarked = errors.New("API key not marked in the store")
 )
 
 // Family is one login: a chain of refresh tokens, of which only the newest
 // may be used, and the one access token minted with it.
 type Family struct {
-	ID         string
-	Subject    string
-	Device     string
-	RefreshJTI string // the only refresh token of the family that may be used
-	AccessJTI  string // the only access token of the family that is accepted
-	Created    time.Time
-	LastUsed   time.Time
-	Expires    time.Time // absolute: rotation never extends it
+	ID             string
+	Subject        string
+	Device         string
+	RefreshJTI     string // the only refresh token of the family that may be used
+	AccessJTI      string // the only access token of the family that is accepted
+	AccountVersion int64  // the account's version at login (0: no account state)
+	Created        time.Time
+	LastUsed       time.Time
+	Expires        time.Time // absolute: rotation never extends it
 }
 
 // Session is a browser login kept server-side; the cookie carries its id
 // and a secret of which only the hash is stored.
 type Session struct {
-	ID         string
-	Subject    string
-	Role       string
-	Device     string
-	SecretHash []byte // SHA-256 of the secret
-	Created    time.Time
-	LastUsed   time.Time
-	Expires    time.Time
+	ID             string
+	Subject        string
+	Role           string // at login: the session holds at most this role's scopes
+	Device         string
+	SecretHash     []byte // SHA-256 of the secret
+	AccountVersion int64  // the account's version at login (0: no account state)
+	Created        time.Time
+	LastUsed       time.Time
+	Expires        time.Time
 }
 
 // APIKey is a machine credential; only the hash of its secret is stored.
+// Its durable record lives in KeyRecords (the app's database); a Store
+// holds only a mark saying it is live, so that every request checks
+// revocation without a database query.
 type APIKey struct {
-	ID         string
-	Subject    string
-	Name       string
-	Prefix     string // the key's first characters, shown to recognise it
-	Scopes     []string
-	SecretHash []byte
-	Created    time.Time
-	LastUsed   time.Time // zero until first use
-	Expires    time.Time
+	ID             string
+	Subject        string
+	Name           string
+	Prefix         string // the key's first characters, shown to recognise it
+	Scopes         []string
+	SecretHash     []byte
+	AccountVersion int64     // the owner's account version when it was made
+	Created        time.Time // set by the caller
+	LastUsed       time.Time // zero until first use; kept to about a minute
+	Expires        time.Time
+	Revoked        time.Time // zero while live
 }
 
-// Store keeps every piece of security state. Implementations make each
+// Account is the state of an account that every credential check depends
+// on. The app's database is its source of truth (AccountSource); the Store
+// mirrors it, so that each instance decides with the same state.
+type Account struct {
+	// Version grows with every change of the fields below.
+	Version int64
+	// Role bounds the scopes of every credential of the account.
+	Role     string
+	Disabled bool
+	// NotBefore: credentials minted while the account was at an older
+	// version are dead (disable, logout everywhere).
+	NotBefore int64
+}
+
+// CredentialKind is what a Check checks.
+type CredentialKind uint8
+
+const (
+	AccessCredential  CredentialKind = iota + 1 // an access token: its family's current access jti
+	SessionCredential                           // a browser session
+	KeyCredential                               // an API key's mark
+)
+
+// Check asks whether a credential verified locally still holds: its record
+// (family, session, key mark) is live and was not revoked or replaced, it
+// was minted at or after its account's NotBefore version, and, when
+// AccountVersion is not 0, the account is still at that version, so the
+// scopes decided from it stand.
+type Check struct {
+	Kind           CredentialKind
+	Subject        string
+	ID             string // family, session or key id
+	JTI            string // AccessCredential: the access token's jti
+	AccountVersion int64
+}
+
+// Store keeps the fast, shared security state. Implementations make each
 // method one atomic step and stamp Created, LastUsed and revocation times
 // with their own clock, so instances with skewed clocks agree. Every record
 // is addressed by its subject and id, so a Redis Cluster keeps all of one
 // subject's state in one slot.
 type Store interface {
+	// Check implements the question of a Check: nil when the credential
+	// holds; ErrNotFound when it was revoked, replaced, expired or minted
+	// before the account's NotBefore; ErrStale when the account is not at
+	// c.AccountVersion (or unknown to the store); ErrUnmarked for an API
+	// key the store has no mark of. A session checked is marked used.
+	Check(ctx context.Context, c *Check) error
+
+	// PutAccount mirrors account state a for subject, unless the store
+	// holds a newer version (an equal one is overwritten: a database
+	// commit that failed may have left it). It returns the state the store
+	// holds afterwards.
+	PutAccount(ctx context.Context, subject string, a Account) (Account, error)
+	// Account returns the state mirrored for subject, or ErrNotFound.
+	Account(ctx context.Context, subject string) (*Account, error)
+
 	// CreateFamily records a new login; it sets Created and LastUsed.
 	CreateFamily(ctx context.Context, f *Family) error
 	// RotateFamily spends refresh token presented of subject's family id:
@@ -68,34 +133,30 @@ type Store interface {
 	// family is revoked and ErrReused returned; a missing, expired or
 	// revoked family gives ErrNotFound.
 	RotateFamily(ctx context.Context, subject, id, presented, nextRefresh, nextAccess string) error
-	// CheckAccess returns nil when access token jti of family is still
-	// accepted for subject, ErrNotFound when it was replaced or revoked.
-	CheckAccess(ctx context.Context, subject, family, jti string) error
 	// RevokeFamily ends one login of subject.
 	RevokeFamily(ctx context.Context, subject, id string) error
 	// Families lists subject's live logins.
 	Families(ctx context.Context, subject string) ([]Family, error)
-	// RevokeSubject ends every family, session and API key of subject
-	// (logout everywhere, or an account disabled).
+	// RevokeSubject ends every family and session of subject and drops
+	// its API-key marks (logout everywhere, or an account disabled).
 	RevokeSubject(ctx context.Context, subject string) error
 
 	// CreateSession records s; it sets Created and LastUsed.
 	CreateSession(ctx context.Context, s *Session) error
-	// Session returns subject's live session id and marks it used.
+	// Session returns subject's live session id.
 	Session(ctx context.Context, subject, id string) (*Session, error)
 	// DeleteSession ends subject's session id.
 	DeleteSession(ctx context.Context, subject, id string) error
 	// Sessions lists subject's live sessions.
 	Sessions(ctx context.Context, subject string) ([]Session, error)
 
-	// CreateKey records k; it sets Created.
-	CreateKey(ctx context.Context, k *APIKey) error
-	// Key returns subject's live key id and marks it used.
-	Key(ctx context.Context, subject, id string) (*APIKey, error)
-	// RevokeKey revokes subject's key id.
-	RevokeKey(ctx context.Context, subject, id string) error
-	// Keys lists subject's live keys.
-	Keys(ctx context.Context, subject string) ([]APIKey, error)
+	// MarkKey marks API key k live until it expires. With ifAbsent an
+	// existing mark or revocation is kept, so refilling a mark from the
+	// durable record never undoes a revocation; it reports whether it wrote.
+	MarkKey(ctx context.Context, k *APIKey, ifAbsent bool) (bool, error)
+	// RevokeKey replaces the mark of subject's key id by a revocation that
+	// lasts until expires.
+	RevokeKey(ctx context.Context, subject, id string, expires time.Time) error
 
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error

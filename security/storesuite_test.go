@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -36,19 +37,19 @@ func TestStoreFamilies(t *testing.T) {
 		if f.Created.IsZero() {
 			t.Error("CreateFamily did not set Created")
 		}
-		if err := s.CheckAccess(ctx, "alice", f.ID, "a1"); err != nil {
+		if err := checkAccess(ctx, s, "alice", f.ID, "a1"); err != nil {
 			t.Fatalf("CheckAccess(current) = %v, want nil", err)
 		}
-		if err := s.CheckAccess(ctx, "bob", f.ID, "a1"); !errors.Is(err, security.ErrNotFound) {
+		if err := checkAccess(ctx, s, "bob", f.ID, "a1"); !errors.Is(err, security.ErrNotFound) {
 			t.Errorf("CheckAccess(other subject) = %v, want ErrNotFound", err)
 		}
 		if err := s.RotateFamily(ctx, "alice", f.ID, "r1", "r2", "a2"); err != nil {
 			t.Fatalf("RotateFamily = %v", err)
 		}
-		if err := s.CheckAccess(ctx, "alice", f.ID, "a1"); !errors.Is(err, security.ErrNotFound) {
+		if err := checkAccess(ctx, s, "alice", f.ID, "a1"); !errors.Is(err, security.ErrNotFound) {
 			t.Errorf("replaced access token: CheckAccess = %v, want ErrNotFound", err)
 		}
-		if err := s.CheckAccess(ctx, "alice", f.ID, "a2"); err != nil {
+		if err := checkAccess(ctx, s, "alice", f.ID, "a2"); err != nil {
 			t.Errorf("new access token: CheckAccess = %v", err)
 		}
 		fams, err := s.Families(ctx, "alice")
@@ -59,7 +60,7 @@ func TestStoreFamilies(t *testing.T) {
 		if err := s.RotateFamily(ctx, "alice", f.ID, "r1", "r3", "a3"); !errors.Is(err, security.ErrReused) {
 			t.Fatalf("reuse: RotateFamily = %v, want ErrReused", err)
 		}
-		if err := s.CheckAccess(ctx, "alice", f.ID, "a2"); !errors.Is(err, security.ErrNotFound) {
+		if err := checkAccess(ctx, s, "alice", f.ID, "a2"); !errors.Is(err, security.ErrNotFound) {
 			t.Errorf("after reuse: CheckAccess = %v, want ErrNotFound", err)
 		}
 		if err := s.RotateFamily(ctx, "alice", f.ID, "r2", "r4", "a4"); !errors.Is(err, security.ErrNotFound) {
@@ -82,7 +83,7 @@ func TestStoreRevokeFamily(t *testing.T) {
 		if err := s.RevokeFamily(ctx, "alice", f.ID); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CheckAccess(ctx, "alice", f.ID, "a1"); !errors.Is(err, security.ErrNotFound) {
+		if err := checkAccess(ctx, s, "alice", f.ID, "a1"); !errors.Is(err, security.ErrNotFound) {
 			t.Errorf("CheckAccess after revoke = %v", err)
 		}
 		if err := s.RevokeFamily(ctx, "alice", f.ID); !errors.Is(err, security.ErrNotFound) {
@@ -126,32 +127,32 @@ func TestStoreRevokeSubject(t *testing.T) {
 		for _, sub := range []string{"alice", "bob"} {
 			_ = s.CreateFamily(ctx, &security.Family{ID: sub + "-f", Subject: sub, RefreshJTI: "r", AccessJTI: "a", Expires: exp})
 			_ = s.CreateSession(ctx, &security.Session{ID: sub + "-s", Subject: sub, Role: "user", SecretHash: []byte("h"), Expires: exp})
-			_ = s.CreateKey(ctx, &security.APIKey{ID: sub + "-k", Subject: sub, Name: "ci", Scopes: []string{"a:read"}, SecretHash: []byte("h"), Expires: exp})
+			_, _ = s.MarkKey(ctx, &security.APIKey{ID: sub + "-k", Subject: sub, Expires: exp}, false)
 		}
 		if err := s.RevokeSubject(ctx, "alice"); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CheckAccess(ctx, "alice", "alice-f", "a"); !errors.Is(err, security.ErrNotFound) {
+		if err := checkAccess(ctx, s, "alice", "alice-f", "a"); !errors.Is(err, security.ErrNotFound) {
 			t.Errorf("alice's family survived: %v", err)
 		}
 		if _, err := s.Session(ctx, "alice", "alice-s"); !errors.Is(err, security.ErrNotFound) {
 			t.Errorf("alice's session survived: %v", err)
 		}
-		if _, err := s.Key(ctx, "alice", "alice-k"); !errors.Is(err, security.ErrNotFound) {
-			t.Errorf("alice's key survived: %v", err)
+		if err := checkKey(ctx, s, "alice", "alice-k", 0); !errors.Is(err, security.ErrUnmarked) {
+			t.Errorf("alice's key mark survived: %v", err)
 		}
-		if err := s.CheckAccess(ctx, "bob", "bob-f", "a"); err != nil {
+		if err := checkAccess(ctx, s, "bob", "bob-f", "a"); err != nil {
 			t.Errorf("bob's family was revoked: %v", err)
 		}
 		if _, err := s.Session(ctx, "bob", "bob-s"); err != nil {
 			t.Errorf("bob's session was revoked: %v", err)
 		}
-		if _, err := s.Key(ctx, "bob", "bob-k"); err != nil {
-			t.Errorf("bob's key was revoked: %v", err)
+		if err := checkKey(ctx, s, "bob", "bob-k", 0); err != nil {
+			t.Errorf("bob's key mark was dropped: %v", err)
 		}
 		// A login after the revocation works.
 		_ = s.CreateFamily(ctx, &security.Family{ID: "alice-f2", Subject: "alice", RefreshJTI: "r", AccessJTI: "a", Expires: exp})
-		if err := s.CheckAccess(ctx, "alice", "alice-f2", "a"); err != nil {
+		if err := checkAccess(ctx, s, "alice", "alice-f2", "a"); err != nil {
 			t.Errorf("login after RevokeSubject: %v", err)
 		}
 	})
@@ -193,36 +194,144 @@ func TestStoreSessions(t *testing.T) {
 	})
 }
 
-func TestStoreKeys(t *testing.T) {
+func checkAccess(ctx context.Context, s security.Store, subject, family, jti string) error {
+	return s.Check(ctx, &security.Check{Kind: security.AccessCredential, Subject: subject, ID: family, JTI: jti})
+}
+
+func checkKey(ctx context.Context, s security.Store, subject, id string, version int64) error {
+	return s.Check(ctx, &security.Check{Kind: security.KeyCredential, Subject: subject, ID: id, AccountVersion: version})
+}
+
+func TestStoreKeyMarks(t *testing.T) {
 	stores(t, func(t *testing.T, s security.Store) {
 		ctx := context.Background()
-		k := &security.APIKey{ID: "k1", Subject: "alice", Name: "ci", Prefix: "sg_k1", Scopes: []string{"a:read", "a:write"}, SecretHash: []byte{9, 8, 7}, Expires: time.Now().Add(time.Hour)}
-		if err := s.CreateKey(ctx, k); err != nil {
+		exp := time.Now().Add(time.Hour)
+		k := &security.APIKey{ID: "k1", Subject: "alice", Expires: exp}
+		if err := checkKey(ctx, s, "alice", "k1", 0); !errors.Is(err, security.ErrUnmarked) {
+			t.Fatalf("never marked: Check = %v, want ErrUnmarked", err)
+		}
+		if wrote, err := s.MarkKey(ctx, k, false); !wrote || err != nil {
+			t.Fatalf("MarkKey = %v, %v", wrote, err)
+		}
+		if err := checkKey(ctx, s, "alice", "k1", 0); err != nil {
+			t.Fatalf("marked: Check = %v", err)
+		}
+		if err := checkKey(ctx, s, "bob", "k1", 0); err == nil {
+			t.Errorf("Check of another subject's key passed")
+		}
+		if wrote, err := s.MarkKey(ctx, k, true); wrote || err != nil {
+			t.Errorf("MarkKey(ifAbsent) over a mark = %v, %v; want false", wrote, err)
+		}
+		if err := s.RevokeKey(ctx, "alice", "k1", exp); err != nil {
 			t.Fatal(err)
 		}
-		list, _ := s.Keys(ctx, "alice")
-		if len(list) != 1 || !list[0].LastUsed.IsZero() {
-			t.Fatalf("Keys before use = %+v, want one never-used key", list)
+		if err := checkKey(ctx, s, "alice", "k1", 0); !errors.Is(err, security.ErrNotFound) {
+			t.Errorf("revoked: Check = %v, want ErrNotFound", err)
 		}
-		got, err := s.Key(ctx, "alice", "k1")
-		if err != nil {
+		// A refill from the durable record never undoes a revocation, and
+		// neither does dropping the subject's marks.
+		if wrote, err := s.MarkKey(ctx, k, true); wrote || err != nil {
+			t.Errorf("MarkKey(ifAbsent) over a revocation = %v, %v; want false", wrote, err)
+		}
+		if err := s.RevokeSubject(ctx, "alice"); err != nil {
 			t.Fatal(err)
 		}
-		if got.Name != "ci" || len(got.Scopes) != 2 || got.Scopes[1] != "a:write" || string(got.SecretHash) != string(k.SecretHash) {
-			t.Errorf("Key = %+v", got)
+		if err := checkKey(ctx, s, "alice", "k1", 0); !errors.Is(err, security.ErrNotFound) {
+			t.Errorf("revoked, after RevokeSubject: Check = %v, want ErrNotFound", err)
 		}
-		list, _ = s.Keys(ctx, "alice")
-		if len(list) != 1 || list[0].LastUsed.IsZero() {
-			t.Errorf("Keys after use = %+v, want LastUsed set", list)
+		expired := &security.APIKey{ID: "k2", Subject: "alice", Expires: time.Now().Add(50 * time.Millisecond)}
+		_, _ = s.MarkKey(ctx, expired, false)
+		time.Sleep(120 * time.Millisecond)
+		if err := checkKey(ctx, s, "alice", "k2", 0); err == nil {
+			t.Errorf("expired key: Check passed")
 		}
-		if err := s.RevokeKey(ctx, "bob", "k1"); !errors.Is(err, security.ErrNotFound) {
-			t.Errorf("RevokeKey(other subject) = %v", err)
+	})
+}
+
+func TestStoreAccounts(t *testing.T) {
+	stores(t, func(t *testing.T, s security.Store) {
+		ctx := context.Background()
+		if _, err := s.Account(ctx, "alice"); !errors.Is(err, security.ErrNotFound) {
+			t.Fatalf("Account of nobody = %v, want ErrNotFound", err)
 		}
-		if err := s.RevokeKey(ctx, "alice", "k1"); err != nil {
+		put := func(a security.Account) security.Account {
+			t.Helper()
+			held, err := s.PutAccount(ctx, "alice", a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return held
+		}
+		v3 := security.Account{Version: 3, Role: "moderator", NotBefore: 2}
+		if got := put(v3); got != v3 {
+			t.Errorf("PutAccount(v3) holds %+v", got)
+		}
+		if got := put(security.Account{Version: 2, Role: "admin"}); got != v3 {
+			t.Errorf("PutAccount(older) holds %+v, want v3 kept", got)
+		}
+		again := security.Account{Version: 3, Role: "user", Disabled: true, NotBefore: 3}
+		if got := put(again); got != again {
+			t.Errorf("PutAccount(same version) holds %+v, want it overwritten", got)
+		}
+		if got, err := s.Account(ctx, "alice"); err != nil || *got != again {
+			t.Errorf("Account = %+v, %v; want %+v", got, err, again)
+		}
+		put(security.Account{Version: 4, Role: "user", NotBefore: 3})
+
+		exp := time.Now().Add(time.Hour)
+		_ = s.CreateFamily(ctx, &security.Family{ID: "old", Subject: "alice", RefreshJTI: "r", AccessJTI: "a", AccountVersion: 2, Expires: exp})
+		_ = s.CreateFamily(ctx, &security.Family{ID: "new", Subject: "alice", RefreshJTI: "r", AccessJTI: "a", AccountVersion: 3, Expires: exp})
+		_ = s.CreateSession(ctx, &security.Session{ID: "s-old", Subject: "alice", SecretHash: []byte("h"), AccountVersion: 1, Expires: exp})
+		_ = s.CreateSession(ctx, &security.Session{ID: "s-new", Subject: "alice", SecretHash: []byte("h"), AccountVersion: 4, Expires: exp})
+		_, _ = s.MarkKey(ctx, &security.APIKey{ID: "k-old", Subject: "alice", AccountVersion: 2, Expires: exp}, false)
+		_, _ = s.MarkKey(ctx, &security.APIKey{ID: "k-new", Subject: "alice", AccountVersion: 3, Expires: exp}, false)
+		for _, tc := range []struct {
+			kind    security.CredentialKind
+			id, jti string
+			version int64
+			want    error
+		}{
+			{security.AccessCredential, "new", "a", 4, nil},
+			{security.AccessCredential, "new", "a", 0, nil}, // no account state asked for
+			{security.AccessCredential, "new", "a", 3, security.ErrStale},
+			{security.AccessCredential, "old", "a", 4, security.ErrNotFound}, // minted before NotBefore
+			{security.AccessCredential, "old", "a", 0, nil},
+			{security.SessionCredential, "s-new", "", 4, nil},
+			{security.SessionCredential, "s-new", "", 5, security.ErrStale},
+			{security.SessionCredential, "s-old", "", 4, security.ErrNotFound},
+			{security.KeyCredential, "k-new", "", 4, nil},
+			{security.KeyCredential, "k-new", "", 1, security.ErrStale},
+			{security.KeyCredential, "k-old", "", 4, security.ErrNotFound},
+		} {
+			err := s.Check(ctx, &security.Check{Kind: tc.kind, Subject: "alice", ID: tc.id, JTI: tc.jti, AccountVersion: tc.version})
+			if !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
+				t.Errorf("Check(%d %s at version %d) = %v, want %v", tc.kind, tc.id, tc.version, err, tc.want)
+			}
+		}
+		err := s.Check(ctx, &security.Check{Kind: security.AccessCredential, Subject: "bob", ID: "x", JTI: "a", AccountVersion: 1})
+		if !errors.Is(err, security.ErrNotFound) {
+			t.Errorf("Check of a missing family = %v, want ErrNotFound", err)
+		}
+		_ = s.CreateFamily(ctx, &security.Family{ID: "b", Subject: "bob", RefreshJTI: "r", AccessJTI: "a", AccountVersion: 1, Expires: exp})
+		err = s.Check(ctx, &security.Check{Kind: security.AccessCredential, Subject: "bob", ID: "b", JTI: "a", AccountVersion: 1})
+		if !errors.Is(err, security.ErrStale) {
+			t.Errorf("Check with no account state stored = %v, want ErrStale", err)
+		}
+	})
+}
+
+func TestStoreSessionCheckMarksUse(t *testing.T) {
+	stores(t, func(t *testing.T, s security.Store) {
+		ctx := context.Background()
+		_ = s.CreateSession(ctx, &security.Session{ID: "s1", Subject: "alice", SecretHash: []byte("h"), Expires: time.Now().Add(time.Hour)})
+		before, _ := s.Sessions(ctx, "alice")
+		time.Sleep(5 * time.Millisecond)
+		if err := s.Check(ctx, &security.Check{Kind: security.SessionCredential, Subject: "alice", ID: "s1"}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Key(ctx, "alice", "k1"); !errors.Is(err, security.ErrNotFound) {
-			t.Errorf("revoked key: %v", err)
+		after, _ := s.Sessions(ctx, "alice")
+		if len(before) != 1 || len(after) != 1 || !after[0].LastUsed.After(before[0].LastUsed) {
+			t.Errorf("LastUsed %v -> %v, want it moved by the Check", before, after)
 		}
 	})
 }
@@ -236,15 +345,21 @@ func TestRedisKeysHaveTTL(t *testing.T) {
 	exp := time.Now().Add(time.Hour)
 	_ = s.CreateFamily(ctx, &security.Family{ID: "f", Subject: "alice", RefreshJTI: "r", AccessJTI: "a", Expires: exp})
 	_ = s.CreateSession(ctx, &security.Session{ID: "s", Subject: "alice", SecretHash: []byte("h"), Expires: exp})
-	_ = s.CreateKey(ctx, &security.APIKey{ID: "k", Subject: "alice", SecretHash: []byte("h"), Expires: exp})
+	_, _ = s.MarkKey(ctx, &security.APIKey{ID: "k", Subject: "alice", Expires: exp}, false)
+	_ = s.RevokeKey(ctx, "alice", "k2", exp)
+	_, _ = s.PutAccount(ctx, "alice", security.Account{Version: 1, Role: "user"})
 	keys, err := rdb.Keys(ctx, srv.Prefix+"*").Result()
-	if err != nil || len(keys) != 6 {
-		t.Fatalf("keys = %v, %v; want 6", keys, err)
+	if err != nil || len(keys) != 8 {
+		t.Fatalf("keys = %v, %v; want 8", keys, err)
 	}
 	for _, k := range keys {
 		ttl, _ := rdb.PTTL(ctx, k).Result()
-		if ttl <= 0 || ttl > time.Hour+time.Second {
-			t.Errorf("%s: TTL %s, want (0, 1h]", k, ttl)
+		limit := time.Hour + time.Second
+		if strings.HasSuffix(k, ":acct") {
+			limit = 36 * 24 * time.Hour
+		}
+		if ttl <= 0 || ttl > limit {
+			t.Errorf("%s: TTL %s, want (0, %s]", k, ttl, limit)
 		}
 	}
 }
@@ -260,9 +375,9 @@ func TestRedisStoreDownIsUnavailable(t *testing.T) {
 	_ = s.CreateFamily(ctx, &security.Family{ID: "f", Subject: "alice", RefreshJTI: "r", AccessJTI: "a", Expires: time.Now().Add(time.Hour)})
 	srv.Stop()
 	start := time.Now()
-	err := s.CheckAccess(ctx, "alice", "f", "a")
+	err := checkAccess(ctx, s, "alice", "f", "a")
 	if !errors.Is(err, security.ErrUnavailable) {
-		t.Fatalf("CheckAccess with Redis down = %v, want ErrUnavailable", err)
+		t.Fatalf("Check with Redis down = %v, want ErrUnavailable", err)
 	}
 	t.Logf("failed in %s", time.Since(start))
 	srv.Restart(t)

@@ -42,34 +42,48 @@ type Claims struct {
 const maxPrincipals = 8
 
 // principal returns the principal these access-token claims make when they
-// satisfy scheme. It is shared by every request presenting the same cached
-// token, so it must never be modified.
-func (c *Claims) principal(scheme string) *Principal {
+// satisfy scheme, for an account in state acct (nil: no account state):
+// the token's scopes that the account's current role still grants. It is
+// shared by every request presenting the same cached token while the
+// account stays at that version, so it must never be modified.
+func (c *Claims) principal(scheme string, acct *Account, accounts *Accounts) *Principal {
+	var version int64
+	if acct != nil {
+		version = acct.Version
+	}
 	old := c.principals.Load()
 	if old != nil {
 		for _, p := range *old {
-			if p.Scheme == scheme {
+			if p.Scheme == scheme && p.accountVersion == version {
 				return p
 			}
 		}
 	}
 	p := &Principal{
-		Subject:  c.Subject,
-		Role:     c.Role,
-		Scheme:   scheme,
-		Scopes:   splitScopes(c.Scope),
-		TokenID:  c.ID,
-		FamilyID: c.Family,
-		Fresh:    c.Fresh,
+		Subject:        c.Subject,
+		Role:           c.Role,
+		Scheme:         scheme,
+		Scopes:         splitScopes(c.Scope),
+		TokenID:        c.ID,
+		FamilyID:       c.Family,
+		Fresh:          c.Fresh,
+		accountVersion: version,
 	}
-	if old == nil || len(*old) < maxPrincipals {
-		var next []*Principal
-		if old != nil {
-			next = append(next, *old...)
+	if acct != nil {
+		p.Role = acct.Role
+		p.Scopes = accounts.bounded(p.Scopes, acct)
+	}
+	// Keep one principal per scheme: the one of the newest account version.
+	next := make([]*Principal, 0, maxPrincipals)
+	if old != nil {
+		for _, q := range *old {
+			if q.Scheme != scheme && len(next) < maxPrincipals-1 {
+				next = append(next, q)
+			}
 		}
-		next = append(next, p)
-		c.principals.CompareAndSwap(old, &next) // a lost race only costs a later allocation
 	}
+	next = append(next, p)
+	c.principals.CompareAndSwap(old, &next) // a lost race only costs a later allocation
 	return p
 }
 
@@ -103,6 +117,13 @@ func WithClock(now func() time.Time) TokenOption { return func(t *TokenService) 
 // WithLeeway sets the allowed clock skew for exp, nbf and iat (30s when absent).
 func WithLeeway(d time.Duration) TokenOption { return func(t *TokenService) { t.leeway = d } }
 
+// WithAccounts makes every token hold for its account's current state: a
+// disabled account's tokens are refused, a token holds only the scopes its
+// account's current role grants, and a login records the account version
+// it was minted at, so that a later disable or logout everywhere kills it.
+// Without it, tokens are checked against their family alone.
+func WithAccounts(a *Accounts) TokenOption { return func(t *TokenService) { t.accounts = a } }
+
 // WithCacheSize bounds the verified-token cache (10000 entries when absent;
 // 0 disables it).
 func WithCacheSize(n int) TokenOption { return func(t *TokenService) { t.cacheSize = n } }
@@ -118,6 +139,7 @@ type TokenService struct {
 	leeway                time.Duration
 	now                   func() time.Time
 	store                 Store
+	accounts              *Accounts
 	cacheSize             int
 	cache                 *tokenCache
 	parser                *jwt.Parser
@@ -196,8 +218,12 @@ func NewID() string {
 // Login starts a new family for subject (a password login) and mints a
 // fresh access token with scopes and a refresh token.
 func (t *TokenService) Login(ctx context.Context, subject, role string, scopes []string, device string) (*Pair, error) {
+	version, err := t.accounts.mintVersion(ctx, subject)
+	if err != nil {
+		return nil, err
+	}
 	now := t.now()
-	fam := &Family{ID: NewID(), Subject: subject, Device: device, Expires: now.Add(t.refreshTTL)}
+	fam := &Family{ID: NewID(), Subject: subject, Device: device, AccountVersion: version, Expires: now.Add(t.refreshTTL)}
 	pair, err := t.mint(subject, role, scopes, fam.ID, fam.Expires, true)
 	if err != nil {
 		return nil, err
@@ -366,27 +392,32 @@ func describe(err error) string {
 }
 
 // VerifyAccess checks an access token: signature, claims, and (every time,
-// even on a cache hit) that it has not been replaced or revoked.
+// even on a cache hit) that it has not been replaced or revoked, and that
+// its account may still use it.
 func (t *TokenService) VerifyAccess(ctx context.Context, raw string) (*Claims, error) {
-	return t.verifyAccess(ctx, raw, nil)
-}
-
-// verifyAccess is VerifyAccess with a syntax check run only when the token
-// is not cached: a bearer token presented in a header must also be an RFC
-// 6750 b64token, which every cached one was.
-func (t *TokenService) verifyAccess(ctx context.Context, raw string, syntax func(string) bool) (*Claims, error) {
-	c, err := t.verifySignature(raw, syntax)
+	c, err := t.verifySignature(raw, nil)
 	if err != nil {
 		return nil, err
 	}
-	if err := accessError(t.store.CheckAccess(ctx, c.Subject, c.Family, c.ID)); err != nil {
+	if _, _, err := t.hold(ctx, c, "", false); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// verifySignature is verifyAccess without the revocation check: the token
-// is well formed, signed by a known key, unexpired, an access token.
+// hold runs, or when gated defers, the store check of verified claims c and
+// returns the principal they make for scheme.
+func (t *TokenService) hold(ctx context.Context, c *Claims, scheme string, gated bool) (*Principal, *Gate, error) {
+	check := Check{Kind: AccessCredential, Subject: c.Subject, ID: c.Family, JTI: c.ID}
+	return t.accounts.hold(ctx, t.store, check, gated, func(acct *Account) (*Principal, error) {
+		return c.principal(scheme, acct, t.accounts), nil
+	}, nil)
+}
+
+// verifySignature checks what needs no store: the token is well formed,
+// signed by a known key, unexpired, an access token. syntax, when not nil,
+// is run only when the token is not cached: a bearer token presented in a
+// header must also be an RFC 6750 b64token, which every cached one was.
 func (t *TokenService) verifySignature(raw string, syntax func(string) bool) (*Claims, error) {
 	c, ok := t.cache.get(raw, t.now())
 	if ok {

@@ -22,6 +22,8 @@ import (
 type Config struct {
 	Addr            string        // SPECGUARD_ADDR
 	RedisURL        string        // SPECGUARD_REDIS_URL; empty = in-memory stores
+	DatabaseURL     string        // SPECGUARD_DATABASE_URL; empty = SQLite in DataDir
+	DatabasePool    int           // SPECGUARD_DATABASE_POOL_SIZE
 	SigningKeyFile  string        // SPECGUARD_SIGNING_KEY_FILE; empty = a dev key in DataDir
 	VerifyKeyFiles  []string      // SPECGUARD_VERIFY_KEY_FILES; comma-separated
 	DataDir         string        // SPECGUARD_DATA_DIR
@@ -78,9 +80,18 @@ func dur(dst func(*Config) *time.Duration) func(*Config, string) error {
 var settings = []setting{
 	{"addr", "listen address", "127.0.0.1:8080", str(func(c *Config) *string { return &c.Addr })},
 	{"redis-url", "Redis URL (redis://, rediss://, or redis+cluster://host:port,host:port); empty = in-memory", "", str(func(c *Config) *string { return &c.RedisURL })},
-	{"signing-key-file", "PEM private key (PKCS#8) that signs tokens; empty = a dev Ed25519 key in the data dir", "", str(func(c *Config) *string { return &c.SigningKeyFile })},
+	{"database-url", "where accounts, posts and API keys live: sqlite:PATH, postgres://... or postgresql://...; empty = sqlite in the data dir", "", str(func(c *Config) *string { return &c.DatabaseURL })},
+	{"database-pool-size", "most connections to PostgreSQL (and SQLite readers)", "10", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return fmt.Errorf("%q is not a number of connections from 1 to 1000", v)
+		}
+		c.DatabasePool = n
+		return nil
+	}},
+	{"signing-key-file", "PEM private key (PKCS#8) that signs tokens; empty = a dev Ed25519 key in the data dir (only without a shared store)", "", str(func(c *Config) *string { return &c.SigningKeyFile })},
 	{"verify-key-files", "comma-separated PEM keys that still verify tokens after a rotation", "", list(func(c *Config) *[]string { return &c.VerifyKeyFiles })},
-	{"data-dir", "directory for the dev signing key", ".specguard", str(func(c *Config) *string { return &c.DataDir })},
+	{"data-dir", "directory for the SQLite database and the dev signing key", ".specguard", str(func(c *Config) *string { return &c.DataDir })},
 	{"users-file", "YAML list of {email, password | password_hash, role} to seed; empty = demo users", "", str(func(c *Config) *string { return &c.UsersFile })},
 	{"trusted-proxies", "comma-separated CIDRs whose X-Forwarded-For / Forwarded headers are believed", "", list(func(c *Config) *[]string { return &c.TrustedProxies })},
 	{"issuer", "iss and aud of the tokens", "specguard", str(func(c *Config) *string { return &c.Issuer })},

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/mail"
 	"slices"
@@ -22,13 +23,19 @@ type App struct {
 	table      *policy.Table
 	repo       Repository
 	store      security.Store
+	accounts   *security.Accounts
 	tokens     *security.TokenService
 	sessions   *security.SessionService
-	keys       security.APIKeyService
+	keys       *security.APIKeyService
 	cookieName string // the cookieAuth scheme's cookie, from the spec
 	bcryptCost int
 	dummyHash  []byte // compared against when an email is unknown, so timing does not tell
 	ready      func(ctx context.Context) map[string]error
+	log        *slog.Logger
+
+	// passwordChecked, when set, runs after a password matched and before
+	// a credential is minted: tests race account changes against it.
+	passwordChecked func(ctx context.Context, u *User)
 }
 
 var _ gen.StrictServerInterface = (*App)(nil)
@@ -58,28 +65,27 @@ func unauthorized(code, detail string) gen.UnauthorizedApplicationProblemPlusJSO
 	}
 }
 
-func unavailable() gen.ServiceUnavailableApplicationProblemPlusJSONResponse {
-	retry := 1
-	return gen.ServiceUnavailableApplicationProblemPlusJSONResponse{
-		Body:    problem(http.StatusServiceUnavailable, "store-unavailable", "Service unavailable", "A store is unavailable; try again shortly."),
-		Headers: gen.ServiceUnavailableResponseHeaders{RetryAfter: &retry},
-	}
-}
-
 // caller is the verified principal; the guard guarantees one on every
 // operation that does not admit anonymous callers.
 func caller(ctx context.Context) *security.Principal { return security.FromContext(ctx) }
 
 // checkPassword returns the user when email and password match an enabled
 // account. It spends a bcrypt comparison whether or not the email exists.
+// A database that cannot answer is an error wrapping
+// security.ErrUnavailable (503), never a wrong password.
 func (a *App) checkPassword(ctx context.Context, email, password string) (*User, error) {
 	u, err := a.repo.UserByEmail(ctx, email)
-	if err != nil {
+	if errors.Is(err, ErrNotFound) {
 		_ = bcrypt.CompareHashAndPassword(a.dummyHash, []byte(password))
 		return nil, security.ErrInvalid
+	} else if err != nil {
+		return nil, err
 	}
-	if bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(password)) != nil || u.Disabled {
+	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil || u.Disabled {
 		return nil, security.ErrInvalid
+	}
+	if a.passwordChecked != nil {
+		a.passwordChecked(ctx, u)
 	}
 	return u, nil
 }
@@ -98,11 +104,44 @@ func (a *App) tokenResponse(p *security.Pair) gen.TokenResponse {
 func (a *App) roleScopes(ctx context.Context) func(string) (string, []string, error) {
 	return func(subject string) (string, []string, error) {
 		u, err := a.repo.User(ctx, subject)
-		if err != nil || u.Disabled {
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return "", nil, security.ErrInvalid
+		case err != nil:
+			return "", nil, err
+		case u.Disabled:
 			return "", nil, security.ErrInvalid
 		}
 		return u.Role, a.table.RoleScopes(u.Role), nil
 	}
+}
+
+// publish mirrors u's new state into the store every instance checks
+// credentials against; UpdateUser runs it before committing.
+func (a *App) publish(ctx context.Context) func(*User) error {
+	return func(u *User) error { return a.accounts.Publish(ctx, u.ID, accountOf(u)) }
+}
+
+// endAll ends every credential of subject: its account's NotBefore moves
+// past every credential minted so far (which every instance enforces at
+// the next request), then its token families, sessions and API keys are
+// deleted, which only tidies what is already dead.
+func (a *App) endAll(ctx context.Context, subject string, change func(*User)) (*User, error) {
+	u, err := a.repo.UpdateUser(ctx, subject, func(u *User) error {
+		change(u)
+		u.NotBefore = u.Version + 1 // the version this update commits
+		return nil
+	}, a.publish(ctx))
+	if err != nil {
+		return nil, err
+	}
+	if err := a.store.RevokeSubject(ctx, subject); err != nil {
+		a.log.Warn("revoked every credential; tidying the store failed", "subject", subject, "err", err)
+	}
+	if err := a.keys.RevokeAll(ctx, subject); err != nil {
+		a.log.Warn("revoked every credential; marking the API keys revoked failed", "subject", subject, "err", err)
+	}
+	return u, nil
 }
 
 func deref(s *string) string {
@@ -123,7 +162,7 @@ func (a *App) Register(ctx context.Context, req gen.RegisterRequestObject) (gen.
 	if err != nil {
 		return nil, err
 	}
-	u := &User{Email: email, Role: "user", PasswordHash: hash}
+	u := &User{ID: security.NewID(), Email: email, Role: "user", PasswordHash: string(hash)}
 	if err := a.repo.CreateUser(ctx, u); errors.Is(err, ErrExists) {
 		return gen.Register409ApplicationProblemPlusJSONResponse{ConflictApplicationProblemPlusJSONResponse: gen.ConflictApplicationProblemPlusJSONResponse(
 			problem(http.StatusConflict, "conflict", "Conflict", "An account with this email exists."))}, nil
@@ -140,16 +179,16 @@ func userView(u *User) gen.User {
 // Login implements POST /auth/login.
 func (a *App) Login(ctx context.Context, req gen.LoginRequestObject) (gen.LoginResponseObject, error) {
 	u, err := a.checkPassword(ctx, req.Body.Email, req.Body.Password)
-	if err != nil {
+	if err == nil {
+		var pair *security.Pair
+		if pair, err = a.tokens.Login(ctx, u.ID, u.Role, a.table.RoleScopes(u.Role), deref(req.Body.Device)); err == nil {
+			return gen.Login200JSONResponse(a.tokenResponse(pair)), nil
+		}
+	}
+	if errors.Is(err, security.ErrInvalid) {
 		return gen.Login401ApplicationProblemPlusJSONResponse{UnauthorizedApplicationProblemPlusJSONResponse: unauthorized("invalid_token", "wrong email or password")}, nil
 	}
-	pair, err := a.tokens.Login(ctx, u.ID, u.Role, a.table.RoleScopes(u.Role), deref(req.Body.Device))
-	if errors.Is(err, security.ErrUnavailable) {
-		return gen.Login503ApplicationProblemPlusJSONResponse{ServiceUnavailableApplicationProblemPlusJSONResponse: unavailable()}, nil
-	} else if err != nil {
-		return nil, err
-	}
-	return gen.Login200JSONResponse(a.tokenResponse(pair)), nil
+	return nil, err
 }
 
 func oauthError(code gen.OAuthErrorError, description string) gen.OauthToken400JSONResponse {
@@ -166,8 +205,10 @@ func (a *App) OauthToken(ctx context.Context, req gen.OauthTokenRequestObject) (
 	switch b.GrantType {
 	case gen.Password:
 		u, perr := a.checkPassword(ctx, deref(b.Username), deref(b.Password))
-		if perr != nil {
+		if errors.Is(perr, security.ErrInvalid) {
 			return oauthError(gen.InvalidGrant, "wrong username or password"), nil
+		} else if perr != nil {
+			return nil, perr
 		}
 		scopes := a.table.RoleScopes(u.Role)
 		if requested := strings.Fields(deref(b.Scope)); len(requested) > 0 {
@@ -179,6 +220,9 @@ func (a *App) OauthToken(ctx context.Context, req gen.OauthTokenRequestObject) (
 			scopes = requested
 		}
 		pair, err = a.tokens.Login(ctx, u.ID, u.Role, scopes, "oauth2")
+		if errors.Is(err, security.ErrInvalid) {
+			return oauthError(gen.InvalidGrant, "wrong username or password"), nil
+		}
 	case gen.RefreshToken:
 		if deref(b.RefreshToken) == "" {
 			return oauthError(gen.InvalidRequest, "refresh_token is required"), nil
@@ -190,9 +234,7 @@ func (a *App) OauthToken(ctx context.Context, req gen.OauthTokenRequestObject) (
 	default:
 		return oauthError(gen.UnsupportedGrantType, "grant_type must be password or refresh_token"), nil
 	}
-	if errors.Is(err, security.ErrUnavailable) {
-		return gen.OauthToken503ApplicationProblemPlusJSONResponse{ServiceUnavailableApplicationProblemPlusJSONResponse: unavailable()}, nil
-	} else if err != nil {
+	if err != nil {
 		return nil, err
 	}
 	return gen.OauthToken200JSONResponse(a.tokenResponse(pair)), nil
@@ -206,8 +248,6 @@ func (a *App) Refresh(ctx context.Context, req gen.RefreshRequestObject) (gen.Re
 		return gen.Refresh401ApplicationProblemPlusJSONResponse{UnauthorizedApplicationProblemPlusJSONResponse: unauthorized("invalid_token", "refresh token reused; every token of this login is revoked")}, nil
 	case errors.Is(err, security.ErrInvalid):
 		return gen.Refresh401ApplicationProblemPlusJSONResponse{UnauthorizedApplicationProblemPlusJSONResponse: unauthorized("invalid_token", "the refresh token is invalid, expired or revoked")}, nil
-	case errors.Is(err, security.ErrUnavailable):
-		return gen.Refresh503ApplicationProblemPlusJSONResponse{ServiceUnavailableApplicationProblemPlusJSONResponse: unavailable()}, nil
 	case err != nil:
 		return nil, err
 	}
@@ -250,7 +290,7 @@ func (a *App) endCurrent(ctx context.Context, p *security.Principal) error {
 func (a *App) Logout(ctx context.Context, _ gen.LogoutRequestObject) (gen.LogoutResponseObject, error) {
 	p := caller(ctx)
 	if err := a.endCurrent(ctx, p); err != nil {
-		return gen.Logout503ApplicationProblemPlusJSONResponse{ServiceUnavailableApplicationProblemPlusJSONResponse: unavailable()}, nil
+		return nil, err
 	}
 	resp := cookieResponse{visit: gen.Logout204Response{}.VisitLogoutResponse}
 	if p.SessionID != "" {
@@ -262,8 +302,8 @@ func (a *App) Logout(ctx context.Context, _ gen.LogoutRequestObject) (gen.Logout
 // LogoutAll implements POST /auth/logout-all.
 func (a *App) LogoutAll(ctx context.Context, _ gen.LogoutAllRequestObject) (gen.LogoutAllResponseObject, error) {
 	p := caller(ctx)
-	if err := a.store.RevokeSubject(ctx, p.Subject); err != nil {
-		return gen.LogoutAll503ApplicationProblemPlusJSONResponse{ServiceUnavailableApplicationProblemPlusJSONResponse: unavailable()}, nil
+	if _, err := a.endAll(ctx, p.Subject, func(*User) {}); err != nil {
+		return nil, err
 	}
 	resp := cookieResponse{visit: gen.LogoutAll204Response{}.VisitLogoutAllResponse}
 	if p.SessionID != "" {
@@ -275,12 +315,12 @@ func (a *App) LogoutAll(ctx context.Context, _ gen.LogoutAllRequestObject) (gen.
 // CreateSession implements POST /auth/session: a browser login.
 func (a *App) CreateSession(ctx context.Context, req gen.CreateSessionRequestObject) (gen.CreateSessionResponseObject, error) {
 	u, err := a.checkPassword(ctx, req.Body.Email, req.Body.Password)
-	if err != nil {
-		return gen.CreateSession401ApplicationProblemPlusJSONResponse{UnauthorizedApplicationProblemPlusJSONResponse: unauthorized("invalid_token", "wrong email or password")}, nil
+	var ns *security.NewSession
+	if err == nil {
+		ns, err = a.sessions.Create(ctx, u.ID, u.Role, deref(req.Body.Device))
 	}
-	ns, err := a.sessions.Create(ctx, u.ID, u.Role, deref(req.Body.Device))
-	if errors.Is(err, security.ErrUnavailable) {
-		return gen.CreateSession503ApplicationProblemPlusJSONResponse{ServiceUnavailableApplicationProblemPlusJSONResponse: unavailable()}, nil
+	if errors.Is(err, security.ErrInvalid) {
+		return gen.CreateSession401ApplicationProblemPlusJSONResponse{UnauthorizedApplicationProblemPlusJSONResponse: unauthorized("invalid_token", "wrong email or password")}, nil
 	} else if err != nil {
 		return nil, err
 	}
@@ -293,11 +333,11 @@ func (a *App) ListSessions(ctx context.Context, _ gen.ListSessionsRequestObject)
 	p := caller(ctx)
 	fams, err := a.store.Families(ctx, p.Subject)
 	if err != nil {
-		return gen.ListSessions503ApplicationProblemPlusJSONResponse{ServiceUnavailableApplicationProblemPlusJSONResponse: unavailable()}, nil
+		return nil, err
 	}
 	sess, err := a.store.Sessions(ctx, p.Subject)
 	if err != nil {
-		return gen.ListSessions503ApplicationProblemPlusJSONResponse{ServiceUnavailableApplicationProblemPlusJSONResponse: unavailable()}, nil
+		return nil, err
 	}
 	out := make(gen.ListSessions200JSONResponse, 0, len(fams)+len(sess))
 	for _, f := range fams {
@@ -321,7 +361,7 @@ func (a *App) DeleteSession(ctx context.Context, req gen.DeleteSessionRequestObj
 	case errors.Is(err, security.ErrNotFound):
 		return gen.DeleteSession404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: notFound("session")}, nil
 	case err != nil:
-		return gen.DeleteSession503ApplicationProblemPlusJSONResponse{ServiceUnavailableApplicationProblemPlusJSONResponse: unavailable()}, nil
+		return nil, err
 	}
 	return gen.DeleteSession204Response{}, nil
 }
@@ -330,8 +370,10 @@ func (a *App) DeleteSession(ctx context.Context, req gen.DeleteSessionRequestObj
 func (a *App) GetMe(ctx context.Context, _ gen.GetMeRequestObject) (gen.GetMeResponseObject, error) {
 	p := caller(ctx)
 	u, err := a.repo.User(ctx, p.Subject)
-	if err != nil {
+	if errors.Is(err, ErrNotFound) {
 		return gen.GetMe401ApplicationProblemPlusJSONResponse{UnauthorizedApplicationProblemPlusJSONResponse: unauthorized("invalid_token", "the account no longer exists")}, nil
+	} else if err != nil {
+		return nil, err
 	}
 	scopes := p.Scopes
 	if scopes == nil {
@@ -351,9 +393,9 @@ func keyView(k *security.APIKey) gen.ApiKey {
 
 // ListApiKeys implements GET /api-keys.
 func (a *App) ListApiKeys(ctx context.Context, _ gen.ListApiKeysRequestObject) (gen.ListApiKeysResponseObject, error) {
-	keys, err := a.store.Keys(ctx, caller(ctx).Subject)
+	keys, err := a.keys.List(ctx, caller(ctx).Subject)
 	if err != nil {
-		return gen.ListApiKeys503ApplicationProblemPlusJSONResponse{ServiceUnavailableApplicationProblemPlusJSONResponse: unavailable()}, nil
+		return nil, err
 	}
 	out := make(gen.ListApiKeys200JSONResponse, 0, len(keys))
 	for i := range keys {
@@ -375,9 +417,7 @@ func (a *App) CreateApiKey(ctx context.Context, req gen.CreateApiKeyRequestObjec
 		}
 	}
 	full, k, err := a.keys.Create(ctx, p.Subject, req.Body.Name, slices.Compact(slices.Sorted(slices.Values(req.Body.Scopes))))
-	if errors.Is(err, security.ErrUnavailable) {
-		return gen.CreateApiKey503ApplicationProblemPlusJSONResponse{ServiceUnavailableApplicationProblemPlusJSONResponse: unavailable()}, nil
-	} else if err != nil {
+	if err != nil {
 		return nil, err
 	}
 	v := keyView(k)
@@ -386,11 +426,11 @@ func (a *App) CreateApiKey(ctx context.Context, req gen.CreateApiKeyRequestObjec
 
 // DeleteApiKey implements DELETE /api-keys/{id}.
 func (a *App) DeleteApiKey(ctx context.Context, req gen.DeleteApiKeyRequestObject) (gen.DeleteApiKeyResponseObject, error) {
-	switch err := a.store.RevokeKey(ctx, caller(ctx).Subject, req.Id); {
+	switch err := a.keys.Revoke(ctx, caller(ctx).Subject, req.Id); {
 	case errors.Is(err, security.ErrNotFound):
 		return gen.DeleteApiKey404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: notFound("API key")}, nil
 	case err != nil:
-		return gen.DeleteApiKey503ApplicationProblemPlusJSONResponse{ServiceUnavailableApplicationProblemPlusJSONResponse: unavailable()}, nil
+		return nil, err
 	}
 	return gen.DeleteApiKey204Response{}, nil
 }
@@ -434,7 +474,7 @@ func (a *App) CreatePost(ctx context.Context, req gen.CreatePostRequestObject) (
 	if req.Body.Status != nil {
 		status = *req.Body.Status
 	}
-	p := &Post{AuthorID: caller(ctx).Subject, Title: req.Body.Title, Body: req.Body.Body, Status: string(status)}
+	p := &Post{ID: security.NewID(), AuthorID: caller(ctx).Subject, Title: req.Body.Title, Body: req.Body.Body, Status: string(status)}
 	if err := a.repo.CreatePost(ctx, p); err != nil {
 		return nil, err
 	}
@@ -444,6 +484,9 @@ func (a *App) CreatePost(ctx context.Context, req gen.CreatePostRequestObject) (
 // GetPost implements GET /posts/{id}; a draft is visible to its author only.
 func (a *App) GetPost(ctx context.Context, req gen.GetPostRequestObject) (gen.GetPostResponseObject, error) {
 	p, err := a.repo.Post(ctx, req.Id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
 	if err != nil || !visible(p, caller(ctx)) {
 		return gen.GetPost404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: notFound("post")}, nil
 	}
@@ -454,6 +497,9 @@ func (a *App) GetPost(ctx context.Context, req gen.GetPostRequestObject) (gen.Ge
 func (a *App) UpdatePost(ctx context.Context, req gen.UpdatePostRequestObject) (gen.UpdatePostResponseObject, error) {
 	who := caller(ctx)
 	p, err := a.repo.Post(ctx, req.Id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
 	if err != nil || !(visible(p, who) || who.HasScope("users:admin")) {
 		return gen.UpdatePost404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: notFound("post")}, nil
 	}
@@ -481,6 +527,9 @@ func (a *App) UpdatePost(ctx context.Context, req gen.UpdatePostRequestObject) (
 func (a *App) DeletePost(ctx context.Context, req gen.DeletePostRequestObject) (gen.DeletePostResponseObject, error) {
 	who := caller(ctx)
 	p, err := a.repo.Post(ctx, req.Id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
 	if err != nil || !(visible(p, who) || who.HasScope("posts:delete")) {
 		return gen.DeletePost404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: notFound("post")}, nil
 	}
@@ -507,17 +556,48 @@ func (a *App) ListUsers(ctx context.Context, _ gen.ListUsersRequestObject) (gen.
 }
 
 // DisableUser implements POST /admin/users/{id}/disable: the account can no
-// longer log in, and every token, session and key it holds stops working.
+// longer log in, and every token, session and key it holds stops working
+// on every instance at the next request.
 func (a *App) DisableUser(ctx context.Context, req gen.DisableUserRequestObject) (gen.DisableUserResponseObject, error) {
-	if err := a.repo.DisableUser(ctx, req.Id); errors.Is(err, ErrNotFound) {
+	_, err := a.endAll(ctx, req.Id, func(u *User) { u.Disabled = true })
+	if errors.Is(err, ErrNotFound) {
 		return gen.DisableUser404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: notFound("user")}, nil
 	} else if err != nil {
 		return nil, err
 	}
-	if err := a.store.RevokeSubject(ctx, req.Id); err != nil {
-		return gen.DisableUser503ApplicationProblemPlusJSONResponse{ServiceUnavailableApplicationProblemPlusJSONResponse: unavailable()}, nil
-	}
 	return gen.DisableUser204Response{}, nil
+}
+
+// UpdateUser implements PATCH /admin/users/{id}: a new role bounds the
+// scopes of every credential of the account at the next request, on every
+// instance; disabled: true is DisableUser; disabled: false lets the account
+// log in again.
+func (a *App) UpdateUser(ctx context.Context, req gen.UpdateUserRequestObject) (gen.UpdateUserResponseObject, error) {
+	b := req.Body
+	if b.Role != nil && a.table.RoleScopes(string(*b.Role)) == nil {
+		return gen.UpdateUser400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: badRequest("role " + string(*b.Role) + " is not declared in the spec's x-roles")}, nil
+	}
+	change := func(u *User) {
+		if b.Role != nil {
+			u.Role = string(*b.Role)
+		}
+		if b.Disabled != nil {
+			u.Disabled = *b.Disabled
+		}
+	}
+	var u *User
+	var err error
+	if b.Disabled != nil && *b.Disabled {
+		u, err = a.endAll(ctx, req.Id, change)
+	} else {
+		u, err = a.repo.UpdateUser(ctx, req.Id, func(u *User) error { change(u); return nil }, a.publish(ctx))
+	}
+	if errors.Is(err, ErrNotFound) {
+		return gen.UpdateUser404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: notFound("user")}, nil
+	} else if err != nil {
+		return nil, err
+	}
+	return gen.UpdateUser200JSONResponse(userView(u)), nil
 }
 
 // GetJWKS implements GET /.well-known/jwks.json.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -34,9 +35,8 @@ func NewApp(d *Deps) (*App, error) {
 		ready = func(ctx context.Context) map[string]error { return map[string]error{"store": d.Store.Ping(ctx)} }
 	}
 	app := &App{
-		table: d.Table, repo: d.Repo, store: d.Store, tokens: d.Tokens, sessions: d.Sessions,
-		keys: security.APIKeyService{Store: d.Store}, cookieName: cookieName,
-		bcryptCost: d.BcryptCost, dummyHash: dummy, ready: ready,
+		table: d.Table, repo: d.Repo, store: d.Store, accounts: d.Accounts, tokens: d.Tokens, sessions: d.Sessions,
+		keys: d.Keys, cookieName: cookieName, bcryptCost: d.BcryptCost, dummyHash: dummy, ready: ready, log: d.Log,
 	}
 	return app, nil
 }
@@ -60,6 +60,15 @@ func NewHandler(d *Deps) (http.Handler, error) {
 			security.WriteProblem(w, &security.Problem{Type: security.ProblemTypePrefix + "invalid-request", Title: "Invalid request", Status: http.StatusBadRequest, Detail: "The request body cannot be decoded."})
 		},
 		ResponseErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
+			if errors.Is(err, security.ErrUnavailable) {
+				// The database or a store did not answer: the request may be
+				// retried, and nothing was half done (see db.UpdateUser).
+				d.Log.Warn("a store is unavailable; answering 503", "operation", opID(r), "err", err)
+				w.Header().Set("Retry-After", "1")
+				security.WriteProblem(w, &security.Problem{Type: security.ProblemTypePrefix + "store-unavailable", Title: "Service unavailable", Status: http.StatusServiceUnavailable,
+					Detail: "A store is unavailable; try again shortly."})
+				return
+			}
 			d.Log.Error("handler failed", "operation", opID(r), "err", err)
 			security.WriteProblem(w, &security.Problem{Type: security.ProblemTypePrefix + "internal", Title: "Internal error", Status: http.StatusInternalServerError})
 		},

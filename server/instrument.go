@@ -43,13 +43,29 @@ func (s *meteredStore) RotateFamily(ctx context.Context, subject, id, presented,
 	return err
 }
 
-// CheckAccess runs on every bearer request: the in-memory store's is a map
+// Check runs on every guarded request: the in-memory store's is a map
 // lookup, not worth a clock reading either side.
-func (s *meteredStore) CheckAccess(ctx context.Context, subject, family, jti string) error {
+func (s *meteredStore) Check(ctx context.Context, c *security.Check) error {
 	if s.store == "memory" {
-		return s.next.CheckAccess(ctx, subject, family, jti)
+		return s.next.Check(ctx, c)
 	}
-	return s.done("check_access", time.Now(), s.next.CheckAccess(ctx, subject, family, jti))
+	return s.done("check", time.Now(), s.next.Check(ctx, c))
+}
+
+func (s *meteredStore) PutAccount(ctx context.Context, subject string, a security.Account) (security.Account, error) {
+	start := time.Now()
+	held, err := s.next.PutAccount(ctx, subject, a)
+	return held, s.done("put_account", start, err)
+}
+
+func (s *meteredStore) Account(ctx context.Context, subject string) (*security.Account, error) {
+	start := time.Now()
+	a, err := s.next.Account(ctx, subject)
+	if errors.Is(err, security.ErrNotFound) {
+		s.m.observeStore(s.store, "account", start, nil)
+		return a, err
+	}
+	return a, s.done("account", start, err)
 }
 
 func (s *meteredStore) RevokeFamily(ctx context.Context, subject, id string) error {
@@ -90,24 +106,14 @@ func (s *meteredStore) Sessions(ctx context.Context, subject string) ([]security
 	return ss, s.done("sessions", start, err)
 }
 
-func (s *meteredStore) CreateKey(ctx context.Context, k *security.APIKey) error {
-	return s.done("create_key", time.Now(), s.next.CreateKey(ctx, k))
-}
-
-func (s *meteredStore) Key(ctx context.Context, subject, id string) (*security.APIKey, error) {
+func (s *meteredStore) MarkKey(ctx context.Context, k *security.APIKey, ifAbsent bool) (bool, error) {
 	start := time.Now()
-	k, err := s.next.Key(ctx, subject, id)
-	return k, s.done("key", start, err)
+	wrote, err := s.next.MarkKey(ctx, k, ifAbsent)
+	return wrote, s.done("mark_key", start, err)
 }
 
-func (s *meteredStore) RevokeKey(ctx context.Context, subject, id string) error {
-	return s.done("revoke_key", time.Now(), s.next.RevokeKey(ctx, subject, id))
-}
-
-func (s *meteredStore) Keys(ctx context.Context, subject string) ([]security.APIKey, error) {
-	start := time.Now()
-	ks, err := s.next.Keys(ctx, subject)
-	return ks, s.done("keys", start, err)
+func (s *meteredStore) RevokeKey(ctx context.Context, subject, id string, expires time.Time) error {
+	return s.done("revoke_key", time.Now(), s.next.RevokeKey(ctx, subject, id, expires))
 }
 
 func (s *meteredStore) Ping(ctx context.Context) error {
@@ -130,11 +136,11 @@ func (s *meteredLimits) Allow(ctx context.Context, reqs []limits.Request, result
 	return ok, err
 }
 
-// AccessGate forwards security.AccessGater, so bearer revocation checks can
-// still ride in the rate-limit script.
-func (s *meteredStore) AccessGate(subject, family, jti string) *security.RedisGate {
-	if ag, ok := s.next.(security.AccessGater); ok {
-		return ag.AccessGate(subject, family, jti)
+// RedisGate forwards security.RedisGater, so credential checks can still
+// ride in the rate-limit script.
+func (s *meteredStore) RedisGate(c *security.Check) *security.RedisGate {
+	if rg, ok := s.next.(security.RedisGater); ok {
+		return rg.RedisGate(c)
 	}
 	return nil
 }
@@ -146,13 +152,13 @@ func (s *meteredLimits) CanGate() bool {
 }
 
 // AllowGated forwards limits.GatedStore, timed as a rate-limit call.
-func (s *meteredLimits) AllowGated(ctx context.Context, gate *security.Gate, reqs []limits.Request, results []limits.Result) (bool, bool, error) {
+func (s *meteredLimits) AllowGated(ctx context.Context, gate *security.Gate, reqs []limits.Request, results []limits.Result) (bool, error, error) {
 	gs, ok := s.next.(limits.GatedStore)
 	if !ok {
-		return false, false, errors.New("the rate-limit store cannot carry gates")
+		return false, nil, errors.New("the rate-limit store cannot carry gates")
 	}
 	start := time.Now()
-	allowed, gateOK, err := gs.AllowGated(ctx, gate, reqs, results)
+	allowed, gateErr, err := gs.AllowGated(ctx, gate, reqs, results)
 	s.m.observeStore(s.store, "ratelimit", start, err)
-	return allowed, gateOK, err
+	return allowed, gateErr, err
 }

@@ -78,7 +78,7 @@ func TestMetricsAndRequestLog(t *testing.T) {
 	t.Run("memory", func(t *testing.T) { observability(t, start(t, nil), "memory") })
 	t.Run("redis", func(t *testing.T) {
 		srv := redistest.Start(t)
-		observability(t, start(t, map[string]string{"SPECGUARD_REDIS_URL": srv.URL}), "redis")
+		observability(t, start(t, map[string]string{"SPECGUARD_REDIS_URL": srv.URL, "SPECGUARD_SIGNING_KEY_FILE": keyFile(t)}), "redis")
 	})
 }
 
@@ -226,7 +226,7 @@ func TestLogRequestsOff(t *testing.T) {
 // as store errors and as unavailable authentication.
 func TestRevocationAndStoreErrorMetrics(t *testing.T) {
 	srv := redistest.Start(t)
-	in := start(t, map[string]string{"SPECGUARD_REDIS_URL": srv.URL})
+	in := start(t, map[string]string{"SPECGUARD_REDIS_URL": srv.URL, "SPECGUARD_SIGNING_KEY_FILE": keyFile(t)})
 	before := scrape(t, in)
 	first := login(t, in, "user@example.com", "user-password")
 	second := login(t, in, "user@example.com", "user-password")

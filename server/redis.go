@@ -82,6 +82,6 @@ func openRedis(ctx context.Context, cfg *Config, d *Deps) error {
 		d.storeName = "redis-cluster"
 	}
 	d.Ready = func(ctx context.Context) map[string]error { return map[string]error{"redis": store.Ping(ctx)} }
-	d.close = func() { rdb.Close() }
+	d.closers = append(d.closers, func() { rdb.Close() })
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -24,6 +25,7 @@ import (
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/server/db"
 	"github.com/specguard/specguard/server/docs"
 )
 
@@ -58,7 +60,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	defer deps.close()
+	defer deps.Close()
 	if deps.Docs, err = docs.New(table, spec); err != nil {
 		return err
 	}
@@ -88,7 +90,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if admin != nil {
 		defer admin.Close()
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "store", deps.storeName, "operations", len(table.Operations()), "admin", adminAddr)
+	log.Info("listening", "addr", ln.Addr().String(), "store", deps.storeName, "database", deps.DB.Source().String(),
+		"operations", len(table.Operations()), "admin", adminAddr)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -128,12 +131,17 @@ func listenAdmin(cfg *Config, m *Metrics, handler slog.Handler) (*http.Server, s
 
 // Deps is everything the HTTP handler is built from.
 type Deps struct {
-	Table    *policy.Table
+	Table *policy.Table
+	// Repo is the app's database (accounts, posts); DB, when set, is the
+	// same database, which also keeps API keys.
 	Repo     Repository
+	DB       *db.DB
 	Store    security.Store
 	Limits   limits.Store
+	Accounts *security.Accounts
 	Tokens   *security.TokenService
 	Sessions *security.SessionService
+	Keys     *security.APIKeyService
 	ClientIP *limits.ClientIP
 	Log      *slog.Logger
 	// LogRequests writes one Log line per request.
@@ -151,20 +159,75 @@ type Deps struct {
 	Metrics *Metrics
 
 	storeName string
-	close     func()
+	closers   []func()
 }
 
-// BuildDeps builds what Run serves from cfg: keys, stores (Redis when
-// configured), token and session services, seeded users. Close releases
-// what it opened. The load harness builds its peer stacks on it.
+// BuildDeps builds what Run serves from cfg: keys, the database (migrated),
+// stores (Redis when configured), account state, token, session and API-key
+// services, seeded users. Close releases what it opened. The load harness
+// builds its peer stacks on it.
 func BuildDeps(ctx context.Context, cfg *Config, table *policy.Table, log *slog.Logger) (*Deps, error) {
 	return buildDeps(ctx, cfg, table, log, time.Now)
 }
 
-// Close releases the stores' connections.
-func (d *Deps) Close() { d.close() }
+// Close releases the database and the stores' connections.
+func (d *Deps) Close() {
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		d.closers[i]()
+	}
+	d.closers = nil
+}
 
-func buildDeps(ctx context.Context, cfg *Config, table *policy.Table, log *slog.Logger, now func() time.Time) (*Deps, error) {
+// OpenDatabase opens the database SPECGUARD_DATABASE_URL names and applies
+// the migrations it lacks, under a lock, as serve and migrate do.
+func OpenDatabase(ctx context.Context, cfg *Config, log *slog.Logger, now func() time.Time) (*db.DB, error) {
+	src, err := db.ParseURL(cfg.DatabaseURL, cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("SPECGUARD_DATABASE_URL: %v", err)
+	}
+	database, err := db.Open(ctx, src, db.WithPoolSize(cfg.DatabasePool), db.WithClock(now))
+	if err != nil {
+		return nil, fmt.Errorf("SPECGUARD_DATABASE_URL: %v", err)
+	}
+	if _, _, err := database.Migrate(ctx, log); err != nil {
+		database.Close()
+		return nil, err
+	}
+	return database, nil
+}
+
+func buildDeps(ctx context.Context, cfg *Config, table *policy.Table, log *slog.Logger, now func() time.Time) (_ *Deps, err error) {
+	clientIP, err := limits.NewClientIP(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("SPECGUARD_TRUSTED_PROXIES: %v", err)
+	}
+	d := &Deps{Table: table, ClientIP: clientIP, Log: log, LogRequests: cfg.LogRequests,
+		BcryptCost: bcrypt.DefaultCost, Timeout: cfg.StoreTimeout}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	if d.DB, err = OpenDatabase(ctx, cfg, log, now); err != nil {
+		return nil, err
+	}
+	d.Repo = d.DB
+	d.closers = append(d.closers, func() { d.DB.Close() })
+	if d.DB.Kind() == db.SQLite && cfg.RedisURL != "" {
+		log.Warn("SPECGUARD_REDIS_URL with the SQLite database: instances on other hosts cannot share its file; use PostgreSQL for a fleet")
+	}
+	if d.DB.Kind() == db.Postgres && cfg.RedisURL == "" {
+		log.Warn("PostgreSQL without SPECGUARD_REDIS_URL: sessions, token families and rate limits are this instance's own; a fleet needs Redis")
+	}
+	if cfg.RedisURL != "" {
+		if err := openRedis(ctx, cfg, d); err != nil {
+			return nil, err
+		}
+	} else {
+		d.Store = security.NewMemoryStore(now)
+		d.Limits = limits.NewMemoryStore(now)
+		d.storeName = "memory"
+	}
 	signing, err := signingKey(cfg)
 	if err != nil {
 		return nil, err
@@ -177,29 +240,27 @@ func buildDeps(ctx context.Context, cfg *Config, table *policy.Table, log *slog.
 		}
 		verify = append(verify, k)
 	}
-	clientIP, err := limits.NewClientIP(cfg.TrustedProxies)
-	if err != nil {
-		return nil, fmt.Errorf("SPECGUARD_TRUSTED_PROXIES: %v", err)
-	}
-	d := &Deps{Table: table, Repo: newMemRepo(), ClientIP: clientIP, Log: log, LogRequests: cfg.LogRequests,
-		BcryptCost: bcrypt.DefaultCost, Timeout: cfg.StoreTimeout, close: func() {}}
-	if cfg.RedisURL != "" {
-		if err := openRedis(ctx, cfg, d); err != nil {
-			return nil, err
+	stores := d.Ready
+	d.Ready = func(ctx context.Context) map[string]error {
+		checks := map[string]error{"database": d.DB.Ping(ctx)}
+		if stores != nil {
+			for k, v := range stores(ctx) {
+				checks[k] = v
+			}
+		} else {
+			checks["store"] = nil
 		}
-	} else {
-		d.Store = security.NewMemoryStore(now)
-		d.Limits = limits.NewMemoryStore(now)
-		d.storeName = "memory"
-		d.Ready = func(context.Context) map[string]error { return map[string]error{"store": nil} }
+		return checks
 	}
 	d.Metrics = NewMetrics()
 	d.Store = &meteredStore{next: d.Store, m: d.Metrics, store: d.storeName}
 	if d.storeName != "memory" {
 		d.Limits = &meteredLimits{next: d.Limits, m: d.Metrics, store: d.storeName}
 	}
+	d.Accounts = security.NewAccounts(d.Store, accountSource{d.Repo}, table.RoleScopes)
 	d.Tokens, err = security.NewTokenService(cfg.Issuer, cfg.Issuer, signing, d.Store,
-		security.WithTokenTTL(cfg.AccessTTL, cfg.RefreshTTL), security.WithVerifyKeys(verify...), security.WithClock(now))
+		security.WithTokenTTL(cfg.AccessTTL, cfg.RefreshTTL), security.WithVerifyKeys(verify...), security.WithClock(now),
+		security.WithAccounts(d.Accounts))
 	if err != nil {
 		return nil, err
 	}
@@ -207,8 +268,7 @@ func buildDeps(ctx context.Context, cfg *Config, table *policy.Table, log *slog.
 	if err != nil {
 		return nil, err
 	}
-	var sessOpts []security.SessionOption
-	sessOpts = append(sessOpts, security.WithSessionTTL(cfg.SessionTTL))
+	sessOpts := []security.SessionOption{security.WithSessionTTL(cfg.SessionTTL), security.WithSessionAccounts(d.Accounts), security.WithSessionClock(now)}
 	if len(cfg.AllowedOrigins) > 0 {
 		sessOpts = append(sessOpts, security.WithAllowedOrigins(cfg.AllowedOrigins...))
 	}
@@ -216,6 +276,7 @@ func buildDeps(ctx context.Context, cfg *Config, table *policy.Table, log *slog.
 	if err != nil {
 		return nil, err
 	}
+	d.Keys = security.NewAPIKeyService(d.Store, d.DB, security.WithKeyAccounts(d.Accounts), security.WithKeyClock(now))
 
 	users := DemoUsers
 	if cfg.UsersFile != "" {
@@ -225,26 +286,39 @@ func buildDeps(ctx context.Context, cfg *Config, table *policy.Table, log *slog.
 	} else {
 		log.Warn("no SPECGUARD_USERS_FILE: seeding the demo users (development only)")
 	}
-	if err := seedUsers(ctx, d.Repo, users, d.BcryptCost, table); err != nil {
+	if err := seedUsers(ctx, d.Repo, users, d.BcryptCost, table, log); err != nil {
 		return nil, err
 	}
 	return d, nil
 }
 
-func seedUsers(ctx context.Context, repo Repository, users []SeedUser, cost int, table *policy.Table) error {
+// seedUsers creates the accounts of users that do not exist yet. An
+// account that exists is left as it is: the database, not the file, is
+// the truth once it holds the account.
+func seedUsers(ctx context.Context, repo Repository, users []SeedUser, cost int, table *policy.Table, log *slog.Logger) error {
 	for _, su := range users {
 		if table.RoleScopes(su.Role) == nil {
 			return fmt.Errorf("user %s: role %q is not declared in the spec's x-roles", su.Email, su.Role)
 		}
-		hash := []byte(su.PasswordHash)
+		if _, err := repo.UserByEmail(ctx, su.Email); err == nil {
+			continue
+		} else if !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("seeding user %s: %v", su.Email, err)
+		}
+		hash := su.PasswordHash
 		if su.Password != "" {
-			var err error
-			if hash, err = bcrypt.GenerateFromPassword([]byte(su.Password), cost); err != nil {
+			h, err := bcrypt.GenerateFromPassword([]byte(su.Password), cost)
+			if err != nil {
 				return fmt.Errorf("user %s: %v", su.Email, err)
 			}
+			hash = string(h)
 		}
-		if err := repo.CreateUser(ctx, &User{ID: seedID(su.Email), Email: su.Email, Role: su.Role, PasswordHash: hash}); err != nil {
-			return fmt.Errorf("user %s: %v", su.Email, err)
+		created, err := repo.EnsureUser(ctx, &User{ID: seedID(su.Email), Email: su.Email, Role: su.Role, PasswordHash: hash})
+		if err != nil {
+			return fmt.Errorf("seeding user %s: %v", su.Email, err)
+		}
+		if created && log != nil {
+			log.Info("seeded user", "email", su.Email, "role", su.Role)
 		}
 	}
 	return nil
@@ -256,6 +330,18 @@ func seedUsers(ctx context.Context, repo Repository, users []SeedUser, cost int,
 func seedID(email string) string {
 	sum := sha256.Sum256([]byte("specguard seed user\x00" + normEmail(email)))
 	return base64.RawURLEncoding.EncodeToString(sum[:16])
+}
+
+// sharedStore names the setting that makes instances share state, when
+// one does: then a key made here would differ from every other instance's.
+func sharedStore(cfg *Config) string {
+	switch {
+	case cfg.RedisURL != "":
+		return "SPECGUARD_REDIS_URL"
+	case strings.HasPrefix(cfg.DatabaseURL, "postgres://"), strings.HasPrefix(cfg.DatabaseURL, "postgresql://"):
+		return "a PostgreSQL SPECGUARD_DATABASE_URL"
+	}
+	return ""
 }
 
 func readKey(path string) (*security.Key, error) {
@@ -278,6 +364,9 @@ func signingKey(cfg *Config) (*security.Key, error) {
 			return nil, fmt.Errorf("SPECGUARD_SIGNING_KEY_FILE: %s: a public key cannot sign; give the private key", cfg.SigningKeyFile)
 		}
 		return k, nil
+	}
+	if shared := sharedStore(cfg); shared != "" {
+		return nil, fmt.Errorf("SPECGUARD_SIGNING_KEY_FILE: required with %s: every instance sharing it must sign with the same key; make one with `specguard keygen --out signing-key.pem`", shared)
 	}
 	path := devKeyPath(cfg.DataDir)
 	k, err := readKey(path)

@@ -18,6 +18,8 @@ import (
 
 	"github.com/specguard/specguard/api"
 	"github.com/specguard/specguard/e2e/redistest"
+	"github.com/specguard/specguard/internal/pgtest"
+	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/server"
 )
 
@@ -143,7 +145,7 @@ func TestServeMemoryAndRedis(t *testing.T) {
 	t.Run("memory", func(t *testing.T) { journey(t, start(t, nil)) })
 	t.Run("redis", func(t *testing.T) {
 		srv := redistest.Start(t)
-		journey(t, start(t, map[string]string{"SPECGUARD_REDIS_URL": srv.URL}))
+		journey(t, start(t, map[string]string{"SPECGUARD_REDIS_URL": srv.URL, "SPECGUARD_SIGNING_KEY_FILE": keyFile(t)}))
 	})
 }
 
@@ -306,6 +308,12 @@ func TestBadConfiguration(t *testing.T) {
 		{"users file both password forms", map[string]string{"SPECGUARD_USERS_FILE": write("u3.yaml", "- email: a@example.com\n  password: x\n  password_hash: y\n  role: user\n")}, nil, filepath.Join(dir, "u3.yaml") + ": entry 1 (a@example.com): give exactly one of password and password_hash"},
 		{"bad redis url", map[string]string{"SPECGUARD_REDIS_URL": "http://localhost"}, nil, `SPECGUARD_REDIS_URL: scheme "http": want redis, rediss, redis+cluster or rediss+cluster`},
 		{"unreachable redis", map[string]string{"SPECGUARD_REDIS_URL": fmt.Sprintf("redis://127.0.0.1:%d/0", redistest.FreePort(t))}, nil, "SPECGUARD_REDIS_URL: cannot reach Redis"},
+		{"redis without a signing key", map[string]string{"SPECGUARD_REDIS_URL": redistest.Start(t).URL}, nil, "SPECGUARD_SIGNING_KEY_FILE: required with SPECGUARD_REDIS_URL: every instance sharing it must sign with the same key; make one with `specguard keygen --out signing-key.pem`"},
+		{"postgres without a signing key", map[string]string{"SPECGUARD_DATABASE_URL": pgtest.New(t)}, nil, "SPECGUARD_SIGNING_KEY_FILE: required with a PostgreSQL SPECGUARD_DATABASE_URL"},
+		{"bad database url", map[string]string{"SPECGUARD_DATABASE_URL": "mysql://db/sg"}, nil, `SPECGUARD_DATABASE_URL: "mysql:..." is not a database URL: use sqlite:PATH, postgres://... or postgresql://...`},
+		{"unreachable database", map[string]string{"SPECGUARD_DATABASE_URL": "postgres://sg:hunter2@127.0.0.1:1/sg?connect_timeout=2"}, nil, "SPECGUARD_DATABASE_URL: cannot reach the database postgres://sg:xxxxx@127.0.0.1:1/sg"},
+		{"unwritable sqlite file", map[string]string{"SPECGUARD_DATABASE_URL": "sqlite:" + write("not-a-dir", "x") + "/specguard.db"}, nil, "SPECGUARD_DATABASE_URL: sqlite:" + filepath.Join(dir, "not-a-dir") + "/specguard.db: mkdir " + filepath.Join(dir, "not-a-dir") + ": not a directory"},
+		{"bad pool size", map[string]string{"SPECGUARD_DATABASE_POOL_SIZE": "0"}, nil, `SPECGUARD_DATABASE_POOL_SIZE: "0" is not a number of connections from 1 to 1000`},
 		{"unknown flag", nil, []string{"--colour", "red"}, "flag provided but not defined: -colour"},
 		{"missing spec file", map[string]string{"SPECGUARD_SPEC_FILE": filepath.Join(dir, "none.yaml")}, nil, "SPECGUARD_SPEC_FILE: open " + filepath.Join(dir, "none.yaml") + ": no such file or directory"},
 		{"spec file with an operation the server lacks", map[string]string{"SPECGUARD_SPEC_FILE": write("extra.yaml", strings.Replace(string(api.Spec), "\npaths:\n", "\npaths:\n  /extra:\n    get:\n      operationId: extra\n      responses: { '200': { description: ok } }\n", 1))}, nil, "guard: GET /extra (extra): operation has no route"},
@@ -374,4 +382,22 @@ func TestDevKeyIsReused(t *testing.T) {
 	// A token from one instance is honoured by the other (same key, but
 	// memory stores are separate, so revocation state is not shared).
 	_ = login(t, a, "user@example.com", "user-password")
+}
+
+// keyFile writes a signing key for instances that share a store.
+func keyFile(t *testing.T) string {
+	t.Helper()
+	k, err := security.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemBytes, err := k.MarshalPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "signing-key.pem")
+	if err := os.WriteFile(path, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

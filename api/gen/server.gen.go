@@ -365,6 +365,12 @@ type User struct {
 	Role      Role      `json:"role"`
 }
 
+// UserPatch defines model for UserPatch.
+type UserPatch struct {
+	Disabled *bool `json:"disabled,omitempty"`
+	Role     *Role `json:"role,omitempty"`
+}
+
 // ID defines model for ID.
 type ID = string
 
@@ -394,6 +400,9 @@ type ListPostsParams struct {
 	Limit  *int `form:"limit,omitempty" json:"limit,omitempty"`
 	Offset *int `form:"offset,omitempty" json:"offset,omitempty"`
 }
+
+// UpdateUserJSONRequestBody defines body for UpdateUser for application/json ContentType.
+type UpdateUserJSONRequestBody = UserPatch
 
 // CreateApiKeyJSONRequestBody defines body for CreateApiKey for application/json ContentType.
 type CreateApiKeyJSONRequestBody = NewApiKey
@@ -536,6 +545,9 @@ type ServerInterface interface {
 	// ListUsers Every account (moderators and admins).
 	// (GET /admin/users)
 	ListUsers(w http.ResponseWriter, r *http.Request)
+	// UpdateUser Change an account's role, or disable or enable it; every instance enforces the change at the next request.
+	// (PATCH /admin/users/{id})
+	UpdateUser(w http.ResponseWriter, r *http.Request, id ID)
 	// DisableUser Disable an account; its tokens, sessions and API keys stop working at once.
 	// (POST /admin/users/{id}/disable)
 	DisableUser(w http.ResponseWriter, r *http.Request, id ID)
@@ -614,6 +626,12 @@ func (_ Unimplemented) GetJWKS(w http.ResponseWriter, r *http.Request) {
 // ListUsers Every account (moderators and admins).
 // (GET /admin/users)
 func (_ Unimplemented) ListUsers(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// UpdateUser Change an account's role, or disable or enable it; every instance enforces the change at the next request.
+// (PATCH /admin/users/{id})
+func (_ Unimplemented) UpdateUser(w http.ResponseWriter, r *http.Request, id ID) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -771,6 +789,32 @@ func (siw *ServerInterfaceWrapper) ListUsers(w http.ResponseWriter, r *http.Requ
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.ListUsers(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// UpdateUser operation middleware
+func (siw *ServerInterfaceWrapper) UpdateUser(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id ID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", chi.URLParam(r, "id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.UpdateUser(w, r, id)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1352,6 +1396,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Post(options.BaseURL+"/admin/users/{id}/disable", wrapper.DisableUser)
 	})
 	r.Group(func(r chi.Router) {
+		r.Patch(options.BaseURL+"/admin/users/{id}", wrapper.UpdateUser)
+	})
+	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/.well-known/jwks.json", wrapper.GetJWKS)
 	})
 	r.Group(func(r chi.Router) {
@@ -1534,6 +1581,143 @@ type ListUsers503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response ListUsers503ApplicationProblemPlusJSONResponse) VisitListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUserRequestObject struct {
+	Id   ID `json:"id"`
+	Body *UpdateUserJSONRequestBody
+}
+
+type UpdateUserResponseObject interface {
+	VisitUpdateUserResponse(w http.ResponseWriter) error
+}
+
+type UpdateUser200JSONResponse User
+
+func (response UpdateUser200JSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUser400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateUser400ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUser401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateUser401ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUser403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateUser403ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUser404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateUser404ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUser429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateUser429ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUser503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateUser503ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -3869,6 +4053,9 @@ type StrictServerInterface interface {
 	// ListUsers Every account (moderators and admins).
 	// (GET /admin/users)
 	ListUsers(ctx context.Context, request ListUsersRequestObject) (ListUsersResponseObject, error)
+	// UpdateUser Change an account's role, or disable or enable it; every instance enforces the change at the next request.
+	// (PATCH /admin/users/{id})
+	UpdateUser(ctx context.Context, request UpdateUserRequestObject) (UpdateUserResponseObject, error)
 	// DisableUser Disable an account; its tokens, sessions and API keys stop working at once.
 	// (POST /admin/users/{id}/disable)
 	DisableUser(ctx context.Context, request DisableUserRequestObject) (DisableUserResponseObject, error)
@@ -4014,6 +4201,39 @@ func (sh *strictHandler) ListUsers(w http.ResponseWriter, r *http.Request) {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(ListUsersResponseObject); ok {
 		if err := validResponse.VisitListUsersResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// UpdateUser operation middleware
+func (sh *strictHandler) UpdateUser(w http.ResponseWriter, r *http.Request, id ID) {
+	var request UpdateUserRequestObject
+
+	request.Id = id
+
+	var body UpdateUserJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateUser(ctx, request.(UpdateUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateUser")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(UpdateUserResponseObject); ok {
+		if err := validResponse.VisitUpdateUserResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -4604,80 +4824,83 @@ func (sh *strictHandler) Readyz(w http.ResponseWriter, r *http.Request) {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7F17c9u2sv8qGN4zE2cOKT8apzfKX27a3OactPHYyaRzbV8PRK4k1CTAAqBlNePvfgcL8A1RsmO7zqn/",
-	"aS0+8Fj8dve3iwXzJYhFlgsOXKtg/CWYA01A4p9vUqDyjRAXDPB3AiqWLNdM8GAc/HSVMwmK6DkQBUox",
-	"wQnlCXlzfPSWxPatkCzmwPGRmKYpSFIoSMzvbBSEgYrnkFHTtF7mEIwDpSXjs+D6OgyOqIb3LGO63/MR",
-	"ZJRxxmfkj0JoSnKQJBcpi5dkK5F0qiMGehrNtc5pziJJNaSmpcjN7fnGfUeH2Gx/CB/nYLtkKAGqCc3z",
-	"9M76By2X0cFUg+x3fQyx4IkiWpAFZZpMYCokEC2XRiJ0Rhlvt58xzrIiC8a7YdkX4xpmILGzz58/RweF",
-	"ngPXLKYa/JON52b9+AzI1tHbN+Tl9/s7a6ZxHQY5lTQD7eD07kfzX2ZazKmeB2HAaYajSYIwkPBHwSQk",
-	"wVjLAlrjp1fvgc/0PBi/fBGa6ZQ/d00XWoM0bf7fyUH0vzT6cyd6dR6d/fMfQegbkgSVC64soH+gyRH8",
-	"UYBCkMWCa+D4p1lMIwwm+HYuxSSF7J+/KyOML42B/UPCNBgH/7Vda9C2vau2D+1bttO+OKXtljBFMppO",
-	"hcwgGQXXYfBG8GnK4r9gQEoUMgYCV0xpRWgqgSZLHNNbIScsSYA/9KBiCYmBJU0VSQThQhOapmJB9Jwp",
-	"sqVikUNIxIKDVHOWh2h7EJYNK+bDt29M7pXt3vM4uF+FfisKnjykCH4VRBXxvFobXIxjkJcshk+cXlKW",
-	"0kkKDzmkA6K0sTYcIIGETIUklCiIC8n0kghJ0NCRBGKGDoEpUnAJNJ6bkXZWpmPmhhal+SgO66MQv1C+",
-	"dOqrHlYGxqK7mYqpBaPIQWJ/ZspwNaeF0kal2xNu+rTB6VYPrvBGG71cPt/3KDcS9SdOCz0Xkv0JDwr/",
-	"Nw3tpxJIxpQyLk5IwvglTVlyD5p+XXoebPEgZ/8GFHguzQprx4RiCVRDck5RCsZ8m7+ChGqINMug73vC",
-	"ACxfutE7LPF41jBIqdLnhkndqDHrbT3N5RKm7Mrv96dMKm28v6SxceQW8EAuYBkaCiIhFjPOFBCmR75e",
-	"0Uij0JiGTHkH4C5QKekysF66JAMnlh3g2KuRVq2GzZVoifisalVMfocYFekHKRYK5LElq55VVXJ6rsWF",
-	"dXRd1sUTYtgWjS8Is5T2t8j4m+ijeYNYUBHBScEVnVYuXo3uBgwdqTTGunbeb6yMajDTNP0wDcYnw6rp",
-	"nr8Ou3K6gBWMWEEsQb82cmIK3bWaiwWvSenwnEy7/fGf2RmUpgDHnyTMdEvTw8bApjRVEHbGakKFtCVj",
-	"eyVs0sq9/ReeNcqpUgshkw4H3d377zYJ3Vk3r7LHqkHfIr1lkCY/SSlkH5hTc8+rORkoRWfgDyOaY7BN",
-	"1C/4hvAz0NTMqKcXc4gvBgS/WqPrtpWmurArwk0schKIiyAMigaNOVsnR9eGb+j/+vzv4/7AL2DZtjz+",
-	"8duAo/0qTWfeiV2sMMkXeum9XqgNFse8bJv2zW3QOuIUfW+9FzPGG9HNDXQmAcMw+yp+QIwZRtKHnCc1",
-	"XYROx51NLDMBKVPoD5qKs7Pjs4Slgn6VPt6BAv4CfQBVg9vUM0uRwjrKc2SeKXkGrLSkllLbh1yKocFV",
-	"ErsEzsnco+ctZYczazheN3qfJH+FRcPXbI67kqB0MdOO+DeZZydl0Deb9OqdfXb3JbZf/lojEUdDXI8r",
-	"5n4obqxxE5Esuzqws+PVl9qQDtJqofSxfdKsMtMp9NtfI9nO3G0joR2rb+ofDJeuPFgnZYc5oxevDLAx",
-	"Stof7REwz5IyIzMKer67bKt0GY72nzvUB2F1JU6ZCUnqCzNJ8XfRCF7qpwquijwX0jBHfPIcZ1O/jivs",
-	"8UihHdR5a3brzLudh09kJVQ6vgdHfL7CxJRY6d24TVCyoo+vAlnfB+bJDQfmM0S1VMI2FqvhdqKBRrer",
-	"ZH9IdTxfq6sZ482ru9+K9nqnfNwjYpiyNspXTFKm5pB4cV8G6l7VfvVi/3viEgAkAU1Zqvr6bG94IYIq",
-	"0rbhQwJqkOWeEzNKrDTlMayBdjcXPgRhe8Fz45KJ1KAsKncDvsLfOhtUgnuA7h7BVIKa347eSftyHek2",
-	"cPVi59XLddrYft87PMeCSoQVCqThgiIBSbUwf9MkY9wLtNXh+S3sW1xI6XJVXZLFlAlSm5w1oxeMz/BS",
-	"n1dNhEiB8gDTVCU/3tSeXjCbOS4FUgbudpvMK4bb5Hh8ZhO7rsbcMZGtTmpp+dYUsxwNwLXXpuFEG9Os",
-	"+Ha4EjS3ovfhzTHsSFuPXu756KHBq4eM+sKSjsgbchgQoiU8Hscfx6BUPamVaSPmyVC9Z1MwsCgzdLYx",
-	"go2Z6EzZfcMGpBuWryfP1eLr5MVyGkOkIKcSoxJLjfsDmIs08afC8H4POj8AlSDX5wRaIms11pJWd4bl",
-	"fHyL9EmBvBvrkzBFJyk0bULDjNxjcLlBIFeNrWUS+vIwS++C0WMM+SxSMb4zhN+XJriAJcloAmTB9Jwc",
-	"fjj+SLZpzqILWCrMDiIarO21eInnQgG31QJMkwVV2MAIKXkwdln+esv4t+jg8F1kQszap5bpymCC2CkH",
-	"Z3+9LRfsX58/Br0dHd4G61SKjGwbwrmNOQ4ipPuJ90d1+Dt2zdfDmGudo+dB0+6XkInwJzYZXTkfBZpM",
-	"lqWwTF/uzoh8sgnlDPRcJIrQVAncgEMBYrlFNSwUlvMqlbDOz38WSkeuPZ/EhOlwb0UqgmZtXVahXVe3",
-	"dGjyIDGDN+MxtvOZIgZlZkDTVCwQMU3z7nTxk0yDcdAQbNAM5mnODF7GGeWY4XRpbKwxkXApLoAIDs8U",
-	"EQtODg7fGdRZ0imUVuMEUtDmtR/xD0L5kpg79RMSaILVJDTBO42XF5Lhu5/N/7FHSJhu9Fc9b6arxpbN",
-	"jIMfrVIZcYmCa1W/2uzevuO6f8+Urp4fVQaxL5smo7fLFQZXUcq4jtiMCwnItLjx5lFl3K4isxAu94lj",
-	"PGnOvj3fjuhaA23PNOyuzlmT3d2+j36rSB2HG+y+ZHfxGJ8Kn21SGU1TMknFbGbInrLb6WRhDFCddkOQ",
-	"Vbu8dv8R+FTIGJF+ylUO8aygMiFKS8pmc22tBmblEhEXGXA9Ij9dglzWzTqjbO5ZaJjbp/wKa4Qiu6M8",
-	"gVQsDDU11p2lkBCqidJU6qjIXxPKG3vNWFhlH5MkppwLfcqnRZouy9ESpUVe0lx5CdIOE9tjfDY65VXE",
-	"MQ7qScEVzfIUUE5BGFyCtJw82B3tjHbQZOTAac6CcfDdaGf0HWZX9RyRtj1aQJpGF1ws+Pbviws1KveE",
-	"Z4Des5rAO6MB/wMa0/ed4py9nZ2B3eab7TJj+yuKTIyzUqBHLVcXjE/OwkAVWUblMhgHhyY2jtHE2Fzs",
-	"JUg2XZJKYs9K42jro77f3/0eC1E0nSnkKcYRWIWsltrFZ6bfbdSrbVSGlYIypuITPvGVotooxkYa1A9Z",
-	"ezK0EHcWDA3YCzscX+PVsLcbtVf4yu76V1qFCPjSd+tfqouXzBt7r9a/0S0tuQ6D/U168lTmdCD1pXK0",
-	"J027d3YdthlV524LiS1xk63K6lpfgzBSLeRZTJ11Ubb9hSXX244FWgddF+ut2BmuH9l+92NgxpW7BGaf",
-	"T5meHJ2iqeCAdTFcFLP5iFT3ndt2u8VjQ/2yQmlj0+CUazEDPQdp6YauuIh59ZnqMaitiUBWgiTVtmNI",
-	"xyk3gsGdq6oJI4Hn1va1Vcw58E82YdFRshd+glSuhTH8jlQ/djWwUxl+o6p4e4x649JHqxSnyi41WfhJ",
-	"R5MqssbLJTSxSU1yHa6sYpUEE/0pWQiJqSJqOGEMHnXrWvoTVzYRsDwIA3fxu52Ko1OOzHwxF+7HMhOY",
-	"0l4wnoiF8bwZlmLYVnLJeMxymvobcyTNtdbcNuy26OyCC84GXY/d03sY51PVnqx1Px+r2vJnyoUATy5o",
-	"M1XqEefwy6DCtERdKcQWNyzWMcxYgm67nwpaZ9e1u2iDywZ2bslt5gKU/sHtqtwJAay3pK/byREtC7ju",
-	"IXr3zjpu116tpqAupjb2x0qRbNm6CltdymN4/gTsWwO7BeMqj1DRDxQ9JaqYKNBl/rRCuk1JvG4g3Lh6",
-	"uzpd61+jHR2AhVmE2Q6Htaa5RQ5mSYVNVnQ1w+YuGpqxCR9xhMrmSJ6oyOOxn0dV1qqHsWb+ym85b87O",
-	"EWlVDhMpvtf8YqXYPdndVhXaRqb37oL+9maLz/TagN3Ws8FfE8L+tWhuR5ZX8ZzyGRDcKUDWWyZt7UGP",
-	"KkuOkSZxWdw6+dzPdXSykxWvjWzubjOWvF/xWgRyhPdqErtfs1gHdlHoQbSb+5sY0/diNoOEiEK/JtQd",
-	"aSyjgmeqPOOIucE4BSp75z2OQUf2/OS6owito5YI1SdH38JsjVKedNxzGf67vRuasRSPIrUXzJON64Im",
-	"omm6DjgHaboRdsrErx1by9wT4AkkT5B6NJByfhmT8WXKiifV4jGlCkiIFs01dKduuVgM4cqZyNWgcoU8",
-	"9+R9O2VCj83/HhAOi6ZP6XiUv6kfPhIa45O2OGz8YbhjLkEBbrmaMCQHru/M+U4KaVC6txN6/PDLOsHk",
-	"RtZ1xW1PLGHGlDtwuAr97on7gX/z1NADh/1288Qf7Zf54gVVxJVe3B7rG8C2OlL+yHBex+GVRMo8vxQp",
-	"kFPMpZ4Gj4ZaqkZl4kAi67iqs3gcEdXdobpzgNKDb0eZGX/dqqx0RMfYK9CDjMZ3FKbVBuWNuhd7bc13",
-	"KP6mbsQtlj2l9doIXvnWxPpdXUiuCO1UEz0mrRvemzguH3qIzYkK/+t3J96zy0riKjR8B5S2h6qf0rkD",
-	"lLy11ZA2hUi2kAOVwB4M68p3NsyzNg33JonWUpMwnnvKs951lO/Lk5Yr6ln1r8uRVoXPfs/+wTz00dUo",
-	"bubWr6LFYhFNhcyiQqbAY5HYSuAbRU/faub0TsbROFFoxnDv3xvCUlbk5RKm+KWyLd/BxefEzXvlV5we",
-	"Ew9AIe65vAbwJBeMa7KFc1XktCrMPQ2QC5y2K+VPg+d3HV3u+4LLvTq4xH5XhpZz/EjBnyvZwM/u/j2q",
-	"h/tOgi+jYVzVcCUhfjlOCsx5MEWofaOWsMjVUJ2gPZSyqo7yF7jPef8CwwUYT4xmeOeweS7hBHcLq71E",
-	"395ht7ZpRTUG4zOsZwvJZIll5vVX0+ryVMyy5VqtKgzEiupBhn2IT/ScLJa9/1GAXNbnDSxomzFZAlNa",
-	"pE7NM3rlvkfoDrEOfJ3Q34GYThWs6KHZ5I6nybOHiBDwXPcG4cEByekMWQ4uwFOAcAN1aulP83yApyqw",
-	"e3dol/6wPAZt1+Q1oSbSmEESMV5m//EIjgJ70I1JPBKCx6hbCmaVal3dE2Ll3qqeLBIfNk1U9+n7aOoT",
-	"sDevMGkedFkJ68btIVy7s0zVKaQOSlfztV3vbsBtald7DQ6XseLE8Fszc4rAxbFG1eWNy1txihsmASp1",
-	"3CQDYBo2LG4mODwlAL4JNSiPA9q128LDXSjakFBSnaYgrt4lyToppv9wbQlXhhZ+vdh5chrfqHrdF336",
-	"wO16vXaECGtZLplikxRcDQWTTuWI4OlyBWO61Wmk8nM+bfR+wg8B3SPPqj8l9MCJuiGlgYRpR2KfdOeb",
-	"cE0/4UHxnmP6u/oiw9zwI/Srk31H9vZfkus7qr6P72B1z/39KjQpv8m/YX4xptye+rZwwk+3K0K5WoB8",
-	"vmnScX0Wq49p1+6XCmfmnnnU/bapp8YFC+XGhar4vXHNjPL6a8qWHNwFj1AUkfvAYID/qMDN9GBIEV7u",
-	"1F26T1+t63JYE/4/AAD//w==",
+	"7H1rc9y2kvZfQfE9VZbrkKNLbOf16JPi2Buf48QqyS6fWkmrwpA9Q0QkwACgRhOX/vsWGuAdc5EsKfJG",
+	"XxINSQCNRl+ebjTgr0Es8kJw4FoF469BCjQBiX++yYDKN0JcMMDfCahYskIzwYNx8PaqYBIU0SkQBUox",
+	"wQnlCXlzfPSOxLZVSOYpcPwkplkGkpQKEvM7HwVhoOIUcmq61osCgnGgtGR8Flxfh8ER1fCB5UwPRz6C",
+	"nDLO+Iz8UQpNSQGSFCJj8YJsJZJOdcRAT6NU64IWLJJUQ2Z6itzcnm88dnSI3Q5J+JSCHZIhB6gmtCiy",
+	"OxsftFxEB1MNcjj0McSCJ4poQeaUaTKBqZBAtFwYjtAZZbzbf844y8s8GO+G1ViMa5iBxMG+fPkSHZQ6",
+	"Ba5ZTDX4JxunZv34DMjW0bs35NWPL3fWTOM6DAoqaQ7aidP7n81/memxoDoNwoDTHKlJgjCQ8EfJJCTB",
+	"WMsSOvTTqw/AZzoNxq9ehGY61c9dM4TWIE2f/3NyEP03jf7ciV6fR2f//EcQ+kiSoArBlRXon2hyBH+U",
+	"oFDIYsE1cPzTLKZhBhN8u5BikkH+z9+VYcbXFmH/kDANxsH/2240aNu+VduHtpUddMhOaYclTJGcZlMh",
+	"c0hGwXUYvBF8mrH4LyBIiVLGQOCKKa0IzSTQZIE0vRNywpIE+EMTFUtIjFjSTJFEEC40oVkm5kSnTJEt",
+	"FYsCQiLmHKRKWRGi7UGxbFkxn3z7aHJNtgffI3G/Cf1OlDx5SBb8Jogq47ReG1yMY5CXLIbPnF5SltFJ",
+	"Bg9J0gFR2lgbDpBAQqZCEkoUxKVkekGEJGjoSAIxQ4fAFCm5BBqnhtLeyvTM3KpFaX+KZH0S4lfKF059",
+	"1cPywFh0N1MxtcIoCpA4npkyXKW0VNqodHfCbZ+2crr1h0u80UaNq++HHuVGrP7MaalTIdmf8KDi/6al",
+	"/VQCyZlSxsUJSRi/pBlL7kHTryvPgz0eFOzfgAwvpFlh7ZBQLIFqSM4pcsGYb/NXkFANkWY5DH1PGIDF",
+	"SzdqwxKPZw2DjCp9bpDUjTqz3tbTXSFhyq78fn/KpNLG+0saG0duBR7IBSxCA0EkxGLGmQLC9Mg3Khpp",
+	"ZBrTkCsvAe4BlZIuAuulKzBwYtEB0l5TWvcatleiw+Kzulcx+R1iVKSfpJgrkMcWrHpWVcnpuRYX1tH1",
+	"URdPiEFbNL4gzELa/0TG30SfTAtihYoITkqu6LR28Wp0N8LQ40qL1rXzfmN51AgzzbKP02B8slo13ffX",
+	"YZ9PF7AEESuIJeh9wyem0F2rVMx5A0pXz8n0O6T/zM6gMgVIf5IwMyzNDluETWmmIOzRakKFrMNj+yRs",
+	"w8q9ly88a1RQpeZCJj0Murv3/7sgdGfdvKoR6w59i/SOQZa8lVLIoWBOzTuv5uSgFJ2BP4xo02C7aBr4",
+	"SPgFaGZmNNCLFOKLFYxfrtFN30pTXdoV4SYWOQnERRAGZQvGnK3jo+vDR/q/vvz7eEj4BSy6lsdPvw04",
+	"uk1pNvNO7GKJSb7QC+/zUm2wOKax7do3t5XWEafoa/VBzBhvRTc30JkEDMIcqvgBMWYYQR9inswMETod",
+	"dzaxygRkTKE/aCvOzo7PElYK+k36eAcK+CsMBagmblPPLEUG6yDPkfmmwhmw1JJaSG0/cimGFlZJ7BI4",
+	"J3OPnrfiHc6s5Xgd9T5O/gbzlq/ZXO4qgNKXmW7Ev8k8eymDodmkV+/tt7uvsP/q1xqOOBjiRlwy90Nx",
+	"Y42biGTR14GdHa++NIZ0JawWSh/bL80qM53BsP81nO3N3XYSWlp9U/9osHTtwXopO8wZvXhtBBujpJej",
+	"PQLmW1JlZEbBwHdXfVUuw8H+cyf1QVg/iTNmQpLmwUxS/F22gpfmq5KrsiiENMgRvzzH2TTNcYU9Him0",
+	"RJ13ZrfOvNt5+FhWiUrP9yDF50tMTCUrgxe3CUqWjPFNQjb0gUVyQ8J8hqjhStiVxZrcXjTQGnYZ7w+p",
+	"jtO1upoz3n66+71or3fKxwMghilro3zlJGMqhcQr91Wg7lXt1y9e/khcAoAkoCnL1FCf7QuviKCKdG34",
+	"Kga1wPLAiRklVpryGNaIdj8XvkqE7QPPi0smMiNlUbUb8A3+1tmgSrhXwN0jmEpQ6e3gnbSNm0i3JVcv",
+	"dl6/WqeN3fZe8hwKqiSsVCANFhQJSKqF+ZsmOeNeQVsent/CvsWllC5X1QdZTJkgtY1Zc3rB+AwfDXHV",
+	"RIgMKA8wTVXh403t6QWzmeOKIVXgbrfJvGy4TY7HZzZx6JrmnonsDNJwy7emmOVoCVx3bVpOtDXNGm+H",
+	"S4XmVvA+vLkMO9A2gJd7Pnho5NUDRn1hSY/lLT6sYKIFPB7HH8egVDOppWkj5slQfWBTMGJRZehsZwQ7",
+	"M9GZsvuGLZFuWb4BP5ezr5cXK2gMkYKCSoxKLDQeEpCKLPGnwvD9QHR+AipBrs8JdFjW6azDrf4Mq/n4",
+	"FumzAnk31idhik4yaNuElhm5x+Byg0Cupq1jEpbx426A0mp+3Gh6PSqNgLqQ+RgDU6tPGIWasMSXzLiA",
+	"BclpAmTOdEoOPx5/Itu0YNEFLBTmMFFmrYewUh2nQgG3NQ1MkzlV2MEIA4dg7PYimo3t/0QHh+8jEwg3",
+	"nr9KqgYTlPCKOPvrXSVW//ryKRjsO/GuSk2lyMm2gcXbmIkhQrqf+H7UBOlj131DRqp1gf4RHZCfQ59S",
+	"IBObMq9dpAJNJouKWWYs92ZEPtu0dw46FYkiNFMCtwmRgVgUUpOFzHK+r2bW+fkvQunI9efjmDAD7i1J",
+	"mNC8a3FUaNfVLR0aZkgM8YYeY+GfKWJEzhA0zcQcJabthJzF+CyzYBy0GBu0Uw60YEZexjnlmId1yXas",
+	"hJFwKS6ACA7PFBFzTg4O3xups9BYKK3GCWSgTbOf8Q9C+YKYN80XEmiCNS80wTetxnPJsO0X838cERKm",
+	"W+PV35vpqrHFXOPgZ6uGhl2i5Fo1TdvD2zZu+A9M6fr7UW22h7xp66ZdrjC4ijLGdcRmXEhAPMgN5ohq",
+	"E3wVmYVwGVqk8aQ9++58e6zrENqdadhfnbM2Br39GMNeEeCu7rDfyO41Mj4VPtukcpplZJKJ2cxAUmU3",
+	"/cncGKAmOYhCVu9F211S4FMhY5T0U64KiGcllQlRWlI2S7W1Gpg7TERc5sD1iLy9BLlounWuw7yzomFe",
+	"n/IrrGSK7L73BDIxNwDaGGmWQUKoJkpTqaOy2CeUt3bEsfzLfiZJTDkX+pRPyyxbVNQSpUVRgXF5CdKS",
+	"if0xPhud8jouGgfNpOCK5kUGyKcgDC5B2sgh2B3tjHbQZBTAacGCcfDDaGf0A+aAdYqStj2aQ5ZFF1zM",
+	"+fbv8ws1qnauZ4A+vp7Ae6MB/wUaNxl6JUR7Ozsr9sRvtheO/S8phTHOSoEedVxdMD45CwNV5jmVi2Ac",
+	"HJoIPkYTYzPGlyDZdEFqjj2rjKOt4vrx5e6PWC6j6UwhmjKOwCpkvdTOu5txt1GvtlEZljLKmIrP+MU3",
+	"smqjTACCtWFgPeChFXFnwdCAvbDk+Dqvyd5uVYhhk931TTrlEtjoh/WNmhIr02Lv9foW/QKY6zB4uclI",
+	"nvqhnkh9rR3tSdvunV2HXUTVe9uRxA67yVZtda2vQTFSHcmzMnXWl7Ltryy5to65KSVcsm/dfLL9/ufA",
+	"0FNUqLVvXhPIBZomTqVBONbEWd0IO9WszmW3giqcEdWnXPAYxgRonDqkKHi2aMNF8yeHOaIMC0CM+okR",
+	"sQ7YGHbgiTrlOoWc0CwbkbfcvchAq86ImZiZKA630vfJHPeDiAPUphtITrnSdKHsD2syu5r5GROin20y",
+	"xmU4fnK5yzsxYE2kcN0NQbQs4foeLae1An7LWS+ZqusS5o/dAOy8WN+irkh8jBbDpfeWmYw6+9eOP056",
+	"NuRNSvnM4NpqCR1gD02gU0m+kAQ4/sX0vlPjKv9boQurSLHrTju9vNKdLF/XDvVd4ImreglYEYSBe/jD",
+	"Th28UI4hyzwV7sciF7gjMWc8EXMDSXKspLG9FJLxmBU083fm0Kvrrb3r2+/RbzC3HXdubzjdvtQwADUj",
+	"ufiTZoIDljtyUc7SEanfV0bTFgGNjd7lpdIGBMIp12IGOgVp4zNdB2+m6TM1CDm3JgLDOIzqbT8mSjvl",
+	"xjxjQULdheHAc5/lcxFPbfo6ZuiFP6Ks7IZByi5v8WQ2vgOzUUe3td3YJ0w3WQEnV6rt3hUGIGQuJO4A",
+	"UBNEx/D92wWXzVqJ1W2pxsOg9bqkcC1e/1QfGXqmXM7kCbNvpkqDTEP4daXCdFhdK8QWN87UheSxBN3F",
+	"67VonV037qIrXDYT5pb8fgBnU2m0EeDcvbOBuyW1y2N2l4Q09sdykWzZcjl7aIDH8PxJsG8t2F24WCVe",
+	"a/iBrKdElRMFuorgakm3Qdp+S8KNq7er07f+jbSjA7BiFmF62Mla29zWQWuV3e1rhk32tjRjEzziAJVN",
+	"Kj9BkcdjP4/qNP9AxtoJf7/lvDk6R0mrN30Q4nvNLxYA35Pd7RQXP3Cs391D95lem+G0Zcrw1+T8/lpp",
+	"7qbirlzkixvAiHqrXS57fq/eVsTUHHHbXs1u3TA53NvOqXFtZDc7NkPJL2tci4Ic4bsGxL5sUKwTdlHq",
+	"ldJu3m9iTD+I2QwSIkq9T6g7qV5FBc9UdXQdN1PiDKgcHOM7Bh3ZY/HrTph1TtCjqD45+o7MNlLKk557",
+	"rsJ/t9lNc5bhCdPugnm2L/pCE9EsWyc4B1m2kexUO2WWto65t3nXJ5F6NCLl/HIrtY8Wrlo8plQJCdGi",
+	"vYbuMgVMES+XK2cilwuVq8+8J+/bq/58bP73ADc9Wj6l51H+pn74SGiMT7rssPGHwY6FBAVYo2LCkAK4",
+	"vjPnOymlkdK9ndDjh181CSZHWd8Vdz2xhBlT7hz5Mul3X9yP+LcPgz5w2L/JPtOcKuIq6m4v6xuIbX1T",
+	"yCOT8yYOrzlS5flxI/QUc6mnwaOBlqpVcL4ikXVcF6Y9jojq7qS6dy7eI98OMjO+3ymYd0DH2CvQKxGN",
+	"74Rjpw/KW4WC9tma64X+pm7ELZY9fLtvGK98a2L9ri4lV4T2yi8fk9at3ps4rj56iM2JWv7X7058YJc1",
+	"x1Vo8A4obe/KeErnroDkna2GrM1EsoUYqBLslWFd1WbDPGvbcG+SaK00ydbRPOVZ7zjK9+VJqxX1rPq3",
+	"5Ujr8yx+z/7RfPTJFXVv5tavovl8Hk2FzKNSZsBjkdgDDTeKnr7XzOmd0NE6KG5ouPdr5LD0DnG5hCle",
+	"QLnlO4/+nLh5L72c7zHhAGTinstrAE8KwbgmW67M8LQ+yXAaIBY47R6AOg2e33V0+dIXXO41wSWOuzS0",
+	"TPHumT+XooFf3Pt7VA93/Y0vo2Fc1erSa7wQVArMeTBFqG3RcFgUalVhtT1ruKzw/Fe4z3n/CqsLMJ4Q",
+	"zeqdw/ZBrhPcLaz3En17h/3apiXVGIzPsJ4tJJMFnstpLsNs6vkxy1ZotaySGo+grETYh/jFwMniOaE/",
+	"SpCL5oCWFdp2TJbAlJaZU/OcXrlrZt3dBCsunfUPIKZTBUtGaHe54+ny7CEiBLyuY4Pw4IAUdIYoBxfg",
+	"KUC4gTp19Kd9oMpTFdh/u2qX/rC63cKuyT6hJtKYQRIxXmX/8cyiAlswzCSeocPbMToKZpVqXd0Tysq9",
+	"VT1ZSXzYNFEzpu8u7CfB3rzCpH0ycKlYt16vkmt3+LM+ttmT0uV4bde7G3Cb2tVBh6vLWHFieIVYSlFw",
+	"kdaofrxxeStOccMkQK2Om2QATMcGxc0Eh6cEwHehBtX5abt2W3gaFlkbEkrq42fE1bskeS/F9H9cW8Kl",
+	"oYVfL3aenMZ3ql73BZ8+crte+w4QYS3LJVNskoGroWDSqRwehFyCmL7pGKfvOOM94qzmhrgHTtStUhpI",
+	"mHYg9kl3vgvX9BZv1hg4pr+rLzLIDf9tkeXJviP7+i/J9R3V/+yJE6t7Hu83oUn1T61smF+MKbfXZFhx",
+	"wn+RQxHK1Rzk802TjuuzWEOZdv1+reXMvDOfut829dR6YEW59aAufm89M1Ref0vZkhN3wSNkReTujQ3w",
+	"34q5mR6sUoRXO82Q7kbDdUOu1oT/DQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -36,6 +36,7 @@ const usage = `Usage: specguard <command> [flags] [arguments]
 
 Commands:
   serve    serve the API described by the embedded api/openapi.yaml
+  migrate  apply the database schema migrations (serve applies them at start too)
   lint     check an OpenAPI document: the errors serve would stop on, and warnings
   routes   print the compiled policy: who may call each operation, and how often
   keygen   write a new token signing key for SPECGUARD_SIGNING_KEY_FILE
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "serve":
 		return server.Run(ctx, args[1:], getenv, stdout, stderr)
+	case "migrate":
+		return migrate(ctx, args[1:], getenv, stdout, stderr)
 	case "lint":
 		return lint(args[1:], stdout, stderr)
 	case "routes":

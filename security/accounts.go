@@ -1,0 +1,178 @@
+package security
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// AccountSource reads an account's state from its source of truth, the
+// app's database. It returns ErrNotFound when there is no such account.
+type AccountSource interface {
+	AccountState(ctx context.Context, subject string) (Account, error)
+}
+
+// Accounts gives every credential check the current state of its account,
+// so that disabling an account or changing its role holds on every
+// instance at the next request, for every kind of credential.
+//
+// The state lives in three places. The source (the database) is the truth.
+// The Store mirrors it for every instance; the app writes the mirror with
+// Publish inside the transaction that changes the account. Each instance
+// caches what it read, and every credential Check asserts in the store
+// that the account is still at the cached version: a stale cache costs a
+// second look, never a wrong decision.
+type Accounts struct {
+	store  Store
+	source AccountSource
+	roles  func(role string) []string
+	cache  *boundedCache[*Account]
+}
+
+// NewAccounts returns the account state of subjects found in source,
+// mirrored in store. roleScopes gives the sorted scopes a role grants;
+// every credential of an account holds at most those of its current role.
+func NewAccounts(store Store, source AccountSource, roleScopes func(role string) []string) *Accounts {
+	return &Accounts{store: store, source: source, roles: roleScopes, cache: newBoundedCache[*Account](100000)}
+}
+
+// Get returns subject's state: this instance's copy, else the store's,
+// else the source's (then mirrored in the store). It wraps ErrNotFound
+// when the account does not exist.
+func (a *Accounts) Get(ctx context.Context, subject string) (*Account, error) {
+	if acct, ok := a.cache.get(subject); ok {
+		return acct, nil
+	}
+	return a.Reload(ctx, subject)
+}
+
+// Reload is Get without this instance's copy: the store said it is stale.
+func (a *Accounts) Reload(ctx context.Context, subject string) (*Account, error) {
+	acct, err := a.store.Account(ctx, subject)
+	if errors.Is(err, ErrNotFound) {
+		var st Account
+		if st, err = a.source.AccountState(ctx, subject); err != nil {
+			return nil, err
+		}
+		// A newer state published meanwhile wins: the store returns it.
+		held, err := a.store.PutAccount(ctx, subject, st)
+		if err != nil {
+			return nil, err
+		}
+		acct = &held
+	} else if err != nil {
+		return nil, err
+	}
+	a.cache.put(subject, acct)
+	return acct, nil
+}
+
+// Publish mirrors st, subject's new state, into the store every instance
+// reads. Call it inside the database transaction that makes the change,
+// before it commits: when Publish fails, roll back, so the database never
+// holds a state the instances do not enforce.
+func (a *Accounts) Publish(ctx context.Context, subject string, st Account) error {
+	held, err := a.store.PutAccount(ctx, subject, st)
+	if err != nil {
+		return err
+	}
+	a.cache.put(subject, &held)
+	return nil
+}
+
+// mintVersion returns the account version a new credential of subject is
+// minted at, read from the store (not this instance's copy: a credential
+// minted at an older version than the account's NotBefore would be dead at
+// birth). A disabled account gets none. 0 when a is nil.
+func (a *Accounts) mintVersion(ctx context.Context, subject string) (int64, error) {
+	if a == nil {
+		return 0, nil
+	}
+	acct, err := a.Reload(ctx, subject)
+	if err != nil {
+		return 0, accountError(err)
+	}
+	if acct.Disabled {
+		return 0, fmt.Errorf("%w: the account is disabled", ErrInvalid)
+	}
+	return acct.Version, nil
+}
+
+// Scopes returns what role grants, sorted.
+func (a *Accounts) Scopes(role string) []string { return a.roles(role) }
+
+// bounded returns the sorted scopes of own that acct's role grants too:
+// own itself when the role grants them all (no allocation).
+func (a *Accounts) bounded(own []string, acct *Account) []string {
+	granted := a.roles(acct.Role)
+	held := func(s string) bool { _, ok := slices.BinarySearch(granted, s); return ok }
+	if !slices.ContainsFunc(own, func(s string) bool { return !held(s) }) {
+		return own
+	}
+	return slices.DeleteFunc(slices.Clone(own), func(s string) bool { return !held(s) })
+}
+
+// hold decides a credential verified locally. It reads the account
+// (nothing when a is nil), lets build make the principal for that state,
+// then runs check c in the store, or, when gated, returns it as a Gate for
+// the rate-limit call to run. When the store says the account changed, it
+// reads the account again and decides again; unmarked, when not nil,
+// restores an API key's missing mark from its durable record.
+func (a *Accounts) hold(ctx context.Context, store Store, c Check, gated bool,
+	build func(acct *Account) (*Principal, error), unmarked func(ctx context.Context) error) (*Principal, *Gate, error) {
+	var acct *Account
+	if a != nil {
+		var err error
+		if acct, err = a.Get(ctx, c.Subject); err == nil && acct.Disabled {
+			// This copy may predate a re-enable: ask the store before refusing.
+			acct, err = a.Reload(ctx, c.Subject)
+		}
+		if err != nil {
+			return nil, nil, accountError(err)
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		if acct != nil {
+			if acct.Disabled {
+				return nil, nil, fmt.Errorf("%w: the account is disabled", ErrInvalid)
+			}
+			c.AccountVersion = acct.Version
+		}
+		p, err := build(acct)
+		if err != nil {
+			return nil, nil, err
+		}
+		if gated {
+			return p, newGate(store, c), nil
+		}
+		err = store.Check(ctx, &c)
+		switch {
+		case err == nil:
+			return p, nil, nil
+		case attempt >= 3:
+			return nil, nil, fmt.Errorf("%w: the account keeps changing: %v", ErrUnavailable, err)
+		case errors.Is(err, ErrStale) && a != nil:
+			if acct, err = a.Reload(ctx, c.Subject); err != nil {
+				return nil, nil, accountError(err)
+			}
+		case errors.Is(err, ErrUnmarked) && unmarked != nil:
+			if err := unmarked(ctx); err != nil {
+				return nil, nil, err
+			}
+		default:
+			return nil, nil, checkError(err)
+		}
+	}
+}
+
+// accountError maps a failure to read an account to the guard's errors.
+func accountError(err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("%w: the account no longer exists", ErrInvalid)
+	}
+	if errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+}

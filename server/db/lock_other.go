@@ -1,0 +1,9 @@
+//go:build !unix
+
+package db
+
+import "context"
+
+// lockFile is a no-op where flock does not exist: processes sharing one
+// SQLite file there must not start at once on a database that needs migrating.
+func lockFile(context.Context, string) (func() error, error) { return func() error { return nil }, nil }
