@@ -54,13 +54,16 @@ func onEvery(t *testing.T, ins []*Instance) []*Client {
 }
 
 func TestFleetOnRedis(t *testing.T) {
-	fleetJourney(t, fleet(t, 3, Redis(t)))
+	ins := fleet(t, 3, Redis(t))
+	fleetJourney(t, ins)
+	fleetData(t, ins)
 }
 
 func TestFleetOnRedisCluster(t *testing.T) {
 	cl := redistest.StartCluster(t)
 	ins := fleet(t, 3, cl.URL)
 	fleetJourney(t, ins)
+	fleetData(t, ins)
 	for _, in := range ins {
 		if s := in.logs.String(); !strings.Contains(s, `"store":"redis-cluster"`) {
 			t.Fatalf("%s is not in cluster mode:\n%s", in.Base, s)

@@ -28,9 +28,12 @@ const MaxTokenBytes = 4096
 type Claims struct {
 	jwt.RegisteredClaims
 	Family string `json:"fam"`
-	Scope  string `json:"scope,omitempty"` // access tokens: space-separated
-	Role   string `json:"role,omitempty"`  // access tokens
-	Fresh  bool   `json:"fresh,omitempty"` // access tokens minted from a password
+	// AccountVersion (refresh tokens) is the account's version at login:
+	// a refresh is refused once the account's NotBefore passed it.
+	AccountVersion int64  `json:"av,omitempty"`
+	Scope          string `json:"scope,omitempty"` // access tokens: space-separated
+	Role           string `json:"role,omitempty"`  // access tokens
+	Fresh          bool   `json:"fresh,omitempty"` // access tokens minted from a password
 
 	// principals are the read-only Principals made from these claims, one
 	// per scheme name, so a cached token authenticates without allocating.
@@ -224,7 +227,7 @@ func (t *TokenService) Login(ctx context.Context, subject, role string, scopes [
 	}
 	now := t.now()
 	fam := &Family{ID: NewID(), Subject: subject, Device: device, AccountVersion: version, Expires: now.Add(t.refreshTTL)}
-	pair, err := t.mint(subject, role, scopes, fam.ID, fam.Expires, true)
+	pair, err := t.mint(subject, role, scopes, fam.ID, fam.Expires, version, true)
 	if err != nil {
 		return nil, err
 	}
@@ -244,11 +247,20 @@ func (t *TokenService) Refresh(ctx context.Context, raw string, scopes func(subj
 	if err != nil {
 		return nil, err
 	}
+	if t.accounts != nil {
+		acct, err := t.accounts.Reload(ctx, c.Subject)
+		if err != nil {
+			return nil, accountError(err)
+		}
+		if acct.Disabled || c.AccountVersion < acct.NotBefore {
+			return nil, fmt.Errorf("%w: the login was ended", ErrInvalid)
+		}
+	}
 	role, sc, err := scopes(c.Subject)
 	if err != nil {
 		return nil, err
 	}
-	pair, err := t.mint(c.Subject, role, sc, c.Family, c.ExpiresAt.Time, false)
+	pair, err := t.mint(c.Subject, role, sc, c.Family, c.ExpiresAt.Time, c.AccountVersion, false)
 	if err != nil {
 		return nil, err
 	}
@@ -267,7 +279,7 @@ func (t *TokenService) Refresh(ctx context.Context, raw string, scopes func(subj
 // RefreshClaims verifies a refresh token without spending it (for logout).
 func (t *TokenService) RefreshClaims(raw string) (*Claims, error) { return t.parse(raw, TypeRefresh) }
 
-func (t *TokenService) mint(subject, role string, scopes []string, family string, refreshExp time.Time, fresh bool) (*Pair, error) {
+func (t *TokenService) mint(subject, role string, scopes []string, family string, refreshExp time.Time, version int64, fresh bool) (*Pair, error) {
 	now := t.now()
 	accessExp := now.Add(t.accessTTL)
 	if accessExp.After(refreshExp) {
@@ -285,7 +297,8 @@ func (t *TokenService) mint(subject, role string, scopes []string, family string
 			Issuer: t.issuer, Subject: subject, Audience: jwt.ClaimStrings{t.audience},
 			ExpiresAt: jwt.NewNumericDate(refreshExp), IssuedAt: jwt.NewNumericDate(now), ID: NewID(),
 		},
-		Family: family,
+		Family:         family,
+		AccountVersion: version,
 	}
 	access, err := t.sign(ac, TypeAccess)
 	if err != nil {

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/specguard/specguard/api/gen"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
@@ -28,8 +26,7 @@ type App struct {
 	sessions   *security.SessionService
 	keys       *security.APIKeyService
 	cookieName string // the cookieAuth scheme's cookie, from the spec
-	bcryptCost int
-	dummyHash  []byte // compared against when an email is unknown, so timing does not tell
+	passwords  *passwords
 	ready      func(ctx context.Context) map[string]error
 	log        *slog.Logger
 
@@ -75,13 +72,17 @@ func caller(ctx context.Context) *security.Principal { return security.FromConte
 // security.ErrUnavailable (503), never a wrong password.
 func (a *App) checkPassword(ctx context.Context, email, password string) (*User, error) {
 	u, err := a.repo.UserByEmail(ctx, email)
-	if errors.Is(err, ErrNotFound) {
-		_ = bcrypt.CompareHashAndPassword(a.dummyHash, []byte(password))
-		return nil, security.ErrInvalid
-	} else if err != nil {
+	hash := ""
+	if err == nil {
+		hash = u.PasswordHash
+	} else if !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
-	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil || u.Disabled {
+	ok, err := a.passwords.match(ctx, hash, password)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || u.Disabled {
 		return nil, security.ErrInvalid
 	}
 	if a.passwordChecked != nil {
@@ -158,11 +159,11 @@ func (a *App) Register(ctx context.Context, req gen.RegisterRequestObject) (gen.
 	if err != nil || addr.Address != email {
 		return gen.Register400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: badRequest("email is not a valid address")}, nil
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(req.Body.Password), a.bcryptCost)
+	hash, err := a.passwords.hash(ctx, req.Body.Password)
 	if err != nil {
 		return nil, err
 	}
-	u := &User{ID: security.NewID(), Email: email, Role: "user", PasswordHash: string(hash)}
+	u := &User{ID: security.NewID(), Email: email, Role: "user", PasswordHash: hash}
 	if err := a.repo.CreateUser(ctx, u); errors.Is(err, ErrExists) {
 		return gen.Register409ApplicationProblemPlusJSONResponse{ConflictApplicationProblemPlusJSONResponse: gen.ConflictApplicationProblemPlusJSONResponse(
 			problem(http.StatusConflict, "conflict", "Conflict", "An account with this email exists."))}, nil

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/go-chi/chi/v5"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/specguard/specguard/api/gen"
 	"github.com/specguard/specguard/limits"
@@ -26,7 +25,7 @@ func NewApp(d *Deps) (*App, error) {
 			cookieName = s.Param
 		}
 	}
-	dummy, err := bcrypt.GenerateFromPassword([]byte("specguard timing equaliser"), d.BcryptCost)
+	pw, err := newPasswords(d.BcryptCost)
 	if err != nil {
 		return nil, err
 	}
@@ -36,7 +35,8 @@ func NewApp(d *Deps) (*App, error) {
 	}
 	app := &App{
 		table: d.Table, repo: d.Repo, store: d.Store, accounts: d.Accounts, tokens: d.Tokens, sessions: d.Sessions,
-		keys: d.Keys, cookieName: cookieName, bcryptCost: d.BcryptCost, dummyHash: dummy, ready: ready, log: d.Log,
+		keys: d.Keys, cookieName: cookieName, passwords: pw, ready: ready, log: d.Log,
+		passwordChecked: d.passwordChecked,
 	}
 	return app, nil
 }

@@ -160,6 +160,8 @@ type Deps struct {
 
 	storeName string
 	closers   []func()
+	// passwordChecked is App.passwordChecked, for tests.
+	passwordChecked func(ctx context.Context, u *User)
 }
 
 // BuildDeps builds what Run serves from cfg: keys, the database (migrated),

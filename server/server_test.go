@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 	"github.com/specguard/specguard/internal/pgtest"
 	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/server"
+	"github.com/specguard/specguard/server/db"
 )
 
 // lineWriter collects log lines and signals the address once listening.
@@ -400,4 +402,88 @@ func keyFile(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// stop ends the instance as SIGTERM would and waits for Run to return.
+func (in *instance) stop(t *testing.T) {
+	t.Helper()
+	in.cancel()
+	select {
+	case err := <-in.done:
+		if err != nil {
+			t.Fatalf("Run returned %v", err)
+		}
+		in.done <- nil // for the cleanup registered by start
+	case <-time.After(15 * time.Second):
+		t.Fatal("server did not stop")
+	}
+}
+
+// `make run` keeps its data across restarts with nothing else installed:
+// accounts, posts and API keys live in the SQLite file in the data dir.
+func TestDataSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	a := start(t, map[string]string{"SPECGUARD_DATA_DIR": dir})
+	if resp, m := a.do(t, "POST", "/auth/register", `{"email":"keep@example.com","password":"correct horse battery"}`); resp.StatusCode != 201 {
+		t.Fatalf("register: %d %v", resp.StatusCode, m)
+	}
+	tok := login(t, a, "keep@example.com", "correct horse battery")
+	resp, post := a.do(t, "POST", "/posts", `{"title":"kept","body":"across restarts","status":"draft"}`, "Authorization", "Bearer "+tok)
+	if resp.StatusCode != 201 {
+		t.Fatalf("create post: %d %v", resp.StatusCode, post)
+	}
+	resp, key := a.do(t, "POST", "/api-keys", `{"name":"ci","scopes":["posts:read"]}`, "Authorization", "Bearer "+tok)
+	if resp.StatusCode != 201 {
+		t.Fatalf("create key: %d %v", resp.StatusCode, key)
+	}
+	a.stop(t)
+
+	b := start(t, map[string]string{"SPECGUARD_DATA_DIR": dir})
+	if _, err := os.Stat(filepath.Join(dir, "specguard.db")); err != nil {
+		t.Fatalf("no database in the data dir: %v", err)
+	}
+	tok = login(t, b, "keep@example.com", "correct horse battery")
+	resp, m := b.do(t, "GET", "/posts/"+post["id"].(string), "", "Authorization", "Bearer "+tok)
+	if resp.StatusCode != 200 || m["title"] != "kept" {
+		t.Fatalf("the draft after a restart: %d %v", resp.StatusCode, m)
+	}
+	resp, m = b.do(t, "GET", "/posts/"+post["id"].(string), "", "X-API-Key", key["key"].(string))
+	if resp.StatusCode != 200 || m["title"] != "kept" {
+		t.Fatalf("the API key after a restart: %d %v", resp.StatusCode, m)
+	}
+	resp, m = b.do(t, "POST", "/auth/register", `{"email":"keep@example.com","password":"correct horse battery"}`)
+	if resp.StatusCode != 409 {
+		t.Fatalf("registering the address again after a restart: %d %v", resp.StatusCode, m)
+	}
+}
+
+// A database at a newer schema than this binary knows stops start-up with
+// one line naming both versions; so does an unreachable one.
+func TestNewerSchemaRefused(t *testing.T) {
+	dir := t.TempDir()
+	a := start(t, map[string]string{"SPECGUARD_DATA_DIR": dir})
+	a.stop(t)
+	d, err := db.Open(context.Background(), db.Source{Kind: db.SQLite, DSN: filepath.Join(dir, "specguard.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, known, err := d.Versions(context.Background())
+	d.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sql.Open("sqlite", filepath.Join(dir, "specguard.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(fmt.Sprintf("INSERT INTO goose_db_version (version_id, is_applied) VALUES (%d, 1)", known+5)); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	env := map[string]string{"SPECGUARD_DATA_DIR": dir, "SPECGUARD_ADDR": "127.0.0.1:0", "SPECGUARD_ADMIN_ADDR": "off"}
+	err = server.Run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	want := fmt.Sprintf("is at schema version %d, this specguard knows versions up to %d", known+5, known)
+	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("Run on a newer schema = %v; want one line with %q", err, want)
+	}
 }
