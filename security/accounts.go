@@ -146,7 +146,7 @@ func (a *Accounts) hold(ctx context.Context, store Store, c Check, gated bool,
 		if gated {
 			return p, newGate(store, c), nil
 		}
-		err = store.Check(ctx, &c)
+		err = store.Check(ctx, c)
 		switch {
 		case err == nil:
 			return p, nil, nil

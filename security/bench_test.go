@@ -103,21 +103,47 @@ func BenchmarkGuard(b *testing.B) {
 	}
 	guard := newGuard(security.WithoutRequestValidation())
 	validating := newGuard()
+	// As specguard serve wires it: every token also holds for its
+	// account's current state (a cached copy, asserted in the store).
+	store := security.NewMemoryStore(nil)
+	accounts := security.NewAccounts(store, benchAccounts{}, func(string) []string { return []string{"a:read", "a:write"} })
+	key, err := security.GenerateKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ats, err := security.NewTokenService("specguard", "specguard", key, store, security.WithAccounts(accounts))
+	if err != nil {
+		b.Fatal(err)
+	}
+	pair, err := ats.Login(context.Background(), "alice", "user", []string{"a:read", "a:write"}, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	withAccounts, err := security.NewGuard(table, r, security.WithoutRequestValidation(),
+		security.WithAuthenticator(policy.SchemeOAuth2, security.BearerAuthenticator{Tokens: ats}),
+		security.WithLimiter(limits.New(limits.NewMemoryStore(nil))))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) })
 	for _, bc := range []struct {
-		name string
-		h    http.Handler
+		name  string
+		h     http.Handler
+		token string
 	}{
 		// The guard alone in front of a handler: route lookup, bearer
 		// verification (cached), scopes, three tiers, headers, context.
-		{"guard", guard(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) }))},
+		{"guard", guard(ok), tok},
+		// The same with account state.
+		{"guard+accounts", withAccounts(ok), pair.Access},
 		// The same with chi routing to the handler afterwards, as served.
-		{"guard+chi", guard(r)},
+		{"guard+chi", guard(r), tok},
 		// As served: request validation against the spec on.
-		{"guard+validation+chi", validating(r)},
+		{"guard+validation+chi", validating(r), tok},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			req := httptest.NewRequest("GET", "/items/42", nil)
-			req.Header.Set("Authorization", "Bearer "+tok)
+			req.Header.Set("Authorization", "Bearer "+bc.token)
 			w := &codeWriter{h: http.Header{}}
 			b.ReportAllocs()
 			for b.Loop() {
@@ -129,6 +155,13 @@ func BenchmarkGuard(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchAccounts knows one account, alice.
+type benchAccounts struct{}
+
+func (benchAccounts) AccountState(context.Context, string) (security.Account, error) {
+	return security.Account{Version: 1, Role: "user"}, nil
 }
 
 // codeWriter is a reusable ResponseWriter that keeps only the status.

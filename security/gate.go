@@ -43,7 +43,7 @@ type RedisGate struct {
 // the store cannot say. Any other error means the account changed: nothing
 // was decided, and the request is authenticated again without a gate.
 func (g *Gate) Check(ctx context.Context) error {
-	return checkError(g.store.Check(ctx, &g.check))
+	return checkError(g.store.Check(ctx, g.check))
 }
 
 // Failed turns the non-zero code of a RedisGate's function into the error
@@ -71,11 +71,11 @@ func checkError(err error) error {
 // RedisGater is a security store that can express a Check as a RedisGate.
 // RedisStore is one; a wrapper (metrics, say) should forward it.
 type RedisGater interface {
-	RedisGate(c *Check) *RedisGate
+	RedisGate(c Check) *RedisGate
 }
 
 // RedisGate implements RedisGater.
-func (s *RedisStore) RedisGate(c *Check) *RedisGate {
+func (s *RedisStore) RedisGate(c Check) *RedisGate {
 	keys, args := s.gate(c)
 	return &RedisGate{Client: s.rdb, Keys: keys, Args: args, Func: gateFunc}
 }
@@ -84,7 +84,7 @@ func (s *RedisStore) RedisGate(c *Check) *RedisGate {
 func newGate(store Store, c Check) *Gate {
 	g := &Gate{store: store, check: c}
 	if rg, ok := store.(RedisGater); ok {
-		g.Redis = rg.RedisGate(&g.check)
+		g.Redis = rg.RedisGate(c)
 	}
 	return g
 }

@@ -84,7 +84,7 @@ func (m *MemoryStore) liveFamily(id string, now time.Time) *Family {
 
 // Check implements Store. It runs on every request: a session is marked
 // used under the write lock, everything else needs the read lock only.
-func (m *MemoryStore) Check(_ context.Context, c *Check) error {
+func (m *MemoryStore) Check(_ context.Context, c Check) error {
 	now := m.now()
 	if c.Kind == SessionCredential {
 		m.mu.Lock()

@@ -254,7 +254,7 @@ func (s *RedisStore) RotateFamily(ctx context.Context, subject, id, presented, n
 }
 
 // gate returns the keys and arguments of gateFunc for c.
-func (s *RedisStore) gate(c *Check) (keys []string, args []any) {
+func (s *RedisStore) gate(c Check) (keys []string, args []any) {
 	var record, kind string
 	switch c.Kind {
 	case AccessCredential:
@@ -281,7 +281,7 @@ func gateError(code int64) error {
 }
 
 // Check implements Store: one script call.
-func (s *RedisStore) Check(ctx context.Context, c *Check) error {
+func (s *RedisStore) Check(ctx context.Context, c Check) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	keys, args := s.gate(c)

@@ -115,7 +115,7 @@ type Store interface {
 	// before the account's NotBefore; ErrStale when the account is not at
 	// c.AccountVersion (or unknown to the store); ErrUnmarked for an API
 	// key the store has no mark of. A session checked is marked used.
-	Check(ctx context.Context, c *Check) error
+	Check(ctx context.Context, c Check) error
 
 	// PutAccount mirrors account state a for subject, unless the store
 	// holds a newer version (an equal one is overwritten: a database

@@ -195,11 +195,11 @@ func TestStoreSessions(t *testing.T) {
 }
 
 func checkAccess(ctx context.Context, s security.Store, subject, family, jti string) error {
-	return s.Check(ctx, &security.Check{Kind: security.AccessCredential, Subject: subject, ID: family, JTI: jti})
+	return s.Check(ctx, security.Check{Kind: security.AccessCredential, Subject: subject, ID: family, JTI: jti})
 }
 
 func checkKey(ctx context.Context, s security.Store, subject, id string, version int64) error {
-	return s.Check(ctx, &security.Check{Kind: security.KeyCredential, Subject: subject, ID: id, AccountVersion: version})
+	return s.Check(ctx, security.Check{Kind: security.KeyCredential, Subject: subject, ID: id, AccountVersion: version})
 }
 
 func TestStoreKeyMarks(t *testing.T) {
@@ -303,17 +303,17 @@ func TestStoreAccounts(t *testing.T) {
 			{security.KeyCredential, "k-new", "", 1, security.ErrStale},
 			{security.KeyCredential, "k-old", "", 4, security.ErrNotFound},
 		} {
-			err := s.Check(ctx, &security.Check{Kind: tc.kind, Subject: "alice", ID: tc.id, JTI: tc.jti, AccountVersion: tc.version})
+			err := s.Check(ctx, security.Check{Kind: tc.kind, Subject: "alice", ID: tc.id, JTI: tc.jti, AccountVersion: tc.version})
 			if !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
 				t.Errorf("Check(%d %s at version %d) = %v, want %v", tc.kind, tc.id, tc.version, err, tc.want)
 			}
 		}
-		err := s.Check(ctx, &security.Check{Kind: security.AccessCredential, Subject: "bob", ID: "x", JTI: "a", AccountVersion: 1})
+		err := s.Check(ctx, security.Check{Kind: security.AccessCredential, Subject: "bob", ID: "x", JTI: "a", AccountVersion: 1})
 		if !errors.Is(err, security.ErrNotFound) {
 			t.Errorf("Check of a missing family = %v, want ErrNotFound", err)
 		}
 		_ = s.CreateFamily(ctx, &security.Family{ID: "b", Subject: "bob", RefreshJTI: "r", AccessJTI: "a", AccountVersion: 1, Expires: exp})
-		err = s.Check(ctx, &security.Check{Kind: security.AccessCredential, Subject: "bob", ID: "b", JTI: "a", AccountVersion: 1})
+		err = s.Check(ctx, security.Check{Kind: security.AccessCredential, Subject: "bob", ID: "b", JTI: "a", AccountVersion: 1})
 		if !errors.Is(err, security.ErrStale) {
 			t.Errorf("Check with no account state stored = %v, want ErrStale", err)
 		}
@@ -326,7 +326,7 @@ func TestStoreSessionCheckMarksUse(t *testing.T) {
 		_ = s.CreateSession(ctx, &security.Session{ID: "s1", Subject: "alice", SecretHash: []byte("h"), Expires: time.Now().Add(time.Hour)})
 		before, _ := s.Sessions(ctx, "alice")
 		time.Sleep(5 * time.Millisecond)
-		if err := s.Check(ctx, &security.Check{Kind: security.SessionCredential, Subject: "alice", ID: "s1"}); err != nil {
+		if err := s.Check(ctx, security.Check{Kind: security.SessionCredential, Subject: "alice", ID: "s1"}); err != nil {
 			t.Fatal(err)
 		}
 		after, _ := s.Sessions(ctx, "alice")

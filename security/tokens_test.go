@@ -874,7 +874,7 @@ type countingStore struct {
 	checks atomic.Int64
 }
 
-func (c *countingStore) Check(ctx context.Context, ch *security.Check) error {
+func (c *countingStore) Check(ctx context.Context, ch security.Check) error {
 	c.checks.Add(1)
 	return c.MemoryStore.Check(ctx, ch)
 }

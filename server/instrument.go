@@ -45,7 +45,7 @@ func (s *meteredStore) RotateFamily(ctx context.Context, subject, id, presented,
 
 // Check runs on every guarded request: the in-memory store's is a map
 // lookup, not worth a clock reading either side.
-func (s *meteredStore) Check(ctx context.Context, c *security.Check) error {
+func (s *meteredStore) Check(ctx context.Context, c security.Check) error {
 	if s.store == "memory" {
 		return s.next.Check(ctx, c)
 	}
@@ -138,7 +138,7 @@ func (s *meteredLimits) Allow(ctx context.Context, reqs []limits.Request, result
 
 // RedisGate forwards security.RedisGater, so credential checks can still
 // ride in the rate-limit script.
-func (s *meteredStore) RedisGate(c *security.Check) *security.RedisGate {
+func (s *meteredStore) RedisGate(c security.Check) *security.RedisGate {
 	if rg, ok := s.next.(security.RedisGater); ok {
 		return rg.RedisGate(c)
 	}

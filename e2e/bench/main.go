@@ -1,22 +1,29 @@
 // Command bench is the load harness behind `make bench`: it builds specguard
 // and the peer stacks, starts each on loopback, and loads the same guarded
-// operation on all of them with wrk, interleaved round after round, then
-// prints one table.
+// operations on all of them with wrk, interleaved round after round, then
+// prints one table per operation.
 //
-//	(a) bare        chi + the generated strict handlers, nothing else
-//	(b) specguard   memory store
-//	(c) specguard   Redis
-//	(d) peer        nethttp-middleware validator + golang-jwt auth + httprate
-//	(e) peer-redis  (d) + a Redis jti denylist + redis_rate
+//	(a) bare        chi + the generated strict handlers, SQLite
+//	(b) specguard   memory store, SQLite (the embedded default)
+//	(c) specguard   Redis, SQLite
+//	(d) peer        nethttp-middleware validator + golang-jwt auth + httprate, SQLite
+//	(e) peer-redis  (d) + a Redis jti denylist + redis_rate, SQLite
+//	(f) bare        as (a), PostgreSQL
+//	(g) specguard   Redis, PostgreSQL (the fleet set-up)
 //
-// Every stack serves GET /posts/{id} with the same Ed25519 token (posts:read)
-// and one rate-limit tier that never refuses; request logging is off in all.
+// Every stack serves GET /posts/{id} with an Ed25519 token (posts:read) and
+// rate-limit tiers that never refuse, with the same database-backed
+// handlers; (a), (b), (c), (f) and (g) also take POST /posts (a write, its
+// body validated). Request logging is off in all. PostgreSQL is the server
+// SPECGUARD_BENCH_POSTGRES_URL names (default the local one, as the tests
+// use), on a database of the harness's own.
 package main
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -24,6 +31,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -36,6 +44,7 @@ import (
 	"syscall"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for the databases of (f) and (g)
 	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
 )
@@ -53,9 +62,12 @@ type stack struct {
 	base     string // http://host:port
 	path     string // the post's URL path
 	token    string
-	redis    bool // counts Redis commands
+	redis    bool   // counts Redis commands
+	writes   bool   // takes the POST /posts load
+	bare     *stack // the bare stack on the same database
 	runs     []result
-	calls    float64 // Redis calls (round trips) per request, from MONITOR
+	posts    []result // the POST /posts load
+	calls    float64  // Redis calls (round trips) per request, from MONITOR
 }
 
 type result struct {
@@ -81,6 +93,8 @@ type harness struct {
 	dir   string
 	procs []*exec.Cmd
 	rdb   *redis.Client
+	pg    *sql.DB  // the PostgreSQL server, to make and drop databases
+	dbs   []string // databases made
 }
 
 func (h *harness) cleanup() {
@@ -100,6 +114,12 @@ func (h *harness) cleanup() {
 	}
 	if h.rdb != nil {
 		h.rdb.Close()
+	}
+	if h.pg != nil {
+		for _, name := range h.dbs {
+			h.pg.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
+		}
+		h.pg.Close()
 	}
 	if h.dir != "" {
 		os.RemoveAll(h.dir)
@@ -140,36 +160,69 @@ func (h *harness) run(ctx context.Context) error {
 		return err
 	}
 
+	post := filepath.Join(h.dir, "post.lua")
+	if err := os.WriteFile(post, []byte(postScript), 0o644); err != nil {
+		return err
+	}
+	pgA, err := h.database(ctx, "f")
+	if err != nil {
+		return err
+	}
+	pgG, err := h.database(ctx, "g")
+	if err != nil {
+		return err
+	}
+	dir := func(name string) string {
+		d := filepath.Join(h.dir, name)
+		os.MkdirAll(d, 0o700)
+		return d
+	}
 	common := []string{"SPECGUARD_SIGNING_KEY_FILE=" + key, "SPECGUARD_SPEC_FILE=" + spec, "SPECGUARD_ADMIN_ADDR=off",
-		"SPECGUARD_LOG_REQUESTS=false", "SPECGUARD_ACCESS_TTL=2h", "SPECGUARD_REFRESH_TTL=2h", "SPECGUARD_DATA_DIR=" + h.dir}
-	a, err := h.startPeer(ctx, peer, "bare", key, spec, "")
+		"SPECGUARD_LOG_REQUESTS=false", "SPECGUARD_ACCESS_TTL=2h", "SPECGUARD_REFRESH_TTL=2h"}
+	with := func(env ...string) []string { return append(slices.Clone(common), env...) }
+	a, err := h.startPeer(ctx, peer, "bare", key, spec, "", dir("a"), "")
 	if err != nil {
 		return err
 	}
-	b, err := h.startSpecguard(ctx, specguard, common)
+	b, err := h.startSpecguard(ctx, specguard, with("SPECGUARD_DATA_DIR="+dir("b")))
 	if err != nil {
 		return err
 	}
-	c, err := h.startSpecguard(ctx, specguard, append(common, "SPECGUARD_REDIS_URL="+redisURL))
+	c, err := h.startSpecguard(ctx, specguard, with("SPECGUARD_DATA_DIR="+dir("c"), "SPECGUARD_REDIS_URL="+redisURL+"/0"))
 	if err != nil {
 		return err
 	}
-	d, err := h.startPeer(ctx, peer, "peer", key, spec, "")
+	d, err := h.startPeer(ctx, peer, "peer", key, spec, "", dir("d"), "")
 	if err != nil {
 		return err
 	}
-	e, err := h.startPeer(ctx, peer, "peer-redis", key, spec, redisURL)
+	e, err := h.startPeer(ctx, peer, "peer-redis", key, spec, redisURL+"/0", dir("e"), "")
 	if err != nil {
 		return err
 	}
-	a.id, a.name = "a", "bare: chi + generated strict handlers"
-	b.id, b.name = "b", "specguard, memory store"
-	c.id, c.name, c.redis = "c", "specguard, Redis", true
-	d.id, d.name = "d", "nethttp-middleware + golang-jwt + httprate"
-	e.id, e.name, e.redis = "e", "(d) + Redis jti denylist + redis_rate", true
-	// The peer stacks verify (b)'s token: same key, issuer and audience.
-	a.token, d.token, e.token = b.token, b.token, b.token
-	stacks := []*stack{a, b, c, d, e}
+	f, err := h.startPeer(ctx, peer, "bare", key, spec, "", dir("f"), pgA)
+	if err != nil {
+		return err
+	}
+	g, err := h.startSpecguard(ctx, specguard, with("SPECGUARD_DATA_DIR="+dir("g"), "SPECGUARD_REDIS_URL="+redisURL+"/1", "SPECGUARD_DATABASE_URL="+pgG))
+	if err != nil {
+		return err
+	}
+	a.id, a.name, a.writes = "a", "bare: chi + generated strict handlers, SQLite", true
+	b.id, b.name, b.writes = "b", "specguard, memory store, SQLite", true
+	c.id, c.name, c.redis, c.writes = "c", "specguard, Redis, SQLite", true, true
+	d.id, d.name = "d", "nethttp-middleware + golang-jwt + httprate, SQLite"
+	e.id, e.name, e.redis = "e", "(d) + Redis jti denylist + redis_rate, SQLite", true
+	f.id, f.name, f.writes = "f", "bare, PostgreSQL", true
+	g.id, g.name, g.redis, g.writes = "g", "specguard, Redis, PostgreSQL", true, true
+	for _, s := range []*stack{a, b, c, d, e} {
+		s.bare = a
+	}
+	f.bare, g.bare = f, f
+	// The other stacks verify (b)'s token: same key, issuer and audience
+	// (the bare ones verify nothing).
+	a.token, d.token, e.token, f.token = b.token, b.token, b.token, b.token
+	stacks := []*stack{a, b, c, d, e, f, g}
 	for _, s := range stacks {
 		if err := s.check(); err != nil {
 			return err
@@ -191,6 +244,14 @@ func (h *harness) run(ctx context.Context) error {
 				r.redisCmds = h.commands(s) - before - 1 // the first INFO is counted by the second
 			}
 			s.runs = append(s.runs, r)
+			if s.writes {
+				fmt.Fprintf(os.Stderr, "round %d/%d: (%s) %s, POST /posts\n", round, *rounds, s.id, s.name)
+				r, err := wrk(ctx, s, "-s", post)
+				if err != nil {
+					return fmt.Errorf("(%s) POST /posts: %w", s.id, err)
+				}
+				s.posts = append(s.posts, r)
+			}
 		}
 	}
 	for _, s := range stacks {
@@ -226,8 +287,9 @@ func build(dir, out, pkg string) error {
 }
 
 // writeBenchSpec copies the example spec with the document's default tiers
-// raised so that the load is never refused (GET /posts/{id} is charged one
-// tier, by principal) and GET /posts/{id} requiring oauth2 [posts:read].
+// and POST /posts's raised so that the load is never refused (a request is
+// charged one tier, by principal), and GET /posts/{id} requiring oauth2
+// [posts:read].
 func writeBenchSpec(src, dst string) error {
 	data, err := os.ReadFile(src)
 	if err != nil {
@@ -253,6 +315,16 @@ func writeBenchSpec(src, dst string) error {
 		return errors.New("api/openapi.yaml no longer has a document x-rate-limit and GET /posts/{id} with security")
 	}
 	*limits = *tiers.Content[0]
+	// POST /posts (and the operations sharing its tiers through the YAML
+	// anchor) takes a write load: never refused either.
+	createPost := lookup(lookup(lookup(root, "paths"), "/posts"), "post")
+	writes := lookup(createPost, "x-rate-limit")
+	if writes == nil {
+		return errors.New("api/openapi.yaml no longer has POST /posts with its own x-rate-limit")
+	}
+	anchor := writes.Anchor
+	*writes = *tiers.Content[0]
+	writes.Anchor = anchor
 	// The example admits anonymous readers ({} first); the benchmark
 	// operation requires the token, so every stack must verify it.
 	*lookup(getPost, "security") = *required.Content[0]
@@ -313,11 +385,48 @@ func (h *harness) startRedis(ctx context.Context) (string, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return "redis://" + addr + "/0", nil
+	return "redis://" + addr, nil
 }
 
-func (h *harness) startPeer(ctx context.Context, bin, kind, key, spec, redisURL string) (*stack, error) {
-	cmd := exec.Command(bin, "--stack", kind, "--key", key, "--spec", spec, "--redis", redisURL)
+// postScript makes wrk's requests POST /posts with a valid body.
+const postScript = `wrk.method = "POST"
+wrk.body = '{"title":"Benchmark write","body":"Lorem ipsum dolor sit amet, consectetur adipiscing elit.","status":"published"}'
+wrk.headers["Content-Type"] = "application/json"
+`
+
+// database makes a PostgreSQL database of the harness's own and returns
+// its URL; it is dropped at the end.
+func (h *harness) database(ctx context.Context, name string) (string, error) {
+	admin := os.Getenv("SPECGUARD_BENCH_POSTGRES_URL")
+	if admin == "" {
+		admin = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	}
+	if h.pg == nil {
+		var err error
+		if h.pg, err = sql.Open("pgx", admin); err != nil {
+			return "", err
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := h.pg.PingContext(pctx); err != nil {
+			return "", fmt.Errorf("PostgreSQL at %s (set SPECGUARD_BENCH_POSTGRES_URL): %v", admin, err)
+		}
+	}
+	db := fmt.Sprintf("sgbench_%d_%s", os.Getpid(), name)
+	if _, err := h.pg.ExecContext(ctx, "CREATE DATABASE "+db); err != nil {
+		return "", err
+	}
+	h.dbs = append(h.dbs, db)
+	u, err := url.Parse(admin)
+	if err != nil {
+		return "", err
+	}
+	u.Path = "/" + db
+	return u.String(), nil
+}
+
+func (h *harness) startPeer(ctx context.Context, bin, kind, key, spec, redisURL, dataDir, databaseURL string) (*stack, error) {
+	cmd := exec.Command(bin, "--stack", kind, "--key", key, "--spec", spec, "--redis", redisURL, "--data-dir", dataDir, "--database-url", databaseURL)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -416,8 +525,14 @@ func (s *stack) check() error {
 	if post.Title != "Benchmark post" {
 		return fmt.Errorf("(%s) %s: unexpected post %+v", s.id, s.name, post)
 	}
+	if s.writes {
+		body := `{"title":"Benchmark write","body":"check","status":"published"}`
+		if err := call("POST", s.base+"/posts", s.token, body, 201, nil); err != nil {
+			return fmt.Errorf("(%s) %s: POST /posts: %w", s.id, s.name, err)
+		}
+	}
 	// Every secured stack refuses a tampered token.
-	if s.id != "a" {
+	if s.bare != s {
 		if err := call("GET", s.base+s.path, s.token[:len(s.token)-4]+"AAAA", "", 401, nil); err != nil {
 			return fmt.Errorf("(%s) %s: a tampered token: %w", s.id, s.name, err)
 		}
@@ -501,9 +616,15 @@ var (
 	latencyRe = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$`)
 )
 
-func wrk(ctx context.Context, s *stack) (result, error) {
+func wrk(ctx context.Context, s *stack, extra ...string) (result, error) {
 	args := []string{"-t" + strconv.Itoa(*threads), "-c" + strconv.Itoa(*connections), "-d" + duration.String(), "--latency",
-		"-H", "Authorization: Bearer " + s.token, s.base + s.path}
+		"-H", "Authorization: Bearer " + s.token}
+	args = append(args, extra...)
+	target := s.base + s.path
+	if len(extra) > 0 {
+		target = s.base + "/posts"
+	}
+	args = append(args, target)
 	cmd := exec.CommandContext(ctx, "wrk", args...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -559,25 +680,38 @@ func (h *harness) report(stacks []*stack, wrkVersion string) string {
 		}
 	}
 	fmt.Fprintf(&b, "machine: %s, %d cores, %s, %s\n", cpu, runtime.NumCPU(), runtime.Version(), strings.SplitN(wrkVersion, "\n", 2)[0])
-	fmt.Fprintf(&b, "load: wrk -t%d -c%d -d%s --latency, GET /posts/{id} with an Ed25519 bearer token (posts:read); %d interleaved rounds, medians\n",
+	fmt.Fprintf(&b, "load: wrk -t%d -c%d -d%s --latency with an Ed25519 bearer token; %d interleaved rounds, medians\n",
 		*threads, *connections, duration, *rounds)
 	fmt.Fprintf(&b, "command: go run ./e2e/bench -rounds %d -duration %s\n\n", *rounds, duration)
-	fmt.Fprintf(&b, "| stack | req/s | p50 ms | p99 ms | vs (a) | Redis calls/req | Redis cmds/req incl. scripts |\n|---|---:|---:|---:|---:|---:|---:|\n")
-	base := median(stacks[0].runs, func(r result) float64 { return r.rps })
+	med := func(runs []result, f func(result) float64) float64 { return median(runs, f) }
+	rps := func(r result) float64 { return r.rps }
+	fmt.Fprintf(&b, "GET /posts/{id} (posts:read):\n\n")
+	fmt.Fprintf(&b, "| stack | req/s | p50 ms | p99 ms | vs bare, same database | Redis calls/req | Redis cmds/req incl. scripts |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range stacks {
-		rps := median(s.runs, func(r result) float64 { return r.rps })
 		calls, cmds := "-", "-"
 		if s.redis {
 			calls = fmt.Sprintf("%.2f", s.calls)
-			cmds = fmt.Sprintf("%.2f", median(s.runs, func(r result) float64 { return float64(r.redisCmds) / float64(r.requests) }))
+			cmds = fmt.Sprintf("%.2f", med(s.runs, func(r result) float64 { return float64(r.redisCmds) / float64(r.requests) }))
 		}
-		fmt.Fprintf(&b, "| (%s) %s | %.0f | %.3f | %.3f | %.2fx | %s | %s |\n", s.id, s.name, rps,
-			median(s.runs, func(r result) float64 { return r.p50 }), median(s.runs, func(r result) float64 { return r.p99 }), rps/base, calls, cmds)
+		fmt.Fprintf(&b, "| (%s) %s | %.0f | %.3f | %.3f | %.2fx | %s | %s |\n", s.id, s.name, med(s.runs, rps),
+			med(s.runs, func(r result) float64 { return r.p50 }), med(s.runs, func(r result) float64 { return r.p99 }),
+			med(s.runs, rps)/med(s.bare.runs, rps), calls, cmds)
 	}
-	bRPS := median(stacks[1].runs, func(r result) float64 { return r.rps })
-	cRPS := median(stacks[2].runs, func(r result) float64 { return r.rps })
-	dRPS := median(stacks[3].runs, func(r result) float64 { return r.rps })
-	eRPS := median(stacks[4].runs, func(r result) float64 { return r.rps })
-	fmt.Fprintf(&b, "\n(b)/(d) = %.2fx, (c)/(e) = %.2fx\n", bRPS/dRPS, cRPS/eRPS)
+	byID := map[string]*stack{}
+	for _, s := range stacks {
+		byID[s.id] = s
+	}
+	ratio := func(x, y string) float64 { return med(byID[x].runs, rps) / med(byID[y].runs, rps) }
+	fmt.Fprintf(&b, "\n(b)/(d) = %.2fx, (c)/(e) = %.2fx\n", ratio("b", "d"), ratio("c", "e"))
+	fmt.Fprintf(&b, "\nPOST /posts (posts:write, a validated body, one row written and committed):\n\n")
+	fmt.Fprintf(&b, "| stack | req/s | p50 ms | p99 ms | vs bare, same database |\n|---|---:|---:|---:|---:|\n")
+	for _, s := range stacks {
+		if !s.writes {
+			continue
+		}
+		fmt.Fprintf(&b, "| (%s) %s | %.0f | %.3f | %.3f | %.2fx |\n", s.id, s.name, med(s.posts, rps),
+			med(s.posts, func(r result) float64 { return r.p50 }), med(s.posts, func(r result) float64 { return r.p99 }),
+			med(s.posts, rps)/med(s.bare.posts, rps))
+	}
 	return b.String()
 }

@@ -2,15 +2,19 @@
 // load harness compares specguard with. It lives in a module of its own so
 // that httprate, redis_rate and nethttp-middleware never enter specguard's.
 //
-//	bare        chi + the generated strict handlers: no security, no validation
+//	bare        chi + the generated strict handlers: no security, no validation;
+//	            the caller the handlers need (POST /posts has an author) is
+//	            the demo user, put in the context unchecked
 //	peer        + oapi-codegen's nethttp-middleware validator, whose openapi3filter
 //	            AuthenticationFunc verifies the JWT with golang-jwt and checks
 //	            scopes, + go-chi/httprate in memory
 //	peer-redis  + a Redis denylist lookup of the token's jti, and
 //	            go-redis/redis_rate instead of httprate
 //
-// It prints "ready <post id>" once listening: the id of a published post it
-// seeded, the one the harness requests.
+// Every stack keeps its data where --database-url says (SQLite in --data-dir
+// when empty), as specguard does, so the handlers do the same work. It
+// prints "ready <addr> <post id>" once listening: the id of a published post
+// it seeded, the one the harness requests.
 package main
 
 import (
@@ -44,6 +48,7 @@ import (
 	"github.com/specguard/specguard/api"
 	"github.com/specguard/specguard/api/gen"
 	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/server"
 )
 
@@ -61,14 +66,22 @@ func run() error {
 	redisURL := flag.String("redis", "", "Redis URL (peer-redis)")
 	specFile := flag.String("spec", "", "the OpenAPI document the validator enforces (the embedded one when empty)")
 	issuer := flag.String("issuer", "specguard", "expected iss and aud")
+	dataDir := flag.String("data-dir", "", "directory of the SQLite database (required)")
+	databaseURL := flag.String("database-url", "", "the database, as SPECGUARD_DATABASE_URL (SQLite in --data-dir when empty)")
 	flag.Parse()
+	if *dataDir == "" {
+		return errors.New("--data-dir is required")
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg, err := server.LoadConfig(nil, func(k string) string {
-		if k == "SPECGUARD_DATA_DIR" {
-			return os.TempDir()
+		switch k {
+		case "SPECGUARD_DATA_DIR":
+			return *dataDir
+		case "SPECGUARD_DATABASE_URL":
+			return *databaseURL
 		}
 		return ""
 	}, io.Discard)
@@ -87,7 +100,11 @@ func run() error {
 		return err
 	}
 	defer deps.Close()
-	post := &server.Post{AuthorID: "bench", Title: "Benchmark post", Body: strings.Repeat("Lorem ipsum dolor sit amet. ", 8), Status: string(gen.Published)}
+	user, err := deps.Repo.UserByEmail(ctx, "user@example.com")
+	if err != nil {
+		return err
+	}
+	post := &server.Post{ID: security.NewID(), AuthorID: user.ID, Title: "Benchmark post", Body: strings.Repeat("Lorem ipsum dolor sit amet. ", 8), Status: string(gen.Published)}
 	if err := deps.Repo.CreatePost(ctx, post); err != nil {
 		return err
 	}
@@ -98,6 +115,12 @@ func run() error {
 	r := chi.NewRouter()
 	switch *stack {
 	case "bare":
+		caller := &security.Principal{Subject: user.ID, Role: user.Role, Scopes: table.RoleScopes(user.Role)}
+		r.Use(func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				next.ServeHTTP(w, req.WithContext(security.NewContext(req.Context(), caller)))
+			})
+		})
 	case "peer", "peer-redis":
 		pub, err := publicKey(*keyFile)
 		if err != nil {
