@@ -200,3 +200,32 @@ func isRefused(err error) bool {
 	return errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "connection refused") ||
 		errors.Is(err, syscall.ECONNRESET) || strings.Contains(err.Error(), "EOF")
 }
+
+// A freshly started instance on a healthy Redis answers a burst without a
+// single 503: its scripts are loaded and its connections open before it
+// listens.
+func TestFreshInstanceBurst(t *testing.T) {
+	in := Start(t, Shared(Redis(t), Postgres(t), sharedKey(t))...)
+	var wg sync.WaitGroup
+	statuses := make(chan int, 20)
+	for range 20 {
+		c := NewClient(t, in) // an address each: login allows 5 per address
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := c.LoginWithResponse(ctx, client.LoginRequest{Email: "user@example.com", Password: "wrong-password"})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			statuses <- r.StatusCode()
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	for s := range statuses {
+		if s != 401 {
+			t.Errorf("a burst on a fresh instance got %d, want 401", s)
+		}
+	}
+}

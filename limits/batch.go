@@ -109,11 +109,41 @@ func (b *batcher) exec(batch []*scriptCall) {
 		cmds[i] = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
 	}
 	_, _ = pipe.Exec(ctx) // each command carries its own error
+	var again []*scriptCall
 	for i, c := range batch {
 		c.raw, c.err = cmds[i].Int64Slice()
 		if c.err != nil && redis.HasErrorPrefix(c.err, "NOSCRIPT") {
-			// Redis lost its scripts (a restart, SCRIPT FLUSH): Run loads it.
-			c.raw, c.err = c.script.Run(ctx, b.rdb, c.keys, c.args...).Int64Slice()
+			again = append(again, c)
+			continue
+		}
+		close(c.done)
+	}
+	if len(again) > 0 {
+		b.reload(ctx, again)
+	}
+}
+
+// reload sends calls whose script Redis did not know (a restart, SCRIPT
+// FLUSH) again, after loading each script once: two round trips for the
+// whole batch, rather than one each in turn.
+func (b *batcher) reload(ctx context.Context, calls []*scriptCall) {
+	loaded := map[*redis.Script]error{}
+	for _, c := range calls {
+		if _, done := loaded[c.script]; !done {
+			loaded[c.script] = c.script.Load(ctx, b.rdb).Err()
+		}
+	}
+	pipe := b.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(calls))
+	for i, c := range calls {
+		cmds[i] = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
+	}
+	_, _ = pipe.Exec(ctx)
+	for i, c := range calls {
+		if err := loaded[c.script]; err != nil {
+			c.raw, c.err = nil, err
+		} else {
+			c.raw, c.err = cmds[i].Int64Slice()
 		}
 		close(c.done)
 	}

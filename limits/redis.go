@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/specguard/specguard/internal/redislua"
 	"github.com/specguard/specguard/security"
 )
 
@@ -19,12 +20,7 @@ import (
 // every integer stays below 2^53, where Lua's doubles are exact.
 // ARGV holds interval, burst, cost and ttl (ms) per key.
 // It returns {allowed, then per key: allowed, remaining, retry_us, reset_us}.
-var allowScript = redis.NewScript(luaTime + "local ko, ao = 0, 0\n" + allowBody)
-
-// luaTime sets now to Redis TIME in microseconds.
-const luaTime = `local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-`
+var allowScript = redis.NewScript(redislua.Now + "local ko, ao = 0, 0\n" + allowBody)
 
 // allowBody decides the buckets KEYS[ko+1..], whose arguments start at
 // ARGV[ao+1].
@@ -73,7 +69,7 @@ return out`
 // {-code} and charges nothing.
 func gatedScript(fn string, nk, na int) *redis.Script {
 	var b strings.Builder
-	b.WriteString(luaTime)
+	b.WriteString(redislua.Now)
 	b.WriteString(fn)
 	b.WriteString("local code = gate({")
 	for i := 1; i <= nk; i++ {
@@ -198,6 +194,26 @@ func (s *RedisStore) AllowGated(ctx context.Context, gate *security.Gate, reqs [
 	}
 	allowed, err = decode(raw, results)
 	return allowed, nil, err
+}
+
+// Preload loads the rate-limit script, and the gated one for each gate
+// shape given, into Redis, so that the first requests after a start do not
+// each pay a round trip to load it (a burst of them would otherwise queue
+// behind the loads and time out).
+func (s *RedisStore) Preload(ctx context.Context, gates ...*security.RedisGate) error {
+	scripts := []*redis.Script{allowScript}
+	for _, g := range gates {
+		if g == nil {
+			continue
+		}
+		shape := gateShape{fn: g.Func, nk: len(g.Keys), na: len(g.Args)}
+		sc, _ := s.gated.LoadOrStore(shape, gatedScript(shape.fn, shape.nk, shape.na))
+		scripts = append(scripts, sc.(*redis.Script))
+	}
+	if err := redislua.Load(ctx, s.rdb, scripts...); err != nil {
+		return fmt.Errorf("%w: loading the scripts: %v", ErrStore, err)
+	}
+	return nil
 }
 
 // allowEach decides each tier with its own script call, in one pipeline.

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/specguard/specguard/internal/redislua"
 )
 
 // RedisStore keeps security state in Redis (or a Redis Cluster), so every
@@ -78,9 +80,7 @@ func toStr(v any) string {
 	return s
 }
 
-// luaNow is the prelude of every script: Redis TIME in microseconds.
-const luaNow = `local t = redis.call('TIME') local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-`
+const luaNow = redislua.Now
 
 // A record hash holds fields c (created), l (last used), e (expires), all
 // in microseconds; the index is a sorted set of ids scored by expiry.
@@ -476,6 +476,13 @@ func (s *RedisStore) RevokeKey(ctx context.Context, subject, id string, expires 
 	defer cancel()
 	err := revokeKeyScript.Run(ctx, s.rdb, []string{s.keyKey(subject, id), s.keysKey(subject)}, id, usec(expires)).Err()
 	return wrapRedis(err)
+}
+
+// Preload loads every script of the store into Redis, so that the first
+// calls after a start do not each pay a round trip to load one.
+func (s *RedisStore) Preload(ctx context.Context) error {
+	return wrapRedis(redislua.Load(ctx, s.rdb, createScript, rotateScript, checkScript, putAccountScript, markScript,
+		revokeKeyScript, deleteScript, listScript, getScript, revokeAllScript))
 }
 
 func (s *RedisStore) Ping(ctx context.Context) error {

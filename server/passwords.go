@@ -10,11 +10,11 @@ import (
 	"github.com/specguard/specguard/security"
 )
 
-// passwords hashes and checks passwords with bcrypt, at most one per CPU
-// at a time. A password check costs tens of milliseconds of CPU; a burst
-// of logins or registrations running all at once would starve every other
-// request of CPU (their store calls then time out), so the burst queues
-// here instead, bounded by each request's context.
+// passwords hashes and checks passwords with bcrypt, on all CPUs but one
+// at a time (one on a single CPU). A password check costs tens of
+// milliseconds of CPU; a burst of logins or registrations running all at
+// once would starve every other request of CPU (their store calls then time
+// out), so the burst queues here instead, bounded by each request's context.
 type passwords struct {
 	cost  int
 	slots chan struct{}
@@ -22,7 +22,7 @@ type passwords struct {
 }
 
 func newPasswords(cost int) (*passwords, error) {
-	p := &passwords{cost: cost, slots: make(chan struct{}, runtime.GOMAXPROCS(0))}
+	p := &passwords{cost: cost, slots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1))}
 	var err error
 	p.dummy, err = bcrypt.GenerateFromPassword([]byte("specguard timing equaliser"), cost)
 	return p, err

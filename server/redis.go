@@ -33,6 +33,7 @@ func NewRedisClient(raw string, timeout time.Duration) (redis.UniversalClient, e
 			return nil, fmt.Errorf("SPECGUARD_REDIS_URL: %v", err)
 		}
 		opt.ContextTimeoutEnabled, opt.MaxRetries, opt.DialTimeout = true, 1, max(timeout, time.Second)
+		opt.MinIdleConns = warmConns
 		return redis.NewClient(opt), nil
 	}
 	hosts := strings.Split(u.Host, ",")
@@ -50,6 +51,7 @@ func NewRedisClient(raw string, timeout time.Duration) (redis.UniversalClient, e
 		return nil, fmt.Errorf("SPECGUARD_REDIS_URL: %v", err)
 	}
 	opt.ContextTimeoutEnabled, opt.MaxRetries, opt.DialTimeout = true, 1, max(timeout, time.Second)
+	opt.MinIdleConns = warmConns
 	return redis.NewClusterClient(opt), nil
 }
 
@@ -60,6 +62,34 @@ type redisLog struct{ log *slog.Logger }
 
 func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
 	l.log.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
+}
+
+// warmConns is how many connections (per master, on a Cluster) are opened
+// before serving, and kept idle.
+const warmConns = 8
+
+// warm opens n connections to every master at once.
+func warm(ctx context.Context, rdb redis.UniversalClient, n int) error {
+	ping := func(ctx context.Context, c *redis.Client) error {
+		errs := make(chan error, n)
+		for range n {
+			go func() { errs <- c.Ping(ctx).Err() }()
+		}
+		var first error
+		for range n {
+			if err := <-errs; err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+	switch c := rdb.(type) {
+	case *redis.ClusterClient:
+		return c.ForEachMaster(ctx, ping)
+	case *redis.Client:
+		return ping(ctx, c)
+	}
+	return rdb.Ping(ctx).Err()
 }
 
 func openRedis(ctx context.Context, cfg *Config, d *Deps) error {
@@ -75,8 +105,24 @@ func openRedis(ctx context.Context, cfg *Config, d *Deps) error {
 		return fmt.Errorf("SPECGUARD_REDIS_URL: cannot reach Redis: %v", err)
 	}
 	store := security.NewRedisStore(rdb, "sg:", cfg.StoreTimeout)
+	ls := limits.NewRedisStore(rdb, "sg:rl:")
+	// Ready before serving: scripts loaded and connections open, so that a
+	// burst at start waits neither for one nor for the other (either would
+	// eat the store timeout, and answer 503 with Redis healthy).
+	if err := store.Preload(pctx); err != nil {
+		rdb.Close()
+		return fmt.Errorf("SPECGUARD_REDIS_URL: %v", err)
+	}
+	if err := ls.Preload(pctx, store.RedisGate(security.Check{})); err != nil {
+		rdb.Close()
+		return fmt.Errorf("SPECGUARD_REDIS_URL: %v", err)
+	}
+	if err := warm(pctx, rdb, warmConns); err != nil {
+		rdb.Close()
+		return fmt.Errorf("SPECGUARD_REDIS_URL: cannot reach Redis: %v", err)
+	}
 	d.Store = store
-	d.Limits = limits.NewRedisStore(rdb, "sg:rl:")
+	d.Limits = ls
 	d.storeName = "redis"
 	if _, ok := rdb.(*redis.ClusterClient); ok {
 		d.storeName = "redis-cluster"

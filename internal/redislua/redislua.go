@@ -1,0 +1,33 @@
+// Package redislua holds what the Redis stores of security and limits
+// share: the Lua prelude that reads the time, and loading scripts.
+package redislua
+
+import (
+	"context"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Now is the prelude of every script: the local variable now is Redis TIME
+// in microseconds, so the app servers' clocks never matter.
+const Now = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+`
+
+// Load loads scripts into Redis (into every master of a Cluster, which runs
+// a script on whichever node holds its keys), so that the first calls after
+// a start do not each pay a round trip to load them.
+func Load(ctx context.Context, rdb redis.UniversalClient, scripts ...*redis.Script) error {
+	load := func(ctx context.Context, c redis.Scripter) error {
+		for _, sc := range scripts {
+			if err := sc.Load(ctx, c).Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if c, ok := rdb.(*redis.ClusterClient); ok {
+		return c.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error { return load(ctx, node) })
+	}
+	return load(ctx, rdb)
+}
