@@ -15,6 +15,7 @@ import (
 	"github.com/specguard/specguard/api"
 	"github.com/specguard/specguard/api/gen"
 	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/server"
 )
 
@@ -42,6 +43,7 @@ func BenchmarkHandler(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer deps.Close()
 	deps.LogRequests = false // as the load harness runs it
 	guarded, err := server.NewHandler(deps)
 	if err != nil {
@@ -53,11 +55,15 @@ func BenchmarkHandler(b *testing.B) {
 	}
 	bare := gen.HandlerWithOptions(gen.NewStrictHandler(app, nil), gen.ChiServerOptions{BaseRouter: chi.NewRouter()})
 
-	pair, err := deps.Tokens.Login(ctx, "bench", "user", table.RoleScopes("user"), "bench")
+	user, err := deps.Repo.UserByEmail(ctx, "user@example.com")
 	if err != nil {
 		b.Fatal(err)
 	}
-	post := &server.Post{AuthorID: "bench", Title: "Benchmark post", Body: "body", Status: string(gen.Published)}
+	pair, err := deps.Tokens.Login(ctx, user.ID, user.Role, table.RoleScopes(user.Role), "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	post := &server.Post{ID: security.NewID(), AuthorID: user.ID, Title: "Benchmark post", Body: "body", Status: string(gen.Published)}
 	if err := deps.Repo.CreatePost(ctx, post); err != nil {
 		b.Fatal(err)
 	}

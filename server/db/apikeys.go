@@ -45,7 +45,7 @@ func (d *DB) CreateAPIKey(ctx context.Context, k *security.APIKey) error {
 func (d *DB) APIKey(ctx context.Context, id string) (*security.APIKey, error) {
 	ctx, cancel := d.ctx(ctx)
 	defer cancel()
-	k, err := scanKey(d.r.QueryRowContext(ctx, d.q(`SELECT `+keyColumns+` FROM api_keys WHERE id = ?`), id))
+	k, err := scanKey(d.queryRow(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE id = ?`, id))
 	return k, d.fail(err)
 }
 

@@ -128,6 +128,7 @@ type DB struct {
 
 	mu     sync.RWMutex
 	rebind map[string]string // ? placeholders -> $n, for PostgreSQL
+	stmts  sync.Map          // SQLite reads: query -> *sql.Stmt
 }
 
 // Open connects to src and checks that it answers. It does not migrate:
@@ -214,6 +215,7 @@ func (d *DB) Source() Source { return d.src }
 
 // Close closes every connection.
 func (d *DB) Close() error {
+	d.stmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
 	err := d.w.Close()
 	if d.r != d.w {
 		err = errors.Join(err, d.r.Close())
@@ -254,6 +256,28 @@ func (d *DB) q(query string) string {
 	d.rebind[query] = out
 	d.mu.Unlock()
 	return out
+}
+
+// queryRow runs a one-row read on the readers. On SQLite its statement is
+// prepared once (per connection, by database/sql) and kept: parsing the
+// SQL costs about as much as running it. pgx keeps PostgreSQL's prepared
+// statements itself.
+func (d *DB) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if d.src.Kind != SQLite {
+		return d.r.QueryRowContext(ctx, d.q(query), args...)
+	}
+	st, ok := d.stmts.Load(query)
+	if !ok {
+		prepared, err := d.r.PrepareContext(ctx, query)
+		if err != nil {
+			return d.r.QueryRowContext(ctx, query, args...) // carries the error
+		}
+		var loaded bool
+		if st, loaded = d.stmts.LoadOrStore(query, prepared); loaded {
+			prepared.Close()
+		}
+	}
+	return st.(*sql.Stmt).QueryRowContext(ctx, args...)
 }
 
 func (d *DB) ctx(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -36,7 +36,7 @@ func (d *DB) CreatePost(ctx context.Context, p *Post) error {
 func (d *DB) Post(ctx context.Context, id string) (*Post, error) {
 	ctx, cancel := d.ctx(ctx)
 	defer cancel()
-	p, err := scanPost(d.r.QueryRowContext(ctx, d.q(`SELECT `+postColumns+` FROM posts WHERE id = ?`), id))
+	p, err := scanPost(d.queryRow(ctx, `SELECT `+postColumns+` FROM posts WHERE id = ?`, id))
 	return p, d.fail(err)
 }
 

@@ -91,7 +91,7 @@ func (d *DB) UserByEmail(ctx context.Context, email string) (*User, error) {
 func (d *DB) userWhere(ctx context.Context, where string, arg any) (*User, error) {
 	ctx, cancel := d.ctx(ctx)
 	defer cancel()
-	u, err := scanUser(d.r.QueryRowContext(ctx, d.q(`SELECT `+userColumns+` FROM users WHERE `+where), arg))
+	u, err := scanUser(d.queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE `+where, arg))
 	return u, d.fail(err)
 }
 
