@@ -72,13 +72,35 @@ func (a *Accounts) Reload(ctx context.Context, subject string) (*Account, error)
 // reads. Call it inside the database transaction that makes the change,
 // before it commits: when Publish fails, roll back, so the database never
 // holds a state the instances do not enforce.
+//
+// st.Version must be higher than any version the store may hold (see
+// Floor): when the store holds a newer state, nothing is written and
+// Publish fails, so the transaction rolls back and the change can be retried.
 func (a *Accounts) Publish(ctx context.Context, subject string, st Account) error {
 	held, err := a.store.PutAccount(ctx, subject, st)
 	if err != nil {
 		return err
 	}
+	if held.Version > st.Version {
+		return fmt.Errorf("%w: the store holds version %d of the account, newer than %d", ErrUnavailable, held.Version, st.Version)
+	}
 	a.cache.put(subject, &held)
 	return nil
+}
+
+// Floor returns the version the store holds for subject (0 when none). A
+// change must take the account past both it and the database's version:
+// a state published by a transaction that then failed to commit may hold
+// a version the database never reached, and versions must never be reused,
+// for a credential minted at one must stay below a later NotBefore.
+func (a *Accounts) Floor(ctx context.Context, subject string) (int64, error) {
+	acct, err := a.store.Account(ctx, subject)
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	} else if err != nil {
+		return 0, err
+	}
+	return acct.Version, nil
 }
 
 // mintVersion returns the account version a new credential of subject is
@@ -137,7 +159,7 @@ func (a *Accounts) hold(ctx context.Context, store Store, c Check, gated bool,
 			if acct.Disabled {
 				return nil, nil, fmt.Errorf("%w: the account is disabled", ErrInvalid)
 			}
-			c.AccountVersion = acct.Version
+			c.AccountStamp = acct.Stamp
 		}
 		p, err := build(acct)
 		if err != nil {

@@ -54,6 +54,10 @@ type APIKeyService struct {
 	ttl      time.Duration
 	now      func() time.Time
 	cache    *boundedCache[*cachedKey]
+	// lookups bounds the record reads in flight: an unknown key id always
+	// misses the cache, so a flood of made-up keys would otherwise take
+	// every database connection before any rate limit applies.
+	lookups chan struct{}
 }
 
 type cachedKey struct {
@@ -81,7 +85,8 @@ const DefaultAPIKeyTTL = 365 * 24 * time.Hour
 // NewAPIKeyService returns a service keeping records in records and marks
 // in store.
 func NewAPIKeyService(store Store, records KeyRecords, opts ...APIKeyOption) *APIKeyService {
-	s := &APIKeyService{store: store, records: records, ttl: DefaultAPIKeyTTL, now: time.Now, cache: newBoundedCache[*cachedKey](10000)}
+	s := &APIKeyService{store: store, records: records, ttl: DefaultAPIKeyTTL, now: time.Now, cache: newBoundedCache[*cachedKey](10000),
+		lookups: make(chan struct{}, maxKeyLookups)}
 	for _, opt := range opts {
 		opt(s)
 	}
@@ -198,7 +203,7 @@ func (s *APIKeyService) authenticate(ctx context.Context, r *http.Request, schem
 	return s.accounts.hold(ctx, s.store, check, gated, func(acct *Account) (*Principal, error) {
 		p := &Principal{Subject: k.Subject, Scopes: k.Scopes, KeyID: k.ID}
 		if acct != nil {
-			p.Role, p.Scopes, p.accountVersion = acct.Role, s.accounts.bounded(k.Scopes, acct), acct.Version
+			p.Role, p.Scopes, p.accountStamp = acct.Role, s.accounts.bounded(k.Scopes, acct), acct.Stamp
 		}
 		return p, nil
 	}, func(ctx context.Context) error { return s.remark(ctx, k.ID) })
@@ -218,13 +223,28 @@ func splitKey(v string) (id string, secret []byte, ok bool) {
 	return id, secret, ok
 }
 
+// maxKeyLookups is how many record reads of keys this instance has in
+// flight at most.
+const maxKeyLookups = 4
+
+// record reads key id's record, at most maxKeyLookups at a time.
+func (s *APIKeyService) record(ctx context.Context, id string) (*APIKey, error) {
+	select {
+	case s.lookups <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: waiting to read an API key: %v", ErrUnavailable, ctx.Err())
+	}
+	defer func() { <-s.lookups }()
+	return s.records.APIKey(ctx, id)
+}
+
 // lookup returns key id's record: this instance's copy (the store check
 // that follows says whether it still lives), else the records'. A revoked
 // or expired key is not found.
 func (s *APIKeyService) lookup(ctx context.Context, id string) (*cachedKey, error) {
 	ck, ok := s.cache.get(id)
 	if !ok {
-		k, err := s.records.APIKey(ctx, id)
+		k, err := s.record(ctx, id)
 		if err != nil {
 			return nil, err
 		}
@@ -246,7 +266,7 @@ func (s *APIKeyService) lookup(ctx context.Context, id string) (*cachedKey, erro
 // restart, say), from its record, unless the record says it was revoked.
 // A mark or revocation written meanwhile is kept.
 func (s *APIKeyService) remark(ctx context.Context, id string) error {
-	k, err := s.records.APIKey(ctx, id)
+	k, err := s.record(ctx, id)
 	if errors.Is(err, ErrNotFound) || err == nil && (!k.Revoked.IsZero() || !s.now().Before(k.Expires)) {
 		s.cache.del(id)
 		return fmt.Errorf("%w: unknown or revoked API key", ErrInvalid)

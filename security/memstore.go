@@ -16,15 +16,23 @@ type MemoryStore struct {
 	families map[string]*Family
 	sessions map[string]*Session
 	marks    map[string]*keyMark
-	accounts map[string]Account
+	accounts map[string]heldAccount
 	writes   int
 }
 
-// keyMark is an API key's mark: live until expires unless revoked.
+// heldAccount is an account's state and when the store forgets it.
+type heldAccount struct {
+	Account
+	expires time.Time
+}
+
+// keyMark is an API key's mark: live until the key expires unless
+// revoked; the store forgets it at until (MarkTTL at most).
 type keyMark struct {
 	subject string
 	version int64
 	expires time.Time
+	until   time.Time
 	revoked bool
 }
 
@@ -40,7 +48,7 @@ func NewMemoryStore(now func() time.Time) *MemoryStore {
 		families: map[string]*Family{},
 		sessions: map[string]*Session{},
 		marks:    map[string]*keyMark{},
-		accounts: map[string]Account{},
+		accounts: map[string]heldAccount{},
 	}
 }
 
@@ -62,8 +70,13 @@ func (m *MemoryStore) sweep(now time.Time) {
 		}
 	}
 	for id, k := range m.marks {
-		if !now.Before(k.expires) {
+		if !now.Before(k.until) {
 			delete(m.marks, id)
+		}
+	}
+	for sub, a := range m.accounts {
+		if !now.Before(a.expires) {
+			delete(m.accounts, sub)
 		}
 	}
 }
@@ -110,7 +123,7 @@ func (m *MemoryStore) Check(_ context.Context, c Check) error {
 		defer func() { s.LastUsed = now }()
 	case KeyCredential:
 		k := m.marks[c.ID]
-		if k == nil {
+		if k == nil || !now.Before(k.until) {
 			return ErrUnmarked
 		}
 		if k.revoked || !now.Before(k.expires) || k.subject != c.Subject {
@@ -120,11 +133,11 @@ func (m *MemoryStore) Check(_ context.Context, c Check) error {
 	default:
 		return ErrNotFound
 	}
-	if c.AccountVersion == 0 {
+	if c.AccountStamp == "" {
 		return nil
 	}
 	a, ok := m.accounts[c.Subject]
-	if !ok || a.Version != c.AccountVersion {
+	if !ok || !now.Before(a.expires) || a.Stamp != c.AccountStamp {
 		return ErrStale
 	}
 	if minted < a.NotBefore {
@@ -137,10 +150,13 @@ func (m *MemoryStore) Check(_ context.Context, c Check) error {
 func (m *MemoryStore) PutAccount(_ context.Context, subject string, a Account) (Account, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if old, ok := m.accounts[subject]; ok && old.Version > a.Version {
-		return old, nil
+	now := m.now()
+	m.sweep(now)
+	if old, ok := m.accounts[subject]; ok && now.Before(old.expires) && old.Version > a.Version {
+		return old.Account, nil
 	}
-	m.accounts[subject] = a
+	a.Stamp = NewID()
+	m.accounts[subject] = heldAccount{Account: a, expires: now.Add(AccountTTL)}
 	return a, nil
 }
 
@@ -149,10 +165,10 @@ func (m *MemoryStore) Account(_ context.Context, subject string) (*Account, erro
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	a, ok := m.accounts[subject]
-	if !ok {
+	if !ok || !m.now().Before(a.expires) {
 		return nil, ErrNotFound
 	}
-	return &a, nil
+	return &a.Account, nil
 }
 
 func (m *MemoryStore) CreateFamily(_ context.Context, f *Family) error {
@@ -293,10 +309,14 @@ func (m *MemoryStore) MarkKey(_ context.Context, k *APIKey, ifAbsent bool) (bool
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sweep(m.now())
-	if _, exists := m.marks[k.ID]; exists && ifAbsent {
+	if old, exists := m.marks[k.ID]; exists && ifAbsent && m.now().Before(old.until) {
 		return false, nil
 	}
-	m.marks[k.ID] = &keyMark{subject: k.Subject, version: k.AccountVersion, expires: k.Expires}
+	until := k.Expires
+	if limit := m.now().Add(MarkTTL); limit.Before(until) {
+		until = limit
+	}
+	m.marks[k.ID] = &keyMark{subject: k.Subject, version: k.AccountVersion, expires: k.Expires, until: until}
 	return true, nil
 }
 
@@ -304,7 +324,11 @@ func (m *MemoryStore) MarkKey(_ context.Context, k *APIKey, ifAbsent bool) (bool
 func (m *MemoryStore) RevokeKey(_ context.Context, subject, id string, expires time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.marks[id] = &keyMark{subject: subject, expires: expires, revoked: true}
+	until := expires
+	if min := m.now().Add(time.Minute); until.Before(min) {
+		until = min
+	}
+	m.marks[id] = &keyMark{subject: subject, expires: expires, until: until, revoked: true}
 	return nil
 }
 

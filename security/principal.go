@@ -23,7 +23,7 @@ type Principal struct {
 	KeyID     string // API key id, when a key was presented
 	Fresh     bool   // the token was minted from a password, not a refresh
 
-	accountVersion int64 // the account state this principal was made for
+	accountStamp string // the account state this principal was made for
 }
 
 // HasScope reports whether p holds scope.

@@ -92,7 +92,7 @@ redis.call('PEXPIREAT', KEYS[1], math.ceil(exp / 1000))
 redis.call('ZADD', KEYS[2], exp, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-redis.call('PEXPIREAT', KEYS[2], math.ceil(tonumber(last[2]) / 1000))
+if #last > 0 then redis.call('PEXPIREAT', KEYS[2], math.ceil(tonumber(last[2]) / 1000)) end
 return now`)
 
 // rotateScript: -1 gone, -2 reuse (family deleted), else now.
@@ -106,9 +106,9 @@ return now`)
 
 // gateFunc is the Check of every credential kind as a Lua function, so
 // that a rate-limit script on the same Redis can run it first (see Gate).
-// gk = {record, account}; ga = {kind (a, s or k), jti, account version}.
+// gk = {record, account}; ga = {kind (a, s or k), jti, account stamp}.
 // It returns 0 when the credential holds, 1 when it is dead, 2 when the
-// account is not at the version given, 3 when a key has no mark.
+// account is not in the state of the stamp given, 3 when a key has no mark.
 const gateFunc = `local function gate(gk, ga, now)
   local kind, v = ga[1], ga[3]
   local r
@@ -124,8 +124,8 @@ const gateFunc = `local function gate(gk, ga, now)
     if not r[2] then return 3 end
     if tonumber(r[2]) <= now then return 1 end
   end
-  if v ~= '0' then
-    local a = redis.call('HMGET', gk[2], 'v', 'nb')
+  if v ~= '' then
+    local a = redis.call('HMGET', gk[2], 's', 'nb')
     if a[1] ~= v then return 2 end
     if tonumber(r[3] or 0) < tonumber(a[2] or 0) then return 1 end
   end
@@ -137,26 +137,28 @@ end
 var checkScript = redis.NewScript(luaNow + gateFunc + `return gate(KEYS, ARGV, now)`)
 
 // putAccountScript writes account state unless a newer version is held,
-// and returns what is held: {version, role, disabled, not before}.
+// and returns what is held: {version, role, disabled, not before, stamp}.
 var putAccountScript = redis.NewScript(`
-local cur = redis.call('HMGET', KEYS[1], 'v', 'r', 'd', 'nb')
+local cur = redis.call('HMGET', KEYS[1], 'v', 'r', 'd', 'nb', 's')
 if cur[1] and tonumber(cur[1]) > tonumber(ARGV[1]) then return cur end
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 'r', ARGV[2], 'd', ARGV[3], 'nb', ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return {ARGV[1], ARGV[2], ARGV[3], ARGV[4]}`)
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'r', ARGV[2], 'd', ARGV[3], 'nb', ARGV[4], 's', ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+return {ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]}`)
 
 // markScript marks an API key live (fields e, v), unless ARGV[1] is 1 and
 // a mark or revocation exists; 1 when it wrote.
+// The mark lives until the key expires (e), or ARGV[5] ms at most.
 var markScript = redis.NewScript(luaNow + `
 if ARGV[1] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local exp = tonumber(ARGV[3])
+if exp <= now then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'e', exp, 'v', ARGV[4])
-redis.call('PEXPIREAT', KEYS[1], math.ceil(exp / 1000))
+redis.call('PEXPIREAT', KEYS[1], math.ceil(math.min(exp, now + tonumber(ARGV[5]) * 1000) / 1000))
 redis.call('ZADD', KEYS[2], exp, ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-redis.call('PEXPIREAT', KEYS[2], math.ceil(tonumber(last[2]) / 1000))
+if #last > 0 then redis.call('PEXPIREAT', KEYS[2], math.ceil(tonumber(last[2]) / 1000)) end
 return 1`)
 
 // revokeKeyScript replaces a key's mark by a revocation (field x) kept
@@ -264,7 +266,7 @@ func (s *RedisStore) gate(c Check) (keys []string, args []any) {
 	default:
 		record, kind = s.keyKey(c.Subject, c.ID), "k"
 	}
-	return []string{record, s.acctKey(c.Subject)}, []any{kind, c.JTI, strconv.FormatInt(c.AccountVersion, 10)}
+	return []string{record, s.acctKey(c.Subject)}, []any{kind, c.JTI, c.AccountStamp}
 }
 
 // gateError maps gateFunc's codes to Check's errors.
@@ -297,16 +299,12 @@ func (s *RedisStore) PutAccount(ctx context.Context, subject string, a Account) 
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	raw, err := putAccountScript.Run(ctx, s.rdb, []string{s.acctKey(subject)},
-		a.Version, a.Role, boolInt(a.Disabled), a.NotBefore, accountTTL.Milliseconds()).Slice()
+		a.Version, a.Role, boolInt(a.Disabled), a.NotBefore, NewID(), AccountTTL.Milliseconds()).Slice()
 	if err != nil {
 		return Account{}, wrapRedis(err)
 	}
 	return accountFrom(raw), nil
 }
-
-// accountTTL is how long an account's mirror outlives its last write; a
-// missing mirror is read again from the source of truth.
-const accountTTL = 35 * 24 * time.Hour
 
 func boolInt(b bool) int {
 	if b {
@@ -317,12 +315,13 @@ func boolInt(b bool) int {
 
 func accountFrom(raw []any) Account {
 	var a Account
-	if len(raw) == 4 {
+	if len(raw) == 5 {
 		a.Version, _ = toInt(raw[0])
 		a.Role = toStr(raw[1])
 		d, _ := toInt(raw[2])
 		a.Disabled = d == 1
 		a.NotBefore, _ = toInt(raw[3])
+		a.Stamp = toStr(raw[4])
 	}
 	return a
 }
@@ -331,7 +330,7 @@ func accountFrom(raw []any) Account {
 func (s *RedisStore) Account(ctx context.Context, subject string) (*Account, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	raw, err := s.rdb.HMGet(ctx, s.acctKey(subject), "v", "r", "d", "nb").Result()
+	raw, err := s.rdb.HMGet(ctx, s.acctKey(subject), "v", "r", "d", "nb", "s").Result()
 	if err != nil {
 		return nil, wrapRedis(err)
 	}
@@ -463,7 +462,7 @@ func (s *RedisStore) MarkKey(ctx context.Context, k *APIKey, ifAbsent bool) (boo
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	n, err := markScript.Run(ctx, s.rdb, []string{s.keyKey(k.Subject, k.ID), s.keysKey(k.Subject)},
-		boolInt(ifAbsent), k.ID, usec(k.Expires), k.AccountVersion).Int64()
+		boolInt(ifAbsent), k.ID, usec(k.Expires), k.AccountVersion, MarkTTL.Milliseconds()).Int64()
 	if err != nil {
 		return false, wrapRedis(err)
 	}

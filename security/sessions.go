@@ -233,7 +233,7 @@ func (s *SessionService) authenticate(ctx context.Context, r *http.Request, sche
 	return s.accounts.hold(ctx, s.store, check, gated, func(acct *Account) (*Principal, error) {
 		p := &Principal{Subject: sess.Subject, Role: sess.Role, Scopes: own, SessionID: sess.ID}
 		if acct != nil {
-			p.Role, p.Scopes, p.accountVersion = acct.Role, s.accounts.bounded(own, acct), acct.Version
+			p.Role, p.Scopes, p.accountStamp = acct.Role, s.accounts.bounded(own, acct), acct.Stamp
 		}
 		return p, nil
 	}, nil)

@@ -80,7 +80,22 @@ type Account struct {
 	// NotBefore: credentials minted while the account was at an older
 	// version are dead (disable, logout everywhere).
 	NotBefore int64
+	// Stamp identifies this state as the store holds it: every PutAccount
+	// that writes makes a new one. A Check asserts the stamp it decided
+	// with, so a state written and then abandoned (a database commit that
+	// failed after it was published) can never pass for another one of the
+	// same version.
+	Stamp string
 }
+
+// AccountTTL is how long the store keeps an account's state after it was
+// written, and MarkTTL how long an API key's mark lives at most: after
+// that the database is read again. They bound how long a state the
+// database never committed, or a write a Redis failover lost, can last.
+const (
+	AccountTTL = 5 * time.Minute
+	MarkTTL    = 5 * time.Minute
+)
 
 // CredentialKind is what a Check checks.
 type CredentialKind uint8
@@ -94,14 +109,14 @@ const (
 // Check asks whether a credential verified locally still holds: its record
 // (family, session, key mark) is live and was not revoked or replaced, it
 // was minted at or after its account's NotBefore version, and, when
-// AccountVersion is not 0, the account is still at that version, so the
-// scopes decided from it stand.
+// AccountStamp is not empty, the account is still in the state of that
+// stamp, so the scopes decided from it stand.
 type Check struct {
-	Kind           CredentialKind
-	Subject        string
-	ID             string // family, session or key id
-	JTI            string // AccessCredential: the access token's jti
-	AccountVersion int64
+	Kind         CredentialKind
+	Subject      string
+	ID           string // family, session or key id
+	JTI          string // AccessCredential: the access token's jti
+	AccountStamp string
 }
 
 // Store keeps the fast, shared security state. Implementations make each
@@ -112,15 +127,17 @@ type Check struct {
 type Store interface {
 	// Check implements the question of a Check: nil when the credential
 	// holds; ErrNotFound when it was revoked, replaced, expired or minted
-	// before the account's NotBefore; ErrStale when the account is not at
-	// c.AccountVersion (or unknown to the store); ErrUnmarked for an API
-	// key the store has no mark of. A session checked is marked used.
+	// before the account's NotBefore; ErrStale when the account's state is
+	// not the one of c.AccountStamp (or unknown to the store); ErrUnmarked
+	// for an API key the store has no mark of. A session checked is marked
+	// used.
 	Check(ctx context.Context, c Check) error
 
-	// PutAccount mirrors account state a for subject, unless the store
-	// holds a newer version (an equal one is overwritten: a database
-	// commit that failed may have left it). It returns the state the store
-	// holds afterwards.
+	// PutAccount mirrors account state a for subject with a new Stamp,
+	// unless the store holds a newer version (an equal one is overwritten:
+	// a database commit that failed may have left it). It returns the state
+	// the store holds afterwards. The mirror expires after AccountTTL; the
+	// source of truth is read again then.
 	PutAccount(ctx context.Context, subject string, a Account) (Account, error)
 	// Account returns the state mirrored for subject, or ErrNotFound.
 	Account(ctx context.Context, subject string) (*Account, error)
@@ -150,7 +167,8 @@ type Store interface {
 	// Sessions lists subject's live sessions.
 	Sessions(ctx context.Context, subject string) ([]Session, error)
 
-	// MarkKey marks API key k live until it expires. With ifAbsent an
+	// MarkKey marks API key k live until it expires, or for MarkTTL at
+	// most: the durable record is read again then. With ifAbsent an
 	// existing mark or revocation is kept, so refilling a mark from the
 	// durable record never undoes a revocation; it reports whether it wrote.
 	MarkKey(ctx context.Context, k *APIKey, ifAbsent bool) (bool, error)

@@ -138,7 +138,7 @@ func TestStoreRevokeSubject(t *testing.T) {
 		if _, err := s.Session(ctx, "alice", "alice-s"); !errors.Is(err, security.ErrNotFound) {
 			t.Errorf("alice's session survived: %v", err)
 		}
-		if err := checkKey(ctx, s, "alice", "alice-k", 0); !errors.Is(err, security.ErrUnmarked) {
+		if err := checkKey(ctx, s, "alice", "alice-k"); !errors.Is(err, security.ErrUnmarked) {
 			t.Errorf("alice's key mark survived: %v", err)
 		}
 		if err := checkAccess(ctx, s, "bob", "bob-f", "a"); err != nil {
@@ -147,7 +147,7 @@ func TestStoreRevokeSubject(t *testing.T) {
 		if _, err := s.Session(ctx, "bob", "bob-s"); err != nil {
 			t.Errorf("bob's session was revoked: %v", err)
 		}
-		if err := checkKey(ctx, s, "bob", "bob-k", 0); err != nil {
+		if err := checkKey(ctx, s, "bob", "bob-k"); err != nil {
 			t.Errorf("bob's key mark was dropped: %v", err)
 		}
 		// A login after the revocation works.
@@ -198,8 +198,8 @@ func checkAccess(ctx context.Context, s security.Store, subject, family, jti str
 	return s.Check(ctx, security.Check{Kind: security.AccessCredential, Subject: subject, ID: family, JTI: jti})
 }
 
-func checkKey(ctx context.Context, s security.Store, subject, id string, version int64) error {
-	return s.Check(ctx, security.Check{Kind: security.KeyCredential, Subject: subject, ID: id, AccountVersion: version})
+func checkKey(ctx context.Context, s security.Store, subject, id string) error {
+	return s.Check(ctx, security.Check{Kind: security.KeyCredential, Subject: subject, ID: id})
 }
 
 func TestStoreKeyMarks(t *testing.T) {
@@ -207,16 +207,16 @@ func TestStoreKeyMarks(t *testing.T) {
 		ctx := context.Background()
 		exp := time.Now().Add(time.Hour)
 		k := &security.APIKey{ID: "k1", Subject: "alice", Expires: exp}
-		if err := checkKey(ctx, s, "alice", "k1", 0); !errors.Is(err, security.ErrUnmarked) {
+		if err := checkKey(ctx, s, "alice", "k1"); !errors.Is(err, security.ErrUnmarked) {
 			t.Fatalf("never marked: Check = %v, want ErrUnmarked", err)
 		}
 		if wrote, err := s.MarkKey(ctx, k, false); !wrote || err != nil {
 			t.Fatalf("MarkKey = %v, %v", wrote, err)
 		}
-		if err := checkKey(ctx, s, "alice", "k1", 0); err != nil {
+		if err := checkKey(ctx, s, "alice", "k1"); err != nil {
 			t.Fatalf("marked: Check = %v", err)
 		}
-		if err := checkKey(ctx, s, "bob", "k1", 0); err == nil {
+		if err := checkKey(ctx, s, "bob", "k1"); err == nil {
 			t.Errorf("Check of another subject's key passed")
 		}
 		if wrote, err := s.MarkKey(ctx, k, true); wrote || err != nil {
@@ -225,7 +225,7 @@ func TestStoreKeyMarks(t *testing.T) {
 		if err := s.RevokeKey(ctx, "alice", "k1", exp); err != nil {
 			t.Fatal(err)
 		}
-		if err := checkKey(ctx, s, "alice", "k1", 0); !errors.Is(err, security.ErrNotFound) {
+		if err := checkKey(ctx, s, "alice", "k1"); !errors.Is(err, security.ErrNotFound) {
 			t.Errorf("revoked: Check = %v, want ErrNotFound", err)
 		}
 		// A refill from the durable record never undoes a revocation, and
@@ -236,13 +236,13 @@ func TestStoreKeyMarks(t *testing.T) {
 		if err := s.RevokeSubject(ctx, "alice"); err != nil {
 			t.Fatal(err)
 		}
-		if err := checkKey(ctx, s, "alice", "k1", 0); !errors.Is(err, security.ErrNotFound) {
+		if err := checkKey(ctx, s, "alice", "k1"); !errors.Is(err, security.ErrNotFound) {
 			t.Errorf("revoked, after RevokeSubject: Check = %v, want ErrNotFound", err)
 		}
 		expired := &security.APIKey{ID: "k2", Subject: "alice", Expires: time.Now().Add(50 * time.Millisecond)}
 		_, _ = s.MarkKey(ctx, expired, false)
 		time.Sleep(120 * time.Millisecond)
-		if err := checkKey(ctx, s, "alice", "k2", 0); err == nil {
+		if err := checkKey(ctx, s, "alice", "k2"); err == nil {
 			t.Errorf("expired key: Check passed")
 		}
 	})
@@ -262,21 +262,26 @@ func TestStoreAccounts(t *testing.T) {
 			}
 			return held
 		}
+		same := func(a, b security.Account) bool { a.Stamp, b.Stamp = "", ""; return a == b }
 		v3 := security.Account{Version: 3, Role: "moderator", NotBefore: 2}
-		if got := put(v3); got != v3 {
-			t.Errorf("PutAccount(v3) holds %+v", got)
+		held3 := put(v3)
+		if !same(held3, v3) || held3.Stamp == "" {
+			t.Errorf("PutAccount(v3) holds %+v", held3)
 		}
-		if got := put(security.Account{Version: 2, Role: "admin"}); got != v3 {
-			t.Errorf("PutAccount(older) holds %+v, want v3 kept", got)
+		if got := put(security.Account{Version: 2, Role: "admin"}); got != held3 {
+			t.Errorf("PutAccount(older) holds %+v, want v3 kept with its stamp", got)
 		}
+		// The same version again (a state whose database commit failed,
+		// then the real one) is overwritten, with a stamp of its own.
 		again := security.Account{Version: 3, Role: "user", Disabled: true, NotBefore: 3}
-		if got := put(again); got != again {
-			t.Errorf("PutAccount(same version) holds %+v, want it overwritten", got)
+		heldAgain := put(again)
+		if !same(heldAgain, again) || heldAgain.Stamp == held3.Stamp {
+			t.Errorf("PutAccount(same version) holds %+v, want it overwritten with a new stamp (old %q)", heldAgain, held3.Stamp)
 		}
-		if got, err := s.Account(ctx, "alice"); err != nil || *got != again {
-			t.Errorf("Account = %+v, %v; want %+v", got, err, again)
+		if got, err := s.Account(ctx, "alice"); err != nil || *got != heldAgain {
+			t.Errorf("Account = %+v, %v; want %+v", got, err, heldAgain)
 		}
-		put(security.Account{Version: 4, Role: "user", NotBefore: 3})
+		cur := put(security.Account{Version: 4, Role: "user", NotBefore: 3})
 
 		exp := time.Now().Add(time.Hour)
 		_ = s.CreateFamily(ctx, &security.Family{ID: "old", Subject: "alice", RefreshJTI: "r", AccessJTI: "a", AccountVersion: 2, Expires: exp})
@@ -288,36 +293,61 @@ func TestStoreAccounts(t *testing.T) {
 		for _, tc := range []struct {
 			kind    security.CredentialKind
 			id, jti string
-			version int64
+			stamp   string
 			want    error
 		}{
-			{security.AccessCredential, "new", "a", 4, nil},
-			{security.AccessCredential, "new", "a", 0, nil}, // no account state asked for
-			{security.AccessCredential, "new", "a", 3, security.ErrStale},
-			{security.AccessCredential, "old", "a", 4, security.ErrNotFound}, // minted before NotBefore
-			{security.AccessCredential, "old", "a", 0, nil},
-			{security.SessionCredential, "s-new", "", 4, nil},
-			{security.SessionCredential, "s-new", "", 5, security.ErrStale},
-			{security.SessionCredential, "s-old", "", 4, security.ErrNotFound},
-			{security.KeyCredential, "k-new", "", 4, nil},
-			{security.KeyCredential, "k-new", "", 1, security.ErrStale},
-			{security.KeyCredential, "k-old", "", 4, security.ErrNotFound},
+			{security.AccessCredential, "new", "a", cur.Stamp, nil},
+			{security.AccessCredential, "new", "a", "", nil}, // no account state asked for
+			{security.AccessCredential, "new", "a", heldAgain.Stamp, security.ErrStale},
+			{security.AccessCredential, "old", "a", cur.Stamp, security.ErrNotFound}, // minted before NotBefore
+			{security.AccessCredential, "old", "a", "", nil},
+			{security.SessionCredential, "s-new", "", cur.Stamp, nil},
+			{security.SessionCredential, "s-new", "", "forged", security.ErrStale},
+			{security.SessionCredential, "s-old", "", cur.Stamp, security.ErrNotFound},
+			{security.KeyCredential, "k-new", "", cur.Stamp, nil},
+			{security.KeyCredential, "k-new", "", held3.Stamp, security.ErrStale},
+			{security.KeyCredential, "k-old", "", cur.Stamp, security.ErrNotFound},
 		} {
-			err := s.Check(ctx, security.Check{Kind: tc.kind, Subject: "alice", ID: tc.id, JTI: tc.jti, AccountVersion: tc.version})
+			err := s.Check(ctx, security.Check{Kind: tc.kind, Subject: "alice", ID: tc.id, JTI: tc.jti, AccountStamp: tc.stamp})
 			if !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
-				t.Errorf("Check(%d %s at version %d) = %v, want %v", tc.kind, tc.id, tc.version, err, tc.want)
+				t.Errorf("Check(%d %s, stamp %q) = %v, want %v", tc.kind, tc.id, tc.stamp, err, tc.want)
 			}
 		}
-		err := s.Check(ctx, security.Check{Kind: security.AccessCredential, Subject: "bob", ID: "x", JTI: "a", AccountVersion: 1})
+		err := s.Check(ctx, security.Check{Kind: security.AccessCredential, Subject: "bob", ID: "x", JTI: "a", AccountStamp: cur.Stamp})
 		if !errors.Is(err, security.ErrNotFound) {
 			t.Errorf("Check of a missing family = %v, want ErrNotFound", err)
 		}
 		_ = s.CreateFamily(ctx, &security.Family{ID: "b", Subject: "bob", RefreshJTI: "r", AccessJTI: "a", AccountVersion: 1, Expires: exp})
-		err = s.Check(ctx, security.Check{Kind: security.AccessCredential, Subject: "bob", ID: "b", JTI: "a", AccountVersion: 1})
+		err = s.Check(ctx, security.Check{Kind: security.AccessCredential, Subject: "bob", ID: "b", JTI: "a", AccountStamp: cur.Stamp})
 		if !errors.Is(err, security.ErrStale) {
 			t.Errorf("Check with no account state stored = %v, want ErrStale", err)
 		}
 	})
+}
+
+// The store forgets account state after AccountTTL and API-key marks after
+// MarkTTL, so that the database is read again: a state it never committed,
+// or a write a Redis failover lost, cannot outlive them.
+func TestStoreForgetsMirrors(t *testing.T) {
+	now := time.Now()
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	s := security.NewMemoryStore(clock)
+	ctx := context.Background()
+	held, _ := s.PutAccount(ctx, "alice", security.Account{Version: 1, Role: "user"})
+	_, _ = s.MarkKey(ctx, &security.APIKey{ID: "k", Subject: "alice", AccountVersion: 1, Expires: now.Add(365 * 24 * time.Hour)}, false)
+	if err := checkKey(ctx, s, "alice", "k"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	now = now.Add(security.AccountTTL + security.MarkTTL)
+	mu.Unlock()
+	if _, err := s.Account(ctx, "alice"); !errors.Is(err, security.ErrNotFound) {
+		t.Errorf("Account after AccountTTL = %v, want ErrNotFound", err)
+	}
+	if err := s.Check(ctx, security.Check{Kind: security.KeyCredential, Subject: "alice", ID: "k", AccountStamp: held.Stamp}); !errors.Is(err, security.ErrUnmarked) {
+		t.Errorf("a key after MarkTTL: Check = %v, want ErrUnmarked", err)
+	}
 }
 
 func TestStoreSessionCheckMarksUse(t *testing.T) {
@@ -355,8 +385,11 @@ func TestRedisKeysHaveTTL(t *testing.T) {
 	for _, k := range keys {
 		ttl, _ := rdb.PTTL(ctx, k).Result()
 		limit := time.Hour + time.Second
-		if strings.HasSuffix(k, ":acct") {
-			limit = 36 * 24 * time.Hour
+		switch {
+		case strings.HasSuffix(k, ":acct"):
+			limit = security.AccountTTL
+		case strings.HasSuffix(k, ":key:k"):
+			limit = security.MarkTTL
 		}
 		if ttl <= 0 || ttl > limit {
 			t.Errorf("%s: TTL %s, want (0, %s]", k, ttl, limit)

@@ -50,33 +50,33 @@ const maxPrincipals = 8
 // shared by every request presenting the same cached token while the
 // account stays at that version, so it must never be modified.
 func (c *Claims) principal(scheme string, acct *Account, accounts *Accounts) *Principal {
-	var version int64
+	var stamp string
 	if acct != nil {
-		version = acct.Version
+		stamp = acct.Stamp
 	}
 	old := c.principals.Load()
 	if old != nil {
 		for _, p := range *old {
-			if p.Scheme == scheme && p.accountVersion == version {
+			if p.Scheme == scheme && p.accountStamp == stamp {
 				return p
 			}
 		}
 	}
 	p := &Principal{
-		Subject:        c.Subject,
-		Role:           c.Role,
-		Scheme:         scheme,
-		Scopes:         splitScopes(c.Scope),
-		TokenID:        c.ID,
-		FamilyID:       c.Family,
-		Fresh:          c.Fresh,
-		accountVersion: version,
+		Subject:      c.Subject,
+		Role:         c.Role,
+		Scheme:       scheme,
+		Scopes:       splitScopes(c.Scope),
+		TokenID:      c.ID,
+		FamilyID:     c.Family,
+		Fresh:        c.Fresh,
+		accountStamp: stamp,
 	}
 	if acct != nil {
 		p.Role = acct.Role
 		p.Scopes = accounts.bounded(p.Scopes, acct)
 	}
-	// Keep one principal per scheme: the one of the newest account version.
+	// Keep one principal per scheme: the one of the newest account state.
 	next := make([]*Principal, 0, maxPrincipals)
 	if old != nil {
 		for _, q := range *old {

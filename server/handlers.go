@@ -117,10 +117,53 @@ func (a *App) roleScopes(ctx context.Context) func(string) (string, []string, er
 	}
 }
 
-// publish mirrors u's new state into the store every instance checks
-// credentials against; UpdateUser runs it before committing.
-func (a *App) publish(ctx context.Context) func(*User) error {
-	return func(u *User) error { return a.accounts.Publish(ctx, u.ID, accountOf(u)) }
+// updateUser changes account id in one database transaction that holds
+// the row, and publishes the new state to the store every instance checks
+// credentials against before it commits (db.DB.UpdateUser): when the
+// publish fails nothing is committed. The new version passes both the
+// database's and the store's, so no version is ever reused. When the
+// commit fails after the publish, the store is set back to what the
+// database holds (and, should that fail too, forgets it within
+// security.AccountTTL).
+func (a *App) updateUser(ctx context.Context, id string, change func(*User)) (*User, error) {
+	floor, err := a.accounts.Floor(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var published int64
+	u, err := a.repo.UpdateUser(ctx, id, func(u *User) error {
+		u.Version = max(u.Version, floor)
+		change(u)
+		return nil
+	}, func(u *User) error {
+		if err := a.accounts.Publish(ctx, u.ID, accountOf(u)); err != nil {
+			return err
+		}
+		published = u.Version
+		return nil
+	})
+	if err != nil && published != 0 {
+		a.republish(id, published)
+	}
+	return u, err
+}
+
+// republish puts the database's state of account id back into the store,
+// at version (the one an uncommitted change published), after a commit
+// that failed.
+func (a *App) republish(id string, version int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	u, err := a.repo.User(ctx, id)
+	if err == nil {
+		st := accountOf(u)
+		st.Version = version
+		err = a.accounts.Publish(ctx, id, st)
+	}
+	if err != nil {
+		a.log.Warn("a change of an account was published but not committed, and putting it back failed; the store forgets it within the account TTL",
+			"subject", id, "err", err)
+	}
 }
 
 // endAll ends every credential of subject: its account's NotBefore moves
@@ -128,11 +171,10 @@ func (a *App) publish(ctx context.Context) func(*User) error {
 // the next request), then its token families, sessions and API keys are
 // deleted, which only tidies what is already dead.
 func (a *App) endAll(ctx context.Context, subject string, change func(*User)) (*User, error) {
-	u, err := a.repo.UpdateUser(ctx, subject, func(u *User) error {
+	u, err := a.updateUser(ctx, subject, func(u *User) {
 		change(u)
 		u.NotBefore = u.Version + 1 // the version this update commits
-		return nil
-	}, a.publish(ctx))
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -418,7 +460,10 @@ func (a *App) CreateApiKey(ctx context.Context, req gen.CreateApiKeyRequestObjec
 		}
 	}
 	full, k, err := a.keys.Create(ctx, p.Subject, req.Body.Name, slices.Compact(slices.Sorted(slices.Values(req.Body.Scopes))))
-	if err != nil {
+	if errors.Is(err, security.ErrInvalid) {
+		// The account was disabled since the guard let this request in.
+		return gen.CreateApiKey401ApplicationProblemPlusJSONResponse{UnauthorizedApplicationProblemPlusJSONResponse: unauthorized("invalid_token", "the account is disabled")}, nil
+	} else if err != nil {
 		return nil, err
 	}
 	v := keyView(k)
@@ -591,7 +636,7 @@ func (a *App) UpdateUser(ctx context.Context, req gen.UpdateUserRequestObject) (
 	if b.Disabled != nil && *b.Disabled {
 		u, err = a.endAll(ctx, req.Id, change)
 	} else {
-		u, err = a.repo.UpdateUser(ctx, req.Id, func(u *User) error { change(u); return nil }, a.publish(ctx))
+		u, err = a.updateUser(ctx, req.Id, change)
 	}
 	if errors.Is(err, ErrNotFound) {
 		return gen.UpdateUser404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: notFound("user")}, nil

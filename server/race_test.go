@@ -3,16 +3,22 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/specguard/specguard/api"
+	"github.com/specguard/specguard/e2e/redistest"
 	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
 )
 
 // A login whose password check is interrupted by a disable of the account
@@ -130,4 +136,146 @@ func TestDisableWhilePasswordIsChecked(t *testing.T) {
 			}
 		})
 	}
+}
+
+// failingCommits is a repository whose account updates, while fail is set,
+// publish their new state and then fail to commit, as a database that goes
+// away between the two would.
+type failingCommits struct {
+	Repository
+	fail bool
+}
+
+func (r *failingCommits) UpdateUser(ctx context.Context, id string, change func(*User) error, publish func(*User) error) (*User, error) {
+	if !r.fail {
+		return r.Repository.UpdateUser(ctx, id, change, publish)
+	}
+	_, err := r.Repository.UpdateUser(ctx, id, change, func(u *User) error {
+		if err := publish(u); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: commit failed", security.ErrUnavailable)
+	})
+	return nil, err
+}
+
+// A change published to the store whose commit then failed never lets an
+// instance decide with it: the store is set back to the database's state,
+// and the next change takes a version no state ever had, so an instance
+// that cached the abandoned state sees it is stale.
+func TestFailedCommitIsNeverEnforced(t *testing.T) {
+	dir, redisURL, key := t.TempDir(), redistest.Start(t).URL, testKeyFile(t)
+	instance := func() (*Deps, http.Handler, *failingCommits) {
+		cfg, err := LoadConfig(nil, func(k string) string {
+			return map[string]string{"SPECGUARD_DATA_DIR": dir, "SPECGUARD_REDIS_URL": redisURL, "SPECGUARD_SIGNING_KEY_FILE": key}[k]
+		}, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		table, err := policy.Compile(SpecSource, api.Spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := buildDeps(context.Background(), cfg, table, slog.New(slog.DiscardHandler), time.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(d.Close)
+		repo := &failingCommits{Repository: d.Repo}
+		d.Repo, d.BcryptCost = repo, 4
+		h, err := NewHandler(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d, h, repo
+	}
+	_, x, xRepo := instance()
+	_, y, _ := instance()
+	ip := 0
+	do := func(h http.Handler, method, path, body string, header ...string) *httptest.ResponseRecorder {
+		ip++
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		req.RemoteAddr = fmt.Sprintf("192.0.2.%d:1234", ip%250+1)
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w
+	}
+	token := func(h http.Handler, email, password string) string {
+		w := do(h, "POST", "/auth/login", `{"email":"`+email+`","password":"`+password+`"}`)
+		var tok struct {
+			AccessToken string `json:"access_token"`
+		}
+		if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &tok) != nil {
+			t.Fatalf("login %s: %d %s", email, w.Code, w.Body)
+		}
+		return "Bearer " + tok.AccessToken
+	}
+	admin := token(x, "admin@example.com", "admin-password")
+	// The moderator's token holds users:read.
+	mod := token(x, "moderator@example.com", "moderator-password")
+	var me struct{ Id string }
+	_ = json.Unmarshal(do(x, "GET", "/me", "", "Authorization", mod).Body.Bytes(), &me)
+	if w := do(x, "GET", "/admin/users", "", "Authorization", mod); w.Code != 200 {
+		t.Fatalf("moderator lists users on X: %d", w.Code)
+	}
+	if w := do(y, "GET", "/admin/users", "", "Authorization", mod); w.Code != 200 {
+		t.Fatalf("moderator lists users on Y: %d", w.Code)
+	}
+
+	// On X a demotion is published, then its commit fails: 503, and the
+	// moderator is still a moderator everywhere.
+	xRepo.fail = true
+	if w := do(x, "PATCH", "/admin/users/"+me.Id, `{"role":"user"}`, "Authorization", admin); w.Code != 503 {
+		t.Fatalf("a demotion whose commit failed: %d %s, want 503", w.Code, w.Body)
+	}
+	xRepo.fail = false
+	for name, h := range map[string]http.Handler{"X": x, "Y": y} {
+		if w := do(h, "GET", "/admin/users", "", "Authorization", mod); w.Code != 200 {
+			t.Errorf("after the failed demotion, the moderator on %s: %d, want 200 (the database was not changed)", name, w.Code)
+		}
+	}
+	// On Y a demotion that commits: the next request narrows everywhere.
+	if w := do(y, "PATCH", "/admin/users/"+me.Id, `{"role":"user"}`, "Authorization", admin); w.Code != 200 {
+		t.Fatalf("demotion on Y: %d %s", w.Code, w.Body)
+	}
+	for name, h := range map[string]http.Handler{"X": x, "Y": y} {
+		if w := do(h, "GET", "/admin/users", "", "Authorization", mod); w.Code != 403 {
+			t.Errorf("after the demotion, the former moderator on %s: %d, want 403", name, w.Code)
+		}
+	}
+	// And back: a promotion whose commit fails leaves no wider grant.
+	xRepo.fail = true
+	if w := do(x, "PATCH", "/admin/users/"+me.Id, `{"role":"moderator"}`, "Authorization", admin); w.Code != 503 {
+		t.Fatalf("a promotion whose commit failed: %d, want 503", w.Code)
+	}
+	xRepo.fail = false
+	for name, h := range map[string]http.Handler{"X": x, "Y": y} {
+		if w := do(h, "GET", "/admin/users", "", "Authorization", mod); w.Code != 403 {
+			t.Errorf("after the failed promotion, on %s: %d, want 403 (the database says user)", name, w.Code)
+		}
+	}
+}
+
+// testKeyFile writes a signing key for instances that share a store.
+func testKeyFile(t *testing.T) string {
+	t.Helper()
+	k, err := security.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemBytes, err := k.MarshalPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "signing-key.pem")
+	if err := os.WriteFile(path, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -218,8 +218,17 @@ func buildDeps(ctx context.Context, cfg *Config, table *policy.Table, log *slog.
 	if d.DB.Kind() == db.SQLite && cfg.RedisURL != "" {
 		log.Warn("SPECGUARD_REDIS_URL with the SQLite database: instances on other hosts cannot share its file; use PostgreSQL for a fleet")
 	}
-	if d.DB.Kind() == db.Postgres && cfg.RedisURL == "" {
-		log.Warn("PostgreSQL without SPECGUARD_REDIS_URL: sessions, token families and rate limits are this instance's own; a fleet needs Redis")
+	if cfg.RedisURL == "" {
+		// Fast state in this process's memory: a second instance on the same
+		// database would not see this one's logins, revocations, account
+		// changes or rate limits.
+		release, err := d.DB.LockInstance(ctx)
+		if errors.Is(err, db.ErrInUse) {
+			return nil, fmt.Errorf("SPECGUARD_REDIS_URL: another specguard serves %s without Redis; instances that share a database must share a Redis too (set SPECGUARD_REDIS_URL), or stop the other one", d.DB.Source())
+		} else if err != nil {
+			return nil, fmt.Errorf("SPECGUARD_DATABASE_URL: %v", err)
+		}
+		d.closers = append(d.closers, release)
 	}
 	if cfg.RedisURL != "" {
 		if err := openRedis(ctx, cfg, d); err != nil {

@@ -372,6 +372,7 @@ func TestDevKeyIsReused(t *testing.T) {
 	dir := t.TempDir()
 	a := start(t, map[string]string{"SPECGUARD_DATA_DIR": dir})
 	_, k1 := a.do(t, "GET", "/.well-known/jwks.json", "")
+	a.stop(t)
 	b := start(t, map[string]string{"SPECGUARD_DATA_DIR": dir})
 	_, k2 := b.do(t, "GET", "/.well-known/jwks.json", "")
 	if fmt.Sprint(k1) != fmt.Sprint(k2) {
@@ -381,9 +382,28 @@ func TestDevKeyIsReused(t *testing.T) {
 	if err != nil || info.Mode().Perm() != 0o600 {
 		t.Fatalf("key file: %v %v, want mode 0600", info, err)
 	}
-	// A token from one instance is honoured by the other (same key, but
-	// memory stores are separate, so revocation state is not shared).
-	_ = login(t, a, "user@example.com", "user-password")
+	_ = login(t, b, "user@example.com", "user-password")
+}
+
+// A second instance on the same database without Redis would not see the
+// first one's logins, revocations and account changes: it refuses to start.
+func TestSecondInstanceWithoutRedisRefused(t *testing.T) {
+	for name, env := range map[string]map[string]string{
+		"sqlite":   {"SPECGUARD_DATA_DIR": t.TempDir()},
+		"postgres": {"SPECGUARD_DATABASE_URL": pgtest.New(t), "SPECGUARD_SIGNING_KEY_FILE": keyFile(t)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			start(t, env)
+			second := map[string]string{"SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_ADDR": "127.0.0.1:0", "SPECGUARD_ADMIN_ADDR": "off"}
+			for k, v := range env {
+				second[k] = v
+			}
+			err := server.Run(context.Background(), nil, func(k string) string { return second[k] }, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), "without Redis; instances that share a database must share a Redis too") {
+				t.Fatalf("a second instance without Redis: %v", err)
+			}
+		})
+	}
 }
 
 // keyFile writes a signing key for instances that share a store.

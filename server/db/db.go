@@ -342,3 +342,48 @@ func nullUsec(n sql.NullInt64) time.Time {
 	}
 	return fromUsec(n.Int64)
 }
+
+// ErrInUse: another process holds the database's instance lock.
+var ErrInUse = errors.New("another instance serves this database")
+
+// instanceLockID is the PostgreSQL advisory lock of LockInstance.
+const instanceLockID = 0x73706567 // "speg"
+
+// LockInstance takes a lock that only one process may hold on this
+// database at a time, until release is called (or the process ends): a
+// lock file beside a SQLite file, a session advisory lock on PostgreSQL.
+// An instance whose fast state is its own memory takes it, because a
+// second one on the same data would not see the first one's logins,
+// revocations and account changes. It fails with ErrInUse at once when
+// another process holds it.
+func (d *DB) LockInstance(ctx context.Context) (release func(), err error) {
+	if d.src.Kind == SQLite {
+		unlock, err := tryLockFile(d.src.DSN + ".instance-lock")
+		if errors.Is(err, errLocked) {
+			return nil, ErrInUse
+		} else if err != nil {
+			return nil, fmt.Errorf("locking %s: %v", d.src, err)
+		}
+		return func() { unlock() }, nil
+	}
+	conn, err := d.w.Conn(ctx)
+	if err != nil {
+		return nil, d.fail(err)
+	}
+	var got bool
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, instanceLockID).Scan(&got); err != nil {
+		conn.Close()
+		return nil, d.fail(err)
+	}
+	if !got {
+		conn.Close()
+		return nil, ErrInUse
+	}
+	// The lock lives as long as this connection: it is kept out of the pool.
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, _ = conn.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, instanceLockID)
+		conn.Close()
+	}, nil
+}

@@ -2,7 +2,15 @@
 
 package db
 
-import "context"
+import (
+	"context"
+	"errors"
+)
+
+var errLocked = errors.New("locked by another process")
+
+// tryLockFile is a no-op where flock does not exist.
+func tryLockFile(string) (func() error, error) { return func() error { return nil }, nil }
 
 // lockFile is a no-op where flock does not exist: processes sharing one
 // SQLite file there must not start at once on a database that needs migrating.

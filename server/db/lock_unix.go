@@ -10,6 +10,26 @@ import (
 	"time"
 )
 
+// errLocked: another process holds the lock.
+var errLocked = errors.New("locked by another process")
+
+// tryLockFile takes an exclusive flock on path, or fails with errLocked at
+// once.
+func tryLockFile(path string) (release func() error, err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, errLocked
+		}
+		return nil, err
+	}
+	return func() error { return errors.Join(syscall.Flock(int(f.Fd()), syscall.LOCK_UN), f.Close()) }, nil
+}
+
 // lockFile takes an exclusive flock on path, waiting until ctx is done.
 // The lock is the kernel's: a process that dies releases it.
 func lockFile(ctx context.Context, path string) (release func() error, err error) {
