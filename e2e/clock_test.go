@@ -5,13 +5,14 @@ import (
 	"testing"
 
 	"github.com/specguard/specguard/e2e/client"
+	"github.com/specguard/specguard/internal/keytest"
 )
 
 // Two instances whose clocks are twelve hours apart share one Redis: their
 // rate-limit decisions are the same as one instance's, because the Lua
 // script reads Redis TIME and never the app server's clock.
 func TestSkewedClocksDecideIdentically(t *testing.T) {
-	url, key := Redis(t), sharedKey(t)
+	url, key := Redis(t), keytest.File(t)
 	early := Start(t, "SPECGUARD_REDIS_URL="+url, "SPECGUARD_SIGNING_KEY_FILE="+key, "SPECGUARD_TEST_CLOCK_OFFSET=-6h")
 	late := Start(t, "SPECGUARD_REDIS_URL="+url, "SPECGUARD_SIGNING_KEY_FILE="+key, "SPECGUARD_TEST_CLOCK_OFFSET=6h")
 	ip := NewIP()

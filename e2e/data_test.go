@@ -12,6 +12,7 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"github.com/specguard/specguard/e2e/client"
+	"github.com/specguard/specguard/internal/keytest"
 	"github.com/specguard/specguard/internal/pgtest"
 )
 
@@ -245,7 +246,7 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 // write it acknowledged is there.
 func TestPostgresRestartUnderLoad(t *testing.T) {
 	pg := pgtest.Start(t)
-	in := Start(t, "SPECGUARD_DATABASE_URL="+pg.New(t), "SPECGUARD_SIGNING_KEY_FILE="+sharedKey(t))
+	in := Start(t, "SPECGUARD_DATABASE_URL="+pg.New(t), "SPECGUARD_SIGNING_KEY_FILE="+keytest.File(t))
 	type user struct {
 		c     *Client
 		token string

@@ -12,6 +12,7 @@ import (
 
 	"github.com/specguard/specguard/e2e/client"
 	"github.com/specguard/specguard/e2e/redistest"
+	"github.com/specguard/specguard/internal/keytest"
 )
 
 const storeTimeout = 100 * time.Millisecond
@@ -85,7 +86,7 @@ func TestRedisKilledDuringLoad(t *testing.T) {
 		t.Skip("needs a Redis of its own to kill")
 	}
 	srv := redistest.Start(t)
-	in := Start(t, "SPECGUARD_REDIS_URL="+srv.URL, "SPECGUARD_SIGNING_KEY_FILE="+sharedKey(t), "SPECGUARD_STORE_TIMEOUT="+storeTimeout.String())
+	in := Start(t, "SPECGUARD_REDIS_URL="+srv.URL, "SPECGUARD_SIGNING_KEY_FILE="+keytest.File(t), "SPECGUARD_STORE_TIMEOUT="+storeTimeout.String())
 	c := NewClient(t, in)
 	tok := login(t, c, "user@example.com", "user-password")
 
@@ -205,7 +206,7 @@ func isRefused(err error) bool {
 // single 503: its scripts are loaded and its connections open before it
 // listens.
 func TestFreshInstanceBurst(t *testing.T) {
-	in := Start(t, Shared(Redis(t), Postgres(t), sharedKey(t))...)
+	in := Start(t, Shared(Redis(t), Postgres(t), keytest.File(t))...)
 	var wg sync.WaitGroup
 	statuses := make(chan int, 20)
 	for range 20 {

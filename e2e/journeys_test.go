@@ -12,6 +12,7 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"github.com/specguard/specguard/e2e/client"
+	"github.com/specguard/specguard/internal/keytest"
 )
 
 var ctx = context.Background()
@@ -21,7 +22,7 @@ var ctx = context.Background()
 // PostgreSQL).
 func stores(t *testing.T, journey func(t *testing.T, in *Instance)) {
 	t.Run("memory", func(t *testing.T) { journey(t, Start(t)) })
-	t.Run("redis", func(t *testing.T) { journey(t, Start(t, Shared(Redis(t), Postgres(t), sharedKey(t))...)) })
+	t.Run("redis", func(t *testing.T) { journey(t, Start(t, Shared(Redis(t), Postgres(t), keytest.File(t))...)) })
 }
 
 var userSeq atomic.Int64

@@ -1,39 +1,19 @@
 package e2e
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/specguard/specguard/e2e/client"
 	"github.com/specguard/specguard/e2e/redistest"
-	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/internal/keytest"
 )
-
-// sharedKey writes one signing key for a fleet of instances.
-func sharedKey(t *testing.T) string {
-	t.Helper()
-	k, err := security.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pemBytes, err := k.MarshalPEM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "signing-key.pem")
-	if err := os.WriteFile(path, pemBytes, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // fleet starts n instances sharing one Redis (or Redis Cluster), one
 // PostgreSQL database and one signing key.
 func fleet(t *testing.T, n int, redisURL string) []*Instance {
 	t.Helper()
-	shared := Shared(redisURL, Postgres(t), sharedKey(t))
+	shared := Shared(redisURL, Postgres(t), keytest.File(t))
 	out := make([]*Instance, n)
 	for i := range out {
 		out[i] = Start(t, shared...)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/specguard/specguard/e2e/redistest"
+	"github.com/specguard/specguard/internal/keytest"
 )
 
 // scrape returns the admin listener's /metrics as series -> value.
@@ -78,7 +79,7 @@ func TestMetricsAndRequestLog(t *testing.T) {
 	t.Run("memory", func(t *testing.T) { observability(t, start(t, nil), "memory") })
 	t.Run("redis", func(t *testing.T) {
 		srv := redistest.Start(t)
-		observability(t, start(t, map[string]string{"SPECGUARD_REDIS_URL": srv.URL, "SPECGUARD_SIGNING_KEY_FILE": keyFile(t)}), "redis")
+		observability(t, start(t, map[string]string{"SPECGUARD_REDIS_URL": srv.URL, "SPECGUARD_SIGNING_KEY_FILE": keytest.File(t)}), "redis")
 	})
 }
 
@@ -226,7 +227,7 @@ func TestLogRequestsOff(t *testing.T) {
 // as store errors and as unavailable authentication.
 func TestRevocationAndStoreErrorMetrics(t *testing.T) {
 	srv := redistest.Start(t)
-	in := start(t, map[string]string{"SPECGUARD_REDIS_URL": srv.URL, "SPECGUARD_SIGNING_KEY_FILE": keyFile(t)})
+	in := start(t, map[string]string{"SPECGUARD_REDIS_URL": srv.URL, "SPECGUARD_SIGNING_KEY_FILE": keytest.File(t)})
 	before := scrape(t, in)
 	first := login(t, in, "user@example.com", "user-password")
 	second := login(t, in, "user@example.com", "user-password")

@@ -9,14 +9,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/specguard/specguard/api"
 	"github.com/specguard/specguard/e2e/redistest"
+	"github.com/specguard/specguard/internal/keytest"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 )
@@ -73,6 +72,14 @@ func TestDisableWhilePasswordIsChecked(t *testing.T) {
 		h.ServeHTTP(w, req)
 		return w
 	}
+	// withToken calls GET /me with the access token of a token response.
+	withToken := func(w *httptest.ResponseRecorder) *httptest.ResponseRecorder {
+		var tok struct {
+			AccessToken string `json:"access_token"`
+		}
+		_ = json.Unmarshal(w.Body.Bytes(), &tok)
+		return do("GET", "/me", "", "", "Authorization", "Bearer "+tok.AccessToken)
+	}
 	for _, tc := range []struct {
 		name  string
 		login func(email string) *httptest.ResponseRecorder
@@ -80,23 +87,11 @@ func TestDisableWhilePasswordIsChecked(t *testing.T) {
 	}{
 		{"login", func(email string) *httptest.ResponseRecorder {
 			return do("POST", "/auth/login", "application/json", `{"email":"`+email+`","password":"correct horse battery"}`)
-		}, func(w *httptest.ResponseRecorder) *httptest.ResponseRecorder {
-			var tok struct {
-				AccessToken string `json:"access_token"`
-			}
-			_ = json.Unmarshal(w.Body.Bytes(), &tok)
-			return do("GET", "/me", "", "", "Authorization", "Bearer "+tok.AccessToken)
-		}},
+		}, withToken},
 		{"password grant", func(email string) *httptest.ResponseRecorder {
 			return do("POST", "/auth/token", "application/x-www-form-urlencoded",
 				url.Values{"grant_type": {"password"}, "username": {email}, "password": {"correct horse battery"}}.Encode())
-		}, func(w *httptest.ResponseRecorder) *httptest.ResponseRecorder {
-			var tok struct {
-				AccessToken string `json:"access_token"`
-			}
-			_ = json.Unmarshal(w.Body.Bytes(), &tok)
-			return do("GET", "/me", "", "", "Authorization", "Bearer "+tok.AccessToken)
-		}},
+		}, withToken},
 		{"browser session", func(email string) *httptest.ResponseRecorder {
 			return do("POST", "/auth/session", "application/json", `{"email":"`+email+`","password":"correct horse battery"}`)
 		}, func(w *httptest.ResponseRecorder) *httptest.ResponseRecorder {
@@ -164,7 +159,7 @@ func (r *failingCommits) UpdateUser(ctx context.Context, id string, change func(
 // and the next change takes a version no state ever had, so an instance
 // that cached the abandoned state sees it is stale.
 func TestFailedCommitIsNeverEnforced(t *testing.T) {
-	dir, redisURL, key := t.TempDir(), redistest.Start(t).URL, testKeyFile(t)
+	dir, redisURL, key := t.TempDir(), redistest.Start(t).URL, keytest.File(t)
 	instance := func() (*Deps, http.Handler, *failingCommits) {
 		cfg, err := LoadConfig(nil, func(k string) string {
 			return map[string]string{"SPECGUARD_DATA_DIR": dir, "SPECGUARD_REDIS_URL": redisURL, "SPECGUARD_SIGNING_KEY_FILE": key}[k]
@@ -260,22 +255,4 @@ func TestFailedCommitIsNeverEnforced(t *testing.T) {
 			t.Errorf("after the failed promotion, on %s: %d, want 403 (the database says user)", name, w.Code)
 		}
 	}
-}
-
-// testKeyFile writes a signing key for instances that share a store.
-func testKeyFile(t *testing.T) string {
-	t.Helper()
-	k, err := security.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pemBytes, err := k.MarshalPEM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "signing-key.pem")
-	if err := os.WriteFile(path, pemBytes, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }

@@ -19,8 +19,8 @@ import (
 
 	"github.com/specguard/specguard/api"
 	"github.com/specguard/specguard/e2e/redistest"
+	"github.com/specguard/specguard/internal/keytest"
 	"github.com/specguard/specguard/internal/pgtest"
-	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/server"
 	"github.com/specguard/specguard/server/db"
 )
@@ -147,7 +147,7 @@ func TestServeMemoryAndRedis(t *testing.T) {
 	t.Run("memory", func(t *testing.T) { journey(t, start(t, nil)) })
 	t.Run("redis", func(t *testing.T) {
 		srv := redistest.Start(t)
-		journey(t, start(t, map[string]string{"SPECGUARD_REDIS_URL": srv.URL, "SPECGUARD_SIGNING_KEY_FILE": keyFile(t)}))
+		journey(t, start(t, map[string]string{"SPECGUARD_REDIS_URL": srv.URL, "SPECGUARD_SIGNING_KEY_FILE": keytest.File(t)}))
 	})
 }
 
@@ -390,7 +390,7 @@ func TestDevKeyIsReused(t *testing.T) {
 func TestSecondInstanceWithoutRedisRefused(t *testing.T) {
 	for name, env := range map[string]map[string]string{
 		"sqlite":   {"SPECGUARD_DATA_DIR": t.TempDir()},
-		"postgres": {"SPECGUARD_DATABASE_URL": pgtest.New(t), "SPECGUARD_SIGNING_KEY_FILE": keyFile(t)},
+		"postgres": {"SPECGUARD_DATABASE_URL": pgtest.New(t), "SPECGUARD_SIGNING_KEY_FILE": keytest.File(t)},
 	} {
 		t.Run(name, func(t *testing.T) {
 			start(t, env)
@@ -404,24 +404,6 @@ func TestSecondInstanceWithoutRedisRefused(t *testing.T) {
 			}
 		})
 	}
-}
-
-// keyFile writes a signing key for instances that share a store.
-func keyFile(t *testing.T) string {
-	t.Helper()
-	k, err := security.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pemBytes, err := k.MarshalPEM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "signing-key.pem")
-	if err := os.WriteFile(path, pemBytes, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // stop ends the instance as SIGTERM would and waits for Run to return.

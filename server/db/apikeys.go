@@ -51,27 +51,12 @@ func (d *DB) APIKey(ctx context.Context, id string) (*security.APIKey, error) {
 
 // APIKeys implements security.KeyRecords.
 func (d *DB) APIKeys(ctx context.Context, subject string) ([]security.APIKey, error) {
-	ctx, cancel := d.ctx(ctx)
-	defer cancel()
-	rows, err := d.r.QueryContext(ctx, d.q(`SELECT `+keyColumns+` FROM api_keys
+	return queryAll(ctx, d, scanKey, `SELECT `+keyColumns+` FROM api_keys
 		WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?
-		ORDER BY created_at DESC, id`), subject, usec(d.now()))
-	if err != nil {
-		return nil, d.fail(err)
-	}
-	defer rows.Close()
-	out := []security.APIKey{}
-	for rows.Next() {
-		k, err := scanKey(rows)
-		if err != nil {
-			return nil, d.fail(err)
-		}
-		out = append(out, *k)
-	}
-	return out, d.fail(rows.Err())
+		ORDER BY created_at DESC, id`, subject, usec(d.now()))
 }
 
-// CountAPIKeys implements security.KeyRecords.
+// CountAPIKeys counts subject's live keys.
 func (d *DB) CountAPIKeys(ctx context.Context, subject string) (int, error) {
 	ctx, cancel := d.ctx(ctx)
 	defer cancel()

@@ -280,6 +280,26 @@ func (d *DB) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	return st.(*sql.Stmt).QueryRowContext(ctx, args...)
 }
 
+// queryAll runs a read on the readers and scans every row with scan.
+func queryAll[T any](ctx context.Context, d *DB, scan func(interface{ Scan(...any) error }) (*T, error), query string, args ...any) ([]T, error) {
+	ctx, cancel := d.ctx(ctx)
+	defer cancel()
+	rows, err := d.r.QueryContext(ctx, d.q(query), args...)
+	if err != nil {
+		return nil, d.fail(err)
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, d.fail(err)
+		}
+		out = append(out, *v)
+	}
+	return out, d.fail(rows.Err())
+}
+
 func (d *DB) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, d.timeout)
 }

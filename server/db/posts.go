@@ -43,24 +43,9 @@ func (d *DB) Post(ctx context.Context, id string) (*Post, error) {
 // Posts lists published posts and, when viewer is not empty, the viewer's
 // drafts, newest first.
 func (d *DB) Posts(ctx context.Context, viewer string, limit, offset int) ([]Post, error) {
-	ctx, cancel := d.ctx(ctx)
-	defer cancel()
-	rows, err := d.r.QueryContext(ctx, d.q(`SELECT `+postColumns+` FROM posts
+	return queryAll(ctx, d, scanPost, `SELECT `+postColumns+` FROM posts
 		WHERE status = 'published' OR author_id = ?
-		ORDER BY created_at DESC, id LIMIT ? OFFSET ?`), viewer, limit, offset)
-	if err != nil {
-		return nil, d.fail(err)
-	}
-	defer rows.Close()
-	out := []Post{}
-	for rows.Next() {
-		p, err := scanPost(rows)
-		if err != nil {
-			return nil, d.fail(err)
-		}
-		out = append(out, *p)
-	}
-	return out, d.fail(rows.Err())
+		ORDER BY created_at DESC, id LIMIT ? OFFSET ?`, viewer, limit, offset)
 }
 
 // UpdatePost writes p's title, body and status, stamping Updated.

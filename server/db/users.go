@@ -97,22 +97,7 @@ func (d *DB) userWhere(ctx context.Context, where string, arg any) (*User, error
 
 // Users lists every account by address.
 func (d *DB) Users(ctx context.Context) ([]User, error) {
-	ctx, cancel := d.ctx(ctx)
-	defer cancel()
-	rows, err := d.r.QueryContext(ctx, `SELECT `+userColumns+` FROM users ORDER BY email_key`)
-	if err != nil {
-		return nil, d.fail(err)
-	}
-	defer rows.Close()
-	var out []User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, d.fail(err)
-		}
-		out = append(out, *u)
-	}
-	return out, d.fail(rows.Err())
+	return queryAll(ctx, d, scanUser, `SELECT `+userColumns+` FROM users ORDER BY email_key`)
 }
 
 // UpdateUser changes account id in one transaction that holds the row:
