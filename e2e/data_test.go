@@ -142,20 +142,29 @@ func fleetData(t *testing.T, ins []*Instance) {
 	})
 }
 
+// writer is a registered account with a client of its own address.
+type writer struct {
+	c     *Client
+	token string
+}
+
+// newUsers registers n accounts on in.
+func newUsers(t *testing.T, in *Instance, n int) []writer {
+	t.Helper()
+	var out []writer
+	for range n {
+		c := NewClient(t, in)
+		_, tok := register(t, c)
+		out = append(out, writer{c, tok.AccessToken})
+	}
+	return out
+}
+
 // The embedded default (SQLite) keeps every write it acknowledged through a
 // kill -9 in the middle of a write load.
 func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 	in := Start(t)
-	type user struct {
-		c     *Client
-		token string
-	}
-	var users []user
-	for range 6 {
-		c := NewClient(t, in)
-		_, tok := register(t, c)
-		users = append(users, user{c, tok.AccessToken})
-	}
+	users := newUsers(t, in, 6)
 	var mu sync.Mutex
 	var posts []string    // acknowledged post ids
 	var accounts []string // acknowledged registrations
@@ -247,16 +256,7 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 func TestPostgresRestartUnderLoad(t *testing.T) {
 	pg := pgtest.Start(t)
 	in := Start(t, "SPECGUARD_DATABASE_URL="+pg.New(t), "SPECGUARD_SIGNING_KEY_FILE="+keytest.File(t))
-	type user struct {
-		c     *Client
-		token string
-	}
-	var users []user
-	for range 4 {
-		c := NewClient(t, in)
-		_, tok := register(t, c)
-		users = append(users, user{c, tok.AccessToken})
-	}
+	users := newUsers(t, in, 4)
 	var mu sync.Mutex
 	statuses := map[int]int{}
 	var posts []string

@@ -25,25 +25,7 @@ import (
 // store's) must not leave a working credential behind: whatever comes back
 // is refused at its first use.
 func TestDisableWhilePasswordIsChecked(t *testing.T) {
-	cfg, err := LoadConfig(nil, func(k string) string {
-		if k == "SPECGUARD_DATA_DIR" {
-			return t.TempDir()
-		}
-		return ""
-	}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	table, err := policy.Compile(SpecSource, api.Spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	d, err := buildDeps(ctx, cfg, table, slog.New(slog.DiscardHandler), time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := testDeps(t, map[string]string{"SPECGUARD_DATA_DIR": t.TempDir()})
 	d.BcryptCost = 4
 	var disable func(ctx context.Context, id string)
 	d.passwordChecked = func(ctx context.Context, u *User) {
@@ -133,6 +115,26 @@ func TestDisableWhilePasswordIsChecked(t *testing.T) {
 	}
 }
 
+// testDeps builds what Run serves from env, on the example spec; it is
+// closed when the test ends.
+func testDeps(t *testing.T, env map[string]string) *Deps {
+	t.Helper()
+	cfg, err := LoadConfig(nil, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table, err := policy.Compile(SpecSource, api.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := buildDeps(context.Background(), cfg, table, slog.New(slog.DiscardHandler), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	return d
+}
+
 // failingCommits is a repository whose account updates, while fail is set,
 // publish their new state and then fail to commit, as a database that goes
 // away between the two would.
@@ -161,21 +163,7 @@ func (r *failingCommits) UpdateUser(ctx context.Context, id string, change func(
 func TestFailedCommitIsNeverEnforced(t *testing.T) {
 	dir, redisURL, key := t.TempDir(), redistest.Start(t).URL, keytest.File(t)
 	instance := func() (*Deps, http.Handler, *failingCommits) {
-		cfg, err := LoadConfig(nil, func(k string) string {
-			return map[string]string{"SPECGUARD_DATA_DIR": dir, "SPECGUARD_REDIS_URL": redisURL, "SPECGUARD_SIGNING_KEY_FILE": key}[k]
-		}, io.Discard)
-		if err != nil {
-			t.Fatal(err)
-		}
-		table, err := policy.Compile(SpecSource, api.Spec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := buildDeps(context.Background(), cfg, table, slog.New(slog.DiscardHandler), time.Now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(d.Close)
+		d := testDeps(t, map[string]string{"SPECGUARD_DATA_DIR": dir, "SPECGUARD_REDIS_URL": redisURL, "SPECGUARD_SIGNING_KEY_FILE": key})
 		repo := &failingCommits{Repository: d.Repo}
 		d.Repo, d.BcryptCost = repo, 4
 		h, err := NewHandler(d)
