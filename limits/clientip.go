@@ -6,18 +6,39 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/realclientip/realclientip-go"
 )
 
 // ClientIP finds the client address of a request: the socket peer, unless
-// the peer is a trusted proxy, in which case the forwarded chain
-// (Forwarded, else X-Forwarded-For) is walked from the right, skipping
-// trusted proxies, to the first address that is not one. A forged header
-// from an untrusted peer is never read.
-type ClientIP struct{ trusted []netip.Prefix }
+// the peer is a trusted proxy, in which case the one header that proxy
+// writes is read: X-Forwarded-For or Forwarded (RFC 7239) from the right,
+// skipping trusted proxies, to the first address that is not one; any
+// other header (X-Real-IP, say) as the single address it holds. A header
+// from an untrusted peer, and any header but the named one, is never read:
+// proxies that append to X-Forwarded-For pass a client's own Forwarded
+// header through untouched.
+//
+// Parsing the headers is realclientip-go's (its rightmost-trusted-range and
+// single-IP-header strategies).
+type ClientIP struct {
+	trusted  []netip.Prefix
+	header   string
+	strategy realclientip.Strategy
+}
 
-// NewClientIP parses a list of CIDRs (or single addresses) of trusted proxies.
-func NewClientIP(cidrs []string) (*ClientIP, error) {
-	c := &ClientIP{}
+// DefaultClientIPHeader is the header read from trusted proxies when none
+// is named: what nginx ($proxy_add_x_forwarded_for), HAProxy and AWS ALB write.
+const DefaultClientIPHeader = "X-Forwarded-For"
+
+// NewClientIP parses a list of CIDRs (or single addresses) of trusted
+// proxies and the header they write (DefaultClientIPHeader when empty).
+func NewClientIP(cidrs []string, header string) (*ClientIP, error) {
+	c := &ClientIP{header: http.CanonicalHeaderKey(strings.TrimSpace(header))}
+	if c.header == "" {
+		c.header = DefaultClientIPHeader
+	}
+	var nets []net.IPNet
 	for _, s := range cidrs {
 		s = strings.TrimSpace(s)
 		if s == "" {
@@ -31,10 +52,25 @@ func NewClientIP(cidrs []string) (*ClientIP, error) {
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
-		c.trusted = append(c.trusted, p.Masked())
+		p = p.Masked()
+		c.trusted = append(c.trusted, p)
+		nets = append(nets, net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())})
+	}
+	var err error
+	switch c.header {
+	case "X-Forwarded-For", "Forwarded":
+		c.strategy, err = realclientip.NewRightmostTrustedRangeStrategy(c.header, nets)
+	default:
+		c.strategy, err = realclientip.NewSingleIPHeaderStrategy(c.header)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("client IP header %q: %v", header, err)
 	}
 	return c, nil
 }
+
+// Header is the header read from trusted proxies.
+func (c *ClientIP) Header() string { return c.header }
 
 func (c *ClientIP) isTrusted(a netip.Addr) bool {
 	a = a.Unmap()
@@ -47,23 +83,17 @@ func (c *ClientIP) isTrusted(a netip.Addr) bool {
 }
 
 // Of returns the client address of r, or the invalid Addr when RemoteAddr
-// cannot be parsed.
+// cannot be parsed. When a trusted proxy sent no usable address, it is the
+// proxy's.
 func (c *ClientIP) Of(r *http.Request) netip.Addr {
 	peer := parseHostPort(r.RemoteAddr)
 	if !peer.IsValid() || len(c.trusted) == 0 || !c.isTrusted(peer) {
 		return peer
 	}
-	hops := forwardedChain(r)
-	for i := len(hops) - 1; i >= 0; i-- {
-		a := hops[i]
-		if !a.IsValid() {
-			// An unparseable hop: stop at the last address we can trust.
-			return peer
+	if s := c.strategy.ClientIP(r.Header, r.RemoteAddr); s != "" {
+		if a, err := netip.ParseAddr(s); err == nil {
+			return a.Unmap()
 		}
-		if !c.isTrusted(a) {
-			return a
-		}
-		peer = a
 	}
 	return peer
 }
@@ -81,32 +111,4 @@ func parseHostPort(s string) netip.Addr {
 		return netip.Addr{}
 	}
 	return a.Unmap()
-}
-
-// forwardedChain returns the client addresses of the Forwarded header
-// (RFC 7239 for= parameters), or of X-Forwarded-For when there is no
-// Forwarded header, leftmost first. Unparseable entries are invalid Addrs.
-func forwardedChain(r *http.Request) []netip.Addr {
-	var out []netip.Addr
-	if fw := r.Header.Values("Forwarded"); len(fw) > 0 {
-		for _, line := range fw {
-			for _, elem := range strings.Split(line, ",") {
-				var hop netip.Addr
-				for _, pair := range strings.Split(elem, ";") {
-					k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
-					if ok && strings.EqualFold(k, "for") {
-						hop = parseHostPort(strings.Trim(v, `"`))
-					}
-				}
-				out = append(out, hop)
-			}
-		}
-		return out
-	}
-	for _, line := range r.Header.Values("X-Forwarded-For") {
-		for _, part := range strings.Split(line, ",") {
-			out = append(out, parseHostPort(strings.TrimSpace(part)))
-		}
-	}
-	return out
 }

@@ -8,7 +8,7 @@ import (
 )
 
 func TestClientIP(t *testing.T) {
-	c, err := limits.NewClientIP([]string{"10.0.0.0/8", "192.0.2.10"})
+	c, err := limits.NewClientIP([]string{"10.0.0.0/8", "192.0.2.10"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,8 +23,10 @@ func TestClientIP(t *testing.T) {
 		{"chain walked from the right past trusted hops", "10.1.2.3:80", map[string]string{"X-Forwarded-For": "6.6.6.6, 203.0.113.9, 10.9.9.9"}, "203.0.113.9"},
 		{"a forged leftmost entry is never reached", "10.1.2.3:80", map[string]string{"X-Forwarded-For": "1.1.1.1, 203.0.113.9"}, "203.0.113.9"},
 		{"single trusted address", "192.0.2.10:80", map[string]string{"X-Forwarded-For": "203.0.113.5"}, "203.0.113.5"},
-		{"Forwarded wins over XFF", "10.1.2.3:80", map[string]string{"Forwarded": `for=203.0.113.7;proto=https, for="[2001:db8::1]:443"`, "X-Forwarded-For": "6.6.6.6"}, "2001:db8::1"},
-		{"garbage hop stops the walk", "10.1.2.3:80", map[string]string{"X-Forwarded-For": "203.0.113.9, not-an-ip"}, "10.1.2.3"},
+		{"a client's own Forwarded header is never read", "10.1.2.3:80", map[string]string{"Forwarded": `for=203.0.113.7;proto=https, for="[2001:db8::1]:443"`, "X-Forwarded-For": "6.6.6.6"}, "6.6.6.6"},
+		{"only Forwarded, X-Forwarded-For named: the proxy itself", "10.1.2.3:80", map[string]string{"Forwarded": "for=203.0.113.7"}, "10.1.2.3"},
+		{"garbage hop: the proxy itself", "10.1.2.3:80", map[string]string{"X-Forwarded-For": "203.0.113.9, not-an-ip"}, "10.1.2.3"},
+		{"every hop trusted: the proxy itself", "10.1.2.3:80", map[string]string{"X-Forwarded-For": "10.0.0.1, 10.0.0.2"}, "10.1.2.3"},
 		{"IPv6 peer", "[2001:db8::2]:443", nil, "2001:db8::2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -38,7 +40,35 @@ func TestClientIP(t *testing.T) {
 			}
 		})
 	}
-	if _, err := limits.NewClientIP([]string{"10.0.0.0/33"}); err == nil {
+	if _, err := limits.NewClientIP([]string{"10.0.0.0/33"}, ""); err == nil {
 		t.Error("bad CIDR accepted")
+	}
+}
+
+// The operator names the one header the proxy writes; every other is
+// ignored.
+func TestClientIPHeader(t *testing.T) {
+	for _, tc := range []struct {
+		header  string
+		headers map[string]string
+		want    string
+	}{
+		{"Forwarded", map[string]string{"Forwarded": `for=203.0.113.7;proto=https, for="[2001:db8::1]:443"`, "X-Forwarded-For": "6.6.6.6"}, "2001:db8::1"},
+		{"forwarded", map[string]string{"Forwarded": `for=203.0.113.7, for=10.0.0.9`}, "203.0.113.7"},
+		{"X-Real-IP", map[string]string{"X-Real-IP": "203.0.113.8", "X-Forwarded-For": "6.6.6.6"}, "203.0.113.8"},
+		{"CF-Connecting-IP", map[string]string{"X-Forwarded-For": "6.6.6.6"}, "10.1.2.3"},
+	} {
+		c, err := limits.NewClientIP([]string{"10.0.0.0/8"}, tc.header)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = "10.1.2.3:80"
+		for k, v := range tc.headers {
+			r.Header.Set(k, v)
+		}
+		if got := c.Of(r).String(); got != tc.want {
+			t.Errorf("header %s: client IP = %s, want %s", tc.header, got, tc.want)
+		}
 	}
 }

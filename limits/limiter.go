@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -24,9 +25,18 @@ type Option func(*Limiter)
 // never hangs a request.
 func WithTimeout(d time.Duration) Option { return func(l *Limiter) { l.timeout = d } }
 
+// defaultClientIP trusts no proxy: the client is the socket peer.
+var defaultClientIP, _ = NewClientIP(nil, "")
+
 // WithClientIP sets how the client address is found (the socket peer, with
 // no trusted proxies, when absent).
 func WithClientIP(c *ClientIP) Option { return func(l *Limiter) { l.ip = c } }
+
+// WithIPv6Prefix sets how many leading bits of an IPv6 client address a
+// tier keyed by IP counts by (64 when absent): one subscriber usually holds
+// a whole /64, and would otherwise have 2^64 buckets. 128 counts each
+// address apart.
+func WithIPv6Prefix(bits int) Option { return func(l *Limiter) { l.v6bits = bits } }
 
 // WithStoreErrorLog receives store failures. It is called at most once a
 // second; the others are only counted (see StoreErrors).
@@ -55,6 +65,7 @@ func WithDecisionObserver(f func(w http.ResponseWriter, r *http.Request, op *pol
 type Limiter struct {
 	store   Store
 	ip      *ClientIP
+	v6bits  int
 	timeout time.Duration
 	logErr  func(*policy.Operation, error)
 	observe func(http.ResponseWriter, *http.Request, *policy.Operation, *policy.Tier, Decision)
@@ -68,7 +79,7 @@ var _ security.Limiter = (*Limiter)(nil)
 
 // New returns a limiter deciding with store.
 func New(store Store, opts ...Option) *Limiter {
-	l := &Limiter{store: store, ip: &ClientIP{}, timeout: 100 * time.Millisecond}
+	l := &Limiter{store: store, ip: defaultClientIP, v6bits: 64, timeout: 100 * time.Millisecond}
 	for _, opt := range opts {
 		opt(l)
 	}
@@ -94,7 +105,7 @@ func (l *Limiter) identity(r *http.Request, t *policy.Tier, p *security.Principa
 	id := Identity{Kind: t.Key}
 	switch t.Key {
 	case policy.KeyIP:
-		id.IP = l.ip.Of(r)
+		id.IP = l.clientKey(r)
 	case policy.KeyPrincipal:
 		id.Value = p.Subject
 	case policy.KeyAPIKey:
@@ -111,6 +122,18 @@ func (l *Limiter) identity(r *http.Request, t *policy.Tier, p *security.Principa
 	// A principal without the credential the tier counts by (no API key,
 	// no session, no such claim) is not counted by it.
 	return id, t.Key == policy.KeyIP || id.Value != ""
+}
+
+// clientKey is the client address of r as tiers keyed by IP count it: an
+// IPv6 address as its network of v6bits bits.
+func (l *Limiter) clientKey(r *http.Request) netip.Addr {
+	a := l.ip.Of(r)
+	if a.Is6() && l.v6bits < 128 {
+		if p, err := a.WithZone("").Prefix(l.v6bits); err == nil {
+			return p.Addr()
+		}
+	}
+	return a
 }
 
 // maxTiers is how many tiers of one operation a pooled scratch holds; an

@@ -183,3 +183,36 @@ func TestStoreDown(t *testing.T) {
 		t.Fatal("after Redis restarted: still denied")
 	}
 }
+
+// IPv6 clients are counted per /64 by default: anyone holds a whole /64,
+// and per address would have 2^64 buckets. The prefix is configurable.
+func TestIPv6CountedPerPrefix(t *testing.T) {
+	tier := policy.Tier{Name: "anon", Limit: 2, Window: time.Hour, Key: policy.KeyIP, Who: policy.WhoAnonymous}
+	for _, tc := range []struct {
+		name  string
+		opts  []limits.Option
+		other string // the third request's address
+		want  bool   // whether it is admitted
+	}{
+		{"same /64, default", nil, "[2001:db8:1:2:ffff::9]:1", false},
+		{"another /64, default", nil, "[2001:db8:1:3::1]:1", true},
+		{"same /64, prefix 128", []limits.Option{limits.WithIPv6Prefix(128)}, "[2001:db8:1:2:ffff::9]:1", true},
+		{"same /48, prefix 48", []limits.Option{limits.WithIPv6Prefix(48)}, "[2001:db8:1:3::1]:1", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := limits.New(limits.NewMemoryStore(nil), tc.opts...)
+			o := op(tier)
+			for _, a := range []string{"[2001:db8:1:2::1]:1", "[2001:db8:1:2::2]:1"} {
+				if _, ok := call(l, o, nil, a); !ok {
+					t.Fatalf("%s refused", a)
+				}
+			}
+			if _, ok := call(l, o, nil, tc.other); ok != tc.want {
+				t.Errorf("%s admitted = %v, want %v", tc.other, ok, tc.want)
+			}
+			if _, ok := call(l, o, nil, "192.0.2.7:1"); !ok {
+				t.Errorf("an IPv4 client shares the IPv6 bucket")
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -329,6 +330,9 @@ func (t *TokenService) parse(raw, typ string) (*Claims, error) {
 	if !isCompactJWS(raw) {
 		return nil, fmt.Errorf("%w: malformed token", ErrInvalid)
 	}
+	if err := numericTimes(raw); err != nil {
+		return nil, err
+	}
 	c := &Claims{}
 	_, err := t.parser.ParseWithClaims(raw, c, func(tok *jwt.Token) (any, error) {
 		if _, crit := tok.Header["crit"]; crit {
@@ -354,6 +358,29 @@ func (t *TokenService) parse(raw, typ string) (*Claims, error) {
 		return nil, fmt.Errorf("%w: token lacks sub, jti or fam", ErrInvalid)
 	}
 	return c, nil
+}
+
+// numericTimes refuses a token whose exp, nbf or iat is not a JSON number
+// (RFC 7519 section 2: NumericDate): golang-jwt also accepts them as strings.
+func numericTimes(raw string) error {
+	_, rest, _ := strings.Cut(raw, ".")
+	payload, _, _ := strings.Cut(rest, ".")
+	data, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return fmt.Errorf("%w: malformed token", ErrInvalid)
+	}
+	var times struct {
+		Exp, Nbf, Iat json.RawMessage
+	}
+	if err := json.Unmarshal(data, &times); err != nil {
+		return fmt.Errorf("%w: malformed token", ErrInvalid)
+	}
+	for name, v := range map[string]json.RawMessage{"exp": times.Exp, "nbf": times.Nbf, "iat": times.Iat} {
+		if v != nil && (len(v) == 0 || !strings.ContainsRune("-0123456789", rune(v[0]))) {
+			return fmt.Errorf("%w: %s is not a number", ErrInvalid, name)
+		}
+	}
+	return nil
 }
 
 // isCompactJWS reports whether s holds only the characters of a JWS in

@@ -17,6 +17,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -177,6 +178,12 @@ func forgeries(tb testing.TB, e *env, pair *security.Pair, attackerURL string) (
 		{name: "expired", token: forge(tb, hdr, set(claims, "exp", now.Add(-time.Hour).Unix(), "iat", now.Add(-2*time.Hour).Unix()), real)},
 		{name: "exp missing", token: forge(tb, hdr, set(claims, "exp", nil), real)},
 		{name: "exp 0", token: forge(tb, hdr, set(claims, "exp", 0), real)},
+		// RFC 7519 section 2: NumericDate is a JSON number; golang-jwt
+		// alone accepts strings.
+		{name: "exp as a string", token: forge(tb, hdr, set(claims, "exp", strconv.FormatInt(now.Add(time.Hour).Unix(), 10)), real)},
+		{name: "iat as a string", token: forge(tb, hdr, set(claims, "iat", strconv.FormatInt(now.Unix(), 10)), real)},
+		{name: "nbf as a string", token: forge(tb, hdr, set(claims, "nbf", strconv.FormatInt(now.Add(-time.Minute).Unix(), 10)), real)},
+		{name: "exp as null", token: forge(tb, hdr, set(claims, "exp", json.RawMessage("null")), real)},
 		{name: "nbf in the future", token: forge(tb, hdr, set(claims, "nbf", now.Add(time.Hour).Unix()), real)},
 		{name: "iat in the future", token: forge(tb, hdr, set(claims, "iat", now.Add(time.Hour).Unix()), real)},
 		{name: "wrong issuer", token: forge(tb, hdr, set(claims, "iss", "https://evil.test"), real)},

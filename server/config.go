@@ -29,6 +29,8 @@ type Config struct {
 	DataDir         string        // SPECGUARD_DATA_DIR
 	UsersFile       string        // SPECGUARD_USERS_FILE; empty = demo users
 	TrustedProxies  []string      // SPECGUARD_TRUSTED_PROXIES; comma-separated CIDRs
+	ClientIPHeader  string        // SPECGUARD_CLIENT_IP_HEADER: the one header trusted proxies write
+	IPv6Prefix      int           // SPECGUARD_IPV6_PREFIX: bits of an IPv6 address a per-IP limit counts by
 	Issuer          string        // SPECGUARD_ISSUER
 	AccessTTL       time.Duration // SPECGUARD_ACCESS_TTL
 	RefreshTTL      time.Duration // SPECGUARD_REFRESH_TTL
@@ -93,7 +95,23 @@ var settings = []setting{
 	{"verify-key-files", "comma-separated PEM keys that still verify tokens after a rotation", "", list(func(c *Config) *[]string { return &c.VerifyKeyFiles })},
 	{"data-dir", "directory for the SQLite database and the dev signing key", ".specguard", str(func(c *Config) *string { return &c.DataDir })},
 	{"users-file", "YAML list of {email, password | password_hash, role} to seed; empty = demo users", "", str(func(c *Config) *string { return &c.UsersFile })},
-	{"trusted-proxies", "comma-separated CIDRs whose X-Forwarded-For / Forwarded headers are believed", "", list(func(c *Config) *[]string { return &c.TrustedProxies })},
+	{"trusted-proxies", "comma-separated CIDRs of the proxies whose client IP header is believed", "", list(func(c *Config) *[]string { return &c.TrustedProxies })},
+	{"client-ip-header", "the one header the trusted proxies write: X-Forwarded-For or Forwarded (read right to left), or a single-address header such as X-Real-IP", "X-Forwarded-For", func(c *Config, v string) error {
+		v = strings.TrimSpace(v)
+		if v == "" || strings.ContainsAny(v, " :\t,") {
+			return fmt.Errorf("%q is not a header name", v)
+		}
+		c.ClientIPHeader = v
+		return nil
+	}},
+	{"ipv6-prefix", "leading bits of an IPv6 client address that per-IP limits count by (64: one bucket per /64)", "64", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 16 || n > 128 {
+			return fmt.Errorf("%q is not a prefix length from 16 to 128", v)
+		}
+		c.IPv6Prefix = n
+		return nil
+	}},
 	{"issuer", "iss and aud of the tokens", "specguard", str(func(c *Config) *string { return &c.Issuer })},
 	{"access-ttl", "access token lifetime", "15m", dur(func(c *Config) *time.Duration { return &c.AccessTTL })},
 	{"refresh-ttl", "refresh token lifetime (absolute)", "720h", dur(func(c *Config) *time.Duration { return &c.RefreshTTL })},

@@ -55,7 +55,7 @@ func NewHandler(d *Deps) (http.Handler, error) {
 	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
 		security.WriteProblem(w, &security.Problem{Type: security.ProblemTypePrefix + "method-not-allowed", Title: "Method not allowed", Status: http.StatusMethodNotAllowed, Detail: "The path exists, but not with this method."})
 	})
-	strict := gen.NewStrictHandlerWithOptions(app, nil, gen.StrictHTTPServerOptions{
+	strict := gen.NewStrictHandlerWithOptions(app, []gen.StrictMiddlewareFunc{noStore}, gen.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc: func(w http.ResponseWriter, _ *http.Request, err error) {
 			security.WriteProblem(w, &security.Problem{Type: security.ProblemTypePrefix + "invalid-request", Title: "Invalid request", Status: http.StatusBadRequest, Detail: "The request body cannot be decoded."})
 		},
@@ -80,11 +80,15 @@ func NewHandler(d *Deps) (http.Handler, error) {
 		},
 	})
 
-	limiter := limits.New(d.Limits, limits.WithClientIP(d.ClientIP), limits.WithTimeout(d.Timeout),
+	limOpts := []limits.Option{limits.WithClientIP(d.ClientIP), limits.WithTimeout(d.Timeout)}
+	if d.IPv6Prefix != 0 {
+		limOpts = append(limOpts, limits.WithIPv6Prefix(d.IPv6Prefix))
+	}
+	limiter := limits.New(d.Limits, append(limOpts,
 		limits.WithStoreErrorLog(func(op *policy.Operation, err error) {
 			d.Log.Warn("rate-limit store failed; applying on-store-error", "operation", op.ID, "err", err)
 		}),
-		limits.WithDecisionObserver(d.Metrics.observeLimit))
+		limits.WithDecisionObserver(d.Metrics.observeLimit))...)
 	bearer := security.BearerAuthenticator{Tokens: d.Tokens}
 	guard, err := security.NewGuard(d.Table, r,
 		security.WithAuthenticator(policy.SchemeBearer, bearer),
@@ -118,6 +122,21 @@ func NewHandler(d *Deps) (http.Handler, error) {
 		reqLog = d.Log
 	}
 	return recoverer(d.Log, logRequests(reqLog, d.Metrics, h)), nil
+}
+
+// credentialOps are the operations whose responses carry a credential.
+var credentialOps = map[string]bool{"login": true, "oauthToken": true, "refresh": true, "createSession": true, "createApiKey": true}
+
+// noStore forbids caching responses that carry a credential (RFC 6749
+// section 5.1): no shared cache, proxy or browser may keep a token.
+func noStore(next gen.StrictHandlerFunc, _ string) gen.StrictHandlerFunc {
+	return func(ctx context.Context, w http.ResponseWriter, r *http.Request, request any) (any, error) {
+		if op := policy.FromContext(ctx); op != nil && credentialOps[op.ID] {
+			w.Header().Set("Cache-Control", "no-store")
+			w.Header().Set("Pragma", "no-cache")
+		}
+		return next(ctx, w, r, request)
+	}
 }
 
 func opID(r *http.Request) string {

@@ -143,7 +143,10 @@ type Deps struct {
 	Sessions *security.SessionService
 	Keys     *security.APIKeyService
 	ClientIP *limits.ClientIP
-	Log      *slog.Logger
+	// IPv6Prefix is how many bits of an IPv6 client address per-IP limits
+	// count by.
+	IPv6Prefix int
+	Log        *slog.Logger
 	// LogRequests writes one Log line per request.
 	LogRequests bool
 	BcryptCost  int
@@ -199,11 +202,11 @@ func OpenDatabase(ctx context.Context, cfg *Config, log *slog.Logger, now func()
 }
 
 func buildDeps(ctx context.Context, cfg *Config, table *policy.Table, log *slog.Logger, now func() time.Time) (_ *Deps, err error) {
-	clientIP, err := limits.NewClientIP(cfg.TrustedProxies)
+	clientIP, err := limits.NewClientIP(cfg.TrustedProxies, cfg.ClientIPHeader)
 	if err != nil {
 		return nil, fmt.Errorf("SPECGUARD_TRUSTED_PROXIES: %v", err)
 	}
-	d := &Deps{Table: table, ClientIP: clientIP, Log: log, LogRequests: cfg.LogRequests,
+	d := &Deps{Table: table, ClientIP: clientIP, IPv6Prefix: cfg.IPv6Prefix, Log: log, LogRequests: cfg.LogRequests,
 		BcryptCost: bcrypt.DefaultCost, Timeout: cfg.StoreTimeout}
 	defer func() {
 		if err != nil {
