@@ -114,13 +114,19 @@ func (l *Limiter) identity(r *http.Request, t *policy.Tier, p *security.Principa
 		id.Value = p.SessionID
 	case policy.KeyClaim:
 		id.Name, id.Value = t.Claim, p.Claim(t.Claim)
+		if id.Value == "" {
+			// A credential that lacks the claim (an API key where the tier
+			// counts by a token's login, say) is counted by its client IP
+			// under the same tier: never skipped.
+			return Identity{Kind: policy.KeyIP, IP: l.clientKey(r)}, true
+		}
 	case policy.KeyGlobal:
 		return id, true
 	default:
 		return Identity{}, false
 	}
 	// A principal without the credential the tier counts by (no API key,
-	// no session, no such claim) is not counted by it.
+	// no session) is not counted by it.
 	return id, t.Key == policy.KeyIP || id.Value != ""
 }
 

@@ -155,6 +155,10 @@ func (c *compiler) parseTier(line int, where, field string, m map[string]any) (T
 			t.Key = KeyGlobal
 		case strings.HasPrefix(k, "claim:") && validName.MatchString(k[len("claim:"):]):
 			t.Key, t.Claim = KeyClaim, k[len("claim:"):]
+			if !knownClaim(t.Claim) {
+				// Silently skipped, it would leave the tier unenforced.
+				bad("key", "no credential carries claim %q (%s)", t.Claim, claimsNote())
+			}
 		default:
 			bad("key", "%q is not ip, principal, apikey, session, claim:<name> or global", k)
 		}
@@ -258,28 +262,29 @@ func positiveInt(v any) (int64, error) {
 // operation) are dropped silently, since the default is written for all.
 func (c *compiler) bindLimits(op *Operation, where, field string, tiers []Tier, inherited bool) []Tier {
 	out := make([]Tier, 0, len(tiers))
-	hasScheme := func(typ SchemeType) bool {
+	hasScheme := func(accepts func(SchemeType) bool) bool {
 		for _, alt := range op.Security.Alternatives {
 			for _, sr := range alt {
-				if sr.Scheme.Type == typ {
+				if accepts(sr.Scheme.Type) {
 					return true
 				}
 			}
 		}
 		return false
 	}
+	is := func(typ SchemeType) func(SchemeType) bool { return func(t SchemeType) bool { return t == typ } }
 	for i, t := range tiers {
 		f := fmt.Sprintf("%s[%d]", field, i)
 		never := ""
 		switch {
 		case op.Security.Public && t.Who == WhoAuthenticated:
 			never = "who: authenticated never applies: the operation is public (security: [])"
-		case t.Key == KeyAPIKey && !hasScheme(SchemeAPIKeyHeader):
+		case t.Key == KeyAPIKey && !hasScheme(is(SchemeAPIKeyHeader)):
 			never = "key apikey never applies: no security alternative accepts an API key"
-		case t.Key == KeySession && !hasScheme(SchemeAPIKeyCookie):
+		case t.Key == KeySession && !hasScheme(is(SchemeAPIKeyCookie)):
 			never = "key session never applies: no security alternative accepts a cookie session"
-		case t.Key == KeyClaim && !hasScheme(SchemeBearer) && !hasScheme(SchemeOAuth2):
-			never = "key claim:" + t.Claim + " never applies: no security alternative accepts a token"
+		case t.Key == KeyClaim && !hasScheme(func(typ SchemeType) bool { return carries(typ, t.Claim) }):
+			never = "key claim:" + t.Claim + " never applies: no credential this operation accepts carries it (" + claimsNote() + ")"
 		}
 		if never != "" {
 			if !inherited {

@@ -6,6 +6,8 @@ package security
 import (
 	"context"
 	"slices"
+
+	"github.com/specguard/specguard/policy"
 )
 
 // Principal is a verified caller. The guard puts it in the request context;
@@ -56,16 +58,16 @@ func FromContext(ctx context.Context) *Principal {
 	return p
 }
 
-// Claim returns the value of a token claim the principal carries, for
-// x-rate-limit keys of the form claim:<name>: sub, role and fam are known;
-// any other name gives "".
+// Claim returns the value of a claim the principal carries, for
+// x-rate-limit keys of the form claim:<name> (policy.SchemeClaims says which
+// credential carries which); "" when it carries none of that name.
 func (p *Principal) Claim(name string) string {
 	switch name {
-	case "sub":
+	case policy.ClaimSubject:
 		return p.Subject
-	case "role":
+	case policy.ClaimRole:
 		return p.Role
-	case "fam":
+	case policy.ClaimFamily:
 		return p.FamilyID
 	}
 	return ""

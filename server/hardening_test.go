@@ -1,10 +1,17 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/specguard/specguard/api"
+	"github.com/specguard/specguard/server"
 )
 
 // Regression tests of the white-box review's defects, each through HTTP.
@@ -111,5 +118,55 @@ func TestCredentialResponsesCacheable(t *testing.T) {
 	}
 	if resp, _ := in.do(t, "GET", "/posts", ""); resp.Header.Get("Cache-Control") == "no-store" {
 		t.Errorf("a public list is marked no-store too: only credentials need it")
+	}
+}
+
+// A tier keyed on a claim the credentials never carry was silently skipped
+// at every request. Now the compiler refuses it; and a claim that some
+// accepted credential lacks (an API key has no login family) counts that
+// request by its client IP instead of not at all.
+func TestClaimTierSkipped(t *testing.T) {
+	userTier := "  - name: user\n    limit: 600\n    window: 1m\n    burst: 100\n    key: principal\n"
+	if !strings.Contains(string(api.Spec), userTier) {
+		t.Fatal("the example's document default user tier changed; update this test")
+	}
+	dir := t.TempDir()
+	write := func(name, spec string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(spec), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tenant := write("tenant.yaml", strings.Replace(string(api.Spec), userTier, strings.Replace(userTier, "key: principal", "key: claim:tenant", 1), 1))
+	env := map[string]string{"SPECGUARD_SPEC_FILE": tenant, "SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_ADDR": "127.0.0.1:0", "SPECGUARD_ADMIN_ADDR": "off"}
+	err := server.Run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `x-rate-limit[1].key: no credential carries claim "tenant"`) {
+		t.Fatalf("a tier keyed on claim:tenant: %v; want start-up refused naming the field", err)
+	}
+
+	fam := write("fam.yaml", strings.Replace(string(api.Spec), userTier,
+		"  - name: user\n    limit: 3\n    window: 1h\n    key: claim:fam\n", 1))
+	in := start(t, map[string]string{"SPECGUARD_SPEC_FILE": fam, "SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32"})
+	tok := login(t, in, "user@example.com", "user-password", "X-Forwarded-For", "203.0.113.70")
+	_, key := in.do(t, "POST", "/api-keys", `{"name":"ci","scopes":["posts:read"]}`, "Authorization", "Bearer "+tok, "X-Forwarded-For", "203.0.113.70")
+	get := func(ip string, cred ...string) int {
+		resp, _ := in.do(t, "GET", "/posts", "", append([]string{"X-Forwarded-For", ip}, cred...)...)
+		return resp.StatusCode
+	}
+	apiKey := []string{"X-API-Key", key["key"].(string)}
+	for i := range 3 {
+		if got := get("203.0.113.71", apiKey...); got != 200 {
+			t.Fatalf("API key request %d: %d", i+1, got)
+		}
+	}
+	if got := get("203.0.113.71", apiKey...); got != 429 {
+		t.Fatalf("4th API-key request from one address under a claim:fam tier: %d, want 429 (counted by IP)", got)
+	}
+	if got := get("203.0.113.72", apiKey...); got != 200 {
+		t.Errorf("the same key from another address: %d, want 200 (another IP's count)", got)
+	}
+	if got := get("203.0.113.71", "Authorization", "Bearer "+tok); got != 200 {
+		t.Errorf("a token from that address: %d, want 200 (counted by its login)", got)
 	}
 }
