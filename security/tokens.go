@@ -31,10 +31,15 @@ type Claims struct {
 	Family string `json:"fam"`
 	// AccountVersion (refresh tokens) is the account's version at login:
 	// a refresh is refused once the account's NotBefore passed it.
-	AccountVersion int64  `json:"av,omitempty"`
-	Scope          string `json:"scope,omitempty"` // access tokens: space-separated
-	Role           string `json:"role,omitempty"`  // access tokens
-	Fresh          bool   `json:"fresh,omitempty"` // access tokens minted from a password
+	AccountVersion int64 `json:"av,omitempty"`
+	// Grant (refresh tokens) is the space-separated scopes granted at
+	// login: every refresh yields them, bounded by the role's current
+	// scopes, never more (RFC 6749 section 6). Absent in tokens minted
+	// before it existed, which are bounded by the role alone.
+	Grant *string `json:"grant,omitempty"`
+	Scope string  `json:"scope,omitempty"` // access tokens: space-separated
+	Role  string  `json:"role,omitempty"`  // access tokens
+	Fresh bool    `json:"fresh,omitempty"` // access tokens minted from a password
 
 	// principals are the read-only Principals made from these claims, one
 	// per scheme name, so a cached token authenticates without allocating.
@@ -228,7 +233,7 @@ func (t *TokenService) Login(ctx context.Context, subject, role string, scopes [
 	}
 	now := t.now()
 	fam := &Family{ID: NewID(), Subject: subject, Device: device, AccountVersion: version, Expires: now.Add(t.refreshTTL)}
-	pair, err := t.mint(subject, role, scopes, fam.ID, fam.Expires, version, true)
+	pair, err := t.mint(subject, role, scopes, strings.Join(scopes, " "), fam.ID, fam.Expires, version, true)
 	if err != nil {
 		return nil, err
 	}
@@ -240,8 +245,9 @@ func (t *TokenService) Login(ctx context.Context, subject, role string, scopes [
 }
 
 // Refresh spends refresh token raw and returns its successor pair. scopes
-// gives the subject's current scopes (a role may have changed); an error
-// there stops the refresh. Reuse of a spent token revokes the family and
+// gives the subject's current role and its scopes (a role may have
+// changed); the new access token holds those the login was granted; an
+// error there stops the refresh. Reuse of a spent token revokes the family and
 // returns an error wrapping ErrInvalid and ErrReused.
 func (t *TokenService) Refresh(ctx context.Context, raw string, scopes func(subject string) (role string, scopes []string, err error)) (*Pair, error) {
 	c, err := t.parse(raw, TypeRefresh)
@@ -261,7 +267,13 @@ func (t *TokenService) Refresh(ctx context.Context, raw string, scopes func(subj
 	if err != nil {
 		return nil, err
 	}
-	pair, err := t.mint(c.Subject, role, sc, c.Family, c.ExpiresAt.Time, c.AccountVersion, false)
+	grant := strings.Join(sc, " ")
+	if c.Grant != nil {
+		grant = *c.Grant
+		granted := strings.Fields(grant)
+		sc = slices.DeleteFunc(slices.Clone(sc), func(s string) bool { return !slices.Contains(granted, s) })
+	}
+	pair, err := t.mint(c.Subject, role, sc, grant, c.Family, c.ExpiresAt.Time, c.AccountVersion, false)
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +292,9 @@ func (t *TokenService) Refresh(ctx context.Context, raw string, scopes func(subj
 // RefreshClaims verifies a refresh token without spending it (for logout).
 func (t *TokenService) RefreshClaims(raw string) (*Claims, error) { return t.parse(raw, TypeRefresh) }
 
-func (t *TokenService) mint(subject, role string, scopes []string, family string, refreshExp time.Time, version int64, fresh bool) (*Pair, error) {
+// mint signs an access token holding scopes and a refresh token carrying
+// grant, the scopes granted at login.
+func (t *TokenService) mint(subject, role string, scopes []string, grant, family string, refreshExp time.Time, version int64, fresh bool) (*Pair, error) {
 	now := t.now()
 	accessExp := now.Add(t.accessTTL)
 	if accessExp.After(refreshExp) {
@@ -300,6 +314,7 @@ func (t *TokenService) mint(subject, role string, scopes []string, family string
 		},
 		Family:         family,
 		AccountVersion: version,
+		Grant:          &grant,
 	}
 	access, err := t.sign(ac, TypeAccess)
 	if err != nil {

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -168,5 +169,44 @@ func TestClaimTierSkipped(t *testing.T) {
 	}
 	if got := get("203.0.113.71", "Authorization", "Bearer "+tok); got != 200 {
 		t.Errorf("a token from that address: %d, want 200 (counted by its login)", got)
+	}
+}
+
+// A login granted posts:read alone got the role's every scope back at its
+// first refresh. A refresh yields the scopes granted at login, bounded by
+// the role's current ones (RFC 6749 section 6), on both refresh endpoints.
+func TestRefreshWidensGrant(t *testing.T) {
+	in := start(t, nil)
+	form := func(body string) map[string]any {
+		t.Helper()
+		req, _ := http.NewRequest("POST", in.base+"/auth/token", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		if resp.StatusCode != 200 {
+			t.Fatalf("token endpoint: %d %v", resp.StatusCode, m)
+		}
+		return m
+	}
+	narrow := form("grant_type=password&username=user@example.com&password=user-password&scope=posts:read")
+	if narrow["scope"] != "posts:read" {
+		t.Fatalf("password grant for posts:read gave %v", narrow["scope"])
+	}
+	again := form("grant_type=refresh_token&refresh_token=" + narrow["refresh_token"].(string))
+	if again["scope"] != "posts:read" {
+		t.Errorf("refresh grant widened posts:read to %q", again["scope"])
+	}
+	resp, m := in.do(t, "POST", "/auth/refresh", `{"refresh_token":"`+again["refresh_token"].(string)+`"}`)
+	if resp.StatusCode != 200 || m["scope"] != "posts:read" {
+		t.Errorf("POST /auth/refresh: %d, scope %q; want posts:read", resp.StatusCode, m["scope"])
+	}
+	resp, _ = in.do(t, "POST", "/posts", `{"title":"t","body":"b"}`, "Authorization", "Bearer "+m["access_token"].(string))
+	if resp.StatusCode != 403 {
+		t.Errorf("a refreshed posts:read token wrote a post: %d, want 403", resp.StatusCode)
 	}
 }
