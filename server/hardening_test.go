@@ -210,3 +210,35 @@ func TestRefreshWidensGrant(t *testing.T) {
 		t.Errorf("a refreshed posts:read token wrote a post: %d, want 403", resp.StatusCode)
 	}
 }
+
+// A posts:read token could list every session of its account and end them
+// all. Managing the account's logins needs account:manage; the caller's own
+// logout stays open to any token of the session.
+func TestNarrowTokenManagesAccount(t *testing.T) {
+	in := start(t, nil)
+	req, _ := http.NewRequest("POST", in.base+"/auth/token", strings.NewReader("grant_type=password&username=user@example.com&password=user-password&scope=posts:read"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var narrow map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&narrow)
+	resp.Body.Close()
+	tok := "Bearer " + narrow["access_token"].(string)
+	for _, c := range []struct{ method, path string }{
+		{"POST", "/auth/logout-all"}, {"GET", "/auth/sessions"}, {"DELETE", "/auth/sessions/AAAAAAAAAAAAAAAAAAAAAA"},
+	} {
+		resp, _ := in.do(t, c.method, c.path, "", "Authorization", tok)
+		if resp.StatusCode != 403 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `scope="account:manage"`) {
+			t.Errorf("%s %s with a posts:read token: %d %q, want 403 naming account:manage", c.method, c.path, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+	}
+	if resp, _ := in.do(t, "POST", "/auth/logout", "", "Authorization", tok); resp.StatusCode != 204 {
+		t.Errorf("the token's own logout: %d, want 204", resp.StatusCode)
+	}
+	full := login(t, in, "user@example.com", "user-password")
+	if resp, _ := in.do(t, "GET", "/auth/sessions", "", "Authorization", "Bearer "+full); resp.StatusCode != 200 {
+		t.Errorf("a login's token lists sessions: %d, want 200", resp.StatusCode)
+	}
+}

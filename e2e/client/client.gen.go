@@ -694,6 +694,8 @@ type ClientInterface interface {
 
 	// LogoutAll Revoke every token and session issued to the caller before now.
 	//
+	// Needs account:manage, which a token granted narrower scopes (posts:read alone, say) lacks.
+	//
 	// Corresponds with POST /auth/logout-all (the `LogoutAll` operationId).
 	LogoutAll(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -741,10 +743,14 @@ type ClientInterface interface {
 
 	// ListSessions The caller's live sessions (one per login).
 	//
+	// Needs account:manage, which a token granted narrower scopes (posts:read alone, say) lacks.
+	//
 	// Corresponds with GET /auth/sessions (the `ListSessions` operationId).
 	ListSessions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteSession End one of the caller's sessions.
+	//
+	// Needs account:manage, which a token granted narrower scopes (posts:read alone, say) lacks.
 	//
 	// Corresponds with DELETE /auth/sessions/{id} (the `DeleteSession` operationId).
 	DeleteSession(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1030,6 +1036,8 @@ func (c *Client) Logout(ctx context.Context, reqEditors ...RequestEditorFn) (*ht
 
 // LogoutAll Revoke every token and session issued to the caller before now.
 //
+// Needs account:manage, which a token granted narrower scopes (posts:read alone, say) lacks.
+//
 // Corresponds with POST /auth/logout-all (the `LogoutAll` operationId).
 func (c *Client) LogoutAll(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewLogoutAllRequest(c.Server)
@@ -1147,6 +1155,8 @@ func (c *Client) CreateSession(ctx context.Context, body CreateSessionJSONReques
 
 // ListSessions The caller's live sessions (one per login).
 //
+// Needs account:manage, which a token granted narrower scopes (posts:read alone, say) lacks.
+//
 // Corresponds with GET /auth/sessions (the `ListSessions` operationId).
 func (c *Client) ListSessions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListSessionsRequest(c.Server)
@@ -1161,6 +1171,8 @@ func (c *Client) ListSessions(ctx context.Context, reqEditors ...RequestEditorFn
 }
 
 // DeleteSession End one of the caller's sessions.
+//
+// Needs account:manage, which a token granted narrower scopes (posts:read alone, say) lacks.
 //
 // Corresponds with DELETE /auth/sessions/{id} (the `DeleteSession` operationId).
 func (c *Client) DeleteSession(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2364,6 +2376,8 @@ type ClientWithResponsesInterface interface {
 
 	// LogoutAllWithResponse Revoke every token and session issued to the caller before now.
 	//
+	// Needs account:manage, which a token granted narrower scopes (posts:read alone, say) lacks.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /auth/logout-all (the `LogoutAll` operationId).
@@ -2413,12 +2427,16 @@ type ClientWithResponsesInterface interface {
 
 	// ListSessionsWithResponse The caller's live sessions (one per login).
 	//
+	// Needs account:manage, which a token granted narrower scopes (posts:read alone, say) lacks.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /auth/sessions (the `ListSessions` operationId).
 	ListSessionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListSessionsResponse, error)
 
 	// DeleteSessionWithResponse End one of the caller's sessions.
+	//
+	// Needs account:manage, which a token granted narrower scopes (posts:read alone, say) lacks.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4982,6 +5000,8 @@ func (c *ClientWithResponses) LogoutWithResponse(ctx context.Context, reqEditors
 
 // LogoutAllWithResponse Revoke every token and session issued to the caller before now.
 //
+// Needs account:manage, which a token granted narrower scopes (posts:read alone, say) lacks.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /auth/logout-all (the `LogoutAll` operationId).
@@ -5073,6 +5093,8 @@ func (c *ClientWithResponses) CreateSessionWithResponse(ctx context.Context, bod
 
 // ListSessionsWithResponse The caller's live sessions (one per login).
 //
+// Needs account:manage, which a token granted narrower scopes (posts:read alone, say) lacks.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /auth/sessions (the `ListSessions` operationId).
@@ -5085,6 +5107,8 @@ func (c *ClientWithResponses) ListSessionsWithResponse(ctx context.Context, reqE
 }
 
 // DeleteSessionWithResponse End one of the caller's sessions.
+//
+// Needs account:manage, which a token granted narrower scopes (posts:read alone, say) lacks.
 //
 // Returns a wrapper object for the known response body format(s).
 //
