@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
 	"gopkg.in/yaml.v3"
 )
 
@@ -227,10 +226,8 @@ func LoadUsers(path string, roles map[string][]string) ([]SeedUser, error) {
 		case roles[u.Role] == nil:
 			return nil, fmt.Errorf("%s (%s): role %q is not declared in the spec's x-roles", where, u.Email, u.Role)
 		}
-		if u.PasswordHash != "" {
-			if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
-				return nil, fmt.Errorf("%s (%s): password_hash is not a bcrypt hash", where, u.Email)
-			}
+		if u.PasswordHash != "" && !validHash(u.PasswordHash) {
+			return nil, fmt.Errorf("%s (%s): password_hash is not an argon2id or bcrypt hash", where, u.Email)
 		}
 		seen[normEmail(u.Email)] = true
 	}

@@ -67,7 +67,8 @@ func unauthorized(code, detail string) gen.UnauthorizedApplicationProblemPlusJSO
 func caller(ctx context.Context) *security.Principal { return security.FromContext(ctx) }
 
 // checkPassword returns the user when email and password match an enabled
-// account. It spends a bcrypt comparison whether or not the email exists.
+// account. It spends a password check whether or not the email exists. A
+// hash of older parameters (or a bcrypt one) is replaced on success.
 // A database that cannot answer is an error wrapping
 // security.ErrUnavailable (503), never a wrong password.
 func (a *App) checkPassword(ctx context.Context, email, password string) (*User, error) {
@@ -78,12 +79,19 @@ func (a *App) checkPassword(ctx context.Context, email, password string) (*User,
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
-	ok, err := a.passwords.match(ctx, hash, password)
+	ok, rehash, err := a.passwords.match(ctx, hash, password)
 	if err != nil {
 		return nil, err
 	}
 	if !ok || u.Disabled {
 		return nil, security.ErrInvalid
+	}
+	if rehash {
+		if h, err := a.passwords.hash(ctx, password); err == nil {
+			if err := a.repo.SetPassword(ctx, u.ID, h); err != nil {
+				a.log.Warn("upgrading a password hash failed; it stays as it was", "subject", u.ID, "err", err)
+			}
+		}
 	}
 	if a.passwordChecked != nil {
 		a.passwordChecked(ctx, u)

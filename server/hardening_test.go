@@ -11,8 +11,11 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/specguard/specguard/api"
 	"github.com/specguard/specguard/server"
+	"github.com/specguard/specguard/server/db"
 )
 
 // Regression tests of the white-box review's defects, each through HTTP.
@@ -241,4 +244,42 @@ func TestNarrowTokenManagesAccount(t *testing.T) {
 	if resp, _ := in.do(t, "GET", "/auth/sessions", "", "Authorization", "Bearer "+full); resp.StatusCode != 200 {
 		t.Errorf("a login's token lists sessions: %d, want 200", resp.StatusCode)
 	}
+}
+
+// A password of more than 72 bytes (the spec allows 128 characters) made
+// bcrypt fail and the server answer 500. Passwords are hashed with
+// argon2id, of any length; bcrypt hashes (older accounts, users files) are
+// still checked, and replaced by argon2id at the next login.
+func TestLongPasswordAnswers500(t *testing.T) {
+	bcryptHash, err := bcrypt.GenerateFromPassword([]byte("old-bcrypt-password"), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	users := filepath.Join(t.TempDir(), "users.yaml")
+	if err := os.WriteFile(users, []byte("- email: old@example.com\n  password_hash: '"+string(bcryptHash)+"'\n  role: user\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := start(t, map[string]string{"SPECGUARD_DATA_DIR": dir, "SPECGUARD_USERS_FILE": users})
+	long := strings.Repeat("é", 40) // 80 bytes
+	if resp, m := in.do(t, "POST", "/auth/register", `{"email":"long@example.com","password":"`+long+`"}`); resp.StatusCode != 201 {
+		t.Fatalf("register with an 80-byte password: %d %v", resp.StatusCode, m)
+	}
+	login(t, in, "long@example.com", long)
+	if resp, _ := in.do(t, "POST", "/auth/login", `{"email":"long@example.com","password":"`+long[:len(long)-2]+`"}`); resp.StatusCode != 401 {
+		t.Errorf("a prefix of the long password: %d, want 401", resp.StatusCode)
+	}
+	login(t, in, "old@example.com", "old-bcrypt-password")
+	d, err := db.Open(context.Background(), db.Source{Kind: db.SQLite, DSN: filepath.Join(dir, "specguard.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for email, want := range map[string]string{"long@example.com": "$argon2id$", "old@example.com": "$argon2id$"} {
+		u, err := d.UserByEmail(context.Background(), email)
+		if err != nil || !strings.HasPrefix(u.PasswordHash, want) {
+			t.Errorf("%s is stored as %.12q (%v), want an argon2id hash", email, u.PasswordHash, err)
+		}
+	}
+	login(t, in, "old@example.com", "old-bcrypt-password") // against the new hash
 }

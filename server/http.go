@@ -25,7 +25,11 @@ func NewApp(d *Deps) (*App, error) {
 			cookieName = s.Param
 		}
 	}
-	pw, err := newPasswords(d.BcryptCost)
+	params := d.Argon2
+	if params == (Argon2{}) {
+		params = DefaultArgon2
+	}
+	pw, err := newPasswords(params)
 	if err != nil {
 		return nil, err
 	}

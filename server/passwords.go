@@ -2,29 +2,49 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 
+	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/specguard/specguard/security"
 )
 
-// passwords hashes and checks passwords with bcrypt, on all CPUs but one
-// at a time (one on a single CPU). A password check costs tens of
-// milliseconds of CPU; a burst of logins or registrations running all at
-// once would starve every other request of CPU (their store calls then time
-// out), so the burst queues here instead, bounded by each request's context.
-type passwords struct {
-	cost  int
-	slots chan struct{}
-	dummy []byte // compared against when an account is unknown, so timing does not tell
+// Argon2 are the argon2id parameters passwords are hashed with.
+type Argon2 struct {
+	Memory  uint32 // KiB
+	Time    uint32 // passes
+	Threads uint8
 }
 
-func newPasswords(cost int) (*passwords, error) {
-	p := &passwords{cost: cost, slots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1))}
+// DefaultArgon2 is OWASP's first recommendation for argon2id: 19 MiB, two
+// passes, one thread.
+var DefaultArgon2 = Argon2{Memory: 19 * 1024, Time: 2, Threads: 1}
+
+// passwords hashes passwords with argon2id (any length: bcrypt refuses
+// more than 72 bytes, which the spec allows), checks them against argon2id
+// or bcrypt hashes, and says when a hash should be replaced by one of the
+// current parameters. It runs on all CPUs but one at a time (one on a
+// single CPU): a password check costs tens of milliseconds of CPU, and a
+// burst of logins or registrations running all at once would starve every
+// other request (their store calls then time out), so the burst queues
+// here instead, bounded by each request's context.
+type passwords struct {
+	params Argon2
+	slots  chan struct{}
+	dummy  string // checked when an account is unknown, so timing does not tell
+}
+
+func newPasswords(params Argon2) (*passwords, error) {
+	p := &passwords{params: params, slots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1))}
 	var err error
-	p.dummy, err = bcrypt.GenerateFromPassword([]byte("specguard timing equaliser"), cost)
+	p.dummy, err = p.encode("specguard timing equaliser")
 	return p, err
 }
 
@@ -39,26 +59,86 @@ func (p *passwords) acquire(ctx context.Context) error {
 	}
 }
 
-// hash returns the bcrypt hash of password.
+// hash returns the argon2id hash of password, in the PHC string format.
 func (p *passwords) hash(ctx context.Context, password string) (string, error) {
 	if err := p.acquire(ctx); err != nil {
 		return "", err
 	}
 	defer func() { <-p.slots }()
-	h, err := bcrypt.GenerateFromPassword([]byte(password), p.cost)
-	return string(h), err
+	return p.encode(password)
 }
 
-// match reports whether password matches hash; an empty hash (no such
-// account) is compared against a dummy, costing the same time.
-func (p *passwords) match(ctx context.Context, hash, password string) (bool, error) {
+func (p *passwords) encode(password string) (string, error) {
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return "", err
+	}
+	key := argon2.IDKey([]byte(password), salt, p.params.Time, p.params.Memory, p.params.Threads, 32)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.params.Memory, p.params.Time, p.params.Threads,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
+}
+
+// match reports whether password matches hash (argon2id or bcrypt), and
+// whether hash should be replaced by a hash of the current parameters. An
+// empty hash (no such account) is compared against a dummy, costing the
+// same time.
+func (p *passwords) match(ctx context.Context, hash, password string) (ok, rehash bool, err error) {
 	if err := p.acquire(ctx); err != nil {
-		return false, err
+		return false, false, err
 	}
 	defer func() { <-p.slots }()
 	if hash == "" {
-		_ = bcrypt.CompareHashAndPassword(p.dummy, []byte(password))
-		return false, nil
+		_, _ = p.check(p.dummy, password)
+		return false, false, nil
 	}
-	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil, nil
+	ok, rehash = p.check(hash, password)
+	return ok, rehash, nil
+}
+
+func (p *passwords) check(hash, password string) (ok, rehash bool) {
+	if strings.HasPrefix(hash, "$argon2id$") {
+		params, salt, key, err := decodeArgon2(hash)
+		if err != nil {
+			return false, false
+		}
+		got := argon2.IDKey([]byte(password), salt, params.Time, params.Memory, params.Threads, uint32(len(key)))
+		return subtle.ConstantTimeCompare(got, key) == 1, params != p.params
+	}
+	// bcrypt: hashes made before argon2id, or given in a users file. A
+	// password of more than 72 bytes never matches one (bcrypt refuses it).
+	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil, true
+}
+
+// errHash: a password hash that is neither argon2id nor bcrypt.
+var errHash = errors.New("not an argon2id or bcrypt hash")
+
+func decodeArgon2(hash string) (Argon2, []byte, []byte, error) {
+	var params Argon2
+	parts := strings.Split(hash, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" || parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
+		return params, nil, nil, errHash
+	}
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &params.Memory, &params.Time, &params.Threads); err != nil ||
+		params.Memory < 8 || params.Memory > 4<<20 || params.Time < 1 || params.Time > 100 || params.Threads < 1 {
+		return params, nil, nil, errHash
+	}
+	salt, err := base64.RawStdEncoding.DecodeString(parts[4])
+	if err != nil || len(salt) < 8 {
+		return params, nil, nil, errHash
+	}
+	key, err := base64.RawStdEncoding.DecodeString(parts[5])
+	if err != nil || len(key) < 16 || len(key) > 64 {
+		return params, nil, nil, errHash
+	}
+	return params, salt, key, nil
+}
+
+// validHash reports whether hash is a password hash specguard can check.
+func validHash(hash string) bool {
+	if strings.HasPrefix(hash, "$argon2id$") {
+		_, _, _, err := decodeArgon2(hash)
+		return err == nil
+	}
+	_, err := bcrypt.Cost([]byte(hash))
+	return err == nil
 }

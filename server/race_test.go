@@ -26,7 +26,7 @@ import (
 // is refused at its first use.
 func TestDisableWhilePasswordIsChecked(t *testing.T) {
 	d := testDeps(t, map[string]string{"SPECGUARD_DATA_DIR": t.TempDir()})
-	d.BcryptCost = 4
+	d.Argon2 = Argon2{Memory: 1024, Time: 1, Threads: 1}
 	var disable func(ctx context.Context, id string)
 	d.passwordChecked = func(ctx context.Context, u *User) {
 		if disable != nil {
@@ -165,7 +165,7 @@ func TestFailedCommitIsNeverEnforced(t *testing.T) {
 	instance := func() (*Deps, http.Handler, *failingCommits) {
 		d := testDeps(t, map[string]string{"SPECGUARD_DATA_DIR": dir, "SPECGUARD_REDIS_URL": redisURL, "SPECGUARD_SIGNING_KEY_FILE": key})
 		repo := &failingCommits{Repository: d.Repo}
-		d.Repo, d.BcryptCost = repo, 4
+		d.Repo, d.Argon2 = repo, Argon2{Memory: 1024, Time: 1, Threads: 1}
 		h, err := NewHandler(d)
 		if err != nil {
 			t.Fatal(err)

@@ -19,8 +19,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/specguard/specguard/api"
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
@@ -149,8 +147,10 @@ type Deps struct {
 	Log        *slog.Logger
 	// LogRequests writes one Log line per request.
 	LogRequests bool
-	BcryptCost  int
-	Timeout     time.Duration
+	// Argon2 are the parameters passwords are hashed with
+	// (DefaultArgon2 when zero).
+	Argon2  Argon2
+	Timeout time.Duration
 	// Ready reports each store's health for /readyz.
 	Ready func(ctx context.Context) map[string]error
 	// Docs, when set, serves /docs and everything under it, outside the
@@ -207,7 +207,7 @@ func buildDeps(ctx context.Context, cfg *Config, table *policy.Table, log *slog.
 		return nil, fmt.Errorf("SPECGUARD_TRUSTED_PROXIES: %v", err)
 	}
 	d := &Deps{Table: table, ClientIP: clientIP, IPv6Prefix: cfg.IPv6Prefix, Log: log, LogRequests: cfg.LogRequests,
-		BcryptCost: bcrypt.DefaultCost, Timeout: cfg.StoreTimeout}
+		Argon2: DefaultArgon2, Timeout: cfg.StoreTimeout}
 	defer func() {
 		if err != nil {
 			d.Close()
@@ -300,7 +300,7 @@ func buildDeps(ctx context.Context, cfg *Config, table *policy.Table, log *slog.
 	} else {
 		log.Warn("no SPECGUARD_USERS_FILE: seeding the demo users (development only)")
 	}
-	if err := seedUsers(ctx, d.Repo, users, d.BcryptCost, table, log); err != nil {
+	if err := seedUsers(ctx, d.Repo, users, d.Argon2, table, log); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -309,7 +309,11 @@ func buildDeps(ctx context.Context, cfg *Config, table *policy.Table, log *slog.
 // seedUsers creates the accounts of users that do not exist yet. An
 // account that exists is left as it is: the database, not the file, is
 // the truth once it holds the account.
-func seedUsers(ctx context.Context, repo Repository, users []SeedUser, cost int, table *policy.Table, log *slog.Logger) error {
+func seedUsers(ctx context.Context, repo Repository, users []SeedUser, params Argon2, table *policy.Table, log *slog.Logger) error {
+	pw, err := newPasswords(params)
+	if err != nil {
+		return err
+	}
 	for _, su := range users {
 		if table.RoleScopes(su.Role) == nil {
 			return fmt.Errorf("user %s: role %q is not declared in the spec's x-roles", su.Email, su.Role)
@@ -321,11 +325,9 @@ func seedUsers(ctx context.Context, repo Repository, users []SeedUser, cost int,
 		}
 		hash := su.PasswordHash
 		if su.Password != "" {
-			h, err := bcrypt.GenerateFromPassword([]byte(su.Password), cost)
-			if err != nil {
+			if hash, err = pw.encode(su.Password); err != nil {
 				return fmt.Errorf("user %s: %v", su.Email, err)
 			}
-			hash = string(h)
 		}
 		created, err := repo.EnsureUser(ctx, &User{ID: seedID(su.Email), Email: su.Email, Role: su.Role, PasswordHash: hash})
 		if err != nil {

@@ -32,6 +32,8 @@ type Repository interface {
 	// UpdateUser changes account id in a transaction that runs publish
 	// before it commits (see db.DB.UpdateUser).
 	UpdateUser(ctx context.Context, id string, change func(*User) error, publish func(*User) error) (*User, error)
+	// SetPassword replaces the password hash of account id.
+	SetPassword(ctx context.Context, id, hash string) error
 
 	CreatePost(ctx context.Context, p *Post) error
 	Post(ctx context.Context, id string) (*Post, error)

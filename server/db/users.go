@@ -143,3 +143,8 @@ func (d *DB) UpdateUser(ctx context.Context, id string, change func(*User) error
 	}
 	return u, nil
 }
+
+// SetPassword replaces the password hash of account id.
+func (d *DB) SetPassword(ctx context.Context, id, hash string) error {
+	return affected(d.exec(ctx, `UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?`, hash, usec(d.now()), id))
+}
