@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -147,9 +146,7 @@ func newAccountFleet(t *testing.T, store security.Store, ls limits.Store, trips 
 		if in.tokens, err = security.NewTokenService(testIssuer, testAudience, signing, store, security.WithAccounts(in.accounts)); err != nil {
 			t.Fatal(err)
 		}
-		if in.sessions, err = security.NewSessionService(store, []byte(strings.Repeat("k", 32)), table.RoleScopes, security.WithSessionAccounts(in.accounts)); err != nil {
-			t.Fatal(err)
-		}
+		in.sessions = security.NewSessionService(store, table.RoleScopes, security.WithSessionAccounts(in.accounts))
 		in.keys = security.NewAPIKeyService(store, f.records, security.WithKeyAccounts(in.accounts))
 		r := chi.NewRouter()
 		for _, op := range table.Operations() {
@@ -353,10 +350,7 @@ func TestMintRacingDisable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sessions, err := security.NewSessionService(racing, []byte(strings.Repeat("k", 32)), f.table.RoleScopes, security.WithSessionAccounts(in.accounts))
-		if err != nil {
-			t.Fatal(err)
-		}
+		sessions := security.NewSessionService(racing, f.table.RoleScopes, security.WithSessionAccounts(in.accounts))
 		keys := security.NewAPIKeyService(racing, f.records, security.WithKeyAccounts(in.accounts))
 		ctx := context.Background()
 		checks := map[string]func() error{

@@ -126,11 +126,7 @@ const fuzzSessionCookieName = "__Host-fuzz-session"
 func FuzzSessionCookie(f *testing.F) {
 	ctx := context.Background()
 	store := security.NewMemoryStore(nil)
-	sessions, err := security.NewSessionService(store, []byte(strings.Repeat("k", 32)),
-		func(string) []string { return []string{"a:read"} })
-	if err != nil {
-		f.Fatal(err)
-	}
+	sessions := security.NewSessionService(store, func(string) []string { return []string{"a:read"} })
 	ns, err := sessions.Create(ctx, "alice", "reader", "fuzz")
 	if err != nil {
 		f.Fatal(err)

@@ -212,13 +212,7 @@ func newEnv(tb testing.TB) *env {
 	if e.table, err = policy.Compile("test.yaml", []byte(testSpec)); err != nil {
 		tb.Fatalf("Compile: %v", err)
 	}
-	csrfKey, err := e.signing.Derive("csrf")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if e.sessions, err = security.NewSessionService(store, csrfKey, e.table.RoleScopes); err != nil {
-		tb.Fatal(err)
-	}
+	e.sessions = security.NewSessionService(store, e.table.RoleScopes)
 	e.keys = security.NewAPIKeyService(store, security.NewMemoryKeyRecords(e.clock.Now), security.WithKeyClock(e.clock.Now))
 
 	e.router = chi.NewRouter()

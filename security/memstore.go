@@ -251,7 +251,7 @@ func (m *MemoryStore) CreateSession(_ context.Context, s *Session) error {
 	m.sweep(now)
 	s.Created, s.LastUsed = now, now
 	c := *s
-	c.SecretHash = slices.Clone(s.SecretHash)
+	c.SecretHash, c.CSRFHash = slices.Clone(s.SecretHash), slices.Clone(s.CSRFHash)
 	m.sessions[s.ID] = &c
 	return nil
 }

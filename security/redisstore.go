@@ -414,7 +414,7 @@ func (s *RedisStore) RevokeSubject(ctx context.Context, subject string) error {
 
 func (s *RedisStore) CreateSession(ctx context.Context, sess *Session) error {
 	now, err := s.create(ctx, s.sesKey(sess.Subject, sess.ID), s.sessKey(sess.Subject), sess.ID, sess.Expires,
-		"e", usec(sess.Expires), "h", string(sess.SecretHash), "role", sess.Role, "d", sess.Device, "v", sess.AccountVersion)
+		"e", usec(sess.Expires), "h", string(sess.SecretHash), "x", string(sess.CSRFHash), "role", sess.Role, "d", sess.Device, "v", sess.AccountVersion)
 	if err != nil {
 		return err
 	}
@@ -436,7 +436,7 @@ func (s *RedisStore) Session(ctx context.Context, subject, id string) (*Session,
 
 func sessionFrom(subject, id string, m map[string]string) *Session {
 	v, _ := toInt(m["v"])
-	return &Session{ID: id, Subject: subject, Role: m["role"], Device: m["d"], SecretHash: []byte(m["h"]), AccountVersion: v,
+	return &Session{ID: id, Subject: subject, Role: m["role"], Device: m["d"], SecretHash: []byte(m["h"]), CSRFHash: []byte(m["x"]), AccountVersion: v,
 		Created: fromUsec(m["c"]), LastUsed: fromUsec(m["l"]), Expires: fromUsec(m["e"])}
 }
 

@@ -2,7 +2,6 @@ package security
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -31,7 +30,6 @@ const (
 type SessionService struct {
 	store    Store
 	ttl      time.Duration
-	csrfKey  []byte
 	origins  []string // allowed Origin values; the request's own host when empty
 	scopes   func(role string) []string
 	accounts *Accounts
@@ -65,18 +63,16 @@ func WithSessionClock(now func() time.Time) SessionOption {
 	return func(s *SessionService) { s.now = now }
 }
 
-// NewSessionService returns a session service. csrfKey (at least 32 bytes)
-// signs CSRF tokens; scopes maps a role to the scopes a session of that role holds.
-func NewSessionService(store Store, csrfKey []byte, scopes func(role string) []string, opts ...SessionOption) (*SessionService, error) {
-	if len(csrfKey) < 32 {
-		return nil, fmt.Errorf("session service: CSRF key of %d bytes; at least 32 are required", len(csrfKey))
-	}
-	s := &SessionService{store: store, ttl: 12 * time.Hour, csrfKey: csrfKey, scopes: scopes, now: time.Now,
+// NewSessionService returns a session service; scopes maps a role to the
+// scopes a session of that role holds. Each session has a CSRF token of its
+// own, random, kept hashed with the session: no key to configure or rotate.
+func NewSessionService(store Store, scopes func(role string) []string, opts ...SessionOption) *SessionService {
+	s := &SessionService{store: store, ttl: 12 * time.Hour, scopes: scopes, now: time.Now,
 		cache: newBoundedCache[*Session](10000)}
 	for _, opt := range opts {
 		opt(s)
 	}
-	return s, nil
+	return s
 }
 
 // NewSession is what a browser login returns: the cookie value (shown to
@@ -130,34 +126,29 @@ func isID(s string) bool {
 // Create starts a session for subject. Each login makes a new id, so a
 // session id planted before login is never promoted (no fixation).
 func (s *SessionService) Create(ctx context.Context, subject, role, device string) (*NewSession, error) {
-	secret := make([]byte, 32)
+	secret, csrf := make([]byte, 32), make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	if _, err := rand.Read(csrf); err != nil {
 		return nil, err
 	}
 	version, err := s.accounts.mintVersion(ctx, subject)
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(secret)
-	sess := &Session{ID: NewID(), Subject: subject, Role: role, Device: device, SecretHash: sum[:], AccountVersion: version,
-		Expires: s.now().Add(s.ttl)}
+	token := base64.RawURLEncoding.EncodeToString(csrf)
+	sum, csrfSum := sha256.Sum256(secret), sha256.Sum256([]byte(token))
+	sess := &Session{ID: NewID(), Subject: subject, Role: role, Device: device, SecretHash: sum[:], CSRFHash: csrfSum[:],
+		AccountVersion: version, Expires: s.now().Add(s.ttl)}
 	if err := s.store.CreateSession(ctx, sess); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return &NewSession{
 		Cookie:  subject + "." + sess.ID + "." + base64.RawURLEncoding.EncodeToString(secret),
-		CSRF:    s.csrfToken(sess.ID),
+		CSRF:    token,
 		Session: sess,
 	}, nil
-}
-
-// csrfToken is HMAC-SHA256(key, session id): signed, bound to the session,
-// and unknowable to a cross-site attacker who cannot read the cookie.
-func (s *SessionService) csrfToken(sessionID string) string {
-	m := hmac.New(sha256.New, s.csrfKey)
-	m.Write([]byte("csrf\x00"))
-	m.Write([]byte(sessionID))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
 // Cookies returns the session cookie (named name, from the spec) and the
@@ -221,7 +212,7 @@ func (s *SessionService) authenticate(ctx context.Context, r *http.Request, sche
 		return nil, nil, err
 	}
 	if !safeMethod(r.Method) {
-		if err := s.checkCSRF(r, sess.ID); err != nil {
+		if err := s.checkCSRF(r, sess); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -266,8 +257,10 @@ func safeMethod(m string) bool {
 }
 
 // checkCSRF demands a same-origin request (Sec-Fetch-Site, Origin) and the
-// signed double-submit token in both the header and the CSRF cookie.
-func (s *SessionService) checkCSRF(r *http.Request, sessionID string) error {
+// session's own token (random, kept hashed with the session: unknowable to
+// a cross-site attacker, and independent of any signing key) in both the
+// header and the CSRF cookie.
+func (s *SessionService) checkCSRF(r *http.Request, sess *Session) error {
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
 		return fmt.Errorf("%w: cross-site request (Sec-Fetch-Site: %s)", ErrCSRF, quoteSafe(site))
 	}
@@ -282,7 +275,8 @@ func (s *SessionService) checkCSRF(r *http.Request, sessionID string) error {
 	if err != nil || subtle.ConstantTimeCompare([]byte(cookie.Value), []byte(header)) != 1 {
 		return fmt.Errorf("%w: the %s header does not match the %s cookie", ErrCSRF, CSRFHeader, CSRFCookie)
 	}
-	if subtle.ConstantTimeCompare([]byte(header), []byte(s.csrfToken(sessionID))) != 1 {
+	sum := sha256.Sum256([]byte(header))
+	if len(sess.CSRFHash) == 0 || subtle.ConstantTimeCompare(sum[:], sess.CSRFHash) != 1 {
 		return fmt.Errorf("%w: the CSRF token does not belong to this session", ErrCSRF)
 	}
 	return nil

@@ -186,11 +186,3 @@ func TestSessionCookies(t *testing.T) {
 		ok200.check(t, e.do(t, http.MethodGet, "/account", "", func(r *http.Request) { r.AddCookie(byName[sessionCookie]) }))
 	})
 }
-
-func TestNewSessionServiceRefusesShortCSRFKey(t *testing.T) {
-	for _, n := range []int{0, 16, 31} {
-		if _, err := security.NewSessionService(security.NewMemoryStore(nil), make([]byte, n), nil); err == nil {
-			t.Errorf("a CSRF key of %d bytes was accepted", n)
-		}
-	}
-}

@@ -44,6 +44,7 @@ type Session struct {
 	Role           string // at login: the session holds at most this role's scopes
 	Device         string
 	SecretHash     []byte // SHA-256 of the secret
+	CSRFHash       []byte // SHA-256 of the session's CSRF token
 	AccountVersion int64  // the account's version at login (0: no account state)
 	Created        time.Time
 	LastUsed       time.Time

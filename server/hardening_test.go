@@ -14,6 +14,8 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/specguard/specguard/api"
+	"github.com/specguard/specguard/e2e/redistest"
+	"github.com/specguard/specguard/internal/keytest"
 	"github.com/specguard/specguard/server"
 	"github.com/specguard/specguard/server/db"
 )
@@ -282,4 +284,33 @@ func TestLongPasswordAnswers500(t *testing.T) {
 		}
 	}
 	login(t, in, "old@example.com", "old-bcrypt-password") // against the new hash
+}
+
+// The CSRF key was derived from the signing key: rotating the signing key
+// broke every session's CSRF token, with no way back but a new login. Each
+// session now has a random CSRF token of its own, kept (hashed) with it.
+func TestCSRFKeyFollowsSigningKey(t *testing.T) {
+	redisURL, dir := redistest.Start(t).URL, t.TempDir()
+	a := start(t, map[string]string{"SPECGUARD_REDIS_URL": redisURL, "SPECGUARD_DATA_DIR": dir, "SPECGUARD_SIGNING_KEY_FILE": keytest.File(t)})
+	resp, m := a.do(t, "POST", "/auth/session", `{"email":"user@example.com","password":"user-password"}`)
+	if resp.StatusCode != 201 {
+		t.Fatalf("session: %d %v", resp.StatusCode, m)
+	}
+	var cookies []string
+	for _, c := range resp.Cookies() {
+		cookies = append(cookies, c.Name+"="+c.Value)
+	}
+	write := func(in *instance) int {
+		resp, _ := in.do(t, "POST", "/posts", `{"title":"t","body":"b"}`, "Cookie", strings.Join(cookies, "; "), "X-CSRF-Token", m["csrf_token"].(string))
+		return resp.StatusCode
+	}
+	if got := write(a); got != 201 {
+		t.Fatalf("cookie write with CSRF: %d", got)
+	}
+	a.stop(t)
+	// The operator rotates the signing key.
+	b := start(t, map[string]string{"SPECGUARD_REDIS_URL": redisURL, "SPECGUARD_DATA_DIR": dir, "SPECGUARD_SIGNING_KEY_FILE": keytest.File(t)})
+	if got := write(b); got != 201 {
+		t.Errorf("the same session's write after a signing-key rotation: %d, want 201", got)
+	}
 }

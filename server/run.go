@@ -278,18 +278,11 @@ func buildDeps(ctx context.Context, cfg *Config, table *policy.Table, log *slog.
 	if err != nil {
 		return nil, err
 	}
-	csrfKey, err := signing.Derive("csrf")
-	if err != nil {
-		return nil, err
-	}
 	sessOpts := []security.SessionOption{security.WithSessionTTL(cfg.SessionTTL), security.WithSessionAccounts(d.Accounts), security.WithSessionClock(now)}
 	if len(cfg.AllowedOrigins) > 0 {
 		sessOpts = append(sessOpts, security.WithAllowedOrigins(cfg.AllowedOrigins...))
 	}
-	d.Sessions, err = security.NewSessionService(d.Store, csrfKey, table.RoleScopes, sessOpts...)
-	if err != nil {
-		return nil, err
-	}
+	d.Sessions = security.NewSessionService(d.Store, table.RoleScopes, sessOpts...)
 	d.Keys = security.NewAPIKeyService(d.Store, d.DB, security.WithKeyAccounts(d.Accounts), security.WithKeyClock(now))
 
 	users := DemoUsers
