@@ -313,9 +313,9 @@ func (s *racingStore) fire() {
 	}
 }
 
-func (s *racingStore) CreateFamily(ctx context.Context, f *security.Family) error {
+func (s *racingStore) CreateFamily(ctx context.Context, f *security.Family, max int) error {
 	s.fire()
-	return s.Store.CreateFamily(ctx, f)
+	return s.Store.CreateFamily(ctx, f, max)
 }
 
 func (s *racingStore) RotateFamily(ctx context.Context, subject, id, presented, nextRefresh, nextAccess string) error {
@@ -323,9 +323,9 @@ func (s *racingStore) RotateFamily(ctx context.Context, subject, id, presented, 
 	return s.Store.RotateFamily(ctx, subject, id, presented, nextRefresh, nextAccess)
 }
 
-func (s *racingStore) CreateSession(ctx context.Context, sess *security.Session) error {
+func (s *racingStore) CreateSession(ctx context.Context, sess *security.Session, max int) error {
 	s.fire()
-	return s.Store.CreateSession(ctx, sess)
+	return s.Store.CreateSession(ctx, sess, max)
 }
 
 func (s *racingStore) MarkKey(ctx context.Context, k *security.APIKey, ifAbsent bool) (bool, error) {

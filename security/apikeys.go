@@ -27,8 +27,9 @@ const prefixLen = len(APIKeyPrefix) + 8
 // must outlive any process and any loss of the Store, which holds only a
 // mark per live key.
 type KeyRecords interface {
-	// CreateAPIKey stores k.
-	CreateAPIKey(ctx context.Context, k *APIKey) error
+	// CreateAPIKey stores k, unless max > 0 and k's subject holds max live
+	// keys already: then it stores nothing and returns ErrTooMany.
+	CreateAPIKey(ctx context.Context, k *APIKey, max int) error
 	// APIKey returns key id, revoked and expired ones included, or ErrNotFound.
 	APIKey(ctx context.Context, id string) (*APIKey, error)
 	// APIKeys lists subject's live keys, newest first.
@@ -51,6 +52,7 @@ type APIKeyService struct {
 	store    Store
 	records  KeyRecords
 	accounts *Accounts
+	max      int
 	ttl      time.Duration
 	now      func() time.Time
 	cache    *boundedCache[*cachedKey]
@@ -75,6 +77,10 @@ func WithKeyTTL(d time.Duration) APIKeyOption { return func(s *APIKeyService) { 
 // WithAccounts): a disabled account's keys are refused, and a key holds the
 // scopes it was made with that the owner's current role still grants.
 func WithKeyAccounts(a *Accounts) APIKeyOption { return func(s *APIKeyService) { s.accounts = a } }
+
+// WithMaxKeys caps the live API keys of one account: a key past it fails
+// with ErrTooMany. Unlimited when absent.
+func WithMaxKeys(n int) APIKeyOption { return func(s *APIKeyService) { s.max = n } }
 
 // WithKeyClock sets the clock (time.Now when absent).
 func WithKeyClock(now func() time.Time) APIKeyOption { return func(s *APIKeyService) { s.now = now } }
@@ -118,7 +124,7 @@ func (s *APIKeyService) Create(ctx context.Context, subject, name string, scopes
 	if _, err := s.store.MarkKey(ctx, k, false); err != nil {
 		return "", nil, unavailable(err)
 	}
-	if err := s.records.CreateAPIKey(ctx, k); err != nil {
+	if err := s.records.CreateAPIKey(ctx, k, s.max); err != nil {
 		return "", nil, unavailable(err)
 	}
 	return full, k, nil
@@ -163,8 +169,10 @@ func (s *APIKeyService) RevokeAll(ctx context.Context, subject string) error {
 	return nil
 }
 
+// unavailable wraps a store's or the records' failure in ErrUnavailable,
+// unless it already says what went wrong.
 func unavailable(err error) error {
-	if errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalid) {
+	if errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalid) || errors.Is(err, ErrTooMany) {
 		return err
 	}
 	return fmt.Errorf("%w: %v", ErrUnavailable, err)

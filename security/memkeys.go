@@ -33,9 +33,20 @@ func cloneKey(k APIKey) APIKey {
 	return k
 }
 
-func (m *MemoryKeyRecords) CreateAPIKey(_ context.Context, k *APIKey) error {
+func (m *MemoryKeyRecords) CreateAPIKey(_ context.Context, k *APIKey, max int) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if max > 0 {
+		n, now := 0, m.now()
+		for _, o := range m.keys {
+			if o.Subject == k.Subject && o.Revoked.IsZero() && now.Before(o.Expires) {
+				n++
+			}
+		}
+		if n >= max {
+			return ErrTooMany
+		}
+	}
 	m.keys[k.ID] = cloneKey(*k)
 	return nil
 }

@@ -17,8 +17,18 @@ type MemoryStore struct {
 	sessions map[string]*Session
 	marks    map[string]*keyMark
 	accounts map[string]heldAccount
-	writes   int
+	// owned indexes every record by subject, so that listing or ending one
+	// subject's records costs what that subject holds, whatever the others do.
+	owned     map[string]*owned
+	lastSweep time.Time
 }
+
+// owned are the ids of one subject's records.
+type owned struct {
+	families, sessions, marks map[string]struct{}
+}
+
+func (o *owned) empty() bool { return len(o.families)+len(o.sessions)+len(o.marks) == 0 }
 
 // heldAccount is an account's state and when the store forgets it.
 type heldAccount struct {
@@ -49,29 +59,76 @@ func NewMemoryStore(now func() time.Time) *MemoryStore {
 		sessions: map[string]*Session{},
 		marks:    map[string]*keyMark{},
 		accounts: map[string]heldAccount{},
+		owned:    map[string]*owned{},
 	}
 }
 
-// sweep drops expired records now and then, so memory stays bounded without
-// a background goroutine. Callers hold mu.
+// own returns subject's index, made when absent. Callers hold mu.
+func (m *MemoryStore) own(subject string) *owned {
+	o := m.owned[subject]
+	if o == nil {
+		o = &owned{families: map[string]struct{}{}, sessions: map[string]struct{}{}, marks: map[string]struct{}{}}
+		m.owned[subject] = o
+	}
+	return o
+}
+
+// forget removes id from subject's index of kind. Callers hold mu.
+func (m *MemoryStore) forget(subject string, kind func(*owned) map[string]struct{}, id string) {
+	if o := m.owned[subject]; o != nil {
+		delete(kind(o), id)
+		if o.empty() {
+			delete(m.owned, subject)
+		}
+	}
+}
+
+func families(o *owned) map[string]struct{} { return o.families }
+func sessions(o *owned) map[string]struct{} { return o.sessions }
+func marks(o *owned) map[string]struct{}    { return o.marks }
+
+func (m *MemoryStore) dropFamily(id string) {
+	if f := m.families[id]; f != nil {
+		delete(m.families, id)
+		m.forget(f.Subject, families, id)
+	}
+}
+
+func (m *MemoryStore) dropSession(id string) {
+	if s := m.sessions[id]; s != nil {
+		delete(m.sessions, id)
+		m.forget(s.Subject, sessions, id)
+	}
+}
+
+func (m *MemoryStore) dropMark(id string) {
+	if k := m.marks[id]; k != nil {
+		delete(m.marks, id)
+		m.forget(k.subject, marks, id)
+	}
+}
+
+// sweep drops expired records once a minute at most, so memory stays
+// bounded without a background goroutine and a write costs the same
+// whatever the store holds. Callers hold mu.
 func (m *MemoryStore) sweep(now time.Time) {
-	m.writes++
-	if m.writes%1024 != 0 {
+	if now.Sub(m.lastSweep) < time.Minute {
 		return
 	}
+	m.lastSweep = now
 	for id, f := range m.families {
 		if !now.Before(f.Expires) {
-			delete(m.families, id)
+			m.dropFamily(id)
 		}
 	}
 	for id, s := range m.sessions {
 		if !now.Before(s.Expires) {
-			delete(m.sessions, id)
+			m.dropSession(id)
 		}
 	}
 	for id, k := range m.marks {
 		if !now.Before(k.until) {
-			delete(m.marks, id)
+			m.dropMark(id)
 		}
 	}
 	for sub, a := range m.accounts {
@@ -89,7 +146,7 @@ func (m *MemoryStore) liveFamily(id string, now time.Time) *Family {
 		return nil
 	}
 	if !now.Before(f.Expires) {
-		delete(m.families, id)
+		m.dropFamily(id)
 		return nil
 	}
 	return f
@@ -171,14 +228,33 @@ func (m *MemoryStore) Account(_ context.Context, subject string) (*Account, erro
 	return &a.Account, nil
 }
 
-func (m *MemoryStore) CreateFamily(_ context.Context, f *Family) error {
+// live counts the records of ids that are live at now; expired ones are
+// dropped by drop. Callers hold mu.
+func live(ids map[string]struct{}, now time.Time, expires func(id string) time.Time, drop func(id string)) int {
+	n := 0
+	for id := range ids {
+		if now.Before(expires(id)) {
+			n++
+		} else {
+			drop(id)
+		}
+	}
+	return n
+}
+
+func (m *MemoryStore) CreateFamily(_ context.Context, f *Family, max int) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
 	m.sweep(now)
+	o := m.own(f.Subject)
+	if max > 0 && live(o.families, now, func(id string) time.Time { return m.families[id].Expires }, m.dropFamily) >= max {
+		return ErrTooMany
+	}
 	f.Created, f.LastUsed = now, now
 	c := *f
 	m.families[f.ID] = &c
+	m.own(f.Subject).families[f.ID] = struct{}{}
 	return nil
 }
 
@@ -191,7 +267,7 @@ func (m *MemoryStore) RotateFamily(_ context.Context, subject, id, presented, ne
 		return ErrNotFound
 	}
 	if f.RefreshJTI != presented {
-		delete(m.families, id)
+		m.dropFamily(id)
 		return ErrReused
 	}
 	f.RefreshJTI, f.AccessJTI, f.LastUsed = nextRefresh, nextAccess, now
@@ -205,7 +281,7 @@ func (m *MemoryStore) RevokeFamily(_ context.Context, subject, id string) error 
 	if f == nil || f.Subject != subject {
 		return ErrNotFound
 	}
-	delete(m.families, id)
+	m.dropFamily(id)
 	return nil
 }
 
@@ -214,45 +290,54 @@ func (m *MemoryStore) Families(_ context.Context, subject string) ([]Family, err
 	defer m.mu.Unlock()
 	now := m.now()
 	var out []Family
-	for id, f := range m.families {
-		if f.Subject == subject && m.liveFamily(id, now) != nil {
-			out = append(out, *f)
+	if o := m.owned[subject]; o != nil {
+		for id := range o.families {
+			if f := m.liveFamily(id, now); f != nil {
+				out = append(out, *f)
+			}
 		}
 	}
 	sortNewest(out, func(f Family) time.Time { return f.Created })
 	return out, nil
 }
 
+// RevokeSubject implements Store. It costs what subject holds, whatever
+// other subjects hold. Key revocations are kept.
 func (m *MemoryStore) RevokeSubject(_ context.Context, subject string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for id, f := range m.families {
-		if f.Subject == subject {
-			delete(m.families, id)
-		}
+	o := m.owned[subject]
+	if o == nil {
+		return nil
 	}
-	for id, s := range m.sessions {
-		if s.Subject == subject {
-			delete(m.sessions, id)
-		}
+	for id := range o.families {
+		m.dropFamily(id)
 	}
-	for id, k := range m.marks {
-		if k.subject == subject && !k.revoked {
-			delete(m.marks, id)
+	for id := range o.sessions {
+		m.dropSession(id)
+	}
+	for id := range o.marks {
+		if !m.marks[id].revoked {
+			m.dropMark(id)
 		}
 	}
 	return nil
 }
 
-func (m *MemoryStore) CreateSession(_ context.Context, s *Session) error {
+func (m *MemoryStore) CreateSession(_ context.Context, s *Session, max int) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
 	m.sweep(now)
+	o := m.own(s.Subject)
+	if max > 0 && live(o.sessions, now, func(id string) time.Time { return m.sessions[id].Expires }, m.dropSession) >= max {
+		return ErrTooMany
+	}
 	s.Created, s.LastUsed = now, now
 	c := *s
 	c.SecretHash, c.CSRFHash = slices.Clone(s.SecretHash), slices.Clone(s.CSRFHash)
 	m.sessions[s.ID] = &c
+	m.own(s.Subject).sessions[s.ID] = struct{}{}
 	return nil
 }
 
@@ -262,7 +347,7 @@ func (m *MemoryStore) liveSession(id string, now time.Time) *Session {
 		return nil
 	}
 	if !now.Before(s.Expires) {
-		delete(m.sessions, id)
+		m.dropSession(id)
 		return nil
 	}
 	return s
@@ -286,7 +371,7 @@ func (m *MemoryStore) DeleteSession(_ context.Context, subject, id string) error
 	if s == nil || s.Subject != subject {
 		return ErrNotFound
 	}
-	delete(m.sessions, id)
+	m.dropSession(id)
 	return nil
 }
 
@@ -295,9 +380,11 @@ func (m *MemoryStore) Sessions(_ context.Context, subject string) ([]Session, er
 	defer m.mu.Unlock()
 	now := m.now()
 	var out []Session
-	for id, s := range m.sessions {
-		if s.Subject == subject && m.liveSession(id, now) != nil {
-			out = append(out, *s)
+	if o := m.owned[subject]; o != nil {
+		for id := range o.sessions {
+			if s := m.liveSession(id, now); s != nil {
+				out = append(out, *s)
+			}
 		}
 	}
 	sortNewest(out, func(s Session) time.Time { return s.Created })
@@ -308,15 +395,21 @@ func (m *MemoryStore) Sessions(_ context.Context, subject string) ([]Session, er
 func (m *MemoryStore) MarkKey(_ context.Context, k *APIKey, ifAbsent bool) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.sweep(m.now())
-	if old, exists := m.marks[k.ID]; exists && ifAbsent && m.now().Before(old.until) {
+	now := m.now()
+	m.sweep(now)
+	if old, exists := m.marks[k.ID]; exists && ifAbsent && now.Before(old.until) {
+		return false, nil
+	}
+	if !now.Before(k.Expires) {
 		return false, nil
 	}
 	until := k.Expires
-	if limit := m.now().Add(MarkTTL); limit.Before(until) {
+	if limit := now.Add(MarkTTL); limit.Before(until) {
 		until = limit
 	}
+	m.dropMark(k.ID)
 	m.marks[k.ID] = &keyMark{subject: k.Subject, version: k.AccountVersion, expires: k.Expires, until: until}
+	m.own(k.Subject).marks[k.ID] = struct{}{}
 	return true, nil
 }
 
@@ -328,7 +421,9 @@ func (m *MemoryStore) RevokeKey(_ context.Context, subject, id string, expires t
 	if min := m.now().Add(time.Minute); until.Before(min) {
 		until = min
 	}
+	m.dropMark(id)
 	m.marks[id] = &keyMark{subject: subject, expires: expires, until: until, revoked: true}
+	m.own(subject).marks[id] = struct{}{}
 	return nil
 }
 

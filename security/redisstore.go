@@ -84,8 +84,12 @@ const luaNow = redislua.Now
 
 // A record hash holds fields c (created), l (last used), e (expires), all
 // in microseconds; the index is a sorted set of ids scored by expiry.
+// With ARGV[3] > 0 it refuses (-1) when the index holds that many live ids.
 var createScript = redis.NewScript(luaNow + `
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local max = tonumber(ARGV[3])
+if max > 0 and redis.call('ZCARD', KEYS[2]) >= max then return -1 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('HSET', KEYS[1], 'c', now, 'l', now)
 local exp = tonumber(ARGV[2])
 redis.call('PEXPIREAT', KEYS[1], math.ceil(exp / 1000))
@@ -218,19 +222,22 @@ func wrapRedis(err error) error {
 	return fmt.Errorf("%w: redis: %v", ErrUnavailable, err)
 }
 
-func (s *RedisStore) create(ctx context.Context, key, index, id string, expires time.Time, fields ...any) (time.Time, error) {
+func (s *RedisStore) create(ctx context.Context, key, index, id string, expires time.Time, max int, fields ...any) (time.Time, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	args := append([]any{id, usec(expires)}, fields...)
+	args := append([]any{id, usec(expires), max}, fields...)
 	now, err := createScript.Run(ctx, s.rdb, []string{key, index}, args...).Int64()
 	if err != nil {
 		return time.Time{}, wrapRedis(err)
 	}
+	if now == -1 {
+		return time.Time{}, ErrTooMany
+	}
 	return time.UnixMicro(now), nil
 }
 
-func (s *RedisStore) CreateFamily(ctx context.Context, f *Family) error {
-	now, err := s.create(ctx, s.famKey(f.Subject, f.ID), s.famsKey(f.Subject), f.ID, f.Expires,
+func (s *RedisStore) CreateFamily(ctx context.Context, f *Family, max int) error {
+	now, err := s.create(ctx, s.famKey(f.Subject, f.ID), s.famsKey(f.Subject), f.ID, f.Expires, max,
 		"e", usec(f.Expires), "r", f.RefreshJTI, "a", f.AccessJTI, "d", f.Device, "v", f.AccountVersion)
 	if err != nil {
 		return err
@@ -412,8 +419,8 @@ func (s *RedisStore) RevokeSubject(ctx context.Context, subject string) error {
 	return wrapRedis(err)
 }
 
-func (s *RedisStore) CreateSession(ctx context.Context, sess *Session) error {
-	now, err := s.create(ctx, s.sesKey(sess.Subject, sess.ID), s.sessKey(sess.Subject), sess.ID, sess.Expires,
+func (s *RedisStore) CreateSession(ctx context.Context, sess *Session, max int) error {
+	now, err := s.create(ctx, s.sesKey(sess.Subject, sess.ID), s.sessKey(sess.Subject), sess.ID, sess.Expires, max,
 		"e", usec(sess.Expires), "h", string(sess.SecretHash), "x", string(sess.CSRFHash), "role", sess.Role, "d", sess.Device, "v", sess.AccountVersion)
 	if err != nil {
 		return err

@@ -33,6 +33,7 @@ type SessionService struct {
 	origins  []string // allowed Origin values; the request's own host when empty
 	scopes   func(role string) []string
 	accounts *Accounts
+	max      int
 	now      func() time.Time
 	cache    *boundedCache[*Session] // immutable parts of sessions seen; liveness is checked in the store
 }
@@ -57,6 +58,10 @@ func WithAllowedOrigins(origins ...string) SessionOption {
 func WithSessionAccounts(a *Accounts) SessionOption {
 	return func(s *SessionService) { s.accounts = a }
 }
+
+// WithMaxSessions caps the live browser sessions of one account: a login
+// past it fails with ErrTooMany. Unlimited when absent.
+func WithMaxSessions(n int) SessionOption { return func(s *SessionService) { s.max = n } }
 
 // WithSessionClock sets the clock (time.Now when absent).
 func WithSessionClock(now func() time.Time) SessionOption {
@@ -141,8 +146,8 @@ func (s *SessionService) Create(ctx context.Context, subject, role, device strin
 	sum, csrfSum := sha256.Sum256(secret), sha256.Sum256([]byte(token))
 	sess := &Session{ID: NewID(), Subject: subject, Role: role, Device: device, SecretHash: sum[:], CSRFHash: csrfSum[:],
 		AccountVersion: version, Expires: s.now().Add(s.ttl)}
-	if err := s.store.CreateSession(ctx, sess); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	if err := s.store.CreateSession(ctx, sess, s.max); err != nil {
+		return nil, unavailable(err)
 	}
 	return &NewSession{
 		Cookie:  subject + "." + sess.ID + "." + base64.RawURLEncoding.EncodeToString(secret),

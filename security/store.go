@@ -17,6 +17,9 @@ var (
 	// (the account changed since the caller read it, or the store has no
 	// state for it). Nothing was decided; read the account again and retry.
 	ErrStale = errors.New("account state changed")
+	// ErrTooMany: the subject already holds the most records of this kind
+	// (logins, browser sessions, API keys) allowed.
+	ErrTooMany = errors.New("too many for one account")
 	// ErrUnmarked: the store holds no mark for an API key: it was never
 	// marked, or the store lost it. The key's durable record decides.
 	ErrUnmarked = errors.New("API key not marked in the store")
@@ -144,7 +147,9 @@ type Store interface {
 	Account(ctx context.Context, subject string) (*Account, error)
 
 	// CreateFamily records a new login; it sets Created and LastUsed.
-	CreateFamily(ctx context.Context, f *Family) error
+	// When max > 0 and the subject holds max live logins, it records
+	// nothing and returns ErrTooMany.
+	CreateFamily(ctx context.Context, f *Family, max int) error
 	// RotateFamily spends refresh token presented of subject's family id:
 	// when it is the family's current one it becomes nextRefresh, with
 	// nextAccess the only accepted access token; when it is an older one the
@@ -159,8 +164,10 @@ type Store interface {
 	// its API-key marks (logout everywhere, or an account disabled).
 	RevokeSubject(ctx context.Context, subject string) error
 
-	// CreateSession records s; it sets Created and LastUsed.
-	CreateSession(ctx context.Context, s *Session) error
+	// CreateSession records s; it sets Created and LastUsed. When max > 0
+	// and the subject holds max live sessions, it records nothing and
+	// returns ErrTooMany.
+	CreateSession(ctx context.Context, s *Session, max int) error
 	// Session returns subject's live session id.
 	Session(ctx context.Context, subject, id string) (*Session, error)
 	// DeleteSession ends subject's session id.

@@ -3,6 +3,7 @@ package security_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -31,7 +32,7 @@ func TestStoreFamilies(t *testing.T) {
 	stores(t, func(t *testing.T, s security.Store) {
 		ctx := context.Background()
 		f := newFamily("alice")
-		if err := s.CreateFamily(ctx, f); err != nil {
+		if err := s.CreateFamily(ctx, f, 0); err != nil {
 			t.Fatal(err)
 		}
 		if f.Created.IsZero() {
@@ -76,7 +77,7 @@ func TestStoreRevokeFamily(t *testing.T) {
 	stores(t, func(t *testing.T, s security.Store) {
 		ctx := context.Background()
 		f := newFamily("alice")
-		_ = s.CreateFamily(ctx, f)
+		_ = s.CreateFamily(ctx, f, 0)
 		if err := s.RevokeFamily(ctx, "bob", f.ID); !errors.Is(err, security.ErrNotFound) {
 			t.Errorf("RevokeFamily(other subject) = %v, want ErrNotFound", err)
 		}
@@ -96,7 +97,7 @@ func TestStoreConcurrentRotationHasOneWinner(t *testing.T) {
 	stores(t, func(t *testing.T, s security.Store) {
 		ctx := context.Background()
 		f := newFamily("alice")
-		_ = s.CreateFamily(ctx, f)
+		_ = s.CreateFamily(ctx, f, 0)
 		var ok, reused atomic.Int64
 		var wg sync.WaitGroup
 		for i := range 50 {
@@ -125,8 +126,8 @@ func TestStoreRevokeSubject(t *testing.T) {
 		ctx := context.Background()
 		exp := time.Now().Add(time.Hour)
 		for _, sub := range []string{"alice", "bob"} {
-			_ = s.CreateFamily(ctx, &security.Family{ID: sub + "-f", Subject: sub, RefreshJTI: "r", AccessJTI: "a", Expires: exp})
-			_ = s.CreateSession(ctx, &security.Session{ID: sub + "-s", Subject: sub, Role: "user", SecretHash: []byte("h"), Expires: exp})
+			_ = s.CreateFamily(ctx, &security.Family{ID: sub + "-f", Subject: sub, RefreshJTI: "r", AccessJTI: "a", Expires: exp}, 0)
+			_ = s.CreateSession(ctx, &security.Session{ID: sub + "-s", Subject: sub, Role: "user", SecretHash: []byte("h"), Expires: exp}, 0)
 			_, _ = s.MarkKey(ctx, &security.APIKey{ID: sub + "-k", Subject: sub, Expires: exp}, false)
 		}
 		if err := s.RevokeSubject(ctx, "alice"); err != nil {
@@ -151,7 +152,7 @@ func TestStoreRevokeSubject(t *testing.T) {
 			t.Errorf("bob's key mark was dropped: %v", err)
 		}
 		// A login after the revocation works.
-		_ = s.CreateFamily(ctx, &security.Family{ID: "alice-f2", Subject: "alice", RefreshJTI: "r", AccessJTI: "a", Expires: exp})
+		_ = s.CreateFamily(ctx, &security.Family{ID: "alice-f2", Subject: "alice", RefreshJTI: "r", AccessJTI: "a", Expires: exp}, 0)
 		if err := checkAccess(ctx, s, "alice", "alice-f2", "a"); err != nil {
 			t.Errorf("login after RevokeSubject: %v", err)
 		}
@@ -162,7 +163,7 @@ func TestStoreSessions(t *testing.T) {
 	stores(t, func(t *testing.T, s security.Store) {
 		ctx := context.Background()
 		in := &security.Session{ID: "s1", Subject: "alice", Role: "admin", Device: "firefox", SecretHash: []byte{0, 1, 2, 255}, Expires: time.Now().Add(time.Hour)}
-		if err := s.CreateSession(ctx, in); err != nil {
+		if err := s.CreateSession(ctx, in, 0); err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.Session(ctx, "alice", "s1")
@@ -186,7 +187,7 @@ func TestStoreSessions(t *testing.T) {
 			t.Errorf("after DeleteSession: %v", err)
 		}
 		expired := &security.Session{ID: "s2", Subject: "alice", SecretHash: []byte("h"), Expires: time.Now().Add(50 * time.Millisecond)}
-		_ = s.CreateSession(ctx, expired)
+		_ = s.CreateSession(ctx, expired, 0)
 		time.Sleep(120 * time.Millisecond)
 		if _, err := s.Session(ctx, "alice", "s2"); !errors.Is(err, security.ErrNotFound) {
 			t.Errorf("expired session: %v, want ErrNotFound", err)
@@ -284,10 +285,10 @@ func TestStoreAccounts(t *testing.T) {
 		cur := put(security.Account{Version: 4, Role: "user", NotBefore: 3})
 
 		exp := time.Now().Add(time.Hour)
-		_ = s.CreateFamily(ctx, &security.Family{ID: "old", Subject: "alice", RefreshJTI: "r", AccessJTI: "a", AccountVersion: 2, Expires: exp})
-		_ = s.CreateFamily(ctx, &security.Family{ID: "new", Subject: "alice", RefreshJTI: "r", AccessJTI: "a", AccountVersion: 3, Expires: exp})
-		_ = s.CreateSession(ctx, &security.Session{ID: "s-old", Subject: "alice", SecretHash: []byte("h"), AccountVersion: 1, Expires: exp})
-		_ = s.CreateSession(ctx, &security.Session{ID: "s-new", Subject: "alice", SecretHash: []byte("h"), AccountVersion: 4, Expires: exp})
+		_ = s.CreateFamily(ctx, &security.Family{ID: "old", Subject: "alice", RefreshJTI: "r", AccessJTI: "a", AccountVersion: 2, Expires: exp}, 0)
+		_ = s.CreateFamily(ctx, &security.Family{ID: "new", Subject: "alice", RefreshJTI: "r", AccessJTI: "a", AccountVersion: 3, Expires: exp}, 0)
+		_ = s.CreateSession(ctx, &security.Session{ID: "s-old", Subject: "alice", SecretHash: []byte("h"), AccountVersion: 1, Expires: exp}, 0)
+		_ = s.CreateSession(ctx, &security.Session{ID: "s-new", Subject: "alice", SecretHash: []byte("h"), AccountVersion: 4, Expires: exp}, 0)
 		_, _ = s.MarkKey(ctx, &security.APIKey{ID: "k-old", Subject: "alice", AccountVersion: 2, Expires: exp}, false)
 		_, _ = s.MarkKey(ctx, &security.APIKey{ID: "k-new", Subject: "alice", AccountVersion: 3, Expires: exp}, false)
 		for _, tc := range []struct {
@@ -317,7 +318,7 @@ func TestStoreAccounts(t *testing.T) {
 		if !errors.Is(err, security.ErrNotFound) {
 			t.Errorf("Check of a missing family = %v, want ErrNotFound", err)
 		}
-		_ = s.CreateFamily(ctx, &security.Family{ID: "b", Subject: "bob", RefreshJTI: "r", AccessJTI: "a", AccountVersion: 1, Expires: exp})
+		_ = s.CreateFamily(ctx, &security.Family{ID: "b", Subject: "bob", RefreshJTI: "r", AccessJTI: "a", AccountVersion: 1, Expires: exp}, 0)
 		err = s.Check(ctx, security.Check{Kind: security.AccessCredential, Subject: "bob", ID: "b", JTI: "a", AccountStamp: cur.Stamp})
 		if !errors.Is(err, security.ErrStale) {
 			t.Errorf("Check with no account state stored = %v, want ErrStale", err)
@@ -353,7 +354,7 @@ func TestStoreForgetsMirrors(t *testing.T) {
 func TestStoreSessionCheckMarksUse(t *testing.T) {
 	stores(t, func(t *testing.T, s security.Store) {
 		ctx := context.Background()
-		_ = s.CreateSession(ctx, &security.Session{ID: "s1", Subject: "alice", SecretHash: []byte("h"), Expires: time.Now().Add(time.Hour)})
+		_ = s.CreateSession(ctx, &security.Session{ID: "s1", Subject: "alice", SecretHash: []byte("h"), Expires: time.Now().Add(time.Hour)}, 0)
 		before, _ := s.Sessions(ctx, "alice")
 		time.Sleep(5 * time.Millisecond)
 		if err := s.Check(ctx, security.Check{Kind: security.SessionCredential, Subject: "alice", ID: "s1"}); err != nil {
@@ -373,8 +374,8 @@ func TestRedisKeysHaveTTL(t *testing.T) {
 	s := security.NewRedisStore(rdb, srv.Prefix, time.Second)
 	ctx := context.Background()
 	exp := time.Now().Add(time.Hour)
-	_ = s.CreateFamily(ctx, &security.Family{ID: "f", Subject: "alice", RefreshJTI: "r", AccessJTI: "a", Expires: exp})
-	_ = s.CreateSession(ctx, &security.Session{ID: "s", Subject: "alice", SecretHash: []byte("h"), Expires: exp})
+	_ = s.CreateFamily(ctx, &security.Family{ID: "f", Subject: "alice", RefreshJTI: "r", AccessJTI: "a", Expires: exp}, 0)
+	_ = s.CreateSession(ctx, &security.Session{ID: "s", Subject: "alice", SecretHash: []byte("h"), Expires: exp}, 0)
 	_, _ = s.MarkKey(ctx, &security.APIKey{ID: "k", Subject: "alice", Expires: exp}, false)
 	_ = s.RevokeKey(ctx, "alice", "k2", exp)
 	_, _ = s.PutAccount(ctx, "alice", security.Account{Version: 1, Role: "user"})
@@ -405,7 +406,7 @@ func TestRedisStoreDownIsUnavailable(t *testing.T) {
 	}
 	s := security.NewRedisStore(srv.Client(t), srv.Prefix, 200*time.Millisecond)
 	ctx := context.Background()
-	_ = s.CreateFamily(ctx, &security.Family{ID: "f", Subject: "alice", RefreshJTI: "r", AccessJTI: "a", Expires: time.Now().Add(time.Hour)})
+	_ = s.CreateFamily(ctx, &security.Family{ID: "f", Subject: "alice", RefreshJTI: "r", AccessJTI: "a", Expires: time.Now().Add(time.Hour)}, 0)
 	srv.Stop()
 	start := time.Now()
 	err := checkAccess(ctx, s, "alice", "f", "a")
@@ -416,5 +417,58 @@ func TestRedisStoreDownIsUnavailable(t *testing.T) {
 	srv.Restart(t)
 	if err := s.Ping(ctx); err != nil {
 		t.Fatalf("after restart: Ping = %v", err)
+	}
+}
+
+// A store refuses a subject's login or session past the cap it is given;
+// expired ones do not count, and other subjects are not affected.
+func TestStoreCaps(t *testing.T) {
+	stores(t, func(t *testing.T, s security.Store) {
+		ctx := context.Background()
+		exp := time.Now().Add(time.Hour)
+		_ = s.CreateFamily(ctx, &security.Family{ID: "gone", Subject: "alice", RefreshJTI: "r", AccessJTI: "a", Expires: time.Now().Add(30 * time.Millisecond)}, 2)
+		time.Sleep(60 * time.Millisecond)
+		for i := range 2 {
+			if err := s.CreateFamily(ctx, &security.Family{ID: fmt.Sprint("f", i), Subject: "alice", RefreshJTI: "r", AccessJTI: "a", Expires: exp}, 2); err != nil {
+				t.Fatalf("login %d under the cap: %v", i+1, err)
+			}
+			if err := s.CreateSession(ctx, &security.Session{ID: fmt.Sprint("s", i), Subject: "alice", SecretHash: []byte("h"), Expires: exp}, 2); err != nil {
+				t.Fatalf("session %d under the cap: %v", i+1, err)
+			}
+		}
+		if err := s.CreateFamily(ctx, &security.Family{ID: "f3", Subject: "alice", RefreshJTI: "r", AccessJTI: "a", Expires: exp}, 2); !errors.Is(err, security.ErrTooMany) {
+			t.Errorf("a third login under a cap of 2: %v, want ErrTooMany", err)
+		}
+		if err := s.CreateSession(ctx, &security.Session{ID: "s3", Subject: "alice", SecretHash: []byte("h"), Expires: exp}, 2); !errors.Is(err, security.ErrTooMany) {
+			t.Errorf("a third session under a cap of 2: %v, want ErrTooMany", err)
+		}
+		if err := s.CreateFamily(ctx, &security.Family{ID: "b1", Subject: "bob", RefreshJTI: "r", AccessJTI: "a", Expires: exp}, 2); err != nil {
+			t.Errorf("another subject's login: %v", err)
+		}
+		_ = s.RevokeFamily(ctx, "alice", "f0")
+		if err := s.CreateFamily(ctx, &security.Family{ID: "f4", Subject: "alice", RefreshJTI: "r", AccessJTI: "a", Expires: exp}, 2); err != nil {
+			t.Errorf("a login after ending one: %v", err)
+		}
+	})
+}
+
+// BenchmarkRevokeSubject ends one subject's records while other subjects
+// hold none or 100,000: its cost is what the subject holds.
+func BenchmarkRevokeSubject(b *testing.B) {
+	for _, others := range []int{0, 100000} {
+		b.Run(fmt.Sprint("others=", others), func(b *testing.B) {
+			s := security.NewMemoryStore(nil)
+			ctx := context.Background()
+			exp := time.Now().Add(time.Hour)
+			for i := range others {
+				_ = s.CreateSession(ctx, &security.Session{ID: fmt.Sprint("o", i), Subject: fmt.Sprint("user", i), SecretHash: []byte("h"), Expires: exp}, 0)
+			}
+			for b.Loop() {
+				for i := range 5 {
+					_ = s.CreateSession(ctx, &security.Session{ID: fmt.Sprint("a", i), Subject: "alice", SecretHash: []byte("h"), Expires: exp}, 0)
+				}
+				_ = s.RevokeSubject(ctx, "alice")
+			}
+		})
 	}
 }

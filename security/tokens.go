@@ -133,6 +133,10 @@ func WithLeeway(d time.Duration) TokenOption { return func(t *TokenService) { t.
 // Without it, tokens are checked against their family alone.
 func WithAccounts(a *Accounts) TokenOption { return func(t *TokenService) { t.accounts = a } }
 
+// WithMaxLogins caps the live logins (refresh-token families) of one
+// account: a login past it fails with ErrTooMany. Unlimited when absent.
+func WithMaxLogins(n int) TokenOption { return func(t *TokenService) { t.maxLogins = n } }
+
 // WithCacheSize bounds the verified-token cache (10000 entries when absent;
 // 0 disables it).
 func WithCacheSize(n int) TokenOption { return func(t *TokenService) { t.cacheSize = n } }
@@ -149,6 +153,7 @@ type TokenService struct {
 	now                   func() time.Time
 	store                 Store
 	accounts              *Accounts
+	maxLogins             int
 	cacheSize             int
 	cache                 *tokenCache
 	parser                *jwt.Parser
@@ -238,8 +243,8 @@ func (t *TokenService) Login(ctx context.Context, subject, role string, scopes [
 		return nil, err
 	}
 	fam.RefreshJTI, fam.AccessJTI = pair.RefreshClaims.ID, pair.AccessClaims.ID
-	if err := t.store.CreateFamily(ctx, fam); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	if err := t.store.CreateFamily(ctx, fam, t.maxLogins); err != nil {
+		return nil, unavailable(err)
 	}
 	return pair, nil
 }

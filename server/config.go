@@ -34,6 +34,8 @@ type Config struct {
 	AccessTTL       time.Duration // SPECGUARD_ACCESS_TTL
 	RefreshTTL      time.Duration // SPECGUARD_REFRESH_TTL
 	SessionTTL      time.Duration // SPECGUARD_SESSION_TTL
+	MaxSessions     int           // SPECGUARD_MAX_SESSIONS: live logins, and browser sessions, per account
+	MaxAPIKeys      int           // SPECGUARD_MAX_API_KEYS: live API keys per account
 	StoreTimeout    time.Duration // SPECGUARD_STORE_TIMEOUT
 	AllowedOrigins  []string      // SPECGUARD_ALLOWED_ORIGINS; comma-separated
 	ShutdownTimeout time.Duration // SPECGUARD_SHUTDOWN_TIMEOUT
@@ -63,6 +65,17 @@ func list(dst func(*Config) *[]string) func(*Config, string) error {
 			}
 		}
 		*dst(c) = out
+		return nil
+	}
+}
+
+func count(dst func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100000 {
+			return fmt.Errorf("%q is not a number from 1 to 100000", v)
+		}
+		*dst(c) = n
 		return nil
 	}
 }
@@ -115,6 +128,8 @@ var settings = []setting{
 	{"access-ttl", "access token lifetime", "15m", dur(func(c *Config) *time.Duration { return &c.AccessTTL })},
 	{"refresh-ttl", "refresh token lifetime (absolute)", "720h", dur(func(c *Config) *time.Duration { return &c.RefreshTTL })},
 	{"session-ttl", "browser session lifetime", "12h", dur(func(c *Config) *time.Duration { return &c.SessionTTL })},
+	{"max-sessions", "most live logins (token families) of one account, and most browser sessions; the next login answers 409", "100", count(func(c *Config) *int { return &c.MaxSessions })},
+	{"max-api-keys", "most live API keys of one account; the next one answers 409", "50", count(func(c *Config) *int { return &c.MaxAPIKeys })},
 	{"store-timeout", "timeout of every store call", "100ms", dur(func(c *Config) *time.Duration { return &c.StoreTimeout })},
 	{"allowed-origins", "comma-separated origins allowed to send cookie-authenticated writes; empty = same host", "", list(func(c *Config) *[]string { return &c.AllowedOrigins })},
 	{"shutdown-timeout", "how long SIGTERM waits for in-flight requests", "10s", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},

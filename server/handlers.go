@@ -54,6 +54,12 @@ func badRequest(detail string) gen.BadRequestApplicationProblemPlusJSONResponse 
 	return gen.BadRequestApplicationProblemPlusJSONResponse(problem(http.StatusBadRequest, "invalid-request", "Invalid request", detail))
 }
 
+// tooMany is the problem of a login, session or API key past its cap.
+func tooMany(what string) gen.Problem {
+	return problem(http.StatusConflict, "too-many", "Too many "+what,
+		"This account holds the most "+what+" allowed; end one first (DELETE /auth/sessions/{id}, POST /auth/logout-all, DELETE /api-keys/{id}).")
+}
+
 func unauthorized(code, detail string) gen.UnauthorizedApplicationProblemPlusJSONResponse {
 	h := `Bearer realm="specguard", error="` + code + `", error_description="` + detail + `"`
 	return gen.UnauthorizedApplicationProblemPlusJSONResponse{
@@ -236,8 +242,11 @@ func (a *App) Login(ctx context.Context, req gen.LoginRequestObject) (gen.LoginR
 			return gen.Login200JSONResponse(a.tokenResponse(pair)), nil
 		}
 	}
-	if errors.Is(err, security.ErrInvalid) {
+	switch {
+	case errors.Is(err, security.ErrInvalid):
 		return gen.Login401ApplicationProblemPlusJSONResponse{UnauthorizedApplicationProblemPlusJSONResponse: unauthorized("invalid_token", "wrong email or password")}, nil
+	case errors.Is(err, security.ErrTooMany):
+		return gen.Login409ApplicationProblemPlusJSONResponse(tooMany("logins")), nil
 	}
 	return nil, err
 }
@@ -285,7 +294,9 @@ func (a *App) OauthToken(ctx context.Context, req gen.OauthTokenRequestObject) (
 	default:
 		return oauthError(gen.UnsupportedGrantType, "grant_type must be password or refresh_token"), nil
 	}
-	if err != nil {
+	if errors.Is(err, security.ErrTooMany) {
+		return gen.OauthToken409ApplicationProblemPlusJSONResponse(tooMany("logins")), nil
+	} else if err != nil {
 		return nil, err
 	}
 	return gen.OauthToken200JSONResponse(a.tokenResponse(pair)), nil
@@ -372,6 +383,8 @@ func (a *App) CreateSession(ctx context.Context, req gen.CreateSessionRequestObj
 	}
 	if errors.Is(err, security.ErrInvalid) {
 		return gen.CreateSession401ApplicationProblemPlusJSONResponse{UnauthorizedApplicationProblemPlusJSONResponse: unauthorized("invalid_token", "wrong email or password")}, nil
+	} else if errors.Is(err, security.ErrTooMany) {
+		return gen.CreateSession409ApplicationProblemPlusJSONResponse(tooMany("browser sessions")), nil
 	} else if err != nil {
 		return nil, err
 	}
@@ -471,6 +484,8 @@ func (a *App) CreateApiKey(ctx context.Context, req gen.CreateApiKeyRequestObjec
 	if errors.Is(err, security.ErrInvalid) {
 		// The account was disabled since the guard let this request in.
 		return gen.CreateApiKey401ApplicationProblemPlusJSONResponse{UnauthorizedApplicationProblemPlusJSONResponse: unauthorized("invalid_token", "the account is disabled")}, nil
+	} else if errors.Is(err, security.ErrTooMany) {
+		return gen.CreateApiKey409ApplicationProblemPlusJSONResponse(tooMany("API keys")), nil
 	} else if err != nil {
 		return nil, err
 	}

@@ -314,3 +314,42 @@ func TestCSRFKeyFollowsSigningKey(t *testing.T) {
 		t.Errorf("the same session's write after a signing-key rotation: %d, want 201", got)
 	}
 }
+
+// API keys could be made at 600 a minute, without end, and ending them all
+// walked every record of every user. An account holds at most
+// SPECGUARD_MAX_API_KEYS keys and SPECGUARD_MAX_SESSIONS logins and
+// browser sessions; past that the answer is 409.
+func TestRecordsPerAccountUnbounded(t *testing.T) {
+	in := start(t, map[string]string{"SPECGUARD_MAX_API_KEYS": "3", "SPECGUARD_MAX_SESSIONS": "2", "SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32"})
+	ip := 0
+	from := func() []string { ip++; return []string{"X-Forwarded-For", fmt.Sprintf("203.0.113.%d", ip)} }
+	tok := login(t, in, "user@example.com", "user-password", from()...)
+	for i := range 4 {
+		resp, m := in.do(t, "POST", "/api-keys", `{"name":"k","scopes":["posts:read"]}`, "Authorization", "Bearer "+tok)
+		want := map[bool]int{true: 201, false: 409}[i < 3]
+		if resp.StatusCode != want {
+			t.Fatalf("API key %d under a cap of 3: %d %v, want %d", i+1, resp.StatusCode, m, want)
+		}
+		if want == 409 && m["type"] != "urn:specguard:problem:too-many" {
+			t.Errorf("409 problem type %v", m["type"])
+		}
+	}
+	login(t, in, "user@example.com", "user-password", from()...) // the second login
+	if resp, m := in.do(t, "POST", "/auth/login", `{"email":"user@example.com","password":"user-password"}`, from()...); resp.StatusCode != 409 {
+		t.Errorf("a third login under a cap of 2: %d %v, want 409", resp.StatusCode, m)
+	}
+	for i := range 3 {
+		resp, _ := in.do(t, "POST", "/auth/session", `{"email":"user@example.com","password":"user-password"}`, from()...)
+		if want := map[bool]int{true: 201, false: 409}[i < 2]; resp.StatusCode != want {
+			t.Errorf("browser session %d under a cap of 2: %d, want %d", i+1, resp.StatusCode, want)
+		}
+	}
+	// Ending everything makes room again.
+	if resp, _ := in.do(t, "POST", "/auth/logout-all", "", "Authorization", "Bearer "+tok); resp.StatusCode != 204 {
+		t.Fatalf("logout-all: %d", resp.StatusCode)
+	}
+	tok = login(t, in, "user@example.com", "user-password", from()...)
+	if resp, _ := in.do(t, "POST", "/api-keys", `{"name":"k","scopes":["posts:read"]}`, "Authorization", "Bearer "+tok); resp.StatusCode != 201 {
+		t.Errorf("an API key after logout everywhere: %d, want 201", resp.StatusCode)
+	}
+}

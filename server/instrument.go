@@ -28,8 +28,8 @@ func (s *meteredStore) event(name string, err error) {
 	}
 }
 
-func (s *meteredStore) CreateFamily(ctx context.Context, f *security.Family) error {
-	err := s.done("create_family", time.Now(), s.next.CreateFamily(ctx, f))
+func (s *meteredStore) CreateFamily(ctx context.Context, f *security.Family, max int) error {
+	err := s.done("create_family", time.Now(), s.next.CreateFamily(ctx, f, max))
 	s.event("issued", err)
 	return err
 }
@@ -86,8 +86,8 @@ func (s *meteredStore) RevokeSubject(ctx context.Context, subject string) error 
 	return err
 }
 
-func (s *meteredStore) CreateSession(ctx context.Context, sess *security.Session) error {
-	return s.done("create_session", time.Now(), s.next.CreateSession(ctx, sess))
+func (s *meteredStore) CreateSession(ctx context.Context, sess *security.Session, max int) error {
+	return s.done("create_session", time.Now(), s.next.CreateSession(ctx, sess, max))
 }
 
 func (s *meteredStore) Session(ctx context.Context, subject, id string) (*security.Session, error) {

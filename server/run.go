@@ -274,16 +274,18 @@ func buildDeps(ctx context.Context, cfg *Config, table *policy.Table, log *slog.
 	d.Accounts = security.NewAccounts(d.Store, accountSource{d.Repo}, table.RoleScopes)
 	d.Tokens, err = security.NewTokenService(cfg.Issuer, cfg.Issuer, signing, d.Store,
 		security.WithTokenTTL(cfg.AccessTTL, cfg.RefreshTTL), security.WithVerifyKeys(verify...), security.WithClock(now),
-		security.WithAccounts(d.Accounts))
+		security.WithAccounts(d.Accounts), security.WithMaxLogins(cfg.MaxSessions))
 	if err != nil {
 		return nil, err
 	}
-	sessOpts := []security.SessionOption{security.WithSessionTTL(cfg.SessionTTL), security.WithSessionAccounts(d.Accounts), security.WithSessionClock(now)}
+	sessOpts := []security.SessionOption{security.WithSessionTTL(cfg.SessionTTL), security.WithSessionAccounts(d.Accounts),
+		security.WithSessionClock(now), security.WithMaxSessions(cfg.MaxSessions)}
 	if len(cfg.AllowedOrigins) > 0 {
 		sessOpts = append(sessOpts, security.WithAllowedOrigins(cfg.AllowedOrigins...))
 	}
 	d.Sessions = security.NewSessionService(d.Store, table.RoleScopes, sessOpts...)
-	d.Keys = security.NewAPIKeyService(d.Store, d.DB, security.WithKeyAccounts(d.Accounts), security.WithKeyClock(now))
+	d.Keys = security.NewAPIKeyService(d.Store, d.DB, security.WithKeyAccounts(d.Accounts), security.WithKeyClock(now),
+		security.WithMaxKeys(cfg.MaxAPIKeys))
 
 	users := DemoUsers
 	if cfg.UsersFile != "" {

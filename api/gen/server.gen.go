@@ -2057,6 +2057,20 @@ func (response CreateApiKey403ApplicationProblemPlusJSONResponse) VisitCreateApi
 	return err
 }
 
+type CreateApiKey409ApplicationProblemPlusJSONResponse Problem
+
+func (response CreateApiKey409ApplicationProblemPlusJSONResponse) VisitCreateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateApiKey429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -2284,6 +2298,20 @@ func (response Login401ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Login409ApplicationProblemPlusJSONResponse Problem
+
+func (response Login409ApplicationProblemPlusJSONResponse) VisitLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2840,6 +2868,20 @@ func (response CreateSession401ApplicationProblemPlusJSONResponse) VisitCreateSe
 	return err
 }
 
+type CreateSession409ApplicationProblemPlusJSONResponse Problem
+
+func (response CreateSession409ApplicationProblemPlusJSONResponse) VisitCreateSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateSession429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -3179,6 +3221,20 @@ func (response OauthToken400ApplicationProblemPlusJSONResponse) VisitOauthTokenR
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type OauthToken409ApplicationProblemPlusJSONResponse Problem
+
+func (response OauthToken409ApplicationProblemPlusJSONResponse) VisitOauthTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4824,85 +4880,85 @@ func (sh *strictHandler) Readyz(w http.ResponseWriter, r *http.Request) {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H1rc9y2kvZfQfE9VZbrkKNLbOfN6JPi2Buf48QqyS6fWkmrwpA9Q0QkwACgRhOX/vsWGuAdc5EsyfJG",
-	"XxINSQCNRl+ebjTgL0Es8kJw4FoF4y9BCjQBiX++zoDK10JcMMDfCahYskIzwYNx8OaqYBIU0SkQBUox",
-	"wQnlCXl9fPSWxLZVSOYpcPwkplkGkpQKEvM7HwVhoOIUcmq61osCgnGgtGR8Flxfh8ER1fCe5UwPRz6C",
-	"nDLO+Iz8WQpNSQGSFCJj8YJsJZJOdcRAT6NU64IWLJJUQ2Z6itzcnm88dnSI3Q5J+JiCHZIhB6gmtCiy",
-	"OxsftFxEB1MNcjj0McSCJ4poQeaUaTKBqZBAtFwYjtAZZbzbf844y8s8GO+G1ViMa5iBxME+f/4cHZQ6",
-	"Ba5ZTDX4JxunZv34DMjW0dvX5NWPL3fWTOM6DAoqaQ7aidO7X8x/memxoDoNwoDTHKlJgjCQ8GfJJCTB",
-	"WMsSOvTTq/fAZzoNxq9ehGY61c9dM4TWIE2f/3NyEP03jf7aiX46j87++Y8g9JEkQRWCKyvQP9PkCP4s",
-	"QaGQxYJr4PinWUzDDCb4diHFJIP8n38ow4wvLcL+IWEajIP/t91o0LZ9q7YPbSs76JCd0g5LmCI5zaZC",
-	"5pCMgusweC34NGPxNyBIiVLGQOCKKa0IzSTQZIE0vRVywpIE+EMTFUtIjFjSTJFEEC40oVkm5kSnTJEt",
-	"FYsCQiLmHKRKWRGi7UGxbFkxn3z7aHJNtgffI3G/C/1WlDx5SBb8Logq47ReG1yMY5CXLIZPnF5SltFJ",
-	"Bg9J0gFR2lgbDpBAQqZCEkoUxKVkekGEJGjoSAIxQ4fAFCm5BBqnhtLeyvTM3KpFaX+KZH0U4jfKF059",
-	"1cPywFh0N1MxtcIoCpA4npkyXKW0VNqodHfCbZ+2crr1h0u80UaNq++HHuVGrP7EaalTIdlf8KDi/7ql",
-	"/VQCyZlSxsUJSRi/pBlL7kHTryvPgz0eFOzfgAwvpFlh7ZBQLIFqSM4pcsGYb/NXkFANkWY5DH1PGIDF",
-	"SzdqwxKPZw2DjCp9bpDUjTqz3tbTXSFhyq78fn/KpNLG+0saG0duBR7IBSxCA0EkxGLGmQLC9Mg3Khpp",
-	"ZBrTkCsvAe4BlZIuAuulKzBwYtEB0l5TWvcatleiw+Kzulcx+QNiVKSfpZgrkMcWrHpWVcnpuRYX1tH1",
-	"URdPiEFbNL4gzELa/0TG30QfTQtihYoITkqu6LR28Wp0N8LQ40qL1rXzfm151AgzzbIP02B8slo13ffX",
-	"YZ9PF7AEESuIJeh9wyem0F2rVMx5A0pXz8n0O6T/zM6gMgVIf5IwMyzNDluETWmmIOzRakKFrMNj+yRs",
-	"w8q9ly88a1RQpeZCJj0Murv3/7sgdGfdvKoR6w59i/SWQZa8kVLIoWBOzTuv5uSgFJ2BP4xo02C7aBr4",
-	"SPgVaGZmNNCLFOKLFYxfrtFN30pTXdoV4SYWOQnERRAGZQvGnK3jo+vDR/q/Pv/7eEj4BSy6lsdPvw04",
-	"uk1pNvNO7GKJSb7QC+/zUm2wOKax7do3t5XWEafoa/VezBhvRTc30JkEDMIcqvgBMWYYQR9inswMETod",
-	"dzaxygRkTKE/aCvOzo7PElYK+lX6eAcK+BsMBagmblPPLEUG6yDPkfmmwhmw1JJaSG0/cimGFlZJ7BI4",
-	"J3OPnrfiHc6s5Xgd9T5O/g7zlq/ZXO4qgNKXmW7Ev8k8eymDodmkV+/st7uvsP/q1xqOOBjiRlwy90Nx",
-	"Y42biGTR14GdHa++NIZ0JawWSh/bL80qM53BsP81nO3N3XYSWlp9U/9gsHTtwXopO8wZvfjJCDZGSS9H",
-	"ewTMt6TKyIyCge+u+qpchoP9507qg7B+EmfMhCTNg5mk+LtsBS/NVyVXZVEIaZAjfnmOs2ma4wp7PFJo",
-	"iTrvzG6debfz8LGsEpWe70GKz5eYmEpWBi9uE5QsGeOrhGzoA4vkhoT5DFHDlbArizW5vWigNewy3h9S",
-	"HadrdTVnvP1093vRXu+UjwdADFPWRvnKScZUColX7qtA3avaP714+SNxCQCSgKYsU0N9ti+8IoIq0rXh",
-	"qxjUAssDJ2aUWGnKY1gj2v1c+CoRtg88Ly6ZyIyURdVuwFf4W2eDKuFeAXePYCpBpbeDd9I2biLdlly9",
-	"2Pnp1Tpt7Lb3kudQUCVhpQJpsKBIQFItzN80yRn3Ctry8PwW9i0upXS5qj7IYsoEqW3MmtMLxmf4aIir",
-	"JkJkQHmAaaoKH29qTy+YzRxXDKkCd7tN5mXDbXI8PrOJQ9c090xkZ5CGW741xSxHS+C6a9Nyoq1p1ng7",
-	"XCo0t4L34c1l2IG2Abzc88FDI68eMOoLS3osb/FhBRMt4PE4/jgGpZpJLU0bMU+G6j2bghGLKkNnOyPY",
-	"mYnOlN03bIl0y/IN+Lmcfb28WEFjiBQUVGJUYqHxkIBUZIk/FYbvB6LzM1AJcn1OoMOyTmcdbvVnWM3H",
-	"t0ifFMi7sT4JU3SSQdsmtMzIPQaXGwRyNW0dk7CMH3cDlFbz40bT61FpBNSFzMcYmFp9wijUhCW+ZMYF",
-	"LEhOEyBzplNy+OH4I9mmBYsuYKEwh4kyaz2Eleo4FQq4rWlgmsypwg5GGDgEY7cX0Wxs/yc6OHwXmUC4",
-	"8fxVUjWYoIRXxNlfbyux+tfnj8Fg34l3VWoqRU62DSzexkwMEdL9xPejJkgfu+4bMlKtC/SP6ID8HPqY",
-	"ApnYlHntIhVoMllUzDJjuTcj8smmvXPQqUgUoZkSuE2IDMSikJosZJbzfTWzzs9/FUpHrj8fx4QZcG9J",
-	"woTmXYujQruubunQMENiiDf0GAv/TBEjcoagaSbmKDFtJ+QsxieZBeOgxdignXKgcSxKrsc55ZiHDd4z",
-	"pbEOBnhCBIdniog5t7kyhS/cDFVI4BLkYp6CBEI1ETxGYmjBjAg2Xdr8PbaVcCkuoNXvweE7I8gWbQul",
-	"1TiBDLRp9gv+QShfEPOm+UICTbCMhib4ptV4Lhm2/Wz+b6eRMN0ar/7ecFCNLYwbB79YzSaOHapp2h7e",
-	"tnHDW0a570e1Jxiyu63uVgLC4CrKGNcRm3EhASEmNzAmqq36VWTW1iV9kcaT9uy78+2xrkNod6aD1Qn7",
-	"EnDWxrm3H3SDYRBVrx5hbS92x5PxqfBZSJXTLCOTTMxmBhgrW3pA5sYMNilKlMt6R9zu1QKfChmjvp1y",
-	"VUA8K6lMiNKSslmqre3CDGYi4jIHrkfkjdGGplvnwMw7K03m9Sm/wnqqyO6+TyATcwPjjatgGSRGj5Sm",
-	"UkdlsU8ob+3LYxGa/UySmHIu9Cmfllm2qKglSouiCgnkJUhLJvbH+Gx0yuvobBw0k4IrmhcZIJ+CMLgE",
-	"aeOXYHe0M9pBw1UApwULxsEPo53RD5iJ1ikK5/ZoDlkWXXAx59t/zC/UqNo/nwEijXoC74zS/Bdo3Oro",
-	"FTLt7eys2Jm/2Y489r+kIMe4TAV61HG4wfjkLAxUmedULoJxcFhOMhajVbJ560uQbLogNceeVSba1pL9",
-	"+HL3Ryza0XSmENMZd2R1uF5qhzHMuNuoituoLksZZazLJ/ziK1m1UT4CIeMwvB/w0Iq4U0K0eS8sOb7O",
-	"a7K3W3Vq2GR3fZNO0QY2+mF9o6bQy7TY+2l9i34ZznUYvNxkJE8VU0+kvtTu/qRtGc+uwy6u673tSGKH",
-	"3WSrtsvWPaEYqY7kWZk660vZ9heWXFt40BQ0Ltk9bz7ZfvdLYOgpKuzcN68J5AJNE6fS4Cxr4qxuhJ2a",
-	"WuflW6EdzojqU25Qw5gAjVOHVwXPFm3Qav7kMEesY2GQUT8xItZnG8MOPFGnXKeQE5plI/KGuxcZaNUZ",
-	"MRMzE0vihv4+meOuFHGw3nQDySlXmi6U/WFNZlczP2Fa9pNNCbk8y88ug3onBqyJV667gZCWJVzfo+W0",
-	"VsBvOeslU3V1xPyxG4CdF+tb1HWRj9FiuCTjMpNR5yDbUdBJz4a8TimfGShcLaELG0ITblWSLyQBjn8x",
-	"ve/UuMpCV+jCKlLsutNOL690J9fYtUN9F3jiam8CVgRh4B7+sFOHUJRj4DRPhfuxyAXui8wZT8TcQJIc",
-	"63lsL4VkPGYFzfydOcDremvvPfd79BvMbced2xtOtzs2DIPNSC4KppnggEWXXJSzdETq95XRtKVIY6N3",
-	"eam0AYFwyrWYgU5B2ihR1yGkafpMDQLfrYnAYBJzC7YfEyuecmOesSyi7sJw4LnP8rkgqTZ9HTP0wh/X",
-	"VnbDIGWXPXkyG9+B2agD4tpu7BOmm9xElQRou3eFAQiZC4n7EK2UwPdtF1xObSVWtwUjD4PW68LGtXj9",
-	"Y31w6ZlyaZYnzL6ZKvVSD6hNqxSmw+paIba4caYuJI8l6C5er0Xr7LpxF13hsskzt+T3AzibeqeNAOfu",
-	"nQ3cLexdHrO7VKixP5aLZMsW7dmjCzyG50+CfWvB7sLFKldbww9kPSWqnCjQVQRXS7oN0vZbEm5cvV2d",
-	"vvVvpB0dgBWzCJPUTtba5rYOWquEcF8zbH64pRmb4BEHqGwe+gmKPB77eVTvDAxkrL1H4LecN0fnKGn1",
-	"1hNCfK/5xTLke7K7nRLnB471uzv5PtNrM5y2WBq+Tc7v20pzNxV35SJf3IZG1FvttdlThPXmJqbmiNt8",
-	"a/YMh8nh3g5QjWsju/uxGUp+WeNaFOQI3zUg9mWDYp2wi1KvlHbzfhNj+l7MZpAQUep9Qt15+SoqeKaq",
-	"A/S4mRJnQOXgMOEx6Mgezl93zq1zjh9F9cnRd2S2kVKe9NxzFf67LXeaswzPuXYXzLN90ReaiGZZW3B6",
-	"R30BEkW6u3MhmacsNtjBDl5tYdtsMcgqwbvVbADabEhIFF08JxmNL9Dm+2T0IMs2EtNqU86yoeNZbIr3",
-	"SXofKUzt7/T28cPwCx+eaG1JtIsXCFOqhIRo0RYIdxUFpraX64Mz7cutqKtuvSfU0KudfWy44QA3a1q+",
-	"sOcJ/6b44UhojKu67LBxk8G8hQQFaB5N+FQA13cGGialNFK6txN68MOrJjHmKOtDiC6CkDBjyp3CXyb9",
-	"7ov7Ef/2UdoHTldssj82p4q4esTby/oGYlvfs/LI5LzJH9QcqfYncAP3FHPAp8GjgcSqVa6/IgF3XJf1",
-	"PY5I8O6kunergEe+HdRnfL9z3MChJmOvQK+ER77zoZ0+KG+VWdpnay5n+pu6EbdYthxz3zBe+dbE+l1d",
-	"Sq4I7RWvPiata++pfLuAgil9XNHzEPs3taqt38B5zy6hVXDLYQ5K20tNnjLeDxVKdLZ2svaKkC3EbpVC",
-	"rgyjqzaevPY3E32bQm/7tk1y6JWxsSVSTyn0xyq3b2wF/3DPxkmiR1q/Lpden77yI6kP5qOP7gjCZjDq",
-	"KprP59FUyDwqZQY8Fok9fnOjaPV7zbDfCR2taw0MDfd+6SGaJoyDJEzxutQt3+0Jz4mb99KrJB8T7kIm",
-	"7jnjCzwpBOOabLly1NP63M1pgNjrtHtc7zR4ftfR/EtfML/XBPM47tJQPsWbkv5aWtHyq3t/j+rhLmvy",
-	"ZZCMi11doo/X10qBOSamCLUtGg6LQq0qwLcnY5cdUPgN7nPev8HqQp0nWLfaPbaPHZ6gS6wdpm+PuV8D",
-	"twTaMT7DuseQTBZ45Ku5urU594FZzUKrZRX3iL1WVokd4hcDJ4tH0P4sQS6a44RWaNsxcAJTWmZOzXN6",
-	"5S5FdjdprLgi2T+AmE4VLBmh3eWOp8uzhwiT8HKZDWKkA1LQGaIcXICnKOkG6tTRn/ZJPE/1aP/tqmqO",
-	"w+ouFrsm+4SaCGkGScR4tduCJ2wV2MJyJvF4Jt7l0lEwq1Tr6uNQVu6tOs5K4sOm5ZoxfTe3Pwn25mFU",
-	"+0jpUrFuvV4l1+5ccX0iuCely/Harnf35TY1zoMOV5c748TwwruUouAirVH9eOMyaJzihkV5tTpukk4w",
-	"HRsUNxMcnrIJ34UaVEfz7dpt4alpZG1IKKmPKRJXF5XkvdTY/3FtCZeGFn692HlyGt+pet0XfPrA7Xrt",
-	"O0CEhUiXTLFJBq5mhUmncnhgdgli+qrjvr5jr/eIs5r7DB84UbdKaSBh2oHYJ935LlzTG7y0ZeCY/q6+",
-	"yCA3/Jdwlif7juzrb5LrO6r/kR4nVvc83u9Ck+ofBtowvxhTbq9TseKE/36MIpSrOcjnmyYd12exhjLt",
-	"+v1Sy5l5Zz51v23qqfXAinLrQX1IovXMUHn9NWViTtwFj5AVkbvlOMB/2ehmerBKEV7tNEO6+zfXDbla",
-	"E/43AAD//w==",
+	"7F15c9w2lv8qKO5UWa4hW0dsZ936S3HsjWecRCXZ5amVtCo0+bqJiAQYAFSr49J338IDeKMPyZIsz+if",
+	"RE0S18M7fu8A/CWIRV4IDlyrYPwlSIEmIPHPNxlQ+UaICwb4OwEVS1ZoJngwDt5eFUyCIjoFokApJjih",
+	"PCFvjo/ekdi2Csk8BY6fxDTLQJJSQWJ+56MgDFScQk5N13pRQDAOlJaMz4Lr6zA4oho+sJzp4chHkFPG",
+	"GZ+RP0uhKSlAkkJkLF6QrUTSqY4Y6GmUal3QgkWSashMT5Fb2/ONx44OsdvhFD6mYIdkSAGqCS2K7M7G",
+	"By0X0cFUgxwOfQyx4IkiWpA5ZZpMYCokEC0XhiJ0Rhnv9p8zzvIyD8a7YTUW4xpmIHGwz58/RwelToFr",
+	"FlMN/sXGqdk/PgOydfTuDXn148udNcu4DoOCSpqDduz0/mfzX2Z6LKhOgzDgNMfZJEEYSPizZBKSYKxl",
+	"CZ3506sPwGc6DcavXoRmOdXPXTOE1iBNn/93chD9L43+2olen0dnf/9bEPqmJEEVgivL0D/R5Aj+LEEh",
+	"k8WCa+D4p9lMQwwm+HYhxSSD/O9/KEOML62J/U3CNBgH/7XdSNC2fau2D20rO+iQnNIOS5giOc2mQuaQ",
+	"jILrMHgj+DRj8TeYkBKljIHAFVNaEZpJoMkC5/ROyAlLEuAPPalYQmLYkmaKJIJwoQnNMjEnOmWKbKlY",
+	"FBASMecgVcqKEHUPsmVLi/n42zcn12R78D1O7jeh34mSJw9Jgt8EUWWc1nuDm3EM8pLF8InTS8oyOsng",
+	"Iad0QJQ22oYDJJCQqZCEEgVxKZleECEJKjqSQMzQIDBFSi6BxqmZaW9nempu1aa0P8VpfRTiV8oXTnzV",
+	"w9LAaHS3UjG1zCgKkDieWTJcpbRU2oh0d8Ftm7ZyufWHS6zRRo2r74cW5Uak/sRpqVMh2V/woOz/piX9",
+	"VALJmVLGxAlJGL+kGUvuQdKvK8uDPR4U7J+ABC+k2WHtkFAsgWpIzilSwahv81eQUA2RZjkMbU8YgMVL",
+	"N2rDEo9lDYOMKn1ukNSNOrPW1tNdIWHKrvx2f8qk0sb6SxobQ24ZHsgFLEIDQSTEYsaZAsL0yDcqKmkk",
+	"GtOQK+8E3AMqJV0E1kpXYODEogOcez3TutewvRMdEp/VvYrJHxCjIP0kxVyBPLZg1bOrSk7Ptbiwhq6P",
+	"unhCDNqi8QVhFtL+KzL2JvpoWhDLVERwUnJFp7WJV6O7YYYeVVpzXbvuN5ZGDTPTLPt9GoxPVoum+/46",
+	"7NPpApYgYgWxBL1v6MQUmmuVijlvQOnqNZl+h/M/syuoVAHOP0mYGZZmh62JTWmmIOzN1bgKWYfG9knY",
+	"hpV7L1949qigSs2FTHoYdHfvv7sgdGfduqoR6w59m/SOQZa8lVLIIWNOzTuv5OSgFJ2B341oz8F20TTw",
+	"TeEXoJlZ0UAuUogvVhB+uUQ3fStNdWl3hBtf5CQQF0EYlC0Yc7aOjq4P39T/8fmfx8OJX8Ciq3n887cO",
+	"R7cpzWbehV0sUckXeuF9XqoNNsc0tl371rZSO+ISfa0+iBnjLe/mBjKTgEGYQxE/IEYNI+hDzJOZIUIn",
+	"404nVpGAjCm0B23B2dnxacJKQL9KHu9AAH+FIQPVk9vUMkuRwTrIc2S+qXAGLNWkFlLbj1yIoYVVErsF",
+	"zsjco+WtaIcraxleN3sfJX+DecvWbM53FUDp80zX499knb2QwVBt0qv39tvdV9h/9WsNRRwMcSMuWfuh",
+	"uLHETUSy6MvAzo5XXhpFuhJWC6WP7Zdml5nOYNj/Gsr21m47Ce1cfUv/3WDp2oL1QnYYM3rx2jA2ekkv",
+	"R3sEzLekisiMgoHtrvqqTIaD/eeO64OwfhJnzLgkzYOZpPi7bDkvzVclV2VRCGmQI355jqtpmuMOeyxS",
+	"aCd13lndOvVu1+EjWcUqPduDMz5fomIqXhm8uI1TsmSMr2KyoQ0skhtOzKeIGqqEXV6sp9vzBlrDLqP9",
+	"IdVxulZWc8bbT3e/F+n1Lvl4AMQwZG2Er5xkTKWQePm+ctS9ov36xcsfiQsAkAQ0ZZkayrN94WURFJGu",
+	"Dl9FoBZYHhgxI8RKUx7DGtbux8JXsbB94HlxyURmuCyqsgFfYW+dDqqYewXcPYKpBJXeDt5J27jxdFt8",
+	"9WLn9at10tht752eQ0EVh5UKpMGCIgFJtTB/0yRn3Mtoy93zW+i3uJTSxar6IIsp46S2MWtOLxif4aMh",
+	"rpoIkQHlAYapKny8qT69YDZyXBGkctxtmsxLhtvEeHxqE4eu59xTkZ1BGmr59hSjHC2G6+5Ny4i2llnj",
+	"7XAp09wK3oc352EH2gbwcs8HDw2/esCozy3pkbxFhxVEtIDHY/jjGJRqFrU0bMQ8EaoPbAqGLaoIne2M",
+	"YGfGO1M2b9hi6ZbmG9BzOfl6cbGCxhApKKhEr8RC4+EEUpEl/lAYvh+wzk9AJcj1MYEOyTqddajVX2G1",
+	"Ht8mfVIg70b7JEzRSQZtndBSI/foXG7gyNVz66iEZfS4G6C0mh43Wl5vloZBnct8jI6plSf0Qo1b4gtm",
+	"XMCC5DQBMmc6JYe/H38k27Rg0QUsFMYwkWethbBcHadCAbc1DUyTOVXYwQgdh2DschFNYvtf0cHh+8g4",
+	"wo3lr4KqwQQ5vJqc/fWuYqt/fP4YDPJOvCtSUylysm1g8TZGYoiQ7ie+HzVO+th130wj1bpA+4gGyE+h",
+	"jymQiQ2Z1yZSgSaTRUUsM5Z7MyKfbNg7B52KRBGaKYFpQiQgFoXU00JiOdtXE+v8/BehdOT681FMmAH3",
+	"lgRMaN7VOCq0++q2DhUzJGbyZj5Gwz9TxLCcmdA0E3PkmLYRchrjk8yCcdAibNAOOdA4FiXX45xyjMMG",
+	"H5jSWAcDPCGCwzNFxJzbWJnCF26FKiRwCXIxT0ECoZoIHuNkaMEMCzZd2vg9tpVwKS6g1e/B4XvDyBZt",
+	"C6XVOIEMtGn2M/5BKF8Q86b5QgJNsIyGJvim1XguGbb9bP5vl5Ew3Rqv/t5QUI0tjBsHP1vJJo4cqmna",
+	"Ht62ccNbQrnvR7UlGJK7Le6WA8LgKsoY1xGbcSEBISY3MCaqtfpVZPbWBX1xjift1XfX2yNdZ6LdlQ52",
+	"J+xzwFkb595+0A2GQVS9eoS1vdiMJ+NT4dOQKqdZRiaZmM0MMFa29IDMjRpsQpTIl3VG3OZqgU+FjFHe",
+	"TrkqIJ6VVCZEaUnZLNVWd2EEMxFxmQPXI/LWSEPTrTNg5p3lJvP6lF9hPVVks+8TyMTcwHhjKlgGiZEj",
+	"panUUVnsE8pbeXksQrOfSRJTzoU+5dMyyxbVbInSoqhcAnkJ0k4T+2N8NjrltXc2DppFwRXNiwyQTkEY",
+	"XIK0/kuwO9oZ7aDiKoDTggXj4IfRzugHjETrFJlzezSHLIsuuJjz7T/mF2pU5c9ngEijXsB7IzT/AxpT",
+	"Hb1Cpr2dnRWZ+Ztl5LH/JQU5xmQq0KOOwQ3GJ2dhoMo8p3IRjIPDcpKxGLWSjVtfgmTTBakp9qxS0baW",
+	"7MeXuz9i0Y6mM4WYzpgjK8P1VjuMYcbdRlHcRnFZSiijXT7hF19Jqo3iEQgZh+79gIaWxZ0Qos57Yafj",
+	"67ye9narTg2b7K5v0inawEY/rG/UFHqZFnuv17fol+Fch8HLTUbyVDH1WOpLbe5P2prx7Drs4rre2w4n",
+	"dshNtmq9bM0TspHqcJ7lqbM+l21/Ycm1hQdNQeOS7Hnzyfb7nwMzn6LCzn31mkAuUDVxKg3OsirOykbY",
+	"qal1Vr7l2uGKqD7lBjWMCdA4dXhV8GzRBq3mTw5zxDoWBhnxEyNibbZR7MATdcp1CjmhWTYib7l7kYFW",
+	"nREzMTO+JCb098kcs1LEwXrTDSSnXGm6UPaHVZldyfyEYdlPNiTk4iw/uQjqnSiwxl+57jpCWpZwfY+a",
+	"02oBv+ast0zV1RHzx64Adl6sb1HXRT5GjeGCjMtURh2DbHtBJz0d8ialfGagcLWFzm0IjbtVcb6QBDj+",
+	"xfS+E+MqCl2hCytIsetOO7m80p1YY1cP9U3giau9CVgRhIF7+MNO7UJRjo7TPBXuxyIXmBeZM56IuYEk",
+	"Odbz2F4KyXjMCpr5O3OA1/XWzj33e/QrzG1HndsrTpcdG7rBZiTnBdNMcMCiSy7KWToi9ftKadpSpLGR",
+	"u7xU2oBAOOVazECnIK2XqGsX0jR9pgaO79ZEoDOJsQXbj/EVT7lRz1gWUXdhKPDcp/mck1Srvo4aeuH3",
+	"ayu9YZCyi548qY3vQG3UDnGtN/YJ001sogoCtM27QgeEzIXEPEQrJPB96wUXU1uJ1W3ByMOg9bqwcS1e",
+	"/1gfXHqmXJjlCbNvJkq90ANK0yqB6ZC6Fogtboypc8ljCbqL12vWOrtuzEWXuWzwzG35/QDOpt5pI8C5",
+	"e2cDdwt7l/vsLhRq9I+lItmyRXv26AKP4fmjNyqvH/rwUWV5myxALpRuWBNPIkGyXwV6ban86LGLYRfc",
+	"VpHlGiwho1CiyokCXfmbtVxal3K/JY8GmFhe6tuqRjbRXFmhiDCk7iSjbRxqF7sKX/fl2EazW3K8CXpy",
+	"8M9GzZ+A0+PR9kd1HmPAY+2Mhl/P39yXQE6rE2XokHiNBRZN35OV6BRkP3Bkolt34FN4Nh5rS7vhG0Uo",
+	"H4uKr3J1j1bBd4OcVy6mgAl+9CeqLKY9n1mnjTHoSVxas8nGDsPuvdxa7TFENq+0mf/xsvYYkJ4Rvmvc",
+	"g5eNf+AEU5R6pWSa95so/g9iNoOEiFLvE+puIqj8rWequpoA01RxBlQOjmkeg47stQfrThB2bkhAJnvy",
+	"DTo823ApT3pQogqsuGIGmrMMTxB3N8yTGOozTUSzrM04vUPUAIki3bxnSOYpiw3OsYNXxQE2Dg+yCp1v",
+	"NalVG2cKiaKL5ySj8QXaJx+PHmTZRmxapTstGTpW0AbPn7j3kXq2/Rx6H+sMv/Bhn1ayp10WQphSJSRE",
+	"izZDuEs+MGmwXB6cal+uRV3d8D0hnF5V8mPDOAeYBmvZwp4lfEj+f0T44Uho9AG75LA+nkE9hQQFqB6N",
+	"q1cA13cGGialNFy6txN68MOrJuToZtaHEF0EIWHGlLvfYBn3uy/uh/3bh5QfOBC0SeZxThVxlZ635/UN",
+	"2La+weaR8XkT66gpUmV+MDV+itH10+DRQGLVOgixIrR5XBdMPg6v9e64undfg4e/HdRnfL9zkMOhJqOv",
+	"QK+ER76Tt50+KG8VsNpna669+o90mXvp0u/GeXYsZl3+fcMuysdJFi3oUpqV9YqZH5OuaOfYvp0bxJQ+",
+	"rubzEPm8WkGsT+h9YJfQKsDmMAel27z55ADdvwPUSfVl7R0hW4g4K4Fc6fxXbTyZg2/G+jZJ0bbIm2Qp",
+	"KmVjS+aekhSPlW/fOlM2yIo5TvRw69dlK+rTeH7897v56KM7krIZ+LuK5vN5NBUyj0qZAY9FYo9j3cjH",
+	"/l5zGHcyj9Y1F2YO9464UDWh9yZhitfnbvlu03hO3LqXXi36lGC5HUbEDd9zhgJ4UgjGNdlypdSn9Zmx",
+	"0wBx4mn3qOlp8Pyu4yUvfeGSvSZcguMuDZakeMvXX0ursX5x7+9RlN1FY74YnYEDq4+X4NXLUmAUjxkm",
+	"whYNhUWhVh0esae6lx2u+RXuc92/wuoisycIutqUt4/MnqD5ro27r+KgX7+5BIYyPsOa3ZBMFnhcsbl2",
+	"uDmzhHHjQqtlp0UQJ66scDzELwaAAI9P/lmCXDRHYS3TtqMMCUxpmTkxz+mVu9Db3QKz4npv/wBiOlWw",
+	"ZIR2lzueLs8ewqXDi5E28OcOSEFniMhwA548uhuIU0d+2qdIPZXP/beransOq3uE7J7sE2oM/gySiPEq",
+	"n4WnwxXYQxFM4tFivIeoI2BWqNbVdiKv3Ftlp+XEhw18NmP6/tWBJ8be3OVrH4deytat16v42p2Jr0+z",
+	"97h0OV7b9ea3blOfP+hwdak+Lgwva0wpMi7ONaofb1zCj0vcsESzFsdNQh+mY4PiZoLDU+TjuxCD6loJ",
+	"u3dbeOIfSRsSSuojtsRVniV5L4z3by4t4VLXwi8XO09G4zsVr/uCT79zu1/7DhBhqdclU2ySgasKYtKJ",
+	"HB72XoKYvuqouu/I9j3irOYuzgcOKq4SGkiYdiD2SXa+C9P0Fi8cGhim/1RbZJAb/itOy4N9R/b1N4n1",
+	"HdX/wJRjq3se7zehSfWPWm0YX4wpt1cBWXbCf/tIEcrVHOTzTYOO66NYQ552/X6p+cy8M5+63zb01Hpg",
+	"Wbn1oD4y03pmZnn9NYV4jt0Fj5AUkbuhO8BI/s3kYJUgvNpphnR3x64bcrUk/H8AAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

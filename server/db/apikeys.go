@@ -33,12 +33,41 @@ func scanKey(row interface{ Scan(...any) error }) (*security.APIKey, error) {
 	return &k, nil
 }
 
-// CreateAPIKey implements security.KeyRecords.
-func (d *DB) CreateAPIKey(ctx context.Context, k *security.APIKey) error {
-	_, err := d.exec(ctx, `INSERT INTO api_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)`,
+// CreateAPIKey implements security.KeyRecords: the count and the insert
+// run in one transaction holding the owner's row, so concurrent creations
+// never pass max.
+func (d *DB) CreateAPIKey(ctx context.Context, k *security.APIKey, max int) error {
+	ctx, cancel := d.ctx(ctx)
+	defer cancel()
+	tx, err := d.w.BeginTx(ctx, nil)
+	if err != nil {
+		return d.fail(err)
+	}
+	defer tx.Rollback()
+	if max > 0 {
+		lock := `SELECT id FROM users WHERE id = ?`
+		if d.src.Kind == Postgres {
+			lock += ` FOR UPDATE`
+		}
+		var id string
+		if err := tx.QueryRowContext(ctx, d.q(lock), k.Subject).Scan(&id); err != nil {
+			return d.fail(err)
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, d.q(`SELECT COUNT(*) FROM api_keys WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?`),
+			k.Subject, usec(d.now())).Scan(&n); err != nil {
+			return d.fail(err)
+		}
+		if n >= max {
+			return security.ErrTooMany
+		}
+	}
+	if _, err := tx.ExecContext(ctx, d.q(`INSERT INTO api_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)`),
 		k.ID, k.Subject, k.Name, k.Prefix, hex.EncodeToString(k.SecretHash), strings.Join(k.Scopes, " "),
-		k.AccountVersion, usec(k.Created), usec(k.Expires))
-	return err
+		k.AccountVersion, usec(k.Created), usec(k.Expires)); err != nil {
+		return d.fail(err)
+	}
+	return d.fail(tx.Commit())
 }
 
 // APIKey implements security.KeyRecords.

@@ -355,7 +355,7 @@ func TestAPIKeys(t *testing.T) {
 		key := func(id string, created time.Time, ttl time.Duration) *security.APIKey {
 			k := &security.APIKey{ID: id, Subject: alice.ID, Name: "ci " + id, Prefix: "sg_" + id, Scopes: []string{"posts:read", "posts:write"},
 				SecretHash: []byte{0, 1, 2, 0xfe, 0xff}, AccountVersion: 3, Created: created, Expires: created.Add(ttl)}
-			if err := d.CreateAPIKey(ctx, k); err != nil {
+			if err := d.CreateAPIKey(ctx, k, 0); err != nil {
 				t.Fatal(err)
 			}
 			return k
