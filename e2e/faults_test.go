@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -209,12 +210,12 @@ func TestFreshInstanceBurst(t *testing.T) {
 	in := Start(t, Shared(Redis(t), Postgres(t), keytest.File(t))...)
 	var wg sync.WaitGroup
 	statuses := make(chan int, 20)
-	for range 20 {
-		c := NewClient(t, in) // an address each: login allows 5 per address
+	for i := range 20 {
+		c := NewClient(t, in) // an address and an account each: failures are limited per both
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, err := c.LoginWithResponse(ctx, client.LoginRequest{Email: "user@example.com", Password: "wrong-password"})
+			r, err := c.LoginWithResponse(ctx, client.LoginRequest{Email: fmt.Sprintf("burst%d@example.com", i), Password: "wrong-password"})
 			if err != nil {
 				t.Error(err)
 				return

@@ -130,6 +130,11 @@ func (l *Limiter) identity(r *http.Request, t *policy.Tier, p *security.Principa
 	return id, t.Key == policy.KeyIP || id.Value != ""
 }
 
+// ClientAddr is the client address of r as tiers keyed by IP count it: an
+// IPv6 address as its network of the configured prefix (WithIPv6Prefix).
+// Budgets a handler keeps by client address should count by it too.
+func (l *Limiter) ClientAddr(r *http.Request) netip.Addr { return l.clientKey(r) }
+
 // clientKey is the client address of r as tiers keyed by IP count it: an
 // IPv6 address as its network of v6bits bits.
 func (l *Limiter) clientKey(r *http.Request) netip.Addr {

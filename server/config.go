@@ -19,30 +19,33 @@ import (
 // a flag of the same name (without the prefix, lower case, dashes) overrides
 // its variable.
 type Config struct {
-	Addr            string        // SPECGUARD_ADDR
-	RedisURL        string        // SPECGUARD_REDIS_URL; empty = in-memory stores
-	DatabaseURL     string        // SPECGUARD_DATABASE_URL; empty = SQLite in DataDir
-	DatabasePool    int           // SPECGUARD_DATABASE_POOL_SIZE
-	SigningKeyFile  string        // SPECGUARD_SIGNING_KEY_FILE; empty = a dev key in DataDir
-	VerifyKeyFiles  []string      // SPECGUARD_VERIFY_KEY_FILES; comma-separated
-	DataDir         string        // SPECGUARD_DATA_DIR
-	UsersFile       string        // SPECGUARD_USERS_FILE; empty = demo users
-	TrustedProxies  []string      // SPECGUARD_TRUSTED_PROXIES; comma-separated CIDRs
-	ClientIPHeader  string        // SPECGUARD_CLIENT_IP_HEADER: the one header trusted proxies write
-	IPv6Prefix      int           // SPECGUARD_IPV6_PREFIX: bits of an IPv6 address a per-IP limit counts by
-	Issuer          string        // SPECGUARD_ISSUER
-	AccessTTL       time.Duration // SPECGUARD_ACCESS_TTL
-	RefreshTTL      time.Duration // SPECGUARD_REFRESH_TTL
-	SessionTTL      time.Duration // SPECGUARD_SESSION_TTL
-	MaxSessions     int           // SPECGUARD_MAX_SESSIONS: live logins, and browser sessions, per account
-	MaxAPIKeys      int           // SPECGUARD_MAX_API_KEYS: live API keys per account
-	StoreTimeout    time.Duration // SPECGUARD_STORE_TIMEOUT
-	AllowedOrigins  []string      // SPECGUARD_ALLOWED_ORIGINS; comma-separated
-	ShutdownTimeout time.Duration // SPECGUARD_SHUTDOWN_TIMEOUT
-	LogFormat       string        // SPECGUARD_LOG_FORMAT: json or text
-	LogRequests     bool          // SPECGUARD_LOG_REQUESTS: one line per request
-	AdminAddr       string        // SPECGUARD_ADMIN_ADDR: /metrics and /debug/pprof/; "off" = none
-	SpecFile        string        // SPECGUARD_SPEC_FILE: serve this document instead of the embedded one
+	Addr           string        // SPECGUARD_ADDR
+	RedisURL       string        // SPECGUARD_REDIS_URL; empty = in-memory stores
+	DatabaseURL    string        // SPECGUARD_DATABASE_URL; empty = SQLite in DataDir
+	DatabasePool   int           // SPECGUARD_DATABASE_POOL_SIZE
+	SigningKeyFile string        // SPECGUARD_SIGNING_KEY_FILE; empty = a dev key in DataDir
+	VerifyKeyFiles []string      // SPECGUARD_VERIFY_KEY_FILES; comma-separated
+	DataDir        string        // SPECGUARD_DATA_DIR
+	UsersFile      string        // SPECGUARD_USERS_FILE; empty = demo users
+	TrustedProxies []string      // SPECGUARD_TRUSTED_PROXIES; comma-separated CIDRs
+	ClientIPHeader string        // SPECGUARD_CLIENT_IP_HEADER: the one header trusted proxies write
+	IPv6Prefix     int           // SPECGUARD_IPV6_PREFIX: bits of an IPv6 address a per-IP limit counts by
+	Issuer         string        // SPECGUARD_ISSUER
+	AccessTTL      time.Duration // SPECGUARD_ACCESS_TTL
+	RefreshTTL     time.Duration // SPECGUARD_REFRESH_TTL
+	SessionTTL     time.Duration // SPECGUARD_SESSION_TTL
+	MaxSessions    int           // SPECGUARD_MAX_SESSIONS: live logins, and browser sessions, per account
+	MaxAPIKeys     int           // SPECGUARD_MAX_API_KEYS: live API keys per account
+	// SPECGUARD_FAILED_LOGINS_PER_IP, _PER_ACCOUNT: failed password checks
+	// allowed per client address and per account.
+	FailedLoginsPerIP, FailedLoginsPerAccount Budget
+	StoreTimeout                              time.Duration // SPECGUARD_STORE_TIMEOUT
+	AllowedOrigins                            []string      // SPECGUARD_ALLOWED_ORIGINS; comma-separated
+	ShutdownTimeout                           time.Duration // SPECGUARD_SHUTDOWN_TIMEOUT
+	LogFormat                                 string        // SPECGUARD_LOG_FORMAT: json or text
+	LogRequests                               bool          // SPECGUARD_LOG_REQUESTS: one line per request
+	AdminAddr                                 string        // SPECGUARD_ADMIN_ADDR: /metrics and /debug/pprof/; "off" = none
+	SpecFile                                  string        // SPECGUARD_SPEC_FILE: serve this document instead of the embedded one
 }
 
 type setting struct {
@@ -65,6 +68,17 @@ func list(dst func(*Config) *[]string) func(*Config, string) error {
 			}
 		}
 		*dst(c) = out
+		return nil
+	}
+}
+
+func budget(dst func(*Config) *Budget) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := ParseBudget(v)
+		if err != nil {
+			return err
+		}
+		*dst(c) = b
 		return nil
 	}
 }
@@ -130,6 +144,8 @@ var settings = []setting{
 	{"session-ttl", "browser session lifetime", "12h", dur(func(c *Config) *time.Duration { return &c.SessionTTL })},
 	{"max-sessions", "most live logins (token families) of one account, and most browser sessions; the next login answers 409", "100", count(func(c *Config) *int { return &c.MaxSessions })},
 	{"max-api-keys", "most live API keys of one account; the next one answers 409", "50", count(func(c *Config) *int { return &c.MaxAPIKeys })},
+	{"failed-logins-per-ip", "failed password checks allowed per client address, across login, browser session and the password grant", "5/15m", budget(func(c *Config) *Budget { return &c.FailedLoginsPerIP })},
+	{"failed-logins-per-account", "failed password checks allowed per account, whatever the address (see the README on lock-out)", "10/15m", budget(func(c *Config) *Budget { return &c.FailedLoginsPerAccount })},
 	{"store-timeout", "timeout of every store call", "100ms", dur(func(c *Config) *time.Duration { return &c.StoreTimeout })},
 	{"allowed-origins", "comma-separated origins allowed to send cookie-authenticated writes; empty = same host", "", list(func(c *Config) *[]string { return &c.AllowedOrigins })},
 	{"shutdown-timeout", "how long SIGTERM waits for in-flight requests", "10s", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},

@@ -27,6 +27,7 @@ type App struct {
 	keys       *security.APIKeyService
 	cookieName string // the cookieAuth scheme's cookie, from the spec
 	passwords  *passwords
+	failures   *failedPasswords // nil: failed password checks are not limited
 	ready      func(ctx context.Context) map[string]error
 	log        *slog.Logger
 
@@ -78,6 +79,19 @@ func caller(ctx context.Context) *security.Principal { return security.FromConte
 // A database that cannot answer is an error wrapping
 // security.ErrUnavailable (503), never a wrong password.
 func (a *App) checkPassword(ctx context.Context, email, password string) (*User, error) {
+	refund, err := a.failures.take(ctx, clientAddr(ctx), email)
+	if err != nil {
+		return nil, err
+	}
+	u, err := a.verifyPassword(ctx, email, password)
+	if err == nil {
+		refund()
+	}
+	return u, err
+}
+
+// verifyPassword is checkPassword without the failure budgets.
+func (a *App) verifyPassword(ctx context.Context, email, password string) (*User, error) {
 	u, err := a.repo.UserByEmail(ctx, email)
 	hash := ""
 	if err == nil {
@@ -242,6 +256,9 @@ func (a *App) Login(ctx context.Context, req gen.LoginRequestObject) (gen.LoginR
 			return gen.Login200JSONResponse(a.tokenResponse(pair)), nil
 		}
 	}
+	if r, ok := tooManyFailures(err); ok {
+		return gen.Login429ApplicationProblemPlusJSONResponse{TooManyRequestsApplicationProblemPlusJSONResponse: r}, nil
+	}
 	switch {
 	case errors.Is(err, security.ErrInvalid):
 		return gen.Login401ApplicationProblemPlusJSONResponse{UnauthorizedApplicationProblemPlusJSONResponse: unauthorized("invalid_token", "wrong email or password")}, nil
@@ -265,6 +282,9 @@ func (a *App) OauthToken(ctx context.Context, req gen.OauthTokenRequestObject) (
 	switch b.GrantType {
 	case gen.Password:
 		u, perr := a.checkPassword(ctx, deref(b.Username), deref(b.Password))
+		if r, ok := tooManyFailures(perr); ok {
+			return gen.OauthToken429ApplicationProblemPlusJSONResponse{TooManyRequestsApplicationProblemPlusJSONResponse: r}, nil
+		}
 		if errors.Is(perr, security.ErrInvalid) {
 			return oauthError(gen.InvalidGrant, "wrong username or password"), nil
 		} else if perr != nil {
@@ -380,6 +400,9 @@ func (a *App) CreateSession(ctx context.Context, req gen.CreateSessionRequestObj
 	var ns *security.NewSession
 	if err == nil {
 		ns, err = a.sessions.Create(ctx, u.ID, u.Role, deref(req.Body.Device))
+	}
+	if r, ok := tooManyFailures(err); ok {
+		return gen.CreateSession429ApplicationProblemPlusJSONResponse{TooManyRequestsApplicationProblemPlusJSONResponse: r}, nil
 	}
 	if errors.Is(err, security.ErrInvalid) {
 		return gen.CreateSession401ApplicationProblemPlusJSONResponse{UnauthorizedApplicationProblemPlusJSONResponse: unauthorized("invalid_token", "wrong email or password")}, nil

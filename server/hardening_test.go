@@ -353,3 +353,77 @@ func TestRecordsPerAccountUnbounded(t *testing.T) {
 		t.Errorf("an API key after logout everywhere: %d, want 201", resp.StatusCode)
 	}
 }
+
+// After 5 failed logins, the token endpoint's password grant still took 20
+// guesses a minute and the browser login 5 more. Every operation that
+// checks a password now shares one budget per address: the spec's shared
+// login-ip tier (login, session), and the failed-password budget, which
+// covers the password grant too, while its refresh grant stays open.
+func TestLoginBudgetPerEndpoint(t *testing.T) {
+	in := start(t, map[string]string{"SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32"})
+	from := []string{"X-Forwarded-For", "203.0.113.80"}
+	refresh := func() string {
+		_, m := in.do(t, "POST", "/auth/login", `{"email":"user@example.com","password":"user-password"}`, "X-Forwarded-For", "203.0.113.81")
+		return m["refresh_token"].(string)
+	}()
+	for i := range 5 {
+		if resp, _ := in.do(t, "POST", "/auth/login", `{"email":"user@example.com","password":"wrong-password"}`, from...); resp.StatusCode != 401 {
+			t.Fatalf("failed login %d: %d", i+1, resp.StatusCode)
+		}
+	}
+	token := func(body string) int {
+		req, _ := http.NewRequest("POST", in.base+"/auth/token", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", from[1])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := token("grant_type=password&username=user@example.com&password=guess"); got != 429 {
+		t.Errorf("the password grant after 5 failed logins: %d, want 429", got)
+	}
+	if resp, _ := in.do(t, "POST", "/auth/session", `{"email":"user@example.com","password":"guess"}`, from...); resp.StatusCode != 429 {
+		t.Errorf("a browser login after 5 failed logins: %d, want 429", resp.StatusCode)
+	}
+	if got := token("grant_type=refresh_token&refresh_token=" + refresh); got != 200 {
+		t.Errorf("the refresh grant from that address: %d, want 200 (no password checked)", got)
+	}
+}
+
+// 25 wrong passwords for one account from 25 addresses were all answered
+// 401: no limit per account. Failed checks of one account are limited
+// whatever the address (SPECGUARD_FAILED_LOGINS_PER_ACCOUNT, 10 per 15
+// minutes); a right password refunds its attempt; other accounts are not
+// affected.
+func TestNoPerAccountThrottle(t *testing.T) {
+	in := start(t, map[string]string{"SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32"})
+	attempt := func(i int, email, password string) int {
+		resp, _ := in.do(t, "POST", "/auth/login", `{"email":"`+email+`","password":"`+password+`"}`, "X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i))
+		return resp.StatusCode
+	}
+	// Successes do not count: the owner logging in often spends nothing.
+	for i := range 12 {
+		if got := attempt(100+i, "user@example.com", "user-password"); got != 200 {
+			t.Fatalf("right password %d: %d", i+1, got)
+		}
+	}
+	limited := 0
+	for i := range 25 {
+		switch attempt(i+1, "USER@example.com ", "wrong-password") {
+		case 401:
+		case 429:
+			limited++
+		default:
+			t.Fatalf("attempt %d", i+1)
+		}
+	}
+	if limited != 15 {
+		t.Errorf("%d of 25 wrong passwords from 25 addresses were limited, want 15 (10 per account)", limited)
+	}
+	if got := attempt(200, "moderator@example.com", "moderator-password"); got != 200 {
+		t.Errorf("another account: %d, want 200", got)
+	}
+}

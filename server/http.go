@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -40,7 +41,7 @@ func NewApp(d *Deps) (*App, error) {
 	app := &App{
 		table: d.Table, repo: d.Repo, store: d.Store, accounts: d.Accounts, tokens: d.Tokens, sessions: d.Sessions,
 		keys: d.Keys, cookieName: cookieName, passwords: pw, ready: ready, log: d.Log,
-		passwordChecked: d.passwordChecked,
+		passwordChecked: d.passwordChecked, failures: d.failures,
 	}
 	return app, nil
 }
@@ -59,7 +60,16 @@ func NewHandler(d *Deps) (http.Handler, error) {
 	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
 		security.WriteProblem(w, &security.Problem{Type: security.ProblemTypePrefix + "method-not-allowed", Title: "Method not allowed", Status: http.StatusMethodNotAllowed, Detail: "The path exists, but not with this method."})
 	})
-	strict := gen.NewStrictHandlerWithOptions(app, []gen.StrictMiddlewareFunc{noStore}, gen.StrictHTTPServerOptions{
+	limOpts := []limits.Option{limits.WithClientIP(d.ClientIP), limits.WithTimeout(d.Timeout)}
+	if d.IPv6Prefix != 0 {
+		limOpts = append(limOpts, limits.WithIPv6Prefix(d.IPv6Prefix))
+	}
+	limiter := limits.New(d.Limits, append(limOpts,
+		limits.WithStoreErrorLog(func(op *policy.Operation, err error) {
+			d.Log.Warn("rate-limit store failed; applying on-store-error", "operation", op.ID, "err", err)
+		}),
+		limits.WithDecisionObserver(d.Metrics.observeLimit))...)
+	strict := gen.NewStrictHandlerWithOptions(app, []gen.StrictMiddlewareFunc{noStore, withClientAddr(limiter)}, gen.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc: func(w http.ResponseWriter, _ *http.Request, err error) {
 			security.WriteProblem(w, &security.Problem{Type: security.ProblemTypePrefix + "invalid-request", Title: "Invalid request", Status: http.StatusBadRequest, Detail: "The request body cannot be decoded."})
 		},
@@ -84,15 +94,6 @@ func NewHandler(d *Deps) (http.Handler, error) {
 		},
 	})
 
-	limOpts := []limits.Option{limits.WithClientIP(d.ClientIP), limits.WithTimeout(d.Timeout)}
-	if d.IPv6Prefix != 0 {
-		limOpts = append(limOpts, limits.WithIPv6Prefix(d.IPv6Prefix))
-	}
-	limiter := limits.New(d.Limits, append(limOpts,
-		limits.WithStoreErrorLog(func(op *policy.Operation, err error) {
-			d.Log.Warn("rate-limit store failed; applying on-store-error", "operation", op.ID, "err", err)
-		}),
-		limits.WithDecisionObserver(d.Metrics.observeLimit))...)
 	bearer := security.BearerAuthenticator{Tokens: d.Tokens}
 	guard, err := security.NewGuard(d.Table, r,
 		security.WithAuthenticator(policy.SchemeBearer, bearer),
@@ -141,6 +142,24 @@ func noStore(next gen.StrictHandlerFunc, _ string) gen.StrictHandlerFunc {
 		}
 		return next(ctx, w, r, request)
 	}
+}
+
+type clientAddrKey struct{}
+
+// withClientAddr puts the client address, as per-IP tiers count it, in
+// the context of the handlers, for budgets they keep by address.
+func withClientAddr(l *limits.Limiter) gen.StrictMiddlewareFunc {
+	return func(next gen.StrictHandlerFunc, _ string) gen.StrictHandlerFunc {
+		return func(ctx context.Context, w http.ResponseWriter, r *http.Request, request any) (any, error) {
+			return next(context.WithValue(ctx, clientAddrKey{}, l.ClientAddr(r)), w, r, request)
+		}
+	}
+}
+
+// clientAddr is the address withClientAddr found (invalid when none).
+func clientAddr(ctx context.Context) netip.Addr {
+	a, _ := ctx.Value(clientAddrKey{}).(netip.Addr)
+	return a
 }
 
 func opID(r *http.Request) string {

@@ -163,6 +163,8 @@ type Deps struct {
 
 	storeName string
 	closers   []func()
+	// failures limits failed password checks (nil: unlimited).
+	failures *failedPasswords
 	// passwordChecked is App.passwordChecked, for tests.
 	passwordChecked func(ctx context.Context, u *User)
 }
@@ -284,6 +286,7 @@ func buildDeps(ctx context.Context, cfg *Config, table *policy.Table, log *slog.
 		sessOpts = append(sessOpts, security.WithAllowedOrigins(cfg.AllowedOrigins...))
 	}
 	d.Sessions = security.NewSessionService(d.Store, table.RoleScopes, sessOpts...)
+	d.failures = &failedPasswords{store: d.Limits, perIP: cfg.FailedLoginsPerIP, perAccount: cfg.FailedLoginsPerAccount, timeout: cfg.StoreTimeout}
 	d.Keys = security.NewAPIKeyService(d.Store, d.DB, security.WithKeyAccounts(d.Accounts), security.WithKeyClock(now),
 		security.WithMaxKeys(cfg.MaxAPIKeys))
 

@@ -351,7 +351,7 @@ func TestBadConfiguration(t *testing.T) {
 // SPECGUARD_SPEC_FILE serves another document with the same operations:
 // here login allows 2 attempts instead of 5.
 func TestSpecFile(t *testing.T) {
-	spec := strings.Replace(string(api.Spec), "limit: 5\n", "limit: 2\n", 1)
+	spec := strings.Replace(string(api.Spec), "name: login-ip\n          limit: 5\n", "name: login-ip\n          limit: 2\n", 1)
 	if spec == string(api.Spec) {
 		t.Fatal("the example spec no longer has the login limit this test edits")
 	}

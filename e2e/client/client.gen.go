@@ -675,12 +675,22 @@ type ClientInterface interface {
 
 	// LoginWithBody Exchange email and password for an access and a refresh token.
 	//
+	// Every operation that checks a password (this one, POST /auth/session)
+	// shares one budget of attempts per client IP. Failed password checks
+	// are also limited per client IP across these and the token endpoint's
+	// password grant, and per account across every IP (see the README).
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /auth/login (the `Login` operationId).
 	LoginWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// Login Exchange email and password for an access and a refresh token.
+	//
+	// Every operation that checks a password (this one, POST /auth/session)
+	// shares one budget of attempts per client IP. Failed password checks
+	// are also limited per client IP across these and the token endpoint's
+	// password grant, and per account across every IP (see the README).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -987,6 +997,11 @@ func (c *Client) DeleteApiKey(ctx context.Context, id ID, reqEditors ...RequestE
 
 // LoginWithBody Exchange email and password for an access and a refresh token.
 //
+// Every operation that checks a password (this one, POST /auth/session)
+// shares one budget of attempts per client IP. Failed password checks
+// are also limited per client IP across these and the token endpoint's
+// password grant, and per account across every IP (see the README).
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /auth/login (the `Login` operationId).
@@ -1003,6 +1018,11 @@ func (c *Client) LoginWithBody(ctx context.Context, contentType string, body io.
 }
 
 // Login Exchange email and password for an access and a refresh token.
+//
+// Every operation that checks a password (this one, POST /auth/session)
+// shares one budget of attempts per client IP. Failed password checks
+// are also limited per client IP across these and the token endpoint's
+// password grant, and per account across every IP (see the README).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2355,12 +2375,22 @@ type ClientWithResponsesInterface interface {
 
 	// LoginWithBodyWithResponse Exchange email and password for an access and a refresh token.
 	//
+	// Every operation that checks a password (this one, POST /auth/session)
+	// shares one budget of attempts per client IP. Failed password checks
+	// are also limited per client IP across these and the token endpoint's
+	// password grant, and per account across every IP (see the README).
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /auth/login (the `Login` operationId).
 	LoginWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LoginResponse, error)
 
 	// LoginWithResponse Exchange email and password for an access and a refresh token.
+	//
+	// Every operation that checks a password (this one, POST /auth/session)
+	// shares one budget of attempts per client IP. Failed password checks
+	// are also limited per client IP across these and the token endpoint's
+	// password grant, and per account across every IP (see the README).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4989,6 +5019,11 @@ func (c *ClientWithResponses) DeleteApiKeyWithResponse(ctx context.Context, id I
 
 // LoginWithBodyWithResponse Exchange email and password for an access and a refresh token.
 //
+// Every operation that checks a password (this one, POST /auth/session)
+// shares one budget of attempts per client IP. Failed password checks
+// are also limited per client IP across these and the token endpoint's
+// password grant, and per account across every IP (see the README).
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /auth/login (the `Login` operationId).
@@ -5001,6 +5036,11 @@ func (c *ClientWithResponses) LoginWithBodyWithResponse(ctx context.Context, con
 }
 
 // LoginWithResponse Exchange email and password for an access and a refresh token.
+//
+// Every operation that checks a password (this one, POST /auth/session)
+// shares one budget of attempts per client IP. Failed password checks
+// are also limited per client IP across these and the token endpoint's
+// password grant, and per account across every IP (see the README).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

@@ -1,0 +1,137 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/specguard/specguard/api/gen"
+	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
+)
+
+// Budget is a number of events per window: "5/15m".
+type Budget struct {
+	Limit  int64
+	Window time.Duration
+}
+
+func (b Budget) String() string { return fmt.Sprintf("%d/%s", b.Limit, b.Window) }
+
+// ParseBudget reads "N/duration", such as 5/15m.
+func ParseBudget(s string) (Budget, error) {
+	n, d, ok := strings.Cut(strings.TrimSpace(s), "/")
+	limit, err := strconv.ParseInt(n, 10, 64)
+	if !ok || err != nil || limit < 1 || limit > 1_000_000 {
+		return Budget{}, fmt.Errorf("%q is not a number of attempts per window, such as 5/15m", s)
+	}
+	window, err := time.ParseDuration(d)
+	if err != nil || window < time.Second || window > 30*24*time.Hour {
+		return Budget{}, fmt.Errorf("%q is not a number of attempts per window (1s to 720h), such as 5/15m", s)
+	}
+	return Budget{Limit: limit, Window: window}, nil
+}
+
+// failedPasswords limits failed password checks, across every operation
+// that checks one (login, browser session, the token endpoint's password
+// grant): per client address, and per account (the normalised email)
+// whatever the address. An attempt is charged to both budgets before the
+// password is checked, so concurrent guesses cannot overrun them, and
+// refunded when the password was right: only failures count.
+//
+// The account budget lets anyone who knows an address keep its password
+// logins refused by spending one failed guess every window/limit; what
+// the account already holds (tokens, sessions, API keys) keeps working,
+// and the guesses count against the guesser's addresses too.
+type failedPasswords struct {
+	store             limits.Store
+	perIP, perAccount Budget
+	timeout           time.Duration
+}
+
+// errTooManyFailures: a failed-password budget is spent.
+type errTooManyFailures struct {
+	budget string        // "failed-logins-ip" or "failed-logins-account"
+	retry  time.Duration // when the next attempt may pass
+}
+
+func (e *errTooManyFailures) Error() string {
+	return fmt.Sprintf("too many failed password checks (%s); retry in %s", e.budget, e.retry)
+}
+
+// Names of the budgets, as a 429 names them.
+const (
+	failedPerIP      = "failed-logins-ip"
+	failedPerAccount = "failed-logins-account"
+)
+
+func (f *failedPasswords) requests(addr netip.Addr, email string, cost int64) []limits.Request {
+	sum := sha256.Sum256([]byte("specguard failed logins\x00" + normEmail(email)))
+	req := func(bucket string, b Budget, who limits.Identity) limits.Request {
+		interval := max(b.Window.Microseconds()/b.Limit, 1)
+		return limits.Request{Bucket: bucket, Who: who, Interval: interval, Burst: b.Limit, Cost: cost, TTL: b.Window}
+	}
+	return []limits.Request{
+		req(failedPerIP, f.perIP, limits.Identity{Kind: policy.KeyIP, IP: addr}),
+		req(failedPerAccount, f.perAccount, limits.Identity{Kind: policy.KeyClaim, Name: "account", Value: hex.EncodeToString(sum[:16])}),
+	}
+}
+
+// take charges one attempt to addr's and email's budgets. It returns the
+// refund to call when the password was right, or errTooManyFailures, or an
+// error wrapping security.ErrUnavailable when the store cannot say (a
+// password is never checked unlimited).
+func (f *failedPasswords) take(ctx context.Context, addr netip.Addr, email string) (refund func(), err error) {
+	if f == nil {
+		return func() {}, nil
+	}
+	reqs := f.requests(addr, email, 1)
+	results := make([]limits.Result, len(reqs))
+	cctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	allowed, err := f.store.Allow(cctx, reqs, results)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", security.ErrUnavailable, err)
+	}
+	if !allowed {
+		e := &errTooManyFailures{budget: failedPerAccount}
+		for i, r := range results {
+			if !r.Allowed {
+				e.retry = max(e.retry, r.RetryAfter)
+				if i == 0 {
+					e.budget = failedPerIP
+				}
+			}
+		}
+		return nil, e
+	}
+	return func() {
+		// Best effort: a refund lost leaves one failure too many counted.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.timeout)
+		defer cancel()
+		_, _ = f.store.Allow(rctx, f.requests(addr, email, -1), make([]limits.Result, 2))
+	}, nil
+}
+
+// tooManyFailures returns the 429 of err when it is a spent
+// failed-password budget.
+func tooManyFailures(err error) (gen.TooManyRequestsApplicationProblemPlusJSONResponse, bool) {
+	var e *errTooManyFailures
+	if !errors.As(err, &e) {
+		return gen.TooManyRequestsApplicationProblemPlusJSONResponse{}, false
+	}
+	retry := max(int((e.retry+time.Second-1)/time.Second), 1)
+	detail := fmt.Sprintf("Too many failed password checks: %s; retry in %ds.", e.budget, retry)
+	return gen.TooManyRequestsApplicationProblemPlusJSONResponse{
+		Body: gen.Problem{Type: limits.ProblemQuotaExceeded, Title: "Request cannot be satisfied as assigned quota has been exceeded",
+			Status: 429, Detail: &detail, ViolatedPolicies: &[]string{e.budget}},
+		Headers: gen.TooManyRequestsResponseHeaders{RetryAfter: &retry},
+	}, true
+}
