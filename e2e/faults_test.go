@@ -3,6 +3,7 @@ package e2e
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/specguard/specguard/e2e/client"
 	"github.com/specguard/specguard/e2e/redistest"
 	"github.com/specguard/specguard/internal/keytest"
+	"github.com/specguard/specguard/internal/pgtest"
 )
 
 const storeTimeout = 100 * time.Millisecond
@@ -230,4 +232,44 @@ func TestFreshInstanceBurst(t *testing.T) {
 			t.Errorf("a burst on a fresh instance got %d, want 401", s)
 		}
 	}
+}
+
+// The admin listener's default was Prometheus's own port (9090), and it
+// served /debug/pprof/cmdline, flags and their passwords included, to
+// anyone who reached it. Now it listens on the API's port + 1000, pprof is
+// served only when asked, and its command line hides URL passwords.
+func TestAdminListenerDefaults(t *testing.T) {
+	port := redistest.FreePort(t)
+	for port+1000 > 65535 {
+		port = redistest.FreePort(t)
+	}
+	url := strings.Replace(pgtest.New(t), "postgres@", "postgres:hunter2@", 1) // trust auth ignores it
+	in := StartWith(t, []string{"--database-url", url},
+		fmt.Sprintf("SPECGUARD_ADDR=127.0.0.1:%d", port), "SPECGUARD_ADMIN_ADDR=auto",
+		"SPECGUARD_SIGNING_KEY_FILE="+keytest.File(t))
+	admin := fmt.Sprintf("http://127.0.0.1:%d", port+1000)
+	get := func(path string) (int, string) {
+		resp, err := http.Get(admin + path)
+		if err != nil {
+			t.Fatalf("admin listener at %s: %v", admin, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/metrics"); code != 200 {
+		t.Errorf("/metrics on the API's port + 1000: %d", code)
+	}
+	if code, _ := get("/debug/pprof/cmdline"); code != 404 {
+		t.Errorf("/debug/pprof/cmdline unasked: %d, want 404", code)
+	}
+	in.Stop(t)
+
+	StartWith(t, []string{"--database-url", url}, fmt.Sprintf("SPECGUARD_ADDR=127.0.0.1:%d", port),
+		"SPECGUARD_ADMIN_ADDR=auto", "SPECGUARD_ADMIN_PPROF=true", "SPECGUARD_SIGNING_KEY_FILE="+keytest.File(t))
+	code, cmdline := get("/debug/pprof/cmdline")
+	if code != 200 || strings.Contains(cmdline, "hunter2") || !strings.Contains(cmdline, "postgres:xxxxx@") {
+		t.Errorf("/debug/pprof/cmdline asked for: %d %q; want the URL with its password hidden", code, cmdline)
+	}
+
 }

@@ -60,6 +60,7 @@ type Instance struct {
 	exited chan struct{} // closed when cmd has exited
 	logs   *syncBuffer
 	env    []string
+	args   []string // after "serve"
 }
 
 type syncBuffer struct {
@@ -80,14 +81,25 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 // test ends, and must exit 0.
 func Start(t *testing.T, env ...string) *Instance {
 	t.Helper()
+	return StartWith(t, nil, env...)
+}
+
+// StartWith is Start with flags after "serve".
+func StartWith(t *testing.T, args []string, env ...string) *Instance {
+	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", redistest.FreePort(t))
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "SPECGUARD_ADDR="); ok {
+			addr = v // the test chose the address
+		}
+	}
 	all := append([]string{
 		"SPECGUARD_ADDR=" + addr,
 		"SPECGUARD_DATA_DIR=" + t.TempDir(),
 		"SPECGUARD_TRUSTED_PROXIES=127.0.0.1/32",
 		"SPECGUARD_ADMIN_ADDR=127.0.0.1:0", // several instances run at once
 	}, env...)
-	in := &Instance{Base: "http://" + addr, env: all, logs: &syncBuffer{}}
+	in := &Instance{Base: "http://" + addr, env: all, args: args, logs: &syncBuffer{}}
 	in.start(t)
 	t.Cleanup(func() { in.Stop(t) })
 	return in
@@ -95,7 +107,7 @@ func Start(t *testing.T, env ...string) *Instance {
 
 func (in *Instance) start(t *testing.T) {
 	t.Helper()
-	cmd := exec.Command(binary, "serve")
+	cmd := exec.Command(binary, append([]string{"serve"}, in.args...)...)
 	cmd.Env = append(os.Environ(), in.env...)
 	cmd.Stdout, cmd.Stderr = in.logs, in.logs
 	if err := cmd.Start(); err != nil {

@@ -44,7 +44,8 @@ type Config struct {
 	ShutdownTimeout                           time.Duration // SPECGUARD_SHUTDOWN_TIMEOUT
 	LogFormat                                 string        // SPECGUARD_LOG_FORMAT: json or text
 	LogRequests                               bool          // SPECGUARD_LOG_REQUESTS: one line per request
-	AdminAddr                                 string        // SPECGUARD_ADMIN_ADDR: /metrics and /debug/pprof/; "off" = none
+	AdminAddr                                 string        // SPECGUARD_ADMIN_ADDR: /metrics; "auto" = 127.0.0.1:<API port + 1000>; "off" = none
+	AdminPprof                                bool          // SPECGUARD_ADMIN_PPROF: /debug/pprof/ on the admin listener
 	SpecFile                                  string        // SPECGUARD_SPEC_FILE: serve this document instead of the embedded one
 }
 
@@ -149,13 +150,21 @@ var settings = []setting{
 	{"store-timeout", "timeout of every store call", "100ms", dur(func(c *Config) *time.Duration { return &c.StoreTimeout })},
 	{"allowed-origins", "comma-separated origins allowed to send cookie-authenticated writes; empty = same host", "", list(func(c *Config) *[]string { return &c.AllowedOrigins })},
 	{"shutdown-timeout", "how long SIGTERM waits for in-flight requests", "10s", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
-	{"admin-addr", "listen address of /metrics and /debug/pprof/ (keep it private); off = none", "127.0.0.1:9090", func(c *Config, v string) error {
-		if v != "off" {
+	{"admin-addr", "listen address of /metrics (keep it private); auto = 127.0.0.1 and the API's port + 1000; off = none", "auto", func(c *Config, v string) error {
+		if v != "off" && v != "auto" {
 			if _, _, err := net.SplitHostPort(v); err != nil {
-				return fmt.Errorf("%q is not host:port or off", v)
+				return fmt.Errorf("%q is not host:port, auto or off", v)
 			}
 		}
 		c.AdminAddr = v
+		return nil
+	}},
+	{"admin-pprof", "also serve /debug/pprof/ on the admin listener: true or false", "false", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		c.AdminPprof = b
 		return nil
 	}},
 	{"log-requests", "log one line per request: true or false", "true", func(c *Config, v string) error {

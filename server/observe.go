@@ -4,10 +4,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -137,15 +141,50 @@ func (m *Metrics) decisionCounter(op *policy.Operation, t *policy.Tier, d limits
 }
 
 // AdminHandler serves /metrics and /debug/pprof/ for the admin listener.
-func (m *Metrics) AdminHandler() http.Handler {
+func (m *Metrics) AdminHandler(withPprof bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", redactedCmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
+}
+
+// redactedCmdline is pprof's cmdline without the passwords of URLs given
+// as flags (--redis-url redis://:secret@..., --database-url ...).
+func redactedCmdline(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	args := make([]string, len(os.Args))
+	for i, a := range os.Args {
+		args[i] = redactURL(a)
+	}
+	fmt.Fprint(w, strings.Join(args, "\x00"))
+}
+
+// redactURL hides the password of any URL inside s (a flag and its value
+// may share one argument: --redis-url=redis://...).
+func redactURL(s string) string {
+	name, value, isFlag := strings.Cut(s, "=")
+	if !isFlag || !strings.HasPrefix(name, "-") {
+		name, value = "", s
+	}
+	u, err := url.Parse(value)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, has := u.User.Password(); !has {
+		return s
+	}
+	u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	if name != "" {
+		return name + "=" + u.String()
+	}
+	return u.String()
 }
 
 // observeStore records one store call.

@@ -151,8 +151,8 @@ func observability(t *testing.T, in *instance, store string) {
 	if after["go_goroutines"] == 0 || after["process_open_fds"] == 0 {
 		t.Error("the Go runtime and process collectors are missing")
 	}
-	if resp, err := http.Get("http://" + in.admin + "/debug/pprof/"); err != nil || resp.StatusCode != 200 {
-		t.Errorf("/debug/pprof/: %v %v", resp, err)
+	if resp, err := http.Get("http://" + in.admin + "/debug/pprof/"); err != nil || resp.StatusCode != 404 {
+		t.Errorf("/debug/pprof/ unasked: %v %v, want 404 (pprof is served only with SPECGUARD_ADMIN_PPROF=true)", resp, err)
 	} else {
 		resp.Body.Close()
 	}

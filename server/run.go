@@ -16,6 +16,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -80,7 +82,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(handler, slog.LevelWarn),
 	}
-	admin, adminAddr, err := listenAdmin(cfg, deps.Metrics, handler)
+	admin, adminAddr, err := listenAdmin(cfg, deps.Metrics, handler, ln.Addr())
 	if err != nil {
 		ln.Close()
 		return err
@@ -108,23 +110,40 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return nil
 }
 
-// listenAdmin starts the admin listener (/metrics, /debug/pprof/) unless
-// SPECGUARD_ADMIN_ADDR is off. It serves until the returned server is closed.
-func listenAdmin(cfg *Config, m *Metrics, handler slog.Handler) (*http.Server, string, error) {
+// listenAdmin starts the admin listener (/metrics, and /debug/pprof/ when
+// asked) unless SPECGUARD_ADMIN_ADDR is off. It serves until the returned
+// server is closed.
+func listenAdmin(cfg *Config, m *Metrics, handler slog.Handler, api net.Addr) (*http.Server, string, error) {
 	if cfg.AdminAddr == "off" {
 		return nil, "off", nil
 	}
-	ln, err := net.Listen("tcp", cfg.AdminAddr)
+	addr := cfg.AdminAddr
+	if addr == "auto" {
+		addr = autoAdminAddr(api)
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, "", fmt.Errorf("SPECGUARD_ADMIN_ADDR: %v", err)
 	}
 	srv := &http.Server{
-		Handler:           m.AdminHandler(),
+		Handler:           m.AdminHandler(cfg.AdminPprof),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(handler, slog.LevelWarn),
 	}
 	go srv.Serve(ln)
 	return srv, ln.Addr().String(), nil
+}
+
+// autoAdminAddr is the admin address "auto" names: loopback (the admin
+// listener is never public by default) and the API's port + 1000, so that
+// instances on one host, and Prometheus's own 9090, do not collide; a free
+// port when the API's is 0 or that would pass 65535.
+func autoAdminAddr(api net.Addr) string {
+	port := 0
+	if tcp, ok := api.(*net.TCPAddr); ok && tcp.Port > 0 && tcp.Port+1000 <= 65535 {
+		port = tcp.Port + 1000
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
 
 // Deps is everything the HTTP handler is built from.
@@ -358,12 +377,21 @@ func sharedStore(cfg *Config) string {
 	return ""
 }
 
+// readKey reads a PEM key file. A file holding a private key (or an HMAC
+// secret) that other users may read is refused, as ssh refuses one.
 func readKey(path string) (*security.Key, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return security.ParseKeyPEM(data)
+	k, err := security.ParseKeyPEM(data)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(path); err == nil && k.CanSign() && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("mode %04o lets other users read a private key; chmod 600 it", fi.Mode().Perm())
+	}
+	return k, nil
 }
 
 // signingKey loads SPECGUARD_SIGNING_KEY_FILE, or the dev key in the data

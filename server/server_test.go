@@ -304,6 +304,8 @@ func TestBadConfiguration(t *testing.T) {
 		{"bad trusted proxy", map[string]string{"SPECGUARD_TRUSTED_PROXIES": "10.0.0.0/99"}, nil, `SPECGUARD_TRUSTED_PROXIES: trusted proxy "10.0.0.0/99" is not a CIDR or an IP address`},
 		{"missing key file", map[string]string{"SPECGUARD_SIGNING_KEY_FILE": filepath.Join(dir, "nope.pem")}, nil, "SPECGUARD_SIGNING_KEY_FILE: " + filepath.Join(dir, "nope.pem") + ": open " + filepath.Join(dir, "nope.pem") + ": no such file or directory"},
 		{"garbage key file", map[string]string{"SPECGUARD_SIGNING_KEY_FILE": write("bad.pem", "hello")}, nil, "SPECGUARD_SIGNING_KEY_FILE: " + filepath.Join(dir, "bad.pem") + ": no PEM block found"},
+		{"signing key readable by others", map[string]string{"SPECGUARD_SIGNING_KEY_FILE": readable(write("open.pem", keyPEM(t)), 0o644)}, nil, "SPECGUARD_SIGNING_KEY_FILE: " + filepath.Join(dir, "open.pem") + ": mode 0644 lets other users read a private key; chmod 600 it"},
+		{"verify key readable by the group", map[string]string{"SPECGUARD_VERIFY_KEY_FILES": readable(write("old.pem", keyPEM(t)), 0o640)}, nil, "SPECGUARD_VERIFY_KEY_FILES: " + filepath.Join(dir, "old.pem") + ": mode 0640 lets other users read a private key; chmod 600 it"},
 		{"short HMAC key", map[string]string{"SPECGUARD_SIGNING_KEY_FILE": write("short.pem", "-----BEGIN HMAC KEY-----\nc2hvcnQ=\n-----END HMAC KEY-----\n")}, nil, "SPECGUARD_SIGNING_KEY_FILE: " + filepath.Join(dir, "short.pem") + ": HMAC key of 5 bytes: at least 32 are required"},
 		{"users file unknown role", map[string]string{"SPECGUARD_USERS_FILE": write("u1.yaml", "- email: a@example.com\n  password: secret-password\n  role: root\n")}, nil, filepath.Join(dir, "u1.yaml") + `: entry 1 (a@example.com): role "root" is not declared in the spec's x-roles`},
 		{"users file unknown field", map[string]string{"SPECGUARD_USERS_FILE": write("u2.yaml", "- email: a@example.com\n  pasword: x\n  role: user\n")}, nil, filepath.Join(dir, "u2.yaml") + ": line 2: field pasword not found in type server.SeedUser"},
@@ -321,7 +323,7 @@ func TestBadConfiguration(t *testing.T) {
 		{"spec file with an operation the server lacks", map[string]string{"SPECGUARD_SPEC_FILE": write("extra.yaml", strings.Replace(string(api.Spec), "\npaths:\n", "\npaths:\n  /extra:\n    get:\n      operationId: extra\n      responses: { '200': { description: ok } }\n", 1))}, nil, "guard: GET /extra (extra): operation has no route"},
 		{"spec file that does not compile", map[string]string{"SPECGUARD_SPEC_FILE": write("bad.yaml", strings.Replace(string(api.Spec), "name: token-ip\n", "name: token ip\n", 1))}, nil, filepath.Join(dir, "bad.yaml") + ":"},
 		{"bad log-requests", map[string]string{"SPECGUARD_LOG_REQUESTS": "sometimes"}, nil, `SPECGUARD_LOG_REQUESTS: "sometimes" is not true or false`},
-		{"bad admin address", map[string]string{"SPECGUARD_ADMIN_ADDR": "9090"}, nil, `SPECGUARD_ADMIN_ADDR: "9090" is not host:port or off`},
+		{"bad admin address", map[string]string{"SPECGUARD_ADMIN_ADDR": "9090"}, nil, `SPECGUARD_ADMIN_ADDR: "9090" is not host:port, auto or off`},
 		{"admin address taken", map[string]string{"SPECGUARD_ADMIN_ADDR": busy}, nil, "SPECGUARD_ADMIN_ADDR: listen tcp " + busy + ": bind: address already in use"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -404,6 +406,24 @@ func TestSecondInstanceWithoutRedisRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// keyPEM is a new private signing key in PEM.
+func keyPEM(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(keytest.File(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// readable sets path's mode and returns path.
+func readable(path string, mode os.FileMode) string {
+	if err := os.Chmod(path, mode); err != nil {
+		panic(err)
+	}
+	return path
 }
 
 // stop ends the instance as SIGTERM would and waits for Run to return.
