@@ -22,11 +22,34 @@ import (
 
 // Regression tests of the white-box review's defects, each through HTTP.
 
+// onStores runs a test against an instance on the memory store and one on
+// a throwaway Redis, where what it checks lives in the store: env holds
+// the settings it needs, and start is given them plus the store's.
+func onStores(t *testing.T, env map[string]string, test func(t *testing.T, in *instance)) {
+	t.Run("memory", func(t *testing.T) { test(t, start(t, clone(env))) })
+	t.Run("redis", func(t *testing.T) {
+		e := clone(env)
+		e["SPECGUARD_REDIS_URL"], e["SPECGUARD_SIGNING_KEY_FILE"] = redistest.Start(t).URL, keytest.File(t)
+		test(t, start(t, e))
+	})
+}
+
+func clone(m map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
 // Behind a proxy that appends X-Forwarded-For, a client's own Forwarded
 // header passes through untouched: reading it let 12 wrong logins with
 // one X-Forwarded-For and a varying Forwarded go unlimited.
 func TestClientIPSpoofedForwardedHeader(t *testing.T) {
-	in := start(t, map[string]string{"SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32"})
+	onStores(t, map[string]string{"SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32"}, clientIPSpoofed)
+}
+
+func clientIPSpoofed(t *testing.T, in *instance) {
 	limited := 0
 	for i := range 12 {
 		resp, _ := in.do(t, "POST", "/auth/login", `{"email":"user@example.com","password":"wrong-password"}`,
@@ -43,8 +66,11 @@ func TestClientIPSpoofedForwardedHeader(t *testing.T) {
 		t.Fatalf("%d of 12 wrong logins from one client were limited; want every one after the 5th", limited)
 	}
 
-	// The operator who names Forwarded gets Forwarded, and X-Forwarded-For
-	// is the one ignored.
+}
+
+// The operator who names Forwarded gets Forwarded, and X-Forwarded-For is
+// the one ignored.
+func TestClientIPHeaderNamed(t *testing.T) {
 	fw := start(t, map[string]string{"SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32", "SPECGUARD_CLIENT_IP_HEADER": "Forwarded"})
 	for i := range 8 {
 		resp, _ := fw.do(t, "POST", "/auth/login", `{"email":"user@example.com","password":"wrong-password"}`,
@@ -320,7 +346,10 @@ func TestCSRFKeyFollowsSigningKey(t *testing.T) {
 // SPECGUARD_MAX_API_KEYS keys and SPECGUARD_MAX_SESSIONS logins and
 // browser sessions; past that the answer is 409.
 func TestRecordsPerAccountUnbounded(t *testing.T) {
-	in := start(t, map[string]string{"SPECGUARD_MAX_API_KEYS": "3", "SPECGUARD_MAX_SESSIONS": "2", "SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32"})
+	onStores(t, map[string]string{"SPECGUARD_MAX_API_KEYS": "3", "SPECGUARD_MAX_SESSIONS": "2", "SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32"}, recordsPerAccount)
+}
+
+func recordsPerAccount(t *testing.T, in *instance) {
 	ip := 0
 	from := func() []string { ip++; return []string{"X-Forwarded-For", fmt.Sprintf("203.0.113.%d", ip)} }
 	tok := login(t, in, "user@example.com", "user-password", from()...)
@@ -360,7 +389,10 @@ func TestRecordsPerAccountUnbounded(t *testing.T) {
 // login-ip tier (login, session), and the failed-password budget, which
 // covers the password grant too, while its refresh grant stays open.
 func TestLoginBudgetPerEndpoint(t *testing.T) {
-	in := start(t, map[string]string{"SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32"})
+	onStores(t, map[string]string{"SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32"}, loginBudgetPerEndpoint)
+}
+
+func loginBudgetPerEndpoint(t *testing.T, in *instance) {
 	from := []string{"X-Forwarded-For", "203.0.113.80"}
 	refresh := func() string {
 		_, m := in.do(t, "POST", "/auth/login", `{"email":"user@example.com","password":"user-password"}`, "X-Forwarded-For", "203.0.113.81")
@@ -399,7 +431,10 @@ func TestLoginBudgetPerEndpoint(t *testing.T) {
 // minutes); a right password refunds its attempt; other accounts are not
 // affected.
 func TestNoPerAccountThrottle(t *testing.T) {
-	in := start(t, map[string]string{"SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32"})
+	onStores(t, map[string]string{"SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32"}, perAccountThrottle)
+}
+
+func perAccountThrottle(t *testing.T, in *instance) {
 	attempt := func(i int, email, password string) int {
 		resp, _ := in.do(t, "POST", "/auth/login", `{"email":"`+email+`","password":"`+password+`"}`, "X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i))
 		return resp.StatusCode
@@ -425,5 +460,24 @@ func TestNoPerAccountThrottle(t *testing.T) {
 	}
 	if got := attempt(200, "moderator@example.com", "moderator-password"); got != 200 {
 		t.Errorf("another account: %d, want 200", got)
+	}
+}
+
+// The API key's prefix was "sg_" and 8 characters of its record id, not the
+// first characters of the key, and the key carried its owner's user id.
+func TestAPIKeyPrefixUntrue(t *testing.T) {
+	in := start(t, nil)
+	tok := login(t, in, "user@example.com", "user-password")
+	_, me := in.do(t, "GET", "/me", "", "Authorization", "Bearer "+tok)
+	resp, k := in.do(t, "POST", "/api-keys", `{"name":"ci","scopes":["posts:read"]}`, "Authorization", "Bearer "+tok)
+	if resp.StatusCode != 201 {
+		t.Fatalf("create key: %d %v", resp.StatusCode, k)
+	}
+	key, prefix := k["key"].(string), k["prefix"].(string)
+	if !strings.HasPrefix(key, prefix) || len(prefix) < 8 {
+		t.Errorf("prefix %q is not the first characters of the key", prefix)
+	}
+	if strings.Contains(key, me["id"].(string)) {
+		t.Errorf("the key carries its owner's id %s", me["id"])
 	}
 }
