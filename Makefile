@@ -49,7 +49,7 @@ vet:
 FUZZTIME         ?= 60s
 FUZZMINIMIZETIME ?= 5s
 FUZZ_TARGETS := security:FuzzBearerToken security:FuzzSessionCookie \
-	security:FuzzAPIKey security:FuzzAccessToken security:FuzzPathValidation \
+	security:FuzzAPIKey security:FuzzAccessToken guard:FuzzPathValidation \
 	limits:FuzzClientIP
 
 fuzz:

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/specguard/specguard/e2e/client"
-	"github.com/specguard/specguard/e2e/redistest"
 	"github.com/specguard/specguard/internal/keytest"
 	"github.com/specguard/specguard/internal/pgtest"
+	"github.com/specguard/specguard/internal/redistest"
 )
 
 const storeTimeout = 100 * time.Millisecond

@@ -27,8 +27,8 @@ import (
 
 	"github.com/specguard/specguard/api"
 	"github.com/specguard/specguard/e2e/client"
-	"github.com/specguard/specguard/e2e/redistest"
 	"github.com/specguard/specguard/internal/pgtest"
+	"github.com/specguard/specguard/internal/redistest"
 )
 
 var binary string

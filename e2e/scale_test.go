@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/specguard/specguard/e2e/client"
-	"github.com/specguard/specguard/e2e/redistest"
 	"github.com/specguard/specguard/internal/keytest"
+	"github.com/specguard/specguard/internal/redistest"
 )
 
 // fleet starts n instances sharing one Redis (or Redis Cluster), one

@@ -2,7 +2,6 @@ package limits
 
 import (
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -50,7 +49,7 @@ type policyCache struct {
 // maxCachedTiers bounds the operations whose values are cached (2^n slots).
 const maxCachedTiers = 6
 
-func (l *Limiter) policyValue(op *policy.Operation, mask uint, tiers []*policy.Tier) []string {
+func (l *Limiter) policyValue(op *policy.Operation, mask uint64, tiers []*policy.Tier) []string {
 	if len(op.Limits) > maxCachedTiers {
 		return []string{string(appendPolicies(nil, tiers))}
 	}
@@ -110,8 +109,6 @@ func limitValue(tiers []*policy.Tier, results []Result) []string {
 	}
 	return f.v[:]
 }
-
-func joinNames(names []string) string { return strings.Join(names, ", ") }
 
 // appendName appends a tier name as a Structured Field string. The compiler
 // admits only letters, digits and "_.-", which need no escaping; anything

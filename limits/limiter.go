@@ -2,21 +2,19 @@ package limits
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"net/http"
 	"net/netip"
-	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/specguard/specguard/policy"
-	"github.com/specguard/specguard/security"
 )
 
-// ProblemQuotaExceeded is the problem type of a 429 (draft-ietf-httpapi-ratelimit-headers).
-const ProblemQuotaExceeded = "https://iana.org/assignments/http-problem-types#quota-exceeded"
+// ErrPrecheck wraps what a Precheck reports when it cannot say (its store
+// is down): the request is refused, whatever the tiers' on-store-error says.
+var ErrPrecheck = errors.New("precheck could not be decided")
 
 // Option configures a Limiter.
 type Option func(*Limiter)
@@ -44,38 +42,26 @@ func WithStoreErrorLog(f func(op *policy.Operation, err error)) Option {
 	return func(l *Limiter) { l.logErr = f }
 }
 
-// Decision is what one tier decided for one request.
-type Decision string
-
-const (
-	Allowed    Decision = "allowed"     // the tier admitted the request
-	Limited    Decision = "limited"     // the tier refused it: 429
-	StoreError Decision = "store_error" // the store failed; on-store-error decided
-)
-
-// WithDecisionObserver receives, for every tier applied to a request, what
-// it decided, for metrics and logs; w is the ResponseWriter the limiter was
-// given. It must be fast and must not keep w or r.
-func WithDecisionObserver(f func(w http.ResponseWriter, r *http.Request, op *policy.Operation, t *policy.Tier, d Decision)) Option {
+// WithStoreObserver receives the duration and error of every call to the
+// store, for metrics. It must be fast.
+func WithStoreObserver(f func(d time.Duration, err error)) Option {
 	return func(l *Limiter) { l.observe = f }
 }
 
-// Limiter applies operations' tiers to requests. It implements
-// security.Limiter.
+// Limiter applies operations' tiers to requests and says what it decided:
+// it writes nothing.
 type Limiter struct {
 	store   Store
 	ip      *ClientIP
 	v6bits  int
 	timeout time.Duration
 	logErr  func(*policy.Operation, error)
-	observe func(http.ResponseWriter, *http.Request, *policy.Operation, *policy.Tier, Decision)
+	observe func(time.Duration, error)
 
 	storeErrors atomic.Int64
 	lastLog     atomic.Int64
 	policies    sync.Map // *policy.Operation -> *policyCache
 }
-
-var _ security.Limiter = (*Limiter)(nil)
 
 // New returns a limiter deciding with store.
 func New(store Store, opts ...Option) *Limiter {
@@ -89,16 +75,63 @@ func New(store Store, opts ...Option) *Limiter {
 // StoreErrors is how many store calls failed since start.
 func (l *Limiter) StoreErrors() int64 { return l.storeErrors.Load() }
 
+// Caller is who a request comes from, as tiers count callers: verified
+// identity, as plain values. The zero Caller is anonymous (a request whose
+// authentication failed is one too).
+type Caller struct {
+	Authenticated bool
+	Subject       string // the account
+	KeyID         string // the API key used, if any
+	SessionID     string // the browser session used, if any
+	// Claims answers claim:<name> keys; "" when the credential lacks the
+	// claim (the tier then counts the request by client IP). May be nil.
+	Claims interface{ Claim(name string) string }
+}
+
+// Verdict is what the limiter decided for one request. When Allowed is
+// false, either tiers refused it (Denied != 0: a 429 after RetryAfter
+// seconds) or StoreErr says the store did not answer and on-store-error
+// denied (a 503).
+type Verdict struct {
+	Allowed bool
+	// Applied and Denied have bit i set when op.Limits[i] applied to the
+	// request, and when it refused it.
+	Applied, Denied uint64
+	// StoreErr is the store's failure, when it failed: the tiers were
+	// decided by their on-store-error.
+	StoreErr error
+	// PrecheckErr is the precheck's failure: nothing was charged, and
+	// Allowed is true (the caller refuses the request for its own reason).
+	PrecheckErr error
+	// RetryAfter is the seconds until a refused request may pass (>= 1).
+	RetryAfter int64
+	// Policy and Limit are the RateLimit-Policy and RateLimit header
+	// values (draft-ietf-httpapi-ratelimit-headers-10); nil when no tier
+	// applied or the store failed. Shared: never modify them.
+	Policy, Limit []string
+}
+
+// Violated names the tiers of op that refused the request.
+func (v *Verdict) Violated(op *policy.Operation) []string {
+	var out []string
+	for i := range op.Limits {
+		if i < 64 && v.Denied&(1<<i) != 0 {
+			out = append(out, op.Limits[i].Name)
+		}
+	}
+	return out
+}
+
 // identity returns the caller as tier t counts callers, and false when the
 // tier does not apply to this caller.
-func (l *Limiter) identity(r *http.Request, t *policy.Tier, p *security.Principal) (Identity, bool) {
+func (l *Limiter) identity(r *http.Request, t *policy.Tier, c *Caller) (Identity, bool) {
 	switch t.Who {
 	case policy.WhoAnonymous:
-		if p != nil {
+		if c.Authenticated {
 			return Identity{}, false
 		}
 	case policy.WhoAuthenticated:
-		if p == nil {
+		if !c.Authenticated {
 			return Identity{}, false
 		}
 	}
@@ -107,13 +140,15 @@ func (l *Limiter) identity(r *http.Request, t *policy.Tier, p *security.Principa
 	case policy.KeyIP:
 		id.IP = l.clientKey(r)
 	case policy.KeyPrincipal:
-		id.Value = p.Subject
+		id.Value = c.Subject
 	case policy.KeyAPIKey:
-		id.Value = p.KeyID
+		id.Value = c.KeyID
 	case policy.KeySession:
-		id.Value = p.SessionID
+		id.Value = c.SessionID
 	case policy.KeyClaim:
-		id.Name, id.Value = t.Claim, p.Claim(t.Claim)
+		if c.Claims != nil {
+			id.Name, id.Value = t.Claim, c.Claims.Claim(t.Claim)
+		}
 		if id.Value == "" {
 			// A credential that lacks the claim (an API key where the tier
 			// counts by a token's login, say) is counted by its client IP
@@ -125,8 +160,8 @@ func (l *Limiter) identity(r *http.Request, t *policy.Tier, p *security.Principa
 	default:
 		return Identity{}, false
 	}
-	// A principal without the credential the tier counts by (no API key,
-	// no session) is not counted by it.
+	// A caller without the credential the tier counts by (no API key, no
+	// session) is not counted by it.
 	return id, t.Key == policy.KeyIP || id.Value != ""
 }
 
@@ -155,53 +190,43 @@ const maxTiers = 8
 // through the Store interface, so arrays on the stack would escape to the
 // heap on every call: they are pooled instead.
 type scratch struct {
-	reqs     [maxTiers]Request
-	results  [maxTiers]Result
-	tiers    [maxTiers]*policy.Tier
-	violated [maxTiers]string
+	reqs    [maxTiers]Request
+	results [maxTiers]Result
+	tiers   [maxTiers]*policy.Tier
+	index   [maxTiers]int // tiers[k] is op.Limits[index[k]]
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
-// Limit implements security.Limiter: it charges every tier of op that
-// applies to the caller (p is nil for anonymous callers and failed
-// authentications), sets the RateLimit headers, and answers 429 or 503 when
-// the request must not proceed.
-func (l *Limiter) Limit(w http.ResponseWriter, r *http.Request, op *policy.Operation, p *security.Principal) bool {
-	ok, _ := l.limit(w, r, op, p, nil)
-	return ok
+// CanPrecheck reports whether Decide runs a Precheck in the same store call
+// as the tiers (a single Redis): then deferring a credential's check to it
+// saves a round trip.
+func (l *Limiter) CanPrecheck() bool {
+	ps, ok := l.store.(prechecker)
+	return ok && ps.canPrecheck()
 }
 
-var _ security.GatedLimiter = (*Limiter)(nil)
-
-// CanGate implements security.GatedLimiter: true when the store can carry a
-// gate in its own call (Redis, not a Cluster).
-func (l *Limiter) CanGate() bool {
-	gs, ok := l.store.(GatedStore)
-	return ok && gs.CanGate()
-}
-
-// LimitGated implements security.GatedLimiter.
-func (l *Limiter) LimitGated(w http.ResponseWriter, r *http.Request, op *policy.Operation, p *security.Principal, gate *security.Gate) (bool, error) {
-	return l.limit(w, r, op, p, gate)
-}
-
-// limit is Limit, with the gate of p's token checked in the same store call
-// when gate is not nil; see security.GatedLimiter.
-func (l *Limiter) limit(w http.ResponseWriter, r *http.Request, op *policy.Operation, p *security.Principal, gate *security.Gate) (bool, error) {
+// Decide charges every tier of op that applies to caller c and returns the
+// verdict. When pre is not nil it is checked first, in the same store call
+// when the store can: when it fails nothing is charged and the verdict
+// carries its error.
+func (l *Limiter) Decide(r *http.Request, op *policy.Operation, c Caller, pre Precheck) Verdict {
 	sc := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sc)
-	reqs, tiers := sc.reqs[:0], sc.tiers[:0]
-	var mask uint
+	reqs, tiers, index := sc.reqs[:0], sc.tiers[:0], sc.index[:0]
+	var v Verdict
 	for i := range op.Limits {
 		t := &op.Limits[i]
-		id, ok := l.identity(r, t, p)
+		id, ok := l.identity(r, t, &c)
 		if !ok {
 			continue
 		}
 		reqs = append(reqs, Request{Bucket: t.Bucket, Who: id, Interval: t.Interval(), Burst: t.Burst, Cost: t.Cost, TTL: t.Window})
 		tiers = append(tiers, t)
-		mask |= 1 << i
+		index = append(index, i)
+		if i < 64 {
+			v.Applied |= 1 << i
+		}
 	}
 	ctx := r.Context()
 	if _, local := l.store.(*MemoryStore); !local && l.timeout > 0 {
@@ -209,11 +234,12 @@ func (l *Limiter) limit(w http.ResponseWriter, r *http.Request, op *policy.Opera
 		ctx, cancel = context.WithTimeout(ctx, l.timeout)
 		defer cancel()
 	}
+	v.Allowed = true
 	if len(reqs) == 0 {
-		if gate != nil {
-			return true, gate.Check(ctx)
+		if pre != nil {
+			v.PrecheckErr = pre.Check(ctx)
 		}
-		return true, nil
+		return v
 	}
 	var results []Result
 	if len(reqs) <= maxTiers {
@@ -224,87 +250,70 @@ func (l *Limiter) limit(w http.ResponseWriter, r *http.Request, op *policy.Opera
 
 	var allowed bool
 	var err error
-	if gate != nil {
-		if gs, ok := l.store.(GatedStore); ok {
-			var gateErr error
-			allowed, gateErr, err = gs.AllowGated(ctx, gate, reqs, results)
-			if err == nil && gateErr != nil {
-				return true, gateErr
-			}
-		} else if err = gate.Check(ctx); err != nil {
-			return true, err
-		} else {
-			allowed, err = l.store.Allow(ctx, reqs, results)
+	switch ps, ok := l.store.(prechecker); {
+	case pre != nil && ok:
+		var preErr error
+		start := l.clock()
+		allowed, preErr, err = ps.allowPrechecked(ctx, pre, reqs, results)
+		l.observed(start, err)
+		if err == nil && preErr != nil {
+			v.PrecheckErr = preErr
+			return v
 		}
-	} else {
+	case pre != nil:
+		if v.PrecheckErr = pre.Check(ctx); v.PrecheckErr != nil {
+			return v
+		}
+		fallthrough
+	default:
+		start := l.clock()
 		allowed, err = l.store.Allow(ctx, reqs, results)
+		l.observed(start, err)
 	}
 	if err != nil {
-		if l.observe != nil {
-			for _, t := range tiers {
-				l.observe(w, r, op, t, StoreError)
+		l.countStoreError(op, err)
+		v.StoreErr = err
+		if pre != nil {
+			// The credential could not be checked either: the security
+			// rule (fail closed) decides, not on-store-error.
+			v.PrecheckErr = errors.Join(ErrPrecheck, err)
+			return v
+		}
+		for _, t := range tiers {
+			if !t.AllowOnStoreError {
+				v.Allowed = false
 			}
 		}
-		if gate != nil {
-			// The token's revocation could not be checked either: the
-			// security rule (fail closed, 503) decides, not on-store-error.
-			l.countStoreError(op, err)
-			return true, fmt.Errorf("%w: %v", security.ErrUnavailable, err)
-		}
-		return l.storeFailed(w, op, tiers, err), nil
+		return v
 	}
-	if l.observe != nil {
-		for i, t := range tiers {
-			d := Allowed
-			if !results[i].Allowed {
-				d = Limited
+	v.Policy = l.policyValue(op, v.Applied, tiers)
+	v.Limit = limitValue(tiers, results)
+	v.Allowed = allowed
+	if !allowed {
+		for k, res := range results {
+			if !res.Allowed {
+				v.RetryAfter = max(v.RetryAfter, ceilSeconds(res.RetryAfter), 1)
+				if i := index[k]; i < 64 {
+					v.Denied |= 1 << i
+				}
 			}
-			l.observe(w, r, op, t, d)
 		}
 	}
-
-	h := w.Header()
-	h[headerPolicy] = l.policyValue(op, mask, tiers)
-	h[headerLimit] = limitValue(tiers, results)
-	if allowed {
-		return true, nil
-	}
-	var retry int64
-	violated := sc.violated[:0]
-	for i, t := range tiers {
-		if !results[i].Allowed {
-			retry = max(retry, ceilSeconds(results[i].RetryAfter), 1)
-			violated = append(violated, t.Name)
-		}
-	}
-	h.Set("Retry-After", strconv.FormatInt(retry, 10))
-	security.WriteProblem(w, &security.Problem{
-		Type:             ProblemQuotaExceeded,
-		Title:            "Request cannot be satisfied as assigned quota has been exceeded",
-		Status:           http.StatusTooManyRequests,
-		Detail:           "Rate limit exceeded: " + joinNames(violated) + "; retry in " + strconv.FormatInt(retry, 10) + "s.",
-		ViolatedPolicies: slices.Clone(violated),
-	})
-	return false, nil
+	return v
 }
 
-// storeFailed applies on-store-error: the request passes only when every
-// tier that applied allows it.
-func (l *Limiter) storeFailed(w http.ResponseWriter, op *policy.Operation, tiers []*policy.Tier, err error) bool {
-	l.countStoreError(op, err)
-	for _, t := range tiers {
-		if !t.AllowOnStoreError {
-			w.Header().Set("Retry-After", "1")
-			security.WriteProblem(w, &security.Problem{
-				Type:   security.ProblemTypePrefix + "store-unavailable",
-				Title:  "Service unavailable",
-				Status: http.StatusServiceUnavailable,
-				Detail: "The rate-limit store is unavailable; try again shortly.",
-			})
-			return false
-		}
+// clock reads the time when a store observer wants it.
+func (l *Limiter) clock() time.Time {
+	if l.observe == nil {
+		return time.Time{}
 	}
-	return true
+	return time.Now()
+}
+
+func (l *Limiter) observed(start time.Time, err error) {
+	if l.observe != nil {
+		l.observe(time.Since(start), err)
+	}
 }
 
 // countStoreError counts a store failure and logs it, at most once a second.

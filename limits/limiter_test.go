@@ -1,19 +1,16 @@
 package limits_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/dunglas/httpsfv"
 
-	"github.com/specguard/specguard/e2e/redistest"
+	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
-	"github.com/specguard/specguard/security"
 )
 
 func op(tiers ...policy.Tier) *policy.Operation {
@@ -31,12 +28,20 @@ func op(tiers ...policy.Tier) *policy.Operation {
 	return &policy.Operation{ID: "op", Method: "GET", Path: "/x", Limits: tiers}
 }
 
-func call(l *limits.Limiter, o *policy.Operation, p *security.Principal, remote string) (*httptest.ResponseRecorder, bool) {
+func call(l *limits.Limiter, o *policy.Operation, c *limits.Caller, remote string) (limits.Verdict, bool) {
 	r := httptest.NewRequest("GET", "/x", nil)
 	r.RemoteAddr = remote
-	w := httptest.NewRecorder()
-	ok := l.Limit(w, r, o, p)
-	return w, ok
+	var caller limits.Caller
+	if c != nil {
+		caller = *c
+	}
+	v := l.Decide(r, o, caller, nil)
+	return v, v.Allowed
+}
+
+// header is a verdict's header values as a response carries them.
+func header(v limits.Verdict) http.Header {
+	return http.Header{"Ratelimit-Policy": v.Policy, "Ratelimit": v.Limit}
 }
 
 func TestHeadersAreStructuredFields(t *testing.T) {
@@ -45,13 +50,14 @@ func TestHeadersAreStructuredFields(t *testing.T) {
 		policy.Tier{Name: "anon", Limit: 3, Window: time.Minute, Key: policy.KeyIP, Who: policy.WhoAnonymous},
 		policy.Tier{Name: "global", Limit: 100, Window: time.Hour, Key: policy.KeyGlobal},
 	)
-	w, ok := call(l, o, nil, "192.0.2.1:1234")
+	v, ok := call(l, o, nil, "192.0.2.1:1234")
 	if !ok {
 		t.Fatal("first request denied")
 	}
-	pol, err := httpsfv.UnmarshalList(w.Header().Values("RateLimit-Policy"))
+	h := header(v)
+	pol, err := httpsfv.UnmarshalList(h.Values("RateLimit-Policy"))
 	if err != nil {
-		t.Fatalf("RateLimit-Policy %q: %v", w.Header().Get("RateLimit-Policy"), err)
+		t.Fatalf("RateLimit-Policy %q: %v", h.Get("RateLimit-Policy"), err)
 	}
 	want := []struct {
 		name string
@@ -68,9 +74,9 @@ func TestHeadersAreStructuredFields(t *testing.T) {
 			t.Errorf("policy %d = %v q=%v w=%v, want %+v", i, it.Value, q, win, want[i])
 		}
 	}
-	lim, err := httpsfv.UnmarshalList(w.Header().Values("RateLimit"))
+	lim, err := httpsfv.UnmarshalList(h.Values("RateLimit"))
 	if err != nil {
-		t.Fatalf("RateLimit %q: %v", w.Header().Get("RateLimit"), err)
+		t.Fatalf("RateLimit %q: %v", h.Get("RateLimit"), err)
 	}
 	first := lim[0].(httpsfv.Item)
 	r, _ := first.Params.Get("r")
@@ -88,29 +94,20 @@ func TestTooManyRequests(t *testing.T) {
 			t.Fatalf("request %d denied", i+1)
 		}
 	}
-	w, ok := call(l, o, nil, "192.0.2.7:1")
-	if ok || w.Code != http.StatusTooManyRequests {
-		t.Fatalf("sixth request: ok=%v status=%d, want 429", ok, w.Code)
+	v, ok := call(l, o, nil, "192.0.2.7:1")
+	if ok || v.Denied != 1 || v.StoreErr != nil {
+		t.Fatalf("sixth request: %+v, want refused by tier 0", v)
 	}
-	retry, err := strconv.Atoi(w.Header().Get("Retry-After"))
-	if err != nil || retry < 1 {
-		t.Fatalf("Retry-After = %q, want whole seconds >= 1", w.Header().Get("Retry-After"))
-	}
-	lim, _ := httpsfv.UnmarshalList(w.Header().Values("RateLimit"))
+	lim, _ := httpsfv.UnmarshalList(header(v).Values("RateLimit"))
 	tt, _ := lim[0].(httpsfv.Item).Params.Get("t")
-	if int64(retry) < tt.(int64) {
-		t.Errorf("Retry-After %d is earlier than t=%v", retry, tt)
+	if v.RetryAfter < tt.(int64) {
+		t.Errorf("RetryAfter %d is earlier than t=%v", v.RetryAfter, tt)
 	}
-	if retry != 180 {
-		t.Errorf("Retry-After = %d, want 180 (15m / 5)", retry)
+	if v.RetryAfter != 180 {
+		t.Errorf("RetryAfter = %d, want 180 (15m / 5)", v.RetryAfter)
 	}
-	var body security.Problem
-	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
-		t.Fatal(err)
-	}
-	if w.Header().Get("Content-Type") != "application/problem+json" || body.Type != limits.ProblemQuotaExceeded ||
-		body.Status != 429 || len(body.ViolatedPolicies) != 1 || body.ViolatedPolicies[0] != "login" {
-		t.Errorf("429 body = %+v (content type %q)", body, w.Header().Get("Content-Type"))
+	if got := v.Violated(o); len(got) != 1 || got[0] != "login" {
+		t.Errorf("Violated = %v, want [login]", got)
 	}
 	// Another client is not affected.
 	if _, ok := call(l, o, nil, "192.0.2.8:1"); !ok {
@@ -125,10 +122,11 @@ func TestWhoAndKeys(t *testing.T) {
 		policy.Tier{Name: "user", Limit: 2, Window: time.Hour, Key: policy.KeyPrincipal, Who: policy.WhoAuthenticated},
 		policy.Tier{Name: "key", Limit: 1, Window: time.Hour, Key: policy.KeyAPIKey, Who: policy.WhoAuthenticated},
 	)
-	alice := &security.Principal{Subject: "alice"}
-	bob := &security.Principal{Subject: "bob"}
+	alice := &limits.Caller{Authenticated: true, Subject: "alice"}
+	bob := &limits.Caller{Authenticated: true, Subject: "bob"}
+	carol := &limits.Caller{Authenticated: true, Subject: "carol", KeyID: "k1"}
 	for i, c := range []struct {
-		p    *security.Principal
+		p    *limits.Caller
 		ip   string
 		want bool
 	}{
@@ -138,8 +136,8 @@ func TestWhoAndKeys(t *testing.T) {
 		{alice, "192.0.2.1:1", true},
 		{alice, "192.0.2.1:1", false}, // alice's own tier spent
 		{bob, "192.0.2.1:1", true},    // bob's is not
-		{&security.Principal{Subject: "carol", KeyID: "k1"}, "192.0.2.9:1", true},
-		{&security.Principal{Subject: "carol", KeyID: "k1"}, "192.0.2.9:1", false}, // key tier spent
+		{carol, "192.0.2.9:1", true},
+		{carol, "192.0.2.9:1", false}, // key tier spent
 	} {
 		if _, ok := call(l, o, c.p, c.ip); ok != c.want {
 			t.Fatalf("step %d: allowed=%v, want %v", i+1, ok, c.want)
@@ -160,10 +158,10 @@ func TestStoreDown(t *testing.T) {
 	}
 	srv.Stop()
 	start := time.Now()
-	w, ok := call(l, deny, nil, "192.0.2.1:1")
+	v, ok := call(l, deny, nil, "192.0.2.1:1")
 	elapsed := time.Since(start)
-	if ok || w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
-		t.Fatalf("deny mode with Redis down: ok=%v status=%d Retry-After=%q, want 503 with Retry-After", ok, w.Code, w.Header().Get("Retry-After"))
+	if ok || v.StoreErr == nil || v.Denied != 0 {
+		t.Fatalf("deny mode with Redis down: %+v, want refused for the store's failure", v)
 	}
 	t.Logf("store failure answered in %s (timeout 200ms)", elapsed)
 	if _, ok := call(l, allow, nil, "192.0.2.1:1"); !ok {

@@ -2,7 +2,6 @@ package limits
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -11,7 +10,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/specguard/specguard/internal/redislua"
-	"github.com/specguard/specguard/security"
 )
 
 // allowScript is gcra (store.go) in Lua, for every bucket of one request at
@@ -153,34 +151,31 @@ func (s *RedisStore) Allow(ctx context.Context, reqs []Request, results []Result
 	return decode(raw, results)
 }
 
-// CanGate implements GatedStore: on one Redis a gate and every tier go in
-// one script; a Cluster keeps them in different slots.
-func (s *RedisStore) CanGate() bool { return !s.cluster }
+// canPrecheck: on one Redis a precheck and every tier go in one script;
+// a Cluster keeps them in different slots.
+func (s *RedisStore) canPrecheck() bool { return !s.cluster }
 
-// AllowGated implements GatedStore: one script checks the gate and, only
-// when it holds, decides every tier. A gate on another Redis, or a
-// Cluster, costs a round trip of its own.
-func (s *RedisStore) AllowGated(ctx context.Context, gate *security.Gate, reqs []Request, results []Result) (allowed bool, gateErr, err error) {
-	g := gate.Redis
-	if s.cluster || g == nil || g.Client != s.rdb {
-		if gateErr := gate.Check(ctx); gateErr != nil {
-			if errors.Is(gateErr, security.ErrUnavailable) {
-				return false, nil, fmt.Errorf("%w: %v", ErrStore, gateErr)
-			}
-			return false, gateErr, nil
+// allowPrechecked runs the precheck and, only when it holds, decides every
+// tier, in one script. A precheck on another Redis, or on a Cluster, costs
+// a round trip of its own.
+func (s *RedisStore) allowPrechecked(ctx context.Context, pre Precheck, reqs []Request, results []Result) (allowed bool, preErr, err error) {
+	client, fn, keys0, args0 := pre.Script()
+	if s.cluster || client == nil || client != any(s.rdb) {
+		if preErr := pre.Check(ctx); preErr != nil {
+			return false, preErr, nil
 		}
 		allowed, err := s.Allow(ctx, reqs, results)
 		return allowed, nil, err
 	}
-	shape := gateShape{fn: g.Func, nk: len(g.Keys), na: len(g.Args)}
+	shape := gateShape{fn: fn, nk: len(keys0), na: len(args0)}
 	sc, ok := s.gated.Load(shape)
 	if !ok {
 		sc, _ = s.gated.LoadOrStore(shape, gatedScript(shape.fn, shape.nk, shape.na))
 	}
-	keys := make([]string, 0, len(g.Keys)+len(reqs))
-	keys = append(keys, g.Keys...)
-	argv := make([]any, 0, len(g.Args)+4*len(reqs))
-	argv = append(argv, g.Args...)
+	keys := make([]string, 0, len(keys0)+len(reqs))
+	keys = append(keys, keys0...)
+	argv := make([]any, 0, len(args0)+4*len(reqs))
+	argv = append(argv, args0...)
 	for i := range reqs {
 		keys = append(keys, s.key(&reqs[i]))
 		argv = append(argv, args(&reqs[i])...)
@@ -190,23 +185,24 @@ func (s *RedisStore) AllowGated(ctx context.Context, gate *security.Gate, reqs [
 		return false, nil, fmt.Errorf("%w: %v", ErrStore, err)
 	}
 	if len(raw) == 1 && raw[0] < 0 {
-		return false, gate.Failed(-raw[0]), nil
+		return false, pre.Failed(-raw[0]), nil
 	}
 	allowed, err = decode(raw, results)
 	return allowed, nil, err
 }
 
-// Preload loads the rate-limit script, and the gated one for each gate
-// shape given, into Redis, so that the first requests after a start do not
+// Preload loads the rate-limit script, and the one that runs each precheck
+// given first, into Redis, so that the first requests after a start do not
 // each pay a round trip to load it (a burst of them would otherwise queue
 // behind the loads and time out).
-func (s *RedisStore) Preload(ctx context.Context, gates ...*security.RedisGate) error {
+func (s *RedisStore) Preload(ctx context.Context, prechecks ...Precheck) error {
 	scripts := []*redis.Script{allowScript}
-	for _, g := range gates {
-		if g == nil {
+	for _, p := range prechecks {
+		client, fn, keys, args := p.Script()
+		if client == nil {
 			continue
 		}
-		shape := gateShape{fn: g.Func, nk: len(g.Keys), na: len(g.Args)}
+		shape := gateShape{fn: fn, nk: len(keys), na: len(args)}
 		sc, _ := s.gated.LoadOrStore(shape, gatedScript(shape.fn, shape.nk, shape.na))
 		scripts = append(scripts, sc.(*redis.Script))
 	}

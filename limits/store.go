@@ -1,7 +1,3 @@
-// Package limits enforces the x-rate-limit tiers of compiled operations with
-// GCRA (the generic cell rate algorithm) in integer nanoseconds, identical in
-// the memory and Redis stores, and writes RateLimit headers
-// (draft-ietf-httpapi-ratelimit-headers-10).
 package limits
 
 import (
@@ -12,7 +8,6 @@ import (
 	"time"
 
 	"github.com/specguard/specguard/policy"
-	"github.com/specguard/specguard/security"
 )
 
 // ErrStore wraps every failure to reach a store.
@@ -103,16 +98,32 @@ type Store interface {
 	Allow(ctx context.Context, reqs []Request, results []Result) (allowed bool, err error)
 }
 
-// GatedStore is a Store that can run a security.Gate (the store check of a
-// credential verified locally) in the same call as the decision.
-type GatedStore interface {
-	Store
-	// CanGate reports whether AllowGated saves a round trip.
-	CanGate() bool
-	// AllowGated is Allow preceded by the gate, atomically: when the gate
-	// fails nothing is charged and gateErr says why. err reports a store
-	// that could not answer either question.
-	AllowGated(ctx context.Context, gate *security.Gate, reqs []Request, results []Result) (allowed bool, gateErr, err error)
+// Precheck is a condition decided before the tiers, in the same store
+// call when the store can: the liveness of the credential a request
+// presents (security.Gate is one). When it fails nothing is charged.
+type Precheck interface {
+	// Check decides the precheck alone: nil while it holds.
+	Check(ctx context.Context) error
+	// Script returns the precheck as the Lua function
+	// `local function gate(gk, ga, now)` (0 while it holds, a code
+	// otherwise) with its keys and arguments, and the Redis client whose
+	// keys they are. A RedisStore on that same client runs the function in
+	// its own script: one round trip for the credential and every tier.
+	// client is nil when the precheck has no script.
+	Script() (client any, fn string, keys []string, args []any)
+	// Failed turns a non-zero code of the function into Check's error.
+	Failed(code int64) error
+}
+
+// prechecker is a Store that can decide a Precheck in the same call as the
+// tiers (RedisStore).
+type prechecker interface {
+	// canPrecheck reports whether allowPrechecked saves a round trip.
+	canPrecheck() bool
+	// allowPrechecked is Allow preceded by pre, atomically: when pre fails
+	// nothing is charged and preErr says why. err reports a store that
+	// could not answer either question.
+	allowPrechecked(ctx context.Context, pre Precheck, reqs []Request, results []Result) (allowed bool, preErr, err error)
 }
 
 // gcra is the whole algorithm. tat is the bucket's theoretical arrival time

@@ -11,7 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/specguard/specguard/e2e/redistest"
+	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
 )

@@ -1,9 +1,3 @@
-// Package policy compiles an OpenAPI 3 document into an immutable table of
-// operation policies: for every operation, who may call it (security
-// alternatives, OR of AND, with scopes) and how often (x-rate-limit tiers).
-//
-// Compile fails on anything it cannot fully enforce, so a server built on the
-// table never serves an operation it does not understand.
 package policy
 
 import (

@@ -24,7 +24,7 @@ type AccountSource interface {
 // that the account is still at the cached version: a stale cache costs a
 // second look, never a wrong decision.
 type Accounts struct {
-	store  Store
+	store  AccountStore
 	source AccountSource
 	roles  func(role string) []string
 	cache  *boundedCache[*Account]
@@ -33,7 +33,7 @@ type Accounts struct {
 // NewAccounts returns the account state of subjects found in source,
 // mirrored in store. roleScopes gives the sorted scopes a role grants;
 // every credential of an account holds at most those of its current role.
-func NewAccounts(store Store, source AccountSource, roleScopes func(role string) []string) *Accounts {
+func NewAccounts(store AccountStore, source AccountSource, roleScopes func(role string) []string) *Accounts {
 	return &Accounts{store: store, source: source, roles: roleScopes, cache: newBoundedCache[*Account](100000)}
 }
 
@@ -141,7 +141,7 @@ func (a *Accounts) bounded(own []string, acct *Account) []string {
 // the rate-limit call to run. When the store says the account changed, it
 // reads the account again and decides again; unmarked, when not nil,
 // restores an API key's missing mark from its durable record.
-func (a *Accounts) hold(ctx context.Context, store Store, c Check, gated bool,
+func (a *Accounts) hold(ctx context.Context, store Checker, c Check, gated bool,
 	build func(acct *Account) (*Principal, error), unmarked func(ctx context.Context) error) (*Principal, *Gate, error) {
 	var acct *Account
 	if a != nil {
@@ -166,7 +166,7 @@ func (a *Accounts) hold(ctx context.Context, store Store, c Check, gated bool,
 			return nil, nil, err
 		}
 		if gated {
-			return p, newGate(store, c), nil
+			return p, &Gate{store: store, check: c}, nil
 		}
 		err = store.Check(ctx, c)
 		switch {

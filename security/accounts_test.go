@@ -1,6 +1,8 @@
 package security_test
 
 import (
+	. "github.com/specguard/specguard/internal/guardtest"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,10 +16,12 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/specguard/specguard/e2e/redistest"
+	"github.com/specguard/specguard/guard"
+	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/redisstore"
 )
 
 const accountsSpec = `
@@ -101,8 +105,8 @@ type accountFleet struct {
 	records *countingRecords
 	table   *policy.Table
 	ins     []*instance
-	trips   *roundTrips // Redis round trips, on Redis
-	flush   func()      // loses the store's state, as a Redis restart does
+	trips   *redistest.RoundTrips // Redis round trips, on Redis
+	flush   func()                // loses the store's state, as a Redis restart does
 }
 
 // fleets runs a suite on two instances sharing a memory store (one
@@ -116,9 +120,9 @@ func fleets(t *testing.T, suite func(t *testing.T, f *accountFleet)) {
 	t.Run("redis", func(t *testing.T) {
 		srv := redistest.Start(t)
 		rdb := srv.Client(t)
-		trips := &roundTrips{}
+		trips := &redistest.RoundTrips{}
 		rdb.AddHook(trips)
-		store := security.NewRedisStore(rdb, srv.Prefix, time.Second)
+		store := redisstore.New(rdb, srv.Prefix, time.Second)
 		f := newAccountFleet(t, store, limits.NewRedisStore(rdb, srv.Prefix+"rl:"), trips, func() {
 			keys, _ := rdb.Keys(context.Background(), srv.Prefix+"*").Result()
 			if len(keys) > 0 {
@@ -129,7 +133,7 @@ func fleets(t *testing.T, suite func(t *testing.T, f *accountFleet)) {
 	})
 }
 
-func newAccountFleet(t *testing.T, store security.Store, ls limits.Store, trips *roundTrips, flush func()) *accountFleet {
+func newAccountFleet(t *testing.T, store security.Store, ls limits.Store, trips *redistest.RoundTrips, flush func()) *accountFleet {
 	t.Helper()
 	table, err := policy.Compile("accounts.yaml", []byte(accountsSpec))
 	if err != nil {
@@ -143,25 +147,25 @@ func newAccountFleet(t *testing.T, store security.Store, ls limits.Store, trips 
 	}
 	for range 2 {
 		in := &instance{accounts: security.NewAccounts(store, f.db, table.RoleScopes)}
-		if in.tokens, err = security.NewTokenService(testIssuer, testAudience, signing, store, security.WithAccounts(in.accounts)); err != nil {
+		if in.tokens, err = security.NewTokenService(Issuer, Audience, signing, store, security.WithAccounts(in.accounts)); err != nil {
 			t.Fatal(err)
 		}
 		in.sessions = security.NewSessionService(store, table.RoleScopes, security.WithSessionAccounts(in.accounts))
 		in.keys = security.NewAPIKeyService(store, f.records, security.WithKeyAccounts(in.accounts))
 		r := chi.NewRouter()
 		for _, op := range table.Operations() {
-			r.Method(op.Method, op.Pattern, http.HandlerFunc(echo))
+			r.Method(op.Method, op.Pattern, http.HandlerFunc(Echo))
 		}
 		bearer := security.BearerAuthenticator{Tokens: in.tokens}
-		guard, err := security.NewGuard(table, r,
-			security.WithAuthenticator(policy.SchemeOAuth2, bearer),
-			security.WithAuthenticator(policy.SchemeAPIKeyCookie, in.sessions),
-			security.WithAuthenticator(policy.SchemeAPIKeyHeader, in.keys),
-			security.WithLimiter(limits.New(ls, limits.WithTimeout(time.Second))))
+		g, err := guard.New(table, r,
+			guard.WithAuthenticator(policy.SchemeOAuth2, bearer),
+			guard.WithAuthenticator(policy.SchemeAPIKeyCookie, in.sessions),
+			guard.WithAuthenticator(policy.SchemeAPIKeyHeader, in.keys),
+			guard.WithLimiter(limits.New(ls, limits.WithTimeout(time.Second))))
 		if err != nil {
 			t.Fatal(err)
 		}
-		in.h = guard(r)
+		in.h = g
 		f.ins = append(f.ins, in)
 	}
 	return f
@@ -229,13 +233,13 @@ func (c creds) each() map[string]func(*http.Request) {
 	}
 }
 
-func (f *accountFleet) do(in int, path string, cred func(*http.Request)) (int, seen) {
+func (f *accountFleet) do(in int, path string, cred func(*http.Request)) (int, Seen) {
 	req := httptest.NewRequest(http.MethodGet, path, nil)
 	req.RemoteAddr = net.JoinHostPort("192.0.2.1", "1234")
 	cred(req)
 	w := httptest.NewRecorder()
 	f.ins[in].h.ServeHTTP(w, req)
-	var s seen
+	var s Seen
 	if w.Code == 200 {
 		_ = json.Unmarshal(w.Body.Bytes(), &s)
 	}
@@ -346,7 +350,7 @@ func TestMintRacingDisable(t *testing.T) {
 		}
 		in := f.ins[0]
 		// Services on the racing store, with the instance's own caches.
-		tokens, err := security.NewTokenService(testIssuer, testAudience, mustKey(t), racing, security.WithAccounts(in.accounts))
+		tokens, err := security.NewTokenService(Issuer, Audience, mustKey(t), racing, security.WithAccounts(in.accounts))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -493,7 +497,7 @@ func TestCredentialChecksRideInTheLimitScript(t *testing.T) {
 				queries := f.queries()
 				var before int64
 				if f.trips != nil {
-					before = f.trips.n.Load()
+					before = f.trips.N.Load()
 				}
 				for range 3 {
 					if got, _ := f.do(1, "/admin", cred); got != 200 {
@@ -504,7 +508,7 @@ func TestCredentialChecksRideInTheLimitScript(t *testing.T) {
 					t.Errorf("3 warm %s requests made %d database queries, want 0", name, n)
 				}
 				if f.trips != nil {
-					if n := f.trips.n.Load() - before; n != 3 {
+					if n := f.trips.N.Load() - before; n != 3 {
 						t.Errorf("3 warm %s requests made %d Redis round trips, want 3", name, n)
 					}
 				}

@@ -49,7 +49,7 @@ type KeyRecords interface {
 // cached here, and each request asks the Store whether the key is still
 // live (one store call, no database query, on a warm instance).
 type APIKeyService struct {
-	store    Store
+	store    KeyMarkStore
 	records  KeyRecords
 	accounts *Accounts
 	max      int
@@ -90,7 +90,7 @@ const DefaultAPIKeyTTL = 365 * 24 * time.Hour
 
 // NewAPIKeyService returns a service keeping records in records and marks
 // in store.
-func NewAPIKeyService(store Store, records KeyRecords, opts ...APIKeyOption) *APIKeyService {
+func NewAPIKeyService(store KeyMarkStore, records KeyRecords, opts ...APIKeyOption) *APIKeyService {
 	s := &APIKeyService{store: store, records: records, ttl: DefaultAPIKeyTTL, now: time.Now, cache: newBoundedCache[*cachedKey](10000),
 		lookups: make(chan struct{}, maxKeyLookups)}
 	for _, opt := range opts {
@@ -98,8 +98,6 @@ func NewAPIKeyService(store Store, records KeyRecords, opts ...APIKeyOption) *AP
 	}
 	return s
 }
-
-var _ Authenticator = (*APIKeyService)(nil)
 
 // Create makes a key for subject holding scopes and returns the full key,
 // which is not stored and cannot be shown again. The mark goes to the store
@@ -178,13 +176,17 @@ func unavailable(err error) error {
 	return fmt.Errorf("%w: %v", ErrUnavailable, err)
 }
 
-// Authenticate implements Authenticator for the header named scheme.Param.
+// Authenticate verifies the API key in the header named scheme.Param:
+// (nil, nil) when the request has none.
 func (s *APIKeyService) Authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*Principal, error) {
 	p, _, err := s.authenticate(ctx, r, scheme, false)
 	return p, err
 }
 
-func (s *APIKeyService) authenticateGated(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*Principal, *Gate, error) {
+// AuthenticateDeferred is Authenticate with the store check of what it
+// verified left to the returned Gate (nil when there is nothing to check),
+// for the guard to run in the rate-limit call.
+func (s *APIKeyService) AuthenticateDeferred(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*Principal, *Gate, error) {
 	return s.authenticate(ctx, r, scheme, true)
 }
 

@@ -1,6 +1,8 @@
 package security_test
 
 import (
+	. "github.com/specguard/specguard/internal/guardtest"
+
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -15,63 +17,63 @@ import (
 )
 
 func TestAPIKeyAuthentication(t *testing.T) {
-	e := newEnv(t)
+	e := NewEnv(t)
 	ctx := context.Background()
-	full, k := e.apiKey(t, "alice", "a:read")
+	full, k := e.APIKey(t, "alice", "a:read")
 	rest := strings.TrimPrefix(full, security.APIKeyPrefix)
 	id, secret, _ := strings.Cut(rest, ".")
 	if id != k.ID || len(secret) != 43 {
 		t.Fatalf("key %q does not read sg_<id>.<secret>", full)
 	}
-	otherFull, otherKey := e.apiKey(t, "bob", "a:read")
+	otherFull, otherKey := e.APIKey(t, "bob", "a:read")
 	otherSecret := strings.Split(otherFull, ".")[1]
-	revoked, rk := e.apiKey(t, "alice", "a:read")
-	if err := e.keys.Revoke(ctx, "bob", rk.ID); !errors.Is(err, security.ErrNotFound) {
+	revoked, rk := e.APIKey(t, "alice", "a:read")
+	if err := e.Keys.Revoke(ctx, "bob", rk.ID); !errors.Is(err, security.ErrNotFound) {
 		t.Fatalf("Revoke of another subject's key = %v, want ErrNotFound", err)
 	}
-	if err := e.keys.Revoke(ctx, "alice", rk.ID); err != nil {
+	if err := e.Keys.Revoke(ctx, "alice", rk.ID); err != nil {
 		t.Fatal(err)
 	}
-	writeKey, _ := e.apiKey(t, "alice", "a:read", "a:write")
+	writeKey, _ := e.APIKey(t, "alice", "a:read", "a:write")
 
-	cases := []guardCase{
-		{name: "valid", path: "/key-read", mods: []mod{apiKeyHeader(full)}, want: ok200, saw: okAs("keyRead", "alice", "apiKeyAuth")},
-		{name: "wrong secret", path: "/key-read", mods: []mod{apiKeyHeader(security.APIKeyPrefix + k.ID + "." + otherSecret)}, want: invalidToken},
-		{name: "unknown id", path: "/key-read", mods: []mod{apiKeyHeader(security.APIKeyPrefix + security.NewID() + "." + secret)}, want: invalidToken},
-		{name: "another key's id", path: "/key-read", mods: []mod{apiKeyHeader(security.APIKeyPrefix + otherKey.ID + "." + secret)}, want: invalidToken},
-		{name: "old three-part form", path: "/key-read", mods: []mod{apiKeyHeader(security.APIKeyPrefix + "alice." + k.ID + "." + secret)}, want: invalidToken},
-		{name: "no prefix", path: "/key-read", mods: []mod{apiKeyHeader(rest)}, want: invalidToken},
-		{name: "wrong prefix", path: "/key-read", mods: []mod{apiKeyHeader("sk_" + rest)}, want: invalidToken},
-		{name: "garbage", path: "/key-read", mods: []mod{apiKeyHeader("garbage")}, want: invalidToken},
-		{name: "prefix only", path: "/key-read", mods: []mod{apiKeyHeader(security.APIKeyPrefix)}, want: invalidToken},
-		{name: "short secret", path: "/key-read", mods: []mod{apiKeyHeader(full[:len(full)-4])}, want: invalidToken},
-		{name: "secret not base64url", path: "/key-read", mods: []mod{apiKeyHeader(security.APIKeyPrefix + k.ID + "." + strings.Repeat("*", 43))}, want: invalidToken},
-		{name: "padded secret", path: "/key-read", mods: []mod{apiKeyHeader(full + "=")}, want: invalidToken},
-		{name: "overlong", path: "/key-read", mods: []mod{apiKeyHeader(full + strings.Repeat("A", 300))}, want: invalidToken},
-		{name: "bearer-looking value", path: "/key-read", mods: []mod{apiKeyHeader("Bearer " + full)}, want: invalidToken},
-		{name: "revoked", path: "/key-read", mods: []mod{apiKeyHeader(revoked)}, want: invalidToken},
-		{name: "insufficient scope", path: "/key-write", mods: []mod{apiKeyHeader(full)},
-			want: want{status: http.StatusForbidden, problem: "insufficient-scope", authErr: "insufficient_scope", scope: "a:write"}},
-		{name: "sufficient scope", path: "/key-write", mods: []mod{apiKeyHeader(writeKey)}, want: ok200, saw: okAs("keyWrite", "alice", "apiKeyAuth")},
-		{name: "two X-API-Key headers", path: "/key-read", mods: []mod{apiKeyHeader(full), apiKeyHeader(full)}, want: badRequest},
-		{name: "two X-API-Key headers, one bad", path: "/key-read", mods: []mod{apiKeyHeader(full), apiKeyHeader("garbage")}, want: badRequest},
-		{name: "header name in lower case", path: "/key-read", mods: []mod{func(r *http.Request) { r.Header["x-api-key"] = []string{full} }}, want: ok200},
-		{name: "no key", path: "/key-read", want: unauth},
-		{name: "key in the Authorization header", path: "/key-read", mods: []mod{bearer(full)}, want: unauth},
+	cases := []Case{
+		{Name: "valid", Path: "/key-read", Mods: []Mod{APIKeyHeader(full)}, Want: OK200, Saw: OKAs("keyRead", "alice", "apiKeyAuth")},
+		{Name: "wrong secret", Path: "/key-read", Mods: []Mod{APIKeyHeader(security.APIKeyPrefix + k.ID + "." + otherSecret)}, Want: InvalidToken},
+		{Name: "unknown id", Path: "/key-read", Mods: []Mod{APIKeyHeader(security.APIKeyPrefix + security.NewID() + "." + secret)}, Want: InvalidToken},
+		{Name: "another key's id", Path: "/key-read", Mods: []Mod{APIKeyHeader(security.APIKeyPrefix + otherKey.ID + "." + secret)}, Want: InvalidToken},
+		{Name: "old three-part form", Path: "/key-read", Mods: []Mod{APIKeyHeader(security.APIKeyPrefix + "alice." + k.ID + "." + secret)}, Want: InvalidToken},
+		{Name: "no prefix", Path: "/key-read", Mods: []Mod{APIKeyHeader(rest)}, Want: InvalidToken},
+		{Name: "wrong prefix", Path: "/key-read", Mods: []Mod{APIKeyHeader("sk_" + rest)}, Want: InvalidToken},
+		{Name: "garbage", Path: "/key-read", Mods: []Mod{APIKeyHeader("garbage")}, Want: InvalidToken},
+		{Name: "prefix only", Path: "/key-read", Mods: []Mod{APIKeyHeader(security.APIKeyPrefix)}, Want: InvalidToken},
+		{Name: "short secret", Path: "/key-read", Mods: []Mod{APIKeyHeader(full[:len(full)-4])}, Want: InvalidToken},
+		{Name: "secret not base64url", Path: "/key-read", Mods: []Mod{APIKeyHeader(security.APIKeyPrefix + k.ID + "." + strings.Repeat("*", 43))}, Want: InvalidToken},
+		{Name: "padded secret", Path: "/key-read", Mods: []Mod{APIKeyHeader(full + "=")}, Want: InvalidToken},
+		{Name: "overlong", Path: "/key-read", Mods: []Mod{APIKeyHeader(full + strings.Repeat("A", 300))}, Want: InvalidToken},
+		{Name: "bearer-looking value", Path: "/key-read", Mods: []Mod{APIKeyHeader("Bearer " + full)}, Want: InvalidToken},
+		{Name: "revoked", Path: "/key-read", Mods: []Mod{APIKeyHeader(revoked)}, Want: InvalidToken},
+		{Name: "insufficient scope", Path: "/key-write", Mods: []Mod{APIKeyHeader(full)},
+			Want: Want{Status: http.StatusForbidden, Problem: "insufficient-scope", AuthErr: "insufficient_scope", Scope: "a:write"}},
+		{Name: "sufficient scope", Path: "/key-write", Mods: []Mod{APIKeyHeader(writeKey)}, Want: OK200, Saw: OKAs("keyWrite", "alice", "apiKeyAuth")},
+		{Name: "two X-API-Key headers", Path: "/key-read", Mods: []Mod{APIKeyHeader(full), APIKeyHeader(full)}, Want: BadRequest},
+		{Name: "two X-API-Key headers, one bad", Path: "/key-read", Mods: []Mod{APIKeyHeader(full), APIKeyHeader("garbage")}, Want: BadRequest},
+		{Name: "header name in lower case", Path: "/key-read", Mods: []Mod{func(r *http.Request) { r.Header["x-api-key"] = []string{full} }}, Want: OK200},
+		{Name: "no key", Path: "/key-read", Want: Unauth},
+		{Name: "key in the Authorization header", Path: "/key-read", Mods: []Mod{Bearer(full)}, Want: Unauth},
 	}
-	runGuardCases(t, e, cases)
+	RunCases(t, e, cases)
 
 	t.Run("expired", func(t *testing.T) {
-		e.clock.Advance(security.DefaultAPIKeyTTL + time.Hour)
-		invalidToken.check(t, e.do(t, http.MethodGet, "/key-read", "", apiKeyHeader(full)))
+		e.Clock.Advance(security.DefaultAPIKeyTTL + time.Hour)
+		InvalidToken.Check(t, e.Do(t, http.MethodGet, "/key-read", "", APIKeyHeader(full)))
 	})
 }
 
 // The key shows its true first characters as its prefix and says nothing
 // about its owner.
 func TestAPIKeyPrefixIsTrueAndCarriesNoOwner(t *testing.T) {
-	e := newEnv(t)
-	full, k := e.apiKey(t, "alice-the-owner", "a:read")
+	e := NewEnv(t)
+	full, k := e.APIKey(t, "alice-the-owner", "a:read")
 	if !strings.HasPrefix(full, k.Prefix) || len(k.Prefix) != len(security.APIKeyPrefix)+8 {
 		t.Errorf("Prefix %q is not the first characters of the key", k.Prefix)
 	}
@@ -81,14 +83,14 @@ func TestAPIKeyPrefixIsTrueAndCarriesNoOwner(t *testing.T) {
 }
 
 func TestAPIKeyStoresOnlyTheHash(t *testing.T) {
-	e := newEnv(t)
-	full, created := e.apiKey(t, "alice", "a:read")
+	e := NewEnv(t)
+	full, created := e.APIKey(t, "alice", "a:read")
 	secretEnc := strings.Split(full, ".")[1]
 	secret, err := base64.RawURLEncoding.DecodeString(secretEnc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stored, err := e.keys.List(context.Background(), "alice")
+	stored, err := e.Keys.List(context.Background(), "alice")
 	if err != nil || len(stored) != 1 {
 		t.Fatalf("List = %v, %v; want one", stored, err)
 	}
@@ -111,12 +113,12 @@ func TestAPIKeyStoresOnlyTheHash(t *testing.T) {
 // Last use is written to the record at most once a minute, off the
 // request's path.
 func TestAPIKeyLastUsed(t *testing.T) {
-	e := newEnv(t)
+	e := NewEnv(t)
 	ctx := context.Background()
-	full, k := e.apiKey(t, "alice", "a:read")
+	full, k := e.APIKey(t, "alice", "a:read")
 	lastUsed := func() time.Time {
 		t.Helper()
-		keys, err := e.keys.List(ctx, "alice")
+		keys, err := e.Keys.List(ctx, "alice")
 		if err != nil || len(keys) != 1 || keys[0].ID != k.ID {
 			t.Fatalf("List = %v, %v", keys, err)
 		}
@@ -135,16 +137,16 @@ func TestAPIKeyLastUsed(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	ok200.check(t, e.do(t, http.MethodGet, "/key-read", "", apiKeyHeader(full)))
-	first := e.clock.Now()
+	OK200.Check(t, e.Do(t, http.MethodGet, "/key-read", "", APIKeyHeader(full)))
+	first := e.Clock.Now()
 	waitFor(first)
-	e.clock.Advance(10 * time.Second)
-	ok200.check(t, e.do(t, http.MethodGet, "/key-read", "", apiKeyHeader(full)))
+	e.Clock.Advance(10 * time.Second)
+	OK200.Check(t, e.Do(t, http.MethodGet, "/key-read", "", APIKeyHeader(full)))
 	time.Sleep(50 * time.Millisecond)
 	if got := lastUsed(); !got.Equal(first) {
 		t.Errorf("LastUsed within the minute = %v, want %v kept", got, first)
 	}
-	e.clock.Advance(time.Minute)
-	ok200.check(t, e.do(t, http.MethodGet, "/key-read", "", apiKeyHeader(full)))
-	waitFor(e.clock.Now())
+	e.Clock.Advance(time.Minute)
+	OK200.Check(t, e.Do(t, http.MethodGet, "/key-read", "", APIKeyHeader(full)))
+	waitFor(e.Clock.Now())
 }

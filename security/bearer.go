@@ -14,15 +14,18 @@ import (
 // for http bearer and oauth2 schemes.
 type BearerAuthenticator struct{ Tokens *TokenService }
 
-var _ Authenticator = BearerAuthenticator{}
-
-// Authenticate implements Authenticator.
+// Authenticate verifies the request's bearer token: (nil, nil) when it
+// has none, an error wrapping ErrMalformed, ErrInvalid or ErrUnavailable
+// when it is bad or cannot be checked.
 func (b BearerAuthenticator) Authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*Principal, error) {
 	p, _, err := b.authenticate(ctx, r, scheme, false)
 	return p, err
 }
 
-func (b BearerAuthenticator) authenticateGated(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*Principal, *Gate, error) {
+// AuthenticateDeferred is Authenticate with the store check of what it
+// verified left to the returned Gate (nil when there is nothing to check),
+// for the guard to run in the rate-limit call.
+func (b BearerAuthenticator) AuthenticateDeferred(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*Principal, *Gate, error) {
 	return b.authenticate(ctx, r, scheme, true)
 }
 

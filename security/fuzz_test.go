@@ -13,6 +13,8 @@ package security_test
 // authenticate.
 
 import (
+	. "github.com/specguard/specguard/internal/guardtest"
+
 	"context"
 	"crypto/ed25519"
 	"crypto/hmac"
@@ -279,7 +281,7 @@ func FuzzAccessToken(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	tokens, err := security.NewTokenService(testIssuer, testAudience, key, store, security.WithClock(clock))
+	tokens, err := security.NewTokenService(Issuer, Audience, key, store, security.WithClock(clock))
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -6,30 +6,18 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/redis/go-redis/v9"
 
-	"github.com/specguard/specguard/e2e/redistest"
+	"github.com/specguard/specguard/guard"
+	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/redisstore"
 )
-
-// roundTrips counts what a go-redis client sends: one per command or
-// pipeline, which is one network round trip each.
-type roundTrips struct{ n atomic.Int64 }
-
-func (c *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (c *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { c.n.Add(1); return next(ctx, cmd) }
-}
-func (c *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { c.n.Add(1); return next(ctx, cmds) }
-}
 
 const gateSpec = `
 openapi: 3.0.3
@@ -65,9 +53,9 @@ components:
 
 type gateEnv struct {
 	srv    *redistest.Server
-	trips  *roundTrips
+	trips  *redistest.RoundTrips
 	tokens *security.TokenService
-	store  *security.RedisStore
+	store  *redisstore.Store
 	h      http.Handler
 }
 
@@ -77,7 +65,7 @@ func newGateEnv(t *testing.T) *gateEnv {
 	t.Helper()
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
-	trips := &roundTrips{}
+	trips := &redistest.RoundTrips{}
 	rdb.AddHook(trips)
 	table, err := policy.Compile("gate.yaml", []byte(gateSpec))
 	if err != nil {
@@ -87,7 +75,7 @@ func newGateEnv(t *testing.T) *gateEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := security.NewRedisStore(rdb, srv.Prefix, time.Second)
+	store := redisstore.New(rdb, srv.Prefix, time.Second)
 	ts, err := security.NewTokenService("specguard", "specguard", key, store)
 	if err != nil {
 		t.Fatal(err)
@@ -97,16 +85,16 @@ func newGateEnv(t *testing.T) *gateEnv {
 	r.Get("/items", ok)
 	r.Post("/items", ok)
 	limiter := limits.New(limits.NewRedisStore(rdb, srv.Prefix+"rl:"), limits.WithTimeout(time.Second))
-	if !limiter.CanGate() {
+	if !limiter.CanPrecheck() {
 		t.Fatal("a limiter on a single Redis must carry gates")
 	}
-	guard, err := security.NewGuard(table, r,
-		security.WithAuthenticator(policy.SchemeOAuth2, security.BearerAuthenticator{Tokens: ts}),
-		security.WithLimiter(limiter), security.WithoutRequestValidation())
+	g, err := guard.New(table, r,
+		guard.WithAuthenticator(policy.SchemeOAuth2, security.BearerAuthenticator{Tokens: ts}),
+		guard.WithLimiter(limiter), guard.WithoutRequestValidation())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &gateEnv{srv: srv, trips: trips, tokens: ts, store: store, h: guard(r)}
+	return &gateEnv{srv: srv, trips: trips, tokens: ts, store: store, h: g}
 }
 
 func (e *gateEnv) do(method, token, ip string) *httptest.ResponseRecorder {
@@ -131,12 +119,12 @@ func TestGateOneRoundTrip(t *testing.T) {
 	if w := e.do("GET", pair.Access, "192.0.2.1"); w.Code != 200 { // loads the script (EVALSHA, then EVAL)
 		t.Fatalf("first request: %d %s", w.Code, w.Body)
 	}
-	before := e.trips.n.Load()
+	before := e.trips.N.Load()
 	w := e.do("GET", pair.Access, "192.0.2.1")
 	if w.Code != 200 {
 		t.Fatalf("second request: %d %s", w.Code, w.Body)
 	}
-	if n := e.trips.n.Load() - before; n != 1 {
+	if n := e.trips.N.Load() - before; n != 1 {
 		t.Fatalf("a guarded bearer request made %d Redis round trips, want 1", n)
 	}
 	if got := w.Header().Get("RateLimit"); got != `"user";r=1;t=2400` {

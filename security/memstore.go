@@ -428,3 +428,8 @@ func (m *MemoryStore) RevokeKey(_ context.Context, subject, id string, expires t
 }
 
 func (m *MemoryStore) Ping(context.Context) error { return nil }
+
+// sortNewest sorts s by creation, newest first.
+func sortNewest[T any](s []T, created func(T) time.Time) {
+	slices.SortFunc(s, func(a, b T) int { return created(b).Compare(created(a)) })
+}

@@ -1,6 +1,3 @@
-// Package security authenticates requests against the security requirements
-// an OpenAPI document declares, and issues and revokes the credentials it
-// accepts: access and refresh tokens, cookie sessions and API keys.
 package security
 
 import (
@@ -11,7 +8,8 @@ import (
 )
 
 // Principal is a verified caller. The guard puts it in the request context;
-// handlers read it with FromContext. It is read-only: the principal of a
+// handlers read it with FromContext. Its Claim method answers x-rate-limit
+// keys of the form claim:<name>. It is read-only: the principal of a
 // cached token is shared by every request that presents the token.
 type Principal struct {
 	Subject string   // the user id
@@ -49,6 +47,14 @@ type principalKey struct{}
 // NewContext returns a copy of ctx carrying p.
 func NewContext(ctx context.Context, p *Principal) context.Context {
 	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// IsContextKey reports whether key is the one FromContext looks up, so a
+// context type that carries the principal itself (the guard's per-request
+// context does, to allocate once) can answer Value(key) with it.
+func IsContextKey(key any) bool {
+	_, ok := key.(principalKey)
+	return ok
 }
 
 // FromContext returns the verified caller of this request, or nil for an

@@ -28,7 +28,7 @@ const (
 // SessionService creates browser sessions and authenticates cookie-session
 // requests (apiKey-in-cookie schemes), with a CSRF check on unsafe methods.
 type SessionService struct {
-	store    Store
+	store    SessionStore
 	ttl      time.Duration
 	origins  []string // allowed Origin values; the request's own host when empty
 	scopes   func(role string) []string
@@ -71,7 +71,7 @@ func WithSessionClock(now func() time.Time) SessionOption {
 // NewSessionService returns a session service; scopes maps a role to the
 // scopes a session of that role holds. Each session has a CSRF token of its
 // own, random, kept hashed with the session: no key to configure or rotate.
-func NewSessionService(store Store, scopes func(role string) []string, opts ...SessionOption) *SessionService {
+func NewSessionService(store SessionStore, scopes func(role string) []string, opts ...SessionOption) *SessionService {
 	s := &SessionService{store: store, ttl: 12 * time.Hour, scopes: scopes, now: time.Now,
 		cache: newBoundedCache[*Session](10000)}
 	for _, opt := range opts {
@@ -180,15 +180,17 @@ func (s *SessionService) Delete(ctx context.Context, subject, id string) error {
 	return s.store.DeleteSession(ctx, subject, id)
 }
 
-var _ Authenticator = (*SessionService)(nil)
-
-// Authenticate implements Authenticator for the cookie named scheme.Param.
+// Authenticate verifies the session cookie named scheme.Param (and, for an
+// unsafe method, its CSRF proof): (nil, nil) when the request has none.
 func (s *SessionService) Authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*Principal, error) {
 	p, _, err := s.authenticate(ctx, r, scheme, false)
 	return p, err
 }
 
-func (s *SessionService) authenticateGated(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*Principal, *Gate, error) {
+// AuthenticateDeferred is Authenticate with the store check of what it
+// verified left to the returned Gate (nil when there is nothing to check),
+// for the guard to run in the rate-limit call.
+func (s *SessionService) AuthenticateDeferred(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*Principal, *Gate, error) {
 	return s.authenticate(ctx, r, scheme, true)
 }
 
@@ -267,7 +269,7 @@ func safeMethod(m string) bool {
 // header and the CSRF cookie.
 func (s *SessionService) checkCSRF(r *http.Request, sess *Session) error {
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
-		return fmt.Errorf("%w: cross-site request (Sec-Fetch-Site: %s)", ErrCSRF, quoteSafe(site))
+		return fmt.Errorf("%w: cross-site request (Sec-Fetch-Site: %q)", ErrCSRF, site)
 	}
 	if origin := r.Header.Get("Origin"); origin != "" && !s.originAllowed(r, origin) {
 		return fmt.Errorf("%w: origin not allowed", ErrCSRF)

@@ -1,6 +1,8 @@
 package security_test
 
 import (
+	. "github.com/specguard/specguard/internal/guardtest"
+
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -12,43 +14,43 @@ import (
 	"github.com/specguard/specguard/security"
 )
 
-var csrfFailed = want{status: http.StatusForbidden, problem: "csrf", authErr: noChallenge}
+var csrfFailed = Want{Status: http.StatusForbidden, Problem: "csrf", AuthErr: NoChallenge}
 
 func TestSessionCSRF(t *testing.T) {
-	e := newEnv(t)
-	sess := e.session(t, "alice", "reader")
-	other := e.session(t, "bob", "reader")
-	token := e.login(t, "carol", "reader")
+	e := NewEnv(t)
+	sess := e.Session(t, "alice", "reader")
+	other := e.Session(t, "bob", "reader")
+	token := e.Login(t, "carol", "reader")
 	post := http.MethodPost
-	cases := []guardCase{
-		{name: "GET with the cookie", path: "/account", mods: []mod{sessionCookies(sess)}, want: ok200, saw: okAs("getAccount", "alice", "cookieAuth")},
-		{name: "GET cross-site needs no proof", path: "/account", mods: []mod{sessionCookies(sess), header("Sec-Fetch-Site", "cross-site")}, want: ok200, saw: okAs("getAccount", "alice", "cookieAuth")},
-		{name: "POST with the correct proof", method: post, path: "/account", mods: []mod{sessionCookies(sess), csrfProof(sess)}, want: ok200, saw: okAs("postAccount", "alice", "cookieAuth")},
-		{name: "POST without any proof", method: post, path: "/account", mods: []mod{sessionCookies(sess)}, want: csrfFailed},
-		{name: "POST without the header", method: post, path: "/account", mods: []mod{sessionCookies(sess), cookie(security.CSRFCookie, sess.CSRF)}, want: csrfFailed},
-		{name: "POST without the CSRF cookie", method: post, path: "/account", mods: []mod{sessionCookies(sess), header(security.CSRFHeader, sess.CSRF)}, want: csrfFailed},
-		{name: "POST with a wrong token in both places", method: post, path: "/account",
-			mods: []mod{sessionCookies(sess), cookie(security.CSRFCookie, "wrong-token-wrong-token"), header(security.CSRFHeader, "wrong-token-wrong-token")}, want: csrfFailed},
-		{name: "POST with header and cookie that differ", method: post, path: "/account",
-			mods: []mod{sessionCookies(sess), cookie(security.CSRFCookie, other.CSRF), header(security.CSRFHeader, sess.CSRF)}, want: csrfFailed},
-		{name: "POST with the proof of another session", method: post, path: "/account", mods: []mod{sessionCookies(sess), csrfProof(other)}, want: csrfFailed},
-		{name: "POST cross-site", method: post, path: "/account", mods: []mod{sessionCookies(sess), csrfProof(sess), header("Sec-Fetch-Site", "cross-site")}, want: csrfFailed},
-		{name: "POST same-site", method: post, path: "/account", mods: []mod{sessionCookies(sess), csrfProof(sess), header("Sec-Fetch-Site", "same-site")}, want: csrfFailed},
-		{name: "POST same-origin", method: post, path: "/account", mods: []mod{sessionCookies(sess), csrfProof(sess), header("Sec-Fetch-Site", "same-origin")}, want: ok200},
-		{name: "POST from a foreign Origin", method: post, path: "/account", mods: []mod{sessionCookies(sess), csrfProof(sess), header("Origin", "https://evil.example")}, want: csrfFailed},
-		{name: "POST from a look-alike Origin", method: post, path: "/account", mods: []mod{sessionCookies(sess), csrfProof(sess), header("Origin", e.srv.URL+".evil.example")}, want: csrfFailed},
-		{name: "POST from Origin null", method: post, path: "/account", mods: []mod{sessionCookies(sess), csrfProof(sess), header("Origin", "null")}, want: csrfFailed},
-		{name: "POST from the own Origin", method: post, path: "/account", mods: []mod{sessionCookies(sess), csrfProof(sess), header("Origin", e.srv.URL)}, want: ok200},
-		{name: "POST from the own host over https", method: post, path: "/account", mods: []mod{sessionCookies(sess), csrfProof(sess), header("Origin", "https://"+strings.TrimPrefix(e.srv.URL, "http://"))}, want: ok200},
-		{name: "POST from the own host over another scheme", method: post, path: "/account", mods: []mod{sessionCookies(sess), csrfProof(sess), header("Origin", "ws://"+strings.TrimPrefix(e.srv.URL, "http://"))}, want: csrfFailed},
-		{name: "POST from plain http on a public host", method: post, path: "/account", mods: []mod{sessionCookies(sess), csrfProof(sess), host("blog.example"), header("Origin", "http://blog.example")}, want: csrfFailed},
-		{name: "POST from https on a public host", method: post, path: "/account", mods: []mod{sessionCookies(sess), csrfProof(sess), host("blog.example"), header("Origin", "https://blog.example")}, want: ok200},
-		{name: "POST with a bearer token needs no proof", method: post, path: "/account", mods: []mod{bearer(token.Access)}, want: ok200, saw: okAs("postAccount", "carol", "bearerAuth")},
-		{name: "POST with a bearer token and an unproven cookie", method: post, path: "/account", mods: []mod{bearer(token.Access), sessionCookies(sess)}, want: csrfFailed},
-		{name: "two session cookies", path: "/account", mods: []mod{sessionCookies(sess), sessionCookies(other)}, want: badRequest},
-		{name: "two session cookies, one planted", path: "/account", mods: []mod{sessionCookies(sess), cookie(sessionCookie, "alice.planted.planted")}, want: badRequest},
+	cases := []Case{
+		{Name: "GET with the cookie", Path: "/account", Mods: []Mod{SessionCookies(sess)}, Want: OK200, Saw: OKAs("getAccount", "alice", "cookieAuth")},
+		{Name: "GET cross-site needs no proof", Path: "/account", Mods: []Mod{SessionCookies(sess), Header("Sec-Fetch-Site", "cross-site")}, Want: OK200, Saw: OKAs("getAccount", "alice", "cookieAuth")},
+		{Name: "POST with the correct proof", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), CSRFProof(sess)}, Want: OK200, Saw: OKAs("postAccount", "alice", "cookieAuth")},
+		{Name: "POST without any proof", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess)}, Want: csrfFailed},
+		{Name: "POST without the header", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), Cookie(security.CSRFCookie, sess.CSRF)}, Want: csrfFailed},
+		{Name: "POST without the CSRF cookie", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), Header(security.CSRFHeader, sess.CSRF)}, Want: csrfFailed},
+		{Name: "POST with a wrong token in both places", Method: post, Path: "/account",
+			Mods: []Mod{SessionCookies(sess), Cookie(security.CSRFCookie, "wrong-token-wrong-token"), Header(security.CSRFHeader, "wrong-token-wrong-token")}, Want: csrfFailed},
+		{Name: "POST with header and cookie that differ", Method: post, Path: "/account",
+			Mods: []Mod{SessionCookies(sess), Cookie(security.CSRFCookie, other.CSRF), Header(security.CSRFHeader, sess.CSRF)}, Want: csrfFailed},
+		{Name: "POST with the proof of another session", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), CSRFProof(other)}, Want: csrfFailed},
+		{Name: "POST cross-site", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), CSRFProof(sess), Header("Sec-Fetch-Site", "cross-site")}, Want: csrfFailed},
+		{Name: "POST same-site", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), CSRFProof(sess), Header("Sec-Fetch-Site", "same-site")}, Want: csrfFailed},
+		{Name: "POST same-origin", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), CSRFProof(sess), Header("Sec-Fetch-Site", "same-origin")}, Want: OK200},
+		{Name: "POST from a foreign Origin", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), CSRFProof(sess), Header("Origin", "https://evil.example")}, Want: csrfFailed},
+		{Name: "POST from a look-alike Origin", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), CSRFProof(sess), Header("Origin", e.Srv.URL+".evil.example")}, Want: csrfFailed},
+		{Name: "POST from Origin null", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), CSRFProof(sess), Header("Origin", "null")}, Want: csrfFailed},
+		{Name: "POST from the own Origin", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), CSRFProof(sess), Header("Origin", e.Srv.URL)}, Want: OK200},
+		{Name: "POST from the own host over https", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), CSRFProof(sess), Header("Origin", "https://"+strings.TrimPrefix(e.Srv.URL, "http://"))}, Want: OK200},
+		{Name: "POST from the own host over another scheme", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), CSRFProof(sess), Header("Origin", "ws://"+strings.TrimPrefix(e.Srv.URL, "http://"))}, Want: csrfFailed},
+		{Name: "POST from plain http on a public host", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), CSRFProof(sess), Host("blog.example"), Header("Origin", "http://blog.example")}, Want: csrfFailed},
+		{Name: "POST from https on a public host", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), CSRFProof(sess), Host("blog.example"), Header("Origin", "https://blog.example")}, Want: OK200},
+		{Name: "POST with a bearer token needs no proof", Method: post, Path: "/account", Mods: []Mod{Bearer(token.Access)}, Want: OK200, Saw: OKAs("postAccount", "carol", "bearerAuth")},
+		{Name: "POST with a bearer token and an unproven cookie", Method: post, Path: "/account", Mods: []Mod{Bearer(token.Access), SessionCookies(sess)}, Want: csrfFailed},
+		{Name: "two session cookies", Path: "/account", Mods: []Mod{SessionCookies(sess), SessionCookies(other)}, Want: BadRequest},
+		{Name: "two session cookies, one planted", Path: "/account", Mods: []Mod{SessionCookies(sess), Cookie(SessionCookie, "alice.planted.planted")}, Want: BadRequest},
 	}
-	runGuardCases(t, e, cases)
+	RunCases(t, e, cases)
 }
 
 // forgedCookie is a cookie of the right shape whose id and secret were
@@ -60,42 +62,42 @@ func forgedCookie(subject string) string {
 }
 
 func TestSessionRejectsBadCookies(t *testing.T) {
-	e := newEnv(t)
-	sess := e.session(t, "alice", "reader")
+	e := NewEnv(t)
+	sess := e.Session(t, "alice", "reader")
 	subject, rest, _ := strings.Cut(sess.Cookie, ".")
 	id, secret, _ := strings.Cut(rest, ".")
 	otherSecret := strings.Split(forgedCookie("x"), ".")[2]
-	deleted := e.session(t, "alice", "reader")
-	if err := e.sessions.Delete(context.Background(), "alice", deleted.Session.ID); err != nil {
+	deleted := e.Session(t, "alice", "reader")
+	if err := e.Sessions.Delete(context.Background(), "alice", deleted.Session.ID); err != nil {
 		t.Fatal(err)
 	}
-	cases := []guardCase{
-		{name: "valid", path: "/account", mods: []mod{cookie(sessionCookie, sess.Cookie)}, want: ok200},
-		{name: "invented by an attacker", path: "/account", mods: []mod{cookie(sessionCookie, forgedCookie("alice"))}, want: invalidToken},
-		{name: "right id, wrong secret", path: "/account", mods: []mod{cookie(sessionCookie, subject+"."+id+"."+otherSecret)}, want: invalidToken},
-		{name: "right id and secret, other subject", path: "/account", mods: []mod{cookie(sessionCookie, "bob."+id+"."+secret)}, want: invalidToken},
-		{name: "malformed", path: "/account", mods: []mod{cookie(sessionCookie, "not-a-session")}, want: invalidToken},
-		{name: "short secret", path: "/account", mods: []mod{cookie(sessionCookie, subject+"."+id+"."+secret[:20])}, want: invalidToken},
-		{name: "overlong", path: "/account", mods: []mod{cookie(sessionCookie, subject+"."+id+"."+secret+strings.Repeat("A", 300))}, want: invalidToken},
-		{name: "deleted", path: "/account", mods: []mod{sessionCookies(deleted)}, want: invalidToken},
-		{name: "empty", path: "/account", mods: []mod{header("Cookie", sessionCookie+"=")}, want: invalidToken},
+	cases := []Case{
+		{Name: "valid", Path: "/account", Mods: []Mod{Cookie(SessionCookie, sess.Cookie)}, Want: OK200},
+		{Name: "invented by an attacker", Path: "/account", Mods: []Mod{Cookie(SessionCookie, forgedCookie("alice"))}, Want: InvalidToken},
+		{Name: "right id, wrong secret", Path: "/account", Mods: []Mod{Cookie(SessionCookie, subject+"."+id+"."+otherSecret)}, Want: InvalidToken},
+		{Name: "right id and secret, other subject", Path: "/account", Mods: []Mod{Cookie(SessionCookie, "bob."+id+"."+secret)}, Want: InvalidToken},
+		{Name: "malformed", Path: "/account", Mods: []Mod{Cookie(SessionCookie, "not-a-session")}, Want: InvalidToken},
+		{Name: "short secret", Path: "/account", Mods: []Mod{Cookie(SessionCookie, subject+"."+id+"."+secret[:20])}, Want: InvalidToken},
+		{Name: "overlong", Path: "/account", Mods: []Mod{Cookie(SessionCookie, subject+"."+id+"."+secret+strings.Repeat("A", 300))}, Want: InvalidToken},
+		{Name: "deleted", Path: "/account", Mods: []Mod{SessionCookies(deleted)}, Want: InvalidToken},
+		{Name: "empty", Path: "/account", Mods: []Mod{Header("Cookie", SessionCookie+"=")}, Want: InvalidToken},
 	}
-	runGuardCases(t, e, cases)
+	RunCases(t, e, cases)
 
 	t.Run("expired", func(t *testing.T) {
-		e.clock.Advance(13 * time.Hour)
-		invalidToken.check(t, e.do(t, http.MethodGet, "/account", "", sessionCookies(sess)))
+		e.Clock.Advance(13 * time.Hour)
+		InvalidToken.Check(t, e.Do(t, http.MethodGet, "/account", "", SessionCookies(sess)))
 	})
 }
 
 func TestSessionFixation(t *testing.T) {
-	e := newEnv(t)
+	e := NewEnv(t)
 	planted := forgedCookie("alice")
-	invalidToken.check(t, e.do(t, http.MethodGet, "/account", "", cookie(sessionCookie, planted)))
+	InvalidToken.Check(t, e.Do(t, http.MethodGet, "/account", "", Cookie(SessionCookie, planted)))
 
 	seenIDs, seenCookies, seenCSRF := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for range 5 {
-		ns := e.session(t, "alice", "reader")
+		ns := e.Session(t, "alice", "reader")
 		if seenIDs[ns.Session.ID] || seenCookies[ns.Cookie] || seenCSRF[ns.CSRF] {
 			t.Fatalf("Create repeated an id, cookie or CSRF token: %s", ns.Session.ID)
 		}
@@ -105,14 +107,14 @@ func TestSessionFixation(t *testing.T) {
 		}
 	}
 	// Logging in never promotes the planted value.
-	invalidToken.check(t, e.do(t, http.MethodGet, "/account", "", cookie(sessionCookie, planted)))
+	InvalidToken.Check(t, e.Do(t, http.MethodGet, "/account", "", Cookie(SessionCookie, planted)))
 }
 
 func TestSessionStoresOnlyTheSecretHash(t *testing.T) {
-	e := newEnv(t)
-	ns := e.session(t, "alice", "reader")
+	e := NewEnv(t)
+	ns := e.Session(t, "alice", "reader")
 	secret := strings.Split(ns.Cookie, ".")[2]
-	list, err := e.store.Sessions(context.Background(), "alice")
+	list, err := e.Store.Sessions(context.Background(), "alice")
 	if err != nil || len(list) != 1 {
 		t.Fatalf("Sessions = %v, %v; want one", list, err)
 	}
@@ -125,9 +127,9 @@ func TestSessionStoresOnlyTheSecretHash(t *testing.T) {
 }
 
 func TestSessionCookies(t *testing.T) {
-	e := newEnv(t)
-	ns := e.session(t, "alice", "reader")
-	cookies := e.sessions.Cookies(sessionCookie, ns)
+	e := NewEnv(t)
+	ns := e.Session(t, "alice", "reader")
+	cookies := e.Sessions.Cookies(SessionCookie, ns)
 	byName := map[string]*http.Cookie{}
 	for _, c := range cookies {
 		byName[c.Name] = c
@@ -138,7 +140,7 @@ func TestSessionCookies(t *testing.T) {
 		httpOnly bool
 		sameSite http.SameSite
 	}{
-		{name: sessionCookie, value: ns.Cookie, httpOnly: true, sameSite: http.SameSiteLaxMode},
+		{name: SessionCookie, value: ns.Cookie, httpOnly: true, sameSite: http.SameSiteLaxMode},
 		{name: security.CSRFCookie, value: ns.CSRF, httpOnly: false, sameSite: http.SameSiteStrictMode},
 	}
 	if len(cookies) != len(cases) {
@@ -175,7 +177,7 @@ func TestSessionCookies(t *testing.T) {
 	}
 
 	t.Run("clear", func(t *testing.T) {
-		for _, c := range e.sessions.ClearCookies(sessionCookie) {
+		for _, c := range e.Sessions.ClearCookies(SessionCookie) {
 			if c.MaxAge >= 0 || c.Value != "" || !c.Secure || c.Path != "/" {
 				t.Errorf("clearing cookie %+v; want MaxAge < 0, empty, Secure, Path /", c)
 			}
@@ -183,6 +185,6 @@ func TestSessionCookies(t *testing.T) {
 	})
 
 	t.Run("the cookie authenticates", func(t *testing.T) {
-		ok200.check(t, e.do(t, http.MethodGet, "/account", "", func(r *http.Request) { r.AddCookie(byName[sessionCookie]) }))
+		OK200.Check(t, e.Do(t, http.MethodGet, "/account", "", func(r *http.Request) { r.AddCookie(byName[SessionCookie]) }))
 	})
 }

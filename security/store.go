@@ -123,12 +123,8 @@ type Check struct {
 	AccountStamp string
 }
 
-// Store keeps the fast, shared security state. Implementations make each
-// method one atomic step and stamp Created, LastUsed and revocation times
-// with their own clock, so instances with skewed clocks agree. Every record
-// is addressed by its subject and id, so a Redis Cluster keeps all of one
-// subject's state in one slot.
-type Store interface {
+// Checker answers a Check: every authenticator asks one on every request.
+type Checker interface {
 	// Check implements the question of a Check: nil when the credential
 	// holds; ErrNotFound when it was revoked, replaced, expired or minted
 	// before the account's NotBefore; ErrStale when the account's state is
@@ -136,16 +132,26 @@ type Store interface {
 	// for an API key the store has no mark of. A session checked is marked
 	// used.
 	Check(ctx context.Context, c Check) error
+}
 
-	// PutAccount mirrors account state a for subject with a new Stamp,
-	// unless the store holds a newer version (an equal one is overwritten:
-	// a database commit that failed may have left it). It returns the state
-	// the store holds afterwards. The mirror expires after AccountTTL; the
-	// source of truth is read again then.
-	PutAccount(ctx context.Context, subject string, a Account) (Account, error)
-	// Account returns the state mirrored for subject, or ErrNotFound.
-	Account(ctx context.Context, subject string) (*Account, error)
+// ScriptChecker is a Checker that can also hand a Check over as a Lua
+// function, so that a Redis rate-limit store on the same client runs it in
+// its own script (see Gate): one round trip for the credential and every
+// tier. A wrapper of such a store (metrics, say) should forward it.
+type ScriptChecker interface {
+	Checker
+	// CheckScript returns c as the Lua function
+	// `local function gate(gk, ga, now)` (0 while the credential holds, a
+	// code otherwise), its keys and arguments, and the Redis client whose
+	// keys they are.
+	CheckScript(c Check) (client any, fn string, keys []string, args []any)
+	// CheckFailed turns a non-zero code of the function into Check's error.
+	CheckFailed(code int64) error
+}
 
+// FamilyStore keeps logins: what TokenService needs.
+type FamilyStore interface {
+	Checker
 	// CreateFamily records a new login; it sets Created and LastUsed.
 	// When max > 0 and the subject holds max live logins, it records
 	// nothing and returns ErrTooMany.
@@ -160,10 +166,11 @@ type Store interface {
 	RevokeFamily(ctx context.Context, subject, id string) error
 	// Families lists subject's live logins.
 	Families(ctx context.Context, subject string) ([]Family, error)
-	// RevokeSubject ends every family and session of subject and drops
-	// its API-key marks (logout everywhere, or an account disabled).
-	RevokeSubject(ctx context.Context, subject string) error
+}
 
+// SessionStore keeps browser sessions: what SessionService needs.
+type SessionStore interface {
+	Checker
 	// CreateSession records s; it sets Created and LastUsed. When max > 0
 	// and the subject holds max live sessions, it records nothing and
 	// returns ErrTooMany.
@@ -174,7 +181,12 @@ type Store interface {
 	DeleteSession(ctx context.Context, subject, id string) error
 	// Sessions lists subject's live sessions.
 	Sessions(ctx context.Context, subject string) ([]Session, error)
+}
 
+// KeyMarkStore keeps the marks that say API keys are live: what
+// APIKeyService needs besides their durable records (KeyRecords).
+type KeyMarkStore interface {
+	Checker
 	// MarkKey marks API key k live until it expires, or for MarkTTL at
 	// most: the durable record is read again then. With ifAbsent an
 	// existing mark or revocation is kept, so refilling a mark from the
@@ -183,7 +195,36 @@ type Store interface {
 	// RevokeKey replaces the mark of subject's key id by a revocation that
 	// lasts until expires.
 	RevokeKey(ctx context.Context, subject, id string, expires time.Time) error
+}
 
+// AccountStore mirrors accounts' state for every instance: what Accounts
+// needs besides the source of truth (AccountSource).
+type AccountStore interface {
+	// PutAccount mirrors account state a for subject with a new Stamp,
+	// unless the store holds a newer version (an equal one is overwritten:
+	// a database commit that failed may have left it). It returns the state
+	// the store holds afterwards. The mirror expires after AccountTTL; the
+	// source of truth is read again then.
+	PutAccount(ctx context.Context, subject string, a Account) (Account, error)
+	// Account returns the state mirrored for subject, or ErrNotFound.
+	Account(ctx context.Context, subject string) (*Account, error)
+}
+
+// Store is all the fast, shared security state, as one backend keeps it:
+// NewMemoryStore for one process, redisstore.New for a fleet. Each method
+// is one atomic step, and times (Created, LastUsed, revocations) come from
+// the store's own clock, so instances with skewed clocks agree. Every
+// record is addressed by its subject and id, so a Redis Cluster keeps all
+// of one subject's state in one slot. storetest.Run checks an
+// implementation.
+type Store interface {
+	FamilyStore
+	SessionStore
+	KeyMarkStore
+	AccountStore
+	// RevokeSubject ends every family and session of subject and drops
+	// its API-key marks (logout everywhere, or an account disabled).
+	RevokeSubject(ctx context.Context, subject string) error
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/specguard/specguard/internal/text"
 )
 
 // Token types, carried in the JOSE header "typ" so an access token can
@@ -151,7 +152,7 @@ type TokenService struct {
 	accessTTL, refreshTTL time.Duration
 	leeway                time.Duration
 	now                   func() time.Time
-	store                 Store
+	store                 FamilyStore
 	accounts              *Accounts
 	maxLogins             int
 	cacheSize             int
@@ -161,7 +162,7 @@ type TokenService struct {
 
 // NewTokenService returns a service that signs with signing and stores
 // state in store. issuer and audience are required and checked on every token.
-func NewTokenService(issuer, audience string, signing *Key, store Store, opts ...TokenOption) (*TokenService, error) {
+func NewTokenService(issuer, audience string, signing *Key, store FamilyStore, opts ...TokenOption) (*TokenService, error) {
 	if issuer == "" || audience == "" {
 		return nil, errors.New("token service: issuer and audience are required")
 	}
@@ -440,7 +441,7 @@ func describe(err error) string {
 		if errors.As(err, &ve) {
 			for _, e := range ve.Unwrap() {
 				if !errors.Is(e, jwt.ErrTokenUnverifiable) {
-					return oneLine(e.Error())
+					return text.OneLine(e.Error())
 				}
 			}
 		}

@@ -1,6 +1,8 @@
 package security_test
 
 import (
+	. "github.com/specguard/specguard/internal/guardtest"
+
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -27,26 +29,6 @@ import (
 	"github.com/specguard/specguard/security"
 )
 
-// JOSE helpers: tokens are assembled by hand so a test controls every byte.
-
-func mustDecode(tb testing.TB, seg string) []byte {
-	tb.Helper()
-	b, err := base64.RawURLEncoding.DecodeString(seg)
-	if err != nil {
-		tb.Fatalf("decode segment: %v", err)
-	}
-	return b
-}
-
-func encodeSegment(tb testing.TB, v any) string {
-	tb.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
 type signer func(input []byte) []byte
 
 func edSigner(priv ed25519.PrivateKey) signer {
@@ -66,7 +48,7 @@ func noSignature([]byte) []byte { return nil }
 // forge assembles header.claims.signature.
 func forge(tb testing.TB, header, claims map[string]any, sign signer) string {
 	tb.Helper()
-	input := encodeSegment(tb, header) + "." + encodeSegment(tb, claims)
+	input := EncodeSegment(tb, header) + "." + EncodeSegment(tb, claims)
 	return input + "." + base64.RawURLEncoding.EncodeToString(sign([]byte(input)))
 }
 
@@ -103,7 +85,7 @@ func set(m map[string]any, kv ...any) map[string]any {
 func headerOf(tb testing.TB, tok string) map[string]any {
 	tb.Helper()
 	var h map[string]any
-	if err := json.Unmarshal(mustDecode(tb, strings.Split(tok, ".")[0]), &h); err != nil {
+	if err := json.Unmarshal(MustDecode(tb, strings.Split(tok, ".")[0]), &h); err != nil {
 		tb.Fatal(err)
 	}
 	return h
@@ -135,15 +117,15 @@ func countingServer(tb testing.TB) (*httptest.Server, *atomic.Int64) {
 // (control) and tokens that each differ from it in one hostile way. Every
 // one names pair's live family and jti, so only the forgery itself can be
 // the reason it is refused.
-func forgeries(tb testing.TB, e *env, pair *security.Pair, attackerURL string) (control string, bad []forgery) {
+func forgeries(tb testing.TB, e *Env, pair *security.Pair, attackerURL string) (control string, bad []forgery) {
 	tb.Helper()
-	now := e.clock.Now()
+	now := e.Clock.Now()
 	claims := claimsOf(tb, pair.AccessClaims)
-	hdr := map[string]any{"alg": "EdDSA", "typ": security.TypeAccess, "kid": e.signing.ID}
-	real := edSigner(e.edPriv)
+	hdr := map[string]any{"alg": "EdDSA", "typ": security.TypeAccess, "kid": e.Signing.ID}
+	real := edSigner(e.EdPriv)
 	control = forge(tb, hdr, claims, real)
 
-	pub := e.edPriv.Public().(ed25519.PublicKey)
+	pub := e.EdPriv.Public().(ed25519.PublicKey)
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		tb.Fatal(err)
@@ -173,8 +155,8 @@ func forgeries(tb testing.TB, e *env, pair *security.Pair, attackerURL string) (
 		{name: "HS256 keyed with the Ed25519 public key bytes", token: forge(tb, set(hdr, "alg", "HS256"), claims, hmacSigner(pub))},
 		{name: "HS256 keyed with the Ed25519 public key PEM", token: forge(tb, set(hdr, "alg", "HS256"), claims, hmacSigner(pubPEM))},
 		{name: "HS256 keyed with a random secret", token: forge(tb, set(hdr, "alg", "HS256"), claims, hmacSigner(randomSecret))},
-		{name: "HS256 keyed with the kid", token: forge(tb, set(hdr, "alg", "HS256"), claims, hmacSigner([]byte(e.signing.ID)))},
-		{name: "tampered payload", token: tamper(tb, pair.Access)},
+		{name: "HS256 keyed with the kid", token: forge(tb, set(hdr, "alg", "HS256"), claims, hmacSigner([]byte(e.Signing.ID)))},
+		{name: "tampered payload", token: Tamper(tb, pair.Access)},
 		{name: "expired", token: forge(tb, hdr, set(claims, "exp", now.Add(-time.Hour).Unix(), "iat", now.Add(-2*time.Hour).Unix()), real)},
 		{name: "exp missing", token: forge(tb, hdr, set(claims, "exp", nil), real)},
 		{name: "exp 0", token: forge(tb, hdr, set(claims, "exp", 0), real)},
@@ -233,14 +215,14 @@ func nonCanonicalLast(tb testing.TB, seg string) byte {
 }
 
 func TestVerifyAccessRejectsForgeries(t *testing.T) {
-	e := newEnv(t)
-	pair := e.login(t, "alice", "reader")
+	e := NewEnv(t)
+	pair := e.Login(t, "alice", "reader")
 	srv, hits := countingServer(t)
 	control, bad := forgeries(t, e, pair, srv.URL)
 	ctx := context.Background()
 
 	t.Run("control", func(t *testing.T) {
-		c, err := e.tokens.VerifyAccess(ctx, control)
+		c, err := e.Tokens.VerifyAccess(ctx, control)
 		if err != nil {
 			t.Fatalf("a correctly signed copy was refused: %v", err)
 		}
@@ -250,7 +232,7 @@ func TestVerifyAccessRejectsForgeries(t *testing.T) {
 	})
 	for _, f := range bad {
 		t.Run(f.name, func(t *testing.T) {
-			c, err := e.tokens.VerifyAccess(ctx, f.token)
+			c, err := e.Tokens.VerifyAccess(ctx, f.token)
 			if !errors.Is(err, security.ErrInvalid) {
 				t.Fatalf("VerifyAccess = %+v, %v; want an error wrapping ErrInvalid", c, err)
 			}
@@ -265,27 +247,27 @@ func TestVerifyAccessRejectsForgeries(t *testing.T) {
 }
 
 func TestGuardRejectsForgedTokens(t *testing.T) {
-	e := newEnv(t)
-	pair := e.login(t, "alice", "reader")
+	e := NewEnv(t)
+	pair := e.Login(t, "alice", "reader")
 	srv, hits := countingServer(t)
 	control, bad := forgeries(t, e, pair, srv.URL)
-	cases := []guardCase{{name: "control", path: "/read", mods: []mod{bearer(control)}, want: ok200, saw: okAs("read", "alice", "oauth2")}}
+	cases := []Case{{Name: "control", Path: "/read", Mods: []Mod{Bearer(control)}, Want: OK200, Saw: OKAs("read", "alice", "oauth2")}}
 	for _, f := range bad {
-		w := invalidToken
+		w := InvalidToken
 		if f.malformed {
-			w = badRequest
+			w = BadRequest
 		}
-		cases = append(cases, guardCase{name: f.name, path: "/read", mods: []mod{bearer(f.token)}, want: w})
+		cases = append(cases, Case{Name: f.name, Path: "/read", Mods: []Mod{Bearer(f.token)}, Want: w})
 	}
-	runGuardCases(t, e, cases)
+	RunCases(t, e, cases)
 	if n := hits.Load(); n != 0 {
 		t.Errorf("the guard made %d requests to URLs named in token headers, want 0", n)
 	}
 }
 
 func TestStrictDecodingRejectsNonCanonicalSignature(t *testing.T) {
-	e := newEnv(t)
-	pair := e.login(t, "alice", "reader")
+	e := NewEnv(t)
+	pair := e.Login(t, "alice", "reader")
 	parts := strings.Split(pair.Access, ".")
 	alt := parts[2][:len(parts[2])-1] + string(nonCanonicalLast(t, parts[2]))
 	if alt == parts[2] {
@@ -295,14 +277,14 @@ func TestStrictDecodingRejectsNonCanonicalSignature(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if orig := mustDecode(t, parts[2]); string(lax) != string(orig) {
+	if orig := MustDecode(t, parts[2]); string(lax) != string(orig) {
 		t.Fatal("lax decoding of the re-encoded signature differs; the test would prove nothing")
 	}
 	if _, err := base64.RawURLEncoding.Strict().DecodeString(alt); err == nil {
 		t.Fatal("strict decoding accepts the re-encoded signature; the test would prove nothing")
 	}
 	tok := parts[0] + "." + parts[1] + "." + alt
-	if _, err := e.tokens.VerifyAccess(context.Background(), tok); !errors.Is(err, security.ErrInvalid) {
+	if _, err := e.Tokens.VerifyAccess(context.Background(), tok); !errors.Is(err, security.ErrInvalid) {
 		t.Errorf("VerifyAccess(non-canonical signature) = %v, want ErrInvalid", err)
 	}
 }
@@ -311,21 +293,21 @@ func TestStrictDecodingRejectsNonCanonicalSignature(t *testing.T) {
 // HS256 is an allowed algorithm, yet it must not verify under the Ed25519
 // key's kid even when keyed with that key's public bytes.
 func TestAlgorithmPinnedPerKey(t *testing.T) {
-	e := newEnv(t)
+	e := NewEnv(t)
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
 	hs, err := security.NewKey(secret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mixed, err := security.NewTokenService(testIssuer, testAudience, e.signing, e.store,
-		security.WithVerifyKeys(hs), security.WithClock(e.clock.Now))
+	mixed, err := security.NewTokenService(Issuer, Audience, e.Signing, e.Store,
+		security.WithVerifyKeys(hs), security.WithClock(e.Clock.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
-	pair := e.login(t, "alice", "reader")
+	pair := e.Login(t, "alice", "reader")
 	claims := claimsOf(t, pair.AccessClaims)
-	pub := e.edPriv.Public().(ed25519.PublicKey)
+	pub := e.EdPriv.Public().(ed25519.PublicKey)
 	hdr := map[string]any{"typ": security.TypeAccess}
 	cases := []struct {
 		name   string
@@ -333,10 +315,10 @@ func TestAlgorithmPinnedPerKey(t *testing.T) {
 		wantOK bool
 	}{
 		{name: "HS256 with the HMAC key and its kid", token: forge(t, set(hdr, "alg", "HS256", "kid", hs.ID), claims, hmacSigner(secret)), wantOK: true},
-		{name: "EdDSA with the Ed25519 key and its kid", token: forge(t, set(hdr, "alg", "EdDSA", "kid", e.signing.ID), claims, edSigner(e.edPriv)), wantOK: true},
-		{name: "HS256 under the Ed25519 kid keyed with its public key", token: forge(t, set(hdr, "alg", "HS256", "kid", e.signing.ID), claims, hmacSigner(pub))},
-		{name: "HS256 under the Ed25519 kid keyed with the HMAC secret", token: forge(t, set(hdr, "alg", "HS256", "kid", e.signing.ID), claims, hmacSigner(secret))},
-		{name: "EdDSA under the HMAC kid", token: forge(t, set(hdr, "alg", "EdDSA", "kid", hs.ID), claims, edSigner(e.edPriv))},
+		{name: "EdDSA with the Ed25519 key and its kid", token: forge(t, set(hdr, "alg", "EdDSA", "kid", e.Signing.ID), claims, edSigner(e.EdPriv)), wantOK: true},
+		{name: "HS256 under the Ed25519 kid keyed with its public key", token: forge(t, set(hdr, "alg", "HS256", "kid", e.Signing.ID), claims, hmacSigner(pub))},
+		{name: "HS256 under the Ed25519 kid keyed with the HMAC secret", token: forge(t, set(hdr, "alg", "HS256", "kid", e.Signing.ID), claims, hmacSigner(secret))},
+		{name: "EdDSA under the HMAC kid", token: forge(t, set(hdr, "alg", "EdDSA", "kid", hs.ID), claims, edSigner(e.EdPriv))},
 		{name: "HS384 under the HMAC kid", token: forge(t, set(hdr, "alg", "HS384", "kid", hs.ID), claims, hmacSigner(secret))},
 	}
 	for _, tc := range cases {
@@ -353,23 +335,23 @@ func TestAlgorithmPinnedPerKey(t *testing.T) {
 }
 
 func TestTokenTypesDoNotStandInForEachOther(t *testing.T) {
-	e := newEnv(t)
-	pair := e.login(t, "alice", "reader")
+	e := NewEnv(t)
+	pair := e.Login(t, "alice", "reader")
 	ctx := context.Background()
-	if _, err := e.tokens.VerifyAccess(ctx, pair.Refresh); !errors.Is(err, security.ErrInvalid) {
+	if _, err := e.Tokens.VerifyAccess(ctx, pair.Refresh); !errors.Is(err, security.ErrInvalid) {
 		t.Errorf("VerifyAccess(refresh token) = %v, want ErrInvalid", err)
 	}
-	if _, err := e.tokens.RefreshClaims(pair.Access); !errors.Is(err, security.ErrInvalid) {
+	if _, err := e.Tokens.RefreshClaims(pair.Access); !errors.Is(err, security.ErrInvalid) {
 		t.Errorf("RefreshClaims(access token) = %v, want ErrInvalid", err)
 	}
-	if _, err := e.tokens.Refresh(ctx, pair.Access, e.scopesOf); !errors.Is(err, security.ErrInvalid) {
+	if _, err := e.Tokens.Refresh(ctx, pair.Access, e.ScopesOf); !errors.Is(err, security.ErrInvalid) {
 		t.Errorf("Refresh(access token) = %v, want ErrInvalid", err)
 	}
-	if _, err := e.tokens.Refresh(ctx, strings.Repeat("a", security.MaxTokenBytes+1), e.scopesOf); !errors.Is(err, security.ErrInvalid) {
+	if _, err := e.Tokens.Refresh(ctx, strings.Repeat("a", security.MaxTokenBytes+1), e.ScopesOf); !errors.Is(err, security.ErrInvalid) {
 		t.Errorf("Refresh(oversized) = %v, want ErrInvalid", err)
 	}
 	// The refresh token still works: the failed attempts did not spend it.
-	if _, err := e.tokens.Refresh(ctx, pair.Refresh, e.scopesOf); err != nil {
+	if _, err := e.Tokens.Refresh(ctx, pair.Refresh, e.ScopesOf); err != nil {
 		t.Errorf("Refresh(refresh token) = %v, want nil", err)
 	}
 }
@@ -381,14 +363,14 @@ func TestRevocationIsByIdentifier(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("Ed25519 re-encoded claims", func(t *testing.T) {
-		e := newEnv(t)
-		pair := e.login(t, "alice", "reader")
+		e := NewEnv(t)
+		pair := e.Login(t, "alice", "reader")
 		claims := claimsOf(t, pair.AccessClaims)
 		hdr := headerOf(t, pair.Access)
 		body, _ := json.MarshalIndent(claims, "", "   ")
-		input := encodeSegment(t, hdr) + "." + base64.RawURLEncoding.EncodeToString(body)
-		twin := input + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(e.edPriv, []byte(input)))
-		checkTwins(t, e.tokens, e.store, pair, twin)
+		input := EncodeSegment(t, hdr) + "." + base64.RawURLEncoding.EncodeToString(body)
+		twin := input + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(e.EdPriv, []byte(input)))
+		checkTwins(t, e.Tokens, e.Store, pair, twin)
 	})
 
 	t.Run("ES256 malleated signature", func(t *testing.T) {
@@ -401,7 +383,7 @@ func TestRevocationIsByIdentifier(t *testing.T) {
 			t.Fatal(err)
 		}
 		store := security.NewMemoryStore(nil)
-		svc, err := security.NewTokenService(testIssuer, testAudience, key, store)
+		svc, err := security.NewTokenService(Issuer, Audience, key, store)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -410,7 +392,7 @@ func TestRevocationIsByIdentifier(t *testing.T) {
 			t.Fatal(err)
 		}
 		parts := strings.Split(pair.Access, ".")
-		sig := mustDecode(t, parts[2])
+		sig := MustDecode(t, parts[2])
 		n := elliptic.P256().Params().N
 		s := new(big.Int).SetBytes(sig[32:])
 		malleated := append(append([]byte{}, sig[:32]...), new(big.Int).Sub(n, s).FillBytes(make([]byte, 32))...)
@@ -448,10 +430,10 @@ func checkTwins(t *testing.T, svc *security.TokenService, store security.Store, 
 }
 
 func TestRefreshRotation(t *testing.T) {
-	e := newEnv(t)
+	e := NewEnv(t)
 	ctx := context.Background()
-	first := e.login(t, "alice", "reader")
-	second := e.refresh(t, first.Refresh)
+	first := e.Login(t, "alice", "reader")
+	second := e.Refresh(t, first.Refresh)
 
 	if second.AccessClaims.Family != first.AccessClaims.Family {
 		t.Errorf("successor family %q, want %q", second.AccessClaims.Family, first.AccessClaims.Family)
@@ -459,51 +441,51 @@ func TestRefreshRotation(t *testing.T) {
 	if !second.RefreshClaims.ExpiresAt.Equal(first.RefreshClaims.ExpiresAt.Time) {
 		t.Errorf("rotation moved the refresh expiry from %v to %v", first.RefreshClaims.ExpiresAt, second.RefreshClaims.ExpiresAt)
 	}
-	if _, err := e.tokens.VerifyAccess(ctx, second.Access); err != nil {
+	if _, err := e.Tokens.VerifyAccess(ctx, second.Access); err != nil {
 		t.Fatalf("successor access token: %v", err)
 	}
-	if _, err := e.tokens.VerifyAccess(ctx, first.Access); !errors.Is(err, security.ErrInvalid) {
+	if _, err := e.Tokens.VerifyAccess(ctx, first.Access); !errors.Is(err, security.ErrInvalid) {
 		t.Errorf("replaced access token: VerifyAccess = %v, want ErrInvalid", err)
 	}
-	third := e.refresh(t, second.Refresh)
+	third := e.Refresh(t, second.Refresh)
 
 	// Reuse of a spent refresh token revokes the whole family.
-	_, err := e.tokens.Refresh(ctx, first.Refresh, e.scopesOf)
+	_, err := e.Tokens.Refresh(ctx, first.Refresh, e.ScopesOf)
 	if !errors.Is(err, security.ErrInvalid) || !errors.Is(err, security.ErrReused) {
 		t.Fatalf("reused refresh token: Refresh = %v, want an error wrapping ErrInvalid and ErrReused", err)
 	}
-	if _, err := e.tokens.VerifyAccess(ctx, third.Access); !errors.Is(err, security.ErrInvalid) {
+	if _, err := e.Tokens.VerifyAccess(ctx, third.Access); !errors.Is(err, security.ErrInvalid) {
 		t.Errorf("after reuse, newest access token: VerifyAccess = %v, want ErrInvalid", err)
 	}
-	if _, err := e.tokens.Refresh(ctx, third.Refresh, e.scopesOf); !errors.Is(err, security.ErrInvalid) {
+	if _, err := e.Tokens.Refresh(ctx, third.Refresh, e.ScopesOf); !errors.Is(err, security.ErrInvalid) {
 		t.Errorf("after reuse, newest refresh token: Refresh = %v, want ErrInvalid", err)
 	}
-	invalidToken.check(t, e.do(t, http.MethodGet, "/things", "", bearer(third.Access)))
+	InvalidToken.Check(t, e.Do(t, http.MethodGet, "/things", "", Bearer(third.Access)))
 
 	// Other logins of the same subject are untouched.
-	other := e.login(t, "alice", "reader")
-	if _, err := e.tokens.VerifyAccess(ctx, other.Access); err != nil {
+	other := e.Login(t, "alice", "reader")
+	if _, err := e.Tokens.VerifyAccess(ctx, other.Access); err != nil {
 		t.Errorf("another login of the subject: %v", err)
 	}
 }
 
 func TestRefreshScopesFollowRole(t *testing.T) {
-	e := newEnv(t)
-	first := e.login(t, "alice", "writer")
-	e.roles.Store("alice", "reader") // demoted
-	second := e.refresh(t, first.Refresh)
+	e := NewEnv(t)
+	first := e.Login(t, "alice", "writer")
+	e.Roles.Store("alice", "reader") // demoted
+	second := e.Refresh(t, first.Refresh)
 	if got := second.AccessClaims.Scope; got != "a:read" {
 		t.Errorf("scope after demotion = %q, want a:read", got)
 	}
-	e.roles.Delete("alice") // account gone: the scopes callback fails
-	if _, err := e.tokens.Refresh(context.Background(), second.Refresh, e.scopesOf); err == nil {
+	e.Roles.Delete("alice") // account gone: the scopes callback fails
+	if _, err := e.Tokens.Refresh(context.Background(), second.Refresh, e.ScopesOf); err == nil {
 		t.Error("Refresh succeeded although the scopes callback failed")
 	}
 }
 
 func TestConcurrentRefreshHasOneWinner(t *testing.T) {
-	e := newEnv(t)
-	pair := e.login(t, "alice", "reader")
+	e := NewEnv(t)
+	pair := e.Login(t, "alice", "reader")
 	const n = 50
 	var (
 		wins  atomic.Int64
@@ -516,7 +498,7 @@ func TestConcurrentRefreshHasOneWinner(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			if _, err := e.tokens.Refresh(context.Background(), pair.Refresh, e.scopesOf); err == nil {
+			if _, err := e.Tokens.Refresh(context.Background(), pair.Refresh, e.ScopesOf); err == nil {
 				wins.Add(1)
 			} else {
 				errs <- err
@@ -537,61 +519,61 @@ func TestConcurrentRefreshHasOneWinner(t *testing.T) {
 }
 
 func TestRevokeSubject(t *testing.T) {
-	e := newEnv(t)
+	e := NewEnv(t)
 	ctx := context.Background()
 	type cred struct {
 		name string
-		mods []mod
+		mods []Mod
 	}
 	issue := func(subject string) []cred {
-		first := e.login(t, subject, "reader")
-		second := e.login(t, subject, "reader")
-		refreshed := e.refresh(t, second.Refresh)
-		key, _ := e.apiKey(t, subject, "a:read")
-		sess := e.session(t, subject, "reader")
+		first := e.Login(t, subject, "reader")
+		second := e.Login(t, subject, "reader")
+		refreshed := e.Refresh(t, second.Refresh)
+		key, _ := e.APIKey(t, subject, "a:read")
+		sess := e.Session(t, subject, "reader")
 		return []cred{
-			{"first login", []mod{bearer(first.Access)}},
-			{"refreshed login", []mod{bearer(refreshed.Access)}},
-			{"api key", []mod{apiKeyHeader(key)}},
-			{"session", []mod{sessionCookies(sess)}},
+			{"first login", []Mod{Bearer(first.Access)}},
+			{"refreshed login", []Mod{Bearer(refreshed.Access)}},
+			{"api key", []Mod{APIKeyHeader(key)}},
+			{"session", []Mod{SessionCookies(sess)}},
 		}
 	}
 	alice, bob := issue("alice"), issue("bob")
-	aliceRefresh := e.login(t, "alice", "reader").Refresh
+	aliceRefresh := e.Login(t, "alice", "reader").Refresh
 	// Warm the verified-token cache: revocation must still win.
 	for _, c := range append(alice, bob...) {
-		ok200.check(t, e.do(t, http.MethodGet, "/any", "", c.mods...))
+		OK200.Check(t, e.Do(t, http.MethodGet, "/any", "", c.mods...))
 	}
 
 	// Without account state, ending everything is the store's revocation
 	// plus the keys' records (which would restore a dropped mark otherwise).
-	if err := e.store.RevokeSubject(ctx, "alice"); err != nil {
+	if err := e.Store.RevokeSubject(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.keys.RevokeAll(ctx, "alice"); err != nil {
+	if err := e.Keys.RevokeAll(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range alice {
 		t.Run("alice "+c.name, func(t *testing.T) {
-			invalidToken.check(t, e.do(t, http.MethodGet, "/any", "", c.mods...))
+			InvalidToken.Check(t, e.Do(t, http.MethodGet, "/any", "", c.mods...))
 		})
 	}
 	for _, c := range bob {
 		t.Run("bob "+c.name, func(t *testing.T) {
-			got := e.do(t, http.MethodGet, "/any", "", c.mods...)
-			ok200.check(t, got)
-			if got.seen.Subject != "bob" {
-				t.Errorf("subject = %q, want bob", got.seen.Subject)
+			got := e.Do(t, http.MethodGet, "/any", "", c.mods...)
+			OK200.Check(t, got)
+			if got.Seen.Subject != "bob" {
+				t.Errorf("subject = %q, want bob", got.Seen.Subject)
 			}
 		})
 	}
 	t.Run("alice refresh", func(t *testing.T) {
-		if _, err := e.tokens.Refresh(ctx, aliceRefresh, e.scopesOf); !errors.Is(err, security.ErrInvalid) {
+		if _, err := e.Tokens.Refresh(ctx, aliceRefresh, e.ScopesOf); !errors.Is(err, security.ErrInvalid) {
 			t.Errorf("Refresh = %v, want ErrInvalid", err)
 		}
 	})
 	t.Run("alice logs in again", func(t *testing.T) {
-		ok200.check(t, e.do(t, http.MethodGet, "/any", "", bearer(e.login(t, "alice", "reader").Access)))
+		OK200.Check(t, e.Do(t, http.MethodGet, "/any", "", Bearer(e.Login(t, "alice", "reader").Access)))
 	})
 }
 
@@ -615,15 +597,15 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := security.NewMemoryStore(nil)
-	before, err := security.NewTokenService(testIssuer, testAudience, oldKey, store)
+	before, err := security.NewTokenService(Issuer, Audience, oldKey, store)
 	if err != nil {
 		t.Fatal(err)
 	}
-	after, err := security.NewTokenService(testIssuer, testAudience, newKey, store, security.WithVerifyKeys(oldVerify))
+	after, err := security.NewTokenService(Issuer, Audience, newKey, store, security.WithVerifyKeys(oldVerify))
 	if err != nil {
 		t.Fatal(err)
 	}
-	forgotten, err := security.NewTokenService(testIssuer, testAudience, newKey, store)
+	forgotten, err := security.NewTokenService(Issuer, Audience, newKey, store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -681,7 +663,7 @@ func TestJWKSNeverPublishesHMACSecrets(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			svc, err := security.NewTokenService(testIssuer, testAudience, tc.signing, store, security.WithVerifyKeys(tc.extra...))
+			svc, err := security.NewTokenService(Issuer, Audience, tc.signing, store, security.WithVerifyKeys(tc.extra...))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -793,8 +775,8 @@ func TestParseKeyPEM(t *testing.T) {
 			}
 			// Tokens signed by one verify with the other.
 			store := security.NewMemoryStore(nil)
-			s1, _ := security.NewTokenService(testIssuer, testAudience, k, store)
-			s2, _ := security.NewTokenService(testIssuer, testAudience, got, store)
+			s1, _ := security.NewTokenService(Issuer, Audience, k, store)
+			s2, _ := security.NewTokenService(Issuer, Audience, got, store)
 			pair, err := s1.Login(context.Background(), "alice", "reader", nil, "test")
 			if err != nil {
 				t.Fatal(err)
@@ -859,12 +841,12 @@ func TestNewTokenServiceChecks(t *testing.T) {
 		key      *security.Key
 		opts     []security.TokenOption
 	}{
-		{name: "no issuer", aud: testAudience, key: k},
-		{name: "no audience", iss: testIssuer, key: k},
-		{name: "no key", iss: testIssuer, aud: testAudience},
-		{name: "verify-only key", iss: testIssuer, aud: testAudience, key: verifyOnly},
-		{name: "zero access TTL", iss: testIssuer, aud: testAudience, key: k, opts: []security.TokenOption{security.WithTokenTTL(0, time.Hour)}},
-		{name: "refresh shorter than access", iss: testIssuer, aud: testAudience, key: k, opts: []security.TokenOption{security.WithTokenTTL(time.Hour, time.Minute)}},
+		{name: "no issuer", aud: Audience, key: k},
+		{name: "no audience", iss: Issuer, key: k},
+		{name: "no key", iss: Issuer, aud: Audience},
+		{name: "verify-only key", iss: Issuer, aud: Audience, key: verifyOnly},
+		{name: "zero access TTL", iss: Issuer, aud: Audience, key: k, opts: []security.TokenOption{security.WithTokenTTL(0, time.Hour)}},
+		{name: "refresh shorter than access", iss: Issuer, aud: Audience, key: k, opts: []security.TokenOption{security.WithTokenTTL(time.Hour, time.Minute)}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -886,7 +868,7 @@ func (c *countingStore) Check(ctx context.Context, ch security.Check) error {
 	return c.MemoryStore.Check(ctx, ch)
 }
 
-func newCachedService(tb testing.TB, clk *clock, opts ...security.TokenOption) (*security.TokenService, *countingStore) {
+func newCachedService(tb testing.TB, clk *Clock, opts ...security.TokenOption) (*security.TokenService, *countingStore) {
 	tb.Helper()
 	_, ed, _ := ed25519.GenerateKey(rand.Reader)
 	k, err := security.NewKey(ed)
@@ -895,7 +877,7 @@ func newCachedService(tb testing.TB, clk *clock, opts ...security.TokenOption) (
 	}
 	store := &countingStore{MemoryStore: security.NewMemoryStore(clk.Now)}
 	opts = append([]security.TokenOption{security.WithClock(clk.Now), security.WithTokenTTL(time.Minute, time.Hour)}, opts...)
-	svc, err := security.NewTokenService(testIssuer, testAudience, k, store, opts...)
+	svc, err := security.NewTokenService(Issuer, Audience, k, store, opts...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -906,7 +888,7 @@ func TestTokenCache(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("a hit still checks revocation", func(t *testing.T) {
-		clk := newClock()
+		clk := NewClock()
 		svc, store := newCachedService(t, clk)
 		pair, err := svc.Login(ctx, "alice", "reader", nil, "test")
 		if err != nil {
@@ -930,7 +912,7 @@ func TestTokenCache(t *testing.T) {
 
 	t.Run("a hit skips parsing", func(t *testing.T) {
 		allocs := func(opts ...security.TokenOption) float64 {
-			svc, _ := newCachedService(t, newClock(), opts...)
+			svc, _ := newCachedService(t, NewClock(), opts...)
 			pair, err := svc.Login(ctx, "alice", "reader", nil, "test")
 			if err != nil {
 				t.Fatal(err)
@@ -956,7 +938,7 @@ func TestTokenCache(t *testing.T) {
 		{name: "never used long after exp", leeway: 5 * time.Second, after: 10 * time.Minute},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := newClock()
+			clk := NewClock()
 			svc, _ := newCachedService(t, clk, security.WithLeeway(tc.leeway))
 			pair, err := svc.Login(ctx, "alice", "reader", nil, "test")
 			if err != nil {

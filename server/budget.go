@@ -14,6 +14,7 @@ import (
 	"github.com/specguard/specguard/api/gen"
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/problem"
 	"github.com/specguard/specguard/security"
 )
 
@@ -130,7 +131,7 @@ func tooManyFailures(err error) (gen.TooManyRequestsApplicationProblemPlusJSONRe
 	retry := max(int((e.retry+time.Second-1)/time.Second), 1)
 	detail := fmt.Sprintf("Too many failed password checks: %s; retry in %ds.", e.budget, retry)
 	return gen.TooManyRequestsApplicationProblemPlusJSONResponse{
-		Body: gen.Problem{Type: limits.ProblemQuotaExceeded, Title: "Request cannot be satisfied as assigned quota has been exceeded",
+		Body: gen.Problem{Type: problem.QuotaExceeded, Title: "Request cannot be satisfied as assigned quota has been exceeded",
 			Status: 429, Detail: &detail, ViolatedPolicies: &[]string{e.budget}},
 		Headers: gen.TooManyRequestsResponseHeaders{RetryAfter: &retry},
 	}, true

@@ -14,8 +14,8 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/specguard/specguard/api"
-	"github.com/specguard/specguard/e2e/redistest"
 	"github.com/specguard/specguard/internal/keytest"
+	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/server"
 	"github.com/specguard/specguard/server/db"
 )

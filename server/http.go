@@ -12,39 +12,11 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/specguard/specguard/api/gen"
+	"github.com/specguard/specguard/guard"
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 )
-
-// NewApp returns the example application: the implementation of the
-// generated strict server interface, without any HTTP stack around it.
-func NewApp(d *Deps) (*App, error) {
-	cookieName := ""
-	for _, s := range d.Table.Schemes {
-		if s.Type == policy.SchemeAPIKeyCookie {
-			cookieName = s.Param
-		}
-	}
-	params := d.Argon2
-	if params == (Argon2{}) {
-		params = DefaultArgon2
-	}
-	pw, err := newPasswords(params)
-	if err != nil {
-		return nil, err
-	}
-	ready := d.Ready
-	if ready == nil {
-		ready = func(ctx context.Context) map[string]error { return map[string]error{"store": d.Store.Ping(ctx)} }
-	}
-	app := &App{
-		table: d.Table, repo: d.Repo, store: d.Store, accounts: d.Accounts, tokens: d.Tokens, sessions: d.Sessions,
-		keys: d.Keys, cookieName: cookieName, passwords: pw, ready: ready, log: d.Log,
-		passwordChecked: d.passwordChecked, failures: d.failures,
-	}
-	return app, nil
-}
 
 // NewHandler builds the whole HTTP stack: the generated chi routes behind
 // one guard that authenticates, limits and validates every request.
@@ -54,62 +26,58 @@ func NewHandler(d *Deps) (http.Handler, error) {
 		return nil, err
 	}
 	r := chi.NewRouter()
-	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
-		security.WriteProblem(w, &security.Problem{Type: security.ProblemTypePrefix + "not-found", Title: "Not found", Status: http.StatusNotFound, Detail: "No operation has this path."})
-	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
-		security.WriteProblem(w, &security.Problem{Type: security.ProblemTypePrefix + "method-not-allowed", Title: "Method not allowed", Status: http.StatusMethodNotAllowed, Detail: "The path exists, but not with this method."})
-	})
 	limOpts := []limits.Option{limits.WithClientIP(d.ClientIP), limits.WithTimeout(d.Timeout)}
 	if d.IPv6Prefix != 0 {
 		limOpts = append(limOpts, limits.WithIPv6Prefix(d.IPv6Prefix))
 	}
+	if d.storeName != "" && d.storeName != "memory" {
+		limOpts = append(limOpts, limits.WithStoreObserver(d.Metrics.rateLimitObserver(d.storeName)))
+	}
 	limiter := limits.New(d.Limits, append(limOpts,
 		limits.WithStoreErrorLog(func(op *policy.Operation, err error) {
 			d.Log.Warn("rate-limit store failed; applying on-store-error", "operation", op.ID, "err", err)
-		}),
-		limits.WithDecisionObserver(d.Metrics.observeLimit))...)
+		}))...)
 	strict := gen.NewStrictHandlerWithOptions(app, []gen.StrictMiddlewareFunc{noStore, withClientAddr(limiter)}, gen.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc: func(w http.ResponseWriter, _ *http.Request, err error) {
-			security.WriteProblem(w, &security.Problem{Type: security.ProblemTypePrefix + "invalid-request", Title: "Invalid request", Status: http.StatusBadRequest, Detail: "The request body cannot be decoded."})
+			problems.InvalidRequest(w, "The request body cannot be decoded.", nil)
 		},
 		ResponseErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, security.ErrUnavailable) {
 				// The database or a store did not answer: the request may be
 				// retried, and nothing was half done (see db.UpdateUser).
 				d.Log.Warn("a store is unavailable; answering 503", "operation", opID(r), "err", err)
-				w.Header().Set("Retry-After", "1")
-				security.WriteProblem(w, &security.Problem{Type: security.ProblemTypePrefix + "store-unavailable", Title: "Service unavailable", Status: http.StatusServiceUnavailable,
-					Detail: "A store is unavailable; try again shortly."})
+				problems.Unavailable(w, "A store is unavailable; try again shortly.")
 				return
 			}
 			d.Log.Error("handler failed", "operation", opID(r), "err", err)
-			security.WriteProblem(w, &security.Problem{Type: security.ProblemTypePrefix + "internal", Title: "Internal error", Status: http.StatusInternalServerError})
+			problems.Internal(w)
 		},
 	})
 	gen.HandlerWithOptions(strict, gen.ChiServerOptions{
 		BaseRouter: r,
 		ErrorHandlerFunc: func(w http.ResponseWriter, _ *http.Request, err error) {
-			security.WriteProblem(w, &security.Problem{Type: security.ProblemTypePrefix + "invalid-request", Title: "Invalid request", Status: http.StatusBadRequest, Detail: err.Error()})
+			problems.InvalidRequest(w, err.Error(), nil)
 		},
 	})
 
 	bearer := security.BearerAuthenticator{Tokens: d.Tokens}
-	guard, err := security.NewGuard(d.Table, r,
-		security.WithAuthenticator(policy.SchemeBearer, bearer),
-		security.WithAuthenticator(policy.SchemeOAuth2, bearer),
-		security.WithAuthenticator(policy.SchemeAPIKeyCookie, d.Sessions),
-		security.WithAuthenticator(policy.SchemeAPIKeyHeader, app.keys),
-		security.WithLimiter(limiter),
-		security.WithErrorLog(func(r *http.Request, err error) {
-			d.Log.Warn("security store failed; answering 503", "operation", opID(r), "err", err)
+	g, err := guard.New(d.Table, r,
+		guard.WithAuthenticator(policy.SchemeBearer, bearer),
+		guard.WithAuthenticator(policy.SchemeOAuth2, bearer),
+		guard.WithAuthenticator(policy.SchemeAPIKeyCookie, d.Sessions),
+		guard.WithAuthenticator(policy.SchemeAPIKeyHeader, app.keys),
+		guard.WithLimiter(limiter),
+		guard.WithRealm(realm),
+		guard.WithProblems(problems),
+		guard.WithErrorLog(func(r *http.Request, err error) {
+			d.Log.Warn("a store failed; answering 503", "operation", opID(r), "err", err)
 		}),
-		security.WithAuthObserver(d.Metrics.observeAuth),
+		guard.WithObserver(d.Metrics.observeGuard),
 	)
 	if err != nil {
 		return nil, err
 	}
-	var h http.Handler = guard(r)
+	var h http.Handler = g
 	if d.Docs != nil {
 		// Not an http.ServeMux: it would clean and redirect paths that the
 		// guard must see exactly as chi routes them.
@@ -177,7 +145,7 @@ func recoverer(log *slog.Logger, next http.Handler) http.Handler {
 					panic(v)
 				}
 				log.Error("panic", "path", r.URL.Path, "panic", fmt.Sprint(v))
-				security.WriteProblem(w, &security.Problem{Type: security.ProblemTypePrefix + "internal", Title: "Internal error", Status: http.StatusInternalServerError})
+				problems.Internal(w)
 			}
 		}()
 		next.ServeHTTP(w, r)

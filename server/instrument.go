@@ -3,9 +3,9 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
-	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/security"
 )
 
@@ -18,7 +18,7 @@ type meteredStore struct {
 }
 
 func (s *meteredStore) done(call string, start time.Time, err error) error {
-	s.m.observeStore(s.store, call, start, err)
+	s.m.observeStore(s.store, call, time.Since(start), err)
 	return err
 }
 
@@ -62,7 +62,7 @@ func (s *meteredStore) Account(ctx context.Context, subject string) (*security.A
 	start := time.Now()
 	a, err := s.next.Account(ctx, subject)
 	if errors.Is(err, security.ErrNotFound) {
-		s.m.observeStore(s.store, "account", start, nil)
+		s.m.observeStore(s.store, "account", time.Since(start), nil)
 		return a, err
 	}
 	return a, s.done("account", start, err)
@@ -120,45 +120,26 @@ func (s *meteredStore) Ping(ctx context.Context) error {
 	return s.done("ping", time.Now(), s.next.Ping(ctx))
 }
 
-// meteredLimits times rate-limit store calls. Only remote stores are
-// wrapped: the in-memory one answers in ~100ns and the limiter skips its
-// timeout context for it, which a wrapper would hide.
-type meteredLimits struct {
-	next  limits.Store
-	m     *Metrics
-	store string
-}
-
-func (s *meteredLimits) Allow(ctx context.Context, reqs []limits.Request, results []limits.Result) (bool, error) {
-	start := time.Now()
-	ok, err := s.next.Allow(ctx, reqs, results)
-	s.m.observeStore(s.store, "ratelimit", start, err)
-	return ok, err
-}
-
-// RedisGate forwards security.RedisGater, so credential checks can still
-// ride in the rate-limit script.
-func (s *meteredStore) RedisGate(c security.Check) *security.RedisGate {
-	if rg, ok := s.next.(security.RedisGater); ok {
-		return rg.RedisGate(c)
+// CheckScript forwards security.ScriptChecker, so that credential checks
+// still ride in the rate-limit script (a Redis store); a store that has no
+// script gets none, and its checks cost a call of their own.
+func (s *meteredStore) CheckScript(c security.Check) (client any, fn string, keys []string, args []any) {
+	if sc, ok := s.next.(security.ScriptChecker); ok {
+		return sc.CheckScript(c)
 	}
-	return nil
+	return nil, "", nil, nil
 }
 
-// CanGate forwards limits.GatedStore.
-func (s *meteredLimits) CanGate() bool {
-	gs, ok := s.next.(limits.GatedStore)
-	return ok && gs.CanGate()
-}
-
-// AllowGated forwards limits.GatedStore, timed as a rate-limit call.
-func (s *meteredLimits) AllowGated(ctx context.Context, gate *security.Gate, reqs []limits.Request, results []limits.Result) (bool, error, error) {
-	gs, ok := s.next.(limits.GatedStore)
-	if !ok {
-		return false, nil, errors.New("the rate-limit store cannot carry gates")
+// CheckFailed forwards security.ScriptChecker.
+func (s *meteredStore) CheckFailed(code int64) error {
+	if sc, ok := s.next.(security.ScriptChecker); ok {
+		return sc.CheckFailed(code)
 	}
-	start := time.Now()
-	allowed, gateErr, err := gs.AllowGated(ctx, gate, reqs, results)
-	s.m.observeStore(s.store, "ratelimit", start, err)
-	return allowed, gateErr, err
+	return fmt.Errorf("%w: the store has no check script", security.ErrUnavailable)
+}
+
+// rateLimitObserver times the rate-limit store's calls (a remote store's:
+// the in-memory one answers in ~100ns).
+func (m *Metrics) rateLimitObserver(store string) func(time.Duration, error) {
+	return func(d time.Duration, err error) { m.observeStore(store, "ratelimit", d, err) }
 }

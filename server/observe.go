@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/guard"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 )
@@ -84,15 +84,24 @@ type requestKey struct {
 	status int
 }
 
+// decision is what one tier decided for one request.
+type decision string
+
+const (
+	allowed    decision = "allowed"     // the tier admitted the request
+	limited    decision = "limited"     // the tier refused it: 429
+	storeError decision = "store_error" // the store failed; on-store-error decided
+)
+
 type decisionKey struct {
 	op *policy.Operation
 	t  *policy.Tier
-	d  limits.Decision
+	d  decision
 }
 
 type authKey struct {
 	scheme  string
-	outcome security.AuthOutcome
+	outcome guard.Outcome
 }
 
 type requestSeries struct {
@@ -118,7 +127,7 @@ func (m *Metrics) observeRequest(op *policy.Operation, status int, elapsed time.
 	rs.latency.Observe(elapsed.Seconds())
 }
 
-func (m *Metrics) authCounter(scheme string, outcome security.AuthOutcome) prometheus.Counter {
+func (m *Metrics) authCounter(scheme string, outcome guard.Outcome) prometheus.Counter {
 	k := authKey{scheme, outcome}
 	if v, ok := m.cache.Load(k); ok {
 		return v.(prometheus.Counter)
@@ -131,7 +140,7 @@ func (m *Metrics) authCounter(scheme string, outcome security.AuthOutcome) prome
 	return v.(prometheus.Counter)
 }
 
-func (m *Metrics) decisionCounter(op *policy.Operation, t *policy.Tier, d limits.Decision) prometheus.Counter {
+func (m *Metrics) decisionCounter(op *policy.Operation, t *policy.Tier, d decision) prometheus.Counter {
 	k := decisionKey{op, t, d}
 	if v, ok := m.cache.Load(k); ok {
 		return v.(prometheus.Counter)
@@ -188,13 +197,13 @@ func redactURL(s string) string {
 }
 
 // observeStore records one store call.
-func (m *Metrics) observeStore(store, call string, start time.Time, err error) {
+func (m *Metrics) observeStore(store, call string, elapsed time.Duration, err error) {
 	k := storeKey{store, call}
 	v, ok := m.cache.Load(k)
 	if !ok {
 		v, _ = m.cache.LoadOrStore(k, m.storeTime.WithLabelValues(store, call))
 	}
-	v.(prometheus.Observer).Observe(time.Since(start).Seconds())
+	v.(prometheus.Observer).Observe(elapsed.Seconds())
 	if err != nil && !errors.Is(err, security.ErrNotFound) && !errors.Is(err, security.ErrReused) {
 		m.storeFails.WithLabelValues(store, call).Inc()
 	}
@@ -210,9 +219,11 @@ type reqState struct {
 	http.ResponseWriter
 	status int
 	op     *policy.Operation
-	auth   security.AuthEvent
-	limit  limits.Decision // the strictest decision of any tier; "" when none applied
-	tier   string          // the tier that decided limit
+	auth   guard.Outcome
+	scheme string
+	sub    string   // the verified caller's subject
+	limit  decision // the strictest decision of any tier; "" when none applied
+	tier   string   // the tier that decided limit
 }
 
 func (s *reqState) WriteHeader(code int) {
@@ -231,26 +242,41 @@ func (s *reqState) Write(b []byte) (int, error) {
 
 func (s *reqState) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// observeAuth is the guard's AuthObserver.
-func (m *Metrics) observeAuth(w http.ResponseWriter, _ *http.Request, op *policy.Operation, ev security.AuthEvent) {
-	if st, ok := w.(*reqState); ok {
-		st.op, st.auth = op, ev
-	}
-	if m != nil && ev.Outcome != security.AuthPublic {
-		m.authCounter(ev.Scheme, ev.Outcome).Inc()
-	}
-}
-
 // limitRank orders decisions from least to most strict.
-var limitRank = map[limits.Decision]int{"": 0, limits.Allowed: 1, limits.StoreError: 2, limits.Limited: 3}
+var limitRank = map[decision]int{"": 0, allowed: 1, storeError: 2, limited: 3}
 
-// observeLimit is the limiter's DecisionObserver.
-func (m *Metrics) observeLimit(w http.ResponseWriter, _ *http.Request, op *policy.Operation, t *policy.Tier, d limits.Decision) {
-	if st, ok := w.(*reqState); ok && limitRank[d] > limitRank[st.limit] {
-		st.limit, st.tier = d, t.Name
+// observeGuard is the guard's observer: it counts what authentication and
+// every tier decided, and keeps the request's outcome for its log line.
+func (m *Metrics) observeGuard(w http.ResponseWriter, _ *http.Request, ev guard.Event) {
+	st, _ := w.(*reqState)
+	if st != nil {
+		st.op, st.auth, st.scheme = ev.Op, ev.Auth, ev.Scheme
+		if ev.Principal != nil {
+			st.sub = ev.Principal.Subject
+		}
 	}
-	if m != nil {
-		m.decisionCounter(op, t, d).Inc()
+	if m != nil && ev.Auth != guard.AuthPublic {
+		m.authCounter(ev.Scheme, ev.Auth).Inc()
+	}
+	v := &ev.Limits
+	for i := range ev.Op.Limits {
+		if i >= 64 || v.Applied&(1<<i) == 0 {
+			continue
+		}
+		t := &ev.Op.Limits[i]
+		d := allowed
+		switch {
+		case v.StoreErr != nil:
+			d = storeError
+		case v.Denied&(1<<i) != 0:
+			d = limited
+		}
+		if st != nil && limitRank[d] > limitRank[st.limit] {
+			st.limit, st.tier = d, t.Name
+		}
+		if m != nil {
+			m.decisionCounter(ev.Op, t, d).Inc()
+		}
 	}
 }
 
@@ -289,18 +315,14 @@ func logRequests(log *slog.Logger, m *Metrics, next http.Handler) http.Handler {
 			slog.Int("status", st.status), slog.Duration("duration", elapsed),
 		}
 		if st.op != nil {
-			subject := ""
-			if st.auth.Principal != nil {
-				subject = st.auth.Principal.Subject
-			}
 			limit := string(st.limit)
 			if limit == "" {
 				limit = "none"
-			} else if st.limit != limits.Allowed {
+			} else if st.limit != allowed {
 				limit += ":" + st.tier
 			}
-			attrs = append(attrs, slog.String("subject", subject),
-				slog.String("auth", string(st.auth.Outcome)), slog.String("auth_scheme", st.auth.Scheme),
+			attrs = append(attrs, slog.String("subject", st.sub),
+				slog.String("auth", string(st.auth)), slog.String("auth_scheme", st.scheme),
 				slog.String("limit", limit))
 		}
 		log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)

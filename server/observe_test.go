@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/specguard/specguard/e2e/redistest"
 	"github.com/specguard/specguard/internal/keytest"
+	"github.com/specguard/specguard/internal/redistest"
 )
 
 // scrape returns the admin listener's /metrics as series -> value.

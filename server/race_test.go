@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/specguard/specguard/api"
-	"github.com/specguard/specguard/e2e/redistest"
 	"github.com/specguard/specguard/internal/keytest"
+	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 )

@@ -12,6 +12,7 @@ import (
 
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/redisstore"
 )
 
 // NewRedisClient opens SPECGUARD_REDIS_URL: redis://[user:pass@]host:port[/db]
@@ -104,7 +105,7 @@ func openRedis(ctx context.Context, cfg *Config, d *Deps) error {
 		rdb.Close()
 		return fmt.Errorf("SPECGUARD_REDIS_URL: cannot reach Redis: %v", err)
 	}
-	store := security.NewRedisStore(rdb, "sg:", cfg.StoreTimeout)
+	store := redisstore.New(rdb, "sg:", cfg.StoreTimeout)
 	ls := limits.NewRedisStore(rdb, "sg:rl:")
 	// Ready before serving: scripts loaded and connections open, so that a
 	// burst at start waits neither for one nor for the other (either would
@@ -113,7 +114,7 @@ func openRedis(ctx context.Context, cfg *Config, d *Deps) error {
 		rdb.Close()
 		return fmt.Errorf("SPECGUARD_REDIS_URL: %v", err)
 	}
-	if err := ls.Preload(pctx, store.RedisGate(security.Check{})); err != nil {
+	if err := ls.Preload(pctx, security.NewGate(store, security.Check{})); err != nil {
 		rdb.Close()
 		return fmt.Errorf("SPECGUARD_REDIS_URL: %v", err)
 	}

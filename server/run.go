@@ -289,9 +289,6 @@ func buildDeps(ctx context.Context, cfg *Config, table *policy.Table, log *slog.
 	}
 	d.Metrics = NewMetrics()
 	d.Store = &meteredStore{next: d.Store, m: d.Metrics, store: d.storeName}
-	if d.storeName != "memory" {
-		d.Limits = &meteredLimits{next: d.Limits, m: d.Metrics, store: d.storeName}
-	}
 	d.Accounts = security.NewAccounts(d.Store, accountSource{d.Repo}, table.RoleScopes)
 	d.Tokens, err = security.NewTokenService(cfg.Issuer, cfg.Issuer, signing, d.Store,
 		security.WithTokenTTL(cfg.AccessTTL, cfg.RefreshTTL), security.WithVerifyKeys(verify...), security.WithClock(now),

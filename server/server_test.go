@@ -18,9 +18,9 @@ import (
 	"time"
 
 	"github.com/specguard/specguard/api"
-	"github.com/specguard/specguard/e2e/redistest"
 	"github.com/specguard/specguard/internal/keytest"
 	"github.com/specguard/specguard/internal/pgtest"
+	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/server"
 	"github.com/specguard/specguard/server/db"
 )

@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/specguard/specguard/internal/testenv"
+
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver
 )
 
@@ -33,10 +35,7 @@ const DefaultURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 
 func unavailable(t testing.TB, why string) {
 	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("PostgreSQL is required under CI=true: %s", why)
-	}
-	t.Skipf("no PostgreSQL: %s (start one on 127.0.0.1:5432 or set SPECGUARD_TEST_POSTGRES_URL)", why)
+	testenv.Unavailable(t, "PostgreSQL", why, "start one on 127.0.0.1:5432 or set SPECGUARD_TEST_POSTGRES_URL")
 }
 
 var counter atomic.Int64
@@ -145,7 +144,7 @@ func Start(t testing.TB) *Server {
 	if out, err := s.command(filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8").CombinedOutput(); err != nil {
 		t.Fatalf("pgtest: initdb: %v\n%s", err, out)
 	}
-	s.port = freePort(t)
+	s.port = testenv.FreePort(t)
 	s.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", s.port)
 	s.start(t)
 	t.Cleanup(s.Stop)
@@ -247,14 +246,4 @@ func (s *Server) Restart(t testing.TB) {
 	t.Helper()
 	_ = os.Remove(filepath.Join(s.dir, "data", "postmaster.pid"))
 	s.start(t)
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -1,4 +1,8 @@
-package security
+// Package redisstore keeps specguard's security state (logins, sessions,
+// API-key marks, accounts' state) in Redis or a Redis Cluster, so that
+// every instance of a service decides with the same truth. Start with New;
+// the result is a security.Store.
+package redisstore
 
 import (
 	"context"
@@ -11,46 +15,47 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/specguard/specguard/internal/redislua"
+	"github.com/specguard/specguard/security"
 )
 
-// RedisStore keeps security state in Redis (or a Redis Cluster), so every
+// Store keeps security state in Redis (or a Redis Cluster), so every
 // instance shares one truth. Each state transition is one Lua script; all
 // keys of a subject share the hash tag {u:<subject>} so a script never
 // crosses slots; every key expires with what it protects; times come from
 // Redis TIME, so instances' clocks do not matter.
-type RedisStore struct {
+type Store struct {
 	rdb     redis.UniversalClient
 	prefix  string
 	timeout time.Duration
 }
 
-var _ Store = (*RedisStore)(nil)
+var _ security.Store = (*Store)(nil)
 
-// NewRedisStore returns a store using rdb. Every call is bounded by
+// New returns a store using rdb. Every call is bounded by
 // timeout (100ms when zero). Keys start with prefix ("sg:" when empty).
-func NewRedisStore(rdb redis.UniversalClient, prefix string, timeout time.Duration) *RedisStore {
+func New(rdb redis.UniversalClient, prefix string, timeout time.Duration) *Store {
 	if prefix == "" {
 		prefix = "sg:"
 	}
 	if timeout <= 0 {
 		timeout = 100 * time.Millisecond
 	}
-	return &RedisStore{rdb: rdb, prefix: prefix, timeout: timeout}
+	return &Store{rdb: rdb, prefix: prefix, timeout: timeout}
 }
 
-func (s *RedisStore) tag(subject string) string { return s.prefix + "{u:" + subject + "}" }
+func (s *Store) tag(subject string) string { return s.prefix + "{u:" + subject + "}" }
 
 // Keys of one subject: the record hashes, the index sets that list them,
 // and the mirrored account state.
-func (s *RedisStore) famKey(sub, id string) string { return s.tag(sub) + ":fam:" + id }
-func (s *RedisStore) famsKey(sub string) string    { return s.tag(sub) + ":fams" }
-func (s *RedisStore) sesKey(sub, id string) string { return s.tag(sub) + ":ses:" + id }
-func (s *RedisStore) sessKey(sub string) string    { return s.tag(sub) + ":sess" }
-func (s *RedisStore) keyKey(sub, id string) string { return s.tag(sub) + ":key:" + id }
-func (s *RedisStore) keysKey(sub string) string    { return s.tag(sub) + ":keys" }
-func (s *RedisStore) acctKey(sub string) string    { return s.tag(sub) + ":acct" }
+func (s *Store) famKey(sub, id string) string { return s.tag(sub) + ":fam:" + id }
+func (s *Store) famsKey(sub string) string    { return s.tag(sub) + ":fams" }
+func (s *Store) sesKey(sub, id string) string { return s.tag(sub) + ":ses:" + id }
+func (s *Store) sessKey(sub string) string    { return s.tag(sub) + ":sess" }
+func (s *Store) keyKey(sub, id string) string { return s.tag(sub) + ":key:" + id }
+func (s *Store) keysKey(sub string) string    { return s.tag(sub) + ":keys" }
+func (s *Store) acctKey(sub string) string    { return s.tag(sub) + ":acct" }
 
-func (s *RedisStore) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
+func (s *Store) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.timeout)
 }
 
@@ -219,10 +224,10 @@ func wrapRedis(err error) error {
 	if err == nil {
 		return nil
 	}
-	return fmt.Errorf("%w: redis: %v", ErrUnavailable, err)
+	return fmt.Errorf("%w: redis: %v", security.ErrUnavailable, err)
 }
 
-func (s *RedisStore) create(ctx context.Context, key, index, id string, expires time.Time, max int, fields ...any) (time.Time, error) {
+func (s *Store) create(ctx context.Context, key, index, id string, expires time.Time, max int, fields ...any) (time.Time, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	args := append([]any{id, usec(expires), max}, fields...)
@@ -231,12 +236,12 @@ func (s *RedisStore) create(ctx context.Context, key, index, id string, expires 
 		return time.Time{}, wrapRedis(err)
 	}
 	if now == -1 {
-		return time.Time{}, ErrTooMany
+		return time.Time{}, security.ErrTooMany
 	}
 	return time.UnixMicro(now), nil
 }
 
-func (s *RedisStore) CreateFamily(ctx context.Context, f *Family, max int) error {
+func (s *Store) CreateFamily(ctx context.Context, f *security.Family, max int) error {
 	now, err := s.create(ctx, s.famKey(f.Subject, f.ID), s.famsKey(f.Subject), f.ID, f.Expires, max,
 		"e", usec(f.Expires), "r", f.RefreshJTI, "a", f.AccessJTI, "d", f.Device, "v", f.AccountVersion)
 	if err != nil {
@@ -246,7 +251,7 @@ func (s *RedisStore) CreateFamily(ctx context.Context, f *Family, max int) error
 	return nil
 }
 
-func (s *RedisStore) RotateFamily(ctx context.Context, subject, id, presented, nextRefresh, nextAccess string) error {
+func (s *Store) RotateFamily(ctx context.Context, subject, id, presented, nextRefresh, nextAccess string) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	n, err := rotateScript.Run(ctx, s.rdb, []string{s.famKey(subject, id), s.famsKey(subject)},
@@ -255,20 +260,20 @@ func (s *RedisStore) RotateFamily(ctx context.Context, subject, id, presented, n
 	case err != nil:
 		return wrapRedis(err)
 	case n == -1:
-		return ErrNotFound
+		return security.ErrNotFound
 	case n == -2:
-		return ErrReused
+		return security.ErrReused
 	}
 	return nil
 }
 
 // gate returns the keys and arguments of gateFunc for c.
-func (s *RedisStore) gate(c Check) (keys []string, args []any) {
+func (s *Store) gate(c security.Check) (keys []string, args []any) {
 	var record, kind string
 	switch c.Kind {
-	case AccessCredential:
+	case security.AccessCredential:
 		record, kind = s.famKey(c.Subject, c.ID), "a"
-	case SessionCredential:
+	case security.SessionCredential:
 		record, kind = s.sesKey(c.Subject, c.ID), "s"
 	default:
 		record, kind = s.keyKey(c.Subject, c.ID), "k"
@@ -276,21 +281,31 @@ func (s *RedisStore) gate(c Check) (keys []string, args []any) {
 	return []string{record, s.acctKey(c.Subject)}, []any{kind, c.JTI, c.AccountStamp}
 }
 
+// CheckScript implements security.ScriptChecker: c as gateFunc, its keys
+// and arguments, on this store's client.
+func (s *Store) CheckScript(c security.Check) (client any, fn string, keys []string, args []any) {
+	keys, args = s.gate(c)
+	return s.rdb, gateFunc, keys, args
+}
+
+// CheckFailed implements security.ScriptChecker.
+func (s *Store) CheckFailed(code int64) error { return gateError(code) }
+
 // gateError maps gateFunc's codes to Check's errors.
 func gateError(code int64) error {
 	switch code {
 	case 0:
 		return nil
 	case 2:
-		return ErrStale
+		return security.ErrStale
 	case 3:
-		return ErrUnmarked
+		return security.ErrUnmarked
 	}
-	return ErrNotFound
+	return security.ErrNotFound
 }
 
-// Check implements Store: one script call.
-func (s *RedisStore) Check(ctx context.Context, c Check) error {
+// Check implements security.Checker: one script call.
+func (s *Store) Check(ctx context.Context, c security.Check) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	keys, args := s.gate(c)
@@ -301,14 +316,14 @@ func (s *RedisStore) Check(ctx context.Context, c Check) error {
 	return gateError(code)
 }
 
-// PutAccount implements Store.
-func (s *RedisStore) PutAccount(ctx context.Context, subject string, a Account) (Account, error) {
+// PutAccount implements security.Store.
+func (s *Store) PutAccount(ctx context.Context, subject string, a security.Account) (security.Account, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	raw, err := putAccountScript.Run(ctx, s.rdb, []string{s.acctKey(subject)},
-		a.Version, a.Role, boolInt(a.Disabled), a.NotBefore, NewID(), AccountTTL.Milliseconds()).Slice()
+		a.Version, a.Role, boolInt(a.Disabled), a.NotBefore, security.NewID(), security.AccountTTL.Milliseconds()).Slice()
 	if err != nil {
-		return Account{}, wrapRedis(err)
+		return security.Account{}, wrapRedis(err)
 	}
 	return accountFrom(raw), nil
 }
@@ -320,8 +335,8 @@ func boolInt(b bool) int {
 	return 0
 }
 
-func accountFrom(raw []any) Account {
-	var a Account
+func accountFrom(raw []any) security.Account {
+	var a security.Account
 	if len(raw) == 5 {
 		a.Version, _ = toInt(raw[0])
 		a.Role = toStr(raw[1])
@@ -333,8 +348,8 @@ func accountFrom(raw []any) Account {
 	return a
 }
 
-// Account implements Store.
-func (s *RedisStore) Account(ctx context.Context, subject string) (*Account, error) {
+// Account implements security.Store.
+func (s *Store) Account(ctx context.Context, subject string) (*security.Account, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	raw, err := s.rdb.HMGet(ctx, s.acctKey(subject), "v", "r", "d", "nb", "s").Result()
@@ -342,13 +357,13 @@ func (s *RedisStore) Account(ctx context.Context, subject string) (*Account, err
 		return nil, wrapRedis(err)
 	}
 	if raw[0] == nil {
-		return nil, ErrNotFound
+		return nil, security.ErrNotFound
 	}
 	a := accountFrom(raw)
 	return &a, nil
 }
 
-func (s *RedisStore) del(ctx context.Context, key, index, id string) error {
+func (s *Store) del(ctx context.Context, key, index, id string) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	n, err := deleteScript.Run(ctx, s.rdb, []string{key, index}, id).Int64()
@@ -356,17 +371,17 @@ func (s *RedisStore) del(ctx context.Context, key, index, id string) error {
 		return wrapRedis(err)
 	}
 	if n != 1 {
-		return ErrNotFound
+		return security.ErrNotFound
 	}
 	return nil
 }
 
-func (s *RedisStore) RevokeFamily(ctx context.Context, subject, id string) error {
+func (s *Store) RevokeFamily(ctx context.Context, subject, id string) error {
 	return s.del(ctx, s.famKey(subject, id), s.famsKey(subject), id)
 }
 
 // list returns id -> field map of every live record of an index.
-func (s *RedisStore) list(ctx context.Context, index, recordPrefix string) ([]string, []map[string]string, error) {
+func (s *Store) list(ctx context.Context, index, recordPrefix string) ([]string, []map[string]string, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	raw, err := listScript.Run(ctx, s.rdb, []string{index}, recordPrefix).Slice()
@@ -391,25 +406,25 @@ func pairs(v any) map[string]string {
 	return m
 }
 
-func (s *RedisStore) Families(ctx context.Context, subject string) ([]Family, error) {
+func (s *Store) Families(ctx context.Context, subject string) ([]security.Family, error) {
 	ids, recs, err := s.list(ctx, s.famsKey(subject), s.tag(subject)+":fam:")
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Family, 0, len(ids))
+	out := make([]security.Family, 0, len(ids))
 	for i, id := range ids {
 		m := recs[i]
 		v, _ := toInt(m["v"])
-		out = append(out, Family{ID: id, Subject: subject, Device: m["d"], RefreshJTI: m["r"], AccessJTI: m["a"], AccountVersion: v,
+		out = append(out, security.Family{ID: id, Subject: subject, Device: m["d"], RefreshJTI: m["r"], AccessJTI: m["a"], AccountVersion: v,
 			Created: fromUsec(m["c"]), LastUsed: fromUsec(m["l"]), Expires: fromUsec(m["e"])})
 	}
-	sortNewest(out, func(f Family) time.Time { return f.Created })
+	slices.SortFunc(out, func(a, b security.Family) int { return b.Created.Compare(a.Created) }) // newest first
 	return out, nil
 }
 
-// RevokeSubject implements Store. Key revocations (field x) are kept: only
+// RevokeSubject implements security.Store. Key revocations (field x) are kept: only
 // live marks are listed in the index it walks.
-func (s *RedisStore) RevokeSubject(ctx context.Context, subject string) error {
+func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	tag := s.tag(subject)
@@ -419,7 +434,7 @@ func (s *RedisStore) RevokeSubject(ctx context.Context, subject string) error {
 	return wrapRedis(err)
 }
 
-func (s *RedisStore) CreateSession(ctx context.Context, sess *Session, max int) error {
+func (s *Store) CreateSession(ctx context.Context, sess *security.Session, max int) error {
 	now, err := s.create(ctx, s.sesKey(sess.Subject, sess.ID), s.sessKey(sess.Subject), sess.ID, sess.Expires, max,
 		"e", usec(sess.Expires), "h", string(sess.SecretHash), "x", string(sess.CSRFHash), "role", sess.Role, "d", sess.Device, "v", sess.AccountVersion)
 	if err != nil {
@@ -429,55 +444,55 @@ func (s *RedisStore) CreateSession(ctx context.Context, sess *Session, max int) 
 	return nil
 }
 
-func (s *RedisStore) Session(ctx context.Context, subject, id string) (*Session, error) {
+func (s *Store) Session(ctx context.Context, subject, id string) (*security.Session, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	raw, err := getScript.Run(ctx, s.rdb, []string{s.sesKey(subject, id)}).Slice()
 	if errors.Is(err, redis.Nil) {
-		return nil, ErrNotFound
+		return nil, security.ErrNotFound
 	} else if err != nil {
 		return nil, wrapRedis(err)
 	}
 	return sessionFrom(subject, id, pairs(raw)), nil
 }
 
-func sessionFrom(subject, id string, m map[string]string) *Session {
+func sessionFrom(subject, id string, m map[string]string) *security.Session {
 	v, _ := toInt(m["v"])
-	return &Session{ID: id, Subject: subject, Role: m["role"], Device: m["d"], SecretHash: []byte(m["h"]), CSRFHash: []byte(m["x"]), AccountVersion: v,
+	return &security.Session{ID: id, Subject: subject, Role: m["role"], Device: m["d"], SecretHash: []byte(m["h"]), CSRFHash: []byte(m["x"]), AccountVersion: v,
 		Created: fromUsec(m["c"]), LastUsed: fromUsec(m["l"]), Expires: fromUsec(m["e"])}
 }
 
-func (s *RedisStore) DeleteSession(ctx context.Context, subject, id string) error {
+func (s *Store) DeleteSession(ctx context.Context, subject, id string) error {
 	return s.del(ctx, s.sesKey(subject, id), s.sessKey(subject), id)
 }
 
-func (s *RedisStore) Sessions(ctx context.Context, subject string) ([]Session, error) {
+func (s *Store) Sessions(ctx context.Context, subject string) ([]security.Session, error) {
 	ids, recs, err := s.list(ctx, s.sessKey(subject), s.tag(subject)+":ses:")
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Session, 0, len(ids))
+	out := make([]security.Session, 0, len(ids))
 	for i, id := range ids {
 		out = append(out, *sessionFrom(subject, id, recs[i]))
 	}
-	sortNewest(out, func(s Session) time.Time { return s.Created })
+	slices.SortFunc(out, func(a, b security.Session) int { return b.Created.Compare(a.Created) }) // newest first
 	return out, nil
 }
 
-// MarkKey implements Store.
-func (s *RedisStore) MarkKey(ctx context.Context, k *APIKey, ifAbsent bool) (bool, error) {
+// MarkKey implements security.Store.
+func (s *Store) MarkKey(ctx context.Context, k *security.APIKey, ifAbsent bool) (bool, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	n, err := markScript.Run(ctx, s.rdb, []string{s.keyKey(k.Subject, k.ID), s.keysKey(k.Subject)},
-		boolInt(ifAbsent), k.ID, usec(k.Expires), k.AccountVersion, MarkTTL.Milliseconds()).Int64()
+		boolInt(ifAbsent), k.ID, usec(k.Expires), k.AccountVersion, security.MarkTTL.Milliseconds()).Int64()
 	if err != nil {
 		return false, wrapRedis(err)
 	}
 	return n == 1, nil
 }
 
-// RevokeKey implements Store.
-func (s *RedisStore) RevokeKey(ctx context.Context, subject, id string, expires time.Time) error {
+// RevokeKey implements security.Store.
+func (s *Store) RevokeKey(ctx context.Context, subject, id string, expires time.Time) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	err := revokeKeyScript.Run(ctx, s.rdb, []string{s.keyKey(subject, id), s.keysKey(subject)}, id, usec(expires)).Err()
@@ -486,17 +501,14 @@ func (s *RedisStore) RevokeKey(ctx context.Context, subject, id string, expires 
 
 // Preload loads every script of the store into Redis, so that the first
 // calls after a start do not each pay a round trip to load one.
-func (s *RedisStore) Preload(ctx context.Context) error {
+func (s *Store) Preload(ctx context.Context) error {
 	return wrapRedis(redislua.Load(ctx, s.rdb, createScript, rotateScript, checkScript, putAccountScript, markScript,
 		revokeKeyScript, deleteScript, listScript, getScript, revokeAllScript))
 }
 
-func (s *RedisStore) Ping(ctx context.Context) error {
+// Ping implements security.Store.
+func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	return wrapRedis(s.rdb.Ping(ctx).Err())
-}
-
-func sortNewest[T any](s []T, created func(T) time.Time) {
-	slices.SortFunc(s, func(a, b T) int { return created(b).Compare(created(a)) })
 }

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/specguard/specguard/internal/testenv"
+
 	"github.com/redis/go-redis/v9"
 )
 
@@ -35,22 +37,11 @@ type Server struct {
 
 func unavailable(t testing.TB, why string) {
 	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("Redis is required under CI=true: %s", why)
-	}
-	t.Skipf("no Redis: %s (install redis-server or set SPECGUARD_TEST_REDIS_URL)", why)
+	testenv.Unavailable(t, "Redis", why, "install redis-server or set SPECGUARD_TEST_REDIS_URL")
 }
 
 // FreePort returns a loopback port that was free a moment ago.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func FreePort(t testing.TB) int { return testenv.FreePort(t) }
 
 var counter atomic.Int64
 
@@ -209,4 +200,22 @@ func StartCluster(t testing.TB) *Cluster {
 	}
 	c.URL = "redis+cluster://" + strings.Join(addrs, ",")
 	return c
+}
+
+// RoundTrips is a go-redis hook that counts what a client sends: one per
+// command or pipeline, which is one network round trip each. Add it with
+// client.AddHook.
+type RoundTrips struct{ N atomic.Int64 }
+
+// DialHook implements redis.Hook.
+func (c *RoundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+// ProcessHook implements redis.Hook.
+func (c *RoundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { c.N.Add(1); return next(ctx, cmd) }
+}
+
+// ProcessPipelineHook implements redis.Hook.
+func (c *RoundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { c.N.Add(1); return next(ctx, cmds) }
 }

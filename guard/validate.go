@@ -1,6 +1,8 @@
-package security
+package guard
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
@@ -12,7 +14,9 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/go-chi/chi/v5"
 
+	"github.com/specguard/specguard/internal/text"
 	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/problem"
 )
 
 // validationOptions are openapi3filter's options for every request: all
@@ -152,4 +156,72 @@ func urlParam(rctx *chi.Context, name string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// validateRequest checks r against the document's schemas for its
+// operation, and answers 400 (or 413) when it does not match.
+func (g *Guard) validateRequest(w http.ResponseWriter, r *http.Request, v *opValidation, rctx *chi.Context) bool {
+	err, done := v.validatePath(r, rctx)
+	if !done {
+		params := make(map[string]string, len(rctx.URLParams.Keys))
+		for i, k := range rctx.URLParams.Keys {
+			params[k] = rctx.URLParams.Values[i]
+		}
+		err = openapi3filter.ValidateRequest(r.Context(), &openapi3filter.RequestValidationInput{
+			Request:    r,
+			PathParams: params,
+			Route:      v.route,
+			Options:    validationOptions,
+		})
+	}
+	if err == nil {
+		return true
+	}
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		g.problems.Write(w, &problem.Problem{Type: "body-too-large", Title: "Request body too large", Status: http.StatusRequestEntityTooLarge,
+			Detail: fmt.Sprintf("The body exceeds %d bytes.", tooLarge.Limit)})
+		return false
+	}
+	g.problems.InvalidRequest(w, "The request does not match the API description.", fieldErrors(err))
+	return false
+}
+
+// fieldErrors flattens openapi3filter's errors into one entry per field,
+// named like "body.title" or "query.limit".
+func fieldErrors(err error) []problem.FieldError {
+	var out []problem.FieldError
+	var walk func(err error, field string)
+	walk = func(err error, field string) {
+		switch e := err.(type) {
+		case *openapi3filter.RequestError:
+			if e.Parameter != nil {
+				field = e.Parameter.In + "." + e.Parameter.Name
+			} else if e.RequestBody != nil {
+				field = "body"
+			}
+			if e.Err == nil {
+				out = append(out, problem.FieldError{Field: field, Message: text.OneLine(e.Reason)})
+				return
+			}
+			walk(e.Err, field)
+		case openapi3.MultiError:
+			for _, inner := range e {
+				walk(inner, field)
+			}
+		case *openapi3.SchemaError:
+			if ptr := e.JSONPointer(); len(ptr) > 0 {
+				field += "." + strings.Join(ptr, ".")
+			}
+			out = append(out, problem.FieldError{Field: field, Message: text.OneLine(e.Reason)})
+		default:
+			if inner := errors.Unwrap(err); inner != nil {
+				walk(inner, field)
+				return
+			}
+			out = append(out, problem.FieldError{Field: field, Message: text.OneLine(err.Error())})
+		}
+	}
+	walk(err, "request")
+	return out
 }

@@ -1,0 +1,237 @@
+package guard
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
+)
+
+// Outcome is how authentication of one request ended.
+type Outcome string
+
+const (
+	AuthPublic      Outcome = "public"             // security: [] (nothing looked at)
+	AuthOK          Outcome = "ok"                 // an alternative was satisfied
+	AuthAnonymous   Outcome = "anonymous"          // no credential, and {} admits that
+	AuthMissing     Outcome = "missing"            // no credential; 401
+	AuthInvalid     Outcome = "invalid"            // a bad, expired or revoked credential; 401
+	AuthMalformed   Outcome = "malformed"          // an unreadable or duplicated credential; 400
+	AuthScope       Outcome = "insufficient_scope" // valid, but too few scopes; 403
+	AuthNotFresh    Outcome = "not_fresh"          // a refreshed token where a fresh one is required; 401
+	AuthCSRF        Outcome = "csrf"               // a cookie write that failed the CSRF check; 403
+	AuthUnavailable Outcome = "unavailable"        // a store needed to decide is down; 503
+)
+
+// Event is what the guard decided for one request to an operation.
+type Event struct {
+	Op   *policy.Operation
+	Auth Outcome
+	// Scheme is the scheme that decided: the satisfied alternative's
+	// schemes joined by "+" on success, the scheme whose credential failed
+	// otherwise; empty when no scheme decided (public, missing, anonymous).
+	Scheme    string
+	Principal *security.Principal // the verified caller, on AuthOK only
+	// Limits is the limiter's verdict; no tier was decided when its
+	// Applied is 0.
+	Limits limits.Verdict
+}
+
+// authResult is the outcome of authenticate.
+type authResult struct {
+	p      *security.Principal
+	failed *policy.Scheme // the scheme whose credential failed, if one did
+	gate   *security.Gate // the deferred store check, when deferred
+	gated  *policy.Scheme // the scheme whose credential the gate checks
+	err    error          // why the request must be refused
+}
+
+func (a *authResult) schemeName() string {
+	switch {
+	case a.err == nil && a.p != nil:
+		return a.p.Scheme
+	case a.failed != nil:
+		return a.failed.Name
+	}
+	return ""
+}
+
+// errNoCredentials and scopeError are the failures that are not an
+// Authenticator's error: nothing presented, or too little scope.
+var errNoCredentials = errors.New("this operation needs credentials")
+
+type scopeError struct{ scopes []string }
+
+func (e *scopeError) Error() string {
+	return "this operation needs the scopes: " + strings.Join(e.scopes, " ")
+}
+
+// outcome of one scheme for one request, memoised so schemes shared by
+// several alternatives are verified once.
+type outcome struct {
+	param string
+	typ   policy.SchemeType
+	p     *security.Principal
+	err   error
+}
+
+// authenticate evaluates the operation's alternatives in order (OR); inside
+// one, every scheme must pass (AND) and hold its scopes. A non-nil err
+// means the request must be refused with it (see reject). With deferred,
+// one credential's store check is left to a gate.
+func (g *Guard) authenticate(r *http.Request, op *policy.Operation, deferred bool) (res authResult) {
+	sec := &op.Security
+	if sec.Public {
+		return res
+	}
+	var memo [4]outcome
+	seen := memo[:0]
+	verify := func(s *policy.Scheme) outcome {
+		for _, o := range seen {
+			if o.param == s.Param && sameKind(o.typ, s.Type) {
+				return o
+			}
+		}
+		var o outcome
+		// One check rides in the rate-limit call; a second credential (an
+		// AND alternative) is checked on its own.
+		if d, ok := g.auth[s.Type].(Deferrer); ok && deferred && res.gate == nil {
+			o.p, res.gate, o.err = d.AuthenticateDeferred(r.Context(), r, s)
+			if res.gate != nil {
+				res.gated = s
+			}
+		} else {
+			o.p, o.err = g.auth[s.Type].Authenticate(r.Context(), r, s)
+		}
+		o.param, o.typ = s.Param, s.Type
+		seen = append(seen, o)
+		return o
+	}
+
+	var scopeMiss []string // scopes of the first alternative a valid credential lacked
+	var scopeScheme *policy.Scheme
+	for _, alt := range sec.Alternatives {
+		var got *security.Principal
+		satisfied := true
+		for _, sr := range alt {
+			o := verify(sr.Scheme)
+			if o.err != nil {
+				res.failed, res.err = sr.Scheme, o.err
+				return res
+			}
+			if o.p == nil {
+				satisfied = false
+				break
+			}
+			if !o.p.HasScopes(sr.Scopes) {
+				if scopeMiss == nil {
+					scopeMiss, scopeScheme = sr.Scopes, sr.Scheme
+				}
+				satisfied = false
+				break
+			}
+			if got != nil && got.Subject != o.p.Subject {
+				res.failed, res.err = sr.Scheme, fmt.Errorf("%w: the credentials name different users", security.ErrInvalid)
+				return res
+			}
+			got = combine(got, o.p, sr.Scheme.Name)
+		}
+		if satisfied {
+			if op.RequireFresh && !got.Fresh {
+				res.failed, res.err = alt[0].Scheme, security.ErrNotFresh
+				return res
+			}
+			res.p = got
+			return res
+		}
+	}
+	switch {
+	case scopeMiss != nil:
+		res.failed, res.err = scopeScheme, &scopeError{scopes: scopeMiss}
+	case !sec.Anonymous:
+		res.err = errNoCredentials
+	}
+	// Otherwise a credential was presented and verified but satisfied
+	// nothing (unreachable today: a bearer alternative without scopes
+	// always passes); a pending gate still decides whether it was revoked.
+	return res
+}
+
+// outcomeOf classifies the result of authenticate.
+func outcomeOf(op *policy.Operation, a *authResult) Outcome {
+	err := a.err
+	switch {
+	case err == nil && op.Security.Public:
+		return AuthPublic
+	case err == nil && a.p == nil:
+		return AuthAnonymous
+	case err == nil:
+		return AuthOK
+	case errors.Is(err, errNoCredentials):
+		return AuthMissing
+	case isScopeError(err):
+		return AuthScope
+	case errors.Is(err, security.ErrMalformed):
+		return AuthMalformed
+	case errors.Is(err, security.ErrNotFresh):
+		return AuthNotFresh
+	case errors.Is(err, security.ErrInvalid):
+		return AuthInvalid
+	case errors.Is(err, security.ErrCSRF):
+		return AuthCSRF
+	}
+	return AuthUnavailable
+}
+
+// isScopeError is errors.As for *scopeError, kept apart so that its target
+// is allocated only on this error path.
+func isScopeError(err error) bool {
+	var scopeErr *scopeError
+	return errors.As(err, &scopeErr)
+}
+
+// sameKind reports whether two scheme types read a credential the same way,
+// so a result for one stands for the other (bearer and oauth2 both verify
+// the Authorization header's token).
+func sameKind(a, b policy.SchemeType) bool {
+	return a == b || (isBearer(a) && isBearer(b))
+}
+
+func isBearer(t policy.SchemeType) bool { return t == policy.SchemeBearer || t == policy.SchemeOAuth2 }
+
+// combine merges the principals of an AND alternative: the result holds only
+// the scopes every credential holds.
+func combine(acc, p *security.Principal, scheme string) *security.Principal {
+	if acc == nil && p.Scheme == scheme {
+		return p // already made for this scheme (a cached token's principal)
+	}
+	if acc == nil {
+		c := *p
+		c.Scheme = scheme
+		return &c
+	}
+	c := *acc
+	c.Scheme += "+" + scheme
+	scopes := make([]string, 0, len(acc.Scopes))
+	for _, s := range acc.Scopes {
+		if p.HasScope(s) {
+			scopes = append(scopes, s)
+		}
+	}
+	c.Scopes = scopes
+	c.Fresh = acc.Fresh && p.Fresh
+	if c.TokenID == "" {
+		c.TokenID, c.FamilyID = p.TokenID, p.FamilyID
+	}
+	if c.SessionID == "" {
+		c.SessionID = p.SessionID
+	}
+	if c.KeyID == "" {
+		c.KeyID = p.KeyID
+	}
+	return &c
+}

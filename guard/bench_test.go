@@ -1,0 +1,141 @@
+package guard_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/specguard/specguard/guard"
+	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
+)
+
+const benchSpec = `
+openapi: 3.0.3
+info: {title: bench, version: "1"}
+security:
+  - oauth2: [a:read]
+x-rate-limit:
+  - {name: anon, limit: 1000000, window: 1s, key: ip, who: anonymous}
+  - {name: user, limit: 1000000, window: 1s, key: principal, who: authenticated}
+  - {name: all, limit: 1000000, window: 1s, key: global}
+paths:
+  /items/{id}:
+    get:
+      operationId: getItem
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: string, minLength: 1, maxLength: 64, pattern: "^[A-Za-z0-9_-]+$"}}
+      responses:
+        '200': {description: ok}
+  /items:
+    get:
+      operationId: listItems
+      responses:
+        '200': {description: ok}
+components:
+  securitySchemes:
+    oauth2:
+      type: oauth2
+      flows:
+        password:
+          tokenUrl: /token
+          scopes: {a:read: read}
+`
+
+// BenchmarkGuard is the whole guard path for an authenticated request with
+// a cached token and every tier in the memory store.
+func BenchmarkGuard(b *testing.B) {
+	table, err := policy.Compile("bench.yaml", []byte(benchSpec))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// newGuard returns a guard whose tokens are minted for alice, with
+	// account state when accounts is true (as specguard serve wires it:
+	// every token also holds for its account's current state, a cached
+	// copy asserted in the store), and a token.
+	newGuard := func(accounts bool, opts ...guard.Option) (*guard.Guard, string) {
+		store := security.NewMemoryStore(nil)
+		var tokOpts []security.TokenOption
+		if accounts {
+			acc := security.NewAccounts(store, benchAccounts{}, func(string) []string { return []string{"a:read", "a:write"} })
+			tokOpts = append(tokOpts, security.WithAccounts(acc))
+		}
+		key, err := security.GenerateKey()
+		if err != nil {
+			b.Fatal(err)
+		}
+		ts, err := security.NewTokenService("specguard", "specguard", key, store, tokOpts...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pair, err := ts.Login(context.Background(), "alice", "user", []string{"a:read", "a:write"}, "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := chi.NewRouter()
+		ok := func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) }
+		r.Get("/items/{id}", ok)
+		r.Get("/items", ok)
+		g, err := guard.New(table, r, append(opts,
+			guard.WithAuthenticator(policy.SchemeOAuth2, security.BearerAuthenticator{Tokens: ts}),
+			guard.WithLimiter(limits.New(limits.NewMemoryStore(nil))))...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return g, pair.Access
+	}
+	for _, bc := range []struct {
+		name     string
+		path     string
+		accounts bool
+		opts     []guard.Option
+	}{
+		// Route lookup, bearer verification (cached), scopes, three tiers,
+		// headers, context, and chi routing to the handler (which, for a
+		// path parameter, sets the request's path values: two allocations
+		// of chi's).
+		{"guard", "/items/42", false, []guard.Option{guard.WithoutRequestValidation()}},
+		// The same on a route without parameters: the guard's own
+		// allocations alone.
+		{"guard,static-route", "/items", false, []guard.Option{guard.WithoutRequestValidation()}},
+		// The same with account state.
+		{"guard+accounts", "/items/42", true, []guard.Option{guard.WithoutRequestValidation()}},
+		// As served: request validation against the document on.
+		{"guard+validation", "/items/42", true, nil},
+	} {
+		g, token := newGuard(bc.accounts, bc.opts...)
+		b.Run(bc.name, func(b *testing.B) {
+			req := httptest.NewRequest("GET", bc.path, nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			w := &codeWriter{h: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				w.code = 0
+				g.ServeHTTP(w, req)
+				if w.code != 200 {
+					b.Fatalf("status %d", w.code)
+				}
+			}
+		})
+	}
+}
+
+// benchAccounts knows one account, alice.
+type benchAccounts struct{}
+
+func (benchAccounts) AccountState(context.Context, string) (security.Account, error) {
+	return security.Account{Version: 1, Role: "user"}, nil
+}
+
+// codeWriter is a reusable ResponseWriter that keeps only the status.
+type codeWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *codeWriter) Header() http.Header         { return w.h }
+func (w *codeWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *codeWriter) WriteHeader(code int)        { w.code = code }

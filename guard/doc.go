@@ -1,0 +1,26 @@
+// Package guard enforces an OpenAPI document in front of a chi router:
+// every request is resolved to its operation, authenticated, rate limited
+// and validated before the router's handler runs, and refused in one place
+// (problem+json 400, 401, 403, 404, 405, 413, 429, 503) otherwise.
+//
+// Start with New: give it the policy.Table compiled from the document, the
+// router whose routes implement it, an Authenticator for every kind of
+// scheme the document uses and a Limiter when it declares x-rate-limit. New
+// refuses to build a guard that could not enforce the document: a scheme
+// without an authenticator, limits without a limiter, a route that is no
+// operation (unless named with WithUnguarded), an operation without route.
+//
+// The pipeline, in the order ServeHTTP runs it:
+//
+//	resolve       the router's route and method -> policy.Operation (404/405)
+//	authenticate  the operation's alternatives (OR) of schemes (AND), scopes
+//	limit         the Limiter's verdict; a failed authentication counts as anonymous
+//	decide        429/503 from the verdict, else 400/401/403/503 from authentication
+//	validate      body size, then the request against the document's schemas
+//	handler       the router's, with policy.FromContext and security.FromContext
+//
+// The security package's services are Authenticators, and *limits.Limiter
+// is a Limiter. When the limiter can run a precheck in its store call (one
+// Redis), an Authenticator that is also a Deferrer leaves its store check
+// to it: a guarded request costs one round trip.
+package guard

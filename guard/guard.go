@@ -1,0 +1,408 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/problem"
+	"github.com/specguard/specguard/security"
+)
+
+// Authenticator verifies one kind of credential. It returns (nil, nil) when
+// the request carries no credential for scheme, so that alternative is not
+// satisfied; a credential that is present but bad is an error wrapping
+// security.ErrMalformed, ErrInvalid, ErrCSRF, ErrNotFresh or
+// ErrUnavailable. security.BearerAuthenticator, *security.SessionService
+// and *security.APIKeyService are Authenticators.
+type Authenticator interface {
+	Authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*security.Principal, error)
+}
+
+// Deferrer is an Authenticator that can leave the store check of what it
+// verified (a revocation, an account's state) to a security.Gate, which the
+// limiter then decides in its own store call: one round trip on Redis
+// instead of two. The guard defers only when the limiter can precheck.
+type Deferrer interface {
+	Authenticator
+	AuthenticateDeferred(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*security.Principal, *security.Gate, error)
+}
+
+// Limiter applies an operation's x-rate-limit tiers to a request and
+// returns its verdict; it writes nothing. *limits.Limiter is one.
+type Limiter interface {
+	// Decide charges the tiers of op that apply to caller c. pre, when not
+	// nil, is decided first (see limits.Precheck); the guard passes one
+	// only when CanPrecheck is true.
+	Decide(r *http.Request, op *policy.Operation, c limits.Caller, pre limits.Precheck) limits.Verdict
+	// CanPrecheck reports whether Decide runs a precheck in the same store
+	// call as the tiers.
+	CanPrecheck() bool
+}
+
+// Option configures a Guard.
+type Option func(*Guard)
+
+// WithAuthenticator verifies every scheme of type t with a.
+func WithAuthenticator(t policy.SchemeType, a Authenticator) Option {
+	return func(g *Guard) { g.auth[t] = a }
+}
+
+// WithLimiter applies rate limits with l. Without one, a document that
+// declares any limit is refused.
+func WithLimiter(l Limiter) Option { return func(g *Guard) { g.limiter = l } }
+
+// WithRealm sets the realm of WWW-Authenticate challenges ("specguard" when absent).
+func WithRealm(realm string) Option { return func(g *Guard) { g.realm = realm } }
+
+// WithProblems sets the writer of every error the guard answers, and so
+// the prefix of their type URIs (problem.DefaultPrefix when absent).
+func WithProblems(w problem.Writer) Option { return func(g *Guard) { g.problems = w } }
+
+// WithMaxBodyBytes caps request bodies (1 MiB when absent); a larger body is
+// answered 413 before any handler runs.
+func WithMaxBodyBytes(n int64) Option { return func(g *Guard) { g.maxBody = n } }
+
+// WithoutRequestValidation skips validating requests against the
+// document's schemas. Validation is on by default.
+func WithoutRequestValidation() Option { return func(g *Guard) { g.validate = false } }
+
+// WithErrorLog receives the errors the guard answers with 503 (a store
+// down). Nothing is logged when absent.
+func WithErrorLog(f func(r *http.Request, err error)) Option {
+	return func(g *Guard) { g.logErr = f }
+}
+
+// WithObserver receives what the guard decided for every request to an
+// operation, for metrics and logs. w is the ResponseWriter the guard was
+// given, so a middleware outside can find its own per-request state. It
+// must be fast and must not keep w, r or ev.Principal's fields beyond the
+// call.
+func WithObserver(f func(w http.ResponseWriter, r *http.Request, ev Event)) Option {
+	return func(g *Guard) { g.observe = f }
+}
+
+// WithUnguarded names routes of the router that are not operations of the
+// document, such as "GET /metrics": the guard passes them to the router
+// untouched (no authentication, no limits, no validation). Every other
+// route must be an operation, and no operation may be named here.
+func WithUnguarded(routes ...string) Option {
+	return func(g *Guard) { g.unguarded = append(g.unguarded, routes...) }
+}
+
+// Guard enforces a compiled policy table in front of a chi router: it
+// resolves each request to its operation, authenticates it, applies its
+// rate limits, refuses it or validates it, and only then lets the router's
+// handler run. Requests to no operation get problem+json 404 and 405.
+type Guard struct {
+	table     *policy.Table
+	router    chi.Router
+	auth      map[policy.SchemeType]Authenticator
+	limiter   Limiter
+	realm     string
+	problems  problem.Writer
+	maxBody   int64
+	validate  bool
+	logErr    func(*http.Request, error)
+	observe   func(http.ResponseWriter, *http.Request, Event)
+	unguarded []string
+	defer_    bool // the limiter prechecks: defer what Deferrers can
+
+	free  map[string]bool // "METHOD pattern" of unguarded routes
+	byOp  map[*policy.Operation]*opState
+	rctxs sync.Pool
+}
+
+// opState is what the guard prepared for one operation.
+type opState struct {
+	valid *opValidation
+	// challenges answer a request that presented no credential: one per
+	// scheme the operation accepts.
+	challenges []string
+}
+
+// New checks the configuration against the table and the router and
+// returns the guarded router. It fails when a scheme the table uses has no
+// authenticator, when the table declares limits and there is no limiter,
+// or when the router and the table disagree on any route: an operation the
+// guard cannot see must not be served. The router must be bare: install
+// middleware around the guard, not inside the router.
+func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error) {
+	g := &Guard{
+		table:    table,
+		router:   router,
+		auth:     map[policy.SchemeType]Authenticator{},
+		realm:    "specguard",
+		maxBody:  1 << 20,
+		validate: true,
+		free:     map[string]bool{},
+		byOp:     map[*policy.Operation]*opState{},
+	}
+	for _, opt := range opts {
+		opt(g)
+	}
+	g.rctxs.New = func() any { return chi.NewRouteContext() }
+	g.defer_ = g.limiter != nil && g.limiter.CanPrecheck()
+
+	var problems []string
+	for _, op := range table.Operations() {
+		for _, alt := range op.Security.Alternatives {
+			for _, sr := range alt {
+				if g.auth[sr.Scheme.Type] == nil {
+					problems = append(problems, fmt.Sprintf("%s %s (%s): no authenticator for scheme %s (%s)", op.Method, op.Path, op.ID, sr.Scheme.Name, sr.Scheme.Type))
+				}
+			}
+		}
+		if len(op.Limits) > 0 && g.limiter == nil {
+			problems = append(problems, fmt.Sprintf("%s %s (%s): declares x-rate-limit but the guard has no limiter", op.Method, op.Path, op.ID))
+		}
+		g.byOp[op] = &opState{valid: newOpValidation(table.Doc, op), challenges: g.missingChallenges(op)}
+	}
+	for _, route := range g.unguarded {
+		method, pattern, ok := strings.Cut(route, " ")
+		if !ok || method == "" || !strings.HasPrefix(pattern, "/") || strings.ToUpper(method) != method {
+			problems = append(problems, fmt.Sprintf("unguarded route %q: want \"METHOD /pattern\", such as \"GET /metrics\"", route))
+			continue
+		}
+		if op := table.Lookup(method, pattern); op != nil {
+			problems = append(problems, fmt.Sprintf("unguarded route %s is operation %s of %s: it must be guarded", route, op.ID, table.Source))
+		}
+		g.free[route] = true
+	}
+	// Middleware inside the guarded router runs after the guard's lookup
+	// and may re-route the request (GetHead, StripSlashes) to a handler
+	// whose operation the guard never checked: install it outside instead.
+	if len(router.Middlewares()) > 0 {
+		problems = append(problems, "the guarded router has middleware of its own; install middleware around the guard")
+	}
+	seen := map[*policy.Operation]bool{}
+	found := map[string]bool{}
+	err := chi.Walk(router, func(method, route string, _ http.Handler, mws ...func(http.Handler) http.Handler) error {
+		if len(mws) > 0 {
+			problems = append(problems, fmt.Sprintf("route %s %s has middleware inside the guarded router; install it around the guard", method, route))
+		}
+		if g.free[method+" "+route] {
+			found[method+" "+route] = true
+			return nil
+		}
+		op := table.Lookup(method, route)
+		if op == nil {
+			problems = append(problems, fmt.Sprintf("route %s %s has no operation in %s (name it with WithUnguarded to serve it unguarded)", method, route, table.Source))
+			return nil
+		}
+		seen[op] = true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("guard: walking routes: %w", err)
+	}
+	for _, op := range table.Operations() {
+		if !seen[op] {
+			problems = append(problems, fmt.Sprintf("%s %s (%s): operation has no route", op.Method, op.Path, op.ID))
+		}
+	}
+	for route := range g.free {
+		if !found[route] {
+			problems = append(problems, fmt.Sprintf("unguarded route %s is not in the router", route))
+		}
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return nil, fmt.Errorf("guard: %s", strings.Join(slices.Compact(problems), "; "))
+	}
+	return g, nil
+}
+
+// ServeHTTP runs the pipeline: resolve, authenticate, limit, decide,
+// validate, and then the router's handler.
+func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rctx := g.rctxs.Get().(*chi.Context)
+	rctx.Reset()
+	defer g.rctxs.Put(rctx)
+
+	// Resolve.
+	path, method, mounted := routePath(r)
+	pattern := g.router.Find(rctx, method, path)
+	op := g.table.Lookup(method, pattern)
+	if op == nil {
+		if pattern != "" && g.free[method+" "+pattern] {
+			g.router.ServeHTTP(w, r)
+			return
+		}
+		g.notFound(w, method, path)
+		return
+	}
+	st := g.byOp[op]
+
+	// Authenticate. When the limiter prechecks, a credential's store check
+	// is left to the rate-limit call: one round trip.
+	deferred := g.defer_ && len(op.Limits) > 0
+	a := g.authenticate(r, op, deferred)
+	if a.gate != nil && a.err != nil {
+		// Refused anyway: a revoked credential is refused as invalid (401)
+		// rather than as lacking scope or freshness.
+		if err := a.gate.Check(r.Context()); errors.Is(err, security.ErrRecheck) {
+			a = g.authenticate(r, op, false)
+		} else if err != nil {
+			a.err, a.failed = err, a.gated
+		}
+		a.gate = nil
+	}
+	if a.err != nil {
+		a.p = nil
+	}
+	// One allocation carries both the operation and the principal.
+	rc := &requestContext{Context: r.Context(), op: op, p: a.p}
+	if !mounted {
+		// The router routes with this route context rather than
+		// allocating one: two allocations fewer per request.
+		rc.rctx = rctx
+	}
+	r = r.WithContext(rc)
+
+	// Limit.
+	v := g.limit(r, op, &a)
+	rc.p = a.p
+	if g.observe != nil {
+		g.observe(w, r, Event{Op: op, Auth: outcomeOf(op, &a), Scheme: a.schemeName(), Principal: a.p, Limits: v})
+	}
+
+	// Decide.
+	if v.Policy != nil {
+		h := w.Header()
+		h["Ratelimit-Policy"] = v.Policy
+		h["Ratelimit"] = v.Limit
+	}
+	if !v.Allowed {
+		g.refuseLimit(w, r, op, &v)
+		return
+	}
+	if a.err != nil {
+		g.reject(w, r, st, &a)
+		return
+	}
+
+	// Validate.
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(w, r.Body, g.maxBody)
+	}
+	if g.validate && !g.validateRequest(w, r, st.valid, rctx) {
+		return
+	}
+	if rc.rctx != nil {
+		rctx.Reset() // the router fills it again as it routes
+		rctx.Routes = g.router
+	}
+	g.router.ServeHTTP(w, r)
+}
+
+// limit applies op's tiers to the request authenticated as a, and carries
+// out a deferred check. A request whose authentication failed is limited as
+// anonymous, so guessing credentials is throttled like any anonymous call.
+// When a store needed for the credential is down there is nothing to count
+// in: the request is answered 503 at once.
+func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult) limits.Verdict {
+	if len(op.Limits) == 0 || unavailable(a.err) {
+		return limits.Verdict{Allowed: true}
+	}
+	if a.gate == nil {
+		return g.limiter.Decide(r, op, caller(a.p), nil)
+	}
+	v := g.limiter.Decide(r, op, caller(a.p), a.gate)
+	a.gate = nil
+	switch {
+	case v.PrecheckErr == nil:
+		return v
+	case errors.Is(v.PrecheckErr, security.ErrRecheck):
+		// The account changed, or a key lost its mark: nothing was
+		// charged; decide again on the path that reads them anew.
+		*a = g.authenticate(r, op, false)
+		if a.err != nil {
+			a.p = nil
+		}
+		if unavailable(a.err) {
+			return limits.Verdict{Allowed: true}
+		}
+	default:
+		// Revoked, or the store is down: nothing was charged.
+		a.p, a.err, a.failed = nil, v.PrecheckErr, a.gated
+		if unavailable(a.err) {
+			return v // allowed, with the store's error: the 503 follows
+		}
+	}
+	return g.limiter.Decide(r, op, caller(a.p), nil)
+}
+
+// caller is p as tiers count callers.
+func caller(p *security.Principal) limits.Caller {
+	if p == nil {
+		return limits.Caller{}
+	}
+	return limits.Caller{Authenticated: true, Subject: p.Subject, KeyID: p.KeyID, SessionID: p.SessionID, Claims: p}
+}
+
+// unavailable reports whether err is a store that could not answer.
+func unavailable(err error) bool {
+	return err != nil && (errors.Is(err, security.ErrUnavailable) || errors.Is(err, limits.ErrPrecheck))
+}
+
+// requestContext is the context the guard hands on: its parent plus the
+// resolved operation (policy.FromContext), the verified principal
+// (security.FromContext) and, unless a parent router has one, chi's route
+// context, in one allocation rather than three WithValue layers.
+type requestContext struct {
+	context.Context
+	op   *policy.Operation
+	p    *security.Principal
+	rctx *chi.Context
+}
+
+func (c *requestContext) Value(key any) any {
+	if key == chi.RouteCtxKey && c.rctx != nil {
+		return c.rctx
+	}
+	if security.IsContextKey(key) {
+		return c.p
+	}
+	if policy.IsContextKey(key) {
+		return c.op
+	}
+	return c.Context.Value(key)
+}
+
+// routePath returns the path and method chi will route r on, and whether
+// a parent router mounted this one, exactly as
+// chi's Mux does: a parent chi router that mounted this one has left the
+// remaining path (and possibly the method) in its route context, and an
+// empty path (an absolute-form request target such as "GET http://host")
+// routes as "/". Resolving any other way would let such a request reach a
+// handler whose operation the guard never looked up.
+func routePath(r *http.Request) (path, method string, mounted bool) {
+	method = r.Method
+	if rc := chi.RouteContext(r.Context()); rc != nil {
+		mounted = true
+		path = rc.RoutePath
+		if rc.RouteMethod != "" {
+			method = rc.RouteMethod
+		}
+	}
+	if path == "" {
+		path = r.URL.RawPath
+		if path == "" {
+			path = r.URL.Path
+		}
+		if path == "" {
+			path = "/"
+		}
+	}
+	return path, method, mounted
+}

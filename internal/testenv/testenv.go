@@ -1,0 +1,31 @@
+// Package testenv holds what the test helpers share: free loopback ports
+// and the rule that a missing component fails under CI=true.
+package testenv
+
+import (
+	"net"
+	"os"
+	"testing"
+)
+
+// FreePort returns a loopback port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Unavailable ends a test that needs component (Redis, PostgreSQL) and
+// cannot have it: a failure under CI=true, where everything must be
+// installed, and a skip saying how to get it otherwise.
+func Unavailable(t testing.TB, component, why, hint string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is required under CI=true: %s", component, why)
+	}
+	t.Skipf("no %s: %s (%s)", component, why, hint)
+}

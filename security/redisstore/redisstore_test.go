@@ -1,0 +1,75 @@
+package redisstore_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/specguard/specguard/internal/redistest"
+	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/redisstore"
+	"github.com/specguard/specguard/security/storetest"
+)
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) security.Store {
+		srv := redistest.Start(t)
+		return redisstore.New(srv.Client(t), srv.Prefix, time.Second)
+	})
+}
+
+// Every Redis key must expire, so nothing outlives what it protects.
+func TestRedisKeysHaveTTL(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	s := redisstore.New(rdb, srv.Prefix, time.Second)
+	ctx := context.Background()
+	exp := time.Now().Add(time.Hour)
+	_ = s.CreateFamily(ctx, &security.Family{ID: "f", Subject: "alice", RefreshJTI: "r", AccessJTI: "a", Expires: exp}, 0)
+	_ = s.CreateSession(ctx, &security.Session{ID: "s", Subject: "alice", SecretHash: []byte("h"), Expires: exp}, 0)
+	_, _ = s.MarkKey(ctx, &security.APIKey{ID: "k", Subject: "alice", Expires: exp}, false)
+	_ = s.RevokeKey(ctx, "alice", "k2", exp)
+	_, _ = s.PutAccount(ctx, "alice", security.Account{Version: 1, Role: "user"})
+	keys, err := rdb.Keys(ctx, srv.Prefix+"*").Result()
+	if err != nil || len(keys) != 8 {
+		t.Fatalf("keys = %v, %v; want 8", keys, err)
+	}
+	for _, k := range keys {
+		ttl, _ := rdb.PTTL(ctx, k).Result()
+		limit := time.Hour + time.Second
+		switch {
+		case strings.HasSuffix(k, ":acct"):
+			limit = security.AccountTTL
+		case strings.HasSuffix(k, ":key:k"):
+			limit = security.MarkTTL
+		}
+		if ttl <= 0 || ttl > limit {
+			t.Errorf("%s: TTL %s, want (0, %s]", k, ttl, limit)
+		}
+	}
+}
+
+// A store that cannot be reached gives ErrUnavailable, never a pass.
+func TestRedisStoreDownIsUnavailable(t *testing.T) {
+	srv := redistest.Start(t)
+	if os.Getenv("SPECGUARD_TEST_REDIS_URL") != "" {
+		t.Skip("cannot stop a shared Redis")
+	}
+	s := redisstore.New(srv.Client(t), srv.Prefix, 200*time.Millisecond)
+	ctx := context.Background()
+	_ = s.CreateFamily(ctx, &security.Family{ID: "f", Subject: "alice", RefreshJTI: "r", AccessJTI: "a", Expires: time.Now().Add(time.Hour)}, 0)
+	srv.Stop()
+	start := time.Now()
+	err := s.Check(ctx, security.Check{Kind: security.AccessCredential, Subject: "alice", ID: "f", JTI: "a"})
+	if !errors.Is(err, security.ErrUnavailable) {
+		t.Fatalf("Check with Redis down = %v, want ErrUnavailable", err)
+	}
+	t.Logf("failed in %s", time.Since(start))
+	srv.Restart(t)
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("after restart: Ping = %v", err)
+	}
+}

@@ -1,0 +1,114 @@
+package server
+
+// Handlers of /posts: the records the example app keeps.
+
+import (
+	"context"
+	"errors"
+
+	"github.com/specguard/specguard/api/gen"
+	"github.com/specguard/specguard/security"
+)
+
+// visible reports whether viewer (nil when anonymous) may see p.
+func visible(p *Post, viewer *security.Principal) bool {
+	return p.Status == string(gen.Published) || (viewer != nil && viewer.Subject == p.AuthorID)
+}
+
+// ListPosts implements GET /posts.
+func (a *App) ListPosts(ctx context.Context, req gen.ListPostsRequestObject) (gen.ListPostsResponseObject, error) {
+	limit, offset := 20, 0
+	if req.Params.Limit != nil {
+		limit = *req.Params.Limit
+	}
+	if req.Params.Offset != nil {
+		offset = *req.Params.Offset
+	}
+	viewer := ""
+	if p := caller(ctx); p != nil {
+		viewer = p.Subject
+	}
+	posts, err := a.repo.Posts(ctx, viewer, limit, offset)
+	if err != nil {
+		return nil, err
+	}
+	out := make(gen.ListPosts200JSONResponse, 0, len(posts))
+	for i := range posts {
+		out = append(out, postView(&posts[i]))
+	}
+	return out, nil
+}
+
+// CreatePost implements POST /posts.
+func (a *App) CreatePost(ctx context.Context, req gen.CreatePostRequestObject) (gen.CreatePostResponseObject, error) {
+	status := gen.Published
+	if req.Body.Status != nil {
+		status = *req.Body.Status
+	}
+	p := &Post{ID: security.NewID(), AuthorID: caller(ctx).Subject, Title: req.Body.Title, Body: req.Body.Body, Status: string(status)}
+	if err := a.repo.CreatePost(ctx, p); err != nil {
+		return nil, err
+	}
+	return gen.CreatePost201JSONResponse(postView(p)), nil
+}
+
+// GetPost implements GET /posts/{id}; a draft is visible to its author only.
+func (a *App) GetPost(ctx context.Context, req gen.GetPostRequestObject) (gen.GetPostResponseObject, error) {
+	p, err := a.repo.Post(ctx, req.Id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	if err != nil || !visible(p, caller(ctx)) {
+		return gen.GetPost404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: notFound("post")}, nil
+	}
+	return gen.GetPost200JSONResponse(postView(p)), nil
+}
+
+// UpdatePost implements PATCH /posts/{id}: its author, or a holder of users:admin.
+func (a *App) UpdatePost(ctx context.Context, req gen.UpdatePostRequestObject) (gen.UpdatePostResponseObject, error) {
+	who := caller(ctx)
+	p, err := a.repo.Post(ctx, req.Id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	if err != nil || !(visible(p, who) || who.HasScope("users:admin")) {
+		return gen.UpdatePost404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: notFound("post")}, nil
+	}
+	if p.AuthorID != who.Subject && !who.HasScope("users:admin") {
+		return gen.UpdatePost403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: forbidden("only the author or an admin may edit this post")}, nil
+	}
+	if req.Body.Title != nil {
+		p.Title = *req.Body.Title
+	}
+	if req.Body.Body != nil {
+		p.Body = *req.Body.Body
+	}
+	if req.Body.Status != nil {
+		p.Status = string(*req.Body.Status)
+	}
+	if err := a.repo.UpdatePost(ctx, p); errors.Is(err, ErrNotFound) {
+		return gen.UpdatePost404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: notFound("post")}, nil
+	} else if err != nil {
+		return nil, err
+	}
+	return gen.UpdatePost200JSONResponse(postView(p)), nil
+}
+
+// DeletePost implements DELETE /posts/{id}: its author, or a holder of posts:delete.
+func (a *App) DeletePost(ctx context.Context, req gen.DeletePostRequestObject) (gen.DeletePostResponseObject, error) {
+	who := caller(ctx)
+	p, err := a.repo.Post(ctx, req.Id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	if err != nil || !(visible(p, who) || who.HasScope("posts:delete")) {
+		return gen.DeletePost404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: notFound("post")}, nil
+	}
+	if p.AuthorID != who.Subject && !who.HasScope("posts:delete") {
+		return gen.DeletePost403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: forbidden("only the author, a moderator or an admin may delete this post")}, nil
+	}
+	if err := a.repo.DeletePost(ctx, p.ID); err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	return gen.DeletePost204Response{}, nil
+}
