@@ -13,15 +13,16 @@ build:
 	$(GO) build -o bin/specguard ./cmd/specguard
 
 # Regenerate api/gen (the server) and e2e/client (the e2e suite's client)
-# from api/openapi.yaml.
+# from api/openapi.yaml, and examples/notes/api from its own document.
 generate:
-	$(GO) generate ./api/gen ./e2e/client
+	$(GO) generate ./api/gen ./e2e/client ./examples/notes/api
 
 # Fail when the committed generated code is not what the spec generates.
 check-generated:
 	@cd api/gen && $(CODEGEN) -config oapi-codegen.yaml -o $(TMP)/server.gen.go ../openapi.yaml
 	@cd e2e/client && $(CODEGEN) -config oapi-codegen.yaml -o $(TMP)/client.gen.go ../../api/openapi.yaml
-	@for f in api/gen/server.gen.go e2e/client/client.gen.go; do \
+	@cd examples/notes/api && $(CODEGEN) -config oapi-codegen.yaml -o $(TMP)/api.gen.go ../openapi.yaml
+	@for f in api/gen/server.gen.go e2e/client/client.gen.go examples/notes/api/api.gen.go; do \
 		cmp -s $(TMP)/$$(basename $$f) $$f || { \
 			echo "$$f is stale: run 'make generate' and commit it"; \
 			diff -u $$f $(TMP)/$$(basename $$f) | head -40; exit 1; }; done
