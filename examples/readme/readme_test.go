@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -91,8 +91,8 @@ func TestReadmeServiceInANewModule(t *testing.T) {
 	defer cancel()
 	srv := exec.CommandContext(ctx, bin)
 	srv.Env = append(os.Environ(), "ADDR="+addr, "DEMO_PASSWORD=secret")
-	var logs bytes.Buffer
-	srv.Stdout, srv.Stderr = &logs, &logs
+	logs := &lockedBuffer{}
+	srv.Stdout, srv.Stderr = logs, logs
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -146,5 +146,18 @@ func TestReadmeServiceInANewModule(t *testing.T) {
 	if resp, body := do("GET", "/nowhere", "", ""); resp.StatusCode != 404 || !strings.Contains(body, "not-found") {
 		t.Fatalf("GET /nowhere: %d %s", resp.StatusCode, body)
 	}
-	fmt.Fprint(io.Discard, logs.String())
 }
+
+// lockedBuffer is the process's output, written by os/exec's copying
+// goroutine and read by the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
