@@ -166,7 +166,7 @@ func (a *Accounts) hold(ctx context.Context, store Checker, c Check, gated bool,
 			return nil, nil, err
 		}
 		if gated {
-			return p, &Gate{store: store, check: c}, nil
+			return p, NewGate(store, c), nil
 		}
 		err = store.Check(ctx, c)
 		switch {

@@ -15,6 +15,12 @@ import (
 type Gate struct {
 	store Checker
 	check Check
+	// The check as a Lua function, made with the gate (while the request
+	// is authenticated), so that the limiter only reads it.
+	client any
+	fn     string
+	keys   []string
+	args   []any
 }
 
 // Check runs the gate on its own: nil while the credential holds, an error
@@ -28,10 +34,7 @@ func (g *Gate) Check(ctx context.Context) error {
 // Script returns the gate as a Lua function when its store can express it
 // (a Redis store), else a nil client.
 func (g *Gate) Script() (client any, fn string, keys []string, args []any) {
-	if sc, ok := g.store.(ScriptChecker); ok {
-		return sc.CheckScript(g.check)
-	}
-	return nil, "", nil, nil
+	return g.client, g.fn, g.keys, g.args
 }
 
 // Failed turns a non-zero code of the gate's function into the error Check
@@ -46,7 +49,13 @@ func (g *Gate) Failed(code int64) error {
 
 // NewGate returns the deferred form of check c on store: for a store's
 // Preload, say (the script's shape does not depend on c's values).
-func NewGate(store Checker, c Check) *Gate { return &Gate{store: store, check: c} }
+func NewGate(store Checker, c Check) *Gate {
+	g := &Gate{store: store, check: c}
+	if sc, ok := store.(ScriptChecker); ok {
+		g.client, g.fn, g.keys, g.args = sc.CheckScript(c)
+	}
+	return g
+}
 
 // ErrRecheck: a deferred check found the account in another state, or an
 // API key without a mark. Nothing was decided: authenticate again without
