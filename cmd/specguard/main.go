@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/specguard/specguard/internal/speccli"
 	"github.com/specguard/specguard/server"
 )
 
@@ -30,7 +31,7 @@ func main() {
 }
 
 // errReported is returned by a command that has already said why it failed.
-var errReported = errors.New("failed")
+var errReported = speccli.ErrReported
 
 const usage = `Usage: specguard <command> [flags] [arguments]
 
@@ -55,9 +56,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "migrate":
 		return migrate(ctx, args[1:], getenv, stdout, stderr)
 	case "lint":
-		return lint(args[1:], stdout, stderr)
+		return specCommands.Lint(args[1:], stdout, stderr)
 	case "routes":
-		return routes(args[1:], stdout, stderr)
+		return specCommands.Routes(args[1:], stdout, stderr)
 	case "keygen":
 		return keygen(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":

@@ -36,13 +36,19 @@ func writeSpec(t *testing.T, body string) string {
 	return path
 }
 
-func TestLintEmbeddedSpecIsClean(t *testing.T) {
-	out, errOut, err := cli(t, "lint", "--strict")
-	if err != nil || out != "" {
-		t.Fatalf("lint --strict on the embedded spec: err %v, output:\n%s", err, out)
+// The embedded document compiles. Its warnings are shown, not failed on:
+// an operation a user adds may have some (lint says which), and that is
+// not what this test is about.
+func TestLintEmbeddedSpecCompiles(t *testing.T) {
+	out, errOut, err := cli(t, "lint")
+	if err != nil {
+		t.Fatalf("lint on the embedded spec: err %v, output:\n%s", err, out)
 	}
-	if want := "api/openapi.yaml (embedded): 0 errors, 0 warnings\n"; errOut != want {
-		t.Fatalf("summary %q, want %q", errOut, want)
+	if !strings.HasPrefix(errOut, "api/openapi.yaml (embedded): 0 errors, ") {
+		t.Fatalf("summary %q, want 0 errors", errOut)
+	}
+	if out != "" {
+		t.Logf("warnings of the embedded spec (make lint fails on them):\n%s", out)
 	}
 }
 
@@ -204,16 +210,34 @@ func TestLintBadInput(t *testing.T) {
 	}
 }
 
-func TestRoutesTable(t *testing.T) {
+// Every operation of the embedded document has a row.
+func TestRoutesEmbedded(t *testing.T) {
 	out, _, err := cli(t, "routes")
 	if err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	ops := len(spectest.Operations(t, api.Spec))
-	if !strings.HasPrefix(lines[0], "METHOD") || len(lines) != 1+ops {
-		t.Fatalf("want a header and %d operations (every operation of the document), got %d lines:\n%s", ops, len(lines), out)
+	ops := spectest.Operations(t, api.Spec)
+	if !strings.HasPrefix(lines[0], "METHOD") || len(lines) != 1+len(ops) {
+		t.Fatalf("want a header and %d operations (every operation of the document), got %d lines:\n%s", len(ops), len(lines), out)
 	}
+	for _, op := range ops {
+		if !strings.Contains(out, " "+op.ID+" ") {
+			t.Errorf("no row for %s", op.ID)
+		}
+	}
+}
+
+// routesFixture is a document of its own: what the rows say is checked on
+// it, not on the example's document, which users edit.
+const routesFixture = "testdata/routes.yaml"
+
+func TestRoutesTable(t *testing.T) {
+	out, _, err := cli(t, "routes", routesFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
 	for _, want := range [][]string{
 		{"GET", "/posts/{id}", "getPost", "oauth2[posts:read] | apiKeyAuth[posts:read] | cookieAuth | anonymous allowed"},
 		{"POST", "/auth/login", "login", "public", "login-ip: 5/15m by ip"},
@@ -240,7 +264,7 @@ func TestRoutesTable(t *testing.T) {
 }
 
 func TestRoutesJSON(t *testing.T) {
-	out, _, err := cli(t, "routes", "--format", "json")
+	out, _, err := cli(t, "routes", "--format", "json", routesFixture)
 	if err != nil {
 		t.Fatal(err)
 	}

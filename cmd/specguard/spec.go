@@ -5,8 +5,12 @@ import (
 	"os"
 
 	"github.com/specguard/specguard/api"
+	"github.com/specguard/specguard/internal/speccli"
 	"github.com/specguard/specguard/server"
 )
+
+// specCommands are lint and routes, on the embedded document by default.
+var specCommands = speccli.Program{Name: "specguard", Default: "the embedded api/openapi.yaml", Read: readSpec}
 
 // readSpec returns the document a command works on: the file named by its
 // only argument, or the embedded api/openapi.yaml when there is none.

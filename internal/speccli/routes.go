@@ -1,4 +1,4 @@
-package main
+package speccli
 
 import (
 	"encoding/json"
@@ -10,21 +10,22 @@ import (
 	"github.com/specguard/specguard/policy"
 )
 
-const routesUsage = `Usage: specguard routes [--format table|json] [path/to/openapi.yaml]
+const routesUsage = `Usage: %[1]s routes [--format table|json] [path/to/openapi.yaml]
 
-Prints the compiled policy of every operation of an OpenAPI 3 document (the
-embedded api/openapi.yaml when no file is given): method, path, operationId,
+Prints the compiled policy of every operation of an OpenAPI 3 document
+(%[2]s when no file is given): method, path, operationId,
 who may call it (each security alternative with its schemes and scopes, or
 "public" / "anonymous allowed"), and its rate-limit tiers. A document that
 does not compile prints its errors, as lint does, and exits 1.
 
 Examples:
-  specguard routes
-  specguard routes --format json api/openapi.yaml | jq '.[] | select(.access == "public")'
+  %[1]s routes
+  %[1]s routes --format json api/openapi.yaml | jq '.[] | select(.access == "public")'
 `
 
-func routes(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("routes", routesUsage, stderr)
+// Routes is the routes command.
+func (p Program) Routes(args []string, stdout, stderr io.Writer) error {
+	fs := p.flags("routes", routesUsage, stderr)
 	format := fs.String("format", "table", "output format: table or json")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -32,14 +33,14 @@ func routes(args []string, stdout, stderr io.Writer) error {
 	if *format != "table" && *format != "json" {
 		return fmt.Errorf("--format %q: want table or json", *format)
 	}
-	source, data, err := readSpec(fs.Args())
+	source, data, err := p.Read(fs.Args())
 	if err != nil {
 		return err
 	}
 	table, err := policy.Compile(source, data)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
-		return errReported
+		return ErrReported
 	}
 	rs := table.Routes()
 	if *format == "json" {

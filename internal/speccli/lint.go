@@ -1,4 +1,4 @@
-package main
+package speccli
 
 import (
 	"fmt"
@@ -7,10 +7,10 @@ import (
 	"github.com/specguard/specguard/policy"
 )
 
-const lintUsage = `Usage: specguard lint [--strict] [path/to/openapi.yaml]
+const lintUsage = `Usage: %[1]s lint [--strict] [path/to/openapi.yaml]
 
-Runs the compiler serve uses on an OpenAPI 3 document (the embedded
-api/openapi.yaml when no file is given) and prints every error and warning
+Runs the compiler serve uses on an OpenAPI 3 document (%[2]s
+when no file is given) and prints every error and warning
 as one line: file:line: operation: message. Errors are what would stop
 serve; warnings are what it would serve but probably should not:
   unlimited-write   an unsafe method with x-rate-limit: false
@@ -25,17 +25,19 @@ operation (or, for unused-scope, on the oauth2 security scheme).
 Exit status: 1 when there are errors, or warnings and --strict; else 0.
 
 Examples:
-  specguard lint api/openapi.yaml
-  specguard lint --strict api/openapi.yaml
+  %[1]s lint api/openapi.yaml
+  %[1]s lint --strict api/openapi.yaml
 `
 
-func lint(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("lint", lintUsage, stderr)
+// Lint is the lint command: args are its flags and file; read finds the
+// document.
+func (p Program) Lint(args []string, stdout, stderr io.Writer) error {
+	fs := p.flags("lint", lintUsage, stderr)
 	strict := fs.Bool("strict", false, "exit 1 on warnings too")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	source, data, err := readSpec(fs.Args())
+	source, data, err := p.Read(fs.Args())
 	if err != nil {
 		return err
 	}
@@ -48,7 +50,7 @@ func lint(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "%s: %s, %s\n", source, plural(len(errs), "error"), plural(len(warnings), "warning"))
 	if len(errs) > 0 || *strict && len(warnings) > 0 {
-		return errReported
+		return ErrReported
 	}
 	return nil
 }

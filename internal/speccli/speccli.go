@@ -1,0 +1,39 @@
+// Package speccli holds the commands that work on an OpenAPI document
+// alone (lint, routes): specguard has them, and so has speclint, which
+// imports nothing of the example app and so runs while its handlers are
+// not written yet.
+package speccli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+)
+
+// ErrReported is returned by a command that has already said why it failed.
+var ErrReported = errors.New("failed")
+
+// Program is the command the subcommands run in.
+type Program struct {
+	Name string // "specguard", "speclint"
+	// Default says which document is read when no file is given.
+	Default string
+	// Read returns the document named by args (one file at most), or the
+	// default one.
+	Read func(args []string) (source string, data []byte, err error)
+}
+
+// flags makes a subcommand's flag set; usage (formatted with the
+// program's name and default document) is printed by --help before the
+// flags.
+func (p Program) flags(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(p.Name+" "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, usage, p.Name, p.Default)
+		fmt.Fprint(stderr, "\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	return fs
+}
