@@ -26,6 +26,7 @@ const (
 type Error struct {
 	Source string
 	Line   int    // 0 when unknown
+	Col    int    // 0 when unknown
 	Where  string // the operation ("POST /posts (createPost)") or document part; may be empty
 	Field  string // the offending field, e.g. "x-rate-limit[0].window"; may be empty
 	Msg    string
@@ -36,17 +37,25 @@ func (e *Error) Error() string {
 	if e.Field != "" {
 		msg = e.Field + ": " + msg
 	}
-	return formatLine(e.Source, e.Line, e.Where, msg)
+	source := e.Source
+	if e.Line > 0 && e.Col > 0 {
+		return formatLine(source, e.Line, e.Where, msg, e.Col)
+	}
+	return formatLine(source, e.Line, e.Where, msg)
 }
 
-// formatLine prints "source:line: where: msg", leaving out a zero line and
-// an empty where.
-func formatLine(source string, line int, where, msg string) string {
+// formatLine prints "source:line: where: msg" (or "source:line:col: ...",
+// given a column), leaving out a zero line and an empty where.
+func formatLine(source string, line int, where, msg string, col ...int) string {
 	var b strings.Builder
 	b.WriteString(source)
 	if line > 0 {
 		b.WriteString(":")
 		b.WriteString(strconv.Itoa(line))
+		if len(col) > 0 {
+			b.WriteString(":")
+			b.WriteString(strconv.Itoa(col[0]))
+		}
 	}
 	b.WriteString(": ")
 	if where != "" {
@@ -92,6 +101,25 @@ func Compile(source string, data []byte) (*Table, error) {
 // document cannot be loaded or validated; otherwise it holds every operation
 // (with what could be compiled of it) next to the errors.
 func compileDoc(source string, data []byte) (*Table, Errors) {
+	shapeErrs, syntax, meant := checkShape(source, data)
+	if syntax {
+		return nil, shapeErrs // nothing more can be read
+	}
+	t, errs := compileLoaded(source, data)
+	if len(shapeErrs) == 0 {
+		return t, errs
+	}
+	// The loader's own complaint about an unknown field has no line (the
+	// shape check's has), and the compiler's about the field a misspelling
+	// was meant to be says it again.
+	if t == nil && len(errs) == 1 && errs[0].Line == 0 {
+		errs = nil
+	}
+	errs = slices.DeleteFunc(errs, func(e *Error) bool { return said(e, meant) })
+	return t, append(shapeErrs, errs...)
+}
+
+func compileLoaded(source string, data []byte) (*Table, Errors) {
 	loader := openapi3.NewLoader()
 	loader.IncludeOrigin = true
 	doc, err := loader.LoadFromData(data)

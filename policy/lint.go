@@ -22,11 +22,14 @@ const (
 	WarnUnusedScope    = "unused-scope"    // an oauth2 scope no operation requires
 	WarnAnonymousWrite = "anonymous-write" // an unsafe method reachable without credentials
 	WarnLintIgnore     = "lint-ignore"     // a malformed x-lint-ignore
+	// WarnValidationResponses: an operation whose parameters or body the
+	// guard validates (400 on a mismatch) that declares no 400.
+	WarnValidationResponses = "validation-responses"
 )
 
 var warnCodes = map[string]bool{
 	WarnUnlimitedWrite: true, WarnAuthResponses: true, WarnLimitResponses: true,
-	WarnUnusedScope: true, WarnAnonymousWrite: true,
+	WarnUnusedScope: true, WarnAnonymousWrite: true, WarnValidationResponses: true,
 }
 
 // Warning is something a document compiles with but probably should not.
@@ -94,6 +97,9 @@ func (t *Table) lint() []*Warning {
 				warn(WarnAuthResponses, "declares no 403 response; the guard answers 403 %s", why)
 			}
 		}
+		if what := validated(op); what != "" && !declares(op, http.StatusBadRequest) {
+			warn(WarnValidationResponses, "declares no 400 response; the guard answers 400 when %s does not match the document", what)
+		}
 		if len(op.Limits) > 0 {
 			resp := response(op, http.StatusTooManyRequests)
 			if resp == nil {
@@ -155,6 +161,22 @@ func (t *Table) unusedScopes(required map[string]bool) []*Warning {
 		}
 	}
 	return ws
+}
+
+// validated names what of op's requests the guard validates ("its body",
+// "its path parameter id"), or "" when there is nothing to validate.
+func validated(op *Operation) string {
+	if op.Spec.RequestBody != nil {
+		return "its body"
+	}
+	params := append(openapi3.Parameters{}, op.PathItem.Parameters...)
+	params = append(params, op.Spec.Parameters...)
+	for _, p := range params {
+		if p.Value != nil {
+			return fmt.Sprintf("its %s parameter %s", p.Value.In, p.Value.Name)
+		}
+	}
+	return ""
 }
 
 // forbiddenWhy says why the guard may answer 403 for op, or "" when it never does.

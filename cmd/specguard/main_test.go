@@ -94,6 +94,11 @@ paths:
       operationId: covered
       security: [ { oauth: [read] } ]
       responses: { default: { description: any }, '429': { $ref: '#/components/responses/Limited' } }
+  /things/{id}:
+    get:
+      operationId: validatedRead
+      parameters: [ { name: id, in: path, required: true, schema: { type: string } } ]
+      responses: { '401': { description: no }, '429': { $ref: '#/components/responses/Limited' }, '200': { description: ok } }
 components:
   responses:
     Limited:
@@ -127,12 +132,13 @@ func TestLintWarnings(t *testing.T) {
 		path + ":17: GET /scoped (scopedRead): warning: declares no 401 response; the guard answers 401 to missing or invalid credentials [auth-responses]",
 		path + ":17: GET /scoped (scopedRead): warning: declares no 403 response; the guard answers 403 when the credential lacks a required scope [auth-responses]",
 		path + ":26: POST /silenced (silenced): warning: x-lint-ignore[2]: unknown warning code no-such-code [lint-ignore]",
-		path + ":53: components.securitySchemes.oauth: warning: scope \"write\" is declared but no operation requires it [unused-scope]",
+		path + ":43: GET /things/{id} (validatedRead): warning: declares no 400 response; the guard answers 400 when its path parameter id does not match the document [validation-responses]",
+		path + ":58: components.securitySchemes.oauth: warning: scope \"write\" is declared but no operation requires it [unused-scope]",
 	}
 	if got := strings.Split(strings.TrimSuffix(out, "\n"), "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("lint output:\n%s\nwant:\n%s", out, strings.Join(want, "\n"))
 	}
-	if wantSum := path + ": 0 errors, 10 warnings\n"; errOut != wantSum {
+	if wantSum := path + ": 0 errors, 11 warnings\n"; errOut != wantSum {
 		t.Errorf("summary %q, want %q", errOut, wantSum)
 	}
 	if _, _, err := cli(t, "lint", "--strict", path); !errors.Is(err, errReported) {
@@ -152,7 +158,7 @@ func TestLintReportsErrorsAndWarningsTogether(t *testing.T) {
 	if want := path + `:22: GET /limited (limitedRead): security[0].basic: http scheme "basic" cannot be enforced; specguard verifies bearer tokens`; first != want {
 		t.Errorf("first line %q, want %q", first, want)
 	}
-	if !strings.Contains(out, "[unused-scope]") || !strings.HasSuffix(errOut, ": 1 error, 10 warnings\n") {
+	if !strings.Contains(out, "[unused-scope]") || !strings.HasSuffix(errOut, ": 1 error, 11 warnings\n") {
 		t.Errorf("warnings are still reported next to errors; output:\n%s%s", out, errOut)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/specguard/specguard/policy"
 )
 
 // notes is the service over loopback, with the table its guard enforces:
@@ -144,6 +146,17 @@ func TestNotesLimits(t *testing.T) {
 	}
 	if resp, _, _ := n.do(t, "POST", "/login", "", `{"name":"bob","password":"bob-password"}`); resp.StatusCode != 429 {
 		t.Fatalf("login past the login tier: %d, want 429", resp.StatusCode)
+	}
+}
+
+// The example's document is a model: lint finds nothing in it.
+func TestNotesDocumentLintsClean(t *testing.T) {
+	errs, warnings := policy.Lint("openapi.yaml", spec)
+	for _, e := range errs {
+		t.Error(e)
+	}
+	for _, w := range warnings {
+		t.Error(w)
 	}
 }
 

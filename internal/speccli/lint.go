@@ -19,6 +19,9 @@ serve; warnings are what it would serve but probably should not:
                     RateLimit, RateLimit-Policy and Retry-After headers
   unused-scope      an oauth2 scope that no operation requires
   anonymous-write   an unsafe method reachable without credentials
+  validation-responses
+                    an operation whose parameters or body are validated
+                    that does not declare 400
 Silence a warning you have weighed with x-lint-ignore: [code] on the
 operation (or, for unused-scope, on the oauth2 security scheme).
 

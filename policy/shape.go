@@ -1,0 +1,272 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/parser"
+	yaml3 "gopkg.in/yaml.v3"
+)
+
+// The shape check runs before the OpenAPI loader. It reads the document
+// with a YAML parser that knows where every key is, so that what the
+// loader would report without a line, or not at all, is an error naming
+// its line and column:
+//   - a syntax error (a bad indentation, an unclosed quote), once, at the
+//     place the parser stopped;
+//   - a key given twice in one object (the loader keeps the last one);
+//   - a field OpenAPI does not define in the objects the compiler reads
+//     (the document, path items, operations, security schemes), with the
+//     field it was probably meant to be ("securty");
+//   - an extension one or two edits away from one specguard reads
+//     ("x-rate-limt"), and one of specguard's extensions where it is not
+//     read (x-rate-limit on a path item): either would leave an operation
+//     silently less protected than its author wrote.
+
+// Fields OpenAPI 3.0 and 3.1 define, by object.
+var (
+	rootFields = []string{"openapi", "info", "jsonSchemaDialect", "servers", "paths", "webhooks", "components",
+		"security", "tags", "externalDocs"}
+	pathItemFields = []string{"$ref", "summary", "description", "get", "put", "post", "delete", "options", "head",
+		"patch", "trace", "servers", "parameters"}
+	operationFields = []string{"tags", "summary", "description", "externalDocs", "operationId", "parameters",
+		"requestBody", "responses", "callbacks", "deprecated", "security", "servers"}
+	componentsFields = []string{"schemas", "responses", "parameters", "examples", "requestBodies", "headers",
+		"securitySchemes", "links", "callbacks", "pathItems"}
+	schemeFields = []string{"$ref", "type", "description", "name", "in", "scheme", "bearerFormat", "flows",
+		"openIdConnectUrl"}
+)
+
+// extensions are those specguard reads, with the objects it reads each on.
+var extensions = map[string][]string{
+	ExtRateLimit:    {"document", "operation"},
+	ExtRequireFresh: {"operation"},
+	ExtLintIgnore:   {"operation", "security scheme"},
+	ExtRoles:        {"security scheme"},
+}
+
+// plural names the objects an extension is read on.
+var plural = map[string]string{"document": "the document", "operation": "operations", "security scheme": "security schemes"}
+
+// checkShape reports what is described above. A syntax error is the only
+// error returned when there is one: nothing else can be read.
+//
+// The document is read as the OpenAPI loader reads it (yaml.v3). Only when
+// that fails is it read again by goccy/go-yaml, whose errors point at the
+// line and column where the document goes wrong rather than at the start
+// of the enclosing block.
+func checkShape(source string, data []byte) (errs Errors, syntax bool, meant []meant) {
+	var root yaml3.Node
+	if err := yaml3.Unmarshal(data, &root); err != nil {
+		return Errors{syntaxError(source, data, err)}, true, nil
+	}
+	s := &shape{source: source}
+	if len(root.Content) == 0 {
+		return nil, false, nil
+	}
+	s.duplicates(root.Content[0])
+	top := s.fields(root.Content[0], "", "document", rootFields)
+	if paths := top["paths"]; paths != nil {
+		for _, path := range entries(paths) {
+			where := path.key.Value
+			item := s.fields(path.value, where, "path item", pathItemFields)
+			for method, op := range item {
+				if !slices.Contains(methods, strings.ToUpper(method)) {
+					continue
+				}
+				opWhere := strings.ToUpper(method) + " " + where
+				for _, e := range entries(op) {
+					if e.key.Value == "operationId" {
+						opWhere += " (" + e.value.Value + ")"
+					}
+				}
+				s.fields(op, opWhere, "operation", operationFields)
+			}
+		}
+	}
+	if comps := top["components"]; comps != nil {
+		c := s.fields(comps, "components", "components", componentsFields)
+		if schemes := c["securitySchemes"]; schemes != nil {
+			for _, e := range entries(schemes) {
+				s.fields(e.value, "components.securitySchemes."+e.key.Value, "security scheme", schemeFields)
+			}
+		}
+	}
+	return s.errs, false, s.meant
+}
+
+// syntaxError is the one error of a document that does not parse.
+func syntaxError(source string, data []byte, err error) *Error {
+	if _, gerr := parser.ParseBytes(data, 0, parser.AllowDuplicateMapKey()); gerr != nil {
+		var yerr yaml.Error
+		if errors.As(gerr, &yerr) && yerr.GetToken() != nil {
+			pos := yerr.GetToken().Position
+			msg := strings.ReplaceAll(yerr.GetMessage(), "\t", `\t`)
+			return &Error{Source: source, Line: pos.Line, Col: pos.Column, Msg: "YAML: " + oneLine(msg)}
+		}
+	}
+	// goccy read what yaml.v3 did not: yaml.v3's error names a line.
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := 0
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		n, after, ok := strings.Cut(rest, ": ")
+		if l, err := strconv.Atoi(n); ok && err == nil {
+			line, msg = l, after
+		}
+	}
+	return &Error{Source: source, Line: line, Msg: "YAML: " + oneLine(msg)}
+}
+
+// meant is a misspelled field and the one it was probably meant to be: the
+// compiler's complaints about that one missing say the same thing again.
+type meant struct{ where, field string }
+
+type shape struct {
+	source string
+	errs   Errors
+	meant  []meant
+}
+
+// fields checks the keys of the object n (of kind, known fields allowed)
+// and returns its values by key.
+func (s *shape) fields(n *yaml3.Node, where, kind string, allowed []string) map[string]*yaml3.Node {
+	out := map[string]*yaml3.Node{}
+	for _, e := range entries(n) {
+		name := e.key.Value
+		out[name] = e.value
+		fail := func(format string, args ...any) {
+			s.errs = append(s.errs, &Error{Source: s.source, Line: e.key.Line, Col: e.key.Column, Where: where, Field: name, Msg: fmt.Sprintf(format, args...)})
+		}
+		switch {
+		case name == "<<": // a YAML merge key
+		case strings.HasPrefix(name, "x-"):
+			if on, ours := extensions[name]; ours {
+				if !slices.Contains(on, kind) {
+					places := make([]string, len(on))
+					for i, k := range on {
+						places[i] = plural[k]
+					}
+					fail("specguard reads this extension on %s, not on %s; here it would be ignored", strings.Join(places, " and "), article(kind))
+				}
+			} else if near := nearest(name, keys(extensions)); near != "" {
+				fail("unknown extension; did you mean %s? Nothing reads %s, so it would be ignored", near, name)
+				s.meant = append(s.meant, meant{where, near})
+			}
+		case !slices.Contains(allowed, name):
+			if near := nearest(name, allowed); near != "" {
+				fail("not a field of %s; did you mean %s?", article(kind), near)
+				s.meant = append(s.meant, meant{where, near})
+			} else {
+				fail("not a field of %s (OpenAPI allows %s, and x- extensions)", article(kind), strings.Join(allowed, ", "))
+			}
+		}
+	}
+	return out
+}
+
+// duplicates reports every key given twice in one mapping, anywhere: the
+// loader would keep the last, silently.
+func (s *shape) duplicates(n *yaml3.Node) {
+	if n.Kind == yaml3.MappingNode {
+		seen := map[string]*yaml3.Node{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if k.Value == "<<" {
+				continue
+			}
+			if first, dup := seen[k.Value]; dup {
+				s.errs = append(s.errs, &Error{Source: s.source, Line: k.Line, Col: k.Column, Field: k.Value,
+					Msg: fmt.Sprintf("given twice in one object (first on line %d); only the last would count", first.Line)})
+				continue
+			}
+			seen[k.Value] = k
+		}
+	}
+	for _, c := range n.Content {
+		s.duplicates(c)
+	}
+}
+
+func article(kind string) string {
+	if strings.IndexByte("aeiou", kind[0]) >= 0 {
+		return "an " + kind
+	}
+	return "a " + kind
+}
+
+func keys(m map[string][]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// entry is one key of a mapping and its value.
+type entry struct{ key, value *yaml3.Node }
+
+// entries returns the key-value pairs of a mapping node, or nil for any
+// other node. An alias is not followed: its target was checked where it
+// is defined.
+func entries(n *yaml3.Node) []entry {
+	if n == nil || n.Kind != yaml3.MappingNode {
+		return nil
+	}
+	out := make([]entry, 0, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		out = append(out, entry{n.Content[i], n.Content[i+1]})
+	}
+	return out
+}
+
+// nearest returns the candidate one or two edits away from name (the
+// closest; none when name is one of them or nothing is that close).
+func nearest(name string, candidates []string) string {
+	best, bestD := "", 3
+	for _, c := range candidates {
+		if c == name {
+			return ""
+		}
+		if d := editDistance(strings.ToLower(name), strings.ToLower(c)); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// said reports whether e says again what a misspelling found by the shape
+// check said: that the field it was meant to be is missing.
+func said(e *Error, ms []meant) bool {
+	for _, m := range ms {
+		if e.Where == m.where && (e.Field == m.field || strings.HasPrefix(e.Field, m.field+"[") || strings.HasPrefix(e.Field, m.field+" ")) {
+			return true
+		}
+	}
+	return false
+}
