@@ -27,7 +27,8 @@ check-generated:
 	@cd api/gen && $(CODEGEN) -config oapi-codegen.yaml -o $(TMP)/server.gen.go ../openapi.yaml
 	@cd e2e/client && $(CODEGEN) -config oapi-codegen.yaml -o $(TMP)/client.gen.go ../../api/openapi.yaml
 	@cd examples/notes/api && $(CODEGEN) -config oapi-codegen.yaml -o $(TMP)/api.gen.go ../openapi.yaml
-	@for f in api/gen/server.gen.go e2e/client/client.gen.go examples/notes/api/api.gen.go; do \
+	@cd api/gen && $(GO) run ../../internal/specsum -pkg gen -o $(TMP)/spec_sum.go ../openapi.yaml
+	@for f in api/gen/server.gen.go api/gen/spec_sum.go e2e/client/client.gen.go examples/notes/api/api.gen.go; do \
 		cmp -s $(TMP)/$$(basename $$f) $$f || { \
 			echo "$$f is stale: run 'make generate' and commit it"; \
 			diff -u $$f $(TMP)/$$(basename $$f) | head -40; exit 1; }; done

@@ -49,6 +49,17 @@ type Limiter interface {
 	CanPrecheck() bool
 }
 
+// ErrRoutes wraps the error of New when the router and the document
+// disagree: a route that is no operation, or an operation without route
+// (the code generated from another version of the document, say).
+var ErrRoutes = errors.New("the router's routes are not the document's operations")
+
+// routesError is New's error when the routes disagree with the document.
+type routesError string
+
+func (e routesError) Error() string        { return string(e) }
+func (e routesError) Is(target error) bool { return target == ErrRoutes }
+
 // Option configures a Guard.
 type Option func(*Guard)
 
@@ -186,6 +197,7 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 	}
 	seen := map[*policy.Operation]bool{}
 	found := map[string]bool{}
+	routesDisagree := false
 	err := chi.Walk(router, func(method, route string, _ http.Handler, mws ...func(http.Handler) http.Handler) error {
 		if len(mws) > 0 {
 			problems = append(problems, fmt.Sprintf("route %s %s has middleware inside the guarded router; install it around the guard", method, route))
@@ -197,6 +209,7 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 		op := table.Lookup(method, route)
 		if op == nil {
 			problems = append(problems, fmt.Sprintf("route %s %s has no operation in %s (name it with WithUnguarded to serve it unguarded)", method, route, table.Source))
+			routesDisagree = true
 			return nil
 		}
 		seen[op] = true
@@ -208,6 +221,7 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 	for _, op := range table.Operations() {
 		if !seen[op] {
 			problems = append(problems, fmt.Sprintf("%s %s (%s): operation has no route", op.Method, op.Path, op.ID))
+			routesDisagree = true
 		}
 	}
 	for route := range g.free {
@@ -217,7 +231,11 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 	}
 	if len(problems) > 0 {
 		sort.Strings(problems)
-		return nil, fmt.Errorf("guard: %s", strings.Join(slices.Compact(problems), "; "))
+		msg := "guard: " + strings.Join(slices.Compact(problems), "; ")
+		if routesDisagree {
+			return nil, routesError(msg)
+		}
+		return nil, errors.New(msg)
 	}
 	return g, nil
 }

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/specguard/specguard/api"
+	"github.com/specguard/specguard/api/gen"
+	"github.com/specguard/specguard/guard"
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
@@ -31,6 +33,16 @@ import (
 
 // SpecSource names the embedded document in error messages.
 const SpecSource = "api/openapi.yaml"
+
+// generatedFrom refuses a binary whose api/gen was generated from another
+// document than the one it embeds: api/openapi.yaml was edited and `make
+// generate` not run, so the routes and types are stale.
+func generatedFrom(spec []byte) error {
+	if sum := fmt.Sprintf("%x", sha256.Sum256(spec)); sum != gen.SpecSHA256 {
+		return fmt.Errorf("%s changed since api/gen was generated from it: run `make generate`, implement the new methods of gen.StrictServerInterface, and build again", SpecSource)
+	}
+	return nil
+}
 
 // Run serves until ctx is done, then drains in-flight requests and returns
 // nil. Any configuration problem is returned before anything listens.
@@ -46,6 +58,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := slog.New(handler)
 
 	source, spec := SpecSource, api.Spec
+	if err := generatedFrom(api.Spec); err != nil {
+		return err
+	}
 	if cfg.SpecFile != "" {
 		if spec, err = os.ReadFile(cfg.SpecFile); err != nil {
 			return fmt.Errorf("SPECGUARD_SPEC_FILE: %v", err)
@@ -65,6 +80,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	h, err := NewHandler(deps)
+	if errors.Is(err, guard.ErrRoutes) && cfg.SpecFile != "" {
+		return fmt.Errorf("%w (SPECGUARD_SPEC_FILE must declare the operations the binary was generated from; to add or remove operations, edit %s and run `make generate`)", err, SpecSource)
+	}
 	if err != nil {
 		return err
 	}

@@ -17,10 +17,13 @@ import (
 	"testing"
 	"time"
 
+	yaml "gopkg.in/yaml.v3"
+
 	"github.com/specguard/specguard/api"
 	"github.com/specguard/specguard/internal/keytest"
 	"github.com/specguard/specguard/internal/pgtest"
 	"github.com/specguard/specguard/internal/redistest"
+	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/server"
 	"github.com/specguard/specguard/server/db"
 )
@@ -320,7 +323,7 @@ func TestBadConfiguration(t *testing.T) {
 		{"bad pool size", map[string]string{"SPECGUARD_DATABASE_POOL_SIZE": "0"}, nil, `SPECGUARD_DATABASE_POOL_SIZE: "0" is not a number of connections from 1 to 1000`},
 		{"unknown flag", nil, []string{"--colour", "red"}, "flag provided but not defined: -colour"},
 		{"missing spec file", map[string]string{"SPECGUARD_SPEC_FILE": filepath.Join(dir, "none.yaml")}, nil, "SPECGUARD_SPEC_FILE: open " + filepath.Join(dir, "none.yaml") + ": no such file or directory"},
-		{"spec file with an operation the server lacks", map[string]string{"SPECGUARD_SPEC_FILE": write("extra.yaml", strings.Replace(string(api.Spec), "\npaths:\n", "\npaths:\n  /extra:\n    get:\n      operationId: extra\n      responses: { '200': { description: ok } }\n", 1))}, nil, "guard: GET /extra (extra): operation has no route"},
+		{"spec file with an operation the server lacks", map[string]string{"SPECGUARD_SPEC_FILE": write("extra.yaml", strings.Replace(string(api.Spec), "\npaths:\n", "\npaths:\n  /extra:\n    get:\n      operationId: extra\n      responses: { '200': { description: ok } }\n", 1))}, nil, "guard: GET /extra (extra): operation has no route (SPECGUARD_SPEC_FILE must declare the operations the binary was generated from; to add or remove operations, edit api/openapi.yaml and run `make generate`)"},
 		{"spec file that does not compile", map[string]string{"SPECGUARD_SPEC_FILE": write("bad.yaml", strings.Replace(string(api.Spec), "name: token-ip\n", "name: token ip\n", 1))}, nil, filepath.Join(dir, "bad.yaml") + ":"},
 		{"bad log-requests", map[string]string{"SPECGUARD_LOG_REQUESTS": "sometimes"}, nil, `SPECGUARD_LOG_REQUESTS: "sometimes" is not true or false`},
 		{"bad admin address", map[string]string{"SPECGUARD_ADMIN_ADDR": "9090"}, nil, `SPECGUARD_ADMIN_ADDR: "9090" is not host:port, auto or off`},
@@ -352,22 +355,70 @@ func TestBadConfiguration(t *testing.T) {
 // The dev signing key is generated once, with mode 0600, and reused.
 // SPECGUARD_SPEC_FILE serves another document with the same operations:
 // here login allows 2 attempts instead of 5.
+// SPECGUARD_SPEC_FILE changes what is enforced without a rebuild: here the
+// first GET operation gets a tier of 2 calls a minute by IP, and the third
+// anonymous call is refused (limits apply before authentication refuses).
 func TestSpecFile(t *testing.T) {
-	spec := strings.Replace(string(api.Spec), "name: login-ip\n          limit: 5\n", "name: login-ip\n          limit: 2\n", 1)
-	if spec == string(api.Spec) {
-		t.Fatal("the example spec no longer has the login limit this test edits")
+	table, err := policy.Compile(server.SpecSource, api.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var op *policy.Operation
+	for _, o := range table.Operations() {
+		if o.Method == "GET" && !strings.Contains(o.Path, "{") {
+			op = o
+			break
+		}
+	}
+	if op == nil {
+		t.Fatal("the document has no GET operation without path parameters")
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(api.Spec, &doc); err != nil {
+		t.Fatal(err)
+	}
+	get := lookup(t, lookup(t, lookup(t, doc.Content[0], "paths"), op.Path), "get")
+	setKey(get, "x-rate-limit", "{name: tight, limit: 2, window: 1m, key: ip}")
+	spec, err := yaml.Marshal(&doc)
+	if err != nil {
+		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "openapi.yaml")
-	if err := os.WriteFile(path, []byte(spec), 0o644); err != nil {
+	if err := os.WriteFile(path, spec, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	in := start(t, map[string]string{"SPECGUARD_SPEC_FILE": path})
-	for i, want := range []int{200, 200, 429} {
-		resp, _ := in.do(t, "POST", "/auth/login", `{"email":"user@example.com","password":"user-password"}`)
-		if resp.StatusCode != want {
-			t.Fatalf("login %d: %d, want %d", i+1, resp.StatusCode, want)
+	for i := range 3 {
+		resp, _ := in.do(t, "GET", op.Path, "")
+		if (resp.StatusCode == http.StatusTooManyRequests) != (i == 2) {
+			t.Fatalf("%s %s, call %d: %d", op.Method, op.Path, i+1, resp.StatusCode)
 		}
 	}
+}
+
+// lookup returns the value of key in the mapping node n.
+func lookup(t *testing.T, n *yaml.Node, key string) *yaml.Node {
+	t.Helper()
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	t.Fatalf("no %s in the document", key)
+	return nil
+}
+
+// setKey sets key of the mapping node n to the YAML value.
+func setKey(n *yaml.Node, key, value string) {
+	var v yaml.Node
+	_ = yaml.Unmarshal([]byte(value), &v)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			n.Content[i+1] = v.Content[0]
+			return
+		}
+	}
+	n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: key}, v.Content[0])
 }
 
 func TestDevKeyIsReused(t *testing.T) {
