@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/specguard/specguard/internal/text"
 )
 
 // Extension names the compiler reads.
@@ -124,7 +125,7 @@ func compileLoaded(source string, data []byte) (*Table, Errors) {
 	loader.IncludeOrigin = true
 	doc, err := loader.LoadFromData(data)
 	if err != nil {
-		return nil, Errors{{Source: source, Msg: "cannot load OpenAPI document: " + oneLine(err.Error())}}
+		return nil, Errors{{Source: source, Msg: "cannot load OpenAPI document: " + text.OneLine(err.Error())}}
 	}
 	c := &compiler{source: source, doc: doc, data: data}
 	if err := doc.Validate(context.Background()); err != nil {
@@ -136,13 +137,11 @@ func compileLoaded(source string, data []byte) (*Table, Errors) {
 				return nil, c.errs
 			}
 		}
-		return nil, Errors{{Source: source, Msg: "invalid OpenAPI document: " + oneLine(err.Error())}}
+		return nil, Errors{{Source: source, Msg: "invalid OpenAPI document: " + text.OneLine(err.Error())}}
 	}
 	t := c.compile()
 	return t, c.errs
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 type compiler struct {
 	source string

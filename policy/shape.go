@@ -9,6 +9,7 @@ import (
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/parser"
+	"github.com/specguard/specguard/internal/text"
 	yaml3 "gopkg.in/yaml.v3"
 )
 
@@ -106,7 +107,7 @@ func syntaxError(source string, data []byte, err error) *Error {
 		if errors.As(gerr, &yerr) && yerr.GetToken() != nil {
 			pos := yerr.GetToken().Position
 			msg := strings.ReplaceAll(yerr.GetMessage(), "\t", `\t`)
-			return &Error{Source: source, Line: pos.Line, Col: pos.Column, Msg: "YAML: " + oneLine(msg)}
+			return &Error{Source: source, Line: pos.Line, Col: pos.Column, Msg: "YAML: " + text.OneLine(msg)}
 		}
 	}
 	// goccy read what yaml.v3 did not: yaml.v3's error names a line.
@@ -118,7 +119,7 @@ func syntaxError(source string, data []byte, err error) *Error {
 			line, msg = l, after
 		}
 	}
-	return &Error{Source: source, Line: line, Msg: "YAML: " + oneLine(msg)}
+	return &Error{Source: source, Line: line, Msg: "YAML: " + text.OneLine(msg)}
 }
 
 // meant is a misspelled field and the one it was probably meant to be: the
@@ -152,12 +153,12 @@ func (s *shape) fields(n *yaml3.Node, where, kind string, allowed []string) map[
 					}
 					fail("specguard reads this extension on %s, not on %s; here it would be ignored", strings.Join(places, " and "), article(kind))
 				}
-			} else if near := nearest(name, keys(extensions)); near != "" {
+			} else if near := text.Nearest(name, keys(extensions), 2); near != "" {
 				fail("unknown extension; did you mean %s? Nothing reads %s, so it would be ignored", near, name)
 				s.meant = append(s.meant, meant{where, near})
 			}
 		case !slices.Contains(allowed, name):
-			if near := nearest(name, allowed); near != "" {
+			if near := text.Nearest(name, allowed, 2); near != "" {
 				fail("not a field of %s; did you mean %s?", article(kind), near)
 				s.meant = append(s.meant, meant{where, near})
 			} else {
@@ -222,42 +223,6 @@ func entries(n *yaml3.Node) []entry {
 		out = append(out, entry{n.Content[i], n.Content[i+1]})
 	}
 	return out
-}
-
-// nearest returns the candidate one or two edits away from name (the
-// closest; none when name is one of them or nothing is that close).
-func nearest(name string, candidates []string) string {
-	best, bestD := "", 3
-	for _, c := range candidates {
-		if c == name {
-			return ""
-		}
-		if d := editDistance(strings.ToLower(name), strings.ToLower(c)); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	return best
-}
-
-// editDistance is the Levenshtein distance of a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // said reports whether e says again what a misspelling found by the shape

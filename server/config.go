@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/specguard/specguard/internal/text"
 	"gopkg.in/yaml.v3"
 )
 
@@ -148,7 +151,17 @@ var settings = []setting{
 	{"failed-logins-per-ip", "failed password checks allowed per client address, across login, browser session and the password grant", "5/15m", budget(func(c *Config) *Budget { return &c.FailedLoginsPerIP })},
 	{"failed-logins-per-account", "failed password checks allowed per account, whatever the address (see the README on lock-out)", "10/15m", budget(func(c *Config) *Budget { return &c.FailedLoginsPerAccount })},
 	{"store-timeout", "timeout of every store call", "100ms", dur(func(c *Config) *time.Duration { return &c.StoreTimeout })},
-	{"allowed-origins", "comma-separated origins allowed to send cookie-authenticated writes; empty = same host", "", list(func(c *Config) *[]string { return &c.AllowedOrigins })},
+	{"allowed-origins", "comma-separated origins (scheme://host[:port]) allowed to send cookie-authenticated writes; empty = same host", "", func(c *Config, v string) error {
+		if err := list(func(c *Config) *[]string { return &c.AllowedOrigins })(c, v); err != nil {
+			return err
+		}
+		for _, o := range c.AllowedOrigins {
+			if err := checkOrigin(o); err != nil {
+				return err
+			}
+		}
+		return nil
+	}},
 	{"shutdown-timeout", "how long SIGTERM waits for in-flight requests", "10s", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 	{"admin-addr", "listen address of /metrics (keep it private); auto = 127.0.0.1 and the API's port + 1000; off = none", "auto", func(c *Config, v string) error {
 		if v != "off" && v != "auto" {
@@ -183,6 +196,56 @@ var settings = []setting{
 		c.LogFormat = v
 		return nil
 	}},
+}
+
+// checkOrigin refuses what a browser never sends as an Origin: a host
+// without a scheme ("example.com") would match no request at all.
+func checkOrigin(o string) error {
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return fmt.Errorf("%q is not an origin: want scheme://host[:port], such as https://app.example.com", o)
+	}
+	return nil
+}
+
+// CheckEnviron refuses SPECGUARD_* variables that are no setting, so that a
+// misspelled one (SPECGUARD_REDIS= for SPECGUARD_REDIS_URL) cannot leave
+// the server running on defaults. environ is os.Environ(); the variables
+// of the test and load tools (SPECGUARD_TEST_*, SPECGUARD_BENCH_*) pass.
+func CheckEnviron(environ []string) error {
+	known := make([]string, len(settings))
+	for i, s := range settings {
+		known[i] = envName(s.name)
+	}
+	var bad []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "SPECGUARD_") || slices.Contains(known, name) ||
+			strings.HasPrefix(name, "SPECGUARD_TEST_") || strings.HasPrefix(name, "SPECGUARD_BENCH_") {
+			continue
+		}
+		msg := name + " is not a setting"
+		if near := suggestSetting(name, known); near != "" {
+			msg += " (did you mean " + near + "?)"
+		}
+		bad = append(bad, msg)
+	}
+	if len(bad) > 0 {
+		slices.Sort(bad)
+		return fmt.Errorf("%s; `specguard serve --help` lists every SPECGUARD_* variable", strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+// suggestSetting is the setting name was probably meant to be: one it is
+// the start of (SPECGUARD_REDIS), or one at most three edits away.
+func suggestSetting(name string, known []string) string {
+	for _, k := range known {
+		if strings.HasPrefix(k, name+"_") {
+			return k
+		}
+	}
+	return text.Nearest(name, known, 3)
 }
 
 func envName(flagName string) string {
@@ -238,24 +301,59 @@ type SeedUser struct {
 }
 
 // LoadUsers reads a users file; roles are checked against the spec's.
+// Errors name the file, the line and what was expected, in the file's
+// own terms (never a Go type).
 func LoadUsers(path string, roles map[string][]string) ([]SeedUser, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("SPECGUARD_USERS_FILE: %v", err)
 	}
-	var users []SeedUser
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
-	dec.KnownFields(true)
-	if err := dec.Decode(&users); err != nil && !errors.Is(err, io.EOF) {
-		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			return nil, fmt.Errorf("%s: %s", path, strings.Join(te.Errors, "; "))
-		}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
+	const want = "want a list of users, each {email, password or password_hash, role}"
+	if len(doc.Content) == 0 {
+		return nil, fmt.Errorf("%s: holds no users; %s, or leave SPECGUARD_USERS_FILE empty for the demo users", path, want)
+	}
+	list := doc.Content[0]
+	if list.Kind != yaml.SequenceNode {
+		return nil, fmt.Errorf("%s:%d: %s", path, list.Line, want)
+	}
+	if len(list.Content) == 0 {
+		return nil, fmt.Errorf("%s: holds no users; %s", path, want)
+	}
+	fields := []string{"email", "password", "password_hash", "role"}
+	users := make([]SeedUser, 0, len(list.Content))
 	seen := map[string]bool{}
-	for i, u := range users {
-		where := fmt.Sprintf("%s: entry %d", path, i+1)
+	for i, item := range list.Content {
+		where := fmt.Sprintf("%s:%d: user %d", path, item.Line, i+1)
+		if item.Kind != yaml.MappingNode {
+			return nil, fmt.Errorf("%s: %s", where, want)
+		}
+		var u SeedUser
+		for j := 0; j+1 < len(item.Content); j += 2 {
+			k, v := item.Content[j], item.Content[j+1]
+			if v.Kind != yaml.ScalarNode {
+				return nil, fmt.Errorf("%s:%d: %s must be a string", path, v.Line, k.Value)
+			}
+			switch k.Value {
+			case "email":
+				u.Email = v.Value
+			case "password":
+				u.Password = v.Value
+			case "password_hash":
+				u.PasswordHash = v.Value
+			case "role":
+				u.Role = v.Value
+			default:
+				msg := fmt.Sprintf("%s:%d: %s is not a field of a user (want %s)", path, k.Line, k.Value, strings.Join(fields, ", "))
+				if near := text.Nearest(k.Value, fields, 2); near != "" {
+					msg = fmt.Sprintf("%s:%d: %s is not a field of a user; did you mean %s?", path, k.Line, k.Value, near)
+				}
+				return nil, errors.New(msg)
+			}
+		}
 		switch {
 		case u.Email == "":
 			return nil, fmt.Errorf("%s: email is missing", where)
@@ -270,6 +368,7 @@ func LoadUsers(path string, roles map[string][]string) ([]SeedUser, error) {
 			return nil, fmt.Errorf("%s (%s): password_hash is not an argon2id or bcrypt hash", where, u.Email)
 		}
 		seen[normEmail(u.Email)] = true
+		users = append(users, u)
 	}
 	return users, nil
 }

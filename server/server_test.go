@@ -310,9 +310,12 @@ func TestBadConfiguration(t *testing.T) {
 		{"signing key readable by others", map[string]string{"SPECGUARD_SIGNING_KEY_FILE": readable(write("open.pem", keyPEM(t)), 0o644)}, nil, "SPECGUARD_SIGNING_KEY_FILE: " + filepath.Join(dir, "open.pem") + ": mode 0644 lets other users read a private key; chmod 600 it"},
 		{"verify key readable by the group", map[string]string{"SPECGUARD_VERIFY_KEY_FILES": readable(write("old.pem", keyPEM(t)), 0o640)}, nil, "SPECGUARD_VERIFY_KEY_FILES: " + filepath.Join(dir, "old.pem") + ": mode 0640 lets other users read a private key; chmod 600 it"},
 		{"short HMAC key", map[string]string{"SPECGUARD_SIGNING_KEY_FILE": write("short.pem", "-----BEGIN HMAC KEY-----\nc2hvcnQ=\n-----END HMAC KEY-----\n")}, nil, "SPECGUARD_SIGNING_KEY_FILE: " + filepath.Join(dir, "short.pem") + ": HMAC key of 5 bytes: at least 32 are required"},
-		{"users file unknown role", map[string]string{"SPECGUARD_USERS_FILE": write("u1.yaml", "- email: a@example.com\n  password: secret-password\n  role: root\n")}, nil, filepath.Join(dir, "u1.yaml") + `: entry 1 (a@example.com): role "root" is not declared in the spec's x-roles`},
-		{"users file unknown field", map[string]string{"SPECGUARD_USERS_FILE": write("u2.yaml", "- email: a@example.com\n  pasword: x\n  role: user\n")}, nil, filepath.Join(dir, "u2.yaml") + ": line 2: field pasword not found in type server.SeedUser"},
-		{"users file both password forms", map[string]string{"SPECGUARD_USERS_FILE": write("u3.yaml", "- email: a@example.com\n  password: x\n  password_hash: y\n  role: user\n")}, nil, filepath.Join(dir, "u3.yaml") + ": entry 1 (a@example.com): give exactly one of password and password_hash"},
+		{"users file unknown role", map[string]string{"SPECGUARD_USERS_FILE": write("u1.yaml", "- email: a@example.com\n  password: secret-password\n  role: root\n")}, nil, filepath.Join(dir, "u1.yaml") + `:1: user 1 (a@example.com): role "root" is not declared in the spec's x-roles`},
+		{"users file unknown field", map[string]string{"SPECGUARD_USERS_FILE": write("u2.yaml", "- email: a@example.com\n  pasword: x\n  role: user\n")}, nil, filepath.Join(dir, "u2.yaml") + ":2: pasword is not a field of a user; did you mean password?"},
+		{"users file empty", map[string]string{"SPECGUARD_USERS_FILE": write("u4.yaml", "# nobody yet\n")}, nil, filepath.Join(dir, "u4.yaml") + ": holds no users; want a list of users, each {email, password or password_hash, role}, or leave SPECGUARD_USERS_FILE empty for the demo users"},
+		{"users file not a list", map[string]string{"SPECGUARD_USERS_FILE": write("u5.yaml", "email: a@example.com\npassword: x\nrole: user\n")}, nil, filepath.Join(dir, "u5.yaml") + ":1: want a list of users, each {email, password or password_hash, role}"},
+		{"allowed origin without a scheme", map[string]string{"SPECGUARD_ALLOWED_ORIGINS": "https://app.example.com, example.com"}, nil, `SPECGUARD_ALLOWED_ORIGINS: "example.com" is not an origin: want scheme://host[:port], such as https://app.example.com`},
+		{"users file both password forms", map[string]string{"SPECGUARD_USERS_FILE": write("u3.yaml", "- email: a@example.com\n  password: x\n  password_hash: y\n  role: user\n")}, nil, filepath.Join(dir, "u3.yaml") + ":1: user 1 (a@example.com): give exactly one of password and password_hash"},
 		{"bad redis url", map[string]string{"SPECGUARD_REDIS_URL": "http://localhost"}, nil, `SPECGUARD_REDIS_URL: scheme "http": want redis, rediss, redis+cluster or rediss+cluster`},
 		{"unreachable redis", map[string]string{"SPECGUARD_REDIS_URL": fmt.Sprintf("redis://127.0.0.1:%d/0", redistest.FreePort(t))}, nil, "SPECGUARD_REDIS_URL: cannot reach Redis"},
 		{"redis without a signing key", map[string]string{"SPECGUARD_REDIS_URL": redistest.Start(t).URL}, nil, "SPECGUARD_SIGNING_KEY_FILE: required with SPECGUARD_REDIS_URL: every instance sharing it must sign with the same key; make one with `specguard keygen --out signing-key.pem`"},
@@ -324,7 +327,7 @@ func TestBadConfiguration(t *testing.T) {
 		{"unknown flag", nil, []string{"--colour", "red"}, "flag provided but not defined: -colour"},
 		{"missing spec file", map[string]string{"SPECGUARD_SPEC_FILE": filepath.Join(dir, "none.yaml")}, nil, "SPECGUARD_SPEC_FILE: open " + filepath.Join(dir, "none.yaml") + ": no such file or directory"},
 		{"spec file with an operation the server lacks", map[string]string{"SPECGUARD_SPEC_FILE": write("extra.yaml", strings.Replace(string(api.Spec), "\npaths:\n", "\npaths:\n  /extra:\n    get:\n      operationId: extra\n      responses: { '200': { description: ok } }\n", 1))}, nil, "guard: GET /extra (extra): operation has no route (SPECGUARD_SPEC_FILE must declare the operations the binary was generated from; to add or remove operations, edit api/openapi.yaml and run `make generate`)"},
-		{"spec file that does not compile", map[string]string{"SPECGUARD_SPEC_FILE": write("bad.yaml", strings.Replace(string(api.Spec), "name: token-ip\n", "name: token ip\n", 1))}, nil, filepath.Join(dir, "bad.yaml") + ":"},
+		{"spec file that does not compile", map[string]string{"SPECGUARD_SPEC_FILE": write("bad.yaml", string(api.Spec)+"x-rate-limt: false\n")}, nil, filepath.Join(dir, "bad.yaml") + ":"},
 		{"bad log-requests", map[string]string{"SPECGUARD_LOG_REQUESTS": "sometimes"}, nil, `SPECGUARD_LOG_REQUESTS: "sometimes" is not true or false`},
 		{"bad admin address", map[string]string{"SPECGUARD_ADMIN_ADDR": "9090"}, nil, `SPECGUARD_ADMIN_ADDR: "9090" is not host:port, auto or off`},
 		{"admin address taken", map[string]string{"SPECGUARD_ADMIN_ADDR": busy}, nil, "SPECGUARD_ADMIN_ADDR: listen tcp " + busy + ": bind: address already in use"},
@@ -349,6 +352,24 @@ func TestBadConfiguration(t *testing.T) {
 				t.Error("the server started listening")
 			}
 		})
+	}
+}
+
+// A SPECGUARD_* variable that is no setting is refused, with the one it
+// was probably meant to be; those of the test and load tools pass.
+func TestUnknownVariables(t *testing.T) {
+	for _, c := range []struct {
+		environ []string
+		want    string
+	}{
+		{[]string{"PATH=/bin", "SPECGUARD_ADDR=:1", "SPECGUARD_TEST_REDIS_URL=x", "SPECGUARD_BENCH_POSTGRES_URL=y"}, ""},
+		{[]string{"SPECGUARD_REDIS="}, "SPECGUARD_REDIS is not a setting (did you mean SPECGUARD_REDIS_URL?); `specguard serve --help` lists every SPECGUARD_* variable"},
+		{[]string{"SPECGUARD_ACESS_TTL=5m", "SPECGUARD_NOPE=1"}, "SPECGUARD_ACESS_TTL is not a setting (did you mean SPECGUARD_ACCESS_TTL?); SPECGUARD_NOPE is not a setting; `specguard serve --help` lists every SPECGUARD_* variable"},
+	} {
+		err := server.CheckEnviron(c.environ)
+		if got := fmt.Sprint(err); (c.want == "" && err != nil) || (c.want != "" && got != c.want) {
+			t.Errorf("%v: %v, want %q", c.environ, err, c.want)
+		}
 	}
 }
 

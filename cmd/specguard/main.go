@@ -19,7 +19,10 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	err := checkEnviron(os.Args[1:], os.Environ())
+	if err == nil {
+		err = run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	}
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return
@@ -28,6 +31,15 @@ func main() {
 	}
 	fmt.Fprintln(os.Stderr, "specguard:", err)
 	os.Exit(1)
+}
+
+// checkEnviron refuses misspelled SPECGUARD_* variables for the commands
+// that read them.
+func checkEnviron(args, environ []string) error {
+	if len(args) > 0 && (args[0] == "serve" || args[0] == "migrate") {
+		return server.CheckEnviron(environ)
+	}
+	return nil
 }
 
 // errReported is returned by a command that has already said why it failed.

@@ -401,3 +401,16 @@ func TestHelp(t *testing.T) {
 		t.Errorf("unknown command: %v", err)
 	}
 }
+
+// serve and migrate refuse a misspelled variable; lint does not read any.
+func TestMisspelledVariable(t *testing.T) {
+	env := []string{"SPECGUARD_REDIS=redis://127.0.0.1:6379"}
+	for _, args := range [][]string{{"serve"}, {"migrate"}} {
+		if err := checkEnviron(args, env); err == nil || !strings.Contains(err.Error(), "did you mean SPECGUARD_REDIS_URL?") {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
+	if err := checkEnviron([]string{"lint"}, env); err != nil {
+		t.Errorf("lint: %v", err)
+	}
+}

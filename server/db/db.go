@@ -27,6 +27,7 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/specguard/specguard/internal/text"
 	"github.com/specguard/specguard/security"
 )
 
@@ -75,7 +76,7 @@ func ParseURL(raw, dataDir string) (Source, error) {
 		return Source{Kind: SQLite, DSN: path}, nil
 	case strings.HasPrefix(raw, "postgres://"), strings.HasPrefix(raw, "postgresql://"):
 		if _, err := pgconn.ParseConfig(raw); err != nil {
-			return Source{}, fmt.Errorf("%s: %v", Redact(raw), oneLine(err.Error()))
+			return Source{}, fmt.Errorf("%s: %v", Redact(raw), text.OneLine(err.Error()))
 		}
 		return Source{Kind: Postgres, DSN: raw}, nil
 	}
@@ -157,7 +158,7 @@ func Open(ctx context.Context, src Source, opts ...Option) (*DB, error) {
 	defer cancel()
 	if err := d.w.PingContext(pctx); err != nil {
 		d.Close()
-		return nil, fmt.Errorf("cannot reach the database %s: %s", src, oneLine(err.Error()))
+		return nil, fmt.Errorf("cannot reach the database %s: %s", src, text.OneLine(err.Error()))
 	}
 	return d, nil
 }
@@ -335,7 +336,7 @@ func (d *DB) fail(err error) error {
 	case isUniqueViolation(err):
 		return ErrExists
 	}
-	return fmt.Errorf("%w: database: %s", ErrUnavailable, oneLine(err.Error()))
+	return fmt.Errorf("%w: database: %s", ErrUnavailable, text.OneLine(err.Error()))
 }
 
 func isUniqueViolation(err error) bool {
@@ -349,8 +350,6 @@ func isUniqueViolation(err error) bool {
 	}
 	return false
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 func usec(t time.Time) int64 { return t.UnixMicro() }
 
