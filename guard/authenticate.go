@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/specguard/specguard/limits"
@@ -61,7 +62,9 @@ func (a *authResult) schemeName() string {
 }
 
 // errNoCredentials and scopeError are the failures that are not an
-// Authenticator's error: nothing presented, or too little scope.
+// Authenticator's error: nothing accepted was presented, or too little
+// scope. The detail of errNoCredentials is the operation's (see
+// noCredentials).
 var errNoCredentials = errors.New("this operation needs credentials")
 
 type scopeError struct{ scopes []string }
@@ -234,4 +237,87 @@ func combine(acc, p *security.Principal, scheme string) *security.Principal {
 		c.KeyID = p.KeyID
 	}
 	return &c
+}
+
+// describe says how a credential of scheme s is presented.
+func describe(s *policy.Scheme) string {
+	switch s.Type {
+	case policy.SchemeBearer, policy.SchemeOAuth2:
+		return s.Name + " (an Authorization: Bearer token)"
+	case policy.SchemeAPIKeyHeader:
+		return s.Name + " (the " + s.Param + " header)"
+	case policy.SchemeAPIKeyCookie:
+		return s.Name + " (the " + s.Param + " cookie)"
+	}
+	return s.Name
+}
+
+// accepted lists, once each, how op accepts credentials: "bearerAuth (an
+// Authorization: Bearer token) or cookieAuth (the sid cookie)"; an AND
+// alternative is joined with "and".
+func accepted(op *policy.Operation) string {
+	var alts []string
+	for _, alt := range op.Security.Alternatives {
+		parts := make([]string, len(alt))
+		for i, sr := range alt {
+			parts[i] = describe(sr.Scheme)
+		}
+		if a := strings.Join(parts, " and "); !slices.Contains(alts, a) {
+			alts = append(alts, a)
+		}
+	}
+	return strings.Join(alts, " or ")
+}
+
+// presented names the credentials r carries of schemes op does not accept
+// (their names and where they travel, never their values).
+func (g *Guard) presented(r *http.Request, op *policy.Operation) []string {
+	takes := func(s *policy.Scheme) bool {
+		for _, alt := range op.Security.Alternatives {
+			for _, sr := range alt {
+				if sr.Scheme.Param == s.Param && sameKind(sr.Scheme.Type, s.Type) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	var out []string
+	seen := map[string]bool{} // where the credential travels: bearer and oauth2 share one
+	for _, name := range g.schemeNames {
+		s := g.table.Schemes[name]
+		where := s.Param
+		if isBearer(s.Type) {
+			where = "Authorization"
+		}
+		if takes(s) || seen[where] {
+			continue
+		}
+		carried := false
+		switch s.Type {
+		case policy.SchemeBearer, policy.SchemeOAuth2:
+			scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+			carried = strings.EqualFold(scheme, "Bearer")
+		case policy.SchemeAPIKeyHeader:
+			carried = r.Header.Get(s.Param) != ""
+		case policy.SchemeAPIKeyCookie:
+			_, err := r.Cookie(s.Param)
+			carried = err == nil
+		}
+		if carried {
+			seen[where] = true
+			out = append(out, describe(s))
+		}
+	}
+	return out
+}
+
+// noCredentials is the detail of a 401 for a request that presented no
+// credential op accepts.
+func (g *Guard) noCredentials(r *http.Request, op *policy.Operation) string {
+	detail := "this operation needs credentials: it accepts " + accepted(op)
+	if other := g.presented(r, op); len(other) > 0 {
+		detail += "; the request carried " + strings.Join(other, " and ") + ", which it does not accept"
+	}
+	return detail
 }

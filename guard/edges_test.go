@@ -200,6 +200,25 @@ func TestChallengeNamesTheRequiredScheme(t *testing.T) {
 	}
 }
 
+// A credential of a scheme the operation does not take is named (never
+// its value) next to what the operation accepts.
+func TestWrongKindOfCredentialIsNamed(t *testing.T) {
+	g := newEdges(t, nil).guard(t)
+	w := serve(g, "GET", "/bearer", withHeader("X-Key", "alice-secret-key"))
+	p := decodeProblem(t, w)
+	want := "this operation needs credentials: it accepts bearerAuth (an Authorization: Bearer token); the request carried keyAuth (the X-Key header), which it does not accept"
+	if w.Code != http.StatusUnauthorized || p.Detail != want {
+		t.Errorf("%d %q\nwant %q", w.Code, p.Detail, want)
+	}
+	if strings.Contains(w.Body.String(), "alice-secret-key") {
+		t.Error("the answer echoes the credential")
+	}
+	w = serve(g, "GET", "/either")
+	if p := decodeProblem(t, w); p.Detail != "this operation needs credentials: it accepts bearerAuth (an Authorization: Bearer token) or keyAuth (the X-Key header) or cookieAuth (the sid cookie)" {
+		t.Errorf("nothing presented: %q", p.Detail)
+	}
+}
+
 // Paths that are no operation are answered with problems, not chi's text.
 func TestNotFoundAndMethodNotAllowedAreProblems(t *testing.T) {
 	g := newEdges(t, nil).guard(t)

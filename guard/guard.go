@@ -128,13 +128,15 @@ type Guard struct {
 	unguarded []string
 	defer_    bool // the limiter prechecks: defer what Deferrers can
 
-	free  map[string]bool // "METHOD pattern" of unguarded routes
-	byOp  map[*policy.Operation]*opState
-	rctxs sync.Pool
+	free        map[string]bool // "METHOD pattern" of unguarded routes
+	schemeNames []string        // the document's schemes, sorted
+	byOp        map[*policy.Operation]*opState
+	rctxs       sync.Pool
 }
 
 // opState is what the guard prepared for one operation.
 type opState struct {
+	op    *policy.Operation
 	valid *opValidation
 	// challenges answer a request that presented no credential: one per
 	// scheme the operation accepts.
@@ -162,6 +164,10 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 		opt(g)
 	}
 	g.rctxs.New = func() any { return chi.NewRouteContext() }
+	for name := range table.Schemes {
+		g.schemeNames = append(g.schemeNames, name)
+	}
+	sort.Strings(g.schemeNames)
 	g.defer_ = g.limiter != nil && g.limiter.CanPrecheck()
 
 	var problems []string
@@ -176,7 +182,7 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 		if len(op.Limits) > 0 && g.limiter == nil {
 			problems = append(problems, fmt.Sprintf("%s %s (%s): declares x-rate-limit but the guard has no limiter", op.Method, op.Path, op.ID))
 		}
-		g.byOp[op] = &opState{valid: newOpValidation(table.Doc, op), challenges: g.missingChallenges(op)}
+		g.byOp[op] = &opState{op: op, valid: newOpValidation(table.Doc, op), challenges: g.missingChallenges(op)}
 	}
 	for _, route := range g.unguarded {
 		method, pattern, ok := strings.Cut(route, " ")

@@ -57,7 +57,7 @@ func (g *Guard) reject(w http.ResponseWriter, r *http.Request, st *opState, a *a
 	switch {
 	case errors.Is(err, errNoCredentials):
 		h["Www-Authenticate"] = st.challenges
-		g.problems.Write(w, &problem.Problem{Type: "unauthenticated", Title: "Authentication required", Status: http.StatusUnauthorized, Detail: detail})
+		g.problems.Write(w, &problem.Problem{Type: "unauthenticated", Title: "Authentication required", Status: http.StatusUnauthorized, Detail: g.noCredentials(r, st.op)})
 	case errors.As(err, &scopeErr):
 		h.Set("WWW-Authenticate", g.challenge(a.failed, "insufficient_scope", "the credential lacks a required scope", strings.Join(scopeErr.scopes, " ")))
 		g.problems.Write(w, &problem.Problem{Type: "insufficient-scope", Title: "Insufficient scope", Status: http.StatusForbidden, Detail: detail})
