@@ -2,12 +2,15 @@
 # `make test` runs every check and test.
 GO      ?= go
 CODEGEN := $(GO) run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen
-TMP     := $(shell mktemp -d 2>/dev/null || echo /tmp/specguard-make)
 
-.PHONY: run build lint generate check-generated check-tidy check-fmt vet test e2e fuzz fuzz-smoke bench bench-smoke docs-assets clean
+.PHONY: run build lint generate deps check-generated check-tidy check-fmt vet test e2e fuzz fuzz-smoke bench bench-smoke docs-assets clean
 
+# Built, then run as itself (not under go run, which exits 1 when the server
+# stops on Ctrl-C), so that Ctrl-C ends it quietly after a graceful shutdown.
 run:
-	$(GO) run ./cmd/specguard serve
+	@echo "building bin/specguard (the first build compiles every dependency: a few minutes; later ones take seconds)"
+	@$(GO) build -o bin/specguard ./cmd/specguard
+	@exec ./bin/specguard serve
 
 build:
 	$(GO) build -o bin/specguard ./cmd/specguard
@@ -24,15 +27,21 @@ generate:
 
 # Fail when the committed generated code is not what the spec generates.
 check-generated:
-	@cd api/gen && $(CODEGEN) -config oapi-codegen.yaml -o $(TMP)/server.gen.go ../openapi.yaml
-	@cd e2e/client && $(CODEGEN) -config oapi-codegen.yaml -o $(TMP)/client.gen.go ../../api/openapi.yaml
-	@cd examples/notes/api && $(CODEGEN) -config oapi-codegen.yaml -o $(TMP)/api.gen.go ../openapi.yaml
-	@cd api/gen && $(GO) run ../../internal/specsum -pkg gen -o $(TMP)/spec_sum.go ../openapi.yaml
-	@for f in api/gen/server.gen.go api/gen/spec_sum.go e2e/client/client.gen.go examples/notes/api/api.gen.go; do \
-		cmp -s $(TMP)/$$(basename $$f) $$f || { \
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	(cd api/gen && $(CODEGEN) -config oapi-codegen.yaml -o $$tmp/server.gen.go ../openapi.yaml); \
+	(cd api/gen && $(GO) run ../../internal/specsum -pkg gen -o $$tmp/spec_sum.go ../openapi.yaml); \
+	(cd e2e/client && $(CODEGEN) -config oapi-codegen.yaml -o $$tmp/client.gen.go ../../api/openapi.yaml); \
+	(cd examples/notes/api && $(CODEGEN) -config oapi-codegen.yaml -o $$tmp/api.gen.go ../openapi.yaml); \
+	for f in api/gen/server.gen.go api/gen/spec_sum.go e2e/client/client.gen.go examples/notes/api/api.gen.go; do \
+		cmp -s $$tmp/$$(basename $$f) $$f || { \
 			echo "$$f is stale: run 'make generate' and commit it"; \
-			diff -u $$f $(TMP)/$$(basename $$f) | head -40; exit 1; }; done
-	@echo "generated code is current"
+			diff -u $$f $$tmp/$$(basename $$f) | head -40; exit 1; }; done; \
+	echo "generated code is current"
+
+# Every module the build and the tests need, downloaded before anything
+# runs (quietly: go prints each download otherwise).
+deps:
+	@$(GO) mod download && cd e2e/bench/peers && $(GO) mod download
 
 check-tidy:
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy'"; exit 1; }
@@ -72,14 +81,19 @@ fuzz:
 e2e:
 	$(GO) test -race -count=1 ./e2e/...
 
-# A few seconds of each fuzz target, part of `make test`.
+# A few seconds of each fuzz target, part of `make test`: one line each, and
+# the fuzzer's own output only when it fails.
 fuzz-smoke:
-	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=./$${t%%:*}; name=$${t##*:}; \
+		out=$$($(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=3s \
+			-fuzzminimizetime=$(FUZZMINIMIZETIME) $$pkg 2>&1) || { echo "$$out"; echo "fuzz $$pkg $$name: FAILED"; exit 1; }; \
+		echo "fuzz $$pkg $$name: 3s, no failure"; done
 
 # Every test, with the race detector. Redis-backed tests start their own
 # redis-server on a free port (or use SPECGUARD_TEST_REDIS_URL); under
 # CI=true a missing Redis is a failure.
-test: check-generated check-tidy check-fmt vet fuzz-smoke
+test: deps check-generated check-tidy check-fmt vet fuzz-smoke
 	$(GO) test -race -count=1 ./...
 
 # Refresh the Swagger UI assets /docs embeds from the npm package pinned in
