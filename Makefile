@@ -3,7 +3,7 @@
 GO      ?= go
 CODEGEN := $(GO) run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen
 
-.PHONY: run build lint generate deps check-generated check-tidy check-fmt vet test e2e fuzz fuzz-smoke bench bench-smoke docs-assets clean
+.PHONY: run build lint conform generate deps check-generated check-tidy check-fmt vet test e2e fuzz fuzz-smoke bench bench-smoke docs-assets clean
 
 # Built, then run as itself (not under go run, which exits 1 when the server
 # stops on Ctrl-C), so that Ctrl-C ends it quietly after a graceful shutdown.
@@ -19,6 +19,19 @@ build:
 # app, so this works before the handlers of new operations are written.
 lint:
 	$(GO) run ./cmd/speclint lint --strict api/openapi.yaml
+
+# The conformance suite against the example app: a server of its own (a
+# fresh data directory, the memory store, CONFORM_ADDR), then
+# `specguard conform` with api/conform.yaml; the server's log on failure.
+CONFORM_ADDR ?= 127.0.0.1:18089
+conform: build
+	@dir=$$(mktemp -d); \
+	SPECGUARD_DATA_DIR=$$dir SPECGUARD_ADDR=$(CONFORM_ADDR) SPECGUARD_ADMIN_ADDR=off SPECGUARD_LOG_REQUESTS=false \
+		./bin/specguard serve > $$dir/server.log 2>&1 & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; rm -rf "$$dir"' EXIT; \
+	for i in $$(seq 100); do curl -fsS http://$(CONFORM_ADDR)/healthz >/dev/null 2>&1 && break; sleep 0.1; done; \
+	./bin/specguard conform --base http://$(CONFORM_ADDR) --credentials api/conform.yaml || { \
+		echo "--- the server's log:"; tail -20 $$dir/server.log; exit 1; }
 
 # Regenerate api/gen (the server) and e2e/client (the e2e suite's client)
 # from api/openapi.yaml, and examples/notes/api from its own document.

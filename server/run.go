@@ -204,6 +204,9 @@ type Deps struct {
 	failures *failedPasswords
 	// passwordChecked is App.passwordChecked, for tests.
 	passwordChecked func(ctx context.Context, u *User)
+	// noValidation turns request validation off: a broken server, for the
+	// test that the conformance suite notices.
+	noValidation bool
 }
 
 // BuildDeps builds what Run serves from cfg: keys, the database (migrated),

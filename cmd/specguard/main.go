@@ -53,6 +53,7 @@ Commands:
   lint     check an OpenAPI document: the errors serve would stop on, and warnings
   routes   print the compiled policy: who may call each operation, and how often
   keygen   write a new token signing key for SPECGUARD_SIGNING_KEY_FILE
+  conform  check a running server against the security and limits its document declares
 
 Run 'specguard <command> --help' for a command's flags and examples.
 `
@@ -73,6 +74,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return specCommands.Routes(args[1:], stdout, stderr)
 	case "keygen":
 		return keygen(args[1:], stdout, stderr)
+	case "conform":
+		return conformCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,0 +1,443 @@
+package conform
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dunglas/httpsfv"
+
+	"github.com/specguard/specguard/policy"
+)
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions || m == http.MethodTrace
+}
+
+// kinds are the ways op accepts credentials.
+func kinds(op *policy.Operation) map[string]*policy.Scheme {
+	out := map[string]*policy.Scheme{}
+	for _, alt := range op.Security.Alternatives {
+		for _, sr := range alt {
+			if _, ok := out[kind(sr.Scheme)]; !ok {
+				out[kind(sr.Scheme)] = sr.Scheme
+			}
+		}
+	}
+	return out
+}
+
+// satisfies reports whether credential c alone satisfies alternative alt.
+func satisfies(c *credential, alt policy.Requirement) bool {
+	if len(alt) != 1 || kind(alt[0].Scheme) != kind(c.scheme) {
+		return false
+	}
+	return len(alt[0].Scopes) == 0 || c.known && c.holds(alt[0].Scopes)
+}
+
+// usable reports whether c may be sent to op at all: a session cookie on
+// an unsafe method would be refused by the CSRF check whatever it holds.
+func usable(c *credential, op *policy.Operation) bool {
+	return safeMethod(op.Method) || c.scheme.Type != policy.SchemeAPIKeyCookie
+}
+
+// admitted returns a configured credential that satisfies an alternative
+// of op (and, when want is not nil, passes want), or nil.
+func (r *runner) admitted(op *policy.Operation, want func(*credential) bool) *credential {
+	for _, c := range r.creds {
+		if !usable(c, op) || want != nil && !want(c) {
+			continue
+		}
+		for _, alt := range op.Security.Alternatives {
+			if satisfies(c, alt) {
+				return c
+			}
+		}
+	}
+	return nil
+}
+
+// challenges returns the WWW-Authenticate challenges of resp.
+func challenges(resp *response) []string { return resp.header.Values("WWW-Authenticate") }
+
+// authCases: no credential, a malformed one per scheme, one of a scheme op
+// does not accept, and one lacking each required scope.
+func (r *runner) authCases(ctx context.Context, op *policy.Operation) {
+	sec := &op.Security
+	open := sec.Public || sec.Anonymous
+	// The request of an unsafe operation that no credential guards breaks
+	// its schema, so that even a server that lets it through changes
+	// nothing.
+	v := violate(op)
+	var safe *violation
+	if !safeMethod(op.Method) {
+		safe = v
+	}
+
+	// No credential.
+	resp, err := r.send(ctx, op, nil, safe, nil)
+	switch {
+	case err != nil:
+		r.report(op, "no-credential", Fail, "%v", err)
+	case resp.status == http.StatusTooManyRequests:
+		r.report(op, "no-credential", Skip, "rate limited before the case ran (%s)", strings.Join(violated(resp), ", "))
+	case open && (resp.status == http.StatusUnauthorized || resp.status == http.StatusForbidden):
+		r.report(op, "no-credential", Fail, "the document admits callers without credentials, the server answered %s", resp)
+	case open:
+		r.report(op, "no-credential", Pass, "%d: admitted without credentials, as declared", resp.status)
+	case resp.status != http.StatusUnauthorized:
+		r.report(op, "no-credential", Fail, "want 401, got %s", resp)
+	default:
+		if msg := checkBareChallenges(op, challenges(resp)); msg != "" {
+			r.report(op, "no-credential", Fail, "401, but %s", msg)
+		} else {
+			r.report(op, "no-credential", Pass, "401 with %s", strings.Join(challenges(resp), ", "))
+		}
+	}
+	if sec.Public {
+		return
+	}
+
+	// A malformed credential of each kind op accepts.
+	for _, s := range sortedSchemes(kinds(op)) {
+		name := "malformed:" + s.Name
+		bad := &credential{scheme: s, value: "%%conform%%"}
+		resp, err := r.send(ctx, op, bad, safe, nil)
+		switch {
+		case err != nil:
+			r.report(op, name, Fail, "%v", err)
+		case resp.status == http.StatusTooManyRequests:
+			r.report(op, name, Skip, "rate limited before the case ran (%s)", strings.Join(violated(resp), ", "))
+		case resp.status == http.StatusBadRequest || resp.status == http.StatusUnauthorized:
+			r.report(op, name, Pass, "%d: refused", resp.status)
+		default:
+			r.report(op, name, Fail, "a malformed credential must be refused (400 or 401), never taken for none; got %s", resp)
+		}
+	}
+
+	// A valid credential of a scheme op does not accept.
+	accepts := kinds(op)
+	var other *credential
+	for _, c := range r.creds {
+		if _, ok := accepts[kind(c.scheme)]; !ok && usable(c, op) {
+			other = c
+			break
+		}
+	}
+	if other == nil {
+		r.report(op, "other-scheme", Skip, "no configured credential of a scheme it does not accept")
+	} else {
+		name := "other-scheme:" + other.scheme.Name
+		resp, err := r.send(ctx, op, other, safe, nil)
+		switch {
+		case err != nil:
+			r.report(op, name, Fail, "%v", err)
+		case resp.status == http.StatusTooManyRequests:
+			r.report(op, name, Skip, "rate limited before the case ran (%s)", strings.Join(violated(resp), ", "))
+		case open && resp.status != http.StatusUnauthorized && resp.status != http.StatusForbidden:
+			r.report(op, name, Pass, "%d: taken for no credential, which the document admits", resp.status)
+		case !open && resp.status == http.StatusUnauthorized:
+			r.report(op, name, Pass, "401: %s (%s) is not accepted here", other.name, other.scheme.Name)
+		default:
+			r.report(op, name, Fail, "%s (%s) is not accepted here: want %s, got %s", other.name, other.scheme.Name, map[bool]string{true: "the anonymous answer", false: "401"}[open], resp)
+		}
+	}
+
+	// For each required scope, a valid credential that lacks it.
+	for _, alt := range sec.Alternatives {
+		if len(alt) != 1 || len(alt[0].Scopes) == 0 {
+			continue
+		}
+		sr := alt[0]
+		for _, scope := range sr.Scopes {
+			name := "scope:" + sr.Scheme.Name + ":" + scope
+			var lacking *credential
+			for _, c := range r.creds {
+				if kind(c.scheme) != kind(sr.Scheme) || !c.known || c.holds([]string{scope}) || !usable(c, op) {
+					continue
+				}
+				if !slices.ContainsFunc(sec.Alternatives, func(a policy.Requirement) bool { return satisfies(c, a) }) {
+					lacking = c
+					break
+				}
+			}
+			if lacking == nil {
+				r.report(op, name, Skip, "no configured credential of %s lacks %s and satisfies no other alternative", sr.Scheme.Name, scope)
+				continue
+			}
+			resp, err := r.send(ctx, op, lacking, safe, nil)
+			switch {
+			case err != nil:
+				r.report(op, name, Fail, "%v", err)
+			case resp.status == http.StatusTooManyRequests:
+				r.report(op, name, Skip, "rate limited before the case ran (%s)", strings.Join(violated(resp), ", "))
+			case resp.status != http.StatusForbidden:
+				r.report(op, name, Fail, "%s lacks %s: want 403 insufficient_scope, got %s", lacking.name, scope, resp)
+			case !slices.ContainsFunc(challenges(resp), func(c string) bool { return strings.Contains(c, `error="insufficient_scope"`) }):
+				r.report(op, name, Fail, "403, but no challenge says error=\"insufficient_scope\": %q", challenges(resp))
+			default:
+				r.report(op, name, Pass, "403 insufficient_scope for %s", lacking.name)
+			}
+		}
+	}
+}
+
+// checkBareChallenges says what is wrong with the challenges of a 401 to
+// a request without credentials, or "" when nothing is: at least one, each
+// "Scheme realm=...", none with an error, and a Bearer one when op takes a
+// bearer token (RFC 6750 section 3).
+func checkBareChallenges(op *policy.Operation, cs []string) string {
+	if len(cs) == 0 {
+		return "no WWW-Authenticate challenge"
+	}
+	bearer := false
+	for _, c := range cs {
+		scheme, params, _ := strings.Cut(c, " ")
+		if !strings.Contains(params, "realm=") {
+			return fmt.Sprintf("challenge %q has no realm", c)
+		}
+		if strings.Contains(params, "error=") {
+			return fmt.Sprintf("challenge %q has an error, though no credential was presented", c)
+		}
+		bearer = bearer || strings.EqualFold(scheme, "Bearer")
+	}
+	if _, takes := kinds(op)["bearer"]; takes && !bearer {
+		return fmt.Sprintf("no Bearer challenge, though it accepts bearer tokens: %q", cs)
+	}
+	return ""
+}
+
+func sortedSchemes(m map[string]*policy.Scheme) []*policy.Scheme {
+	out := make([]*policy.Scheme, 0, len(m))
+	for _, s := range m {
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b *policy.Scheme) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// schemaCase: a request that breaks the declared schema is refused 400,
+// naming the field.
+func (r *runner) schemaCase(ctx context.Context, op *policy.Operation) {
+	v := violate(op)
+	if v == nil {
+		r.report(op, "schema", Skip, "nothing in its request is constrained by the document")
+		return
+	}
+	var cred *credential
+	if !op.Security.Public && !op.Security.Anonymous {
+		if cred = r.admitted(op, nil); cred == nil {
+			r.report(op, "schema", Skip, "no configured credential satisfies it (validation runs after authentication)")
+			return
+		}
+	}
+	resp, err := r.send(ctx, op, cred, v, nil)
+	switch {
+	case err != nil:
+		r.report(op, "schema", Fail, "%v", err)
+	case resp.status == http.StatusTooManyRequests:
+		r.report(op, "schema", Skip, "rate limited before the case ran (%s)", strings.Join(violated(resp), ", "))
+	case resp.status != http.StatusBadRequest:
+		r.report(op, "schema", Fail, "%s: want 400, got %s", v.what, resp)
+	case !namesField(resp, v.field):
+		r.report(op, "schema", Fail, "%s: 400, but its errors do not name %s: %s", v.what, v.field, strings.TrimSpace(string(resp.body)))
+	default:
+		r.report(op, "schema", Pass, "400 naming %s for %s", v.field, v.what)
+	}
+}
+
+// namesField reports whether a problem's errors[] name field (or one of
+// its properties: "body" covers "body.title").
+func namesField(resp *response, field string) bool {
+	errs, _ := resp.problem["errors"].([]any)
+	for _, e := range errs {
+		m, _ := e.(map[string]any)
+		f, _ := m["field"].(string)
+		if f == field || strings.HasPrefix(f, field+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// limitCases: each tier admits what it declares, then refuses with 429
+// and the headers that say so.
+func (r *runner) limitCases(ctx context.Context, op *policy.Operation) {
+	if op.Unlimited {
+		r.report(op, "limits", Pass, "x-rate-limit: false: nothing to exhaust")
+		return
+	}
+	for i := range op.Limits {
+		r.limitCase(ctx, op, &op.Limits[i])
+	}
+}
+
+func (r *runner) limitCase(ctx context.Context, op *policy.Operation, t *policy.Tier) {
+	name := "limit:" + t.Name
+	var cred *credential
+	if t.Who == policy.WhoAuthenticated {
+		cred = r.admitted(op, func(c *credential) bool {
+			switch t.Key {
+			case policy.KeyAPIKey:
+				return c.scheme.Type == policy.SchemeAPIKeyHeader
+			case policy.KeySession:
+				return c.scheme.Type == policy.SchemeAPIKeyCookie
+			}
+			return true
+		})
+		if cred == nil {
+			r.report(op, name, Skip, "counts authenticated callers, and no configured credential satisfies it")
+			return
+		}
+	}
+	// A request the server would carry out for real is made to break the
+	// schema instead: it is counted, then refused by validation.
+	var v *violation
+	if !safeMethod(op.Method) && (cred != nil || op.Security.Public || op.Security.Anonymous) {
+		if v = violate(op); v == nil {
+			r.report(op, name, Skip, "%s with nothing the document constrains: every counted call would be carried out", op.Method)
+			return
+		}
+	}
+	first, err := r.send(ctx, op, cred, v, nil)
+	if err != nil {
+		r.report(op, name, Fail, "%v", err)
+		return
+	}
+	if first.status == http.StatusTooManyRequests {
+		if slices.Contains(violated(first), t.Name) {
+			r.report(op, name, Pass, "429 at once: its bucket was spent already (shared with another operation, or by the cases before)")
+		} else {
+			r.report(op, name, Skip, "429 by %v before this tier could be tried", violated(first))
+		}
+		return
+	}
+	policies := items(first.header.Values("RateLimit-Policy"))
+	pol, ok := policies[t.Name]
+	if !ok {
+		r.report(op, name, Fail, "RateLimit-Policy does not name the tier (%q): it is not enforced", first.header.Values("RateLimit-Policy"))
+		return
+	}
+	q, _ := pol.Params.Get("q")
+	w, _ := pol.Params.Get("w")
+	if q != t.Limit || w != int64(t.Window/time.Second) {
+		r.report(op, name, Fail, "RateLimit-Policy says q=%v;w=%v, the document limit %d per %ds", q, w, t.Limit, int64(t.Window/time.Second))
+		return
+	}
+	limits := items(first.header.Values("RateLimit"))
+	lim, ok := limits[t.Name]
+	if !ok {
+		r.report(op, name, Fail, "RateLimit does not name the tier (%q)", first.header.Values("RateLimit"))
+		return
+	}
+	rv, _ := lim.Params.Get("r")
+	remaining, _ := rv.(int64)
+	if remaining > t.Burst-t.Cost {
+		r.report(op, name, Fail, "after one call RateLimit says r=%d, more than the burst of %d allows", remaining, t.Burst)
+		return
+	}
+	for other, it := range limits {
+		if other == t.Name {
+			continue
+		}
+		if orv, _ := it.Params.Get("r"); orv != nil && orv.(int64) < remaining {
+			r.report(op, name, Skip, "tier %s runs out first (r=%v against r=%d)", other, orv, remaining)
+			return
+		}
+	}
+	want := remaining / t.Cost
+	if want > int64(r.opts.MaxCalls) {
+		r.report(op, name, Skip, "admits %d more calls at once: more than this run spends on one tier (%d)", want, r.opts.MaxCalls)
+		return
+	}
+	start := time.Now()
+	var got int64
+	var last *response
+	for got <= want+2+int64(time.Since(start)/time.Duration(t.Interval()*int64(time.Microsecond))) {
+		resp, err := r.send(ctx, op, cred, v, nil)
+		if err != nil {
+			r.report(op, name, Fail, "%v", err)
+			return
+		}
+		if resp.status == http.StatusTooManyRequests {
+			last = resp
+			break
+		}
+		got++
+	}
+	// Calls admitted meanwhile as the bucket refilled do not count against it.
+	drips := int64(time.Since(start)/time.Duration(t.Interval()*int64(time.Microsecond))) + 1
+	switch {
+	case last == nil:
+		r.report(op, name, Fail, "still admitted after %d calls; RateLimit said %d were left", got+1, remaining)
+	case got < want:
+		r.report(op, name, Fail, "refused after %d calls; RateLimit said %d were left", got, remaining)
+	case got > want+drips:
+		r.report(op, name, Fail, "admitted %d calls; RateLimit said %d were left", got, remaining)
+	case !slices.Contains(violated(last), t.Name):
+		r.report(op, name, Fail, "429, but violated-policies is %v, without %s", violated(last), t.Name)
+	default:
+		if msg := checkRefusal(last, t); msg != "" {
+			r.report(op, name, Fail, "429, but %s", msg)
+			return
+		}
+		full := ""
+		if remaining == t.Burst-t.Cost {
+			full = ", from a full bucket"
+		}
+		r.report(op, name, Pass, "admitted %d calls as RateLimit said%s, then 429 with RateLimit-Policy q=%d;w=%d and Retry-After %s",
+			got+1, full, t.Limit, int64(t.Window/time.Second), last.header.Get("Retry-After"))
+	}
+}
+
+// checkRefusal says what is wrong with the headers of a 429 by tier t.
+func checkRefusal(resp *response, t *policy.Tier) string {
+	retry, err := strconv.Atoi(resp.header.Get("Retry-After"))
+	if err != nil || retry < 1 {
+		return fmt.Sprintf("Retry-After is %q, not whole seconds >= 1", resp.header.Get("Retry-After"))
+	}
+	if _, ok := items(resp.header.Values("RateLimit-Policy"))[t.Name]; !ok {
+		return "RateLimit-Policy does not name the tier"
+	}
+	lim, ok := items(resp.header.Values("RateLimit"))[t.Name]
+	if !ok {
+		return "RateLimit does not name the tier"
+	}
+	if rv, _ := lim.Params.Get("r"); rv != int64(0) {
+		return fmt.Sprintf("RateLimit says r=%v for the tier that refused", rv)
+	}
+	return ""
+}
+
+// violated is the violated-policies of a 429's problem.
+func violated(resp *response) []string {
+	list, _ := resp.problem["violated-policies"].([]any)
+	out := make([]string, 0, len(list))
+	for _, v := range list {
+		if s, ok := v.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// items parses a Structured Field list of named items ("name";k=v, ...).
+func items(values []string) map[string]httpsfv.Item {
+	out := map[string]httpsfv.Item{}
+	list, err := httpsfv.UnmarshalList(values)
+	if err != nil {
+		return out
+	}
+	for _, m := range list {
+		if it, ok := m.(httpsfv.Item); ok {
+			if name, ok := it.Value.(string); ok {
+				out[name] = it
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,244 @@
+package conform
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/specguard/specguard/policy"
+)
+
+// Config is a credentials file:
+//
+//	credentials:
+//	  - name: user
+//	    scheme: bearerAuth
+//	    from: {url: /auth/login, body: {email: user@example.com, password: pw}, field: access_token}
+//	  - name: reader-key
+//	    scheme: apiKeyAuth
+//	    scopes: [posts:read]
+//	    from: {url: /api-keys, with: user, body: {name: conform, scopes: [posts:read]}, field: key}
+//	  - name: reader
+//	    scheme: oauth2
+//	    from: {url: /auth/token, form: {grant_type: password, username: u@example.com, password: pw, scope: posts:read}, field: access_token}
+//	  - name: fixed
+//	    scheme: bearerAuth
+//	    value: eyJhbGciOi...
+type Config struct {
+	Credentials []Credential `yaml:"credentials"`
+}
+
+// Credential is one credential the cases may use.
+type Credential struct {
+	Name string `yaml:"name"`
+	// Scheme is the document's security scheme it is for; a bearer token
+	// serves every http bearer and oauth2 scheme alike.
+	Scheme string `yaml:"scheme"`
+	// Value is the credential itself (a token, an API key, a session
+	// cookie's value), or empty when From gets it.
+	Value string `yaml:"value"`
+	From  *Fetch `yaml:"from"`
+	// Scopes it holds. When empty, a bearer token's are read from its
+	// scope claim; other credentials then hold none the cases can count on.
+	Scopes []string `yaml:"scopes"`
+}
+
+// Fetch is a request whose answer holds a credential.
+type Fetch struct {
+	Method string            `yaml:"method"` // POST when empty
+	URL    string            `yaml:"url"`    // a path on the server
+	Body   any               `yaml:"body"`   // sent as JSON
+	Form   map[string]string `yaml:"form"`   // or: sent as a form
+	With   string            `yaml:"with"`   // a credential listed before, sent with the request
+	Field  string            `yaml:"field"`  // the field of the JSON answer that holds it
+	Cookie string            `yaml:"cookie"` // or: the cookie the answer sets
+}
+
+// LoadConfig reads a credentials file. Errors name the file and line.
+func LoadConfig(path string) ([]Credential, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			return nil, fmt.Errorf("%s: %s", path, strings.Join(te.Errors, "; "))
+		}
+		return nil, fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	return c.Credentials, nil
+}
+
+// credential is a Credential ready to use.
+type credential struct {
+	name   string
+	scheme *policy.Scheme
+	value  string
+	scopes []string // sorted
+	known  bool     // scopes are known (given, or read from the token)
+}
+
+func (c *credential) apply(req *http.Request) {
+	switch c.scheme.Type {
+	case policy.SchemeBearer, policy.SchemeOAuth2:
+		req.Header.Set("Authorization", "Bearer "+c.value)
+	case policy.SchemeAPIKeyHeader:
+		req.Header.Set(c.scheme.Param, c.value)
+	case policy.SchemeAPIKeyCookie:
+		req.AddCookie(&http.Cookie{Name: c.scheme.Param, Value: c.value})
+	}
+}
+
+// kind is how a credential travels: bearer tokens of every scheme alike.
+func kind(s *policy.Scheme) string {
+	if s.Type == policy.SchemeBearer || s.Type == policy.SchemeOAuth2 {
+		return "bearer"
+	}
+	return s.Type.String() + ":" + s.Param
+}
+
+// holds reports whether c has every one of scopes.
+func (c *credential) holds(scopes []string) bool {
+	for _, s := range scopes {
+		if _, ok := slices.BinarySearch(c.scopes, s); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// fetchAll resolves every credential, in order (one may be fetched with
+// another listed before it).
+func (r *runner) fetchAll(ctx context.Context, list []Credential) ([]*credential, error) {
+	var out []*credential
+	byName := map[string]*credential{}
+	for i, c := range list {
+		where := fmt.Sprintf("credential %d (%s)", i+1, c.Name)
+		s := r.table.Schemes[c.Scheme]
+		switch {
+		case c.Name == "":
+			return nil, fmt.Errorf("credential %d: name is missing", i+1)
+		case byName[c.Name] != nil:
+			return nil, fmt.Errorf("%s: the name is used twice", where)
+		case s == nil:
+			return nil, fmt.Errorf("%s: scheme %q is not a security scheme of %s", where, c.Scheme, r.table.Source)
+		case (c.Value == "") == (c.From == nil):
+			return nil, fmt.Errorf("%s: give exactly one of value and from", where)
+		}
+		cred := &credential{name: c.Name, scheme: s, value: c.Value}
+		if c.From != nil {
+			v, err := r.fetch(ctx, c.From, byName)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %v", where, err)
+			}
+			cred.value = v
+		}
+		cred.scopes, cred.known = slices.Sorted(slices.Values(c.Scopes)), len(c.Scopes) > 0
+		if !cred.known && kind(s) == "bearer" {
+			cred.scopes, cred.known = tokenScopes(cred.value)
+		}
+		out = append(out, cred)
+		byName[c.Name] = cred
+	}
+	return out, nil
+}
+
+func (r *runner) fetch(ctx context.Context, f *Fetch, byName map[string]*credential) (string, error) {
+	method := f.Method
+	if method == "" {
+		method = http.MethodPost
+	}
+	var body io.Reader
+	contentType := "application/json"
+	switch {
+	case f.Body != nil && f.Form != nil:
+		return "", errors.New("give body or form, not both")
+	case f.Body != nil:
+		b, err := json.Marshal(f.Body)
+		if err != nil {
+			return "", err
+		}
+		body = bytes.NewReader(b)
+	case f.Form != nil:
+		form := url.Values{}
+		for k, v := range f.Form {
+			form.Set(k, v)
+		}
+		body, contentType = strings.NewReader(form.Encode()), "application/x-www-form-urlencoded"
+	}
+	req, err := http.NewRequestWithContext(ctx, method, r.base+f.URL, body)
+	if err != nil {
+		return "", err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if f.With != "" {
+		with := byName[f.With]
+		if with == nil {
+			return "", fmt.Errorf("with: %q is not a credential listed before it", f.With)
+		}
+		with.apply(req)
+	}
+	resp, err := r.opts.Client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode/100 != 2 {
+		return "", fmt.Errorf("%s %s: %d %s", method, f.URL, resp.StatusCode, strings.TrimSpace(string(raw)))
+	}
+	if f.Cookie != "" {
+		for _, c := range resp.Cookies() {
+			if c.Name == f.Cookie {
+				return c.Value, nil
+			}
+		}
+		return "", fmt.Errorf("%s %s set no cookie %s", method, f.URL, f.Cookie)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return "", fmt.Errorf("%s %s: the answer is not a JSON object", method, f.URL)
+	}
+	v, ok := m[f.Field].(string)
+	if !ok || v == "" {
+		return "", fmt.Errorf("%s %s: the answer has no string field %q", method, f.URL, f.Field)
+	}
+	return v, nil
+}
+
+// tokenScopes reads the scope claim of a JWT (unverified: the server is
+// what verifies it).
+func tokenScopes(token string) ([]string, bool) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return nil, false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, false
+	}
+	var claims struct {
+		Scope *string `json:"scope"`
+	}
+	if json.Unmarshal(raw, &claims) != nil || claims.Scope == nil {
+		return nil, false
+	}
+	return slices.Sorted(slices.Values(strings.Fields(*claims.Scope))), true
+}
