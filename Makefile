@@ -90,9 +90,10 @@ fuzz:
 
 # The black-box suite alone: the real binary, built once, driven over loopback
 # through the generated client, every exchange validated against the spec;
-# three instances on one Redis and on a Redis Cluster; Redis and SIGTERM faults.
+# three instances on one Redis and on a Redis Cluster; Redis and SIGTERM faults;
+# the README's edit loop in a scratch copy, there with the whole make test.
 e2e:
-	$(GO) test -race -count=1 ./e2e/...
+	SPECGUARD_TEST_LOOP=full $(GO) test -race -count=1 ./e2e/...
 
 # A few seconds of each fuzz target, part of `make test`: one line each, and
 # the fuzzer's own output only when it fails.
