@@ -28,8 +28,12 @@ func SchemeClaims(t SchemeType) []string {
 	return nil
 }
 
-// carries reports whether a credential of type t carries claim.
+// carries reports whether a credential of type t carries claim. A token
+// from an outside provider may carry any claim.
 func carries(t SchemeType, claim string) bool {
+	if t == SchemeOIDC {
+		return true
+	}
 	for _, c := range SchemeClaims(t) {
 		if c == claim {
 			return true
@@ -38,8 +42,12 @@ func carries(t SchemeType, claim string) bool {
 	return false
 }
 
-// knownClaim reports whether any credential carries claim.
-func knownClaim(claim string) bool {
+// knownClaim reports whether any credential carries claim: any claim when
+// the document declares an openIdConnect scheme.
+func (c *compiler) knownClaim(claim string) bool {
+	if c.anyClaims {
+		return true
+	}
 	for _, t := range []SchemeType{SchemeBearer, SchemeAPIKeyHeader} {
 		if carries(t, claim) {
 			return true
@@ -51,5 +59,6 @@ func knownClaim(claim string) bool {
 // claimsNote lists what each kind of credential carries, for messages.
 func claimsNote() string {
 	return "tokens carry " + strings.Join(SchemeClaims(SchemeBearer), ", ") +
-		"; sessions and API keys " + strings.Join(SchemeClaims(SchemeAPIKeyHeader), ", ")
+		"; sessions and API keys " + strings.Join(SchemeClaims(SchemeAPIKeyHeader), ", ") +
+		"; openIdConnect tokens any claim"
 }

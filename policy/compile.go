@@ -20,6 +20,9 @@ const (
 	ExtRateLimit    = "x-rate-limit"
 	ExtRoles        = "x-roles"
 	ExtRequireFresh = "x-require-fresh"
+	ExtAudience     = "x-audience"     // openIdConnect schemes: the accepted aud values
+	ExtIssuers      = "x-issuers"      // openIdConnect schemes: the accepted iss values
+	ExtScopesClaim  = "x-scopes-claim" // openIdConnect schemes: the claim holding scopes
 )
 
 // Error is one reason a document cannot be compiled. It prints as one line:
@@ -153,6 +156,10 @@ type compiler struct {
 	unsupported map[string]string // scheme name -> why it cannot be enforced
 	oauthScopes map[string]map[string]bool
 	allScopes   map[string]bool
+	anyClaims   bool // an openIdConnect scheme is declared: its tokens carry any claim
+	// providerErrs are the errors of invalid openIdConnect schemes, said
+	// once when an operation uses the scheme.
+	providerErrs map[string]Errors
 	buckets     map[string]bucketOwner
 }
 
@@ -284,6 +291,7 @@ func (c *compiler) compileSchemes() {
 	c.unsupported = map[string]string{}
 	c.oauthScopes = map[string]map[string]bool{}
 	c.allScopes = map[string]bool{}
+	c.providerErrs = map[string]Errors{}
 	if c.doc.Components == nil {
 		return
 	}
@@ -319,6 +327,13 @@ func (c *compiler) compileSchemes() {
 			c.schemes[name] = &Scheme{Name: name, Type: SchemeAPIKeyHeader, Param: http.CanonicalHeaderKey(s.Name)}
 		case s.Type == "apiKey" && s.In == "cookie":
 			c.schemes[name] = &Scheme{Name: name, Type: SchemeAPIKeyCookie, Param: s.Name}
+		case s.Type == "openIdConnect":
+			if p := c.compileProvider(name, s); p != nil {
+				c.schemes[name] = &Scheme{Name: name, Type: SchemeOIDC, Param: "Authorization", Provider: p}
+				c.anyClaims = true
+			} else {
+				c.unsupported[name] = "the openIdConnect scheme is not valid; see components.securitySchemes." + name
+			}
 		case s.Type == "apiKey" && s.In == "query":
 			c.unsupported[name] = "apiKey in query cannot be enforced: credentials in URLs leak into logs and caches"
 		case s.Type == "http":
@@ -407,7 +422,11 @@ func (c *compiler) compileSecurity(op *Operation, where string) Security {
 			f := fmt.Sprintf("%s[%d].%s", field, i, name)
 			scheme := c.schemes[name]
 			if scheme == nil {
-				if why, known := c.unsupported[name]; known {
+				if errs, invalid := c.providerErrs[name]; invalid {
+					// Said once, at the scheme; every use fails with it.
+					c.errs = append(c.errs, errs...)
+					c.providerErrs[name] = nil
+				} else if why, known := c.unsupported[name]; known {
 					c.fail(op.Line, where, f, "%s", why)
 				} else {
 					c.fail(op.Line, where, f, "unknown security scheme; components.securitySchemes does not declare it")
@@ -417,7 +436,14 @@ func (c *compiler) compileSecurity(op *Operation, where string) Security {
 			}
 			scopes := req[name]
 			for _, scope := range scopes {
-				if scheme.Type == SchemeOAuth2 && !c.oauthScopes[name][scope] {
+				if scheme.Type == SchemeOIDC {
+					// The provider defines its scopes; the document cannot
+					// list them, so any name is checked against the token.
+					if scope == "" || strings.ContainsAny(scope, " \t\n") {
+						c.fail(op.Line, where, f, "scope %q is not a scope name", scope)
+						ok = false
+					}
+				} else if scheme.Type == SchemeOAuth2 && !c.oauthScopes[name][scope] {
 					c.fail(op.Line, where, f, "scope %q is not declared by the %s scheme", scope, name)
 					ok = false
 				} else if scheme.Type != SchemeOAuth2 && !c.allScopes[scope] {
@@ -454,7 +480,7 @@ func (c *compiler) compileFresh(op *Operation, where string) bool {
 	for i, alt := range op.Security.Alternatives {
 		for _, sr := range alt {
 			if sr.Scheme.Type != SchemeBearer && sr.Scheme.Type != SchemeOAuth2 {
-				c.fail(op.Line, where, ExtRequireFresh, "security alternative %d uses %s (%s), which carries no freshness; only bearer tokens do", i, sr.Scheme.Name, sr.Scheme.Type)
+				c.fail(op.Line, where, ExtRequireFresh, "security alternative %d uses %s (%s), which carries no freshness; only specguard's own bearer tokens do", i, sr.Scheme.Name, sr.Scheme.Type)
 				return false
 			}
 		}

@@ -18,6 +18,10 @@ const (
 	SchemeAPIKeyHeader
 	// SchemeAPIKeyCookie is `type: apiKey, in: cookie`: a server-side session.
 	SchemeAPIKeyCookie
+	// SchemeOIDC is `type: openIdConnect`: a bearer token issued by an
+	// outside provider, verified against its published keys or, when
+	// opaque, by introspection.
+	SchemeOIDC
 )
 
 func (t SchemeType) String() string {
@@ -30,6 +34,8 @@ func (t SchemeType) String() string {
 		return "apiKey in header"
 	case SchemeAPIKeyCookie:
 		return "apiKey in cookie"
+	case SchemeOIDC:
+		return "openIdConnect"
 	}
 	return "unknown"
 }
@@ -38,9 +44,30 @@ func (t SchemeType) String() string {
 type Scheme struct {
 	Name string     // the key under components.securitySchemes
 	Type SchemeType // how the credential is presented and verified
-	// Param is where the credential travels: "Authorization" for bearer and
-	// oauth2, the header name or cookie name for apiKey schemes.
+	// Param is where the credential travels: "Authorization" for bearer,
+	// oauth2 and openIdConnect, the header name or cookie name for apiKey
+	// schemes.
 	Param string
+	// Provider is the outside identity provider of an openIdConnect
+	// scheme; nil for every other type.
+	Provider *Provider
+}
+
+// Provider is an openIdConnect scheme's identity provider, as declared.
+type Provider struct {
+	// URL is openIdConnectUrl: the provider's discovery document.
+	URL string
+	// Audience is x-audience: a token must name one of them in aud.
+	Audience []string
+	// Issuers is x-issuers: the accepted iss values, compared exactly.
+	// Empty means the issuer the discovery document names.
+	Issuers []string
+	// ScopesClaim is x-scopes-claim: the claim holding the token's scopes,
+	// a space-separated string or an array of strings. Empty means scope
+	// (a space-separated string), else scp (a string or an array).
+	ScopesClaim string
+	// Line is the scheme's line in the source, 0 when unknown.
+	Line int
 }
 
 // SchemeRequirement is one scheme inside a security alternative, with the

@@ -155,7 +155,7 @@ func (c *compiler) parseTier(line int, where, field string, m map[string]any) (T
 			t.Key = KeyGlobal
 		case strings.HasPrefix(k, "claim:") && validName.MatchString(k[len("claim:"):]):
 			t.Key, t.Claim = KeyClaim, k[len("claim:"):]
-			if !knownClaim(t.Claim) {
+			if !c.knownClaim(t.Claim) {
 				// Silently skipped, it would leave the tier unenforced.
 				bad("key", "no credential carries claim %q (%s)", t.Claim, claimsNote())
 			}

@@ -48,6 +48,9 @@ var extensions = map[string][]string{
 	ExtRequireFresh: {"operation"},
 	ExtLintIgnore:   {"operation", "security scheme"},
 	ExtRoles:        {"security scheme"},
+	ExtAudience:     {"security scheme"},
+	ExtIssuers:      {"security scheme"},
+	ExtScopesClaim:  {"security scheme"},
 }
 
 // plural names the objects an extension is read on.

@@ -184,3 +184,60 @@ func TestCompileExampleSpec(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenIDConnectScheme: an openIdConnect scheme compiles with its
+// provider, any scope name, and tiers keyed on any claim of its tokens.
+func TestOpenIDConnectScheme(t *testing.T) {
+	src := `openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /things:
+    get:
+      operationId: listThings
+      security: [{partner: [things:read]}, {bearer: []}]
+      x-rate-limit:
+        - {name: per-tenant, limit: 10, window: 1m, key: 'claim:tenant', who: authenticated}
+      responses: {'200': {description: ok}}
+components:
+  securitySchemes:
+    bearer: {type: http, scheme: bearer}
+    partner:
+      type: openIdConnect
+      openIdConnectUrl: https://id.example.com/realms/demo/.well-known/openid-configuration
+      x-audience: [api, https://api.example.com]
+      x-issuers: [https://id.example.com/realms/demo, https://id2.example.com/realms/demo]
+      x-scopes-claim: scp
+`
+	table, err := policy.Compile("spec.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	providers := table.Providers()
+	if len(providers) != 1 || providers[0].Name != "partner" || providers[0].Type != policy.SchemeOIDC || providers[0].Param != "Authorization" {
+		t.Fatalf("providers: %+v", providers)
+	}
+	p := providers[0].Provider
+	if got, want := strings.Join(p.Audience, ","), "api,https://api.example.com"; got != want {
+		t.Errorf("audience %q, want %q", got, want)
+	}
+	if len(p.Issuers) != 2 || p.ScopesClaim != "scp" || p.Line != 14 {
+		t.Errorf("provider %+v", p)
+	}
+	op := table.Operation("listThings")
+	if got := op.Security.Alternatives[0][0].Scopes; len(got) != 1 || got[0] != "things:read" {
+		t.Errorf("scopes %v", got)
+	}
+	if op.Limits[0].Key != policy.KeyClaim || op.Limits[0].Claim != "tenant" {
+		t.Errorf("tier %+v", op.Limits[0])
+	}
+	if got := table.Routes()[0].Alternatives[0].Schemes[0].Type; got != "openIdConnect" {
+		t.Errorf("route scheme type %q", got)
+	}
+	if !strings.Contains(p.String(), "audience api, https://api.example.com; issuers https://id.example.com/realms/demo, https://id2.example.com/realms/demo; scopes in scp") {
+		t.Errorf("String() = %q", p.String())
+	}
+	// The same document without x-issuers takes the discovery issuer.
+	if _, err := policy.Compile("spec.yaml", []byte(strings.Replace(src, "      x-issuers: [https://id.example.com/realms/demo, https://id2.example.com/realms/demo]\n", "", 1))); err != nil {
+		t.Fatal(err)
+	}
+}

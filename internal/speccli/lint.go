@@ -51,6 +51,11 @@ func (p Program) Lint(args []string, stdout, stderr io.Writer) error {
 	for _, w := range warnings {
 		fmt.Fprintln(stdout, w)
 	}
+	if len(errs) == 0 {
+		if table, err := policy.Compile(source, data); err == nil {
+			printProviders(stdout, table)
+		}
+	}
 	fmt.Fprintf(stderr, "%s: %s, %s\n", source, plural(len(errs), "error"), plural(len(warnings), "warning"))
 	if len(errs) > 0 || *strict && len(warnings) > 0 {
 		return ErrReported
@@ -63,4 +68,12 @@ func plural(n int, word string) string {
 		return "1 " + word
 	}
 	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// printProviders says, one line each, which outside tokens the
+// openIdConnect schemes accept.
+func printProviders(w io.Writer, t *policy.Table) {
+	for _, s := range t.Providers() {
+		fmt.Fprintf(w, "%s:%d: components.securitySchemes.%s: openIdConnect: %s\n", t.Source, s.Provider.Line, s.Name, s.Provider)
+	}
 }

@@ -65,5 +65,12 @@ func (p Program) Routes(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Method, r.Path, r.OperationID, who, limits)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(table.Providers()) > 0 {
+		fmt.Fprintln(stdout)
+		printProviders(stdout, table)
+	}
+	return nil
 }

@@ -98,9 +98,15 @@ type row struct {
 }
 
 type view struct {
-	Title string
-	Rows  []row
-	Roles []roleView
+	Title     string
+	Rows      []row
+	Roles     []roleView
+	Providers []providerView
+}
+
+type providerView struct {
+	Name    string
+	Accepts string
 }
 
 type roleView struct {
@@ -122,6 +128,9 @@ func policyView(t *policy.Table) view {
 			rw.Limits = []string{"unlimited"}
 		}
 		v.Rows = append(v.Rows, rw)
+	}
+	for _, s := range t.Providers() {
+		v.Providers = append(v.Providers, providerView{Name: s.Name, Accepts: s.Provider.String()})
 	}
 	for _, name := range sortedKeys(t.Roles) {
 		v.Roles = append(v.Roles, roleView{Name: name, Scopes: strings.Join(t.Roles[name], " ")})

@@ -1,0 +1,144 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"sort"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+)
+
+// ValidProviderURL reports why raw cannot name an identity provider's
+// discovery document, or nil: it must be an absolute https URL, or http on
+// a loopback host (a provider on the same machine, in development and
+// tests). Keys fetched over plain http from elsewhere could be replaced on
+// the way, and with them every token.
+func ValidProviderURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" {
+		return fmt.Errorf("%q is not an absolute URL without credentials or fragment", raw)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if isLoopback(u.Hostname()) {
+			return nil
+		}
+		return fmt.Errorf("%q: plain http is accepted only on a loopback host; use https", raw)
+	}
+	return fmt.Errorf("%q: want an https URL", raw)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// compileProvider reads an openIdConnect scheme's provider, or fails and
+// returns nil.
+func (c *compiler) compileProvider(name string, s *openapi3.SecurityScheme) *Provider {
+	where := "components.securitySchemes." + name
+	line := originLine(s.Origin)
+	p := &Provider{URL: s.OpenIdConnectUrl, Line: line}
+	ok := true
+	// An invalid provider is reported where an operation uses it: a
+	// scheme nothing uses is not enforced, whatever it says.
+	bad := func(field, format string, args ...any) {
+		c.providerErrs[name] = append(c.providerErrs[name], &Error{Source: c.source, Line: line, Where: where, Field: field, Msg: fmt.Sprintf(format, args...)})
+		ok = false
+	}
+	if p.URL == "" {
+		bad("openIdConnectUrl", "missing: the provider's discovery document, such as https://id.example.com/.well-known/openid-configuration")
+	} else if err := ValidProviderURL(p.URL); err != nil {
+		bad("openIdConnectUrl", "%v", err)
+	}
+	var err error
+	if raw, present := s.Extensions[ExtAudience]; !present {
+		bad(ExtAudience, "missing: the audience (aud) this API's tokens are issued for, a string or a list; without it a token issued to any other client of the provider would pass")
+	} else if p.Audience, err = stringList(raw); err != nil {
+		bad(ExtAudience, "%v", err)
+	}
+	if raw, present := s.Extensions[ExtIssuers]; present {
+		if p.Issuers, err = stringList(raw); err != nil {
+			bad(ExtIssuers, "%v", err)
+		}
+	}
+	if raw, present := s.Extensions[ExtScopesClaim]; present {
+		claim, isString := raw.(string)
+		if !isString || !validName.MatchString(claim) {
+			bad(ExtScopesClaim, "must be a claim name, such as scp or roles, not %v", raw)
+		}
+		p.ScopesClaim = claim
+	}
+	if !ok {
+		return nil
+	}
+	return p
+}
+
+// stringList reads a string or a non-empty list of non-empty strings.
+func stringList(raw any) ([]string, error) {
+	switch v := raw.(type) {
+	case string:
+		if strings.TrimSpace(v) == "" {
+			return nil, errors.New("must not be empty")
+		}
+		return []string{v}, nil
+	case []any:
+		if len(v) == 0 {
+			return nil, errors.New("must list at least one value")
+		}
+		out := make([]string, 0, len(v))
+		for i, item := range v {
+			s, ok := item.(string)
+			if !ok || strings.TrimSpace(s) == "" {
+				return nil, fmt.Errorf("[%d]: must be a non-empty string, not %v", i, item)
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("must be a string or a list of strings, not %v", raw)
+}
+
+// Providers returns the openIdConnect schemes some operation uses, sorted
+// by name.
+func (t *Table) Providers() []*Scheme {
+	var out []*Scheme
+	for _, name := range sortedSchemeNames(t.Schemes) {
+		if s := t.Schemes[name]; s.Type == SchemeOIDC {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func sortedSchemeNames(m map[string]*Scheme) []string {
+	names := make([]string, 0, len(m))
+	for name := range m {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// String says what the provider accepts, in one line: "discovery URL;
+// audience a, b; issuers as discovered; scopes in scope or scp".
+func (p *Provider) String() string {
+	iss := "the discovery document's issuer"
+	if len(p.Issuers) > 0 {
+		iss = strings.Join(p.Issuers, ", ")
+	}
+	scopes := "scope or scp"
+	if p.ScopesClaim != "" {
+		scopes = p.ScopesClaim
+	}
+	return fmt.Sprintf("discovery %s; audience %s; issuers %s; scopes in %s", p.URL, strings.Join(p.Audience, ", "), iss, scopes)
+}
