@@ -16,4 +16,10 @@ var (
 	ErrCSRF = errors.New("CSRF check failed")
 	// ErrUnavailable: a store needed to decide is unreachable. 503; never a pass.
 	ErrUnavailable = errors.New("security store unavailable")
+	// ErrUnclaimed is wrapped next to one of the errors above when the
+	// credential may have been issued for another scheme read from the same
+	// place: an outside provider's token where specguard's own tokens are
+	// read, say. The guard then tries the operation's other schemes that
+	// read it before refusing with the error.
+	ErrUnclaimed = errors.New("credential issued elsewhere")
 )

@@ -23,6 +23,14 @@ type Principal struct {
 	KeyID     string // API key id, when a key was presented
 	Fresh     bool   // the token was minted from a password, not a refresh
 
+	// External is true for a token from an outside identity provider
+	// (an openIdConnect scheme): Subject is "<scheme>:<sub>" and names no
+	// local account.
+	External bool
+	// Claims are the string, number and boolean claims of an External
+	// token, as strings; nil otherwise.
+	Claims map[string]string
+
 	accountStamp string // the account state this principal was made for
 }
 
@@ -66,8 +74,12 @@ func FromContext(ctx context.Context) *Principal {
 
 // Claim returns the value of a claim the principal carries, for
 // x-rate-limit keys of the form claim:<name> (policy.SchemeClaims says which
-// credential carries which); "" when it carries none of that name.
+// credential carries which); "" when it carries none of that name. The sub
+// of an outside token is its Subject, namespaced by scheme.
 func (p *Principal) Claim(name string) string {
+	if p.External && name != policy.ClaimSubject {
+		return p.Claims[name]
+	}
 	switch name {
 	case policy.ClaimSubject:
 		return p.Subject

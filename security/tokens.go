@@ -489,8 +489,25 @@ func (t *TokenService) verifySignature(raw string, syntax func(string) bool) (*C
 	}
 	c, err := t.parse(raw, TypeAccess)
 	if err != nil {
+		if !t.issuedHere(raw) {
+			err = unclaimed(err)
+		}
 		return nil, err
 	}
 	t.cache.put(raw, c)
 	return c, nil
+}
+
+// issuedHere reports whether raw, unverified, names this service as its
+// issuer: a token that does not may be an outside provider's.
+func (t *TokenService) issuedHere(raw string) bool {
+	if strings.Count(raw, ".") != 2 {
+		return false
+	}
+	claims, err := decodePayload(raw)
+	if err != nil {
+		return true // a broken token is refused as ours
+	}
+	iss, _ := claims["iss"].(string)
+	return iss == t.issuer
 }

@@ -1,0 +1,171 @@
+package security
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// introspected decides an opaque token by introspection (RFC 7662) at the
+// provider, through a cache keyed by the token's SHA-256. Concurrent
+// requests for one token share one call; errors are never cached.
+func (p *oidcProvider) introspected(ctx context.Context, raw string, now time.Time) (*Principal, error) {
+	if !isB64Token(raw) {
+		return nil, unclaimed(fmt.Errorf("%w: malformed token", ErrInvalid))
+	}
+	st := p.state.Load()
+	if st == nil {
+		return nil, unclaimed(fmt.Errorf("%w: the %s provider has not answered yet", ErrUnavailable, p.scheme.Name))
+	}
+	if st.introspection == "" || p.id == "" {
+		return nil, unclaimed(fmt.Errorf("%w: %s accepts no opaque tokens (no introspection endpoint or credentials)", ErrInvalid, p.scheme.Name))
+	}
+	sum := sha256.Sum256([]byte(raw))
+	key := string(sum[:])
+	if e, ok := p.introspect.get(key); ok && now.Before(e.until) {
+		if e.p == nil {
+			return nil, unclaimed(fmt.Errorf("%w: the token is not active", ErrInvalid))
+		}
+		return e.p, nil
+	}
+	v, err, _ := p.flight.Do(key, func() (any, error) {
+		// A caller that gives up must not fail the others waiting on it.
+		ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.client.Timeout)
+		defer cancel()
+		e, err := p.callIntrospection(ictx, st, raw)
+		if err != nil {
+			p.report(err)
+			return nil, err
+		}
+		p.report(nil)
+		p.introspect.put(key, e)
+		return e, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, p.scheme.Name, err)
+	}
+	e := v.(*outsideEntry)
+	if e.p == nil {
+		return nil, unclaimed(fmt.Errorf("%w: the token is not active", ErrInvalid))
+	}
+	return e.p, nil
+}
+
+// callIntrospection asks the provider about raw (client_secret_basic).
+func (p *oidcProvider) callIntrospection(ctx context.Context, st *providerState, raw string) (*outsideEntry, error) {
+	form := url.Values{"token": {raw}, "token_type_hint": {"access_token"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, st.introspection, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	// RFC 6749 section 2.3.1: both form-encoded before Basic.
+	req.SetBasicAuth(url.QueryEscape(p.id), url.QueryEscape(p.pass))
+	resp, err := p.cfg.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("introspection: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("introspection: status %d", resp.StatusCode)
+	}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("introspection: %w", err)
+	}
+	return p.parseIntrospection(data, st, p.cfg.now())
+}
+
+// parseIntrospection reads an introspection response. An answer that
+// cannot be read is an error (the token is undecided); an inactive token,
+// or an active one this scheme must not accept (expired, another issuer
+// or audience), is an entry without principal, kept briefly.
+func (p *oidcProvider) parseIntrospection(data []byte, st *providerState, now time.Time) (*outsideEntry, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var claims map[string]any
+	if err := dec.Decode(&claims); err != nil || claims == nil {
+		return nil, fmt.Errorf("introspection: the answer is not a JSON object")
+	}
+	inactive := &outsideEntry{until: now.Add(p.cfg.negativeTTL)}
+	active, ok := claims["active"].(bool)
+	if !ok {
+		return nil, fmt.Errorf("introspection: the answer has no boolean active")
+	}
+	if !active {
+		return inactive, nil
+	}
+	if err := checkNumericTimes(claims); err != nil {
+		return inactive, nil
+	}
+	leeway := p.cfg.leeway
+	until := now.Add(p.cfg.introspectTTL)
+	if exp, ok := numericTime(claims["exp"]); ok {
+		if !now.Before(exp.Add(leeway)) {
+			return inactive, nil
+		}
+		until = minTime(until, exp.Add(leeway))
+	}
+	if nbf, ok := numericTime(claims["nbf"]); ok && now.Before(nbf.Add(-leeway)) {
+		return inactive, nil
+	}
+	if iss, present := claims["iss"]; present {
+		if s, _ := iss.(string); !slices.Contains(st.issuers, s) {
+			return inactive, nil
+		}
+	}
+	if !audienceMatches(claims["aud"], p.scheme.Provider.Audience) {
+		return inactive, nil
+	}
+	sub, _ := claims["sub"].(string)
+	jti, _ := claims["jti"].(string)
+	pr, err := p.principal(claims, sub, jti)
+	if err != nil {
+		return inactive, nil
+	}
+	return &outsideEntry{p: pr, until: until}, nil
+}
+
+func numericTime(v any) (time.Time, bool) {
+	n, ok := v.(json.Number)
+	if !ok {
+		return time.Time{}, false
+	}
+	f, err := n.Float64()
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(int64(f), 0), true
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// audienceMatches reports whether aud (a string or an array of strings)
+// names one of want.
+func audienceMatches(aud any, want []string) bool {
+	switch v := aud.(type) {
+	case string:
+		return slices.Contains(want, v)
+	case []any:
+		for _, item := range v {
+			if s, ok := item.(string); ok && slices.Contains(want, s) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,621 @@
+package security
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
+
+	"github.com/specguard/specguard/policy"
+)
+
+// OIDCSettings are what the environment, not the document, says of one
+// openIdConnect scheme.
+type OIDCSettings struct {
+	// URL replaces the scheme's openIdConnectUrl when not empty (a
+	// provider per environment).
+	URL string
+	// ClientID and ClientSecret authenticate introspection requests
+	// (client_secret_basic). Without them opaque tokens are refused.
+	ClientID, ClientSecret string
+}
+
+// OIDCEnvName returns the <NAME> of the SPECGUARD_OIDC_<NAME>_* variables
+// of scheme: upper case, every character but a letter or digit turned
+// into '_'.
+func OIDCEnvName(scheme string) string {
+	b := []byte(strings.ToUpper(scheme))
+	for i, c := range b {
+		if !('A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// OIDCStatus is the state of one scheme's provider.
+type OIDCStatus struct {
+	Scheme string
+	// Ready is true once keys have been fetched: from then on JWTs are
+	// verified even while the provider is unreachable.
+	Ready bool
+	// Err is the last failure to reach the provider (discovery, keys or
+	// introspection), nil when the last attempt succeeded.
+	Err error
+	// Changed is true when this status differs from the one before: the
+	// provider became reachable, or unreachable, or failed differently.
+	Changed bool
+}
+
+// OIDCOption configures an OIDCAuthenticator.
+type OIDCOption func(*oidcConfig)
+
+type oidcConfig struct {
+	settings      map[string]OIDCSettings
+	client        *http.Client
+	leeway        time.Duration
+	now           func() time.Time
+	refresh       time.Duration
+	unknownKID    time.Duration
+	introspectTTL time.Duration
+	negativeTTL   time.Duration
+	cacheSize     int
+	status        func(OIDCStatus)
+}
+
+// WithOIDCSettings gives scheme its URL override and introspection
+// credentials.
+func WithOIDCSettings(scheme string, s OIDCSettings) OIDCOption {
+	return func(c *oidcConfig) { c.settings[scheme] = s }
+}
+
+// WithOIDCHTTPClient fetches discovery documents and keys and introspects
+// with client (one with a 5 s timeout when absent). Its responses are read
+// up to 1 MiB.
+func WithOIDCHTTPClient(client *http.Client) OIDCOption {
+	return func(c *oidcConfig) { c.client = client }
+}
+
+// WithOIDCLeeway allows clock skew when checking exp, nbf and iat (60 s
+// when absent).
+func WithOIDCLeeway(d time.Duration) OIDCOption { return func(c *oidcConfig) { c.leeway = d } }
+
+// WithOIDCClock sets the clock tokens are checked against (time.Now when
+// absent).
+func WithOIDCClock(now func() time.Time) OIDCOption { return func(c *oidcConfig) { c.now = now } }
+
+// WithOIDCRefresh fetches every provider's keys again every d (10 minutes
+// when absent); keys are kept when a fetch fails.
+func WithOIDCRefresh(d time.Duration) OIDCOption { return func(c *oidcConfig) { c.refresh = d } }
+
+// WithOIDCUnknownKeyInterval bounds the fetches a token with an unknown kid
+// triggers: at most one per d (30 s when absent). Tokens arriving while
+// the bound holds are refused at once rather than queued.
+func WithOIDCUnknownKeyInterval(d time.Duration) OIDCOption {
+	return func(c *oidcConfig) { c.unknownKID = d }
+}
+
+// WithOIDCIntrospectionTTL keeps an active introspection result for at
+// most d (60 s when absent), and never past the token's exp: a token
+// revoked at the provider is refused within d. Inactive results are kept
+// for at most 5 s.
+func WithOIDCIntrospectionTTL(d time.Duration) OIDCOption {
+	return func(c *oidcConfig) { c.introspectTTL = d }
+}
+
+// WithOIDCCacheSize bounds the verified tokens and introspection results
+// kept per provider (100,000 each when absent).
+func WithOIDCCacheSize(n int) OIDCOption { return func(c *oidcConfig) { c.cacheSize = n } }
+
+// WithOIDCStatus is called on every failure to reach a provider and
+// whenever its state changes (see OIDCStatus.Changed). It must not block.
+func WithOIDCStatus(f func(OIDCStatus)) OIDCOption { return func(c *oidcConfig) { c.status = f } }
+
+// OIDCAuthenticator verifies the bearer tokens of every openIdConnect
+// scheme of a table: JWTs against the keys the provider publishes, opaque
+// tokens by introspection (RFC 7662). It is a guard Authenticator for
+// policy.SchemeOIDC. Its principals' Subject is "<scheme>:<sub>", so an
+// outside subject never names a local account.
+type OIDCAuthenticator struct {
+	providers map[string]*oidcProvider
+	cancel    context.CancelFunc
+	done      sync.WaitGroup
+}
+
+// maxProviderResponse bounds what is read of any provider response.
+const maxProviderResponse = 1 << 20
+
+// outsideAlgs are the algorithms an outside token may use: asymmetric
+// only, so a public key can never be used as an HMAC secret.
+var outsideAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"}
+
+// NewOIDCAuthenticator starts fetching the discovery document and keys of
+// every openIdConnect scheme the table uses, in the background: until a
+// provider's keys arrive its tokens are answered ErrUnavailable, and the
+// other schemes are not held up. It fails when settings name a scheme the
+// table does not use as openIdConnect, or give a URL that is not valid.
+// Close stops the background work.
+func NewOIDCAuthenticator(ctx context.Context, table *policy.Table, opts ...OIDCOption) (*OIDCAuthenticator, error) {
+	cfg := oidcConfig{
+		settings: map[string]OIDCSettings{}, leeway: 60 * time.Second, now: time.Now,
+		refresh: 10 * time.Minute, unknownKID: 30 * time.Second, introspectTTL: 60 * time.Second,
+		negativeTTL: 5 * time.Second, cacheSize: 100_000, status: func(OIDCStatus) {},
+	}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	if cfg.client == nil {
+		cfg.client = &http.Client{Timeout: 5 * time.Second}
+	}
+	client := *cfg.client
+	client.Transport = limitedTransport{next: cfg.client.Transport}
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	cfg.client = &client
+
+	a := &OIDCAuthenticator{providers: map[string]*oidcProvider{}}
+	for name, s := range cfg.settings {
+		scheme := table.Schemes[name]
+		if scheme == nil || scheme.Type != policy.SchemeOIDC {
+			return nil, fmt.Errorf("SPECGUARD_OIDC_%s_*: no operation uses an openIdConnect scheme %q", OIDCEnvName(name), name)
+		}
+		if s.URL != "" {
+			if err := policy.ValidProviderURL(s.URL); err != nil {
+				return nil, fmt.Errorf("SPECGUARD_OIDC_%s_URL: %v", OIDCEnvName(name), err)
+			}
+		}
+		if (s.ClientID == "") != (s.ClientSecret == "") {
+			return nil, fmt.Errorf("SPECGUARD_OIDC_%s_CLIENT_ID and _CLIENT_SECRET: give both or neither", OIDCEnvName(name))
+		}
+	}
+	ctx, a.cancel = context.WithCancel(ctx)
+	for _, scheme := range table.Providers() {
+		p := newOIDCProvider(scheme, cfg.settings[scheme.Name], &cfg)
+		a.providers[scheme.Name] = p
+		a.done.Add(1)
+		go func() {
+			defer a.done.Done()
+			p.load(ctx)
+		}()
+	}
+	return a, nil
+}
+
+// Close stops fetching keys. Tokens are refused from then on.
+func (a *OIDCAuthenticator) Close() {
+	a.cancel()
+	a.done.Wait()
+}
+
+// Status returns the state of every provider, sorted by scheme.
+func (a *OIDCAuthenticator) Status() []OIDCStatus {
+	out := make([]OIDCStatus, 0, len(a.providers))
+	for _, p := range a.providers {
+		out = append(out, p.status())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Scheme < out[j].Scheme })
+	return out
+}
+
+// Authenticate verifies the request's bearer token for scheme: (nil, nil)
+// when it has none. A token this provider did not issue (another issuer,
+// or an opaque token it does not know) is an error wrapping ErrInvalid and
+// ErrUnclaimed, so another scheme reading the Authorization header may
+// still accept it; one that cannot be decided while the provider is
+// unreachable wraps ErrUnavailable.
+func (a *OIDCAuthenticator) Authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*Principal, error) {
+	raw, err := BearerToken(r)
+	if raw == "" || err != nil {
+		return nil, err
+	}
+	p := a.providers[scheme.Name]
+	if p == nil {
+		return nil, fmt.Errorf("%w: no provider for scheme %s", ErrUnavailable, scheme.Name)
+	}
+	return p.verify(ctx, raw)
+}
+
+// oidcProvider is one scheme's provider.
+type oidcProvider struct {
+	scheme   *policy.Scheme
+	url      string
+	id, pass string
+	cfg      *oidcConfig
+	parser   *jwt.Parser
+
+	state   atomic.Pointer[providerState] // nil until keys are loaded
+	lastErr atomic.Pointer[errBox]
+
+	tokens     *boundedCache[*outsideEntry] // by the exact token
+	introspect *boundedCache[*outsideEntry] // by the SHA-256 of the token
+	flight     singleflight.Group
+}
+
+type errBox struct{ err error }
+
+// providerState is what discovery and the first key fetch established.
+type providerState struct {
+	issuers       []string
+	keyfunc       keyfunc.Keyfunc
+	introspection string // the introspection endpoint, "" when there is none
+	stop          context.CancelFunc // ends the key refreshes (the authenticator's Close does too)
+}
+
+// outsideEntry is a verified token: its principal and how long it holds.
+type outsideEntry struct {
+	p     *Principal // nil for a token introspection found inactive
+	until time.Time
+	nbf   time.Time
+}
+
+func newOIDCProvider(s *policy.Scheme, set OIDCSettings, cfg *oidcConfig) *oidcProvider {
+	p := &oidcProvider{scheme: s, url: s.Provider.URL, id: set.ClientID, pass: set.ClientSecret, cfg: cfg,
+		tokens: newBoundedCache[*outsideEntry](cfg.cacheSize), introspect: newBoundedCache[*outsideEntry](cfg.cacheSize)}
+	if set.URL != "" {
+		p.url = set.URL
+	}
+	p.parser = jwt.NewParser(
+		jwt.WithValidMethods(outsideAlgs),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithAudience(s.Provider.Audience...),
+		jwt.WithLeeway(cfg.leeway),
+		jwt.WithTimeFunc(cfg.now),
+	)
+	return p
+}
+
+func (p *oidcProvider) status() OIDCStatus {
+	st := OIDCStatus{Scheme: p.scheme.Name, Ready: p.state.Load() != nil}
+	if b := p.lastErr.Load(); b != nil {
+		st.Err = b.err
+	}
+	return st
+}
+
+// report records the outcome of a fetch and tells the status callback
+// when the state changed.
+func (p *oidcProvider) report(err error) {
+	old := p.lastErr.Swap(&errBox{err: err})
+	wasUp := old != nil && old.err == nil
+	changed := old == nil || (err == nil) != wasUp || (err != nil && old.err.Error() != err.Error())
+	if changed || err != nil {
+		st := p.status()
+		st.Err, st.Changed = err, changed
+		p.cfg.status(st)
+	}
+}
+
+// load fetches the discovery document and the keys, retrying with backoff
+// until both arrive or ctx ends. From then on jwkset refreshes the keys.
+func (p *oidcProvider) load(ctx context.Context) {
+	wait := time.Second
+	for {
+		err := p.loadOnce(ctx)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		p.report(err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Minute)
+	}
+}
+
+// discovery is the part of an OpenID Provider Metadata document specguard
+// reads.
+type discovery struct {
+	Issuer        string `json:"issuer"`
+	JWKSURI       string `json:"jwks_uri"`
+	Introspection string `json:"introspection_endpoint"`
+}
+
+// parseDiscovery reads a discovery document: issuer and jwks_uri are
+// required, and every URL must pass policy.ValidProviderURL.
+func parseDiscovery(data []byte) (*discovery, error) {
+	var d discovery
+	if err := json.Unmarshal(data, &d); err != nil {
+		return nil, fmt.Errorf("discovery document is not JSON: %v", err)
+	}
+	if d.Issuer == "" || d.JWKSURI == "" {
+		return nil, errors.New("discovery document lacks issuer or jwks_uri")
+	}
+	if err := policy.ValidProviderURL(d.JWKSURI); err != nil {
+		return nil, fmt.Errorf("discovery document: jwks_uri %v", err)
+	}
+	if d.Introspection != "" {
+		if err := policy.ValidProviderURL(d.Introspection); err != nil {
+			return nil, fmt.Errorf("discovery document: introspection_endpoint %v", err)
+		}
+	}
+	return &d, nil
+}
+
+func (p *oidcProvider) loadOnce(ctx context.Context) error {
+	data, err := p.get(ctx, p.url)
+	if err != nil {
+		return fmt.Errorf("discovery %s: %w", p.url, err)
+	}
+	d, err := parseDiscovery(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", p.url, err)
+	}
+	issuers := p.scheme.Provider.Issuers
+	if len(issuers) == 0 {
+		issuers = []string{d.Issuer}
+	}
+	// The refresh goroutine lives as long as ctx; a failed first fetch
+	// must not leave one behind.
+	sctx, cancel := context.WithCancel(ctx)
+	storage, err := jwkset.NewStorageFromHTTP(d.JWKSURI, jwkset.HTTPClientStorageOptions{
+		Client:          p.cfg.client,
+		Ctx:             sctx,
+		HTTPTimeout:     p.cfg.client.Timeout,
+		RefreshInterval: p.cfg.refresh,
+		RefreshErrorHandler: func(_ context.Context, err error) {
+			p.report(fmt.Errorf("keys %s: %w", d.JWKSURI, err))
+		},
+	})
+	if err != nil {
+		cancel()
+		return fmt.Errorf("keys %s: %w", d.JWKSURI, err)
+	}
+	hc, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
+		HTTPURLs: map[string]jwkset.Storage{d.JWKSURI: storage},
+		// One fetch per interval for unknown kids; a request finding the
+		// bound spent is refused at once instead of waiting its turn.
+		RefreshUnknownKID: rate.NewLimiter(rate.Every(p.cfg.unknownKID), 1),
+		RateLimitWaitMax:  p.cfg.client.Timeout,
+	})
+	if err != nil {
+		cancel()
+		return err
+	}
+	kf, err := keyfunc.New(keyfunc.Options{Ctx: sctx, Storage: hc, UseWhitelist: []jwkset.USE{jwkset.UseSig, ""}})
+	if err != nil {
+		cancel()
+		return err
+	}
+	p.state.Store(&providerState{issuers: issuers, keyfunc: kf, introspection: d.Introspection, stop: cancel})
+	p.report(nil)
+	return nil
+}
+
+// get fetches url and returns its body when the status is 200.
+func (p *oidcProvider) get(ctx context.Context, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := p.cfg.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return io.ReadAll(resp.Body)
+}
+
+// limitedTransport caps every response body at maxProviderResponse.
+type limitedTransport struct{ next http.RoundTripper }
+
+func (t limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	next := t.next
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	resp, err := next.RoundTrip(r)
+	if err == nil {
+		resp.Body = limitedBody{Reader: io.LimitReader(resp.Body, maxProviderResponse), Closer: resp.Body}
+	}
+	return resp, err
+}
+
+type limitedBody struct {
+	io.Reader
+	io.Closer
+}
+
+// unclaimed marks err as a credential this provider did not issue.
+func unclaimed(err error) error { return fmt.Errorf("%w (%w)", err, ErrUnclaimed) }
+
+func (p *oidcProvider) verify(ctx context.Context, raw string) (*Principal, error) {
+	now := p.cfg.now()
+	if e, ok := p.tokens.get(raw); ok {
+		if now.Before(e.until) && !now.Before(e.nbf) {
+			return e.p, nil
+		}
+		p.tokens.del(raw)
+	}
+	if strings.Count(raw, ".") != 2 {
+		return p.introspected(ctx, raw, now)
+	}
+	if len(raw) > MaxTokenBytes || !isCompactJWS(raw) {
+		return nil, unclaimed(fmt.Errorf("%w: malformed token", ErrInvalid))
+	}
+	payload, err := decodePayload(raw)
+	if err != nil {
+		return nil, unclaimed(err)
+	}
+	iss, _ := payload["iss"].(string)
+	declared := p.scheme.Provider.Issuers
+	if len(declared) > 0 && !slices.Contains(declared, iss) {
+		return nil, unclaimed(fmt.Errorf("%w: issuer is not one of %s's", ErrInvalid, p.scheme.Name))
+	}
+	st := p.state.Load()
+	if st == nil {
+		return nil, unclaimed(fmt.Errorf("%w: the %s provider's keys have not been fetched yet", ErrUnavailable, p.scheme.Name))
+	}
+	if !slices.Contains(st.issuers, iss) {
+		return nil, unclaimed(fmt.Errorf("%w: issuer is not %s's", ErrInvalid, p.scheme.Name))
+	}
+	if err := checkNumericTimes(payload); err != nil {
+		return nil, err
+	}
+	var c jwt.RegisteredClaims
+	_, err = p.parser.ParseWithClaims(raw, &c, func(tok *jwt.Token) (any, error) {
+		if _, crit := tok.Header["crit"]; crit {
+			return nil, errors.New("crit header is not supported")
+		}
+		key, err := st.keyfunc.KeyfuncCtx(ctx)(tok)
+		if err != nil {
+			return nil, err
+		}
+		return publicKeys(key)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrInvalid, describe(err))
+	}
+	pr, err := p.principal(payload, c.Subject, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	e := &outsideEntry{p: pr, until: c.ExpiresAt.Add(p.cfg.leeway)}
+	if c.NotBefore != nil {
+		e.nbf = c.NotBefore.Add(-p.cfg.leeway)
+	}
+	p.tokens.put(raw, e)
+	return pr, nil
+}
+
+// publicKeys keeps only asymmetric public keys: an "oct" key in a JWK Set
+// would let an HMAC token verify with a secret the provider published.
+func publicKeys(key any) (any, error) {
+	public := func(k any) bool {
+		switch k.(type) {
+		case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
+			return true
+		}
+		return false
+	}
+	if set, ok := key.(jwt.VerificationKeySet); ok {
+		out := jwt.VerificationKeySet{}
+		for _, k := range set.Keys {
+			if public(k) {
+				out.Keys = append(out.Keys, k)
+			}
+		}
+		if len(out.Keys) == 0 {
+			return nil, errors.New("no key fits the token")
+		}
+		return out, nil
+	}
+	if !public(key) {
+		return nil, errors.New("the key is not an asymmetric public key")
+	}
+	return key, nil
+}
+
+// decodePayload decodes a JWS's payload, unverified, for routing by iss
+// and for claims golang-jwt does not type.
+func decodePayload(raw string) (map[string]any, error) {
+	_, rest, _ := strings.Cut(raw, ".")
+	seg, _, _ := strings.Cut(rest, ".")
+	data, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: malformed token", ErrInvalid)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil || m == nil {
+		return nil, fmt.Errorf("%w: malformed token", ErrInvalid)
+	}
+	return m, nil
+}
+
+// checkNumericTimes refuses exp, nbf or iat that are not JSON numbers
+// (golang-jwt also takes them as strings).
+func checkNumericTimes(claims map[string]any) error {
+	for _, name := range []string{"exp", "nbf", "iat"} {
+		if v, present := claims[name]; present {
+			if _, ok := v.(json.Number); !ok {
+				return fmt.Errorf("%w: %s is not a number", ErrInvalid, name)
+			}
+		}
+	}
+	return nil
+}
+
+// principal makes the principal of verified claims.
+func (p *oidcProvider) principal(claims map[string]any, sub, jti string) (*Principal, error) {
+	if sub == "" {
+		sub, _ = claims["client_id"].(string)
+	}
+	if sub == "" {
+		return nil, fmt.Errorf("%w: token names no subject (sub or client_id)", ErrInvalid)
+	}
+	scopes, err := outsideScopes(claims, p.scheme.Provider.ScopesClaim)
+	if err != nil {
+		return nil, err
+	}
+	values := make(map[string]string, len(claims))
+	for k, v := range claims {
+		switch v := v.(type) {
+		case string:
+			values[k] = v
+		case json.Number:
+			values[k] = v.String()
+		case bool:
+			values[k] = fmt.Sprint(v)
+		}
+	}
+	return &Principal{Subject: p.scheme.Name + ":" + sub, Scheme: p.scheme.Name, Scopes: scopes, TokenID: jti, External: true, Claims: values}, nil
+}
+
+// outsideScopes reads the token's scopes: from claim when given (a
+// space-separated string or an array of strings), else from scope (a
+// string), else from scp (a string or an array).
+func outsideScopes(claims map[string]any, claim string) ([]string, error) {
+	names := []string{"scope", "scp"}
+	if claim != "" {
+		names = []string{claim}
+	}
+	for _, name := range names {
+		v, present := claims[name]
+		if !present {
+			continue
+		}
+		var scopes []string
+		switch v := v.(type) {
+		case string:
+			scopes = strings.Fields(v)
+		case []any:
+			for _, item := range v {
+				s, ok := item.(string)
+				if !ok {
+					return nil, fmt.Errorf("%w: %s holds a non-string", ErrInvalid, name)
+				}
+				scopes = append(scopes, strings.Fields(s)...)
+			}
+		default:
+			return nil, fmt.Errorf("%w: %s is neither a string nor an array", ErrInvalid, name)
+		}
+		sort.Strings(scopes)
+		return slices.Compact(scopes), nil
+	}
+	return []string{}, nil
+}

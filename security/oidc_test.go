@@ -1,0 +1,619 @@
+package security_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
+)
+
+// fakeOP is an httptest OpenID provider whose answers a test controls.
+type fakeOP struct {
+	srv *httptest.Server
+
+	rsa *rsa.PrivateKey   // kid "rsa", alg RS256
+	ec  *ecdsa.PrivateKey // kid "ec", no alg (restricted by its type)
+	ed  ed25519.PrivateKey
+
+	mu         sync.Mutex
+	discovery  func(w http.ResponseWriter) // nil: the normal document
+	withEC     bool                        // publish the EC key too
+	introspect func(token string) (int, string)
+	issuer     string
+
+	discoveries, jwksFetches, introspections atomic.Int64
+}
+
+func newFakeOP(t *testing.T) *fakeOP {
+	t.Helper()
+	op := &fakeOP{}
+	var err error
+	if op.rsa, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+		t.Fatal(err)
+	}
+	if op.ec, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	if _, op.ed, err = ed25519.GenerateKey(rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	op.withEC = true
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
+		op.discoveries.Add(1)
+		op.mu.Lock()
+		d := op.discovery
+		op.mu.Unlock()
+		if d != nil {
+			d(w)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]string{
+			"issuer": op.iss(), "jwks_uri": op.srv.URL + "/jwks", "introspection_endpoint": op.srv.URL + "/introspect",
+		})
+	})
+	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, _ *http.Request) {
+		op.jwksFetches.Add(1)
+		op.mu.Lock()
+		defer op.mu.Unlock()
+		keys := []map[string]string{
+			{"kty": "RSA", "kid": "rsa", "alg": "RS256", "use": "sig", "n": b64(op.rsa.N.Bytes()), "e": b64(big.NewInt(int64(op.rsa.E)).Bytes())},
+			{"kty": "OKP", "kid": "ed", "crv": "Ed25519", "x": b64(op.ed.Public().(ed25519.PublicKey))},
+		}
+		if op.withEC {
+			keys = append(keys, map[string]string{"kty": "EC", "kid": "ec", "crv": "P-256", "x": b64(op.ec.X.FillBytes(make([]byte, 32))), "y": b64(op.ec.Y.FillBytes(make([]byte, 32)))})
+		}
+		json.NewEncoder(w).Encode(map[string]any{"keys": keys})
+	})
+	mux.HandleFunc("POST /introspect", func(w http.ResponseWriter, r *http.Request) {
+		op.introspections.Add(1)
+		if id, secret, ok := r.BasicAuth(); !ok || id != "rs" || secret != "rs-secret" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		op.mu.Lock()
+		f := op.introspect
+		op.mu.Unlock()
+		status, body := f(r.PostFormValue("token"))
+		w.WriteHeader(status)
+		fmt.Fprint(w, body)
+	})
+	op.srv = httptest.NewServer(mux)
+	t.Cleanup(op.srv.Close)
+	op.introspect = func(string) (int, string) { return 200, `{"active":false}` }
+	return op
+}
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+func (op *fakeOP) iss() string {
+	if op.issuer != "" {
+		return op.issuer
+	}
+	return op.srv.URL
+}
+
+func (op *fakeOP) set(f func()) {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	f()
+}
+
+// claims are a token's claims: a valid one for audience "api" unless
+// changed.
+func (op *fakeOP) claims(mods ...func(jwt.MapClaims)) jwt.MapClaims {
+	now := time.Now()
+	c := jwt.MapClaims{"iss": op.iss(), "sub": "u1", "aud": "api", "exp": now.Add(time.Hour).Unix(),
+		"iat": now.Unix(), "scope": "read write", "tenant": "acme"}
+	for _, m := range mods {
+		m(c)
+	}
+	return c
+}
+
+func (op *fakeOP) sign(t testing.TB, method jwt.SigningMethod, kid string, key any, c jwt.MapClaims) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(method, c)
+	if kid != "" {
+		tok.Header["kid"] = kid
+	} else {
+		delete(tok.Header, "kid")
+	}
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (op *fakeOP) rs256(t testing.TB, mods ...func(jwt.MapClaims)) string {
+	return op.sign(t, jwt.SigningMethodRS256, "rsa", op.rsa, op.claims(mods...))
+}
+
+func oidcSpec(url, extra string) string {
+	return `openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /things:
+    get:
+      operationId: listThings
+      security: [{partner: [read]}]
+      x-rate-limit: false
+      responses: {'200': {description: ok}}
+components:
+  securitySchemes:
+    partner:
+      type: openIdConnect
+      openIdConnectUrl: ` + url + `/.well-known/openid-configuration
+      x-audience: [api, api2]
+` + extra
+}
+
+type oidcEnv struct {
+	op     *fakeOP
+	auth   *security.OIDCAuthenticator
+	scheme *policy.Scheme
+	status chan security.OIDCStatus
+}
+
+func newOIDCEnv(t *testing.T, op *fakeOP, extra string, opts ...security.OIDCOption) *oidcEnv {
+	t.Helper()
+	table, err := policy.Compile("spec.yaml", []byte(oidcSpec(op.srv.URL, extra)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &oidcEnv{op: op, scheme: table.Schemes["partner"], status: make(chan security.OIDCStatus, 1000)}
+	opts = append([]security.OIDCOption{
+		security.WithOIDCSettings("partner", security.OIDCSettings{ClientID: "rs", ClientSecret: "rs-secret"}),
+		security.WithOIDCStatus(func(s security.OIDCStatus) { e.status <- s }),
+		security.WithOIDCHTTPClient(&http.Client{Timeout: 500 * time.Millisecond}),
+	}, opts...)
+	e.auth, err = security.NewOIDCAuthenticator(context.Background(), table, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.auth.Close)
+	return e
+}
+
+// ready waits until the provider's keys are loaded.
+func (e *oidcEnv) ready(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !e.auth.Status()[0].Ready {
+		if time.Now().After(deadline) {
+			t.Fatalf("provider never became ready: %+v", e.auth.Status())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (e *oidcEnv) check(token string) (*security.Principal, error) {
+	r := httptest.NewRequest(http.MethodGet, "/things", nil)
+	r.Header.Set("Authorization", "Bearer "+token)
+	return e.auth.Authenticate(context.Background(), r, e.scheme)
+}
+
+func TestOIDCAcceptsProviderTokens(t *testing.T) {
+	op := newFakeOP(t)
+	e := newOIDCEnv(t, op, "")
+	e.ready(t)
+	p, err := e.check(op.rs256(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Subject != "partner:u1" || p.Scheme != "partner" || !p.External || strings.Join(p.Scopes, " ") != "read write" {
+		t.Errorf("principal %+v", p)
+	}
+	if got := p.Claim("tenant"); got != "acme" {
+		t.Errorf("claim tenant = %q", got)
+	}
+	if got := p.Claim("sub"); got != "partner:u1" {
+		t.Errorf("claim sub = %q: an outside subject must stay namespaced", got)
+	}
+	// The second audience of the list; scp as an array; EdDSA; PS256 with
+	// the RSA key (its alg is RS256: refused); ES256 with the EC key that
+	// has no alg (allowed by its type).
+	cases := []struct {
+		name  string
+		token string
+		want  string // scopes, or "" for refused
+	}{
+		{"audience from the list", op.rs256(t, func(c jwt.MapClaims) { c["aud"] = []string{"other", "api2"} }), "read write"},
+		{"scp as an array", op.rs256(t, func(c jwt.MapClaims) { delete(c, "scope"); c["scp"] = []string{"write", "read"} }), "read write"},
+		{"scp as a string", op.rs256(t, func(c jwt.MapClaims) { delete(c, "scope"); c["scp"] = "read" }), "read"},
+		{"EdDSA", op.sign(t, jwt.SigningMethodEdDSA, "ed", op.ed, op.claims()), "read write"},
+		{"ES256 on a key without alg", op.sign(t, jwt.SigningMethodES256, "ec", op.ec, op.claims()), "read write"},
+		{"kid-less token tried against the keys", op.sign(t, jwt.SigningMethodES256, "", op.ec, op.claims()), "read write"},
+		{"kid-less RS256", op.sign(t, jwt.SigningMethodRS256, "", op.rsa, op.claims()), "read write"},
+		{"PS256 with an RS256 key", op.sign(t, jwt.SigningMethodPS256, "rsa", op.rsa, op.claims()), ""},
+		{"ES384 on a P-256 key without alg", op.sign(t, jwt.SigningMethodES384, "ec", mustP384(t), op.claims()), ""},
+		{"RS256 naming the EC key", op.sign(t, jwt.SigningMethodRS256, "ec", op.rsa, op.claims()), ""},
+		{"wrong audience", op.rs256(t, func(c jwt.MapClaims) { c["aud"] = "someone-else" }), ""},
+		{"no audience", op.rs256(t, func(c jwt.MapClaims) { delete(c, "aud") }), ""},
+		{"no exp", op.rs256(t, func(c jwt.MapClaims) { delete(c, "exp") }), ""},
+		{"expired beyond leeway", op.rs256(t, func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-2 * time.Minute).Unix() }), ""},
+		{"expired within leeway", op.rs256(t, func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-30 * time.Second).Unix() }), "read write"},
+		{"not yet valid", op.rs256(t, func(c jwt.MapClaims) { c["nbf"] = time.Now().Add(5 * time.Minute).Unix() }), ""},
+		{"issued in the future", op.rs256(t, func(c jwt.MapClaims) { c["iat"] = time.Now().Add(5 * time.Minute).Unix() }), ""},
+		{"exp as a string", op.rs256(t, func(c jwt.MapClaims) { c["exp"] = fmt.Sprint(time.Now().Add(time.Hour).Unix()) }), ""},
+		{"issuer with a trailing slash", op.rs256(t, func(c jwt.MapClaims) { c["iss"] = op.iss() + "/" }), ""},
+		{"another issuer", op.rs256(t, func(c jwt.MapClaims) { c["iss"] = "https://evil.example" }), ""},
+		{"no subject", op.rs256(t, func(c jwt.MapClaims) { delete(c, "sub") }), ""},
+		{"client_id for subject", op.rs256(t, func(c jwt.MapClaims) { delete(c, "sub"); c["client_id"] = "svc" }), "read write"},
+		{"alg none", noneToken(op.claims()), ""},
+		{"HS256 with the public key as secret", op.sign(t, jwt.SigningMethodHS256, "rsa", publicPEM(t, &op.rsa.PublicKey), op.claims()), ""},
+		{"HS256 with the modulus as secret", op.sign(t, jwt.SigningMethodHS256, "rsa", op.rsa.N.Bytes(), op.claims()), ""},
+		{"crit header", critToken(t, op), ""},
+		{"jku to another key set", jkuToken(t, op), ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p, err := e.check(c.token)
+			if c.want == "" {
+				if err == nil || !errors.Is(err, security.ErrInvalid) {
+					t.Fatalf("accepted or wrong error: %+v, %v", p, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(p.Scopes, " "); got != c.want {
+				t.Errorf("scopes %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+func mustP384(t *testing.T) *ecdsa.PrivateKey {
+	k, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func publicPEM(t *testing.T, k *rsa.PublicKey) []byte {
+	der, err := x509.MarshalPKIXPublicKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+}
+
+func noneToken(c jwt.MapClaims) string {
+	s, _ := jwt.NewWithClaims(jwt.SigningMethodNone, c).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	return s
+}
+
+func critToken(t *testing.T, op *fakeOP) string {
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, op.claims())
+	tok.Header["kid"] = "rsa"
+	tok.Header["crit"] = []string{"exp"}
+	s, err := tok.SignedString(op.rsa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// jkuToken is signed by a key of the attacker's, with a kid the provider
+// does not publish and a jku pointing at a key set holding it.
+func jkuToken(t *testing.T, op *fakeOP) string {
+	evil, _ := rsa.GenerateKey(rand.Reader, 2048)
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, op.claims())
+	tok.Header["kid"] = "evil"
+	tok.Header["jku"] = "https://evil.example/jwks"
+	tok.Header["jwk"] = map[string]string{"kty": "RSA", "n": b64(evil.N.Bytes()), "e": "AQAB"}
+	s, err := tok.SignedString(evil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestOIDCScopesClaim: x-scopes-claim reads the scopes from the claim it
+// names, a string or an array.
+func TestOIDCScopesClaim(t *testing.T) {
+	op := newFakeOP(t)
+	e := newOIDCEnv(t, op, "      x-scopes-claim: roles\n")
+	e.ready(t)
+	p, err := e.check(op.rs256(t, func(c jwt.MapClaims) { c["roles"] = []string{"read", "admin"} }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(p.Scopes, " "); got != "admin read" {
+		t.Errorf("scopes %q, want the roles claim's", got)
+	}
+}
+
+// TestOIDCDeclaredIssuers: x-issuers replaces the discovery issuer, and a
+// token of another issuer is refused before any key is looked up.
+func TestOIDCDeclaredIssuers(t *testing.T) {
+	op := newFakeOP(t)
+	e := newOIDCEnv(t, op, "      x-issuers: [https://one.example, https://two.example]\n")
+	e.ready(t)
+	if _, err := e.check(op.rs256(t, func(c jwt.MapClaims) { c["iss"] = "https://two.example" })); err != nil {
+		t.Fatal(err)
+	}
+	before := op.jwksFetches.Load()
+	_, err := e.check(op.rs256(t))
+	if !errors.Is(err, security.ErrInvalid) || !errors.Is(err, security.ErrUnclaimed) {
+		t.Fatalf("discovery issuer not declared: %v", err)
+	}
+	if op.jwksFetches.Load() != before {
+		t.Error("a token of another issuer made a key fetch")
+	}
+}
+
+// TestOIDCUnknownKidsFetchOnce: a flood of tokens with unknown kids makes
+// at most one key fetch, and none of them waits for the next.
+func TestOIDCUnknownKidsFetchOnce(t *testing.T) {
+	op := newFakeOP(t)
+	e := newOIDCEnv(t, op, "")
+	e.ready(t)
+	before := op.jwksFetches.Load()
+	start := time.Now()
+	var wg sync.WaitGroup
+	var accepted atomic.Int64
+	for i := range 1000 {
+		tok := op.sign(t, jwt.SigningMethodRS256, fmt.Sprintf("unknown-%d", i), op.rsa, op.claims())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := e.check(tok); err == nil {
+				accepted.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := op.jwksFetches.Load() - before; got > 1 {
+		t.Errorf("%d key fetches for 1,000 unknown kids, want at most 1", got)
+	}
+	if accepted.Load() != 0 {
+		t.Errorf("%d tokens with unknown kids accepted", accepted.Load())
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("1,000 unknown kids took %v: requests queued behind the fetch", d)
+	}
+}
+
+// TestOIDCKeyRotation: a token signed with a key published after start is
+// accepted once the key set is fetched again for its unknown kid.
+func TestOIDCKeyRotation(t *testing.T) {
+	op := newFakeOP(t)
+	op.withEC = false
+	e := newOIDCEnv(t, op, "")
+	e.ready(t)
+	tok := op.sign(t, jwt.SigningMethodES256, "ec", op.ec, op.claims())
+	op.set(func() { op.withEC = true }) // the provider rotates in a new key
+	if _, err := e.check(tok); err != nil {
+		t.Fatalf("token of the new key: %v", err)
+	}
+}
+
+// TestOIDCDiscoveryFailures: a slow, failing or garbage discovery document
+// leaves the scheme's tokens undecided (ErrUnavailable), never accepted,
+// and is retried until it works.
+func TestOIDCDiscoveryFailures(t *testing.T) {
+	cases := []struct {
+		name string
+		d    func(http.ResponseWriter)
+	}{
+		{"slow", func(w http.ResponseWriter) { time.Sleep(time.Second) }},
+		{"5xx", func(w http.ResponseWriter) { w.WriteHeader(http.StatusBadGateway) }},
+		{"garbage", func(w http.ResponseWriter) { fmt.Fprint(w, "<html>sign in</html>") }},
+		{"no jwks_uri", func(w http.ResponseWriter) { fmt.Fprint(w, `{"issuer":"https://x"}`) }},
+		{"jwks over plain http elsewhere", func(w http.ResponseWriter) {
+			fmt.Fprint(w, `{"issuer":"https://x","jwks_uri":"http://keys.example.com/jwks"}`)
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			op := newFakeOP(t)
+			op.discovery = c.d
+			e := newOIDCEnv(t, op, "")
+			select {
+			case st := <-e.status:
+				if st.Err == nil || st.Ready {
+					t.Fatalf("status %+v, want a failure", st)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("no failure reported")
+			}
+			_, err := e.check(op.rs256(t))
+			if !errors.Is(err, security.ErrUnavailable) {
+				t.Fatalf("token while discovery fails: %v, want ErrUnavailable", err)
+			}
+			op.set(func() { op.discovery = nil })
+			e.ready(t)
+			if _, err := e.check(op.rs256(t)); err != nil {
+				t.Fatalf("after recovery: %v", err)
+			}
+		})
+	}
+}
+
+// TestOIDCProviderDown: once keys are fetched, JWTs keep working while the
+// provider is down; opaque tokens cannot be decided: ErrUnavailable.
+func TestOIDCProviderDown(t *testing.T) {
+	op := newFakeOP(t)
+	e := newOIDCEnv(t, op, "", security.WithOIDCRefresh(50*time.Millisecond))
+	e.ready(t)
+	tok := op.rs256(t)
+	op.srv.Close()
+	time.Sleep(200 * time.Millisecond) // refreshes fail meanwhile
+	if _, err := e.check(tok); err != nil {
+		t.Fatalf("JWT with fetched keys while the provider is down: %v", err)
+	}
+	if _, err := e.check(op.rs256(t, func(c jwt.MapClaims) { c["sub"] = "u2" })); err != nil {
+		t.Fatalf("a new JWT with fetched keys while the provider is down: %v", err)
+	}
+	_, err := e.check("opaque-token-1")
+	if !errors.Is(err, security.ErrUnavailable) {
+		t.Fatalf("opaque token while the provider is down: %v, want ErrUnavailable", err)
+	}
+	if st := e.auth.Status()[0]; st.Err == nil || !st.Ready {
+		t.Errorf("status %+v, want ready with an error", st)
+	}
+}
+
+func TestOIDCIntrospection(t *testing.T) {
+	op := newFakeOP(t)
+	exp := time.Now().Add(time.Hour).Unix()
+	var mu sync.Mutex
+	active := map[string]string{
+		"good":          fmt.Sprintf(`{"active":true,"sub":"u9","scope":"read","aud":"api","exp":%d,"iss":%q,"tenant":"t1"}`, exp, op.srv.URL),
+		"aud-list":      fmt.Sprintf(`{"active":true,"client_id":"svc","scope":"read","aud":["x","api2"],"exp":%d}`, exp),
+		"other":         fmt.Sprintf(`{"active":true,"sub":"u9","scope":"read","aud":"elsewhere","exp":%d}`, exp),
+		"expired":       fmt.Sprintf(`{"active":true,"sub":"u9","scope":"read","aud":"api","exp":%d}`, time.Now().Add(-time.Hour).Unix()),
+		"wrong-iss":     fmt.Sprintf(`{"active":true,"sub":"u9","scope":"read","aud":"api","exp":%d,"iss":"https://evil"}`, exp),
+		"string-active": `{"active":"true","sub":"u9","aud":"api"}`,
+		"broken":        `{"active":`,
+		"slow":          fmt.Sprintf(`{"active":true,"sub":"u9","scope":"read","aud":"api","exp":%d}`, exp),
+	}
+	op.introspect = func(tok string) (int, string) {
+		mu.Lock()
+		body, ok := active[tok]
+		mu.Unlock()
+		switch {
+		case tok == "fails":
+			return 500, "oops"
+		case tok == "slow":
+			time.Sleep(100 * time.Millisecond)
+		case !ok:
+			return 200, `{"active":false}`
+		}
+		return 200, body
+	}
+	clock := time.Now()
+	var clockMu sync.Mutex
+	now := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return clock }
+	e := newOIDCEnv(t, op, "", security.WithOIDCClock(now), security.WithOIDCIntrospectionTTL(10*time.Second))
+	e.ready(t)
+
+	p, err := e.check("good")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Subject != "partner:u9" || strings.Join(p.Scopes, " ") != "read" || p.Claim("tenant") != "t1" || !p.External {
+		t.Errorf("principal %+v", p)
+	}
+	if p, err := e.check("aud-list"); err != nil || p.Subject != "partner:svc" {
+		t.Errorf("audience list, client_id subject: %+v, %v", p, err)
+	}
+	for _, tok := range []string{"unknown", "other", "expired", "wrong-iss"} {
+		if _, err := e.check(tok); !errors.Is(err, security.ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", tok, err)
+		}
+	}
+	for _, tok := range []string{"fails", "string-active", "broken"} {
+		if _, err := e.check(tok); !errors.Is(err, security.ErrUnavailable) {
+			t.Errorf("%s: %v, want ErrUnavailable (undecided, never a pass)", tok, err)
+		}
+	}
+
+	// Cached: a second check asks nobody; an error is not cached.
+	calls := op.introspections.Load()
+	if _, err := e.check("good"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.check("unknown"); !errors.Is(err, security.ErrInvalid) {
+		t.Fatal(err)
+	}
+	if got := op.introspections.Load() - calls; got != 0 {
+		t.Errorf("%d introspections for cached results", got)
+	}
+	e.check("fails")
+	if got := op.introspections.Load() - calls; got != 1 {
+		t.Errorf("%d introspections for a failing token checked again, want 1 (errors are not cached)", got)
+	}
+
+	// Revoked at the provider: refused once the TTL passes, not before.
+	mu.Lock()
+	delete(active, "good")
+	mu.Unlock()
+	if _, err := e.check("good"); err != nil {
+		t.Fatalf("within the TTL: %v", err)
+	}
+	clockMu.Lock()
+	clock = clock.Add(11 * time.Second)
+	clockMu.Unlock()
+	if _, err := e.check("good"); !errors.Is(err, security.ErrInvalid) {
+		t.Fatalf("revoked, after the TTL: %v", err)
+	}
+
+	// One call for many concurrent checks of one token.
+	calls = op.introspections.Load()
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() { defer wg.Done(); e.check("slow") }()
+	}
+	wg.Wait()
+	if got := op.introspections.Load() - calls; got != 1 {
+		t.Errorf("%d introspections for 50 concurrent checks of one token, want 1", got)
+	}
+}
+
+// TestOIDCOpaqueWithoutCredentials: with no introspection credentials an
+// opaque token is invalid, and nothing is asked.
+func TestOIDCOpaqueWithoutCredentials(t *testing.T) {
+	op := newFakeOP(t)
+	e := newOIDCEnv(t, op, "", security.WithOIDCSettings("partner", security.OIDCSettings{}))
+	e.ready(t)
+	if _, err := e.check("opaque"); !errors.Is(err, security.ErrInvalid) {
+		t.Fatalf("opaque without credentials: %v", err)
+	}
+	if op.introspections.Load() != 0 {
+		t.Error("introspected without credentials")
+	}
+}
+
+// TestOIDCSettingsRefused: settings for a scheme that is not an
+// openIdConnect one, a plain-http URL elsewhere, half the credentials.
+func TestOIDCSettingsRefused(t *testing.T) {
+	table, err := policy.Compile("spec.yaml", []byte(oidcSpec("https://id.example.com", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		s    security.OIDCSettings
+		want string
+	}{
+		{"partnr", security.OIDCSettings{URL: "https://x.example"}, `SPECGUARD_OIDC_PARTNR_*: no operation uses an openIdConnect scheme "partnr"`},
+		{"partner", security.OIDCSettings{URL: "http://id.example.com/"}, "SPECGUARD_OIDC_PARTNER_URL: \"http://id.example.com/\": plain http is accepted only on a loopback host; use https"},
+		{"partner", security.OIDCSettings{ClientID: "x"}, "SPECGUARD_OIDC_PARTNER_CLIENT_ID and _CLIENT_SECRET: give both or neither"},
+	} {
+		_, err := security.NewOIDCAuthenticator(context.Background(), table, security.WithOIDCSettings(c.name, c.s))
+		if err == nil || err.Error() != c.want {
+			t.Errorf("%s %+v: %v, want %q", c.name, c.s, err, c.want)
+		}
+	}
+	if got := security.OIDCEnvName("partner-idp.v2"); got != "PARTNER_IDP_V2" {
+		t.Errorf("OIDCEnvName = %q", got)
+	}
+}
