@@ -76,10 +76,9 @@ func (e *scopeError) Error() string {
 // outcome of one scheme for one request, memoised so schemes shared by
 // several alternatives are verified once.
 type outcome struct {
-	param string
-	typ   policy.SchemeType
-	p     *security.Principal
-	err   error
+	scheme *policy.Scheme
+	p      *security.Principal
+	err    error
 }
 
 // authenticate evaluates the operation's alternatives in order (OR); inside
@@ -95,7 +94,7 @@ func (g *Guard) authenticate(r *http.Request, op *policy.Operation, deferred boo
 	seen := memo[:0]
 	verify := func(s *policy.Scheme) outcome {
 		for _, o := range seen {
-			if o.param == s.Param && sameKind(o.typ, s.Type) {
+			if sameVerifier(o.scheme, s) {
 				return o
 			}
 		}
@@ -110,18 +109,30 @@ func (g *Guard) authenticate(r *http.Request, op *policy.Operation, deferred boo
 		} else {
 			o.p, o.err = g.auth[s.Type].Authenticate(r.Context(), r, s)
 		}
-		o.param, o.typ = s.Param, s.Type
+		o.scheme = s
 		seen = append(seen, o)
 		return o
 	}
 
 	var scopeMiss []string // scopes of the first alternative a valid credential lacked
 	var scopeScheme *policy.Scheme
+	// A credential one scheme refused as issued elsewhere may be another's
+	// that reads the same place (an outside provider's token where own
+	// tokens are read too): it is refused only when none takes it.
+	var unclaimed error
+	var unclaimedBy *policy.Scheme
 	for _, alt := range sec.Alternatives {
 		var got *security.Principal
 		satisfied := true
 		for _, sr := range alt {
 			o := verify(sr.Scheme)
+			if o.err != nil && errors.Is(o.err, security.ErrUnclaimed) {
+				if unclaimed == nil {
+					unclaimed, unclaimedBy = o.err, sr.Scheme
+				}
+				satisfied = false
+				break
+			}
 			if o.err != nil {
 				res.failed, res.err = sr.Scheme, o.err
 				return res
@@ -143,6 +154,12 @@ func (g *Guard) authenticate(r *http.Request, op *policy.Operation, deferred boo
 			}
 			got = combine(got, o.p, sr.Scheme.Name)
 		}
+		if satisfied && unclaimed != nil && !readsSame(alt, unclaimedBy) {
+			// Admitted by another credential while the refused one was
+			// taken by no scheme: the bad credential decides.
+			res.failed, res.err = unclaimedBy, unclaimed
+			return res
+		}
 		if satisfied {
 			if op.RequireFresh && !got.Fresh {
 				res.failed, res.err = alt[0].Scheme, security.ErrNotFresh
@@ -155,6 +172,8 @@ func (g *Guard) authenticate(r *http.Request, op *policy.Operation, deferred boo
 	switch {
 	case scopeMiss != nil:
 		res.failed, res.err = scopeScheme, &scopeError{scopes: scopeMiss}
+	case unclaimed != nil:
+		res.failed, res.err = unclaimedBy, unclaimed
 	case !sec.Anonymous:
 		res.err = errNoCredentials
 	}
@@ -197,14 +216,40 @@ func isScopeError(err error) bool {
 	return errors.As(err, &scopeErr)
 }
 
-// sameKind reports whether two scheme types read a credential the same way,
-// so a result for one stands for the other (bearer and oauth2 both verify
-// the Authorization header's token).
-func sameKind(a, b policy.SchemeType) bool {
-	return a == b || (isBearer(a) && isBearer(b))
+// sameVerifier reports whether a result for scheme a stands for scheme b:
+// they read the same place with the same verifier (bearer and oauth2 both
+// verify specguard's own token in the Authorization header). Every
+// openIdConnect scheme has a provider of its own.
+func sameVerifier(a, b *policy.Scheme) bool {
+	if a == b {
+		return true
+	}
+	if a.Type == policy.SchemeOIDC || b.Type == policy.SchemeOIDC {
+		return false
+	}
+	return a.Param == b.Param && (a.Type == b.Type || isBearer(a.Type) && isBearer(b.Type))
 }
 
 func isBearer(t policy.SchemeType) bool { return t == policy.SchemeBearer || t == policy.SchemeOAuth2 }
+
+// place is where a credential of s travels: schemes with the same place
+// read the same credential.
+func place(s *policy.Scheme) string {
+	if s.Type == policy.SchemeAPIKeyCookie {
+		return "cookie " + s.Param
+	}
+	return "header " + s.Param
+}
+
+// readsSame reports whether a scheme of alt reads the credential s read.
+func readsSame(alt policy.Requirement, s *policy.Scheme) bool {
+	for _, sr := range alt {
+		if place(sr.Scheme) == place(s) {
+			return true
+		}
+	}
+	return false
+}
 
 // combine merges the principals of an AND alternative: the result holds only
 // the scopes every credential holds.
@@ -244,6 +289,8 @@ func describe(s *policy.Scheme) string {
 	switch s.Type {
 	case policy.SchemeBearer, policy.SchemeOAuth2:
 		return s.Name + " (an Authorization: Bearer token)"
+	case policy.SchemeOIDC:
+		return s.Name + " (an Authorization: Bearer token from its identity provider)"
 	case policy.SchemeAPIKeyHeader:
 		return s.Name + " (the " + s.Param + " header)"
 	case policy.SchemeAPIKeyCookie:
@@ -275,7 +322,7 @@ func (g *Guard) presented(r *http.Request, op *policy.Operation) []string {
 	takes := func(s *policy.Scheme) bool {
 		for _, alt := range op.Security.Alternatives {
 			for _, sr := range alt {
-				if sr.Scheme.Param == s.Param && sameKind(sr.Scheme.Type, s.Type) {
+				if place(sr.Scheme) == place(s) {
 					return true
 				}
 			}
@@ -286,16 +333,13 @@ func (g *Guard) presented(r *http.Request, op *policy.Operation) []string {
 	seen := map[string]bool{} // where the credential travels: bearer and oauth2 share one
 	for _, name := range g.schemeNames {
 		s := g.table.Schemes[name]
-		where := s.Param
-		if isBearer(s.Type) {
-			where = "Authorization"
-		}
+		where := place(s)
 		if takes(s) || seen[where] {
 			continue
 		}
 		carried := false
 		switch s.Type {
-		case policy.SchemeBearer, policy.SchemeOAuth2:
+		case policy.SchemeBearer, policy.SchemeOAuth2, policy.SchemeOIDC:
 			scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 			carried = strings.EqualFold(scheme, "Bearer")
 		case policy.SchemeAPIKeyHeader:
