@@ -160,7 +160,7 @@ type compiler struct {
 	// providerErrs are the errors of invalid openIdConnect schemes, said
 	// once when an operation uses the scheme.
 	providerErrs map[string]Errors
-	buckets     map[string]bucketOwner
+	buckets      map[string]bucketOwner
 }
 
 type bucketOwner struct {

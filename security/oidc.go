@@ -2,8 +2,8 @@ package security
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
@@ -254,7 +254,7 @@ type errBox struct{ err error }
 type providerState struct {
 	issuers       []string
 	keyfunc       keyfunc.Keyfunc
-	introspection string // the introspection endpoint, "" when there is none
+	introspection string             // the introspection endpoint, "" when there is none
 	stop          context.CancelFunc // ends the key refreshes (the authenticator's Close does too)
 }
 
