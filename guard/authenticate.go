@@ -127,7 +127,9 @@ func (g *Guard) authenticate(r *http.Request, op *policy.Operation, deferred boo
 		for _, sr := range alt {
 			o := verify(sr.Scheme)
 			if o.err != nil && errors.Is(o.err, security.ErrUnclaimed) {
-				if unclaimed == nil {
+				// A scheme that could not decide (its provider is down)
+				// may have been the one: undecided beats refused.
+				if unclaimed == nil || errors.Is(o.err, security.ErrUnavailable) && !errors.Is(unclaimed, security.ErrUnavailable) {
 					unclaimed, unclaimedBy = o.err, sr.Scheme
 				}
 				satisfied = false

@@ -106,7 +106,18 @@ type edges struct {
 
 func newEdges(t *testing.T, extra func(chi.Router)) *edges {
 	t.Helper()
-	table, err := policy.Compile("edges.yaml", []byte(edgeSpec))
+	return newEdgesOf(t, edgeSpec, extra)
+}
+
+// newEdgesFrom routes every operation of spec to a handler writing its id.
+func newEdgesFrom(t *testing.T, spec string) *edges {
+	t.Helper()
+	return newEdgesOf(t, spec, nil)
+}
+
+func newEdgesOf(t *testing.T, spec string, extra func(chi.Router)) *edges {
+	t.Helper()
+	table, err := policy.Compile("edges.yaml", []byte(spec))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	. "github.com/specguard/specguard/internal/guardtest"
+
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 )
@@ -615,5 +617,35 @@ func TestOIDCSettingsRefused(t *testing.T) {
 	}
 	if got := security.OIDCEnvName("partner-idp.v2"); got != "PARTNER_IDP_V2" {
 		t.Errorf("OIDCEnvName = %q", got)
+	}
+}
+
+// TestOwnTokensFromElsewhereAreUnclaimed: the own-token verifier marks a
+// token another issuer made (or an opaque one) unclaimed, so an outside
+// scheme on the same operation may take it; a forged token naming this
+// issuer stays plainly invalid.
+func TestOwnTokensFromElsewhereAreUnclaimed(t *testing.T) {
+	svc, _ := newCachedService(t, NewClock())
+	pair, err := svc.Login(context.Background(), "alice", "reader", nil, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := newFakeOP(t)
+	forged := pair.Access[:len(pair.Access)-4] + "AAAA"
+	for _, c := range []struct {
+		name      string
+		token     string
+		unclaimed bool
+	}{
+		{"outside JWT", op.rs256(t), true},
+		{"opaque", "opaque-token", true},
+		{"forged own token", forged, false},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Header.Set("Authorization", "Bearer "+c.token)
+		_, err := security.BearerAuthenticator{Tokens: svc}.Authenticate(context.Background(), r, &policy.Scheme{Name: "bearerAuth", Type: policy.SchemeBearer})
+		if !errors.Is(err, security.ErrInvalid) || errors.Is(err, security.ErrUnclaimed) != c.unclaimed {
+			t.Errorf("%s: %v, want invalid and unclaimed=%v", c.name, err, c.unclaimed)
+		}
 	}
 }
