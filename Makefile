@@ -3,7 +3,7 @@
 GO      ?= go
 CODEGEN := $(GO) run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen
 
-.PHONY: run build lint conform generate deps check-generated check-tidy check-fmt vet test e2e fuzz fuzz-smoke bench bench-smoke docs-assets clean
+.PHONY: run build lint conform generate deps oidc-deps check-generated check-tidy check-fmt vet test e2e fuzz fuzz-smoke bench bench-smoke docs-assets clean
 
 # Built, then run as itself (not under go run, which exits 1 when the server
 # stops on Ctrl-C), so that Ctrl-C ends it quietly after a graceful shutdown.
@@ -53,8 +53,16 @@ check-generated:
 
 # Every module the build and the tests need, downloaded before anything
 # runs (quietly: go prints each download otherwise).
-deps:
+deps: oidc-deps
 	@$(GO) mod download && cd e2e/bench/peers && $(GO) mod download
+
+# The OpenID provider the identity tests run against (npm oidc-provider,
+# pinned by internal/oidctest/provider/package-lock.json).
+OIDC_DIR := internal/oidctest/provider
+oidc-deps: $(OIDC_DIR)/node_modules/.package-lock.json
+$(OIDC_DIR)/node_modules/.package-lock.json: $(OIDC_DIR)/package-lock.json
+	@cd $(OIDC_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
+	@echo "oidc-provider installed ($(OIDC_DIR))"
 
 check-tidy:
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy'"; exit 1; }
@@ -92,7 +100,7 @@ fuzz:
 # through the generated client, every exchange validated against the spec;
 # three instances on one Redis and on a Redis Cluster; Redis and SIGTERM faults;
 # the README's edit loop in a scratch copy, there with the whole make test.
-e2e:
+e2e: oidc-deps
 	SPECGUARD_TEST_LOOP=full $(GO) test -race -count=1 ./e2e/...
 
 # A few seconds of each fuzz target, part of `make test`: one line each, and

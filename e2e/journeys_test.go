@@ -64,7 +64,7 @@ func TestTokenJourney(t *testing.T) {
 
 		me, _ := c.GetMeWithResponse(ctx, Bearer(tok.AccessToken))
 		want(t, "GET /me", me.StatusCode(), 200, me.Body)
-		if string(me.JSON200.Email) != email || me.JSON200.Role != client.RoleUser {
+		if me.JSON200.Email == nil || string(*me.JSON200.Email) != email || me.JSON200.Role == nil || *me.JSON200.Role != client.RoleUser {
 			t.Fatalf("/me = %+v", me.JSON200)
 		}
 		post, _ := c.CreatePostWithResponse(ctx, client.NewPost{Title: "first", Body: "hello"}, Bearer(tok.AccessToken))
