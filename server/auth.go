@@ -285,15 +285,20 @@ func (a *App) DeleteSession(ctx context.Context, req gen.DeleteSessionRequestObj
 // GetMe implements GET /me.
 func (a *App) GetMe(ctx context.Context, _ gen.GetMeRequestObject) (gen.GetMeResponseObject, error) {
 	p := caller(ctx)
+	scopes := p.Scopes
+	if scopes == nil {
+		scopes = []string{}
+	}
+	if p.External {
+		// Verified by an outside provider: there is no account to read.
+		return gen.GetMe200JSONResponse{Id: p.Subject, Scopes: scopes, Scheme: p.Scheme}, nil
+	}
 	u, err := a.repo.User(ctx, p.Subject)
 	if errors.Is(err, ErrNotFound) {
 		return gen.GetMe401ApplicationProblemPlusJSONResponse{UnauthorizedApplicationProblemPlusJSONResponse: unauthorized("invalid_token", "the account no longer exists")}, nil
 	} else if err != nil {
 		return nil, err
 	}
-	scopes := p.Scopes
-	if scopes == nil {
-		scopes = []string{}
-	}
-	return gen.GetMe200JSONResponse{Id: u.ID, Email: u.Email, Role: gen.Role(u.Role), Scopes: scopes, Scheme: p.Scheme}, nil
+	role := gen.Role(u.Role)
+	return gen.GetMe200JSONResponse{Id: u.ID, Email: &u.Email, Role: &role, Scopes: scopes, Scheme: p.Scheme}, nil
 }

@@ -9,12 +9,15 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/specguard/specguard/internal/text"
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
 	"gopkg.in/yaml.v3"
 )
 
@@ -43,13 +46,18 @@ type Config struct {
 	// allowed per client address and per account.
 	FailedLoginsPerIP, FailedLoginsPerAccount Budget
 	StoreTimeout                              time.Duration // SPECGUARD_STORE_TIMEOUT
-	AllowedOrigins                            []string      // SPECGUARD_ALLOWED_ORIGINS; comma-separated
-	ShutdownTimeout                           time.Duration // SPECGUARD_SHUTDOWN_TIMEOUT
-	LogFormat                                 string        // SPECGUARD_LOG_FORMAT: json or text
-	LogRequests                               bool          // SPECGUARD_LOG_REQUESTS: one line per request
-	AdminAddr                                 string        // SPECGUARD_ADMIN_ADDR: /metrics; "auto" = 127.0.0.1:<API port + 1000>; "off" = none
-	AdminPprof                                bool          // SPECGUARD_ADMIN_PPROF: /debug/pprof/ on the admin listener
-	SpecFile                                  string        // SPECGUARD_SPEC_FILE: serve this document instead of the embedded one
+	OIDCLeeway                                time.Duration // SPECGUARD_OIDC_LEEWAY
+	OIDCCacheTTL                              time.Duration // SPECGUARD_OIDC_CACHE_TTL
+	// OIDC are the SPECGUARD_OIDC_<NAME>_* settings of the document's
+	// openIdConnect schemes, by scheme name (see OIDCSettings).
+	OIDC            map[string]security.OIDCSettings
+	AllowedOrigins  []string      // SPECGUARD_ALLOWED_ORIGINS; comma-separated
+	ShutdownTimeout time.Duration // SPECGUARD_SHUTDOWN_TIMEOUT
+	LogFormat       string        // SPECGUARD_LOG_FORMAT: json or text
+	LogRequests     bool          // SPECGUARD_LOG_REQUESTS: one line per request
+	AdminAddr       string        // SPECGUARD_ADMIN_ADDR: /metrics; "auto" = 127.0.0.1:<API port + 1000>; "off" = none
+	AdminPprof      bool          // SPECGUARD_ADMIN_PPROF: /debug/pprof/ on the admin listener
+	SpecFile        string        // SPECGUARD_SPEC_FILE: serve this document instead of the embedded one
 }
 
 type setting struct {
@@ -162,6 +170,8 @@ var settings = []setting{
 		}
 		return nil
 	}},
+	{"oidc-leeway", "clock skew allowed on the exp, nbf and iat of tokens from identity providers", "60s", dur(func(c *Config) *time.Duration { return &c.OIDCLeeway })},
+	{"oidc-cache-ttl", "longest an introspected token is trusted without asking its provider again: a token revoked there is refused within it", "60s", dur(func(c *Config) *time.Duration { return &c.OIDCCacheTTL })},
 	{"shutdown-timeout", "how long SIGTERM waits for in-flight requests", "10s", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 	{"admin-addr", "listen address of /metrics (keep it private); auto = 127.0.0.1 and the API's port + 1000; off = none", "auto", func(c *Config, v string) error {
 		if v != "off" && v != "auto" {
@@ -220,7 +230,7 @@ func CheckEnviron(environ []string) error {
 	var bad []string
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, "SPECGUARD_") || slices.Contains(known, name) ||
+		if !strings.HasPrefix(name, "SPECGUARD_") || slices.Contains(known, name) || oidcVar.MatchString(name) ||
 			strings.HasPrefix(name, "SPECGUARD_TEST_") || strings.HasPrefix(name, "SPECGUARD_BENCH_") {
 			continue
 		}
@@ -235,6 +245,24 @@ func CheckEnviron(environ []string) error {
 		return fmt.Errorf("%s; `specguard serve --help` lists every SPECGUARD_* variable", strings.Join(bad, "; "))
 	}
 	return nil
+}
+
+// oidcVar matches the per-scheme settings of openIdConnect schemes,
+// SPECGUARD_OIDC_<NAME>_URL, _CLIENT_ID and _CLIENT_SECRET.
+var oidcVar = regexp.MustCompile(`^SPECGUARD_OIDC_[A-Z0-9_]+_(URL|CLIENT_ID|CLIENT_SECRET)$`)
+
+// OIDCSettings reads the SPECGUARD_OIDC_<NAME>_* variables of every
+// openIdConnect scheme of table (<NAME> is security.OIDCEnvName's).
+func OIDCSettings(table *policy.Table, getenv func(string) string) map[string]security.OIDCSettings {
+	out := map[string]security.OIDCSettings{}
+	for _, s := range table.Providers() {
+		prefix := "SPECGUARD_OIDC_" + security.OIDCEnvName(s.Name) + "_"
+		set := security.OIDCSettings{URL: getenv(prefix + "URL"), ClientID: getenv(prefix + "CLIENT_ID"), ClientSecret: getenv(prefix + "CLIENT_SECRET")}
+		if set != (security.OIDCSettings{}) {
+			out[s.Name] = set
+		}
+	}
+	return out
 }
 
 // suggestSetting is the setting name was probably meant to be: one it is

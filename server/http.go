@@ -65,6 +65,9 @@ func NewHandler(d *Deps) (http.Handler, error) {
 	if d.noValidation {
 		extra = append(extra, guard.WithoutRequestValidation())
 	}
+	if d.OIDC != nil {
+		extra = append(extra, guard.WithAuthenticator(policy.SchemeOIDC, d.OIDC))
+	}
 	g, err := guard.New(d.Table, r, append(extra,
 		guard.WithAuthenticator(policy.SchemeBearer, bearer),
 		guard.WithAuthenticator(policy.SchemeOAuth2, bearer),

@@ -37,6 +37,9 @@ type Metrics struct {
 	storeFails *prometheus.CounterVec   // store, call
 	tokens     *prometheus.CounterVec   // event
 
+	providerUp, providerReady *prometheus.GaugeVec   // scheme
+	providerFails             *prometheus.CounterVec // scheme
+
 	cache sync.Map // requestKey, authKey, decisionKey -> the series' child
 }
 
@@ -68,13 +71,38 @@ func NewMetrics() *Metrics {
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "specguard_token_events_total", Help: "Token lifecycle events: issued, refreshed, reuse_detected, revoked, revoked_all.",
 		}, []string{"event"}),
+		providerUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "specguard_oidc_provider_up", Help: "1 when the last call to an openIdConnect scheme's provider (discovery, keys, introspection) succeeded, else 0.",
+		}, []string{"scheme"}),
+		providerReady: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "specguard_oidc_provider_keys_loaded", Help: "1 once an openIdConnect scheme's keys were fetched: its JWTs are verified even while the provider is down.",
+		}, []string{"scheme"}),
+		providerFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "specguard_oidc_provider_errors_total", Help: "Failed calls to an openIdConnect scheme's provider.",
+		}, []string{"scheme"}),
 	}
 	m.reg.MustRegister(m.requests, m.latency, m.auth, m.decisions, m.storeTime, m.storeFails, m.tokens,
+		m.providerUp, m.providerReady, m.providerFails,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, ev := range []string{"issued", "refreshed", "reuse_detected", "revoked", "revoked_all"} {
 		m.tokens.WithLabelValues(ev) // present at 0 from the start, so rates work
 	}
 	return m
+}
+
+// providerStatus records a change of an identity provider's state.
+func (m *Metrics) providerStatus(st security.OIDCStatus) {
+	up, ready := 0.0, 0.0
+	if st.Err == nil {
+		up = 1
+	} else {
+		m.providerFails.WithLabelValues(st.Scheme).Inc()
+	}
+	if st.Ready {
+		ready = 1
+	}
+	m.providerUp.WithLabelValues(st.Scheme).Set(up)
+	m.providerReady.WithLabelValues(st.Scheme).Set(ready)
 }
 
 // The children of the labelled series, cached: WithLabelValues hashes every

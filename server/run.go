@@ -71,6 +71,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	cfg.OIDC = OIDCSettings(table, getenv)
 	deps, err := buildDeps(ctx, cfg, table, log, appClock(getenv))
 	if err != nil {
 		return err
@@ -177,6 +178,9 @@ type Deps struct {
 	Tokens   *security.TokenService
 	Sessions *security.SessionService
 	Keys     *security.APIKeyService
+	// OIDC verifies the tokens of the document's openIdConnect schemes;
+	// nil when it declares none.
+	OIDC     *security.OIDCAuthenticator
 	ClientIP *limits.ClientIP
 	// IPv6Prefix is how many bits of an IPv6 client address per-IP limits
 	// count by.
@@ -327,6 +331,13 @@ func buildDeps(ctx context.Context, cfg *Config, table *policy.Table, log *slog.
 	d.Keys = security.NewAPIKeyService(d.Store, d.DB, security.WithKeyAccounts(d.Accounts), security.WithKeyClock(now),
 		security.WithMaxKeys(cfg.MaxAPIKeys))
 
+	if len(table.Providers()) > 0 {
+		if d.OIDC, err = newOIDC(ctx, cfg, table, d.Metrics, log, now); err != nil {
+			return nil, err
+		}
+		d.closers = append(d.closers, d.OIDC.Close)
+	}
+
 	users := DemoUsers
 	if cfg.UsersFile != "" {
 		if users, err = LoadUsers(cfg.UsersFile, table.Roles); err != nil {
@@ -461,4 +472,34 @@ func signingKey(cfg *Config) (*security.Key, error) {
 		return nil, fmt.Errorf("SPECGUARD_DATA_DIR: %v", err)
 	}
 	return k, nil
+}
+
+// newOIDC starts verifying the tokens of table's openIdConnect schemes. A
+// provider that cannot be reached holds up nothing: serve starts, /readyz
+// stays ready (one provider down must not take the fleet out of the load
+// balancer), and a log line and the specguard_oidc_provider_* series say
+// so.
+func newOIDC(ctx context.Context, cfg *Config, table *policy.Table, m *Metrics, log *slog.Logger, now func() time.Time) (*security.OIDCAuthenticator, error) {
+	opts := []security.OIDCOption{
+		security.WithOIDCLeeway(cfg.OIDCLeeway),
+		security.WithOIDCIntrospectionTTL(cfg.OIDCCacheTTL),
+		security.WithOIDCClock(now),
+		security.WithOIDCStatus(func(st security.OIDCStatus) {
+			if m != nil {
+				m.providerStatus(st)
+			}
+			switch {
+			case !st.Changed:
+			case st.Err != nil:
+				log.Warn("identity provider unreachable: JWTs are checked with the keys already fetched, opaque tokens answered 503",
+					"scheme", st.Scheme, "keys_loaded", st.Ready, "err", st.Err)
+			default:
+				log.Info("identity provider reachable", "scheme", st.Scheme)
+			}
+		}),
+	}
+	for name, set := range cfg.OIDC {
+		opts = append(opts, security.WithOIDCSettings(name, set))
+	}
+	return security.NewOIDCAuthenticator(ctx, table, opts...)
 }

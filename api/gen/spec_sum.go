@@ -4,4 +4,4 @@ package gen
 
 // SpecSHA256 is the SHA-256 of the document this package was generated
 // from: a server built on it refuses a document that differs.
-const SpecSHA256 = "e4864e718b8890e169d4e347ea8a03d4c1cda7bbb94982b26a2629df37bbdf98"
+const SpecSHA256 = "ac627f254b140cf8fc23485eb7762ecab65ea047e5dcfb4b7e6cb5b406fcb355"
