@@ -235,11 +235,11 @@ type LoginRequest struct {
 	Password string  `json:"password"`
 }
 
-// Me defines model for Me.
+// Me A caller verified by an outside identity provider (an openIdConnect scheme) has no local account: its id is "<scheme>:<sub>", and it has no email or role.
 type Me struct {
-	Email string `json:"email"`
-	Id    string `json:"id"`
-	Role  Role   `json:"role"`
+	Email *string `json:"email,omitempty"`
+	Id    string  `json:"id"`
+	Role  *Role   `json:"role,omitempty"`
 
 	// Scheme The security scheme that authenticated this request.
 	Scheme string   `json:"scheme"`
