@@ -87,7 +87,7 @@ FUZZTIME         ?= 60s
 FUZZMINIMIZETIME ?= 5s
 FUZZ_TARGETS := security:FuzzBearerToken security:FuzzSessionCookie \
 	security:FuzzAPIKey security:FuzzAccessToken guard:FuzzPathValidation \
-	limits:FuzzClientIP
+	limits:FuzzClientIP security:FuzzJWKS security:FuzzIntrospection
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

@@ -122,7 +122,7 @@ func WithOIDCIntrospectionTTL(d time.Duration) OIDCOption {
 }
 
 // WithOIDCCacheSize bounds the verified tokens and introspection results
-// kept per provider (100,000 each when absent).
+// kept per provider (100,000 each when absent; 0 keeps none).
 func WithOIDCCacheSize(n int) OIDCOption { return func(c *oidcConfig) { c.cacheSize = n } }
 
 // WithOIDCStatus is called on every failure to reach a provider and
@@ -266,8 +266,10 @@ type outsideEntry struct {
 }
 
 func newOIDCProvider(s *policy.Scheme, set OIDCSettings, cfg *oidcConfig) *oidcProvider {
-	p := &oidcProvider{scheme: s, url: s.Provider.URL, id: set.ClientID, pass: set.ClientSecret, cfg: cfg,
-		tokens: newBoundedCache[*outsideEntry](cfg.cacheSize), introspect: newBoundedCache[*outsideEntry](cfg.cacheSize)}
+	p := &oidcProvider{scheme: s, url: s.Provider.URL, id: set.ClientID, pass: set.ClientSecret, cfg: cfg}
+	if cfg.cacheSize > 0 {
+		p.tokens, p.introspect = newBoundedCache[*outsideEntry](cfg.cacheSize), newBoundedCache[*outsideEntry](cfg.cacheSize)
+	}
 	if set.URL != "" {
 		p.url = set.URL
 	}

@@ -47,7 +47,7 @@ type fakeOP struct {
 	discoveries, jwksFetches, introspections atomic.Int64
 }
 
-func newFakeOP(t *testing.T) *fakeOP {
+func newFakeOP(t testing.TB) *fakeOP {
 	t.Helper()
 	op := &fakeOP{}
 	var err error
@@ -648,4 +648,86 @@ func TestOwnTokensFromElsewhereAreUnclaimed(t *testing.T) {
 			t.Errorf("%s: %v, want invalid and unclaimed=%v", c.name, err, c.unclaimed)
 		}
 	}
+}
+
+// BenchmarkAuthenticate compares a bearer request's verification, header
+// to principal: specguard's own token and an outside provider's JWT, each
+// cached (the same token again) and not (a signature check: Ed25519 for
+// own tokens, RS256 for the provider's), and an introspected opaque token
+// found in the cache. The own token's revocation check is left to the
+// gate, as on the guard's path.
+func BenchmarkAuthenticate(b *testing.B) {
+	ctx := context.Background()
+	request := func(tok string) *http.Request {
+		r := httptest.NewRequest(http.MethodGet, "/things", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		return r
+	}
+	own := &policy.Scheme{Name: "bearerAuth", Type: policy.SchemeBearer, Param: "Authorization"}
+	for _, c := range []struct {
+		name string
+		opts []security.TokenOption
+	}{{"own/hit", nil}, {"own/miss-ed25519", []security.TokenOption{security.WithCacheSize(0)}}} {
+		b.Run(c.name, func(b *testing.B) {
+			ts, tok := benchTokens(b, c.opts...)
+			auth, r := security.BearerAuthenticator{Tokens: ts}, request(tok)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := auth.AuthenticateDeferred(ctx, r, own); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	t := &testing.T{}
+	op := newFakeOP(t)
+	defer op.srv.Close()
+	for _, c := range []struct {
+		name string
+		size int
+	}{{"outside/hit", 100_000}, {"outside/miss-rs256", 0}} {
+		b.Run(c.name, func(b *testing.B) {
+			e := newOIDCBenchEnv(b, op, security.WithOIDCCacheSize(c.size))
+			r := request(op.rs256(b))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := e.auth.Authenticate(ctx, r, e.scheme); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("introspection/hit", func(b *testing.B) {
+		op.introspect = func(string) (int, string) {
+			return 200, `{"active":true,"sub":"u1","scope":"read","aud":"api","exp":` + fmt.Sprint(time.Now().Add(time.Hour).Unix()) + `}`
+		}
+		e := newOIDCBenchEnv(b, op)
+		r := request("an-opaque-token-of-some-forty-characters-x")
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := e.auth.Authenticate(ctx, r, e.scheme); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func newOIDCBenchEnv(b *testing.B, op *fakeOP, opts ...security.OIDCOption) *oidcEnv {
+	b.Helper()
+	table, err := policy.Compile("spec.yaml", []byte(oidcSpec(op.srv.URL, "")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := &oidcEnv{op: op, scheme: table.Schemes["partner"]}
+	opts = append([]security.OIDCOption{security.WithOIDCSettings("partner", security.OIDCSettings{ClientID: "rs", ClientSecret: "rs-secret"})}, opts...)
+	if e.auth, err = security.NewOIDCAuthenticator(context.Background(), table, opts...); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(e.auth.Close)
+	for deadline := time.Now().Add(10 * time.Second); !e.auth.Status()[0].Ready; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("provider never became ready")
+		}
+	}
+	return e
 }

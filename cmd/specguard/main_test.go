@@ -414,3 +414,28 @@ func TestMisspelledVariable(t *testing.T) {
 		t.Errorf("lint: %v", err)
 	}
 }
+
+// TestProvidersListed: lint and routes say which outside tokens each
+// openIdConnect scheme accepts.
+func TestProvidersListed(t *testing.T) {
+	const fixture = "testdata/providers.yaml"
+	want := []string{
+		fixture + ":15: components.securitySchemes.keycloak: openIdConnect: discovery https://sso.example.com/realms/acme/.well-known/openid-configuration; audience reports-api; issuers the discovery document's issuer; scopes in scope or scp",
+		fixture + ":19: components.securitySchemes.entra: openIdConnect: discovery https://login.microsoftonline.com/TENANT/v2.0/.well-known/openid-configuration; audience api://reports, 00000000-0000-0000-0000-000000000001; issuers https://login.microsoftonline.com/TENANT/v2.0, https://sts.windows.net/TENANT/; scopes in scp",
+	}
+	for _, cmd := range []string{"lint", "routes"} {
+		out, _, err := cli(t, cmd, fixture)
+		if err != nil {
+			t.Fatalf("%s: %v", cmd, err)
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w+"\n") {
+				t.Errorf("%s output lacks %q:\n%s", cmd, w, out)
+			}
+		}
+	}
+	out, _, _ := cli(t, "routes", fixture)
+	if !strings.Contains(out, "keycloak[reports:read] | entra[Reports.Read]") {
+		t.Errorf("routes does not show the schemes of listReports:\n%s", out)
+	}
+}

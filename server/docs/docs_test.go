@@ -115,3 +115,34 @@ func TestPolicyPage(t *testing.T) {
 		t.Error("the spec's title is not escaped")
 	}
 }
+
+// TestPolicyPageListsProviders: the policy page says which outside tokens
+// each openIdConnect scheme accepts.
+func TestPolicyPageListsProviders(t *testing.T) {
+	spec := []byte(`openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+paths:
+  /reports:
+    get:
+      operationId: listReports
+      security: [{keycloak: [reports:read]}]
+      responses: {'200': {description: ok}}
+components:
+  securitySchemes:
+    keycloak:
+      type: openIdConnect
+      openIdConnectUrl: https://sso.example.com/realms/acme/.well-known/openid-configuration
+      x-audience: reports-api
+`)
+	resp, body := get(handler(t, spec), http.MethodGet, "/docs/policy")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	body = html.UnescapeString(body)
+	for _, want := range []string{"Identity providers", "<td>keycloak</td>", "audience reports-api; issuers the discovery document's issuer", "keycloak[reports:read]"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the policy page lacks %q", want)
+		}
+	}
+}
