@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/specguard/specguard/policy"
 )
 
 // readmeBlock returns the fenced block of README.md after the marker
@@ -176,5 +178,27 @@ func TestEditLoop(t *testing.T) {
 	// The conformance suite, in process, now checks the new operation too.
 	if out := run(false, "go", "test", "-count=1", "-run", "TestConformCatchesBrokenServers", "-v", "./server/"); !strings.Contains(out, "PASS") {
 		t.Fatalf("conform in the scratch copy:\n%s", out)
+	}
+}
+
+// TestReadmeProviderExample: the README's Keycloak- and Entra-style
+// schemes compile, with the audience, issuers and scopes claim it says.
+func TestReadmeProviderExample(t *testing.T) {
+	block := readmeBlock(t, "readme-providers")
+	doc := "openapi: 3.0.3\ninfo: {title: t, version: '1'}\n" +
+		strings.Replace(block, "  securitySchemes:\n", "  securitySchemes:\n    bearerAuth: {type: http, scheme: bearer}\n", 1)
+	table, err := policy.Compile("README.md", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entra := table.Schemes["entra"]
+	if entra == nil || entra.Type != policy.SchemeOIDC || len(entra.Provider.Issuers) != 2 || entra.Provider.ScopesClaim != "scp" || len(entra.Provider.Audience) != 2 {
+		t.Fatalf("entra: %+v", entra)
+	}
+	if kc := table.Schemes["keycloak"]; kc == nil || kc.Provider.Audience[0] != "reports-api" || len(kc.Provider.Issuers) != 0 {
+		t.Fatalf("keycloak: %+v", kc)
+	}
+	if op := table.Operation("listReports"); op == nil || op.Limits[0].Claim != "tid" {
+		t.Fatalf("listReports: %+v", op)
 	}
 }
