@@ -95,7 +95,7 @@ type credential struct {
 
 func (c *credential) apply(req *http.Request) {
 	switch c.scheme.Type {
-	case policy.SchemeBearer, policy.SchemeOAuth2:
+	case policy.SchemeBearer, policy.SchemeOAuth2, policy.SchemeOIDC:
 		req.Header.Set("Authorization", "Bearer "+c.value)
 	case policy.SchemeAPIKeyHeader:
 		req.Header.Set(c.scheme.Param, c.value)
@@ -104,8 +104,12 @@ func (c *credential) apply(req *http.Request) {
 	}
 }
 
-// kind is how a credential travels: bearer tokens of every scheme alike.
+// kind is how a credential travels and who verifies it: specguard's own
+// bearer tokens alike, each identity provider's apart.
 func kind(s *policy.Scheme) string {
+	if s.Type == policy.SchemeOIDC {
+		return "openIdConnect:" + s.Name
+	}
 	if s.Type == policy.SchemeBearer || s.Type == policy.SchemeOAuth2 {
 		return "bearer"
 	}
