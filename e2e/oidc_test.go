@@ -6,7 +6,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/specguard/specguard/api"
+	"github.com/specguard/specguard/internal/conform"
 	"github.com/specguard/specguard/internal/oidctest"
 	"github.com/specguard/specguard/internal/redistest"
 )
@@ -217,9 +220,16 @@ func TestOutsideProvider(t *testing.T) {
 		if !strings.Contains(in.logs.String(), "identity provider unreachable") {
 			t.Error("no log line says the provider is down")
 		}
+		if m := metrics(t, in); !strings.Contains(m, `specguard_oidc_provider_up{scheme="partner"} 0`) ||
+			!strings.Contains(m, `specguard_oidc_provider_keys_loaded{scheme="partner"} 1`) {
+			t.Errorf("metrics while the provider is down:\n%s", grepLines(m, "specguard_oidc"))
+		}
 		op.Restart(t, false)
 		if status, body := me(op.Token(t, oidctest.OpaqueAudience, "posts:read")); status != 200 {
 			t.Fatalf("opaque token once the provider is back: %d %v", status, body)
+		}
+		if m := metrics(t, in); !strings.Contains(m, `specguard_oidc_provider_up{scheme="partner"} 1`) {
+			t.Errorf("metrics once the provider is back:\n%s", grepLines(m, "specguard_oidc"))
 		}
 	})
 }
@@ -241,5 +251,89 @@ func TestOfflineProvider(t *testing.T) {
 	outside := "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsifQ.eyJpc3MiOiJodHRwczovL2lkLmV4YW1wbGUuY29tIn0.c2ln"
 	if status, body, _ := call(t, in, "/me", outside); status != 503 {
 		t.Fatalf("a token for the unreachable provider: %d %s", status, body)
+	}
+}
+
+// metrics reads the instance's /metrics from the admin address its
+// "listening" log line names.
+func metrics(t *testing.T, in *Instance) string {
+	t.Helper()
+	m := regexp.MustCompile(`"admin":"([^"]+)"`).FindStringSubmatch(in.logs.String())
+	if m == nil {
+		t.Fatalf("no admin address in the logs:\n%s", in.logs.String())
+	}
+	resp, err := http.Get("http://" + m[1] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
+}
+
+func grepLines(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestConformWithProvider: `specguard conform` checks a document with an
+// identity provider's scheme, with the provider's tokens as credentials:
+// no violation, and the provider's scope and tier cases are run.
+func TestConformWithProvider(t *testing.T) {
+	op := oidctest.Start(t)
+	spec := withProvider(t)
+	in := Start(t, "SPECGUARD_SPEC_FILE="+spec, "SPECGUARD_OIDC_PARTNER_URL="+op.Discovery, "SPECGUARD_LOG_REQUESTS=false")
+	base, err := os.ReadFile("../api/conform.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := string(base) + fmt.Sprintf(`
+  - name: partner-reader
+    scheme: partner
+    scopes: [posts:read]
+    value: %s
+  - name: partner-writer
+    scheme: partner
+    scopes: [posts:write]
+    value: %s
+`, op.Token(t, oidctest.JWTAudience, "posts:read"), op.Token(t, oidctest.JWTAudience, "posts:write"))
+	credsFile := filepath.Join(t.TempDir(), "conform.yaml")
+	if err := os.WriteFile(credsFile, []byte(creds), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The provider's keys are fetched in the background.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if status, _, _ := call(t, in, "/me", op.Token(t, oidctest.JWTAudience, "posts:read")); status == 200 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the provider's token is not accepted: %d", status)
+		}
+	}
+	out, err := exec.Command(binary, "conform", "--base", in.Base, "--spec", spec, "--credentials", credsFile, "--format", "json").Output()
+	var rep conform.Report
+	if jerr := json.Unmarshal(out, &rep); jerr != nil {
+		t.Fatalf("conform: %v; output is not a JSON report: %v\n%s", err, jerr, out)
+	}
+	ran := map[string]bool{}
+	for _, r := range rep.Results {
+		if r.Verdict == conform.Fail {
+			t.Errorf("%s %s (%s) %s: %s", r.Method, r.Path, r.Operation, r.Case, r.Detail)
+		}
+		if r.Verdict == conform.Pass {
+			ran[r.Operation+" "+r.Case] = true
+		}
+	}
+	if err != nil || rep.Failed != 0 {
+		t.Errorf("conform: exit %v, %d passed, %d failed, %d skipped", err, rep.Passed, rep.Failed, rep.Skipped)
+	}
+	for _, want := range []string{"getPost scope:partner:posts:read", "getPost limit:per-tenant", "getMe malformed:partner"} {
+		if !ran[want] {
+			t.Errorf("conform did not pass %q; passed: %v", want, ran)
+		}
 	}
 }

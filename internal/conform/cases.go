@@ -132,6 +132,10 @@ func (r *runner) authCases(ctx context.Context, op *policy.Operation) {
 		r.report(op, "other-scheme", Skip, "no configured credential of a scheme it does not accept")
 	} else {
 		name := "other-scheme:" + other.scheme.Name
+		// Where a scheme of op reads the place the credential travels (an
+		// identity provider's token in the Authorization header of an
+		// operation taking specguard's own), it is refused, not ignored.
+		open := open && !readsPlace(op, other.scheme)
 		resp, err := r.send(ctx, op, other, safe, nil)
 		switch {
 		case err != nil:
@@ -440,4 +444,23 @@ func items(values []string) map[string]httpsfv.Item {
 		}
 	}
 	return out
+}
+
+// readsPlace reports whether a scheme of op reads the header or cookie a
+// credential of s travels in.
+func readsPlace(op *policy.Operation, s *policy.Scheme) bool {
+	place := func(s *policy.Scheme) string {
+		if s.Type == policy.SchemeAPIKeyCookie {
+			return "cookie " + s.Param
+		}
+		return "header " + s.Param
+	}
+	for _, alt := range op.Security.Alternatives {
+		for _, sr := range alt {
+			if place(sr.Scheme) == place(s) {
+				return true
+			}
+		}
+	}
+	return false
 }
