@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -34,6 +35,15 @@ func (p *oidcProvider) introspected(ctx context.Context, raw string, now time.Ti
 		return e.p, nil
 	}
 	v, err, _ := p.flight.Do(key, func() (any, error) {
+		// Made-up tokens must not turn into a flood of calls to the
+		// provider: a few at a time, and the rest refused as undecided
+		// rather than queued.
+		select {
+		case p.calls <- struct{}{}:
+			defer func() { <-p.calls }()
+		case <-time.After(p.cfg.client.Timeout):
+			return nil, errors.New("introspection: too many calls in flight")
+		}
 		// A caller that gives up must not fail the others waiting on it.
 		ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.client.Timeout)
 		defer cancel()
@@ -100,6 +110,18 @@ func (p *oidcProvider) parseIntrospection(data []byte, st *providerState, now ti
 	}
 	if !active {
 		return inactive, nil
+	}
+	// Only an access token used as a bearer token: not a refresh or ID
+	// token, nor one bound to a key (DPoP) that the caller may not hold.
+	if tt, present := claims["token_type"]; present {
+		if s, _ := tt.(string); !strings.EqualFold(s, "bearer") && !strings.EqualFold(s, "access_token") {
+			return inactive, nil
+		}
+	}
+	if typ, present := claims["typ"]; present { // Keycloak's name for it
+		if s, _ := typ.(string); !strings.EqualFold(s, "bearer") {
+			return inactive, nil
+		}
 	}
 	if err := checkNumericTimes(claims); err != nil {
 		return inactive, nil

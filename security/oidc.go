@@ -1,6 +1,7 @@
 package security
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -143,6 +144,10 @@ type OIDCAuthenticator struct {
 // maxProviderResponse bounds what is read of any provider response.
 const maxProviderResponse = 1 << 20
 
+// maxIntrospections bounds the introspection calls to one provider in
+// flight at once.
+const maxIntrospections = 16
+
 // outsideAlgs are the algorithms an outside token may use: asymmetric
 // only, so a public key can never be used as an HMAC secret.
 var outsideAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"}
@@ -246,6 +251,7 @@ type oidcProvider struct {
 	tokens     *boundedCache[*outsideEntry] // by the exact token
 	introspect *boundedCache[*outsideEntry] // by the SHA-256 of the token
 	flight     singleflight.Group
+	calls      chan struct{} // introspection calls in flight
 }
 
 type errBox struct{ err error }
@@ -266,7 +272,8 @@ type outsideEntry struct {
 }
 
 func newOIDCProvider(s *policy.Scheme, set OIDCSettings, cfg *oidcConfig) *oidcProvider {
-	p := &oidcProvider{scheme: s, url: s.Provider.URL, id: set.ClientID, pass: set.ClientSecret, cfg: cfg}
+	p := &oidcProvider{scheme: s, url: s.Provider.URL, id: set.ClientID, pass: set.ClientSecret, cfg: cfg,
+		calls: make(chan struct{}, maxIntrospections)}
 	if cfg.cacheSize > 0 {
 		p.tokens, p.introspect = newBoundedCache[*outsideEntry](cfg.cacheSize), newBoundedCache[*outsideEntry](cfg.cacheSize)
 	}
@@ -545,7 +552,7 @@ func decodePayload(raw string) (map[string]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: malformed token", ErrInvalid)
 	}
-	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var m map[string]any
 	if err := dec.Decode(&m); err != nil || m == nil {

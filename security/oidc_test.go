@@ -493,6 +493,10 @@ func TestOIDCIntrospection(t *testing.T) {
 		"expired":       fmt.Sprintf(`{"active":true,"sub":"u9","scope":"read","aud":"api","exp":%d}`, time.Now().Add(-time.Hour).Unix()),
 		"wrong-iss":     fmt.Sprintf(`{"active":true,"sub":"u9","scope":"read","aud":"api","exp":%d,"iss":"https://evil"}`, exp),
 		"string-active": `{"active":"true","sub":"u9","aud":"api"}`,
+		"refresh":       fmt.Sprintf(`{"active":true,"sub":"u9","scope":"read","aud":"api","exp":%d,"token_type":"refresh_token"}`, exp),
+		"dpop":          fmt.Sprintf(`{"active":true,"sub":"u9","scope":"read","aud":"api","exp":%d,"token_type":"DPoP"}`, exp),
+		"kc-refresh":    fmt.Sprintf(`{"active":true,"sub":"u9","scope":"read","aud":"api","exp":%d,"typ":"Refresh"}`, exp),
+		"kc-bearer":     fmt.Sprintf(`{"active":true,"sub":"u9","scope":"read","aud":"api","exp":%d,"typ":"Bearer","token_type":"Bearer"}`, exp),
 		"broken":        `{"active":`,
 		"slow":          fmt.Sprintf(`{"active":true,"sub":"u9","scope":"read","aud":"api","exp":%d}`, exp),
 	}
@@ -526,7 +530,10 @@ func TestOIDCIntrospection(t *testing.T) {
 	if p, err := e.check("aud-list"); err != nil || p.Subject != "partner:svc" {
 		t.Errorf("audience list, client_id subject: %+v, %v", p, err)
 	}
-	for _, tok := range []string{"unknown", "other", "expired", "wrong-iss"} {
+	if _, err := e.check("kc-bearer"); err != nil {
+		t.Errorf("a Keycloak-style access token: %v", err)
+	}
+	for _, tok := range []string{"unknown", "other", "expired", "wrong-iss", "refresh", "dpop", "kc-refresh"} {
 		if _, err := e.check(tok); !errors.Is(err, security.ErrInvalid) {
 			t.Errorf("%s: %v, want ErrInvalid", tok, err)
 		}
@@ -730,4 +737,30 @@ func newOIDCBenchEnv(b *testing.B, op *fakeOP, opts ...security.OIDCOption) *oid
 		}
 	}
 	return e
+}
+
+// TestOIDCIntrospectionsBounded: made-up opaque tokens do not turn into a
+// flood of calls to the provider.
+func TestOIDCIntrospectionsBounded(t *testing.T) {
+	op := newFakeOP(t)
+	var inFlight, most atomic.Int64
+	op.introspect = func(string) (int, string) {
+		n := inFlight.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(100 * time.Millisecond)
+		inFlight.Add(-1)
+		return 200, `{"active":false}`
+	}
+	e := newOIDCEnv(t, op, "", security.WithOIDCHTTPClient(&http.Client{Timeout: 5 * time.Second}))
+	e.ready(t)
+	var wg sync.WaitGroup
+	for i := range 100 {
+		wg.Add(1)
+		go func() { defer wg.Done(); e.check(fmt.Sprintf("made-up-%d", i)) }()
+	}
+	wg.Wait()
+	if got := most.Load(); got > 16 || got < 2 {
+		t.Errorf("%d introspections in flight at once, want between 2 and 16", got)
+	}
 }
