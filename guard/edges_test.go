@@ -374,3 +374,43 @@ func TestLimitsCountFailedAuthenticationAsAnonymous(t *testing.T) {
 		t.Errorf("Retry-After = %q", ra)
 	}
 }
+
+// TestParameterNamesPerMethod: paths that differ only in their parameter
+// names (GitHub's description has them) route each method to its own
+// operation.
+func TestParameterNamesPerMethod(t *testing.T) {
+	e := newEdgesFrom(t, `openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+paths:
+  /things/{thing_id}:
+    get:
+      operationId: getThing
+      security: []
+      parameters: [{name: thing_id, in: path, required: true, schema: {type: string, pattern: '^[a-z]+$'}}]
+      responses: {'200': {description: ok}}
+  /things/{name}:
+    delete:
+      operationId: deleteThing
+      security: []
+      parameters: [{name: name, in: path, required: true, schema: {type: string, pattern: '^[0-9]+$'}}]
+      responses: {'204': {description: gone}}
+`)
+	g := e.guard(t)
+	for _, c := range []struct {
+		method, path string
+		code         int
+		body         string
+	}{
+		{"GET", "/things/abc", 200, "getThing"},
+		{"DELETE", "/things/123", 200, "deleteThing"},
+		{"GET", "/things/123", 400, ""},    // getThing's own parameter schema
+		{"DELETE", "/things/abc", 400, ""}, // deleteThing's
+		{"PUT", "/things/abc", 405, ""},
+	} {
+		rec := serve(g, c.method, c.path)
+		if rec.Code != c.code || (c.body != "" && rec.Body.String() != c.body) {
+			t.Errorf("%s %s: %d %s, want %d %s", c.method, c.path, rec.Code, rec.Body, c.code, c.body)
+		}
+	}
+}

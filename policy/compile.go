@@ -3,6 +3,7 @@ package policy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -131,7 +132,9 @@ func compileLoaded(source string, data []byte) (*Table, Errors) {
 		return nil, Errors{{Source: source, Msg: "cannot load OpenAPI document: " + text.OneLine(err.Error())}}
 	}
 	c := &compiler{source: source, doc: doc, data: data}
-	if err := doc.Validate(context.Background()); err != nil {
+	// Examples are documentation, never enforced: one that does not match
+	// its schema is a lint warning (WarnExamples), not a reason to refuse.
+	if err := validateDoc(doc); err != nil {
 		// kin-openapi refuses, among much else, a security requirement
 		// naming an undeclared scheme. When the compiler finds what is
 		// wrong, its lines (naming operation and field) say it better.
@@ -144,6 +147,45 @@ func compileLoaded(source string, data []byte) (*Table, Errors) {
 	}
 	t := c.compile()
 	return t, c.errs
+}
+
+// validateDoc validates doc as kin-openapi does, less two findings:
+// examples, which nothing enforces (lint warns of them), and paths that
+// differ only in their parameters' names, which the compiler checks itself
+// per method (GitHub's description has them: GET and DELETE of one
+// resource naming its id differently).
+func validateDoc(doc *openapi3.T) error {
+	kept := validationFindings(doc.Validate(context.Background(), openapi3.DisableExamplesValidation(), openapi3.EnableMultiError()))
+	switch len(kept) {
+	case 0:
+		return nil
+	case 1:
+		return kept[0]
+	}
+	return openapi3.MultiError(kept)
+}
+
+// validationFindings flattens what kin-openapi's validation returned (with
+// EnableMultiError), less conflicting paths.
+func validationFindings(err error) []error {
+	var kept []error
+	var walk func(error)
+	walk = func(err error) {
+		if me, ok := err.(openapi3.MultiError); ok {
+			for _, e := range me {
+				walk(e)
+			}
+			return
+		}
+		var conflict *openapi3.ConflictingPathsError
+		if !errors.As(err, &conflict) {
+			kept = append(kept, err)
+		}
+	}
+	if err != nil {
+		walk(err)
+	}
+	return kept
 }
 
 type compiler struct {
@@ -192,6 +234,9 @@ func (c *compiler) compile() *Table {
 
 	paths := c.doc.Paths.InMatchingOrder()
 	sort.Strings(paths)
+	// Paths that differ only in their parameters' names route alike: each
+	// method may be declared on one of them only.
+	shapes := map[string]*Operation{}
 	for _, path := range paths {
 		item := c.doc.Paths.Value(path)
 		pattern, ok := c.chiPattern(item, path)
@@ -218,6 +263,12 @@ func (c *compiler) compile() *Table {
 				c.fail(op.Line, where, "operationId", "missing; every operation needs one")
 			} else if other := t.byID[op.ID]; other != nil {
 				c.fail(op.Line, where, "operationId", "duplicate; %s %s uses it too", other.Method, other.Path)
+			}
+			shape := method + " " + paramName.ReplaceAllString(path, "{}")
+			if other := shapes[shape]; other != nil {
+				c.fail(op.Line, where, "", "%s %s routes the same requests (paths differing only in parameter names are one path)", other.Method, other.Path)
+			} else {
+				shapes[shape] = op
 			}
 			op.Security = c.compileSecurity(op, where)
 			if tiers, unlimited, present := c.parseLimits(op.Line, where, spec.Extensions); present {

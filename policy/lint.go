@@ -1,12 +1,14 @@
 package policy
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sort"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/specguard/specguard/internal/text"
 )
 
 // ExtLintIgnore silences lint warnings by code, for a finding the author has
@@ -25,11 +27,14 @@ const (
 	// WarnValidationResponses: an operation whose parameters or body the
 	// guard validates (400 on a mismatch) that declares no 400.
 	WarnValidationResponses = "validation-responses"
+	// WarnExamples: an example that does not match its schema. Examples
+	// are documentation, never enforced, so they do not stop serve.
+	WarnExamples = "example-schema"
 )
 
 var warnCodes = map[string]bool{
 	WarnUnlimitedWrite: true, WarnAuthResponses: true, WarnLimitResponses: true,
-	WarnUnusedScope: true, WarnAnonymousWrite: true, WarnValidationResponses: true,
+	WarnUnusedScope: true, WarnAnonymousWrite: true, WarnValidationResponses: true, WarnExamples: true,
 }
 
 // Warning is something a document compiles with but probably should not.
@@ -62,7 +67,7 @@ func Lint(source string, data []byte) (Errors, []*Warning) {
 var retryHeaders = []string{"RateLimit", "RateLimit-Policy", "Retry-After"}
 
 func (t *Table) lint() []*Warning {
-	var ws []*Warning
+	ws := t.lintExamples()
 	required := map[string]bool{}
 	for _, op := range t.ops {
 		where := op.String()
@@ -252,4 +257,17 @@ func hasHeader(r *openapi3.Response, name string) bool {
 
 func safeMethod(m string) bool {
 	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions || m == http.MethodTrace
+}
+
+// lintExamples warns of every example that does not match its schema:
+// what validation finds with examples once the compiler's own validation,
+// without them, passed.
+func (t *Table) lintExamples() []*Warning {
+	err := t.Doc.Validate(context.Background(), openapi3.EnableMultiError())
+	var ws []*Warning
+	for _, e := range validationFindings(err) {
+		ws = append(ws, &Warning{Source: t.Source, Where: "document", Code: WarnExamples,
+			Msg: "an example does not match its schema (examples are not enforced): " + text.OneLine(e.Error())})
+	}
+	return ws
 }

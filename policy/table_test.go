@@ -241,3 +241,62 @@ components:
 		t.Fatal(err)
 	}
 }
+
+// TestExamplesAndParameterNames: an example that does not match its schema
+// is a lint warning, not a reason to refuse (GitHub's description has
+// hundreds); paths differing only in parameter names compile when their
+// methods differ, and are refused when one method is declared on both.
+func TestExamplesAndParameterNames(t *testing.T) {
+	src := `openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+paths:
+  /things/{thing_id}:
+    get:
+      operationId: getThing
+      security: []
+      parameters: [{name: thing_id, in: path, required: true, schema: {type: string}}]
+      responses:
+        '200':
+          description: ok
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Thing'}
+  /things/{name}:
+    delete:
+      operationId: deleteThing
+      security: []
+      parameters: [{name: name, in: path, required: true, schema: {type: string}}]
+      responses: {'204': {description: gone}}
+components:
+  schemas:
+    Thing: {type: object, properties: {version: {type: string, example: 20.04}}}
+`
+	table, err := policy.Compile("spec.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if table.Lookup("GET", "/things/{thing_id}") == nil || table.Lookup("DELETE", "/things/{name}") == nil {
+		t.Fatal("both operations must be in the table under their own patterns")
+	}
+	errs, warnings := policy.Lint("spec.yaml", []byte(src))
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	found := false
+	for _, w := range warnings {
+		if w.Code == policy.WarnExamples && strings.Contains(w.Msg, "20.04") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no example-schema warning for the example 20.04 of a string: %v", warnings)
+	}
+
+	same := strings.Replace(src, "    delete:\n      operationId: deleteThing", "    get:\n      operationId: getThingByName", 1)
+	_, err = policy.Compile("spec.yaml", []byte(same))
+	want := "spec.yaml:6: GET /things/{thing_id} (getThing): GET /things/{name} routes the same requests (paths differing only in parameter names are one path)"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("one method on both paths: %v, want %q", err, want)
+	}
+}

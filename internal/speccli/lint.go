@@ -22,6 +22,8 @@ serve; warnings are what it would serve but probably should not:
   validation-responses
                     an operation whose parameters or body are validated
                     that does not declare 400
+  example-schema    an example that does not match its schema (examples
+                    are not enforced, so serve accepts them)
 Silence a warning you have weighed with x-lint-ignore: [code] on the
 operation (or, for unused-scope, on the oauth2 security scheme).
 
