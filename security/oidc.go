@@ -89,8 +89,8 @@ func WithOIDCSettings(scheme string, s OIDCSettings) OIDCOption {
 }
 
 // WithOIDCHTTPClient fetches discovery documents and keys and introspects
-// with client (one with a 5 s timeout when absent). Its responses are read
-// up to 1 MiB.
+// with client (a default client when absent); a timeout of 0 is taken as
+// 5 s. Its responses are read up to 1 MiB, and redirects are not followed.
 func WithOIDCHTTPClient(client *http.Client) OIDCOption {
 	return func(c *oidcConfig) { c.client = client }
 }
@@ -139,6 +139,7 @@ type OIDCAuthenticator struct {
 	providers map[string]*oidcProvider
 	cancel    context.CancelFunc
 	done      sync.WaitGroup
+	closed    atomic.Bool
 }
 
 // maxProviderResponse bounds what is read of any provider response.
@@ -168,10 +169,12 @@ func NewOIDCAuthenticator(ctx context.Context, table *policy.Table, opts ...OIDC
 		opt(&cfg)
 	}
 	if cfg.client == nil {
-		cfg.client = &http.Client{Timeout: 5 * time.Second}
+		cfg.client = &http.Client{}
 	}
 	client := *cfg.client
-	client.Transport = limitedTransport{next: cfg.client.Transport}
+	if client.Timeout <= 0 {
+		client.Timeout = 5 * time.Second // never a call without bound
+	}
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	cfg.client = &client
 
@@ -203,8 +206,10 @@ func NewOIDCAuthenticator(ctx context.Context, table *policy.Table, opts ...OIDC
 	return a, nil
 }
 
-// Close stops fetching keys. Tokens are refused from then on.
+// Close stops fetching keys. Tokens are undecided (ErrUnavailable) from
+// then on.
 func (a *OIDCAuthenticator) Close() {
+	a.closed.Store(true)
 	a.cancel()
 	a.done.Wait()
 }
@@ -231,7 +236,7 @@ func (a *OIDCAuthenticator) Authenticate(ctx context.Context, r *http.Request, s
 		return nil, err
 	}
 	p := a.providers[scheme.Name]
-	if p == nil {
+	if p == nil || a.closed.Load() {
 		return nil, fmt.Errorf("%w: no provider for scheme %s", ErrUnavailable, scheme.Name)
 	}
 	return p.verify(ctx, raw)
@@ -252,6 +257,9 @@ type oidcProvider struct {
 	introspect *boundedCache[*outsideEntry] // by the SHA-256 of the token
 	flight     singleflight.Group
 	calls      chan struct{} // introspection calls in flight
+	client     *http.Client  // cfg.client, observed (see providerTransport)
+	jwksURI    atomic.Pointer[string]
+	unknownKID *rate.Limiter // key fetches for unknown kids
 }
 
 type errBox struct{ err error }
@@ -273,7 +281,10 @@ type outsideEntry struct {
 
 func newOIDCProvider(s *policy.Scheme, set OIDCSettings, cfg *oidcConfig) *oidcProvider {
 	p := &oidcProvider{scheme: s, url: s.Provider.URL, id: set.ClientID, pass: set.ClientSecret, cfg: cfg,
-		calls: make(chan struct{}, maxIntrospections)}
+		calls: make(chan struct{}, maxIntrospections), unknownKID: rate.NewLimiter(rate.Every(cfg.unknownKID), 1)}
+	client := *cfg.client
+	client.Transport = providerTransport{next: cfg.client.Transport, p: p}
+	p.client = &client
 	if cfg.cacheSize > 0 {
 		p.tokens, p.introspect = newBoundedCache[*outsideEntry](cfg.cacheSize), newBoundedCache[*outsideEntry](cfg.cacheSize)
 	}
@@ -373,13 +384,22 @@ func (p *oidcProvider) loadOnce(ctx context.Context) error {
 	if len(issuers) == 0 {
 		issuers = []string{d.Issuer}
 	}
+	if len(p.scheme.Provider.Issuers) == 0 {
+		// OpenID Connect Discovery 1.0 section 4.3: the issuer is the
+		// URL the document was found under, so that a document cannot
+		// speak for another provider.
+		if want := strings.TrimSuffix(d.Issuer, "/") + "/.well-known/openid-configuration"; want != p.url {
+			return fmt.Errorf("%s: the discovery document names issuer %q, whose discovery URL is %s; declare x-issuers to accept it", p.url, d.Issuer, want)
+		}
+	}
+	p.jwksURI.Store(&d.JWKSURI)
 	// The refresh goroutine lives as long as ctx; a failed first fetch
 	// must not leave one behind.
 	sctx, cancel := context.WithCancel(ctx)
 	storage, err := jwkset.NewStorageFromHTTP(d.JWKSURI, jwkset.HTTPClientStorageOptions{
-		Client:          p.cfg.client,
+		Client:          p.client,
 		Ctx:             sctx,
-		HTTPTimeout:     p.cfg.client.Timeout,
+		HTTPTimeout:     p.client.Timeout,
 		RefreshInterval: p.cfg.refresh,
 		RefreshErrorHandler: func(_ context.Context, err error) {
 			p.report(fmt.Errorf("keys %s: %w", d.JWKSURI, err))
@@ -389,18 +409,19 @@ func (p *oidcProvider) loadOnce(ctx context.Context) error {
 		cancel()
 		return fmt.Errorf("keys %s: %w", d.JWKSURI, err)
 	}
-	hc, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
-		HTTPURLs: map[string]jwkset.Storage{d.JWKSURI: storage},
-		// One fetch per interval for unknown kids; a request finding the
-		// bound spent is refused at once instead of waiting its turn.
-		RefreshUnknownKID: rate.NewLimiter(rate.Every(p.cfg.unknownKID), 1),
-		RateLimitWaitMax:  p.cfg.client.Timeout,
+	// Fetching again for an unknown kid is decided by p.unknownKID
+	// (gatedKeys), never waited for: the client below always fetches.
+	refetch, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
+		HTTPURLs:          map[string]jwkset.Storage{d.JWKSURI: storage},
+		RefreshUnknownKID: rate.NewLimiter(rate.Inf, 1),
+		RateLimitWaitMax:  p.client.Timeout,
 	})
 	if err != nil {
 		cancel()
 		return err
 	}
-	kf, err := keyfunc.New(keyfunc.Options{Ctx: sctx, Storage: hc, UseWhitelist: []jwkset.USE{jwkset.UseSig, ""}})
+	keys := gatedKeys{Storage: refetch, fetched: storage, p: p}
+	kf, err := keyfunc.New(keyfunc.Options{Ctx: sctx, Storage: keys, UseWhitelist: []jwkset.USE{jwkset.UseSig, ""}})
 	if err != nil {
 		cancel()
 		return err
@@ -417,7 +438,7 @@ func (p *oidcProvider) get(ctx context.Context, url string) ([]byte, error) {
 		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := p.cfg.client.Do(req)
+	resp, err := p.client.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -428,19 +449,55 @@ func (p *oidcProvider) get(ctx context.Context, url string) ([]byte, error) {
 	return io.ReadAll(resp.Body)
 }
 
-// limitedTransport caps every response body at maxProviderResponse.
-type limitedTransport struct{ next http.RoundTripper }
+// providerTransport caps every response body at maxProviderResponse, and
+// reports a key fetch answered 200 as the provider being reachable (a
+// failed one is reported by jwkset's error handler, after it).
+type providerTransport struct {
+	next http.RoundTripper
+	p    *oidcProvider
+}
 
-func (t limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+func (t providerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	next := t.next
 	if next == nil {
 		next = http.DefaultTransport
 	}
 	resp, err := next.RoundTrip(r)
-	if err == nil {
-		resp.Body = limitedBody{Reader: io.LimitReader(resp.Body, maxProviderResponse), Closer: resp.Body}
+	if err != nil {
+		return resp, err
+	}
+	resp.Body = limitedBody{Reader: io.LimitReader(resp.Body, maxProviderResponse), Closer: resp.Body}
+	if u := t.p.jwksURI.Load(); u != nil && resp.StatusCode == http.StatusOK && r.URL.String() == *u {
+		t.p.report(nil)
 	}
 	return resp, err
+}
+
+// errKeysUnreachable: a token's kid is unknown and fetching the keys
+// again failed, so the token cannot be decided.
+var errKeysUnreachable = errors.New("the key is unknown and the provider's keys cannot be fetched")
+
+// gatedKeys is the provider's key set: a kid it does not hold makes one
+// fetch per unknown-kid interval (p.unknownKID), and a request finding the
+// interval spent is answered at once, never queued behind the limiter.
+type gatedKeys struct {
+	jwkset.Storage                // reads, and fetches again on an unknown kid
+	fetched        jwkset.Storage // the keys last fetched, read only
+	p              *oidcProvider
+}
+
+func (g gatedKeys) KeyRead(ctx context.Context, kid string) (jwkset.JWK, error) {
+	jwk, err := g.fetched.KeyRead(ctx, kid)
+	if !errors.Is(err, jwkset.ErrKeyNotFound) || !g.p.unknownKID.Allow() {
+		return jwk, err
+	}
+	jwk, err = g.Storage.KeyRead(ctx, kid)
+	if errors.Is(err, jwkset.ErrKeyNotFound) {
+		if st := g.p.status(); st.Err != nil {
+			return jwk, fmt.Errorf("%w: %v", errKeysUnreachable, st.Err)
+		}
+	}
+	return jwk, err
 }
 
 type limitedBody struct {
@@ -486,7 +543,7 @@ func (p *oidcProvider) verify(ctx context.Context, raw string) (*Principal, erro
 	if !slices.Contains(st.issuers, iss) {
 		return nil, unclaimed(fmt.Errorf("%w: issuer is not %s's", ErrInvalid, p.scheme.Name))
 	}
-	if err := checkNumericTimes(payload); err != nil {
+	if err := checkClaims(payload); err != nil {
 		return nil, err
 	}
 	var c jwt.RegisteredClaims
@@ -500,6 +557,9 @@ func (p *oidcProvider) verify(ctx context.Context, raw string) (*Principal, erro
 		}
 		return publicKeys(key)
 	})
+	if errors.Is(err, errKeysUnreachable) {
+		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, p.scheme.Name, errKeysUnreachable)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrInvalid, describe(err))
 	}
@@ -561,14 +621,37 @@ func decodePayload(raw string) (map[string]any, error) {
 	return m, nil
 }
 
-// checkNumericTimes refuses exp, nbf or iat that are not JSON numbers
-// (golang-jwt also takes them as strings).
-func checkNumericTimes(claims map[string]any) error {
+// registered are the claims golang-jwt reads; encoding/json matches
+// their names whatever the case, which the checks here do not.
+var registered = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti"}
+
+// checkClaims refuses what golang-jwt would let through: exp, nbf or iat
+// that are not JSON numbers in range (it also takes strings), registered
+// claim names in another case ("EXP", which it would read as exp), and
+// tokens that are not plain bearer access tokens: bound to a key (cnf:
+// DPoP or mTLS, whose proof the guard cannot check) or of a Keycloak typ
+// other than Bearer (an ID or refresh token).
+func checkClaims(claims map[string]any) error {
+	for k := range claims {
+		for _, name := range registered {
+			if k != name && strings.EqualFold(k, name) {
+				return fmt.Errorf("%w: claim %q differs from %s only in case", ErrInvalid, k, name)
+			}
+		}
+	}
 	for _, name := range []string{"exp", "nbf", "iat"} {
 		if v, present := claims[name]; present {
-			if _, ok := v.(json.Number); !ok {
-				return fmt.Errorf("%w: %s is not a number", ErrInvalid, name)
+			if _, ok := numericTime(v); !ok {
+				return fmt.Errorf("%w: %s is not a number of seconds", ErrInvalid, name)
 			}
+		}
+	}
+	if _, bound := claims["cnf"]; bound {
+		return fmt.Errorf("%w: the token is bound to a key (cnf); only bearer tokens are accepted", ErrInvalid)
+	}
+	if typ, present := claims["typ"]; present {
+		if s, _ := typ.(string); !strings.EqualFold(s, "bearer") {
+			return fmt.Errorf("%w: token typ %v is not an access token", ErrInvalid, typ)
 		}
 	}
 	return nil

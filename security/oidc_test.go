@@ -41,6 +41,7 @@ type fakeOP struct {
 	mu         sync.Mutex
 	discovery  func(w http.ResponseWriter) // nil: the normal document
 	withEC     bool                        // publish the EC key too
+	jwksFail   bool                        // answer key fetches 503
 	introspect func(token string) (int, string)
 	issuer     string
 
@@ -79,6 +80,10 @@ func newFakeOP(t testing.TB) *fakeOP {
 		op.jwksFetches.Add(1)
 		op.mu.Lock()
 		defer op.mu.Unlock()
+		if op.jwksFail {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
 		keys := []map[string]string{
 			{"kty": "RSA", "kid": "rsa", "alg": "RS256", "use": "sig", "n": b64(op.rsa.N.Bytes()), "e": b64(big.NewInt(int64(op.rsa.E)).Bytes())},
 			{"kty": "OKP", "kid": "ed", "crv": "Ed25519", "x": b64(op.ed.Public().(ed25519.PublicKey))},
@@ -268,6 +273,12 @@ func TestOIDCAcceptsProviderTokens(t *testing.T) {
 		{"HS256 with the public key as secret", op.sign(t, jwt.SigningMethodHS256, "rsa", publicPEM(t, &op.rsa.PublicKey), op.claims()), ""},
 		{"HS256 with the modulus as secret", op.sign(t, jwt.SigningMethodHS256, "rsa", op.rsa.N.Bytes(), op.claims()), ""},
 		{"crit header", critToken(t, op), ""},
+		{"exp in another case, as a string", op.rs256(t, func(c jwt.MapClaims) { delete(c, "exp"); c["EXP"] = fmt.Sprint(time.Now().Add(time.Hour).Unix()) }), ""},
+		{"aud in another case", op.rs256(t, func(c jwt.MapClaims) { c["Aud"] = "api"; c["aud"] = "x" }), ""},
+		{"bound to a key (cnf)", op.rs256(t, func(c jwt.MapClaims) { c["cnf"] = map[string]string{"jkt": "abc"} }), ""},
+		{"a Keycloak ID token", op.rs256(t, func(c jwt.MapClaims) { c["typ"] = "ID" }), ""},
+		{"a Keycloak access token", op.rs256(t, func(c jwt.MapClaims) { c["typ"] = "Bearer" }), "read write"},
+		{"exp out of range", op.rs256(t, func(c jwt.MapClaims) { c["exp"] = 1e300 }), ""},
 		{"jku to another key set", jkuToken(t, op), ""},
 	}
 	for _, c := range cases {
@@ -496,6 +507,11 @@ func TestOIDCIntrospection(t *testing.T) {
 		"refresh":       fmt.Sprintf(`{"active":true,"sub":"u9","scope":"read","aud":"api","exp":%d,"token_type":"refresh_token"}`, exp),
 		"dpop":          fmt.Sprintf(`{"active":true,"sub":"u9","scope":"read","aud":"api","exp":%d,"token_type":"DPoP"}`, exp),
 		"kc-refresh":    fmt.Sprintf(`{"active":true,"sub":"u9","scope":"read","aud":"api","exp":%d,"typ":"Refresh"}`, exp),
+		"exp-inf":       `{"active":true,"sub":"u9","aud":"api","exp":-1e400}`,
+		"nbf-inf":       fmt.Sprintf(`{"active":true,"sub":"u9","aud":"api","exp":%d,"nbf":1e400}`, exp),
+		"nbf-huge":      fmt.Sprintf(`{"active":true,"sub":"u9","aud":"api","exp":%d,"nbf":1e19}`, exp),
+		"no-exp":        `{"active":true,"sub":"u9","aud":"api"}`,
+		"cnf":           fmt.Sprintf(`{"active":true,"sub":"u9","aud":"api","exp":%d,"cnf":{"jkt":"x"}}`, exp),
 		"kc-bearer":     fmt.Sprintf(`{"active":true,"sub":"u9","scope":"read","aud":"api","exp":%d,"typ":"Bearer","token_type":"Bearer"}`, exp),
 		"broken":        `{"active":`,
 		"slow":          fmt.Sprintf(`{"active":true,"sub":"u9","scope":"read","aud":"api","exp":%d}`, exp),
@@ -533,7 +549,7 @@ func TestOIDCIntrospection(t *testing.T) {
 	if _, err := e.check("kc-bearer"); err != nil {
 		t.Errorf("a Keycloak-style access token: %v", err)
 	}
-	for _, tok := range []string{"unknown", "other", "expired", "wrong-iss", "refresh", "dpop", "kc-refresh"} {
+	for _, tok := range []string{"unknown", "other", "expired", "wrong-iss", "refresh", "dpop", "kc-refresh", "exp-inf", "nbf-inf", "nbf-huge", "no-exp", "cnf"} {
 		if _, err := e.check(tok); !errors.Is(err, security.ErrInvalid) {
 			t.Errorf("%s: %v, want ErrInvalid", tok, err)
 		}
@@ -762,5 +778,94 @@ func TestOIDCIntrospectionsBounded(t *testing.T) {
 	wg.Wait()
 	if got := most.Load(); got > 16 || got < 2 {
 		t.Errorf("%d introspections in flight at once, want between 2 and 16", got)
+	}
+}
+
+// TestOIDCUnknownKidNotQueued: once the unknown-kid fetch of an interval is
+// spent, another unknown kid is refused at once, not held until the next.
+func TestOIDCUnknownKidNotQueued(t *testing.T) {
+	op := newFakeOP(t)
+	e := newOIDCEnv(t, op, "", security.WithOIDCUnknownKeyInterval(time.Hour))
+	e.ready(t)
+	e.check(op.sign(t, jwt.SigningMethodRS256, "unknown-1", op.rsa, op.claims())) // spends the interval's fetch
+	start := time.Now()
+	if _, err := e.check(op.sign(t, jwt.SigningMethodRS256, "unknown-2", op.rsa, op.claims())); !errors.Is(err, security.ErrInvalid) {
+		t.Fatalf("second unknown kid: %v", err)
+	}
+	if d := time.Since(start); d > 200*time.Millisecond {
+		t.Errorf("a second unknown kid waited %v", d)
+	}
+}
+
+// TestOIDCUnknownKidProviderDown: a token whose kid is unknown while the
+// keys cannot be fetched is undecided (503), not invalid.
+func TestOIDCUnknownKidProviderDown(t *testing.T) {
+	op := newFakeOP(t)
+	op.withEC = false
+	e := newOIDCEnv(t, op, "")
+	e.ready(t)
+	op.set(func() { op.jwksFail = true })
+	_, err := e.check(op.sign(t, jwt.SigningMethodES256, "ec", op.ec, op.claims()))
+	if !errors.Is(err, security.ErrUnavailable) {
+		t.Fatalf("unknown kid while the keys cannot be fetched: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestOIDCStatusRecovers: a failed key refresh marks the provider down,
+// and the next one that succeeds marks it up again.
+func TestOIDCStatusRecovers(t *testing.T) {
+	op := newFakeOP(t)
+	e := newOIDCEnv(t, op, "", security.WithOIDCRefresh(50*time.Millisecond))
+	e.ready(t)
+	waitStatus := func(down bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); (e.auth.Status()[0].Err != nil) != down; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("status %+v, want down=%v", e.auth.Status()[0], down)
+			}
+		}
+	}
+	op.set(func() { op.jwksFail = true })
+	waitStatus(true)
+	op.set(func() { op.jwksFail = false })
+	waitStatus(false)
+}
+
+// TestOIDCClosed: after Close nothing is accepted, cached or not.
+func TestOIDCClosed(t *testing.T) {
+	op := newFakeOP(t)
+	e := newOIDCEnv(t, op, "")
+	e.ready(t)
+	tok := op.rs256(t)
+	if _, err := e.check(tok); err != nil {
+		t.Fatal(err)
+	}
+	e.auth.Close()
+	for _, tok := range []string{tok, op.rs256(t, func(c jwt.MapClaims) { c["sub"] = "u2" })} {
+		if _, err := e.check(tok); !errors.Is(err, security.ErrUnavailable) {
+			t.Errorf("after Close: %v, want ErrUnavailable", err)
+		}
+	}
+}
+
+// TestOIDCDiscoveryIssuerMustMatch: without x-issuers, a discovery
+// document naming an issuer other than the one it was found under is
+// refused (OpenID Connect Discovery section 4.3); x-issuers accepts it.
+func TestOIDCDiscoveryIssuerMustMatch(t *testing.T) {
+	op := newFakeOP(t)
+	op.issuer = "https://elsewhere.example"
+	e := newOIDCEnv(t, op, "")
+	select {
+	case st := <-e.status:
+		if st.Err == nil || !strings.Contains(st.Err.Error(), "declare x-issuers") {
+			t.Fatalf("status %+v", st)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no failure reported")
+	}
+	e2 := newOIDCEnv(t, op, "      x-issuers: [https://elsewhere.example]\n")
+	e2.ready(t)
+	if _, err := e2.check(op.rs256(t)); err != nil {
+		t.Fatal(err)
 	}
 }
