@@ -1,7 +1,8 @@
 // Package security issues and checks specguard's credentials: access and
 // refresh tokens (TokenService), browser sessions with CSRF protection
-// (SessionService) and API keys (APIKeyService). Each turns a request into
-// a verified Principal, which handlers read with FromContext.
+// (SessionService) and API keys (APIKeyService); and it checks the tokens
+// of outside identity providers (OIDCAuthenticator). Each turns a request
+// into a verified Principal, which handlers read with FromContext.
 //
 // Where to start:
 //   - TokenService mints and verifies JWTs (golang-jwt), rotates refresh
@@ -10,6 +11,10 @@
 //   - SessionService and APIKeyService authenticate cookies and API keys.
 //   - Accounts makes every credential follow its account's current state
 //     (disabled, role, logout everywhere) on every instance.
+//   - OIDCAuthenticator verifies the tokens of a document's openIdConnect
+//     schemes: JWTs against the keys each provider publishes (discovery,
+//     keyfunc and jwkset), opaque ones by introspection (RFC 7662). Its
+//     principals are External, their Subject "<scheme>:<sub>".
 //
 // The fast shared state (logins, sessions, key marks, accounts' state) lives
 // in a Store: NewMemoryStore for one process, redisstore.New for a fleet.
@@ -18,5 +23,7 @@
 //
 // The guard package puts these services in front of a router: they are its
 // Authenticators. Errors are the sentinels of errors.go (ErrInvalid,
-// ErrUnavailable, ...), which the guard maps to 401, 403 and 503.
+// ErrUnavailable, ...), which the guard maps to 401, 403 and 503; one
+// wrapping ErrUnclaimed lets another scheme reading the same header claim
+// the credential first.
 package security
