@@ -74,7 +74,36 @@ func BenchmarkMemoryMillionKeys(b *testing.B) {
 			_, _ = s.Allow(ctx, []limits.Request{req("tick", 1_000_000, time.Second)}, res)
 		}
 		b.ReportMetric(used, "MiB")
+		b.ReportMetric(used*(1<<20)/1_000_000, "B/key")
 		b.ReportMetric(float64(s.Len()), "left")
 		runtime.KeepAlive(s)
+	}
+}
+
+// BenchmarkMemoryAllowKeys is one decision on a store holding 1,000 or
+// 1,000,000 live buckets, cycling through all of them: the cost per
+// decision must not grow with the number of clients.
+func BenchmarkMemoryAllowKeys(b *testing.B) {
+	for _, n := range []int{1_000, 1_000_000} {
+		b.Run("keys="+strconv.Itoa(n), func(b *testing.B) {
+			s := limits.NewMemoryStore(nil)
+			ctx := context.Background()
+			reqs := make([][]limits.Request, n)
+			res := make([]limits.Result, 1)
+			for i := range reqs {
+				reqs[i] = []limits.Request{req("getMe/anon|ip:10."+strconv.Itoa(i>>16)+"."+strconv.Itoa(i>>8&255)+"."+strconv.Itoa(i&255), 1_000_000, time.Second)}
+				_, _ = s.Allow(ctx, reqs[i], res)
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, err := s.Allow(ctx, reqs[i], res); err != nil {
+					b.Fatal(err)
+				}
+				if i++; i == n {
+					i = 0
+				}
+			}
+		})
 	}
 }

@@ -2,8 +2,10 @@ package security_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -60,4 +62,45 @@ func BenchmarkRevokeSubject(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkMemoryMillionSessions holds 1,000,000 sessions (of 100,000
+// subjects, realistic ids and hashes) in the memory store: heap per session
+// (metric B/session) and a lookup's cost across all of them.
+func BenchmarkMemoryMillionSessions(b *testing.B) {
+	const n = 1_000_000
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	before := heap()
+	s := security.NewMemoryStore(nil)
+	ctx := context.Background()
+	exp := time.Now().Add(time.Hour)
+	ids, subjects := make([]string, n), make([]string, n)
+	for i := range n {
+		ids[i], subjects[i] = security.NewID(), fmt.Sprintf("u%06d", i%100_000)
+		sum := sha256.Sum256([]byte(ids[i]))
+		csrf := sha256.Sum256([]byte(subjects[i] + ids[i]))
+		if err := s.CreateSession(ctx, &security.Session{ID: ids[i], Subject: subjects[i], Role: "user", Device: "Firefox on Linux",
+			SecretHash: sum[:], CSRFHash: csrf[:], AccountVersion: 1, Expires: exp}, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// The ids and subjects the benchmark keeps are not the store's.
+	held := heap() - before - uint64(n)*uint64(len(ids[0])+len(subjects[0])+32)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := s.Session(ctx, subjects[i], ids[i]); err != nil {
+			b.Fatal(err)
+		}
+		if i++; i == n {
+			i = 0
+		}
+	}
+	b.ReportMetric(float64(held)/n, "B/session")
 }
