@@ -234,19 +234,10 @@ func sameVerifier(a, b *policy.Scheme) bool {
 
 func isBearer(t policy.SchemeType) bool { return t == policy.SchemeBearer || t == policy.SchemeOAuth2 }
 
-// place is where a credential of s travels: schemes with the same place
-// read the same credential.
-func place(s *policy.Scheme) string {
-	if s.Type == policy.SchemeAPIKeyCookie {
-		return "cookie " + s.Param
-	}
-	return "header " + s.Param
-}
-
 // readsSame reports whether a scheme of alt reads the credential s read.
 func readsSame(alt policy.Requirement, s *policy.Scheme) bool {
 	for _, sr := range alt {
-		if place(sr.Scheme) == place(s) {
+		if sr.Scheme.Place() == s.Place() {
 			return true
 		}
 	}
@@ -324,7 +315,7 @@ func (g *Guard) presented(r *http.Request, op *policy.Operation) []string {
 	takes := func(s *policy.Scheme) bool {
 		for _, alt := range op.Security.Alternatives {
 			for _, sr := range alt {
-				if place(sr.Scheme) == place(s) {
+				if sr.Scheme.Place() == s.Place() {
 					return true
 				}
 			}
@@ -335,7 +326,7 @@ func (g *Guard) presented(r *http.Request, op *policy.Operation) []string {
 	seen := map[string]bool{} // where the credential travels: bearer and oauth2 share one
 	for _, name := range g.schemeNames {
 		s := g.table.Schemes[name]
-		where := place(s)
+		where := s.Place()
 		if takes(s) || seen[where] {
 			continue
 		}

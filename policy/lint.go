@@ -56,11 +56,22 @@ func (w *Warning) String() string {
 // on past errors, so one run shows all there is to fix. Warnings are nil when
 // the document cannot be loaded at all.
 func Lint(source string, data []byte) (Errors, []*Warning) {
+	_, errs, warnings := LintTable(source, data)
+	return errs, warnings
+}
+
+// LintTable is Lint that also returns the compiled table when there are
+// no errors (nil otherwise), for a caller that goes on to describe it.
+func LintTable(source string, data []byte) (*Table, Errors, []*Warning) {
 	t, errs := compileDoc(source, data)
 	if t == nil {
-		return errs, nil
+		return nil, errs, nil
 	}
-	return errs, t.lint()
+	ws := t.lint()
+	if len(errs) > 0 {
+		return nil, errs, ws
+	}
+	return t, errs, ws
 }
 
 // retryHeaders are what a 429 answered by the limiter carries.

@@ -53,6 +53,15 @@ type Scheme struct {
 	Provider *Provider
 }
 
+// Place is where a credential of s travels, "header Authorization" or
+// "cookie sid": schemes with the same place read the same credential.
+func (s *Scheme) Place() string {
+	if s.Type == SchemeAPIKeyCookie {
+		return "cookie " + s.Param
+	}
+	return "header " + s.Param
+}
+
 // Provider is an openIdConnect scheme's identity provider, as declared.
 type Provider struct {
 	// URL is openIdConnectUrl: the provider's discovery document.

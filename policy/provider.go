@@ -3,9 +3,10 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -112,21 +113,12 @@ func stringList(raw any) ([]string, error) {
 // by name.
 func (t *Table) Providers() []*Scheme {
 	var out []*Scheme
-	for _, name := range sortedSchemeNames(t.Schemes) {
+	for _, name := range slices.Sorted(maps.Keys(t.Schemes)) {
 		if s := t.Schemes[name]; s.Type == SchemeOIDC {
 			out = append(out, s)
 		}
 	}
 	return out
-}
-
-func sortedSchemeNames(m map[string]*Scheme) []string {
-	names := make([]string, 0, len(m))
-	for name := range m {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	return names
 }
 
 // String says what the provider accepts, in one line: "discovery URL;

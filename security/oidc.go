@@ -268,8 +268,7 @@ type errBox struct{ err error }
 type providerState struct {
 	issuers       []string
 	keyfunc       keyfunc.Keyfunc
-	introspection string             // the introspection endpoint, "" when there is none
-	stop          context.CancelFunc // ends the key refreshes (the authenticator's Close does too)
+	introspection string // the introspection endpoint, "" when there is none
 }
 
 // outsideEntry is a verified token: its principal and how long it holds.
@@ -371,7 +370,7 @@ func parseDiscovery(data []byte) (*discovery, error) {
 	return &d, nil
 }
 
-func (p *oidcProvider) loadOnce(ctx context.Context) error {
+func (p *oidcProvider) loadOnce(ctx context.Context) (err error) {
 	data, err := p.get(ctx, p.url)
 	if err != nil {
 		return fmt.Errorf("discovery %s: %w", p.url, err)
@@ -382,20 +381,23 @@ func (p *oidcProvider) loadOnce(ctx context.Context) error {
 	}
 	issuers := p.scheme.Provider.Issuers
 	if len(issuers) == 0 {
-		issuers = []string{d.Issuer}
-	}
-	if len(p.scheme.Provider.Issuers) == 0 {
 		// OpenID Connect Discovery 1.0 section 4.3: the issuer is the
 		// URL the document was found under, so that a document cannot
 		// speak for another provider.
 		if want := strings.TrimSuffix(d.Issuer, "/") + "/.well-known/openid-configuration"; want != p.url {
 			return fmt.Errorf("%s: the discovery document names issuer %q, whose discovery URL is %s; declare x-issuers to accept it", p.url, d.Issuer, want)
 		}
+		issuers = []string{d.Issuer}
 	}
 	p.jwksURI.Store(&d.JWKSURI)
-	// The refresh goroutine lives as long as ctx; a failed first fetch
-	// must not leave one behind.
+	// The refresh goroutine lives as long as ctx; a failed attempt must
+	// not leave one behind.
 	sctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		if err != nil {
+			cancel()
+		}
+	}()
 	storage, err := jwkset.NewStorageFromHTTP(d.JWKSURI, jwkset.HTTPClientStorageOptions{
 		Client:          p.client,
 		Ctx:             sctx,
@@ -406,7 +408,6 @@ func (p *oidcProvider) loadOnce(ctx context.Context) error {
 		},
 	})
 	if err != nil {
-		cancel()
 		return fmt.Errorf("keys %s: %w", d.JWKSURI, err)
 	}
 	// Fetching again for an unknown kid is decided by p.unknownKID
@@ -417,16 +418,14 @@ func (p *oidcProvider) loadOnce(ctx context.Context) error {
 		RateLimitWaitMax:  p.client.Timeout,
 	})
 	if err != nil {
-		cancel()
 		return err
 	}
 	keys := gatedKeys{Storage: refetch, fetched: storage, p: p}
 	kf, err := keyfunc.New(keyfunc.Options{Ctx: sctx, Storage: keys, UseWhitelist: []jwkset.USE{jwkset.UseSig, ""}})
 	if err != nil {
-		cancel()
 		return err
 	}
-	p.state.Store(&providerState{issuers: issuers, keyfunc: kf, introspection: d.Introspection, stop: cancel})
+	p.state.Store(&providerState{issuers: issuers, keyfunc: kf, introspection: d.Introspection})
 	p.report(nil)
 	return nil
 }
@@ -531,17 +530,18 @@ func (p *oidcProvider) verify(ctx context.Context, raw string) (*Principal, erro
 	if err != nil {
 		return nil, unclaimed(err)
 	}
-	iss, _ := payload["iss"].(string)
-	declared := p.scheme.Provider.Issuers
-	if len(declared) > 0 && !slices.Contains(declared, iss) {
-		return nil, unclaimed(fmt.Errorf("%w: issuer is not one of %s's", ErrInvalid, p.scheme.Name))
-	}
+	// Declared issuers decide even before the keys arrive, so that other
+	// issuers' tokens are refused rather than left undecided.
 	st := p.state.Load()
+	issuers := p.scheme.Provider.Issuers
+	if st != nil {
+		issuers = st.issuers
+	}
+	if iss, _ := payload["iss"].(string); len(issuers) > 0 && !slices.Contains(issuers, iss) {
+		return nil, unclaimed(fmt.Errorf("%w: issuer is not %s's", ErrInvalid, p.scheme.Name))
+	}
 	if st == nil {
 		return nil, unclaimed(fmt.Errorf("%w: the %s provider's keys have not been fetched yet", ErrUnavailable, p.scheme.Name))
-	}
-	if !slices.Contains(st.issuers, iss) {
-		return nil, unclaimed(fmt.Errorf("%w: issuer is not %s's", ErrInvalid, p.scheme.Name))
 	}
 	if err := checkClaims(payload); err != nil {
 		return nil, err
@@ -639,12 +639,8 @@ func checkClaims(claims map[string]any) error {
 			}
 		}
 	}
-	for _, name := range []string{"exp", "nbf", "iat"} {
-		if v, present := claims[name]; present {
-			if _, ok := numericTime(v); !ok {
-				return fmt.Errorf("%w: %s is not a number of seconds", ErrInvalid, name)
-			}
-		}
+	if err := numericTimeClaims(claims); err != nil {
+		return err
 	}
 	if _, bound := claims["cnf"]; bound {
 		return fmt.Errorf("%w: the token is bound to a key (cnf); only bearer tokens are accepted", ErrInvalid)
@@ -652,6 +648,19 @@ func checkClaims(claims map[string]any) error {
 	if typ, present := claims["typ"]; present {
 		if s, _ := typ.(string); !strings.EqualFold(s, "bearer") {
 			return fmt.Errorf("%w: token typ %v is not an access token", ErrInvalid, typ)
+		}
+	}
+	return nil
+}
+
+// numericTimeClaims refuses exp, nbf or iat that are not NumericDates
+// (RFC 7519 section 2: JSON numbers; golang-jwt also takes strings).
+func numericTimeClaims(claims map[string]any) error {
+	for _, name := range []string{"exp", "nbf", "iat"} {
+		if v, present := claims[name]; present {
+			if _, ok := numericTime(v); !ok {
+				return fmt.Errorf("%w: %s is not a number of seconds", ErrInvalid, name)
+			}
 		}
 	}
 	return nil
@@ -699,7 +708,7 @@ func outsideScopes(claims map[string]any, claim string) ([]string, error) {
 		var scopes []string
 		switch v := v.(type) {
 		case string:
-			scopes = strings.Fields(v)
+			scopes = splitScopes(v)
 		case []any:
 			for _, item := range v {
 				s, ok := item.(string)

@@ -449,15 +449,9 @@ func items(values []string) map[string]httpsfv.Item {
 // readsPlace reports whether a scheme of op reads the header or cookie a
 // credential of s travels in.
 func readsPlace(op *policy.Operation, s *policy.Scheme) bool {
-	place := func(s *policy.Scheme) string {
-		if s.Type == policy.SchemeAPIKeyCookie {
-			return "cookie " + s.Param
-		}
-		return "header " + s.Param
-	}
 	for _, alt := range op.Security.Alternatives {
 		for _, sr := range alt {
-			if place(sr.Scheme) == place(s) {
+			if sr.Scheme.Place() == s.Place() {
 				return true
 			}
 		}

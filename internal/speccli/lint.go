@@ -46,17 +46,15 @@ func (p Program) Lint(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	errs, warnings := policy.Lint(source, data)
+	table, errs, warnings := policy.LintTable(source, data)
 	for _, e := range errs {
 		fmt.Fprintln(stdout, e)
 	}
 	for _, w := range warnings {
 		fmt.Fprintln(stdout, w)
 	}
-	if len(errs) == 0 {
-		if table, err := policy.Compile(source, data); err == nil {
-			printProviders(stdout, table)
-		}
+	if table != nil {
+		printProviders(stdout, table)
 	}
 	fmt.Fprintf(stderr, "%s: %s, %s\n", source, plural(len(errs), "error"), plural(len(warnings), "warning"))
 	if len(errs) > 0 || *strict && len(warnings) > 0 {
