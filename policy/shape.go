@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -156,7 +157,7 @@ func (s *shape) fields(n *yaml3.Node, where, kind string, allowed []string) map[
 					}
 					fail("specguard reads this extension on %s, not on %s; here it would be ignored", strings.Join(places, " and "), article(kind))
 				}
-			} else if near := text.Nearest(name, keys(extensions), 2); near != "" {
+			} else if near := text.Nearest(name, slices.Sorted(maps.Keys(extensions)), 2); near != "" {
 				fail("unknown extension; did you mean %s? Nothing reads %s, so it would be ignored", near, name)
 				s.meant = append(s.meant, meant{where, near})
 			}
@@ -200,15 +201,6 @@ func article(kind string) string {
 		return "an " + kind
 	}
 	return "a " + kind
-}
-
-func keys(m map[string][]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // entry is one key of a mapping and its value.
