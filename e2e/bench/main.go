@@ -1,22 +1,26 @@
 // Command bench is the load harness behind `make bench`: it builds specguard
 // and the peer stacks, starts each on loopback, and loads the same guarded
 // operations on all of them with wrk, interleaved round after round, then
-// prints one table per operation.
+// prints one table per load, with the targets of issue 16 under each.
 //
 //	(a) bare        chi + the generated strict handlers, SQLite
 //	(b) specguard   memory store, SQLite (the embedded default)
 //	(c) specguard   Redis, SQLite
-//	(d) peer        nethttp-middleware validator + golang-jwt auth + httprate, SQLite
+//	(d) peer        nethttp-middleware validator + golang-jwt auth or a hashed
+//	                API-key lookup in the database + httprate, SQLite
 //	(e) peer-redis  (d) + a Redis jti denylist + redis_rate, SQLite
 //	(f) bare        as (a), PostgreSQL
 //	(g) specguard   Redis, PostgreSQL (the fleet set-up)
+//	(h) specguard   Redis Cluster of three masters, SQLite
 //
-// Every stack serves GET /posts/{id} with an Ed25519 token (posts:read) and
-// rate-limit tiers that never refuse, with the same database-backed
-// handlers; (a), (b), (c), (f) and (g) also take POST /posts (a write, its
-// body validated). Request logging is off in all. PostgreSQL is the server
-// SPECGUARD_BENCH_POSTGRES_URL names (default the local one, as the tests
-// use), on a database of the harness's own.
+// The loads, one per credential kind: a bearer token and an API key on GET
+// /posts/{id}, a cookie session on GET /me and on POST /posts (with its
+// CSRF token; a validated body, one row written), and an anonymous GET
+// /posts. Rate-limit tiers never refuse; the handlers and their database
+// work are the same in every stack. The peers take the bearer, API-key and
+// anonymous loads (they verify no sessions). Request logging is off in
+// all. PostgreSQL is the server SPECGUARD_BENCH_POSTGRES_URL names (default
+// the local one, as the tests use), on a database of the harness's own.
 package main
 
 import (
@@ -60,20 +64,74 @@ var (
 type stack struct {
 	id, name string
 	base     string // http://host:port
-	path     string // the post's URL path
-	token    string
-	redis    bool   // counts Redis commands
-	writes   bool   // takes the POST /posts load
-	bare     *stack // the bare stack on the same database
-	runs     []result
-	posts    []result // the POST /posts load
-	calls    float64  // Redis calls (round trips) per request, from MONITOR
+	post     string // the URL path of the published post it seeded
+	creds    creds
+	redis    []string // the Redis nodes it uses, whose commands are counted
+	loads    string   // the ids of the loads it takes
+	bare     *stack   // the bare stack on the same database
+	runs     map[string][]result
+	calls    map[string]float64 // Redis calls (round trips) per request, from MONITOR
+}
+
+// creds are a stack's credentials for the demo user.
+type creds struct {
+	token  string // an access token (Ed25519; posts:read among its scopes)
+	apiKey string // an API key with posts:read and posts:write
+	cookie string // the session and CSRF cookies of a browser session
+	csrf   string // that session's CSRF token
 }
 
 type result struct {
 	rps, p50, p99 float64 // requests/s, latencies in ms
 	requests      int64
 	redisCmds     int64 // every command Redis ran, inside scripts too
+}
+
+// A load is one kind of request, made with one credential kind.
+type load struct {
+	id, title    string
+	method, path string // path "{post}" is the stack's seeded post
+	body         string
+	headers      func(c creds) []string
+	// forged, when set, are headers with a forged credential, which every
+	// secured stack refuses with refused.
+	forged  func(c creds) []string
+	want    int
+	refused int
+}
+
+var postBody = `{"title":"Benchmark write","body":"Lorem ipsum dolor sit amet, consectetur adipiscing elit.","status":"published"}`
+
+var loads = []load{
+	{id: "bearer", title: "bearer token, GET /posts/{id} (posts:read)", method: "GET", path: "{post}", want: 200, refused: 401,
+		headers: func(c creds) []string { return []string{"Authorization: Bearer " + c.token} },
+		forged:  func(c creds) []string { return []string{"Authorization: Bearer " + c.token[:len(c.token)-4] + "AAAA"} }},
+	{id: "apikey", title: "API key, GET /posts/{id} (posts:read)", method: "GET", path: "{post}", want: 200, refused: 401,
+		headers: func(c creds) []string { return []string{"X-API-Key: " + c.apiKey} },
+		forged:  func(c creds) []string { return []string{"X-API-Key: " + c.apiKey[:len(c.apiKey)-4] + "AAAA"} }},
+	{id: "cookie-me", title: "cookie session, GET /me", method: "GET", path: "/me", want: 200, refused: 401,
+		headers: func(c creds) []string { return []string{"Cookie: " + c.cookie} },
+		forged:  func(c creds) []string { return []string{"Cookie: " + forgeCookie(c.cookie)} }},
+	{id: "cookie-post", title: "cookie session with CSRF, POST /posts (a validated body, one row written and committed)",
+		method: "POST", path: "/posts", body: postBody, want: 201, refused: 403, // the CSRF token is wrong
+		headers: func(c creds) []string { return []string{"Cookie: " + c.cookie, "X-CSRF-Token: " + c.csrf} },
+		forged: func(c creds) []string {
+			return []string{"Cookie: " + c.cookie, "X-CSRF-Token: " + c.csrf[:len(c.csrf)-4] + "AAAA"}
+		}},
+	{id: "anon", title: "anonymous, GET /posts?limit=5 (security lists {} first)", method: "GET", path: "/posts?limit=5", want: 200,
+		headers: func(creds) []string { return nil }},
+}
+
+// forgeCookie changes the last characters of the session cookie's secret.
+func forgeCookie(cookie string) string {
+	session, rest, _ := strings.Cut(cookie, ";")
+	return session[:len(session)-4] + "AAAA;" + rest
+}
+
+func (s *stack) takes(l *load) bool { return strings.Contains(" "+s.loads+" ", " "+l.id+" ") }
+
+func (l *load) url(s *stack) string {
+	return s.base + strings.ReplaceAll(l.path, "{post}", s.post)
 }
 
 func main() {
@@ -92,7 +150,6 @@ func main() {
 type harness struct {
 	dir   string
 	procs []*exec.Cmd
-	rdb   *redis.Client
 	pg    *sql.DB  // the PostgreSQL server, to make and drop databases
 	dbs   []string // databases made
 }
@@ -112,9 +169,6 @@ func (h *harness) cleanup() {
 			p.Process.Kill()
 		}
 	}
-	if h.rdb != nil {
-		h.rdb.Close()
-	}
 	if h.pg != nil {
 		for _, name := range h.dbs {
 			h.pg.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
@@ -125,6 +179,11 @@ func (h *harness) cleanup() {
 		os.RemoveAll(h.dir)
 	}
 }
+
+const (
+	everyLoad = "bearer apikey cookie-me cookie-post anon"
+	peerLoads = "bearer apikey anon" // the peers verify no sessions
+)
 
 func (h *harness) run(ctx context.Context) error {
 	wrkVersion, err := exec.Command("wrk", "--version").CombinedOutput()
@@ -155,14 +214,23 @@ func (h *harness) run(ctx context.Context) error {
 	if err := writeBenchSpec(filepath.Join(root, "api/openapi.yaml"), spec); err != nil {
 		return err
 	}
-	redisURL, err := h.startRedis(ctx)
+	redisAddr, err := h.startRedis(ctx, "", nil)
 	if err != nil {
 		return err
 	}
-
-	post := filepath.Join(h.dir, "post.lua")
-	if err := os.WriteFile(post, []byte(postScript), 0o644); err != nil {
+	redisURL := "redis://" + redisAddr
+	cluster, err := h.startCluster(ctx)
+	if err != nil {
 		return err
+	}
+	for _, l := range loads {
+		if l.body == "" {
+			continue
+		}
+		script := fmt.Sprintf("wrk.method = %q\nwrk.body = %q\nwrk.headers[\"Content-Type\"] = \"application/json\"\n", l.method, l.body)
+		if err := os.WriteFile(filepath.Join(h.dir, l.id+".lua"), []byte(script), 0o644); err != nil {
+			return err
+		}
 	}
 	pgA, err := h.database(ctx, "f")
 	if err != nil {
@@ -208,60 +276,69 @@ func (h *harness) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.id, a.name, a.writes = "a", "bare: chi + generated strict handlers, SQLite", true
-	b.id, b.name, b.writes = "b", "specguard, memory store, SQLite", true
-	c.id, c.name, c.redis, c.writes = "c", "specguard, Redis, SQLite", true, true
-	d.id, d.name = "d", "nethttp-middleware + golang-jwt + httprate, SQLite"
-	e.id, e.name, e.redis = "e", "(d) + Redis jti denylist + redis_rate, SQLite", true
-	f.id, f.name, f.writes = "f", "bare, PostgreSQL", true
-	g.id, g.name, g.redis, g.writes = "g", "specguard, Redis, PostgreSQL", true, true
-	for _, s := range []*stack{a, b, c, d, e} {
+	hc, err := h.startSpecguard(ctx, specguard, with("SPECGUARD_DATA_DIR="+dir("h"), "SPECGUARD_REDIS_URL=redis+cluster://"+strings.Join(cluster, ",")))
+	if err != nil {
+		return err
+	}
+	a.id, a.name, a.loads = "a", "bare: chi + generated strict handlers, SQLite", everyLoad
+	b.id, b.name, b.loads = "b", "specguard, memory store, SQLite", everyLoad
+	c.id, c.name, c.loads, c.redis = "c", "specguard, Redis, SQLite", everyLoad, []string{redisAddr}
+	d.id, d.name, d.loads = "d", "nethttp-middleware + golang-jwt or hashed API key + httprate, SQLite", peerLoads
+	e.id, e.name, e.loads, e.redis = "e", "(d) + Redis jti denylist + redis_rate, SQLite", peerLoads, []string{redisAddr}
+	f.id, f.name, f.loads = "f", "bare, PostgreSQL", everyLoad
+	g.id, g.name, g.loads, g.redis = "g", "specguard, Redis, PostgreSQL", everyLoad, []string{redisAddr}
+	hc.id, hc.name, hc.loads, hc.redis = "h", "specguard, Redis Cluster (3 masters), SQLite", everyLoad, cluster
+	for _, s := range []*stack{a, b, c, d, e, hc} {
 		s.bare = a
 	}
 	f.bare, g.bare = f, f
-	// The other stacks verify (b)'s token: same key, issuer and audience
-	// (the bare ones verify nothing).
-	a.token, d.token, e.token, f.token = b.token, b.token, b.token, b.token
-	stacks := []*stack{a, b, c, d, e, f, g}
+	// The bare stacks verify nothing: they get (b)'s headers. The peers
+	// verify (b)'s token (same key, issuer and audience) and their own
+	// API key.
+	a.creds, f.creds = b.creds, b.creds
+	d.creds.token, e.creds.token = b.creds.token, b.creds.token
+	stacks := []*stack{a, b, c, d, e, f, g, hc}
 	for _, s := range stacks {
+		s.runs, s.calls = map[string][]result{}, map[string]float64{}
 		if err := s.check(); err != nil {
 			return err
 		}
 	}
 
 	for round := 1; round <= *rounds; round++ {
-		for _, s := range stacks {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			fmt.Fprintf(os.Stderr, "round %d/%d: (%s) %s\n", round, *rounds, s.id, s.name)
-			before := h.commands(s)
-			r, err := wrk(ctx, s)
-			if err != nil {
-				return fmt.Errorf("(%s): %w", s.id, err)
-			}
-			if s.redis {
-				r.redisCmds = h.commands(s) - before - 1 // the first INFO is counted by the second
-			}
-			s.runs = append(s.runs, r)
-			if s.writes {
-				fmt.Fprintf(os.Stderr, "round %d/%d: (%s) %s, POST /posts\n", round, *rounds, s.id, s.name)
-				r, err := wrk(ctx, s, "-s", post)
-				if err != nil {
-					return fmt.Errorf("(%s) POST /posts: %w", s.id, err)
+		for i := range loads {
+			l := &loads[i]
+			for _, s := range stacks {
+				if !s.takes(l) {
+					continue
 				}
-				s.posts = append(s.posts, r)
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				fmt.Fprintf(os.Stderr, "round %d/%d: %s: (%s) %s\n", round, *rounds, l.id, s.id, s.name)
+				before := commands(ctx, s)
+				r, err := h.wrk(ctx, s, l)
+				if err != nil {
+					return fmt.Errorf("(%s) %s: %w", s.id, l.id, err)
+				}
+				if s.redis != nil {
+					// The INFO calls of the first count are counted by the second.
+					r.redisCmds = commands(ctx, s) - before - int64(len(s.redis))
+				}
+				s.runs[l.id] = append(s.runs[l.id], r)
 			}
 		}
 	}
 	for _, s := range stacks {
-		if s.redis {
-			if s.calls, err = h.probeCalls(ctx, s); err != nil {
-				return fmt.Errorf("(%s): %w", s.id, err)
+		for i := range loads {
+			if l := &loads[i]; s.redis != nil && s.takes(l) {
+				if s.calls[l.id], err = probeCalls(ctx, s, l); err != nil {
+					return fmt.Errorf("(%s) %s: %w", s.id, l.id, err)
+				}
 			}
 		}
 	}
-	report := h.report(stacks, strings.TrimSpace(string(wrkVersion)))
+	report := report(stacks, strings.TrimSpace(string(wrkVersion)))
 	fmt.Print(report)
 	if *out != "" {
 		return os.WriteFile(*out, []byte(report), 0o644)
@@ -288,8 +365,8 @@ func build(dir, out, pkg string) error {
 
 // writeBenchSpec copies the example spec with the document's default tiers
 // and POST /posts's raised so that the load is never refused (a request is
-// charged one tier, by principal), and GET /posts/{id} requiring oauth2
-// [posts:read].
+// charged one tier, by principal or by IP), and GET /posts/{id} requiring
+// oauth2 or an API key with [posts:read].
 func writeBenchSpec(src, dst string) error {
 	data, err := os.ReadFile(src)
 	if err != nil {
@@ -305,7 +382,7 @@ func writeBenchSpec(src, dst string) error {
 		return err
 	}
 	var required yaml.Node
-	if err := yaml.Unmarshal([]byte(`[{oauth2: [posts:read]}]`), &required); err != nil {
+	if err := yaml.Unmarshal([]byte(`[{oauth2: [posts:read]}, {apiKeyAuth: [posts:read]}]`), &required); err != nil {
 		return err
 	}
 	root := doc.Content[0]
@@ -326,7 +403,8 @@ func writeBenchSpec(src, dst string) error {
 	*writes = *tiers.Content[0]
 	writes.Anchor = anchor
 	// The example admits anonymous readers ({} first); the benchmark
-	// operation requires the token, so every stack must verify it.
+	// operation requires the token or the key, so every stack must verify
+	// it.
 	*lookup(getPost, "security") = *required.Content[0]
 	out, err := yaml.Marshal(&doc)
 	if err != nil {
@@ -367,32 +445,90 @@ func (h *harness) start(ctx context.Context, cmd *exec.Cmd) error {
 	return nil
 }
 
-func (h *harness) startRedis(ctx context.Context) (string, error) {
-	addr, err := freeAddr()
+// startRedis starts a redis-server on addr (a free port when empty) with
+// extra arguments and returns its address once it answers.
+func (h *harness) startRedis(ctx context.Context, addr string, extra []string) (string, error) {
+	var err error
+	if addr == "" {
+		if addr, err = freeAddr(); err != nil {
+			return "", err
+		}
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	dir, err := os.MkdirTemp(h.dir, "redis-")
 	if err != nil {
 		return "", err
 	}
-	_, port, _ := net.SplitHostPort(addr)
-	cmd := exec.Command("redis-server", "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--dir", h.dir)
+	args := append([]string{"--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--dir", dir}, extra...)
+	cmd := exec.Command("redis-server", args...)
 	cmd.Stdout = io.Discard
 	if err := h.start(ctx, cmd); err != nil {
 		return "", fmt.Errorf("redis-server: %v", err)
 	}
-	h.rdb = redis.NewClient(&redis.Options{Addr: addr})
-	for deadline := time.Now().Add(10 * time.Second); h.rdb.Ping(ctx).Err() != nil; {
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	for deadline := time.Now().Add(10 * time.Second); rdb.Ping(ctx).Err() != nil; {
 		if time.Now().After(deadline) {
 			return "", errors.New("redis-server did not answer")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return "redis://" + addr, nil
+	return addr, nil
 }
 
-// postScript makes wrk's requests POST /posts with a valid body.
-const postScript = `wrk.method = "POST"
-wrk.body = '{"title":"Benchmark write","body":"Lorem ipsum dolor sit amet, consectetur adipiscing elit.","status":"published"}'
-wrk.headers["Content-Type"] = "application/json"
-`
+// startCluster starts three masters, joins them with redis-cli --cluster
+// create and returns their addresses once the cluster is ok.
+func (h *harness) startCluster(ctx context.Context) ([]string, error) {
+	var addrs []string
+	for range 3 {
+		var addr string
+		var err error
+		// The cluster bus listens on the port + 10000: retry until both are free.
+		for try := 0; ; try++ {
+			if addr, err = freeAddr(); err != nil {
+				return nil, err
+			}
+			_, port, _ := net.SplitHostPort(addr)
+			p, _ := strconv.Atoi(port)
+			if p+10000 > 65535 {
+				continue
+			}
+			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+10000)); err == nil {
+				l.Close()
+				break
+			}
+			if try > 100 {
+				return nil, errors.New("no free port pair for a cluster node")
+			}
+		}
+		_, port, _ := net.SplitHostPort(addr)
+		addr, err = h.startRedis(ctx, addr, []string{"--cluster-enabled", "yes", "--cluster-node-timeout", "2000",
+			"--cluster-config-file", filepath.Join(h.dir, "nodes-"+port+".conf")})
+		if err != nil {
+			return nil, err
+		}
+		addrs = append(addrs, addr)
+	}
+	args := append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.CommandContext(ctx, "redis-cli", args...).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	for _, addr := range addrs {
+		rdb := redis.NewClient(&redis.Options{Addr: addr})
+		defer rdb.Close()
+		for deadline := time.Now().Add(20 * time.Second); ; {
+			info, _ := rdb.ClusterInfo(ctx).Result()
+			if strings.Contains(info, "cluster_state:ok") {
+				break
+			}
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("the Redis Cluster did not become ok: %s", info)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return addrs, nil
+}
 
 // database makes a PostgreSQL database of the harness's own and returns
 // its URL; it is dropped at the end.
@@ -438,15 +574,16 @@ func (h *harness) startPeer(ctx context.Context, bin, kind, key, spec, redisURL,
 	if err != nil {
 		return nil, fmt.Errorf("peerserver %s did not start: %v", kind, err)
 	}
-	var addr, id string
-	if _, err := fmt.Sscanf(line, "ready %s %s", &addr, &id); err != nil {
+	var addr, id, apiKey string
+	if _, err := fmt.Sscanf(line, "ready %s %s %s", &addr, &id, &apiKey); err != nil {
 		return nil, fmt.Errorf("peerserver %s: %q", kind, line)
 	}
 	go io.Copy(io.Discard, stdout)
-	return &stack{base: "http://" + addr, path: "/posts/" + id}, nil
+	return &stack{base: "http://" + addr, post: "/posts/" + id, creds: creds{apiKey: apiKey}}, nil
 }
 
-// startSpecguard runs the binary, logs in as the demo user and creates the
+// startSpecguard runs the binary, logs in as the demo user (a token, then
+// an API key made with it, then a browser session) and creates the
 // published post the load reads.
 func (h *harness) startSpecguard(ctx context.Context, bin string, env []string) (*stack, error) {
 	addr, err := freeAddr()
@@ -470,145 +607,182 @@ func (h *harness) startSpecguard(ctx context.Context, bin string, env []string) 
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	login := `{"email":"user@example.com","password":"user-password"}`
 	var tok struct {
 		AccessToken string `json:"access_token"`
 	}
-	if err := call("POST", s.base+"/auth/login", "", `{"email":"user@example.com","password":"user-password"}`, 200, &tok); err != nil {
+	if _, err := request("POST", s.base+"/auth/login", nil, login, 200, &tok); err != nil {
 		return nil, err
 	}
-	s.token = tok.AccessToken
+	s.creds.token = tok.AccessToken
+	bearer := []string{"Authorization: Bearer " + tok.AccessToken}
+	var key struct {
+		Secret string `json:"key"`
+	}
+	if _, err := request("POST", s.base+"/api-keys", bearer, `{"name":"bench","scopes":["posts:read","posts:write"]}`, 201, &key); err != nil {
+		return nil, err
+	}
+	s.creds.apiKey = key.Secret
+	var session struct {
+		CSRF string `json:"csrf_token"`
+	}
+	resp, err := request("POST", s.base+"/auth/session", nil, login, 201, &session)
+	if err != nil {
+		return nil, err
+	}
+	var cookies []string
+	for _, c := range resp.Cookies() {
+		cookies = append(cookies, c.Name+"="+c.Value)
+	}
+	if len(cookies) != 2 || !strings.HasPrefix(cookies[1], "__Host-csrf=") {
+		// The session cookie first: forgeCookie changes its secret.
+		slices.Reverse(cookies)
+	}
+	s.creds.cookie, s.creds.csrf = strings.Join(cookies, "; "), session.CSRF
 	var post struct {
 		ID string `json:"id"`
 	}
 	body := fmt.Sprintf(`{"title":"Benchmark post","body":%q,"status":"published"}`, strings.Repeat("Lorem ipsum dolor sit amet. ", 8))
-	if err := call("POST", s.base+"/posts", s.token, body, 201, &post); err != nil {
+	if _, err := request("POST", s.base+"/posts", bearer, body, 201, &post); err != nil {
 		return nil, err
 	}
-	s.path = "/posts/" + post.ID
+	s.post = "/posts/" + post.ID
 	return s, nil
 }
 
-func call(method, url, token, body string, want int, into any) error {
+// request makes one request with headers ("Name: value", as wrk takes
+// them) and decodes the answer into into.
+func request(method, url string, headers []string, body string, want int, into any) (*http.Response, error) {
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	for _, h := range headers {
+		name, value, _ := strings.Cut(h, ": ")
+		req.Header.Add(name, value)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: %d, want %d: %s", method, url, resp.StatusCode, want, raw)
+		return nil, fmt.Errorf("%s %s: %d, want %d: %s", method, url, resp.StatusCode, want, raw)
 	}
 	if into != nil {
-		return json.Unmarshal(raw, into)
+		return resp, json.Unmarshal(raw, into)
 	}
-	return nil
+	return resp, nil
 }
 
-// check makes one request as the load will: 200 and the seeded post.
+// check makes one request of each load as the load will, and one with a
+// forged credential, which every secured stack refuses.
 func (s *stack) check() error {
-	var post struct {
-		Title string `json:"title"`
-	}
-	if err := call("GET", s.base+s.path, s.token, "", 200, &post); err != nil {
-		return fmt.Errorf("(%s) %s: %w", s.id, s.name, err)
-	}
-	if post.Title != "Benchmark post" {
-		return fmt.Errorf("(%s) %s: unexpected post %+v", s.id, s.name, post)
-	}
-	if s.writes {
-		body := `{"title":"Benchmark write","body":"check","status":"published"}`
-		if err := call("POST", s.base+"/posts", s.token, body, 201, nil); err != nil {
-			return fmt.Errorf("(%s) %s: POST /posts: %w", s.id, s.name, err)
+	for i := range loads {
+		l := &loads[i]
+		if !s.takes(l) {
+			continue
 		}
-	}
-	// Every secured stack refuses a tampered token.
-	if s.bare != s {
-		if err := call("GET", s.base+s.path, s.token[:len(s.token)-4]+"AAAA", "", 401, nil); err != nil {
-			return fmt.Errorf("(%s) %s: a tampered token: %w", s.id, s.name, err)
+		if _, err := request(l.method, l.url(s), l.headers(s.creds), l.body, l.want, nil); err != nil {
+			return fmt.Errorf("(%s) %s: %s: %w", s.id, s.name, l.id, err)
+		}
+		if l.forged != nil && s.bare != s {
+			if _, err := request(l.method, l.url(s), l.forged(s.creds), l.body, l.refused, nil); err != nil {
+				return fmt.Errorf("(%s) %s: %s with a forged credential: %w", s.id, s.name, l.id, err)
+			}
 		}
 	}
 	return nil
 }
 
-// commands is the total of Redis command calls so far (INFO commandstats).
-func (h *harness) commands(s *stack) int64 {
-	if !s.redis {
-		return 0
-	}
-	info, err := h.rdb.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		return 0
-	}
+// commands is the total of Redis command calls so far on s's Redis nodes
+// (INFO commandstats).
+func commands(ctx context.Context, s *stack) int64 {
 	var n int64
-	for _, m := range regexp.MustCompile(`calls=(\d+)`).FindAllStringSubmatch(info, -1) {
-		v, _ := strconv.ParseInt(m[1], 10, 64)
-		n += v
+	for _, addr := range s.redis {
+		rdb := redis.NewClient(&redis.Options{Addr: addr})
+		info, err := rdb.Info(ctx, "commandstats").Result()
+		rdb.Close()
+		if err != nil {
+			return 0
+		}
+		for _, m := range regexp.MustCompile(`calls=(\d+)`).FindAllStringSubmatch(info, -1) {
+			v, _ := strconv.ParseInt(m[1], 10, 64)
+			n += v
+		}
 	}
 	return n
 }
 
-// probeCalls counts the commands one request sends to Redis itself (not
-// those its scripts run), with MONITOR watching 100 requests made one at a
-// time: each such command is one round trip.
-func (h *harness) probeCalls(ctx context.Context, s *stack) (float64, error) {
+// probeCalls counts the commands one request of l sends to Redis itself
+// (not those its scripts run), with MONITOR on each of s's nodes watching
+// 100 requests made one at a time. On one Redis each such command is one
+// round trip; on a Cluster, commands to different nodes may travel at once.
+func probeCalls(ctx context.Context, s *stack, l *load) (float64, error) {
 	const n = 100
 	// Let requests still in flight from the last load finish first.
 	time.Sleep(time.Second)
-	conn, err := net.Dial("tcp", h.rdb.Options().Addr)
-	if err != nil {
-		return 0, err
+	type monitor struct {
+		conn net.Conn
+		r    *bufio.Reader
 	}
-	defer conn.Close()
-	if _, err := conn.Write([]byte("MONITOR\r\n")); err != nil {
-		return 0, err
-	}
-	r := bufio.NewReader(conn)
-	if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "+OK") {
-		return 0, fmt.Errorf("MONITOR: %q %v", line, err)
+	var mons []monitor
+	for _, addr := range s.redis {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			return 0, err
+		}
+		defer conn.Close()
+		if _, err := conn.Write([]byte("MONITOR\r\n")); err != nil {
+			return 0, err
+		}
+		r := bufio.NewReader(conn)
+		if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "+OK") {
+			return 0, fmt.Errorf("MONITOR: %q %v", line, err)
+		}
+		mons = append(mons, monitor{conn, r})
 	}
 	for range n {
-		if err := call("GET", s.base+s.path, s.token, "", 200, nil); err != nil {
+		if _, err := request(l.method, l.url(s), l.headers(s.creds), l.body, l.want, nil); err != nil {
 			return 0, err
 		}
 	}
-	// A marker, then count the client commands seen before it.
+	// A marker on each node, then count the client commands seen before it.
 	marker := fmt.Sprintf("bench-marker-%d", time.Now().UnixNano())
-	if err := h.rdb.Echo(ctx, marker).Err(); err != nil {
-		return 0, err
-	}
 	calls := 0
-	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for {
-		line, err := r.ReadString('\n')
+	for i, m := range mons {
+		rdb := redis.NewClient(&redis.Options{Addr: s.redis[i]})
+		err := rdb.Echo(ctx, marker).Err()
+		rdb.Close()
 		if err != nil {
-			return 0, fmt.Errorf("MONITOR: %v", err)
+			return 0, err
 		}
-		if strings.Contains(line, marker) {
-			return float64(calls) / n, nil
+		m.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			line, err := m.r.ReadString('\n')
+			if err != nil {
+				return 0, fmt.Errorf("MONITOR: %v", err)
+			}
+			if strings.Contains(line, marker) {
+				break
+			}
+			// "+<time> [0 lua] ..." is a command run by a script.
+			// Connection set-up (a pool growing, a Cluster client
+			// reading the slots) is not a per-request call.
+			if strings.Contains(line, " lua] ") || setupCommand.MatchString(line) {
+				continue
+			}
+			calls++
 		}
-		// "+<time> [0 lua] ..." is a command run by a script.
-		if strings.Contains(line, " lua] ") {
-			continue
-		}
-		// Connection set-up (a pool growing) is not a per-request call.
-		if setupCommand.MatchString(line) {
-			continue
-		}
-		calls++
 	}
+	return float64(calls) / n, nil
 }
 
-var setupCommand = regexp.MustCompile(`\] "(?i:hello|client|auth|select|ping)"`)
+var setupCommand = regexp.MustCompile(`\] "(?i:hello|client|auth|select|ping|cluster|command|readonly)"`)
 
 var (
 	reqsRe    = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
@@ -616,15 +790,15 @@ var (
 	latencyRe = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$`)
 )
 
-func wrk(ctx context.Context, s *stack, extra ...string) (result, error) {
-	args := []string{"-t" + strconv.Itoa(*threads), "-c" + strconv.Itoa(*connections), "-d" + duration.String(), "--latency",
-		"-H", "Authorization: Bearer " + s.token}
-	args = append(args, extra...)
-	target := s.base + s.path
-	if len(extra) > 0 {
-		target = s.base + "/posts"
+func (h *harness) wrk(ctx context.Context, s *stack, l *load) (result, error) {
+	args := []string{"-t" + strconv.Itoa(*threads), "-c" + strconv.Itoa(*connections), "-d" + duration.String(), "--latency"}
+	for _, v := range l.headers(s.creds) {
+		args = append(args, "-H", v)
 	}
-	args = append(args, target)
+	if l.body != "" {
+		args = append(args, "-s", filepath.Join(h.dir, l.id+".lua"))
+	}
+	args = append(args, l.url(s))
 	cmd := exec.CommandContext(ctx, "wrk", args...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -671,7 +845,17 @@ func median(runs []result, f func(result) float64) float64 {
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
-func (h *harness) report(stacks []*stack, wrkVersion string) string {
+var (
+	rps = func(r result) float64 { return r.rps }
+	p50 = func(r result) float64 { return r.p50 }
+	p99 = func(r result) float64 { return r.p99 }
+)
+
+// report prints one table per load and, under each, its targets (issue
+// 16): (b) >= 0.90x (a) and (c) >= 0.60x (a) in requests/s with one Redis
+// round trip, (b) >= 2.5x (d) and (c) >= 2.5x (e) where a peer takes the
+// load, p99 of (b) <= 1.2x and of (c) <= 2x p99 of (a).
+func report(stacks []*stack, wrkVersion string) string {
 	var b bytes.Buffer
 	cpu := "unknown"
 	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
@@ -680,38 +864,47 @@ func (h *harness) report(stacks []*stack, wrkVersion string) string {
 		}
 	}
 	fmt.Fprintf(&b, "machine: %s, %d cores, %s, %s\n", cpu, runtime.NumCPU(), runtime.Version(), strings.SplitN(wrkVersion, "\n", 2)[0])
-	fmt.Fprintf(&b, "load: wrk -t%d -c%d -d%s --latency with an Ed25519 bearer token; %d interleaved rounds, medians\n",
-		*threads, *connections, duration, *rounds)
-	fmt.Fprintf(&b, "command: go run ./e2e/bench -rounds %d -duration %s\n\n", *rounds, duration)
-	med := func(runs []result, f func(result) float64) float64 { return median(runs, f) }
-	rps := func(r result) float64 { return r.rps }
-	fmt.Fprintf(&b, "GET /posts/{id} (posts:read):\n\n")
-	fmt.Fprintf(&b, "| stack | req/s | p50 ms | p99 ms | vs bare, same database | Redis calls/req | Redis cmds/req incl. scripts |\n|---|---:|---:|---:|---:|---:|---:|\n")
-	for _, s := range stacks {
-		calls, cmds := "-", "-"
-		if s.redis {
-			calls = fmt.Sprintf("%.2f", s.calls)
-			cmds = fmt.Sprintf("%.2f", med(s.runs, func(r result) float64 { return float64(r.redisCmds) / float64(r.requests) }))
-		}
-		fmt.Fprintf(&b, "| (%s) %s | %.0f | %.3f | %.3f | %.2fx | %s | %s |\n", s.id, s.name, med(s.runs, rps),
-			med(s.runs, func(r result) float64 { return r.p50 }), med(s.runs, func(r result) float64 { return r.p99 }),
-			med(s.runs, rps)/med(s.bare.runs, rps), calls, cmds)
-	}
+	fmt.Fprintf(&b, "load: wrk -t%d -c%d -d%s --latency; %d interleaved rounds, medians\n", *threads, *connections, duration, *rounds)
+	fmt.Fprintf(&b, "command: go run ./e2e/bench -rounds %d -duration %s\n", *rounds, duration)
 	byID := map[string]*stack{}
 	for _, s := range stacks {
 		byID[s.id] = s
 	}
-	ratio := func(x, y string) float64 { return med(byID[x].runs, rps) / med(byID[y].runs, rps) }
-	fmt.Fprintf(&b, "\n(b)/(d) = %.2fx, (c)/(e) = %.2fx\n", ratio("b", "d"), ratio("c", "e"))
-	fmt.Fprintf(&b, "\nPOST /posts (posts:write, a validated body, one row written and committed):\n\n")
-	fmt.Fprintf(&b, "| stack | req/s | p50 ms | p99 ms | vs bare, same database |\n|---|---:|---:|---:|---:|\n")
-	for _, s := range stacks {
-		if !s.writes {
-			continue
+	for i := range loads {
+		l := &loads[i]
+		fmt.Fprintf(&b, "\n### %s\n\n", l.title)
+		fmt.Fprintf(&b, "| stack | req/s | p50 ms | p99 ms | req/s vs bare | p99 vs bare | Redis calls/req | Redis cmds/req incl. scripts |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, s := range stacks {
+			if !s.takes(l) {
+				continue
+			}
+			runs, bare := s.runs[l.id], s.bare.runs[l.id]
+			calls, cmds := "-", "-"
+			if s.redis != nil {
+				calls = fmt.Sprintf("%.2f", s.calls[l.id])
+				cmds = fmt.Sprintf("%.2f", median(runs, func(r result) float64 { return float64(r.redisCmds) / float64(r.requests) }))
+			}
+			fmt.Fprintf(&b, "| (%s) %s | %.0f | %.3f | %.3f | %.2fx | %.2fx | %s | %s |\n", s.id, s.name, median(runs, rps),
+				median(runs, p50), median(runs, p99), median(runs, rps)/median(bare, rps), median(runs, p99)/median(bare, p99), calls, cmds)
 		}
-		fmt.Fprintf(&b, "| (%s) %s | %.0f | %.3f | %.3f | %.2fx |\n", s.id, s.name, med(s.posts, rps),
-			med(s.posts, func(r result) float64 { return r.p50 }), med(s.posts, func(r result) float64 { return r.p99 }),
-			med(s.posts, rps)/med(s.bare.posts, rps))
+		ratio := func(x, y string, f func(result) float64) float64 {
+			return median(byID[x].runs[l.id], f) / median(byID[y].runs[l.id], f)
+		}
+		mark := func(ok bool) string {
+			if ok {
+				return "met"
+			}
+			return "MISSED"
+		}
+		fmt.Fprintf(&b, "\ntargets: (b) %.2fx (a) >= 0.90x %s; (c) %.2fx (a) >= 0.60x %s with %.2f Redis calls/req (1) %s; ",
+			ratio("b", "a", rps), mark(ratio("b", "a", rps) >= 0.9), ratio("c", "a", rps), mark(ratio("c", "a", rps) >= 0.6),
+			byID["c"].calls[l.id], mark(byID["c"].calls[l.id] == 1))
+		if byID["d"].takes(l) {
+			fmt.Fprintf(&b, "(b) %.2fx (d) >= 2.5x %s; (c) %.2fx (e) >= 2.5x %s; ", ratio("b", "d", rps), mark(ratio("b", "d", rps) >= 2.5),
+				ratio("c", "e", rps), mark(ratio("c", "e", rps) >= 2.5))
+		}
+		fmt.Fprintf(&b, "p99 (b) %.2fx (a) <= 1.2x %s; p99 (c) %.2fx (a) <= 2x %s\n", ratio("b", "a", p99), mark(ratio("b", "a", p99) <= 1.2),
+			ratio("c", "a", p99), mark(ratio("c", "a", p99) <= 2))
 	}
 	return b.String()
 }

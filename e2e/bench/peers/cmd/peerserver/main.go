@@ -3,24 +3,31 @@
 // that httprate, redis_rate and nethttp-middleware never enter specguard's.
 //
 //	bare        chi + the generated strict handlers: no security, no validation;
-//	            the caller the handlers need (POST /posts has an author) is
-//	            the demo user, put in the context unchecked
+//	            a request that presents any credential (an Authorization,
+//	            X-API-Key or Cookie header) is the demo user's, put in the
+//	            context unchecked (the handlers need a caller: POST /posts has
+//	            an author); any other is anonymous
 //	peer        + oapi-codegen's nethttp-middleware validator, whose openapi3filter
 //	            AuthenticationFunc verifies the JWT with golang-jwt and checks
-//	            scopes, + go-chi/httprate in memory
+//	            scopes, or looks the API key up in the database by id and
+//	            compares its SHA-256 hash, + go-chi/httprate in memory
 //	peer-redis  + a Redis denylist lookup of the token's jti, and
 //	            go-redis/redis_rate instead of httprate
 //
 // Every stack keeps its data where --database-url says (SQLite in --data-dir
 // when empty), as specguard does, so the handlers do the same work. It
-// prints "ready <addr> <post id>" once listening: the id of a published post
-// it seeded, the one the harness requests.
+// prints "ready <addr> <post id> <api key>" once listening: the id of a
+// published post it seeded, the one the harness requests, and an API key
+// (posts:read, posts:write) of the demo user it created.
 package main
 
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/subtle"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"flag"
@@ -108,6 +115,10 @@ func run() error {
 	if err := deps.Repo.CreatePost(ctx, post); err != nil {
 		return err
 	}
+	apiKey, _, err := deps.Keys.Create(ctx, user.ID, "bench", []string{"posts:read", "posts:write"})
+	if err != nil {
+		return err
+	}
 	app, err := server.NewApp(deps)
 	if err != nil {
 		return err
@@ -118,6 +129,10 @@ func run() error {
 		caller := &security.Principal{Subject: user.ID, Role: user.Role, Scopes: table.RoleScopes(user.Role)}
 		r.Use(func(next http.Handler) http.Handler {
 			return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				if req.Header.Get("Authorization") == "" && req.Header.Get("X-API-Key") == "" && req.Header.Get("Cookie") == "" {
+					next.ServeHTTP(w, req)
+					return
+				}
 				next.ServeHTTP(w, req.WithContext(security.NewContext(req.Context(), caller)))
 			})
 		})
@@ -141,7 +156,7 @@ func run() error {
 				return err
 			}
 		}
-		if err := peerMiddleware(r, spec, pub, *issuer, rdb); err != nil {
+		if err := peerMiddleware(r, spec, pub, *issuer, rdb, deps.DB); err != nil {
 			return err
 		}
 	default:
@@ -154,7 +169,7 @@ func run() error {
 		return err
 	}
 	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Printf("ready %s %s\n", ln.Addr(), post.ID)
+	fmt.Printf("ready %s %s %s\n", ln.Addr(), post.ID, apiKey)
 	go func() { <-ctx.Done(); srv.Close() }()
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
@@ -163,10 +178,10 @@ func run() error {
 }
 
 // peerMiddleware installs what a Go developer assembles today from the same
-// spec: the request validator with JWT authentication and scope checks, a
-// denylist lookup when rdb is set, and a rate limit by client IP high enough
-// never to refuse the load.
-func peerMiddleware(r chi.Router, data []byte, pub ed25519.PublicKey, issuer string, rdb *redis.Client) error {
+// spec: the request validator with JWT or API-key authentication and scope
+// checks, a denylist lookup when rdb is set, and a rate limit by client IP
+// high enough never to refuse the load.
+func peerMiddleware(r chi.Router, data []byte, pub ed25519.PublicKey, issuer string, rdb *redis.Client, keys security.KeyRecords) error {
 	spec, err := openapi3.NewLoader().LoadFromData(data)
 	if err != nil {
 		return err
@@ -175,6 +190,9 @@ func peerMiddleware(r chi.Router, data []byte, pub ed25519.PublicKey, issuer str
 	parser := jwt.NewParser(jwt.WithValidMethods([]string{"EdDSA"}), jwt.WithIssuer(issuer), jwt.WithAudience(issuer), jwt.WithExpirationRequired())
 	keyFunc := func(*jwt.Token) (any, error) { return pub, nil }
 	auth := func(ctx context.Context, in *openapi3filter.AuthenticationInput) error {
+		if in.SecurityScheme.Type == "apiKey" && in.SecurityScheme.In == "header" {
+			return checkAPIKey(ctx, keys, in.RequestValidationInput.Request.Header.Get(in.SecurityScheme.Name), in.Scopes)
+		}
 		if in.SecurityScheme.Type != "oauth2" && in.SecurityScheme.Type != "http" {
 			return errors.New("scheme not supported by this stack")
 		}
@@ -232,6 +250,34 @@ func peerMiddleware(r chi.Router, data []byte, pub ed25519.PublicKey, issuer str
 			next.ServeHTTP(w, req)
 		})
 	})
+	return nil
+}
+
+// checkAPIKey is the lookup a service with its own key table makes:
+// "sg_<id>.<secret>", the record by id, its SHA-256 hash compared in
+// constant time, then revocation, expiry and scopes.
+func checkAPIKey(ctx context.Context, keys security.KeyRecords, v string, scopes []string) error {
+	id, enc, ok := strings.Cut(strings.TrimPrefix(v, security.APIKeyPrefix), ".")
+	if !ok || !strings.HasPrefix(v, security.APIKeyPrefix) {
+		return errors.New("no API key")
+	}
+	secret, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil {
+		return errors.New("malformed API key")
+	}
+	k, err := keys.APIKey(ctx, id)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(secret)
+	if subtle.ConstantTimeCompare(sum[:], k.SecretHash) != 1 || !k.Revoked.IsZero() || !time.Now().Before(k.Expires) {
+		return errors.New("invalid API key")
+	}
+	for _, s := range scopes {
+		if !slices.Contains(k.Scopes, s) {
+			return fmt.Errorf("missing scope %s", s)
+		}
+	}
 	return nil
 }
 
