@@ -45,7 +45,7 @@ type Limiter interface {
 	// only when CanPrecheck is true.
 	Decide(r *http.Request, op *policy.Operation, c limits.Caller, pre limits.Precheck) limits.Verdict
 	// CanPrecheck reports whether Decide runs a precheck in the same store
-	// call as the tiers.
+	// call as the tiers, or alongside it: one round trip of wall time.
 	CanPrecheck() bool
 }
 

@@ -199,7 +199,8 @@ type scratch struct {
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 // CanPrecheck reports whether Decide runs a Precheck in the same store call
-// as the tiers (a single Redis): then deferring a credential's check to it
+// as the tiers (one Redis), or at the same time (a Redis Cluster, or a
+// precheck on another Redis): then deferring a credential's check to it
 // saves a round trip.
 func (l *Limiter) CanPrecheck() bool {
 	ps, ok := l.store.(prechecker)

@@ -83,8 +83,8 @@ func TestPrecheckFoldsIntoTheScript(t *testing.T) {
 	}
 }
 
-// A precheck on another Redis than the limiter's, or a limiter on a Redis
-// Cluster, cannot fold it: it runs on its own first, and still decides.
+// A precheck on another Redis than the limiter's cannot fold into its
+// script: it is checked alongside the tiers, and still decides.
 func TestPrecheckElsewhereRunsOnItsOwn(t *testing.T) {
 	srv := redistest.Start(t)
 	other := redistest.Start(t)
@@ -114,5 +114,71 @@ func TestPrecheckFailsClosedWhenTheStoreIsDown(t *testing.T) {
 	v := l.Decide(httptest.NewRequest("GET", "/x", nil), o, limits.Caller{}, pre)
 	if !errors.Is(v.PrecheckErr, limits.ErrPrecheck) || v.StoreErr == nil {
 		t.Fatalf("store down: %+v, want PrecheckErr wrapping ErrPrecheck", v)
+	}
+}
+
+// flagAfterCharge is a flag whose Check first waits until a tier's bucket
+// exists: it holds only when the tiers are sent while the check is in
+// flight, not after it.
+type flagAfterCharge struct {
+	flag
+	bucket string
+}
+
+func (f *flagAfterCharge) Check(ctx context.Context) error {
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		keys, err := f.rdb.(*redis.ClusterClient).Keys(ctx, "*"+f.bucket+"*").Result()
+		if err != nil {
+			return err
+		}
+		if len(keys) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the tiers were not sent while the precheck was in flight")
+		}
+	}
+	return f.flag.Check(ctx)
+}
+
+// On a Redis Cluster the credential's key and the tiers' live in different
+// slots: the precheck and the tiers are sent at the same time (one round
+// trip of wall time), and when the precheck fails the charges are refunded.
+func TestClusterPrecheckRunsAlongsideTheTiers(t *testing.T) {
+	cl := redistest.StartCluster(t)
+	var addrs []string
+	for _, n := range cl.Nodes {
+		addrs = append(addrs, n.Addr)
+	}
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	t.Cleanup(func() { rdb.Close() })
+	prefix := cl.Nodes[0].Prefix
+	l := limits.New(limits.NewRedisStore(rdb, prefix+"rl:"), limits.WithTimeout(3*time.Second))
+	if !l.CanPrecheck() {
+		t.Fatal("a limiter on a Cluster must take prechecks: it sends them alongside the tiers")
+	}
+	o := op(policy.Tier{Name: "two", Limit: 2, Window: time.Hour, Key: policy.KeyIP},
+		policy.Tier{Name: "three", Limit: 3, Window: time.Hour, Key: policy.KeyIP})
+	pre := &flagAfterCharge{flag: flag{rdb: rdb, key: prefix + "flag"}, bucket: "op/two"}
+	ctx := context.Background()
+
+	// Down: refused for the flag, ten times; every charge is given back.
+	for i := range 10 {
+		v := l.Decide(httptest.NewRequest("GET", "/x", nil), o, limits.Caller{}, pre)
+		if !errors.Is(v.PrecheckErr, errFlagDown) {
+			t.Fatalf("flag down, request %d: PrecheckErr = %v, want the flag's error", i+1, v.PrecheckErr)
+		}
+	}
+	if pre.checks != 10 {
+		t.Fatalf("Check ran %d times, want 10", pre.checks)
+	}
+	rdb.Set(ctx, pre.key, "ok", time.Hour)
+	for i := range 2 {
+		if v := l.Decide(httptest.NewRequest("GET", "/x", nil), o, limits.Caller{}, pre); !v.Allowed || v.PrecheckErr != nil {
+			t.Fatalf("flag up, request %d: %+v, want admitted (the refused requests were refunded)", i+1, v)
+		}
+	}
+	if v := l.Decide(httptest.NewRequest("GET", "/x", nil), o, limits.Caller{}, pre); v.Allowed || v.Denied != 1 {
+		t.Errorf("third request: %+v, want refused by the tier of two", v)
 	}
 }

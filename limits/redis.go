@@ -152,20 +152,18 @@ func (s *RedisStore) Allow(ctx context.Context, reqs []Request, results []Result
 }
 
 // canPrecheck: on one Redis a precheck and every tier go in one script;
-// a Cluster keeps them in different slots.
-func (s *RedisStore) canPrecheck() bool { return !s.cluster }
+// elsewhere (a Cluster, whose slots differ, or a precheck on another
+// Redis) they are sent at the same time. Either way one round trip of
+// wall time instead of two.
+func (s *RedisStore) canPrecheck() bool { return true }
 
 // allowPrechecked runs the precheck and, only when it holds, decides every
-// tier, in one script. A precheck on another Redis, or on a Cluster, costs
-// a round trip of its own.
+// tier, in one script. A precheck that cannot ride in that script (on
+// another Redis, or on a Cluster) is checked alongside the tiers instead.
 func (s *RedisStore) allowPrechecked(ctx context.Context, pre Precheck, reqs []Request, results []Result) (allowed bool, preErr, err error) {
 	client, fn, keys0, args0 := pre.Script()
 	if s.cluster || client == nil || client != any(s.rdb) {
-		if preErr := pre.Check(ctx); preErr != nil {
-			return false, preErr, nil
-		}
-		allowed, err := s.Allow(ctx, reqs, results)
-		return allowed, nil, err
+		return s.allowAlongside(ctx, pre, reqs, results)
 	}
 	shape := gateShape{fn: fn, nk: len(keys0), na: len(args0)}
 	sc, ok := s.gated.Load(shape)
@@ -191,12 +189,59 @@ func (s *RedisStore) allowPrechecked(ctx context.Context, pre Precheck, reqs []R
 	return allowed, nil, err
 }
 
+// allowAlongside checks pre and decides the tiers at the same time: one
+// round trip of wall time, where one after the other would take two. When
+// pre fails, what the tiers charged is refunded before it returns, so a
+// refused credential costs its owner's buckets nothing once the refund
+// lands (a concurrent request may see the charge meanwhile; on one Redis
+// the gated script charges nothing at all).
+func (s *RedisStore) allowAlongside(ctx context.Context, pre Precheck, reqs []Request, results []Result) (allowed bool, preErr, err error) {
+	checked := make(chan error, 1)
+	go func() { checked <- pre.Check(ctx) }()
+	allowed, err = s.Allow(ctx, reqs, results)
+	if preErr = <-checked; preErr != nil {
+		if err == nil {
+			s.refund(ctx, reqs, results, allowed)
+		}
+		return false, preErr, nil
+	}
+	return allowed, nil, err
+}
+
+// refundScript gives back what allowScript charged one bucket: its TAT
+// moves back by interval * cost (ARGV), the key goes when that is past.
+var refundScript = redis.NewScript(redislua.Now + `local tat = tonumber(redis.call('GET', KEYS[1]) or 0)
+local back = tat - tonumber(ARGV[1]) * tonumber(ARGV[2])
+if tat == 0 then return 0 end
+if back <= now then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], string.format('%d', back), 'KEEPTTL')
+end
+return 1`)
+
+// refund gives back the charges of a request whose precheck failed: every
+// tier when allowed (one script charges all or none), and on a Cluster,
+// where each tier is decided alone, each tier that admitted. It is best
+// effort: an error leaves the charge, as a refused request would.
+func (s *RedisStore) refund(ctx context.Context, reqs []Request, results []Result, allowed bool) {
+	pipe := s.rdb.Pipeline()
+	for i := range reqs {
+		if allowed || s.cluster && results[i].Allowed {
+			refundScript.Eval(ctx, pipe, []string{s.key(&reqs[i])}, reqs[i].Interval, reqs[i].Cost)
+		}
+	}
+	if pipe.Len() > 0 {
+		_, _ = pipe.Exec(ctx)
+	}
+}
+
 // Preload loads the rate-limit script, and the one that runs each precheck
 // given first, into Redis, so that the first requests after a start do not
 // each pay a round trip to load it (a burst of them would otherwise queue
 // behind the loads and time out).
 func (s *RedisStore) Preload(ctx context.Context, prechecks ...Precheck) error {
-	scripts := []*redis.Script{allowScript}
+	scripts := []*redis.Script{allowScript, refundScript}
 	for _, p := range prechecks {
 		client, fn, keys, args := p.Script()
 		if client == nil {

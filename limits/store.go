@@ -100,7 +100,9 @@ type Store interface {
 
 // Precheck is a condition decided before the tiers, in the same store
 // call when the store can: the liveness of the credential a request
-// presents (security.Gate is one). When it fails nothing is charged.
+// presents (security.Gate is one). When it fails nothing is charged (on a
+// Redis Cluster, where it is checked alongside the tiers, what they
+// charged is refunded).
 type Precheck interface {
 	// Check decides the precheck alone: nil while it holds.
 	Check(ctx context.Context) error
@@ -120,9 +122,10 @@ type Precheck interface {
 type prechecker interface {
 	// canPrecheck reports whether allowPrechecked saves a round trip.
 	canPrecheck() bool
-	// allowPrechecked is Allow preceded by pre, atomically: when pre fails
-	// nothing is charged and preErr says why. err reports a store that
-	// could not answer either question.
+	// allowPrechecked is Allow preceded by pre, atomically on one Redis
+	// (alongside, with a refund, elsewhere): when pre fails nothing is
+	// charged and preErr says why. err reports a store that could not
+	// answer either question.
 	allowPrechecked(ctx context.Context, pre Precheck, reqs []Request, results []Result) (allowed bool, preErr, err error)
 }
 
