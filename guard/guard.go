@@ -115,10 +115,13 @@ func WithUnguarded(routes ...string) Option {
 // rate limits, refuses it or validates it, and only then lets the router's
 // handler run. Requests to no operation get problem+json 404 and 405.
 type Guard struct {
-	table     *policy.Table
-	router    chi.Router
-	auth      map[policy.SchemeType]Authenticator
-	limiter   Limiter
+	table   *policy.Table
+	router  chi.Router
+	auth    map[policy.SchemeType]Authenticator
+	limiter Limiter
+	// into is limiter when it can format the RateLimit value into room the
+	// guard keeps in its request context (*limits.Limiter can).
+	into      intoLimiter
 	realm     string
 	problems  problem.Writer
 	maxBody   int64
@@ -169,6 +172,7 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 	}
 	sort.Strings(g.schemeNames)
 	g.defer_ = g.limiter != nil && g.limiter.CanPrecheck()
+	g.into, _ = g.limiter.(intoLimiter)
 
 	var problems []string
 	for _, op := range table.Operations() {
@@ -294,7 +298,7 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(rc)
 
 	// Limit.
-	v := g.limit(r, op, &a)
+	v := g.limit(r, op, &a, &rc.field)
 	rc.p = a.p
 	if g.observe != nil {
 		g.observe(w, r, Event{Op: op, Auth: outcomeOf(op, &a), Scheme: a.schemeName(), Principal: a.p, Limits: v})
@@ -334,14 +338,14 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // anonymous, so guessing credentials is throttled like any anonymous call.
 // When a store needed for the credential is down there is nothing to count
 // in: the request is answered 503 at once.
-func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult) limits.Verdict {
+func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *limits.Field) limits.Verdict {
 	if len(op.Limits) == 0 || unavailable(a.err) {
 		return limits.Verdict{Allowed: true}
 	}
 	if a.gate == nil {
-		return g.limiter.Decide(r, op, caller(a.p), nil)
+		return g.decide(r, op, a.p, nil, f)
 	}
-	v := g.limiter.Decide(r, op, caller(a.p), a.gate)
+	v := g.decide(r, op, a.p, a.gate, f)
 	a.gate = nil
 	switch {
 	case v.PrecheckErr == nil:
@@ -363,7 +367,21 @@ func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult) limi
 			return v // allowed, with the store's error: the 503 follows
 		}
 	}
-	return g.limiter.Decide(r, op, caller(a.p), nil)
+	return g.decide(r, op, a.p, nil, f)
+}
+
+// intoLimiter is a Limiter whose verdict can keep its RateLimit value in f.
+type intoLimiter interface {
+	DecideInto(r *http.Request, op *policy.Operation, c limits.Caller, pre limits.Precheck, f *limits.Field) limits.Verdict
+}
+
+// decide asks the limiter, with room for the RateLimit value in f when it
+// takes it: one allocation fewer per request.
+func (g *Guard) decide(r *http.Request, op *policy.Operation, p *security.Principal, pre limits.Precheck, f *limits.Field) limits.Verdict {
+	if g.into != nil {
+		return g.into.DecideInto(r, op, caller(p), pre, f)
+	}
+	return g.limiter.Decide(r, op, caller(p), pre)
 }
 
 // caller is p as tiers count callers.
@@ -388,6 +406,8 @@ type requestContext struct {
 	op   *policy.Operation
 	p    *security.Principal
 	rctx *chi.Context
+	// field holds the RateLimit header's value, in this allocation.
+	field limits.Field
 }
 
 func (c *requestContext) Value(key any) any {

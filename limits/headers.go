@@ -76,18 +76,23 @@ func appendPolicies(b []byte, tiers []*policy.Tier) []byte {
 	return b
 }
 
-// limitField holds one RateLimit field value and its bytes in a single
-// allocation.
-type limitField struct {
+// Field is room for one RateLimit field value and its bytes. Decide
+// allocates one per verdict; a caller that keeps a Field in an allocation
+// it makes anyway (the guard keeps it in its request context) passes it to
+// DecideInto and saves that allocation.
+type Field struct {
 	v   [1]string
 	buf [120]byte
 }
 
 // limitValue formats the RateLimit field: per tier the remaining quota and
 // the seconds until it is full again, or for a tier that refused, until it
-// admits (never less than 1).
-func limitValue(tiers []*policy.Tier, results []Result) []string {
-	f := new(limitField)
+// admits (never less than 1). It formats into f unless f is nil or holds a
+// value already (whose string shares f's bytes, which must not change).
+func limitValue(tiers []*policy.Tier, results []Result, f *Field) []string {
+	if f == nil || f.v[0] != "" {
+		f = new(Field)
+	}
 	b := f.buf[:0]
 	for i, t := range tiers {
 		res := &results[i]

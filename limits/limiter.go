@@ -212,6 +212,13 @@ func (l *Limiter) CanPrecheck() bool {
 // when the store can: when it fails nothing is charged and the verdict
 // carries its error.
 func (l *Limiter) Decide(r *http.Request, op *policy.Operation, c Caller, pre Precheck) Verdict {
+	return l.DecideInto(r, op, c, pre, nil)
+}
+
+// DecideInto is Decide with the verdict's RateLimit value formatted into f
+// (when f is nil or already used, into a Field of its own): v.Limit then
+// refers to f, which must outlive it.
+func (l *Limiter) DecideInto(r *http.Request, op *policy.Operation, c Caller, pre Precheck, f *Field) Verdict {
 	sc := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sc)
 	reqs, tiers, index := sc.reqs[:0], sc.tiers[:0], sc.index[:0]
@@ -288,7 +295,7 @@ func (l *Limiter) Decide(r *http.Request, op *policy.Operation, c Caller, pre Pr
 		return v
 	}
 	v.Policy = l.policyValue(op, v.Applied, tiers)
-	v.Limit = limitValue(tiers, results)
+	v.Limit = limitValue(tiers, results, f)
 	v.Allowed = allowed
 	if !allowed {
 		for k, res := range results {

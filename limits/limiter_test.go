@@ -214,3 +214,20 @@ func TestIPv6CountedPerPrefix(t *testing.T) {
 		})
 	}
 }
+
+// DecideInto formats the RateLimit value into the caller's Field, and never
+// into one that holds a value already: a string given out stays as it was.
+func TestDecideIntoKeepsEarlierValues(t *testing.T) {
+	l := limits.New(limits.NewMemoryStore(nil))
+	o := op(policy.Tier{Name: "ten", Limit: 10, Window: time.Hour, Key: policy.KeyIP})
+	var f limits.Field
+	first := l.DecideInto(httptest.NewRequest("GET", "/x", nil), o, limits.Caller{}, nil, &f)
+	before := first.Limit[0]
+	second := l.DecideInto(httptest.NewRequest("GET", "/x", nil), o, limits.Caller{}, nil, &f)
+	if first.Limit[0] != before || first.Limit[0] == second.Limit[0] {
+		t.Fatalf("first %q (was %q), second %q: want the first unchanged and the two different", first.Limit[0], before, second.Limit[0])
+	}
+	if want := `"ten";r=8;t=720`; second.Limit[0] != want {
+		t.Errorf("second = %q, want %q", second.Limit[0], want)
+	}
+}
