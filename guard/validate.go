@@ -33,7 +33,8 @@ type opValidation struct {
 	// string path parameters in the simple style (GET /posts/{id}, say):
 	// those are validated by their schemas directly, which is all
 	// openapi3filter.ValidateRequest would do, without its request
-	// decoding. nil otherwise.
+	// decoding. nil otherwise; empty (not nil) for an operation without
+	// inputs (no parameters, no body), where there is nothing to validate.
 	pathOnly []*openapi3.Parameter
 	// checks[i], when not nil, decides whether a value is valid for
 	// pathOnly[i] without allocating; a value it refuses goes to the schema
@@ -117,6 +118,9 @@ func newOpValidation(doc *openapi3.T, op *policy.Operation) *opValidation {
 			params = append(params, p)
 			v.checks = append(v.checks, newStringCheck(p.Schema.Value))
 		}
+	}
+	if params == nil {
+		params = []*openapi3.Parameter{}
 	}
 	v.pathOnly = params
 	return v

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -74,4 +75,41 @@ func FuzzPathValidation(f *testing.F) {
 			t.Fatalf("id %q lang %q tag %q: direct says %+v, openapi3filter %+v", id, lang, tag, fieldErrors(direct), fieldErrors(kin))
 		}
 	})
+}
+
+// An operation without inputs has nothing to validate: it takes the direct
+// path, which accepts what openapi3filter accepts (query strings and bodies
+// the operation does not declare are not its inputs).
+func TestNoInputsTakeTheDirectPath(t *testing.T) {
+	table, err := policy.Compile("v.yaml", []byte(`
+openapi: 3.0.3
+info: {title: v, version: "1"}
+paths:
+  /me:
+    get:
+      operationId: getMe
+      security: []
+      x-rate-limit: false
+      responses:
+        '200': {description: ok}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := newOpValidation(table.Doc, table.Operation("getMe"))
+	if v.pathOnly == nil {
+		t.Fatal("GET /me has no inputs: it should take the direct path")
+	}
+	for _, target := range []string{"/me", "/me?limit=abc", "/me?x=%zz"} {
+		r := httptest.NewRequest("GET", target, strings.NewReader(`{"not":"declared"}`))
+		err, done := v.validatePath(r, chi.NewRouteContext())
+		if !done || err != nil {
+			t.Errorf("%s: done %v, err %v; want done and valid", target, done, err)
+		}
+		if err := openapi3filter.ValidateRequest(context.Background(), &openapi3filter.RequestValidationInput{
+			Request: r, Route: v.route, Options: validationOptions,
+		}); err != nil {
+			t.Errorf("%s: openapi3filter refuses what the direct path accepts: %v", target, err)
+		}
+	}
 }

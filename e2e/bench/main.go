@@ -59,6 +59,7 @@ var (
 	connections = flag.Int("connections", 32, "wrk connections")
 	threads     = flag.Int("threads", 1, "wrk threads")
 	out         = flag.String("out", "", "also write the report (markdown) to this file")
+	only        = flag.String("loads", "", "comma-separated loads to run (default all: bearer,apikey,cookie-me,cookie-post,anon)")
 )
 
 type stack struct {
@@ -186,6 +187,17 @@ const (
 )
 
 func (h *harness) run(ctx context.Context) error {
+	if *only != "" {
+		var chosen []load
+		for _, id := range strings.Split(*only, ",") {
+			i := slices.IndexFunc(loads, func(l load) bool { return l.id == id })
+			if i < 0 {
+				return fmt.Errorf("-loads: no load %q", id)
+			}
+			chosen = append(chosen, loads[i])
+		}
+		loads = chosen
+	}
 	wrkVersion, err := exec.Command("wrk", "--version").CombinedOutput()
 	if len(wrkVersion) == 0 {
 		return fmt.Errorf("wrk is not installed (apt-get install wrk): %v", err)
