@@ -125,16 +125,20 @@ docs-assets:
 	cd server/docs/node_modules/swagger-ui-dist && cp swagger-ui-bundle.js swagger-ui.css favicon-32x32.png ../../assets/ && \
 		cp LICENSE ../../assets/SWAGGER-UI-LICENSE && cp NOTICE ../../assets/SWAGGER-UI-NOTICE
 
-# The load harness (needs wrk and redis-server): specguard against bare chi
-# and the validator + httprate/redis_rate stacks, interleaved, one table.
+# The load harness (needs wrk, redis-server and PostgreSQL): specguard
+# against bare chi and the validator + httprate/redis_rate stacks, one load
+# per credential kind, interleaved, one table per load; then the limiter
+# with 1,000 vs CLIENTS client addresses. LOADS picks loads (comma-separated).
 ROUNDS   ?= 3
 DURATION ?= 10s
+CLIENTS  ?= 1000000
+LOADS    ?=
 bench:
-	$(GO) run ./e2e/bench -rounds $(ROUNDS) -duration $(DURATION)
+	$(GO) run ./e2e/bench -rounds $(ROUNDS) -duration $(DURATION) -clients $(CLIENTS) -loads "$(LOADS)"
 
 # One short round: the harness works (no timed assertion).
 bench-smoke:
-	$(GO) run ./e2e/bench -rounds 1 -duration 1s
+	$(GO) run ./e2e/bench -rounds 1 -duration 1s -clients 10000
 
 # GitHub's REST description (npm @octokit/openapi 23.0.2, 1,223 operations):
 # its compile time and memory, and the guard's cost on its table against the

@@ -45,6 +45,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -55,6 +56,7 @@ import (
 
 var (
 	rounds      = flag.Int("rounds", 3, "interleaved rounds (a b c d e, repeated)")
+	clients     = flag.Int("clients", 1_000_000, "distinct client IPs of the clients table's large store (0: no clients table)")
 	duration    = flag.Duration("duration", 10*time.Second, "length of each wrk run")
 	connections = flag.Int("connections", 32, "wrk connections")
 	threads     = flag.Int("threads", 1, "wrk threads")
@@ -223,7 +225,13 @@ func (h *harness) run(ctx context.Context) error {
 		return fmt.Errorf("keygen: %v: %s", err, out)
 	}
 	spec := filepath.Join(h.dir, "openapi.yaml")
-	if err := writeBenchSpec(filepath.Join(root, "api/openapi.yaml"), spec); err != nil {
+	if err := writeBenchSpec(filepath.Join(root, "api/openapi.yaml"), spec, 10_000_000, "1m"); err != nil {
+		return err
+	}
+	// The clients' buckets must outlive the fill: a window of an hour, and
+	// an interval (36 ms) long enough to see a bucket charged.
+	clientSpec := filepath.Join(h.dir, "openapi-clients.yaml")
+	if err := writeBenchSpec(filepath.Join(root, "api/openapi.yaml"), clientSpec, 100_000, "1h"); err != nil {
 		return err
 	}
 	redisAddr, err := h.startRedis(ctx, "", nil)
@@ -350,7 +358,14 @@ func (h *harness) run(ctx context.Context) error {
 			}
 		}
 	}
-	report := report(stacks, strings.TrimSpace(string(wrkVersion)))
+	var cl []*clientRun
+	if *clients > 0 {
+		env := with("SPECGUARD_SPEC_FILE="+clientSpec, "SPECGUARD_TRUSTED_PROXIES=127.0.0.1/32", "SPECGUARD_CLIENT_IP_HEADER=X-Real-IP")
+		if cl, err = h.clientsTable(ctx, specguard, env, dir); err != nil {
+			return fmt.Errorf("clients: %w", err)
+		}
+	}
+	report := report(stacks, strings.TrimSpace(string(wrkVersion))) + reportClients(cl)
 	fmt.Print(report)
 	if *out != "" {
 		return os.WriteFile(*out, []byte(report), 0o644)
@@ -376,10 +391,10 @@ func build(dir, out, pkg string) error {
 }
 
 // writeBenchSpec copies the example spec with the document's default tiers
-// and POST /posts's raised so that the load is never refused (a request is
-// charged one tier, by principal or by IP), and GET /posts/{id} requiring
-// oauth2 or an API key with [posts:read].
-func writeBenchSpec(src, dst string) error {
+// and POST /posts's set to limit per window, high enough that the load is
+// never refused (a request is charged one tier, by principal or by IP), and
+// GET /posts/{id} requiring oauth2 or an API key with [posts:read].
+func writeBenchSpec(src, dst string, limit int, window string) error {
 	data, err := os.ReadFile(src)
 	if err != nil {
 		return err
@@ -389,8 +404,8 @@ func writeBenchSpec(src, dst string) error {
 		return err
 	}
 	var tiers yaml.Node
-	if err := yaml.Unmarshal([]byte(`[{name: anon, limit: 10000000, window: 1m, key: ip, who: anonymous},
-{name: user, limit: 10000000, window: 1m, key: principal, who: authenticated}]`), &tiers); err != nil {
+	if err := yaml.Unmarshal(fmt.Appendf(nil, `[{name: anon, limit: %[1]d, window: %[2]s, key: ip, who: anonymous},
+{name: user, limit: %[1]d, window: %[2]s, key: principal, who: authenticated}]`, limit, window), &tiers); err != nil {
 		return err
 	}
 	var required yaml.Node
@@ -803,12 +818,22 @@ var (
 )
 
 func (h *harness) wrk(ctx context.Context, s *stack, l *load) (result, error) {
+	script := ""
+	if l.body != "" {
+		script = filepath.Join(h.dir, l.id+".lua")
+	}
+	return h.wrkScript(ctx, s, l, script)
+}
+
+// wrkScript runs wrk with l's headers and, when script is set, that Lua
+// script.
+func (h *harness) wrkScript(ctx context.Context, s *stack, l *load, script string) (result, error) {
 	args := []string{"-t" + strconv.Itoa(*threads), "-c" + strconv.Itoa(*connections), "-d" + duration.String(), "--latency"}
 	for _, v := range l.headers(s.creds) {
 		args = append(args, "-H", v)
 	}
-	if l.body != "" {
-		args = append(args, "-s", filepath.Join(h.dir, l.id+".lua"))
+	if script != "" {
+		args = append(args, "-s", script)
 	}
 	args = append(args, l.url(s))
 	cmd := exec.CommandContext(ctx, "wrk", args...)
@@ -918,5 +943,135 @@ func report(stacks []*stack, wrkVersion string) string {
 		fmt.Fprintf(&b, "p99 (b) %.2fx (a) <= 1.2x %s; p99 (c) %.2fx (a) <= 2x %s\n", ratio("b", "a", p99), mark(ratio("b", "a", p99) <= 1.2),
 			ratio("c", "a", p99), mark(ratio("c", "a", p99) <= 2))
 	}
+	return b.String()
+}
+
+// A clientRun is specguard (memory store) whose limiter holds one bucket per
+// client IP of n, loaded with anonymous requests cycling through them.
+type clientRun struct {
+	n    int
+	s    *stack
+	runs []result
+}
+
+// clientIP is the k-th client address: 10.x.y.z.
+func clientIP(k int) string { return fmt.Sprintf("10.%d.%d.%d", k>>16&255, k>>8&255, k&255) }
+
+// clientsTable measures anonymous GET /posts?limit=1 (one tier, by client IP,
+// read from X-Real-IP, which the loopback proxy is trusted to set) on two
+// instances: one whose limiter holds 1,000 buckets, one holding -clients.
+// Each is filled first (one request per address), then loaded with wrk
+// cycling through its addresses, interleaved round after round.
+func (h *harness) clientsTable(ctx context.Context, bin string, env []string, dir func(string) string) ([]*clientRun, error) {
+	var runs []*clientRun
+	for _, n := range []int{1000, *clients} {
+		s, err := h.startSpecguard(ctx, bin, append(slices.Clone(env), "SPECGUARD_DATA_DIR="+dir(fmt.Sprintf("clients-%d", n))))
+		if err != nil {
+			return nil, err
+		}
+		// The tier counts the address the header names: a second request
+		// from one address sees one less remaining; another address does not.
+		remaining := func(ip string) (string, error) {
+			resp, err := request("GET", s.base+"/posts?limit=1", []string{"X-Real-IP: " + ip}, "", 200, nil)
+			if err != nil {
+				return "", err
+			}
+			return resp.Header.Get("RateLimit"), nil
+		}
+		first, err := remaining("192.0.2.1")
+		if err != nil {
+			return nil, err
+		}
+		second, _ := remaining("192.0.2.1")
+		other, _ := remaining("192.0.2.2")
+		if first == second || other != first {
+			return nil, fmt.Errorf("the limiter does not count by X-Real-IP: %q, then %q, another address %q", first, second, other)
+		}
+		fmt.Fprintf(os.Stderr, "clients: filling %d buckets\n", n)
+		if err := fill(ctx, s.base+"/posts?limit=1", n); err != nil {
+			return nil, err
+		}
+		script := filepath.Join(h.dir, fmt.Sprintf("clients-%d.lua", n))
+		lua := fmt.Sprintf(`local n, i = %d, 0
+request = function()
+  i = (i + 1) %% n
+  local ip = string.format("10.%%d.%%d.%%d", math.floor(i / 65536) %% 256, math.floor(i / 256) %% 256, i %% 256)
+  return wrk.format(nil, nil, {["X-Real-IP"] = ip})
+end
+`, n)
+		if err := os.WriteFile(script, []byte(lua), 0o644); err != nil {
+			return nil, err
+		}
+		runs = append(runs, &clientRun{n: n, s: s})
+	}
+	l := &load{id: "clients", path: "/posts?limit=1", headers: func(creds) []string { return nil }}
+	for round := 1; round <= *rounds; round++ {
+		for _, c := range runs {
+			fmt.Fprintf(os.Stderr, "round %d/%d: clients: %d addresses\n", round, *rounds, c.n)
+			l.id = fmt.Sprintf("clients-%d", c.n)
+			r, err := h.wrkScript(ctx, c.s, l, filepath.Join(h.dir, l.id+".lua"))
+			if err != nil {
+				return nil, err
+			}
+			c.runs = append(c.runs, r)
+		}
+	}
+	return runs, nil
+}
+
+// fill makes one anonymous request from each of n client addresses, 32 at
+// a time.
+func fill(ctx context.Context, url string, n int) error {
+	next := make(chan int)
+	errs := make(chan error, 32)
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range next {
+				if _, err := request("GET", url, []string{"X-Real-IP: " + clientIP(k)}, "", 200, nil); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	var err error
+feed:
+	for k := range n {
+		select {
+		case next <- k:
+		case err = <-errs:
+			break feed
+		case <-ctx.Done():
+			err = ctx.Err()
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err == nil && len(errs) > 0 {
+		err = <-errs
+	}
+	return err
+}
+
+func reportClients(runs []*clientRun) string {
+	if len(runs) != 2 {
+		return ""
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "\n### Clients: anonymous GET /posts?limit=1, one tier by client IP, memory store holding 1,000 vs %d buckets\n\n", runs[1].n)
+	fmt.Fprintf(&b, "| limiter buckets (distinct client IPs, cycled) | req/s | p50 ms | p99 ms |\n|---|---:|---:|---:|\n")
+	for _, c := range runs {
+		fmt.Fprintf(&b, "| %d | %.0f | %.3f | %.3f |\n", c.n, median(c.runs, rps), median(c.runs, p50), median(c.runs, p99))
+	}
+	ratio := median(runs[1].runs, rps) / median(runs[0].runs, rps)
+	ok := "met"
+	if ratio < 0.9 {
+		ok = "MISSED"
+	}
+	fmt.Fprintf(&b, "\ntarget: %d buckets %.2fx the throughput of 1,000, within 10%%: %s\n", runs[1].n, ratio, ok)
 	return b.String()
 }
