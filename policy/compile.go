@@ -106,11 +106,27 @@ func Compile(source string, data []byte) (*Table, error) {
 // document cannot be loaded or validated; otherwise it holds every operation
 // (with what could be compiled of it) next to the errors.
 func compileDoc(source string, data []byte) (*Table, Errors) {
-	shapeErrs, syntax, meant := checkShape(source, data)
-	if syntax {
+	// The shape check parses the document with yaml.v3 (for its lines),
+	// the loader parses it again into kin-openapi's types: at the same time,
+	// on a large document (GitHub's 13 MB) the shape check's parse is
+	// hidden behind the loader's.
+	type shapeResult struct {
+		errs   Errors
+		syntax bool
+		meant  []meant
+	}
+	shaped := make(chan shapeResult, 1)
+	go func() {
+		var r shapeResult
+		r.errs, r.syntax, r.meant = checkShape(source, data)
+		shaped <- r
+	}()
+	t, errs := compileLoaded(source, data)
+	sr := <-shaped
+	shapeErrs, meant := sr.errs, sr.meant
+	if sr.syntax {
 		return nil, shapeErrs // nothing more can be read
 	}
-	t, errs := compileLoaded(source, data)
 	if len(shapeErrs) == 0 {
 		return t, errs
 	}

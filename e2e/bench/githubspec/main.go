@@ -18,6 +18,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"syscall"
 	"testing"
@@ -35,8 +36,23 @@ import (
 func main() {
 	spec := flag.String("spec", "", "GitHub's api.github.com.json")
 	rounds := flag.Int("rounds", 3, "compilations to time")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the compilations to this file")
 	flag.Parse()
-	if err := run(*spec, *rounds); err != nil {
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "githubspec:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "githubspec:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+	}
+	err := run(*spec, *rounds)
+	pprof.StopCPUProfile()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "githubspec:", err)
 		os.Exit(1)
 	}
