@@ -518,3 +518,44 @@ func TestCredentialChecksRideInTheLimitScript(t *testing.T) {
 		f.expect(t, "demoted, on warm instances", "/admin", c, http.StatusForbidden)
 	})
 }
+
+// When the store's mirror of an account expires under load, every request
+// in flight re-reads the database and mirrors the same state at once. None
+// may be refused for it: re-mirroring an identical state keeps its stamp
+// (before, each write made a new one, and requests that kept finding their
+// stamp replaced answered 503 after three tries).
+func TestMirrorExpiryUnderLoad(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	store := redisstore.New(rdb, srv.Prefix, time.Second)
+	f := newAccountFleet(t, store, limits.NewRedisStore(rdb, srv.Prefix+"rl:"), nil, nil)
+	f.addAccount("alice", "admin")
+	c := f.mint(t, "alice", "admin")
+	f.expect(t, "before", "/read", c, 200)
+	ctx := context.Background()
+	for round := range 10 { // 640 requests: under the tier of 1,000 a minute
+		keys, err := rdb.Keys(ctx, srv.Prefix+"*acct*").Result()
+		if err != nil || len(keys) != 1 {
+			t.Fatalf("account mirror keys = %v, %v; want one", keys, err)
+		}
+		rdb.Del(ctx, keys...) // the mirror expired
+		var wg sync.WaitGroup
+		codes := make(chan int, 64)
+		for i := range 64 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				creds := []func(*http.Request){c.each()["bearer"], c.each()["session"], c.each()["api key"]}
+				code, _ := f.do(i%2, "/read", creds[i%3])
+				codes <- code
+			}()
+		}
+		wg.Wait()
+		close(codes)
+		for code := range codes {
+			if code != 200 {
+				t.Fatalf("round %d: a request answered %d while the account was re-mirrored, want 200", round+1, code)
+			}
+		}
+	}
+}

@@ -209,12 +209,18 @@ func (m *MemoryStore) PutAccount(_ context.Context, subject string, a Account) (
 	defer m.mu.Unlock()
 	now := m.now()
 	m.sweep(now)
-	if old, ok := m.accounts[subject]; ok && now.Before(old.expires) && old.Version > a.Version {
+	if old, ok := m.accounts[subject]; ok && now.Before(old.expires) && (old.Version > a.Version || sameState(old.Account, a)) {
 		return old.Account, nil
 	}
 	a.Stamp = NewID()
 	m.accounts[subject] = heldAccount{Account: a, expires: now.Add(AccountTTL)}
 	return a, nil
+}
+
+// sameState reports whether a and b are one account state, stamps aside.
+func sameState(a, b Account) bool {
+	a.Stamp, b.Stamp = "", ""
+	return a == b
 }
 
 // Account implements Store.

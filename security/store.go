@@ -201,9 +201,12 @@ type KeyMarkStore interface {
 // needs besides the source of truth (AccountSource).
 type AccountStore interface {
 	// PutAccount mirrors account state a for subject with a new Stamp,
-	// unless the store holds a newer version (an equal one is overwritten:
-	// a database commit that failed may have left it). It returns the state
-	// the store holds afterwards. The mirror expires after AccountTTL; the
+	// unless the store holds a newer version, or this very state (then it
+	// keeps it and its Stamp: instances that re-read the database at once
+	// when the mirror expired must not invalidate each other's stamps). An
+	// equal version that differs is overwritten: a database commit that
+	// failed may have left it. It returns the state the store holds
+	// afterwards. The mirror expires after AccountTTL; the
 	// source of truth is read again then.
 	PutAccount(ctx context.Context, subject string, a Account) (Account, error)
 	// Account returns the state mirrored for subject, or ErrNotFound.

@@ -141,11 +141,13 @@ end
 
 var checkScript = redis.NewScript(luaNow + gateFunc + `return gate(KEYS, ARGV, now)`)
 
-// putAccountScript writes account state unless a newer version is held,
-// and returns what is held: {version, role, disabled, not before, stamp}.
+// putAccountScript writes account state unless a newer version, or this
+// very state, is held, and returns what is held: {version, role, disabled,
+// not before, stamp}.
 var putAccountScript = redis.NewScript(`
 local cur = redis.call('HMGET', KEYS[1], 'v', 'r', 'd', 'nb', 's')
 if cur[1] and tonumber(cur[1]) > tonumber(ARGV[1]) then return cur end
+if cur[1] and tonumber(cur[1]) == tonumber(ARGV[1]) and cur[2] == ARGV[2] and tonumber(cur[3]) == tonumber(ARGV[3]) and tonumber(cur[4]) == tonumber(ARGV[4]) then return cur end
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'r', ARGV[2], 'd', ARGV[3], 'nb', ARGV[4], 's', ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 return {ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]}`)

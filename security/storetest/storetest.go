@@ -258,6 +258,12 @@ func testAccounts(t *testing.T, s security.Store) {
 	if got := put(security.Account{Version: 2, Role: "admin"}); got != held3 {
 		t.Errorf("PutAccount(older) holds %+v, want v3 kept with its stamp", got)
 	}
+	// The same state again (instances re-reading the database at once when
+	// the mirror expired) keeps its stamp: credentials checked against it
+	// stay good.
+	if got := put(v3); got != held3 {
+		t.Errorf("PutAccount(the same state) holds %+v, want %+v kept with its stamp", got, held3)
+	}
 	// The same version again (a state whose database commit failed,
 	// then the real one) is overwritten, with a stamp of its own.
 	again := security.Account{Version: 3, Role: "user", Disabled: true, NotBefore: 3}
