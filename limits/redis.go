@@ -162,7 +162,15 @@ func (s *RedisStore) canPrecheck() bool { return true }
 // another Redis, or on a Cluster) is checked alongside the tiers instead.
 func (s *RedisStore) allowPrechecked(ctx context.Context, pre Precheck, reqs []Request, results []Result) (allowed bool, preErr, err error) {
 	client, fn, keys0, args0 := pre.Script()
-	if s.cluster || client == nil || client != any(s.rdb) {
+	if client == nil {
+		// Checked in process: no round trip to save, nothing to refund.
+		if preErr := pre.Check(ctx); preErr != nil {
+			return false, preErr, nil
+		}
+		allowed, err := s.Allow(ctx, reqs, results)
+		return allowed, nil, err
+	}
+	if s.cluster || client != any(s.rdb) {
 		return s.allowAlongside(ctx, pre, reqs, results)
 	}
 	shape := gateShape{fn: fn, nk: len(keys0), na: len(args0)}
@@ -211,8 +219,8 @@ func (s *RedisStore) allowAlongside(ctx context.Context, pre Precheck, reqs []Re
 // refundScript gives back what allowScript charged one bucket: its TAT
 // moves back by interval * cost (ARGV), the key goes when that is past.
 var refundScript = redis.NewScript(redislua.Now + `local tat = tonumber(redis.call('GET', KEYS[1]) or 0)
-local back = tat - tonumber(ARGV[1]) * tonumber(ARGV[2])
 if tat == 0 then return 0 end
+local back = tat - tonumber(ARGV[1]) * tonumber(ARGV[2])
 if back <= now then
   redis.call('DEL', KEYS[1])
 else

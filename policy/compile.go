@@ -110,21 +110,17 @@ func compileDoc(source string, data []byte) (*Table, Errors) {
 	// the loader parses it again into kin-openapi's types: at the same time,
 	// on a large document (GitHub's 13 MB) the shape check's parse is
 	// hidden behind the loader's.
-	type shapeResult struct {
-		errs   Errors
-		syntax bool
-		meant  []meant
-	}
-	shaped := make(chan shapeResult, 1)
+	var shapeErrs Errors
+	var syntax bool
+	var meant []meant
+	shaped := make(chan struct{})
 	go func() {
-		var r shapeResult
-		r.errs, r.syntax, r.meant = checkShape(source, data)
-		shaped <- r
+		shapeErrs, syntax, meant = checkShape(source, data)
+		close(shaped)
 	}()
 	t, errs := compileLoaded(source, data)
-	sr := <-shaped
-	shapeErrs, meant := sr.errs, sr.meant
-	if sr.syntax {
+	<-shaped
+	if syntax {
 		return nil, shapeErrs // nothing more can be read
 	}
 	if len(shapeErrs) == 0 {
