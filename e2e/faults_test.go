@@ -265,11 +265,27 @@ func TestAdminListenerDefaults(t *testing.T) {
 	}
 	in.Stop(t)
 
-	StartWith(t, []string{"--database-url", url}, fmt.Sprintf("SPECGUARD_ADDR=127.0.0.1:%d", port),
+	// A password may also travel as a query parameter (pgx reads
+	// ?password= and ?sslpassword=): hidden too, in the command line and in
+	// the start-up log line that names the database.
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	url += sep + "password=hunter3&sslpassword=hunter4"
+	in = StartWith(t, []string{"--database-url", url}, fmt.Sprintf("SPECGUARD_ADDR=127.0.0.1:%d", port),
 		"SPECGUARD_ADMIN_ADDR=auto", "SPECGUARD_ADMIN_PPROF=true", "SPECGUARD_SIGNING_KEY_FILE="+keytest.File(t))
 	code, cmdline := get("/debug/pprof/cmdline")
-	if code != 200 || strings.Contains(cmdline, "hunter2") || !strings.Contains(cmdline, "postgres:xxxxx@") {
-		t.Errorf("/debug/pprof/cmdline asked for: %d %q; want the URL with its password hidden", code, cmdline)
+	if code != 200 || !strings.Contains(cmdline, "postgres:xxxxx@") || !strings.Contains(cmdline, "password=xxxxx") {
+		t.Errorf("/debug/pprof/cmdline asked for: %d %q; want the URL with its passwords hidden", code, cmdline)
 	}
-
+	logs := in.logs.String()
+	if !strings.Contains(logs, `"database":"postgres://postgres:xxxxx@`) {
+		t.Errorf("the start-up line names no database:\n%s", logs)
+	}
+	for _, secret := range []string{"hunter2", "hunter3", "hunter4"} {
+		if strings.Contains(cmdline, secret) || strings.Contains(logs, secret) {
+			t.Errorf("%s leaked: cmdline %q, logs:\n%s", secret, cmdline, logs)
+		}
+	}
 }

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/specguard/specguard/guard"
+	"github.com/specguard/specguard/internal/redact"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 )
@@ -191,37 +191,17 @@ func (m *Metrics) AdminHandler(withPprof bool) http.Handler {
 	return mux
 }
 
-// redactedCmdline is pprof's cmdline without the passwords of URLs given
-// as flags (--redis-url redis://:secret@..., --database-url ...).
+// redactedCmdline is pprof's cmdline without the secrets of URLs given
+// as flags (--redis-url redis://:secret@..., --database-url
+// postgres://...?password=...).
 func redactedCmdline(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	args := make([]string, len(os.Args))
 	for i, a := range os.Args {
-		args[i] = redactURL(a)
+		args[i] = redact.Arg(a)
 	}
 	fmt.Fprint(w, strings.Join(args, "\x00"))
-}
-
-// redactURL hides the password of any URL inside s (a flag and its value
-// may share one argument: --redis-url=redis://...).
-func redactURL(s string) string {
-	name, value, isFlag := strings.Cut(s, "=")
-	if !isFlag || !strings.HasPrefix(name, "-") {
-		name, value = "", s
-	}
-	u, err := url.Parse(value)
-	if err != nil || u.User == nil {
-		return s
-	}
-	if _, has := u.User.Password(); !has {
-		return s
-	}
-	u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	if name != "" {
-		return name + "=" + u.String()
-	}
-	return u.String()
 }
 
 // observeStore records one store call.

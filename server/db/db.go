@@ -14,8 +14,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
+		"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -27,6 +26,7 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/specguard/specguard/internal/redact"
 	"github.com/specguard/specguard/internal/text"
 	"github.com/specguard/specguard/security"
 )
@@ -84,17 +84,9 @@ func ParseURL(raw, dataDir string) (Source, error) {
 	return Source{}, fmt.Errorf("%q is not a database URL: use sqlite:PATH, postgres://... or postgresql://... (empty = %s in the data directory)", scheme+":...", DefaultFile)
 }
 
-// Redact returns a PostgreSQL URL without its password, for messages.
-func Redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "the database URL"
-	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
-}
+// Redact returns a PostgreSQL URL without its secrets (the password in
+// its userinfo or in ?password=, ?sslpassword=, ...), for messages.
+func Redact(raw string) string { return redact.URL(raw) }
 
 // String names the database for logs, without a password.
 func (s Source) String() string {

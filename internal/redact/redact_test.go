@@ -1,0 +1,54 @@
+package redact
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestURL(t *testing.T) {
+	tests := []struct {
+		name, in string
+		secret   string // must not appear in the output
+		keep     string // must appear in the output
+	}{
+		{"userinfo", "postgres://app:s3cret@db:5432/app", "s3cret", "postgres://app:xxxxx@db:5432/app"},
+		{"query password", "postgres://db:5432/app?user=app&password=s3cret", "s3cret", "user=app"},
+		{"query password, odd case", "postgres://db/app?PassWord=s3cret", "s3cret", "db/app"},
+		{"percent-encoded name", "postgres://db/app?pass%77ord=s3cret", "s3cret", "db/app"},
+		{"sslpassword", "postgres://db/app?sslmode=verify-full&sslpassword=s3cret&sslkey=/etc/k.pem", "s3cret", "sslkey=%2Fetc%2Fk.pem"},
+		{"both", "postgresql://app:one@db/app?password=two", "one", "xxxxx"},
+		{"both, second", "postgresql://app:one@db/app?password=two", "two", "app:xxxxx@"},
+		{"redis", "redis://:s3cret@127.0.0.1:6379/0", "s3cret", "127.0.0.1:6379/0"},
+		{"redis cluster", "redis+cluster://u:s3cret@h1:7000,h2:7000", "s3cret", "h2:7000"},
+		{"client secret", "https://id.example.com/?client_secret=s3cret", "s3cret", "id.example.com"},
+		{"token", "https://x.example.com/cb?access_token=s3cret", "s3cret", "x.example.com"},
+		{"unparseable userinfo", "postgres://app:pa/ss@db/app", "pa/ss", "postgres://app:xxxxx@"},
+		{"unparseable query", "postgres://db:bad port/app?password=s3cret", "s3cret", "password=xxxxx"},
+		{"no secret", "postgres://db:5432/app?sslmode=disable", "xxxxx", "sslmode=disable"},
+		{"sqlite path", "sqlite:/var/lib/app.db", "xxxxx", "sqlite:/var/lib/app.db"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := URL(tt.in)
+			if strings.Contains(got, tt.secret) {
+				t.Errorf("URL(%q) = %q: the secret %q is still there", tt.in, got, tt.secret)
+			}
+			if !strings.Contains(got, tt.keep) {
+				t.Errorf("URL(%q) = %q, want it to keep %q", tt.in, got, tt.keep)
+			}
+		})
+	}
+}
+
+func TestArg(t *testing.T) {
+	for in, want := range map[string]string{
+		"--database-url=postgres://db/app?password=s3cret": "--database-url=postgres://db/app?password=xxxxx",
+		"postgres://u:s3cret@db/app":                       "postgres://u:xxxxx@db/app",
+		"serve":                                            "serve",
+		"--addr=127.0.0.1:8080":                            "--addr=127.0.0.1:8080",
+	} {
+		if got := Arg(in); got != want {
+			t.Errorf("Arg(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
