@@ -14,7 +14,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-		"os"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
