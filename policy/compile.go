@@ -106,6 +106,7 @@ func Compile(source string, data []byte) (*Table, error) {
 // document cannot be loaded or validated; otherwise it holds every operation
 // (with what could be compiled of it) next to the errors.
 func compileDoc(source string, data []byte) (*Table, Errors) {
+	data = readSurrogates(data)
 	// The shape check parses the document with yaml.v3 (for its lines),
 	// the loader parses it again into kin-openapi's types: at the same time,
 	// on a large document (GitHub's 13 MB) the shape check's parse is

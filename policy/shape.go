@@ -123,7 +123,47 @@ func syntaxError(source string, data []byte, err error) *Error {
 			line, msg = l, after
 		}
 	}
+	if line == 0 {
+		line = errorLine(data, err.Error())
+	}
 	return &Error{Source: source, Line: line, Msg: "YAML: " + text.OneLine(msg)}
+}
+
+// errorLine finds the line of a yaml.v3 error whose message names none
+// ("found invalid Unicode character escape code"): the fewest leading
+// lines of data that fail with that same message end with it. A prefix
+// cut before the fault fails otherwise (or not at all), one that includes
+// it fails with the fault, so a binary search finds it. 0 when not found.
+func errorLine(data []byte, msg string) int {
+	var starts []int // where each line after the first starts
+	for i, c := range data {
+		if c == '\n' {
+			starts = append(starts, i+1)
+		}
+	}
+	lines := len(starts) + 1
+	sameError := func(n int) bool { // the first n lines fail with msg
+		end := len(data)
+		if n < lines {
+			end = starts[n-1]
+		}
+		var v yaml3.Node
+		err := yaml3.Unmarshal(data[:end], &v)
+		return err != nil && err.Error() == msg
+	}
+	if !sameError(lines) {
+		return 0
+	}
+	lo, hi := 1, lines
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if sameError(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
 }
 
 // meant is a misspelled field and the one it was probably meant to be: the
