@@ -35,8 +35,8 @@ type Claims struct {
 	AccountVersion int64 `json:"av,omitempty"`
 	// Grant (refresh tokens) is the space-separated scopes granted at
 	// login: every refresh yields them, bounded by the role's current
-	// scopes, never more (RFC 6749 section 6). Absent in tokens minted
-	// before it existed, which are bounded by the role alone.
+	// scopes, never more (RFC 6749 section 6). A refresh token without it
+	// (minted before it existed) is refused: what it was granted is unknown.
 	Grant *string `json:"grant,omitempty"`
 	Scope string  `json:"scope,omitempty"` // access tokens: space-separated
 	Role  string  `json:"role,omitempty"`  // access tokens
@@ -269,16 +269,18 @@ func (t *TokenService) Refresh(ctx context.Context, raw string, scopes func(subj
 			return nil, fmt.Errorf("%w: the login was ended", ErrInvalid)
 		}
 	}
+	if c.Grant == nil {
+		// Minted before refresh tokens recorded their grant: what the login
+		// was given is unknown, and the role's scopes may be more.
+		return nil, fmt.Errorf("%w: the refresh token records no grant; log in again", ErrInvalid)
+	}
 	role, sc, err := scopes(c.Subject)
 	if err != nil {
 		return nil, err
 	}
-	grant := strings.Join(sc, " ")
-	if c.Grant != nil {
-		grant = *c.Grant
-		granted := strings.Fields(grant)
-		sc = slices.DeleteFunc(slices.Clone(sc), func(s string) bool { return !slices.Contains(granted, s) })
-	}
+	grant := *c.Grant
+	granted := strings.Fields(grant)
+	sc = slices.DeleteFunc(slices.Clone(sc), func(s string) bool { return !slices.Contains(granted, s) })
 	pair, err := t.mint(c.Subject, role, sc, grant, c.Family, c.ExpiresAt.Time, c.AccountVersion, false)
 	if err != nil {
 		return nil, err

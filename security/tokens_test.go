@@ -483,6 +483,28 @@ func TestRefreshScopesFollowRole(t *testing.T) {
 	}
 }
 
+// A refresh token minted before refresh tokens recorded their grant (no
+// grant claim) was refreshed into the role's every scope for up to 30
+// days. It is refused now: what its login was granted is unknown.
+func TestRefreshWithoutGrantIsRefused(t *testing.T) {
+	e := NewEnv(t)
+	pair := e.Login(t, "alice", "writer")
+	old := forge(t, headerOf(t, pair.Refresh), set(claimsOf(t, pair.RefreshClaims), "grant", nil), edSigner(e.EdPriv))
+	// The forgery is otherwise a good refresh token: with its grant back
+	// it would be accepted.
+	if _, err := e.Tokens.RefreshClaims(old); err != nil {
+		t.Fatalf("the token without grant is not a valid refresh token: %v", err)
+	}
+	_, err := e.Tokens.Refresh(context.Background(), old, e.ScopesOf)
+	if !errors.Is(err, security.ErrInvalid) {
+		t.Fatalf("Refresh of a token without grant = %v, want ErrInvalid", err)
+	}
+	// The login itself is untouched: its real refresh token still works.
+	if next := e.Refresh(t, pair.Refresh); next.AccessClaims.Scope != pair.AccessClaims.Scope {
+		t.Errorf("refreshed scope %q, want %q", next.AccessClaims.Scope, pair.AccessClaims.Scope)
+	}
+}
+
 func TestConcurrentRefreshHasOneWinner(t *testing.T) {
 	e := NewEnv(t)
 	pair := e.Login(t, "alice", "reader")
