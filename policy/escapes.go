@@ -65,7 +65,10 @@ func startsScalar(out []byte) bool {
 	switch out[i] {
 	case '\n', '[', '{', ',':
 		return true
-	case ':', '-', '?':
+	case ':':
+		// followed by white space, or right after a JSON key ("a":"b")
+		return i < len(out)-1 || i > 0 && out[i-1] == '"'
+	case '-', '?':
 		return i < len(out)-1 // followed by white space
 	}
 	return false
@@ -86,7 +89,7 @@ func copyUntil(out *[]byte, data []byte, i int, end func(data []byte, j int) (in
 }
 
 // singleQuotedEnd ends a single-quoted scalar at a quote that is not
-// doubled ('' is an escaped quote).
+// doubled (” is an escaped quote).
 func singleQuotedEnd(data []byte, j int) (int, bool) {
 	if data[j] != '\'' {
 		return j, false

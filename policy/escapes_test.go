@@ -18,14 +18,17 @@ import (
 // asciiJSON writes a YAML document as JSON the way Python's json.dump does
 // by default: every character outside ASCII as a \u escape, those outside
 // the Basic Multilingual Plane as a UTF-16 surrogate pair.
-func asciiJSON(t *testing.T, doc []byte, edit func(map[string]any)) []byte {
+func asciiJSON(t *testing.T, doc []byte, indent bool, edit func(map[string]any)) []byte {
 	t.Helper()
 	var v map[string]any
 	if err := yaml.Unmarshal(doc, &v); err != nil {
 		t.Fatal(err)
 	}
 	edit(v)
-	raw, err := json.MarshalIndent(v, "", "  ")
+	raw, err := json.Marshal(v) // compact, as GitHub's description is
+	if indent {
+		raw, err = json.MarshalIndent(v, "", "  ")
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,27 +85,29 @@ func TestJSONWithSurrogateEscapes(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			want := findings(t, name, doc)
 			const emoji = " 🚀 café ✓ 𝄞"
-			data := asciiJSON(t, doc, func(v map[string]any) {
-				info := v["info"].(map[string]any)
-				info["description"] = fmt.Sprint(info["description"]) + emoji
-				info["title"] = fmt.Sprint(info["title"]) + emoji
-			})
-			if !strings.Contains(string(data), `\ud83d\ude80`) {
-				t.Fatal("the JSON holds no surrogate pair")
-			}
-			got := findings(t, name, data)
-			if !reflect.DeepEqual(got, want) {
-				t.Errorf("the JSON reads otherwise than the YAML:\n got %q\nwant %q", got, want)
-			}
-			table, _, _ := policy.LintTable(name, data)
-			if table == nil {
-				if name == "api/openapi.yaml" {
-					t.Fatal("the example's description does not compile as JSON")
+			for _, indent := range []bool{false, true} {
+				data := asciiJSON(t, doc, indent, func(v map[string]any) {
+					info := v["info"].(map[string]any)
+					info["description"] = fmt.Sprint(info["description"]) + emoji
+					info["title"] = fmt.Sprint(info["title"]) + emoji
+				})
+				if !strings.Contains(string(data), `\ud83d\ude80`) {
+					t.Fatal("the JSON holds no surrogate pair")
 				}
-				return
-			}
-			if title := table.Doc.Info.Title; !strings.HasSuffix(title, emoji) {
-				t.Errorf("title %q, want it to end with %q", title, emoji)
+				got := findings(t, name, data)
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("indented %v: the JSON reads otherwise than the YAML:\n got %q\nwant %q", indent, got, want)
+				}
+				table, _, _ := policy.LintTable(name, data)
+				if table == nil {
+					if name == "api/openapi.yaml" {
+						t.Fatalf("indented %v: the example's description does not compile as JSON", indent)
+					}
+					continue
+				}
+				if title := table.Doc.Info.Title; !strings.HasSuffix(title, emoji) {
+					t.Errorf("indented %v: title %q, want it to end with %q", indent, title, emoji)
+				}
 			}
 		})
 	}
