@@ -29,6 +29,7 @@ import (
 	"github.com/specguard/specguard/e2e/client"
 	"github.com/specguard/specguard/internal/pgtest"
 	"github.com/specguard/specguard/internal/redistest"
+	"github.com/specguard/specguard/internal/testenv"
 )
 
 var binary string
@@ -92,6 +93,19 @@ func StartWith(t *testing.T, args []string, env ...string) *Instance {
 		if v, ok := strings.CutPrefix(kv, "SPECGUARD_ADDR="); ok {
 			addr = v // the test chose the address
 		}
+	}
+	fleet, users := false, false
+	for _, kv := range env {
+		fleet = fleet || strings.HasPrefix(kv, "SPECGUARD_REDIS_URL=") || strings.HasPrefix(kv, "SPECGUARD_DATABASE_URL=postgres")
+		users = users || strings.HasPrefix(kv, "SPECGUARD_USERS_FILE=")
+	}
+	for _, a := range args {
+		fleet = fleet || strings.HasPrefix(a, "postgres") || strings.HasPrefix(a, "redis")
+	}
+	if fleet && !users {
+		// The demo accounts are seeded only in the development setup: a
+		// fleet gets the same accounts from a users file.
+		env = append(env, "SPECGUARD_USERS_FILE="+testenv.DemoUsersFile(t))
 	}
 	all := append([]string{
 		"SPECGUARD_ADDR=" + addr,

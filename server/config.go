@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -132,7 +133,7 @@ var settings = []setting{
 	{"signing-key-file", "PEM private key (PKCS#8) that signs tokens; empty = a dev Ed25519 key in the data dir (only without a shared store)", "", str(func(c *Config) *string { return &c.SigningKeyFile })},
 	{"verify-key-files", "comma-separated PEM keys that still verify tokens after a rotation", "", list(func(c *Config) *[]string { return &c.VerifyKeyFiles })},
 	{"data-dir", "directory for the SQLite database and the dev signing key", ".specguard", str(func(c *Config) *string { return &c.DataDir })},
-	{"users-file", "YAML list of {email, password | password_hash, role} to seed; empty = demo users", "", str(func(c *Config) *string { return &c.UsersFile })},
+	{"users-file", "YAML list of {email, password | password_hash, role} to seed (mode 0600); empty = demo users in the development setup (SQLite without Redis), none elsewhere", "", str(func(c *Config) *string { return &c.UsersFile })},
 	{"trusted-proxies", "comma-separated CIDRs of the proxies whose client IP header is believed", "", list(func(c *Config) *[]string { return &c.TrustedProxies })},
 	{"client-ip-header", "the one header the trusted proxies write: X-Forwarded-For or Forwarded (read right to left), or a single-address header such as X-Real-IP", "X-Forwarded-For", func(c *Config, v string) error {
 		v = strings.TrimSpace(v)
@@ -336,13 +337,18 @@ func LoadUsers(path string, roles map[string][]string) ([]SeedUser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("SPECGUARD_USERS_FILE: %v", err)
 	}
+	// Passwords, or hashes that can be attacked offline: private, as
+	// ssh wants a private key.
+	if fi, err := os.Stat(path); err == nil && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("SPECGUARD_USERS_FILE: %s: mode %04o lets other users read its passwords; chmod 600 it", path, fi.Mode().Perm())
+	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	const want = "want a list of users, each {email, password or password_hash, role}"
 	if len(doc.Content) == 0 {
-		return nil, fmt.Errorf("%s: holds no users; %s, or leave SPECGUARD_USERS_FILE empty for the demo users", path, want)
+		return nil, fmt.Errorf("%s: holds no users; %s (or leave SPECGUARD_USERS_FILE empty)", path, want)
 	}
 	list := doc.Content[0]
 	if list.Kind != yaml.SequenceNode {
@@ -401,8 +407,10 @@ func LoadUsers(path string, roles map[string][]string) ([]SeedUser, error) {
 	return users, nil
 }
 
-// DemoUsers are seeded when no users file is given, so `make run` has
-// someone to log in as. Never use them outside development.
+// DemoUsers are seeded in the development setup (SQLite without Redis)
+// when no users file is given, so `make run` has someone to log in as.
+// Everywhere else they are never seeded, and retired when found (see
+// retireDemo): their passwords are published.
 var DemoUsers = []SeedUser{
 	{Email: "admin@example.com", Password: "admin-password", Role: "admin"},
 	{Email: "moderator@example.com", Password: "moderator-password", Role: "moderator"},

@@ -95,6 +95,13 @@ func (p *passwords) match(ctx context.Context, hash, password string) (ok, rehas
 	return ok, rehash, nil
 }
 
+// matches reports whether password matches hash, without waiting for a
+// slot: for start-up, before any request.
+func (p *passwords) matches(hash, password string) bool {
+	ok, _ := p.check(hash, password)
+	return ok
+}
+
 func (p *passwords) check(hash, password string) (ok, rehash bool) {
 	if strings.HasPrefix(hash, "$argon2id$") {
 		params, salt, key, err := decodeArgon2(hash)

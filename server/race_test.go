@@ -16,6 +16,7 @@ import (
 	"github.com/specguard/specguard/api"
 	"github.com/specguard/specguard/internal/keytest"
 	"github.com/specguard/specguard/internal/redistest"
+	"github.com/specguard/specguard/internal/testenv"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 )
@@ -119,6 +120,9 @@ func TestDisableWhilePasswordIsChecked(t *testing.T) {
 // closed when the test ends.
 func testDeps(t *testing.T, env map[string]string) *Deps {
 	t.Helper()
+	if env["SPECGUARD_REDIS_URL"] != "" && env["SPECGUARD_USERS_FILE"] == "" {
+		env["SPECGUARD_USERS_FILE"] = testenv.DemoUsersFile(t) // no demo accounts outside development
+	}
 	cfg, err := LoadConfig(nil, func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)

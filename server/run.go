@@ -6,7 +6,6 @@ package server
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -338,60 +337,10 @@ func buildDeps(ctx context.Context, cfg *Config, table *policy.Table, log *slog.
 		d.closers = append(d.closers, d.OIDC.Close)
 	}
 
-	users := DemoUsers
-	if cfg.UsersFile != "" {
-		if users, err = LoadUsers(cfg.UsersFile, table.Roles); err != nil {
-			return nil, err
-		}
-	} else {
-		log.Warn("no SPECGUARD_USERS_FILE: seeding the demo users (development only)")
-	}
-	if err := seedUsers(ctx, d.Repo, users, d.Argon2, table, log); err != nil {
+	if err := seedAccounts(ctx, d, cfg, table, log); err != nil {
 		return nil, err
 	}
 	return d, nil
-}
-
-// seedUsers creates the accounts of users that do not exist yet. An
-// account that exists is left as it is: the database, not the file, is
-// the truth once it holds the account.
-func seedUsers(ctx context.Context, repo Repository, users []SeedUser, params Argon2, table *policy.Table, log *slog.Logger) error {
-	pw, err := newPasswords(params)
-	if err != nil {
-		return err
-	}
-	for _, su := range users {
-		if table.RoleScopes(su.Role) == nil {
-			return fmt.Errorf("user %s: role %q is not declared in the spec's x-roles", su.Email, su.Role)
-		}
-		if _, err := repo.UserByEmail(ctx, su.Email); err == nil {
-			continue
-		} else if !errors.Is(err, ErrNotFound) {
-			return fmt.Errorf("seeding user %s: %v", su.Email, err)
-		}
-		hash := su.PasswordHash
-		if su.Password != "" {
-			if hash, err = pw.encode(su.Password); err != nil {
-				return fmt.Errorf("user %s: %v", su.Email, err)
-			}
-		}
-		created, err := repo.EnsureUser(ctx, &User{ID: seedID(su.Email), Email: su.Email, Role: su.Role, PasswordHash: hash})
-		if err != nil {
-			return fmt.Errorf("seeding user %s: %v", su.Email, err)
-		}
-		if created && log != nil {
-			log.Info("seeded user", "email", su.Email, "role", su.Role)
-		}
-	}
-	return nil
-}
-
-// seedID derives a seeded user's id from the email, so every instance
-// seeded from the same file agrees on it and a token minted by one
-// instance names the same user on another.
-func seedID(email string) string {
-	sum := sha256.Sum256([]byte("specguard seed user\x00" + normEmail(email)))
-	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 
 // sharedStore names the setting that makes instances share state, when

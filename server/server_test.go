@@ -23,6 +23,7 @@ import (
 	"github.com/specguard/specguard/internal/keytest"
 	"github.com/specguard/specguard/internal/pgtest"
 	"github.com/specguard/specguard/internal/redistest"
+	"github.com/specguard/specguard/internal/testenv"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/server"
 	"github.com/specguard/specguard/server/db"
@@ -71,6 +72,11 @@ func start(t *testing.T, env map[string]string) *instance {
 	}
 	if env["SPECGUARD_DATA_DIR"] == "" {
 		env["SPECGUARD_DATA_DIR"] = t.TempDir()
+	}
+	if _, given := env["SPECGUARD_USERS_FILE"]; !given && (env["SPECGUARD_REDIS_URL"] != "" || strings.HasPrefix(env["SPECGUARD_DATABASE_URL"], "postgres")) {
+		// The demo accounts are seeded only in the development setup: a
+		// fleet gets the same accounts from a users file.
+		env["SPECGUARD_USERS_FILE"] = testenv.DemoUsersFile(t)
 	}
 	env["SPECGUARD_ADDR"] = "127.0.0.1:0"
 	if env["SPECGUARD_ADMIN_ADDR"] == "" {
@@ -310,9 +316,10 @@ func TestBadConfiguration(t *testing.T) {
 		{"signing key readable by others", map[string]string{"SPECGUARD_SIGNING_KEY_FILE": readable(write("open.pem", keyPEM(t)), 0o644)}, nil, "SPECGUARD_SIGNING_KEY_FILE: " + filepath.Join(dir, "open.pem") + ": mode 0644 lets other users read a private key; chmod 600 it"},
 		{"verify key readable by the group", map[string]string{"SPECGUARD_VERIFY_KEY_FILES": readable(write("old.pem", keyPEM(t)), 0o640)}, nil, "SPECGUARD_VERIFY_KEY_FILES: " + filepath.Join(dir, "old.pem") + ": mode 0640 lets other users read a private key; chmod 600 it"},
 		{"short HMAC key", map[string]string{"SPECGUARD_SIGNING_KEY_FILE": write("short.pem", "-----BEGIN HMAC KEY-----\nc2hvcnQ=\n-----END HMAC KEY-----\n")}, nil, "SPECGUARD_SIGNING_KEY_FILE: " + filepath.Join(dir, "short.pem") + ": HMAC key of 5 bytes: at least 32 are required"},
+		{"users file readable by others", map[string]string{"SPECGUARD_USERS_FILE": readable(write("u0.yaml", "- email: a@example.com\n  password: secret-password\n  role: user\n"), 0o644)}, nil, "SPECGUARD_USERS_FILE: " + filepath.Join(dir, "u0.yaml") + ": mode 0644 lets other users read its passwords; chmod 600 it"},
 		{"users file unknown role", map[string]string{"SPECGUARD_USERS_FILE": write("u1.yaml", "- email: a@example.com\n  password: secret-password\n  role: root\n")}, nil, filepath.Join(dir, "u1.yaml") + `:1: user 1 (a@example.com): role "root" is not declared in the spec's x-roles`},
 		{"users file unknown field", map[string]string{"SPECGUARD_USERS_FILE": write("u2.yaml", "- email: a@example.com\n  pasword: x\n  role: user\n")}, nil, filepath.Join(dir, "u2.yaml") + ":2: pasword is not a field of a user; did you mean password?"},
-		{"users file empty", map[string]string{"SPECGUARD_USERS_FILE": write("u4.yaml", "# nobody yet\n")}, nil, filepath.Join(dir, "u4.yaml") + ": holds no users; want a list of users, each {email, password or password_hash, role}, or leave SPECGUARD_USERS_FILE empty for the demo users"},
+		{"users file empty", map[string]string{"SPECGUARD_USERS_FILE": write("u4.yaml", "# nobody yet\n")}, nil, filepath.Join(dir, "u4.yaml") + ": holds no users; want a list of users, each {email, password or password_hash, role} (or leave SPECGUARD_USERS_FILE empty)"},
 		{"users file not a list", map[string]string{"SPECGUARD_USERS_FILE": write("u5.yaml", "email: a@example.com\npassword: x\nrole: user\n")}, nil, filepath.Join(dir, "u5.yaml") + ":1: want a list of users, each {email, password or password_hash, role}"},
 		{"allowed origin without a scheme", map[string]string{"SPECGUARD_ALLOWED_ORIGINS": "https://app.example.com, example.com"}, nil, `SPECGUARD_ALLOWED_ORIGINS: "example.com" is not an origin: want scheme://host[:port], such as https://app.example.com`},
 		{"users file both password forms", map[string]string{"SPECGUARD_USERS_FILE": write("u3.yaml", "- email: a@example.com\n  password: x\n  password_hash: y\n  role: user\n")}, nil, filepath.Join(dir, "u3.yaml") + ":1: user 1 (a@example.com): give exactly one of password and password_hash"},

@@ -52,6 +52,8 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for the databases of (f) and (g)
 	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
+
+	"github.com/specguard/specguard/internal/testenv"
 )
 
 var (
@@ -265,7 +267,13 @@ func (h *harness) run(ctx context.Context) error {
 		os.MkdirAll(d, 0o700)
 		return d
 	}
-	common := []string{"SPECGUARD_SIGNING_KEY_FILE=" + key, "SPECGUARD_SPEC_FILE=" + spec, "SPECGUARD_ADMIN_ADDR=off",
+	// The demo accounts are seeded by themselves only in the development
+	// setup: the stacks on Redis or PostgreSQL get them from a users file.
+	users := filepath.Join(h.dir, "users.yaml")
+	if err := os.WriteFile(users, []byte(testenv.DemoUsers), 0o600); err != nil {
+		return err
+	}
+	common := []string{"SPECGUARD_SIGNING_KEY_FILE=" + key, "SPECGUARD_SPEC_FILE=" + spec, "SPECGUARD_ADMIN_ADDR=off", "SPECGUARD_USERS_FILE=" + users,
 		"SPECGUARD_LOG_REQUESTS=false", "SPECGUARD_ACCESS_TTL=2h", "SPECGUARD_REFRESH_TTL=2h"}
 	with := func(env ...string) []string { return append(slices.Clone(common), env...) }
 	a, err := h.startPeer(ctx, peer, "bare", key, spec, "", dir("a"), "")

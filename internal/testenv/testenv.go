@@ -5,6 +5,7 @@ package testenv
 import (
 	"net"
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -28,4 +29,24 @@ func Unavailable(t testing.TB, component, why, hint string) {
 		t.Fatalf("%s is required under CI=true: %s", component, why)
 	}
 	t.Skipf("no %s: %s (%s)", component, why, hint)
+}
+
+// DemoUsers is a users file (SPECGUARD_USERS_FILE) holding the example
+// app's demo accounts, which specguard seeds by itself only in the
+// development setup (SQLite without Redis): tests of fleet setups give it
+// to log in as the same accounts.
+const DemoUsers = `- {email: admin@example.com, password: admin-password, role: admin}
+- {email: moderator@example.com, password: moderator-password, role: moderator}
+- {email: user@example.com, password: user-password, role: user}
+`
+
+// DemoUsersFile writes DemoUsers to a file of mode 0600, removed when the
+// test ends, and returns its path.
+func DemoUsersFile(tb testing.TB) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "users.yaml")
+	if err := os.WriteFile(path, []byte(DemoUsers), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
 }
