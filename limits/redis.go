@@ -91,8 +91,8 @@ type gateShape struct {
 // RedisStore keeps buckets in Redis, shared by every instance: one script
 // call decides every tier of a request. Keys carry a {hash tag} per
 // bucket; on a Redis Cluster, tiers whose keys live in different slots are
-// decided by one call each, in one pipeline, and are then atomic per tier
-// only.
+// decided by one call each, in one pipeline, and when one refuses, what
+// the others charged is refunded: all or nothing once the refund lands.
 type RedisStore struct {
 	rdb     redis.UniversalClient
 	prefix  string
@@ -136,7 +136,14 @@ func args(r *Request) []any {
 // Allow implements Store.
 func (s *RedisStore) Allow(ctx context.Context, reqs []Request, results []Result) (bool, error) {
 	if s.cluster && len(reqs) > 1 {
-		return s.allowEach(ctx, reqs, results)
+		allowed, err := s.allowEach(ctx, reqs, results)
+		if err == nil && !allowed {
+			// A tier refused: what the others charged is given back, so the
+			// Cluster answers as one Redis does (a concurrent request may
+			// see the charge until the refund lands).
+			s.refund(ctx, reqs, results, false)
+		}
+		return allowed, err
 	}
 	keys := make([]string, len(reqs))
 	argv := make([]any, 0, 4*len(reqs))

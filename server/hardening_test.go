@@ -32,6 +32,11 @@ func onStores(t *testing.T, env map[string]string, test func(t *testing.T, in *i
 		e["SPECGUARD_REDIS_URL"], e["SPECGUARD_SIGNING_KEY_FILE"] = redistest.Start(t).URL, keytest.File(t)
 		test(t, start(t, e))
 	})
+	t.Run("redis cluster", func(t *testing.T) {
+		e := clone(env)
+		e["SPECGUARD_REDIS_URL"], e["SPECGUARD_SIGNING_KEY_FILE"] = redistest.StartCluster(t).URL, keytest.File(t)
+		test(t, start(t, e))
+	})
 }
 
 func clone(m map[string]string) map[string]string {
@@ -423,6 +428,38 @@ func loginBudgetPerEndpoint(t *testing.T, in *instance) {
 	if got := token("grant_type=refresh_token&refresh_token=" + refresh); got != 200 {
 		t.Errorf("the refresh grant from that address: %d, want 200 (no password checked)", got)
 	}
+}
+
+// On a Redis Cluster the failed-password budgets per address and per
+// account were charged one script call each: a guess the address's budget
+// refused still spent the account's, so after 5 + 5 guesses from one
+// address its owner's right password got 429 there, and 200 on one Redis.
+// Every store answers alike now: the refused guesses spend nothing.
+func TestGuessesFromOneAddressLockNoAccount(t *testing.T) {
+	onStores(t, map[string]string{"SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32"}, func(t *testing.T, in *instance) {
+		from := []string{"X-Forwarded-For", "203.0.113.90"}
+		for i := range 5 {
+			if resp, _ := in.do(t, "POST", "/auth/login", `{"email":"user@example.com","password":"wrong-password"}`, from...); resp.StatusCode != 401 {
+				t.Fatalf("guess %d: %d, want 401", i+1, resp.StatusCode)
+			}
+		}
+		for i := range 5 {
+			req, _ := http.NewRequest("POST", in.base+"/auth/token", strings.NewReader("grant_type=password&username=user@example.com&password=guess"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set(from[0], from[1])
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 429 {
+				t.Fatalf("guess %d through the token endpoint: %d, want 429 (the address's failures are spent)", i+6, resp.StatusCode)
+			}
+		}
+		if resp, _ := in.do(t, "POST", "/auth/login", `{"email":"user@example.com","password":"user-password"}`, "X-Forwarded-For", "198.51.100.90"); resp.StatusCode != 200 {
+			t.Errorf("the owner's right password from another address: %d, want 200", resp.StatusCode)
+		}
+	})
 }
 
 // 25 wrong passwords for one account from 25 addresses were all answered
