@@ -332,11 +332,11 @@ func (s *racingStore) CreateSession(ctx context.Context, sess *security.Session,
 	return s.Store.CreateSession(ctx, sess, max)
 }
 
-func (s *racingStore) MarkKey(ctx context.Context, k *security.APIKey, ifAbsent bool) (bool, error) {
+func (s *racingStore) MarkKey(ctx context.Context, k *security.APIKey, ifAbsent bool, max int) (bool, error) {
 	if !ifAbsent {
 		s.fire()
 	}
-	return s.Store.MarkKey(ctx, k, ifAbsent)
+	return s.Store.MarkKey(ctx, k, ifAbsent, max)
 }
 
 // Whatever credential a login racing a disable returns is refused at its

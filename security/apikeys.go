@@ -119,7 +119,7 @@ func (s *APIKeyService) Create(ctx context.Context, subject, name string, scopes
 	k := &APIKey{ID: id, Subject: subject, Name: name, Prefix: full[:prefixLen],
 		Scopes: slices.Sorted(slices.Values(scopes)), SecretHash: sum[:], AccountVersion: version,
 		Created: now, Expires: now.Add(s.ttl)}
-	if _, err := s.store.MarkKey(ctx, k, false); err != nil {
+	if _, err := s.store.MarkKey(ctx, k, false, s.max); err != nil {
 		return "", nil, unavailable(err)
 	}
 	if err := s.records.CreateAPIKey(ctx, k, s.max); err != nil {
@@ -283,7 +283,7 @@ func (s *APIKeyService) remark(ctx context.Context, id string) error {
 	} else if err != nil {
 		return unavailable(err)
 	}
-	if _, err := s.store.MarkKey(ctx, k, true); err != nil {
+	if _, err := s.store.MarkKey(ctx, k, true, 0); err != nil {
 		return unavailable(err)
 	}
 	return nil

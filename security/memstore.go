@@ -1,6 +1,7 @@
 package security
 
 import (
+	"container/heap"
 	"context"
 	"slices"
 	"sync"
@@ -19,9 +20,54 @@ type MemoryStore struct {
 	accounts map[string]heldAccount
 	// owned indexes every record by subject, so that listing or ending one
 	// subject's records costs what that subject holds, whatever the others do.
-	owned     map[string]*owned
-	lastSweep time.Time
+	owned map[string]*owned
+	// expiries queues every record by when it expires, soonest first: each
+	// write drops a bounded number of expired records (see sweep).
+	expiries expiryQueue
 }
+
+// Kinds of records in the expiry queue.
+const (
+	expFamily uint8 = iota
+	expSession
+	expMark
+	expAccount
+)
+
+// expiry is when one record expires. A record whose expiry moves later
+// (a mark refilled, an account's state written again) is queued again;
+// its older entry is skipped when it comes up.
+type expiry struct {
+	at   int64 // unix microseconds
+	kind uint8
+	id   string // the record's id; the subject for an account
+}
+
+// expiryQueue is a min-heap of expiries (container/heap).
+type expiryQueue []expiry
+
+func (q expiryQueue) Len() int           { return len(q) }
+func (q expiryQueue) Less(i, j int) bool { return q[i].at < q[j].at }
+func (q expiryQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+func (q *expiryQueue) Push(x any)        { *q = append(*q, x.(expiry)) }
+func (q *expiryQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return e
+}
+
+// queue records that record id of kind expires at t. Callers hold mu.
+func (m *MemoryStore) queue(kind uint8, id string, t time.Time) {
+	heap.Push(&m.expiries, expiry{at: t.UnixMicro(), kind: kind, id: id})
+}
+
+// sweepBatch bounds the expired records one write drops (tens of
+// microseconds under the lock, whatever the store holds): a million
+// records expiring at once are dropped over the writes that follow, never
+// in one pause of every check. Each write adds one record at most, so the
+// batches keep up.
+const sweepBatch = 32
 
 // owned are the ids of one subject's records.
 type owned struct {
@@ -108,32 +154,30 @@ func (m *MemoryStore) dropMark(id string) {
 	}
 }
 
-// sweep drops expired records once a minute at most, so memory stays
-// bounded without a background goroutine and a write costs the same
-// whatever the store holds. Callers hold mu.
+// sweep drops records that expired by now, at most sweepBatch of them,
+// soonest first. Memory stays bounded without a background goroutine, and
+// no write waits on more than a batch. Callers hold mu.
 func (m *MemoryStore) sweep(now time.Time) {
-	if now.Sub(m.lastSweep) < time.Minute {
-		return
-	}
-	m.lastSweep = now
-	for id, f := range m.families {
-		if !now.Before(f.Expires) {
-			m.dropFamily(id)
-		}
-	}
-	for id, s := range m.sessions {
-		if !now.Before(s.Expires) {
-			m.dropSession(id)
-		}
-	}
-	for id, k := range m.marks {
-		if !now.Before(k.until) {
-			m.dropMark(id)
-		}
-	}
-	for sub, a := range m.accounts {
-		if !now.Before(a.expires) {
-			delete(m.accounts, sub)
+	t := now.UnixMicro()
+	for n := 0; n < sweepBatch && len(m.expiries) > 0 && m.expiries[0].at <= t; n++ {
+		e := heap.Pop(&m.expiries).(expiry)
+		switch e.kind {
+		case expFamily:
+			if f := m.families[e.id]; f != nil && !now.Before(f.Expires) {
+				m.dropFamily(e.id)
+			}
+		case expSession:
+			if s := m.sessions[e.id]; s != nil && !now.Before(s.Expires) {
+				m.dropSession(e.id)
+			}
+		case expMark:
+			if k := m.marks[e.id]; k != nil && !now.Before(k.until) {
+				m.dropMark(e.id)
+			}
+		case expAccount:
+			if a, ok := m.accounts[e.id]; ok && !now.Before(a.expires) {
+				delete(m.accounts, e.id)
+			}
 		}
 	}
 }
@@ -214,6 +258,7 @@ func (m *MemoryStore) PutAccount(_ context.Context, subject string, a Account) (
 	}
 	a.Stamp = NewID()
 	m.accounts[subject] = heldAccount{Account: a, expires: now.Add(AccountTTL)}
+	m.queue(expAccount, subject, now.Add(AccountTTL))
 	return a, nil
 }
 
@@ -261,6 +306,7 @@ func (m *MemoryStore) CreateFamily(_ context.Context, f *Family, max int) error 
 	c := *f
 	m.families[f.ID] = &c
 	m.own(f.Subject).families[f.ID] = struct{}{}
+	m.queue(expFamily, f.ID, f.Expires)
 	return nil
 }
 
@@ -344,6 +390,7 @@ func (m *MemoryStore) CreateSession(_ context.Context, s *Session, max int) erro
 	c.SecretHash, c.CSRFHash = slices.Clone(s.SecretHash), slices.Clone(s.CSRFHash)
 	m.sessions[s.ID] = &c
 	m.own(s.Subject).sessions[s.ID] = struct{}{}
+	m.queue(expSession, s.ID, s.Expires)
 	return nil
 }
 
@@ -398,7 +445,7 @@ func (m *MemoryStore) Sessions(_ context.Context, subject string) ([]Session, er
 }
 
 // MarkKey implements Store.
-func (m *MemoryStore) MarkKey(_ context.Context, k *APIKey, ifAbsent bool) (bool, error) {
+func (m *MemoryStore) MarkKey(_ context.Context, k *APIKey, ifAbsent bool, max int) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
@@ -409,6 +456,10 @@ func (m *MemoryStore) MarkKey(_ context.Context, k *APIKey, ifAbsent bool) (bool
 	if !now.Before(k.Expires) {
 		return false, nil
 	}
+	if o := m.owned[k.Subject]; max > 0 && o != nil &&
+		live(o.marks, now, func(id string) time.Time { return m.marks[id].until }, m.dropMark) >= max {
+		return false, ErrTooMany
+	}
 	until := k.Expires
 	if limit := now.Add(MarkTTL); limit.Before(until) {
 		until = limit
@@ -416,20 +467,24 @@ func (m *MemoryStore) MarkKey(_ context.Context, k *APIKey, ifAbsent bool) (bool
 	m.dropMark(k.ID)
 	m.marks[k.ID] = &keyMark{subject: k.Subject, version: k.AccountVersion, expires: k.Expires, until: until}
 	m.own(k.Subject).marks[k.ID] = struct{}{}
+	m.queue(expMark, k.ID, until)
 	return true, nil
 }
 
-// RevokeKey implements Store.
+// RevokeKey implements Store: the revocation lasts KeyRevocationTTL.
 func (m *MemoryStore) RevokeKey(_ context.Context, subject, id string, expires time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	until := expires
-	if min := m.now().Add(time.Minute); until.Before(min) {
-		until = min
+	now := m.now()
+	m.sweep(now)
+	until := now.Add(KeyRevocationTTL)
+	if expires.Before(until) {
+		until = expires // dead by its expiry from then on
 	}
 	m.dropMark(id)
 	m.marks[id] = &keyMark{subject: subject, expires: expires, until: until, revoked: true}
 	m.own(subject).marks[id] = struct{}{}
+	m.queue(expMark, id, until)
 	return nil
 }
 

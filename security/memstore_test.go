@@ -28,7 +28,7 @@ func TestStoreForgetsMirrors(t *testing.T) {
 	s := security.NewMemoryStore(clock)
 	ctx := context.Background()
 	held, _ := s.PutAccount(ctx, "alice", security.Account{Version: 1, Role: "user"})
-	_, _ = s.MarkKey(ctx, &security.APIKey{ID: "k", Subject: "alice", AccountVersion: 1, Expires: now.Add(365 * 24 * time.Hour)}, false)
+	_, _ = s.MarkKey(ctx, &security.APIKey{ID: "k", Subject: "alice", AccountVersion: 1, Expires: now.Add(365 * 24 * time.Hour)}, false, 0)
 	if err := s.Check(ctx, security.Check{Kind: security.KeyCredential, Subject: "alice", ID: "k"}); err != nil {
 		t.Fatal(err)
 	}
@@ -103,4 +103,86 @@ func BenchmarkMemoryMillionSessions(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(held)/n, "B/session")
+}
+
+// Revoked API keys were kept for their whole lifetime (a year) outside any
+// cap, and the memory store's once-a-minute sweep of a million of them
+// stalled every check for about 100 ms. A revocation lasts
+// KeyRevocationTTL now, and each write drops a bounded batch of what
+// expired, so no write (and no check waiting on its lock) pays for all.
+func TestRevokedKeysAreDroppedInBatches(t *testing.T) {
+	now := time.Now()
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	s := security.NewMemoryStore(clock)
+	ctx := context.Background()
+	const n = 10_000
+	exp := now.Add(365 * 24 * time.Hour)
+	for i := range n {
+		k := &security.APIKey{ID: fmt.Sprint("k", i), Subject: "alice", Expires: exp}
+		if _, err := s.MarkKey(ctx, k, false, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RevokeKey(ctx, "alice", k.ID, exp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(id string) error {
+		return s.Check(ctx, security.Check{Kind: security.KeyCredential, Subject: "alice", ID: id})
+	}
+	if err := check("k1"); !errors.Is(err, security.ErrNotFound) {
+		t.Fatalf("a revoked key: Check = %v, want ErrNotFound", err)
+	}
+	if got := security.MemoryRecords(s); got != n {
+		t.Fatalf("%d records, want %d revocations", got, n)
+	}
+	advance(security.KeyRevocationTTL)
+	// Past the revocation the store holds nothing of the key: the record
+	// in the database decides (and says revoked).
+	if err := check("k1"); !errors.Is(err, security.ErrUnmarked) {
+		t.Fatalf("a key past its revocation: Check = %v, want ErrUnmarked", err)
+	}
+	write := func() {
+		if _, err := s.PutAccount(ctx, "bob", security.Account{Version: 1, Role: "user"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write()
+	dropped := n + 1 - security.MemoryRecords(s)
+	if dropped < 1 || dropped > 32 {
+		t.Errorf("one write dropped %d expired records, want 1 to 32 (a bounded batch)", dropped)
+	}
+	for range n/32 + 1 {
+		write()
+	}
+	if got := security.MemoryRecords(s); got != 1 {
+		t.Errorf("%d records after enough writes, want 1 (bob's account)", got)
+	}
+}
+
+// BenchmarkWriteAfterMillionExpired is one write right after a million
+// records expired: it drops a batch of them, not all (compare
+// BenchmarkWriteAfterMillionExpired/expired=0).
+func BenchmarkWriteAfterMillionExpired(b *testing.B) {
+	for _, expired := range []int{0, 1_000_000} {
+		b.Run(fmt.Sprint("expired=", expired), func(b *testing.B) {
+			now := time.Now()
+			var mu sync.Mutex
+			clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+			s := security.NewMemoryStore(clock)
+			ctx := context.Background()
+			for i := range expired {
+				_ = s.RevokeKey(ctx, fmt.Sprint("u", i%1000), fmt.Sprint("k", i), now.Add(time.Hour))
+			}
+			mu.Lock()
+			now = now.Add(security.KeyRevocationTTL)
+			mu.Unlock()
+			i := 0
+			for b.Loop() {
+				i++
+				_, _ = s.PutAccount(ctx, fmt.Sprint("a", i%1000), security.Account{Version: int64(i), Role: "user"})
+			}
+		})
+	}
 }

@@ -101,6 +101,15 @@ const (
 	MarkTTL    = 5 * time.Minute
 )
 
+// KeyRevocationTTL is how long a store keeps an API key's revocation.
+// The key's durable record says it was revoked; the store's revocation
+// only has to outlast a refill of its mark from a record read before the
+// revocation committed (KeyMarkStore.MarkKey with ifAbsent), which takes
+// seconds at most. Past it, a check finds no mark and reads the record.
+// A revoked key counts toward its owner's cap of keys (see MarkKey) for as
+// long, so one account never makes the store hold more than its cap.
+const KeyRevocationTTL = time.Minute
+
 // CredentialKind is what a Check checks.
 type CredentialKind uint8
 
@@ -191,9 +200,13 @@ type KeyMarkStore interface {
 	// most: the durable record is read again then. With ifAbsent an
 	// existing mark or revocation is kept, so refilling a mark from the
 	// durable record never undoes a revocation; it reports whether it wrote.
-	MarkKey(ctx context.Context, k *APIKey, ifAbsent bool) (bool, error)
+	// When max > 0 and the subject's keys the store knows of (revocations
+	// still held included) number max, it writes nothing and returns
+	// ErrTooMany: an account cannot make the store hold revocations
+	// without bound by making and revoking keys.
+	MarkKey(ctx context.Context, k *APIKey, ifAbsent bool, max int) (bool, error)
 	// RevokeKey replaces the mark of subject's key id by a revocation that
-	// lasts until expires.
+	// lasts KeyRevocationTTL (expires, the key's own expiry, when sooner).
 	RevokeKey(ctx context.Context, subject, id string, expires time.Time) error
 }
 
@@ -226,7 +239,8 @@ type Store interface {
 	KeyMarkStore
 	AccountStore
 	// RevokeSubject ends every family and session of subject and drops
-	// its API-key marks (logout everywhere, or an account disabled).
+	// its API-key marks (logout everywhere, or an account disabled); the
+	// revocations of single keys are kept.
 	RevokeSubject(ctx context.Context, subject string) error
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error

@@ -388,6 +388,26 @@ func recordsPerAccount(t *testing.T, in *instance) {
 	}
 }
 
+// Under a cap of one key, making and revoking keys left a year-long
+// revocation in the store each time, outside the cap. A revocation is kept
+// a minute now, and counts toward the cap meanwhile: the 409 says so.
+func TestRevokedKeysCountWhileHeld(t *testing.T) {
+	onStores(t, map[string]string{"SPECGUARD_MAX_API_KEYS": "1"}, func(t *testing.T, in *instance) {
+		tok := login(t, in, "user@example.com", "user-password")
+		resp, m := in.do(t, "POST", "/api-keys", `{"name":"k","scopes":["posts:read"]}`, "Authorization", "Bearer "+tok)
+		if resp.StatusCode != 201 {
+			t.Fatalf("the first key: %d %v", resp.StatusCode, m)
+		}
+		if resp, _ := in.do(t, "DELETE", "/api-keys/"+m["id"].(string), "", "Authorization", "Bearer "+tok); resp.StatusCode != 204 {
+			t.Fatalf("revoking it: %d", resp.StatusCode)
+		}
+		resp, m = in.do(t, "POST", "/api-keys", `{"name":"k2","scopes":["posts:read"]}`, "Authorization", "Bearer "+tok)
+		if detail, _ := m["detail"].(string); resp.StatusCode != 409 || !strings.Contains(detail, "revoked in the last minute still counts") {
+			t.Errorf("a key right after revoking the only one: %d %v, want 409 saying why", resp.StatusCode, m)
+		}
+	})
+}
+
 // After 5 failed logins, the token endpoint's password grant still took 20
 // guesses a minute and the browser login 5 more. Every operation that
 // checks a password now shares one budget per address: the spec's shared

@@ -106,9 +106,9 @@ func (s *meteredStore) Sessions(ctx context.Context, subject string) ([]security
 	return ss, s.done("sessions", start, err)
 }
 
-func (s *meteredStore) MarkKey(ctx context.Context, k *security.APIKey, ifAbsent bool) (bool, error) {
+func (s *meteredStore) MarkKey(ctx context.Context, k *security.APIKey, ifAbsent bool, max int) (bool, error) {
 	start := time.Now()
-	wrote, err := s.next.MarkKey(ctx, k, ifAbsent)
+	wrote, err := s.next.MarkKey(ctx, k, ifAbsent, max)
 	return wrote, s.done("mark_key", start, err)
 }
 

@@ -37,10 +37,23 @@ func badRequest(detail string) gen.BadRequestApplicationProblemPlusJSONResponse 
 	return gen.BadRequestApplicationProblemPlusJSONResponse(newProblem(http.StatusBadRequest, "invalid-request", "Invalid request", detail))
 }
 
-// tooMany is the problem of a login, session or API key past its cap.
+// tooMany is the problem of a login, session or API key past its cap: it
+// says how to get out, since a client that never logs out has no
+// credential left to end one with.
 func tooMany(what string) gen.Problem {
-	return newProblem(http.StatusConflict, "too-many", "Too many "+what,
-		"This account holds the most "+what+" allowed; end one first (DELETE /auth/sessions/{id}, POST /auth/logout-all, DELETE /api-keys/{id}).")
+	detail := "This account holds the most " + what + " allowed. "
+	switch what {
+	case "logins":
+		detail += "A client should refresh its tokens (POST /auth/refresh) instead of logging in again, and log out (POST /auth/logout) when done. " +
+			"To end logins now, log in with a browser session (POST /auth/session), then DELETE /auth/sessions/{id} or POST /auth/logout-all; " +
+			"a login nobody refreshes ends when its refresh token expires."
+	case "browser sessions":
+		detail += "Log out of one (POST /auth/logout), or log in with a token (POST /auth/login) and DELETE /auth/sessions/{id} or POST /auth/logout-all; " +
+			"a session ends by itself when it expires."
+	default:
+		detail += "Revoke one first (DELETE /api-keys/{id}); a key revoked in the last minute still counts."
+	}
+	return newProblem(http.StatusConflict, "too-many", "Too many "+what, detail)
 }
 
 // unauthorized is a 401 of a credential the app checked itself (a

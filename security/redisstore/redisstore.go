@@ -153,12 +153,19 @@ redis.call('PEXPIRE', KEYS[1], ARGV[6])
 return {ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]}`)
 
 // markScript marks an API key live (fields e, v), unless ARGV[1] is 1 and
-// a mark or revocation exists; 1 when it wrote.
-// The mark lives until the key expires (e), or ARGV[5] ms at most.
+// a mark or revocation exists; 1 when it wrote. The mark lives until the
+// key expires (e), or ARGV[5] ms at most. With ARGV[6] > 0 it refuses (-1)
+// when the index (the subject's keys, revocations still held included)
+// holds that many.
 var markScript = redis.NewScript(luaNow + `
 if ARGV[1] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local exp = tonumber(ARGV[3])
 if exp <= now then return 0 end
+local max = tonumber(ARGV[6])
+if max > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  if redis.call('ZCARD', KEYS[2]) >= max then return -1 end
+end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'e', exp, 'v', ARGV[4])
 redis.call('PEXPIREAT', KEYS[1], math.ceil(math.min(exp, now + tonumber(ARGV[5]) * 1000) / 1000))
@@ -169,13 +176,18 @@ if #last > 0 then redis.call('PEXPIREAT', KEYS[2], math.ceil(tonumber(last[2]) /
 return 1`)
 
 // revokeKeyScript replaces a key's mark by a revocation (field x) kept
-// until the key expires, and at least a minute.
+// for ARGV[3] microseconds (security.KeyRevocationTTL), or until the key
+// expires (ARGV[2]) when that is sooner. It stays in the index until then,
+// so that it counts toward the subject's cap.
 var revokeKeyScript = redis.NewScript(luaNow + `
-local exp = math.max(tonumber(ARGV[2]), now + 60000000)
+local exp = math.max(math.min(tonumber(ARGV[2]), now + tonumber(ARGV[3])), now + 1000)
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'x', 1, 'e', exp)
 redis.call('PEXPIREAT', KEYS[1], math.ceil(exp / 1000))
-redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[2], exp, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+if #last > 0 then redis.call('PEXPIREAT', KEYS[2], math.ceil(tonumber(last[2]) / 1000)) end
 return 1`)
 
 // deleteScript removes one record and its index entry; 1 when it existed.
@@ -209,12 +221,19 @@ local e = redis.call('HGET', KEYS[1], 'e')
 if not e or tonumber(e) <= now then return false end
 return redis.call('HGETALL', KEYS[1])`)
 
-// revokeAllScript deletes every record listed in the given indexes.
+// revokeAllScript deletes every record listed in the given indexes,
+// except, in the index of API keys (number ARGV[#KEYS + 1]), the
+// revocations of single keys (field x), which stay listed.
 var revokeAllScript = redis.NewScript(`
+local keys = tonumber(ARGV[#KEYS + 1])
 for i = 1, #KEYS do
   local ids = redis.call('ZRANGE', KEYS[i], 0, -1)
-  for _, id in ipairs(ids) do redis.call('DEL', ARGV[i] .. id) end
-  redis.call('DEL', KEYS[i])
+  for _, id in ipairs(ids) do
+    if i ~= keys or redis.call('HEXISTS', ARGV[i] .. id, 'x') == 0 then
+      redis.call('DEL', ARGV[i] .. id)
+      redis.call('ZREM', KEYS[i], id)
+    end
+  end
 end
 return 1`)
 
@@ -428,7 +447,7 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
 	tag := s.tag(subject)
 	err := revokeAllScript.Run(ctx, s.rdb,
 		[]string{s.famsKey(subject), s.sessKey(subject), s.keysKey(subject)},
-		tag+":fam:", tag+":ses:", tag+":key:").Err()
+		tag+":fam:", tag+":ses:", tag+":key:", 3).Err()
 	return wrapRedis(err)
 }
 
@@ -478,13 +497,16 @@ func (s *Store) Sessions(ctx context.Context, subject string) ([]security.Sessio
 }
 
 // MarkKey implements security.Store.
-func (s *Store) MarkKey(ctx context.Context, k *security.APIKey, ifAbsent bool) (bool, error) {
+func (s *Store) MarkKey(ctx context.Context, k *security.APIKey, ifAbsent bool, max int) (bool, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	n, err := markScript.Run(ctx, s.rdb, []string{s.keyKey(k.Subject, k.ID), s.keysKey(k.Subject)},
-		boolInt(ifAbsent), k.ID, usec(k.Expires), k.AccountVersion, security.MarkTTL.Milliseconds()).Int64()
-	if err != nil {
+		boolInt(ifAbsent), k.ID, usec(k.Expires), k.AccountVersion, security.MarkTTL.Milliseconds(), max).Int64()
+	switch {
+	case err != nil:
 		return false, wrapRedis(err)
+	case n == -1:
+		return false, security.ErrTooMany
 	}
 	return n == 1, nil
 }
@@ -493,7 +515,8 @@ func (s *Store) MarkKey(ctx context.Context, k *security.APIKey, ifAbsent bool) 
 func (s *Store) RevokeKey(ctx context.Context, subject, id string, expires time.Time) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	err := revokeKeyScript.Run(ctx, s.rdb, []string{s.keyKey(subject, id), s.keysKey(subject)}, id, usec(expires)).Err()
+	err := revokeKeyScript.Run(ctx, s.rdb, []string{s.keyKey(subject, id), s.keysKey(subject)}, id, usec(expires),
+		security.KeyRevocationTTL.Microseconds()).Err()
 	return wrapRedis(err)
 }
 

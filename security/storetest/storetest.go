@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) security.Store) {
 		{"Accounts", testAccounts},
 		{"SessionCheckMarksUse", testSessionCheckMarksUse},
 		{"Caps", testCaps},
+		{"KeyCapCountsRevocations", testKeyCapCountsRevocations},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.test(t, open(t)) })
 	}
@@ -128,7 +129,7 @@ func testRevokeSubject(t *testing.T, s security.Store) {
 	for _, sub := range []string{"alice", "bob"} {
 		_ = s.CreateFamily(ctx, &security.Family{ID: sub + "-f", Subject: sub, RefreshJTI: "r", AccessJTI: "a", Expires: exp}, 0)
 		_ = s.CreateSession(ctx, &security.Session{ID: sub + "-s", Subject: sub, Role: "user", SecretHash: []byte("h"), Expires: exp}, 0)
-		_, _ = s.MarkKey(ctx, &security.APIKey{ID: sub + "-k", Subject: sub, Expires: exp}, false)
+		_, _ = s.MarkKey(ctx, &security.APIKey{ID: sub + "-k", Subject: sub, Expires: exp}, false, 0)
 	}
 	if err := s.RevokeSubject(ctx, "alice"); err != nil {
 		t.Fatal(err)
@@ -199,7 +200,7 @@ func testKeyMarks(t *testing.T, s security.Store) {
 	if err := checkKey(ctx, s, "alice", "k1"); !errors.Is(err, security.ErrUnmarked) {
 		t.Fatalf("never marked: Check = %v, want ErrUnmarked", err)
 	}
-	if wrote, err := s.MarkKey(ctx, k, false); !wrote || err != nil {
+	if wrote, err := s.MarkKey(ctx, k, false, 0); !wrote || err != nil {
 		t.Fatalf("MarkKey = %v, %v", wrote, err)
 	}
 	if err := checkKey(ctx, s, "alice", "k1"); err != nil {
@@ -208,7 +209,7 @@ func testKeyMarks(t *testing.T, s security.Store) {
 	if err := checkKey(ctx, s, "bob", "k1"); err == nil {
 		t.Errorf("Check of another subject's key passed")
 	}
-	if wrote, err := s.MarkKey(ctx, k, true); wrote || err != nil {
+	if wrote, err := s.MarkKey(ctx, k, true, 0); wrote || err != nil {
 		t.Errorf("MarkKey(ifAbsent) over a mark = %v, %v; want false", wrote, err)
 	}
 	if err := s.RevokeKey(ctx, "alice", "k1", exp); err != nil {
@@ -219,7 +220,7 @@ func testKeyMarks(t *testing.T, s security.Store) {
 	}
 	// A refill from the durable record never undoes a revocation, and
 	// neither does dropping the subject's marks.
-	if wrote, err := s.MarkKey(ctx, k, true); wrote || err != nil {
+	if wrote, err := s.MarkKey(ctx, k, true, 0); wrote || err != nil {
 		t.Errorf("MarkKey(ifAbsent) over a revocation = %v, %v; want false", wrote, err)
 	}
 	if err := s.RevokeSubject(ctx, "alice"); err != nil {
@@ -229,7 +230,7 @@ func testKeyMarks(t *testing.T, s security.Store) {
 		t.Errorf("revoked, after RevokeSubject: Check = %v, want ErrNotFound", err)
 	}
 	expired := &security.APIKey{ID: "k2", Subject: "alice", Expires: time.Now().Add(50 * time.Millisecond)}
-	_, _ = s.MarkKey(ctx, expired, false)
+	_, _ = s.MarkKey(ctx, expired, false, 0)
 	time.Sleep(120 * time.Millisecond)
 	if err := checkKey(ctx, s, "alice", "k2"); err == nil {
 		t.Errorf("expired key: Check passed")
@@ -281,8 +282,8 @@ func testAccounts(t *testing.T, s security.Store) {
 	_ = s.CreateFamily(ctx, &security.Family{ID: "new", Subject: "alice", RefreshJTI: "r", AccessJTI: "a", AccountVersion: 3, Expires: exp}, 0)
 	_ = s.CreateSession(ctx, &security.Session{ID: "s-old", Subject: "alice", SecretHash: []byte("h"), AccountVersion: 1, Expires: exp}, 0)
 	_ = s.CreateSession(ctx, &security.Session{ID: "s-new", Subject: "alice", SecretHash: []byte("h"), AccountVersion: 4, Expires: exp}, 0)
-	_, _ = s.MarkKey(ctx, &security.APIKey{ID: "k-old", Subject: "alice", AccountVersion: 2, Expires: exp}, false)
-	_, _ = s.MarkKey(ctx, &security.APIKey{ID: "k-new", Subject: "alice", AccountVersion: 3, Expires: exp}, false)
+	_, _ = s.MarkKey(ctx, &security.APIKey{ID: "k-old", Subject: "alice", AccountVersion: 2, Expires: exp}, false, 0)
+	_, _ = s.MarkKey(ctx, &security.APIKey{ID: "k-new", Subject: "alice", AccountVersion: 3, Expires: exp}, false, 0)
 	for _, tc := range []struct {
 		kind    security.CredentialKind
 		id, jti string
@@ -371,4 +372,46 @@ func checkAccess(ctx context.Context, s security.Store, subject, family, jti str
 
 func checkKey(ctx context.Context, s security.Store, subject, id string) error {
 	return s.Check(ctx, security.Check{Kind: security.KeyCredential, Subject: subject, ID: id})
+}
+
+// A revocation the store holds counts toward the subject's cap of keys, so
+// making and revoking keys cannot fill it; live marks that RevokeSubject
+// drops make room.
+func testKeyCapCountsRevocations(t *testing.T, s security.Store) {
+	ctx := context.Background()
+	exp := time.Now().Add(time.Hour)
+	mark := func(id string, max int) error {
+		_, err := s.MarkKey(ctx, &security.APIKey{ID: id, Subject: "alice", Expires: exp}, false, max)
+		return err
+	}
+	if err := mark("k1", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := mark("k2", 1); !errors.Is(err, security.ErrTooMany) {
+		t.Fatalf("a second key under a cap of one: %v, want ErrTooMany", err)
+	}
+	if err := s.RevokeKey(ctx, "alice", "k1", exp); err != nil {
+		t.Fatal(err)
+	}
+	if err := mark("k2", 1); !errors.Is(err, security.ErrTooMany) {
+		t.Fatalf("a key right after revoking the only one: %v, want ErrTooMany (the revocation is held)", err)
+	}
+	if err := s.RevokeSubject(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := mark("k2", 1); !errors.Is(err, security.ErrTooMany) {
+		t.Fatalf("after RevokeSubject: %v, want ErrTooMany (a single key's revocation is kept)", err)
+	}
+	if err := mark("k3", 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeSubject(ctx, "alice"); err != nil { // drops k3's mark
+		t.Fatal(err)
+	}
+	if err := mark("k4", 2); err != nil {
+		t.Errorf("a key once RevokeSubject dropped the live marks: %v", err)
+	}
+	if _, err := s.MarkKey(ctx, &security.APIKey{ID: "b1", Subject: "bob", Expires: exp}, false, 1); err != nil {
+		t.Errorf("a key of another subject: %v", err)
+	}
 }
