@@ -422,45 +422,6 @@ func TestAPIKeys(t *testing.T) {
 	})
 }
 
-// A key revoked a moment ago counts toward its owner's cap while a store
-// may hold its revocation (security.KeyRevocationTTL): an account could
-// otherwise make the store hold revocations without bound, creating and
-// revoking keys under a cap of one.
-func TestAPIKeyCapCountsRecentRevocations(t *testing.T) {
-	backends(t, func(t *testing.T, src db.Source) {
-		now := time.Now().UTC().Truncate(time.Microsecond)
-		var mu sync.Mutex
-		clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-		d := open(t, src, db.WithClock(clock))
-		alice := newUser("alice@example.com")
-		if err := d.CreateUser(ctx, alice); err != nil {
-			t.Fatal(err)
-		}
-		create := func(id string) error {
-			return d.CreateAPIKey(ctx, &security.APIKey{ID: id, Subject: alice.ID, Name: id, Prefix: "sg_" + id, SecretHash: []byte{1},
-				Created: clock(), Expires: clock().Add(time.Hour)}, 1)
-		}
-		if err := create("k1"); err != nil {
-			t.Fatal(err)
-		}
-		if err := create("k2"); !errors.Is(err, security.ErrTooMany) {
-			t.Fatalf("a second key under a cap of one: %v, want ErrTooMany", err)
-		}
-		if err := d.RevokeAPIKey(ctx, alice.ID, "k1"); err != nil {
-			t.Fatal(err)
-		}
-		if err := create("k2"); !errors.Is(err, security.ErrTooMany) {
-			t.Fatalf("a key right after revoking one: %v, want ErrTooMany (the revocation still counts)", err)
-		}
-		mu.Lock()
-		now = now.Add(security.KeyRevocationTTL + time.Second)
-		mu.Unlock()
-		if err := create("k2"); err != nil {
-			t.Errorf("a key once the revocation passed: %v", err)
-		}
-	})
-}
-
 // The SQLite file holds password hashes: only its owner may read it.
 func TestSQLiteFileIsPrivate(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "specguard.db")
