@@ -26,6 +26,10 @@ const (
 	AuthNotFresh    Outcome = "not_fresh"          // a refreshed token where a fresh one is required; 401
 	AuthCSRF        Outcome = "csrf"               // a cookie write that failed the CSRF check; 403
 	AuthUnavailable Outcome = "unavailable"        // a store needed to decide is down; 503
+	// AuthUnverified: a credential whose check needs an outside call
+	// (Outbound), refused by the operation's anonymous tiers before it was
+	// looked at; 429.
+	AuthUnverified Outcome = "unverified"
 )
 
 // Event is what the guard decided for one request to an operation.
@@ -49,7 +53,16 @@ type authResult struct {
 	gate   *security.Gate // the deferred store check, when deferred
 	gated  *policy.Scheme // the scheme whose credential the gate checks
 	err    error          // why the request must be refused
+	// charged is true when the request was charged as anonymous before a
+	// credential was verified with an outside call (see Outbound); anon is
+	// that verdict.
+	charged bool
+	anon    limits.Verdict
 }
+
+// errUnverified: the anonymous tiers refused a request whose credential
+// needs an outside call, so it was not looked at.
+var errUnverified = errors.New("the credential was not verified: the anonymous limit refused the request first")
 
 func (a *authResult) schemeName() string {
 	switch {
@@ -99,15 +112,24 @@ func (g *Guard) authenticate(r *http.Request, op *policy.Operation, deferred boo
 			}
 		}
 		var o outcome
+		auth := g.auth[s.Type]
+		if ob, ok := auth.(Outbound); ok && !res.charged && len(op.Limits) > 0 && ob.Outbound(r, s) {
+			res.charged, res.anon = true, g.decide(r, op, nil, nil, nil)
+		}
+		if res.charged && !res.anon.Allowed {
+			o.scheme, o.err = s, errUnverified
+			seen = append(seen, o)
+			return o
+		}
 		// One check rides in the rate-limit call; a second credential (an
 		// AND alternative) is checked on its own.
-		if d, ok := g.auth[s.Type].(Deferrer); ok && deferred && res.gate == nil {
+		if d, ok := auth.(Deferrer); ok && deferred && res.gate == nil {
 			o.p, res.gate, o.err = d.AuthenticateDeferred(r.Context(), r, s)
 			if res.gate != nil {
 				res.gated = s
 			}
 		} else {
-			o.p, o.err = g.auth[s.Type].Authenticate(r.Context(), r, s)
+			o.p, o.err = auth.Authenticate(r.Context(), r, s)
 		}
 		o.scheme = s
 		seen = append(seen, o)
@@ -197,6 +219,8 @@ func outcomeOf(op *policy.Operation, a *authResult) Outcome {
 		return AuthOK
 	case errors.Is(err, errNoCredentials):
 		return AuthMissing
+	case errors.Is(err, errUnverified):
+		return AuthUnverified
 	case isScopeError(err):
 		return AuthScope
 	case errors.Is(err, security.ErrMalformed):

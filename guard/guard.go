@@ -37,6 +37,20 @@ type Deferrer interface {
 	AuthenticateDeferred(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*security.Principal, *security.Gate, error)
 }
 
+// Outbound is an Authenticator that verifies some credentials with a call
+// outside the process: an identity provider's introspection, a database
+// read of an API key it has not seen. Outbound reports, cheaply and
+// without that call, whether r's credential for scheme needs one. The
+// guard then charges the request to the operation's tiers as an anonymous
+// caller before authenticating it, so made-up credentials are throttled
+// like anonymous calls before anything is sent out; a request refused
+// there is answered 429 (or 503) without its credential being looked at.
+// *security.OIDCAuthenticator and *security.APIKeyService are Outbounds.
+type Outbound interface {
+	Authenticator
+	Outbound(r *http.Request, scheme *policy.Scheme) bool
+}
+
 // Limiter applies an operation's x-rate-limit tiers to a request and
 // returns its verdict; it writes nothing. *limits.Limiter is one.
 type Limiter interface {
@@ -341,6 +355,11 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *limits.Field) limits.Verdict {
 	if len(op.Limits) == 0 || unavailable(a.err) {
 		return limits.Verdict{Allowed: true}
+	}
+	if a.charged && a.err != nil {
+		// Charged as anonymous before an outside call verified the
+		// credential, which then failed (or was never looked at): once.
+		return a.anon
 	}
 	if a.gate == nil {
 		return g.decide(r, op, a.p, nil, f)

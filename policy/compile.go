@@ -25,6 +25,7 @@ const (
 	ExtAudience     = "x-audience"     // openIdConnect schemes: the accepted aud values
 	ExtIssuers      = "x-issuers"      // openIdConnect schemes: the accepted iss values
 	ExtScopesClaim  = "x-scopes-claim" // openIdConnect schemes: the claim holding scopes
+	ExtIntrospect   = "x-introspect"   // openIdConnect schemes: which opaque tokens are introspected
 )
 
 // Error is one reason a document cannot be compiled. It prints as one line:
@@ -291,6 +292,7 @@ func (c *compiler) compile() *Table {
 				shapes[shape] = op
 			}
 			op.Security = c.compileSecurity(op, where)
+			c.checkIntrospection(op, where)
 			if tiers, unlimited, present := c.parseLimits(op.Line, where, spec.Extensions); present {
 				op.Unlimited = unlimited
 				op.Limits = c.bindLimits(op, where, ExtRateLimit, tiers, false)

@@ -75,6 +75,14 @@ type Provider struct {
 	// a space-separated string or an array of strings. Empty means scope
 	// (a space-separated string), else scp (a string or an array).
 	ScopesClaim string
+	// Introspect is false when x-introspect is false: the provider's
+	// opaque tokens (anything but a JWT) are refused, never sent out.
+	// Otherwise they are introspected (RFC 7662) when the provider has an
+	// introspection endpoint and specguard credentials for it: those that
+	// start with OpaquePrefix (x-introspect: {prefix: ...}) when it is set,
+	// else every one no other provider's prefix claims.
+	Introspect   bool
+	OpaquePrefix string
 	// Line is the scheme's line in the source, 0 when unknown.
 	Line int
 }

@@ -78,10 +78,66 @@ func (c *compiler) compileProvider(name string, s *openapi3.SecurityScheme) *Pro
 		}
 		p.ScopesClaim = claim
 	}
+	p.Introspect = true
+	switch v := s.Extensions[ExtIntrospect].(type) {
+	case nil, bool:
+		if v != nil {
+			p.Introspect = v.(bool)
+		}
+	case map[string]any:
+		prefix, isString := v["prefix"].(string)
+		if len(v) != 1 || !isString || strings.TrimSpace(prefix) != prefix || prefix == "" {
+			bad(ExtIntrospect, "want true, false or {prefix: <the start of this provider's opaque tokens>}, not %v", v)
+		}
+		p.OpaquePrefix = prefix
+	default:
+		bad(ExtIntrospect, "want true, false or {prefix: <the start of this provider's opaque tokens>}, not %v", v)
+	}
 	if !ok {
 		return nil
 	}
 	return p
+}
+
+// checkIntrospection refuses an operation whose alternatives would send
+// one opaque token to several identity providers' introspection: the
+// provider tried first would receive the others' live tokens. At most one
+// of its openIdConnect schemes may introspect every opaque token; the
+// others must say which are theirs (x-introspect: {prefix: ...}, prefixes
+// that do not overlap) or take none (x-introspect: false).
+func (c *compiler) checkIntrospection(op *Operation, where string) {
+	var every, prefixed []*Scheme
+	seen := map[*Scheme]bool{}
+	for _, alt := range op.Security.Alternatives {
+		for _, sr := range alt {
+			s := sr.Scheme
+			if s.Type != SchemeOIDC || seen[s] || !s.Provider.Introspect {
+				continue
+			}
+			seen[s] = true
+			if s.Provider.OpaquePrefix == "" {
+				every = append(every, s)
+			} else {
+				prefixed = append(prefixed, s)
+			}
+		}
+	}
+	if len(every) > 1 {
+		names := make([]string, len(every))
+		for i, s := range every {
+			names[i] = s.Name
+		}
+		c.fail(op.Line, where, "security", "openIdConnect schemes %s would each introspect every opaque token, so the one tried first would receive the others' tokens; "+
+			"give all but one x-introspect: {prefix: <the start of its opaque tokens>}, or x-introspect: false", strings.Join(names, " and "))
+	}
+	for i, a := range prefixed {
+		for _, b := range prefixed[i+1:] {
+			if strings.HasPrefix(a.Provider.OpaquePrefix, b.Provider.OpaquePrefix) || strings.HasPrefix(b.Provider.OpaquePrefix, a.Provider.OpaquePrefix) {
+				c.fail(op.Line, where, "security", "the x-introspect prefixes of %s (%q) and %s (%q) overlap: an opaque token could be either's",
+					a.Name, a.Provider.OpaquePrefix, b.Name, b.Provider.OpaquePrefix)
+			}
+		}
+	}
 }
 
 // stringList reads a string or a non-empty list of non-empty strings.
@@ -132,5 +188,12 @@ func (p *Provider) String() string {
 	if p.ScopesClaim != "" {
 		scopes = p.ScopesClaim
 	}
-	return fmt.Sprintf("discovery %s; audience %s; issuers %s; scopes in %s", p.URL, strings.Join(p.Audience, ", "), iss, scopes)
+	opaque := "introspected"
+	switch {
+	case !p.Introspect:
+		opaque = "refused"
+	case p.OpaquePrefix != "":
+		opaque = fmt.Sprintf("introspected when they start with %q", p.OpaquePrefix)
+	}
+	return fmt.Sprintf("discovery %s; audience %s; issuers %s; scopes in %s; opaque tokens %s", p.URL, strings.Join(p.Audience, ", "), iss, scopes, opaque)
 }

@@ -35,6 +35,14 @@ components:
 `
 }
 
+// twoProviders is doc with the openIdConnect scheme oidc and a second one,
+// oidc2, each given the extensions of first and second ("x-...: v, ").
+func twoProviders(first, second, op string) string {
+	return strings.Replace(doc("", op), "    oidc: {type: openIdConnect, openIdConnectUrl: 'https://example.com/.well-known/openid-configuration'}\n",
+		"    oidc: {type: openIdConnect, x-audience: api, "+first+"openIdConnectUrl: 'https://example.com/.well-known/openid-configuration'}\n"+
+			"    oidc2: {type: openIdConnect, x-audience: api, "+second+"openIdConnectUrl: 'https://other.example.com/.well-known/openid-configuration'}\n", 1)
+}
+
 // tierOK is an operation snippet: one valid tier.
 const tierOK = "      x-rate-limit: {name: t, limit: 10, window: 1m, key: ip}\n"
 
@@ -98,6 +106,12 @@ var rules = []rule{
 		"spec.yaml:19: components.securitySchemes.oidc: x-scopes-claim: must be a claim name, such as scp or roles, not [scp]"},
 	{"openIdConnect scope with a space", strings.Replace(doc("", "      security: [{oidc: ['a b']}]\n"+tierOK), "openIdConnectUrl:", "x-audience: api, openIdConnectUrl:", 1),
 		"spec.yaml:5: GET /things/{id} (getThing): security[0].oidc: scope \"a b\" is not a scope name"},
+	{"two providers introspecting every opaque token", twoProviders("", "", "      security: [{oidc: []}, {bearer: []}, {oidc2: []}]\n"+tierOK),
+		"spec.yaml:5: GET /things/{id} (getThing): security: openIdConnect schemes oidc and oidc2 would each introspect every opaque token, so the one tried first would receive the others' tokens; give all but one x-introspect: {prefix: <the start of its opaque tokens>}, or x-introspect: false"},
+	{"two providers, overlapping prefixes", twoProviders("x-introspect: {prefix: kc_}, ", "x-introspect: {prefix: kc_a}, ", "      security: [{oidc: []}, {oidc2: []}]\n"+tierOK),
+		"spec.yaml:5: GET /things/{id} (getThing): security: the x-introspect prefixes of oidc (\"kc_\") and oidc2 (\"kc_a\") overlap: an opaque token could be either's"},
+	{"x-introspect neither a boolean nor a prefix", twoProviders("x-introspect: yes please, ", "", "      security: [{oidc: []}]\n"+tierOK),
+		"spec.yaml:19: components.securitySchemes.oidc: x-introspect: want true, false or {prefix: <the start of this provider's opaque tokens>}, not yes please"},
 	{"apiKey in Authorization", doc("", "      security: [{authz: []}]\n"+tierOK),
 		"spec.yaml:5: GET /things/{id} (getThing): security[0].authz: an apiKey in the Authorization header would collide with bearer tokens"},
 	{"undeclared oauth2 scope", doc("", "      security: [{oauth: [read, admin]}]\n"+tierOK),
@@ -211,4 +225,25 @@ var rules = []rule{
 	{"x-roles on the document", doc("x-roles: {user: [read]}\n", "      security: []\n"+tierOK), "spec.yaml:3:1: x-roles: specguard reads this extension on security schemes, not on a document; here it would be ignored"},
 	{"invalid OpenAPI", "openapi: 3.0.3\npaths: {}\n",
 		"spec.yaml: invalid OpenAPI document: invalid info: must be an object"},
+}
+
+// Several providers on one operation compile when at most one introspects
+// every opaque token: the others name their tokens' prefix, or take none.
+func TestProvidersSayWhichOpaqueTokensAreTheirs(t *testing.T) {
+	for name, c := range map[string][2]string{
+		"a prefix and every other": {"x-introspect: {prefix: kc_}, ", ""},
+		"two prefixes":             {"x-introspect: {prefix: kc_}, ", "x-introspect: {prefix: en_}, "},
+		"one takes none":           {"x-introspect: false, ", ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			table, err := policy.Compile("spec.yaml", []byte(twoProviders(c[0], c[1], "      security: [{oidc: []}, {oidc2: []}]\n"+tierOK)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := table.Schemes["oidc"].Provider
+			if want := c[0] != "x-introspect: false, "; p.Introspect != want {
+				t.Errorf("oidc introspects: %v, want %v", p.Introspect, want)
+			}
+		})
+	}
 }

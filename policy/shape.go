@@ -52,6 +52,7 @@ var extensions = map[string][]string{
 	ExtAudience:     {"security scheme"},
 	ExtIssuers:      {"security scheme"},
 	ExtScopesClaim:  {"security scheme"},
+	ExtIntrospect:   {"security scheme"},
 }
 
 // plural names the objects an extension is read on.

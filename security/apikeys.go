@@ -219,6 +219,23 @@ func (s *APIKeyService) authenticate(ctx context.Context, r *http.Request, schem
 	}, func(ctx context.Context) error { return s.remark(ctx, k.ID) })
 }
 
+// Outbound reports whether verifying r's API key for scheme reads the
+// database: a well-formed key this instance has not cached. The guard
+// then charges the request to the operation's anonymous tiers first, so
+// that made-up key ids are throttled before they reach the database.
+func (s *APIKeyService) Outbound(r *http.Request, scheme *policy.Scheme) bool {
+	values := r.Header.Values(scheme.Param)
+	if len(values) != 1 {
+		return false
+	}
+	id, _, ok := splitKey(values[0])
+	if !ok {
+		return false
+	}
+	_, cached := s.cache.get(id)
+	return !cached
+}
+
 // splitKey parses "sg_<id>.<base64url secret of 32 bytes>".
 func splitKey(v string) (id string, secret []byte, ok bool) {
 	rest, ok := strings.CutPrefix(v, APIKeyPrefix)
@@ -237,10 +254,19 @@ func splitKey(v string) (id string, secret []byte, ok bool) {
 // flight at most.
 const maxKeyLookups = 4
 
+// lookupWait bounds how long a read of a key's record waits for one of
+// the maxKeyLookups slots: past it the request is answered 503 at once,
+// never queued without end behind reads of made-up keys.
+const lookupWait = 200 * time.Millisecond
+
 // record reads key id's record, at most maxKeyLookups at a time.
 func (s *APIKeyService) record(ctx context.Context, id string) (*APIKey, error) {
+	wait := time.NewTimer(lookupWait)
+	defer wait.Stop()
 	select {
 	case s.lookups <- struct{}{}:
+	case <-wait.C:
+		return nil, fmt.Errorf("%w: too many API keys being read", ErrUnavailable)
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w: waiting to read an API key: %v", ErrUnavailable, ctx.Err())
 	}

@@ -15,6 +15,12 @@ import (
 	"time"
 )
 
+// introspectionWait bounds how long a token waits for one of the
+// maxIntrospections slots: past it the token is undecided (503) at once,
+// rather than held for the client's whole timeout behind calls that may
+// be made-up tokens'.
+const introspectionWait = 200 * time.Millisecond
+
 // introspected decides an opaque token by introspection (RFC 7662) at the
 // provider, through a cache keyed by the token's SHA-256. Concurrent
 // requests for one token share one call; errors are never cached.
@@ -38,10 +44,12 @@ func (p *oidcProvider) introspected(ctx context.Context, raw string, now time.Ti
 		// Made-up tokens must not turn into a flood of calls to the
 		// provider: a few at a time, and the rest refused as undecided
 		// rather than queued.
+		wait := time.NewTimer(introspectionWait)
+		defer wait.Stop()
 		select {
 		case p.calls <- struct{}{}:
 			defer func() { <-p.calls }()
-		case <-time.After(p.client.Timeout):
+		case <-wait.C:
 			return nil, errors.New("introspection: too many calls in flight")
 		}
 		// A caller that gives up must not fail the others waiting on it.

@@ -3,6 +3,7 @@ package security
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
@@ -194,8 +195,15 @@ func NewOIDCAuthenticator(ctx context.Context, table *policy.Table, opts ...OIDC
 		}
 	}
 	ctx, a.cancel = context.WithCancel(ctx)
+	var prefixes []string
+	for _, scheme := range table.Providers() {
+		if pr := scheme.Provider; pr.Introspect && pr.OpaquePrefix != "" {
+			prefixes = append(prefixes, pr.OpaquePrefix)
+		}
+	}
 	for _, scheme := range table.Providers() {
 		p := newOIDCProvider(scheme, cfg.settings[scheme.Name], &cfg)
+		p.claimed = prefixes
 		a.providers[scheme.Name] = p
 		a.done.Add(1)
 		go func() {
@@ -242,6 +250,51 @@ func (a *OIDCAuthenticator) Authenticate(ctx context.Context, r *http.Request, s
 	return p.verify(ctx, raw)
 }
 
+// introspects reports whether an opaque token may be sent to this
+// provider's introspection: never one of specguard's own credentials (an
+// API key presented as a bearer token by mistake), never when the scheme
+// says x-introspect: false, and otherwise only a token that starts with
+// the scheme's x-introspect prefix or, without one, that no provider's
+// prefix claims.
+func (p *oidcProvider) introspects(raw string) bool {
+	pr := p.scheme.Provider
+	if !pr.Introspect {
+		return false
+	}
+	if _, _, own := splitKey(raw); own {
+		return false
+	}
+	if pr.OpaquePrefix != "" {
+		return strings.HasPrefix(raw, pr.OpaquePrefix)
+	}
+	for _, prefix := range p.claimed {
+		if strings.HasPrefix(raw, prefix) {
+			return false
+		}
+	}
+	return true
+}
+
+// Outbound reports whether verifying r's bearer token for scheme would
+// call the provider: an opaque token it would introspect and has no
+// answer cached for. The guard then charges the request to the
+// operation's anonymous tiers first, so that made-up tokens are throttled
+// before anything is sent out.
+func (a *OIDCAuthenticator) Outbound(r *http.Request, scheme *policy.Scheme) bool {
+	raw, err := bearerCredential(r)
+	p := a.providers[scheme.Name]
+	if raw == "" || err != nil || p == nil || strings.Count(raw, ".") == 2 || !p.introspects(raw) {
+		return false
+	}
+	st := p.state.Load()
+	if st == nil || st.introspection == "" || p.id == "" {
+		return false
+	}
+	sum := sha256.Sum256([]byte(raw))
+	e, ok := p.introspect.get(string(sum[:]))
+	return !ok || !p.cfg.now().Before(e.until)
+}
+
 // oidcProvider is one scheme's provider.
 type oidcProvider struct {
 	scheme   *policy.Scheme
@@ -252,6 +305,10 @@ type oidcProvider struct {
 
 	state   atomic.Pointer[providerState] // nil until keys are loaded
 	lastErr atomic.Pointer[errBox]
+	// claimed are the x-introspect prefixes of every provider of the
+	// table: a provider without one never introspects a token one of
+	// them claims.
+	claimed []string
 
 	tokens     *boundedCache[*outsideEntry] // by the exact token
 	introspect *boundedCache[*outsideEntry] // by the SHA-256 of the token
@@ -521,6 +578,9 @@ func (p *oidcProvider) verify(ctx context.Context, raw string) (*Principal, erro
 		return nil, errBadTokenSyntax
 	}
 	if strings.Count(raw, ".") != 2 {
+		if !p.introspects(raw) {
+			return nil, unclaimed(fmt.Errorf("%w: not an opaque token of %s", ErrInvalid, p.scheme.Name))
+		}
 		return p.introspected(ctx, raw, now)
 	}
 	if len(raw) > MaxTokenBytes || !isCompactJWS(raw) {

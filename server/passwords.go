@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
@@ -38,22 +39,34 @@ var DefaultArgon2 = Argon2{Memory: 19 * 1024, Time: 2, Threads: 1}
 type passwords struct {
 	params Argon2
 	slots  chan struct{}
+	wait   time.Duration // passwordWait
 	dummy  string // checked when an account is unknown, so timing does not tell
 }
 
 func newPasswords(params Argon2) (*passwords, error) {
-	p := &passwords{params: params, slots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1))}
+	p := &passwords{params: params, slots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1)), wait: passwordWait}
 	var err error
 	p.dummy, err = p.encode("specguard timing equaliser")
 	return p, err
 }
 
-// acquire waits for a slot; a request that gives up first is answered as
-// by a store that did not answer in time.
+// passwordWait bounds how long a password check waits for a slot: a
+// burst larger than the slots can work through in that time is answered
+// 503 (retry) rather than queued without end, each request holding its
+// connection and memory.
+const passwordWait = 2 * time.Second
+
+// acquire waits for a slot, passwordWait at most; a request that gives up
+// first, or waits too long, is answered as by a store that did not answer
+// in time.
 func (p *passwords) acquire(ctx context.Context) error {
+	wait := time.NewTimer(p.wait)
+	defer wait.Stop()
 	select {
 	case p.slots <- struct{}{}:
 		return nil
+	case <-wait.C:
+		return fmt.Errorf("%w: too many password checks waiting", security.ErrUnavailable)
 	case <-ctx.Done():
 		return fmt.Errorf("%w: waiting to check a password: %v", security.ErrUnavailable, ctx.Err())
 	}

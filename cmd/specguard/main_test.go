@@ -420,8 +420,8 @@ func TestMisspelledVariable(t *testing.T) {
 func TestProvidersListed(t *testing.T) {
 	const fixture = "testdata/providers.yaml"
 	want := []string{
-		fixture + ":15: components.securitySchemes.keycloak: openIdConnect: discovery https://sso.example.com/realms/acme/.well-known/openid-configuration; audience reports-api; issuers the discovery document's issuer; scopes in scope or scp",
-		fixture + ":19: components.securitySchemes.entra: openIdConnect: discovery https://login.microsoftonline.com/TENANT/v2.0/.well-known/openid-configuration; audience api://reports, 00000000-0000-0000-0000-000000000001; issuers https://login.microsoftonline.com/TENANT/v2.0, https://sts.windows.net/TENANT/; scopes in scp",
+		fixture + ":15: components.securitySchemes.keycloak: openIdConnect: discovery https://sso.example.com/realms/acme/.well-known/openid-configuration; audience reports-api; issuers the discovery document's issuer; scopes in scope or scp; opaque tokens introspected",
+		fixture + ":19: components.securitySchemes.entra: openIdConnect: discovery https://login.microsoftonline.com/TENANT/v2.0/.well-known/openid-configuration; audience api://reports, 00000000-0000-0000-0000-000000000001; issuers https://login.microsoftonline.com/TENANT/v2.0, https://sts.windows.net/TENANT/; scopes in scp; opaque tokens introspected when they start with \"ent_\"",
 	}
 	for _, cmd := range []string{"lint", "routes"} {
 		out, _, err := cli(t, cmd, fixture)
