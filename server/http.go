@@ -16,6 +16,7 @@ import (
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/server/db"
 )
 
 // NewHandler builds the whole HTTP stack: the generated chi routes behind
@@ -97,11 +98,28 @@ func NewHandler(d *Deps) (http.Handler, error) {
 			api.ServeHTTP(w, r)
 		})
 	}
+	if d.lock != nil {
+		h = whileLocked(d.lock, h)
+	}
 	var reqLog *slog.Logger
 	if d.LogRequests {
 		reqLog = d.Log
 	}
 	return recoverer(d.Log, logRequests(reqLog, d.Metrics, h)), nil
+}
+
+// whileLocked refuses every request (503) while this instance does not
+// hold the database's instance lock: without Redis its fast state is its
+// own, and another instance may be serving the same data. /healthz (the
+// process lives) and /readyz (it says why) are answered all the same.
+func whileLocked(lock *db.InstanceLock, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !lock.Held() && r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
+			problems.Unavailable(w, "This instance lost its database lock (another may be serving the same data without a shared Redis); try again shortly.")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // credentialOps are the operations whose responses carry a credential.

@@ -203,6 +203,9 @@ type Deps struct {
 
 	storeName string
 	closers   []func()
+	// lock is the database's instance lock, held without Redis: while it
+	// is lost every request but /healthz and /readyz is refused.
+	lock *db.InstanceLock
 	// failures limits failed password checks (nil: unlimited).
 	failures *failedPasswords
 	// passwordChecked is App.passwordChecked, for tests.
@@ -270,13 +273,23 @@ func buildDeps(ctx context.Context, cfg *Config, table *policy.Table, log *slog.
 		// Fast state in this process's memory: a second instance on the same
 		// database would not see this one's logins, revocations, account
 		// changes or rate limits.
-		release, err := d.DB.LockInstance(ctx)
+		lock, err := d.DB.LockInstance(ctx, lockKeepalive, func(err error) {
+			switch {
+			case err == nil:
+				log.Info("holding the database's instance lock again: serving")
+			case errors.Is(err, db.ErrInUse):
+				log.Error("another specguard took the database's instance lock: refusing every request (503) until it stops", "database", d.DB.Source().String())
+			default:
+				log.Error("lost the database's instance lock: refusing every request (503) until it is taken again", "err", err)
+			}
+		})
 		if errors.Is(err, db.ErrInUse) {
 			return nil, fmt.Errorf("SPECGUARD_REDIS_URL: another specguard serves %s without Redis; instances that share a database must share a Redis too (set SPECGUARD_REDIS_URL), or stop the other one", d.DB.Source())
 		} else if err != nil {
 			return nil, fmt.Errorf("SPECGUARD_DATABASE_URL: %v", err)
 		}
-		d.closers = append(d.closers, release)
+		d.lock = lock
+		d.closers = append(d.closers, lock.Release)
 	}
 	if cfg.RedisURL != "" {
 		if err := openRedis(ctx, cfg, d); err != nil {
@@ -302,6 +315,12 @@ func buildDeps(ctx context.Context, cfg *Config, table *policy.Table, log *slog.
 	stores := d.Ready
 	d.Ready = func(ctx context.Context) map[string]error {
 		checks := map[string]error{"database": d.DB.Ping(ctx)}
+		if d.lock != nil {
+			checks["instance_lock"] = nil
+			if !d.lock.Held() {
+				checks["instance_lock"] = errLockLost
+			}
+		}
 		if stores != nil {
 			for k, v := range stores(ctx) {
 				checks[k] = v
@@ -342,6 +361,13 @@ func buildDeps(ctx context.Context, cfg *Config, table *policy.Table, log *slog.
 	}
 	return d, nil
 }
+
+// lockKeepalive is how often the PostgreSQL instance lock's connection is
+// checked (a variable for tests).
+var lockKeepalive = 2 * time.Second
+
+// errLockLost: the instance lock is not held.
+var errLockLost = errors.New("the instance lock is not held")
 
 // sharedStore names the setting that makes instances share state, when
 // one does: then a key made here would differ from every other instance's.
