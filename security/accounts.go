@@ -104,9 +104,16 @@ func (a *Accounts) Floor(ctx context.Context, subject string) (int64, error) {
 }
 
 // mintVersion returns the account version a new credential of subject is
-// minted at, read from the store (not this instance's copy: a credential
-// minted at an older version than the account's NotBefore would be dead at
-// birth). A disabled account gets none. 0 when a is nil.
+// minted at: the version the source (the database) has committed, never a
+// higher one the store may hold. A change published whose commit then
+// failed leaves such a version in the store until it forgets it; the next
+// change may take the same number, and a credential minted at it would
+// outlive that change's NotBefore (a logout everywhere). Every later change
+// takes a version past the committed one, so a credential minted here dies
+// with it. The store's state is read too (not this instance's copy): when
+// it says the account is disabled, or holds a NotBefore past the committed
+// version (a change not yet settled), no credential is minted (ErrInvalid,
+// ErrUnavailable: retry). 0 when a is nil.
 func (a *Accounts) mintVersion(ctx context.Context, subject string) (int64, error) {
 	if a == nil {
 		return 0, nil
@@ -115,10 +122,18 @@ func (a *Accounts) mintVersion(ctx context.Context, subject string) (int64, erro
 	if err != nil {
 		return 0, accountError(err)
 	}
-	if acct.Disabled {
+	committed, err := a.source.AccountState(ctx, subject)
+	if err != nil {
+		return 0, accountError(err)
+	}
+	if acct.Disabled || committed.Disabled {
 		return 0, fmt.Errorf("%w: the account is disabled", ErrInvalid)
 	}
-	return acct.Version, nil
+	v := min(acct.Version, committed.Version)
+	if v < acct.NotBefore || v < committed.NotBefore {
+		return 0, fmt.Errorf("%w: a change of the account is not settled yet; retry", ErrUnavailable)
+	}
+	return v, nil
 }
 
 // Scopes returns what role grants, sorted.

@@ -145,6 +145,16 @@ func testDeps(t *testing.T, env map[string]string) *Deps {
 type failingCommits struct {
 	Repository
 	fail bool
+	// failReads, when set, makes reading an account fail, as putting the
+	// store back after a failed commit must read it.
+	failReads bool
+}
+
+func (r *failingCommits) User(ctx context.Context, id string) (*User, error) {
+	if r.failReads {
+		return nil, fmt.Errorf("%w: the database went away", security.ErrUnavailable)
+	}
+	return r.Repository.User(ctx, id)
 }
 
 func (r *failingCommits) UpdateUser(ctx context.Context, id string, change func(*User) error, publish func(*User) error) (*User, error) {
@@ -247,4 +257,92 @@ func TestFailedCommitIsNeverEnforced(t *testing.T) {
 			t.Errorf("after the failed promotion, on %s: %d, want 403 (the database says user)", name, w.Code)
 		}
 	}
+}
+
+// A change published whose commit failed, and whose repair failed too,
+// left its version in the store: a login meanwhile was minted at it, and
+// once the store forgot the state, the next change took the same version,
+// so a logout everywhere at that version spared the credential. Credentials
+// are minted at the version the database committed now: every later
+// change's NotBefore passes it.
+func TestFailedCommitVersionIsNeverMintedAt(t *testing.T) {
+	redisSrv := redistest.Start(t)
+	d := testDeps(t, map[string]string{"SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_REDIS_URL": redisSrv.URL, "SPECGUARD_SIGNING_KEY_FILE": keytest.File(t)})
+	repo := &failingCommits{Repository: d.Repo}
+	d.Repo, d.Argon2 = repo, Argon2{Memory: 1024, Time: 1, Threads: 1}
+	// Ending every credential relies on the account's NotBefore; deleting
+	// the records is tidying, which may fail (it is logged): it does here.
+	d.Store = untidyStore{d.Store}
+	h, err := NewHandler(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := 0
+	do := func(method, path, body string, header ...string) *httptest.ResponseRecorder {
+		ip++
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		req.RemoteAddr = fmt.Sprintf("192.0.2.%d:1234", ip%250+1)
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w
+	}
+	login := func(email, password string) (string, int) {
+		w := do("POST", "/auth/login", `{"email":"`+email+`","password":"`+password+`"}`)
+		var tok struct {
+			AccessToken string `json:"access_token"`
+		}
+		_ = json.Unmarshal(w.Body.Bytes(), &tok)
+		return "Bearer " + tok.AccessToken, w.Code
+	}
+	admin, _ := login("admin@example.com", "admin-password")
+	before, code := login("user@example.com", "user-password")
+	if code != 200 {
+		t.Fatalf("login: %d", code)
+	}
+	var me struct{ Id string }
+	_ = json.Unmarshal(do("GET", "/me", "", "Authorization", before).Body.Bytes(), &me)
+
+	// A promotion is published, its commit fails, and so does putting the
+	// store back: the store holds a version the database never reached.
+	repo.fail, repo.failReads = true, true
+	if w := do("PATCH", "/admin/users/"+me.Id, `{"role":"moderator"}`, "Authorization", admin); w.Code != 503 {
+		t.Fatalf("a promotion whose commit failed: %d %s, want 503", w.Code, w.Body)
+	}
+	repo.fail, repo.failReads = false, false
+	during, code := login("user@example.com", "user-password")
+	if code != 200 && code != 503 {
+		t.Fatalf("a login while the store holds the uncommitted version: %d", code)
+	}
+	// The store forgets the account's state (as it does after AccountTTL);
+	// then the user logs out everywhere.
+	rdb := redisSrv.Client(t)
+	keys, err := rdb.Keys(context.Background(), "*{u:"+me.Id+"}:acct").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("the account's mirror in Redis: %v %v", keys, err)
+	}
+	rdb.Del(context.Background(), keys...)
+	if w := do("POST", "/auth/logout-all", "", "Authorization", before); w.Code != 204 {
+		t.Fatalf("logout-all: %d %s", w.Code, w.Body)
+	}
+	if code == 200 {
+		if w := do("GET", "/me", "", "Authorization", during); w.Code != 401 {
+			t.Errorf("a token minted while the store held the uncommitted version, after logout everywhere: %d, want 401", w.Code)
+		}
+	}
+	if w := do("GET", "/me", "", "Authorization", before); w.Code != 401 {
+		t.Errorf("the token from before, after logout everywhere: %d, want 401", w.Code)
+	}
+}
+
+// untidyStore fails RevokeSubject, the tidying after a logout everywhere.
+type untidyStore struct{ security.Store }
+
+func (untidyStore) RevokeSubject(context.Context, string) error {
+	return fmt.Errorf("%w: a Redis blip", security.ErrUnavailable)
 }
