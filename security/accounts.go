@@ -155,9 +155,13 @@ func (a *Accounts) bounded(own []string, acct *Account) []string {
 // then runs check c in the store, or, when gated, returns it as a Gate for
 // the rate-limit call to run. When the store says the account changed, it
 // reads the account again and decides again; unmarked, when not nil,
-// restores an API key's missing mark from its durable record.
+// restores an API key's missing mark from its durable record. dead is
+// called when the store says the credential was revoked, replaced or
+// ended, which is for good: the caller remembers it, so that a replay is
+// refused without asking the store again (and without charging its
+// owner's tiers on a Redis Cluster, where they go alongside the check).
 func (a *Accounts) hold(ctx context.Context, store Checker, c Check, gated bool,
-	build func(acct *Account) (*Principal, error), unmarked func(ctx context.Context) error) (*Principal, *Gate, error) {
+	build func(acct *Account) (*Principal, error), unmarked func(ctx context.Context) error, dead func()) (*Principal, *Gate, error) {
 	var acct *Account
 	if a != nil {
 		var err error
@@ -181,7 +185,9 @@ func (a *Accounts) hold(ctx context.Context, store Checker, c Check, gated bool,
 			return nil, nil, err
 		}
 		if gated {
-			return p, NewGate(store, c), nil
+			g := NewGate(store, c)
+			g.dead = dead
+			return p, g, nil
 		}
 		err = store.Check(ctx, c)
 		switch {
@@ -198,6 +204,9 @@ func (a *Accounts) hold(ctx context.Context, store Checker, c Check, gated bool,
 				return nil, nil, err
 			}
 		default:
+			if errors.Is(err, ErrNotFound) && dead != nil {
+				dead()
+			}
 			return nil, nil, checkError(err)
 		}
 	}

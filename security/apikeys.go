@@ -216,7 +216,7 @@ func (s *APIKeyService) authenticate(ctx context.Context, r *http.Request, schem
 			p.Role, p.Scopes, p.accountStamp = acct.Role, s.accounts.bounded(k.Scopes, acct), acct.Stamp
 		}
 		return p, nil
-	}, func(ctx context.Context) error { return s.remark(ctx, k.ID) })
+	}, func(ctx context.Context) error { return s.remark(ctx, k.ID) }, func() { s.cache.del(k.ID) })
 }
 
 // Outbound reports whether verifying r's API key for scheme reads the

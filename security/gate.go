@@ -15,6 +15,8 @@ import (
 type Gate struct {
 	store Checker
 	check Check
+	// dead is called when the check finds the credential revoked.
+	dead func()
 	// The check as a Lua function, made with the gate (while the request
 	// is authenticated), so that the limiter only reads it.
 	client any
@@ -28,7 +30,16 @@ type Gate struct {
 // the store cannot say, ErrRecheck when the account changed (nothing was
 // decided: authenticate again, without deferring).
 func (g *Gate) Check(ctx context.Context) error {
-	return checkError(g.store.Check(ctx, g.check))
+	return g.result(g.store.Check(ctx, g.check))
+}
+
+// result is the error of a check that returned err, and tells dead when
+// the credential was revoked.
+func (g *Gate) result(err error) error {
+	if errors.Is(err, ErrNotFound) && g.dead != nil {
+		g.dead()
+	}
+	return checkError(err)
 }
 
 // Script returns the gate as a Lua function when its store can express it
@@ -44,7 +55,7 @@ func (g *Gate) Failed(code int64) error {
 	if !ok {
 		return fmt.Errorf("%w: a gate without a script failed with code %d", ErrUnavailable, code)
 	}
-	return checkError(sc.CheckFailed(code))
+	return g.result(sc.CheckFailed(code))
 }
 
 // NewGate returns the deferred form of check c on store: for a store's

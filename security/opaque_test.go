@@ -6,17 +6,21 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/specguard/specguard/guard"
+	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/redisstore"
 )
 
 // twoProvidersSpec has one operation accepting the tokens of providers a
@@ -315,4 +319,97 @@ components:
 			t.Errorf("40 made-up keys from 40 clients on a slow database: %v, want the reads that could not start in time answered 503", got)
 		}
 	})
+}
+
+// On a Redis Cluster a request's credential check and its tiers go
+// alongside, and what the tiers charged is refunded when the check fails:
+// replaying a victim's revoked token drained the victim's bucket until the
+// refunds landed. A credential the store once said was revoked is refused
+// without asking it again: its replays charge nothing.
+func TestRevokedTokenReplaysChargeNothing(t *testing.T) {
+	cl := redistest.StartCluster(t)
+	var addrs []string
+	for _, n := range cl.Nodes {
+		addrs = append(addrs, n.Addr)
+	}
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	t.Cleanup(func() { rdb.Close() })
+	prefix := cl.Nodes[0].Prefix
+	store := redisstore.New(rdb, prefix, 3*time.Second)
+	key, err := security.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := security.NewTokenService("iss", "aud", key, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := `openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /things:
+    get:
+      operationId: listThings
+      security: [{bearer: []}]
+      x-rate-limit:
+        - {name: user, limit: 10, window: 1h, key: principal, who: authenticated}
+      responses: {'200': {description: ok}}
+components:
+  securitySchemes:
+    bearer: {type: http, scheme: bearer}
+`
+	table, err := policy.Compile("spec.yaml", []byte(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int64
+	limiter := limits.New(limits.NewRedisStore(rdb, prefix+"rl:"), limits.WithTimeout(3*time.Second),
+		limits.WithStoreObserver(func(time.Duration, error) { calls.Add(1) }))
+	r := chi.NewRouter()
+	r.Get("/things", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) })
+	g, err := guard.New(table, r, guard.WithAuthenticator(policy.SchemeBearer, security.BearerAuthenticator{Tokens: tokens}),
+		guard.WithLimiter(limiter))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	revoked, err := tokens.Login(ctx, "victim", "user", nil, "laptop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := tokens.Login(ctx, "victim", "user", nil, "phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	do := func(token string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, "/things", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, req)
+		return w
+	}
+	if w := do(revoked.Access); w.Code != 200 {
+		t.Fatalf("before the logout: %d", w.Code)
+	}
+	if err := store.RevokeFamily(ctx, "victim", revoked.AccessClaims.Family); err != nil {
+		t.Fatal(err)
+	}
+	if w := do(revoked.Access); w.Code != 401 {
+		t.Fatalf("the first replay: %d, want 401", w.Code)
+	}
+	before := calls.Load()
+	for i := range 20 {
+		if w := do(revoked.Access); w.Code != 401 {
+			t.Fatalf("replay %d: %d, want 401", i+2, w.Code)
+		}
+	}
+	if n := calls.Load() - before; n != 0 {
+		t.Errorf("20 replays of a token known revoked made %d rate-limit store calls, want 0", n)
+	}
+	// The victim's bucket holds the first two requests' charges at most
+	// (the first replay's is refunded).
+	w := do(live.Access)
+	if w.Code != 200 || !strings.Contains(w.Header().Get("RateLimit"), "r=8") && !strings.Contains(w.Header().Get("RateLimit"), "r=7") {
+		t.Errorf("the victim's own request: %d, RateLimit %q; want 200 with 7 or 8 left of 10", w.Code, w.Header().Get("RateLimit"))
+	}
 }

@@ -234,7 +234,7 @@ func (s *SessionService) authenticate(ctx context.Context, r *http.Request, sche
 			p.Role, p.Scopes, p.accountStamp = acct.Role, s.accounts.bounded(own, acct), acct.Stamp
 		}
 		return p, nil
-	}, nil)
+	}, nil, func() { s.cache.del(id) })
 }
 
 // lookup returns the session's immutable parts: from this instance's cache

@@ -45,6 +45,10 @@ type Claims struct {
 	// principals are the read-only Principals made from these claims, one
 	// per scheme name, so a cached token authenticates without allocating.
 	principals atomic.Pointer[[]*Principal]
+	// revoked is set once the store said the token was revoked or
+	// replaced, which is for good: a cached token so marked is refused
+	// without asking the store again.
+	revoked atomic.Bool
 }
 
 // maxPrincipals bounds the principals kept per token: one per scheme that
@@ -491,10 +495,13 @@ func (t *TokenService) VerifyAccess(ctx context.Context, raw string) (*Claims, e
 // hold runs, or when gated defers, the store check of verified claims c and
 // returns the principal they make for scheme.
 func (t *TokenService) hold(ctx context.Context, c *Claims, scheme string, gated bool) (*Principal, *Gate, error) {
+	if c.revoked.Load() {
+		return nil, nil, fmt.Errorf("%w: credential revoked", ErrInvalid)
+	}
 	check := Check{Kind: AccessCredential, Subject: c.Subject, ID: c.Family, JTI: c.ID}
 	return t.accounts.hold(ctx, t.store, check, gated, func(acct *Account) (*Principal, error) {
 		return c.principal(scheme, acct, t.accounts), nil
-	}, nil)
+	}, nil, func() { c.revoked.Store(true) })
 }
 
 // verifySignature checks what needs no store: the token is well formed,
