@@ -76,7 +76,10 @@ type Options struct {
 	Base string
 	// Credentials are the credentials the cases may use (see Config).
 	Credentials []Credential
-	// Client sends the requests (a client with a 10s timeout when nil).
+	// Client sends the requests (a client with a 10s timeout when nil). A
+	// redirect is never followed, whatever the client's CheckRedirect: it
+	// is the server's answer, and following it would send the case's
+	// credential (an API key, a cookie) wherever it points.
 	Client *http.Client
 	// MaxCalls bounds the calls spent exhausting one tier (2000 when 0): a
 	// tier that admits more at once is skipped.
@@ -85,9 +88,12 @@ type Options struct {
 
 // Run checks every operation of table against the server at opts.Base.
 func Run(ctx context.Context, table *policy.Table, opts Options) (*Report, error) {
-	if opts.Client == nil {
-		opts.Client = &http.Client{Timeout: 10 * time.Second}
+	client := http.Client{Timeout: 10 * time.Second}
+	if opts.Client != nil {
+		client = *opts.Client
 	}
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	opts.Client = &client
 	if opts.MaxCalls == 0 {
 		opts.MaxCalls = 2000
 	}
