@@ -253,17 +253,25 @@ func CheckEnviron(environ []string) error {
 var oidcVar = regexp.MustCompile(`^SPECGUARD_OIDC_[A-Z0-9_]+_(URL|CLIENT_ID|CLIENT_SECRET)$`)
 
 // OIDCSettings reads the SPECGUARD_OIDC_<NAME>_* variables of every
-// openIdConnect scheme of table (<NAME> is security.OIDCEnvName's).
-func OIDCSettings(table *policy.Table, getenv func(string) string) map[string]security.OIDCSettings {
+// openIdConnect scheme of table (<NAME> is security.OIDCEnvName's). Two
+// schemes whose names give the same <NAME> ("key-cloak" and "key.cloak")
+// would read each other's settings: that is an error naming both.
+func OIDCSettings(table *policy.Table, getenv func(string) string) (map[string]security.OIDCSettings, error) {
 	out := map[string]security.OIDCSettings{}
+	owner := map[string]string{}
 	for _, s := range table.Providers() {
-		prefix := "SPECGUARD_OIDC_" + security.OIDCEnvName(s.Name) + "_"
+		name := security.OIDCEnvName(s.Name)
+		if other, taken := owner[name]; taken {
+			return nil, fmt.Errorf("%s: the openIdConnect schemes %s and %s would both read SPECGUARD_OIDC_%s_*; rename one", table.Source, other, s.Name, name)
+		}
+		owner[name] = s.Name
+		prefix := "SPECGUARD_OIDC_" + name + "_"
 		set := security.OIDCSettings{URL: getenv(prefix + "URL"), ClientID: getenv(prefix + "CLIENT_ID"), ClientSecret: getenv(prefix + "CLIENT_SECRET")}
 		if set != (security.OIDCSettings{}) {
 			out[s.Name] = set
 		}
 	}
-	return out
+	return out, nil
 }
 
 // suggestSetting is the setting name was probably meant to be: one it is

@@ -70,7 +70,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	cfg.OIDC = OIDCSettings(table, getenv)
+	if cfg.OIDC, err = OIDCSettings(table, getenv); err != nil {
+		return err
+	}
 	deps, err := buildDeps(ctx, cfg, table, log, appClock(getenv))
 	if err != nil {
 		return err
