@@ -40,7 +40,7 @@ type passwords struct {
 	params Argon2
 	slots  chan struct{}
 	wait   time.Duration // passwordWait
-	dummy  string // checked when an account is unknown, so timing does not tell
+	dummy  string        // checked when an account is unknown, so timing does not tell
 }
 
 func newPasswords(params Argon2) (*passwords, error) {
