@@ -5,7 +5,7 @@ import (
 	"os/exec"
 	"testing"
 
-	"github.com/specguard/specguard/internal/conform"
+	"github.com/specguard/specguard/conform"
 	"github.com/specguard/specguard/internal/keytest"
 )
 

@@ -16,7 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/specguard/specguard/api"
-	"github.com/specguard/specguard/internal/conform"
+	"github.com/specguard/specguard/conform"
 	"github.com/specguard/specguard/internal/oidctest"
 	"github.com/specguard/specguard/internal/redistest"
 )

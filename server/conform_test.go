@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/specguard/specguard/api"
-	"github.com/specguard/specguard/internal/conform"
+	"github.com/specguard/specguard/conform"
 	"github.com/specguard/specguard/policy"
 )
 

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/specguard/specguard/internal/conform"
+	"github.com/specguard/specguard/conform"
 	"github.com/specguard/specguard/policy"
 )
 

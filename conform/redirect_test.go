@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/specguard/specguard/internal/conform"
+	"github.com/specguard/specguard/conform"
 	"github.com/specguard/specguard/policy"
 )
 
