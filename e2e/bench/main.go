@@ -157,6 +157,7 @@ type harness struct {
 	procs []*exec.Cmd
 	pg    *sql.DB  // the PostgreSQL server, to make and drop databases
 	dbs   []string // databases made
+	users string   // the users file every stack seeds the demo accounts from
 }
 
 func (h *harness) cleanup() {
@@ -269,11 +270,11 @@ func (h *harness) run(ctx context.Context) error {
 	}
 	// The demo accounts are seeded by themselves only in the development
 	// setup: the stacks on Redis or PostgreSQL get them from a users file.
-	users := filepath.Join(h.dir, "users.yaml")
-	if err := os.WriteFile(users, []byte(testenv.DemoUsers), 0o600); err != nil {
+	h.users = filepath.Join(h.dir, "users.yaml")
+	if err := os.WriteFile(h.users, []byte(testenv.DemoUsers), 0o600); err != nil {
 		return err
 	}
-	common := []string{"SPECGUARD_SIGNING_KEY_FILE=" + key, "SPECGUARD_SPEC_FILE=" + spec, "SPECGUARD_ADMIN_ADDR=off", "SPECGUARD_USERS_FILE=" + users,
+	common := []string{"SPECGUARD_SIGNING_KEY_FILE=" + key, "SPECGUARD_SPEC_FILE=" + spec, "SPECGUARD_ADMIN_ADDR=off", "SPECGUARD_USERS_FILE=" + h.users,
 		"SPECGUARD_LOG_REQUESTS=false", "SPECGUARD_ACCESS_TTL=2h", "SPECGUARD_REFRESH_TTL=2h"}
 	with := func(env ...string) []string { return append(slices.Clone(common), env...) }
 	a, err := h.startPeer(ctx, peer, "bare", key, spec, "", dir("a"), "")
@@ -597,7 +598,8 @@ func (h *harness) database(ctx context.Context, name string) (string, error) {
 }
 
 func (h *harness) startPeer(ctx context.Context, bin, kind, key, spec, redisURL, dataDir, databaseURL string) (*stack, error) {
-	cmd := exec.Command(bin, "--stack", kind, "--key", key, "--spec", spec, "--redis", redisURL, "--data-dir", dataDir, "--database-url", databaseURL)
+	cmd := exec.Command(bin, "--stack", kind, "--key", key, "--spec", spec, "--redis", redisURL, "--data-dir", dataDir, "--database-url", databaseURL,
+		"--users", h.users)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

@@ -75,6 +75,7 @@ func run() error {
 	issuer := flag.String("issuer", "specguard", "expected iss and aud")
 	dataDir := flag.String("data-dir", "", "directory of the SQLite database (required)")
 	databaseURL := flag.String("database-url", "", "the database, as SPECGUARD_DATABASE_URL (SQLite in --data-dir when empty)")
+	usersFile := flag.String("users", "", "the accounts to seed, as SPECGUARD_USERS_FILE (the demo accounts need one outside SQLite)")
 	flag.Parse()
 	if *dataDir == "" {
 		return errors.New("--data-dir is required")
@@ -89,6 +90,8 @@ func run() error {
 			return *dataDir
 		case "SPECGUARD_DATABASE_URL":
 			return *databaseURL
+		case "SPECGUARD_USERS_FILE":
+			return *usersFile
 		}
 		return ""
 	}, io.Discard)
