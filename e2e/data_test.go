@@ -70,7 +70,7 @@ func fleetData(t *testing.T, ins []*Instance) {
 				want(t, cred+" on "+name(i)+" after the disable", r.StatusCode(), 401, r.Body)
 			}
 		}
-		ref, _ := cs[2].RefreshWithResponse(ctx, client.RefreshRequest{RefreshToken: tok.RefreshToken})
+		ref, _ := cs[2].RefreshWithResponse(ctx, client.RefreshRequest{RefreshToken: *tok.RefreshToken})
 		want(t, "refresh on C after the disable", ref.StatusCode(), 401, ref.Body)
 		l, _ := NewClient(t, ins[2]).LoginWithResponse(ctx, client.LoginRequest{Email: email, Password: "correct horse battery"})
 		want(t, "login on C after the disable", l.StatusCode(), 401, l.Body)

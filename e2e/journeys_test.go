@@ -70,7 +70,7 @@ func TestTokenJourney(t *testing.T) {
 		post, _ := c.CreatePostWithResponse(ctx, client.NewPost{Title: "first", Body: "hello"}, Bearer(tok.AccessToken))
 		want(t, "create post", post.StatusCode(), 201, post.Body)
 
-		ref, _ := c.RefreshWithResponse(ctx, client.RefreshRequest{RefreshToken: tok.RefreshToken})
+		ref, _ := c.RefreshWithResponse(ctx, client.RefreshRequest{RefreshToken: *tok.RefreshToken})
 		want(t, "refresh", ref.StatusCode(), 200, ref.Body)
 		next := ref.JSON200
 
@@ -86,7 +86,7 @@ func TestTokenJourney(t *testing.T) {
 		want(t, "logout", out.StatusCode(), 204, out.Body)
 		after, _ := c.GetMeWithResponse(ctx, Bearer(next.AccessToken))
 		want(t, "access token after logout", after.StatusCode(), 401, after.Body)
-		again, _ := c.RefreshWithResponse(ctx, client.RefreshRequest{RefreshToken: next.RefreshToken})
+		again, _ := c.RefreshWithResponse(ctx, client.RefreshRequest{RefreshToken: *next.RefreshToken})
 		want(t, "refresh token after logout", again.StatusCode(), 401, again.Body)
 	})
 }
@@ -95,15 +95,15 @@ func TestRefreshReuseKillsFamily(t *testing.T) {
 	stores(t, func(t *testing.T, in *Instance) {
 		c := NewClient(t, in)
 		_, tok := register(t, c)
-		ref, _ := c.RefreshWithResponse(ctx, client.RefreshRequest{RefreshToken: tok.RefreshToken})
+		ref, _ := c.RefreshWithResponse(ctx, client.RefreshRequest{RefreshToken: *tok.RefreshToken})
 		want(t, "refresh", ref.StatusCode(), 200, ref.Body)
 		// An attacker replays the stolen, already rotated token.
-		reuse, _ := c.RefreshWithResponse(ctx, client.RefreshRequest{RefreshToken: tok.RefreshToken})
+		reuse, _ := c.RefreshWithResponse(ctx, client.RefreshRequest{RefreshToken: *tok.RefreshToken})
 		want(t, "reuse", reuse.StatusCode(), 401, reuse.Body)
 		// The whole family is dead: the legitimate newest tokens too.
 		me, _ := c.GetMeWithResponse(ctx, Bearer(ref.JSON200.AccessToken))
 		want(t, "newest access token after reuse", me.StatusCode(), 401, me.Body)
-		r2, _ := c.RefreshWithResponse(ctx, client.RefreshRequest{RefreshToken: ref.JSON200.RefreshToken})
+		r2, _ := c.RefreshWithResponse(ctx, client.RefreshRequest{RefreshToken: *ref.JSON200.RefreshToken})
 		want(t, "newest refresh token after reuse", r2.StatusCode(), 401, r2.Body)
 	})
 }
@@ -118,7 +118,7 @@ func TestConcurrentRefreshOneSuccessor(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				r, err := c.RefreshWithResponse(ctx, client.RefreshRequest{RefreshToken: tok.RefreshToken})
+				r, err := c.RefreshWithResponse(ctx, client.RefreshRequest{RefreshToken: *tok.RefreshToken})
 				if err == nil && r.StatusCode() == 200 {
 					ok.Add(1)
 				}
@@ -207,7 +207,7 @@ func TestAPIKeyJourney(t *testing.T) {
 		over, _ := c.CreateApiKeyWithResponse(ctx, client.NewApiKey{Name: "x", Scopes: []string{"users:admin"}}, Bearer(tok.AccessToken))
 		want(t, "key with a scope the user lacks", over.StatusCode(), 403, over.Body)
 		// Creating a key needs a fresh token: a refreshed one is refused.
-		ref, _ := c.RefreshWithResponse(ctx, client.RefreshRequest{RefreshToken: tok.RefreshToken})
+		ref, _ := c.RefreshWithResponse(ctx, client.RefreshRequest{RefreshToken: *tok.RefreshToken})
 		stale, _ := c.CreateApiKeyWithResponse(ctx, client.NewApiKey{Name: "y", Scopes: []string{"posts:read"}}, Bearer(ref.JSON200.AccessToken))
 		want(t, "create key with a refreshed token", stale.StatusCode(), 401, stale.Body)
 
@@ -301,7 +301,7 @@ func TestDisableUser(t *testing.T) {
 		want(t, "session after disable", r2.StatusCode(), 401, r2.Body)
 		r3, _ := c.GetMeWithResponse(ctx, Header("X-API-Key", key.JSON201.Key))
 		want(t, "API key after disable", r3.StatusCode(), 401, r3.Body)
-		r4, _ := c.RefreshWithResponse(ctx, client.RefreshRequest{RefreshToken: tok.RefreshToken})
+		r4, _ := c.RefreshWithResponse(ctx, client.RefreshRequest{RefreshToken: *tok.RefreshToken})
 		want(t, "refresh after disable", r4.StatusCode(), 401, r4.Body)
 		r5, _ := c.LoginWithResponse(ctx, client.LoginRequest{Email: email, Password: "correct horse battery"})
 		want(t, "login after disable", r5.StatusCode(), 401, r5.Body)
@@ -323,7 +323,7 @@ func TestOAuth2TokenEndpoint(t *testing.T) {
 		w, _ := c.CreatePostWithResponse(ctx, client.NewPost{Title: "t", Body: "b"}, Bearer(narrow.JSON200.AccessToken))
 		want(t, "write with a read-only token", w.StatusCode(), 403, w.Body)
 
-		rt := ok.JSON200.RefreshToken
+		rt := *ok.JSON200.RefreshToken
 		ref, _ := c.OauthTokenWithFormdataBodyWithResponse(ctx, client.TokenRequest{GrantType: client.RefreshToken, RefreshToken: &rt})
 		want(t, "refresh_token grant", ref.StatusCode(), 200, ref.Body)
 		bad := "wrong"

@@ -92,9 +92,9 @@ func fleetJourney(t *testing.T, ins []*Instance) {
 	t.Run("refresh reuse kills the family on every instance", func(t *testing.T) {
 		cs := onEvery(t, ins)
 		tok := login(t, cs[0], "moderator@example.com", "moderator-password")
-		ref, _ := cs[1].RefreshWithResponse(ctx, client.RefreshRequest{RefreshToken: tok.RefreshToken})
+		ref, _ := cs[1].RefreshWithResponse(ctx, client.RefreshRequest{RefreshToken: *tok.RefreshToken})
 		want(t, "refresh on B", ref.StatusCode(), 200, ref.Body)
-		reuse, _ := cs[2].RefreshWithResponse(ctx, client.RefreshRequest{RefreshToken: tok.RefreshToken})
+		reuse, _ := cs[2].RefreshWithResponse(ctx, client.RefreshRequest{RefreshToken: *tok.RefreshToken})
 		want(t, "reuse on C", reuse.StatusCode(), 401, reuse.Body)
 		for i, c := range cs {
 			r, _ := c.GetMeWithResponse(ctx, Bearer(ref.JSON200.AccessToken))

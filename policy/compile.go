@@ -26,6 +26,9 @@ const (
 	ExtIssuers      = "x-issuers"      // openIdConnect schemes: the accepted iss values
 	ExtScopesClaim  = "x-scopes-claim" // openIdConnect schemes: the claim holding scopes
 	ExtIntrospect   = "x-introspect"   // openIdConnect schemes: which opaque tokens are introspected
+	// ExtCredential marks an operation package credentials serves (read
+	// there; named here so that a misspelling is caught).
+	ExtCredential = "x-credential"
 )
 
 // Error is one reason a document cannot be compiled. It prints as one line:

@@ -53,6 +53,7 @@ var extensions = map[string][]string{
 	ExtIssuers:      {"security scheme"},
 	ExtScopesClaim:  {"security scheme"},
 	ExtIntrospect:   {"security scheme"},
+	ExtCredential:   {"operation"},
 }
 
 // plural names the objects an extension is read on.

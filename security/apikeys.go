@@ -199,7 +199,32 @@ func (s *APIKeyService) authenticate(ctx context.Context, r *http.Request, schem
 	default:
 		return nil, nil, fmt.Errorf("%w: more than one %s header", ErrMalformed, scheme.Param)
 	}
-	id, secret, ok := splitKey(values[0])
+	return s.verify(ctx, values[0], scheme.Name, gated)
+}
+
+// Verify checks an API key as a request presenting it is checked (its
+// record, its secret, revocation and expiry, its owner's account) and
+// returns its record, for the client_credentials grant of a token
+// endpoint. An error wraps ErrInvalid (a bad, revoked or expired key) or
+// ErrUnavailable.
+func (s *APIKeyService) Verify(ctx context.Context, key string) (*APIKey, *Principal, error) {
+	p, _, err := s.verify(ctx, key, "", false)
+	if err != nil {
+		return nil, nil, err
+	}
+	ck, _ := s.cache.get(p.KeyID)
+	if ck == nil {
+		k, err := s.record(ctx, p.KeyID)
+		if err != nil {
+			return nil, nil, unavailable(err)
+		}
+		return k, p, nil
+	}
+	return ck.key, p, nil
+}
+
+func (s *APIKeyService) verify(ctx context.Context, value, scheme string, gated bool) (*Principal, *Gate, error) {
+	id, secret, ok := splitKey(value)
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: not a specguard API key", ErrInvalid)
 	}
@@ -211,7 +236,7 @@ func (s *APIKeyService) authenticate(ctx context.Context, r *http.Request, schem
 	s.touch(ck)
 	check := Check{Kind: KeyCredential, Subject: k.Subject, ID: k.ID}
 	return s.accounts.hold(ctx, s.store, check, gated, func(acct *Account) (*Principal, error) {
-		p := &Principal{Subject: k.Subject, Scopes: k.Scopes, KeyID: k.ID}
+		p := &Principal{Subject: k.Subject, Scheme: scheme, Scopes: k.Scopes, KeyID: k.ID}
 		if acct != nil {
 			p.Role, p.Scopes, p.accountStamp = acct.Role, s.accounts.bounded(k.Scopes, acct), acct.Stamp
 		}

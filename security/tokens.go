@@ -41,6 +41,9 @@ type Claims struct {
 	Scope string  `json:"scope,omitempty"` // access tokens: space-separated
 	Role  string  `json:"role,omitempty"`  // access tokens
 	Fresh bool    `json:"fresh,omitempty"` // access tokens minted from a password
+	// Key (access tokens of the client_credentials grant) is the id of the
+	// API key the token was minted from: it holds while the key does.
+	Key string `json:"key,omitempty"`
 
 	// principals are the read-only Principals made from these claims, one
 	// per scheme name, so a cached token authenticates without allocating.
@@ -80,6 +83,7 @@ func (c *Claims) principal(scheme string, acct *Account, accounts *Accounts) *Pr
 		Scopes:       splitScopes(c.Scope),
 		TokenID:      c.ID,
 		FamilyID:     c.Family,
+		KeyID:        c.Key,
 		Fresh:        c.Fresh,
 		accountStamp: stamp,
 	}
@@ -142,6 +146,11 @@ func WithAccounts(a *Accounts) TokenOption { return func(t *TokenService) { t.ac
 // account: a login past it fails with ErrTooMany. Unlimited when absent.
 func WithMaxLogins(n int) TokenOption { return func(t *TokenService) { t.maxLogins = n } }
 
+// WithAPIKeys lets the service mint access tokens from the API keys of
+// keys (MintForKey, the client_credentials grant): such a token holds only
+// while its key does, checked in the store as the key is.
+func WithAPIKeys(keys *APIKeyService) TokenOption { return func(t *TokenService) { t.apiKeys = keys } }
+
 // WithCacheSize bounds the verified-token cache (10000 entries when absent;
 // 0 disables it).
 func WithCacheSize(n int) TokenOption { return func(t *TokenService) { t.cacheSize = n } }
@@ -162,6 +171,7 @@ type TokenService struct {
 	cacheSize             int
 	cache                 *tokenCache
 	parser                *jwt.Parser
+	apiKeys               *APIKeyService // for tokens minted from API keys; nil when none are
 }
 
 // NewTokenService returns a service that signs with signing and stores
@@ -299,6 +309,55 @@ func (t *TokenService) Refresh(ctx context.Context, raw string, scopes func(subj
 		return nil, fmt.Errorf("%w: the refresh token was revoked", ErrInvalid)
 	}
 	return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
+
+// MintForKey mints an access token for the owner of API key k (the
+// client_credentials grant of RFC 6749 section 4.4) holding scopes, which
+// the caller has bounded by the key's own. The token is not fresh, comes
+// without a refresh token (Pair.Refresh is empty), and holds only while k
+// does: revoking the key ends it on every instance. It needs WithAPIKeys.
+func (t *TokenService) MintForKey(ctx context.Context, k *APIKey, role string, scopes []string) (*Pair, error) {
+	if t.apiKeys == nil {
+		return nil, errors.New("token service: MintForKey needs WithAPIKeys")
+	}
+	if _, err := t.accounts.mintVersion(ctx, k.Subject); err != nil {
+		return nil, err
+	}
+	now := t.now()
+	exp := now.Add(t.accessTTL)
+	if exp.After(k.Expires) {
+		exp = k.Expires
+	}
+	ac := &Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: t.issuer, Subject: k.Subject, Audience: jwt.ClaimStrings{t.audience},
+			ExpiresAt: jwt.NewNumericDate(exp), IssuedAt: jwt.NewNumericDate(now), ID: NewID(),
+		},
+		Family: keyFamily + k.ID, Scope: strings.Join(scopes, " "), Role: role, Key: k.ID,
+	}
+	access, err := t.sign(ac, TypeAccess)
+	if err != nil {
+		return nil, err
+	}
+	return &Pair{Access: access, AccessClaims: ac, ExpiresIn: exp.Sub(now)}, nil
+}
+
+// keyFamily starts the family of a token minted from an API key: no login
+// (no refresh-token family) stands behind it.
+const keyFamily = "key:"
+
+// Revoke ends the login (the refresh-token family) of claims c, an access
+// or refresh token of subject: every token of that login is refused from
+// the next request on, on every instance. ErrNotFound when the login has
+// ended already.
+func (t *TokenService) Revoke(ctx context.Context, subject, family string) error {
+	if err := t.store.RevokeFamily(ctx, subject, family); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return err
+		}
+		return unavailable(err)
+	}
+	return nil
 }
 
 // RefreshClaims verifies a refresh token without spending it (for logout).
@@ -499,9 +558,18 @@ func (t *TokenService) hold(ctx context.Context, c *Claims, scheme string, gated
 		return nil, nil, fmt.Errorf("%w: credential revoked", ErrInvalid)
 	}
 	check := Check{Kind: AccessCredential, Subject: c.Subject, ID: c.Family, JTI: c.ID}
+	var unmarked func(context.Context) error
+	if c.Key != "" {
+		// Minted from an API key: it holds while the key does.
+		if t.apiKeys == nil {
+			return nil, nil, fmt.Errorf("%w: a token of an API key, and no API keys here", ErrInvalid)
+		}
+		check = Check{Kind: KeyCredential, Subject: c.Subject, ID: c.Key}
+		unmarked = func(ctx context.Context) error { return t.apiKeys.remark(ctx, c.Key) }
+	}
 	return t.accounts.hold(ctx, t.store, check, gated, func(acct *Account) (*Principal, error) {
 		return c.principal(scheme, acct, t.accounts), nil
-	}, nil, func() { c.revoked.Store(true) })
+	}, unmarked, func() { c.revoked.Store(true) })
 }
 
 // verifySignature checks what needs no store: the token is well formed,

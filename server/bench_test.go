@@ -1,12 +1,9 @@
-package server_test
+package server
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 
@@ -16,7 +13,6 @@ import (
 	"github.com/specguard/specguard/api/gen"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
-	"github.com/specguard/specguard/server"
 )
 
 // BenchmarkHandler is one GET /posts/{id} with a cached bearer token through
@@ -25,46 +21,28 @@ import (
 func BenchmarkHandler(b *testing.B) {
 	spec := strings.Replace(string(api.Spec), "        - {}\n        - oauth2: [posts:read]\n        - apiKeyAuth: [posts:read]\n        - cookieAuth: []\n", "        - oauth2: [posts:read]\n", 1)
 	spec = strings.Replace(spec, "    limit: 600\n    window: 1m\n    burst: 100\n", "    limit: 10000000\n    window: 1m\n    burst: 10000000\n", 1)
+	d := testDeps(b, map[string]string{"SPECGUARD_DATA_DIR": b.TempDir(), "SPECGUARD_LOG_REQUESTS": "false"})
 	table, err := policy.Compile("bench.yaml", []byte(spec))
 	if err != nil {
 		b.Fatal(err)
 	}
-	cfg, err := server.LoadConfig(nil, func(k string) string {
-		if k == "SPECGUARD_DATA_DIR" {
-			return b.TempDir()
-		}
-		return ""
-	}, io.Discard)
+	d.Table = table
+	guarded, err := NewHandler(d)
 	if err != nil {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	deps, err := server.BuildDeps(ctx, cfg, table, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	bare := gen.HandlerWithOptions(gen.NewStrictHandler(NewApp(d.Repo, d.Ready, d.Log), nil), gen.ChiServerOptions{BaseRouter: chi.NewRouter()})
+	user, err := d.Accounts.AccountByEmail(ctx, "user@example.com")
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer deps.Close()
-	deps.LogRequests = false // as the load harness runs it
-	guarded, err := server.NewHandler(deps)
+	pair, err := d.Credentials.Tokens().Login(ctx, user.ID, user.Role, table.RoleScopes(user.Role), "bench")
 	if err != nil {
 		b.Fatal(err)
 	}
-	app, err := server.NewApp(deps)
-	if err != nil {
-		b.Fatal(err)
-	}
-	bare := gen.HandlerWithOptions(gen.NewStrictHandler(app, nil), gen.ChiServerOptions{BaseRouter: chi.NewRouter()})
-
-	user, err := deps.Repo.UserByEmail(ctx, "user@example.com")
-	if err != nil {
-		b.Fatal(err)
-	}
-	pair, err := deps.Tokens.Login(ctx, user.ID, user.Role, table.RoleScopes(user.Role), "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	post := &server.Post{ID: security.NewID(), AuthorID: user.ID, Title: "Benchmark post", Body: "body", Status: string(gen.Published)}
-	if err := deps.Repo.CreatePost(ctx, post); err != nil {
+	post := &Post{ID: security.NewID(), AuthorID: user.ID, Title: "Benchmark post", Body: "body", Status: string(gen.Published)}
+	if err := d.Repo.CreatePost(ctx, post); err != nil {
 		b.Fatal(err)
 	}
 	for _, bc := range []struct {
@@ -84,7 +62,6 @@ func BenchmarkHandler(b *testing.B) {
 			}
 		})
 	}
-	_ = os.Stdout
 }
 
 type discardWriter struct {

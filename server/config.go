@@ -1,25 +1,22 @@
 package server
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/specguard/specguard/credentials"
 	"github.com/specguard/specguard/internal/text"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
-	"gopkg.in/yaml.v3"
 )
 
 // Config is everything `specguard serve` reads from SPECGUARD_* variables;
@@ -45,7 +42,7 @@ type Config struct {
 	MaxAPIKeys     int           // SPECGUARD_MAX_API_KEYS: live API keys per account
 	// SPECGUARD_FAILED_LOGINS_PER_IP, _PER_ACCOUNT: failed password checks
 	// allowed per client address and per account.
-	FailedLoginsPerIP, FailedLoginsPerAccount Budget
+	FailedLoginsPerIP, FailedLoginsPerAccount credentials.Budget
 	StoreTimeout                              time.Duration // SPECGUARD_STORE_TIMEOUT
 	OIDCLeeway                                time.Duration // SPECGUARD_OIDC_LEEWAY
 	OIDCCacheTTL                              time.Duration // SPECGUARD_OIDC_CACHE_TTL
@@ -85,9 +82,9 @@ func list(dst func(*Config) *[]string) func(*Config, string) error {
 	}
 }
 
-func budget(dst func(*Config) *Budget) func(*Config, string) error {
+func budget(dst func(*Config) *credentials.Budget) func(*Config, string) error {
 	return func(c *Config, v string) error {
-		b, err := ParseBudget(v)
+		b, err := credentials.ParseBudget(v)
 		if err != nil {
 			return err
 		}
@@ -157,8 +154,8 @@ var settings = []setting{
 	{"session-ttl", "browser session lifetime", "12h", dur(func(c *Config) *time.Duration { return &c.SessionTTL })},
 	{"max-sessions", "most live logins (token families) of one account, and most browser sessions; the next login answers 409", "100", count(func(c *Config) *int { return &c.MaxSessions })},
 	{"max-api-keys", "most live API keys of one account; the next one answers 409", "50", count(func(c *Config) *int { return &c.MaxAPIKeys })},
-	{"failed-logins-per-ip", "failed password checks allowed per client address, across login, browser session and the password grant", "5/15m", budget(func(c *Config) *Budget { return &c.FailedLoginsPerIP })},
-	{"failed-logins-per-account", "failed password checks allowed per account, whatever the address (see the README on lock-out)", "10/15m", budget(func(c *Config) *Budget { return &c.FailedLoginsPerAccount })},
+	{"failed-logins-per-ip", "failed password checks allowed per client address, across login, browser session and the password grant", "5/15m", budget(func(c *Config) *credentials.Budget { return &c.FailedLoginsPerIP })},
+	{"failed-logins-per-account", "failed password checks allowed per account, whatever the address (see the README on lock-out)", "10/15m", budget(func(c *Config) *credentials.Budget { return &c.FailedLoginsPerAccount })},
 	{"store-timeout", "timeout of every store call", "100ms", dur(func(c *Config) *time.Duration { return &c.StoreTimeout })},
 	{"allowed-origins", "comma-separated origins (scheme://host[:port]) allowed to send cookie-authenticated writes; empty = same host", "", func(c *Config, v string) error {
 		if err := list(func(c *Config) *[]string { return &c.AllowedOrigins })(c, v); err != nil {
@@ -327,102 +324,6 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (*C
 		return nil, fmt.Errorf("SPECGUARD_REFRESH_TTL (%s) is shorter than SPECGUARD_ACCESS_TTL (%s)", c.RefreshTTL, c.AccessTTL)
 	}
 	return c, nil
-}
-
-// SeedUser is one entry of SPECGUARD_USERS_FILE.
-type SeedUser struct {
-	Email        string `yaml:"email"`
-	Password     string `yaml:"password"`
-	PasswordHash string `yaml:"password_hash"`
-	Role         string `yaml:"role"`
-}
-
-// LoadUsers reads a users file; roles are checked against the spec's.
-// Errors name the file, the line and what was expected, in the file's
-// own terms (never a Go type).
-func LoadUsers(path string, roles map[string][]string) ([]SeedUser, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("SPECGUARD_USERS_FILE: %v", err)
-	}
-	// Passwords, or hashes that can be attacked offline: private, as
-	// ssh wants a private key.
-	if fi, err := os.Stat(path); err == nil && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("SPECGUARD_USERS_FILE: %s: mode %04o lets other users read its passwords; chmod 600 it", path, fi.Mode().Perm())
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	const want = "want a list of users, each {email, password or password_hash, role}"
-	if len(doc.Content) == 0 {
-		return nil, fmt.Errorf("%s: holds no users; %s (or leave SPECGUARD_USERS_FILE empty)", path, want)
-	}
-	list := doc.Content[0]
-	if list.Kind != yaml.SequenceNode {
-		return nil, fmt.Errorf("%s:%d: %s", path, list.Line, want)
-	}
-	if len(list.Content) == 0 {
-		return nil, fmt.Errorf("%s: holds no users; %s", path, want)
-	}
-	fields := []string{"email", "password", "password_hash", "role"}
-	users := make([]SeedUser, 0, len(list.Content))
-	seen := map[string]bool{}
-	for i, item := range list.Content {
-		where := fmt.Sprintf("%s:%d: user %d", path, item.Line, i+1)
-		if item.Kind != yaml.MappingNode {
-			return nil, fmt.Errorf("%s: %s", where, want)
-		}
-		var u SeedUser
-		for j := 0; j+1 < len(item.Content); j += 2 {
-			k, v := item.Content[j], item.Content[j+1]
-			if v.Kind != yaml.ScalarNode {
-				return nil, fmt.Errorf("%s:%d: %s must be a string", path, v.Line, k.Value)
-			}
-			switch k.Value {
-			case "email":
-				u.Email = v.Value
-			case "password":
-				u.Password = v.Value
-			case "password_hash":
-				u.PasswordHash = v.Value
-			case "role":
-				u.Role = v.Value
-			default:
-				msg := fmt.Sprintf("%s:%d: %s is not a field of a user (want %s)", path, k.Line, k.Value, strings.Join(fields, ", "))
-				if near := text.Nearest(k.Value, fields, 2); near != "" {
-					msg = fmt.Sprintf("%s:%d: %s is not a field of a user; did you mean %s?", path, k.Line, k.Value, near)
-				}
-				return nil, errors.New(msg)
-			}
-		}
-		switch {
-		case u.Email == "":
-			return nil, fmt.Errorf("%s: email is missing", where)
-		case seen[normEmail(u.Email)]:
-			return nil, fmt.Errorf("%s: email %s appears twice", where, u.Email)
-		case (u.Password == "") == (u.PasswordHash == ""):
-			return nil, fmt.Errorf("%s (%s): give exactly one of password and password_hash", where, u.Email)
-		case roles[u.Role] == nil:
-			return nil, fmt.Errorf("%s (%s): role %q is not declared in the spec's x-roles", where, u.Email, u.Role)
-		}
-		if u.PasswordHash != "" && !validHash(u.PasswordHash) {
-			return nil, fmt.Errorf("%s (%s): password_hash is not an argon2id or bcrypt hash", where, u.Email)
-		}
-		seen[normEmail(u.Email)] = true
-		users = append(users, u)
-	}
-	return users, nil
-}
-
-// DemoUsers are seeded in the development setup (SQLite without Redis)
-// when no users file is given, so `make run` has someone to log in as.
-// Everywhere else they are never seeded, and retired when found (see
-// retireDemo): their passwords are published.
-var DemoUsers = []SeedUser{
-	{Email: "admin@example.com", Password: "admin-password", Role: "admin"},
-	{Email: "moderator@example.com", Password: "moderator-password", Role: "moderator"},
-	{Email: "user@example.com", Password: "user-password", Role: "user"},
 }
 
 // devKeyPath is where the dev signing key lives inside the data dir.

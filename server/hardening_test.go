@@ -14,10 +14,11 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/specguard/specguard/api"
+	"github.com/specguard/specguard/credentials/sqlstore"
 	"github.com/specguard/specguard/internal/keytest"
 	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/server"
-	"github.com/specguard/specguard/server/db"
+	"github.com/specguard/specguard/sqldb"
 )
 
 // Regression tests of the white-box review's defects, each through HTTP.
@@ -303,13 +304,13 @@ func TestLongPasswordAnswers500(t *testing.T) {
 		t.Errorf("a prefix of the long password: %d, want 401", resp.StatusCode)
 	}
 	login(t, in, "old@example.com", "old-bcrypt-password")
-	d, err := db.Open(context.Background(), db.Source{Kind: db.SQLite, DSN: filepath.Join(dir, "specguard.db")})
+	d, err := sqldb.Open(context.Background(), sqldb.Source{Kind: sqldb.SQLite, DSN: filepath.Join(dir, "specguard.db")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
 	for email, want := range map[string]string{"long@example.com": "$argon2id$", "old@example.com": "$argon2id$"} {
-		u, err := d.UserByEmail(context.Background(), email)
+		u, err := sqlstore.New(d).AccountByEmail(context.Background(), email)
 		if err != nil || !strings.HasPrefix(u.PasswordHash, want) {
 			t.Errorf("%s is stored as %.12q (%v), want an argon2id hash", email, u.PasswordHash, err)
 		}

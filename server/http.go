@@ -1,51 +1,36 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/specguard/specguard/api/gen"
 	"github.com/specguard/specguard/guard"
-	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
-	"github.com/specguard/specguard/server/db"
+	"github.com/specguard/specguard/sqldb"
 )
 
-// NewHandler builds the whole HTTP stack: the generated chi routes behind
-// one guard that authenticates, limits and validates every request.
+// NewHandler builds the whole HTTP stack: the credential operations and
+// the generated chi routes of the app behind one guard that
+// authenticates, limits and validates every request.
 func NewHandler(d *Deps) (http.Handler, error) {
-	app, err := NewApp(d)
-	if err != nil {
-		return nil, err
-	}
+	app := NewApp(d.Repo, d.Ready, d.Log)
 	r := chi.NewRouter()
-	limOpts := []limits.Option{limits.WithClientIP(d.ClientIP), limits.WithTimeout(d.Timeout)}
-	if d.IPv6Prefix != 0 {
-		limOpts = append(limOpts, limits.WithIPv6Prefix(d.IPv6Prefix))
-	}
-	if d.storeName != "" && d.storeName != "memory" {
-		limOpts = append(limOpts, limits.WithStoreObserver(d.Metrics.rateLimitObserver(d.storeName)))
-	}
-	limiter := limits.New(d.Limits, append(limOpts,
-		limits.WithStoreErrorLog(func(op *policy.Operation, err error) {
-			d.Log.Warn("rate-limit store failed; applying on-store-error", "operation", op.ID, "err", err)
-		}))...)
-	strict := gen.NewStrictHandlerWithOptions(app, []gen.StrictMiddlewareFunc{noStore, withClientAddr(limiter)}, gen.StrictHTTPServerOptions{
+	d.Credentials.Mount(r)
+	strict := gen.NewStrictHandlerWithOptions(app, nil, gen.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc: func(w http.ResponseWriter, _ *http.Request, err error) {
 			problems.InvalidRequest(w, "The request body cannot be decoded.", nil)
 		},
 		ResponseErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, security.ErrUnavailable) {
 				// The database or a store did not answer: the request may be
-				// retried, and nothing was half done (see db.UpdateUser).
+				// retried, and nothing was half done.
 				d.Log.Warn("a store is unavailable; answering 503", "operation", opID(r), "err", err)
 				problems.Unavailable(w, "A store is unavailable; try again shortly.")
 				return
@@ -61,8 +46,7 @@ func NewHandler(d *Deps) (http.Handler, error) {
 		},
 	})
 
-	bearer := security.BearerAuthenticator{Tokens: d.Tokens}
-	var extra []guard.Option
+	extra := d.Credentials.Authenticators()
 	if d.noValidation {
 		extra = append(extra, guard.WithoutRequestValidation())
 	}
@@ -70,11 +54,7 @@ func NewHandler(d *Deps) (http.Handler, error) {
 		extra = append(extra, guard.WithAuthenticator(policy.SchemeOIDC, d.OIDC))
 	}
 	g, err := guard.New(d.Table, r, append(extra,
-		guard.WithAuthenticator(policy.SchemeBearer, bearer),
-		guard.WithAuthenticator(policy.SchemeOAuth2, bearer),
-		guard.WithAuthenticator(policy.SchemeAPIKeyCookie, d.Sessions),
-		guard.WithAuthenticator(policy.SchemeAPIKeyHeader, app.keys),
-		guard.WithLimiter(limiter),
+		guard.WithLimiter(d.Limiter),
 		guard.WithRealm(realm),
 		guard.WithProblems(problems),
 		guard.WithErrorLog(func(r *http.Request, err error) {
@@ -112,7 +92,7 @@ func NewHandler(d *Deps) (http.Handler, error) {
 // hold the database's instance lock: without Redis its fast state is its
 // own, and another instance may be serving the same data. /healthz (the
 // process lives) and /readyz (it says why) are answered all the same.
-func whileLocked(lock *db.InstanceLock, next http.Handler) http.Handler {
+func whileLocked(lock *sqldb.InstanceLock, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !lock.Held() && r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
 			problems.Unavailable(w, "This instance lost its database lock (another may be serving the same data without a shared Redis); try again shortly.")
@@ -120,39 +100,6 @@ func whileLocked(lock *db.InstanceLock, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// credentialOps are the operations whose responses carry a credential.
-var credentialOps = map[string]bool{"login": true, "oauthToken": true, "refresh": true, "createSession": true, "createApiKey": true}
-
-// noStore forbids caching responses that carry a credential (RFC 6749
-// section 5.1): no shared cache, proxy or browser may keep a token.
-func noStore(next gen.StrictHandlerFunc, _ string) gen.StrictHandlerFunc {
-	return func(ctx context.Context, w http.ResponseWriter, r *http.Request, request any) (any, error) {
-		if op := policy.FromContext(ctx); op != nil && credentialOps[op.ID] {
-			w.Header().Set("Cache-Control", "no-store")
-			w.Header().Set("Pragma", "no-cache")
-		}
-		return next(ctx, w, r, request)
-	}
-}
-
-type clientAddrKey struct{}
-
-// withClientAddr puts the client address, as per-IP tiers count it, in
-// the context of the handlers, for budgets they keep by address.
-func withClientAddr(l *limits.Limiter) gen.StrictMiddlewareFunc {
-	return func(next gen.StrictHandlerFunc, _ string) gen.StrictHandlerFunc {
-		return func(ctx context.Context, w http.ResponseWriter, r *http.Request, request any) (any, error) {
-			return next(context.WithValue(ctx, clientAddrKey{}, l.ClientAddr(r)), w, r, request)
-		}
-	}
-}
-
-// clientAddr is the address withClientAddr found (invalid when none).
-func clientAddr(ctx context.Context) netip.Addr {
-	a, _ := ctx.Value(clientAddrKey{}).(netip.Addr)
-	return a
 }
 
 func opID(r *http.Request) string {

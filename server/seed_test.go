@@ -11,10 +11,12 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/specguard/specguard/credentials"
+	"github.com/specguard/specguard/credentials/sqlstore"
 	"github.com/specguard/specguard/internal/keytest"
 	"github.com/specguard/specguard/internal/pgtest"
 	"github.com/specguard/specguard/internal/redistest"
-	"github.com/specguard/specguard/server/db"
+	"github.com/specguard/specguard/sqldb"
 )
 
 var loginSeq atomic.Int64
@@ -82,15 +84,15 @@ func TestDemoAccountsAreRetired(t *testing.T) {
 	t.Run("fleet", func(t *testing.T) {
 		pgURL, redisURL, key := pgtest.New(t), redistest.Start(t).URL, keytest.File(t)
 		// What an older specguard left in the fleet's database.
-		src, err := db.ParseURL(pgURL, "")
+		src, err := sqldb.ParseURL(pgURL, "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		database, err := db.Open(context.Background(), src)
+		database, err := sqldb.Open(context.Background(), src)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := database.Migrate(context.Background(), nil); err != nil {
+		if _, _, err := database.Migrate(context.Background(), sqlstore.Migrations, nil); err != nil {
 			t.Fatal(err)
 		}
 		for _, u := range [][3]string{{"admin@example.com", "admin-password", "admin"}, {"moderator@example.com", "changed-password", "moderator"}, {"user@example.com", "user-password", "user"}} {
@@ -98,7 +100,7 @@ func TestDemoAccountsAreRetired(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := database.CreateUser(context.Background(), &db.User{ID: "old-" + u[2], Email: u[0], Role: u[2], PasswordHash: string(hash)}); err != nil {
+			if err := sqlstore.New(database).CreateAccount(context.Background(), &credentials.Account{ID: "old-" + u[2], Email: u[0], Role: u[2], PasswordHash: string(hash)}); err != nil {
 				t.Fatal(err)
 			}
 		}

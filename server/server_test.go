@@ -27,6 +27,7 @@ import (
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/server"
 	"github.com/specguard/specguard/server/db"
+	"github.com/specguard/specguard/sqldb"
 )
 
 // lineWriter collects log lines and signals the address once listening.
@@ -317,12 +318,12 @@ func TestBadConfiguration(t *testing.T) {
 		{"verify key readable by the group", map[string]string{"SPECGUARD_VERIFY_KEY_FILES": readable(write("old.pem", keyPEM(t)), 0o640)}, nil, "SPECGUARD_VERIFY_KEY_FILES: " + filepath.Join(dir, "old.pem") + ": mode 0640 lets other users read a private key; chmod 600 it"},
 		{"short HMAC key", map[string]string{"SPECGUARD_SIGNING_KEY_FILE": write("short.pem", "-----BEGIN HMAC KEY-----\nc2hvcnQ=\n-----END HMAC KEY-----\n")}, nil, "SPECGUARD_SIGNING_KEY_FILE: " + filepath.Join(dir, "short.pem") + ": HMAC key of 5 bytes: at least 32 are required"},
 		{"users file readable by others", map[string]string{"SPECGUARD_USERS_FILE": readable(write("u0.yaml", "- email: a@example.com\n  password: secret-password\n  role: user\n"), 0o644)}, nil, "SPECGUARD_USERS_FILE: " + filepath.Join(dir, "u0.yaml") + ": mode 0644 lets other users read its passwords; chmod 600 it"},
-		{"users file unknown role", map[string]string{"SPECGUARD_USERS_FILE": write("u1.yaml", "- email: a@example.com\n  password: secret-password\n  role: root\n")}, nil, filepath.Join(dir, "u1.yaml") + `:1: user 1 (a@example.com): role "root" is not declared in the spec's x-roles`},
-		{"users file unknown field", map[string]string{"SPECGUARD_USERS_FILE": write("u2.yaml", "- email: a@example.com\n  pasword: x\n  role: user\n")}, nil, filepath.Join(dir, "u2.yaml") + ":2: pasword is not a field of a user; did you mean password?"},
-		{"users file empty", map[string]string{"SPECGUARD_USERS_FILE": write("u4.yaml", "# nobody yet\n")}, nil, filepath.Join(dir, "u4.yaml") + ": holds no users; want a list of users, each {email, password or password_hash, role} (or leave SPECGUARD_USERS_FILE empty)"},
-		{"users file not a list", map[string]string{"SPECGUARD_USERS_FILE": write("u5.yaml", "email: a@example.com\npassword: x\nrole: user\n")}, nil, filepath.Join(dir, "u5.yaml") + ":1: want a list of users, each {email, password or password_hash, role}"},
+		{"users file unknown role", map[string]string{"SPECGUARD_USERS_FILE": write("u1.yaml", "- email: a@example.com\n  password: secret-password\n  role: root\n")}, nil, "SPECGUARD_USERS_FILE: " + filepath.Join(dir, "u1.yaml") + `:1: user 1 (a@example.com): role "root" is not declared in the spec's x-roles`},
+		{"users file unknown field", map[string]string{"SPECGUARD_USERS_FILE": write("u2.yaml", "- email: a@example.com\n  pasword: x\n  role: user\n")}, nil, "SPECGUARD_USERS_FILE: " + filepath.Join(dir, "u2.yaml") + ":2: pasword is not a field of a user; did you mean password?"},
+		{"users file empty", map[string]string{"SPECGUARD_USERS_FILE": write("u4.yaml", "# nobody yet\n")}, nil, "SPECGUARD_USERS_FILE: " + filepath.Join(dir, "u4.yaml") + ": holds no users; want a list of users, each {email, password or password_hash, role}"},
+		{"users file not a list", map[string]string{"SPECGUARD_USERS_FILE": write("u5.yaml", "email: a@example.com\npassword: x\nrole: user\n")}, nil, "SPECGUARD_USERS_FILE: " + filepath.Join(dir, "u5.yaml") + ":1: want a list of users, each {email, password or password_hash, role}"},
 		{"allowed origin without a scheme", map[string]string{"SPECGUARD_ALLOWED_ORIGINS": "https://app.example.com, example.com"}, nil, `SPECGUARD_ALLOWED_ORIGINS: "example.com" is not an origin: want scheme://host[:port], such as https://app.example.com`},
-		{"users file both password forms", map[string]string{"SPECGUARD_USERS_FILE": write("u3.yaml", "- email: a@example.com\n  password: x\n  password_hash: y\n  role: user\n")}, nil, filepath.Join(dir, "u3.yaml") + ":1: user 1 (a@example.com): give exactly one of password and password_hash"},
+		{"users file both password forms", map[string]string{"SPECGUARD_USERS_FILE": write("u3.yaml", "- email: a@example.com\n  password: x\n  password_hash: y\n  role: user\n")}, nil, "SPECGUARD_USERS_FILE: " + filepath.Join(dir, "u3.yaml") + ":1: user 1 (a@example.com): give exactly one of password and password_hash"},
 		{"bad redis url", map[string]string{"SPECGUARD_REDIS_URL": "http://localhost"}, nil, `SPECGUARD_REDIS_URL: scheme "http": want redis, rediss, redis+cluster or rediss+cluster`},
 		{"unreachable redis", map[string]string{"SPECGUARD_REDIS_URL": fmt.Sprintf("redis://127.0.0.1:%d/0", redistest.FreePort(t))}, nil, "SPECGUARD_REDIS_URL: cannot reach Redis"},
 		{"redis without a signing key", map[string]string{"SPECGUARD_REDIS_URL": redistest.Start(t).URL}, nil, "SPECGUARD_SIGNING_KEY_FILE: required with SPECGUARD_REDIS_URL: every instance sharing it must sign with the same key; make one with `specguard keygen --out signing-key.pem`"},
@@ -564,11 +565,11 @@ func TestNewerSchemaRefused(t *testing.T) {
 	dir := t.TempDir()
 	a := start(t, map[string]string{"SPECGUARD_DATA_DIR": dir})
 	a.stop(t)
-	d, err := db.Open(context.Background(), db.Source{Kind: db.SQLite, DSN: filepath.Join(dir, "specguard.db")})
+	d, err := sqldb.Open(context.Background(), sqldb.Source{Kind: sqldb.SQLite, DSN: filepath.Join(dir, "specguard.db")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, known, err := d.Versions(context.Background())
+	_, known, err := d.Versions(context.Background(), db.Migrations)
 	d.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -583,7 +584,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 	raw.Close()
 	env := map[string]string{"SPECGUARD_DATA_DIR": dir, "SPECGUARD_ADDR": "127.0.0.1:0", "SPECGUARD_ADMIN_ADDR": "off"}
 	err = server.Run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
-	want := fmt.Sprintf("is at schema version %d, this specguard knows versions up to %d", known+5, known)
+	want := fmt.Sprintf("is at schema version %d, this binary knows versions up to %d", known+5, known)
 	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("Run on a newer schema = %v; want one line with %q", err, want)
 	}

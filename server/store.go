@@ -3,38 +3,20 @@ package server
 import (
 	"context"
 
-	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/server/db"
+	"github.com/specguard/specguard/sqldb"
 )
 
-// The app's records, as package db keeps them.
-type (
-	User = db.User
-	Post = db.Post
-)
+// Post is a blog post, as package db keeps it.
+type Post = db.Post
 
-// Errors of the repository.
-var (
-	ErrNotFound = db.ErrNotFound
-	ErrExists   = db.ErrExists
-)
+// ErrNotFound: no such record.
+var ErrNotFound = sqldb.ErrNotFound
 
-// Repository holds the app's durable data: accounts and posts here, API
-// keys through security.KeyRecords. db.DB implements both, on SQLite and
-// PostgreSQL. Security state that may be lost at the cost of a login
-// (token families, sessions, revocation marks) lives in a security.Store.
+// Repository holds the app's durable records: its posts. db.Posts
+// implements it on SQLite and PostgreSQL. Accounts and API keys are the
+// credential operations' (credentials/sqlstore), in the same database.
 type Repository interface {
-	CreateUser(ctx context.Context, u *User) error
-	EnsureUser(ctx context.Context, u *User) (bool, error)
-	UserByEmail(ctx context.Context, email string) (*User, error)
-	User(ctx context.Context, id string) (*User, error)
-	Users(ctx context.Context) ([]User, error)
-	// UpdateUser changes account id in a transaction that runs publish
-	// before it commits (see db.DB.UpdateUser).
-	UpdateUser(ctx context.Context, id string, change func(*User) error, publish func(*User) error) (*User, error)
-	// SetPassword replaces the password hash of account id.
-	SetPassword(ctx context.Context, id, hash string) error
-
 	CreatePost(ctx context.Context, p *Post) error
 	Post(ctx context.Context, id string) (*Post, error)
 	// Posts lists published posts and, when viewer is not empty, the
@@ -42,27 +24,6 @@ type Repository interface {
 	Posts(ctx context.Context, viewer string, limit, offset int) ([]Post, error)
 	UpdatePost(ctx context.Context, p *Post) error
 	DeletePost(ctx context.Context, id string) error
-
-	Ping(ctx context.Context) error
 }
 
-var _ Repository = (*db.DB)(nil)
-
-// accountOf is the state of u every credential check depends on.
-func accountOf(u *User) security.Account {
-	return security.Account{Version: u.Version, Role: u.Role, Disabled: u.Disabled, NotBefore: u.NotBefore}
-}
-
-// accountSource reads account state from the repository for
-// security.Accounts.
-type accountSource struct{ repo Repository }
-
-func (s accountSource) AccountState(ctx context.Context, subject string) (security.Account, error) {
-	u, err := s.repo.User(ctx, subject)
-	if err != nil {
-		return security.Account{}, err
-	}
-	return accountOf(u), nil
-}
-
-func normEmail(e string) string { return db.EmailKey(e) }
+var _ Repository = (*db.Posts)(nil)

@@ -4,4 +4,4 @@ package gen
 
 // SpecSHA256 is the SHA-256 of the document this package was generated
 // from: a server built on it refuses a document that differs.
-const SpecSHA256 = "ac627f254b140cf8fc23485eb7762ecab65ea047e5dcfb4b7e6cb5b406fcb355"
+const SpecSHA256 = "3bdc15bfb39d8046fbcb03129103feef842bce9f4d0159ab51a34b0cf5a58f93"

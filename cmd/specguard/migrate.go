@@ -6,7 +6,8 @@ import (
 	"io"
 	"log/slog"
 
-	"github.com/specguard/specguard/server/db"
+	"github.com/specguard/specguard/server"
+	"github.com/specguard/specguard/sqldb"
 )
 
 const migrateUsage = `Usage: specguard migrate [--status] [--database-url URL] [--data-dir DIR]
@@ -38,36 +39,40 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	if *dataDir == "" {
 		*dataDir = ".specguard"
 	}
-	src, err := db.ParseURL(*url, *dataDir)
+	src, err := sqldb.ParseURL(*url, *dataDir)
 	if err != nil {
 		return fmt.Errorf("migrate: SPECGUARD_DATABASE_URL: %v", err)
 	}
-	d, err := db.Open(ctx, src)
+	d, err := sqldb.Open(ctx, src)
 	if err != nil {
 		return fmt.Errorf("migrate: %v", err)
 	}
 	defer d.Close()
 	if *status {
-		current, known, err := d.Versions(ctx)
-		if err != nil {
-			return fmt.Errorf("migrate: %v", err)
-		}
-		fmt.Fprintf(stdout, "%s: schema version %d; this specguard knows up to %d", src, current, known)
-		switch {
-		case current < known:
-			fmt.Fprintf(stdout, " (%d to apply)\n", known-current)
-		case current > known:
-			fmt.Fprintln(stdout, " (the database is newer: upgrade specguard)")
-		default:
-			fmt.Fprintln(stdout, " (up to date)")
+		for _, set := range server.MigrationSets {
+			current, known, err := d.Versions(ctx, set)
+			if err != nil {
+				return fmt.Errorf("migrate: %v", err)
+			}
+			fmt.Fprintf(stdout, "%s: %s: schema version %d; this binary knows up to %d", src, set.Name, current, known)
+			switch {
+			case current < known:
+				fmt.Fprintf(stdout, " (%d to apply)\n", known-current)
+			case current > known:
+				fmt.Fprintln(stdout, " (the database is newer: upgrade this binary)")
+			default:
+				fmt.Fprintln(stdout, " (up to date)")
+			}
 		}
 		return nil
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	from, to, err := d.Migrate(ctx, log)
-	if err != nil {
-		return fmt.Errorf("migrate: %v", err)
+	for _, set := range server.MigrationSets {
+		from, to, err := d.Migrate(ctx, set, log)
+		if err != nil {
+			return fmt.Errorf("migrate: %v", err)
+		}
+		fmt.Fprintf(stdout, "%s: %s: schema version %d (was %d)\n", src, set.Name, to, from)
 	}
-	fmt.Fprintf(stdout, "%s: schema version %d (was %d)\n", src, to, from)
 	return nil
 }

@@ -125,13 +125,16 @@ func (e SessionKind) Valid() bool {
 
 // Defines values for TokenRequestGrantType.
 const (
-	Password     TokenRequestGrantType = "password"
-	RefreshToken TokenRequestGrantType = "refresh_token"
+	ClientCredentials TokenRequestGrantType = "client_credentials"
+	Password          TokenRequestGrantType = "password"
+	RefreshToken      TokenRequestGrantType = "refresh_token"
 )
 
 // Valid indicates whether the value is a known member of the TokenRequestGrantType enum.
 func (e TokenRequestGrantType) Valid() bool {
 	switch e {
+	case ClientCredentials:
+		return true
 	case Password:
 		return true
 	case RefreshToken:
@@ -325,6 +328,8 @@ type SessionKind string
 
 // TokenRequest defines model for TokenRequest.
 type TokenRequest struct {
+	ClientId     *string               `json:"client_id,omitempty"`
+	ClientSecret *string               `json:"client_secret,omitempty"`
 	GrantType    TokenRequestGrantType `json:"grant_type"`
 	Password     *string               `json:"password,omitempty"`
 	RefreshToken *string               `json:"refresh_token,omitempty"`
@@ -340,8 +345,10 @@ type TokenResponse struct {
 	AccessToken string `json:"access_token"`
 
 	// ExpiresIn Lifetime of the access token in seconds.
-	ExpiresIn    int    `json:"expires_in"`
-	RefreshToken string `json:"refresh_token"`
+	ExpiresIn int `json:"expires_in"`
+
+	// RefreshToken Absent from a client_credentials grant's answer.
+	RefreshToken *string `json:"refresh_token,omitempty"`
 
 	// Scope Space-separated scopes the access token holds.
 	Scope     string                 `json:"scope"`
@@ -765,14 +772,26 @@ type ClientInterface interface {
 	// Corresponds with DELETE /auth/sessions/{id} (the `DeleteSession` operationId).
 	DeleteSession(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// OauthTokenWithBody OAuth2 token endpoint (grants "password" and "refresh_token").
+	// OauthTokenWithBody OAuth2 token endpoint (grants "password", "refresh_token" and "client_credentials").
+	//
+	// The client_credentials grant takes an API key: its id (the part before
+	// the dot) as client_id, the rest as client_secret, in HTTP Basic or in
+	// the form. The access token holds the key's scopes (or those of scope,
+	// a subset) and stops working when the key is revoked; no refresh token
+	// comes with it.
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /auth/token (the `OauthToken` operationId).
 	OauthTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// OauthTokenWithFormdataBody OAuth2 token endpoint (grants "password" and "refresh_token").
+	// OauthTokenWithFormdataBody OAuth2 token endpoint (grants "password", "refresh_token" and "client_credentials").
+	//
+	// The client_credentials grant takes an API key: its id (the part before
+	// the dot) as client_id, the rest as client_secret, in HTTP Basic or in
+	// the form. The access token holds the key's scopes (or those of scope,
+	// a subset) and stops working when the key is revoked; no refresh token
+	// comes with it.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type.
 	//
@@ -1207,7 +1226,13 @@ func (c *Client) DeleteSession(ctx context.Context, id ID, reqEditors ...Request
 	return c.Client.Do(req)
 }
 
-// OauthTokenWithBody OAuth2 token endpoint (grants "password" and "refresh_token").
+// OauthTokenWithBody OAuth2 token endpoint (grants "password", "refresh_token" and "client_credentials").
+//
+// The client_credentials grant takes an API key: its id (the part before
+// the dot) as client_id, the rest as client_secret, in HTTP Basic or in
+// the form. The access token holds the key's scopes (or those of scope,
+// a subset) and stops working when the key is revoked; no refresh token
+// comes with it.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1224,7 +1249,13 @@ func (c *Client) OauthTokenWithBody(ctx context.Context, contentType string, bod
 	return c.Client.Do(req)
 }
 
-// OauthTokenWithFormdataBody OAuth2 token endpoint (grants "password" and "refresh_token").
+// OauthTokenWithFormdataBody OAuth2 token endpoint (grants "password", "refresh_token" and "client_credentials").
+//
+// The client_credentials grant takes an API key: its id (the part before
+// the dot) as client_id, the rest as client_secret, in HTTP Basic or in
+// the form. The access token holds the key's scopes (or those of scope,
+// a subset) and stops working when the key is revoked; no refresh token
+// comes with it.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type.
 //
@@ -2473,14 +2504,26 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with DELETE /auth/sessions/{id} (the `DeleteSession` operationId).
 	DeleteSessionWithResponse(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*DeleteSessionResponse, error)
 
-	// OauthTokenWithBodyWithResponse OAuth2 token endpoint (grants "password" and "refresh_token").
+	// OauthTokenWithBodyWithResponse OAuth2 token endpoint (grants "password", "refresh_token" and "client_credentials").
+	//
+	// The client_credentials grant takes an API key: its id (the part before
+	// the dot) as client_id, the rest as client_secret, in HTTP Basic or in
+	// the form. The access token holds the key's scopes (or those of scope,
+	// a subset) and stops working when the key is revoked; no refresh token
+	// comes with it.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /auth/token (the `OauthToken` operationId).
 	OauthTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*OauthTokenResponse, error)
 
-	// OauthTokenWithFormdataBodyWithResponse OAuth2 token endpoint (grants "password" and "refresh_token").
+	// OauthTokenWithFormdataBodyWithResponse OAuth2 token endpoint (grants "password", "refresh_token" and "client_credentials").
+	//
+	// The client_credentials grant takes an API key: its id (the part before
+	// the dot) as client_id, the rest as client_secret, in HTTP Basic or in
+	// the form. The access token holds the key's scopes (or those of scope,
+	// a subset) and stops working when the key is revoked; no refresh token
+	// comes with it.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4055,6 +4098,11 @@ func (r DeleteSessionResponse) ContentType() string {
 	return ""
 }
 
+// OauthTokenResponse401Headers the declared response headers of an HTTP 401 response for OauthToken
+type OauthTokenResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
 // OauthTokenResponse429Headers the declared response headers of an HTTP 429 response for OauthToken
 type OauthTokenResponse429Headers struct {
 	RateLimit       *string
@@ -4076,12 +4124,16 @@ type OauthTokenResponse struct {
 	JSON400 *OAuthError
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *Problem
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OAuthError
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *OauthTokenResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *OauthTokenResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -4101,6 +4153,11 @@ func (r OauthTokenResponse) GetJSON400() *OAuthError {
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
 func (r OauthTokenResponse) GetApplicationproblemJSON400() *Problem {
 	return r.ApplicationproblemJSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r OauthTokenResponse) GetJSON401() *OAuthError {
+	return r.JSON401
 }
 
 // GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
@@ -5189,7 +5246,13 @@ func (c *ClientWithResponses) DeleteSessionWithResponse(ctx context.Context, id 
 	return ParseDeleteSessionResponse(rsp)
 }
 
-// OauthTokenWithBodyWithResponse OAuth2 token endpoint (grants "password" and "refresh_token").
+// OauthTokenWithBodyWithResponse OAuth2 token endpoint (grants "password", "refresh_token" and "client_credentials").
+//
+// The client_credentials grant takes an API key: its id (the part before
+// the dot) as client_id, the rest as client_secret, in HTTP Basic or in
+// the form. The access token holds the key's scopes (or those of scope,
+// a subset) and stops working when the key is revoked; no refresh token
+// comes with it.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5202,7 +5265,13 @@ func (c *ClientWithResponses) OauthTokenWithBodyWithResponse(ctx context.Context
 	return ParseOauthTokenResponse(rsp)
 }
 
-// OauthTokenWithFormdataBodyWithResponse OAuth2 token endpoint (grants "password" and "refresh_token").
+// OauthTokenWithFormdataBodyWithResponse OAuth2 token endpoint (grants "password", "refresh_token" and "client_credentials").
+//
+// The client_credentials grant takes an API key: its id (the part before
+// the dot) as client_id, the rest as client_secret, in HTTP Basic or in
+// the form. The access token holds the key's scopes (or those of scope,
+// a subset) and stops working when the key is revoked; no refresh token
+// comes with it.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -7039,6 +7108,13 @@ func ParseOauthTokenResponse(rsp *http.Response) (*OauthTokenResponse, error) {
 		}
 		response.ApplicationproblemJSON400 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OAuthError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -7063,6 +7139,16 @@ func ParseOauthTokenResponse(rsp *http.Response) (*OauthTokenResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 401:
+		var headers OauthTokenResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
 		var headers OauthTokenResponse429Headers
 		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {

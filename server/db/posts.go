@@ -1,9 +1,30 @@
+// Package db keeps the example app's records, posts, in the service's
+// database (package sqldb: SQLite or PostgreSQL), with a migration set of
+// their own (Migrations), applied after the credential operations' (a
+// post names its author's account).
 package db
 
 import (
 	"context"
+	"embed"
+	"io/fs"
 	"time"
+
+	"github.com/specguard/specguard/sqldb"
 )
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations are the posts' schema. Their versions are kept in goose's
+// default table, as they were when the app's schema was one set.
+var Migrations = func() sqldb.Migrations {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		panic(err)
+	}
+	return sqldb.Migrations{Name: "the example app", FS: sub, Table: "goose_db_version"}
+}()
 
 // Post is a blog post.
 type Post struct {
@@ -11,51 +32,57 @@ type Post struct {
 	Created, Updated                  time.Time
 }
 
+// Posts are the posts of one database.
+type Posts struct{ db *sqldb.DB }
+
+// New returns the posts of db, which Migrations has migrated.
+func New(db *sqldb.DB) *Posts { return &Posts{db: db} }
+
 const postColumns = `id, author_id, title, body, status, created_at, updated_at`
 
-func scanPost(row interface{ Scan(...any) error }) (*Post, error) {
+func scanPost(row sqldb.Scanner) (*Post, error) {
 	var p Post
 	var created, updated int64
 	if err := row.Scan(&p.ID, &p.AuthorID, &p.Title, &p.Body, &p.Status, &created, &updated); err != nil {
 		return nil, err
 	}
-	p.Created, p.Updated = fromUsec(created), fromUsec(updated)
+	p.Created, p.Updated = sqldb.FromMicros(created), sqldb.FromMicros(updated)
 	return &p, nil
 }
 
-// CreatePost inserts p (its ID set by the caller), stamping Created and Updated.
-func (d *DB) CreatePost(ctx context.Context, p *Post) error {
-	now := d.now().UTC().Truncate(time.Microsecond)
+func (d *Posts) now() time.Time { return d.db.Now().UTC().Truncate(time.Microsecond) }
+
+// CreatePost inserts p (its ID set by the caller), stamping Created and
+// Updated. An author that does not exist is a *sqldb.ConstraintError.
+func (d *Posts) CreatePost(ctx context.Context, p *Post) error {
+	now := d.now()
 	p.Created, p.Updated = now, now
-	_, err := d.exec(ctx, `INSERT INTO posts (`+postColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		p.ID, p.AuthorID, p.Title, p.Body, p.Status, usec(now), usec(now))
+	_, err := d.db.Exec(ctx, `INSERT INTO posts (`+postColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		p.ID, p.AuthorID, p.Title, p.Body, p.Status, sqldb.Micros(now), sqldb.Micros(now))
 	return err
 }
 
-// Post returns post id, or ErrNotFound.
-func (d *DB) Post(ctx context.Context, id string) (*Post, error) {
-	ctx, cancel := d.ctx(ctx)
-	defer cancel()
-	p, err := scanPost(d.queryRow(ctx, `SELECT `+postColumns+` FROM posts WHERE id = ?`, id))
-	return p, d.fail(err)
+// Post returns post id, or sqldb.ErrNotFound.
+func (d *Posts) Post(ctx context.Context, id string) (*Post, error) {
+	return sqldb.Get(ctx, d.db, scanPost, `SELECT `+postColumns+` FROM posts WHERE id = ?`, id)
 }
 
 // Posts lists published posts and, when viewer is not empty, the viewer's
 // drafts, newest first.
-func (d *DB) Posts(ctx context.Context, viewer string, limit, offset int) ([]Post, error) {
-	return queryAll(ctx, d, scanPost, `SELECT `+postColumns+` FROM posts
+func (d *Posts) Posts(ctx context.Context, viewer string, limit, offset int) ([]Post, error) {
+	return sqldb.List(ctx, d.db, scanPost, `SELECT `+postColumns+` FROM posts
 		WHERE status = 'published' OR author_id = ?
 		ORDER BY created_at DESC, id LIMIT ? OFFSET ?`, viewer, limit, offset)
 }
 
 // UpdatePost writes p's title, body and status, stamping Updated.
-func (d *DB) UpdatePost(ctx context.Context, p *Post) error {
-	p.Updated = d.now().UTC().Truncate(time.Microsecond)
-	return affected(d.exec(ctx, `UPDATE posts SET title = ?, body = ?, status = ?, updated_at = ? WHERE id = ?`,
-		p.Title, p.Body, p.Status, usec(p.Updated), p.ID))
+func (d *Posts) UpdatePost(ctx context.Context, p *Post) error {
+	p.Updated = d.now()
+	return sqldb.Affected(d.db.Exec(ctx, `UPDATE posts SET title = ?, body = ?, status = ?, updated_at = ? WHERE id = ?`,
+		p.Title, p.Body, p.Status, sqldb.Micros(p.Updated), p.ID))
 }
 
-// DeletePost deletes post id, or answers ErrNotFound.
-func (d *DB) DeletePost(ctx context.Context, id string) error {
-	return affected(d.exec(ctx, `DELETE FROM posts WHERE id = ?`, id))
+// DeletePost deletes post id, or answers sqldb.ErrNotFound.
+func (d *Posts) DeletePost(ctx context.Context, id string) error {
+	return sqldb.Affected(d.db.Exec(ctx, `DELETE FROM posts WHERE id = ?`, id))
 }

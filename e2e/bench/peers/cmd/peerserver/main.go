@@ -32,7 +32,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -54,9 +53,14 @@ import (
 
 	"github.com/specguard/specguard/api"
 	"github.com/specguard/specguard/api/gen"
+	"github.com/specguard/specguard/credentials"
+	"github.com/specguard/specguard/credentials/sqlstore"
+	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/server"
+	"github.com/specguard/specguard/server/db"
+	"github.com/specguard/specguard/sqldb"
 )
 
 func main() {
@@ -83,49 +87,59 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg, err := server.LoadConfig(nil, func(k string) string {
-		switch k {
-		case "SPECGUARD_DATA_DIR":
-			return *dataDir
-		case "SPECGUARD_DATABASE_URL":
-			return *databaseURL
-		case "SPECGUARD_USERS_FILE":
-			return *usersFile
-		}
-		return ""
-	}, io.Discard)
-	if err != nil {
-		return err
-	}
-	if *keyFile != "" {
-		cfg.SigningKeyFile = *keyFile
-	}
 	table, err := policy.Compile("api/openapi.yaml", api.Spec)
 	if err != nil {
 		return err
 	}
-	deps, err := server.BuildDeps(ctx, cfg, table, log)
+	// The example app's database, migrated as it migrates it, and its
+	// accounts seeded through the credential operations' package.
+	src, err := sqldb.ParseURL(*databaseURL, *dataDir)
 	if err != nil {
 		return err
 	}
-	defer deps.Close()
-	user, err := deps.Repo.UserByEmail(ctx, "user@example.com")
+	d, err := sqldb.Open(ctx, src)
 	if err != nil {
 		return err
 	}
+	defer d.Close()
+	for _, set := range server.MigrationSets {
+		if _, _, err := d.Migrate(ctx, set, nil); err != nil {
+			return err
+		}
+	}
+	accounts := sqlstore.New(d)
+	users := server.DemoUsers
+	if *usersFile != "" {
+		if users, err = credentials.LoadUsers(*usersFile, table.Roles); err != nil {
+			return err
+		}
+	}
+	signing, err := security.GenerateKey() // the service issues nothing here but the API key
+	if err != nil {
+		return err
+	}
+	svc, err := credentials.New(table, signing, credentials.Stores{Accounts: accounts, Keys: accounts,
+		State: security.NewMemoryStore(nil), Limits: limits.NewMemoryStore(nil)})
+	if err != nil {
+		return err
+	}
+	if err := svc.Seed(ctx, users, nil); err != nil {
+		return err
+	}
+	user, err := accounts.AccountByEmail(ctx, "user@example.com")
+	if err != nil {
+		return err
+	}
+	repo := db.New(d)
 	post := &server.Post{ID: security.NewID(), AuthorID: user.ID, Title: "Benchmark post", Body: strings.Repeat("Lorem ipsum dolor sit amet. ", 8), Status: string(gen.Published)}
-	if err := deps.Repo.CreatePost(ctx, post); err != nil {
+	if err := repo.CreatePost(ctx, post); err != nil {
 		return err
 	}
-	apiKey, _, err := deps.Keys.Create(ctx, user.ID, "bench", []string{"posts:read", "posts:write"})
+	apiKey, _, err := svc.APIKeys().Create(ctx, user.ID, "bench", []string{"posts:read", "posts:write"})
 	if err != nil {
 		return err
 	}
-	app, err := server.NewApp(deps)
-	if err != nil {
-		return err
-	}
+	app := server.NewApp(repo, nil, slog.New(slog.DiscardHandler))
 	r := chi.NewRouter()
 	switch *stack {
 	case "bare":
@@ -159,7 +173,7 @@ func run() error {
 				return err
 			}
 		}
-		if err := peerMiddleware(r, spec, pub, *issuer, rdb, deps.DB); err != nil {
+		if err := peerMiddleware(r, spec, pub, *issuer, rdb, accounts); err != nil {
 			return err
 		}
 	default:

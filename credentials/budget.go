@@ -1,4 +1,4 @@
-package server
+package credentials
 
 import (
 	"context"
@@ -6,12 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/specguard/specguard/api/gen"
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/problem"
@@ -42,8 +42,8 @@ func ParseBudget(s string) (Budget, error) {
 
 // failedPasswords limits failed password checks, across every operation
 // that checks one (login, browser session, the token endpoint's password
-// grant): per client address, and per account (the normalised email)
-// whatever the address. An attempt is charged to both budgets before the
+// and client_credentials grants): per client address, and per account
+// (the normalised email) whatever the address. An attempt is charged to both budgets before the
 // password is checked, so concurrent guesses cannot overrun them, and
 // refunded when the password was right: only failures count.
 //
@@ -74,7 +74,7 @@ const (
 )
 
 func (f *failedPasswords) requests(addr netip.Addr, email string, cost int64) []limits.Request {
-	sum := sha256.Sum256([]byte("specguard failed logins\x00" + normEmail(email)))
+	sum := sha256.Sum256([]byte("specguard failed logins\x00" + EmailKey(email)))
 	req := func(bucket string, b Budget, who limits.Identity) limits.Request {
 		interval := max(b.Window.Microseconds()/b.Limit, 1)
 		return limits.Request{Bucket: bucket, Who: who, Interval: interval, Burst: b.Limit, Cost: cost, TTL: b.Window}
@@ -121,18 +121,38 @@ func (f *failedPasswords) take(ctx context.Context, addr netip.Addr, email strin
 	}, nil
 }
 
-// tooManyFailures returns the 429 of err when it is a spent
-// failed-password budget.
-func tooManyFailures(err error) (gen.TooManyRequestsApplicationProblemPlusJSONResponse, bool) {
+// takeAddr is take for a credential that names no account (an API key
+// presented to the token endpoint): addr's budget alone.
+func (f *failedPasswords) takeAddr(ctx context.Context, addr netip.Addr) (refund func(), err error) {
+	reqs := f.requests(addr, "", 1)[:1]
+	results := make([]limits.Result, 1)
+	cctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	allowed, err := f.store.Allow(cctx, reqs, results)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", security.ErrUnavailable, err)
+	}
+	if !allowed {
+		return nil, &errTooManyFailures{budget: failedPerIP, retry: results[0].RetryAfter}
+	}
+	return func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.timeout)
+		defer cancel()
+		_, _ = f.store.Allow(rctx, f.requests(addr, "", -1)[:1], make([]limits.Result, 1))
+	}, nil
+}
+
+// tooManyFailures writes the 429 of err when it is a spent
+// failed-password budget, and reports whether it did.
+func (s *Service) tooManyFailures(w http.ResponseWriter, err error) bool {
 	var e *errTooManyFailures
 	if !errors.As(err, &e) {
-		return gen.TooManyRequestsApplicationProblemPlusJSONResponse{}, false
+		return false
 	}
 	retry := max(int((e.retry+time.Second-1)/time.Second), 1)
-	detail := fmt.Sprintf("Too many failed password checks: %s; retry in %ds.", e.budget, retry)
-	return gen.TooManyRequestsApplicationProblemPlusJSONResponse{
-		Body: gen.Problem{Type: problem.QuotaExceeded, Title: "Request cannot be satisfied as assigned quota has been exceeded",
-			Status: 429, Detail: &detail, ViolatedPolicies: &[]string{e.budget}},
-		Headers: gen.TooManyRequestsResponseHeaders{RetryAfter: &retry},
-	}, true
+	w.Header().Set("Retry-After", strconv.Itoa(retry))
+	s.problems.Write(w, &problem.Problem{Type: problem.QuotaExceeded, Title: "Request cannot be satisfied as assigned quota has been exceeded",
+		Status: http.StatusTooManyRequests, Detail: fmt.Sprintf("Too many failed password checks: %s; retry in %ds.", e.budget, retry),
+		ViolatedPolicies: []string{e.budget}})
+	return true
 }

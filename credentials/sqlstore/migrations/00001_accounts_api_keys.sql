@@ -1,9 +1,11 @@
--- The example app's durable data: accounts, posts and API keys. Times are
--- microseconds since the Unix epoch (BIGINT), so SQLite and PostgreSQL store
--- and compare them alike; hashes are hex TEXT.
+-- The credential operations' durable data: accounts and API keys. Times
+-- are microseconds since the Unix epoch (BIGINT), so SQLite and PostgreSQL
+-- store and compare them alike; hashes are hex TEXT. IF NOT EXISTS: a
+-- database made before these tables had a migration set of their own
+-- holds them already.
 
 -- +goose Up
-CREATE TABLE users (
+CREATE TABLE IF NOT EXISTS users (
     id            TEXT PRIMARY KEY,
     email         TEXT NOT NULL,
     -- lower-cased and trimmed: one account per address, whatever its case
@@ -22,19 +24,7 @@ CREATE TABLE users (
     updated_at    BIGINT NOT NULL
 );
 
-CREATE TABLE posts (
-    id         TEXT PRIMARY KEY,
-    author_id  TEXT NOT NULL REFERENCES users (id),
-    title      TEXT NOT NULL,
-    body       TEXT NOT NULL,
-    status     TEXT NOT NULL CHECK (status IN ('draft', 'published')),
-    created_at BIGINT NOT NULL,
-    updated_at BIGINT NOT NULL
-);
-CREATE INDEX posts_by_created ON posts (created_at DESC, id);
-CREATE INDEX posts_by_author ON posts (author_id, created_at DESC);
-
-CREATE TABLE api_keys (
+CREATE TABLE IF NOT EXISTS api_keys (
     id              TEXT PRIMARY KEY,
     user_id         TEXT NOT NULL REFERENCES users (id),
     name            TEXT NOT NULL,
@@ -49,9 +39,8 @@ CREATE TABLE api_keys (
     last_used_at    BIGINT,
     revoked_at      BIGINT
 );
-CREATE INDEX api_keys_live_by_user ON api_keys (user_id, created_at) WHERE revoked_at IS NULL;
+CREATE INDEX IF NOT EXISTS api_keys_live_by_user ON api_keys (user_id, created_at) WHERE revoked_at IS NULL;
 
 -- +goose Down
 DROP TABLE api_keys;
-DROP TABLE posts;
 DROP TABLE users;

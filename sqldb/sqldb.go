@@ -1,13 +1,17 @@
-// Package db keeps the example app's durable data (accounts, posts and API
-// keys) in SQLite, the embedded default (modernc.org/sqlite, pure Go, no
-// cgo), or in PostgreSQL for fleets (jackc/pgx). Both speak one set of SQL
-// through database/sql; the schema is versioned SQL embedded in the binary
-// (migrations/, applied with goose under a lock).
+// Package sqldb opens the database a specguard service keeps its durable
+// records in: SQLite, the embedded default (modernc.org/sqlite, pure Go, no
+// cgo), or PostgreSQL for fleets (jackc/pgx). Repositories (the credential
+// operations' accounts and API keys, an app's own records) write one set
+// of SQL with ? placeholders through database/sql; sqldb numbers them for
+// PostgreSQL, keeps SQLite's one writer apart from its readers, bounds
+// every query, and maps driver errors to a few sentinels.
 //
-// Start with ParseURL and Open, then Migrate. Every error that is not "no
-// such record" or "already exists" wraps security.ErrUnavailable: the
-// caller answers 503 and the request can be retried, never 500.
-package db
+// Start with ParseURL and Open, then Migrate each set of migrations (an
+// embedded directory of goose SQL files with a version table of its own).
+// Every error that is not "no such record", "already exists" or a
+// constraint refused wraps security.ErrUnavailable: the caller answers 503
+// and the request can be retried, never 500.
+package sqldb
 
 import (
 	"context"
@@ -39,6 +43,24 @@ var (
 	ErrUnavailable = security.ErrUnavailable
 )
 
+// ConstraintError is a write the database refused because it breaks a
+// constraint other than uniqueness (ErrExists): a foreign key (a record it
+// names does not exist, or records still name it), a check or a NOT NULL.
+// It says nothing about the database's health: answer 409 or 422, never 503.
+type ConstraintError struct {
+	Kind string // "foreign key", "check" or "not null"
+	// Name is the constraint's name when the database says it
+	// (PostgreSQL does; SQLite does not).
+	Name string
+}
+
+func (e *ConstraintError) Error() string {
+	if e.Name != "" {
+		return fmt.Sprintf("database: %s constraint %s refused the write", e.Kind, e.Name)
+	}
+	return fmt.Sprintf("database: a %s constraint refused the write", e.Kind)
+}
+
 // Kind is the database engine.
 type Kind string
 
@@ -47,18 +69,18 @@ const (
 	Postgres Kind = "postgres"
 )
 
-// Source is where the data lives: a parsed SPECGUARD_DATABASE_URL.
+// Source is where the data lives: a parsed database URL.
 type Source struct {
 	Kind Kind
 	// DSN is the SQLite file's path, or the PostgreSQL URL.
 	DSN string
 }
 
-// DefaultFile is the SQLite file inside the data directory when
-// SPECGUARD_DATABASE_URL is empty.
+// DefaultFile is the SQLite file inside the data directory when the
+// database URL is empty.
 const DefaultFile = "specguard.db"
 
-// ParseURL reads SPECGUARD_DATABASE_URL. Empty means the SQLite file
+// ParseURL reads a database URL. Empty means the SQLite file
 // dataDir/specguard.db; "sqlite:PATH" that file; "postgres://..." or
 // "postgresql://..." PostgreSQL. Anything else is an error saying so.
 func ParseURL(raw, dataDir string) (Source, error) {
@@ -88,7 +110,7 @@ func ParseURL(raw, dataDir string) (Source, error) {
 // its userinfo or in ?password=, ?sslpassword=, ...), for messages.
 func Redact(raw string) string { return redact.URL(raw) }
 
-// String names the database for logs, without a password.
+// String names the database for logs, without a secret.
 func (s Source) String() string {
 	if s.Kind == SQLite {
 		return "sqlite:" + s.DSN
@@ -103,15 +125,16 @@ type Option func(*DB)
 // (10 when absent). SQLite has one writer connection whatever the size.
 func WithPoolSize(n int) Option { return func(d *DB) { d.pool = n } }
 
-// WithClock sets the clock that stamps created, updated and revoked times
-// (time.Now when absent).
+// WithClock sets the clock that repositories stamp times with (Now;
+// time.Now when absent).
 func WithClock(now func() time.Time) Option { return func(d *DB) { d.now = now } }
 
 // WithTimeout bounds every query (5s when absent), so a database that
 // stops answering fails requests instead of hanging them.
 func WithTimeout(d time.Duration) Option { return func(db *DB) { db.timeout = d } }
 
-// DB is the repository: typed queries over one database.
+// DB is one database: a writer and readers, and the helpers repositories
+// query it with.
 type DB struct {
 	src     Source
 	w, r    *sql.DB // writer and readers; the same pool on PostgreSQL
@@ -125,7 +148,7 @@ type DB struct {
 }
 
 // Open connects to src and checks that it answers. It does not migrate:
-// call Migrate (serve does; `specguard migrate` does it alone).
+// call Migrate for each set of migrations.
 func Open(ctx context.Context, src Source, opts ...Option) (*DB, error) {
 	d := &DB{src: src, pool: 10, timeout: 5 * time.Second, now: time.Now, rebind: map[string]string{}}
 	for _, opt := range opts {
@@ -206,6 +229,9 @@ func (d *DB) Kind() Kind { return d.src.Kind }
 // Source is where the data lives.
 func (d *DB) Source() Source { return d.src }
 
+// Now is the clock repositories stamp times with (WithClock).
+func (d *DB) Now() time.Time { return d.now() }
+
 // Close closes every connection.
 func (d *DB) Close() error {
 	d.stmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
@@ -216,11 +242,11 @@ func (d *DB) Close() error {
 	return err
 }
 
-// Ping reports whether the database answers, for /readyz.
+// Ping reports whether the database answers, for a readiness check.
 func (d *DB) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
-	return d.fail(d.w.PingContext(ctx))
+	return d.Fail(d.w.PingContext(ctx))
 }
 
 // q returns query for this engine: PostgreSQL numbers its placeholders.
@@ -251,6 +277,19 @@ func (d *DB) q(query string) string {
 	return out
 }
 
+// ForUpdate is the suffix of a SELECT that locks its rows until the
+// transaction ends: " FOR UPDATE" on PostgreSQL; nothing on SQLite, whose
+// write transactions hold the whole database.
+func (d *DB) ForUpdate() string {
+	if d.src.Kind == Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+// Scanner is a row to scan: *sql.Row and *sql.Rows are.
+type Scanner interface{ Scan(dest ...any) error }
+
 // queryRow runs a one-row read on the readers. On SQLite its statement is
 // prepared once (per connection, by database/sql) and kept: parsing the
 // SQL costs about as much as running it. pgx keeps PostgreSQL's prepared
@@ -273,39 +312,101 @@ func (d *DB) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	return st.(*sql.Stmt).QueryRowContext(ctx, args...)
 }
 
-// queryAll runs a read on the readers and scans every row with scan.
-func queryAll[T any](ctx context.Context, d *DB, scan func(interface{ Scan(...any) error }) (*T, error), query string, args ...any) ([]T, error) {
+// Get runs a one-row read (? placeholders) on the readers and scans the
+// row with scan: ErrNotFound when there is none.
+func Get[T any](ctx context.Context, d *DB, scan func(Scanner) (*T, error), query string, args ...any) (*T, error) {
+	ctx, cancel := d.ctx(ctx)
+	defer cancel()
+	v, err := scan(d.queryRow(ctx, query, args...))
+	return v, d.Fail(err)
+}
+
+// List runs a read (? placeholders) on the readers and scans every row
+// with scan; an empty list, not nil, when there is none.
+func List[T any](ctx context.Context, d *DB, scan func(Scanner) (*T, error), query string, args ...any) ([]T, error) {
 	ctx, cancel := d.ctx(ctx)
 	defer cancel()
 	rows, err := d.r.QueryContext(ctx, d.q(query), args...)
 	if err != nil {
-		return nil, d.fail(err)
+		return nil, d.Fail(err)
 	}
 	defer rows.Close()
 	out := []T{}
 	for rows.Next() {
 		v, err := scan(rows)
 		if err != nil {
-			return nil, d.fail(err)
+			return nil, d.Fail(err)
 		}
 		out = append(out, *v)
 	}
-	return out, d.fail(rows.Err())
+	return out, d.Fail(rows.Err())
+}
+
+// Count runs a read (? placeholders) whose one row is one integer.
+func (d *DB) Count(ctx context.Context, query string, args ...any) (int64, error) {
+	ctx, cancel := d.ctx(ctx)
+	defer cancel()
+	var n int64
+	err := d.r.QueryRowContext(ctx, d.q(query), args...).Scan(&n)
+	return n, d.Fail(err)
 }
 
 func (d *DB) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, d.timeout)
 }
 
-func (d *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+// Exec runs a write (? placeholders) on the writer.
+func (d *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	ctx, cancel := d.ctx(ctx)
 	defer cancel()
 	res, err := d.w.ExecContext(ctx, d.q(query), args...)
-	return res, d.fail(err)
+	return res, d.Fail(err)
 }
 
-// affected turns "no row changed" into ErrNotFound.
-func affected(res sql.Result, err error) error {
+// Tx is a write transaction (see DB.Tx).
+type Tx struct {
+	ctx context.Context
+	tx  *sql.Tx
+	d   *DB
+}
+
+// Exec runs a write (? placeholders) in the transaction.
+func (t *Tx) Exec(query string, args ...any) (sql.Result, error) {
+	res, err := t.tx.ExecContext(t.ctx, t.d.q(query), args...)
+	return res, t.d.Fail(err)
+}
+
+// QueryRow runs a one-row read (? placeholders) in the transaction; scan
+// it, then pass the error through Fail.
+func (t *Tx) QueryRow(query string, args ...any) Scanner {
+	return t.tx.QueryRowContext(t.ctx, t.d.q(query), args...)
+}
+
+// Tx runs f in a write transaction, bounded like every query: committed
+// when f returns nil, rolled back when it returns an error (which Tx
+// returns as it is).
+func (d *DB) Tx(ctx context.Context, f func(tx *Tx) error) error {
+	ctx, cancel := d.ctx(ctx)
+	defer cancel()
+	tx, err := d.w.BeginTx(ctx, nil)
+	if err != nil {
+		return d.Fail(err)
+	}
+	defer tx.Rollback()
+	if err := f(&Tx{ctx: ctx, tx: tx, d: d}); err != nil {
+		return err
+	}
+	return d.Fail(tx.Commit())
+}
+
+// ExecForTest runs a statement on the writer as it is, for tests that put
+// the database in a state no repository makes.
+func (d *DB) ExecForTest(ctx context.Context, query string) (sql.Result, error) {
+	return d.w.ExecContext(ctx, query)
+}
+
+// Affected turns "no row changed" into ErrNotFound.
+func Affected(res sql.Result, err error) error {
 	if err != nil {
 		return err
 	}
@@ -317,39 +418,66 @@ func affected(res sql.Result, err error) error {
 	return nil
 }
 
-// fail maps a driver error to this package's: no rows, a unique key
-// taken, or (anything else) the database being unavailable.
-func (d *DB) fail(err error) error {
+// Fail maps a driver error to this package's: no rows (ErrNotFound), a
+// unique key taken (ErrExists), another constraint (*ConstraintError), or
+// anything else: the database being unavailable. An error that is already
+// one of these is returned as it is.
+func (d *DB) Fail(err error) error {
+	var ce *ConstraintError
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, sql.ErrNoRows):
+	case errors.Is(err, sql.ErrNoRows), errors.Is(err, ErrNotFound):
 		return ErrNotFound
-	case isUniqueViolation(err):
-		return ErrExists
+	case errors.Is(err, ErrExists), errors.Is(err, ErrUnavailable), errors.As(err, &ce):
+		return err
+	}
+	if c := constraint(err); c != nil {
+		if c.Kind == "unique" {
+			return ErrExists
+		}
+		return c
 	}
 	return fmt.Errorf("%w: database: %s", ErrUnavailable, text.OneLine(err.Error()))
 }
 
-func isUniqueViolation(err error) bool {
+// constraint reads the constraint a driver error says was broken, or nil.
+func constraint(err error) *ConstraintError {
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
-		return pg.Code == "23505"
+		kind := map[string]string{"23505": "unique", "23503": "foreign key", "23514": "check", "23502": "not null"}[pg.Code]
+		if kind == "" {
+			return nil
+		}
+		return &ConstraintError{Kind: kind, Name: pg.ConstraintName}
 	}
 	var lite *sqlite.Error
 	if errors.As(err, &lite) {
-		return lite.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || lite.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+		switch lite.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return &ConstraintError{Kind: "unique"}
+		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+			return &ConstraintError{Kind: "foreign key"}
+		case sqlite3.SQLITE_CONSTRAINT_CHECK:
+			return &ConstraintError{Kind: "check"}
+		case sqlite3.SQLITE_CONSTRAINT_NOTNULL:
+			return &ConstraintError{Kind: "not null"}
+		}
 	}
-	return false
+	return nil
 }
 
-func usec(t time.Time) int64 { return t.UnixMicro() }
+// Micros is t as the schema keeps times: microseconds since the Unix
+// epoch, which SQLite and PostgreSQL store and compare alike.
+func Micros(t time.Time) int64 { return t.UnixMicro() }
 
-func fromUsec(n int64) time.Time { return time.UnixMicro(n).UTC() }
+// FromMicros reads a time Micros wrote, in UTC.
+func FromMicros(n int64) time.Time { return time.UnixMicro(n).UTC() }
 
-func nullUsec(n sql.NullInt64) time.Time {
+// NullMicros reads a time Micros wrote that may be NULL (the zero time).
+func NullMicros(n sql.NullInt64) time.Time {
 	if !n.Valid {
 		return time.Time{}
 	}
-	return fromUsec(n.Int64)
+	return FromMicros(n.Int64)
 }

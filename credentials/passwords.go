@@ -1,4 +1,4 @@
-package server
+package credentials
 
 import (
 	"context"
@@ -25,7 +25,7 @@ type Argon2 struct {
 }
 
 // DefaultArgon2 is OWASP's first recommendation for argon2id: 19 MiB, two
-// passes, one thread.
+// passes, one thread (WithArgon2 changes it).
 var DefaultArgon2 = Argon2{Memory: 19 * 1024, Time: 2, Threads: 1}
 
 // passwords hashes passwords with argon2id (any length: bcrypt refuses
@@ -153,8 +153,9 @@ func decodeArgon2(hash string) (Argon2, []byte, []byte, error) {
 	return params, salt, key, nil
 }
 
-// validHash reports whether hash is a password hash specguard can check.
-func validHash(hash string) bool {
+// ValidHash reports whether hash is a password hash specguard can check:
+// argon2id in the PHC string format, or bcrypt.
+func ValidHash(hash string) bool {
 	if strings.HasPrefix(hash, "$argon2id$") {
 		_, _, _, err := decodeArgon2(hash)
 		return err == nil

@@ -1,0 +1,201 @@
+package credentials
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/specguard/specguard/security"
+)
+
+// Account is an account as the credential operations keep it.
+type Account struct {
+	ID           string
+	Email        string
+	Role         string
+	PasswordHash string // argon2id or bcrypt (see HashPassword)
+	Disabled     bool
+	// Version grows with every change of Role, Disabled or NotBefore.
+	Version int64
+	// NotBefore: credentials minted while Version was lower are dead.
+	NotBefore int64
+	Created   time.Time
+	Updated   time.Time
+}
+
+// ErrExists: an account with that address exists already.
+var ErrExists = errors.New("already exists")
+
+// Accounts is the durable home of accounts: the service's database.
+// sqlstore implements it on SQLite and PostgreSQL; NewMemoryAccounts in
+// this process (tests, demos).
+type Accounts interface {
+	// CreateAccount inserts a (its ID set by the caller), setting Version,
+	// Created and Updated. An address taken already, in any case, gives
+	// ErrExists: of concurrent registrations of one address one succeeds.
+	CreateAccount(ctx context.Context, a *Account) error
+	// EnsureAccount inserts a unless an account with its id or address
+	// exists, and reports whether it did: seeding is idempotent.
+	EnsureAccount(ctx context.Context, a *Account) (bool, error)
+	// Account returns account id, or an error wrapping security.ErrNotFound.
+	Account(ctx context.Context, id string) (*Account, error)
+	// AccountByEmail returns the account of an address, whatever its case.
+	AccountByEmail(ctx context.Context, email string) (*Account, error)
+	// ListAccounts lists every account by address.
+	ListAccounts(ctx context.Context) ([]Account, error)
+	// UpdateAccount changes account id in one transaction that holds its
+	// row: change edits it (an error aborts), Version is bumped, the row is
+	// written, then publish runs before the commit; when publish fails
+	// nothing is committed. publish mirrors the new state into the shared
+	// store every instance checks credentials against.
+	UpdateAccount(ctx context.Context, id string, change func(*Account) error, publish func(*Account) error) (*Account, error)
+	// SetPassword replaces the password hash of account id.
+	SetPassword(ctx context.Context, id, hash string) error
+}
+
+// EmailKey is the form of an address that must be unique: trimmed and
+// lower-cased.
+func EmailKey(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+
+// MemoryAccounts keeps accounts in this process: for tests and demos; a
+// service keeps them in its database (sqlstore).
+type MemoryAccounts struct {
+	now      func() time.Time
+	mu       sync.Mutex
+	accounts map[string]Account // by id
+}
+
+var _ Accounts = (*MemoryAccounts)(nil)
+
+// NewMemoryAccounts returns no accounts; now is the clock (time.Now when
+// nil).
+func NewMemoryAccounts(now func() time.Time) *MemoryAccounts {
+	if now == nil {
+		now = time.Now
+	}
+	return &MemoryAccounts{now: now, accounts: map[string]Account{}}
+}
+
+func (m *MemoryAccounts) taken(a *Account) bool {
+	if _, ok := m.accounts[a.ID]; ok {
+		return true
+	}
+	for _, o := range m.accounts {
+		if EmailKey(o.Email) == EmailKey(a.Email) {
+			return true
+		}
+	}
+	return false
+}
+
+// CreateAccount implements Accounts.
+func (m *MemoryAccounts) CreateAccount(_ context.Context, a *Account) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if a.ID == "" {
+		return errors.New("CreateAccount: the id is empty")
+	}
+	if m.taken(a) {
+		return ErrExists
+	}
+	now := m.now().UTC().Truncate(time.Microsecond)
+	a.Created, a.Updated, a.Version = now, now, 1
+	m.accounts[a.ID] = *a
+	return nil
+}
+
+// EnsureAccount implements Accounts.
+func (m *MemoryAccounts) EnsureAccount(ctx context.Context, a *Account) (bool, error) {
+	err := m.CreateAccount(ctx, a)
+	if errors.Is(err, ErrExists) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Account implements Accounts.
+func (m *MemoryAccounts) Account(_ context.Context, id string) (*Account, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a, ok := m.accounts[id]
+	if !ok {
+		return nil, security.ErrNotFound
+	}
+	return &a, nil
+}
+
+// AccountByEmail implements Accounts.
+func (m *MemoryAccounts) AccountByEmail(_ context.Context, email string) (*Account, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, a := range m.accounts {
+		if EmailKey(a.Email) == EmailKey(email) {
+			return &a, nil
+		}
+	}
+	return nil, security.ErrNotFound
+}
+
+// ListAccounts implements Accounts.
+func (m *MemoryAccounts) ListAccounts(context.Context) ([]Account, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Account, 0, len(m.accounts))
+	for _, a := range m.accounts {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(a, b Account) int { return strings.Compare(EmailKey(a.Email), EmailKey(b.Email)) })
+	return out, nil
+}
+
+// UpdateAccount implements Accounts.
+func (m *MemoryAccounts) UpdateAccount(_ context.Context, id string, change func(*Account) error, publish func(*Account) error) (*Account, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a, ok := m.accounts[id]
+	if !ok {
+		return nil, security.ErrNotFound
+	}
+	if err := change(&a); err != nil {
+		return nil, err
+	}
+	a.Version++
+	a.Updated = m.now().UTC().Truncate(time.Microsecond)
+	if err := publish(&a); err != nil {
+		return nil, err
+	}
+	m.accounts[id] = a
+	return &a, nil
+}
+
+// SetPassword implements Accounts.
+func (m *MemoryAccounts) SetPassword(_ context.Context, id, hash string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a, ok := m.accounts[id]
+	if !ok {
+		return security.ErrNotFound
+	}
+	a.PasswordHash, a.Updated = hash, m.now().UTC()
+	m.accounts[id] = a
+	return nil
+}
+
+// accountState is the state of a every credential check depends on.
+func accountState(a *Account) security.Account {
+	return security.Account{Version: a.Version, Role: a.Role, Disabled: a.Disabled, NotBefore: a.NotBefore}
+}
+
+// source reads account state from Accounts for security.Accounts.
+type source struct{ accounts Accounts }
+
+func (s source) AccountState(ctx context.Context, subject string) (security.Account, error) {
+	a, err := s.accounts.Account(ctx, subject)
+	if err != nil {
+		return security.Account{}, err
+	}
+	return accountState(a), nil
+}

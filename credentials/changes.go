@@ -1,0 +1,132 @@
+package credentials
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/specguard/specguard/security"
+)
+
+// Changes of accounts that every instance enforces at once, and ending
+// credentials: the operations' and a service's own code's.
+
+// update changes account id in one database transaction that holds its
+// row, and publishes the new state to the store every instance checks
+// credentials against before it commits (Accounts.UpdateAccount): when
+// the publish fails nothing is committed. The new version passes both the
+// database's and the store's, so no version is ever reused. When the
+// commit fails after the publish, the store is set back to what the
+// database holds (and, should that fail too, forgets it within
+// security.AccountTTL).
+func (s *Service) update(ctx context.Context, id string, change func(*Account)) (*Account, error) {
+	floor, err := s.state.Floor(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var published int64
+	a, err := s.accounts.UpdateAccount(ctx, id, func(a *Account) error {
+		a.Version = max(a.Version, floor)
+		change(a)
+		return nil
+	}, func(a *Account) error {
+		if err := s.state.Publish(ctx, a.ID, accountState(a)); err != nil {
+			return err
+		}
+		published = a.Version
+		return nil
+	})
+	if err != nil && published != 0 {
+		s.republish(id, published)
+	}
+	return a, err
+}
+
+// republish puts the database's state of account id back into the store,
+// at version (the one an uncommitted change published), after a commit
+// that failed.
+func (s *Service) republish(id string, version int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	a, err := s.accounts.Account(ctx, id)
+	if err == nil {
+		st := accountState(a)
+		st.Version = version
+		err = s.state.Publish(ctx, id, st)
+	}
+	if err != nil {
+		s.cfg.log.Warn("a change of an account was published but not committed, and putting it back failed; the store forgets it within the account TTL",
+			"subject", id, "err", err)
+	}
+}
+
+// endAll ends every credential of subject after change: its account's
+// NotBefore moves past every credential minted so far (which every
+// instance enforces at the next request), then its token families,
+// sessions and API keys are deleted, which only tidies what is already
+// dead.
+func (s *Service) endAll(ctx context.Context, subject string, change func(*Account)) (*Account, error) {
+	a, err := s.update(ctx, subject, func(a *Account) {
+		change(a)
+		a.NotBefore = a.Version + 1 // the version this update commits
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.RevokeSubject(ctx, subject); err != nil {
+		s.cfg.log.Warn("revoked every credential; tidying the store failed", "subject", subject, "err", err)
+	}
+	if err := s.keys.RevokeAll(ctx, subject); err != nil {
+		s.cfg.log.Warn("revoked every credential; marking the API keys revoked failed", "subject", subject, "err", err)
+	}
+	return a, nil
+}
+
+// LogoutAll ends every credential of account subject (tokens, refresh
+// tokens, browser sessions, API keys) on every instance from the next
+// request on.
+func (s *Service) LogoutAll(ctx context.Context, subject string) error {
+	_, err := s.endAll(ctx, subject, func(*Account) {})
+	return err
+}
+
+// Disable disables account id: it can no longer log in, and every
+// credential it holds stops working on every instance at the next request.
+func (s *Service) Disable(ctx context.Context, id string) error {
+	_, err := s.endAll(ctx, id, func(a *Account) { a.Disabled = true })
+	return err
+}
+
+// Enable lets account id log in again; what a disable ended stays ended.
+func (s *Service) Enable(ctx context.Context, id string) error {
+	_, err := s.update(ctx, id, func(a *Account) { a.Disabled = false })
+	return err
+}
+
+// SetRole changes the role of account id (one of the document's x-roles):
+// every credential it holds keeps only the scopes the new role grants too,
+// on every instance at the next request.
+func (s *Service) SetRole(ctx context.Context, id, role string) error {
+	if !s.roleGrants(role) {
+		return errors.New("credentials: role " + role + " is not declared in the document's x-roles")
+	}
+	_, err := s.update(ctx, id, func(a *Account) { a.Role = role })
+	return err
+}
+
+// Logout ends the login the principal p authenticated with: its token
+// family, or its browser session. A principal of another kind (an API key,
+// a token minted from one, an outside provider's) has no login to end.
+func (s *Service) Logout(ctx context.Context, p *security.Principal) error {
+	if p.FamilyID != "" && p.KeyID == "" {
+		if err := s.tokens.Revoke(ctx, p.Subject, p.FamilyID); err != nil && !errors.Is(err, security.ErrNotFound) {
+			return err
+		}
+	}
+	if p.SessionID != "" {
+		if err := s.sessions.Delete(ctx, p.Subject, p.SessionID); err != nil && !errors.Is(err, security.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}

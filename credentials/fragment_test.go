@@ -1,0 +1,62 @@
+package credentials_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/specguard/specguard/credentials"
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
+)
+
+// A document declares the credential operations itself (x-credential);
+// one whose request or answers have another shape than what the service
+// serves, or that names an operation it does not serve, is refused before
+// anything is served, naming file, line and what differs. What is the
+// document's to choose (paths, ids, security, limits, descriptions) is not
+// checked.
+func TestFragmentShapes(t *testing.T) {
+	frag := string(credentials.Fragment)
+	for _, c := range []struct {
+		name, old, new string
+		want           string // "" when the document is served
+	}{
+		{"the fragment itself", "", "", ""},
+		{"other paths, ids, limits and descriptions", "  /auth/login:\n    post:\n      operationId: login\n", "  /v1/sign-in:\n    post:\n      operationId: signIn\n", ""},
+		{"a request property missing",
+			"        device:\n          type: string\n          maxLength: 100\n          description: A name for this login, shown in the session list.\n", "",
+			"POST /auth/login (login): x-credential: login: requestBody.application/json.device: missing differs from what specguard serves (credentials.Fragment)"},
+		{"an answer's property renamed", "        access_token: { type: string }\n", "        accessToken: { type: string }\n",
+			"POST /auth/login (login): x-credential: login: responses.200.application/json.access_token: missing"},
+		{"a status left out", "        '409':\n          description: The account holds the most API keys allowed; end one first.\n          content:\n            application/problem+json:\n              schema: { $ref: '#/components/schemas/Problem' }\n", "",
+			"POST /api-keys (createApiKey): x-credential: create-api-key: responses.409: missing"},
+		{"an operation specguard does not serve", "      x-credential: jwks\n", "      x-credential: keys\n",
+			"GET /.well-known/jwks.json (getJWKS): x-credential: keys is not an operation specguard serves"},
+		{"another method", "  /auth/logout:\n    post:\n", "  /auth/logout:\n    delete:\n",
+			"DELETE /auth/logout (logout): x-credential: logout is served as POST, not DELETE"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			doc := frag
+			if c.old != "" {
+				if !strings.Contains(doc, c.old) {
+					t.Fatalf("the fragment has no %q", c.old)
+				}
+				doc = strings.Replace(doc, c.old, c.new, 1)
+			}
+			table, err := policy.Compile("openapi.yaml", []byte(doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			accounts, keys := memoryRecords(t)
+			store, lim := memoryState(t)
+			key, _ := security.GenerateKey()
+			_, err = credentials.New(table, key, credentials.Stores{Accounts: accounts, Keys: keys, State: store, Limits: lim})
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "openapi.yaml:")):
+				t.Fatalf("New = %v, want an error naming the file and line with %q", err, c.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,548 @@
+package credentials
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/mail"
+	"slices"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/problem"
+	"github.com/specguard/specguard/security"
+)
+
+// The handlers of the credential operations, one per x-credential kind.
+// The guard has authenticated, limited and validated each request before
+// it reaches them.
+
+// caller is the verified principal; the guard guarantees one on every
+// operation that admits no anonymous caller.
+func caller(r *http.Request) *security.Principal { return security.FromContext(r.Context()) }
+
+// checkPassword returns the account when email and password match an
+// enabled one. It spends a password check whether or not the address
+// exists, charged to the failed-password budgets first and refunded when
+// the password was right. A hash of older parameters (or a bcrypt one) is
+// replaced on success. A database that cannot answer is an error wrapping
+// security.ErrUnavailable (503), never a wrong password.
+func (s *Service) checkPassword(r *http.Request, email, password string) (*Account, error) {
+	ctx := r.Context()
+	refund, err := s.failures.take(ctx, s.cfg.clientAddr(r), email)
+	if err != nil {
+		return nil, err
+	}
+	a, err := s.accounts.AccountByEmail(ctx, email)
+	hash := ""
+	if err == nil {
+		hash = a.PasswordHash
+	} else if !errors.Is(err, security.ErrNotFound) {
+		return nil, err
+	}
+	ok, rehash, err := s.passwords.match(ctx, hash, password)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || a.Disabled {
+		return nil, security.ErrInvalid
+	}
+	refund()
+	if rehash {
+		if h, err := s.passwords.hash(ctx, password); err == nil {
+			if err := s.accounts.SetPassword(ctx, a.ID, h); err != nil {
+				s.cfg.log.Warn("upgrading a password hash failed; it stays as it was", "subject", a.ID, "err", err)
+			}
+		}
+	}
+	if s.cfg.passwordChecked != nil {
+		s.cfg.passwordChecked(ctx, a)
+	}
+	return a, nil
+}
+
+// roleScopes gives the current role and scopes of a subject, for refreshes.
+func (s *Service) roleScopes(ctx context.Context) func(string) (string, []string, error) {
+	return func(subject string) (string, []string, error) {
+		a, err := s.accounts.Account(ctx, subject)
+		switch {
+		case errors.Is(err, security.ErrNotFound):
+			return "", nil, security.ErrInvalid
+		case err != nil:
+			return "", nil, err
+		case a.Disabled:
+			return "", nil, security.ErrInvalid
+		}
+		return a.Role, s.table.RoleScopes(a.Role), nil
+	}
+}
+
+func (s *Service) register(w http.ResponseWriter, r *http.Request) {
+	var in struct{ Email, Password string }
+	if !s.decode(w, r, &in) {
+		return
+	}
+	addr, err := mail.ParseAddress(in.Email)
+	if err != nil || addr.Address != in.Email || len(in.Password) == 0 {
+		s.badRequest(w, "email is not a valid address")
+		return
+	}
+	hash, err := s.passwords.hash(r.Context(), in.Password)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	a := &Account{ID: security.NewID(), Email: in.Email, Role: s.cfg.registerRole, PasswordHash: hash}
+	if err := s.accounts.CreateAccount(r.Context(), a); errors.Is(err, ErrExists) {
+		s.problems.Write(w, &problem.Problem{Type: "conflict", Title: "Conflict", Status: http.StatusConflict, Detail: "An account with this email exists."})
+		return
+	} else if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, userOf(a))
+}
+
+type loginRequest struct {
+	Email, Password, Device string
+}
+
+func (s *Service) login(w http.ResponseWriter, r *http.Request) {
+	var in loginRequest
+	if !s.decode(w, r, &in) {
+		return
+	}
+	a, err := s.checkPassword(r, in.Email, in.Password)
+	var pair *security.Pair
+	if err == nil {
+		pair, err = s.tokens.Login(r.Context(), a.ID, a.Role, s.table.RoleScopes(a.Role), in.Device)
+	}
+	switch {
+	case s.tooManyFailures(w, err):
+	case errors.Is(err, security.ErrInvalid):
+		s.unauthorized(w, "invalid_token", "wrong email or password")
+	case errors.Is(err, security.ErrTooMany):
+		s.tooMany(w, "logins")
+	case err != nil:
+		s.fail(w, r, err)
+	default:
+		noStore(w)
+		writeJSON(w, http.StatusOK, tokenOf(pair))
+	}
+}
+
+// token is the OAuth2 token endpoint (RFC 6749): the password,
+// refresh_token and client_credentials grants.
+func (s *Service) token(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	if err := r.ParseForm(); err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "the body must be a form (application/x-www-form-urlencoded)")
+		return
+	}
+	f := r.PostForm
+	var (
+		pair *security.Pair
+		err  error
+	)
+	switch f.Get("grant_type") {
+	case "password":
+		a, perr := s.checkPassword(r, f.Get("username"), f.Get("password"))
+		switch {
+		case s.tooManyFailures(w, perr):
+			return
+		case errors.Is(perr, security.ErrInvalid):
+			oauthError(w, http.StatusBadRequest, "invalid_grant", "wrong username or password")
+			return
+		case perr != nil:
+			s.fail(w, r, perr)
+			return
+		}
+		scopes, ok := narrow(s.table.RoleScopes(a.Role), f.Get("scope"))
+		if !ok {
+			oauthError(w, http.StatusBadRequest, "invalid_scope", "a scope requested is not granted to this account")
+			return
+		}
+		pair, err = s.tokens.Login(r.Context(), a.ID, a.Role, scopes, "oauth2")
+		if errors.Is(err, security.ErrInvalid) {
+			oauthError(w, http.StatusBadRequest, "invalid_grant", "wrong username or password")
+			return
+		}
+	case "refresh_token":
+		if f.Get("refresh_token") == "" {
+			oauthError(w, http.StatusBadRequest, "invalid_request", "refresh_token is required")
+			return
+		}
+		pair, err = s.tokens.Refresh(r.Context(), f.Get("refresh_token"), s.roleScopes(r.Context()))
+		if errors.Is(err, security.ErrInvalid) {
+			oauthError(w, http.StatusBadRequest, "invalid_grant", "the refresh token is invalid, expired or revoked")
+			return
+		}
+	case "client_credentials":
+		pair, err = s.clientCredentials(w, r)
+		if pair == nil && err == nil {
+			return // answered
+		}
+	default:
+		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type must be password, refresh_token or client_credentials")
+		return
+	}
+	switch {
+	case errors.Is(err, security.ErrTooMany):
+		s.tooMany(w, "logins")
+	case err != nil:
+		s.fail(w, r, err)
+	default:
+		noStore(w)
+		writeJSON(w, http.StatusOK, tokenOf(pair))
+	}
+}
+
+// narrow returns the scopes requested (a space-separated list) when every
+// one is granted, all of granted when none is requested.
+func narrow(granted []string, requested string) ([]string, bool) {
+	want := fields(requested)
+	if len(want) == 0 {
+		return granted, true
+	}
+	for _, sc := range want {
+		if !slices.Contains(granted, sc) {
+			return nil, false
+		}
+	}
+	return slices.Compact(slices.Sorted(slices.Values(want))), true
+}
+
+// clientCredentials is the client_credentials grant: the client is an API
+// key, its id as client_id ("sg_" optional) and the rest as client_secret,
+// in HTTP Basic (RFC 6749 section 2.3.1) or in the form. A wrong key is
+// charged to the failed-password budget of the client's address, and
+// answered 401 invalid_client. It answers the refusals itself (returning
+// nil, nil).
+func (s *Service) clientCredentials(w http.ResponseWriter, r *http.Request) (*security.Pair, error) {
+	id, secret, basic := r.BasicAuth()
+	if !basic {
+		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	if id == "" || secret == "" {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "client_id and client_secret (an API key) are required")
+		return nil, nil
+	}
+	refund, err := s.failures.takeAddr(r.Context(), s.cfg.clientAddr(r))
+	if s.tooManyFailures(w, err) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	key, p, err := s.keys.Verify(r.Context(), security.APIKeyPrefix+strings.TrimPrefix(id, security.APIKeyPrefix)+"."+secret)
+	if errors.Is(err, security.ErrInvalid) {
+		w.Header().Set("WWW-Authenticate", problem.Challenge{Scheme: "Basic", Realm: s.cfg.realm}.String())
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "the client credentials are not a live API key")
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	refund()
+	scopes, ok := narrow(p.Scopes, r.PostForm.Get("scope"))
+	if !ok {
+		oauthError(w, http.StatusBadRequest, "invalid_scope", "a scope requested is not held by this API key")
+		return nil, nil
+	}
+	return s.tokens.MintForKey(r.Context(), key, p.Role, scopes)
+}
+
+func (s *Service) refresh(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if !s.decode(w, r, &in) {
+		return
+	}
+	pair, err := s.tokens.Refresh(r.Context(), in.RefreshToken, s.roleScopes(r.Context()))
+	switch {
+	case errors.Is(err, security.ErrReused):
+		s.unauthorized(w, "invalid_token", "refresh token reused; every token of this login is revoked")
+	case errors.Is(err, security.ErrInvalid):
+		s.unauthorized(w, "invalid_token", "the refresh token is invalid, expired or revoked")
+	case err != nil:
+		s.fail(w, r, err)
+	default:
+		noStore(w)
+		writeJSON(w, http.StatusOK, tokenOf(pair))
+	}
+}
+
+// clearCookies expires the session and CSRF cookies of a cookie session.
+func (s *Service) clearCookies(w http.ResponseWriter, p *security.Principal) {
+	if p.SessionID != "" && s.cookie != "" {
+		for _, c := range s.sessions.ClearCookies(s.cookie) {
+			http.SetCookie(w, c)
+		}
+	}
+}
+
+func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
+	p := caller(r)
+	if err := s.Logout(r.Context(), p); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.clearCookies(w, p)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Service) logoutAll(w http.ResponseWriter, r *http.Request) {
+	p := caller(r)
+	if err := s.LogoutAll(r.Context(), p.Subject); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.clearCookies(w, p)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Service) session(w http.ResponseWriter, r *http.Request) {
+	var in loginRequest
+	if !s.decode(w, r, &in) {
+		return
+	}
+	a, err := s.checkPassword(r, in.Email, in.Password)
+	var ns *security.NewSession
+	if err == nil {
+		ns, err = s.sessions.Create(r.Context(), a.ID, a.Role, in.Device)
+	}
+	switch {
+	case s.tooManyFailures(w, err):
+	case errors.Is(err, security.ErrInvalid):
+		s.unauthorized(w, "invalid_token", "wrong email or password")
+	case errors.Is(err, security.ErrTooMany):
+		s.tooMany(w, "browser sessions")
+	case err != nil:
+		s.fail(w, r, err)
+	default:
+		for _, c := range s.sessions.Cookies(s.cookie, ns) {
+			http.SetCookie(w, c)
+		}
+		noStore(w)
+		writeJSON(w, http.StatusCreated, browserSessionView{CSRFToken: ns.CSRF, ExpiresAt: ns.Session.Expires.UTC()})
+	}
+}
+
+func (s *Service) listSessions(w http.ResponseWriter, r *http.Request) {
+	p := caller(r)
+	fams, err := s.store.Families(r.Context(), p.Subject)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	sess, err := s.store.Sessions(r.Context(), p.Subject)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]sessionView, 0, len(fams)+len(sess))
+	for _, f := range fams {
+		out = append(out, sessionView{ID: f.ID, Kind: "token", Device: f.Device, CreatedAt: f.Created.UTC(), LastUsedAt: f.LastUsed.UTC(), Current: f.ID == p.FamilyID})
+	}
+	for _, x := range sess {
+		out = append(out, sessionView{ID: x.ID, Kind: "cookie", Device: x.Device, CreatedAt: x.Created.UTC(), LastUsedAt: x.LastUsed.UTC(), Current: x.ID == p.SessionID})
+	}
+	slices.SortFunc(out, func(a, b sessionView) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	writeJSON(w, http.StatusOK, out)
+}
+
+// pathID is the last path parameter of op (its {id}), as routed.
+func pathID(r *http.Request, op *policy.Operation) string {
+	path := op.Path
+	i := strings.LastIndex(path, "{")
+	j := strings.LastIndex(path, "}")
+	if i < 0 || j < i {
+		return ""
+	}
+	return chi.URLParam(r, path[i+1:j])
+}
+
+func (s *Service) deleteSession(op *policy.Operation) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, id := caller(r), pathID(r, op)
+		err := s.store.RevokeFamily(r.Context(), p.Subject, id)
+		if errors.Is(err, security.ErrNotFound) {
+			err = s.sessions.Delete(r.Context(), p.Subject, id)
+		}
+		switch {
+		case errors.Is(err, security.ErrNotFound):
+			s.notFound(w, "session")
+		case err != nil:
+			s.fail(w, r, err)
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}
+}
+
+func (s *Service) me(w http.ResponseWriter, r *http.Request) {
+	p := caller(r)
+	scopes := p.Scopes
+	if scopes == nil {
+		scopes = []string{}
+	}
+	if p.External {
+		// Verified by an outside provider: there is no account to read.
+		writeJSON(w, http.StatusOK, meView{ID: p.Subject, Scopes: scopes, Scheme: p.Scheme})
+		return
+	}
+	a, err := s.accounts.Account(r.Context(), p.Subject)
+	if errors.Is(err, security.ErrNotFound) {
+		s.unauthorized(w, "invalid_token", "the account no longer exists")
+		return
+	} else if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, meView{ID: a.ID, Email: a.Email, Role: a.Role, Scopes: scopes, Scheme: p.Scheme})
+}
+
+func (s *Service) listKeys(w http.ResponseWriter, r *http.Request) {
+	keys, err := s.keys.List(r.Context(), caller(r).Subject)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]keyView, 0, len(keys))
+	for i := range keys {
+		out = append(out, keyOf(&keys[i]))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// createKey makes a key holding a subset of the caller's own scopes.
+func (s *Service) createKey(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Name   string   `json:"name"`
+		Scopes []string `json:"scopes"`
+	}
+	if !s.decode(w, r, &in) {
+		return
+	}
+	if in.Name == "" || len(in.Scopes) == 0 {
+		s.badRequest(w, "name and scopes are required")
+		return
+	}
+	p := caller(r)
+	for _, sc := range in.Scopes {
+		if !s.scopeDeclared(sc) {
+			s.badRequest(w, "unknown scope "+sc)
+			return
+		}
+		if !p.HasScope(sc) {
+			s.forbidden(w, "a key cannot hold scope "+sc+", which you do not hold")
+			return
+		}
+	}
+	full, k, err := s.keys.Create(r.Context(), p.Subject, in.Name, slices.Compact(slices.Sorted(slices.Values(in.Scopes))))
+	switch {
+	case errors.Is(err, security.ErrInvalid):
+		// The account was disabled since the guard let this request in.
+		s.unauthorized(w, "invalid_token", "the account is disabled")
+	case errors.Is(err, security.ErrTooMany):
+		s.tooMany(w, "API keys")
+	case err != nil:
+		s.fail(w, r, err)
+	default:
+		v := keyOf(k)
+		v.Key = full
+		noStore(w)
+		writeJSON(w, http.StatusCreated, v)
+	}
+}
+
+func (s *Service) deleteKey(op *policy.Operation) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		switch err := s.keys.Revoke(r.Context(), caller(r).Subject, pathID(r, op)); {
+		case errors.Is(err, security.ErrNotFound):
+			s.notFound(w, "API key")
+		case err != nil:
+			s.fail(w, r, err)
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}
+}
+
+func (s *Service) listUsers(w http.ResponseWriter, r *http.Request) {
+	accounts, err := s.accounts.ListAccounts(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]userView, 0, len(accounts))
+	for i := range accounts {
+		out = append(out, userOf(&accounts[i]))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Service) disableUser(op *policy.Operation) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		switch err := s.Disable(r.Context(), pathID(r, op)); {
+		case errors.Is(err, security.ErrNotFound):
+			s.notFound(w, "user")
+		case err != nil:
+			s.fail(w, r, err)
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}
+}
+
+// updateUser: a new role bounds the scopes of every credential of the
+// account at the next request, on every instance; disabled: true disables
+// it; disabled: false lets it log in again.
+func (s *Service) updateUser(op *policy.Operation) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			Role     *string `json:"role"`
+			Disabled *bool   `json:"disabled"`
+		}
+		if !s.decode(w, r, &in) {
+			return
+		}
+		if in.Role == nil && in.Disabled == nil {
+			s.badRequest(w, "give role or disabled")
+			return
+		}
+		if in.Role != nil && !s.roleGrants(*in.Role) {
+			s.badRequest(w, "role "+*in.Role+" is not declared in the document's x-roles")
+			return
+		}
+		change := func(a *Account) {
+			if in.Role != nil {
+				a.Role = *in.Role
+			}
+			if in.Disabled != nil {
+				a.Disabled = *in.Disabled
+			}
+		}
+		id := pathID(r, op)
+		var a *Account
+		var err error
+		if in.Disabled != nil && *in.Disabled {
+			a, err = s.endAll(r.Context(), id, change)
+		} else {
+			a, err = s.update(r.Context(), id, change)
+		}
+		switch {
+		case errors.Is(err, security.ErrNotFound):
+			s.notFound(w, "user")
+		case err != nil:
+			s.fail(w, r, err)
+		default:
+			writeJSON(w, http.StatusOK, userOf(a))
+		}
+	}
+}
+
+func (s *Service) jwks(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"keys": s.tokens.JWKS()})
+}

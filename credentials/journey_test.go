@@ -1,0 +1,296 @@
+package credentials_test
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/specguard/specguard/credentials"
+	"github.com/specguard/specguard/security"
+)
+
+// A library user mounts the credential operations of the Fragment and gets
+// every one of them, on every backend: accounts, tokens with rotation and
+// reuse detection, the OAuth2 token endpoint's three grants, browser
+// sessions with CSRF, session lists, API keys, account changes, JWKS.
+func TestJourney(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			e := onBackend(t, b)
+			if err := e.svc.Seed(ctx, []credentials.SeedAccount{{Email: "root@example.com", Password: "root-password-1", Role: "admin"}}, nil); err != nil {
+				t.Fatal(err)
+			}
+			t.Run("accounts", func(t *testing.T) { accountsJourney(t, e) })
+			t.Run("tokens", func(t *testing.T) { tokensJourney(t, e) })
+			t.Run("token endpoint", func(t *testing.T) { tokenEndpointJourney(t, e) })
+			t.Run("browser sessions", func(t *testing.T) { sessionsJourney(t, e) })
+			t.Run("API keys", func(t *testing.T) { keysJourney(t, e) })
+			t.Run("account changes", func(t *testing.T) { changesJourney(t, e) })
+		})
+	}
+}
+
+func accountsJourney(t *testing.T, e *env) {
+	r := e.json("POST", "/auth/register", `{"email":"ann@example.com","password":"ann-password-1"}`)
+	if r.code != 201 || r.body["email"] != "ann@example.com" || r.body["role"] != "user" || r.body["disabled"] != false {
+		t.Fatalf("register: %d %s", r.code, r.raw)
+	}
+	if r := e.json("POST", "/auth/register", `{"email":"ANN@example.com","password":"ann-password-2"}`); r.code != 409 {
+		t.Errorf("the address again, in another case: %d, want 409", r.code)
+	}
+	if r := e.json("POST", "/auth/register", `{"email":"Ann <ann@example.com>","password":"ann-password-2"}`); r.code != 400 {
+		t.Errorf("a display name for an address: %d, want 400", r.code)
+	}
+	r = e.json("POST", "/auth/login", `{"email":"ann@example.com","password":"wrong-password"}`)
+	if r.code != 401 || !strings.Contains(r.header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Errorf("a wrong password: %d %q", r.code, r.header.Get("WWW-Authenticate"))
+	}
+	access, _ := e.login("ann@example.com", "ann-password-1")
+	r = e.do("GET", "/me", "", "", bearer(access)...)
+	if r.code != 200 || r.body["email"] != "ann@example.com" || r.body["role"] != "user" || r.body["scheme"] != "bearerAuth" {
+		t.Errorf("/me: %d %s", r.code, r.raw)
+	}
+	if r := e.do("GET", "/.well-known/jwks.json", "", ""); r.code != 200 || len(r.body["keys"].([]any)) != 1 {
+		t.Errorf("JWKS: %d %s", r.code, r.raw)
+	}
+}
+
+func tokensJourney(t *testing.T, e *env) {
+	first := e.json("POST", "/auth/login", `{"email":"root@example.com","password":"root-password-1","device":"laptop"}`)
+	if first.code != 200 || first.header.Get("Cache-Control") != "no-store" || first.body["token_type"] != "Bearer" {
+		t.Fatalf("login: %d %v %s", first.code, first.header, first.raw)
+	}
+	access, refresh := first.body["access_token"].(string), first.body["refresh_token"].(string)
+	second := e.json("POST", "/auth/refresh", `{"refresh_token":"`+refresh+`"}`)
+	if second.code != 200 || second.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("refresh: %d %s", second.code, second.raw)
+	}
+	if r := e.do("GET", "/me", "", "", bearer(access)...); r.code != 401 {
+		t.Errorf("the replaced access token: %d, want 401", r.code)
+	}
+	newer := second.body["access_token"].(string)
+	if r := e.do("GET", "/me", "", "", bearer(newer)...); r.code != 200 {
+		t.Errorf("the successor: %d", r.code)
+	}
+	// Reuse of the spent refresh token ends the whole login.
+	if r := e.json("POST", "/auth/refresh", `{"refresh_token":"`+refresh+`"}`); r.code != 401 || !strings.Contains(r.raw, "reused") {
+		t.Errorf("a spent refresh token: %d %s", r.code, r.raw)
+	}
+	if r := e.do("GET", "/me", "", "", bearer(newer)...); r.code != 401 {
+		t.Errorf("the successor after reuse: %d, want 401", r.code)
+	}
+	// Logout ends this login only.
+	a1, _ := e.login("root@example.com", "root-password-1")
+	a2, _ := e.login("root@example.com", "root-password-1")
+	if r := e.do("POST", "/auth/logout", "", "", bearer(a1)...); r.code != 204 {
+		t.Fatalf("logout: %d %s", r.code, r.raw)
+	}
+	if r := e.do("GET", "/me", "", "", bearer(a1)...); r.code != 401 {
+		t.Errorf("after logout: %d, want 401", r.code)
+	}
+	if r := e.do("GET", "/me", "", "", bearer(a2)...); r.code != 200 {
+		t.Errorf("another login after logout: %d, want 200", r.code)
+	}
+	// The session list shows the live logins, the current one marked.
+	r := e.do("GET", "/auth/sessions", "", "", bearer(a2)...)
+	if r.code != 200 || len(r.list) == 0 {
+		t.Fatalf("sessions: %d %s", r.code, r.raw)
+	}
+	var other string
+	current := 0
+	for _, it := range r.list {
+		s := it.(map[string]any)
+		if s["current"] == true {
+			current++
+		} else {
+			other = s["id"].(string)
+		}
+	}
+	if current != 1 {
+		t.Errorf("%d sessions marked current, want 1", current)
+	}
+	if other != "" {
+		if r := e.do("DELETE", "/auth/sessions/"+other, "", "", bearer(a2)...); r.code != 204 {
+			t.Errorf("deleting another session: %d", r.code)
+		}
+	}
+	if r := e.do("DELETE", "/auth/sessions/nope", "", "", bearer(a2)...); r.code != 404 {
+		t.Errorf("deleting no session: %d, want 404", r.code)
+	}
+	// Logout everywhere ends every credential, this one too.
+	if r := e.do("POST", "/auth/logout-all", "", "", bearer(a2)...); r.code != 204 {
+		t.Fatalf("logout-all: %d %s", r.code, r.raw)
+	}
+	if r := e.do("GET", "/me", "", "", bearer(a2)...); r.code != 401 {
+		t.Errorf("after logout-all: %d, want 401", r.code)
+	}
+}
+
+func tokenEndpointJourney(t *testing.T, e *env) {
+	r := e.form("/auth/token", url.Values{"grant_type": {"password"}, "username": {"root@example.com"}, "password": {"root-password-1"}, "scope": {"users:read"}})
+	if r.code != 200 || r.body["scope"] != "users:read" || r.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("password grant narrowed to users:read: %d %s", r.code, r.raw)
+	}
+	// The narrowing holds across refreshes.
+	again := e.form("/auth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r.body["refresh_token"].(string)}})
+	if again.code != 200 || again.body["scope"] != "users:read" {
+		t.Errorf("refresh grant: %d %s, want scope users:read", again.code, again.raw)
+	}
+	for _, c := range []struct {
+		form url.Values
+		code string
+	}{
+		{url.Values{"grant_type": {"password"}, "username": {"root@example.com"}, "password": {"root-password-1"}, "scope": {"nope"}}, "invalid_scope"},
+		{url.Values{"grant_type": {"password"}, "username": {"root@example.com"}, "password": {"wrong"}}, "invalid_grant"},
+		{url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x.y.z"}}, "invalid_grant"},
+		{url.Values{"grant_type": {"client_credentials"}}, "invalid_request"},
+	} {
+		if r := e.form("/auth/token", c.form); r.code != 400 || r.body["error"] != c.code {
+			t.Errorf("%v: %d %s, want 400 %s", c.form, r.code, r.raw, c.code)
+		}
+	}
+}
+
+func sessionsJourney(t *testing.T, e *env) {
+	r := e.json("POST", "/auth/session", `{"email":"root@example.com","password":"root-password-1","device":"browser"}`)
+	if r.code != 201 || r.body["csrf_token"] == nil || r.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("browser login: %d %s", r.code, r.raw)
+	}
+	var cookies []string
+	var session string
+	for _, c := range r.cookie {
+		cookies = append(cookies, c.Name+"="+c.Value)
+		if c.Name == "__Host-session" {
+			session = c.Value
+			if !c.Secure || !c.HttpOnly || c.Path != "/" {
+				t.Errorf("session cookie %+v: want Secure, HttpOnly, Path=/", c)
+			}
+		}
+	}
+	if session == "" {
+		t.Fatalf("no session cookie: %v", r.cookie)
+	}
+	cookie := strings.Join(cookies, "; ")
+	csrf := r.body["csrf_token"].(string)
+	if r := e.do("GET", "/me", "", "", "Cookie", cookie); r.code != 200 || r.body["scheme"] != "cookieAuth" {
+		t.Errorf("/me by cookie: %d %s", r.code, r.raw)
+	}
+	if r := e.do("POST", "/auth/logout", "", "", "Cookie", cookie); r.code != 403 {
+		t.Errorf("logout by cookie without the CSRF token: %d, want 403", r.code)
+	}
+	if r := e.do("POST", "/auth/logout", "", "", "Cookie", cookie, "X-CSRF-Token", "wrong"); r.code != 403 {
+		t.Errorf("logout by cookie with a wrong CSRF token: %d, want 403", r.code)
+	}
+	r = e.do("POST", "/auth/logout", "", "", "Cookie", cookie, "X-CSRF-Token", csrf)
+	if r.code != 204 {
+		t.Fatalf("logout by cookie: %d %s", r.code, r.raw)
+	}
+	cleared := 0
+	for _, c := range r.cookie {
+		if c.MaxAge < 0 {
+			cleared++
+		}
+	}
+	if cleared != 2 {
+		t.Errorf("logout cleared %d cookies, want the session's and the CSRF one", cleared)
+	}
+	if r := e.do("GET", "/me", "", "", "Cookie", cookie); r.code != 401 {
+		t.Errorf("the session after logout: %d, want 401", r.code)
+	}
+}
+
+func keysJourney(t *testing.T, e *env) {
+	access, _ := e.login("root@example.com", "root-password-1")
+	r := e.json("POST", "/api-keys", `{"name":"ci","scopes":["users:read"]}`, bearer(access)...)
+	if r.code != 201 || r.header.Get("Cache-Control") != "no-store" || !strings.HasPrefix(r.body["key"].(string), security.APIKeyPrefix) {
+		t.Fatalf("create a key: %d %s", r.code, r.raw)
+	}
+	key, id := r.body["key"].(string), r.body["id"].(string)
+	if r := e.json("POST", "/api-keys", `{"name":"x","scopes":["nope"]}`, bearer(access)...); r.code != 400 {
+		t.Errorf("a key with an undeclared scope: %d, want 400", r.code)
+	}
+	if r := e.do("GET", "/api-keys", "", "", bearer(access)...); r.code != 200 || len(r.list) != 1 || r.list[0].(map[string]any)["key"] != nil {
+		t.Errorf("list keys: %d %s (never the secret)", r.code, r.raw)
+	}
+	if r := e.do("GET", "/me", "", "", "X-API-Key", key); r.code != 200 || strings.Join(toStrings(r.body["scopes"]), " ") != "users:read" {
+		t.Errorf("/me by key: %d %s", r.code, r.raw)
+	}
+	// The client_credentials grant: the key's id and secret.
+	kid, secret, _ := strings.Cut(strings.TrimPrefix(key, security.APIKeyPrefix), ".")
+	cc := e.form("/auth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {kid}, "client_secret": {secret}})
+	if cc.code != 200 || cc.body["refresh_token"] != nil || cc.body["scope"] != "users:read" {
+		t.Fatalf("client_credentials: %d %s, want a token of the key's scopes and no refresh token", cc.code, cc.raw)
+	}
+	ccToken := cc.body["access_token"].(string)
+	if r := e.do("GET", "/admin/users", "", "", bearer(ccToken)...); r.code != 200 {
+		t.Errorf("the client_credentials token: %d %s", r.code, r.raw)
+	}
+	if r := e.form("/auth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {kid}, "client_secret": {secret[:len(secret)-2] + "AA"}}); r.code != 401 || r.body["error"] != "invalid_client" {
+		t.Errorf("a wrong client secret: %d %s, want 401 invalid_client", r.code, r.raw)
+	}
+	// Revoking the key ends it and every token minted from it.
+	if r := e.do("DELETE", "/api-keys/"+id, "", "", bearer(access)...); r.code != 204 {
+		t.Fatalf("revoke: %d %s", r.code, r.raw)
+	}
+	if r := e.do("GET", "/me", "", "", "X-API-Key", key); r.code != 401 {
+		t.Errorf("the revoked key: %d, want 401", r.code)
+	}
+	if r := e.do("GET", "/admin/users", "", "", bearer(ccToken)...); r.code != 401 {
+		t.Errorf("a token of the revoked key: %d, want 401", r.code)
+	}
+	if r := e.do("DELETE", "/api-keys/"+id, "", "", bearer(access)...); r.code != 404 {
+		t.Errorf("revoking it again: %d, want 404", r.code)
+	}
+}
+
+func changesJourney(t *testing.T, e *env) {
+	admin, _ := e.login("root@example.com", "root-password-1")
+	userAccess, userRefresh := e.register("bob@example.com", "bob-password-1")
+	r := e.do("GET", "/admin/users", "", "", bearer(admin)...)
+	var bob string
+	for _, it := range r.list {
+		if u := it.(map[string]any); u["email"] == "bob@example.com" {
+			bob = u["id"].(string)
+		}
+	}
+	if r.code != 200 || bob == "" {
+		t.Fatalf("list users: %d %s", r.code, r.raw)
+	}
+	if r := e.do("GET", "/admin/users", "", "", bearer(userAccess)...); r.code != 403 {
+		t.Errorf("a user lists users: %d, want 403", r.code)
+	}
+	if r := e.json("PATCH", "/admin/users/"+bob, `{"role":"moderator"}`, bearer(admin)...); r.code != 200 || r.body["role"] != "moderator" {
+		t.Fatalf("promote: %d %s", r.code, r.raw)
+	}
+	if r := e.json("PATCH", "/admin/users/"+bob, `{"role":"emperor"}`, bearer(admin)...); r.code != 400 {
+		t.Errorf("an undeclared role: %d, want 400", r.code)
+	}
+	if r := e.json("PATCH", "/admin/users/nobody", `{"role":"user"}`, bearer(admin)...); r.code != 404 {
+		t.Errorf("no such account: %d, want 404", r.code)
+	}
+	if r := e.do("POST", "/admin/users/"+bob+"/disable", "", "", bearer(admin)...); r.code != 204 {
+		t.Fatalf("disable: %d %s", r.code, r.raw)
+	}
+	if r := e.do("GET", "/me", "", "", bearer(userAccess)...); r.code != 401 {
+		t.Errorf("a disabled account's token: %d, want 401", r.code)
+	}
+	if r := e.json("POST", "/auth/refresh", `{"refresh_token":"`+userRefresh+`"}`); r.code != 401 {
+		t.Errorf("a disabled account's refresh token: %d, want 401", r.code)
+	}
+	if r := e.json("POST", "/auth/login", `{"email":"bob@example.com","password":"bob-password-1"}`); r.code != 401 {
+		t.Errorf("a disabled account logs in: %d, want 401", r.code)
+	}
+	if r := e.json("PATCH", "/admin/users/"+bob, `{"disabled":false}`, bearer(admin)...); r.code != 200 || r.body["disabled"] != false {
+		t.Fatalf("enable: %d %s", r.code, r.raw)
+	}
+	e.login("bob@example.com", "bob-password-1") // enabled again
+}
+
+func toStrings(v any) []string {
+	var out []string
+	list, _ := v.([]any)
+	for _, s := range list {
+		out = append(out, s.(string))
+	}
+	return out
+}

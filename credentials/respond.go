@@ -1,0 +1,185 @@
+package credentials
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/specguard/specguard/problem"
+	"github.com/specguard/specguard/security"
+)
+
+// The answers of the credential operations: JSON of the Fragment's
+// schemas, problems through the service's problem.Writer.
+
+// maxBody bounds what an operation reads of a request body.
+const maxBody = 64 << 10
+
+// writeJSON answers v as JSON with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// noStore forbids caching an answer that carries a credential (RFC 6749
+// section 5.1): no shared cache, proxy or browser may keep a token.
+func noStore(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+}
+
+// decode reads the JSON body of r into v, refusing fields v does not have
+// (the Fragment's request schemas allow none). It writes the 400 itself
+// and reports false when the body cannot be read.
+func (s *Service) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		s.badRequest(w, "the body must be application/json")
+		return false
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		s.badRequest(w, "the body is not the JSON object this operation takes")
+		return false
+	}
+	return true
+}
+
+func (s *Service) badRequest(w http.ResponseWriter, detail string) {
+	s.problems.InvalidRequest(w, detail, nil)
+}
+
+func (s *Service) notFound(w http.ResponseWriter, what string) {
+	s.problems.Write(w, &problem.Problem{Type: "not-found", Title: "Not found", Status: http.StatusNotFound, Detail: "No such " + what + "."})
+}
+
+func (s *Service) forbidden(w http.ResponseWriter, detail string) {
+	s.problems.Write(w, &problem.Problem{Type: "forbidden", Title: "Forbidden", Status: http.StatusForbidden, Detail: detail})
+}
+
+// unauthorized is a 401 of a credential the operation checked itself (a
+// password, a refresh token).
+func (s *Service) unauthorized(w http.ResponseWriter, code, detail string) {
+	w.Header().Set("WWW-Authenticate", problem.Challenge{Scheme: "Bearer", Realm: s.cfg.realm, Error: code, Description: detail}.String())
+	s.problems.Write(w, &problem.Problem{Type: "invalid-token", Title: "Invalid credentials", Status: http.StatusUnauthorized, Detail: detail})
+}
+
+// tooMany is the 409 of a login, session or API key past its cap: it says
+// how to get out, since a client that never logs out has no credential
+// left to end one with.
+func (s *Service) tooMany(w http.ResponseWriter, what string) {
+	detail := "This account holds the most " + what + " allowed. "
+	switch what {
+	case "logins":
+		detail += "A client should refresh its tokens (POST /auth/refresh) instead of logging in again, and log out (POST /auth/logout) when done. " +
+			"To end logins now, log in with a browser session (POST /auth/session), then DELETE /auth/sessions/{id} or POST /auth/logout-all; " +
+			"a login nobody refreshes ends when its refresh token expires."
+	case "browser sessions":
+		detail += "Log out of one (POST /auth/logout), or log in with a token (POST /auth/login) and DELETE /auth/sessions/{id} or POST /auth/logout-all; " +
+			"a session ends by itself when it expires."
+	default:
+		detail += "Revoke one first (DELETE /api-keys/{id}); a key revoked in the last minute still counts."
+	}
+	s.problems.Write(w, &problem.Problem{Type: "too-many", Title: "Too many " + what, Status: http.StatusConflict, Detail: detail})
+}
+
+// fail answers an error no operation expected: a store or the database
+// that cannot answer (503, retry), or anything else (500).
+func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, security.ErrUnavailable) {
+		s.cfg.log.Warn("a store is unavailable; answering 503", "path", r.URL.Path, "err", err)
+		s.problems.Unavailable(w, "A store is unavailable; try again shortly.")
+		return
+	}
+	s.cfg.log.Error("credential operation failed", "path", r.URL.Path, "err", err)
+	s.problems.Internal(w)
+}
+
+// Views: the Fragment's schemas.
+
+type tokenView struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int    `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope"`
+}
+
+func tokenOf(p *security.Pair) tokenView {
+	return tokenView{AccessToken: p.Access, TokenType: "Bearer", ExpiresIn: int(p.ExpiresIn / time.Second),
+		RefreshToken: p.Refresh, Scope: p.AccessClaims.Scope}
+}
+
+type userView struct {
+	ID        string    `json:"id"`
+	Email     string    `json:"email"`
+	Role      string    `json:"role"`
+	Disabled  bool      `json:"disabled"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func userOf(a *Account) userView {
+	return userView{ID: a.ID, Email: a.Email, Role: a.Role, Disabled: a.Disabled, CreatedAt: a.Created.UTC()}
+}
+
+type meView struct {
+	ID     string   `json:"id"`
+	Email  string   `json:"email,omitempty"`
+	Role   string   `json:"role,omitempty"`
+	Scopes []string `json:"scopes"`
+	Scheme string   `json:"scheme"`
+}
+
+type sessionView struct {
+	ID         string    `json:"id"`
+	Kind       string    `json:"kind"`
+	Device     string    `json:"device"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastUsedAt time.Time `json:"last_used_at"`
+	Current    bool      `json:"current"`
+}
+
+type browserSessionView struct {
+	CSRFToken string    `json:"csrf_token"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+type keyView struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Prefix     string     `json:"prefix"`
+	Scopes     []string   `json:"scopes"`
+	CreatedAt  time.Time  `json:"created_at"`
+	ExpiresAt  time.Time  `json:"expires_at"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	Key        string     `json:"key,omitempty"` // only when created
+}
+
+func keyOf(k *security.APIKey) keyView {
+	v := keyView{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Scopes: k.Scopes, CreatedAt: k.Created.UTC(), ExpiresAt: k.Expires.UTC()}
+	if v.Scopes == nil {
+		v.Scopes = []string{}
+	}
+	if !k.LastUsed.IsZero() {
+		t := k.LastUsed.UTC()
+		v.LastUsedAt = &t
+	}
+	return v
+}
+
+// oauthError answers a refused grant (RFC 6749 section 5.2).
+func oauthError(w http.ResponseWriter, status int, code, description string) {
+	noStore(w)
+	writeJSON(w, status, struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description,omitempty"`
+	}{code, description})
+}
+
+// fields splits a space-separated list.
+func fields(s string) []string { return strings.Fields(s) }

@@ -1,0 +1,211 @@
+package credentials
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/specguard/specguard/internal/text"
+	"github.com/specguard/specguard/security"
+)
+
+// SeedAccount is an account to create at start (a users file's entry):
+// exactly one of Password and PasswordHash (argon2id or bcrypt).
+type SeedAccount struct {
+	Email        string `yaml:"email"`
+	Password     string `yaml:"password"`
+	PasswordHash string `yaml:"password_hash"`
+	Role         string `yaml:"role"`
+}
+
+// LoadUsers reads a users file: a YAML list of {email, password or
+// password_hash, role}, roles checked against roles (a document's
+// x-roles). The file holds passwords, or hashes that can be attacked
+// offline: one that other users may read is refused. Errors name the
+// file, the line and what was expected, in the file's own terms.
+func LoadUsers(path string, roles map[string][]string) ([]SeedAccount, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(path); err == nil && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s: mode %04o lets other users read its passwords; chmod 600 it", path, fi.Mode().Perm())
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	const want = "want a list of users, each {email, password or password_hash, role}"
+	if len(doc.Content) == 0 {
+		return nil, fmt.Errorf("%s: holds no users; %s", path, want)
+	}
+	list := doc.Content[0]
+	if list.Kind != yaml.SequenceNode {
+		return nil, fmt.Errorf("%s:%d: %s", path, list.Line, want)
+	}
+	if len(list.Content) == 0 {
+		return nil, fmt.Errorf("%s: holds no users; %s", path, want)
+	}
+	fields := []string{"email", "password", "password_hash", "role"}
+	users := make([]SeedAccount, 0, len(list.Content))
+	seen := map[string]bool{}
+	for i, item := range list.Content {
+		where := fmt.Sprintf("%s:%d: user %d", path, item.Line, i+1)
+		if item.Kind != yaml.MappingNode {
+			return nil, fmt.Errorf("%s: %s", where, want)
+		}
+		var u SeedAccount
+		for j := 0; j+1 < len(item.Content); j += 2 {
+			k, v := item.Content[j], item.Content[j+1]
+			if v.Kind != yaml.ScalarNode {
+				return nil, fmt.Errorf("%s:%d: %s must be a string", path, v.Line, k.Value)
+			}
+			switch k.Value {
+			case "email":
+				u.Email = v.Value
+			case "password":
+				u.Password = v.Value
+			case "password_hash":
+				u.PasswordHash = v.Value
+			case "role":
+				u.Role = v.Value
+			default:
+				msg := fmt.Sprintf("%s:%d: %s is not a field of a user (want %s)", path, k.Line, k.Value, strings.Join(fields, ", "))
+				if near := text.Nearest(k.Value, fields, 2); near != "" {
+					msg = fmt.Sprintf("%s:%d: %s is not a field of a user; did you mean %s?", path, k.Line, k.Value, near)
+				}
+				return nil, errors.New(msg)
+			}
+		}
+		switch {
+		case u.Email == "":
+			return nil, fmt.Errorf("%s: email is missing", where)
+		case seen[EmailKey(u.Email)]:
+			return nil, fmt.Errorf("%s: email %s appears twice", where, u.Email)
+		case (u.Password == "") == (u.PasswordHash == ""):
+			return nil, fmt.Errorf("%s (%s): give exactly one of password and password_hash", where, u.Email)
+		case roles[u.Role] == nil:
+			return nil, fmt.Errorf("%s (%s): role %q is not declared in the spec's x-roles", where, u.Email, u.Role)
+		}
+		if u.PasswordHash != "" && !ValidHash(u.PasswordHash) {
+			return nil, fmt.Errorf("%s (%s): password_hash is not an argon2id or bcrypt hash", where, u.Email)
+		}
+		seen[EmailKey(u.Email)] = true
+		users = append(users, u)
+	}
+	return users, nil
+}
+
+// SeedID derives a seeded account's id from its address, so every
+// instance seeded from the same file agrees on it.
+func SeedID(email string) string {
+	sum := sha256.Sum256([]byte("specguard seed user\x00" + EmailKey(email)))
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
+}
+
+// hash is the password hash the account of su is created with.
+func (s *Service) hash(su SeedAccount) (string, error) {
+	if su.Password == "" {
+		return su.PasswordHash, nil
+	}
+	h, err := s.passwords.encode(su.Password)
+	if err != nil {
+		return "", fmt.Errorf("user %s: %v", su.Email, err)
+	}
+	return h, nil
+}
+
+// Seed creates the accounts of users that do not exist yet (ids from
+// SeedID). An account that exists is left as it is: the database, not
+// the list, is the truth once it holds the account. log, when not nil,
+// gets a line per account created.
+func (s *Service) Seed(ctx context.Context, users []SeedAccount, log *slog.Logger) error {
+	for _, su := range users {
+		if !s.roleGrants(su.Role) {
+			return fmt.Errorf("user %s: role %q is not declared in the spec's x-roles", su.Email, su.Role)
+		}
+		if _, err := s.accounts.AccountByEmail(ctx, su.Email); err == nil {
+			continue
+		} else if !errors.Is(err, security.ErrNotFound) {
+			return fmt.Errorf("seeding user %s: %v", su.Email, err)
+		}
+		hash, err := s.hash(su)
+		if err != nil {
+			return err
+		}
+		created, err := s.accounts.EnsureAccount(ctx, &Account{ID: SeedID(su.Email), Email: su.Email, Role: su.Role, PasswordHash: hash})
+		if err != nil {
+			return fmt.Errorf("seeding user %s: %v", su.Email, err)
+		}
+		if created && log != nil {
+			log.Info("seeded user", "email", su.Email, "role", su.Role)
+		}
+	}
+	return nil
+}
+
+// Retire ends the published accounts (demo accounts whose passwords
+// anyone may read) that still have their published password, where they
+// must not be used: each is disabled, so every credential it holds stops
+// working on every instance; one that keep names (a users file's entry)
+// gets keep's password and role instead, enabled, its old credentials
+// ended all the same, unless keep asks for the published password itself.
+// An address of published whose password was changed is a real account
+// and is left alone. Each account retired is logged.
+func (s *Service) Retire(ctx context.Context, published, keep []SeedAccount, log *slog.Logger) error {
+	for _, demo := range published {
+		a, err := s.accounts.AccountByEmail(ctx, demo.Email)
+		if errors.Is(err, security.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("retiring the demo account %s: %v", demo.Email, err)
+		}
+		if ok, _, err := s.passwords.match(ctx, a.PasswordHash, demo.Password); err != nil {
+			return fmt.Errorf("retiring the demo account %s: %v", demo.Email, err)
+		} else if !ok {
+			continue
+		}
+		i := slices.IndexFunc(keep, func(su SeedAccount) bool { return EmailKey(su.Email) == EmailKey(demo.Email) })
+		if i < 0 {
+			if a.Disabled {
+				continue
+			}
+			if _, err := s.endAll(ctx, a.ID, func(a *Account) { a.Disabled = true }); err != nil {
+				return fmt.Errorf("disabling the demo account %s: %v", demo.Email, err)
+			}
+			log.Warn("disabled a demo account that still had its published password", "email", demo.Email)
+			continue
+		}
+		su := keep[i]
+		if su.Password == demo.Password || su.PasswordHash != "" && s.passwords.matches(su.PasswordHash, demo.Password) {
+			continue // the file asks for this very password
+		}
+		hash, err := s.hash(su)
+		if err != nil {
+			return err
+		}
+		if err := s.accounts.SetPassword(ctx, a.ID, hash); err != nil {
+			return fmt.Errorf("setting the password of %s: %v", su.Email, err)
+		}
+		if _, err := s.endAll(ctx, a.ID, func(a *Account) { a.Role, a.Disabled = su.Role, false }); err != nil {
+			return fmt.Errorf("ending the credentials of %s: %v", su.Email, err)
+		}
+		log.Warn("a demo account still had its published password: it has the users file's password and role now, and its credentials are ended", "email", su.Email, "role", su.Role)
+	}
+	return nil
+}
+
+// HashPassword hashes password as the service stores it (argon2id, the
+// parameters of WithArgon2), for an app that creates accounts itself.
+func (s *Service) HashPassword(ctx context.Context, password string) (string, error) {
+	return s.passwords.hash(ctx, password)
+}

@@ -1,0 +1,272 @@
+package credentials
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/specguard/specguard/guard"
+	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/problem"
+	"github.com/specguard/specguard/security"
+)
+
+// Stores are where the credential operations keep what they issue.
+type Stores struct {
+	// Accounts are the durable accounts (sqlstore.Store, or
+	// NewMemoryAccounts for tests).
+	Accounts Accounts
+	// Keys are the durable API keys, usually in the same database
+	// (sqlstore.Store, or security.NewMemoryKeyRecords).
+	Keys security.KeyRecords
+	// State is the fast shared state: token families, sessions, key marks,
+	// accounts' mirrored state (security.NewMemoryStore for one process,
+	// redisstore.New for a fleet).
+	State security.Store
+	// Limits keep the failed-password budgets: the guard's rate-limit
+	// store is the natural one (limits.NewMemoryStore, or a Redis one).
+	Limits limits.Store
+}
+
+// Option configures a Service.
+type Option func(*config)
+
+type config struct {
+	issuer                string
+	accessTTL, refreshTTL time.Duration
+	sessionTTL, keyTTL    time.Duration
+	verify                []*security.Key
+	maxSessions, maxKeys  int
+	origins               []string
+	perIP, perAccount     Budget
+	argon2                Argon2
+	now                   func() time.Time
+	clientAddr            func(*http.Request) netip.Addr
+	problems              problem.Writer
+	realm                 string
+	log                   *slog.Logger
+	storeTimeout          time.Duration
+	registerRole          string
+	passwordChecked       func(ctx context.Context, a *Account) // tests: runs after a password matched
+}
+
+// WithIssuer sets the iss and aud of tokens ("specguard" when absent).
+func WithIssuer(iss string) Option { return func(c *config) { c.issuer = iss } }
+
+// WithTokenTTL sets the lifetimes of access and refresh tokens (15 minutes
+// and 30 days when absent); a refresh token's is absolute.
+func WithTokenTTL(access, refresh time.Duration) Option {
+	return func(c *config) { c.accessTTL, c.refreshTTL = access, refresh }
+}
+
+// WithVerifyKeys adds keys that verify tokens but never sign: the previous
+// keys of a rotation.
+func WithVerifyKeys(keys ...*security.Key) Option {
+	return func(c *config) { c.verify = append(c.verify, keys...) }
+}
+
+// WithSessionTTL sets how long a browser session lives (12 hours when
+// absent).
+func WithSessionTTL(d time.Duration) Option { return func(c *config) { c.sessionTTL = d } }
+
+// WithAPIKeyTTL sets how long an API key lives (a year when absent).
+func WithAPIKeyTTL(d time.Duration) Option { return func(c *config) { c.keyTTL = d } }
+
+// WithMaxSessions caps the live logins (token families) of one account, and
+// its live browser sessions (100 each when absent; 0 means no cap).
+func WithMaxSessions(n int) Option { return func(c *config) { c.maxSessions = n } }
+
+// WithMaxAPIKeys caps the live API keys of one account (50 when absent;
+// 0 means no cap).
+func WithMaxAPIKeys(n int) Option { return func(c *config) { c.maxKeys = n } }
+
+// WithAllowedOrigins sets the origins (scheme://host[:port]) whose
+// cookie-authenticated writes are accepted (the request's own host when
+// absent).
+func WithAllowedOrigins(origins ...string) Option {
+	return func(c *config) { c.origins = append(c.origins, origins...) }
+}
+
+// WithFailedPasswords sets the failed password checks allowed per client
+// address and per account (5 and 10 per 15 minutes when absent).
+func WithFailedPasswords(perIP, perAccount Budget) Option {
+	return func(c *config) { c.perIP, c.perAccount = perIP, perAccount }
+}
+
+// WithArgon2 sets the parameters passwords are hashed with (DefaultArgon2
+// when absent). Hashes of other parameters are replaced at the next
+// successful login.
+func WithArgon2(p Argon2) Option { return func(c *config) { c.argon2 = p } }
+
+// WithClock sets the clock (time.Now when absent).
+func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+// WithClientAddr says how to find a request's client address for the
+// failed-password budgets per address: pass the guard's limiter's
+// ClientAddr so that they count clients as its tiers do. The socket peer
+// when absent.
+func WithClientAddr(f func(*http.Request) netip.Addr) Option {
+	return func(c *config) { c.clientAddr = f }
+}
+
+// WithProblems sets the writer of every problem the operations answer, and
+// so the prefix of their type URIs (pass the guard's).
+func WithProblems(w problem.Writer) Option { return func(c *config) { c.problems = w } }
+
+// WithRealm sets the realm of the WWW-Authenticate challenges the
+// operations answer with ("specguard" when absent; pass the guard's).
+func WithRealm(realm string) Option { return func(c *config) { c.realm = realm } }
+
+// WithLog receives what the operations could not do but did not have to
+// refuse for (a hash upgrade that failed, a tidying that failed); nothing
+// is logged when absent.
+func WithLog(log *slog.Logger) Option { return func(c *config) { c.log = log } }
+
+// WithStoreTimeout bounds every call to the stores that decides a request
+// (100ms when absent).
+func WithStoreTimeout(d time.Duration) Option { return func(c *config) { c.storeTimeout = d } }
+
+// WithRegistrationRole sets the role of accounts that register themselves
+// ("user" when absent). It must be one of the document's x-roles.
+func WithRegistrationRole(role string) Option { return func(c *config) { c.registerRole = role } }
+
+// Service serves the credential operations a document declares (see
+// Fragment) and verifies the credentials it issues for the guard.
+type Service struct {
+	table     *policy.Table
+	accounts  Accounts
+	store     security.Store
+	state     *security.Accounts
+	tokens    *security.TokenService
+	sessions  *security.SessionService
+	keys      *security.APIKeyService
+	passwords *passwords
+	failures  *failedPasswords
+	cfg       config
+	problems  problem.Writer
+	cookie    string // the session cookie's name: the document's apiKey-in-cookie scheme
+	routes    []route
+}
+
+// route is one credential operation of the document and its handler.
+type route struct {
+	op *policy.Operation
+	h  http.HandlerFunc
+}
+
+// New returns the credential service of table: it signs with signing and
+// keeps its records in stores. It checks every operation of table marked
+// x-credential against what it serves (Fragment) and fails, naming file
+// and line, when one differs or names an operation it does not serve.
+func New(table *policy.Table, signing *security.Key, stores Stores, opts ...Option) (*Service, error) {
+	cfg := config{
+		issuer: "specguard", accessTTL: 15 * time.Minute, refreshTTL: 30 * 24 * time.Hour, sessionTTL: 12 * time.Hour,
+		keyTTL: security.DefaultAPIKeyTTL, maxSessions: 100, maxKeys: 50,
+		perIP: Budget{Limit: 5, Window: 15 * time.Minute}, perAccount: Budget{Limit: 10, Window: 15 * time.Minute},
+		argon2: DefaultArgon2, now: time.Now, clientAddr: peerAddr, realm: "specguard", storeTimeout: 100 * time.Millisecond,
+		registerRole: "user", log: slog.New(slog.DiscardHandler),
+	}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	switch {
+	case stores.Accounts == nil || stores.Keys == nil || stores.State == nil || stores.Limits == nil:
+		return nil, errors.New("credentials: Stores needs Accounts, Keys, State and Limits")
+	case signing == nil:
+		return nil, errors.New("credentials: a signing key is required")
+	}
+	s := &Service{table: table, accounts: stores.Accounts, store: stores.State, cfg: cfg, problems: cfg.problems}
+	for _, sc := range table.Schemes {
+		if sc.Type == policy.SchemeAPIKeyCookie && (s.cookie == "" || sc.Param < s.cookie) {
+			s.cookie = sc.Param
+		}
+	}
+	var err error
+	if s.passwords, err = newPasswords(cfg.argon2); err != nil {
+		return nil, err
+	}
+	s.failures = &failedPasswords{store: stores.Limits, perIP: cfg.perIP, perAccount: cfg.perAccount, timeout: cfg.storeTimeout}
+	s.state = security.NewAccounts(stores.State, source{stores.Accounts}, table.RoleScopes)
+	s.keys = security.NewAPIKeyService(stores.State, stores.Keys, security.WithKeyAccounts(s.state), security.WithKeyClock(cfg.now),
+		security.WithMaxKeys(cfg.maxKeys), security.WithKeyTTL(cfg.keyTTL))
+	s.tokens, err = security.NewTokenService(cfg.issuer, cfg.issuer, signing, stores.State,
+		security.WithTokenTTL(cfg.accessTTL, cfg.refreshTTL), security.WithVerifyKeys(cfg.verify...), security.WithClock(cfg.now),
+		security.WithAccounts(s.state), security.WithMaxLogins(cfg.maxSessions), security.WithAPIKeys(s.keys))
+	if err != nil {
+		return nil, fmt.Errorf("credentials: %w", err)
+	}
+	sessOpts := []security.SessionOption{security.WithSessionTTL(cfg.sessionTTL), security.WithSessionAccounts(s.state),
+		security.WithSessionClock(cfg.now), security.WithMaxSessions(cfg.maxSessions)}
+	if len(cfg.origins) > 0 {
+		sessOpts = append(sessOpts, security.WithAllowedOrigins(cfg.origins...))
+	}
+	s.sessions = security.NewSessionService(stores.State, table.RoleScopes, sessOpts...)
+	if err := s.bind(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// peerAddr is the socket peer of r.
+func peerAddr(r *http.Request) netip.Addr {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, _ := netip.ParseAddr(host)
+	return a.Unmap()
+}
+
+// Mount routes the document's credential operations on r, each at the
+// method and path the document declares. Mount them on the router the
+// guard guards, next to the app's own (generated) routes.
+func (s *Service) Mount(r chi.Router) {
+	for _, rt := range s.routes {
+		r.Method(rt.op.Method, rt.op.Pattern, rt.h)
+	}
+}
+
+// Authenticators verify what the service issues: access tokens (http
+// bearer and oauth2 schemes), browser sessions (apiKey in a cookie) and API
+// keys (apiKey in a header). Pass them to guard.New.
+func (s *Service) Authenticators() []guard.Option {
+	bearer := security.BearerAuthenticator{Tokens: s.tokens}
+	return []guard.Option{
+		guard.WithAuthenticator(policy.SchemeBearer, bearer),
+		guard.WithAuthenticator(policy.SchemeOAuth2, bearer),
+		guard.WithAuthenticator(policy.SchemeAPIKeyCookie, s.sessions),
+		guard.WithAuthenticator(policy.SchemeAPIKeyHeader, s.keys),
+	}
+}
+
+// Tokens is the service's token service: it mints, verifies and revokes
+// the access and refresh tokens the operations issue.
+func (s *Service) Tokens() *security.TokenService { return s.tokens }
+
+// Sessions is the service's browser-session service.
+func (s *Service) Sessions() *security.SessionService { return s.sessions }
+
+// APIKeys is the service's API-key service.
+func (s *Service) APIKeys() *security.APIKeyService { return s.keys }
+
+// AccountState is the mirror of accounts' state every credential check
+// reads (security.Accounts).
+func (s *Service) AccountState() *security.Accounts { return s.state }
+
+// roleGrants reports whether role is one of the document's x-roles.
+func (s *Service) roleGrants(role string) bool { return s.table.RoleScopes(role) != nil }
+
+// scopeDeclared reports whether scope is declared by an oauth2 scheme.
+func (s *Service) scopeDeclared(scope string) bool {
+	_, ok := slices.BinarySearch(s.table.Scopes, scope)
+	return ok
+}

@@ -1,0 +1,239 @@
+// Package sqlstore keeps the credential operations' durable records,
+// accounts and API keys, in SQLite or PostgreSQL (package sqldb): a
+// credentials.Accounts and a security.KeyRecords. Its schema is a set of
+// migrations of its own (Migrations), applied before an app's (whose
+// tables may refer to users).
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"time"
+
+	"github.com/specguard/specguard/credentials"
+	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/sqldb"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations is the schema of accounts and API keys; migrate it before an
+// app's own set.
+var Migrations = func() sqldb.Migrations {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		panic(err)
+	}
+	return sqldb.Migrations{Name: "credentials", FS: sub, Table: "specguard_credentials_version"}
+}()
+
+// Store is accounts and API keys in one database.
+type Store struct{ db *sqldb.DB }
+
+var (
+	_ credentials.Accounts = (*Store)(nil)
+	_ security.KeyRecords  = (*Store)(nil)
+)
+
+// New returns the store of db, which Migrations has migrated.
+func New(db *sqldb.DB) *Store { return &Store{db: db} }
+
+// now is the database's clock, to the microsecond times are kept at.
+func (s *Store) now() time.Time { return s.db.Now().UTC().Truncate(time.Microsecond) }
+
+const accountColumns = `id, email, role, password_hash, disabled, version, not_before, created_at, updated_at`
+
+func scanAccount(row sqldb.Scanner) (*credentials.Account, error) {
+	var a credentials.Account
+	var created, updated int64
+	if err := row.Scan(&a.ID, &a.Email, &a.Role, &a.PasswordHash, &a.Disabled, &a.Version, &a.NotBefore, &created, &updated); err != nil {
+		return nil, err
+	}
+	a.Created, a.Updated = sqldb.FromMicros(created), sqldb.FromMicros(updated)
+	return &a, nil
+}
+
+// CreateAccount implements credentials.Accounts.
+func (s *Store) CreateAccount(ctx context.Context, a *credentials.Account) error {
+	return s.insert(ctx, a, false)
+}
+
+// EnsureAccount implements credentials.Accounts.
+func (s *Store) EnsureAccount(ctx context.Context, a *credentials.Account) (bool, error) {
+	err := s.insert(ctx, a, true)
+	if errors.Is(err, credentials.ErrExists) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (s *Store) insert(ctx context.Context, a *credentials.Account, ignoreConflict bool) error {
+	if a.ID == "" {
+		return errors.New("CreateAccount: the id is empty")
+	}
+	now := s.now()
+	a.Created, a.Updated, a.Version = now, now, 1
+	query := `INSERT INTO users (` + accountColumns + `, email_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	if ignoreConflict {
+		query += ` ON CONFLICT DO NOTHING`
+	}
+	res, err := s.db.Exec(ctx, query, a.ID, a.Email, a.Role, a.PasswordHash, a.Disabled, a.Version, a.NotBefore,
+		sqldb.Micros(now), sqldb.Micros(now), credentials.EmailKey(a.Email))
+	if errors.Is(err, sqldb.ErrExists) {
+		return credentials.ErrExists
+	} else if err != nil {
+		return err
+	}
+	if ignoreConflict {
+		if n, err := res.RowsAffected(); err == nil && n == 0 {
+			return credentials.ErrExists
+		}
+	}
+	return nil
+}
+
+// Account implements credentials.Accounts.
+func (s *Store) Account(ctx context.Context, id string) (*credentials.Account, error) {
+	return sqldb.Get(ctx, s.db, scanAccount, `SELECT `+accountColumns+` FROM users WHERE id = ?`, id)
+}
+
+// AccountByEmail implements credentials.Accounts.
+func (s *Store) AccountByEmail(ctx context.Context, email string) (*credentials.Account, error) {
+	return sqldb.Get(ctx, s.db, scanAccount, `SELECT `+accountColumns+` FROM users WHERE email_key = ?`, credentials.EmailKey(email))
+}
+
+// ListAccounts implements credentials.Accounts.
+func (s *Store) ListAccounts(ctx context.Context) ([]credentials.Account, error) {
+	return sqldb.List(ctx, s.db, scanAccount, `SELECT `+accountColumns+` FROM users ORDER BY email_key`)
+}
+
+// UpdateAccount implements credentials.Accounts: the row is held (FOR
+// UPDATE on PostgreSQL; SQLite's write transaction holds the database)
+// from the read to the commit, and publish runs before the commit. A
+// commit that fails after publish leaves the store stricter than the
+// database, never looser, for a change that narrows; the caller gets the
+// error and puts the store back.
+func (s *Store) UpdateAccount(ctx context.Context, id string, change func(*credentials.Account) error, publish func(*credentials.Account) error) (*credentials.Account, error) {
+	var out *credentials.Account
+	err := s.db.Tx(ctx, func(tx *sqldb.Tx) error {
+		a, err := scanAccount(tx.QueryRow(`SELECT `+accountColumns+` FROM users WHERE id = ?`+s.db.ForUpdate(), id))
+		if err != nil {
+			return s.db.Fail(err)
+		}
+		if err := change(a); err != nil {
+			return err
+		}
+		a.Version++
+		a.Updated = s.now()
+		if _, err := tx.Exec(`UPDATE users SET role = ?, disabled = ?, not_before = ?, version = ?, updated_at = ? WHERE id = ?`,
+			a.Role, a.Disabled, a.NotBefore, a.Version, sqldb.Micros(a.Updated), a.ID); err != nil {
+			return err
+		}
+		if err := publish(a); err != nil {
+			return err
+		}
+		out = a
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SetPassword implements credentials.Accounts.
+func (s *Store) SetPassword(ctx context.Context, id, hash string) error {
+	return sqldb.Affected(s.db.Exec(ctx, `UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?`, hash, sqldb.Micros(s.now()), id))
+}
+
+const keyColumns = `id, user_id, name, prefix, secret_hash, scopes, account_version, created_at, expires_at, last_used_at, revoked_at`
+
+func scanKey(row sqldb.Scanner) (*security.APIKey, error) {
+	var k security.APIKey
+	var hash, scopes string
+	var created, expires int64
+	var used, revoked sql.NullInt64
+	if err := row.Scan(&k.ID, &k.Subject, &k.Name, &k.Prefix, &hash, &scopes, &k.AccountVersion, &created, &expires, &used, &revoked); err != nil {
+		return nil, err
+	}
+	var err error
+	if k.SecretHash, err = hex.DecodeString(hash); err != nil {
+		return nil, fmt.Errorf("api_keys %s: secret_hash is not hex: %v", k.ID, err)
+	}
+	k.Scopes = strings.Fields(scopes)
+	k.Created, k.Expires = sqldb.FromMicros(created), sqldb.FromMicros(expires)
+	k.LastUsed, k.Revoked = sqldb.NullMicros(used), sqldb.NullMicros(revoked)
+	return &k, nil
+}
+
+// CreateAPIKey implements security.KeyRecords: the count and the insert
+// run in one transaction holding the owner's row, so concurrent creations
+// never pass max.
+func (s *Store) CreateAPIKey(ctx context.Context, k *security.APIKey, max int) error {
+	return s.db.Tx(ctx, func(tx *sqldb.Tx) error {
+		if max > 0 {
+			var id string
+			if err := tx.QueryRow(`SELECT id FROM users WHERE id = ?`+s.db.ForUpdate(), k.Subject).Scan(&id); err != nil {
+				return s.db.Fail(err)
+			}
+			var n int
+			if err := tx.QueryRow(`SELECT COUNT(*) FROM api_keys WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?`,
+				k.Subject, sqldb.Micros(s.db.Now())).Scan(&n); err != nil {
+				return s.db.Fail(err)
+			}
+			if n >= max {
+				return security.ErrTooMany
+			}
+		}
+		_, err := tx.Exec(`INSERT INTO api_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)`,
+			k.ID, k.Subject, k.Name, k.Prefix, hex.EncodeToString(k.SecretHash), strings.Join(k.Scopes, " "),
+			k.AccountVersion, sqldb.Micros(k.Created), sqldb.Micros(k.Expires))
+		return err
+	})
+}
+
+// APIKey implements security.KeyRecords.
+func (s *Store) APIKey(ctx context.Context, id string) (*security.APIKey, error) {
+	return sqldb.Get(ctx, s.db, scanKey, `SELECT `+keyColumns+` FROM api_keys WHERE id = ?`, id)
+}
+
+// APIKeys implements security.KeyRecords.
+func (s *Store) APIKeys(ctx context.Context, subject string) ([]security.APIKey, error) {
+	return sqldb.List(ctx, s.db, scanKey, `SELECT `+keyColumns+` FROM api_keys
+		WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?
+		ORDER BY created_at DESC, id`, subject, sqldb.Micros(s.db.Now()))
+}
+
+// CountAPIKeys counts subject's live keys.
+func (s *Store) CountAPIKeys(ctx context.Context, subject string) (int, error) {
+	n, err := s.db.Count(ctx, `SELECT COUNT(*) FROM api_keys WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?`,
+		subject, sqldb.Micros(s.db.Now()))
+	return int(n), err
+}
+
+// RevokeAPIKey implements security.KeyRecords.
+func (s *Store) RevokeAPIKey(ctx context.Context, subject, id string) error {
+	now := sqldb.Micros(s.db.Now())
+	return sqldb.Affected(s.db.Exec(ctx, `UPDATE api_keys SET revoked_at = ?
+		WHERE id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?`, now, id, subject, now))
+}
+
+// RevokeAPIKeys implements security.KeyRecords.
+func (s *Store) RevokeAPIKeys(ctx context.Context, subject string) error {
+	_, err := s.db.Exec(ctx, `UPDATE api_keys SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`, sqldb.Micros(s.db.Now()), subject)
+	return err
+}
+
+// TouchAPIKey implements security.KeyRecords.
+func (s *Store) TouchAPIKey(ctx context.Context, id string, at time.Time) error {
+	_, err := s.db.Exec(ctx, `UPDATE api_keys SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`,
+		sqldb.Micros(at), id, sqldb.Micros(at))
+	return err
+}

@@ -1,0 +1,198 @@
+package sqldb
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path"
+
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+)
+
+// Migrations are one set of schema migrations: goose SQL files
+// (00001_name.sql, with "-- +goose Up" and "-- +goose Down" sections) at
+// the root of FS, whose applied versions are recorded in Table. Sets of
+// different repositories (the credential operations', an app's own) keep
+// their versions apart, so each grows on its own; a set that refers to
+// another's tables is migrated after it.
+//
+// A migration, once applied, must never change: add a new numbered file
+// instead. Migrate records the SHA-256 of each file it finds applied and
+// refuses a file whose content differs from the one recorded.
+type Migrations struct {
+	Name  string // names the set in messages, such as "credentials"
+	FS    fs.FS
+	Table string // the version table; goose's default is "goose_db_version"
+}
+
+// ErrSchemaTooNew is returned when a set of migrations was applied by a
+// newer binary than this one: the schema may have changed under it.
+var ErrSchemaTooNew = errors.New("the database schema is newer than this binary")
+
+// ErrMigrationChanged is returned when a migration applied earlier has
+// other content now.
+var ErrMigrationChanged = errors.New("an applied migration was edited")
+
+// Versions reports the version of set m in the database (0 when it was
+// never migrated) and the newest version m holds.
+func (d *DB) Versions(ctx context.Context, m Migrations) (current, known int64, err error) {
+	p, err := d.provider(m, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	current, known, err = p.GetVersions(ctx)
+	if err != nil {
+		return 0, 0, d.Fail(err)
+	}
+	return current, known, nil
+}
+
+// Migrate applies the migrations of m the database lacks, holding a lock
+// so that instances starting at once apply each one exactly once:
+// PostgreSQL's advisory lock, or a lock file beside the SQLite file. It
+// returns the version before and after. A database at a newer version than
+// m knows is refused with ErrSchemaTooNew, naming both; one whose applied
+// migration was edited since with ErrMigrationChanged, naming the file.
+func (d *DB) Migrate(ctx context.Context, m Migrations, log *slog.Logger) (from, to int64, err error) {
+	var locker lock.SessionLocker
+	switch d.src.Kind {
+	case Postgres:
+		// An advisory lock, tried every second for up to five minutes.
+		locker, err = lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
+		if err != nil {
+			return 0, 0, err
+		}
+	case SQLite:
+		locker = &fileLock{path: d.src.DSN + ".migrate-lock"}
+	}
+	p, err := d.provider(m, locker)
+	if err != nil {
+		return 0, 0, err
+	}
+	if from, _, err = d.checkVersions(ctx, m, p); err != nil {
+		return from, from, err
+	}
+	if err := d.checkSums(ctx, m, p); err != nil {
+		return from, from, err
+	}
+	results, err := p.Up(ctx)
+	if err != nil {
+		return from, from, fmt.Errorf("migrating %s of the database %s: %w", m.Name, d.src, d.Fail(err))
+	}
+	for _, r := range results {
+		if log != nil {
+			log.Info("migrated", "set", m.Name, "version", r.Source.Version, "file", r.Source.Path, "duration", r.Duration.String())
+		}
+	}
+	if err := d.checkSums(ctx, m, p); err != nil {
+		return from, from, err
+	}
+	// Another instance may have migrated in the meantime, with a newer binary.
+	to, _, err = d.checkVersions(ctx, m, p)
+	return from, to, err
+}
+
+func (d *DB) checkVersions(ctx context.Context, m Migrations, p *goose.Provider) (current, known int64, err error) {
+	current, known, err = p.GetVersions(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("reading the schema version of %s in %s: %w", m.Name, d.src, d.Fail(err))
+	}
+	if current > known {
+		return current, known, fmt.Errorf("%w: %s of %s is at schema version %d, this binary knows versions up to %d; run one at least as new as the one that migrated it", ErrSchemaTooNew, m.Name, d.src, current, known)
+	}
+	return current, known, nil
+}
+
+// checkSums compares every applied migration of m with the checksum
+// recorded when it was first seen applied, and records the missing ones.
+func (d *DB) checkSums(ctx context.Context, m Migrations, p *goose.Provider) error {
+	statuses, err := p.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the migrations of %s in %s: %w", m.Name, d.src, d.Fail(err))
+	}
+	table := m.Table + "_sums"
+	create := `CREATE TABLE IF NOT EXISTS ` + table + ` (version BIGINT PRIMARY KEY, sha256 TEXT NOT NULL)`
+	if _, err := d.Exec(ctx, create); errors.Is(err, ErrExists) {
+		// PostgreSQL: another instance created it at the same moment (IF
+		// NOT EXISTS does not serialise); it exists now.
+		_, err = d.Exec(ctx, create)
+		if err != nil {
+			return fmt.Errorf("checking the migrations of %s: %w", m.Name, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("checking the migrations of %s: %w", m.Name, err)
+	}
+	for _, st := range statuses {
+		if st.State != goose.StateApplied {
+			continue
+		}
+		data, err := fs.ReadFile(m.FS, path.Base(st.Source.Path))
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(data)
+		want := hex.EncodeToString(sum[:])
+		var got string
+		err = d.w.QueryRowContext(ctx, d.q(`SELECT sha256 FROM `+table+` WHERE version = ?`), st.Source.Version).Scan(&got)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			// Applied before sums were kept, or just now: this content is
+			// the one applied from here on.
+			if _, err := d.Exec(ctx, `INSERT INTO `+table+` (version, sha256) VALUES (?, ?) ON CONFLICT DO NOTHING`, st.Source.Version, want); err != nil {
+				return err
+			}
+		case err != nil:
+			return d.Fail(err)
+		case got != want:
+			return fmt.Errorf("%w: %s (version %d of %s) was applied to %s with other content (SHA-256 %.12s, now %.12s); never edit an applied migration: undo the edit, and add a new numbered file for the change",
+				ErrMigrationChanged, path.Base(st.Source.Path), st.Source.Version, m.Name, d.src, got, want)
+		}
+	}
+	return nil
+}
+
+func (d *DB) provider(m Migrations, locker lock.SessionLocker) (*goose.Provider, error) {
+	dialect := goose.DialectSQLite3
+	if d.src.Kind == Postgres {
+		dialect = goose.DialectPostgres
+	}
+	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true), goose.WithLogger(goose.NopLogger()), goose.WithTableName(m.Table)}
+	if locker != nil {
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	return goose.NewProvider(dialect, d.w, m.FS, opts...)
+}
+
+// fileLock is a goose session locker for SQLite: an exclusive flock on a
+// file beside the database, held while migrations run, so processes
+// sharing the file on one host migrate one at a time.
+type fileLock struct {
+	path    string
+	release func() error
+}
+
+var _ lock.SessionLocker = (*fileLock)(nil)
+
+func (l *fileLock) SessionLock(ctx context.Context, _ *sql.Conn) error {
+	release, err := lockFile(ctx, l.path)
+	if err != nil {
+		return fmt.Errorf("locking %s: %w", l.path, err)
+	}
+	l.release = release
+	return nil
+}
+
+func (l *fileLock) SessionUnlock(context.Context, *sql.Conn) error {
+	if l.release == nil {
+		return nil
+	}
+	err := l.release()
+	l.release = nil
+	return err
+}

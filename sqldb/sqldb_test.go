@@ -1,0 +1,288 @@
+package sqldb_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/specguard/specguard/internal/pgtest"
+	"github.com/specguard/specguard/sqldb"
+)
+
+var ctx = context.Background()
+
+// backends runs one suite against every database, each test on a fresh
+// database of its own.
+func backends(t *testing.T, suite func(t *testing.T, src sqldb.Source)) {
+	t.Run("sqlite", func(t *testing.T) {
+		suite(t, sqldb.Source{Kind: sqldb.SQLite, DSN: filepath.Join(t.TempDir(), "specguard.db")})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		suite(t, sqldb.Source{Kind: sqldb.Postgres, DSN: pgtest.New(t)})
+	})
+}
+
+// testSet is the migrations of testdata: owners, then things.
+func testSet(t testing.TB) sqldb.Migrations {
+	sub, err := fs.Sub(os.DirFS("testdata"), "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sqldb.Migrations{Name: "test", FS: sub, Table: "test_version"}
+}
+
+func open(t *testing.T, src sqldb.Source, opts ...sqldb.Option) *sqldb.DB {
+	t.Helper()
+	d, err := sqldb.Open(ctx, src, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	if _, _, err := d.Migrate(ctx, testSet(t), nil); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestParseURL(t *testing.T) {
+	for _, tc := range []struct {
+		in       string
+		kind     sqldb.Kind
+		dsn, err string
+	}{
+		{in: "", kind: sqldb.SQLite, dsn: filepath.Join("data", "specguard.db")},
+		{in: "sqlite:/var/lib/sg/app.db", kind: sqldb.SQLite, dsn: "/var/lib/sg/app.db"},
+		{in: "sqlite://var/lib/sg/app.db", kind: sqldb.SQLite, dsn: "var/lib/sg/app.db"},
+		{in: "sqlite:app.db", kind: sqldb.SQLite, dsn: "app.db"},
+		{in: "postgres://u:p@db:5432/sg", kind: sqldb.Postgres, dsn: "postgres://u:p@db:5432/sg"},
+		{in: "postgresql://db/sg?sslmode=disable", kind: sqldb.Postgres, dsn: "postgresql://db/sg?sslmode=disable"},
+		{in: "sqlite:", err: "sqlite: needs a file path"},
+		{in: "sqlite:a.db?mode=ro", err: "must not contain ? or #"},
+		{in: "mysql://db/sg", err: `"mysql:..." is not a database URL`},
+		{in: "/var/lib/sg/app.db", err: "is not a database URL"},
+		{in: "postgres://u:secret@db:notaport/sg", err: "postgres://u:xxxxx@db:notaport/sg"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			src, err := sqldb.ParseURL(tc.in, "data")
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("ParseURL(%q) = %v, want an error with %q", tc.in, err, tc.err)
+				}
+				if strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "\n") {
+					t.Errorf("error %q shows the password or spans lines", err)
+				}
+				return
+			}
+			if err != nil || src.Kind != tc.kind || src.DSN != tc.dsn {
+				t.Fatalf("ParseURL(%q) = %+v, %v; want %s %s", tc.in, src, err, tc.kind, tc.dsn)
+			}
+		})
+	}
+}
+
+func TestMigrate(t *testing.T) {
+	backends(t, func(t *testing.T, src sqldb.Source) {
+		d, err := sqldb.Open(ctx, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		set := testSet(t)
+		current, known, err := d.Versions(ctx, set)
+		if err != nil || current != 0 || known != 2 {
+			t.Fatalf("Versions of a new database = %d, %d, %v", current, known, err)
+		}
+		from, to, err := d.Migrate(ctx, set, nil)
+		if err != nil || from != 0 || to != known {
+			t.Fatalf("Migrate = %d -> %d, %v; want 0 -> %d", from, to, err, known)
+		}
+		if from, to, err = d.Migrate(ctx, set, nil); err != nil || from != known || to != known {
+			t.Fatalf("Migrate again = %d -> %d, %v; want nothing to do", from, to, err)
+		}
+		// Another set keeps its versions apart.
+		other := sqldb.Migrations{Name: "other", FS: fstest.MapFS{"00001_x.sql": {Data: []byte("-- +goose Up\nCREATE TABLE x (id TEXT);\n-- +goose Down\nDROP TABLE x;\n")}}, Table: "other_version"}
+		if from, to, err := d.Migrate(ctx, other, nil); err != nil || from != 0 || to != 1 {
+			t.Fatalf("Migrate of a second set = %d -> %d, %v; want 0 -> 1", from, to, err)
+		}
+		// A newer binary migrated the database: this one refuses it.
+		newer := known + 1
+		if _, err := d.ExecForTest(ctx, fmt.Sprintf(`INSERT INTO test_version (version_id, is_applied) VALUES (%d, true)`, newer)); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = d.Migrate(ctx, set, nil)
+		if !errors.Is(err, sqldb.ErrSchemaTooNew) {
+			t.Fatalf("Migrate of a newer schema = %v, want ErrSchemaTooNew", err)
+		}
+		for _, v := range []string{fmt.Sprintf("version %d", newer), fmt.Sprintf("up to %d", known)} {
+			if !strings.Contains(err.Error(), v) {
+				t.Errorf("error %q does not name %q", err, v)
+			}
+		}
+	})
+}
+
+// An applied migration must never change: the next migration refuses it,
+// naming the file, and an unchanged one passes.
+func TestEditedMigrationIsRefused(t *testing.T) {
+	backends(t, func(t *testing.T, src sqldb.Source) {
+		d := open(t, src)
+		edited := fstest.MapFS{}
+		for _, name := range []string{"00001_owners.sql", "00002_things.sql"} {
+			data, err := os.ReadFile(filepath.Join("testdata", "migrations", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			edited[name] = &fstest.MapFile{Data: data}
+		}
+		set := sqldb.Migrations{Name: "test", FS: edited, Table: "test_version"}
+		if _, _, err := d.Migrate(ctx, set, nil); err != nil {
+			t.Fatalf("the same files again: %v", err)
+		}
+		edited["00002_things.sql"] = &fstest.MapFile{Data: append(edited["00002_things.sql"].Data, "-- a comment is an edit too\n"...)}
+		_, _, err := d.Migrate(ctx, set, nil)
+		if !errors.Is(err, sqldb.ErrMigrationChanged) || !strings.Contains(err.Error(), "00002_things.sql") {
+			t.Fatalf("an edited applied migration: %v, want ErrMigrationChanged naming 00002_things.sql", err)
+		}
+	})
+}
+
+// Instances starting at once all migrate without error: the lock makes
+// each migration run once.
+func TestConcurrentMigrate(t *testing.T) {
+	backends(t, func(t *testing.T, src sqldb.Source) {
+		var wg sync.WaitGroup
+		errs := make(chan error, 6)
+		for range 6 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d, err := sqldb.Open(ctx, src)
+				if err != nil {
+					errs <- err
+					return
+				}
+				defer d.Close()
+				_, _, err = d.Migrate(ctx, testSet(t), nil)
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Errorf("concurrent Migrate: %v", err)
+			}
+		}
+		d := open(t, src)
+		if current, known, err := d.Versions(ctx, testSet(t)); err != nil || current != known {
+			t.Errorf("after concurrent Migrate: version %d of %d, %v", current, known, err)
+		}
+	})
+}
+
+// A constraint the database refuses is no outage: ErrExists for a unique
+// key, a *ConstraintError naming its kind (and name, where the database
+// says it) for the others, never ErrUnavailable.
+func TestConstraintErrors(t *testing.T) {
+	backends(t, func(t *testing.T, src sqldb.Source) {
+		d := open(t, src)
+		if _, err := d.Exec(ctx, `INSERT INTO owners (id, name) VALUES (?, ?)`, "o1", "ann"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := d.Exec(ctx, `INSERT INTO owners (id, name) VALUES (?, ?)`, "o2", "ann")
+		if !errors.Is(err, sqldb.ErrExists) {
+			t.Errorf("a taken unique name: %v, want ErrExists", err)
+		}
+		for _, c := range []struct {
+			name, kind, constraint string
+			query                  string
+			args                   []any
+		}{
+			{"unknown owner", "foreign key", "things_owner", `INSERT INTO things (id, owner_id, size) VALUES (?, ?, ?)`, []any{"t1", "nobody", 1}},
+			{"bad size", "check", "things_size", `INSERT INTO things (id, owner_id, size) VALUES (?, ?, ?)`, []any{"t2", "o1", 0}},
+			{"owner still named", "foreign key", "things_owner", `DELETE FROM owners WHERE id = ?`, []any{"o1"}},
+		} {
+			if c.name == "owner still named" {
+				if _, err := d.Exec(ctx, `INSERT INTO things (id, owner_id, size) VALUES (?, ?, ?)`, "t3", "o1", 1); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := d.Exec(ctx, c.query, c.args...)
+			var ce *sqldb.ConstraintError
+			if !errors.As(err, &ce) || errors.Is(err, sqldb.ErrUnavailable) || ce.Kind != c.kind {
+				t.Errorf("%s: %v, want a %s ConstraintError", c.name, err, c.kind)
+				continue
+			}
+			if src.Kind == sqldb.Postgres && ce.Name != c.constraint {
+				t.Errorf("%s: constraint %q, want %q", c.name, ce.Name, c.constraint)
+			}
+		}
+	})
+}
+
+// The SQLite file holds password hashes: only its owner may read it.
+func TestSQLiteFileIsPrivate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "specguard.db")
+	open(t, sqldb.Source{Kind: sqldb.SQLite, DSN: path})
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode := fi.Mode().Perm(); mode != 0o600 {
+		t.Errorf("mode %o, want 600", mode)
+	}
+}
+
+type owner struct{ id, name string }
+
+func scanOwner(row sqldb.Scanner) (*owner, error) {
+	var o owner
+	return &o, row.Scan(&o.id, &o.name)
+}
+
+// A database that stops answering gives errors wrapping ErrUnavailable, and
+// the same *DB works again once it is back, without reopening.
+func TestPostgresDownAndBack(t *testing.T) {
+	srv := pgtest.Start(t)
+	d := open(t, sqldb.Source{Kind: sqldb.Postgres, DSN: srv.New(t)}, sqldb.WithTimeout(2*time.Second))
+	if _, err := d.Exec(ctx, `INSERT INTO owners (id, name) VALUES (?, ?)`, "o1", "ann"); err != nil {
+		t.Fatal(err)
+	}
+	get := func() (*owner, error) {
+		return sqldb.Get(ctx, d, scanOwner, `SELECT id, name FROM owners WHERE id = ?`, "o1")
+	}
+	srv.Stop()
+	if _, err := get(); !errors.Is(err, sqldb.ErrUnavailable) {
+		t.Fatalf("a read with the database down = %v, want ErrUnavailable", err)
+	}
+	if _, err := d.Exec(ctx, `INSERT INTO owners (id, name) VALUES (?, ?)`, "o2", "bob"); !errors.Is(err, sqldb.ErrUnavailable) {
+		t.Fatalf("a write with the database down = %v, want ErrUnavailable", err)
+	}
+	if err := d.Ping(ctx); !errors.Is(err, sqldb.ErrUnavailable) {
+		t.Fatalf("Ping with the database down = %v", err)
+	}
+	srv.Restart(t)
+	if got, err := get(); err != nil || got.name != "ann" {
+		t.Fatalf("a read after the restart = %+v, %v", got, err)
+	}
+}
+
+func TestOpenUnreachable(t *testing.T) {
+	src, err := sqldb.ParseURL("postgres://postgres:hunter2@127.0.0.1:1/none?connect_timeout=2", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = sqldb.Open(ctx, src)
+	if err == nil || !strings.Contains(err.Error(), "cannot reach the database postgres://postgres:xxxxx@127.0.0.1:1/none") ||
+		strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("Open(unreachable) = %v; want one line naming the database without its password", err)
+	}
+}
