@@ -3,22 +3,25 @@
 GO      ?= go
 CODEGEN := $(GO) run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen
 
-.PHONY: run build lint conform generate deps oidc-deps bench-github check-generated check-tidy check-fmt vet test e2e fuzz fuzz-smoke bench bench-smoke docs-assets clean
+.PHONY: run build lint conform generate template-gen deps oidc-deps bench-github check-generated check-tidy check-fmt vet test e2e fuzz fuzz-smoke bench bench-smoke docs-assets clean
 
 # Built, then run as itself (not under go run, which exits 1 when the server
 # stops on Ctrl-C), so that Ctrl-C ends it quietly after a graceful shutdown.
 run:
-	@echo "building bin/specguard (the first build compiles every dependency: a few minutes; later ones take seconds)"
-	@$(GO) build -o bin/specguard ./cmd/specguard
-	@exec ./bin/specguard serve
+	@echo "building bin/blog (the first build compiles every dependency: a few minutes; later ones take seconds)"
+	@$(GO) build -o bin/blog ./cmd/blog
+	@exec ./bin/blog serve
 
+# bin/blog, the example app's server, and bin/specguard, the toolkit (new,
+# lint, routes, keygen, conform).
 build:
+	$(GO) build -o bin/blog ./cmd/blog
 	$(GO) build -o bin/specguard ./cmd/specguard
 
-# Lint api/openapi.yaml, warnings included. speclint imports nothing of the
-# app, so this works before the handlers of new operations are written.
+# Lint api/openapi.yaml, warnings included. specguard imports nothing of
+# the app, so this works before the handlers of new operations are written.
 lint:
-	$(GO) run ./cmd/speclint lint --strict api/openapi.yaml
+	$(GO) run ./cmd/specguard lint --strict api/openapi.yaml
 
 # The conformance suite against the example app: a server of its own (a
 # fresh data directory, the memory store, CONFORM_ADDR), then
@@ -27,25 +30,35 @@ CONFORM_ADDR ?= 127.0.0.1:18089
 conform: build
 	@dir=$$(mktemp -d); \
 	SPECGUARD_DATA_DIR=$$dir SPECGUARD_ADDR=$(CONFORM_ADDR) SPECGUARD_ADMIN_ADDR=off SPECGUARD_LOG_REQUESTS=false \
-		./bin/specguard serve > $$dir/server.log 2>&1 & pid=$$!; \
+		./bin/blog serve > $$dir/server.log 2>&1 & pid=$$!; \
 	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; rm -rf "$$dir"' EXIT; \
 	for i in $$(seq 100); do curl -fsS http://$(CONFORM_ADDR)/healthz >/dev/null 2>&1 && break; sleep 0.1; done; \
 	./bin/specguard conform --base http://$(CONFORM_ADDR) --credentials api/conform.yaml || { \
 		echo "--- the server's log:"; tail -20 $$dir/server.log; exit 1; }
 
 # Regenerate api/gen (the server) and e2e/client (the e2e suite's client)
-# from api/openapi.yaml, and examples/notes/api from its own document.
+# from api/openapi.yaml, examples/notes/api from its own document, and the
+# generated code of the service `specguard new` writes from its template's
+# document (which is the same whatever the service's name).
+TEMPLATE := cmd/specguard/template
 generate:
 	$(GO) generate ./api/gen ./e2e/client ./examples/notes/api
+	@$(MAKE) -s template-gen OUT=$(CURDIR)/$(TEMPLATE)/api/gen/server.gen.go.tmpl
+
+template-gen:
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	sed 's/{{\.Name}}/items/g' $(TEMPLATE)/api/openapi.yaml.tmpl > $$tmp/openapi.yaml; \
+	cd $(TEMPLATE)/api/gen && $(CODEGEN) -config oapi-codegen.yaml -o $(OUT) $$tmp/openapi.yaml
 
 # Fail when the committed generated code is not what the spec generates.
 check-generated:
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	(cd api/gen && $(CODEGEN) -config oapi-codegen.yaml -o $$tmp/server.gen.go ../openapi.yaml); \
-	(cd api/gen && $(GO) run ../../internal/specsum -pkg gen -o $$tmp/spec_sum.go ../openapi.yaml); \
+	(cd api/gen && $(GO) run ../../cmd/specguard specsum -pkg gen -o $$tmp/spec_sum.go ../openapi.yaml); \
 	(cd e2e/client && $(CODEGEN) -config oapi-codegen.yaml -o $$tmp/client.gen.go ../../api/openapi.yaml); \
 	(cd examples/notes/api && $(CODEGEN) -config oapi-codegen.yaml -o $$tmp/api.gen.go ../openapi.yaml); \
-	for f in api/gen/server.gen.go api/gen/spec_sum.go e2e/client/client.gen.go examples/notes/api/api.gen.go; do \
+	$(MAKE) -s template-gen OUT=$$tmp/server.gen.go.tmpl; \
+	for f in api/gen/server.gen.go api/gen/spec_sum.go e2e/client/client.gen.go examples/notes/api/api.gen.go $(TEMPLATE)/api/gen/server.gen.go.tmpl; do \
 		cmp -s $$tmp/$$(basename $$f) $$f || { \
 			echo "$$f is stale: run 'make generate' and commit it"; \
 			diff -u $$f $$tmp/$$(basename $$f) | head -40; exit 1; }; done; \
@@ -119,10 +132,10 @@ test: deps check-generated check-tidy check-fmt vet fuzz-smoke
 	$(GO) test -race -count=1 ./...
 
 # Refresh the Swagger UI assets /docs embeds from the npm package pinned in
-# server/docs/package.json (package-lock.json); commit server/docs/assets.
+# service/docs/package.json (package-lock.json); commit service/docs/assets.
 docs-assets:
-	cd server/docs && npm ci --ignore-scripts --no-audit --no-fund
-	cd server/docs/node_modules/swagger-ui-dist && cp swagger-ui-bundle.js swagger-ui.css favicon-32x32.png ../../assets/ && \
+	cd service/docs && npm ci --ignore-scripts --no-audit --no-fund
+	cd service/docs/node_modules/swagger-ui-dist && cp swagger-ui-bundle.js swagger-ui.css favicon-32x32.png ../../assets/ && \
 		cp LICENSE ../../assets/SWAGGER-UI-LICENSE && cp NOTICE ../../assets/SWAGGER-UI-NOTICE
 
 # The load harness (needs wrk, redis-server and PostgreSQL): specguard

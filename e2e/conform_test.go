@@ -19,7 +19,7 @@ func TestConformAgainstTheBinary(t *testing.T) {
 				env = []string{"SPECGUARD_REDIS_URL=" + Redis(t), "SPECGUARD_SIGNING_KEY_FILE=" + keytest.File(t)}
 			}
 			in := Start(t, append(env, "SPECGUARD_LOG_REQUESTS=false")...)
-			out, err := exec.Command(binary, "conform", "--base", in.Base, "--credentials", "../api/conform.yaml", "--format", "json").Output()
+			out, err := exec.Command(toolkit, "conform", "--base", in.Base, "--credentials", "../api/conform.yaml", "--format", "json").Output()
 			var rep conform.Report
 			if jerr := json.Unmarshal(out, &rep); jerr != nil {
 				t.Fatalf("conform: %v; output is not a JSON report: %v\n%s", err, jerr, out)

@@ -1,4 +1,4 @@
-// Package e2e drives the real specguard binary over loopback through a
+// Package e2e drives the real binary of the example app over loopback through a
 // client generated from api/openapi.yaml. Every request and response is
 // checked against the spec: an undeclared status, header or body shape
 // fails the test.
@@ -32,22 +32,26 @@ import (
 	"github.com/specguard/specguard/internal/testenv"
 )
 
-var binary string
+// binary is the example app's server (cmd/blog), toolkit the specguard
+// command (conform, new).
+var binary, toolkit string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "specguard-e2e")
 	if err != nil {
 		panic(err)
 	}
-	binary = filepath.Join(dir, "specguard")
+	binary, toolkit = filepath.Join(dir, "blog"), filepath.Join(dir, "specguard")
 	// The e2e build differs from a release build only by the
 	// specguard_testclock tag, which lets SPECGUARD_TEST_CLOCK_OFFSET shift
-	// an instance's clock (server/clock_testclock.go).
-	build := exec.Command("go", "build", "-tags", "specguard_testclock", "-o", binary, "../cmd/specguard")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: building specguard:", err)
-		os.Exit(1)
+	// an instance's clock (service/clock_testclock.go).
+	for _, b := range [][]string{{"-tags", "specguard_testclock", "-o", binary, "../cmd/blog"}, {"-o", toolkit, "../cmd/specguard"}} {
+		build := exec.Command("go", append([]string{"build"}, b...)...)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: building", b[len(b)-1]+":", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -62,6 +66,7 @@ type Instance struct {
 	logs   *syncBuffer
 	env    []string
 	args   []string // after "serve"
+	bin    string   // the server binary: binary unless StartBinary says
 }
 
 type syncBuffer struct {
@@ -88,6 +93,18 @@ func Start(t *testing.T, env ...string) *Instance {
 // StartWith is Start with flags after "serve".
 func StartWith(t *testing.T, args []string, env ...string) *Instance {
 	t.Helper()
+	return startBinary(t, binary, args, env...)
+}
+
+// StartBinary is Start of another service's binary (one `specguard new`
+// made): the same settings, the same checks.
+func StartBinary(t *testing.T, bin string, env ...string) *Instance {
+	t.Helper()
+	return startBinary(t, bin, nil, env...)
+}
+
+func startBinary(t *testing.T, bin string, args []string, env ...string) *Instance {
+	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", redistest.FreePort(t))
 	for _, kv := range env {
 		if v, ok := strings.CutPrefix(kv, "SPECGUARD_ADDR="); ok {
@@ -113,7 +130,7 @@ func StartWith(t *testing.T, args []string, env ...string) *Instance {
 		"SPECGUARD_TRUSTED_PROXIES=127.0.0.1/32",
 		"SPECGUARD_ADMIN_ADDR=127.0.0.1:0", // several instances run at once
 	}, env...)
-	in := &Instance{Base: "http://" + addr, env: all, args: args, logs: &syncBuffer{}}
+	in := &Instance{Base: "http://" + addr, env: all, args: args, bin: bin, logs: &syncBuffer{}}
 	in.start(t)
 	t.Cleanup(func() { in.Stop(t) })
 	return in
@@ -121,7 +138,7 @@ func StartWith(t *testing.T, args []string, env ...string) *Instance {
 
 func (in *Instance) start(t *testing.T) {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve"}, in.args...)...)
+	cmd := exec.Command(in.bin, append([]string{"serve"}, in.args...)...)
 	cmd.Env = append(os.Environ(), in.env...)
 	cmd.Stdout, cmd.Stderr = in.logs, in.logs
 	if err := cmd.Start(); err != nil {

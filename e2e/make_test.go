@@ -56,7 +56,7 @@ func TestMakeRunStopsQuietlyOnCtrlC(t *testing.T) {
 			t.Fatalf("make run did not listen within 5 minutes:\n%s", strings.Join(got, "\n"))
 		}
 	}
-	if !strings.Contains(got[0], "building bin/specguard") {
+	if !strings.Contains(got[0], "building bin/blog") {
 		t.Errorf("make run says nothing before it compiles; first line %q", got[0])
 	}
 	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {

@@ -314,7 +314,7 @@ func TestConformWithProvider(t *testing.T) {
 			t.Fatalf("the provider's token is not accepted: %d", status)
 		}
 	}
-	out, err := exec.Command(binary, "conform", "--base", in.Base, "--spec", spec, "--credentials", credsFile, "--format", "json").Output()
+	out, err := exec.Command(toolkit, "conform", "--base", in.Base, "--spec", spec, "--credentials", credsFile, "--format", "json").Output()
 	var rep conform.Report
 	if jerr := json.Unmarshal(out, &rep); jerr != nil {
 		t.Fatalf("conform: %v; output is not a JSON report: %v\n%s", err, jerr, out)

@@ -74,12 +74,13 @@ func TestReadmeCurlWalkthrough(t *testing.T) {
 	}
 }
 
-// copyProject copies the files of this checkout (those git tracks, else
-// every file but build output) to dir.
+// copyProject copies the files of this checkout to dir: those git tracks
+// and those it would (untracked, not ignored: work not yet committed), or,
+// outside git, every file but build output.
 func copyProject(t *testing.T, dir string) {
 	t.Helper()
 	var files []string
-	if out, err := exec.Command("git", "-C", "..", "ls-files", "-z").Output(); err == nil && len(out) > 0 {
+	if out, err := exec.Command("git", "-C", "..", "ls-files", "-z", "--cached", "--others", "--exclude-standard").Output(); err == nil && len(out) > 0 {
 		for _, f := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
 			files = append(files, f)
 		}
@@ -152,7 +153,7 @@ func TestEditLoop(t *testing.T) {
 	if err := os.WriteFile(spec, doc, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out := run(false, "go", "run", "./cmd/speclint", "lint", "--strict", "api/openapi.yaml"); !strings.Contains(out, "0 errors, 0 warnings") {
+	if out := run(false, "go", "run", "./cmd/specguard", "lint", "--strict", "api/openapi.yaml"); !strings.Contains(out, "0 errors, 0 warnings") {
 		t.Fatalf("lint of the new operation:\n%s", out)
 	}
 	run(false, "make", "--no-print-directory", "generate")
@@ -174,7 +175,7 @@ func TestEditLoop(t *testing.T) {
 	}
 	run(false, "make", "--no-print-directory", "check-generated")
 	run(false, "go", "vet", "./...")
-	run(false, "go", "test", "-count=1", "./policy/...", "./cmd/...", "./server/docs/...")
+	run(false, "go", "test", "-count=1", "./policy/...", "./cmd/...", "./service/docs/...")
 	// The conformance suite, in process, now checks the new operation too.
 	if out := run(false, "go", "test", "-count=1", "-run", "TestConformCatchesBrokenServers", "-v", "./server/"); !strings.Contains(out, "PASS") {
 		t.Fatalf("conform in the scratch copy:\n%s", out)

@@ -1,9 +1,12 @@
-package server
+package server_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -11,8 +14,10 @@ import (
 
 	"github.com/specguard/specguard/api"
 	"github.com/specguard/specguard/api/gen"
-	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/server"
+	"github.com/specguard/specguard/server/db"
+	"github.com/specguard/specguard/service"
 )
 
 // BenchmarkHandler is one GET /posts/{id} with a cached bearer token through
@@ -21,18 +26,20 @@ import (
 func BenchmarkHandler(b *testing.B) {
 	spec := strings.Replace(string(api.Spec), "        - {}\n        - oauth2: [posts:read]\n        - apiKeyAuth: [posts:read]\n        - cookieAuth: []\n", "        - oauth2: [posts:read]\n", 1)
 	spec = strings.Replace(spec, "    limit: 600\n    window: 1m\n    burst: 100\n", "    limit: 10000000\n    window: 1m\n    burst: 10000000\n", 1)
-	d := testDeps(b, map[string]string{"SPECGUARD_DATA_DIR": b.TempDir(), "SPECGUARD_LOG_REQUESTS": "false"})
-	table, err := policy.Compile("bench.yaml", []byte(spec))
-	if err != nil {
+	specFile := filepath.Join(b.TempDir(), "bench.yaml")
+	if err := os.WriteFile(specFile, []byte(spec), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	d.Table = table
-	guarded, err := NewHandler(d)
-	if err != nil {
-		b.Fatal(err)
-	}
+	env := map[string]string{"SPECGUARD_DATA_DIR": b.TempDir(), "SPECGUARD_LOG_REQUESTS": "false", "SPECGUARD_ADMIN_ADDR": "off", "SPECGUARD_SPEC_FILE": specFile}
 	ctx := context.Background()
-	bare := gen.HandlerWithOptions(gen.NewStrictHandler(NewApp(d.Repo, d.Ready, d.Log), nil), gen.ChiServerOptions{BaseRouter: chi.NewRouter()})
+	srv, err := service.Build(ctx, server.Service(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(srv.Close)
+	d, table, guarded := srv.Deps, srv.Table, srv.Handler
+	posts := db.New(d.DB)
+	bare := gen.HandlerWithOptions(gen.NewStrictHandler(server.NewApp(posts, d.Ready, d.Log), nil), gen.ChiServerOptions{BaseRouter: chi.NewRouter()})
 	user, err := d.Accounts.AccountByEmail(ctx, "user@example.com")
 	if err != nil {
 		b.Fatal(err)
@@ -41,8 +48,8 @@ func BenchmarkHandler(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	post := &Post{ID: security.NewID(), AuthorID: user.ID, Title: "Benchmark post", Body: "body", Status: string(gen.Published)}
-	if err := d.Repo.CreatePost(ctx, post); err != nil {
+	post := &db.Post{ID: security.NewID(), AuthorID: user.ID, Title: "Benchmark post", Body: "body", Status: string(gen.Published)}
+	if err := posts.CreatePost(ctx, post); err != nil {
 		b.Fatal(err)
 	}
 	for _, bc := range []struct {

@@ -1,7 +1,8 @@
-package server
+package server_test
 
 import (
 	"context"
+	"io"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -9,26 +10,34 @@ import (
 
 	"github.com/specguard/specguard/api"
 	"github.com/specguard/specguard/conform"
+	"github.com/specguard/specguard/guard"
 	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/server"
+	"github.com/specguard/specguard/service"
 )
 
-// serveExample serves the example app in process with the memory store,
-// after break_ changes its table or its dependencies, and returns the
-// report of the conformance suite on it: the suite reads the committed
-// document, whatever the server enforces.
-func serveExample(t *testing.T, break_ func(d *Deps)) *conform.Report {
+// serveExample serves app in process (SQLite, memory stores), after
+// break_ changes the table it enforces, and returns the report of the
+// conformance suite on it: the suite reads the committed document,
+// whatever the server enforces.
+func serveExample(t *testing.T, app service.App, break_ func(table *policy.Table)) *conform.Report {
 	t.Helper()
-	d := testDeps(t, map[string]string{"SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_LOG_REQUESTS": "false"})
-	if break_ != nil {
-		break_(d)
-	}
-	h, err := NewHandler(d)
+	env := map[string]string{"SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_LOG_REQUESTS": "false", "SPECGUARD_ADMIN_ADDR": "off"}
+	built, err := service.Build(context.Background(), app, nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(built.Close)
+	h := built.Handler
+	if break_ != nil {
+		break_(built.Table)
+		if h, err = service.NewHandler(built.Deps); err != nil {
+			t.Fatal(err)
+		}
+	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	table, err := policy.Compile(SpecSource, api.Spec)
+	table, err := policy.Compile(server.SpecSource, api.Spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +66,7 @@ func find(rep *conform.Report, verdict string, match func(conform.Result) bool) 
 // operation are read from the passing run, so edits of the document do
 // not break the test.
 func TestConformCatchesBrokenServers(t *testing.T) {
-	good := serveExample(t, nil)
+	good := serveExample(t, server.Service(), nil)
 	if !good.OK() {
 		var b strings.Builder
 		good.WriteText(&b)
@@ -78,8 +87,8 @@ func TestConformCatchesBrokenServers(t *testing.T) {
 			t.Fatal("no tier was exhausted against the example app")
 		}
 		name := strings.TrimPrefix(tier.Case, "limit:")
-		rep := serveExample(t, func(d *Deps) {
-			op := d.Table.Operation(tier.Operation)
+		rep := serveExample(t, server.Service(), func(table *policy.Table) {
+			op := table.Operation(tier.Operation)
 			op.Limits = slices.DeleteFunc(op.Limits, func(l policy.Tier) bool { return l.Name == name })
 		})
 		if r, ok := find(rep, conform.Fail, func(r conform.Result) bool { return r.Operation == tier.Operation && r.Case == tier.Case }); !ok {
@@ -95,8 +104,8 @@ func TestConformCatchesBrokenServers(t *testing.T) {
 			t.Fatal("no scope case passed against the example app")
 		}
 		parts := strings.SplitN(scope.Case, ":", 3) // scope:SCHEME:SCOPE
-		rep := serveExample(t, func(d *Deps) {
-			for _, alt := range d.Table.Operation(scope.Operation).Security.Alternatives {
+		rep := serveExample(t, server.Service(), func(table *policy.Table) {
+			for _, alt := range table.Operation(scope.Operation).Security.Alternatives {
 				for i := range alt {
 					if alt[i].Scheme.Name == parts[1] {
 						alt[i].Scopes = slices.DeleteFunc(slices.Clone(alt[i].Scopes), func(s string) bool { return s == parts[2] })
@@ -112,7 +121,9 @@ func TestConformCatchesBrokenServers(t *testing.T) {
 	})
 
 	t.Run("requests not validated", func(t *testing.T) {
-		rep := serveExample(t, func(d *Deps) { d.noValidation = true })
+		app := server.Service()
+		app.GuardOptions = append(app.GuardOptions, guard.WithoutRequestValidation())
+		rep := serveExample(t, app, nil)
 		var caught []string
 		for _, r := range rep.Results {
 			if r.Case == "schema" && r.Verdict == conform.Fail {

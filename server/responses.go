@@ -9,10 +9,6 @@ import (
 
 // Responses of the example app: problems, views of its records, cookies.
 
-// realm is the realm of every WWW-Authenticate challenge, the guard's and
-// the handlers' alike.
-const realm = "specguard"
-
 // problems writes the problems of the app and its guard: one type-URI
 // prefix for all (problem.DefaultPrefix).
 var problems = problem.Writer{}

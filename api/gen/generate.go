@@ -4,4 +4,4 @@
 package gen
 
 //go:generate go run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen -config oapi-codegen.yaml -o server.gen.go ../openapi.yaml
-//go:generate go run ../../internal/specsum -pkg gen -o spec_sum.go ../openapi.yaml
+//go:generate go run ../../cmd/specguard specsum -pkg gen -o spec_sum.go ../openapi.yaml

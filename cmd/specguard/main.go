@@ -1,5 +1,8 @@
-// Command specguard serves an API whose security and rate limits come from
-// its OpenAPI document, and checks and explains such documents.
+// Command specguard is the toolkit of services guarded from their OpenAPI
+// document: it starts a new one, checks and explains a document, makes
+// signing keys, and checks a running service against its document. It
+// links no app: it works on any document, before its handlers exist.
+// (A service is its own command: the example app's is cmd/blog.)
 package main
 
 import (
@@ -13,16 +16,12 @@ import (
 	"syscall"
 
 	"github.com/specguard/specguard/internal/speccli"
-	"github.com/specguard/specguard/server"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := checkEnviron(os.Args[1:], os.Environ())
-	if err == nil {
-		err = run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	}
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return
@@ -33,27 +32,18 @@ func main() {
 	os.Exit(1)
 }
 
-// checkEnviron refuses misspelled SPECGUARD_* variables for the commands
-// that read them.
-func checkEnviron(args, environ []string) error {
-	if len(args) > 0 && (args[0] == "serve" || args[0] == "migrate") {
-		return server.CheckEnviron(environ)
-	}
-	return nil
-}
-
 // errReported is returned by a command that has already said why it failed.
 var errReported = speccli.ErrReported
 
 const usage = `Usage: specguard <command> [flags] [arguments]
 
 Commands:
-  serve    serve the API described by the embedded api/openapi.yaml
-  migrate  apply the database schema migrations (serve applies them at start too)
+  new      start a new service in a directory: document, generated code, handlers, tests
   lint     check an OpenAPI document: the errors serve would stop on, and warnings
   routes   print the compiled policy: who may call each operation, and how often
   keygen   write a new token signing key for SPECGUARD_SIGNING_KEY_FILE
   conform  check a running server against the security and limits its document declares
+  specsum  record a document's SHA-256 beside the code generated from it (make generate)
 
 Run 'specguard <command> --help' for a command's flags and examples.
 `
@@ -64,10 +54,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("no command given")
 	}
 	switch args[0] {
-	case "serve":
-		return server.Run(ctx, args[1:], getenv, stdout, stderr)
-	case "migrate":
-		return migrate(ctx, args[1:], getenv, stdout, stderr)
+	case "new":
+		return newService(ctx, args[1:], stdout, stderr)
 	case "lint":
 		return specCommands.Lint(args[1:], stdout, stderr)
 	case "routes":
@@ -76,6 +64,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return keygen(args[1:], stdout, stderr)
 	case "conform":
 		return conformCmd(ctx, args[1:], stdout, stderr)
+	case "specsum":
+		return specsum(args[1:], stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

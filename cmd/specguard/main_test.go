@@ -7,11 +7,11 @@ import (
 	"errors"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/specguard/specguard/api"
 	"github.com/specguard/specguard/internal/spectest"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
@@ -36,19 +36,49 @@ func writeSpec(t *testing.T, body string) string {
 	return path
 }
 
-// The embedded document compiles. Its warnings are shown, not failed on:
-// an operation a user adds may have some (lint says which), and that is
-// not what this test is about.
-func TestLintEmbeddedSpecCompiles(t *testing.T) {
-	out, errOut, err := cli(t, "lint")
+// With no file, lint and routes read api/openapi.yaml in the current
+// directory: a service's root.
+func TestDocumentDefaultsToTheServiceRoot(t *testing.T) {
+	fixture, err := os.ReadFile(routesFixture)
 	if err != nil {
-		t.Fatalf("lint on the embedded spec: err %v, output:\n%s", err, out)
+		t.Fatal(err)
 	}
-	if !strings.HasPrefix(errOut, "api/openapi.yaml (embedded): 0 errors, ") {
-		t.Fatalf("summary %q, want 0 errors", errOut)
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "api"), 0o755); err != nil {
+		t.Fatal(err)
 	}
-	if out != "" {
-		t.Logf("warnings of the embedded spec (make lint fails on them):\n%s", out)
+	if err := os.WriteFile(filepath.Join(dir, "api", "openapi.yaml"), fixture, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	_, errOut, err := cli(t, "lint")
+	if err != nil || !strings.HasPrefix(errOut, "api/openapi.yaml: 0 errors, ") {
+		t.Fatalf("lint in a service's root: err %v, summary %q", err, errOut)
+	}
+	out, _, err := cli(t, "routes")
+	if err != nil || !strings.HasPrefix(out, "METHOD") {
+		t.Fatalf("routes in a service's root: err %v\n%s", err, out)
+	}
+	t.Chdir(t.TempDir())
+	if _, _, err := cli(t, "lint"); err == nil || !strings.Contains(err.Error(), "api/openapi.yaml") {
+		t.Fatalf("lint where there is no document: %v", err)
+	}
+}
+
+// specguard builds and runs while a service does not compile (between
+// editing its document and writing the new handlers): it imports no app,
+// no service runtime and no generated code.
+func TestSpecguardImportsNoApp(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		for _, app := range []string{"/server", "/service", "/api"} {
+			if strings.HasPrefix(dep, "github.com/specguard/specguard"+app) {
+				t.Errorf("specguard depends on %s", dep)
+			}
+		}
 	}
 }
 
@@ -216,14 +246,18 @@ func TestLintBadInput(t *testing.T) {
 	}
 }
 
-// Every operation of the embedded document has a row.
-func TestRoutesEmbedded(t *testing.T) {
-	out, _, err := cli(t, "routes")
+// Every operation of the document has a row.
+func TestRoutesEveryOperation(t *testing.T) {
+	out, _, err := cli(t, "routes", routesFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixture, err := os.ReadFile(routesFixture)
 	if err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	ops := spectest.Operations(t, api.Spec)
+	ops := spectest.Operations(t, fixture)
 	if !strings.HasPrefix(lines[0], "METHOD") || len(lines) != 1+len(ops) {
 		t.Fatalf("want a header and %d operations (every operation of the document), got %d lines:\n%s", len(ops), len(lines), out)
 	}
@@ -382,7 +416,7 @@ func TestKeygenToStdout(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
-	for _, cmd := range []string{"serve", "lint", "routes", "keygen"} {
+	for _, cmd := range []string{"new", "lint", "routes", "keygen", "conform", "specsum"} {
 		t.Run(cmd, func(t *testing.T) {
 			_, errOut, err := cli(t, cmd, "--help")
 			if !errors.Is(err, flag.ErrHelp) {
@@ -399,19 +433,6 @@ func TestHelp(t *testing.T) {
 	}
 	if _, _, err := cli(t, "frobnicate"); err == nil || err.Error() != `unknown command "frobnicate" (try 'specguard help')` {
 		t.Errorf("unknown command: %v", err)
-	}
-}
-
-// serve and migrate refuse a misspelled variable; lint does not read any.
-func TestMisspelledVariable(t *testing.T) {
-	env := []string{"SPECGUARD_REDIS=redis://127.0.0.1:6379"}
-	for _, args := range [][]string{{"serve"}, {"migrate"}} {
-		if err := checkEnviron(args, env); err == nil || !strings.Contains(err.Error(), "did you mean SPECGUARD_REDIS_URL?") {
-			t.Errorf("%v: %v", args, err)
-		}
-	}
-	if err := checkEnviron([]string{"lint"}, env); err != nil {
-		t.Errorf("lint: %v", err)
 	}
 }
 

@@ -214,17 +214,20 @@ func (h *harness) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	specguard := filepath.Join(h.dir, "specguard")
+	specguard, toolkit := filepath.Join(h.dir, "blog"), filepath.Join(h.dir, "specguard")
 	peer := filepath.Join(h.dir, "peerserver")
-	fmt.Fprintln(os.Stderr, "building specguard and the peer stacks")
-	if err := build(root, specguard, "./cmd/specguard"); err != nil {
+	fmt.Fprintln(os.Stderr, "building the example app, specguard and the peer stacks")
+	if err := build(root, specguard, "./cmd/blog"); err != nil {
+		return err
+	}
+	if err := build(root, toolkit, "./cmd/specguard"); err != nil {
 		return err
 	}
 	if err := build(filepath.Join(root, "e2e/bench/peers"), peer, "./cmd/peerserver"); err != nil {
 		return err
 	}
 	key := filepath.Join(h.dir, "signing.pem")
-	if out, err := exec.Command(specguard, "keygen", "--alg", "ed25519", "--out", key).CombinedOutput(); err != nil {
+	if out, err := exec.Command(toolkit, "keygen", "--alg", "ed25519", "--out", key).CombinedOutput(); err != nil {
 		return fmt.Errorf("keygen: %v: %s", err, out)
 	}
 	spec := filepath.Join(h.dir, "openapi.yaml")

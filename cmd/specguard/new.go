@@ -1,0 +1,263 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"regexp"
+	"runtime/debug"
+	"strings"
+)
+
+// serviceTemplate is the service `specguard new` writes: files that name
+// the service or its module end in .tmpl (see writeService); the rest is
+// copied as it is. api/gen/server.gen.go.tmpl is the code
+// oapi-codegen generates from api/openapi.yaml.tmpl (make generate
+// regenerates it; make check-generated checks it).
+//
+//go:embed all:template
+var serviceTemplate embed.FS
+
+const newUsage = `Usage: specguard new DIR [--module PATH] [--replace PATH]
+
+Starts a new service in DIR, which must be absent or empty: go.mod, its
+OpenAPI document (api/openapi.yaml: specguard's credential operations and
+an example resource, items), the code generated from it, the handlers of
+items and their migration, a main package, a Makefile (run, test,
+generate), a README, api/conform.yaml and tests, conformance among them.
+Then: cd DIR && make test && make run.
+
+It runs 'go mod tidy' in the new module, so it needs the go command, and
+the module proxy unless --replace names a checkout whose dependencies the
+module cache holds already. Nothing is left in DIR when it fails.
+
+Examples:
+  specguard new items --module example.com/items
+  specguard new ./svc --module example.com/svc --replace ~/src/specguard
+`
+
+// modulePath is what a module path may look like here: ASCII path
+// elements, the first with a dot when there are several (a domain).
+var modulePath = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._~-]*(/[A-Za-z0-9][A-Za-z0-9._~+-]*)*$`)
+
+func newService(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	flags := newFlags("new", newUsage, stderr)
+	module := flags.String("module", "", "the new module's path (default: DIR's last element)")
+	replace := flags.String("replace", "", "a local specguard checkout to use, with a replace directive (development, offline tests)")
+	// Flags may follow DIR: parse what comes after it too.
+	var dirs []string
+	for rest := args; ; {
+		if err := flags.Parse(rest); err != nil {
+			return err
+		}
+		if flags.NArg() == 0 {
+			break
+		}
+		dirs, rest = append(dirs, flags.Arg(0)), flags.Args()[1:]
+	}
+	if len(dirs) != 1 {
+		fmt.Fprint(stderr, newUsage)
+		return fmt.Errorf("new: give one directory (got %d)", len(dirs))
+	}
+	dir := filepath.Clean(dirs[0])
+	name := filepath.Base(dir)
+	if *module == "" {
+		*module = name
+	}
+	if !modulePath.MatchString(*module) || strings.Contains(*module, "//") {
+		return fmt.Errorf("new: --module %q is not a module path, such as example.com/items", *module)
+	}
+	if !regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`).MatchString(name) {
+		return fmt.Errorf("new: %s: the directory's name names the service and its binary: letters, digits, '-' and '_', a letter first", dir)
+	}
+	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+		return fmt.Errorf("new: %s is not empty; give a new directory or an empty one", dir)
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("new: %v", err)
+	}
+	checkout := ""
+	if *replace != "" {
+		var err error
+		if checkout, err = specguardCheckout(*replace); err != nil {
+			return fmt.Errorf("new: --replace: %v", err)
+		}
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		return errors.New("new: the go command is not on PATH; a new service is a Go module")
+	}
+
+	// Written beside DIR, then moved into place: nothing half made.
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("new: %v", err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+name+".new-")
+	if err != nil {
+		return fmt.Errorf("new: %v", err)
+	}
+	defer os.RemoveAll(tmp)
+	if err := writeService(tmp, name, *module, checkout); err != nil {
+		return fmt.Errorf("new: %v", err)
+	}
+	if err := goModTidy(ctx, tmp, checkout != "", stderr); err != nil {
+		return fmt.Errorf("new: %v", err)
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return fmt.Errorf("new: %v", err)
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("new: %v", err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("new: %v", err)
+	}
+	fmt.Fprintf(stdout, "made %s (module %s)\nnext: cd %s && make test && make run\n", dir, *module, dir)
+	return nil
+}
+
+// specguardCheckout returns the absolute path of a specguard checkout.
+func specguardCheckout(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	mod, err := os.ReadFile(filepath.Join(abs, "go.mod"))
+	if err != nil {
+		return "", fmt.Errorf("%s has no go.mod: give the directory of a specguard checkout", p)
+	}
+	if !regexp.MustCompile(`(?m)^module github\.com/specguard/specguard\s*$`).Match(mod) {
+		return "", fmt.Errorf("%s/go.mod is not specguard's module", p)
+	}
+	return abs, nil
+}
+
+// writeService writes the template into dir. Files ending in .tmpl have
+// their placeholders replaced: {{.Name}} (the directory's name),
+// {{.Module}} (the module path) and {{.Table}} (the name as an SQL
+// identifier). Plain replacement, not text/template: Go's composite
+// literals are full of "{{".
+func writeService(dir, name, module, checkout string) error {
+	fill := strings.NewReplacer("{{.Name}}", name, "{{.Module}}", module, "{{.Table}}", strings.ReplaceAll(strings.ToLower(name), "-", "_"))
+	err := fs.WalkDir(serviceTemplate, "template", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		content, err := serviceTemplate.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel := strings.TrimPrefix(p, "template/")
+		if out, ok := strings.CutSuffix(rel, ".tmpl"); ok {
+			rel, content = out, []byte(fill.Replace(string(content)))
+		}
+		if rel == "gitignore" {
+			rel = ".gitignore"
+		}
+		return writeFile(filepath.Join(dir, filepath.FromSlash(rel)), content)
+	})
+	if err != nil {
+		return err
+	}
+	spec, err := os.ReadFile(filepath.Join(dir, "api", "openapi.yaml"))
+	if err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(dir, "api", "gen", "spec_sum.go"), specSum("gen", "../openapi.yaml", spec)); err != nil {
+		return err
+	}
+	gomod := "module " + module + "\n\ngo 1.26\n\nrequire github.com/specguard/specguard " + specguardVersion(checkout) + "\n"
+	if checkout != "" {
+		gomod += "\nreplace github.com/specguard/specguard => " + checkout + "\n"
+	}
+	return writeFile(filepath.Join(dir, "go.mod"), []byte(gomod))
+}
+
+// specguardVersion is the version the new module requires: this binary's
+// own when it is a release, a placeholder the replace directive stands in
+// for otherwise (goModTidy then asks for the latest release without one).
+func specguardVersion(checkout string) string {
+	if bi, ok := debug.ReadBuildInfo(); ok && strings.HasPrefix(bi.Main.Version, "v") && checkout == "" {
+		return bi.Main.Version
+	}
+	return "v0.0.0-00010101000000-000000000000"
+}
+
+func writeFile(p string, content []byte) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(p, content, 0o644)
+}
+
+// goModTidy completes go.mod and writes go.sum. With a replace directive
+// it needs no network when the module cache holds the checkout's
+// dependencies (GOFLAGS=-mod=mod, the proxy not asked for what it holds).
+func goModTidy(ctx context.Context, dir string, replaced bool, stderr io.Writer) error {
+	run := func(args ...string) error {
+		cmd := exec.CommandContext(ctx, "go", args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("go %s in the new module: %v\n%s", strings.Join(args, " "), err, strings.TrimSpace(out.String()))
+		}
+		return nil
+	}
+	if !replaced && specguardVersion("") == "v0.0.0-00010101000000-000000000000" {
+		if err := run("get", "github.com/specguard/specguard@latest"); err != nil {
+			return err
+		}
+	}
+	return run("mod", "tidy")
+}
+
+// specSum is the Go file recording the SHA-256 of a document (specsum).
+func specSum(pkg, source string, data []byte) []byte {
+	return []byte(fmt.Sprintf(`// Code generated by specguard specsum from %s. DO NOT EDIT.
+
+package %s
+
+// SpecSHA256 is the SHA-256 of the document this package was generated
+// from: a service built on it refuses a document that differs.
+const SpecSHA256 = "%x"
+`, path.Clean(filepath.ToSlash(source)), pkg, sha256.Sum256(data)))
+}
+
+const specsumUsage = `Usage: specguard specsum [-pkg gen] [-o spec_sum.go] openapi.yaml
+
+Writes the SHA-256 of an OpenAPI document as a Go constant (SpecSHA256),
+next to the code oapi-codegen generated from it: a service given it
+(service.App.SpecSHA256) refuses to start on a document edited since, and
+asks for 'make generate' instead of failing on a stale route table.
+
+Example (a go:generate line beside oapi-codegen's, in api/gen):
+  go run github.com/specguard/specguard/cmd/specguard specsum -pkg gen -o spec_sum.go ../openapi.yaml
+`
+
+func specsum(args []string, stderr io.Writer) error {
+	flags := newFlags("specsum", specsumUsage, stderr)
+	pkg := flags.String("pkg", "gen", "package of the file written")
+	out := flags.String("o", "spec_sum.go", "file to write")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	if flags.NArg() != 1 {
+		fmt.Fprint(stderr, specsumUsage)
+		return errors.New("specsum: give one document")
+	}
+	data, err := os.ReadFile(flags.Arg(0))
+	if err != nil {
+		return fmt.Errorf("specsum: %v", err)
+	}
+	return os.WriteFile(*out, specSum(*pkg, flags.Arg(0), data), 0o644)
+}

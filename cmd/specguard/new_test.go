@@ -1,0 +1,109 @@
+package main
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Bad input to new is one line naming what and where, and leaves nothing
+// behind: no directory, no temporary one beside it.
+func TestNewRefusesBadInput(t *testing.T) {
+	work := t.TempDir()
+	full := filepath.Join(work, "full")
+	if err := os.MkdirAll(full, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(full, "keep.txt"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	notSpecguard := filepath.Join(work, "other")
+	if err := os.MkdirAll(notSpecguard, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(notSpecguard, "go.mod"), []byte("module example.com/other\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"new"}, "new: give one directory (got 0)"},
+		{[]string{"new", "a", "b"}, "new: give one directory (got 2)"},
+		{[]string{"new", full}, "new: " + full + " is not empty; give a new directory or an empty one"},
+		{[]string{"new", filepath.Join(work, "svc"), "--module", "not a path"}, `new: --module "not a path" is not a module path, such as example.com/items`},
+		{[]string{"new", filepath.Join(work, "9lives")}, "new: " + filepath.Join(work, "9lives") + ": the directory's name names the service and its binary: letters, digits, '-' and '_', a letter first"},
+		{[]string{"new", filepath.Join(work, "svc"), "--replace", filepath.Join(work, "nowhere")}, "new: --replace: " + filepath.Join(work, "nowhere") + " has no go.mod: give the directory of a specguard checkout"},
+		{[]string{"new", filepath.Join(work, "svc"), "--replace", notSpecguard}, "new: --replace: " + notSpecguard + "/go.mod is not specguard's module"},
+	} {
+		_, _, err := cli(t, c.args...)
+		if err == nil || err.Error() != c.want {
+			t.Errorf("%v: %v, want %q", c.args, err, c.want)
+		}
+	}
+	entries, _ := os.ReadDir(work)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != "full other" {
+		t.Errorf("left in the working directory: %v", names)
+	}
+	if data, _ := os.ReadFile(filepath.Join(full, "keep.txt")); string(data) != "mine" {
+		t.Error("the non-empty directory was touched")
+	}
+}
+
+// Every file of the template is written, its placeholders filled; the
+// module's go.mod points at the checkout given.
+func TestNewWritesTheTemplate(t *testing.T) {
+	dir := t.TempDir()
+	if err := writeService(dir, "my-svc", "example.com/team/my-svc", "/src/specguard"); err != nil {
+		t.Fatal(err)
+	}
+	var written []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		written = append(written, filepath.ToSlash(rel))
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if strings.Contains(string(data), "{{.") {
+			t.Errorf("%s: a placeholder is left", rel)
+		}
+		if strings.HasSuffix(rel, ".tmpl") {
+			t.Errorf("%s: written with its template suffix", rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"go.mod", ".gitignore", "Makefile", "README.md", "main.go", "items.go", "health.go", "store.go",
+		"service_test.go", "tools.go", "migrations/00001_items.sql", "api/openapi.yaml", "api/conform.yaml", "api/spec.go",
+		"api/gen/generate.go", "api/gen/oapi-codegen.yaml", "api/gen/server.gen.go", "api/gen/spec_sum.go"} {
+		found := false
+		for _, w := range written {
+			found = found || w == want
+		}
+		if !found {
+			t.Errorf("%s was not written (wrote %v)", want, written)
+		}
+	}
+	main, _ := os.ReadFile(filepath.Join(dir, "main.go"))
+	for _, want := range []string{`"example.com/team/my-svc/api/gen"`, `Name: "my-svc"`, `Table: "my_svc_version"`} {
+		if !strings.Contains(string(main), want) {
+			t.Errorf("main.go lacks %s", want)
+		}
+	}
+	mod, _ := os.ReadFile(filepath.Join(dir, "go.mod"))
+	if !strings.HasPrefix(string(mod), "module example.com/team/my-svc\n") || !strings.Contains(string(mod), "replace github.com/specguard/specguard => /src/specguard\n") {
+		t.Errorf("go.mod:\n%s", mod)
+	}
+}

@@ -1,0 +1,48 @@
+package service
+
+// The admin listener: /metrics, and /debug/pprof/ when asked.
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// listenAdmin starts the admin listener (/metrics, and /debug/pprof/ when
+// asked) unless SPECGUARD_ADMIN_ADDR is off. It serves until the returned
+// server is closed.
+func listenAdmin(cfg *Config, m *Metrics, handler slog.Handler, api net.Addr) (*http.Server, string, error) {
+	if cfg.AdminAddr == "off" {
+		return nil, "off", nil
+	}
+	addr := cfg.AdminAddr
+	if addr == "auto" {
+		addr = autoAdminAddr(api)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("SPECGUARD_ADMIN_ADDR: %v", err)
+	}
+	srv := &http.Server{
+		Handler:           m.AdminHandler(cfg.AdminPprof),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(handler, slog.LevelWarn),
+	}
+	go srv.Serve(ln)
+	return srv, ln.Addr().String(), nil
+}
+
+// autoAdminAddr is the admin address "auto" names: loopback (the admin
+// listener is never public by default) and the API's port + 1000, so that
+// instances on one host, and Prometheus's own 9090, do not collide; a free
+// port when the API's is 0 or that would pass 65535.
+func autoAdminAddr(api net.Addr) string {
+	port := 0
+	if tcp, ok := api.(*net.TCPAddr); ok && tcp.Port > 0 && tcp.Port+1000 <= 65535 {
+		port = tcp.Port + 1000
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+}

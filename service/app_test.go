@@ -1,0 +1,112 @@
+package service_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/specguard/specguard/credentials"
+	"github.com/specguard/specguard/service"
+)
+
+// healthOps are the operations the test app adds to the credential
+// operations' document: the two a service answers about itself.
+const healthOps = `  /healthz:
+    get:
+      operationId: healthz
+      security: []
+      x-rate-limit: false
+      responses:
+        '200': { description: Alive., content: { application/json: { schema: { type: object } } } }
+  /readyz:
+    get:
+      operationId: readyz
+      security: []
+      x-rate-limit: false
+      responses:
+        '200': { description: Ready., content: { application/json: { schema: { type: object } } } }
+        '503': { description: Not ready., content: { application/json: { schema: { type: object } } } }
+`
+
+// testApp is the smallest service: specguard's credential operations and
+// the health operations, routed by hand. The runtime's tests use it, not
+// the example app, which users replace.
+func testApp() service.App {
+	spec := strings.Replace(string(credentials.Fragment), "\npaths:\n", "\npaths:\n"+healthOps, 1)
+	return service.App{
+		Name: "svc", Spec: []byte(spec), SpecSource: "svc.yaml",
+		Routes: func(r chi.Router, d *service.Deps) error {
+			r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = io.WriteString(w, `{"status":"ok"}`)
+			})
+			r.Get("/readyz", func(w http.ResponseWriter, r *http.Request) {
+				checks, code := map[string]string{}, http.StatusOK
+				for name, err := range d.Ready(r.Context()) {
+					checks[name] = "ok"
+					if err != nil {
+						checks[name], code = "unavailable", http.StatusServiceUnavailable
+					}
+				}
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(code)
+				_ = json.NewEncoder(w).Encode(map[string]any{"checks": checks})
+			})
+			return nil
+		},
+	}
+}
+
+// The test app compiles, builds and serves: every operation of its
+// document is routed.
+func TestTestAppBuilds(t *testing.T) {
+	env := map[string]string{"SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_ADMIN_ADDR": "off"}
+	srv, err := service.Build(context.Background(), testApp(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+}
+
+// serve and migrate refuse a SPECGUARD_* variable that is no setting,
+// naming the one it was probably meant to be (a misspelled one cannot
+// leave the server running on defaults); those of the test and load
+// tools pass; help reads none.
+func TestUnknownVariables(t *testing.T) {
+	command := func(args, environ []string) error {
+		return service.Command(context.Background(), testApp(), args, func(string) string { return "" }, environ, io.Discard, io.Discard)
+	}
+	for _, c := range []struct {
+		environ []string
+		want    string
+	}{
+		{[]string{"PATH=/bin", "SPECGUARD_ADDR=:1", "SPECGUARD_TEST_REDIS_URL=x", "SPECGUARD_BENCH_POSTGRES_URL=y", "SPECGUARD_OIDC_CORP_URL=z"}, ""},
+		{[]string{"SPECGUARD_REDIS="}, "SPECGUARD_REDIS is not a setting (did you mean SPECGUARD_REDIS_URL?); `svc serve --help` lists every SPECGUARD_* variable"},
+		{[]string{"SPECGUARD_ACESS_TTL=5m", "SPECGUARD_NOPE=1"}, "SPECGUARD_ACESS_TTL is not a setting (did you mean SPECGUARD_ACCESS_TTL?); SPECGUARD_NOPE is not a setting; `svc serve --help` lists every SPECGUARD_* variable"},
+	} {
+		for _, cmd := range []string{"serve", "migrate"} {
+			// An unknown flag: refused after the variables were checked,
+			// before anything starts.
+			err := command([]string{cmd, "--no-such-flag"}, c.environ)
+			if c.want == "" && (err == nil || !strings.Contains(err.Error(), "no-such-flag")) {
+				t.Errorf("%s %v: %v, want the flag refused", cmd, c.environ, err)
+			}
+			if c.want != "" && fmt.Sprint(err) != c.want {
+				t.Errorf("%s %v: %v, want %q", cmd, c.environ, err, c.want)
+			}
+		}
+		if err := command([]string{"help"}, c.environ); err != nil {
+			t.Errorf("help %v: %v", c.environ, err)
+		}
+	}
+	// No command is serve.
+	if err := command(nil, []string{"SPECGUARD_REDIS="}); err == nil || !strings.Contains(err.Error(), "SPECGUARD_REDIS_URL") {
+		t.Errorf("no command: %v", err)
+	}
+}

@@ -1,0 +1,232 @@
+package service
+
+// The dependency graph: the database (migrated), the stores (memory, or
+// Redis), the signing keys, the credential operations, the identity
+// providers, the metrics.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/specguard/specguard/credentials"
+	"github.com/specguard/specguard/credentials/sqlstore"
+	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/problem"
+	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/sqldb"
+)
+
+// Deps is everything the HTTP handler is built from.
+type Deps struct {
+	Table *policy.Table
+	// DB is the database: accounts and API keys (Accounts, the
+	// credential operations'), and the app's own records.
+	DB       *sqldb.DB
+	Accounts *sqlstore.Store
+	// Store is the fast shared security state, Limits the rate-limit
+	// counters: memory, or Redis.
+	Store  security.Store
+	Limits limits.Store
+	// Credentials serves the document's credential operations and
+	// verifies what it issues.
+	Credentials *credentials.Service
+	// OIDC verifies the tokens of the document's openIdConnect schemes;
+	// nil when it declares none.
+	OIDC     *security.OIDCAuthenticator
+	ClientIP *limits.ClientIP
+	Limiter  *limits.Limiter
+	Log      *slog.Logger
+	// LogRequests writes one Log line per request.
+	LogRequests bool
+	Timeout     time.Duration
+	// Ready reports each store's health for /readyz.
+	Ready func(ctx context.Context) map[string]error
+	// Errors are the error handlers of the app's generated strict server.
+	Errors HandlerErrors
+	// Docs, when set, serves /docs and everything under it, outside the
+	// guard: the pages are not operations of the spec.
+	Docs http.Handler
+	// Metrics counts requests, authentication outcomes, limit decisions,
+	// store calls and token events; the stores above are already wrapped
+	// to report to it.
+	Metrics *Metrics
+
+	app       *App
+	problems  problem.Writer
+	storeName string
+	closers   []func()
+	// lock is the database's instance lock, held without Redis: while it
+	// is lost every request but /healthz and /readyz is refused.
+	lock *sqldb.InstanceLock
+}
+
+// Close releases the database and the stores' connections.
+func (d *Deps) Close() {
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		d.closers[i]()
+	}
+	d.closers = nil
+}
+
+// openDatabase opens the database SPECGUARD_DATABASE_URL names and applies
+// the migrations it lacks, under a lock, as serve and migrate do: the
+// credential operations' set, then the app's (its tables may name
+// accounts).
+func openDatabase(ctx context.Context, app *App, cfg *Config, log *slog.Logger, now func() time.Time) (*sqldb.DB, error) {
+	src, err := sqldb.ParseURL(cfg.DatabaseURL, cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("SPECGUARD_DATABASE_URL: %v", err)
+	}
+	database, err := sqldb.Open(ctx, src, sqldb.WithPoolSize(cfg.DatabasePool), sqldb.WithClock(now))
+	if err != nil {
+		return nil, fmt.Errorf("SPECGUARD_DATABASE_URL: %v", err)
+	}
+	for _, set := range app.migrationSets() {
+		if _, _, err := database.Migrate(ctx, set, log); err != nil {
+			database.Close()
+			return nil, err
+		}
+	}
+	return database, nil
+}
+
+// migrationSets are the app's schema, in the order they are applied: the
+// credential operations' accounts and API keys, then the app's own.
+func (a *App) migrationSets() []sqldb.Migrations {
+	return append([]sqldb.Migrations{sqlstore.Migrations}, a.Migrations...)
+}
+
+func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, log *slog.Logger, now func() time.Time) (_ *Deps, err error) {
+	clientIP, err := limits.NewClientIP(cfg.TrustedProxies, cfg.ClientIPHeader)
+	if err != nil {
+		return nil, fmt.Errorf("SPECGUARD_TRUSTED_PROXIES: %v", err)
+	}
+	d := &Deps{Table: table, ClientIP: clientIP, Log: log, LogRequests: cfg.LogRequests, Timeout: cfg.StoreTimeout,
+		app: app, problems: app.Problems}
+	d.Errors = handlerErrors(d.problems, log)
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	if d.DB, err = openDatabase(ctx, app, cfg, log, now); err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, func() { d.DB.Close() })
+	if d.DB.Kind() == sqldb.SQLite && cfg.RedisURL != "" {
+		log.Warn("SPECGUARD_REDIS_URL with the SQLite database: instances on other hosts cannot share its file; use PostgreSQL for a fleet")
+	}
+	if cfg.RedisURL == "" {
+		if err := d.lockInstance(ctx, log); err != nil {
+			return nil, err
+		}
+		d.Store = security.NewMemoryStore(now)
+		d.Limits = limits.NewMemoryStore(now)
+		d.storeName = "memory"
+	} else if err := openRedis(ctx, cfg, d); err != nil {
+		return nil, err
+	}
+	signing, err := signingKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var verify []*security.Key
+	for _, path := range cfg.VerifyKeyFiles {
+		k, err := readKey(path)
+		if err != nil {
+			return nil, fmt.Errorf("SPECGUARD_VERIFY_KEY_FILES: %s: %v", path, err)
+		}
+		verify = append(verify, k)
+	}
+	stores := d.Ready
+	d.Ready = func(ctx context.Context) map[string]error {
+		checks := map[string]error{"database": d.DB.Ping(ctx)}
+		if d.lock != nil {
+			checks["instance_lock"] = nil
+			if !d.lock.Held() {
+				checks["instance_lock"] = errLockLost
+			}
+		}
+		if stores != nil {
+			for k, v := range stores(ctx) {
+				checks[k] = v
+			}
+		} else {
+			checks["store"] = nil
+		}
+		return checks
+	}
+	d.Metrics = NewMetrics()
+	d.Store = &meteredStore{next: d.Store, m: d.Metrics, store: d.storeName}
+	limOpts := []limits.Option{limits.WithClientIP(d.ClientIP), limits.WithTimeout(d.Timeout), limits.WithIPv6Prefix(cfg.IPv6Prefix),
+		limits.WithStoreErrorLog(func(op *policy.Operation, err error) {
+			d.Log.Warn("rate-limit store failed; applying on-store-error", "operation", op.ID, "err", err)
+		})}
+	if d.storeName != "memory" {
+		limOpts = append(limOpts, limits.WithStoreObserver(d.Metrics.rateLimitObserver(d.storeName)))
+	}
+	d.Limiter = limits.New(d.Limits, limOpts...)
+	opts := []credentials.Option{
+		credentials.WithIssuer(cfg.Issuer), credentials.WithTokenTTL(cfg.AccessTTL, cfg.RefreshTTL), credentials.WithVerifyKeys(verify...),
+		credentials.WithSessionTTL(cfg.SessionTTL), credentials.WithMaxSessions(cfg.MaxSessions), credentials.WithMaxAPIKeys(cfg.MaxAPIKeys),
+		credentials.WithFailedPasswords(cfg.FailedLoginsPerIP, cfg.FailedLoginsPerAccount), credentials.WithClock(now),
+		credentials.WithClientAddr(d.Limiter.ClientAddr), credentials.WithProblems(d.problems), credentials.WithRealm(realm),
+		credentials.WithLog(log), credentials.WithStoreTimeout(cfg.StoreTimeout),
+	}
+	if len(cfg.AllowedOrigins) > 0 {
+		opts = append(opts, credentials.WithAllowedOrigins(cfg.AllowedOrigins...))
+	}
+	d.Accounts = sqlstore.New(d.DB)
+	d.Credentials, err = credentials.New(table, signing,
+		credentials.Stores{Accounts: d.Accounts, Keys: d.Accounts, State: d.Store, Limits: d.Limits}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if len(table.Providers()) > 0 {
+		if d.OIDC, err = newOIDC(ctx, cfg, table, d.Metrics, log, now); err != nil {
+			return nil, err
+		}
+		d.closers = append(d.closers, d.OIDC.Close)
+	}
+	if err := seedAccounts(ctx, app, d, cfg, table, log); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// lockInstance takes the database's instance lock: without Redis the fast
+// state is this process's memory, and a second instance on the same
+// database would not see this one's logins, revocations, account changes
+// or rate limits.
+func (d *Deps) lockInstance(ctx context.Context, log *slog.Logger) error {
+	lock, err := d.DB.LockInstance(ctx, lockKeepalive, func(err error) {
+		switch {
+		case err == nil:
+			log.Info("holding the database's instance lock again: serving")
+		case errors.Is(err, sqldb.ErrInUse):
+			log.Error("another specguard took the database's instance lock: refusing every request (503) until it stops", "database", d.DB.Source().String())
+		default:
+			log.Error("lost the database's instance lock: refusing every request (503) until it is taken again", "err", err)
+		}
+	})
+	if errors.Is(err, sqldb.ErrInUse) {
+		return fmt.Errorf("SPECGUARD_REDIS_URL: another specguard serves %s without Redis; instances that share a database must share a Redis too (set SPECGUARD_REDIS_URL), or stop the other one", d.DB.Source())
+	} else if err != nil {
+		return fmt.Errorf("SPECGUARD_DATABASE_URL: %v", err)
+	}
+	d.lock = lock
+	d.closers = append(d.closers, lock.Release)
+	return nil
+}
+
+// lockKeepalive is how often the PostgreSQL instance lock's connection is
+// checked (a variable for tests).
+var lockKeepalive = 2 * time.Second
+
+// errLockLost: the instance lock is not held.
+var errLockLost = errors.New("the instance lock is not held")

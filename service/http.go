@@ -1,0 +1,136 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/specguard/specguard/guard"
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/problem"
+	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/sqldb"
+)
+
+// NewHandler builds the whole HTTP stack: the credential operations and
+// the app's own routes behind one guard that authenticates, limits and
+// validates every request.
+func NewHandler(d *Deps) (http.Handler, error) {
+	r := chi.NewRouter()
+	d.Credentials.Mount(r)
+	if d.app.Routes != nil {
+		if err := d.app.Routes(r, d); err != nil {
+			return nil, err
+		}
+	}
+
+	opts := d.Credentials.Authenticators()
+	if d.OIDC != nil {
+		opts = append(opts, guard.WithAuthenticator(policy.SchemeOIDC, d.OIDC))
+	}
+	opts = append(opts,
+		guard.WithLimiter(d.Limiter),
+		guard.WithRealm(realm),
+		guard.WithProblems(d.problems),
+		guard.WithErrorLog(func(r *http.Request, err error) {
+			d.Log.Warn("a store failed; answering 503", "operation", opID(r), "err", err)
+		}),
+		guard.WithObserver(d.Metrics.observeGuard),
+	)
+	g, err := guard.New(d.Table, r, append(opts, d.app.GuardOptions...)...)
+	if err != nil {
+		return nil, err
+	}
+	var h http.Handler = g
+	if d.Docs != nil {
+		// Not an http.ServeMux: it would clean and redirect paths that the
+		// guard must see exactly as chi routes them.
+		api, docs := h, d.Docs
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/docs" || strings.HasPrefix(r.URL.Path, "/docs/") {
+				docs.ServeHTTP(w, r)
+				return
+			}
+			api.ServeHTTP(w, r)
+		})
+	}
+	if d.lock != nil {
+		h = whileLocked(d.problems, d.lock, h)
+	}
+	var reqLog *slog.Logger
+	if d.LogRequests {
+		reqLog = d.Log
+	}
+	return recoverer(d.problems, d.Log, logRequests(reqLog, d.Metrics, h)), nil
+}
+
+// whileLocked refuses every request (503) while this instance does not
+// hold the database's instance lock: without Redis its fast state is its
+// own, and another instance may be serving the same data. /healthz (the
+// process lives) and /readyz (it says why) are answered all the same.
+func whileLocked(p problem.Writer, lock *sqldb.InstanceLock, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !lock.Held() && r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
+			p.Unavailable(w, "This instance lost its database lock (another may be serving the same data without a shared Redis); try again shortly.")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func opID(r *http.Request) string {
+	if op := policy.FromContext(r.Context()); op != nil {
+		return op.ID
+	}
+	return ""
+}
+
+func recoverer(p problem.Writer, log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				log.Error("panic", "path", r.URL.Path, "panic", fmt.Sprint(v))
+				p.Internal(w)
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// respondError answers an error a handler returned (see HandlerErrors).
+func respondError(p problem.Writer, log *slog.Logger, w http.ResponseWriter, r *http.Request, err error) {
+	var ce *sqldb.ConstraintError
+	switch {
+	case errors.Is(err, security.ErrUnavailable):
+		// The database or a store did not answer: the request may be
+		// retried, and nothing was half done.
+		log.Warn("a store is unavailable; answering 503", "operation", opID(r), "err", err)
+		p.Unavailable(w, "A store is unavailable; try again shortly.")
+	case errors.As(err, &ce):
+		// The database is fine; the write contradicts what it holds (a
+		// record it names is gone, or records still name it).
+		log.Info("a write broke a constraint; answering 409", "operation", opID(r), "err", err)
+		p.Write(w, &problem.Problem{Type: "conflict", Title: "Conflict", Status: http.StatusConflict, Detail: constraintDetail(ce)})
+	default:
+		log.Error("handler failed", "operation", opID(r), "err", err)
+		p.Internal(w)
+	}
+}
+
+// constraintDetail says what a broken constraint means to the caller.
+func constraintDetail(ce *sqldb.ConstraintError) string {
+	switch ce.Kind {
+	case "foreign key":
+		return "The request names a record that does not exist, or one that other records still name."
+	case "check", "not null":
+		return "The request holds a value the records cannot take."
+	}
+	return "The request contradicts the records."
+}

@@ -1,0 +1,96 @@
+package service
+
+// Signing keys: SPECGUARD_SIGNING_KEY_FILE, SPECGUARD_VERIFY_KEY_FILES, or
+// the development key in the data directory.
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/specguard/specguard/security"
+)
+
+// sharedStore names the setting that makes instances share state, when
+// one does: then a key made here would differ from every other instance's.
+func sharedStore(cfg *Config) string {
+	switch {
+	case cfg.RedisURL != "":
+		return "SPECGUARD_REDIS_URL"
+	case strings.HasPrefix(cfg.DatabaseURL, "postgres://"), strings.HasPrefix(cfg.DatabaseURL, "postgresql://"):
+		return "a PostgreSQL SPECGUARD_DATABASE_URL"
+	}
+	return ""
+}
+
+// readKey reads a PEM key file. A file holding a private key (or an HMAC
+// secret) that other users may read is refused, as ssh refuses one.
+func readKey(path string) (*security.Key, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	k, err := security.ParseKeyPEM(data)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(path); err == nil && k.CanSign() && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("mode %04o lets other users read a private key; chmod 600 it", fi.Mode().Perm())
+	}
+	return k, nil
+}
+
+// signingKey loads SPECGUARD_SIGNING_KEY_FILE, or the dev key in the data
+// directory, generating it on first use.
+func signingKey(cfg *Config) (*security.Key, error) {
+	if cfg.SigningKeyFile != "" {
+		k, err := readKey(cfg.SigningKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("SPECGUARD_SIGNING_KEY_FILE: %s: %v", cfg.SigningKeyFile, err)
+		}
+		if !k.CanSign() {
+			return nil, fmt.Errorf("SPECGUARD_SIGNING_KEY_FILE: %s: a public key cannot sign; give the private key", cfg.SigningKeyFile)
+		}
+		return k, nil
+	}
+	if shared := sharedStore(cfg); shared != "" {
+		return nil, fmt.Errorf("SPECGUARD_SIGNING_KEY_FILE: required with %s: every instance sharing it must sign with the same key; make one with `specguard keygen --out signing-key.pem`", shared)
+	}
+	path := devKeyPath(cfg.DataDir)
+	k, err := readKey(path)
+	if err == nil {
+		return k, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("SPECGUARD_DATA_DIR: %s: %v", path, err)
+	}
+	if k, err = security.GenerateKey(); err != nil {
+		return nil, err
+	}
+	pemBytes, err := k.MarshalPEM()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("SPECGUARD_DATA_DIR: %v", err)
+	}
+	// O_EXCL: when two instances start at once, one key wins and both use it.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return readKey(path)
+	} else if err != nil {
+		return nil, fmt.Errorf("SPECGUARD_DATA_DIR: %v", err)
+	}
+	if _, err := f.Write(pemBytes); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("SPECGUARD_DATA_DIR: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("SPECGUARD_DATA_DIR: %v", err)
+	}
+	return k, nil
+}

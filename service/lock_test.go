@@ -1,0 +1,133 @@
+package service_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/specguard/specguard/internal/keytest"
+	"github.com/specguard/specguard/internal/pgtest"
+	"github.com/specguard/specguard/service"
+)
+
+// lockID is the instance lock's advisory key ("speg").
+const lockID = 0x73706567
+
+// Without Redis the PostgreSQL instance lock held a pooled connection: with
+// a pool of one, start-up failed after 5 s with a misleading database
+// timeout, and if that connection dropped the lock could be lost
+// silently. It has a connection of its own now, checked every keepalive;
+// while it is lost (or another instance took it) every request is refused
+// 503 and /readyz says so, and the lock is taken again when it can be.
+func TestInstanceLockOnItsOwnConnection(t *testing.T) {
+	defer service.SetLockKeepalive(100 * time.Millisecond)()
+	dbURL := pgtest.New(t)
+	env := map[string]string{"SPECGUARD_DATABASE_URL": dbURL, "SPECGUARD_DATABASE_POOL_SIZE": "1",
+		"SPECGUARD_SIGNING_KEY_FILE": keytest.File(t), "SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_ADMIN_ADDR": "off"}
+	logs := &syncBuffer{}
+	srv, err := service.Build(context.Background(), testApp(), nil, func(k string) string { return env[k] }, logs, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	ts := httptest.NewServer(srv.Handler)
+	t.Cleanup(ts.Close)
+	call := func(method, path, body string) (int, map[string]any) {
+		t.Helper()
+		resp, err := http.Post(ts.URL+path, "application/json", strings.NewReader(body))
+		if method == "GET" {
+			resp, err = http.Get(ts.URL + path)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, m
+	}
+	status := func(path string) int { code, _ := call("GET", path, ""); return code }
+	// The pool's one connection serves requests while the lock is held.
+	const account = `{"email":"lock@example.com","password":"correct horse battery"}`
+	if code, m := call("POST", "/auth/register", account); code != 201 {
+		t.Fatalf("register with a pool of one: %d %v", code, m)
+	}
+	if code, m := call("POST", "/auth/login", account); code != 200 {
+		t.Fatalf("login with a pool of one: %d %v", code, m)
+	}
+
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// The lock's connection drops, and another process takes the lock.
+	var pid int
+	if err := conn.QueryRow(ctx, `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = $1
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, lockID).Scan(&pid); err != nil {
+		t.Fatalf("the instance holds no advisory lock: %v", err)
+	}
+	if _, err := conn.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
+		t.Fatal(err)
+	}
+	var got bool
+	for deadline := time.Now().Add(5 * time.Second); !got; time.Sleep(10 * time.Millisecond) {
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, lockID).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the terminated connection's lock was never released")
+		}
+	}
+	waitFor := func(what string, want int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); status("/.well-known/jwks.json") != want; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: GET /.well-known/jwks.json never answered %d\n%s", what, want, logs.String())
+			}
+		}
+	}
+	waitFor("the lock taken by another", 503)
+	code, m := call("GET", "/readyz", "")
+	if checks, _ := m["checks"].(map[string]any); code != 503 || checks["instance_lock"] != "unavailable" {
+		t.Errorf("/readyz while the lock is another's: %d %v", code, m)
+	}
+	if got := status("/healthz"); got != 200 {
+		t.Errorf("/healthz while the lock is another's: %d, want 200 (the process lives)", got)
+	}
+	if logs := logs.String(); !strings.Contains(logs, "another specguard took the database's instance lock") {
+		t.Errorf("the log does not say the lock was taken:\n%s", logs)
+	}
+	// The other process lets go: the instance takes the lock again.
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, lockID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the lock free again", 200)
+	if logs := logs.String(); !strings.Contains(logs, "holding the database's instance lock again") {
+		t.Errorf("the log does not say the lock is held again:\n%s", logs)
+	}
+}
+
+// syncBuffer is a log the server writes while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }

@@ -1,0 +1,142 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/specguard/specguard/sqldb"
+)
+
+// Main is a service's whole command: `NAME serve` serves it (the default
+// with no command), `NAME migrate` applies its migrations and exits. It
+// reads os.Args and the environment, stops gracefully on SIGINT and
+// SIGTERM, and exits 1 on an error, printed as one line.
+func Main(app App) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := Command(ctx, app, os.Args[1:], os.Getenv, os.Environ(), os.Stdout, os.Stderr)
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return
+	}
+	fmt.Fprintf(os.Stderr, "%s: %v\n", app.Name, err)
+	os.Exit(1)
+}
+
+// Command runs one command of the service: serve (the default), migrate,
+// or help. A SPECGUARD_* variable of environ that is no setting is
+// refused, naming the one it was probably meant to be.
+func Command(ctx context.Context, app App, args []string, getenv func(string) string, environ []string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve", "migrate":
+		if err := checkEnviron(app.Name, environ); err != nil {
+			return err
+		}
+		if cmd == "migrate" {
+			return Migrate(ctx, app, args, getenv, stdout, stderr)
+		}
+		return Run(ctx, app, args, getenv, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprintf(stdout, commandUsage, app.Name)
+		return nil
+	}
+	fmt.Fprintf(stderr, commandUsage, app.Name)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+const commandUsage = `Usage: %[1]s [serve|migrate] [flags]
+
+Commands:
+  serve    serve the API (the default): every setting is a SPECGUARD_* variable or a flag
+  migrate  apply the database schema migrations (serve applies them at start too)
+
+Run '%[1]s serve --help' or '%[1]s migrate --help' for the flags.
+`
+
+const migrateUsage = `Usage: %[1]s migrate [--status] [--database-url URL] [--data-dir DIR]
+
+Applies the schema migrations the database lacks (serve applies them at
+start too), holding a lock so that instances starting at once are safe.
+A database at a newer schema version than this binary knows is refused,
+and so is one whose applied migration has been edited since.
+
+The database is SPECGUARD_DATABASE_URL (a flag wins): sqlite:PATH,
+postgres://... or postgresql://...; empty means specguard.db in
+SPECGUARD_DATA_DIR (default .specguard).
+
+Examples:
+  %[1]s migrate
+  %[1]s migrate --status --database-url postgres://specguard@db:5432/specguard
+`
+
+// Migrate applies the migrations the database lacks, each set in turn
+// (the credential operations', then the app's), and exits; --status shows
+// the versions and changes nothing.
+func Migrate(ctx context.Context, app App, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet(app.Name+" migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, migrateUsage, app.Name)
+		fmt.Fprint(stderr, "\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	status := fs.Bool("status", false, "print the schema versions and change nothing")
+	url := fs.String("database-url", getenv("SPECGUARD_DATABASE_URL"), "the database (SPECGUARD_DATABASE_URL)")
+	dataDir := fs.String("data-dir", getenv("SPECGUARD_DATA_DIR"), "directory of the default SQLite file (SPECGUARD_DATA_DIR, default .specguard)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("migrate: unexpected argument %q", fs.Arg(0))
+	}
+	if *dataDir == "" {
+		*dataDir = ".specguard"
+	}
+	src, err := sqldb.ParseURL(*url, *dataDir)
+	if err != nil {
+		return fmt.Errorf("migrate: SPECGUARD_DATABASE_URL: %v", err)
+	}
+	d, err := sqldb.Open(ctx, src)
+	if err != nil {
+		return fmt.Errorf("migrate: %v", err)
+	}
+	defer d.Close()
+	if *status {
+		for _, set := range app.migrationSets() {
+			current, known, err := d.Versions(ctx, set)
+			if err != nil {
+				return fmt.Errorf("migrate: %v", err)
+			}
+			fmt.Fprintf(stdout, "%s: %s: schema version %d; this binary knows up to %d", src, set.Name, current, known)
+			switch {
+			case current < known:
+				fmt.Fprintf(stdout, " (%d to apply)\n", known-current)
+			case current > known:
+				fmt.Fprintln(stdout, " (the database is newer: upgrade this binary)")
+			default:
+				fmt.Fprintln(stdout, " (up to date)")
+			}
+		}
+		return nil
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	for _, set := range app.migrationSets() {
+		from, to, err := d.Migrate(ctx, set, log)
+		if err != nil {
+			return fmt.Errorf("migrate: %v", err)
+		}
+		fmt.Fprintf(stdout, "%s: %s: schema version %d (was %d)\n", src, set.Name, to, from)
+	}
+	return nil
+}

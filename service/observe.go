@@ -1,0 +1,338 @@
+package service
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/specguard/specguard/guard"
+	"github.com/specguard/specguard/internal/redact"
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
+)
+
+// Metrics are the Prometheus series the server exports on its admin
+// listener. Labels are bounded: operation ids come from the spec, schemes,
+// outcomes, tiers and store calls from fixed sets.
+type Metrics struct {
+	reg        *prometheus.Registry
+	requests   *prometheus.CounterVec   // operation, status
+	latency    *prometheus.HistogramVec // operation
+	auth       *prometheus.CounterVec   // scheme, outcome
+	decisions  *prometheus.CounterVec   // operation, tier, decision
+	storeTime  *prometheus.HistogramVec // store, call
+	storeFails *prometheus.CounterVec   // store, call
+	tokens     *prometheus.CounterVec   // event
+
+	providerUp, providerReady *prometheus.GaugeVec   // scheme
+	providerFails             *prometheus.CounterVec // scheme
+
+	cache sync.Map // requestKey, authKey, decisionKey -> the series' child
+}
+
+// NewMetrics registers specguard's series, and the Go runtime and process
+// collectors, in a registry of their own.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "specguard_http_requests_total", Help: "HTTP requests by operation and status.",
+		}, []string{"operation", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "specguard_http_request_duration_seconds", Help: "Time to answer a request, by operation.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"operation"}),
+		auth: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "specguard_auth_total", Help: "Authentication outcomes of guarded requests, by deciding scheme and outcome.",
+		}, []string{"scheme", "outcome"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "specguard_ratelimit_decisions_total", Help: "Rate-limit tier decisions, by operation, tier and decision (allowed, limited, store_error).",
+		}, []string{"operation", "tier", "decision"}),
+		storeTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "specguard_store_call_duration_seconds", Help: "Latency of state store calls, by store and call.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25},
+		}, []string{"store", "call"}),
+		storeFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "specguard_store_errors_total", Help: "Failed state store calls, by store and call.",
+		}, []string{"store", "call"}),
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "specguard_token_events_total", Help: "Token lifecycle events: issued, refreshed, reuse_detected, revoked, revoked_all.",
+		}, []string{"event"}),
+		providerUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "specguard_oidc_provider_up", Help: "1 when the last call to an openIdConnect scheme's provider (discovery, keys, introspection) succeeded, else 0.",
+		}, []string{"scheme"}),
+		providerReady: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "specguard_oidc_provider_keys_loaded", Help: "1 once an openIdConnect scheme's keys were fetched: its JWTs are verified even while the provider is down.",
+		}, []string{"scheme"}),
+		providerFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "specguard_oidc_provider_errors_total", Help: "Failed calls to an openIdConnect scheme's provider.",
+		}, []string{"scheme"}),
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.auth, m.decisions, m.storeTime, m.storeFails, m.tokens,
+		m.providerUp, m.providerReady, m.providerFails,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, ev := range []string{"issued", "refreshed", "reuse_detected", "revoked", "revoked_all"} {
+		m.tokens.WithLabelValues(ev) // present at 0 from the start, so rates work
+	}
+	return m
+}
+
+// providerStatus records a change of an identity provider's state.
+func (m *Metrics) providerStatus(st security.OIDCStatus) {
+	up, ready := 0.0, 0.0
+	if st.Err == nil {
+		up = 1
+	} else {
+		m.providerFails.WithLabelValues(st.Scheme).Inc()
+	}
+	if st.Ready {
+		ready = 1
+	}
+	m.providerUp.WithLabelValues(st.Scheme).Set(up)
+	m.providerReady.WithLabelValues(st.Scheme).Set(ready)
+}
+
+// The children of the labelled series, cached: WithLabelValues hashes every
+// label on every call, a sync.Map of small keys is cheaper.
+type requestKey struct {
+	op     *policy.Operation
+	status int
+}
+
+// decision is what one tier decided for one request.
+type decision string
+
+const (
+	allowed    decision = "allowed"     // the tier admitted the request
+	limited    decision = "limited"     // the tier refused it: 429
+	storeError decision = "store_error" // the store failed; on-store-error decided
+)
+
+type decisionKey struct {
+	op *policy.Operation
+	t  *policy.Tier
+	d  decision
+}
+
+type authKey struct {
+	scheme  string
+	outcome guard.Outcome
+}
+
+type requestSeries struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
+}
+
+func (m *Metrics) observeRequest(op *policy.Operation, status int, elapsed time.Duration) {
+	k := requestKey{op, status}
+	v, ok := m.cache.Load(k)
+	if !ok {
+		label := "none"
+		if op != nil {
+			label = op.ID
+		}
+		v, _ = m.cache.LoadOrStore(k, &requestSeries{
+			count:   m.requests.WithLabelValues(label, strconv.Itoa(status)),
+			latency: m.latency.WithLabelValues(label),
+		})
+	}
+	rs := v.(*requestSeries)
+	rs.count.Inc()
+	rs.latency.Observe(elapsed.Seconds())
+}
+
+func (m *Metrics) authCounter(scheme string, outcome guard.Outcome) prometheus.Counter {
+	k := authKey{scheme, outcome}
+	if v, ok := m.cache.Load(k); ok {
+		return v.(prometheus.Counter)
+	}
+	label := scheme
+	if label == "" {
+		label = "none"
+	}
+	v, _ := m.cache.LoadOrStore(k, m.auth.WithLabelValues(label, string(outcome)))
+	return v.(prometheus.Counter)
+}
+
+func (m *Metrics) decisionCounter(op *policy.Operation, t *policy.Tier, d decision) prometheus.Counter {
+	k := decisionKey{op, t, d}
+	if v, ok := m.cache.Load(k); ok {
+		return v.(prometheus.Counter)
+	}
+	v, _ := m.cache.LoadOrStore(k, m.decisions.WithLabelValues(op.ID, t.Name, string(d)))
+	return v.(prometheus.Counter)
+}
+
+// AdminHandler serves /metrics and /debug/pprof/ for the admin listener.
+func (m *Metrics) AdminHandler(withPprof bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", redactedCmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return mux
+}
+
+// redactedCmdline is pprof's cmdline without the secrets of URLs given
+// as flags (--redis-url redis://:secret@..., --database-url
+// postgres://...?password=...).
+func redactedCmdline(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	args := make([]string, len(os.Args))
+	for i, a := range os.Args {
+		args[i] = redact.Arg(a)
+	}
+	fmt.Fprint(w, strings.Join(args, "\x00"))
+}
+
+// observeStore records one store call.
+func (m *Metrics) observeStore(store, call string, elapsed time.Duration, err error) {
+	k := storeKey{store, call}
+	v, ok := m.cache.Load(k)
+	if !ok {
+		v, _ = m.cache.LoadOrStore(k, m.storeTime.WithLabelValues(store, call))
+	}
+	v.(prometheus.Observer).Observe(elapsed.Seconds())
+	if err != nil && !errors.Is(err, security.ErrNotFound) && !errors.Is(err, security.ErrReused) {
+		m.storeFails.WithLabelValues(store, call).Inc()
+	}
+}
+
+type storeKey struct{ store, call string }
+
+// reqState is one request's ResponseWriter as logRequests hands it on: it
+// records the status written and what the guard and the limiter decided,
+// which they report through their observers with this writer. One
+// allocation, and no context value, per request.
+type reqState struct {
+	http.ResponseWriter
+	status int
+	op     *policy.Operation
+	auth   guard.Outcome
+	scheme string
+	sub    string   // the verified caller's subject
+	limit  decision // the strictest decision of any tier; "" when none applied
+	tier   string   // the tier that decided limit
+}
+
+func (s *reqState) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *reqState) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *reqState) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// limitRank orders decisions from least to most strict.
+var limitRank = map[decision]int{"": 0, allowed: 1, storeError: 2, limited: 3}
+
+// observeGuard is the guard's observer: it counts what authentication and
+// every tier decided, and keeps the request's outcome for its log line.
+func (m *Metrics) observeGuard(w http.ResponseWriter, _ *http.Request, ev guard.Event) {
+	st, _ := w.(*reqState)
+	if st != nil {
+		st.op, st.auth, st.scheme = ev.Op, ev.Auth, ev.Scheme
+		if ev.Principal != nil {
+			st.sub = ev.Principal.Subject
+		}
+	}
+	if m != nil && ev.Auth != guard.AuthPublic {
+		m.authCounter(ev.Scheme, ev.Auth).Inc()
+	}
+	v := &ev.Limits
+	for i := range ev.Op.Limits {
+		if i >= 64 || v.Applied&(1<<i) == 0 {
+			continue
+		}
+		t := &ev.Op.Limits[i]
+		d := allowed
+		switch {
+		case v.StoreErr != nil:
+			d = storeError
+		case v.Denied&(1<<i) != 0:
+			d = limited
+		}
+		if st != nil && limitRank[d] > limitRank[st.limit] {
+			st.limit, st.tier = d, t.Name
+		}
+		if m != nil {
+			m.decisionCounter(ev.Op, t, d).Inc()
+		}
+	}
+}
+
+// newRequestID returns 16 random hex digits.
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// logRequests writes one line per request to log, unless it is nil (never a
+// credential: the principal's subject at most), and counts it in m.
+func logRequests(log *slog.Logger, m *Metrics, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		st := &reqState{ResponseWriter: w}
+		next.ServeHTTP(st, r)
+		elapsed := time.Since(start)
+		if st.status == 0 {
+			st.status = http.StatusOK
+		}
+		if m != nil {
+			m.observeRequest(st.op, st.status, elapsed)
+		}
+		if log == nil {
+			return
+		}
+		opID := ""
+		if st.op != nil {
+			opID = st.op.ID
+		}
+		attrs := []slog.Attr{
+			slog.String("request_id", newRequestID()),
+			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.String("operation", opID),
+			slog.Int("status", st.status), slog.Duration("duration", elapsed),
+		}
+		if st.op != nil {
+			limit := string(st.limit)
+			if limit == "" {
+				limit = "none"
+			} else if st.limit != allowed {
+				limit += ":" + st.tier
+			}
+			attrs = append(attrs, slog.String("subject", st.sub),
+				slog.String("auth", string(st.auth)), slog.String("auth_scheme", st.scheme),
+				slog.String("limit", limit))
+		}
+		log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+	})
+}

@@ -1,0 +1,43 @@
+package service
+
+// Outside identity providers: the document's openIdConnect schemes, with
+// the SPECGUARD_OIDC_* settings.
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
+)
+
+// newOIDC starts verifying the tokens of table's openIdConnect schemes. A
+// provider that cannot be reached holds up nothing: serve starts, /readyz
+// stays ready (one provider down must not take the fleet out of the load
+// balancer), and a log line and the specguard_oidc_provider_* series say
+// so.
+func newOIDC(ctx context.Context, cfg *Config, table *policy.Table, m *Metrics, log *slog.Logger, now func() time.Time) (*security.OIDCAuthenticator, error) {
+	opts := []security.OIDCOption{
+		security.WithOIDCLeeway(cfg.OIDCLeeway),
+		security.WithOIDCIntrospectionTTL(cfg.OIDCCacheTTL),
+		security.WithOIDCClock(now),
+		security.WithOIDCStatus(func(st security.OIDCStatus) {
+			if m != nil {
+				m.providerStatus(st)
+			}
+			switch {
+			case !st.Changed:
+			case st.Err != nil:
+				log.Warn("identity provider unreachable: JWTs are checked with the keys already fetched, opaque tokens answered 503",
+					"scheme", st.Scheme, "keys_loaded", st.Ready, "err", st.Err)
+			default:
+				log.Info("identity provider reachable", "scheme", st.Scheme)
+			}
+		}),
+	}
+	for name, set := range cfg.OIDC {
+		opts = append(opts, security.WithOIDCSettings(name, set))
+	}
+	return security.NewOIDCAuthenticator(ctx, table, opts...)
+}

@@ -1,0 +1,134 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/redisstore"
+)
+
+// NewRedisClient opens SPECGUARD_REDIS_URL: redis://[user:pass@]host:port[/db]
+// or rediss:// for one server; redis+cluster://host:port,host:port (or
+// rediss+cluster://) for a Redis Cluster, listing one or more seed nodes.
+// Every call is bounded by its context, and a call is retried at most once.
+func NewRedisClient(raw string, timeout time.Duration) (redis.UniversalClient, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("SPECGUARD_REDIS_URL: not a URL")
+	}
+	scheme, cluster := strings.CutSuffix(u.Scheme, "+cluster")
+	if scheme != "redis" && scheme != "rediss" {
+		return nil, fmt.Errorf("SPECGUARD_REDIS_URL: scheme %q: want redis, rediss, redis+cluster or rediss+cluster", u.Scheme)
+	}
+	if !cluster {
+		opt, err := redis.ParseURL(raw)
+		if err != nil {
+			return nil, fmt.Errorf("SPECGUARD_REDIS_URL: %v", err)
+		}
+		opt.ContextTimeoutEnabled, opt.MaxRetries, opt.DialTimeout = true, 1, max(timeout, time.Second)
+		opt.MinIdleConns = warmConns
+		return redis.NewClient(opt), nil
+	}
+	hosts := strings.Split(u.Host, ",")
+	seed := scheme + "://" + u.User.String()
+	if u.User != nil {
+		seed += "@"
+	}
+	seed += hosts[0] + "?"
+	q := u.Query()
+	for _, h := range hosts[1:] {
+		q.Add("addr", h)
+	}
+	opt, err := redis.ParseClusterURL(seed + q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("SPECGUARD_REDIS_URL: %v", err)
+	}
+	opt.ContextTimeoutEnabled, opt.MaxRetries, opt.DialTimeout = true, 1, max(timeout, time.Second)
+	opt.MinIdleConns = warmConns
+	return redis.NewClusterClient(opt), nil
+}
+
+// redisLog sends go-redis's own messages (dial failures while Redis is
+// down) to the structured log at debug level: failures that matter are
+// logged, rate-limited, where a decision falls back.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
+}
+
+// warmConns is how many connections (per master, on a Cluster) are opened
+// before serving, and kept idle.
+const warmConns = 8
+
+// warm opens n connections to every master at once.
+func warm(ctx context.Context, rdb redis.UniversalClient, n int) error {
+	ping := func(ctx context.Context, c *redis.Client) error {
+		errs := make(chan error, n)
+		for range n {
+			go func() { errs <- c.Ping(ctx).Err() }()
+		}
+		var first error
+		for range n {
+			if err := <-errs; err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+	switch c := rdb.(type) {
+	case *redis.ClusterClient:
+		return c.ForEachMaster(ctx, ping)
+	case *redis.Client:
+		return ping(ctx, c)
+	}
+	return rdb.Ping(ctx).Err()
+}
+
+func openRedis(ctx context.Context, cfg *Config, d *Deps) error {
+	redis.SetLogger(redisLog{d.Log})
+	rdb, err := NewRedisClient(cfg.RedisURL, cfg.StoreTimeout)
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		rdb.Close()
+		return fmt.Errorf("SPECGUARD_REDIS_URL: cannot reach Redis: %v", err)
+	}
+	store := redisstore.New(rdb, "sg:", cfg.StoreTimeout)
+	ls := limits.NewRedisStore(rdb, "sg:rl:")
+	// Ready before serving: scripts loaded and connections open, so that a
+	// burst at start waits neither for one nor for the other (either would
+	// eat the store timeout, and answer 503 with Redis healthy).
+	if err := store.Preload(pctx); err != nil {
+		rdb.Close()
+		return fmt.Errorf("SPECGUARD_REDIS_URL: %v", err)
+	}
+	if err := ls.Preload(pctx, security.NewGate(store, security.Check{})); err != nil {
+		rdb.Close()
+		return fmt.Errorf("SPECGUARD_REDIS_URL: %v", err)
+	}
+	if err := warm(pctx, rdb, warmConns); err != nil {
+		rdb.Close()
+		return fmt.Errorf("SPECGUARD_REDIS_URL: cannot reach Redis: %v", err)
+	}
+	d.Store = store
+	d.Limits = ls
+	d.storeName = "redis"
+	if _, ok := rdb.(*redis.ClusterClient); ok {
+		d.storeName = "redis-cluster"
+	}
+	d.Ready = func(ctx context.Context) map[string]error { return map[string]error{"redis": store.Ping(ctx)} }
+	d.closers = append(d.closers, func() { rdb.Close() })
+	return nil
+}

@@ -1,0 +1,140 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/specguard/specguard/guard"
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/service/docs"
+)
+
+// Server is a service built from its settings, not yet listening: its
+// whole handler and what it is built from. Close releases the database
+// and the stores.
+type Server struct {
+	Handler http.Handler
+	Deps    *Deps
+	Config  *Config
+	Table   *policy.Table
+	Log     *slog.Logger
+	logs    slog.Handler
+}
+
+// Close releases what Build opened.
+func (s *Server) Close() { s.Deps.Close() }
+
+// Build reads the settings (getenv, then the flags in args), compiles the
+// document, opens the database (migrated) and the stores, seeds the
+// accounts and builds the handler; logs go to stdout, flag errors and
+// --help to stderr. Any configuration problem is an error naming what and
+// where, and nothing is left open.
+func Build(ctx context.Context, app App, args []string, getenv func(string) string, stdout, stderr io.Writer) (*Server, error) {
+	cfg, err := loadConfig(app.Name, args, getenv, stderr)
+	if err != nil {
+		return nil, err
+	}
+	var handler slog.Handler = slog.NewJSONHandler(stdout, nil)
+	if cfg.LogFormat == "text" {
+		handler = slog.NewTextHandler(stdout, nil)
+	}
+	log := slog.New(handler)
+
+	source, spec := app.SpecSource, app.Spec
+	if err := app.generatedFrom(); err != nil {
+		return nil, err
+	}
+	if cfg.SpecFile != "" {
+		if spec, err = os.ReadFile(cfg.SpecFile); err != nil {
+			return nil, fmt.Errorf("SPECGUARD_SPEC_FILE: %v", err)
+		}
+		source = cfg.SpecFile
+	}
+	table, err := policy.Compile(source, spec)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.OIDC, err = OIDCSettings(table, getenv); err != nil {
+		return nil, err
+	}
+	deps, err := buildDeps(ctx, &app, cfg, table, log, appClock(getenv))
+	if err != nil {
+		return nil, err
+	}
+	if deps.Docs, err = docs.New(table, spec); err != nil {
+		deps.Close()
+		return nil, err
+	}
+	h, err := NewHandler(deps)
+	if errors.Is(err, guard.ErrRoutes) && cfg.SpecFile != "" {
+		err = fmt.Errorf("%w (SPECGUARD_SPEC_FILE must declare the operations the binary was generated from; to add or remove operations, edit %s and run `make generate`)", err, app.SpecSource)
+	}
+	if err != nil {
+		deps.Close()
+		return nil, err
+	}
+	return &Server{Handler: h, Deps: deps, Config: cfg, Table: table, Log: log, logs: handler}, nil
+}
+
+// Run serves app until ctx is done, then drains in-flight requests and
+// returns nil. Any configuration problem is returned before anything
+// listens.
+func Run(ctx context.Context, app App, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	s, err := Build(ctx, app, args, getenv, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return s.serve(ctx)
+}
+
+// serve listens on the configured address until ctx is done.
+func (s *Server) serve(ctx context.Context) error {
+	cfg, deps, log, handler, table, h := s.Config, s.Deps, s.Log, s.logs, s.Table, s.Handler
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("SPECGUARD_ADDR: %v", err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(handler, slog.LevelWarn),
+	}
+	admin, adminAddr, err := listenAdmin(cfg, deps.Metrics, handler, ln.Addr())
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if admin != nil {
+		defer admin.Close()
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "store", deps.storeName, "database", deps.DB.Source().String(),
+		"operations", len(table.Operations()), "admin", adminAddr)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,44 @@
+package service
+
+// Accounts created at start: a users file's, or the demo accounts of the
+// development setup; and demo accounts retired everywhere else.
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/specguard/specguard/credentials"
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/sqldb"
+)
+
+// devSetup reports whether cfg is the development setup, the only one
+// that gets the demo accounts: the embedded SQLite database and no Redis,
+// so one process on one machine (a fleet shares Redis or PostgreSQL).
+func devSetup(cfg *Config, d *Deps) bool { return d.DB.Kind() == sqldb.SQLite && cfg.RedisURL == "" }
+
+// seedAccounts creates the accounts of SPECGUARD_USERS_FILE, or, in the
+// development setup without one, the demo accounts. Anywhere else without
+// a users file it creates none and says so. Outside the development setup
+// without a users file, and wherever a users file is given, a demo account
+// that still has its published password is retired.
+func seedAccounts(ctx context.Context, app *App, d *Deps, cfg *Config, table *policy.Table, log *slog.Logger) error {
+	var users []credentials.SeedAccount
+	switch {
+	case cfg.UsersFile != "":
+		var err error
+		if users, err = credentials.LoadUsers(cfg.UsersFile, table.Roles); err != nil {
+			return fmt.Errorf("SPECGUARD_USERS_FILE: %v", err)
+		}
+	case devSetup(cfg, d):
+		log.Warn("no SPECGUARD_USERS_FILE: seeding the demo accounts (the development setup only: SQLite without Redis); never expose them")
+		return d.Credentials.Seed(ctx, app.DemoUsers, log)
+	default:
+		log.Warn("no SPECGUARD_USERS_FILE: no accounts are seeded (the demo accounts exist only in the development setup, SQLite without Redis); give a users file, or register accounts with POST /auth/register")
+	}
+	if err := d.Credentials.Seed(ctx, users, log); err != nil {
+		return err
+	}
+	return d.Credentials.Retire(ctx, app.DemoUsers, users, log)
+}
