@@ -28,6 +28,65 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*security.Principal, error)
 }
 
+// uncarriedClaims are the problems of tiers that count by a claim no
+// credential carries: a tier an operation declares needs one of its own
+// credentials to carry it; a tier of the document's default, written for
+// every operation, one credential of any operation (where none is
+// carried, callers are counted by client address, as any caller lacking
+// the claim is).
+func (g *Guard) uncarriedClaims() []string {
+	carries := func(op *policy.Operation, claim string) bool {
+		for _, alt := range op.Security.Alternatives {
+			for _, sr := range alt {
+				a := g.auth[sr.Scheme.Type]
+				if cc, ok := a.(ClaimCarrier); ok && cc.Carries(sr.Scheme, claim) {
+					return true
+				}
+				if a != nil && claim == security.ClaimSubject {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	var problems []string
+	defaults := map[string]bool{} // claim of a default tier: carried somewhere
+	var order []string
+	for _, op := range g.table.Operations() {
+		for i, t := range op.Limits {
+			switch {
+			case t.Key != policy.KeyClaim:
+			case t.Inherited:
+				if _, seen := defaults[t.Claim]; !seen {
+					order = append(order, t.Claim)
+				}
+				defaults[t.Claim] = defaults[t.Claim] || carries(op, t.Claim)
+			case !carries(op, t.Claim):
+				problems = append(problems, fmt.Sprintf("%s:%d: %s %s (%s): x-rate-limit[%d]: key claim:%s: no credential this operation accepts carries it (%s)",
+					g.table.Source, op.Line, op.Method, op.Path, op.ID, i, t.Claim, claimCarrierNote))
+			}
+		}
+	}
+	for _, claim := range order {
+		if !defaults[claim] {
+			problems = append(problems, fmt.Sprintf("%s: x-rate-limit (document default): key claim:%s: no credential of any operation carries it (%s)", g.table.Source, claim, claimCarrierNote))
+		}
+	}
+	return problems
+}
+
+const claimCarrierNote = "each authenticator says which claims it carries: guard.ClaimCarrier"
+
+// ClaimCarrier is an Authenticator that says which claims its principals
+// carry (security.Principal.Claim answers them), so that an x-rate-limit
+// tier may count by them (key: claim:<name>). An Authenticator that is no
+// ClaimCarrier carries security.ClaimSubject alone. New refuses a tier
+// that counts by a claim no credential of its operation carries: it would
+// count every caller by client address.
+type ClaimCarrier interface {
+	Carries(scheme *policy.Scheme, claim string) bool
+}
+
 // Deferrer is an Authenticator that can leave the store check of what it
 // verified (a revocation, an account's state) to a security.Gate, which the
 // limiter then decides in its own store call: one round trip on Redis
@@ -202,6 +261,7 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 		}
 		g.byOp[op] = &opState{op: op, valid: newOpValidation(table.Doc, op), challenges: g.missingChallenges(op)}
 	}
+	problems = append(problems, g.uncarriedClaims()...)
 	for _, route := range g.unguarded {
 		method, pattern, ok := strings.Cut(route, " ")
 		if !ok || method == "" || !strings.HasPrefix(pattern, "/") || strings.ToUpper(method) != method {

@@ -222,7 +222,6 @@ type compiler struct {
 	unsupported map[string]string // scheme name -> why it cannot be enforced
 	oauthScopes map[string]map[string]bool
 	allScopes   map[string]bool
-	anyClaims   bool // an openIdConnect scheme is declared: its tokens carry any claim
 	// providerErrs are the errors of invalid openIdConnect schemes, said
 	// once when an operation uses the scheme.
 	providerErrs map[string]Errors
@@ -406,7 +405,6 @@ func (c *compiler) compileSchemes() {
 		case s.Type == "openIdConnect":
 			if p := c.compileProvider(name, s); p != nil {
 				c.schemes[name] = &Scheme{Name: name, Type: SchemeOIDC, Param: "Authorization", Provider: p}
-				c.anyClaims = true
 			} else {
 				c.unsupported[name] = "the openIdConnect scheme is not valid; see components.securitySchemes." + name
 			}

@@ -165,15 +165,20 @@ type Tier struct {
 	Window time.Duration // >= 1s
 	Burst  int64         // requests admitted at once; Limit when not given
 	Key    KeyKind
-	Claim  string // the claim name when Key is KeyClaim
-	Who    Who
-	Cost   int64 // weight of one call, >= 1
+	// Claim is the claim name when Key is KeyClaim. Which credentials
+	// carry it is their authenticators' to say (guard.ClaimCarrier).
+	Claim string
+	Who   Who
+	Cost  int64 // weight of one call, >= 1
 	// Bucket names the counter: operations that declare the same `shared`
 	// name count into one bucket; otherwise it is private to the operation.
 	Bucket string
 	// AllowOnStoreError admits requests when the store cannot be reached
 	// (`on-store-error: allow`); by default they are refused with 503.
 	AllowOnStoreError bool
+	// Inherited is true for a tier of the document's default x-rate-limit,
+	// false for one the operation declares.
+	Inherited bool
 }
 
 // Interval is the GCRA emission interval, Window/Limit, in whole

@@ -154,11 +154,9 @@ func (c *compiler) parseTier(line int, where, field string, m map[string]any) (T
 		case k == "global":
 			t.Key = KeyGlobal
 		case strings.HasPrefix(k, "claim:") && validName.MatchString(k[len("claim:"):]):
+			// Which credentials carry the claim is their authenticators'
+			// to say: the guard refuses a tier no accepted one carries.
 			t.Key, t.Claim = KeyClaim, k[len("claim:"):]
-			if !c.knownClaim(t.Claim) {
-				// Silently skipped, it would leave the tier unenforced.
-				bad("key", "no credential carries claim %q (%s)", t.Claim, claimsNote())
-			}
 		default:
 			bad("key", "%q is not ip, principal, apikey, session, claim:<name> or global", k)
 		}
@@ -283,8 +281,6 @@ func (c *compiler) bindLimits(op *Operation, where, field string, tiers []Tier, 
 			never = "key apikey never applies: no security alternative accepts an API key"
 		case t.Key == KeySession && !hasScheme(is(SchemeAPIKeyCookie)):
 			never = "key session never applies: no security alternative accepts a cookie session"
-		case t.Key == KeyClaim && !hasScheme(func(typ SchemeType) bool { return carries(typ, t.Claim) }):
-			never = "key claim:" + t.Claim + " never applies: no credential this operation accepts carries it (" + claimsNote() + ")"
 		}
 		if never != "" {
 			if !inherited {
@@ -292,6 +288,7 @@ func (c *compiler) bindLimits(op *Operation, where, field string, tiers []Tier, 
 			}
 			continue
 		}
+		t.Inherited = inherited
 		if t.Bucket == "" {
 			t.Bucket = op.ID + "/" + t.Name
 		} else if prev, seen := c.buckets[t.Bucket]; !seen {

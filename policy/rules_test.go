@@ -190,14 +190,6 @@ var rules = []rule{
 		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0]: key apikey never applies: no security alternative accepts an API key"},
 	{"session tier without a cookie scheme", doc("", sec+tier("name: t, limit: 10, window: 1m, key: session, who: authenticated")),
 		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0]: key session never applies: no security alternative accepts a cookie session"},
-	{"claim tier without a scheme carrying it", doc("", "      security: [{key: []}]\n"+tier("name: t, limit: 10, window: 1m, key: 'claim:fam', who: authenticated")),
-		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0]: key claim:fam never applies: no credential this operation accepts carries it (tokens carry sub, role, fam; sessions and API keys sub, role; openIdConnect tokens any claim)"},
-	// A claim no credential carries used to be skipped at every request:
-	// the tier was never enforced.
-	{"claim no credential carries", doc("", sec+tier("name: t, limit: 10, window: 1m, key: 'claim:tenant', who: authenticated")),
-		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0].key: no credential carries claim \"tenant\" (tokens carry sub, role, fam; sessions and API keys sub, role; openIdConnect tokens any claim)"},
-	{"document default keyed on a claim no credential carries", doc("security: [{bearer: []}]\nx-rate-limit: {name: d, limit: 10, window: 1m, key: 'claim:tenant', who: authenticated}\n", tierOK),
-		"spec.yaml:4: document: x-rate-limit[0].key: no credential carries claim \"tenant\" (tokens carry sub, role, fam; sessions and API keys sub, role; openIdConnect tokens any claim)"},
 	{"no x-rate-limit and no default", doc("", sec),
 		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit: missing, and the document declares no default; declare one, or x-rate-limit: false to leave it unlimited"},
 	{"no tier of the default applies", doc("x-rate-limit: {name: u, limit: 10, window: 1m, key: principal, who: authenticated}\n", "      security: []\n"),

@@ -183,6 +183,12 @@ func (s *APIKeyService) Authenticate(ctx context.Context, r *http.Request, schem
 	return p, err
 }
 
+// Carries reports whether the principals of API keys carry claim:
+// ClaimSubject and ClaimRole.
+func (s *APIKeyService) Carries(_ *policy.Scheme, claim string) bool {
+	return claim == ClaimSubject || claim == ClaimRole
+}
+
 // AuthenticateDeferred is Authenticate with the store check of what it
 // verified left to the returned Gate (nil when there is nothing to check),
 // for the guard to run in the rate-limit call.

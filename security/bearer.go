@@ -22,6 +22,12 @@ func (b BearerAuthenticator) Authenticate(ctx context.Context, r *http.Request, 
 	return p, err
 }
 
+// Carries reports whether the principals of specguard's access tokens
+// carry claim: ClaimSubject, ClaimRole and ClaimFamily.
+func (BearerAuthenticator) Carries(_ *policy.Scheme, claim string) bool {
+	return claim == ClaimSubject || claim == ClaimRole || claim == ClaimFamily
+}
+
 // AuthenticateDeferred is Authenticate with the store check of what it
 // verified left to the returned Gate (nil when there is nothing to check),
 // for the guard to run in the rate-limit call.

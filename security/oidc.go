@@ -40,19 +40,6 @@ type OIDCSettings struct {
 	ClientID, ClientSecret string
 }
 
-// OIDCEnvName returns the <NAME> of the SPECGUARD_OIDC_<NAME>_* variables
-// of scheme: upper case, every character but a letter or digit turned
-// into '_'.
-func OIDCEnvName(scheme string) string {
-	b := []byte(strings.ToUpper(scheme))
-	for i, c := range b {
-		if !('A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
-			b[i] = '_'
-		}
-	}
-	return string(b)
-}
-
 // OIDCStatus is the state of one scheme's provider.
 type OIDCStatus struct {
 	Scheme string
@@ -183,15 +170,15 @@ func NewOIDCAuthenticator(ctx context.Context, table *policy.Table, opts ...OIDC
 	for name, s := range cfg.settings {
 		scheme := table.Schemes[name]
 		if scheme == nil || scheme.Type != policy.SchemeOIDC {
-			return nil, fmt.Errorf("SPECGUARD_OIDC_%s_*: no operation uses an openIdConnect scheme %q", OIDCEnvName(name), name)
+			return nil, fmt.Errorf("WithOIDCSettings(%q): no operation uses an openIdConnect scheme of that name", name)
 		}
 		if s.URL != "" {
 			if err := policy.ValidProviderURL(s.URL); err != nil {
-				return nil, fmt.Errorf("SPECGUARD_OIDC_%s_URL: %v", OIDCEnvName(name), err)
+				return nil, fmt.Errorf("WithOIDCSettings(%q): URL: %v", name, err)
 			}
 		}
 		if (s.ClientID == "") != (s.ClientSecret == "") {
-			return nil, fmt.Errorf("SPECGUARD_OIDC_%s_CLIENT_ID and _CLIENT_SECRET: give both or neither", OIDCEnvName(name))
+			return nil, fmt.Errorf("WithOIDCSettings(%q): give ClientID and ClientSecret both or neither", name)
 		}
 	}
 	ctx, a.cancel = context.WithCancel(ctx)
@@ -231,6 +218,10 @@ func (a *OIDCAuthenticator) Status() []OIDCStatus {
 	sort.Slice(out, func(i, j int) bool { return out[i].Scheme < out[j].Scheme })
 	return out
 }
+
+// Carries reports true: an outside token may carry any claim (one that
+// lacks it is counted by its client address under the tier).
+func (a *OIDCAuthenticator) Carries(*policy.Scheme, string) bool { return true }
 
 // Authenticate verifies the request's bearer token for scheme: (nil, nil)
 // when it has none. A token this provider did not issue (another issuer,

@@ -3,8 +3,6 @@ package security
 import (
 	"context"
 	"slices"
-
-	"github.com/specguard/specguard/policy"
 )
 
 // Principal is a verified caller. The guard puts it in the request context;
@@ -27,8 +25,10 @@ type Principal struct {
 	// (an openIdConnect scheme): Subject is "<scheme>:<sub>" and names no
 	// local account.
 	External bool
-	// Claims are the string, number and boolean claims of an External
-	// token, as strings; nil otherwise.
+	// Claims are the claims an x-rate-limit tier may count by
+	// (key: claim:<name>) beyond the fields above: the string, number and
+	// boolean claims of an External token, as strings, or what a service's
+	// own Authenticator puts there (its guard.ClaimCarrier says which).
 	Claims map[string]string
 
 	accountStamp string // the account state this principal was made for
@@ -72,21 +72,32 @@ func FromContext(ctx context.Context) *Principal {
 	return p
 }
 
+// The claims of specguard's own credentials that an x-rate-limit tier may
+// count by (key: claim:<name>): tokens carry all three, sessions and API
+// keys ClaimSubject and ClaimRole.
+const (
+	ClaimSubject = "sub"  // the account id (Subject): every credential
+	ClaimRole    = "role" // the account's role
+	ClaimFamily  = "fam"  // the login a token belongs to (its refresh-token family)
+)
+
 // Claim returns the value of a claim the principal carries, for
-// x-rate-limit keys of the form claim:<name> (policy.SchemeClaims says which
-// credential carries which); "" when it carries none of that name. The sub
-// of an outside token is its Subject, namespaced by scheme.
+// x-rate-limit keys of the form claim:<name>; "" when it carries none of
+// that name. ClaimSubject is Subject (for an outside token, namespaced by
+// its scheme); the claims of an External token are its own; otherwise
+// ClaimRole and ClaimFamily are Role and FamilyID, and any other name is
+// looked up in Claims.
 func (p *Principal) Claim(name string) string {
-	if p.External && name != policy.ClaimSubject {
-		return p.Claims[name]
-	}
-	switch name {
-	case policy.ClaimSubject:
+	if name == ClaimSubject {
 		return p.Subject
-	case policy.ClaimRole:
-		return p.Role
-	case policy.ClaimFamily:
-		return p.FamilyID
 	}
-	return ""
+	if !p.External {
+		switch name {
+		case ClaimRole:
+			return p.Role
+		case ClaimFamily:
+			return p.FamilyID
+		}
+	}
+	return p.Claims[name]
 }

@@ -187,6 +187,12 @@ func (s *SessionService) Authenticate(ctx context.Context, r *http.Request, sche
 	return p, err
 }
 
+// Carries reports whether the principals of browser sessions carry
+// claim: ClaimSubject and ClaimRole.
+func (s *SessionService) Carries(_ *policy.Scheme, claim string) bool {
+	return claim == ClaimSubject || claim == ClaimRole
+}
+
 // AuthenticateDeferred is Authenticate with the store check of what it
 // verified left to the returned Gate (nil when there is nothing to check),
 // for the guard to run in the rate-limit call.

@@ -160,7 +160,8 @@ func TestCredentialResponsesCacheable(t *testing.T) {
 }
 
 // A tier keyed on a claim the credentials never carry was silently skipped
-// at every request. Now the compiler refuses it; and a claim that some
+// at every request. Now the service refuses to start on it (the guard
+// asks the authenticators which claims they carry); and a claim that some
 // accepted credential lacks (an API key has no login family) counts that
 // request by its client IP instead of not at all.
 func TestClaimTierSkipped(t *testing.T) {
@@ -179,7 +180,7 @@ func TestClaimTierSkipped(t *testing.T) {
 	tenant := write("tenant.yaml", strings.Replace(string(api.Spec), userTier, strings.Replace(userTier, "key: principal", "key: claim:tenant", 1), 1))
 	env := map[string]string{"SPECGUARD_SPEC_FILE": tenant, "SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_ADDR": "127.0.0.1:0", "SPECGUARD_ADMIN_ADDR": "off"}
 	err := server.Run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), `x-rate-limit[1].key: no credential carries claim "tenant"`) {
+	if err == nil || !strings.Contains(err.Error(), `x-rate-limit (document default): key claim:tenant: no credential of any operation carries it`) {
 		t.Fatalf("a tier keyed on claim:tenant: %v; want start-up refused naming the field", err)
 	}
 

@@ -250,25 +250,47 @@ func checkEnviron(name string, environ []string) error {
 var oidcVar = regexp.MustCompile(`^SPECGUARD_OIDC_[A-Z0-9_]+_(URL|CLIENT_ID|CLIENT_SECRET)$`)
 
 // OIDCSettings reads the SPECGUARD_OIDC_<NAME>_* variables of every
-// openIdConnect scheme of table (<NAME> is security.OIDCEnvName's). Two
-// schemes whose names give the same <NAME> ("key-cloak" and "key.cloak")
-// would read each other's settings: that is an error naming both.
+// openIdConnect scheme of table (<NAME> is oidcEnvName's), and checks
+// them, naming the variable. Two schemes whose names give the same <NAME>
+// ("key-cloak" and "key.cloak") would read each other's settings: that
+// is an error naming both.
 func OIDCSettings(table *policy.Table, getenv func(string) string) (map[string]security.OIDCSettings, error) {
 	out := map[string]security.OIDCSettings{}
 	owner := map[string]string{}
 	for _, s := range table.Providers() {
-		name := security.OIDCEnvName(s.Name)
+		name := oidcEnvName(s.Name)
 		if other, taken := owner[name]; taken {
 			return nil, fmt.Errorf("%s: the openIdConnect schemes %s and %s would both read SPECGUARD_OIDC_%s_*; rename one", table.Source, other, s.Name, name)
 		}
 		owner[name] = s.Name
 		prefix := "SPECGUARD_OIDC_" + name + "_"
 		set := security.OIDCSettings{URL: getenv(prefix + "URL"), ClientID: getenv(prefix + "CLIENT_ID"), ClientSecret: getenv(prefix + "CLIENT_SECRET")}
+		if set.URL != "" {
+			if err := policy.ValidProviderURL(set.URL); err != nil {
+				return nil, fmt.Errorf("%sURL: %v", prefix, err)
+			}
+		}
+		if (set.ClientID == "") != (set.ClientSecret == "") {
+			return nil, fmt.Errorf("%sCLIENT_ID and %sCLIENT_SECRET: give both or neither", prefix, prefix)
+		}
 		if set != (security.OIDCSettings{}) {
 			out[s.Name] = set
 		}
 	}
 	return out, nil
+}
+
+// oidcEnvName returns the <NAME> of the SPECGUARD_OIDC_<NAME>_* variables
+// of scheme: upper case, every character but a letter or digit turned
+// into '_'.
+func oidcEnvName(scheme string) string {
+	b := []byte(strings.ToUpper(scheme))
+	for i, c := range b {
+		if !('A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }
 
 // suggestSetting is the setting name was probably meant to be: one it is

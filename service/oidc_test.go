@@ -33,3 +33,41 @@ components:
 		t.Errorf("OIDCSettings = %v, want %q", err, want)
 	}
 }
+
+// The variables of an openIdConnect scheme are checked when read, and a
+// bad one is named: "partner-idp.v2" reads SPECGUARD_OIDC_PARTNER_IDP_V2_*.
+func TestOIDCVariablesChecked(t *testing.T) {
+	table, err := policy.Compile("spec.yaml", []byte(`openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /x:
+    get:
+      operationId: x
+      security: [{partner-idp.v2: []}]
+      x-rate-limit: false
+      responses: {'200': {description: ok}}
+components:
+  securitySchemes:
+    partner-idp.v2: {type: openIdConnect, openIdConnectUrl: 'https://a.example.com/.well-known/openid-configuration', x-audience: api}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"SPECGUARD_OIDC_PARTNER_IDP_V2_URL": "http://id.example.com/"}, `SPECGUARD_OIDC_PARTNER_IDP_V2_URL: "http://id.example.com/": plain http is accepted only on a loopback host; use https`},
+		{map[string]string{"SPECGUARD_OIDC_PARTNER_IDP_V2_CLIENT_ID": "x"}, "SPECGUARD_OIDC_PARTNER_IDP_V2_CLIENT_ID and SPECGUARD_OIDC_PARTNER_IDP_V2_CLIENT_SECRET: give both or neither"},
+	} {
+		if _, err := service.OIDCSettings(table, func(k string) string { return c.env[k] }); err == nil || err.Error() != c.want {
+			t.Errorf("%v: %v, want %q", c.env, err, c.want)
+		}
+	}
+	got, err := service.OIDCSettings(table, func(k string) string {
+		return map[string]string{"SPECGUARD_OIDC_PARTNER_IDP_V2_URL": "https://id.example.com/.well-known/openid-configuration"}[k]
+	})
+	if err != nil || got["partner-idp.v2"].URL != "https://id.example.com/.well-known/openid-configuration" {
+		t.Errorf("a good URL: %v %+v", err, got)
+	}
+}

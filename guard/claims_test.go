@@ -1,0 +1,153 @@
+package guard_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/specguard/specguard/guard"
+	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
+)
+
+// tenantKeys is a service's own Authenticator whose principals carry a
+// claim of its own, tenant, and say so.
+type tenantKeys map[string]*security.Principal
+
+func (k tenantKeys) Authenticate(_ context.Context, r *http.Request, s *policy.Scheme) (*security.Principal, error) {
+	v := r.Header.Get(s.Param)
+	if v == "" {
+		return nil, nil
+	}
+	if p, ok := k[v]; ok {
+		return p, nil
+	}
+	return nil, fmt.Errorf("%w: unknown key", security.ErrInvalid)
+}
+
+func (tenantKeys) Carries(_ *policy.Scheme, claim string) bool {
+	return claim == security.ClaimSubject || claim == "tenant"
+}
+
+// plainKeys is the same Authenticator without Carries: its principals
+// carry their subject alone, as far as the guard knows.
+type plainKeys struct{ tenantKeys }
+
+func (plainKeys) Carries() {} // not guard.ClaimCarrier's method
+
+const tenantSpec = `openapi: 3.0.3
+info: {title: tenants, version: "1"}
+security: [{key: []}]
+paths:
+  /reports:
+    get:
+      operationId: listReports
+      x-rate-limit: {name: per-tenant, limit: 2, window: 1m, key: 'claim:tenant', who: authenticated}
+      responses: {'200': {description: ok}}
+components:
+  securitySchemes:
+    key: {type: apiKey, in: header, name: X-Key}
+`
+
+// A claim: tier counts by what the service's own Authenticator puts in
+// Principal.Claims, once that Authenticator says it carries the claim:
+// the policy compiler no longer decides which credentials carry which
+// claims. Without the declaration the guard refuses the tier, naming the
+// operation and the field, instead of counting every caller by address.
+func TestClaimTiersOfYourOwnAuthenticator(t *testing.T) {
+	table, err := policy.Compile("tenants.yaml", []byte(tenantSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := tenantKeys{
+		"k-ann": {Subject: "ann", Claims: map[string]string{"tenant": "acme"}},
+		"k-bob": {Subject: "bob", Claims: map[string]string{"tenant": "acme"}},
+		"k-cy":  {Subject: "cy", Claims: map[string]string{"tenant": "globex"}},
+	}
+	router := func() chi.Router {
+		r := chi.NewRouter()
+		r.Get("/reports", func(w http.ResponseWriter, _ *http.Request) {})
+		return r
+	}
+	_, err = guard.New(table, router(), guard.WithAuthenticator(policy.SchemeAPIKeyHeader, plainKeys{keys}),
+		guard.WithLimiter(limits.New(limits.NewMemoryStore(nil))))
+	want := "tenants.yaml:6: GET /reports (listReports): x-rate-limit[0]: key claim:tenant: no credential this operation accepts carries it (each authenticator says which claims it carries: guard.ClaimCarrier)"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("an authenticator that does not say it carries tenant: %v, want %q", err, want)
+	}
+
+	g, err := guard.New(table, router(), guard.WithAuthenticator(policy.SchemeAPIKeyHeader, keys),
+		guard.WithLimiter(limits.New(limits.NewMemoryStore(nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(key, ip string) int {
+		req := httptest.NewRequest("GET", "/reports", nil)
+		req.Header.Set("X-Key", key)
+		req.RemoteAddr = ip + ":1234"
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, req)
+		return w.Code
+	}
+	// Two people of one tenant, from two addresses, share its budget of 2.
+	if a, b, c := get("k-ann", "192.0.2.1"), get("k-bob", "192.0.2.2"), get("k-ann", "192.0.2.3"); a != 200 || b != 200 || c != 429 {
+		t.Errorf("acme's three calls: %d %d %d, want 200 200 429", a, b, c)
+	}
+	if got := get("k-cy", "192.0.2.1"); got != 200 {
+		t.Errorf("another tenant: %d, want 200", got)
+	}
+}
+
+// A tier of the document's default is written for every operation: it is
+// refused only when no credential of any operation carries its claim.
+func TestDefaultClaimTierNeedsOneCarrier(t *testing.T) {
+	spec := strings.Replace(tenantSpec, "security: [{key: []}]\n", "security: [{key: []}]\nx-rate-limit: {name: d, limit: 5, window: 1m, key: 'claim:tenant', who: authenticated}\n", 1)
+	spec = strings.Replace(spec, "      x-rate-limit: {name: per-tenant, limit: 2, window: 1m, key: 'claim:tenant', who: authenticated}\n", "", 1)
+	table, err := policy.Compile("tenants.yaml", []byte(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	r.Get("/reports", func(w http.ResponseWriter, _ *http.Request) {})
+	_, err = guard.New(table, r, guard.WithAuthenticator(policy.SchemeAPIKeyHeader, plainKeys{}), guard.WithLimiter(limits.New(limits.NewMemoryStore(nil))))
+	if want := "tenants.yaml: x-rate-limit (document default): key claim:tenant: no credential of any operation carries it"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("%v, want %q", err, want)
+	}
+	if _, err := guard.New(table, r, guard.WithAuthenticator(policy.SchemeAPIKeyHeader, tenantKeys{}), guard.WithLimiter(limits.New(limits.NewMemoryStore(nil)))); err != nil {
+		t.Fatalf("an authenticator that carries tenant: %v", err)
+	}
+}
+
+// specguard's own credentials say what they carry: tokens sub, role and
+// fam; API keys and sessions sub and role; outside tokens any claim.
+func TestOwnCredentialsSayWhichClaimsTheyCarry(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		a     guard.ClaimCarrier
+		carry map[string]bool
+	}{
+		{"tokens", security.BearerAuthenticator{}, map[string]bool{"sub": true, "role": true, "fam": true, "tenant": false}},
+		{"API keys", &security.APIKeyService{}, map[string]bool{"sub": true, "role": true, "fam": false, "tenant": false}},
+		{"sessions", &security.SessionService{}, map[string]bool{"sub": true, "role": true, "fam": false, "tenant": false}},
+		{"outside tokens", &security.OIDCAuthenticator{}, map[string]bool{"sub": true, "fam": true, "tenant": true}},
+	} {
+		for claim, want := range c.carry {
+			if got := c.a.Carries(nil, claim); got != want {
+				t.Errorf("%s carry %s: %v, want %v", c.name, claim, got, want)
+			}
+		}
+	}
+	// What they carry is what Principal.Claim answers.
+	p := &security.Principal{Subject: "u1", Role: "admin", FamilyID: "f1", Claims: map[string]string{"tenant": "acme"}}
+	for claim, want := range map[string]string{"sub": "u1", "role": "admin", "fam": "f1", "tenant": "acme", "plan": ""} {
+		if got := p.Claim(claim); got != want {
+			t.Errorf("Claim(%s) = %q, want %q", claim, got, want)
+		}
+	}
+}
