@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/specguard/specguard/conform"
@@ -19,10 +20,13 @@ func TestConformAgainstTheBinary(t *testing.T) {
 				env = []string{"SPECGUARD_REDIS_URL=" + Redis(t), "SPECGUARD_SIGNING_KEY_FILE=" + keytest.File(t)}
 			}
 			in := Start(t, append(env, "SPECGUARD_LOG_REQUESTS=false")...)
-			out, err := exec.Command(toolkit, "conform", "--base", in.Base, "--credentials", "../api/conform.yaml", "--format", "json").Output()
+			cmd := exec.Command(toolkit, "conform", "--base", in.Base, "--spec", "../api/openapi.yaml", "--credentials", "../api/conform.yaml", "--format", "json")
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
 			var rep conform.Report
 			if jerr := json.Unmarshal(out, &rep); jerr != nil {
-				t.Fatalf("conform: %v; output is not a JSON report: %v\n%s", err, jerr, out)
+				t.Fatalf("conform: %v; output is not a JSON report: %v\n%s%s", err, jerr, out, stderr.String())
 			}
 			for _, r := range rep.Results {
 				if r.Verdict == conform.Fail {

@@ -16,6 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"os"
+	"runtime"
 	"strings"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -126,6 +128,24 @@ func GenerateKeyFor(alg string) (*Key, error) {
 		return nil, err
 	}
 	return NewKey(private)
+}
+
+// ReadKeyFile reads a PEM key file (what `specguard keygen --out` writes).
+// A file holding a private key or an HMAC secret that other users may
+// read is refused, as ssh refuses one.
+func ReadKeyFile(path string) (*Key, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	k, err := ParseKeyPEM(data)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(path); err == nil && k.CanSign() && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("mode %04o lets other users read a private key; chmod 600 it", fi.Mode().Perm())
+	}
+	return k, nil
 }
 
 // ParseKeyPEM reads a key file: a PKCS#8 "PRIVATE KEY", a PKIX "PUBLIC KEY"

@@ -137,7 +137,7 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 	}
 	var verify []*security.Key
 	for _, path := range cfg.VerifyKeyFiles {
-		k, err := readKey(path)
+		k, err := security.ReadKeyFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("SPECGUARD_VERIFY_KEY_FILES: %s: %v", path, err)
 		}

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	"github.com/specguard/specguard/security"
@@ -27,28 +26,11 @@ func sharedStore(cfg *Config) string {
 	return ""
 }
 
-// readKey reads a PEM key file. A file holding a private key (or an HMAC
-// secret) that other users may read is refused, as ssh refuses one.
-func readKey(path string) (*security.Key, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	k, err := security.ParseKeyPEM(data)
-	if err != nil {
-		return nil, err
-	}
-	if fi, err := os.Stat(path); err == nil && k.CanSign() && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("mode %04o lets other users read a private key; chmod 600 it", fi.Mode().Perm())
-	}
-	return k, nil
-}
-
 // signingKey loads SPECGUARD_SIGNING_KEY_FILE, or the dev key in the data
 // directory, generating it on first use.
 func signingKey(cfg *Config) (*security.Key, error) {
 	if cfg.SigningKeyFile != "" {
-		k, err := readKey(cfg.SigningKeyFile)
+		k, err := security.ReadKeyFile(cfg.SigningKeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("SPECGUARD_SIGNING_KEY_FILE: %s: %v", cfg.SigningKeyFile, err)
 		}
@@ -61,7 +43,7 @@ func signingKey(cfg *Config) (*security.Key, error) {
 		return nil, fmt.Errorf("SPECGUARD_SIGNING_KEY_FILE: required with %s: every instance sharing it must sign with the same key; make one with `specguard keygen --out signing-key.pem`", shared)
 	}
 	path := devKeyPath(cfg.DataDir)
-	k, err := readKey(path)
+	k, err := security.ReadKeyFile(path)
 	if err == nil {
 		return k, nil
 	}
@@ -81,7 +63,7 @@ func signingKey(cfg *Config) (*security.Key, error) {
 	// O_EXCL: when two instances start at once, one key wins and both use it.
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
-		return readKey(path)
+		return security.ReadKeyFile(path)
 	} else if err != nil {
 		return nil, fmt.Errorf("SPECGUARD_DATA_DIR: %v", err)
 	}

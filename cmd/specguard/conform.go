@@ -35,7 +35,7 @@ Examples:
 
 func conformCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("conform", conformUsage, stderr)
-	spec := fs.String("spec", "", "the OpenAPI document (the embedded api/openapi.yaml when empty)")
+	spec := fs.String("spec", "", "the OpenAPI document (api/openapi.yaml in the current directory when empty)")
 	base := fs.String("base", "", "the server's URL, such as http://127.0.0.1:8080 (required)")
 	credsFile := fs.String("credentials", "", "YAML file of the credentials the cases may use")
 	format := fs.String("format", "text", "text or json")

@@ -43,6 +43,7 @@ Commands:
   routes   print the compiled policy: who may call each operation, and how often
   keygen   write a new token signing key for SPECGUARD_SIGNING_KEY_FILE
   conform  check a running server against the security and limits its document declares
+  fragment print the document of the credential operations, to start or extend a document from
   specsum  record a document's SHA-256 beside the code generated from it (make generate)
 
 Run 'specguard <command> --help' for a command's flags and examples.
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return conformCmd(ctx, args[1:], stdout, stderr)
 	case "specsum":
 		return specsum(args[1:], stderr)
+	case "fragment":
+		return fragment(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/specguard/specguard/credentials"
 	"github.com/specguard/specguard/internal/spectest"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
@@ -67,15 +68,19 @@ func TestDocumentDefaultsToTheServiceRoot(t *testing.T) {
 
 // specguard builds and runs while a service does not compile (between
 // editing its document and writing the new handlers): it imports no app,
-// no service runtime and no generated code.
+// no service runtime and no generated code; and a module that runs it
+// (go run .../cmd/specguard keygen) gets no database driver
+// or metrics library in its go.sum.
 func TestSpecguardImportsNoApp(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
 	for _, dep := range strings.Fields(string(out)) {
-		for _, app := range []string{"/server", "/service", "/api"} {
-			if strings.HasPrefix(dep, "github.com/specguard/specguard"+app) {
+		for _, app := range []string{"github.com/specguard/specguard/server", "github.com/specguard/specguard/service",
+			"github.com/specguard/specguard/api", "github.com/specguard/specguard/sqldb", "github.com/jackc/pgx",
+			"modernc.org/sqlite", "github.com/pressly/goose", "github.com/prometheus/"} {
+			if strings.HasPrefix(dep, app) {
 				t.Errorf("specguard depends on %s", dep)
 			}
 		}
@@ -416,7 +421,7 @@ func TestKeygenToStdout(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
-	for _, cmd := range []string{"new", "lint", "routes", "keygen", "conform", "specsum"} {
+	for _, cmd := range []string{"new", "lint", "routes", "keygen", "conform", "specsum", "fragment"} {
 		t.Run(cmd, func(t *testing.T) {
 			_, errOut, err := cli(t, cmd, "--help")
 			if !errors.Is(err, flag.ErrHelp) {
@@ -458,5 +463,21 @@ func TestProvidersListed(t *testing.T) {
 	out, _, _ := cli(t, "routes", fixture)
 	if !strings.Contains(out, "keycloak[reports:read] | entra[Reports.Read]") {
 		t.Errorf("routes does not show the schemes of listReports:\n%s", out)
+	}
+}
+
+// fragment prints the credential operations' document, which compiles
+// and lints clean on its own.
+func TestFragment(t *testing.T) {
+	out, _, err := cli(t, "fragment")
+	if err != nil || out != string(credentials.Fragment) {
+		t.Fatalf("fragment: %v, printed %d bytes, want %d", err, len(out), len(credentials.Fragment))
+	}
+	path := writeSpec(t, out)
+	if _, errOut, err := cli(t, "lint", "--strict", path); err != nil || !strings.HasSuffix(errOut, ": 0 errors, 0 warnings\n") {
+		t.Errorf("lint of the fragment: %v %s", err, errOut)
+	}
+	if _, _, err := cli(t, "fragment", "extra"); err == nil {
+		t.Error("fragment took an argument")
 	}
 }

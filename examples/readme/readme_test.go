@@ -31,8 +31,8 @@ func files(t *testing.T) map[string]string {
 	for _, m := range re.FindAllSubmatch(readme, -1) {
 		out[string(m[1])] = string(m[2])
 	}
-	if out["main.go"] == "" || out["openapi.yaml"] == "" {
-		t.Fatalf("README shows %d files, want main.go and openapi.yaml", len(out))
+	if out["main.go"] == "" || out["hello.yaml"] == "" {
+		t.Fatalf("README shows %d files, want main.go and hello.yaml", len(out))
 	}
 	return out
 }
@@ -46,37 +46,39 @@ func TestReadmeServiceInANewModule(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	for name, body := range files(t) {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// A new module that takes specguard from this checkout instead of the
-	// proxy, with the checksums this checkout already trusts: no network.
-	gomod := "module example.com/hello\n\ngo 1.26.0\n\nrequire github.com/specguard/specguard v0.0.0\n\nreplace github.com/specguard/specguard => " + repo + "\n"
-	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(gomod), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sum, err := os.ReadFile(filepath.Join(repo, "go.sum"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	goCmd := func(args ...string) {
+	goCmd := func(args ...string) string {
 		t.Helper()
 		cmd := exec.Command("go", args...)
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+		out, err := cmd.Output()
+		if err != nil {
+			var stderr []byte
+			if ee, ok := err.(*exec.ExitError); ok {
+				stderr = ee.Stderr
+			}
+			t.Fatalf("go %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr)
+		}
+		return string(out)
+	}
+	// The README's install step, with this checkout standing in for the
+	// proxy (a replace directive; the module cache holds the rest): go
+	// get records specguard's requirements. (go mod tidy would also fetch
+	// what the tests of every dependency import: more than this machine
+	// may have cached.)
+	goCmd("mod", "init", "example.com/hello")
+	goCmd("mod", "edit", "-replace", "github.com/specguard/specguard="+repo)
+	goCmd("get", "github.com/specguard/specguard")
+	fragment := goCmd("run", "github.com/specguard/specguard/cmd/specguard", "fragment")
+	goCmd("run", "github.com/specguard/specguard/cmd/specguard", "keygen", "--out", "key.pem")
+	// "Add your own operations under its paths:".
+	shown := files(t)
+	doc := strings.Replace(fragment, "\npaths:\n", "\npaths:\n"+shown["hello.yaml"], 1)
+	for name, body := range map[string]string{"openapi.yaml": doc, "main.go": shown["main.go"]} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
-	// go get records specguard's requirements, as it does for a user (who
-	// then runs go mod tidy, which also fetches what the tests of every
-	// dependency import: more than this machine may have cached).
-	goCmd("get", "github.com/specguard/specguard")
 	goCmd("vet", ".")
 	bin := filepath.Join(dir, "hello")
 	goCmd("build", "-o", bin, ".")
@@ -90,7 +92,8 @@ func TestReadmeServiceInANewModule(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	srv := exec.CommandContext(ctx, bin)
-	srv.Env = append(os.Environ(), "ADDR="+addr, "DEMO_PASSWORD=secret")
+	srv.Dir = dir
+	srv.Env = append(os.Environ(), "ADDR="+addr, "KEY_FILE=key.pem")
 	logs := &lockedBuffer{}
 	srv.Stdout, srv.Stderr = logs, logs
 	if err := srv.Start(); err != nil {
@@ -126,22 +129,51 @@ func TestReadmeServiceInANewModule(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp, string(b)
 	}
-	if resp, _ := do("GET", "/hello", "", ""); resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != `Bearer realm="specguard"` {
-		t.Fatalf("GET /hello without a token: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	resp, _ := do("GET", "/hello", "", "")
+	if resp.StatusCode != 401 || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), `Bearer realm="specguard"`) {
+		t.Fatalf("GET /hello without a credential: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
-	if resp, _ := do("POST", "/login", `{"password":"wrong"}`, ""); resp.StatusCode != 401 {
+	const account = `{"email":"hello@example.com","password":"correct horse battery"}`
+	if resp, body := do("POST", "/auth/register", account, ""); resp.StatusCode != 201 {
+		t.Fatalf("register: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := do("POST", "/auth/login", `{"email":"hello@example.com","password":"wrong password!"}`, ""); resp.StatusCode != 401 {
 		t.Fatalf("login with a wrong password: %d", resp.StatusCode)
 	}
-	resp, body := do("POST", "/login", `{"password":"secret"}`, "")
+	resp, body := do("POST", "/auth/login", account, "")
 	var tok struct {
-		AccessToken string `json:"access_token"`
+		AccessToken  string `json:"access_token"`
+		RefreshToken string `json:"refresh_token"`
 	}
-	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &tok) != nil || tok.AccessToken == "" {
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &tok) != nil || tok.AccessToken == "" || tok.RefreshToken == "" {
 		t.Fatalf("login: %d %s", resp.StatusCode, body)
 	}
 	resp, body = do("GET", "/hello", "", tok.AccessToken)
-	if resp.StatusCode != 200 || body != "hello, demo\n" || resp.Header.Get("RateLimit") == "" {
+	if resp.StatusCode != 200 || !strings.HasPrefix(body, "hello, ") || resp.Header.Get("RateLimit") == "" {
 		t.Fatalf("GET /hello with the token: %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	greeting := body
+	resp, body = do("POST", "/api-keys", `{"name":"ci","scopes":["account:manage"]}`, tok.AccessToken)
+	var key struct{ Key string }
+	if resp.StatusCode != 201 || json.Unmarshal([]byte(body), &key) != nil || key.Key == "" {
+		t.Fatalf("an API key: %d %s", resp.StatusCode, body)
+	}
+	req, _ := http.NewRequest("GET", base+"/hello", nil)
+	req.Header.Set("X-API-Key", key.Key)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /hello with the API key: %v %v", resp, err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != greeting {
+			t.Errorf("the key's greeting %q, the token's %q", b, greeting)
+		}
+	}
+	if resp, body := do("POST", "/auth/logout", `{"refresh_token":"`+tok.RefreshToken+`"}`, tok.AccessToken); resp.StatusCode != 204 {
+		t.Fatalf("logout: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := do("GET", "/hello", "", tok.AccessToken); resp.StatusCode != 401 {
+		t.Errorf("the access token after logout: %d, want 401", resp.StatusCode)
 	}
 	if resp, body := do("GET", "/nowhere", "", ""); resp.StatusCode != 404 || !strings.Contains(body, "not-found") {
 		t.Fatalf("GET /nowhere: %d %s", resp.StatusCode, body)
