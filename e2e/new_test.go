@@ -47,6 +47,13 @@ func TestSpecguardNew(t *testing.T) {
 	}
 
 	run(dir, "make", "--no-print-directory", "test")
+	// The library issues the credentials: the service's own code imports
+	// no JWT or password-hashing package.
+	for _, imp := range strings.Fields(run(dir, "go", "list", "-f", `{{join .Imports " "}}`, "./...")) {
+		if strings.Contains(imp, "jwt") || strings.HasPrefix(imp, "golang.org/x/crypto") || strings.Contains(imp, "argon2") || strings.Contains(imp, "bcrypt") {
+			t.Errorf("the new service imports %s", imp)
+		}
+	}
 	if out := run(dir, "make", "--no-print-directory", "lint"); !strings.Contains(out, "api/openapi.yaml: 0 errors, 0 warnings") {
 		t.Errorf("the new service's document has findings:\n%s", out)
 	}

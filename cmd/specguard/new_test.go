@@ -1,11 +1,15 @@
 package main
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/specguard/specguard/credentials"
+	"github.com/specguard/specguard/policy"
 )
 
 // Bad input to new is one line naming what and where, and leaves nothing
@@ -105,5 +109,64 @@ func TestNewWritesTheTemplate(t *testing.T) {
 	mod, _ := os.ReadFile(filepath.Join(dir, "go.mod"))
 	if !strings.HasPrefix(string(mod), "module example.com/team/my-svc\n") || !strings.Contains(string(mod), "replace github.com/specguard/specguard => /src/specguard\n") {
 		t.Errorf("go.mod:\n%s", mod)
+	}
+}
+
+// The credential operations of a new service are the library's: the same
+// paths, security and limits as credentials.Fragment (which the example
+// app serves too).
+func TestNewServiceServesTheFragment(t *testing.T) {
+	dir := t.TempDir()
+	if err := writeService(dir, "items", "example.com/items", ""); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(filepath.Join(dir, "api", "openapi.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := policy.Compile("api/openapi.yaml", doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := policy.Compile("credentials/openapi.yaml", credentials.Fragment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byKind := func(table *policy.Table) map[string]*policy.Operation {
+		out := map[string]*policy.Operation{}
+		for _, op := range table.Operations() {
+			if kind, _ := op.Spec.Extensions[credentials.ExtCredential].(string); kind != "" {
+				out[kind] = op
+			}
+		}
+		return out
+	}
+	gotOps, wantOps := byKind(got), byKind(want)
+	if len(gotOps) != len(credentials.Kinds) || len(wantOps) != len(credentials.Kinds) {
+		t.Fatalf("credential operations: the new service has %d, the fragment %d, want %d", len(gotOps), len(wantOps), len(credentials.Kinds))
+	}
+	describe := func(op *policy.Operation) string {
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s %s %s fresh=%v security:", op.Method, op.Path, op.ID, op.RequireFresh)
+		for _, alt := range op.Security.Alternatives {
+			for _, sr := range alt {
+				fmt.Fprintf(&b, " %s%v", sr.Scheme.Name, sr.Scopes)
+			}
+			b.WriteString(" |")
+		}
+		for _, l := range op.Limits {
+			fmt.Fprintf(&b, " limit %s %d/%s burst %d key %d who %d cost %d", l.Name, l.Limit, l.Window, l.Burst, l.Key, l.Who, l.Cost)
+		}
+		return b.String()
+	}
+	for _, kind := range credentials.Kinds {
+		if g, w := describe(gotOps[kind]), describe(wantOps[kind]); g != w {
+			t.Errorf("%s:\n got %s\nwant %s", kind, g, w)
+		}
+	}
+	for _, role := range []string{"admin", "moderator", "user"} {
+		if len(got.RoleScopes(role)) == 0 {
+			t.Errorf("the new service has no role %s (the demo accounts have it)", role)
+		}
 	}
 }

@@ -102,7 +102,7 @@ func run() error {
 		return err
 	}
 	defer d.Close()
-	for _, set := range server.MigrationSets {
+	for _, set := range append([]sqldb.Migrations{sqlstore.Migrations}, server.Service().Migrations...) {
 		if _, _, err := d.Migrate(ctx, set, nil); err != nil {
 			return err
 		}
