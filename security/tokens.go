@@ -346,10 +346,11 @@ func (t *TokenService) MintForKey(ctx context.Context, k *APIKey, role string, s
 // (no refresh-token family) stands behind it.
 const keyFamily = "key:"
 
-// Revoke ends the login (the refresh-token family) of claims c, an access
-// or refresh token of subject: every token of that login is refused from
-// the next request on, on every instance. ErrNotFound when the login has
-// ended already.
+// Revoke ends one login of subject, its refresh-token family (a token's
+// Claims.Family, a principal's FamilyID): logout. Every token of that
+// login is refused from the next request on, on every instance.
+// ErrNotFound when the login has ended already. (Logging out everywhere
+// ends the account's every credential: credentials.Service.LogoutAll.)
 func (t *TokenService) Revoke(ctx context.Context, subject, family string) error {
 	if err := t.store.RevokeFamily(ctx, subject, family); err != nil {
 		if errors.Is(err, ErrNotFound) {
