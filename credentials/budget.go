@@ -90,14 +90,25 @@ func (f *failedPasswords) requests(addr netip.Addr, email string, cost int64) []
 // error wrapping security.ErrUnavailable when the store cannot say (a
 // password is never checked unlimited).
 func (f *failedPasswords) take(ctx context.Context, addr netip.Addr, email string) (refund func(), err error) {
+	return f.charge(ctx, addr, email, 2)
+}
+
+// takeAddr is take for a credential that names no account (an API key
+// presented to the token endpoint): addr's budget alone.
+func (f *failedPasswords) takeAddr(ctx context.Context, addr netip.Addr) (refund func(), err error) {
+	return f.charge(ctx, addr, "", 1)
+}
+
+// charge takes one attempt from the first n budgets of addr and email
+// (the address's, then the account's).
+func (f *failedPasswords) charge(ctx context.Context, addr netip.Addr, email string, n int) (refund func(), err error) {
 	if f == nil {
 		return func() {}, nil
 	}
-	reqs := f.requests(addr, email, 1)
-	results := make([]limits.Result, len(reqs))
+	results := make([]limits.Result, n)
 	cctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	allowed, err := f.store.Allow(cctx, reqs, results)
+	allowed, err := f.store.Allow(cctx, f.requests(addr, email, 1)[:n], results)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", security.ErrUnavailable, err)
 	}
@@ -117,28 +128,7 @@ func (f *failedPasswords) take(ctx context.Context, addr netip.Addr, email strin
 		// Best effort: a refund lost leaves one failure too many counted.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.timeout)
 		defer cancel()
-		_, _ = f.store.Allow(rctx, f.requests(addr, email, -1), make([]limits.Result, 2))
-	}, nil
-}
-
-// takeAddr is take for a credential that names no account (an API key
-// presented to the token endpoint): addr's budget alone.
-func (f *failedPasswords) takeAddr(ctx context.Context, addr netip.Addr) (refund func(), err error) {
-	reqs := f.requests(addr, "", 1)[:1]
-	results := make([]limits.Result, 1)
-	cctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	allowed, err := f.store.Allow(cctx, reqs, results)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", security.ErrUnavailable, err)
-	}
-	if !allowed {
-		return nil, &errTooManyFailures{budget: failedPerIP, retry: results[0].RetryAfter}
-	}
-	return func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.timeout)
-		defer cancel()
-		_, _ = f.store.Allow(rctx, f.requests(addr, "", -1)[:1], make([]limits.Result, 1))
+		_, _ = f.store.Allow(rctx, f.requests(addr, email, -1)[:n], make([]limits.Result, n))
 	}, nil
 }
 

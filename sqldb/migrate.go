@@ -26,9 +26,24 @@ import (
 // instead. Migrate records the SHA-256 of each file it finds applied and
 // refuses a file whose content differs from the one recorded.
 type Migrations struct {
-	Name  string // names the set in messages, such as "credentials"
+	Name string // names the set in messages, such as "credentials"
+	// FS holds the files, in its directory Dir (its root when Dir is
+	// empty): an embed.FS of migrations/*.sql and Dir "migrations".
 	FS    fs.FS
+	Dir   string
 	Table string // the version table; goose's default is "goose_db_version"
+}
+
+// files is the directory of m's files.
+func (m Migrations) files() (fs.FS, error) {
+	if m.Dir == "" || m.Dir == "." {
+		return m.FS, nil
+	}
+	sub, err := fs.Sub(m.FS, m.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("migrations of %s: %w", m.Name, err)
+	}
+	return sub, nil
 }
 
 // ErrSchemaTooNew is returned when a set of migrations was applied by a
@@ -132,7 +147,11 @@ func (d *DB) checkSums(ctx context.Context, m Migrations, p *goose.Provider) err
 		if st.State != goose.StateApplied {
 			continue
 		}
-		data, err := fs.ReadFile(m.FS, path.Base(st.Source.Path))
+		files, err := m.files()
+		if err != nil {
+			return err
+		}
+		data, err := fs.ReadFile(files, path.Base(st.Source.Path))
 		if err != nil {
 			return err
 		}
@@ -166,7 +185,11 @@ func (d *DB) provider(m Migrations, locker lock.SessionLocker) (*goose.Provider,
 	if locker != nil {
 		opts = append(opts, goose.WithSessionLocker(locker))
 	}
-	return goose.NewProvider(dialect, d.w, m.FS, opts...)
+	files, err := m.files()
+	if err != nil {
+		return nil, err
+	}
+	return goose.NewProvider(dialect, d.w, files, opts...)
 }
 
 // fileLock is a goose session locker for SQLite: an exclusive flock on a

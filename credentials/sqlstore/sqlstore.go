@@ -12,7 +12,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"time"
 
@@ -26,13 +25,7 @@ var migrations embed.FS
 
 // Migrations is the schema of accounts and API keys; migrate it before an
 // app's own set.
-var Migrations = func() sqldb.Migrations {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		panic(err)
-	}
-	return sqldb.Migrations{Name: "credentials", FS: sub, Table: "specguard_credentials_version"}
-}()
+var Migrations = sqldb.Migrations{Name: "credentials", FS: migrations, Dir: "migrations", Table: "specguard_credentials_version"}
 
 // Store is accounts and API keys in one database.
 type Store struct{ db *sqldb.DB }

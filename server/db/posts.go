@@ -7,7 +7,6 @@ package db
 import (
 	"context"
 	"embed"
-	"io/fs"
 	"time"
 
 	"github.com/specguard/specguard/sqldb"
@@ -18,13 +17,7 @@ var migrations embed.FS
 
 // Migrations are the posts' schema. Their versions are kept in goose's
 // default table, as they were when the app's schema was one set.
-var Migrations = func() sqldb.Migrations {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		panic(err)
-	}
-	return sqldb.Migrations{Name: "the example app", FS: sub, Table: "goose_db_version"}
-}()
+var Migrations = sqldb.Migrations{Name: "the example app", FS: migrations, Dir: "migrations", Table: "goose_db_version"}
 
 // Post is a blog post.
 type Post struct {
