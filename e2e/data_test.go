@@ -31,17 +31,19 @@ func fleetData(t *testing.T, ins []*Instance) {
 		login(t, cs[1], email, "correct horse battery")
 	})
 
-	t.Run("a post made on B is visible on A and C", func(t *testing.T) {
+	t.Run("an API key made on B is listed and works on A and C", func(t *testing.T) {
 		cs := onEvery(t, ins)
 		_, tok := register(t, cs[1])
-		p, _ := cs[1].CreatePostWithResponse(ctx, client.NewPost{Title: "from B", Body: "shared"}, Bearer(tok.AccessToken))
-		want(t, "create post on B", p.StatusCode(), 201, p.Body)
+		k, _ := cs[1].CreateApiKeyWithResponse(ctx, client.NewApiKey{Name: "from B", Scopes: docTable(t).RoleScopes("user")[:1]}, Bearer(tok.AccessToken))
+		want(t, "create an API key on B", k.StatusCode(), 201, k.Body)
 		for _, i := range []int{0, 2} {
-			r, _ := cs[i].GetPostWithResponse(ctx, p.JSON201.Id)
-			want(t, "GET /posts/{id} on "+name(i), r.StatusCode(), 200, r.Body)
-			if r.JSON200.Title != "from B" {
-				t.Errorf("post on %s: %+v", name(i), r.JSON200)
+			r, _ := cs[i].ListApiKeysWithResponse(ctx, Bearer(tok.AccessToken))
+			want(t, "GET /api-keys on "+name(i), r.StatusCode(), 200, r.Body)
+			if len(*r.JSON200) != 1 || (*r.JSON200)[0].Name != "from B" {
+				t.Errorf("keys on %s: %+v", name(i), *r.JSON200)
 			}
+			me, _ := cs[i].GetMeWithResponse(ctx, Header("X-API-Key", k.JSON201.Key))
+			want(t, "the key on "+name(i), me.StatusCode(), 200, me.Body)
 		}
 	})
 
@@ -51,14 +53,14 @@ func fleetData(t *testing.T, ins []*Instance) {
 		me, _ := cs[1].GetMeWithResponse(ctx, Bearer(tok.AccessToken))
 		want(t, "GET /me", me.StatusCode(), 200, me.Body)
 		cookie, _ := sessionCookies(t, cs[2], email, "correct horse battery")
-		key, _ := cs[1].CreateApiKeyWithResponse(ctx, client.NewApiKey{Name: "ci", Scopes: []string{"posts:read"}}, Bearer(tok.AccessToken))
+		key, _ := cs[1].CreateApiKeyWithResponse(ctx, client.NewApiKey{Name: "ci", Scopes: docTable(t).RoleScopes("user")[:1]}, Bearer(tok.AccessToken))
 		want(t, "create API key", key.StatusCode(), 201, key.Body)
 		creds := map[string]client.RequestEditorFn{
 			"token": Bearer(tok.AccessToken), "session": Header("Cookie", cookie), "API key": Header("X-API-Key", key.JSON201.Key),
 		}
 		for cred, edit := range creds {
 			for _, i := range []int{1, 2} { // warm every cache
-				r, _ := cs[i].ListPostsWithResponse(ctx, nil, edit)
+				r, _ := cs[i].GetMeWithResponse(ctx, edit)
 				want(t, cred+" on "+name(i)+" before the disable", r.StatusCode(), 200, r.Body)
 			}
 		}
@@ -165,15 +167,16 @@ func newUsers(t *testing.T, in *Instance, n int) []writer {
 func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 	in := Start(t)
 	users := newUsers(t, in, 6)
+	scopes := docTable(t).RoleScopes("user")[:1]
 	var mu sync.Mutex
-	var posts []string    // acknowledged post ids
+	var keys []string     // acknowledged API keys
 	var accounts []string // acknowledged registrations
 	acked := make(chan struct{}, 1000)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for i, u := range users {
 		wg.Add(2)
-		go func() { // posts: the writes tier admits a burst of 10 per user
+		go func() { // API keys: records in the database, as an app's are
 			defer wg.Done()
 			for n := 0; ; n++ {
 				select {
@@ -181,13 +184,13 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 					return
 				default:
 				}
-				r, err := u.c.CreatePostWithResponse(ctx, client.NewPost{Title: fmt.Sprintf("crash %d.%d", i, n), Body: "x"}, Bearer(u.token))
+				r, err := u.c.CreateApiKeyWithResponse(ctx, client.NewApiKey{Name: fmt.Sprintf("crash %d.%d", i, n), Scopes: scopes}, Bearer(u.token))
 				if err != nil {
 					return // the process is gone
 				}
 				if r.StatusCode() == 201 {
 					mu.Lock()
-					posts = append(posts, r.JSON201.Id)
+					keys = append(keys, r.JSON201.Key)
 					mu.Unlock()
 					acked <- struct{}{}
 				}
@@ -218,7 +221,7 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 	for {
 		<-acked
 		mu.Lock()
-		enough := len(posts) >= 30 && len(accounts) >= 3
+		enough := len(keys) >= 30 && len(accounts) >= 3
 		mu.Unlock()
 		if enough {
 			break
@@ -231,10 +234,10 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 
 	mu.Lock()
 	defer mu.Unlock()
-	t.Logf("%d posts and %d accounts acknowledged before kill -9", len(posts), len(accounts))
-	for _, id := range posts {
-		r, _ := NewClient(t, in).GetPostWithResponse(ctx, id)
-		want(t, "acknowledged post "+id+" after the restart", r.StatusCode(), 200, r.Body)
+	t.Logf("%d API keys and %d accounts acknowledged before kill -9", len(keys), len(accounts))
+	for i, key := range keys {
+		r, _ := NewClient(t, in).GetMeWithResponse(ctx, Header("X-API-Key", key))
+		want(t, fmt.Sprintf("acknowledged API key %d after the restart", i), r.StatusCode(), 200, r.Body)
 	}
 	c := NewClient(t, in)
 	list, _ := c.ListUsersWithResponse(ctx, Bearer(login(t, c, "admin@example.com", "admin-password").AccessToken))
@@ -257,9 +260,10 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 	pg := pgtest.Start(t)
 	in := Start(t, "SPECGUARD_DATABASE_URL="+pg.New(t), "SPECGUARD_SIGNING_KEY_FILE="+keytest.File(t))
 	users := newUsers(t, in, 4)
+	scopes := docTable(t).RoleScopes("user")[:1]
 	var mu sync.Mutex
 	statuses := map[int]int{}
-	var posts []string
+	var keys []string
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for i, u := range users {
@@ -273,19 +277,19 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 				default:
 				}
 				var status int
-				if n%2 == 0 {
-					r, err := u.c.CreatePostWithResponse(ctx, client.NewPost{Title: fmt.Sprintf("pg %d.%d", i, n), Body: "x"}, Bearer(u.token))
+				if n%4 == 0 { // an account holds 50 keys at most
+					r, err := u.c.CreateApiKeyWithResponse(ctx, client.NewApiKey{Name: fmt.Sprintf("pg %d.%d", i, n), Scopes: scopes}, Bearer(u.token))
 					if err != nil {
 						t.Error(err)
 						return
 					}
 					if status = r.StatusCode(); status == 201 {
 						mu.Lock()
-						posts = append(posts, r.JSON201.Id)
+						keys = append(keys, r.JSON201.Key)
 						mu.Unlock()
 					}
 				} else {
-					r, err := u.c.ListPostsWithResponse(ctx, nil, Bearer(u.token))
+					r, err := u.c.ListApiKeysWithResponse(ctx, Bearer(u.token))
 					if err != nil {
 						t.Error(err)
 						return
@@ -328,15 +332,15 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 
 	mu.Lock()
 	defer mu.Unlock()
-	t.Logf("statuses %v; %d posts acknowledged", statuses, len(posts))
+	t.Logf("statuses %v; %d API keys acknowledged", statuses, len(keys))
 	for status := range statuses {
 		if status >= 500 && status != http.StatusServiceUnavailable {
 			t.Errorf("%d answers of status %d", statuses[status], status)
 		}
 	}
-	for _, id := range posts {
-		r, _ := NewClient(t, in).GetPostWithResponse(ctx, id)
-		want(t, "acknowledged post "+id+" after the restart", r.StatusCode(), 200, r.Body)
+	for i, key := range keys {
+		r, _ := NewClient(t, in).GetMeWithResponse(ctx, Header("X-API-Key", key))
+		want(t, fmt.Sprintf("acknowledged API key %d after the restart", i), r.StatusCode(), 200, r.Body)
 	}
 }
 

@@ -6,12 +6,16 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
+	"github.com/specguard/specguard/api"
 	"github.com/specguard/specguard/e2e/client"
 	"github.com/specguard/specguard/internal/keytest"
 	"github.com/specguard/specguard/internal/pgtest"
@@ -58,9 +62,9 @@ func load(c *Client, token string, workers, max int, stop <-chan struct{}) []sam
 					if err == nil {
 						s.status = r.StatusCode()
 					}
-				case 1: // anonymous read: default tiers allow on store error
-					s.op = "GET /posts"
-					r, err := c.ListPostsWithResponse(ctx, nil)
+				case 1: // anonymous, its tier allows on store error (see allowingJWKS)
+					s.op = "GET JWKS"
+					r, err := c.GetJWKSWithResponse(ctx)
 					s.err = err
 					if err == nil {
 						s.status = r.StatusCode()
@@ -84,12 +88,35 @@ func load(c *Client, token string, workers, max int, stop <-chan struct{}) []sam
 	return out
 }
 
+// allowingJWKS is the example document with a tier on the JWKS (public,
+// served without a store) that admits requests when the store is down
+// (on-store-error: allow), for SPECGUARD_SPEC_FILE: an operation every
+// service keeps, limited as an operator may choose.
+func allowingJWKS(t *testing.T) string {
+	t.Helper()
+	var doc yaml.Node
+	if err := yaml.Unmarshal(api.Spec, &doc); err != nil {
+		t.Fatal(err)
+	}
+	jwks := child(t, child(t, child(t, doc.Content[0], "paths"), credentialOp(t, "jwks").Path), "get")
+	set(jwks, "x-rate-limit", parseNode(t, "[{name: jwks, limit: 100000, window: 1m, key: ip, on-store-error: allow}]"))
+	out, err := yaml.Marshal(&doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "openapi.yaml")
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func TestRedisKilledDuringLoad(t *testing.T) {
 	if os.Getenv("SPECGUARD_TEST_REDIS_URL") != "" {
 		t.Skip("needs a Redis of its own to kill")
 	}
 	srv := redistest.Start(t)
-	in := Start(t, "SPECGUARD_REDIS_URL="+srv.URL, "SPECGUARD_SIGNING_KEY_FILE="+keytest.File(t), "SPECGUARD_STORE_TIMEOUT="+storeTimeout.String())
+	in := Start(t, "SPECGUARD_SPEC_FILE="+allowingJWKS(t), "SPECGUARD_REDIS_URL="+srv.URL, "SPECGUARD_SIGNING_KEY_FILE="+keytest.File(t), "SPECGUARD_STORE_TIMEOUT="+storeTimeout.String())
 	c := NewClient(t, in)
 	tok := login(t, c, "user@example.com", "user-password")
 
@@ -120,8 +147,8 @@ func TestRedisKilledDuringLoad(t *testing.T) {
 	if n := len(byOp["GET /me"]); n != 1 || byOp["GET /me"][503] == 0 {
 		t.Errorf("GET /me with the revocation store down: %v, want only 503 (never a pass)", byOp["GET /me"])
 	}
-	if n := len(byOp["GET /posts"]); n != 1 || byOp["GET /posts"][200] == 0 {
-		t.Errorf("GET /posts (on-store-error: allow) with Redis down: %v, want only 200", byOp["GET /posts"])
+	if n := len(byOp["GET JWKS"]); n != 1 || byOp["GET JWKS"][200] == 0 {
+		t.Errorf("the JWKS (on-store-error: allow) with Redis down: %v, want only 200", byOp["GET JWKS"])
 	}
 	if n := len(byOp["GET /healthz"]); n != 1 || byOp["GET /healthz"][200] == 0 {
 		t.Errorf("GET /healthz with Redis down: %v, want only 200", byOp["GET /healthz"])

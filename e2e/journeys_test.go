@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/specguard/specguard/e2e/client"
 	"github.com/specguard/specguard/internal/keytest"
+	"github.com/specguard/specguard/policy"
 )
 
 var ctx = context.Background()
@@ -67,9 +69,6 @@ func TestTokenJourney(t *testing.T) {
 		if me.JSON200.Email == nil || string(*me.JSON200.Email) != email || me.JSON200.Role == nil || *me.JSON200.Role != client.RoleUser {
 			t.Fatalf("/me = %+v", me.JSON200)
 		}
-		post, _ := c.CreatePostWithResponse(ctx, client.NewPost{Title: "first", Body: "hello"}, Bearer(tok.AccessToken))
-		want(t, "create post", post.StatusCode(), 201, post.Body)
-
 		ref, _ := c.RefreshWithResponse(ctx, client.RefreshRequest{RefreshToken: *tok.RefreshToken})
 		want(t, "refresh", ref.StatusCode(), 200, ref.Body)
 		next := ref.JSON200
@@ -163,16 +162,13 @@ func TestBrowserJourney(t *testing.T) {
 		if me.JSON200.Scheme != "cookieAuth" {
 			t.Errorf("scheme = %q", me.JSON200.Scheme)
 		}
-		withToken, _ := c.CreatePostWithResponse(ctx, client.NewPost{Title: "t", Body: "b"},
-			Header("Cookie", cookie), Header("X-CSRF-Token", csrf), Header("Origin", in.Base), Header("Sec-Fetch-Site", "same-origin"))
-		want(t, "create post with CSRF token", withToken.StatusCode(), 201, withToken.Body)
-		without, _ := c.CreatePostWithResponse(ctx, client.NewPost{Title: "t", Body: "b"}, Header("Cookie", cookie))
-		want(t, "create post without CSRF token", without.StatusCode(), 403, without.Body)
-		cross, _ := c.CreatePostWithResponse(ctx, client.NewPost{Title: "t", Body: "b"},
-			Header("Cookie", cookie), Header("X-CSRF-Token", csrf), Header("Sec-Fetch-Site", "cross-site"))
-		want(t, "cross-site create post", cross.StatusCode(), 403, cross.Body)
+		// A write by cookie needs the CSRF token, from this site.
+		without, _ := c.LogoutWithResponse(ctx, Header("Cookie", cookie))
+		want(t, "logout without the CSRF token", without.StatusCode(), 403, without.Body)
+		cross, _ := c.LogoutWithResponse(ctx, Header("Cookie", cookie), Header("X-CSRF-Token", csrf), Header("Sec-Fetch-Site", "cross-site"))
+		want(t, "cross-site logout", cross.StatusCode(), 403, cross.Body)
 
-		out, _ := c.LogoutWithResponse(ctx, Header("Cookie", cookie), Header("X-CSRF-Token", csrf))
+		out, _ := c.LogoutWithResponse(ctx, Header("Cookie", cookie), Header("X-CSRF-Token", csrf), Header("Origin", in.Base), Header("Sec-Fetch-Site", "same-origin"))
 		want(t, "logout", out.StatusCode(), 204, out.Body)
 		cleared := 0
 		for _, ck := range out.HTTPResponse.Cookies() {
@@ -188,94 +184,67 @@ func TestBrowserJourney(t *testing.T) {
 	})
 }
 
+// An API key holds the scopes it was made with: it reads where its scope
+// suffices and is refused (403, insufficient_scope) where another is
+// needed; making one needs a fresh token and scopes its maker holds; a
+// revoked key is refused. The operations are found by kind in the
+// document: a read and a write an API key may call, each guarded by one
+// scope of the user role.
 func TestAPIKeyJourney(t *testing.T) {
+	read, readScope := keyScoped(t, "a safe operation an API key holding one scope of the user role may call", true)
+	write, writeScope := keyScoped(t, "an unsafe operation an API key holding one scope of the user role may call", false)
+	if readScope == writeScope {
+		t.Fatalf("%s and %s need the same scope %s: this test needs a read and a write guarded by different scopes", describe(read), describe(write), readScope)
+	}
 	stores(t, func(t *testing.T, in *Instance) {
 		c := NewClient(t, in)
 		_, tok := register(t, c)
-		made, _ := c.CreateApiKeyWithResponse(ctx, client.NewApiKey{Name: "ci", Scopes: []string{"posts:read"}}, Bearer(tok.AccessToken))
+		made, _ := c.CreateApiKeyWithResponse(ctx, client.NewApiKey{Name: "ci", Scopes: []string{readScope}}, Bearer(tok.AccessToken))
 		want(t, "create API key", made.StatusCode(), 201, made.Body)
 		key := made.JSON201.Key
 
-		list, _ := c.ListPostsWithResponse(ctx, nil, Header("X-API-Key", key))
-		want(t, "list posts with the key", list.StatusCode(), 200, list.Body)
-		write, _ := c.CreatePostWithResponse(ctx, client.NewPost{Title: "t", Body: "b"}, Header("X-API-Key", key))
-		want(t, "write with a read-only key", write.StatusCode(), 403, write.Body)
-		if !strings.Contains(write.HTTPResponse.Header.Get("WWW-Authenticate"), "insufficient_scope") {
-			t.Errorf("challenge = %q", write.HTTPResponse.Header.Get("WWW-Authenticate"))
+		if status, _, b := c.Call(t, read.Method, pathOf(read, "e2e-none"), "", Header("X-API-Key", key)); status == 401 || status == 403 {
+			t.Fatalf("%s with a %s key: %d %s", describe(read), readScope, status, b)
+		}
+		status, h, b := c.Call(t, write.Method, pathOf(write, "e2e-none"), "{}", Header("X-API-Key", key), Header("X-E2E-Malformed", "an empty body: refused for its scope first"))
+		want(t, describe(write)+" with a key holding "+readScope+" only", status, 403, b)
+		if !strings.Contains(h.Get("WWW-Authenticate"), "insufficient_scope") {
+			t.Errorf("challenge = %q", h.Get("WWW-Authenticate"))
 		}
 		// A key cannot be made with a scope its creator lacks.
 		over, _ := c.CreateApiKeyWithResponse(ctx, client.NewApiKey{Name: "x", Scopes: []string{"users:admin"}}, Bearer(tok.AccessToken))
 		want(t, "key with a scope the user lacks", over.StatusCode(), 403, over.Body)
 		// Creating a key needs a fresh token: a refreshed one is refused.
 		ref, _ := c.RefreshWithResponse(ctx, client.RefreshRequest{RefreshToken: *tok.RefreshToken})
-		stale, _ := c.CreateApiKeyWithResponse(ctx, client.NewApiKey{Name: "y", Scopes: []string{"posts:read"}}, Bearer(ref.JSON200.AccessToken))
+		stale, _ := c.CreateApiKeyWithResponse(ctx, client.NewApiKey{Name: "y", Scopes: []string{readScope}}, Bearer(ref.JSON200.AccessToken))
 		want(t, "create key with a refreshed token", stale.StatusCode(), 401, stale.Body)
 
 		del, _ := c.DeleteApiKeyWithResponse(ctx, made.JSON201.Id, Bearer(ref.JSON200.AccessToken))
 		want(t, "revoke key", del.StatusCode(), 204, del.Body)
-		after, _ := c.ListPostsWithResponse(ctx, nil, Header("X-API-Key", key))
-		want(t, "list posts with a revoked key", after.StatusCode(), 401, after.Body)
+		status, _, b = c.Call(t, read.Method, pathOf(read, "e2e-none"), "", Header("X-API-Key", key))
+		want(t, describe(read)+" with a revoked key", status, 401, b)
 	})
 }
 
-func TestOptionalAuth(t *testing.T) {
+// An operation that admits anonymous callers ({} among its alternatives)
+// still refuses a bad credential: never downgraded to anonymous.
+func TestOptionalAuthRefusesBadCredentials(t *testing.T) {
+	op := appOp(t, "a safe operation that admits anonymous callers and accepts tokens", func(op *policy.Operation) bool {
+		_, bearer := scopesOf(op, policy.SchemeOAuth2)
+		return op.Security.Anonymous && bearer && isSafe(op.Method)
+	})
 	stores(t, func(t *testing.T, in *Instance) {
 		c := NewClient(t, in)
 		_, tok := register(t, c)
-		draft := client.Draft
-		d, _ := c.CreatePostWithResponse(ctx, client.NewPost{Title: "draft", Body: "b", Status: &draft}, Bearer(tok.AccessToken))
-		want(t, "create draft", d.StatusCode(), 201, d.Body)
-		p, _ := c.CreatePostWithResponse(ctx, client.NewPost{Title: "public", Body: "b"}, Bearer(tok.AccessToken))
-		want(t, "create post", p.StatusCode(), 201, p.Body)
-
-		anon, _ := c.ListPostsWithResponse(ctx, nil)
-		want(t, "anonymous list", anon.StatusCode(), 200, anon.Body)
-		for _, post := range *anon.JSON200 {
-			if post.Status == client.Draft {
-				t.Fatalf("anonymous caller sees draft %s", post.Id)
-			}
+		path := pathOf(op, "e2e-none")
+		if status, _, b := c.Call(t, op.Method, path, ""); status == 401 || status == 403 {
+			t.Fatalf("%s anonymously: %d %s", describe(op), status, b)
 		}
-		hidden, _ := c.GetPostWithResponse(ctx, d.JSON201.Id)
-		want(t, "anonymous GET of a draft", hidden.StatusCode(), 404, hidden.Body)
-
-		mine, _ := c.ListPostsWithResponse(ctx, nil, Bearer(tok.AccessToken))
-		found := false
-		for _, post := range *mine.JSON200 {
-			found = found || post.Id == d.JSON201.Id
+		status, h, b := c.Call(t, op.Method, path, "", Bearer(tok.AccessToken+"x"))
+		want(t, describe(op)+" with an invalid token", status, 401, b)
+		if !strings.Contains(h.Get("WWW-Authenticate"), `error="invalid_token"`) {
+			t.Errorf("challenge = %q", h.Get("WWW-Authenticate"))
 		}
-		if !found {
-			t.Fatal("the author does not see their draft")
-		}
-		bad, _ := c.ListPostsWithResponse(ctx, nil, Bearer(tok.AccessToken+"x"))
-		want(t, "optional auth with an invalid token", bad.StatusCode(), 401, bad.Body)
-	})
-}
-
-func TestOwnership(t *testing.T) {
-	stores(t, func(t *testing.T, in *Instance) {
-		c := NewClient(t, in)
-		_, alice := register(t, c)
-		_, bob := register(t, c)
-		p, _ := c.CreatePostWithResponse(ctx, client.NewPost{Title: "alice's", Body: "b"}, Bearer(alice.AccessToken))
-		want(t, "alice posts", p.StatusCode(), 201, p.Body)
-		id := p.JSON201.Id
-		title := "bob was here"
-
-		edit, _ := c.UpdatePostWithResponse(ctx, id, client.PostPatch{Title: &title}, Bearer(bob.AccessToken))
-		want(t, "bob edits alice's post", edit.StatusCode(), 403, edit.Body)
-		del, _ := c.DeletePostWithResponse(ctx, id, Bearer(bob.AccessToken))
-		want(t, "bob deletes alice's post", del.StatusCode(), 403, del.Body)
-
-		admin := login(t, NewClient(t, in), "admin@example.com", "admin-password")
-		title = "edited by an admin"
-		aedit, _ := c.UpdatePostWithResponse(ctx, id, client.PostPatch{Title: &title}, Bearer(admin.AccessToken))
-		want(t, "admin edits", aedit.StatusCode(), 200, aedit.Body)
-
-		mod := login(t, NewClient(t, in), "moderator@example.com", "moderator-password")
-		medit, _ := c.UpdatePostWithResponse(ctx, id, client.PostPatch{Title: &title}, Bearer(mod.AccessToken))
-		want(t, "moderator edits", medit.StatusCode(), 403, medit.Body)
-		mdel, _ := c.DeletePostWithResponse(ctx, id, Bearer(mod.AccessToken))
-		want(t, "moderator deletes", mdel.StatusCode(), 204, mdel.Body)
 	})
 }
 
@@ -284,7 +253,7 @@ func TestDisableUser(t *testing.T) {
 		c := NewClient(t, in)
 		email, tok := register(t, c)
 		cookie, _ := sessionCookies(t, c, email, "correct horse battery")
-		key, _ := c.CreateApiKeyWithResponse(ctx, client.NewApiKey{Name: "k", Scopes: []string{"posts:read"}}, Bearer(tok.AccessToken))
+		key, _ := c.CreateApiKeyWithResponse(ctx, client.NewApiKey{Name: "k", Scopes: docTable(t).RoleScopes("user")[:1]}, Bearer(tok.AccessToken))
 		want(t, "create key", key.StatusCode(), 201, key.Body)
 		me, _ := c.GetMeWithResponse(ctx, Bearer(tok.AccessToken))
 
@@ -317,11 +286,19 @@ func TestOAuth2TokenEndpoint(t *testing.T) {
 		if ok.JSON200.TokenType != client.Bearer || ok.JSON200.ExpiresIn != 900 {
 			t.Errorf("token response = %+v", ok.JSON200)
 		}
-		scope := "posts:read"
+		// A token narrowed to one scope of the role lacks the one making an
+		// API key needs.
+		needs, _ := scopesOf(credentialOp(t, "create-api-key"), policy.SchemeOAuth2)
+		var scope string
+		for _, s := range docTable(t).RoleScopes("user") {
+			if !slices.Contains(needs, s) {
+				scope = s
+			}
+		}
 		narrow, _ := c.OauthTokenWithFormdataBodyWithResponse(ctx, client.TokenRequest{GrantType: client.Password, Username: &u, Password: &p, Scope: &scope})
 		want(t, "narrowed scope", narrow.StatusCode(), 200, narrow.Body)
-		w, _ := c.CreatePostWithResponse(ctx, client.NewPost{Title: "t", Body: "b"}, Bearer(narrow.JSON200.AccessToken))
-		want(t, "write with a read-only token", w.StatusCode(), 403, w.Body)
+		w, _ := c.CreateApiKeyWithResponse(ctx, client.NewApiKey{Name: "n", Scopes: []string{scope}}, Bearer(narrow.JSON200.AccessToken))
+		want(t, "make an API key with a token narrowed to "+scope, w.StatusCode(), 403, w.Body)
 
 		rt := *ok.JSON200.RefreshToken
 		ref, _ := c.OauthTokenWithFormdataBodyWithResponse(ctx, client.TokenRequest{GrantType: client.RefreshToken, RefreshToken: &rt})

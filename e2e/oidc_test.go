@@ -21,14 +21,21 @@ import (
 	"github.com/specguard/specguard/internal/redistest"
 )
 
-// tenantLimit is the per-tenant tier withProvider adds to getPost.
+// tenantLimit is the per-tenant tier withProvider adds to the list of API
+// keys.
 const tenantLimit = 3
+
+// readScope is the provider's scope withProvider requires there, and
+// otherScope one of its other scopes (internal/oidctest's provider grants
+// both).
+const readScope, otherScope = "reports:read", "reports:write"
 
 // withProvider is the example document plus what a user adds to accept a
 // provider's tokens, with no Go code: an openIdConnect scheme "partner"
 // (its URL a placeholder, overridden by SPECGUARD_OIDC_PARTNER_URL), listed
-// on GET /me without scopes and on GET /posts/{id} with posts:read, where
-// a tier also counts per tenant claim.
+// on GET /me without scopes and, with readScope, on the credential
+// operation that lists API keys (every service keeps it), where a tier
+// also counts per tenant claim.
 func withProvider(t *testing.T) string {
 	t.Helper()
 	var doc yaml.Node
@@ -42,14 +49,14 @@ type: openIdConnect
 openIdConnectUrl: https://id.example.com/.well-known/openid-configuration
 x-audience: [`+oidctest.JWTAudience+`, `+oidctest.OpaqueAudience+`]`)
 	paths := child(t, root, "paths")
-	me := child(t, child(t, paths, "/me"), "get")
+	me := child(t, child(t, paths, credentialOp(t, "me").Path), "get")
 	appendTo(t, child(t, me, "security"), "{partner: []}")
-	getPost := child(t, child(t, paths, "/posts/{id}"), "get")
-	appendTo(t, child(t, getPost, "security"), "{partner: [posts:read]}")
+	keyList := child(t, child(t, paths, keysPath(t)), "get")
+	appendTo(t, child(t, keyList, "security"), "{partner: ["+readScope+"]}")
 	tiers := &yaml.Node{Kind: yaml.SequenceNode}
 	tiers.Content = append(tiers.Content, child(t, root, "x-rate-limit").Content...)
 	appendTo(t, tiers, fmt.Sprintf("{name: per-tenant, limit: %d, window: 1m, key: 'claim:tenant', who: authenticated}", tenantLimit))
-	getPost.Content = append(getPost.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "x-rate-limit"}, tiers)
+	set(keyList, "x-rate-limit", tiers)
 	out, err := yaml.Marshal(&doc)
 	if err != nil {
 		t.Fatal(err)
@@ -60,6 +67,20 @@ x-audience: [`+oidctest.JWTAudience+`, `+oidctest.OpaqueAudience+`]`)
 	}
 	return path
 }
+
+// set sets key of mapping m to value, replacing the one it has.
+func set(m *yaml.Node, key string, value *yaml.Node) {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			m.Content[i+1] = value
+			return
+		}
+	}
+	m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: key}, value)
+}
+
+// keysPath is where the document lists API keys.
+func keysPath(t *testing.T) string { return credentialOp(t, "list-api-keys").Path }
 
 func child(t *testing.T, n *yaml.Node, key string) *yaml.Node {
 	t.Helper()
@@ -130,12 +151,12 @@ func TestOutsideProvider(t *testing.T) {
 	}
 
 	// client_credentials with a resource indicator: a JWT access token.
-	jwt := op.Token(t, oidctest.JWTAudience, "posts:read")
+	jwt := op.Token(t, oidctest.JWTAudience, readScope)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		status, body := me(jwt)
 		if status == 200 {
-			if body["id"] != "partner:"+oidctest.ClientID || body["scheme"] != "partner" || fmt.Sprint(body["scopes"]) != "[posts:read]" {
+			if body["id"] != "partner:"+oidctest.ClientID || body["scheme"] != "partner" || fmt.Sprint(body["scopes"]) != "["+readScope+"]" {
 				t.Fatalf("/me = %v", body)
 			}
 			if _, has := body["email"]; has {
@@ -150,12 +171,12 @@ func TestOutsideProvider(t *testing.T) {
 	}
 
 	t.Run("scopes are checked", func(t *testing.T) {
-		status, body, resp := call(t, in, "/posts/nope", op.Token(t, oidctest.JWTAudience, "posts:write"))
+		status, body, resp := call(t, in, keysPath(t), op.Token(t, oidctest.JWTAudience, otherScope))
 		if status != 403 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="insufficient_scope"`) {
-			t.Fatalf("without posts:read: %d %s %q", status, body, resp.Header.Get("WWW-Authenticate"))
+			t.Fatalf("without %s: %d %s %q", readScope, status, body, resp.Header.Get("WWW-Authenticate"))
 		}
-		if status, body, _ := call(t, in, "/posts/nope", jwt); status != 404 {
-			t.Fatalf("with posts:read: %d %s", status, body)
+		if status, body, _ := call(t, in, keysPath(t), jwt); status != 200 {
+			t.Fatalf("with %s: %d %s", readScope, status, body)
 		}
 	})
 
@@ -164,7 +185,7 @@ func TestOutsideProvider(t *testing.T) {
 		var status int
 		for i := range tenantLimit + 1 {
 			// A token each: the tier counts the tenant, not the token.
-			status, _, last = call(t, in, "/posts/nope", op.Token(t, oidctest.JWTAudience, "posts:read"))
+			status, _, last = call(t, in, keysPath(t), op.Token(t, oidctest.JWTAudience, readScope))
 			if i < tenantLimit-1 && status == 429 {
 				t.Fatalf("request %d limited before the tier's %d", i+1, tenantLimit)
 			}
@@ -175,11 +196,11 @@ func TestOutsideProvider(t *testing.T) {
 	})
 
 	t.Run("opaque tokens are introspected; revoked, refused within the cache lifetime", func(t *testing.T) {
-		opaque := op.Token(t, oidctest.OpaqueAudience, "posts:read posts:write")
+		opaque := op.Token(t, oidctest.OpaqueAudience, readScope+" "+otherScope)
 		if strings.Count(opaque, ".") == 2 {
 			t.Fatalf("the provider gave a JWT for the opaque resource")
 		}
-		if status, body := me(opaque); status != 200 || fmt.Sprint(body["scopes"]) != "[posts:read posts:write]" {
+		if status, body := me(opaque); status != 200 || fmt.Sprint(body["scopes"]) != "["+readScope+" "+otherScope+"]" {
 			t.Fatalf("/me with an opaque token: %d %v", status, body)
 		}
 		op.Revoke(t, opaque)
@@ -198,14 +219,14 @@ func TestOutsideProvider(t *testing.T) {
 
 	t.Run("key rotation is followed without a restart", func(t *testing.T) {
 		op.Restart(t, true)
-		if status, body := me(op.Token(t, oidctest.JWTAudience, "posts:read")); status != 200 {
+		if status, body := me(op.Token(t, oidctest.JWTAudience, readScope)); status != 200 {
 			t.Fatalf("token of the new key: %d %v", status, body)
 		}
 	})
 
 	t.Run("provider down: fetched keys keep working, opaque tokens get 503", func(t *testing.T) {
-		fresh := op.Token(t, oidctest.JWTAudience, "posts:read")
-		opaque := op.Token(t, oidctest.OpaqueAudience, "posts:read")
+		fresh := op.Token(t, oidctest.JWTAudience, readScope)
+		opaque := op.Token(t, oidctest.OpaqueAudience, readScope)
 		op.Stop()
 		if status, body := me(fresh); status != 200 {
 			t.Fatalf("JWT while the provider is down: %d %v", status, body)
@@ -225,7 +246,7 @@ func TestOutsideProvider(t *testing.T) {
 			t.Errorf("metrics while the provider is down:\n%s", grepLines(m, "specguard_oidc"))
 		}
 		op.Restart(t, false)
-		if status, body := me(op.Token(t, oidctest.OpaqueAudience, "posts:read")); status != 200 {
+		if status, body := me(op.Token(t, oidctest.OpaqueAudience, readScope)); status != 200 {
 			t.Fatalf("opaque token once the provider is back: %d %v", status, body)
 		}
 		if m := metrics(t, in); !strings.Contains(m, `specguard_oidc_provider_up{scheme="partner"} 1`) {
@@ -295,20 +316,20 @@ func TestConformWithProvider(t *testing.T) {
 	creds := string(base) + fmt.Sprintf(`
   - name: partner-reader
     scheme: partner
-    scopes: [posts:read]
+    scopes: [%s]
     value: %s
   - name: partner-writer
     scheme: partner
-    scopes: [posts:write]
+    scopes: [%s]
     value: %s
-`, op.Token(t, oidctest.JWTAudience, "posts:read"), op.Token(t, oidctest.JWTAudience, "posts:write"))
+`, readScope, op.Token(t, oidctest.JWTAudience, readScope), otherScope, op.Token(t, oidctest.JWTAudience, otherScope))
 	credsFile := filepath.Join(t.TempDir(), "conform.yaml")
 	if err := os.WriteFile(credsFile, []byte(creds), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// The provider's keys are fetched in the background.
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if status, _, _ := call(t, in, "/me", op.Token(t, oidctest.JWTAudience, "posts:read")); status == 200 {
+		if status, _, _ := call(t, in, "/me", op.Token(t, oidctest.JWTAudience, readScope)); status == 200 {
 			break
 		} else if time.Now().After(deadline) {
 			t.Fatalf("the provider's token is not accepted: %d", status)
@@ -331,7 +352,8 @@ func TestConformWithProvider(t *testing.T) {
 	if err != nil || rep.Failed != 0 {
 		t.Errorf("conform: exit %v, %d passed, %d failed, %d skipped", err, rep.Passed, rep.Failed, rep.Skipped)
 	}
-	for _, want := range []string{"getPost scope:partner:posts:read", "getPost limit:per-tenant", "getMe malformed:partner"} {
+	list, me := credentialOp(t, "list-api-keys").ID, credentialOp(t, "me").ID
+	for _, want := range []string{list + " scope:partner:" + readScope, list + " limit:per-tenant", me + " malformed:partner"} {
 		if !ran[want] {
 			t.Errorf("conform did not pass %q; passed: %v", want, ran)
 		}

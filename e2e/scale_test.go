@@ -113,7 +113,9 @@ func fleetJourney(t *testing.T, ins []*Instance) {
 			u, _ := c.ListUsersWithResponse(ctx, Header("X-API-Key", key.JSON201.Key))
 			want(t, "API key on instance "+string(rune('A'+i)), u.StatusCode(), 200, u.Body)
 		}
-		p, _ := cs[1].CreatePostWithResponse(ctx, client.NewPost{Title: "t", Body: "b"}, Header("Cookie", cookie), Header("X-CSRF-Token", csrf))
-		want(t, "cookie write with CSRF on B", p.StatusCode(), 201, p.Body)
+		out, _ := cs[1].LogoutWithResponse(ctx, Header("Cookie", cookie), Header("X-CSRF-Token", csrf))
+		want(t, "cookie write (logout) with CSRF on B", out.StatusCode(), 204, out.Body)
+		gone, _ := cs[2].GetMeWithResponse(ctx, Header("Cookie", cookie))
+		want(t, "the session on C after its logout on B", gone.StatusCode(), 401, gone.Body)
 	})
 }

@@ -11,7 +11,7 @@ import (
 
 	yaml "gopkg.in/yaml.v3"
 
-	"github.com/specguard/specguard/api"
+	"github.com/specguard/specguard/credentials"
 	"github.com/specguard/specguard/policy"
 )
 
@@ -75,13 +75,13 @@ func findings(t *testing.T, source string, data []byte) []string {
 // Valid JSON that escapes characters outside the BMP as surrogate pairs
 // was refused ("YAML: found invalid Unicode character escape code", no
 // line): it is read now, and says what the YAML it was written from says,
-// for the example's description and a public one.
+// for the credential operations' description and a public one.
 func TestJSONWithSurrogateEscapes(t *testing.T) {
 	petstore, err := os.ReadFile("../cmd/specguard/testdata/public/petstore.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, doc := range map[string][]byte{"api/openapi.yaml": api.Spec, "petstore.yaml": petstore} {
+	for name, doc := range map[string][]byte{"credentials/openapi.yaml": credentials.Fragment, "petstore.yaml": petstore} {
 		t.Run(name, func(t *testing.T) {
 			want := findings(t, name, doc)
 			const emoji = " 🚀 café ✓ 𝄞"
@@ -100,8 +100,8 @@ func TestJSONWithSurrogateEscapes(t *testing.T) {
 				}
 				table, _, _ := policy.LintTable(name, data)
 				if table == nil {
-					if name == "api/openapi.yaml" {
-						t.Fatalf("indented %v: the example's description does not compile as JSON", indent)
+					if name == "credentials/openapi.yaml" {
+						t.Fatalf("indented %v: the credential operations' description does not compile as JSON", indent)
 					}
 					continue
 				}

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/specguard/specguard/api"
-	"github.com/specguard/specguard/internal/spectest"
 	"github.com/specguard/specguard/policy"
 )
 
@@ -144,44 +142,6 @@ func TestCompileReportsEverything(t *testing.T) {
 	}, "\n")
 	if err == nil || err.Error() != want {
 		t.Fatalf("got:\n%v\nwant:\n%s", err, want)
-	}
-}
-
-// The example document compiles, and says what the README says it does.
-func TestCompileExampleSpec(t *testing.T) {
-	table, err := policy.Compile("api/openapi.yaml", api.Spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := len(table.Operations()), len(spectest.Operations(t, api.Spec)); got != want {
-		t.Errorf("%d operations, want %d (every operation of the document)", got, want)
-	}
-	login := table.Operation("login")
-	if !login.Security.Public || len(login.Limits) != 1 || login.Limits[0].Limit != 5 || login.Limits[0].Window != 15*time.Minute || login.Limits[0].Key != policy.KeyIP {
-		t.Errorf("login: 5 per 15 minutes per IP, public: %+v %+v", login.Security, login.Limits)
-	}
-	if j := table.Operation("getJWKS"); !j.Security.Public || !j.Unlimited {
-		t.Errorf("getJWKS: public and unlimited: %+v", j)
-	}
-	if !table.Operation("createApiKey").RequireFresh {
-		t.Error("createApiKey requires a fresh token")
-	}
-	d := table.Operation("disableUser").Security.Alternatives
-	if len(d) != 2 || len(d[1]) != 2 || d[1][0].Scheme.Name != "apiKeyAuth" || d[1][1].Scheme.Name != "cookieAuth" {
-		t.Errorf("disableUser: oauth2 OR (apiKeyAuth AND cookieAuth): %+v", d)
-	}
-	if p := table.Operation("listPosts").Security; !p.Anonymous {
-		t.Error("listPosts admits anonymous callers")
-	}
-	for _, id := range []string{"createPost", "updatePost", "deletePost"} {
-		if op := table.Operation(id); op.Limits[len(op.Limits)-1].Bucket != "shared:post-writes" {
-			t.Errorf("%s does not count into post-writes: %+v", id, op.Limits)
-		}
-	}
-	for _, role := range []string{"user", "moderator", "admin"} {
-		if len(table.RoleScopes(role)) == 0 {
-			t.Errorf("role %s grants nothing", role)
-		}
 	}
 }
 

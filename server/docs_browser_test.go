@@ -12,6 +12,9 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	"github.com/specguard/specguard/internal/spectest"
+	"github.com/specguard/specguard/policy"
 )
 
 // browser starts headless Chromium for one test. Without it the test is
@@ -207,7 +210,15 @@ func TestDocsInBrowserBearerAndPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	screenshot(t, ctx, "docs-policy.png")
-	for id, class := range map[string]string{"getJWKS": "public", "listPosts": "optional", "createPost": "protected", "disableUser": "protected"} {
+	table := docTable(t)
+	rows := map[string]string{spectest.CredentialOp(t, table, "jwks").ID: "public", spectest.CredentialOp(t, table, "me").ID: "protected", "disableUser": "protected"}
+	for _, op := range table.Operations() {
+		if op.Security.Access() == policy.AccessOptional {
+			rows[op.ID] = "optional" // one that admits anonymous callers, when the document has one
+			break
+		}
+	}
+	for id, class := range rows {
 		got, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(`#op-`+id), "class"))
 		if err != nil || got.Value != class {
 			t.Errorf("policy row %s: class %+v (%v), want %s", id, got, err, class)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -17,6 +18,8 @@ import (
 	"github.com/specguard/specguard/credentials/sqlstore"
 	"github.com/specguard/specguard/internal/keytest"
 	"github.com/specguard/specguard/internal/redistest"
+	"github.com/specguard/specguard/internal/spectest"
+	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/server"
 	"github.com/specguard/specguard/sqldb"
 )
@@ -143,7 +146,7 @@ func TestCredentialResponsesCacheable(t *testing.T) {
 			return r
 		}()},
 		{"API key", func() *http.Response {
-			r, _ := in.do(t, "POST", "/api-keys", `{"name":"ci","scopes":["posts:read"]}`, "Authorization", "Bearer "+tok)
+			r, _ := in.do(t, "POST", "/api-keys", keyBody(t, "ci"), "Authorization", "Bearer "+tok)
 			return r
 		}()},
 	} {
@@ -154,8 +157,8 @@ func TestCredentialResponsesCacheable(t *testing.T) {
 			t.Errorf("%s: Cache-Control %q, want no-store", tc.name, got)
 		}
 	}
-	if resp, _ := in.do(t, "GET", "/posts", ""); resp.Header.Get("Cache-Control") == "no-store" {
-		t.Errorf("a public list is marked no-store too: only credentials need it")
+	if resp, _ := in.do(t, "GET", spectest.CredentialOp(t, docTable(t), "jwks").Path, ""); resp.Header.Get("Cache-Control") == "no-store" {
+		t.Errorf("the public keys are marked no-store too: only credentials need it")
 	}
 }
 
@@ -186,12 +189,31 @@ func TestClaimTierSkipped(t *testing.T) {
 
 	fam := write("fam.yaml", strings.Replace(string(api.Spec), userTier,
 		"  - name: user\n    limit: 3\n    window: 1h\n    key: claim:fam\n", 1))
+	// A read that tokens and API keys of the user may call, under the
+	// document's default tiers.
+	var scope string
+	op := spectest.AppOp(t, docTable(t), "a safe operation under the default tiers that tokens and API keys of the user may call", func(op *policy.Operation) bool {
+		keyScopes, key := spectest.ScopesOf(op, policy.SchemeAPIKeyHeader)
+		_, token := spectest.ScopesOf(op, policy.SchemeOAuth2)
+		inherited := len(op.Limits) > 0
+		for _, l := range op.Limits {
+			inherited = inherited && l.Inherited
+		}
+		if !spectest.IsSafe(op.Method) || !key || !token || !inherited || len(keyScopes) != 1 || !slices.Contains(docTable(t).RoleScopes("user"), keyScopes[0]) {
+			return false
+		}
+		scope = keyScopes[0]
+		return true
+	})
 	in := start(t, map[string]string{"SPECGUARD_SPEC_FILE": fam, "SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32"})
 	tok := login(t, in, "user@example.com", "user-password", "X-Forwarded-For", "203.0.113.70")
-	_, key := in.do(t, "POST", "/api-keys", `{"name":"ci","scopes":["posts:read"]}`, "Authorization", "Bearer "+tok, "X-Forwarded-For", "203.0.113.70")
+	_, key := in.do(t, "POST", "/api-keys", fmt.Sprintf(`{"name":"ci","scopes":[%q]}`, scope), "Authorization", "Bearer "+tok, "X-Forwarded-For", "203.0.113.70")
 	get := func(ip string, cred ...string) int {
-		resp, _ := in.do(t, "GET", "/posts", "", append([]string{"X-Forwarded-For", ip}, cred...)...)
-		return resp.StatusCode
+		resp, _ := in.do(t, op.Method, spectest.Path(op, "e2e-none"), "", append([]string{"X-Forwarded-For", ip}, cred...)...)
+		if resp.StatusCode == 429 || resp.StatusCode == 401 || resp.StatusCode == 403 {
+			return resp.StatusCode
+		}
+		return 200 // admitted: what the operation answers is its own
 	}
 	apiKey := []string{"X-API-Key", key["key"].(string)}
 	for i := range 3 {
@@ -210,11 +232,15 @@ func TestClaimTierSkipped(t *testing.T) {
 	}
 }
 
-// A login granted posts:read alone got the role's every scope back at its
+// A login granted one scope alone got the role's every scope back at its
 // first refresh. A refresh yields the scopes granted at login, bounded by
 // the role's current ones (RFC 6749 section 6), on both refresh endpoints.
 func TestRefreshWidensGrant(t *testing.T) {
 	in := start(t, nil)
+	table := docTable(t)
+	sessions := spectest.CredentialOp(t, table, "list-sessions")
+	manage, _ := spectest.ScopesOf(sessions, policy.SchemeOAuth2)
+	scope := spectest.OtherScope(table, "user", manage...)
 	form := func(body string) map[string]any {
 		t.Helper()
 		req, _ := http.NewRequest("POST", in.base+"/auth/token", strings.NewReader(body))
@@ -231,30 +257,37 @@ func TestRefreshWidensGrant(t *testing.T) {
 		}
 		return m
 	}
-	narrow := form("grant_type=password&username=user@example.com&password=user-password&scope=posts:read")
-	if narrow["scope"] != "posts:read" {
-		t.Fatalf("password grant for posts:read gave %v", narrow["scope"])
+	narrow := form("grant_type=password&username=user@example.com&password=user-password&scope=" + scope)
+	if narrow["scope"] != scope {
+		t.Fatalf("password grant for %s gave %v", scope, narrow["scope"])
 	}
 	again := form("grant_type=refresh_token&refresh_token=" + narrow["refresh_token"].(string))
-	if again["scope"] != "posts:read" {
-		t.Errorf("refresh grant widened posts:read to %q", again["scope"])
+	if again["scope"] != scope {
+		t.Errorf("refresh grant widened %s to %q", scope, again["scope"])
 	}
 	resp, m := in.do(t, "POST", "/auth/refresh", `{"refresh_token":"`+again["refresh_token"].(string)+`"}`)
-	if resp.StatusCode != 200 || m["scope"] != "posts:read" {
-		t.Errorf("POST /auth/refresh: %d, scope %q; want posts:read", resp.StatusCode, m["scope"])
+	if resp.StatusCode != 200 || m["scope"] != scope {
+		t.Errorf("POST /auth/refresh: %d, scope %q; want %s", resp.StatusCode, m["scope"], scope)
 	}
-	resp, _ = in.do(t, "POST", "/posts", `{"title":"t","body":"b"}`, "Authorization", "Bearer "+m["access_token"].(string))
+	resp, _ = in.do(t, sessions.Method, sessions.Path, "", "Authorization", "Bearer "+m["access_token"].(string))
 	if resp.StatusCode != 403 {
-		t.Errorf("a refreshed posts:read token wrote a post: %d, want 403", resp.StatusCode)
+		t.Errorf("a refreshed %s token listed the sessions (%v): %d, want 403", scope, manage, resp.StatusCode)
 	}
 }
 
-// A posts:read token could list every session of its account and end them
-// all. Managing the account's logins needs account:manage; the caller's own
-// logout stays open to any token of the session.
+// A token narrowed to another scope could list every session of its
+// account and end them all. Managing the account's logins needs its own
+// scope (account:manage in the example); the caller's own logout stays
+// open to any token of the session.
 func TestNarrowTokenManagesAccount(t *testing.T) {
 	in := start(t, nil)
-	req, _ := http.NewRequest("POST", in.base+"/auth/token", strings.NewReader("grant_type=password&username=user@example.com&password=user-password&scope=posts:read"))
+	table := docTable(t)
+	manage, _ := spectest.ScopesOf(spectest.CredentialOp(t, table, "list-sessions"), policy.SchemeOAuth2)
+	if len(manage) != 1 {
+		t.Fatalf("listing sessions needs %v; this test wants one scope", manage)
+	}
+	scope := spectest.OtherScope(table, "user", manage...)
+	req, _ := http.NewRequest("POST", in.base+"/auth/token", strings.NewReader("grant_type=password&username=user@example.com&password=user-password&scope="+scope))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -264,12 +297,11 @@ func TestNarrowTokenManagesAccount(t *testing.T) {
 	_ = json.NewDecoder(resp.Body).Decode(&narrow)
 	resp.Body.Close()
 	tok := "Bearer " + narrow["access_token"].(string)
-	for _, c := range []struct{ method, path string }{
-		{"POST", "/auth/logout-all"}, {"GET", "/auth/sessions"}, {"DELETE", "/auth/sessions/AAAAAAAAAAAAAAAAAAAAAA"},
-	} {
-		resp, _ := in.do(t, c.method, c.path, "", "Authorization", tok)
-		if resp.StatusCode != 403 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `scope="account:manage"`) {
-			t.Errorf("%s %s with a posts:read token: %d %q, want 403 naming account:manage", c.method, c.path, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	for _, kind := range []string{"logout-all", "list-sessions", "delete-session"} {
+		op := spectest.CredentialOp(t, table, kind)
+		resp, _ := in.do(t, op.Method, spectest.Path(op, "AAAAAAAAAAAAAAAAAAAAAA"), "", "Authorization", tok)
+		if resp.StatusCode != 403 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `scope="`+manage[0]+`"`) {
+			t.Errorf("%s with a %s token: %d %q, want 403 naming %s", spectest.Describe(op), scope, resp.StatusCode, resp.Header.Get("WWW-Authenticate"), manage[0])
 		}
 	}
 	if resp, _ := in.do(t, "POST", "/auth/logout", "", "Authorization", tok); resp.StatusCode != 204 {
@@ -333,18 +365,21 @@ func TestCSRFKeyFollowsSigningKey(t *testing.T) {
 	for _, c := range resp.Cookies() {
 		cookies = append(cookies, c.Name+"="+c.Value)
 	}
+	// A cookie write: ending a session that is not there passes the CSRF
+	// check, then finds nothing (404); a refused CSRF token is a 403.
+	del := spectest.CredentialOp(t, docTable(t), "delete-session")
 	write := func(in *instance) int {
-		resp, _ := in.do(t, "POST", "/posts", `{"title":"t","body":"b"}`, "Cookie", strings.Join(cookies, "; "), "X-CSRF-Token", m["csrf_token"].(string))
+		resp, _ := in.do(t, del.Method, spectest.Path(del, "AAAAAAAAAAAAAAAAAAAAAA"), "", "Cookie", strings.Join(cookies, "; "), "X-CSRF-Token", m["csrf_token"].(string))
 		return resp.StatusCode
 	}
-	if got := write(a); got != 201 {
-		t.Fatalf("cookie write with CSRF: %d", got)
+	if got := write(a); got != 404 {
+		t.Fatalf("cookie write with CSRF: %d, want 404 (past the CSRF check)", got)
 	}
 	a.stop(t)
 	// The operator rotates the signing key.
 	b := start(t, map[string]string{"SPECGUARD_REDIS_URL": redisURL, "SPECGUARD_DATA_DIR": dir, "SPECGUARD_SIGNING_KEY_FILE": keytest.File(t)})
-	if got := write(b); got != 201 {
-		t.Errorf("the same session's write after a signing-key rotation: %d, want 201", got)
+	if got := write(b); got != 404 {
+		t.Errorf("the same session's write after a signing-key rotation: %d, want 404 (past the CSRF check)", got)
 	}
 }
 
@@ -361,7 +396,7 @@ func recordsPerAccount(t *testing.T, in *instance) {
 	from := func() []string { ip++; return []string{"X-Forwarded-For", fmt.Sprintf("203.0.113.%d", ip)} }
 	tok := login(t, in, "user@example.com", "user-password", from()...)
 	for i := range 4 {
-		resp, m := in.do(t, "POST", "/api-keys", `{"name":"k","scopes":["posts:read"]}`, "Authorization", "Bearer "+tok)
+		resp, m := in.do(t, "POST", "/api-keys", keyBody(t, "k"), "Authorization", "Bearer "+tok)
 		want := map[bool]int{true: 201, false: 409}[i < 3]
 		if resp.StatusCode != want {
 			t.Fatalf("API key %d under a cap of 3: %d %v, want %d", i+1, resp.StatusCode, m, want)
@@ -385,7 +420,7 @@ func recordsPerAccount(t *testing.T, in *instance) {
 		t.Fatalf("logout-all: %d", resp.StatusCode)
 	}
 	tok = login(t, in, "user@example.com", "user-password", from()...)
-	if resp, _ := in.do(t, "POST", "/api-keys", `{"name":"k","scopes":["posts:read"]}`, "Authorization", "Bearer "+tok); resp.StatusCode != 201 {
+	if resp, _ := in.do(t, "POST", "/api-keys", keyBody(t, "k"), "Authorization", "Bearer "+tok); resp.StatusCode != 201 {
 		t.Errorf("an API key after logout everywhere: %d, want 201", resp.StatusCode)
 	}
 }
@@ -396,14 +431,14 @@ func recordsPerAccount(t *testing.T, in *instance) {
 func TestRevokedKeysCountWhileHeld(t *testing.T) {
 	onStores(t, map[string]string{"SPECGUARD_MAX_API_KEYS": "1"}, func(t *testing.T, in *instance) {
 		tok := login(t, in, "user@example.com", "user-password")
-		resp, m := in.do(t, "POST", "/api-keys", `{"name":"k","scopes":["posts:read"]}`, "Authorization", "Bearer "+tok)
+		resp, m := in.do(t, "POST", "/api-keys", keyBody(t, "k"), "Authorization", "Bearer "+tok)
 		if resp.StatusCode != 201 {
 			t.Fatalf("the first key: %d %v", resp.StatusCode, m)
 		}
 		if resp, _ := in.do(t, "DELETE", "/api-keys/"+m["id"].(string), "", "Authorization", "Bearer "+tok); resp.StatusCode != 204 {
 			t.Fatalf("revoking it: %d", resp.StatusCode)
 		}
-		resp, m = in.do(t, "POST", "/api-keys", `{"name":"k2","scopes":["posts:read"]}`, "Authorization", "Bearer "+tok)
+		resp, m = in.do(t, "POST", "/api-keys", keyBody(t, "k2"), "Authorization", "Bearer "+tok)
 		if detail, _ := m["detail"].(string); resp.StatusCode != 409 || !strings.Contains(detail, "revoked in the last minute still counts") {
 			t.Errorf("a key right after revoking the only one: %d %v, want 409 saying why", resp.StatusCode, m)
 		}
@@ -528,7 +563,7 @@ func TestAPIKeyPrefixUntrue(t *testing.T) {
 	in := start(t, nil)
 	tok := login(t, in, "user@example.com", "user-password")
 	_, me := in.do(t, "GET", "/me", "", "Authorization", "Bearer "+tok)
-	resp, k := in.do(t, "POST", "/api-keys", `{"name":"ci","scopes":["posts:read"]}`, "Authorization", "Bearer "+tok)
+	resp, k := in.do(t, "POST", "/api-keys", keyBody(t, "ci"), "Authorization", "Bearer "+tok)
 	if resp.StatusCode != 201 {
 		t.Fatalf("create key: %d %v", resp.StatusCode, k)
 	}

@@ -112,3 +112,7 @@ func (a *App) DeletePost(ctx context.Context, req gen.DeletePostRequestObject) (
 	}
 	return gen.DeletePost204Response{}, nil
 }
+
+func postView(p *Post) gen.Post {
+	return gen.Post{Id: p.ID, AuthorId: p.AuthorID, Title: p.Title, Body: p.Body, Status: gen.PostStatus(p.Status), CreatedAt: p.Created, UpdatedAt: p.Updated}
+}

@@ -7,7 +7,7 @@ import (
 	"github.com/specguard/specguard/problem"
 )
 
-// Responses of the example app: problems, views of its records, cookies.
+// Responses of the example app: its problems.
 
 // problems writes the problems of the app and its guard: one type-URI
 // prefix for all (problem.DefaultPrefix).
@@ -36,8 +36,4 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
-}
-
-func postView(p *Post) gen.Post {
-	return gen.Post{Id: p.ID, AuthorId: p.AuthorID, Title: p.Title, Body: p.Body, Status: gen.PostStatus(p.Status), CreatedAt: p.Created, UpdatedAt: p.Updated}
 }

@@ -21,8 +21,8 @@ func TestOneRedisRoundTripPerBearerRequest(t *testing.T) {
 	in := start(t, map[string]string{"SPECGUARD_REDIS_URL": srv.URL, "SPECGUARD_SIGNING_KEY_FILE": keytest.File(t)})
 	tok := login(t, in, "user@example.com", "user-password")
 	// The first request caches the token's verification and the account.
-	if resp, _ := in.do(t, "GET", "/posts", "", "Authorization", "Bearer "+tok); resp.StatusCode != 200 {
-		t.Fatalf("GET /posts: %d", resp.StatusCode)
+	if resp, _ := in.do(t, "GET", "/me", "", "Authorization", "Bearer "+tok); resp.StatusCode != 200 {
+		t.Fatalf("GET /me: %d", resp.StatusCode)
 	}
 
 	// MONITOR on a raw connection: each command any client sends is one
@@ -56,8 +56,8 @@ func TestOneRedisRoundTripPerBearerRequest(t *testing.T) {
 
 	const n = 20
 	for range n {
-		if resp, _ := in.do(t, "GET", "/posts", "", "Authorization", "Bearer "+tok); resp.StatusCode != 200 {
-			t.Fatalf("GET /posts: %d", resp.StatusCode)
+		if resp, _ := in.do(t, "GET", "/me", "", "Authorization", "Bearer "+tok); resp.StatusCode != 200 {
+			t.Fatalf("GET /me: %d", resp.StatusCode)
 		}
 	}
 	time.Sleep(200 * time.Millisecond)

@@ -20,13 +20,14 @@ import (
 	yaml "gopkg.in/yaml.v3"
 
 	"github.com/specguard/specguard/api"
+	"github.com/specguard/specguard/credentials/sqlstore"
 	"github.com/specguard/specguard/internal/keytest"
 	"github.com/specguard/specguard/internal/pgtest"
 	"github.com/specguard/specguard/internal/redistest"
+	"github.com/specguard/specguard/internal/spectest"
 	"github.com/specguard/specguard/internal/testenv"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/server"
-	"github.com/specguard/specguard/server/db"
 	"github.com/specguard/specguard/sqldb"
 )
 
@@ -187,19 +188,20 @@ func journey(t *testing.T, in *instance) {
 		t.Fatalf("/admin/users as user: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 	// Validation after the guard: 400 naming the field.
-	resp, m = in.do(t, "POST", "/posts", `{"title":"","body":"x"}`, "Authorization", "Bearer "+tok)
-	if resp.StatusCode != 400 || !strings.Contains(fmt.Sprint(m["errors"]), "body.title") {
-		t.Fatalf("invalid post: %d %v", resp.StatusCode, m)
+	register := spectest.CredentialOp(t, docTable(t), "register")
+	resp, m = in.do(t, register.Method, register.Path, `{"email":"serve@example.com"}`)
+	if resp.StatusCode != 400 || !strings.Contains(fmt.Sprint(m["errors"]), "body.password") {
+		t.Fatalf("invalid registration: %d %v", resp.StatusCode, m)
 	}
-	resp, m = in.do(t, "POST", "/posts", `{"title":"hello","body":"world"}`, "Authorization", "Bearer "+tok)
+	resp, m = in.do(t, register.Method, register.Path, `{"email":"serve@example.com","password":"correct horse battery"}`)
 	if resp.StatusCode != 201 || resp.Header.Get("RateLimit-Policy") == "" {
-		t.Fatalf("create post: %d %v %v", resp.StatusCode, m, resp.Header)
+		t.Fatalf("register: %d %v %v", resp.StatusCode, m, resp.Header)
 	}
 	// Unknown path and wrong method.
 	if resp, _ := in.do(t, "GET", "/nope", ""); resp.StatusCode != 404 {
 		t.Errorf("unknown path: %d", resp.StatusCode)
 	}
-	if resp, _ := in.do(t, "PUT", "/posts", ""); resp.StatusCode != 405 {
+	if resp, _ := in.do(t, "PUT", "/me", ""); resp.StatusCode != 405 {
 		t.Errorf("wrong method: %d", resp.StatusCode)
 	}
 }
@@ -504,7 +506,8 @@ func (in *instance) stop(t *testing.T) {
 }
 
 // `make run` keeps its data across restarts with nothing else installed:
-// accounts, posts and API keys live in the SQLite file in the data dir.
+// accounts and API keys (and the app's records: posts_test.go) live in
+// the SQLite file in the data dir.
 func TestDataSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	a := start(t, map[string]string{"SPECGUARD_DATA_DIR": dir})
@@ -512,11 +515,7 @@ func TestDataSurvivesRestart(t *testing.T) {
 		t.Fatalf("register: %d %v", resp.StatusCode, m)
 	}
 	tok := login(t, a, "keep@example.com", "correct horse battery")
-	resp, post := a.do(t, "POST", "/posts", `{"title":"kept","body":"across restarts","status":"draft"}`, "Authorization", "Bearer "+tok)
-	if resp.StatusCode != 201 {
-		t.Fatalf("create post: %d %v", resp.StatusCode, post)
-	}
-	resp, key := a.do(t, "POST", "/api-keys", `{"name":"ci","scopes":["posts:read"]}`, "Authorization", "Bearer "+tok)
+	resp, key := a.do(t, "POST", "/api-keys", keyBody(t, "ci"), "Authorization", "Bearer "+tok)
 	if resp.StatusCode != 201 {
 		t.Fatalf("create key: %d %v", resp.StatusCode, key)
 	}
@@ -527,12 +526,12 @@ func TestDataSurvivesRestart(t *testing.T) {
 		t.Fatalf("no database in the data dir: %v", err)
 	}
 	tok = login(t, b, "keep@example.com", "correct horse battery")
-	resp, m := b.do(t, "GET", "/posts/"+post["id"].(string), "", "Authorization", "Bearer "+tok)
-	if resp.StatusCode != 200 || m["title"] != "kept" {
-		t.Fatalf("the draft after a restart: %d %v", resp.StatusCode, m)
+	resp, m := b.do(t, "GET", "/me", "", "Authorization", "Bearer "+tok)
+	if resp.StatusCode != 200 || m["email"] != "keep@example.com" {
+		t.Fatalf("the account after a restart: %d %v", resp.StatusCode, m)
 	}
-	resp, m = b.do(t, "GET", "/posts/"+post["id"].(string), "", "X-API-Key", key["key"].(string))
-	if resp.StatusCode != 200 || m["title"] != "kept" {
+	resp, m = b.do(t, "GET", "/me", "", "X-API-Key", key["key"].(string))
+	if resp.StatusCode != 200 || m["email"] != "keep@example.com" {
 		t.Fatalf("the API key after a restart: %d %v", resp.StatusCode, m)
 	}
 	resp, m = b.do(t, "POST", "/auth/register", `{"email":"keep@example.com","password":"correct horse battery"}`)
@@ -551,7 +550,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, known, err := d.Versions(context.Background(), db.Migrations)
+	_, known, err := d.Versions(context.Background(), sqlstore.Migrations)
 	d.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -560,7 +559,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := raw.Exec(fmt.Sprintf("INSERT INTO goose_db_version (version_id, is_applied) VALUES (%d, 1)", known+5)); err != nil {
+	if _, err := raw.Exec(fmt.Sprintf("INSERT INTO "+sqlstore.Migrations.Table+" (version_id, is_applied) VALUES (%d, 1)", known+5)); err != nil {
 		t.Fatal(err)
 	}
 	raw.Close()

@@ -30,8 +30,8 @@ const (
 	ClientSecret   = "app-secret"
 	IntrospectID   = "specguard"
 	IntrospectKey  = "specguard-secret"
-	Scopes         = "posts:read posts:write" // what the provider grants
-	Tenant         = "acme"                   // the tenant claim of every token
+	Scopes         = "reports:read reports:write" // what the provider grants
+	Tenant         = "acme"                       // the tenant claim of every token
 )
 
 // Provider is one running provider process.

@@ -5,10 +5,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 
-	"github.com/specguard/specguard/api"
+	"github.com/specguard/specguard/credentials"
 	"github.com/specguard/specguard/internal/spectest"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/service/docs"
@@ -35,7 +36,7 @@ func get(h http.Handler, method, path string) (*http.Response, string) {
 }
 
 func TestDocsRoutes(t *testing.T) {
-	h := handler(t, api.Spec)
+	h := handler(t, testSpec)
 	for _, tc := range []struct {
 		path, contentType string
 		status            int
@@ -84,18 +85,30 @@ func TestDocsRoutes(t *testing.T) {
 	}
 }
 
+// testSpec is the credential operations' document plus one operation that
+// admits anonymous callers.
+var testSpec = []byte(strings.Replace(string(credentials.Fragment), "\npaths:\n", `
+paths:
+  /things:
+    get:
+      operationId: listThings
+      security: [{bearerAuth: []}, {}]
+      responses: {'200': {description: ok}}
+`, 1))
+
 // The policy page colours each operation by its access and lists every
 // tier; it escapes what the spec says.
 func TestPolicyPage(t *testing.T) {
-	_, body := get(handler(t, api.Spec), "GET", "/docs/policy")
-	table, err := policy.Compile("api/openapi.yaml", api.Spec)
+	_, body := get(handler(t, testSpec), "GET", "/docs/policy")
+	table, err := policy.Compile("api/openapi.yaml", testSpec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	loginTier := table.Operation("login").Limits[0] // whatever the spec says it is
 	for _, want := range []string{
-		`<tr class="optional" id="op-listPosts">`,
-		`<tr class="protected" id="op-createPost">`,
+		`<tr class="optional" id="op-listThings">`,
+		`<tr class="protected" id="op-getMe">`,
+		`<tr class="public" id="op-getJWKS">`,
 		`<li>` + html.EscapeString(loginTier.String()) + `</li>`,
 		`<li>apiKeyAuth[users:admin] &#43; cookieAuth</li>`,
 		`<li>token must be fresh (minted from a password)</li>`,
@@ -105,11 +118,11 @@ func TestPolicyPage(t *testing.T) {
 			t.Errorf("policy page lacks %s", want)
 		}
 	}
-	if got, want := strings.Count(body, `<tr class="`), len(spectest.Operations(t, api.Spec)); got != want {
+	if got, want := strings.Count(body, `<tr class="`), len(spectest.Operations(t, testSpec)); got != want {
 		t.Errorf("%d operation rows, want %d (every operation of the document)", got, want)
 	}
 
-	hostile := strings.Replace(string(api.Spec), "title: specguard example blog", "title: <script>alert(1)</script>", 1)
+	hostile := regexp.MustCompile(`(?m)^  title: .*$`).ReplaceAllString(string(testSpec), "  title: <script>alert(1)</script>")
 	_, body = get(handler(t, []byte(hostile)), "GET", "/docs/policy")
 	if strings.Contains(body, "<script>alert(1)") || !strings.Contains(body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
 		t.Error("the spec's title is not escaped")

@@ -36,7 +36,7 @@ const provider = new Provider(issuer, {
     { client_id: 'specguard', client_secret: 'specguard-secret', grant_types: [], redirect_uris: [], response_types: [] },
   ],
   jwks: { keys },
-  scopes: ['posts:read', 'posts:write'],
+  scopes: ['reports:read', 'reports:write'],
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
@@ -49,7 +49,7 @@ const provider = new Provider(issuer, {
       getResourceServerInfo: (ctx, resource) => {
         const format = resources[resource];
         if (!format) throw new errors.InvalidTarget();
-        return { scope: 'posts:read posts:write', audience: resource, accessTokenFormat: format, accessTokenTTL: 600, jwt: { sign: { alg: 'RS256' } } };
+        return { scope: 'reports:read reports:write', audience: resource, accessTokenFormat: format, accessTokenTTL: 600, jwt: { sign: { alg: 'RS256' } } };
       },
     },
   },

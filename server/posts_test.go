@@ -1,5 +1,9 @@
 package server_test
 
+// The example's own tests: the blog's posts. Delete this file with the
+// domain; the other tests of this package test the product through the
+// example app.
+
 import (
 	"context"
 	"io"
@@ -84,3 +88,45 @@ func (w *discardWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 func (w *discardWriter) WriteHeader(code int) { w.code = code }
+
+// The app's records survive a restart of `make run` as accounts do: a
+// draft, read by its author's token and API key.
+func TestPostsSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	a := start(t, map[string]string{"SPECGUARD_DATA_DIR": dir})
+	tok := login(t, a, "user@example.com", "user-password")
+	resp, post := a.do(t, "POST", "/posts", `{"title":"kept","body":"across restarts","status":"draft"}`, "Authorization", "Bearer "+tok)
+	if resp.StatusCode != 201 {
+		t.Fatalf("create post: %d %v", resp.StatusCode, post)
+	}
+	resp, key := a.do(t, "POST", "/api-keys", `{"name":"ci","scopes":["posts:read"]}`, "Authorization", "Bearer "+tok)
+	if resp.StatusCode != 201 {
+		t.Fatalf("create key: %d %v", resp.StatusCode, key)
+	}
+	a.stop(t)
+
+	b := start(t, map[string]string{"SPECGUARD_DATA_DIR": dir})
+	tok = login(t, b, "user@example.com", "user-password")
+	resp, m := b.do(t, "GET", "/posts/"+post["id"].(string), "", "Authorization", "Bearer "+tok)
+	if resp.StatusCode != 200 || m["title"] != "kept" {
+		t.Fatalf("the draft after a restart: %d %v", resp.StatusCode, m)
+	}
+	resp, m = b.do(t, "GET", "/posts/"+post["id"].(string), "", "X-API-Key", key["key"].(string))
+	if resp.StatusCode != 200 || m["title"] != "kept" {
+		t.Fatalf("the draft by API key after a restart: %d %v", resp.StatusCode, m)
+	}
+}
+
+// The posts' operations in the document: anyone may list and read, a
+// writer writes, and every write counts into one bucket.
+func TestPostsInTheDocument(t *testing.T) {
+	table := docTable(t)
+	if p := table.Operation("listPosts").Security; !p.Anonymous {
+		t.Error("listPosts admits anonymous callers")
+	}
+	for _, id := range []string{"createPost", "updatePost", "deletePost"} {
+		if op := table.Operation(id); op.Limits[len(op.Limits)-1].Bucket != "shared:post-writes" {
+			t.Errorf("%s does not count into post-writes: %+v", id, op.Limits)
+		}
+	}
+}

@@ -1,0 +1,65 @@
+package server_test
+
+// Product tests find what they need in the document by kind (see
+// internal/spectest); the blog's own tests are posts_test.go.
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/specguard/specguard/api"
+	"github.com/specguard/specguard/internal/spectest"
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/server"
+)
+
+func docTable(t testing.TB) *policy.Table {
+	t.Helper()
+	return spectest.Table(t, server.SpecSource, api.Spec)
+}
+
+// userScope is a scope the user role grants: what an API key of the
+// demo user holds.
+func userScope(t testing.TB) string {
+	t.Helper()
+	scopes := docTable(t).RoleScopes("user")
+	if len(scopes) == 0 {
+		t.Fatal("the user role grants no scope")
+	}
+	return scopes[0]
+}
+
+// keyBody is the body that makes an API key named name holding userScope.
+func keyBody(t testing.TB, name string) string {
+	t.Helper()
+	return fmt.Sprintf(`{"name":%q,"scopes":[%q]}`, name, userScope(t))
+}
+
+// The example document compiles, and its credential operations say what
+// the README says they do.
+func TestCompileExampleSpec(t *testing.T) {
+	table := docTable(t)
+	if got, want := len(table.Operations()), len(spectest.Operations(t, api.Spec)); got != want {
+		t.Errorf("%d operations, want %d (every operation of the document)", got, want)
+	}
+	login := table.Operation("login")
+	if !login.Security.Public || len(login.Limits) != 1 || login.Limits[0].Limit != 5 || login.Limits[0].Window != 15*time.Minute || login.Limits[0].Key != policy.KeyIP {
+		t.Errorf("login: 5 per 15 minutes per IP, public: %+v %+v", login.Security, login.Limits)
+	}
+	if j := table.Operation("getJWKS"); !j.Security.Public || !j.Unlimited {
+		t.Errorf("getJWKS: public and unlimited: %+v", j)
+	}
+	if !table.Operation("createApiKey").RequireFresh {
+		t.Error("createApiKey requires a fresh token")
+	}
+	d := table.Operation("disableUser").Security.Alternatives
+	if len(d) != 2 || len(d[1]) != 2 || d[1][0].Scheme.Name != "apiKeyAuth" || d[1][1].Scheme.Name != "cookieAuth" {
+		t.Errorf("disableUser: oauth2 OR (apiKeyAuth AND cookieAuth): %+v", d)
+	}
+	for _, role := range []string{"user", "moderator", "admin"} {
+		if len(table.RoleScopes(role)) == 0 {
+			t.Errorf("role %s grants nothing", role)
+		}
+	}
+}
