@@ -77,8 +77,10 @@ const realm = "specguard"
 // HandlerErrors are the error handlers of an oapi-codegen strict server:
 // a request body that cannot be decoded is a 400 problem, a handler error
 // wrapping security.ErrUnavailable (a database or store that did not
-// answer) a 503 that may be retried, a *sqldb.ConstraintError a 409, any
-// other a 500; each through the App's problem writer, logged.
+// answer) a 503 that may be retried, sqldb.ErrExists (a unique key taken)
+// a 409, a *sqldb.ConstraintError a 409 (a foreign key) or a 422 (a check,
+// a NOT NULL), any other a 500; each through the App's problem writer,
+// logged.
 type HandlerErrors struct {
 	Request  func(w http.ResponseWriter, r *http.Request, err error)
 	Response func(w http.ResponseWriter, r *http.Request, err error)

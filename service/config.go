@@ -118,7 +118,7 @@ func dur(dst func(*Config) *time.Duration) func(*Config, string) error {
 var settings = []setting{
 	{"addr", "listen address", "127.0.0.1:8080", str(func(c *Config) *string { return &c.Addr })},
 	{"redis-url", "Redis URL (redis://, rediss://, or redis+cluster://host:port,host:port); empty = in-memory", "", str(func(c *Config) *string { return &c.RedisURL })},
-	{"database-url", "where accounts, posts and API keys live: sqlite:PATH, postgres://... or postgresql://...; empty = sqlite in the data dir", "", str(func(c *Config) *string { return &c.DatabaseURL })},
+	{"database-url", "where accounts, API keys and the app's records live: sqlite:PATH, postgres://... or postgresql://...; empty = sqlite in the data dir", "", str(func(c *Config) *string { return &c.DatabaseURL })},
 	{"database-pool-size", "most connections to PostgreSQL (and SQLite readers)", "10", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 1000 {

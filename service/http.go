@@ -113,11 +113,20 @@ func respondError(p problem.Writer, log *slog.Logger, w http.ResponseWriter, r *
 		// retried, and nothing was half done.
 		log.Warn("a store is unavailable; answering 503", "operation", opID(r), "err", err)
 		p.Unavailable(w, "A store is unavailable; try again shortly.")
+	case errors.Is(err, sqldb.ErrExists):
+		// The database is fine; the record is there already.
+		log.Info("a write found its record taken; answering 409", "operation", opID(r), "err", err)
+		p.Write(w, &problem.Problem{Type: "conflict", Title: "Conflict", Status: http.StatusConflict, Detail: "The record exists already."})
 	case errors.As(err, &ce):
-		// The database is fine; the write contradicts what it holds (a
-		// record it names is gone, or records still name it).
-		log.Info("a write broke a constraint; answering 409", "operation", opID(r), "err", err)
-		p.Write(w, &problem.Problem{Type: "conflict", Title: "Conflict", Status: http.StatusConflict, Detail: constraintDetail(ce)})
+		// The database is fine; the write contradicts what it holds: a
+		// record it names is gone, or records still name it (409), or a
+		// value the records cannot take (422).
+		status, title := http.StatusConflict, "Conflict"
+		if ce.Kind == "check" || ce.Kind == "not null" {
+			status, title = http.StatusUnprocessableEntity, "Unprocessable content"
+		}
+		log.Info("a write broke a constraint", "operation", opID(r), "status", status, "err", err)
+		p.Write(w, &problem.Problem{Type: "constraint", Title: title, Status: status, Detail: constraintDetail(ce)})
 	default:
 		log.Error("handler failed", "operation", opID(r), "err", err)
 		p.Internal(w)
