@@ -64,10 +64,16 @@ check-generated:
 			diff -u $$f $$tmp/$$(basename $$f) | head -40; exit 1; }; done; \
 	echo "generated code is current"
 
+# The load harness's peer stacks (e2e/bench/peers, a module of its own)
+# serve the example blog's posts with its own handlers: once the example's
+# domain is replaced (server/posts.go gone) there is nothing for them to
+# serve, and the targets below say so instead of failing to compile them.
+PEERS_SKIPPED := e2e/bench/peers skipped: it serves the example blog's posts, and server/posts.go is gone
+
 # Every module the build and the tests need, downloaded before anything
 # runs (quietly: go prints each download otherwise).
 deps: oidc-deps
-	@$(GO) mod download && cd e2e/bench/peers && $(GO) mod download
+	@$(GO) mod download && if [ -f server/posts.go ]; then cd e2e/bench/peers && $(GO) mod download; fi
 
 # The OpenID provider the identity tests run against (npm oidc-provider,
 # pinned by internal/oidctest/provider/package-lock.json).
@@ -79,7 +85,8 @@ $(OIDC_DIR)/node_modules/.package-lock.json: $(OIDC_DIR)/package-lock.json
 
 check-tidy:
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy'"; exit 1; }
-	@cd e2e/bench/peers && $(GO) mod tidy -diff || { echo "e2e/bench/peers is not tidy: run 'go mod tidy' there"; exit 1; }
+	@if [ -f server/posts.go ]; then cd e2e/bench/peers && $(GO) mod tidy -diff || { echo "e2e/bench/peers is not tidy: run 'go mod tidy' there"; exit 1; }; \
+	else echo "$(PEERS_SKIPPED)"; fi
 	@echo "go.mod is tidy"
 
 check-fmt:
@@ -89,7 +96,8 @@ check-fmt:
 
 vet:
 	$(GO) vet ./...
-	cd e2e/bench/peers && $(GO) vet ./...
+	@if [ -f server/posts.go ]; then echo "cd e2e/bench/peers && $(GO) vet ./..."; cd e2e/bench/peers && $(GO) vet ./...; \
+	else echo "$(PEERS_SKIPPED)"; fi
 
 # Fuzz targets, as package:target. `go test -fuzz` takes one package and one
 # target per run, so they run one after another, each for FUZZTIME. A crasher

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The harness loads the example blog's posts: on a document without them
+// (the example's domain replaced) it says so before building or starting
+// anything, and on one with them it writes the load's document.
+func TestBenchSpecSaysWhatItNeeds(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "bench.yaml")
+	blog := filepath.Join(dir, "blog.yaml")
+	if err := os.WriteFile(blog, []byte(`openapi: 3.0.3
+info: {title: blog, version: '1'}
+x-rate-limit: {name: d, limit: 1, window: 1m, key: ip}
+paths:
+  /posts:
+    post:
+      operationId: createPost
+      x-rate-limit: &writes {name: w, limit: 1, window: 1m, key: ip}
+      responses: {'201': {description: ok}}
+  /posts/{id}:
+    get:
+      operationId: getPost
+      security: [{}]
+      responses: {'200': {description: ok}}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeBenchSpec(blog, out, 1000, "1m"); err != nil {
+		t.Fatalf("a document with the posts: %v", err)
+	}
+	if data, _ := os.ReadFile(out); !strings.Contains(string(data), "limit: 1000") {
+		t.Errorf("the load's document:\n%s", data)
+	}
+	notes := filepath.Join(dir, "notes.yaml")
+	if err := os.WriteFile(notes, []byte("openapi: 3.0.3\ninfo: {title: notes, version: '1'}\nx-rate-limit: {name: d, limit: 1, window: 1m, key: ip}\npaths:\n  /notes:\n    get:\n      operationId: listNotes\n      responses: {'200': {description: ok}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := writeBenchSpec(notes, out, 1000, "1m")
+	if err == nil || !strings.HasPrefix(err.Error(), needsTheBlog+": ") {
+		t.Fatalf("a document without the posts: %v, want it to say what the harness needs", err)
+	}
+}
