@@ -3,7 +3,7 @@
 GO      ?= go
 CODEGEN := $(GO) run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen
 
-.PHONY: run build lint conform generate template-gen deps oidc-deps bench-github check-generated check-tidy check-fmt vet test e2e fuzz fuzz-smoke bench bench-smoke docs-assets clean
+.PHONY: run build lint conform generate template-gen check staticcheck deps oidc-deps bench-github check-generated check-tidy check-fmt vet test e2e fuzz fuzz-smoke bench bench-smoke docs-assets clean
 
 # Built, then run as itself (not under go run, which exits 1 when the server
 # stops on Ctrl-C), so that Ctrl-C ends it quietly after a graceful shutdown.
@@ -83,6 +83,16 @@ $(OIDC_DIR)/node_modules/.package-lock.json: $(OIDC_DIR)/package-lock.json
 	@cd $(OIDC_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
 	@echo "oidc-provider installed ($(OIDC_DIR))"
 
+# The fast tier: formatting, vet, staticcheck, the generated code and
+# go.mod, in seconds once the build cache is warm; no test runs. Then
+# `go test -short ./...` (no redis-server, PostgreSQL, Node.js, Chromium or
+# wrk needed; under a minute), then make test (everything, as CI runs it).
+STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+check: check-fmt vet staticcheck check-generated check-tidy
+
+staticcheck:
+	$(STATICCHECK) ./...
+
 check-tidy:
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy'"; exit 1; }
 	@if [ -f server/posts.go ]; then cd e2e/bench/peers && $(GO) mod tidy -diff || { echo "e2e/bench/peers is not tidy: run 'go mod tidy' there"; exit 1; }; \
@@ -136,7 +146,7 @@ fuzz-smoke:
 # Every test, with the race detector. Redis-backed tests start their own
 # redis-server on a free port (or use SPECGUARD_TEST_REDIS_URL); under
 # CI=true a missing Redis is a failure.
-test: deps check-generated check-tidy check-fmt vet fuzz-smoke
+test: deps check fuzz-smoke
 	$(GO) test -race -count=1 ./...
 
 # Refresh the Swagger UI assets /docs embeds from the npm package pinned in

@@ -7,6 +7,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -37,6 +38,13 @@ import (
 var binary, toolkit string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		// The tier that needs no outside tool: this suite builds the real
+		// binaries and drives them (with Redis, PostgreSQL, Node.js).
+		fmt.Println("e2e: skipped under -short: it builds and drives the real binaries (make test runs it)")
+		os.Exit(0)
+	}
 	dir, err := os.MkdirTemp("", "specguard-e2e")
 	if err != nil {
 		panic(err)

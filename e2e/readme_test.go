@@ -90,9 +90,7 @@ func copyProject(t *testing.T, dir string) {
 	t.Helper()
 	var files []string
 	if out, err := exec.Command("git", "-C", "..", "ls-files", "-z", "--cached", "--others", "--exclude-standard").Output(); err == nil && len(out) > 0 {
-		for _, f := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
-			files = append(files, f)
-		}
+		files = append(files, strings.Split(strings.TrimRight(string(out), "\x00"), "\x00")...)
 	} else {
 		_ = filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
 			if err != nil {

@@ -32,13 +32,6 @@ func appendLimit(b []byte, name string, remaining, t int64) []byte {
 	return strconv.AppendInt(b, t, 10)
 }
 
-// The header names in canonical form, for direct map assignment: Header.Set
-// would canonicalise "RateLimit" on every call.
-const (
-	headerPolicy = "Ratelimit-Policy"
-	headerLimit  = "Ratelimit"
-)
-
 // policyCache holds an operation's RateLimit-Policy values, one per set of
 // tiers that applied (a bit mask over op.Limits), built on first use. The
 // values are shared by every response: never modify them.

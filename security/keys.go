@@ -213,8 +213,12 @@ func publicJWK(pub any) map[string]any {
 	case ed25519.PublicKey:
 		return map[string]any{"kty": "OKP", "crv": "Ed25519", "x": b64(p)}
 	case *ecdsa.PublicKey:
-		buf := make([]byte, 32)
-		return map[string]any{"kty": "EC", "crv": "P-256", "x": b64(p.X.FillBytes(buf)), "y": b64(p.Y.FillBytes(make([]byte, 32)))}
+		// The uncompressed point: 0x04, then X and Y of 32 bytes each.
+		point, err := p.Bytes()
+		if err != nil || len(point) != 65 {
+			return nil
+		}
+		return map[string]any{"kty": "EC", "crv": "P-256", "x": b64(point[1:33]), "y": b64(point[33:])}
 	case *rsa.PublicKey:
 		return map[string]any{"kty": "RSA", "n": b64(p.N.Bytes()), "e": b64(big.NewInt(int64(p.E)).Bytes())}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/specguard/specguard/internal/spectest"
+	"github.com/specguard/specguard/internal/testenv"
 	"github.com/specguard/specguard/policy"
 )
 
@@ -21,6 +22,7 @@ import (
 // skipped, except under CI=true, where that is a failure.
 func browser(t *testing.T) (context.Context, *pageLog) {
 	t.Helper()
+	testenv.Outside(t, "Chromium")
 	exec := os.Getenv("SPECGUARD_TEST_CHROMIUM")
 	if exec == "" {
 		exec = "/usr/bin/chromium"

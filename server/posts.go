@@ -5,6 +5,7 @@ package server
 import (
 	"context"
 	"errors"
+	"net/http"
 
 	"github.com/specguard/specguard/api/gen"
 	"github.com/specguard/specguard/security"
@@ -115,4 +116,8 @@ func (a *App) DeletePost(ctx context.Context, req gen.DeletePostRequestObject) (
 
 func postView(p *Post) gen.Post {
 	return gen.Post{Id: p.ID, AuthorId: p.AuthorID, Title: p.Title, Body: p.Body, Status: gen.PostStatus(p.Status), CreatedAt: p.Created, UpdatedAt: p.Updated}
+}
+
+func forbidden(detail string) gen.ForbiddenApplicationProblemPlusJSONResponse {
+	return gen.ForbiddenApplicationProblemPlusJSONResponse{Body: newProblem(http.StatusForbidden, "forbidden", "Forbidden", detail)}
 }

@@ -22,18 +22,3 @@ func newProblem(status int, slug, title, detail string) gen.Problem {
 func notFound(what string) gen.NotFoundApplicationProblemPlusJSONResponse {
 	return gen.NotFoundApplicationProblemPlusJSONResponse(newProblem(http.StatusNotFound, "not-found", "Not found", "No such "+what+"."))
 }
-
-func forbidden(detail string) gen.ForbiddenApplicationProblemPlusJSONResponse {
-	return gen.ForbiddenApplicationProblemPlusJSONResponse{Body: newProblem(http.StatusForbidden, "forbidden", "Forbidden", detail)}
-}
-
-func badRequest(detail string) gen.BadRequestApplicationProblemPlusJSONResponse {
-	return gen.BadRequestApplicationProblemPlusJSONResponse(newProblem(http.StatusBadRequest, "invalid-request", "Invalid request", detail))
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
-}

@@ -55,6 +55,7 @@ func dir() string {
 // serves its discovery document; it is stopped when the test ends.
 func Start(t testing.TB) *Provider {
 	t.Helper()
+	testenv.Outside(t, "Node.js and oidc-provider")
 	if _, err := exec.LookPath("node"); err != nil {
 		testenv.Unavailable(t, "Node.js", "node is not on PATH", "install nodejs")
 	}

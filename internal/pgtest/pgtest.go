@@ -44,6 +44,7 @@ var counter atomic.Int64
 // URL. The database is dropped when the test ends.
 func New(t testing.TB) string {
 	t.Helper()
+	testenv.Outside(t, "PostgreSQL")
 	admin := os.Getenv("SPECGUARD_TEST_POSTGRES_URL")
 	if admin == "" {
 		admin = DefaultURL
@@ -121,6 +122,7 @@ func binDir() (string, error) {
 // crash would stop it) when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	testenv.Outside(t, "a PostgreSQL server of its own")
 	bin, err := binDir()
 	if err != nil {
 		unavailable(t, err.Error())

@@ -48,6 +48,7 @@ var counter atomic.Int64
 // Start returns a Redis for this test.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	testenv.Outside(t, "Redis")
 	prefix := fmt.Sprintf("t%d-%d:", os.Getpid(), counter.Add(1))
 	if url := os.Getenv("SPECGUARD_TEST_REDIS_URL"); url != "" {
 		opt, err := redis.ParseURL(url)
@@ -165,6 +166,7 @@ func freeClusterPort(t testing.TB) int {
 // test ends. SPECGUARD_TEST_REDIS_URL is not used: a cluster needs its own.
 func StartCluster(t testing.TB) *Cluster {
 	t.Helper()
+	testenv.Outside(t, "a Redis Cluster")
 	for _, bin := range []string{"redis-server", "redis-cli"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			unavailable(t, bin+" is not on PATH")

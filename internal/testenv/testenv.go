@@ -31,6 +31,16 @@ func Unavailable(t testing.TB, component, why, hint string) {
 	t.Skipf("no %s: %s (%s)", component, why, hint)
 }
 
+// Outside skips a test that needs an outside component (redis-server,
+// PostgreSQL, Node.js, Chromium, the real binaries) under go test -short:
+// the tier that needs none of them. make test runs it.
+func Outside(t testing.TB, component string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("-short: needs %s (make test runs it)", component)
+	}
+}
+
 // DemoUsers is a users file (SPECGUARD_USERS_FILE) holding the example
 // app's demo accounts, which specguard seeds by itself only in the
 // development setup (SQLite without Redis): tests of fleet setups give it
