@@ -53,7 +53,7 @@ func BenchmarkGuard(b *testing.B) {
 		b.Fatal(err)
 	}
 	// newGuard returns a guard whose tokens are minted for alice, with
-	// account state when accounts is true (as specguard serve wires it:
+	// account state when accounts is true (as package service wires it:
 	// every token also holds for its account's current state, a cached
 	// copy asserted in the store), and a token.
 	newGuard := func(accounts bool, opts ...guard.Option) (*guard.Guard, string) {

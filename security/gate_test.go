@@ -60,7 +60,7 @@ type gateEnv struct {
 }
 
 // newGateEnv is a guard whose token store and rate limits share one Redis
-// client, as specguard serve wires them.
+// client, as package service wires them.
 func newGateEnv(t *testing.T) *gateEnv {
 	t.Helper()
 	srv := redistest.Start(t)

@@ -1,7 +1,5 @@
-// Package speccli holds the commands that work on an OpenAPI document
-// alone (lint, routes): specguard has them, and so has speclint, which
-// imports nothing of the example app and so runs while its handlers are
-// not written yet.
+// Package speccli holds the commands of specguard that work on an OpenAPI
+// document alone (lint, routes), apart from its command line.
 package speccli
 
 import (
@@ -16,7 +14,7 @@ var ErrReported = errors.New("failed")
 
 // Program is the command the subcommands run in.
 type Program struct {
-	Name string // "specguard", "speclint"
+	Name string // "specguard"
 	// Default says which document is read when no file is given.
 	Default string
 	// Read returns the document named by args (one file at most), or the
