@@ -179,7 +179,10 @@ func run() error {
 	default:
 		return fmt.Errorf("unknown stack %q", *stack)
 	}
+	// The same handlers as the example serves: the blog's generated ones,
+	// and the credential operations' (GET /me among them).
 	gen.HandlerWithOptions(gen.NewStrictHandler(app, nil), gen.ChiServerOptions{BaseRouter: r})
+	svc.Mount(r)
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
