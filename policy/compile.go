@@ -22,6 +22,7 @@ const (
 	ExtRateLimit    = "x-rate-limit"
 	ExtRoles        = "x-roles"
 	ExtRequireFresh = "x-require-fresh"
+	ExtOwner        = "x-owner" // the operation acts on the caller's own resource only
 	ExtAudience     = "x-audience"     // openIdConnect schemes: the accepted aud values
 	ExtIssuers      = "x-issuers"      // openIdConnect schemes: the accepted iss values
 	ExtScopesClaim  = "x-scopes-claim" // openIdConnect schemes: the claim holding scopes
@@ -308,6 +309,7 @@ func (c *compiler) compile() *Table {
 				c.fail(op.Line, where, ExtRateLimit, "missing, and the document declares no default; declare one, or x-rate-limit: false to leave it unlimited")
 			}
 			op.RequireFresh = c.compileFresh(op, where)
+			op.Owner = c.compileOwner(op, where)
 			t.ops = append(t.ops, op)
 			t.byRoute[route{method, pattern}] = op
 			if op.ID != "" && t.byID[op.ID] == nil {
@@ -532,6 +534,59 @@ func (c *compiler) compileSecurity(op *Operation, where string) Security {
 		}
 	}
 	return sec
+}
+
+// compileOwner reads x-owner: true, or {override: [scope, ...]}: the
+// operation acts only on the caller's own resource, the one its last path
+// parameter names; a holder of an override scope may act on anyone's. The
+// guard cannot know who owns what: the handlers enforce it, and
+// `specguard conform` checks it.
+func (c *compiler) compileOwner(op *Operation, where string) *Owner {
+	raw, ok := op.Spec.Extensions[ExtOwner]
+	if !ok || raw == false {
+		return nil
+	}
+	owner := &Owner{}
+	switch v := raw.(type) {
+	case bool:
+	case map[string]any:
+		for k, val := range v {
+			if k != "override" {
+				c.fail(op.Line, where, ExtOwner+"."+k, "unknown field; x-owner takes override, a list of scopes")
+				return nil
+			}
+			list, _ := val.([]any)
+			if list == nil {
+				c.fail(op.Line, where, ExtOwner+".override", "must be a list of scopes, not %v", val)
+				return nil
+			}
+			for _, s := range list {
+				scope, _ := s.(string)
+				if scope == "" {
+					c.fail(op.Line, where, ExtOwner+".override", "must be a list of scopes, not %v", val)
+					return nil
+				}
+				if len(c.allScopes) > 0 && !c.allScopes[scope] {
+					c.fail(op.Line, where, ExtOwner+".override", "scope %q is not declared by an oauth2 scheme", scope)
+					return nil
+				}
+				owner.Override = append(owner.Override, scope)
+			}
+		}
+	default:
+		c.fail(op.Line, where, ExtOwner, "must be true, false or {override: [scopes]}, not %v", raw)
+		return nil
+	}
+	if !strings.Contains(op.Path, "{") {
+		c.fail(op.Line, where, ExtOwner, "names the resource by a path parameter, and %s has none", op.Path)
+		return nil
+	}
+	if op.Security.Public || op.Security.Anonymous {
+		c.fail(op.Line, where, ExtOwner, "an operation on the caller's own resource needs a caller; this one admits anonymous callers")
+		return nil
+	}
+	slices.Sort(owner.Override)
+	return owner
 }
 
 func (c *compiler) compileFresh(op *Operation, where string) bool {

@@ -120,6 +120,9 @@ type Route struct {
 	Who          []string      `json:"who"`
 	Alternatives []Alternative `json:"alternatives"`
 	RequireFresh bool          `json:"requireFresh,omitempty"`
+	// Owner is "owner only" or "owner only, or SCOPE, ..." (x-owner); empty
+	// when the operation does not say it acts on the caller's own only.
+	Owner string `json:"owner,omitempty"`
 	Unlimited    bool          `json:"unlimited,omitempty"`
 	Limits       []Limit       `json:"limits"`
 }
@@ -159,6 +162,9 @@ func (t *Table) Routes() []Route {
 			Access: op.Security.Access(), Who: op.Security.Describe(),
 			Alternatives: []Alternative{}, Limits: []Limit{},
 			RequireFresh: op.RequireFresh, Unlimited: op.Unlimited,
+		}
+		if op.Owner != nil {
+			r.Owner = op.Owner.String()
 		}
 		for _, alt := range op.Security.Alternatives {
 			a := Alternative{}

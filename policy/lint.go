@@ -21,7 +21,7 @@ const (
 	WarnUnlimitedWrite = "unlimited-write" // an unsafe method with x-rate-limit: false
 	WarnAuthResponses  = "auth-responses"  // a protected operation that does not declare 401/403
 	WarnLimitResponses = "limit-responses" // a limited operation that does not declare 429 and its headers
-	WarnUnusedScope    = "unused-scope"    // an oauth2 scope no operation requires
+	WarnUnusedScope    = "unused-scope"    // an oauth2 scope no operation requires, nor names in x-owner
 	WarnAnonymousWrite = "anonymous-write" // an unsafe method reachable without credentials
 	WarnLintIgnore     = "lint-ignore"     // a malformed x-lint-ignore
 	// WarnValidationResponses: an operation whose parameters or body the
@@ -96,6 +96,13 @@ func (t *Table) lint() []*Warning {
 				for _, s := range sr.Scopes {
 					required[s] = true
 				}
+			}
+		}
+		if op.Owner != nil {
+			// A scope that lets its holder act on anyone's resource is
+			// used, though no operation requires it to be called.
+			for _, s := range op.Owner.Override {
+				required[s] = true
 			}
 		}
 		unsafe := !safeMethod(op.Method)

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strings"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -202,10 +203,29 @@ type Operation struct {
 	// RequireFresh is `x-require-fresh: true`: only a token minted from a
 	// password (not a refreshed one) is accepted.
 	RequireFresh bool
+	// Owner is x-owner: the operation acts on the caller's own resource
+	// only (nil when it does not say so).
+	Owner *Owner
 
 	// Spec and PathItem point into the loaded document, for request validation.
 	Spec     *openapi3.Operation
 	PathItem *openapi3.PathItem
+}
+
+// Owner says that an operation acts only on the caller's own resource,
+// the one its last path parameter names (x-owner). The handlers enforce
+// it; the guard cannot know who owns what; `specguard conform` checks it.
+type Owner struct {
+	// Override are scopes whose holders may act on anyone's resource.
+	Override []string
+}
+
+// String describes it: "owner only", "owner only, or users:admin".
+func (o *Owner) String() string {
+	if len(o.Override) == 0 {
+		return "owner only"
+	}
+	return "owner only, or " + strings.Join(o.Override, ", ")
 }
 
 // Table is the compiled policy of a whole document.

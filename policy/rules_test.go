@@ -126,6 +126,18 @@ var rules = []rule{
 		"spec.yaml:20: components.securitySchemes.oauth: x-roles.user: must be a list of scopes"},
 	{"role grants an undeclared scope", withRoles(doc("", sec+tierOK), "{user: [read, admin]}"),
 		"spec.yaml:20: components.securitySchemes.oauth: x-roles.user[1]: scope admin is not declared by the scheme's flows"},
+	{"x-owner not a bool or a mapping", doc("", sec+tierOK+"      x-owner: author\n"),
+		"spec.yaml:5: GET /things/{id} (getThing): x-owner: must be true, false or {override: [scopes]}, not author"},
+	{"x-owner with an unknown field", doc("", sec+tierOK+"      x-owner: {overide: [write]}\n"),
+		"spec.yaml:5: GET /things/{id} (getThing): x-owner.overide: unknown field; x-owner takes override, a list of scopes"},
+	{"x-owner override not a list", doc("", sec+tierOK+"      x-owner: {override: write}\n"),
+		"spec.yaml:5: GET /things/{id} (getThing): x-owner.override: must be a list of scopes, not write"},
+	{"x-owner override an undeclared scope", doc("", sec+tierOK+"      x-owner: {override: [admin]}\n"),
+		"spec.yaml:5: GET /things/{id} (getThing): x-owner.override: scope \"admin\" is not declared by an oauth2 scheme"},
+	{"x-owner on an operation anyone may call", doc("", "      security: [{bearer: []}, {}]\n"+tierOK+"      x-owner: true\n"),
+		"spec.yaml:5: GET /things/{id} (getThing): x-owner: an operation on the caller's own resource needs a caller; this one admits anonymous callers"},
+	{"x-owner without a path parameter", strings.Replace(strings.Replace(doc("", sec+tierOK+"      x-owner: true\n"), "/things/{id}:", "/things:", 1), "parameters: [{name: id, in: path, required: true, schema: {type: string}}]", "parameters: []", 1),
+		"spec.yaml:5: GET /things (getThing): x-owner: names the resource by a path parameter, and /things has none"},
 	{"x-require-fresh not a bool", doc("", sec+tierOK+"      x-require-fresh: yes please\n"),
 		"spec.yaml:5: GET /things/{id} (getThing): x-require-fresh: must be true or false, not yes please"},
 	{"x-require-fresh on an optional operation", doc("", "      security: [{bearer: []}, {}]\n"+tierOK+"      x-require-fresh: true\n"),
@@ -237,5 +249,31 @@ func TestProvidersSayWhichOpaqueTokensAreTheirs(t *testing.T) {
 				t.Errorf("oidc introspects: %v, want %v", p.Introspect, want)
 			}
 		})
+	}
+}
+
+// x-owner: true, or with the scopes whose holders may act on anyone's
+// resource; shown by routes and the policy page.
+func TestOwnerDeclared(t *testing.T) {
+	for _, c := range []struct {
+		ext, want string
+	}{
+		{"      x-owner: true\n", "owner only"},
+		{"      x-owner: {override: [write, read]}\n", "owner only, or read, write"},
+		{"      x-owner: false\n", ""},
+		{"", ""},
+	} {
+		table, err := policy.Compile("spec.yaml", []byte(doc("", "      security: [{oauth: [read]}]\n"+tierOK+c.ext)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		op := table.Operation("getThing")
+		got := ""
+		if op.Owner != nil {
+			got = op.Owner.String()
+		}
+		if got != c.want || table.Routes()[0].Owner != c.want {
+			t.Errorf("%q: owner %q, route %q, want %q", c.ext, got, table.Routes()[0].Owner, c.want)
+		}
 	}
 }

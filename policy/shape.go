@@ -47,6 +47,7 @@ var (
 var extensions = map[string][]string{
 	ExtRateLimit:    {"document", "operation"},
 	ExtRequireFresh: {"operation"},
+	ExtOwner:        {"operation"},
 	ExtLintIgnore:   {"operation", "security scheme"},
 	ExtRoles:        {"security scheme"},
 	ExtAudience:     {"security scheme"},

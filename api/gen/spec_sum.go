@@ -4,4 +4,4 @@ package gen
 
 // SpecSHA256 is the SHA-256 of the document this package was generated
 // from: a service built on it refuses a document that differs.
-const SpecSHA256 = "3bdc15bfb39d8046fbcb03129103feef842bce9f4d0159ab51a34b0cf5a58f93"
+const SpecSHA256 = "a41a830385af001abf31ed9c6bfb899993e027de853d8c088e280c0d6a6d9401"

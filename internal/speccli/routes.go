@@ -55,6 +55,9 @@ func (p Program) Routes(args []string, stdout, stderr io.Writer) error {
 		if r.RequireFresh {
 			who += " (fresh token)"
 		}
+		if r.Owner != "" {
+			who += " (" + r.Owner + ")"
+		}
 		limits := "unlimited"
 		if len(r.Limits) > 0 {
 			summaries := make([]string, len(r.Limits))

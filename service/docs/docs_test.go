@@ -94,6 +94,13 @@ paths:
       operationId: listThings
       security: [{bearerAuth: []}, {}]
       responses: {'200': {description: ok}}
+  /things/{id}:
+    delete:
+      operationId: deleteThing
+      parameters: [{name: id, in: path, required: true, schema: {type: string}}]
+      security: [{bearerAuth: []}]
+      x-owner: true
+      responses: {'204': {description: ok}}
 `, 1))
 
 // The policy page colours each operation by its access and lists every
@@ -109,6 +116,7 @@ func TestPolicyPage(t *testing.T) {
 		`<tr class="optional" id="op-listThings">`,
 		`<tr class="protected" id="op-getMe">`,
 		`<tr class="public" id="op-getJWKS">`,
+		`<li>owner only: on the caller's own resource</li>`,
 		`<li>` + html.EscapeString(loginTier.String()) + `</li>`,
 		`<li>apiKeyAuth[users:admin] &#43; cookieAuth</li>`,
 		`<li>token must be fresh (minted from a password)</li>`,
