@@ -48,7 +48,7 @@ func usable(c *credential, op *policy.Operation) bool {
 // admitted returns a configured credential that satisfies an alternative
 // of op (and, when want is not nil, passes want), or nil.
 func (r *runner) admitted(op *policy.Operation, want func(*credential) bool) *credential {
-	for _, c := range r.creds {
+	for _, c := range r.live() {
 		if !usable(c, op) || want != nil && !want(c) {
 			continue
 		}
@@ -79,7 +79,7 @@ func (r *runner) authCases(ctx context.Context, op *policy.Operation) {
 	}
 
 	// No credential.
-	resp, err := r.send(ctx, op, nil, safe, nil)
+	resp, err := r.send(ctx, "no-credential", op, nil, safe, nil)
 	switch {
 	case err != nil:
 		r.report(op, "no-credential", Fail, "%v", err)
@@ -106,7 +106,7 @@ func (r *runner) authCases(ctx context.Context, op *policy.Operation) {
 	for _, s := range sortedSchemes(kinds(op)) {
 		name := "malformed:" + s.Name
 		bad := &credential{scheme: s, value: "%%conform%%"}
-		resp, err := r.send(ctx, op, bad, safe, nil)
+		resp, err := r.send(ctx, name, op, bad, safe, nil)
 		switch {
 		case err != nil:
 			r.report(op, name, Fail, "%v", err)
@@ -122,7 +122,7 @@ func (r *runner) authCases(ctx context.Context, op *policy.Operation) {
 	// A valid credential of a scheme op does not accept.
 	accepts := kinds(op)
 	var other *credential
-	for _, c := range r.creds {
+	for _, c := range r.live() {
 		if _, ok := accepts[kind(c.scheme)]; !ok && usable(c, op) {
 			other = c
 			break
@@ -136,7 +136,7 @@ func (r *runner) authCases(ctx context.Context, op *policy.Operation) {
 		// identity provider's token in the Authorization header of an
 		// operation taking specguard's own), it is refused, not ignored.
 		open := open && !readsPlace(op, other.scheme)
-		resp, err := r.send(ctx, op, other, safe, nil)
+		resp, err := r.send(ctx, name, op, other, safe, nil)
 		switch {
 		case err != nil:
 			r.report(op, name, Fail, "%v", err)
@@ -160,7 +160,7 @@ func (r *runner) authCases(ctx context.Context, op *policy.Operation) {
 		for _, scope := range sr.Scopes {
 			name := "scope:" + sr.Scheme.Name + ":" + scope
 			var lacking *credential
-			for _, c := range r.creds {
+			for _, c := range r.live() {
 				if kind(c.scheme) != kind(sr.Scheme) || !c.known || c.holds([]string{scope}) || !usable(c, op) {
 					continue
 				}
@@ -173,7 +173,7 @@ func (r *runner) authCases(ctx context.Context, op *policy.Operation) {
 				r.report(op, name, Skip, "no configured credential of %s lacks %s and satisfies no other alternative", sr.Scheme.Name, scope)
 				continue
 			}
-			resp, err := r.send(ctx, op, lacking, safe, nil)
+			resp, err := r.send(ctx, name, op, lacking, safe, nil)
 			switch {
 			case err != nil:
 				r.report(op, name, Fail, "%v", err)
@@ -239,7 +239,7 @@ func (r *runner) schemaCase(ctx context.Context, op *policy.Operation) {
 			return
 		}
 	}
-	resp, err := r.send(ctx, op, cred, v, nil)
+	resp, err := r.send(ctx, "schema", op, cred, v, nil)
 	switch {
 	case err != nil:
 		r.report(op, "schema", Fail, "%v", err)
@@ -307,7 +307,7 @@ func (r *runner) limitCase(ctx context.Context, op *policy.Operation, t *policy.
 			return
 		}
 	}
-	first, err := r.send(ctx, op, cred, v, nil)
+	first, err := r.send(ctx, name, op, cred, v, nil)
 	if err != nil {
 		r.report(op, name, Fail, "%v", err)
 		return
@@ -362,7 +362,7 @@ func (r *runner) limitCase(ctx context.Context, op *policy.Operation, t *policy.
 	var got int64
 	var last *response
 	for got <= want+2+int64(time.Since(start)/time.Duration(t.Interval()*int64(time.Microsecond))) {
-		resp, err := r.send(ctx, op, cred, v, nil)
+		resp, err := r.send(ctx, name, op, cred, v, nil)
 		if err != nil {
 			r.report(op, name, Fail, "%v", err)
 			return

@@ -2,24 +2,35 @@
 // rate limits its OpenAPI document declares: for every operation it
 // derives requests from the document alone (no credential, a malformed
 // one, one of a scheme the operation does not accept, one lacking each
-// required scope, a request breaking the declared schema, and enough calls
-// to exhaust each x-rate-limit tier) and says, case by case, whether the
-// answer is the one the document promises.
+// required scope, a request breaking the declared schema, a method the
+// path does not declare, a session cookie without its CSRF token, enough
+// calls to exhaust each x-rate-limit tier) and says, case by case, whether
+// the answer is the one the document promises. Then what takes more than
+// one request, as an attacker tries it: another account's resource on an
+// owner-only operation (owner), a credential used after it ended (revoked:
+// logout, a spent refresh token, a revoked API key, an ended session, a
+// disabled account, logout everywhere); and every answer it got, checked
+// against the document's status, headers and schemas (response).
 //
 // It sends real requests, so run it against a server of its own: the
-// tiers it exhausts stay exhausted for their window. It never sends a
-// request that could change data unless the request is refused by
-// validation or authentication first: unsafe methods are only ever called
-// without a valid credential, or with a body or parameter that breaks the
-// document's schema.
+// tiers it exhausts stay exhausted for their window, the owner cases make
+// and change resources, and the revoked cases end the credentials marked
+// retire (and disable an account for a moment). Otherwise an unsafe
+// method is only ever called without a valid credential, or with a body or
+// parameter that breaks the document's schema.
+//
+// Run checks a table against a server; its Report is text, JSON or JUnit.
+// A service's own tests can run it against an httptest.Server.
 package conform
 
 import (
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -70,6 +81,50 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	return enc.Encode(r)
 }
 
+// WriteJUnit writes the report as JUnit XML, for CI systems: one test
+// suite, one test case per operation and case (classname the operation),
+// a failure or a skip with its detail.
+func (r *Report) WriteJUnit(w io.Writer) error {
+	type message struct {
+		Message string `xml:"message,attr"`
+	}
+	type testcase struct {
+		Name      string   `xml:"name,attr"`
+		Classname string   `xml:"classname,attr"`
+		Failure   *message `xml:"failure,omitempty"`
+		Skipped   *message `xml:"skipped,omitempty"`
+	}
+	type suite struct {
+		XMLName  xml.Name   `xml:"testsuite"`
+		Name     string     `xml:"name,attr"`
+		Tests    int        `xml:"tests,attr"`
+		Failures int        `xml:"failures,attr"`
+		Skipped  int        `xml:"skipped,attr"`
+		Cases    []testcase `xml:"testcase"`
+	}
+	s := suite{Name: "specguard conform", Tests: len(r.Results), Failures: r.Failed, Skipped: r.Skipped}
+	for _, res := range r.Results {
+		c := testcase{Name: res.Method + " " + res.Path + " " + res.Case, Classname: res.Operation}
+		switch res.Verdict {
+		case Fail:
+			c.Failure = &message{Message: res.Detail}
+		case Skip:
+			c.Skipped = &message{Message: res.Detail}
+		}
+		s.Cases = append(s.Cases, c)
+	}
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(s); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}
+
 // Options configure a run.
 type Options struct {
 	// Base is the server's URL, such as http://127.0.0.1:8080.
@@ -84,6 +139,11 @@ type Options struct {
 	// MaxCalls bounds the calls spent exhausting one tier (2000 when 0): a
 	// tier that admits more at once is skipped.
 	MaxCalls int
+	// Only and Skip select cases by the start of their names: a family
+	// ("owner", "revoked", "limit"), or a whole name ("scope:oauth2:posts:read").
+	// With Only, a case runs when a prefix matches; a case Skip matches
+	// does not run. Neither: every case.
+	Only, Skip []string
 }
 
 // Run checks every operation of table against the server at opts.Base.
@@ -97,7 +157,7 @@ func Run(ctx context.Context, table *policy.Table, opts Options) (*Report, error
 	if opts.MaxCalls == 0 {
 		opts.MaxCalls = 2000
 	}
-	r := &runner{table: table, opts: opts, base: strings.TrimSuffix(opts.Base, "/")}
+	r := &runner{table: table, opts: opts, base: strings.TrimSuffix(opts.Base, "/"), answers: map[*policy.Operation]*answers{}}
 	creds, err := r.fetchAll(ctx, opts.Credentials)
 	if err != nil {
 		return nil, err
@@ -112,12 +172,30 @@ func Run(ctx context.Context, table *policy.Table, opts Options) (*Report, error
 	})
 	// Every case that needs a tier not yet exhausted runs before any tier
 	// is exhausted.
-	for _, op := range ops {
+	for i, op := range ops {
 		r.authCases(ctx, op)
 		r.schemaCase(ctx, op)
+		r.csrfCase(ctx, op)
+		if i == 0 || ops[i-1].Path != op.Path {
+			var declared []string
+			for _, o := range ops[i:] {
+				if o.Path == op.Path {
+					declared = append(declared, o.Method)
+				}
+			}
+			r.methodCase(ctx, op, declared)
+		}
 	}
-	for _, op := range ops {
-		r.limitCases(ctx, op)
+	r.ownerCases(ctx, ops)
+	r.revokedBefore(ctx)
+	if r.wants("limit") {
+		for _, op := range ops {
+			r.limitCases(ctx, op)
+		}
+	}
+	r.revokedAfter(ctx)
+	if r.wants("response") {
+		r.responseCases(ops)
 	}
 	rep := &Report{Results: r.results}
 	for _, res := range rep.Results {
@@ -139,8 +217,32 @@ type runner struct {
 	base    string
 	creds   []*credential
 	results []Result
+	answers map[*policy.Operation]*answers
+}
+
+// wants reports whether the cases named name (or of the family name) are
+// selected by Only and Skip.
+func (r *runner) wants(name string) bool {
+	match := func(prefixes []string) bool {
+		return slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(name, p) || strings.HasPrefix(p, name+":") })
+	}
+	return (len(r.opts.Only) == 0 || match(r.opts.Only)) && !match(r.opts.Skip)
+}
+
+// live are the credentials no case has ended.
+func (r *runner) live() []*credential {
+	out := make([]*credential, 0, len(r.creds))
+	for _, c := range r.creds {
+		if !c.retired {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func (r *runner) report(op *policy.Operation, name, verdict, format string, args ...any) {
+	if !r.wants(name) {
+		return
+	}
 	r.results = append(r.results, Result{Method: op.Method, Path: op.Path, Operation: op.ID, Case: name, Verdict: verdict, Detail: fmt.Sprintf(format, args...)})
 }

@@ -52,6 +52,15 @@ type Credential struct {
 	// Scopes it holds. When empty, a bearer token's are read from its
 	// scope claim; other credentials then hold none the cases can count on.
 	Scopes []string `yaml:"scopes"`
+	// Account names the account it acts for, when the document has no
+	// GET /me (x-credential: me) to ask: two credentials of different
+	// accounts and the same scopes let the owner cases run.
+	Account string `yaml:"account"`
+	// Retire lets the revoked cases end it (a logout, a refresh token
+	// reused, its account disabled for a moment) after the cases that
+	// need credentials alive have run; the rate-limit cases do without
+	// it then.
+	Retire bool `yaml:"retire"`
 }
 
 // Fetch is a request whose answer holds a credential.
@@ -91,6 +100,15 @@ type credential struct {
 	value  string
 	scopes []string // sorted
 	known  bool     // scopes are known (given, or read from the token)
+	// refresh and csrf are the refresh token and the CSRF token the answer
+	// that gave it held, when it did; cookies the other cookies it set (a
+	// session's CSRF cookie), sent with it.
+	refresh, csrf string
+	cookies       []*http.Cookie
+	account       string // the account it acts for, once known
+	accountAsked  bool
+	retire        bool // the revoked cases may end it
+	retired       bool // it has been ended: no case uses it
 }
 
 func (c *credential) apply(req *http.Request) {
@@ -101,6 +119,9 @@ func (c *credential) apply(req *http.Request) {
 		req.Header.Set(c.scheme.Param, c.value)
 	case policy.SchemeAPIKeyCookie:
 		req.AddCookie(&http.Cookie{Name: c.scheme.Param, Value: c.value})
+		for _, ck := range c.cookies {
+			req.AddCookie(&http.Cookie{Name: ck.Name, Value: ck.Value})
+		}
 	}
 }
 
@@ -144,13 +165,13 @@ func (r *runner) fetchAll(ctx context.Context, list []Credential) ([]*credential
 		case (c.Value == "") == (c.From == nil):
 			return nil, fmt.Errorf("%s: give exactly one of value and from", where)
 		}
-		cred := &credential{name: c.Name, scheme: s, value: c.Value}
+		cred := &credential{name: c.Name, scheme: s, value: c.Value, account: c.Account, retire: c.Retire}
 		if c.From != nil {
-			v, err := r.fetch(ctx, c.From, byName)
+			got, err := r.fetch(ctx, c.From, byName)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %v", where, err)
 			}
-			cred.value = v
+			cred.value, cred.refresh, cred.csrf, cred.cookies = got.value, got.refresh, got.csrf, got.cookies
 		}
 		cred.scopes, cred.known = slices.Sorted(slices.Values(c.Scopes)), len(c.Scopes) > 0
 		if !cred.known && kind(s) == "bearer" {
@@ -162,7 +183,14 @@ func (r *runner) fetchAll(ctx context.Context, list []Credential) ([]*credential
 	return out, nil
 }
 
-func (r *runner) fetch(ctx context.Context, f *Fetch, byName map[string]*credential) (string, error) {
+// fetched is what a Fetch got: the credential, and the refresh and CSRF
+// tokens its answer held.
+type fetched struct {
+	value, refresh, csrf string
+	cookies              []*http.Cookie
+}
+
+func (r *runner) fetch(ctx context.Context, f *Fetch, byName map[string]*credential) (fetched, error) {
 	method := f.Method
 	if method == "" {
 		method = http.MethodPost
@@ -171,11 +199,11 @@ func (r *runner) fetch(ctx context.Context, f *Fetch, byName map[string]*credent
 	contentType := "application/json"
 	switch {
 	case f.Body != nil && f.Form != nil:
-		return "", errors.New("give body or form, not both")
+		return fetched{}, errors.New("give body or form, not both")
 	case f.Body != nil:
 		b, err := json.Marshal(f.Body)
 		if err != nil {
-			return "", err
+			return fetched{}, err
 		}
 		body = bytes.NewReader(b)
 	case f.Form != nil:
@@ -187,7 +215,7 @@ func (r *runner) fetch(ctx context.Context, f *Fetch, byName map[string]*credent
 	}
 	req, err := http.NewRequestWithContext(ctx, method, r.base+f.URL, body)
 	if err != nil {
-		return "", err
+		return fetched{}, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", contentType)
@@ -195,36 +223,46 @@ func (r *runner) fetch(ctx context.Context, f *Fetch, byName map[string]*credent
 	if f.With != "" {
 		with := byName[f.With]
 		if with == nil {
-			return "", fmt.Errorf("with: %q is not a credential listed before it", f.With)
+			return fetched{}, fmt.Errorf("with: %q is not a credential listed before it", f.With)
 		}
 		with.apply(req)
 	}
 	resp, err := r.opts.Client.Do(req)
 	if err != nil {
-		return "", err
+		return fetched{}, err
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode/100 != 2 {
-		return "", fmt.Errorf("%s %s: %d %s", method, f.URL, resp.StatusCode, strings.TrimSpace(string(raw)))
+		return fetched{}, fmt.Errorf("%s %s: %d %s", method, f.URL, resp.StatusCode, strings.TrimSpace(string(raw)))
 	}
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	got := fetched{}
+	got.refresh, _ = m["refresh_token"].(string)
+	got.csrf, _ = m["csrf_token"].(string)
 	if f.Cookie != "" {
 		for _, c := range resp.Cookies() {
 			if c.Name == f.Cookie {
-				return c.Value, nil
+				got.value = c.Value
+			} else {
+				got.cookies = append(got.cookies, c)
 			}
 		}
-		return "", fmt.Errorf("%s %s set no cookie %s", method, f.URL, f.Cookie)
+		if got.value == "" {
+			return fetched{}, fmt.Errorf("%s %s set no cookie %s", method, f.URL, f.Cookie)
+		}
+		return got, nil
 	}
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return "", fmt.Errorf("%s %s: the answer is not a JSON object", method, f.URL)
+	if m == nil {
+		return fetched{}, fmt.Errorf("%s %s: the answer is not a JSON object", method, f.URL)
 	}
 	v, ok := m[f.Field].(string)
 	if !ok || v == "" {
-		return "", fmt.Errorf("%s %s: the answer has no string field %q", method, f.URL, f.Field)
+		return fetched{}, fmt.Errorf("%s %s: the answer has no string field %q", method, f.URL, f.Field)
 	}
-	return v, nil
+	got.value = v
+	return got, nil
 }
 
 // tokenScopes reads the scope claim of a JWT (unverified: the server is

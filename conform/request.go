@@ -168,9 +168,11 @@ func violate(op *policy.Operation) *violation {
 	return nil
 }
 
-// send makes one request to op: with cred when not nil, breaking its
-// schema as v says when v is not nil, then edited by edit.
-func (r *runner) send(ctx context.Context, op *policy.Operation, cred *credential, v *violation, edit func(*http.Request)) (*response, error) {
+// send makes one request to op for the case named name: with cred when
+// not nil, breaking its schema as v says when v is not nil, then edited by
+// edit. The answer is checked against the document (the response family)
+// unless name is empty (a request to no operation of the document).
+func (r *runner) send(ctx context.Context, name string, op *policy.Operation, cred *credential, v *violation, edit func(*http.Request)) (*response, error) {
 	path := op.Path
 	query := url.Values{}
 	for _, p := range params(op) {
@@ -232,6 +234,9 @@ func (r *runner) send(ctx context.Context, op *policy.Operation, cred *credentia
 	out := &response{status: resp.StatusCode, header: resp.Header, body: raw}
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") {
 		_ = json.Unmarshal(raw, &out.problem)
+	}
+	if name != "" {
+		r.checkAnswer(ctx, op, req, out, name)
 	}
 	return out, nil
 }

@@ -22,7 +22,7 @@ const (
 	ExtRateLimit    = "x-rate-limit"
 	ExtRoles        = "x-roles"
 	ExtRequireFresh = "x-require-fresh"
-	ExtOwner        = "x-owner" // the operation acts on the caller's own resource only
+	ExtOwner        = "x-owner"        // the operation acts on the caller's own resource only
 	ExtAudience     = "x-audience"     // openIdConnect schemes: the accepted aud values
 	ExtIssuers      = "x-issuers"      // openIdConnect schemes: the accepted iss values
 	ExtScopesClaim  = "x-scopes-claim" // openIdConnect schemes: the claim holding scopes

@@ -122,9 +122,9 @@ type Route struct {
 	RequireFresh bool          `json:"requireFresh,omitempty"`
 	// Owner is "owner only" or "owner only, or SCOPE, ..." (x-owner); empty
 	// when the operation does not say it acts on the caller's own only.
-	Owner string `json:"owner,omitempty"`
-	Unlimited    bool          `json:"unlimited,omitempty"`
-	Limits       []Limit       `json:"limits"`
+	Owner     string  `json:"owner,omitempty"`
+	Unlimited bool    `json:"unlimited,omitempty"`
+	Limits    []Limit `json:"limits"`
 }
 
 // Alternative is one security alternative: every scheme must pass.

@@ -1,16 +1,22 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
+	"net/http"
 	"net/http/httptest"
+	"path"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/specguard/specguard/api"
 	"github.com/specguard/specguard/conform"
 	"github.com/specguard/specguard/guard"
+	"github.com/specguard/specguard/internal/spectest"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/server"
 	"github.com/specguard/specguard/service"
@@ -21,6 +27,13 @@ import (
 // conformance suite on it: the suite reads the committed document,
 // whatever the server enforces.
 func serveExample(t *testing.T, app service.App, break_ func(table *policy.Table)) *conform.Report {
+	t.Helper()
+	return serveBehind(t, app, break_, nil)
+}
+
+// serveBehind is serveExample behind proxy, a middleware that breaks one of
+// the server's promises, as a proxy in front of it could.
+func serveBehind(t *testing.T, app service.App, break_ func(table *policy.Table), proxy func(http.Handler) http.Handler) *conform.Report {
 	t.Helper()
 	env := map[string]string{"SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_LOG_REQUESTS": "false", "SPECGUARD_ADMIN_ADDR": "off"}
 	built, err := service.Build(context.Background(), app, nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
@@ -34,6 +47,9 @@ func serveExample(t *testing.T, app service.App, break_ func(table *policy.Table
 		if h, err = service.NewHandler(built.Deps); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if proxy != nil {
+		h = proxy(h)
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
@@ -72,7 +88,7 @@ func TestConformCatchesBrokenServers(t *testing.T) {
 		good.WriteText(&b)
 		t.Fatalf("the conformance suite fails against the example app:\n%s", b.String())
 	}
-	for _, kind := range []string{"no-credential", "malformed:", "other-scheme:", "scope:", "schema", "limit:"} {
+	for _, kind := range []string{"no-credential", "malformed:", "other-scheme:", "scope:", "schema", "limit:", "owner:", "revoked:", "response", "method", "csrf:"} {
 		if _, ok := find(good, conform.Pass, func(r conform.Result) bool { return strings.HasPrefix(r.Case, kind) }); !ok {
 			t.Errorf("no %s case passed against the example app", kind)
 		}
@@ -143,4 +159,144 @@ func TestConformCatchesBrokenServers(t *testing.T) {
 		}
 		t.Logf("caught on %d operations: %v", len(caught), caught)
 	})
+
+	// The families that take more than one request: each broken promise is
+	// reported by its own family.
+	table := spectest.Table(t, server.SpecSource, api.Spec)
+	pathOf := func(kind string) string { return spectest.CredentialOp(t, table, kind).Path }
+	for _, c := range []struct {
+		name, family string
+		proxy        func(http.Handler) http.Handler
+	}{
+		{"an owner check removed", "owner:", actAsTheOwner(table)},
+		{"a logout that does not revoke", "revoked:", func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == "POST" && r.URL.Path == pathOf("logout") {
+					w.WriteHeader(http.StatusNoContent) // and revokes nothing
+					return
+				}
+				next.ServeHTTP(w, r)
+			})
+		}},
+		{"a spent refresh token accepted", "revoked:refresh-reuse", replayRefresh(pathOf("refresh"))},
+		{"an answer missing a required member", "response:200", func(next http.Handler) http.Handler {
+			return rewrite(next, func(r *http.Request, rec *httptest.ResponseRecorder) {
+				if r.URL.Path == pathOf("me") && rec.Code == 200 {
+					var m map[string]any
+					if json.Unmarshal(rec.Body.Bytes(), &m) == nil {
+						delete(m, "id")
+						b, _ := json.Marshal(m)
+						rec.Body.Reset()
+						rec.Body.Write(b)
+					}
+				}
+			})
+		}},
+		{"a 429 without Retry-After", "response:429", func(next http.Handler) http.Handler {
+			return rewrite(next, func(_ *http.Request, rec *httptest.ResponseRecorder) {
+				if rec.Code == http.StatusTooManyRequests {
+					rec.Header().Del("Retry-After")
+				}
+			})
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rep := serveBehind(t, server.Service(), nil, c.proxy)
+			if r, ok := find(rep, conform.Fail, func(r conform.Result) bool { return strings.HasPrefix(r.Case, c.family) }); !ok {
+				var b strings.Builder
+				rep.WriteText(&b)
+				t.Errorf("the suite did not report it as %s:\n%s", c.family, b.String())
+			} else {
+				t.Logf("caught: %s %s: %s", r.Operation, r.Case, r.Detail)
+			}
+		})
+	}
+}
+
+// rewrite lets edit change the server's answer before it is sent.
+func rewrite(next http.Handler, edit func(*http.Request, *httptest.ResponseRecorder)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r)
+		edit(r, rec)
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.Header().Del("Content-Length")
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+	})
+}
+
+// replayRefresh answers a refresh token presented again with the answer it
+// got the first time: a spent refresh token accepted.
+func replayRefresh(path string) func(http.Handler) http.Handler {
+	var mu sync.Mutex
+	seen := map[string]*httptest.ResponseRecorder{}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != "POST" || r.URL.Path != path {
+				next.ServeHTTP(w, r)
+				return
+			}
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			mu.Lock()
+			old := seen[string(body)]
+			mu.Unlock()
+			if old == nil {
+				old = httptest.NewRecorder()
+				next.ServeHTTP(old, r)
+				if old.Code == 200 {
+					mu.Lock()
+					seen[string(body)] = old
+					mu.Unlock()
+				}
+			}
+			for k, v := range old.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(old.Code)
+			_, _ = w.Write(old.Body.Bytes())
+		})
+	}
+}
+
+// actAsTheOwner sends a request to an owner-only operation with the
+// credential of whoever made the resource: the owner check, in effect,
+// removed.
+func actAsTheOwner(table *policy.Table) func(http.Handler) http.Handler {
+	var mu sync.Mutex
+	made := map[string]string{} // resource id -> the Authorization that made it
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if op := table.Lookup(r.Method, strings.TrimSuffix(r.URL.Path, "/"+path.Base(r.URL.Path))+"/{id}"); op != nil && op.Owner != nil {
+				mu.Lock()
+				if auth := made[path.Base(r.URL.Path)]; auth != "" {
+					r.Header.Set("Authorization", auth)
+					r.Header.Del("X-API-Key")
+				}
+				mu.Unlock()
+				next.ServeHTTP(w, r)
+				return
+			}
+			if r.Method != "POST" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			var m struct{ ID string }
+			if rec.Code == 201 && json.Unmarshal(rec.Body.Bytes(), &m) == nil && m.ID != "" {
+				mu.Lock()
+				made[m.ID] = r.Header.Get("Authorization")
+				mu.Unlock()
+			}
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(rec.Body.Bytes())
+		})
+	}
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/specguard/specguard/conform"
 	"github.com/specguard/specguard/policy"
 )
 
-const conformUsage = `Usage: specguard conform --base URL [--spec openapi.yaml] [--credentials creds.yaml] [--format text|json]
+const conformUsage = `Usage: specguard conform --base URL [--spec openapi.yaml] [--credentials creds.yaml]
+                         [--format text|json|junit] [--only CASES] [--skip CASES]
 
 Checks a running server against the security and rate limits its OpenAPI
 document declares. For every operation it derives, from the document alone:
@@ -18,19 +20,28 @@ document declares. For every operation it derives, from the document alone:
   other-scheme:NAME   a valid credential of a scheme it does not accept: 401
   scope:SCHEME:SCOPE  a valid credential lacking SCOPE: 403 insufficient_scope
   schema              a request breaking the declared schema: 400 naming the field
+  method              a method its path does not declare: 405 with Allow
+  csrf:SCHEME         a session cookie without its CSRF token, or a wrong one: 403
+  owner:other|self|override
+                      on an owner-only operation (x-owner), another account's
+                      resource: 403 or 404; its owner's, an override's: 2xx
+  revoked:KIND        a credential used after it ended (api-key, session,
+                      refresh-reuse, logout, disabled, logout-all): 401
   limit:TIER          what RateLimit says is left is admitted, then 429 with
                       RateLimit-Policy, RateLimit and Retry-After as declared
+  response[:STATUS]   every answer as declared: status, headers, body schema
 Credentials come from the credentials file (see README "Conformance");
 cases that need one it does not give are skipped, with the reason. It
-exhausts every tier it can: run it against a server of its own, never a
-shared one. Unsafe methods are only sent without a valid credential, with a
-credential the document says must be refused, or breaking the schema.
+exhausts every tier it can, makes and changes resources, and ends the
+credentials marked retire: run it against a server of its own, never a
+shared one.
 
 Exit status: 1 when a case fails; 0 otherwise (skips included).
 
 Examples:
   specguard conform --base http://127.0.0.1:8080 --credentials api/conform.yaml
   specguard conform --spec my.yaml --base http://127.0.0.1:9000 --format json > report.json
+  specguard conform --base http://127.0.0.1:8080 --credentials api/conform.yaml --only owner,revoked --format junit
 `
 
 func conformCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -38,7 +49,9 @@ func conformCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	spec := fs.String("spec", "", "the OpenAPI document (api/openapi.yaml in the current directory when empty)")
 	base := fs.String("base", "", "the server's URL, such as http://127.0.0.1:8080 (required)")
 	credsFile := fs.String("credentials", "", "YAML file of the credentials the cases may use")
-	format := fs.String("format", "text", "text or json")
+	format := fs.String("format", "text", "text, json or junit (JUnit XML, for CI systems)")
+	only := fs.String("only", "", "run only the cases whose names start with one of these (comma-separated: owner,revoked,limit:login-ip)")
+	skip := fs.String("skip", "", "do not run the cases whose names start with one of these (comma-separated)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -48,8 +61,8 @@ func conformCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *base == "" {
 		return fmt.Errorf("--base is required (the server to check, such as http://127.0.0.1:8080)")
 	}
-	if *format != "text" && *format != "json" {
-		return fmt.Errorf("--format %q: want text or json", *format)
+	if *format != "text" && *format != "json" && *format != "junit" {
+		return fmt.Errorf("--format %q: want text, json or junit", *format)
 	}
 	var specArgs []string
 	if *spec != "" {
@@ -70,15 +83,29 @@ func conformCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 	}
-	rep, err := conform.Run(ctx, table, conform.Options{Base: *base, Credentials: creds})
+	list := func(s string) []string {
+		var out []string
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	rep, err := conform.Run(ctx, table, conform.Options{Base: *base, Credentials: creds, Only: list(*only), Skip: list(*skip)})
 	if err != nil {
 		return err
 	}
-	if *format == "json" {
+	switch *format {
+	case "json":
 		if err := rep.WriteJSON(stdout); err != nil {
 			return err
 		}
-	} else {
+	case "junit":
+		if err := rep.WriteJUnit(stdout); err != nil {
+			return err
+		}
+	default:
 		rep.WriteText(stdout)
 	}
 	if !rep.OK() {

@@ -1,0 +1,128 @@
+package conform_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/specguard/specguard/conform"
+	"github.com/specguard/specguard/policy"
+)
+
+// aDoc is one operation that needs an API key; aServer answers it as the
+// document says, or without the header a 401 must carry when broken.
+const aDoc = `openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /things:
+    get:
+      operationId: listThings
+      security: [{key: []}]
+      x-rate-limit: false
+      responses:
+        '200': {description: ok, content: {application/json: {schema: {type: array, items: {type: string}}}}}
+        '401': {description: no}
+components:
+  securitySchemes:
+    key: {type: apiKey, in: header, name: X-API-Key}
+`
+
+func aServer(broken bool) *httptest.Server {
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path != "/things":
+			http.NotFound(w, r)
+		case r.Method != "GET":
+			w.Header().Set("Allow", "GET")
+			w.WriteHeader(http.StatusMethodNotAllowed)
+		case r.Header.Get("X-API-Key") != "good":
+			if !broken {
+				w.Header().Set("WWW-Authenticate", `ApiKey realm="t", header="X-API-Key"`)
+			}
+			w.WriteHeader(http.StatusUnauthorized)
+		default:
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`["a"]`))
+		}
+	}))
+}
+
+func run(t *testing.T, srv *httptest.Server, only, skip []string) *conform.Report {
+	t.Helper()
+	table, err := policy.Compile("spec.yaml", []byte(aDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Only: only, Skip: skip,
+		Credentials: []conform.Credential{{Name: "k", Scheme: "key", Value: "good"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// Only and Skip choose cases by the start of their names; every answer is
+// checked against the document (the response family), and a 401 without
+// a challenge is a response failure of its own.
+func TestOnlySkipAndResponses(t *testing.T) {
+	good := aServer(false)
+	defer good.Close()
+	cases := func(rep *conform.Report) string {
+		var names []string
+		for _, r := range rep.Results {
+			names = append(names, r.Case+"="+r.Verdict)
+		}
+		return strings.Join(names, " ")
+	}
+	all := run(t, good, nil, nil)
+	if !all.OK() || !strings.Contains(cases(all), "method=pass") || !strings.Contains(cases(all), "response=pass") {
+		t.Fatalf("against a good server: %s", cases(all))
+	}
+	if got := cases(run(t, good, []string{"no-credential", "method"}, nil)); got != "no-credential=pass method=pass" {
+		t.Errorf("--only no-credential,method: %s", got)
+	}
+	if got := cases(run(t, good, nil, []string{"response", "method", "malformed"})); strings.Contains(got, "response") || strings.Contains(got, "method") || strings.Contains(got, "malformed") || !strings.Contains(got, "no-credential") {
+		t.Errorf("--skip response,method,malformed: %s", got)
+	}
+	broken := aServer(true)
+	defer broken.Close()
+	rep := run(t, broken, []string{"response"}, nil)
+	if rep.OK() || !strings.Contains(cases(rep), "response:401=fail") {
+		t.Errorf("a 401 without WWW-Authenticate: %s", cases(rep))
+	}
+}
+
+// The JUnit report has a test case per result, failures and skips marked.
+func TestJUnitReport(t *testing.T) {
+	srv := aServer(true)
+	defer srv.Close()
+	rep := run(t, srv, nil, nil)
+	var b bytes.Buffer
+	if err := rep.WriteJUnit(&b); err != nil {
+		t.Fatal(err)
+	}
+	var suite struct {
+		Tests    int `xml:"tests,attr"`
+		Failures int `xml:"failures,attr"`
+		Cases    []struct {
+			Name    string    `xml:"name,attr"`
+			Failure *struct{} `xml:"failure"`
+		} `xml:"testcase"`
+	}
+	if err := xml.Unmarshal(b.Bytes(), &suite); err != nil {
+		t.Fatalf("%v\n%s", err, b.String())
+	}
+	failed := 0
+	for _, c := range suite.Cases {
+		if c.Failure != nil {
+			failed++
+		}
+	}
+	if suite.Tests != len(rep.Results) || len(suite.Cases) != suite.Tests || suite.Failures != rep.Failed || failed != rep.Failed || rep.Failed == 0 {
+		t.Errorf("JUnit: %d tests, %d failures (%d marked); the report: %d results, %d failed\n%s", suite.Tests, suite.Failures, failed, len(rep.Results), rep.Failed, b.String())
+	}
+}
