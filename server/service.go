@@ -30,6 +30,7 @@ var DemoUsers = []credentials.SeedAccount{
 	{Email: "admin@example.com", Password: "admin-password", Role: "admin"},
 	{Email: "moderator@example.com", Password: "moderator-password", Role: "moderator"},
 	{Email: "user@example.com", Password: "user-password", Role: "user"},
+	{Email: "user2@example.com", Password: "user2-password", Role: "user"},
 }
 
 // Service is the example app as package service runs it.

@@ -48,6 +48,7 @@ func Outside(t testing.TB, component string) {
 const DemoUsers = `- {email: admin@example.com, password: admin-password, role: admin}
 - {email: moderator@example.com, password: moderator-password, role: moderator}
 - {email: user@example.com, password: user-password, role: user}
+- {email: user2@example.com, password: user2-password, role: user}
 `
 
 // DemoUsersFile writes DemoUsers to a file of mode 0600, removed when the
