@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,7 +14,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/specguard/specguard/api"
 	"github.com/specguard/specguard/e2e/client"
 	"github.com/specguard/specguard/internal/keytest"
 	"github.com/specguard/specguard/internal/pgtest"
@@ -94,21 +92,10 @@ func load(c *Client, token string, workers, max int, stop <-chan struct{}) []sam
 // service keeps, limited as an operator may choose.
 func allowingJWKS(t *testing.T) string {
 	t.Helper()
-	var doc yaml.Node
-	if err := yaml.Unmarshal(api.Spec, &doc); err != nil {
-		t.Fatal(err)
-	}
-	jwks := child(t, child(t, child(t, doc.Content[0], "paths"), credentialOp(t, "jwks").Path), "get")
-	set(jwks, "x-rate-limit", parseNode(t, "[{name: jwks, limit: 100000, window: 1m, key: ip, on-store-error: allow}]"))
-	out, err := yaml.Marshal(&doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "openapi.yaml")
-	if err := os.WriteFile(path, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return specFile(t, func(root *yaml.Node) {
+		jwks := child(t, child(t, child(t, root, "paths"), credentialOp(t, "jwks").Path), "get")
+		set(jwks, "x-rate-limit", parseNode(t, "[{name: jwks, limit: 100000, window: 1m, key: ip, on-store-error: allow}]"))
+	})
 }
 
 func TestRedisKilledDuringLoad(t *testing.T) {

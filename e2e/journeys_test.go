@@ -32,7 +32,7 @@ var userSeq atomic.Int64
 // register makes a fresh account and logs it in; it returns the tokens.
 func register(t *testing.T, c *Client) (email string, tok *client.TokenResponse) {
 	t.Helper()
-	email = fmt.Sprintf("user%d@example.com", userSeq.Add(1))
+	email = fmt.Sprintf("e2e-user%d@example.com", userSeq.Add(1))
 	reg, err := c.RegisterWithResponse(ctx, client.Credentials{Email: openapi_types.Email(email), Password: "correct horse battery"})
 	if err != nil || reg.StatusCode() != 201 {
 		t.Fatalf("register: %v %s", err, body(reg.Body))

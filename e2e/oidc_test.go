@@ -38,11 +38,14 @@ const readScope, otherScope = "reports:read", "reports:write"
 // also counts per tenant claim.
 func withProvider(t *testing.T) string {
 	t.Helper()
-	var doc yaml.Node
-	if err := yaml.Unmarshal(api.Spec, &doc); err != nil {
-		t.Fatal(err)
-	}
-	root := doc.Content[0]
+	return specFile(t, func(root *yaml.Node) {
+		addProvider(t, root)
+	})
+}
+
+// addProvider adds what withProvider says to the document root.
+func addProvider(t *testing.T, root *yaml.Node) {
+	t.Helper()
 	schemes := child(t, child(t, root, "components"), "securitySchemes")
 	add(t, schemes, "partner", `
 type: openIdConnect
@@ -57,6 +60,17 @@ x-audience: [`+oidctest.JWTAudience+`, `+oidctest.OpaqueAudience+`]`)
 	tiers.Content = append(tiers.Content, child(t, root, "x-rate-limit").Content...)
 	appendTo(t, tiers, fmt.Sprintf("{name: per-tenant, limit: %d, window: 1m, key: 'claim:tenant', who: authenticated}", tenantLimit))
 	set(keyList, "x-rate-limit", tiers)
+}
+
+// specFile is the example document as edit changes its root, written to a
+// file for SPECGUARD_SPEC_FILE.
+func specFile(t *testing.T, edit func(root *yaml.Node)) string {
+	t.Helper()
+	var doc yaml.Node
+	if err := yaml.Unmarshal(api.Spec, &doc); err != nil {
+		t.Fatal(err)
+	}
+	edit(doc.Content[0])
 	out, err := yaml.Marshal(&doc)
 	if err != nil {
 		t.Fatal(err)

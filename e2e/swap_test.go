@@ -163,6 +163,7 @@ const notesPaths = `  /notes:
           content:
             application/json:
               schema: {type: array, items: {$ref: '#/components/schemas/Note'}}
+        '400': {$ref: '#/components/responses/BadRequest'}
         '401': {$ref: '#/components/responses/Unauthorized'}
         '403': {$ref: '#/components/responses/Forbidden'}
         '429': {$ref: '#/components/responses/TooManyRequests'}
@@ -222,6 +223,7 @@ const notesPaths = `  /notes:
       operationId: deleteNote
       tags: [notes]
       summary: Delete one's own note.
+      x-owner: true
       security:
         - oauth2: [notes:write]
         - apiKeyAuth: [notes:write]

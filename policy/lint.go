@@ -19,7 +19,7 @@ const ExtLintIgnore = "x-lint-ignore"
 // Lint warning codes.
 const (
 	WarnUnlimitedWrite = "unlimited-write" // an unsafe method with x-rate-limit: false
-	WarnAuthResponses  = "auth-responses"  // a protected operation that does not declare 401/403
+	WarnAuthResponses  = "auth-responses"  // a protected operation that does not declare 401/403 (400 for a bearer token)
 	WarnLimitResponses = "limit-responses" // a limited operation that does not declare 429 and its headers
 	WarnUnusedScope    = "unused-scope"    // an oauth2 scope no operation requires, nor names in x-owner
 	WarnAnonymousWrite = "anonymous-write" // an unsafe method reachable without credentials
@@ -122,6 +122,8 @@ func (t *Table) lint() []*Warning {
 		}
 		if what := validated(op); what != "" && !declares(op, http.StatusBadRequest) {
 			warn(WarnValidationResponses, "declares no 400 response; the guard answers 400 when %s does not match the document", what)
+		} else if takesBearer(op) && !declares(op, http.StatusBadRequest) {
+			warn(WarnAuthResponses, "declares no 400 response; the guard answers 400 to a malformed bearer token (RFC 6750 invalid_request)")
 		}
 		if len(op.Limits) > 0 {
 			resp := response(op, http.StatusTooManyRequests)
@@ -257,6 +259,19 @@ func response(op *Operation, status int) *openapi3.Response {
 
 // declares reports whether op declares status, or a default response that
 // covers it.
+// takesBearer reports whether op accepts a bearer token: one that cannot
+// be read is answered 400.
+func takesBearer(op *Operation) bool {
+	for _, alt := range op.Security.Alternatives {
+		for _, sr := range alt {
+			if t := sr.Scheme.Type; t == SchemeBearer || t == SchemeOAuth2 || t == SchemeOIDC {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func declares(op *Operation, status int) bool {
 	if response(op, status) != nil {
 		return true
