@@ -175,8 +175,7 @@ func (r *runner) sendOn(ctx context.Context, name string, op *policy.Operation, 
 func (r *runner) sendBody(ctx context.Context, name string, op *policy.Operation, cred *credential, body []byte, id string) (*response, error) {
 	v := &violation{body: body}
 	if id != "" {
-		last := op.Path[strings.LastIndex(op.Path, "{")+1 : strings.LastIndex(op.Path, "}")]
-		v.path = map[string]string{last: id}
+		v.path = map[string]string{lastParam(op.Path): id}
 	}
 	if body == nil {
 		v.body = nil

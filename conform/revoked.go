@@ -131,23 +131,56 @@ func (r *runner) makeKey(ctx context.Context, create *policy.Operation, maker *c
 	return &credential{name: "an API key of " + maker.name, scheme: scheme, value: made.Key, account: maker.account}, made.ID, nil
 }
 
-// revokedSession: a session (a retire cookie credential) ended by logout.
+// revokedSession: a session (a retire cookie credential) deleted from
+// the account's list of sessions, or, without those operations, logged
+// out.
 func (r *runner) revokedSession(ctx context.Context, me *policy.Operation) {
-	logout := r.credentialOp("logout")
-	if logout == nil {
+	list, del, logout := r.credentialOp("list-sessions"), r.credentialOp("delete-session"), r.credentialOp("logout")
+	end := del
+	if list == nil || del == nil {
+		end = logout
+	}
+	if end == nil {
 		return
 	}
 	const name = "revoked:session"
 	c := r.retiring(func(c *credential) bool { return c.scheme.Type == policy.SchemeAPIKeyCookie && c.csrf != "" })
 	if c == nil {
-		r.report(logout, name, Skip, "no configured session cookie marked retire (with its CSRF token)")
+		r.report(end, name, Skip, "no configured session cookie marked retire (with its CSRF token)")
 		return
 	}
+	csrf := func(req *http.Request) { req.Header.Set("X-CSRF-Token", c.csrf) }
+	how := "logged out"
 	msg := r.usedThenRefused(ctx, name, me, c, func() (*response, error) {
-		return r.send(ctx, name, logout, c, nil, func(req *http.Request) { req.Header.Set("X-CSRF-Token", c.csrf) })
+		if end == logout {
+			return r.send(ctx, name, logout, c, nil, csrf)
+		}
+		// Which of the account's sessions this one is: the list says.
+		resp, err := r.send(ctx, name, list, c, nil, nil)
+		if err != nil || resp.status != http.StatusOK {
+			return resp, err
+		}
+		type session struct {
+			ID, Kind string
+			Current  bool
+		}
+		var sessions []session
+		_ = json.Unmarshal(resp.body, &sessions)
+		i := slices.IndexFunc(sessions, func(s session) bool { return s.Current && s.Kind == "cookie" })
+		if i < 0 {
+			return nil, fmt.Errorf("%s does not list the session making the request (current)", list.ID)
+		}
+		how = "deleted from the list of sessions"
+		v := &violation{path: map[string]string{lastParam(del.Path): sessions[i].ID}}
+		return r.send(ctx, name, del, c, v, csrf)
 	})
 	c.retired = true
-	r.verdict(logout, name, msg, "%s refused once its session ended", c.name)
+	r.verdict(end, name, msg, "%s refused once its session was %s", c.name, how)
+}
+
+// lastParam is the name of the last parameter of a path template.
+func lastParam(p string) string {
+	return p[strings.LastIndex(p, "{")+1 : strings.LastIndex(p, "}")]
 }
 
 // revokedRefresh: a refresh token rotated, then the spent one presented
