@@ -10,7 +10,7 @@ CODEGEN := $(GO) run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen
 run:
 	@echo "building bin/blog (the first build compiles every dependency: a few minutes; later ones take seconds)"
 	@$(GO) build -o bin/blog ./cmd/blog
-	@exec ./bin/blog serve
+	@SPECGUARD_VALIDATE_RESPONSES=$${SPECGUARD_VALIDATE_RESPONSES:-enforce} exec ./bin/blog serve
 
 # bin/blog, the example app's server, and bin/specguard, the toolkit (new,
 # lint, routes, keygen, conform).

@@ -137,6 +137,9 @@ func startBinary(t *testing.T, bin string, args []string, env ...string) *Instan
 		"SPECGUARD_DATA_DIR=" + t.TempDir(),
 		"SPECGUARD_TRUSTED_PROXIES=127.0.0.1/32",
 		"SPECGUARD_ADMIN_ADDR=127.0.0.1:0", // several instances run at once
+		// An answer of the example's handlers that breaks the document is
+		// a 500, which the contract check then fails on.
+		"SPECGUARD_VALIDATE_RESPONSES=enforce",
 	}, env...)
 	in := &Instance{Base: "http://" + addr, env: all, args: args, bin: bin, logs: &syncBuffer{}}
 	in.start(t)

@@ -105,6 +105,8 @@ func BenchmarkGuard(b *testing.B) {
 		{"guard+accounts", "/items/42", true, []guard.Option{guard.WithoutRequestValidation()}},
 		// As served: request validation against the document on.
 		{"guard+validation", "/items/42", true, nil},
+		// And every answer checked against the document, reported.
+		{"guard+validation+responses", "/items/42", true, []guard.Option{guard.WithResponseValidation(guard.ResponsesReport, nil)}},
 	} {
 		g, token := newGuard(bc.accounts, bc.opts...)
 		b.Run(bc.name, func(b *testing.B) {

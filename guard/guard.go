@@ -203,6 +203,10 @@ type Guard struct {
 	observe   func(http.ResponseWriter, *http.Request, Event)
 	unguarded []string
 	defer_    bool // the limiter prechecks: defer what Deferrers can
+	// responses says whether the handlers' answers are checked, and
+	// reportResponse gets those that break the document.
+	responses      ResponseMode
+	reportResponse func(*http.Request, *policy.Operation, []ResponseViolation)
 
 	free        map[string]bool // "METHOD pattern" of unguarded routes
 	schemeNames []string        // the document's schemes, sorted
@@ -403,6 +407,10 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rc.rctx != nil {
 		rctx.Reset() // the router fills it again as it routes
 		rctx.Routes = g.router
+	}
+	if g.responses != ResponsesOff {
+		g.serveChecked(w, r, st)
+		return
 	}
 	g.router.ServeHTTP(w, r)
 }

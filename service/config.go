@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/specguard/specguard/credentials"
+	"github.com/specguard/specguard/guard"
 	"github.com/specguard/specguard/internal/text"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
@@ -56,6 +57,10 @@ type Config struct {
 	AdminAddr       string        // SPECGUARD_ADMIN_ADDR: /metrics; "auto" = 127.0.0.1:<API port + 1000>; "off" = none
 	AdminPprof      bool          // SPECGUARD_ADMIN_PPROF: /debug/pprof/ on the admin listener
 	SpecFile        string        // SPECGUARD_SPEC_FILE: serve this document instead of the embedded one
+	// ValidateResponses is SPECGUARD_VALIDATE_RESPONSES: whether the
+	// handlers' answers are checked against the document (off, report,
+	// enforce).
+	ValidateResponses guard.ResponseMode
 }
 
 type setting struct {
@@ -195,6 +200,11 @@ var settings = []setting{
 		}
 		c.LogRequests = b
 		return nil
+	}},
+	{"validate-responses", "check the handlers' answers against the document: off, report (count and log what breaks it) or enforce (answer 500 instead)", "report", func(c *Config, v string) error {
+		m, err := guard.ParseResponseMode(v)
+		c.ValidateResponses = m
+		return err
 	}},
 	{"spec-file", "OpenAPI document to enforce instead of the embedded one (same operations; to tune x-rate-limit or security without a rebuild)", "", str(func(c *Config) *string { return &c.SpecFile })},
 	{"log-format", "json or text", "json", func(c *Config, v string) error {

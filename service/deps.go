@@ -14,6 +14,7 @@ import (
 
 	"github.com/specguard/specguard/credentials"
 	"github.com/specguard/specguard/credentials/sqlstore"
+	"github.com/specguard/specguard/guard"
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/problem"
@@ -43,7 +44,10 @@ type Deps struct {
 	Log      *slog.Logger
 	// LogRequests writes one Log line per request.
 	LogRequests bool
-	Timeout     time.Duration
+	// ValidateResponses says whether the handlers' answers are checked
+	// against the document (counted and logged when they break it).
+	ValidateResponses guard.ResponseMode
+	Timeout           time.Duration
 	// Ready reports each store's health for /readyz.
 	Ready func(ctx context.Context) map[string]error
 	// Errors are the error handlers of the app's generated strict server.
@@ -106,7 +110,7 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 	if err != nil {
 		return nil, fmt.Errorf("SPECGUARD_TRUSTED_PROXIES: %v", err)
 	}
-	d := &Deps{Table: table, ClientIP: clientIP, Log: log, LogRequests: cfg.LogRequests, Timeout: cfg.StoreTimeout,
+	d := &Deps{Table: table, ClientIP: clientIP, Log: log, LogRequests: cfg.LogRequests, ValidateResponses: cfg.ValidateResponses, Timeout: cfg.StoreTimeout,
 		app: app, problems: app.Problems}
 	d.Errors = handlerErrors(d.problems, log)
 	defer func() {

@@ -40,6 +40,7 @@ func NewHandler(d *Deps) (http.Handler, error) {
 			d.Log.Warn("a store failed; answering 503", "operation", opID(r), "err", err)
 		}),
 		guard.WithObserver(d.Metrics.observeGuard),
+		guard.WithResponseValidation(d.ValidateResponses, d.Metrics.reportResponse(d.Log, d.ValidateResponses)),
 	)
 	g, err := guard.New(d.Table, r, append(opts, d.app.GuardOptions...)...)
 	if err != nil {

@@ -39,6 +39,7 @@ type Metrics struct {
 
 	providerUp, providerReady *prometheus.GaugeVec   // scheme
 	providerFails             *prometheus.CounterVec // scheme
+	responseViolations        *prometheus.CounterVec // operation, reason
 
 	cache sync.Map // requestKey, authKey, decisionKey -> the series' child
 }
@@ -80,14 +81,30 @@ func NewMetrics() *Metrics {
 		providerFails: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "specguard_oidc_provider_errors_total", Help: "Failed calls to an openIdConnect scheme's provider.",
 		}, []string{"scheme"}),
+		responseViolations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "specguard_response_violations_total", Help: "Handler answers that break the document, by operation and reason (status, header, content-type, body).",
+		}, []string{"operation", "reason"}),
 	}
 	m.reg.MustRegister(m.requests, m.latency, m.auth, m.decisions, m.storeTime, m.storeFails, m.tokens,
-		m.providerUp, m.providerReady, m.providerFails,
+		m.providerUp, m.providerReady, m.providerFails, m.responseViolations,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, ev := range []string{"issued", "refreshed", "reuse_detected", "revoked", "revoked_all"} {
 		m.tokens.WithLabelValues(ev) // present at 0 from the start, so rates work
 	}
 	return m
+}
+
+// responseViolations counts and logs the answers that break the document:
+// the operation, the status, the reason, the JSON pointer and what the
+// document asks there, never a value.
+func (m *Metrics) reportResponse(log *slog.Logger, mode guard.ResponseMode) func(*http.Request, *policy.Operation, []guard.ResponseViolation) {
+	return func(_ *http.Request, op *policy.Operation, vs []guard.ResponseViolation) {
+		for _, v := range vs {
+			m.responseViolations.WithLabelValues(op.ID, v.Reason).Inc()
+			log.Warn("an answer breaks the API description", "operation", op.ID, "status", v.Status, "reason", v.Reason,
+				"pointer", v.Pointer, "detail", v.Detail, "validate_responses", mode.String())
+		}
+	}
 }
 
 // providerStatus records a change of an identity provider's state.

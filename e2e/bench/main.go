@@ -314,6 +314,12 @@ func (h *harness) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// (b) checks every answer against the document (the default, report):
+	// (i) is (b) without, for what that costs.
+	off, err := h.startSpecguard(ctx, specguard, with("SPECGUARD_DATA_DIR="+dir("i"), "SPECGUARD_VALIDATE_RESPONSES=off"))
+	if err != nil {
+		return err
+	}
 	a.id, a.name, a.loads = "a", "bare: chi + generated strict handlers, SQLite", everyLoad
 	b.id, b.name, b.loads = "b", "specguard, memory store, SQLite", everyLoad
 	c.id, c.name, c.loads, c.redis = "c", "specguard, Redis, SQLite", everyLoad, []string{redisAddr}
@@ -322,7 +328,8 @@ func (h *harness) run(ctx context.Context) error {
 	f.id, f.name, f.loads = "f", "bare, PostgreSQL", everyLoad
 	g.id, g.name, g.loads, g.redis = "g", "specguard, Redis, PostgreSQL", everyLoad, []string{redisAddr}
 	hc.id, hc.name, hc.loads, hc.redis = "h", "specguard, Redis Cluster (3 masters), SQLite", everyLoad, cluster
-	for _, s := range []*stack{a, b, c, d, e, hc} {
+	off.id, off.name, off.loads = "i", "(b) with answers not checked (SPECGUARD_VALIDATE_RESPONSES=off)", "bearer"
+	for _, s := range []*stack{a, b, c, d, e, hc, off} {
 		s.bare = a
 	}
 	f.bare, g.bare = f, f
@@ -331,7 +338,7 @@ func (h *harness) run(ctx context.Context) error {
 	// API key.
 	a.creds, f.creds = b.creds, b.creds
 	d.creds.token, e.creds.token = b.creds.token, b.creds.token
-	stacks := []*stack{a, b, c, d, e, f, g, hc}
+	stacks := []*stack{a, b, c, d, e, f, g, hc, off}
 	for _, s := range stacks {
 		s.runs, s.calls = map[string][]result{}, map[string]float64{}
 		if err := s.check(); err != nil {
@@ -966,6 +973,9 @@ func report(stacks []*stack, wrkVersion string) string {
 		if byID["d"].takes(l) {
 			fmt.Fprintf(&b, "(b) %.2fx (d) >= 2.5x %s; (c) %.2fx (e) >= 2.5x %s; ", ratio("b", "d", rps), mark(ratio("b", "d", rps) >= 2.5),
 				ratio("c", "e", rps), mark(ratio("c", "e", rps) >= 2.5))
+		}
+		if byID["i"].takes(l) {
+			fmt.Fprintf(&b, "answers checked (report): (b) %.2fx (i) >= 0.90x %s; ", ratio("b", "i", rps), mark(ratio("b", "i", rps) >= 0.9))
 		}
 		fmt.Fprintf(&b, "p99 (b) %.2fx (a) <= 1.2x %s; p99 (c) %.2fx (a) <= 2x %s\n", ratio("b", "a", p99), mark(ratio("b", "a", p99) <= 1.2),
 			ratio("c", "a", p99), mark(ratio("c", "a", p99) <= 2))

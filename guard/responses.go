@@ -1,0 +1,291 @@
+package guard
+
+// Response validation: a handler's answer checked against what the
+// document declares for its operation, reported, or refused before it
+// leaves.
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/problem"
+)
+
+// ResponseMode says what the guard does with the handlers' answers.
+type ResponseMode uint8
+
+const (
+	// ResponsesOff: answers are not checked.
+	ResponsesOff ResponseMode = iota
+	// ResponsesReport: every answer is checked as it is sent, unchanged;
+	// what breaks the document goes to the report function.
+	ResponsesReport
+	// ResponsesEnforce: an answer is held until it is checked; one that
+	// breaks the document is replaced by a 500 problem (response-invalid)
+	// that says nothing of it, and reported.
+	ResponsesEnforce
+)
+
+// ParseResponseMode reads "off", "report" or "enforce".
+func ParseResponseMode(s string) (ResponseMode, error) {
+	switch s {
+	case "off":
+		return ResponsesOff, nil
+	case "report":
+		return ResponsesReport, nil
+	case "enforce":
+		return ResponsesEnforce, nil
+	}
+	return 0, fmt.Errorf("%q: want off, report or enforce", s)
+}
+
+func (m ResponseMode) String() string {
+	return [...]string{"off", "report", "enforce"}[m]
+}
+
+// MaxCheckedBody is the largest body the guard checks (and, enforcing,
+// holds): a larger one is sent as it comes, its status and headers
+// checked, its body not.
+const MaxCheckedBody = 1 << 20
+
+// ResponseViolation is one way an answer breaks the document. It never
+// holds a value of the answer: the operation's data stays out of logs.
+type ResponseViolation struct {
+	Status int
+	// Reason is "status" (not declared, no default), "header" (a
+	// required header missing), "content-type" (a media type the status
+	// does not declare) or "body" (against its schema).
+	Reason string
+	// Pointer is the JSON pointer of the part of the body at fault, for
+	// "body" ("/" for the whole body).
+	Pointer string
+	// Detail is what the document asks for there.
+	Detail string
+}
+
+func (v ResponseViolation) String() string {
+	if v.Pointer != "" {
+		return fmt.Sprintf("%d %s %s: %s", v.Status, v.Reason, v.Pointer, v.Detail)
+	}
+	return fmt.Sprintf("%d %s: %s", v.Status, v.Reason, v.Detail)
+}
+
+// WithResponseValidation checks the answer of every operation's handler
+// against the responses the document declares: its status (or default),
+// the headers it marks required, and the body against its media type's
+// schema (up to MaxCheckedBody). report, when not nil, gets every answer
+// that breaks the document, after it was sent (or replaced). Off by
+// default. The guard's own answers (401, 403, 429, ...) are not checked:
+// lint says whether the document declares them.
+func WithResponseValidation(mode ResponseMode, report func(r *http.Request, op *policy.Operation, violations []ResponseViolation)) Option {
+	return func(g *Guard) { g.responses, g.reportResponse = mode, report }
+}
+
+// serveChecked runs the handler of op with its answer checked.
+func (g *Guard) serveChecked(w http.ResponseWriter, r *http.Request, st *opState) {
+	cw := &checkedWriter{w: w, enforce: g.responses == ResponsesEnforce}
+	if cw.enforce {
+		cw.header = w.Header().Clone()
+	}
+	g.router.ServeHTTP(cw, r)
+	if !cw.wrote {
+		cw.WriteHeader(http.StatusOK)
+	}
+	found := checkResponse(r, st, cw.status, cw.Header(), cw.body.Bytes(), cw.over)
+	if cw.enforce && !cw.passed {
+		if len(found) > 0 {
+			// Nothing of the refused answer leaves: its headers stay
+			// behind, only the guard's own (set before the handler ran) go.
+			g.problems.Write(w, &problem.Problem{Type: "response-invalid", Title: "Internal error", Status: http.StatusInternalServerError,
+				Detail: "The server's answer did not match the API description."})
+		} else {
+			h := w.Header()
+			clear(h)
+			for k, v := range cw.header {
+				h[k] = v
+			}
+			w.WriteHeader(cw.status)
+			_, _ = w.Write(cw.body.Bytes())
+		}
+	}
+	if len(found) > 0 && g.reportResponse != nil {
+		g.reportResponse(r, st.op, found)
+	}
+}
+
+// checkedWriter keeps what a handler answers: the status, and the body up
+// to MaxCheckedBody. Reporting, it passes everything on as it comes;
+// enforcing, it holds the answer (headers in a map of its own) until the
+// guard has checked it, unless the body grows past the bound or the
+// handler flushes, which send it on unchecked.
+type checkedWriter struct {
+	w       http.ResponseWriter
+	enforce bool
+	header  http.Header // enforcing: the answer's headers, held
+	status  int
+	wrote   bool
+	body    bytes.Buffer
+	over    bool // the body passed MaxCheckedBody: not checked
+	// passed: enforcing, the answer went out unheld (too large, or
+	// flushed).
+	passed bool
+}
+
+func (c *checkedWriter) Header() http.Header {
+	if c.enforce && !c.passed {
+		return c.header
+	}
+	return c.w.Header()
+}
+
+func (c *checkedWriter) WriteHeader(status int) {
+	if c.wrote {
+		return
+	}
+	c.wrote, c.status = true, status
+	if !c.enforce {
+		c.w.WriteHeader(status)
+	}
+}
+
+func (c *checkedWriter) Write(p []byte) (int, error) {
+	if !c.wrote {
+		c.WriteHeader(http.StatusOK)
+	}
+	if !c.over && c.body.Len()+len(p) <= MaxCheckedBody {
+		c.body.Write(p)
+		if c.enforce && !c.passed {
+			return len(p), nil
+		}
+	} else if !c.over {
+		c.over = true
+		if c.enforce && !c.passed {
+			c.pass()
+		}
+	}
+	return c.w.Write(p)
+}
+
+// pass sends what is held on, and everything after as it comes.
+func (c *checkedWriter) pass() {
+	c.passed = true
+	h := c.w.Header()
+	clear(h)
+	for k, v := range c.header {
+		h[k] = v
+	}
+	c.w.WriteHeader(c.status)
+	_, _ = c.w.Write(c.body.Bytes())
+}
+
+// Flush sends on what is written so far: a streamed answer is checked
+// when reported, and sent unchecked when enforced.
+func (c *checkedWriter) Flush() {
+	if c.enforce && !c.passed {
+		if !c.wrote {
+			c.WriteHeader(http.StatusOK)
+		}
+		c.over = true // a stream: not held, not checked
+		c.pass()
+	}
+	if f, ok := c.w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (c *checkedWriter) Unwrap() http.ResponseWriter { return c.w }
+
+var responseValidation = &openapi3filter.Options{
+	MultiError:         true,
+	AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
+}
+
+// checkResponse says how an answer of st's operation breaks the document:
+// its status, the headers it requires, the body (unless truncated).
+func checkResponse(r *http.Request, st *opState, status int, header http.Header, body []byte, truncated bool) []ResponseViolation {
+	op := st.op
+	declared := op.Spec.Responses.Status(status)
+	if declared == nil {
+		declared = op.Spec.Responses.Default()
+	}
+	if declared == nil || declared.Value == nil {
+		return []ResponseViolation{{Status: status, Reason: "status", Detail: "the document declares neither this status nor a default"}}
+	}
+	if truncated {
+		// The body is past the bound: its headers alone are checked.
+		var out []ResponseViolation
+		for name, h := range declared.Value.Headers {
+			if h.Value != nil && h.Value.Required && header.Get(name) == "" {
+				out = append(out, ResponseViolation{Status: status, Reason: "header", Detail: fmt.Sprintf("response header %q missing", name)})
+			}
+		}
+		return out
+	}
+	var out []ResponseViolation
+	in := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: r, Route: st.valid.route, Options: responseValidation},
+		Status:                 status,
+		Header:                 header,
+		Body:                   io.NopCloser(bytes.NewReader(body)),
+		Options:                responseValidation,
+	}
+	if err := openapi3filter.ValidateResponse(r.Context(), in); err != nil {
+		out = append(out, violations(status, err)...)
+	}
+	return out
+}
+
+// violations turns a response validation error into violations, naming
+// the JSON pointer of a body at fault and what the schema asks there.
+func violations(status int, err error) []ResponseViolation {
+	var multi openapi3.MultiError
+	if errors.As(err, &multi) {
+		var out []ResponseViolation
+		for _, e := range multi {
+			out = append(out, violations(status, e)...)
+		}
+		return out
+	}
+	var se *openapi3.SchemaError
+	if errors.As(err, &se) {
+		return []ResponseViolation{{Status: status, Reason: "body", Pointer: jsonPointer(se.JSONPointer()), Detail: se.Reason}}
+	}
+	var re *openapi3filter.ResponseError
+	if errors.As(err, &re) {
+		if re.Err != nil {
+			if inner := violations(status, re.Err); len(inner) > 0 && inner[0].Reason == "body" {
+				return inner
+			}
+		}
+		reason := "body"
+		switch lower := strings.ToLower(re.Reason); {
+		case strings.Contains(lower, "content-type") || strings.Contains(lower, "content type"):
+			reason = "content-type"
+		case strings.Contains(lower, "header"):
+			reason = "header"
+		}
+		return []ResponseViolation{{Status: status, Reason: reason, Pointer: map[bool]string{true: "/"}[reason == "body"], Detail: re.Reason}}
+	}
+	return []ResponseViolation{{Status: status, Reason: "body", Pointer: "/", Detail: "the body cannot be read as its media type"}}
+}
+
+// jsonPointer is a JSON pointer (RFC 6901): "/" for the whole body.
+func jsonPointer(parts []string) string {
+	if len(parts) == 0 {
+		return "/"
+	}
+	esc := make([]string, len(parts))
+	for i, p := range parts {
+		esc[i] = strings.NewReplacer("~", "~0", "/", "~1").Replace(p)
+	}
+	return "/" + strings.Join(esc, "/")
+}

@@ -1,0 +1,145 @@
+package guard_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/specguard/specguard/guard"
+	"github.com/specguard/specguard/policy"
+)
+
+const answersDoc = `openapi: 3.0.3
+info: {title: answers, version: "1"}
+paths:
+  /things/{id}:
+    get:
+      operationId: getThing
+      security: []
+      x-rate-limit: false
+      parameters: [{name: id, in: path, required: true, schema: {type: string}}]
+      responses:
+        '200':
+          description: ok
+          headers:
+            X-Version: {required: true, schema: {type: string}}
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [id, count]
+                properties:
+                  id: {type: string}
+                  count: {type: integer}
+                  tags: {type: array, items: {type: string}}
+        '404': {description: none}
+`
+
+// answers serves answersDoc with the handler answering as the path says.
+func answers(t *testing.T, mode guard.ResponseMode) (http.Handler, func() []string) {
+	t.Helper()
+	table, err := policy.Compile("answers.yaml", []byte(answersDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	r.Get("/things/{id}", func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("X-Secret", "from-the-handler")
+		w.Header().Set("Content-Type", "application/json")
+		switch chi.URLParam(req, "id") {
+		case "good":
+			w.Header().Set("X-Version", "1")
+			_, _ = w.Write([]byte(`{"id":"good","count":1}`))
+		case "missing-member":
+			w.Header().Set("X-Version", "1")
+			_, _ = w.Write([]byte(`{"id":"secret-data"}`))
+		case "wrong-type":
+			w.Header().Set("X-Version", "1")
+			_, _ = w.Write([]byte(`{"id":"secret-data","count":1,"tags":[7]}`))
+		case "no-header":
+			_, _ = w.Write([]byte(`{"id":"a","count":1}`))
+		case "teapot":
+			w.WriteHeader(http.StatusTeapot)
+		case "large":
+			w.Header().Set("X-Version", "1")
+			_, _ = w.Write([]byte(`{"id":"`))
+			_, _ = w.Write([]byte(strings.Repeat("x", guard.MaxCheckedBody)))
+			_, _ = w.Write([]byte(`"}`)) // no count: past the bound, not checked
+		case "stream":
+			w.Header().Set("X-Version", "1")
+			_, _ = w.Write([]byte(`{"id":"a",`))
+			http.NewResponseController(w).Flush()
+			_, _ = w.Write([]byte(`"count":"not a number"}`))
+		}
+	})
+	var mu sync.Mutex
+	var got []string
+	g, err := guard.New(table, r, guard.WithResponseValidation(mode, func(_ *http.Request, op *policy.Operation, vs []guard.ResponseViolation) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, v := range vs {
+			got = append(got, op.ID+" "+v.String())
+		}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), got...) }
+}
+
+// An answer that breaks the document is reported (report), or refused
+// with a 500 that says nothing of it (enforce); a good one passes
+// unchanged either way; off checks nothing. Reports name the JSON pointer
+// and what the schema asks, never the value.
+func TestResponseValidation(t *testing.T) {
+	for _, c := range []struct {
+		id, want string // want: the violation reported; "" for none
+	}{
+		{"good", ""},
+		{"missing-member", `getThing 200 body /count: property "count" is missing`},
+		{"wrong-type", "getThing 200 body /tags/0: value must be a string"},
+		{"no-header", `getThing 200 header: response header "X-Version" missing`},
+		{"teapot", "getThing 418 status: the document declares neither this status nor a default"},
+		{"large", ""},  // past MaxCheckedBody: sent unchecked
+		{"stream", ""}, // flushed while enforcing: sent on, unchecked
+	} {
+		for _, mode := range []guard.ResponseMode{guard.ResponsesOff, guard.ResponsesReport, guard.ResponsesEnforce} {
+			t.Run(c.id+"/"+mode.String(), func(t *testing.T) {
+				h, reported := answers(t, mode)
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, httptest.NewRequest("GET", "/things/"+c.id, nil).WithContext(context.Background()))
+				got := reported()
+				if c.id == "stream" && mode == guard.ResponsesReport {
+					// Reporting, a streamed answer is checked as it went.
+					c.want = "getThing 200 body /count: value must be an integer"
+				} else if c.id == "stream" {
+					c.want = ""
+				}
+				refused := mode == guard.ResponsesEnforce && c.want != ""
+				switch {
+				case mode == guard.ResponsesOff && len(got) > 0:
+					t.Errorf("off reported %v", got)
+				case mode != guard.ResponsesOff && c.want == "" && len(got) > 0:
+					t.Errorf("a good answer reported: %v", got)
+				case mode != guard.ResponsesOff && c.want != "" && (len(got) != 1 || got[0] != c.want):
+					t.Errorf("reported %q, want %q", got, c.want)
+				}
+				if strings.Contains(strings.Join(got, " "), "secret-data") {
+					t.Errorf("a report holds a value of the answer: %v", got)
+				}
+				if refused {
+					if w.Code != 500 || !strings.Contains(w.Body.String(), "response-invalid") || strings.Contains(w.Body.String(), "secret") || w.Header().Get("X-Secret") != "" {
+						t.Errorf("enforced: %d %v %s; want a 500 response-invalid with nothing of the answer", w.Code, w.Header(), w.Body.String())
+					}
+				} else if w.Header().Get("X-Secret") == "" || (c.id == "good" && w.Body.String() != `{"id":"good","count":1}`) {
+					t.Errorf("the answer did not pass unchanged: %d %v %.80s", w.Code, w.Header(), w.Body.String())
+				}
+			})
+		}
+	}
+}
