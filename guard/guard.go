@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/go-chi/chi/v5"
 
@@ -207,6 +208,8 @@ type Guard struct {
 	// reportResponse gets those that break the document.
 	responses      ResponseMode
 	reportResponse func(*http.Request, *policy.Operation, []ResponseViolation)
+	responseSample uint64        // report mode: the body of one answer in this many
+	answers        atomic.Uint64 // the answers report mode saw
 
 	free        map[string]bool // "METHOD pattern" of unguarded routes
 	schemeNames []string        // the document's schemes, sorted

@@ -143,3 +143,44 @@ func TestResponseValidation(t *testing.T) {
 		}
 	}
 }
+
+// Sampling: report mode checks the body of one answer in n, the status of
+// every one.
+func TestResponseSample(t *testing.T) {
+	table, err := policy.Compile("answers.yaml", []byte(answersDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	r.Get("/things/{id}", func(w http.ResponseWriter, req *http.Request) {
+		if chi.URLParam(req, "id") == "teapot" {
+			w.WriteHeader(http.StatusTeapot)
+			return
+		}
+		w.Header().Set("X-Version", "1")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"id":"a"}`)) // no count
+	})
+	var reasons []string
+	g, err := guard.New(table, r, guard.WithResponseSample(3), guard.WithResponseValidation(guard.ResponsesReport, func(_ *http.Request, _ *policy.Operation, vs []guard.ResponseViolation) {
+		for _, v := range vs {
+			reasons = append(reasons, v.Reason)
+		}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 9 {
+		g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/things/a", nil))
+	}
+	if strings.Join(reasons, " ") != "body body body" {
+		t.Errorf("9 answers, one body in 3 checked: reported %v", reasons)
+	}
+	reasons = nil
+	for range 4 {
+		g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/things/teapot", nil))
+	}
+	if strings.Join(reasons, " ") != "status status status status" {
+		t.Errorf("an undeclared status is reported for every answer: %v", reasons)
+	}
+}

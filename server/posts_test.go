@@ -18,6 +18,7 @@ import (
 
 	"github.com/specguard/specguard/api"
 	"github.com/specguard/specguard/api/gen"
+	"github.com/specguard/specguard/guard"
 	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/server"
 	"github.com/specguard/specguard/server/db"
@@ -56,10 +57,17 @@ func BenchmarkHandler(b *testing.B) {
 	if err := posts.CreatePost(ctx, post); err != nil {
 		b.Fatal(err)
 	}
+	// The same without checking answers against the document (report is
+	// the default).
+	d.ValidateResponses = guard.ResponsesOff
+	unchecked, err := service.NewHandler(d)
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, bc := range []struct {
 		name string
 		h    http.Handler
-	}{{"bare", bare}, {"specguard", guarded}} {
+	}{{"bare", bare}, {"specguard", guarded}, {"specguard,answers-unchecked", unchecked}} {
 		b.Run(bc.name, func(b *testing.B) {
 			req := httptest.NewRequest("GET", "/posts/"+post.ID, nil)
 			req.Header.Set("Authorization", "Bearer "+pair.Access)

@@ -61,6 +61,9 @@ type Config struct {
 	// handlers' answers are checked against the document (off, report,
 	// enforce).
 	ValidateResponses guard.ResponseMode
+	// ResponseSample is SPECGUARD_VALIDATE_RESPONSES_SAMPLE: report mode
+	// checks the body of one answer in this many.
+	ResponseSample int
 }
 
 type setting struct {
@@ -205,6 +208,14 @@ var settings = []setting{
 		m, err := guard.ParseResponseMode(v)
 		c.ValidateResponses = m
 		return err
+	}},
+	{"validate-responses-sample", "report mode checks the body of one answer in this many (every answer's status and headers are checked; enforce checks every body)", "4", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000000 {
+			return fmt.Errorf("%q is not a number from 1 (every answer) to 1000000", v)
+		}
+		c.ResponseSample = n
+		return nil
 	}},
 	{"spec-file", "OpenAPI document to enforce instead of the embedded one (same operations; to tune x-rate-limit or security without a rebuild)", "", str(func(c *Config) *string { return &c.SpecFile })},
 	{"log-format", "json or text", "json", func(c *Config, v string) error {

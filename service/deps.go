@@ -47,7 +47,10 @@ type Deps struct {
 	// ValidateResponses says whether the handlers' answers are checked
 	// against the document (counted and logged when they break it).
 	ValidateResponses guard.ResponseMode
-	Timeout           time.Duration
+	// ResponseSample: report mode checks the body of one answer in this
+	// many.
+	ResponseSample int
+	Timeout        time.Duration
 	// Ready reports each store's health for /readyz.
 	Ready func(ctx context.Context) map[string]error
 	// Errors are the error handlers of the app's generated strict server.
@@ -110,7 +113,7 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 	if err != nil {
 		return nil, fmt.Errorf("SPECGUARD_TRUSTED_PROXIES: %v", err)
 	}
-	d := &Deps{Table: table, ClientIP: clientIP, Log: log, LogRequests: cfg.LogRequests, ValidateResponses: cfg.ValidateResponses, Timeout: cfg.StoreTimeout,
+	d := &Deps{Table: table, ClientIP: clientIP, Log: log, LogRequests: cfg.LogRequests, ValidateResponses: cfg.ValidateResponses, ResponseSample: cfg.ResponseSample, Timeout: cfg.StoreTimeout,
 		app: app, problems: app.Problems}
 	d.Errors = handlerErrors(d.problems, log)
 	defer func() {
