@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/go-chi/chi/v5"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
@@ -210,6 +211,7 @@ type Guard struct {
 	reportResponse func(*http.Request, *policy.Operation, []ResponseViolation)
 	responseSample uint64        // report mode: the body of one answer in this many
 	answers        atomic.Uint64 // the answers report mode saw
+	tracer         trace.Tracer  // nil: no tracing (WithTracerProvider)
 
 	free        map[string]bool // "METHOD pattern" of unguarded routes
 	schemeNames []string        // the document's schemes, sorted
@@ -334,6 +336,15 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 // ServeHTTP runs the pipeline: resolve, authenticate, limit, decide,
 // validate, and then the router's handler.
 func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if g.tracer != nil {
+		g.serveTraced(w, r)
+		return
+	}
+	g.serve(w, r, nil)
+}
+
+// serve is ServeHTTP, traced by tr when it is not nil.
+func (g *Guard) serve(w http.ResponseWriter, r *http.Request, tr *reqTrace) {
 	rctx := g.rctxs.Get().(*chi.Context)
 	rctx.Reset()
 	defer g.rctxs.Put(rctx)
@@ -351,21 +362,24 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := g.byOp[op]
+	tr.route(op)
 
 	// Authenticate. When the limiter prechecks, a credential's store check
 	// is left to the rate-limit call: one round trip.
 	deferred := g.defer_ && len(op.Limits) > 0
-	a := g.authenticate(r, op, deferred)
+	ra, endAuth := tr.step(r, "authenticate")
+	a := g.authenticate(ra, op, deferred)
 	if a.gate != nil && a.err != nil {
 		// Refused anyway: a revoked credential is refused as invalid (401)
 		// rather than as lacking scope or freshness.
-		if err := a.gate.Check(r.Context()); errors.Is(err, security.ErrRecheck) {
-			a = g.authenticate(r, op, false)
+		if err := a.gate.Check(ra.Context()); errors.Is(err, security.ErrRecheck) {
+			a = g.authenticate(ra, op, false)
 		} else if err != nil {
 			a.err, a.failed = err, a.gated
 		}
 		a.gate = nil
 	}
+	endAuth()
 	if a.err != nil {
 		a.p = nil
 	}
@@ -379,7 +393,9 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(rc)
 
 	// Limit.
-	v := g.limit(r, op, &a, &rc.field)
+	rl, endLimit := tr.step(r, "limit")
+	v := g.limit(rl, op, &a, &rc.field)
+	endLimit()
 	rc.p = a.p
 	if g.observe != nil {
 		g.observe(w, r, Event{Op: op, Auth: outcomeOf(op, &a), Scheme: a.schemeName(), Principal: a.p, Limits: v})
@@ -392,6 +408,9 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h["Ratelimit"] = v.Limit
 	}
 	if !v.Allowed {
+		if tr != nil {
+			tr.refusedBy(v.Violated(op))
+		}
 		g.refuseLimit(w, r, op, &v)
 		return
 	}
@@ -399,18 +418,26 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.reject(w, r, st, &a)
 		return
 	}
+	tr.admitted(a.schemeName())
 
 	// Validate.
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(w, r.Body, g.maxBody)
 	}
-	if g.validate && !g.validateRequest(w, r, st.valid, rctx) {
-		return
+	if g.validate {
+		rv, endValidate := tr.step(r, "validate")
+		ok := g.validateRequest(w, rv, st.valid, rctx)
+		endValidate()
+		if !ok {
+			return
+		}
 	}
 	if rc.rctx != nil {
 		rctx.Reset() // the router fills it again as it routes
 		rctx.Routes = g.router
 	}
+	r, endHandler := tr.handler(r)
+	defer endHandler()
 	if g.responses != ResponsesOff {
 		g.serveChecked(w, r, st)
 		return

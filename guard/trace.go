@@ -1,0 +1,120 @@
+package guard
+
+// Tracing: one OpenTelemetry server span per request, named by its route,
+// that says what the guard decided; child spans for its steps
+// (authenticate, limit, validate, handler), under which the stores' and
+// the handler's own spans nest. Off unless WithTracerProvider is given:
+// then the guard makes no OpenTelemetry call at all.
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/specguard/specguard/policy"
+)
+
+// The attributes of the server span the guard adds to OpenTelemetry's
+// semantic conventions (http.route, http.request.method,
+// http.response.status_code).
+const (
+	AttrOperation = "specguard.operation" // the operationId
+	AttrDecision  = "specguard.decision"  // "allow", or the refusal's status: "400", "401", "403", "429", "503"
+	AttrScheme    = "specguard.scheme"    // the scheme(s) that admitted the request
+	AttrTier      = "specguard.tier"      // the tier(s) that refused it, on 429
+)
+
+// WithTracerProvider traces every request: a server span named by its
+// route ("GET /posts/{id}") that continues the caller's W3C traceparent,
+// with the decision's attributes, and a child span per step. Refused
+// requests are traced too.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(g *Guard) {
+		if tp != nil {
+			g.tracer = tp.Tracer("github.com/specguard/specguard/guard")
+		}
+	}
+}
+
+// traceContext reads the caller's traceparent (and tracestate).
+var traceContext = propagation.TraceContext{}
+
+// reqTrace is one traced request: its server span and what the guard
+// decided.
+type reqTrace struct {
+	tracer  trace.Tracer
+	span    trace.Span
+	w       *statusWriter
+	allowed bool // the handler ran
+}
+
+// serveTraced is ServeHTTP with a server span around it.
+func (g *Guard) serveTraced(w http.ResponseWriter, r *http.Request) {
+	ctx := traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	ctx, span := g.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path)))
+	tr := &reqTrace{tracer: g.tracer, span: span, w: &statusWriter{ResponseWriter: w, status: http.StatusOK}}
+	defer tr.end()
+	g.serve(tr.w, r.WithContext(ctx), tr)
+}
+
+// route names the span by the operation the request resolved to.
+func (t *reqTrace) route(op *policy.Operation) {
+	if t == nil {
+		return
+	}
+	t.span.SetName(op.Method + " " + op.Path)
+	t.span.SetAttributes(attribute.String("http.route", op.Path), attribute.String(AttrOperation, op.ID))
+}
+
+// step starts the child span of one step of the guard, on r's context: it
+// returns r carrying it, and the function that ends it.
+func (t *reqTrace) step(r *http.Request, name string) (*http.Request, func()) {
+	if t == nil {
+		return r, func() {}
+	}
+	ctx, span := t.tracer.Start(r.Context(), name)
+	return r.WithContext(ctx), func() { span.End() }
+}
+
+// admitted records the scheme that admitted the request.
+func (t *reqTrace) admitted(scheme string) {
+	if t != nil && scheme != "" {
+		t.span.SetAttributes(attribute.String(AttrScheme, scheme))
+	}
+}
+
+// refusedBy records the tiers that refused the request.
+func (t *reqTrace) refusedBy(tiers []string) {
+	if t != nil {
+		t.span.SetAttributes(attribute.String(AttrTier, strings.Join(tiers, ",")))
+	}
+}
+
+// handler marks that the request reached the handler: the guard allowed
+// it, whatever the handler answers.
+func (t *reqTrace) handler(r *http.Request) (*http.Request, func()) {
+	if t == nil {
+		return r, func() {}
+	}
+	t.allowed = true
+	return t.step(r, "handler")
+}
+
+func (t *reqTrace) end() {
+	status := t.w.status
+	decision := "allow"
+	if !t.allowed {
+		decision = strconv.Itoa(status)
+	}
+	t.span.SetAttributes(attribute.Int("http.response.status_code", status), attribute.String(AttrDecision, decision))
+	if status >= 500 {
+		t.span.SetStatus(codes.Error, http.StatusText(status))
+	}
+	t.span.End()
+}

@@ -1,0 +1,108 @@
+package guard_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/specguard/specguard/guard"
+	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/policy"
+)
+
+const tracedDoc = `openapi: 3.0.3
+info: {title: traced, version: "1"}
+paths:
+  /notes/{id}:
+    get:
+      operationId: getNote
+      parameters: [{name: id, in: path, required: true, schema: {type: string, maxLength: 8}}]
+      security: [{key: []}]
+      x-rate-limit: {name: per-key, limit: 2, window: 1m, key: principal, who: authenticated}
+      responses: {'200': {description: ok}, '400': {description: bad}, '401': {description: no}, '429': {description: slow down}}
+components:
+  securitySchemes:
+    key: {type: apiKey, in: header, name: X-Key}
+`
+
+// Every request is one server span named by its route that continues the
+// caller's traceparent and says what the guard decided, with a child span
+// per step; refused requests too.
+func TestTraces(t *testing.T) {
+	table, err := policy.Compile("traced.yaml", []byte(tracedDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	r.Get("/notes/{id}", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) })
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	g, err := guard.New(table, r, guard.WithTracerProvider(tp), guard.WithLimiter(limits.New(limits.NewMemoryStore(nil))),
+		guard.WithAuthenticator(policy.SchemeAPIKeyHeader, keyring{"k": {Subject: "ann"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	send := func(path, key string) int {
+		req := httptest.NewRequest("GET", path, nil)
+		req.Header.Set("traceparent", parent)
+		if key != "" {
+			req.Header.Set("X-Key", key)
+		}
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, req)
+		return w.Code
+	}
+	for i, c := range []struct {
+		path, key string
+		status    int
+		decision  string
+		extra     attribute.KeyValue
+	}{
+		{"/notes/a", "k", 200, "allow", attribute.String(guard.AttrScheme, "key")},
+		{"/notes/a", "", 401, "401", attribute.KeyValue{}},
+		{"/notes/much-too-long", "k", 400, "400", attribute.KeyValue{}},
+		{"/notes/a", "k", 429, "429", attribute.String(guard.AttrTier, "per-key")},
+	} {
+		if got := send(c.path, c.key); got != c.status {
+			t.Fatalf("request %d: %d, want %d", i, got, c.status)
+		}
+		var server sdktrace.ReadOnlySpan
+		children := map[string]bool{}
+		for _, s := range rec.Ended() {
+			if s.SpanKind().String() == "server" {
+				server = s
+			}
+		}
+		for _, s := range rec.Ended() {
+			if server != nil && s.Parent().SpanID() == server.SpanContext().SpanID() {
+				children[s.Name()] = true
+			}
+		}
+		rec.Reset()
+		if server == nil || server.Name() != "GET /notes/{id}" || server.SpanContext().TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" ||
+			server.Parent().SpanID().String() != "00f067aa0ba902b7" {
+			t.Fatalf("request %d: server span %v, want GET /notes/{id} continuing the traceparent", i, server)
+		}
+		attrs := map[attribute.Key]attribute.Value{}
+		for _, kv := range server.Attributes() {
+			attrs[kv.Key] = kv.Value
+		}
+		for _, want := range []attribute.KeyValue{
+			attribute.String(guard.AttrOperation, "getNote"), attribute.String(guard.AttrDecision, c.decision),
+			attribute.String("http.route", "/notes/{id}"), attribute.Int("http.response.status_code", c.status), c.extra,
+		} {
+			if want.Key != "" && attrs[want.Key] != want.Value {
+				t.Errorf("request %d: %s = %v, want %v", i, want.Key, attrs[want.Key].Emit(), want.Value.Emit())
+			}
+		}
+		if !children["authenticate"] || !children["limit"] || (c.status == 200) != children["handler"] || (c.status == 200 || c.status == 400) != children["validate"] {
+			t.Errorf("request %d: child spans %v", i, children)
+		}
+	}
+}
