@@ -428,6 +428,9 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, tr *reqTrace) {
 		rv, endValidate := tr.step(r, "validate")
 		ok := g.validateRequest(w, rv, st.valid, rctx)
 		endValidate()
+		// The validator reads the body and leaves a copy in its place:
+		// the handler reads that one.
+		r.Body = rv.Body
 		if !ok {
 			return
 		}
