@@ -177,6 +177,16 @@ func writeService(dir, name, module, checkout string) error {
 	gomod := "module " + module + "\n\ngo 1.26\n\nrequire github.com/specguard/specguard " + specguardVersion(checkout) + "\n"
 	if checkout != "" {
 		gomod += "\nreplace github.com/specguard/specguard => " + checkout + "\n"
+		// The checkout's go.sum holds the hashes of what the service
+		// needs: go mod tidy keeps those it uses and asks no checksum
+		// database for them.
+		sum, err := os.ReadFile(filepath.Join(checkout, "go.sum"))
+		if err != nil {
+			return err
+		}
+		if err := writeFile(filepath.Join(dir, "go.sum"), sum); err != nil {
+			return err
+		}
 	}
 	return writeFile(filepath.Join(dir, "go.mod"), []byte(gomod))
 }
@@ -198,9 +208,10 @@ func writeFile(p string, content []byte) error {
 	return os.WriteFile(p, content, 0o644)
 }
 
-// goModTidy completes go.mod and writes go.sum. With a replace directive
-// it needs no network when the module cache holds the checkout's
-// dependencies (GOFLAGS=-mod=mod, the proxy not asked for what it holds).
+// goModTidy completes go.mod and go.sum. With a replace directive it
+// needs no network when the module cache holds the checkout's
+// dependencies (GOFLAGS=-mod=mod, the proxy not asked for what it holds;
+// go.sum starts as the checkout's).
 func goModTidy(ctx context.Context, dir string, replaced bool, stderr io.Writer) error {
 	run := func(args ...string) error {
 		cmd := exec.CommandContext(ctx, "go", args...)
