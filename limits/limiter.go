@@ -9,6 +9,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/specguard/specguard/policy"
 )
 
@@ -48,6 +52,36 @@ func WithStoreObserver(f func(d time.Duration, err error)) Option {
 	return func(l *Limiter) { l.observe = f }
 }
 
+// WithTracerProvider traces every call to a remote store as a client span
+// (named "ratelimit", with db.system.name system) under the request's
+// span.
+func WithTracerProvider(tp trace.TracerProvider, system string) Option {
+	return func(l *Limiter) {
+		if tp != nil {
+			l.tracer, l.system = tp.Tracer("github.com/specguard/specguard/limits"), system
+		}
+	}
+}
+
+// span starts the client span of a store call when tracing; nil otherwise.
+func (l *Limiter) span(ctx context.Context) (context.Context, trace.Span) {
+	if l.tracer == nil {
+		return ctx, nil
+	}
+	return l.tracer.Start(ctx, "ratelimit", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("db.system.name", l.system), attribute.String("db.operation.name", "ratelimit")))
+}
+
+func endSpan(span trace.Span, err error) {
+	if span == nil {
+		return
+	}
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
 // Limiter applies operations' tiers to requests and says what it decided:
 // it writes nothing.
 type Limiter struct {
@@ -57,6 +91,8 @@ type Limiter struct {
 	timeout time.Duration
 	logErr  func(*policy.Operation, error)
 	observe func(time.Duration, error)
+	tracer  trace.Tracer // nil: no tracing
+	system  string
 
 	storeErrors atomic.Int64
 	lastLog     atomic.Int64
@@ -262,7 +298,9 @@ func (l *Limiter) DecideInto(r *http.Request, op *policy.Operation, c Caller, pr
 	case pre != nil && ok:
 		var preErr error
 		start := l.clock()
-		allowed, preErr, err = ps.allowPrechecked(ctx, pre, reqs, results)
+		sctx, span := l.span(ctx)
+		allowed, preErr, err = ps.allowPrechecked(sctx, pre, reqs, results)
+		endSpan(span, err)
 		l.observed(start, err)
 		if err == nil && preErr != nil {
 			v.PrecheckErr = preErr
@@ -275,7 +313,9 @@ func (l *Limiter) DecideInto(r *http.Request, op *policy.Operation, c Caller, pr
 		fallthrough
 	default:
 		start := l.clock()
-		allowed, err = l.store.Allow(ctx, reqs, results)
+		sctx, span := l.span(ctx)
+		allowed, err = l.store.Allow(sctx, reqs, results)
+		endSpan(span, err)
 		l.observed(start, err)
 	}
 	if err != nil {

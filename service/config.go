@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/specguard/specguard/credentials"
 	"github.com/specguard/specguard/guard"
 	"github.com/specguard/specguard/internal/text"
@@ -64,6 +66,9 @@ type Config struct {
 	// ResponseSample is SPECGUARD_VALIDATE_RESPONSES_SAMPLE: report mode
 	// checks the body of one answer in this many.
 	ResponseSample int
+	// Tracer traces requests and the calls they make (the OTEL_*
+	// variables); nil when they name no endpoint.
+	Tracer *sdktrace.TracerProvider
 }
 
 type setting struct {

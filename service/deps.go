@@ -12,6 +12,9 @@ import (
 	"net/http"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/specguard/specguard/credentials"
 	"github.com/specguard/specguard/credentials/sqlstore"
 	"github.com/specguard/specguard/guard"
@@ -44,6 +47,9 @@ type Deps struct {
 	Log      *slog.Logger
 	// LogRequests writes one Log line per request.
 	LogRequests bool
+	// Tracer traces every request and the calls it makes (the OTEL_*
+	// variables); nil when tracing is off.
+	Tracer *sdktrace.TracerProvider
 	// ValidateResponses says whether the handlers' answers are checked
 	// against the document (counted and logged when they break it).
 	ValidateResponses guard.ResponseMode
@@ -72,6 +78,15 @@ type Deps struct {
 	lock *sqldb.InstanceLock
 }
 
+// tracerProvider is Tracer as the interface the packages take: nil (no
+// tracing) when it is nil.
+func (d *Deps) tracerProvider() trace.TracerProvider {
+	if d.Tracer == nil {
+		return nil
+	}
+	return d.Tracer
+}
+
 // Close releases the database and the stores' connections.
 func (d *Deps) Close() {
 	for i := len(d.closers) - 1; i >= 0; i-- {
@@ -84,12 +99,12 @@ func (d *Deps) Close() {
 // the migrations it lacks, under a lock, as serve and migrate do: the
 // credential operations' set, then the app's (its tables may name
 // accounts).
-func openDatabase(ctx context.Context, app *App, cfg *Config, log *slog.Logger, now func() time.Time) (*sqldb.DB, error) {
+func openDatabase(ctx context.Context, app *App, cfg *Config, log *slog.Logger, now func() time.Time, tp trace.TracerProvider) (*sqldb.DB, error) {
 	src, err := sqldb.ParseURL(cfg.DatabaseURL, cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("SPECGUARD_DATABASE_URL: %v", err)
 	}
-	database, err := sqldb.Open(ctx, src, sqldb.WithPoolSize(cfg.DatabasePool), sqldb.WithClock(now))
+	database, err := sqldb.Open(ctx, src, sqldb.WithPoolSize(cfg.DatabasePool), sqldb.WithClock(now), sqldb.WithTracerProvider(tp))
 	if err != nil {
 		return nil, fmt.Errorf("SPECGUARD_DATABASE_URL: %v", err)
 	}
@@ -121,7 +136,16 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 			d.Close()
 		}
 	}()
-	if d.DB, err = openDatabase(ctx, app, cfg, log, now); err != nil {
+	if cfg.Tracer != nil {
+		d.Tracer = cfg.Tracer
+		d.closers = append(d.closers, func() {
+			// The spans not exported yet go out before the process ends.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = cfg.Tracer.Shutdown(ctx)
+		})
+	}
+	if d.DB, err = openDatabase(ctx, app, cfg, log, now, d.tracerProvider()); err != nil {
 		return nil, err
 	}
 	d.closers = append(d.closers, func() { d.DB.Close() })
@@ -170,12 +194,15 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 	}
 	d.Metrics = NewMetrics()
 	d.Store = &meteredStore{next: d.Store, m: d.Metrics, store: d.storeName}
+	if d.Tracer != nil {
+		d.Store.(*meteredStore).tracer = d.Tracer.Tracer("github.com/specguard/specguard/service")
+	}
 	limOpts := []limits.Option{limits.WithClientIP(d.ClientIP), limits.WithTimeout(d.Timeout), limits.WithIPv6Prefix(cfg.IPv6Prefix),
 		limits.WithStoreErrorLog(func(op *policy.Operation, err error) {
 			d.Log.Warn("rate-limit store failed; applying on-store-error", "operation", op.ID, "err", err)
 		})}
 	if d.storeName != "memory" {
-		limOpts = append(limOpts, limits.WithStoreObserver(d.Metrics.rateLimitObserver(d.storeName)))
+		limOpts = append(limOpts, limits.WithStoreObserver(d.Metrics.rateLimitObserver(d.storeName)), limits.WithTracerProvider(d.tracerProvider(), "redis"))
 	}
 	d.Limiter = limits.New(d.Limits, limOpts...)
 	opts := []credentials.Option{
@@ -195,7 +222,7 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 		return nil, err
 	}
 	if len(table.Providers()) > 0 {
-		if d.OIDC, err = newOIDC(ctx, cfg, table, d.Metrics, log, now); err != nil {
+		if d.OIDC, err = newOIDC(ctx, cfg, table, d.Metrics, log, now, d.tracerProvider()); err != nil {
 			return nil, err
 		}
 		d.closers = append(d.closers, d.OIDC.Close)

@@ -42,6 +42,7 @@ func NewHandler(d *Deps) (http.Handler, error) {
 		guard.WithObserver(d.Metrics.observeGuard),
 		guard.WithResponseValidation(d.ValidateResponses, d.Metrics.reportResponse(d.Log, d.ValidateResponses)),
 		guard.WithResponseSample(d.ResponseSample),
+		guard.WithTracerProvider(d.tracerProvider()),
 	)
 	g, err := guard.New(d.Table, r, append(opts, d.app.GuardOptions...)...)
 	if err != nil {

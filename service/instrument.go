@@ -6,19 +6,45 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/specguard/specguard/security"
 )
 
-// meteredStore times every security store call and counts the token
-// lifecycle events that pass through it.
+// meteredStore times every security store call, counts the token
+// lifecycle events that pass through it, and traces each call of a
+// remote store as a client span when tracing is on.
 type meteredStore struct {
-	next  security.Store
-	m     *Metrics
-	store string // "memory", "redis", "redis-cluster"
+	next   security.Store
+	m      *Metrics
+	store  string       // "memory", "redis", "redis-cluster"
+	tracer trace.Tracer // nil: no tracing
 }
 
-func (s *meteredStore) done(call string, start time.Time, err error) error {
-	s.m.observeStore(s.store, call, time.Since(start), err)
+// call runs one store call, timed, counted and (tracing) traced. An
+// account the store does not hold is no failure of the store.
+func (s *meteredStore) call(ctx context.Context, name string, f func(context.Context) error) error {
+	start := time.Now()
+	var span trace.Span
+	if s.tracer != nil && s.store != "memory" {
+		ctx, span = s.tracer.Start(ctx, s.store+" "+name, trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("db.system.name", "redis"), attribute.String("db.operation.name", name)))
+	}
+	err := f(ctx)
+	failed := err != nil && !(name == "account" && errors.Is(err, security.ErrNotFound))
+	if span != nil {
+		if failed {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}
+	var observed error
+	if failed {
+		observed = err
+	}
+	s.m.observeStore(s.store, name, time.Since(start), observed)
 	return err
 }
 
@@ -29,13 +55,15 @@ func (s *meteredStore) event(name string, err error) {
 }
 
 func (s *meteredStore) CreateFamily(ctx context.Context, f *security.Family, max int) error {
-	err := s.done("create_family", time.Now(), s.next.CreateFamily(ctx, f, max))
+	err := s.call(ctx, "create_family", func(ctx context.Context) error { return s.next.CreateFamily(ctx, f, max) })
 	s.event("issued", err)
 	return err
 }
 
 func (s *meteredStore) RotateFamily(ctx context.Context, subject, id, presented, nextRefresh, nextAccess string) error {
-	err := s.done("rotate_family", time.Now(), s.next.RotateFamily(ctx, subject, id, presented, nextRefresh, nextAccess))
+	err := s.call(ctx, "rotate_family", func(ctx context.Context) error {
+		return s.next.RotateFamily(ctx, subject, id, presented, nextRefresh, nextAccess)
+	})
 	s.event("refreshed", err)
 	if errors.Is(err, security.ErrReused) {
 		s.m.tokens.WithLabelValues("reuse_detected").Inc()
@@ -49,75 +77,89 @@ func (s *meteredStore) Check(ctx context.Context, c security.Check) error {
 	if s.store == "memory" {
 		return s.next.Check(ctx, c)
 	}
-	return s.done("check", time.Now(), s.next.Check(ctx, c))
+	return s.call(ctx, "check", func(ctx context.Context) error { return s.next.Check(ctx, c) })
 }
 
 func (s *meteredStore) PutAccount(ctx context.Context, subject string, a security.Account) (security.Account, error) {
-	start := time.Now()
-	held, err := s.next.PutAccount(ctx, subject, a)
-	return held, s.done("put_account", start, err)
+	var held security.Account
+	err := s.call(ctx, "put_account", func(ctx context.Context) (err error) {
+		held, err = s.next.PutAccount(ctx, subject, a)
+		return err
+	})
+	return held, err
 }
 
 func (s *meteredStore) Account(ctx context.Context, subject string) (*security.Account, error) {
-	start := time.Now()
-	a, err := s.next.Account(ctx, subject)
-	if errors.Is(err, security.ErrNotFound) {
-		s.m.observeStore(s.store, "account", time.Since(start), nil)
-		return a, err
-	}
-	return a, s.done("account", start, err)
+	var a *security.Account
+	err := s.call(ctx, "account", func(ctx context.Context) (err error) {
+		a, err = s.next.Account(ctx, subject)
+		return err
+	})
+	return a, err
 }
 
 func (s *meteredStore) RevokeFamily(ctx context.Context, subject, id string) error {
-	err := s.done("revoke_family", time.Now(), s.next.RevokeFamily(ctx, subject, id))
+	err := s.call(ctx, "revoke_family", func(ctx context.Context) error { return s.next.RevokeFamily(ctx, subject, id) })
 	s.event("revoked", err)
 	return err
 }
 
 func (s *meteredStore) Families(ctx context.Context, subject string) ([]security.Family, error) {
-	start := time.Now()
-	fs, err := s.next.Families(ctx, subject)
-	return fs, s.done("families", start, err)
+	var fs []security.Family
+	err := s.call(ctx, "families", func(ctx context.Context) (err error) {
+		fs, err = s.next.Families(ctx, subject)
+		return err
+	})
+	return fs, err
 }
 
 func (s *meteredStore) RevokeSubject(ctx context.Context, subject string) error {
-	err := s.done("revoke_subject", time.Now(), s.next.RevokeSubject(ctx, subject))
+	err := s.call(ctx, "revoke_subject", func(ctx context.Context) error { return s.next.RevokeSubject(ctx, subject) })
 	s.event("revoked_all", err)
 	return err
 }
 
 func (s *meteredStore) CreateSession(ctx context.Context, sess *security.Session, max int) error {
-	return s.done("create_session", time.Now(), s.next.CreateSession(ctx, sess, max))
+	return s.call(ctx, "create_session", func(ctx context.Context) error { return s.next.CreateSession(ctx, sess, max) })
 }
 
 func (s *meteredStore) Session(ctx context.Context, subject, id string) (*security.Session, error) {
-	start := time.Now()
-	sess, err := s.next.Session(ctx, subject, id)
-	return sess, s.done("session", start, err)
+	var sess *security.Session
+	err := s.call(ctx, "session", func(ctx context.Context) (err error) {
+		sess, err = s.next.Session(ctx, subject, id)
+		return err
+	})
+	return sess, err
 }
 
 func (s *meteredStore) DeleteSession(ctx context.Context, subject, id string) error {
-	return s.done("delete_session", time.Now(), s.next.DeleteSession(ctx, subject, id))
+	return s.call(ctx, "delete_session", func(ctx context.Context) error { return s.next.DeleteSession(ctx, subject, id) })
 }
 
 func (s *meteredStore) Sessions(ctx context.Context, subject string) ([]security.Session, error) {
-	start := time.Now()
-	ss, err := s.next.Sessions(ctx, subject)
-	return ss, s.done("sessions", start, err)
+	var ss []security.Session
+	err := s.call(ctx, "sessions", func(ctx context.Context) (err error) {
+		ss, err = s.next.Sessions(ctx, subject)
+		return err
+	})
+	return ss, err
 }
 
 func (s *meteredStore) MarkKey(ctx context.Context, k *security.APIKey, ifAbsent bool, max int) (bool, error) {
-	start := time.Now()
-	wrote, err := s.next.MarkKey(ctx, k, ifAbsent, max)
-	return wrote, s.done("mark_key", start, err)
+	var wrote bool
+	err := s.call(ctx, "mark_key", func(ctx context.Context) (err error) {
+		wrote, err = s.next.MarkKey(ctx, k, ifAbsent, max)
+		return err
+	})
+	return wrote, err
 }
 
 func (s *meteredStore) RevokeKey(ctx context.Context, subject, id string, expires time.Time) error {
-	return s.done("revoke_key", time.Now(), s.next.RevokeKey(ctx, subject, id, expires))
+	return s.call(ctx, "revoke_key", func(ctx context.Context) error { return s.next.RevokeKey(ctx, subject, id, expires) })
 }
 
 func (s *meteredStore) Ping(ctx context.Context) error {
-	return s.done("ping", time.Now(), s.next.Ping(ctx))
+	return s.call(ctx, "ping", func(ctx context.Context) error { return s.next.Ping(ctx) })
 }
 
 // CheckScript forwards security.ScriptChecker, so that credential checks

@@ -6,7 +6,10 @@ package service
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
@@ -17,7 +20,7 @@ import (
 // stays ready (one provider down must not take the fleet out of the load
 // balancer), and a log line and the specguard_oidc_provider_* series say
 // so.
-func newOIDC(ctx context.Context, cfg *Config, table *policy.Table, m *Metrics, log *slog.Logger, now func() time.Time) (*security.OIDCAuthenticator, error) {
+func newOIDC(ctx context.Context, cfg *Config, table *policy.Table, m *Metrics, log *slog.Logger, now func() time.Time, tp trace.TracerProvider) (*security.OIDCAuthenticator, error) {
 	opts := []security.OIDCOption{
 		security.WithOIDCLeeway(cfg.OIDCLeeway),
 		security.WithOIDCIntrospectionTTL(cfg.OIDCCacheTTL),
@@ -35,6 +38,10 @@ func newOIDC(ctx context.Context, cfg *Config, table *policy.Table, m *Metrics, 
 				log.Info("identity provider reachable", "scheme", st.Scheme)
 			}
 		}),
+	}
+	if tp != nil {
+		// Discovery, keys and introspection: client spans.
+		opts = append(opts, security.WithOIDCHTTPClient(&http.Client{Transport: tracedTransport{next: http.DefaultTransport, tracer: tp.Tracer("github.com/specguard/specguard/service")}}))
 	}
 	for name, set := range cfg.OIDC {
 		opts = append(opts, security.WithOIDCSettings(name, set))

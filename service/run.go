@@ -64,6 +64,9 @@ func Build(ctx context.Context, app App, args []string, getenv func(string) stri
 	if cfg.OIDC, err = OIDCSettings(table, getenv); err != nil {
 		return nil, err
 	}
+	if cfg.Tracer, err = newTracerProvider(ctx, app.Name, getenv); err != nil {
+		return nil, err
+	}
 	deps, err := buildDeps(ctx, &app, cfg, table, log, appClock(getenv))
 	if err != nil {
 		return nil, err

@@ -27,6 +27,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -141,6 +144,7 @@ type DB struct {
 	pool    int
 	timeout time.Duration
 	now     func() time.Time
+	tracer  trace.Tracer // nil: no tracing
 
 	mu     sync.RWMutex
 	rebind map[string]string // ? placeholders -> $n, for PostgreSQL
@@ -315,15 +319,20 @@ func (d *DB) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 // Get runs a one-row read (? placeholders) on the readers and scans the
 // row with scan: ErrNotFound when there is none.
 func Get[T any](ctx context.Context, d *DB, scan func(Scanner) (*T, error), query string, args ...any) (*T, error) {
+	ctx, span := d.span(ctx, query)
 	ctx, cancel := d.ctx(ctx)
 	defer cancel()
 	v, err := scan(d.queryRow(ctx, query, args...))
-	return v, d.Fail(err)
+	err = d.Fail(err)
+	endSpan(span, err)
+	return v, err
 }
 
 // List runs a read (? placeholders) on the readers and scans every row
 // with scan; an empty list, not nil, when there is none.
-func List[T any](ctx context.Context, d *DB, scan func(Scanner) (*T, error), query string, args ...any) ([]T, error) {
+func List[T any](ctx context.Context, d *DB, scan func(Scanner) (*T, error), query string, args ...any) (_ []T, err error) {
+	ctx, span := d.span(ctx, query)
+	defer func() { endSpan(span, err) }()
 	ctx, cancel := d.ctx(ctx)
 	defer cancel()
 	rows, err := d.r.QueryContext(ctx, d.q(query), args...)
@@ -344,11 +353,45 @@ func List[T any](ctx context.Context, d *DB, scan func(Scanner) (*T, error), que
 
 // Count runs a read (? placeholders) whose one row is one integer.
 func (d *DB) Count(ctx context.Context, query string, args ...any) (int64, error) {
+	ctx, span := d.span(ctx, query)
 	ctx, cancel := d.ctx(ctx)
 	defer cancel()
 	var n int64
-	err := d.r.QueryRowContext(ctx, d.q(query), args...).Scan(&n)
-	return n, d.Fail(err)
+	err := d.Fail(d.r.QueryRowContext(ctx, d.q(query), args...).Scan(&n))
+	endSpan(span, err)
+	return n, err
+}
+
+// WithTracerProvider traces every query (and transaction) as a client
+// span under the caller's, named by its first word (SELECT, INSERT, ...).
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(d *DB) {
+		if tp != nil {
+			d.tracer = tp.Tracer("github.com/specguard/specguard/sqldb")
+		}
+	}
+}
+
+// span starts the client span of a query when tracing; nil otherwise.
+func (d *DB) span(ctx context.Context, query string) (context.Context, trace.Span) {
+	if d.tracer == nil {
+		return ctx, nil
+	}
+	op, _, _ := strings.Cut(strings.TrimSpace(query), " ")
+	op = strings.ToUpper(op)
+	system := map[Kind]string{SQLite: "sqlite", Postgres: "postgresql"}[d.src.Kind]
+	return d.tracer.Start(ctx, op+" "+system, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("db.system.name", system), attribute.String("db.operation.name", op)))
+}
+
+func endSpan(span trace.Span, err error) {
+	if span == nil {
+		return
+	}
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 }
 
 func (d *DB) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -357,10 +400,13 @@ func (d *DB) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
 
 // Exec runs a write (? placeholders) on the writer.
 func (d *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx, span := d.span(ctx, query)
 	ctx, cancel := d.ctx(ctx)
 	defer cancel()
 	res, err := d.w.ExecContext(ctx, d.q(query), args...)
-	return res, d.Fail(err)
+	err = d.Fail(err)
+	endSpan(span, err)
+	return res, err
 }
 
 // Tx is a write transaction (see DB.Tx).
@@ -385,7 +431,9 @@ func (t *Tx) QueryRow(query string, args ...any) Scanner {
 // Tx runs f in a write transaction, bounded like every query: committed
 // when f returns nil, rolled back when it returns an error (which Tx
 // returns as it is).
-func (d *DB) Tx(ctx context.Context, f func(tx *Tx) error) error {
+func (d *DB) Tx(ctx context.Context, f func(tx *Tx) error) (err error) {
+	ctx, span := d.span(ctx, "TRANSACTION")
+	defer func() { endSpan(span, err) }()
 	ctx, cancel := d.ctx(ctx)
 	defer cancel()
 	tx, err := d.w.BeginTx(ctx, nil)
