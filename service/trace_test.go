@@ -2,8 +2,15 @@ package service
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // The OTEL_* variables turn tracing on and say how; a value the SDK would
@@ -38,6 +45,45 @@ func TestTracerFromEnvironment(t *testing.T) {
 		}
 		if tp != nil {
 			_ = tp.Shutdown(context.Background())
+		}
+	}
+}
+
+// An outbound call (discovery, keys, introspection) is a client span
+// under the request's, and the provider receives the trace.
+func TestTracedTransport(t *testing.T) {
+	var got string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Get("traceparent")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	ctx, parent := tp.Tracer("test").Start(context.Background(), "GET /me")
+	c := &http.Client{Transport: tracedTransport{next: http.DefaultTransport, tracer: tp.Tracer("test")}}
+	req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/introspect?token=secret", nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	parent.End()
+	var client sdktrace.ReadOnlySpan
+	for _, s := range rec.Ended() {
+		if s.SpanKind() == trace.SpanKindClient {
+			client = s
+		}
+	}
+	if client == nil || client.Parent().SpanID() != parent.SpanContext().SpanID() || client.Status().Code != codes.Error {
+		t.Fatalf("client span %v, want one under the request's, failed (503)", client)
+	}
+	if want := "00-" + client.SpanContext().TraceID().String() + "-" + client.SpanContext().SpanID().String() + "-01"; got != want {
+		t.Errorf("the provider got traceparent %q, want %q", got, want)
+	}
+	for _, kv := range client.Attributes() {
+		if strings.Contains(kv.Value.String(), "secret") {
+			t.Errorf("the span carries the query string: %s=%s", kv.Key, kv.Value.String())
 		}
 	}
 }
