@@ -27,7 +27,11 @@ import (
 
 // BenchmarkHandler is one GET /posts/{id} with a cached bearer token through
 // the whole served handler, next to the bare generated handlers, in process
-// (no network): what the load harness measures, minus the HTTP server.
+// (no network): what the load harness measures, minus the HTTP server. The
+// served handler runs as configured by default (answers checked in report
+// mode), with every answer checked (enforce), with none checked (off), and
+// traced: the OTEL_* variables naming a local OTLP/HTTP receiver that
+// takes and drops what it is sent.
 func BenchmarkHandler(b *testing.B) {
 	spec := strings.Replace(string(api.Spec), "        - {}\n        - oauth2: [posts:read]\n        - apiKeyAuth: [posts:read]\n        - cookieAuth: []\n", "        - oauth2: [posts:read]\n", 1)
 	spec = strings.Replace(spec, "    limit: 600\n    window: 1m\n    burst: 100\n", "    limit: 10000000\n    window: 1m\n    burst: 10000000\n", 1)
@@ -35,42 +39,61 @@ func BenchmarkHandler(b *testing.B) {
 	if err := os.WriteFile(specFile, []byte(spec), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	env := map[string]string{"SPECGUARD_DATA_DIR": b.TempDir(), "SPECGUARD_LOG_REQUESTS": "false", "SPECGUARD_ADMIN_ADDR": "off", "SPECGUARD_SPEC_FILE": specFile}
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) }))
+	b.Cleanup(receiver.Close)
 	ctx := context.Background()
-	srv, err := service.Build(ctx, server.Service(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
-	if err != nil {
-		b.Fatal(err)
+	// build serves a post to a user's token, with env on top of the
+	// benchmark's own.
+	build := func(env map[string]string) (d *service.Deps, guarded http.Handler, path, token string) {
+		for k, v := range map[string]string{"SPECGUARD_DATA_DIR": b.TempDir(), "SPECGUARD_LOG_REQUESTS": "false", "SPECGUARD_ADMIN_ADDR": "off", "SPECGUARD_SPEC_FILE": specFile} {
+			env[k] = v
+		}
+		srv, err := service.Build(ctx, server.Service(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(srv.Close)
+		d = srv.Deps
+		user, err := d.Accounts.AccountByEmail(ctx, "user@example.com")
+		if err != nil {
+			b.Fatal(err)
+		}
+		pair, err := d.Credentials.Tokens().Login(ctx, user.ID, user.Role, srv.Table.RoleScopes(user.Role), "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		post := &db.Post{ID: security.NewID(), AuthorID: user.ID, Title: "Benchmark post", Body: "body", Status: string(gen.Published)}
+		if err := db.New(d.DB).CreatePost(ctx, post); err != nil {
+			b.Fatal(err)
+		}
+		return d, srv.Handler, "/posts/" + post.ID, pair.Access
 	}
-	b.Cleanup(srv.Close)
-	d, table, guarded := srv.Deps, srv.Table, srv.Handler
-	posts := db.New(d.DB)
-	bare := gen.HandlerWithOptions(gen.NewStrictHandler(server.NewApp(posts, d.Ready, d.Log), nil), gen.ChiServerOptions{BaseRouter: chi.NewRouter()})
-	user, err := d.Accounts.AccountByEmail(ctx, "user@example.com")
-	if err != nil {
-		b.Fatal(err)
+	d, guarded, path, token := build(map[string]string{})
+	bare := gen.HandlerWithOptions(gen.NewStrictHandler(server.NewApp(db.New(d.DB), d.Ready, d.Log), nil), gen.ChiServerOptions{BaseRouter: chi.NewRouter()})
+	with := func(mode guard.ResponseMode) http.Handler {
+		d.ValidateResponses = mode
+		h, err := service.NewHandler(d)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return h
 	}
-	pair, err := d.Credentials.Tokens().Login(ctx, user.ID, user.Role, table.RoleScopes(user.Role), "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	post := &db.Post{ID: security.NewID(), AuthorID: user.ID, Title: "Benchmark post", Body: "body", Status: string(gen.Published)}
-	if err := posts.CreatePost(ctx, post); err != nil {
-		b.Fatal(err)
-	}
-	// The same without checking answers against the document (report is
-	// the default).
-	d.ValidateResponses = guard.ResponsesOff
-	unchecked, err := service.NewHandler(d)
-	if err != nil {
-		b.Fatal(err)
-	}
+	enforced, unchecked := with(guard.ResponsesEnforce), with(guard.ResponsesOff)
+	_, traced, tracedPath, tracedToken := build(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.URL})
 	for _, bc := range []struct {
-		name string
-		h    http.Handler
-	}{{"bare", bare}, {"specguard", guarded}, {"specguard,answers-unchecked", unchecked}} {
+		name        string
+		h           http.Handler
+		path, token string
+	}{
+		{"bare", bare, path, token},
+		{"specguard", guarded, path, token},
+		{"specguard,answers-enforced", enforced, path, token},
+		{"specguard,answers-unchecked", unchecked, path, token},
+		{"specguard,traced", traced, tracedPath, tracedToken},
+	} {
 		b.Run(bc.name, func(b *testing.B) {
-			req := httptest.NewRequest("GET", "/posts/"+post.ID, nil)
-			req.Header.Set("Authorization", "Bearer "+pair.Access)
+			req := httptest.NewRequest("GET", bc.path, nil)
+			req.Header.Set("Authorization", "Bearer "+bc.token)
 			b.ReportAllocs()
 			for b.Loop() {
 				w := &discardWriter{h: http.Header{}}

@@ -64,11 +64,14 @@ func Build(ctx context.Context, app App, args []string, getenv func(string) stri
 	if cfg.OIDC, err = OIDCSettings(table, getenv); err != nil {
 		return nil, err
 	}
-	if cfg.Tracer, err = newTracerProvider(ctx, app.Name, getenv); err != nil {
+	if cfg.Tracer, err = newTracerProvider(ctx, app.Name, getenv, log); err != nil {
 		return nil, err
 	}
 	deps, err := buildDeps(ctx, &app, cfg, table, log, appClock(getenv))
 	if err != nil {
+		if cfg.Tracer != nil {
+			_ = cfg.Tracer.Shutdown(ctx)
+		}
 		return nil, err
 	}
 	if deps.Docs, err = docs.New(table, spec); err != nil {

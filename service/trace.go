@@ -8,8 +8,14 @@ package service
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
@@ -23,10 +29,11 @@ import (
 
 // newTracerProvider is the tracer provider the OTEL_* variables describe,
 // or nil when they name no endpoint (or OTEL_TRACES_EXPORTER=none): then
-// nothing is traced, and nothing costs. The exporter and the SDK read the
-// rest of the variables themselves (headers, timeouts, the sampler, the
-// batch processor).
-func newTracerProvider(ctx context.Context, name string, getenv func(string) string) (*sdktrace.TracerProvider, error) {
+// nothing is traced, and nothing costs. The endpoint, the protocol and the
+// service name come from getenv; the SDK reads the rest from the process
+// environment (headers, timeouts, the sampler, the batch processor). A
+// failed export is logged, at most once a minute.
+func newTracerProvider(ctx context.Context, name string, getenv func(string) string, log *slog.Logger) (*sdktrace.TracerProvider, error) {
 	switch exporter := getenv("OTEL_TRACES_EXPORTER"); exporter {
 	case "none":
 		return nil, nil
@@ -34,34 +41,55 @@ func newTracerProvider(ctx context.Context, name string, getenv func(string) str
 	default:
 		return nil, fmt.Errorf("OTEL_TRACES_EXPORTER: %q: want otlp or none", exporter)
 	}
-	if getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
+	// The signal's own endpoint is used as it is; the general one is a
+	// base to which OTLP/HTTP adds /v1/traces.
+	variable, endpoint := "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+	if endpoint == "" {
+		variable, endpoint = "OTEL_EXPORTER_OTLP_ENDPOINT", getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
+	}
+	if endpoint == "" {
 		return nil, nil
 	}
-	variable, protocol := "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-	if protocol == "" {
-		variable, protocol = "OTEL_EXPORTER_OTLP_PROTOCOL", getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%s: %q: want an http:// or https:// URL", variable, endpoint)
 	}
-	var (
-		exp *otlptrace.Exporter
-		err error
-	)
+	protocolVar, protocol := "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+	if protocol == "" {
+		protocolVar, protocol = "OTEL_EXPORTER_OTLP_PROTOCOL", getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
+	}
+	var exp *otlptrace.Exporter
 	switch protocol {
 	case "", "http/protobuf":
-		exp, err = otlptracehttp.New(ctx)
+		if variable == "OTEL_EXPORTER_OTLP_ENDPOINT" {
+			u.Path = strings.TrimSuffix(u.Path, "/") + "/v1/traces"
+		}
+		exp, err = otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(u.String()))
 	case "grpc":
-		exp, err = otlptracegrpc.New(ctx)
+		exp, err = otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(u.String()))
 	default:
-		return nil, fmt.Errorf("%s: %q: want http/protobuf or grpc", variable, protocol)
+		return nil, fmt.Errorf("%s: %q: want http/protobuf or grpc", protocolVar, protocol)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_ENDPOINT: %v", err)
+		return nil, fmt.Errorf("%s: %v", variable, err)
 	}
 	// service.name is the service's own unless OTEL_SERVICE_NAME (or
 	// OTEL_RESOURCE_ATTRIBUTES) says otherwise.
-	res, err := resource.New(ctx, resource.WithAttributes(attribute.String("service.name", name)), resource.WithFromEnv(), resource.WithTelemetrySDK())
+	attrs := []resource.Option{resource.WithAttributes(attribute.String("service.name", name)), resource.WithFromEnv(), resource.WithTelemetrySDK()}
+	if s := getenv("OTEL_SERVICE_NAME"); s != "" {
+		attrs = append(attrs, resource.WithAttributes(attribute.String("service.name", s)))
+	}
+	res, err := resource.New(ctx, attrs...)
 	if err != nil {
 		return nil, fmt.Errorf("OTEL_RESOURCE_ATTRIBUTES: %v", err)
 	}
+	var lastLog atomic.Int64
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		if now := time.Now().Unix(); now-lastLog.Load() >= 60 {
+			lastLog.Store(now)
+			log.Warn("traces not exported (repeats are not logged for a minute)", "endpoint", u.Redacted(), "err", err)
+		}
+	}))
 	return sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res)), nil
 }
 

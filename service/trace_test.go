@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -30,9 +31,11 @@ func TestTracerFromEnvironment(t *testing.T) {
 			wantErr: `OTEL_EXPORTER_OTLP_PROTOCOL: "http/json": want http/protobuf or grpc`},
 		{env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "thrift"},
 			wantErr: `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: "thrift"`},
+		{env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "127.0.0.1:4318"}, wantErr: `OTEL_EXPORTER_OTLP_ENDPOINT: "127.0.0.1:4318": want an http:// or https:// URL`},
+		{env: map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "collector"}, wantErr: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "collector": want an http:// or https:// URL`},
 		{env: map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}, wantErr: `OTEL_TRACES_EXPORTER: "zipkin": want otlp or none`},
 	} {
-		tp, err := newTracerProvider(context.Background(), "svc", func(k string) string { return c.env[k] })
+		tp, err := newTracerProvider(context.Background(), "svc", func(k string) string { return c.env[k] }, slog.New(slog.DiscardHandler))
 		switch {
 		case c.wantErr != "":
 			if err == nil || !strings.Contains(err.Error(), c.wantErr) || strings.Contains(err.Error(), "\n") {
