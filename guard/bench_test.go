@@ -7,6 +7,9 @@ import (
 	"testing"
 
 	"github.com/go-chi/chi/v5"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/specguard/specguard/guard"
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
@@ -107,6 +110,10 @@ func BenchmarkGuard(b *testing.B) {
 		{"guard+validation", "/items/42", true, nil},
 		// And every answer checked against the document, reported.
 		{"guard+validation+responses", "/items/42", true, []guard.Option{guard.WithResponseValidation(guard.ResponsesReport, nil)}},
+		// Traced: every request sampled, its spans batched to an
+		// exporter that drops them (the SDK's cost, not the network's).
+		{"guard+traced", "/items/42", false, []guard.Option{guard.WithoutRequestValidation(),
+			guard.WithTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter())))}},
 	} {
 		g, token := newGuard(bc.accounts, bc.opts...)
 		b.Run(bc.name, func(b *testing.B) {
