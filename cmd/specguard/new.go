@@ -181,11 +181,13 @@ func writeService(dir, name, module, checkout string) error {
 		// needs: go mod tidy keeps those it uses and asks no checksum
 		// database for them.
 		sum, err := os.ReadFile(filepath.Join(checkout, "go.sum"))
-		if err != nil {
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
-		if err := writeFile(filepath.Join(dir, "go.sum"), sum); err != nil {
-			return err
+		if err == nil {
+			if err := writeFile(filepath.Join(dir, "go.sum"), sum); err != nil {
+				return err
+			}
 		}
 	}
 	return writeFile(filepath.Join(dir, "go.mod"), []byte(gomod))
