@@ -49,7 +49,14 @@ func TestTraces(t *testing.T) {
 	}
 	r := chi.NewRouter()
 	r.Get("/notes/{id}", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) })
-	r.Post("/notes", func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(w, r.Body) })
+	r.Post("/notes", func(w http.ResponseWriter, r *http.Request) {
+		// A streaming handler asserts the writer flushes, as SSE code does.
+		if _, ok := w.(http.Flusher); !ok {
+			http.Error(w, "no http.Flusher behind the guard", http.StatusInternalServerError)
+			return
+		}
+		_, _ = io.Copy(w, r.Body)
+	})
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	g, err := guard.New(table, r, guard.WithTracerProvider(tp), guard.WithLimiter(limits.New(limits.NewMemoryStore(nil))),
@@ -69,14 +76,23 @@ func TestTraces(t *testing.T) {
 		return w.Code
 	}
 	// The validator reads the body: the handler, under its own span,
-	// still gets all of it.
+	// still gets all of it, and can flush; with answers checked too (one
+	// body checked, one not).
+	reported, err := guard.New(table, r, guard.WithTracerProvider(tp), guard.WithLimiter(limits.New(limits.NewMemoryStore(nil))),
+		guard.WithAuthenticator(policy.SchemeAPIKeyHeader, keyring{"k": {Subject: "ann"}}),
+		guard.WithResponseValidation(guard.ResponsesReport, nil), guard.WithResponseSample(2))
+	if err != nil {
+		t.Fatal(err)
+	}
 	body := `{"text":"hello"}`
-	req := httptest.NewRequest("POST", "/notes", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	w := httptest.NewRecorder()
-	g.ServeHTTP(w, req)
-	if w.Code != 200 || w.Body.String() != body {
-		t.Fatalf("traced POST: %d %q, want 200 and the body echoed", w.Code, w.Body)
+	for i, h := range []http.Handler{g, reported, reported} {
+		req := httptest.NewRequest("POST", "/notes", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != 200 || w.Body.String() != body {
+			t.Fatalf("traced POST %d: %d %q, want 200 and the body echoed", i, w.Code, w.Body)
+		}
 	}
 	rec.Reset()
 	for i, c := range []struct {
