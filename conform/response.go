@@ -8,19 +8,15 @@ package conform
 // schema.
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
 
-	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 
+	"github.com/specguard/specguard/internal/respcheck"
 	"github.com/specguard/specguard/policy"
 )
 
@@ -28,12 +24,6 @@ import (
 type answers struct {
 	checked    int
 	violations []string // "STATUS\tdetail", each once, in the order found
-}
-
-var responseOptions = &openapi3filter.Options{
-	IncludeResponseStatus: true,
-	MultiError:            true,
-	AuthenticationFunc:    openapi3filter.NoopAuthenticationFunc,
 }
 
 // mustHave are the headers an answer of a status carries whatever the
@@ -72,57 +62,13 @@ func (r *runner) checkAnswer(ctx context.Context, op *policy.Operation, req *htt
 		}
 	}
 	route := &routers.Route{Spec: r.table.Doc, Path: op.Path, PathItem: op.PathItem, Method: op.Method, Operation: op.Spec}
-	in := &openapi3filter.ResponseValidationInput{
-		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, Route: route, Options: responseOptions},
-		Status:                 resp.status,
-		Header:                 resp.header,
-		Body:                   io.NopCloser(bytes.NewReader(resp.body)),
-		Options:                responseOptions,
-	}
-	if err := openapi3filter.ValidateResponse(ctx, in); err != nil {
-		for _, msg := range responseFindings(err) {
-			found("%s", msg)
+	for _, f := range respcheck.Check(ctx, req, route, resp.status, resp.header, resp.body) {
+		if f.Reason == "body" {
+			found("body %s: %s", f.Pointer, f.Detail)
+		} else {
+			found("%s", f.Detail)
 		}
 	}
-}
-
-// responseFindings says what a response validation error found, one line
-// each, naming the JSON pointer of a body that breaks its schema.
-func responseFindings(err error) []string {
-	var multi openapi3.MultiError
-	if errors.As(err, &multi) {
-		var out []string
-		for _, e := range multi {
-			out = append(out, responseFindings(e)...)
-		}
-		return out
-	}
-	var se *openapi3.SchemaError
-	if errors.As(err, &se) {
-		return []string{fmt.Sprintf("body %s: %s", pointer(se.JSONPointer()), se.Reason)}
-	}
-	var re *openapi3filter.ResponseError
-	if errors.As(err, &re) {
-		if re.Err != nil && !errors.Is(re.Err, re) {
-			if inner := responseFindings(re.Err); len(inner) > 0 {
-				return inner
-			}
-		}
-		return []string{strings.TrimSpace(re.Reason)}
-	}
-	return []string{err.Error()}
-}
-
-// pointer is a JSON pointer (RFC 6901): "/" for the whole body.
-func pointer(parts []string) string {
-	if len(parts) == 0 {
-		return "/"
-	}
-	esc := make([]string, len(parts))
-	for i, p := range parts {
-		esc[i] = strings.NewReplacer("~", "~0", "/", "~1").Replace(p)
-	}
-	return "/" + strings.Join(esc, "/")
 }
 
 // responseCases report, per operation, the answers that broke the

@@ -6,15 +6,10 @@ package guard
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
 
-	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/getkin/kin-openapi/openapi3filter"
-
+	"github.com/specguard/specguard/internal/respcheck"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/problem"
 )
@@ -251,11 +246,6 @@ func (c *checkedWriter) Flush() {
 // Unwrap lets http.ResponseController reach the connection's writer.
 func (c *checkedWriter) Unwrap() http.ResponseWriter { return c.w }
 
-var responseValidation = &openapi3filter.Options{
-	MultiError:         true,
-	AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
-}
-
 // checkResponse says how an answer of st's operation breaks the document:
 // its status, the headers it requires, the body (unless truncated).
 func checkResponse(r *http.Request, st *opState, status int, header http.Header, body []byte, truncated bool) []ResponseViolation {
@@ -278,61 +268,8 @@ func checkResponse(r *http.Request, st *opState, status int, header http.Header,
 		return out
 	}
 	var out []ResponseViolation
-	in := &openapi3filter.ResponseValidationInput{
-		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: r, Route: st.valid.route, Options: responseValidation},
-		Status:                 status,
-		Header:                 header,
-		Body:                   io.NopCloser(bytes.NewReader(body)),
-		Options:                responseValidation,
-	}
-	if err := openapi3filter.ValidateResponse(r.Context(), in); err != nil {
-		out = append(out, violations(status, err)...)
+	for _, f := range respcheck.Check(r.Context(), r, st.valid.route, status, header, body) {
+		out = append(out, ResponseViolation{Status: status, Reason: f.Reason, Pointer: f.Pointer, Detail: f.Detail})
 	}
 	return out
-}
-
-// violations turns a response validation error into violations, naming
-// the JSON pointer of a body at fault and what the schema asks there.
-func violations(status int, err error) []ResponseViolation {
-	var multi openapi3.MultiError
-	if errors.As(err, &multi) {
-		var out []ResponseViolation
-		for _, e := range multi {
-			out = append(out, violations(status, e)...)
-		}
-		return out
-	}
-	var se *openapi3.SchemaError
-	if errors.As(err, &se) {
-		return []ResponseViolation{{Status: status, Reason: "body", Pointer: jsonPointer(se.JSONPointer()), Detail: se.Reason}}
-	}
-	var re *openapi3filter.ResponseError
-	if errors.As(err, &re) {
-		if re.Err != nil {
-			if inner := violations(status, re.Err); len(inner) > 0 && inner[0].Reason == "body" {
-				return inner
-			}
-		}
-		reason := "body"
-		switch lower := strings.ToLower(re.Reason); {
-		case strings.Contains(lower, "content-type") || strings.Contains(lower, "content type"):
-			reason = "content-type"
-		case strings.Contains(lower, "header"):
-			reason = "header"
-		}
-		return []ResponseViolation{{Status: status, Reason: reason, Pointer: map[bool]string{true: "/"}[reason == "body"], Detail: re.Reason}}
-	}
-	return []ResponseViolation{{Status: status, Reason: "body", Pointer: "/", Detail: "the body cannot be read as its media type"}}
-}
-
-// jsonPointer is a JSON pointer (RFC 6901): "/" for the whole body.
-func jsonPointer(parts []string) string {
-	if len(parts) == 0 {
-		return "/"
-	}
-	esc := make([]string, len(parts))
-	for i, p := range parts {
-		esc[i] = strings.NewReplacer("~", "~0", "/", "~1").Replace(p)
-	}
-	return "/" + strings.Join(esc, "/")
 }
