@@ -1,8 +1,6 @@
 package guard_test
 
 import (
-	. "github.com/specguard/specguard/internal/guardtest"
-
 	"bufio"
 	"cmp"
 	"context"
@@ -20,96 +18,97 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/specguard/specguard/guard"
+	"github.com/specguard/specguard/internal/guardtest"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 )
 
 func TestGuardBearerPresentation(t *testing.T) {
-	e := NewEnv(t)
+	e := guardtest.NewEnv(t)
 	reader := e.Login(t, "alice", "reader")
 	long := strings.Repeat("a", security.MaxTokenBytes+1)
-	cases := []Case{
-		{Name: "valid token", Path: "/read", Mods: []Mod{Bearer(reader.Access)}, Want: OK200, Saw: OKAs("read", "alice", "oauth2")},
-		{Name: "scheme in lower case", Path: "/read", Mods: []Mod{Header("Authorization", "bearer "+reader.Access)}, Want: OK200, Saw: OKAs("read", "alice", "oauth2")},
-		{Name: "scheme in upper case", Path: "/read", Mods: []Mod{Header("Authorization", "BEARER "+reader.Access)}, Want: OK200, Saw: OKAs("read", "alice", "oauth2")},
-		{Name: "two Authorization headers", Path: "/read", Mods: []Mod{Bearer(reader.Access), Bearer(reader.Access)}, Want: BadRequest},
-		{Name: "token in the query string", Path: "/read?access_token=" + reader.Access, Want: BadRequest},
-		{Name: "token in the query string and the header", Path: "/read?access_token=" + reader.Access, Mods: []Mod{Bearer(reader.Access)}, Want: BadRequest},
-		{Name: "token in the query string, key percent-encoded", Path: "/read?access%5Ftoken=" + reader.Access, Want: BadRequest},
-		{Name: "token in the query string of an optional operation", Path: "/optional?access_token=" + reader.Access, Want: BadRequest},
-		{Name: "Bearer with no token", Path: "/read", Mods: []Mod{Header("Authorization", "Bearer")}, Want: BadRequest},
-		{Name: "Bearer with only a space", Path: "/read", Mods: []Mod{Header("Authorization", "Bearer ")}, Want: BadRequest},
-		{Name: "token with characters outside b64token", Path: "/read", Mods: []Mod{Header("Authorization", "Bearer abc$def")}, Want: BadRequest},
-		{Name: "Basic credentials on a bearer-only operation", Path: "/things", Mods: []Mod{Header("Authorization", "Basic YWxpY2U6cGFzc3dvcmQ=")}, Want: Unauth},
-		{Name: "no credentials", Path: "/things", Want: Unauth},
-		{Name: "no credentials on an oauth2 operation", Path: "/read", Want: Unauth},
-		{Name: "garbage token", Path: "/read", Mods: []Mod{Bearer("not-a-jwt")}, Want: InvalidToken},
-		{Name: "oversized token", Path: "/read", Mods: []Mod{Bearer(long)}, Want: InvalidToken},
-		{Name: "oversized Authorization header", Path: "/read", Mods: []Mod{Bearer(strings.Repeat(reader.Access, 20))}, Want: InvalidToken},
-		{Name: "refresh token presented as access token", Path: "/read", Mods: []Mod{Bearer(reader.Refresh)}, Want: InvalidToken},
-		{Name: "insufficient scope", Method: http.MethodPost, Path: "/write", Body: `{"title":"x"}`, Mods: []Mod{Bearer(reader.Access)},
-			Want: Want{Status: http.StatusForbidden, Problem: "insufficient-scope", AuthErr: "insufficient_scope", Scope: "a:write"}},
-		{Name: "public operation ignores a bad token", Path: "/public", Mods: []Mod{Bearer("not-a-jwt")}, Want: OK200, Saw: Anonymous("public")},
-		{Name: "public operation ignores two Authorization headers", Path: "/public", Mods: []Mod{Bearer("x"), Bearer("y")}, Want: OK200, Saw: Anonymous("public")},
+	cases := []guardtest.Case{
+		{Name: "valid token", Path: "/read", Mods: []guardtest.Mod{guardtest.Bearer(reader.Access)}, Want: guardtest.OK200, Saw: guardtest.OKAs("read", "alice", "oauth2")},
+		{Name: "scheme in lower case", Path: "/read", Mods: []guardtest.Mod{guardtest.Header("Authorization", "bearer "+reader.Access)}, Want: guardtest.OK200, Saw: guardtest.OKAs("read", "alice", "oauth2")},
+		{Name: "scheme in upper case", Path: "/read", Mods: []guardtest.Mod{guardtest.Header("Authorization", "BEARER "+reader.Access)}, Want: guardtest.OK200, Saw: guardtest.OKAs("read", "alice", "oauth2")},
+		{Name: "two Authorization headers", Path: "/read", Mods: []guardtest.Mod{guardtest.Bearer(reader.Access), guardtest.Bearer(reader.Access)}, Want: guardtest.BadRequest},
+		{Name: "token in the query string", Path: "/read?access_token=" + reader.Access, Want: guardtest.BadRequest},
+		{Name: "token in the query string and the header", Path: "/read?access_token=" + reader.Access, Mods: []guardtest.Mod{guardtest.Bearer(reader.Access)}, Want: guardtest.BadRequest},
+		{Name: "token in the query string, key percent-encoded", Path: "/read?access%5Ftoken=" + reader.Access, Want: guardtest.BadRequest},
+		{Name: "token in the query string of an optional operation", Path: "/optional?access_token=" + reader.Access, Want: guardtest.BadRequest},
+		{Name: "Bearer with no token", Path: "/read", Mods: []guardtest.Mod{guardtest.Header("Authorization", "Bearer")}, Want: guardtest.BadRequest},
+		{Name: "Bearer with only a space", Path: "/read", Mods: []guardtest.Mod{guardtest.Header("Authorization", "Bearer ")}, Want: guardtest.BadRequest},
+		{Name: "token with characters outside b64token", Path: "/read", Mods: []guardtest.Mod{guardtest.Header("Authorization", "Bearer abc$def")}, Want: guardtest.BadRequest},
+		{Name: "Basic credentials on a bearer-only operation", Path: "/things", Mods: []guardtest.Mod{guardtest.Header("Authorization", "Basic YWxpY2U6cGFzc3dvcmQ=")}, Want: guardtest.Unauth},
+		{Name: "no credentials", Path: "/things", Want: guardtest.Unauth},
+		{Name: "no credentials on an oauth2 operation", Path: "/read", Want: guardtest.Unauth},
+		{Name: "garbage token", Path: "/read", Mods: []guardtest.Mod{guardtest.Bearer("not-a-jwt")}, Want: guardtest.InvalidToken},
+		{Name: "oversized token", Path: "/read", Mods: []guardtest.Mod{guardtest.Bearer(long)}, Want: guardtest.InvalidToken},
+		{Name: "oversized Authorization header", Path: "/read", Mods: []guardtest.Mod{guardtest.Bearer(strings.Repeat(reader.Access, 20))}, Want: guardtest.InvalidToken},
+		{Name: "refresh token presented as access token", Path: "/read", Mods: []guardtest.Mod{guardtest.Bearer(reader.Refresh)}, Want: guardtest.InvalidToken},
+		{Name: "insufficient scope", Method: http.MethodPost, Path: "/write", Body: `{"title":"x"}`, Mods: []guardtest.Mod{guardtest.Bearer(reader.Access)},
+			Want: guardtest.Want{Status: http.StatusForbidden, Problem: "insufficient-scope", AuthErr: "insufficient_scope", Scope: "a:write"}},
+		{Name: "public operation ignores a bad token", Path: "/public", Mods: []guardtest.Mod{guardtest.Bearer("not-a-jwt")}, Want: guardtest.OK200, Saw: guardtest.Anonymous("public")},
+		{Name: "public operation ignores two Authorization headers", Path: "/public", Mods: []guardtest.Mod{guardtest.Bearer("x"), guardtest.Bearer("y")}, Want: guardtest.OK200, Saw: guardtest.Anonymous("public")},
 	}
-	RunCases(t, e, cases)
+	guardtest.RunCases(t, e, cases)
 }
 
 func TestGuardOptional(t *testing.T) {
-	e := NewEnv(t)
+	e := guardtest.NewEnv(t)
 	reader := e.Login(t, "alice", "reader")
 	nobody := e.Login(t, "nemo", "nobody")
-	cases := []Case{
-		{Name: "no credentials is anonymous", Path: "/optional", Want: OK200, Saw: Anonymous("optional")},
-		{Name: "another scheme counts as none", Path: "/optional", Mods: []Mod{Header("Authorization", "Basic YWxpY2U6cGFzc3dvcmQ=")}, Want: OK200, Saw: Anonymous("optional")},
-		{Name: "valid token", Path: "/optional", Mods: []Mod{Bearer(reader.Access)}, Want: OK200, Saw: OKAs("optional", "alice", "oauth2")},
-		{Name: "invalid token is never anonymous", Path: "/optional", Mods: []Mod{Bearer("not-a-jwt")}, Want: InvalidToken},
-		{Name: "tampered token is never anonymous", Path: "/optional", Mods: []Mod{Bearer(Tamper(t, reader.Access))}, Want: InvalidToken},
-		{Name: "refresh token is never anonymous", Path: "/optional", Mods: []Mod{Bearer(reader.Refresh)}, Want: InvalidToken},
-		{Name: "malformed presentation is never anonymous", Path: "/optional", Mods: []Mod{Bearer("a"), Bearer("b")}, Want: BadRequest},
-		{Name: "valid token without the scope", Path: "/optional", Mods: []Mod{Bearer(nobody.Access)},
-			Want: Want{Status: http.StatusForbidden, Problem: "insufficient-scope", AuthErr: "insufficient_scope", Scope: "a:read"}},
+	cases := []guardtest.Case{
+		{Name: "no credentials is anonymous", Path: "/optional", Want: guardtest.OK200, Saw: guardtest.Anonymous("optional")},
+		{Name: "another scheme counts as none", Path: "/optional", Mods: []guardtest.Mod{guardtest.Header("Authorization", "Basic YWxpY2U6cGFzc3dvcmQ=")}, Want: guardtest.OK200, Saw: guardtest.Anonymous("optional")},
+		{Name: "valid token", Path: "/optional", Mods: []guardtest.Mod{guardtest.Bearer(reader.Access)}, Want: guardtest.OK200, Saw: guardtest.OKAs("optional", "alice", "oauth2")},
+		{Name: "invalid token is never anonymous", Path: "/optional", Mods: []guardtest.Mod{guardtest.Bearer("not-a-jwt")}, Want: guardtest.InvalidToken},
+		{Name: "tampered token is never anonymous", Path: "/optional", Mods: []guardtest.Mod{guardtest.Bearer(guardtest.Tamper(t, reader.Access))}, Want: guardtest.InvalidToken},
+		{Name: "refresh token is never anonymous", Path: "/optional", Mods: []guardtest.Mod{guardtest.Bearer(reader.Refresh)}, Want: guardtest.InvalidToken},
+		{Name: "malformed presentation is never anonymous", Path: "/optional", Mods: []guardtest.Mod{guardtest.Bearer("a"), guardtest.Bearer("b")}, Want: guardtest.BadRequest},
+		{Name: "valid token without the scope", Path: "/optional", Mods: []guardtest.Mod{guardtest.Bearer(nobody.Access)},
+			Want: guardtest.Want{Status: http.StatusForbidden, Problem: "insufficient-scope", AuthErr: "insufficient_scope", Scope: "a:read"}},
 	}
-	RunCases(t, e, cases)
+	guardtest.RunCases(t, e, cases)
 
 	t.Run("revoked token is never anonymous", func(t *testing.T) {
 		p := e.Login(t, "carol", "reader")
 		if err := e.Store.RevokeFamily(context.Background(), "carol", p.AccessClaims.Family); err != nil {
 			t.Fatal(err)
 		}
-		InvalidToken.Check(t, e.Do(t, http.MethodGet, "/optional", "", Bearer(p.Access)))
+		guardtest.InvalidToken.Check(t, e.Do(t, http.MethodGet, "/optional", "", guardtest.Bearer(p.Access)))
 	})
 }
 
 func TestGuardAlternatives(t *testing.T) {
-	e := NewEnv(t)
+	e := guardtest.NewEnv(t)
 	reader := e.Login(t, "alice", "reader")
 	writer := e.Login(t, "alice2", "writer")
 	aliceKey, _ := e.APIKey(t, "alice")
 	aliceWriteKey, _ := e.APIKey(t, "alice", "a:write")
 	aliceSession := e.Session(t, "alice", "reader")
 	bobSession := e.Session(t, "bob", "reader")
-	cases := []Case{
-		{Name: "OR: first alternative", Path: "/either", Mods: []Mod{Bearer(reader.Access)}, Want: OK200, Saw: OKAs("either", "alice", "bearerAuth")},
-		{Name: "OR: second alternative", Path: "/either", Mods: []Mod{APIKeyHeader(aliceKey)}, Want: OK200, Saw: OKAs("either", "alice", "apiKeyAuth")},
-		{Name: "OR: neither", Path: "/either", Want: Unauth},
-		{Name: "OR: invalid first credential is not skipped", Path: "/either", Mods: []Mod{Bearer("not-a-jwt"), APIKeyHeader(aliceKey)}, Want: InvalidToken},
-		{Name: "OR: invalid second credential", Path: "/either", Mods: []Mod{APIKeyHeader("sg_nope")}, Want: InvalidToken},
-		{Name: "OR: first lacks scope, second satisfies", Path: "/write-or-key", Mods: []Mod{Bearer(reader.Access), APIKeyHeader(aliceWriteKey)}, Want: OK200, Saw: OKAs("writeOrKey", "alice", "apiKeyAuth")},
-		{Name: "OR: first satisfies with scope", Path: "/write-or-key", Mods: []Mod{Bearer(writer.Access)}, Want: OK200, Saw: OKAs("writeOrKey", "alice2", "oauth2")},
-		{Name: "OR: every alternative lacks scope", Path: "/write-or-key", Mods: []Mod{Bearer(reader.Access), APIKeyHeader(aliceKey)},
-			Want: Want{Status: http.StatusForbidden, Problem: "insufficient-scope", AuthErr: "insufficient_scope", Scope: "a:write"}},
-		{Name: "AND: both credentials", Path: "/both", Mods: []Mod{APIKeyHeader(aliceKey), SessionCookies(aliceSession)}, Want: OK200, Saw: OKAs("both", "alice", "apiKeyAuth+cookieAuth")},
-		{Name: "AND: key alone", Path: "/both", Mods: []Mod{APIKeyHeader(aliceKey)}, Want: Unauth},
-		{Name: "AND: session alone", Path: "/both", Mods: []Mod{SessionCookies(aliceSession)}, Want: Unauth},
-		{Name: "AND: credentials of different users", Path: "/both", Mods: []Mod{APIKeyHeader(aliceKey), SessionCookies(bobSession)}, Want: InvalidToken},
-		{Name: "AND: invalid session with valid key", Path: "/both", Mods: []Mod{APIKeyHeader(aliceKey), Cookie(SessionCookie, "alice.nope.nope")}, Want: InvalidToken},
+	cases := []guardtest.Case{
+		{Name: "OR: first alternative", Path: "/either", Mods: []guardtest.Mod{guardtest.Bearer(reader.Access)}, Want: guardtest.OK200, Saw: guardtest.OKAs("either", "alice", "bearerAuth")},
+		{Name: "OR: second alternative", Path: "/either", Mods: []guardtest.Mod{guardtest.APIKeyHeader(aliceKey)}, Want: guardtest.OK200, Saw: guardtest.OKAs("either", "alice", "apiKeyAuth")},
+		{Name: "OR: neither", Path: "/either", Want: guardtest.Unauth},
+		{Name: "OR: invalid first credential is not skipped", Path: "/either", Mods: []guardtest.Mod{guardtest.Bearer("not-a-jwt"), guardtest.APIKeyHeader(aliceKey)}, Want: guardtest.InvalidToken},
+		{Name: "OR: invalid second credential", Path: "/either", Mods: []guardtest.Mod{guardtest.APIKeyHeader("sg_nope")}, Want: guardtest.InvalidToken},
+		{Name: "OR: first lacks scope, second satisfies", Path: "/write-or-key", Mods: []guardtest.Mod{guardtest.Bearer(reader.Access), guardtest.APIKeyHeader(aliceWriteKey)}, Want: guardtest.OK200, Saw: guardtest.OKAs("writeOrKey", "alice", "apiKeyAuth")},
+		{Name: "OR: first satisfies with scope", Path: "/write-or-key", Mods: []guardtest.Mod{guardtest.Bearer(writer.Access)}, Want: guardtest.OK200, Saw: guardtest.OKAs("writeOrKey", "alice2", "oauth2")},
+		{Name: "OR: every alternative lacks scope", Path: "/write-or-key", Mods: []guardtest.Mod{guardtest.Bearer(reader.Access), guardtest.APIKeyHeader(aliceKey)},
+			Want: guardtest.Want{Status: http.StatusForbidden, Problem: "insufficient-scope", AuthErr: "insufficient_scope", Scope: "a:write"}},
+		{Name: "AND: both credentials", Path: "/both", Mods: []guardtest.Mod{guardtest.APIKeyHeader(aliceKey), guardtest.SessionCookies(aliceSession)}, Want: guardtest.OK200, Saw: guardtest.OKAs("both", "alice", "apiKeyAuth+cookieAuth")},
+		{Name: "AND: key alone", Path: "/both", Mods: []guardtest.Mod{guardtest.APIKeyHeader(aliceKey)}, Want: guardtest.Unauth},
+		{Name: "AND: session alone", Path: "/both", Mods: []guardtest.Mod{guardtest.SessionCookies(aliceSession)}, Want: guardtest.Unauth},
+		{Name: "AND: credentials of different users", Path: "/both", Mods: []guardtest.Mod{guardtest.APIKeyHeader(aliceKey), guardtest.SessionCookies(bobSession)}, Want: guardtest.InvalidToken},
+		{Name: "AND: invalid session with valid key", Path: "/both", Mods: []guardtest.Mod{guardtest.APIKeyHeader(aliceKey), guardtest.Cookie(guardtest.SessionCookie, "alice.nope.nope")}, Want: guardtest.InvalidToken},
 	}
-	RunCases(t, e, cases)
+	guardtest.RunCases(t, e, cases)
 }
 
 func TestGuardFresh(t *testing.T) {
-	e := NewEnv(t)
+	e := guardtest.NewEnv(t)
 	first := e.Login(t, "alice", "reader")
 	if !first.AccessClaims.Fresh {
 		t.Fatal("a password login did not mint a fresh token")
@@ -119,41 +118,41 @@ func TestGuardFresh(t *testing.T) {
 		t.Fatal("a refresh minted a fresh token")
 	}
 	second := e.Login(t, "bob", "reader")
-	cases := []Case{
-		{Name: "refreshed token", Method: http.MethodPost, Path: "/fresh", Mods: []Mod{Bearer(refreshed.Access)},
-			Want: Want{Status: http.StatusUnauthorized, Problem: "fresh-login-required", AuthErr: "insufficient_user_authentication"}},
-		{Name: "fresh token", Method: http.MethodPost, Path: "/fresh", Mods: []Mod{Bearer(second.Access)}, Want: OK200, Saw: OKAs("fresh", "bob", "bearerAuth")},
-		{Name: "refreshed token elsewhere", Path: "/things", Mods: []Mod{Bearer(refreshed.Access)}, Want: OK200, Saw: OKAs("bearerOnly", "alice", "bearerAuth")},
-		{Name: "no token", Method: http.MethodPost, Path: "/fresh", Want: Unauth},
+	cases := []guardtest.Case{
+		{Name: "refreshed token", Method: http.MethodPost, Path: "/fresh", Mods: []guardtest.Mod{guardtest.Bearer(refreshed.Access)},
+			Want: guardtest.Want{Status: http.StatusUnauthorized, Problem: "fresh-login-required", AuthErr: "insufficient_user_authentication"}},
+		{Name: "fresh token", Method: http.MethodPost, Path: "/fresh", Mods: []guardtest.Mod{guardtest.Bearer(second.Access)}, Want: guardtest.OK200, Saw: guardtest.OKAs("fresh", "bob", "bearerAuth")},
+		{Name: "refreshed token elsewhere", Path: "/things", Mods: []guardtest.Mod{guardtest.Bearer(refreshed.Access)}, Want: guardtest.OK200, Saw: guardtest.OKAs("bearerOnly", "alice", "bearerAuth")},
+		{Name: "no token", Method: http.MethodPost, Path: "/fresh", Want: guardtest.Unauth},
 	}
-	RunCases(t, e, cases)
+	guardtest.RunCases(t, e, cases)
 }
 
 func TestGuardContext(t *testing.T) {
-	e := NewEnv(t)
+	e := guardtest.NewEnv(t)
 	writer := e.Login(t, "alice", "writer")
 	key, _ := e.APIKey(t, "bob", "a:read")
 	sess := e.Session(t, "carol", "writer")
 	cases := []struct {
 		name string
 		path string
-		mods []Mod
-		want Seen
+		mods []guardtest.Mod
+		want guardtest.Seen
 	}{
-		{name: "oauth2", path: "/read", mods: []Mod{Bearer(writer.Access)},
-			want: Seen{Op: "read", Subject: "alice", Scheme: "oauth2", Scopes: []string{"a:read", "a:write"}, Fresh: true}},
-		{name: "bearer", path: "/things", mods: []Mod{Bearer(writer.Access)},
-			want: Seen{Op: "bearerOnly", Subject: "alice", Scheme: "bearerAuth", Scopes: []string{"a:read", "a:write"}, Fresh: true}},
-		{name: "api key", path: "/key-read", mods: []Mod{APIKeyHeader(key)},
-			want: Seen{Op: "keyRead", Subject: "bob", Scheme: "apiKeyAuth", Scopes: []string{"a:read"}}},
-		{name: "session", path: "/account", mods: []Mod{SessionCookies(sess)},
-			want: Seen{Op: "getAccount", Subject: "carol", Scheme: "cookieAuth", Scopes: []string{"a:read", "a:write"}}},
-		{name: "public", path: "/public", want: Seen{Op: "public", Anonymous: true}},
+		{name: "oauth2", path: "/read", mods: []guardtest.Mod{guardtest.Bearer(writer.Access)},
+			want: guardtest.Seen{Op: "read", Subject: "alice", Scheme: "oauth2", Scopes: []string{"a:read", "a:write"}, Fresh: true}},
+		{name: "bearer", path: "/things", mods: []guardtest.Mod{guardtest.Bearer(writer.Access)},
+			want: guardtest.Seen{Op: "bearerOnly", Subject: "alice", Scheme: "bearerAuth", Scopes: []string{"a:read", "a:write"}, Fresh: true}},
+		{name: "api key", path: "/key-read", mods: []guardtest.Mod{guardtest.APIKeyHeader(key)},
+			want: guardtest.Seen{Op: "keyRead", Subject: "bob", Scheme: "apiKeyAuth", Scopes: []string{"a:read"}}},
+		{name: "session", path: "/account", mods: []guardtest.Mod{guardtest.SessionCookies(sess)},
+			want: guardtest.Seen{Op: "getAccount", Subject: "carol", Scheme: "cookieAuth", Scopes: []string{"a:read", "a:write"}}},
+		{name: "public", path: "/public", want: guardtest.Seen{Op: "public", Anonymous: true}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got := e.Do(t, http.MethodGet, tc.path, "", tc.mods...)
-			OK200.Check(t, got)
+			guardtest.OK200.Check(t, got)
 			if g, w := got.Seen, tc.want; g.Op != w.Op || g.Subject != w.Subject || g.Scheme != w.Scheme ||
 				g.Anonymous != w.Anonymous || g.Fresh != w.Fresh || !slices.Equal(g.Scopes, w.Scopes) {
 				t.Errorf("handler saw %+v, want %+v", g, w)
@@ -192,7 +191,7 @@ func (s *spyBody) Read(p []byte) (int, error) {
 }
 
 func TestGuardRejectsBeforeReadingBodyOrBindingParameters(t *testing.T) {
-	e := NewEnv(t)
+	e := guardtest.NewEnv(t)
 	reader := e.Login(t, "alice", "reader")
 	writer := e.Login(t, "bob", "writer")
 	cases := []struct {
@@ -230,18 +229,18 @@ func TestGuardRejectsBeforeReadingBodyOrBindingParameters(t *testing.T) {
 		})
 	}
 
-	params := []Case{
-		{Name: "bad path parameter without credentials", Path: "/items/not-a-number", Want: Unauth},
-		{Name: "bad path parameter with a bad token", Path: "/items/not-a-number", Mods: []Mod{Bearer("not-a-jwt")}, Want: InvalidToken},
-		{Name: "bad path parameter with a valid token", Path: "/items/not-a-number", Mods: []Mod{Bearer(reader.Access)},
-			Want: Want{Status: http.StatusBadRequest, Problem: "invalid-request", AuthErr: NoChallenge}},
-		{Name: "good path parameter", Path: "/items/42", Mods: []Mod{Bearer(reader.Access)}, Want: OK200, Saw: OKAs("item", "alice", "bearerAuth")},
+	params := []guardtest.Case{
+		{Name: "bad path parameter without credentials", Path: "/items/not-a-number", Want: guardtest.Unauth},
+		{Name: "bad path parameter with a bad token", Path: "/items/not-a-number", Mods: []guardtest.Mod{guardtest.Bearer("not-a-jwt")}, Want: guardtest.InvalidToken},
+		{Name: "bad path parameter with a valid token", Path: "/items/not-a-number", Mods: []guardtest.Mod{guardtest.Bearer(reader.Access)},
+			Want: guardtest.Want{Status: http.StatusBadRequest, Problem: "invalid-request", AuthErr: guardtest.NoChallenge}},
+		{Name: "good path parameter", Path: "/items/42", Mods: []guardtest.Mod{guardtest.Bearer(reader.Access)}, Want: guardtest.OK200, Saw: guardtest.OKAs("item", "alice", "bearerAuth")},
 	}
-	RunCases(t, e, params)
+	guardtest.RunCases(t, e, params)
 }
 
 func TestGuardRequestValidation(t *testing.T) {
-	e := NewEnv(t)
+	e := guardtest.NewEnv(t)
 	writer := e.Login(t, "bob", "writer")
 	cases := []struct {
 		name      string
@@ -256,12 +255,12 @@ func TestGuardRequestValidation(t *testing.T) {
 		{name: "missing required field", body: `{}`, want: http.StatusBadRequest, problem: "invalid-request", wantField: "body.title"},
 		{name: "unknown field", body: `{"title":"x","admin":true}`, want: http.StatusBadRequest, problem: "invalid-request", wantField: "body"},
 		{name: "not JSON", body: `{"title":`, want: http.StatusBadRequest, problem: "invalid-request", wantField: "body"},
-		{name: "body over the maximum", body: `{"title":"` + strings.Repeat("x", MaxBody) + `"}`, want: http.StatusRequestEntityTooLarge, problem: "body-too-large"},
+		{name: "body over the maximum", body: `{"title":"` + strings.Repeat("x", guardtest.MaxBody) + `"}`, want: http.StatusRequestEntityTooLarge, problem: "body-too-large"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := e.Do(t, http.MethodPost, "/write", tc.body, Bearer(writer.Access))
-			w := Want{Status: tc.want, Problem: tc.problem, AuthErr: NoChallenge}
+			got := e.Do(t, http.MethodPost, "/write", tc.body, guardtest.Bearer(writer.Access))
+			w := guardtest.Want{Status: tc.want, Problem: tc.problem, AuthErr: guardtest.NoChallenge}
 			w.Check(t, got)
 			if tc.wantField == "" {
 				return
@@ -280,7 +279,7 @@ func TestGuardRequestValidation(t *testing.T) {
 	}
 
 	t.Run("missing field is named in the message", func(t *testing.T) {
-		got := e.Do(t, http.MethodPost, "/write", `{}`, Bearer(writer.Access))
+		got := e.Do(t, http.MethodPost, "/write", `{}`, guardtest.Bearer(writer.Access))
 		if !strings.Contains(string(got.Body), "title") {
 			t.Errorf("problem %s does not name the missing field title", got.Body)
 		}
@@ -290,7 +289,7 @@ func TestGuardRequestValidation(t *testing.T) {
 // TestGuardResolvesLikeChi checks that the guard resolves the operation from
 // the path chi routes on, so no request reaches a handler unguarded.
 func TestGuardResolvesLikeChi(t *testing.T) {
-	e := NewEnv(t)
+	e := guardtest.NewEnv(t)
 	reader := e.Login(t, "alice", "reader")
 
 	t.Run("absolute-form request target with an empty path", func(t *testing.T) {
@@ -414,7 +413,7 @@ func rawRequest(tb testing.TB, addr, req string) *http.Response {
 }
 
 func TestNewGuardChecksConfiguration(t *testing.T) {
-	e := NewEnv(t)
+	e := guardtest.NewEnv(t)
 	bearer := security.BearerAuthenticator{Tokens: e.Tokens}
 	all := []guard.Option{
 		guard.WithAuthenticator(policy.SchemeBearer, bearer),
@@ -425,7 +424,7 @@ func TestNewGuardChecksConfiguration(t *testing.T) {
 	full := func() chi.Router {
 		r := chi.NewRouter()
 		for _, op := range e.Table.Operations() {
-			r.Method(op.Method, op.Pattern, http.HandlerFunc(Echo))
+			r.Method(op.Method, op.Pattern, http.HandlerFunc(guardtest.Echo))
 		}
 		return r
 	}
@@ -439,19 +438,19 @@ func TestNewGuardChecksConfiguration(t *testing.T) {
 		{name: "missing authenticator", router: full, opts: all[:3], errHas: "no authenticator"},
 		{name: "route without operation", router: func() chi.Router {
 			r := full()
-			r.Get("/debug", Echo)
+			r.Get("/debug", guardtest.Echo)
 			return r
 		}, opts: all, errHas: "has no operation"},
 		{name: "operation without route", router: func() chi.Router {
 			r := chi.NewRouter()
-			r.Get("/public", Echo)
+			r.Get("/public", guardtest.Echo)
 			return r
 		}, opts: all, errHas: "operation has no route"},
 		{name: "middleware inside the guarded router", router: func() chi.Router {
 			r := chi.NewRouter()
 			r.Use(func(next http.Handler) http.Handler { return next })
 			for _, op := range e.Table.Operations() {
-				r.Method(op.Method, op.Pattern, http.HandlerFunc(Echo))
+				r.Method(op.Method, op.Pattern, http.HandlerFunc(guardtest.Echo))
 			}
 			return r
 		}, opts: all, errHas: "install middleware around the guard"},
@@ -459,10 +458,10 @@ func TestNewGuardChecksConfiguration(t *testing.T) {
 			r := chi.NewRouter()
 			for i, op := range e.Table.Operations() {
 				if i == 0 {
-					r.With(func(next http.Handler) http.Handler { return next }).Method(op.Method, op.Pattern, http.HandlerFunc(Echo))
+					r.With(func(next http.Handler) http.Handler { return next }).Method(op.Method, op.Pattern, http.HandlerFunc(guardtest.Echo))
 					continue
 				}
-				r.Method(op.Method, op.Pattern, http.HandlerFunc(Echo))
+				r.Method(op.Method, op.Pattern, http.HandlerFunc(guardtest.Echo))
 			}
 			return r
 		}, opts: all, errHas: "has middleware inside the guarded router"},

@@ -1,8 +1,6 @@
 package security_test
 
 import (
-	. "github.com/specguard/specguard/internal/guardtest"
-
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +15,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/specguard/specguard/guard"
+	"github.com/specguard/specguard/internal/guardtest"
 	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
@@ -147,14 +146,14 @@ func newAccountFleet(t *testing.T, store security.Store, ls limits.Store, trips 
 	}
 	for range 2 {
 		in := &instance{accounts: security.NewAccounts(store, f.db, table.RoleScopes)}
-		if in.tokens, err = security.NewTokenService(Issuer, Audience, signing, store, security.WithAccounts(in.accounts)); err != nil {
+		if in.tokens, err = security.NewTokenService(guardtest.Issuer, guardtest.Audience, signing, store, security.WithAccounts(in.accounts)); err != nil {
 			t.Fatal(err)
 		}
 		in.sessions = security.NewSessionService(store, table.RoleScopes, security.WithSessionAccounts(in.accounts))
 		in.keys = security.NewAPIKeyService(store, f.records, security.WithKeyAccounts(in.accounts))
 		r := chi.NewRouter()
 		for _, op := range table.Operations() {
-			r.Method(op.Method, op.Pattern, http.HandlerFunc(Echo))
+			r.Method(op.Method, op.Pattern, http.HandlerFunc(guardtest.Echo))
 		}
 		bearer := security.BearerAuthenticator{Tokens: in.tokens}
 		g, err := guard.New(table, r,
@@ -233,13 +232,13 @@ func (c creds) each() map[string]func(*http.Request) {
 	}
 }
 
-func (f *accountFleet) do(in int, path string, cred func(*http.Request)) (int, Seen) {
+func (f *accountFleet) do(in int, path string, cred func(*http.Request)) (int, guardtest.Seen) {
 	req := httptest.NewRequest(http.MethodGet, path, nil)
 	req.RemoteAddr = net.JoinHostPort("192.0.2.1", "1234")
 	cred(req)
 	w := httptest.NewRecorder()
 	f.ins[in].h.ServeHTTP(w, req)
-	var s Seen
+	var s guardtest.Seen
 	if w.Code == 200 {
 		_ = json.Unmarshal(w.Body.Bytes(), &s)
 	}
@@ -350,7 +349,7 @@ func TestMintRacingDisable(t *testing.T) {
 		}
 		in := f.ins[0]
 		// Services on the racing store, with the instance's own caches.
-		tokens, err := security.NewTokenService(Issuer, Audience, mustKey(t), racing, security.WithAccounts(in.accounts))
+		tokens, err := security.NewTokenService(guardtest.Issuer, guardtest.Audience, mustKey(t), racing, security.WithAccounts(in.accounts))
 		if err != nil {
 			t.Fatal(err)
 		}

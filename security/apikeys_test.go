@@ -1,8 +1,6 @@
 package security_test
 
 import (
-	. "github.com/specguard/specguard/internal/guardtest"
-
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -13,11 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/specguard/specguard/internal/guardtest"
 	"github.com/specguard/specguard/security"
 )
 
 func TestAPIKeyAuthentication(t *testing.T) {
-	e := NewEnv(t)
+	e := guardtest.NewEnv(t)
 	ctx := context.Background()
 	full, k := e.APIKey(t, "alice", "a:read")
 	rest := strings.TrimPrefix(full, security.APIKeyPrefix)
@@ -36,43 +35,43 @@ func TestAPIKeyAuthentication(t *testing.T) {
 	}
 	writeKey, _ := e.APIKey(t, "alice", "a:read", "a:write")
 
-	cases := []Case{
-		{Name: "valid", Path: "/key-read", Mods: []Mod{APIKeyHeader(full)}, Want: OK200, Saw: OKAs("keyRead", "alice", "apiKeyAuth")},
-		{Name: "wrong secret", Path: "/key-read", Mods: []Mod{APIKeyHeader(security.APIKeyPrefix + k.ID + "." + otherSecret)}, Want: InvalidToken},
-		{Name: "unknown id", Path: "/key-read", Mods: []Mod{APIKeyHeader(security.APIKeyPrefix + security.NewID() + "." + secret)}, Want: InvalidToken},
-		{Name: "another key's id", Path: "/key-read", Mods: []Mod{APIKeyHeader(security.APIKeyPrefix + otherKey.ID + "." + secret)}, Want: InvalidToken},
-		{Name: "old three-part form", Path: "/key-read", Mods: []Mod{APIKeyHeader(security.APIKeyPrefix + "alice." + k.ID + "." + secret)}, Want: InvalidToken},
-		{Name: "no prefix", Path: "/key-read", Mods: []Mod{APIKeyHeader(rest)}, Want: InvalidToken},
-		{Name: "wrong prefix", Path: "/key-read", Mods: []Mod{APIKeyHeader("sk_" + rest)}, Want: InvalidToken},
-		{Name: "garbage", Path: "/key-read", Mods: []Mod{APIKeyHeader("garbage")}, Want: InvalidToken},
-		{Name: "prefix only", Path: "/key-read", Mods: []Mod{APIKeyHeader(security.APIKeyPrefix)}, Want: InvalidToken},
-		{Name: "short secret", Path: "/key-read", Mods: []Mod{APIKeyHeader(full[:len(full)-4])}, Want: InvalidToken},
-		{Name: "secret not base64url", Path: "/key-read", Mods: []Mod{APIKeyHeader(security.APIKeyPrefix + k.ID + "." + strings.Repeat("*", 43))}, Want: InvalidToken},
-		{Name: "padded secret", Path: "/key-read", Mods: []Mod{APIKeyHeader(full + "=")}, Want: InvalidToken},
-		{Name: "overlong", Path: "/key-read", Mods: []Mod{APIKeyHeader(full + strings.Repeat("A", 300))}, Want: InvalidToken},
-		{Name: "bearer-looking value", Path: "/key-read", Mods: []Mod{APIKeyHeader("Bearer " + full)}, Want: InvalidToken},
-		{Name: "revoked", Path: "/key-read", Mods: []Mod{APIKeyHeader(revoked)}, Want: InvalidToken},
-		{Name: "insufficient scope", Path: "/key-write", Mods: []Mod{APIKeyHeader(full)},
-			Want: Want{Status: http.StatusForbidden, Problem: "insufficient-scope", AuthErr: "insufficient_scope", Scope: "a:write"}},
-		{Name: "sufficient scope", Path: "/key-write", Mods: []Mod{APIKeyHeader(writeKey)}, Want: OK200, Saw: OKAs("keyWrite", "alice", "apiKeyAuth")},
-		{Name: "two X-API-Key headers", Path: "/key-read", Mods: []Mod{APIKeyHeader(full), APIKeyHeader(full)}, Want: BadRequest},
-		{Name: "two X-API-Key headers, one bad", Path: "/key-read", Mods: []Mod{APIKeyHeader(full), APIKeyHeader("garbage")}, Want: BadRequest},
-		{Name: "header name in lower case", Path: "/key-read", Mods: []Mod{func(r *http.Request) { r.Header["x-api-key"] = []string{full} }}, Want: OK200},
-		{Name: "no key", Path: "/key-read", Want: Unauth},
-		{Name: "key in the Authorization header", Path: "/key-read", Mods: []Mod{Bearer(full)}, Want: Unauth},
+	cases := []guardtest.Case{
+		{Name: "valid", Path: "/key-read", Mods: []guardtest.Mod{guardtest.APIKeyHeader(full)}, Want: guardtest.OK200, Saw: guardtest.OKAs("keyRead", "alice", "apiKeyAuth")},
+		{Name: "wrong secret", Path: "/key-read", Mods: []guardtest.Mod{guardtest.APIKeyHeader(security.APIKeyPrefix + k.ID + "." + otherSecret)}, Want: guardtest.InvalidToken},
+		{Name: "unknown id", Path: "/key-read", Mods: []guardtest.Mod{guardtest.APIKeyHeader(security.APIKeyPrefix + security.NewID() + "." + secret)}, Want: guardtest.InvalidToken},
+		{Name: "another key's id", Path: "/key-read", Mods: []guardtest.Mod{guardtest.APIKeyHeader(security.APIKeyPrefix + otherKey.ID + "." + secret)}, Want: guardtest.InvalidToken},
+		{Name: "old three-part form", Path: "/key-read", Mods: []guardtest.Mod{guardtest.APIKeyHeader(security.APIKeyPrefix + "alice." + k.ID + "." + secret)}, Want: guardtest.InvalidToken},
+		{Name: "no prefix", Path: "/key-read", Mods: []guardtest.Mod{guardtest.APIKeyHeader(rest)}, Want: guardtest.InvalidToken},
+		{Name: "wrong prefix", Path: "/key-read", Mods: []guardtest.Mod{guardtest.APIKeyHeader("sk_" + rest)}, Want: guardtest.InvalidToken},
+		{Name: "garbage", Path: "/key-read", Mods: []guardtest.Mod{guardtest.APIKeyHeader("garbage")}, Want: guardtest.InvalidToken},
+		{Name: "prefix only", Path: "/key-read", Mods: []guardtest.Mod{guardtest.APIKeyHeader(security.APIKeyPrefix)}, Want: guardtest.InvalidToken},
+		{Name: "short secret", Path: "/key-read", Mods: []guardtest.Mod{guardtest.APIKeyHeader(full[:len(full)-4])}, Want: guardtest.InvalidToken},
+		{Name: "secret not base64url", Path: "/key-read", Mods: []guardtest.Mod{guardtest.APIKeyHeader(security.APIKeyPrefix + k.ID + "." + strings.Repeat("*", 43))}, Want: guardtest.InvalidToken},
+		{Name: "padded secret", Path: "/key-read", Mods: []guardtest.Mod{guardtest.APIKeyHeader(full + "=")}, Want: guardtest.InvalidToken},
+		{Name: "overlong", Path: "/key-read", Mods: []guardtest.Mod{guardtest.APIKeyHeader(full + strings.Repeat("A", 300))}, Want: guardtest.InvalidToken},
+		{Name: "bearer-looking value", Path: "/key-read", Mods: []guardtest.Mod{guardtest.APIKeyHeader("Bearer " + full)}, Want: guardtest.InvalidToken},
+		{Name: "revoked", Path: "/key-read", Mods: []guardtest.Mod{guardtest.APIKeyHeader(revoked)}, Want: guardtest.InvalidToken},
+		{Name: "insufficient scope", Path: "/key-write", Mods: []guardtest.Mod{guardtest.APIKeyHeader(full)},
+			Want: guardtest.Want{Status: http.StatusForbidden, Problem: "insufficient-scope", AuthErr: "insufficient_scope", Scope: "a:write"}},
+		{Name: "sufficient scope", Path: "/key-write", Mods: []guardtest.Mod{guardtest.APIKeyHeader(writeKey)}, Want: guardtest.OK200, Saw: guardtest.OKAs("keyWrite", "alice", "apiKeyAuth")},
+		{Name: "two X-API-Key headers", Path: "/key-read", Mods: []guardtest.Mod{guardtest.APIKeyHeader(full), guardtest.APIKeyHeader(full)}, Want: guardtest.BadRequest},
+		{Name: "two X-API-Key headers, one bad", Path: "/key-read", Mods: []guardtest.Mod{guardtest.APIKeyHeader(full), guardtest.APIKeyHeader("garbage")}, Want: guardtest.BadRequest},
+		{Name: "header name in lower case", Path: "/key-read", Mods: []guardtest.Mod{func(r *http.Request) { r.Header["x-api-key"] = []string{full} }}, Want: guardtest.OK200},
+		{Name: "no key", Path: "/key-read", Want: guardtest.Unauth},
+		{Name: "key in the Authorization header", Path: "/key-read", Mods: []guardtest.Mod{guardtest.Bearer(full)}, Want: guardtest.Unauth},
 	}
-	RunCases(t, e, cases)
+	guardtest.RunCases(t, e, cases)
 
 	t.Run("expired", func(t *testing.T) {
 		e.Clock.Advance(security.DefaultAPIKeyTTL + time.Hour)
-		InvalidToken.Check(t, e.Do(t, http.MethodGet, "/key-read", "", APIKeyHeader(full)))
+		guardtest.InvalidToken.Check(t, e.Do(t, http.MethodGet, "/key-read", "", guardtest.APIKeyHeader(full)))
 	})
 }
 
 // The key shows its true first characters as its prefix and says nothing
 // about its owner.
 func TestAPIKeyPrefixIsTrueAndCarriesNoOwner(t *testing.T) {
-	e := NewEnv(t)
+	e := guardtest.NewEnv(t)
 	full, k := e.APIKey(t, "alice-the-owner", "a:read")
 	if !strings.HasPrefix(full, k.Prefix) || len(k.Prefix) != len(security.APIKeyPrefix)+8 {
 		t.Errorf("Prefix %q is not the first characters of the key", k.Prefix)
@@ -83,7 +82,7 @@ func TestAPIKeyPrefixIsTrueAndCarriesNoOwner(t *testing.T) {
 }
 
 func TestAPIKeyStoresOnlyTheHash(t *testing.T) {
-	e := NewEnv(t)
+	e := guardtest.NewEnv(t)
 	full, created := e.APIKey(t, "alice", "a:read")
 	secretEnc := strings.Split(full, ".")[1]
 	secret, err := base64.RawURLEncoding.DecodeString(secretEnc)
@@ -113,7 +112,7 @@ func TestAPIKeyStoresOnlyTheHash(t *testing.T) {
 // Last use is written to the record at most once a minute, off the
 // request's path.
 func TestAPIKeyLastUsed(t *testing.T) {
-	e := NewEnv(t)
+	e := guardtest.NewEnv(t)
 	ctx := context.Background()
 	full, k := e.APIKey(t, "alice", "a:read")
 	lastUsed := func() time.Time {
@@ -137,16 +136,16 @@ func TestAPIKeyLastUsed(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	OK200.Check(t, e.Do(t, http.MethodGet, "/key-read", "", APIKeyHeader(full)))
+	guardtest.OK200.Check(t, e.Do(t, http.MethodGet, "/key-read", "", guardtest.APIKeyHeader(full)))
 	first := e.Clock.Now()
 	waitFor(first)
 	e.Clock.Advance(10 * time.Second)
-	OK200.Check(t, e.Do(t, http.MethodGet, "/key-read", "", APIKeyHeader(full)))
+	guardtest.OK200.Check(t, e.Do(t, http.MethodGet, "/key-read", "", guardtest.APIKeyHeader(full)))
 	time.Sleep(50 * time.Millisecond)
 	if got := lastUsed(); !got.Equal(first) {
 		t.Errorf("LastUsed within the minute = %v, want %v kept", got, first)
 	}
 	e.Clock.Advance(time.Minute)
-	OK200.Check(t, e.Do(t, http.MethodGet, "/key-read", "", APIKeyHeader(full)))
+	guardtest.OK200.Check(t, e.Do(t, http.MethodGet, "/key-read", "", guardtest.APIKeyHeader(full)))
 	waitFor(e.Clock.Now())
 }

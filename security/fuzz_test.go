@@ -13,8 +13,6 @@ package security_test
 // authenticate.
 
 import (
-	. "github.com/specguard/specguard/internal/guardtest"
-
 	"context"
 	"crypto/ed25519"
 	"crypto/hmac"
@@ -27,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/specguard/specguard/internal/guardtest"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 )
@@ -281,7 +280,7 @@ func FuzzAccessToken(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	tokens, err := security.NewTokenService(Issuer, Audience, key, store, security.WithClock(clock))
+	tokens, err := security.NewTokenService(guardtest.Issuer, guardtest.Audience, key, store, security.WithClock(clock))
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -24,8 +24,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	. "github.com/specguard/specguard/internal/guardtest"
-
+	"github.com/specguard/specguard/internal/guardtest"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 )
@@ -645,7 +644,7 @@ func TestOIDCSettingsRefused(t *testing.T) {
 // scheme on the same operation may take it; a forged token naming this
 // issuer stays plainly invalid.
 func TestOwnTokensFromElsewhereAreUnclaimed(t *testing.T) {
-	svc, _ := newCachedService(t, NewClock())
+	svc, _ := newCachedService(t, guardtest.NewClock())
 	pair, err := svc.Login(context.Background(), "alice", "reader", nil, "test")
 	if err != nil {
 		t.Fatal(err)

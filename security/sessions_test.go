@@ -1,8 +1,6 @@
 package security_test
 
 import (
-	. "github.com/specguard/specguard/internal/guardtest"
-
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -11,46 +9,47 @@ import (
 	"testing"
 	"time"
 
+	"github.com/specguard/specguard/internal/guardtest"
 	"github.com/specguard/specguard/security"
 )
 
-var csrfFailed = Want{Status: http.StatusForbidden, Problem: "csrf", AuthErr: NoChallenge}
+var csrfFailed = guardtest.Want{Status: http.StatusForbidden, Problem: "csrf", AuthErr: guardtest.NoChallenge}
 
 func TestSessionCSRF(t *testing.T) {
-	e := NewEnv(t)
+	e := guardtest.NewEnv(t)
 	sess := e.Session(t, "alice", "reader")
 	other := e.Session(t, "bob", "reader")
 	token := e.Login(t, "carol", "reader")
 	post := http.MethodPost
-	cases := []Case{
-		{Name: "GET with the cookie", Path: "/account", Mods: []Mod{SessionCookies(sess)}, Want: OK200, Saw: OKAs("getAccount", "alice", "cookieAuth")},
-		{Name: "GET cross-site needs no proof", Path: "/account", Mods: []Mod{SessionCookies(sess), Header("Sec-Fetch-Site", "cross-site")}, Want: OK200, Saw: OKAs("getAccount", "alice", "cookieAuth")},
-		{Name: "POST with the correct proof", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), CSRFProof(sess)}, Want: OK200, Saw: OKAs("postAccount", "alice", "cookieAuth")},
-		{Name: "POST without any proof", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess)}, Want: csrfFailed},
-		{Name: "POST without the header", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), Cookie(security.CSRFCookie, sess.CSRF)}, Want: csrfFailed},
-		{Name: "POST without the CSRF cookie", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), Header(security.CSRFHeader, sess.CSRF)}, Want: csrfFailed},
+	cases := []guardtest.Case{
+		{Name: "GET with the cookie", Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess)}, Want: guardtest.OK200, Saw: guardtest.OKAs("getAccount", "alice", "cookieAuth")},
+		{Name: "GET cross-site needs no proof", Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.Header("Sec-Fetch-Site", "cross-site")}, Want: guardtest.OK200, Saw: guardtest.OKAs("getAccount", "alice", "cookieAuth")},
+		{Name: "POST with the correct proof", Method: post, Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.CSRFProof(sess)}, Want: guardtest.OK200, Saw: guardtest.OKAs("postAccount", "alice", "cookieAuth")},
+		{Name: "POST without any proof", Method: post, Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess)}, Want: csrfFailed},
+		{Name: "POST without the header", Method: post, Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.Cookie(security.CSRFCookie, sess.CSRF)}, Want: csrfFailed},
+		{Name: "POST without the CSRF cookie", Method: post, Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.Header(security.CSRFHeader, sess.CSRF)}, Want: csrfFailed},
 		{Name: "POST with a wrong token in both places", Method: post, Path: "/account",
-			Mods: []Mod{SessionCookies(sess), Cookie(security.CSRFCookie, "wrong-token-wrong-token"), Header(security.CSRFHeader, "wrong-token-wrong-token")}, Want: csrfFailed},
+			Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.Cookie(security.CSRFCookie, "wrong-token-wrong-token"), guardtest.Header(security.CSRFHeader, "wrong-token-wrong-token")}, Want: csrfFailed},
 		{Name: "POST with header and cookie that differ", Method: post, Path: "/account",
-			Mods: []Mod{SessionCookies(sess), Cookie(security.CSRFCookie, other.CSRF), Header(security.CSRFHeader, sess.CSRF)}, Want: csrfFailed},
-		{Name: "POST with the proof of another session", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), CSRFProof(other)}, Want: csrfFailed},
-		{Name: "POST cross-site", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), CSRFProof(sess), Header("Sec-Fetch-Site", "cross-site")}, Want: csrfFailed},
-		{Name: "POST same-site", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), CSRFProof(sess), Header("Sec-Fetch-Site", "same-site")}, Want: csrfFailed},
-		{Name: "POST same-origin", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), CSRFProof(sess), Header("Sec-Fetch-Site", "same-origin")}, Want: OK200},
-		{Name: "POST from a foreign Origin", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), CSRFProof(sess), Header("Origin", "https://evil.example")}, Want: csrfFailed},
-		{Name: "POST from a look-alike Origin", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), CSRFProof(sess), Header("Origin", e.Srv.URL+".evil.example")}, Want: csrfFailed},
-		{Name: "POST from Origin null", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), CSRFProof(sess), Header("Origin", "null")}, Want: csrfFailed},
-		{Name: "POST from the own Origin", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), CSRFProof(sess), Header("Origin", e.Srv.URL)}, Want: OK200},
-		{Name: "POST from the own host over https", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), CSRFProof(sess), Header("Origin", "https://"+strings.TrimPrefix(e.Srv.URL, "http://"))}, Want: OK200},
-		{Name: "POST from the own host over another scheme", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), CSRFProof(sess), Header("Origin", "ws://"+strings.TrimPrefix(e.Srv.URL, "http://"))}, Want: csrfFailed},
-		{Name: "POST from plain http on a public host", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), CSRFProof(sess), Host("blog.example"), Header("Origin", "http://blog.example")}, Want: csrfFailed},
-		{Name: "POST from https on a public host", Method: post, Path: "/account", Mods: []Mod{SessionCookies(sess), CSRFProof(sess), Host("blog.example"), Header("Origin", "https://blog.example")}, Want: OK200},
-		{Name: "POST with a bearer token needs no proof", Method: post, Path: "/account", Mods: []Mod{Bearer(token.Access)}, Want: OK200, Saw: OKAs("postAccount", "carol", "bearerAuth")},
-		{Name: "POST with a bearer token and an unproven cookie", Method: post, Path: "/account", Mods: []Mod{Bearer(token.Access), SessionCookies(sess)}, Want: csrfFailed},
-		{Name: "two session cookies", Path: "/account", Mods: []Mod{SessionCookies(sess), SessionCookies(other)}, Want: BadRequest},
-		{Name: "two session cookies, one planted", Path: "/account", Mods: []Mod{SessionCookies(sess), Cookie(SessionCookie, "alice.planted.planted")}, Want: BadRequest},
+			Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.Cookie(security.CSRFCookie, other.CSRF), guardtest.Header(security.CSRFHeader, sess.CSRF)}, Want: csrfFailed},
+		{Name: "POST with the proof of another session", Method: post, Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.CSRFProof(other)}, Want: csrfFailed},
+		{Name: "POST cross-site", Method: post, Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.CSRFProof(sess), guardtest.Header("Sec-Fetch-Site", "cross-site")}, Want: csrfFailed},
+		{Name: "POST same-site", Method: post, Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.CSRFProof(sess), guardtest.Header("Sec-Fetch-Site", "same-site")}, Want: csrfFailed},
+		{Name: "POST same-origin", Method: post, Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.CSRFProof(sess), guardtest.Header("Sec-Fetch-Site", "same-origin")}, Want: guardtest.OK200},
+		{Name: "POST from a foreign Origin", Method: post, Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.CSRFProof(sess), guardtest.Header("Origin", "https://evil.example")}, Want: csrfFailed},
+		{Name: "POST from a look-alike Origin", Method: post, Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.CSRFProof(sess), guardtest.Header("Origin", e.Srv.URL+".evil.example")}, Want: csrfFailed},
+		{Name: "POST from Origin null", Method: post, Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.CSRFProof(sess), guardtest.Header("Origin", "null")}, Want: csrfFailed},
+		{Name: "POST from the own Origin", Method: post, Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.CSRFProof(sess), guardtest.Header("Origin", e.Srv.URL)}, Want: guardtest.OK200},
+		{Name: "POST from the own host over https", Method: post, Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.CSRFProof(sess), guardtest.Header("Origin", "https://"+strings.TrimPrefix(e.Srv.URL, "http://"))}, Want: guardtest.OK200},
+		{Name: "POST from the own host over another scheme", Method: post, Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.CSRFProof(sess), guardtest.Header("Origin", "ws://"+strings.TrimPrefix(e.Srv.URL, "http://"))}, Want: csrfFailed},
+		{Name: "POST from plain http on a public host", Method: post, Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.CSRFProof(sess), guardtest.Host("blog.example"), guardtest.Header("Origin", "http://blog.example")}, Want: csrfFailed},
+		{Name: "POST from https on a public host", Method: post, Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.CSRFProof(sess), guardtest.Host("blog.example"), guardtest.Header("Origin", "https://blog.example")}, Want: guardtest.OK200},
+		{Name: "POST with a bearer token needs no proof", Method: post, Path: "/account", Mods: []guardtest.Mod{guardtest.Bearer(token.Access)}, Want: guardtest.OK200, Saw: guardtest.OKAs("postAccount", "carol", "bearerAuth")},
+		{Name: "POST with a bearer token and an unproven cookie", Method: post, Path: "/account", Mods: []guardtest.Mod{guardtest.Bearer(token.Access), guardtest.SessionCookies(sess)}, Want: csrfFailed},
+		{Name: "two session cookies", Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.SessionCookies(other)}, Want: guardtest.BadRequest},
+		{Name: "two session cookies, one planted", Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.Cookie(guardtest.SessionCookie, "alice.planted.planted")}, Want: guardtest.BadRequest},
 	}
-	RunCases(t, e, cases)
+	guardtest.RunCases(t, e, cases)
 }
 
 // forgedCookie is a cookie of the right shape whose id and secret were
@@ -62,7 +61,7 @@ func forgedCookie(subject string) string {
 }
 
 func TestSessionRejectsBadCookies(t *testing.T) {
-	e := NewEnv(t)
+	e := guardtest.NewEnv(t)
 	sess := e.Session(t, "alice", "reader")
 	subject, rest, _ := strings.Cut(sess.Cookie, ".")
 	id, secret, _ := strings.Cut(rest, ".")
@@ -71,29 +70,29 @@ func TestSessionRejectsBadCookies(t *testing.T) {
 	if err := e.Sessions.Delete(context.Background(), "alice", deleted.Session.ID); err != nil {
 		t.Fatal(err)
 	}
-	cases := []Case{
-		{Name: "valid", Path: "/account", Mods: []Mod{Cookie(SessionCookie, sess.Cookie)}, Want: OK200},
-		{Name: "invented by an attacker", Path: "/account", Mods: []Mod{Cookie(SessionCookie, forgedCookie("alice"))}, Want: InvalidToken},
-		{Name: "right id, wrong secret", Path: "/account", Mods: []Mod{Cookie(SessionCookie, subject+"."+id+"."+otherSecret)}, Want: InvalidToken},
-		{Name: "right id and secret, other subject", Path: "/account", Mods: []Mod{Cookie(SessionCookie, "bob."+id+"."+secret)}, Want: InvalidToken},
-		{Name: "malformed", Path: "/account", Mods: []Mod{Cookie(SessionCookie, "not-a-session")}, Want: InvalidToken},
-		{Name: "short secret", Path: "/account", Mods: []Mod{Cookie(SessionCookie, subject+"."+id+"."+secret[:20])}, Want: InvalidToken},
-		{Name: "overlong", Path: "/account", Mods: []Mod{Cookie(SessionCookie, subject+"."+id+"."+secret+strings.Repeat("A", 300))}, Want: InvalidToken},
-		{Name: "deleted", Path: "/account", Mods: []Mod{SessionCookies(deleted)}, Want: InvalidToken},
-		{Name: "empty", Path: "/account", Mods: []Mod{Header("Cookie", SessionCookie+"=")}, Want: InvalidToken},
+	cases := []guardtest.Case{
+		{Name: "valid", Path: "/account", Mods: []guardtest.Mod{guardtest.Cookie(guardtest.SessionCookie, sess.Cookie)}, Want: guardtest.OK200},
+		{Name: "invented by an attacker", Path: "/account", Mods: []guardtest.Mod{guardtest.Cookie(guardtest.SessionCookie, forgedCookie("alice"))}, Want: guardtest.InvalidToken},
+		{Name: "right id, wrong secret", Path: "/account", Mods: []guardtest.Mod{guardtest.Cookie(guardtest.SessionCookie, subject+"."+id+"."+otherSecret)}, Want: guardtest.InvalidToken},
+		{Name: "right id and secret, other subject", Path: "/account", Mods: []guardtest.Mod{guardtest.Cookie(guardtest.SessionCookie, "bob."+id+"."+secret)}, Want: guardtest.InvalidToken},
+		{Name: "malformed", Path: "/account", Mods: []guardtest.Mod{guardtest.Cookie(guardtest.SessionCookie, "not-a-session")}, Want: guardtest.InvalidToken},
+		{Name: "short secret", Path: "/account", Mods: []guardtest.Mod{guardtest.Cookie(guardtest.SessionCookie, subject+"."+id+"."+secret[:20])}, Want: guardtest.InvalidToken},
+		{Name: "overlong", Path: "/account", Mods: []guardtest.Mod{guardtest.Cookie(guardtest.SessionCookie, subject+"."+id+"."+secret+strings.Repeat("A", 300))}, Want: guardtest.InvalidToken},
+		{Name: "deleted", Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(deleted)}, Want: guardtest.InvalidToken},
+		{Name: "empty", Path: "/account", Mods: []guardtest.Mod{guardtest.Header("Cookie", guardtest.SessionCookie+"=")}, Want: guardtest.InvalidToken},
 	}
-	RunCases(t, e, cases)
+	guardtest.RunCases(t, e, cases)
 
 	t.Run("expired", func(t *testing.T) {
 		e.Clock.Advance(13 * time.Hour)
-		InvalidToken.Check(t, e.Do(t, http.MethodGet, "/account", "", SessionCookies(sess)))
+		guardtest.InvalidToken.Check(t, e.Do(t, http.MethodGet, "/account", "", guardtest.SessionCookies(sess)))
 	})
 }
 
 func TestSessionFixation(t *testing.T) {
-	e := NewEnv(t)
+	e := guardtest.NewEnv(t)
 	planted := forgedCookie("alice")
-	InvalidToken.Check(t, e.Do(t, http.MethodGet, "/account", "", Cookie(SessionCookie, planted)))
+	guardtest.InvalidToken.Check(t, e.Do(t, http.MethodGet, "/account", "", guardtest.Cookie(guardtest.SessionCookie, planted)))
 
 	seenIDs, seenCookies, seenCSRF := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for range 5 {
@@ -107,11 +106,11 @@ func TestSessionFixation(t *testing.T) {
 		}
 	}
 	// Logging in never promotes the planted value.
-	InvalidToken.Check(t, e.Do(t, http.MethodGet, "/account", "", Cookie(SessionCookie, planted)))
+	guardtest.InvalidToken.Check(t, e.Do(t, http.MethodGet, "/account", "", guardtest.Cookie(guardtest.SessionCookie, planted)))
 }
 
 func TestSessionStoresOnlyTheSecretHash(t *testing.T) {
-	e := NewEnv(t)
+	e := guardtest.NewEnv(t)
 	ns := e.Session(t, "alice", "reader")
 	secret := strings.Split(ns.Cookie, ".")[2]
 	list, err := e.Store.Sessions(context.Background(), "alice")
@@ -127,9 +126,9 @@ func TestSessionStoresOnlyTheSecretHash(t *testing.T) {
 }
 
 func TestSessionCookies(t *testing.T) {
-	e := NewEnv(t)
+	e := guardtest.NewEnv(t)
 	ns := e.Session(t, "alice", "reader")
-	cookies := e.Sessions.Cookies(SessionCookie, ns)
+	cookies := e.Sessions.Cookies(guardtest.SessionCookie, ns)
 	byName := map[string]*http.Cookie{}
 	for _, c := range cookies {
 		byName[c.Name] = c
@@ -140,7 +139,7 @@ func TestSessionCookies(t *testing.T) {
 		httpOnly bool
 		sameSite http.SameSite
 	}{
-		{name: SessionCookie, value: ns.Cookie, httpOnly: true, sameSite: http.SameSiteLaxMode},
+		{name: guardtest.SessionCookie, value: ns.Cookie, httpOnly: true, sameSite: http.SameSiteLaxMode},
 		{name: security.CSRFCookie, value: ns.CSRF, httpOnly: false, sameSite: http.SameSiteStrictMode},
 	}
 	if len(cookies) != len(cases) {
@@ -177,7 +176,7 @@ func TestSessionCookies(t *testing.T) {
 	}
 
 	t.Run("clear", func(t *testing.T) {
-		for _, c := range e.Sessions.ClearCookies(SessionCookie) {
+		for _, c := range e.Sessions.ClearCookies(guardtest.SessionCookie) {
 			if c.MaxAge >= 0 || c.Value != "" || !c.Secure || c.Path != "/" {
 				t.Errorf("clearing cookie %+v; want MaxAge < 0, empty, Secure, Path /", c)
 			}
@@ -185,6 +184,6 @@ func TestSessionCookies(t *testing.T) {
 	})
 
 	t.Run("the cookie authenticates", func(t *testing.T) {
-		OK200.Check(t, e.Do(t, http.MethodGet, "/account", "", func(r *http.Request) { r.AddCookie(byName[SessionCookie]) }))
+		guardtest.OK200.Check(t, e.Do(t, http.MethodGet, "/account", "", func(r *http.Request) { r.AddCookie(byName[guardtest.SessionCookie]) }))
 	})
 }

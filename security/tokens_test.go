@@ -1,8 +1,6 @@
 package security_test
 
 import (
-	. "github.com/specguard/specguard/internal/guardtest"
-
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -26,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/specguard/specguard/internal/guardtest"
 	"github.com/specguard/specguard/security"
 )
 
@@ -48,7 +47,7 @@ func noSignature([]byte) []byte { return nil }
 // forge assembles header.claims.signature.
 func forge(tb testing.TB, header, claims map[string]any, sign signer) string {
 	tb.Helper()
-	input := EncodeSegment(tb, header) + "." + EncodeSegment(tb, claims)
+	input := guardtest.EncodeSegment(tb, header) + "." + guardtest.EncodeSegment(tb, claims)
 	return input + "." + base64.RawURLEncoding.EncodeToString(sign([]byte(input)))
 }
 
@@ -85,7 +84,7 @@ func set(m map[string]any, kv ...any) map[string]any {
 func headerOf(tb testing.TB, tok string) map[string]any {
 	tb.Helper()
 	var h map[string]any
-	if err := json.Unmarshal(MustDecode(tb, strings.Split(tok, ".")[0]), &h); err != nil {
+	if err := json.Unmarshal(guardtest.MustDecode(tb, strings.Split(tok, ".")[0]), &h); err != nil {
 		tb.Fatal(err)
 	}
 	return h
@@ -117,7 +116,7 @@ func countingServer(tb testing.TB) (*httptest.Server, *atomic.Int64) {
 // (control) and tokens that each differ from it in one hostile way. Every
 // one names pair's live family and jti, so only the forgery itself can be
 // the reason it is refused.
-func forgeries(tb testing.TB, e *Env, pair *security.Pair, attackerURL string) (control string, bad []forgery) {
+func forgeries(tb testing.TB, e *guardtest.Env, pair *security.Pair, attackerURL string) (control string, bad []forgery) {
 	tb.Helper()
 	now := e.Clock.Now()
 	claims := claimsOf(tb, pair.AccessClaims)
@@ -156,7 +155,7 @@ func forgeries(tb testing.TB, e *Env, pair *security.Pair, attackerURL string) (
 		{name: "HS256 keyed with the Ed25519 public key PEM", token: forge(tb, set(hdr, "alg", "HS256"), claims, hmacSigner(pubPEM))},
 		{name: "HS256 keyed with a random secret", token: forge(tb, set(hdr, "alg", "HS256"), claims, hmacSigner(randomSecret))},
 		{name: "HS256 keyed with the kid", token: forge(tb, set(hdr, "alg", "HS256"), claims, hmacSigner([]byte(e.Signing.ID)))},
-		{name: "tampered payload", token: Tamper(tb, pair.Access)},
+		{name: "tampered payload", token: guardtest.Tamper(tb, pair.Access)},
 		{name: "expired", token: forge(tb, hdr, set(claims, "exp", now.Add(-time.Hour).Unix(), "iat", now.Add(-2*time.Hour).Unix()), real)},
 		{name: "exp missing", token: forge(tb, hdr, set(claims, "exp", nil), real)},
 		{name: "exp 0", token: forge(tb, hdr, set(claims, "exp", 0), real)},
@@ -215,7 +214,7 @@ func nonCanonicalLast(tb testing.TB, seg string) byte {
 }
 
 func TestVerifyAccessRejectsForgeries(t *testing.T) {
-	e := NewEnv(t)
+	e := guardtest.NewEnv(t)
 	pair := e.Login(t, "alice", "reader")
 	srv, hits := countingServer(t)
 	control, bad := forgeries(t, e, pair, srv.URL)
@@ -247,26 +246,26 @@ func TestVerifyAccessRejectsForgeries(t *testing.T) {
 }
 
 func TestGuardRejectsForgedTokens(t *testing.T) {
-	e := NewEnv(t)
+	e := guardtest.NewEnv(t)
 	pair := e.Login(t, "alice", "reader")
 	srv, hits := countingServer(t)
 	control, bad := forgeries(t, e, pair, srv.URL)
-	cases := []Case{{Name: "control", Path: "/read", Mods: []Mod{Bearer(control)}, Want: OK200, Saw: OKAs("read", "alice", "oauth2")}}
+	cases := []guardtest.Case{{Name: "control", Path: "/read", Mods: []guardtest.Mod{guardtest.Bearer(control)}, Want: guardtest.OK200, Saw: guardtest.OKAs("read", "alice", "oauth2")}}
 	for _, f := range bad {
-		w := InvalidToken
+		w := guardtest.InvalidToken
 		if f.malformed {
-			w = BadRequest
+			w = guardtest.BadRequest
 		}
-		cases = append(cases, Case{Name: f.name, Path: "/read", Mods: []Mod{Bearer(f.token)}, Want: w})
+		cases = append(cases, guardtest.Case{Name: f.name, Path: "/read", Mods: []guardtest.Mod{guardtest.Bearer(f.token)}, Want: w})
 	}
-	RunCases(t, e, cases)
+	guardtest.RunCases(t, e, cases)
 	if n := hits.Load(); n != 0 {
 		t.Errorf("the guard made %d requests to URLs named in token headers, want 0", n)
 	}
 }
 
 func TestStrictDecodingRejectsNonCanonicalSignature(t *testing.T) {
-	e := NewEnv(t)
+	e := guardtest.NewEnv(t)
 	pair := e.Login(t, "alice", "reader")
 	parts := strings.Split(pair.Access, ".")
 	alt := parts[2][:len(parts[2])-1] + string(nonCanonicalLast(t, parts[2]))
@@ -277,7 +276,7 @@ func TestStrictDecodingRejectsNonCanonicalSignature(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if orig := MustDecode(t, parts[2]); string(lax) != string(orig) {
+	if orig := guardtest.MustDecode(t, parts[2]); string(lax) != string(orig) {
 		t.Fatal("lax decoding of the re-encoded signature differs; the test would prove nothing")
 	}
 	if _, err := base64.RawURLEncoding.Strict().DecodeString(alt); err == nil {
@@ -293,14 +292,14 @@ func TestStrictDecodingRejectsNonCanonicalSignature(t *testing.T) {
 // HS256 is an allowed algorithm, yet it must not verify under the Ed25519
 // key's kid even when keyed with that key's public bytes.
 func TestAlgorithmPinnedPerKey(t *testing.T) {
-	e := NewEnv(t)
+	e := guardtest.NewEnv(t)
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
 	hs, err := security.NewKey(secret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mixed, err := security.NewTokenService(Issuer, Audience, e.Signing, e.Store,
+	mixed, err := security.NewTokenService(guardtest.Issuer, guardtest.Audience, e.Signing, e.Store,
 		security.WithVerifyKeys(hs), security.WithClock(e.Clock.Now))
 	if err != nil {
 		t.Fatal(err)
@@ -335,7 +334,7 @@ func TestAlgorithmPinnedPerKey(t *testing.T) {
 }
 
 func TestTokenTypesDoNotStandInForEachOther(t *testing.T) {
-	e := NewEnv(t)
+	e := guardtest.NewEnv(t)
 	pair := e.Login(t, "alice", "reader")
 	ctx := context.Background()
 	if _, err := e.Tokens.VerifyAccess(ctx, pair.Refresh); !errors.Is(err, security.ErrInvalid) {
@@ -363,12 +362,12 @@ func TestRevocationIsByIdentifier(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("Ed25519 re-encoded claims", func(t *testing.T) {
-		e := NewEnv(t)
+		e := guardtest.NewEnv(t)
 		pair := e.Login(t, "alice", "reader")
 		claims := claimsOf(t, pair.AccessClaims)
 		hdr := headerOf(t, pair.Access)
 		body, _ := json.MarshalIndent(claims, "", "   ")
-		input := EncodeSegment(t, hdr) + "." + base64.RawURLEncoding.EncodeToString(body)
+		input := guardtest.EncodeSegment(t, hdr) + "." + base64.RawURLEncoding.EncodeToString(body)
 		twin := input + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(e.EdPriv, []byte(input)))
 		checkTwins(t, e.Tokens, e.Store, pair, twin)
 	})
@@ -383,7 +382,7 @@ func TestRevocationIsByIdentifier(t *testing.T) {
 			t.Fatal(err)
 		}
 		store := security.NewMemoryStore(nil)
-		svc, err := security.NewTokenService(Issuer, Audience, key, store)
+		svc, err := security.NewTokenService(guardtest.Issuer, guardtest.Audience, key, store)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -392,7 +391,7 @@ func TestRevocationIsByIdentifier(t *testing.T) {
 			t.Fatal(err)
 		}
 		parts := strings.Split(pair.Access, ".")
-		sig := MustDecode(t, parts[2])
+		sig := guardtest.MustDecode(t, parts[2])
 		n := elliptic.P256().Params().N
 		s := new(big.Int).SetBytes(sig[32:])
 		malleated := append(append([]byte{}, sig[:32]...), new(big.Int).Sub(n, s).FillBytes(make([]byte, 32))...)
@@ -430,7 +429,7 @@ func checkTwins(t *testing.T, svc *security.TokenService, store security.Store, 
 }
 
 func TestRefreshRotation(t *testing.T) {
-	e := NewEnv(t)
+	e := guardtest.NewEnv(t)
 	ctx := context.Background()
 	first := e.Login(t, "alice", "reader")
 	second := e.Refresh(t, first.Refresh)
@@ -460,7 +459,7 @@ func TestRefreshRotation(t *testing.T) {
 	if _, err := e.Tokens.Refresh(ctx, third.Refresh, e.ScopesOf); !errors.Is(err, security.ErrInvalid) {
 		t.Errorf("after reuse, newest refresh token: Refresh = %v, want ErrInvalid", err)
 	}
-	InvalidToken.Check(t, e.Do(t, http.MethodGet, "/things", "", Bearer(third.Access)))
+	guardtest.InvalidToken.Check(t, e.Do(t, http.MethodGet, "/things", "", guardtest.Bearer(third.Access)))
 
 	// Other logins of the same subject are untouched.
 	other := e.Login(t, "alice", "reader")
@@ -470,7 +469,7 @@ func TestRefreshRotation(t *testing.T) {
 }
 
 func TestRefreshScopesFollowRole(t *testing.T) {
-	e := NewEnv(t)
+	e := guardtest.NewEnv(t)
 	first := e.Login(t, "alice", "writer")
 	e.Roles.Store("alice", "reader") // demoted
 	second := e.Refresh(t, first.Refresh)
@@ -487,7 +486,7 @@ func TestRefreshScopesFollowRole(t *testing.T) {
 // grant claim) was refreshed into the role's every scope for up to 30
 // days. It is refused now: what its login was granted is unknown.
 func TestRefreshWithoutGrantIsRefused(t *testing.T) {
-	e := NewEnv(t)
+	e := guardtest.NewEnv(t)
 	pair := e.Login(t, "alice", "writer")
 	old := forge(t, headerOf(t, pair.Refresh), set(claimsOf(t, pair.RefreshClaims), "grant", nil), edSigner(e.EdPriv))
 	// The forgery is otherwise a good refresh token: with its grant back
@@ -506,7 +505,7 @@ func TestRefreshWithoutGrantIsRefused(t *testing.T) {
 }
 
 func TestConcurrentRefreshHasOneWinner(t *testing.T) {
-	e := NewEnv(t)
+	e := guardtest.NewEnv(t)
 	pair := e.Login(t, "alice", "reader")
 	const n = 50
 	var (
@@ -541,11 +540,11 @@ func TestConcurrentRefreshHasOneWinner(t *testing.T) {
 }
 
 func TestRevokeSubject(t *testing.T) {
-	e := NewEnv(t)
+	e := guardtest.NewEnv(t)
 	ctx := context.Background()
 	type cred struct {
 		name string
-		mods []Mod
+		mods []guardtest.Mod
 	}
 	issue := func(subject string) []cred {
 		first := e.Login(t, subject, "reader")
@@ -554,17 +553,17 @@ func TestRevokeSubject(t *testing.T) {
 		key, _ := e.APIKey(t, subject, "a:read")
 		sess := e.Session(t, subject, "reader")
 		return []cred{
-			{"first login", []Mod{Bearer(first.Access)}},
-			{"refreshed login", []Mod{Bearer(refreshed.Access)}},
-			{"api key", []Mod{APIKeyHeader(key)}},
-			{"session", []Mod{SessionCookies(sess)}},
+			{"first login", []guardtest.Mod{guardtest.Bearer(first.Access)}},
+			{"refreshed login", []guardtest.Mod{guardtest.Bearer(refreshed.Access)}},
+			{"api key", []guardtest.Mod{guardtest.APIKeyHeader(key)}},
+			{"session", []guardtest.Mod{guardtest.SessionCookies(sess)}},
 		}
 	}
 	alice, bob := issue("alice"), issue("bob")
 	aliceRefresh := e.Login(t, "alice", "reader").Refresh
 	// Warm the verified-token cache: revocation must still win.
 	for _, c := range append(alice, bob...) {
-		OK200.Check(t, e.Do(t, http.MethodGet, "/any", "", c.mods...))
+		guardtest.OK200.Check(t, e.Do(t, http.MethodGet, "/any", "", c.mods...))
 	}
 
 	// Without account state, ending everything is the store's revocation
@@ -577,13 +576,13 @@ func TestRevokeSubject(t *testing.T) {
 	}
 	for _, c := range alice {
 		t.Run("alice "+c.name, func(t *testing.T) {
-			InvalidToken.Check(t, e.Do(t, http.MethodGet, "/any", "", c.mods...))
+			guardtest.InvalidToken.Check(t, e.Do(t, http.MethodGet, "/any", "", c.mods...))
 		})
 	}
 	for _, c := range bob {
 		t.Run("bob "+c.name, func(t *testing.T) {
 			got := e.Do(t, http.MethodGet, "/any", "", c.mods...)
-			OK200.Check(t, got)
+			guardtest.OK200.Check(t, got)
 			if got.Seen.Subject != "bob" {
 				t.Errorf("subject = %q, want bob", got.Seen.Subject)
 			}
@@ -595,7 +594,7 @@ func TestRevokeSubject(t *testing.T) {
 		}
 	})
 	t.Run("alice logs in again", func(t *testing.T) {
-		OK200.Check(t, e.Do(t, http.MethodGet, "/any", "", Bearer(e.Login(t, "alice", "reader").Access)))
+		guardtest.OK200.Check(t, e.Do(t, http.MethodGet, "/any", "", guardtest.Bearer(e.Login(t, "alice", "reader").Access)))
 	})
 }
 
@@ -619,15 +618,15 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := security.NewMemoryStore(nil)
-	before, err := security.NewTokenService(Issuer, Audience, oldKey, store)
+	before, err := security.NewTokenService(guardtest.Issuer, guardtest.Audience, oldKey, store)
 	if err != nil {
 		t.Fatal(err)
 	}
-	after, err := security.NewTokenService(Issuer, Audience, newKey, store, security.WithVerifyKeys(oldVerify))
+	after, err := security.NewTokenService(guardtest.Issuer, guardtest.Audience, newKey, store, security.WithVerifyKeys(oldVerify))
 	if err != nil {
 		t.Fatal(err)
 	}
-	forgotten, err := security.NewTokenService(Issuer, Audience, newKey, store)
+	forgotten, err := security.NewTokenService(guardtest.Issuer, guardtest.Audience, newKey, store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -685,7 +684,7 @@ func TestJWKSNeverPublishesHMACSecrets(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			svc, err := security.NewTokenService(Issuer, Audience, tc.signing, store, security.WithVerifyKeys(tc.extra...))
+			svc, err := security.NewTokenService(guardtest.Issuer, guardtest.Audience, tc.signing, store, security.WithVerifyKeys(tc.extra...))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -797,8 +796,8 @@ func TestParseKeyPEM(t *testing.T) {
 			}
 			// Tokens signed by one verify with the other.
 			store := security.NewMemoryStore(nil)
-			s1, _ := security.NewTokenService(Issuer, Audience, k, store)
-			s2, _ := security.NewTokenService(Issuer, Audience, got, store)
+			s1, _ := security.NewTokenService(guardtest.Issuer, guardtest.Audience, k, store)
+			s2, _ := security.NewTokenService(guardtest.Issuer, guardtest.Audience, got, store)
 			pair, err := s1.Login(context.Background(), "alice", "reader", nil, "test")
 			if err != nil {
 				t.Fatal(err)
@@ -863,12 +862,12 @@ func TestNewTokenServiceChecks(t *testing.T) {
 		key      *security.Key
 		opts     []security.TokenOption
 	}{
-		{name: "no issuer", aud: Audience, key: k},
-		{name: "no audience", iss: Issuer, key: k},
-		{name: "no key", iss: Issuer, aud: Audience},
-		{name: "verify-only key", iss: Issuer, aud: Audience, key: verifyOnly},
-		{name: "zero access TTL", iss: Issuer, aud: Audience, key: k, opts: []security.TokenOption{security.WithTokenTTL(0, time.Hour)}},
-		{name: "refresh shorter than access", iss: Issuer, aud: Audience, key: k, opts: []security.TokenOption{security.WithTokenTTL(time.Hour, time.Minute)}},
+		{name: "no issuer", aud: guardtest.Audience, key: k},
+		{name: "no audience", iss: guardtest.Issuer, key: k},
+		{name: "no key", iss: guardtest.Issuer, aud: guardtest.Audience},
+		{name: "verify-only key", iss: guardtest.Issuer, aud: guardtest.Audience, key: verifyOnly},
+		{name: "zero access TTL", iss: guardtest.Issuer, aud: guardtest.Audience, key: k, opts: []security.TokenOption{security.WithTokenTTL(0, time.Hour)}},
+		{name: "refresh shorter than access", iss: guardtest.Issuer, aud: guardtest.Audience, key: k, opts: []security.TokenOption{security.WithTokenTTL(time.Hour, time.Minute)}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -890,7 +889,7 @@ func (c *countingStore) Check(ctx context.Context, ch security.Check) error {
 	return c.MemoryStore.Check(ctx, ch)
 }
 
-func newCachedService(tb testing.TB, clk *Clock, opts ...security.TokenOption) (*security.TokenService, *countingStore) {
+func newCachedService(tb testing.TB, clk *guardtest.Clock, opts ...security.TokenOption) (*security.TokenService, *countingStore) {
 	tb.Helper()
 	_, ed, _ := ed25519.GenerateKey(rand.Reader)
 	k, err := security.NewKey(ed)
@@ -899,7 +898,7 @@ func newCachedService(tb testing.TB, clk *Clock, opts ...security.TokenOption) (
 	}
 	store := &countingStore{MemoryStore: security.NewMemoryStore(clk.Now)}
 	opts = append([]security.TokenOption{security.WithClock(clk.Now), security.WithTokenTTL(time.Minute, time.Hour)}, opts...)
-	svc, err := security.NewTokenService(Issuer, Audience, k, store, opts...)
+	svc, err := security.NewTokenService(guardtest.Issuer, guardtest.Audience, k, store, opts...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -910,7 +909,7 @@ func TestTokenCache(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("a hit still checks revocation", func(t *testing.T) {
-		clk := NewClock()
+		clk := guardtest.NewClock()
 		svc, store := newCachedService(t, clk)
 		pair, err := svc.Login(ctx, "alice", "reader", nil, "test")
 		if err != nil {
@@ -934,7 +933,7 @@ func TestTokenCache(t *testing.T) {
 
 	t.Run("a hit skips parsing", func(t *testing.T) {
 		allocs := func(opts ...security.TokenOption) float64 {
-			svc, _ := newCachedService(t, NewClock(), opts...)
+			svc, _ := newCachedService(t, guardtest.NewClock(), opts...)
 			pair, err := svc.Login(ctx, "alice", "reader", nil, "test")
 			if err != nil {
 				t.Fatal(err)
@@ -960,7 +959,7 @@ func TestTokenCache(t *testing.T) {
 		{name: "never used long after exp", leeway: 5 * time.Second, after: 10 * time.Minute},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := NewClock()
+			clk := guardtest.NewClock()
 			svc, _ := newCachedService(t, clk, security.WithLeeway(tc.leeway))
 			pair, err := svc.Login(ctx, "alice", "reader", nil, "test")
 			if err != nil {
