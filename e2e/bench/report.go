@@ -1,0 +1,81 @@
+package main
+
+// The tables a run prints, one per load, with the targets under each.
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"regexp"
+	"runtime"
+	"strings"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for the databases of (f) and (g)
+)
+
+var (
+	rps = func(r result) float64 { return r.rps }
+	p50 = func(r result) float64 { return r.p50 }
+	p99 = func(r result) float64 { return r.p99 }
+)
+
+// report prints one table per load and, under each, its targets (issue
+// 16): (b) >= 0.90x (a) and (c) >= 0.60x (a) in requests/s with one Redis
+// round trip, (b) >= 2.5x (d) and (c) >= 2.5x (e) where a peer takes the
+// load, p99 of (b) <= 1.2x and of (c) <= 2x p99 of (a).
+func report(stacks []*stack, wrkVersion string) string {
+	var b bytes.Buffer
+	cpu := "unknown"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		if m := regexp.MustCompile(`(?m)^model name\s*:\s*(.+)$`).FindSubmatch(data); m != nil {
+			cpu = string(m[1])
+		}
+	}
+	fmt.Fprintf(&b, "machine: %s, %d cores, %s, %s\n", cpu, runtime.NumCPU(), runtime.Version(), strings.SplitN(wrkVersion, "\n", 2)[0])
+	fmt.Fprintf(&b, "load: wrk -t%d -c%d -d%s --latency; %d interleaved rounds, medians\n", *threads, *connections, duration, *rounds)
+	fmt.Fprintf(&b, "command: go run ./e2e/bench -rounds %d -duration %s\n", *rounds, duration)
+	byID := map[string]*stack{}
+	for _, s := range stacks {
+		byID[s.id] = s
+	}
+	for i := range loads {
+		l := &loads[i]
+		fmt.Fprintf(&b, "\n### %s\n\n", l.title)
+		fmt.Fprintf(&b, "| stack | req/s | p50 ms | p99 ms | req/s vs bare | p99 vs bare | Redis calls/req | Redis cmds/req incl. scripts |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, s := range stacks {
+			if !s.takes(l) {
+				continue
+			}
+			runs, bare := s.runs[l.id], s.bare.runs[l.id]
+			calls, cmds := "-", "-"
+			if s.redis != nil {
+				calls = fmt.Sprintf("%.2f", s.calls[l.id])
+				cmds = fmt.Sprintf("%.2f", median(runs, func(r result) float64 { return float64(r.redisCmds) / float64(r.requests) }))
+			}
+			fmt.Fprintf(&b, "| (%s) %s | %.0f | %.3f | %.3f | %.2fx | %.2fx | %s | %s |\n", s.id, s.name, median(runs, rps),
+				median(runs, p50), median(runs, p99), median(runs, rps)/median(bare, rps), median(runs, p99)/median(bare, p99), calls, cmds)
+		}
+		ratio := func(x, y string, f func(result) float64) float64 {
+			return median(byID[x].runs[l.id], f) / median(byID[y].runs[l.id], f)
+		}
+		mark := func(ok bool) string {
+			if ok {
+				return "met"
+			}
+			return "MISSED"
+		}
+		fmt.Fprintf(&b, "\ntargets: (b) %.2fx (a) >= 0.90x %s; (c) %.2fx (a) >= 0.60x %s with %.2f Redis calls/req (1) %s; ",
+			ratio("b", "a", rps), mark(ratio("b", "a", rps) >= 0.9), ratio("c", "a", rps), mark(ratio("c", "a", rps) >= 0.6),
+			byID["c"].calls[l.id], mark(byID["c"].calls[l.id] == 1))
+		if byID["d"].takes(l) {
+			fmt.Fprintf(&b, "(b) %.2fx (d) >= 2.5x %s; (c) %.2fx (e) >= 2.5x %s; ", ratio("b", "d", rps), mark(ratio("b", "d", rps) >= 2.5),
+				ratio("c", "e", rps), mark(ratio("c", "e", rps) >= 2.5))
+		}
+		if byID["i"].takes(l) {
+			fmt.Fprintf(&b, "answers checked (report): (b) %.2fx (i) >= 0.90x %s; ", ratio("b", "i", rps), mark(ratio("b", "i", rps) >= 0.9))
+		}
+		fmt.Fprintf(&b, "p99 (b) %.2fx (a) <= 1.2x %s; p99 (c) %.2fx (a) <= 2x %s\n", ratio("b", "a", p99), mark(ratio("b", "a", p99) <= 1.2),
+			ratio("c", "a", p99), mark(ratio("c", "a", p99) <= 2))
+	}
+	return b.String()
+}
