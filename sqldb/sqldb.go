@@ -447,12 +447,6 @@ func (d *DB) Tx(ctx context.Context, f func(tx *Tx) error) (err error) {
 	return d.Fail(tx.Commit())
 }
 
-// ExecForTest runs a statement on the writer as it is, for tests that put
-// the database in a state no repository makes.
-func (d *DB) ExecForTest(ctx context.Context, query string) (sql.Result, error) {
-	return d.w.ExecContext(ctx, query)
-}
-
 // Affected turns "no row changed" into ErrNotFound.
 func Affected(res sql.Result, err error) error {
 	if err != nil {

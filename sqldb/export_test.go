@@ -1,0 +1,12 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+)
+
+// ExecForTest runs a statement on the writer as it is, for tests that put
+// the database in a state no repository makes. It exists only in tests.
+func (d *DB) ExecForTest(ctx context.Context, query string) (sql.Result, error) {
+	return d.w.ExecContext(ctx, query)
+}
