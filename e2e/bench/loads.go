@@ -19,7 +19,6 @@ import (
 	"strings"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for the databases of (f) and (g)
 	"github.com/redis/go-redis/v9"
 )
 

@@ -37,8 +37,6 @@ import (
 	"syscall"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for the databases of (f) and (g)
-
 	"github.com/specguard/specguard/internal/testenv"
 )
 

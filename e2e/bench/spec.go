@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for the databases of (f) and (g)
 	"gopkg.in/yaml.v3"
 )
 
