@@ -17,6 +17,12 @@ var (
 	p99 = func(r result) float64 { return r.p99 }
 )
 
+// addedMicros is what a stack adds to each request over its bare stack,
+// in microseconds of one connection's time: 1/rps - 1/rps_bare (issue 22).
+func addedMicros(runs, bare []result) float64 {
+	return (1/median(runs, rps) - 1/median(bare, rps)) * 1e6
+}
+
 // report prints one table per load and, under each, its targets (issue
 // 16): (b) >= 0.90x (a) and (c) >= 0.60x (a) in requests/s with one Redis
 // round trip, (b) >= 2.5x (d) and (c) >= 2.5x (e) where a peer takes the
@@ -39,7 +45,7 @@ func report(stacks []*stack, wrkVersion string) string {
 	for i := range loads {
 		l := &loads[i]
 		fmt.Fprintf(&b, "\n### %s\n\n", l.title)
-		fmt.Fprintf(&b, "| stack | req/s | p50 ms | p99 ms | req/s vs bare | p99 vs bare | Redis calls/req | Redis cmds/req incl. scripts |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		fmt.Fprintf(&b, "| stack | req/s | p50 ms | p99 ms | req/s vs bare | added µs/req | p99 vs bare | Redis calls/req | Redis cmds/req incl. scripts |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, s := range stacks {
 			if !s.takes(l) {
 				continue
@@ -50,8 +56,9 @@ func report(stacks []*stack, wrkVersion string) string {
 				calls = fmt.Sprintf("%.2f", s.calls[l.id])
 				cmds = fmt.Sprintf("%.2f", median(runs, func(r result) float64 { return float64(r.redisCmds) / float64(r.requests) }))
 			}
-			fmt.Fprintf(&b, "| (%s) %s | %.0f | %.3f | %.3f | %.2fx | %.2fx | %s | %s |\n", s.id, s.name, median(runs, rps),
-				median(runs, p50), median(runs, p99), median(runs, rps)/median(bare, rps), median(runs, p99)/median(bare, p99), calls, cmds)
+			fmt.Fprintf(&b, "| (%s) %s | %.0f | %.3f | %.3f | %.2fx | %.1f | %.2fx | %s | %s |\n", s.id, s.name, median(runs, rps),
+				median(runs, p50), median(runs, p99), median(runs, rps)/median(bare, rps), addedMicros(runs, bare),
+				median(runs, p99)/median(bare, p99), calls, cmds)
 		}
 		ratio := func(x, y string, f func(result) float64) float64 {
 			return median(byID[x].runs[l.id], f) / median(byID[y].runs[l.id], f)
@@ -68,6 +75,8 @@ func report(stacks []*stack, wrkVersion string) string {
 		if byID["d"].takes(l) {
 			fmt.Fprintf(&b, "(b) %.2fx (d) >= 2.5x %s; (c) %.2fx (e) >= 2.5x %s; ", ratio("b", "d", rps), mark(ratio("b", "d", rps) >= 2.5),
 				ratio("c", "e", rps), mark(ratio("c", "e", rps) >= 2.5))
+			added := func(id string) float64 { return addedMicros(byID[id].runs[l.id], byID[id].bare.runs[l.id]) }
+			fmt.Fprintf(&b, "added by (d) %.1f µs >= 3x (b)'s %.1f µs %s; ", added("d"), added("b"), mark(added("d") >= 3*added("b")))
 		}
 		if byID["i"].takes(l) {
 			fmt.Fprintf(&b, "answers checked (report): (b) %.2fx (i) >= 0.90x %s; ", ratio("b", "i", rps), mark(ratio("b", "i", rps) >= 0.9))
