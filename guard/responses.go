@@ -107,8 +107,24 @@ func (g *Guard) serveChecked(w http.ResponseWriter, r *http.Request, st *opState
 	cw := &checkedWriter{w: w, enforce: g.responses == ResponsesEnforce}
 	if cw.enforce {
 		cw.header = w.Header().Clone()
+		// An answer sent on before its end (too large, or flushed) is
+		// checked when it goes: its status and headers.
+		cw.refuse = func(status int, h http.Header) bool {
+			found := checkResponse(r, st, status, h, nil, true)
+			if len(found) == 0 {
+				return false
+			}
+			g.refuseAnswer(w)
+			if g.reportResponse != nil {
+				g.reportResponse(r, st.op, found)
+			}
+			return true
+		}
 	}
 	g.router.ServeHTTP(cw, r)
+	if cw.refused {
+		return
+	}
 	if !cw.wrote {
 		cw.WriteHeader(http.StatusOK)
 	}
@@ -117,8 +133,7 @@ func (g *Guard) serveChecked(w http.ResponseWriter, r *http.Request, st *opState
 		if len(found) > 0 {
 			// Nothing of the refused answer leaves: its headers stay
 			// behind, only the guard's own (set before the handler ran) go.
-			g.problems.Write(w, &problem.Problem{Type: "response-invalid", Title: "Internal error", Status: http.StatusInternalServerError,
-				Detail: "The server's answer did not match the API description."})
+			g.refuseAnswer(w)
 		} else {
 			h := w.Header()
 			clear(h)
@@ -134,6 +149,19 @@ func (g *Guard) serveChecked(w http.ResponseWriter, r *http.Request, st *opState
 	}
 }
 
+// refuseAnswer answers 500 response-invalid in place of an answer that
+// breaks the document.
+func (g *Guard) refuseAnswer(w http.ResponseWriter) {
+	g.problems.Write(w, &problem.Problem{Type: "response-invalid", Title: "Internal error", Status: http.StatusInternalServerError,
+		Detail: "The server's answer did not match the API description."})
+}
+
+// informational reports whether status is a 1xx the handler may send
+// before its answer (not 101, which ends HTTP).
+func informational(status int) bool {
+	return status >= 100 && status < 200 && status != http.StatusSwitchingProtocols
+}
+
 // statusWriter notes the status a handler answers with.
 type statusWriter struct {
 	http.ResponseWriter
@@ -142,7 +170,7 @@ type statusWriter struct {
 }
 
 func (s *statusWriter) WriteHeader(status int) {
-	if !s.wrote {
+	if !s.wrote && !informational(status) {
 		s.wrote, s.status = true, status
 	}
 	s.ResponseWriter.WriteHeader(status)
@@ -179,6 +207,11 @@ type checkedWriter struct {
 	// passed: enforcing, the answer went out unheld (too large, or
 	// flushed).
 	passed bool
+	// refuse, enforcing, checks the status and headers of an answer sent
+	// on before its end, and answers in its place when they break the
+	// document (true); refused: it did, and the rest is dropped.
+	refuse  func(status int, h http.Header) bool
+	refused bool
 }
 
 func (c *checkedWriter) Header() http.Header {
@@ -192,6 +225,11 @@ func (c *checkedWriter) WriteHeader(status int) {
 	if c.wrote {
 		return
 	}
+	if informational(status) {
+		// Sent at once (103 Early Hints): not the answer.
+		c.w.WriteHeader(status)
+		return
+	}
 	c.wrote, c.status = true, status
 	if !c.enforce {
 		c.w.WriteHeader(status)
@@ -199,6 +237,9 @@ func (c *checkedWriter) WriteHeader(status int) {
 }
 
 func (c *checkedWriter) Write(p []byte) (int, error) {
+	if c.refused {
+		return len(p), nil
+	}
 	if !c.wrote {
 		c.WriteHeader(http.StatusOK)
 	}
@@ -210,14 +251,22 @@ func (c *checkedWriter) Write(p []byte) (int, error) {
 	} else if !c.over {
 		c.over = true
 		if c.enforce && !c.passed {
-			c.pass()
+			if c.pass(); c.refused {
+				return len(p), nil
+			}
 		}
 	}
 	return c.w.Write(p)
 }
 
-// pass sends what is held on, and everything after as it comes.
+// pass sends what is held on, and everything after as it comes, once its
+// status and headers are checked: when they break the document the guard
+// answers instead, and nothing of the answer leaves.
 func (c *checkedWriter) pass() {
+	if c.refuse != nil && c.refuse(c.status, c.header) {
+		c.refused = true
+		return
+	}
 	c.passed = true
 	h := c.w.Header()
 	clear(h)
@@ -231,16 +280,19 @@ func (c *checkedWriter) pass() {
 // Flush sends on what is written so far: a streamed answer is checked
 // when reported, and sent unchecked when enforced.
 func (c *checkedWriter) Flush() {
+	if c.refused {
+		return
+	}
 	if c.enforce && !c.passed {
 		if !c.wrote {
 			c.WriteHeader(http.StatusOK)
 		}
-		c.over = true // a stream: not held, not checked
-		c.pass()
+		c.over = true // a stream: not held, its body not checked
+		if c.pass(); c.refused {
+			return
+		}
 	}
-	if f, ok := c.w.(http.Flusher); ok {
-		f.Flush()
-	}
+	_ = http.NewResponseController(c.w).Flush()
 }
 
 // Unwrap lets http.ResponseController reach the connection's writer.

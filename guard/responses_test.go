@@ -2,6 +2,7 @@ package guard_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -70,6 +71,14 @@ func answers(t *testing.T, mode guard.ResponseMode) (http.Handler, func() []stri
 			_, _ = w.Write([]byte(`{"id":"`))
 			_, _ = w.Write([]byte(strings.Repeat("x", guard.MaxCheckedBody)))
 			_, _ = w.Write([]byte(`"}`)) // no count: past the bound, not checked
+		case "large-no-header":
+			_, _ = w.Write([]byte(`{"id":"`))
+			_, _ = w.Write([]byte(strings.Repeat("x", guard.MaxCheckedBody)))
+			_, _ = w.Write([]byte(`secret-data"}`))
+		case "stream-teapot":
+			w.WriteHeader(http.StatusTeapot)
+			http.NewResponseController(w).Flush()
+			_, _ = w.Write([]byte(`secret-data`))
 		case "stream":
 			w.Header().Set("X-Version", "1")
 			_, _ = w.Write([]byte(`{"id":"a",`))
@@ -106,13 +115,22 @@ func TestResponseValidation(t *testing.T) {
 		{"no-header", `getThing 200 header: response header "X-Version" missing`},
 		{"teapot", "getThing 418 status: the document declares neither this status nor a default"},
 		{"large", ""},  // past MaxCheckedBody: sent unchecked
-		{"stream", ""}, // flushed while enforcing: sent on, unchecked
+		{"stream", ""}, // flushed while enforcing: sent on, its body unchecked
+		// Sent on before their end, their status and headers are still
+		// checked: enforcing, the guard answers in their place.
+		{"large-no-header", `getThing 200 header: response header "X-Version" missing`},
+		{"stream-teapot", "getThing 418 status: the document declares neither this status nor a default"},
 	} {
 		for _, mode := range []guard.ResponseMode{guard.ResponsesOff, guard.ResponsesReport, guard.ResponsesEnforce} {
 			t.Run(c.id+"/"+mode.String(), func(t *testing.T) {
 				h, reported := answers(t, mode)
 				w := httptest.NewRecorder()
-				h.ServeHTTP(w, httptest.NewRequest("GET", "/things/"+c.id, nil).WithContext(context.Background()))
+				// Behind a writer that flushes only through
+				// http.ResponseController, as middleware often is.
+				h.ServeHTTP(unwrapOnly{w}, httptest.NewRequest("GET", "/things/"+c.id, nil).WithContext(context.Background()))
+				if c.id == "stream" && !w.Flushed {
+					t.Errorf("the handler's flush did not reach the connection")
+				}
 				got := reported()
 				if c.id == "stream" && mode == guard.ResponsesReport {
 					// Reporting, a streamed answer is checked as it went.
@@ -134,7 +152,7 @@ func TestResponseValidation(t *testing.T) {
 				}
 				if refused {
 					if w.Code != 500 || !strings.Contains(w.Body.String(), "response-invalid") || strings.Contains(w.Body.String(), "secret") || w.Header().Get("X-Secret") != "" {
-						t.Errorf("enforced: %d %v %s; want a 500 response-invalid with nothing of the answer", w.Code, w.Header(), w.Body.String())
+						t.Errorf("enforced: %d %v %.200s; want a 500 response-invalid with nothing of the answer", w.Code, w.Header(), w.Body.String())
 					}
 				} else if w.Header().Get("X-Secret") == "" || (c.id == "good" && w.Body.String() != `{"id":"good","count":1}`) {
 					t.Errorf("the answer did not pass unchanged: %d %v %.80s", w.Code, w.Header(), w.Body.String())
@@ -182,5 +200,52 @@ func TestResponseSample(t *testing.T) {
 	}
 	if strings.Join(reasons, " ") != "status status status status" {
 		t.Errorf("an undeclared status is reported for every answer: %v", reasons)
+	}
+}
+
+// unwrapOnly is a ResponseWriter that reaches the connection's only
+// through Unwrap (no Flush method of its own).
+type unwrapOnly struct{ w http.ResponseWriter }
+
+func (u unwrapOnly) Header() http.Header         { return u.w.Header() }
+func (u unwrapOnly) Write(p []byte) (int, error) { return u.w.Write(p) }
+func (u unwrapOnly) WriteHeader(status int)      { u.w.WriteHeader(status) }
+func (u unwrapOnly) Unwrap() http.ResponseWriter { return u.w }
+
+// A 103 the handler sends first is not its answer: the client gets the
+// status and body that follow, unchanged and unreported, in every mode.
+func TestResponseEarlyHints(t *testing.T) {
+	table, err := policy.Compile("answers.yaml", []byte(answersDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	r.Get("/things/{id}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Link", "</app.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Set("X-Version", "1")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(`{"id":"a","count":1}`))
+	})
+	for _, mode := range []guard.ResponseMode{guard.ResponsesReport, guard.ResponsesEnforce} {
+		var got []guard.ResponseViolation
+		g, err := guard.New(table, r, guard.WithResponseSample(1), guard.WithResponseValidation(mode, func(_ *http.Request, _ *policy.Operation, vs []guard.ResponseViolation) {
+			got = append(got, vs...)
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(g)
+		resp, err := http.Get(srv.URL + "/things/a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		srv.Close()
+		if resp.StatusCode != 200 || string(body) != `{"id":"a","count":1}` || len(got) > 0 {
+			t.Errorf("%s: %d %s, reported %v; want the 200 as written, nothing reported", mode, resp.StatusCode, body, got)
+		}
 	}
 }
