@@ -134,6 +134,11 @@ func TestTraces(t *testing.T) {
 	}
 	want(t, "logins until one is refused", last.StatusCode(), 429, last.Body)
 
+	// Traced, the request log still says what the guard decided.
+	if logs := in.logs.String(); !strings.Contains(logs, `"operation":"`+me.ID+`"`) || !strings.Contains(logs, `"auth":"ok"`) {
+		t.Errorf("with tracing on, the request log lost the guard's decision:\n%s", logs)
+	}
+
 	server, all := recv.wait(t, allowed)
 	a := attrs(server.Attributes)
 	if server.Name != "GET "+me.Path || hex.EncodeToString(server.ParentSpanId) != caller || a["specguard.operation"] != me.ID ||

@@ -355,6 +355,9 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, tr *reqTrace) {
 	op := g.table.Lookup(method, pattern)
 	if op == nil {
 		if pattern != "" && g.free[method+" "+pattern] {
+			if tr != nil {
+				tr.allowed = true // a route the document leaves to the app
+			}
 			g.router.ServeHTTP(w, r)
 			return
 		}
@@ -398,7 +401,7 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, tr *reqTrace) {
 	endLimit()
 	rc.p = a.p
 	if g.observe != nil {
-		g.observe(w, r, Event{Op: op, Auth: outcomeOf(op, &a), Scheme: a.schemeName(), Principal: a.p, Limits: v})
+		g.observe(tr.observed(w), r, Event{Op: op, Auth: outcomeOf(op, &a), Scheme: a.schemeName(), Principal: a.p, Limits: v})
 	}
 
 	// Decide.
@@ -428,9 +431,10 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, tr *reqTrace) {
 		rv, endValidate := tr.step(r, "validate")
 		ok := g.validateRequest(w, rv, st.valid, rctx)
 		endValidate()
-		// The validator reads the body and leaves a copy in its place:
-		// the handler reads that one.
-		r.Body = rv.Body
+		// The validator reads the body and leaves a copy in its place
+		// (with the defaults the schema fills in): the handler reads that
+		// one.
+		r.Body, r.ContentLength, r.GetBody = rv.Body, rv.ContentLength, rv.GetBody
 		if !ok {
 			return
 		}

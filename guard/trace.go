@@ -24,7 +24,7 @@ import (
 // http.response.status_code).
 const (
 	AttrOperation = "specguard.operation" // the operationId
-	AttrDecision  = "specguard.decision"  // "allow", or the refusal's status: "400", "401", "403", "429", "503"
+	AttrDecision  = "specguard.decision"  // "allow", or the status of the guard's refusal: "400", "401", "403", "404", "405", "413", "429", "503"
 	AttrScheme    = "specguard.scheme"    // the scheme(s) that admitted the request
 	AttrTier      = "specguard.tier"      // the tier(s) that refused it, on 429
 )
@@ -50,17 +50,38 @@ type reqTrace struct {
 	tracer  trace.Tracer
 	span    trace.Span
 	w       *statusWriter
-	allowed bool // the handler ran
+	orig    http.ResponseWriter // the writer the guard was given: the observer's
+	allowed bool                // the handler ran
+	panic   bool                // the handler panicked
 }
 
-// serveTraced is ServeHTTP with a server span around it.
+// serveTraced is ServeHTTP with a server span around it. The span records
+// no path (it may carry an id or a token): its name and http.route are
+// the route.
 func (g *Guard) serveTraced(w http.ResponseWriter, r *http.Request) {
 	ctx := traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	ctx, span := g.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path)))
-	tr := &reqTrace{tracer: g.tracer, span: span, w: &statusWriter{ResponseWriter: w, status: http.StatusOK}}
-	defer tr.end()
+		trace.WithAttributes(attribute.String("http.request.method", r.Method)))
+	tr := &reqTrace{tracer: g.tracer, span: span, w: &statusWriter{ResponseWriter: w, status: http.StatusOK}, orig: w}
+	defer func() {
+		if p := recover(); p != nil {
+			// The recoverer outside answers 500: the span says so.
+			tr.panic = true
+			tr.end()
+			panic(p)
+		}
+		tr.end()
+	}()
 	g.serve(tr.w, r.WithContext(ctx), tr)
+}
+
+// observed is the writer the observer is given: the one the guard was
+// given, whatever the guard wrapped it in.
+func (t *reqTrace) observed(w http.ResponseWriter) http.ResponseWriter {
+	if t == nil {
+		return w
+	}
+	return t.orig
 }
 
 // route names the span by the operation the request resolved to.
@@ -108,6 +129,9 @@ func (t *reqTrace) handler(r *http.Request) (*http.Request, func()) {
 
 func (t *reqTrace) end() {
 	status := t.w.status
+	if t.panic {
+		status = http.StatusInternalServerError
+	}
 	decision := "allow"
 	if !t.allowed {
 		decision = strconv.Itoa(status)

@@ -143,3 +143,51 @@ func TestTraces(t *testing.T) {
 		}
 	}
 }
+
+// markedWriter is a ResponseWriter an observer recognises.
+type markedWriter struct{ http.ResponseWriter }
+
+// Traced, the observer still gets the writer the guard was given (a
+// service's request state), and a handler's panic shows as a 500 on the
+// server span, not as the 200 nothing wrote.
+func TestTracedObserverAndPanic(t *testing.T) {
+	table, err := policy.Compile("traced.yaml", []byte(tracedDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	r.Get("/notes/{id}", func(http.ResponseWriter, *http.Request) { panic("the handler failed") })
+	r.Post("/notes", func(http.ResponseWriter, *http.Request) {})
+	rec := tracetest.NewSpanRecorder()
+	var observedMarked bool
+	g, err := guard.New(table, r, guard.WithTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))),
+		guard.WithLimiter(limits.New(limits.NewMemoryStore(nil))),
+		guard.WithAuthenticator(policy.SchemeAPIKeyHeader, keyring{"k": {Subject: "ann"}}),
+		guard.WithObserver(func(w http.ResponseWriter, _ *http.Request, _ guard.Event) { _, observedMarked = w.(markedWriter) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", "/notes/a", nil)
+	req.Header.Set("X-Key", "k")
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the handler's panic did not reach the recoverer outside")
+			}
+		}()
+		g.ServeHTTP(markedWriter{httptest.NewRecorder()}, req)
+	}()
+	if !observedMarked {
+		t.Error("the observer was given the guard's own writer, not the one the guard was given")
+	}
+	spans := rec.Ended()
+	server := spans[len(spans)-1]
+	for _, kv := range server.Attributes() {
+		if kv.Key == "http.response.status_code" && kv.Value.AsInt64() != 500 {
+			t.Errorf("a panicking handler's span says %d, want 500", kv.Value.AsInt64())
+		}
+	}
+	if server.Status().Code.String() != "Error" {
+		t.Errorf("a panicking handler's span status %v, want Error", server.Status())
+	}
+}
