@@ -81,6 +81,7 @@ func newTracerProvider(ctx context.Context, name string, getenv func(string) str
 	}
 	res, err := resource.New(ctx, attrs...)
 	if err != nil {
+		_ = exp.Shutdown(ctx)
 		return nil, fmt.Errorf("OTEL_RESOURCE_ATTRIBUTES: %v", err)
 	}
 	var lastLog atomic.Int64
@@ -110,7 +111,7 @@ func (t tracedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err := t.next.RoundTrip(req)
 	if err != nil {
-		span.SetStatus(codes.Error, err.Error())
+		span.SetStatus(codes.Error, "request failed") // never the error's text: it quotes the URL
 		return nil, err
 	}
 	span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))

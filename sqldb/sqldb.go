@@ -389,7 +389,13 @@ func endSpan(span trace.Span, err error) {
 		return
 	}
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		span.SetStatus(codes.Error, err.Error())
+		// The error's class, never its text (it may quote a value).
+		desc := "query failed"
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) {
+			desc = "SQLSTATE " + pe.Code
+		}
+		span.SetStatus(codes.Error, desc)
 	}
 	span.End()
 }
