@@ -428,13 +428,9 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, tr *reqTrace) {
 		r.Body = http.MaxBytesReader(w, r.Body, g.maxBody)
 	}
 	if g.validate {
-		rv, endValidate := tr.step(r, "validate")
-		ok := g.validateRequest(w, rv, st.valid, rctx)
+		ctx, endValidate := tr.stepContext(r.Context(), "validate")
+		ok := g.validateRequest(ctx, w, r, st.valid, rctx)
 		endValidate()
-		// The validator reads the body and leaves a copy in its place
-		// (with the defaults the schema fills in): the handler reads that
-		// one.
-		r.Body, r.ContentLength, r.GetBody = rv.Body, rv.ContentLength, rv.GetBody
 		if !ok {
 			return
 		}
@@ -443,8 +439,11 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, tr *reqTrace) {
 		rctx.Reset() // the router fills it again as it routes
 		rctx.Routes = g.router
 	}
-	r, endHandler := tr.handler(r)
-	defer endHandler()
+	if tr != nil {
+		var endHandler func()
+		r, endHandler = tr.handler(r)
+		defer endHandler()
+	}
 	if g.responses != ResponsesOff {
 		g.serveChecked(w, r, st)
 		return

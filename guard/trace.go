@@ -7,6 +7,7 @@ package guard
 // then the guard makes no OpenTelemetry call at all.
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -93,15 +94,27 @@ func (t *reqTrace) route(op *policy.Operation) {
 	t.span.SetAttributes(attribute.String("http.route", op.Path), attribute.String(AttrOperation, op.ID))
 }
 
-// step starts the child span of one step of the guard, on r's context: it
-// returns r carrying it, and the function that ends it.
+// stepContext starts the child span of one step of the guard under ctx:
+// it returns the context carrying it, and the function that ends it.
+func (t *reqTrace) stepContext(ctx context.Context, name string) (context.Context, func()) {
+	if t == nil {
+		return ctx, nothing
+	}
+	ctx, span := t.tracer.Start(ctx, name)
+	return ctx, func() { span.End() }
+}
+
+// step is stepContext for a step that takes the request: r carrying the
+// span's context (a copy of r when tracing).
 func (t *reqTrace) step(r *http.Request, name string) (*http.Request, func()) {
 	if t == nil {
-		return r, func() {}
+		return r, nothing
 	}
-	ctx, span := t.tracer.Start(r.Context(), name)
-	return r.WithContext(ctx), func() { span.End() }
+	ctx, end := t.stepContext(r.Context(), name)
+	return r.WithContext(ctx), end
 }
+
+func nothing() {}
 
 // admitted records the scheme that admitted the request.
 func (t *reqTrace) admitted(scheme string) {
@@ -120,9 +133,6 @@ func (t *reqTrace) refusedBy(tiers []string) {
 // handler marks that the request reached the handler: the guard allowed
 // it, whatever the handler answers.
 func (t *reqTrace) handler(r *http.Request) (*http.Request, func()) {
-	if t == nil {
-		return r, func() {}
-	}
 	t.allowed = true
 	return t.step(r, "handler")
 }

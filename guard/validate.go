@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -164,14 +165,17 @@ func urlParam(rctx *chi.Context, name string) (string, bool) {
 
 // validateRequest checks r against the document's schemas for its
 // operation, and answers 400 (or 413) when it does not match.
-func (g *Guard) validateRequest(w http.ResponseWriter, r *http.Request, v *opValidation, rctx *chi.Context) bool {
+// ctx carries the validate step's span when tracing. The validator reads
+// r's body and leaves a copy in its place, defaults filled in: r itself,
+// so the handler reads that copy.
+func (g *Guard) validateRequest(ctx context.Context, w http.ResponseWriter, r *http.Request, v *opValidation, rctx *chi.Context) bool {
 	err, done := v.validatePath(r, rctx)
 	if !done {
 		params := make(map[string]string, len(rctx.URLParams.Keys))
 		for i, k := range rctx.URLParams.Keys {
 			params[k] = rctx.URLParams.Values[i]
 		}
-		err = openapi3filter.ValidateRequest(r.Context(), &openapi3filter.RequestValidationInput{
+		err = openapi3filter.ValidateRequest(ctx, &openapi3filter.RequestValidationInput{
 			Request:    r,
 			PathParams: params,
 			Route:      v.route,
