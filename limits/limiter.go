@@ -9,10 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/specguard/specguard/internal/clientspan"
 	"github.com/specguard/specguard/policy"
 )
 
@@ -61,25 +60,6 @@ func WithTracerProvider(tp trace.TracerProvider, system string) Option {
 			l.tracer, l.system = tp.Tracer("github.com/specguard/specguard/limits"), system
 		}
 	}
-}
-
-// span starts the client span of a store call when tracing; nil otherwise.
-func (l *Limiter) span(ctx context.Context) (context.Context, trace.Span) {
-	if l.tracer == nil {
-		return ctx, nil
-	}
-	return l.tracer.Start(ctx, "ratelimit", trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attribute.String("db.system.name", l.system), attribute.String("db.operation.name", "ratelimit")))
-}
-
-func endSpan(span trace.Span, err error) {
-	if span == nil {
-		return
-	}
-	if err != nil {
-		span.SetStatus(codes.Error, "rate-limit store failed") // never the error's text: it may name a key
-	}
-	span.End()
 }
 
 // Limiter applies operations' tiers to requests and says what it decided:
@@ -298,9 +278,9 @@ func (l *Limiter) DecideInto(r *http.Request, op *policy.Operation, c Caller, pr
 	case pre != nil && ok:
 		var preErr error
 		start := l.clock()
-		sctx, span := l.span(ctx)
+		sctx, span := clientspan.Start(ctx, l.tracer, "ratelimit", l.system, "ratelimit")
 		allowed, preErr, err = ps.allowPrechecked(sctx, pre, reqs, results)
-		endSpan(span, err)
+		clientspan.End(span, err != nil, "rate-limit store failed")
 		l.observed(start, err)
 		if err == nil && preErr != nil {
 			v.PrecheckErr = preErr
@@ -313,9 +293,9 @@ func (l *Limiter) DecideInto(r *http.Request, op *policy.Operation, c Caller, pr
 		fallthrough
 	default:
 		start := l.clock()
-		sctx, span := l.span(ctx)
+		sctx, span := clientspan.Start(ctx, l.tracer, "ratelimit", l.system, "ratelimit")
 		allowed, err = l.store.Allow(sctx, reqs, results)
-		endSpan(span, err)
+		clientspan.End(span, err != nil, "rate-limit store failed")
 		l.observed(start, err)
 	}
 	if err != nil {

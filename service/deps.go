@@ -124,11 +124,7 @@ func (a *App) migrationSets() []sqldb.Migrations {
 }
 
 func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, log *slog.Logger, now func() time.Time) (_ *Deps, err error) {
-	clientIP, err := limits.NewClientIP(cfg.TrustedProxies, cfg.ClientIPHeader)
-	if err != nil {
-		return nil, fmt.Errorf("SPECGUARD_TRUSTED_PROXIES: %v", err)
-	}
-	d := &Deps{Table: table, ClientIP: clientIP, Log: log, LogRequests: cfg.LogRequests, ValidateResponses: cfg.ValidateResponses, ResponseSample: cfg.ResponseSample, Timeout: cfg.StoreTimeout,
+	d := &Deps{Table: table, Log: log, LogRequests: cfg.LogRequests, ValidateResponses: cfg.ValidateResponses, ResponseSample: cfg.ResponseSample, Timeout: cfg.StoreTimeout,
 		app: app, problems: app.Problems}
 	d.Errors = handlerErrors(d.problems, log)
 	defer func() {
@@ -136,6 +132,8 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 			d.Close()
 		}
 	}()
+	// Registered first, the tracer is shut down last by Close, whatever
+	// fails below.
 	if cfg.Tracer != nil {
 		d.Tracer = cfg.Tracer
 		d.closers = append(d.closers, func() {
@@ -144,6 +142,9 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 			defer cancel()
 			_ = cfg.Tracer.Shutdown(ctx)
 		})
+	}
+	if d.ClientIP, err = limits.NewClientIP(cfg.TrustedProxies, cfg.ClientIPHeader); err != nil {
+		return nil, fmt.Errorf("SPECGUARD_TRUSTED_PROXIES: %v", err)
 	}
 	if d.DB, err = openDatabase(ctx, app, cfg, log, now, d.tracerProvider()); err != nil {
 		return nil, err
@@ -193,10 +194,11 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 		return checks
 	}
 	d.Metrics = NewMetrics()
-	d.Store = &meteredStore{next: d.Store, m: d.Metrics, store: d.storeName}
-	if d.Tracer != nil {
-		d.Store.(*meteredStore).tracer = d.Tracer.Tracer("github.com/specguard/specguard/service")
+	metered := &meteredStore{next: d.Store, m: d.Metrics, store: d.storeName}
+	if d.Tracer != nil && d.storeName != "memory" {
+		metered.tracer = d.Tracer.Tracer("github.com/specguard/specguard/service")
 	}
+	d.Store = metered
 	limOpts := []limits.Option{limits.WithClientIP(d.ClientIP), limits.WithTimeout(d.Timeout), limits.WithIPv6Prefix(cfg.IPv6Prefix),
 		limits.WithStoreErrorLog(func(op *policy.Operation, err error) {
 			d.Log.Warn("rate-limit store failed; applying on-store-error", "operation", op.ID, "err", err)

@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/specguard/specguard/internal/clientspan"
 	"github.com/specguard/specguard/security"
 )
 
@@ -20,7 +19,7 @@ type meteredStore struct {
 	next   security.Store
 	m      *Metrics
 	store  string       // "memory", "redis", "redis-cluster"
-	tracer trace.Tracer // nil: no tracing
+	tracer trace.Tracer // nil: no tracing (and never for the memory store)
 }
 
 // call runs one store call, timed, counted and (tracing) traced. An
@@ -28,18 +27,12 @@ type meteredStore struct {
 func (s *meteredStore) call(ctx context.Context, name string, f func(context.Context) error) error {
 	start := time.Now()
 	var span trace.Span
-	if s.tracer != nil && s.store != "memory" {
-		ctx, span = s.tracer.Start(ctx, s.store+" "+name, trace.WithSpanKind(trace.SpanKindClient),
-			trace.WithAttributes(attribute.String("db.system.name", "redis"), attribute.String("db.operation.name", name)))
+	if s.tracer != nil { // the span's name is built only when tracing
+		ctx, span = clientspan.Start(ctx, s.tracer, s.store+" "+name, "redis", name)
 	}
 	err := f(ctx)
 	failed := err != nil && !(name == "account" && errors.Is(err, security.ErrNotFound))
-	if span != nil {
-		if failed {
-			span.SetStatus(codes.Error, "store call failed") // never the error's text: it may name a key
-		}
-		span.End()
-	}
+	clientspan.End(span, failed, "store call failed")
 	var observed error
 	if failed {
 		observed = err

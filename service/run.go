@@ -69,10 +69,7 @@ func Build(ctx context.Context, app App, args []string, getenv func(string) stri
 	}
 	deps, err := buildDeps(ctx, &app, cfg, table, log, appClock(getenv))
 	if err != nil {
-		if cfg.Tracer != nil {
-			_ = cfg.Tracer.Shutdown(ctx)
-		}
-		return nil, err
+		return nil, err // its tracer shut down with the rest
 	}
 	if deps.Docs, err = docs.New(table, spec); err != nil {
 		deps.Close()

@@ -27,12 +27,11 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/specguard/specguard/internal/clientspan"
 	"github.com/specguard/specguard/internal/redact"
 	"github.com/specguard/specguard/internal/text"
 	"github.com/specguard/specguard/security"
@@ -379,25 +378,25 @@ func (d *DB) span(ctx context.Context, query string) (context.Context, trace.Spa
 	}
 	op, _, _ := strings.Cut(strings.TrimSpace(query), " ")
 	op = strings.ToUpper(op)
-	system := map[Kind]string{SQLite: "sqlite", Postgres: "postgresql"}[d.src.Kind]
-	return d.tracer.Start(ctx, op+" "+system, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attribute.String("db.system.name", system), attribute.String("db.operation.name", op)))
+	system := "sqlite"
+	if d.src.Kind == Postgres {
+		system = "postgresql"
+	}
+	return clientspan.Start(ctx, d.tracer, op+" "+system, system, op)
 }
 
+// endSpan ends a query's span: a missing row is no failure, and a failure
+// says its SQLSTATE, never the error's text (it may quote a value).
 func endSpan(span trace.Span, err error) {
 	if span == nil {
 		return
 	}
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		// The error's class, never its text (it may quote a value).
-		desc := "query failed"
-		var pe *pgconn.PgError
-		if errors.As(err, &pe) {
-			desc = "SQLSTATE " + pe.Code
-		}
-		span.SetStatus(codes.Error, desc)
+	class := "query failed"
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		class = "SQLSTATE " + pe.Code
 	}
-	span.End()
+	clientspan.End(span, err != nil && !errors.Is(err, ErrNotFound), class)
 }
 
 func (d *DB) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
