@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -46,6 +47,18 @@ func Check(ctx context.Context, req *http.Request, route *routers.Route, status 
 		return nil
 	}
 	return findings(err)
+}
+
+// MissingHeaders checks only the headers declared marks required: for an
+// answer whose body is not checked (Check checks them too).
+func MissingHeaders(declared *openapi3.Response, header http.Header) []Finding {
+	var out []Finding
+	for name, h := range declared.Headers {
+		if h.Value != nil && h.Value.Required && header.Get(name) == "" {
+			out = append(out, Finding{Reason: "header", Detail: fmt.Sprintf("response header %q missing", name)})
+		}
+	}
+	return out
 }
 
 func findings(err error) []Finding {
