@@ -56,22 +56,15 @@ func (r *runner) revokedAfter(ctx context.Context) {
 		r.report(op, "revoked:logout-all", Fail, "logging out everywhere as %s: %v %v", c.name, resp, err)
 		return
 	}
-	// The same request again: the token is refused now. The rate-limit
-	// cases spent its anonymous tier: a refused credential counts as
-	// anonymous, so wait the little it takes to admit one more.
-	again, err := r.send(ctx, "revoked:logout-all", op, c, nil, nil)
-	for try := 0; try < 3 && err == nil && again.status == http.StatusTooManyRequests; try++ {
-		wait, _ := strconv.Atoi(again.header.Get("Retry-After"))
-		if wait < 1 || wait > 5 {
-			break
-		}
-		time.Sleep(time.Duration(wait) * time.Second)
-		again, err = r.send(ctx, "revoked:logout-all", op, c, nil, nil)
-	}
+	// The same request again, and its refresh token: both are refused
+	// now. The rate-limit cases spent their tiers (a refused credential
+	// counts as anonymous), so each waits the little it takes to be
+	// admitted.
+	again, err := patiently(func() (*response, error) { return r.send(ctx, "revoked:logout-all", op, c, nil, nil) })
 	msg := r.refused(again, err, c.name+" after logging out everywhere")
 	if msg == "" && c.refresh != "" {
 		if refresh := r.credentialOp("refresh"); refresh != nil {
-			resp, err := r.refreshWith(ctx, "revoked:logout-all", refresh, c.refresh)
+			resp, err := patiently(func() (*response, error) { return r.refreshWith(ctx, "revoked:logout-all", refresh, c.refresh) })
 			msg = r.refused(resp, err, "its refresh token after logging out everywhere")
 		}
 	}
@@ -282,6 +275,22 @@ func (r *runner) usedThenRefused(ctx context.Context, name string, op *policy.Op
 	}
 	resp, err = r.send(ctx, name, op, c, nil, nil)
 	return r.refused(resp, err, c.name+" once ended")
+}
+
+// patiently sends with send and, while a tier refuses it for a few
+// seconds at most (Retry-After up to 5), waits and sends again, three
+// times at most.
+func patiently(send func() (*response, error)) (*response, error) {
+	resp, err := send()
+	for try := 0; try < 3 && err == nil && resp.status == http.StatusTooManyRequests; try++ {
+		wait, _ := strconv.Atoi(resp.header.Get("Retry-After"))
+		if wait < 1 || wait > 5 {
+			break
+		}
+		time.Sleep(time.Duration(wait) * time.Second)
+		resp, err = send()
+	}
+	return resp, err
 }
 
 // refused is "" when resp is a 401, else what it is.
