@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
@@ -49,10 +50,10 @@ type Event struct {
 // authResult is the outcome of authenticate.
 type authResult struct {
 	p      *security.Principal
-	failed *policy.Scheme // the scheme whose credential failed, if one did
-	gate   *security.Gate // the deferred store check, when deferred
-	gated  *policy.Scheme // the scheme whose credential the gate checks
-	err    error          // why the request must be refused
+	failed *policy.Scheme   // the scheme whose credential failed, if one did
+	gate   onetrip.Precheck // the deferred store check, when deferred
+	gated  *policy.Scheme   // the scheme whose credential the gate checks
+	err    error            // why the request must be refused
 	// charged is true when the request was charged as anonymous before a
 	// credential was verified with an outside call (see Outbound); anon is
 	// that verdict.
@@ -114,7 +115,8 @@ func (g *Guard) authenticate(r *http.Request, op *policy.Operation, deferred boo
 		var o outcome
 		auth := g.auth[s.Type]
 		if ob, ok := auth.(Outbound); ok && !res.charged && len(op.Limits) > 0 && ob.Outbound(r, s) {
-			res.charged, res.anon = true, g.decide(r, op, nil, nil, nil)
+			res.charged = true
+			res.anon, _ = g.decide(r, op, nil, nil, nil)
 		}
 		if res.charged && !res.anon.Allowed {
 			o.scheme, o.err = s, errUnverified
@@ -123,8 +125,8 @@ func (g *Guard) authenticate(r *http.Request, op *policy.Operation, deferred boo
 		}
 		// One check rides in the rate-limit call; a second credential (an
 		// AND alternative) is checked on its own.
-		if d, ok := auth.(Deferrer); ok && deferred && res.gate == nil {
-			o.p, res.gate, o.err = d.AuthenticateDeferred(r.Context(), r, s)
+		if d := g.deferFns[s.Type]; d != nil && deferred && res.gate == nil {
+			o.p, res.gate, o.err = d(r.Context(), r, s)
 			if res.gate != nil {
 				res.gated = s
 			}

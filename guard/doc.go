@@ -20,7 +20,9 @@
 //	handler       the router's, with policy.FromContext and security.FromContext
 //
 // The security package's services are Authenticators, and *limits.Limiter
-// is a Limiter. When the limiter can run a precheck in its store call (one
-// Redis), an Authenticator that is also a Deferrer leaves its store check
-// to it: a guarded request costs one round trip.
+// is a Limiter. When both are specguard's and the limiter's store is Redis,
+// the store check of the credential (its revocation, its account's state)
+// rides in the rate-limit call: a guarded request costs one round trip.
+// That path is private; a user's own Authenticator or Limiter works without
+// it, its store check costing a call of its own.
 package guard

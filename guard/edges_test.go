@@ -314,10 +314,9 @@ func TestUnguardedRoutes(t *testing.T) {
 // guard writes every refusal from the verdict alone.
 type verdicts struct{ v limits.Verdict }
 
-func (l *verdicts) Decide(*http.Request, *policy.Operation, limits.Caller, limits.Precheck) limits.Verdict {
+func (l *verdicts) Decide(*http.Request, *policy.Operation, limits.Caller) limits.Verdict {
 	return l.v
 }
-func (l *verdicts) CanPrecheck() bool { return false }
 
 func TestGuardWritesTheVerdict(t *testing.T) {
 	e := newEdges(t, nil)

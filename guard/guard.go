@@ -14,6 +14,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/problem"
@@ -89,15 +90,6 @@ type ClaimCarrier interface {
 	Carries(scheme *policy.Scheme, claim string) bool
 }
 
-// Deferrer is an Authenticator that can leave the store check of what it
-// verified (a revocation, an account's state) to a security.Gate, which the
-// limiter then decides in its own store call: one round trip on Redis
-// instead of two. The guard defers only when the limiter can precheck.
-type Deferrer interface {
-	Authenticator
-	AuthenticateDeferred(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*security.Principal, *security.Gate, error)
-}
-
 // Outbound is an Authenticator that verifies some credentials with a call
 // outside the process: an identity provider's introspection, a database
 // read of an API key it has not seen. Outbound reports, cheaply and
@@ -115,13 +107,8 @@ type Outbound interface {
 // Limiter applies an operation's x-rate-limit tiers to a request and
 // returns its verdict; it writes nothing. *limits.Limiter is one.
 type Limiter interface {
-	// Decide charges the tiers of op that apply to caller c. pre, when not
-	// nil, is decided first (see limits.Precheck); the guard passes one
-	// only when CanPrecheck is true.
-	Decide(r *http.Request, op *policy.Operation, c limits.Caller, pre limits.Precheck) limits.Verdict
-	// CanPrecheck reports whether Decide runs a precheck in the same store
-	// call as the tiers, or alongside it: one round trip of wall time.
-	CanPrecheck() bool
+	// Decide charges the tiers of op that apply to caller c.
+	Decide(r *http.Request, op *policy.Operation, c limits.Caller) limits.Verdict
 }
 
 // ErrRoutes wraps the error of New when the router and the document
@@ -194,9 +181,10 @@ type Guard struct {
 	router  chi.Router
 	auth    map[policy.SchemeType]Authenticator
 	limiter Limiter
-	// into is limiter when it can format the RateLimit value into room the
-	// guard keeps in its request context (*limits.Limiter can).
-	into      intoLimiter
+	// decideFn is the private decision of a *limits.Limiter (see
+	// internal/onetrip): a precheck in its store call, and the RateLimit
+	// value formatted into room the guard keeps in its request context.
+	decideFn  decideFunc
 	realm     string
 	problems  problem.Writer
 	maxBody   int64
@@ -204,7 +192,10 @@ type Guard struct {
 	logErr    func(*http.Request, error)
 	observe   func(http.ResponseWriter, *http.Request, Event)
 	unguarded []string
-	defer_    bool // the limiter prechecks: defer what Deferrers can
+	defer_    bool // the limiter prechecks: defer what authenticators can
+	// deferFns are the authenticators' deferred forms, for those that
+	// have one (specguard's own: see internal/onetrip).
+	deferFns map[policy.SchemeType]deferFunc
 	// responses says whether the handlers' answers are checked, and
 	// reportResponse gets those that break the document.
 	responses      ResponseMode
@@ -253,8 +244,7 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 		g.schemeNames = append(g.schemeNames, name)
 	}
 	sort.Strings(g.schemeNames)
-	g.defer_ = g.limiter != nil && g.limiter.CanPrecheck()
-	g.into, _ = g.limiter.(intoLimiter)
+	g.resolveOneTrip()
 
 	var problems []string
 	for _, op := range table.Operations() {
@@ -375,7 +365,7 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, tr *reqTrace) {
 	if a.gate != nil && a.err != nil {
 		// Refused anyway: a revoked credential is refused as invalid (401)
 		// rather than as lacking scope or freshness.
-		if err := a.gate.Check(ra.Context()); errors.Is(err, security.ErrRecheck) {
+		if err := a.gate.Check(ra.Context()); errors.Is(err, onetrip.ErrRecheck) {
 			a = g.authenticate(ra, op, false)
 		} else if err != nil {
 			a.err, a.failed = err, a.gated
@@ -456,7 +446,7 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, tr *reqTrace) {
 // anonymous, so guessing credentials is throttled like any anonymous call.
 // When a store needed for the credential is down there is nothing to count
 // in: the request is answered 503 at once.
-func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *limits.Field) limits.Verdict {
+func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *onetrip.Field) limits.Verdict {
 	if len(op.Limits) == 0 || unavailable(a.err) {
 		return limits.Verdict{Allowed: true}
 	}
@@ -466,14 +456,15 @@ func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *l
 		return a.anon
 	}
 	if a.gate == nil {
-		return g.decide(r, op, a.p, nil, f)
+		v, _ := g.decide(r, op, a.p, nil, f)
+		return v
 	}
-	v := g.decide(r, op, a.p, a.gate, f)
+	v, preErr := g.decide(r, op, a.p, a.gate, f)
 	a.gate = nil
 	switch {
-	case v.PrecheckErr == nil:
+	case preErr == nil:
 		return v
-	case errors.Is(v.PrecheckErr, security.ErrRecheck):
+	case errors.Is(preErr, onetrip.ErrRecheck):
 		// The account changed, or a key lost its mark: nothing was
 		// charged; decide again on the path that reads them anew.
 		*a = g.authenticate(r, op, false)
@@ -485,26 +476,29 @@ func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *l
 		}
 	default:
 		// Revoked, or the store is down: nothing was charged.
-		a.p, a.err, a.failed = nil, v.PrecheckErr, a.gated
+		a.p, a.err, a.failed = nil, preErr, a.gated
 		if unavailable(a.err) {
 			return v // allowed, with the store's error: the 503 follows
 		}
 	}
-	return g.decide(r, op, a.p, nil, f)
+	v, _ = g.decide(r, op, a.p, nil, f)
+	return v
 }
 
-// intoLimiter is a Limiter whose verdict can keep its RateLimit value in f.
-type intoLimiter interface {
-	DecideInto(r *http.Request, op *policy.Operation, c limits.Caller, pre limits.Precheck, f *limits.Field) limits.Verdict
-}
-
-// decide asks the limiter, with room for the RateLimit value in f when it
-// takes it: one allocation fewer per request.
-func (g *Guard) decide(r *http.Request, op *policy.Operation, p *security.Principal, pre limits.Precheck, f *limits.Field) limits.Verdict {
-	if g.into != nil {
-		return g.into.DecideInto(r, op, caller(p), pre, f)
+// decide asks the limiter, with pre checked first when not nil, and room
+// for the RateLimit value in f when the limiter takes it: one allocation
+// fewer per request.
+func (g *Guard) decide(r *http.Request, op *policy.Operation, p *security.Principal, pre onetrip.Precheck, f *onetrip.Field) (limits.Verdict, error) {
+	if g.decideFn != nil {
+		return g.decideFn(r, op, caller(p), pre, f)
 	}
-	return g.limiter.Decide(r, op, caller(p), pre)
+	if pre != nil {
+		// Unreachable: the guard defers only to a limiter that prechecks.
+		if err := pre.Check(r.Context()); err != nil {
+			return limits.Verdict{Allowed: true}, err
+		}
+	}
+	return g.limiter.Decide(r, op, caller(p)), nil
 }
 
 // caller is p as tiers count callers.
@@ -517,7 +511,7 @@ func caller(p *security.Principal) limits.Caller {
 
 // unavailable reports whether err is a store that could not answer.
 func unavailable(err error) bool {
-	return err != nil && (errors.Is(err, security.ErrUnavailable) || errors.Is(err, limits.ErrPrecheck))
+	return err != nil && (errors.Is(err, security.ErrUnavailable) || errors.Is(err, onetrip.ErrUndecided))
 }
 
 // requestContext is the context the guard hands on: its parent plus the
@@ -530,7 +524,7 @@ type requestContext struct {
 	p    *security.Principal
 	rctx *chi.Context
 	// field holds the RateLimit header's value, in this allocation.
-	field limits.Field
+	field onetrip.Field
 }
 
 func (c *requestContext) Value(key any) any {

@@ -5,8 +5,7 @@
 //
 // Start with New and a Store (NewMemoryStore, NewRedisStore). Limiter.Decide
 // charges the tiers that apply to a Caller and returns a Verdict; it writes
-// nothing, so any HTTP stack can answer from it (the guard does). A
-// Precheck (a credential's liveness) can ride in the same Redis call.
+// nothing, so any HTTP stack can answer from it (the guard does).
 // ClientIP says which address a request comes from behind proxies.
 //
 // The package knows nothing of credentials: who the caller is arrives as

@@ -33,7 +33,7 @@ components:
 	l := limits.New(limits.NewMemoryStore(nil))
 	alice := limits.Caller{Authenticated: true, Subject: "alice"}
 	for range 3 {
-		v := l.Decide(httptest.NewRequest("GET", "/notes", nil), op, alice, nil)
+		v := l.Decide(httptest.NewRequest("GET", "/notes", nil), op, alice)
 		if v.Allowed {
 			fmt.Println("allowed; RateLimit:", v.Limit[0])
 		} else {
@@ -41,7 +41,7 @@ components:
 		}
 	}
 	// Someone else has a budget of their own.
-	v := l.Decide(httptest.NewRequest("GET", "/notes", nil), op, limits.Caller{Authenticated: true, Subject: "bob"}, nil)
+	v := l.Decide(httptest.NewRequest("GET", "/notes", nil), op, limits.Caller{Authenticated: true, Subject: "bob"})
 	fmt.Println("bob allowed:", v.Allowed)
 	// Output:
 	// allowed; RateLimit: "per-account";r=1;t=30

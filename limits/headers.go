@@ -6,6 +6,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/policy"
 )
 
@@ -69,24 +70,17 @@ func appendPolicies(b []byte, tiers []*policy.Tier) []byte {
 	return b
 }
 
-// Field is room for one RateLimit field value and its bytes. Decide
-// allocates one per verdict; a caller that keeps a Field in an allocation
-// it makes anyway (the guard keeps it in its request context) passes it to
-// DecideInto and saves that allocation.
-type Field struct {
-	v   [1]string
-	buf [120]byte
-}
-
 // limitValue formats the RateLimit field: per tier the remaining quota and
 // the seconds until it is full again, or for a tier that refused, until it
 // admits (never less than 1). It formats into f unless f is nil or holds a
-// value already (whose string shares f's bytes, which must not change).
-func limitValue(tiers []*policy.Tier, results []Result, f *Field) []string {
-	if f == nil || f.v[0] != "" {
-		f = new(Field)
+// value already (whose string shares f's bytes, which must not change):
+// Decide allocates one per verdict, the guard keeps one in the allocation
+// it makes per request anyway.
+func limitValue(tiers []*policy.Tier, results []Result, f *onetrip.Field) []string {
+	if f == nil || f.V[0] != "" {
+		f = new(onetrip.Field)
 	}
-	b := f.buf[:0]
+	b := f.Buf[:0]
 	for i, t := range tiers {
 		res := &results[i]
 		secs := ceilSeconds(res.ResetAfter)
@@ -98,14 +92,14 @@ func limitValue(tiers []*policy.Tier, results []Result, f *Field) []string {
 		}
 		b = appendLimit(b, t.Name, res.Remaining, secs)
 	}
-	if len(b) > 0 && len(b) <= len(f.buf) && &b[0] == &f.buf[0] {
-		// b still lies in f.buf, which nothing writes again: the string
+	if len(b) > 0 && len(b) <= len(f.Buf) && &b[0] == &f.Buf[0] {
+		// b still lies in f.Buf, which nothing writes again: the string
 		// may share it, as strings.Builder shares its buffer.
-		f.v[0] = unsafe.String(&f.buf[0], len(b))
+		f.V[0] = unsafe.String(&f.Buf[0], len(b))
 	} else {
-		f.v[0] = string(b)
+		f.V[0] = string(b)
 	}
-	return f.v[:]
+	return f.V[:]
 }
 
 // appendName appends a tier name as a Structured Field string. The compiler

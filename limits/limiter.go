@@ -12,12 +12,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/specguard/specguard/internal/clientspan"
+	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/policy"
 )
-
-// ErrPrecheck wraps what a Precheck reports when it cannot say (its store
-// is down): the request is refused, whatever the tiers' on-store-error says.
-var ErrPrecheck = errors.New("precheck could not be decided")
 
 // Option configures a Limiter.
 type Option func(*Limiter)
@@ -116,9 +113,6 @@ type Verdict struct {
 	// StoreErr is the store's failure, when it failed: the tiers were
 	// decided by their on-store-error.
 	StoreErr error
-	// PrecheckErr is the precheck's failure: nothing was charged, and
-	// Allowed is true (the caller refuses the request for its own reason).
-	PrecheckErr error
 	// RetryAfter is the seconds until a refused request may pass (>= 1).
 	RetryAfter int64
 	// Policy and Limit are the RateLimit-Policy and RateLimit header
@@ -214,31 +208,30 @@ type scratch struct {
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
-// CanPrecheck reports whether Decide runs a Precheck in the same store call
-// as the tiers (one Redis), or at the same time (a Redis Cluster, or a
-// precheck on another Redis): then deferring a credential's check to it
-// saves a round trip.
-func (l *Limiter) CanPrecheck() bool {
-	ps, ok := l.store.(prechecker)
-	return ok && ps.canPrecheck()
+func init() {
+	onetrip.Decider = func(l *Limiter) (func(*http.Request, *policy.Operation, Caller, onetrip.Precheck, *onetrip.Field) (Verdict, error), bool) {
+		ps, ok := l.store.(prechecker)
+		return l.decide, ok && ps.canPrecheck()
+	}
 }
 
 // Decide charges every tier of op that applies to caller c and returns the
-// verdict. When pre is not nil it is checked first, in the same store call
-// when the store can: when it fails nothing is charged and the verdict
-// carries its error.
-func (l *Limiter) Decide(r *http.Request, op *policy.Operation, c Caller, pre Precheck) Verdict {
-	return l.DecideInto(r, op, c, pre, nil)
+// verdict.
+func (l *Limiter) Decide(r *http.Request, op *policy.Operation, c Caller) Verdict {
+	v, _ := l.decide(r, op, c, nil, nil)
+	return v
 }
 
-// DecideInto is Decide with the verdict's RateLimit value formatted into f
-// (when f is nil or already used, into a Field of its own): v.Limit then
-// refers to f, which must outlive it.
-func (l *Limiter) DecideInto(r *http.Request, op *policy.Operation, c Caller, pre Precheck, f *Field) Verdict {
+// decide is Decide with pre, when not nil, checked first, in the same store
+// call when the store can (the guard's one round trip, see
+// internal/onetrip): when it fails nothing is charged, and its error comes
+// back with an allowed verdict (the guard refuses the request for it). The
+// RateLimit value is formatted into f (when f is nil or already used, into
+// a Field of its own): v.Limit then refers to f, which must outlive it.
+func (l *Limiter) decide(r *http.Request, op *policy.Operation, c Caller, pre onetrip.Precheck, f *onetrip.Field) (v Verdict, preErr error) {
 	sc := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sc)
 	reqs, tiers, index := sc.reqs[:0], sc.tiers[:0], sc.index[:0]
-	var v Verdict
 	for i := range op.Limits {
 		t := &op.Limits[i]
 		id, ok := l.identity(r, t, &c)
@@ -261,9 +254,9 @@ func (l *Limiter) DecideInto(r *http.Request, op *policy.Operation, c Caller, pr
 	v.Allowed = true
 	if len(reqs) == 0 {
 		if pre != nil {
-			v.PrecheckErr = pre.Check(ctx)
+			preErr = pre.Check(ctx)
 		}
-		return v
+		return v, preErr
 	}
 	var results []Result
 	if len(reqs) <= maxTiers {
@@ -276,19 +269,17 @@ func (l *Limiter) DecideInto(r *http.Request, op *policy.Operation, c Caller, pr
 	var err error
 	switch ps, ok := l.store.(prechecker); {
 	case pre != nil && ok:
-		var preErr error
 		start := l.clock()
 		sctx, span := clientspan.Start(ctx, l.tracer, "ratelimit", l.system, "ratelimit")
 		allowed, preErr, err = ps.allowPrechecked(sctx, pre, reqs, results)
 		clientspan.End(span, err != nil, "rate-limit store failed")
 		l.observed(start, err)
 		if err == nil && preErr != nil {
-			v.PrecheckErr = preErr
-			return v
+			return v, preErr
 		}
 	case pre != nil:
-		if v.PrecheckErr = pre.Check(ctx); v.PrecheckErr != nil {
-			return v
+		if preErr = pre.Check(ctx); preErr != nil {
+			return v, preErr
 		}
 		fallthrough
 	default:
@@ -304,15 +295,14 @@ func (l *Limiter) DecideInto(r *http.Request, op *policy.Operation, c Caller, pr
 		if pre != nil {
 			// The credential could not be checked either: the security
 			// rule (fail closed) decides, not on-store-error.
-			v.PrecheckErr = errors.Join(ErrPrecheck, err)
-			return v
+			return v, errors.Join(onetrip.ErrUndecided, err)
 		}
 		for _, t := range tiers {
 			if !t.AllowOnStoreError {
 				v.Allowed = false
 			}
 		}
-		return v
+		return v, nil
 	}
 	v.Policy = l.policyValue(op, v.Applied, tiers)
 	v.Limit = limitValue(tiers, results, f)
@@ -327,7 +317,7 @@ func (l *Limiter) DecideInto(r *http.Request, op *policy.Operation, c Caller, pr
 			}
 		}
 	}
-	return v
+	return v, nil
 }
 
 // clock reads the time when a store observer wants it.

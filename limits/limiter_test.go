@@ -8,6 +8,7 @@ import (
 
 	"github.com/dunglas/httpsfv"
 
+	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
@@ -35,7 +36,7 @@ func call(l *limits.Limiter, o *policy.Operation, c *limits.Caller, remote strin
 	if c != nil {
 		caller = *c
 	}
-	v := l.Decide(r, o, caller, nil)
+	v := l.Decide(r, o, caller)
 	return v, v.Allowed
 }
 
@@ -215,15 +216,16 @@ func TestIPv6CountedPerPrefix(t *testing.T) {
 	}
 }
 
-// DecideInto formats the RateLimit value into the caller's Field, and never
-// into one that holds a value already: a string given out stays as it was.
+// The guard's decision formats the RateLimit value into the field it keeps,
+// and never into one that holds a value already: a string given out stays
+// as it was.
 func TestDecideIntoKeepsEarlierValues(t *testing.T) {
 	l := limits.New(limits.NewMemoryStore(nil))
 	o := op(policy.Tier{Name: "ten", Limit: 10, Window: time.Hour, Key: policy.KeyIP})
-	var f limits.Field
-	first := l.DecideInto(httptest.NewRequest("GET", "/x", nil), o, limits.Caller{}, nil, &f)
+	var f onetrip.Field
+	first := limits.DecideInto(l, httptest.NewRequest("GET", "/x", nil), o, &f)
 	before := first.Limit[0]
-	second := l.DecideInto(httptest.NewRequest("GET", "/x", nil), o, limits.Caller{}, nil, &f)
+	second := limits.DecideInto(l, httptest.NewRequest("GET", "/x", nil), o, &f)
 	if first.Limit[0] != before || first.Limit[0] == second.Limit[0] {
 		t.Fatalf("first %q (was %q), second %q: want the first unchanged and the two different", first.Limit[0], before, second.Limit[0])
 	}

@@ -10,12 +10,18 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
 )
 
-// flag is a Precheck on one Redis key: it holds while the key is "ok".
+// decide asks l for an anonymous request to o, with pre checked first.
+func decide(l *limits.Limiter, o *policy.Operation, pre onetrip.Precheck) (limits.Verdict, error) {
+	return limits.DecidePrechecked(l, httptest.NewRequest("GET", "/x", nil), o, limits.Caller{}, pre)
+}
+
+// flag is a precheck on one Redis key: it holds while the key is "ok".
 // Its script returns 7 otherwise.
 type flag struct {
 	rdb    redis.UniversalClient
@@ -55,27 +61,27 @@ func TestPrecheckFoldsIntoTheScript(t *testing.T) {
 	trips := &redistest.RoundTrips{}
 	rdb.AddHook(trips)
 	l := limits.New(limits.NewRedisStore(rdb, srv.Prefix+"rl:"), limits.WithTimeout(time.Second))
-	if !l.CanPrecheck() {
+	if !limits.CanPrecheck(l) {
 		t.Fatal("a limiter on one Redis must precheck")
 	}
 	o := op(policy.Tier{Name: "two", Limit: 2, Window: time.Hour, Key: policy.KeyIP})
 	pre := &flag{rdb: rdb, key: srv.Prefix + "flag"}
 	ctx := context.Background()
-	if err := l.Decide(httptest.NewRequest("GET", "/x", nil), o, limits.Caller{}, pre); err.PrecheckErr == nil || !errors.Is(err.PrecheckErr, errFlagDown) {
-		t.Fatalf("flag unset: PrecheckErr = %v, want the flag's error", err.PrecheckErr)
+	if _, err := decide(l, o, pre); !errors.Is(err, errFlagDown) {
+		t.Fatalf("flag unset: precheck error = %v, want the flag's error", err)
 	}
 	rdb.Set(ctx, pre.key, "ok", time.Hour)
 	for i := range 2 {
 		before := trips.N.Load()
-		v := l.Decide(httptest.NewRequest("GET", "/x", nil), o, limits.Caller{}, pre)
-		if !v.Allowed || v.PrecheckErr != nil {
+		v, err := decide(l, o, pre)
+		if !v.Allowed || err != nil {
 			t.Fatalf("request %d: %+v, want allowed (the failed precheck charged nothing)", i+1, v)
 		}
 		if n := trips.N.Load() - before; n != 1 {
 			t.Errorf("request %d: %d round trips, want 1", i+1, n)
 		}
 	}
-	if v := l.Decide(httptest.NewRequest("GET", "/x", nil), o, limits.Caller{}, pre); v.Allowed || v.Denied != 1 {
+	if v, _ := decide(l, o, pre); v.Allowed || v.Denied != 1 {
 		t.Errorf("third request: %+v, want refused by the tier", v)
 	}
 	if pre.checks != 0 {
@@ -92,11 +98,11 @@ func TestPrecheckElsewhereRunsOnItsOwn(t *testing.T) {
 	o := op(policy.Tier{Name: "two", Limit: 2, Window: time.Hour, Key: policy.KeyIP})
 	rdb := other.Client(t)
 	pre := &flag{rdb: rdb, key: other.Prefix + "flag"}
-	if v := l.Decide(httptest.NewRequest("GET", "/x", nil), o, limits.Caller{}, pre); !errors.Is(v.PrecheckErr, errFlagDown) || pre.checks != 1 {
-		t.Fatalf("flag down elsewhere: %+v after %d checks", v, pre.checks)
+	if _, err := decide(l, o, pre); !errors.Is(err, errFlagDown) || pre.checks != 1 {
+		t.Fatalf("flag down elsewhere: %v after %d checks", err, pre.checks)
 	}
 	rdb.Set(context.Background(), pre.key, "ok", time.Hour)
-	if v := l.Decide(httptest.NewRequest("GET", "/x", nil), o, limits.Caller{}, pre); !v.Allowed || pre.checks != 2 {
+	if v, _ := decide(l, o, pre); !v.Allowed || pre.checks != 2 {
 		t.Fatalf("flag up elsewhere: %+v after %d checks", v, pre.checks)
 	}
 }
@@ -111,9 +117,9 @@ func TestPrecheckFailsClosedWhenTheStoreIsDown(t *testing.T) {
 	o := op(policy.Tier{Name: "lenient", Limit: 2, Window: time.Hour, Key: policy.KeyIP, AllowOnStoreError: true})
 	pre := &flag{rdb: rdb, key: srv.Prefix + "flag"}
 	srv.Stop()
-	v := l.Decide(httptest.NewRequest("GET", "/x", nil), o, limits.Caller{}, pre)
-	if !errors.Is(v.PrecheckErr, limits.ErrPrecheck) || v.StoreErr == nil {
-		t.Fatalf("store down: %+v, want PrecheckErr wrapping ErrPrecheck", v)
+	v, err := decide(l, o, pre)
+	if !errors.Is(err, onetrip.ErrUndecided) || v.StoreErr == nil {
+		t.Fatalf("store down: %+v, %v: want a precheck error wrapping ErrUndecided", v, err)
 	}
 }
 
@@ -154,7 +160,7 @@ func TestClusterPrecheckRunsAlongsideTheTiers(t *testing.T) {
 	t.Cleanup(func() { rdb.Close() })
 	prefix := cl.Nodes[0].Prefix
 	l := limits.New(limits.NewRedisStore(rdb, prefix+"rl:"), limits.WithTimeout(3*time.Second))
-	if !l.CanPrecheck() {
+	if !limits.CanPrecheck(l) {
 		t.Fatal("a limiter on a Cluster must take prechecks: it sends them alongside the tiers")
 	}
 	o := op(policy.Tier{Name: "two", Limit: 2, Window: time.Hour, Key: policy.KeyIP},
@@ -164,9 +170,8 @@ func TestClusterPrecheckRunsAlongsideTheTiers(t *testing.T) {
 
 	// Down: refused for the flag, ten times; every charge is given back.
 	for i := range 10 {
-		v := l.Decide(httptest.NewRequest("GET", "/x", nil), o, limits.Caller{}, pre)
-		if !errors.Is(v.PrecheckErr, errFlagDown) {
-			t.Fatalf("flag down, request %d: PrecheckErr = %v, want the flag's error", i+1, v.PrecheckErr)
+		if _, err := decide(l, o, pre); !errors.Is(err, errFlagDown) {
+			t.Fatalf("flag down, request %d: precheck error = %v, want the flag's error", i+1, err)
 		}
 	}
 	if pre.checks != 10 {
@@ -174,11 +179,11 @@ func TestClusterPrecheckRunsAlongsideTheTiers(t *testing.T) {
 	}
 	rdb.Set(ctx, pre.key, "ok", time.Hour)
 	for i := range 2 {
-		if v := l.Decide(httptest.NewRequest("GET", "/x", nil), o, limits.Caller{}, pre); !v.Allowed || v.PrecheckErr != nil {
+		if v, err := decide(l, o, pre); !v.Allowed || err != nil {
 			t.Fatalf("flag up, request %d: %+v, want admitted (the refused requests were refunded)", i+1, v)
 		}
 	}
-	if v := l.Decide(httptest.NewRequest("GET", "/x", nil), o, limits.Caller{}, pre); v.Allowed || v.Denied != 1 {
+	if v, _ := decide(l, o, pre); v.Allowed || v.Denied != 1 {
 		t.Errorf("third request: %+v, want refused by the tier of two", v)
 	}
 }

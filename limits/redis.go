@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/internal/redislua"
 )
 
@@ -167,7 +168,7 @@ func (s *RedisStore) canPrecheck() bool { return true }
 // allowPrechecked runs the precheck and, only when it holds, decides every
 // tier, in one script. A precheck that cannot ride in that script (on
 // another Redis, or on a Cluster) is checked alongside the tiers instead.
-func (s *RedisStore) allowPrechecked(ctx context.Context, pre Precheck, reqs []Request, results []Result) (allowed bool, preErr, err error) {
+func (s *RedisStore) allowPrechecked(ctx context.Context, pre onetrip.Precheck, reqs []Request, results []Result) (allowed bool, preErr, err error) {
 	client, fn, keys0, args0 := pre.Script()
 	if client == nil {
 		// Checked in process: no round trip to save, nothing to refund.
@@ -210,7 +211,7 @@ func (s *RedisStore) allowPrechecked(ctx context.Context, pre Precheck, reqs []R
 // refused credential costs its owner's buckets nothing once the refund
 // lands (a concurrent request may see the charge meanwhile; on one Redis
 // the gated script charges nothing at all).
-func (s *RedisStore) allowAlongside(ctx context.Context, pre Precheck, reqs []Request, results []Result) (allowed bool, preErr, err error) {
+func (s *RedisStore) allowAlongside(ctx context.Context, pre onetrip.Precheck, reqs []Request, results []Result) (allowed bool, preErr, err error) {
 	checked := make(chan error, 1)
 	go func() { checked <- pre.Check(ctx) }()
 	allowed, err = s.Allow(ctx, reqs, results)
@@ -251,18 +252,14 @@ func (s *RedisStore) refund(ctx context.Context, reqs []Request, results []Resul
 	}
 }
 
-// Preload loads the rate-limit script, and the one that runs each precheck
-// given first, into Redis, so that the first requests after a start do not
-// each pay a round trip to load it (a burst of them would otherwise queue
-// behind the loads and time out).
-func (s *RedisStore) Preload(ctx context.Context, prechecks ...Precheck) error {
+// Preload loads the rate-limit scripts into Redis, with the one that runs
+// each credential store's check first, so that the first requests after a
+// start do not each pay a round trip to load them (a burst of them would
+// otherwise queue behind the loads and time out).
+func (s *RedisStore) Preload(ctx context.Context) error {
 	scripts := []*redis.Script{allowScript, refundScript}
-	for _, p := range prechecks {
-		client, fn, keys, args := p.Script()
-		if client == nil {
-			continue
-		}
-		shape := gateShape{fn: fn, nk: len(keys), na: len(args)}
+	for _, g := range onetrip.Gates() {
+		shape := gateShape{fn: g.Fn, nk: g.NK, na: g.NA}
 		sc, _ := s.gated.LoadOrStore(shape, gatedScript(shape.fn, shape.nk, shape.na))
 		scripts = append(scripts, sc.(*redis.Script))
 	}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/policy"
 )
 
@@ -98,27 +99,10 @@ type Store interface {
 	Allow(ctx context.Context, reqs []Request, results []Result) (allowed bool, err error)
 }
 
-// Precheck is a condition decided before the tiers, in the same store
-// call when the store can: the liveness of the credential a request
-// presents (security.Gate is one). When it fails nothing is charged (on a
-// Redis Cluster, where it is checked alongside the tiers, what they
-// charged is refunded).
-type Precheck interface {
-	// Check decides the precheck alone: nil while it holds.
-	Check(ctx context.Context) error
-	// Script returns the precheck as the Lua function
-	// `local function gate(gk, ga, now)` (0 while it holds, a code
-	// otherwise) with its keys and arguments, and the Redis client whose
-	// keys they are. A RedisStore on that same client runs the function in
-	// its own script: one round trip for the credential and every tier.
-	// client is nil when the precheck has no script.
-	Script() (client any, fn string, keys []string, args []any)
-	// Failed turns a non-zero code of the function into Check's error.
-	Failed(code int64) error
-}
-
-// prechecker is a Store that can decide a Precheck in the same call as the
-// tiers (RedisStore).
+// prechecker is a Store that can decide a precheck (a credential's
+// liveness, see internal/onetrip) in the same call as the tiers
+// (RedisStore). When it fails nothing is charged (on a Redis Cluster,
+// where it is checked alongside the tiers, what they charged is refunded).
 type prechecker interface {
 	// canPrecheck reports whether allowPrechecked saves a round trip.
 	canPrecheck() bool
@@ -126,7 +110,7 @@ type prechecker interface {
 	// (alongside, with a refund, elsewhere): when pre fails nothing is
 	// charged and preErr says why. err reports a store that could not
 	// answer either question.
-	allowPrechecked(ctx context.Context, pre Precheck, reqs []Request, results []Result) (allowed bool, preErr, err error)
+	allowPrechecked(ctx context.Context, pre onetrip.Precheck, reqs []Request, results []Result) (allowed bool, preErr, err error)
 }
 
 // gcra is the whole algorithm. tat is the bucket's theoretical arrival time

@@ -152,7 +152,7 @@ func (a *Accounts) bounded(own []string, acct *Account) []string {
 
 // hold decides a credential verified locally. It reads the account
 // (nothing when a is nil), lets build make the principal for that state,
-// then runs check c in the store, or, when gated, returns it as a Gate for
+// then runs check c in the store, or, when gated, returns it as a gate for
 // the rate-limit call to run. When the store says the account changed, it
 // reads the account again and decides again; unmarked, when not nil,
 // restores an API key's missing mark from its durable record. dead is
@@ -161,7 +161,7 @@ func (a *Accounts) bounded(own []string, acct *Account) []string {
 // refused without asking the store again (and without charging its
 // owner's tiers on a Redis Cluster, where they go alongside the check).
 func (a *Accounts) hold(ctx context.Context, store Checker, c Check, gated bool,
-	build func(acct *Account) (*Principal, error), unmarked func(ctx context.Context) error, dead func()) (*Principal, *Gate, error) {
+	build func(acct *Account) (*Principal, error), unmarked func(ctx context.Context) error, dead func()) (*Principal, *gate, error) {
 	var acct *Account
 	if a != nil {
 		var err error
@@ -185,7 +185,7 @@ func (a *Accounts) hold(ctx context.Context, store Checker, c Check, gated bool,
 			return nil, nil, err
 		}
 		if gated {
-			g := NewGate(store, c)
+			g := newGate(store, c)
 			g.dead = dead
 			return p, g, nil
 		}

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/policy"
 )
 
@@ -189,14 +190,14 @@ func (s *APIKeyService) Carries(_ *policy.Scheme, claim string) bool {
 	return claim == ClaimSubject || claim == ClaimRole
 }
 
-// AuthenticateDeferred is Authenticate with the store check of what it
-// verified left to the returned Gate (nil when there is nothing to check),
-// for the guard to run in the rate-limit call.
-func (s *APIKeyService) AuthenticateDeferred(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*Principal, *Gate, error) {
-	return s.authenticate(ctx, r, scheme, true)
+// authenticateDeferred is Authenticate with the store check of what it
+// verified left to the returned precheck (nil when there is nothing to
+// check), for the guard to run in the rate-limit call (see onetrip).
+func (s *APIKeyService) authenticateDeferred(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*Principal, onetrip.Precheck, error) {
+	return deferred(s.authenticate(ctx, r, scheme, true))
 }
 
-func (s *APIKeyService) authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme, gated bool) (*Principal, *Gate, error) {
+func (s *APIKeyService) authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme, gated bool) (*Principal, *gate, error) {
 	values := r.Header.Values(scheme.Param)
 	switch len(values) {
 	case 0:
@@ -229,7 +230,7 @@ func (s *APIKeyService) Verify(ctx context.Context, key string) (*APIKey, *Princ
 	return ck.key, p, nil
 }
 
-func (s *APIKeyService) verify(ctx context.Context, value, scheme string, gated bool) (*Principal, *Gate, error) {
+func (s *APIKeyService) verify(ctx context.Context, value, scheme string, gated bool) (*Principal, *gate, error) {
 	id, secret, ok := splitKey(value)
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: not a specguard API key", ErrInvalid)

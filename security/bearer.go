@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/policy"
 )
 
@@ -28,14 +29,14 @@ func (BearerAuthenticator) Carries(_ *policy.Scheme, claim string) bool {
 	return claim == ClaimSubject || claim == ClaimRole || claim == ClaimFamily
 }
 
-// AuthenticateDeferred is Authenticate with the store check of what it
-// verified left to the returned Gate (nil when there is nothing to check),
-// for the guard to run in the rate-limit call.
-func (b BearerAuthenticator) AuthenticateDeferred(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*Principal, *Gate, error) {
-	return b.authenticate(ctx, r, scheme, true)
+// authenticateDeferred is Authenticate with the store check of what it
+// verified left to the returned precheck (nil when there is nothing to
+// check), for the guard to run in the rate-limit call (see onetrip).
+func (b BearerAuthenticator) authenticateDeferred(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*Principal, onetrip.Precheck, error) {
+	return deferred(b.authenticate(ctx, r, scheme, true))
 }
 
-func (b BearerAuthenticator) authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme, gated bool) (*Principal, *Gate, error) {
+func (b BearerAuthenticator) authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme, gated bool) (*Principal, *gate, error) {
 	raw, err := bearerCredential(r)
 	if raw == "" || err != nil {
 		return nil, nil, err

@@ -692,7 +692,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 			auth, r := security.BearerAuthenticator{Tokens: ts}, request(tok)
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, _, err := auth.AuthenticateDeferred(ctx, r, own); err != nil {
+				if _, _, err := security.AuthenticateDeferred(auth, ctx, r, own); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/policy"
 )
 
@@ -193,14 +194,14 @@ func (s *SessionService) Carries(_ *policy.Scheme, claim string) bool {
 	return claim == ClaimSubject || claim == ClaimRole
 }
 
-// AuthenticateDeferred is Authenticate with the store check of what it
-// verified left to the returned Gate (nil when there is nothing to check),
-// for the guard to run in the rate-limit call.
-func (s *SessionService) AuthenticateDeferred(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*Principal, *Gate, error) {
-	return s.authenticate(ctx, r, scheme, true)
+// authenticateDeferred is Authenticate with the store check of what it
+// verified left to the returned precheck (nil when there is nothing to
+// check), for the guard to run in the rate-limit call (see onetrip).
+func (s *SessionService) authenticateDeferred(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*Principal, onetrip.Precheck, error) {
+	return deferred(s.authenticate(ctx, r, scheme, true))
 }
 
-func (s *SessionService) authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme, gated bool) (*Principal, *Gate, error) {
+func (s *SessionService) authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme, gated bool) (*Principal, *gate, error) {
 	var value string
 	n := 0
 	for _, c := range r.Cookies() {

@@ -143,21 +143,6 @@ type Checker interface {
 	Check(ctx context.Context, c Check) error
 }
 
-// ScriptChecker is a Checker that can also hand a Check over as a Lua
-// function, so that a Redis rate-limit store on the same client runs it in
-// its own script (see Gate): one round trip for the credential and every
-// tier. A wrapper of such a store (metrics, say) should forward it.
-type ScriptChecker interface {
-	Checker
-	// CheckScript returns c as the Lua function
-	// `local function gate(gk, ga, now)` (0 while the credential holds, a
-	// code otherwise), its keys and arguments, and the Redis client whose
-	// keys they are.
-	CheckScript(c Check) (client any, fn string, keys []string, args []any)
-	// CheckFailed turns a non-zero code of the function into Check's error.
-	CheckFailed(code int64) error
-}
-
 // FamilyStore keeps logins: what TokenService needs.
 type FamilyStore interface {
 	Checker

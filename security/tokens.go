@@ -554,7 +554,7 @@ func (t *TokenService) VerifyAccess(ctx context.Context, raw string) (*Claims, e
 
 // hold runs, or when gated defers, the store check of verified claims c and
 // returns the principal they make for scheme.
-func (t *TokenService) hold(ctx context.Context, c *Claims, scheme string, gated bool) (*Principal, *Gate, error) {
+func (t *TokenService) hold(ctx context.Context, c *Claims, scheme string, gated bool) (*Principal, *gate, error) {
 	if c.revoked.Load() {
 		return nil, nil, fmt.Errorf("%w: credential revoked", ErrInvalid)
 	}

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/specguard/specguard/internal/clientspan"
+	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/security"
 )
 
@@ -155,19 +156,27 @@ func (s *meteredStore) Ping(ctx context.Context) error {
 	return s.call(ctx, "ping", func(ctx context.Context) error { return s.next.Ping(ctx) })
 }
 
-// CheckScript forwards security.ScriptChecker, so that credential checks
-// still ride in the rate-limit script (a Redis store); a store that has no
-// script gets none, and its checks cost a call of their own.
+// scriptChecker is what expresses a store's checks in Lua (see
+// internal/onetrip): the metered store forwards it, so that credential
+// checks still ride in the rate-limit script.
+type scriptChecker interface {
+	CheckScript(c security.Check) (client any, fn string, keys []string, args []any)
+	CheckFailed(code int64) error
+}
+
+// CheckScript forwards the wrapped store's check script (a Redis store's);
+// a store that has no script gets none, and its checks cost a call of
+// their own.
 func (s *meteredStore) CheckScript(c security.Check) (client any, fn string, keys []string, args []any) {
-	if sc, ok := s.next.(security.ScriptChecker); ok {
+	if sc, ok := onetrip.Scripter(s.next).(scriptChecker); ok {
 		return sc.CheckScript(c)
 	}
 	return nil, "", nil, nil
 }
 
-// CheckFailed forwards security.ScriptChecker.
+// CheckFailed forwards the wrapped store's.
 func (s *meteredStore) CheckFailed(code int64) error {
-	if sc, ok := s.next.(security.ScriptChecker); ok {
+	if sc, ok := onetrip.Scripter(s.next).(scriptChecker); ok {
 		return sc.CheckFailed(code)
 	}
 	return fmt.Errorf("%w: the store has no check script", security.ErrUnavailable)

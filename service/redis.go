@@ -11,7 +11,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/specguard/specguard/limits"
-	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/security/redisstore"
 )
 
@@ -114,7 +113,7 @@ func openRedis(ctx context.Context, cfg *Config, d *Deps) error {
 		rdb.Close()
 		return fmt.Errorf("SPECGUARD_REDIS_URL: %v", err)
 	}
-	if err := ls.Preload(pctx, security.NewGate(store, security.Check{})); err != nil {
+	if err := ls.Preload(pctx); err != nil {
 		rdb.Close()
 		return fmt.Errorf("SPECGUARD_REDIS_URL: %v", err)
 	}

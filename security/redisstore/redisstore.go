@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/internal/redislua"
 	"github.com/specguard/specguard/security"
 )
@@ -298,15 +299,30 @@ func (s *Store) gate(c security.Check) (keys []string, args []any) {
 	return []string{record, s.acctKey(c.Subject)}, []any{kind, c.JTI, c.AccountStamp}
 }
 
-// CheckScript implements security.ScriptChecker: c as gateFunc, its keys
-// and arguments, on this store's client.
-func (s *Store) CheckScript(c security.Check) (client any, fn string, keys []string, args []any) {
-	keys, args = s.gate(c)
-	return s.rdb, gateFunc, keys, args
+func init() {
+	// The shape does not depend on the check's values.
+	keys, args := (&Store{}).gate(security.Check{})
+	onetrip.RegisterScripter(func(store any) any {
+		if s, ok := store.(*Store); ok {
+			return scripter{s}
+		}
+		return nil
+	}, onetrip.Gate{Fn: gateFunc, NK: len(keys), NA: len(args)})
 }
 
-// CheckFailed implements security.ScriptChecker.
-func (s *Store) CheckFailed(code int64) error { return gateError(code) }
+// scripter expresses a Store's checks as gateFunc, for a rate-limit script
+// on the same client to run first (see internal/onetrip).
+type scripter struct{ s *Store }
+
+// CheckScript returns c as gateFunc, its keys and arguments, on the
+// store's client.
+func (sc scripter) CheckScript(c security.Check) (client any, fn string, keys []string, args []any) {
+	keys, args = sc.s.gate(c)
+	return sc.s.rdb, gateFunc, keys, args
+}
+
+// CheckFailed maps a non-zero code of gateFunc to Check's error.
+func (scripter) CheckFailed(code int64) error { return gateError(code) }
 
 // gateError maps gateFunc's codes to Check's errors.
 func gateError(code int64) error {

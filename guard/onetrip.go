@@ -1,0 +1,45 @@
+package guard
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/specguard/specguard/internal/onetrip"
+	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
+)
+
+// decideFunc and deferFunc are the private forms of a *limits.Limiter's
+// Decide and of specguard's authenticators' Authenticate (see
+// internal/onetrip), which carry a credential's store check into the
+// rate-limit call: one round trip on Redis instead of two.
+type (
+	decideFunc = func(*http.Request, *policy.Operation, limits.Caller, onetrip.Precheck, *onetrip.Field) (limits.Verdict, error)
+	deferFunc  = func(context.Context, *http.Request, *policy.Scheme) (*security.Principal, onetrip.Precheck, error)
+)
+
+// resolveOneTrip finds the private forms of the limiter and the
+// authenticators, once. A limiter or authenticator of the user's own has
+// none: it works, each store check costing a call of its own.
+func (g *Guard) resolveOneTrip() {
+	l, ok := g.limiter.(*limits.Limiter)
+	if !ok {
+		return
+	}
+	hook, _ := onetrip.Decider.(func(*limits.Limiter) (decideFunc, bool))
+	if hook == nil {
+		return
+	}
+	g.decideFn, g.defer_ = hook(l)
+	deferrer, _ := onetrip.Deferrer.(func(any) deferFunc)
+	if !g.defer_ || deferrer == nil {
+		return
+	}
+	g.deferFns = map[policy.SchemeType]deferFunc{}
+	for t, a := range g.auth {
+		if d := deferrer(a); d != nil {
+			g.deferFns[t] = d
+		}
+	}
+}

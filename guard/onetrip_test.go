@@ -1,0 +1,86 @@
+package guard
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/redisstore"
+)
+
+const oneTripSpec = `
+openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /things:
+    get:
+      operationId: listThings
+      security: [{bearer: []}, {key: []}, {cookie: []}]
+      x-rate-limit:
+        - {name: per-ip, limit: 10, window: 1m, key: ip}
+      responses: {'200': {description: ok}}
+components:
+  securitySchemes:
+    bearer: {type: http, scheme: bearer}
+    key: {type: apiKey, in: header, name: X-API-Key}
+    cookie: {type: apiKey, in: cookie, name: sid}
+`
+
+// The private one-round-trip path is found by type assertions on hooks
+// that limits and security fill in: when a signature changes on one side
+// only, the guard would silently lose it. This test says so instead.
+func TestOneTripIsResolved(t *testing.T) {
+	table, err := policy.Compile("t.yaml", []byte(oneTripSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	r.Get("/things", func(http.ResponseWriter, *http.Request) {})
+	key, err := security.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No connection is made until a command is sent.
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer rdb.Close()
+	store := redisstore.New(rdb, "t:", 0)
+	tokens, err := security.NewTokenService("i", "a", key, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auths := []Option{
+		WithAuthenticator(policy.SchemeBearer, security.BearerAuthenticator{Tokens: tokens}),
+		WithAuthenticator(policy.SchemeAPIKeyHeader, security.NewAPIKeyService(store, security.NewMemoryKeyRecords(nil))),
+		WithAuthenticator(policy.SchemeAPIKeyCookie, security.NewSessionService(store, table.RoleScopes)),
+	}
+	for _, c := range []struct {
+		name           string
+		store          limits.Store
+		defers         bool
+		deferredScheme int
+	}{
+		{"redis", limits.NewRedisStore(rdb, "t:rl:"), true, 3},
+		{"memory", limits.NewMemoryStore(nil), false, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g, err := New(table, r, append(auths, WithLimiter(limits.New(c.store)))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g.decideFn == nil {
+				t.Error("the limiter's private decision was not found (onetrip.Decider's type and decideFunc differ)")
+			}
+			if g.defer_ != c.defers {
+				t.Errorf("defers = %v, want %v", g.defer_, c.defers)
+			}
+			if len(g.deferFns) != c.deferredScheme {
+				t.Errorf("%d authenticators defer, want %d (onetrip.Deferrer's type and deferFunc differ?)", len(g.deferFns), c.deferredScheme)
+			}
+		})
+	}
+}

@@ -1,0 +1,97 @@
+// Package onetrip is the private path by which a credential's store check
+// rides in the rate-limit store call, so that a guarded request on one
+// Redis costs one round trip instead of two. It is no one's public API:
+// the packages that own the types fill in its hooks when they are loaded
+// (security, security/redisstore, limits), and the guard reads them once,
+// when it is built. A user's own authenticator, limiter or store works
+// without any of it, only without the saved round trip.
+package onetrip
+
+import (
+	"context"
+	"errors"
+)
+
+// Precheck is a store check left for later: a credential verified locally
+// (a token's family, a session, a key, an account's version) that must
+// still be live. The limiter decides it first, in the same store call as
+// the tiers when its store can; nothing is charged when it fails.
+type Precheck interface {
+	// Check runs the precheck on its own: nil while it holds.
+	Check(ctx context.Context) error
+	// Script returns it as the Lua function
+	// `local function gate(gk, ga, now)` (0 while it holds, a code
+	// otherwise), its keys and arguments, and the Redis client whose keys
+	// they are; a nil client when it cannot be run in a script.
+	Script() (client any, fn string, keys []string, args []any)
+	// Failed turns a non-zero code of the function into Check's error.
+	Failed(code int64) error
+}
+
+// ErrUndecided wraps a precheck's error when the store could not answer:
+// the request is refused, whatever the tiers' on-store-error says.
+var ErrUndecided = errors.New("precheck could not be decided")
+
+// ErrRecheck: a deferred check found the account in another state, or an
+// API key without a mark. Nothing was decided: authenticate again without
+// deferring, which reads the account and the key's record anew.
+var ErrRecheck = errors.New("credential must be checked again")
+
+// Field is room for one RateLimit field value and its bytes, kept by the
+// guard in the allocation it makes per request anyway.
+type Field struct {
+	V   [1]string
+	Buf [120]byte
+}
+
+// The hooks. Their types name the owners' types, which this package cannot
+// import; the guard asserts them once, when it is built, and a test there
+// checks that the assertions hold.
+var (
+	// Decider is set by limits:
+	// func(*limits.Limiter) (decide func(*http.Request, *policy.Operation,
+	// limits.Caller, Precheck, *Field) (limits.Verdict, error), prechecks bool).
+	Decider any
+	// Deferrer is set by security:
+	// func(auth any) func(context.Context, *http.Request, *policy.Scheme)
+	// (*security.Principal, Precheck, error), nil for an authenticator that
+	// cannot defer its check.
+	Deferrer any
+)
+
+// Registered from init functions only, so read without a lock.
+var (
+	scripters []func(store any) any
+	gates     []Gate
+)
+
+// Gate is the shape of a store's check function: the gated rate-limit
+// script is built per shape, and loaded at start for every shape known.
+type Gate struct {
+	Fn     string
+	NK, NA int
+}
+
+// RegisterScripter adds f, which returns for a credential store of its
+// package the value that expresses its checks in Lua (nil for others),
+// and the shape of its check function. Call it from an init function.
+func RegisterScripter(f func(store any) any, g Gate) {
+	scripters = append(scripters, f)
+	gates = append(gates, g)
+}
+
+// Scripter returns what a registered package says expresses store's checks
+// in Lua, or nil.
+func Scripter(store any) any {
+	for _, f := range scripters {
+		if s := f(store); s != nil {
+			return s
+		}
+	}
+	return nil
+}
+
+// Gates returns the shapes of every registered check function.
+func Gates() []Gate {
+	return append([]Gate(nil), gates...)
+}

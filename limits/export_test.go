@@ -1,0 +1,28 @@
+package limits
+
+import (
+	"net/http"
+
+	"github.com/specguard/specguard/internal/onetrip"
+	"github.com/specguard/specguard/policy"
+)
+
+// DecidePrechecked is the guard's private decision: pre checked first, in
+// the same store call when the store can.
+func DecidePrechecked(l *Limiter, r *http.Request, op *policy.Operation, c Caller, pre onetrip.Precheck) (Verdict, error) {
+	return l.decide(r, op, c, pre, nil)
+}
+
+// CanPrecheck reports whether l's store takes a precheck in its own call.
+func CanPrecheck(l *Limiter) bool {
+	_, ok := onetrip.Decider.(func(*Limiter) (func(*http.Request, *policy.Operation, Caller, onetrip.Precheck, *onetrip.Field) (Verdict, error), bool))
+	ps, can := l.store.(prechecker)
+	return ok && can && ps.canPrecheck()
+}
+
+// DecideInto decides an anonymous request with the RateLimit value
+// formatted into f.
+func DecideInto(l *Limiter, r *http.Request, op *policy.Operation, f *onetrip.Field) Verdict {
+	v, _ := l.decide(r, op, Caller{}, nil, f)
+	return v
+}
