@@ -14,6 +14,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/specguard/specguard/internal/ctxkey"
 	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
@@ -531,10 +532,10 @@ func (c *requestContext) Value(key any) any {
 	if key == chi.RouteCtxKey && c.rctx != nil {
 		return c.rctx
 	}
-	if security.IsContextKey(key) {
+	switch key {
+	case ctxkey.Principal:
 		return c.p
-	}
-	if policy.IsContextKey(key) {
+	case ctxkey.Operation:
 		return c.op
 	}
 	return c.Context.Value(key)

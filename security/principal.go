@@ -3,6 +3,8 @@ package security
 import (
 	"context"
 	"slices"
+
+	"github.com/specguard/specguard/internal/ctxkey"
 )
 
 // Principal is a verified caller. The guard puts it in the request context;
@@ -50,25 +52,15 @@ func (p *Principal) HasScopes(scopes []string) bool {
 	return true
 }
 
-type principalKey struct{}
-
 // NewContext returns a copy of ctx carrying p.
 func NewContext(ctx context.Context, p *Principal) context.Context {
-	return context.WithValue(ctx, principalKey{}, p)
-}
-
-// IsContextKey reports whether key is the one FromContext looks up, so a
-// context type that carries the principal itself (the guard's per-request
-// context does, to allocate once) can answer Value(key) with it.
-func IsContextKey(key any) bool {
-	_, ok := key.(principalKey)
-	return ok
+	return context.WithValue(ctx, ctxkey.Principal, p)
 }
 
 // FromContext returns the verified caller of this request, or nil for an
 // anonymous caller or a public operation.
 func FromContext(ctx context.Context) *Principal {
-	p, _ := ctx.Value(principalKey{}).(*Principal)
+	p, _ := ctx.Value(ctxkey.Principal).(*Principal)
 	return p
 }
 
