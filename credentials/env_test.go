@@ -21,6 +21,7 @@ import (
 	"github.com/specguard/specguard/internal/pgtest"
 	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/limits/redislimit"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/security/redisstore"
@@ -69,7 +70,7 @@ func memoryState(*testing.T) (security.Store, limits.Store) {
 func redisState(t *testing.T) (security.Store, limits.Store) {
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
-	return redisstore.New(rdb, srv.Prefix, 0), limits.NewRedisStore(rdb, srv.Prefix+"rl:")
+	return redisstore.New(rdb, srv.Prefix, 0), redislimit.New(rdb, srv.Prefix+"rl:")
 }
 
 // backends are the combinations the journeys run on: the package on both

@@ -8,7 +8,7 @@ import (
 
 	"github.com/specguard/specguard/credentials"
 	"github.com/specguard/specguard/internal/redistest"
-	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/limits/redislimit"
 	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/security/redisstore"
 )
@@ -121,7 +121,7 @@ func fleet(t *testing.T, state func(security.Store) security.Store) (x, y *env, 
 		if state != nil {
 			store = state(store)
 		}
-		return newEnvKey(t, nil, key, acc, keys, store, limits.NewRedisStore(rdb, srv.Prefix+"rl:"))
+		return newEnvKey(t, nil, key, acc, keys, store, redislimit.New(rdb, srv.Prefix+"rl:"))
 	}
 	xAccounts = &failingCommits{Accounts: accounts}
 	x, y = instance(xAccounts), instance(accounts)

@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/limits/redislimit"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/security/redisstore"
@@ -64,7 +65,7 @@ func TestOneTripIsResolved(t *testing.T) {
 		defers         bool
 		deferredScheme int
 	}{
-		{"redis", limits.NewRedisStore(rdb, "t:rl:"), true, 3},
+		{"redis", redislimit.New(rdb, "t:rl:"), true, 3},
 		{"memory", limits.NewMemoryStore(nil), false, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {

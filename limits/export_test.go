@@ -16,8 +16,7 @@ func DecidePrechecked(l *Limiter, r *http.Request, op *policy.Operation, c Calle
 // CanPrecheck reports whether l's store takes a precheck in its own call.
 func CanPrecheck(l *Limiter) bool {
 	_, ok := onetrip.Decider.(func(*Limiter) (func(*http.Request, *policy.Operation, Caller, onetrip.Precheck, *onetrip.Field) (Verdict, error), bool))
-	ps, can := l.store.(prechecker)
-	return ok && can && ps.canPrecheck()
+	return ok && l.prechecked != nil
 }
 
 // DecideInto decides an anonymous request with the RateLimit value

@@ -71,6 +71,7 @@ type Limiter struct {
 	tracer  trace.Tracer // nil: no tracing
 	system  string
 
+	prechecked  allowPrechecked // nil: the store cannot take a precheck
 	storeErrors atomic.Int64
 	lastLog     atomic.Int64
 	policies    sync.Map // *policy.Operation -> *policyCache
@@ -81,6 +82,9 @@ func New(store Store, opts ...Option) *Limiter {
 	l := &Limiter{store: store, ip: defaultClientIP, v6bits: 64, timeout: 100 * time.Millisecond}
 	for _, opt := range opts {
 		opt(l)
+	}
+	if hook, ok := onetrip.PrecheckStore.(func(Store) allowPrechecked); ok {
+		l.prechecked = hook(store)
 	}
 	return l
 }
@@ -210,8 +214,7 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 func init() {
 	onetrip.Decider = func(l *Limiter) (func(*http.Request, *policy.Operation, Caller, onetrip.Precheck, *onetrip.Field) (Verdict, error), bool) {
-		ps, ok := l.store.(prechecker)
-		return l.decide, ok && ps.canPrecheck()
+		return l.decide, l.prechecked != nil
 	}
 }
 
@@ -267,11 +270,11 @@ func (l *Limiter) decide(r *http.Request, op *policy.Operation, c Caller, pre on
 
 	var allowed bool
 	var err error
-	switch ps, ok := l.store.(prechecker); {
-	case pre != nil && ok:
+	switch {
+	case pre != nil && l.prechecked != nil:
 		start := l.clock()
 		sctx, span := clientspan.Start(ctx, l.tracer, "ratelimit", l.system, "ratelimit")
-		allowed, preErr, err = ps.allowPrechecked(sctx, pre, reqs, results)
+		allowed, preErr, err = l.prechecked(sctx, pre, reqs, results)
 		clientspan.End(span, err != nil, "rate-limit store failed")
 		l.observed(start, err)
 		if err == nil && preErr != nil {

@@ -3,6 +3,8 @@ package limits_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/limits/redislimit"
 	"github.com/specguard/specguard/policy"
 )
 
@@ -148,7 +151,7 @@ func TestWhoAndKeys(t *testing.T) {
 
 func TestStoreDown(t *testing.T) {
 	srv := redistest.Start(t)
-	store := limits.NewRedisStore(srv.Client(t), srv.Prefix)
+	store := redislimit.New(srv.Client(t), srv.Prefix)
 	logged := 0
 	l := limits.New(store, limits.WithTimeout(200*time.Millisecond),
 		limits.WithStoreErrorLog(func(*policy.Operation, error) { logged++ }))
@@ -231,5 +234,19 @@ func TestDecideIntoKeepsEarlierValues(t *testing.T) {
 	}
 	if want := `"ten";r=8;t=720`; second.Limit[0] != want {
 		t.Errorf("second = %q, want %q", second.Limit[0], want)
+	}
+}
+
+// A memory-only user of limits compiles no Redis client: the Redis store
+// is limits/redislimit.
+func TestLimitsDependsOnNoRedisClient(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.Contains(dep, "redis") {
+			t.Errorf("limits depends on %s", dep)
+		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/limits/redislimit"
 	"github.com/specguard/specguard/policy"
 )
 
@@ -60,7 +61,7 @@ func TestPrecheckFoldsIntoTheScript(t *testing.T) {
 	rdb := srv.Client(t)
 	trips := &redistest.RoundTrips{}
 	rdb.AddHook(trips)
-	l := limits.New(limits.NewRedisStore(rdb, srv.Prefix+"rl:"), limits.WithTimeout(time.Second))
+	l := limits.New(redislimit.New(rdb, srv.Prefix+"rl:"), limits.WithTimeout(time.Second))
 	if !limits.CanPrecheck(l) {
 		t.Fatal("a limiter on one Redis must precheck")
 	}
@@ -94,7 +95,7 @@ func TestPrecheckFoldsIntoTheScript(t *testing.T) {
 func TestPrecheckElsewhereRunsOnItsOwn(t *testing.T) {
 	srv := redistest.Start(t)
 	other := redistest.Start(t)
-	l := limits.New(limits.NewRedisStore(srv.Client(t), srv.Prefix+"rl:"), limits.WithTimeout(time.Second))
+	l := limits.New(redislimit.New(srv.Client(t), srv.Prefix+"rl:"), limits.WithTimeout(time.Second))
 	o := op(policy.Tier{Name: "two", Limit: 2, Window: time.Hour, Key: policy.KeyIP})
 	rdb := other.Client(t)
 	pre := &flag{rdb: rdb, key: other.Prefix + "flag"}
@@ -113,7 +114,7 @@ func TestPrecheckElsewhereRunsOnItsOwn(t *testing.T) {
 func TestPrecheckFailsClosedWhenTheStoreIsDown(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
-	l := limits.New(limits.NewRedisStore(rdb, srv.Prefix+"rl:"), limits.WithTimeout(200*time.Millisecond))
+	l := limits.New(redislimit.New(rdb, srv.Prefix+"rl:"), limits.WithTimeout(200*time.Millisecond))
 	o := op(policy.Tier{Name: "lenient", Limit: 2, Window: time.Hour, Key: policy.KeyIP, AllowOnStoreError: true})
 	pre := &flag{rdb: rdb, key: srv.Prefix + "flag"}
 	srv.Stop()
@@ -159,7 +160,7 @@ func TestClusterPrecheckRunsAlongsideTheTiers(t *testing.T) {
 	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
 	t.Cleanup(func() { rdb.Close() })
 	prefix := cl.Nodes[0].Prefix
-	l := limits.New(limits.NewRedisStore(rdb, prefix+"rl:"), limits.WithTimeout(3*time.Second))
+	l := limits.New(redislimit.New(rdb, prefix+"rl:"), limits.WithTimeout(3*time.Second))
 	if !limits.CanPrecheck(l) {
 		t.Fatal("a limiter on a Cluster must take prechecks: it sends them alongside the tiers")
 	}

@@ -99,23 +99,16 @@ type Store interface {
 	Allow(ctx context.Context, reqs []Request, results []Result) (allowed bool, err error)
 }
 
-// prechecker is a Store that can decide a precheck (a credential's
-// liveness, see internal/onetrip) in the same call as the tiers
-// (RedisStore). When it fails nothing is charged (on a Redis Cluster,
-// where it is checked alongside the tiers, what they charged is refunded).
-type prechecker interface {
-	// canPrecheck reports whether allowPrechecked saves a round trip.
-	canPrecheck() bool
-	// allowPrechecked is Allow preceded by pre, atomically on one Redis
-	// (alongside, with a refund, elsewhere): when pre fails nothing is
-	// charged and preErr says why. err reports a store that could not
-	// answer either question.
-	allowPrechecked(ctx context.Context, pre onetrip.Precheck, reqs []Request, results []Result) (allowed bool, preErr, err error)
-}
+// allowPrechecked is Allow preceded by a precheck (a credential's
+// liveness, see internal/onetrip), atomically on one Redis (alongside,
+// with a refund, on a Cluster): when pre fails nothing is charged and
+// preErr says why; err reports a store that could not answer either
+// question. The Redis store (limits/redislimit) has one.
+type allowPrechecked = func(ctx context.Context, pre onetrip.Precheck, reqs []Request, results []Result) (allowed bool, preErr, err error)
 
 // gcra is the whole algorithm. tat is the bucket's theoretical arrival time
 // (0 for a new bucket); all values are microseconds. It returns the new
-// tat to store when allowed. The Redis script is a line-for-line copy.
+// tat to store when allowed. The Redis script (limits/redislimit) is a line-for-line copy.
 func gcra(tat, now int64, r *Request, res *Result) int64 {
 	if tat < now {
 		tat = now

@@ -13,6 +13,7 @@ import (
 
 	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/limits/redislimit"
 	"github.com/specguard/specguard/policy"
 )
 
@@ -39,7 +40,7 @@ func stores(t *testing.T, suite func(t *testing.T, s limits.Store, advance func(
 	})
 	t.Run("redis", func(t *testing.T) {
 		srv := redistest.Start(t)
-		suite(t, limits.NewRedisStore(srv.Client(t), srv.Prefix), time.Sleep)
+		suite(t, redislimit.New(srv.Client(t), srv.Prefix), time.Sleep)
 	})
 }
 
@@ -120,7 +121,7 @@ func clusterStore(t *testing.T) limits.Store {
 	}
 	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
 	t.Cleanup(func() { rdb.Close() })
-	return limits.NewRedisStore(rdb, cl.Nodes[0].Prefix+"rl:")
+	return redislimit.New(rdb, cl.Nodes[0].Prefix+"rl:")
 }
 
 // On a Redis Cluster the tiers of one request live in different slots and
@@ -159,43 +160,6 @@ func TestCost(t *testing.T) {
 			}
 		}
 	})
-}
-
-func TestRedisKeyTTL(t *testing.T) {
-	srv := redistest.Start(t)
-	rdb := srv.Client(t)
-	s := limits.NewRedisStore(rdb, srv.Prefix)
-	allow(t, s, req("ttl", 5, time.Minute))
-	keys, _ := rdb.Keys(context.Background(), srv.Prefix+"*").Result()
-	if len(keys) != 1 || keys[0] != srv.Prefix+"{ttl}" {
-		t.Fatalf("keys = %v, want one hash-tagged key", keys)
-	}
-	ttl, _ := rdb.PTTL(context.Background(), keys[0]).Result()
-	if ttl <= 0 || ttl > time.Minute {
-		t.Fatalf("TTL = %s, want (0, 1m]", ttl)
-	}
-}
-
-// Two stores on one Redis are one limiter: whatever instance a request
-// reaches, the total admitted is the limit.
-func TestRedisInstancesShareOneTruth(t *testing.T) {
-	srv := redistest.Start(t)
-	a := limits.NewRedisStore(srv.Client(t), srv.Prefix)
-	b := limits.NewRedisStore(srv.Client(t), srv.Prefix)
-	r := req("shared", 10, time.Hour)
-	admitted := 0
-	for i := range 40 {
-		s := a
-		if i%2 == 1 {
-			s = b
-		}
-		if ok, _ := allow(t, s, r); ok {
-			admitted++
-		}
-	}
-	if admitted != 10 {
-		t.Fatalf("admitted %d across two instances, want 10", admitted)
-	}
 }
 
 func TestMemoryReclaimsIdleKeys(t *testing.T) {
@@ -312,7 +276,7 @@ func (c *pipelines) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 func TestRedisBatchesConcurrentCalls(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
-	s := limits.NewRedisStore(rdb, srv.Prefix)
+	s := redislimit.New(rdb, srv.Prefix)
 	allow(t, s, req("warm-up", 1, time.Hour)) // loads the script
 	hook := &pipelines{}
 	rdb.AddHook(hook)
@@ -345,7 +309,7 @@ func TestRedisBatchesConcurrentCalls(t *testing.T) {
 // A caller that gave up before its call was sent is not charged.
 func TestRedisAbandonedCallIsNotSent(t *testing.T) {
 	srv := redistest.Start(t)
-	s := limits.NewRedisStore(srv.Client(t), srv.Prefix)
+	s := redislimit.New(srv.Client(t), srv.Prefix)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	r := req("abandoned", 1, time.Hour)

@@ -18,6 +18,7 @@ import (
 	"github.com/specguard/specguard/internal/guardtest"
 	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/limits/redislimit"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/security/redisstore"
@@ -122,7 +123,7 @@ func fleets(t *testing.T, suite func(t *testing.T, f *accountFleet)) {
 		trips := &redistest.RoundTrips{}
 		rdb.AddHook(trips)
 		store := redisstore.New(rdb, srv.Prefix, time.Second)
-		f := newAccountFleet(t, store, limits.NewRedisStore(rdb, srv.Prefix+"rl:"), trips, func() {
+		f := newAccountFleet(t, store, redislimit.New(rdb, srv.Prefix+"rl:"), trips, func() {
 			keys, _ := rdb.Keys(context.Background(), srv.Prefix+"*").Result()
 			if len(keys) > 0 {
 				rdb.Del(context.Background(), keys...)
@@ -527,7 +528,7 @@ func TestMirrorExpiryUnderLoad(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
 	store := redisstore.New(rdb, srv.Prefix, time.Second)
-	f := newAccountFleet(t, store, limits.NewRedisStore(rdb, srv.Prefix+"rl:"), nil, nil)
+	f := newAccountFleet(t, store, redislimit.New(rdb, srv.Prefix+"rl:"), nil, nil)
 	f.addAccount("alice", "admin")
 	c := f.mint(t, "alice", "admin")
 	f.expect(t, "before", "/read", c, 200)

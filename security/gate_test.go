@@ -14,6 +14,7 @@ import (
 	"github.com/specguard/specguard/guard"
 	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/limits/redislimit"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/security/redisstore"
@@ -84,7 +85,7 @@ func newGateEnv(t *testing.T) *gateEnv {
 	ok := func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) }
 	r.Get("/items", ok)
 	r.Post("/items", ok)
-	limiter := limits.New(limits.NewRedisStore(rdb, srv.Prefix+"rl:"), limits.WithTimeout(time.Second))
+	limiter := limits.New(redislimit.New(rdb, srv.Prefix+"rl:"), limits.WithTimeout(time.Second))
 	g, err := guard.New(table, r,
 		guard.WithAuthenticator(policy.SchemeOAuth2, security.BearerAuthenticator{Tokens: ts}),
 		guard.WithLimiter(limiter), guard.WithoutRequestValidation())

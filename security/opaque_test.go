@@ -18,6 +18,7 @@ import (
 	"github.com/specguard/specguard/guard"
 	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/limits/redislimit"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/security/redisstore"
@@ -363,7 +364,7 @@ components:
 		t.Fatal(err)
 	}
 	var calls atomic.Int64
-	limiter := limits.New(limits.NewRedisStore(rdb, prefix+"rl:"), limits.WithTimeout(3*time.Second),
+	limiter := limits.New(redislimit.New(rdb, prefix+"rl:"), limits.WithTimeout(3*time.Second),
 		limits.WithStoreObserver(func(time.Duration, error) { calls.Add(1) }))
 	r := chi.NewRouter()
 	r.Get("/things", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) })

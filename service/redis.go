@@ -10,7 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/limits/redislimit"
 	"github.com/specguard/specguard/security/redisstore"
 )
 
@@ -105,7 +105,7 @@ func openRedis(ctx context.Context, cfg *Config, d *Deps) error {
 		return fmt.Errorf("SPECGUARD_REDIS_URL: cannot reach Redis: %v", err)
 	}
 	store := redisstore.New(rdb, "sg:", cfg.StoreTimeout)
-	ls := limits.NewRedisStore(rdb, "sg:rl:")
+	ls := redislimit.New(rdb, "sg:rl:")
 	// Ready before serving: scripts loaded and connections open, so that a
 	// burst at start waits neither for one nor for the other (either would
 	// eat the store timeout, and answer 503 with Redis healthy).

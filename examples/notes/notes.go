@@ -91,7 +91,7 @@ func newHandler(cfg config) (http.Handler, *policy.Table, error) {
 	g, err := guard.New(table, r,
 		guard.WithAuthenticator(policy.SchemeBearer, bearer),
 		guard.WithAuthenticator(policy.SchemeOAuth2, bearer),
-		guard.WithLimiter(limits.New(limits.NewMemoryStore(nil))), // several instances: limits.NewRedisStore
+		guard.WithLimiter(limits.New(limits.NewMemoryStore(nil))), // several instances: redislimit.New
 		guard.WithRealm("notes"),
 		guard.WithProblems(problems),
 	)

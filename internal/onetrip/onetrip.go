@@ -2,7 +2,8 @@
 // rides in the rate-limit store call, so that a guarded request on one
 // Redis costs one round trip instead of two. It is no one's public API:
 // the packages that own the types fill in its hooks when they are loaded
-// (security, security/redisstore, limits), and the guard reads them once,
+// (security, security/redisstore, limits,
+// limits/redislimit), and the guard reads them once,
 // when it is built. A user's own authenticator, limiter or store works
 // without any of it, only without the saved round trip.
 package onetrip
@@ -52,6 +53,11 @@ var (
 	// func(*limits.Limiter) (decide func(*http.Request, *policy.Operation,
 	// limits.Caller, Precheck, *Field) (limits.Verdict, error), prechecks bool).
 	Decider any
+	// PrecheckStore is set by limits/redislimit:
+	// func(limits.Store) func(context.Context, Precheck, []limits.Request,
+	// []limits.Result) (allowed bool, preErr, err error), nil for a store
+	// that cannot decide a precheck in its own call.
+	PrecheckStore any
 	// Deferrer is set by security:
 	// func(auth any) func(context.Context, *http.Request, *policy.Scheme)
 	// (*security.Principal, Precheck, error), nil for an authenticator that

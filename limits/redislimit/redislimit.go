@@ -1,4 +1,7 @@
-package limits
+// Package redislimit is the Redis store of package limits: buckets shared by
+// every instance, on one Redis or a Redis Cluster, one script call per
+// request. Start with New, and give the store to limits.New.
+package redislimit
 
 import (
 	"context"
@@ -11,9 +14,10 @@ import (
 
 	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/internal/redislua"
+	"github.com/specguard/specguard/limits"
 )
 
-// allowScript is gcra (store.go) in Lua, for every bucket of one request at
+// allowScript is the limits package's GCRA (its gcra function) in Lua, for every bucket of one request at
 // once: all are decided, and only when every one admits are they charged.
 // Time is Redis TIME in microseconds, so app servers' clocks do not matter;
 // every integer stays below 2^53, where Lua's doubles are exact.
@@ -89,12 +93,12 @@ type gateShape struct {
 	nk, na int
 }
 
-// RedisStore keeps buckets in Redis, shared by every instance: one script
-// call decides every tier of a request. Keys carry a {hash tag} per
+// Store keeps buckets in Redis, shared by every instance: one script call
+// decides every tier of a request. Keys carry a {hash tag} per
 // bucket; on a Redis Cluster, tiers whose keys live in different slots are
 // decided by one call each, in one pipeline, and when one refuses, what
 // the others charged is refunded: all or nothing once the refund lands.
-type RedisStore struct {
+type Store struct {
 	rdb     redis.UniversalClient
 	prefix  string
 	cluster bool
@@ -102,16 +106,26 @@ type RedisStore struct {
 	batch   *batcher // nil on a Cluster
 }
 
-var _ Store = (*RedisStore)(nil)
+var _ limits.Store = (*Store)(nil)
 
-// NewRedisStore returns a store on rdb; keys start with prefix ("sg:rl:"
-// when empty).
-func NewRedisStore(rdb redis.UniversalClient, prefix string) *RedisStore {
+func init() {
+	// The limiter's private path (internal/onetrip): a credential's check
+	// in the same script as the tiers.
+	onetrip.PrecheckStore = func(store limits.Store) func(context.Context, onetrip.Precheck, []limits.Request, []limits.Result) (bool, error, error) {
+		if s, ok := store.(*Store); ok {
+			return s.allowPrechecked
+		}
+		return nil
+	}
+}
+
+// New returns a store on rdb; keys start with prefix ("sg:rl:" when empty).
+func New(rdb redis.UniversalClient, prefix string) *Store {
 	if prefix == "" {
 		prefix = "sg:rl:"
 	}
 	_, cluster := rdb.(*redis.ClusterClient)
-	s := &RedisStore{rdb: rdb, prefix: prefix, cluster: cluster}
+	s := &Store{rdb: rdb, prefix: prefix, cluster: cluster}
 	if !cluster {
 		s.batch = &batcher{rdb: rdb, max: 4, limit: 64, timeout: time.Second}
 	}
@@ -121,21 +135,21 @@ func NewRedisStore(rdb redis.UniversalClient, prefix string) *RedisStore {
 // eval runs a script: with the calls of concurrent requests in one pipeline
 // on one Redis, on its own on a Cluster (whose client splits pipelines by
 // node anyway).
-func (s *RedisStore) eval(ctx context.Context, script *redis.Script, keys []string, argv []any) ([]int64, error) {
+func (s *Store) eval(ctx context.Context, script *redis.Script, keys []string, argv []any) ([]int64, error) {
 	if s.batch != nil {
 		return s.batch.run(ctx, script, keys, argv)
 	}
 	return script.Run(ctx, s.rdb, keys, argv...).Int64Slice()
 }
 
-func (s *RedisStore) key(r *Request) string { return s.prefix + "{" + r.Key() + "}" }
+func (s *Store) key(r *limits.Request) string { return s.prefix + "{" + r.Key() + "}" }
 
-func args(r *Request) []any {
+func args(r *limits.Request) []any {
 	return []any{r.Interval, r.Burst, r.Cost, max(r.TTL.Milliseconds(), 1)}
 }
 
 // Allow implements Store.
-func (s *RedisStore) Allow(ctx context.Context, reqs []Request, results []Result) (bool, error) {
+func (s *Store) Allow(ctx context.Context, reqs []limits.Request, results []limits.Result) (bool, error) {
 	if s.cluster && len(reqs) > 1 {
 		allowed, err := s.allowEach(ctx, reqs, results)
 		if err == nil && !allowed {
@@ -154,21 +168,16 @@ func (s *RedisStore) Allow(ctx context.Context, reqs []Request, results []Result
 	}
 	raw, err := s.eval(ctx, allowScript, keys, argv)
 	if err != nil {
-		return false, fmt.Errorf("%w: %v", ErrStore, err)
+		return false, fmt.Errorf("%w: %v", limits.ErrStore, err)
 	}
 	return decode(raw, results)
 }
 
-// canPrecheck: on one Redis a precheck and every tier go in one script;
-// elsewhere (a Cluster, whose slots differ, or a precheck on another
-// Redis) they are sent at the same time. Either way one round trip of
-// wall time instead of two.
-func (s *RedisStore) canPrecheck() bool { return true }
-
 // allowPrechecked runs the precheck and, only when it holds, decides every
 // tier, in one script. A precheck that cannot ride in that script (on
-// another Redis, or on a Cluster) is checked alongside the tiers instead.
-func (s *RedisStore) allowPrechecked(ctx context.Context, pre onetrip.Precheck, reqs []Request, results []Result) (allowed bool, preErr, err error) {
+// another Redis, or on a Cluster) is checked alongside the tiers instead:
+// either way one round trip of wall time instead of two.
+func (s *Store) allowPrechecked(ctx context.Context, pre onetrip.Precheck, reqs []limits.Request, results []limits.Result) (allowed bool, preErr, err error) {
 	client, fn, keys0, args0 := pre.Script()
 	if client == nil {
 		// Checked in process: no round trip to save, nothing to refund.
@@ -196,7 +205,7 @@ func (s *RedisStore) allowPrechecked(ctx context.Context, pre onetrip.Precheck, 
 	}
 	raw, err := s.eval(ctx, sc.(*redis.Script), keys, argv)
 	if err != nil {
-		return false, nil, fmt.Errorf("%w: %v", ErrStore, err)
+		return false, nil, fmt.Errorf("%w: %v", limits.ErrStore, err)
 	}
 	if len(raw) == 1 && raw[0] < 0 {
 		return false, pre.Failed(-raw[0]), nil
@@ -211,7 +220,7 @@ func (s *RedisStore) allowPrechecked(ctx context.Context, pre onetrip.Precheck, 
 // refused credential costs its owner's buckets nothing once the refund
 // lands (a concurrent request may see the charge meanwhile; on one Redis
 // the gated script charges nothing at all).
-func (s *RedisStore) allowAlongside(ctx context.Context, pre onetrip.Precheck, reqs []Request, results []Result) (allowed bool, preErr, err error) {
+func (s *Store) allowAlongside(ctx context.Context, pre onetrip.Precheck, reqs []limits.Request, results []limits.Result) (allowed bool, preErr, err error) {
 	checked := make(chan error, 1)
 	go func() { checked <- pre.Check(ctx) }()
 	allowed, err = s.Allow(ctx, reqs, results)
@@ -240,7 +249,7 @@ return 1`)
 // tier when allowed (one script charges all or none), and on a Cluster,
 // where each tier is decided alone, each tier that admitted. It is best
 // effort: an error leaves the charge, as a refused request would.
-func (s *RedisStore) refund(ctx context.Context, reqs []Request, results []Result, allowed bool) {
+func (s *Store) refund(ctx context.Context, reqs []limits.Request, results []limits.Result, allowed bool) {
 	pipe := s.rdb.Pipeline()
 	for i := range reqs {
 		if allowed || s.cluster && results[i].Allowed {
@@ -256,7 +265,7 @@ func (s *RedisStore) refund(ctx context.Context, reqs []Request, results []Resul
 // each credential store's check first, so that the first requests after a
 // start do not each pay a round trip to load them (a burst of them would
 // otherwise queue behind the loads and time out).
-func (s *RedisStore) Preload(ctx context.Context) error {
+func (s *Store) Preload(ctx context.Context) error {
 	scripts := []*redis.Script{allowScript, refundScript}
 	for _, g := range onetrip.Gates() {
 		shape := gateShape{fn: g.Fn, nk: g.NK, na: g.NA}
@@ -264,20 +273,20 @@ func (s *RedisStore) Preload(ctx context.Context) error {
 		scripts = append(scripts, sc.(*redis.Script))
 	}
 	if err := redislua.Load(ctx, s.rdb, scripts...); err != nil {
-		return fmt.Errorf("%w: loading the scripts: %v", ErrStore, err)
+		return fmt.Errorf("%w: loading the scripts: %v", limits.ErrStore, err)
 	}
 	return nil
 }
 
 // allowEach decides each tier with its own script call, in one pipeline.
-func (s *RedisStore) allowEach(ctx context.Context, reqs []Request, results []Result) (bool, error) {
+func (s *Store) allowEach(ctx context.Context, reqs []limits.Request, results []limits.Result) (bool, error) {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(reqs))
 	for i := range reqs {
 		cmds[i] = allowScript.EvalSha(ctx, pipe, []string{s.key(&reqs[i])}, args(&reqs[i])...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !redis.HasErrorPrefix(err, "NOSCRIPT") {
-		return false, fmt.Errorf("%w: %v", ErrStore, err)
+		return false, fmt.Errorf("%w: %v", limits.ErrStore, err)
 	}
 	allowed := true
 	for i := range reqs {
@@ -286,7 +295,7 @@ func (s *RedisStore) allowEach(ctx context.Context, reqs []Request, results []Re
 			raw, err = allowScript.Run(ctx, s.rdb, []string{s.key(&reqs[i])}, args(&reqs[i])...).Int64Slice()
 		}
 		if err != nil {
-			return false, fmt.Errorf("%w: %v", ErrStore, err)
+			return false, fmt.Errorf("%w: %v", limits.ErrStore, err)
 		}
 		ok, err := decode(raw, results[i:i+1])
 		if err != nil {
@@ -297,13 +306,13 @@ func (s *RedisStore) allowEach(ctx context.Context, reqs []Request, results []Re
 	return allowed, nil
 }
 
-func decode(raw []int64, results []Result) (bool, error) {
+func decode(raw []int64, results []limits.Result) (bool, error) {
 	if len(raw) != 1+4*len(results) {
-		return false, fmt.Errorf("%w: script returned %d values for %d buckets", ErrStore, len(raw), len(results))
+		return false, fmt.Errorf("%w: script returned %d values for %d buckets", limits.ErrStore, len(raw), len(results))
 	}
 	for i := range results {
 		v := raw[1+4*i:]
-		results[i] = Result{
+		results[i] = limits.Result{
 			Allowed:    v[0] == 1,
 			Remaining:  v[1],
 			RetryAfter: time.Duration(v[2]) * time.Microsecond,

@@ -1,4 +1,4 @@
-package limits
+package redislimit
 
 import (
 	"context"
