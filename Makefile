@@ -118,7 +118,7 @@ FUZZTIME         ?= 60s
 FUZZMINIMIZETIME ?= 5s
 FUZZ_TARGETS := security:FuzzBearerToken security:FuzzSessionCookie \
 	security:FuzzAPIKey security:FuzzAccessToken guard:FuzzPathValidation \
-	limits:FuzzClientIP security:FuzzJWKS security:FuzzIntrospection
+	limits:FuzzClientIP security/oidc:FuzzJWKS security/oidc:FuzzIntrospection
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

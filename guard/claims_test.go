@@ -14,6 +14,7 @@ import (
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/oidc"
 )
 
 // tenantKeys is a service's own Authenticator whose principals carry a
@@ -135,7 +136,7 @@ func TestOwnCredentialsSayWhichClaimsTheyCarry(t *testing.T) {
 		{"tokens", security.BearerAuthenticator{}, map[string]bool{"sub": true, "role": true, "fam": true, "tenant": false}},
 		{"API keys", &security.APIKeyService{}, map[string]bool{"sub": true, "role": true, "fam": false, "tenant": false}},
 		{"sessions", &security.SessionService{}, map[string]bool{"sub": true, "role": true, "fam": false, "tenant": false}},
-		{"outside tokens", &security.OIDCAuthenticator{}, map[string]bool{"sub": true, "fam": true, "tenant": true}},
+		{"outside tokens", &oidc.Authenticator{}, map[string]bool{"sub": true, "fam": true, "tenant": true}},
 	} {
 		for claim, want := range c.carry {
 			if got := c.a.Carries(nil, claim); got != want {

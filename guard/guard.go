@@ -99,7 +99,8 @@ type ClaimCarrier interface {
 // caller before authenticating it, so made-up credentials are throttled
 // like anonymous calls before anything is sent out; a request refused
 // there is answered 429 (or 503) without its credential being looked at.
-// *security.OIDCAuthenticator and *security.APIKeyService are Outbounds.
+// *oidc.Authenticator (package security/oidc) and *security.APIKeyService
+// are Outbounds.
 type Outbound interface {
 	Authenticator
 	Outbound(r *http.Request, scheme *policy.Scheme) bool

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/specguard/specguard/security/internal/cache"
 	"slices"
 )
 
@@ -27,21 +28,21 @@ type Accounts struct {
 	store  AccountStore
 	source AccountSource
 	roles  func(role string) []string
-	cache  *boundedCache[*Account]
+	cache  *cache.Bounded[*Account]
 }
 
 // NewAccounts returns the account state of subjects found in source,
 // mirrored in store. roleScopes gives the sorted scopes a role grants;
 // every credential of an account holds at most those of its current role.
 func NewAccounts(store AccountStore, source AccountSource, roleScopes func(role string) []string) *Accounts {
-	return &Accounts{store: store, source: source, roles: roleScopes, cache: newBoundedCache[*Account](100000)}
+	return &Accounts{store: store, source: source, roles: roleScopes, cache: cache.New[*Account](100000)}
 }
 
 // Get returns subject's state: this instance's copy, else the store's,
 // else the source's (then mirrored in the store). It wraps ErrNotFound
 // when the account does not exist.
 func (a *Accounts) Get(ctx context.Context, subject string) (*Account, error) {
-	if acct, ok := a.cache.get(subject); ok {
+	if acct, ok := a.cache.Get(subject); ok {
 		return acct, nil
 	}
 	return a.Reload(ctx, subject)
@@ -64,7 +65,7 @@ func (a *Accounts) Reload(ctx context.Context, subject string) (*Account, error)
 	} else if err != nil {
 		return nil, err
 	}
-	a.cache.put(subject, acct)
+	a.cache.Put(subject, acct)
 	return acct, nil
 }
 
@@ -84,7 +85,7 @@ func (a *Accounts) Publish(ctx context.Context, subject string, st Account) erro
 	if held.Version > st.Version {
 		return fmt.Errorf("%w: the store holds version %d of the account, newer than %d", ErrUnavailable, held.Version, st.Version)
 	}
-	a.cache.put(subject, &held)
+	a.cache.Put(subject, &held)
 	return nil
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security/internal/cache"
 )
 
 // APIKeyPrefix starts every key, so leaked keys are easy to scan for.
@@ -56,7 +57,7 @@ type APIKeyService struct {
 	max      int
 	ttl      time.Duration
 	now      func() time.Time
-	cache    *boundedCache[*cachedKey]
+	cache    *cache.Bounded[*cachedKey]
 	// lookups bounds the record reads in flight: an unknown key id always
 	// misses the cache, so a flood of made-up keys would otherwise take
 	// every database connection before any rate limit applies.
@@ -92,7 +93,7 @@ const DefaultAPIKeyTTL = 365 * 24 * time.Hour
 // NewAPIKeyService returns a service keeping records in records and marks
 // in store.
 func NewAPIKeyService(store KeyMarkStore, records KeyRecords, opts ...APIKeyOption) *APIKeyService {
-	s := &APIKeyService{store: store, records: records, ttl: DefaultAPIKeyTTL, now: time.Now, cache: newBoundedCache[*cachedKey](10000),
+	s := &APIKeyService{store: store, records: records, ttl: DefaultAPIKeyTTL, now: time.Now, cache: cache.New[*cachedKey](10000),
 		lookups: make(chan struct{}, maxKeyLookups)}
 	for _, opt := range opts {
 		opt(s)
@@ -151,7 +152,7 @@ func (s *APIKeyService) Revoke(ctx context.Context, subject, id string) error {
 	if err := s.store.RevokeKey(ctx, subject, id, k.Expires); err != nil {
 		return unavailable(err)
 	}
-	s.cache.del(id)
+	s.cache.Del(id)
 	if err := s.records.RevokeAPIKey(ctx, subject, id); err != nil && !errors.Is(err, ErrNotFound) {
 		return unavailable(err)
 	}
@@ -219,7 +220,7 @@ func (s *APIKeyService) Verify(ctx context.Context, key string) (*APIKey, *Princ
 	if err != nil {
 		return nil, nil, err
 	}
-	ck, _ := s.cache.get(p.KeyID)
+	ck, _ := s.cache.Get(p.KeyID)
 	if ck == nil {
 		k, err := s.record(ctx, p.KeyID)
 		if err != nil {
@@ -248,7 +249,7 @@ func (s *APIKeyService) verify(ctx context.Context, value, scheme string, gated 
 			p.Role, p.Scopes, p.accountStamp = acct.Role, s.accounts.bounded(k.Scopes, acct), acct.Stamp
 		}
 		return p, nil
-	}, func(ctx context.Context) error { return s.remark(ctx, k.ID) }, func() { s.cache.del(k.ID) })
+	}, func(ctx context.Context) error { return s.remark(ctx, k.ID) }, func() { s.cache.Del(k.ID) })
 }
 
 // Outbound reports whether verifying r's API key for scheme reads the
@@ -264,7 +265,7 @@ func (s *APIKeyService) Outbound(r *http.Request, scheme *policy.Scheme) bool {
 	if !ok {
 		return false
 	}
-	_, cached := s.cache.get(id)
+	_, cached := s.cache.Get(id)
 	return !cached
 }
 
@@ -310,7 +311,7 @@ func (s *APIKeyService) record(ctx context.Context, id string) (*APIKey, error) 
 // that follows says whether it still lives), else the records'. A revoked
 // or expired key is not found.
 func (s *APIKeyService) lookup(ctx context.Context, id string) (*cachedKey, error) {
-	ck, ok := s.cache.get(id)
+	ck, ok := s.cache.Get(id)
 	if !ok {
 		k, err := s.record(ctx, id)
 		if err != nil {
@@ -321,10 +322,10 @@ func (s *APIKeyService) lookup(ctx context.Context, id string) (*cachedKey, erro
 		}
 		ck = &cachedKey{key: k}
 		ck.lastUsed.Store(k.LastUsed.Unix())
-		s.cache.put(id, ck)
+		s.cache.Put(id, ck)
 	}
 	if !s.now().Before(ck.key.Expires) {
-		s.cache.del(id)
+		s.cache.Del(id)
 		return nil, ErrNotFound
 	}
 	return ck, nil
@@ -336,7 +337,7 @@ func (s *APIKeyService) lookup(ctx context.Context, id string) (*cachedKey, erro
 func (s *APIKeyService) remark(ctx context.Context, id string) error {
 	k, err := s.record(ctx, id)
 	if errors.Is(err, ErrNotFound) || err == nil && (!k.Revoked.IsZero() || !s.now().Before(k.Expires)) {
-		s.cache.del(id)
+		s.cache.Del(id)
 		return fmt.Errorf("%w: unknown or revoked API key", ErrInvalid)
 	} else if err != nil {
 		return unavailable(err)

@@ -2,8 +2,11 @@ package security_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
+	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 )
 
@@ -41,6 +44,36 @@ func BenchmarkVerifyAccess(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := ts.VerifyAccess(ctx, tok); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkAuthenticate measures a bearer request's verification, header
+// to principal, of specguard's own token, cached (the same token again)
+// and not (an Ed25519 signature check). The revocation check is left to
+// the rate-limit call, as on the guard's path. Package security/oidc's
+// BenchmarkAuthenticate is the same for an outside provider's tokens.
+func BenchmarkAuthenticate(b *testing.B) {
+	ctx := context.Background()
+	request := func(tok string) *http.Request {
+		r := httptest.NewRequest(http.MethodGet, "/things", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		return r
+	}
+	own := &policy.Scheme{Name: "bearerAuth", Type: policy.SchemeBearer, Param: "Authorization"}
+	for _, c := range []struct {
+		name string
+		opts []security.TokenOption
+	}{{"own/hit", nil}, {"own/miss-ed25519", []security.TokenOption{security.WithCacheSize(0)}}} {
+		b.Run(c.name, func(b *testing.B) {
+			ts, tok := benchTokens(b, c.opts...)
+			auth, r := security.BearerAuthenticator{Tokens: ts}, request(tok)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := security.AuthenticateDeferred(auth, ctx, r, own); err != nil {
 					b.Fatal(err)
 				}
 			}

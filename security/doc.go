@@ -1,7 +1,7 @@
 // Package security issues and checks specguard's credentials: access and
 // refresh tokens (TokenService), browser sessions with CSRF protection
-// (SessionService) and API keys (APIKeyService); and it checks the tokens
-// of outside identity providers (OIDCAuthenticator). Each turns a request
+// (SessionService) and API keys (APIKeyService); package security/oidc
+// checks the tokens of outside identity providers. Each turns a request
 // into a verified Principal, which handlers read with FromContext.
 //
 // Where to start:
@@ -11,10 +11,8 @@
 //   - SessionService and APIKeyService authenticate cookies and API keys.
 //   - Accounts makes every credential follow its account's current state
 //     (disabled, role, logout everywhere) on every instance.
-//   - OIDCAuthenticator verifies the tokens of a document's openIdConnect
-//     schemes: JWTs against the keys each provider publishes (discovery,
-//     keyfunc and jwkset), opaque ones by introspection (RFC 7662). Its
-//     principals are External, their Subject "<scheme>:<sub>".
+//   - oidc.New (package security/oidc) verifies the tokens of a document's
+//     openIdConnect schemes.
 //
 // The fast shared state (logins, sessions, key marks, accounts' state) lives
 // in a Store: NewMemoryStore for one process, redisstore.New for a fleet.

@@ -1,15 +1,20 @@
 package security
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/specguard/specguard/security/internal/cred"
+)
 
 // Errors an Authenticator returns. The guard maps each to one response.
 var (
 	// ErrMalformed: the credential is unreadable or presented ambiguously
 	// (two Authorization headers, a token in the query string). 400 invalid_request.
-	ErrMalformed = errors.New("malformed credentials")
+	ErrMalformed = cred.ErrMalformed
 	// ErrInvalid: the credential is forged, expired, revoked or of the wrong
 	// kind. 401 invalid_token; never downgraded to anonymous.
-	ErrInvalid = errors.New("invalid credentials")
+	ErrInvalid = cred.ErrInvalid
 	// ErrNotFresh: the operation needs a token minted from a password. 401.
 	ErrNotFresh = errors.New("a fresh login is required")
 	// ErrCSRF: a cookie-authenticated unsafe request without a valid CSRF proof. 403.
@@ -23,3 +28,6 @@ var (
 	// read it before refusing with the error.
 	ErrUnclaimed = errors.New("credential issued elsewhere")
 )
+
+// unclaimed marks err as possibly another scheme's (see ErrUnclaimed).
+func unclaimed(err error) error { return fmt.Errorf("%w (%w)", err, ErrUnclaimed) }

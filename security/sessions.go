@@ -17,6 +17,7 @@ import (
 
 	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security/internal/cache"
 )
 
 // CSRF names: the header a browser client sends the token in, and the
@@ -36,7 +37,7 @@ type SessionService struct {
 	accounts *Accounts
 	max      int
 	now      func() time.Time
-	cache    *boundedCache[*Session] // immutable parts of sessions seen; liveness is checked in the store
+	cache    *cache.Bounded[*Session] // immutable parts of sessions seen; liveness is checked in the store
 }
 
 // SessionOption configures a SessionService.
@@ -74,7 +75,7 @@ func WithSessionClock(now func() time.Time) SessionOption {
 // own, random, kept hashed with the session: no key to configure or rotate.
 func NewSessionService(store SessionStore, scopes func(role string) []string, opts ...SessionOption) *SessionService {
 	s := &SessionService{store: store, ttl: 12 * time.Hour, scopes: scopes, now: time.Now,
-		cache: newBoundedCache[*Session](10000)}
+		cache: cache.New[*Session](10000)}
 	for _, opt := range opts {
 		opt(s)
 	}
@@ -177,7 +178,7 @@ func (s *SessionService) ClearCookies(name string) []*http.Cookie {
 
 // Delete ends subject's session id.
 func (s *SessionService) Delete(ctx context.Context, subject, id string) error {
-	s.cache.del(id)
+	s.cache.Del(id)
 	return s.store.DeleteSession(ctx, subject, id)
 }
 
@@ -241,26 +242,26 @@ func (s *SessionService) authenticate(ctx context.Context, r *http.Request, sche
 			p.Role, p.Scopes, p.accountStamp = acct.Role, s.accounts.bounded(own, acct), acct.Stamp
 		}
 		return p, nil
-	}, nil, func() { s.cache.del(id) })
+	}, nil, func() { s.cache.Del(id) })
 }
 
 // lookup returns the session's immutable parts: from this instance's cache
 // (the store check that follows says whether it still lives), else the
 // store. An expired session is not found.
 func (s *SessionService) lookup(ctx context.Context, subject, id string) (*Session, error) {
-	sess, ok := s.cache.get(id)
+	sess, ok := s.cache.Get(id)
 	if !ok {
 		var err error
 		if sess, err = s.store.Session(ctx, subject, id); err != nil {
 			return nil, err
 		}
-		s.cache.put(id, sess)
+		s.cache.Put(id, sess)
 	}
 	if sess.Subject != subject {
 		return nil, ErrNotFound
 	}
 	if !s.now().Before(sess.Expires) {
-		s.cache.del(id)
+		s.cache.Del(id)
 		return nil, ErrNotFound
 	}
 	return sess, nil

@@ -13,7 +13,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/specguard/specguard/internal/text"
+	"github.com/specguard/specguard/security/internal/cred"
+	"github.com/specguard/specguard/security/internal/jws"
 )
 
 // Token types, carried in the JOSE header "typ" so an access token can
@@ -24,7 +25,7 @@ const (
 )
 
 // MaxTokenBytes caps the size of a token the service will parse.
-const MaxTokenBytes = 4096
+const MaxTokenBytes = cred.MaxTokenBytes
 
 // Claims are the claims of specguard's tokens.
 type Claims struct {
@@ -414,7 +415,7 @@ func (t *TokenService) parse(raw, typ string) (*Claims, error) {
 	}
 	// base64 decoding skips '\r' and '\n', so without this check the
 	// signature segment would verify with line breaks added anywhere in it.
-	if !isCompactJWS(raw) {
+	if !jws.IsCompact(raw) {
 		return nil, fmt.Errorf("%w: malformed token", ErrInvalid)
 	}
 	// A token that is no JWS, or names another issuer, may be an outside
@@ -449,7 +450,7 @@ func (t *TokenService) parse(raw, typ string) (*Claims, error) {
 		return k.verify, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrInvalid, describe(err))
+		return nil, fmt.Errorf("%w: %s", ErrInvalid, jws.Describe(err))
 	}
 	if c.Subject == "" || c.ID == "" || c.Family == "" {
 		return nil, fmt.Errorf("%w: token lacks sub, jti or fam", ErrInvalid)
@@ -483,59 +484,11 @@ func peekClaims(raw string) (iss string, err error) {
 			continue
 		}
 		// A JSON string would also decode into a json.Number.
-		if _, ok := numericTime(json.Number(t.v)); !ok || !strings.ContainsRune("-0123456789", rune(t.v[0])) {
+		if _, ok := jws.NumericTime(json.Number(t.v)); !ok || !strings.ContainsRune("-0123456789", rune(t.v[0])) {
 			return "", fmt.Errorf("%w: %s is not a number of seconds", ErrInvalid, t.name)
 		}
 	}
 	return head.Iss, nil
-}
-
-// isCompactJWS reports whether s holds only the characters of a JWS in
-// compact serialization: base64url without padding, and ".".
-func isCompactJWS(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
-
-// describe turns a golang-jwt error into a short reason that never contains
-// the token.
-func describe(err error) string {
-	switch {
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return "token expired"
-	case errors.Is(err, jwt.ErrTokenNotValidYet):
-		return "token not valid yet"
-	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
-		return "token issued in the future"
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return "token lacks a required claim"
-	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
-		return "wrong issuer"
-	case errors.Is(err, jwt.ErrTokenInvalidAudience):
-		return "wrong audience"
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return "bad signature"
-	case errors.Is(err, jwt.ErrTokenMalformed):
-		return "malformed token"
-	case errors.Is(err, jwt.ErrTokenUnverifiable):
-		var ve interface{ Unwrap() []error }
-		if errors.As(err, &ve) {
-			for _, e := range ve.Unwrap() {
-				if !errors.Is(e, jwt.ErrTokenUnverifiable) {
-					return text.OneLine(e.Error())
-				}
-			}
-		}
-		return "token cannot be verified"
-	case errors.Is(err, jwt.ErrSignatureInvalid):
-		return "bad signature"
-	}
-	return "invalid token"
 }
 
 // VerifyAccess checks an access token: signature, claims, and (every time,
@@ -583,7 +536,7 @@ func (t *TokenService) verifySignature(raw string, syntax func(string) bool) (*C
 		return c, nil
 	}
 	if syntax != nil && !syntax(raw) {
-		return nil, errBadTokenSyntax
+		return nil, cred.ErrBadTokenSyntax
 	}
 	c, err := t.parse(raw, TypeAccess)
 	if err != nil {

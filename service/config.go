@@ -19,7 +19,7 @@ import (
 	"github.com/specguard/specguard/guard"
 	"github.com/specguard/specguard/internal/text"
 	"github.com/specguard/specguard/policy"
-	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/oidc"
 )
 
 // Config is everything `NAME serve` reads from SPECGUARD_* variables;
@@ -51,7 +51,7 @@ type Config struct {
 	OIDCCacheTTL                              time.Duration // SPECGUARD_OIDC_CACHE_TTL
 	// OIDC are the SPECGUARD_OIDC_<NAME>_* settings of the document's
 	// openIdConnect schemes, by scheme name (see OIDCSettings).
-	OIDC            map[string]security.OIDCSettings
+	OIDC            map[string]oidc.Settings
 	AllowedOrigins  []string      // SPECGUARD_ALLOWED_ORIGINS; comma-separated
 	ShutdownTimeout time.Duration // SPECGUARD_SHUTDOWN_TIMEOUT
 	LogFormat       string        // SPECGUARD_LOG_FORMAT: json or text
@@ -280,8 +280,8 @@ var oidcVar = regexp.MustCompile(`^SPECGUARD_OIDC_[A-Z0-9_]+_(URL|CLIENT_ID|CLIE
 // them, naming the variable. Two schemes whose names give the same <NAME>
 // ("key-cloak" and "key.cloak") would read each other's settings: that
 // is an error naming both.
-func OIDCSettings(table *policy.Table, getenv func(string) string) (map[string]security.OIDCSettings, error) {
-	out := map[string]security.OIDCSettings{}
+func OIDCSettings(table *policy.Table, getenv func(string) string) (map[string]oidc.Settings, error) {
+	out := map[string]oidc.Settings{}
 	owner := map[string]string{}
 	for _, s := range table.Providers() {
 		name := oidcEnvName(s.Name)
@@ -290,7 +290,7 @@ func OIDCSettings(table *policy.Table, getenv func(string) string) (map[string]s
 		}
 		owner[name] = s.Name
 		prefix := "SPECGUARD_OIDC_" + name + "_"
-		set := security.OIDCSettings{URL: getenv(prefix + "URL"), ClientID: getenv(prefix + "CLIENT_ID"), ClientSecret: getenv(prefix + "CLIENT_SECRET")}
+		set := oidc.Settings{URL: getenv(prefix + "URL"), ClientID: getenv(prefix + "CLIENT_ID"), ClientSecret: getenv(prefix + "CLIENT_SECRET")}
 		if set.URL != "" {
 			if err := policy.ValidProviderURL(set.URL); err != nil {
 				return nil, fmt.Errorf("%sURL: %v", prefix, err)
@@ -299,7 +299,7 @@ func OIDCSettings(table *policy.Table, getenv func(string) string) (map[string]s
 		if (set.ClientID == "") != (set.ClientSecret == "") {
 			return nil, fmt.Errorf("%sCLIENT_ID and %sCLIENT_SECRET: give both or neither", prefix, prefix)
 		}
-		if set != (security.OIDCSettings{}) {
+		if set != (oidc.Settings{}) {
 			out[s.Name] = set
 		}
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/problem"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/oidc"
 	"github.com/specguard/specguard/sqldb"
 )
 
@@ -41,7 +42,7 @@ type Deps struct {
 	Credentials *credentials.Service
 	// OIDC verifies the tokens of the document's openIdConnect schemes;
 	// nil when it declares none.
-	OIDC     *security.OIDCAuthenticator
+	OIDC     *oidc.Authenticator
 	ClientIP *limits.ClientIP
 	Limiter  *limits.Limiter
 	Log      *slog.Logger

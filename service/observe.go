@@ -22,6 +22,7 @@ import (
 	"github.com/specguard/specguard/internal/redact"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/oidc"
 )
 
 // Metrics are the Prometheus series the server exports on its admin
@@ -108,7 +109,7 @@ func (m *Metrics) reportResponse(log *slog.Logger, mode guard.ResponseMode) func
 }
 
 // providerStatus records a change of an identity provider's state.
-func (m *Metrics) providerStatus(st security.OIDCStatus) {
+func (m *Metrics) providerStatus(st oidc.Status) {
 	up, ready := 0.0, 0.0
 	if st.Err == nil {
 		up = 1

@@ -12,7 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/specguard/specguard/policy"
-	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/oidc"
 )
 
 // newOIDC starts verifying the tokens of table's openIdConnect schemes. A
@@ -20,12 +20,12 @@ import (
 // stays ready (one provider down must not take the fleet out of the load
 // balancer), and a log line and the specguard_oidc_provider_* series say
 // so.
-func newOIDC(ctx context.Context, cfg *Config, table *policy.Table, m *Metrics, log *slog.Logger, now func() time.Time, tp trace.TracerProvider) (*security.OIDCAuthenticator, error) {
-	opts := []security.OIDCOption{
-		security.WithOIDCLeeway(cfg.OIDCLeeway),
-		security.WithOIDCIntrospectionTTL(cfg.OIDCCacheTTL),
-		security.WithOIDCClock(now),
-		security.WithOIDCStatus(func(st security.OIDCStatus) {
+func newOIDC(ctx context.Context, cfg *Config, table *policy.Table, m *Metrics, log *slog.Logger, now func() time.Time, tp trace.TracerProvider) (*oidc.Authenticator, error) {
+	opts := []oidc.Option{
+		oidc.WithLeeway(cfg.OIDCLeeway),
+		oidc.WithIntrospectionTTL(cfg.OIDCCacheTTL),
+		oidc.WithClock(now),
+		oidc.WithStatus(func(st oidc.Status) {
 			if m != nil {
 				m.providerStatus(st)
 			}
@@ -41,10 +41,10 @@ func newOIDC(ctx context.Context, cfg *Config, table *policy.Table, m *Metrics, 
 	}
 	if tp != nil {
 		// Discovery, keys and introspection: client spans.
-		opts = append(opts, security.WithOIDCHTTPClient(&http.Client{Transport: tracedTransport{next: http.DefaultTransport, tracer: tp.Tracer("github.com/specguard/specguard/service")}}))
+		opts = append(opts, oidc.WithHTTPClient(&http.Client{Transport: tracedTransport{next: http.DefaultTransport, tracer: tp.Tracer("github.com/specguard/specguard/service")}}))
 	}
 	for name, set := range cfg.OIDC {
-		opts = append(opts, security.WithOIDCSettings(name, set))
+		opts = append(opts, oidc.WithSettings(name, set))
 	}
-	return security.NewOIDCAuthenticator(ctx, table, opts...)
+	return oidc.New(ctx, table, opts...)
 }

@@ -1,4 +1,15 @@
-package security
+// Package oidc checks the tokens of outside identity providers, for the
+// openIdConnect schemes of a document: JWTs against the keys each provider
+// publishes (OpenID Connect discovery, keyfunc and jwkset), opaque tokens
+// by introspection (RFC 7662) where the scheme's x-introspect allows it.
+// Its principals are External, their Subject "<scheme>:<sub>"; specguard's
+// own API keys are never sent out.
+//
+// Start with New: one Authenticator serves every openIdConnect scheme of
+// the table, for guard.WithAuthenticator(policy.SchemeOIDC, a). Settings
+// the document cannot hold (a provider's URL per environment, the client
+// credentials for introspection) come with WithSettings.
+package oidc
 
 import (
 	"bytes"
@@ -27,11 +38,15 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/internal/cache"
+	"github.com/specguard/specguard/security/internal/cred"
+	"github.com/specguard/specguard/security/internal/jws"
 )
 
-// OIDCSettings are what the environment, not the document, says of one
+// Settings are what the environment, not the document, says of one
 // openIdConnect scheme.
-type OIDCSettings struct {
+type Settings struct {
 	// URL replaces the scheme's openIdConnectUrl when not empty (a
 	// provider per environment).
 	URL string
@@ -40,8 +55,8 @@ type OIDCSettings struct {
 	ClientID, ClientSecret string
 }
 
-// OIDCStatus is the state of one scheme's provider.
-type OIDCStatus struct {
+// Status is the state of one scheme's provider.
+type Status struct {
 	Scheme string
 	// Ready is true once keys have been fetched: from then on JWTs are
 	// verified even while the provider is unreachable.
@@ -54,11 +69,11 @@ type OIDCStatus struct {
 	Changed bool
 }
 
-// OIDCOption configures an OIDCAuthenticator.
-type OIDCOption func(*oidcConfig)
+// Option configures an Authenticator.
+type Option func(*oidcConfig)
 
 type oidcConfig struct {
-	settings      map[string]OIDCSettings
+	settings      map[string]Settings
 	client        *http.Client
 	leeway        time.Duration
 	now           func() time.Time
@@ -67,63 +82,63 @@ type oidcConfig struct {
 	introspectTTL time.Duration
 	negativeTTL   time.Duration
 	cacheSize     int
-	status        func(OIDCStatus)
+	status        func(Status)
 }
 
-// WithOIDCSettings gives scheme its URL override and introspection
+// WithSettings gives scheme its URL override and introspection
 // credentials.
-func WithOIDCSettings(scheme string, s OIDCSettings) OIDCOption {
+func WithSettings(scheme string, s Settings) Option {
 	return func(c *oidcConfig) { c.settings[scheme] = s }
 }
 
-// WithOIDCHTTPClient fetches discovery documents and keys and introspects
+// WithHTTPClient fetches discovery documents and keys and introspects
 // with client (a default client when absent); a timeout of 0 is taken as
 // 5 s. Its responses are read up to 1 MiB, and redirects are not followed.
-func WithOIDCHTTPClient(client *http.Client) OIDCOption {
+func WithHTTPClient(client *http.Client) Option {
 	return func(c *oidcConfig) { c.client = client }
 }
 
-// WithOIDCLeeway allows clock skew when checking exp, nbf and iat (60 s
+// WithLeeway allows clock skew when checking exp, nbf and iat (60 s
 // when absent).
-func WithOIDCLeeway(d time.Duration) OIDCOption { return func(c *oidcConfig) { c.leeway = d } }
+func WithLeeway(d time.Duration) Option { return func(c *oidcConfig) { c.leeway = d } }
 
-// WithOIDCClock sets the clock tokens are checked against (time.Now when
+// WithClock sets the clock tokens are checked against (time.Now when
 // absent).
-func WithOIDCClock(now func() time.Time) OIDCOption { return func(c *oidcConfig) { c.now = now } }
+func WithClock(now func() time.Time) Option { return func(c *oidcConfig) { c.now = now } }
 
-// WithOIDCRefresh fetches every provider's keys again every d (10 minutes
+// WithRefresh fetches every provider's keys again every d (10 minutes
 // when absent); keys are kept when a fetch fails.
-func WithOIDCRefresh(d time.Duration) OIDCOption { return func(c *oidcConfig) { c.refresh = d } }
+func WithRefresh(d time.Duration) Option { return func(c *oidcConfig) { c.refresh = d } }
 
-// WithOIDCUnknownKeyInterval bounds the fetches a token with an unknown kid
+// WithUnknownKeyInterval bounds the fetches a token with an unknown kid
 // triggers: at most one per d (30 s when absent). Tokens arriving while
 // the bound holds are refused at once rather than queued.
-func WithOIDCUnknownKeyInterval(d time.Duration) OIDCOption {
+func WithUnknownKeyInterval(d time.Duration) Option {
 	return func(c *oidcConfig) { c.unknownKID = d }
 }
 
-// WithOIDCIntrospectionTTL keeps an active introspection result for at
+// WithIntrospectionTTL keeps an active introspection result for at
 // most d (60 s when absent), and never past the token's exp: a token
 // revoked at the provider is refused within d. Inactive results are kept
 // for at most 5 s.
-func WithOIDCIntrospectionTTL(d time.Duration) OIDCOption {
+func WithIntrospectionTTL(d time.Duration) Option {
 	return func(c *oidcConfig) { c.introspectTTL = d }
 }
 
-// WithOIDCCacheSize bounds the verified tokens and introspection results
+// WithCacheSize bounds the verified tokens and introspection results
 // kept per provider (100,000 each when absent; 0 keeps none).
-func WithOIDCCacheSize(n int) OIDCOption { return func(c *oidcConfig) { c.cacheSize = n } }
+func WithCacheSize(n int) Option { return func(c *oidcConfig) { c.cacheSize = n } }
 
-// WithOIDCStatus is called on every failure to reach a provider and
-// whenever its state changes (see OIDCStatus.Changed). It must not block.
-func WithOIDCStatus(f func(OIDCStatus)) OIDCOption { return func(c *oidcConfig) { c.status = f } }
+// WithStatus is called on every failure to reach a provider and
+// whenever its state changes (see Status.Changed). It must not block.
+func WithStatus(f func(Status)) Option { return func(c *oidcConfig) { c.status = f } }
 
-// OIDCAuthenticator verifies the bearer tokens of every openIdConnect
+// Authenticator verifies the bearer tokens of every openIdConnect
 // scheme of a table: JWTs against the keys the provider publishes, opaque
 // tokens by introspection (RFC 7662). It is a guard Authenticator for
 // policy.SchemeOIDC. Its principals' Subject is "<scheme>:<sub>", so an
 // outside subject never names a local account.
-type OIDCAuthenticator struct {
+type Authenticator struct {
 	providers map[string]*oidcProvider
 	cancel    context.CancelFunc
 	done      sync.WaitGroup
@@ -141,17 +156,17 @@ const maxIntrospections = 16
 // only, so a public key can never be used as an HMAC secret.
 var outsideAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"}
 
-// NewOIDCAuthenticator starts fetching the discovery document and keys of
+// New starts fetching the discovery document and keys of
 // every openIdConnect scheme the table uses, in the background: until a
-// provider's keys arrive its tokens are answered ErrUnavailable, and the
+// provider's keys arrive its tokens are answered security.ErrUnavailable, and the
 // other schemes are not held up. It fails when settings name a scheme the
 // table does not use as openIdConnect, or give a URL that is not valid.
 // Close stops the background work.
-func NewOIDCAuthenticator(ctx context.Context, table *policy.Table, opts ...OIDCOption) (*OIDCAuthenticator, error) {
+func New(ctx context.Context, table *policy.Table, opts ...Option) (*Authenticator, error) {
 	cfg := oidcConfig{
-		settings: map[string]OIDCSettings{}, leeway: 60 * time.Second, now: time.Now,
+		settings: map[string]Settings{}, leeway: 60 * time.Second, now: time.Now,
 		refresh: 10 * time.Minute, unknownKID: 30 * time.Second, introspectTTL: 60 * time.Second,
-		negativeTTL: 5 * time.Second, cacheSize: 100_000, status: func(OIDCStatus) {},
+		negativeTTL: 5 * time.Second, cacheSize: 100_000, status: func(Status) {},
 	}
 	for _, opt := range opts {
 		opt(&cfg)
@@ -166,19 +181,19 @@ func NewOIDCAuthenticator(ctx context.Context, table *policy.Table, opts ...OIDC
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	cfg.client = &client
 
-	a := &OIDCAuthenticator{providers: map[string]*oidcProvider{}}
+	a := &Authenticator{providers: map[string]*oidcProvider{}}
 	for name, s := range cfg.settings {
 		scheme := table.Schemes[name]
 		if scheme == nil || scheme.Type != policy.SchemeOIDC {
-			return nil, fmt.Errorf("WithOIDCSettings(%q): no operation uses an openIdConnect scheme of that name", name)
+			return nil, fmt.Errorf("oidc.WithSettings(%q): no operation uses an openIdConnect scheme of that name", name)
 		}
 		if s.URL != "" {
 			if err := policy.ValidProviderURL(s.URL); err != nil {
-				return nil, fmt.Errorf("WithOIDCSettings(%q): URL: %v", name, err)
+				return nil, fmt.Errorf("oidc.WithSettings(%q): URL: %v", name, err)
 			}
 		}
 		if (s.ClientID == "") != (s.ClientSecret == "") {
-			return nil, fmt.Errorf("WithOIDCSettings(%q): give ClientID and ClientSecret both or neither", name)
+			return nil, fmt.Errorf("oidc.WithSettings(%q): give ClientID and ClientSecret both or neither", name)
 		}
 	}
 	ctx, a.cancel = context.WithCancel(ctx)
@@ -201,17 +216,17 @@ func NewOIDCAuthenticator(ctx context.Context, table *policy.Table, opts ...OIDC
 	return a, nil
 }
 
-// Close stops fetching keys. Tokens are undecided (ErrUnavailable) from
+// Close stops fetching keys. Tokens are undecided (security.ErrUnavailable) from
 // then on.
-func (a *OIDCAuthenticator) Close() {
+func (a *Authenticator) Close() {
 	a.closed.Store(true)
 	a.cancel()
 	a.done.Wait()
 }
 
 // Status returns the state of every provider, sorted by scheme.
-func (a *OIDCAuthenticator) Status() []OIDCStatus {
-	out := make([]OIDCStatus, 0, len(a.providers))
+func (a *Authenticator) Status() []Status {
+	out := make([]Status, 0, len(a.providers))
 	for _, p := range a.providers {
 		out = append(out, p.status())
 	}
@@ -221,22 +236,22 @@ func (a *OIDCAuthenticator) Status() []OIDCStatus {
 
 // Carries reports true: an outside token may carry any claim (one that
 // lacks it is counted by its client address under the tier).
-func (a *OIDCAuthenticator) Carries(*policy.Scheme, string) bool { return true }
+func (a *Authenticator) Carries(*policy.Scheme, string) bool { return true }
 
 // Authenticate verifies the request's bearer token for scheme: (nil, nil)
 // when it has none. A token this provider did not issue (another issuer,
-// or an opaque token it does not know) is an error wrapping ErrInvalid and
-// ErrUnclaimed, so another scheme reading the Authorization header may
+// or an opaque token it does not know) is an error wrapping security.ErrInvalid and
+// security.ErrUnclaimed, so another scheme reading the Authorization header may
 // still accept it; one that cannot be decided while the provider is
-// unreachable wraps ErrUnavailable.
-func (a *OIDCAuthenticator) Authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*Principal, error) {
-	raw, err := bearerCredential(r)
+// unreachable wraps security.ErrUnavailable.
+func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*security.Principal, error) {
+	raw, err := cred.Bearer(r)
 	if raw == "" || err != nil {
 		return nil, err
 	}
 	p := a.providers[scheme.Name]
 	if p == nil || a.closed.Load() {
-		return nil, fmt.Errorf("%w: no provider for scheme %s", ErrUnavailable, scheme.Name)
+		return nil, fmt.Errorf("%w: no provider for scheme %s", security.ErrUnavailable, scheme.Name)
 	}
 	return p.verify(ctx, raw)
 }
@@ -252,7 +267,7 @@ func (p *oidcProvider) introspects(raw string) bool {
 	if !pr.Introspect {
 		return false
 	}
-	if _, _, own := splitKey(raw); own {
+	if strings.HasPrefix(raw, security.APIKeyPrefix) {
 		return false
 	}
 	if pr.OpaquePrefix != "" {
@@ -271,8 +286,8 @@ func (p *oidcProvider) introspects(raw string) bool {
 // answer cached for. The guard then charges the request to the
 // operation's anonymous tiers first, so that made-up tokens are throttled
 // before anything is sent out.
-func (a *OIDCAuthenticator) Outbound(r *http.Request, scheme *policy.Scheme) bool {
-	raw, err := bearerCredential(r)
+func (a *Authenticator) Outbound(r *http.Request, scheme *policy.Scheme) bool {
+	raw, err := cred.Bearer(r)
 	p := a.providers[scheme.Name]
 	if raw == "" || err != nil || p == nil || strings.Count(raw, ".") == 2 || !p.introspects(raw) {
 		return false
@@ -282,7 +297,7 @@ func (a *OIDCAuthenticator) Outbound(r *http.Request, scheme *policy.Scheme) boo
 		return false
 	}
 	sum := sha256.Sum256([]byte(raw))
-	e, ok := p.introspect.get(string(sum[:]))
+	e, ok := p.introspect.Get(string(sum[:]))
 	return !ok || !p.cfg.now().Before(e.until)
 }
 
@@ -301,8 +316,8 @@ type oidcProvider struct {
 	// them claims.
 	claimed []string
 
-	tokens     *boundedCache[*outsideEntry] // by the exact token
-	introspect *boundedCache[*outsideEntry] // by the SHA-256 of the token
+	tokens     *cache.Bounded[*outsideEntry] // by the exact token
+	introspect *cache.Bounded[*outsideEntry] // by the SHA-256 of the token
 	flight     singleflight.Group
 	calls      chan struct{} // introspection calls in flight
 	client     *http.Client  // cfg.client, observed (see providerTransport)
@@ -321,19 +336,19 @@ type providerState struct {
 
 // outsideEntry is a verified token: its principal and how long it holds.
 type outsideEntry struct {
-	p     *Principal // nil for a token introspection found inactive
+	p     *security.Principal // nil for a token introspection found inactive
 	until time.Time
 	nbf   time.Time
 }
 
-func newOIDCProvider(s *policy.Scheme, set OIDCSettings, cfg *oidcConfig) *oidcProvider {
+func newOIDCProvider(s *policy.Scheme, set Settings, cfg *oidcConfig) *oidcProvider {
 	p := &oidcProvider{scheme: s, url: s.Provider.URL, id: set.ClientID, pass: set.ClientSecret, cfg: cfg,
 		calls: make(chan struct{}, maxIntrospections), unknownKID: rate.NewLimiter(rate.Every(cfg.unknownKID), 1)}
 	client := *cfg.client
 	client.Transport = providerTransport{next: cfg.client.Transport, p: p}
 	p.client = &client
 	if cfg.cacheSize > 0 {
-		p.tokens, p.introspect = newBoundedCache[*outsideEntry](cfg.cacheSize), newBoundedCache[*outsideEntry](cfg.cacheSize)
+		p.tokens, p.introspect = cache.New[*outsideEntry](cfg.cacheSize), cache.New[*outsideEntry](cfg.cacheSize)
 	}
 	if set.URL != "" {
 		p.url = set.URL
@@ -349,8 +364,8 @@ func newOIDCProvider(s *policy.Scheme, set OIDCSettings, cfg *oidcConfig) *oidcP
 	return p
 }
 
-func (p *oidcProvider) status() OIDCStatus {
-	st := OIDCStatus{Scheme: p.scheme.Name, Ready: p.state.Load() != nil}
+func (p *oidcProvider) status() Status {
+	st := Status{Scheme: p.scheme.Name, Ready: p.state.Load() != nil}
 	if b := p.lastErr.Load(); b != nil {
 		st.Err = b.err
 	}
@@ -553,29 +568,29 @@ type limitedBody struct {
 }
 
 // unclaimed marks err as a credential this provider did not issue.
-func unclaimed(err error) error { return fmt.Errorf("%w (%w)", err, ErrUnclaimed) }
+func unclaimed(err error) error { return fmt.Errorf("%w (%w)", err, security.ErrUnclaimed) }
 
-func (p *oidcProvider) verify(ctx context.Context, raw string) (*Principal, error) {
+func (p *oidcProvider) verify(ctx context.Context, raw string) (*security.Principal, error) {
 	now := p.cfg.now()
-	if e, ok := p.tokens.get(raw); ok {
+	if e, ok := p.tokens.Get(raw); ok {
 		if now.Before(e.until) && !now.Before(e.nbf) {
 			return e.p, nil
 		}
-		p.tokens.del(raw)
+		p.tokens.Del(raw)
 	}
 	// A cached token passed this when it was verified: only an unknown
 	// one is scanned (an RS256 token is near a kilobyte).
-	if !isB64Token(raw) {
-		return nil, errBadTokenSyntax
+	if !cred.IsB64Token(raw) {
+		return nil, cred.ErrBadTokenSyntax
 	}
 	if strings.Count(raw, ".") != 2 {
 		if !p.introspects(raw) {
-			return nil, unclaimed(fmt.Errorf("%w: not an opaque token of %s", ErrInvalid, p.scheme.Name))
+			return nil, unclaimed(fmt.Errorf("%w: not an opaque token of %s", security.ErrInvalid, p.scheme.Name))
 		}
 		return p.introspected(ctx, raw, now)
 	}
-	if len(raw) > MaxTokenBytes || !isCompactJWS(raw) {
-		return nil, unclaimed(fmt.Errorf("%w: malformed token", ErrInvalid))
+	if len(raw) > security.MaxTokenBytes || !jws.IsCompact(raw) {
+		return nil, unclaimed(fmt.Errorf("%w: malformed token", security.ErrInvalid))
 	}
 	payload, err := decodePayload(raw)
 	if err != nil {
@@ -589,10 +604,10 @@ func (p *oidcProvider) verify(ctx context.Context, raw string) (*Principal, erro
 		issuers = st.issuers
 	}
 	if iss, _ := payload["iss"].(string); len(issuers) > 0 && !slices.Contains(issuers, iss) {
-		return nil, unclaimed(fmt.Errorf("%w: issuer is not %s's", ErrInvalid, p.scheme.Name))
+		return nil, unclaimed(fmt.Errorf("%w: issuer is not %s's", security.ErrInvalid, p.scheme.Name))
 	}
 	if st == nil {
-		return nil, unclaimed(fmt.Errorf("%w: the %s provider's keys have not been fetched yet", ErrUnavailable, p.scheme.Name))
+		return nil, unclaimed(fmt.Errorf("%w: the %s provider's keys have not been fetched yet", security.ErrUnavailable, p.scheme.Name))
 	}
 	if err := checkClaims(payload); err != nil {
 		return nil, err
@@ -609,10 +624,10 @@ func (p *oidcProvider) verify(ctx context.Context, raw string) (*Principal, erro
 		return publicKeys(key)
 	})
 	if errors.Is(err, errKeysUnreachable) {
-		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, p.scheme.Name, errKeysUnreachable)
+		return nil, fmt.Errorf("%w: %s: %v", security.ErrUnavailable, p.scheme.Name, errKeysUnreachable)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrInvalid, describe(err))
+		return nil, fmt.Errorf("%w: %s", security.ErrInvalid, jws.Describe(err))
 	}
 	pr, err := p.principal(payload, c.Subject, c.ID)
 	if err != nil {
@@ -622,7 +637,7 @@ func (p *oidcProvider) verify(ctx context.Context, raw string) (*Principal, erro
 	if c.NotBefore != nil {
 		e.nbf = c.NotBefore.Add(-p.cfg.leeway)
 	}
-	p.tokens.put(raw, e)
+	p.tokens.Put(raw, e)
 	return pr, nil
 }
 
@@ -661,13 +676,13 @@ func decodePayload(raw string) (map[string]any, error) {
 	seg, _, _ := strings.Cut(rest, ".")
 	data, err := base64.RawURLEncoding.DecodeString(seg)
 	if err != nil {
-		return nil, fmt.Errorf("%w: malformed token", ErrInvalid)
+		return nil, fmt.Errorf("%w: malformed token", security.ErrInvalid)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var m map[string]any
 	if err := dec.Decode(&m); err != nil || m == nil {
-		return nil, fmt.Errorf("%w: malformed token", ErrInvalid)
+		return nil, fmt.Errorf("%w: malformed token", security.ErrInvalid)
 	}
 	return m, nil
 }
@@ -686,7 +701,7 @@ func checkClaims(claims map[string]any) error {
 	for k := range claims {
 		for _, name := range registered {
 			if k != name && strings.EqualFold(k, name) {
-				return fmt.Errorf("%w: claim %q differs from %s only in case", ErrInvalid, k, name)
+				return fmt.Errorf("%w: claim %q differs from %s only in case", security.ErrInvalid, k, name)
 			}
 		}
 	}
@@ -694,11 +709,11 @@ func checkClaims(claims map[string]any) error {
 		return err
 	}
 	if _, bound := claims["cnf"]; bound {
-		return fmt.Errorf("%w: the token is bound to a key (cnf); only bearer tokens are accepted", ErrInvalid)
+		return fmt.Errorf("%w: the token is bound to a key (cnf); only bearer tokens are accepted", security.ErrInvalid)
 	}
 	if typ, present := claims["typ"]; present {
 		if s, _ := typ.(string); !strings.EqualFold(s, "bearer") {
-			return fmt.Errorf("%w: token typ %v is not an access token", ErrInvalid, typ)
+			return fmt.Errorf("%w: token typ %v is not an access token", security.ErrInvalid, typ)
 		}
 	}
 	return nil
@@ -709,8 +724,8 @@ func checkClaims(claims map[string]any) error {
 func numericTimeClaims(claims map[string]any) error {
 	for _, name := range []string{"exp", "nbf", "iat"} {
 		if v, present := claims[name]; present {
-			if _, ok := numericTime(v); !ok {
-				return fmt.Errorf("%w: %s is not a number of seconds", ErrInvalid, name)
+			if _, ok := jws.NumericTime(v); !ok {
+				return fmt.Errorf("%w: %s is not a number of seconds", security.ErrInvalid, name)
 			}
 		}
 	}
@@ -718,12 +733,12 @@ func numericTimeClaims(claims map[string]any) error {
 }
 
 // principal makes the principal of verified claims.
-func (p *oidcProvider) principal(claims map[string]any, sub, jti string) (*Principal, error) {
+func (p *oidcProvider) principal(claims map[string]any, sub, jti string) (*security.Principal, error) {
 	if sub == "" {
 		sub, _ = claims["client_id"].(string)
 	}
 	if sub == "" {
-		return nil, fmt.Errorf("%w: token names no subject (sub or client_id)", ErrInvalid)
+		return nil, fmt.Errorf("%w: token names no subject (sub or client_id)", security.ErrInvalid)
 	}
 	scopes, err := outsideScopes(claims, p.scheme.Provider.ScopesClaim)
 	if err != nil {
@@ -740,7 +755,7 @@ func (p *oidcProvider) principal(claims map[string]any, sub, jti string) (*Princ
 			values[k] = fmt.Sprint(v)
 		}
 	}
-	return &Principal{Subject: p.scheme.Name + ":" + sub, Scheme: p.scheme.Name, Scopes: scopes, TokenID: jti, External: true, Claims: values}, nil
+	return &security.Principal{Subject: p.scheme.Name + ":" + sub, Scheme: p.scheme.Name, Scopes: scopes, TokenID: jti, External: true, Claims: values}, nil
 }
 
 // outsideScopes reads the token's scopes: from claim when given (a
@@ -759,17 +774,18 @@ func outsideScopes(claims map[string]any, claim string) ([]string, error) {
 		var scopes []string
 		switch v := v.(type) {
 		case string:
-			scopes = splitScopes(v)
+			scopes = strings.Fields(v)
+			sort.Strings(scopes)
 		case []any:
 			for _, item := range v {
 				s, ok := item.(string)
 				if !ok {
-					return nil, fmt.Errorf("%w: %s holds a non-string", ErrInvalid, name)
+					return nil, fmt.Errorf("%w: %s holds a non-string", security.ErrInvalid, name)
 				}
 				scopes = append(scopes, strings.Fields(s)...)
 			}
 		default:
-			return nil, fmt.Errorf("%w: %s is neither a string nor an array", ErrInvalid, name)
+			return nil, fmt.Errorf("%w: %s is neither a string nor an array", security.ErrInvalid, name)
 		}
 		sort.Strings(scopes)
 		return slices.Compact(scopes), nil

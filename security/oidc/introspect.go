@@ -1,4 +1,4 @@
-package security
+package oidc
 
 import (
 	"bytes"
@@ -13,6 +13,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/internal/jws"
 )
 
 // introspectionWait bounds how long a token waits for one of the
@@ -24,19 +27,19 @@ const introspectionWait = 200 * time.Millisecond
 // introspected decides an opaque token by introspection (RFC 7662) at the
 // provider, through a cache keyed by the token's SHA-256. Concurrent
 // requests for one token share one call; errors are never cached.
-func (p *oidcProvider) introspected(ctx context.Context, raw string, now time.Time) (*Principal, error) {
+func (p *oidcProvider) introspected(ctx context.Context, raw string, now time.Time) (*security.Principal, error) {
 	st := p.state.Load()
 	if st == nil {
-		return nil, unclaimed(fmt.Errorf("%w: the %s provider has not answered yet", ErrUnavailable, p.scheme.Name))
+		return nil, unclaimed(fmt.Errorf("%w: the %s provider has not answered yet", security.ErrUnavailable, p.scheme.Name))
 	}
 	if st.introspection == "" || p.id == "" {
-		return nil, unclaimed(fmt.Errorf("%w: %s accepts no opaque tokens (no introspection endpoint or credentials)", ErrInvalid, p.scheme.Name))
+		return nil, unclaimed(fmt.Errorf("%w: %s accepts no opaque tokens (no introspection endpoint or credentials)", security.ErrInvalid, p.scheme.Name))
 	}
 	sum := sha256.Sum256([]byte(raw))
 	key := string(sum[:])
-	if e, ok := p.introspect.get(key); ok && now.Before(e.until) {
+	if e, ok := p.introspect.Get(key); ok && now.Before(e.until) {
 		if e.p == nil {
-			return nil, unclaimed(fmt.Errorf("%w: the token is not active", ErrInvalid))
+			return nil, unclaimed(fmt.Errorf("%w: the token is not active", security.ErrInvalid))
 		}
 		return e.p, nil
 	}
@@ -61,15 +64,15 @@ func (p *oidcProvider) introspected(ctx context.Context, raw string, now time.Ti
 			return nil, err
 		}
 		p.report(nil)
-		p.introspect.put(key, e)
+		p.introspect.Put(key, e)
 		return e, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, p.scheme.Name, err)
+		return nil, fmt.Errorf("%w: %s: %v", security.ErrUnavailable, p.scheme.Name, err)
 	}
 	e := v.(*outsideEntry)
 	if e.p == nil {
-		return nil, unclaimed(fmt.Errorf("%w: the token is not active", ErrInvalid))
+		return nil, unclaimed(fmt.Errorf("%w: the token is not active", security.ErrInvalid))
 	}
 	return e.p, nil
 }
@@ -131,12 +134,12 @@ func (p *oidcProvider) parseIntrospection(data []byte, st *providerState, now ti
 		return inactive, nil
 	}
 	leeway := p.cfg.leeway
-	exp, ok := numericTime(claims["exp"])
+	exp, ok := jws.NumericTime(claims["exp"])
 	if !ok || !now.Before(exp.Add(leeway)) {
 		return inactive, nil
 	}
 	until := minTime(now.Add(p.cfg.introspectTTL), exp.Add(leeway))
-	if nbf, ok := numericTime(claims["nbf"]); ok && now.Before(nbf.Add(-leeway)) {
+	if nbf, ok := jws.NumericTime(claims["nbf"]); ok && now.Before(nbf.Add(-leeway)) {
 		return inactive, nil
 	}
 	if iss, present := claims["iss"]; present {
@@ -154,20 +157,6 @@ func (p *oidcProvider) parseIntrospection(data []byte, st *providerState, now ti
 		return inactive, nil
 	}
 	return &outsideEntry{p: pr, until: until}, nil
-}
-
-// numericTime reads a NumericDate: a JSON number of seconds, between 0
-// and the year 10000 (anything else is refused, never read as "no time").
-func numericTime(v any) (time.Time, bool) {
-	n, ok := v.(json.Number)
-	if !ok {
-		return time.Time{}, false
-	}
-	f, err := n.Float64()
-	if err != nil || f < 0 || f > 253402300799 {
-		return time.Time{}, false
-	}
-	return time.Unix(int64(f), 0), true
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -1,4 +1,4 @@
-package security_test
+package oidc_test
 
 import (
 	"context"
@@ -27,6 +27,7 @@ import (
 	"github.com/specguard/specguard/internal/guardtest"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/oidc"
 )
 
 // fakeOP is an httptest OpenID provider whose answers a test controls.
@@ -178,24 +179,24 @@ components:
 
 type oidcEnv struct {
 	op     *fakeOP
-	auth   *security.OIDCAuthenticator
+	auth   *oidc.Authenticator
 	scheme *policy.Scheme
-	status chan security.OIDCStatus
+	status chan oidc.Status
 }
 
-func newOIDCEnv(t *testing.T, op *fakeOP, extra string, opts ...security.OIDCOption) *oidcEnv {
+func newOIDCEnv(t *testing.T, op *fakeOP, extra string, opts ...oidc.Option) *oidcEnv {
 	t.Helper()
 	table, err := policy.Compile("spec.yaml", []byte(oidcSpec(op.srv.URL, extra)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &oidcEnv{op: op, scheme: table.Schemes["partner"], status: make(chan security.OIDCStatus, 1000)}
-	opts = append([]security.OIDCOption{
-		security.WithOIDCSettings("partner", security.OIDCSettings{ClientID: "rs", ClientSecret: "rs-secret"}),
-		security.WithOIDCStatus(func(s security.OIDCStatus) { e.status <- s }),
-		security.WithOIDCHTTPClient(&http.Client{Timeout: 500 * time.Millisecond}),
+	e := &oidcEnv{op: op, scheme: table.Schemes["partner"], status: make(chan oidc.Status, 1000)}
+	opts = append([]oidc.Option{
+		oidc.WithSettings("partner", oidc.Settings{ClientID: "rs", ClientSecret: "rs-secret"}),
+		oidc.WithStatus(func(s oidc.Status) { e.status <- s }),
+		oidc.WithHTTPClient(&http.Client{Timeout: 500 * time.Millisecond}),
 	}, opts...)
-	e.auth, err = security.NewOIDCAuthenticator(context.Background(), table, opts...)
+	e.auth, err = oidc.New(context.Background(), table, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -472,7 +473,7 @@ func TestOIDCDiscoveryFailures(t *testing.T) {
 // provider is down; opaque tokens cannot be decided: ErrUnavailable.
 func TestOIDCProviderDown(t *testing.T) {
 	op := newFakeOP(t)
-	e := newOIDCEnv(t, op, "", security.WithOIDCRefresh(50*time.Millisecond))
+	e := newOIDCEnv(t, op, "", oidc.WithRefresh(50*time.Millisecond))
 	e.ready(t)
 	tok := op.rs256(t)
 	op.srv.Close()
@@ -532,7 +533,7 @@ func TestOIDCIntrospection(t *testing.T) {
 	clock := time.Now()
 	var clockMu sync.Mutex
 	now := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return clock }
-	e := newOIDCEnv(t, op, "", security.WithOIDCClock(now), security.WithOIDCIntrospectionTTL(10*time.Second))
+	e := newOIDCEnv(t, op, "", oidc.WithClock(now), oidc.WithIntrospectionTTL(10*time.Second))
 	e.ready(t)
 
 	p, err := e.check("good")
@@ -606,7 +607,7 @@ func TestOIDCIntrospection(t *testing.T) {
 // opaque token is invalid, and nothing is asked.
 func TestOIDCOpaqueWithoutCredentials(t *testing.T) {
 	op := newFakeOP(t)
-	e := newOIDCEnv(t, op, "", security.WithOIDCSettings("partner", security.OIDCSettings{}))
+	e := newOIDCEnv(t, op, "", oidc.WithSettings("partner", oidc.Settings{}))
 	e.ready(t)
 	if _, err := e.check("opaque"); !errors.Is(err, security.ErrInvalid) {
 		t.Fatalf("opaque without credentials: %v", err)
@@ -625,14 +626,14 @@ func TestOIDCSettingsRefused(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name string
-		s    security.OIDCSettings
+		s    oidc.Settings
 		want string
 	}{
-		{"partnr", security.OIDCSettings{URL: "https://x.example"}, `WithOIDCSettings("partnr"): no operation uses an openIdConnect scheme of that name`},
-		{"partner", security.OIDCSettings{URL: "http://id.example.com/"}, `WithOIDCSettings("partner"): URL: "http://id.example.com/": plain http is accepted only on a loopback host; use https`},
-		{"partner", security.OIDCSettings{ClientID: "x"}, `WithOIDCSettings("partner"): give ClientID and ClientSecret both or neither`},
+		{"partnr", oidc.Settings{URL: "https://x.example"}, `oidc.WithSettings("partnr"): no operation uses an openIdConnect scheme of that name`},
+		{"partner", oidc.Settings{URL: "http://id.example.com/"}, `oidc.WithSettings("partner"): URL: "http://id.example.com/": plain http is accepted only on a loopback host; use https`},
+		{"partner", oidc.Settings{ClientID: "x"}, `oidc.WithSettings("partner"): give ClientID and ClientSecret both or neither`},
 	} {
-		_, err := security.NewOIDCAuthenticator(context.Background(), table, security.WithOIDCSettings(c.name, c.s))
+		_, err := oidc.New(context.Background(), table, oidc.WithSettings(c.name, c.s))
 		if err == nil || err.Error() != c.want {
 			t.Errorf("%s %+v: %v, want %q", c.name, c.s, err, c.want)
 		}
@@ -644,7 +645,14 @@ func TestOIDCSettingsRefused(t *testing.T) {
 // scheme on the same operation may take it; a forged token naming this
 // issuer stays plainly invalid.
 func TestOwnTokensFromElsewhereAreUnclaimed(t *testing.T) {
-	svc, _ := newCachedService(t, guardtest.NewClock())
+	key, err := security.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := security.NewTokenService(guardtest.Issuer, guardtest.Audience, key, security.NewMemoryStore(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
 	pair, err := svc.Login(context.Background(), "alice", "reader", nil, "test")
 	if err != nil {
 		t.Fatal(err)
@@ -669,34 +677,17 @@ func TestOwnTokensFromElsewhereAreUnclaimed(t *testing.T) {
 	}
 }
 
-// BenchmarkAuthenticate compares a bearer request's verification, header
-// to principal: specguard's own token and an outside provider's JWT, each
-// cached (the same token again) and not (a signature check: Ed25519 for
-// own tokens, RS256 for the provider's), and an introspected opaque token
-// found in the cache. The own token's revocation check is left to the
-// gate, as on the guard's path.
+// BenchmarkAuthenticate measures a bearer request's verification, header
+// to principal, of an outside provider's JWT, cached (the same token
+// again) and not (an RS256 signature check), and of an introspected opaque
+// token found in the cache. Package security's BenchmarkAuthenticate is the
+// same for specguard's own tokens.
 func BenchmarkAuthenticate(b *testing.B) {
 	ctx := context.Background()
 	request := func(tok string) *http.Request {
 		r := httptest.NewRequest(http.MethodGet, "/things", nil)
 		r.Header.Set("Authorization", "Bearer "+tok)
 		return r
-	}
-	own := &policy.Scheme{Name: "bearerAuth", Type: policy.SchemeBearer, Param: "Authorization"}
-	for _, c := range []struct {
-		name string
-		opts []security.TokenOption
-	}{{"own/hit", nil}, {"own/miss-ed25519", []security.TokenOption{security.WithCacheSize(0)}}} {
-		b.Run(c.name, func(b *testing.B) {
-			ts, tok := benchTokens(b, c.opts...)
-			auth, r := security.BearerAuthenticator{Tokens: ts}, request(tok)
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, _, err := security.AuthenticateDeferred(auth, ctx, r, own); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
 	}
 	t := &testing.T{}
 	op := newFakeOP(t)
@@ -706,7 +697,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 		size int
 	}{{"outside/hit", 100_000}, {"outside/miss-rs256", 0}} {
 		b.Run(c.name, func(b *testing.B) {
-			e := newOIDCBenchEnv(b, op, security.WithOIDCCacheSize(c.size))
+			e := newOIDCBenchEnv(b, op, oidc.WithCacheSize(c.size))
 			r := request(op.rs256(b))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -731,15 +722,15 @@ func BenchmarkAuthenticate(b *testing.B) {
 	})
 }
 
-func newOIDCBenchEnv(b *testing.B, op *fakeOP, opts ...security.OIDCOption) *oidcEnv {
+func newOIDCBenchEnv(b *testing.B, op *fakeOP, opts ...oidc.Option) *oidcEnv {
 	b.Helper()
 	table, err := policy.Compile("spec.yaml", []byte(oidcSpec(op.srv.URL, "")))
 	if err != nil {
 		b.Fatal(err)
 	}
 	e := &oidcEnv{op: op, scheme: table.Schemes["partner"]}
-	opts = append([]security.OIDCOption{security.WithOIDCSettings("partner", security.OIDCSettings{ClientID: "rs", ClientSecret: "rs-secret"})}, opts...)
-	if e.auth, err = security.NewOIDCAuthenticator(context.Background(), table, opts...); err != nil {
+	opts = append([]oidc.Option{oidc.WithSettings("partner", oidc.Settings{ClientID: "rs", ClientSecret: "rs-secret"})}, opts...)
+	if e.auth, err = oidc.New(context.Background(), table, opts...); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(e.auth.Close)
@@ -764,7 +755,7 @@ func TestOIDCIntrospectionsBounded(t *testing.T) {
 		inFlight.Add(-1)
 		return 200, `{"active":false}`
 	}
-	e := newOIDCEnv(t, op, "", security.WithOIDCHTTPClient(&http.Client{Timeout: 5 * time.Second}))
+	e := newOIDCEnv(t, op, "", oidc.WithHTTPClient(&http.Client{Timeout: 5 * time.Second}))
 	e.ready(t)
 	var wg sync.WaitGroup
 	for i := range 100 {
@@ -783,8 +774,8 @@ func TestOIDCUnknownKidNotQueued(t *testing.T) {
 	op := newFakeOP(t)
 	// The interval ends well within the client's timeout: a limiter's
 	// Wait would hold the second request about 2 s.
-	e := newOIDCEnv(t, op, "", security.WithOIDCUnknownKeyInterval(2*time.Second),
-		security.WithOIDCHTTPClient(&http.Client{Timeout: 5 * time.Second}))
+	e := newOIDCEnv(t, op, "", oidc.WithUnknownKeyInterval(2*time.Second),
+		oidc.WithHTTPClient(&http.Client{Timeout: 5 * time.Second}))
 	e.ready(t)
 	e.check(op.sign(t, jwt.SigningMethodRS256, "unknown-1", op.rsa, op.claims())) // spends the interval's fetch
 	second := op.sign(t, jwt.SigningMethodRS256, "unknown-2", op.rsa, op.claims())
@@ -815,7 +806,7 @@ func TestOIDCUnknownKidProviderDown(t *testing.T) {
 // and the next one that succeeds marks it up again.
 func TestOIDCStatusRecovers(t *testing.T) {
 	op := newFakeOP(t)
-	e := newOIDCEnv(t, op, "", security.WithOIDCRefresh(50*time.Millisecond))
+	e := newOIDCEnv(t, op, "", oidc.WithRefresh(50*time.Millisecond))
 	e.ready(t)
 	waitStatus := func(down bool) {
 		t.Helper()

@@ -1,4 +1,4 @@
-package security_test
+package oidc_test
 
 import (
 	"context"
@@ -21,6 +21,7 @@ import (
 	"github.com/specguard/specguard/limits/redislimit"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/oidc"
 	"github.com/specguard/specguard/security/redisstore"
 )
 
@@ -68,9 +69,9 @@ func TestOpaqueTokensGoToTheirOwnerOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds := security.OIDCSettings{ClientID: "rs", ClientSecret: "rs-secret"}
-	auth, err := security.NewOIDCAuthenticator(context.Background(), table,
-		security.WithOIDCSettings("a", creds), security.WithOIDCSettings("b", creds))
+	creds := oidc.Settings{ClientID: "rs", ClientSecret: "rs-secret"}
+	auth, err := oidc.New(context.Background(), table,
+		oidc.WithSettings("a", creds), oidc.WithSettings("b", creds))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,9 +166,9 @@ components:
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth, err := security.NewOIDCAuthenticator(context.Background(), table,
-		security.WithOIDCSettings("partner", security.OIDCSettings{ClientID: "rs", ClientSecret: "rs-secret"}),
-		security.WithOIDCHTTPClient(&http.Client{Timeout: 5 * time.Second}))
+	auth, err := oidc.New(context.Background(), table,
+		oidc.WithSettings("partner", oidc.Settings{ClientID: "rs", ClientSecret: "rs-secret"}),
+		oidc.WithHTTPClient(&http.Client{Timeout: 5 * time.Second}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,87 @@
+// Package cred holds what package security and its credential kinds share
+// about reading a credential: the sentinel errors it is refused with (which
+// package security documents and exports) and the bearer token of a
+// request.
+package cred
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// Sentinels: security.ErrMalformed and security.ErrInvalid are these.
+var (
+	ErrMalformed = errors.New("malformed credentials")
+	ErrInvalid   = errors.New("invalid credentials")
+)
+
+// MaxTokenBytes caps the size of a token the service will parse.
+const MaxTokenBytes = 4096
+
+// Bearer is security.BearerToken without the check of the token's
+// characters: a token found in a cache needs none.
+func Bearer(r *http.Request) (string, error) {
+	// The cheap check must also see a percent-encoded name ("access%5Ftoken"),
+	// which Query decodes to the same parameter.
+	if q := r.URL.RawQuery; q != "" && (strings.Contains(q, "access_token") || strings.Contains(q, "%")) {
+		if _, ok := r.URL.Query()["access_token"]; ok {
+			return "", fmt.Errorf("%w: tokens are not accepted in the query string", ErrMalformed)
+		}
+	}
+	values := r.Header.Values("Authorization")
+	switch len(values) {
+	case 0:
+		return "", nil
+	case 1:
+	default:
+		return "", fmt.Errorf("%w: more than one Authorization header", ErrMalformed)
+	}
+	h := values[0]
+	scheme, token, found := strings.Cut(h, " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		if strings.EqualFold(h, "Bearer") {
+			return "", fmt.Errorf("%w: empty bearer token", ErrMalformed)
+		}
+		return "", nil
+	}
+	if !found || token == "" {
+		return "", fmt.Errorf("%w: empty bearer token", ErrMalformed)
+	}
+	if len(token) > MaxTokenBytes {
+		return "", fmt.Errorf("%w: token larger than %d bytes", ErrInvalid, MaxTokenBytes)
+	}
+	return token, nil
+}
+
+// ErrBadTokenSyntax: a bearer token that is no b64token.
+var ErrBadTokenSyntax = fmt.Errorf("%w: the bearer token has characters RFC 6750 does not allow", ErrMalformed)
+
+// IsB64Token reports whether s matches RFC 6750's b64token:
+// 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func IsB64Token(s string) bool {
+	i := 0
+	for i < len(s) && b64tokenChar[s[i]] {
+		i++
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
+
+// b64tokenChar marks the characters of RFC 6750's b64token before any
+// trailing '=': a table lookup per byte, as tokens are hundreds long.
+var b64tokenChar = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/'
+	}
+	return t
+}()
