@@ -151,6 +151,12 @@ func (a *Accounts) bounded(own []string, acct *Account) []string {
 	return slices.DeleteFunc(slices.Clone(own), func(s string) bool { return !held(s) })
 }
 
+// forgetter is told, with the credential's id, when the store says a
+// credential was revoked, replaced or ended, which is for good: it forgets
+// what it cached, or marks it so. A pointer of the credential's kind (no
+// closure: one would be allocated on every request).
+type forgetter interface{ forget(id string) }
+
 // hold decides a credential verified locally. It reads the account
 // (nothing when a is nil), lets build make the principal for that state,
 // then runs check c in the store, or, when gated, returns it as a gate for
@@ -162,7 +168,7 @@ func (a *Accounts) bounded(own []string, acct *Account) []string {
 // refused without asking the store again (and without charging its
 // owner's tiers on a Redis Cluster, where they go alongside the check).
 func (a *Accounts) hold(ctx context.Context, store Checker, c Check, gated bool,
-	build func(acct *Account) (*Principal, error), unmarked func(ctx context.Context) error, dead func()) (*Principal, *gate, error) {
+	build func(acct *Account) (*Principal, error), unmarked func(ctx context.Context) error, dead forgetter) (*Principal, *gate, error) {
 	var acct *Account
 	if a != nil {
 		var err error
@@ -206,7 +212,7 @@ func (a *Accounts) hold(ctx context.Context, store Checker, c Check, gated bool,
 			}
 		default:
 			if errors.Is(err, ErrNotFound) && dead != nil {
-				dead()
+				dead.forget(c.ID)
 			}
 			return nil, nil, checkError(err)
 		}

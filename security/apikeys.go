@@ -191,6 +191,9 @@ func (s *APIKeyService) Carries(_ *policy.Scheme, claim string) bool {
 	return claim == ClaimSubject || claim == ClaimRole
 }
 
+// forget drops key id from the cache once the store said it was revoked.
+func (s *APIKeyService) forget(id string) { s.cache.Del(id) }
+
 // authenticateDeferred is Authenticate with the store check of what it
 // verified left to the returned precheck (nil when there is nothing to
 // check), for the guard to run in the rate-limit call (see onetrip).
@@ -249,7 +252,7 @@ func (s *APIKeyService) verify(ctx context.Context, value, scheme string, gated 
 			p.Role, p.Scopes, p.accountStamp = acct.Role, s.accounts.bounded(k.Scopes, acct), acct.Stamp
 		}
 		return p, nil
-	}, func(ctx context.Context) error { return s.remark(ctx, k.ID) }, func() { s.cache.Del(k.ID) })
+	}, func(ctx context.Context) error { return s.remark(ctx, k.ID) }, s)
 }
 
 // Outbound reports whether verifying r's API key for scheme reads the

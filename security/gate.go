@@ -19,8 +19,8 @@ import (
 type gate struct {
 	store Checker
 	check Check
-	// dead is called when the check finds the credential revoked.
-	dead func()
+	// dead is told when the check finds the credential revoked.
+	dead forgetter
 	// The check as a Lua function, made with the gate (while the request
 	// is authenticated), so that the limiter only reads it.
 	client any
@@ -69,7 +69,7 @@ func (g *gate) Check(ctx context.Context) error {
 // the credential was revoked.
 func (g *gate) result(err error) error {
 	if errors.Is(err, ErrNotFound) && g.dead != nil {
-		g.dead()
+		g.dead.forget(g.check.ID)
 	}
 	return checkError(err)
 }

@@ -195,6 +195,9 @@ func (s *SessionService) Carries(_ *policy.Scheme, claim string) bool {
 	return claim == ClaimSubject || claim == ClaimRole
 }
 
+// forget drops session id from the cache once the store said it ended.
+func (s *SessionService) forget(id string) { s.cache.Del(id) }
+
 // authenticateDeferred is Authenticate with the store check of what it
 // verified left to the returned precheck (nil when there is nothing to
 // check), for the guard to run in the rate-limit call (see onetrip).
@@ -242,7 +245,7 @@ func (s *SessionService) authenticate(ctx context.Context, r *http.Request, sche
 			p.Role, p.Scopes, p.accountStamp = acct.Role, s.accounts.bounded(own, acct), acct.Stamp
 		}
 		return p, nil
-	}, nil, func() { s.cache.Del(id) })
+	}, nil, s)
 }
 
 // lookup returns the session's immutable parts: from this instance's cache

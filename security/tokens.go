@@ -64,6 +64,10 @@ const maxPrincipals = 8
 // the token's scopes that the account's current role still grants. It is
 // shared by every request presenting the same cached token while the
 // account stays at that version, so it must never be modified.
+// forget marks c revoked, once the store said so: a replay is refused
+// without asking the store again.
+func (c *Claims) forget(string) { c.revoked.Store(true) }
+
 func (c *Claims) principal(scheme string, acct *Account, accounts *Accounts) *Principal {
 	var stamp string
 	if acct != nil {
@@ -523,7 +527,7 @@ func (t *TokenService) hold(ctx context.Context, c *Claims, scheme string, gated
 	}
 	return t.accounts.hold(ctx, t.store, check, gated, func(acct *Account) (*Principal, error) {
 		return c.principal(scheme, acct, t.accounts), nil
-	}, unmarked, func() { c.revoked.Store(true) })
+	}, unmarked, c)
 }
 
 // verifySignature checks what needs no store: the token is well formed,
