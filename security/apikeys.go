@@ -65,8 +65,9 @@ type APIKeyService struct {
 }
 
 type cachedKey struct {
-	key      *APIKey
-	lastUsed atomic.Int64 // unix seconds last written to the records
+	key        *APIKey
+	lastUsed   atomic.Int64 // unix seconds last written to the records
+	principals principalMemo
 }
 
 // APIKeyOption configures an APIKeyService.
@@ -247,10 +248,14 @@ func (s *APIKeyService) verify(ctx context.Context, value, scheme string, gated 
 	s.touch(ck)
 	check := Check{Kind: KeyCredential, Subject: k.Subject, ID: k.ID}
 	return s.accounts.hold(ctx, s.store, check, gated, func(acct *Account) (*Principal, error) {
+		if p := ck.principals.get(scheme, stampOf(acct)); p != nil {
+			return p, nil
+		}
 		p := &Principal{Subject: k.Subject, Scheme: scheme, Scopes: k.Scopes, KeyID: k.ID}
 		if acct != nil {
 			p.Role, p.Scopes, p.accountStamp = acct.Role, s.accounts.bounded(k.Scopes, acct), acct.Stamp
 		}
+		ck.principals.put(p)
 		return p, nil
 	}, func(ctx context.Context) error { return s.remark(ctx, k.ID) }, s)
 }
@@ -273,14 +278,14 @@ func (s *APIKeyService) Outbound(r *http.Request, scheme *policy.Scheme) bool {
 }
 
 // splitKey parses "sg_<id>.<base64url secret of 32 bytes>".
-func splitKey(v string) (id string, secret []byte, ok bool) {
+func splitKey(v string) (id string, secret [32]byte, ok bool) {
 	rest, ok := strings.CutPrefix(v, APIKeyPrefix)
 	if !ok || len(rest) > 256 {
-		return "", nil, false
+		return "", secret, false
 	}
 	id, enc, ok := strings.Cut(rest, ".")
 	if !ok || !isID(id) {
-		return "", nil, false
+		return "", secret, false
 	}
 	secret, ok = decodeSecret(enc)
 	return id, secret, ok

@@ -79,4 +79,38 @@ func BenchmarkAuthenticate(b *testing.B) {
 			}
 		})
 	}
+	store := security.NewMemoryStore(nil)
+	sessions := security.NewSessionService(store, func(string) []string { return []string{"a:read"} })
+	sess, err := sessions.Create(ctx, "alice", "user", "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	keys := security.NewAPIKeyService(store, security.NewMemoryKeyRecords(nil))
+	key, _, err := keys.Create(ctx, "alice", "bench", []string{"a:read"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		auth interface {
+			Authenticate(context.Context, *http.Request, *policy.Scheme) (*security.Principal, error)
+		}
+		scheme *policy.Scheme
+		header string
+		value  string
+	}{
+		{"session/hit", sessions, &policy.Scheme{Name: "cookieAuth", Type: policy.SchemeAPIKeyCookie, Param: "sid"}, "Cookie", "sid=" + sess.Cookie},
+		{"api-key/hit", keys, &policy.Scheme{Name: "keyAuth", Type: policy.SchemeAPIKeyHeader, Param: "X-API-Key"}, "X-API-Key", key},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			r := httptest.NewRequest(http.MethodGet, "/things", nil)
+			r.Header.Set(c.header, c.value)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.auth.Authenticate(ctx, r, c.scheme); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

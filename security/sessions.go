@@ -37,7 +37,7 @@ type SessionService struct {
 	accounts *Accounts
 	max      int
 	now      func() time.Time
-	cache    *cache.Bounded[*Session] // immutable parts of sessions seen; liveness is checked in the store
+	cache    *cache.Bounded[*cachedSession] // sessions seen; liveness is checked in the store
 }
 
 // SessionOption configures a SessionService.
@@ -75,7 +75,7 @@ func WithSessionClock(now func() time.Time) SessionOption {
 // own, random, kept hashed with the session: no key to configure or rotate.
 func NewSessionService(store SessionStore, scopes func(role string) []string, opts ...SessionOption) *SessionService {
 	s := &SessionService{store: store, ttl: 12 * time.Hour, scopes: scopes, now: time.Now,
-		cache: cache.New[*Session](10000)}
+		cache: cache.New[*cachedSession](10000)}
 	for _, opt := range opts {
 		opt(s)
 	}
@@ -92,28 +92,35 @@ type NewSession struct {
 
 // splitCredential parses "<subject>.<id>.<base64url secret of 32 bytes>",
 // the shape of session cookies and of API keys after their prefix.
-func splitCredential(v string) (subject, id string, secret []byte, ok bool) {
+func splitCredential(v string) (subject, id string, secret [32]byte, ok bool) {
 	if len(v) > 256 {
-		return "", "", nil, false
+		return "", "", secret, false
 	}
 	subject, rest, ok1 := strings.Cut(v, ".")
 	id, enc, ok2 := strings.Cut(rest, ".")
 	if !ok1 || !ok2 || !isID(subject) || !isID(id) {
-		return "", "", nil, false
+		return "", "", secret, false
 	}
 	secret, ok = decodeSecret(enc)
 	return subject, id, secret, ok
 }
 
-// decodeSecret decodes the base64url secret of a credential: 32 bytes.
-func decodeSecret(enc string) ([]byte, bool) {
-	secret, err := base64.RawURLEncoding.DecodeString(enc)
+// decodeSecret decodes the base64url secret of a credential: 32 bytes, in
+// arrays rather than the decoder's slices (it runs on every request).
+func decodeSecret(enc string) (secret [32]byte, ok bool) {
 	// The decoder skips '\r' and '\n' and ignores the unused low bits of
 	// the last character: only the canonical encoding is the credential.
-	if err != nil || len(secret) != 32 || base64.RawURLEncoding.EncodeToString(secret) != enc {
-		return nil, false
+	var src, canon [43]byte
+	if len(enc) != len(src) {
+		return secret, false
 	}
-	return secret, true
+	copy(src[:], enc)
+	n, err := base64.RawURLEncoding.Decode(secret[:], src[:])
+	if err != nil || n != len(secret) {
+		return secret, false
+	}
+	base64.RawURLEncoding.Encode(canon[:], secret[:])
+	return secret, canon == src
 }
 
 // isID reports whether s is a plausible identifier: 1-64 base64url characters.
@@ -225,49 +232,62 @@ func (s *SessionService) authenticate(ctx context.Context, r *http.Request, sche
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: malformed session cookie", ErrInvalid)
 	}
-	sess, err := s.lookup(ctx, subject, id)
-	if err := checkSecret(err, secret, func() []byte { return sess.SecretHash }, "session expired or ended"); err != nil {
+	cs, err := s.lookup(ctx, subject, id)
+	if err := checkSecret(err, secret, func() []byte { return cs.sess.SecretHash }, "session expired or ended"); err != nil {
 		return nil, nil, err
 	}
+	sess := cs.sess
 	if !safeMethod(r.Method) {
 		if err := s.checkCSRF(r, sess); err != nil {
 			return nil, nil, err
 		}
 	}
-	own := s.scopes(sess.Role)
-	if !slices.IsSorted(own) {
-		own = slices.Sorted(slices.Values(own))
-	}
 	check := Check{Kind: SessionCredential, Subject: subject, ID: id}
 	return s.accounts.hold(ctx, s.store, check, gated, func(acct *Account) (*Principal, error) {
-		p := &Principal{Subject: sess.Subject, Role: sess.Role, Scopes: own, SessionID: sess.ID}
+		if p := cs.principals.get(scheme.Name, stampOf(acct)); p != nil {
+			return p, nil
+		}
+		own := s.scopes(sess.Role)
+		if !slices.IsSorted(own) {
+			own = slices.Sorted(slices.Values(own))
+		}
+		p := &Principal{Subject: sess.Subject, Role: sess.Role, Scheme: scheme.Name, Scopes: own, SessionID: sess.ID}
 		if acct != nil {
 			p.Role, p.Scopes, p.accountStamp = acct.Role, s.accounts.bounded(own, acct), acct.Stamp
 		}
+		cs.principals.put(p)
 		return p, nil
 	}, nil, s)
+}
+
+// cachedSession is a session's immutable parts, as this instance saw
+// them, and the principals they made.
+type cachedSession struct {
+	sess       *Session
+	principals principalMemo
 }
 
 // lookup returns the session's immutable parts: from this instance's cache
 // (the store check that follows says whether it still lives), else the
 // store. An expired session is not found.
-func (s *SessionService) lookup(ctx context.Context, subject, id string) (*Session, error) {
-	sess, ok := s.cache.Get(id)
+func (s *SessionService) lookup(ctx context.Context, subject, id string) (*cachedSession, error) {
+	cs, ok := s.cache.Get(id)
 	if !ok {
-		var err error
-		if sess, err = s.store.Session(ctx, subject, id); err != nil {
+		sess, err := s.store.Session(ctx, subject, id)
+		if err != nil {
 			return nil, err
 		}
-		s.cache.Put(id, sess)
+		cs = &cachedSession{sess: sess}
+		s.cache.Put(id, cs)
 	}
-	if sess.Subject != subject {
+	if cs.sess.Subject != subject {
 		return nil, ErrNotFound
 	}
-	if !s.now().Before(sess.Expires) {
+	if !s.now().Before(cs.sess.Expires) {
 		s.cache.Del(id)
 		return nil, ErrNotFound
 	}
-	return sess, nil
+	return cs, nil
 }
 
 func safeMethod(m string) bool {
@@ -324,13 +344,13 @@ func (s *SessionService) originAllowed(r *http.Request, origin string) bool {
 // the lookup (ErrNotFound: unknown or ended), then the presented secret
 // against the stored SHA-256 hash in constant time. Both failures give the
 // same message, so a caller cannot tell an unknown id from a wrong secret.
-func checkSecret(lookupErr error, secret []byte, storedHash func() []byte, invalid string) error {
+func checkSecret(lookupErr error, secret [32]byte, storedHash func() []byte, invalid string) error {
 	if errors.Is(lookupErr, ErrNotFound) {
 		return fmt.Errorf("%w: %s", ErrInvalid, invalid)
 	} else if lookupErr != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, lookupErr)
 	}
-	sum := sha256.Sum256(secret)
+	sum := sha256.Sum256(secret[:])
 	if subtle.ConstantTimeCompare(sum[:], storedHash()) != 1 {
 		return fmt.Errorf("%w: %s", ErrInvalid, invalid)
 	}

@@ -46,40 +46,23 @@ type Claims struct {
 	// API key the token was minted from: it holds while the key does.
 	Key string `json:"key,omitempty"`
 
-	// principals are the read-only Principals made from these claims, one
-	// per scheme name, so a cached token authenticates without allocating.
-	principals atomic.Pointer[[]*Principal]
+	// principals are the read-only Principals made from these claims.
+	principals principalMemo
 	// revoked is set once the store said the token was revoked or
 	// replaced, which is for good: a cached token so marked is refused
 	// without asking the store again.
 	revoked atomic.Bool
 }
 
-// maxPrincipals bounds the principals kept per token: one per scheme that
-// reads bearer tokens, which a document declares few of.
-const maxPrincipals = 8
-
 // principal returns the principal these access-token claims make when they
 // satisfy scheme, for an account in state acct (nil: no account state):
 // the token's scopes that the account's current role still grants. It is
 // shared by every request presenting the same cached token while the
 // account stays at that version, so it must never be modified.
-// forget marks c revoked, once the store said so: a replay is refused
-// without asking the store again.
-func (c *Claims) forget(string) { c.revoked.Store(true) }
-
 func (c *Claims) principal(scheme string, acct *Account, accounts *Accounts) *Principal {
-	var stamp string
-	if acct != nil {
-		stamp = acct.Stamp
-	}
-	old := c.principals.Load()
-	if old != nil {
-		for _, p := range *old {
-			if p.Scheme == scheme && p.accountStamp == stamp {
-				return p
-			}
-		}
+	stamp := stampOf(acct)
+	if p := c.principals.get(scheme, stamp); p != nil {
+		return p
 	}
 	p := &Principal{
 		Subject:      c.Subject,
@@ -96,19 +79,13 @@ func (c *Claims) principal(scheme string, acct *Account, accounts *Accounts) *Pr
 		p.Role = acct.Role
 		p.Scopes = accounts.bounded(p.Scopes, acct)
 	}
-	// Keep one principal per scheme: the one of the newest account state.
-	next := make([]*Principal, 0, maxPrincipals)
-	if old != nil {
-		for _, q := range *old {
-			if q.Scheme != scheme && len(next) < maxPrincipals-1 {
-				next = append(next, q)
-			}
-		}
-	}
-	next = append(next, p)
-	c.principals.CompareAndSwap(old, &next) // a lost race only costs a later allocation
+	c.principals.put(p)
 	return p
 }
+
+// forget marks c revoked, once the store said so: a replay is refused
+// without asking the store again.
+func (c *Claims) forget(string) { c.revoked.Store(true) }
 
 // Pair is a freshly minted access and refresh token.
 type Pair struct {
