@@ -25,6 +25,7 @@ import (
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/security/redisstore"
+	"github.com/specguard/specguard/security/tokens"
 	"github.com/specguard/specguard/sqldb"
 )
 
@@ -95,7 +96,7 @@ type env struct {
 // newEnv serves spec (the Fragment when empty) on records and state.
 func newEnv(t *testing.T, spec []byte, accounts credentials.Accounts, keys security.KeyRecords, store security.Store, lim limits.Store, opts ...credentials.Option) *env {
 	t.Helper()
-	key, err := security.GenerateKey()
+	key, err := tokens.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +104,7 @@ func newEnv(t *testing.T, spec []byte, accounts credentials.Accounts, keys secur
 }
 
 // newEnvKey is newEnv signing with key (instances of one fleet share it).
-func newEnvKey(t *testing.T, spec []byte, key *security.Key, accounts credentials.Accounts, keys security.KeyRecords, store security.Store, lim limits.Store, opts ...credentials.Option) *env {
+func newEnvKey(t *testing.T, spec []byte, key *tokens.Key, accounts credentials.Accounts, keys security.KeyRecords, store security.Store, lim limits.Store, opts ...credentials.Option) *env {
 	t.Helper()
 	if spec == nil {
 		spec = credentials.Fragment

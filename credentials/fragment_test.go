@@ -6,7 +6,7 @@ import (
 
 	"github.com/specguard/specguard/credentials"
 	"github.com/specguard/specguard/policy"
-	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/tokens"
 )
 
 // A document declares the credential operations itself (x-credential);
@@ -49,7 +49,7 @@ func TestFragmentShapes(t *testing.T) {
 			}
 			accounts, keys := memoryRecords(t)
 			store, lim := memoryState(t)
-			key, _ := security.GenerateKey()
+			key, _ := tokens.GenerateKey()
 			_, err = credentials.New(table, key, credentials.Stores{Accounts: accounts, Keys: keys, State: store, Limits: lim})
 			switch {
 			case c.want == "" && err != nil:

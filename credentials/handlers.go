@@ -13,6 +13,8 @@ import (
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/problem"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/sessions"
+	"github.com/specguard/specguard/security/tokens"
 )
 
 // The handlers of the credential operations, one per x-credential kind.
@@ -115,7 +117,7 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a, err := s.checkPassword(r, in.Email, in.Password)
-	var pair *security.Pair
+	var pair *tokens.Pair
 	if err == nil {
 		pair, err = s.tokens.Login(r.Context(), a.ID, a.Role, s.table.RoleScopes(a.Role), in.Device)
 	}
@@ -143,7 +145,7 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) {
 	}
 	f := r.PostForm
 	var (
-		pair *security.Pair
+		pair *tokens.Pair
 		err  error
 	)
 	switch f.Get("grant_type") {
@@ -220,7 +222,7 @@ func narrow(granted []string, requested string) ([]string, bool) {
 // charged to the failed-password budget of the client's address, and
 // answered 401 invalid_client. It answers the refusals itself (returning
 // nil, nil).
-func (s *Service) clientCredentials(w http.ResponseWriter, r *http.Request) (*security.Pair, error) {
+func (s *Service) clientCredentials(w http.ResponseWriter, r *http.Request) (*tokens.Pair, error) {
 	id, secret, basic := r.BasicAuth()
 	if !basic {
 		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
@@ -308,7 +310,7 @@ func (s *Service) session(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a, err := s.checkPassword(r, in.Email, in.Password)
-	var ns *security.NewSession
+	var ns *sessions.Issued
 	if err == nil {
 		ns, err = s.sessions.Create(r.Context(), a.ID, a.Role, in.Device)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/specguard/specguard/limits/redislimit"
 	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/security/redisstore"
+	"github.com/specguard/specguard/security/tokens"
 )
 
 // A login whose password check is interrupted by a disable of the account
@@ -112,7 +113,7 @@ func fleet(t *testing.T, state func(security.Store) security.Store) (x, y *env, 
 	srv = redistest.Start(t)
 	rdb := srv.Client(t)
 	accounts, keys := backends[1].accounts(t) // SQLite
-	key, err := security.GenerateKey()
+	key, err := tokens.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}

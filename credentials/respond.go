@@ -11,6 +11,7 @@ import (
 
 	"github.com/specguard/specguard/problem"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/tokens"
 )
 
 // The answers of the credential operations: JSON of the Fragment's
@@ -110,7 +111,7 @@ type tokenView struct {
 	Scope        string `json:"scope"`
 }
 
-func tokenOf(p *security.Pair) tokenView {
+func tokenOf(p *tokens.Pair) tokenView {
 	return tokenView{AccessToken: p.Access, TokenType: "Bearer", ExpiresIn: int(p.ExpiresIn / time.Second),
 		RefreshToken: p.Refresh, Scope: p.AccessClaims.Scope}
 }

@@ -18,6 +18,9 @@ import (
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/problem"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/apikeys"
+	"github.com/specguard/specguard/security/sessions"
+	"github.com/specguard/specguard/security/tokens"
 )
 
 // Stores are where the credential operations keep what they issue.
@@ -44,7 +47,7 @@ type config struct {
 	issuer                string
 	accessTTL, refreshTTL time.Duration
 	sessionTTL, keyTTL    time.Duration
-	verify                []*security.Key
+	verify                []*tokens.Key
 	maxSessions, maxKeys  int
 	origins               []string
 	perIP, perAccount     Budget
@@ -70,7 +73,7 @@ func WithTokenTTL(access, refresh time.Duration) Option {
 
 // WithVerifyKeys adds keys that verify tokens but never sign: the previous
 // keys of a rotation.
-func WithVerifyKeys(keys ...*security.Key) Option {
+func WithVerifyKeys(keys ...*tokens.Key) Option {
 	return func(c *config) { c.verify = append(c.verify, keys...) }
 }
 
@@ -146,9 +149,9 @@ type Service struct {
 	accounts  Accounts
 	store     security.Store
 	state     *security.Accounts
-	tokens    *security.TokenService
-	sessions  *security.SessionService
-	keys      *security.APIKeyService
+	tokens    *tokens.Service
+	sessions  *sessions.Service
+	keys      *apikeys.Service
 	passwords *passwords
 	failures  *failedPasswords
 	cfg       config
@@ -167,10 +170,10 @@ type route struct {
 // keeps its records in stores. It checks every operation of table marked
 // x-credential against what it serves (Fragment) and fails, naming file
 // and line, when one differs or names an operation it does not serve.
-func New(table *policy.Table, signing *security.Key, stores Stores, opts ...Option) (*Service, error) {
+func New(table *policy.Table, signing *tokens.Key, stores Stores, opts ...Option) (*Service, error) {
 	cfg := config{
 		issuer: "specguard", accessTTL: 15 * time.Minute, refreshTTL: 30 * 24 * time.Hour, sessionTTL: 12 * time.Hour,
-		keyTTL: security.DefaultAPIKeyTTL, maxSessions: 100, maxKeys: 50,
+		keyTTL: apikeys.DefaultTTL, maxSessions: 100, maxKeys: 50,
 		perIP: Budget{Limit: 5, Window: 15 * time.Minute}, perAccount: Budget{Limit: 10, Window: 15 * time.Minute},
 		argon2: DefaultArgon2, now: time.Now, clientAddr: peerAddr, realm: "specguard", storeTimeout: 100 * time.Millisecond,
 		registerRole: "user", log: slog.New(slog.DiscardHandler),
@@ -196,20 +199,20 @@ func New(table *policy.Table, signing *security.Key, stores Stores, opts ...Opti
 	}
 	s.failures = &failedPasswords{store: stores.Limits, perIP: cfg.perIP, perAccount: cfg.perAccount, timeout: cfg.storeTimeout}
 	s.state = security.NewAccounts(stores.State, source{stores.Accounts}, table.RoleScopes)
-	s.keys = security.NewAPIKeyService(stores.State, stores.Keys, security.WithKeyAccounts(s.state), security.WithKeyClock(cfg.now),
-		security.WithMaxKeys(cfg.maxKeys), security.WithKeyTTL(cfg.keyTTL))
-	s.tokens, err = security.NewTokenService(cfg.issuer, cfg.issuer, signing, stores.State,
-		security.WithTokenTTL(cfg.accessTTL, cfg.refreshTTL), security.WithVerifyKeys(cfg.verify...), security.WithClock(cfg.now),
-		security.WithAccounts(s.state), security.WithMaxLogins(cfg.maxSessions), security.WithAPIKeys(s.keys))
+	s.keys = apikeys.New(stores.State, stores.Keys, apikeys.WithAccounts(s.state), apikeys.WithClock(cfg.now),
+		apikeys.WithMax(cfg.maxKeys), apikeys.WithTTL(cfg.keyTTL))
+	s.tokens, err = tokens.New(cfg.issuer, cfg.issuer, signing, stores.State,
+		tokens.WithTTL(cfg.accessTTL, cfg.refreshTTL), tokens.WithVerifyKeys(cfg.verify...), tokens.WithClock(cfg.now),
+		tokens.WithAccounts(s.state), tokens.WithMaxLogins(cfg.maxSessions), tokens.WithAPIKeys(s.keys))
 	if err != nil {
 		return nil, fmt.Errorf("credentials: %w", err)
 	}
-	sessOpts := []security.SessionOption{security.WithSessionTTL(cfg.sessionTTL), security.WithSessionAccounts(s.state),
-		security.WithSessionClock(cfg.now), security.WithMaxSessions(cfg.maxSessions)}
+	sessOpts := []sessions.Option{sessions.WithTTL(cfg.sessionTTL), sessions.WithAccounts(s.state),
+		sessions.WithClock(cfg.now), sessions.WithMax(cfg.maxSessions)}
 	if len(cfg.origins) > 0 {
-		sessOpts = append(sessOpts, security.WithAllowedOrigins(cfg.origins...))
+		sessOpts = append(sessOpts, sessions.WithAllowedOrigins(cfg.origins...))
 	}
-	s.sessions = security.NewSessionService(stores.State, table.RoleScopes, sessOpts...)
+	s.sessions = sessions.New(stores.State, table.RoleScopes, sessOpts...)
 	if err := s.bind(); err != nil {
 		return nil, err
 	}
@@ -239,7 +242,7 @@ func (s *Service) Mount(r chi.Router) {
 // bearer and oauth2 schemes), browser sessions (apiKey in a cookie) and API
 // keys (apiKey in a header). Pass them to guard.New.
 func (s *Service) Authenticators() []guard.Option {
-	bearer := security.BearerAuthenticator{Tokens: s.tokens}
+	bearer := tokens.Bearer{Tokens: s.tokens}
 	return []guard.Option{
 		guard.WithAuthenticator(policy.SchemeBearer, bearer),
 		guard.WithAuthenticator(policy.SchemeOAuth2, bearer),
@@ -250,13 +253,13 @@ func (s *Service) Authenticators() []guard.Option {
 
 // Tokens is the service's token service: it mints, verifies and revokes
 // the access and refresh tokens the operations issue.
-func (s *Service) Tokens() *security.TokenService { return s.tokens }
+func (s *Service) Tokens() *tokens.Service { return s.tokens }
 
 // Sessions is the service's browser-session service.
-func (s *Service) Sessions() *security.SessionService { return s.sessions }
+func (s *Service) Sessions() *sessions.Service { return s.sessions }
 
 // APIKeys is the service's API-key service.
-func (s *Service) APIKeys() *security.APIKeyService { return s.keys }
+func (s *Service) APIKeys() *apikeys.Service { return s.keys }
 
 // AccountState is the mirror of accounts' state every credential check
 // reads (security.Accounts).

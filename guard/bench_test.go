@@ -14,6 +14,7 @@ import (
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/tokens"
 )
 
 const benchSpec = `
@@ -61,16 +62,16 @@ func BenchmarkGuard(b *testing.B) {
 	// copy asserted in the store), and a token.
 	newGuard := func(accounts bool, opts ...guard.Option) (*guard.Guard, string) {
 		store := security.NewMemoryStore(nil)
-		var tokOpts []security.TokenOption
+		var tokOpts []tokens.Option
 		if accounts {
 			acc := security.NewAccounts(store, benchAccounts{}, func(string) []string { return []string{"a:read", "a:write"} })
-			tokOpts = append(tokOpts, security.WithAccounts(acc))
+			tokOpts = append(tokOpts, tokens.WithAccounts(acc))
 		}
-		key, err := security.GenerateKey()
+		key, err := tokens.GenerateKey()
 		if err != nil {
 			b.Fatal(err)
 		}
-		ts, err := security.NewTokenService("specguard", "specguard", key, store, tokOpts...)
+		ts, err := tokens.New("specguard", "specguard", key, store, tokOpts...)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -83,7 +84,7 @@ func BenchmarkGuard(b *testing.B) {
 		r.Get("/items/{id}", ok)
 		r.Get("/items", ok)
 		g, err := guard.New(table, r, append(opts,
-			guard.WithAuthenticator(policy.SchemeOAuth2, security.BearerAuthenticator{Tokens: ts}),
+			guard.WithAuthenticator(policy.SchemeOAuth2, tokens.Bearer{Tokens: ts}),
 			guard.WithLimiter(limits.New(limits.NewMemoryStore(nil))))...)
 		if err != nil {
 			b.Fatal(err)

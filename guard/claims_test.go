@@ -14,7 +14,10 @@ import (
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/apikeys"
 	"github.com/specguard/specguard/security/oidc"
+	"github.com/specguard/specguard/security/sessions"
+	"github.com/specguard/specguard/security/tokens"
 )
 
 // tenantKeys is a service's own Authenticator whose principals carry a
@@ -133,9 +136,9 @@ func TestOwnCredentialsSayWhichClaimsTheyCarry(t *testing.T) {
 		a     guard.ClaimCarrier
 		carry map[string]bool
 	}{
-		{"tokens", security.BearerAuthenticator{}, map[string]bool{"sub": true, "role": true, "fam": true, "tenant": false}},
-		{"API keys", &security.APIKeyService{}, map[string]bool{"sub": true, "role": true, "fam": false, "tenant": false}},
-		{"sessions", &security.SessionService{}, map[string]bool{"sub": true, "role": true, "fam": false, "tenant": false}},
+		{"tokens", tokens.Bearer{}, map[string]bool{"sub": true, "role": true, "fam": true, "tenant": false}},
+		{"API keys", &apikeys.Service{}, map[string]bool{"sub": true, "role": true, "fam": false, "tenant": false}},
+		{"sessions", &sessions.Service{}, map[string]bool{"sub": true, "role": true, "fam": false, "tenant": false}},
 		{"outside tokens", &oidc.Authenticator{}, map[string]bool{"sub": true, "fam": true, "tenant": true}},
 	} {
 		for claim, want := range c.carry {

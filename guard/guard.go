@@ -26,8 +26,8 @@ import (
 // the request carries no credential for scheme, so that alternative is not
 // satisfied; a credential that is present but bad is an error wrapping
 // security.ErrMalformed, ErrInvalid, ErrCSRF, ErrNotFresh or
-// ErrUnavailable. security.BearerAuthenticator, *security.SessionService
-// and *security.APIKeyService are Authenticators.
+// ErrUnavailable. tokens.Bearer, *sessions.Service
+// and *apikeys.Service are Authenticators.
 type Authenticator interface {
 	Authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*security.Principal, error)
 }
@@ -99,7 +99,7 @@ type ClaimCarrier interface {
 // caller before authenticating it, so made-up credentials are throttled
 // like anonymous calls before anything is sent out; a request refused
 // there is answered 429 (or 503) without its credential being looked at.
-// *oidc.Authenticator (package security/oidc) and *security.APIKeyService
+// *oidc.Authenticator (package security/oidc) and *apikeys.Service
 // are Outbounds.
 type Outbound interface {
 	Authenticator

@@ -21,6 +21,7 @@ import (
 	"github.com/specguard/specguard/internal/guardtest"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/tokens"
 )
 
 func TestGuardBearerPresentation(t *testing.T) {
@@ -166,8 +167,8 @@ func TestGuardContext(t *testing.T) {
 		for _, op := range e.Table.Operations() {
 			r.Method(op.Method, op.Pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = policy.FromContext(r.Context()) }))
 		}
-		g, err := guard.New(e.Table, r, guard.WithAuthenticator(policy.SchemeBearer, security.BearerAuthenticator{Tokens: e.Tokens}),
-			guard.WithAuthenticator(policy.SchemeOAuth2, security.BearerAuthenticator{Tokens: e.Tokens}),
+		g, err := guard.New(e.Table, r, guard.WithAuthenticator(policy.SchemeBearer, tokens.Bearer{Tokens: e.Tokens}),
+			guard.WithAuthenticator(policy.SchemeOAuth2, tokens.Bearer{Tokens: e.Tokens}),
 			guard.WithAuthenticator(policy.SchemeAPIKeyCookie, e.Sessions), guard.WithAuthenticator(policy.SchemeAPIKeyHeader, e.Keys))
 		if err != nil {
 			t.Fatal(err)
@@ -414,7 +415,7 @@ func rawRequest(tb testing.TB, addr, req string) *http.Response {
 
 func TestNewGuardChecksConfiguration(t *testing.T) {
 	e := guardtest.NewEnv(t)
-	bearer := security.BearerAuthenticator{Tokens: e.Tokens}
+	bearer := tokens.Bearer{Tokens: e.Tokens}
 	all := []guard.Option{
 		guard.WithAuthenticator(policy.SchemeBearer, bearer),
 		guard.WithAuthenticator(policy.SchemeOAuth2, bearer),

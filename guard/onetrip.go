@@ -32,13 +32,12 @@ func (g *Guard) resolveOneTrip() {
 		return
 	}
 	g.decideFn, g.defer_ = hook(l)
-	deferrer, _ := onetrip.Deferrer.(func(any) deferFunc)
-	if !g.defer_ || deferrer == nil {
+	if !g.defer_ {
 		return
 	}
 	g.deferFns = map[policy.SchemeType]deferFunc{}
 	for t, a := range g.auth {
-		if d := deferrer(a); d != nil {
+		if d, ok := onetrip.Deferred(a).(deferFunc); ok && d != nil {
 			g.deferFns[t] = d
 		}
 	}

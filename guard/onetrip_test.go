@@ -11,7 +11,10 @@ import (
 	"github.com/specguard/specguard/limits/redislimit"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/apikeys"
 	"github.com/specguard/specguard/security/redisstore"
+	"github.com/specguard/specguard/security/sessions"
+	"github.com/specguard/specguard/security/tokens"
 )
 
 const oneTripSpec = `
@@ -42,7 +45,7 @@ func TestOneTripIsResolved(t *testing.T) {
 	}
 	r := chi.NewRouter()
 	r.Get("/things", func(http.ResponseWriter, *http.Request) {})
-	key, err := security.GenerateKey()
+	key, err := tokens.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,14 +53,14 @@ func TestOneTripIsResolved(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
 	defer rdb.Close()
 	store := redisstore.New(rdb, "t:", 0)
-	tokens, err := security.NewTokenService("i", "a", key, store)
+	ts, err := tokens.New("i", "a", key, store)
 	if err != nil {
 		t.Fatal(err)
 	}
 	auths := []Option{
-		WithAuthenticator(policy.SchemeBearer, security.BearerAuthenticator{Tokens: tokens}),
-		WithAuthenticator(policy.SchemeAPIKeyHeader, security.NewAPIKeyService(store, security.NewMemoryKeyRecords(nil))),
-		WithAuthenticator(policy.SchemeAPIKeyCookie, security.NewSessionService(store, table.RoleScopes)),
+		WithAuthenticator(policy.SchemeBearer, tokens.Bearer{Tokens: ts}),
+		WithAuthenticator(policy.SchemeAPIKeyHeader, apikeys.New(store, security.NewMemoryKeyRecords(nil))),
+		WithAuthenticator(policy.SchemeAPIKeyCookie, sessions.New(store, table.RoleScopes)),
 	}
 	for _, c := range []struct {
 		name           string

@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/specguard/specguard/security/internal/cache"
 	"slices"
+
+	"github.com/specguard/specguard/security/internal/cache"
 )
 
 // AccountSource reads an account's state from its source of truth, the
@@ -104,7 +105,7 @@ func (a *Accounts) Floor(ctx context.Context, subject string) (int64, error) {
 	return acct.Version, nil
 }
 
-// mintVersion returns the account version a new credential of subject is
+// MintVersion returns the account version a new credential of subject is
 // minted at: the version the source (the database) has committed, never a
 // higher one the store may hold. A change published whose commit then
 // failed leaves such a version in the store until it forgets it; the next
@@ -115,17 +116,17 @@ func (a *Accounts) Floor(ctx context.Context, subject string) (int64, error) {
 // it says the account is disabled, or holds a NotBefore past the committed
 // version (a change not yet settled), no credential is minted (ErrInvalid,
 // ErrUnavailable: retry). 0 when a is nil.
-func (a *Accounts) mintVersion(ctx context.Context, subject string) (int64, error) {
+func (a *Accounts) MintVersion(ctx context.Context, subject string) (int64, error) {
 	if a == nil {
 		return 0, nil
 	}
 	acct, err := a.Reload(ctx, subject)
 	if err != nil {
-		return 0, accountError(err)
+		return 0, AccountError(err)
 	}
 	committed, err := a.source.AccountState(ctx, subject)
 	if err != nil {
-		return 0, accountError(err)
+		return 0, AccountError(err)
 	}
 	if acct.Disabled || committed.Disabled {
 		return 0, fmt.Errorf("%w: the account is disabled", ErrInvalid)
@@ -140,9 +141,10 @@ func (a *Accounts) mintVersion(ctx context.Context, subject string) (int64, erro
 // Scopes returns what role grants, sorted.
 func (a *Accounts) Scopes(role string) []string { return a.roles(role) }
 
-// bounded returns the sorted scopes of own that acct's role grants too:
-// own itself when the role grants them all (no allocation).
-func (a *Accounts) bounded(own []string, acct *Account) []string {
+// Bounded returns the sorted scopes of own that acct's role grants too:
+// own itself when the role grants them all (no allocation). A credential
+// holds no more than its account's current role grants.
+func (a *Accounts) Bounded(own []string, acct *Account) []string {
 	granted := a.roles(acct.Role)
 	held := func(s string) bool { _, ok := slices.BinarySearch(granted, s); return ok }
 	if !slices.ContainsFunc(own, func(s string) bool { return !held(s) }) {
@@ -151,76 +153,11 @@ func (a *Accounts) bounded(own []string, acct *Account) []string {
 	return slices.DeleteFunc(slices.Clone(own), func(s string) bool { return !held(s) })
 }
 
-// forgetter is told, with the credential's id, when the store says a
-// credential was revoked, replaced or ended, which is for good: it forgets
-// what it cached, or marks it so. A pointer of the credential's kind (no
-// closure: one would be allocated on every request).
-type forgetter interface{ forget(id string) }
-
-// hold decides a credential verified locally. It reads the account
-// (nothing when a is nil), lets build make the principal for that state,
-// then runs check c in the store, or, when gated, returns it as a gate for
-// the rate-limit call to run. When the store says the account changed, it
-// reads the account again and decides again; unmarked, when not nil,
-// restores an API key's missing mark from its durable record. dead is
-// called when the store says the credential was revoked, replaced or
-// ended, which is for good: the caller remembers it, so that a replay is
-// refused without asking the store again (and without charging its
-// owner's tiers on a Redis Cluster, where they go alongside the check).
-func (a *Accounts) hold(ctx context.Context, store Checker, c Check, gated bool,
-	build func(acct *Account) (*Principal, error), unmarked func(ctx context.Context) error, dead forgetter) (*Principal, *gate, error) {
-	var acct *Account
-	if a != nil {
-		var err error
-		if acct, err = a.Get(ctx, c.Subject); err == nil && acct.Disabled {
-			// This copy may predate a re-enable: ask the store before refusing.
-			acct, err = a.Reload(ctx, c.Subject)
-		}
-		if err != nil {
-			return nil, nil, accountError(err)
-		}
-	}
-	for attempt := 0; ; attempt++ {
-		if acct != nil {
-			if acct.Disabled {
-				return nil, nil, fmt.Errorf("%w: the account is disabled", ErrInvalid)
-			}
-			c.AccountStamp = acct.Stamp
-		}
-		p, err := build(acct)
-		if err != nil {
-			return nil, nil, err
-		}
-		if gated {
-			g := newGate(store, c)
-			g.dead = dead
-			return p, g, nil
-		}
-		err = store.Check(ctx, c)
-		switch {
-		case err == nil:
-			return p, nil, nil
-		case attempt >= 3:
-			return nil, nil, fmt.Errorf("%w: the account keeps changing: %v", ErrUnavailable, err)
-		case errors.Is(err, ErrStale) && a != nil:
-			if acct, err = a.Reload(ctx, c.Subject); err != nil {
-				return nil, nil, accountError(err)
-			}
-		case errors.Is(err, ErrUnmarked) && unmarked != nil:
-			if err := unmarked(ctx); err != nil {
-				return nil, nil, err
-			}
-		default:
-			if errors.Is(err, ErrNotFound) && dead != nil {
-				dead.forget(c.ID)
-			}
-			return nil, nil, checkError(err)
-		}
-	}
-}
-
-// accountError maps a failure to read an account to the guard's errors.
-func accountError(err error) error {
+// AccountError maps a failure to read an account (Get, Reload) to what an
+// Authenticator returns: ErrInvalid when the account no longer exists,
+// ErrUnavailable when it could not be read. An authenticator of your own
+// whose credentials follow Accounts uses it as specguard's kinds do.
+func AccountError(err error) error {
 	if errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("%w: the account no longer exists", ErrInvalid)
 	}

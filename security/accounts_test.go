@@ -21,7 +21,10 @@ import (
 	"github.com/specguard/specguard/limits/redislimit"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/apikeys"
 	"github.com/specguard/specguard/security/redisstore"
+	"github.com/specguard/specguard/security/sessions"
+	"github.com/specguard/specguard/security/tokens"
 )
 
 const accountsSpec = `
@@ -93,9 +96,9 @@ func (d *accountDB) update(tb testing.TB, via *security.Accounts, subject string
 // shared store, records and database.
 type instance struct {
 	accounts *security.Accounts
-	tokens   *security.TokenService
-	sessions *security.SessionService
-	keys     *security.APIKeyService
+	tokens   *tokens.Service
+	sessions *sessions.Service
+	keys     *apikeys.Service
 	h        http.Handler
 }
 
@@ -141,22 +144,22 @@ func newAccountFleet(t *testing.T, store security.Store, ls limits.Store, trips 
 	}
 	f := &accountFleet{db: &accountDB{accounts: map[string]security.Account{}}, store: store,
 		records: &countingRecords{MemoryKeyRecords: security.NewMemoryKeyRecords(nil)}, table: table, trips: trips, flush: flush}
-	signing, err := security.GenerateKey()
+	signing, err := tokens.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {
 		in := &instance{accounts: security.NewAccounts(store, f.db, table.RoleScopes)}
-		if in.tokens, err = security.NewTokenService(guardtest.Issuer, guardtest.Audience, signing, store, security.WithAccounts(in.accounts)); err != nil {
+		if in.tokens, err = tokens.New(guardtest.Issuer, guardtest.Audience, signing, store, tokens.WithAccounts(in.accounts)); err != nil {
 			t.Fatal(err)
 		}
-		in.sessions = security.NewSessionService(store, table.RoleScopes, security.WithSessionAccounts(in.accounts))
-		in.keys = security.NewAPIKeyService(store, f.records, security.WithKeyAccounts(in.accounts))
+		in.sessions = sessions.New(store, table.RoleScopes, sessions.WithAccounts(in.accounts))
+		in.keys = apikeys.New(store, f.records, apikeys.WithAccounts(in.accounts))
 		r := chi.NewRouter()
 		for _, op := range table.Operations() {
 			r.Method(op.Method, op.Pattern, http.HandlerFunc(guardtest.Echo))
 		}
-		bearer := security.BearerAuthenticator{Tokens: in.tokens}
+		bearer := tokens.Bearer{Tokens: in.tokens}
 		g, err := guard.New(table, r,
 			guard.WithAuthenticator(policy.SchemeOAuth2, bearer),
 			guard.WithAuthenticator(policy.SchemeAPIKeyCookie, in.sessions),
@@ -203,7 +206,7 @@ func (f *accountFleet) queries() int {
 // creds are one of each credential kind, minted on instance 0.
 type creds struct {
 	token, refresh, key string
-	session             *security.NewSession
+	session             *sessions.Issued
 }
 
 func (f *accountFleet) mint(t *testing.T, subject, role string) creds {
@@ -350,47 +353,47 @@ func TestMintRacingDisable(t *testing.T) {
 		}
 		in := f.ins[0]
 		// Services on the racing store, with the instance's own caches.
-		tokens, err := security.NewTokenService(guardtest.Issuer, guardtest.Audience, mustKey(t), racing, security.WithAccounts(in.accounts))
+		ts, err := tokens.New(guardtest.Issuer, guardtest.Audience, mustKey(t), racing, tokens.WithAccounts(in.accounts))
 		if err != nil {
 			t.Fatal(err)
 		}
-		sessions := security.NewSessionService(racing, f.table.RoleScopes, security.WithSessionAccounts(in.accounts))
-		keys := security.NewAPIKeyService(racing, f.records, security.WithKeyAccounts(in.accounts))
+		ss := sessions.New(racing, f.table.RoleScopes, sessions.WithAccounts(in.accounts))
+		keys := apikeys.New(racing, f.records, apikeys.WithAccounts(in.accounts))
 		ctx := context.Background()
 		checks := map[string]func() error{
 			"refresh": func() error {
 				racing.armed = false
-				pair, err := tokens.Login(ctx, "bob", "admin", f.table.RoleScopes("admin"), "race")
+				pair, err := ts.Login(ctx, "bob", "admin", f.table.RoleScopes("admin"), "race")
 				if err != nil {
 					return err
 				}
 				racing.armed = true
-				next, err := tokens.Refresh(ctx, pair.Refresh, func(string) (string, []string, error) { return "admin", f.table.RoleScopes("admin"), nil })
+				next, err := ts.Refresh(ctx, pair.Refresh, func(string) (string, []string, error) { return "admin", f.table.RoleScopes("admin"), nil })
 				if err != nil {
 					return nil
 				}
-				if _, err := tokens.Refresh(ctx, next.Refresh, func(string) (string, []string, error) { return "admin", nil, nil }); err == nil {
+				if _, err := ts.Refresh(ctx, next.Refresh, func(string) (string, []string, error) { return "admin", nil, nil }); err == nil {
 					return errors.New("the refresh token minted while its account was being disabled refreshed again")
 				}
-				_, err = tokens.VerifyAccess(ctx, next.Access)
+				_, err = ts.VerifyAccess(ctx, next.Access)
 				return errorUnlessInvalid(err)
 			},
 			"token": func() error {
-				pair, err := tokens.Login(ctx, "bob", "admin", f.table.RoleScopes("admin"), "race")
+				pair, err := ts.Login(ctx, "bob", "admin", f.table.RoleScopes("admin"), "race")
 				if err != nil {
 					return nil // refused outright: fine
 				}
-				_, err = tokens.VerifyAccess(ctx, pair.Access)
+				_, err = ts.VerifyAccess(ctx, pair.Access)
 				return errorUnlessInvalid(err)
 			},
 			"session": func() error {
-				ns, err := sessions.Create(ctx, "bob", "admin", "race")
+				ns, err := ss.Create(ctx, "bob", "admin", "race")
 				if err != nil {
 					return nil
 				}
 				req := httptest.NewRequest(http.MethodGet, "/read", nil)
 				req.AddCookie(&http.Cookie{Name: "__Host-session", Value: ns.Cookie})
-				_, err = sessions.Authenticate(ctx, req, f.table.Schemes["cookieAuth"])
+				_, err = ss.Authenticate(ctx, req, f.table.Schemes["cookieAuth"])
 				return errorUnlessInvalid(err)
 			},
 			"api key": func() error {
@@ -430,9 +433,9 @@ func errString(err error) string {
 	return err.Error()
 }
 
-func mustKey(t *testing.T) *security.Key {
+func mustKey(t *testing.T) *tokens.Key {
 	t.Helper()
-	k, err := security.GenerateKey()
+	k, err := tokens.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}

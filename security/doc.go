@@ -1,18 +1,22 @@
-// Package security issues and checks specguard's credentials: access and
-// refresh tokens (TokenService), browser sessions with CSRF protection
-// (SessionService) and API keys (APIKeyService); package security/oidc
-// checks the tokens of outside identity providers. Each turns a request
-// into a verified Principal, which handlers read with FromContext.
+// Package security is what every kind of specguard credential shares: the
+// verified caller (Principal, read by handlers with FromContext), the
+// errors an authenticator refuses with, the account state every credential
+// follows (Accounts), and the stores that hold credentials' state (the
+// Store roles, NewMemoryStore, KeyRecords).
 //
-// Where to start:
-//   - TokenService mints and verifies JWTs (golang-jwt), rotates refresh
-//     tokens with reuse detection, and serves its public keys as a JWKS.
-//     BearerAuthenticator verifies the Authorization header with it.
-//   - SessionService and APIKeyService authenticate cookies and API keys.
-//   - Accounts makes every credential follow its account's current state
-//     (disabled, role, logout everywhere) on every instance.
-//   - oidc.New (package security/oidc) verifies the tokens of a document's
-//     openIdConnect schemes.
+// Each kind of credential is a package of its own, with New and plain
+// option names:
+//   - security/tokens mints and verifies JWTs (golang-jwt), rotates refresh
+//     tokens with reuse detection, serves its public keys as a JWKS, and
+//     holds the signing keys (GenerateKey, ReadKeyFile); tokens.Bearer
+//     verifies the Authorization header with it.
+//   - security/sessions: browser sessions in a cookie, with CSRF checks.
+//   - security/apikeys: API keys in a header, their records in KeyRecords.
+//   - security/oidc verifies the tokens of a document's openIdConnect
+//     schemes (outside identity providers).
+//
+// Accounts makes every credential follow its account's current state
+// (disabled, role, logout everywhere) on every instance.
 //
 // The fast shared state (logins, sessions, key marks, accounts' state) lives
 // in a Store: NewMemoryStore for one process, redisstore.New for a fleet.

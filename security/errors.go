@@ -2,7 +2,6 @@ package security
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/specguard/specguard/security/internal/cred"
 )
@@ -28,6 +27,3 @@ var (
 	// read it before refusing with the error.
 	ErrUnclaimed = errors.New("credential issued elsewhere")
 )
-
-// unclaimed marks err as possibly another scheme's (see ErrUnclaimed).
-func unclaimed(err error) error { return fmt.Errorf("%w (%w)", err, ErrUnclaimed) }

@@ -28,6 +28,9 @@ import (
 	"github.com/specguard/specguard/internal/guardtest"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/apikeys"
+	"github.com/specguard/specguard/security/sessions"
+	"github.com/specguard/specguard/security/tokens"
 )
 
 // fuzzFlip xors the byte at pos (modulo the length) of s with x.
@@ -127,20 +130,20 @@ const fuzzSessionCookieName = "__Host-fuzz-session"
 func FuzzSessionCookie(f *testing.F) {
 	ctx := context.Background()
 	store := security.NewMemoryStore(nil)
-	sessions := security.NewSessionService(store, func(string) []string { return []string{"a:read"} })
-	ns, err := sessions.Create(ctx, "alice", "reader", "fuzz")
+	ss := sessions.New(store, func(string) []string { return []string{"a:read"} })
+	ns, err := ss.Create(ctx, "alice", "reader", "fuzz")
 	if err != nil {
 		f.Fatal(err)
 	}
 	_, secret, _ := strings.Cut(strings.TrimPrefix(ns.Cookie, "alice."), ".")
 	fill := strings.NewReplacer("{session}", ns.Cookie, "{csrf}", ns.CSRF,
 		"{id}", ns.Session.ID, "{secret}", secret,
-		"{session!}", ns.Cookie[:len(ns.Cookie)-1]+string(nonCanonicalLast(f, secret)))
+		"{session!}", ns.Cookie[:len(ns.Cookie)-1]+string(guardtest.NonCanonicalLast(f, secret)))
 	scheme := &policy.Scheme{Name: "cookieAuth", Type: policy.SchemeAPIKeyCookie, Param: fuzzSessionCookieName}
 	const host = "app.test"
 
 	sid := fuzzSessionCookieName + "="
-	csrf := security.CSRFCookie + "={csrf}"
+	csrf := sessions.CSRFCookie + "={csrf}"
 	for _, s := range []struct{ cookie, method, header, origin, site string }{
 		{"", "GET", "", "", ""},
 		{sid + "{session}", "GET", "", "", ""},
@@ -172,7 +175,7 @@ func FuzzSessionCookie(f *testing.F) {
 		if lines := fuzzSplit(cookie); lines != nil {
 			r.Header["Cookie"] = lines
 		}
-		for k, v := range map[string]string{security.CSRFHeader: csrfHeader, "Origin": origin, "Sec-Fetch-Site": site} {
+		for k, v := range map[string]string{sessions.CSRFHeader: csrfHeader, "Origin": origin, "Sec-Fetch-Site": site} {
 			if v != "" {
 				r.Header.Set(k, v)
 			}
@@ -184,7 +187,7 @@ func FuzzSessionCookie(f *testing.F) {
 			}
 		}
 
-		p, err := sessions.Authenticate(ctx, r, scheme)
+		p, err := ss.Authenticate(ctx, r, scheme)
 		switch {
 		case err != nil:
 			if p != nil {
@@ -210,7 +213,7 @@ func FuzzSessionCookie(f *testing.F) {
 		case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
 			return
 		}
-		proof, cerr := r.Cookie(security.CSRFCookie)
+		proof, cerr := r.Cookie(sessions.CSRFCookie)
 		if csrfHeader != ns.CSRF || cerr != nil || proof.Value != ns.CSRF {
 			t.Fatalf("%q authenticated without the CSRF proof (header %q, cookie %v)", method, csrfHeader, proof)
 		}
@@ -225,14 +228,14 @@ func FuzzSessionCookie(f *testing.F) {
 
 func FuzzAPIKey(f *testing.F) {
 	ctx := context.Background()
-	keys := security.NewAPIKeyService(security.NewMemoryStore(nil), security.NewMemoryKeyRecords(nil))
+	keys := apikeys.New(security.NewMemoryStore(nil), security.NewMemoryKeyRecords(nil))
 	full, k, err := keys.Create(ctx, "alice", "fuzz", []string{"a:read"})
 	if err != nil {
 		f.Fatal(err)
 	}
 	secret := full[strings.LastIndexByte(full, '.')+1:]
 	fill := strings.NewReplacer("{key}", full, "{id}", k.ID, "{secret}", secret,
-		"{key!}", full[:len(full)-1]+string(nonCanonicalLast(f, secret)))
+		"{key!}", full[:len(full)-1]+string(guardtest.NonCanonicalLast(f, secret)))
 	scheme := &policy.Scheme{Name: "apiKeyAuth", Type: policy.SchemeAPIKeyHeader, Param: "X-API-Key"}
 
 	for _, s := range []string{
@@ -276,20 +279,20 @@ func FuzzAccessToken(f *testing.F) {
 	clock := func() time.Time { return now }
 	store := security.NewMemoryStore(clock)
 	priv := ed25519.NewKeyFromSeed([]byte(strings.Repeat("s", ed25519.SeedSize)))
-	key, err := security.NewKey(priv)
+	key, err := tokens.NewKey(priv)
 	if err != nil {
 		f.Fatal(err)
 	}
-	tokens, err := security.NewTokenService(guardtest.Issuer, guardtest.Audience, key, store, security.WithClock(clock))
+	ts, err := tokens.New(guardtest.Issuer, guardtest.Audience, key, store, tokens.WithClock(clock))
 	if err != nil {
 		f.Fatal(err)
 	}
-	old, err := tokens.Login(ctx, "alice", "reader", []string{"a:read"}, "fuzz")
+	old, err := ts.Login(ctx, "alice", "reader", []string{"a:read"}, "fuzz")
 	if err != nil {
 		f.Fatal(err)
 	}
 	// Refreshing replaces the first access token: only live's stays valid.
-	live, err := tokens.Refresh(ctx, old.Refresh, func(string) (string, []string, error) {
+	live, err := ts.Refresh(ctx, old.Refresh, func(string) (string, []string, error) {
 		return "reader", []string{"a:read"}, nil
 	})
 	if err != nil {
@@ -308,7 +311,7 @@ func FuzzAccessToken(f *testing.F) {
 		"{token}", live.Access, "{old}", old.Access, "{refresh}", live.Refresh,
 		"{h}", seg[0], "{p}", seg[1], "{s}", seg[2], "{rh}", rseg[0], "{rp}", rseg[1], "{rs}", rseg[2],
 		"{none}", header("none"), "{hs}", hs, "{confused}", confused,
-		"{token!}", live.Access[:len(live.Access)-1]+string(nonCanonicalLast(f, seg[2])),
+		"{token!}", live.Access[:len(live.Access)-1]+string(guardtest.NonCanonicalLast(f, seg[2])),
 	)
 
 	for _, s := range []string{
@@ -325,7 +328,7 @@ func FuzzAccessToken(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, raw string, pos uint16, x byte) {
 		raw = fuzzFlip(fill.Replace(raw), pos, x)
-		c, err := tokens.VerifyAccess(ctx, raw)
+		c, err := ts.VerifyAccess(ctx, raw)
 		if err != nil {
 			if c != nil {
 				t.Fatalf("claims returned with error %v", err)

@@ -16,8 +16,8 @@ import (
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/limits/redislimit"
 	"github.com/specguard/specguard/policy"
-	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/security/redisstore"
+	"github.com/specguard/specguard/security/tokens"
 )
 
 const gateSpec = `
@@ -55,7 +55,7 @@ components:
 type gateEnv struct {
 	srv    *redistest.Server
 	trips  *redistest.RoundTrips
-	tokens *security.TokenService
+	tokens *tokens.Service
 	store  *redisstore.Store
 	h      http.Handler
 }
@@ -72,12 +72,12 @@ func newGateEnv(t *testing.T) *gateEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := security.GenerateKey()
+	key, err := tokens.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
 	store := redisstore.New(rdb, srv.Prefix, time.Second)
-	ts, err := security.NewTokenService("specguard", "specguard", key, store)
+	ts, err := tokens.New("specguard", "specguard", key, store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func newGateEnv(t *testing.T) *gateEnv {
 	r.Post("/items", ok)
 	limiter := limits.New(redislimit.New(rdb, srv.Prefix+"rl:"), limits.WithTimeout(time.Second))
 	g, err := guard.New(table, r,
-		guard.WithAuthenticator(policy.SchemeOAuth2, security.BearerAuthenticator{Tokens: ts}),
+		guard.WithAuthenticator(policy.SchemeOAuth2, tokens.Bearer{Tokens: ts}),
 		guard.WithLimiter(limiter), guard.WithoutRequestValidation())
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/apikeys"
+	"github.com/specguard/specguard/security/sessions"
 )
 
 // memoAccounts knows every account, as role "writer" at version 1.
@@ -26,10 +28,10 @@ func TestCachedCredentialsShareTheirPrincipal(t *testing.T) {
 	roles := map[string][]string{"writer": {"a:read", "a:write"}, "reader": {"a:read"}}
 	scopes := func(role string) []string { return roles[role] }
 	accounts := security.NewAccounts(store, memoAccounts{}, scopes)
-	sessions := security.NewSessionService(store, scopes, security.WithSessionAccounts(accounts))
-	keys := security.NewAPIKeyService(store, security.NewMemoryKeyRecords(nil), security.WithKeyAccounts(accounts))
+	ss := sessions.New(store, scopes, sessions.WithAccounts(accounts))
+	keys := apikeys.New(store, security.NewMemoryKeyRecords(nil), apikeys.WithAccounts(accounts))
 
-	sess, err := sessions.Create(ctx, "alice", "writer", "test")
+	sess, err := ss.Create(ctx, "alice", "writer", "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +45,7 @@ func TestCachedCredentialsShareTheirPrincipal(t *testing.T) {
 		"session": func() (*security.Principal, error) {
 			r := httptest.NewRequest("GET", "/", nil)
 			r.Header.Set("Cookie", "sid="+sess.Cookie)
-			return sessions.Authenticate(ctx, r, cookie)
+			return ss.Authenticate(ctx, r, cookie)
 		},
 		"api key": func() (*security.Principal, error) {
 			r := httptest.NewRequest("GET", "/", nil)

@@ -3,7 +3,6 @@ package security
 import (
 	"context"
 	"slices"
-	"sync/atomic"
 
 	"github.com/specguard/specguard/internal/ctxkey"
 )
@@ -33,8 +32,6 @@ type Principal struct {
 	// boolean claims of an External token, as strings, or what a service's
 	// own Authenticator puts there (its guard.ClaimCarrier says which).
 	Claims map[string]string
-
-	accountStamp string // the account state this principal was made for
 }
 
 // HasScope reports whether p holds scope.
@@ -93,49 +90,4 @@ func (p *Principal) Claim(name string) string {
 		}
 	}
 	return p.Claims[name]
-}
-
-// principalMemo keeps the read-only principals one cached credential made
-// (a token, a session, an API key), so that presenting it again
-// authenticates without allocating: one per scheme name, the one of the
-// newest account state.
-type principalMemo struct{ ps atomic.Pointer[[]*Principal] }
-
-// maxPrincipals bounds the principals kept per credential: one per scheme
-// that reads it, which a document declares few of.
-const maxPrincipals = 8
-
-// get returns the principal made for scheme at account stamp, or nil.
-func (m *principalMemo) get(scheme, stamp string) *Principal {
-	if ps := m.ps.Load(); ps != nil {
-		for _, p := range *ps {
-			if p.Scheme == scheme && p.accountStamp == stamp {
-				return p
-			}
-		}
-	}
-	return nil
-}
-
-// put keeps p, in place of the principal of its scheme.
-func (m *principalMemo) put(p *Principal) {
-	old := m.ps.Load()
-	next := make([]*Principal, 0, maxPrincipals)
-	if old != nil {
-		for _, q := range *old {
-			if q.Scheme != p.Scheme && len(next) < maxPrincipals-1 {
-				next = append(next, q)
-			}
-		}
-	}
-	next = append(next, p)
-	m.ps.CompareAndSwap(old, &next) // a lost race only costs a later allocation
-}
-
-// stampOf is acct's stamp, "" without account state.
-func stampOf(acct *Account) string {
-	if acct == nil {
-		return ""
-	}
-	return acct.Stamp
 }

@@ -143,7 +143,7 @@ type Checker interface {
 	Check(ctx context.Context, c Check) error
 }
 
-// FamilyStore keeps logins: what TokenService needs.
+// FamilyStore keeps logins: what tokens.Service needs.
 type FamilyStore interface {
 	Checker
 	// CreateFamily records a new login; it sets Created and LastUsed.
@@ -162,7 +162,7 @@ type FamilyStore interface {
 	Families(ctx context.Context, subject string) ([]Family, error)
 }
 
-// SessionStore keeps browser sessions: what SessionService needs.
+// SessionStore keeps browser sessions: what sessions.Service needs.
 type SessionStore interface {
 	Checker
 	// CreateSession records s; it sets Created and LastUsed. When max > 0
@@ -178,7 +178,7 @@ type SessionStore interface {
 }
 
 // KeyMarkStore keeps the marks that say API keys are live: what
-// APIKeyService needs besides their durable records (KeyRecords).
+// apikeys.Service needs besides their durable records (KeyRecords).
 type KeyMarkStore interface {
 	Checker
 	// MarkKey marks API key k live until it expires, or for MarkTTL at
@@ -229,4 +229,26 @@ type Store interface {
 	RevokeSubject(ctx context.Context, subject string) error
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
+}
+
+// APIKeyPrefix starts every key, so leaked keys are easy to scan for.
+const APIKeyPrefix = "sg_"
+
+// KeyRecords is the durable home of API keys: the app's database. A key
+// must outlive any process and any loss of the Store, which holds only a
+// mark per live key.
+type KeyRecords interface {
+	// CreateAPIKey stores k, unless max > 0 and k's subject holds max live
+	// keys already: then it stores nothing and returns ErrTooMany.
+	CreateAPIKey(ctx context.Context, k *APIKey, max int) error
+	// APIKey returns key id, revoked and expired ones included, or ErrNotFound.
+	APIKey(ctx context.Context, id string) (*APIKey, error)
+	// APIKeys lists subject's live keys, newest first.
+	APIKeys(ctx context.Context, subject string) ([]APIKey, error)
+	// RevokeAPIKey revokes subject's live key id, or returns ErrNotFound.
+	RevokeAPIKey(ctx context.Context, subject, id string) error
+	// RevokeAPIKeys revokes every key of subject.
+	RevokeAPIKeys(ctx context.Context, subject string) error
+	// TouchAPIKey records that key id was used at t.
+	TouchAPIKey(ctx context.Context, id string, t time.Time) error
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/specguard/specguard/problem"
 	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/security/oidc"
+	"github.com/specguard/specguard/security/tokens"
 	"github.com/specguard/specguard/sqldb"
 )
 
@@ -168,9 +169,9 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 	if err != nil {
 		return nil, err
 	}
-	var verify []*security.Key
+	var verify []*tokens.Key
 	for _, path := range cfg.VerifyKeyFiles {
-		k, err := security.ReadKeyFile(path)
+		k, err := tokens.ReadKeyFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("SPECGUARD_VERIFY_KEY_FILES: %s: %v", path, err)
 		}

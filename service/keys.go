@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/tokens"
 )
 
 // sharedStore names the setting that makes instances share state, when
@@ -28,9 +28,9 @@ func sharedStore(cfg *Config) string {
 
 // signingKey loads SPECGUARD_SIGNING_KEY_FILE, or the dev key in the data
 // directory, generating it on first use.
-func signingKey(cfg *Config) (*security.Key, error) {
+func signingKey(cfg *Config) (*tokens.Key, error) {
 	if cfg.SigningKeyFile != "" {
-		k, err := security.ReadKeyFile(cfg.SigningKeyFile)
+		k, err := tokens.ReadKeyFile(cfg.SigningKeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("SPECGUARD_SIGNING_KEY_FILE: %s: %v", cfg.SigningKeyFile, err)
 		}
@@ -43,14 +43,14 @@ func signingKey(cfg *Config) (*security.Key, error) {
 		return nil, fmt.Errorf("SPECGUARD_SIGNING_KEY_FILE: required with %s: every instance sharing it must sign with the same key; make one with `specguard keygen --out signing-key.pem`", shared)
 	}
 	path := devKeyPath(cfg.DataDir)
-	k, err := security.ReadKeyFile(path)
+	k, err := tokens.ReadKeyFile(path)
 	if err == nil {
 		return k, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("SPECGUARD_DATA_DIR: %s: %v", path, err)
 	}
-	if k, err = security.GenerateKey(); err != nil {
+	if k, err = tokens.GenerateKey(); err != nil {
 		return nil, err
 	}
 	pemBytes, err := k.MarshalPEM()
@@ -63,7 +63,7 @@ func signingKey(cfg *Config) (*security.Key, error) {
 	// O_EXCL: when two instances start at once, one key wins and both use it.
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
-		return security.ReadKeyFile(path)
+		return tokens.ReadKeyFile(path)
 	} else if err != nil {
 		return nil, fmt.Errorf("SPECGUARD_DATA_DIR: %v", err)
 	}

@@ -7,7 +7,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/tokens"
 )
 
 var keygenUsage = `Usage: specguard keygen [--alg ed25519|es256|rs256|hs256] [--out FILE]
@@ -29,7 +29,7 @@ Examples:
 
 func keygen(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("keygen", keygenUsage, stderr)
-	alg := fs.String("alg", "ed25519", "key algorithm: "+strings.Join(security.KeyAlgorithms, ", "))
+	alg := fs.String("alg", "ed25519", "key algorithm: "+strings.Join(tokens.KeyAlgorithms, ", "))
 	out := fs.String("out", "", "file to write the private key to (mode 0600); stdout when empty")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -37,7 +37,7 @@ func keygen(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	key, err := security.GenerateKeyFor(*alg)
+	key, err := tokens.GenerateKeyFor(*alg)
 	if err != nil {
 		return fmt.Errorf("--alg: %v", err)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/specguard/specguard/credentials"
 	"github.com/specguard/specguard/internal/spectest"
 	"github.com/specguard/specguard/policy"
-	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/tokens"
 )
 
 var update = flag.Bool("update", false, "rewrite the lint golden files")
@@ -360,7 +360,7 @@ func TestRoutesRefusesWhatServeWould(t *testing.T) {
 }
 
 func TestKeygen(t *testing.T) {
-	for _, alg := range security.KeyAlgorithms {
+	for _, alg := range tokens.KeyAlgorithms {
 		t.Run(alg, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "signing.pem")
 			out, _, err := cli(t, "keygen", "--alg", alg, "--out", path)
@@ -372,7 +372,7 @@ func TestKeygen(t *testing.T) {
 				t.Fatalf("key file: %v, mode %v, want 0600", err, st.Mode())
 			}
 			data, _ := os.ReadFile(path)
-			key, err := security.ParseKeyPEM(data)
+			key, err := tokens.ParseKeyPEM(data)
 			if err != nil || !key.CanSign() {
 				t.Fatalf("the key file is not a signing key SPECGUARD_SIGNING_KEY_FILE reads: %v", err)
 			}
@@ -411,7 +411,7 @@ func TestKeygenToStdout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := security.ParseKeyPEM([]byte(out))
+	key, err := tokens.ParseKeyPEM([]byte(out))
 	if err != nil || key.Algorithm() != "EdDSA" {
 		t.Fatalf("stdout holds no Ed25519 key: %v", err)
 	}

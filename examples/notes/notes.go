@@ -28,6 +28,7 @@ import (
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/problem"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/tokens"
 )
 
 //go:embed openapi.yaml
@@ -66,16 +67,16 @@ func newHandler(cfg config) (http.Handler, *policy.Table, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	key, err := security.GenerateKey() // a real service loads one: security.ParseKeyPEM
+	key, err := tokens.GenerateKey() // a real service loads one: tokens.ParseKeyPEM
 	if err != nil {
 		return nil, nil, err
 	}
 	store := security.NewMemoryStore(nil) // several instances: redisstore.New
-	tokens, err := security.NewTokenService("notes", "notes", key, store, security.WithTokenTTL(15*time.Minute, 15*time.Minute))
+	ts, err := tokens.New("notes", "notes", key, store, tokens.WithTTL(15*time.Minute, 15*time.Minute))
 	if err != nil {
 		return nil, nil, err
 	}
-	svc := &service{table: table, tokens: tokens, users: cfg.users}
+	svc := &service{table: table, tokens: ts, users: cfg.users}
 
 	r := chi.NewRouter()
 	api.HandlerWithOptions(api.NewStrictHandlerWithOptions(svc, nil, api.StrictHTTPServerOptions{
@@ -87,7 +88,7 @@ func newHandler(cfg config) (http.Handler, *policy.Table, error) {
 		},
 	}), api.ChiServerOptions{BaseRouter: r})
 
-	bearer := security.BearerAuthenticator{Tokens: tokens}
+	bearer := tokens.Bearer{Tokens: ts}
 	g, err := guard.New(table, r,
 		guard.WithAuthenticator(policy.SchemeBearer, bearer),
 		guard.WithAuthenticator(policy.SchemeOAuth2, bearer),
@@ -108,7 +109,7 @@ var problems = problem.Writer{Prefix: "https://notes.example.com/problems/"}
 // has authenticated, limited and validated every request it sees.
 type service struct {
 	table  *policy.Table
-	tokens *security.TokenService
+	tokens *tokens.Service
 	users  map[string]user
 
 	mu    sync.Mutex

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/specguard/specguard/problem"
-	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/sessions"
 )
 
 // Credentials lists every secret a request carries.
@@ -17,7 +17,7 @@ func Credentials(r *http.Request) []string {
 		out = append(out, v, tok)
 	}
 	out = append(out, r.Header.Values("X-API-Key")...)
-	out = append(out, r.Header.Values(security.CSRFHeader)...)
+	out = append(out, r.Header.Values(sessions.CSRFHeader)...)
 	for _, c := range r.Cookies() {
 		out = append(out, c.Value)
 	}

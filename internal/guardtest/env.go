@@ -20,6 +20,9 @@ import (
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/problem"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/apikeys"
+	"github.com/specguard/specguard/security/sessions"
+	"github.com/specguard/specguard/security/tokens"
 )
 
 // Clock is a settable Clock shared by the token service and the store.
@@ -48,10 +51,10 @@ type Env struct {
 	Clock    *Clock
 	Store    *security.MemoryStore
 	EdPriv   ed25519.PrivateKey
-	Signing  *security.Key
-	Tokens   *security.TokenService
-	Sessions *security.SessionService
-	Keys     *security.APIKeyService
+	Signing  *tokens.Key
+	Tokens   *tokens.Service
+	Sessions *sessions.Service
+	Keys     *apikeys.Service
 	Table    *policy.Table
 	Router   chi.Router
 	Guard    *guard.Guard
@@ -69,23 +72,23 @@ func NewEnv(tb testing.TB) *Env {
 		tb.Fatal(err)
 	}
 	e.EdPriv = priv
-	if e.Signing, err = security.NewKey(priv); err != nil {
+	if e.Signing, err = tokens.NewKey(priv); err != nil {
 		tb.Fatal(err)
 	}
-	if e.Tokens, err = security.NewTokenService(Issuer, Audience, e.Signing, store, security.WithClock(e.Clock.Now)); err != nil {
+	if e.Tokens, err = tokens.New(Issuer, Audience, e.Signing, store, tokens.WithClock(e.Clock.Now)); err != nil {
 		tb.Fatal(err)
 	}
 	if e.Table, err = policy.Compile("test.yaml", []byte(Spec)); err != nil {
 		tb.Fatalf("Compile: %v", err)
 	}
-	e.Sessions = security.NewSessionService(store, e.Table.RoleScopes)
-	e.Keys = security.NewAPIKeyService(store, security.NewMemoryKeyRecords(e.Clock.Now), security.WithKeyClock(e.Clock.Now))
+	e.Sessions = sessions.New(store, e.Table.RoleScopes)
+	e.Keys = apikeys.New(store, security.NewMemoryKeyRecords(e.Clock.Now), apikeys.WithClock(e.Clock.Now))
 
 	e.Router = chi.NewRouter()
 	for _, op := range e.Table.Operations() {
 		e.Router.Method(op.Method, op.Pattern, http.HandlerFunc(Echo))
 	}
-	bearer := security.BearerAuthenticator{Tokens: e.Tokens}
+	bearer := tokens.Bearer{Tokens: e.Tokens}
 	e.Guard, err = guard.New(e.Table, e.Router,
 		guard.WithAuthenticator(policy.SchemeBearer, bearer),
 		guard.WithAuthenticator(policy.SchemeOAuth2, bearer),
@@ -127,7 +130,7 @@ func Echo(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(s)
 }
 
-func (e *Env) Login(tb testing.TB, subject, role string) *security.Pair {
+func (e *Env) Login(tb testing.TB, subject, role string) *tokens.Pair {
 	tb.Helper()
 	e.Roles.Store(subject, role)
 	p, err := e.Tokens.Login(context.Background(), subject, role, e.Table.RoleScopes(role), "test")
@@ -145,7 +148,7 @@ func (e *Env) ScopesOf(subject string) (string, []string, error) {
 	return role.(string), e.Table.RoleScopes(role.(string)), nil
 }
 
-func (e *Env) Refresh(tb testing.TB, raw string) *security.Pair {
+func (e *Env) Refresh(tb testing.TB, raw string) *tokens.Pair {
 	tb.Helper()
 	p, err := e.Tokens.Refresh(context.Background(), raw, e.ScopesOf)
 	if err != nil {
@@ -154,7 +157,7 @@ func (e *Env) Refresh(tb testing.TB, raw string) *security.Pair {
 	return p
 }
 
-func (e *Env) Session(tb testing.TB, subject, role string) *security.NewSession {
+func (e *Env) Session(tb testing.TB, subject, role string) *sessions.Issued {
 	tb.Helper()
 	ns, err := e.Sessions.Create(context.Background(), subject, role, "browser")
 	if err != nil {
@@ -191,15 +194,15 @@ func Cookie(name, value string) Mod {
 	return func(r *http.Request) { r.AddCookie(&http.Cookie{Name: name, Value: value}) }
 }
 
-func SessionCookies(ns *security.NewSession) Mod {
+func SessionCookies(ns *sessions.Issued) Mod {
 	return func(r *http.Request) { r.AddCookie(&http.Cookie{Name: SessionCookie, Value: ns.Cookie}) }
 }
 
 // CSRFProof adds the CSRF cookie and header of ns.
-func CSRFProof(ns *security.NewSession) Mod {
+func CSRFProof(ns *sessions.Issued) Mod {
 	return func(r *http.Request) {
-		r.AddCookie(&http.Cookie{Name: security.CSRFCookie, Value: ns.CSRF})
-		r.Header.Set(security.CSRFHeader, ns.CSRF)
+		r.AddCookie(&http.Cookie{Name: sessions.CSRFCookie, Value: ns.CSRF})
+		r.Header.Set(sessions.CSRFHeader, ns.CSRF)
 	}
 }
 

@@ -42,3 +42,18 @@ func EncodeSegment(tb testing.TB, v any) string {
 	}
 	return base64.RawURLEncoding.EncodeToString(b)
 }
+
+// NonCanonicalLast returns the last character of a base64url segment with
+// its unused low bits set: lax decoding yields the same bytes, strict
+// decoding (RFC 4648 3.5) refuses it.
+func NonCanonicalLast(tb testing.TB, seg string) byte {
+	tb.Helper()
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	unused := map[int]int{2: 4, 3: 2}[len(seg)%4] // bits the last character carries beyond the data
+	if unused == 0 {
+		tb.Fatalf("segment of length %d has no unused bits", len(seg))
+	}
+	idx := strings.IndexByte(alphabet, seg[len(seg)-1])
+	idx |= 1 // set the lowest unused bit
+	return alphabet[idx]
+}

@@ -7,14 +7,14 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/tokens"
 )
 
 // File writes a new Ed25519 signing key, mode 0600, in a directory removed
 // when the test ends, and returns its path.
 func File(tb testing.TB) string {
 	tb.Helper()
-	k, err := security.GenerateKey()
+	k, err := tokens.GenerateKey()
 	if err != nil {
 		tb.Fatal(err)
 	}

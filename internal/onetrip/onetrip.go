@@ -2,8 +2,8 @@
 // rides in the rate-limit store call, so that a guarded request on one
 // Redis costs one round trip instead of two. It is no one's public API:
 // the packages that own the types fill in its hooks when they are loaded
-// (security, security/redisstore, limits,
-// limits/redislimit), and the guard reads them once,
+// (security's credential kinds, security/redisstore,
+// limits, limits/redislimit), and the guard reads them once,
 // when it is built. A user's own authenticator, limiter or store works
 // without any of it, only without the saved round trip.
 package onetrip
@@ -58,18 +58,32 @@ var (
 	// []limits.Result) (allowed bool, preErr, err error), nil for a store
 	// that cannot decide a precheck in its own call.
 	PrecheckStore any
-	// Deferrer is set by security:
-	// func(auth any) func(context.Context, *http.Request, *policy.Scheme)
-	// (*security.Principal, Precheck, error), nil for an authenticator that
-	// cannot defer its check.
-	Deferrer any
 )
 
 // Registered from init functions only, so read without a lock.
 var (
 	scripters []func(store any) any
 	gates     []Gate
+	deferrers []func(auth any) any
 )
+
+// RegisterDeferrer adds f, which returns for an authenticator of its
+// package its deferred form, a
+// func(context.Context, *http.Request, *policy.Scheme)
+// (*security.Principal, Precheck, error), and nil for others. Call it from
+// an init function (security/tokens, security/sessions, security/apikeys
+// do).
+func RegisterDeferrer(f func(auth any) any) { deferrers = append(deferrers, f) }
+
+// Deferred returns auth's deferred form, or nil.
+func Deferred(auth any) any {
+	for _, f := range deferrers {
+		if d := f(auth); d != nil {
+			return d
+		}
+	}
+	return nil
+}
 
 // Gate is the shape of a store's check function: the gated rate-limit
 // script is built per shape, and loaded at start for every shape known.

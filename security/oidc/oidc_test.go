@@ -28,6 +28,7 @@ import (
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/security/oidc"
+	"github.com/specguard/specguard/security/tokens"
 )
 
 // fakeOP is an httptest OpenID provider whose answers a test controls.
@@ -645,11 +646,11 @@ func TestOIDCSettingsRefused(t *testing.T) {
 // scheme on the same operation may take it; a forged token naming this
 // issuer stays plainly invalid.
 func TestOwnTokensFromElsewhereAreUnclaimed(t *testing.T) {
-	key, err := security.GenerateKey()
+	key, err := tokens.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := security.NewTokenService(guardtest.Issuer, guardtest.Audience, key, security.NewMemoryStore(nil))
+	svc, err := tokens.New(guardtest.Issuer, guardtest.Audience, key, security.NewMemoryStore(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -670,7 +671,7 @@ func TestOwnTokensFromElsewhereAreUnclaimed(t *testing.T) {
 	} {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.Header.Set("Authorization", "Bearer "+c.token)
-		_, err := security.BearerAuthenticator{Tokens: svc}.Authenticate(context.Background(), r, &policy.Scheme{Name: "bearerAuth", Type: policy.SchemeBearer})
+		_, err := tokens.Bearer{Tokens: svc}.Authenticate(context.Background(), r, &policy.Scheme{Name: "bearerAuth", Type: policy.SchemeBearer})
 		if !errors.Is(err, security.ErrInvalid) || errors.Is(err, security.ErrUnclaimed) != c.unclaimed {
 			t.Errorf("%s: %v, want invalid and unclaimed=%v", c.name, err, c.unclaimed)
 		}

@@ -21,8 +21,10 @@ import (
 	"github.com/specguard/specguard/limits/redislimit"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/apikeys"
 	"github.com/specguard/specguard/security/oidc"
 	"github.com/specguard/specguard/security/redisstore"
+	"github.com/specguard/specguard/security/tokens"
 )
 
 // twoProvidersSpec has one operation accepting the tokens of providers a
@@ -274,7 +276,7 @@ components:
 		t.Fatal(err)
 	}
 	records := &slowRecords{MemoryKeyRecords: security.NewMemoryKeyRecords(nil)}
-	keys := security.NewAPIKeyService(security.NewMemoryStore(nil), records)
+	keys := apikeys.New(security.NewMemoryStore(nil), records)
 	r := chi.NewRouter()
 	r.Get("/things", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) })
 	g, err := guard.New(table, r, guard.WithAuthenticator(policy.SchemeAPIKeyHeader, keys),
@@ -338,11 +340,11 @@ func TestRevokedTokenReplaysChargeNothing(t *testing.T) {
 	t.Cleanup(func() { rdb.Close() })
 	prefix := cl.Nodes[0].Prefix
 	store := redisstore.New(rdb, prefix, 3*time.Second)
-	key, err := security.GenerateKey()
+	key, err := tokens.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens, err := security.NewTokenService("iss", "aud", key, store)
+	ts, err := tokens.New("iss", "aud", key, store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,17 +371,17 @@ components:
 		limits.WithStoreObserver(func(time.Duration, error) { calls.Add(1) }))
 	r := chi.NewRouter()
 	r.Get("/things", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) })
-	g, err := guard.New(table, r, guard.WithAuthenticator(policy.SchemeBearer, security.BearerAuthenticator{Tokens: tokens}),
+	g, err := guard.New(table, r, guard.WithAuthenticator(policy.SchemeBearer, tokens.Bearer{Tokens: ts}),
 		guard.WithLimiter(limiter))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	revoked, err := tokens.Login(ctx, "victim", "user", nil, "laptop")
+	revoked, err := ts.Login(ctx, "victim", "user", nil, "laptop")
 	if err != nil {
 		t.Fatal(err)
 	}
-	live, err := tokens.Login(ctx, "victim", "user", nil, "phone")
+	live, err := ts.Login(ctx, "victim", "user", nil, "phone")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@
 package cred
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -85,3 +86,50 @@ var b64tokenChar = func() (t [256]bool) {
 	}
 	return t
 }()
+
+// SplitCredential parses "<subject>.<id>.<base64url secret of 32 bytes>",
+// the shape of session cookies and of API keys after their prefix.
+func SplitCredential(v string) (subject, id string, secret [32]byte, ok bool) {
+	if len(v) > 256 {
+		return "", "", secret, false
+	}
+	subject, rest, ok1 := strings.Cut(v, ".")
+	id, enc, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || !IsID(subject) || !IsID(id) {
+		return "", "", secret, false
+	}
+	secret, ok = DecodeSecret(enc)
+	return subject, id, secret, ok
+}
+
+// DecodeSecret decodes the base64url secret of a credential: 32 bytes, in
+// arrays rather than the decoder's slices (it runs on every request).
+func DecodeSecret(enc string) (secret [32]byte, ok bool) {
+	// The decoder skips '\r' and '\n' and ignores the unused low bits of
+	// the last character: only the canonical encoding is the credential.
+	var src, canon [43]byte
+	if len(enc) != len(src) {
+		return secret, false
+	}
+	copy(src[:], enc)
+	n, err := base64.RawURLEncoding.Decode(secret[:], src[:])
+	if err != nil || n != len(secret) {
+		return secret, false
+	}
+	base64.RawURLEncoding.Encode(canon[:], secret[:])
+	return secret, canon == src
+}
+
+// IsID reports whether s is a plausible identifier: 1-64 base64url characters.
+func IsID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

@@ -58,6 +58,7 @@ import (
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/tokens"
 	"github.com/specguard/specguard/server"
 	"github.com/specguard/specguard/server/db"
 	"github.com/specguard/specguard/sqldb"
@@ -114,7 +115,7 @@ func run() error {
 			return err
 		}
 	}
-	signing, err := security.GenerateKey() // the service issues nothing here but the API key
+	signing, err := tokens.GenerateKey() // the service issues nothing here but the API key
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package security_test
+package apikeys_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/specguard/specguard/internal/guardtest"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/apikeys"
 )
 
 func TestAPIKeyAuthentication(t *testing.T) {
@@ -63,7 +64,7 @@ func TestAPIKeyAuthentication(t *testing.T) {
 	guardtest.RunCases(t, e, cases)
 
 	t.Run("expired", func(t *testing.T) {
-		e.Clock.Advance(security.DefaultAPIKeyTTL + time.Hour)
+		e.Clock.Advance(apikeys.DefaultTTL + time.Hour)
 		guardtest.InvalidToken.Check(t, e.Do(t, http.MethodGet, "/key-read", "", guardtest.APIKeyHeader(full)))
 	})
 }

@@ -1,4 +1,4 @@
-package security_test
+package tokens_test
 
 import (
 	"context"
@@ -26,6 +26,7 @@ import (
 
 	"github.com/specguard/specguard/internal/guardtest"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/tokens"
 )
 
 type signer func(input []byte) []byte
@@ -52,7 +53,7 @@ func forge(tb testing.TB, header, claims map[string]any, sign signer) string {
 }
 
 // claimsOf turns typed claims into the map a forger edits.
-func claimsOf(tb testing.TB, c *security.Claims) map[string]any {
+func claimsOf(tb testing.TB, c *tokens.Claims) map[string]any {
 	tb.Helper()
 	b, err := json.Marshal(c)
 	if err != nil {
@@ -116,11 +117,11 @@ func countingServer(tb testing.TB) (*httptest.Server, *atomic.Int64) {
 // (control) and tokens that each differ from it in one hostile way. Every
 // one names pair's live family and jti, so only the forgery itself can be
 // the reason it is refused.
-func forgeries(tb testing.TB, e *guardtest.Env, pair *security.Pair, attackerURL string) (control string, bad []forgery) {
+func forgeries(tb testing.TB, e *guardtest.Env, pair *tokens.Pair, attackerURL string) (control string, bad []forgery) {
 	tb.Helper()
 	now := e.Clock.Now()
 	claims := claimsOf(tb, pair.AccessClaims)
-	hdr := map[string]any{"alg": "EdDSA", "typ": security.TypeAccess, "kid": e.Signing.ID}
+	hdr := map[string]any{"alg": "EdDSA", "typ": tokens.TypeAccess, "kid": e.Signing.ID}
 	real := edSigner(e.EdPriv)
 	control = forge(tb, hdr, claims, real)
 
@@ -131,7 +132,7 @@ func forgeries(tb testing.TB, e *guardtest.Env, pair *security.Pair, attackerURL
 	}
 	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 	_, attacker, _ := ed25519.GenerateKey(rand.Reader)
-	attackerKey, err := security.NewKey(attacker)
+	attackerKey, err := tokens.NewKey(attacker)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -140,7 +141,7 @@ func forgeries(tb testing.TB, e *guardtest.Env, pair *security.Pair, attackerURL
 	_, _ = rand.Read(randomSecret)
 
 	sig := strings.Split(control, ".")
-	nonCanonical := sig[2][:len(sig[2])-1] + string(nonCanonicalLast(tb, sig[2]))
+	nonCanonical := sig[2][:len(sig[2])-1] + string(guardtest.NonCanonicalLast(tb, sig[2]))
 	oversized := forge(tb, hdr, set(claims, "pad", strings.Repeat("x", security.MaxTokenBytes)), real)
 
 	bad = []forgery{
@@ -186,7 +187,7 @@ func forgeries(tb testing.TB, e *guardtest.Env, pair *security.Pair, attackerURL
 		{name: "x5u with the trusted kid", token: forge(tb, set(hdr, "x5u", attackerURL+"/cert.pem"), claims, edSigner(attacker))},
 		{name: "attacker key with the trusted kid", token: forge(tb, hdr, claims, edSigner(attacker))},
 		{name: "refresh token", token: pair.Refresh},
-		{name: "access claims typed as refresh", token: forge(tb, set(hdr, "typ", security.TypeRefresh), claims, real)},
+		{name: "access claims typed as refresh", token: forge(tb, set(hdr, "typ", tokens.TypeRefresh), claims, real)},
 		{name: "typ missing", token: forge(tb, set(hdr, "typ", nil), claims, real)},
 		{name: "typ JWT", token: forge(tb, set(hdr, "typ", "JWT"), claims, real)},
 		{name: "signature with non-canonical trailing bits", token: sig[0] + "." + sig[1] + "." + nonCanonical},
@@ -196,21 +197,6 @@ func forgeries(tb testing.TB, e *guardtest.Env, pair *security.Pair, attackerURL
 		{name: "oversized, correctly signed", token: oversized},
 	}
 	return control, bad
-}
-
-// nonCanonicalLast returns the last character of a base64url segment with
-// its unused low bits set: lax decoding yields the same bytes, strict
-// decoding (RFC 4648 3.5) refuses it.
-func nonCanonicalLast(tb testing.TB, seg string) byte {
-	tb.Helper()
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-	unused := map[int]int{2: 4, 3: 2}[len(seg)%4] // bits the last character carries beyond the data
-	if unused == 0 {
-		tb.Fatalf("segment of length %d has no unused bits", len(seg))
-	}
-	idx := strings.IndexByte(alphabet, seg[len(seg)-1])
-	idx |= 1 // set the lowest unused bit
-	return alphabet[idx]
 }
 
 func TestVerifyAccessRejectsForgeries(t *testing.T) {
@@ -268,7 +254,7 @@ func TestStrictDecodingRejectsNonCanonicalSignature(t *testing.T) {
 	e := guardtest.NewEnv(t)
 	pair := e.Login(t, "alice", "reader")
 	parts := strings.Split(pair.Access, ".")
-	alt := parts[2][:len(parts[2])-1] + string(nonCanonicalLast(t, parts[2]))
+	alt := parts[2][:len(parts[2])-1] + string(guardtest.NonCanonicalLast(t, parts[2]))
 	if alt == parts[2] {
 		t.Fatal("the re-encoded signature equals the original")
 	}
@@ -295,19 +281,19 @@ func TestAlgorithmPinnedPerKey(t *testing.T) {
 	e := guardtest.NewEnv(t)
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	hs, err := security.NewKey(secret)
+	hs, err := tokens.NewKey(secret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mixed, err := security.NewTokenService(guardtest.Issuer, guardtest.Audience, e.Signing, e.Store,
-		security.WithVerifyKeys(hs), security.WithClock(e.Clock.Now))
+	mixed, err := tokens.New(guardtest.Issuer, guardtest.Audience, e.Signing, e.Store,
+		tokens.WithVerifyKeys(hs), tokens.WithClock(e.Clock.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
 	pair := e.Login(t, "alice", "reader")
 	claims := claimsOf(t, pair.AccessClaims)
 	pub := e.EdPriv.Public().(ed25519.PublicKey)
-	hdr := map[string]any{"typ": security.TypeAccess}
+	hdr := map[string]any{"typ": tokens.TypeAccess}
 	cases := []struct {
 		name   string
 		token  string
@@ -377,12 +363,12 @@ func TestRevocationIsByIdentifier(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		key, err := security.NewKey(priv)
+		key, err := tokens.NewKey(priv)
 		if err != nil {
 			t.Fatal(err)
 		}
 		store := security.NewMemoryStore(nil)
-		svc, err := security.NewTokenService(guardtest.Issuer, guardtest.Audience, key, store)
+		svc, err := tokens.New(guardtest.Issuer, guardtest.Audience, key, store)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -400,7 +386,7 @@ func TestRevocationIsByIdentifier(t *testing.T) {
 	})
 }
 
-func checkTwins(t *testing.T, svc *security.TokenService, store security.Store, pair *security.Pair, twin string) {
+func checkTwins(t *testing.T, svc *tokens.Service, store security.Store, pair *tokens.Pair, twin string) {
 	t.Helper()
 	ctx := context.Background()
 	if twin == pair.Access {
@@ -601,11 +587,11 @@ func TestRevokeSubject(t *testing.T) {
 func TestKeyRotation(t *testing.T) {
 	ctx := context.Background()
 	_, oldPriv, _ := ed25519.GenerateKey(rand.Reader)
-	oldKey, err := security.NewKey(oldPriv)
+	oldKey, err := tokens.NewKey(oldPriv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldVerify, err := security.NewVerifyKey(oldPriv.Public())
+	oldVerify, err := tokens.NewVerifyKey(oldPriv.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -613,20 +599,20 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatalf("verify key: kid %q can sign %v; want kid %q, verify only", oldVerify.ID, oldVerify.CanSign(), oldKey.ID)
 	}
 	ecPriv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	newKey, err := security.NewKey(ecPriv)
+	newKey, err := tokens.NewKey(ecPriv)
 	if err != nil {
 		t.Fatal(err)
 	}
 	store := security.NewMemoryStore(nil)
-	before, err := security.NewTokenService(guardtest.Issuer, guardtest.Audience, oldKey, store)
+	before, err := tokens.New(guardtest.Issuer, guardtest.Audience, oldKey, store)
 	if err != nil {
 		t.Fatal(err)
 	}
-	after, err := security.NewTokenService(guardtest.Issuer, guardtest.Audience, newKey, store, security.WithVerifyKeys(oldVerify))
+	after, err := tokens.New(guardtest.Issuer, guardtest.Audience, newKey, store, tokens.WithVerifyKeys(oldVerify))
 	if err != nil {
 		t.Fatal(err)
 	}
-	forgotten, err := security.NewTokenService(guardtest.Issuer, guardtest.Audience, newKey, store)
+	forgotten, err := tokens.New(guardtest.Issuer, guardtest.Audience, newKey, store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -666,25 +652,25 @@ func TestKeyRotation(t *testing.T) {
 func TestJWKSNeverPublishesHMACSecrets(t *testing.T) {
 	secret := make([]byte, 48)
 	_, _ = rand.Read(secret)
-	hs, err := security.NewKey(secret)
+	hs, err := tokens.NewKey(secret)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, edPriv, _ := ed25519.GenerateKey(rand.Reader)
-	ed, _ := security.NewKey(edPriv)
+	ed, _ := tokens.NewKey(edPriv)
 	store := security.NewMemoryStore(nil)
 	cases := []struct {
 		name    string
-		signing *security.Key
-		extra   []*security.Key
+		signing *tokens.Key
+		extra   []*tokens.Key
 		want    int
 	}{
 		{name: "HMAC signing key", signing: hs, want: 0},
-		{name: "HMAC verify key beside Ed25519", signing: ed, extra: []*security.Key{hs}, want: 1},
+		{name: "HMAC verify key beside Ed25519", signing: ed, extra: []*tokens.Key{hs}, want: 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			svc, err := security.NewTokenService(guardtest.Issuer, guardtest.Audience, tc.signing, store, security.WithVerifyKeys(tc.extra...))
+			svc, err := tokens.New(guardtest.Issuer, guardtest.Audience, tc.signing, store, tokens.WithVerifyKeys(tc.extra...))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -720,24 +706,24 @@ func TestNewKeyRefusesWeakKeys(t *testing.T) {
 	_, ed, _ := ed25519.GenerateKey(rand.Reader)
 	cases := []struct {
 		name    string
-		key     func() (*security.Key, error)
+		key     func() (*tokens.Key, error)
 		wantErr bool
 		alg     string
 	}{
-		{name: "RSA 1024", key: func() (*security.Key, error) { return security.NewKey(rsa1024()) }, wantErr: true},
-		{name: "RSA 1024 public", key: func() (*security.Key, error) { return security.NewVerifyKey(&rsa1024().PublicKey) }, wantErr: true},
-		{name: "EC P-384", key: func() (*security.Key, error) { return security.NewKey(p384) }, wantErr: true},
-		{name: "EC P-224", key: func() (*security.Key, error) { return security.NewKey(p224) }, wantErr: true},
-		{name: "EC P-384 public", key: func() (*security.Key, error) { return security.NewVerifyKey(&p384.PublicKey) }, wantErr: true},
-		{name: "HMAC 31 bytes", key: func() (*security.Key, error) { return security.NewKey(make([]byte, 31)) }, wantErr: true},
-		{name: "HMAC empty", key: func() (*security.Key, error) { return security.NewKey([]byte{}) }, wantErr: true},
-		{name: "HMAC as a verify key", key: func() (*security.Key, error) { return security.NewVerifyKey(make([]byte, 32)) }, wantErr: true},
-		{name: "string", key: func() (*security.Key, error) { return security.NewKey("secret") }, wantErr: true},
-		{name: "nil", key: func() (*security.Key, error) { return security.NewKey(nil) }, wantErr: true},
-		{name: "RSA 2048", key: func() (*security.Key, error) { return security.NewKey(rsa2048()) }, alg: "RS256"},
-		{name: "EC P-256", key: func() (*security.Key, error) { return security.NewKey(p256) }, alg: "ES256"},
-		{name: "Ed25519", key: func() (*security.Key, error) { return security.NewKey(ed) }, alg: "EdDSA"},
-		{name: "HMAC 32 bytes", key: func() (*security.Key, error) { return security.NewKey(make([]byte, 32)) }, alg: "HS256"},
+		{name: "RSA 1024", key: func() (*tokens.Key, error) { return tokens.NewKey(rsa1024()) }, wantErr: true},
+		{name: "RSA 1024 public", key: func() (*tokens.Key, error) { return tokens.NewVerifyKey(&rsa1024().PublicKey) }, wantErr: true},
+		{name: "EC P-384", key: func() (*tokens.Key, error) { return tokens.NewKey(p384) }, wantErr: true},
+		{name: "EC P-224", key: func() (*tokens.Key, error) { return tokens.NewKey(p224) }, wantErr: true},
+		{name: "EC P-384 public", key: func() (*tokens.Key, error) { return tokens.NewVerifyKey(&p384.PublicKey) }, wantErr: true},
+		{name: "HMAC 31 bytes", key: func() (*tokens.Key, error) { return tokens.NewKey(make([]byte, 31)) }, wantErr: true},
+		{name: "HMAC empty", key: func() (*tokens.Key, error) { return tokens.NewKey([]byte{}) }, wantErr: true},
+		{name: "HMAC as a verify key", key: func() (*tokens.Key, error) { return tokens.NewVerifyKey(make([]byte, 32)) }, wantErr: true},
+		{name: "string", key: func() (*tokens.Key, error) { return tokens.NewKey("secret") }, wantErr: true},
+		{name: "nil", key: func() (*tokens.Key, error) { return tokens.NewKey(nil) }, wantErr: true},
+		{name: "RSA 2048", key: func() (*tokens.Key, error) { return tokens.NewKey(rsa2048()) }, alg: "RS256"},
+		{name: "EC P-256", key: func() (*tokens.Key, error) { return tokens.NewKey(p256) }, alg: "ES256"},
+		{name: "Ed25519", key: func() (*tokens.Key, error) { return tokens.NewKey(ed) }, alg: "EdDSA"},
+		{name: "HMAC 32 bytes", key: func() (*tokens.Key, error) { return tokens.NewKey(make([]byte, 32)) }, alg: "HS256"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -774,7 +760,7 @@ func TestParseKeyPEM(t *testing.T) {
 		{"hs256", secret, "HS256"},
 	} {
 		t.Run("round trip "+tc.name, func(t *testing.T) {
-			k, err := security.NewKey(tc.priv)
+			k, err := tokens.NewKey(tc.priv)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -782,7 +768,7 @@ func TestParseKeyPEM(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := security.ParseKeyPEM(data)
+			got, err := tokens.ParseKeyPEM(data)
 			if err != nil {
 				t.Fatalf("ParseKeyPEM(MarshalPEM) = %v", err)
 			}
@@ -796,8 +782,8 @@ func TestParseKeyPEM(t *testing.T) {
 			}
 			// Tokens signed by one verify with the other.
 			store := security.NewMemoryStore(nil)
-			s1, _ := security.NewTokenService(guardtest.Issuer, guardtest.Audience, k, store)
-			s2, _ := security.NewTokenService(guardtest.Issuer, guardtest.Audience, got, store)
+			s1, _ := tokens.New(guardtest.Issuer, guardtest.Audience, k, store)
+			s2, _ := tokens.New(guardtest.Issuer, guardtest.Audience, got, store)
 			pair, err := s1.Login(context.Background(), "alice", "reader", nil, "test")
 			if err != nil {
 				t.Fatal(err)
@@ -810,7 +796,7 @@ func TestParseKeyPEM(t *testing.T) {
 
 	t.Run("public key is verify only", func(t *testing.T) {
 		der, _ := x509.MarshalPKIXPublicKey(ed.Public())
-		k, err := security.ParseKeyPEM(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+		k, err := tokens.ParseKeyPEM(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -844,7 +830,7 @@ func TestParseKeyPEM(t *testing.T) {
 		{"certificate", block("CERTIFICATE", []byte("junk"))},
 	} {
 		t.Run("refuses "+tc.name, func(t *testing.T) {
-			if k, err := security.ParseKeyPEM(tc.data); err == nil {
+			if k, err := tokens.ParseKeyPEM(tc.data); err == nil {
 				t.Errorf("ParseKeyPEM accepted it (kid %s)", k.ID)
 			}
 		})
@@ -853,25 +839,25 @@ func TestParseKeyPEM(t *testing.T) {
 
 func TestNewTokenServiceChecks(t *testing.T) {
 	_, ed, _ := ed25519.GenerateKey(rand.Reader)
-	k, _ := security.NewKey(ed)
-	verifyOnly, _ := security.NewVerifyKey(ed.Public())
+	k, _ := tokens.NewKey(ed)
+	verifyOnly, _ := tokens.NewVerifyKey(ed.Public())
 	store := security.NewMemoryStore(nil)
 	cases := []struct {
 		name     string
 		iss, aud string
-		key      *security.Key
-		opts     []security.TokenOption
+		key      *tokens.Key
+		opts     []tokens.Option
 	}{
 		{name: "no issuer", aud: guardtest.Audience, key: k},
 		{name: "no audience", iss: guardtest.Issuer, key: k},
 		{name: "no key", iss: guardtest.Issuer, aud: guardtest.Audience},
 		{name: "verify-only key", iss: guardtest.Issuer, aud: guardtest.Audience, key: verifyOnly},
-		{name: "zero access TTL", iss: guardtest.Issuer, aud: guardtest.Audience, key: k, opts: []security.TokenOption{security.WithTokenTTL(0, time.Hour)}},
-		{name: "refresh shorter than access", iss: guardtest.Issuer, aud: guardtest.Audience, key: k, opts: []security.TokenOption{security.WithTokenTTL(time.Hour, time.Minute)}},
+		{name: "zero access TTL", iss: guardtest.Issuer, aud: guardtest.Audience, key: k, opts: []tokens.Option{tokens.WithTTL(0, time.Hour)}},
+		{name: "refresh shorter than access", iss: guardtest.Issuer, aud: guardtest.Audience, key: k, opts: []tokens.Option{tokens.WithTTL(time.Hour, time.Minute)}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := security.NewTokenService(tc.iss, tc.aud, tc.key, store, tc.opts...); err == nil {
+			if _, err := tokens.New(tc.iss, tc.aud, tc.key, store, tc.opts...); err == nil {
 				t.Error("NewTokenService accepted it")
 			}
 		})
@@ -889,16 +875,16 @@ func (c *countingStore) Check(ctx context.Context, ch security.Check) error {
 	return c.MemoryStore.Check(ctx, ch)
 }
 
-func newCachedService(tb testing.TB, clk *guardtest.Clock, opts ...security.TokenOption) (*security.TokenService, *countingStore) {
+func newCachedService(tb testing.TB, clk *guardtest.Clock, opts ...tokens.Option) (*tokens.Service, *countingStore) {
 	tb.Helper()
 	_, ed, _ := ed25519.GenerateKey(rand.Reader)
-	k, err := security.NewKey(ed)
+	k, err := tokens.NewKey(ed)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	store := &countingStore{MemoryStore: security.NewMemoryStore(clk.Now)}
-	opts = append([]security.TokenOption{security.WithClock(clk.Now), security.WithTokenTTL(time.Minute, time.Hour)}, opts...)
-	svc, err := security.NewTokenService(guardtest.Issuer, guardtest.Audience, k, store, opts...)
+	opts = append([]tokens.Option{tokens.WithClock(clk.Now), tokens.WithTTL(time.Minute, time.Hour)}, opts...)
+	svc, err := tokens.New(guardtest.Issuer, guardtest.Audience, k, store, opts...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -932,7 +918,7 @@ func TestTokenCache(t *testing.T) {
 	})
 
 	t.Run("a hit skips parsing", func(t *testing.T) {
-		allocs := func(opts ...security.TokenOption) float64 {
+		allocs := func(opts ...tokens.Option) float64 {
 			svc, _ := newCachedService(t, guardtest.NewClock(), opts...)
 			pair, err := svc.Login(ctx, "alice", "reader", nil, "test")
 			if err != nil {
@@ -943,7 +929,7 @@ func TestTokenCache(t *testing.T) {
 			}
 			return testing.AllocsPerRun(50, func() { _, _ = svc.VerifyAccess(ctx, pair.Access) })
 		}
-		cached, uncached := allocs(), allocs(security.WithCacheSize(0))
+		cached, uncached := allocs(), allocs(tokens.WithCacheSize(0))
 		if cached*4 > uncached {
 			t.Errorf("allocations per verification: cached %.0f, uncached %.0f; a hit does not skip parsing", cached, uncached)
 		}
@@ -960,7 +946,7 @@ func TestTokenCache(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := guardtest.NewClock()
-			svc, _ := newCachedService(t, clk, security.WithLeeway(tc.leeway))
+			svc, _ := newCachedService(t, clk, tokens.WithLeeway(tc.leeway))
 			pair, err := svc.Login(ctx, "alice", "reader", nil, "test")
 			if err != nil {
 				t.Fatal(err)

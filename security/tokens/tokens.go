@@ -1,8 +1,16 @@
-package security
+// Package tokens is specguard's own tokens: short-lived access tokens
+// (JWTs, signed with a Key) and refresh tokens that rotate, with reuse
+// detection ending the whole login, logout and logout everywhere, and the
+// public keys as a JWKS.
+//
+// Start with New: give it an issuer and audience, a signing Key
+// (GenerateKey, ReadKeyFile) and the Store part that keeps logins
+// (security.FamilyStore). Bearer is the guard's Authenticator for http
+// bearer and oauth2 schemes.
+package tokens
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -13,7 +21,11 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/apikeys"
 	"github.com/specguard/specguard/security/internal/cred"
+	"github.com/specguard/specguard/security/internal/hold"
 	"github.com/specguard/specguard/security/internal/jws"
 )
 
@@ -23,9 +35,6 @@ const (
 	TypeAccess  = "at+jwt"
 	TypeRefresh = "rt+jwt"
 )
-
-// MaxTokenBytes caps the size of a token the service will parse.
-const MaxTokenBytes = cred.MaxTokenBytes
 
 // Claims are the claims of specguard's tokens.
 type Claims struct {
@@ -47,7 +56,7 @@ type Claims struct {
 	Key string `json:"key,omitempty"`
 
 	// principals are the read-only Principals made from these claims.
-	principals principalMemo
+	principals hold.Memo
 	// revoked is set once the store said the token was revoked or
 	// replaced, which is for good: a cached token so marked is refused
 	// without asking the store again.
@@ -59,33 +68,35 @@ type Claims struct {
 // the token's scopes that the account's current role still grants. It is
 // shared by every request presenting the same cached token while the
 // account stays at that version, so it must never be modified.
-func (c *Claims) principal(scheme string, acct *Account, accounts *Accounts) *Principal {
-	stamp := stampOf(acct)
-	if p := c.principals.get(scheme, stamp); p != nil {
+func (c *Claims) principal(scheme string, acct *security.Account, accounts *security.Accounts) *security.Principal {
+	stamp := hold.StampOf(acct)
+	if p := c.principals.Get(scheme, stamp); p != nil {
 		return p
 	}
-	p := &Principal{
-		Subject:      c.Subject,
-		Role:         c.Role,
-		Scheme:       scheme,
-		Scopes:       splitScopes(c.Scope),
-		TokenID:      c.ID,
-		FamilyID:     c.Family,
-		KeyID:        c.Key,
-		Fresh:        c.Fresh,
-		accountStamp: stamp,
+	p := &security.Principal{
+		Subject:  c.Subject,
+		Role:     c.Role,
+		Scheme:   scheme,
+		Scopes:   splitScopes(c.Scope),
+		TokenID:  c.ID,
+		FamilyID: c.Family,
+		KeyID:    c.Key,
+		Fresh:    c.Fresh,
 	}
 	if acct != nil {
 		p.Role = acct.Role
-		p.Scopes = accounts.bounded(p.Scopes, acct)
+		p.Scopes = accounts.Bounded(p.Scopes, acct)
 	}
-	c.principals.put(p)
+	c.principals.Put(p, stamp)
 	return p
 }
 
-// forget marks c revoked, once the store said so: a replay is refused
-// without asking the store again.
-func (c *Claims) forget(string) { c.revoked.Store(true) }
+// revoker is a token's claims as the hold.Forgetter of the token.
+type revoker struct{ c *Claims }
+
+// Forget marks the claims revoked, once the store said so: a replay is
+// refused without asking the store again.
+func (r revoker) Forget(string) { r.c.revoked.Store(true) }
 
 // Pair is a freshly minted access and refresh token.
 type Pair struct {
@@ -96,50 +107,50 @@ type Pair struct {
 	ExpiresIn     time.Duration // lifetime of the access token
 }
 
-// TokenOption configures a TokenService.
-type TokenOption func(*TokenService)
+// Option configures a Service.
+type Option func(*Service)
 
-// WithTokenTTL sets the access and refresh lifetimes (15 minutes and 30 days
+// WithTTL sets the access and refresh lifetimes (15 minutes and 30 days
 // when absent). The refresh lifetime is absolute: rotation never extends it.
-func WithTokenTTL(access, refresh time.Duration) TokenOption {
-	return func(t *TokenService) { t.accessTTL, t.refreshTTL = access, refresh }
+func WithTTL(access, refresh time.Duration) Option {
+	return func(t *Service) { t.accessTTL, t.refreshTTL = access, refresh }
 }
 
 // WithVerifyKeys adds keys that verify but never sign: the previous keys of
 // a rotation, so tokens they signed stay valid until they expire.
-func WithVerifyKeys(keys ...*Key) TokenOption {
-	return func(t *TokenService) { t.extra = append(t.extra, keys...) }
+func WithVerifyKeys(keys ...*Key) Option {
+	return func(t *Service) { t.extra = append(t.extra, keys...) }
 }
 
 // WithClock sets the clock (time.Now when absent).
-func WithClock(now func() time.Time) TokenOption { return func(t *TokenService) { t.now = now } }
+func WithClock(now func() time.Time) Option { return func(t *Service) { t.now = now } }
 
 // WithLeeway sets the allowed clock skew for exp, nbf and iat (30s when absent).
-func WithLeeway(d time.Duration) TokenOption { return func(t *TokenService) { t.leeway = d } }
+func WithLeeway(d time.Duration) Option { return func(t *Service) { t.leeway = d } }
 
 // WithAccounts makes every token hold for its account's current state: a
 // disabled account's tokens are refused, a token holds only the scopes its
 // account's current role grants, and a login records the account version
 // it was minted at, so that a later disable or logout everywhere kills it.
 // Without it, tokens are checked against their family alone.
-func WithAccounts(a *Accounts) TokenOption { return func(t *TokenService) { t.accounts = a } }
+func WithAccounts(a *security.Accounts) Option { return func(t *Service) { t.accounts = a } }
 
 // WithMaxLogins caps the live logins (refresh-token families) of one
 // account: a login past it fails with ErrTooMany. Unlimited when absent.
-func WithMaxLogins(n int) TokenOption { return func(t *TokenService) { t.maxLogins = n } }
+func WithMaxLogins(n int) Option { return func(t *Service) { t.maxLogins = n } }
 
 // WithAPIKeys lets the service mint access tokens from the API keys of
 // keys (MintForKey, the client_credentials grant): such a token holds only
 // while its key does, checked in the store as the key is.
-func WithAPIKeys(keys *APIKeyService) TokenOption { return func(t *TokenService) { t.apiKeys = keys } }
+func WithAPIKeys(keys *apikeys.Service) Option { return func(t *Service) { t.apiKeys = keys } }
 
 // WithCacheSize bounds the verified-token cache (10000 entries when absent;
 // 0 disables it).
-func WithCacheSize(n int) TokenOption { return func(t *TokenService) { t.cacheSize = n } }
+func WithCacheSize(n int) Option { return func(t *Service) { t.cacheSize = n } }
 
-// TokenService mints and verifies specguard's access and refresh tokens and
+// Service mints and verifies specguard's access and refresh tokens and
 // drives refresh rotation through a Store.
-type TokenService struct {
+type Service struct {
 	issuer, audience      string
 	signing               *Key
 	extra                 []*Key
@@ -147,25 +158,25 @@ type TokenService struct {
 	accessTTL, refreshTTL time.Duration
 	leeway                time.Duration
 	now                   func() time.Time
-	store                 FamilyStore
-	accounts              *Accounts
+	store                 security.FamilyStore
+	accounts              *security.Accounts
 	maxLogins             int
 	cacheSize             int
 	cache                 *tokenCache
 	parser                *jwt.Parser
-	apiKeys               *APIKeyService // for tokens minted from API keys; nil when none are
+	apiKeys               *apikeys.Service // for tokens minted from API keys; nil when none are
 }
 
-// NewTokenService returns a service that signs with signing and stores
+// NewService returns a service that signs with signing and stores
 // state in store. issuer and audience are required and checked on every token.
-func NewTokenService(issuer, audience string, signing *Key, store FamilyStore, opts ...TokenOption) (*TokenService, error) {
+func New(issuer, audience string, signing *Key, store security.FamilyStore, opts ...Option) (*Service, error) {
 	if issuer == "" || audience == "" {
 		return nil, errors.New("token service: issuer and audience are required")
 	}
 	if signing == nil || !signing.CanSign() {
 		return nil, errors.New("token service: a signing key with a private part is required")
 	}
-	t := &TokenService{
+	t := &Service{
 		issuer: issuer, audience: audience, signing: signing, store: store,
 		accessTTL: 15 * time.Minute, refreshTTL: 30 * 24 * time.Hour,
 		leeway: 30 * time.Second, now: time.Now, cacheSize: 10000,
@@ -204,10 +215,10 @@ func NewTokenService(issuer, audience string, signing *Key, store FamilyStore, o
 }
 
 // AccessTTL is the lifetime of access tokens.
-func (t *TokenService) AccessTTL() time.Duration { return t.accessTTL }
+func (t *Service) AccessTTL() time.Duration { return t.accessTTL }
 
 // JWKS returns the public keys that verify tokens, as an RFC 7517 set.
-func (t *TokenService) JWKS() []map[string]any {
+func (t *Service) JWKS() []map[string]any {
 	out := []map[string]any{}
 	for _, k := range append([]*Key{t.signing}, t.extra...) {
 		if jwk := k.JWK(); jwk != nil {
@@ -217,31 +228,22 @@ func (t *TokenService) JWKS() []map[string]any {
 	return out
 }
 
-// NewID returns a random identifier of 128 bits, base64url encoded.
-func NewID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic("crypto/rand failed: " + err.Error())
-	}
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
 // Login starts a new family for subject (a password login) and mints a
 // fresh access token with scopes and a refresh token.
-func (t *TokenService) Login(ctx context.Context, subject, role string, scopes []string, device string) (*Pair, error) {
-	version, err := t.accounts.mintVersion(ctx, subject)
+func (t *Service) Login(ctx context.Context, subject, role string, scopes []string, device string) (*Pair, error) {
+	version, err := t.accounts.MintVersion(ctx, subject)
 	if err != nil {
 		return nil, err
 	}
 	now := t.now()
-	fam := &Family{ID: NewID(), Subject: subject, Device: device, AccountVersion: version, Expires: now.Add(t.refreshTTL)}
+	fam := &security.Family{ID: security.NewID(), Subject: subject, Device: device, AccountVersion: version, Expires: now.Add(t.refreshTTL)}
 	pair, err := t.mint(subject, role, scopes, strings.Join(scopes, " "), fam.ID, fam.Expires, version, true)
 	if err != nil {
 		return nil, err
 	}
 	fam.RefreshJTI, fam.AccessJTI = pair.RefreshClaims.ID, pair.AccessClaims.ID
 	if err := t.store.CreateFamily(ctx, fam, t.maxLogins); err != nil {
-		return nil, unavailable(err)
+		return nil, hold.Unavailable(err)
 	}
 	return pair, nil
 }
@@ -251,7 +253,7 @@ func (t *TokenService) Login(ctx context.Context, subject, role string, scopes [
 // changed); the new access token holds those the login was granted; an
 // error there stops the refresh. Reuse of a spent token revokes the family and
 // returns an error wrapping ErrInvalid and ErrReused.
-func (t *TokenService) Refresh(ctx context.Context, raw string, scopes func(subject string) (role string, scopes []string, err error)) (*Pair, error) {
+func (t *Service) Refresh(ctx context.Context, raw string, scopes func(subject string) (role string, scopes []string, err error)) (*Pair, error) {
 	c, err := t.parse(raw, TypeRefresh)
 	if err != nil {
 		return nil, err
@@ -259,16 +261,16 @@ func (t *TokenService) Refresh(ctx context.Context, raw string, scopes func(subj
 	if t.accounts != nil {
 		acct, err := t.accounts.Reload(ctx, c.Subject)
 		if err != nil {
-			return nil, accountError(err)
+			return nil, security.AccountError(err)
 		}
 		if acct.Disabled || c.AccountVersion < acct.NotBefore {
-			return nil, fmt.Errorf("%w: the login was ended", ErrInvalid)
+			return nil, fmt.Errorf("%w: the login was ended", security.ErrInvalid)
 		}
 	}
 	if c.Grant == nil {
 		// Minted before refresh tokens recorded their grant: what the login
 		// was given is unknown, and the role's scopes may be more.
-		return nil, fmt.Errorf("%w: the refresh token records no grant; log in again", ErrInvalid)
+		return nil, fmt.Errorf("%w: the refresh token records no grant; log in again", security.ErrInvalid)
 	}
 	role, sc, err := scopes(c.Subject)
 	if err != nil {
@@ -285,12 +287,12 @@ func (t *TokenService) Refresh(ctx context.Context, raw string, scopes func(subj
 	switch {
 	case err == nil:
 		return pair, nil
-	case errors.Is(err, ErrReused):
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, ErrReused)
-	case errors.Is(err, ErrNotFound):
-		return nil, fmt.Errorf("%w: the refresh token was revoked", ErrInvalid)
+	case errors.Is(err, security.ErrReused):
+		return nil, fmt.Errorf("%w: %w", security.ErrInvalid, security.ErrReused)
+	case errors.Is(err, security.ErrNotFound):
+		return nil, fmt.Errorf("%w: the refresh token was revoked", security.ErrInvalid)
 	}
-	return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	return nil, fmt.Errorf("%w: %v", security.ErrUnavailable, err)
 }
 
 // MintForKey mints an access token for the owner of API key k (the
@@ -298,11 +300,11 @@ func (t *TokenService) Refresh(ctx context.Context, raw string, scopes func(subj
 // the caller has bounded by the key's own. The token is not fresh, comes
 // without a refresh token (Pair.Refresh is empty), and holds only while k
 // does: revoking the key ends it on every instance. It needs WithAPIKeys.
-func (t *TokenService) MintForKey(ctx context.Context, k *APIKey, role string, scopes []string) (*Pair, error) {
+func (t *Service) MintForKey(ctx context.Context, k *security.APIKey, role string, scopes []string) (*Pair, error) {
 	if t.apiKeys == nil {
 		return nil, errors.New("token service: MintForKey needs WithAPIKeys")
 	}
-	if _, err := t.accounts.mintVersion(ctx, k.Subject); err != nil {
+	if _, err := t.accounts.MintVersion(ctx, k.Subject); err != nil {
 		return nil, err
 	}
 	now := t.now()
@@ -313,7 +315,7 @@ func (t *TokenService) MintForKey(ctx context.Context, k *APIKey, role string, s
 	ac := &Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer: t.issuer, Subject: k.Subject, Audience: jwt.ClaimStrings{t.audience},
-			ExpiresAt: jwt.NewNumericDate(exp), IssuedAt: jwt.NewNumericDate(now), ID: NewID(),
+			ExpiresAt: jwt.NewNumericDate(exp), IssuedAt: jwt.NewNumericDate(now), ID: security.NewID(),
 		},
 		Family: keyFamily + k.ID, Scope: strings.Join(scopes, " "), Role: role, Key: k.ID,
 	}
@@ -333,22 +335,22 @@ const keyFamily = "key:"
 // login is refused from the next request on, on every instance.
 // ErrNotFound when the login has ended already. (Logging out everywhere
 // ends the account's every credential: credentials.Service.LogoutAll.)
-func (t *TokenService) Revoke(ctx context.Context, subject, family string) error {
+func (t *Service) Revoke(ctx context.Context, subject, family string) error {
 	if err := t.store.RevokeFamily(ctx, subject, family); err != nil {
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, security.ErrNotFound) {
 			return err
 		}
-		return unavailable(err)
+		return hold.Unavailable(err)
 	}
 	return nil
 }
 
 // RefreshClaims verifies a refresh token without spending it (for logout).
-func (t *TokenService) RefreshClaims(raw string) (*Claims, error) { return t.parse(raw, TypeRefresh) }
+func (t *Service) RefreshClaims(raw string) (*Claims, error) { return t.parse(raw, TypeRefresh) }
 
 // mint signs an access token holding scopes and a refresh token carrying
 // grant, the scopes granted at login.
-func (t *TokenService) mint(subject, role string, scopes []string, grant, family string, refreshExp time.Time, version int64, fresh bool) (*Pair, error) {
+func (t *Service) mint(subject, role string, scopes []string, grant, family string, refreshExp time.Time, version int64, fresh bool) (*Pair, error) {
 	now := t.now()
 	accessExp := now.Add(t.accessTTL)
 	if accessExp.After(refreshExp) {
@@ -357,14 +359,14 @@ func (t *TokenService) mint(subject, role string, scopes []string, grant, family
 	ac := &Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer: t.issuer, Subject: subject, Audience: jwt.ClaimStrings{t.audience},
-			ExpiresAt: jwt.NewNumericDate(accessExp), IssuedAt: jwt.NewNumericDate(now), ID: NewID(),
+			ExpiresAt: jwt.NewNumericDate(accessExp), IssuedAt: jwt.NewNumericDate(now), ID: security.NewID(),
 		},
 		Family: family, Scope: strings.Join(scopes, " "), Role: role, Fresh: fresh,
 	}
 	rc := &Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer: t.issuer, Subject: subject, Audience: jwt.ClaimStrings{t.audience},
-			ExpiresAt: jwt.NewNumericDate(refreshExp), IssuedAt: jwt.NewNumericDate(now), ID: NewID(),
+			ExpiresAt: jwt.NewNumericDate(refreshExp), IssuedAt: jwt.NewNumericDate(now), ID: security.NewID(),
 		},
 		Family:         family,
 		AccountVersion: version,
@@ -381,7 +383,7 @@ func (t *TokenService) mint(subject, role string, scopes []string, grant, family
 	return &Pair{Access: access, AccessClaims: ac, Refresh: refresh, RefreshClaims: rc, ExpiresIn: accessExp.Sub(now)}, nil
 }
 
-func (t *TokenService) sign(c *Claims, typ string) (string, error) {
+func (t *Service) sign(c *Claims, typ string) (string, error) {
 	tok := jwt.NewWithClaims(t.signing.Method, c)
 	tok.Header["kid"] = t.signing.ID
 	tok.Header["typ"] = typ
@@ -390,27 +392,27 @@ func (t *TokenService) sign(c *Claims, typ string) (string, error) {
 
 // parse verifies signature, algorithm, kid, typ and the registered claims.
 // It never consults the store.
-func (t *TokenService) parse(raw, typ string) (*Claims, error) {
-	if len(raw) > MaxTokenBytes {
-		return nil, fmt.Errorf("%w: token larger than %d bytes", ErrInvalid, MaxTokenBytes)
+func (t *Service) parse(raw, typ string) (*Claims, error) {
+	if len(raw) > security.MaxTokenBytes {
+		return nil, fmt.Errorf("%w: token larger than %d bytes", security.ErrInvalid, security.MaxTokenBytes)
 	}
 	// base64 decoding skips '\r' and '\n', so without this check the
 	// signature segment would verify with line breaks added anywhere in it.
 	if !jws.IsCompact(raw) {
-		return nil, fmt.Errorf("%w: malformed token", ErrInvalid)
+		return nil, fmt.Errorf("%w: malformed token", security.ErrInvalid)
 	}
 	// A token that is no JWS, or names another issuer, may be an outside
 	// provider's: refused here without going further, and marked so that
 	// another scheme reading the same header may take it.
 	if strings.Count(raw, ".") != 2 {
-		return nil, unclaimed(fmt.Errorf("%w: malformed token", ErrInvalid))
+		return nil, unclaimed(fmt.Errorf("%w: malformed token", security.ErrInvalid))
 	}
 	iss, err := peekClaims(raw)
 	if err != nil {
 		return nil, err
 	}
 	if iss != t.issuer {
-		return nil, unclaimed(fmt.Errorf("%w: wrong issuer", ErrInvalid))
+		return nil, unclaimed(fmt.Errorf("%w: wrong issuer", security.ErrInvalid))
 	}
 	c := &Claims{}
 	_, err = t.parser.ParseWithClaims(raw, c, func(tok *jwt.Token) (any, error) {
@@ -431,10 +433,10 @@ func (t *TokenService) parse(raw, typ string) (*Claims, error) {
 		return k.verify, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrInvalid, jws.Describe(err))
+		return nil, fmt.Errorf("%w: %s", security.ErrInvalid, jws.Describe(err))
 	}
 	if c.Subject == "" || c.ID == "" || c.Family == "" {
-		return nil, fmt.Errorf("%w: token lacks sub, jti or fam", ErrInvalid)
+		return nil, fmt.Errorf("%w: token lacks sub, jti or fam", security.ErrInvalid)
 	}
 	return c, nil
 }
@@ -448,14 +450,14 @@ func peekClaims(raw string) (iss string, err error) {
 	seg, _, _ := strings.Cut(rest, ".")
 	data, err := base64.RawURLEncoding.DecodeString(seg)
 	if err != nil {
-		return "", fmt.Errorf("%w: malformed token", ErrInvalid)
+		return "", fmt.Errorf("%w: malformed token", security.ErrInvalid)
 	}
 	var head struct {
 		Iss           string
 		Exp, Nbf, Iat json.RawMessage
 	}
 	if err := json.Unmarshal(data, &head); err != nil {
-		return "", fmt.Errorf("%w: malformed token", ErrInvalid)
+		return "", fmt.Errorf("%w: malformed token", security.ErrInvalid)
 	}
 	for _, t := range []struct {
 		name string
@@ -466,7 +468,7 @@ func peekClaims(raw string) (iss string, err error) {
 		}
 		// A JSON string would also decode into a json.Number.
 		if _, ok := jws.NumericTime(json.Number(t.v)); !ok || !strings.ContainsRune("-0123456789", rune(t.v[0])) {
-			return "", fmt.Errorf("%w: %s is not a number of seconds", ErrInvalid, t.name)
+			return "", fmt.Errorf("%w: %s is not a number of seconds", security.ErrInvalid, t.name)
 		}
 	}
 	return head.Iss, nil
@@ -475,7 +477,7 @@ func peekClaims(raw string) (iss string, err error) {
 // VerifyAccess checks an access token: signature, claims, and (every time,
 // even on a cache hit) that it has not been replaced or revoked, and that
 // its account may still use it.
-func (t *TokenService) VerifyAccess(ctx context.Context, raw string) (*Claims, error) {
+func (t *Service) VerifyAccess(ctx context.Context, raw string) (*Claims, error) {
 	c, err := t.verifySignature(raw, nil)
 	if err != nil {
 		return nil, err
@@ -488,30 +490,30 @@ func (t *TokenService) VerifyAccess(ctx context.Context, raw string) (*Claims, e
 
 // hold runs, or when gated defers, the store check of verified claims c and
 // returns the principal they make for scheme.
-func (t *TokenService) hold(ctx context.Context, c *Claims, scheme string, gated bool) (*Principal, *gate, error) {
+func (t *Service) hold(ctx context.Context, c *Claims, scheme string, gated bool) (*security.Principal, *hold.Gate, error) {
 	if c.revoked.Load() {
-		return nil, nil, fmt.Errorf("%w: credential revoked", ErrInvalid)
+		return nil, nil, fmt.Errorf("%w: credential revoked", security.ErrInvalid)
 	}
-	check := Check{Kind: AccessCredential, Subject: c.Subject, ID: c.Family, JTI: c.ID}
+	check := security.Check{Kind: security.AccessCredential, Subject: c.Subject, ID: c.Family, JTI: c.ID}
 	var unmarked func(context.Context) error
 	if c.Key != "" {
 		// Minted from an API key: it holds while the key does.
 		if t.apiKeys == nil {
-			return nil, nil, fmt.Errorf("%w: a token of an API key, and no API keys here", ErrInvalid)
+			return nil, nil, fmt.Errorf("%w: a token of an API key, and no API keys here", security.ErrInvalid)
 		}
-		check = Check{Kind: KeyCredential, Subject: c.Subject, ID: c.Key}
-		unmarked = func(ctx context.Context) error { return t.apiKeys.remark(ctx, c.Key) }
+		check = security.Check{Kind: security.KeyCredential, Subject: c.Subject, ID: c.Key}
+		unmarked = func(ctx context.Context) error { return hold.Remark(t.apiKeys, ctx, c.Key) }
 	}
-	return t.accounts.hold(ctx, t.store, check, gated, func(acct *Account) (*Principal, error) {
+	return hold.Hold(ctx, t.accounts, t.store, check, gated, func(acct *security.Account) (*security.Principal, error) {
 		return c.principal(scheme, acct, t.accounts), nil
-	}, unmarked, c)
+	}, unmarked, revoker{c})
 }
 
 // verifySignature checks what needs no store: the token is well formed,
 // signed by a known key, unexpired, an access token. syntax, when not nil,
 // is run only when the token is not cached: a bearer token presented in a
 // header must also be an RFC 6750 b64token, which every cached one was.
-func (t *TokenService) verifySignature(raw string, syntax func(string) bool) (*Claims, error) {
+func (t *Service) verifySignature(raw string, syntax func(string) bool) (*Claims, error) {
 	c, ok := t.cache.get(raw, t.now())
 	if ok {
 		return c, nil
@@ -526,3 +528,6 @@ func (t *TokenService) verifySignature(raw string, syntax func(string) bool) (*C
 	t.cache.put(raw, c)
 	return c, nil
 }
+
+// unclaimed marks err as possibly another scheme's (see ErrUnclaimed).
+func unclaimed(err error) error { return fmt.Errorf("%w (%w)", err, security.ErrUnclaimed) }

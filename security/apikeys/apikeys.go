@@ -1,4 +1,12 @@
-package security
+// Package apikeys is specguard's API keys: keys in a header (an
+// apiKey-in-header scheme) that read sg_<id>.<secret>. The durable record
+// of a key lives in security.KeyRecords (the app's database); the Store
+// holds a mark per live key, so a revocation holds on every instance at
+// the next request.
+//
+// Start with New; its Service is the guard's Authenticator for such
+// schemes, and Create, List and Revoke manage an account's keys.
+package apikeys
 
 import (
 	"context"
@@ -15,45 +23,26 @@ import (
 
 	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/security/internal/cache"
+	"github.com/specguard/specguard/security/internal/cred"
+	"github.com/specguard/specguard/security/internal/hold"
 )
-
-// APIKeyPrefix starts every key, so leaked keys are easy to scan for.
-const APIKeyPrefix = "sg_"
 
 // prefixLen is how much of a key its Prefix shows: "sg_" and 8 characters
 // of its id, which is random and says nothing about the owner.
-const prefixLen = len(APIKeyPrefix) + 8
+const prefixLen = len(security.APIKeyPrefix) + 8
 
-// KeyRecords is the durable home of API keys: the app's database. A key
-// must outlive any process and any loss of the Store, which holds only a
-// mark per live key.
-type KeyRecords interface {
-	// CreateAPIKey stores k, unless max > 0 and k's subject holds max live
-	// keys already: then it stores nothing and returns ErrTooMany.
-	CreateAPIKey(ctx context.Context, k *APIKey, max int) error
-	// APIKey returns key id, revoked and expired ones included, or ErrNotFound.
-	APIKey(ctx context.Context, id string) (*APIKey, error)
-	// APIKeys lists subject's live keys, newest first.
-	APIKeys(ctx context.Context, subject string) ([]APIKey, error)
-	// RevokeAPIKey revokes subject's live key id, or returns ErrNotFound.
-	RevokeAPIKey(ctx context.Context, subject, id string) error
-	// RevokeAPIKeys revokes every key of subject.
-	RevokeAPIKeys(ctx context.Context, subject string) error
-	// TouchAPIKey records that key id was used at t.
-	TouchAPIKey(ctx context.Context, id string, t time.Time) error
-}
-
-// APIKeyService creates, lists and revokes API keys and authenticates
+// Service creates, lists and revokes API keys and authenticates
 // apiKey-in-header schemes. A key reads sg_<id>.<secret>: the id finds the
 // record, the secret is compared in constant time with its stored SHA-256
 // hash. Records live in KeyRecords; the immutable parts of those in use are
 // cached here, and each request asks the Store whether the key is still
 // live (one store call, no database query, on a warm instance).
-type APIKeyService struct {
-	store    KeyMarkStore
-	records  KeyRecords
-	accounts *Accounts
+type Service struct {
+	store    security.KeyMarkStore
+	records  security.KeyRecords
+	accounts *security.Accounts
 	max      int
 	ttl      time.Duration
 	now      func() time.Time
@@ -65,36 +54,36 @@ type APIKeyService struct {
 }
 
 type cachedKey struct {
-	key        *APIKey
+	key        *security.APIKey
 	lastUsed   atomic.Int64 // unix seconds last written to the records
-	principals principalMemo
+	principals hold.Memo
 }
 
-// APIKeyOption configures an APIKeyService.
-type APIKeyOption func(*APIKeyService)
+// Option configures an Service.
+type Option func(*Service)
 
-// WithKeyTTL sets how long a key lives (DefaultAPIKeyTTL when absent).
-func WithKeyTTL(d time.Duration) APIKeyOption { return func(s *APIKeyService) { s.ttl = d } }
+// WithTTL sets how long a key lives (DefaultTTL when absent).
+func WithTTL(d time.Duration) Option { return func(s *Service) { s.ttl = d } }
 
-// WithKeyAccounts makes every key hold for its owner's current state (see
+// WithAccounts makes every key hold for its owner's current state (see
 // WithAccounts): a disabled account's keys are refused, and a key holds the
 // scopes it was made with that the owner's current role still grants.
-func WithKeyAccounts(a *Accounts) APIKeyOption { return func(s *APIKeyService) { s.accounts = a } }
+func WithAccounts(a *security.Accounts) Option { return func(s *Service) { s.accounts = a } }
 
-// WithMaxKeys caps the live API keys of one account: a key past it fails
+// WithMax caps the live API keys of one account: a key past it fails
 // with ErrTooMany. Unlimited when absent.
-func WithMaxKeys(n int) APIKeyOption { return func(s *APIKeyService) { s.max = n } }
+func WithMax(n int) Option { return func(s *Service) { s.max = n } }
 
-// WithKeyClock sets the clock (time.Now when absent).
-func WithKeyClock(now func() time.Time) APIKeyOption { return func(s *APIKeyService) { s.now = now } }
+// WithClock sets the clock (time.Now when absent).
+func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
 
-// DefaultAPIKeyTTL is the lifetime of an API key when none is configured.
-const DefaultAPIKeyTTL = 365 * 24 * time.Hour
+// DefaultTTL is the lifetime of an API key when none is configured.
+const DefaultTTL = 365 * 24 * time.Hour
 
-// NewAPIKeyService returns a service keeping records in records and marks
+// NewService returns a service keeping records in records and marks
 // in store.
-func NewAPIKeyService(store KeyMarkStore, records KeyRecords, opts ...APIKeyOption) *APIKeyService {
-	s := &APIKeyService{store: store, records: records, ttl: DefaultAPIKeyTTL, now: time.Now, cache: cache.New[*cachedKey](10000),
+func New(store security.KeyMarkStore, records security.KeyRecords, opts ...Option) *Service {
+	s := &Service{store: store, records: records, ttl: DefaultTTL, now: time.Now, cache: cache.New[*cachedKey](10000),
 		lookups: make(chan struct{}, maxKeyLookups)}
 	for _, opt := range opts {
 		opt(s)
@@ -106,8 +95,8 @@ func NewAPIKeyService(store KeyMarkStore, records KeyRecords, opts ...APIKeyOpti
 // which is not stored and cannot be shown again. The mark goes to the store
 // first: a record the store never heard of could not be used, but a mark
 // without a record is harmless (nobody holds its secret).
-func (s *APIKeyService) Create(ctx context.Context, subject, name string, scopes []string) (string, *APIKey, error) {
-	version, err := s.accounts.mintVersion(ctx, subject)
+func (s *Service) Create(ctx context.Context, subject, name string, scopes []string) (string, *security.APIKey, error) {
+	version, err := s.accounts.MintVersion(ctx, subject)
 	if err != nil {
 		return "", nil, err
 	}
@@ -115,27 +104,27 @@ func (s *APIKeyService) Create(ctx context.Context, subject, name string, scopes
 	if _, err := rand.Read(secret); err != nil {
 		return "", nil, err
 	}
-	id := NewID()
-	full := APIKeyPrefix + id + "." + base64.RawURLEncoding.EncodeToString(secret)
+	id := security.NewID()
+	full := security.APIKeyPrefix + id + "." + base64.RawURLEncoding.EncodeToString(secret)
 	sum := sha256.Sum256(secret)
 	now := s.now().UTC().Truncate(time.Microsecond)
-	k := &APIKey{ID: id, Subject: subject, Name: name, Prefix: full[:prefixLen],
+	k := &security.APIKey{ID: id, Subject: subject, Name: name, Prefix: full[:prefixLen],
 		Scopes: slices.Sorted(slices.Values(scopes)), SecretHash: sum[:], AccountVersion: version,
 		Created: now, Expires: now.Add(s.ttl)}
 	if _, err := s.store.MarkKey(ctx, k, false, s.max); err != nil {
-		return "", nil, unavailable(err)
+		return "", nil, hold.Unavailable(err)
 	}
 	if err := s.records.CreateAPIKey(ctx, k, s.max); err != nil {
-		return "", nil, unavailable(err)
+		return "", nil, hold.Unavailable(err)
 	}
 	return full, k, nil
 }
 
 // List returns subject's live keys, newest first.
-func (s *APIKeyService) List(ctx context.Context, subject string) ([]APIKey, error) {
+func (s *Service) List(ctx context.Context, subject string) ([]security.APIKey, error) {
 	keys, err := s.records.APIKeys(ctx, subject)
 	if err != nil {
-		return nil, unavailable(err)
+		return nil, hold.Unavailable(err)
 	}
 	return keys, nil
 }
@@ -143,19 +132,19 @@ func (s *APIKeyService) List(ctx context.Context, subject string) ([]APIKey, err
 // Revoke revokes subject's key id: in the store first, so every instance
 // refuses it at once, then in its record. ErrNotFound when subject has no
 // live key id.
-func (s *APIKeyService) Revoke(ctx context.Context, subject, id string) error {
+func (s *Service) Revoke(ctx context.Context, subject, id string) error {
 	k, err := s.records.APIKey(ctx, id)
-	if errors.Is(err, ErrNotFound) || err == nil && (k.Subject != subject || !k.Revoked.IsZero() || !s.now().Before(k.Expires)) {
-		return ErrNotFound
+	if errors.Is(err, security.ErrNotFound) || err == nil && (k.Subject != subject || !k.Revoked.IsZero() || !s.now().Before(k.Expires)) {
+		return security.ErrNotFound
 	} else if err != nil {
-		return unavailable(err)
+		return hold.Unavailable(err)
 	}
 	if err := s.store.RevokeKey(ctx, subject, id, k.Expires); err != nil {
-		return unavailable(err)
+		return hold.Unavailable(err)
 	}
 	s.cache.Del(id)
-	if err := s.records.RevokeAPIKey(ctx, subject, id); err != nil && !errors.Is(err, ErrNotFound) {
-		return unavailable(err)
+	if err := s.records.RevokeAPIKey(ctx, subject, id); err != nil && !errors.Is(err, security.ErrNotFound) {
+		return hold.Unavailable(err)
 	}
 	return nil
 }
@@ -163,53 +152,57 @@ func (s *APIKeyService) Revoke(ctx context.Context, subject, id string) error {
 // RevokeAll revokes every key of subject in its records. The caller has
 // already made them dead in the store (an account's NotBefore moved, or
 // Store.RevokeSubject), so this is bookkeeping: lists stop showing them.
-func (s *APIKeyService) RevokeAll(ctx context.Context, subject string) error {
+func (s *Service) RevokeAll(ctx context.Context, subject string) error {
 	if err := s.records.RevokeAPIKeys(ctx, subject); err != nil {
-		return unavailable(err)
+		return hold.Unavailable(err)
 	}
 	return nil
 }
 
-// unavailable wraps a store's or the records' failure in ErrUnavailable,
-// unless it already says what went wrong.
-func unavailable(err error) error {
-	if errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalid) || errors.Is(err, ErrTooMany) {
-		return err
-	}
-	return fmt.Errorf("%w: %v", ErrUnavailable, err)
-}
-
 // Authenticate verifies the API key in the header named scheme.Param:
 // (nil, nil) when the request has none.
-func (s *APIKeyService) Authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*Principal, error) {
+func (s *Service) Authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*security.Principal, error) {
 	p, _, err := s.authenticate(ctx, r, scheme, false)
 	return p, err
 }
 
 // Carries reports whether the principals of API keys carry claim:
 // ClaimSubject and ClaimRole.
-func (s *APIKeyService) Carries(_ *policy.Scheme, claim string) bool {
-	return claim == ClaimSubject || claim == ClaimRole
+func (s *Service) Carries(_ *policy.Scheme, claim string) bool {
+	return claim == security.ClaimSubject || claim == security.ClaimRole
 }
 
-// forget drops key id from the cache once the store said it was revoked.
-func (s *APIKeyService) forget(id string) { s.cache.Del(id) }
+func init() {
+	hold.SetRemark(func(keys any, ctx context.Context, id string) error { return keys.(*Service).remark(ctx, id) })
+	onetrip.RegisterDeferrer(func(auth any) any {
+		if s, ok := auth.(*Service); ok {
+			return hold.DeferFunc(s.authenticateDeferred)
+		}
+		return nil
+	})
+}
+
+// Forget drops key id from the cache once the store said it was revoked.
+func (f forgetter) Forget(id string) { f.s.cache.Del(id) }
+
+// forgetter is a Service as the hold.Forgetter of its credentials.
+type forgetter struct{ s *Service }
 
 // authenticateDeferred is Authenticate with the store check of what it
 // verified left to the returned precheck (nil when there is nothing to
 // check), for the guard to run in the rate-limit call (see onetrip).
-func (s *APIKeyService) authenticateDeferred(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*Principal, onetrip.Precheck, error) {
-	return deferred(s.authenticate(ctx, r, scheme, true))
+func (s *Service) authenticateDeferred(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*security.Principal, onetrip.Precheck, error) {
+	return hold.Deferred(s.authenticate(ctx, r, scheme, true))
 }
 
-func (s *APIKeyService) authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme, gated bool) (*Principal, *gate, error) {
+func (s *Service) authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme, gated bool) (*security.Principal, *hold.Gate, error) {
 	values := r.Header.Values(scheme.Param)
 	switch len(values) {
 	case 0:
 		return nil, nil, nil
 	case 1:
 	default:
-		return nil, nil, fmt.Errorf("%w: more than one %s header", ErrMalformed, scheme.Param)
+		return nil, nil, fmt.Errorf("%w: more than one %s header", security.ErrMalformed, scheme.Param)
 	}
 	return s.verify(ctx, values[0], scheme.Name, gated)
 }
@@ -219,7 +212,7 @@ func (s *APIKeyService) authenticate(ctx context.Context, r *http.Request, schem
 // returns its record, for the client_credentials grant of a token
 // endpoint. An error wraps ErrInvalid (a bad, revoked or expired key) or
 // ErrUnavailable.
-func (s *APIKeyService) Verify(ctx context.Context, key string) (*APIKey, *Principal, error) {
+func (s *Service) Verify(ctx context.Context, key string) (*security.APIKey, *security.Principal, error) {
 	p, _, err := s.verify(ctx, key, "", false)
 	if err != nil {
 		return nil, nil, err
@@ -228,43 +221,43 @@ func (s *APIKeyService) Verify(ctx context.Context, key string) (*APIKey, *Princ
 	if ck == nil {
 		k, err := s.record(ctx, p.KeyID)
 		if err != nil {
-			return nil, nil, unavailable(err)
+			return nil, nil, hold.Unavailable(err)
 		}
 		return k, p, nil
 	}
 	return ck.key, p, nil
 }
 
-func (s *APIKeyService) verify(ctx context.Context, value, scheme string, gated bool) (*Principal, *gate, error) {
+func (s *Service) verify(ctx context.Context, value, scheme string, gated bool) (*security.Principal, *hold.Gate, error) {
 	id, secret, ok := splitKey(value)
 	if !ok {
-		return nil, nil, fmt.Errorf("%w: not a specguard API key", ErrInvalid)
+		return nil, nil, fmt.Errorf("%w: not a specguard API key", security.ErrInvalid)
 	}
 	ck, err := s.lookup(ctx, id)
-	if err := checkSecret(err, secret, func() []byte { return ck.key.SecretHash }, "unknown or revoked API key"); err != nil {
+	if err := hold.CheckSecret(err, secret, func() []byte { return ck.key.SecretHash }, "unknown or revoked API key"); err != nil {
 		return nil, nil, err
 	}
 	k := ck.key
 	s.touch(ck)
-	check := Check{Kind: KeyCredential, Subject: k.Subject, ID: k.ID}
-	return s.accounts.hold(ctx, s.store, check, gated, func(acct *Account) (*Principal, error) {
-		if p := ck.principals.get(scheme, stampOf(acct)); p != nil {
+	check := security.Check{Kind: security.KeyCredential, Subject: k.Subject, ID: k.ID}
+	return hold.Hold(ctx, s.accounts, s.store, check, gated, func(acct *security.Account) (*security.Principal, error) {
+		if p := ck.principals.Get(scheme, hold.StampOf(acct)); p != nil {
 			return p, nil
 		}
-		p := &Principal{Subject: k.Subject, Scheme: scheme, Scopes: k.Scopes, KeyID: k.ID}
+		p := &security.Principal{Subject: k.Subject, Scheme: scheme, Scopes: k.Scopes, KeyID: k.ID}
 		if acct != nil {
-			p.Role, p.Scopes, p.accountStamp = acct.Role, s.accounts.bounded(k.Scopes, acct), acct.Stamp
+			p.Role, p.Scopes = acct.Role, s.accounts.Bounded(k.Scopes, acct)
 		}
-		ck.principals.put(p)
+		ck.principals.Put(p, hold.StampOf(acct))
 		return p, nil
-	}, func(ctx context.Context) error { return s.remark(ctx, k.ID) }, s)
+	}, func(ctx context.Context) error { return s.remark(ctx, k.ID) }, forgetter{s})
 }
 
 // Outbound reports whether verifying r's API key for scheme reads the
 // database: a well-formed key this instance has not cached. The guard
 // then charges the request to the operation's anonymous tiers first, so
 // that made-up key ids are throttled before they reach the database.
-func (s *APIKeyService) Outbound(r *http.Request, scheme *policy.Scheme) bool {
+func (s *Service) Outbound(r *http.Request, scheme *policy.Scheme) bool {
 	values := r.Header.Values(scheme.Param)
 	if len(values) != 1 {
 		return false
@@ -279,15 +272,15 @@ func (s *APIKeyService) Outbound(r *http.Request, scheme *policy.Scheme) bool {
 
 // splitKey parses "sg_<id>.<base64url secret of 32 bytes>".
 func splitKey(v string) (id string, secret [32]byte, ok bool) {
-	rest, ok := strings.CutPrefix(v, APIKeyPrefix)
+	rest, ok := strings.CutPrefix(v, security.APIKeyPrefix)
 	if !ok || len(rest) > 256 {
 		return "", secret, false
 	}
 	id, enc, ok := strings.Cut(rest, ".")
-	if !ok || !isID(id) {
+	if !ok || !cred.IsID(id) {
 		return "", secret, false
 	}
-	secret, ok = decodeSecret(enc)
+	secret, ok = cred.DecodeSecret(enc)
 	return id, secret, ok
 }
 
@@ -301,15 +294,15 @@ const maxKeyLookups = 4
 const lookupWait = 200 * time.Millisecond
 
 // record reads key id's record, at most maxKeyLookups at a time.
-func (s *APIKeyService) record(ctx context.Context, id string) (*APIKey, error) {
+func (s *Service) record(ctx context.Context, id string) (*security.APIKey, error) {
 	wait := time.NewTimer(lookupWait)
 	defer wait.Stop()
 	select {
 	case s.lookups <- struct{}{}:
 	case <-wait.C:
-		return nil, fmt.Errorf("%w: too many API keys being read", ErrUnavailable)
+		return nil, fmt.Errorf("%w: too many API keys being read", security.ErrUnavailable)
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: waiting to read an API key: %v", ErrUnavailable, ctx.Err())
+		return nil, fmt.Errorf("%w: waiting to read an API key: %v", security.ErrUnavailable, ctx.Err())
 	}
 	defer func() { <-s.lookups }()
 	return s.records.APIKey(ctx, id)
@@ -318,7 +311,7 @@ func (s *APIKeyService) record(ctx context.Context, id string) (*APIKey, error) 
 // lookup returns key id's record: this instance's copy (the store check
 // that follows says whether it still lives), else the records'. A revoked
 // or expired key is not found.
-func (s *APIKeyService) lookup(ctx context.Context, id string) (*cachedKey, error) {
+func (s *Service) lookup(ctx context.Context, id string) (*cachedKey, error) {
 	ck, ok := s.cache.Get(id)
 	if !ok {
 		k, err := s.record(ctx, id)
@@ -326,7 +319,7 @@ func (s *APIKeyService) lookup(ctx context.Context, id string) (*cachedKey, erro
 			return nil, err
 		}
 		if !k.Revoked.IsZero() {
-			return nil, ErrNotFound
+			return nil, security.ErrNotFound
 		}
 		ck = &cachedKey{key: k}
 		ck.lastUsed.Store(k.LastUsed.Unix())
@@ -334,7 +327,7 @@ func (s *APIKeyService) lookup(ctx context.Context, id string) (*cachedKey, erro
 	}
 	if !s.now().Before(ck.key.Expires) {
 		s.cache.Del(id)
-		return nil, ErrNotFound
+		return nil, security.ErrNotFound
 	}
 	return ck, nil
 }
@@ -342,16 +335,16 @@ func (s *APIKeyService) lookup(ctx context.Context, id string) (*cachedKey, erro
 // remark restores the mark of key id, which the store lost (a Redis
 // restart, say), from its record, unless the record says it was revoked.
 // A mark or revocation written meanwhile is kept.
-func (s *APIKeyService) remark(ctx context.Context, id string) error {
+func (s *Service) remark(ctx context.Context, id string) error {
 	k, err := s.record(ctx, id)
-	if errors.Is(err, ErrNotFound) || err == nil && (!k.Revoked.IsZero() || !s.now().Before(k.Expires)) {
+	if errors.Is(err, security.ErrNotFound) || err == nil && (!k.Revoked.IsZero() || !s.now().Before(k.Expires)) {
 		s.cache.Del(id)
-		return fmt.Errorf("%w: unknown or revoked API key", ErrInvalid)
+		return fmt.Errorf("%w: unknown or revoked API key", security.ErrInvalid)
 	} else if err != nil {
-		return unavailable(err)
+		return hold.Unavailable(err)
 	}
 	if _, err := s.store.MarkKey(ctx, k, true, 0); err != nil {
-		return unavailable(err)
+		return hold.Unavailable(err)
 	}
 	return nil
 }
@@ -361,7 +354,7 @@ func (s *APIKeyService) remark(ctx context.Context, id string) error {
 // interval per instance, off the request's path.
 const touchEvery = time.Minute
 
-func (s *APIKeyService) touch(ck *cachedKey) {
+func (s *Service) touch(ck *cachedKey) {
 	now := s.now()
 	last := ck.lastUsed.Load()
 	if now.Unix()-last < int64(touchEvery/time.Second) || !ck.lastUsed.CompareAndSwap(last, now.Unix()) {

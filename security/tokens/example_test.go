@@ -1,4 +1,4 @@
-package security_test
+package tokens_test
 
 import (
 	"context"
@@ -6,32 +6,33 @@ import (
 	"fmt"
 
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/tokens"
 )
 
 // The token service alone: a login, a refresh that rotates the refresh
 // token, and the reuse of an old refresh token, which ends the login.
-func ExampleTokenService() {
+func ExampleService() {
 	ctx := context.Background()
-	key, err := security.GenerateKey() // Ed25519; ParseKeyPEM loads one from a file
+	key, err := tokens.GenerateKey() // Ed25519; ParseKeyPEM loads one from a file
 	if err != nil {
 		panic(err)
 	}
 	store := security.NewMemoryStore(nil) // redisstore.New for several instances
-	tokens, err := security.NewTokenService("https://notes.example.com", "notes", key, store)
+	ts, err := tokens.New("https://notes.example.com", "notes", key, store)
 	if err != nil {
 		panic(err)
 	}
 
-	login, err := tokens.Login(ctx, "alice", "writer", []string{"notes:read", "notes:write"}, "laptop")
+	login, err := ts.Login(ctx, "alice", "writer", []string{"notes:read", "notes:write"}, "laptop")
 	if err != nil {
 		panic(err)
 	}
-	claims, err := tokens.VerifyAccess(ctx, login.Access)
+	claims, err := ts.VerifyAccess(ctx, login.Access)
 	fmt.Println("access token of", claims.Subject, "with", claims.Scope, err)
 
 	// The role's scopes now, for the refresh: a narrower role narrows it.
 	scopes := func(subject string) (string, []string, error) { return "reader", []string{"notes:read"}, nil }
-	next, err := tokens.Refresh(ctx, login.Refresh, scopes)
+	next, err := ts.Refresh(ctx, login.Refresh, scopes)
 	if err != nil {
 		panic(err)
 	}
@@ -39,9 +40,9 @@ func ExampleTokenService() {
 
 	// The first refresh token was spent: presenting it again is a theft
 	// signal, and the whole login is revoked.
-	_, err = tokens.Refresh(ctx, login.Refresh, scopes)
+	_, err = ts.Refresh(ctx, login.Refresh, scopes)
 	fmt.Println("reuse:", errors.Is(err, security.ErrReused))
-	_, err = tokens.VerifyAccess(ctx, next.Access)
+	_, err = ts.VerifyAccess(ctx, next.Access)
 	fmt.Println("the newest access token after reuse:", errors.Is(err, security.ErrInvalid))
 	// Output:
 	// access token of alice with notes:read notes:write <nil>

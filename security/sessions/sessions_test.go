@@ -1,4 +1,4 @@
-package security_test
+package sessions_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/specguard/specguard/internal/guardtest"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/sessions"
 )
 
 var csrfFailed = guardtest.Want{Status: http.StatusForbidden, Problem: "csrf", AuthErr: guardtest.NoChallenge}
@@ -26,12 +27,12 @@ func TestSessionCSRF(t *testing.T) {
 		{Name: "GET cross-site needs no proof", Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.Header("Sec-Fetch-Site", "cross-site")}, Want: guardtest.OK200, Saw: guardtest.OKAs("getAccount", "alice", "cookieAuth")},
 		{Name: "POST with the correct proof", Method: post, Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.CSRFProof(sess)}, Want: guardtest.OK200, Saw: guardtest.OKAs("postAccount", "alice", "cookieAuth")},
 		{Name: "POST without any proof", Method: post, Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess)}, Want: csrfFailed},
-		{Name: "POST without the header", Method: post, Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.Cookie(security.CSRFCookie, sess.CSRF)}, Want: csrfFailed},
-		{Name: "POST without the CSRF cookie", Method: post, Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.Header(security.CSRFHeader, sess.CSRF)}, Want: csrfFailed},
+		{Name: "POST without the header", Method: post, Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.Cookie(sessions.CSRFCookie, sess.CSRF)}, Want: csrfFailed},
+		{Name: "POST without the CSRF cookie", Method: post, Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.Header(sessions.CSRFHeader, sess.CSRF)}, Want: csrfFailed},
 		{Name: "POST with a wrong token in both places", Method: post, Path: "/account",
-			Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.Cookie(security.CSRFCookie, "wrong-token-wrong-token"), guardtest.Header(security.CSRFHeader, "wrong-token-wrong-token")}, Want: csrfFailed},
+			Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.Cookie(sessions.CSRFCookie, "wrong-token-wrong-token"), guardtest.Header(sessions.CSRFHeader, "wrong-token-wrong-token")}, Want: csrfFailed},
 		{Name: "POST with header and cookie that differ", Method: post, Path: "/account",
-			Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.Cookie(security.CSRFCookie, other.CSRF), guardtest.Header(security.CSRFHeader, sess.CSRF)}, Want: csrfFailed},
+			Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.Cookie(sessions.CSRFCookie, other.CSRF), guardtest.Header(sessions.CSRFHeader, sess.CSRF)}, Want: csrfFailed},
 		{Name: "POST with the proof of another session", Method: post, Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.CSRFProof(other)}, Want: csrfFailed},
 		{Name: "POST cross-site", Method: post, Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.CSRFProof(sess), guardtest.Header("Sec-Fetch-Site", "cross-site")}, Want: csrfFailed},
 		{Name: "POST same-site", Method: post, Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(sess), guardtest.CSRFProof(sess), guardtest.Header("Sec-Fetch-Site", "same-site")}, Want: csrfFailed},
@@ -140,7 +141,7 @@ func TestSessionCookies(t *testing.T) {
 		sameSite http.SameSite
 	}{
 		{name: guardtest.SessionCookie, value: ns.Cookie, httpOnly: true, sameSite: http.SameSiteLaxMode},
-		{name: security.CSRFCookie, value: ns.CSRF, httpOnly: false, sameSite: http.SameSiteStrictMode},
+		{name: sessions.CSRFCookie, value: ns.CSRF, httpOnly: false, sameSite: http.SameSiteStrictMode},
 	}
 	if len(cookies) != len(cases) {
 		t.Fatalf("Cookies returned %d cookies, want %d", len(cookies), len(cases))

@@ -1,4 +1,4 @@
-package security_test
+package tokens_test
 
 import (
 	"context"
@@ -8,15 +8,18 @@ import (
 
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/apikeys"
+	"github.com/specguard/specguard/security/sessions"
+	"github.com/specguard/specguard/security/tokens"
 )
 
-func benchTokens(b *testing.B, opts ...security.TokenOption) (*security.TokenService, string) {
+func benchTokens(b *testing.B, opts ...tokens.Option) (*tokens.Service, string) {
 	b.Helper()
-	key, err := security.GenerateKey()
+	key, err := tokens.GenerateKey()
 	if err != nil {
 		b.Fatal(err)
 	}
-	ts, err := security.NewTokenService("specguard", "specguard", key, security.NewMemoryStore(nil), opts...)
+	ts, err := tokens.New("specguard", "specguard", key, security.NewMemoryStore(nil), opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -33,10 +36,10 @@ func benchTokens(b *testing.B, opts ...security.TokenOption) (*security.TokenSer
 func BenchmarkVerifyAccess(b *testing.B) {
 	for _, bc := range []struct {
 		name string
-		opts []security.TokenOption
+		opts []tokens.Option
 	}{
 		{"hit", nil},
-		{"miss", []security.TokenOption{security.WithCacheSize(0)}},
+		{"miss", []tokens.Option{tokens.WithCacheSize(0)}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			ts, tok := benchTokens(b, bc.opts...)
@@ -66,26 +69,26 @@ func BenchmarkAuthenticate(b *testing.B) {
 	own := &policy.Scheme{Name: "bearerAuth", Type: policy.SchemeBearer, Param: "Authorization"}
 	for _, c := range []struct {
 		name string
-		opts []security.TokenOption
-	}{{"own/hit", nil}, {"own/miss-ed25519", []security.TokenOption{security.WithCacheSize(0)}}} {
+		opts []tokens.Option
+	}{{"own/hit", nil}, {"own/miss-ed25519", []tokens.Option{tokens.WithCacheSize(0)}}} {
 		b.Run(c.name, func(b *testing.B) {
 			ts, tok := benchTokens(b, c.opts...)
-			auth, r := security.BearerAuthenticator{Tokens: ts}, request(tok)
+			auth, r := tokens.Bearer{Tokens: ts}, request(tok)
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, _, err := security.AuthenticateDeferred(auth, ctx, r, own); err != nil {
+				if _, _, err := tokens.AuthenticateDeferred(auth, ctx, r, own); err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
 	}
 	store := security.NewMemoryStore(nil)
-	sessions := security.NewSessionService(store, func(string) []string { return []string{"a:read"} })
-	sess, err := sessions.Create(ctx, "alice", "user", "bench")
+	ss := sessions.New(store, func(string) []string { return []string{"a:read"} })
+	sess, err := ss.Create(ctx, "alice", "user", "bench")
 	if err != nil {
 		b.Fatal(err)
 	}
-	keys := security.NewAPIKeyService(store, security.NewMemoryKeyRecords(nil))
+	keys := apikeys.New(store, security.NewMemoryKeyRecords(nil))
 	key, _, err := keys.Create(ctx, "alice", "bench", []string{"a:read"})
 	if err != nil {
 		b.Fatal(err)
@@ -99,7 +102,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 		header string
 		value  string
 	}{
-		{"session/hit", sessions, &policy.Scheme{Name: "cookieAuth", Type: policy.SchemeAPIKeyCookie, Param: "sid"}, "Cookie", "sid=" + sess.Cookie},
+		{"session/hit", ss, &policy.Scheme{Name: "cookieAuth", Type: policy.SchemeAPIKeyCookie, Param: "sid"}, "Cookie", "sid=" + sess.Cookie},
 		{"api-key/hit", keys, &policy.Scheme{Name: "keyAuth", Type: policy.SchemeAPIKeyHeader, Param: "X-API-Key"}, "X-API-Key", key},
 	} {
 		b.Run(c.name, func(b *testing.B) {

@@ -1,0 +1,69 @@
+package tokens
+
+import (
+	"context"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/specguard/specguard/internal/onetrip"
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/internal/cred"
+	"github.com/specguard/specguard/security/internal/hold"
+)
+
+// Bearer verifies access tokens in the Authorization header,
+// for http bearer and oauth2 schemes.
+type Bearer struct{ Tokens *Service }
+
+func init() {
+	onetrip.RegisterDeferrer(func(auth any) any {
+		if b, ok := auth.(Bearer); ok {
+			return hold.DeferFunc(b.authenticateDeferred)
+		}
+		return nil
+	})
+}
+
+// Authenticate verifies the request's bearer token: (nil, nil) when it
+// has none, an error wrapping ErrMalformed, ErrInvalid or ErrUnavailable
+// when it is bad or cannot be checked.
+func (b Bearer) Authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*security.Principal, error) {
+	p, _, err := b.authenticate(ctx, r, scheme, false)
+	return p, err
+}
+
+// Carries reports whether the principals of specguard's access tokens
+// carry claim: ClaimSubject, ClaimRole and ClaimFamily.
+func (Bearer) Carries(_ *policy.Scheme, claim string) bool {
+	return claim == security.ClaimSubject || claim == security.ClaimRole || claim == security.ClaimFamily
+}
+
+// authenticateDeferred is Authenticate with the store check of what it
+// verified left to the returned precheck (nil when there is nothing to
+// check), for the guard to run in the rate-limit call (see onetrip).
+func (b Bearer) authenticateDeferred(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*security.Principal, onetrip.Precheck, error) {
+	return hold.Deferred(b.authenticate(ctx, r, scheme, true))
+}
+
+func (b Bearer) authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme, gated bool) (*security.Principal, *hold.Gate, error) {
+	raw, err := cred.Bearer(r)
+	if raw == "" || err != nil {
+		return nil, nil, err
+	}
+	// A token in the cache passed the syntax check when it was first
+	// verified: only an unknown one is scanned (hundreds of bytes).
+	c, err := b.Tokens.verifySignature(raw, cred.IsB64Token)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b.Tokens.hold(ctx, c, scheme.Name, gated)
+}
+
+// splitScopes returns the sorted scopes of a space-separated list.
+func splitScopes(s string) []string {
+	scopes := strings.Fields(s)
+	sort.Strings(scopes)
+	return scopes
+}
