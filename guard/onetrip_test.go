@@ -83,7 +83,7 @@ func TestOneTripIsResolved(t *testing.T) {
 				t.Errorf("defers = %v, want %v", g.defer_, c.defers)
 			}
 			if len(g.deferFns) != c.deferredScheme {
-				t.Errorf("%d authenticators defer, want %d (onetrip.Deferrer's type and deferFunc differ?)", len(g.deferFns), c.deferredScheme)
+				t.Errorf("%d authenticators defer, want %d (a kind's onetrip.RegisterDeferrer and deferFunc differ?)", len(g.deferFns), c.deferredScheme)
 			}
 		})
 	}
