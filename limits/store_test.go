@@ -321,3 +321,40 @@ func TestRedisAbandonedCallIsNotSent(t *testing.T) {
 		t.Fatal("the abandoned call was charged: the bucket of 1 is spent")
 	}
 }
+
+func TestRedisKeyTTL(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	s := redislimit.New(rdb, srv.Prefix)
+	allow(t, s, req("ttl", 5, time.Minute))
+	keys, _ := rdb.Keys(context.Background(), srv.Prefix+"*").Result()
+	if len(keys) != 1 || keys[0] != srv.Prefix+"{ttl}" {
+		t.Fatalf("keys = %v, want one hash-tagged key", keys)
+	}
+	ttl, _ := rdb.PTTL(context.Background(), keys[0]).Result()
+	if ttl <= 0 || ttl > time.Minute {
+		t.Fatalf("TTL = %s, want (0, 1m]", ttl)
+	}
+}
+
+// Two stores on one Redis are one limiter: whatever instance a request
+// reaches, the total admitted is the limit.
+func TestRedisInstancesShareOneTruth(t *testing.T) {
+	srv := redistest.Start(t)
+	a := redislimit.New(srv.Client(t), srv.Prefix)
+	b := redislimit.New(srv.Client(t), srv.Prefix)
+	r := req("shared", 10, time.Hour)
+	admitted := 0
+	for i := range 40 {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		if ok, _ := allow(t, s, r); ok {
+			admitted++
+		}
+	}
+	if admitted != 10 {
+		t.Fatalf("admitted %d across two instances, want 10", admitted)
+	}
+}

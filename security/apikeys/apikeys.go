@@ -174,12 +174,7 @@ func (s *Service) Carries(_ *policy.Scheme, claim string) bool {
 
 func init() {
 	hold.SetRemark(func(keys any, ctx context.Context, id string) error { return keys.(*Service).remark(ctx, id) })
-	onetrip.RegisterDeferrer(func(auth any) any {
-		if s, ok := auth.(*Service); ok {
-			return hold.DeferFunc(s.authenticateDeferred)
-		}
-		return nil
-	})
+	hold.RegisterDeferrer(func(s *Service) hold.DeferFunc { return s.authenticateDeferred })
 }
 
 // Forget drops key id from the cache once the store said it was revoked.

@@ -167,12 +167,7 @@ func (s *Service) Carries(_ *policy.Scheme, claim string) bool {
 }
 
 func init() {
-	onetrip.RegisterDeferrer(func(auth any) any {
-		if s, ok := auth.(*Service); ok {
-			return hold.DeferFunc(s.authenticateDeferred)
-		}
-		return nil
-	})
+	hold.RegisterDeferrer(func(s *Service) hold.DeferFunc { return s.authenticateDeferred })
 }
 
 // Forget drops session id from the cache once the store said it ended.

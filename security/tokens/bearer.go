@@ -18,12 +18,7 @@ import (
 type Bearer struct{ Tokens *Service }
 
 func init() {
-	onetrip.RegisterDeferrer(func(auth any) any {
-		if b, ok := auth.(Bearer); ok {
-			return hold.DeferFunc(b.authenticateDeferred)
-		}
-		return nil
-	})
+	hold.RegisterDeferrer(func(b Bearer) hold.DeferFunc { return b.authenticateDeferred })
 }
 
 // Authenticate verifies the request's bearer token: (nil, nil) when it

@@ -111,6 +111,18 @@ var _ onetrip.Precheck = (*Gate)(nil)
 // store check left to the returned precheck.
 type DeferFunc = func(context.Context, *http.Request, *policy.Scheme) (*security.Principal, onetrip.Precheck, error)
 
+// RegisterDeferrer makes every authenticator of type A defer its store
+// check through the guard's one round trip (onetrip.RegisterDeferrer):
+// deferred returns its deferred form. Call it from an init function.
+func RegisterDeferrer[A any](deferred func(A) DeferFunc) {
+	onetrip.RegisterDeferrer(func(auth any) any {
+		if a, ok := auth.(A); ok {
+			return deferred(a)
+		}
+		return nil
+	})
+}
+
 // Deferred returns the gate of an authentication as a Precheck: nil when
 // there is none (a nil *Gate would be a non-nil interface).
 func Deferred(p *security.Principal, g *Gate, err error) (*security.Principal, onetrip.Precheck, error) {
