@@ -176,64 +176,119 @@ const (
 )
 
 func (h *harness) run(ctx context.Context) error {
-	if *only != "" {
-		var chosen []load
-		for _, id := range strings.Split(*only, ",") {
-			i := slices.IndexFunc(loads, func(l load) bool { return l.id == id })
-			if i < 0 {
-				return fmt.Errorf("-loads: no load %q", id)
-			}
-			chosen = append(chosen, loads[i])
-		}
-		loads = chosen
+	if err := pickLoads(*only); err != nil {
+		return err
 	}
 	wrkVersion, err := exec.Command("wrk", "--version").CombinedOutput()
 	if len(wrkVersion) == 0 {
 		return fmt.Errorf("wrk is not installed (apt-get install wrk): %v", err)
 	}
-	if h.dir, err = os.MkdirTemp("", "specguard-bench-"); err != nil {
+	w, err := h.prepare(ctx)
+	if err != nil {
 		return err
+	}
+	stacks, err := h.startStacks(ctx, w)
+	if err != nil {
+		return err
+	}
+	if err := h.measure(ctx, stacks); err != nil {
+		return err
+	}
+	var cl []*clientRun
+	if *clients > 0 {
+		env := w.with("SPECGUARD_SPEC_FILE="+w.clientSpec, "SPECGUARD_TRUSTED_PROXIES=127.0.0.1/32", "SPECGUARD_CLIENT_IP_HEADER=X-Real-IP")
+		if cl, err = h.clientsTable(ctx, w.specguard, env, h.subdir); err != nil {
+			return fmt.Errorf("clients: %w", err)
+		}
+	}
+	report := report(stacks, strings.TrimSpace(string(wrkVersion))) + reportClients(cl)
+	fmt.Print(report)
+	if *out != "" {
+		return os.WriteFile(*out, []byte(report), 0o644)
+	}
+	return nil
+}
+
+// pickLoads keeps the loads named in ids (comma-separated), all when empty.
+func pickLoads(ids string) error {
+	if ids == "" {
+		return nil
+	}
+	var chosen []load
+	for _, id := range strings.Split(ids, ",") {
+		i := slices.IndexFunc(loads, func(l load) bool { return l.id == id })
+		if i < 0 {
+			return fmt.Errorf("-loads: no load %q", id)
+		}
+		chosen = append(chosen, loads[i])
+	}
+	loads = chosen
+	return nil
+}
+
+// workbench is what the stacks are started from: the documents, the
+// binaries, the signing key, the stores and databases.
+type workbench struct {
+	spec, clientSpec         string // the document, and the one of the clients table
+	specguard, toolkit, peer string // the binaries
+	key                      string // the signing key file
+	redisAddr                string
+	cluster                  []string // the Redis Cluster's masters
+	pgA, pgG                 string   // the databases of stacks (f) and (g)
+	common                   []string // every specguard stack's environment
+}
+
+// with is the common environment plus env.
+func (w *workbench) with(env ...string) []string { return append(slices.Clone(w.common), env...) }
+
+// subdir is a directory of the harness's own, made on first use.
+func (h *harness) subdir(name string) string {
+	d := filepath.Join(h.dir, name)
+	os.MkdirAll(d, 0o700)
+	return d
+}
+
+// prepare writes the documents and scripts, builds the binaries, and
+// starts the stores: what the loads need of the document first, so that
+// nothing is built or started for a document that lacks it.
+func (h *harness) prepare(ctx context.Context) (*workbench, error) {
+	var err error
+	if h.dir, err = os.MkdirTemp("", "specguard-bench-"); err != nil {
+		return nil, err
 	}
 	root, err := repoRoot()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	// What the loads need of the document, first: nothing is built or
-	// started for a document that lacks it.
-	spec := filepath.Join(h.dir, "openapi.yaml")
-	if err := writeBenchSpec(filepath.Join(root, "api/openapi.yaml"), spec, 10_000_000, "1m"); err != nil {
-		return err
+	w := &workbench{spec: filepath.Join(h.dir, "openapi.yaml"), clientSpec: filepath.Join(h.dir, "openapi-clients.yaml")}
+	if err := writeBenchSpec(filepath.Join(root, "api/openapi.yaml"), w.spec, 10_000_000, "1m"); err != nil {
+		return nil, err
 	}
 	// The clients' buckets must outlive the fill: a window of an hour, and
 	// an interval (36 ms) long enough to see a bucket charged.
-	clientSpec := filepath.Join(h.dir, "openapi-clients.yaml")
-	if err := writeBenchSpec(filepath.Join(root, "api/openapi.yaml"), clientSpec, 100_000, "1h"); err != nil {
-		return err
+	if err := writeBenchSpec(filepath.Join(root, "api/openapi.yaml"), w.clientSpec, 100_000, "1h"); err != nil {
+		return nil, err
 	}
-	specguard, toolkit := filepath.Join(h.dir, "blog"), filepath.Join(h.dir, "specguard")
-	peer := filepath.Join(h.dir, "peerserver")
+	w.specguard, w.toolkit, w.peer = filepath.Join(h.dir, "blog"), filepath.Join(h.dir, "specguard"), filepath.Join(h.dir, "peerserver")
 	fmt.Fprintln(os.Stderr, "building the example app, specguard and the peer stacks")
-	if err := build(root, specguard, "./cmd/blog"); err != nil {
-		return err
+	if err := build(root, w.specguard, "./cmd/blog"); err != nil {
+		return nil, err
 	}
-	if err := build(root, toolkit, "./cmd/specguard"); err != nil {
-		return err
+	if err := build(root, w.toolkit, "./cmd/specguard"); err != nil {
+		return nil, err
 	}
-	if err := build(filepath.Join(root, "e2e/bench/peers"), peer, "./cmd/peerserver"); err != nil {
-		return err
+	if err := build(filepath.Join(root, "e2e/bench/peers"), w.peer, "./cmd/peerserver"); err != nil {
+		return nil, err
 	}
-	key := filepath.Join(h.dir, "signing.pem")
-	if out, err := exec.Command(toolkit, "keygen", "--alg", "ed25519", "--out", key).CombinedOutput(); err != nil {
-		return fmt.Errorf("keygen: %v: %s", err, out)
+	w.key = filepath.Join(h.dir, "signing.pem")
+	if out, err := exec.Command(w.toolkit, "keygen", "--alg", "ed25519", "--out", w.key).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("keygen: %v: %s", err, out)
 	}
-	redisAddr, err := h.startRedis(ctx, "", nil)
-	if err != nil {
-		return err
+	if w.redisAddr, err = h.startRedis(ctx, "", nil); err != nil {
+		return nil, err
 	}
-	redisURL := "redis://" + redisAddr
-	cluster, err := h.startCluster(ctx)
-	if err != nil {
-		return err
+	if w.cluster, err = h.startCluster(ctx); err != nil {
+		return nil, err
 	}
 	for _, l := range loads {
 		if l.body == "" {
@@ -241,77 +296,77 @@ func (h *harness) run(ctx context.Context) error {
 		}
 		script := fmt.Sprintf("wrk.method = %q\nwrk.body = %q\nwrk.headers[\"Content-Type\"] = \"application/json\"\n", l.method, l.body)
 		if err := os.WriteFile(filepath.Join(h.dir, l.id+".lua"), []byte(script), 0o644); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	pgA, err := h.database(ctx, "f")
-	if err != nil {
-		return err
+	if w.pgA, err = h.database(ctx, "f"); err != nil {
+		return nil, err
 	}
-	pgG, err := h.database(ctx, "g")
-	if err != nil {
-		return err
-	}
-	dir := func(name string) string {
-		d := filepath.Join(h.dir, name)
-		os.MkdirAll(d, 0o700)
-		return d
+	if w.pgG, err = h.database(ctx, "g"); err != nil {
+		return nil, err
 	}
 	// The demo accounts are seeded by themselves only in the development
 	// setup: the stacks on Redis or PostgreSQL get them from a users file.
 	h.users = filepath.Join(h.dir, "users.yaml")
 	if err := os.WriteFile(h.users, []byte(testenv.DemoUsers), 0o600); err != nil {
-		return err
+		return nil, err
 	}
-	common := []string{"SPECGUARD_SIGNING_KEY_FILE=" + key, "SPECGUARD_SPEC_FILE=" + spec, "SPECGUARD_ADMIN_ADDR=off", "SPECGUARD_USERS_FILE=" + h.users,
+	w.common = []string{"SPECGUARD_SIGNING_KEY_FILE=" + w.key, "SPECGUARD_SPEC_FILE=" + w.spec, "SPECGUARD_ADMIN_ADDR=off", "SPECGUARD_USERS_FILE=" + h.users,
 		"SPECGUARD_LOG_REQUESTS=false", "SPECGUARD_ACCESS_TTL=2h", "SPECGUARD_REFRESH_TTL=2h"}
-	with := func(env ...string) []string { return append(slices.Clone(common), env...) }
-	a, err := h.startPeer(ctx, peer, "bare", key, spec, "", dir("a"), "")
+	return w, nil
+}
+
+// startStacks starts every stack compared, (a) to (i), and checks that
+// each answers its loads as it should.
+func (h *harness) startStacks(ctx context.Context, w *workbench) ([]*stack, error) {
+	redisURL := "redis://" + w.redisAddr
+	dir := h.subdir
+	a, err := h.startPeer(ctx, w.peer, "bare", w.key, w.spec, "", dir("a"), "")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	b, err := h.startSpecguard(ctx, specguard, with("SPECGUARD_DATA_DIR="+dir("b")))
+	b, err := h.startSpecguard(ctx, w.specguard, w.with("SPECGUARD_DATA_DIR="+dir("b")))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	c, err := h.startSpecguard(ctx, specguard, with("SPECGUARD_DATA_DIR="+dir("c"), "SPECGUARD_REDIS_URL="+redisURL+"/0"))
+	c, err := h.startSpecguard(ctx, w.specguard, w.with("SPECGUARD_DATA_DIR="+dir("c"), "SPECGUARD_REDIS_URL="+redisURL+"/0"))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	d, err := h.startPeer(ctx, peer, "peer", key, spec, "", dir("d"), "")
+	d, err := h.startPeer(ctx, w.peer, "peer", w.key, w.spec, "", dir("d"), "")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	e, err := h.startPeer(ctx, peer, "peer-redis", key, spec, redisURL+"/0", dir("e"), "")
+	e, err := h.startPeer(ctx, w.peer, "peer-redis", w.key, w.spec, redisURL+"/0", dir("e"), "")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	f, err := h.startPeer(ctx, peer, "bare", key, spec, "", dir("f"), pgA)
+	f, err := h.startPeer(ctx, w.peer, "bare", w.key, w.spec, "", dir("f"), w.pgA)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	g, err := h.startSpecguard(ctx, specguard, with("SPECGUARD_DATA_DIR="+dir("g"), "SPECGUARD_REDIS_URL="+redisURL+"/1", "SPECGUARD_DATABASE_URL="+pgG))
+	g, err := h.startSpecguard(ctx, w.specguard, w.with("SPECGUARD_DATA_DIR="+dir("g"), "SPECGUARD_REDIS_URL="+redisURL+"/1", "SPECGUARD_DATABASE_URL="+w.pgG))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	hc, err := h.startSpecguard(ctx, specguard, with("SPECGUARD_DATA_DIR="+dir("h"), "SPECGUARD_REDIS_URL=redis+cluster://"+strings.Join(cluster, ",")))
+	hc, err := h.startSpecguard(ctx, w.specguard, w.with("SPECGUARD_DATA_DIR="+dir("h"), "SPECGUARD_REDIS_URL=redis+cluster://"+strings.Join(w.cluster, ",")))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// (b) checks every answer against the document (the default, report):
 	// (i) is (b) without, for what that costs.
-	off, err := h.startSpecguard(ctx, specguard, with("SPECGUARD_DATA_DIR="+dir("i"), "SPECGUARD_VALIDATE_RESPONSES=off"))
+	off, err := h.startSpecguard(ctx, w.specguard, w.with("SPECGUARD_DATA_DIR="+dir("i"), "SPECGUARD_VALIDATE_RESPONSES=off"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	a.id, a.name, a.loads = "a", "bare: chi + generated strict handlers, SQLite", everyLoad
 	b.id, b.name, b.loads = "b", "specguard, memory store, SQLite", everyLoad
-	c.id, c.name, c.loads, c.redis = "c", "specguard, Redis, SQLite", everyLoad, []string{redisAddr}
+	c.id, c.name, c.loads, c.redis = "c", "specguard, Redis, SQLite", everyLoad, []string{w.redisAddr}
 	d.id, d.name, d.loads = "d", "nethttp-middleware + golang-jwt or hashed API key + httprate, SQLite", peerLoads
-	e.id, e.name, e.loads, e.redis = "e", "(d) + Redis jti denylist + redis_rate, SQLite", peerLoads, []string{redisAddr}
+	e.id, e.name, e.loads, e.redis = "e", "(d) + Redis jti denylist + redis_rate, SQLite", peerLoads, []string{w.redisAddr}
 	f.id, f.name, f.loads = "f", "bare, PostgreSQL", everyLoad
-	g.id, g.name, g.loads, g.redis = "g", "specguard, Redis, PostgreSQL", everyLoad, []string{redisAddr}
-	hc.id, hc.name, hc.loads, hc.redis = "h", "specguard, Redis Cluster (3 masters), SQLite", everyLoad, cluster
+	g.id, g.name, g.loads, g.redis = "g", "specguard, Redis, PostgreSQL", everyLoad, []string{w.redisAddr}
+	hc.id, hc.name, hc.loads, hc.redis = "h", "specguard, Redis Cluster (3 masters), SQLite", everyLoad, w.cluster
 	off.id, off.name, off.loads = "i", "(b) with answers not checked (SPECGUARD_VALIDATE_RESPONSES=off)", "bearer"
 	for _, s := range []*stack{a, b, c, d, e, hc, off} {
 		s.bare = a
@@ -326,10 +381,15 @@ func (h *harness) run(ctx context.Context) error {
 	for _, s := range stacks {
 		s.runs, s.calls = map[string][]result{}, map[string]float64{}
 		if err := s.check(); err != nil {
-			return err
+			return nil, err
 		}
 	}
+	return stacks, nil
+}
 
+// measure runs every load on every stack that takes it, round after round,
+// then counts the store calls of one request on the stacks with Redis.
+func (h *harness) measure(ctx context.Context, stacks []*stack) error {
 	for round := 1; round <= *rounds; round++ {
 		for i := range loads {
 			l := &loads[i]
@@ -357,23 +417,12 @@ func (h *harness) run(ctx context.Context) error {
 	for _, s := range stacks {
 		for i := range loads {
 			if l := &loads[i]; s.redis != nil && s.takes(l) {
+				var err error
 				if s.calls[l.id], err = probeCalls(ctx, s, l); err != nil {
 					return fmt.Errorf("(%s) %s: %w", s.id, l.id, err)
 				}
 			}
 		}
-	}
-	var cl []*clientRun
-	if *clients > 0 {
-		env := with("SPECGUARD_SPEC_FILE="+clientSpec, "SPECGUARD_TRUSTED_PROXIES=127.0.0.1/32", "SPECGUARD_CLIENT_IP_HEADER=X-Real-IP")
-		if cl, err = h.clientsTable(ctx, specguard, env, dir); err != nil {
-			return fmt.Errorf("clients: %w", err)
-		}
-	}
-	report := report(stacks, strings.TrimSpace(string(wrkVersion))) + reportClients(cl)
-	fmt.Print(report)
-	if *out != "" {
-		return os.WriteFile(*out, []byte(report), 0o644)
 	}
 	return nil
 }
