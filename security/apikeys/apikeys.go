@@ -177,12 +177,6 @@ func init() {
 	hold.RegisterDeferrer(func(s *Service) hold.DeferFunc { return s.authenticateDeferred })
 }
 
-// Forget drops key id from the cache once the store said it was revoked.
-func (f forgetter) Forget(id string) { f.s.cache.Del(id) }
-
-// forgetter is a Service as the hold.Forgetter of its credentials.
-type forgetter struct{ s *Service }
-
 // authenticateDeferred is Authenticate with the store check of what it
 // verified left to the returned precheck (nil when there is nothing to
 // check), for the guard to run in the rate-limit call (see onetrip).
@@ -245,7 +239,7 @@ func (s *Service) verify(ctx context.Context, value, scheme string, gated bool) 
 		}
 		ck.principals.Put(p, hold.StampOf(acct))
 		return p, nil
-	}, func(ctx context.Context) error { return s.remark(ctx, k.ID) }, forgetter{s})
+	}, func(ctx context.Context) error { return s.remark(ctx, k.ID) }, hold.Evict[*cachedKey]{C: s.cache})
 }
 
 // Outbound reports whether verifying r's API key for scheme reads the

@@ -170,12 +170,6 @@ func init() {
 	hold.RegisterDeferrer(func(s *Service) hold.DeferFunc { return s.authenticateDeferred })
 }
 
-// Forget drops session id from the cache once the store said it ended.
-func (f forgetter) Forget(id string) { f.s.cache.Del(id) }
-
-// forgetter is a Service as the hold.Forgetter of its credentials.
-type forgetter struct{ s *Service }
-
 // authenticateDeferred is Authenticate with the store check of what it
 // verified left to the returned precheck (nil when there is nothing to
 // check), for the guard to run in the rate-limit call (see onetrip).
@@ -228,7 +222,7 @@ func (s *Service) authenticate(ctx context.Context, r *http.Request, scheme *pol
 		}
 		cs.principals.Put(p, hold.StampOf(acct))
 		return p, nil
-	}, nil, forgetter{s})
+	}, nil, hold.Evict[*cachedSession]{C: s.cache})
 }
 
 // cachedSession is a session's immutable parts, as this instance saw

@@ -17,6 +17,7 @@ import (
 	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/internal/cache"
 )
 
 // Forgetter is told, with the credential's id, when the store says a
@@ -24,6 +25,13 @@ import (
 // what it cached, or marks it so. A pointer-shaped value of the
 // credential's kind (a closure would be allocated on every request).
 type Forgetter interface{ Forget(id string) }
+
+// Evict is a cache of credentials as their Forgetter: the one gone is
+// dropped from it. A single pointer, so no allocation as a Forgetter.
+type Evict[V any] struct{ C *cache.Bounded[V] }
+
+// Forget drops id from the cache.
+func (e Evict[V]) Forget(id string) { e.C.Del(id) }
 
 // Hold decides a credential verified locally. It reads the account
 // (nothing when a is nil), lets build make the principal for that state,
