@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/specguard/specguard/security/internal/cred"
 )
 
 // Store errors.
@@ -232,7 +234,7 @@ type Store interface {
 }
 
 // APIKeyPrefix starts every key, so leaked keys are easy to scan for.
-const APIKeyPrefix = "sg_"
+const APIKeyPrefix = cred.APIKeyPrefix
 
 // KeyRecords is the durable home of API keys: the app's database. A key
 // must outlive any process and any loss of the Store, which holds only a

@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -59,14 +58,14 @@ type cachedKey struct {
 	principals hold.Memo
 }
 
-// Option configures an Service.
+// Option configures a Service.
 type Option func(*Service)
 
 // WithTTL sets how long a key lives (DefaultTTL when absent).
 func WithTTL(d time.Duration) Option { return func(s *Service) { s.ttl = d } }
 
 // WithAccounts makes every key hold for its owner's current state (see
-// WithAccounts): a disabled account's keys are refused, and a key holds the
+// security.Accounts): a disabled account's keys are refused, and a key holds the
 // scopes it was made with that the owner's current role still grants.
 func WithAccounts(a *security.Accounts) Option { return func(s *Service) { s.accounts = a } }
 
@@ -80,7 +79,7 @@ func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = 
 // DefaultTTL is the lifetime of an API key when none is configured.
 const DefaultTTL = 365 * 24 * time.Hour
 
-// NewService returns a service keeping records in records and marks
+// New returns a service keeping records in records and marks
 // in store.
 func New(store security.KeyMarkStore, records security.KeyRecords, opts ...Option) *Service {
 	s := &Service{store: store, records: records, ttl: DefaultTTL, now: time.Now, cache: cache.New[*cachedKey](10000),
@@ -218,7 +217,7 @@ func (s *Service) Verify(ctx context.Context, key string) (*security.APIKey, *se
 }
 
 func (s *Service) verify(ctx context.Context, value, scheme string, gated bool) (*security.Principal, *hold.Gate, error) {
-	id, secret, ok := splitKey(value)
+	id, secret, ok := cred.SplitKey(value)
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: not a specguard API key", security.ErrInvalid)
 	}
@@ -230,14 +229,14 @@ func (s *Service) verify(ctx context.Context, value, scheme string, gated bool) 
 	s.touch(ck)
 	check := security.Check{Kind: security.KeyCredential, Subject: k.Subject, ID: k.ID}
 	return hold.Hold(ctx, s.accounts, s.store, check, gated, func(acct *security.Account) (*security.Principal, error) {
-		if p := ck.principals.Get(scheme, hold.StampOf(acct)); p != nil {
+		if p := ck.principals.Get(scheme, acct); p != nil {
 			return p, nil
 		}
 		p := &security.Principal{Subject: k.Subject, Scheme: scheme, Scopes: k.Scopes, KeyID: k.ID}
 		if acct != nil {
 			p.Role, p.Scopes = acct.Role, s.accounts.Bounded(k.Scopes, acct)
 		}
-		ck.principals.Put(p, hold.StampOf(acct))
+		ck.principals.Put(p, acct)
 		return p, nil
 	}, func(ctx context.Context) error { return s.remark(ctx, k.ID) }, hold.Evict[*cachedKey]{C: s.cache})
 }
@@ -251,26 +250,12 @@ func (s *Service) Outbound(r *http.Request, scheme *policy.Scheme) bool {
 	if len(values) != 1 {
 		return false
 	}
-	id, _, ok := splitKey(values[0])
+	id, _, ok := cred.SplitKey(values[0])
 	if !ok {
 		return false
 	}
 	_, cached := s.cache.Get(id)
 	return !cached
-}
-
-// splitKey parses "sg_<id>.<base64url secret of 32 bytes>".
-func splitKey(v string) (id string, secret [32]byte, ok bool) {
-	rest, ok := strings.CutPrefix(v, security.APIKeyPrefix)
-	if !ok || len(rest) > 256 {
-		return "", secret, false
-	}
-	id, enc, ok := strings.Cut(rest, ".")
-	if !ok || !cred.IsID(id) {
-		return "", secret, false
-	}
-	secret, ok = cred.DecodeSecret(enc)
-	return id, secret, ok
 }
 
 // maxKeyLookups is how many record reads of keys this instance has in

@@ -267,7 +267,7 @@ func (p *oidcProvider) introspects(raw string) bool {
 	if !pr.Introspect {
 		return false
 	}
-	if strings.HasPrefix(raw, security.APIKeyPrefix) {
+	if _, _, own := cred.SplitKey(raw); own {
 		return false
 	}
 	if pr.OpaquePrefix != "" {

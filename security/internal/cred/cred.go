@@ -133,3 +133,21 @@ func IsID(s string) bool {
 	}
 	return true
 }
+
+// APIKeyPrefix starts every specguard API key (security.APIKeyPrefix).
+const APIKeyPrefix = "sg_"
+
+// SplitKey parses an API key, "sg_<id>.<base64url secret of 32 bytes>":
+// ok only for one of that exact shape.
+func SplitKey(v string) (id string, secret [32]byte, ok bool) {
+	rest, ok := strings.CutPrefix(v, APIKeyPrefix)
+	if !ok || len(rest) > 256 {
+		return "", secret, false
+	}
+	id, enc, ok := strings.Cut(rest, ".")
+	if !ok || !IsID(id) {
+		return "", secret, false
+	}
+	secret, ok = DecodeSecret(enc)
+	return id, secret, ok
+}
