@@ -65,7 +65,7 @@ func WithAllowedOrigins(origins ...string) Option {
 }
 
 // WithAccounts makes every session hold for its account's current
-// state (see WithAccounts): a disabled account's sessions are refused, and
+// state (see security.Accounts): a disabled account's sessions are refused, and
 // a session holds the scopes of its role at login that the account's
 // current role still grants.
 func WithAccounts(a *security.Accounts) Option {
@@ -81,7 +81,7 @@ func WithClock(now func() time.Time) Option {
 	return func(s *Service) { s.now = now }
 }
 
-// NewService returns a session service; scopes maps a role to the
+// New returns a session service; scopes maps a role to the
 // scopes a session of that role holds. Each session has a CSRF token of its
 // own, random, kept hashed with the session: no key to configure or rotate.
 func New(store security.SessionStore, scopes func(role string) []string, opts ...Option) *Service {
@@ -209,7 +209,7 @@ func (s *Service) authenticate(ctx context.Context, r *http.Request, scheme *pol
 	}
 	check := security.Check{Kind: security.SessionCredential, Subject: subject, ID: id}
 	return hold.Hold(ctx, s.accounts, s.store, check, gated, func(acct *security.Account) (*security.Principal, error) {
-		if p := cs.principals.Get(scheme.Name, hold.StampOf(acct)); p != nil {
+		if p := cs.principals.Get(scheme.Name, acct); p != nil {
 			return p, nil
 		}
 		own := s.scopes(sess.Role)
@@ -220,7 +220,7 @@ func (s *Service) authenticate(ctx context.Context, r *http.Request, scheme *pol
 		if acct != nil {
 			p.Role, p.Scopes = acct.Role, s.accounts.Bounded(own, acct)
 		}
-		cs.principals.Put(p, hold.StampOf(acct))
+		cs.principals.Put(p, acct)
 		return p, nil
 	}, nil, hold.Evict[*cachedSession]{C: s.cache})
 }

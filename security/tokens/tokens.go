@@ -69,8 +69,7 @@ type Claims struct {
 // shared by every request presenting the same cached token while the
 // account stays at that version, so it must never be modified.
 func (c *Claims) principal(scheme string, acct *security.Account, accounts *security.Accounts) *security.Principal {
-	stamp := hold.StampOf(acct)
-	if p := c.principals.Get(scheme, stamp); p != nil {
+	if p := c.principals.Get(scheme, acct); p != nil {
 		return p
 	}
 	p := &security.Principal{
@@ -87,7 +86,7 @@ func (c *Claims) principal(scheme string, acct *security.Account, accounts *secu
 		p.Role = acct.Role
 		p.Scopes = accounts.Bounded(p.Scopes, acct)
 	}
-	c.principals.Put(p, stamp)
+	c.principals.Put(p, acct)
 	return p
 }
 
@@ -167,7 +166,7 @@ type Service struct {
 	apiKeys               *apikeys.Service // for tokens minted from API keys; nil when none are
 }
 
-// NewService returns a service that signs with signing and stores
+// New returns a service that signs with signing and stores
 // state in store. issuer and audience are required and checked on every token.
 func New(issuer, audience string, signing *Key, store security.FamilyStore, opts ...Option) (*Service, error) {
 	if issuer == "" || audience == "" {

@@ -234,8 +234,14 @@ type memoEntry struct {
 // that reads it, which a document declares few of.
 const maxPrincipals = 8
 
-// Get returns the principal made for scheme at account stamp, or nil.
-func (m *Memo) Get(scheme, stamp string) *security.Principal {
+// Get returns the principal made for scheme in account state acct (nil:
+// no account state), or nil. An account state without a stamp (a store
+// that does not stamp) is never memoised: its principal is made anew.
+func (m *Memo) Get(scheme string, acct *security.Account) *security.Principal {
+	stamp, ok := stampOf(acct)
+	if !ok {
+		return nil
+	}
 	if ps := m.ps.Load(); ps != nil {
 		for _, e := range *ps {
 			if e.p.Scheme == scheme && e.stamp == stamp {
@@ -246,9 +252,13 @@ func (m *Memo) Get(scheme, stamp string) *security.Principal {
 	return nil
 }
 
-// Put keeps p, made at account stamp, in place of the principal of its
-// scheme.
-func (m *Memo) Put(p *security.Principal, stamp string) {
+// Put keeps p, made in account state acct, in place of the principal of
+// its scheme.
+func (m *Memo) Put(p *security.Principal, acct *security.Account) {
+	stamp, ok := stampOf(acct)
+	if !ok {
+		return
+	}
 	old := m.ps.Load()
 	next := make([]memoEntry, 0, maxPrincipals)
 	if old != nil {
@@ -262,12 +272,13 @@ func (m *Memo) Put(p *security.Principal, stamp string) {
 	m.ps.CompareAndSwap(old, &next) // a lost race only costs a later allocation
 }
 
-// StampOf is acct's stamp, "" without account state.
-func StampOf(acct *security.Account) string {
+// stampOf is acct's stamp, "" without account state; false for a state
+// without a stamp, which cannot tell one state from the next.
+func stampOf(acct *security.Account) (string, bool) {
 	if acct == nil {
-		return ""
+		return "", true
 	}
-	return acct.Stamp
+	return acct.Stamp, acct.Stamp != ""
 }
 
 // CheckSecret decides a presented secret after the lookup of its record:
