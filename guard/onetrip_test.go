@@ -7,6 +7,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/limits/redislimit"
 	"github.com/specguard/specguard/policy"
@@ -61,6 +62,9 @@ func TestOneTripIsResolved(t *testing.T) {
 		WithAuthenticator(policy.SchemeBearer, tokens.Bearer{Tokens: ts}),
 		WithAuthenticator(policy.SchemeAPIKeyHeader, apikeys.New(store, security.NewMemoryKeyRecords(nil))),
 		WithAuthenticator(policy.SchemeAPIKeyCookie, sessions.New(store, table.RoleScopes)),
+	}
+	if d, ok := onetrip.Deferred(&tokens.Bearer{Tokens: ts}).(deferFunc); !ok || d == nil {
+		t.Error("a *tokens.Bearer has no deferred form: given by pointer, it would lose the one round trip")
 	}
 	for _, c := range []struct {
 		name           string

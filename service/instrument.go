@@ -164,11 +164,22 @@ type scriptChecker interface {
 	CheckFailed(code int64) error
 }
 
+// scripterOf is what expresses next's checks in Lua: next itself (another
+// wrapper that forwards them), or what its package registered (a Redis
+// store); nil for a store that has none.
+func scripterOf(next any) scriptChecker {
+	if sc, ok := next.(scriptChecker); ok {
+		return sc
+	}
+	sc, _ := onetrip.Scripter(next).(scriptChecker)
+	return sc
+}
+
 // CheckScript forwards the wrapped store's check script (a Redis store's);
 // a store that has no script gets none, and its checks cost a call of
 // their own.
 func (s *meteredStore) CheckScript(c security.Check) (client any, fn string, keys []string, args []any) {
-	if sc, ok := onetrip.Scripter(s.next).(scriptChecker); ok {
+	if sc := scripterOf(s.next); sc != nil {
 		return sc.CheckScript(c)
 	}
 	return nil, "", nil, nil
@@ -176,7 +187,7 @@ func (s *meteredStore) CheckScript(c security.Check) (client any, fn string, key
 
 // CheckFailed forwards the wrapped store's.
 func (s *meteredStore) CheckFailed(code int64) error {
-	if sc, ok := onetrip.Scripter(s.next).(scriptChecker); ok {
+	if sc := scripterOf(s.next); sc != nil {
 		return sc.CheckFailed(code)
 	}
 	return fmt.Errorf("%w: the store has no check script", security.ErrUnavailable)

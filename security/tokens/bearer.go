@@ -19,6 +19,12 @@ type Bearer struct{ Tokens *Service }
 
 func init() {
 	hold.RegisterDeferrer(func(b Bearer) hold.DeferFunc { return b.authenticateDeferred })
+	hold.RegisterDeferrer(func(b *Bearer) hold.DeferFunc {
+		if b == nil {
+			return nil
+		}
+		return b.authenticateDeferred
+	})
 }
 
 // Authenticate verifies the request's bearer token: (nil, nil) when it
