@@ -10,7 +10,8 @@ import (
 // Principal is a verified caller. The guard puts it in the request context;
 // handlers read it with FromContext. Its Claim method answers x-rate-limit
 // keys of the form claim:<name>. It is read-only: the principal of a
-// cached token is shared by every request that presents the token.
+// cached token, session or API key is shared by every request that
+// presents the same credential.
 type Principal struct {
 	Subject string   // the user id
 	Role    string   // the account's current role (when account state is kept; else at issue)
