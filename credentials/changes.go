@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/tokens"
 )
 
 // Changes of accounts that every instance enforces at once, and ending
@@ -118,15 +119,32 @@ func (s *Service) SetRole(ctx context.Context, id, role string) error {
 // family, or its browser session. A principal of another kind (an API key,
 // a token minted from one, an outside provider's) has no login to end.
 func (s *Service) Logout(ctx context.Context, p *security.Principal) error {
-	if p.FamilyID != "" && p.KeyID == "" {
-		if err := s.tokens.Revoke(ctx, p.Subject, p.FamilyID); err != nil && !errors.Is(err, security.ErrNotFound) {
+	if fam := loginOf(p); fam != "" {
+		if err := s.tokens.Revoke(ctx, p.Subject, fam); err != nil && !errors.Is(err, security.ErrNotFound) {
 			return err
 		}
 	}
-	if p.SessionID != "" {
-		if err := s.sessions.Delete(ctx, p.Subject, p.SessionID); err != nil && !errors.Is(err, security.ErrNotFound) {
+	if id := sessionOf(p); id != "" {
+		if err := s.sessions.Delete(ctx, p.Subject, id); err != nil && !errors.Is(err, security.ErrNotFound) {
 			return err
 		}
 	}
 	return nil
+}
+
+// loginOf returns the login (token family) of the access token p
+// presented, or "": no token, or one minted from an API key.
+func loginOf(p *security.Principal) string {
+	if a := tokens.AccessOf(p); a != nil && a.APIKey() == "" {
+		return a.Family()
+	}
+	return ""
+}
+
+// sessionOf returns the id of the cookie session p presented, or "".
+func sessionOf(p *security.Principal) string {
+	if c := p.Credential(security.KindSession); c != nil {
+		return c.ID()
+	}
+	return ""
 }

@@ -277,7 +277,7 @@ func (s *Service) refresh(w http.ResponseWriter, r *http.Request) {
 
 // clearCookies expires the session and CSRF cookies of a cookie session.
 func (s *Service) clearCookies(w http.ResponseWriter, p *security.Principal) {
-	if p.SessionID != "" && s.cookie != "" {
+	if sessionOf(p) != "" && s.cookie != "" {
 		for _, c := range s.sessions.ClearCookies(s.cookie) {
 			http.SetCookie(w, c)
 		}
@@ -344,11 +344,12 @@ func (s *Service) listSessions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := make([]sessionView, 0, len(fams)+len(sess))
+	login, current := loginOf(p), sessionOf(p)
 	for _, f := range fams {
-		out = append(out, sessionView{ID: f.ID, Kind: "token", Device: f.Device, CreatedAt: f.Created.UTC(), LastUsedAt: f.LastUsed.UTC(), Current: f.ID == p.FamilyID})
+		out = append(out, sessionView{ID: f.ID, Kind: "token", Device: f.Device, CreatedAt: f.Created.UTC(), LastUsedAt: f.LastUsed.UTC(), Current: f.ID == login})
 	}
 	for _, x := range sess {
-		out = append(out, sessionView{ID: x.ID, Kind: "cookie", Device: x.Device, CreatedAt: x.Created.UTC(), LastUsedAt: x.LastUsed.UTC(), Current: x.ID == p.SessionID})
+		out = append(out, sessionView{ID: x.ID, Kind: "cookie", Device: x.Device, CreatedAt: x.Created.UTC(), LastUsedAt: x.LastUsed.UTC(), Current: x.ID == current})
 	}
 	slices.SortFunc(out, func(a, b sessionView) int { return b.CreatedAt.Compare(a.CreatedAt) })
 	writeJSON(w, http.StatusOK, out)
@@ -389,7 +390,7 @@ func (s *Service) me(w http.ResponseWriter, r *http.Request) {
 	if scopes == nil {
 		scopes = []string{}
 	}
-	if p.External {
+	if p.Credential(security.KindExternal) != nil {
 		// Verified by an outside provider: there is no account to read.
 		writeJSON(w, http.StatusOK, meView{ID: p.Subject, Scopes: scopes, Scheme: p.Scheme})
 		return

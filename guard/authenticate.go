@@ -3,6 +3,7 @@ package guard
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -187,7 +188,7 @@ func (g *Guard) authenticate(r *http.Request, op *policy.Operation, deferred boo
 			return res
 		}
 		if satisfied {
-			if op.RequireFresh && !got.Fresh {
+			if op.RequireFresh && !got.Fresh() {
 				res.failed, res.err = alt[0].Scheme, security.ErrNotFresh
 				return res
 			}
@@ -290,15 +291,11 @@ func combine(acc, p *security.Principal, scheme string) *security.Principal {
 		}
 	}
 	c.Scopes = scopes
-	c.Fresh = acc.Fresh && p.Fresh
-	if c.TokenID == "" {
-		c.TokenID, c.FamilyID = p.TokenID, p.FamilyID
-	}
-	if c.SessionID == "" {
-		c.SessionID = p.SessionID
-	}
-	if c.KeyID == "" {
-		c.KeyID = p.KeyID
+	c.Credentials = append(acc.Credentials[:len(acc.Credentials):len(acc.Credentials)], p.Credentials...)
+	if len(p.Claims) > 0 {
+		c.Claims = make(map[string]string, len(acc.Claims)+len(p.Claims))
+		maps.Copy(c.Claims, p.Claims)
+		maps.Copy(c.Claims, acc.Claims) // the first credential's claim wins
 	}
 	return &c
 }

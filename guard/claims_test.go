@@ -148,10 +148,15 @@ func TestOwnCredentialsSayWhichClaimsTheyCarry(t *testing.T) {
 		}
 	}
 	// What they carry is what Principal.Claim answers.
-	p := &security.Principal{Subject: "u1", Role: "admin", FamilyID: "f1", Claims: map[string]string{"tenant": "acme"}}
+	p := &security.Principal{Subject: "u1", Role: "admin", Claims: map[string]string{"fam": "f1", "tenant": "acme", "role": "forged"}}
 	for claim, want := range map[string]string{"sub": "u1", "role": "admin", "fam": "f1", "tenant": "acme", "plan": ""} {
 		if got := p.Claim(claim); got != want {
 			t.Errorf("Claim(%s) = %q, want %q", claim, got, want)
 		}
+	}
+	// An outside token's claims are its own, its role included.
+	p.Credentials = []security.Credential{security.NewCredential(security.KindExternal, "")}
+	if got := p.Claim("role"); got != "forged" {
+		t.Errorf("outside token: Claim(role) = %q, want its own claim", got)
 	}
 }

@@ -508,7 +508,23 @@ func caller(p *security.Principal) limits.Caller {
 	if p == nil {
 		return limits.Caller{}
 	}
-	return limits.Caller{Authenticated: true, Subject: p.Subject, KeyID: p.KeyID, SessionID: p.SessionID, Claims: p}
+	c := limits.Caller{Authenticated: true, Subject: p.Subject, Claims: p}
+	for _, cr := range p.Credentials {
+		switch cr.Kind() {
+		case security.KindSession:
+			if c.SessionID == "" {
+				c.SessionID = cr.ID()
+			}
+		case security.KindAPIKey:
+			if c.KeyID == "" {
+				c.KeyID = cr.ID()
+			}
+		}
+		if k, ok := cr.(interface{ APIKey() string }); ok && c.KeyID == "" {
+			c.KeyID = k.APIKey()
+		}
+	}
+	return c
 }
 
 // unavailable reports whether err is a store that could not answer.

@@ -203,8 +203,8 @@ func FuzzSessionCookie(f *testing.F) {
 			}
 			return
 		}
-		if p.Subject != "alice" || p.SessionID != ns.Session.ID {
-			t.Fatalf("principal %s/%s, want alice/%s", p.Subject, p.SessionID, ns.Session.ID)
+		if c := p.Credential(security.KindSession); p.Subject != "alice" || c == nil || c.ID() != ns.Session.ID {
+			t.Fatalf("principal %s/%v, want alice/%s", p.Subject, p.Credentials, ns.Session.ID)
 		}
 		if len(presented) != 1 || presented[0] != ns.Cookie || !strings.Contains(cookie, ns.Cookie) {
 			t.Fatalf("authenticated by session cookies %q, not exactly the real one %q", presented, ns.Cookie)
@@ -267,8 +267,8 @@ func FuzzAPIKey(f *testing.F) {
 			t.Fatalf("key %q ignored: neither a principal nor an error", value)
 		case value != full:
 			t.Fatalf("authenticated by %q, which is not the real key %q", value, full)
-		case p.Subject != "alice" || p.KeyID != k.ID:
-			t.Fatalf("principal %s/%s, want alice/%s", p.Subject, p.KeyID, k.ID)
+		case p.Subject != "alice" || p.Credential(security.KindAPIKey) == nil || p.Credential(security.KindAPIKey).ID() != k.ID:
+			t.Fatalf("principal %s/%v, want alice/%s", p.Subject, p.Credentials, k.ID)
 		}
 	})
 }

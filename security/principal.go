@@ -18,21 +18,72 @@ type Principal struct {
 	Scheme  string   // the security scheme(s) that admitted the request, "+"-joined for AND
 	Scopes  []string // scopes held, sorted: the credential's own that the current role grants
 
-	TokenID   string // jti of the access token, when a token was presented
-	FamilyID  string // refresh-token family (one login) of the access token
-	SessionID string // cookie session id, when a session was presented
-	KeyID     string // API key id, when a key was presented
-	Fresh     bool   // the token was minted from a password, not a refresh
-
-	// External is true for a token from an outside identity provider
-	// (an openIdConnect scheme): Subject is "<scheme>:<sub>" and names no
-	// local account.
-	External bool
+	// Credentials are the credentials that admitted the request, one per
+	// scheme in Scheme and in its order. Credential finds one by kind;
+	// a kind's package says what more its own carry (tokens.AccessOf).
+	Credentials []Credential
 	// Claims are the claims an x-rate-limit tier may count by
-	// (key: claim:<name>) beyond the fields above: the string, number and
-	// boolean claims of an External token, as strings, or what a service's
-	// own Authenticator puts there (its guard.ClaimCarrier says which).
+	// (key: claim:<name>) beyond Subject and Role: the login of a token
+	// (ClaimFamily), the string, number and boolean claims of an outside
+	// provider's token, as strings, or what a service's own Authenticator
+	// puts there (its guard.ClaimCarrier says which).
 	Claims map[string]string
+}
+
+// A Credential is one credential that admitted a request, as its kind
+// describes it. A kind may carry more (a token's login: tokens.Access);
+// one that proves a password was just given says so with a method
+// Fresh() bool (x-require-fresh), and one that stands for an API key (a
+// token minted from one) with a method APIKey() string, the key's id,
+// which an x-rate-limit tier keyed by apikey then counts it under.
+type Credential interface {
+	// Kind is KindToken, KindSession, KindAPIKey, KindExternal, or a kind
+	// of one's own.
+	Kind() string
+	// ID identifies the credential within its kind: a token's jti, a
+	// session's id, an API key's id; x-rate-limit tiers keyed by session
+	// and apikey count by it. "" when it has none.
+	ID() string
+}
+
+// The kinds of specguard's credentials.
+const (
+	KindToken    = "token"    // an access token of specguard's own (security/tokens)
+	KindSession  = "session"  // a cookie session (security/sessions)
+	KindAPIKey   = "apikey"   // an API key (security/apikeys)
+	KindExternal = "external" // a token of an outside identity provider (security/oidc): Subject is "<scheme>:<sub>" and names no local account
+)
+
+// NewCredential returns the Credential of the given kind and id, for a
+// kind that carries nothing more.
+func NewCredential(kind, id string) Credential { return &credential{kind, id} }
+
+type credential struct{ kind, id string }
+
+func (c *credential) Kind() string { return c.kind }
+func (c *credential) ID() string   { return c.id }
+
+// Credential returns the first credential of kind that admitted the
+// request, or nil.
+func (p *Principal) Credential(kind string) Credential {
+	for _, c := range p.Credentials {
+		if c.Kind() == kind {
+			return c
+		}
+	}
+	return nil
+}
+
+// Fresh reports whether every credential that admitted the request proves
+// a password was just given (specguard's access tokens minted at a login,
+// not a refresh): what an operation with x-require-fresh needs.
+func (p *Principal) Fresh() bool {
+	for _, c := range p.Credentials {
+		if f, ok := c.(interface{ Fresh() bool }); !ok || !f.Fresh() {
+			return false
+		}
+	}
+	return len(p.Credentials) > 0
 }
 
 // HasScope reports whether p holds scope.
@@ -75,20 +126,14 @@ const (
 // Claim returns the value of a claim the principal carries, for
 // x-rate-limit keys of the form claim:<name>; "" when it carries none of
 // that name. ClaimSubject is Subject (for an outside token, namespaced by
-// its scheme); the claims of an External token are its own; otherwise
-// ClaimRole and ClaimFamily are Role and FamilyID, and any other name is
-// looked up in Claims.
+// its scheme); ClaimRole is Role, except for an outside token, whose
+// claims are its own; any other name is looked up in Claims.
 func (p *Principal) Claim(name string) string {
-	if name == ClaimSubject {
+	switch {
+	case name == ClaimSubject:
 		return p.Subject
-	}
-	if !p.External {
-		switch name {
-		case ClaimRole:
-			return p.Role
-		case ClaimFamily:
-			return p.FamilyID
-		}
+	case name == ClaimRole && p.Credential(KindExternal) == nil:
+		return p.Role
 	}
 	return p.Claims[name]
 }

@@ -122,7 +122,7 @@ func Echo(w http.ResponseWriter, r *http.Request) {
 		s.Op = op.ID
 	}
 	if p := security.FromContext(r.Context()); p != nil {
-		s.Subject, s.Scheme, s.Scopes, s.Fresh = p.Subject, p.Scheme, p.Scopes, p.Fresh
+		s.Subject, s.Scheme, s.Scopes, s.Fresh = p.Subject, p.Scheme, p.Scopes, p.Fresh()
 	} else {
 		s.Anonymous = true
 	}

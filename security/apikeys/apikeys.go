@@ -53,9 +53,10 @@ type Service struct {
 }
 
 type cachedKey struct {
-	key        *security.APIKey
-	lastUsed   atomic.Int64 // unix seconds last written to the records
-	principals hold.Memo
+	key         *security.APIKey
+	lastUsed    atomic.Int64          // unix seconds last written to the records
+	credentials []security.Credential // the principals' (one, shared)
+	principals  hold.Memo
 }
 
 // Option configures a Service.
@@ -205,9 +206,10 @@ func (s *Service) Verify(ctx context.Context, key string) (*security.APIKey, *se
 	if err != nil {
 		return nil, nil, err
 	}
-	ck, _ := s.cache.Get(p.KeyID)
+	id := p.Credential(security.KindAPIKey).ID()
+	ck, _ := s.cache.Get(id)
 	if ck == nil {
-		k, err := s.record(ctx, p.KeyID)
+		k, err := s.record(ctx, id)
 		if err != nil {
 			return nil, nil, hold.Unavailable(err)
 		}
@@ -232,7 +234,7 @@ func (s *Service) verify(ctx context.Context, value, scheme string, gated bool) 
 		if p := ck.principals.Get(scheme, acct); p != nil {
 			return p, nil
 		}
-		p := &security.Principal{Subject: k.Subject, Scheme: scheme, Scopes: k.Scopes, KeyID: k.ID}
+		p := &security.Principal{Subject: k.Subject, Scheme: scheme, Scopes: k.Scopes, Credentials: ck.credentials}
 		if acct != nil {
 			p.Role, p.Scopes = acct.Role, s.accounts.Bounded(k.Scopes, acct)
 		}
@@ -295,7 +297,7 @@ func (s *Service) lookup(ctx context.Context, id string) (*cachedKey, error) {
 		if !k.Revoked.IsZero() {
 			return nil, security.ErrNotFound
 		}
-		ck = &cachedKey{key: k}
+		ck = &cachedKey{key: k, credentials: []security.Credential{security.NewCredential(security.KindAPIKey, k.ID)}}
 		ck.lastUsed.Store(k.LastUsed.Unix())
 		s.cache.Put(id, ck)
 	}

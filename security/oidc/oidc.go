@@ -755,7 +755,7 @@ func (p *oidcProvider) principal(claims map[string]any, sub, jti string) (*secur
 			values[k] = fmt.Sprint(v)
 		}
 	}
-	return &security.Principal{Subject: p.scheme.Name + ":" + sub, Scheme: p.scheme.Name, Scopes: scopes, TokenID: jti, External: true, Claims: values}, nil
+	return &security.Principal{Subject: p.scheme.Name + ":" + sub, Scheme: p.scheme.Name, Scopes: scopes, Credentials: []security.Credential{security.NewCredential(security.KindExternal, jti)}, Claims: values}, nil
 }
 
 // outsideScopes reads the token's scopes: from claim when given (a

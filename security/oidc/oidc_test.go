@@ -231,7 +231,7 @@ func TestOIDCAcceptsProviderTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Subject != "partner:u1" || p.Scheme != "partner" || !p.External || strings.Join(p.Scopes, " ") != "read write" {
+	if p.Subject != "partner:u1" || p.Scheme != "partner" || p.Credential(security.KindExternal) == nil || strings.Join(p.Scopes, " ") != "read write" {
 		t.Errorf("principal %+v", p)
 	}
 	if got := p.Claim("tenant"); got != "acme" {
@@ -541,7 +541,7 @@ func TestOIDCIntrospection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Subject != "partner:u9" || strings.Join(p.Scopes, " ") != "read" || p.Claim("tenant") != "t1" || !p.External {
+	if p.Subject != "partner:u9" || strings.Join(p.Scopes, " ") != "read" || p.Claim("tenant") != "t1" || p.Credential(security.KindExternal) == nil {
 		t.Errorf("principal %+v", p)
 	}
 	if p, err := e.check("aud-list"); err != nil || p.Subject != "partner:svc" {

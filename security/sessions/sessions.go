@@ -216,7 +216,7 @@ func (s *Service) authenticate(ctx context.Context, r *http.Request, scheme *pol
 		if !slices.IsSorted(own) {
 			own = slices.Sorted(slices.Values(own))
 		}
-		p := &security.Principal{Subject: sess.Subject, Role: sess.Role, Scheme: scheme.Name, Scopes: own, SessionID: sess.ID}
+		p := &security.Principal{Subject: sess.Subject, Role: sess.Role, Scheme: scheme.Name, Scopes: own, Credentials: cs.credentials}
 		if acct != nil {
 			p.Role, p.Scopes = acct.Role, s.accounts.Bounded(own, acct)
 		}
@@ -228,8 +228,9 @@ func (s *Service) authenticate(ctx context.Context, r *http.Request, scheme *pol
 // cachedSession is a session's immutable parts, as this instance saw
 // them, and the principals they made.
 type cachedSession struct {
-	sess       *security.Session
-	principals hold.Memo
+	sess        *security.Session
+	credentials []security.Credential // the principals' (one, shared)
+	principals  hold.Memo
 }
 
 // lookup returns the session's immutable parts: from this instance's cache
@@ -242,7 +243,7 @@ func (s *Service) lookup(ctx context.Context, subject, id string) (*cachedSessio
 		if err != nil {
 			return nil, err
 		}
-		cs = &cachedSession{sess: sess}
+		cs = &cachedSession{sess: sess, credentials: []security.Credential{security.NewCredential(security.KindSession, sess.ID)}}
 		s.cache.Put(id, cs)
 	}
 	if cs.sess.Subject != subject {

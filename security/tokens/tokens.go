@@ -73,14 +73,14 @@ func (c *Claims) principal(scheme string, acct *security.Account, accounts *secu
 		return p
 	}
 	p := &security.Principal{
-		Subject:  c.Subject,
-		Role:     c.Role,
-		Scheme:   scheme,
-		Scopes:   splitScopes(c.Scope),
-		TokenID:  c.ID,
-		FamilyID: c.Family,
-		KeyID:    c.Key,
-		Fresh:    c.Fresh,
+		Subject: c.Subject,
+		Role:    c.Role,
+		Scheme:  scheme,
+		Scopes:  splitScopes(c.Scope),
+		Credentials: []security.Credential{&Access{
+			id: c.ID, family: c.Family, key: c.Key, fresh: c.Fresh,
+		}},
+		Claims: map[string]string{security.ClaimFamily: c.Family},
 	}
 	if acct != nil {
 		p.Role = acct.Role
@@ -89,6 +89,38 @@ func (c *Claims) principal(scheme string, acct *security.Account, accounts *secu
 	c.principals.Put(p, acct)
 	return p
 }
+
+// Access is the access token that admitted a request, as it stands in
+// Principal.Credentials (kind security.KindToken); AccessOf finds it.
+type Access struct {
+	id, family, key string
+	fresh           bool
+}
+
+// AccessOf returns the access token among the credentials that admitted
+// p's request, or nil.
+func AccessOf(p *security.Principal) *Access {
+	a, _ := p.Credential(security.KindToken).(*Access)
+	return a
+}
+
+// Kind is security.KindToken.
+func (a *Access) Kind() string { return security.KindToken }
+
+// ID is the token's jti.
+func (a *Access) ID() string { return a.id }
+
+// Family is the login the token belongs to: its refresh-token family,
+// which Service.Revoke ends.
+func (a *Access) Family() string { return a.family }
+
+// APIKey is the id of the API key the token was minted from (the
+// client_credentials grant), or "".
+func (a *Access) APIKey() string { return a.key }
+
+// Fresh reports whether the token was minted from a password, not a
+// refresh.
+func (a *Access) Fresh() bool { return a.fresh }
 
 // revoker is a token's claims as the hold.Forgetter of the token.
 type revoker struct{ c *Claims }

@@ -1,0 +1,58 @@
+package guard
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/specguard/specguard/security"
+)
+
+// token stands for an access token: fresh or not, minted from an API key
+// or not.
+type token struct {
+	fresh bool
+	key   string
+}
+
+func (token) Kind() string     { return security.KindToken }
+func (token) ID() string       { return "jti" }
+func (t token) Fresh() bool    { return t.fresh }
+func (t token) APIKey() string { return t.key }
+
+// Under AND the principal holds every credential, in the requirement's
+// order, and the tiers count by each: the session, the key (presented, or
+// the one a token was minted from). It is fresh only when every credential
+// is, its scopes are those every credential holds, and the first
+// credential's claim of a name wins.
+func TestCombinedPrincipalCountsEveryCredential(t *testing.T) {
+	key := &security.Principal{Subject: "alice", Scheme: "apiKeyAuth", Scopes: []string{"a", "b"},
+		Credentials: []security.Credential{security.NewCredential(security.KindAPIKey, "k1")}}
+	sess := &security.Principal{Subject: "alice", Scheme: "cookieAuth", Scopes: []string{"b", "c"},
+		Credentials: []security.Credential{security.NewCredential(security.KindSession, "s1")},
+		Claims:      map[string]string{"tenant": "acme"}}
+	p := combine(combine(nil, key, "apiKeyAuth"), sess, "cookieAuth")
+	c := caller(p)
+	if p.Scheme != "apiKeyAuth+cookieAuth" || !slices.Equal(p.Scopes, []string{"b"}) || len(p.Credentials) != 2 ||
+		c.KeyID != "k1" || c.SessionID != "s1" || p.Claim("tenant") != "acme" || p.Fresh() {
+		t.Fatalf("key AND session: %+v, caller %+v", p, c)
+	}
+	if len(key.Credentials) != 1 || len(sess.Credentials) != 1 {
+		t.Fatal("combining changed a credential's own principal")
+	}
+
+	fresh := &security.Principal{Subject: "alice", Scheme: "bearerAuth", Credentials: []security.Credential{token{fresh: true}},
+		Claims: map[string]string{security.ClaimFamily: "f1", "tenant": "first"}}
+	other := &security.Principal{Subject: "alice", Scheme: "oauth2", Credentials: []security.Credential{token{fresh: true, key: "k2"}},
+		Claims: map[string]string{security.ClaimFamily: "f2", "tenant": "second"}}
+	p = combine(combine(nil, fresh, "bearerAuth"), other, "oauth2")
+	if c := caller(p); !p.Fresh() || c.KeyID != "k2" || p.Claim(security.ClaimFamily) != "f1" || p.Claim("tenant") != "first" {
+		t.Fatalf("two fresh tokens: fresh %v, caller %+v, claims %v", p.Fresh(), c, p.Claims)
+	}
+	p = combine(combine(nil, fresh, "bearerAuth"), key, "apiKeyAuth")
+	if p.Fresh() {
+		t.Fatal("a fresh token AND an API key is fresh")
+	}
+	if c := caller(nil); c.Authenticated || c.KeyID != "" {
+		t.Fatalf("anonymous caller %+v", c)
+	}
+}
