@@ -160,3 +160,108 @@ func TestOwnCredentialsSayWhichClaimsTheyCarry(t *testing.T) {
 		t.Errorf("outside token: Claim(role) = %q, want its own claim", got)
 	}
 }
+
+const credentialTiersSpec = `openapi: 3.0.3
+info: {title: tiers, version: "1"}
+paths:
+  /by-key:
+    get:
+      operationId: byKey
+      security: [{key: []}, {bearer: []}]
+      x-rate-limit: {name: per-key, limit: 1, window: 1m, key: apikey, who: authenticated}
+      responses: {'200': {description: ok}}
+  /by-session:
+    get:
+      operationId: bySession
+      security: [{cookie: []}]
+      x-rate-limit: {name: per-session, limit: 1, window: 1m, key: session, who: authenticated}
+      responses: {'200': {description: ok}}
+components:
+  securitySchemes:
+    key: {type: apiKey, in: header, name: X-Key}
+    cookie: {type: apiKey, in: cookie, name: sid}
+    bearer: {type: http, scheme: bearer}
+`
+
+// Tiers keyed by apikey and by session count each credential on its own,
+// by the id the principal's credential carries: two keys (or two
+// sessions) of one account have a budget each, and a token minted from a
+// key spends that key's; a token of a login has no key and is not counted
+// by the key's tier.
+func TestCredentialTiersCountByTheCredential(t *testing.T) {
+	table, err := policy.Compile("tiers.yaml", []byte(credentialTiersSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	store := security.NewMemoryStore(nil)
+	keys := apikeys.New(store, security.NewMemoryKeyRecords(nil))
+	ss := sessions.New(store, func(string) []string { return nil })
+	signing, err := tokens.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := tokens.New("iss", "aud", signing, store, tokens.WithAPIKeys(keys))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	r.Get("/by-key", func(http.ResponseWriter, *http.Request) {})
+	r.Get("/by-session", func(http.ResponseWriter, *http.Request) {})
+	g, err := guard.New(table, r, guard.WithAuthenticator(policy.SchemeAPIKeyHeader, keys),
+		guard.WithAuthenticator(policy.SchemeBearer, tokens.Bearer{Tokens: ts}),
+		guard.WithAuthenticator(policy.SchemeAPIKeyCookie, ss),
+		guard.WithLimiter(limits.New(limits.NewMemoryStore(nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	do := func(path, header, value string) int {
+		req := httptest.NewRequest("GET", path, nil)
+		req.Header.Set(header, value)
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, req)
+		return w.Code
+	}
+	k1, rec1, err := keys.Create(ctx, "alice", "one", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, _, err := keys.Create(ctx, "alice", "two", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	minted, err := ts.MintForKey(ctx, rec1, "user", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	login, err := ts.Login(ctx, "alice", "user", nil, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1, err := ss.Create(ctx, "alice", "user", "one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := ss.Create(ctx, "alice", "user", "two")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, path, header, value string
+		want                      int
+	}{
+		{"key one", "/by-key", "X-Key", k1, 200},
+		{"key one again", "/by-key", "X-Key", k1, 429},
+		{"a token minted from key one", "/by-key", "Authorization", "Bearer " + minted.Access, 429},
+		{"key two", "/by-key", "X-Key", k2, 200},
+		{"a login's token (no key)", "/by-key", "Authorization", "Bearer " + login.Access, 200},
+		{"a login's token again", "/by-key", "Authorization", "Bearer " + login.Access, 200},
+		{"session one", "/by-session", "Cookie", "sid=" + s1.Cookie, 200},
+		{"session one again", "/by-session", "Cookie", "sid=" + s1.Cookie, 429},
+		{"session two", "/by-session", "Cookie", "sid=" + s2.Cookie, 200},
+	} {
+		if got := do(c.path, c.header, c.value); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 )
 
@@ -25,13 +26,14 @@ func (t token) APIKey() string { return t.key }
 // is, its scopes are those every credential holds, and the first
 // credential's claim of a name wins.
 func TestCombinedPrincipalCountsEveryCredential(t *testing.T) {
+	counted := &policy.Operation{Limits: []policy.Tier{{Key: policy.KeyIP}, {Key: policy.KeySession}}}
 	key := &security.Principal{Subject: "alice", Scheme: "apiKeyAuth", Scopes: []string{"a", "b"},
 		Credentials: []security.Credential{security.NewCredential(security.KindAPIKey, "k1")}}
 	sess := &security.Principal{Subject: "alice", Scheme: "cookieAuth", Scopes: []string{"b", "c"},
 		Credentials: []security.Credential{security.NewCredential(security.KindSession, "s1")},
 		Claims:      map[string]string{"tenant": "acme"}}
 	p := combine(combine(nil, key, "apiKeyAuth"), sess, "cookieAuth")
-	c := caller(p)
+	c := caller(p, counted)
 	if p.Scheme != "apiKeyAuth+cookieAuth" || !slices.Equal(p.Scopes, []string{"b"}) || len(p.Credentials) != 2 ||
 		c.KeyID != "k1" || c.SessionID != "s1" || p.Claim("tenant") != "acme" || p.Fresh() {
 		t.Fatalf("key AND session: %+v, caller %+v", p, c)
@@ -45,14 +47,18 @@ func TestCombinedPrincipalCountsEveryCredential(t *testing.T) {
 	other := &security.Principal{Subject: "alice", Scheme: "oauth2", Credentials: []security.Credential{token{fresh: true, key: "k2"}},
 		Claims: map[string]string{security.ClaimFamily: "f2", "tenant": "second"}}
 	p = combine(combine(nil, fresh, "bearerAuth"), other, "oauth2")
-	if c := caller(p); !p.Fresh() || c.KeyID != "k2" || p.Claim(security.ClaimFamily) != "f1" || p.Claim("tenant") != "first" {
+	if c := caller(p, counted); !p.Fresh() || c.KeyID != "k2" || p.Claim(security.ClaimFamily) != "f1" || p.Claim("tenant") != "first" {
 		t.Fatalf("two fresh tokens: fresh %v, caller %+v, claims %v", p.Fresh(), c, p.Claims)
 	}
 	p = combine(combine(nil, fresh, "bearerAuth"), key, "apiKeyAuth")
 	if p.Fresh() {
 		t.Fatal("a fresh token AND an API key is fresh")
 	}
-	if c := caller(nil); c.Authenticated || c.KeyID != "" {
+	if c := caller(nil, counted); c.Authenticated || c.KeyID != "" {
 		t.Fatalf("anonymous caller %+v", c)
+	}
+	// Without a tier that counts by them, they are not looked up.
+	if c := caller(p, &policy.Operation{Limits: []policy.Tier{{Key: policy.KeyPrincipal}}}); c.KeyID != "" || c.SessionID != "" || c.Subject != "alice" {
+		t.Fatalf("caller for a principal tier %+v", c)
 	}
 }

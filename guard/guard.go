@@ -492,7 +492,7 @@ func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *o
 // fewer per request.
 func (g *Guard) decide(r *http.Request, op *policy.Operation, p *security.Principal, pre onetrip.Precheck, f *onetrip.Field) (limits.Verdict, error) {
 	if g.decideFn != nil {
-		return g.decideFn(r, op, caller(p), pre, f)
+		return g.decideFn(r, op, caller(p, op), pre, f)
 	}
 	if pre != nil {
 		// Unreachable: the guard defers only to a limiter that prechecks.
@@ -500,31 +500,45 @@ func (g *Guard) decide(r *http.Request, op *policy.Operation, p *security.Princi
 			return limits.Verdict{Allowed: true}, err
 		}
 	}
-	return g.limiter.Decide(r, op, caller(p)), nil
+	return g.limiter.Decide(r, op, caller(p, op)), nil
 }
 
-// caller is p as tiers count callers.
-func caller(p *security.Principal) limits.Caller {
+// caller is p as op's tiers count it: the session and the API key that
+// admitted the request are looked up only when a tier counts by them.
+func caller(p *security.Principal, op *policy.Operation) limits.Caller {
 	if p == nil {
 		return limits.Caller{}
 	}
 	c := limits.Caller{Authenticated: true, Subject: p.Subject, Claims: p}
-	for _, cr := range p.Credentials {
-		switch cr.Kind() {
-		case security.KindSession:
-			if c.SessionID == "" {
-				c.SessionID = cr.ID()
-			}
-		case security.KindAPIKey:
-			if c.KeyID == "" {
-				c.KeyID = cr.ID()
-			}
-		}
-		if k, ok := cr.(interface{ APIKey() string }); ok && c.KeyID == "" {
-			c.KeyID = k.APIKey()
+	for i := range op.Limits {
+		if k := op.Limits[i].Key; k == policy.KeyAPIKey || k == policy.KeySession {
+			c.KeyID, c.SessionID = credentialIDs(p)
+			break
 		}
 	}
 	return c
+}
+
+// credentialIDs returns the API key (presented, or the one a token was
+// minted from) and the session that admitted p's request, the first of
+// each.
+func credentialIDs(p *security.Principal) (key, session string) {
+	for _, cr := range p.Credentials {
+		switch cr.Kind() {
+		case security.KindSession:
+			if session == "" {
+				session = cr.ID()
+			}
+		case security.KindAPIKey:
+			if key == "" {
+				key = cr.ID()
+			}
+		}
+		if k, ok := cr.(interface{ APIKey() string }); ok && key == "" {
+			key = k.APIKey()
+		}
+	}
+	return key, session
 }
 
 // unavailable reports whether err is a store that could not answer.
