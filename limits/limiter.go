@@ -98,8 +98,8 @@ func (l *Limiter) StoreErrors() int64 { return l.storeErrors.Load() }
 type Caller struct {
 	Authenticated bool
 	Subject       string // the account
-	KeyID         string // the API key used, if any
-	SessionID     string // the browser session used, if any
+	KeyID         string // the API key behind the request (presented, or one a token was minted from), if any: key apikey
+	SessionID     string // the browser session used, if any: key session
 	// Claims answers claim:<name> keys; "" when the credential lacks the
 	// claim (the tier then counts the request by client IP). May be nil.
 	Claims interface{ Claim(name string) string }

@@ -2,7 +2,8 @@
 // openIdConnect schemes of a document: JWTs against the keys each provider
 // publishes (OpenID Connect discovery, keyfunc and jwkset), opaque tokens
 // by introspection (RFC 7662) where the scheme's x-introspect allows it.
-// Its principals are External, their Subject "<scheme>:<sub>"; specguard's
+// Its principals hold one credential of kind security.KindExternal (its ID
+// the token's jti), their Subject "<scheme>:<sub>"; specguard's
 // own API keys are never sent out.
 //
 // Start with New: one Authenticator serves every openIdConnect scheme of

@@ -362,7 +362,7 @@ func (t *Service) MintForKey(ctx context.Context, k *security.APIKey, role strin
 const keyFamily = "key:"
 
 // Revoke ends one login of subject, its refresh-token family (a token's
-// Claims.Family, a principal's FamilyID): logout. Every token of that
+// Claims.Family, a principal's AccessOf(p).Family()): logout. Every token of that
 // login is refused from the next request on, on every instance.
 // ErrNotFound when the login has ended already. (Logging out everywhere
 // ends the account's every credential: credentials.Service.LogoutAll.)
