@@ -115,9 +115,11 @@ func (s *Service) SetRole(ctx context.Context, id, role string) error {
 	return err
 }
 
-// Logout ends the login the principal p authenticated with: its token
-// family, or its browser session. A principal of another kind (an API key,
-// a token minted from one, an outside provider's) has no login to end.
+// Logout ends the login the principal p authenticated with: its access
+// token's (the refresh-token family), its browser session, or both when
+// the operation required them together. An API key, a token minted from
+// one and an outside provider's token have no login to end; one presented
+// with a token of a login does not keep that login alive.
 func (s *Service) Logout(ctx context.Context, p *security.Principal) error {
 	if fam := loginOf(p); fam != "" {
 		if err := s.tokens.Revoke(ctx, p.Subject, fam); err != nil && !errors.Is(err, security.ErrNotFound) {

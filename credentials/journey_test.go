@@ -1,12 +1,15 @@
 package credentials_test
 
 import (
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/specguard/specguard/credentials"
+	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/tokens"
 )
 
 // A library user mounts the credential operations of the Fragment and gets
@@ -175,6 +178,23 @@ func sessionsJourney(t *testing.T, e *env) {
 	if r := e.do("GET", "/me", "", "", "Cookie", cookie); r.code != 200 || r.body["scheme"] != "cookieAuth" {
 		t.Errorf("/me by cookie: %d %s", r.code, r.raw)
 	}
+	// The session list marks this browser session as the current one.
+	if r := e.do("GET", "/auth/sessions", "", "", "Cookie", cookie); r.code != 200 {
+		t.Errorf("sessions by cookie: %d %s", r.code, r.raw)
+	} else {
+		marked := 0
+		for _, it := range r.list {
+			if s := it.(map[string]any); s["current"] == true {
+				marked++
+				if s["kind"] != "cookie" || s["id"] == "" {
+					t.Errorf("the current session %v, want this cookie session", s)
+				}
+			}
+		}
+		if marked != 1 {
+			t.Errorf("%d sessions marked current by cookie, want 1: %s", marked, r.raw)
+		}
+	}
 	if r := e.do("POST", "/auth/logout", "", "", "Cookie", cookie); r.code != 403 {
 		t.Errorf("logout by cookie without the CSRF token: %d, want 403", r.code)
 	}
@@ -224,6 +244,25 @@ func keysJourney(t *testing.T, e *env) {
 	ccToken := cc.body["access_token"].(string)
 	if r := e.do("GET", "/admin/users", "", "", bearer(ccToken)...); r.code != 200 {
 		t.Errorf("the client_credentials token: %d %s", r.code, r.raw)
+	}
+	// It has no login: logging out with it ends nothing.
+	if r := e.do("POST", "/auth/logout", "", "", bearer(ccToken)...); r.code != 204 {
+		t.Errorf("logout with the client_credentials token: %d %s", r.code, r.raw)
+	}
+	if r := e.do("GET", "/admin/users", "", "", bearer(ccToken)...); r.code != 200 {
+		t.Errorf("the client_credentials token after its logout: %d, want 200 (it holds while the key does)", r.code)
+	}
+	// A token of a login presented together with a key (an operation
+	// requiring both): logout ends the login all the same.
+	other, _ := e.login("root@example.com", "root-password-1")
+	if err := e.svc.Logout(ctx, withKey(t, e, other, kid)); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.do("GET", "/admin/users", "", "", bearer(other)...); r.code != 401 {
+		t.Errorf("a login's token after logout together with a key: %d, want 401", r.code)
+	}
+	if r := e.do("GET", "/admin/users", "", "", bearer(ccToken)...); r.code != 200 {
+		t.Errorf("the key's token after another login's logout: %d, want 200", r.code)
 	}
 	if r := e.form("/auth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {kid}, "client_secret": {secret[:len(secret)-2] + "AA"}}); r.code != 401 || r.body["error"] != "invalid_client" {
 		t.Errorf("a wrong client secret: %d %s, want 401 invalid_client", r.code, r.raw)
@@ -293,4 +332,21 @@ func toStrings(v any) []string {
 		out = append(out, s.(string))
 	}
 	return out
+}
+
+// withKey is the principal of access token raw as an operation requiring
+// a token and API key kid together makes it: the token's credential, then
+// the key's.
+func withKey(t *testing.T, e *env, raw, kid string) *security.Principal {
+	t.Helper()
+	r := httptest.NewRequest("POST", "/auth/logout", nil)
+	r.Header.Set("Authorization", "Bearer "+raw)
+	p, err := tokens.Bearer{Tokens: e.svc.Tokens()}.Authenticate(ctx, r, &policy.Scheme{Name: "bearerAuth", Type: policy.SchemeBearer})
+	if err != nil || p == nil {
+		t.Fatalf("authenticate the login's token: %v", err)
+	}
+	both := *p
+	both.Scheme += "+apiKeyAuth"
+	both.Credentials = append(p.Credentials[:len(p.Credentials):len(p.Credentials)], security.NewCredential(security.KindAPIKey, kid))
+	return &both
 }

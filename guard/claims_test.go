@@ -176,6 +176,14 @@ paths:
       security: [{cookie: []}]
       x-rate-limit: {name: per-session, limit: 1, window: 1m, key: session, who: authenticated}
       responses: {'200': {description: ok}}
+  /both:
+    get:
+      operationId: both
+      security: [{key: [], cookie: []}]
+      x-rate-limit:
+        - {name: both-key, limit: 1, window: 1m, key: apikey, who: authenticated}
+        - {name: both-session, limit: 1, window: 1m, key: session, who: authenticated}
+      responses: {'200': {description: ok}}
 components:
   securitySchemes:
     key: {type: apiKey, in: header, name: X-Key}
@@ -187,7 +195,8 @@ components:
 // by the id the principal's credential carries: two keys (or two
 // sessions) of one account have a budget each, and a token minted from a
 // key spends that key's; a token of a login has no key and is not counted
-// by the key's tier.
+// by the key's tier. Credentials required together spend each its own
+// tier's budget.
 func TestCredentialTiersCountByTheCredential(t *testing.T) {
 	table, err := policy.Compile("tiers.yaml", []byte(credentialTiersSpec))
 	if err != nil {
@@ -208,19 +217,13 @@ func TestCredentialTiersCountByTheCredential(t *testing.T) {
 	r := chi.NewRouter()
 	r.Get("/by-key", func(http.ResponseWriter, *http.Request) {})
 	r.Get("/by-session", func(http.ResponseWriter, *http.Request) {})
+	r.Get("/both", func(http.ResponseWriter, *http.Request) {})
 	g, err := guard.New(table, r, guard.WithAuthenticator(policy.SchemeAPIKeyHeader, keys),
 		guard.WithAuthenticator(policy.SchemeBearer, tokens.Bearer{Tokens: ts}),
 		guard.WithAuthenticator(policy.SchemeAPIKeyCookie, ss),
 		guard.WithLimiter(limits.New(limits.NewMemoryStore(nil))))
 	if err != nil {
 		t.Fatal(err)
-	}
-	do := func(path, header, value string) int {
-		req := httptest.NewRequest("GET", path, nil)
-		req.Header.Set(header, value)
-		w := httptest.NewRecorder()
-		g.ServeHTTP(w, req)
-		return w.Code
 	}
 	k1, rec1, err := keys.Create(ctx, "alice", "one", nil)
 	if err != nil {
@@ -246,6 +249,27 @@ func TestCredentialTiersCountByTheCredential(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	k3, _, err := keys.Create(ctx, "alice", "three", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3, err := ss.Create(ctx, "alice", "user", "three")
+	if err != nil {
+		t.Fatal(err)
+	}
+	do := func(path, header, value string) int {
+		req := httptest.NewRequest("GET", path, nil)
+		switch path {
+		case "/both":
+			req.Header.Set("X-Key", k3)
+			req.Header.Set("Cookie", "sid="+s3.Cookie)
+		default:
+			req.Header.Set(header, value)
+		}
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, req)
+		return w.Code
+	}
 	for _, c := range []struct {
 		name, path, header, value string
 		want                      int
@@ -254,11 +278,16 @@ func TestCredentialTiersCountByTheCredential(t *testing.T) {
 		{"key one again", "/by-key", "X-Key", k1, 429},
 		{"a token minted from key one", "/by-key", "Authorization", "Bearer " + minted.Access, 429},
 		{"key two", "/by-key", "X-Key", k2, 200},
+		{"key two again", "/by-key", "X-Key", k2, 429},
 		{"a login's token (no key)", "/by-key", "Authorization", "Bearer " + login.Access, 200},
 		{"a login's token again", "/by-key", "Authorization", "Bearer " + login.Access, 200},
 		{"session one", "/by-session", "Cookie", "sid=" + s1.Cookie, 200},
 		{"session one again", "/by-session", "Cookie", "sid=" + s1.Cookie, 429},
 		{"session two", "/by-session", "Cookie", "sid=" + s2.Cookie, 200},
+		{"session two again", "/by-session", "Cookie", "sid=" + s2.Cookie, 429},
+		// Required together: the key's budget and the session's are spent.
+		{"key three with session three", "/both", "", "", 200},
+		{"key three with session three again", "/both", "", "", 429},
 	} {
 		if got := do(c.path, c.header, c.value); got != c.want {
 			t.Errorf("%s: %d, want %d", c.name, got, c.want)

@@ -33,13 +33,23 @@ func TestCombinedPrincipalCountsEveryCredential(t *testing.T) {
 		Credentials: []security.Credential{security.NewCredential(security.KindSession, "s1")},
 		Claims:      map[string]string{"tenant": "acme"}}
 	p := combine(combine(nil, key, "apiKeyAuth"), sess, "cookieAuth")
-	c := caller(p, counted)
+	c := tierCaller(p, counted)
 	if p.Scheme != "apiKeyAuth+cookieAuth" || !slices.Equal(p.Scopes, []string{"b"}) || len(p.Credentials) != 2 ||
 		c.KeyID != "k1" || c.SessionID != "s1" || p.Claim("tenant") != "acme" || p.Fresh() {
 		t.Fatalf("key AND session: %+v, caller %+v", p, c)
 	}
-	if len(key.Credentials) != 1 || len(sess.Credentials) != 1 {
-		t.Fatal("combining changed a credential's own principal")
+	// The principals combined are shared by other requests: combining
+	// writes into neither, even where the first has room to append.
+	roomy := &security.Principal{Subject: "alice", Scheme: "apiKeyAuth", Scopes: []string{"b"},
+		Credentials: append(make([]security.Credential, 0, 4), security.NewCredential(security.KindAPIKey, "k1")),
+		Claims:      map[string]string{"tenant": "acme"}}
+	withSession := combine(combine(nil, roomy, "apiKeyAuth"), sess, "cookieAuth")
+	withToken := combine(combine(nil, roomy, "apiKeyAuth"), &security.Principal{Subject: "alice", Scopes: []string{"b"},
+		Credentials: []security.Credential{token{}}, Claims: map[string]string{"fam": "f9"}}, "bearerAuth")
+	if len(roomy.Credentials) != 1 || len(roomy.Claims) != 1 || len(sess.Credentials) != 1 || len(sess.Claims) != 1 ||
+		withSession.Credentials[1].Kind() != security.KindSession || withToken.Credentials[1].Kind() != security.KindToken ||
+		withSession.Claim("fam") != "" || withToken.Claim("fam") != "f9" {
+		t.Fatalf("combining wrote into a shared principal: %+v %+v %+v", roomy, withSession, withToken)
 	}
 
 	fresh := &security.Principal{Subject: "alice", Scheme: "bearerAuth", Credentials: []security.Credential{token{fresh: true}},
@@ -47,18 +57,22 @@ func TestCombinedPrincipalCountsEveryCredential(t *testing.T) {
 	other := &security.Principal{Subject: "alice", Scheme: "oauth2", Credentials: []security.Credential{token{fresh: true, key: "k2"}},
 		Claims: map[string]string{security.ClaimFamily: "f2", "tenant": "second"}}
 	p = combine(combine(nil, fresh, "bearerAuth"), other, "oauth2")
-	if c := caller(p, counted); !p.Fresh() || c.KeyID != "k2" || p.Claim(security.ClaimFamily) != "f1" || p.Claim("tenant") != "first" {
+	if c := tierCaller(p, counted); !p.Fresh() || c.KeyID != "k2" || p.Claim(security.ClaimFamily) != "f1" || p.Claim("tenant") != "first" {
 		t.Fatalf("two fresh tokens: fresh %v, caller %+v, claims %v", p.Fresh(), c, p.Claims)
 	}
 	p = combine(combine(nil, fresh, "bearerAuth"), key, "apiKeyAuth")
 	if p.Fresh() {
 		t.Fatal("a fresh token AND an API key is fresh")
 	}
-	if c := caller(nil, counted); c.Authenticated || c.KeyID != "" {
+	if c := tierCaller(nil, counted); c.Authenticated || c.KeyID != "" {
 		t.Fatalf("anonymous caller %+v", c)
 	}
 	// Without a tier that counts by them, they are not looked up.
-	if c := caller(p, &policy.Operation{Limits: []policy.Tier{{Key: policy.KeyPrincipal}}}); c.KeyID != "" || c.SessionID != "" || c.Subject != "alice" {
+	if c := tierCaller(p, &policy.Operation{Limits: []policy.Tier{{Key: policy.KeyPrincipal}}}); c.KeyID != "" || c.SessionID != "" || c.Subject != "alice" {
 		t.Fatalf("caller for a principal tier %+v", c)
+	}
+	// A limiter of one's own gets them whatever the tiers.
+	if c := caller(p); c.KeyID != "k1" || !c.Authenticated {
+		t.Fatalf("caller for a limiter of one's own %+v", c)
 	}
 }

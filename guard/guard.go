@@ -492,7 +492,7 @@ func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *o
 // fewer per request.
 func (g *Guard) decide(r *http.Request, op *policy.Operation, p *security.Principal, pre onetrip.Precheck, f *onetrip.Field) (limits.Verdict, error) {
 	if g.decideFn != nil {
-		return g.decideFn(r, op, caller(p, op), pre, f)
+		return g.decideFn(r, op, tierCaller(p, op), pre, f)
 	}
 	if pre != nil {
 		// Unreachable: the guard defers only to a limiter that prechecks.
@@ -500,23 +500,32 @@ func (g *Guard) decide(r *http.Request, op *policy.Operation, p *security.Princi
 			return limits.Verdict{Allowed: true}, err
 		}
 	}
-	return g.limiter.Decide(r, op, caller(p, op)), nil
+	return g.limiter.Decide(r, op, caller(p)), nil
 }
 
-// caller is p as op's tiers count it: the session and the API key that
-// admitted the request are looked up only when a tier counts by them.
-func caller(p *security.Principal, op *policy.Operation) limits.Caller {
+// caller is p as a limiter sees it.
+func caller(p *security.Principal) limits.Caller {
 	if p == nil {
 		return limits.Caller{}
 	}
 	c := limits.Caller{Authenticated: true, Subject: p.Subject, Claims: p}
+	c.KeyID, c.SessionID = credentialIDs(p)
+	return c
+}
+
+// tierCaller is caller for specguard's own limiter, which reads the session
+// and the API key only for a tier that counts by them: they are looked up
+// only then (the lookup showed in a cached bearer request's profile).
+func tierCaller(p *security.Principal, op *policy.Operation) limits.Caller {
+	if p == nil {
+		return limits.Caller{}
+	}
 	for i := range op.Limits {
 		if k := op.Limits[i].Key; k == policy.KeyAPIKey || k == policy.KeySession {
-			c.KeyID, c.SessionID = credentialIDs(p)
-			break
+			return caller(p)
 		}
 	}
-	return c
+	return limits.Caller{Authenticated: true, Subject: p.Subject, Claims: p}
 }
 
 // credentialIDs returns the API key (presented, or the one a token was

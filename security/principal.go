@@ -126,14 +126,21 @@ const (
 // Claim returns the value of a claim the principal carries, for
 // x-rate-limit keys of the form claim:<name>; "" when it carries none of
 // that name. ClaimSubject is Subject (for an outside token, namespaced by
-// its scheme); ClaimRole is Role, except for an outside token, whose
-// claims are its own; any other name is looked up in Claims.
+// its scheme); ClaimRole is Role, except when the first credential is an
+// outside token, whose claims are its own; any other name is looked up in
+// Claims.
 func (p *Principal) Claim(name string) string {
 	switch {
 	case name == ClaimSubject:
 		return p.Subject
-	case name == ClaimRole && p.Credential(KindExternal) == nil:
+	case name == ClaimRole && !p.external():
 		return p.Role
 	}
 	return p.Claims[name]
+}
+
+// external reports whether the request was admitted by an outside token
+// first: its claims are the token's own, role included.
+func (p *Principal) external() bool {
+	return len(p.Credentials) > 0 && p.Credentials[0].Kind() == KindExternal
 }

@@ -111,7 +111,9 @@ func (a *Access) Kind() string { return security.KindToken }
 func (a *Access) ID() string { return a.id }
 
 // Family is the login the token belongs to: its refresh-token family,
-// which Service.Revoke ends.
+// which Service.Revoke ends. A token minted from an API key has no login:
+// its family is "key:" and the key's id, which nothing revokes but the
+// key's revocation.
 func (a *Access) Family() string { return a.family }
 
 // APIKey is the id of the API key the token was minted from (the
