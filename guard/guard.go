@@ -492,7 +492,7 @@ func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *o
 // fewer per request.
 func (g *Guard) decide(r *http.Request, op *policy.Operation, p *security.Principal, pre onetrip.Precheck, f *onetrip.Field) (limits.Verdict, error) {
 	if g.decideFn != nil {
-		return g.decideFn(r, op, tierCaller(p, op), pre, f)
+		return g.decideFn(r, op, caller(p, countsByCredential(op)), pre, f)
 	}
 	if pre != nil {
 		// Unreachable: the guard defers only to a limiter that prechecks.
@@ -500,32 +500,33 @@ func (g *Guard) decide(r *http.Request, op *policy.Operation, p *security.Princi
 			return limits.Verdict{Allowed: true}, err
 		}
 	}
-	return g.limiter.Decide(r, op, caller(p)), nil
+	return g.limiter.Decide(r, op, caller(p, true)), nil
 }
 
-// caller is p as a limiter sees it.
-func caller(p *security.Principal) limits.Caller {
+// caller is p as a limiter sees it. Without ids it leaves out the
+// session and the API key, which specguard's own limiter reads only for a
+// tier that counts by them (their lookup showed in a cached bearer
+// request's profile).
+func caller(p *security.Principal, ids bool) limits.Caller {
 	if p == nil {
 		return limits.Caller{}
 	}
 	c := limits.Caller{Authenticated: true, Subject: p.Subject, Claims: p}
-	c.KeyID, c.SessionID = credentialIDs(p)
+	if ids {
+		c.KeyID, c.SessionID = credentialIDs(p)
+	}
 	return c
 }
 
-// tierCaller is caller for specguard's own limiter, which reads the session
-// and the API key only for a tier that counts by them: they are looked up
-// only then (the lookup showed in a cached bearer request's profile).
-func tierCaller(p *security.Principal, op *policy.Operation) limits.Caller {
-	if p == nil {
-		return limits.Caller{}
-	}
+// countsByCredential reports whether a tier of op counts by session or by
+// API key.
+func countsByCredential(op *policy.Operation) bool {
 	for i := range op.Limits {
 		if k := op.Limits[i].Key; k == policy.KeyAPIKey || k == policy.KeySession {
-			return caller(p)
+			return true
 		}
 	}
-	return limits.Caller{Authenticated: true, Subject: p.Subject, Claims: p}
+	return false
 }
 
 // credentialIDs returns the API key (presented, or the one a token was
