@@ -268,6 +268,12 @@ func TestCredentialTiersCountByTheCredential(t *testing.T) {
 		}
 		w := httptest.NewRecorder()
 		g.ServeHTTP(w, req)
+		if path == "/both" && w.Code == 200 {
+			// Both tiers applied: each names itself in the RateLimit field.
+			if rl := w.Header().Get("RateLimit"); !strings.Contains(rl, `"both-key";r=0`) || !strings.Contains(rl, `"both-session";r=0`) {
+				t.Errorf("key and session together: RateLimit %q, want both tiers spent", rl)
+			}
+		}
 		return w.Code
 	}
 	for _, c := range []struct {
