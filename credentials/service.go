@@ -110,7 +110,7 @@ func WithFailedPasswords(perIP, perAccount Budget) Option {
 // successful login.
 func WithArgon2(p Argon2) Option { return func(c *config) { c.argon2 = p } }
 
-// WithClock sets the clock (time.Now when absent).
+// WithClock sets the clock (time.Now when absent or nil).
 func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
 
 // WithClientAddr says how to find a request's client address for the
@@ -175,7 +175,7 @@ func New(table *policy.Table, signing *tokens.Key, stores Stores, opts ...Option
 		issuer: "specguard", accessTTL: 15 * time.Minute, refreshTTL: 30 * 24 * time.Hour, sessionTTL: 12 * time.Hour,
 		keyTTL: apikeys.DefaultTTL, maxSessions: 100, maxKeys: 50,
 		perIP: Budget{Limit: 5, Window: 15 * time.Minute}, perAccount: Budget{Limit: 10, Window: 15 * time.Minute},
-		argon2: DefaultArgon2, now: time.Now, clientAddr: peerAddr, realm: "specguard", storeTimeout: 100 * time.Millisecond,
+		argon2: DefaultArgon2, clientAddr: peerAddr, realm: "specguard", storeTimeout: 100 * time.Millisecond,
 		registerRole: "user", log: slog.New(slog.DiscardHandler),
 	}
 	for _, opt := range opts {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/limits"
@@ -99,8 +100,9 @@ type outcome struct {
 // authenticate evaluates the operation's alternatives in order (OR); inside
 // one, every scheme must pass (AND) and hold its scopes. A non-nil err
 // means the request must be refused with it (see reject). With deferred,
-// one credential's store check is left to a gate.
-func (g *Guard) authenticate(r *http.Request, op *policy.Operation, deferred bool) (res authResult) {
+// one credential's store check is left to a gate. at is the request's
+// reading of the clock (zero when the guard took none).
+func (g *Guard) authenticate(r *http.Request, op *policy.Operation, deferred bool, at time.Time) (res authResult) {
 	sec := &op.Security
 	if sec.Public {
 		return res
@@ -117,7 +119,7 @@ func (g *Guard) authenticate(r *http.Request, op *policy.Operation, deferred boo
 		auth := g.auth[s.Type]
 		if ob, ok := auth.(Outbound); ok && !res.charged && len(op.Limits) > 0 && ob.Outbound(r, s) {
 			res.charged = true
-			res.anon, _ = g.decide(r, op, nil, nil, nil)
+			res.anon, _ = g.decide(r, op, nil, nil, nil, at)
 		}
 		if res.charged && !res.anon.Allowed {
 			o.scheme, o.err = s, errUnverified
@@ -126,10 +128,11 @@ func (g *Guard) authenticate(r *http.Request, op *policy.Operation, deferred boo
 		}
 		// One check rides in the rate-limit call; a second credential (an
 		// AND alternative) is checked on its own.
-		if d := g.deferFns[s.Type]; d != nil && deferred && res.gate == nil {
-			o.p, res.gate, o.err = d(r.Context(), r, s)
-			if res.gate != nil {
-				res.gated = s
+		if d := g.deferFns[s.Type]; d != nil {
+			var gate onetrip.Precheck
+			o.p, gate, o.err = d(r.Context(), r, s, onetrip.Mode{At: at, Gated: deferred && res.gate == nil})
+			if gate != nil {
+				res.gate, res.gated = gate, s
 			}
 		} else {
 			o.p, o.err = auth.Authenticate(r.Context(), r, s)

@@ -10,10 +10,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/specguard/specguard/internal/clock"
 	"github.com/specguard/specguard/internal/ctxkey"
 	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/limits"
@@ -359,16 +361,23 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, tr *reqTrace) {
 	st := g.byOp[op]
 	tr.route(op)
 
+	// One reading of the clock for specguard's own stack: its stores and
+	// caches on the default clock take it rather than read it again.
+	var at time.Time
+	if g.decideFn != nil {
+		at = clock.System()
+	}
+
 	// Authenticate. When the limiter prechecks, a credential's store check
 	// is left to the rate-limit call: one round trip.
 	deferred := g.defer_ && len(op.Limits) > 0
 	ra, endAuth := tr.step(r, "authenticate")
-	a := g.authenticate(ra, op, deferred)
+	a := g.authenticate(ra, op, deferred, at)
 	if a.gate != nil && a.err != nil {
 		// Refused anyway: a revoked credential is refused as invalid (401)
 		// rather than as lacking scope or freshness.
-		if err := a.gate.Check(ra.Context()); errors.Is(err, onetrip.ErrRecheck) {
-			a = g.authenticate(ra, op, false)
+		if err := a.gate.Check(ra.Context(), at); errors.Is(err, onetrip.ErrRecheck) {
+			a = g.authenticate(ra, op, false, at)
 		} else if err != nil {
 			a.err, a.failed = err, a.gated
 		}
@@ -389,7 +398,7 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, tr *reqTrace) {
 
 	// Limit.
 	rl, endLimit := tr.step(r, "limit")
-	v := g.limit(rl, op, &a, &rc.field)
+	v := g.limit(rl, op, &a, &rc.field, at)
 	endLimit()
 	rc.p = a.p
 	if g.observe != nil {
@@ -448,7 +457,7 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, tr *reqTrace) {
 // anonymous, so guessing credentials is throttled like any anonymous call.
 // When a store needed for the credential is down there is nothing to count
 // in: the request is answered 503 at once.
-func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *onetrip.Field) limits.Verdict {
+func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *onetrip.Field, at time.Time) limits.Verdict {
 	if len(op.Limits) == 0 || unavailable(a.err) {
 		return limits.Verdict{Allowed: true}
 	}
@@ -458,10 +467,10 @@ func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *o
 		return a.anon
 	}
 	if a.gate == nil {
-		v, _ := g.decide(r, op, a.p, nil, f)
+		v, _ := g.decide(r, op, a.p, nil, f, at)
 		return v
 	}
-	v, preErr := g.decide(r, op, a.p, a.gate, f)
+	v, preErr := g.decide(r, op, a.p, a.gate, f, at)
 	a.gate = nil
 	switch {
 	case preErr == nil:
@@ -469,7 +478,7 @@ func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *o
 	case errors.Is(preErr, onetrip.ErrRecheck):
 		// The account changed, or a key lost its mark: nothing was
 		// charged; decide again on the path that reads them anew.
-		*a = g.authenticate(r, op, false)
+		*a = g.authenticate(r, op, false, at)
 		if a.err != nil {
 			a.p = nil
 		}
@@ -483,20 +492,20 @@ func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *o
 			return v // allowed, with the store's error: the 503 follows
 		}
 	}
-	v, _ = g.decide(r, op, a.p, nil, f)
+	v, _ = g.decide(r, op, a.p, nil, f, at)
 	return v
 }
 
 // decide asks the limiter, with pre checked first when not nil, and room
 // for the RateLimit value in f when the limiter takes it: one allocation
-// fewer per request.
-func (g *Guard) decide(r *http.Request, op *policy.Operation, p *security.Principal, pre onetrip.Precheck, f *onetrip.Field) (limits.Verdict, error) {
+// fewer per request. at is the request's reading of the clock.
+func (g *Guard) decide(r *http.Request, op *policy.Operation, p *security.Principal, pre onetrip.Precheck, f *onetrip.Field, at time.Time) (limits.Verdict, error) {
 	if g.decideFn != nil {
-		return g.decideFn(r, op, caller(p, countsByCredential(op)), pre, f)
+		return g.decideFn(r, op, caller(p, countsByCredential(op)), pre, f, at)
 	}
 	if pre != nil {
 		// Unreachable: the guard defers only to a limiter that prechecks.
-		if err := pre.Check(r.Context()); err != nil {
+		if err := pre.Check(r.Context(), at); err != nil {
 			return limits.Verdict{Allowed: true}, err
 		}
 	}

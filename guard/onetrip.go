@@ -3,6 +3,7 @@ package guard
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/limits"
@@ -13,15 +14,17 @@ import (
 // decideFunc and deferFunc are the private forms of a *limits.Limiter's
 // Decide and of specguard's authenticators' Authenticate (see
 // internal/onetrip), which carry a credential's store check into the
-// rate-limit call: one round trip on Redis instead of two.
+// rate-limit call (one round trip on Redis instead of two) and the
+// guard's one reading of the clock for the request (see internal/clock).
 type (
-	decideFunc = func(*http.Request, *policy.Operation, limits.Caller, onetrip.Precheck, *onetrip.Field) (limits.Verdict, error)
-	deferFunc  = func(context.Context, *http.Request, *policy.Scheme) (*security.Principal, onetrip.Precheck, error)
+	decideFunc = func(*http.Request, *policy.Operation, limits.Caller, onetrip.Precheck, *onetrip.Field, time.Time) (limits.Verdict, error)
+	deferFunc  = func(context.Context, *http.Request, *policy.Scheme, onetrip.Mode) (*security.Principal, onetrip.Precheck, error)
 )
 
 // resolveOneTrip finds the private forms of the limiter and the
 // authenticators, once. A limiter or authenticator of the user's own has
-// none: it works, each store check costing a call of its own.
+// none: it works, each store check costing a call of its own, each store
+// reading the clock itself.
 func (g *Guard) resolveOneTrip() {
 	l, ok := g.limiter.(*limits.Limiter)
 	if !ok {
@@ -32,9 +35,6 @@ func (g *Guard) resolveOneTrip() {
 		return
 	}
 	g.decideFn, g.defer_ = hook(l)
-	if !g.defer_ {
-		return
-	}
 	g.deferFns = map[policy.SchemeType]deferFunc{}
 	for t, a := range g.auth {
 		if d, ok := onetrip.Deferred(a).(deferFunc); ok && d != nil {

@@ -2,6 +2,7 @@ package limits
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/policy"
@@ -10,18 +11,18 @@ import (
 // DecidePrechecked is the guard's private decision: pre checked first, in
 // the same store call when the store can.
 func DecidePrechecked(l *Limiter, r *http.Request, op *policy.Operation, c Caller, pre onetrip.Precheck) (Verdict, error) {
-	return l.decide(r, op, c, pre, nil)
+	return l.decide(r, op, c, pre, nil, time.Time{})
 }
 
 // CanPrecheck reports whether l's store takes a precheck in its own call.
 func CanPrecheck(l *Limiter) bool {
-	_, ok := onetrip.Decider.(func(*Limiter) (func(*http.Request, *policy.Operation, Caller, onetrip.Precheck, *onetrip.Field) (Verdict, error), bool))
+	_, ok := onetrip.Decider.(func(*Limiter) (func(*http.Request, *policy.Operation, Caller, onetrip.Precheck, *onetrip.Field, time.Time) (Verdict, error), bool))
 	return ok && l.prechecked != nil
 }
 
 // DecideInto decides an anonymous request with the RateLimit value
 // formatted into f.
 func DecideInto(l *Limiter, r *http.Request, op *policy.Operation, f *onetrip.Field) Verdict {
-	v, _ := l.decide(r, op, Caller{}, nil, f)
+	v, _ := l.decide(r, op, Caller{}, nil, f, time.Time{})
 	return v
 }

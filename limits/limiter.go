@@ -213,7 +213,7 @@ type scratch struct {
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 func init() {
-	onetrip.Decider = func(l *Limiter) (func(*http.Request, *policy.Operation, Caller, onetrip.Precheck, *onetrip.Field) (Verdict, error), bool) {
+	onetrip.Decider = func(l *Limiter) (func(*http.Request, *policy.Operation, Caller, onetrip.Precheck, *onetrip.Field, time.Time) (Verdict, error), bool) {
 		return l.decide, l.prechecked != nil
 	}
 }
@@ -221,7 +221,7 @@ func init() {
 // Decide charges every tier of op that applies to caller c and returns the
 // verdict.
 func (l *Limiter) Decide(r *http.Request, op *policy.Operation, c Caller) Verdict {
-	v, _ := l.decide(r, op, c, nil, nil)
+	v, _ := l.decide(r, op, c, nil, nil, time.Time{})
 	return v
 }
 
@@ -230,8 +230,10 @@ func (l *Limiter) Decide(r *http.Request, op *policy.Operation, c Caller) Verdic
 // internal/onetrip): when it fails nothing is charged, and its error comes
 // back with an allowed verdict (the guard refuses the request for it). The
 // RateLimit value is formatted into f (when f is nil or already used, into
-// a Field of its own): v.Limit then refers to f, which must outlive it.
-func (l *Limiter) decide(r *http.Request, op *policy.Operation, c Caller, pre onetrip.Precheck, f *onetrip.Field) (v Verdict, preErr error) {
+// a Field of its own): v.Limit then refers to f, which must outlive it. at
+// is the guard's reading of the clock for the request (see
+// internal/clock), zero when there is none.
+func (l *Limiter) decide(r *http.Request, op *policy.Operation, c Caller, pre onetrip.Precheck, f *onetrip.Field, at time.Time) (v Verdict, preErr error) {
 	sc := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sc)
 	reqs, tiers, index := sc.reqs[:0], sc.tiers[:0], sc.index[:0]
@@ -257,7 +259,7 @@ func (l *Limiter) decide(r *http.Request, op *policy.Operation, c Caller, pre on
 	v.Allowed = true
 	if len(reqs) == 0 {
 		if pre != nil {
-			preErr = pre.Check(ctx)
+			preErr = pre.Check(ctx, at)
 		}
 		return v, preErr
 	}
@@ -281,14 +283,18 @@ func (l *Limiter) decide(r *http.Request, op *policy.Operation, c Caller, pre on
 			return v, preErr
 		}
 	case pre != nil:
-		if preErr = pre.Check(ctx); preErr != nil {
+		if preErr = pre.Check(ctx, at); preErr != nil {
 			return v, preErr
 		}
 		fallthrough
 	default:
 		start := l.clock()
 		sctx, span := clientspan.Start(ctx, l.tracer, "ratelimit", l.system, "ratelimit")
-		allowed, err = l.store.Allow(sctx, reqs, results)
+		if m, ok := l.store.(*MemoryStore); ok {
+			allowed, err = m.allowAt(reqs, results, at)
+		} else {
+			allowed, err = l.store.Allow(sctx, reqs, results)
+		}
 		clientspan.End(span, err != nil, "rate-limit store failed")
 		l.observed(start, err)
 	}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/specguard/specguard/internal/clock"
 )
 
 const shards = 64
@@ -16,7 +18,7 @@ const shards = 64
 // has passed is full, exactly as if absent, so each shard drops such
 // entries during an occasional sweep; there is no goroutine per key.
 type MemoryStore struct {
-	now    func() time.Time
+	clock  clock.Clock
 	seed   maphash.Seed
 	ops    atomic.Uint64
 	shards [shards]memShard
@@ -33,12 +35,11 @@ const sweepEvery = 4096
 
 var _ Store = (*MemoryStore)(nil)
 
-// NewMemoryStore returns an empty store; now is its clock (time.Now when nil).
+// NewMemoryStore returns an empty store; now is its clock (time.Now when
+// nil: a guarded request's decision then takes the guard's one reading of
+// the clock for the request rather than read it again).
 func NewMemoryStore(now func() time.Time) *MemoryStore {
-	if now == nil {
-		now = time.Now
-	}
-	s := &MemoryStore{now: now, seed: maphash.MakeSeed()}
+	s := &MemoryStore{clock: clock.New(now), seed: maphash.MakeSeed()}
 	for i := range s.shards {
 		s.shards[i].m = make(map[uint64]int64)
 	}
@@ -47,6 +48,12 @@ func NewMemoryStore(now func() time.Time) *MemoryStore {
 
 // Allow implements Store.
 func (s *MemoryStore) Allow(_ context.Context, reqs []Request, results []Result) (bool, error) {
+	return s.allowAt(reqs, results, time.Time{})
+}
+
+// allowAt is Allow at the guard's reading of the clock at (see
+// internal/clock; zero when there is none).
+func (s *MemoryStore) allowAt(reqs []Request, results []Result, at time.Time) (bool, error) {
 	var hashes [8]uint64
 	var idx [8]uint8
 	h := hashes[:0]
@@ -64,7 +71,7 @@ func (s *MemoryStore) Allow(_ context.Context, reqs []Request, results []Result)
 	for _, sh := range locked {
 		s.shards[sh].mu.Lock()
 	}
-	now := s.now().UnixMicro()
+	now := s.clock.At(at).UnixMicro()
 	allowed := true
 	var tats [8]int64
 	newTATs := tats[:0]

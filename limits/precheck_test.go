@@ -32,7 +32,7 @@ type flag struct {
 
 var errFlagDown = errors.New("flag down")
 
-func (f *flag) Check(ctx context.Context) error {
+func (f *flag) Check(ctx context.Context, _ time.Time) error {
 	f.checks++
 	v, err := f.rdb.Get(ctx, f.key).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -132,7 +132,7 @@ type flagAfterCharge struct {
 	bucket string
 }
 
-func (f *flagAfterCharge) Check(ctx context.Context) error {
+func (f *flagAfterCharge) Check(ctx context.Context, at time.Time) error {
 	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		keys, err := f.rdb.(*redis.ClusterClient).Keys(ctx, "*"+f.bucket+"*").Result()
 		if err != nil {
@@ -145,7 +145,7 @@ func (f *flagAfterCharge) Check(ctx context.Context) error {
 			return errors.New("the tiers were not sent while the precheck was in flight")
 		}
 	}
-	return f.flag.Check(ctx)
+	return f.flag.Check(ctx, at)
 }
 
 // On a Redis Cluster the credential's key and the tiers' live in different

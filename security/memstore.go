@@ -6,12 +6,15 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/specguard/specguard/internal/clock"
+	"github.com/specguard/specguard/internal/onetrip"
 )
 
 // MemoryStore keeps security state in this process. It is the default when
 // no Redis is configured; state is lost on restart and not shared.
 type MemoryStore struct {
-	now func() time.Time
+	clock clock.Clock
 
 	mu       sync.RWMutex
 	families map[string]*Family
@@ -94,13 +97,12 @@ type keyMark struct {
 
 var _ Store = (*MemoryStore)(nil)
 
-// NewMemoryStore returns an empty store. now is its clock (time.Now when nil).
+// NewMemoryStore returns an empty store. now is its clock (time.Now when
+// nil: a guarded request's check then takes the guard's one reading of
+// the clock for the request rather than read it again).
 func NewMemoryStore(now func() time.Time) *MemoryStore {
-	if now == nil {
-		now = time.Now
-	}
 	return &MemoryStore{
-		now:      now,
+		clock:    clock.New(now),
 		families: map[string]*Family{},
 		sessions: map[string]*Session{},
 		marks:    map[string]*keyMark{},
@@ -199,7 +201,26 @@ func (m *MemoryStore) liveFamily(id string, now time.Time) *Family {
 // Check implements Store. It runs on every request: a session is marked
 // used under the write lock, everything else needs the read lock only.
 func (m *MemoryStore) Check(_ context.Context, c Check) error {
-	now := m.now()
+	return m.checkAt(&c, m.clock.Now())
+}
+
+func init() {
+	onetrip.CheckAt = func(ctx context.Context, store Checker, c Check, at time.Time) (ran bool, err error) {
+		switch s := store.(type) {
+		case *MemoryStore:
+			return true, s.checkAt(&c, s.clock.At(at))
+		case interface {
+			CheckAt(context.Context, Check, time.Time) (bool, error)
+		}:
+			return s.CheckAt(ctx, c, at)
+		}
+		return false, nil
+	}
+}
+
+// checkAt is Check at now: the guard's reading of the clock for the
+// request, so that it reads the clock once (see internal/clock).
+func (m *MemoryStore) checkAt(c *Check, now time.Time) error {
 	if c.Kind == SessionCredential {
 		m.mu.Lock()
 		defer m.mu.Unlock()
@@ -251,7 +272,7 @@ func (m *MemoryStore) Check(_ context.Context, c Check) error {
 func (m *MemoryStore) PutAccount(_ context.Context, subject string, a Account) (Account, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.now()
+	now := m.clock.Now()
 	m.sweep(now)
 	if old, ok := m.accounts[subject]; ok && now.Before(old.expires) && (old.Version > a.Version || sameState(old.Account, a)) {
 		return old.Account, nil
@@ -273,7 +294,7 @@ func (m *MemoryStore) Account(_ context.Context, subject string) (*Account, erro
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	a, ok := m.accounts[subject]
-	if !ok || !m.now().Before(a.expires) {
+	if !ok || !m.clock.Now().Before(a.expires) {
 		return nil, ErrNotFound
 	}
 	return &a.Account, nil
@@ -296,7 +317,7 @@ func live(ids map[string]struct{}, now time.Time, expires func(id string) time.T
 func (m *MemoryStore) CreateFamily(_ context.Context, f *Family, max int) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.now()
+	now := m.clock.Now()
 	m.sweep(now)
 	o := m.own(f.Subject)
 	if max > 0 && live(o.families, now, func(id string) time.Time { return m.families[id].Expires }, m.dropFamily) >= max {
@@ -313,7 +334,7 @@ func (m *MemoryStore) CreateFamily(_ context.Context, f *Family, max int) error 
 func (m *MemoryStore) RotateFamily(_ context.Context, subject, id, presented, nextRefresh, nextAccess string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.now()
+	now := m.clock.Now()
 	f := m.liveFamily(id, now)
 	if f == nil || f.Subject != subject {
 		return ErrNotFound
@@ -329,7 +350,7 @@ func (m *MemoryStore) RotateFamily(_ context.Context, subject, id, presented, ne
 func (m *MemoryStore) RevokeFamily(_ context.Context, subject, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	f := m.liveFamily(id, m.now())
+	f := m.liveFamily(id, m.clock.Now())
 	if f == nil || f.Subject != subject {
 		return ErrNotFound
 	}
@@ -340,7 +361,7 @@ func (m *MemoryStore) RevokeFamily(_ context.Context, subject, id string) error 
 func (m *MemoryStore) Families(_ context.Context, subject string) ([]Family, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.now()
+	now := m.clock.Now()
 	var out []Family
 	if o := m.owned[subject]; o != nil {
 		for id := range o.families {
@@ -379,7 +400,7 @@ func (m *MemoryStore) RevokeSubject(_ context.Context, subject string) error {
 func (m *MemoryStore) CreateSession(_ context.Context, s *Session, max int) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.now()
+	now := m.clock.Now()
 	m.sweep(now)
 	o := m.own(s.Subject)
 	if max > 0 && live(o.sessions, now, func(id string) time.Time { return m.sessions[id].Expires }, m.dropSession) >= max {
@@ -409,7 +430,7 @@ func (m *MemoryStore) liveSession(id string, now time.Time) *Session {
 func (m *MemoryStore) Session(_ context.Context, subject, id string) (*Session, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := m.liveSession(id, m.now())
+	s := m.liveSession(id, m.clock.Now())
 	if s == nil || s.Subject != subject {
 		return nil, ErrNotFound
 	}
@@ -420,7 +441,7 @@ func (m *MemoryStore) Session(_ context.Context, subject, id string) (*Session, 
 func (m *MemoryStore) DeleteSession(_ context.Context, subject, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := m.liveSession(id, m.now())
+	s := m.liveSession(id, m.clock.Now())
 	if s == nil || s.Subject != subject {
 		return ErrNotFound
 	}
@@ -431,7 +452,7 @@ func (m *MemoryStore) DeleteSession(_ context.Context, subject, id string) error
 func (m *MemoryStore) Sessions(_ context.Context, subject string) ([]Session, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.now()
+	now := m.clock.Now()
 	var out []Session
 	if o := m.owned[subject]; o != nil {
 		for id := range o.sessions {
@@ -448,7 +469,7 @@ func (m *MemoryStore) Sessions(_ context.Context, subject string) ([]Session, er
 func (m *MemoryStore) MarkKey(_ context.Context, k *APIKey, ifAbsent bool, max int) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.now()
+	now := m.clock.Now()
 	m.sweep(now)
 	if old, exists := m.marks[k.ID]; exists && ifAbsent && now.Before(old.until) {
 		return false, nil
@@ -475,7 +496,7 @@ func (m *MemoryStore) MarkKey(_ context.Context, k *APIKey, ifAbsent bool, max i
 func (m *MemoryStore) RevokeKey(_ context.Context, subject, id string, expires time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.now()
+	now := m.clock.Now()
 	m.sweep(now)
 	until := now.Add(KeyRevocationTTL)
 	if expires.Before(until) {

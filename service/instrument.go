@@ -156,6 +156,19 @@ func (s *meteredStore) Ping(ctx context.Context) error {
 	return s.call(ctx, "ping", func(ctx context.Context) error { return s.next.Ping(ctx) })
 }
 
+// CheckAt lets the memory store check at the guard's one reading of the
+// clock for the request (see internal/onetrip.CheckAt): a store that
+// cannot is left to Check.
+func (s *meteredStore) CheckAt(ctx context.Context, c security.Check, at time.Time) (ran bool, err error) {
+	if storeCheckAt == nil {
+		return false, nil
+	}
+	return storeCheckAt(ctx, s.next, c, at)
+}
+
+// storeCheckAt is package security's onetrip.CheckAt.
+var storeCheckAt, _ = onetrip.CheckAt.(func(context.Context, security.Checker, security.Check, time.Time) (bool, error))
+
 // scriptChecker is what expresses a store's checks in Lua (see
 // internal/onetrip): the metered store forwards it, so that credential
 // checks still ride in the rate-limit script.

@@ -128,8 +128,14 @@ type Option func(*DB)
 func WithPoolSize(n int) Option { return func(d *DB) { d.pool = n } }
 
 // WithClock sets the clock that repositories stamp times with (Now;
-// time.Now when absent).
-func WithClock(now func() time.Time) Option { return func(d *DB) { d.now = now } }
+// time.Now when absent or nil).
+func WithClock(now func() time.Time) Option {
+	return func(d *DB) {
+		if now != nil {
+			d.now = now
+		}
+	}
+}
 
 // WithTimeout bounds every query (5s when absent), so a database that
 // stops answering fails requests instead of hanging them.

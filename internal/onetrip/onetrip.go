@@ -4,13 +4,16 @@
 // the packages that own the types fill in its hooks when they are loaded
 // (security's credential kinds, security/redisstore,
 // limits, limits/redislimit), and the guard reads them once,
-// when it is built. A user's own authenticator, limiter or store works
-// without any of it, only without the saved round trip.
+// when it is built. The same path hands every store and cache on the
+// default clock the guard's one reading of the clock for the request (see
+// internal/clock). A user's own authenticator, limiter or store works
+// without any of it, only without the saved round trip and clock readings.
 package onetrip
 
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Precheck is a store check left for later: a credential verified locally
@@ -18,8 +21,10 @@ import (
 // still be live. The limiter decides it first, in the same store call as
 // the tiers when its store can; nothing is charged when it fails.
 type Precheck interface {
-	// Check runs the precheck on its own: nil while it holds.
-	Check(ctx context.Context) error
+	// Check runs the precheck on its own, at the guard's reading of the
+	// clock (see internal/clock; zero when there is none): nil while it
+	// holds.
+	Check(ctx context.Context, at time.Time) error
 	// Script returns it as the Lua function
 	// `local function gate(gk, ga, now)` (0 while it holds, a code
 	// otherwise), its keys and arguments, and the Redis client whose keys
@@ -27,6 +32,17 @@ type Precheck interface {
 	Script() (client any, fn string, keys []string, args []any)
 	// Failed turns a non-zero code of the function into Check's error.
 	Failed(code int64) error
+}
+
+// Mode is how the guard asks one of specguard's authenticators to decide
+// a request's credential.
+type Mode struct {
+	// At is the guard's one reading of the clock for the request (see
+	// internal/clock); zero outside the guard.
+	At time.Time
+	// Gated leaves the credential's store check to the returned
+	// Precheck, for the rate-limit call.
+	Gated bool
 }
 
 // ErrUndecided wraps a precheck's error when the store could not answer:
@@ -60,6 +76,14 @@ var (
 	PrecheckStore any
 )
 
+// CheckAt is set by package security, a
+// func(ctx, security.Checker, security.Check, at time.Time) (ran bool, err error)
+// that runs the check in the store at the guard's reading of the clock
+// (see internal/clock) when the store is a *security.MemoryStore, or a
+// wrapper with a method CheckAt of the same signature; it runs nothing
+// (ran false) in any other store.
+var CheckAt any
+
 // Registered from init functions only, so read without a lock.
 var (
 	scripters []func(store any) any
@@ -68,8 +92,8 @@ var (
 )
 
 // RegisterDeferrer adds f, which returns for an authenticator of its
-// package its deferred form, a
-// func(context.Context, *http.Request, *policy.Scheme)
+// package its private form, a
+// func(context.Context, *http.Request, *policy.Scheme, Mode)
 // (*security.Principal, Precheck, error), and nil for others. Call it from
 // an init function (security/tokens, security/sessions, security/apikeys
 // do).

@@ -181,7 +181,7 @@ func (s *Store) allowPrechecked(ctx context.Context, pre onetrip.Precheck, reqs 
 	client, fn, keys0, args0 := pre.Script()
 	if client == nil {
 		// Checked in process: no round trip to save, nothing to refund.
-		if preErr := pre.Check(ctx); preErr != nil {
+		if preErr := pre.Check(ctx, time.Time{}); preErr != nil {
 			return false, preErr, nil
 		}
 		allowed, err := s.Allow(ctx, reqs, results)
@@ -222,7 +222,7 @@ func (s *Store) allowPrechecked(ctx context.Context, pre onetrip.Precheck, reqs 
 // the gated script charges nothing at all).
 func (s *Store) allowAlongside(ctx context.Context, pre onetrip.Precheck, reqs []limits.Request, results []limits.Result) (allowed bool, preErr, err error) {
 	checked := make(chan error, 1)
-	go func() { checked <- pre.Check(ctx) }()
+	go func() { checked <- pre.Check(ctx, time.Time{}) }()
 	allowed, err = s.Allow(ctx, reqs, results)
 	if preErr = <-checked; preErr != nil {
 		if err == nil {

@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/specguard/specguard/internal/clock"
 	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
@@ -44,7 +45,7 @@ type Service struct {
 	accounts *security.Accounts
 	max      int
 	ttl      time.Duration
-	now      func() time.Time
+	clock    clock.Clock
 	cache    *cache.Bounded[*cachedKey]
 	// lookups bounds the record reads in flight: an unknown key id always
 	// misses the cache, so a flood of made-up keys would otherwise take
@@ -74,8 +75,8 @@ func WithAccounts(a *security.Accounts) Option { return func(s *Service) { s.acc
 // with ErrTooMany. Unlimited when absent.
 func WithMax(n int) Option { return func(s *Service) { s.max = n } }
 
-// WithClock sets the clock (time.Now when absent).
-func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
+// WithClock sets the clock (time.Now when absent or nil).
+func WithClock(now func() time.Time) Option { return func(s *Service) { s.clock = clock.New(now) } }
 
 // DefaultTTL is the lifetime of an API key when none is configured.
 const DefaultTTL = 365 * 24 * time.Hour
@@ -83,7 +84,7 @@ const DefaultTTL = 365 * 24 * time.Hour
 // New returns a service keeping records in records and marks
 // in store.
 func New(store security.KeyMarkStore, records security.KeyRecords, opts ...Option) *Service {
-	s := &Service{store: store, records: records, ttl: DefaultTTL, now: time.Now, cache: cache.New[*cachedKey](10000),
+	s := &Service{store: store, records: records, ttl: DefaultTTL, cache: cache.New[*cachedKey](10000),
 		lookups: make(chan struct{}, maxKeyLookups)}
 	for _, opt := range opts {
 		opt(s)
@@ -107,7 +108,7 @@ func (s *Service) Create(ctx context.Context, subject, name string, scopes []str
 	id := security.NewID()
 	full := security.APIKeyPrefix + id + "." + base64.RawURLEncoding.EncodeToString(secret)
 	sum := sha256.Sum256(secret)
-	now := s.now().UTC().Truncate(time.Microsecond)
+	now := s.clock.Now().UTC().Truncate(time.Microsecond)
 	k := &security.APIKey{ID: id, Subject: subject, Name: name, Prefix: full[:prefixLen],
 		Scopes: slices.Sorted(slices.Values(scopes)), SecretHash: sum[:], AccountVersion: version,
 		Created: now, Expires: now.Add(s.ttl)}
@@ -134,7 +135,7 @@ func (s *Service) List(ctx context.Context, subject string) ([]security.APIKey, 
 // live key id.
 func (s *Service) Revoke(ctx context.Context, subject, id string) error {
 	k, err := s.records.APIKey(ctx, id)
-	if errors.Is(err, security.ErrNotFound) || err == nil && (k.Subject != subject || !k.Revoked.IsZero() || !s.now().Before(k.Expires)) {
+	if errors.Is(err, security.ErrNotFound) || err == nil && (k.Subject != subject || !k.Revoked.IsZero() || !s.clock.Now().Before(k.Expires)) {
 		return security.ErrNotFound
 	} else if err != nil {
 		return hold.Unavailable(err)
@@ -162,7 +163,7 @@ func (s *Service) RevokeAll(ctx context.Context, subject string) error {
 // Authenticate verifies the API key in the header named scheme.Param:
 // (nil, nil) when the request has none.
 func (s *Service) Authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*security.Principal, error) {
-	p, _, err := s.authenticate(ctx, r, scheme, false)
+	p, _, err := s.authenticate(ctx, r, scheme, onetrip.Mode{})
 	return p, err
 }
 
@@ -178,13 +179,14 @@ func init() {
 }
 
 // authenticateDeferred is Authenticate with the store check of what it
-// verified left to the returned precheck (nil when there is nothing to
-// check), for the guard to run in the rate-limit call (see onetrip).
-func (s *Service) authenticateDeferred(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*security.Principal, onetrip.Precheck, error) {
-	return hold.Deferred(s.authenticate(ctx, r, scheme, true))
+// verified left to the returned precheck when m.Gated (nil when there is
+// nothing to check), for the guard to run in the rate-limit call, and the
+// time the guard read for the request (see onetrip.Mode).
+func (s *Service) authenticateDeferred(ctx context.Context, r *http.Request, scheme *policy.Scheme, m onetrip.Mode) (*security.Principal, onetrip.Precheck, error) {
+	return hold.Deferred(s.authenticate(ctx, r, scheme, m))
 }
 
-func (s *Service) authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme, gated bool) (*security.Principal, *hold.Gate, error) {
+func (s *Service) authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme, m onetrip.Mode) (*security.Principal, *hold.Gate, error) {
 	values := r.Header.Values(scheme.Param)
 	switch len(values) {
 	case 0:
@@ -193,7 +195,7 @@ func (s *Service) authenticate(ctx context.Context, r *http.Request, scheme *pol
 	default:
 		return nil, nil, fmt.Errorf("%w: more than one %s header", security.ErrMalformed, scheme.Param)
 	}
-	return s.verify(ctx, values[0], scheme.Name, gated)
+	return s.verify(ctx, values[0], scheme.Name, m)
 }
 
 // Verify checks an API key as a request presenting it is checked (its
@@ -202,7 +204,7 @@ func (s *Service) authenticate(ctx context.Context, r *http.Request, scheme *pol
 // endpoint. An error wraps ErrInvalid (a bad, revoked or expired key) or
 // ErrUnavailable.
 func (s *Service) Verify(ctx context.Context, key string) (*security.APIKey, *security.Principal, error) {
-	p, _, err := s.verify(ctx, key, "", false)
+	p, _, err := s.verify(ctx, key, "", onetrip.Mode{})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -218,19 +220,20 @@ func (s *Service) Verify(ctx context.Context, key string) (*security.APIKey, *se
 	return ck.key, p, nil
 }
 
-func (s *Service) verify(ctx context.Context, value, scheme string, gated bool) (*security.Principal, *hold.Gate, error) {
+func (s *Service) verify(ctx context.Context, value, scheme string, m onetrip.Mode) (*security.Principal, *hold.Gate, error) {
 	id, secret, ok := cred.SplitKey(value)
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: not a specguard API key", security.ErrInvalid)
 	}
-	ck, err := s.lookup(ctx, id)
+	now := s.clock.At(m.At)
+	ck, err := s.lookup(ctx, id, now)
 	if err := hold.CheckSecret(err, secret, func() []byte { return ck.key.SecretHash }, "unknown or revoked API key"); err != nil {
 		return nil, nil, err
 	}
 	k := ck.key
-	s.touch(ck)
+	s.touch(ck, now)
 	check := security.Check{Kind: security.KeyCredential, Subject: k.Subject, ID: k.ID}
-	return hold.Hold(ctx, s.accounts, s.store, check, gated, func(acct *security.Account) (*security.Principal, error) {
+	return hold.Hold(ctx, s.accounts, s.store, check, m, func(acct *security.Account) (*security.Principal, error) {
 		if p := ck.principals.Get(scheme, acct); p != nil {
 			return p, nil
 		}
@@ -286,8 +289,8 @@ func (s *Service) record(ctx context.Context, id string) (*security.APIKey, erro
 
 // lookup returns key id's record: this instance's copy (the store check
 // that follows says whether it still lives), else the records'. A revoked
-// or expired key is not found.
-func (s *Service) lookup(ctx context.Context, id string) (*cachedKey, error) {
+// or expired key (at now) is not found.
+func (s *Service) lookup(ctx context.Context, id string, now time.Time) (*cachedKey, error) {
 	ck, ok := s.cache.Get(id)
 	if !ok {
 		k, err := s.record(ctx, id)
@@ -301,7 +304,7 @@ func (s *Service) lookup(ctx context.Context, id string) (*cachedKey, error) {
 		ck.lastUsed.Store(k.LastUsed.Unix())
 		s.cache.Put(id, ck)
 	}
-	if !s.now().Before(ck.key.Expires) {
+	if !now.Before(ck.key.Expires) {
 		s.cache.Del(id)
 		return nil, security.ErrNotFound
 	}
@@ -313,7 +316,7 @@ func (s *Service) lookup(ctx context.Context, id string) (*cachedKey, error) {
 // A mark or revocation written meanwhile is kept.
 func (s *Service) remark(ctx context.Context, id string) error {
 	k, err := s.record(ctx, id)
-	if errors.Is(err, security.ErrNotFound) || err == nil && (!k.Revoked.IsZero() || !s.now().Before(k.Expires)) {
+	if errors.Is(err, security.ErrNotFound) || err == nil && (!k.Revoked.IsZero() || !s.clock.Now().Before(k.Expires)) {
 		s.cache.Del(id)
 		return fmt.Errorf("%w: unknown or revoked API key", security.ErrInvalid)
 	} else if err != nil {
@@ -330,8 +333,8 @@ func (s *Service) remark(ctx context.Context, id string) error {
 // interval per instance, off the request's path.
 const touchEvery = time.Minute
 
-func (s *Service) touch(ck *cachedKey) {
-	now := s.now()
+// touch notes, at now, that ck was used.
+func (s *Service) touch(ck *cachedKey, now time.Time) {
 	last := ck.lastUsed.Load()
 	if now.Unix()-last < int64(touchEvery/time.Second) || !ck.lastUsed.CompareAndSwap(last, now.Unix()) {
 		return

@@ -104,8 +104,14 @@ func WithHTTPClient(client *http.Client) Option {
 func WithLeeway(d time.Duration) Option { return func(c *oidcConfig) { c.leeway = d } }
 
 // WithClock sets the clock tokens are checked against (time.Now when
-// absent).
-func WithClock(now func() time.Time) Option { return func(c *oidcConfig) { c.now = now } }
+// absent or nil).
+func WithClock(now func() time.Time) Option {
+	return func(c *oidcConfig) {
+		if now != nil {
+			c.now = now
+		}
+	}
+}
 
 // WithRefresh fetches every provider's keys again every d (10 minutes
 // when absent); keys are kept when a fetch fails.

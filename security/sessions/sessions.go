@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/specguard/specguard/internal/clock"
 	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
@@ -47,7 +48,7 @@ type Service struct {
 	scopes   func(role string) []string
 	accounts *security.Accounts
 	max      int
-	now      func() time.Time
+	clock    clock.Clock
 	cache    *cache.Bounded[*cachedSession] // sessions seen; liveness is checked in the store
 }
 
@@ -76,16 +77,16 @@ func WithAccounts(a *security.Accounts) Option {
 // past it fails with ErrTooMany. Unlimited when absent.
 func WithMax(n int) Option { return func(s *Service) { s.max = n } }
 
-// WithClock sets the clock (time.Now when absent).
+// WithClock sets the clock (time.Now when absent or nil).
 func WithClock(now func() time.Time) Option {
-	return func(s *Service) { s.now = now }
+	return func(s *Service) { s.clock = clock.New(now) }
 }
 
 // New returns a session service; scopes maps a role to the
 // scopes a session of that role holds. Each session has a CSRF token of its
 // own, random, kept hashed with the session: no key to configure or rotate.
 func New(store security.SessionStore, scopes func(role string) []string, opts ...Option) *Service {
-	s := &Service{store: store, ttl: 12 * time.Hour, scopes: scopes, now: time.Now,
+	s := &Service{store: store, ttl: 12 * time.Hour, scopes: scopes,
 		cache: cache.New[*cachedSession](10000)}
 	for _, opt := range opts {
 		opt(s)
@@ -118,7 +119,7 @@ func (s *Service) Create(ctx context.Context, subject, role, device string) (*Is
 	token := base64.RawURLEncoding.EncodeToString(csrf)
 	sum, csrfSum := sha256.Sum256(secret), sha256.Sum256([]byte(token))
 	sess := &security.Session{ID: security.NewID(), Subject: subject, Role: role, Device: device, SecretHash: sum[:], CSRFHash: csrfSum[:],
-		AccountVersion: version, Expires: s.now().Add(s.ttl)}
+		AccountVersion: version, Expires: s.clock.Now().Add(s.ttl)}
 	if err := s.store.CreateSession(ctx, sess, s.max); err != nil {
 		return nil, hold.Unavailable(err)
 	}
@@ -156,7 +157,7 @@ func (s *Service) Delete(ctx context.Context, subject, id string) error {
 // Authenticate verifies the session cookie named scheme.Param (and, for an
 // unsafe method, its CSRF proof): (nil, nil) when the request has none.
 func (s *Service) Authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*security.Principal, error) {
-	p, _, err := s.authenticate(ctx, r, scheme, false)
+	p, _, err := s.authenticate(ctx, r, scheme, onetrip.Mode{})
 	return p, err
 }
 
@@ -171,13 +172,14 @@ func init() {
 }
 
 // authenticateDeferred is Authenticate with the store check of what it
-// verified left to the returned precheck (nil when there is nothing to
-// check), for the guard to run in the rate-limit call (see onetrip).
-func (s *Service) authenticateDeferred(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*security.Principal, onetrip.Precheck, error) {
-	return hold.Deferred(s.authenticate(ctx, r, scheme, true))
+// verified left to the returned precheck when m.Gated (nil when there is
+// nothing to check), for the guard to run in the rate-limit call, and the
+// time the guard read for the request (see onetrip.Mode).
+func (s *Service) authenticateDeferred(ctx context.Context, r *http.Request, scheme *policy.Scheme, m onetrip.Mode) (*security.Principal, onetrip.Precheck, error) {
+	return hold.Deferred(s.authenticate(ctx, r, scheme, m))
 }
 
-func (s *Service) authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme, gated bool) (*security.Principal, *hold.Gate, error) {
+func (s *Service) authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme, m onetrip.Mode) (*security.Principal, *hold.Gate, error) {
 	var value string
 	n := 0
 	for _, c := range r.Cookies() {
@@ -197,7 +199,7 @@ func (s *Service) authenticate(ctx context.Context, r *http.Request, scheme *pol
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: malformed session cookie", security.ErrInvalid)
 	}
-	cs, err := s.lookup(ctx, subject, id)
+	cs, err := s.lookup(ctx, subject, id, s.clock.At(m.At))
 	if err := hold.CheckSecret(err, secret, func() []byte { return cs.sess.SecretHash }, "session expired or ended"); err != nil {
 		return nil, nil, err
 	}
@@ -208,7 +210,7 @@ func (s *Service) authenticate(ctx context.Context, r *http.Request, scheme *pol
 		}
 	}
 	check := security.Check{Kind: security.SessionCredential, Subject: subject, ID: id}
-	return hold.Hold(ctx, s.accounts, s.store, check, gated, func(acct *security.Account) (*security.Principal, error) {
+	return hold.Hold(ctx, s.accounts, s.store, check, m, func(acct *security.Account) (*security.Principal, error) {
 		if p := cs.principals.Get(scheme.Name, acct); p != nil {
 			return p, nil
 		}
@@ -235,8 +237,8 @@ type cachedSession struct {
 
 // lookup returns the session's immutable parts: from this instance's cache
 // (the store check that follows says whether it still lives), else the
-// store. An expired session is not found.
-func (s *Service) lookup(ctx context.Context, subject, id string) (*cachedSession, error) {
+// store. A session expired at now is not found.
+func (s *Service) lookup(ctx context.Context, subject, id string, now time.Time) (*cachedSession, error) {
 	cs, ok := s.cache.Get(id)
 	if !ok {
 		sess, err := s.store.Session(ctx, subject, id)
@@ -249,7 +251,7 @@ func (s *Service) lookup(ctx context.Context, subject, id string) (*cachedSessio
 	if cs.sess.Subject != subject {
 		return nil, security.ErrNotFound
 	}
-	if !s.now().Before(cs.sess.Expires) {
+	if !now.Before(cs.sess.Expires) {
 		s.cache.Del(id)
 		return nil, security.ErrNotFound
 	}

@@ -31,7 +31,7 @@ func init() {
 // has none, an error wrapping ErrMalformed, ErrInvalid or ErrUnavailable
 // when it is bad or cannot be checked.
 func (b Bearer) Authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*security.Principal, error) {
-	p, _, err := b.authenticate(ctx, r, scheme, false)
+	p, _, err := b.authenticate(ctx, r, scheme, onetrip.Mode{})
 	return p, err
 }
 
@@ -42,24 +42,25 @@ func (Bearer) Carries(_ *policy.Scheme, claim string) bool {
 }
 
 // authenticateDeferred is Authenticate with the store check of what it
-// verified left to the returned precheck (nil when there is nothing to
-// check), for the guard to run in the rate-limit call (see onetrip).
-func (b Bearer) authenticateDeferred(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*security.Principal, onetrip.Precheck, error) {
-	return hold.Deferred(b.authenticate(ctx, r, scheme, true))
+// verified left to the returned precheck when m.Gated (nil when there is
+// nothing to check), for the guard to run in the rate-limit call, and the
+// time the guard read for the request (see onetrip.Mode).
+func (b Bearer) authenticateDeferred(ctx context.Context, r *http.Request, scheme *policy.Scheme, m onetrip.Mode) (*security.Principal, onetrip.Precheck, error) {
+	return hold.Deferred(b.authenticate(ctx, r, scheme, m))
 }
 
-func (b Bearer) authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme, gated bool) (*security.Principal, *hold.Gate, error) {
+func (b Bearer) authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme, m onetrip.Mode) (*security.Principal, *hold.Gate, error) {
 	raw, err := cred.Bearer(r)
 	if raw == "" || err != nil {
 		return nil, nil, err
 	}
 	// A token in the cache passed the syntax check when it was first
 	// verified: only an unknown one is scanned (hundreds of bytes).
-	c, err := b.Tokens.verifySignature(raw, cred.IsB64Token)
+	c, err := b.Tokens.verifySignature(raw, cred.IsB64Token, m.At)
 	if err != nil {
 		return nil, nil, err
 	}
-	return b.Tokens.hold(ctx, c, scheme.Name, gated)
+	return b.Tokens.hold(ctx, c, scheme.Name, m)
 }
 
 // splitScopes returns the sorted scopes of a space-separated list.

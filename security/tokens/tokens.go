@@ -22,6 +22,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/specguard/specguard/internal/clock"
+	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/security/apikeys"
 	"github.com/specguard/specguard/security/internal/cred"
@@ -155,8 +157,8 @@ func WithVerifyKeys(keys ...*Key) Option {
 	return func(t *Service) { t.extra = append(t.extra, keys...) }
 }
 
-// WithClock sets the clock (time.Now when absent).
-func WithClock(now func() time.Time) Option { return func(t *Service) { t.now = now } }
+// WithClock sets the clock (time.Now when absent or nil).
+func WithClock(now func() time.Time) Option { return func(t *Service) { t.clock = clock.New(now) } }
 
 // WithLeeway sets the allowed clock skew for exp, nbf and iat (30s when absent).
 func WithLeeway(d time.Duration) Option { return func(t *Service) { t.leeway = d } }
@@ -190,7 +192,7 @@ type Service struct {
 	keys                  map[string]*Key
 	accessTTL, refreshTTL time.Duration
 	leeway                time.Duration
-	now                   func() time.Time
+	clock                 clock.Clock
 	store                 security.FamilyStore
 	accounts              *security.Accounts
 	maxLogins             int
@@ -212,7 +214,7 @@ func New(issuer, audience string, signing *Key, store security.FamilyStore, opts
 	t := &Service{
 		issuer: issuer, audience: audience, signing: signing, store: store,
 		accessTTL: 15 * time.Minute, refreshTTL: 30 * 24 * time.Hour,
-		leeway: 30 * time.Second, now: time.Now, cacheSize: 10000,
+		leeway: 30 * time.Second, cacheSize: 10000,
 		keys: map[string]*Key{},
 	}
 	for _, opt := range opts {
@@ -239,7 +241,7 @@ func New(issuer, audience string, signing *Key, store security.FamilyStore, opts
 		jwt.WithAudience(audience),
 		jwt.WithLeeway(t.leeway),
 		jwt.WithStrictDecoding(),
-		jwt.WithTimeFunc(t.now),
+		jwt.WithTimeFunc(t.clock.Now),
 	)
 	if t.cacheSize > 0 {
 		t.cache = newTokenCache(t.cacheSize)
@@ -268,7 +270,7 @@ func (t *Service) Login(ctx context.Context, subject, role string, scopes []stri
 	if err != nil {
 		return nil, err
 	}
-	now := t.now()
+	now := t.clock.Now()
 	fam := &security.Family{ID: security.NewID(), Subject: subject, Device: device, AccountVersion: version, Expires: now.Add(t.refreshTTL)}
 	pair, err := t.mint(subject, role, scopes, strings.Join(scopes, " "), fam.ID, fam.Expires, version, true)
 	if err != nil {
@@ -340,7 +342,7 @@ func (t *Service) MintForKey(ctx context.Context, k *security.APIKey, role strin
 	if _, err := t.accounts.MintVersion(ctx, k.Subject); err != nil {
 		return nil, err
 	}
-	now := t.now()
+	now := t.clock.Now()
 	exp := now.Add(t.accessTTL)
 	if exp.After(k.Expires) {
 		exp = k.Expires
@@ -384,7 +386,7 @@ func (t *Service) RefreshClaims(raw string) (*Claims, error) { return t.parse(ra
 // mint signs an access token holding scopes and a refresh token carrying
 // grant, the scopes granted at login.
 func (t *Service) mint(subject, role string, scopes []string, grant, family string, refreshExp time.Time, version int64, fresh bool) (*Pair, error) {
-	now := t.now()
+	now := t.clock.Now()
 	accessExp := now.Add(t.accessTTL)
 	if accessExp.After(refreshExp) {
 		accessExp = refreshExp
@@ -511,11 +513,11 @@ func peekClaims(raw string) (iss string, err error) {
 // even on a cache hit) that it has not been replaced or revoked, and that
 // its account may still use it.
 func (t *Service) VerifyAccess(ctx context.Context, raw string) (*Claims, error) {
-	c, err := t.verifySignature(raw, nil)
+	c, err := t.verifySignature(raw, nil, time.Time{})
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := t.hold(ctx, c, "", false); err != nil {
+	if _, _, err := t.hold(ctx, c, "", onetrip.Mode{}); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -523,7 +525,7 @@ func (t *Service) VerifyAccess(ctx context.Context, raw string) (*Claims, error)
 
 // hold runs, or when gated defers, the store check of verified claims c and
 // returns the principal they make for scheme.
-func (t *Service) hold(ctx context.Context, c *Claims, scheme string, gated bool) (*security.Principal, *hold.Gate, error) {
+func (t *Service) hold(ctx context.Context, c *Claims, scheme string, m onetrip.Mode) (*security.Principal, *hold.Gate, error) {
 	if c.revoked.Load() {
 		return nil, nil, fmt.Errorf("%w: credential revoked", security.ErrInvalid)
 	}
@@ -537,17 +539,19 @@ func (t *Service) hold(ctx context.Context, c *Claims, scheme string, gated bool
 		check = security.Check{Kind: security.KeyCredential, Subject: c.Subject, ID: c.Key}
 		unmarked = func(ctx context.Context) error { return hold.Remark(t.apiKeys, ctx, c.Key) }
 	}
-	return hold.Hold(ctx, t.accounts, t.store, check, gated, func(acct *security.Account) (*security.Principal, error) {
+	return hold.Hold(ctx, t.accounts, t.store, check, m, func(acct *security.Account) (*security.Principal, error) {
 		return c.principal(scheme, acct, t.accounts), nil
 	}, unmarked, revoker{c})
 }
 
 // verifySignature checks what needs no store: the token is well formed,
-// signed by a known key, unexpired, an access token. syntax, when not nil,
-// is run only when the token is not cached: a bearer token presented in a
-// header must also be an RFC 6750 b64token, which every cached one was.
-func (t *Service) verifySignature(raw string, syntax func(string) bool) (*Claims, error) {
-	c, ok := t.cache.get(raw, t.now())
+// signed by a known key, unexpired (at the guard's reading at, see
+// internal/clock; zero when there is none), an access token. syntax, when
+// not nil, is run only when the token is not cached: a bearer token
+// presented in a header must also be an RFC 6750 b64token, which every
+// cached one was.
+func (t *Service) verifySignature(raw string, syntax func(string) bool, at time.Time) (*Claims, error) {
+	c, ok := t.cache.get(raw, t.clock.At(at))
 	if ok {
 		return c, nil
 	}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync/atomic"
+	"time"
 
 	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/policy"
@@ -35,15 +36,15 @@ func (e Evict[V]) Forget(id string) { e.C.Del(id) }
 
 // Hold decides a credential verified locally. It reads the account
 // (nothing when a is nil), lets build make the principal for that state,
-// then runs check c in the store, or, when gated, returns it as a Gate for
-// the rate-limit call to run. When the store says the account changed, it
-// reads the account again and decides again; unmarked, when not nil,
+// then runs check c in the store at m.At, or, when m.Gated, returns it as
+// a Gate for the rate-limit call to run. When the store says the account
+// changed, it reads the account again and decides again; unmarked, when not nil,
 // restores an API key's missing mark from its durable record. dead is
 // told when the store says the credential was revoked, replaced or ended,
 // which is for good: the caller remembers it, so that a replay is refused
 // without asking the store again (and without charging its owner's tiers
 // on a Redis Cluster, where they go alongside the check).
-func Hold(ctx context.Context, a *security.Accounts, store security.Checker, c security.Check, gated bool,
+func Hold(ctx context.Context, a *security.Accounts, store security.Checker, c security.Check, m onetrip.Mode,
 	build func(acct *security.Account) (*security.Principal, error), unmarked func(ctx context.Context) error, dead Forgetter) (*security.Principal, *Gate, error) {
 	var acct *security.Account
 	if a != nil {
@@ -67,12 +68,12 @@ func Hold(ctx context.Context, a *security.Accounts, store security.Checker, c s
 		if err != nil {
 			return nil, nil, err
 		}
-		if gated {
+		if m.Gated {
 			g := newGate(store, c)
 			g.dead = dead
 			return p, g, nil
 		}
-		err = store.Check(ctx, c)
+		err = checkAt(ctx, store, c, m.At)
 		switch {
 		case err == nil:
 			return p, nil, nil
@@ -115,13 +116,15 @@ type Gate struct {
 
 var _ onetrip.Precheck = (*Gate)(nil)
 
-// DeferFunc is an authenticator's deferred form: Authenticate with the
-// store check left to the returned precheck.
-type DeferFunc = func(context.Context, *http.Request, *policy.Scheme) (*security.Principal, onetrip.Precheck, error)
+// DeferFunc is an authenticator's private form: Authenticate as the guard
+// asks (onetrip.Mode), at its reading of the clock and, when gated, with
+// the store check left to the returned precheck.
+type DeferFunc = func(context.Context, *http.Request, *policy.Scheme, onetrip.Mode) (*security.Principal, onetrip.Precheck, error)
 
-// RegisterDeferrer makes every authenticator of type A defer its store
-// check through the guard's one round trip (onetrip.RegisterDeferrer):
-// deferred returns its deferred form. Call it from an init function.
+// RegisterDeferrer gives every authenticator of type A its private form
+// (onetrip.RegisterDeferrer), by which the guard hands it its reading of
+// the clock and defers its store check to the one round trip: deferred
+// returns it. Call it from an init function.
 func RegisterDeferrer[A any](deferred func(A) DeferFunc) {
 	onetrip.RegisterDeferrer(func(auth any) any {
 		if a, ok := auth.(A); ok {
@@ -143,9 +146,25 @@ func Deferred(p *security.Principal, g *Gate, err error) (*security.Principal, o
 // Check runs the gate on its own: nil while the credential holds, an error
 // wrapping ErrInvalid once it was revoked or replaced, ErrUnavailable when
 // the store cannot say, onetrip.ErrRecheck when the account changed
-// (nothing was decided: authenticate again, without deferring).
-func (g *Gate) Check(ctx context.Context) error {
-	return g.result(g.store.Check(ctx, g.check))
+// (nothing was decided: authenticate again, without deferring). A memory
+// store checks it at at, the guard's reading of the clock.
+func (g *Gate) Check(ctx context.Context, at time.Time) error {
+	return g.result(checkAt(ctx, g.store, g.check, at))
+}
+
+// storeCheckAt is package security's onetrip.CheckAt, set before this
+// package is initialised (it imports security).
+var storeCheckAt, _ = onetrip.CheckAt.(func(context.Context, security.Checker, security.Check, time.Time) (bool, error))
+
+// checkAt runs c in store: at at, the guard's reading of the clock, in a
+// memory store (see internal/clock).
+func checkAt(ctx context.Context, store security.Checker, c security.Check, at time.Time) error {
+	if storeCheckAt != nil {
+		if ran, err := storeCheckAt(ctx, store, c, at); ran {
+			return err
+		}
+	}
+	return store.Check(ctx, c)
 }
 
 // result is the error of a check that returned err, and tells dead when
