@@ -19,24 +19,6 @@ import (
 	"github.com/specguard/specguard/security/tokens"
 )
 
-const clockSpec = `
-openapi: 3.0.3
-info: {title: t, version: "1"}
-paths:
-  /things:
-    get:
-      operationId: listThings
-      security: [{bearer: []}, {key: []}, {cookie: []}]
-      x-rate-limit:
-        - {name: per-caller, limit: 1, window: 1h, key: principal, who: authenticated}
-      responses: {'200': {description: ok}}
-components:
-  securitySchemes:
-    bearer: {type: http, scheme: bearer}
-    key: {type: apiKey, in: header, name: X-API-Key}
-    cookie: {type: apiKey, in: cookie, name: sid}
-`
-
 // testClock stands in for the system clock (clock.System) in these tests:
 // it counts its readings, and says the time it was set to.
 type testClock struct {
@@ -79,7 +61,7 @@ type clockStack struct {
 
 func newClockStack(t *testing.T, own func() time.Time) *clockStack {
 	t.Helper()
-	table, err := policy.Compile("t.yaml", []byte(clockSpec))
+	table, err := policy.Compile("t.yaml", threeKindsSpec("{name: per-caller, limit: 1, window: 1h, key: principal, who: authenticated}"))
 	if err != nil {
 		t.Fatal(err)
 	}

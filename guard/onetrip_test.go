@@ -18,7 +18,10 @@ import (
 	"github.com/specguard/specguard/security/tokens"
 )
 
-const oneTripSpec = `
+// threeKindsSpec is one operation, GET /things, that a bearer token, an
+// API key or a session cookie admits, limited by tier.
+func threeKindsSpec(tier string) []byte {
+	return []byte(`
 openapi: 3.0.3
 info: {title: t, version: "1"}
 paths:
@@ -27,20 +30,21 @@ paths:
       operationId: listThings
       security: [{bearer: []}, {key: []}, {cookie: []}]
       x-rate-limit:
-        - {name: per-ip, limit: 10, window: 1m, key: ip}
+        - ` + tier + `
       responses: {'200': {description: ok}}
 components:
   securitySchemes:
     bearer: {type: http, scheme: bearer}
     key: {type: apiKey, in: header, name: X-API-Key}
     cookie: {type: apiKey, in: cookie, name: sid}
-`
+`)
+}
 
 // The private one-round-trip path is found by type assertions on hooks
 // that limits and security fill in: when a signature changes on one side
 // only, the guard would silently lose it. This test says so instead.
 func TestOneTripIsResolved(t *testing.T) {
-	table, err := policy.Compile("t.yaml", []byte(oneTripSpec))
+	table, err := policy.Compile("t.yaml", threeKindsSpec("{name: per-ip, limit: 10, window: 1m, key: ip}"))
 	if err != nil {
 		t.Fatal(err)
 	}
