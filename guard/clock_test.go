@@ -126,7 +126,8 @@ func (s *clockStack) get(kind string, at time.Time) (status, reads int) {
 // guard reads it, and the token cache, the API key and session lookups
 // (and its last-use note), the security store's check and the limiter's
 // store take that time rather than read their own (about 55 ns a reading
-// on a virtual machine). Each is shown to go by the time it was given.
+// on a virtual machine). The readings are counted, and each component is
+// shown to go by the system clock's time.
 func TestOneClockReadPerRequest(t *testing.T) {
 	s := newClockStack(t, nil)
 	now := time.Now()
@@ -146,13 +147,11 @@ func TestOneClockReadPerRequest(t *testing.T) {
 	if status, reads := s.get("session", now.Add(61*time.Minute)); status != 200 || reads != 1 {
 		t.Fatalf("session, an hour later by the system clock: %d with %d readings, want 200 with 1 (the limiter read a clock of its own?)", status, reads)
 	}
-	// The token expired (15 minutes) by the system clock: the token
-	// cache took its time.
+	// The token expired (15 minutes) by the system clock.
 	if status, _ := s.get("token", now.Add(16*time.Minute)); status != http.StatusUnauthorized {
 		t.Fatalf("token 16 minutes later by the system clock: %d, want 401", status)
 	}
-	// The session expired (12 hours) by the system clock: its lookup
-	// took its time.
+	// The session expired (12 hours) by the system clock.
 	if status, _ := s.get("session", now.Add(13*time.Hour)); status != http.StatusUnauthorized {
 		t.Fatalf("session 13 hours later by the system clock: %d, want 401", status)
 	}
