@@ -180,11 +180,30 @@ func Open(ctx context.Context, src Source, opts ...Option) (*DB, error) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
-	if err := d.w.PingContext(pctx); err != nil {
+	if err := d.ping(pctx); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("cannot reach the database %s: %s", src, text.OneLine(err.Error()))
 	}
 	return d, nil
+}
+
+// ping opens the first connection. On SQLite it tries again while the
+// file is busy: an instance that starts beside others (the first to open a
+// new file turns it to WAL) can be answered SQLITE_BUSY at once, without
+// the busy timeout, as SQLite avoids a deadlock.
+func (d *DB) ping(ctx context.Context) error {
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		err := d.w.PingContext(ctx)
+		var lite *sqlite.Error
+		if err == nil || d.src.Kind != SQLite || !errors.As(err, &lite) || lite.Code()&0xff != sqlite3.SQLITE_BUSY {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
 }
 
 // sqliteParams make every acknowledged write durable: WAL with
