@@ -161,10 +161,10 @@ func TestOneClockReadPerRequest(t *testing.T) {
 	}
 }
 
-// A component given a clock of its own keeps reading it; a store on the
-// system's still takes the guard's reading. Here the credentials' services
-// read the real time, and only the security store's check can see that
-// they expired by the system clock.
+// A component given a clock of its own keeps reading it, and one on the
+// system's goes by that. Here the credentials' services read the real
+// time, and only the security store's check, on the system clock, can see
+// that they expired.
 func TestOwnClockIsKept(t *testing.T) {
 	s := newClockStack(t, time.Now)
 	now := time.Now()
@@ -174,9 +174,9 @@ func TestOwnClockIsKept(t *testing.T) {
 	// The login (30 days) and the session (12 hours) expired in the
 	// store by the system clock.
 	if status, _ := s.get("token", now.Add(31*24*time.Hour)); status != http.StatusUnauthorized {
-		t.Fatalf("token's login 31 days later by the system clock: %d, want 401 (the store read a clock of its own?)", status)
+		t.Fatalf("token's login 31 days later by the system clock: %d, want 401 (the store is on the system clock)", status)
 	}
 	if status, _ := s.get("session", now.Add(13*time.Hour)); status != http.StatusUnauthorized {
-		t.Fatalf("session 13 hours later by the system clock: %d, want 401 (the store read a clock of its own?)", status)
+		t.Fatalf("session 13 hours later by the system clock: %d, want 401 (the store is on the system clock)", status)
 	}
 }

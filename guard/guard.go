@@ -197,8 +197,10 @@ type Guard struct {
 	observe   func(http.ResponseWriter, *http.Request, Event)
 	unguarded []string
 	defer_    bool // the limiter prechecks: defer what authenticators can
-	// deferFns are the authenticators' deferred forms, for those that
-	// have one (specguard's own: see internal/onetrip).
+	// deferFns are the authenticators' private forms, for those that
+	// have one (specguard's own: see internal/onetrip): they take the
+	// request's reading of the clock and, when the limiter prechecks,
+	// defer their store check to it.
 	deferFns map[policy.SchemeType]deferFunc
 	// responses says whether the handlers' answers are checked, and
 	// reportResponse gets those that break the document.

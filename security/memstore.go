@@ -212,6 +212,9 @@ func init() {
 		case interface {
 			CheckAt(context.Context, Check, time.Time) (bool, error)
 		}:
+			if at.IsZero() {
+				return false, nil // no reading to share: the store's own Check
+			}
 			return s.CheckAt(ctx, c, at)
 		}
 		return false, nil

@@ -80,8 +80,9 @@ var (
 // func(ctx, security.Checker, security.Check, at time.Time) (ran bool, err error)
 // that runs the check in the store at the guard's reading of the clock
 // (see internal/clock) when the store is a *security.MemoryStore, or a
-// wrapper with a method CheckAt of the same signature; it runs nothing
-// (ran false) in any other store.
+// wrapper with a method CheckAt of the same signature (called only with
+// a reading, never a zero time); it runs nothing (ran false) in any other
+// store. at is zero outside the guard: the store then reads its own clock.
 var CheckAt any
 
 // Registered from init functions only, so read without a lock.

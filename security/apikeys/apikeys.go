@@ -175,14 +175,14 @@ func (s *Service) Carries(_ *policy.Scheme, claim string) bool {
 
 func init() {
 	hold.SetRemark(func(keys any, ctx context.Context, id string) error { return keys.(*Service).remark(ctx, id) })
-	hold.RegisterDeferrer(func(s *Service) hold.DeferFunc { return s.authenticateDeferred })
+	hold.RegisterDeferrer(func(s *Service) hold.DeferFunc { return s.authenticateGuarded })
 }
 
-// authenticateDeferred is Authenticate with the store check of what it
+// authenticateGuarded is Authenticate with the store check of what it
 // verified left to the returned precheck when m.Gated (nil when there is
 // nothing to check), for the guard to run in the rate-limit call, and the
 // time the guard read for the request (see onetrip.Mode).
-func (s *Service) authenticateDeferred(ctx context.Context, r *http.Request, scheme *policy.Scheme, m onetrip.Mode) (*security.Principal, onetrip.Precheck, error) {
+func (s *Service) authenticateGuarded(ctx context.Context, r *http.Request, scheme *policy.Scheme, m onetrip.Mode) (*security.Principal, onetrip.Precheck, error) {
 	return hold.Deferred(s.authenticate(ctx, r, scheme, m))
 }
 

@@ -18,12 +18,12 @@ import (
 type Bearer struct{ Tokens *Service }
 
 func init() {
-	hold.RegisterDeferrer(func(b Bearer) hold.DeferFunc { return b.authenticateDeferred })
+	hold.RegisterDeferrer(func(b Bearer) hold.DeferFunc { return b.authenticateGuarded })
 	hold.RegisterDeferrer(func(b *Bearer) hold.DeferFunc {
 		if b == nil {
 			return nil
 		}
-		return b.authenticateDeferred
+		return b.authenticateGuarded
 	})
 }
 
@@ -41,11 +41,11 @@ func (Bearer) Carries(_ *policy.Scheme, claim string) bool {
 	return claim == security.ClaimSubject || claim == security.ClaimRole || claim == security.ClaimFamily
 }
 
-// authenticateDeferred is Authenticate with the store check of what it
+// authenticateGuarded is Authenticate with the store check of what it
 // verified left to the returned precheck when m.Gated (nil when there is
 // nothing to check), for the guard to run in the rate-limit call, and the
 // time the guard read for the request (see onetrip.Mode).
-func (b Bearer) authenticateDeferred(ctx context.Context, r *http.Request, scheme *policy.Scheme, m onetrip.Mode) (*security.Principal, onetrip.Precheck, error) {
+func (b Bearer) authenticateGuarded(ctx context.Context, r *http.Request, scheme *policy.Scheme, m onetrip.Mode) (*security.Principal, onetrip.Precheck, error) {
 	return hold.Deferred(b.authenticate(ctx, r, scheme, m))
 }
 

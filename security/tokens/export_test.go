@@ -12,5 +12,5 @@ import (
 // AuthenticateDeferred is the guard's private form of b.Authenticate: the
 // store check left to the returned precheck.
 func AuthenticateDeferred(b Bearer, ctx context.Context, r *http.Request, scheme *policy.Scheme) (*security.Principal, onetrip.Precheck, error) {
-	return b.authenticateDeferred(ctx, r, scheme, onetrip.Mode{Gated: true})
+	return b.authenticateGuarded(ctx, r, scheme, onetrip.Mode{Gated: true})
 }
