@@ -72,6 +72,7 @@ type Limiter struct {
 	system  string
 
 	prechecked  allowPrechecked // nil: the store cannot take a precheck
+	mem         *MemoryStore    // the store, when it is the memory store
 	storeErrors atomic.Int64
 	lastLog     atomic.Int64
 	policies    sync.Map // *policy.Operation -> *policyCache
@@ -80,6 +81,7 @@ type Limiter struct {
 // New returns a limiter deciding with store.
 func New(store Store, opts ...Option) *Limiter {
 	l := &Limiter{store: store, ip: defaultClientIP, v6bits: 64, timeout: 100 * time.Millisecond}
+	l.mem, _ = store.(*MemoryStore)
 	for _, opt := range opts {
 		opt(l)
 	}
@@ -251,7 +253,7 @@ func (l *Limiter) decide(r *http.Request, op *policy.Operation, c Caller, pre on
 		}
 	}
 	ctx := r.Context()
-	if _, local := l.store.(*MemoryStore); !local && l.timeout > 0 {
+	if l.mem == nil && l.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, l.timeout)
 		defer cancel()
@@ -290,8 +292,8 @@ func (l *Limiter) decide(r *http.Request, op *policy.Operation, c Caller, pre on
 	default:
 		start := l.clock()
 		sctx, span := clientspan.Start(ctx, l.tracer, "ratelimit", l.system, "ratelimit")
-		if m, ok := l.store.(*MemoryStore); ok {
-			allowed, err = m.allowAt(reqs, results, at)
+		if l.mem != nil {
+			allowed, err = l.mem.allowAt(reqs, results, at)
 		} else {
 			allowed, err = l.store.Allow(sctx, reqs, results)
 		}
