@@ -135,12 +135,19 @@ e2e: oidc-deps
 	SPECGUARD_TEST_LOOP=full $(GO) test -race -count=1 ./e2e/...
 
 # A few seconds of each fuzz target, part of `make test`: one line each, and
-# the fuzzer's own output only when it fails.
+# the fuzzer's own output only when it fails. Go 1.26's fuzzer can end a
+# timed run with a bare "context deadline exceeded" and no failing input (a
+# race in its coordinator, golang/go#75804, fixed in Go 1.27): that alone,
+# with no input written, is said and not failed; any other failure fails.
 fuzz-smoke:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=./$${t%%:*}; name=$${t##*:}; \
 		out=$$($(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=3s \
-			-fuzzminimizetime=$(FUZZMINIMIZETIME) $$pkg 2>&1) || { echo "$$out"; echo "fuzz $$pkg $$name: FAILED"; exit 1; }; \
+			-fuzzminimizetime=$(FUZZMINIMIZETIME) $$pkg 2>&1) || { \
+			if printf '%s\n' "$$out" | grep -qx '    context deadline exceeded' && \
+				! printf '%s\n' "$$out" | grep -q 'Failing input written'; then \
+				echo "fuzz $$pkg $$name: 3s, no failing input (the run ended on Go's fuzztime race, golang/go#75804)"; continue; fi; \
+			echo "$$out"; echo "fuzz $$pkg $$name: FAILED"; exit 1; }; \
 		echo "fuzz $$pkg $$name: 3s, no failure"; done
 
 # Every test, with the race detector. Redis-backed tests start their own
