@@ -184,6 +184,7 @@ bench-smoke:
 bench-github:
 	@dir=$$(mktemp -d) && (cd $$dir && npm pack @octokit/openapi@23.0.2 --silent >/dev/null && \
 		tar xzf octokit-openapi-23.0.2.tgz package/generated/api.github.com.json) && \
+		SPECGUARD_GITHUB_SPEC=$$dir/package/generated/api.github.com.json $(GO) test -count=1 -run TestLoadSameAsLoaderGitHub ./policy && \
 		$(GO) run ./e2e/bench/githubspec -spec $$dir/package/generated/api.github.com.json; \
 		status=$$?; rm -rf $$dir; exit $$status
 

@@ -150,9 +150,7 @@ func compileDoc(source string, data []byte) (*Table, Errors) {
 }
 
 func compileLoaded(source string, data []byte) (*Table, Errors) {
-	loader := openapi3.NewLoader()
-	loader.IncludeOrigin = true
-	doc, err := loader.LoadFromData(data)
+	doc, err := load(data)
 	if err != nil {
 		return nil, Errors{{Source: source, Msg: "cannot load OpenAPI document: " + text.OneLine(err.Error())}}
 	}

@@ -1,0 +1,217 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/getkin/kin-openapi/openapi3"
+)
+
+// load reads an OpenAPI document into kin-openapi's types and resolves its
+// references, as openapi3.Loader.LoadFromData does.
+//
+// A JSON document is decoded section by section (decodeJSON), which on a
+// large one (GitHub's 13 MB description) takes about half the time: the
+// loader decodes the whole document a second time into a map for its
+// extensions, the components a second time for theirs, and the paths into
+// a map that it encodes again and decodes a third time, path by path. The
+// sections are the loader's own types decoded with their own UnmarshalJSON,
+// so what comes out is the same (TestLoadSameAsLoader); anything the split
+// does not know to be the same (a YAML document, a key that differs from a
+// section's name only in case, an error) goes to the loader.
+func load(data []byte) (*openapi3.T, error) {
+	loader := openapi3.NewLoader()
+	loader.IncludeOrigin = true
+	doc, ok := decodeJSON(data)
+	if !ok {
+		return loader.LoadFromData(data)
+	}
+	if err := loader.ResolveRefsIn(doc, nil); err != nil {
+		return nil, err
+	}
+	return doc, nil
+}
+
+// The sections decoded on their own. Each is one the loader's
+// UnmarshalJSON decodes into its field and leaves out of the extensions;
+// everything else of the document (and of its components) is decoded by
+// that UnmarshalJSON itself, in a document without these sections.
+var (
+	docSections = []string{"components", "paths", "webhooks"}
+	// componentSections are the fields of openapi3.Components, all maps.
+	componentSections = []string{"schemas", "parameters", "headers", "requestBodies", "responses", "securitySchemes", "examples", "links", "callbacks"}
+)
+
+// decodeJSON decodes a JSON document; ok is false when it is not one this
+// split reads as the loader would (see load).
+func decodeJSON(data []byte) (doc *openapi3.T, ok bool) {
+	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return nil, false
+	}
+	top, rest, ok := split(data, docSections)
+	if !ok {
+		return nil, false
+	}
+	doc = &openapi3.T{}
+	if json.Unmarshal(rest, doc) != nil {
+		return nil, false
+	}
+	var wg sync.WaitGroup
+	var pathsOK, compsOK, hooksOK = true, true, true
+	if raw, found := top["paths"]; found {
+		wg.Go(func() { doc.Paths, pathsOK = decodePaths(raw) })
+	}
+	if raw, found := top["webhooks"]; found {
+		hooksOK = json.Unmarshal(raw, &doc.Webhooks) == nil
+	}
+	if raw, found := top["components"]; found {
+		doc.Components, compsOK = decodeComponents(raw)
+	}
+	wg.Wait()
+	return doc, pathsOK && compsOK && hooksOK
+}
+
+// split decodes a JSON object's members, keeps those named in sections
+// apart, and returns the others as an object of their own. ok is false
+// when the object cannot be decoded, or a member's name differs from a
+// section's only in case (encoding/json would decode it into that field).
+func split(data []byte, sections []string) (kept map[string]json.RawMessage, rest []byte, ok bool) {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(data, &m) != nil || m == nil {
+		return nil, nil, false
+	}
+	kept = map[string]json.RawMessage{}
+	for name := range m {
+		for _, s := range sections {
+			switch {
+			case name == s:
+				kept[name] = m[name]
+				delete(m, name)
+			case strings.EqualFold(name, s):
+				return nil, nil, false
+			}
+		}
+	}
+	rest, err := json.Marshal(m)
+	if err != nil {
+		return nil, nil, false
+	}
+	return kept, rest, true
+}
+
+// decodePaths decodes the paths object as openapi3.Paths.UnmarshalJSON
+// does, without its detour through a map and back to JSON.
+func decodePaths(data []byte) (*openapi3.Paths, bool) {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(data, &m) != nil || m == nil {
+		return nil, false // null: no paths, as the loader leaves them
+	}
+	paths := openapi3.NewPathsWithCapacity(len(m))
+	paths.Extensions = make(map[string]any)
+	for k, raw := range m {
+		if strings.HasPrefix(k, "x-") {
+			var v any
+			if json.Unmarshal(raw, &v) != nil {
+				return nil, false
+			}
+			paths.Extensions[k] = v
+			continue
+		}
+		item := &openapi3.PathItem{}
+		if item.UnmarshalJSON(raw) != nil {
+			return nil, false
+		}
+		paths.Set(k, item)
+	}
+	return paths, true
+}
+
+// decodeComponents decodes the components object as
+// openapi3.Components.UnmarshalJSON does, its sections on their own.
+func decodeComponents(data []byte) (*openapi3.Components, bool) {
+	sections, rest, ok := split(data, componentSections)
+	if !ok {
+		return nil, false
+	}
+	c := &openapi3.Components{}
+	if json.Unmarshal(rest, c) != nil {
+		return nil, false
+	}
+	for name, raw := range sections {
+		var err error
+		switch name {
+		case "schemas":
+			c.Schemas, ok = decodeSchemas(raw)
+			if !ok {
+				return nil, false
+			}
+		case "parameters":
+			err = json.Unmarshal(raw, &c.Parameters)
+		case "headers":
+			err = json.Unmarshal(raw, &c.Headers)
+		case "requestBodies":
+			err = json.Unmarshal(raw, &c.RequestBodies)
+		case "responses":
+			err = json.Unmarshal(raw, &c.Responses)
+		case "securitySchemes":
+			err = json.Unmarshal(raw, &c.SecuritySchemes)
+		case "examples":
+			err = json.Unmarshal(raw, &c.Examples)
+		case "links":
+			err = json.Unmarshal(raw, &c.Links)
+		case "callbacks":
+			err = json.Unmarshal(raw, &c.Callbacks)
+		}
+		if err != nil {
+			return nil, false
+		}
+	}
+	return c, true
+}
+
+// decodeSchemas decodes the component schemas, the bulk of a large
+// document, on every core: each with openapi3.SchemaRef.UnmarshalJSON, as
+// decoding the map would.
+func decodeSchemas(data []byte) (openapi3.Schemas, bool) {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(data, &m) != nil || m == nil {
+		return nil, false // null: as the loader leaves it
+	}
+	names := make([]string, 0, len(m))
+	for name := range m {
+		names = append(names, name)
+	}
+	refs := make([]*openapi3.SchemaRef, len(names))
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(names)/64))
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(names) && !failed.Load(); i += workers {
+				raw := m[names[i]]
+				if string(raw) == "null" {
+					failed.Store(true) // a nil entry: left to the loader
+					return
+				}
+				refs[i] = &openapi3.SchemaRef{}
+				if refs[i].UnmarshalJSON(raw) != nil {
+					failed.Store(true)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if failed.Load() {
+		return nil, false
+	}
+	schemas := make(openapi3.Schemas, len(names))
+	for i, name := range names {
+		schemas[name] = refs[i]
+	}
+	return schemas, true
+}
