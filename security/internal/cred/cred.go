@@ -31,7 +31,9 @@ func Bearer(r *http.Request) (string, error) {
 			return "", fmt.Errorf("%w: tokens are not accepted in the query string", ErrMalformed)
 		}
 	}
-	values := r.Header.Values("Authorization")
+	// The key is canonical already: Header.Values would canonicalize it
+	// again on every request (a fifth of this function's time).
+	values := r.Header["Authorization"]
 	switch len(values) {
 	case 0:
 		return "", nil
