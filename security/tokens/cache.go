@@ -10,9 +10,13 @@ import (
 // a client presenting the same token again skips the signature check. It is
 // keyed by the exact token string; an entry is never used at or after the
 // token's exp. Revocation is not cached: it is checked on every request.
+// Only a verified token is put, so a key's last 32 bytes are signature
+// bytes, which is all the cache hashes.
 type tokenCache struct{ c *cache.Bounded[*Claims] }
 
-func newTokenCache(size int) *tokenCache { return &tokenCache{c: cache.New[*Claims](size)} }
+func newTokenCache(size int) *tokenCache {
+	return &tokenCache{c: cache.NewTail[*Claims](size, 32)}
+}
 
 func (t *tokenCache) get(raw string, now time.Time) (*Claims, bool) {
 	if t == nil {

@@ -917,6 +917,32 @@ func TestTokenCache(t *testing.T) {
 		}
 	})
 
+	// The cache hashes a token's signature alone: a token with another
+	// payload and the same signature lands on the cached entry and must
+	// be verified, and refused, as if nothing were cached.
+	t.Run("a token ending as a cached one is verified whole", func(t *testing.T) {
+		svc, _ := newCachedService(t, guardtest.NewClock())
+		pair, err := svc.Login(ctx, "alice", "reader", nil, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.VerifyAccess(ctx, pair.Access); err != nil {
+			t.Fatal(err)
+		}
+		tampered := guardtest.Tamper(t, pair.Access)
+		if tampered[len(tampered)-32:] != pair.Access[len(pair.Access)-32:] {
+			t.Fatal("the tampered token does not end as the cached one; the test would prove nothing")
+		}
+		for i := range 2 {
+			if c, err := svc.VerifyAccess(ctx, tampered); !errors.Is(err, security.ErrInvalid) {
+				t.Fatalf("tampered payload, same signature, try %d: VerifyAccess = %+v, %v; want ErrInvalid", i, c, err)
+			}
+		}
+		if c, err := svc.VerifyAccess(ctx, pair.Access); err != nil || c.Subject != "alice" {
+			t.Errorf("the cached token after the tampered one: %+v, %v", c, err)
+		}
+	})
+
 	t.Run("a hit skips parsing", func(t *testing.T) {
 		allocs := func(opts ...tokens.Option) float64 {
 			svc, _ := newCachedService(t, guardtest.NewClock(), opts...)
