@@ -212,8 +212,12 @@ type Guard struct {
 
 	free        map[string]bool // "METHOD pattern" of unguarded routes
 	schemeNames []string        // the document's schemes, sorted
-	byOp        map[*policy.Operation]*opState
-	rctxs       sync.Pool
+	// byPattern holds, per route pattern, what the guard prepared for
+	// each of its operations: the route's operation in one lookup of a
+	// short key rather than two (the table's by method and pattern, then
+	// the operation's state).
+	byPattern map[string][]*opState
+	rctxs     sync.Pool
 }
 
 // opState is what the guard prepared for one operation.
@@ -233,14 +237,14 @@ type opState struct {
 // middleware around the guard, not inside the router.
 func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error) {
 	g := &Guard{
-		table:    table,
-		router:   router,
-		auth:     map[policy.SchemeType]Authenticator{},
-		realm:    "specguard",
-		maxBody:  1 << 20,
-		validate: true,
-		free:     map[string]bool{},
-		byOp:     map[*policy.Operation]*opState{},
+		table:     table,
+		router:    router,
+		auth:      map[policy.SchemeType]Authenticator{},
+		realm:     "specguard",
+		maxBody:   1 << 20,
+		validate:  true,
+		free:      map[string]bool{},
+		byPattern: map[string][]*opState{},
 	}
 	for _, opt := range opts {
 		opt(g)
@@ -264,7 +268,7 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 		if len(op.Limits) > 0 && g.limiter == nil {
 			problems = append(problems, fmt.Sprintf("%s %s (%s): declares x-rate-limit but the guard has no limiter", op.Method, op.Path, op.ID))
 		}
-		g.byOp[op] = &opState{op: op, valid: newOpValidation(table.Doc, op), challenges: g.missingChallenges(op)}
+		g.byPattern[op.Pattern] = append(g.byPattern[op.Pattern], &opState{op: op, valid: newOpValidation(table.Doc, op), challenges: g.missingChallenges(op)})
 	}
 	problems = append(problems, g.uncarriedClaims()...)
 	for _, route := range g.unguarded {
@@ -348,8 +352,8 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, tr *reqTrace) {
 	// Resolve.
 	path, method, mounted := routePath(r)
 	pattern := g.router.Find(rctx, method, path)
-	op := g.table.Lookup(method, pattern)
-	if op == nil {
+	st := g.operation(method, pattern)
+	if st == nil {
 		if pattern != "" && g.free[method+" "+pattern] {
 			if tr != nil {
 				tr.allowed = true // a route the document leaves to the app
@@ -360,7 +364,7 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, tr *reqTrace) {
 		g.notFound(w, method, path)
 		return
 	}
-	st := g.byOp[op]
+	op := st.op
 	tr.route(op)
 
 	// One reading of the clock for specguard's own stack: its stores and
@@ -452,6 +456,17 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, tr *reqTrace) {
 		return
 	}
 	g.router.ServeHTTP(w, r)
+}
+
+// operation returns the state of the operation at method and pattern
+// (table.Lookup's), nil when there is none.
+func (g *Guard) operation(method, pattern string) *opState {
+	for _, st := range g.byPattern[pattern] {
+		if st.op.Method == method {
+			return st
+		}
+	}
+	return nil
 }
 
 // limit applies op's tiers to the request authenticated as a, and carries
