@@ -227,6 +227,11 @@ type opState struct {
 	// challenges answer a request that presented no credential: one per
 	// scheme the operation accepts.
 	challenges []string
+	// handler is the route's own handler when the route is the guarded
+	// router's own (not a subrouter's): the guard, having found the route,
+	// calls it as the router would after finding it, rather than have the
+	// router route the request a second time.
+	handler http.Handler
 }
 
 // New checks the configuration against the table and the router and
@@ -320,6 +325,18 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 	for route := range g.free {
 		if !found[route] {
 			problems = append(problems, fmt.Sprintf("unguarded route %s is not in the router", route))
+		}
+	}
+	// The router's own routes, whose handlers the guard calls itself; a
+	// subrouter's routes are left to the router.
+	for _, rt := range router.Routes() {
+		if rt.SubRoutes != nil {
+			continue
+		}
+		for method, h := range rt.Handlers {
+			if st := g.operation(method, rt.Pattern); st != nil {
+				st.handler = h
+			}
 		}
 	}
 	if len(problems) > 0 {
@@ -442,9 +459,16 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, tr *reqTrace) {
 			return
 		}
 	}
+	var h http.Handler // nil: the router routes the request again
 	if rc.rctx != nil {
-		rctx.Reset() // the router fills it again as it routes
-		rctx.Routes = g.router
+		if h = st.handler; h != nil {
+			// As the router leaves its route context once it has found
+			// the route the guard found.
+			rctx.Routes, rctx.RouteMethod = g.router, method
+		} else {
+			rctx.Reset() // the router fills it again as it routes
+			rctx.Routes = g.router
+		}
 	}
 	if tr != nil {
 		var endHandler func()
@@ -452,10 +476,25 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, tr *reqTrace) {
 		defer endHandler()
 	}
 	if g.responses != ResponsesOff {
-		g.serveChecked(w, r, st)
+		g.serveChecked(w, r, st, h, rctx)
 		return
 	}
-	g.router.ServeHTTP(w, r)
+	g.run(w, r, h, rctx)
+}
+
+// run calls h, a route's own handler, as chi's router calls it once it has
+// found the route in rctx: with the request's path values and pattern set.
+// With h nil, it calls the router, which routes r itself.
+func (g *Guard) run(w http.ResponseWriter, r *http.Request, h http.Handler, rctx *chi.Context) {
+	if h == nil {
+		g.router.ServeHTTP(w, r)
+		return
+	}
+	for i, key := range rctx.URLParams.Keys {
+		r.SetPathValue(key, rctx.URLParams.Values[i])
+	}
+	r.Pattern = rctx.RoutePattern()
+	h.ServeHTTP(w, r)
 }
 
 // operation returns the state of the operation at method and pattern

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/specguard/specguard/internal/respcheck"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/problem"
@@ -93,12 +95,13 @@ func WithResponseSample(n int) Option {
 	return func(g *Guard) { g.responseSample = uint64(max(n, 1)) }
 }
 
-// serveChecked runs the handler of op with its answer checked.
-func (g *Guard) serveChecked(w http.ResponseWriter, r *http.Request, st *opState) {
+// serveChecked runs the handler of op with its answer checked (h and rctx
+// as run takes them).
+func (g *Guard) serveChecked(w http.ResponseWriter, r *http.Request, st *opState, h http.Handler, rctx *chi.Context) {
 	if g.responses == ResponsesReport && g.responseSample > 1 && (g.answers.Add(1)-1)%g.responseSample != 0 {
 		// Not this answer's body: its status and headers alone.
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		g.router.ServeHTTP(sw, r)
+		g.run(sw, r, h, rctx)
 		if found := checkResponse(r, st, sw.status, w.Header(), nil, true); len(found) > 0 && g.reportResponse != nil {
 			g.reportResponse(r, st.op, found)
 		}
@@ -121,7 +124,7 @@ func (g *Guard) serveChecked(w http.ResponseWriter, r *http.Request, st *opState
 			return true
 		}
 	}
-	g.router.ServeHTTP(cw, r)
+	g.run(cw, r, h, rctx)
 	if cw.refused {
 		return
 	}
