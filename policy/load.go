@@ -22,7 +22,10 @@ import (
 // sections are the loader's own types decoded with their own UnmarshalJSON,
 // so what comes out is the same (TestLoadSameAsLoader); anything the split
 // does not know to be the same (a YAML document, a key that differs from a
-// section's name only in case, an error) goes to the loader.
+// section's name only in case, a null section, an error) goes to the
+// loader. A key given twice is the one difference (the loader merges two
+// maps, the split keeps the last): the shape check refuses such a document
+// whichever reads it.
 func load(data []byte) (*openapi3.T, error) {
 	loader := openapi3.NewLoader()
 	loader.IncludeOrigin = true
@@ -108,7 +111,7 @@ func split(data []byte, sections []string) (kept map[string]json.RawMessage, res
 func decodePaths(data []byte) (*openapi3.Paths, bool) {
 	var m map[string]json.RawMessage
 	if json.Unmarshal(data, &m) != nil || m == nil {
-		return nil, false // null: no paths, as the loader leaves them
+		return nil, false // null (the loader leaves no paths), or no object
 	}
 	paths := openapi3.NewPathsWithCapacity(len(m))
 	paths.Extensions = make(map[string]any)
@@ -179,7 +182,7 @@ func decodeComponents(data []byte) (*openapi3.Components, bool) {
 func decodeSchemas(data []byte) (openapi3.Schemas, bool) {
 	var m map[string]json.RawMessage
 	if json.Unmarshal(data, &m) != nil || m == nil {
-		return nil, false // null: as the loader leaves it
+		return nil, false // null, or no object: left to the loader
 	}
 	names := make([]string, 0, len(m))
 	for name := range m {

@@ -162,6 +162,26 @@ func TestLoadLeavesToLoader(t *testing.T) {
 	}
 }
 
+// TestDuplicateSectionsRefused: a section given twice is where the split
+// and the loader differ (the loader merges two maps); the document is
+// refused before either reading counts.
+func TestDuplicateSectionsRefused(t *testing.T) {
+	sections, err := os.ReadFile("testdata/sections.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ old, new string }{
+		{`"links": {`, `"links": {"Other": {"operationId": "listItems"}}, "links": {`},
+		{`"webhooks": {`, `"webhooks": {"other": {}}, "webhooks": {`},
+	} {
+		doc := strings.Replace(string(sections), tc.old, tc.new, 1)
+		_, err := Compile("dup.json", []byte(doc))
+		if err == nil || !strings.Contains(err.Error(), "given twice in one object") {
+			t.Errorf("%s given twice: Compile = %v, want it refused as given twice", strings.Trim(tc.old, `"{: `), err)
+		}
+	}
+}
+
 // TestLoadSameAsLoaderGitHub reads GitHub's REST description both ways
 // when SPECGUARD_GITHUB_SPEC names it (make bench-github does).
 func TestLoadSameAsLoaderGitHub(t *testing.T) {
