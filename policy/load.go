@@ -25,7 +25,8 @@ import (
 // section's name only in case, a null section, an error) goes to the
 // loader. A key given twice is the one difference (the loader merges two
 // maps, the split keeps the last): the shape check refuses such a document
-// whichever reads it.
+// whichever reads it. The paths are read exactly as the loader reads
+// them, detour included (decodePaths).
 func load(data []byte) (*openapi3.T, error) {
 	loader := openapi3.NewLoader()
 	loader.IncludeOrigin = true
@@ -107,7 +108,12 @@ func split(data []byte, sections []string) (kept map[string]json.RawMessage, res
 }
 
 // decodePaths decodes the paths object as openapi3.Paths.UnmarshalJSON
-// does, without its detour through a map and back to JSON.
+// does, path by path. It takes the loader's detour for each path item
+// (decoded into a map, encoded again, decoded into its type), for what
+// the detour changes is read: keys sorted, so the last of two that differ
+// only in case is another one ("required", "Required"), and numbers as
+// float64. What it leaves out is the loader's decoding of all the paths
+// at once, and that goes beside the components'.
 func decodePaths(data []byte) (*openapi3.Paths, bool) {
 	var m map[string]json.RawMessage
 	if json.Unmarshal(data, &m) != nil || m == nil {
@@ -124,8 +130,16 @@ func decodePaths(data []byte) (*openapi3.Paths, bool) {
 			paths.Extensions[k] = v
 			continue
 		}
+		var v any
+		if json.Unmarshal(raw, &v) != nil {
+			return nil, false
+		}
+		again, err := json.Marshal(v)
+		if err != nil {
+			return nil, false
+		}
 		item := &openapi3.PathItem{}
-		if item.UnmarshalJSON(raw) != nil {
+		if item.UnmarshalJSON(again) != nil {
 			return nil, false
 		}
 		paths.Set(k, item)
