@@ -158,32 +158,15 @@ func decodeComponents(data []byte) (*openapi3.Components, bool) {
 	if json.Unmarshal(rest, c) != nil {
 		return nil, false
 	}
+	fields := map[string]any{"parameters": &c.Parameters, "headers": &c.Headers, "requestBodies": &c.RequestBodies,
+		"responses": &c.Responses, "securitySchemes": &c.SecuritySchemes, "examples": &c.Examples, "links": &c.Links,
+		"callbacks": &c.Callbacks}
 	for name, raw := range sections {
-		var err error
-		switch name {
-		case "schemas":
-			c.Schemas, ok = decodeSchemas(raw)
-			if !ok {
+		if name == "schemas" {
+			if c.Schemas, ok = decodeSchemas(raw); !ok {
 				return nil, false
 			}
-		case "parameters":
-			err = json.Unmarshal(raw, &c.Parameters)
-		case "headers":
-			err = json.Unmarshal(raw, &c.Headers)
-		case "requestBodies":
-			err = json.Unmarshal(raw, &c.RequestBodies)
-		case "responses":
-			err = json.Unmarshal(raw, &c.Responses)
-		case "securitySchemes":
-			err = json.Unmarshal(raw, &c.SecuritySchemes)
-		case "examples":
-			err = json.Unmarshal(raw, &c.Examples)
-		case "links":
-			err = json.Unmarshal(raw, &c.Links)
-		case "callbacks":
-			err = json.Unmarshal(raw, &c.Callbacks)
-		}
-		if err != nil {
+		} else if json.Unmarshal(raw, fields[name]) != nil {
 			return nil, false
 		}
 	}
