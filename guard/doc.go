@@ -17,7 +17,8 @@
 //	limit         the Limiter's verdict; a failed authentication counts as anonymous
 //	decide        429/503 from the verdict, else 400/401/403/503 from authentication
 //	validate      body size, then the request against the document's schemas
-//	handler       the router's, with policy.FromContext and security.FromContext
+//	handler       the route's, called as the router calls it (a subrouter's
+//	              through the router), with policy.FromContext and security.FromContext
 //
 // The security package's services are Authenticators, and *limits.Limiter
 // is a Limiter. When both are specguard's and the limiter's store is Redis,

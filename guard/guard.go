@@ -239,7 +239,9 @@ type opState struct {
 // authenticator, when the table declares limits and there is no limiter,
 // or when the router and the table disagree on any route: an operation the
 // guard cannot see must not be served. The router must be bare: install
-// middleware around the guard, not inside the router.
+// middleware around the guard, not inside the router. Nor may it change
+// after New: the guard calls the handlers of the router's own routes as it
+// found them.
 func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error) {
 	g := &Guard{
 		table:     table,
