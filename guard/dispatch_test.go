@@ -118,3 +118,32 @@ func TestRunIsTheRoutersDispatch(t *testing.T) {
 		}
 	}
 }
+
+// wrapped is a chi.Router of one's own whose ServeHTTP does more than
+// route: the guard must leave every request to it.
+type wrapped struct {
+	*chi.Mux
+	served int
+}
+
+func (w *wrapped) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	w.served++
+	w.Mux.ServeHTTP(rw, r)
+}
+
+func TestRouterOfOnesOwnRoutes(t *testing.T) {
+	table, err := policy.Compile("dispatch.yaml", []byte(dispatchSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &wrapped{Mux: dispatchRouter().(*chi.Mux)}
+	g, err := New(table, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	g.ServeHTTP(rec, httptest.NewRequest("GET", "/items/42", nil))
+	if rec.Code != 200 || w.served != 1 {
+		t.Errorf("GET /items/42: status %d, the router's ServeHTTP ran %d times; want 200 and once", rec.Code, w.served)
+	}
+}
