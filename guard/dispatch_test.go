@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"reflect"
 	"strings"
 	"testing"
 
@@ -111,7 +110,7 @@ func TestRunIsTheRoutersDispatch(t *testing.T) {
 				if got.Code != 200 || want.Code != 200 {
 					t.Fatalf("%s %s%s: status %d guarded, %d bare", method, tc.prefix, path, got.Code, want.Code)
 				}
-				if !reflect.DeepEqual(got.Body.String(), want.Body.String()) {
+				if got.Body.String() != want.Body.String() {
 					t.Errorf("%s %s%s (validation %v): the handler saw\n%s\nbehind the guard, and\n%s\nbehind chi alone", method, tc.prefix, path, validate, got.Body, want.Body)
 				}
 			}
