@@ -115,20 +115,18 @@ func compileDoc(source string, data []byte) (*Table, Errors) {
 	// The YAML parsers refuse surrogate escapes (valid JSON, valid YAML
 	// 1.2); the loader reads a JSON document as JSON, where they are fine,
 	// and a rewritten one only as YAML, several times slower.
-	shapeData, loadData := readSurrogates(data), data
-	if rewritten := len(data) > 0 && &shapeData[0] != &data[0]; rewritten && !json.Valid(data) {
-		loadData = shapeData
+	loadData := data
+	if rewritten := readSurrogates(data); len(data) > 0 && &rewritten[0] != &data[0] && !json.Valid(data) {
+		loadData = rewritten
 	}
-	// The shape check parses the document with yaml.v3 (for its lines),
-	// the loader parses it again into kin-openapi's types: at the same time,
-	// on a large document (GitHub's 13 MB) the shape check's parse is
-	// hidden behind the loader's.
+	// The shape check reads the document for its lines, the loader reads
+	// it again into kin-openapi's types: at the same time.
 	var shapeErrs Errors
 	var syntax bool
 	var meant []meant
 	shaped := make(chan struct{})
 	go func() {
-		shapeErrs, syntax, meant = checkShape(source, shapeData)
+		shapeErrs, syntax, meant = checkShape(source, data)
 		close(shaped)
 	}()
 	t, errs := compileLoaded(source, loadData)

@@ -199,8 +199,9 @@ func TestDuplicateSectionsRefused(t *testing.T) {
 	}
 }
 
-// TestLoadSameAsLoaderGitHub reads GitHub's REST description both ways
-// when SPECGUARD_GITHUB_SPEC names it (make bench-github does).
+// TestLoadSameAsLoaderGitHub reads GitHub's REST description both ways,
+// and its outline both ways, when SPECGUARD_GITHUB_SPEC names it (make
+// bench-github does).
 func TestLoadSameAsLoaderGitHub(t *testing.T) {
 	path := os.Getenv("SPECGUARD_GITHUB_SPEC")
 	if path == "" {
@@ -212,5 +213,8 @@ func TestLoadSameAsLoaderGitHub(t *testing.T) {
 	}
 	if !sameAsLoader(t, path, data) {
 		t.Errorf("%s: not split", path)
+	}
+	if o, _ := sameOutline(t, path, data); len(o) == 0 {
+		t.Errorf("%s: an empty outline", path)
 	}
 }

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -14,8 +15,8 @@ import (
 	yaml3 "gopkg.in/yaml.v3"
 )
 
-// The shape check runs before the OpenAPI loader. It reads the document
-// with a YAML parser that knows where every key is, so that what the
+// The shape check runs beside the OpenAPI loader. It reads the document's
+// outline (outline.go), which knows where every key is, so that what the
 // loader would report without a line, or not at all, is an error naming
 // its line and column:
 //   - a syntax error (a bad indentation, an unclosed quote), once, at the
@@ -63,44 +64,56 @@ var plural = map[string]string{"document": "the document", "operation": "operati
 // checkShape reports what is described above. A syntax error is the only
 // error returned when there is one: nothing else can be read.
 //
-// The document is read as the OpenAPI loader reads it (yaml.v3). Only when
-// that fails is it read again by goccy/go-yaml, whose errors point at the
-// line and column where the document goes wrong rather than at the start
-// of the enclosing block.
+// A JSON document is read by outlineJSON. Any other is read as the OpenAPI
+// loader reads it (yaml.v3). Only when that fails is it read again by
+// goccy/go-yaml, whose errors point at the line and column where the
+// document goes wrong rather than at the start of the enclosing block.
 func checkShape(source string, data []byte) (errs Errors, syntax bool, meant []meant) {
-	var root yaml3.Node
-	if err := yaml3.Unmarshal(data, &root); err != nil {
-		return Errors{syntaxError(source, data, err)}, true, nil
+	var root object
+	var dups []dup
+	if json.Valid(data) {
+		root, dups = outlineJSON(data)
+	} else {
+		data = readSurrogates(data)
+		var n yaml3.Node
+		if err := yaml3.Unmarshal(data, &n); err != nil {
+			return Errors{syntaxError(source, data, err)}, true, nil
+		}
+		if len(n.Content) == 0 {
+			return nil, false, nil
+		}
+		root, dups = outlineYAML(n.Content[0])
 	}
 	s := &shape{source: source}
-	if len(root.Content) == 0 {
-		return nil, false, nil
+	for _, d := range dups {
+		s.errs = append(s.errs, &Error{Source: source, Line: d.line, Col: d.col, Field: d.name,
+			Msg: fmt.Sprintf("given twice in one object (first on line %d); only the last would count", d.first)})
 	}
-	s.duplicates(root.Content[0])
-	top := s.fields(root.Content[0], "", "document", rootFields)
+	top := s.fields(root, "", "document", rootFields)
 	if paths := top["paths"]; paths != nil {
-		for _, path := range entries(paths) {
-			where := path.key.Value
-			item := s.fields(path.value, where, "path item", pathItemFields)
-			for method, op := range item {
-				if !slices.Contains(methods, strings.ToUpper(method)) {
+		for _, path := range paths.obj {
+			item := s.fields(path.obj, path.name, "path item", pathItemFields)
+			for i := range path.obj {
+				op := &path.obj[i]
+				method := strings.ToUpper(op.name)
+				if item[op.name] != op || !slices.Contains(methods, method) {
 					continue
 				}
-				opWhere := strings.ToUpper(method) + " " + where
-				for _, e := range entries(op) {
-					if e.key.Value == "operationId" {
-						opWhere += " (" + e.value.Value + ")"
+				where := method + " " + path.name
+				for _, m := range op.obj {
+					if m.name == "operationId" {
+						where += " (" + m.text + ")"
 					}
 				}
-				s.fields(op, opWhere, "operation", operationFields)
+				s.fields(op.obj, where, "operation", operationFields)
 			}
 		}
 	}
 	if comps := top["components"]; comps != nil {
-		c := s.fields(comps, "components", "components", componentsFields)
+		c := s.fields(comps.obj, "components", "components", componentsFields)
 		if schemes := c["securitySchemes"]; schemes != nil {
-			for _, e := range entries(schemes) {
-				s.fields(e.value, "components.securitySchemes."+e.key.Value, "security scheme", schemeFields)
+			for _, m := range schemes.obj {
+				s.fields(m.obj, "components.securitySchemes."+m.name, "security scheme", schemeFields)
 			}
 		}
 	}
@@ -179,15 +192,16 @@ type shape struct {
 	meant  []meant
 }
 
-// fields checks the keys of the object n (of kind, known fields allowed)
-// and returns its values by key.
-func (s *shape) fields(n *yaml3.Node, where, kind string, allowed []string) map[string]*yaml3.Node {
-	out := map[string]*yaml3.Node{}
-	for _, e := range entries(n) {
-		name := e.key.Value
-		out[name] = e.value
+// fields checks the keys of the object o (of kind, known fields allowed)
+// and returns its members by key, the last where a key is given twice.
+func (s *shape) fields(o object, where, kind string, allowed []string) map[string]*member {
+	out := map[string]*member{}
+	for i := range o {
+		m := &o[i]
+		name := m.name
+		out[name] = m
 		fail := func(format string, args ...any) {
-			s.errs = append(s.errs, &Error{Source: s.source, Line: e.key.Line, Col: e.key.Column, Where: where, Field: name, Msg: fmt.Sprintf(format, args...)})
+			s.errs = append(s.errs, &Error{Source: s.source, Line: m.line, Col: m.col, Where: where, Field: name, Msg: fmt.Sprintf(format, args...)})
 		}
 		switch {
 		case name == "<<": // a YAML merge key
@@ -216,51 +230,11 @@ func (s *shape) fields(n *yaml3.Node, where, kind string, allowed []string) map[
 	return out
 }
 
-// duplicates reports every key given twice in one mapping, anywhere: the
-// loader would keep the last, silently.
-func (s *shape) duplicates(n *yaml3.Node) {
-	if n.Kind == yaml3.MappingNode {
-		seen := map[string]*yaml3.Node{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i]
-			if k.Value == "<<" {
-				continue
-			}
-			if first, dup := seen[k.Value]; dup {
-				s.errs = append(s.errs, &Error{Source: s.source, Line: k.Line, Col: k.Column, Field: k.Value,
-					Msg: fmt.Sprintf("given twice in one object (first on line %d); only the last would count", first.Line)})
-				continue
-			}
-			seen[k.Value] = k
-		}
-	}
-	for _, c := range n.Content {
-		s.duplicates(c)
-	}
-}
-
 func article(kind string) string {
 	if strings.IndexByte("aeiou", kind[0]) >= 0 {
 		return "an " + kind
 	}
 	return "a " + kind
-}
-
-// entry is one key of a mapping and its value.
-type entry struct{ key, value *yaml3.Node }
-
-// entries returns the key-value pairs of a mapping node, or nil for any
-// other node. An alias is not followed: its target was checked where it
-// is defined.
-func entries(n *yaml3.Node) []entry {
-	if n == nil || n.Kind != yaml3.MappingNode {
-		return nil
-	}
-	out := make([]entry, 0, len(n.Content)/2)
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		out = append(out, entry{n.Content[i], n.Content[i+1]})
-	}
-	return out
 }
 
 // said reports whether e says again what a misspelling found by the shape

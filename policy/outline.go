@@ -1,0 +1,315 @@
+package policy
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"slices"
+	"unicode/utf8"
+
+	yaml3 "gopkg.in/yaml.v3"
+)
+
+// The shape check reads a document's outline: the objects it checks the
+// keys of, each key with its line and column, and every key given twice
+// in one object anywhere. A YAML document's outline is taken from its
+// yaml.v3 parse (outlineYAML). A JSON document's is read from its bytes
+// (outlineJSON), the same outline (TestOutlineJSONSameAsYAML) at a fraction
+// of the cost: on GitHub's 13 MB description yaml.v3 builds a node for
+// every value, a quarter of the compile's CPU and 120 MiB, for an outline
+// of a few thousand keys.
+
+// outlineDepth is how deep the shape check reads objects: the document
+// (1), its paths (2), a path item (3) and its operations (4); the
+// components (2), their security schemes (3) and each scheme (4).
+const outlineDepth = 4
+
+// An object is a mapping as the shape check reads it: its keys in order.
+type object []member
+
+// A member is one key of an object: its name, where it is (line and
+// column from 1, the column in characters, as yaml.v3 counts them), and
+// its value, as an object when it is one (down to outlineDepth), and as
+// text when it is a scalar (yaml.v3's Value: a string decoded, anything
+// else as written; empty for an object or an array).
+type member struct {
+	name      string
+	line, col int
+	obj       object
+	text      string
+}
+
+// A dup is a key given twice in one object: where the later one is, and
+// the line of the first.
+type dup struct {
+	name             string
+	line, col, first int
+}
+
+// outlineYAML reads the outline of a yaml.v3 parse. An alias is not
+// followed: its target is read where it is defined.
+func outlineYAML(root *yaml3.Node) (object, []dup) {
+	var dups []dup
+	var walk func(n *yaml3.Node)
+	walk = func(n *yaml3.Node) {
+		if n.Kind == yaml3.MappingNode {
+			seen := map[string]*yaml3.Node{}
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k := n.Content[i]
+				if k.Value == "<<" { // a merge key
+					continue
+				}
+				if first, twice := seen[k.Value]; twice {
+					dups = append(dups, dup{name: k.Value, line: k.Line, col: k.Column, first: first.Line})
+					continue
+				}
+				seen[k.Value] = k
+			}
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(root)
+	return outlineNode(root, 1), dups
+}
+
+func outlineNode(n *yaml3.Node, depth int) object {
+	if n.Kind != yaml3.MappingNode || depth > outlineDepth {
+		return nil
+	}
+	var o object
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		o = append(o, member{name: k.Value, line: k.Line, col: k.Column, obj: outlineNode(v, depth+1), text: v.Value})
+	}
+	return o
+}
+
+// outlineJSON reads the outline of a document json.Valid accepts, as
+// outlineYAML reads it from yaml.v3's parse of the same bytes. It trusts
+// that the document is valid.
+func outlineJSON(data []byte) (object, []dup) {
+	r := &jsonOutline{data: data, line: 1, col: 1}
+	r.space()
+	root, _ := r.value(1)
+	// Reported as yaml.v3's walk finds them: an object's before those of
+	// the objects in it.
+	slices.SortStableFunc(r.dups, func(a, b seqDup) int { return cmp.Compare(a.seq, b.seq) })
+	var dups []dup
+	for _, d := range r.dups {
+		dups = append(dups, d.dup)
+	}
+	return root, dups
+}
+
+type jsonOutline struct {
+	data      []byte
+	i         int // the next byte to read
+	line      int // the line of data[i]
+	lineStart int // where that line starts
+	colAt     int // an offset on the line, at or before i ...
+	col       int // ... and its column
+	seq       int // objects opened so far
+	keys      []jsonKey
+	dups      []seqDup
+}
+
+// jsonKey is a key of an object being read (keys holds those of every
+// open object, the innermost last).
+type jsonKey struct {
+	name []byte
+	line int
+}
+
+type seqDup struct {
+	dup
+	seq int // the object's, numbered as they open
+}
+
+// keysInline is how many keys an object may have before its duplicates
+// are looked up in a map rather than by comparing with each.
+const keysInline = 16
+
+// value reads the value at r.i, which has the given depth if an object:
+// the object when it is at most outlineDepth deep, the scalar's text when
+// it is in one.
+func (r *jsonOutline) value(depth int) (object, string) {
+	switch r.data[r.i] {
+	case '{':
+		return r.object(depth), ""
+	case '[':
+		r.i++
+		r.space()
+		if r.data[r.i] == ']' {
+			r.i++
+			return nil, ""
+		}
+		for {
+			r.value(outlineDepth + 2) // an array's items are not outlined
+			r.space()
+			c := r.data[r.i]
+			r.i++
+			if c == ']' {
+				return nil, ""
+			}
+			r.space()
+		}
+	case '"':
+		start := r.i
+		r.str()
+		if depth > outlineDepth+1 {
+			return nil, ""
+		}
+		return nil, string(unquote(r.data[start:r.i]))
+	default: // a number, true, false or null
+		start := r.i
+		for r.i < len(r.data) && !isJSONDelim(r.data[r.i]) {
+			r.i++
+		}
+		if depth > outlineDepth+1 {
+			return nil, ""
+		}
+		return nil, string(r.data[start:r.i])
+	}
+}
+
+func isJSONDelim(c byte) bool {
+	switch c {
+	case ',', '}', ']', ' ', '\t', '\n', '\r':
+		return true
+	}
+	return false
+}
+
+// object reads the object at r.i, checking its keys for duplicates, and
+// returns it when it is at most outlineDepth deep.
+func (r *jsonOutline) object(depth int) object {
+	r.seq++
+	seq := r.seq
+	base := len(r.keys)
+	defer func() { r.keys = r.keys[:base] }()
+	var seen map[string]int // by name, the line of the first; once past keysInline
+	var o object
+	r.i++
+	r.space()
+	if r.data[r.i] == '}' {
+		r.i++
+		return nil
+	}
+	for {
+		start, line := r.i, r.line
+		r.str()
+		name := unquote(r.data[start:r.i])
+		first, twice := 0, false
+		if seen != nil {
+			first, twice = seen[string(name)]
+		} else {
+			for _, k := range r.keys[base:] {
+				if bytes.Equal(k.name, name) {
+					first, twice = k.line, true
+					break
+				}
+			}
+		}
+		if string(name) == "<<" { // as yaml.v3's walk, which takes it for a merge key
+			twice = false
+		}
+		col := 0
+		if twice || depth <= outlineDepth {
+			col = r.column(start)
+		}
+		if twice {
+			r.dups = append(r.dups, seqDup{dup{name: string(name), line: line, col: col, first: first}, seq})
+		} else if seen != nil {
+			seen[string(name)] = line
+		} else if r.keys = append(r.keys, jsonKey{name, line}); len(r.keys)-base > keysInline {
+			seen = make(map[string]int, 2*keysInline)
+			for _, k := range r.keys[base:] {
+				seen[string(k.name)] = k.line
+			}
+		}
+		r.space()
+		r.i++ // ':'
+		r.space()
+		obj, text := r.value(depth + 1)
+		if depth <= outlineDepth {
+			o = append(o, member{name: string(name), line: line, col: col, obj: obj, text: text})
+		}
+		r.space()
+		c := r.data[r.i]
+		r.i++
+		if c == '}' {
+			if depth > outlineDepth {
+				return nil
+			}
+			return o
+		}
+		r.space()
+	}
+}
+
+// str moves past the string at r.i.
+func (r *jsonOutline) str() {
+	i := r.i + 1
+	for {
+		switch r.data[i] {
+		case '"':
+			r.i = i + 1
+			return
+		case '\\':
+			i += 2
+		default:
+			i++
+		}
+	}
+}
+
+// space moves past white space, counting lines as yaml.v3 does ("\r\n",
+// "\n" and "\r" each end one).
+func (r *jsonOutline) space() {
+	for ; r.i < len(r.data); r.i++ {
+		switch r.data[r.i] {
+		case ' ', '\t':
+		case '\r':
+			if r.i+1 < len(r.data) && r.data[r.i+1] == '\n' {
+				r.i++
+			}
+			fallthrough
+		case '\n':
+			r.line++
+			r.lineStart = r.i + 1
+		default:
+			return
+		}
+	}
+}
+
+// column returns the column of offset i, on the current line and not
+// before an offset asked about before: characters, not bytes, from 1.
+func (r *jsonOutline) column(i int) int {
+	if r.colAt < r.lineStart {
+		r.colAt, r.col = r.lineStart, 1
+	}
+	for _, c := range r.data[r.colAt:i] {
+		if c&0xc0 != 0x80 { // not a continuation byte
+			r.col++
+		}
+	}
+	r.colAt = i
+	return r.col
+}
+
+// unquote returns the string a quoted JSON string holds: its bytes when
+// it has no escape and is valid UTF-8, else what encoding/json decodes.
+func unquote(quoted []byte) []byte {
+	s := quoted[1 : len(quoted)-1]
+	if bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) {
+		return s
+	}
+	var v string
+	if json.Unmarshal(quoted, &v) != nil {
+		return s // not reached: the document is valid JSON
+	}
+	return []byte(v)
+}

@@ -1,0 +1,189 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	yaml3 "gopkg.in/yaml.v3"
+)
+
+// sameOutline fails t unless outlineJSON reads data (valid JSON) as
+// outlineYAML reads yaml.v3's parse of it. It returns the outline.
+func sameOutline(t *testing.T, name string, data []byte) (object, []dup) {
+	t.Helper()
+	if !json.Valid(data) {
+		t.Fatalf("%s: not JSON", name)
+	}
+	var n yaml3.Node
+	if err := yaml3.Unmarshal(readSurrogates(data), &n); err != nil { // as checkShape reads YAML
+		t.Fatalf("%s: yaml.v3: %v", name, err)
+	}
+	wantObj, wantDups := outlineYAML(n.Content[0])
+	gotObj, gotDups := outlineJSON(data)
+	if !reflect.DeepEqual(gotDups, wantDups) {
+		t.Fatalf("%s: duplicates\n got %+v\nwant %+v", name, gotDups, wantDups)
+	}
+	if !reflect.DeepEqual(gotObj, wantObj) {
+		t.Fatalf("%s: outline\n got %+v\nwant %+v", name, gotObj, wantObj)
+	}
+	return gotObj, gotDups
+}
+
+// outlineCases are JSON documents whose outline is read both ways: what
+// the reader of the bytes could get wrong.
+var outlineCases = map[string]string{
+	"keys twice, at every depth": `{"openapi": "3.0.3", "paths": {"/a": {"get": {"security": [], "operationId": "a",
+	  "security": [{"b": []}], "responses": {"200": {"description": "x", "description": "y"}}}}},
+	  "paths": {}, "components": {"schemas": {"S": {"type": "object", "properties": {"p": {"type": "string", "type": "integer"}}}}}}`,
+	"a key three times, and twice in an array's object": `{"a": 1, "a": 2, "a": 3, "l": [{"x": 1}, {"x": 1, "x": 2}, [{"y": [], "y": {}}]]}`,
+	"a key twice, once escaped":                         `{"paths": {"/a": {"get": {"security": [], "secur\u0069ty": [], "x-rate-limit": 1, "x-rate-lim\u0069t": 2}}}}`,
+	"merge keys":                                        `{"<<": 1, "<<": 2, "x": {"<<": {}, "<<": []}}`,
+	"many keys, some twice": func() string {
+		var b strings.Builder
+		b.WriteString(`{"paths": {`)
+		for i := range 60 {
+			fmt.Fprintf(&b, `"/p%d": {"get": {"operationId": "op%d"}}, `, i%30, i)
+		}
+		b.WriteString(`"/last": {}}, "components": {"securitySchemes": {`)
+		for i := range 30 {
+			fmt.Fprintf(&b, `"s%d": {"type": "http", "schema": "bearer"},`, i%20)
+		}
+		b.WriteString(`"z": {}}}}`)
+		return b.String()
+	}(),
+	"characters before keys": "{\"info\": {\"title\": \"héllo ☃ 🚀\", \"x-é\": 1, \"description\": \"tab\\there \\\"quoted\\\" \\\\\"},\n\t\"paths\": {\"/é/{id}\": {\"get\": {\"operationId\": \"é🚀\", \"x-rate-limt\": {}}}}}",
+	"line ends":              "{\r\n\"a\": {\r\"b\": 1,\n\r\n\"c\": [\r\n1,\r2],\t\"d\": {}},\r\n  \"a\": 2\r\n}\r\n",
+	"scalars as text": `{"paths": {"/a": {"get": {"operationId": 12.5e3, "responses": null}, "put": {"operationId": true},
+	  "post": {"operationId": null}, "patch": {"operationId": {"x": 1}}, "delete": {"operationId": [1]},
+	  "GET": {"operationId": "upper"}, "head": {"operationId": "a", "operationId": "b"}}}}`,
+	"deep":         `{"a": {"b": {"c": {"d": {"e": {"f": {"g": 1, "g": 2}}, "e2": "s"}, "d": 1}}}}`,
+	"empty":        `{"a": {}, "b": [], "c": {"d": {}, "e": []}, "paths": {"/": {}}}`,
+	"a top array":  `[{"a": 1, "a": 2}, {"b": {"c": 1}}]`,
+	"a top string": `"openapi"`,
+	"compact":      `{"openapi":"3.0.3","paths":{"/a":{"get":{"operationId":"a","securty":[]}}},"components":{"securitySchemes":{"k":{"type":"apiKey","in":"header","name":"K","x-rate-limit":1}}}}`,
+}
+
+// TestOutlineJSONSameAsYAML: the shape check's reading of a JSON document
+// is yaml.v3's, key by key: the repository's documents as JSON (indented,
+// compact, with CRLF and tabs), sections.json, the cases above, and
+// random documents full of keys given twice.
+func TestOutlineJSONSameAsYAML(t *testing.T) {
+	docs, _ := filepath.Glob("../api/*.yaml")
+	more, _ := filepath.Glob("../cmd/specguard/testdata/*.yaml")
+	public, _ := filepath.Glob("../cmd/specguard/testdata/public/*.yaml")
+	docs = append(append(append(docs, more...), public...), "../internal/guardtest/testdata/guard.yaml")
+	if len(docs) < 6 {
+		t.Fatalf("found %d documents: %v", len(docs), docs)
+	}
+	for _, path := range docs {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		compact := asJSON(t, path, data)
+		var indented bytes.Buffer
+		if err := json.Indent(&indented, compact, "", "  "); err != nil {
+			t.Fatal(err)
+		}
+		if o, _ := sameOutline(t, path+" as JSON", compact); len(o) == 0 {
+			t.Fatalf("%s: an empty outline", path)
+		}
+		sameOutline(t, path+" as indented JSON", indented.Bytes())
+		crlf := bytes.ReplaceAll(indented.Bytes(), []byte("\n  "), []byte("\r\n\t"))
+		sameOutline(t, path+" with CRLF and tabs", crlf)
+	}
+	sections, err := os.ReadFile("testdata/sections.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameOutline(t, "sections.json", sections)
+	dups := 0
+	for name, doc := range outlineCases {
+		_, d := sameOutline(t, name, []byte(doc))
+		dups += len(d)
+	}
+	if dups < 30 {
+		t.Errorf("the cases hold %d keys given twice; the test reads fewer than it should", dups)
+	}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for i := range 300 {
+		doc := randomJSON(rnd, 0)
+		sameOutline(t, fmt.Sprintf("random document %d: %s", i, doc), []byte(doc))
+	}
+}
+
+// randomJSON writes a random JSON value with few distinct keys (so that
+// many are given twice), the fields the shape check reads among them, and
+// random white space between tokens.
+func randomJSON(rnd *rand.Rand, depth int) string {
+	space := func() string {
+		return []string{"", "", " ", "\n", "\r\n", "\r", "\t", "\n\t  "}[rnd.IntN(8)]
+	}
+	inline := func() string { // YAML wants a key and its colon on one line
+		return []string{"", " ", "\t"}[rnd.IntN(3)]
+	}
+	keys := []string{"paths", "/a", "get", "post", "security", "securty", "operationId", "components",
+		"securitySchemes", "x-rate-limit", "x-rate-limt", "é", "s\\u00e9", "🚀", "a\\\"b", "<<", "x-roles"}
+	switch k := rnd.IntN(10); {
+	case depth < 6 && k < 5:
+		var b strings.Builder
+		b.WriteString("{" + space())
+		for j := range rnd.IntN(6) {
+			if j > 0 {
+				b.WriteString("," + space())
+			}
+			b.WriteString(`"` + keys[rnd.IntN(len(keys))] + `"` + inline() + ":" + space() + randomJSON(rnd, depth+1) + space())
+		}
+		return b.String() + "}"
+	case depth < 6 && k < 7:
+		var b strings.Builder
+		b.WriteString("[" + space())
+		for j := range rnd.IntN(4) {
+			if j > 0 {
+				b.WriteString("," + space())
+			}
+			b.WriteString(randomJSON(rnd, depth+1) + space())
+		}
+		return b.String() + "]"
+	default:
+		return []string{`"s"`, `"ü \"q\" ☃"`, "12", "-1.5e3", "true", "false", "null", `""`}[rnd.IntN(8)]
+	}
+}
+
+// JSON that yaml.v3 refuses (an escaped slash, a line break before a
+// colon) compiles as the same document written plainly: the shape check
+// reads JSON as JSON.
+func TestShapeReadsJSONAsJSON(t *testing.T) {
+	data, err := os.ReadFile("../api/openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := asJSON(t, "openapi.yaml", data)
+	odd := bytes.ReplaceAll(plain, []byte(`"/`), []byte(`"\/`))
+	odd = bytes.Replace(odd, []byte(`"paths":`), []byte("\"paths\"\n:"), 1)
+	if bytes.Count(odd, []byte(`\/`)) < 10 || !json.Valid(odd) {
+		t.Fatal("the document was not rewritten as meant")
+	}
+	var n yaml3.Node
+	if yaml3.Unmarshal(odd, &n) == nil {
+		t.Fatal("yaml.v3 reads the rewritten document now: find JSON it refuses")
+	}
+	want, errs := compileDoc("openapi.json", plain)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	got, errs := compileDoc("openapi.json", odd)
+	if len(errs) > 0 {
+		t.Fatalf("%v", errs)
+	}
+	if g, w := fmt.Sprint(got.Operations()), fmt.Sprint(want.Operations()); g != w || len(want.Operations()) == 0 {
+		t.Fatalf("another table:\n%s\nwant\n%s", g, w)
+	}
+}
