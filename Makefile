@@ -118,7 +118,8 @@ FUZZTIME         ?= 60s
 FUZZMINIMIZETIME ?= 5s
 FUZZ_TARGETS := security:FuzzBearerToken security:FuzzSessionCookie \
 	security:FuzzAPIKey security:FuzzAccessToken guard:FuzzPathValidation \
-	limits:FuzzClientIP security/oidc:FuzzJWKS security/oidc:FuzzIntrospection
+	limits:FuzzClientIP security/oidc:FuzzJWKS security/oidc:FuzzIntrospection \
+	policy:FuzzOutlineJSON
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

@@ -187,3 +187,22 @@ func TestShapeReadsJSONAsJSON(t *testing.T) {
 		t.Fatalf("another table:\n%s\nwant\n%s", g, w)
 	}
 }
+
+// FuzzOutlineJSON: whatever JSON yaml.v3 also reads, the two outlines are
+// the same. Left out: raw line and paragraph separators in a string,
+// which YAML folds (JSON keeps them).
+func FuzzOutlineJSON(f *testing.F) {
+	for _, doc := range outlineCases {
+		f.Add([]byte(doc))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !json.Valid(data) || bytes.ContainsAny(data, "\u0085\u2028\u2029") {
+			return
+		}
+		var n yaml3.Node
+		if yaml3.Unmarshal(readSurrogates(data), &n) != nil || len(n.Content) == 0 {
+			return
+		}
+		sameOutline(t, "input", data)
+	})
+}
