@@ -26,13 +26,12 @@ func TestSpecguardNew(t *testing.T) {
 		t.Fatal(err)
 	}
 	work := t.TempDir()
-	// The new module is tidied and built offline, from the module cache:
-	// fill it first with every module of specguard's graph (go mod tidy
-	// reads the tests of dependencies too), so that the test passes on a
-	// fresh checkout, not only after make test's tidy check filled it.
-	if out, err := exec.Command("go", "mod", "download", "all").CombinedOutput(); err != nil {
-		t.Fatalf("go mod download all: %v\n%s", err, out)
-	}
+	// The new module is tidied and built offline, from the module cache.
+	// Fill it first as make check does: go mod tidy reads the tests of
+	// dependencies too, and -diff writes nothing (go mod download all
+	// would write go.sum). Whether specguard itself is tidy is make
+	// check's to say; a module it could not fetch fails below, by name.
+	_ = exec.Command("go", "mod", "tidy", "-diff").Run()
 	env := append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
 	run := func(dir string, name string, args ...string) string {
 		t.Helper()
