@@ -115,9 +115,9 @@ func compileDoc(source string, data []byte) (*Table, Errors) {
 	// The YAML parsers refuse surrogate escapes (valid JSON, valid YAML
 	// 1.2); the loader reads a JSON document as JSON, where they are fine,
 	// and a rewritten one only as YAML, several times slower.
-	loadData := data
+	loadData, shapeData := data, data
 	if rewritten := readSurrogates(data); len(data) > 0 && &rewritten[0] != &data[0] && !json.Valid(data) {
-		loadData = rewritten
+		loadData, shapeData = rewritten, rewritten
 	}
 	// The shape check reads the document for its lines, the loader reads
 	// it again into kin-openapi's types: at the same time.
@@ -126,7 +126,7 @@ func compileDoc(source string, data []byte) (*Table, Errors) {
 	var meant []meant
 	shaped := make(chan struct{})
 	go func() {
-		shapeErrs, syntax, meant = checkShape(source, data)
+		shapeErrs, syntax, meant = checkShape(source, shapeData)
 		close(shaped)
 	}()
 	t, errs := compileLoaded(source, loadData)

@@ -88,7 +88,18 @@ func outlineNode(n *yaml3.Node, depth int) object {
 
 // outlineJSON reads the outline of a document json.Valid accepts, as
 // outlineYAML reads it from yaml.v3's parse of the same bytes. It trusts
-// that the document is valid.
+// that the document is valid. Where the two differ, the JSON reading is
+// the document's:
+//   - JSON that yaml.v3 refuses is read (an escaped slash, a line break
+//     between a key and its colon, a raw DEL or C1 control character, a
+//     key longer than 1,024 characters);
+//   - a key after a surrogate pair escape on its line has its column in
+//     the file (yaml.v3 reads readSurrogates' shorter rewrite);
+//   - raw line and paragraph separators (U+0085, U+2028, U+2029) in a
+//     string are kept, not folded as YAML folds line breaks.
+//
+// checkShape sends a document that is not valid UTF-8 to yaml.v3, which
+// refuses it, naming the line.
 func outlineJSON(data []byte) (object, []dup) {
 	r := &jsonOutline{data: data, line: 1, col: 1}
 	r.space()
@@ -240,10 +251,7 @@ func (r *jsonOutline) object(depth int) object {
 		c := r.data[r.i]
 		r.i++
 		if c == '}' {
-			if depth > outlineDepth {
-				return nil
-			}
-			return o
+			return o // nil beyond outlineDepth: nothing was added
 		}
 		r.space()
 	}

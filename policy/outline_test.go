@@ -189,14 +189,14 @@ func TestShapeReadsJSONAsJSON(t *testing.T) {
 }
 
 // FuzzOutlineJSON: whatever JSON yaml.v3 also reads, the two outlines are
-// the same. Left out: raw line and paragraph separators in a string,
-// which YAML folds (JSON keeps them).
+// the same. Left out, where they differ by design (see outlineJSON): raw
+// U+0085, U+2028 and U+2029, and surrogate pair escapes.
 func FuzzOutlineJSON(f *testing.F) {
 	for _, doc := range outlineCases {
 		f.Add([]byte(doc))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if !json.Valid(data) || bytes.ContainsAny(data, "\u0085\u2028\u2029") {
+		if !json.Valid(data) || bytes.ContainsAny(data, "\u0085\u2028\u2029") || surrogateEscape.Match(data) {
 			return
 		}
 		var n yaml3.Node
@@ -205,4 +205,25 @@ func FuzzOutlineJSON(f *testing.F) {
 		}
 		sameOutline(t, "input", data)
 	})
+}
+
+// Where the JSON reading and yaml.v3's differ, the shape check says what
+// the file holds: a column after a surrogate pair escape counts the
+// escape as written. A document that is not UTF-8 is refused, as before,
+// on its line.
+func TestShapeOfJSONAsWritten(t *testing.T) {
+	doc := "{\"openapi\": \"3.0.3\",\n\"info\": {\"title\": \"\\ud83d\\ude80\", \"title\": \"u\", \"version\": \"1\"}, \"paths\": {}}"
+	errs, syntax, _ := checkShape("d.json", []byte(doc))
+	col := strings.Index(doc, `"title": "u"`) - strings.Index(doc, "\n")
+	if syntax || len(errs) != 1 || errs[0].Line != 2 || errs[0].Col != col || !strings.Contains(errs[0].Msg, "given twice") {
+		t.Errorf("got %v, want the second title at 2:%d", errs, col)
+	}
+	bad := []byte("{\"openapi\": \"3.0.3\",\n\"paths\": {\"/a\\u00e9\": {}, \"/a\xff\": {}}}")
+	if !json.Valid(bad) {
+		t.Fatal("encoding/json refuses invalid UTF-8 now: this case tests nothing")
+	}
+	_, errs = compileDoc("d.json", bad)
+	if len(errs) != 1 || errs[0].Line != 2 || !strings.Contains(errs[0].Msg, "YAML") {
+		t.Errorf("invalid UTF-8: got %v, want one YAML error on line 2", errs)
+	}
 }

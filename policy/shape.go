@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/parser"
@@ -21,7 +22,8 @@ import (
 // its line and column:
 //   - a syntax error (a bad indentation, an unclosed quote), once, at the
 //     place the parser stopped;
-//   - a key given twice in one object (the loader keeps the last one);
+//   - a key given twice in one object (only one of the two would count,
+//     silently);
 //   - a field OpenAPI does not define in the objects the compiler reads
 //     (the document, path items, operations, security schemes), with the
 //     field it was probably meant to be ("securty");
@@ -65,16 +67,16 @@ var plural = map[string]string{"document": "the document", "operation": "operati
 // error returned when there is one: nothing else can be read.
 //
 // A JSON document is read by outlineJSON. Any other is read as the OpenAPI
-// loader reads it (yaml.v3). Only when that fails is it read again by
+// loader reads it (yaml.v3), surrogate escapes rewritten (readSurrogates,
+// by compileDoc). Only when that fails is it read again by
 // goccy/go-yaml, whose errors point at the line and column where the
 // document goes wrong rather than at the start of the enclosing block.
 func checkShape(source string, data []byte) (errs Errors, syntax bool, meant []meant) {
 	var root object
 	var dups []dup
-	if json.Valid(data) {
+	if utf8.Valid(data) && json.Valid(data) {
 		root, dups = outlineJSON(data)
 	} else {
-		data = readSurrogates(data)
 		var n yaml3.Node
 		if err := yaml3.Unmarshal(data, &n); err != nil {
 			return Errors{syntaxError(source, data, err)}, true, nil
