@@ -70,22 +70,25 @@ func asJSON(t *testing.T, name string, data []byte) []byte {
 	return j
 }
 
-// TestLoadSameAsLoader: every document of the repository, as YAML (the
-// loader's own path) and as JSON (decoded section by section), and one
-// with every section the split decodes on its own, read as the loader
-// reads them.
-func TestLoadSameAsLoader(t *testing.T) {
-	docs, err := filepath.Glob("../api/*.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+// repoDocuments are the OpenAPI documents of the repository.
+func repoDocuments(t *testing.T) []string {
+	t.Helper()
+	docs, _ := filepath.Glob("../api/*.yaml")
 	more, _ := filepath.Glob("../cmd/specguard/testdata/*.yaml")
 	public, _ := filepath.Glob("../cmd/specguard/testdata/public/*.yaml")
 	docs = append(append(append(docs, more...), public...), "../internal/guardtest/testdata/guard.yaml")
 	if len(docs) < 6 {
 		t.Fatalf("found %d documents: %v", len(docs), docs)
 	}
-	for _, path := range docs {
+	return docs
+}
+
+// TestLoadSameAsLoader: every document of the repository, as YAML (the
+// loader's own path) and as JSON (decoded section by section), and one
+// with every section the split decodes on its own, read as the loader
+// reads them.
+func TestLoadSameAsLoader(t *testing.T) {
+	for _, path := range repoDocuments(t) {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -75,14 +74,7 @@ var outlineCases = map[string]string{
 // compact, with CRLF and tabs), sections.json, the cases above, and
 // random documents full of keys given twice.
 func TestOutlineJSONSameAsYAML(t *testing.T) {
-	docs, _ := filepath.Glob("../api/*.yaml")
-	more, _ := filepath.Glob("../cmd/specguard/testdata/*.yaml")
-	public, _ := filepath.Glob("../cmd/specguard/testdata/public/*.yaml")
-	docs = append(append(append(docs, more...), public...), "../internal/guardtest/testdata/guard.yaml")
-	if len(docs) < 6 {
-		t.Fatalf("found %d documents: %v", len(docs), docs)
-	}
-	for _, path := range docs {
+	for _, path := range repoDocuments(t) {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
@@ -131,27 +123,24 @@ func randomJSON(rnd *rand.Rand, depth int) string {
 	}
 	keys := []string{"paths", "/a", "get", "post", "security", "securty", "operationId", "components",
 		"securitySchemes", "x-rate-limit", "x-rate-limt", "é", "s\\u00e9", "🚀", "a\\\"b", "<<", "x-roles"}
+	items := func(open, close string, n int, item func() string) string {
+		var b strings.Builder
+		b.WriteString(open + space())
+		for j := range n {
+			if j > 0 {
+				b.WriteString("," + space())
+			}
+			b.WriteString(item() + space())
+		}
+		return b.String() + close
+	}
 	switch k := rnd.IntN(10); {
 	case depth < 6 && k < 5:
-		var b strings.Builder
-		b.WriteString("{" + space())
-		for j := range rnd.IntN(6) {
-			if j > 0 {
-				b.WriteString("," + space())
-			}
-			b.WriteString(`"` + keys[rnd.IntN(len(keys))] + `"` + inline() + ":" + space() + randomJSON(rnd, depth+1) + space())
-		}
-		return b.String() + "}"
+		return items("{", "}", rnd.IntN(6), func() string {
+			return `"` + keys[rnd.IntN(len(keys))] + `"` + inline() + ":" + space() + randomJSON(rnd, depth+1)
+		})
 	case depth < 6 && k < 7:
-		var b strings.Builder
-		b.WriteString("[" + space())
-		for j := range rnd.IntN(4) {
-			if j > 0 {
-				b.WriteString("," + space())
-			}
-			b.WriteString(randomJSON(rnd, depth+1) + space())
-		}
-		return b.String() + "]"
+		return items("[", "]", rnd.IntN(4), func() string { return randomJSON(rnd, depth+1) })
 	default:
 		return []string{`"s"`, `"ü \"q\" ☃"`, "12", "-1.5e3", "true", "false", "null", `""`}[rnd.IntN(8)]
 	}
