@@ -14,6 +14,7 @@ import (
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/apikeys"
 	"github.com/specguard/specguard/security/tokens"
 )
 
@@ -39,8 +40,16 @@ paths:
       operationId: listItems
       responses:
         '200': {description: ok}
+  /keyed:
+    get:
+      operationId: listKeyed
+      security:
+        - key: [a:read]
+      responses:
+        '200': {description: ok}
 components:
   securitySchemes:
+    key: {type: apiKey, in: header, name: X-API-Key}
     oauth2:
       type: oauth2
       flows:
@@ -59,8 +68,8 @@ func BenchmarkGuard(b *testing.B) {
 	// newGuard returns a guard whose tokens are minted for alice, with
 	// account state when accounts is true (as package service wires it:
 	// every token also holds for its account's current state, a cached
-	// copy asserted in the store), and a token.
-	newGuard := func(accounts bool, opts ...guard.Option) (*guard.Guard, string) {
+	// copy asserted in the store), a token and an API key of alice's.
+	newGuard := func(accounts bool, opts ...guard.Option) (g *guard.Guard, token, apiKey string) {
 		store := security.NewMemoryStore(nil)
 		var tokOpts []tokens.Option
 		if accounts {
@@ -79,17 +88,24 @@ func BenchmarkGuard(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		keys := apikeys.New(store, security.NewMemoryKeyRecords(nil))
+		apiKey, _, err = keys.Create(context.Background(), "alice", "bench", []string{"a:read"})
+		if err != nil {
+			b.Fatal(err)
+		}
 		r := chi.NewRouter()
 		ok := func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) }
 		r.Get("/items/{id}", ok)
 		r.Get("/items", ok)
-		g, err := guard.New(table, r, append(opts,
+		r.Get("/keyed", ok)
+		g, err = guard.New(table, r, append(opts,
 			guard.WithAuthenticator(policy.SchemeOAuth2, tokens.Bearer{Tokens: ts}),
+			guard.WithAuthenticator(policy.SchemeAPIKeyHeader, keys),
 			guard.WithLimiter(limits.New(limits.NewMemoryStore(nil))))...)
 		if err != nil {
 			b.Fatal(err)
 		}
-		return g, pair.Access
+		return g, pair.Access, apiKey
 	}
 	for _, bc := range []struct {
 		name     string
@@ -105,6 +121,8 @@ func BenchmarkGuard(b *testing.B) {
 		// The same on a route without parameters: the guard's own
 		// allocations alone.
 		{"guard,static-route", "/items", false, []guard.Option{guard.WithoutRequestValidation()}},
+		// The same with an API key (cached) instead of a token.
+		{"guard,static-route,api-key", "/keyed", false, []guard.Option{guard.WithoutRequestValidation()}},
 		// The same with account state.
 		{"guard+accounts", "/items/42", true, []guard.Option{guard.WithoutRequestValidation()}},
 		// As served: request validation against the document on.
@@ -116,10 +134,14 @@ func BenchmarkGuard(b *testing.B) {
 		{"guard+traced", "/items/42", false, []guard.Option{guard.WithoutRequestValidation(),
 			guard.WithTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter())))}},
 	} {
-		g, token := newGuard(bc.accounts, bc.opts...)
+		g, token, apiKey := newGuard(bc.accounts, bc.opts...)
 		b.Run(bc.name, func(b *testing.B) {
 			req := httptest.NewRequest("GET", bc.path, nil)
-			req.Header.Set("Authorization", "Bearer "+token)
+			if bc.path == "/keyed" {
+				req.Header.Set("X-API-Key", apiKey)
+			} else {
+				req.Header.Set("Authorization", "Bearer "+token)
+			}
 			w := &codeWriter{h: http.Header{}}
 			b.ReportAllocs()
 			for b.Loop() {
