@@ -332,14 +332,15 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 	// The router's own routes, whose handlers the guard calls itself; a
 	// subrouter's routes are left to the router, and so is every route of
 	// a router other than chi's own Mux, whose ServeHTTP may do more.
-	_, mux := router.(*chi.Mux)
-	for _, rt := range router.Routes() {
-		if rt.SubRoutes != nil || !mux {
-			continue
-		}
-		for method, h := range rt.Handlers {
-			if st := g.operation(method, rt.Pattern); st != nil {
-				st.handler = h
+	if _, mux := router.(*chi.Mux); mux {
+		for _, rt := range router.Routes() {
+			if rt.SubRoutes != nil {
+				continue
+			}
+			for method, h := range rt.Handlers {
+				if st := g.operation(method, rt.Pattern); st != nil {
+					st.handler = h
+				}
 			}
 		}
 	}
