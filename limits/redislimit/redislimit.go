@@ -120,6 +120,10 @@ func init() {
 }
 
 // New returns a store on rdb; keys start with prefix ("sg:rl:" when empty).
+// Give it the client of the credential store (security/redisstore) too:
+// a guarded request's credential check then rides in this store's script,
+// one round trip for both. With another client, or on a Cluster, the check
+// is sent alongside the script, at the same time, and is a call of its own.
 func New(rdb redis.UniversalClient, prefix string) *Store {
 	if prefix == "" {
 		prefix = "sg:rl:"
