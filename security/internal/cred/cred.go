@@ -107,20 +107,21 @@ func SplitCredential(v string) (subject, id string, secret [32]byte, ok bool) {
 // DecodeSecret decodes the base64url secret of a credential: 32 bytes, in
 // arrays rather than the decoder's slices (it runs on every request).
 func DecodeSecret(enc string) (secret [32]byte, ok bool) {
-	// The decoder skips '\r' and '\n' and ignores the unused low bits of
-	// the last character: only the canonical encoding is the credential.
-	var src, canon [43]byte
+	// Only the canonical encoding is the credential. The strict decoder
+	// refuses set unused low bits in the last character; it still skips
+	// '\r' and '\n', which leaves fewer than 32 bytes from 43 characters.
+	var src [43]byte
 	if len(enc) != len(src) {
 		return secret, false
 	}
 	copy(src[:], enc)
-	n, err := base64.RawURLEncoding.Decode(secret[:], src[:])
-	if err != nil || n != len(secret) {
-		return secret, false
-	}
-	base64.RawURLEncoding.Encode(canon[:], secret[:])
-	return secret, canon == src
+	n, err := strictRawURL.Decode(secret[:], src[:])
+	return secret, err == nil && n == len(secret)
 }
+
+// strictRawURL is base64url without padding that refuses non-canonical
+// encodings (see DecodeSecret).
+var strictRawURL = base64.RawURLEncoding.Strict()
 
 // IsID reports whether s is a plausible identifier: 1-64 base64url characters.
 func IsID(s string) bool {
