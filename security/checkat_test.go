@@ -8,21 +8,20 @@ import (
 	"github.com/specguard/specguard/internal/onetrip"
 )
 
-// atWrapper is a store wrapper that checks at the guard's reading.
-type atWrapper struct {
-	Checker
-	calls int
-}
+// wrapper is a store wrapper that lets specguard reach the store it wraps.
+type wrapper struct{ Store }
 
-func (w *atWrapper) CheckAt(context.Context, Check, time.Time) (bool, error) {
-	w.calls++
-	return true, nil
-}
+func (w wrapper) Unwrap() Store { return w.Store }
+
+// loop is a wrapper that returns itself.
+type loop struct{ Store }
+
+func (l *loop) Unwrap() Store { return l }
 
 // The hook runs a memory store's check at the guard's reading, or at its
-// own clock without one; a wrapper's CheckAt only with a reading (a zero
-// time would be year 1, by which nothing has expired); any other store
-// not at all.
+// own clock without one; a wrapped one (Unwrap) only with a reading (a
+// zero time would be year 1, by which nothing has expired), else the
+// wrapper's Check decides; any other store not at all.
 func TestCheckAtHook(t *testing.T) {
 	checkAt, ok := onetrip.CheckAt.(func(context.Context, Checker, Check, time.Time) (bool, error))
 	if !ok {
@@ -41,12 +40,15 @@ func TestCheckAtHook(t *testing.T) {
 	if ran, err := checkAt(ctx, m, c, now.Add(2*time.Hour)); !ran || err != ErrNotFound {
 		t.Fatalf("memory store, two hours later: ran %v, %v; want run, not found", ran, err)
 	}
-	w := &atWrapper{Checker: m}
-	if ran, _ := checkAt(ctx, w, c, time.Time{}); ran || w.calls != 0 {
-		t.Fatalf("wrapper, no reading: ran %v after %d calls; want left to its Check", ran, w.calls)
+	w := wrapper{wrapper{m}}
+	if ran, _ := checkAt(ctx, w, c, time.Time{}); ran {
+		t.Fatal("wrapper, no reading: run by the hook; want left to its Check")
 	}
-	if ran, _ := checkAt(ctx, w, c, now); !ran || w.calls != 1 {
-		t.Fatalf("wrapper, a reading: ran %v after %d calls; want its CheckAt", ran, w.calls)
+	if ran, err := checkAt(ctx, w, c, now.Add(2*time.Hour)); !ran || err != ErrNotFound {
+		t.Fatalf("wrapper of a wrapper, two hours later: ran %v, %v; want the memory store run, not found", ran, err)
+	}
+	if ran, _ := checkAt(ctx, &loop{m}, c, now); ran {
+		t.Fatal("a wrapper that unwraps to itself was run by the hook")
 	}
 	if ran, _ := checkAt(ctx, struct{ Checker }{m}, c, now); ran {
 		t.Fatal("a store of one's own was run by the hook")

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/limits/redislimit"
 	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/security/redisstore"
 	"github.com/specguard/specguard/security/tokens"
 )
@@ -64,6 +66,13 @@ type gateEnv struct {
 // client, as package service wires them.
 func newGateEnv(t *testing.T) *gateEnv {
 	t.Helper()
+	return newWrappedGateEnv(t, nil)
+}
+
+// newWrappedGateEnv is newGateEnv with the token store wrapped by wrap
+// (a user's metrics, say) when wrap is not nil.
+func newWrappedGateEnv(t *testing.T, wrap func(security.Store) security.Store) *gateEnv {
+	t.Helper()
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
 	trips := &redistest.RoundTrips{}
@@ -77,7 +86,11 @@ func newGateEnv(t *testing.T) *gateEnv {
 		t.Fatal(err)
 	}
 	store := redisstore.New(rdb, srv.Prefix, time.Second)
-	ts, err := tokens.New("specguard", "specguard", key, store)
+	var held security.Store = store
+	if wrap != nil {
+		held = wrap(store)
+	}
+	ts, err := tokens.New("specguard", "specguard", key, held)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +140,71 @@ func TestGateOneRoundTrip(t *testing.T) {
 	}
 	if got := w.Header().Get("RateLimit"); got != `"user";r=1;t=2400` {
 		t.Errorf("RateLimit %q: the principal's tier should have been charged twice", got)
+	}
+}
+
+// countingStore is a user's wrapper of a store: it counts the checks that
+// reach it.
+type countingStore struct {
+	security.Store
+	checks atomic.Int64
+}
+
+func (c *countingStore) Check(ctx context.Context, ch security.Check) error {
+	c.checks.Add(1)
+	return c.Store.Check(ctx, ch)
+}
+
+// unwrappingStore is countingStore with Unwrap.
+type unwrappingStore struct{ *countingStore }
+
+func (u unwrappingStore) Unwrap() security.Store { return u.Store }
+
+// A wrapper of the Redis store keeps the one round trip when it has
+// Unwrap, and knows nothing of scripts; without Unwrap the check is a
+// call of its own, through the wrapper, and the request is still decided.
+func TestGateOneRoundTripThroughAWrapper(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		unwrap        bool
+		trips, checks int64
+	}{
+		{"with Unwrap", true, 1, 0},
+		{"without Unwrap", false, 2, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			counting := &countingStore{}
+			e := newWrappedGateEnv(t, func(s security.Store) security.Store {
+				counting.Store = s
+				if tc.unwrap {
+					return unwrappingStore{counting}
+				}
+				return counting
+			})
+			pair, err := e.tokens.Login(context.Background(), "alice", "user", []string{"a:read"}, "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w := e.do("GET", pair.Access, "192.0.2.1"); w.Code != 200 { // loads the scripts
+				t.Fatalf("first request: %d %s", w.Code, w.Body)
+			}
+			trips, checks := e.trips.N.Load(), counting.checks.Load()
+			if w := e.do("GET", pair.Access, "192.0.2.1"); w.Code != 200 {
+				t.Fatalf("second request: %d %s", w.Code, w.Body)
+			}
+			if n := e.trips.N.Load() - trips; n != tc.trips {
+				t.Errorf("a guarded bearer request made %d Redis round trips, want %d", n, tc.trips)
+			}
+			if n := counting.checks.Load() - checks; n != tc.checks {
+				t.Errorf("the wrapper's Check was called %d times, want %d", n, tc.checks)
+			}
+			if err := e.tokens.Revoke(context.Background(), "alice", pair.AccessClaims.Family); err != nil {
+				t.Fatal(err)
+			}
+			if w := e.do("GET", pair.Access, "192.0.2.1"); w.Code != 401 {
+				t.Errorf("after logout: %d, want 401", w.Code)
+			}
+		})
 	}
 }
 

@@ -205,21 +205,27 @@ func (m *MemoryStore) Check(_ context.Context, c Check) error {
 }
 
 func init() {
-	onetrip.CheckAt = func(ctx context.Context, store Checker, c Check, at time.Time) (ran bool, err error) {
-		switch s := store.(type) {
-		case *MemoryStore:
-			return true, s.checkAt(&c, s.clock.At(at))
-		case interface {
-			CheckAt(context.Context, Check, time.Time) (bool, error)
-		}:
-			if at.IsZero() {
-				return false, nil // no reading to share: the store's own Check
+	onetrip.CheckAt = func(_ context.Context, store Checker, c Check, at time.Time) (ran bool, err error) {
+		for range maxUnwrap {
+			switch s := store.(type) {
+			case *MemoryStore:
+				return true, s.checkAt(&c, s.clock.At(at))
+			case interface{ Unwrap() Store }:
+				if at.IsZero() {
+					return false, nil // no reading to share: the wrapper's own Check
+				}
+				store = s.Unwrap()
+			default:
+				return false, nil
 			}
-			return s.CheckAt(ctx, c, at)
 		}
 		return false, nil
 	}
 }
+
+// maxUnwrap bounds how many wrappers of a store are looked through (see
+// Store): a wrapper that returns itself must not loop for ever.
+const maxUnwrap = 16
 
 // checkAt is Check at now: the guard's reading of the clock for the
 // request, so that it reads the clock once (see internal/clock).

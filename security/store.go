@@ -220,6 +220,14 @@ type AccountStore interface {
 // record is addressed by its subject and id, so a Redis Cluster keeps all
 // of one subject's state in one slot. storetest.Run checks an
 // implementation.
+//
+// A wrapper of a Store (metrics, tracing) keeps what specguard's own
+// stores do on the guard's path when it has a method Unwrap() Store that
+// returns the store it wraps: a Redis store's check of a request's
+// credential travels in the rate-limit script (one round trip), and a
+// memory store checks at the guard's one reading of the clock. Both go
+// to the wrapped store directly, past the wrapper's Check. A wrapper
+// without Unwrap works too, each check a call of its own.
 type Store interface {
 	FamilyStore
 	SessionStore

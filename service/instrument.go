@@ -3,13 +3,11 @@ package service
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/specguard/specguard/internal/clientspan"
-	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/security"
 )
 
@@ -156,55 +154,11 @@ func (s *meteredStore) Ping(ctx context.Context) error {
 	return s.call(ctx, "ping", func(ctx context.Context) error { return s.next.Ping(ctx) })
 }
 
-// CheckAt lets the memory store check at the guard's one reading of the
-// clock for the request (see internal/onetrip.CheckAt): a store that
-// cannot is left to Check.
-func (s *meteredStore) CheckAt(ctx context.Context, c security.Check, at time.Time) (ran bool, err error) {
-	if storeCheckAt == nil {
-		return false, nil
-	}
-	return storeCheckAt(ctx, s.next, c, at)
-}
-
-// storeCheckAt is package security's onetrip.CheckAt.
-var storeCheckAt, _ = onetrip.CheckAt.(func(context.Context, security.Checker, security.Check, time.Time) (bool, error))
-
-// scriptChecker is what expresses a store's checks in Lua (see
-// internal/onetrip): the metered store forwards it, so that credential
-// checks still ride in the rate-limit script.
-type scriptChecker interface {
-	CheckScript(c security.Check) (client any, fn string, keys []string, args []any)
-	CheckFailed(code int64) error
-}
-
-// scripterOf is what expresses next's checks in Lua: next itself (another
-// wrapper that forwards them), or what its package registered (a Redis
-// store); nil for a store that has none.
-func scripterOf(next any) scriptChecker {
-	if sc, ok := next.(scriptChecker); ok {
-		return sc
-	}
-	sc, _ := onetrip.Scripter(next).(scriptChecker)
-	return sc
-}
-
-// CheckScript forwards the wrapped store's check script (a Redis store's);
-// a store that has no script gets none, and its checks cost a call of
-// their own.
-func (s *meteredStore) CheckScript(c security.Check) (client any, fn string, keys []string, args []any) {
-	if sc := scripterOf(s.next); sc != nil {
-		return sc.CheckScript(c)
-	}
-	return nil, "", nil, nil
-}
-
-// CheckFailed forwards the wrapped store's.
-func (s *meteredStore) CheckFailed(code int64) error {
-	if sc := scripterOf(s.next); sc != nil {
-		return sc.CheckFailed(code)
-	}
-	return fmt.Errorf("%w: the store has no check script", security.ErrUnavailable)
-}
+// Unwrap is the store it meters: the guard's path then reaches specguard's
+// own store past the metering (see security.Store), so that a Redis
+// store's checks still ride in the rate-limit script and the memory store
+// checks at the guard's reading of the clock.
+func (s *meteredStore) Unwrap() security.Store { return s.next }
 
 // rateLimitObserver times the rate-limit store's calls (a remote store's:
 // the in-memory one answers in ~100ns).

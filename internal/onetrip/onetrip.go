@@ -79,9 +79,9 @@ var (
 // CheckAt is set by package security, a
 // func(ctx, security.Checker, security.Check, at time.Time) (ran bool, err error)
 // that runs the check in the store at the guard's reading of the clock
-// (see internal/clock) when the store is a *security.MemoryStore, or a
-// wrapper with a method CheckAt of the same signature (called only with
-// a reading, never a zero time); it runs nothing (ran false) in any other
+// (see internal/clock) when the store is a *security.MemoryStore, or
+// wraps one (Unwrap, see security.Store; looked through only with a
+// reading, never a zero time); it runs nothing (ran false) in any other
 // store. at is zero outside the guard: the store then reads its own clock.
 var CheckAt any
 

@@ -196,7 +196,7 @@ func (g *Gate) Failed(code int64) error {
 // that a Redis rate-limit store on the same client runs it in its own
 // script: one round trip for the credential and every tier. The Redis
 // store registers one (onetrip.RegisterScripter); a wrapper of a store
-// (metrics, say) that implements it keeps the one round trip.
+// (metrics, say) keeps the one round trip by Unwrap (see security.Store).
 type scriptChecker interface {
 	// CheckScript returns c as the Lua function
 	// `local function gate(gk, ga, now)` (0 while the credential holds, a
@@ -207,14 +207,25 @@ type scriptChecker interface {
 	CheckFailed(code int64) error
 }
 
-// scripterOf returns what expresses store's checks in Lua, or nil.
+// scripterOf returns what expresses store's checks in Lua, or nil: the
+// registered scripter of store, or of the store it wraps (Unwrap).
 func scripterOf(store security.Checker) scriptChecker {
-	if sc, ok := store.(scriptChecker); ok {
-		return sc
+	for range maxUnwrap {
+		if sc, ok := onetrip.Scripter(store).(scriptChecker); ok {
+			return sc
+		}
+		w, ok := store.(interface{ Unwrap() security.Store })
+		if !ok {
+			return nil
+		}
+		store = w.Unwrap()
 	}
-	sc, _ := onetrip.Scripter(store).(scriptChecker)
-	return sc
+	return nil
 }
+
+// maxUnwrap bounds how many wrappers of a store are looked through: a
+// wrapper that returns itself must not loop for ever.
+const maxUnwrap = 16
 
 // newGate returns the deferred form of check c on store.
 func newGate(store security.Checker, c security.Check) *Gate {
