@@ -30,18 +30,19 @@ func ExampleNew() {
 		log.Fatal(err)
 	}
 	rate := limits.NewMemoryStore(nil)
+	limiter := limits.New(rate)
 	svc, err := credentials.New(table, key, credentials.Stores{
 		Accounts: credentials.NewMemoryAccounts(nil),
 		Keys:     security.NewMemoryKeyRecords(nil),
 		State:    security.NewMemoryStore(nil),
 		Limits:   rate,
-	})
+	}, credentials.WithClientAddr(limiter.ClientAddr)) // budgets count clients as the tiers do
 	if err != nil {
 		log.Fatal(err)
 	}
 	r := chi.NewRouter()
 	svc.Mount(r)
-	g, err := guard.New(table, r, append(svc.Authenticators(), guard.WithLimiter(limits.New(rate)))...)
+	g, err := guard.New(table, r, append(svc.Authenticators(), guard.WithLimiter(limiter))...)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -226,8 +226,10 @@ type AccountStore interface {
 // returns the store it wraps: a Redis store's check of a request's
 // credential travels in the rate-limit script (one round trip), and a
 // memory store checks at the guard's one reading of the clock. Both go
-// to the wrapped store directly, past the wrapper's Check. A wrapper
-// without Unwrap works too, each check a call of its own.
+// to the wrapped store directly, past the wrapper's Check: a wrapper
+// whose Check refuses more than the store it wraps (a deny list, a kill
+// switch) must not have Unwrap. A wrapper without Unwrap works too, each
+// check a call of its own through its Check.
 type Store interface {
 	FamilyStore
 	SessionStore

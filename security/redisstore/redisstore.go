@@ -30,9 +30,10 @@ var _ security.Store = (*Store)(nil)
 
 // New returns a store using rdb. Every call is bounded by
 // timeout (100ms when zero). Keys start with prefix ("sg:" when empty).
-// Give the rate-limit store (limits/redislimit) the same client: a guarded
-// request's check of its credential then travels in the rate-limit
-// script, one Redis round trip for both.
+// Give the rate-limit store (limits/redislimit) the same client: on one
+// Redis (not a Cluster) a guarded request's check of its credential then
+// travels in the rate-limit script, one round trip for both. A wrapper
+// of the store keeps that only with Unwrap (see security.Store).
 func New(rdb redis.UniversalClient, prefix string, timeout time.Duration) *Store {
 	if prefix == "" {
 		prefix = "sg:"
