@@ -202,7 +202,7 @@ func TestGateOneRoundTripThroughAWrapper(t *testing.T) {
 				t.Fatal(err)
 			}
 			if w := e.do("GET", pair.Access, "192.0.2.1"); w.Code != 401 {
-				t.Errorf("after logout: %d, want 401", w.Code)
+				t.Errorf("after its login was revoked: %d, want 401", w.Code)
 			}
 		})
 	}

@@ -206,7 +206,7 @@ func (m *MemoryStore) Check(_ context.Context, c Check) error {
 
 func init() {
 	onetrip.CheckAt = func(_ context.Context, store Checker, c Check, at time.Time) (ran bool, err error) {
-		for range maxUnwrap {
+		for range onetrip.MaxUnwrap {
 			switch s := store.(type) {
 			case *MemoryStore:
 				return true, s.checkAt(&c, s.clock.At(at))
@@ -222,10 +222,6 @@ func init() {
 		return false, nil
 	}
 }
-
-// maxUnwrap bounds how many wrappers of a store are looked through (see
-// Store): a wrapper that returns itself must not loop for ever.
-const maxUnwrap = 16
 
 // checkAt is Check at now: the guard's reading of the clock for the
 // request, so that it reads the clock once (see internal/clock).

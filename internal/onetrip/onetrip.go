@@ -85,6 +85,11 @@ var (
 // store. at is zero outside the guard: the store then reads its own clock.
 var CheckAt any
 
+// MaxUnwrap bounds how many wrappers of a store (Unwrap, see
+// security.Store) the private path looks through: a wrapper that returns
+// itself must not loop for ever.
+const MaxUnwrap = 16
+
 // Registered from init functions only, so read without a lock.
 var (
 	scripters []func(store any) any

@@ -21,8 +21,8 @@ func TestDecodeSecret(t *testing.T) {
 	if !ok || got != want {
 		t.Fatalf("DecodeSecret(canonical) = %x, %v; want %x, true", got, ok, want)
 	}
-	// The same bytes for a lenient decoder: only the canonical form is
-	// the credential.
+	// Refused: every other spelling, those a lenient decoder reads as the
+	// same bytes included; only the canonical form is the credential.
 	refused := map[string]string{
 		"too short":               canon[:42],
 		"too long":                canon + "A",

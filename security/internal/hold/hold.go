@@ -210,7 +210,7 @@ type scriptChecker interface {
 // scripterOf returns what expresses store's checks in Lua, or nil: the
 // registered scripter of store, or of the store it wraps (Unwrap).
 func scripterOf(store security.Checker) scriptChecker {
-	for range maxUnwrap {
+	for range onetrip.MaxUnwrap {
 		if sc, ok := onetrip.Scripter(store).(scriptChecker); ok {
 			return sc
 		}
@@ -222,10 +222,6 @@ func scripterOf(store security.Checker) scriptChecker {
 	}
 	return nil
 }
-
-// maxUnwrap bounds how many wrappers of a store are looked through: a
-// wrapper that returns itself must not loop for ever.
-const maxUnwrap = 16
 
 // newGate returns the deferred form of check c on store.
 func newGate(store security.Checker, c security.Check) *Gate {
