@@ -3,6 +3,9 @@
 // credentials.Accounts and a security.KeyRecords. Its schema is a set of
 // migrations of its own (Migrations), applied before an app's (whose
 // tables may refer to users).
+//
+// Start with sqldb.Open, apply Migrations (DB.Migrate), then New: the
+// Store is both credentials.Stores' Accounts and its Keys.
 package sqlstore
 
 import (
