@@ -50,6 +50,9 @@ func TestCheckAtHook(t *testing.T) {
 	if ran, _ := checkAt(ctx, &loop{m}, c, now); ran {
 		t.Fatal("a wrapper that unwraps to itself was run by the hook")
 	}
+	if ran, _ := checkAt(ctx, wrapper{(*MemoryStore)(nil)}, c, now); ran {
+		t.Fatal("a wrapper whose Unwrap returns a nil *MemoryStore was run by the hook; want left to its Check")
+	}
 	if ran, _ := checkAt(ctx, struct{ Checker }{m}, c, now); ran {
 		t.Fatal("a store of one's own was run by the hook")
 	}

@@ -209,6 +209,9 @@ func init() {
 		for range onetrip.MaxUnwrap {
 			switch s := store.(type) {
 			case *MemoryStore:
+				if s == nil {
+					return false, nil // a broken Unwrap: the wrapper's own Check
+				}
 				return true, s.checkAt(&c, s.clock.At(at))
 			case interface{ Unwrap() Store }:
 				if at.IsZero() {

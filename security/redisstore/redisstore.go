@@ -307,7 +307,7 @@ func init() {
 	// The shape does not depend on the check's values.
 	keys, args := (&Store{}).gate(security.Check{})
 	onetrip.RegisterScripter(func(store any) any {
-		if s, ok := store.(*Store); ok {
+		if s, ok := store.(*Store); ok && s != nil { // nil: a broken Unwrap
 			return scripter{s}
 		}
 		return nil

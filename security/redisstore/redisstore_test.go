@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/security/redisstore"
@@ -77,5 +78,16 @@ func TestRedisStoreDownIsUnavailable(t *testing.T) {
 	srv.Restart(t)
 	if err := s.Ping(ctx); err != nil {
 		t.Fatalf("after restart: Ping = %v", err)
+	}
+}
+
+// Only a live store is expressed in Lua: a wrapper whose Unwrap returns a
+// nil *Store is left to its own Check, not panicked on.
+func TestScripterOfANilStore(t *testing.T) {
+	if sc := onetrip.Scripter((*redisstore.Store)(nil)); sc != nil {
+		t.Fatalf("a nil *Store has a scripter: %T", sc)
+	}
+	if sc := onetrip.Scripter(redisstore.New(nil, "p:", time.Second)); sc == nil {
+		t.Fatal("a *Store has no scripter: the one round trip is lost")
 	}
 }
