@@ -94,10 +94,10 @@ var postBody = `{"title":"Benchmark write","body":"Lorem ipsum dolor sit amet, c
 var loads = []load{
 	{id: "bearer", title: "bearer token, GET /posts/{id} (posts:read)", method: "GET", path: "{post}", want: 200, refused: 401,
 		headers: func(c creds) []string { return []string{"Authorization: Bearer " + c.token} },
-		forged:  func(c creds) []string { return []string{"Authorization: Bearer " + c.token[:len(c.token)-4] + "AAAA"} }},
+		forged:  func(c creds) []string { return []string{"Authorization: Bearer " + forge(c.token)} }},
 	{id: "apikey", title: "API key, GET /posts/{id} (posts:read)", method: "GET", path: "{post}", want: 200, refused: 401,
 		headers: func(c creds) []string { return []string{"X-API-Key: " + c.apiKey} },
-		forged:  func(c creds) []string { return []string{"X-API-Key: " + c.apiKey[:len(c.apiKey)-4] + "AAAA"} }},
+		forged:  func(c creds) []string { return []string{"X-API-Key: " + forge(c.apiKey)} }},
 	{id: "cookie-me", title: "cookie session, GET /me", method: "GET", path: "/me", want: 200, refused: 401,
 		headers: func(c creds) []string { return []string{"Cookie: " + c.cookie} },
 		forged:  func(c creds) []string { return []string{"Cookie: " + forgeCookie(c.cookie)} }},
@@ -105,16 +105,25 @@ var loads = []load{
 		method: "POST", path: "/posts", body: postBody, want: 201, refused: 403, // the CSRF token is wrong
 		headers: func(c creds) []string { return []string{"Cookie: " + c.cookie, "X-CSRF-Token: " + c.csrf} },
 		forged: func(c creds) []string {
-			return []string{"Cookie: " + c.cookie, "X-CSRF-Token: " + c.csrf[:len(c.csrf)-4] + "AAAA"}
+			return []string{"Cookie: " + c.cookie, "X-CSRF-Token: " + forge(c.csrf)}
 		}},
 	{id: "anon", title: "anonymous, GET /posts?limit=5 (security lists {} first)", method: "GET", path: "/posts?limit=5", want: 200,
 		headers: func(creds) []string { return nil }},
 }
 
+// forge changes the last four characters of a credential: to AAAA, or to
+// BAAA when it ended in AAAA already.
+func forge(s string) string {
+	if f := s[:len(s)-4] + "AAAA"; f != s {
+		return f
+	}
+	return s[:len(s)-4] + "BAAA"
+}
+
 // forgeCookie changes the last characters of the session cookie's secret.
 func forgeCookie(cookie string) string {
 	session, rest, _ := strings.Cut(cookie, ";")
-	return session[:len(session)-4] + "AAAA;" + rest
+	return forge(session) + ";" + rest
 }
 
 func (s *stack) takes(l *load) bool { return strings.Contains(" "+s.loads+" ", " "+l.id+" ") }

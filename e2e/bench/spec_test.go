@@ -46,3 +46,17 @@ paths:
 		t.Fatalf("a document without the posts: %v, want it to say what the harness needs", err)
 	}
 }
+
+// A forged credential differs from the real one whatever it ends in: the
+// harness checks every secured stack refuses it.
+func TestForgeAlwaysDiffers(t *testing.T) {
+	for _, real := range []string{"eyJhbGc.e30.sig-abcd", "sg_id.secretAAAA", "BAAA"} {
+		if f := forge(real); f == real || len(f) != len(real) {
+			t.Errorf("forge(%q) = %q: want another value of the same length", real, f)
+		}
+	}
+	real := "__Host-session=id.secretAAAA; Path=/"
+	if f := forgeCookie(real); f == real || !strings.HasPrefix(f, "__Host-session=id.secret") || !strings.HasSuffix(f, "; Path=/") {
+		t.Errorf("forgeCookie(%q) = %q: want its secret changed, the rest kept", real, f)
+	}
+}
