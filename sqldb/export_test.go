@@ -10,3 +10,9 @@ import (
 func (d *DB) ExecForTest(ctx context.Context, query string) (sql.Result, error) {
 	return d.w.ExecContext(ctx, query)
 }
+
+// LockMigrationsForTest takes the lock Migrate holds, as another instance
+// migrating would.
+func (d *DB) LockMigrationsForTest(ctx context.Context) (unlock func(), err error) {
+	return d.lockMigrations(ctx)
+}

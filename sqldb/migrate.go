@@ -10,9 +10,13 @@ import (
 	"io/fs"
 	"log/slog"
 	"path"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+
+	"github.com/specguard/specguard/internal/text"
 )
 
 // Migrations are one set of schema migrations: goose SQL files
@@ -55,12 +59,19 @@ var ErrSchemaTooNew = errors.New("the database schema is newer than this binary"
 var ErrMigrationChanged = errors.New("an applied migration was edited")
 
 // Versions reports the version of set m in the database (0 when it was
-// never migrated) and the newest version m holds.
+// never migrated) and the newest version m holds. Reading them creates
+// the version table when it is missing, so Versions takes Migrate's lock
+// too: it waits for an instance migrating now and reports what it left.
 func (d *DB) Versions(ctx context.Context, m Migrations) (current, known int64, err error) {
-	p, err := d.provider(m, nil)
+	p, err := d.provider(m)
 	if err != nil {
 		return 0, 0, err
 	}
+	unlock, err := d.lockMigrations(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("reading the schema version of %s in %s: %w", m.Name, d.src, err)
+	}
+	defer unlock()
 	current, known, err = p.GetVersions(ctx)
 	if err != nil {
 		return 0, 0, d.Fail(err)
@@ -69,27 +80,24 @@ func (d *DB) Versions(ctx context.Context, m Migrations) (current, known int64, 
 }
 
 // Migrate applies the migrations of m the database lacks, holding a lock
-// so that instances starting at once apply each one exactly once:
-// PostgreSQL's advisory lock, or a lock file beside the SQLite file. It
-// returns the version before and after. A database at a newer version than
-// m knows is refused with ErrSchemaTooNew, naming both; one whose applied
-// migration was edited since with ErrMigrationChanged, naming the file.
+// so that instances starting at once migrate one after the other and apply
+// each migration exactly once: PostgreSQL's advisory lock, or a lock file
+// beside the SQLite file. The lock covers the whole of Migrate (the version
+// and checksum checks too, and the checksum table they create), not only
+// the migrations. It returns the version before and after. A database at a
+// newer version than m knows is refused with ErrSchemaTooNew, naming both;
+// one whose applied migration was edited since with ErrMigrationChanged,
+// naming the file.
 func (d *DB) Migrate(ctx context.Context, m Migrations, log *slog.Logger) (from, to int64, err error) {
-	var locker lock.SessionLocker
-	switch d.src.Kind {
-	case Postgres:
-		// An advisory lock, tried every second for up to five minutes.
-		locker, err = lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
-		if err != nil {
-			return 0, 0, err
-		}
-	case SQLite:
-		locker = &fileLock{path: d.src.DSN + ".migrate-lock"}
-	}
-	p, err := d.provider(m, locker)
+	p, err := d.provider(m)
 	if err != nil {
 		return 0, 0, err
 	}
+	unlock, err := d.lockMigrations(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("migrating %s of the database %s: %w", m.Name, d.src, err)
+	}
+	defer unlock()
 	if from, _, err = d.checkVersions(ctx, m, p); err != nil {
 		return from, from, err
 	}
@@ -108,9 +116,54 @@ func (d *DB) Migrate(ctx context.Context, m Migrations, log *slog.Logger) (from,
 	if err := d.checkSums(ctx, m, p); err != nil {
 		return from, from, err
 	}
-	// Another instance may have migrated in the meantime, with a newer binary.
 	to, _, err = d.checkVersions(ctx, m, p)
 	return from, to, err
+}
+
+// migrateLockWait bounds the wait for another instance's migrations.
+const migrateLockWait = 5 * time.Minute
+
+// lockMigrations takes the lock Migrate holds, waiting for another
+// instance's migrations to end (for at most migrateLockWait): an exclusive
+// flock on a file beside a SQLite file; on PostgreSQL, a session advisory
+// lock on a connection of its own, outside the pool (a pool of one would
+// otherwise have no connection left to migrate with). The advisory lock is
+// goose's own (lock.DefaultLockID), so this binary and one that let goose
+// take it during a rolling upgrade still migrate one at a time. A process
+// that dies releases either lock.
+func (d *DB) lockMigrations(parent context.Context) (unlock func(), err error) {
+	ctx, cancel := context.WithTimeout(parent, migrateLockWait)
+	defer cancel()
+	defer func() {
+		if err != nil && parent.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			err = fmt.Errorf("another instance has held the migration lock for %s: %w", migrateLockWait, err)
+		}
+	}()
+	switch d.src.Kind {
+	case SQLite:
+		path := d.src.DSN + ".migrate-lock"
+		release, err := lockFile(ctx, path)
+		if err != nil {
+			return nil, fmt.Errorf("locking %s: %w", path, err)
+		}
+		return func() { _ = release() }, nil
+	case Postgres:
+		conn, err := pgx.Connect(ctx, d.src.DSN)
+		if err != nil {
+			return nil, fmt.Errorf("%w: taking the migration lock: %s", ErrUnavailable, text.OneLine(err.Error()))
+		}
+		if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, lock.DefaultLockID); err != nil {
+			conn.Close(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("%w: taking the migration lock: %s", ErrUnavailable, text.OneLine(err.Error()))
+		}
+		// Ending the session releases its advisory locks.
+		return func() {
+			ctx, cancel := context.WithTimeout(context.Background(), d.timeout)
+			defer cancel()
+			conn.Close(ctx)
+		}, nil
+	}
+	return nil, fmt.Errorf("unknown database kind %q", d.src.Kind)
 }
 
 func (d *DB) checkVersions(ctx context.Context, m Migrations, p *goose.Provider) (current, known int64, err error) {
@@ -133,14 +186,7 @@ func (d *DB) checkSums(ctx context.Context, m Migrations, p *goose.Provider) err
 	}
 	table := m.Table + "_sums"
 	create := `CREATE TABLE IF NOT EXISTS ` + table + ` (version BIGINT PRIMARY KEY, sha256 TEXT NOT NULL)`
-	if _, err := d.Exec(ctx, create); errors.Is(err, ErrExists) {
-		// PostgreSQL: another instance created it at the same moment (IF
-		// NOT EXISTS does not serialise); it exists now.
-		_, err = d.Exec(ctx, create)
-		if err != nil {
-			return fmt.Errorf("checking the migrations of %s: %w", m.Name, err)
-		}
-	} else if err != nil {
+	if _, err := d.Exec(ctx, create); err != nil {
 		return fmt.Errorf("checking the migrations of %s: %w", m.Name, err)
 	}
 	for _, st := range statuses {
@@ -176,46 +222,16 @@ func (d *DB) checkSums(ctx context.Context, m Migrations, p *goose.Provider) err
 	return nil
 }
 
-func (d *DB) provider(m Migrations, locker lock.SessionLocker) (*goose.Provider, error) {
+func (d *DB) provider(m Migrations) (*goose.Provider, error) {
 	dialect := goose.DialectSQLite3
 	if d.src.Kind == Postgres {
 		dialect = goose.DialectPostgres
 	}
+	// No goose locker: Migrate holds its own lock, around more than Up.
 	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true), goose.WithLogger(goose.NopLogger()), goose.WithTableName(m.Table)}
-	if locker != nil {
-		opts = append(opts, goose.WithSessionLocker(locker))
-	}
 	files, err := m.files()
 	if err != nil {
 		return nil, err
 	}
 	return goose.NewProvider(dialect, d.w, files, opts...)
-}
-
-// fileLock is a goose session locker for SQLite: an exclusive flock on a
-// file beside the database, held while migrations run, so processes
-// sharing the file on one host migrate one at a time.
-type fileLock struct {
-	path    string
-	release func() error
-}
-
-var _ lock.SessionLocker = (*fileLock)(nil)
-
-func (l *fileLock) SessionLock(ctx context.Context, _ *sql.Conn) error {
-	release, err := lockFile(ctx, l.path)
-	if err != nil {
-		return fmt.Errorf("locking %s: %w", l.path, err)
-	}
-	l.release = release
-	return nil
-}
-
-func (l *fileLock) SessionUnlock(context.Context, *sql.Conn) error {
-	if l.release == nil {
-		return nil
-	}
-	err := l.release()
-	l.release = nil
-	return err
 }

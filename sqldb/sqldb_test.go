@@ -29,6 +29,17 @@ func backends(t *testing.T, suite func(t *testing.T, src sqldb.Source)) {
 	})
 }
 
+// open0 opens src, closed when the test ends, without migrating it.
+func open0(t *testing.T, src sqldb.Source, opts ...sqldb.Option) *sqldb.DB {
+	t.Helper()
+	d, err := sqldb.Open(ctx, src, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
 // testSet is the migrations of testdata: owners, then things.
 func testSet(testing.TB) sqldb.Migrations {
 	return sqldb.Migrations{Name: "test", FS: os.DirFS("testdata"), Dir: "migrations", Table: "test_version"}
@@ -36,11 +47,7 @@ func testSet(testing.TB) sqldb.Migrations {
 
 func open(t *testing.T, src sqldb.Source, opts ...sqldb.Option) *sqldb.DB {
 	t.Helper()
-	d, err := sqldb.Open(ctx, src, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	d := open0(t, src, opts...)
 	if _, _, err := d.Migrate(ctx, testSet(t), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -179,6 +186,71 @@ func TestConcurrentMigrate(t *testing.T) {
 		d := open(t, src)
 		if current, known, err := d.Versions(ctx, testSet(t)); err != nil || current != known {
 			t.Errorf("after concurrent Migrate: version %d of %d, %v", current, known, err)
+		}
+	})
+}
+
+// While another instance migrates, Migrate waits for it before it reads or
+// creates anything: its version and checksum tables appear only once the
+// lock is free. A caller that gives up waiting gets an error and a
+// database left as it was.
+func TestMigrateWaitsForTheLock(t *testing.T) {
+	backends(t, func(t *testing.T, src sqldb.Source) {
+		other := open0(t, src)
+		unlock, err := other.LockMigrationsForTest(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { unlock() }()
+		tables := func() (found []string) {
+			t.Helper()
+			for _, table := range []string{"test_version", "test_version_sums", "owners"} {
+				if _, err := other.ExecForTest(ctx, "SELECT count(*) FROM "+table); err == nil {
+					found = append(found, table)
+				}
+			}
+			return found
+		}
+
+		short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		d := open0(t, src)
+		if _, _, err := d.Migrate(short, testSet(t), nil); err == nil || !strings.Contains(err.Error(), "lock") {
+			t.Errorf("Migrate giving up on a held lock: %v, want an error about the lock", err)
+		}
+		if found := tables(); len(found) > 0 {
+			t.Errorf("after Migrate gave up waiting, the database has %v; want nothing created", found)
+		}
+
+		short, cancel = context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		if _, _, err := d.Versions(short, testSet(t)); err == nil {
+			t.Error("Versions while another instance held the lock: no error once the caller gave up waiting")
+		}
+		if found := tables(); len(found) > 0 {
+			t.Errorf("after Versions gave up waiting, the database has %v; want nothing created", found)
+		}
+
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := d.Migrate(ctx, testSet(t), nil)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			t.Fatalf("Migrate returned (%v) while another instance held the lock", err)
+		case <-time.After(300 * time.Millisecond):
+		}
+		if found := tables(); len(found) > 0 {
+			t.Errorf("while another instance held the lock, Migrate created %v", found)
+		}
+		unlock()
+		unlock = func() {}
+		if err := <-done; err != nil {
+			t.Fatalf("Migrate once the lock was free: %v", err)
+		}
+		if found := tables(); len(found) != 3 {
+			t.Errorf("after Migrate: tables %v, want test_version, test_version_sums and owners", found)
 		}
 	})
 }
