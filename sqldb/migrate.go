@@ -152,16 +152,17 @@ func (d *DB) lockMigrations(parent context.Context) (unlock func(), err error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: taking the migration lock: %s", ErrUnavailable, text.OneLine(err.Error()))
 		}
-		if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, lock.DefaultLockID); err != nil {
-			conn.Close(context.WithoutCancel(ctx))
-			return nil, fmt.Errorf("%w: taking the migration lock: %s", ErrUnavailable, text.OneLine(err.Error()))
-		}
 		// Ending the session releases its advisory locks.
-		return func() {
+		end := func() {
 			ctx, cancel := context.WithTimeout(context.Background(), d.timeout)
 			defer cancel()
 			conn.Close(ctx)
-		}, nil
+		}
+		if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, lock.DefaultLockID); err != nil {
+			end()
+			return nil, fmt.Errorf("%w: taking the migration lock: %s", ErrUnavailable, text.OneLine(err.Error()))
+		}
+		return end, nil
 	}
 	return nil, fmt.Errorf("unknown database kind %q", d.src.Kind)
 }
