@@ -14,5 +14,6 @@ func (d *DB) ExecForTest(ctx context.Context, query string) (sql.Result, error) 
 // LockMigrationsForTest takes the lock Migrate holds, as another instance
 // migrating would.
 func (d *DB) LockMigrationsForTest(ctx context.Context) (unlock func(), err error) {
-	return d.lockMigrations(ctx)
+	_, unlock, err = d.lockMigrations(ctx)
+	return unlock, err
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
@@ -67,14 +68,14 @@ func (d *DB) Versions(ctx context.Context, m Migrations) (current, known int64, 
 	if err != nil {
 		return 0, 0, err
 	}
-	unlock, err := d.lockMigrations(ctx)
+	ctx, unlock, err := d.lockMigrations(ctx)
 	if err != nil {
 		return 0, 0, fmt.Errorf("reading the schema version of %s in %s: %w", m.Name, d.src, err)
 	}
 	defer unlock()
 	current, known, err = p.GetVersions(ctx)
 	if err != nil {
-		return 0, 0, d.Fail(err)
+		return 0, 0, lockLost(ctx, d.Fail(err))
 	}
 	return current, known, nil
 }
@@ -93,11 +94,16 @@ func (d *DB) Migrate(ctx context.Context, m Migrations, log *slog.Logger) (from,
 	if err != nil {
 		return 0, 0, err
 	}
-	unlock, err := d.lockMigrations(ctx)
+	ctx, unlock, err := d.lockMigrations(ctx)
 	if err != nil {
 		return 0, 0, fmt.Errorf("migrating %s of the database %s: %w", m.Name, d.src, err)
 	}
 	defer unlock()
+	defer func() {
+		if err != nil {
+			err = lockLost(ctx, err)
+		}
+	}()
 	if from, _, err = d.checkVersions(ctx, m, p); err != nil {
 		return from, from, err
 	}
@@ -123,6 +129,16 @@ func (d *DB) Migrate(ctx context.Context, m Migrations, log *slog.Logger) (from,
 // migrateLockWait bounds the wait for another instance's migrations.
 const migrateLockWait = 5 * time.Minute
 
+// migrateLockCheck is how often a migrating instance checks, on
+// PostgreSQL, that it still holds the migration lock.
+const migrateLockCheck = time.Second
+
+// ErrMigrationLockLost: the migration lock's connection ended (the server
+// ended the session, or a proxy between dropped it) while Migrate held it.
+// Another instance may take the lock now, so Migrate stops: the migration
+// it was running rolls back, and starting again resumes where it stopped.
+var ErrMigrationLockLost = errors.New("lost the migration lock")
+
 // lockMigrations takes the lock Migrate holds, waiting for another
 // instance's migrations to end (for at most migrateLockWait): an exclusive
 // flock on a file beside a SQLite file; on PostgreSQL, a session advisory
@@ -131,26 +147,41 @@ const migrateLockWait = 5 * time.Minute
 // goose's own (lock.DefaultLockID), so this binary and one that let goose
 // take it during a rolling upgrade still migrate one at a time. A process
 // that dies releases either lock.
-func (d *DB) lockMigrations(parent context.Context) (unlock func(), err error) {
-	ctx, cancel := context.WithTimeout(parent, migrateLockWait)
+//
+// The work done under the lock uses the returned context. On PostgreSQL it
+// is cancelled, with ErrMigrationLockLost as its cause, when a check every
+// migrateLockCheck finds the lock's session gone: work that goes on
+// without the lock could run beside another instance's.
+func (d *DB) lockMigrations(parent context.Context) (ctx context.Context, unlock func(), err error) {
+	wait, cancel := context.WithTimeout(parent, migrateLockWait)
 	defer cancel()
-	defer func() {
-		if err != nil && parent.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			err = fmt.Errorf("another instance has held the migration lock for %s: %w", migrateLockWait, err)
+	// waitEnded says why the wait for the lock ended without it, when it
+	// was the wait that ended it.
+	waitEnded := func() error {
+		if parent.Err() != nil {
+			return fmt.Errorf("waiting for the migration lock: %w", context.Cause(parent))
 		}
-	}()
+		if wait.Err() != nil {
+			return fmt.Errorf("another instance has held the migration lock for %s: %w", migrateLockWait, wait.Err())
+		}
+		return nil
+	}
 	switch d.src.Kind {
 	case SQLite:
 		path := d.src.DSN + ".migrate-lock"
-		release, err := lockFile(ctx, path)
+		release, err := lockFile(wait, path)
 		if err != nil {
-			return nil, fmt.Errorf("locking %s: %w", path, err)
+			if ended := waitEnded(); ended != nil {
+				return nil, nil, ended
+			}
+			return nil, nil, fmt.Errorf("locking %s: %w", path, err)
 		}
-		return func() { _ = release() }, nil
+		// The kernel holds the lock while this process lives.
+		return parent, func() { _ = release() }, nil
 	case Postgres:
-		conn, err := pgx.Connect(ctx, d.src.DSN)
+		conn, err := d.connect(parent)
 		if err != nil {
-			return nil, fmt.Errorf("%w: taking the migration lock: %s", ErrUnavailable, text.OneLine(err.Error()))
+			return nil, nil, fmt.Errorf("taking the migration lock: %w", err)
 		}
 		// Ending the session releases its advisory locks.
 		end := func() {
@@ -158,13 +189,78 @@ func (d *DB) lockMigrations(parent context.Context) (unlock func(), err error) {
 			defer cancel()
 			conn.Close(ctx)
 		}
-		if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, lock.DefaultLockID); err != nil {
+		if _, err := conn.Exec(wait, `SELECT pg_advisory_lock($1)`, lock.DefaultLockID); err != nil {
 			end()
-			return nil, fmt.Errorf("%w: taking the migration lock: %s", ErrUnavailable, text.OneLine(err.Error()))
+			if ended := waitEnded(); ended != nil {
+				return nil, nil, ended
+			}
+			return nil, nil, fmt.Errorf("%w: taking the migration lock: %s", ErrUnavailable, text.OneLine(err.Error()))
 		}
-		return end, nil
+		held, lost := context.WithCancelCause(parent)
+		stop, stopped := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(stopped)
+			tick := time.NewTicker(migrateLockCheck)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				if err := d.holdsAdvisoryLock(conn, lock.DefaultLockID); err != nil {
+					lost(fmt.Errorf("%w: %s", ErrMigrationLockLost, text.OneLine(err.Error())))
+					return
+				}
+			}
+		}()
+		return held, func() {
+			close(stop)
+			<-stopped
+			lost(nil)
+			end()
+		}, nil
 	}
-	return nil, fmt.Errorf("unknown database kind %q", d.src.Kind)
+	return nil, nil, fmt.Errorf("unknown database kind %q", d.src.Kind)
+}
+
+// lockLost returns, for an error of work done under the migration lock in
+// ctx, the lock's loss when that is what stopped it, and err otherwise.
+func lockLost(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); errors.Is(cause, ErrMigrationLockLost) {
+		return cause
+	}
+	return err
+}
+
+// connect opens a connection of its own, outside the pool, within the
+// database's timeout.
+func (d *DB) connect(ctx context.Context) (*pgx.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, d.src.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("%w: connecting to %s: %s", ErrUnavailable, d.src, text.OneLine(err.Error()))
+	}
+	return conn, nil
+}
+
+// holdsAdvisoryLock checks that conn's session holds the session advisory
+// lock id: nil when it does.
+func (d *DB) holdsAdvisoryLock(conn *pgx.Conn, id int64) error {
+	ctx, cancel := context.WithTimeout(context.Background(), max(d.timeout, time.Second))
+	defer cancel()
+	var held bool
+	// A bigint key is kept as its high 32 bits (classid) and low ones (objid).
+	err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()
+		AND classid = $1 AND objid = $2 AND objsubid = 1 AND granted)`, uint32(uint64(id)>>32), uint32(id)).Scan(&held)
+	switch {
+	case err != nil:
+		return err
+	case !held:
+		return errors.New("the session no longer holds it")
+	}
+	return nil
 }
 
 func (d *DB) checkVersions(ctx context.Context, m Migrations, p *goose.Provider) (current, known int64, err error) {
@@ -187,8 +283,15 @@ func (d *DB) checkSums(ctx context.Context, m Migrations, p *goose.Provider) err
 	}
 	table := m.Table + "_sums"
 	create := `CREATE TABLE IF NOT EXISTS ` + table + ` (version BIGINT PRIMARY KEY, sha256 TEXT NOT NULL)`
-	if _, err := d.Exec(ctx, create); err != nil {
-		return fmt.Errorf("checking the migrations of %s: %w", m.Name, err)
+	_, err = d.w.ExecContext(ctx, create)
+	if createClashed(err) {
+		// A release before this one creates the table outside the lock,
+		// so during a rolling upgrade both can create it at once, and IF
+		// NOT EXISTS does not serialise on PostgreSQL. It exists now.
+		_, err = d.w.ExecContext(ctx, create)
+	}
+	if err != nil {
+		return fmt.Errorf("checking the migrations of %s: %w", m.Name, d.Fail(err))
 	}
 	for _, st := range statuses {
 		if st.State != goose.StateApplied {
@@ -221,6 +324,14 @@ func (d *DB) checkSums(ctx context.Context, m Migrations, p *goose.Provider) err
 		}
 	}
 	return nil
+}
+
+// createClashed says whether err is PostgreSQL's answer to two sessions
+// creating one table at once: a duplicate row type (unique violation in
+// pg_type, or duplicate_object) or a duplicate table.
+func createClashed(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && (pg.Code == "23505" || pg.Code == "42710" || pg.Code == "42P07")
 }
 
 func (d *DB) provider(m Migrations) (*goose.Provider, error) {

@@ -12,6 +12,8 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/specguard/specguard/internal/pgtest"
 	"github.com/specguard/specguard/sqldb"
 )
@@ -215,8 +217,8 @@ func TestMigrateWaitsForTheLock(t *testing.T) {
 		short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 		defer cancel()
 		d := open0(t, src)
-		if _, _, err := d.Migrate(short, testSet(t), nil); err == nil || !strings.Contains(err.Error(), "lock") {
-			t.Errorf("Migrate giving up on a held lock: %v, want an error about the lock", err)
+		if _, _, err := d.Migrate(short, testSet(t), nil); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "waiting for the migration lock") {
+			t.Errorf("Migrate giving up on a held lock: %v, want the caller's deadline, while waiting for the migration lock", err)
 		}
 		if found := tables(); len(found) > 0 {
 			t.Errorf("after Migrate gave up waiting, the database has %v; want nothing created", found)
@@ -224,8 +226,8 @@ func TestMigrateWaitsForTheLock(t *testing.T) {
 
 		short, cancel = context.WithTimeout(ctx, 300*time.Millisecond)
 		defer cancel()
-		if _, _, err := d.Versions(short, testSet(t)); err == nil {
-			t.Error("Versions while another instance held the lock: no error once the caller gave up waiting")
+		if _, _, err := d.Versions(short, testSet(t)); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Versions while another instance held the lock: %v, want the caller's deadline", err)
 		}
 		if found := tables(); len(found) > 0 {
 			t.Errorf("after Versions gave up waiting, the database has %v; want nothing created", found)
@@ -253,6 +255,62 @@ func TestMigrateWaitsForTheLock(t *testing.T) {
 			t.Errorf("after Migrate: tables %v, want test_version, test_version_sums and owners", found)
 		}
 	})
+}
+
+// On PostgreSQL the migration lock lives on a session of its own. When
+// that session ends in the middle of a migration (the server ends it, a
+// proxy drops it), another instance could take the lock, so Migrate stops
+// with ErrMigrationLockLost, and the migration it was running rolls back;
+// the next Migrate applies it.
+func TestMigrationLockLost(t *testing.T) {
+	dsn := pgtest.New(t)
+	slow := sqldb.Migrations{Name: "slow", Table: "slow_version", FS: fstest.MapFS{
+		"00001_slow.sql": {Data: []byte("-- +goose Up\nCREATE TABLE slow (id INT);\nSELECT pg_sleep(4);\n-- +goose Down\nDROP TABLE slow;\n")},
+	}}
+	d := open0(t, sqldb.Source{Kind: sqldb.Postgres, DSN: dsn})
+	other, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(ctx)
+
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := d.Migrate(ctx, slow, nil)
+		done <- err
+	}()
+	// The session holding an advisory lock on this database, once the
+	// migration has started (its table exists inside the transaction).
+	var pid int32
+	for deadline := time.Now().Add(10 * time.Second); pid == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("no session took the migration lock within 10s")
+		}
+		err := other.QueryRow(ctx, `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&pid)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // into pg_sleep
+	if _, err := other.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
+		t.Fatal(err)
+	}
+	err = <-done
+	if !errors.Is(err, sqldb.ErrMigrationLockLost) {
+		t.Fatalf("Migrate after its lock's session ended: %v, want ErrMigrationLockLost", err)
+	}
+	var exists bool
+	if err := other.QueryRow(ctx, `SELECT to_regclass('slow') IS NOT NULL`).Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	if exists {
+		t.Error("the migration running when the lock was lost was committed; want it rolled back")
+	}
+	if from, to, err := d.Migrate(ctx, slow, nil); err != nil || from != 0 || to != 1 {
+		t.Fatalf("Migrate again: from %d to %d, %v; want from 0 to 1", from, to, err)
+	}
 }
 
 // A constraint the database refuses is no outage: ErrExists for a unique
