@@ -228,8 +228,9 @@ type AccountStore interface {
 // memory store checks at the guard's one reading of the clock. Both go
 // to the wrapped store directly, past the wrapper's Check: a wrapper
 // whose Check refuses more than the store it wraps (a deny list, a kill
-// switch) must not have Unwrap. A wrapper without Unwrap works too, each
-// check a call of its own through its Check.
+// switch) must not have Unwrap, nor embed a type that has one (a promoted
+// Unwrap counts too). A wrapper without Unwrap works too, each check a
+// call of its own through its Check.
 type Store interface {
 	FamilyStore
 	SessionStore

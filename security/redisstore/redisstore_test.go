@@ -81,8 +81,9 @@ func TestRedisStoreDownIsUnavailable(t *testing.T) {
 	}
 }
 
-// Only a live store is expressed in Lua: a wrapper whose Unwrap returns a
-// nil *Store is left to its own Check, not panicked on.
+// Only a live store is expressed in Lua: a nil *Store (what a wrapper's
+// Unwrap may return) has no scripter, so the private path does not panic
+// on it and the check is left to the wrapper's own Check.
 func TestScripterOfANilStore(t *testing.T) {
 	if sc := onetrip.Scripter((*redisstore.Store)(nil)); sc != nil {
 		t.Fatalf("a nil *Store has a scripter: %T", sc)
