@@ -6,6 +6,7 @@ import (
 
 	"github.com/specguard/specguard/credentials"
 	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/security/tokens"
 )
 
@@ -58,5 +59,42 @@ func TestFragmentShapes(t *testing.T) {
 				t.Fatalf("New = %v, want an error naming the file and line with %q", err, c.want)
 			}
 		})
+	}
+}
+
+// A missing document or store fails New with one line naming it, not with
+// a panic at the first request; a typed nil (a nil *MemoryStore in the
+// interface) counts as missing.
+func TestNewRefusesMissingParts(t *testing.T) {
+	table, err := policy.Compile("openapi.yaml", credentials.Fragment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := tokens.GenerateKey()
+	accounts, keys := memoryRecords(t)
+	store, lim := memoryState(t)
+	whole := credentials.Stores{Accounts: accounts, Keys: keys, State: store, Limits: lim}
+	if _, err := credentials.New(table, key, whole); err != nil {
+		t.Fatalf("every part present: %v", err)
+	}
+	for _, c := range []struct {
+		name   string
+		table  *policy.Table
+		stores func(*credentials.Stores)
+		want   string
+	}{
+		{"no document", nil, nil, "a compiled document"},
+		{"no accounts", table, func(s *credentials.Stores) { s.Accounts = nil }, "Stores needs"},
+		{"a nil *MemoryStore as State", table, func(s *credentials.Stores) { s.State = (*security.MemoryStore)(nil) }, "Stores needs"},
+		{"a nil *MemoryKeyRecords as Keys", table, func(s *credentials.Stores) { s.Keys = (*security.MemoryKeyRecords)(nil) }, "Stores needs"},
+		{"no limits store", table, func(s *credentials.Stores) { s.Limits = nil }, "Stores needs"},
+	} {
+		stores := whole
+		if c.stores != nil {
+			c.stores(&stores)
+		}
+		if _, err := credentials.New(c.table, key, stores); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: New = %v, want an error with %q", c.name, err, c.want)
+		}
 	}
 }

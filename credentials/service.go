@@ -14,6 +14,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/specguard/specguard/guard"
+	"github.com/specguard/specguard/internal/nilcheck"
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/problem"
@@ -182,7 +183,9 @@ func New(table *policy.Table, signing *tokens.Key, stores Stores, opts ...Option
 		opt(&cfg)
 	}
 	switch {
-	case stores.Accounts == nil || stores.Keys == nil || stores.State == nil || stores.Limits == nil:
+	case table == nil:
+		return nil, errors.New("credentials: a compiled document (policy.Table) is required")
+	case nilcheck.Nil(stores.Accounts) || nilcheck.Nil(stores.Keys) || nilcheck.Nil(stores.State) || nilcheck.Nil(stores.Limits):
 		return nil, errors.New("credentials: Stores needs Accounts, Keys, State and Limits")
 	case signing == nil:
 		return nil, errors.New("credentials: a signing key is required")

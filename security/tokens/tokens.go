@@ -23,6 +23,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/specguard/specguard/internal/clock"
+	"github.com/specguard/specguard/internal/nilcheck"
 	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/security/apikeys"
@@ -210,6 +211,9 @@ func New(issuer, audience string, signing *Key, store security.FamilyStore, opts
 	}
 	if signing == nil || !signing.CanSign() {
 		return nil, errors.New("token service: a signing key with a private part is required")
+	}
+	if nilcheck.Nil(store) {
+		return nil, errors.New("token service: a store is required (security.NewMemoryStore, or redisstore.New for a fleet)")
 	}
 	t := &Service{
 		issuer: issuer, audience: audience, signing: signing, store: store,

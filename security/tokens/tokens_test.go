@@ -862,6 +862,12 @@ func TestNewTokenServiceChecks(t *testing.T) {
 			}
 		})
 	}
+	// A missing store fails at start, not with a panic on the first request.
+	for name, store := range map[string]security.FamilyStore{"no store": nil, "a nil *MemoryStore": (*security.MemoryStore)(nil)} {
+		if _, err := tokens.New(guardtest.Issuer, guardtest.Audience, k, store); err == nil || !strings.Contains(err.Error(), "a store is required") {
+			t.Errorf("%s: %v, want a store is required", name, err)
+		}
+	}
 }
 
 // countingStore counts revocation checks.
