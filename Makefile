@@ -119,7 +119,8 @@ FUZZMINIMIZETIME ?= 5s
 FUZZ_TARGETS := security:FuzzBearerToken security:FuzzSessionCookie \
 	security:FuzzAPIKey security:FuzzAccessToken guard:FuzzPathValidation \
 	limits:FuzzClientIP security/oidc:FuzzJWKS security/oidc:FuzzIntrospection \
-	policy:FuzzOutlineJSON
+	policy:FuzzOutlineJSON policy:FuzzDecodeSchemaRef \
+	policy:FuzzDecodePathItem
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

@@ -18,7 +18,10 @@ import (
 // large one (GitHub's 13 MB description) makes the compile a quarter
 // faster: the loader decodes the whole document a second time into a map
 // for its extensions and the components a second time for theirs, and
-// the components and paths can be decoded at the same time. The
+// the components and paths can be decoded at the same time. Its schemas,
+// most of its bytes, are decoded level by level (decodeSchemaRef,
+// decodePathItem): kin-openapi's own UnmarshalJSON reads the bytes of every
+// level below several times over, and that made half the compile. The
 // sections are the loader's own types decoded with their own UnmarshalJSON,
 // so what comes out is the same (TestLoadSameAsLoader); anything the split
 // does not know to be the same (a YAML document, a key that differs from a
@@ -56,7 +59,12 @@ func decodeJSON(data []byte) (doc *openapi3.T, ok bool) {
 	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' {
 		return nil, false
 	}
-	top, rest, ok := split(data, docSections)
+	var m map[string]json.RawMessage
+	if json.Unmarshal(data, &m) != nil || m == nil {
+		return nil, false
+	}
+	// Every part of data is JSON encoding/json has checked from here on.
+	top, rest, ok := split(m, docSections)
 	if !ok {
 		return nil, false
 	}
@@ -79,15 +87,11 @@ func decodeJSON(data []byte) (doc *openapi3.T, ok bool) {
 	return doc, pathsOK && compsOK && hooksOK
 }
 
-// split decodes a JSON object's members, keeps those named in sections
-// apart, and returns the others as an object of their own. ok is false
-// when the object cannot be decoded, or a member's name differs from a
-// section's only in case (encoding/json would decode it into that field).
-func split(data []byte, sections []string) (kept map[string]json.RawMessage, rest []byte, ok bool) {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(data, &m) != nil || m == nil {
-		return nil, nil, false
-	}
+// split keeps the members of a JSON object named in sections apart, and
+// returns the others as an object of their own. ok is false when a
+// member's name differs from a section's only in case (encoding/json would
+// decode it into that field).
+func split(m map[string]json.RawMessage, sections []string) (kept map[string]json.RawMessage, rest []byte, ok bool) {
 	kept = map[string]json.RawMessage{}
 	for name := range m {
 		for _, s := range sections {
@@ -115,8 +119,8 @@ func split(data []byte, sections []string) (kept map[string]json.RawMessage, res
 // float64. What it leaves out is the loader's decoding of all the paths
 // at once, and that goes beside the components'.
 func decodePaths(data []byte) (*openapi3.Paths, bool) {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(data, &m) != nil || m == nil {
+	m, ok := membersOf(data)
+	if !ok {
 		return nil, false // null (the loader leaves no paths), or no object
 	}
 	paths := openapi3.NewPathsWithCapacity(len(m))
@@ -138,8 +142,8 @@ func decodePaths(data []byte) (*openapi3.Paths, bool) {
 		if err != nil {
 			return nil, false
 		}
-		item := &openapi3.PathItem{}
-		if item.UnmarshalJSON(again) != nil {
+		item, ok := decodePathItem(again)
+		if !ok {
 			return nil, false
 		}
 		paths.Set(k, item)
@@ -150,7 +154,11 @@ func decodePaths(data []byte) (*openapi3.Paths, bool) {
 // decodeComponents decodes the components object as
 // openapi3.Components.UnmarshalJSON does, its sections on their own.
 func decodeComponents(data []byte) (*openapi3.Components, bool) {
-	sections, rest, ok := split(data, componentSections)
+	m, ok := membersOf(data)
+	if !ok {
+		return nil, false // null, or no object: left to the loader
+	}
+	sections, rest, ok := split(m, componentSections)
 	if !ok {
 		return nil, false
 	}
@@ -174,11 +182,11 @@ func decodeComponents(data []byte) (*openapi3.Components, bool) {
 }
 
 // decodeSchemas decodes the component schemas, the bulk of a large
-// document, on every core: each with openapi3.SchemaRef.UnmarshalJSON, as
-// decoding the map would.
+// document, on every core: each as openapi3.SchemaRef.UnmarshalJSON reads
+// it, as decoding the map would (decodeSchemaRef, which reads it faster).
 func decodeSchemas(data []byte) (openapi3.Schemas, bool) {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(data, &m) != nil || m == nil {
+	m, ok := membersOf(data)
+	if !ok {
 		return nil, false // null, or no object: left to the loader
 	}
 	names := make([]string, 0, len(m))
@@ -197,8 +205,8 @@ func decodeSchemas(data []byte) (openapi3.Schemas, bool) {
 					failed.Store(true) // a nil entry: left to the loader
 					return
 				}
-				refs[i] = &openapi3.SchemaRef{}
-				if refs[i].UnmarshalJSON(raw) != nil {
+				var ok bool
+				if refs[i], ok = decodeSchemaRef(raw); !ok {
 					failed.Store(true)
 					return
 				}

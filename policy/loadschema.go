@@ -1,0 +1,174 @@
+package policy
+
+import (
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+)
+
+// Decoding a schema as kin-openapi does costs a pass over its bytes per
+// level of nesting, several times over: openapi3.Schema.UnmarshalJSON
+// tries the bytes as a boolean, decodes them into the struct (each nested
+// schema by this same method, on its own bytes again) and then decodes
+// them all once more into a map for the extensions. On a large document
+// (GitHub's) this is most of the compile. decodeSchemaRef gives each
+// schema's own fields to that same method, without the nested schemas,
+// and decodes the nested ones itself, so each level is read once more
+// rather than five times.
+//
+// The nested schemas are the fields below: every one is a key the
+// method leaves out of the extensions, so the extensions come out the
+// same. The boolean-or-schema fields (additionalProperties,
+// unevaluatedItems, unevaluatedProperties) stay with the method, which
+// takes a detour of its own through a map for them.
+var (
+	schemaLists = map[string]func(*openapi3.Schema) *openapi3.SchemaRefs{
+		"oneOf":       func(s *openapi3.Schema) *openapi3.SchemaRefs { return &s.OneOf },
+		"anyOf":       func(s *openapi3.Schema) *openapi3.SchemaRefs { return &s.AnyOf },
+		"allOf":       func(s *openapi3.Schema) *openapi3.SchemaRefs { return &s.AllOf },
+		"prefixItems": func(s *openapi3.Schema) *openapi3.SchemaRefs { return &s.PrefixItems },
+	}
+	schemaOnes = map[string]func(*openapi3.Schema) **openapi3.SchemaRef{
+		"not":           func(s *openapi3.Schema) **openapi3.SchemaRef { return &s.Not },
+		"items":         func(s *openapi3.Schema) **openapi3.SchemaRef { return &s.Items },
+		"contains":      func(s *openapi3.Schema) **openapi3.SchemaRef { return &s.Contains },
+		"propertyNames": func(s *openapi3.Schema) **openapi3.SchemaRef { return &s.PropertyNames },
+		"if":            func(s *openapi3.Schema) **openapi3.SchemaRef { return &s.If },
+		"then":          func(s *openapi3.Schema) **openapi3.SchemaRef { return &s.Then },
+		"else":          func(s *openapi3.Schema) **openapi3.SchemaRef { return &s.Else },
+		"contentSchema": func(s *openapi3.Schema) **openapi3.SchemaRef { return &s.ContentSchema },
+	}
+	schemaMaps = map[string]func(*openapi3.Schema) *openapi3.Schemas{
+		"properties":        func(s *openapi3.Schema) *openapi3.Schemas { return &s.Properties },
+		"patternProperties": func(s *openapi3.Schema) *openapi3.Schemas { return &s.PatternProperties },
+		"dependentSchemas":  func(s *openapi3.Schema) *openapi3.Schemas { return &s.DependentSchemas },
+		"$defs":             func(s *openapi3.Schema) *openapi3.Schemas { return &s.Defs },
+	}
+	// nestedKeys are the keys above, and "$ref", whose object the method
+	// reads whole.
+	nestedKeys = func() []string {
+		keys := []string{"$ref"}
+		for k := range schemaLists {
+			keys = append(keys, k)
+		}
+		for k := range schemaOnes {
+			keys = append(keys, k)
+		}
+		for k := range schemaMaps {
+			keys = append(keys, k)
+		}
+		return keys
+	}()
+)
+
+// decodeSchemaRef decodes data, a JSON value encoding/json has checked
+// (a slice of a document it decoded), as openapi3.SchemaRef.UnmarshalJSON
+// does; ok is false when that method refuses it.
+func decodeSchemaRef(data []byte) (ref *openapi3.SchemaRef, ok bool) {
+	ref = &openapi3.SchemaRef{}
+	whole := func() (*openapi3.SchemaRef, bool) { return ref, ref.UnmarshalJSON(data) == nil }
+	if len(data) == 0 || data[0] != '{' {
+		return whole() // a boolean schema, or an error
+	}
+	var nested [][2][]byte // key (unquoted) and value of each nested schema member
+	rest := make([]byte, 0, len(data))
+	rest = append(rest, '{')
+	ok = eachMember(data, func(key string, rawKey, value []byte) bool {
+		for _, n := range nestedKeys {
+			if key == n {
+				for _, kv := range nested {
+					if string(kv[0]) == key {
+						return false // given twice: encoding/json merges some
+					}
+				}
+				nested = append(nested, [2][]byte{[]byte(key), value})
+				return true
+			}
+			if strings.EqualFold(key, n) {
+				return false // encoding/json would decode it into that field
+			}
+		}
+		if len(rest) > 1 {
+			rest = append(rest, ',')
+		}
+		rest = append(append(append(rest, rawKey...), ':'), value...)
+		return true
+	})
+	if !ok {
+		return whole()
+	}
+	for _, kv := range nested {
+		if string(kv[0]) == "$ref" {
+			return whole() // a reference: its siblings are the method's to read
+		}
+	}
+	s := &openapi3.Schema{}
+	if s.UnmarshalJSON(append(rest, '}')) != nil {
+		return nil, false
+	}
+	for _, kv := range nested {
+		key, raw := string(kv[0]), kv[1]
+		switch {
+		case schemaLists[key] != nil:
+			list, ok := decodeSchemaList(raw)
+			if !ok {
+				return nil, false
+			}
+			*schemaLists[key](s) = list
+		case schemaOnes[key] != nil:
+			if string(raw) == "null" {
+				continue
+			}
+			one, ok := decodeSchemaRef(raw)
+			if !ok {
+				return nil, false
+			}
+			*schemaOnes[key](s) = one
+		default:
+			m, ok := decodeSchemaMap(raw)
+			if !ok {
+				return nil, false
+			}
+			*schemaMaps[key](s) = m
+		}
+	}
+	ref.Value = s
+	return ref, true
+}
+
+// decodeSchemaList decodes a JSON array of schemas (null: none).
+func decodeSchemaList(data []byte) (openapi3.SchemaRefs, bool) {
+	if string(data) == "null" {
+		return nil, true
+	}
+	list := openapi3.SchemaRefs{}
+	ok := eachElement(data, func(raw []byte) bool {
+		if string(raw) == "null" {
+			list = append(list, nil)
+			return true
+		}
+		ref, ok := decodeSchemaRef(raw)
+		list = append(list, ref)
+		return ok
+	})
+	return list, ok
+}
+
+// decodeSchemaMap decodes a JSON object of schemas (null: none); of a
+// name given twice, the last, as encoding/json does.
+func decodeSchemaMap(data []byte) (openapi3.Schemas, bool) {
+	if string(data) == "null" {
+		return nil, true
+	}
+	m := openapi3.Schemas{}
+	ok := eachMember(data, func(name string, _, raw []byte) bool {
+		if string(raw) == "null" {
+			m[name] = nil
+			return true
+		}
+		ref, ok := decodeSchemaRef(raw)
+		m[name] = ref
+		return ok
+	})
+	return m, ok
+}
