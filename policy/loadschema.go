@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"encoding/json"
+	"reflect"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -11,10 +13,11 @@ import (
 // tries the bytes as a boolean, decodes them into the struct (each nested
 // schema by this same method, on its own bytes again) and then decodes
 // them all once more into a map for the extensions. On a large document
-// (GitHub's) this is most of the compile. decodeSchemaRef gives each
-// schema's own fields to that same method, without the nested schemas,
-// and decodes the nested ones itself, so each level is read once more
-// rather than five times.
+// (GitHub's) this was half the compile. decodeSchemaRef takes the same
+// steps (the fields, then the extensions: every key but the fields'
+// names) for each schema's own members, without the nested schemas, and
+// decodes the nested ones itself, so each level is read once more rather
+// than five times.
 //
 // The nested schemas are the fields below: every one is a key the
 // method leaves out of the extensions, so the extensions come out the
@@ -61,6 +64,23 @@ var (
 	}()
 )
 
+// schemaFields is openapi3.Schema without its UnmarshalJSON: decoding into
+// it decodes the fields alone, as the method's first step does.
+type schemaFields openapi3.Schema
+
+// schemaKeys are the keys openapi3.Schema.UnmarshalJSON leaves out of the
+// extensions: the JSON names of its fields (TestSchemaKeys).
+var schemaKeys = func() map[string]bool {
+	keys := map[string]bool{}
+	t := reflect.TypeFor[openapi3.Schema]()
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+			keys[name] = true
+		}
+	}
+	return keys
+}()
+
 // decodeSchemaRef decodes data, a JSON value encoding/json has checked
 // (a slice of a document it decoded), as openapi3.SchemaRef.UnmarshalJSON
 // does; ok is false when that method refuses it.
@@ -71,6 +91,7 @@ func decodeSchemaRef(data []byte) (ref *openapi3.SchemaRef, ok bool) {
 		return whole() // a boolean schema, or an error
 	}
 	var nested [][2][]byte // key (unquoted) and value of each nested schema member
+	var exts [][2][]byte   // the same of each extension
 	rest := make([]byte, 0, len(data))
 	rest = append(rest, '{')
 	ok = eachMember(data, func(key string, rawKey, value []byte) bool {
@@ -88,6 +109,9 @@ func decodeSchemaRef(data []byte) (ref *openapi3.SchemaRef, ok bool) {
 				return false // encoding/json would decode it into that field
 			}
 		}
+		if !schemaKeys[key] {
+			exts = append(exts, [2][]byte{[]byte(key), value})
+		}
 		if len(rest) > 1 {
 			rest = append(rest, ',')
 		}
@@ -102,9 +126,22 @@ func decodeSchemaRef(data []byte) (ref *openapi3.SchemaRef, ok bool) {
 			return whole() // a reference: its siblings are the method's to read
 		}
 	}
+	// The method's own steps for an object: its fields, then every member
+	// but those fields' (exact) names as the extensions, as a map would
+	// hold them (of a key given twice, the last).
 	s := &openapi3.Schema{}
-	if s.UnmarshalJSON(append(rest, '}')) != nil {
+	if json.Unmarshal(append(rest, '}'), (*schemaFields)(s)) != nil {
 		return nil, false
+	}
+	if len(exts) > 0 {
+		s.Extensions = make(map[string]any, len(exts))
+		for _, kv := range exts {
+			var v any
+			if json.Unmarshal(kv[1], &v) != nil {
+				return nil, false
+			}
+			s.Extensions[string(kv[0])] = v
+		}
 	}
 	for _, kv := range nested {
 		key, raw := string(kv[0]), kv[1]

@@ -116,3 +116,17 @@ func TestScanMembers(t *testing.T) {
 		}
 	}
 }
+
+// schemaKeys are the keys kin-openapi leaves out of a schema's extensions,
+// no more and no fewer: every one of them, and an unknown one, decoded
+// both ways.
+func TestSchemaKeys(t *testing.T) {
+	if len(schemaKeys) < 50 || !schemaKeys["properties"] || !schemaKeys["$defs"] || schemaKeys["x-a"] {
+		t.Fatalf("schemaKeys: %v", schemaKeys)
+	}
+	for key := range schemaKeys {
+		for _, v := range []string{"null", `"s"`, "1", "true", "{}", "[]"} {
+			sameAsKin(t, []byte(`{"`+key+`": `+v+`, "x-a": 1, "other": 2}`))
+		}
+	}
+}
