@@ -119,7 +119,7 @@ FUZZMINIMIZETIME ?= 5s
 FUZZ_TARGETS := security:FuzzBearerToken security:FuzzSessionCookie \
 	security:FuzzAPIKey security:FuzzAccessToken guard:FuzzPathValidation \
 	limits:FuzzClientIP security/oidc:FuzzJWKS security/oidc:FuzzIntrospection \
-	policy:FuzzOutlineJSON policy:FuzzDecodeSchemaRef \
+	policy:FuzzOutlineJSON policy:FuzzDecodeRef \
 	policy:FuzzDecodePathItem
 
 fuzz:

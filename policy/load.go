@@ -167,15 +167,22 @@ func decodeComponents(data []byte) (*openapi3.Components, bool) {
 		return nil, false
 	}
 	fields := map[string]any{"parameters": &c.Parameters, "headers": &c.Headers, "requestBodies": &c.RequestBodies,
-		"responses": &c.Responses, "securitySchemes": &c.SecuritySchemes, "examples": &c.Examples, "links": &c.Links,
+		"responses": &c.Responses, "securitySchemes": &c.SecuritySchemes, "links": &c.Links,
 		"callbacks": &c.Callbacks}
 	for name, raw := range sections {
-		if name == "schemas" {
+		switch name {
+		case "schemas":
 			if c.Schemas, ok = decodeSchemas(raw); !ok {
 				return nil, false
 			}
-		} else if json.Unmarshal(raw, fields[name]) != nil {
-			return nil, false
+		case "examples":
+			if c.Examples, ok = decodeExamples(raw); !ok {
+				return nil, false
+			}
+		default:
+			if json.Unmarshal(raw, fields[name]) != nil {
+				return nil, false
+			}
 		}
 	}
 	return c, true

@@ -69,17 +69,20 @@ var (
 type schemaFields openapi3.Schema
 
 // schemaKeys are the keys openapi3.Schema.UnmarshalJSON leaves out of the
-// extensions: the JSON names of its fields (TestSchemaKeys).
-var schemaKeys = func() map[string]bool {
+// extensions: the JSON names of its fields (TestFieldKeys).
+var schemaKeys = fieldKeys[openapi3.Schema]()
+
+// fieldKeys returns the JSON names of T's fields.
+func fieldKeys[T any]() map[string]bool {
 	keys := map[string]bool{}
-	t := reflect.TypeFor[openapi3.Schema]()
+	t := reflect.TypeFor[T]()
 	for i := range t.NumField() {
 		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
 			keys[name] = true
 		}
 	}
 	return keys
-}()
+}
 
 // decodeSchemaRef decodes data, a JSON value encoding/json has checked
 // (a slice of a document it decoded), as openapi3.SchemaRef.UnmarshalJSON
@@ -133,15 +136,8 @@ func decodeSchemaRef(data []byte) (ref *openapi3.SchemaRef, ok bool) {
 	if json.Unmarshal(append(rest, '}'), (*schemaFields)(s)) != nil {
 		return nil, false
 	}
-	if len(exts) > 0 {
-		s.Extensions = make(map[string]any, len(exts))
-		for _, kv := range exts {
-			var v any
-			if json.Unmarshal(kv[1], &v) != nil {
-				return nil, false
-			}
-			s.Extensions[string(kv[0])] = v
-		}
+	if s.Extensions, ok = decodeExtensions(exts); !ok {
+		return nil, false
 	}
 	for _, kv := range nested {
 		key, raw := string(kv[0]), kv[1]
@@ -208,4 +204,80 @@ func decodeSchemaMap(data []byte) (openapi3.Schemas, bool) {
 		return ok
 	})
 	return m, ok
+}
+
+// exampleFields is openapi3.Example without its UnmarshalJSON.
+type exampleFields openapi3.Example
+
+// exampleKeys are the keys openapi3.Example.UnmarshalJSON leaves out of
+// the extensions (TestFieldKeys).
+var exampleKeys = fieldKeys[openapi3.Example]()
+
+// decodeExampleRef decodes data, JSON encoding/json has checked, as
+// openapi3.ExampleRef.UnmarshalJSON does; ok is false when that method
+// refuses it. An example is decoded once, not once more for the
+// extensions, which on GitHub's description, with its large examples,
+// was a tenth of the compile.
+func decodeExampleRef(data []byte) (ref *openapi3.ExampleRef, ok bool) {
+	ref = &openapi3.ExampleRef{}
+	whole := func() (*openapi3.ExampleRef, bool) { return ref, ref.UnmarshalJSON(data) == nil }
+	if len(data) == 0 || data[0] != '{' {
+		return whole()
+	}
+	var exts [][2][]byte
+	if !eachMember(data, func(key string, _, value []byte) bool {
+		if strings.EqualFold(key, "$ref") {
+			return false // a reference: the method's to read
+		}
+		if !exampleKeys[key] {
+			exts = append(exts, [2][]byte{[]byte(key), value})
+		}
+		return true
+	}) {
+		return whole()
+	}
+	e := &openapi3.Example{}
+	if json.Unmarshal(data, (*exampleFields)(e)) != nil {
+		return nil, false
+	}
+	if e.Extensions, ok = decodeExtensions(exts); !ok {
+		return nil, false
+	}
+	ref.Value = e
+	return ref, true
+}
+
+// decodeExamples decodes a JSON object of examples (null: none).
+func decodeExamples(data []byte) (openapi3.Examples, bool) {
+	if string(data) == "null" {
+		return nil, true
+	}
+	m := openapi3.Examples{}
+	ok := eachMember(data, func(name string, _, raw []byte) bool {
+		if string(raw) == "null" {
+			m[name] = nil
+			return true
+		}
+		ref, ok := decodeExampleRef(raw)
+		m[name] = ref
+		return ok
+	})
+	return m, ok
+}
+
+// decodeExtensions decodes the members kept as extensions (of a key given
+// twice, the last); nil when there are none.
+func decodeExtensions(exts [][2][]byte) (map[string]any, bool) {
+	if len(exts) == 0 {
+		return nil, true
+	}
+	m := make(map[string]any, len(exts))
+	for _, kv := range exts {
+		var v any
+		if json.Unmarshal(kv[1], &v) != nil {
+			return nil, false
+		}
+		m[string(kv[0])] = v
+	}
+	return m, true
 }

@@ -9,8 +9,9 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 )
 
-// schemaCases are schemas that decodeSchemaRef must read exactly as
-// openapi3.SchemaRef.UnmarshalJSON does, or refuse as it does.
+// schemaCases are schemas (and examples) that decodeSchemaRef and
+// decodeExampleRef must read exactly as kin-openapi's UnmarshalJSON does,
+// or refuse as it does.
 var schemaCases = []string{
 	`{}`,
 	`true`,
@@ -38,6 +39,10 @@ var schemaCases = []string{
 	`{"$defs": {"d": {"type": "string"}}, "patternProperties": {"^x-": {}}, "dependentSchemas": {"a": {"required": ["b"]}}, "contentSchema": {"type": "object"}}`,
 	`{"discriminator": {"propertyName": "kind"}, "oneOf": [{"$ref": "#/components/schemas/A"}], "nullable": true, "example": {"a": [1, 2]}}`,
 	` { "type" : "object" , "properties" : { "a" : { "type" : "string" } } } `,
+	`{"summary": "s", "description": "d", "value": {"a": [1, 2.5e3, "x"], "$ref": "not one"}, "x-e": true, "externalValue": "u"}`,
+	`{"Value": 1, "value": 2, "x-e": 1, "x-e": 2}`,
+	`{"$ref": "#/components/examples/E", "summary": "s", "x-a": 1, "other": 2}`,
+	`{"summary": 5, "value": 1}`,
 	"{\n\t\"type\": \"object\",\r\n\t\"properties\": {\"a\": {\"enum\": [\"a\", \"b\"]}}\n}",
 	`{"properties": 5}`,
 	`{"items": "x"}`,
@@ -47,19 +52,30 @@ var schemaCases = []string{
 	`{"minLength": -1, "properties": {"a": {}}}`,
 }
 
-// sameAsKin fails t unless decodeSchemaRef reads data as kin-openapi does.
+// sameAsKin fails t unless decodeSchemaRef and decodeExampleRef read data
+// as kin-openapi does.
 func sameAsKin(t *testing.T, data []byte) {
 	t.Helper()
 	want := &openapi3.SchemaRef{}
 	wantErr := want.UnmarshalJSON(data)
 	got, ok := decodeSchemaRef(data)
+	same(t, "decodeSchemaRef", data, got, want, ok, wantErr)
+	wantEx := &openapi3.ExampleRef{}
+	wantErr = wantEx.UnmarshalJSON(data)
+	gotEx, ok := decodeExampleRef(data)
+	same(t, "decodeExampleRef", data, gotEx, wantEx, ok, wantErr)
+}
+
+// same fails t unless a decoder's result is kin-openapi's.
+func same(t *testing.T, decoder string, data []byte, got, want any, ok bool, wantErr error) {
+	t.Helper()
 	switch {
 	case ok != (wantErr == nil):
-		t.Fatalf("%s: decodeSchemaRef ok %v, kin-openapi's error %v", data, ok, wantErr)
+		t.Fatalf("%s: %s ok %v, kin-openapi's error %v", data, decoder, ok, wantErr)
 	case ok && !reflect.DeepEqual(got, want):
 		g, _ := json.Marshal(got)
 		w, _ := json.Marshal(want)
-		t.Fatalf("%s: decodeSchemaRef read\n%s\nkin-openapi\n%s", data, g, w)
+		t.Fatalf("%s: %s read\n%s\nkin-openapi\n%s", data, decoder, g, w)
 	}
 }
 
@@ -72,11 +88,12 @@ func TestDecodeSchemaRefSameAsKin(t *testing.T) {
 	}
 }
 
-// FuzzDecodeSchemaRef: whatever JSON it is given, decodeSchemaRef reads it
-// as kin-openapi's own method does, or refuses it as it does. It is only
+// FuzzDecodeRef: whatever JSON they are given, decodeSchemaRef and
+// decodeExampleRef read it as kin-openapi's own methods do, or refuse it
+// as they do. It is only
 // ever given JSON that encoding/json has checked (a slice of a document
 // it decoded), so bytes that are not JSON are not tried.
-func FuzzDecodeSchemaRef(f *testing.F) {
+func FuzzDecodeRef(f *testing.F) {
 	for _, c := range schemaCases {
 		f.Add([]byte(c))
 	}
@@ -117,16 +134,21 @@ func TestScanMembers(t *testing.T) {
 	}
 }
 
-// schemaKeys are the keys kin-openapi leaves out of a schema's extensions,
-// no more and no fewer: every one of them, and an unknown one, decoded
-// both ways.
-func TestSchemaKeys(t *testing.T) {
+// The field keys are the keys kin-openapi leaves out of a schema's and an
+// example's extensions, no more and no fewer: every one of them, and
+// unknown ones, decoded both ways.
+func TestFieldKeys(t *testing.T) {
 	if len(schemaKeys) < 50 || !schemaKeys["properties"] || !schemaKeys["$defs"] || schemaKeys["x-a"] {
 		t.Fatalf("schemaKeys: %v", schemaKeys)
 	}
-	for key := range schemaKeys {
-		for _, v := range []string{"null", `"s"`, "1", "true", "{}", "[]"} {
-			sameAsKin(t, []byte(`{"`+key+`": `+v+`, "x-a": 1, "other": 2}`))
+	if len(exampleKeys) != 4 || !exampleKeys["value"] || !exampleKeys["externalValue"] {
+		t.Fatalf("exampleKeys: %v", exampleKeys)
+	}
+	for _, keys := range []map[string]bool{schemaKeys, exampleKeys} {
+		for key := range keys {
+			for _, v := range []string{"null", `"s"`, "1", "true", "{}", "[]"} {
+				sameAsKin(t, []byte(`{"`+key+`": `+v+`, "x-a": 1, "other": 2}`))
+			}
 		}
 	}
 }
