@@ -93,19 +93,19 @@ func decodeSchemaRef(data []byte) (ref *openapi3.SchemaRef, ok bool) {
 	if len(data) == 0 || data[0] != '{' {
 		return whole() // a boolean schema, or an error
 	}
-	var nested [][2][]byte // key (unquoted) and value of each nested schema member
-	var exts [][2][]byte   // the same of each extension
+	var nested []jsonMember // the nested schemas
+	var exts []jsonMember   // the extensions
 	rest := make([]byte, 0, len(data))
 	rest = append(rest, '{')
 	ok = eachMember(data, func(key string, rawKey, value []byte) bool {
 		for _, n := range nestedKeys {
 			if key == n {
 				for _, kv := range nested {
-					if string(kv[0]) == key {
+					if kv.key == key {
 						return false // given twice: encoding/json merges some
 					}
 				}
-				nested = append(nested, [2][]byte{[]byte(key), value})
+				nested = append(nested, jsonMember{key, value})
 				return true
 			}
 			if strings.EqualFold(key, n) {
@@ -113,7 +113,7 @@ func decodeSchemaRef(data []byte) (ref *openapi3.SchemaRef, ok bool) {
 			}
 		}
 		if !schemaKeys[key] {
-			exts = append(exts, [2][]byte{[]byte(key), value})
+			exts = append(exts, jsonMember{key, value})
 		}
 		if len(rest) > 1 {
 			rest = append(rest, ',')
@@ -125,7 +125,7 @@ func decodeSchemaRef(data []byte) (ref *openapi3.SchemaRef, ok bool) {
 		return whole()
 	}
 	for _, kv := range nested {
-		if string(kv[0]) == "$ref" {
+		if kv.key == "$ref" {
 			return whole() // a reference: its siblings are the method's to read
 		}
 	}
@@ -140,7 +140,7 @@ func decodeSchemaRef(data []byte) (ref *openapi3.SchemaRef, ok bool) {
 		return nil, false
 	}
 	for _, kv := range nested {
-		key, raw := string(kv[0]), kv[1]
+		key, raw := kv.key, kv.value
 		switch {
 		case schemaLists[key] != nil:
 			list, ok := decodeSchemaList(raw)
@@ -224,13 +224,13 @@ func decodeExampleRef(data []byte) (ref *openapi3.ExampleRef, ok bool) {
 	if len(data) == 0 || data[0] != '{' {
 		return whole()
 	}
-	var exts [][2][]byte
+	var exts []jsonMember
 	if !eachMember(data, func(key string, _, value []byte) bool {
 		if strings.EqualFold(key, "$ref") {
 			return false // a reference: the method's to read
 		}
 		if !exampleKeys[key] {
-			exts = append(exts, [2][]byte{[]byte(key), value})
+			exts = append(exts, jsonMember{key, value})
 		}
 		return true
 	}) {
@@ -265,19 +265,25 @@ func decodeExamples(data []byte) (openapi3.Examples, bool) {
 	return m, ok
 }
 
+// jsonMember is a member of a JSON object: its key, unquoted, and value.
+type jsonMember struct {
+	key   string
+	value []byte
+}
+
 // decodeExtensions decodes the members kept as extensions (of a key given
 // twice, the last); nil when there are none.
-func decodeExtensions(exts [][2][]byte) (map[string]any, bool) {
+func decodeExtensions(exts []jsonMember) (map[string]any, bool) {
 	if len(exts) == 0 {
 		return nil, true
 	}
 	m := make(map[string]any, len(exts))
 	for _, kv := range exts {
 		var v any
-		if json.Unmarshal(kv[1], &v) != nil {
+		if json.Unmarshal(kv.value, &v) != nil {
 			return nil, false
 		}
-		m[string(kv[0])] = v
+		m[kv.key] = v
 	}
 	return m, true
 }
