@@ -109,6 +109,12 @@ vet:
 	@if [ -f server/posts.go ]; then echo "cd e2e/bench/peers && $(GO) vet ./..."; cd e2e/bench/peers && $(GO) vet ./...; \
 	else echo "$(PEERS_SKIPPED)"; fi
 
+# GitHub's REST description (npm @octokit/openapi 23.0.2, 1,223 operations,
+# 13 MB), fetched once into bin/: make test checks that it loads exactly as
+# kin-openapi's loader reads it (policy decodes large JSON documents its own
+# way, see policy/load.go). Set before the rules that name it.
+GITHUB_SPEC := bin/github/api.github.com.json
+
 # Fuzz targets, as package:target. `go test -fuzz` takes one package and one
 # target per run, so they run one after another, each for FUZZTIME. A crasher
 # is written to <package>/testdata/fuzz/<target>/: commit it as a regression
@@ -181,11 +187,7 @@ bench:
 bench-smoke:
 	$(GO) run ./e2e/bench -rounds 1 -duration 1s -clients 10000
 
-# GitHub's REST description (npm @octokit/openapi 23.0.2, 1,223 operations,
-# 13 MB), fetched once into bin/: make test checks that it loads exactly as
-# kin-openapi's loader reads it (policy decodes large JSON documents its own
-# way, see policy/load.go).
-GITHUB_SPEC := bin/github/api.github.com.json
+# GitHub's REST description (GITHUB_SPEC), fetched once.
 $(GITHUB_SPEC):
 	@mkdir -p $(@D) && dir=$$(mktemp -d) && (cd $$dir && npm pack @octokit/openapi@23.0.2 --silent >/dev/null && \
 		tar xzf octokit-openapi-23.0.2.tgz package/generated/api.github.com.json) && \
