@@ -196,7 +196,7 @@ func (h *harness) wrkScript(ctx context.Context, s *stack, l *load, script strin
 	}
 	text := string(out)
 	if strings.Contains(text, "Non-2xx or 3xx responses") || strings.Contains(text, "Socket errors") {
-		return result{}, fmt.Errorf("wrk saw failures:\n%s", text)
+		return result{}, fmt.Errorf("wrk saw failures:\n%s%s", text, serverComplaints(s))
 	}
 	var r result
 	m := reqsRe.FindStringSubmatch(text)

@@ -60,6 +60,7 @@ type stack struct {
 	bare     *stack   // the bare stack on the same database
 	runs     map[string][]result
 	calls    map[string]float64 // Redis calls (round trips) per request, from MONITOR
+	log      string             // specguard's log file, when it is one of specguard's
 }
 
 // creds are a stack's credentials for the demo user.

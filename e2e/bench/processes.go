@@ -193,11 +193,17 @@ func (h *harness) startSpecguard(ctx context.Context, bin string, env []string) 
 	}
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(), append(env, "SPECGUARD_ADDR="+addr)...)
-	cmd.Stdout = io.Discard
+	// Its log, kept for when a load fails (see serverComplaints).
+	logFile, err := os.CreateTemp(h.dir, "specguard-*.log")
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close() // the process has its own descriptor
+	cmd.Stdout = logFile
 	if err := h.start(ctx, cmd); err != nil {
 		return nil, err
 	}
-	s := &stack{base: "http://" + addr}
+	s := &stack{base: "http://" + addr, log: logFile.Name()}
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		if resp, err := http.Get(s.base + "/healthz"); err == nil {
 			resp.Body.Close()
@@ -249,4 +255,29 @@ func (h *harness) startSpecguard(ctx context.Context, bin string, env []string) 
 	}
 	s.post = "/posts/" + post.ID
 	return s, nil
+}
+
+// serverComplaints returns the last warnings and errors in a specguard
+// stack's log (a 503 says why there), for a load that failed.
+func serverComplaints(s *stack) string {
+	if s.log == "" {
+		return ""
+	}
+	data, err := os.ReadFile(s.log)
+	if err != nil {
+		return ""
+	}
+	var lines []string
+	for line := range strings.Lines(string(data)) {
+		if strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) {
+			lines = append(lines, line)
+		}
+	}
+	if len(lines) > 10 {
+		lines = lines[len(lines)-10:]
+	}
+	if len(lines) == 0 {
+		return ""
+	}
+	return "its last warnings and errors:\n" + strings.Join(lines, "")
 }

@@ -60,3 +60,25 @@ func TestForgeAlwaysDiffers(t *testing.T) {
 		t.Errorf("forgeCookie(%q) = %q: want its secret changed, the rest kept", real, f)
 	}
 }
+
+// A failed load shows the server's last warnings and errors (a 503 says
+// why in the log), no more than ten, and nothing else of the log.
+func TestServerComplaints(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "specguard.log")
+	var b strings.Builder
+	b.WriteString(`{"level":"INFO","msg":"listening"}` + "\n")
+	for i := range 12 {
+		b.WriteString(`{"level":"WARN","msg":"a store is unavailable; answering 503","n":` + string(rune('a'+i)) + "}\n")
+	}
+	b.WriteString(`{"level":"ERROR","msg":"last"}` + "\n")
+	if err := os.WriteFile(log, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := serverComplaints(&stack{log: log})
+	if n := strings.Count(got, `"level":`); n != 10 || strings.Contains(got, "listening") || !strings.Contains(got, `"msg":"last"`) || strings.Contains(got, `"n":a`) {
+		t.Errorf("serverComplaints = %q, want the last 10 warnings and errors", got)
+	}
+	if got := serverComplaints(&stack{}); got != "" {
+		t.Errorf("a stack without a log: %q", got)
+	}
+}
