@@ -223,7 +223,9 @@ func isRefused(err error) bool {
 // single 503: its scripts are loaded and its connections open before it
 // listens.
 func TestFreshInstanceBurst(t *testing.T) {
-	in := Start(t, Shared(Redis(t), Postgres(t), keytest.File(t))...)
+	// At the default store timeout: a first call that loads a script or
+	// opens a connection would overrun it.
+	in := Start(t, append(Shared(Redis(t), Postgres(t), keytest.File(t)), "SPECGUARD_STORE_TIMEOUT=100ms")...)
 	var wg sync.WaitGroup
 	statuses := make(chan int, 20)
 	for i := range 20 {
