@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"path"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -135,8 +136,12 @@ const migrateLockCheck = time.Second
 
 // ErrMigrationLockLost: the migration lock's connection ended (the server
 // ended the session, or a proxy between dropped it) while Migrate held it.
-// Another instance may take the lock now, so Migrate stops: the migration
-// it was running rolls back, and starting again resumes where it stopped.
+// Another instance may take the lock now, so Migrate stops, within about
+// migrateLockCheck of the loss: a migration it was running in a transaction
+// that has not committed rolls back, and starting again resumes where it
+// stopped. The check narrows the time in which two instances could migrate
+// at once; it does not close it (the migrations run on the pool, not on the
+// lock's connection).
 var ErrMigrationLockLost = errors.New("lost the migration lock")
 
 // lockMigrations takes the lock Migrate holds, waiting for another
@@ -181,6 +186,9 @@ func (d *DB) lockMigrations(parent context.Context) (ctx context.Context, unlock
 	case Postgres:
 		conn, err := d.connect(parent)
 		if err != nil {
+			if parent.Err() != nil {
+				return nil, nil, waitEnded()
+			}
 			return nil, nil, fmt.Errorf("taking the migration lock: %w", err)
 		}
 		// Ending the session releases its advisory locks.
@@ -214,21 +222,25 @@ func (d *DB) lockMigrations(parent context.Context) (ctx context.Context, unlock
 				}
 			}
 		}()
+		var once sync.Once
 		return held, func() {
-			close(stop)
-			<-stopped
-			lost(nil)
-			end()
+			once.Do(func() {
+				close(stop)
+				<-stopped
+				lost(nil)
+				end()
+			})
 		}, nil
 	}
 	return nil, nil, fmt.Errorf("unknown database kind %q", d.src.Kind)
 }
 
 // lockLost returns, for an error of work done under the migration lock in
-// ctx, the lock's loss when that is what stopped it, and err otherwise.
+// ctx, the lock's loss and err together when the loss is what stopped it,
+// and err otherwise.
 func lockLost(ctx context.Context, err error) error {
-	if cause := context.Cause(ctx); errors.Is(cause, ErrMigrationLockLost) {
-		return cause
+	if cause := context.Cause(ctx); errors.Is(cause, ErrMigrationLockLost) && !errors.Is(err, ErrMigrationLockLost) {
+		return fmt.Errorf("%w (%w)", cause, err)
 	}
 	return err
 }
@@ -283,12 +295,20 @@ func (d *DB) checkSums(ctx context.Context, m Migrations, p *goose.Provider) err
 	}
 	table := m.Table + "_sums"
 	create := `CREATE TABLE IF NOT EXISTS ` + table + ` (version BIGINT PRIMARY KEY, sha256 TEXT NOT NULL)`
-	_, err = d.w.ExecContext(ctx, create)
+	// On the writer as it is (d.Exec would hide PostgreSQL's error code),
+	// within the database's timeout.
+	exec := func() error {
+		ctx, cancel := d.ctx(ctx)
+		defer cancel()
+		_, err := d.w.ExecContext(ctx, create)
+		return err
+	}
+	err = exec()
 	if createClashed(err) {
 		// A release before this one creates the table outside the lock,
 		// so during a rolling upgrade both can create it at once, and IF
 		// NOT EXISTS does not serialise on PostgreSQL. It exists now.
-		_, err = d.w.ExecContext(ctx, create)
+		err = exec()
 	}
 	if err != nil {
 		return fmt.Errorf("checking the migrations of %s: %w", m.Name, d.Fail(err))

@@ -298,8 +298,8 @@ func TestMigrationLockLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = <-done
-	if !errors.Is(err, sqldb.ErrMigrationLockLost) {
-		t.Fatalf("Migrate after its lock's session ended: %v, want ErrMigrationLockLost", err)
+	if !errors.Is(err, sqldb.ErrMigrationLockLost) || !strings.Contains(err.Error(), "migrating slow of the database") {
+		t.Fatalf("Migrate after its lock's session ended: %v, want ErrMigrationLockLost, naming the set and the database", err)
 	}
 	var exists bool
 	if err := other.QueryRow(ctx, `SELECT to_regclass('slow') IS NOT NULL`).Scan(&exists); err != nil {
