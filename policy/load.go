@@ -22,8 +22,10 @@ import (
 // most of its bytes, are decoded level by level (decodeSchemaRef,
 // decodePathItem): kin-openapi's own UnmarshalJSON reads the bytes of every
 // level below several times over, and that made half the compile. The
-// sections are the loader's own types decoded with their own UnmarshalJSON,
-// so what comes out is the same (TestLoadSameAsLoader); anything the split
+// sections are the loader's own types, decoded as their own UnmarshalJSON
+// decodes them (the schemas, examples and path items by those decoders,
+// each checked against the method: TestLoadSameAsLoader and the fuzz
+// targets), so what comes out is the same; anything the split
 // does not know to be the same (a YAML document, a key that differs from a
 // section's name only in case, a null section, an error) goes to the
 // loader. A key given twice is the one difference (the loader merges two
