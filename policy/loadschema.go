@@ -190,17 +190,24 @@ func decodeSchemaList(data []byte) (openapi3.SchemaRefs, bool) {
 // decodeSchemaMap decodes a JSON object of schemas (null: none); of a
 // name given twice, the last, as encoding/json does.
 func decodeSchemaMap(data []byte) (openapi3.Schemas, bool) {
+	return decodeMap(data, decodeSchemaRef)
+}
+
+// decodeMap decodes a JSON object of values decode reads (null: none; a
+// null value: a nil entry); of a name given twice, the last, as
+// encoding/json does.
+func decodeMap[T any](data []byte, decode func([]byte) (*T, bool)) (map[string]*T, bool) {
 	if string(data) == "null" {
 		return nil, true
 	}
-	m := openapi3.Schemas{}
+	m := map[string]*T{}
 	ok := eachMember(data, func(name string, _, raw []byte) bool {
 		if string(raw) == "null" {
 			m[name] = nil
 			return true
 		}
-		ref, ok := decodeSchemaRef(raw)
-		m[name] = ref
+		v, ok := decode(raw)
+		m[name] = v
 		return ok
 	})
 	return m, ok
@@ -249,20 +256,7 @@ func decodeExampleRef(data []byte) (ref *openapi3.ExampleRef, ok bool) {
 
 // decodeExamples decodes a JSON object of examples (null: none).
 func decodeExamples(data []byte) (openapi3.Examples, bool) {
-	if string(data) == "null" {
-		return nil, true
-	}
-	m := openapi3.Examples{}
-	ok := eachMember(data, func(name string, _, raw []byte) bool {
-		if string(raw) == "null" {
-			m[name] = nil
-			return true
-		}
-		ref, ok := decodeExampleRef(raw)
-		m[name] = ref
-		return ok
-	})
-	return m, ok
+	return decodeMap(data, decodeExampleRef)
 }
 
 // jsonMember is a member of a JSON object: its key, unquoted, and value.
