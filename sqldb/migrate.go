@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,10 +12,12 @@ import (
 	"log/slog"
 	"path"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
@@ -65,18 +68,18 @@ var ErrMigrationChanged = errors.New("an applied migration was edited")
 // the version table when it is missing, so Versions takes Migrate's lock
 // too: it waits for an instance migrating now and reports what it left.
 func (d *DB) Versions(ctx context.Context, m Migrations) (current, known int64, err error) {
-	p, err := d.provider(m)
-	if err != nil {
-		return 0, 0, err
-	}
-	ctx, unlock, err := d.lockMigrations(ctx)
+	db, unlock, err := d.lockMigrations(ctx)
 	if err != nil {
 		return 0, 0, fmt.Errorf("reading the schema version of %s in %s: %w", m.Name, d.src, err)
 	}
 	defer unlock()
+	p, err := d.provider(m, db)
+	if err != nil {
+		return 0, 0, err
+	}
 	current, known, err = p.GetVersions(ctx)
 	if err != nil {
-		return 0, 0, lockLost(ctx, d.Fail(err))
+		return 0, 0, d.lockLost(ctx, db, fmt.Errorf("reading the schema version of %s in %s: %w", m.Name, d.src, d.Fail(err)))
 	}
 	return current, known, nil
 }
@@ -91,24 +94,24 @@ func (d *DB) Versions(ctx context.Context, m Migrations) (current, known int64, 
 // one whose applied migration was edited since with ErrMigrationChanged,
 // naming the file.
 func (d *DB) Migrate(ctx context.Context, m Migrations, log *slog.Logger) (from, to int64, err error) {
-	p, err := d.provider(m)
-	if err != nil {
-		return 0, 0, err
-	}
-	ctx, unlock, err := d.lockMigrations(ctx)
+	db, unlock, err := d.lockMigrations(ctx)
 	if err != nil {
 		return 0, 0, fmt.Errorf("migrating %s of the database %s: %w", m.Name, d.src, err)
 	}
 	defer unlock()
 	defer func() {
 		if err != nil {
-			err = lockLost(ctx, err)
+			err = d.lockLost(ctx, db, err)
 		}
 	}()
+	p, err := d.provider(m, db)
+	if err != nil {
+		return 0, 0, err
+	}
 	if from, _, err = d.checkVersions(ctx, m, p); err != nil {
 		return from, from, err
 	}
-	if err := d.checkSums(ctx, m, p); err != nil {
+	if err := d.checkSums(ctx, db, m, p); err != nil {
 		return from, from, err
 	}
 	results, err := p.Up(ctx)
@@ -120,7 +123,7 @@ func (d *DB) Migrate(ctx context.Context, m Migrations, log *slog.Logger) (from,
 			log.Info("migrated", "set", m.Name, "version", r.Source.Version, "file", r.Source.Path, "duration", r.Duration.String())
 		}
 	}
-	if err := d.checkSums(ctx, m, p); err != nil {
+	if err := d.checkSums(ctx, db, m, p); err != nil {
 		return from, from, err
 	}
 	to, _, err = d.checkVersions(ctx, m, p)
@@ -130,34 +133,29 @@ func (d *DB) Migrate(ctx context.Context, m Migrations, log *slog.Logger) (from,
 // migrateLockWait bounds the wait for another instance's migrations.
 const migrateLockWait = 5 * time.Minute
 
-// migrateLockCheck is how often a migrating instance checks, on
-// PostgreSQL, that it still holds the migration lock.
-const migrateLockCheck = time.Second
-
-// ErrMigrationLockLost: the migration lock's connection ended (the server
-// ended the session, or a proxy between dropped it) while Migrate held it.
-// Another instance may take the lock now, so Migrate stops, within about
-// migrateLockCheck of the loss: a migration it was running in a transaction
-// that has not committed rolls back, and starting again resumes where it
-// stopped. The check narrows the time in which two instances could migrate
-// at once; it does not close it (the migrations run on the pool, not on the
-// lock's connection).
+// ErrMigrationLockLost: the session holding the migration lock ended (the
+// server ended it, or a proxy between dropped it) while Migrate held it.
+// On PostgreSQL every statement of a migration runs in that session, so
+// none runs once it ended: a migration in a transaction that had not
+// committed rolls back, and starting again resumes where it stopped.
+// Another instance may migrate from then on, never beside this one.
 var ErrMigrationLockLost = errors.New("lost the migration lock")
 
 // lockMigrations takes the lock Migrate holds, waiting for another
-// instance's migrations to end (for at most migrateLockWait): an exclusive
-// flock on a file beside a SQLite file; on PostgreSQL, a session advisory
-// lock on a connection of its own, outside the pool (a pool of one would
-// otherwise have no connection left to migrate with). The advisory lock is
-// goose's own (lock.DefaultLockID), so this binary and one that let goose
-// take it during a rolling upgrade still migrate one at a time. A process
-// that dies releases either lock.
+// instance's migrations to end (for at most migrateLockWait), and returns
+// the handle the work under the lock must use.
+//   - SQLite: an exclusive flock on a file beside the database file; the
+//     kernel holds it while the process lives. The handle is the writer.
+//   - PostgreSQL: a session advisory lock, goose's own (lock.DefaultLockID,
+//     so this binary and one that let goose take it during a rolling
+//     upgrade still migrate one at a time). The handle is a pool of that
+//     one session, outside the database's pool, that never opens another:
+//     the lock is held by the session that migrates, so no statement of
+//     this instance's migrations can run once the lock is gone.
 //
-// The work done under the lock uses the returned context. On PostgreSQL it
-// is cancelled, with ErrMigrationLockLost as its cause, when a check every
-// migrateLockCheck finds the lock's session gone: work that goes on
-// without the lock could run beside another instance's.
-func (d *DB) lockMigrations(parent context.Context) (ctx context.Context, unlock func(), err error) {
+// unlock releases the lock (ending the session, on PostgreSQL); a process
+// that dies releases it too.
+func (d *DB) lockMigrations(parent context.Context) (db *sql.DB, unlock func(), err error) {
 	wait, cancel := context.WithTimeout(parent, migrateLockWait)
 	defer cancel()
 	// waitEnded says why the wait for the lock ended without it, when it
@@ -181,98 +179,78 @@ func (d *DB) lockMigrations(parent context.Context) (ctx context.Context, unlock
 			}
 			return nil, nil, fmt.Errorf("locking %s: %w", path, err)
 		}
-		// The kernel holds the lock while this process lives.
-		return parent, func() { _ = release() }, nil
+		return d.w, func() { _ = release() }, nil
 	case Postgres:
-		conn, err := d.connect(parent)
+		db, err := d.oneSession(parent)
 		if err != nil {
 			if parent.Err() != nil {
 				return nil, nil, waitEnded()
 			}
 			return nil, nil, fmt.Errorf("taking the migration lock: %w", err)
 		}
-		// Ending the session releases its advisory locks.
-		end := func() {
-			ctx, cancel := context.WithTimeout(context.Background(), d.timeout)
-			defer cancel()
-			conn.Close(ctx)
-		}
-		if _, err := conn.Exec(wait, `SELECT pg_advisory_lock($1)`, lock.DefaultLockID); err != nil {
+		// Closing the pool ends the session, which releases its advisory
+		// locks.
+		end := func() { db.Close() }
+		if _, err := db.ExecContext(wait, `SELECT pg_advisory_lock($1)`, lock.DefaultLockID); err != nil {
 			end()
 			if ended := waitEnded(); ended != nil {
 				return nil, nil, ended
 			}
 			return nil, nil, fmt.Errorf("%w: taking the migration lock: %s", ErrUnavailable, text.OneLine(err.Error()))
 		}
-		held, lost := context.WithCancelCause(parent)
-		stop, stopped := make(chan struct{}), make(chan struct{})
-		go func() {
-			defer close(stopped)
-			tick := time.NewTicker(migrateLockCheck)
-			defer tick.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-				}
-				if err := d.holdsAdvisoryLock(conn, lock.DefaultLockID); err != nil {
-					lost(fmt.Errorf("%w: %s", ErrMigrationLockLost, text.OneLine(err.Error())))
-					return
-				}
-			}
-		}()
 		var once sync.Once
-		return held, func() {
-			once.Do(func() {
-				close(stop)
-				<-stopped
-				lost(nil)
-				end()
-			})
-		}, nil
+		return db, func() { once.Do(end) }, nil
 	}
 	return nil, nil, fmt.Errorf("unknown database kind %q", d.src.Kind)
 }
 
-// lockLost returns, for an error of work done under the migration lock in
-// ctx, the lock's loss and err together when the loss is what stopped it,
-// and err otherwise.
-func lockLost(ctx context.Context, err error) error {
-	if cause := context.Cause(ctx); errors.Is(cause, ErrMigrationLockLost) && !errors.Is(err, ErrMigrationLockLost) {
-		return fmt.Errorf("%w (%w)", cause, err)
+// oneSession opens a pool of one PostgreSQL session, connected within the
+// database's timeout, that never opens a second: once the session ended,
+// every use of the pool fails with ErrMigrationLockLost.
+func (d *DB) oneSession(ctx context.Context) (*sql.DB, error) {
+	cfg, err := pgx.ParseConfig(d.src.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s", d.src, text.OneLine(err.Error()))
 	}
-	return err
-}
-
-// connect opens a connection of its own, outside the pool, within the
-// database's timeout.
-func (d *DB) connect(ctx context.Context) (*pgx.Conn, error) {
+	db := sql.OpenDB(&sessionConnector{Connector: stdlib.GetConnector(*cfg)})
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, d.src.DSN)
-	if err != nil {
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
 		return nil, fmt.Errorf("%w: connecting to %s: %s", ErrUnavailable, d.src, text.OneLine(err.Error()))
 	}
-	return conn, nil
+	return db, nil
 }
 
-// holdsAdvisoryLock checks that conn's session holds the session advisory
-// lock id: nil when it does.
-func (d *DB) holdsAdvisoryLock(conn *pgx.Conn, id int64) error {
-	ctx, cancel := context.WithTimeout(context.Background(), max(d.timeout, time.Second))
-	defer cancel()
-	var held bool
-	// A bigint key is kept as its high 32 bits (classid) and low ones (objid).
-	err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()
-		AND classid = $1 AND objid = $2 AND objsubid = 1 AND granted)`, uint32(uint64(id)>>32), uint32(id)).Scan(&held)
-	switch {
-	case err != nil:
-		return err
-	case !held:
-		return errors.New("the session no longer holds it")
+// sessionConnector connects once: a second connection would be a session
+// without the migration lock.
+type sessionConnector struct {
+	driver.Connector
+	used atomic.Bool
+}
+
+func (c *sessionConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	if c.used.Swap(true) {
+		return nil, fmt.Errorf("%w: its session ended", ErrMigrationLockLost)
 	}
-	return nil
+	return c.Connector.Connect(ctx)
+}
+
+// lockLost returns, for an error of work done under the migration lock on
+// db, that error with the lock's loss when the lock's session has ended,
+// and err otherwise.
+func (d *DB) lockLost(ctx context.Context, db *sql.DB, err error) error {
+	if d.src.Kind != Postgres || errors.Is(err, ErrMigrationLockLost) {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.timeout)
+	defer cancel()
+	if perr := db.PingContext(ctx); errors.Is(perr, ErrMigrationLockLost) {
+		return fmt.Errorf("%w (%w)", perr, err)
+	}
+	return err
 }
 
 func (d *DB) checkVersions(ctx context.Context, m Migrations, p *goose.Provider) (current, known int64, err error) {
@@ -288,19 +266,18 @@ func (d *DB) checkVersions(ctx context.Context, m Migrations, p *goose.Provider)
 
 // checkSums compares every applied migration of m with the checksum
 // recorded when it was first seen applied, and records the missing ones.
-func (d *DB) checkSums(ctx context.Context, m Migrations, p *goose.Provider) error {
+func (d *DB) checkSums(ctx context.Context, db *sql.DB, m Migrations, p *goose.Provider) error {
 	statuses, err := p.Status(ctx)
 	if err != nil {
 		return fmt.Errorf("reading the migrations of %s in %s: %w", m.Name, d.src, d.Fail(err))
 	}
 	table := m.Table + "_sums"
 	create := `CREATE TABLE IF NOT EXISTS ` + table + ` (version BIGINT PRIMARY KEY, sha256 TEXT NOT NULL)`
-	// On the writer as it is (d.Exec would hide PostgreSQL's error code),
-	// within the database's timeout.
+	// Within the database's timeout, keeping PostgreSQL's error code.
 	exec := func() error {
 		ctx, cancel := d.ctx(ctx)
 		defer cancel()
-		_, err := d.w.ExecContext(ctx, create)
+		_, err := db.ExecContext(ctx, create)
 		return err
 	}
 	err = exec()
@@ -328,13 +305,16 @@ func (d *DB) checkSums(ctx context.Context, m Migrations, p *goose.Provider) err
 		sum := sha256.Sum256(data)
 		want := hex.EncodeToString(sum[:])
 		var got string
-		err = d.w.QueryRowContext(ctx, d.q(`SELECT sha256 FROM `+table+` WHERE version = ?`), st.Source.Version).Scan(&got)
+		err = db.QueryRowContext(ctx, d.q(`SELECT sha256 FROM `+table+` WHERE version = ?`), st.Source.Version).Scan(&got)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			// Applied before sums were kept, or just now: this content is
 			// the one applied from here on.
-			if _, err := d.Exec(ctx, `INSERT INTO `+table+` (version, sha256) VALUES (?, ?) ON CONFLICT DO NOTHING`, st.Source.Version, want); err != nil {
-				return err
+			ctx, cancel := d.ctx(ctx)
+			_, err := db.ExecContext(ctx, d.q(`INSERT INTO `+table+` (version, sha256) VALUES (?, ?) ON CONFLICT DO NOTHING`), st.Source.Version, want)
+			cancel()
+			if err != nil {
+				return d.Fail(err)
 			}
 		case err != nil:
 			return d.Fail(err)
@@ -354,7 +334,8 @@ func createClashed(err error) bool {
 	return errors.As(err, &pg) && (pg.Code == "23505" || pg.Code == "42710" || pg.Code == "42P07")
 }
 
-func (d *DB) provider(m Migrations) (*goose.Provider, error) {
+// provider is goose's for m on db, the handle lockMigrations returned.
+func (d *DB) provider(m Migrations, db *sql.DB) (*goose.Provider, error) {
 	dialect := goose.DialectSQLite3
 	if d.src.Kind == Postgres {
 		dialect = goose.DialectPostgres
@@ -365,5 +346,5 @@ func (d *DB) provider(m Migrations) (*goose.Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	return goose.NewProvider(dialect, d.w, files, opts...)
+	return goose.NewProvider(dialect, db, files, opts...)
 }

@@ -257,59 +257,106 @@ func TestMigrateWaitsForTheLock(t *testing.T) {
 	})
 }
 
-// On PostgreSQL the migration lock lives on a session of its own. When
-// that session ends in the middle of a migration (the server ends it, a
-// proxy drops it), another instance could take the lock, so Migrate stops
-// with ErrMigrationLockLost, and the migration it was running rolls back;
-// the next Migrate applies it.
+// On PostgreSQL the migration lock is held by the session that migrates.
+// When that session ends in the middle of a migration (the server ends it,
+// a proxy drops it), another instance may take the lock, so Migrate stops
+// with ErrMigrationLockLost: the migration it was running rolls back, or,
+// outside a transaction, runs no further; the next Migrate applies it.
 func TestMigrationLockLost(t *testing.T) {
+	for _, c := range []struct{ name, file string }{
+		// In a transaction: what ran before the loss rolls back.
+		{"in a transaction", "-- +goose Up\nCREATE TABLE slow (id INT);\nSELECT pg_sleep(4);\n-- +goose Down\nDROP TABLE slow;\n"},
+		// Outside one: what comes after the loss never runs.
+		{"no transaction", "-- +goose NO TRANSACTION\n-- +goose Up\nSELECT pg_sleep(4);\nCREATE TABLE slow (id INT);\n-- +goose Down\nDROP TABLE slow;\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dsn := pgtest.New(t)
+			slow := sqldb.Migrations{Name: "slow", Table: "slow_version", FS: fstest.MapFS{"00001_slow.sql": {Data: []byte(c.file)}}}
+			d := open0(t, sqldb.Source{Kind: sqldb.Postgres, DSN: dsn})
+			other, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close(ctx)
+
+			done := make(chan error, 1)
+			go func() {
+				_, _, err := d.Migrate(ctx, slow, nil)
+				done <- err
+			}()
+			// The session holding an advisory lock on this database, once
+			// it runs the migration's pg_sleep.
+			var pid int32
+			for deadline := time.Now().Add(10 * time.Second); pid == 0; {
+				if time.Now().After(deadline) {
+					t.Fatal("no session holding the migration lock ran the migration within 10s")
+				}
+				err := other.QueryRow(ctx, `SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+					WHERE l.locktype = 'advisory' AND l.granted AND a.query LIKE '%pg_sleep%'
+					AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&pid)
+				if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+					t.Fatal(err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if _, err := other.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
+				t.Fatal(err)
+			}
+			err = <-done
+			if !errors.Is(err, sqldb.ErrMigrationLockLost) || !strings.Contains(err.Error(), "migrating slow of the database") {
+				t.Fatalf("Migrate after its lock's session ended: %v, want ErrMigrationLockLost, naming the set and the database", err)
+			}
+			var exists bool
+			if err := other.QueryRow(ctx, `SELECT to_regclass('slow') IS NOT NULL`).Scan(&exists); err != nil {
+				t.Fatal(err)
+			}
+			if exists {
+				t.Error("the migration running when the lock was lost went on; want it stopped, and rolled back")
+			}
+			if from, to, err := d.Migrate(ctx, slow, nil); err != nil || from != 0 || to != 1 {
+				t.Fatalf("Migrate again: from %d to %d, %v; want from 0 to 1", from, to, err)
+			}
+		})
+	}
+}
+
+// Every statement of a migration on PostgreSQL runs in the session that
+// holds the migration lock: none can run once another instance may hold
+// it.
+func TestMigrationRunsInTheLockSession(t *testing.T) {
 	dsn := pgtest.New(t)
-	slow := sqldb.Migrations{Name: "slow", Table: "slow_version", FS: fstest.MapFS{
-		"00001_slow.sql": {Data: []byte("-- +goose Up\nCREATE TABLE slow (id INT);\nSELECT pg_sleep(4);\n-- +goose Down\nDROP TABLE slow;\n")},
-	}}
 	d := open0(t, sqldb.Source{Kind: sqldb.Postgres, DSN: dsn})
-	other, err := pgx.Connect(ctx, dsn)
+	set := sqldb.Migrations{Name: "held", Table: "held_version", FS: fstest.MapFS{
+		"00001_tx.sql":   {Data: []byte("-- +goose Up\nCREATE TABLE held AS SELECT 'tx' AS name, count(*) AS locks FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted;\n")},
+		"00002_notx.sql": {Data: []byte("-- +goose NO TRANSACTION\n-- +goose Up\nINSERT INTO held SELECT 'notx', count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted;\n")},
+	}}
+	if _, to, err := d.Migrate(ctx, set, nil); err != nil || to != 2 {
+		t.Fatalf("Migrate: to %d, %v", to, err)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer other.Close(ctx)
-
-	done := make(chan error, 1)
-	go func() {
-		_, _, err := d.Migrate(ctx, slow, nil)
-		done <- err
-	}()
-	// The session holding an advisory lock on this database, once the
-	// migration has started (its table exists inside the transaction).
-	var pid int32
-	for deadline := time.Now().Add(10 * time.Second); pid == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("no session took the migration lock within 10s")
-		}
-		err := other.QueryRow(ctx, `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
-			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&pid)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT name, locks FROM held ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var name string
+		var locks int
+		if err := rows.Scan(&name, &locks); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		n++
+		if locks != 1 {
+			t.Errorf("migration %s ran in a session holding %d advisory locks, want the migration lock's (1)", name, locks)
+		}
 	}
-	time.Sleep(300 * time.Millisecond) // into pg_sleep
-	if _, err := other.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
-		t.Fatal(err)
-	}
-	err = <-done
-	if !errors.Is(err, sqldb.ErrMigrationLockLost) || !strings.Contains(err.Error(), "migrating slow of the database") {
-		t.Fatalf("Migrate after its lock's session ended: %v, want ErrMigrationLockLost, naming the set and the database", err)
-	}
-	var exists bool
-	if err := other.QueryRow(ctx, `SELECT to_regclass('slow') IS NOT NULL`).Scan(&exists); err != nil {
-		t.Fatal(err)
-	}
-	if exists {
-		t.Error("the migration running when the lock was lost was committed; want it rolled back")
-	}
-	if from, to, err := d.Migrate(ctx, slow, nil); err != nil || from != 0 || to != 1 {
-		t.Fatalf("Migrate again: from %d to %d, %v; want from 0 to 1", from, to, err)
+	if err := rows.Err(); err != nil || n != 2 {
+		t.Fatalf("read %d rows of held (%v), want 2", n, err)
 	}
 }
 
