@@ -255,7 +255,11 @@ func (s *Service) Outbound(r *http.Request, scheme *policy.Scheme) bool {
 	if len(values) != 1 {
 		return false
 	}
-	id, _, ok := cred.SplitKey(values[0])
+	// The id alone says whether the key is cached: its secret is decoded
+	// once, by Authenticate. A value whose secret does not decode is
+	// refused there without a read, having been charged as anonymous once,
+	// as it would be anyway.
+	id, ok := cred.KeyID(values[0])
 	if !ok {
 		return false
 	}

@@ -143,14 +143,35 @@ const APIKeyPrefix = "sg_"
 // SplitKey parses an API key, "sg_<id>.<base64url secret of 32 bytes>":
 // ok only for one of that exact shape.
 func SplitKey(v string) (id string, secret [32]byte, ok bool) {
-	rest, ok := strings.CutPrefix(v, APIKeyPrefix)
-	if !ok || len(rest) > 256 {
-		return "", secret, false
-	}
-	id, enc, ok := strings.Cut(rest, ".")
-	if !ok || !IsID(id) {
+	id, enc, ok := splitKey(v)
+	if !ok {
 		return "", secret, false
 	}
 	secret, ok = DecodeSecret(enc)
 	return id, secret, ok
+}
+
+// KeyID returns the id of an API key of SplitKey's shape without decoding
+// its secret, for a look at which key a value names: SplitKey may still
+// refuse a value KeyID accepts (a secret that is 43 characters but not
+// canonical base64url).
+func KeyID(v string) (id string, ok bool) {
+	id, enc, ok := splitKey(v)
+	if !ok || len(enc) != 43 {
+		return "", false
+	}
+	return id, true
+}
+
+// splitKey cuts an API key into its id and its encoded secret.
+func splitKey(v string) (id, enc string, ok bool) {
+	rest, ok := strings.CutPrefix(v, APIKeyPrefix)
+	if !ok || len(rest) > 256 {
+		return "", "", false
+	}
+	id, enc, ok = strings.Cut(rest, ".")
+	if !ok || !IsID(id) {
+		return "", "", false
+	}
+	return id, enc, true
 }

@@ -42,6 +42,39 @@ func TestDecodeSecret(t *testing.T) {
 	}
 }
 
+// KeyID names the key SplitKey reads from every value SplitKey accepts,
+// and refuses every value whose prefix, id or secret length is wrong.
+func TestKeyID(t *testing.T) {
+	secret := base64.RawURLEncoding.EncodeToString(make([]byte, 32))
+	for _, c := range []struct {
+		v      string
+		id     string
+		ok     bool
+		splits bool // SplitKey accepts it too
+	}{
+		{"sg_k1." + secret, "k1", true, true},
+		{"sg_" + strings.Repeat("a", 64) + "." + secret, strings.Repeat("a", 64), true, true},
+		{"sg_k1." + secret[:42] + "+", "k1", true, false}, // not base64url: for SplitKey to refuse
+		{"sg_k1." + secret[:42], "", false, false},
+		{"sg_k1." + secret + "A", "", false, false},
+		{"sg_k1" + secret, "", false, false},
+		{"sg_." + secret, "", false, false},
+		{"sg_k/1." + secret, "", false, false},
+		{"sg_" + strings.Repeat("a", 65) + "." + secret, "", false, false},
+		{"xx_k1." + secret, "", false, false},
+		{"", "", false, false},
+	} {
+		id, ok := KeyID(c.v)
+		if ok != c.ok || id != c.id {
+			t.Errorf("KeyID(%q) = %q, %v; want %q, %v", c.v, id, ok, c.id, c.ok)
+		}
+		sid, _, sok := SplitKey(c.v)
+		if sok != c.splits || (sok && sid != id) {
+			t.Errorf("SplitKey(%q) = %q, %v; want ok %v and KeyID's id", c.v, sid, sok, c.splits)
+		}
+	}
+}
+
 func BenchmarkDecodeSecret(b *testing.B) {
 	enc := base64.RawURLEncoding.EncodeToString(make([]byte, 32))
 	for b.Loop() {
