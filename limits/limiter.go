@@ -138,23 +138,25 @@ func (v *Verdict) Violated(op *policy.Operation) []string {
 	return out
 }
 
-// identity returns the caller as tier t counts callers, and false when the
-// tier does not apply to this caller.
-func (l *Limiter) identity(r *http.Request, t *policy.Tier, c *Caller) (Identity, bool) {
+// identify sets id to the caller as tier t counts callers, and returns
+// false when the tier does not apply to this caller. It writes in place:
+// an Identity is 64 bytes, and this runs for every tier of every request.
+func (l *Limiter) identify(r *http.Request, t *policy.Tier, c *Caller, id *Identity) bool {
 	switch t.Who {
 	case policy.WhoAnonymous:
 		if c.Authenticated {
-			return Identity{}, false
+			return false
 		}
 	case policy.WhoAuthenticated:
 		if !c.Authenticated {
-			return Identity{}, false
+			return false
 		}
 	}
-	id := Identity{Kind: t.Key}
+	*id = Identity{Kind: t.Key}
 	switch t.Key {
 	case policy.KeyIP:
 		id.IP = l.clientKey(r)
+		return true
 	case policy.KeyPrincipal:
 		id.Value = c.Subject
 	case policy.KeyAPIKey:
@@ -169,16 +171,17 @@ func (l *Limiter) identity(r *http.Request, t *policy.Tier, c *Caller) (Identity
 			// A credential that lacks the claim (an API key where the tier
 			// counts by a token's login, say) is counted by its client IP
 			// under the same tier: never skipped.
-			return Identity{Kind: policy.KeyIP, IP: l.clientKey(r)}, true
+			*id = Identity{Kind: policy.KeyIP, IP: l.clientKey(r)}
 		}
+		return true
 	case policy.KeyGlobal:
-		return id, true
+		return true
 	default:
-		return Identity{}, false
+		return false
 	}
 	// A caller without the credential the tier counts by (no API key, no
 	// session) is not counted by it.
-	return id, t.Key == policy.KeyIP || id.Value != ""
+	return id.Value != ""
 }
 
 // ClientAddr is the client address of r as tiers keyed by IP count it: an
@@ -241,11 +244,13 @@ func (l *Limiter) decide(r *http.Request, op *policy.Operation, c Caller, pre on
 	reqs, tiers, index := sc.reqs[:0], sc.tiers[:0], sc.index[:0]
 	for i := range op.Limits {
 		t := &op.Limits[i]
-		id, ok := l.identity(r, t, &c)
-		if !ok {
+		reqs = append(reqs, Request{})
+		q := &reqs[len(reqs)-1]
+		if !l.identify(r, t, &c, &q.Who) {
+			reqs = reqs[:len(reqs)-1]
 			continue
 		}
-		reqs = append(reqs, Request{Bucket: t.Bucket, Who: id, Interval: t.Interval(), Burst: t.Burst, Cost: t.Cost, TTL: t.Window})
+		q.Bucket, q.Interval, q.Burst, q.Cost, q.TTL = t.Bucket, t.Interval(), t.Burst, t.Cost, t.Window
 		tiers = append(tiers, t)
 		index = append(index, i)
 		if i < 64 {
