@@ -137,8 +137,12 @@ const migrateLockWait = 5 * time.Minute
 // server ended it, or a proxy between dropped it) while Migrate held it.
 // On PostgreSQL every statement of a migration runs in that session, so
 // none runs once it ended: a migration in a transaction that had not
-// committed rolls back, and starting again resumes where it stopped.
-// Another instance may migrate from then on, never beside this one.
+// committed rolls back, and starting again resumes where it stopped (a
+// migration marked NO TRANSACTION keeps the statements that ran before the
+// loss and runs in full again, so write it to be run twice). Another
+// instance may migrate from then on, never beside this one. A statement
+// this instance abandons ends the session too (Migrate's context ending,
+// or a statement's bound running out); that is reported as what it is.
 var ErrMigrationLockLost = errors.New("lost the migration lock")
 
 // lockMigrations takes the lock Migrate holds, waiting for another
@@ -196,6 +200,10 @@ func (d *DB) lockMigrations(parent context.Context) (db *sql.DB, unlock func(), 
 			if ended := waitEnded(); ended != nil {
 				return nil, nil, ended
 			}
+			if errors.Is(err, ErrMigrationLockLost) {
+				// The session ended before it took the lock.
+				return nil, nil, fmt.Errorf("%w: taking the migration lock: the session ended", ErrUnavailable)
+			}
 			return nil, nil, fmt.Errorf("%w: taking the migration lock: %s", ErrUnavailable, text.OneLine(err.Error()))
 		}
 		var once sync.Once
@@ -206,7 +214,8 @@ func (d *DB) lockMigrations(parent context.Context) (db *sql.DB, unlock func(), 
 
 // oneSession opens a pool of one PostgreSQL session, connected within the
 // database's timeout, that never opens a second: once the session ended,
-// every use of the pool fails with ErrMigrationLockLost.
+// the statement it was running fails with the driver's error, and every
+// later use of the pool with ErrMigrationLockLost.
 func (d *DB) oneSession(ctx context.Context) (*sql.DB, error) {
 	cfg, err := pgx.ParseConfig(d.src.DSN)
 	if err != nil {
@@ -240,15 +249,26 @@ func (c *sessionConnector) Connect(ctx context.Context) (driver.Conn, error) {
 
 // lockLost returns, for an error of work done under the migration lock on
 // db, that error with the lock's loss when the lock's session has ended,
-// and err otherwise.
+// and err otherwise. A statement this instance ended itself (its caller
+// gave up, or a statement's bound ran out) ends the session too, pgx
+// closing a connection whose statement it abandons: that is said as what
+// it is, not as a loss.
 func (d *DB) lockLost(ctx context.Context, db *sql.DB, err error) error {
-	if d.src.Kind != Postgres || errors.Is(err, ErrMigrationLockLost) {
+	switch {
+	case d.src.Kind != Postgres, errors.Is(err, ErrMigrationLockLost):
+		return err
+	case ctx.Err() != nil:
+		if errors.Is(err, ctx.Err()) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", err, context.Cause(ctx))
+	case errors.Is(err, context.DeadlineExceeded):
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.timeout)
 	defer cancel()
 	if perr := db.PingContext(ctx); errors.Is(perr, ErrMigrationLockLost) {
-		return fmt.Errorf("%w (%w)", perr, err)
+		return fmt.Errorf("%w: %w", err, perr)
 	}
 	return err
 }
@@ -288,7 +308,7 @@ func (d *DB) checkSums(ctx context.Context, db *sql.DB, m Migrations, p *goose.P
 		err = exec()
 	}
 	if err != nil {
-		return fmt.Errorf("checking the migrations of %s: %w", m.Name, d.Fail(err))
+		return fmt.Errorf("checking the migrations of %s in %s: %w", m.Name, d.src, d.Fail(err))
 	}
 	for _, st := range statuses {
 		if st.State != goose.StateApplied {
@@ -314,10 +334,10 @@ func (d *DB) checkSums(ctx context.Context, db *sql.DB, m Migrations, p *goose.P
 			_, err := db.ExecContext(ctx, d.q(`INSERT INTO `+table+` (version, sha256) VALUES (?, ?) ON CONFLICT DO NOTHING`), st.Source.Version, want)
 			cancel()
 			if err != nil {
-				return d.Fail(err)
+				return fmt.Errorf("recording the checksum of %s (version %d of %s) in %s: %w", path.Base(st.Source.Path), st.Source.Version, m.Name, d.src, d.Fail(err))
 			}
 		case err != nil:
-			return d.Fail(err)
+			return fmt.Errorf("reading the checksum of %s (version %d of %s) in %s: %w", path.Base(st.Source.Path), st.Source.Version, m.Name, d.src, d.Fail(err))
 		case got != want:
 			return fmt.Errorf("%w: %s (version %d of %s) was applied to %s with other content (SHA-256 %.12s, now %.12s); never edit an applied migration: undo the edit, and add a new numbered file for the change",
 				ErrMigrationChanged, path.Base(st.Source.Path), st.Source.Version, m.Name, d.src, got, want)

@@ -510,7 +510,31 @@ func (d *DB) Fail(err error) error {
 		}
 		return c
 	}
-	return fmt.Errorf("%w: database: %s", ErrUnavailable, text.OneLine(err.Error()))
+	f := &failure{msg: ErrUnavailable.Error() + ": database: " + text.OneLine(err.Error())}
+	for _, cause := range []error{context.Canceled, context.DeadlineExceeded, ErrMigrationLockLost} {
+		if errors.Is(err, cause) {
+			f.cause = cause
+			break
+		}
+	}
+	return f
+}
+
+// failure is the database unavailable (ErrUnavailable), said in one line,
+// and, when it was one, the caller's context ending or the migration
+// lock's loss, so that errors.Is tells them from an outage.
+type failure struct {
+	msg   string
+	cause error // nil, context.Canceled, context.DeadlineExceeded or ErrMigrationLockLost
+}
+
+func (f *failure) Error() string { return f.msg }
+
+func (f *failure) Unwrap() []error {
+	if f.cause == nil {
+		return []error{ErrUnavailable}
+	}
+	return []error{ErrUnavailable, f.cause}
 }
 
 // constraint reads the constraint a driver error says was broken, or nil.

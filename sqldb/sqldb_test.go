@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pressly/goose/v3/lock"
 
 	"github.com/specguard/specguard/internal/pgtest"
 	"github.com/specguard/specguard/sqldb"
@@ -292,7 +293,7 @@ func TestMigrationLockLost(t *testing.T) {
 					t.Fatal("no session holding the migration lock ran the migration within 10s")
 				}
 				err := other.QueryRow(ctx, `SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-					WHERE l.locktype = 'advisory' AND l.granted AND a.query LIKE '%pg_sleep%'
+					WHERE l.locktype = 'advisory' AND l.granted AND a.state = 'active' AND a.query LIKE '%pg_sleep%'
 					AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&pid)
 				if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 					t.Fatal(err)
@@ -320,15 +321,48 @@ func TestMigrationLockLost(t *testing.T) {
 	}
 }
 
+// A caller that gives up in the middle of a migration is told so, not that
+// the lock was lost (pgx ends the session of a statement it abandons,
+// which releases the lock too), and the migration rolls back.
+func TestMigrateCancelled(t *testing.T) {
+	dsn := pgtest.New(t)
+	slow := sqldb.Migrations{Name: "slow", Table: "slow_version", FS: fstest.MapFS{
+		"00001_slow.sql": {Data: []byte("-- +goose Up\nCREATE TABLE slow (id INT);\nSELECT pg_sleep(10);\n")},
+	}}
+	d := open0(t, sqldb.Source{Kind: sqldb.Postgres, DSN: dsn})
+	c, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	_, _, err := d.Migrate(c, slow, nil)
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, sqldb.ErrMigrationLockLost) || !strings.Contains(err.Error(), "migrating slow of the database") {
+		t.Fatalf("Migrate past its deadline: %v; want DeadlineExceeded, not ErrMigrationLockLost, naming the set and the database", err)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('slow') IS NOT NULL`).Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	if exists {
+		t.Error("the migration abandoned by its caller was committed")
+	}
+}
+
 // Every statement of a migration on PostgreSQL runs in the session that
 // holds the migration lock: none can run once another instance may hold
 // it.
 func TestMigrationRunsInTheLockSession(t *testing.T) {
 	dsn := pgtest.New(t)
 	d := open0(t, sqldb.Source{Kind: sqldb.Postgres, DSN: dsn})
+	// goose's lock id, a bigint kept as its high 32 bits (classid) and
+	// low ones (objid).
+	held := fmt.Sprintf("SELECT pg_backend_pid(), count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted AND classid = %d AND objid = %d AND objsubid = 1",
+		uint32(uint64(lock.DefaultLockID)>>32), uint32(lock.DefaultLockID))
 	set := sqldb.Migrations{Name: "held", Table: "held_version", FS: fstest.MapFS{
-		"00001_tx.sql":   {Data: []byte("-- +goose Up\nCREATE TABLE held AS SELECT 'tx' AS name, count(*) AS locks FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted;\n")},
-		"00002_notx.sql": {Data: []byte("-- +goose NO TRANSACTION\n-- +goose Up\nINSERT INTO held SELECT 'notx', count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted;\n")},
+		"00001_tx.sql":   {Data: []byte("-- +goose Up\nCREATE TABLE held AS SELECT 'tx' AS name, h.* FROM (" + held + ") AS h(pid, locks);\n")},
+		"00002_notx.sql": {Data: []byte("-- +goose NO TRANSACTION\n-- +goose Up\nINSERT INTO held SELECT 'notx', h.* FROM (" + held + ") AS h(pid, locks);\n")},
 	}}
 	if _, to, err := d.Migrate(ctx, set, nil); err != nil || to != 2 {
 		t.Fatalf("Migrate: to %d, %v", to, err)
@@ -338,25 +372,28 @@ func TestMigrationRunsInTheLockSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `SELECT name, locks FROM held ORDER BY name`)
+	rows, err := conn.Query(ctx, `SELECT name, pid, locks FROM held ORDER BY name`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
+	pids := map[int32]bool{}
 	n := 0
 	for rows.Next() {
 		var name string
+		var pid int32
 		var locks int
-		if err := rows.Scan(&name, &locks); err != nil {
+		if err := rows.Scan(&name, &pid, &locks); err != nil {
 			t.Fatal(err)
 		}
 		n++
+		pids[pid] = true
 		if locks != 1 {
-			t.Errorf("migration %s ran in a session holding %d advisory locks, want the migration lock's (1)", name, locks)
+			t.Errorf("migration %s ran in a session that does not hold the migration lock", name)
 		}
 	}
-	if err := rows.Err(); err != nil || n != 2 {
-		t.Fatalf("read %d rows of held (%v), want 2", n, err)
+	if err := rows.Err(); err != nil || n != 2 || len(pids) != 1 {
+		t.Fatalf("the 2 migrations ran %d times in sessions %v (%v), want once each in one", n, pids, err)
 	}
 }
 
