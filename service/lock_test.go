@@ -77,17 +77,42 @@ func TestInstanceLockOnItsOwnConnection(t *testing.T) {
 		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, lockID).Scan(&pid); err != nil {
 		t.Fatalf("the instance holds no advisory lock: %v", err)
 	}
-	if _, err := conn.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
+	// conn waits for the lock before its holder's session ends, so that it
+	// is granted the lock on release: polling for it instead raced the
+	// instance's own retake, every keepalive, and lost it on a busy machine.
+	taken := make(chan error, 1)
+	go func() {
+		_, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, lockID)
+		taken <- err
+	}()
+	killer, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
 		t.Fatal(err)
 	}
-	var got bool
-	for deadline := time.Now().Add(5 * time.Second); !got; time.Sleep(10 * time.Millisecond) {
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, lockID).Scan(&got); err != nil {
+	defer killer.Close(ctx)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var waiting bool
+		if err := killer.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = $1
+			AND NOT granted AND pid = $2)`, lockID, conn.PgConn().PID()).Scan(&waiting); err != nil {
 			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the terminated connection's lock was never released")
+		if waiting {
+			break
 		}
+		if time.Now().After(deadline) {
+			t.Fatal("the other session never queued for the lock")
+		}
+	}
+	if _, err := killer.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-taken:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the terminated connection's lock was never released")
 	}
 	waitFor := func(what string, want int) {
 		t.Helper()
