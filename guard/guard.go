@@ -401,16 +401,6 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, tr *reqTrace) {
 	deferred := g.defer_ && len(op.Limits) > 0
 	ra, endAuth := tr.step(r, "authenticate")
 	a := g.authenticate(ra, op, deferred, at)
-	if a.gate != nil && a.err != nil {
-		// Refused anyway: a revoked credential is refused as invalid (401)
-		// rather than as lacking scope or freshness.
-		if err := a.gate.Check(ra.Context(), at); errors.Is(err, onetrip.ErrRecheck) {
-			a = g.authenticate(ra, op, false, at)
-		} else if err != nil {
-			a.err, a.failed = err, a.gated
-		}
-		a.gate = nil
-	}
 	endAuth()
 	if a.err != nil {
 		a.p = nil
@@ -514,13 +504,23 @@ func (g *Guard) operation(method, pattern string) *opState {
 }
 
 // limit applies op's tiers to the request authenticated as a, and carries
-// out a deferred check. A request whose authentication failed is limited as
-// anonymous, so guessing credentials is throttled like any anonymous call.
-// When a store needed for the credential is down there is nothing to count
-// in: the request is answered 503 at once.
+// out a deferred check, in the same store call. A request whose
+// authentication failed is limited as anonymous, so guessing credentials
+// is throttled like any anonymous call; a credential refused anyway (too
+// few scopes, not fresh) still has its deferred check decide whether it
+// was revoked, which is refused as invalid (401) rather than as lacking
+// scope or freshness. When a store needed for the credential is down
+// there is nothing to count in: the request is answered 503 at once.
 func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *onetrip.Field, at time.Time) limits.Verdict {
 	if len(op.Limits) == 0 || unavailable(a.err) {
 		return limits.Verdict{Allowed: true}
+	}
+	if a.charged && a.err != nil && a.gate != nil {
+		// No decision is left for the deferred check to ride in.
+		g.checkRefused(r, op, a, at)
+		if unavailable(a.err) {
+			return limits.Verdict{Allowed: true}
+		}
 	}
 	if a.charged && a.err != nil {
 		// Charged as anonymous before an outside call verified the
@@ -538,7 +538,8 @@ func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *o
 		return v
 	case errors.Is(preErr, onetrip.ErrRecheck):
 		// The account changed, or a key lost its mark: nothing was
-		// charged; decide again on the path that reads them anew.
+		// charged; decide again on the path that reads them anew (rare:
+		// once per change seen by this instance).
 		*a = g.authenticate(r, op, false, at)
 		if a.err != nil {
 			a.p = nil
@@ -555,6 +556,24 @@ func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *o
 	}
 	v, _ = g.decide(r, op, a.p, nil, f, at)
 	return v
+}
+
+// checkRefused runs on its own the deferred check of a credential refused
+// anyway, for a request already charged as anonymous (see Outbound): a
+// revoked credential is refused as invalid; one whose account changed is
+// authenticated again, without deferring.
+func (g *Guard) checkRefused(r *http.Request, op *policy.Operation, a *authResult, at time.Time) {
+	err := a.gate.Check(r.Context(), at)
+	a.gate = nil
+	switch {
+	case errors.Is(err, onetrip.ErrRecheck):
+		*a = g.authenticate(r, op, false, at)
+		if a.err != nil {
+			a.p = nil
+		}
+	case err != nil:
+		a.p, a.err, a.failed = nil, err, a.gated
+	}
 }
 
 // decide asks the limiter, with pre checked first when not nil, and room

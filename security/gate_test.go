@@ -263,6 +263,31 @@ func TestGateRevokedBeatsScope(t *testing.T) {
 	}
 }
 
+// A valid token refused for too few scopes is charged as anonymous with
+// its revocation check in the same script: one round trip, not a check and
+// then a decision.
+func TestGateRefusedOneRoundTrip(t *testing.T) {
+	e := newGateEnv(t)
+	pair, err := e.tokens.Login(context.Background(), "dave", "user", []string{"a:read"}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := e.do("POST", pair.Access, "192.0.2.5"); w.Code != 403 { // loads the script
+		t.Fatalf("first request: %d %s", w.Code, w.Body)
+	}
+	before := e.trips.N.Load()
+	w := e.do("POST", pair.Access, "192.0.2.5")
+	if w.Code != 403 {
+		t.Fatalf("valid token without a:write: %d, want 403", w.Code)
+	}
+	if n := e.trips.N.Load() - before; n != 1 {
+		t.Errorf("a request refused for its scopes made %d Redis round trips, want 1", n)
+	}
+	if got := w.Header().Get("RateLimit"); got != `"anon";r=98;t=72` {
+		t.Errorf("RateLimit %q, want the anonymous tier charged twice", got)
+	}
+}
+
 // With Redis down the gated path fails closed: 503, whatever the tiers'
 // on-store-error says.
 func TestGateStoreDown(t *testing.T) {
