@@ -516,8 +516,12 @@ func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *o
 		return limits.Verdict{Allowed: true}
 	}
 	if a.charged && a.err != nil && a.gate != nil {
-		// No decision is left for the deferred check to ride in.
-		g.checkRefused(r, op, a, at)
+		// No decision is left for the deferred check to ride in: it runs
+		// on its own.
+		if err := a.gate.Check(r.Context(), at); err != nil {
+			g.gateFailed(r, op, a, err, at)
+		}
+		a.gate = nil
 		if unavailable(a.err) {
 			return limits.Verdict{Allowed: true}
 		}
@@ -533,47 +537,35 @@ func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *o
 	}
 	v, preErr := g.decide(r, op, a.p, a.gate, f, at)
 	a.gate = nil
-	switch {
-	case preErr == nil:
+	if preErr == nil {
 		return v
-	case errors.Is(preErr, onetrip.ErrRecheck):
-		// The account changed, or a key lost its mark: nothing was
-		// charged; decide again on the path that reads them anew (rare:
-		// once per change seen by this instance).
-		*a = g.authenticate(r, op, false, at)
-		if a.err != nil {
-			a.p = nil
-		}
-		if unavailable(a.err) {
-			return limits.Verdict{Allowed: true}
-		}
-	default:
-		// Revoked, or the store is down: nothing was charged.
-		a.p, a.err, a.failed = nil, preErr, a.gated
-		if unavailable(a.err) {
-			return v // allowed, with the store's error: the 503 follows
-		}
+	}
+	// Nothing was charged: decide again, as a's failed check leaves it.
+	g.gateFailed(r, op, a, preErr, at)
+	switch {
+	case unavailable(preErr):
+		return v // allowed, with the store's error: the 503 follows
+	case unavailable(a.err):
+		return limits.Verdict{Allowed: true} // authenticating again could not reach a store
 	}
 	v, _ = g.decide(r, op, a.p, nil, f, at)
 	return v
 }
 
-// checkRefused runs on its own the deferred check of a credential refused
-// anyway, for a request already charged as anonymous (see Outbound): a
-// revoked credential is refused as invalid; one whose account changed is
-// authenticated again, without deferring.
-func (g *Guard) checkRefused(r *http.Request, op *policy.Operation, a *authResult, at time.Time) {
-	err := a.gate.Check(r.Context(), at)
-	a.gate = nil
-	switch {
-	case errors.Is(err, onetrip.ErrRecheck):
+// gateFailed applies err, the failure of a's deferred check, to a. The
+// account changed, or a key lost its mark: a is authenticated again on the
+// path that reads them anew (rare: once per change this instance sees).
+// Otherwise the credential was revoked, or the store could not say, and
+// the request is refused for it.
+func (g *Guard) gateFailed(r *http.Request, op *policy.Operation, a *authResult, err error, at time.Time) {
+	if errors.Is(err, onetrip.ErrRecheck) {
 		*a = g.authenticate(r, op, false, at)
 		if a.err != nil {
 			a.p = nil
 		}
-	case err != nil:
-		a.p, a.err, a.failed = nil, err, a.gated
+		return
 	}
+	a.p, a.err, a.failed = nil, err, a.gated
 }
 
 // decide asks the limiter, with pre checked first when not nil, and room

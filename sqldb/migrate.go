@@ -11,7 +11,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"path"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -192,11 +191,11 @@ func (d *DB) lockMigrations(parent context.Context) (db *sql.DB, unlock func(), 
 			}
 			return nil, nil, fmt.Errorf("taking the migration lock: %w", err)
 		}
-		// Closing the pool ends the session, which releases its advisory
-		// locks.
-		end := func() { db.Close() }
+		// Closing the pool (idempotent) ends the session, which releases
+		// its advisory locks.
+		unlock := func() { db.Close() }
 		if _, err := db.ExecContext(wait, `SELECT pg_advisory_lock($1)`, lock.DefaultLockID); err != nil {
-			end()
+			unlock()
 			if ended := waitEnded(); ended != nil {
 				return nil, nil, ended
 			}
@@ -206,8 +205,7 @@ func (d *DB) lockMigrations(parent context.Context) (db *sql.DB, unlock func(), 
 			}
 			return nil, nil, fmt.Errorf("%w: taking the migration lock: %s", ErrUnavailable, text.OneLine(err.Error()))
 		}
-		var once sync.Once
-		return db, func() { once.Do(end) }, nil
+		return db, unlock, nil
 	}
 	return nil, nil, fmt.Errorf("unknown database kind %q", d.src.Kind)
 }
