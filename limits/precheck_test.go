@@ -22,8 +22,10 @@ func decide(l *limits.Limiter, o *policy.Operation, pre onetrip.Precheck) (limit
 	return limits.DecidePrechecked(l, httptest.NewRequest("GET", "/x", nil), o, limits.Caller{}, pre)
 }
 
-// flag is a precheck on one Redis key: it holds while the key is "ok".
-// Its script returns 7 otherwise.
+// flag is a precheck on one Redis key, as the credential check of
+// internal/redislua reads an API key's mark: it holds while the key's hash
+// has an expiry (field e) in the future. Down, the script's code is
+// redislua.Unmarked.
 type flag struct {
 	rdb    redis.UniversalClient
 	key    string
@@ -34,25 +36,29 @@ var errFlagDown = errors.New("flag down")
 
 func (f *flag) Check(ctx context.Context, _ time.Time) error {
 	f.checks++
-	v, err := f.rdb.Get(ctx, f.key).Result()
+	e, err := f.rdb.HGet(ctx, f.key, "e").Int64()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return err
 	}
-	if v != "ok" {
+	if e <= time.Now().UnixMicro() {
 		return errFlagDown
 	}
 	return nil
 }
 
-func (f *flag) Script() (any, string, []string, []any) {
-	return f.rdb, `local function gate(gk, ga, now)
-  if redis.call('GET', gk[1]) == ga[1] then return 0 end
-  return 7
-end
-`, []string{f.key}, []any{"ok"}
+func (f *flag) Script() (any, []string, []any) {
+	return f.rdb, []string{f.key, f.key + ":account"}, []any{"k", "", ""}
 }
 
 func (f *flag) Failed(code int64) error { return fmt.Errorf("%w (code %d)", errFlagDown, code) }
+
+// up raises the flag for an hour.
+func (f *flag) up(t *testing.T) {
+	t.Helper()
+	if err := f.rdb.HSet(context.Background(), f.key, "e", time.Now().Add(time.Hour).UnixMicro()).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // On one Redis the precheck rides in the rate-limit script: one round trip;
 // when it fails nothing is charged.
@@ -67,11 +73,10 @@ func TestPrecheckFoldsIntoTheScript(t *testing.T) {
 	}
 	o := op(policy.Tier{Name: "two", Limit: 2, Window: time.Hour, Key: policy.KeyIP})
 	pre := &flag{rdb: rdb, key: srv.Prefix + "flag"}
-	ctx := context.Background()
 	if _, err := decide(l, o, pre); !errors.Is(err, errFlagDown) {
 		t.Fatalf("flag unset: precheck error = %v, want the flag's error", err)
 	}
-	rdb.Set(ctx, pre.key, "ok", time.Hour)
+	pre.up(t)
 	for i := range 2 {
 		before := trips.N.Load()
 		v, err := decide(l, o, pre)
@@ -102,7 +107,7 @@ func TestPrecheckElsewhereRunsOnItsOwn(t *testing.T) {
 	if _, err := decide(l, o, pre); !errors.Is(err, errFlagDown) || pre.checks != 1 {
 		t.Fatalf("flag down elsewhere: %v after %d checks", err, pre.checks)
 	}
-	rdb.Set(context.Background(), pre.key, "ok", time.Hour)
+	pre.up(t)
 	if v, _ := decide(l, o, pre); !v.Allowed || pre.checks != 2 {
 		t.Fatalf("flag up elsewhere: %+v after %d checks", v, pre.checks)
 	}
@@ -167,7 +172,6 @@ func TestClusterPrecheckRunsAlongsideTheTiers(t *testing.T) {
 	o := op(policy.Tier{Name: "two", Limit: 2, Window: time.Hour, Key: policy.KeyIP},
 		policy.Tier{Name: "three", Limit: 3, Window: time.Hour, Key: policy.KeyIP})
 	pre := &flagAfterCharge{flag: flag{rdb: rdb, key: prefix + "flag"}, bucket: "op/two"}
-	ctx := context.Background()
 
 	// Down: refused for the flag, ten times; every charge is given back.
 	for i := range 10 {
@@ -178,7 +182,7 @@ func TestClusterPrecheckRunsAlongsideTheTiers(t *testing.T) {
 	if pre.checks != 10 {
 		t.Fatalf("Check ran %d times, want 10", pre.checks)
 	}
-	rdb.Set(ctx, pre.key, "ok", time.Hour)
+	pre.up(t)
 	for i := range 2 {
 		if v, err := decide(l, o, pre); !v.Allowed || err != nil {
 			t.Fatalf("flag up, request %d: %+v, want admitted (the refused requests were refunded)", i+1, v)

@@ -25,12 +25,13 @@ type Precheck interface {
 	// clock (see internal/clock; zero when there is none): nil while it
 	// holds.
 	Check(ctx context.Context, at time.Time) error
-	// Script returns it as the Lua function
-	// `local function gate(gk, ga, now)` (0 while it holds, a code
-	// otherwise), its keys and arguments, and the Redis client whose keys
-	// they are; a nil client when it cannot be run in a script.
-	Script() (client any, fn string, keys []string, args []any)
-	// Failed turns a non-zero code of the function into Check's error.
+	// Script returns the keys and arguments of the credential check of
+	// internal/redislua (CheckKeys and CheckArgs of them), and the Redis
+	// client whose keys they are; a nil client when it cannot be run in a
+	// script.
+	Script() (client any, keys []string, args []any)
+	// Failed turns a code of that check other than redislua.Holds into
+	// Check's error.
 	Failed(code int64) error
 }
 
@@ -93,7 +94,6 @@ const MaxUnwrap = 16
 // Registered from init functions only, so read without a lock.
 var (
 	scripters []func(store any) any
-	gates     []Gate
 	deferrers []func(auth any) any
 )
 
@@ -115,23 +115,13 @@ func Deferred(auth any) any {
 	return nil
 }
 
-// Gate is the shape of a store's check function: the gated rate-limit
-// script is built per shape, and loaded at start for every shape known.
-type Gate struct {
-	Fn     string
-	NK, NA int
-}
-
 // RegisterScripter adds f, which returns for a credential store of its
-// package the value that expresses its checks in Lua (nil for others),
-// and the shape of its check function. Call it from an init function.
-func RegisterScripter(f func(store any) any, g Gate) {
-	scripters = append(scripters, f)
-	gates = append(gates, g)
-}
+// package the value that gives its checks to a script (nil for others).
+// Call it from an init function.
+func RegisterScripter(f func(store any) any) { scripters = append(scripters, f) }
 
-// Scripter returns what a registered package says expresses store's checks
-// in Lua, or nil.
+// Scripter returns what a registered package says gives store's checks to
+// a script, or nil.
 func Scripter(store any) any {
 	for _, f := range scripters {
 		if s := f(store); s != nil {
@@ -139,9 +129,4 @@ func Scripter(store any) any {
 		}
 	}
 	return nil
-}
-
-// Gates returns the shapes of every registered check function.
-func Gates() []Gate {
-	return append([]Gate(nil), gates...)
 }

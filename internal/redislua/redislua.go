@@ -1,5 +1,9 @@
-// Package redislua holds what the Redis stores of security and limits
-// share: the Lua prelude that reads the time, and loading scripts.
+// Package redislua is specguard's one place for Lua on Redis: every script
+// of the credential store (security/redisstore) and of the rate-limit
+// store (limits/redislimit), the one that checks a credential and charges
+// the tiers in one call (CheckAndAllow), and what their answers mean. The
+// stores build the keys and arguments; the scripts' layout of records and
+// their codes are known here alone.
 package redislua
 
 import (

@@ -86,162 +86,6 @@ func toStr(v any) string {
 	return s
 }
 
-const luaNow = redislua.Now
-
-// A record hash holds fields c (created), l (last used), e (expires), all
-// in microseconds; the index is a sorted set of ids scored by expiry.
-// With ARGV[3] > 0 it refuses (-1) when the index holds that many live ids.
-var createScript = redis.NewScript(luaNow + `
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-local max = tonumber(ARGV[3])
-if max > 0 and redis.call('ZCARD', KEYS[2]) >= max then return -1 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
-redis.call('HSET', KEYS[1], 'c', now, 'l', now)
-local exp = tonumber(ARGV[2])
-redis.call('PEXPIREAT', KEYS[1], math.ceil(exp / 1000))
-redis.call('ZADD', KEYS[2], exp, ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-if #last > 0 then redis.call('PEXPIREAT', KEYS[2], math.ceil(tonumber(last[2]) / 1000)) end
-return now`)
-
-// rotateScript: -1 gone, -2 reuse (family deleted), else now.
-var rotateScript = redis.NewScript(luaNow + `
-local f = redis.call('HMGET', KEYS[1], 'r', 'e')
-if not f[1] then return -1 end
-if tonumber(f[2]) <= now then redis.call('DEL', KEYS[1]) redis.call('ZREM', KEYS[2], ARGV[4]) return -1 end
-if f[1] ~= ARGV[1] then redis.call('DEL', KEYS[1]) redis.call('ZREM', KEYS[2], ARGV[4]) return -2 end
-redis.call('HSET', KEYS[1], 'r', ARGV[2], 'a', ARGV[3], 'l', now)
-return now`)
-
-// gateFunc is the Check of every credential kind as a Lua function, so
-// that a rate-limit script on the same Redis can run it first (see Gate).
-// gk = {record, account}; ga = {kind (a, s or k), jti, account stamp}.
-// It returns 0 when the credential holds, 1 when it is dead, 2 when the
-// account is not in the state of the stamp given, 3 when a key has no mark.
-const gateFunc = `local function gate(gk, ga, now)
-  local kind, v = ga[1], ga[3]
-  local r
-  if kind == 'a' then
-    r = redis.call('HMGET', gk[1], 'a', 'e', 'v')
-    if r[1] ~= ga[2] or tonumber(r[2]) <= now then return 1 end
-  elseif kind == 's' then
-    r = redis.call('HMGET', gk[1], 'h', 'e', 'v')
-    if not r[2] or tonumber(r[2]) <= now then return 1 end
-  else
-    r = redis.call('HMGET', gk[1], 'x', 'e', 'v')
-    if r[1] then return 1 end
-    if not r[2] then return 3 end
-    if tonumber(r[2]) <= now then return 1 end
-  end
-  if v ~= '' then
-    local a = redis.call('HMGET', gk[2], 's', 'nb')
-    if a[1] ~= v then return 2 end
-    if tonumber(r[3] or 0) < tonumber(a[2] or 0) then return 1 end
-  end
-  if kind == 's' then redis.call('HSET', gk[1], 'l', now) end
-  return 0
-end
-`
-
-var checkScript = redis.NewScript(luaNow + gateFunc + `return gate(KEYS, ARGV, now)`)
-
-// putAccountScript writes account state unless a newer version, or this
-// very state, is held, and returns what is held: {version, role, disabled,
-// not before, stamp}.
-var putAccountScript = redis.NewScript(`
-local cur = redis.call('HMGET', KEYS[1], 'v', 'r', 'd', 'nb', 's')
-if cur[1] and tonumber(cur[1]) > tonumber(ARGV[1]) then return cur end
-if cur[1] and tonumber(cur[1]) == tonumber(ARGV[1]) and cur[2] == ARGV[2] and tonumber(cur[3]) == tonumber(ARGV[3]) and tonumber(cur[4]) == tonumber(ARGV[4]) then return cur end
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 'r', ARGV[2], 'd', ARGV[3], 'nb', ARGV[4], 's', ARGV[5])
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
-return {ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]}`)
-
-// markScript marks an API key live (fields e, v), unless ARGV[1] is 1 and
-// a mark or revocation exists; 1 when it wrote. The mark lives until the
-// key expires (e), or ARGV[5] ms at most. With ARGV[6] > 0 it refuses (-1)
-// when the index (the subject's keys, revocations still held included)
-// holds that many.
-var markScript = redis.NewScript(luaNow + `
-if ARGV[1] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local exp = tonumber(ARGV[3])
-if exp <= now then return 0 end
-local max = tonumber(ARGV[6])
-if max > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-  if redis.call('ZCARD', KEYS[2]) >= max then return -1 end
-end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'e', exp, 'v', ARGV[4])
-redis.call('PEXPIREAT', KEYS[1], math.ceil(math.min(exp, now + tonumber(ARGV[5]) * 1000) / 1000))
-redis.call('ZADD', KEYS[2], exp, ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-if #last > 0 then redis.call('PEXPIREAT', KEYS[2], math.ceil(tonumber(last[2]) / 1000)) end
-return 1`)
-
-// revokeKeyScript replaces a key's mark by a revocation (field x) kept
-// for ARGV[3] microseconds (security.KeyRevocationTTL), or until the key
-// expires (ARGV[2]) when that is sooner. It stays in the index until then,
-// so that it counts toward the subject's cap.
-var revokeKeyScript = redis.NewScript(luaNow + `
-local exp = math.max(math.min(tonumber(ARGV[2]), now + tonumber(ARGV[3])), now + 1000)
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'x', 1, 'e', exp)
-redis.call('PEXPIREAT', KEYS[1], math.ceil(exp / 1000))
-redis.call('ZADD', KEYS[2], exp, ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-if #last > 0 then redis.call('PEXPIREAT', KEYS[2], math.ceil(tonumber(last[2]) / 1000)) end
-return 1`)
-
-// deleteScript removes one record and its index entry; 1 when it existed.
-var deleteScript = redis.NewScript(luaNow + `
-local e = redis.call('HGET', KEYS[1], 'e')
-redis.call('ZREM', KEYS[2], ARGV[1])
-if not e then return 0 end
-redis.call('DEL', KEYS[1])
-if tonumber(e) <= now then return 0 end
-return 1`)
-
-// listScript returns every live record of an index as flat field lists.
-var listScript = redis.NewScript(luaNow + `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
-local out = {}
-for _, id in ipairs(ids) do
-  local h = redis.call('HGETALL', ARGV[1] .. id)
-  if #h > 0 then
-    table.insert(out, id)
-    table.insert(out, h)
-  else
-    redis.call('ZREM', KEYS[1], id)
-  end
-end
-return out`)
-
-// getScript returns a live record's fields.
-var getScript = redis.NewScript(luaNow + `
-local e = redis.call('HGET', KEYS[1], 'e')
-if not e or tonumber(e) <= now then return false end
-return redis.call('HGETALL', KEYS[1])`)
-
-// revokeAllScript deletes every record listed in the given indexes,
-// except, in the index of API keys (number ARGV[#KEYS + 1]), the
-// revocations of single keys (field x), which stay listed.
-var revokeAllScript = redis.NewScript(`
-local keys = tonumber(ARGV[#KEYS + 1])
-for i = 1, #KEYS do
-  local ids = redis.call('ZRANGE', KEYS[i], 0, -1)
-  for _, id in ipairs(ids) do
-    if i ~= keys or redis.call('HEXISTS', ARGV[i] .. id, 'x') == 0 then
-      redis.call('DEL', ARGV[i] .. id)
-      redis.call('ZREM', KEYS[i], id)
-    end
-  end
-end
-return 1`)
-
 func wrapRedis(err error) error {
 	if err == nil {
 		return nil
@@ -253,7 +97,7 @@ func (s *Store) create(ctx context.Context, key, index, id string, expires time.
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	args := append([]any{id, usec(expires), max}, fields...)
-	now, err := createScript.Run(ctx, s.rdb, []string{key, index}, args...).Int64()
+	now, err := redislua.Create.Run(ctx, s.rdb, []string{key, index}, args...).Int64()
 	if err != nil {
 		return time.Time{}, wrapRedis(err)
 	}
@@ -276,7 +120,7 @@ func (s *Store) CreateFamily(ctx context.Context, f *security.Family, max int) e
 func (s *Store) RotateFamily(ctx context.Context, subject, id, presented, nextRefresh, nextAccess string) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	n, err := rotateScript.Run(ctx, s.rdb, []string{s.famKey(subject, id), s.famsKey(subject)},
+	n, err := redislua.Rotate.Run(ctx, s.rdb, []string{s.famKey(subject, id), s.famsKey(subject)},
 		presented, nextRefresh, nextAccess, id).Int64()
 	switch {
 	case err != nil:
@@ -289,8 +133,9 @@ func (s *Store) RotateFamily(ctx context.Context, subject, id, presented, nextRe
 	return nil
 }
 
-// gate returns the keys and arguments of gateFunc for c.
-func (s *Store) gate(c security.Check) (keys []string, args []any) {
+// check returns the keys and arguments of the credential check
+// (redislua.CheckCredential) for c.
+func (s *Store) check(c security.Check) (keys []string, args []any) {
 	var record, kind string
 	switch c.Kind {
 	case security.AccessCredential:
@@ -304,60 +149,46 @@ func (s *Store) gate(c security.Check) (keys []string, args []any) {
 }
 
 func init() {
-	// The shape does not depend on the check's values.
-	keys, args := (&Store{}).gate(security.Check{})
 	onetrip.RegisterScripter(func(store any) any {
 		if s, ok := store.(*Store); ok && s != nil { // nil: a broken Unwrap
 			return scripter{s}
 		}
 		return nil
-	}, onetrip.Gate{Fn: gateFunc, NK: len(keys), NA: len(args)})
+	})
 }
 
-// scripter expresses a Store's checks as gateFunc, for a rate-limit script
-// on the same client to run first (see internal/onetrip).
+// scripter gives a Store's checks to the rate-limit store on the same
+// client, which runs them in its own script (redislua.CheckAndAllow; see
+// internal/onetrip).
 type scripter struct{ s *Store }
 
-// CheckScript returns c as gateFunc, its keys and arguments, on the
-// store's client.
-func (sc scripter) CheckScript(c security.Check) (client any, fn string, keys []string, args []any) {
-	keys, args = sc.s.gate(c)
-	return sc.s.rdb, gateFunc, keys, args
+// CheckScript returns the keys and arguments of c's check, on the store's
+// client.
+func (sc scripter) CheckScript(c security.Check) (client any, keys []string, args []any) {
+	keys, args = sc.s.check(c)
+	return sc.s.rdb, keys, args
 }
 
-// CheckFailed maps a non-zero code of gateFunc to Check's error.
-func (scripter) CheckFailed(code int64) error { return gateError(code) }
-
-// gateError maps gateFunc's codes to Check's errors.
-func gateError(code int64) error {
-	switch code {
-	case 0:
-		return nil
-	case 2:
-		return security.ErrStale
-	case 3:
-		return security.ErrUnmarked
-	}
-	return security.ErrNotFound
-}
+// CheckFailed maps a code of the check to Check's error.
+func (scripter) CheckFailed(code int64) error { return redislua.CheckError(code) }
 
 // Check implements security.Checker: one script call.
 func (s *Store) Check(ctx context.Context, c security.Check) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	keys, args := s.gate(c)
-	code, err := checkScript.Run(ctx, s.rdb, keys, args...).Int64()
+	keys, args := s.check(c)
+	code, err := redislua.CheckCredential.Run(ctx, s.rdb, keys, args...).Int64()
 	if err != nil {
 		return wrapRedis(err)
 	}
-	return gateError(code)
+	return redislua.CheckError(code)
 }
 
 // PutAccount implements security.Store.
 func (s *Store) PutAccount(ctx context.Context, subject string, a security.Account) (security.Account, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	raw, err := putAccountScript.Run(ctx, s.rdb, []string{s.acctKey(subject)},
+	raw, err := redislua.PutAccount.Run(ctx, s.rdb, []string{s.acctKey(subject)},
 		a.Version, a.Role, boolInt(a.Disabled), a.NotBefore, security.NewID(), security.AccountTTL.Milliseconds()).Slice()
 	if err != nil {
 		return security.Account{}, wrapRedis(err)
@@ -403,7 +234,7 @@ func (s *Store) Account(ctx context.Context, subject string) (*security.Account,
 func (s *Store) del(ctx context.Context, key, index, id string) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	n, err := deleteScript.Run(ctx, s.rdb, []string{key, index}, id).Int64()
+	n, err := redislua.Delete.Run(ctx, s.rdb, []string{key, index}, id).Int64()
 	if err != nil {
 		return wrapRedis(err)
 	}
@@ -421,7 +252,7 @@ func (s *Store) RevokeFamily(ctx context.Context, subject, id string) error {
 func (s *Store) list(ctx context.Context, index, recordPrefix string) ([]string, []map[string]string, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	raw, err := listScript.Run(ctx, s.rdb, []string{index}, recordPrefix).Slice()
+	raw, err := redislua.List.Run(ctx, s.rdb, []string{index}, recordPrefix).Slice()
 	if err != nil {
 		return nil, nil, wrapRedis(err)
 	}
@@ -465,7 +296,7 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	tag := s.tag(subject)
-	err := revokeAllScript.Run(ctx, s.rdb,
+	err := redislua.RevokeAll.Run(ctx, s.rdb,
 		[]string{s.famsKey(subject), s.sessKey(subject), s.keysKey(subject)},
 		tag+":fam:", tag+":ses:", tag+":key:", 3).Err()
 	return wrapRedis(err)
@@ -484,7 +315,7 @@ func (s *Store) CreateSession(ctx context.Context, sess *security.Session, max i
 func (s *Store) Session(ctx context.Context, subject, id string) (*security.Session, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	raw, err := getScript.Run(ctx, s.rdb, []string{s.sesKey(subject, id)}).Slice()
+	raw, err := redislua.Get.Run(ctx, s.rdb, []string{s.sesKey(subject, id)}).Slice()
 	if errors.Is(err, redis.Nil) {
 		return nil, security.ErrNotFound
 	} else if err != nil {
@@ -520,7 +351,7 @@ func (s *Store) Sessions(ctx context.Context, subject string) ([]security.Sessio
 func (s *Store) MarkKey(ctx context.Context, k *security.APIKey, ifAbsent bool, max int) (bool, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	n, err := markScript.Run(ctx, s.rdb, []string{s.keyKey(k.Subject, k.ID), s.keysKey(k.Subject)},
+	n, err := redislua.MarkKey.Run(ctx, s.rdb, []string{s.keyKey(k.Subject, k.ID), s.keysKey(k.Subject)},
 		boolInt(ifAbsent), k.ID, usec(k.Expires), k.AccountVersion, security.MarkTTL.Milliseconds(), max).Int64()
 	switch {
 	case err != nil:
@@ -535,7 +366,7 @@ func (s *Store) MarkKey(ctx context.Context, k *security.APIKey, ifAbsent bool, 
 func (s *Store) RevokeKey(ctx context.Context, subject, id string, expires time.Time) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	err := revokeKeyScript.Run(ctx, s.rdb, []string{s.keyKey(subject, id), s.keysKey(subject)}, id, usec(expires),
+	err := redislua.RevokeKey.Run(ctx, s.rdb, []string{s.keyKey(subject, id), s.keysKey(subject)}, id, usec(expires),
 		security.KeyRevocationTTL.Microseconds()).Err()
 	return wrapRedis(err)
 }
@@ -543,8 +374,7 @@ func (s *Store) RevokeKey(ctx context.Context, subject, id string, expires time.
 // Preload loads every script of the store into Redis, so that the first
 // calls after a start do not each pay a round trip to load one.
 func (s *Store) Preload(ctx context.Context) error {
-	return wrapRedis(redislua.Load(ctx, s.rdb, createScript, rotateScript, checkScript, putAccountScript, markScript,
-		revokeKeyScript, deleteScript, listScript, getScript, revokeAllScript))
+	return wrapRedis(redislua.Load(ctx, s.rdb, redislua.CredentialScripts()...))
 }
 
 // Ping implements security.Store.

@@ -106,10 +106,10 @@ type Gate struct {
 	check security.Check
 	// dead is told when the check finds the credential revoked.
 	dead Forgetter
-	// The check as a Lua function, made with the gate (while the request
-	// is authenticated), so that the limiter only reads it.
+	// The check's keys and arguments for a script, made with the gate
+	// (while the request is authenticated), so that the limiter only reads
+	// them.
 	client any
-	fn     string
 	keys   []string
 	args   []any
 }
@@ -176,14 +176,15 @@ func (g *Gate) result(err error) error {
 	return checkError(err)
 }
 
-// Script returns the gate as a Lua function when its store can express it
-// (a Redis store), else a nil client.
-func (g *Gate) Script() (client any, fn string, keys []string, args []any) {
-	return g.client, g.fn, g.keys, g.args
+// Script returns the keys and arguments of the gate's check in a script
+// (internal/redislua) when its store runs there (a Redis store), else a
+// nil client.
+func (g *Gate) Script() (client any, keys []string, args []any) {
+	return g.client, g.keys, g.args
 }
 
-// Failed turns a non-zero code of the gate's function into the error Check
-// gives.
+// Failed turns a code of the check other than redislua.Holds into the
+// error Check gives.
 func (g *Gate) Failed(code int64) error {
 	sc := scripterOf(g.store)
 	if sc == nil {
@@ -192,18 +193,17 @@ func (g *Gate) Failed(code int64) error {
 	return g.result(sc.CheckFailed(code))
 }
 
-// scriptChecker is what expresses a store's Checks as a Lua function, so
-// that a Redis rate-limit store on the same client runs it in its own
-// script: one round trip for the credential and every tier. The Redis
-// store registers one (onetrip.RegisterScripter); a wrapper of a store
-// (metrics, say) keeps the one round trip by Unwrap (see security.Store).
+// scriptChecker gives a store's Checks to a script, so that a Redis
+// rate-limit store on the same client runs them in its own
+// (redislua.CheckAndAllow): one round trip for the credential and every
+// tier. The Redis store registers one (onetrip.RegisterScripter); a
+// wrapper of a store (metrics, say) keeps the one round trip by Unwrap
+// (see security.Store).
 type scriptChecker interface {
-	// CheckScript returns c as the Lua function
-	// `local function gate(gk, ga, now)` (0 while the credential holds, a
-	// code otherwise), its keys and arguments, and the Redis client whose
-	// keys they are.
-	CheckScript(c security.Check) (client any, fn string, keys []string, args []any)
-	// CheckFailed turns a non-zero code of the function into Check's error.
+	// CheckScript returns the keys and arguments of c's check
+	// (internal/redislua), and the Redis client whose keys they are.
+	CheckScript(c security.Check) (client any, keys []string, args []any)
+	// CheckFailed turns a code of the check into Check's error.
 	CheckFailed(code int64) error
 }
 
@@ -227,7 +227,7 @@ func scripterOf(store security.Checker) scriptChecker {
 func newGate(store security.Checker, c security.Check) *Gate {
 	g := &Gate{store: store, check: c}
 	if sc := scripterOf(store); sc != nil {
-		g.client, g.fn, g.keys, g.args = sc.CheckScript(c)
+		g.client, g.keys, g.args = sc.CheckScript(c)
 	}
 	return g
 }

@@ -1,0 +1,94 @@
+package redislua_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/specguard/specguard/internal/redislua"
+	"github.com/specguard/specguard/internal/redistest"
+	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/security"
+)
+
+// The credential check answers the same alone (CheckCredential) and before
+// the tiers (CheckAndAllow), for every kind and state; CheckAndAllow
+// charges the tiers only when it holds, and CheckError says what each code
+// means.
+func TestCheckAloneAndBeforeTheTiers(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	if err := redislua.Load(ctx, rdb, append(redislua.CredentialScripts(), redislua.LimitScripts()...)...); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	later, earlier := now.Add(time.Hour).UnixMicro(), now.Add(-time.Hour).UnixMicro()
+	for i, c := range []struct {
+		name    string
+		record  map[string]any // the credential's hash; nil: none
+		account map[string]any // the account's hash; nil: none
+		args    []any          // kind, jti, account stamp
+		code    int64
+		err     error
+	}{
+		{"access token live", map[string]any{"a": "j1", "e": later, "v": 1}, nil, []any{"a", "j1", ""}, redislua.Holds, nil},
+		{"access token replaced", map[string]any{"a": "j2", "e": later, "v": 1}, nil, []any{"a", "j1", ""}, redislua.Dead, security.ErrNotFound},
+		{"access token's family gone", nil, nil, []any{"a", "j1", ""}, redislua.Dead, security.ErrNotFound},
+		{"access token's family expired", map[string]any{"a": "j1", "e": earlier}, nil, []any{"a", "j1", ""}, redislua.Dead, security.ErrNotFound},
+		{"session live", map[string]any{"h": "x", "e": later}, nil, []any{"s", "", ""}, redislua.Holds, nil},
+		{"session ended", nil, nil, []any{"s", "", ""}, redislua.Dead, security.ErrNotFound},
+		{"key marked", map[string]any{"e": later, "v": 1}, nil, []any{"k", "", ""}, redislua.Holds, nil},
+		{"key revoked", map[string]any{"x": 1, "e": later}, nil, []any{"k", "", ""}, redislua.Dead, security.ErrNotFound},
+		{"key unmarked", nil, nil, []any{"k", "", ""}, redislua.Unmarked, security.ErrUnmarked},
+		{"account as stamped", map[string]any{"e": later, "v": 2}, map[string]any{"s": "st", "nb": 2}, []any{"k", "", "st"}, redislua.Holds, nil},
+		{"account changed", map[string]any{"e": later, "v": 2}, map[string]any{"s": "new", "nb": 2}, []any{"k", "", "st"}, redislua.Stale, security.ErrStale},
+		{"credential older than the account's not-before", map[string]any{"e": later, "v": 1}, map[string]any{"s": "st", "nb": 2}, []any{"k", "", "st"}, redislua.Dead, security.ErrNotFound},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			keys := []string{fmt.Sprintf("%scred:%d", srv.Prefix, i), fmt.Sprintf("%sacct:%d", srv.Prefix, i)}
+			for k, fields := range map[string]map[string]any{keys[0]: c.record, keys[1]: c.account} {
+				if fields != nil {
+					if err := rdb.HSet(ctx, k, fields).Err(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if len(keys) != redislua.CheckKeys || len(c.args) != redislua.CheckArgs {
+				t.Fatalf("the check takes %d keys and %d arguments", redislua.CheckKeys, redislua.CheckArgs)
+			}
+			alone, err := redislua.CheckCredential.Run(ctx, rdb, keys, c.args...).Int64()
+			if err != nil || alone != c.code {
+				t.Fatalf("CheckCredential = %d, %v; want %d", alone, err, c.code)
+			}
+			if err := redislua.CheckError(alone); !errors.Is(err, c.err) || (c.err == nil) != (err == nil) {
+				t.Errorf("CheckError(%d) = %v, want %v", alone, err, c.err)
+			}
+			bucket := fmt.Sprintf("%sbucket:%d", srv.Prefix, i)
+			// One tier of 10 a minute, cost 1, kept a minute.
+			argv := append(append([]any{}, c.args...), int64(6*time.Second/time.Microsecond), 10, 1, 60_000)
+			raw, err := redislua.CheckAndAllow.Run(ctx, rdb, append(keys, bucket), argv...).Int64Slice()
+			if err != nil {
+				t.Fatal(err)
+			}
+			charged := rdb.Exists(ctx, bucket).Val() == 1
+			if c.code != redislua.Holds {
+				if len(raw) != 1 || raw[0] != -c.code || charged {
+					t.Fatalf("CheckAndAllow = %v (bucket charged: %v), want [%d] and nothing charged", raw, charged, -c.code)
+				}
+				return
+			}
+			results := make([]limits.Result, 1)
+			allowed, err := redislua.Decode(raw, results)
+			if err != nil || !allowed || !charged || results[0].Remaining != 9 {
+				t.Fatalf("CheckAndAllow = %v: allowed %v, %+v, %v (charged: %v); want admitted with 9 left", raw, allowed, results[0], err, charged)
+			}
+		})
+	}
+	// Decode refuses an answer of the wrong length.
+	if _, err := redislua.Decode([]int64{1, 1}, make([]limits.Result, 1)); !errors.Is(err, limits.ErrStore) {
+		t.Errorf("Decode of a short answer: %v, want ErrStore", err)
+	}
+}
