@@ -223,10 +223,21 @@ func TestGateRevokedTokenChargesOnlyTheIP(t *testing.T) {
 	if err := e.store.RevokeFamily(ctx, "victim", victim.AccessClaims.Family); err != nil {
 		t.Fatal(err)
 	}
+	// The first attempt finds the token revoked in the rate-limit script,
+	// which charges nothing, and is then decided as anonymous: two round
+	// trips. The instance remembers the revocation: a replay is refused
+	// without asking the store, its one round trip the anonymous decision.
+	if w := e.do("GET", "", "203.0.113.1"); w.Code != 401 { // loads the anonymous decision's script
+		t.Fatalf("anonymous: %d", w.Code)
+	}
 	for i, want := range []int{401, 401, 429} { // anon: 2 per hour per IP
+		before := e.trips.N.Load()
 		w := e.do("GET", victim.Access, "198.51.100.7")
 		if w.Code != want {
 			t.Fatalf("revoked token, attempt %d: %d, want %d (%s)", i+1, w.Code, want, w.Body)
+		}
+		if n, trips := e.trips.N.Load()-before, int64(1+max(1-i, 0)); n != trips {
+			t.Errorf("revoked token, attempt %d: %d Redis round trips, want %d", i+1, n, trips)
 		}
 		if want == 401 && !strings.Contains(w.Header().Get("WWW-Authenticate"), `error="invalid_token"`) {
 			t.Errorf("attempt %d: WWW-Authenticate %q", i+1, w.Header().Get("WWW-Authenticate"))
