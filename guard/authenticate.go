@@ -167,16 +167,22 @@ func (g *Guard) authenticate(r *http.Request, op *policy.Operation, deferred boo
 				res.failed, res.err = sr.Scheme, o.err
 				return res
 			}
+			if !satisfied {
+				// The alternative failed already; its other credentials
+				// are still verified, so that a bad one is refused rather
+				// than let in as anonymous.
+				continue
+			}
 			if o.p == nil {
 				satisfied = false
-				break
+				continue
 			}
 			if !o.p.HasScopes(sr.Scopes) {
 				if scopeMiss == nil {
 					scopeMiss, scopeScheme = sr.Scopes, sr.Scheme
 				}
 				satisfied = false
-				break
+				continue
 			}
 			if got != nil && got.Subject != o.p.Subject {
 				res.failed, res.err = sr.Scheme, fmt.Errorf("%w: the credentials name different users", security.ErrInvalid)

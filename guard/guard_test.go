@@ -104,6 +104,14 @@ func TestGuardAlternatives(t *testing.T) {
 		{Name: "AND: session alone", Path: "/both", Mods: []guardtest.Mod{guardtest.SessionCookies(aliceSession)}, Want: guardtest.Unauth},
 		{Name: "AND: credentials of different users", Path: "/both", Mods: []guardtest.Mod{guardtest.APIKeyHeader(aliceKey), guardtest.SessionCookies(bobSession)}, Want: guardtest.InvalidToken},
 		{Name: "AND: invalid session with valid key", Path: "/both", Mods: []guardtest.Mod{guardtest.APIKeyHeader(aliceKey), guardtest.Cookie(guardtest.SessionCookie, "alice.nope.nope")}, Want: guardtest.InvalidToken},
+		// An AND alternative whose first credential is missing still looks at
+		// the others: a bad one is refused, never let in as anonymous.
+		{Name: "AND or anonymous: invalid session, no key", Path: "/both-or-anonymous", Mods: []guardtest.Mod{guardtest.Cookie(guardtest.SessionCookie, "alice.nope.nope")}, Want: guardtest.InvalidToken},
+		{Name: "AND or anonymous: invalid key, no session", Path: "/both-or-anonymous", Mods: []guardtest.Mod{guardtest.APIKeyHeader("sg_nope")}, Want: guardtest.InvalidToken},
+		{Name: "AND or anonymous: valid key, invalid session", Path: "/both-or-anonymous", Mods: []guardtest.Mod{guardtest.APIKeyHeader(aliceKey), guardtest.Cookie(guardtest.SessionCookie, "alice.nope.nope")}, Want: guardtest.InvalidToken},
+		{Name: "AND or anonymous: valid session alone", Path: "/both-or-anonymous", Mods: []guardtest.Mod{guardtest.SessionCookies(aliceSession)}, Want: guardtest.OK200, Saw: guardtest.Anonymous("bothOrAnonymous")},
+		{Name: "AND or anonymous: both", Path: "/both-or-anonymous", Mods: []guardtest.Mod{guardtest.APIKeyHeader(aliceKey), guardtest.SessionCookies(aliceSession)}, Want: guardtest.OK200, Saw: guardtest.OKAs("bothOrAnonymous", "alice", "apiKeyAuth+cookieAuth")},
+		{Name: "AND or anonymous: nothing", Path: "/both-or-anonymous", Want: guardtest.OK200, Saw: guardtest.Anonymous("bothOrAnonymous")},
 	}
 	guardtest.RunCases(t, e, cases)
 }
