@@ -1,6 +1,7 @@
 package credentials_test
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 
@@ -77,6 +78,11 @@ func TestNewRefusesMissingParts(t *testing.T) {
 	if _, err := credentials.New(table, key, whole); err != nil {
 		t.Fatalf("every part present: %v", err)
 	}
+	// A session cookie a sibling subdomain could set.
+	bare, err := policy.Compile("openapi.yaml", bytes.Replace(credentials.Fragment, []byte("name: __Host-session"), []byte("name: session"), 1))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name   string
 		table  *policy.Table
@@ -84,6 +90,7 @@ func TestNewRefusesMissingParts(t *testing.T) {
 		want   string
 	}{
 		{"no document", nil, nil, "a compiled document"},
+		{"a session cookie without __Host-", bare, nil, `the session cookie of scheme "cookieAuth" is named "session": name it "__Host-session"`},
 		{"no accounts", table, func(s *credentials.Stores) { s.Accounts = nil }, "Stores needs"},
 		{"a nil *MemoryStore as State", table, func(s *credentials.Stores) { s.State = (*security.MemoryStore)(nil) }, "Stores needs"},
 		{"a nil *MemoryKeyRecords as Keys", table, func(s *credentials.Stores) { s.Keys = (*security.MemoryKeyRecords)(nil) }, "Stores needs"},

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -161,6 +162,10 @@ type Service struct {
 	routes    []route
 }
 
+// hostPrefix starts the name of a session cookie: a browser takes such a
+// cookie only from this host, over HTTPS, for the whole site.
+const hostPrefix = "__Host-"
+
 // route is one credential operation of the document and its handler.
 type route struct {
 	op *policy.Operation
@@ -170,7 +175,9 @@ type route struct {
 // New returns the credential service of table: it signs with signing and
 // keeps its records in stores. It checks every operation of table marked
 // x-credential against what it serves (Fragment) and fails, naming file
-// and line, when one differs or names an operation it does not serve.
+// and line, when one differs or names an operation it does not serve, and
+// when a session cookie (an apiKey scheme in a cookie) is not named
+// __Host-..., which a sibling subdomain cannot set.
 func New(table *policy.Table, signing *tokens.Key, stores Stores, opts ...Option) (*Service, error) {
 	cfg := config{
 		issuer: "specguard", accessTTL: 15 * time.Minute, refreshTTL: 30 * 24 * time.Hour, sessionTTL: 12 * time.Hour,
@@ -192,7 +199,16 @@ func New(table *policy.Table, signing *tokens.Key, stores Stores, opts ...Option
 	}
 	s := &Service{table: table, accounts: stores.Accounts, store: stores.State, cfg: cfg, problems: cfg.problems}
 	for _, sc := range table.Schemes {
-		if sc.Type == policy.SchemeAPIKeyCookie && (s.cookie == "" || sc.Param < s.cookie) {
+		if sc.Type != policy.SchemeAPIKeyCookie {
+			continue
+		}
+		if !strings.HasPrefix(sc.Param, hostPrefix) {
+			// Without the prefix a sibling subdomain (or a page over plain
+			// HTTP) can set the cookie: a browser with no session would
+			// be logged in as someone else.
+			return nil, fmt.Errorf("credentials: the session cookie of scheme %q is named %q: name it %q", sc.Name, sc.Param, hostPrefix+strings.TrimPrefix(sc.Param, "__Secure-"))
+		}
+		if s.cookie == "" || sc.Param < s.cookie {
 			s.cookie = sc.Param
 		}
 	}
