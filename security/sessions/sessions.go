@@ -131,7 +131,9 @@ func (s *Service) Create(ctx context.Context, subject, role, device string) (*Is
 }
 
 // Cookies returns the session cookie (named name, from the spec) and the
-// CSRF cookie for ns.
+// CSRF cookie for ns. Name the session cookie __Host-...: a browser takes
+// such a cookie only from this host over HTTPS, so a sibling subdomain
+// cannot plant one (credentials.New refuses any other name).
 func (s *Service) Cookies(name string, ns *Issued) []*http.Cookie {
 	exp := ns.Session.Expires
 	return []*http.Cookie{
