@@ -51,6 +51,17 @@ const checkFunc = `local function check(gk, ga, now)
 end
 `
 
+// indexed is the end of a script that lists a record: it adds id (a Lua
+// expression) to the index KEYS[2] until exp, drops the ids expired, and
+// keeps the index as long as its last id.
+func indexed(id string) string {
+	return "redis.call('ZADD', KEYS[2], exp, " + id + `)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+if #last > 0 then redis.call('PEXPIREAT', KEYS[2], math.ceil(tonumber(last[2]) / 1000)) end
+`
+}
+
 // CheckCredential runs the credential check alone (KEYS and ARGV as
 // CheckKeys and CheckArgs say) and returns its code.
 var CheckCredential = redis.NewScript(Now + checkFunc + `return check(KEYS, ARGV, now)`)
@@ -69,11 +80,7 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('HSET', KEYS[1], 'c', now, 'l', now)
 local exp = tonumber(ARGV[2])
 redis.call('PEXPIREAT', KEYS[1], math.ceil(exp / 1000))
-redis.call('ZADD', KEYS[2], exp, ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-if #last > 0 then redis.call('PEXPIREAT', KEYS[2], math.ceil(tonumber(last[2]) / 1000)) end
-return now`)
+` + indexed("ARGV[1]") + `return now`)
 
 // Rotate moves a token family (KEYS[1], listed in KEYS[2] as ARGV[4]) on
 // from the refresh token presented (ARGV[1]) to the next refresh and access
@@ -114,11 +121,7 @@ end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'e', exp, 'v', ARGV[4])
 redis.call('PEXPIREAT', KEYS[1], math.ceil(math.min(exp, now + tonumber(ARGV[5]) * 1000) / 1000))
-redis.call('ZADD', KEYS[2], exp, ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-if #last > 0 then redis.call('PEXPIREAT', KEYS[2], math.ceil(tonumber(last[2]) / 1000)) end
-return 1`)
+` + indexed("ARGV[2]") + `return 1`)
 
 // RevokeKey replaces a key's mark by a revocation (field x) kept
 // for ARGV[3] microseconds (security.KeyRevocationTTL), or until the key
@@ -129,11 +132,7 @@ local exp = math.max(math.min(tonumber(ARGV[2]), now + tonumber(ARGV[3])), now +
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'x', 1, 'e', exp)
 redis.call('PEXPIREAT', KEYS[1], math.ceil(exp / 1000))
-redis.call('ZADD', KEYS[2], exp, ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-if #last > 0 then redis.call('PEXPIREAT', KEYS[2], math.ceil(tonumber(last[2]) / 1000)) end
-return 1`)
+` + indexed("ARGV[1]") + `return 1`)
 
 // Delete removes one record and its index entry; 1 when it existed.
 var Delete = redis.NewScript(Now + `
