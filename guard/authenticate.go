@@ -67,6 +67,12 @@ type authResult struct {
 // needs an outside call, so it was not looked at.
 var errUnverified = errors.New("the credential was not verified: the anonymous limit refused the request first")
 
+// chargedAnonymous reports whether the request was charged as anonymous
+// before an outside call verified a credential that then failed (or was
+// never looked at), or was not enough to let the request in as anyone:
+// that charge is its decision, once.
+func (a *authResult) chargedAnonymous() bool { return a.charged && (a.err != nil || a.p == nil) }
+
 func (a *authResult) schemeName() string {
 	switch {
 	case a.err == nil && a.p != nil:

@@ -515,7 +515,7 @@ func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *o
 	if len(op.Limits) == 0 || unavailable(a.err) {
 		return limits.Verdict{Allowed: true}
 	}
-	if a.charged && a.err != nil && a.gate != nil {
+	if a.chargedAnonymous() && a.gate != nil {
 		// No decision is left for the deferred check to ride in: it runs
 		// on its own.
 		if err := a.gate.Check(r.Context(), at); err != nil {
@@ -526,9 +526,7 @@ func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *o
 			return limits.Verdict{Allowed: true}
 		}
 	}
-	if a.charged && a.err != nil {
-		// Charged as anonymous before an outside call verified the
-		// credential, which then failed (or was never looked at): once.
+	if a.chargedAnonymous() {
 		return a.anon
 	}
 	if a.gate == nil {

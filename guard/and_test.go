@@ -1,0 +1,120 @@
+package guard_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/specguard/specguard/guard"
+	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
+)
+
+const andOrAnonymousSpec = `
+openapi: 3.0.3
+info: {title: and, version: "1"}
+x-rate-limit:
+  - {name: anon, limit: 10, window: 1h, key: ip, who: anonymous}
+  - {name: user, limit: 10, window: 1h, key: principal, who: authenticated}
+paths:
+  /x:
+    get:
+      operationId: getX
+      security:
+        - {keyAuth: [], cookieAuth: []}
+        - {}
+      responses: {'200': {description: ok}}
+components:
+  securitySchemes:
+    keyAuth: {type: apiKey, in: header, name: X-Key}
+    cookieAuth: {type: apiKey, in: cookie, name: __Host-session}
+`
+
+// fakeCredential takes "good" in its place as alice's, refuses anything
+// else there, and says nothing when it is absent. outbound: verifying it
+// reads a database (an API key this instance has not cached).
+type fakeCredential struct {
+	read     func(*http.Request) string
+	outbound bool
+}
+
+func (f fakeCredential) Authenticate(_ context.Context, r *http.Request, s *policy.Scheme) (*security.Principal, error) {
+	switch f.read(r) {
+	case "":
+		return nil, nil
+	case "good":
+		return &security.Principal{Subject: "alice", Scheme: s.Name}, nil
+	}
+	return nil, fmt.Errorf("%w: bad credential", security.ErrInvalid)
+}
+
+func (f fakeCredential) Outbound(r *http.Request, _ *policy.Scheme) bool {
+	return f.outbound && f.read(r) != ""
+}
+
+// An AND alternative with one credential missing is not met: the request
+// is let in as anonymous when the document allows it, but every credential
+// presented is still verified, and a bad one is refused whichever scheme
+// name sorts first. A credential verified with an outside call is charged
+// to the anonymous tier before the call: a request let in as anonymous is
+// charged there once, not twice.
+func TestAndAlternativeMissingACredential(t *testing.T) {
+	table, err := policy.Compile("and.yaml", []byte(andOrAnonymousSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	r.Get("/x", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "anonymous=%v", security.FromContext(r.Context()) == nil)
+	})
+	key := func(r *http.Request) string { return r.Header.Get("X-Key") }
+	cookie := func(r *http.Request) string {
+		c, err := r.Cookie("__Host-session")
+		if err != nil {
+			return ""
+		}
+		return c.Value
+	}
+	g, err := guard.New(table, r,
+		guard.WithAuthenticator(policy.SchemeAPIKeyHeader, fakeCredential{read: key, outbound: true}),
+		guard.WithAuthenticator(policy.SchemeAPIKeyCookie, fakeCredential{read: cookie}),
+		guard.WithLimiter(limits.New(limits.NewMemoryStore(nil))),
+		guard.WithoutRequestValidation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []struct {
+		name, key, cookie string
+		code              int
+		body, limit       string
+	}{
+		{"a bad cookie, no key", "", "forged", 401, "", `"anon";r=9;t=360`},
+		{"a bad key, no cookie", "forged", "", 401, "", `"anon";r=9;t=360`},
+		{"a good key, a bad cookie", "good", "forged", 401, "", `"anon";r=9;t=360`},
+		{"a good key alone", "good", "", 200, "anonymous=true", `"anon";r=9;t=360`},
+		{"a good cookie alone", "", "good", 200, "anonymous=true", `"anon";r=9;t=360`},
+		{"both", "good", "good", 200, "anonymous=false", `"user";r=9;t=360`},
+	} {
+		req := httptest.NewRequest("GET", "/x", nil)
+		req.RemoteAddr = fmt.Sprintf("192.0.2.%d:1234", i+1) // a bucket of its own
+		if c.key != "" {
+			req.Header.Set("X-Key", c.key)
+		}
+		if c.cookie != "" {
+			req.AddCookie(&http.Cookie{Name: "__Host-session", Value: c.cookie})
+		}
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, req)
+		if w.Code != c.code || c.body != "" && w.Body.String() != c.body {
+			t.Errorf("%s: %d %q, want %d %q", c.name, w.Code, w.Body, c.code, c.body)
+		}
+		if got := w.Header().Get("RateLimit"); got != c.limit {
+			t.Errorf("%s: RateLimit %q, want %q", c.name, got, c.limit)
+		}
+	}
+}
