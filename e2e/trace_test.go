@@ -156,9 +156,25 @@ func TestTraces(t *testing.T) {
 		return ""
 	}
 	seen := map[string]string{}
+	count := map[string]int{}
 	for _, s := range all {
 		if s != server {
 			seen[s.Name] = under(s)
+			count[s.Name]++
+		}
+	}
+	// A bearer request on Redis enters each step once: one authentication
+	// (which calls no store: the token's check rides in the rate-limit
+	// call), one decision, one rate-limit call; every other span is the
+	// app's own, under its handler.
+	for name, n := range map[string]int{"authenticate": 1, "limit": 1, "ratelimit": 1, "validate": 1, "handler": 1} {
+		if count[name] != n {
+			t.Errorf("%d %q spans in the allowed request, want %d (spans: %v)", count[name], name, n, count)
+		}
+	}
+	for _, s := range all {
+		if p := under(s); s != server && p != server.Name && p != "limit" && p != "handler" {
+			t.Errorf("span %q under %q: a step of the guard called out beyond its one rate-limit call", s.Name, p)
 		}
 	}
 	for name, parentName := range map[string]string{"authenticate": server.Name, "limit": server.Name, "handler": server.Name, "ratelimit": "limit"} {
