@@ -3,7 +3,9 @@ package policy
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 
@@ -12,8 +14,9 @@ import (
 )
 
 // ExtLintIgnore silences lint warnings by code, for a finding the author has
-// weighed: `x-lint-ignore: [anonymous-write]` on an operation, or
-// `x-lint-ignore: [unused-scope]` on an oauth2 security scheme.
+// weighed: `x-lint-ignore: [anonymous-write]` on an operation,
+// `x-lint-ignore: [unused-scope]` on an oauth2 security scheme, or
+// `x-lint-ignore: [cookie-prefix]` on a cookie scheme.
 const ExtLintIgnore = "x-lint-ignore"
 
 // Lint warning codes.
@@ -30,11 +33,16 @@ const (
 	// WarnExamples: an example that does not match its schema. Examples
 	// are documentation, never enforced, so they do not stop serve.
 	WarnExamples = "example-schema"
+	// WarnCookiePrefix: a session cookie (an apiKey scheme in a cookie)
+	// not named __Host-..., which a sibling subdomain could set; the
+	// credential service (package credentials) refuses to issue it.
+	WarnCookiePrefix = "cookie-prefix"
 )
 
 var warnCodes = map[string]bool{
 	WarnUnlimitedWrite: true, WarnAuthResponses: true, WarnLimitResponses: true,
 	WarnUnusedScope: true, WarnAnonymousWrite: true, WarnValidationResponses: true, WarnExamples: true,
+	WarnCookiePrefix: true,
 }
 
 // Warning is something a document compiles with but probably should not.
@@ -139,6 +147,29 @@ func (t *Table) lint() []*Warning {
 		}
 	}
 	ws = append(ws, t.unusedScopes(required)...)
+	ws = append(ws, t.cookiePrefixes()...)
+	return ws
+}
+
+// cookiePrefixes warns of every session cookie not named __Host-.
+func (t *Table) cookiePrefixes() []*Warning {
+	var ws []*Warning
+	for _, name := range slices.Sorted(maps.Keys(t.Schemes)) {
+		sc := t.Schemes[name]
+		if sc.Type != SchemeAPIKeyCookie || strings.HasPrefix(sc.Param, "__Host-") {
+			continue
+		}
+		line := 0
+		if ref := t.Doc.Components.SecuritySchemes[name]; ref != nil && ref.Value != nil {
+			if ignore, _ := lintIgnores(ref.Value.Extensions); ignore[WarnCookiePrefix] {
+				continue
+			}
+			line = originLine(ref.Value.Origin)
+		}
+		ws = append(ws, &Warning{Source: t.Source, Line: line, Where: "components.securitySchemes." + name, Code: WarnCookiePrefix,
+			Msg: fmt.Sprintf("the session cookie %q is not named __Host-..., so a sibling subdomain could set it, and the credential service refuses it; name it %q",
+				sc.Param, "__Host-"+strings.TrimPrefix(sc.Param, "__Secure-"))})
+	}
 	return ws
 }
 

@@ -277,3 +277,37 @@ func TestOwnerDeclared(t *testing.T) {
 		}
 	}
 }
+
+// A session cookie not named __Host-... is a warning with the name to use,
+// on the scheme's line; x-lint-ignore on the scheme silences it, and a
+// __Host- name gives none.
+func TestLintCookiePrefix(t *testing.T) {
+	op := "      security: [{cookie: []}]\n      x-rate-limit: false\n"
+	cookieWarnings := func(src string) []string {
+		t.Helper()
+		errs, warnings := policy.Lint("spec.yaml", []byte(src))
+		if len(errs) > 0 {
+			t.Fatalf("errors: %v", errs)
+		}
+		var out []string
+		for _, w := range warnings {
+			if w.Code == policy.WarnCookiePrefix {
+				out = append(out, w.String())
+			}
+		}
+		return out
+	}
+	src := doc("", op)
+	want := `spec.yaml:15: components.securitySchemes.cookie: warning: the session cookie "sid" is not named __Host-..., so a sibling subdomain could set it, and the credential service refuses it; name it "__Host-sid" [cookie-prefix]`
+	if got := cookieWarnings(src); len(got) != 1 || got[0] != want {
+		t.Errorf("cookie sid: %q, want %q", got, want)
+	}
+	ignored := strings.Replace(src, "name: sid}", "name: sid, x-lint-ignore: [cookie-prefix]}", 1)
+	if got := cookieWarnings(ignored); len(got) != 0 {
+		t.Errorf("ignored: %q", got)
+	}
+	prefixed := strings.Replace(src, "name: sid}", "name: __Host-sid}", 1)
+	if got := cookieWarnings(prefixed); len(got) != 0 {
+		t.Errorf("__Host-sid: %q", got)
+	}
+}

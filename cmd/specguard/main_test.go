@@ -172,11 +172,12 @@ func TestLintWarnings(t *testing.T) {
 		path + ":26: POST /silenced (silenced): warning: x-lint-ignore[2]: unknown warning code no-such-code [lint-ignore]",
 		path + ":43: GET /things/{id} (validatedRead): warning: declares no 400 response; the guard answers 400 when its path parameter id does not match the document [validation-responses]",
 		path + ":58: components.securitySchemes.oauth: warning: scope \"write\" is declared but no operation requires it [unused-scope]",
+		path + ":57: components.securitySchemes.cookie: warning: the session cookie \"sid\" is not named __Host-..., so a sibling subdomain could set it, and the credential service refuses it; name it \"__Host-sid\" [cookie-prefix]",
 	}
 	if got := strings.Split(strings.TrimSuffix(out, "\n"), "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("lint output:\n%s\nwant:\n%s", out, strings.Join(want, "\n"))
 	}
-	if wantSum := path + ": 0 errors, 14 warnings\n"; errOut != wantSum {
+	if wantSum := path + ": 0 errors, 15 warnings\n"; errOut != wantSum {
 		t.Errorf("summary %q, want %q", errOut, wantSum)
 	}
 	if _, _, err := cli(t, "lint", "--strict", path); !errors.Is(err, errReported) {
@@ -196,7 +197,7 @@ func TestLintReportsErrorsAndWarningsTogether(t *testing.T) {
 	if want := path + `:22: GET /limited (limitedRead): security[0].basic: http scheme "basic" cannot be enforced; specguard verifies bearer tokens`; first != want {
 		t.Errorf("first line %q, want %q", first, want)
 	}
-	if !strings.Contains(out, "[unused-scope]") || !strings.HasSuffix(errOut, ": 1 error, 13 warnings\n") {
+	if !strings.Contains(out, "[unused-scope]") || !strings.HasSuffix(errOut, ": 1 error, 14 warnings\n") {
 		t.Errorf("warnings are still reported next to errors; output:\n%s%s", out, errOut)
 	}
 }
