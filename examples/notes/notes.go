@@ -59,6 +59,20 @@ func newUsers(cost int, accounts map[string][2]string) (map[string]user, error) 
 	return out, nil
 }
 
+// dummyHash is what an unknown name is checked against: a hash of the
+// users' own cost, so that the work is the same whether or not the name
+// exists.
+func dummyHash(users map[string]user) ([]byte, error) {
+	cost := bcrypt.DefaultCost
+	for _, u := range users {
+		if c, err := bcrypt.Cost(u.hash); err == nil {
+			cost = c
+			break
+		}
+	}
+	return bcrypt.GenerateFromPassword([]byte("no such user"), cost)
+}
+
 // newHandler wires the service: the compiled document, the token service
 // that issues and verifies its credentials, the generated routes, and the
 // guard in front of them.
@@ -76,7 +90,11 @@ func newHandler(cfg config) (http.Handler, *policy.Table, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	svc := &service{table: table, tokens: ts, users: cfg.users}
+	dummy, err := dummyHash(cfg.users)
+	if err != nil {
+		return nil, nil, err
+	}
+	svc := &service{table: table, tokens: ts, users: cfg.users, dummy: dummy}
 
 	r := chi.NewRouter()
 	api.HandlerWithOptions(api.NewStrictHandlerWithOptions(svc, nil, api.StrictHTTPServerOptions{
@@ -111,6 +129,7 @@ type service struct {
 	table  *policy.Table
 	tokens *tokens.Service
 	users  map[string]user
+	dummy  []byte // a hash of the users' cost, for a name that does not exist
 
 	mu    sync.Mutex
 	notes map[string][]api.Note // by subject
@@ -129,7 +148,7 @@ func (s *service) Login(ctx context.Context, req api.LoginRequestObject) (api.Lo
 	u, ok := s.users[req.Body.Name]
 	hash := u.hash
 	if !ok {
-		hash = dummyHash // the same work whether or not the name exists
+		hash = s.dummy // the same work whether or not the name exists
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(req.Body.Password)) != nil || !ok {
 		return refusal{status: http.StatusUnauthorized, slug: "wrong-password", title: "Wrong name or password",
@@ -142,8 +161,6 @@ func (s *service) Login(ctx context.Context, req api.LoginRequestObject) (api.Lo
 	return api.Login200JSONResponse{AccessToken: pair.Access, TokenType: api.Bearer,
 		ExpiresIn: int(pair.ExpiresIn / time.Second), Scope: pair.AccessClaims.Scope}, nil
 }
-
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("no such user"), bcrypt.MinCost)
 
 func (s *service) ListNotes(ctx context.Context, _ api.ListNotesRequestObject) (api.ListNotesResponseObject, error) {
 	who := security.FromContext(ctx).Subject

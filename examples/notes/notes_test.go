@@ -184,3 +184,21 @@ func TestNotesUsesPublicPackagesOnly(t *testing.T) {
 		}
 	}
 }
+
+// An unknown name costs the same bcrypt work as a user's: its dummy hash
+// has the users' cost, whatever that is.
+func TestDummyHashHasTheUsersCost(t *testing.T) {
+	for _, cost := range []int{bcrypt.MinCost, bcrypt.MinCost + 2} {
+		users, err := newUsers(cost, map[string][2]string{"alice": {"writer", "alice-password"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dummy, err := dummyHash(users)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := bcrypt.Cost(dummy); got != cost {
+			t.Errorf("users at cost %d: the dummy hash has cost %d", cost, got)
+		}
+	}
+}
