@@ -130,22 +130,34 @@ func (s *Service) List(ctx context.Context, subject string) ([]security.APIKey, 
 	return keys, nil
 }
 
-// Revoke revokes subject's key id: in the store first, so every instance
-// refuses it at once, then in its record. ErrNotFound when subject has no
-// live key id.
+// Revoke revokes subject's key id: in its record, then in the store, so
+// that every instance refuses it at once. The record goes first because it
+// outlives the store's revocation: when the store cannot be written, the
+// key's mark still ends (MarkTTL at most) and the record then refuses it;
+// when the record cannot be, nothing changed. Either way the caller is
+// told (ErrUnavailable), and calling again finishes the work.
+// ErrNotFound when subject has no live key id (revoked already: the
+// store's revocation is written again first, for a call that failed
+// half-way).
 func (s *Service) Revoke(ctx context.Context, subject, id string) error {
 	k, err := s.records.APIKey(ctx, id)
-	if errors.Is(err, security.ErrNotFound) || err == nil && (k.Subject != subject || !k.Revoked.IsZero() || !s.clock.Now().Before(k.Expires)) {
+	if errors.Is(err, security.ErrNotFound) || err == nil && (k.Subject != subject || !s.clock.Now().Before(k.Expires)) {
 		return security.ErrNotFound
 	} else if err != nil {
 		return hold.Unavailable(err)
+	}
+	revoked := !k.Revoked.IsZero()
+	if !revoked {
+		if err := s.records.RevokeAPIKey(ctx, subject, id); err != nil && !errors.Is(err, security.ErrNotFound) {
+			return hold.Unavailable(err)
+		}
 	}
 	if err := s.store.RevokeKey(ctx, subject, id, k.Expires); err != nil {
 		return hold.Unavailable(err)
 	}
 	s.cache.Del(id)
-	if err := s.records.RevokeAPIKey(ctx, subject, id); err != nil && !errors.Is(err, security.ErrNotFound) {
-		return hold.Unavailable(err)
+	if revoked {
+		return security.ErrNotFound
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -149,4 +150,100 @@ func TestAPIKeyLastUsed(t *testing.T) {
 	e.Clock.Advance(time.Minute)
 	guardtest.OK200.Check(t, e.Do(t, http.MethodGet, "/key-read", "", guardtest.APIKeyHeader(full)))
 	waitFor(e.Clock.Now())
+}
+
+// halfWay fails the record's or the store's half of a revocation, as a
+// database or a Redis that goes away in the middle of Revoke would.
+type halfWay struct {
+	security.KeyRecords
+	*security.MemoryStore
+	recordFails, storeFails atomic.Bool
+}
+
+func (h *halfWay) RevokeAPIKey(ctx context.Context, subject, id string) error {
+	if h.recordFails.Load() {
+		return errors.New("db: connection reset")
+	}
+	return h.KeyRecords.RevokeAPIKey(ctx, subject, id)
+}
+
+func (h *halfWay) RevokeKey(ctx context.Context, subject, id string, expires time.Time) error {
+	if h.storeFails.Load() {
+		return errors.New("redis: connection reset")
+	}
+	return h.MemoryStore.RevokeKey(ctx, subject, id, expires)
+}
+
+// A revocation that fails half-way says so, and never ends with the key
+// live once its record says revoked: the record is written first, and it
+// outlives the store's revocation (a minute) and the key's mark (MarkTTL).
+// Calling again finishes the work at once.
+func TestRevokeFailingHalfWay(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	clock := func() time.Time { return now }
+	for _, c := range []struct {
+		name   string
+		fail   func(h *halfWay) *atomic.Bool
+		refuse bool // right after the failed Revoke
+		again  error
+	}{
+		// Nothing changed: the key still works, and the caller knows it.
+		{"the record cannot be written", func(h *halfWay) *atomic.Bool { return &h.recordFails }, false, nil},
+		// The record says revoked; the store's mark still holds until
+		// MarkTTL. Calling again writes the store's half (ErrNotFound:
+		// no live key any more).
+		{"the store cannot be written", func(h *halfWay) *atomic.Bool { return &h.storeFails }, false, security.ErrNotFound},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := &halfWay{KeyRecords: security.NewMemoryKeyRecords(clock), MemoryStore: security.NewMemoryStore(clock)}
+			keys := apikeys.New(h, h, apikeys.WithClock(clock))
+			full, k, err := keys.Create(ctx, "alice", "ci", []string{"a:read"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := keys.Verify(ctx, full); err != nil {
+				t.Fatalf("fresh key: %v", err)
+			}
+			c.fail(h).Store(true)
+			if err := keys.Revoke(ctx, "alice", k.ID); !errors.Is(err, security.ErrUnavailable) {
+				t.Fatalf("Revoke failing half-way: %v, want ErrUnavailable", err)
+			}
+			if _, _, err := keys.Verify(ctx, full); (err != nil) != c.refuse {
+				t.Fatalf("right after: Verify = %v, refused want %v", err, c.refuse)
+			}
+			c.fail(h).Store(false)
+			if err := keys.Revoke(ctx, "alice", k.ID); !errors.Is(err, c.again) || (c.again == nil) != (err == nil) {
+				t.Fatalf("Revoke again: %v, want %v", err, c.again)
+			}
+			for _, later := range []time.Duration{0, security.KeyRevocationTTL + time.Second, security.MarkTTL + time.Second} {
+				now = now.Add(later)
+				if _, _, err := keys.Verify(ctx, full); !errors.Is(err, security.ErrInvalid) {
+					t.Errorf("%v after calling again: Verify = %v, want ErrInvalid", later, err)
+				}
+			}
+		})
+	}
+}
+
+// Without the second call, a revocation whose store half failed still
+// ends with the key refused once its mark runs out: the record decides.
+func TestRevokeStoreHalfFailedRecordDecides(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	clock := func() time.Time { return now }
+	h := &halfWay{KeyRecords: security.NewMemoryKeyRecords(clock), MemoryStore: security.NewMemoryStore(clock)}
+	keys := apikeys.New(h, h, apikeys.WithClock(clock))
+	full, k, err := keys.Create(ctx, "alice", "ci", []string{"a:read"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.storeFails.Store(true)
+	if err := keys.Revoke(ctx, "alice", k.ID); !errors.Is(err, security.ErrUnavailable) {
+		t.Fatalf("Revoke: %v, want ErrUnavailable", err)
+	}
+	now = now.Add(security.MarkTTL + time.Second)
+	if _, _, err := keys.Verify(ctx, full); !errors.Is(err, security.ErrInvalid) {
+		t.Errorf("after the mark ran out: Verify = %v, want ErrInvalid (the record says revoked)", err)
+	}
 }
