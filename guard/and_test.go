@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/go-chi/chi/v5"
@@ -41,9 +43,13 @@ components:
 type fakeCredential struct {
 	read     func(*http.Request) string
 	outbound bool
+	calls    *atomic.Int32 // counts Authenticate, when not nil
 }
 
 func (f fakeCredential) Authenticate(_ context.Context, r *http.Request, s *policy.Scheme) (*security.Principal, error) {
+	if f.calls != nil {
+		f.calls.Add(1)
+	}
 	switch f.read(r) {
 	case "":
 		return nil, nil
@@ -116,5 +122,43 @@ func TestAndAlternativeMissingACredential(t *testing.T) {
 		if got := w.Header().Get("RateLimit"); got != c.limit {
 			t.Errorf("%s: RateLimit %q, want %q", c.name, got, c.limit)
 		}
+	}
+}
+
+// When an alternative lets the request in, a credential of an earlier
+// alternative that stopped at a missing credential is not looked at: no
+// outside lookup charged to the anonymous tier, no store check of its own.
+func TestAndAlternativeSkippedWhenAnotherLetsIn(t *testing.T) {
+	spec := strings.Replace(andOrAnonymousSpec, "        - {}\n", "        - {bearerAuth: []}\n", 1)
+	spec = strings.Replace(spec, "    keyAuth:", "    bearerAuth: {type: http, scheme: bearer}\n    keyAuth:", 1)
+	// The cookie's scheme sorts first: the alternative stops at it.
+	spec = strings.Replace(spec, "cookieAuth", "aCookieAuth", -1)
+	table, err := policy.Compile("and.yaml", []byte(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	r.Get("/x", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, security.FromContext(r.Context()).Scheme) })
+	var keyCalls atomic.Int32
+	g, err := guard.New(table, r,
+		guard.WithAuthenticator(policy.SchemeAPIKeyHeader, fakeCredential{read: func(r *http.Request) string { return r.Header.Get("X-Key") }, outbound: true, calls: &keyCalls}),
+		guard.WithAuthenticator(policy.SchemeAPIKeyCookie, fakeCredential{read: func(*http.Request) string { return "" }}),
+		guard.WithAuthenticator(policy.SchemeBearer, fakeCredential{read: func(r *http.Request) string { return strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ") }}),
+		guard.WithLimiter(limits.New(limits.NewMemoryStore(nil))),
+		guard.WithoutRequestValidation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", "/x", nil)
+	req.Header.Set("Authorization", "Bearer good")
+	req.Header.Set("X-Key", "forged")
+	w := httptest.NewRecorder()
+	g.ServeHTTP(w, req)
+	if w.Code != 200 || w.Body.String() != "bearerAuth" || keyCalls.Load() != 0 {
+		t.Errorf("a good token beside a key of an unmet alternative: %d %q, the key looked at %d times; want 200 as bearerAuth and 0",
+			w.Code, w.Body, keyCalls.Load())
+	}
+	if got := w.Header().Get("RateLimit"); got != `"user";r=9;t=360` {
+		t.Errorf("RateLimit %q: want the user's tier alone charged", got)
 	}
 }

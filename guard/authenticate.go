@@ -107,11 +107,16 @@ type outcome struct {
 // one, every scheme must pass (AND) and hold its scopes. A non-nil err
 // means the request must be refused with it (see reject). With deferred,
 // one credential's store check is left to a gate. at is the request's
-// reading of the clock (zero when the guard took none).
-func (g *Guard) authenticate(r *http.Request, op *policy.Operation, deferred bool, at time.Time) (res authResult) {
+// reading of the clock (zero when the guard took none). anon, when not
+// nil, is the verdict of the anonymous tiers already charged for this
+// request (authenticating again): no outside lookup charges them twice.
+func (g *Guard) authenticate(r *http.Request, op *policy.Operation, deferred bool, at time.Time, anon *limits.Verdict) (res authResult) {
 	sec := &op.Security
 	if sec.Public {
 		return res
+	}
+	if anon != nil {
+		res.charged, res.anon = true, *anon
 	}
 	var memo [4]outcome
 	seen := memo[:0]
@@ -173,22 +178,16 @@ func (g *Guard) authenticate(r *http.Request, op *policy.Operation, deferred boo
 				res.failed, res.err = sr.Scheme, o.err
 				return res
 			}
-			if !satisfied {
-				// The alternative failed already; its other credentials
-				// are still verified, so that a bad one is refused rather
-				// than let in as anonymous.
-				continue
-			}
 			if o.p == nil {
 				satisfied = false
-				continue
+				break
 			}
 			if !o.p.HasScopes(sr.Scopes) {
 				if scopeMiss == nil {
 					scopeMiss, scopeScheme = sr.Scopes, sr.Scheme
 				}
 				satisfied = false
-				continue
+				break
 			}
 			if got != nil && got.Subject != o.p.Subject {
 				res.failed, res.err = sr.Scheme, fmt.Errorf("%w: the credentials name different users", security.ErrInvalid)
@@ -218,10 +217,21 @@ func (g *Guard) authenticate(r *http.Request, op *policy.Operation, deferred boo
 		res.failed, res.err = unclaimedBy, unclaimed
 	case !sec.Anonymous:
 		res.err = errNoCredentials
+	default:
+		// Let in as anonymous. An alternative stops at its first missing
+		// credential, so some presented may not have been looked at: each
+		// is verified now, and a bad one is refused rather than ignored.
+		// A good one that satisfied nothing (half of an AND) leaves its
+		// pending gate, which still decides whether it was revoked.
+		for _, alt := range sec.Alternatives {
+			for _, sr := range alt {
+				if o := verify(sr.Scheme); o.err != nil {
+					res.failed, res.err = sr.Scheme, o.err
+					return res
+				}
+			}
+		}
 	}
-	// Otherwise a credential was presented and verified but satisfied
-	// nothing (unreachable today: a bearer alternative without scopes
-	// always passes); a pending gate still decides whether it was revoked.
 	return res
 }
 

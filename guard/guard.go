@@ -400,7 +400,7 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, tr *reqTrace) {
 	// is left to the rate-limit call: one round trip.
 	deferred := g.defer_ && len(op.Limits) > 0
 	ra, endAuth := tr.step(r, "authenticate")
-	a := g.authenticate(ra, op, deferred, at)
+	a := g.authenticate(ra, op, deferred, at, nil)
 	endAuth()
 	if a.err != nil {
 		a.p = nil
@@ -545,6 +545,8 @@ func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *o
 		return v // allowed, with the store's error: the 503 follows
 	case unavailable(a.err):
 		return limits.Verdict{Allowed: true} // authenticating again could not reach a store
+	case a.chargedAnonymous():
+		return a.anon
 	}
 	v, _ = g.decide(r, op, a.p, nil, f, at)
 	return v
@@ -557,7 +559,11 @@ func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *o
 // the request is refused for it.
 func (g *Guard) gateFailed(r *http.Request, op *policy.Operation, a *authResult, err error, at time.Time) {
 	if errors.Is(err, onetrip.ErrRecheck) {
-		*a = g.authenticate(r, op, false, at)
+		var anon *limits.Verdict
+		if a.charged {
+			anon = &a.anon // charged as anonymous already: once
+		}
+		*a = g.authenticate(r, op, false, at, anon)
 		if a.err != nil {
 			a.p = nil
 		}
