@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/specguard/specguard/internal/onetrip"
+	"github.com/specguard/specguard/internal/redislua"
 	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/limits/redislimit"
@@ -50,7 +51,12 @@ func (f *flag) Script() (any, []string, []any) {
 	return f.rdb, []string{f.key, f.key + ":account"}, []any{"k", "", ""}
 }
 
-func (f *flag) Failed(code int64) error { return fmt.Errorf("%w (code %d)", errFlagDown, code) }
+func (f *flag) Failed(code int64) error {
+	if code != redislua.Unmarked {
+		return fmt.Errorf("the check returned code %d, want %d (no mark)", code, redislua.Unmarked)
+	}
+	return errFlagDown
+}
 
 // up raises the flag for an hour.
 func (f *flag) up(t *testing.T) {

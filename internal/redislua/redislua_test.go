@@ -66,24 +66,26 @@ func TestCheckAloneAndBeforeTheTiers(t *testing.T) {
 			if err := redislua.CheckError(alone); !errors.Is(err, c.err) || (c.err == nil) != (err == nil) {
 				t.Errorf("CheckError(%d) = %v, want %v", alone, err, c.err)
 			}
-			bucket := fmt.Sprintf("%sbucket:%d", srv.Prefix, i)
-			// One tier of 10 a minute, cost 1, kept a minute.
-			argv := append(append([]any{}, c.args...), int64(6*time.Second/time.Microsecond), 10, 1, 60_000)
-			raw, err := redislua.CheckAndAllow.Run(ctx, rdb, append(keys, bucket), argv...).Int64Slice()
+			buckets := []string{fmt.Sprintf("%sbucket:%d:a", srv.Prefix, i), fmt.Sprintf("%sbucket:%d:b", srv.Prefix, i)}
+			// Two tiers, kept a minute: 10 a minute, and 5 a minute at cost 2.
+			argv := append(append([]any{}, c.args...),
+				int64(6*time.Second/time.Microsecond), 10, 1, 60_000,
+				int64(12*time.Second/time.Microsecond), 5, 2, 60_000)
+			raw, err := redislua.CheckAndAllow.Run(ctx, rdb, append(keys, buckets...), argv...).Int64Slice()
 			if err != nil {
 				t.Fatal(err)
 			}
-			charged := rdb.Exists(ctx, bucket).Val() == 1
+			charged := rdb.Exists(ctx, buckets...).Val()
 			if c.code != redislua.Holds {
-				if len(raw) != 1 || raw[0] != -c.code || charged {
-					t.Fatalf("CheckAndAllow = %v (bucket charged: %v), want [%d] and nothing charged", raw, charged, -c.code)
+				if len(raw) != 1 || raw[0] != -c.code || charged != 0 {
+					t.Fatalf("CheckAndAllow = %v (buckets charged: %d), want [%d] and nothing charged", raw, charged, -c.code)
 				}
 				return
 			}
-			results := make([]limits.Result, 1)
+			results := make([]limits.Result, 2)
 			allowed, err := redislua.Decode(raw, results)
-			if err != nil || !allowed || !charged || results[0].Remaining != 9 {
-				t.Fatalf("CheckAndAllow = %v: allowed %v, %+v, %v (charged: %v); want admitted with 9 left", raw, allowed, results[0], err, charged)
+			if err != nil || !allowed || charged != 2 || results[0].Remaining != 9 || results[1].Remaining != 3 {
+				t.Fatalf("CheckAndAllow = %v: allowed %v, %+v, %v (buckets charged: %d); want admitted with 9 and 3 left", raw, allowed, results, err, charged)
 			}
 		})
 	}
