@@ -12,30 +12,11 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/specguard/specguard/guard"
+	"github.com/specguard/specguard/internal/guardtest"
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 )
-
-const andOrAnonymousSpec = `
-openapi: 3.0.3
-info: {title: and, version: "1"}
-x-rate-limit:
-  - {name: anon, limit: 10, window: 1h, key: ip, who: anonymous}
-  - {name: user, limit: 10, window: 1h, key: principal, who: authenticated}
-paths:
-  /x:
-    get:
-      operationId: getX
-      security:
-        - {keyAuth: [], cookieAuth: []}
-        - {}
-      responses: {'200': {description: ok}}
-components:
-  securitySchemes:
-    keyAuth: {type: apiKey, in: header, name: X-Key}
-    cookieAuth: {type: apiKey, in: cookie, name: __Host-session}
-`
 
 // fakeCredential takes "good" in its place as alice's, refuses anything
 // else there, and says nothing when it is absent. outbound: verifying it
@@ -70,7 +51,7 @@ func (f fakeCredential) Outbound(r *http.Request, _ *policy.Scheme) bool {
 // to the anonymous tier before the call: a request let in as anonymous is
 // charged there once, not twice.
 func TestAndAlternativeMissingACredential(t *testing.T) {
-	table, err := policy.Compile("and.yaml", []byte(andOrAnonymousSpec))
+	table, err := policy.Compile("and.yaml", []byte(guardtest.AndOrAnonymous))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +110,7 @@ func TestAndAlternativeMissingACredential(t *testing.T) {
 // alternative that stopped at a missing credential is not looked at: no
 // outside lookup charged to the anonymous tier, no store check of its own.
 func TestAndAlternativeSkippedWhenAnotherLetsIn(t *testing.T) {
-	spec := strings.Replace(andOrAnonymousSpec, "        - {}\n", "        - {bearerAuth: []}\n", 1)
+	spec := strings.Replace(guardtest.AndOrAnonymous, "        - {}\n", "        - {bearerAuth: []}\n", 1)
 	spec = strings.Replace(spec, "    keyAuth:", "    bearerAuth: {type: http, scheme: bearer}\n    keyAuth:", 1)
 	// The cookie's scheme sorts first: the alternative stops at it.
 	spec = strings.Replace(spec, "cookieAuth", "aCookieAuth", -1)

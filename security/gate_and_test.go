@@ -11,6 +11,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/specguard/specguard/guard"
+	"github.com/specguard/specguard/internal/guardtest"
 	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/limits/redislimit"
@@ -20,28 +21,6 @@ import (
 	"github.com/specguard/specguard/security/redisstore"
 	"github.com/specguard/specguard/security/sessions"
 )
-
-// andSpec lets a key AND a session in, or anyone: half of the AND leaves
-// the request anonymous. The cookie's scheme sorts first.
-const andSpec = `
-openapi: 3.0.3
-info: {title: and, version: "1"}
-x-rate-limit:
-  - {name: anon, limit: 10, window: 1h, key: ip, who: anonymous}
-  - {name: user, limit: 10, window: 1h, key: principal, who: authenticated}
-paths:
-  /x:
-    get:
-      operationId: getX
-      security:
-        - {keyAuth: [], cookieAuth: []}
-        - {}
-      responses: {'200': {description: ok}}
-components:
-  securitySchemes:
-    keyAuth: {type: apiKey, in: header, name: X-Key}
-    cookieAuth: {type: apiKey, in: cookie, name: __Host-session}
-`
 
 type andEnv struct {
 	srv   *redistest.Server
@@ -55,7 +34,7 @@ type andEnv struct {
 func newAndEnv(t *testing.T) *andEnv {
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
-	table, err := policy.Compile("and.yaml", []byte(andSpec))
+	table, err := policy.Compile("and.yaml", []byte(guardtest.AndOrAnonymous))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,13 @@ import _ "embed"
 //go:embed testdata/guard.yaml
 var Spec string
 
+// AndOrAnonymous is a document with one operation, GET /x, that an API key
+// (X-Key) AND a session (__Host-session) let in, or anyone, with an
+// anonymous and an authenticated tier of 10 an hour.
+//
+//go:embed testdata/and.yaml
+var AndOrAnonymous string
+
 const (
 	Issuer         = "https://issuer.test"
 	Audience       = "specguard-test"
