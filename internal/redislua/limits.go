@@ -65,8 +65,9 @@ return out`
 // CheckAndAllow is the credential check (checkFunc) and then Allow, in one
 // script: KEYS and ARGV start with the check's (CheckKeys and CheckArgs),
 // the tiers' follow. When the check returns a code other than Holds, the
-// script returns {-code} and charges nothing.
-var CheckAndAllow = redis.NewScript(Now + checkFunc + fmt.Sprintf(`local code = check({KEYS[1], KEYS[2]}, {ARGV[1], ARGV[2], ARGV[3]}, now)
+// script returns {-code} and charges nothing. The check reads its own
+// keys and arguments from the front of KEYS and ARGV.
+var CheckAndAllow = redis.NewScript(Now + checkFunc + fmt.Sprintf(`local code = check(KEYS, ARGV, now)
 if code ~= 0 then return {-code} end
 local ko, ao = %d, %d
 `, CheckKeys, CheckArgs) + allowBody)
