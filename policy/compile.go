@@ -479,6 +479,12 @@ func (c *compiler) compileSecurity(op *Operation, where string) Security {
 	}
 	var sec Security
 	for i, req := range *reqs {
+		if req == nil {
+			// A null item (a "-" left alone on its line, say) is not {}:
+			// letting anonymous callers in takes writing so.
+			c.fail(op.Line, where, fmt.Sprintf("%s[%d]", field, i), "null is not a security requirement; write {} to let anonymous callers in, or remove the item")
+			continue
+		}
 		if len(req) == 0 {
 			sec.Anonymous = true
 			continue

@@ -38,6 +38,7 @@ type member struct {
 	line, col int
 	obj       object
 	text      string
+	null      bool // the value is null (an empty value, ~ or null in YAML)
 }
 
 // A dup is a key given twice in one object: where the later one is, and
@@ -82,7 +83,8 @@ func outlineNode(n *yaml3.Node, depth int) object {
 	var o object
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		o = append(o, member{name: k.Value, line: k.Line, col: k.Column, obj: outlineNode(v, depth+1), text: v.Value})
+		o = append(o, member{name: k.Value, line: k.Line, col: k.Column, obj: outlineNode(v, depth+1), text: v.Value,
+			null: v.Kind == yaml3.ScalarNode && v.ShortTag() == "!!null"})
 	}
 	return o
 }
@@ -244,9 +246,10 @@ func (r *jsonOutline) object(depth int) object {
 		r.space()
 		r.i++ // ':'
 		r.space()
+		null := r.data[r.i] == 'n'
 		obj, text := r.value(depth + 1)
 		if depth <= outlineDepth {
-			o = append(o, member{name: string(name), line: line, col: col, obj: obj, text: text})
+			o = append(o, member{name: string(name), line: line, col: col, obj: obj, text: text, null: null})
 		}
 		r.space()
 		c := r.data[r.i]

@@ -271,14 +271,19 @@ func (c *compiler) bindLimits(op *Operation, where, field string, tiers []Tier, 
 		return false
 	}
 	is := func(typ SchemeType) func(SchemeType) bool { return func(t SchemeType) bool { return t == typ } }
+	// An API key, or a bearer token minted from one (the client_credentials
+	// grant): the limiter counts either by the key.
+	carriesKey := func(t SchemeType) bool { return t == SchemeAPIKeyHeader || t == SchemeBearer || t == SchemeOAuth2 }
 	for i, t := range tiers {
 		f := fmt.Sprintf("%s[%d]", field, i)
 		never := ""
 		switch {
 		case op.Security.Public && t.Who == WhoAuthenticated:
 			never = "who: authenticated never applies: the operation is public (security: [])"
-		case t.Key == KeyAPIKey && !hasScheme(is(SchemeAPIKeyHeader)):
-			never = "key apikey never applies: no security alternative accepts an API key"
+		case len(op.Security.Alternatives) == 0 && t.Who == WhoAuthenticated:
+			never = "who: authenticated never applies: the operation lets in anonymous callers only (security: [{}])"
+		case t.Key == KeyAPIKey && !hasScheme(carriesKey):
+			never = "key apikey never applies: no security alternative accepts an API key or a token minted from one"
 		case t.Key == KeySession && !hasScheme(is(SchemeAPIKeyCookie)):
 			never = "key session never applies: no security alternative accepts a cookie session"
 		}

@@ -107,7 +107,14 @@ func checkShape(source string, data []byte) (errs Errors, syntax bool, meant []m
 						where += " (" + m.text + ")"
 					}
 				}
-				s.fields(op.obj, where, "operation", operationFields)
+				for _, m := range s.fields(op.obj, where, "operation", operationFields) {
+					if m.name == "security" && m.null {
+						// The loader reads a null as no security at all: the
+						// document's default, which is not what was written.
+						s.errs = append(s.errs, &Error{Source: s.source, Line: m.line, Col: m.col, Where: where, Field: m.name,
+							Msg: "null is not a list of requirements; write [] for a public operation, or leave security out for the document's default"})
+					}
+				}
 			}
 		}
 	}
