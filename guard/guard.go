@@ -318,6 +318,7 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 	if err != nil {
 		return nil, fmt.Errorf("guard: walking routes: %w", err)
 	}
+	problems = append(problems, shadowedMounts(router, "")...)
 	for _, op := range table.Operations() {
 		if !seen[op] {
 			problems = append(problems, fmt.Sprintf("%s %s (%s): operation has no route", op.Method, op.Path, op.ID))
@@ -353,6 +354,27 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 		return nil, errors.New(msg)
 	}
 	return g, nil
+}
+
+// shadowedMounts lists the handlers set on a mounted router's own pattern
+// ("/api/*" after Route("/api", ...)), which chi.Walk does not report:
+// chi resolves a request's route through the mounted router, but serves
+// it with that handler, whose route the guard never checked.
+func shadowedMounts(routes chi.Routes, prefix string) []string {
+	var problems []string
+	for _, rt := range routes.Routes() {
+		if rt.SubRoutes == nil {
+			continue
+		}
+		pattern := prefix + rt.Pattern
+		for method := range rt.Handlers {
+			if method != "*" { // chi keeps a mount's own handler under "*" only
+				problems = append(problems, fmt.Sprintf("route %s %s is served by a handler of its own instead of the router mounted there; remove it, or route it inside that router", method, pattern))
+			}
+		}
+		problems = append(problems, shadowedMounts(rt.SubRoutes, strings.TrimSuffix(pattern, "/*"))...)
+	}
+	return problems
 }
 
 // ServeHTTP runs the pipeline: resolve, authenticate, limit, decide,
