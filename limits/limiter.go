@@ -258,6 +258,12 @@ func (l *Limiter) decide(r *http.Request, op *policy.Operation, c Caller, pre on
 		}
 	}
 	ctx := r.Context()
+	if l.mem == nil {
+		// The store call is the server's, not the client's: a client that
+		// goes away must not turn the decision into a store failure (which
+		// a tier with on-store-error: allow would let through uncharged).
+		ctx = context.WithoutCancel(ctx)
+	}
 	if l.mem == nil && l.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, l.timeout)

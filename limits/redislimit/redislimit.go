@@ -149,8 +149,10 @@ func (s *Store) allowAlongside(ctx context.Context, pre onetrip.Precheck, reqs [
 	go func() { checked <- pre.Check(ctx, time.Time{}) }()
 	allowed, err = s.Allow(ctx, reqs, results)
 	if preErr = <-checked; preErr != nil {
-		if err == nil {
-			s.refund(ctx, reqs, results, allowed)
+		if err == nil && allowed {
+			// A refusal was refunded by Allow already (on a Cluster) or
+			// charged nothing (one script).
+			s.refund(ctx, reqs, results, true)
 		}
 		return false, preErr, nil
 	}

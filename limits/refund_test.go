@@ -1,0 +1,83 @@
+package limits_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/specguard/specguard/internal/redistest"
+	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/limits/redislimit"
+	"github.com/specguard/specguard/policy"
+)
+
+// On a Redis Cluster, a request with a revoked credential that one tier
+// refuses changes nothing: the tiers that admitted it are refunded once
+// (by Allow, as a refused request), not again for the failed check,
+// which would give back a charge never made.
+func TestClusterFailedPrecheckRefundsOnce(t *testing.T) {
+	cl := redistest.StartCluster(t)
+	var addrs []string
+	for _, n := range cl.Nodes {
+		addrs = append(addrs, n.Addr)
+	}
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	t.Cleanup(func() { rdb.Close() })
+	prefix := cl.Nodes[0].Prefix
+	l := limits.New(redislimit.New(rdb, prefix+"rl:"), limits.WithTimeout(3*time.Second))
+
+	big := policy.Tier{Name: "big", Limit: 3, Window: time.Hour, Key: policy.KeyIP, Bucket: "shared:big"}
+	small := policy.Tier{Name: "small", Limit: 1, Window: time.Hour, Key: policy.KeyIP, Bucket: "shared:small"}
+	both := op(big, small)                       // the operation with two tiers
+	onlyBig := op(big)                           // another operation sharing the big bucket
+	pre := &flag{rdb: rdb, key: prefix + "flag"} // down: the credential was revoked
+
+	// One honest request on both tiers: big 1/3 used, small 1/1 (spent).
+	if v := l.Decide(httptest.NewRequest("GET", "/x", nil), both, limits.Caller{}); !v.Allowed {
+		t.Fatalf("first request refused: %+v", v)
+	}
+	// A second honest request on big alone: big 2/3 used.
+	if v := l.Decide(httptest.NewRequest("GET", "/x", nil), onlyBig, limits.Caller{}); !v.Allowed {
+		t.Fatalf("second request refused: %+v", v)
+	}
+	// A request with a revoked credential: big admits, small refuses, the
+	// precheck fails. Nothing should change: big stays at 2/3 used.
+	if _, err := decide(l, both, pre); err == nil {
+		t.Fatal("precheck held")
+	}
+	// Exactly one more request should pass on big.
+	passed := 0
+	for range 3 {
+		if v := l.Decide(httptest.NewRequest("GET", "/x", nil), onlyBig, limits.Caller{}); v.Allowed {
+			passed++
+		}
+	}
+	if passed != 1 {
+		t.Errorf("big (limit 3, 2 used) admitted %d more requests, want 1: the failed precheck refunded a charge it never made", passed)
+	}
+}
+
+// A client that goes away (a reset stream, a half-closed connection)
+// cancels its request's context, but not the store call: it is decided
+// and charged, not taken for a store failure that a tier with
+// on-store-error: allow would let through uncharged.
+func TestCancelledRequestIsStillCharged(t *testing.T) {
+	srv := redistest.Start(t)
+	l := limits.New(redislimit.New(srv.Client(t), srv.Prefix+"rl:"), limits.WithTimeout(time.Second))
+	o := op(policy.Tier{Name: "one", Limit: 1, Window: time.Hour, Key: policy.KeyIP, AllowOnStoreError: true})
+	ok := 0
+	for range 20 {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // the client went away
+		r := httptest.NewRequest("GET", "/x", nil).WithContext(ctx)
+		if v := l.Decide(r, o, limits.Caller{}); v.Allowed {
+			ok++
+		}
+	}
+	if ok != 1 || l.StoreErrors() != 0 {
+		t.Errorf("limit 1: %d of 20 cancelled requests admitted, %d store errors counted; want 1 and 0", ok, l.StoreErrors())
+	}
+}
