@@ -274,7 +274,9 @@ func (p *oidcProvider) introspects(raw string) bool {
 	if !pr.Introspect {
 		return false
 	}
-	if _, _, own := cred.SplitKey(raw); own {
+	if strings.HasPrefix(raw, cred.APIKeyPrefix) {
+		// A key of specguard's, even one SplitKey refuses ("sg_...=",
+		// still a b64token): an outside provider never sees it.
 		return false
 	}
 	if pr.OpaquePrefix != "" {
@@ -560,7 +562,11 @@ func (g gatedKeys) KeyRead(ctx context.Context, kid string) (jwkset.JWK, error) 
 	if !errors.Is(err, jwkset.ErrKeyNotFound) || !g.p.unknownKID.Allow() {
 		return jwk, err
 	}
-	jwk, err = g.Storage.KeyRead(ctx, kid)
+	// The fetch this interval allows must not die with the caller that
+	// happened to trigger it.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.p.client.Timeout)
+	defer cancel()
+	jwk, err = g.Storage.KeyRead(fctx, kid)
 	if errors.Is(err, jwkset.ErrKeyNotFound) {
 		if st := g.p.status(); st.Err != nil {
 			return jwk, fmt.Errorf("%w: %v", errKeysUnreachable, st.Err)
@@ -623,6 +629,14 @@ func (p *oidcProvider) verify(ctx context.Context, raw string) (*security.Princi
 	_, err = p.parser.ParseWithClaims(raw, &c, func(tok *jwt.Token) (any, error) {
 		if _, crit := tok.Header["crit"]; crit {
 			return nil, errors.New("crit header is not supported")
+		}
+		if typ, present := tok.Header["typ"]; present {
+			// A refresh, ID or logout token says so here (rt+jwt,
+			// id_token+jwt, logout+jwt): only an access token passes.
+			s, _ := typ.(string)
+			if s = strings.TrimPrefix(strings.ToLower(s), "application/"); s != "jwt" && s != "at+jwt" {
+				return nil, fmt.Errorf("header typ %v is not an access token's", typ)
+			}
 		}
 		key, err := st.keyfunc.KeyfuncCtx(ctx)(tok)
 		if err != nil {
@@ -766,7 +780,7 @@ func (p *oidcProvider) principal(claims map[string]any, sub, jti string) (*secur
 }
 
 // outsideScopes reads the token's scopes: from claim when given (a
-// space-separated string or an array of strings), else from scope (a
+// space-separated string or an array of strings, each item one scope), else from scope (a
 // string), else from scp (a string or an array).
 func outsideScopes(claims map[string]any, claim string) ([]string, error) {
 	names := []string{"scope", "scp"}
@@ -789,7 +803,11 @@ func outsideScopes(claims map[string]any, claim string) ([]string, error) {
 				if !ok {
 					return nil, fmt.Errorf("%w: %s holds a non-string", security.ErrInvalid, name)
 				}
-				scopes = append(scopes, strings.Fields(s)...)
+				// Each item is one scope: "not admin" is not admin. An
+				// item with white space in it is none.
+				if f := strings.Fields(s); len(f) == 1 && f[0] == s {
+					scopes = append(scopes, s)
+				}
 			}
 		default:
 			return nil, fmt.Errorf("%w: %s is neither a string nor an array", security.ErrInvalid, name)

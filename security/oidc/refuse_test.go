@@ -1,0 +1,147 @@
+package oidc_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/oidc"
+	"github.com/specguard/specguard/security/tokens"
+)
+
+// A caller that presents a made-up kid and hangs up at once gets the
+// interval's key fetch, which runs to its end anyway: a real token of the
+// key the provider has just rotated in passes (before, the fetch died with
+// the caller and the new key stayed out until the next refresh).
+func TestOIDCCancelledUnknownKidStillFetches(t *testing.T) {
+	op := newFakeOP(t)
+	op.withEC = false
+	e := newOIDCEnv(t, op, "")
+	e.ready(t)
+	op.set(func() { op.withEC = true }) // the provider rotates in a new key
+
+	before := op.jwksFetches.Load()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the attacker's connection is gone
+	r := httptest.NewRequest(http.MethodGet, "/things", nil).WithContext(ctx)
+	r.Header.Set("Authorization", "Bearer "+op.sign(t, jwt.SigningMethodRS256, "made-up", op.rsa, op.claims()))
+	if _, err := e.auth.Authenticate(ctx, r, e.scheme); err == nil {
+		t.Fatal("a made-up kid passed")
+	}
+	if n := op.jwksFetches.Load() - before; n != 1 {
+		t.Errorf("key fetches that reached the provider: %d, want 1", n)
+	}
+
+	legit := op.sign(t, jwt.SigningMethodES256, "ec", op.ec, op.claims())
+	if _, err := e.check(legit); err != nil {
+		t.Fatalf("token of the provider's new key refused: %v", err)
+	}
+}
+
+// A JWT whose header says it is not an access token (a refresh token, an
+// ID token, a logout token) is refused; JWT and at+jwt pass.
+func TestOIDCRefusesTokensTypedOtherThanAccess(t *testing.T) {
+	op := newFakeOP(t)
+	e := newOIDCEnv(t, op, "")
+	e.ready(t)
+	for typ, access := range map[string]bool{"rt+jwt": false, "id_token+jwt": false, "logout+jwt": false, "dpop+jwt": false,
+		"JWT": true, "at+jwt": true, "application/at+JWT": true} {
+		tok := jwt.NewWithClaims(jwt.SigningMethodRS256, op.claims())
+		tok.Header["kid"] = "rsa"
+		tok.Header["typ"] = typ
+		s, err := tok.SignedString(op.rsa)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.check(s); (err == nil) != access {
+			t.Errorf("header typ %q: error %v, want an access token's answer %v", typ, err, access)
+		}
+	}
+}
+
+// Service B trusts service A's specguard tokens through an openIdConnect
+// scheme (A's JWKS): A's access token passes, A's refresh token (header
+// typ rt+jwt, 30 days, no scopes) does not.
+func TestOIDCRefusesAnotherSpecguardsRefreshToken(t *testing.T) {
+	key, err := tokens.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/.well-known/openid-configuration":
+			json.NewEncoder(w).Encode(map[string]string{"issuer": srv.URL, "jwks_uri": srv.URL + "/jwks"})
+		case "/jwks":
+			json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]any{key.JWK()}})
+		}
+	}))
+	defer srv.Close()
+	a, err := tokens.New(srv.URL, "api", key, security.NewMemoryStore(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := a.Login(context.Background(), "alice", "user", []string{"read"}, "laptop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	table, err := policy.Compile("spec.yaml", []byte(oidcSpec(srv.URL, "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := oidc.New(context.Background(), table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	e := &oidcEnv{auth: b, scheme: table.Schemes["partner"]}
+	e.ready(t)
+	if _, err := e.check(pair.Access); err != nil {
+		t.Fatalf("control: A's access token refused: %v", err)
+	}
+	if p, err := e.check(pair.Refresh); err == nil {
+		t.Errorf("A's refresh token accepted as an access token: subject %s", p.Subject)
+	}
+}
+
+// With x-scopes-claim naming an array claim, each item is one scope: an
+// item holding a space is none, not the several words in it.
+func TestOIDCScopeArrayItemsAreWhole(t *testing.T) {
+	op := newFakeOP(t)
+	e := newOIDCEnv(t, op, "      x-scopes-claim: groups\n")
+	e.ready(t)
+	p, err := e.check(op.rs256(t, func(c jwt.MapClaims) { c["groups"] = []string{"not admin", "editors"} }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(p.Scopes) != "[editors]" {
+		t.Errorf("groups [\"not admin\", \"editors\"] gives scopes %q, want [editors]", p.Scopes)
+	}
+}
+
+// A specguard API key is never sent to an outside provider's
+// introspection, even with a trailing '=' (still an RFC 6750 b64token,
+// though no key of specguard's).
+func TestOIDCNeverIntrospectsAnAPIKey(t *testing.T) {
+	op := newFakeOP(t)
+	var sent []string
+	op.introspect = func(tok string) (int, string) { sent = append(sent, tok); return 200, `{"active":false}` }
+	e := newOIDCEnv(t, op, "")
+	e.ready(t)
+	key := "sg_" + "AAAAAAAAAAAAAAAAAAAAAA" + "." + b64(make([]byte, 32))
+	for _, k := range []string{key, key + "=", "sg_x"} {
+		if _, err := e.check(k); err == nil {
+			t.Errorf("%q passed", k)
+		}
+	}
+	if len(sent) > 0 {
+		t.Errorf("sent to the provider's introspection: %q", sent)
+	}
+}
