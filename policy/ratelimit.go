@@ -65,6 +65,14 @@ func (c *compiler) parseLimits(line int, where string, ext map[string]any) (tier
 	return tiers, false, true
 }
 
+// yearMicros is a year in microseconds; maxTolerance, the most a tier's
+// full burst may take to earn back (window × burst / limit), keeps every
+// time a store computes, now included, below 2^53 microseconds.
+const (
+	yearMicros   = int64(365.25 * 24 * 3600 * 1e6)
+	maxTolerance = 100 * yearMicros
+)
+
 func (c *compiler) parseTier(line int, where, field string, m map[string]any) (Tier, bool) {
 	ok := true
 	bad := func(f, format string, args ...any) {
@@ -136,6 +144,22 @@ func (c *compiler) parseTier(line int, where, field string, m map[string]any) (T
 	}
 	if ok && int64(t.Window)/t.Limit < int64(time.Microsecond) {
 		bad("limit", "%d per %s is finer than one request per microsecond", t.Limit, t.Window)
+	} else if ok {
+		// Both stores count in whole microseconds (Interval), and Redis in
+		// doubles, exact below 2^53.
+		us := t.Window.Microseconds()
+		interval := us / t.Limit
+		if off := us - interval*t.Limit; off*100 > interval*t.Limit {
+			bad("limit", "%d per %s would be kept as %d per %s: the stores count one request per whole microsecond (%dµs here); choose a limit that divides %s more evenly",
+				t.Limit, t.Window, us/interval, t.Window, interval, t.Window)
+		} else if t.Burst > maxTolerance/interval {
+			f := "window"
+			if _, present := m["burst"]; present {
+				f = "burst"
+			}
+			bad(f, "a full burst (window × burst / limit) takes %.0f years to earn back; the stores count at most 100",
+				float64(interval)*float64(t.Burst)/float64(yearMicros))
+		}
 	}
 
 	switch k := m["key"].(type) {
