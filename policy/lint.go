@@ -37,12 +37,17 @@ const (
 	// not named __Host-..., which a sibling subdomain could set; the
 	// credential service (package credentials) refuses to issue it.
 	WarnCookiePrefix = "cookie-prefix"
+	// WarnUnthrottledFailures: an operation that takes credentials, whose
+	// tiers all count authenticated callers only. A failed authentication
+	// is counted as anonymous, so here nothing counts it: guessed tokens
+	// and made-up API keys are checked as fast as they come.
+	WarnUnthrottledFailures = "unthrottled-failures"
 )
 
 var warnCodes = map[string]bool{
 	WarnUnlimitedWrite: true, WarnAuthResponses: true, WarnLimitResponses: true,
 	WarnUnusedScope: true, WarnAnonymousWrite: true, WarnValidationResponses: true, WarnExamples: true,
-	WarnCookiePrefix: true,
+	WarnCookiePrefix: true, WarnUnthrottledFailures: true,
 }
 
 // Warning is something a document compiles with but probably should not.
@@ -133,6 +138,9 @@ func (t *Table) lint() []*Warning {
 		} else if takesBearer(op) && !declares(op, http.StatusBadRequest) {
 			warn(WarnAuthResponses, "declares no 400 response; the guard answers 400 to a malformed bearer token (RFC 6750 invalid_request)")
 		}
+		if len(op.Security.Alternatives) > 0 && len(op.Limits) > 0 && !countsAnonymous(op) {
+			warn(WarnUnthrottledFailures, "no tier counts anonymous callers (who: any or anonymous), and a failed authentication is counted as one: nothing limits how fast credentials can be guessed here; add a tier keyed by ip")
+		}
 		if len(op.Limits) > 0 {
 			resp := response(op, http.StatusTooManyRequests)
 			if resp == nil {
@@ -149,6 +157,16 @@ func (t *Table) lint() []*Warning {
 	ws = append(ws, t.unusedScopes(required)...)
 	ws = append(ws, t.cookiePrefixes()...)
 	return ws
+}
+
+// countsAnonymous reports whether a tier of op counts anonymous callers.
+func countsAnonymous(op *Operation) bool {
+	for i := range op.Limits {
+		if op.Limits[i].Who != WhoAuthenticated {
+			return true
+		}
+	}
+	return false
 }
 
 // cookiePrefixes warns of every session cookie not named __Host-.

@@ -327,3 +327,40 @@ func TestLintCookiePrefix(t *testing.T) {
 		t.Errorf("__Host-sid: %q", got)
 	}
 }
+
+// An operation that takes credentials, with tiers that all count
+// authenticated callers only, leaves failed authentications (counted as
+// anonymous) unthrottled: lint says so, and stops saying so once a tier
+// counts anonymous callers, or when the operation is unlimited or public.
+func TestLintUnthrottledFailures(t *testing.T) {
+	warnings := func(src string) []string {
+		t.Helper()
+		errs, ws := policy.Lint("spec.yaml", []byte(src))
+		if len(errs) > 0 {
+			t.Fatalf("errors: %v", errs)
+		}
+		var out []string
+		for _, w := range ws {
+			if w.Code == policy.WarnUnthrottledFailures {
+				out = append(out, w.String())
+			}
+		}
+		return out
+	}
+	authOnly := tier("name: u, limit: 10, window: 1m, key: principal, who: authenticated")
+	want := "spec.yaml:5: GET /things/{id} (getThing): warning: no tier counts anonymous callers (who: any or anonymous), and a failed authentication is counted as one: nothing limits how fast credentials can be guessed here; add a tier keyed by ip [unthrottled-failures]"
+	if got := warnings(doc("", sec+authOnly)); len(got) != 1 || got[0] != want {
+		t.Errorf("authenticated tiers only: %q, want %q", got, want)
+	}
+	for name, op := range map[string]string{
+		"an anonymous tier too": sec + "      x-rate-limit: [{name: u, limit: 10, window: 1m, key: principal, who: authenticated}, {name: a, limit: 10, window: 1m, key: ip, who: anonymous}]\n",
+		"a tier for anyone":     sec + tier("name: a, limit: 10, window: 1m, key: ip"),
+		"unlimited":             sec + "      x-rate-limit: false\n",
+		"public":                "      security: []\n" + tierOK,
+		"ignored":               sec + authOnly + "      x-lint-ignore: [unthrottled-failures]\n",
+	} {
+		if got := warnings(doc("", op)); len(got) != 0 {
+			t.Errorf("%s: %q", name, got)
+		}
+	}
+}
