@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
@@ -143,7 +144,11 @@ func compileDoc(source string, data []byte) (*Table, Errors) {
 	if t == nil && len(errs) == 1 && errs[0].Line == 0 {
 		errs = nil
 	}
-	errs = slices.DeleteFunc(errs, func(e *Error) bool { return said(e, meant) })
+	errs = slices.DeleteFunc(errs, func(e *Error) bool {
+		return said(e, meant) || slices.ContainsFunc(shapeErrs, func(s *Error) bool {
+			return s.Where == e.Where && s.Field == e.Field && s.Msg == e.Msg
+		})
+	})
 	return t, append(shapeErrs, errs...)
 }
 
@@ -223,6 +228,9 @@ type compiler struct {
 	// once when an operation uses the scheme.
 	providerErrs map[string]Errors
 	buckets      map[string]bucketOwner
+	// meant are the extensions misspelt ones were meant to be: the
+	// compiler does not say again that they are missing.
+	meant []meant
 }
 
 type bucketOwner struct {
@@ -263,6 +271,7 @@ func (c *compiler) compile() *Table {
 		if !ok {
 			continue
 		}
+		c.checkExtensions(originLine(item.Origin), path, "path item", item.Extensions)
 		for _, method := range methods {
 			spec := item.GetOperation(method)
 			if spec == nil {
@@ -290,6 +299,7 @@ func (c *compiler) compile() *Table {
 			} else {
 				shapes[shape] = op
 			}
+			c.checkExtensions(op.Line, where, "operation", spec.Extensions)
 			op.Security = c.compileSecurity(op, where)
 			c.checkIntrospection(op, where)
 			if tiers, unlimited, present := c.parseLimits(op.Line, where, spec.Extensions); present {
@@ -320,6 +330,7 @@ func (c *compiler) compile() *Table {
 			}
 		}
 	}
+	c.errs = slices.DeleteFunc(c.errs, func(e *Error) bool { return said(e, c.meant) })
 	return t
 }
 
@@ -461,6 +472,22 @@ func (c *compiler) compileRoles() map[string][]string {
 		}
 	}
 	return roles
+}
+
+// checkExtensions runs the shape check's test of extension names on an
+// object as the loader resolved it: one reached through a YAML alias or
+// merge key, or a path item's $ref, which the shape check (reading the
+// text) does not see there. What the shape check said of the same object
+// is said once (compileDoc).
+func (c *compiler) checkExtensions(line int, where, kind string, exts map[string]any) {
+	for _, name := range slices.Sorted(maps.Keys(exts)) {
+		if msg, near := extensionProblem(name, kind); msg != "" {
+			c.fail(line, where, name, "%s", msg)
+			if near != "" {
+				c.meant = append(c.meant, meant{where, near})
+			}
+		}
+	}
 }
 
 func (c *compiler) compileSecurity(op *Operation, where string) Security {

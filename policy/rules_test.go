@@ -206,6 +206,12 @@ var rules = []rule{
 		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0].burst: a full burst (window × burst / limit) takes 342231 years to earn back; the stores count at most 100"},
 	{"window over 100 years", doc("", sec+tier("name: t, limit: 1, window: 1000000h, key: ip")),
 		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0].window: a full burst (window × burst / limit) takes 114 years to earn back; the stores count at most 100"},
+	{"misspelt extension through a YAML alias", strings.Replace(doc("x-ops:\n  fast: &fast\n    x-rate-limt: {name: t, limit: 1, window: 1h, key: ip}\n", sec+tierOK), "      x-rate-limit: {name: t, limit: 10, window: 1m, key: ip}\n", "      <<: *fast\n", 1),
+		"spec.yaml:4: GET /things/{id} (getThing): x-rate-limt: unknown extension; did you mean x-rate-limit? Nothing reads x-rate-limt, so it would be ignored"},
+	{"extension on a path item reached by $ref", "openapi: 3.0.3\ninfo: {title: t, version: \"1\"}\nsecurity: [{bearer: []}]\nx-rate-limit: {name: d, limit: 100, window: 1m, key: ip}\n" +
+		"x-shared:\n  admin:\n    x-rate-limit: {name: strict, limit: 1, window: 1h, key: ip}\n    get:\n      operationId: admin\n      responses: {'200': {description: ok}}\n" +
+		"paths:\n  /admin:\n    $ref: '#/x-shared/admin'\ncomponents:\n  securitySchemes:\n    bearer: {type: http, scheme: bearer}\n",
+		"spec.yaml:6: /admin: x-rate-limit: specguard reads this extension on the document and operations, not on a path item; here it would be ignored"},
 	{"duplicate tier names", doc("", sec+"      x-rate-limit: [{name: t, limit: 10, window: 1m, key: ip}, {name: t, limit: 5, window: 1h, key: ip}]\n"),
 		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[1].name: duplicate tier name \"t\""},
 	{"authenticated tier on a public operation", doc("", "      security: []\n"+tier("name: t, limit: 10, window: 1m, key: principal, who: authenticated")),

@@ -215,17 +215,11 @@ func (s *shape) fields(o object, where, kind string, allowed []string) map[strin
 		switch {
 		case name == "<<": // a YAML merge key
 		case strings.HasPrefix(name, "x-"):
-			if on, ours := extensions[name]; ours {
-				if !slices.Contains(on, kind) {
-					places := make([]string, len(on))
-					for i, k := range on {
-						places[i] = plural[k]
-					}
-					fail("specguard reads this extension on %s, not on %s; here it would be ignored", strings.Join(places, " and "), article(kind))
+			if msg, near := extensionProblem(name, kind); msg != "" {
+				fail("%s", msg)
+				if near != "" {
+					s.meant = append(s.meant, meant{where, near})
 				}
-			} else if near := text.Nearest(name, slices.Sorted(maps.Keys(extensions)), 2); near != "" {
-				fail("unknown extension; did you mean %s? Nothing reads %s, so it would be ignored", near, name)
-				s.meant = append(s.meant, meant{where, near})
 			}
 		case !slices.Contains(allowed, name):
 			if near := text.Nearest(name, allowed, 2); near != "" {
@@ -237,6 +231,27 @@ func (s *shape) fields(o object, where, kind string, allowed []string) map[strin
 		}
 	}
 	return out
+}
+
+// extensionProblem says what is wrong with the extension name on an
+// object of kind: one of specguard's where it is not read, or one an edit
+// or two from one of them (near, the one it was probably meant to be).
+// Empty when nothing is.
+func extensionProblem(name, kind string) (msg, near string) {
+	if on, ours := extensions[name]; ours {
+		if slices.Contains(on, kind) {
+			return "", ""
+		}
+		places := make([]string, len(on))
+		for i, k := range on {
+			places[i] = plural[k]
+		}
+		return fmt.Sprintf("specguard reads this extension on %s, not on %s; here it would be ignored", strings.Join(places, " and "), article(kind)), ""
+	}
+	if near := text.Nearest(name, slices.Sorted(maps.Keys(extensions)), 2); near != "" {
+		return fmt.Sprintf("unknown extension; did you mean %s? Nothing reads %s, so it would be ignored", near, name), near
+	}
+	return "", ""
 }
 
 func article(kind string) string {
