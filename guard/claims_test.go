@@ -154,10 +154,15 @@ func TestOwnCredentialsSayWhichClaimsTheyCarry(t *testing.T) {
 			t.Errorf("Claim(%s) = %q, want %q", claim, got, want)
 		}
 	}
-	// An outside token's claims are its own, its role included.
-	p.Credentials = []security.Credential{security.NewCredential(security.KindExternal, "")}
-	if got := p.Claim("role"); got != "forged" {
-		t.Errorf("outside token: Claim(role) = %q, want its own claim", got)
+	// An outside token's claims are its own, its role included, namespaced
+	// by its scheme as its subject is: never another provider's bucket, nor
+	// one of specguard's own accounts'.
+	out := &security.Principal{Subject: "partner:u1", Scheme: "partner", Claims: map[string]string{"tenant": "acme", "role": "admin"},
+		Credentials: []security.Credential{security.NewCredential(security.KindExternal, "")}}
+	for claim, want := range map[string]string{"sub": "partner:u1", "role": "partner:admin", "tenant": "partner:acme", "plan": ""} {
+		if got := out.Claim(claim); got != want {
+			t.Errorf("outside token: Claim(%s) = %q, want %q", claim, got, want)
+		}
 	}
 }
 

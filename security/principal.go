@@ -3,6 +3,7 @@ package security
 import (
 	"context"
 	"slices"
+	"strings"
 
 	"github.com/specguard/specguard/internal/ctxkey"
 )
@@ -126,17 +127,28 @@ const (
 // Claim returns the value of a claim the principal carries, for
 // x-rate-limit keys of the form claim:<name>; "" when it carries none of
 // that name. ClaimSubject is Subject (for an outside token, namespaced by
-// its scheme); ClaimRole is Role, except when the first credential is an
-// outside token, whose claims are its own; any other name is looked up in
-// Claims.
+// its scheme); ClaimRole is Role; any other name is looked up in Claims.
+// When the first credential is an outside token, its claims are its own
+// (role included), namespaced by its scheme as its subject is
+// ("partner:acme"): a provider's tenant or role never shares a bucket with
+// another provider's, nor with specguard's own accounts.
 func (p *Principal) Claim(name string) string {
 	switch {
 	case name == ClaimSubject:
 		return p.Subject
-	case name == ClaimRole && !p.external():
-		return p.Role
+	case !p.external():
+		if name == ClaimRole {
+			return p.Role
+		}
+		return p.Claims[name]
 	}
-	return p.Claims[name]
+	v := p.Claims[name]
+	if v == "" {
+		return ""
+	}
+	// The subject is "<scheme>:<sub>" (a scheme's name has no colon).
+	scheme, _, _ := strings.Cut(p.Subject, ":")
+	return scheme + ":" + v
 }
 
 // external reports whether the request was admitted by an outside token

@@ -234,8 +234,8 @@ func TestOIDCAcceptsProviderTokens(t *testing.T) {
 	if p.Subject != "partner:u1" || p.Scheme != "partner" || p.Credential(security.KindExternal) == nil || strings.Join(p.Scopes, " ") != "read write" {
 		t.Errorf("principal %+v", p)
 	}
-	if got := p.Claim("tenant"); got != "acme" {
-		t.Errorf("claim tenant = %q", got)
+	if got := p.Claim("tenant"); got != "partner:acme" || p.Claims["tenant"] != "acme" {
+		t.Errorf("claim tenant = %q (as counted), %q (as given): want partner:acme and acme", got, p.Claims["tenant"])
 	}
 	if got := p.Claim("sub"); got != "partner:u1" {
 		t.Errorf("claim sub = %q: an outside subject must stay namespaced", got)
@@ -541,7 +541,7 @@ func TestOIDCIntrospection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Subject != "partner:u9" || strings.Join(p.Scopes, " ") != "read" || p.Claim("tenant") != "t1" || p.Credential(security.KindExternal) == nil {
+	if p.Subject != "partner:u9" || strings.Join(p.Scopes, " ") != "read" || p.Claim("tenant") != "partner:t1" || p.Credential(security.KindExternal) == nil {
 		t.Errorf("principal %+v", p)
 	}
 	if p, err := e.check("aud-list"); err != nil || p.Subject != "partner:svc" {
