@@ -540,6 +540,13 @@ func (c *compiler) compileSecurity(op *Operation, where string) Security {
 				continue
 			}
 			scopes := req[name]
+			if scopes == nil {
+				// "oauth:" with nothing after it is not [], though both
+				// require no scope: say which was meant.
+				c.fail(op.Line, where, f, "null is not a list of scopes; write [] to require none")
+				ok = false
+				continue
+			}
 			for _, scope := range scopes {
 				if scheme.Type == SchemeOIDC {
 					// The provider defines its scopes; the document cannot

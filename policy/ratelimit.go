@@ -157,7 +157,7 @@ func (c *compiler) parseTier(line int, where, field string, m map[string]any) (T
 			if _, present := m["burst"]; present {
 				f = "burst"
 			}
-			bad(f, "a full burst (window × burst / limit) takes %.0f years to earn back; the stores count at most 100",
+			bad(f, "a full burst (window × burst / limit) takes %.1f years to earn back; the stores count at most 100 years",
 				float64(interval)*float64(t.Burst)/float64(yearMicros))
 		}
 	}
@@ -304,7 +304,7 @@ func (c *compiler) bindLimits(op *Operation, where, field string, tiers []Tier, 
 		switch {
 		case op.Security.Public && t.Who == WhoAuthenticated:
 			never = "who: authenticated never applies: the operation is public (security: [])"
-		case len(op.Security.Alternatives) == 0 && t.Who == WhoAuthenticated:
+		case op.Security.Anonymous && len(op.Security.Alternatives) == 0 && t.Who == WhoAuthenticated:
 			never = "who: authenticated never applies: the operation lets in anonymous callers only (security: [{}])"
 		case t.Key == KeyAPIKey && !hasScheme(carriesKey):
 			never = "key apikey never applies: no security alternative accepts an API key or a token minted from one"
