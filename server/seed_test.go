@@ -45,11 +45,14 @@ func usersFile(t *testing.T, content string) string {
 // The published demo admin (admin@example.com / admin-password) was seeded
 // with admin scopes in fleet setups too, wherever no users file was given.
 // The demo accounts are seeded only in the development setup (SQLite
-// without Redis); elsewhere no account is, and the log says so.
+// without Redis, listening on a loopback address); elsewhere no account
+// is, and the log says so.
 func TestNoDemoAccountsOutsideDevelopment(t *testing.T) {
 	for name, env := range map[string]map[string]string{
 		"redis":      {"SPECGUARD_REDIS_URL": redistest.Start(t).URL},
 		"postgresql": {"SPECGUARD_DATABASE_URL": pgtest.New(t)},
+		// SQLite without Redis, but reachable from other machines.
+		"every interface": {"SPECGUARD_ADDR": "0.0.0.0:0"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			env["SPECGUARD_SIGNING_KEY_FILE"] = keytest.File(t)

@@ -80,7 +80,9 @@ func start(t *testing.T, env map[string]string) *instance {
 		// fleet gets the same accounts from a users file.
 		env["SPECGUARD_USERS_FILE"] = testenv.DemoUsersFile(t)
 	}
-	env["SPECGUARD_ADDR"] = "127.0.0.1:0"
+	if env["SPECGUARD_ADDR"] == "" {
+		env["SPECGUARD_ADDR"] = "127.0.0.1:0"
+	}
 	if env["SPECGUARD_ADMIN_ADDR"] == "" {
 		env["SPECGUARD_ADMIN_ADDR"] = "127.0.0.1:0"
 	}
@@ -451,23 +453,51 @@ func TestDevKeyIsReused(t *testing.T) {
 	_ = login(t, b, "user@example.com", "user-password")
 }
 
-// A second instance on the same database without Redis would not see the
-// first one's logins, revocations and account changes: it refuses to start.
-func TestSecondInstanceWithoutRedisRefused(t *testing.T) {
-	for name, env := range map[string]map[string]string{
+// Instances on one database must share their fast state: one without
+// Redis would not see the others' logins, revocations and account changes,
+// nor they its. It refuses to start beside any other instance, and one with
+// Redis refuses to start beside it (on SQLite, such an instance would also
+// have seeded the published demo accounts into the database the fleet
+// serves); instances with Redis start side by side.
+func TestInstancesOnOneDatabaseShareRedis(t *testing.T) {
+	redisURL := redistest.Start(t).URL
+	for name, db := range map[string]map[string]string{
 		"sqlite":   {"SPECGUARD_DATA_DIR": t.TempDir()},
-		"postgres": {"SPECGUARD_DATABASE_URL": pgtest.New(t), "SPECGUARD_SIGNING_KEY_FILE": keytest.File(t)},
+		"postgres": {"SPECGUARD_DATABASE_URL": pgtest.New(t)},
 	} {
 		t.Run(name, func(t *testing.T) {
-			start(t, env)
-			second := map[string]string{"SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_ADDR": "127.0.0.1:0", "SPECGUARD_ADMIN_ADDR": "off"}
-			for k, v := range env {
-				second[k] = v
+			key := keytest.File(t)
+			env := func(redis bool) map[string]string {
+				e := map[string]string{"SPECGUARD_ADDR": "127.0.0.1:0", "SPECGUARD_ADMIN_ADDR": "off", "SPECGUARD_SIGNING_KEY_FILE": key}
+				if redis {
+					e["SPECGUARD_REDIS_URL"] = redisURL
+				}
+				for k, v := range db {
+					e[k] = v
+				}
+				return e
 			}
-			err := server.Run(context.Background(), nil, func(k string) string { return second[k] }, io.Discard, io.Discard)
-			if err == nil || !strings.Contains(err.Error(), "without Redis; instances that share a database must share a Redis too") {
-				t.Fatalf("a second instance without Redis: %v", err)
+			refused := func(redis bool, want string) {
+				t.Helper()
+				e := env(redis)
+				// One that starts anyway serves until this ends, then returns nil.
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				err := server.Run(ctx, nil, func(k string) string { return e[k] }, io.Discard, io.Discard)
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Fatalf("with Redis %v: %v, want refused: %q", redis, err, want)
+				}
 			}
+			memory := start(t, env(false))
+			refused(false, "another specguard serves")
+			refused(true, "without Redis; instances that share a database must share a Redis too")
+			memory.stop(t)
+
+			a, b := start(t, env(true)), start(t, env(true))
+			refused(false, "instances that share a database must share a Redis too")
+			a.stop(t)
+			b.stop(t)
+			start(t, env(false)) // the database is free again
 		})
 	}
 }

@@ -155,10 +155,13 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 	if d.DB.Kind() == sqldb.SQLite && cfg.RedisURL != "" {
 		log.Warn("SPECGUARD_REDIS_URL with the SQLite database: instances on other hosts cannot share its file; use PostgreSQL for a fleet")
 	}
+	// Instances that share a database share a Redis too: one whose logins,
+	// revocations and counters live in its own memory holds the database
+	// alone, and those with Redis hold it together.
+	if err := d.lockInstance(ctx, log, cfg.RedisURL != ""); err != nil {
+		return nil, err
+	}
 	if cfg.RedisURL == "" {
-		if err := d.lockInstance(ctx, log); err != nil {
-			return nil, err
-		}
 		d.Store = security.NewMemoryStore(now)
 		d.Limits = limits.NewMemoryStore(now)
 		d.storeName = "memory"
@@ -241,8 +244,12 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 // state is this process's memory, and a second instance on the same
 // database would not see this one's logins, revocations, account changes
 // or rate limits.
-func (d *Deps) lockInstance(ctx context.Context, log *slog.Logger) error {
-	lock, err := d.DB.LockInstance(ctx, lockKeepalive, func(err error) {
+func (d *Deps) lockInstance(ctx context.Context, log *slog.Logger, shared bool) error {
+	take := d.DB.LockInstance
+	if shared {
+		take = d.DB.ShareInstance
+	}
+	lock, err := take(ctx, lockKeepalive, func(err error) {
 		switch {
 		case err == nil:
 			log.Info("holding the database's instance lock again: serving")
@@ -252,9 +259,12 @@ func (d *Deps) lockInstance(ctx context.Context, log *slog.Logger) error {
 			log.Error("lost the database's instance lock: refusing every request (503) until it is taken again", "err", err)
 		}
 	})
-	if errors.Is(err, sqldb.ErrInUse) {
-		return fmt.Errorf("SPECGUARD_REDIS_URL: another specguard serves %s without Redis; instances that share a database must share a Redis too (set SPECGUARD_REDIS_URL), or stop the other one", d.DB.Source())
-	} else if err != nil {
+	switch {
+	case errors.Is(err, sqldb.ErrInUse) && shared:
+		return fmt.Errorf("SPECGUARD_REDIS_URL: another specguard serves %s without Redis; instances that share a database must share a Redis too (give it SPECGUARD_REDIS_URL), or stop it", d.DB.Source())
+	case errors.Is(err, sqldb.ErrInUse):
+		return fmt.Errorf("SPECGUARD_REDIS_URL: another specguard serves %s; instances that share a database must share a Redis too (set SPECGUARD_REDIS_URL), or stop the other one", d.DB.Source())
+	case err != nil:
 		return fmt.Errorf("SPECGUARD_DATABASE_URL: %v", err)
 	}
 	d.lock = lock

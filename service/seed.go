@@ -7,6 +7,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 
 	"github.com/specguard/specguard/credentials"
 	"github.com/specguard/specguard/policy"
@@ -15,8 +17,27 @@ import (
 
 // devSetup reports whether cfg is the development setup, the only one
 // that gets the demo accounts: the embedded SQLite database and no Redis,
-// so one process on one machine (a fleet shares Redis or PostgreSQL).
-func devSetup(cfg *Config, d *Deps) bool { return d.DB.Kind() == sqldb.SQLite && cfg.RedisURL == "" }
+// so one process on one machine (a fleet shares Redis or PostgreSQL),
+// listening on a loopback address (the default), so that a published
+// password is not served to the network.
+func devSetup(cfg *Config, d *Deps) bool {
+	return d.DB.Kind() == sqldb.SQLite && cfg.RedisURL == "" && loopback(cfg.Addr)
+}
+
+// loopback reports whether the listen address addr is on a loopback
+// interface only ("127.0.0.1:8080", "[::1]:8080", "localhost:8080"; not
+// ":8080", which is every interface).
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
 
 // seedAccounts creates the accounts of SPECGUARD_USERS_FILE, or, in the
 // development setup without one, the demo accounts. Anywhere else without
@@ -35,7 +56,7 @@ func seedAccounts(ctx context.Context, app *App, d *Deps, cfg *Config, table *po
 		log.Warn("no SPECGUARD_USERS_FILE: seeding the demo accounts (the development setup only: SQLite without Redis); never expose them")
 		return d.Credentials.Seed(ctx, app.DemoUsers, log)
 	default:
-		log.Warn("no SPECGUARD_USERS_FILE: no accounts are seeded (the demo accounts exist only in the development setup, SQLite without Redis); give a users file, or register accounts with POST /auth/register")
+		log.Warn("no SPECGUARD_USERS_FILE: no accounts are seeded (the demo accounts exist only in the development setup, SQLite without Redis on a loopback address); give a users file, or register accounts with POST /auth/register")
 	}
 	if err := d.Credentials.Seed(ctx, users, log); err != nil {
 		return err

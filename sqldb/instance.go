@@ -20,7 +20,9 @@ var ErrInUse = errors.New("another instance serves this database")
 const instanceLockID = 0x73706567 // "speg"
 
 // InstanceLock is a lock only one process may hold on a database at a
-// time (see LockInstance). Held says whether this process holds it now.
+// time (see LockInstance), or any number of processes together, none of
+// which keeps its state in its own memory (ShareInstance). Held says
+// whether this process holds it now.
 type InstanceLock struct {
 	held    atomic.Bool
 	release func()
@@ -60,9 +62,22 @@ func (l *InstanceLock) Release() {
 // again as soon as it can (report(nil) says so), unless another process
 // took it meanwhile (report(ErrInUse), and it keeps trying).
 func (d *DB) LockInstance(ctx context.Context, keepalive time.Duration, report func(error)) (*InstanceLock, error) {
+	return d.lockInstance(ctx, keepalive, report, false)
+}
+
+// ShareInstance takes the same lock as LockInstance, shared: any number of
+// instances that keep their fast state in one place outside the process
+// (Redis) hold it together, and one that keeps it in its own memory
+// cannot take it beside them, nor they beside it (ErrInUse). It is kept
+// as LockInstance's is.
+func (d *DB) ShareInstance(ctx context.Context, keepalive time.Duration, report func(error)) (*InstanceLock, error) {
+	return d.lockInstance(ctx, keepalive, report, true)
+}
+
+func (d *DB) lockInstance(ctx context.Context, keepalive time.Duration, report func(error), shared bool) (*InstanceLock, error) {
 	l := &InstanceLock{}
 	if d.src.Kind == SQLite {
-		unlock, err := tryLockFile(d.src.DSN + ".instance-lock")
+		unlock, err := tryLockFile(d.src.DSN+".instance-lock", shared)
 		if errors.Is(err, errLocked) {
 			return nil, ErrInUse
 		} else if err != nil {
@@ -72,7 +87,7 @@ func (d *DB) LockInstance(ctx context.Context, keepalive time.Duration, report f
 		l.held.Store(true)
 		return l, nil
 	}
-	conn, err := d.lockConn(ctx)
+	conn, err := d.lockConn(ctx, shared)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +98,7 @@ func (d *DB) LockInstance(ctx context.Context, keepalive time.Duration, report f
 		if conn != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
-			_, _ = conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, instanceLockID)
+			_, _ = conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`)
 			conn.Close(ctx)
 		}
 	}
@@ -102,11 +117,16 @@ func (d *DB) LockInstance(ctx context.Context, keepalive time.Duration, report f
 			case <-tick.C:
 			}
 			mu.Lock()
-			err := d.keepLock(&conn, keepalive)
+			err := d.keepLock(&conn, keepalive, shared)
 			mu.Unlock()
 			// Said once per change: lost, held by another, held again.
+			// A shared lock lost with its connection is still held for
+			// Held: no instance can take it exclusive while the database
+			// is out of reach, and one that takes it when it is back is
+			// seen at the next check (ErrInUse).
 			inUse := errors.Is(err, ErrInUse)
-			if was := l.held.Swap(err == nil); was != (err == nil) || inUse != lastInUse {
+			held := err == nil || shared && !inUse
+			if was := l.held.Swap(held); was != held || inUse != lastInUse {
 				report(err)
 			}
 			lastInUse = inUse
@@ -116,8 +136,8 @@ func (d *DB) LockInstance(ctx context.Context, keepalive time.Duration, report f
 }
 
 // lockConn opens a connection of its own and takes the advisory lock on
-// it, or fails with ErrInUse.
-func (d *DB) lockConn(ctx context.Context) (*pgx.Conn, error) {
+// it, exclusive or shared, or fails with ErrInUse.
+func (d *DB) lockConn(ctx context.Context, shared bool) (*pgx.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, d.src.DSN)
@@ -125,7 +145,11 @@ func (d *DB) lockConn(ctx context.Context) (*pgx.Conn, error) {
 		return nil, fmt.Errorf("%w: locking %s: %s", ErrUnavailable, d.src, text.OneLine(err.Error()))
 	}
 	var got bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, instanceLockID).Scan(&got); err != nil {
+	try := `SELECT pg_try_advisory_lock($1)`
+	if shared {
+		try = `SELECT pg_try_advisory_lock_shared($1)`
+	}
+	if err := conn.QueryRow(ctx, try, instanceLockID).Scan(&got); err != nil {
 		conn.Close(ctx)
 		return nil, fmt.Errorf("%w: locking %s: %s", ErrUnavailable, d.src, text.OneLine(err.Error()))
 	}
@@ -138,7 +162,7 @@ func (d *DB) lockConn(ctx context.Context) (*pgx.Conn, error) {
 
 // keepLock checks that *conn still holds the lock, and takes it again on
 // a new connection when it does not.
-func (d *DB) keepLock(conn **pgx.Conn, timeout time.Duration) error {
+func (d *DB) keepLock(conn **pgx.Conn, timeout time.Duration, shared bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), max(timeout, time.Second))
 	defer cancel()
 	if *conn != nil {
@@ -151,7 +175,7 @@ func (d *DB) keepLock(conn **pgx.Conn, timeout time.Duration) error {
 		(*conn).Close(ctx)
 		*conn = nil
 	}
-	c, err := d.lockConn(ctx)
+	c, err := d.lockConn(ctx, shared)
 	if err != nil {
 		return err
 	}

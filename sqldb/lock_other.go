@@ -10,7 +10,7 @@ import (
 var errLocked = errors.New("locked by another process")
 
 // tryLockFile is a no-op where flock does not exist.
-func tryLockFile(string) (func() error, error) { return func() error { return nil }, nil }
+func tryLockFile(string, bool) (func() error, error) { return func() error { return nil }, nil }
 
 // lockFile is a no-op where flock does not exist: processes sharing one
 // SQLite file there must not start at once on a database that needs migrating.

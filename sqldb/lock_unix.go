@@ -13,14 +13,18 @@ import (
 // errLocked: another process holds the lock.
 var errLocked = errors.New("locked by another process")
 
-// tryLockFile takes an exclusive flock on path, or fails with errLocked at
-// once.
-func tryLockFile(path string) (release func() error, err error) {
+// tryLockFile takes a flock on path, exclusive or shared, or fails with
+// errLocked at once.
+func tryLockFile(path string, shared bool) (release func() error, err error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	how := syscall.LOCK_EX
+	if shared {
+		how = syscall.LOCK_SH
+	}
+	if err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, errLocked
