@@ -262,12 +262,17 @@ func (l *Limiter) decide(r *http.Request, op *policy.Operation, c Caller, pre on
 		// The store call is the server's, not the client's: a client that
 		// goes away must not turn the decision into a store failure (which
 		// a tier with on-store-error: allow would let through uncharged).
+		// The request's deadline, the server's own, still bounds it.
+		deadline, bounded := ctx.Deadline()
 		ctx = context.WithoutCancel(ctx)
-	}
-	if l.mem == nil && l.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, l.timeout)
-		defer cancel()
+		if l.timeout > 0 && (!bounded || time.Until(deadline) > l.timeout) {
+			deadline, bounded = time.Now().Add(l.timeout), true
+		}
+		if bounded {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, deadline)
+			defer cancel()
+		}
 	}
 	v.Allowed = true
 	if len(reqs) == 0 {

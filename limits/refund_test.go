@@ -81,3 +81,49 @@ func TestCancelledRequestIsStillCharged(t *testing.T) {
 		t.Errorf("limit 1: %d of 20 cancelled requests admitted, %d store errors counted; want 1 and 0", ok, l.StoreErrors())
 	}
 }
+
+// seenStore admits every request and keeps the context of its last call,
+// and its error then.
+type seenStore struct {
+	ctx context.Context
+	err error
+}
+
+func (s *seenStore) Allow(ctx context.Context, _ []limits.Request, results []limits.Result) (bool, error) {
+	s.ctx, s.err = ctx, ctx.Err()
+	for i := range results {
+		results[i] = limits.Result{Allowed: true}
+	}
+	return true, nil
+}
+
+// The store call outlives its client, but not the request's deadline (the
+// server's), nor the limiter's timeout: the nearer of the two bounds it.
+func TestStoreCallBounds(t *testing.T) {
+	o := op(policy.Tier{Name: "t", Limit: 10, Window: time.Minute, Key: policy.KeyIP})
+	var s *seenStore
+	call := func(timeout time.Duration, ctx context.Context) context.Context {
+		s = &seenStore{}
+		limits.New(s, limits.WithTimeout(timeout)).Decide(httptest.NewRequest("GET", "/x", nil).WithContext(ctx), o, limits.Caller{})
+		return s.ctx
+	}
+	soon, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	want, _ := soon.Deadline()
+	for _, timeout := range []time.Duration{0, time.Hour} {
+		if got, ok := call(timeout, soon).Deadline(); !ok || !got.Equal(want) {
+			t.Errorf("timeout %v, the request's deadline a minute away: the store's is %v (%v), want the request's", timeout, got, ok)
+		}
+	}
+	if got, ok := call(time.Second, soon).Deadline(); !ok || !got.Before(want) {
+		t.Errorf("timeout 1s, the request's deadline a minute away: the store's is %v (%v), want the timeout's", got, ok)
+	}
+	gone, cancelGone := context.WithCancel(context.Background())
+	cancelGone()
+	if call(time.Second, gone); s.err != nil {
+		t.Errorf("a client gone: the store's context is done: %v", s.err)
+	}
+	if _, ok := call(0, context.Background()).Deadline(); ok {
+		t.Error("no timeout, no deadline: the store's call has one")
+	}
+}

@@ -79,6 +79,7 @@ func (c *compiler) compileProvider(name string, s *openapi3.SecurityScheme) *Pro
 		p.ScopesClaim = claim
 	}
 	p.Introspect = true
+	const apiKeyPrefix = "sg_" // security.APIKeyPrefix, which imports this package
 	switch v := s.Extensions[ExtIntrospect].(type) {
 	case nil, bool:
 		if v != nil {
@@ -86,8 +87,11 @@ func (c *compiler) compileProvider(name string, s *openapi3.SecurityScheme) *Pro
 		}
 	case map[string]any:
 		prefix, isString := v["prefix"].(string)
-		if len(v) != 1 || !isString || strings.TrimSpace(prefix) != prefix || prefix == "" {
+		switch {
+		case len(v) != 1 || !isString || strings.TrimSpace(prefix) != prefix || prefix == "":
 			bad(ExtIntrospect, "want true, false or {prefix: <the start of this provider's opaque tokens>}, not %v", v)
+		case strings.HasPrefix(prefix, apiKeyPrefix):
+			bad(ExtIntrospect, "prefix %q starts as specguard's API keys do (%s): a token that starts so is never sent to a provider", prefix, apiKeyPrefix)
 		}
 		p.OpaquePrefix = prefix
 	default:

@@ -118,6 +118,8 @@ var rules = []rule{
 		"spec.yaml:5: GET /things/{id} (getThing): security[0].oidc: scope \"a b\" is not a scope name"},
 	{"two providers introspecting every opaque token", twoProviders("", "", "      security: [{oidc: []}, {bearer: []}, {oidc2: []}]\n"+tierOK),
 		"spec.yaml:5: GET /things/{id} (getThing): security: openIdConnect schemes oidc and oidc2 would each introspect every opaque token, so the one tried first would receive the others' tokens; give all but one x-introspect: {prefix: <the start of its opaque tokens>}, or x-introspect: false"},
+	{"introspection prefix of specguard's API keys", twoProviders("x-introspect: {prefix: sg_live_}, ", "", "      security: [{oidc: []}]\n"+tierOK),
+		"spec.yaml:19: components.securitySchemes.oidc: x-introspect: prefix \"sg_live_\" starts as specguard's API keys do (sg_): a token that starts so is never sent to a provider"},
 	{"two providers, overlapping prefixes", twoProviders("x-introspect: {prefix: kc_}, ", "x-introspect: {prefix: kc_a}, ", "      security: [{oidc: []}, {oidc2: []}]\n"+tierOK),
 		"spec.yaml:5: GET /things/{id} (getThing): security: the x-introspect prefixes of oidc (\"kc_\") and oidc2 (\"kc_a\") overlap: an opaque token could be either's"},
 	{"x-introspect neither a boolean nor a prefix", twoProviders("x-introspect: yes please, ", "", "      security: [{oidc: []}]\n"+tierOK),
