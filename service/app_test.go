@@ -110,3 +110,21 @@ func TestUnknownVariables(t *testing.T) {
 		t.Errorf("no command: %v", err)
 	}
 }
+
+// migrate's usage, printed on --help and on a bad flag, showed the
+// database URL from the environment as the flag's default: its password
+// landed in deploy logs.
+func TestMigrateUsageHidesTheDatabaseURL(t *testing.T) {
+	const secret = "S3cretPw"
+	env := map[string]string{"SPECGUARD_DATABASE_URL": "postgres://app:" + secret + "@db.internal:5432/app", "SPECGUARD_DATA_DIR": "/srv/data"}
+	for _, args := range [][]string{{"--help"}, {"--bogus"}} {
+		var stderr strings.Builder
+		err := service.Migrate(context.Background(), testApp(), args, func(k string) string { return env[k] }, io.Discard, &stderr)
+		if err == nil {
+			t.Fatalf("migrate %v: no error", args)
+		}
+		if out := stderr.String(); strings.Contains(out, secret) || !strings.Contains(out, "-database-url") {
+			t.Errorf("migrate %v printed:\n%s", args, out)
+		}
+	}
+}

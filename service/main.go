@@ -92,10 +92,19 @@ func Migrate(ctx context.Context, app App, args []string, getenv func(string) st
 		fs.PrintDefaults()
 	}
 	status := fs.Bool("status", false, "print the schema versions and change nothing")
-	url := fs.String("database-url", getenv("SPECGUARD_DATABASE_URL"), "the database (SPECGUARD_DATABASE_URL)")
-	dataDir := fs.String("data-dir", getenv("SPECGUARD_DATA_DIR"), "directory of the default SQLite file (SPECGUARD_DATA_DIR, default .specguard)")
+	// The variables are read after the flags, not given as their defaults:
+	// the usage, printed on --help and on a bad flag, shows defaults, and a
+	// database URL holds a password.
+	url := fs.String("database-url", "", "the database (default SPECGUARD_DATABASE_URL)")
+	dataDir := fs.String("data-dir", "", "directory of the default SQLite file (default SPECGUARD_DATA_DIR, else .specguard)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *url == "" {
+		*url = getenv("SPECGUARD_DATABASE_URL")
+	}
+	if *dataDir == "" {
+		*dataDir = getenv("SPECGUARD_DATA_DIR")
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("migrate: unexpected argument %q", fs.Arg(0))
