@@ -163,15 +163,7 @@ func (f *flagAfterCharge) Check(ctx context.Context, at time.Time) error {
 // slots: the precheck and the tiers are sent at the same time (one round
 // trip of wall time), and when the precheck fails the charges are refunded.
 func TestClusterPrecheckRunsAlongsideTheTiers(t *testing.T) {
-	cl := redistest.StartCluster(t)
-	var addrs []string
-	for _, n := range cl.Nodes {
-		addrs = append(addrs, n.Addr)
-	}
-	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
-	t.Cleanup(func() { rdb.Close() })
-	prefix := cl.Nodes[0].Prefix
-	l := limits.New(redislimit.New(rdb, prefix+"rl:"), limits.WithTimeout(3*time.Second))
+	l, rdb, prefix := clusterLimiter(t)
 	if !limits.CanPrecheck(l) {
 		t.Fatal("a limiter on a Cluster must take prechecks: it sends them alongside the tiers")
 	}
@@ -197,4 +189,18 @@ func TestClusterPrecheckRunsAlongsideTheTiers(t *testing.T) {
 	if v, _ := decide(l, o, pre); v.Allowed || v.Denied != 1 {
 		t.Errorf("third request: %+v, want refused by the tier of two", v)
 	}
+}
+
+// clusterLimiter is a limiter on a new Redis Cluster, its client, and the
+// prefix of the test's keys.
+func clusterLimiter(t *testing.T) (*limits.Limiter, *redis.ClusterClient, string) {
+	cl := redistest.StartCluster(t)
+	var addrs []string
+	for _, n := range cl.Nodes {
+		addrs = append(addrs, n.Addr)
+	}
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	t.Cleanup(func() { rdb.Close() })
+	prefix := cl.Nodes[0].Prefix
+	return limits.New(redislimit.New(rdb, prefix+"rl:"), limits.WithTimeout(3*time.Second)), rdb, prefix
 }

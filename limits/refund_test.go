@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/limits/redislimit"
@@ -19,15 +17,7 @@ import (
 // (by Allow, as a refused request), not again for the failed check,
 // which would give back a charge never made.
 func TestClusterFailedPrecheckRefundsOnce(t *testing.T) {
-	cl := redistest.StartCluster(t)
-	var addrs []string
-	for _, n := range cl.Nodes {
-		addrs = append(addrs, n.Addr)
-	}
-	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
-	t.Cleanup(func() { rdb.Close() })
-	prefix := cl.Nodes[0].Prefix
-	l := limits.New(redislimit.New(rdb, prefix+"rl:"), limits.WithTimeout(3*time.Second))
+	l, rdb, prefix := clusterLimiter(t)
 
 	big := policy.Tier{Name: "big", Limit: 3, Window: time.Hour, Key: policy.KeyIP, Bucket: "shared:big"}
 	small := policy.Tier{Name: "small", Limit: 1, Window: time.Hour, Key: policy.KeyIP, Bucket: "shared:small"}

@@ -311,20 +311,7 @@ func TestOwnerDeclared(t *testing.T) {
 // __Host- name gives none.
 func TestLintCookiePrefix(t *testing.T) {
 	op := "      security: [{cookie: []}]\n      x-rate-limit: false\n"
-	cookieWarnings := func(src string) []string {
-		t.Helper()
-		errs, warnings := policy.Lint("spec.yaml", []byte(src))
-		if len(errs) > 0 {
-			t.Fatalf("errors: %v", errs)
-		}
-		var out []string
-		for _, w := range warnings {
-			if w.Code == policy.WarnCookiePrefix {
-				out = append(out, w.String())
-			}
-		}
-		return out
-	}
+	cookieWarnings := func(src string) []string { return lintWarnings(t, src, policy.WarnCookiePrefix) }
 	src := doc("", op)
 	want := `spec.yaml:15: components.securitySchemes.cookie: warning: the session cookie "sid" is not named __Host-..., so a sibling subdomain could set it, and the credential service refuses it; name it "__Host-sid" [cookie-prefix]`
 	if got := cookieWarnings(src); len(got) != 1 || got[0] != want {
@@ -345,20 +332,7 @@ func TestLintCookiePrefix(t *testing.T) {
 // anonymous) unthrottled: lint says so, and stops saying so once a tier
 // counts anonymous callers, or when the operation is unlimited or public.
 func TestLintUnthrottledFailures(t *testing.T) {
-	warnings := func(src string) []string {
-		t.Helper()
-		errs, ws := policy.Lint("spec.yaml", []byte(src))
-		if len(errs) > 0 {
-			t.Fatalf("errors: %v", errs)
-		}
-		var out []string
-		for _, w := range ws {
-			if w.Code == policy.WarnUnthrottledFailures {
-				out = append(out, w.String())
-			}
-		}
-		return out
-	}
+	warnings := func(src string) []string { return lintWarnings(t, src, policy.WarnUnthrottledFailures) }
 	authOnly := tier("name: u, limit: 10, window: 1m, key: principal, who: authenticated")
 	want := "spec.yaml:5: GET /things/{id} (getThing): warning: no tier counts anonymous callers (who: any or anonymous), and a failed authentication is counted as one: nothing limits how fast credentials can be guessed here; add a tier keyed by ip [unthrottled-failures]"
 	if got := warnings(doc("", sec+authOnly)); len(got) != 1 || got[0] != want {
@@ -375,4 +349,21 @@ func TestLintUnthrottledFailures(t *testing.T) {
 			t.Errorf("%s: %q", name, got)
 		}
 	}
+}
+
+// lintWarnings lints src, which must have no errors, and returns its
+// warnings of code, each as it prints.
+func lintWarnings(t *testing.T, src, code string) []string {
+	t.Helper()
+	errs, ws := policy.Lint("spec.yaml", []byte(src))
+	if len(errs) > 0 {
+		t.Fatalf("errors: %v", errs)
+	}
+	var out []string
+	for _, w := range ws {
+		if w.Code == code {
+			out = append(out, w.String())
+		}
+	}
+	return out
 }
