@@ -575,3 +575,47 @@ func TestAPIKeyPrefixUntrue(t *testing.T) {
 		t.Errorf("the key carries its owner's id %s", me["id"])
 	}
 }
+
+// SPECGUARD_ALLOWED_ORIGINS let in cookie-authenticated writes from
+// another origin of the operator's only when the browser sent no
+// Sec-Fetch-Site: every current browser sends same-site or cross-site
+// from such a page, which was refused before the Origin was looked at.
+func TestAllowedOriginWithSecFetchSite(t *testing.T) {
+	in := start(t, map[string]string{"SPECGUARD_ALLOWED_ORIGINS": "https://app.example.com"})
+	resp, m := in.do(t, "POST", "/auth/session", `{"email":"user@example.com","password":"user-password"}`)
+	if resp.StatusCode != 201 {
+		t.Fatalf("session: %d %v", resp.StatusCode, m)
+	}
+	var cookies []string
+	for _, c := range resp.Cookies() {
+		cookies = append(cookies, c.Name+"="+c.Value)
+	}
+	del := spectest.CredentialOp(t, docTable(t), "delete-session")
+	write := func(origin, site string) int {
+		h := []string{"Cookie", strings.Join(cookies, "; "), "X-CSRF-Token", m["csrf_token"].(string)}
+		if origin != "" {
+			h = append(h, "Origin", origin)
+		}
+		if site != "" {
+			h = append(h, "Sec-Fetch-Site", site)
+		}
+		resp, _ := in.do(t, del.Method, spectest.Path(del, "AAAAAAAAAAAAAAAAAAAAAA"), "", h...)
+		return resp.StatusCode
+	}
+	// 404: past the CSRF check, the session named is not there; 403: refused by it.
+	for _, c := range []struct {
+		origin, site string
+		want         int
+	}{
+		{"https://app.example.com", "same-site", 404},
+		{"https://app.example.com", "cross-site", 404},
+		{"https://app.example.com", "", 404},
+		{"https://evil.example.com", "same-site", 403},
+		{"", "same-site", 403},
+		{"", "cross-site", 403},
+	} {
+		if got := write(c.origin, c.site); got != c.want {
+			t.Errorf("Origin %q, Sec-Fetch-Site %q: %d, want %d", c.origin, c.site, got, c.want)
+		}
+	}
+}

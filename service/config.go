@@ -232,12 +232,21 @@ var settings = []setting{
 	}},
 }
 
-// checkOrigin refuses what a browser never sends as an Origin: a host
-// without a scheme ("example.com") would match no request at all.
+// checkOrigin refuses what a browser never sends as an Origin, which
+// would match no request at all: a host without a scheme ("example.com"),
+// or an origin not written as browsers send it (a trailing "/", upper
+// case, the scheme's default port), which is compared as written.
 func checkOrigin(o string) error {
 	u, err := url.Parse(o)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
 		return fmt.Errorf("%q is not an origin: want scheme://host[:port], such as https://app.example.com", o)
+	}
+	host := strings.ToLower(u.Host)
+	if port := u.Port(); port == "443" && u.Scheme == "https" || port == "80" && u.Scheme == "http" {
+		host = strings.TrimSuffix(host, ":"+port)
+	}
+	if sent := u.Scheme + "://" + host; sent != o {
+		return fmt.Errorf("%q is not an origin as browsers send it, and would match none: write %q", o, sent)
 	}
 	return nil
 }

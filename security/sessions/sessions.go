@@ -269,11 +269,15 @@ func safeMethod(m string) bool {
 // a cross-site attacker, and independent of any signing key) in both the
 // header and the CSRF cookie.
 func (s *Service) checkCSRF(r *http.Request, sess *security.Session) error {
-	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
-		return fmt.Errorf("%w: cross-site request (Sec-Fetch-Site: %q)", security.ErrCSRF, site)
-	}
-	if origin := r.Header.Get("Origin"); origin != "" && !s.originAllowed(r, origin) {
+	origin := r.Header.Get("Origin")
+	if origin != "" && !s.originAllowed(r, origin) {
 		return fmt.Errorf("%w: origin not allowed", security.ErrCSRF)
+	}
+	// A page of another origin the operator allows (WithAllowedOrigins) is
+	// same-site or cross-site to the browser: its Origin, allowed above,
+	// decides. Any other request must come from this origin.
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" && !s.listed(origin) {
+		return fmt.Errorf("%w: cross-site request (Sec-Fetch-Site: %q)", security.ErrCSRF, site)
 	}
 	header := r.Header.Get(CSRFHeader)
 	if header == "" {
@@ -302,12 +306,13 @@ func (s *Service) originAllowed(r *http.Request, origin string) bool {
 		}
 		return scheme == "https" || scheme == "http" && r.TLS == nil && loopbackHost(host)
 	}
-	for _, o := range s.origins {
-		if o == origin {
-			return true
-		}
-	}
-	return false
+	return s.listed(origin)
+}
+
+// listed reports whether origin is one of WithAllowedOrigins' (never the
+// empty string).
+func (s *Service) listed(origin string) bool {
+	return origin != "" && slices.Contains(s.origins, origin)
 }
 
 // loopbackHost reports whether host (with an optional port) names the local
