@@ -46,7 +46,8 @@ type App struct {
 	// mounts itself. d gives the database, the logger and readiness.
 	Routes func(r chi.Router, d *Deps) error
 	// DemoUsers are seeded in the development setup (SQLite without
-	// Redis) when no users file is given, and retired anywhere else.
+	// Redis, on a loopback address) when no users file is given, and
+	// retired anywhere else.
 	DemoUsers []credentials.SeedAccount
 	// Problems writes the problems of the guard and of the credential
 	// operations (problem.DefaultPrefix when zero): give the app's own.
@@ -55,6 +56,11 @@ type App struct {
 	// (authenticators, limiter, realm, problems, logs, metrics), so they
 	// win: guard.WithMaxBodyBytes, for one.
 	GuardOptions []guard.Option
+
+	// environ is the process's environment when Command runs the app: the
+	// SPECGUARD_OIDC_<NAME>_* variables are checked against the document's
+	// schemes once it is compiled.
+	environ []string
 }
 
 // generatedFrom refuses a binary whose code was generated from another

@@ -128,3 +128,22 @@ func TestMigrateUsageHidesTheDatabaseURL(t *testing.T) {
 		}
 	}
 }
+
+// A SPECGUARD_OIDC_<NAME>_* variable passes the check of SPECGUARD_*
+// names (any <NAME> might be a scheme's), and was then never read when
+// <NAME> was none: the document's provider stayed in use while the
+// operator thought it replaced. serve refuses it once the document is
+// compiled, naming it (the e2e suite's outside provider is given by a
+// variable that names its scheme, and starts).
+func TestMisspeltOIDCVariableRefused(t *testing.T) {
+	env := map[string]string{"SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_ADDR": "127.0.0.1:0", "SPECGUARD_ADMIN_ADDR": "off",
+		"SPECGUARD_OIDC_CORPIDP_URL": "https://id.example.com/.well-known/openid-configuration"}
+	var environ []string
+	for k, v := range env {
+		environ = append(environ, k+"="+v)
+	}
+	err := service.Command(context.Background(), testApp(), []string{"serve"}, func(k string) string { return env[k] }, environ, io.Discard, io.Discard)
+	if want := "SPECGUARD_OIDC_CORPIDP_URL names no openIdConnect scheme of svc.yaml"; err == nil || err.Error() != want {
+		t.Errorf("serve: %v, want %q", err, want)
+	}
+}

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -313,6 +314,36 @@ func OIDCSettings(table *policy.Table, getenv func(string) string) (map[string]o
 		}
 	}
 	return out, nil
+}
+
+// checkOIDCEnviron refuses a SPECGUARD_OIDC_<NAME>_* variable of environ
+// whose <NAME> is no openIdConnect scheme's of table: a misspelt one
+// (SPECGUARD_OIDC_CORPIDP_URL for scheme corp-idp) would leave the
+// document's provider in use while the operator thinks it replaced.
+func checkOIDCEnviron(table *policy.Table, environ []string) error {
+	var known []string
+	for _, s := range table.Providers() {
+		for _, suffix := range []string{"URL", "CLIENT_ID", "CLIENT_SECRET"} {
+			known = append(known, "SPECGUARD_OIDC_"+oidcEnvName(s.Name)+"_"+suffix)
+		}
+	}
+	var bad []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !oidcVar.MatchString(name) || slices.Contains(known, name) {
+			continue
+		}
+		msg := name + " names no openIdConnect scheme of " + table.Source
+		if near := text.Nearest(name, known, 3); near != "" {
+			msg += " (did you mean " + near + "?)"
+		}
+		bad = append(bad, msg)
+	}
+	if len(bad) > 0 {
+		slices.Sort(bad)
+		return errors.New(strings.Join(bad, "; "))
+	}
+	return nil
 }
 
 // oidcEnvName returns the <NAME> of the SPECGUARD_OIDC_<NAME>_* variables

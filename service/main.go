@@ -43,6 +43,7 @@ func Command(ctx context.Context, app App, args []string, getenv func(string) st
 		if err := checkEnviron(app.Name, environ); err != nil {
 			return err
 		}
+		app.environ = environ
 		if cmd == "migrate" {
 			return Migrate(ctx, app, args, getenv, stdout, stderr)
 		}

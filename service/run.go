@@ -61,6 +61,9 @@ func Build(ctx context.Context, app App, args []string, getenv func(string) stri
 	if err != nil {
 		return nil, err
 	}
+	if err := checkOIDCEnviron(table, app.environ); err != nil {
+		return nil, err
+	}
 	if cfg.OIDC, err = OIDCSettings(table, getenv); err != nil {
 		return nil, err
 	}
