@@ -36,6 +36,10 @@ func NewRedisClient(raw string, timeout time.Duration) (redis.UniversalClient, e
 		opt.MinIdleConns = warmConns
 		return redis.NewClient(opt), nil
 	}
+	if p := strings.Trim(u.Path, "/"); p != "" && p != "0" {
+		// A Cluster has database 0 only: the number would be dropped.
+		return nil, fmt.Errorf("SPECGUARD_REDIS_URL: a Redis Cluster has database 0 only, not %q; leave the path out", p)
+	}
 	hosts := strings.Split(u.Host, ",")
 	seed := scheme + "://" + u.User.String()
 	if u.User != nil {
