@@ -231,6 +231,8 @@ type compiler struct {
 	// meant are the extensions misspelt ones were meant to be: the
 	// compiler does not say again that they are missing.
 	meant []meant
+	// extProblems are extensionProblem's answers, by name and kind.
+	extProblems map[[2]string]struct{ msg, near string }
 }
 
 type bucketOwner struct {
@@ -480,8 +482,22 @@ func (c *compiler) compileRoles() map[string][]string {
 // text) does not see there. What the shape check said of the same object
 // is said once (compileDoc).
 func (c *compiler) checkExtensions(line int, where, kind string, exts map[string]any) {
+	if len(exts) == 0 {
+		return
+	}
 	for _, name := range slices.Sorted(maps.Keys(exts)) {
-		if msg, near := extensionProblem(name, kind); msg != "" {
+		// A large document names the same few extensions on every
+		// operation (GitHub's: x-github): each is looked at once.
+		key := [2]string{name, kind}
+		p, seen := c.extProblems[key]
+		if !seen {
+			p.msg, p.near = extensionProblem(name, kind)
+			if c.extProblems == nil {
+				c.extProblems = map[[2]string]struct{ msg, near string }{}
+			}
+			c.extProblems[key] = p
+		}
+		if msg, near := p.msg, p.near; msg != "" {
 			c.fail(line, where, name, "%s", msg)
 			if near != "" {
 				c.meant = append(c.meant, meant{where, near})
