@@ -69,7 +69,9 @@ func (d *DB) LockInstance(ctx context.Context, keepalive time.Duration, report f
 // instances that keep their fast state in one place outside the process
 // (Redis) hold it together, and one that keeps it in its own memory
 // cannot take it beside them, nor they beside it (ErrInUse). It is kept
-// as LockInstance's is.
+// as LockInstance's is, except that on PostgreSQL a lost connection
+// leaves Held true for up to three keepalives while it is taken again
+// (never once another process holds the lock exclusive).
 func (d *DB) ShareInstance(ctx context.Context, keepalive time.Duration, report func(error)) (*InstanceLock, error) {
 	return d.lockInstance(ctx, keepalive, report, true)
 }
@@ -107,7 +109,7 @@ func (d *DB) lockInstance(ctx context.Context, keepalive time.Duration, report f
 	l.done.Add(1)
 	go func() {
 		defer l.done.Done()
-		lastInUse := false
+		lastInUse, misses := false, 0
 		tick := time.NewTicker(keepalive)
 		defer tick.Stop()
 		for {
@@ -120,12 +122,18 @@ func (d *DB) lockInstance(ctx context.Context, keepalive time.Duration, report f
 			err := d.keepLock(&conn, keepalive, shared)
 			mu.Unlock()
 			// Said once per change: lost, held by another, held again.
-			// A shared lock lost with its connection is still held for
-			// Held: no instance can take it exclusive while the database
-			// is out of reach, and one that takes it when it is back is
-			// seen at the next check (ErrInUse).
+			// A shared lock held until its connection was lost still
+			// counts as held for a few checks (sharedGrace): a database
+			// that restarts does not stop a fleet that keeps its state in
+			// Redis, and one that took the lock exclusive meanwhile is
+			// seen as soon as the database answers (ErrInUse).
 			inUse := errors.Is(err, ErrInUse)
-			held := err == nil || shared && !inUse
+			if err == nil {
+				misses = 0
+			} else {
+				misses++
+			}
+			held := err == nil || shared && !inUse && l.held.Load() && misses <= sharedGrace
 			if was := l.held.Swap(held); was != held || inUse != lastInUse {
 				report(err)
 			}
@@ -134,6 +142,10 @@ func (d *DB) lockInstance(ctx context.Context, keepalive time.Duration, report f
 	}()
 	return l, nil
 }
+
+// sharedGrace is how many checks in a row a shared lock's lost
+// connection may fail to come back before it no longer counts as held.
+const sharedGrace = 3
 
 // lockConn opens a connection of its own and takes the advisory lock on
 // it, exclusive or shared, or fails with ErrInUse.

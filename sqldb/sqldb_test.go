@@ -495,3 +495,102 @@ func TestOpenUnreachable(t *testing.T) {
 		t.Fatalf("Open(unreachable) = %v; want one line naming the database without its password", err)
 	}
 }
+
+// Instances with Redis hold the instance lock shared, together; one
+// without holds it alone. On PostgreSQL a shared holder whose connection
+// drops serves on (Held) while it takes the lock again; once another took
+// it exclusive meanwhile it stops (ErrInUse), and a lost connection after
+// that does not make it count as held again.
+func TestSharedInstanceLock(t *testing.T) {
+	backends(t, func(t *testing.T, src sqldb.Source) {
+		a, b, c := open0(t, src), open0(t, src), open0(t, src)
+		type reported struct{ errs chan error }
+		rep := reported{make(chan error, 16)}
+		s1, err := a.ShareInstance(ctx, 50*time.Millisecond, func(err error) { rep.errs <- err })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s1.Release()
+		s2, err := b.ShareInstance(ctx, 50*time.Millisecond, func(error) {})
+		if err != nil {
+			t.Fatalf("a second shared holder: %v", err)
+		}
+		if _, err := c.LockInstance(ctx, 50*time.Millisecond, func(error) {}); !errors.Is(err, sqldb.ErrInUse) {
+			t.Fatalf("exclusive beside shared holders: %v, want ErrInUse", err)
+		}
+		s2.Release()
+		if src.Kind != sqldb.Postgres {
+			s1.Release()
+			x, err := c.LockInstance(ctx, time.Second, func(error) {})
+			if err != nil {
+				t.Fatalf("exclusive once the shared holders are gone: %v", err)
+			}
+			defer x.Release()
+			if _, err := a.ShareInstance(ctx, time.Second, func(error) {}); !errors.Is(err, sqldb.ErrInUse) {
+				t.Fatalf("shared beside an exclusive holder: %v, want ErrInUse", err)
+			}
+			return
+		}
+		admin, err := pgx.Connect(ctx, src.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer admin.Close(ctx)
+		kill := func() {
+			t.Helper()
+			if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'
+				AND objid = $1 AND pid <> pg_backend_pid()`, 0x73706567); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Its connection dropped: it serves on, and takes the lock again.
+		kill()
+		for range 6 {
+			if !s1.Held() {
+				t.Fatal("a shared holder whose connection dropped stopped serving at once")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		// Dropped again, and an instance without Redis takes the lock first.
+		var x *sqldb.InstanceLock
+		for deadline := time.Now().Add(5 * time.Second); x == nil; {
+			kill()
+			if x, err = c.LockInstance(ctx, time.Hour, func(error) {}); err != nil && time.Now().After(deadline) {
+				t.Fatalf("could not take the lock exclusive between two checks: %v", err)
+			}
+		}
+		defer x.Release()
+		for deadline := time.Now().Add(5 * time.Second); s1.Held(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("a shared holder kept serving beside an exclusive one")
+			}
+		}
+		// Its connections now fail for another reason (the database takes
+		// none, the exclusive holder keeps its own): it must not count as
+		// held again.
+		var name string
+		if err := admin.QueryRow(ctx, `SELECT current_database()`).Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := pgx.ParseConfig(src.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Database = "postgres" // a database cannot refuse connections from its own
+		root, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer root.Close(ctx)
+		if _, err := root.Exec(ctx, `ALTER DATABASE `+pgx.Identifier{name}.Sanitize()+` ALLOW_CONNECTIONS false`); err != nil {
+			t.Fatal(err)
+		}
+		defer root.Exec(ctx, `ALTER DATABASE `+pgx.Identifier{name}.Sanitize()+` ALLOW_CONNECTIONS true`)
+		for range 10 {
+			if s1.Held() {
+				t.Fatal("a shared holder counted as held again while another holds the lock exclusive")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+}
