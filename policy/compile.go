@@ -486,6 +486,9 @@ func (c *compiler) checkExtensions(line int, where, kind string, exts map[string
 		return
 	}
 	for _, name := range slices.Sorted(maps.Keys(exts)) {
+		if !strings.HasPrefix(name, "x-") {
+			continue // a field OpenAPI lacks: the shape check and the validator say so
+		}
 		// A large document names the same few extensions on every
 		// operation (GitHub's: x-github): each is looked at once.
 		key := [2]string{name, kind}

@@ -298,10 +298,14 @@ func (c *compiler) bindLimits(op *Operation, where, field string, tiers []Tier, 
 	// An API key, or a bearer token minted from one (the client_credentials
 	// grant): the limiter counts either by the key.
 	carriesKey := func(t SchemeType) bool { return t == SchemeAPIKeyHeader || t == SchemeBearer || t == SchemeOAuth2 }
+	// Whether a tier applies is told by the alternatives; when every one
+	// failed to compile, their errors say what is wrong.
+	failed := !op.Security.Public && !op.Security.Anonymous && len(op.Security.Alternatives) == 0
 	for i, t := range tiers {
 		f := fmt.Sprintf("%s[%d]", field, i)
 		never := ""
 		switch {
+		case failed:
 		case op.Security.Public && t.Who == WhoAuthenticated:
 			never = "who: authenticated never applies: the operation is public (security: [])"
 		case op.Security.Anonymous && len(op.Security.Alternatives) == 0 && t.Who == WhoAuthenticated:

@@ -100,6 +100,8 @@ var rules = []rule{
 		"spec.yaml:5: GET /things/{id} (getThing): security[0].oauth: null is not a list of scopes; write [] to require none"},
 	{"no follow-on error about anonymous callers", doc("", "      security: [{nope: []}]\n"+tier("name: t, limit: 10, window: 1m, key: ip, who: authenticated")),
 		"spec.yaml:5: GET /things/{id} (getThing): security[0].nope: unknown security scheme; components.securitySchemes does not declare it"},
+	{"no follow-on error about API keys", doc("", "      security: [{nope: []}]\n"+tier("name: t, limit: 10, window: 1m, key: apikey, who: authenticated")),
+		"spec.yaml:5: GET /things/{id} (getThing): security[0].nope: unknown security scheme; components.securitySchemes does not declare it"},
 	{"unknown scheme", doc("", "      security: [{nope: []}]\n"+tierOK),
 		"spec.yaml:5: GET /things/{id} (getThing): security[0].nope: unknown security scheme; components.securitySchemes does not declare it"},
 	{"http basic", doc("", "      security: [{basic: []}]\n"+tierOK),
@@ -218,6 +220,8 @@ var rules = []rule{
 		"x-shared:\n  admin:\n    x-rate-limit: {name: strict, limit: 1, window: 1h, key: ip}\n    get:\n      operationId: admin\n      responses: {'200': {description: ok}}\n" +
 		"paths:\n  /admin:\n    $ref: '#/x-shared/admin'\ncomponents:\n  securitySchemes:\n    bearer: {type: http, scheme: bearer}\n",
 		"spec.yaml:6: /admin: x-rate-limit: specguard reads this extension on the document and operations, not on a path item; here it would be ignored"},
+	{"an unknown field near an extension's name, said once", doc("", sec+tierOK+"      owner: true\n"),
+		"spec.yaml:10:7: GET /things/{id} (getThing): owner: not a field of an operation (OpenAPI allows tags, summary, description, externalDocs, operationId, parameters, requestBody, responses, callbacks, deprecated, security, servers, and x- extensions)"},
 	{"duplicate tier names", doc("", sec+"      x-rate-limit: [{name: t, limit: 10, window: 1m, key: ip}, {name: t, limit: 5, window: 1h, key: ip}]\n"),
 		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[1].name: duplicate tier name \"t\""},
 	{"authenticated tier on a public operation", doc("", "      security: []\n"+tier("name: t, limit: 10, window: 1m, key: principal, who: authenticated")),
