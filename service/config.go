@@ -246,10 +246,22 @@ func checkOrigin(o string) error {
 	if port := u.Port(); port == "443" && u.Scheme == "https" || port == "80" && u.Scheme == "http" {
 		host = strings.TrimSuffix(host, ":"+port)
 	}
+	if strings.HasSuffix(u.Host, ":") || !isASCII(u.Host) {
+		return fmt.Errorf("%q is not an origin as browsers send it, and would match none: write the host in ASCII (punycode), and a port only with digits", o)
+	}
 	if sent := u.Scheme + "://" + host; sent != o {
 		return fmt.Errorf("%q is not an origin as browsers send it, and would match none: write %q", o, sent)
 	}
 	return nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // checkEnviron refuses SPECGUARD_* variables that are no setting, so that a
@@ -322,11 +334,18 @@ func OIDCSettings(table *policy.Table, getenv func(string) string) (map[string]o
 // document's provider in use while the operator thinks it replaced.
 func checkOIDCEnviron(table *policy.Table, environ []string) error {
 	var known []string
-	for _, s := range table.Providers() {
-		for _, suffix := range []string{"URL", "CLIENT_ID", "CLIENT_SECRET"} {
-			known = append(known, "SPECGUARD_OIDC_"+oidcEnvName(s.Name)+"_"+suffix)
+	if table.Doc.Components != nil {
+		// Every one the document declares, used by an operation or not yet.
+		for name, ref := range table.Doc.Components.SecuritySchemes {
+			if ref == nil || ref.Value == nil || ref.Value.Type != "openIdConnect" {
+				continue
+			}
+			for _, suffix := range []string{"URL", "CLIENT_ID", "CLIENT_SECRET"} {
+				known = append(known, "SPECGUARD_OIDC_"+oidcEnvName(name)+"_"+suffix)
+			}
 		}
 	}
+	slices.Sort(known)
 	var bad []string
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")

@@ -53,7 +53,7 @@ func seedAccounts(ctx context.Context, app *App, d *Deps, cfg *Config, table *po
 			return fmt.Errorf("SPECGUARD_USERS_FILE: %v", err)
 		}
 	case devSetup(cfg, d):
-		log.Warn("no SPECGUARD_USERS_FILE: seeding the demo accounts (the development setup only: SQLite without Redis); never expose them")
+		log.Warn("no SPECGUARD_USERS_FILE: seeding the demo accounts (the development setup only: SQLite without Redis, on a loopback address); never expose them")
 		return d.Credentials.Seed(ctx, app.DemoUsers, log)
 	default:
 		log.Warn("no SPECGUARD_USERS_FILE: no accounts are seeded (the demo accounts exist only in the development setup, SQLite without Redis on a loopback address); give a users file, or register accounts with POST /auth/register")
