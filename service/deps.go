@@ -240,10 +240,11 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 	return d, nil
 }
 
-// lockInstance takes the database's instance lock: without Redis the fast
-// state is this process's memory, and a second instance on the same
-// database would not see this one's logins, revocations, account changes
-// or rate limits.
+// lockInstance takes the database's instance lock, alone without Redis
+// and shared with Redis: without Redis the fast state is this process's
+// memory, and no other instance on the same database, with Redis or
+// without, would see this one's logins, revocations, account changes or
+// rate limits, nor it theirs.
 func (d *Deps) lockInstance(ctx context.Context, log *slog.Logger, shared bool) error {
 	take := d.DB.LockInstance
 	if shared {
