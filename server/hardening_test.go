@@ -357,21 +357,9 @@ func TestLongPasswordAnswers500(t *testing.T) {
 func TestCSRFKeyFollowsSigningKey(t *testing.T) {
 	redisURL, dir := redistest.Start(t).URL, t.TempDir()
 	a := start(t, map[string]string{"SPECGUARD_REDIS_URL": redisURL, "SPECGUARD_DATA_DIR": dir, "SPECGUARD_SIGNING_KEY_FILE": keytest.File(t)})
-	resp, m := a.do(t, "POST", "/auth/session", `{"email":"user@example.com","password":"user-password"}`)
-	if resp.StatusCode != 201 {
-		t.Fatalf("session: %d %v", resp.StatusCode, m)
-	}
-	var cookies []string
-	for _, c := range resp.Cookies() {
-		cookies = append(cookies, c.Name+"="+c.Value)
-	}
+	write := cookieWrite(t, a)
 	// A cookie write: ending a session that is not there passes the CSRF
 	// check, then finds nothing (404); a refused CSRF token is a 403.
-	del := spectest.CredentialOp(t, docTable(t), "delete-session")
-	write := func(in *instance) int {
-		resp, _ := in.do(t, del.Method, spectest.Path(del, "AAAAAAAAAAAAAAAAAAAAAA"), "", "Cookie", strings.Join(cookies, "; "), "X-CSRF-Token", m["csrf_token"].(string))
-		return resp.StatusCode
-	}
 	if got := write(a); got != 404 {
 		t.Fatalf("cookie write with CSRF: %d, want 404 (past the CSRF check)", got)
 	}
@@ -582,25 +570,16 @@ func TestAPIKeyPrefixUntrue(t *testing.T) {
 // from such a page, which was refused before the Origin was looked at.
 func TestAllowedOriginWithSecFetchSite(t *testing.T) {
 	in := start(t, map[string]string{"SPECGUARD_ALLOWED_ORIGINS": "https://app.example.com"})
-	resp, m := in.do(t, "POST", "/auth/session", `{"email":"user@example.com","password":"user-password"}`)
-	if resp.StatusCode != 201 {
-		t.Fatalf("session: %d %v", resp.StatusCode, m)
-	}
-	var cookies []string
-	for _, c := range resp.Cookies() {
-		cookies = append(cookies, c.Name+"="+c.Value)
-	}
-	del := spectest.CredentialOp(t, docTable(t), "delete-session")
+	cookie := cookieWrite(t, in)
 	write := func(origin, site string) int {
-		h := []string{"Cookie", strings.Join(cookies, "; "), "X-CSRF-Token", m["csrf_token"].(string)}
+		var h []string
 		if origin != "" {
 			h = append(h, "Origin", origin)
 		}
 		if site != "" {
 			h = append(h, "Sec-Fetch-Site", site)
 		}
-		resp, _ := in.do(t, del.Method, spectest.Path(del, "AAAAAAAAAAAAAAAAAAAAAA"), "", h...)
-		return resp.StatusCode
+		return cookie(in, h...)
 	}
 	// 404: past the CSRF check, the session named is not there; 403: refused by it.
 	for _, c := range []struct {
@@ -617,5 +596,27 @@ func TestAllowedOriginWithSecFetchSite(t *testing.T) {
 		if got := write(c.origin, c.site); got != c.want {
 			t.Errorf("Origin %q, Sec-Fetch-Site %q: %d, want %d", c.origin, c.site, got, c.want)
 		}
+	}
+}
+
+// cookieWrite logs in a browser session on in and returns a write made
+// with its cookies and CSRF token on an instance, with more headers: it
+// ends a session that is not there, so past the CSRF check it answers 404,
+// refused by it 403.
+func cookieWrite(t *testing.T, in *instance) func(on *instance, headers ...string) int {
+	t.Helper()
+	resp, m := in.do(t, "POST", "/auth/session", `{"email":"user@example.com","password":"user-password"}`)
+	if resp.StatusCode != 201 {
+		t.Fatalf("session: %d %v", resp.StatusCode, m)
+	}
+	var cookies []string
+	for _, c := range resp.Cookies() {
+		cookies = append(cookies, c.Name+"="+c.Value)
+	}
+	del := spectest.CredentialOp(t, docTable(t), "delete-session")
+	return func(on *instance, headers ...string) int {
+		h := append([]string{"Cookie", strings.Join(cookies, "; "), "X-CSRF-Token", m["csrf_token"].(string)}, headers...)
+		resp, _ := on.do(t, del.Method, spectest.Path(del, "AAAAAAAAAAAAAAAAAAAAAA"), "", h...)
+		return resp.StatusCode
 	}
 }
