@@ -555,12 +555,16 @@ func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *o
 		v, _ := g.decide(r, op, a.p, nil, f, at)
 		return v
 	}
-	v, preErr := g.decide(r, op, a.p, a.gate, f, at)
+	// The limiter falls back to counting the request as anonymous, in the
+	// same call, when the gate finds the credential gone for good: what
+	// gateFailed makes of it. Not when it was counted so already.
+	v, preErr, anon := g.decideFn(r, op, caller(a.p, countsByCredential(op)), a.gate, f, at, !a.charged)
 	a.gate = nil
 	if preErr == nil {
 		return v
 	}
-	// Nothing was charged: decide again, as a's failed check leaves it.
+	// The credential's tiers were not charged: decide as a's failed check
+	// leaves it, unless the limiter did already.
 	g.gateFailed(r, op, a, preErr, at)
 	switch {
 	case unavailable(preErr):
@@ -569,6 +573,8 @@ func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *o
 		return limits.Verdict{Allowed: true} // authenticating again could not reach a store
 	case a.chargedAnonymous():
 		return a.anon
+	case anon && a.p == nil:
+		return v
 	}
 	v, _ = g.decide(r, op, a.p, nil, f, at)
 	return v
@@ -599,7 +605,8 @@ func (g *Guard) gateFailed(r *http.Request, op *policy.Operation, a *authResult,
 // fewer per request. at is the request's reading of the clock.
 func (g *Guard) decide(r *http.Request, op *policy.Operation, p *security.Principal, pre onetrip.Precheck, f *onetrip.Field, at time.Time) (limits.Verdict, error) {
 	if g.decideFn != nil {
-		return g.decideFn(r, op, caller(p, countsByCredential(op)), pre, f, at)
+		v, err, _ := g.decideFn(r, op, caller(p, countsByCredential(op)), pre, f, at, false)
+		return v, err
 	}
 	if pre != nil {
 		// Unreachable: the guard defers only to a limiter that prechecks.

@@ -17,7 +17,7 @@ import (
 // rate-limit call (one round trip on Redis instead of two) and the
 // guard's one reading of the clock for the request (see internal/clock).
 type (
-	decideFunc = func(*http.Request, *policy.Operation, limits.Caller, onetrip.Precheck, *onetrip.Field, time.Time) (limits.Verdict, error)
+	decideFunc = func(*http.Request, *policy.Operation, limits.Caller, onetrip.Precheck, *onetrip.Field, time.Time, bool) (limits.Verdict, error, bool)
 	deferFunc  = func(context.Context, *http.Request, *policy.Scheme, onetrip.Mode) (*security.Principal, onetrip.Precheck, error)
 )
 

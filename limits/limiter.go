@@ -209,6 +209,12 @@ const maxTiers = 8
 // through the Store interface, so arrays on the stack would escape to the
 // heap on every call: they are pooled instead.
 type scratch struct {
+	main, fallback tierSet
+}
+
+// tierSet is the tiers of an operation that apply to one caller, and
+// what the store says of them.
+type tierSet struct {
 	reqs    [maxTiers]Request
 	results [maxTiers]Result
 	tiers   [maxTiers]*policy.Tier
@@ -218,7 +224,7 @@ type scratch struct {
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 func init() {
-	onetrip.Decider = func(l *Limiter) (func(*http.Request, *policy.Operation, Caller, onetrip.Precheck, *onetrip.Field, time.Time) (Verdict, error), bool) {
+	onetrip.Decider = func(l *Limiter) (func(*http.Request, *policy.Operation, Caller, onetrip.Precheck, *onetrip.Field, time.Time, bool) (Verdict, error, bool), bool) {
 		return l.decide, l.prechecked != nil
 	}
 }
@@ -226,27 +232,19 @@ func init() {
 // Decide charges every tier of op that applies to caller c and returns the
 // verdict.
 func (l *Limiter) Decide(r *http.Request, op *policy.Operation, c Caller) Verdict {
-	v, _ := l.decide(r, op, c, nil, nil, time.Time{})
+	v, _, _ := l.decide(r, op, c, nil, nil, time.Time{}, false)
 	return v
 }
 
-// decide is Decide with pre, when not nil, checked first, in the same store
-// call when the store can (the guard's one round trip, see
-// internal/onetrip): when it fails nothing is charged, and its error comes
-// back with an allowed verdict (the guard refuses the request for it). The
-// RateLimit value is formatted into f (when f is nil or already used, into
-// a Field of its own): v.Limit then refers to f, which must outlive it. at
-// is the guard's reading of the clock for the request (see
-// internal/clock), zero when there is none.
-func (l *Limiter) decide(r *http.Request, op *policy.Operation, c Caller, pre onetrip.Precheck, f *onetrip.Field, at time.Time) (v Verdict, preErr error) {
-	sc := scratchPool.Get().(*scratch)
-	defer scratchPool.Put(sc)
-	reqs, tiers, index := sc.reqs[:0], sc.tiers[:0], sc.index[:0]
+// applying is the tiers of op that apply to caller c, as requests to the
+// store, in ts; applied has bit i set when op.Limits[i] is one.
+func (l *Limiter) applying(r *http.Request, op *policy.Operation, c *Caller, ts *tierSet) (reqs []Request, tiers []*policy.Tier, index []int, applied uint64) {
+	reqs, tiers, index = ts.reqs[:0], ts.tiers[:0], ts.index[:0]
 	for i := range op.Limits {
 		t := &op.Limits[i]
 		reqs = append(reqs, Request{})
 		q := &reqs[len(reqs)-1]
-		if !l.identify(r, t, &c, &q.Who) {
+		if !l.identify(r, t, c, &q.Who) {
 			reqs = reqs[:len(reqs)-1]
 			continue
 		}
@@ -254,9 +252,36 @@ func (l *Limiter) decide(r *http.Request, op *policy.Operation, c Caller, pre on
 		tiers = append(tiers, t)
 		index = append(index, i)
 		if i < 64 {
-			v.Applied |= 1 << i
+			applied |= 1 << i
 		}
 	}
+	return reqs, tiers, index, applied
+}
+
+// resultsFor returns room for n results, in ts when it holds them.
+func resultsFor(ts *tierSet, n int) []Result {
+	if n <= maxTiers {
+		return ts.results[:n]
+	}
+	return make([]Result, n)
+}
+
+// decide is Decide with pre, when not nil, checked first, in the same store
+// call when the store can (the guard's one round trip, see
+// internal/onetrip): when it fails nothing is charged, and its error comes
+// back with an allowed verdict (the guard refuses the request for it). With
+// fallback, a store that finds pre's credential gone for good counts the
+// request as an anonymous caller in that same call instead: anon says the
+// verdict is that one (the guard, which refuses the credential, would
+// otherwise decide again as anonymous). The RateLimit value is formatted
+// into f (when f is nil or already used, into a Field of its own): v.Limit
+// then refers to f, which must outlive it. at is the guard's reading of the
+// clock for the request (see internal/clock), zero when there is none.
+func (l *Limiter) decide(r *http.Request, op *policy.Operation, c Caller, pre onetrip.Precheck, f *onetrip.Field, at time.Time, fallback bool) (v Verdict, preErr error, anon bool) {
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	reqs, tiers, index, applied := l.applying(r, op, &c, &sc.main)
+	v.Applied = applied
 	ctx := r.Context()
 	if l.mem == nil {
 		// The store call is the server's, not the client's: a client that
@@ -279,30 +304,45 @@ func (l *Limiter) decide(r *http.Request, op *policy.Operation, c Caller, pre on
 		if pre != nil {
 			preErr = pre.Check(ctx, at)
 		}
-		return v, preErr
+		return v, preErr, false
 	}
-	var results []Result
-	if len(reqs) <= maxTiers {
-		results = sc.results[:len(reqs)]
-	} else {
-		results = make([]Result, len(reqs))
-	}
+	results := resultsFor(&sc.main, len(reqs))
 
 	var allowed bool
 	var err error
 	switch {
 	case pre != nil && l.prechecked != nil:
+		// The fallback: the tiers that count the request as anonymous.
+		var fb []Request
+		var fbTiers []*policy.Tier
+		var fbIndex []int
+		var fbApplied uint64
+		var fbResults []Result
+		if fallback {
+			if c.Authenticated {
+				fb, fbTiers, fbIndex, fbApplied = l.applying(r, op, &Caller{}, &sc.fallback)
+			} else {
+				fb, fbTiers, fbIndex, fbApplied = reqs, tiers, index, applied
+			}
+			fbResults = resultsFor(&sc.fallback, len(fb))
+		}
 		start := l.clock()
 		sctx, span := clientspan.Start(ctx, l.tracer, "ratelimit", l.system, "ratelimit")
-		allowed, preErr, err = l.prechecked(sctx, pre, reqs, results)
+		var fellBack bool
+		allowed, fellBack, preErr, err = l.prechecked(sctx, pre, reqs, results, fb, fbResults)
 		clientspan.End(span, err != nil, "rate-limit store failed")
 		l.observed(start, err)
+		if err == nil && fellBack {
+			v = Verdict{Applied: fbApplied}
+			l.conclude(op, &v, fbTiers, fbIndex, fbResults, allowed, f)
+			return v, preErr, true
+		}
 		if err == nil && preErr != nil {
-			return v, preErr
+			return v, preErr, false
 		}
 	case pre != nil:
 		if preErr = pre.Check(ctx, at); preErr != nil {
-			return v, preErr
+			return v, preErr, false
 		}
 		fallthrough
 	default:
@@ -322,15 +362,22 @@ func (l *Limiter) decide(r *http.Request, op *policy.Operation, c Caller, pre on
 		if pre != nil {
 			// The credential could not be checked either: the security
 			// rule (fail closed) decides, not on-store-error.
-			return v, errors.Join(onetrip.ErrUndecided, err)
+			return v, errors.Join(onetrip.ErrUndecided, err), false
 		}
 		for _, t := range tiers {
 			if !t.AllowOnStoreError {
 				v.Allowed = false
 			}
 		}
-		return v, nil
+		return v, nil, false
 	}
+	l.conclude(op, &v, tiers, index, results, allowed, f)
+	return v, nil, false
+}
+
+// conclude completes v from the store's answer for tiers (op.Limits[index[k]]
+// is tiers[k]), which allowed the request or not.
+func (l *Limiter) conclude(op *policy.Operation, v *Verdict, tiers []*policy.Tier, index []int, results []Result, allowed bool, f *onetrip.Field) {
 	v.Policy = l.policyValue(op, v.Applied, tiers)
 	v.Limit = limitValue(tiers, results, f)
 	v.Allowed = allowed
@@ -344,7 +391,6 @@ func (l *Limiter) decide(r *http.Request, op *policy.Operation, c Caller, pre on
 			}
 		}
 	}
-	return v, nil
 }
 
 // clock reads the time when a store observer wants it.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,6 +100,77 @@ func TestPrecheckFoldsIntoTheScript(t *testing.T) {
 	}
 	if pre.checks != 0 {
 		t.Errorf("Check ran %d times on its own; the script should have decided", pre.checks)
+	}
+}
+
+// revokedFlag is a flag whose key was revoked (field x): the check finds
+// the credential gone for good (redislua.Dead).
+type revokedFlag struct{ flag }
+
+var errRevoked = errors.New("revoked")
+
+func (f *revokedFlag) Failed(code int64) error {
+	if code != redislua.Dead {
+		return fmt.Errorf("the check returned code %d, want %d (gone for good)", code, redislua.Dead)
+	}
+	return errRevoked
+}
+
+// When the precheck finds the credential gone for good, the same script
+// counts the request as anonymous instead, when asked to: one round trip,
+// the caller's own buckets untouched. Without being asked, or for a check
+// that is not final (no mark), nothing is charged.
+func TestPrecheckGoneForGoodCountsAsAnonymous(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	trips := &redistest.RoundTrips{}
+	rdb.AddHook(trips)
+	l := limits.New(redislimit.New(rdb, srv.Prefix+"rl:"), limits.WithTimeout(time.Second))
+	o := op(policy.Tier{Name: "user", Limit: 5, Window: time.Hour, Key: policy.KeyPrincipal, Who: policy.WhoAuthenticated},
+		policy.Tier{Name: "anon", Limit: 2, Window: time.Hour, Key: policy.KeyIP, Who: policy.WhoAnonymous},
+		policy.Tier{Name: "all", Limit: 100, Window: time.Hour, Key: policy.KeyGlobal})
+	alice := limits.Caller{Authenticated: true, Subject: "alice"}
+	req := func() *http.Request {
+		r := httptest.NewRequest("GET", "/x", nil)
+		r.RemoteAddr = "198.51.100.7:1234"
+		return r
+	}
+	revoked := &revokedFlag{flag{rdb: rdb, key: srv.Prefix + "revoked"}}
+	if err := rdb.HSet(context.Background(), revoked.key, "x", 1, "e", time.Now().Add(time.Hour).UnixMicro()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := limits.DecidePrechecked(l, req(), o, alice, revoked); !errors.Is(err, errRevoked) || v.Applied != 0b101 || v.Limit != nil {
+		t.Fatalf("revoked, no fallback asked: %+v, %v; want the check's error and nothing decided", v, err)
+	}
+	for i, want := range []struct {
+		allowed bool
+		limit   string
+	}{{true, `"anon";r=1;t=1800, "all";r=99;t=36`}, {true, `"anon";r=0;t=3600, "all";r=98;t=72`}, {false, `"anon";r=0;t=1800, "all";r=97;t=108`}} {
+		before := trips.N.Load()
+		v, err, anon := limits.DecideWithFallback(l, req(), o, alice, revoked)
+		if !errors.Is(err, errRevoked) || !anon || v.Allowed != want.allowed || v.Applied != 0b110 || strings.Join(v.Limit, "") != want.limit {
+			t.Fatalf("revoked, attempt %d: %+v, %v, anon %v; want the check's error and the anonymous tiers charged (allowed %v, RateLimit %s)",
+				i+1, v, err, anon, want.allowed, want.limit)
+		}
+		if !want.allowed && v.Denied != 0b010 {
+			t.Errorf("revoked, attempt %d: denied by %b, want the anonymous tier", i+1, v.Denied)
+		}
+		if n := trips.N.Load() - before; n != 1 {
+			t.Errorf("revoked, attempt %d: %d round trips, want 1", i+1, n)
+		}
+	}
+	// The refused attempt charged nothing (what "all" shows is what an
+	// admitted request would have left). Alice's own bucket was never
+	// charged, and a check that is not final (no mark: the guard
+	// authenticates again) charges nothing either.
+	unmarked := &flag{rdb: rdb, key: srv.Prefix + "unmarked"}
+	if v, err, anon := limits.DecideWithFallback(l, req(), o, alice, unmarked); !errors.Is(err, errFlagDown) || anon || v.Limit != nil {
+		t.Fatalf("unmarked: %+v, %v, anon %v; want the check's error and nothing decided", v, err, anon)
+	}
+	unmarked.up(t)
+	if v, err, anon := limits.DecideWithFallback(l, req(), o, alice, unmarked); err != nil || anon || !v.Allowed ||
+		strings.Join(v.Limit, "") != `"user";r=4;t=720, "all";r=97;t=108` {
+		t.Fatalf("live: %+v, %v, anon %v; want alice's tiers charged, her own for the first time", v, err, anon)
 	}
 }
 

@@ -103,8 +103,11 @@ type Store interface {
 // liveness, see internal/onetrip), atomically on one Redis (alongside,
 // with a refund, on a Cluster): when pre fails nothing is charged and
 // preErr says why; err reports a store that could not answer either
-// question. The Redis store (limits/redislimit) has one.
-type allowPrechecked = func(ctx context.Context, pre onetrip.Precheck, reqs []Request, results []Result) (allowed bool, preErr, err error)
+// question. When pre finds the credential gone for good, a store that can
+// decides the fallback fb (the request counted as anonymous) in the same
+// call, into fbResults, and says so with fellBack; allowed is then fb's.
+// The Redis store (limits/redislimit) has one.
+type allowPrechecked = func(ctx context.Context, pre onetrip.Precheck, reqs []Request, results []Result, fb []Request, fbResults []Result) (allowed, fellBack bool, preErr, err error)
 
 // gcra is the whole algorithm. tat is the bucket's theoretical arrival time
 // (0 for a new bucket); all values are microseconds. It returns the new

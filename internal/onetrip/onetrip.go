@@ -68,12 +68,18 @@ type Field struct {
 var (
 	// Decider is set by limits:
 	// func(*limits.Limiter) (decide func(*http.Request, *policy.Operation,
-	// limits.Caller, Precheck, *Field) (limits.Verdict, error), prechecks bool).
+	// limits.Caller, Precheck, *Field, at time.Time, fallback bool)
+	// (limits.Verdict, preErr error, anon bool), prechecks bool). With
+	// fallback, a Precheck found gone for good (redislua.Dead) has the
+	// request counted as anonymous in the same store call, and anon says
+	// the verdict is that one.
 	Decider any
 	// PrecheckStore is set by limits/redislimit:
-	// func(limits.Store) func(context.Context, Precheck, []limits.Request,
-	// []limits.Result) (allowed bool, preErr, err error), nil for a store
-	// that cannot decide a precheck in its own call.
+	// func(limits.Store) func(ctx context.Context, pre Precheck, reqs
+	// []limits.Request, results []limits.Result, fallback []limits.Request,
+	// fallbackResults []limits.Result) (allowed, fellBack bool, preErr, err
+	// error), nil for a store that cannot decide a precheck in its own
+	// call.
 	PrecheckStore any
 )
 

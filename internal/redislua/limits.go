@@ -19,13 +19,13 @@ import (
 // every integer stays below 2^53, where Lua's doubles are exact.
 // ARGV holds interval, burst, cost and ttl (ms) per key.
 // It returns {allowed, then per key: allowed, remaining, retry_us, reset_us}.
-var Allow = redis.NewScript(Now + "local ko, ao = 0, 0\n" + allowBody)
+var Allow = redis.NewScript(Now + allowFunc + "return allow(0, 0, #KEYS)")
 
-// allowBody decides the buckets KEYS[ko+1..], whose arguments start at
+// allowFunc decides the n buckets KEYS[ko+1..], whose arguments start at
 // ARGV[ao+1].
-const allowBody = `local out = {1}
+const allowFunc = `local function allow(ko, ao, n)
+local out = {1}
 local tats = {}
-local n = #KEYS - ko
 for i = 1, n do
   local key = KEYS[ko + i]
   local base = ao + (i - 1) * 4
@@ -60,17 +60,30 @@ if out[1] == 1 then
     redis.call('SET', KEYS[ko + i], string.format('%d', tats[i]), 'PX', ttl)
   end
 end
-return out`
+return out
+end
+`
 
 // CheckAndAllow is the credential check (checkFunc) and then Allow, in one
 // script: KEYS and ARGV start with the check's (CheckKeys and CheckArgs),
-// the tiers' follow. When the check returns a code other than Holds, the
-// script returns {-code} and charges nothing. The check reads its own
-// keys and arguments from the front of KEYS and ARGV.
-var CheckAndAllow = redis.NewScript(Now + checkFunc + fmt.Sprintf(`local code = check(KEYS, ARGV, now)
-if code ~= 0 then return {-code} end
+// then ARGV holds n, the number of the tiers' buckets; the tiers' keys and
+// arguments follow, and after them those of a fallback: the buckets that
+// count the request as anonymous. When the check holds, the tiers are
+// decided and the answer is Allow's. When it finds the credential gone for
+// good (Dead) and there is a fallback, the fallback's buckets are decided
+// instead, and the answer is {-Dead} followed by Allow's for them: the
+// refused credential's request is counted as anonymous in the same call.
+// On any other code the script returns {-code} and charges nothing.
+var CheckAndAllow = redis.NewScript(Now + checkFunc + allowFunc + fmt.Sprintf(`local code = check(KEYS, ARGV, now)
 local ko, ao = %d, %d
-`, CheckKeys, CheckArgs) + allowBody)
+local n = tonumber(ARGV[ao])
+if code == 0 then return allow(ko, ao, n) end
+local m = #KEYS - ko - n
+if code ~= %d or m == 0 then return {-code} end
+local out = allow(ko + n, ao + 4 * n, m)
+table.insert(out, 1, -code)
+return out
+`, CheckKeys, CheckArgs+1, Dead))
 
 // Refund gives back what Allow charged one bucket: its TAT
 // moves back by interval * cost (ARGV), the key goes when that is past.
@@ -87,8 +100,9 @@ return 1`)
 // LimitScripts are the rate-limit store's scripts, for Load.
 func LimitScripts() []*redis.Script { return []*redis.Script{Allow, CheckAndAllow, Refund} }
 
-// Decode reads Allow's answer (or CheckAndAllow's, once the check held)
-// into results, one per bucket, and says whether every bucket admitted.
+// Decode reads Allow's answer (or CheckAndAllow's, once the code in front
+// of a fallback's answer is taken off) into results, one per bucket, and
+// says whether every bucket admitted.
 func Decode(raw []int64, results []limits.Result) (bool, error) {
 	if len(raw) != 1+4*len(results) {
 		return false, fmt.Errorf("%w: script returned %d values for %d buckets", limits.ErrStore, len(raw), len(results))

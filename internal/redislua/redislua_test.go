@@ -15,8 +15,9 @@ import (
 
 // The credential check answers the same alone (CheckCredential) and before
 // the tiers (CheckAndAllow), for every kind and state; CheckAndAllow
-// charges the tiers only when it holds, and CheckError says what each code
-// means.
+// charges the tiers only when it holds, a fallback's buckets (the request
+// counted as anonymous) only when the credential is gone for good, and
+// CheckError says what each code means.
 func TestCheckAloneAndBeforeTheTiers(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
@@ -67,25 +68,45 @@ func TestCheckAloneAndBeforeTheTiers(t *testing.T) {
 				t.Errorf("CheckError(%d) = %v, want %v", alone, err, c.err)
 			}
 			buckets := []string{fmt.Sprintf("%sbucket:%d:a", srv.Prefix, i), fmt.Sprintf("%sbucket:%d:b", srv.Prefix, i)}
-			// Two tiers, kept a minute: 10 a minute, and 5 a minute at cost 2.
-			argv := append(append([]any{}, c.args...),
+			fallback := fmt.Sprintf("%sbucket:%d:anon", srv.Prefix, i)
+			// Two tiers, kept a minute: 10 a minute, and 5 a minute at cost
+			// 2; a fallback of one, 100 a minute.
+			argv := append(append([]any{}, c.args...), 2,
 				int64(6*time.Second/time.Microsecond), 10, 1, 60_000,
 				int64(12*time.Second/time.Microsecond), 5, 2, 60_000)
-			raw, err := redislua.CheckAndAllow.Run(ctx, rdb, append(keys, buckets...), argv...).Int64Slice()
-			if err != nil {
-				t.Fatal(err)
-			}
-			charged := rdb.Exists(ctx, buckets...).Val()
-			if c.code != redislua.Holds {
-				if len(raw) != 1 || raw[0] != -c.code || charged != 0 {
-					t.Fatalf("CheckAndAllow = %v (buckets charged: %d), want [%d] and nothing charged", raw, charged, -c.code)
+			withFallback := append(argv[:len(argv):len(argv)], int64(600*time.Millisecond/time.Microsecond), 100, 1, 60_000)
+			for _, fb := range []bool{false, true} {
+				k, a := append(keys, buckets...), argv
+				if fb {
+					k, a = append(k, fallback), withFallback
 				}
-				return
-			}
-			results := make([]limits.Result, 2)
-			allowed, err := redislua.Decode(raw, results)
-			if err != nil || !allowed || charged != 2 || results[0].Remaining != 9 || results[1].Remaining != 3 {
-				t.Fatalf("CheckAndAllow = %v: allowed %v, %+v, %v (buckets charged: %d); want admitted with 9 and 3 left", raw, allowed, results, err, charged)
+				raw, err := redislua.CheckAndAllow.Run(ctx, rdb, k, a...).Int64Slice()
+				if err != nil {
+					t.Fatal(err)
+				}
+				charged, fellBack := rdb.Exists(ctx, buckets...).Val(), rdb.Exists(ctx, fallback).Val()
+				switch {
+				case c.code == redislua.Dead && fb:
+					results := make([]limits.Result, 1)
+					allowed, err := redislua.Decode(raw[1:], results)
+					if raw[0] != -c.code || err != nil || !allowed || charged != 0 || fellBack != 1 || results[0].Remaining != 99 {
+						t.Fatalf("CheckAndAllow with a fallback = %v: allowed %v, %+v, %v (tiers charged: %d, fallback: %d); want [%d] and the fallback alone charged",
+							raw, allowed, results, err, charged, fellBack, -c.code)
+					}
+					rdb.Del(ctx, fallback)
+				case c.code != redislua.Holds:
+					if len(raw) != 1 || raw[0] != -c.code || charged != 0 || fellBack != 0 {
+						t.Fatalf("CheckAndAllow (fallback %v) = %v (tiers charged: %d, fallback: %d), want [%d] and nothing charged", fb, raw, charged, fellBack, -c.code)
+					}
+				default:
+					results := make([]limits.Result, 2)
+					allowed, err := redislua.Decode(raw, results)
+					if err != nil || !allowed || charged != 2 || fellBack != 0 || results[0].Remaining != 9 || results[1].Remaining != 3 {
+						t.Fatalf("CheckAndAllow (fallback %v) = %v: allowed %v, %+v, %v (tiers charged: %d, fallback: %d); want admitted with 9 and 3 left",
+							fb, raw, allowed, results, err, charged, fellBack)
+					}
+					rdb.Del(ctx, buckets...)
+				}
 			}
 		})
 	}

@@ -32,7 +32,7 @@ var _ limits.Store = (*Store)(nil)
 func init() {
 	// The limiter's private path (internal/onetrip): a credential's check
 	// in the same script as the tiers.
-	onetrip.PrecheckStore = func(store limits.Store) func(context.Context, onetrip.Precheck, []limits.Request, []limits.Result) (bool, error, error) {
+	onetrip.PrecheckStore = func(store limits.Store) func(context.Context, onetrip.Precheck, []limits.Request, []limits.Result, []limits.Request, []limits.Result) (bool, bool, error, error) {
 		if s, ok := store.(*Store); ok {
 			return s.allowPrechecked
 		}
@@ -99,43 +99,55 @@ func (s *Store) Allow(ctx context.Context, reqs []limits.Request, results []limi
 }
 
 // allowPrechecked runs the precheck and, only when it holds, decides every
-// tier, in one script. A precheck that cannot ride in that script (on
-// another Redis, or on a Cluster) is checked alongside the tiers instead:
-// either way one round trip of wall time instead of two.
-func (s *Store) allowPrechecked(ctx context.Context, pre onetrip.Precheck, reqs []limits.Request, results []limits.Result) (allowed bool, preErr, err error) {
+// tier, in one script. When the precheck finds the credential gone for good
+// and fb is not empty, the script decides fb's buckets instead (the request
+// counted as anonymous), into fbResults: fellBack says so, and allowed is
+// theirs. A precheck that cannot ride in that script (on another Redis, or
+// on a Cluster) is checked alongside the tiers instead, without a
+// fallback: either way one round trip of wall time instead of two.
+func (s *Store) allowPrechecked(ctx context.Context, pre onetrip.Precheck, reqs []limits.Request, results []limits.Result, fb []limits.Request, fbResults []limits.Result) (allowed, fellBack bool, preErr, err error) {
 	client, keys0, args0 := pre.Script()
 	if client == nil {
 		// Checked in process: no round trip to save, nothing to refund.
 		if preErr := pre.Check(ctx, time.Time{}); preErr != nil {
-			return false, preErr, nil
+			return false, false, preErr, nil
 		}
 		allowed, err := s.Allow(ctx, reqs, results)
-		return allowed, nil, err
+		return allowed, false, nil, err
 	}
 	if s.cluster || client != any(s.rdb) {
-		return s.allowAlongside(ctx, pre, reqs, results)
+		allowed, preErr, err = s.allowAlongside(ctx, pre, reqs, results)
+		return allowed, false, preErr, err
 	}
 	if len(keys0) != redislua.CheckKeys || len(args0) != redislua.CheckArgs {
-		return false, fmt.Errorf("%w: a credential check of %d keys and %d arguments, want %d and %d", onetrip.ErrUndecided,
+		return false, false, fmt.Errorf("%w: a credential check of %d keys and %d arguments, want %d and %d", onetrip.ErrUndecided,
 			len(keys0), len(args0), redislua.CheckKeys, redislua.CheckArgs), nil
 	}
-	keys := make([]string, 0, len(keys0)+len(reqs))
+	keys := make([]string, 0, len(keys0)+len(reqs)+len(fb))
 	keys = append(keys, keys0...)
-	argv := make([]any, 0, len(args0)+4*len(reqs))
+	argv := make([]any, 0, len(args0)+1+4*(len(reqs)+len(fb)))
 	argv = append(argv, args0...)
-	for i := range reqs {
-		keys = append(keys, s.key(&reqs[i]))
-		argv = append(argv, args(&reqs[i])...)
+	argv = append(argv, len(reqs))
+	for _, set := range [][]limits.Request{reqs, fb} {
+		for i := range set {
+			keys = append(keys, s.key(&set[i]))
+			argv = append(argv, args(&set[i])...)
+		}
 	}
 	raw, err := s.eval(ctx, redislua.CheckAndAllow, keys, argv)
 	if err != nil {
-		return false, nil, fmt.Errorf("%w: %v", limits.ErrStore, err)
+		return false, false, nil, fmt.Errorf("%w: %v", limits.ErrStore, err)
 	}
-	if len(raw) == 1 && raw[0] < 0 {
-		return false, pre.Failed(-raw[0]), nil
+	if len(raw) > 0 && raw[0] < 0 {
+		preErr = pre.Failed(-raw[0])
+		if len(raw) == 1 {
+			return false, false, preErr, nil
+		}
+		allowed, err = redislua.Decode(raw[1:], fbResults)
+		return allowed, err == nil, preErr, err
 	}
 	allowed, err = redislua.Decode(raw, results)
-	return allowed, nil, err
+	return allowed, false, nil, err
 }
 
 // allowAlongside checks pre and decides the tiers at the same time: one
