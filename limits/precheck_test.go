@@ -268,12 +268,7 @@ func TestClusterPrecheckRunsAlongsideTheTiers(t *testing.T) {
 // prefix of the test's keys.
 func clusterLimiter(t *testing.T) (*limits.Limiter, *redis.ClusterClient, string) {
 	cl := redistest.StartCluster(t)
-	var addrs []string
-	for _, n := range cl.Nodes {
-		addrs = append(addrs, n.Addr)
-	}
-	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
-	t.Cleanup(func() { rdb.Close() })
+	rdb := cl.Client(t)
 	prefix := cl.Nodes[0].Prefix
 	return limits.New(redislimit.New(rdb, prefix+"rl:"), limits.WithTimeout(3*time.Second)), rdb, prefix
 }

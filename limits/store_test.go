@@ -115,12 +115,7 @@ func TestWindowEdge(t *testing.T) {
 // clusterStore is a store on a three-master Redis Cluster.
 func clusterStore(t *testing.T) limits.Store {
 	cl := redistest.StartCluster(t)
-	var addrs []string
-	for _, n := range cl.Nodes {
-		addrs = append(addrs, n.Addr)
-	}
-	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
-	t.Cleanup(func() { rdb.Close() })
+	rdb := cl.Client(t)
 	return redislimit.New(rdb, cl.Nodes[0].Prefix+"rl:")
 }
 

@@ -138,6 +138,18 @@ type Cluster struct {
 	URL string
 }
 
+// Client returns a client for the cluster, closed when the test ends.
+func (c *Cluster) Client(t testing.TB) *redis.ClusterClient {
+	t.Helper()
+	addrs := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		addrs[i] = n.Addr
+	}
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
 // freeClusterPort returns a port p such that p and its cluster bus port
 // p+10000 are both free.
 func freeClusterPort(t testing.TB) int {

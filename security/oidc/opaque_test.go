@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/specguard/specguard/guard"
 	"github.com/specguard/specguard/internal/redistest"
@@ -332,12 +331,7 @@ components:
 // without asking it again: its replays charge nothing.
 func TestRevokedTokenReplaysChargeNothing(t *testing.T) {
 	cl := redistest.StartCluster(t)
-	var addrs []string
-	for _, n := range cl.Nodes {
-		addrs = append(addrs, n.Addr)
-	}
-	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
-	t.Cleanup(func() { rdb.Close() })
+	rdb := cl.Client(t)
 	prefix := cl.Nodes[0].Prefix
 	store := redisstore.New(rdb, prefix, 3*time.Second)
 	key, err := tokens.GenerateKey()
