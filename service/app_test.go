@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -126,6 +128,34 @@ func TestMigrateUsageHidesTheDatabaseURL(t *testing.T) {
 		if out := stderr.String(); strings.Contains(out, secret) || !strings.Contains(out, "-database-url") {
 			t.Errorf("migrate %v printed:\n%s", args, out)
 		}
+	}
+}
+
+// migrate --status on a mistyped SQLite path created an empty database
+// there and reported it as one with every migration to apply. It is
+// refused now, naming the path, and nothing is created; on the database
+// migrate made, it reports.
+func TestMigrateStatusCreatesNothing(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "specgaurd.db")
+	env := map[string]string{"SPECGUARD_DATABASE_URL": "sqlite:" + path}
+	migrate := func(args ...string) (string, error) {
+		var stdout strings.Builder
+		err := service.Migrate(context.Background(), testApp(), args, func(k string) string { return env[k] }, &stdout, io.Discard)
+		return stdout.String(), err
+	}
+	want := "migrate --status: no SQLite database at " + path + " (no such file or directory): migrate creates it"
+	if _, err := migrate("--status"); err == nil || err.Error() != want {
+		t.Errorf("status of a missing file: %v, want %q", err, want)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("status of a missing file left %d files behind (%s)", len(entries), entries[0].Name())
+	}
+	if _, err := migrate(); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	if out, err := migrate("--status"); err != nil || !strings.Contains(out, "(up to date)") {
+		t.Errorf("status after migrate: %v\n%s", err, out)
 	}
 }
 

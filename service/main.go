@@ -117,6 +117,13 @@ func Migrate(ctx context.Context, app App, args []string, getenv func(string) st
 	if err != nil {
 		return fmt.Errorf("migrate: SPECGUARD_DATABASE_URL: %v", err)
 	}
+	if *status && src.Kind == sqldb.SQLite {
+		// Opening creates the file: a mistyped path would leave an empty
+		// database behind, reported as one with every migration to apply.
+		if _, err := os.Stat(src.DSN); err != nil {
+			return fmt.Errorf("migrate --status: no SQLite database at %s (%v): migrate creates it", src.DSN, errors.Unwrap(err))
+		}
+	}
 	d, err := sqldb.Open(ctx, src)
 	if err != nil {
 		return fmt.Errorf("migrate: %v", err)
