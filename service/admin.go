@@ -32,6 +32,12 @@ func listenAdmin(cfg *Config, m *Metrics, handler slog.Handler, api net.Addr) (*
 		ErrorLog:          slog.NewLogLogger(handler, slog.LevelWarn),
 	}
 	go srv.Serve(ln)
+	if cfg.AdminPprof && !loopback(ln.Addr().String()) {
+		// Profiles cost CPU on demand and show the program's insides: fine
+		// behind a private network, not for the internet.
+		slog.New(handler).Warn("SPECGUARD_ADMIN_PPROF: /debug/pprof/ is served on a non-loopback address, to anyone who can reach it; keep SPECGUARD_ADMIN_ADDR private or on loopback",
+			"admin", ln.Addr().String())
+	}
 	return srv, ln.Addr().String(), nil
 }
 
