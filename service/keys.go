@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/specguard/specguard/security/tokens"
@@ -60,19 +61,54 @@ func signingKey(cfg *Config) (*tokens.Key, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("SPECGUARD_DATA_DIR: %v", err)
 	}
-	// O_EXCL: when two instances start at once, one key wins and both use it.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
+	// Written whole to a file of its own and then linked into place, which
+	// fails when the key exists: instances starting at once all use the
+	// one key that won, and none reads a file still being written.
+	switch won, err := publish(path, pemBytes); {
+	case err != nil:
+		return nil, fmt.Errorf("SPECGUARD_DATA_DIR: %v", err)
+	case !won:
 		return tokens.ReadKeyFile(path)
-	} else if err != nil {
-		return nil, fmt.Errorf("SPECGUARD_DATA_DIR: %v", err)
-	}
-	if _, err := f.Write(pemBytes); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("SPECGUARD_DATA_DIR: %v", err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("SPECGUARD_DATA_DIR: %v", err)
 	}
 	return k, nil
+}
+
+// publish creates path holding data, durably, unless path exists: then it
+// leaves it and reports won false. Nothing else ever sees path partly
+// written.
+func publish(path string, data []byte) (won bool, err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
+		return false, err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return false, err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return false, err
+	}
+	if err := f.Close(); err != nil {
+		return false, err
+	}
+	if err := os.Link(tmp, path); errors.Is(err, fs.ErrExist) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	// The new name lasts through a crash once the directory is synced
+	// (which Windows does not offer).
+	if runtime.GOOS == "windows" {
+		return true, nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return false, err
+	}
+	defer d.Close()
+	return true, d.Sync()
 }
