@@ -563,8 +563,13 @@ func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *o
 	if preErr == nil {
 		return v
 	}
-	// The credential's tiers were not charged: decide as a's failed check
-	// leaves it, unless the limiter did already.
+	if anon {
+		// Found gone for good, and counted as anonymous in that call: the
+		// request is refused for it.
+		a.p, a.err, a.failed = nil, preErr, a.gated
+		return v
+	}
+	// Nothing was charged: decide again, as a's failed check leaves it.
 	g.gateFailed(r, op, a, preErr, at)
 	switch {
 	case unavailable(preErr):
@@ -573,8 +578,6 @@ func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *o
 		return limits.Verdict{Allowed: true} // authenticating again could not reach a store
 	case a.chargedAnonymous():
 		return a.anon
-	case anon && a.p == nil:
-		return v
 	}
 	v, _ = g.decide(r, op, a.p, nil, f, at)
 	return v

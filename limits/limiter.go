@@ -300,7 +300,8 @@ func (l *Limiter) decide(r *http.Request, op *policy.Operation, c Caller, pre on
 		}
 	}
 	v.Allowed = true
-	if len(reqs) == 0 {
+	prechecked := pre != nil && l.prechecked != nil
+	if len(reqs) == 0 && (!prechecked || !fallback || !c.Authenticated) {
 		if pre != nil {
 			preErr = pre.Check(ctx, at)
 		}
@@ -311,7 +312,7 @@ func (l *Limiter) decide(r *http.Request, op *policy.Operation, c Caller, pre on
 	var allowed bool
 	var err error
 	switch {
-	case pre != nil && l.prechecked != nil:
+	case prechecked:
 		// The fallback: the tiers that count the request as anonymous.
 		var fb []Request
 		var fbTiers []*policy.Tier
@@ -326,6 +327,10 @@ func (l *Limiter) decide(r *http.Request, op *policy.Operation, c Caller, pre on
 			}
 			fbResults = resultsFor(&sc.fallback, len(fb))
 		}
+		if len(reqs) == 0 && len(fb) == 0 {
+			// No tier applies to the caller, nor would as anonymous.
+			return v, pre.Check(ctx, at), false
+		}
 		start := l.clock()
 		sctx, span := clientspan.Start(ctx, l.tracer, "ratelimit", l.system, "ratelimit")
 		var fellBack bool
@@ -339,6 +344,9 @@ func (l *Limiter) decide(r *http.Request, op *policy.Operation, c Caller, pre on
 		}
 		if err == nil && preErr != nil {
 			return v, preErr, false
+		}
+		if err == nil && len(reqs) == 0 {
+			return v, nil, false // the check held; no tier applies to the caller
 		}
 	case pre != nil:
 		if preErr = pre.Check(ctx, at); preErr != nil {

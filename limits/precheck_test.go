@@ -172,6 +172,21 @@ func TestPrecheckGoneForGoodCountsAsAnonymous(t *testing.T) {
 		strings.Join(v.Limit, "") != `"user";r=4;t=720, "all";r=97;t=108` {
 		t.Fatalf("live: %+v, %v, anon %v; want alice's tiers charged, her own for the first time", v, err, anon)
 	}
+
+	// An operation whose tiers count anonymous callers only: nothing to
+	// charge alice, the fallback still rides with her check.
+	anonOnly := op(policy.Tier{Name: "anon-only", Limit: 2, Window: time.Hour, Key: policy.KeyIP, Who: policy.WhoAnonymous})
+	before := trips.N.Load()
+	if v, err, anon := limits.DecideWithFallback(l, req(), anonOnly, alice, unmarked); err != nil || anon || !v.Allowed || v.Applied != 0 || v.Limit != nil {
+		t.Fatalf("anonymous tiers only, live: %+v, %v, anon %v; want admitted, no tier applied", v, err, anon)
+	}
+	if v, err, anon := limits.DecideWithFallback(l, req(), anonOnly, alice, revoked); !errors.Is(err, errRevoked) || !anon ||
+		strings.Join(v.Limit, "") != `"anon-only";r=1;t=1800` {
+		t.Fatalf("anonymous tiers only, revoked: %+v, %v, anon %v; want the anonymous tier charged", v, err, anon)
+	}
+	if n := trips.N.Load() - before; n != 2 {
+		t.Errorf("anonymous tiers only: %d round trips for two requests, want 2", n)
+	}
 }
 
 // A precheck on another Redis than the limiter's cannot fold into its

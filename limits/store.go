@@ -105,7 +105,8 @@ type Store interface {
 // preErr says why; err reports a store that could not answer either
 // question. When pre finds the credential gone for good, a store that can
 // decides the fallback fb (the request counted as anonymous) in the same
-// call, into fbResults, and says so with fellBack; allowed is then fb's.
+// call, into fbResults, and says so with fellBack; allowed is then fb's. fb
+// is reqs itself when the caller is anonymous already.
 // The Redis store (limits/redislimit) has one.
 type allowPrechecked = func(ctx context.Context, pre onetrip.Precheck, reqs []Request, results []Result, fb []Request, fbResults []Result) (allowed, fellBack bool, preErr, err error)
 

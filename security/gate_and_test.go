@@ -114,3 +114,34 @@ func TestGateHalfAnAnd(t *testing.T) {
 		}
 	}
 }
+
+// A key this instance has not cached is charged as anonymous before it is
+// looked up; when the session beside it is found revoked, in the script
+// that would have charged the tiers, the request stays charged once: the
+// script must not count it as anonymous a second time.
+func TestGateAndRevokedSessionChargedOnce(t *testing.T) {
+	e := newAndEnv(t)
+	ctx := context.Background()
+	ns, err := e.sess.Create(ctx, "gina", "user", "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := e.do("", ns.Cookie); w.Code != 200 { // caches the session
+		t.Fatalf("a live session alone: %d %s", w.Code, w.Body)
+	}
+	key, _, err := e.mint.Create(ctx, "gina", "ci", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.DeleteSession(ctx, "gina", ns.Session.ID); err != nil {
+		t.Fatal(err)
+	}
+	w := e.do(key, ns.Cookie)
+	if w.Code != 401 || w.Header().Get("RateLimit") != `"anon";r=9;t=360` {
+		t.Errorf("an uncached key and a revoked session: %d RateLimit %q, want 401 charged once as anonymous (r=9)", w.Code, w.Header().Get("RateLimit"))
+	}
+	e.n-- // the next request comes from the same address
+	if w := e.do("", ""); w.Header().Get("RateLimit") != `"anon";r=8;t=720` {
+		t.Errorf("the next anonymous request from that address: RateLimit %q, want r=8 (the refused one charged once)", w.Header().Get("RateLimit"))
+	}
+}

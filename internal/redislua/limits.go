@@ -68,19 +68,24 @@ end
 // script: KEYS and ARGV start with the check's (CheckKeys and CheckArgs),
 // then ARGV holds n, the number of the tiers' buckets; the tiers' keys and
 // arguments follow, and after them those of a fallback: the buckets that
-// count the request as anonymous. When the check holds, the tiers are
-// decided and the answer is Allow's. When it finds the credential gone for
-// good (Dead) and there is a fallback, the fallback's buckets are decided
-// instead, and the answer is {-Dead} followed by Allow's for them: the
-// refused credential's request is counted as anonymous in the same call.
-// On any other code the script returns {-code} and charges nothing.
+// count the request as anonymous (a negative n, -n, says the fallback is
+// the tiers themselves, the caller being anonymous already). When the
+// check holds, the tiers are decided and the answer is Allow's. When it
+// finds the credential gone for good (Dead) and there is a fallback, the
+// fallback's buckets are decided instead, and the answer is {-Dead}
+// followed by Allow's for them: the refused credential's request is
+// counted as anonymous in the same call. On any other code the script
+// returns {-code} and charges nothing.
 var CheckAndAllow = redis.NewScript(Now + checkFunc + allowFunc + fmt.Sprintf(`local code = check(KEYS, ARGV, now)
 local ko, ao = %d, %d
 local n = tonumber(ARGV[ao])
+local same = n < 0
+if same then n = -n end
 if code == 0 then return allow(ko, ao, n) end
-local m = #KEYS - ko - n
+local fko, fao, m = ko + n, ao + 4 * n, #KEYS - ko - n
+if same then fko, fao, m = ko, ao, n end
 if code ~= %d or m == 0 then return {-code} end
-local out = allow(ko + n, ao + 4 * n, m)
+local out = allow(fko, fao, m)
 table.insert(out, 1, -code)
 return out
 `, CheckKeys, CheckArgs+1, Dead))

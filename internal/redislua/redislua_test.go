@@ -75,10 +75,16 @@ func TestCheckAloneAndBeforeTheTiers(t *testing.T) {
 				int64(6*time.Second/time.Microsecond), 10, 1, 60_000,
 				int64(12*time.Second/time.Microsecond), 5, 2, 60_000)
 			withFallback := append(argv[:len(argv):len(argv)], int64(600*time.Millisecond/time.Microsecond), 100, 1, 60_000)
-			for _, fb := range []bool{false, true} {
+			// The tiers as their own fallback: -n.
+			same := append([]any{}, argv...)
+			same[redislua.CheckArgs] = -2
+			for _, fb := range []string{"none", "own", "same"} {
 				k, a := append(keys, buckets...), argv
-				if fb {
+				switch fb {
+				case "own":
 					k, a = append(k, fallback), withFallback
+				case "same":
+					a = same
 				}
 				raw, err := redislua.CheckAndAllow.Run(ctx, rdb, k, a...).Int64Slice()
 				if err != nil {
@@ -86,7 +92,15 @@ func TestCheckAloneAndBeforeTheTiers(t *testing.T) {
 				}
 				charged, fellBack := rdb.Exists(ctx, buckets...).Val(), rdb.Exists(ctx, fallback).Val()
 				switch {
-				case c.code == redislua.Dead && fb:
+				case c.code == redislua.Dead && fb == "same":
+					results := make([]limits.Result, 2)
+					allowed, err := redislua.Decode(raw[1:], results)
+					if raw[0] != -c.code || err != nil || !allowed || charged != 2 || fellBack != 0 || results[0].Remaining != 9 || results[1].Remaining != 3 {
+						t.Fatalf("CheckAndAllow with the tiers as fallback = %v: allowed %v, %+v, %v (tiers charged: %d, fallback: %d); want [%d] and the tiers charged",
+							raw, allowed, results, err, charged, fellBack, -c.code)
+					}
+					rdb.Del(ctx, buckets...)
+				case c.code == redislua.Dead && fb == "own":
 					results := make([]limits.Result, 1)
 					allowed, err := redislua.Decode(raw[1:], results)
 					if raw[0] != -c.code || err != nil || !allowed || charged != 0 || fellBack != 1 || results[0].Remaining != 99 {
@@ -96,13 +110,13 @@ func TestCheckAloneAndBeforeTheTiers(t *testing.T) {
 					rdb.Del(ctx, fallback)
 				case c.code != redislua.Holds:
 					if len(raw) != 1 || raw[0] != -c.code || charged != 0 || fellBack != 0 {
-						t.Fatalf("CheckAndAllow (fallback %v) = %v (tiers charged: %d, fallback: %d), want [%d] and nothing charged", fb, raw, charged, fellBack, -c.code)
+						t.Fatalf("CheckAndAllow (fallback %s) = %v (tiers charged: %d, fallback: %d), want [%d] and nothing charged", fb, raw, charged, fellBack, -c.code)
 					}
 				default:
 					results := make([]limits.Result, 2)
 					allowed, err := redislua.Decode(raw, results)
 					if err != nil || !allowed || charged != 2 || fellBack != 0 || results[0].Remaining != 9 || results[1].Remaining != 3 {
-						t.Fatalf("CheckAndAllow (fallback %v) = %v: allowed %v, %+v, %v (tiers charged: %d, fallback: %d); want admitted with 9 and 3 left",
+						t.Fatalf("CheckAndAllow (fallback %s) = %v: allowed %v, %+v, %v (tiers charged: %d, fallback: %d); want admitted with 9 and 3 left",
 							fb, raw, allowed, results, err, charged, fellBack)
 					}
 					rdb.Del(ctx, buckets...)

@@ -123,12 +123,18 @@ func (s *Store) allowPrechecked(ctx context.Context, pre onetrip.Precheck, reqs 
 		return false, false, fmt.Errorf("%w: a credential check of %d keys and %d arguments, want %d and %d", onetrip.ErrUndecided,
 			len(keys0), len(args0), redislua.CheckKeys, redislua.CheckArgs), nil
 	}
+	n, sets := len(reqs), [][]limits.Request{reqs, fb}
+	if len(fb) > 0 && n > 0 && &fb[0] == &reqs[0] {
+		// The caller is anonymous already: the tiers are their own
+		// fallback, sent once.
+		n, sets = -n, sets[:1]
+	}
 	keys := make([]string, 0, len(keys0)+len(reqs)+len(fb))
 	keys = append(keys, keys0...)
 	argv := make([]any, 0, len(args0)+1+4*(len(reqs)+len(fb)))
 	argv = append(argv, args0...)
-	argv = append(argv, len(reqs))
-	for _, set := range [][]limits.Request{reqs, fb} {
+	argv = append(argv, n)
+	for _, set := range sets {
 		for i := range set {
 			keys = append(keys, s.key(&set[i]))
 			argv = append(argv, args(&set[i])...)
@@ -140,11 +146,14 @@ func (s *Store) allowPrechecked(ctx context.Context, pre onetrip.Precheck, reqs 
 	}
 	if len(raw) > 0 && raw[0] < 0 {
 		preErr = pre.Failed(-raw[0])
-		if len(raw) == 1 {
-			return false, false, preErr, nil
+		if len(raw) > 1 {
+			if allowed, err := redislua.Decode(raw[1:], fbResults); err == nil {
+				return allowed, true, preErr, nil
+			}
+			// An answer that cannot be read leaves the fallback to the
+			// caller: the credential's refusal stands.
 		}
-		allowed, err = redislua.Decode(raw[1:], fbResults)
-		return allowed, err == nil, preErr, err
+		return false, false, preErr, nil
 	}
 	allowed, err = redislua.Decode(raw, results)
 	return allowed, false, nil, err
