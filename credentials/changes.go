@@ -21,6 +21,12 @@ import (
 // database holds (and, should that fail too, forgets it within
 // security.AccountTTL).
 func (s *Service) update(ctx context.Context, id string, change func(*Account)) (*Account, error) {
+	return s.updateIf(ctx, id, func(a *Account) error { change(a); return nil })
+}
+
+// updateIf is update with a change that may refuse (an error aborts it,
+// and is returned).
+func (s *Service) updateIf(ctx context.Context, id string, change func(*Account) error) (*Account, error) {
 	floor, err := s.state.Floor(ctx, id)
 	if err != nil {
 		return nil, err
@@ -28,8 +34,7 @@ func (s *Service) update(ctx context.Context, id string, change func(*Account)) 
 	var published int64
 	a, err := s.accounts.UpdateAccount(ctx, id, func(a *Account) error {
 		a.Version = max(a.Version, floor)
-		change(a)
-		return nil
+		return change(a)
 	}, func(a *Account) error {
 		if err := s.state.Publish(ctx, a.ID, accountState(a)); err != nil {
 			return err

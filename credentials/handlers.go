@@ -54,7 +54,22 @@ func (s *Service) checkPassword(r *http.Request, email, password string) (*Accou
 	refund()
 	if rehash {
 		if h, err := s.passwords.hash(ctx, password); err == nil {
-			if err := s.accounts.SetPassword(ctx, a.ID, h); err != nil {
+			// Only over the hash just checked: a password changed since
+			// must not be set back to this one.
+			checked := a.PasswordHash
+			up, err := s.updateIf(ctx, a.ID, func(cur *Account) error {
+				if cur.PasswordHash != checked {
+					return errPasswordChanged
+				}
+				cur.PasswordHash = h
+				return nil
+			})
+			switch {
+			case err == nil:
+				a = up
+			case errors.Is(err, errPasswordChanged):
+				return nil, security.ErrInvalid
+			default:
 				s.cfg.log.Warn("upgrading a password hash failed; it stays as it was", "subject", a.ID, "err", err)
 			}
 		}
@@ -63,6 +78,39 @@ func (s *Service) checkPassword(r *http.Request, email, password string) (*Accou
 		s.cfg.passwordChecked(ctx, a)
 	}
 	return a, nil
+}
+
+// loginHolds is stillHolds for a login's token pair, which it ends when it
+// does not.
+func (s *Service) loginHolds(ctx context.Context, a *Account, pair *tokens.Pair) error {
+	err := s.stillHolds(ctx, a)
+	if err != nil {
+		if rerr := s.store.RevokeFamily(ctx, a.ID, pair.AccessClaims.Family); rerr != nil {
+			s.cfg.log.Warn("a login minted after its account changed could not be revoked; it was never handed out", "subject", a.ID, "err", rerr)
+		}
+	}
+	return err
+}
+
+// errPasswordChanged: the account's password changed while a login
+// checked the one it had.
+var errPasswordChanged = errors.New("the password changed meanwhile")
+
+// stillHolds reports, once a credential was minted for a, which
+// checkPassword returned, whether the password checked is still the
+// account's and nothing ended its credentials since it was read (a logout
+// everywhere, a disable): a change that committed between the check and
+// the mint would otherwise not reach a credential minted after it. The
+// caller takes back what it minted when it does not (ErrInvalid).
+func (s *Service) stillHolds(ctx context.Context, a *Account) error {
+	cur, err := s.accounts.Account(ctx, a.ID)
+	if err != nil {
+		return security.AccountError(err)
+	}
+	if cur.PasswordHash != a.PasswordHash || cur.Disabled || cur.NotBefore > a.Version {
+		return security.ErrInvalid
+	}
+	return nil
 }
 
 // roleScopes gives the current role and scopes of a subject, for refreshes.
@@ -121,6 +169,9 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		pair, err = s.tokens.Login(r.Context(), a.ID, a.Role, s.table.RoleScopes(a.Role), in.Device)
 	}
+	if err == nil {
+		err = s.loginHolds(r.Context(), a, pair)
+	}
 	switch {
 	case s.tooManyFailures(w, err):
 	case errors.Is(err, security.ErrInvalid):
@@ -167,6 +218,9 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		pair, err = s.tokens.Login(r.Context(), a.ID, a.Role, scopes, "oauth2")
+		if err == nil {
+			err = s.loginHolds(r.Context(), a, pair)
+		}
 		if errors.Is(err, security.ErrInvalid) {
 			oauthError(w, http.StatusBadRequest, "invalid_grant", "wrong username or password")
 			return
@@ -313,6 +367,13 @@ func (s *Service) session(w http.ResponseWriter, r *http.Request) {
 	var ns *sessions.Issued
 	if err == nil {
 		ns, err = s.sessions.Create(r.Context(), a.ID, a.Role, in.Device)
+	}
+	if err == nil {
+		if err = s.stillHolds(r.Context(), a); err != nil {
+			if derr := s.store.DeleteSession(r.Context(), a.ID, ns.Session.ID); derr != nil {
+				s.cfg.log.Warn("a session minted after its account changed could not be deleted; it was never handed out", "subject", a.ID, "err", derr)
+			}
+		}
 	}
 	switch {
 	case s.tooManyFailures(w, err):

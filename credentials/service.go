@@ -118,7 +118,7 @@ func WithClock(now func() time.Time) Option { return func(c *config) { c.now = n
 // WithClientAddr says how to find a request's client address for the
 // failed-password budgets per address: pass the guard's limiter's
 // ClientAddr so that they count clients as its tiers do. The socket peer
-// when absent.
+// when absent, an IPv6 one by its /64 as the limiter's default.
 func WithClientAddr(f func(*http.Request) netip.Addr) Option {
 	return func(c *config) { c.clientAddr = f }
 }
@@ -238,14 +238,22 @@ func New(table *policy.Table, signing *tokens.Key, stores Stores, opts ...Option
 	return s, nil
 }
 
-// peerAddr is the socket peer of r.
+// peerAddr is the socket peer of r, an IPv6 one as its /64, as the
+// limiter counts clients by default (limits.WithIPv6Prefix): one
+// subscriber holds a whole /64, and counted per address would have 2^64
+// budgets.
 func peerAddr(r *http.Request) netip.Addr {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
 	a, _ := netip.ParseAddr(host)
-	return a.Unmap()
+	if a = a.Unmap(); a.Is6() {
+		if p, err := a.WithZone("").Prefix(64); err == nil {
+			return p.Addr()
+		}
+	}
+	return a
 }
 
 // Mount routes the document's credential operations on r, each at the

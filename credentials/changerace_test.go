@@ -1,0 +1,137 @@
+package credentials_test
+
+import (
+	"context"
+	"net/url"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/specguard/specguard/credentials"
+	"github.com/specguard/specguard/guard"
+	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/tokens"
+)
+
+// changingAccounts runs change once, right after a login has read the
+// account it checks the password of: the owner's password change (and
+// logout everywhere) commits while the check runs.
+type changingAccounts struct {
+	credentials.Accounts
+	change func(id string)
+}
+
+func (a *changingAccounts) AccountByEmail(ctx context.Context, email string) (*credentials.Account, error) {
+	acct, err := a.Accounts.AccountByEmail(ctx, email)
+	if err == nil && a.change != nil {
+		f := a.change
+		a.change = nil
+		f(acct.ID)
+	}
+	return acct, err
+}
+
+// A login with the old password that raced the owner's password change
+// and logout everywhere got a credential minted after the logout, which
+// worked; with a hash of older parameters (a users file's bcrypt) its
+// upgrade also wrote the old password back over the new one. Now the
+// login is refused, on every way in, and the new password stands.
+func TestLoginRacingAPasswordChange(t *testing.T) {
+	old, err := bcrypt.GenerateFromPassword([]byte("old-password-1"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, hash := range []struct {
+		name string
+		seed credentials.SeedAccount
+	}{
+		{"current hash", credentials.SeedAccount{Email: "owner@example.com", Password: "old-password-1", Role: "user"}},
+		{"bcrypt hash, upgraded at login", credentials.SeedAccount{Email: "owner@example.com", PasswordHash: string(old), Role: "user"}},
+	} {
+		for _, way := range []string{"login", "token", "session"} {
+			t.Run(hash.name+", "+way, func(t *testing.T) {
+				ctx := context.Background()
+				accounts := &changingAccounts{Accounts: credentials.NewMemoryAccounts(nil)}
+				e := newEnv(t, nil, accounts, security.NewMemoryKeyRecords(nil), security.NewMemoryStore(nil), limits.NewMemoryStore(nil))
+				if err := e.svc.Seed(ctx, []credentials.SeedAccount{hash.seed}, nil); err != nil {
+					t.Fatal(err)
+				}
+				accounts.change = func(id string) {
+					h, err := e.svc.HashPassword(ctx, "new-password-1")
+					if err == nil {
+						err = accounts.Accounts.SetPassword(ctx, id, h)
+					}
+					if err == nil {
+						err = e.svc.LogoutAll(ctx, id)
+					}
+					if err != nil {
+						t.Error(err)
+					}
+				}
+				var r reply
+				switch way {
+				case "login":
+					r = e.json("POST", "/auth/login", `{"email":"owner@example.com","password":"old-password-1"}`)
+				case "token":
+					r = e.form("/auth/token", url.Values{"grant_type": {"password"}, "username": {"owner@example.com"}, "password": {"old-password-1"}})
+				case "session":
+					r = e.json("POST", "/auth/session", `{"email":"owner@example.com","password":"old-password-1"}`)
+				}
+				if r.code < 400 || r.code >= 500 {
+					t.Errorf("the login that raced the change: %d %s, want refused", r.code, r.raw)
+				}
+				if tok, _ := r.body["access_token"].(string); tok != "" {
+					if m := e.do("GET", "/me", "", "", bearer(tok)...); m.code == 200 {
+						t.Errorf("its token works after the logout everywhere")
+					}
+				}
+				if r := e.json("POST", "/auth/login", `{"email":"owner@example.com","password":"new-password-1"}`); r.code != 200 {
+					t.Errorf("the new password: %d %s, want 200", r.code, r.raw)
+				}
+				if r := e.json("POST", "/auth/login", `{"email":"owner@example.com","password":"old-password-1"}`); r.code != 401 {
+					t.Errorf("the old password afterwards: %d, want 401", r.code)
+				}
+			})
+		}
+	}
+}
+
+// Without WithClientAddr the failed-password budget per address counted
+// each IPv6 address apart: a client rotating through its /64 was never
+// refused by it. It counts the /64, as the limiter does by default.
+func TestFailedPasswordBudgetCountsAnIPv6Network(t *testing.T) {
+	table, err := policy.Compile("openapi.yaml", credentials.Fragment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := tokens.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := limits.NewMemoryStore(nil)
+	svc, err := credentials.New(table, key, credentials.Stores{Accounts: credentials.NewMemoryAccounts(nil), Keys: security.NewMemoryKeyRecords(nil), State: security.NewMemoryStore(nil), Limits: lim},
+		cheap, credentials.WithFailedPasswords(credentials.Budget{Limit: 3, Window: time.Hour}, credentials.Budget{Limit: 100, Window: time.Hour}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	svc.Mount(r)
+	g, err := guard.New(table, r, append(svc.Authenticators(), guard.WithLimiter(limits.New(lim)))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, svc: svc, h: g}
+	var codes []int
+	for i := range 4 {
+		r := e.json("POST", "/auth/login", `{"email":"nobody`+itoa(int64(i))+`@example.com","password":"guess-guess"}`, "X-Client", "[2001:db8::"+itoa(int64(i+1))+"]")
+		codes = append(codes, r.code)
+	}
+	if want := []int{401, 401, 401, 429}; !slices.Equal(codes, want) {
+		t.Errorf("four wrong passwords from four addresses of one /64: %v, want %v", codes, want)
+	}
+}
