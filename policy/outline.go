@@ -39,6 +39,12 @@ type member struct {
 	obj       object
 	text      string
 	null      bool // the value is null (an empty value, ~ or null in YAML)
+	// merged is what a YAML merge key (<<) merges, each mapping read as
+	// an object at the depth of the one it merges into (in the order they
+	// take precedence), or an alias's target, read as the object it
+	// stands for. The shape check reads it only to find what the loader
+	// would take from it (see mergedField).
+	merged []object
 }
 
 // A dup is a key given twice in one object: where the later one is, and
@@ -77,16 +83,106 @@ func outlineYAML(root *yaml3.Node) (object, []dup) {
 }
 
 func outlineNode(n *yaml3.Node, depth int) object {
+	return (&yamlOutline{}).node(n, depth)
+}
+
+// maxMerged bounds the members read through merge keys and aliases in one
+// outline: aliases of aliases multiply, and the outline needs few.
+const maxMerged = 10_000
+
+// yamlOutline reads a yaml.v3 parse's outline, following merge keys and
+// aliases for member.merged, each at most once on the way down (an
+// anchor's mapping may merge itself) and maxMerged members in all.
+type yamlOutline struct {
+	merged int
+	within map[*yaml3.Node]bool
+}
+
+func (y *yamlOutline) node(n *yaml3.Node, depth int) object {
 	if n.Kind != yaml3.MappingNode || depth > outlineDepth {
 		return nil
 	}
 	var o object
 	for i := 0; i+1 < len(n.Content); i += 2 {
+		if len(y.within) > 0 {
+			if y.merged >= maxMerged {
+				break
+			}
+			y.merged++
+		}
 		k, v := n.Content[i], n.Content[i+1]
-		o = append(o, member{name: k.Value, line: k.Line, col: k.Column, obj: outlineNode(v, depth+1), text: v.Value,
-			null: v.Kind == yaml3.ScalarNode && v.ShortTag() == "!!null"})
+		m := member{name: k.Value, line: k.Line, col: k.Column, obj: y.node(v, depth+1), text: v.Value,
+			null: v.Kind == yaml3.ScalarNode && v.ShortTag() == "!!null"}
+		switch {
+		case k.Value == "<<" && v.Kind == yaml3.SequenceNode:
+			for _, e := range v.Content {
+				if obj := y.target(e, depth); obj != nil {
+					m.merged = append(m.merged, obj)
+				}
+			}
+		case k.Value == "<<":
+			if obj := y.target(v, depth); obj != nil {
+				m.merged = []object{obj}
+			}
+		case v.Kind == yaml3.AliasNode:
+			if obj := y.target(v, depth+1); obj != nil {
+				m.merged = []object{obj}
+			}
+		}
+		o = append(o, m)
 	}
 	return o
+}
+
+// target reads the mapping n stands for (n itself, or an alias's
+// anchor) as an object at depth.
+func (y *yamlOutline) target(n *yaml3.Node, depth int) object {
+	if n.Kind == yaml3.AliasNode {
+		n = n.Alias
+	}
+	if n == nil || n.Kind != yaml3.MappingNode || y.within[n] || y.merged >= maxMerged {
+		return nil
+	}
+	if y.within == nil {
+		y.within = map[*yaml3.Node]bool{}
+	}
+	y.within[n] = true
+	defer delete(y.within, n)
+	return y.node(n, depth)
+}
+
+// mergedField returns the member named name that the object o gets
+// through its merge keys (the first mapping of a merge key wins, as
+// YAML's merge does), or, for an alias (the member of an alias o stands
+// for, through), from the alias's target: nil when o gives name itself or
+// nothing gives it.
+func mergedField(o object, name string) *member {
+	for i := range o {
+		if o[i].name == name {
+			return nil
+		}
+	}
+	for i := range o {
+		if o[i].name != "<<" {
+			continue
+		}
+		for _, obj := range o[i].merged {
+			if m := givenField(obj, name); m != nil {
+				return m
+			}
+		}
+	}
+	return nil
+}
+
+// givenField is the member named name of o, given there or merged in.
+func givenField(o object, name string) *member {
+	for i := range o {
+		if o[i].name == name {
+			return &o[i]
+		}
+	}
+	return mergedField(o, name)
 }
 
 // outlineJSON reads the outline of a document json.Valid accepts, as

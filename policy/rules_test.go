@@ -77,6 +77,22 @@ func TestCompileRules(t *testing.T) {
 	}
 }
 
+// A merge key's security counts only where YAML's merge takes it: not
+// over the operation's own, nor over an earlier mapping of the same merge
+// key.
+func TestMergedSecurityPrecedence(t *testing.T) {
+	open := "security: [{bearer: []}]\nx-ops:\n  open: &open\n    security:\n  keyed: &keyed\n    security: [{key: []}]\n"
+	for name, op := range map[string]string{
+		"the operation's own":         "      <<: *open\n      security: []\n",
+		"an earlier mapping's":        "      <<: [*keyed, *open]\n",
+		"the operation's own, before": "      security: [{key: []}]\n      <<: *open\n",
+	} {
+		if err := compileErr(t, doc(open, op+tierOK)); err != "" {
+			t.Errorf("%s: %s", name, err)
+		}
+	}
+}
+
 type rule struct {
 	name, src, want string
 }
@@ -96,6 +112,11 @@ var rules = []rule{
 		"spec.yaml:5: GET /things/{id} (getThing): security[0]: null is not a security requirement; write {} to let anonymous callers in, or remove the item"},
 	{"null operation security under a default", doc("security: [{bearer: []}]\n", "      security:\n"+tierOK),
 		"spec.yaml:9:7: GET /things/{id} (getThing): security: null is not a list of requirements; write [] for a public operation, or leave security out for the document's default"},
+	{"null operation security through a merge key", doc("security: [{bearer: []}]\nx-ops:\n  open: &open\n    security:\n    description: open\n", "      <<: *open\n"+tierOK),
+		"spec.yaml:6:5: GET /things/{id} (getThing): security: null (merged into the operation on line 10) is not a list of requirements; write [] for a public operation, or leave security out for the document's default"},
+	{"null operation security through an alias", strings.Replace(doc("security: [{bearer: []}]\nx-ops:\n  op: &op\n    operationId: aliased\n    security:\n"+
+		"    x-rate-limit: {name: t, limit: 10, window: 1m, key: ip}\n    responses: {'200': {description: ok}}\n", tierOK), "paths:\n", "paths:\n  /other:\n    get: *op\n", 1),
+		"spec.yaml:7:5: GET /other: security: null (in the mapping the operation on line 12 is an alias of) is not a list of requirements; write [] for a public operation, or leave security out for the document's default"},
 	{"null scope list", doc("", "      security:\n        - oauth:\n"+tierOK),
 		"spec.yaml:5: GET /things/{id} (getThing): security[0].oauth: null is not a list of scopes; write [] to require none"},
 	{"no follow-on error about anonymous callers", doc("", "      security: [{nope: []}]\n"+tier("name: t, limit: 10, window: 1m, key: ip, who: authenticated")),

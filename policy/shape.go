@@ -107,13 +107,19 @@ func checkShape(source string, data []byte) (errs Errors, syntax bool, meant []m
 						where += " (" + m.text + ")"
 					}
 				}
-				for _, m := range s.fields(op.obj, where, "operation", operationFields) {
-					if m.name == "security" && m.null {
-						// The loader reads a null as no security at all: the
-						// document's default, which is not what was written.
+				// The loader reads a null security as none at all: the
+				// document's default, which is not what was written. Also
+				// when a YAML merge key or an alias brings it in.
+				nullSecurity := func(m *member, how string) {
+					if m != nil && m.null {
 						s.errs = append(s.errs, &Error{Source: s.source, Line: m.line, Col: m.col, Where: where, Field: m.name,
-							Msg: "null is not a list of requirements; write [] for a public operation, or leave security out for the document's default"})
+							Msg: "null" + how + " is not a list of requirements; write [] for a public operation, or leave security out for the document's default"})
 					}
+				}
+				nullSecurity(s.fields(op.obj, where, "operation", operationFields)["security"], "")
+				nullSecurity(mergedField(op.obj, "security"), fmt.Sprintf(" (merged into the operation on line %d)", op.line))
+				if op.obj == nil && len(op.merged) == 1 {
+					nullSecurity(givenField(op.merged[0], "security"), fmt.Sprintf(" (in the mapping the operation on line %d is an alias of)", op.line))
 				}
 			}
 		}
