@@ -7,15 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/specguard/specguard/credentials"
-	"github.com/specguard/specguard/guard"
 	"github.com/specguard/specguard/limits"
-	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
-	"github.com/specguard/specguard/security/tokens"
 )
 
 // changingAccounts runs change once, right after a login has read the
@@ -105,27 +101,9 @@ func TestLoginRacingAPasswordChange(t *testing.T) {
 // each IPv6 address apart: a client rotating through its /64 was never
 // refused by it. It counts the /64, as the limiter does by default.
 func TestFailedPasswordBudgetCountsAnIPv6Network(t *testing.T) {
-	table, err := policy.Compile("openapi.yaml", credentials.Fragment)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := tokens.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	lim := limits.NewMemoryStore(nil)
-	svc, err := credentials.New(table, key, credentials.Stores{Accounts: credentials.NewMemoryAccounts(nil), Keys: security.NewMemoryKeyRecords(nil), State: security.NewMemoryStore(nil), Limits: lim},
-		cheap, credentials.WithFailedPasswords(credentials.Budget{Limit: 3, Window: time.Hour}, credentials.Budget{Limit: 100, Window: time.Hour}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := chi.NewRouter()
-	svc.Mount(r)
-	g, err := guard.New(table, r, append(svc.Authenticators(), guard.WithLimiter(limits.New(lim)))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, svc: svc, h: g}
+	e := newEnv(t, nil, credentials.NewMemoryAccounts(nil), security.NewMemoryKeyRecords(nil), security.NewMemoryStore(nil), limits.NewMemoryStore(nil),
+		credentials.WithClientAddr(nil), // the default: the socket peer
+		credentials.WithFailedPasswords(credentials.Budget{Limit: 3, Window: time.Hour}, credentials.Budget{Limit: 100, Window: time.Hour}))
 	var codes []int
 	for i := range 4 {
 		r := e.json("POST", "/auth/login", `{"email":"nobody`+itoa(int64(i))+`@example.com","password":"guess-guess"}`, "X-Client", "[2001:db8::"+itoa(int64(i+1))+"]")

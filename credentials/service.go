@@ -118,8 +118,11 @@ func WithClock(now func() time.Time) Option { return func(c *config) { c.now = n
 // WithClientAddr says how to find a request's client address for the
 // failed-password budgets per address: pass the guard's limiter's
 // ClientAddr so that they count clients as its tiers do. The socket peer
-// when absent, an IPv6 one by its /64 as the limiter's default.
+// when absent or nil, an IPv6 one by its /64 as the limiter's default.
 func WithClientAddr(f func(*http.Request) netip.Addr) Option {
+	if f == nil {
+		f = peerAddr
+	}
 	return func(c *config) { c.clientAddr = f }
 }
 

@@ -68,14 +68,20 @@ func (f *flag) up(t *testing.T) {
 	}
 }
 
-// On one Redis the precheck rides in the rate-limit script: one round trip;
-// when it fails nothing is charged.
-func TestPrecheckFoldsIntoTheScript(t *testing.T) {
+// countedLimiter is a limiter on a new Redis, whose client counts its
+// round trips.
+func countedLimiter(t *testing.T) (*redistest.Server, *redis.Client, *redistest.RoundTrips, *limits.Limiter) {
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
 	trips := &redistest.RoundTrips{}
 	rdb.AddHook(trips)
-	l := limits.New(redislimit.New(rdb, srv.Prefix+"rl:"), limits.WithTimeout(time.Second))
+	return srv, rdb, trips, limits.New(redislimit.New(rdb, srv.Prefix+"rl:"), limits.WithTimeout(time.Second))
+}
+
+// On one Redis the precheck rides in the rate-limit script: one round trip;
+// when it fails nothing is charged.
+func TestPrecheckFoldsIntoTheScript(t *testing.T) {
+	srv, rdb, trips, l := countedLimiter(t)
 	if !limits.CanPrecheck(l) {
 		t.Fatal("a limiter on one Redis must precheck")
 	}
@@ -121,11 +127,7 @@ func (f *revokedFlag) Failed(code int64) error {
 // the caller's own buckets untouched. Without being asked, or for a check
 // that is not final (no mark), nothing is charged.
 func TestPrecheckGoneForGoodCountsAsAnonymous(t *testing.T) {
-	srv := redistest.Start(t)
-	rdb := srv.Client(t)
-	trips := &redistest.RoundTrips{}
-	rdb.AddHook(trips)
-	l := limits.New(redislimit.New(rdb, srv.Prefix+"rl:"), limits.WithTimeout(time.Second))
+	srv, rdb, trips, l := countedLimiter(t)
 	o := op(policy.Tier{Name: "user", Limit: 5, Window: time.Hour, Key: policy.KeyPrincipal, Who: policy.WhoAuthenticated},
 		policy.Tier{Name: "anon", Limit: 2, Window: time.Hour, Key: policy.KeyIP, Who: policy.WhoAnonymous},
 		policy.Tier{Name: "all", Limit: 100, Window: time.Hour, Key: policy.KeyGlobal})
