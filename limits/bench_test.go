@@ -2,12 +2,16 @@ package limits_test
 
 import (
 	"context"
+	"net/http/httptest"
 	"runtime"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/limits/redislimit"
+	"github.com/specguard/specguard/policy"
 )
 
 // BenchmarkMemoryAllow is one decision of one tier in the memory store.
@@ -105,5 +109,29 @@ func BenchmarkMemoryAllowKeys(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkRedisPrecheckedDecide is the guard's decision on one Redis for
+// a live credential: its check, three tiers, and the anonymous fallback
+// in one script call.
+func BenchmarkRedisPrecheckedDecide(b *testing.B) {
+	srv := redistest.Start(b)
+	rdb := srv.Client(b)
+	l := limits.New(redislimit.New(rdb, srv.Prefix+"rl:"), limits.WithTimeout(time.Second))
+	o := op(policy.Tier{Name: "user", Limit: 1e9, Window: time.Hour, Key: policy.KeyPrincipal, Who: policy.WhoAuthenticated},
+		policy.Tier{Name: "anon", Limit: 1e9, Window: time.Hour, Key: policy.KeyIP, Who: policy.WhoAnonymous},
+		policy.Tier{Name: "all", Limit: 1e9, Window: time.Hour, Key: policy.KeyGlobal})
+	pre := &flag{rdb: rdb, key: srv.Prefix + "flag"}
+	if err := rdb.HSet(context.Background(), pre.key, "e", time.Now().Add(time.Hour).UnixMicro()).Err(); err != nil {
+		b.Fatal(err)
+	}
+	alice := limits.Caller{Authenticated: true, Subject: "alice"}
+	r := httptest.NewRequest("GET", "/x", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		if v, err, _ := limits.DecideWithFallback(l, r, o, alice, pre); err != nil || !v.Allowed {
+			b.Fatal(v, err)
+		}
 	}
 }

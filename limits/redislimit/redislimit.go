@@ -6,6 +6,8 @@ package redislimit
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -25,6 +27,7 @@ type Store struct {
 	prefix  string
 	cluster bool
 	batch   *batcher // nil on a Cluster
+	argv    argCache
 }
 
 var _ limits.Store = (*Store)(nil)
@@ -69,8 +72,40 @@ func (s *Store) eval(ctx context.Context, script *redis.Script, keys []string, a
 
 func (s *Store) key(r *limits.Request) string { return s.prefix + "{" + r.Key() + "}" }
 
-func args(r *limits.Request) []any {
-	return []any{r.Interval, r.Burst, r.Cost, max(r.TTL.Milliseconds(), 1)}
+func (s *Store) args(r *limits.Request) []any { return s.argv.of(r) }
+
+// argCache holds the script arguments of each kind of request (a tier's
+// interval, burst, cost and TTL), boxed once: boxing them for every call
+// cost three allocations a tier. A document has few tiers; past maxArgs
+// kinds they are boxed per call.
+type argCache struct {
+	m  atomic.Pointer[map[[4]int64][]any] // copied on write
+	mu sync.Mutex
+}
+
+const maxArgs = 1024
+
+func (c *argCache) of(r *limits.Request) []any {
+	k := [4]int64{r.Interval, r.Burst, r.Cost, max(r.TTL.Milliseconds(), 1)}
+	m := c.m.Load()
+	if m != nil {
+		if a, ok := (*m)[k]; ok {
+			return a
+		}
+	}
+	a := []any{k[0], k[1], k[2], k[3]}
+	if m == nil || len(*m) < maxArgs {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		next := map[[4]int64][]any{k: a}
+		if cur := c.m.Load(); cur != nil {
+			for ck, ca := range *cur {
+				next[ck] = ca
+			}
+		}
+		c.m.Store(&next)
+	}
+	return a
 }
 
 // Allow implements Store.
@@ -89,7 +124,7 @@ func (s *Store) Allow(ctx context.Context, reqs []limits.Request, results []limi
 	argv := make([]any, 0, 4*len(reqs))
 	for i := range reqs {
 		keys[i] = s.key(&reqs[i])
-		argv = append(argv, args(&reqs[i])...)
+		argv = append(argv, s.args(&reqs[i])...)
 	}
 	raw, err := s.eval(ctx, redislua.Allow, keys, argv)
 	if err != nil {
@@ -134,10 +169,24 @@ func (s *Store) allowPrechecked(ctx context.Context, pre onetrip.Precheck, reqs 
 	argv := make([]any, 0, len(args0)+1+4*(len(reqs)+len(fb)))
 	argv = append(argv, args0...)
 	argv = append(argv, n)
-	for _, set := range sets {
+	for k, set := range sets {
 		for i := range set {
-			keys = append(keys, s.key(&set[i]))
-			argv = append(argv, args(&set[i])...)
+			key := ""
+			if k == 1 {
+				// A tier counting everyone alike (global, by address) has
+				// the same key in both: built once.
+				for j := range reqs {
+					if reqs[j].Bucket == set[i].Bucket && reqs[j].Who == set[i].Who {
+						key = keys[len(keys0)+j]
+						break
+					}
+				}
+			}
+			if key == "" {
+				key = s.key(&set[i])
+			}
+			keys = append(keys, key)
+			argv = append(argv, s.args(&set[i])...)
 		}
 	}
 	raw, err := s.eval(ctx, redislua.CheckAndAllow, keys, argv)
@@ -212,7 +261,7 @@ func (s *Store) allowEach(ctx context.Context, reqs []limits.Request, results []
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(reqs))
 	for i := range reqs {
-		cmds[i] = redislua.Allow.EvalSha(ctx, pipe, []string{s.key(&reqs[i])}, args(&reqs[i])...)
+		cmds[i] = redislua.Allow.EvalSha(ctx, pipe, []string{s.key(&reqs[i])}, s.args(&reqs[i])...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !redis.HasErrorPrefix(err, "NOSCRIPT") {
 		return false, fmt.Errorf("%w: %v", limits.ErrStore, err)
@@ -221,7 +270,7 @@ func (s *Store) allowEach(ctx context.Context, reqs []limits.Request, results []
 	for i := range reqs {
 		raw, err := cmds[i].Int64Slice()
 		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			raw, err = redislua.Allow.Run(ctx, s.rdb, []string{s.key(&reqs[i])}, args(&reqs[i])...).Int64Slice()
+			raw, err = redislua.Allow.Run(ctx, s.rdb, []string{s.key(&reqs[i])}, s.args(&reqs[i])...).Int64Slice()
 		}
 		if err != nil {
 			return false, fmt.Errorf("%w: %v", limits.ErrStore, err)
