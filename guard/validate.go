@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -128,9 +129,9 @@ func newOpValidation(doc *openapi3.T, op *policy.Operation) *opValidation {
 }
 
 // validatePath validates an operation whose only inputs are path
-// parameters; done is false when the request needs openapi3filter (another
-// kind of operation, a percent-encoded value, which it decodes, or an empty
-// one, which it reports as missing).
+// parameters, as the handler binds them (pathValue); done is false when
+// the request needs openapi3filter (another kind of operation, or an
+// empty value, which it reports as missing).
 func (v *opValidation) validatePath(r *http.Request, rctx *chi.Context) (err error, done bool) {
 	if v.pathOnly == nil {
 		return nil, false
@@ -138,8 +139,13 @@ func (v *opValidation) validatePath(r *http.Request, rctx *chi.Context) (err err
 	var errs openapi3.MultiError
 	for i, p := range v.pathOnly {
 		value, found := urlParam(rctx, p.Name)
-		if !found || value == "" || strings.IndexByte(value, '%') >= 0 {
+		if !found || value == "" {
 			return nil, false
+		}
+		value, err := pathValue(r, value)
+		if err != nil {
+			errs = append(errs, &openapi3filter.RequestError{Parameter: p, Err: err})
+			continue
 		}
 		if c := v.checks[i]; c != nil && c.valid(value) {
 			continue
@@ -152,6 +158,23 @@ func (v *opValidation) validatePath(r *http.Request, rctx *chi.Context) (err err
 		return errs, true
 	}
 	return nil, true
+}
+
+// pathValue is a path parameter as the handler gets it. chi routes on the
+// escaped path when it is not the standard escaping of the decoded one
+// (r.URL.RawPath is set: "%2F", "%2e", "%41"), and its parameters are
+// then still escaped; oapi-codegen's binding unescapes them. So does
+// this, so that what is validated is what the handler is handed: checked
+// escaped, "%2e%2e%2fetc" passed a pattern that "../etc" fails.
+func pathValue(r *http.Request, raw string) (string, error) {
+	if r.URL.RawPath == "" || strings.IndexByte(raw, '%') < 0 {
+		return raw, nil
+	}
+	v, err := url.PathUnescape(raw)
+	if err != nil {
+		return "", errors.New("not valid percent-encoding")
+	}
+	return v, nil
 }
 
 func urlParam(rctx *chi.Context, name string) (string, bool) {
@@ -172,8 +195,17 @@ func (g *Guard) validateRequest(ctx context.Context, w http.ResponseWriter, r *h
 	err, done := v.validatePath(r, rctx)
 	if !done {
 		params := make(map[string]string, len(rctx.URLParams.Keys))
+		var bad openapi3.MultiError
 		for i, k := range rctx.URLParams.Keys {
-			params[k] = rctx.URLParams.Values[i]
+			v, err := pathValue(r, rctx.URLParams.Values[i])
+			if err != nil {
+				bad = append(bad, &openapi3filter.RequestError{Parameter: &openapi3.Parameter{In: openapi3.ParameterInPath, Name: k}, Err: err})
+			}
+			params[k] = v
+		}
+		if len(bad) > 0 {
+			g.problems.InvalidRequest(w, "The request does not match the API description.", fieldErrors(bad))
+			return false
 		}
 		err = openapi3filter.ValidateRequest(ctx, &openapi3filter.RequestValidationInput{
 			Request:    r,

@@ -1,0 +1,62 @@
+package guard_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/oapi-codegen/runtime"
+
+	"github.com/specguard/specguard/guard"
+	"github.com/specguard/specguard/policy"
+)
+
+const escapedDoc = `openapi: 3.0.3
+info: {title: escaped, version: "1"}
+paths:
+  /files/{name}:
+    get:
+      operationId: getFile
+      security: []
+      x-rate-limit: false
+      parameters:
+        - {name: name, in: path, required: true, schema: {type: string, minLength: 3, pattern: '^[^/.]+$'}}
+      responses: {'200': {description: ok}}
+`
+
+// A path parameter escaped otherwise than Go would escape it ("%2F",
+// "%2e", "%41") reaches chi's route still escaped, and oapi-codegen's
+// binding unescapes it for the handler. It was validated escaped:
+// "%2e%2e%2fetc" passed a pattern that the "../etc" the handler got
+// fails. It is validated as the handler gets it.
+func TestEscapedPathParametersValidatedAsHandled(t *testing.T) {
+	table, err := policy.Compile("escaped.yaml", []byte(escapedDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	r.Get("/files/{name}", func(w http.ResponseWriter, req *http.Request) {
+		var name string // bound as oapi-codegen's chi server binds it
+		if err := runtime.BindStyledParameterWithOptions("simple", "name", chi.URLParam(req, "name"), &name,
+			runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Required: true, Type: "string", ValueIsUnescaped: req.URL.RawPath == ""}); err != nil {
+			http.Error(w, "bind", http.StatusTeapot)
+			return
+		}
+		_, _ = w.Write([]byte(name))
+	})
+	g, err := guard.New(table, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for target, want := range map[string]int{
+		"/files/abc": 200, "/files/a%20c": 200, "/files/%61bc": 200,
+		"/files/..": 400, "/files/%2e%2e": 400, "/files/%2E%2E%2Fetc": 400, "/files/a%2Fb": 400, "/files/%41": 400,
+	} {
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, httptest.NewRequest("GET", target, nil))
+		if w.Code != want {
+			t.Errorf("GET %s: %d %q, want %d", target, w.Code, w.Body, want)
+		}
+	}
+}
