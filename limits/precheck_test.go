@@ -289,3 +289,27 @@ func clusterLimiter(t *testing.T) (*limits.Limiter, *redis.ClusterClient, string
 	prefix := cl.Nodes[0].Prefix
 	return limits.New(redislimit.New(rdb, prefix+"rl:"), limits.WithTimeout(3*time.Second)), rdb, prefix
 }
+
+// inProcess is a precheck its store decides in process (the memory
+// credential store's): it holds.
+type inProcess struct{ checks int }
+
+func (p *inProcess) Check(context.Context, time.Time) error { p.checks++; return nil }
+func (p *inProcess) Script() (any, []string, []any)         { return nil, nil, nil }
+func (p *inProcess) Failed(int64) error                     { return nil }
+
+// A caller no tier applies to (the operation's count anonymous callers
+// only) has nothing for the rate-limit store to decide: with a check that
+// cannot ride in its script, the store is not called, and its being down
+// refuses nothing (it answered 503 for a moment, 75838c2).
+func TestNoTierOfTheCallerNeedsNoLimitStore(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	l := limits.New(redislimit.New(rdb, "rl:"), limits.WithTimeout(time.Second))
+	anonOnly := op(policy.Tier{Name: "anon-only", Limit: 2, Window: time.Hour, Key: policy.KeyIP, Who: policy.WhoAnonymous})
+	pre := &inProcess{}
+	v, err, anon := limits.DecideWithFallback(l, httptest.NewRequest("GET", "/x", nil), anonOnly, limits.Caller{Authenticated: true, Subject: "alice"}, pre)
+	if err != nil || anon || !v.Allowed || pre.checks != 1 || l.StoreErrors() != 0 {
+		t.Fatalf("%+v, %v, anon %v, %d checks, %d store errors; want admitted on the check alone", v, err, anon, pre.checks, l.StoreErrors())
+	}
+}

@@ -142,10 +142,12 @@ func (s *Store) Allow(ctx context.Context, reqs []limits.Request, results []limi
 // fallback: either way one round trip of wall time instead of two.
 func (s *Store) allowPrechecked(ctx context.Context, pre onetrip.Precheck, reqs []limits.Request, results []limits.Result, fb []limits.Request, fbResults []limits.Result) (allowed, fellBack bool, preErr, err error) {
 	client, keys0, args0 := pre.Script()
-	if client == nil {
-		// Checked in process: no round trip to save, nothing to refund.
-		if preErr := pre.Check(ctx, time.Time{}); preErr != nil {
-			return false, false, preErr, nil
+	if client == nil || len(reqs) == 0 && (s.cluster || client != any(s.rdb)) {
+		// Checked in process, or with no tier of the caller's to decide
+		// beside it and no script to ride in: the check alone, then the
+		// tiers, if any.
+		if preErr := pre.Check(ctx, time.Time{}); preErr != nil || len(reqs) == 0 {
+			return len(reqs) == 0, false, preErr, nil
 		}
 		allowed, err := s.Allow(ctx, reqs, results)
 		return allowed, false, nil, err
