@@ -50,50 +50,87 @@ func TestLoginRacingAPasswordChange(t *testing.T) {
 		{"bcrypt hash, upgraded at login", credentials.SeedAccount{Email: "owner@example.com", PasswordHash: string(old), Role: "user"}},
 	} {
 		for _, way := range []string{"login", "token", "session"} {
-			t.Run(hash.name+", "+way, func(t *testing.T) {
-				ctx := context.Background()
-				accounts := &changingAccounts{Accounts: credentials.NewMemoryAccounts(nil)}
-				e := newEnv(t, nil, accounts, security.NewMemoryKeyRecords(nil), security.NewMemoryStore(nil), limits.NewMemoryStore(nil))
-				if err := e.svc.Seed(ctx, []credentials.SeedAccount{hash.seed}, nil); err != nil {
-					t.Fatal(err)
-				}
-				accounts.change = func(id string) {
-					h, err := e.svc.HashPassword(ctx, "new-password-1")
-					if err == nil {
-						err = accounts.Accounts.SetPassword(ctx, id, h)
+			for _, change := range []string{"password change and logout everywhere", "logout everywhere"} {
+				t.Run(hash.name+", "+way+", "+change, func(t *testing.T) {
+					ctx := context.Background()
+					accounts := &changingAccounts{Accounts: credentials.NewMemoryAccounts(nil)}
+					e := newEnv(t, nil, accounts, security.NewMemoryKeyRecords(nil), security.NewMemoryStore(nil), limits.NewMemoryStore(nil))
+					if err := e.svc.Seed(ctx, []credentials.SeedAccount{hash.seed}, nil); err != nil {
+						t.Fatal(err)
 					}
-					if err == nil {
-						err = e.svc.LogoutAll(ctx, id)
+					password := "old-password-1"
+					accounts.change = func(id string) {
+						var err error
+						if change != "logout everywhere" {
+							password = "new-password-1"
+							var h string
+							if h, err = e.svc.HashPassword(ctx, password); err == nil {
+								err = accounts.Accounts.SetPassword(ctx, id, h)
+							}
+						}
+						if err == nil {
+							err = e.svc.LogoutAll(ctx, id)
+						}
+						if err != nil {
+							t.Error(err)
+						}
 					}
-					if err != nil {
-						t.Error(err)
+					var r reply
+					switch way {
+					case "login":
+						r = e.json("POST", "/auth/login", `{"email":"owner@example.com","password":"old-password-1"}`)
+					case "token":
+						r = e.form("/auth/token", url.Values{"grant_type": {"password"}, "username": {"owner@example.com"}, "password": {"old-password-1"}})
+					case "session":
+						r = e.json("POST", "/auth/session", `{"email":"owner@example.com","password":"old-password-1"}`)
 					}
-				}
-				var r reply
-				switch way {
-				case "login":
-					r = e.json("POST", "/auth/login", `{"email":"owner@example.com","password":"old-password-1"}`)
-				case "token":
-					r = e.form("/auth/token", url.Values{"grant_type": {"password"}, "username": {"owner@example.com"}, "password": {"old-password-1"}})
-				case "session":
-					r = e.json("POST", "/auth/session", `{"email":"owner@example.com","password":"old-password-1"}`)
-				}
-				if r.code < 400 || r.code >= 500 {
-					t.Errorf("the login that raced the change: %d %s, want refused", r.code, r.raw)
-				}
-				if tok, _ := r.body["access_token"].(string); tok != "" {
-					if m := e.do("GET", "/me", "", "", bearer(tok)...); m.code == 200 {
-						t.Errorf("its token works after the logout everywhere")
+					if r.code < 400 || r.code >= 500 {
+						t.Errorf("the login that raced the change: %d %s, want refused", r.code, r.raw)
 					}
-				}
-				if r := e.json("POST", "/auth/login", `{"email":"owner@example.com","password":"new-password-1"}`); r.code != 200 {
-					t.Errorf("the new password: %d %s, want 200", r.code, r.raw)
-				}
-				if r := e.json("POST", "/auth/login", `{"email":"owner@example.com","password":"old-password-1"}`); r.code != 401 {
-					t.Errorf("the old password afterwards: %d, want 401", r.code)
-				}
-			})
+					if tok, _ := r.body["access_token"].(string); tok != "" {
+						if m := e.do("GET", "/me", "", "", bearer(tok)...); m.code == 200 {
+							t.Errorf("its token works after the logout everywhere")
+						}
+					}
+					if r := e.json("POST", "/auth/login", `{"email":"owner@example.com","password":"`+password+`"}`); r.code != 200 {
+						t.Errorf("the password now: %d %s, want 200", r.code, r.raw)
+					}
+					if password != "old-password-1" {
+						if r := e.json("POST", "/auth/login", `{"email":"owner@example.com","password":"old-password-1"}`); r.code != 401 {
+							t.Errorf("the old password afterwards: %d, want 401", r.code)
+						}
+					}
+				})
+			}
 		}
+	}
+}
+
+// Two logins with the right password on an account whose hash is of
+// older parameters overlap: the second upgrades the hash while the first
+// checks it. The first was refused, its password taken for a changed one;
+// the hash found decides now.
+func TestConcurrentLoginsOnAnOldHash(t *testing.T) {
+	ctx := context.Background()
+	old, err := bcrypt.GenerateFromPassword([]byte("old-password-1"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accounts := &changingAccounts{Accounts: credentials.NewMemoryAccounts(nil)}
+	e := newEnv(t, nil, accounts, security.NewMemoryKeyRecords(nil), security.NewMemoryStore(nil), limits.NewMemoryStore(nil))
+	if err := e.svc.Seed(ctx, []credentials.SeedAccount{{Email: "owner@example.com", PasswordHash: string(old), Role: "user"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var second reply
+	accounts.change = func(string) {
+		second = e.json("POST", "/auth/login", `{"email":"owner@example.com","password":"old-password-1","device":"phone"}`)
+	}
+	first := e.json("POST", "/auth/login", `{"email":"owner@example.com","password":"old-password-1","device":"laptop"}`)
+	if second.code != 200 || first.code != 200 {
+		t.Errorf("two logins with the right password: %d and %d (%s), want 200 for both", second.code, first.code, first.raw)
+	}
+	if tok, _ := first.body["access_token"].(string); tok == "" || e.do("GET", "/me", "", "", bearer(tok)...).code != 200 {
+		t.Errorf("the first login's token does not work")
 	}
 }
 

@@ -56,9 +56,10 @@ func (s *Service) checkPassword(r *http.Request, email, password string) (*Accou
 		if h, err := s.passwords.hash(ctx, password); err == nil {
 			// Only over the hash just checked: a password changed since
 			// must not be set back to this one.
-			checked := a.PasswordHash
+			checked, found := a.PasswordHash, ""
 			up, err := s.updateIf(ctx, a.ID, func(cur *Account) error {
 				if cur.PasswordHash != checked {
+					found = cur.PasswordHash
 					return errPasswordChanged
 				}
 				cur.PasswordHash = h
@@ -66,9 +67,21 @@ func (s *Service) checkPassword(r *http.Request, email, password string) (*Accou
 			})
 			switch {
 			case err == nil:
-				a = up
+				// The version read stays the one the login is checked
+				// against (stillHolds): the upgrade's own must not hide a
+				// logout everywhere that came in between.
+				up.Version, a = a.Version, up
 			case errors.Is(err, errPasswordChanged):
-				return nil, security.ErrInvalid
+				// Another login upgraded it first (the same password), or
+				// the password was changed: the hash found decides.
+				ok, _, err := s.passwords.match(ctx, found, password)
+				if err != nil {
+					return nil, err
+				}
+				if !ok {
+					return nil, security.ErrInvalid
+				}
+				a.PasswordHash = found
 			default:
 				s.cfg.log.Warn("upgrading a password hash failed; it stays as it was", "subject", a.ID, "err", err)
 			}
