@@ -48,7 +48,8 @@ type Accounts interface {
 	ListAccounts(ctx context.Context) ([]Account, error)
 	// UpdateAccount changes account id in one transaction that holds its
 	// row: change edits it (an error aborts), Version is bumped, the row is
-	// written, then publish runs before the commit; when publish fails
+	// written (every field change may edit, PasswordHash included), then
+	// publish runs before the commit; when publish fails
 	// nothing is committed. publish mirrors the new state into the shared
 	// store every instance checks credentials against.
 	UpdateAccount(ctx context.Context, id string, change func(*Account) error, publish func(*Account) error) (*Account, error)

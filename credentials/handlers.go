@@ -95,8 +95,8 @@ func (s *Service) checkPassword(r *http.Request, email, password string) (*Accou
 
 // loginHolds is stillHolds for a login's token pair, which it ends when it
 // does not.
-func (s *Service) loginHolds(ctx context.Context, a *Account, pair *tokens.Pair) error {
-	err := s.stillHolds(ctx, a)
+func (s *Service) loginHolds(ctx context.Context, a *Account, password string, pair *tokens.Pair) error {
+	err := s.stillHolds(ctx, a, password)
 	if err != nil {
 		if rerr := s.store.RevokeFamily(ctx, a.ID, pair.AccessClaims.Family); rerr != nil {
 			s.cfg.log.Warn("a login minted after its account changed could not be revoked; it was never handed out", "subject", a.ID, "err", rerr)
@@ -110,18 +110,29 @@ func (s *Service) loginHolds(ctx context.Context, a *Account, pair *tokens.Pair)
 var errPasswordChanged = errors.New("the password changed meanwhile")
 
 // stillHolds reports, once a credential was minted for a, which
-// checkPassword returned, whether the password checked is still the
-// account's and nothing ended its credentials since it was read (a logout
-// everywhere, a disable): a change that committed between the check and
+// checkPassword returned for password, whether nothing ended the account's
+// credentials since it was read (a logout everywhere, a disable) and the
+// password still opens it: a change that committed between the check and
 // the mint would otherwise not reach a credential minted after it. The
 // caller takes back what it minted when it does not (ErrInvalid).
-func (s *Service) stillHolds(ctx context.Context, a *Account) error {
+func (s *Service) stillHolds(ctx context.Context, a *Account, password string) error {
 	cur, err := s.accounts.Account(ctx, a.ID)
 	if err != nil {
 		return security.AccountError(err)
 	}
-	if cur.PasswordHash != a.PasswordHash || cur.Disabled || cur.NotBefore > a.Version {
+	if cur.Disabled || cur.NotBefore > a.Version {
 		return security.ErrInvalid
+	}
+	if cur.PasswordHash != a.PasswordHash {
+		// Another hash: another password, or the same one hashed anew
+		// (another login's upgrade).
+		ok, _, err := s.passwords.match(ctx, cur.PasswordHash, password)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return security.ErrInvalid
+		}
 	}
 	return nil
 }
@@ -183,7 +194,7 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 		pair, err = s.tokens.Login(r.Context(), a.ID, a.Role, s.table.RoleScopes(a.Role), in.Device)
 	}
 	if err == nil {
-		err = s.loginHolds(r.Context(), a, pair)
+		err = s.loginHolds(r.Context(), a, in.Password, pair)
 	}
 	switch {
 	case s.tooManyFailures(w, err):
@@ -232,7 +243,7 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) {
 		}
 		pair, err = s.tokens.Login(r.Context(), a.ID, a.Role, scopes, "oauth2")
 		if err == nil {
-			err = s.loginHolds(r.Context(), a, pair)
+			err = s.loginHolds(r.Context(), a, f.Get("password"), pair)
 		}
 		if errors.Is(err, security.ErrInvalid) {
 			oauthError(w, http.StatusBadRequest, "invalid_grant", "wrong username or password")
@@ -382,7 +393,7 @@ func (s *Service) session(w http.ResponseWriter, r *http.Request) {
 		ns, err = s.sessions.Create(r.Context(), a.ID, a.Role, in.Device)
 	}
 	if err == nil {
-		if err = s.stillHolds(r.Context(), a); err != nil {
+		if err = s.stillHolds(r.Context(), a, in.Password); err != nil {
 			if derr := s.store.DeleteSession(r.Context(), a.ID, ns.Session.ID); derr != nil {
 				s.cfg.log.Warn("a session minted after its account changed could not be deleted; it was never handed out", "subject", a.ID, "err", derr)
 			}

@@ -66,10 +66,15 @@ func testAccounts(t *testing.T, d credentials.Accounts) {
 	}
 
 	var published []credentials.Account
-	after, err := d.UpdateAccount(ctx, u.ID, func(a *credentials.Account) error { a.Role = "moderator"; return nil },
+	after, err := d.UpdateAccount(ctx, u.ID, func(a *credentials.Account) error { a.Role, a.PasswordHash = "moderator", "$2a$10$changed"; return nil },
 		func(a *credentials.Account) error { published = append(published, *a); return nil })
 	if err != nil || after.Version != 2 || after.Role != "moderator" || len(published) != 1 || published[0].Version != 2 {
 		t.Fatalf("UpdateAccount = %+v, %v, published %+v", after, err, published)
+	}
+	// Every field the change edits is written: a password hash too (a
+	// login upgrades an old one this way, over the hash it checked).
+	if got, _ := d.Account(ctx, u.ID); got.Role != "moderator" || got.PasswordHash != "$2a$10$changed" || got.Version != 2 {
+		t.Errorf("after UpdateAccount: role %q, hash %q, version %d; want moderator, the new hash, 2", got.Role, got.PasswordHash, got.Version)
 	}
 	// A publish that fails leaves the database as it was.
 	_, err = d.UpdateAccount(ctx, u.ID, func(a *credentials.Account) error { a.Disabled = true; return nil },

@@ -128,8 +128,8 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, change func(*crede
 		}
 		a.Version++
 		a.Updated = s.now()
-		if _, err := tx.Exec(`UPDATE users SET role = ?, disabled = ?, not_before = ?, version = ?, updated_at = ? WHERE id = ?`,
-			a.Role, a.Disabled, a.NotBefore, a.Version, sqldb.Micros(a.Updated), a.ID); err != nil {
+		if _, err := tx.Exec(`UPDATE users SET role = ?, disabled = ?, not_before = ?, password_hash = ?, version = ?, updated_at = ? WHERE id = ?`,
+			a.Role, a.Disabled, a.NotBefore, a.PasswordHash, a.Version, sqldb.Micros(a.Updated), a.ID); err != nil {
 			return err
 		}
 		if err := publish(a); err != nil {
