@@ -127,9 +127,10 @@ func startBinary(t *testing.T, bin string, args []string, env ...string) *Instan
 	for _, a := range args {
 		fleet = fleet || strings.HasPrefix(a, "postgres") || strings.HasPrefix(a, "redis")
 	}
-	if fleet && !users {
-		// The demo accounts are seeded only in the development setup: a
-		// fleet gets the same accounts from a users file.
+	if !users {
+		// The demo accounts are seeded only in the development setup,
+		// which trusts no proxy: these instances trust the suite's client
+		// addresses, and get the same accounts from a users file.
 		env = append(env, "SPECGUARD_USERS_FILE="+testenv.DemoUsersFile(t))
 	}
 	all := append([]string{

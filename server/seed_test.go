@@ -45,14 +45,17 @@ func usersFile(t *testing.T, content string) string {
 // The published demo admin (admin@example.com / admin-password) was seeded
 // with admin scopes in fleet setups too, wherever no users file was given.
 // The demo accounts are seeded only in the development setup (SQLite
-// without Redis, listening on a loopback address); elsewhere no account
-// is, and the log says so.
+// without Redis, listening on a loopback address, trusting no proxy);
+// elsewhere no account is, and the log says so.
 func TestNoDemoAccountsOutsideDevelopment(t *testing.T) {
 	for name, env := range map[string]map[string]string{
 		"redis":      {"SPECGUARD_REDIS_URL": redistest.Start(t).URL},
 		"postgresql": {"SPECGUARD_DATABASE_URL": pgtest.New(t)},
 		// SQLite without Redis, but reachable from other machines.
 		"every interface": {"SPECGUARD_ADDR": "0.0.0.0:0"},
+		// SQLite without Redis on loopback, but behind a proxy (below,
+		// as every case), which serves it to whoever reaches the proxy.
+		"behind a proxy": {},
 	} {
 		t.Run(name, func(t *testing.T) {
 			env["SPECGUARD_SIGNING_KEY_FILE"] = keytest.File(t)
@@ -154,7 +157,7 @@ func TestDemoAccountsAreRetired(t *testing.T) {
 	})
 	t.Run("development, then a users file", func(t *testing.T) {
 		dir := t.TempDir()
-		dev := start(t, map[string]string{"SPECGUARD_DATA_DIR": dir, "SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32"})
+		dev := start(t, map[string]string{"SPECGUARD_DATA_DIR": dir})
 		if got := loginStatus(t, dev, "admin@example.com", "admin-password"); got != 200 {
 			t.Fatalf("the demo admin in development: %d", got)
 		}

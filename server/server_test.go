@@ -75,9 +75,11 @@ func start(t *testing.T, env map[string]string) *instance {
 	if env["SPECGUARD_DATA_DIR"] == "" {
 		env["SPECGUARD_DATA_DIR"] = t.TempDir()
 	}
-	if _, given := env["SPECGUARD_USERS_FILE"]; !given && (env["SPECGUARD_REDIS_URL"] != "" || strings.HasPrefix(env["SPECGUARD_DATABASE_URL"], "postgres")) {
+	if _, given := env["SPECGUARD_USERS_FILE"]; !given && (env["SPECGUARD_REDIS_URL"] != "" || strings.HasPrefix(env["SPECGUARD_DATABASE_URL"], "postgres") ||
+		env["SPECGUARD_TRUSTED_PROXIES"] != "") {
 		// The demo accounts are seeded only in the development setup: a
-		// fleet gets the same accounts from a users file.
+		// fleet, or an instance behind a proxy, gets the same accounts
+		// from a users file.
 		env["SPECGUARD_USERS_FILE"] = testenv.DemoUsersFile(t)
 	}
 	if env["SPECGUARD_ADDR"] == "" {

@@ -22,7 +22,7 @@ import (
 // SpecSource names the embedded document in messages.
 const SpecSource = "api/openapi.yaml"
 
-// DemoUsers are seeded in the development setup (SQLite without Redis, on a loopback address)
+// DemoUsers are seeded in the development setup (SQLite without Redis, on a loopback address, no trusted proxy)
 // when no users file is given, so `make run` has someone to log in as.
 // Everywhere else they are never seeded, and retired when found: their
 // passwords are published.

@@ -144,7 +144,7 @@ var settings = []setting{
 	{"signing-key-file", "PEM private key (PKCS#8) that signs tokens; empty = a dev Ed25519 key in the data dir (only without a shared store)", "", str(func(c *Config) *string { return &c.SigningKeyFile })},
 	{"verify-key-files", "comma-separated PEM keys that still verify tokens after a rotation", "", list(func(c *Config) *[]string { return &c.VerifyKeyFiles })},
 	{"data-dir", "directory for the SQLite database and the dev signing key", ".specguard", str(func(c *Config) *string { return &c.DataDir })},
-	{"users-file", "YAML list of {email, password | password_hash, role} to seed (mode 0600); empty = demo users in the development setup (SQLite without Redis, on a loopback address), none elsewhere", "", str(func(c *Config) *string { return &c.UsersFile })},
+	{"users-file", "YAML list of {email, password | password_hash, role} to seed (mode 0600); empty = demo users in the development setup (SQLite without Redis, on a loopback address, no trusted proxy), none elsewhere", "", str(func(c *Config) *string { return &c.UsersFile })},
 	{"trusted-proxies", "comma-separated CIDRs of the proxies whose client IP header is believed", "", list(func(c *Config) *[]string { return &c.TrustedProxies })},
 	{"client-ip-header", "the one header the trusted proxies write: X-Forwarded-For or Forwarded (read right to left), or a single-address header such as X-Real-IP", "X-Forwarded-For", func(c *Config, v string) error {
 		v = strings.TrimSpace(v)

@@ -18,10 +18,11 @@ import (
 // devSetup reports whether cfg is the development setup, the only one
 // that gets the demo accounts: the embedded SQLite database and no Redis,
 // so one process on one machine (a fleet shares Redis or PostgreSQL),
-// listening on a loopback address (the default), so that a published
-// password is not served to the network.
+// listening on a loopback address (the default) and trusting no proxy, so
+// that a published password is not served to the network (a proxy in
+// front of a loopback address serves it to whoever reaches the proxy).
 func devSetup(cfg *Config, d *Deps) bool {
-	return d.DB.Kind() == sqldb.SQLite && cfg.RedisURL == "" && loopback(cfg.Addr)
+	return d.DB.Kind() == sqldb.SQLite && cfg.RedisURL == "" && loopback(cfg.Addr) && len(cfg.TrustedProxies) == 0
 }
 
 // loopback reports whether the listen address addr is on a loopback
@@ -53,10 +54,10 @@ func seedAccounts(ctx context.Context, app *App, d *Deps, cfg *Config, table *po
 			return fmt.Errorf("SPECGUARD_USERS_FILE: %v", err)
 		}
 	case devSetup(cfg, d):
-		log.Warn("no SPECGUARD_USERS_FILE: seeding the demo accounts (the development setup only: SQLite without Redis, on a loopback address); never expose them")
+		log.Warn("no SPECGUARD_USERS_FILE: seeding the demo accounts (the development setup only: SQLite without Redis, on a loopback address, no trusted proxy); never expose them")
 		return d.Credentials.Seed(ctx, app.DemoUsers, log)
 	default:
-		log.Warn("no SPECGUARD_USERS_FILE: no accounts are seeded (the demo accounts exist only in the development setup, SQLite without Redis on a loopback address); give a users file, or register accounts with POST /auth/register")
+		log.Warn("no SPECGUARD_USERS_FILE: no accounts are seeded (the demo accounts exist only in the development setup, SQLite without Redis on a loopback address with no trusted proxy); give a users file, or register accounts with POST /auth/register")
 	}
 	if err := d.Credentials.Seed(ctx, users, log); err != nil {
 		return err
