@@ -63,15 +63,21 @@ type Report struct {
 	Skipped int      `json:"skipped"`
 }
 
-// OK reports whether no case failed.
-func (r *Report) OK() bool { return r.Failed == 0 }
+// OK reports whether no case failed and at least one passed: a run that
+// checked nothing (Only and Skip selected no case, or the server answered
+// none) proves nothing.
+func (r *Report) OK() bool { return r.Failed == 0 && r.Passed > 0 }
 
-// WriteText writes one line per case, then a summary line.
+// WriteText writes one line per case, then a summary line, and says so
+// when no case passed.
 func (r *Report) WriteText(w io.Writer) {
 	for _, res := range r.Results {
 		fmt.Fprintf(w, "%-4s  %s %s (%s)  %s: %s\n", strings.ToUpper(res.Verdict), res.Method, res.Path, res.Operation, res.Case, res.Detail)
 	}
 	fmt.Fprintf(w, "%d passed, %d failed, %d skipped\n", r.Passed, r.Failed, r.Skipped)
+	if r.Passed == 0 && r.Failed == 0 {
+		fmt.Fprintln(w, "nothing was checked: no case passed (did --only or --skip select none, or did the server answer none?)")
+	}
 }
 
 // WriteJSON writes the report as one JSON object.

@@ -88,6 +88,16 @@ func TestOnlySkipAndResponses(t *testing.T) {
 	if got := cases(run(t, good, nil, []string{"response", "method", "malformed"})); strings.Contains(got, "response") || strings.Contains(got, "method") || strings.Contains(got, "malformed") || !strings.Contains(got, "no-credential") {
 		t.Errorf("--skip response,method,malformed: %s", got)
 	}
+	// A run that checked nothing is no success: a name selecting no case
+	// (case names are lower case), or a server that answers nothing.
+	if none := run(t, good, []string{"Owner"}, nil); none.OK() || len(none.Results) != 0 {
+		t.Errorf("--only Owner: OK %v with %s", none.OK(), cases(none))
+	}
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+	if dead := run(t, gone, []string{"response"}, nil); dead.OK() || dead.Passed != 0 {
+		t.Errorf("a server that is gone: OK %v with %s", dead.OK(), cases(dead))
+	}
 	broken := aServer(true)
 	defer broken.Close()
 	rep := run(t, broken, []string{"response"}, nil)
