@@ -312,6 +312,21 @@ func checkResponse(r *http.Request, st *opState, status int, header http.Header,
 	if declared == nil || declared.Value == nil {
 		return []ResponseViolation{{Status: status, Reason: "status", Detail: "the document declares neither this status nor a default"}}
 	}
+	var out []ResponseViolation
+	// What openapi3filter does not look at: a body where the status
+	// declares none, and the media type of a redirect or of a body past
+	// the bound (or not sampled).
+	ct := header.Get("Content-Type")
+	if content := declared.Value.Content; len(content) == 0 {
+		if ct != "" || len(body) > 0 {
+			out = append(out, ResponseViolation{Status: status, Reason: "body", Pointer: "/", Detail: "the document declares no content for this status"})
+		}
+	} else if ct != "" && (truncated || status >= 300 && status < 400) && content.Get(ct) == nil {
+		out = append(out, ResponseViolation{Status: status, Reason: "content-type", Detail: "a media type this status does not declare"})
+	}
+	if len(out) > 0 {
+		return out
+	}
 	var found []respcheck.Finding
 	if truncated {
 		// A body past the bound, or not sampled: its headers alone.
@@ -319,7 +334,6 @@ func checkResponse(r *http.Request, st *opState, status int, header http.Header,
 	} else {
 		found = respcheck.Check(r.Context(), r, st.valid.route, status, header, body)
 	}
-	var out []ResponseViolation
 	for _, f := range found {
 		out = append(out, ResponseViolation{Status: status, Reason: f.Reason, Pointer: f.Pointer, Detail: f.Detail})
 	}

@@ -38,6 +38,10 @@ paths:
                   id: {type: string}
                   count: {type: integer}
                   tags: {type: array, items: {type: string}}
+        '303':
+          description: see other
+          content:
+            application/json: {schema: {type: object}}
         '404': {description: none}
 `
 
@@ -75,6 +79,19 @@ func answers(t *testing.T, mode guard.ResponseMode) (http.Handler, func() []stri
 			_, _ = w.Write([]byte(`{"id":"`))
 			_, _ = w.Write([]byte(strings.Repeat("x", guard.MaxCheckedBody)))
 			_, _ = w.Write([]byte(`secret-data"}`))
+		case "not-found-body":
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`<h1>secret-data</h1>`))
+		case "redirect-html":
+			w.Header().Set("Content-Type", "text/html")
+			w.Header().Set("Location", "https://elsewhere.example/")
+			w.WriteHeader(http.StatusSeeOther)
+			_, _ = w.Write([]byte(`secret-data`))
+		case "large-html":
+			w.Header().Set("X-Version", "1")
+			w.Header().Set("Content-Type", "text/html")
+			_, _ = w.Write([]byte(strings.Repeat("x", guard.MaxCheckedBody+1)))
 		case "stream-teapot":
 			w.WriteHeader(http.StatusTeapot)
 			http.NewResponseController(w).Flush()
@@ -120,6 +137,12 @@ func TestResponseValidation(t *testing.T) {
 		// checked: enforcing, the guard answers in their place.
 		{"large-no-header", `getThing 200 header: response header "X-Version" missing`},
 		{"stream-teapot", "getThing 418 status: the document declares neither this status nor a default"},
+		// What openapi3filter does not look at: a body where the status
+		// declares none, the media type of a redirect, and that of a body
+		// past the bound.
+		{"not-found-body", "getThing 404 body /: the document declares no content for this status"},
+		{"redirect-html", "getThing 303 content-type: a media type this status does not declare"},
+		{"large-html", "getThing 200 content-type: a media type this status does not declare"},
 	} {
 		for _, mode := range []guard.ResponseMode{guard.ResponsesOff, guard.ResponsesReport, guard.ResponsesEnforce} {
 			t.Run(c.id+"/"+mode.String(), func(t *testing.T) {
