@@ -95,20 +95,47 @@ func publish(path string, data []byte) (won bool, err error) {
 	if err := f.Close(); err != nil {
 		return false, err
 	}
-	if err := os.Link(tmp, path); errors.Is(err, fs.ErrExist) {
+	switch err := link(tmp, path); {
+	case errors.Is(err, fs.ErrExist):
+		return false, nil
+	case err != nil:
+		// A file system without hard links (FAT, some network mounts):
+		// created exclusively and written in place, as before.
+		return writeExclusive(path, data)
+	}
+	// The new name lasts through a crash once the directory is synced;
+	// where that is not offered (Windows, some network file systems) the
+	// key is in place all the same.
+	if runtime.GOOS != "windows" {
+		if d, err := os.Open(dir); err == nil {
+			_ = d.Sync()
+			d.Close()
+		}
+	}
+	return true, nil
+}
+
+// link is os.Link; tests replace it to play a file system without hard
+// links.
+var link = os.Link
+
+// writeExclusive creates path holding data unless it exists (won false).
+func writeExclusive(path string, data []byte) (won bool, err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
 		return false, nil
 	} else if err != nil {
 		return false, err
 	}
-	// The new name lasts through a crash once the directory is synced
-	// (which Windows does not offer).
-	if runtime.GOOS == "windows" {
-		return true, nil
+	if _, err = f.Write(data); err == nil {
+		err = f.Sync()
 	}
-	d, err := os.Open(dir)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
+		os.Remove(path)
 		return false, err
 	}
-	defer d.Close()
-	return true, d.Sync()
+	return true, nil
 }

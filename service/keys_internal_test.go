@@ -1,6 +1,9 @@
 package service
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 )
@@ -34,5 +37,28 @@ func TestDevKeyMadeAtOnce(t *testing.T) {
 				t.Fatalf("instance %d signs with key %s, instance 0 with %s", i, thumbs[i], thumbs[0])
 			}
 		}
+	}
+}
+
+// On a file system without hard links the key is created exclusively and
+// written in place, as before: made once, then read.
+func TestDevKeyWithoutHardLinks(t *testing.T) {
+	link = func(string, string) error { return errors.New("operation not permitted") }
+	t.Cleanup(func() { link = os.Link })
+	cfg := &Config{DataDir: t.TempDir()}
+	first, err := signingKey(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := signingKey(cfg)
+	if err != nil || again.ID != first.ID {
+		t.Fatalf("the key read again: %v, %v; want %s", again, err, first.ID)
+	}
+	entries, err := os.ReadDir(filepath.Dir(devKeyPath(cfg.DataDir)))
+	if err != nil || len(entries) != 1 {
+		t.Errorf("the data directory holds %v (%v), want the key alone", entries, err)
+	}
+	if fi, err := os.Stat(devKeyPath(cfg.DataDir)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the key file: %v, %v; want mode 0600", fi, err)
 	}
 }

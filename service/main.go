@@ -120,8 +120,10 @@ func Migrate(ctx context.Context, app App, args []string, getenv func(string) st
 	if *status && src.Kind == sqldb.SQLite {
 		// Opening creates the file: a mistyped path would leave an empty
 		// database behind, reported as one with every migration to apply.
-		if _, err := os.Stat(src.DSN); err != nil {
-			return fmt.Errorf("migrate --status: no SQLite database at %s (%v): migrate creates it", src.DSN, errors.Unwrap(err))
+		if _, err := os.Stat(src.DSN); errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("migrate --status: no SQLite database at %s: migrate creates it", src.DSN)
+		} else if err != nil {
+			return fmt.Errorf("migrate --status: %v", err)
 		}
 	}
 	d, err := sqldb.Open(ctx, src)
