@@ -7,6 +7,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"go/build"
 	"io"
 	"io/fs"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
+	"strconv"
 	"strings"
 )
 
@@ -70,14 +72,23 @@ func newService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	dir := filepath.Clean(dirs[0])
 	name := filepath.Base(dir)
+	if !regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`).MatchString(name) {
+		return fmt.Errorf("new: %s: the directory's name names the service and its binary: letters, digits, '-' and '_', a letter first", dir)
+	}
 	if *module == "" {
+		if p, err := build.Import(name, "", build.FindOnly); err == nil && p.Goroot {
+			return fmt.Errorf("new: %s: %q is a path of Go's own, so it cannot be the module's: give --module, such as example.com/%s", dir, name, name)
+		}
 		*module = name
 	}
 	if !modulePath.MatchString(*module) || strings.Contains(*module, "//") {
 		return fmt.Errorf("new: --module %q is not a module path, such as example.com/items", *module)
 	}
-	if !regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`).MatchString(name) {
-		return fmt.Errorf("new: %s: the directory's name names the service and its binary: letters, digits, '-' and '_', a letter first", dir)
+	if table(name)+"_version" == credentialsTable {
+		return fmt.Errorf("new: %s: the service's migrations would share their version table (%s) with the credential operations'; choose another name", dir, credentialsTable)
+	}
+	if fi, err := os.Lstat(dir); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		return fmt.Errorf("new: %s is a symbolic link; give the directory itself", dir)
 	}
 	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
 		return fmt.Errorf("new: %s is not empty; give a new directory or an empty one", dir)
@@ -95,8 +106,24 @@ func newService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return errors.New("new: the go command is not on PATH; a new service is a Go module")
 	}
 
-	// Written beside DIR, then moved into place: nothing half made.
+	// Written beside DIR, then moved into place: nothing half made, not
+	// even the directories made to hold it.
 	parent := filepath.Dir(dir)
+	var made []string // the directories above DIR this run creates, deepest first
+	for p := parent; ; p = filepath.Dir(p) {
+		if _, err := os.Stat(p); err == nil || p == filepath.Dir(p) {
+			break
+		}
+		made = append(made, p)
+	}
+	done := false
+	defer func() {
+		if !done {
+			for _, p := range made {
+				os.Remove(p) // empty unless someone else wrote there meanwhile
+			}
+		}
+	}()
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("new: %v", err)
 	}
@@ -120,9 +147,18 @@ func newService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := os.Rename(tmp, dir); err != nil {
 		return fmt.Errorf("new: %v", err)
 	}
+	done = true
 	fmt.Fprintf(stdout, "made %s (module %s)\nnext: cd %s && make test && make run\n", dir, *module, dir)
 	return nil
 }
+
+// credentialsTable is the version table of the credential operations'
+// migrations (sqlstore.Migrations.Table, which this binary does not link:
+// TestCredentialsTable holds them equal).
+const credentialsTable = "specguard_credentials_version"
+
+// table is name as an SQL identifier, as the template's {{.Table}}.
+func table(name string) string { return strings.ReplaceAll(strings.ToLower(name), "-", "_") }
 
 // specguardCheckout returns the absolute path of a specguard checkout.
 func specguardCheckout(p string) (string, error) {
@@ -146,7 +182,7 @@ func specguardCheckout(p string) (string, error) {
 // identifier). Plain replacement, not text/template: Go's composite
 // literals are full of "{{".
 func writeService(dir, name, module, checkout string) error {
-	fill := strings.NewReplacer("{{.Name}}", name, "{{.Module}}", module, "{{.Table}}", strings.ReplaceAll(strings.ToLower(name), "-", "_"))
+	fill := strings.NewReplacer("{{.Name}}", name, "{{.Module}}", module, "{{.Table}}", table(name))
 	err := fs.WalkDir(serviceTemplate, "template", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -176,7 +212,11 @@ func writeService(dir, name, module, checkout string) error {
 	}
 	gomod := "module " + module + "\n\ngo 1.26\n\nrequire github.com/specguard/specguard " + specguardVersion(checkout) + "\n"
 	if checkout != "" {
-		gomod += "\nreplace github.com/specguard/specguard => " + checkout + "\n"
+		target := checkout
+		if strings.ContainsAny(target, " \t\"'`\\()") {
+			target = strconv.Quote(target) // go.mod reads a quoted path as a Go string
+		}
+		gomod += "\nreplace github.com/specguard/specguard => " + target + "\n"
 		// The checkout's go.sum holds the hashes of what the service
 		// needs: go mod tidy keeps those it uses and asks no checksum
 		// database for them.

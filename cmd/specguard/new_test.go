@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/specguard/specguard/credentials"
+	"github.com/specguard/specguard/credentials/sqlstore"
 	"github.com/specguard/specguard/policy"
 )
 
@@ -21,6 +23,13 @@ func TestNewRefusesBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(full, "keep.txt"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(work, "empty"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(work, "link")
+	if err := os.Symlink("empty", link); err != nil {
 		t.Fatal(err)
 	}
 	notSpecguard := filepath.Join(work, "other")
@@ -41,18 +50,32 @@ func TestNewRefusesBadInput(t *testing.T) {
 		{[]string{"new", filepath.Join(work, "9lives")}, "new: " + filepath.Join(work, "9lives") + ": the directory's name names the service and its binary: letters, digits, '-' and '_', a letter first"},
 		{[]string{"new", filepath.Join(work, "svc"), "--replace", filepath.Join(work, "nowhere")}, "new: --replace: " + filepath.Join(work, "nowhere") + " has no go.mod: give the directory of a specguard checkout"},
 		{[]string{"new", filepath.Join(work, "svc"), "--replace", notSpecguard}, "new: --replace: " + notSpecguard + "/go.mod is not specguard's module"},
+		// A name of Go's own as the module path made a module that does
+		// not build; one whose version table is the credential
+		// operations' made a service that does not start; a link was
+		// replaced rather than followed.
+		{[]string{"new", filepath.Join(work, "errors")}, "new: " + filepath.Join(work, "errors") + `: "errors" is a path of Go's own, so it cannot be the module's: give --module, such as example.com/errors`},
+		{[]string{"new", filepath.Join(work, "specguard-credentials")}, "new: " + filepath.Join(work, "specguard-credentials") + ": the service's migrations would share their version table (specguard_credentials_version) with the credential operations'; choose another name"},
+		{[]string{"new", link}, "new: " + link + " is a symbolic link; give the directory itself"},
 	} {
 		_, _, err := cli(t, c.args...)
 		if err == nil || err.Error() != c.want {
 			t.Errorf("%v: %v, want %q", c.args, err, c.want)
 		}
 	}
+	// A failure once the directories above DIR are made (go mod tidy, here
+	// with no module proxy) leaves none of them.
+	t.Setenv("GOPROXY", "off")
+	t.Setenv("GOFLAGS", "-mod=mod")
+	if _, _, err := cli(t, "new", filepath.Join(work, "deep", "er", "svc")); err == nil {
+		t.Error("new without a module proxy or --replace: no error")
+	}
 	entries, _ := os.ReadDir(work)
 	var names []string
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	if strings.Join(names, " ") != "full other" {
+	if strings.Join(names, " ") != "empty full link other" {
 		t.Errorf("left in the working directory: %v", names)
 	}
 	if data, _ := os.ReadFile(filepath.Join(full, "keep.txt")); string(data) != "mine" {
@@ -109,6 +132,18 @@ func TestNewWritesTheTemplate(t *testing.T) {
 	mod, _ := os.ReadFile(filepath.Join(dir, "go.mod"))
 	if !strings.HasPrefix(string(mod), "module example.com/team/my-svc\n") || !strings.Contains(string(mod), "replace github.com/specguard/specguard => /src/specguard\n") {
 		t.Errorf("go.mod:\n%s", mod)
+	}
+	// A checkout whose path has a space is quoted, as go.mod reads it.
+	spaced := t.TempDir()
+	if err := writeService(spaced, "my-svc", "example.com/team/my-svc", "/src/spec guard"); err != nil {
+		t.Fatal(err)
+	}
+	if mod, _ := os.ReadFile(filepath.Join(spaced, "go.mod")); !strings.Contains(string(mod), `replace github.com/specguard/specguard => "/src/spec guard"`+"\n") {
+		t.Errorf("go.mod for a checkout with a space:\n%s", mod)
+	}
+	out, err := exec.Command("go", "mod", "edit", "-json", filepath.Join(spaced, "go.mod")).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"Path": "/src/spec guard"`) {
+		t.Errorf("go mod edit reads that go.mod: %v\n%s", err, out)
 	}
 }
 
@@ -168,5 +203,12 @@ func TestNewServiceServesTheFragment(t *testing.T) {
 		if len(got.RoleScopes(role)) == 0 {
 			t.Errorf("the new service has no role %s (the demo accounts have it)", role)
 		}
+	}
+}
+
+// The name new refuses is the credential operations' own version table.
+func TestCredentialsTable(t *testing.T) {
+	if credentialsTable != sqlstore.Migrations.Table {
+		t.Errorf("credentialsTable %q, sqlstore's %q", credentialsTable, sqlstore.Migrations.Table)
 	}
 }
