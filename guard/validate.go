@@ -138,20 +138,27 @@ func (v *opValidation) validatePath(r *http.Request, rctx *chi.Context) (err err
 	}
 	var errs openapi3.MultiError
 	for i, p := range v.pathOnly {
-		value, found := urlParam(rctx, p.Name)
-		if !found || value == "" {
+		raw, found := urlParam(rctx, p.Name)
+		if !found || raw == "" {
 			return nil, false
 		}
-		value, err := pathValue(r, value)
+		decoded, err := pathValue(r, raw)
 		if err != nil {
 			errs = append(errs, &openapi3filter.RequestError{Parameter: p, Err: err})
 			continue
 		}
-		if c := v.checks[i]; c != nil && c.valid(value) {
-			continue
-		}
-		if err := p.Schema.Value.VisitJSON(value, openapi3.MultiErrors()); err != nil {
-			errs = append(errs, &openapi3filter.RequestError{Parameter: p, Err: err})
+		// Both forms a handler may be handed (see pathValue).
+		for j, value := range [2]string{raw, decoded} {
+			if j == 1 && value == raw {
+				break
+			}
+			if c := v.checks[i]; c != nil && c.valid(value) {
+				continue
+			}
+			if err := p.Schema.Value.VisitJSON(value, openapi3.MultiErrors()); err != nil {
+				errs = append(errs, &openapi3filter.RequestError{Parameter: p, Err: err})
+				break
+			}
 		}
 	}
 	if len(errs) > 0 {
@@ -160,12 +167,14 @@ func (v *opValidation) validatePath(r *http.Request, rctx *chi.Context) (err err
 	return nil, true
 }
 
-// pathValue is a path parameter as the handler gets it. chi routes on the
-// escaped path when it is not the standard escaping of the decoded one
-// (r.URL.RawPath is set: "%2F", "%2e", "%41"), and its parameters are
-// then still escaped; oapi-codegen's binding unescapes them. So does
-// this, so that what is validated is what the handler is handed: checked
-// escaped, "%2e%2e%2fetc" passed a pattern that "../etc" fails.
+// pathValue is a path parameter as oapi-codegen's binding hands it to the
+// handler. chi routes on the escaped path when it is not the standard
+// escaping of the decoded one (r.URL.RawPath is set: "%2F", "%2e", "%41"),
+// and its parameters are then still escaped, as chi.URLParam gives them;
+// the binding unescapes them. Both forms are validated: checked escaped
+// alone, "%2e%2e%2fetc" passed a pattern that the "../etc" the binding
+// handed on fails; checked unescaped alone, "%41bc" reached a handler
+// reading chi.URLParam past a pattern without "%".
 func pathValue(r *http.Request, raw string) (string, error) {
 	if r.URL.RawPath == "" || strings.IndexByte(raw, '%') < 0 {
 		return raw, nil
@@ -175,6 +184,35 @@ func pathValue(r *http.Request, raw string) (string, error) {
 		return "", errors.New("not valid percent-encoding")
 	}
 	return v, nil
+}
+
+// validateRaw validates, as they came, the path parameters that decoded
+// is their unescaped form of (see pathValue), where they differ.
+func (v *opValidation) validateRaw(ctx context.Context, r *http.Request, rctx *chi.Context, decoded map[string]string) error {
+	raw := make(map[string]string, len(rctx.URLParams.Keys))
+	differ := false
+	for i, k := range rctx.URLParams.Keys {
+		raw[k] = rctx.URLParams.Values[i]
+		differ = differ || raw[k] != decoded[k]
+	}
+	if !differ {
+		return nil
+	}
+	in := &openapi3filter.RequestValidationInput{Request: r, PathParams: raw, Route: v.route, Options: validationOptions}
+	var errs openapi3.MultiError
+	for _, refs := range []openapi3.Parameters{v.route.PathItem.Parameters, v.route.Operation.Parameters} {
+		for _, ref := range refs {
+			if p := ref.Value; p != nil && p.In == openapi3.ParameterInPath && raw[p.Name] != decoded[p.Name] {
+				if err := openapi3filter.ValidateParameter(ctx, in, p); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
 }
 
 func urlParam(rctx *chi.Context, name string) (string, bool) {
@@ -213,6 +251,9 @@ func (g *Guard) validateRequest(ctx context.Context, w http.ResponseWriter, r *h
 			Route:      v.route,
 			Options:    validationOptions,
 		})
+		if err == nil {
+			err = v.validateRaw(ctx, r, rctx, params)
+		}
 	}
 	if err == nil {
 		return true
