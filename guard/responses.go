@@ -102,7 +102,7 @@ func (g *Guard) serveChecked(w http.ResponseWriter, r *http.Request, st *opState
 		// Not this answer's body: its status and headers alone.
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		g.run(sw, r, h, rctx)
-		if found := checkResponse(r, st, sw.status, w.Header(), nil, true); len(found) > 0 && g.reportResponse != nil {
+		if found := checkResponse(r, st, sw.status, w.Header(), nil, bodyUnseen); len(found) > 0 && g.reportResponse != nil {
 			g.reportResponse(r, st.op, found)
 		}
 		return
@@ -113,7 +113,7 @@ func (g *Guard) serveChecked(w http.ResponseWriter, r *http.Request, st *opState
 		// An answer sent on before its end (too large, or flushed) is
 		// checked when it goes: its status and headers.
 		cw.refuse = func(status int, h http.Header) bool {
-			found := checkResponse(r, st, status, h, nil, true)
+			found := checkResponse(r, st, status, h, nil, bodyPast)
 			if len(found) == 0 {
 				return false
 			}
@@ -131,7 +131,11 @@ func (g *Guard) serveChecked(w http.ResponseWriter, r *http.Request, st *opState
 	if !cw.wrote {
 		cw.WriteHeader(http.StatusOK)
 	}
-	found := checkResponse(r, st, cw.status, cw.Header(), cw.body.Bytes(), cw.over)
+	seen := bodyWhole
+	if cw.over {
+		seen = bodyPast
+	}
+	found := checkResponse(r, st, cw.status, cw.Header(), cw.body.Bytes(), seen)
 	if cw.enforce && !cw.passed {
 		if len(found) > 0 {
 			// Nothing of the refused answer leaves: its headers stay
@@ -301,9 +305,19 @@ func (c *checkedWriter) Flush() {
 // Unwrap lets http.ResponseController reach the connection's writer.
 func (c *checkedWriter) Unwrap() http.ResponseWriter { return c.w }
 
+// bodySeen is how much of an answer's body checkResponse has.
+type bodySeen int
+
+const (
+	bodyWhole  bodySeen = iota // all of it
+	bodyPast                   // none: it was sent on (past the bound, or flushed)
+	bodyUnseen                 // none: not sampled; it may be empty
+)
+
 // checkResponse says how an answer of st's operation breaks the document:
-// its status, the headers it requires, the body (unless truncated).
-func checkResponse(r *http.Request, st *opState, status int, header http.Header, body []byte, truncated bool) []ResponseViolation {
+// its status, the headers it requires, its media type, the body (when
+// seen whole).
+func checkResponse(r *http.Request, st *opState, status int, header http.Header, body []byte, seen bodySeen) []ResponseViolation {
 	op := st.op
 	declared := op.Spec.Responses.Status(status)
 	if declared == nil {
@@ -314,25 +328,29 @@ func checkResponse(r *http.Request, st *opState, status int, header http.Header,
 	}
 	var out []ResponseViolation
 	// What openapi3filter does not look at: a body where the status
-	// declares none, and the media type of a redirect or of a body past
-	// the bound (or not sampled).
+	// declares none, and the media type of a redirect or of a body sent on
+	// unchecked (without one, the server would guess it from the bytes).
 	ct := header.Get("Content-Type")
-	if content := declared.Value.Content; len(content) == 0 {
-		if ct != "" || len(body) > 0 {
+	content := declared.Value.Content
+	switch {
+	case len(content) == 0:
+		if len(body) > 0 {
 			out = append(out, ResponseViolation{Status: status, Reason: "body", Pointer: "/", Detail: "the document declares no content for this status"})
 		}
-	} else if ct != "" && (truncated || status >= 300 && status < 400) && content.Get(ct) == nil {
+	case seen == bodyPast && ct == "":
+		out = append(out, ResponseViolation{Status: status, Reason: "content-type", Detail: "no media type given; this status declares its media types"})
+	case ct != "" && (seen != bodyWhole || status >= 300 && status < 400) && content.Get(ct) == nil:
 		out = append(out, ResponseViolation{Status: status, Reason: "content-type", Detail: "a media type this status does not declare"})
 	}
-	if len(out) > 0 {
-		return out
-	}
 	var found []respcheck.Finding
-	if truncated {
-		// A body past the bound, or not sampled: its headers alone.
+	switch {
+	case seen != bodyWhole:
 		found = respcheck.MissingHeaders(declared.Value, header)
-	} else {
+	case len(out) == 0:
 		found = respcheck.Check(r.Context(), r, st.valid.route, status, header, body)
+	default:
+		// The body is wrong already; its headers still count.
+		found = respcheck.MissingHeaders(declared.Value, header)
 	}
 	for _, f := range found {
 		out = append(out, ResponseViolation{Status: status, Reason: f.Reason, Pointer: f.Pointer, Detail: f.Detail})

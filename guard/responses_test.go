@@ -92,6 +92,12 @@ func answers(t *testing.T, mode guard.ResponseMode) (http.Handler, func() []stri
 			w.Header().Set("X-Version", "1")
 			w.Header().Set("Content-Type", "text/html")
 			_, _ = w.Write([]byte(strings.Repeat("x", guard.MaxCheckedBody+1)))
+		case "not-found-typed":
+			w.WriteHeader(http.StatusNotFound) // typed (above), but no body
+		case "large-untyped":
+			w.Header().Set("X-Version", "1")
+			w.Header().Del("Content-Type")
+			_, _ = w.Write([]byte("<html>" + strings.Repeat("x", guard.MaxCheckedBody)))
 		case "stream-teapot":
 			w.WriteHeader(http.StatusTeapot)
 			http.NewResponseController(w).Flush()
@@ -143,6 +149,10 @@ func TestResponseValidation(t *testing.T) {
 		{"not-found-body", "getThing 404 body /: the document declares no content for this status"},
 		{"redirect-html", "getThing 303 content-type: a media type this status does not declare"},
 		{"large-html", "getThing 200 content-type: a media type this status does not declare"},
+		// A Content-Type alone is no body (middleware often sets one on
+		// every answer); a body past the bound must say what it is.
+		{"not-found-typed", ""},
+		{"large-untyped", "getThing 200 content-type: no media type given; this status declares its media types"},
 	} {
 		for _, mode := range []guard.ResponseMode{guard.ResponsesOff, guard.ResponsesReport, guard.ResponsesEnforce} {
 			t.Run(c.id+"/"+mode.String(), func(t *testing.T) {
