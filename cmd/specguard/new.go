@@ -110,9 +110,9 @@ func newService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	// even the directories made to hold it.
 	parent := filepath.Dir(dir)
 	var made []string // the directories above DIR this run creates, deepest first
-	for p := parent; ; p = filepath.Dir(p) {
-		if _, err := os.Stat(p); err == nil || p == filepath.Dir(p) {
-			break
+	for p := parent; p != filepath.Dir(p); p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			break // there (a dangling link too), or not ours to judge
 		}
 		made = append(made, p)
 	}
@@ -212,11 +212,8 @@ func writeService(dir, name, module, checkout string) error {
 	}
 	gomod := "module " + module + "\n\ngo 1.26\n\nrequire github.com/specguard/specguard " + specguardVersion(checkout) + "\n"
 	if checkout != "" {
-		target := checkout
-		if strings.ContainsAny(target, " \t\"'`\\()") {
-			target = strconv.Quote(target) // go.mod reads a quoted path as a Go string
-		}
-		gomod += "\nreplace github.com/specguard/specguard => " + target + "\n"
+		// Quoted: go.mod reads a quoted path as a Go string, whatever it holds.
+		gomod += "\nreplace github.com/specguard/specguard => " + strconv.Quote(checkout) + "\n"
 		// The checkout's go.sum holds the hashes of what the service
 		// needs: go mod tidy keeps those it uses and asks no checksum
 		// database for them.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -130,20 +131,24 @@ func TestNewWritesTheTemplate(t *testing.T) {
 		}
 	}
 	mod, _ := os.ReadFile(filepath.Join(dir, "go.mod"))
-	if !strings.HasPrefix(string(mod), "module example.com/team/my-svc\n") || !strings.Contains(string(mod), "replace github.com/specguard/specguard => /src/specguard\n") {
+	if !strings.HasPrefix(string(mod), "module example.com/team/my-svc\n") || !strings.Contains(string(mod), `replace github.com/specguard/specguard => "/src/specguard"`+"\n") {
 		t.Errorf("go.mod:\n%s", mod)
 	}
-	// A checkout whose path has a space is quoted, as go.mod reads it.
+	// Whatever the checkout's path holds, go reads it back from go.mod.
+	odd := "/src/spec guard, [v2] {x}\u00a0é"
 	spaced := t.TempDir()
-	if err := writeService(spaced, "my-svc", "example.com/team/my-svc", "/src/spec guard"); err != nil {
+	if err := writeService(spaced, "my-svc", "example.com/team/my-svc", odd); err != nil {
 		t.Fatal(err)
 	}
-	if mod, _ := os.ReadFile(filepath.Join(spaced, "go.mod")); !strings.Contains(string(mod), `replace github.com/specguard/specguard => "/src/spec guard"`+"\n") {
-		t.Errorf("go.mod for a checkout with a space:\n%s", mod)
+	out, err := exec.Command("go", "mod", "edit", "-json", filepath.Join(spaced, "go.mod")).Output()
+	var mf struct {
+		Replace []struct{ New struct{ Path string } }
 	}
-	out, err := exec.Command("go", "mod", "edit", "-json", filepath.Join(spaced, "go.mod")).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), `"Path": "/src/spec guard"`) {
-		t.Errorf("go mod edit reads that go.mod: %v\n%s", err, out)
+	if err == nil {
+		err = json.Unmarshal(out, &mf)
+	}
+	if err != nil || len(mf.Replace) != 1 || mf.Replace[0].New.Path != odd {
+		t.Errorf("go mod edit reads the go.mod for %q: %v\n%s", odd, err, out)
 	}
 }
 
