@@ -119,13 +119,9 @@ func startBinary(t *testing.T, bin string, args []string, env ...string) *Instan
 			addr = v // the test chose the address
 		}
 	}
-	fleet, users := false, false
+	users := false
 	for _, kv := range env {
-		fleet = fleet || strings.HasPrefix(kv, "SPECGUARD_REDIS_URL=") || strings.HasPrefix(kv, "SPECGUARD_DATABASE_URL=postgres")
 		users = users || strings.HasPrefix(kv, "SPECGUARD_USERS_FILE=")
-	}
-	for _, a := range args {
-		fleet = fleet || strings.HasPrefix(a, "postgres") || strings.HasPrefix(a, "redis")
 	}
 	if !users {
 		// The demo accounts are seeded only in the development setup,

@@ -53,14 +53,13 @@ func TestNoDemoAccountsOutsideDevelopment(t *testing.T) {
 		"postgresql": {"SPECGUARD_DATABASE_URL": pgtest.New(t)},
 		// SQLite without Redis, but reachable from other machines.
 		"every interface": {"SPECGUARD_ADDR": "0.0.0.0:0"},
-		// SQLite without Redis on loopback, but behind a proxy (below,
-		// as every case), which serves it to whoever reaches the proxy.
-		"behind a proxy": {},
+		// SQLite without Redis on loopback, but behind a proxy, which
+		// serves it to whoever reaches the proxy.
+		"behind a proxy": {"SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			env["SPECGUARD_SIGNING_KEY_FILE"] = keytest.File(t)
 			env["SPECGUARD_USERS_FILE"] = "" // none: start adds the demo accounts' file otherwise
-			env["SPECGUARD_TRUSTED_PROXIES"] = "127.0.0.1/32"
 			in := start(t, env)
 			for _, u := range [][2]string{{"admin@example.com", "admin-password"}, {"moderator@example.com", "moderator-password"}, {"user@example.com", "user-password"}} {
 				if got := loginStatus(t, in, u[0], u[1]); got != 401 {
