@@ -75,7 +75,9 @@ func signingKey(cfg *Config) (*tokens.Key, error) {
 
 // publish creates path holding data, durably, unless path exists: then it
 // leaves it and reports won false. Nothing else ever sees path partly
-// written.
+// written, except on a file system without hard links, where it falls
+// back to writing in place (writeExclusive): there an instance starting
+// at the very same moment may read it short, and fails to start.
 func publish(path string, data []byte) (won bool, err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
