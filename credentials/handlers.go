@@ -56,10 +56,9 @@ func (s *Service) checkPassword(r *http.Request, email, password string) (*Accou
 		if h, err := s.passwords.hash(ctx, password); err == nil {
 			// Only over the hash just checked: a password changed since
 			// must not be set back to this one.
-			checked, found := a.PasswordHash, ""
+			checked := a.PasswordHash
 			up, err := s.updateIf(ctx, a.ID, func(cur *Account) error {
 				if cur.PasswordHash != checked {
-					found = cur.PasswordHash
 					return errPasswordChanged
 				}
 				cur.PasswordHash = h
@@ -73,15 +72,8 @@ func (s *Service) checkPassword(r *http.Request, email, password string) (*Accou
 				up.Version, a = a.Version, up
 			case errors.Is(err, errPasswordChanged):
 				// Another login upgraded it first (the same password), or
-				// the password was changed: the hash found decides.
-				ok, _, err := s.passwords.match(ctx, found, password)
-				if err != nil {
-					return nil, err
-				}
-				if !ok {
-					return nil, security.ErrInvalid
-				}
-				a.PasswordHash = found
+				// the password was changed: stillHolds decides, once the
+				// credential is minted, with the hash it finds.
 			default:
 				s.cfg.log.Warn("upgrading a password hash failed; it stays as it was", "subject", a.ID, "err", err)
 			}
@@ -93,16 +85,21 @@ func (s *Service) checkPassword(r *http.Request, email, password string) (*Accou
 	return a, nil
 }
 
-// loginHolds is stillHolds for a login's token pair, which it ends when it
-// does not.
-func (s *Service) loginHolds(ctx context.Context, a *Account, password string, pair *tokens.Pair) error {
+// minted is stillHolds for a credential (what: "login", "session") just
+// minted for a, which takeBack ends when it does not hold.
+func (s *Service) minted(ctx context.Context, a *Account, password, what string, takeBack func(context.Context) error) error {
 	err := s.stillHolds(ctx, a, password)
 	if err != nil {
-		if rerr := s.store.RevokeFamily(ctx, a.ID, pair.AccessClaims.Family); rerr != nil {
-			s.cfg.log.Warn("a login minted after its account changed could not be revoked; it was never handed out", "subject", a.ID, "err", rerr)
+		if terr := takeBack(ctx); terr != nil {
+			s.cfg.log.Warn("a "+what+" minted after its account changed could not be ended; it was never handed out", "subject", a.ID, "err", terr)
 		}
 	}
 	return err
+}
+
+// loginHolds is minted for a login's token pair.
+func (s *Service) loginHolds(ctx context.Context, a *Account, password string, pair *tokens.Pair) error {
+	return s.minted(ctx, a, password, "login", func(ctx context.Context) error { return s.store.RevokeFamily(ctx, a.ID, pair.AccessClaims.Family) })
 }
 
 // errPasswordChanged: the account's password changed while a login
@@ -393,11 +390,7 @@ func (s *Service) session(w http.ResponseWriter, r *http.Request) {
 		ns, err = s.sessions.Create(r.Context(), a.ID, a.Role, in.Device)
 	}
 	if err == nil {
-		if err = s.stillHolds(r.Context(), a, in.Password); err != nil {
-			if derr := s.store.DeleteSession(r.Context(), a.ID, ns.Session.ID); derr != nil {
-				s.cfg.log.Warn("a session minted after its account changed could not be deleted; it was never handed out", "subject", a.ID, "err", derr)
-			}
-		}
+		err = s.minted(r.Context(), a, in.Password, "session", func(ctx context.Context) error { return s.store.DeleteSession(ctx, a.ID, ns.Session.ID) })
 	}
 	switch {
 	case s.tooManyFailures(w, err):
