@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -286,6 +287,21 @@ func TestGuardRequestValidation(t *testing.T) {
 			}
 		})
 	}
+
+	// One entry, however many fields are wrong: every one at once made a
+	// body of a MiB of unknown properties cost a hundred MiB to answer.
+	t.Run("many wrong fields, one error", func(t *testing.T) {
+		var b strings.Builder
+		b.WriteString(`{"title":"x"`)
+		for i := range 100 { // within the environment's body limit
+			fmt.Fprintf(&b, `,"f%d":0`, i)
+		}
+		b.WriteString("}")
+		got := e.Do(t, http.MethodPost, "/write", b.String(), guardtest.Bearer(writer.Access))
+		if got.Status != http.StatusBadRequest || len(got.Problem.Errors) != 1 || len(got.Body) > 1000 {
+			t.Errorf("100 unknown fields: %d, %d errors, a %d-byte answer; want 400 with one error", got.Status, len(got.Problem.Errors), len(got.Body))
+		}
+	})
 
 	t.Run("missing field is named in the message", func(t *testing.T) {
 		got := e.Do(t, http.MethodPost, "/write", `{}`, guardtest.Bearer(writer.Access))

@@ -21,10 +21,11 @@ import (
 	"github.com/specguard/specguard/problem"
 )
 
-// validationOptions are openapi3filter's options for every request: all
-// errors at once, and no authentication (the guard has done it).
+// validationOptions are openapi3filter's options for every request: the
+// first error only, and no authentication (the guard has done it). Every
+// error at once let a 1 MiB body of unknown properties cost 108 MiB of
+// allocation and a 6.7 MB answer, one entry per property.
 var validationOptions = &openapi3filter.Options{
-	MultiError:         true,
 	AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
 }
 
@@ -136,16 +137,18 @@ func (v *opValidation) validatePath(r *http.Request, rctx *chi.Context) (err err
 	if v.pathOnly == nil {
 		return nil, false
 	}
-	var errs openapi3.MultiError
-	for i, p := range v.pathOnly {
+	for _, p := range v.pathOnly {
 		raw, found := urlParam(rctx, p.Name)
 		if !found || raw == "" {
 			return nil, false
 		}
+	}
+	// The first error only, as validationOptions asks of openapi3filter.
+	for i, p := range v.pathOnly {
+		raw, _ := urlParam(rctx, p.Name)
 		decoded, err := pathValue(r, raw)
 		if err != nil {
-			errs = append(errs, &openapi3filter.RequestError{Parameter: p, Err: err})
-			continue
+			return &openapi3filter.RequestError{Parameter: p, Err: err}, true
 		}
 		// Both forms a handler may be handed (see pathValue).
 		for j, value := range [2]string{raw, decoded} {
@@ -155,14 +158,10 @@ func (v *opValidation) validatePath(r *http.Request, rctx *chi.Context) (err err
 			if c := v.checks[i]; c != nil && c.valid(value) {
 				continue
 			}
-			if err := p.Schema.Value.VisitJSON(value, openapi3.MultiErrors()); err != nil {
-				errs = append(errs, &openapi3filter.RequestError{Parameter: p, Err: err})
-				break
+			if err := p.Schema.Value.VisitJSON(value); err != nil {
+				return &openapi3filter.RequestError{Parameter: p, Err: err}, true
 			}
 		}
-	}
-	if len(errs) > 0 {
-		return errs, true
 	}
 	return nil, true
 }
@@ -199,18 +198,14 @@ func (v *opValidation) validateRaw(ctx context.Context, r *http.Request, rctx *c
 		return nil
 	}
 	in := &openapi3filter.RequestValidationInput{Request: r, PathParams: raw, Route: v.route, Options: validationOptions}
-	var errs openapi3.MultiError
 	for _, refs := range []openapi3.Parameters{v.route.PathItem.Parameters, v.route.Operation.Parameters} {
 		for _, ref := range refs {
 			if p := ref.Value; p != nil && p.In == openapi3.ParameterInPath && raw[p.Name] != decoded[p.Name] {
 				if err := openapi3filter.ValidateParameter(ctx, in, p); err != nil {
-					errs = append(errs, err)
+					return err
 				}
 			}
 		}
-	}
-	if len(errs) > 0 {
-		return errs
 	}
 	return nil
 }
