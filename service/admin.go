@@ -29,7 +29,12 @@ func listenAdmin(cfg *Config, m *Metrics, handler slog.Handler, api net.Addr) (*
 	srv := &http.Server{
 		Handler:           m.AdminHandler(cfg.AdminPprof),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(handler, slog.LevelWarn),
+		// As the API's listener, but with no bound on writing: a CPU
+		// profile or trace takes as long as it is asked to.
+		ReadTimeout:    30 * time.Second,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 16 << 10,
+		ErrorLog:       slog.NewLogLogger(handler, slog.LevelWarn),
 	}
 	go srv.Serve(ln)
 	if cfg.AdminPprof && !loopback(ln.Addr().String()) {
