@@ -463,6 +463,7 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, tr *reqTrace) {
 		return
 	}
 	tr.admitted(a.schemeName())
+	privateAnswer(w.Header(), a.p)
 
 	// Validate.
 	if r.Body != nil && r.Body != http.NoBody {
@@ -497,6 +498,24 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, tr *reqTrace) {
 		return
 	}
 	g.run(w, r, h, rctx)
+}
+
+// Shared header values: never modify them.
+var (
+	noStore = []string{"no-store"}
+	nosniff = []string{"nosniff"}
+)
+
+// privateAnswer sets the headers every admitted answer starts with: its
+// body is what its Content-Type says (nosniff), and an answer to an
+// authenticated caller is kept by no cache (its data may be the caller's
+// alone: a shared cache may store an answer to a cookie), unless the
+// handler says otherwise by setting Cache-Control itself.
+func privateAnswer(h http.Header, p *security.Principal) {
+	h["X-Content-Type-Options"] = nosniff
+	if _, set := h["Cache-Control"]; p != nil && !set {
+		h["Cache-Control"] = noStore
+	}
 }
 
 // run calls h, a route's own handler, as chi's router calls it once it has

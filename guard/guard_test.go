@@ -503,3 +503,25 @@ func TestNewGuardChecksConfiguration(t *testing.T) {
 		})
 	}
 }
+
+// An answer to an authenticated caller is kept by no cache unless its
+// handler says otherwise (account data, fetched with a cookie, was
+// cacheable); every admitted answer is nosniff.
+func TestPrivateAnswersAreNotStored(t *testing.T) {
+	e := guardtest.NewEnv(t)
+	bob := e.Login(t, "bob", "reader")
+	for _, c := range []struct {
+		name, target string
+		mods         []guardtest.Mod
+		cache        string
+	}{
+		{"authenticated", "/things", []guardtest.Mod{guardtest.Bearer(bob.Access)}, "no-store"},
+		{"anonymous", "/optional", nil, ""},
+		{"public", "/public", nil, ""},
+	} {
+		got := e.Do(t, http.MethodGet, c.target, "", c.mods...)
+		if got.Status != http.StatusOK || got.Header.Get("Cache-Control") != c.cache || got.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s: %d Cache-Control %q nosniff %q; want 200, %q, nosniff", c.name, got.Status, got.Header.Get("Cache-Control"), got.Header.Get("X-Content-Type-Options"), c.cache)
+		}
+	}
+}
