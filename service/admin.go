@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -26,8 +27,12 @@ func listenAdmin(cfg *Config, m *Metrics, handler slog.Handler, api net.Addr) (*
 	if err != nil {
 		return nil, "", fmt.Errorf("SPECGUARD_ADMIN_ADDR: %v", err)
 	}
+	handlerOf := m.AdminHandler(cfg.AdminPprof)
+	if loopback(ln.Addr().String()) {
+		handlerOf = loopbackHostOnly(handlerOf)
+	}
 	srv := &http.Server{
-		Handler:           m.AdminHandler(cfg.AdminPprof),
+		Handler:           handlerOf,
 		ReadHeaderTimeout: 10 * time.Second,
 		// As the API's listener, but with no bound on writing: a CPU
 		// profile or trace takes as long as it is asked to.
@@ -44,6 +49,24 @@ func listenAdmin(cfg *Config, m *Metrics, handler slog.Handler, api net.Addr) (*
 			"admin", ln.Addr().String())
 	}
 	return srv, ln.Addr().String(), nil
+}
+
+// loopbackHostOnly answers only requests whose Host is a loopback name or
+// address: a listener on loopback is meant for this machine, and a page a
+// browser here loads from a name that an attacker re-points to 127.0.0.1
+// (DNS rebinding) would otherwise read it.
+func loopbackHostOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if !loopback(net.JoinHostPort(strings.Trim(host, "[]"), "0")) {
+			http.Error(w, "this listener answers loopback hosts only", http.StatusMisdirectedRequest)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // autoAdminAddr is the admin address "auto" names: loopback (the admin

@@ -3,6 +3,8 @@ package service
 import (
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -41,5 +43,37 @@ func TestAdminListenerBounds(t *testing.T) {
 	defer srv.Close()
 	if srv.ReadTimeout <= 0 || srv.IdleTimeout <= 0 || srv.MaxHeaderBytes <= 0 || srv.MaxHeaderBytes > 64<<10 {
 		t.Errorf("read timeout %v, idle timeout %v, header bytes %d; want each bounded", srv.ReadTimeout, srv.IdleTimeout, srv.MaxHeaderBytes)
+	}
+}
+
+// An admin listener on loopback answers loopback hosts only: a page that
+// an attacker's name, re-pointed to 127.0.0.1, loads in a browser here
+// (DNS rebinding) read the metrics, and the profiles with pprof on.
+func TestAdminOnLoopbackAnswersLoopbackHostsOnly(t *testing.T) {
+	srv, addr, err := listenAdmin(&Config{AdminAddr: "127.0.0.1:0", AdminPprof: true}, NewMetrics(), slog.NewTextHandler(io.Discard, nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	for host, want := range map[string]int{
+		addr: 200, "localhost:" + port: 200, "[::1]:" + port: 200, "127.0.0.1": 200,
+		"rebind.example:" + port: http.StatusMisdirectedRequest, "10.0.0.1:" + port: http.StatusMisdirectedRequest,
+	} {
+		for _, path := range []string{"/metrics", "/debug/pprof/"} {
+			req, err := http.NewRequest("GET", "http://"+addr+path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Host = host
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Errorf("GET %s with Host %s: %d, want %d", path, host, resp.StatusCode, want)
+			}
+		}
 	}
 }
