@@ -137,15 +137,13 @@ func (v *opValidation) validatePath(r *http.Request, rctx *chi.Context) (err err
 	if v.pathOnly == nil {
 		return nil, false
 	}
-	for _, p := range v.pathOnly {
+	// The first error only, as validationOptions asks of openapi3filter,
+	// in its order of parameters.
+	for i, p := range v.pathOnly {
 		raw, found := urlParam(rctx, p.Name)
 		if !found || raw == "" {
 			return nil, false
 		}
-	}
-	// The first error only, as validationOptions asks of openapi3filter.
-	for i, p := range v.pathOnly {
-		raw, _ := urlParam(rctx, p.Name)
 		decoded, err := pathValue(r, raw)
 		if err != nil {
 			return &openapi3filter.RequestError{Parameter: p, Err: err}, true

@@ -27,12 +27,12 @@ func listenAdmin(cfg *Config, m *Metrics, handler slog.Handler, api net.Addr) (*
 	if err != nil {
 		return nil, "", fmt.Errorf("SPECGUARD_ADMIN_ADDR: %v", err)
 	}
-	handlerOf := m.AdminHandler(cfg.AdminPprof)
-	if loopback(ln.Addr().String()) {
-		handlerOf = loopbackHostOnly(handlerOf)
+	h, onLoopback := m.AdminHandler(cfg.AdminPprof), loopback(ln.Addr().String())
+	if onLoopback {
+		h = loopbackHostOnly(h)
 	}
 	srv := &http.Server{
-		Handler:           handlerOf,
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		// As the API's listener, but with no bound on writing: a CPU
 		// profile or trace takes as long as it is asked to.
@@ -42,7 +42,7 @@ func listenAdmin(cfg *Config, m *Metrics, handler slog.Handler, api net.Addr) (*
 		ErrorLog:       slog.NewLogLogger(handler, slog.LevelWarn),
 	}
 	go srv.Serve(ln)
-	if cfg.AdminPprof && !loopback(ln.Addr().String()) {
+	if cfg.AdminPprof && !onLoopback {
 		// Profiles cost CPU on demand and show the program's insides: fine
 		// behind a private network, not for the internet.
 		slog.New(handler).Warn("SPECGUARD_ADMIN_PPROF: /debug/pprof/ is served on a non-loopback address, to anyone who can reach it; keep SPECGUARD_ADMIN_ADDR private or on loopback",
