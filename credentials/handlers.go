@@ -359,13 +359,49 @@ func (s *Service) clearCookies(w http.ResponseWriter, p *security.Principal) {
 	}
 }
 
+// logout ends the caller's login. A caller that authenticated with a token
+// and also sends the session cookie (a page holding both) is logged out of
+// both: the session is ended too when the cookie passes what a cookie
+// logout would (a live session, the CSRF check), and its cookies are
+// cleared when it opens no session. A live session failing the CSRF check
+// refuses the logout (403) before anything is ended, rather than leave the
+// browser logged in behind a 204.
 func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
 	p := caller(r)
-	if err := s.Logout(r.Context(), p); err != nil {
-		s.fail(w, r, err)
-		return
+	var also *security.Principal
+	clear := sessionOf(p) != ""
+	if !clear && s.cookieSc != nil {
+		q, err := s.sessions.Authenticate(r.Context(), r, s.cookieSc)
+		switch {
+		case errors.Is(err, security.ErrCSRF):
+			s.problems.Write(w, &problem.Problem{Type: "csrf", Title: "CSRF check failed", Status: http.StatusForbidden,
+				Detail: "The request also carries a live session cookie, which fails the CSRF check (" + err.Error() + "): send the X-CSRF-Token header to end it too, or no cookie."})
+			return
+		case errors.Is(err, security.ErrUnavailable):
+			s.fail(w, r, err)
+			return
+		case err != nil:
+			// The cookie opens no session (ended, expired, malformed,
+			// planted twice): nothing to end, but the browser should drop it.
+			clear = true
+		case q != nil:
+			also, clear = q, true
+		}
 	}
-	s.clearCookies(w, p)
+	for _, who := range []*security.Principal{p, also} {
+		if who == nil {
+			continue
+		}
+		if err := s.Logout(r.Context(), who); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	if clear && s.cookie != "" {
+		for _, c := range s.sessions.ClearCookies(s.cookie) {
+			http.SetCookie(w, c)
+		}
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 

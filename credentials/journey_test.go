@@ -217,6 +217,63 @@ func sessionsJourney(t *testing.T, e *env) {
 	if r := e.do("GET", "/me", "", "", "Cookie", cookie); r.code != 401 {
 		t.Errorf("the session after logout: %d, want 401", r.code)
 	}
+	bothLogout(t, e)
+}
+
+// bothLogout: a logout with a token that also carries a live session
+// cookie (a page holding both) ends both, and asks for the session's CSRF
+// token before ending anything.
+func bothLogout(t *testing.T, e *env) {
+	live := func(what string, want int, header ...string) {
+		t.Helper()
+		if r := e.do("GET", "/me", "", "", header...); r.code != want {
+			t.Errorf("%s: %d, want %d", what, r.code, want)
+		}
+	}
+	browser := func() (cookie, csrf string) {
+		r := e.json("POST", "/auth/session", `{"email":"root@example.com","password":"root-password-1","device":"browser"}`)
+		if r.code != 201 {
+			t.Fatalf("browser login: %d %s", r.code, r.raw)
+		}
+		var cookies []string
+		for _, c := range r.cookie {
+			cookies = append(cookies, c.Name+"="+c.Value)
+		}
+		return strings.Join(cookies, "; "), r.body["csrf_token"].(string)
+	}
+	cleared := func(r reply) int {
+		n := 0
+		for _, c := range r.cookie {
+			if c.MaxAge < 0 {
+				n++
+			}
+		}
+		return n
+	}
+	cookie, csrf := browser()
+	access, _ := e.login("root@example.com", "root-password-1")
+	if r := e.do("POST", "/auth/logout", "", "", append(bearer(access), "Cookie", cookie)...); r.code != 403 || cleared(r) != 0 {
+		t.Errorf("logout by token with a live session cookie and no CSRF token: %d %s (%d cookies cleared), want 403 and none", r.code, r.raw, cleared(r))
+	}
+	live("the token after a refused logout", 200, bearer(access)...)
+	live("the session after a refused logout", 200, "Cookie", cookie)
+	r := e.do("POST", "/auth/logout", "", "", append(bearer(access), "Cookie", cookie, "X-CSRF-Token", csrf)...)
+	if r.code != 204 || cleared(r) != 2 {
+		t.Errorf("logout by token with the session cookie and its CSRF token: %d %s (%d cookies cleared), want 204 and 2", r.code, r.raw, cleared(r))
+	}
+	live("the token after logging out of both", 401, bearer(access)...)
+	live("the session after logging out of both", 401, "Cookie", cookie)
+	// A cookie whose session has ended is only cleared.
+	access, _ = e.login("root@example.com", "root-password-1")
+	if r := e.do("POST", "/auth/logout", "", "", append(bearer(access), "Cookie", cookie)...); r.code != 204 || cleared(r) != 2 {
+		t.Errorf("logout by token with an ended session's cookie: %d %s (%d cookies cleared), want 204 and 2", r.code, r.raw, cleared(r))
+	}
+	live("the token after its logout", 401, bearer(access)...)
+	// Without a session cookie, nothing is cleared.
+	access, _ = e.login("root@example.com", "root-password-1")
+	if r := e.do("POST", "/auth/logout", "", "", bearer(access)...); r.code != 204 || len(r.cookie) != 0 {
+		t.Errorf("logout by token alone: %d %s (%d cookies set), want 204 and none", r.code, r.raw, len(r.cookie))
+	}
 }
 
 func keysJourney(t *testing.T, e *env) {

@@ -161,7 +161,8 @@ type Service struct {
 	failures  *failedPasswords
 	cfg       config
 	problems  problem.Writer
-	cookie    string // the session cookie's name: the document's apiKey-in-cookie scheme
+	cookie    string         // the session cookie's name: the document's apiKey-in-cookie scheme
+	cookieSc  *policy.Scheme // that scheme
 	routes    []route
 }
 
@@ -212,7 +213,7 @@ func New(table *policy.Table, signing *tokens.Key, stores Stores, opts ...Option
 			return nil, fmt.Errorf("credentials: the session cookie of scheme %q is named %q: name it %q", sc.Name, sc.Param, hostPrefix+strings.TrimPrefix(sc.Param, "__Secure-"))
 		}
 		if s.cookie == "" || sc.Param < s.cookie {
-			s.cookie = sc.Param
+			s.cookie, s.cookieSc = sc.Param, sc
 		}
 	}
 	var err error
