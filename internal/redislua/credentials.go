@@ -17,13 +17,31 @@ const (
 
 // Keys and arguments of the credential check: keys {record, account};
 // arguments {kind (a for an access token's family, s for a session, k for
-// an API key), the access token's jti, the account stamp ("" for none)}.
+// an API key; any other holds nothing), the access token's jti, the account
+// stamp ("" for none)}.
 const (
 	CheckKeys = 2
 	CheckArgs = 3
 )
 
 // checkFunc is the check of every credential kind as a Lua function, which
+// fullFunc reports whether index idx lists max records that exist. An
+// index lists an id until the record's own expiry, but the record may be
+// gone sooner: a key's mark lasts MarkTTL at most (and a key whose
+// database insert failed never gets a record), and a maxmemory policy may
+// evict any record. Those entries are dropped, only when the index looks
+// full, so that they do not hold the subject's cap for up to a year. rec
+// is the record key of id, which gives the other records' prefix.
+const fullFunc = `local function full(idx, rec, id, max)
+  if redis.call('ZCARD', idx) < max then return false end
+  local prefix = string.sub(rec, 1, #rec - #id)
+  for _, x in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
+    if redis.call('EXISTS', prefix .. x) == 0 then redis.call('ZREM', idx, x) end
+  end
+  return redis.call('ZCARD', idx) >= max
+end
+`
+
 // CheckCredential runs alone and CheckAndAllow before the tiers. It returns
 // one of the codes above. A session's check notes its last use.
 const checkFunc = `local function check(gk, ga, now)
@@ -35,11 +53,13 @@ const checkFunc = `local function check(gk, ga, now)
   elseif kind == 's' then
     r = redis.call('HMGET', gk[1], 'h', 'e', 'v')
     if not r[2] or tonumber(r[2]) <= now then return 1 end
-  else
+  elseif kind == 'k' then
     r = redis.call('HMGET', gk[1], 'x', 'e', 'v')
     if r[1] then return 1 end
     if not r[2] then return 3 end
     if tonumber(r[2]) <= now then return 1 end
+  else
+    return 1
   end
   if v ~= '' then
     local a = redis.call('HMGET', gk[2], 's', 'nb')
@@ -70,12 +90,13 @@ var CheckCredential = redis.NewScript(Now + checkFunc + `return check(KEYS, ARGV
 // (KEYS[2]) until it expires (ARGV[2]); ARGV[4..] are its fields. A
 // record hash holds fields c (created), l (last used), e (expires), all
 // in microseconds; the index is a sorted set of ids scored by expiry.
-// With ARGV[3] > 0 it refuses (-1) when the index holds that many live ids.
+// With ARGV[3] > 0 it refuses (-1) when the index lists that many ids whose
+// records still exist (see fullFunc).
 // It returns now.
-var Create = redis.NewScript(Now + `
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+var Create = redis.NewScript(Now + fullFunc + `
 local max = tonumber(ARGV[3])
-if max > 0 and redis.call('ZCARD', KEYS[2]) >= max then return -1 end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+if max > 0 and full(KEYS[2], KEYS[1], ARGV[1], max) then return -1 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('HSET', KEYS[1], 'c', now, 'l', now)
 local exp = tonumber(ARGV[2])
@@ -109,14 +130,14 @@ return {ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]}`)
 // key expires (e), or ARGV[5] ms at most. With ARGV[6] > 0 it refuses (-1)
 // when the index (the subject's keys, revocations still held included)
 // holds that many.
-var MarkKey = redis.NewScript(Now + `
+var MarkKey = redis.NewScript(Now + fullFunc + `
 if ARGV[1] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local exp = tonumber(ARGV[3])
 if exp <= now then return 0 end
 local max = tonumber(ARGV[6])
 if max > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-  if redis.call('ZCARD', KEYS[2]) >= max then return -1 end
+  if full(KEYS[2], KEYS[1], ARGV[2], max) then return -1 end
 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'e', exp, 'v', ARGV[4])

@@ -142,8 +142,10 @@ func (s *Store) check(c security.Check) (keys []string, args []any) {
 		record, kind = s.famKey(c.Subject, c.ID), "a"
 	case security.SessionCredential:
 		record, kind = s.sesKey(c.Subject, c.ID), "s"
-	default:
+	case security.KeyCredential:
 		record, kind = s.keyKey(c.Subject, c.ID), "k"
+	default: // no such kind: the script finds it dead, as the memory store does
+		record, kind = s.keyKey(c.Subject, c.ID), "?"
 	}
 	return []string{record, s.acctKey(c.Subject)}, []any{kind, c.JTI, c.AccountStamp}
 }

@@ -92,3 +92,58 @@ func TestScripterOfANilStore(t *testing.T) {
 		t.Fatal("a *Store has no scripter: the one round trip is lost")
 	}
 }
+
+// A record gone before its index entry (an API key's mark past MarkTTL, or
+// a key whose database insert failed; any record a maxmemory policy
+// evicted) no longer holds the subject's cap, which the index would keep
+// for as long as the record could have lived: a year for a key. The memory
+// store counts only what it holds.
+func TestGoneRecordsFreeTheCap(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	s := redisstore.New(rdb, srv.Prefix, time.Second)
+	ctx := context.Background()
+	exp := time.Now().Add(365 * 24 * time.Hour)
+	key := func(id string) error {
+		_, err := s.MarkKey(ctx, &security.APIKey{ID: id, Subject: "alice", Expires: exp}, false, 2)
+		return err
+	}
+	if err := key("orphan"); err != nil {
+		t.Fatal(err)
+	}
+	if err := key("k1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := key("k2"); !errors.Is(err, security.ErrTooMany) {
+		t.Fatalf("a third key under a cap of two: %v, want ErrTooMany", err)
+	}
+	rdb.Del(ctx, srv.Prefix+"{u:alice}:key:orphan") // its mark lapsed
+	if err := key("k2"); err != nil {
+		t.Errorf("a key beside one live mark and one lapsed: %v, want it marked", err)
+	}
+	if err := key("k3"); !errors.Is(err, security.ErrTooMany) {
+		t.Errorf("a key beside two live marks: %v, want ErrTooMany", err)
+	}
+	for _, c := range []struct {
+		kind   string
+		create func(id string) error
+	}{
+		{"fam", func(id string) error {
+			return s.CreateFamily(ctx, &security.Family{ID: id, Subject: "bob", RefreshJTI: "r", AccessJTI: "a", Expires: exp}, 1)
+		}},
+		{"ses", func(id string) error {
+			return s.CreateSession(ctx, &security.Session{ID: id, Subject: "bob", SecretHash: []byte("h"), Expires: exp}, 1)
+		}},
+	} {
+		if err := c.create("x1"); err != nil {
+			t.Fatal(c.kind, err)
+		}
+		if err := c.create("x2"); !errors.Is(err, security.ErrTooMany) {
+			t.Fatalf("%s: a second under a cap of one: %v, want ErrTooMany", c.kind, err)
+		}
+		rdb.Del(ctx, srv.Prefix+"{u:bob}:"+c.kind+":x1") // evicted
+		if err := c.create("x2"); err != nil {
+			t.Errorf("%s: one beside an evicted record: %v, want it created", c.kind, err)
+		}
+	}
+}

@@ -209,6 +209,11 @@ func testKeyMarks(t *testing.T, s security.Store) {
 	if err := checkKey(ctx, s, "bob", "k1"); err == nil {
 		t.Errorf("Check of another subject's key passed")
 	}
+	for _, kind := range []security.CredentialKind{0, security.KeyCredential + 1, 255} {
+		if err := s.Check(ctx, security.Check{Kind: kind, Subject: "alice", ID: "k1"}); !errors.Is(err, security.ErrNotFound) {
+			t.Errorf("Check of kind %d over a live key's mark = %v, want ErrNotFound", kind, err)
+		}
+	}
 	if wrote, err := s.MarkKey(ctx, k, true, 0); wrote || err != nil {
 		t.Errorf("MarkKey(ifAbsent) over a mark = %v, %v; want false", wrote, err)
 	}
