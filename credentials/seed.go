@@ -160,8 +160,12 @@ func (s *Service) Seed(ctx context.Context, users []SeedAccount, log *slog.Logge
 // gets keep's password and role instead, enabled, its old credentials
 // ended all the same, unless keep asks for the published password itself.
 // An address of published whose password was changed is a real account
-// and is left alone. Each account retired is logged.
+// and is left alone. Each account retired is logged to log, or, when it
+// is nil, to the service's logger (WithLog).
 func (s *Service) Retire(ctx context.Context, published, keep []SeedAccount, log *slog.Logger) error {
+	if log == nil {
+		log = s.cfg.log
+	}
 	for _, demo := range published {
 		a, err := s.accounts.AccountByEmail(ctx, demo.Email)
 		if errors.Is(err, security.ErrNotFound) {
@@ -193,11 +197,12 @@ func (s *Service) Retire(ctx context.Context, published, keep []SeedAccount, log
 		if err != nil {
 			return err
 		}
-		if err := s.accounts.SetPassword(ctx, a.ID, hash); err != nil {
-			return fmt.Errorf("setting the password of %s: %v", su.Email, err)
-		}
-		if _, err := s.endAll(ctx, a.ID, func(a *Account) { a.Role, a.Disabled = su.Role, false }); err != nil {
-			return fmt.Errorf("ending the credentials of %s: %v", su.Email, err)
+		// One change: the password and the end of every credential opened
+		// with the published one. Committed apart, a failure between them
+		// left the account with a password of its own, so never retired
+		// again, and its demo sessions alive.
+		if _, err := s.endAll(ctx, a.ID, func(a *Account) { a.PasswordHash, a.Role, a.Disabled = hash, su.Role, false }); err != nil {
+			return fmt.Errorf("giving %s the users file's password and ending its credentials: %v", su.Email, err)
 		}
 		log.Warn("a demo account still had its published password: it has the users file's password and role now, and its credentials are ended", "email", su.Email, "role", su.Role)
 	}

@@ -1,0 +1,70 @@
+package credentials_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/specguard/specguard/credentials"
+	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/security"
+)
+
+// failingPublish is a store whose next PutAccount fails once armed: a
+// Redis that drops a connection while an account change is published.
+type failingPublish struct {
+	*security.MemoryStore
+	armed atomic.Bool
+}
+
+func (f *failingPublish) PutAccount(ctx context.Context, subject string, a security.Account) (security.Account, error) {
+	if f.armed.CompareAndSwap(true, false) {
+		return security.Account{}, errors.New("redis: connection reset")
+	}
+	return f.MemoryStore.PutAccount(ctx, subject, a)
+}
+
+// A demo account that a users file names gets the file's password and
+// loses every credential opened with the published one in one change. When
+// that change fails, the account keeps its published password, and the
+// next start retires it: a password committed apart from the end of its
+// credentials left it never retired again, its demo sessions alive.
+func TestRetireIsOneChange(t *testing.T) {
+	store := &failingPublish{MemoryStore: security.NewMemoryStore(nil)}
+	e := newEnv(t, nil, credentials.NewMemoryAccounts(nil), security.NewMemoryKeyRecords(nil), store, limits.NewMemoryStore(nil))
+	demo := []credentials.SeedAccount{{Email: "user@example.com", Password: "user-password", Role: "user"}}
+	if err := e.svc.Seed(ctx, demo, nil); err != nil {
+		t.Fatal(err)
+	}
+	r := e.json("POST", "/auth/session", `{"email":"user@example.com","password":"user-password"}`)
+	if r.code != 201 {
+		t.Fatalf("browser login: %d %s", r.code, r.raw)
+	}
+	var cookies []string
+	for _, c := range r.cookie {
+		cookies = append(cookies, c.Name+"="+c.Value)
+	}
+	cookie := strings.Join(cookies, "; ")
+	keep := []credentials.SeedAccount{{Email: "user@example.com", Password: "new-secret-password", Role: "user"}}
+	store.armed.Store(true)
+	if err := e.svc.Retire(ctx, demo, keep, nil); err == nil {
+		t.Fatal("Retire with a store failing: nil error")
+	}
+	if r := e.json("POST", "/auth/session", `{"email":"user@example.com","password":"new-secret-password"}`); r.code != 401 {
+		t.Errorf("the users file's password after a failed Retire: %d, want 401 (nothing committed)", r.code)
+	}
+	if err := e.svc.Retire(ctx, demo, keep, nil); err != nil { // the next start
+		t.Fatal(err)
+	}
+	if r := e.json("POST", "/auth/session", `{"email":"user@example.com","password":"user-password"}`); r.code != 401 {
+		t.Errorf("the published password after Retire: %d, want 401", r.code)
+	}
+	if r := e.do("GET", "/me", "", "", "Cookie", cookie); r.code != 401 {
+		t.Errorf("a session opened with the published password, after Retire: %d %s, want 401", r.code, r.raw)
+	}
+	if r := e.json("POST", "/auth/session", `{"email":"user@example.com","password":"new-secret-password"}`); r.code != 201 {
+		t.Errorf("the users file's password after Retire: %d %s, want 201", r.code, r.raw)
+	}
+}
