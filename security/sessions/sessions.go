@@ -136,9 +136,12 @@ func (s *Service) Create(ctx context.Context, subject, role, device string) (*Is
 // cannot plant one (credentials.New refuses any other name).
 func (s *Service) Cookies(name string, ns *Issued) []*http.Cookie {
 	exp := ns.Session.Expires
+	// On the service's clock, as exp is (WithClock); at least a second:
+	// a Max-Age of 0 or less would delete the cookie at once.
+	age := max(int(exp.Sub(s.clock.Now()).Seconds()), 1)
 	return []*http.Cookie{
-		{Name: name, Value: ns.Cookie, Path: "/", Expires: exp, MaxAge: int(time.Until(exp).Seconds()), Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode},
-		{Name: CSRFCookie, Value: ns.CSRF, Path: "/", Expires: exp, MaxAge: int(time.Until(exp).Seconds()), Secure: true, HttpOnly: false, SameSite: http.SameSiteStrictMode},
+		{Name: name, Value: ns.Cookie, Path: "/", Expires: exp, MaxAge: age, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode},
+		{Name: CSRFCookie, Value: ns.CSRF, Path: "/", Expires: exp, MaxAge: age, Secure: true, HttpOnly: false, SameSite: http.SameSiteStrictMode},
 	}
 }
 

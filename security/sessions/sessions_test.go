@@ -188,3 +188,22 @@ func TestSessionCookies(t *testing.T) {
 		guardtest.OK200.Check(t, e.Do(t, http.MethodGet, "/account", "", func(r *http.Request) { r.AddCookie(byName[guardtest.SessionCookie]) }))
 	})
 }
+
+// A cookie's Max-Age is read on the service's clock, as its Expires and the
+// session's own expiry are: on another clock (WithClock) it was read on the
+// system's, and a session made at a time the system clock has passed got
+// cookies the browser deleted at once.
+func TestSessionCookiesOnTheServicesClock(t *testing.T) {
+	at := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	now := func() time.Time { return at }
+	svc := sessions.New(security.NewMemoryStore(now), func(string) []string { return nil }, sessions.WithClock(now), sessions.WithTTL(time.Hour))
+	ns, err := svc.Create(context.Background(), "alice", "reader", "laptop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range svc.Cookies("__Host-session", ns) {
+		if c.MaxAge != 3600 || !c.Expires.Equal(at.Add(time.Hour)) {
+			t.Errorf("%s: Max-Age %d, Expires %v; want 3600 and %v", c.Name, c.MaxAge, c.Expires, at.Add(time.Hour))
+		}
+	}
+}
