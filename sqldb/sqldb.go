@@ -212,6 +212,9 @@ func (d *DB) ping(ctx context.Context) error {
 // the lock when they begin (immediate), so two never deadlock upgrading.
 const sqliteParams = "_txlock=immediate&_busy_timeout=5000&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=1"
 
+// uriPath escapes what a file: URI would read otherwise in a path.
+var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+
 func (d *DB) openSQLite() error {
 	path := d.src.DSN
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
@@ -223,7 +226,10 @@ func (d *DB) openSQLite() error {
 		return fmt.Errorf("sqlite:%s: %v", path, err)
 	}
 	f.Close()
-	dsn := "file:" + path + "?" + sqliteParams
+	// SQLite decodes %XX in a file: URI: escaped, "data%41.db" is that
+	// file, not dataA.db made with the umask's mode beside the empty 0600
+	// one.
+	dsn := "file:" + uriPath.Replace(path) + "?" + sqliteParams
 	if d.w, err = sql.Open("sqlite", dsn); err != nil {
 		return fmt.Errorf("sqlite:%s: %v", path, err)
 	}

@@ -450,6 +450,31 @@ func TestSQLiteFileIsPrivate(t *testing.T) {
 	}
 }
 
+// A path holding what a file: URI decodes ("%41" is A) is the file named:
+// SQLite wrote to dataA.db, with the umask's mode, beside an empty
+// data%41.db of mode 0600.
+func TestSQLitePathIsTaken(t *testing.T) {
+	dir := t.TempDir()
+	src, err := sqldb.ParseURL("sqlite:"+filepath.Join(dir, "data%41 %25.db"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := open(t, src)
+	if _, err := d.Exec(context.Background(), "CREATE TABLE t (x INTEGER)"); err != nil {
+		t.Fatal(err)
+	}
+	names, _ := filepath.Glob(filepath.Join(dir, "*"))
+	for _, n := range names {
+		if base := filepath.Base(n); !strings.HasPrefix(base, "data%41 %25.db") {
+			t.Errorf("made %s", base)
+		}
+	}
+	fi, err := os.Stat(src.DSN)
+	if err != nil || fi.Size() == 0 || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the file named: %v, %v; want the database, mode 600", fi, err)
+	}
+}
+
 type owner struct{ id, name string }
 
 func scanOwner(row sqldb.Scanner) (*owner, error) {
