@@ -9,6 +9,7 @@ import (
 
 	"github.com/specguard/specguard/api/gen"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/server/db"
 )
 
 // visible reports whether viewer (nil when anonymous) may see p.
@@ -78,16 +79,13 @@ func (a *App) UpdatePost(ctx context.Context, req gen.UpdatePostRequestObject) (
 	if p.AuthorID != who.Subject && !who.HasScope("users:admin") {
 		return gen.UpdatePost403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: forbidden("only the author or an admin may edit this post")}, nil
 	}
-	if req.Body.Title != nil {
-		p.Title = *req.Body.Title
-	}
-	if req.Body.Body != nil {
-		p.Body = *req.Body.Body
-	}
+	patch := db.PostPatch{Title: req.Body.Title, Body: req.Body.Body}
 	if req.Body.Status != nil {
-		p.Status = string(*req.Body.Status)
+		status := string(*req.Body.Status)
+		patch.Status = &status
 	}
-	if err := a.repo.UpdatePost(ctx, p); errors.Is(err, ErrNotFound) {
+	p, err = a.repo.UpdatePost(ctx, req.Id, patch)
+	if errors.Is(err, ErrNotFound) {
 		return gen.UpdatePost404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: notFound("post")}, nil
 	} else if err != nil {
 		return nil, err

@@ -22,7 +22,9 @@ type Repository interface {
 	// Posts lists published posts and, when viewer is not empty, the
 	// viewer's drafts, newest first.
 	Posts(ctx context.Context, viewer string, limit, offset int) ([]Post, error)
-	UpdatePost(ctx context.Context, p *Post) error
+	// UpdatePost writes only the fields patch names, and returns the
+	// post as it is then.
+	UpdatePost(ctx context.Context, id string, patch db.PostPatch) (*Post, error)
 	DeletePost(ctx context.Context, id string) error
 }
 

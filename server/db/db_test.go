@@ -107,20 +107,21 @@ func TestPosts(t *testing.T) {
 		if err != nil || *got != *p1 {
 			t.Fatalf("Post = %+v, %v; want %+v", got, err, p1)
 		}
-		got.Title, got.Status = "one, edited", "draft"
-		if err := d.UpdatePost(ctx, got); err != nil {
+		title, draft := "one, edited", "draft"
+		updated, err := d.UpdatePost(ctx, p1.ID, db.PostPatch{Title: &title, Status: &draft})
+		if err != nil {
 			t.Fatal(err)
 		}
 		again, _ := d.Post(ctx, p1.ID)
-		if again.Title != "one, edited" || again.Status != "draft" || !again.Updated.After(again.Created) {
-			t.Errorf("after UpdatePost: %+v", again)
+		if again.Title != title || again.Status != draft || again.Body != p1.Body || !again.Updated.After(again.Created) || *again != *updated {
+			t.Errorf("after UpdatePost: %+v (returned %+v)", again, updated)
 		}
 		if err := d.DeletePost(ctx, p1.ID); err != nil {
 			t.Fatal(err)
 		}
 		for name, err := range map[string]error{
 			"Post":       func() error { _, err := d.Post(ctx, p1.ID); return err }(),
-			"UpdatePost": d.UpdatePost(ctx, &db.Post{ID: p1.ID, Status: "draft"}),
+			"UpdatePost": func() error { _, err := d.UpdatePost(ctx, p1.ID, db.PostPatch{Status: &draft}); return err }(),
 			"DeletePost": d.DeletePost(ctx, p1.ID),
 		} {
 			if !errors.Is(err, sqldb.ErrNotFound) {

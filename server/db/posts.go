@@ -68,11 +68,22 @@ func (d *Posts) Posts(ctx context.Context, viewer string, limit, offset int) ([]
 		ORDER BY created_at DESC, id LIMIT ? OFFSET ?`, viewer, limit, offset)
 }
 
-// UpdatePost writes p's title, body and status, stamping Updated.
-func (d *Posts) UpdatePost(ctx context.Context, p *Post) error {
-	p.Updated = d.now()
-	return sqldb.Affected(d.db.Exec(ctx, `UPDATE posts SET title = ?, body = ?, status = ?, updated_at = ? WHERE id = ?`,
-		p.Title, p.Body, p.Status, sqldb.Micros(p.Updated), p.ID))
+// PostPatch names the fields of a post to change; nil leaves one as it is.
+type PostPatch struct{ Title, Body, Status *string }
+
+// UpdatePost writes the fields patch names of post id, stamping Updated,
+// and returns the post as it is then, or sqldb.ErrNotFound. It writes
+// only those fields, so that two edits of different fields both hold:
+// writing back a copy read before would undo a concurrent edit, a post
+// made a draft published again among them.
+func (d *Posts) UpdatePost(ctx context.Context, id string, patch PostPatch) (*Post, error) {
+	err := sqldb.Affected(d.db.Exec(ctx, `UPDATE posts SET title = COALESCE(?, title), body = COALESCE(?, body),
+		status = COALESCE(?, status), updated_at = ? WHERE id = ?`,
+		patch.Title, patch.Body, patch.Status, sqldb.Micros(d.now()), id))
+	if err != nil {
+		return nil, err
+	}
+	return d.Post(ctx, id)
 }
 
 // DeletePost deletes post id, or answers sqldb.ErrNotFound.
