@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/specguard/specguard/security"
 )
 
@@ -57,9 +59,13 @@ type Accounts interface {
 	SetPassword(ctx context.Context, id, hash string) error
 }
 
-// EmailKey is the form of an address that must be unique: trimmed and
-// lower-cased.
-func EmailKey(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+// EmailKey is the form of an address that must be unique: trimmed, in
+// Unicode normalization form NFKC, and lower-cased. "josé" written with
+// one code point for é and with e and a combining accent look the same,
+// as a full-width letter and its ASCII one do: each is one address.
+func EmailKey(email string) string {
+	return strings.ToLower(norm.NFKC.String(strings.TrimSpace(email)))
+}
 
 // MemoryAccounts keeps accounts in this process: for tests and demos; a
 // service keeps them in its database (sqlstore).

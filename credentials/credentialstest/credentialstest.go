@@ -25,13 +25,31 @@ func NewAccount(email string) *credentials.Account {
 }
 
 // RunAccounts checks accounts: creation (one per address, whatever its
-// case), lookups, listing, updates that publish before they commit and
+// case and Unicode form), lookups, listing, updates that publish before they commit and
 // roll back when the publish fails, and their serialisation. open returns
 // empty accounts for each subtest.
 func RunAccounts(t *testing.T, open func(t *testing.T) credentials.Accounts) {
 	t.Run("Accounts", func(t *testing.T) { testAccounts(t, open(t)) })
+	t.Run("UnicodeAddresses", func(t *testing.T) { testUnicodeAddresses(t, open(t)) })
 	t.Run("ConcurrentUpdates", func(t *testing.T) { testConcurrentUpdates(t, open(t)) })
 	t.Run("ConcurrentCreates", func(t *testing.T) { testConcurrentCreates(t, open(t)) })
+}
+
+func testUnicodeAddresses(t *testing.T, d credentials.Accounts) {
+	// One address however it is written in Unicode: é as one code point
+	// (NFC) or as e and a combining accent (NFD); full-width letters.
+	jose := NewAccount("jos\u00e9@example.com")
+	if err := d.CreateAccount(ctx, jose); err != nil {
+		t.Fatal(err)
+	}
+	for _, other := range []string{"jose\u0301@example.com", "JOSE\u0301@example.com", "\uff4aos\u00e9@example.com"} {
+		if err := d.CreateAccount(ctx, NewAccount(other)); !errors.Is(err, credentials.ErrExists) {
+			t.Errorf("%+q beside %+q: %v, want ErrExists", other, jose.Email, err)
+		}
+		if got, err := d.AccountByEmail(ctx, other); err != nil || got.ID != jose.ID {
+			t.Errorf("AccountByEmail(%+q) = %+v, %v; want %+q's account", other, got, err, jose.Email)
+		}
+	}
 }
 
 func testAccounts(t *testing.T, d credentials.Accounts) {

@@ -100,9 +100,17 @@ func (s *Store) Account(ctx context.Context, id string) (*credentials.Account, e
 	return sqldb.Get(ctx, s.db, scanAccount, `SELECT `+accountColumns+` FROM users WHERE id = ?`, id)
 }
 
-// AccountByEmail implements credentials.Accounts.
+// AccountByEmail implements credentials.Accounts. An account made before
+// email keys were Unicode-normalized (see credentials.EmailKey) may be
+// kept under the address's key as it was then, trimmed and lower-cased
+// only: where that differs, it is looked up too, after the current key.
 func (s *Store) AccountByEmail(ctx context.Context, email string) (*credentials.Account, error) {
-	return sqldb.Get(ctx, s.db, scanAccount, `SELECT `+accountColumns+` FROM users WHERE email_key = ?`, credentials.EmailKey(email))
+	key, old := credentials.EmailKey(email), strings.ToLower(strings.TrimSpace(email))
+	if old == key {
+		return sqldb.Get(ctx, s.db, scanAccount, `SELECT `+accountColumns+` FROM users WHERE email_key = ?`, key)
+	}
+	return sqldb.Get(ctx, s.db, scanAccount, `SELECT `+accountColumns+` FROM users WHERE email_key IN (?, ?)
+		ORDER BY CASE WHEN email_key = ? THEN 0 ELSE 1 END LIMIT 1`, key, old, key)
 }
 
 // ListAccounts implements credentials.Accounts.

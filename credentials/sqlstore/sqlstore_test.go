@@ -46,3 +46,39 @@ func TestStore(t *testing.T) {
 		})
 	}
 }
+
+// An account made before email keys were Unicode-normalized, under an
+// address in decomposed form, is kept under that form's key: it is still
+// found by the address as it was written, the current key first.
+func TestAccountUnderAnOldEmailKey(t *testing.T) {
+	ctx := context.Background()
+	for _, kind := range []sqldb.Kind{sqldb.SQLite, sqldb.Postgres} {
+		t.Run(string(kind), func(t *testing.T) {
+			d := open(t, kind)
+			s := sqlstore.New(d)
+			nfd := "Jose\u0301@example.com"
+			a := credentialstest.NewAccount(nfd)
+			if err := s.CreateAccount(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+			// As the key was written then: trimmed and lower-cased only.
+			if _, err := d.Exec(ctx, `UPDATE users SET email_key = ? WHERE id = ?`, "jose\u0301@example.com", a.ID); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := s.AccountByEmail(ctx, nfd); err != nil || got.ID != a.ID {
+				t.Errorf("AccountByEmail(%+q) = %+v, %v; want the account", nfd, got, err)
+			}
+			if _, err := s.AccountByEmail(ctx, "jos\u00e9@example.com"); err == nil {
+				t.Errorf("the composed spelling found the old key's account: only the current key is looked up for it")
+			}
+			// Once made under the current key too, that one comes first.
+			b := credentialstest.NewAccount("jos\u00e9@example.com")
+			if err := s.CreateAccount(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := s.AccountByEmail(ctx, nfd); err != nil || got.ID != b.ID {
+				t.Errorf("AccountByEmail(%+q) beside both = %+v, %v; want the current key's account", nfd, got, err)
+			}
+		})
+	}
+}
