@@ -55,8 +55,6 @@ type Accounts interface {
 	// nothing is committed. publish mirrors the new state into the shared
 	// store every instance checks credentials against.
 	UpdateAccount(ctx context.Context, id string, change func(*Account) error, publish func(*Account) error) (*Account, error)
-	// SetPassword replaces the password hash of account id.
-	SetPassword(ctx context.Context, id, hash string) error
 }
 
 // EmailKey is the form of an address that must be unique: trimmed, in
@@ -176,19 +174,6 @@ func (m *MemoryAccounts) UpdateAccount(_ context.Context, id string, change func
 	}
 	m.accounts[id] = a
 	return &a, nil
-}
-
-// SetPassword implements Accounts.
-func (m *MemoryAccounts) SetPassword(_ context.Context, id, hash string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	a, ok := m.accounts[id]
-	if !ok {
-		return security.ErrNotFound
-	}
-	a.PasswordHash, a.Updated = hash, m.now().UTC()
-	m.accounts[id] = a
-	return nil
 }
 
 // accountState is the state of a every credential check depends on.

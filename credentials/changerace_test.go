@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,7 +51,7 @@ func TestLoginRacingAPasswordChange(t *testing.T) {
 		{"bcrypt hash, upgraded at login", credentials.SeedAccount{Email: "owner@example.com", PasswordHash: string(old), Role: "user"}},
 	} {
 		for _, way := range []string{"login", "token", "session"} {
-			for _, change := range []string{"password change and logout everywhere", "logout everywhere"} {
+			for _, change := range []string{"password change", "logout everywhere"} {
 				t.Run(hash.name+", "+way+", "+change, func(t *testing.T) {
 					ctx := context.Background()
 					accounts := &changingAccounts{Accounts: credentials.NewMemoryAccounts(nil)}
@@ -63,12 +64,8 @@ func TestLoginRacingAPasswordChange(t *testing.T) {
 						var err error
 						if change != "logout everywhere" {
 							password = "new-password-1"
-							var h string
-							if h, err = e.svc.HashPassword(ctx, password); err == nil {
-								err = accounts.Accounts.SetPassword(ctx, id, h)
-							}
-						}
-						if err == nil {
+							err = e.svc.ChangePassword(ctx, id, password)
+						} else {
 							err = e.svc.LogoutAll(ctx, id)
 						}
 						if err != nil {
@@ -148,5 +145,51 @@ func TestFailedPasswordBudgetCountsAnIPv6Network(t *testing.T) {
 	}
 	if want := []int{401, 401, 401, 429}; !slices.Equal(codes, want) {
 		t.Errorf("four wrong passwords from four addresses of one /64: %v, want %v", codes, want)
+	}
+}
+
+// A password change ends every credential the account holds, in the same
+// change: a token, its refresh token, a browser session and an API key
+// made with the old password stop working, the old password stops opening
+// the account and the new one opens it.
+func TestChangePasswordEndsEveryCredential(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, nil, credentials.NewMemoryAccounts(nil), security.NewMemoryKeyRecords(nil), security.NewMemoryStore(nil), limits.NewMemoryStore(nil))
+	if err := e.svc.Seed(ctx, []credentials.SeedAccount{{Email: "owner@example.com", Password: "old-password-1", Role: "admin"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	access, refresh := e.login("owner@example.com", "old-password-1")
+	s := e.json("POST", "/auth/session", `{"email":"owner@example.com","password":"old-password-1"}`)
+	k := e.json("POST", "/api-keys", `{"name":"ci","scopes":["users:read"]}`, bearer(access)...)
+	if s.code != 201 || k.code != 201 {
+		t.Fatalf("session %d, key %d", s.code, k.code)
+	}
+	var cookies []string
+	for _, c := range s.cookie {
+		cookies = append(cookies, c.Name+"="+c.Value)
+	}
+	if err := e.svc.ChangePassword(ctx, credentials.SeedID("owner@example.com"), ""); err == nil {
+		t.Error("an empty password: nil error")
+	}
+	if err := e.svc.ChangePassword(ctx, credentials.SeedID("owner@example.com"), "new-password-1"); err != nil {
+		t.Fatal(err)
+	}
+	for what, header := range map[string][]string{
+		"the token":   bearer(access),
+		"the session": {"Cookie", strings.Join(cookies, "; ")},
+		"the API key": {"X-API-Key", k.body["key"].(string)},
+	} {
+		if r := e.do("GET", "/me", "", "", header...); r.code != 401 {
+			t.Errorf("%s after the change: %d, want 401", what, r.code)
+		}
+	}
+	if r := e.json("POST", "/auth/refresh", `{"refresh_token":"`+refresh+`"}`); r.code != 401 {
+		t.Errorf("the refresh token after the change: %d, want 401", r.code)
+	}
+	if r := e.json("POST", "/auth/login", `{"email":"owner@example.com","password":"old-password-1"}`); r.code != 401 {
+		t.Errorf("the old password: %d, want 401", r.code)
+	}
+	if r := e.json("POST", "/auth/login", `{"email":"owner@example.com","password":"new-password-1"}`); r.code != 200 {
+		t.Errorf("the new password: %d %s, want 200", r.code, r.raw)
 	}
 }

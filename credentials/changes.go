@@ -88,6 +88,23 @@ func (s *Service) endAll(ctx context.Context, subject string, change func(*Accou
 	return a, nil
 }
 
+// ChangePassword gives account id the password and, in the same change,
+// ends every credential it holds (tokens, refresh tokens, browser
+// sessions, API keys) on every instance: whoever knew the old password may
+// have logged in with it. A password login that raced the change is
+// refused. An empty password is refused.
+func (s *Service) ChangePassword(ctx context.Context, id, password string) error {
+	if password == "" {
+		return errors.New("credentials: the new password is empty")
+	}
+	hash, err := s.passwords.hash(ctx, password)
+	if err != nil {
+		return err
+	}
+	_, err = s.endAll(ctx, id, func(a *Account) { a.PasswordHash = hash })
+	return err
+}
+
 // LogoutAll ends every credential of account subject (tokens, refresh
 // tokens, browser sessions, API keys) on every instance from the next
 // request on.

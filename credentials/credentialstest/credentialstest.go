@@ -106,15 +106,6 @@ func testAccounts(t *testing.T, d credentials.Accounts) {
 	if _, err := d.UpdateAccount(ctx, "nobody", func(*credentials.Account) error { return nil }, func(*credentials.Account) error { return nil }); !errors.Is(err, security.ErrNotFound) {
 		t.Errorf("UpdateAccount(nobody) = %v, want ErrNotFound", err)
 	}
-	if err := d.SetPassword(ctx, u.ID, "$2a$10$other"); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := d.Account(ctx, u.ID); got.PasswordHash != "$2a$10$other" {
-		t.Errorf("after SetPassword: %q", got.PasswordHash)
-	}
-	if err := d.SetPassword(ctx, "nobody", "x"); !errors.Is(err, security.ErrNotFound) {
-		t.Errorf("SetPassword(nobody) = %v, want ErrNotFound", err)
-	}
 }
 
 // Concurrent updates of one account serialise: every one bumps the version

@@ -152,11 +152,6 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, change func(*crede
 	return out, nil
 }
 
-// SetPassword implements credentials.Accounts.
-func (s *Store) SetPassword(ctx context.Context, id, hash string) error {
-	return sqldb.Affected(s.db.Exec(ctx, `UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?`, hash, sqldb.Micros(s.now()), id))
-}
-
 const keyColumns = `id, user_id, name, prefix, secret_hash, scopes, account_version, created_at, expires_at, last_used_at, revoked_at`
 
 func scanKey(row sqldb.Scanner) (*security.APIKey, error) {
