@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"path"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -40,6 +42,12 @@ type Migrations struct {
 	FS    fs.FS
 	Dir   string
 	Table string // the version table; goose's default is "goose_db_version"
+	// Go holds migrations written in Go, by version, for what SQL cannot
+	// do (a value only Go computes). Each runs in a transaction, and no
+	// file may have its version. Write its statements with $1, $2 ...
+	// placeholders, which both databases read. Once applied, it must not
+	// change what it does, as a file must not; it has no checksum.
+	Go map[int64]func(ctx context.Context, tx *sql.Tx) error
 }
 
 // files is the directory of m's files.
@@ -309,7 +317,7 @@ func (d *DB) checkSums(ctx context.Context, db *sql.DB, m Migrations, p *goose.P
 		return fmt.Errorf("checking the migrations of %s in %s: %w", m.Name, d.src, d.Fail(err))
 	}
 	for _, st := range statuses {
-		if st.State != goose.StateApplied {
+		if st.State != goose.StateApplied || st.Source.Type == goose.TypeGo {
 			continue
 		}
 		files, err := m.files()
@@ -360,6 +368,9 @@ func (d *DB) provider(m Migrations, db *sql.DB) (*goose.Provider, error) {
 	}
 	// No goose locker: Migrate holds its own lock, around more than Up.
 	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true), goose.WithLogger(goose.NopLogger()), goose.WithTableName(m.Table)}
+	for _, v := range slices.Sorted(maps.Keys(m.Go)) {
+		opts = append(opts, goose.WithGoMigrations(goose.NewGoMigration(v, &goose.GoFunc{RunTx: m.Go[v]}, nil)))
+	}
 	files, err := m.files()
 	if err != nil {
 		return nil, err

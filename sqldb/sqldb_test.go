@@ -2,6 +2,7 @@ package sqldb_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -614,6 +615,32 @@ func TestSharedInstanceLock(t *testing.T) {
 				t.Fatal("a shared holder counted as held again while another holds the lock exclusive")
 			}
 			time.Sleep(20 * time.Millisecond)
+		}
+	})
+}
+
+// A migration written in Go runs once, in its version's turn, with $n
+// placeholders on both databases, and has no checksum to hold it.
+func TestGoMigration(t *testing.T) {
+	backends(t, func(t *testing.T, src sqldb.Source) {
+		d := open0(t, src)
+		runs := 0
+		set := sqldb.Migrations{Name: "go", Table: "go_version",
+			FS: fstest.MapFS{"00001_x.sql": {Data: []byte("-- +goose Up\nCREATE TABLE x (id TEXT, n INTEGER);\n-- +goose Down\nDROP TABLE x;\n")}},
+			Go: map[int64]func(context.Context, *sql.Tx) error{2: func(ctx context.Context, tx *sql.Tx) error {
+				runs++
+				_, err := tx.ExecContext(ctx, `INSERT INTO x (id, n) VALUES ($1, $2)`, "a", 7)
+				return err
+			}},
+		}
+		for range 2 {
+			if _, to, err := d.Migrate(ctx, set, nil); err != nil || to != 2 {
+				t.Fatalf("Migrate = %d, %v; want version 2", to, err)
+			}
+		}
+		n, err := sqldb.Get(ctx, d, func(row sqldb.Scanner) (*int, error) { var n int; return &n, row.Scan(&n) }, `SELECT n FROM x WHERE id = ?`, "a")
+		if err != nil || *n != 7 || runs != 1 {
+			t.Errorf("after migrating twice: n = %v (%v), %d runs; want 7 and 1", n, err, runs)
 		}
 	})
 }

@@ -28,7 +28,48 @@ var migrations embed.FS
 
 // Migrations is the schema of accounts and API keys; migrate it before an
 // app's own set.
-var Migrations = sqldb.Migrations{Name: "credentials", FS: migrations, Dir: "migrations", Table: "specguard_credentials_version"}
+var Migrations = sqldb.Migrations{Name: "credentials", FS: migrations, Dir: "migrations", Table: "specguard_credentials_version",
+	Go: map[int64]func(context.Context, *sql.Tx) error{2: rekeyEmails}}
+
+// rekeyEmails (version 2) keys every account by its address as
+// credentials.EmailKey does since it normalizes Unicode: an account made
+// before under an address in another form (e and a combining accent for
+// é) would otherwise not stop another from taking the address in its
+// composed form. An account whose new key another already holds (one
+// address made twice before, in two forms) keeps its old key, under which
+// AccountByEmail still finds it by its address as written.
+func rekeyEmails(ctx context.Context, tx *sql.Tx) error {
+	type row struct{ id, email, key string }
+	var all []row
+	rows, err := tx.QueryContext(ctx, `SELECT id, email, email_key FROM users`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	taken := map[string]bool{}
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.id, &r.email, &r.key); err != nil {
+			return err
+		}
+		all = append(all, r)
+		taken[r.key] = true
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, r := range all {
+		key := credentials.EmailKey(r.email)
+		if key == r.key || taken[key] {
+			continue
+		}
+		taken[key] = true
+		if _, err := tx.ExecContext(ctx, `UPDATE users SET email_key = $1 WHERE id = $2`, key, r.id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // Store is accounts and API keys in one database.
 type Store struct{ db *sqldb.DB }
@@ -101,16 +142,17 @@ func (s *Store) Account(ctx context.Context, id string) (*credentials.Account, e
 }
 
 // AccountByEmail implements credentials.Accounts. An account made before
-// email keys were Unicode-normalized (see credentials.EmailKey) may be
-// kept under the address's key as it was then, trimmed and lower-cased
-// only: where that differs, it is looked up too, after the current key.
+// email keys were Unicode-normalized (see credentials.EmailKey) whose
+// address another account holds in another form keeps its key of then,
+// trimmed and lower-cased only (see rekeyEmails): the address written as
+// its owner wrote it finds it, before the current key's account.
 func (s *Store) AccountByEmail(ctx context.Context, email string) (*credentials.Account, error) {
 	key, old := credentials.EmailKey(email), strings.ToLower(strings.TrimSpace(email))
 	if old == key {
 		return sqldb.Get(ctx, s.db, scanAccount, `SELECT `+accountColumns+` FROM users WHERE email_key = ?`, key)
 	}
 	return sqldb.Get(ctx, s.db, scanAccount, `SELECT `+accountColumns+` FROM users WHERE email_key IN (?, ?)
-		ORDER BY CASE WHEN email_key = ? THEN 0 ELSE 1 END LIMIT 1`, key, old, key)
+		ORDER BY CASE WHEN email_key = ? THEN 0 ELSE 1 END LIMIT 1`, key, old, old)
 }
 
 // ListAccounts implements credentials.Accounts.

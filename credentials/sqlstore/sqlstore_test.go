@@ -2,7 +2,9 @@ package sqlstore_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/specguard/specguard/credentials"
@@ -47,37 +49,51 @@ func TestStore(t *testing.T) {
 	}
 }
 
-// An account made before email keys were Unicode-normalized, under an
-// address in decomposed form, is kept under that form's key: it is still
-// found by the address as it was written, the current key first.
-func TestAccountUnderAnOldEmailKey(t *testing.T) {
+// Accounts made before email keys were Unicode-normalized, under an
+// address in decomposed form, are moved to the current key by migration 2,
+// so that nobody takes the address in its composed form. One whose address
+// another account already holds in another form keeps its old key, and its
+// own spelling still finds it.
+func TestOldEmailKeysMoved(t *testing.T) {
 	ctx := context.Background()
 	for _, kind := range []sqldb.Kind{sqldb.SQLite, sqldb.Postgres} {
 		t.Run(string(kind), func(t *testing.T) {
 			d := open(t, kind)
 			s := sqlstore.New(d)
-			nfd := "Jose\u0301@example.com"
-			a := credentialstest.NewAccount(nfd)
-			if err := s.CreateAccount(ctx, a); err != nil {
+			// made as they were before: keyed trimmed and lower-cased only
+			old := func(email string) *credentials.Account {
+				a := credentialstest.NewAccount(email)
+				if err := s.CreateAccount(ctx, a); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := d.Exec(ctx, `UPDATE users SET email_key = ? WHERE id = ?`, strings.ToLower(email), a.ID); err != nil {
+					t.Fatal(err)
+				}
+				return a
+			}
+			jose := old("Jose\u0301@example.com")
+			zoeD := old("zoe\u0301@example.com")
+			zoeC := credentialstest.NewAccount("zo\u00e9@example.com") // the same address, composed: a second account then
+			if err := s.CreateAccount(ctx, zoeC); err != nil {
 				t.Fatal(err)
 			}
-			// As the key was written then: trimmed and lower-cased only.
-			if _, err := d.Exec(ctx, `UPDATE users SET email_key = ? WHERE id = ?`, "jose\u0301@example.com", a.ID); err != nil {
+			// Migrate again from version 1, as a binary before it left it.
+			if _, err := d.Exec(ctx, `DELETE FROM specguard_credentials_version WHERE version_id = 2`); err != nil {
 				t.Fatal(err)
 			}
-			if got, err := s.AccountByEmail(ctx, nfd); err != nil || got.ID != a.ID {
-				t.Errorf("AccountByEmail(%+q) = %+v, %v; want the account", nfd, got, err)
+			if from, to, err := d.Migrate(ctx, sqlstore.Migrations, nil); err != nil || from != 1 || to != 2 {
+				t.Fatalf("Migrate = %d, %d, %v; want 1 to 2", from, to, err)
 			}
-			if _, err := s.AccountByEmail(ctx, "jos\u00e9@example.com"); err == nil {
-				t.Errorf("the composed spelling found the old key's account: only the current key is looked up for it")
+			if err := s.CreateAccount(ctx, credentialstest.NewAccount("jos\u00e9@example.com")); !errors.Is(err, credentials.ErrExists) {
+				t.Errorf("the composed form of an old account's address: %v, want ErrExists", err)
 			}
-			// Once made under the current key too, that one comes first.
-			b := credentialstest.NewAccount("jos\u00e9@example.com")
-			if err := s.CreateAccount(ctx, b); err != nil {
-				t.Fatal(err)
-			}
-			if got, err := s.AccountByEmail(ctx, nfd); err != nil || got.ID != b.ID {
-				t.Errorf("AccountByEmail(%+q) beside both = %+v, %v; want the current key's account", nfd, got, err)
+			for email, want := range map[string]string{
+				"Jose\u0301@example.com": jose.ID, "jos\u00e9@example.com": jose.ID,
+				"zoe\u0301@example.com": zoeD.ID, "zo\u00e9@example.com": zoeC.ID,
+			} {
+				if got, err := s.AccountByEmail(ctx, email); err != nil || got.ID != want {
+					t.Errorf("AccountByEmail(%+q) = %+v, %v; want account %s", email, got, err, want)
+				}
 			}
 		})
 	}
