@@ -350,43 +350,55 @@ func (s *Service) refresh(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// clearCookies expires the session and CSRF cookies of a cookie session.
-func (s *Service) clearCookies(w http.ResponseWriter, p *security.Principal) {
-	if sessionOf(p) != "" && s.cookie != "" {
+// alsoSession is for a logout by a token that also sends the session
+// cookie (a page holding both): the session it opens, to end too, when the
+// cookie passes what a cookie logout would (a live session, the CSRF
+// check), and whether to clear the cookies, which it does also when the
+// cookie opens no session. A live session failing the CSRF check is
+// answered 403 (ok false) before anything is ended, rather than leave the
+// browser logged in behind a 204; a caller that came by the cookie needs
+// no second check.
+func (s *Service) alsoSession(w http.ResponseWriter, r *http.Request, p *security.Principal) (also *security.Principal, clear, ok bool) {
+	if sessionOf(p) != "" {
+		return nil, true, true
+	}
+	if s.cookieSc == nil {
+		return nil, false, true
+	}
+	q, err := s.sessions.Authenticate(r.Context(), r, s.cookieSc)
+	switch {
+	case errors.Is(err, security.ErrCSRF):
+		s.problems.Write(w, &problem.Problem{Type: "csrf", Title: "CSRF check failed", Status: http.StatusForbidden,
+			Detail: "The request also carries a live session cookie, which fails the CSRF check (" + err.Error() + "): send the X-CSRF-Token header to end it too, or no cookie."})
+		return nil, false, false
+	case errors.Is(err, security.ErrUnavailable):
+		s.fail(w, r, err)
+		return nil, false, false
+	case err != nil:
+		// The cookie opens no session (ended, expired, malformed, planted
+		// twice): nothing to end, but the browser should drop it.
+		return nil, true, true
+	}
+	return q, q != nil, true
+}
+
+// loggedOut answers a logout: 204, clearing the session cookies if asked.
+func (s *Service) loggedOut(w http.ResponseWriter, clear bool) {
+	if clear && s.cookie != "" {
 		for _, c := range s.sessions.ClearCookies(s.cookie) {
 			http.SetCookie(w, c)
 		}
 	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
-// logout ends the caller's login. A caller that authenticated with a token
-// and also sends the session cookie (a page holding both) is logged out of
-// both: the session is ended too when the cookie passes what a cookie
-// logout would (a live session, the CSRF check), and its cookies are
-// cleared when it opens no session. A live session failing the CSRF check
-// refuses the logout (403) before anything is ended, rather than leave the
-// browser logged in behind a 204.
+// logout ends the caller's login, and the session of a cookie sent beside
+// its token (see alsoSession).
 func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
 	p := caller(r)
-	var also *security.Principal
-	clear := sessionOf(p) != ""
-	if !clear && s.cookieSc != nil {
-		q, err := s.sessions.Authenticate(r.Context(), r, s.cookieSc)
-		switch {
-		case errors.Is(err, security.ErrCSRF):
-			s.problems.Write(w, &problem.Problem{Type: "csrf", Title: "CSRF check failed", Status: http.StatusForbidden,
-				Detail: "The request also carries a live session cookie, which fails the CSRF check (" + err.Error() + "): send the X-CSRF-Token header to end it too, or no cookie."})
-			return
-		case errors.Is(err, security.ErrUnavailable):
-			s.fail(w, r, err)
-			return
-		case err != nil:
-			// The cookie opens no session (ended, expired, malformed,
-			// planted twice): nothing to end, but the browser should drop it.
-			clear = true
-		case q != nil:
-			also, clear = q, true
-		}
+	also, clear, ok := s.alsoSession(w, r, p)
+	if !ok {
+		return
 	}
 	for _, who := range []*security.Principal{p, also} {
 		if who == nil {
@@ -397,22 +409,29 @@ func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if clear && s.cookie != "" {
-		for _, c := range s.sessions.ClearCookies(s.cookie) {
-			http.SetCookie(w, c)
-		}
-	}
-	w.WriteHeader(http.StatusNoContent)
+	s.loggedOut(w, clear)
 }
 
+// logoutAll ends every credential of the caller's account, and the session
+// of a cookie sent beside its token (see alsoSession), which may be
+// another account's.
 func (s *Service) logoutAll(w http.ResponseWriter, r *http.Request) {
 	p := caller(r)
+	also, clear, ok := s.alsoSession(w, r, p)
+	if !ok {
+		return
+	}
 	if err := s.LogoutAll(r.Context(), p.Subject); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.clearCookies(w, p)
-	w.WriteHeader(http.StatusNoContent)
+	if also != nil && also.Subject != p.Subject {
+		if err := s.Logout(r.Context(), also); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	s.loggedOut(w, clear)
 }
 
 func (s *Service) session(w http.ResponseWriter, r *http.Request) {

@@ -274,6 +274,32 @@ func bothLogout(t *testing.T, e *env) {
 	if r := e.do("POST", "/auth/logout", "", "", bearer(access)...); r.code != 204 || len(r.cookie) != 0 {
 		t.Errorf("logout by token alone: %d %s (%d cookies set), want 204 and none", r.code, r.raw, len(r.cookie))
 	}
+	// Logout everywhere by token ends a session whose cookie it carries as
+	// well, another account's included, on the same terms.
+	if r := e.do("POST", "/auth/register", "application/json", `{"email":"carol@example.com","password":"carol-password-1"}`); r.code != 201 {
+		t.Fatalf("register: %d %s", r.code, r.raw)
+	}
+	for _, owner := range []string{"root", "carol"} {
+		r := e.json("POST", "/auth/session", `{"email":"`+owner+`@example.com","password":"`+owner+`-password-1","device":"browser"}`)
+		if r.code != 201 {
+			t.Fatalf("browser login: %d %s", r.code, r.raw)
+		}
+		var cookies []string
+		for _, c := range r.cookie {
+			cookies = append(cookies, c.Name+"="+c.Value)
+		}
+		cookie, csrf := strings.Join(cookies, "; "), r.body["csrf_token"].(string)
+		access, _ := e.login("root@example.com", "root-password-1")
+		if r := e.do("POST", "/auth/logout-all", "", "", append(bearer(access), "Cookie", cookie)...); r.code != 403 || cleared(r) != 0 {
+			t.Errorf("logout everywhere by token with %s's live session cookie and no CSRF token: %d %s (%d cookies cleared), want 403 and none", owner, r.code, r.raw, cleared(r))
+		}
+		live("root's token after a refused logout everywhere", 200, bearer(access)...)
+		if r := e.do("POST", "/auth/logout-all", "", "", append(bearer(access), "Cookie", cookie, "X-CSRF-Token", csrf)...); r.code != 204 || cleared(r) != 2 {
+			t.Errorf("logout everywhere by token with %s's session cookie: %d %s (%d cookies cleared), want 204 and 2", owner, r.code, r.raw, cleared(r))
+		}
+		live("root's token after logout everywhere", 401, bearer(access)...)
+		live(owner+"'s session after logout everywhere", 401, "Cookie", cookie)
+	}
 }
 
 func keysJourney(t *testing.T, e *env) {
