@@ -230,6 +230,10 @@ func (d *DB) openSQLite() error {
 	// file, not dataA.db made with the umask's mode beside the empty 0600
 	// one.
 	dsn := "file:" + uriPath.Replace(path) + "?" + sqliteParams
+	if strings.HasPrefix(path, "/") {
+		// An empty authority: "//tmp/x.db" would read as host tmp.
+		dsn = "file://" + uriPath.Replace(path) + "?" + sqliteParams
+	}
 	if d.w, err = sql.Open("sqlite", dsn); err != nil {
 		return fmt.Errorf("sqlite:%s: %v", path, err)
 	}

@@ -456,6 +456,14 @@ func TestSQLiteFileIsPrivate(t *testing.T) {
 // data%41.db of mode 0600.
 func TestSQLitePathIsTaken(t *testing.T) {
 	dir := t.TempDir()
+	// A path of two leading slashes is a path on Linux, not a URI's host.
+	slashes := "/" + filepath.Join(t.TempDir(), "slashes.db")
+	if _, err := open0(t, sqldb.Source{Kind: sqldb.SQLite, DSN: slashes}).Exec(context.Background(), "CREATE TABLE t (x INTEGER)"); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(slashes); err != nil || fi.Size() == 0 {
+		t.Errorf("%s: %v, %v; want the database", slashes, fi, err)
+	}
 	src, err := sqldb.ParseURL("sqlite:"+filepath.Join(dir, "data%41 %25.db"), "")
 	if err != nil {
 		t.Fatal(err)
