@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/specguard/specguard/credentials"
 	"github.com/specguard/specguard/limits"
@@ -66,5 +67,49 @@ func TestRetireIsOneChange(t *testing.T) {
 	}
 	if r := e.json("POST", "/auth/session", `{"email":"user@example.com","password":"new-secret-password"}`); r.code != 201 {
 		t.Errorf("the users file's password after Retire: %d %s, want 201", r.code, r.raw)
+	}
+}
+
+// A browser session ends once unused for the idle bound (an hour unless
+// WithSessionIdle says otherwise), before its lifetime; each request it
+// authenticates is a use.
+func TestSessionIdle(t *testing.T) {
+	store := security.NewMemoryStore(nil)
+	e := newEnv(t, nil, credentials.NewMemoryAccounts(nil), security.NewMemoryKeyRecords(nil), store, limits.NewMemoryStore(nil),
+		credentials.WithSessionIdle(300*time.Millisecond))
+	if err := e.svc.Seed(ctx, []credentials.SeedAccount{{Email: "user@example.com", Password: "user-password", Role: "user"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	r := e.json("POST", "/auth/session", `{"email":"user@example.com","password":"user-password"}`)
+	if r.code != 201 {
+		t.Fatalf("browser login: %d %s", r.code, r.raw)
+	}
+	var cookies []string
+	for _, c := range r.cookie {
+		cookies = append(cookies, c.Name+"="+c.Value)
+	}
+	cookie := strings.Join(cookies, "; ")
+	for i := range 3 {
+		time.Sleep(200 * time.Millisecond)
+		if r := e.do("GET", "/me", "", "", "Cookie", cookie); r.code != 200 {
+			t.Fatalf("use %d, within the idle bound: %d %s", i+1, r.code, r.raw)
+		}
+	}
+	time.Sleep(450 * time.Millisecond)
+	if r := e.do("GET", "/me", "", "", "Cookie", cookie); r.code != 401 {
+		t.Errorf("after going unused past the idle bound: %d, want 401", r.code)
+	}
+
+	// The default: an hour.
+	e = newEnv(t, nil, credentials.NewMemoryAccounts(nil), security.NewMemoryKeyRecords(nil), store, limits.NewMemoryStore(nil))
+	if err := e.svc.Seed(ctx, []credentials.SeedAccount{{Email: "other@example.com", Password: "other-password", Role: "user"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.json("POST", "/auth/session", `{"email":"other@example.com","password":"other-password"}`); r.code != 201 {
+		t.Fatalf("browser login: %d %s", r.code, r.raw)
+	}
+	list, err := store.Sessions(ctx, credentials.SeedID("other@example.com"))
+	if err != nil || len(list) != 1 || list[0].Idle != time.Hour {
+		t.Errorf("a session by default: %+v, %v; want Idle 1h", list, err)
 	}
 }

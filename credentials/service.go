@@ -49,6 +49,7 @@ type config struct {
 	issuer                string
 	accessTTL, refreshTTL time.Duration
 	sessionTTL, keyTTL    time.Duration
+	sessionIdle           time.Duration
 	verify                []*tokens.Key
 	maxSessions, maxKeys  int
 	origins               []string
@@ -82,6 +83,10 @@ func WithVerifyKeys(keys ...*tokens.Key) Option {
 // WithSessionTTL sets how long a browser session lives (12 hours when
 // absent).
 func WithSessionTTL(d time.Duration) Option { return func(c *config) { c.sessionTTL = d } }
+
+// WithSessionIdle ends a browser session unused for d (an hour when
+// absent; 0: only its TTL ends it).
+func WithSessionIdle(d time.Duration) Option { return func(c *config) { c.sessionIdle = d } }
 
 // WithAPIKeyTTL sets how long an API key lives (a year when absent).
 func WithAPIKeyTTL(d time.Duration) Option { return func(c *config) { c.keyTTL = d } }
@@ -184,7 +189,7 @@ type route struct {
 // __Host-..., which a sibling subdomain cannot set.
 func New(table *policy.Table, signing *tokens.Key, stores Stores, opts ...Option) (*Service, error) {
 	cfg := config{
-		issuer: "specguard", accessTTL: 15 * time.Minute, refreshTTL: 30 * 24 * time.Hour, sessionTTL: 12 * time.Hour,
+		issuer: "specguard", accessTTL: 15 * time.Minute, refreshTTL: 30 * 24 * time.Hour, sessionTTL: 12 * time.Hour, sessionIdle: time.Hour,
 		keyTTL: apikeys.DefaultTTL, maxSessions: 100, maxKeys: 50,
 		perIP: Budget{Limit: 5, Window: 15 * time.Minute}, perAccount: Budget{Limit: 10, Window: 15 * time.Minute},
 		argon2: DefaultArgon2, clientAddr: peerAddr, realm: "specguard", storeTimeout: 100 * time.Millisecond,
@@ -230,7 +235,7 @@ func New(table *policy.Table, signing *tokens.Key, stores Stores, opts ...Option
 	if err != nil {
 		return nil, fmt.Errorf("credentials: %w", err)
 	}
-	sessOpts := []sessions.Option{sessions.WithTTL(cfg.sessionTTL), sessions.WithAccounts(s.state),
+	sessOpts := []sessions.Option{sessions.WithTTL(cfg.sessionTTL), sessions.WithIdle(cfg.sessionIdle), sessions.WithAccounts(s.state),
 		sessions.WithClock(cfg.now), sessions.WithMax(cfg.maxSessions)}
 	if len(cfg.origins) > 0 {
 		sessOpts = append(sessOpts, sessions.WithAllowedOrigins(cfg.origins...))

@@ -54,6 +54,14 @@ type Session struct {
 	Created        time.Time
 	LastUsed       time.Time
 	Expires        time.Time
+	// Idle ends the session once it goes unused this long (0: only
+	// Expires ends it). Every check that holds counts as a use.
+	Idle time.Duration
+}
+
+// idleOut reports whether s has gone unused past its Idle at now.
+func (s *Session) idleOut(now time.Time) bool {
+	return s.Idle > 0 && !now.Before(s.LastUsed.Add(s.Idle))
 }
 
 // APIKey is a machine credential; only the hash of its secret is stored.

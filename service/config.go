@@ -42,6 +42,7 @@ type Config struct {
 	AccessTTL      time.Duration // SPECGUARD_ACCESS_TTL
 	RefreshTTL     time.Duration // SPECGUARD_REFRESH_TTL
 	SessionTTL     time.Duration // SPECGUARD_SESSION_TTL
+	SessionIdle    time.Duration // SPECGUARD_SESSION_IDLE
 	MaxSessions    int           // SPECGUARD_MAX_SESSIONS: live logins, and browser sessions, per account
 	MaxAPIKeys     int           // SPECGUARD_MAX_API_KEYS: live API keys per account
 	// SPECGUARD_FAILED_LOGINS_PER_IP, _PER_ACCOUNT: failed password checks
@@ -166,6 +167,16 @@ var settings = []setting{
 	{"access-ttl", "access token lifetime", "15m", dur(func(c *Config) *time.Duration { return &c.AccessTTL })},
 	{"refresh-ttl", "refresh token lifetime (absolute)", "720h", dur(func(c *Config) *time.Duration { return &c.RefreshTTL })},
 	{"session-ttl", "browser session lifetime", "12h", dur(func(c *Config) *time.Duration { return &c.SessionTTL })},
+	{"session-idle", "a browser session unused this long ends; 0: only its lifetime ends it", "1h", func(c *Config, v string) error {
+		if v == "0" {
+			c.SessionIdle = 0
+			return nil
+		}
+		if err := dur(func(c *Config) *time.Duration { return &c.SessionIdle })(c, v); err != nil {
+			return fmt.Errorf("%q is neither 0 (off) nor a positive duration such as 30m", v)
+		}
+		return nil
+	}},
 	{"max-sessions", "most live logins (token families) of one account, and most browser sessions; the next login answers 409", "100", count(func(c *Config) *int { return &c.MaxSessions })},
 	{"max-api-keys", "most live API keys of one account; the next one answers 409", "50", count(func(c *Config) *int { return &c.MaxAPIKeys })},
 	{"failed-logins-per-ip", "failed password checks allowed per client address, across login, browser session and the password grant", "5/15m", budget(func(c *Config) *credentials.Budget { return &c.FailedLoginsPerIP })},

@@ -214,7 +214,7 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 	d.Limiter = limits.New(d.Limits, limOpts...)
 	opts := []credentials.Option{
 		credentials.WithIssuer(cfg.Issuer), credentials.WithTokenTTL(cfg.AccessTTL, cfg.RefreshTTL), credentials.WithVerifyKeys(verify...),
-		credentials.WithSessionTTL(cfg.SessionTTL), credentials.WithMaxSessions(cfg.MaxSessions), credentials.WithMaxAPIKeys(cfg.MaxAPIKeys),
+		credentials.WithSessionTTL(cfg.SessionTTL), credentials.WithSessionIdle(cfg.SessionIdle), credentials.WithMaxSessions(cfg.MaxSessions), credentials.WithMaxAPIKeys(cfg.MaxAPIKeys),
 		credentials.WithFailedPasswords(cfg.FailedLoginsPerIP, cfg.FailedLoginsPerAccount), credentials.WithClock(now),
 		credentials.WithClientAddr(d.Limiter.ClientAddr), credentials.WithProblems(d.problems), credentials.WithRealm(realm),
 		credentials.WithLog(log), credentials.WithStoreTimeout(cfg.StoreTimeout),

@@ -51,8 +51,10 @@ const checkFunc = `local function check(gk, ga, now)
     r = redis.call('HMGET', gk[1], 'a', 'e', 'v')
     if r[1] ~= ga[2] or tonumber(r[2]) <= now then return 1 end
   elseif kind == 's' then
-    r = redis.call('HMGET', gk[1], 'h', 'e', 'v')
+    r = redis.call('HMGET', gk[1], 'h', 'e', 'v', 'l', 'i')
     if not r[2] or tonumber(r[2]) <= now then return 1 end
+    local idle = tonumber(r[5] or 0)
+    if idle > 0 and tonumber(r[4] or 0) + idle <= now then return 1 end
   elseif kind == 'k' then
     r = redis.call('HMGET', gk[1], 'x', 'e', 'v')
     if r[1] then return 1 end
@@ -164,26 +166,36 @@ redis.call('DEL', KEYS[1])
 if tonumber(e) <= now then return 0 end
 return 1`)
 
+// idleFunc reports whether a record (a session) with an idle bound
+// (field i, microseconds; 0 or none: no bound) has gone unused (field l)
+// that long.
+const idleFunc = `local function idle(key, now)
+  local r = redis.call('HMGET', key, 'l', 'i')
+  local i = tonumber(r[2] or 0)
+  return i > 0 and tonumber(r[1] or 0) + i <= now
+end
+`
+
 // List returns every live record of an index as flat field lists.
-var List = redis.NewScript(Now + `
+var List = redis.NewScript(Now + idleFunc + `
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
 local out = {}
 for _, id in ipairs(ids) do
   local h = redis.call('HGETALL', ARGV[1] .. id)
-  if #h > 0 then
+  if #h == 0 then
+    redis.call('ZREM', KEYS[1], id)
+  elseif not idle(ARGV[1] .. id, now) then
     table.insert(out, id)
     table.insert(out, h)
-  else
-    redis.call('ZREM', KEYS[1], id)
   end
 end
 return out`)
 
 // Get returns a live record's fields.
-var Get = redis.NewScript(Now + `
+var Get = redis.NewScript(Now + idleFunc + `
 local e = redis.call('HGET', KEYS[1], 'e')
-if not e or tonumber(e) <= now then return false end
+if not e or tonumber(e) <= now or idle(KEYS[1], now) then return false end
 return redis.call('HGETALL', KEYS[1])`)
 
 // RevokeAll deletes every record listed in the given indexes,

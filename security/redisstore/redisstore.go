@@ -306,7 +306,7 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
 
 func (s *Store) CreateSession(ctx context.Context, sess *security.Session, max int) error {
 	now, err := s.create(ctx, s.sesKey(sess.Subject, sess.ID), s.sessKey(sess.Subject), sess.ID, sess.Expires, max,
-		"e", usec(sess.Expires), "h", string(sess.SecretHash), "x", string(sess.CSRFHash), "role", sess.Role, "d", sess.Device, "v", sess.AccountVersion)
+		"e", usec(sess.Expires), "h", string(sess.SecretHash), "x", string(sess.CSRFHash), "role", sess.Role, "d", sess.Device, "v", sess.AccountVersion, "i", sess.Idle.Microseconds())
 	if err != nil {
 		return err
 	}
@@ -328,8 +328,9 @@ func (s *Store) Session(ctx context.Context, subject, id string) (*security.Sess
 
 func sessionFrom(subject, id string, m map[string]string) *security.Session {
 	v, _ := toInt(m["v"])
+	idle, _ := toInt(m["i"])
 	return &security.Session{ID: id, Subject: subject, Role: m["role"], Device: m["d"], SecretHash: []byte(m["h"]), CSRFHash: []byte(m["x"]), AccountVersion: v,
-		Created: fromUsec(m["c"]), LastUsed: fromUsec(m["l"]), Expires: fromUsec(m["e"])}
+		Created: fromUsec(m["c"]), LastUsed: fromUsec(m["l"]), Expires: fromUsec(m["e"]), Idle: time.Duration(idle) * time.Microsecond}
 }
 
 func (s *Store) DeleteSession(ctx context.Context, subject, id string) error {

@@ -44,6 +44,7 @@ const (
 type Service struct {
 	store    security.SessionStore
 	ttl      time.Duration
+	idle     time.Duration
 	origins  []string // allowed Origin values; the request's own host when empty
 	scopes   func(role string) []string
 	accounts *security.Accounts
@@ -57,6 +58,11 @@ type Option func(*Service)
 
 // WithTTL sets how long a session lives (12 hours when absent).
 func WithTTL(d time.Duration) Option { return func(s *Service) { s.ttl = d } }
+
+// WithIdle ends a session once it goes unused for d, on every instance,
+// before its TTL (0 or absent: only the TTL ends it). Each request the
+// session authenticates counts as a use.
+func WithIdle(d time.Duration) Option { return func(s *Service) { s.idle = d } }
 
 // WithAllowedOrigins sets the origins (scheme://host[:port]) whose unsafe
 // cookie-authenticated requests are accepted. When absent, an Origin must
@@ -119,7 +125,7 @@ func (s *Service) Create(ctx context.Context, subject, role, device string) (*Is
 	token := base64.RawURLEncoding.EncodeToString(csrf)
 	sum, csrfSum := sha256.Sum256(secret), sha256.Sum256([]byte(token))
 	sess := &security.Session{ID: security.NewID(), Subject: subject, Role: role, Device: device, SecretHash: sum[:], CSRFHash: csrfSum[:],
-		AccountVersion: version, Expires: s.clock.Now().Add(s.ttl)}
+		AccountVersion: version, Expires: s.clock.Now().Add(s.ttl), Idle: max(s.idle, 0)}
 	if err := s.store.CreateSession(ctx, sess, s.max); err != nil {
 		return nil, hold.Unavailable(err)
 	}

@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) security.Store) {
 		{"KeyMarks", testKeyMarks},
 		{"Accounts", testAccounts},
 		{"SessionCheckMarksUse", testSessionCheckMarksUse},
+		{"SessionIdle", testSessionIdle},
 		{"Caps", testCaps},
 		{"KeyCapCountsRevocations", testKeyCapCountsRevocations},
 	} {
@@ -334,6 +335,49 @@ func testSessionCheckMarksUse(t *testing.T, s security.Store) {
 	after, _ := s.Sessions(ctx, "alice")
 	if len(before) != 1 || len(after) != 1 || !after[0].LastUsed.After(before[0].LastUsed) {
 		t.Errorf("LastUsed %v -> %v, want it moved by the Check", before, after)
+	}
+}
+
+// A session with an idle bound holds while it is used within it, each
+// check counting as a use, and ends once unused that long: its check fails,
+// and it is neither read nor listed. One without a bound is unaffected.
+func testSessionIdle(t *testing.T, s security.Store) {
+	ctx := context.Background()
+	const idle = 300 * time.Millisecond
+	exp := time.Now().Add(time.Hour)
+	for _, id := range []string{"idle", "plain"} {
+		sess := &security.Session{ID: id, Subject: "alice", SecretHash: []byte("h"), Expires: exp}
+		if id == "idle" {
+			sess.Idle = idle
+		}
+		if err := s.CreateSession(ctx, sess, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(id string) error {
+		return s.Check(ctx, security.Check{Kind: security.SessionCredential, Subject: "alice", ID: id})
+	}
+	if got, err := s.Session(ctx, "alice", "idle"); err != nil || got.Idle != idle {
+		t.Fatalf("Session = %+v, %v; want Idle %s kept", got, err, idle)
+	}
+	for i := range 3 { // used every 2/3 of the bound: 0.9 of it in all
+		time.Sleep(idle * 2 / 3)
+		if err := check("idle"); err != nil {
+			t.Fatalf("use %d within the idle bound: %v", i+1, err)
+		}
+	}
+	time.Sleep(idle + idle/2)
+	if err := check("idle"); !errors.Is(err, security.ErrNotFound) {
+		t.Errorf("after going unused past the idle bound: Check = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Session(ctx, "alice", "idle"); !errors.Is(err, security.ErrNotFound) {
+		t.Errorf("after going unused past the idle bound: Session = %v, want ErrNotFound", err)
+	}
+	if list, err := s.Sessions(ctx, "alice"); err != nil || len(list) != 1 || list[0].ID != "plain" {
+		t.Errorf("Sessions = %+v, %v; want the one without a bound", list, err)
+	}
+	if err := check("plain"); err != nil {
+		t.Errorf("the session without a bound: %v", err)
 	}
 }
 
