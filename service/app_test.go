@@ -177,3 +177,17 @@ func TestMisspeltOIDCVariableRefused(t *testing.T) {
 		t.Errorf("serve: %v, want %q", err, want)
 	}
 }
+
+// -h, -help and --help print the commands, as help does: they were read as
+// serve's flags, so the command list could be reached only by "help".
+// serve --help still prints serve's flags.
+func TestHelpListsTheCommands(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"-h"}, {"-help"}, {"--help"}, {"serve", "--help"}} {
+		var stdout, stderr strings.Builder
+		err := service.Command(context.Background(), testApp(), args, func(string) string { return "" }, nil, &stdout, &stderr)
+		commands := strings.Contains(stdout.String(), "Commands:")
+		if want := args[0] != "serve"; commands != want || (want && err != nil) {
+			t.Errorf("%v: %v, command list printed %v, want %v:\n%s%s", args, err, commands, want, stdout.String(), stderr.String())
+		}
+	}
+}

@@ -36,7 +36,8 @@ exhausts every tier it can, makes and changes resources, and ends the
 credentials marked retire: run it against a server of its own, never a
 shared one.
 
-Exit status: 1 when a case fails; 0 otherwise (skips included).
+Exit status: 1 when a case fails, or when no case passed (nothing was
+checked); else 0.
 
 Examples:
   specguard conform --base http://127.0.0.1:8080 --credentials api/conform.yaml

@@ -35,7 +35,7 @@ Starts a new service in DIR, which must be absent or empty: go.mod, its
 OpenAPI document (api/openapi.yaml: specguard's credential operations and
 an example resource, items), the code generated from it, the handlers of
 items and their migration, a main package, a Makefile (run, test,
-generate), a README, api/conform.yaml and tests, conformance among them.
+generate, lint), a README, api/conform.yaml and tests, conformance among them.
 Then: cd DIR && make test && make run.
 
 It runs 'go mod tidy' in the new module, so it needs the go command, and

@@ -49,11 +49,11 @@ func AssertNoCredentialEchoed(tb testing.TB, req *http.Request, h http.Header, b
 // Want describes an expected guard answer.
 type Want struct {
 	Status int
-	// Problem is the Problem type after ProblemTypePrefix; "" for a 200.
+	// Problem is the Problem type after problem.DefaultPrefix; "" for a 200.
 	Problem string
-	// AuthErr is the error= code of WWW-Authenticate; bareOnly for
+	// AuthErr is the error= code of WWW-Authenticate; BareOnly for
 	// challenges without error= (one per scheme the operation accepts);
-	// noChallenge when the header must be absent.
+	// NoChallenge when the header must be absent.
 	AuthErr string
 	// Scope, when set, is the Scope= the challenge must name.
 	Scope string

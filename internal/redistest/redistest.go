@@ -69,7 +69,7 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
-// StartArgs starts redis-server on port with extra arguments, in dir.
+// start starts redis-server on port with extra arguments.
 func (s *Server) start(t testing.TB, port int, extra []string) {
 	t.Helper()
 	s.Addr = "127.0.0.1:" + strconv.Itoa(port)

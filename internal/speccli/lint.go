@@ -9,8 +9,8 @@ import (
 
 const lintUsage = `Usage: %[1]s lint [--strict] [path/to/openapi.yaml]
 
-Runs the compiler serve uses on an OpenAPI 3 document (%[2]s
-when no file is given) and prints every error and warning
+Runs the compiler serve uses on an OpenAPI 3 document, %[2]s
+when no file is given, and prints every error and warning
 as one line: file:line: operation: message. Errors are what would stop
 serve; warnings are what it would serve but probably should not:
   unlimited-write   an unsafe method with x-rate-limit: false
@@ -24,8 +24,15 @@ serve; warnings are what it would serve but probably should not:
                     that does not declare 400
   example-schema    an example that does not match its schema (examples
                     are not enforced, so serve accepts them)
+  cookie-prefix     a session cookie not named __Host-..., which a sibling
+                    subdomain can set
+  unthrottled-failures
+                    an operation that takes credentials whose tiers all
+                    count authenticated callers only: failed attempts are
+                    not limited
 Silence a warning you have weighed with x-lint-ignore: [code] on the
-operation (or, for unused-scope, on the oauth2 security scheme).
+operation (on the oauth2 security scheme for unused-scope, on the cookie
+scheme for cookie-prefix).
 
 Exit status: 1 when there are errors, or warnings and --strict; else 0.
 

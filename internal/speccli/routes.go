@@ -12,8 +12,8 @@ import (
 
 const routesUsage = `Usage: %[1]s routes [--format table|json] [path/to/openapi.yaml]
 
-Prints the compiled policy of every operation of an OpenAPI 3 document
-(%[2]s when no file is given): method, path, operationId,
+Prints the compiled policy of every operation of an OpenAPI 3 document,
+%[2]s when no file is given: method, path, operationId,
 who may call it (each security alternative with its schemes and scopes, or
 "public" / "anonymous allowed"), and its rate-limit tiers. A document that
 does not compile prints its errors, as lint does, and exits 1.
