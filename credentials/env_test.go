@@ -202,3 +202,18 @@ func (e *env) login(email, password string) (access, refresh string) {
 	}
 	return r.body["access_token"].(string), r.body["refresh_token"].(string)
 }
+
+// browserLogin opens a browser session: its cookies, as a Cookie header
+// value, and its CSRF token.
+func (e *env) browserLogin(email, password string) (cookie, csrf string) {
+	e.t.Helper()
+	r := e.json("POST", "/auth/session", `{"email":"`+email+`","password":"`+password+`","device":"browser"}`)
+	if r.code != 201 {
+		e.t.Fatalf("browser login %s: %d %s", email, r.code, r.raw)
+	}
+	var cookies []string
+	for _, c := range r.cookie {
+		cookies = append(cookies, c.Name+"="+c.Value)
+	}
+	return strings.Join(cookies, "; "), r.body["csrf_token"].(string)
+}

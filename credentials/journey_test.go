@@ -230,17 +230,6 @@ func bothLogout(t *testing.T, e *env) {
 			t.Errorf("%s: %d, want %d", what, r.code, want)
 		}
 	}
-	browser := func() (cookie, csrf string) {
-		r := e.json("POST", "/auth/session", `{"email":"root@example.com","password":"root-password-1","device":"browser"}`)
-		if r.code != 201 {
-			t.Fatalf("browser login: %d %s", r.code, r.raw)
-		}
-		var cookies []string
-		for _, c := range r.cookie {
-			cookies = append(cookies, c.Name+"="+c.Value)
-		}
-		return strings.Join(cookies, "; "), r.body["csrf_token"].(string)
-	}
 	cleared := func(r reply) int {
 		n := 0
 		for _, c := range r.cookie {
@@ -250,7 +239,7 @@ func bothLogout(t *testing.T, e *env) {
 		}
 		return n
 	}
-	cookie, csrf := browser()
+	cookie, csrf := e.browserLogin("root@example.com", "root-password-1")
 	access, _ := e.login("root@example.com", "root-password-1")
 	if r := e.do("POST", "/auth/logout", "", "", append(bearer(access), "Cookie", cookie)...); r.code != 403 || cleared(r) != 0 {
 		t.Errorf("logout by token with a live session cookie and no CSRF token: %d %s (%d cookies cleared), want 403 and none", r.code, r.raw, cleared(r))
@@ -280,15 +269,7 @@ func bothLogout(t *testing.T, e *env) {
 		t.Fatalf("register: %d %s", r.code, r.raw)
 	}
 	for _, owner := range []string{"root", "carol"} {
-		r := e.json("POST", "/auth/session", `{"email":"`+owner+`@example.com","password":"`+owner+`-password-1","device":"browser"}`)
-		if r.code != 201 {
-			t.Fatalf("browser login: %d %s", r.code, r.raw)
-		}
-		var cookies []string
-		for _, c := range r.cookie {
-			cookies = append(cookies, c.Name+"="+c.Value)
-		}
-		cookie, csrf := strings.Join(cookies, "; "), r.body["csrf_token"].(string)
+		cookie, csrf := e.browserLogin(owner+"@example.com", owner+"-password-1")
 		access, _ := e.login("root@example.com", "root-password-1")
 		if r := e.do("POST", "/auth/logout-all", "", "", append(bearer(access), "Cookie", cookie)...); r.code != 403 || cleared(r) != 0 {
 			t.Errorf("logout everywhere by token with %s's live session cookie and no CSRF token: %d %s (%d cookies cleared), want 403 and none", owner, r.code, r.raw, cleared(r))

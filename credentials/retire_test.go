@@ -3,7 +3,6 @@ package credentials_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,15 +38,7 @@ func TestRetireIsOneChange(t *testing.T) {
 	if err := e.svc.Seed(ctx, demo, nil); err != nil {
 		t.Fatal(err)
 	}
-	r := e.json("POST", "/auth/session", `{"email":"user@example.com","password":"user-password"}`)
-	if r.code != 201 {
-		t.Fatalf("browser login: %d %s", r.code, r.raw)
-	}
-	var cookies []string
-	for _, c := range r.cookie {
-		cookies = append(cookies, c.Name+"="+c.Value)
-	}
-	cookie := strings.Join(cookies, "; ")
+	cookie, _ := e.browserLogin("user@example.com", "user-password")
 	keep := []credentials.SeedAccount{{Email: "user@example.com", Password: "new-secret-password", Role: "user"}}
 	store.armed.Store(true)
 	if err := e.svc.Retire(ctx, demo, keep, nil); err == nil {
@@ -80,15 +71,7 @@ func TestSessionIdle(t *testing.T) {
 	if err := e.svc.Seed(ctx, []credentials.SeedAccount{{Email: "user@example.com", Password: "user-password", Role: "user"}}, nil); err != nil {
 		t.Fatal(err)
 	}
-	r := e.json("POST", "/auth/session", `{"email":"user@example.com","password":"user-password"}`)
-	if r.code != 201 {
-		t.Fatalf("browser login: %d %s", r.code, r.raw)
-	}
-	var cookies []string
-	for _, c := range r.cookie {
-		cookies = append(cookies, c.Name+"="+c.Value)
-	}
-	cookie := strings.Join(cookies, "; ")
+	cookie, _ := e.browserLogin("user@example.com", "user-password")
 	for i := range 3 {
 		time.Sleep(200 * time.Millisecond)
 		if r := e.do("GET", "/me", "", "", "Cookie", cookie); r.code != 200 {
