@@ -25,25 +25,9 @@ const (
 )
 
 // checkFunc is the check of every credential kind as a Lua function, which
-// fullFunc reports whether index idx lists max records that exist. An
-// index lists an id until the record's own expiry, but the record may be
-// gone sooner: a key's mark lasts MarkTTL at most (and a key whose
-// database insert failed never gets a record), and a maxmemory policy may
-// evict any record. Those entries are dropped, only when the index looks
-// full, so that they do not hold the subject's cap for up to a year. rec
-// is the record key of id, which gives the other records' prefix.
-const fullFunc = `local function full(idx, rec, id, max)
-  if redis.call('ZCARD', idx) < max then return false end
-  local prefix = string.sub(rec, 1, #rec - #id)
-  for _, x in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
-    if redis.call('EXISTS', prefix .. x) == 0 then redis.call('ZREM', idx, x) end
-  end
-  return redis.call('ZCARD', idx) >= max
-end
-`
-
 // CheckCredential runs alone and CheckAndAllow before the tiers. It returns
-// one of the codes above. A session's check notes its last use.
+// one of the codes above. A session's check finds it dead once unused past
+// its idle bound (field i), and notes its last use.
 const checkFunc = `local function check(gk, ga, now)
   local kind, v = ga[1], ga[3]
   local r
@@ -83,6 +67,23 @@ local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
 if #last > 0 then redis.call('PEXPIREAT', KEYS[2], math.ceil(tonumber(last[2]) / 1000)) end
 `
 }
+
+// fullFunc reports whether index idx lists max records that exist. An
+// index lists an id until the record's own expiry, but the record may be
+// gone sooner: a key's mark lasts MarkTTL at most (and a key whose
+// database insert failed never gets a record), and a maxmemory policy may
+// evict any record. Those entries are dropped, only when the index looks
+// full, so that they do not hold the subject's cap for up to a year. rec
+// is the record key of id, which gives the other records' prefix.
+const fullFunc = `local function full(idx, rec, id, max)
+  if redis.call('ZCARD', idx) < max then return false end
+  local prefix = string.sub(rec, 1, #rec - #id)
+  for _, x in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
+    if redis.call('EXISTS', prefix .. x) == 0 then redis.call('ZREM', idx, x) end
+  end
+  return redis.call('ZCARD', idx) >= max
+end
+`
 
 // CheckCredential runs the credential check alone (KEYS and ARGV as
 // CheckKeys and CheckArgs say) and returns its code.
