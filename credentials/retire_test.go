@@ -67,18 +67,18 @@ func TestRetireIsOneChange(t *testing.T) {
 func TestSessionIdle(t *testing.T) {
 	store := security.NewMemoryStore(nil)
 	e := newEnv(t, nil, credentials.NewMemoryAccounts(nil), security.NewMemoryKeyRecords(nil), store, limits.NewMemoryStore(nil),
-		credentials.WithSessionIdle(300*time.Millisecond))
+		credentials.WithSessionIdle(900*time.Millisecond)) // wide: a loaded machine runs tests under -race
 	if err := e.svc.Seed(ctx, []credentials.SeedAccount{{Email: "user@example.com", Password: "user-password", Role: "user"}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	cookie, _ := e.browserLogin("user@example.com", "user-password")
-	for i := range 3 {
-		time.Sleep(200 * time.Millisecond)
+	for i := range 4 { // used every third of the bound: past it in all
+		time.Sleep(300 * time.Millisecond)
 		if r := e.do("GET", "/me", "", "", "Cookie", cookie); r.code != 200 {
 			t.Fatalf("use %d, within the idle bound: %d %s", i+1, r.code, r.raw)
 		}
 	}
-	time.Sleep(450 * time.Millisecond)
+	time.Sleep(1350 * time.Millisecond)
 	if r := e.do("GET", "/me", "", "", "Cookie", cookie); r.code != 401 {
 		t.Errorf("after going unused past the idle bound: %d, want 401", r.code)
 	}
