@@ -351,13 +351,14 @@ func (s *Service) refresh(w http.ResponseWriter, r *http.Request) {
 }
 
 // alsoSession is for a logout by a token that also sends the session
-// cookie (a page holding both): the session it opens, to end too, when the
-// cookie passes what a cookie logout would (a live session, the CSRF
-// check), and whether to clear the cookies, which it does also when the
-// cookie opens no session. A live session failing the CSRF check is
-// answered 403 (ok false) before anything is ended, rather than leave the
-// browser logged in behind a 204; a caller that came by the cookie needs
-// no second check.
+// cookie (a page holding both): the session the cookie opens, to end too,
+// and whether to clear the cookies, which it does also when the cookie
+// opens no session (ended, expired, idle, malformed). A session of the
+// token's own account needs no CSRF proof: the token could end it anyway
+// (DELETE /auth/sessions/{id}). Another account's live session needs what
+// a cookie logout needs; failing the CSRF check is answered 403 (ok false)
+// before anything is ended, rather than leave that browser logged in
+// behind a 204. A caller that came by the cookie needs no second check.
 func (s *Service) alsoSession(w http.ResponseWriter, r *http.Request, p *security.Principal) (also *security.Principal, clear, ok bool) {
 	if sessionOf(p) != "" {
 		return nil, true, true
@@ -365,21 +366,32 @@ func (s *Service) alsoSession(w http.ResponseWriter, r *http.Request, p *securit
 	if s.cookieSc == nil {
 		return nil, false, true
 	}
-	q, err := s.sessions.Authenticate(r.Context(), r, s.cookieSc)
+	// The session the cookie opens, the CSRF check aside: a safe method
+	// is asked none, and the session's liveness is checked before it.
+	peek := r.WithContext(r.Context())
+	peek.Method = http.MethodGet
+	q, err := s.sessions.Authenticate(r.Context(), peek, s.cookieSc)
 	switch {
-	case errors.Is(err, security.ErrCSRF):
-		s.problems.Write(w, &problem.Problem{Type: "csrf", Title: "CSRF check failed", Status: http.StatusForbidden,
-			Detail: "The request also carries a live session cookie, which fails the CSRF check (" + err.Error() + "): send the X-CSRF-Token header to end it too, or no cookie."})
-		return nil, false, false
 	case errors.Is(err, security.ErrUnavailable):
 		s.fail(w, r, err)
 		return nil, false, false
 	case err != nil:
-		// The cookie opens no session (ended, expired, malformed, planted
-		// twice): nothing to end, but the browser should drop it.
 		return nil, true, true
+	case q == nil:
+		return nil, false, true
+	case q.Subject == p.Subject:
+		return q, true, true
 	}
-	return q, q != nil, true
+	switch _, err := s.sessions.Authenticate(r.Context(), r, s.cookieSc); {
+	case errors.Is(err, security.ErrCSRF):
+		s.problems.Write(w, &problem.Problem{Type: "csrf", Title: "CSRF check failed", Status: http.StatusForbidden,
+			Detail: "The request also carries the session cookie of another account, which fails the CSRF check (" + err.Error() + "): send the X-CSRF-Token header to end it too, or no cookie."})
+		return nil, false, false
+	case err != nil:
+		s.fail(w, r, err)
+		return nil, false, false
+	}
+	return q, true, true
 }
 
 // loggedOut answers a logout: 204, clearing the session cookies if asked.

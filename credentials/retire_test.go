@@ -72,6 +72,11 @@ func TestSessionIdle(t *testing.T) {
 		t.Fatal(err)
 	}
 	cookie, _ := e.browserLogin("user@example.com", "user-password")
+	// A second session, used once (this instance remembers it), then left.
+	left, _ := e.browserLogin("user@example.com", "user-password")
+	if r := e.do("GET", "/me", "", "", "Cookie", left); r.code != 200 {
+		t.Fatalf("the second session: %d %s", r.code, r.raw)
+	}
 	for i := range 4 { // used every third of the bound: past it in all
 		time.Sleep(300 * time.Millisecond)
 		if r := e.do("GET", "/me", "", "", "Cookie", cookie); r.code != 200 {
@@ -81,6 +86,15 @@ func TestSessionIdle(t *testing.T) {
 	time.Sleep(1350 * time.Millisecond)
 	if r := e.do("GET", "/me", "", "", "Cookie", cookie); r.code != 401 {
 		t.Errorf("after going unused past the idle bound: %d, want 401", r.code)
+	}
+	// A logout by token beside the cookie of the session left idle clears
+	// it, no CSRF token asked: the session this instance remembers has ended.
+	access, _ := e.login("user@example.com", "user-password")
+	for _, op := range []string{"/auth/logout", "/auth/logout-all"} {
+		if r := e.do("POST", op, "", "", append(bearer(access), "Cookie", left)...); r.code != 204 || len(r.cookie) != 2 {
+			t.Errorf("%s by token beside the idle-ended session's cookie: %d %s (%d cookies set), want 204 clearing both", op, r.code, r.raw, len(r.cookie))
+		}
+		access, _ = e.login("user@example.com", "user-password")
 	}
 
 	// The default: an hour.

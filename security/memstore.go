@@ -411,7 +411,7 @@ func (m *MemoryStore) CreateSession(_ context.Context, s *Session, max int) erro
 	now := m.clock.Now()
 	m.sweep(now)
 	o := m.own(s.Subject)
-	if max > 0 && live(o.sessions, now, func(id string) time.Time { return m.sessions[id].Expires }, m.dropSession) >= max {
+	if max > 0 && live(o.sessions, now, func(id string) time.Time { return m.sessions[id].ends() }, m.dropSession) >= max {
 		return ErrTooMany
 	}
 	s.Created, s.LastUsed = now, now

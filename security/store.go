@@ -64,6 +64,15 @@ func (s *Session) idleOut(now time.Time) bool {
 	return s.Idle > 0 && !now.Before(s.LastUsed.Add(s.Idle))
 }
 
+// ends is when s ends unless used again: its expiry, or sooner its idle
+// bound past its last use.
+func (s *Session) ends() time.Time {
+	if s.Idle > 0 && s.LastUsed.Add(s.Idle).Before(s.Expires) {
+		return s.LastUsed.Add(s.Idle)
+	}
+	return s.Expires
+}
+
 // APIKey is a machine credential; only the hash of its secret is stored.
 // Its durable record lives in KeyRecords (the app's database); a Store
 // holds only a mark saying it is live, so that every request checks

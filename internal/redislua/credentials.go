@@ -68,18 +68,26 @@ if #last > 0 then redis.call('PEXPIREAT', KEYS[2], math.ceil(tonumber(last[2]) /
 `
 }
 
-// fullFunc reports whether index idx lists max records that exist. An
-// index lists an id until the record's own expiry, but the record may be
-// gone sooner: a key's mark lasts MarkTTL at most (and a key whose
-// database insert failed never gets a record), and a maxmemory policy may
-// evict any record. Those entries are dropped, only when the index looks
-// full, so that they do not hold the subject's cap for up to a year. rec
-// is the record key of id, which gives the other records' prefix.
-const fullFunc = `local function full(idx, rec, id, max)
+// fullFunc reports whether index idx lists max records that are live. An
+// index lists an id until the record's own expiry, but the record may end
+// sooner: a key's mark lasts MarkTTL at most (and a key whose database
+// insert failed never gets a record), a maxmemory policy may evict any
+// record, and a session ends once idle past its bound (see idleFunc).
+// Those entries (and an idle session's record) are dropped, only when the
+// index looks full, so that they do not hold the subject's cap for up to
+// a year. rec is the record key of id, which gives the other records'
+// prefix.
+const fullFunc = idleFunc + `local function full(idx, rec, id, max, now)
   if redis.call('ZCARD', idx) < max then return false end
   local prefix = string.sub(rec, 1, #rec - #id)
   for _, x in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
-    if redis.call('EXISTS', prefix .. x) == 0 then redis.call('ZREM', idx, x) end
+    local key = prefix .. x
+    if redis.call('EXISTS', key) == 0 then
+      redis.call('ZREM', idx, x)
+    elseif idle(key, now) then
+      redis.call('DEL', key)
+      redis.call('ZREM', idx, x)
+    end
   end
   return redis.call('ZCARD', idx) >= max
 end
@@ -99,7 +107,7 @@ var CheckCredential = redis.NewScript(Now + checkFunc + `return check(KEYS, ARGV
 var Create = redis.NewScript(Now + fullFunc + `
 local max = tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-if max > 0 and full(KEYS[2], KEYS[1], ARGV[1], max) then return -1 end
+if max > 0 and full(KEYS[2], KEYS[1], ARGV[1], max, now) then return -1 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('HSET', KEYS[1], 'c', now, 'l', now)
 local exp = tonumber(ARGV[2])
@@ -140,7 +148,7 @@ if exp <= now then return 0 end
 local max = tonumber(ARGV[6])
 if max > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-  if full(KEYS[2], KEYS[1], ARGV[2], max) then return -1 end
+  if full(KEYS[2], KEYS[1], ARGV[2], max, now) then return -1 end
 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'e', exp, 'v', ARGV[4])

@@ -379,6 +379,11 @@ func testSessionIdle(t *testing.T, s security.Store) {
 	if err := check("plain"); err != nil {
 		t.Errorf("the session without a bound: %v", err)
 	}
+	// Nor does it hold a place under the cap: beside "plain", a cap of two
+	// has room for one more.
+	if err := s.CreateSession(ctx, &security.Session{ID: "next", Subject: "alice", SecretHash: []byte("h"), Expires: exp}, 2); err != nil {
+		t.Errorf("a session beside an idle-ended one under a cap of 2: %v", err)
+	}
 }
 
 // A store refuses a subject's login or session past the cap it is given;
