@@ -36,12 +36,13 @@ var Migrations = sqldb.Migrations{Name: "credentials", FS: migrations, Dir: "mig
 // before under an address in another form (e and a combining accent for
 // é) would otherwise not stop another from taking the address in its
 // composed form. An account whose new key another already holds (one
-// address made twice before, in two forms) keeps its old key, under which
-// AccountByEmail still finds it by its address as written.
+// address made twice before, in two forms; the older account moves first)
+// keeps its old key, under which AccountByEmail still finds it by its
+// address as written.
 func rekeyEmails(ctx context.Context, tx *sql.Tx) error {
 	type row struct{ id, email, key string }
 	var all []row
-	rows, err := tx.QueryContext(ctx, `SELECT id, email, email_key FROM users`)
+	rows, err := tx.QueryContext(ctx, `SELECT id, email, email_key FROM users ORDER BY created_at, id`)
 	if err != nil {
 		return err
 	}
