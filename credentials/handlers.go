@@ -387,9 +387,11 @@ func (s *Service) alsoSession(w http.ResponseWriter, r *http.Request, p *securit
 		s.problems.Write(w, &problem.Problem{Type: "csrf", Title: "CSRF check failed", Status: http.StatusForbidden,
 			Detail: "The request also carries the session cookie of another account, which fails the CSRF check (" + err.Error() + "): send the X-CSRF-Token header to end it too, or no cookie."})
 		return nil, false, false
-	case err != nil:
+	case errors.Is(err, security.ErrUnavailable):
 		s.fail(w, r, err)
 		return nil, false, false
+	case err != nil:
+		return nil, true, true // it ended in between: only clear it
 	}
 	return q, true, true
 }

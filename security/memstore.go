@@ -246,7 +246,7 @@ func (m *MemoryStore) checkAt(c *Check, now time.Time) error {
 		minted = f.AccountVersion
 	case SessionCredential:
 		s := m.sessions[c.ID]
-		if s == nil || !now.Before(s.Expires) || s.idleOut(now) || s.Subject != c.Subject {
+		if s == nil || !now.Before(s.ends()) || s.Subject != c.Subject {
 			return ErrNotFound
 		}
 		minted = s.AccountVersion
@@ -428,7 +428,7 @@ func (m *MemoryStore) liveSession(id string, now time.Time) *Session {
 	if s == nil {
 		return nil
 	}
-	if !now.Before(s.Expires) || s.idleOut(now) {
+	if !now.Before(s.ends()) {
 		m.dropSession(id)
 		return nil
 	}

@@ -59,11 +59,6 @@ type Session struct {
 	Idle time.Duration
 }
 
-// idleOut reports whether s has gone unused past its Idle at now.
-func (s *Session) idleOut(now time.Time) bool {
-	return s.Idle > 0 && !now.Before(s.LastUsed.Add(s.Idle))
-}
-
 // ends is when s ends unless used again: its expiry, or sooner its idle
 // bound past its last use.
 func (s *Session) ends() time.Time {
