@@ -153,23 +153,61 @@ func (g *Guard) authenticate(r *http.Request, op *policy.Operation, deferred boo
 		return o
 	}
 
-	var scopeMiss []string // scopes of the first alternative a valid credential lacked
-	var scopeScheme *policy.Scheme
-	// A credential one scheme refused as issued elsewhere may be another's
-	// that reads the same place (an outside provider's token where own
-	// tokens are read too): it is refused only when none takes it.
-	var unclaimed error
-	var unclaimedBy *policy.Scheme
+	// refused returns the first credential looked at that refuses the
+	// request whatever else would admit it: one no scheme reading its
+	// place takes (an invalid one would have refused it at once). With
+	// all, first every credential presented for op's schemes is looked
+	// at, as an alternative stops at its first missing credential, and
+	// any bad one refuses it: invalid, malformed or undecidable, and,
+	// with csrf, a cookie failing its CSRF check.
+	refused := func(all, csrf bool) (*policy.Scheme, error) {
+		if all {
+			for _, alt := range sec.Alternatives {
+				for _, sr := range alt {
+					verify(sr.Scheme)
+				}
+			}
+		}
+		var unclaimed *outcome
+		for i := range seen {
+			o := &seen[i]
+			switch {
+			case o.err == nil:
+			case errors.Is(o.err, security.ErrUnclaimed):
+				// A scheme that could not decide (its provider is down)
+				// may have been the one: undecided beats refused.
+				if unclaimed == nil || errors.Is(o.err, security.ErrUnavailable) && !errors.Is(unclaimed.err, security.ErrUnavailable) {
+					unclaimed = o
+				}
+			case errors.Is(o.err, security.ErrCSRF) && !csrf:
+			default:
+				return o.scheme, o.err
+			}
+		}
+		if unclaimed == nil {
+			return nil, nil
+		}
+		for _, o := range seen {
+			if o.p != nil && o.scheme.Place() == unclaimed.scheme.Place() {
+				return nil, nil // another scheme reading that place took it
+			}
+		}
+		return unclaimed.scheme, unclaimed.err
+	}
+
+	// soft is the first failure that leaves only its alternative
+	// unsatisfied: a valid credential with too few scopes, or a cookie
+	// failing its CSRF check. It decides when nothing admits the request.
+	var soft error
+	var softScheme *policy.Scheme
 	for _, alt := range sec.Alternatives {
 		var got *security.Principal
 		satisfied := true
 		for _, sr := range alt {
 			o := verify(sr.Scheme)
-			if o.err != nil && errors.Is(o.err, security.ErrUnclaimed) {
-				// A scheme that could not decide (its provider is down)
-				// may have been the one: undecided beats refused.
-				if unclaimed == nil || errors.Is(o.err, security.ErrUnavailable) && !errors.Is(unclaimed, security.ErrUnavailable) {
-					unclaimed, unclaimedBy = o.err, sr.Scheme
+			if o.err != nil && (errors.Is(o.err, security.ErrUnclaimed) || errors.Is(o.err, security.ErrCSRF)) {
+				if soft == nil && errors.Is(o.err, security.ErrCSRF) {
+					soft, softScheme = o.err, sr.Scheme
 				}
 				satisfied = false
 				break
@@ -183,8 +221,8 @@ func (g *Guard) authenticate(r *http.Request, op *policy.Operation, deferred boo
 				break
 			}
 			if !o.p.HasScopes(sr.Scopes) {
-				if scopeMiss == nil {
-					scopeMiss, scopeScheme = sr.Scopes, sr.Scheme
+				if soft == nil {
+					soft, softScheme = &scopeError{scopes: sr.Scopes}, sr.Scheme
 				}
 				satisfied = false
 				break
@@ -195,42 +233,40 @@ func (g *Guard) authenticate(r *http.Request, op *policy.Operation, deferred boo
 			}
 			got = combine(got, o.p, sr.Scheme.Name)
 		}
-		if satisfied && unclaimed != nil && !readsSame(alt, unclaimedBy) {
-			// Admitted by another credential while the refused one was
-			// taken by no scheme: the bad credential decides.
-			res.failed, res.err = unclaimedBy, unclaimed
+		if !satisfied {
+			continue
+		}
+		// Admitted. Credentials it does not need that were not looked
+		// at on the way stay unread: verifying them could cost a store
+		// or database call, a charge to the anonymous tiers, or the
+		// request's one deferred check.
+		if s, err := refused(false, false); err != nil {
+			res.failed, res.err = s, err
 			return res
 		}
-		if satisfied {
-			if op.RequireFresh && !got.Fresh() {
-				res.failed, res.err = alt[0].Scheme, security.ErrNotFresh
-				return res
-			}
-			res.p = got
+		if op.RequireFresh && !got.Fresh() {
+			res.failed, res.err = alt[0].Scheme, security.ErrNotFresh
 			return res
 		}
+		res.p = got
+		return res
+	}
+	// Nothing admits the request. Every credential presented is looked
+	// at: a bad one decides (not "no credentials" for a forged one beside
+	// a missing one), then a soft failure, then the absence of
+	// credentials; {} lets in as anonymous only a request whose every
+	// credential is good (a good one that satisfied nothing, half of an
+	// AND, leaves its pending gate, which still decides whether it was
+	// revoked).
+	if s, err := refused(true, sec.Anonymous && soft == nil); err != nil {
+		res.failed, res.err = s, err
+		return res
 	}
 	switch {
-	case scopeMiss != nil:
-		res.failed, res.err = scopeScheme, &scopeError{scopes: scopeMiss}
-	case unclaimed != nil:
-		res.failed, res.err = unclaimedBy, unclaimed
+	case soft != nil:
+		res.failed, res.err = softScheme, soft
 	case !sec.Anonymous:
 		res.err = errNoCredentials
-	default:
-		// Let in as anonymous. An alternative stops at its first missing
-		// credential, so some presented may not have been looked at: each
-		// is verified now, and a bad one is refused rather than ignored.
-		// A good one that satisfied nothing (half of an AND) leaves its
-		// pending gate, which still decides whether it was revoked.
-		for _, alt := range sec.Alternatives {
-			for _, sr := range alt {
-				if o := verify(sr.Scheme); o.err != nil {
-					res.failed, res.err = sr.Scheme, o.err
-					return res
-				}
-			}
-		}
 	}
 	return res
 }

@@ -105,6 +105,16 @@ func TestGuardAlternatives(t *testing.T) {
 		{Name: "AND: session alone", Path: "/both", Mods: []guardtest.Mod{guardtest.SessionCookies(aliceSession)}, Want: guardtest.Unauth},
 		{Name: "AND: credentials of different users", Path: "/both", Mods: []guardtest.Mod{guardtest.APIKeyHeader(aliceKey), guardtest.SessionCookies(bobSession)}, Want: guardtest.InvalidToken},
 		{Name: "AND: invalid session with valid key", Path: "/both", Mods: []guardtest.Mod{guardtest.APIKeyHeader(aliceKey), guardtest.Cookie(guardtest.SessionCookie, "alice.nope.nope")}, Want: guardtest.InvalidToken},
+		// Nothing admits it: a forged credential after a missing one is
+		// refused as such, not answered as if nothing had been sent.
+		{Name: "AND: invalid session, no key", Path: "/both", Mods: []guardtest.Mod{guardtest.Cookie(guardtest.SessionCookie, "alice.nope.nope")}, Want: guardtest.InvalidToken},
+		{Name: "AND: invalid key, no session", Path: "/both", Mods: []guardtest.Mod{guardtest.APIKeyHeader("sg_nope")}, Want: guardtest.InvalidToken},
+		// A cookie failing its CSRF check leaves its alternative unmet,
+		// whatever the order: a bearer token admits the request.
+		{Name: "OR: a cookie without its CSRF token, then a token", Method: http.MethodPost, Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(bobSession), guardtest.Bearer(reader.Access)},
+			Want: guardtest.OK200, Saw: guardtest.OKAs("postAccount", "alice", "bearerAuth")},
+		{Name: "OR: a cookie without its CSRF token alone", Method: http.MethodPost, Path: "/account", Mods: []guardtest.Mod{guardtest.SessionCookies(bobSession)},
+			Want: guardtest.Want{Status: http.StatusForbidden, Problem: "csrf"}},
 		// An AND alternative whose first credential is missing still looks at
 		// the others: a bad one is refused, never let in as anonymous.
 		{Name: "AND or anonymous: invalid session, no key", Path: "/both-or-anonymous", Mods: []guardtest.Mod{guardtest.Cookie(guardtest.SessionCookie, "alice.nope.nope")}, Want: guardtest.InvalidToken},
