@@ -193,7 +193,12 @@ var settings = []setting{
 		}
 		return nil
 	}},
-	{"oidc-leeway", "clock skew allowed on the exp, nbf and iat of tokens from identity providers", "60s", dur(func(c *Config) *time.Duration { return &c.OIDCLeeway })},
+	{"oidc-leeway", "clock skew allowed on the exp, nbf and iat of tokens from identity providers (at most 5m)", "60s", func(c *Config, v string) error {
+		if err := dur(func(c *Config) *time.Duration { return &c.OIDCLeeway })(c, v); err != nil || c.OIDCLeeway > oidc.MaxLeeway {
+			return fmt.Errorf("%q is not a positive duration up to %s", v, oidc.MaxLeeway)
+		}
+		return nil
+	}},
 	{"oidc-cache-ttl", "longest an introspected token is trusted without asking its provider again: a token revoked there is refused within it", "60s", dur(func(c *Config) *time.Duration { return &c.OIDCCacheTTL })},
 	{"shutdown-timeout", "how long SIGTERM waits for in-flight requests", "10s", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 	{"admin-addr", "listen address of /metrics (keep it private); auto = 127.0.0.1 and the API's port + 1000; off = none", "auto", func(c *Config, v string) error {

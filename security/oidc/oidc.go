@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -86,6 +87,29 @@ type oidcConfig struct {
 	status        func(Status)
 }
 
+// MaxLeeway is the most clock skew WithLeeway may allow: a token stays
+// good that long past its exp.
+const MaxLeeway = 5 * time.Minute
+
+// check refuses settings that would turn a protection off or crash the
+// key refresh: a negative or zero interval, a negative TTL or cache size,
+// a leeway below 0 or above MaxLeeway.
+func (c *oidcConfig) check() error {
+	switch {
+	case c.leeway < 0 || c.leeway > MaxLeeway:
+		return fmt.Errorf("oidc.WithLeeway(%s): want 0 to %s", c.leeway, MaxLeeway)
+	case c.refresh <= 0:
+		return fmt.Errorf("oidc.WithRefresh(%s): want a positive interval", c.refresh)
+	case c.unknownKID <= 0:
+		return fmt.Errorf("oidc.WithUnknownKeyInterval(%s): want a positive interval (it bounds the key fetches made-up kids trigger)", c.unknownKID)
+	case c.introspectTTL < 0:
+		return fmt.Errorf("oidc.WithIntrospectionTTL(%s): want 0 or more", c.introspectTTL)
+	case c.cacheSize < 0:
+		return fmt.Errorf("oidc.WithCacheSize(%d): want 0 or more", c.cacheSize)
+	}
+	return nil
+}
+
 // WithSettings gives scheme its URL override and introspection
 // credentials.
 func WithSettings(scheme string, s Settings) Option {
@@ -100,7 +124,7 @@ func WithHTTPClient(client *http.Client) Option {
 }
 
 // WithLeeway allows clock skew when checking exp, nbf and iat (60 s
-// when absent).
+// when absent; New refuses one below 0 or above MaxLeeway).
 func WithLeeway(d time.Duration) Option { return func(c *oidcConfig) { c.leeway = d } }
 
 // WithClock sets the clock tokens are checked against (time.Now when
@@ -114,26 +138,28 @@ func WithClock(now func() time.Time) Option {
 }
 
 // WithRefresh fetches every provider's keys again every d (10 minutes
-// when absent); keys are kept when a fetch fails.
+// when absent; New refuses d <= 0); keys are kept when a fetch fails.
 func WithRefresh(d time.Duration) Option { return func(c *oidcConfig) { c.refresh = d } }
 
 // WithUnknownKeyInterval bounds the fetches a token with an unknown kid
-// triggers: at most one per d (30 s when absent). Tokens arriving while
-// the bound holds are refused at once rather than queued.
+// triggers: at most one per d (30 s when absent; New refuses d <= 0).
+// Tokens arriving while the bound holds are refused at once rather than
+// queued.
 func WithUnknownKeyInterval(d time.Duration) Option {
 	return func(c *oidcConfig) { c.unknownKID = d }
 }
 
 // WithIntrospectionTTL keeps an active introspection result for at
-// most d (60 s when absent), and never past the token's exp: a token
-// revoked at the provider is refused within d. Inactive results are kept
-// for at most 5 s.
+// most d (60 s when absent; 0 keeps none; New refuses d < 0), and never
+// past the token's exp: a token revoked at the provider is refused within
+// d. Inactive results are kept for at most 5 s.
 func WithIntrospectionTTL(d time.Duration) Option {
 	return func(c *oidcConfig) { c.introspectTTL = d }
 }
 
 // WithCacheSize bounds the verified tokens and introspection results
-// kept per provider (100,000 each when absent; 0 keeps none).
+// kept per provider (100,000 each when absent; 0 keeps none; New refuses
+// n < 0).
 func WithCacheSize(n int) Option { return func(c *oidcConfig) { c.cacheSize = n } }
 
 // WithStatus is called on every failure to reach a provider and
@@ -177,6 +203,9 @@ func New(ctx context.Context, table *policy.Table, opts ...Option) (*Authenticat
 	}
 	for _, opt := range opts {
 		opt(&cfg)
+	}
+	if err := cfg.check(); err != nil {
+		return nil, err
 	}
 	if cfg.client == nil {
 		cfg.client = &http.Client{}
@@ -332,6 +361,9 @@ type oidcProvider struct {
 	client     *http.Client  // cfg.client, observed (see providerTransport)
 	jwksURI    atomic.Pointer[string]
 	unknownKID *rate.Limiter // key fetches for unknown kids
+	// keysGen moves on whenever a fetch drops or changes a key: a token
+	// verified before is verified again (see keyStore).
+	keysGen atomic.Uint64
 }
 
 type errBox struct{ err error }
@@ -348,6 +380,45 @@ type outsideEntry struct {
 	p     *security.Principal // nil for a token introspection found inactive
 	until time.Time
 	nbf   time.Time
+	gen   uint64 // the provider's keysGen when it was verified
+}
+
+// keyStore holds a provider's keys as last fetched. A fetch that drops a
+// key, or changes one, moves gen on, so that the tokens verified with the
+// keys before are verified again: a token signed with a key the provider
+// has withdrawn (leaked, say) is refused from then on, though it was
+// verified and cached before, and whatever exp it names.
+type keyStore struct {
+	jwkset.Storage
+	gen *atomic.Uint64
+}
+
+func (s keyStore) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) error {
+	old, err := s.Storage.KeyReadAll(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.Storage.KeyReplaceAll(ctx, given); err != nil {
+		return err
+	}
+	kept := make(map[string]bool, len(given))
+	for _, k := range given {
+		kept[jwkID(k)] = true
+	}
+	for _, k := range old {
+		if !kept[jwkID(k)] {
+			s.gen.Add(1)
+			break
+		}
+	}
+	return nil
+}
+
+// jwkID is a JWK as published (kid and public parameters included): two
+// are equal when they are the same key under the same kid.
+func jwkID(k jwkset.JWK) string {
+	b, _ := json.Marshal(k.Marshal())
+	return string(b)
 }
 
 func newOIDCProvider(s *policy.Scheme, set Settings, cfg *oidcConfig) *oidcProvider {
@@ -369,6 +440,7 @@ func newOIDCProvider(s *policy.Scheme, set Settings, cfg *oidcConfig) *oidcProvi
 		jwt.WithAudience(s.Provider.Audience...),
 		jwt.WithLeeway(cfg.leeway),
 		jwt.WithTimeFunc(cfg.now),
+		jwt.WithStrictDecoding(),
 	)
 	return p
 }
@@ -471,6 +543,7 @@ func (p *oidcProvider) loadOnce(ctx context.Context) (err error) {
 		}
 	}()
 	storage, err := jwkset.NewStorageFromHTTP(d.JWKSURI, jwkset.HTTPClientStorageOptions{
+		Storage:         keyStore{Storage: jwkset.NewMemoryStorage(), gen: &p.keysGen},
 		Client:          p.client,
 		Ctx:             sctx,
 		HTTPTimeout:     p.client.Timeout,
@@ -585,8 +658,9 @@ func unclaimed(err error) error { return fmt.Errorf("%w (%w)", err, security.Err
 
 func (p *oidcProvider) verify(ctx context.Context, raw string) (*security.Principal, error) {
 	now := p.cfg.now()
+	gen := p.keysGen.Load()
 	if e, ok := p.tokens.Get(raw); ok {
-		if now.Before(e.until) && !now.Before(e.nbf) {
+		if now.Before(e.until) && !now.Before(e.nbf) && e.gen == gen {
 			return e.p, nil
 		}
 		p.tokens.Del(raw)
@@ -654,7 +728,7 @@ func (p *oidcProvider) verify(ctx context.Context, raw string) (*security.Princi
 	if err != nil {
 		return nil, err
 	}
-	e := &outsideEntry{p: pr, until: c.ExpiresAt.Add(p.cfg.leeway)}
+	e := &outsideEntry{p: pr, until: c.ExpiresAt.Add(p.cfg.leeway), gen: gen}
 	if c.NotBefore != nil {
 		e.nbf = c.NotBefore.Add(-p.cfg.leeway)
 	}
@@ -662,12 +736,19 @@ func (p *oidcProvider) verify(ctx context.Context, raw string) (*security.Princi
 	return pr, nil
 }
 
-// publicKeys keeps only asymmetric public keys: an "oct" key in a JWK Set
-// would let an HMAC token verify with a secret the provider published.
+// publicKeys keeps only asymmetric public keys of the strength specguard
+// asks of its own (RSA of 2048 bits or more; ECDSA on P-256 or P-384, the
+// curves of ES256 and ES384): an "oct" key in a JWK Set would let an HMAC
+// token verify with a secret the provider published, and a short RSA key
+// can be factored.
 func publicKeys(key any) (any, error) {
 	public := func(k any) bool {
-		switch k.(type) {
-		case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
+		switch k := k.(type) {
+		case *rsa.PublicKey:
+			return k.N.BitLen() >= 2048
+		case *ecdsa.PublicKey:
+			return k.Curve == elliptic.P256() || k.Curve == elliptic.P384()
+		case ed25519.PublicKey:
 			return true
 		}
 		return false
@@ -685,7 +766,7 @@ func publicKeys(key any) (any, error) {
 		return out, nil
 	}
 	if !public(key) {
-		return nil, errors.New("the key is not an asymmetric public key")
+		return nil, errors.New("the key is not an asymmetric public key of an accepted size")
 	}
 	return key, nil
 }
@@ -695,7 +776,7 @@ func publicKeys(key any) (any, error) {
 func decodePayload(raw string) (map[string]any, error) {
 	_, rest, _ := strings.Cut(raw, ".")
 	seg, _, _ := strings.Cut(rest, ".")
-	data, err := base64.RawURLEncoding.DecodeString(seg)
+	data, err := base64.RawURLEncoding.Strict().DecodeString(seg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: malformed token", security.ErrInvalid)
 	}
@@ -736,9 +817,21 @@ func checkClaims(claims map[string]any) error {
 		if s, _ := typ.(string); !strings.EqualFold(s, "bearer") {
 			return fmt.Errorf("%w: token typ %v is not an access token", security.ErrInvalid, typ)
 		}
+		return nil // Keycloak's access token, which may carry the login's nonce
+	}
+	// An ID token with typ JWT, or none (most providers'), whose aud is a
+	// client that shares its id with an audience of the API: only an ID
+	// token carries these (OpenID Connect Core 1.0, sections 2 and 3.3.2.11).
+	for _, name := range idTokenClaims {
+		if _, present := claims[name]; present {
+			return fmt.Errorf("%w: the token carries %s: an ID token, not an access token", security.ErrInvalid, name)
+		}
 	}
 	return nil
 }
+
+// idTokenClaims are claims of ID tokens that access tokens do not carry.
+var idTokenClaims = []string{"nonce", "at_hash", "c_hash", "s_hash"}
 
 // numericTimeClaims refuses exp, nbf or iat that are not NumericDates
 // (RFC 7519 section 2: JSON numbers; golang-jwt also takes strings).

@@ -42,6 +42,7 @@ type fakeOP struct {
 	mu         sync.Mutex
 	discovery  func(w http.ResponseWriter) // nil: the normal document
 	withEC     bool                        // publish the EC key too
+	extraKeys  []map[string]string         // published beside the others
 	jwksFail   bool                        // answer key fetches 503
 	introspect func(token string) (int, string)
 	issuer     string
@@ -92,6 +93,7 @@ func newFakeOP(t testing.TB) *fakeOP {
 		if op.withEC {
 			keys = append(keys, map[string]string{"kty": "EC", "kid": "ec", "crv": "P-256", "x": b64(op.ec.X.FillBytes(make([]byte, 32))), "y": b64(op.ec.Y.FillBytes(make([]byte, 32)))})
 		}
+		keys = append(keys, op.extraKeys...)
 		json.NewEncoder(w).Encode(map[string]any{"keys": keys})
 	})
 	mux.HandleFunc("POST /introspect", func(w http.ResponseWriter, r *http.Request) {
