@@ -161,8 +161,13 @@ func WithVerifyKeys(keys ...*Key) Option {
 // WithClock sets the clock (time.Now when absent or nil).
 func WithClock(now func() time.Time) Option { return func(t *Service) { t.clock = clock.New(now) } }
 
-// WithLeeway sets the allowed clock skew for exp, nbf and iat (30s when absent).
+// WithLeeway sets the allowed clock skew for exp, nbf and iat (30s when
+// absent; New refuses one below 0 or above MaxLeeway).
 func WithLeeway(d time.Duration) Option { return func(t *Service) { t.leeway = d } }
+
+// MaxLeeway is the most clock skew WithLeeway may allow: a token stays
+// good that long past its exp.
+const MaxLeeway = 5 * time.Minute
 
 // WithAccounts makes every token hold for its account's current state: a
 // disabled account's tokens are refused, a token holds only the scopes its
@@ -226,6 +231,9 @@ func New(issuer, audience string, signing *Key, store security.FamilyStore, opts
 	}
 	if t.accessTTL <= 0 || t.refreshTTL < t.accessTTL {
 		return nil, fmt.Errorf("token service: need 0 < access TTL (%s) <= refresh TTL (%s)", t.accessTTL, t.refreshTTL)
+	}
+	if t.leeway < 0 || t.leeway > MaxLeeway {
+		return nil, fmt.Errorf("token service: leeway %s: want 0 to %s", t.leeway, MaxLeeway)
 	}
 	var algs []string
 	for _, k := range append([]*Key{signing}, t.extra...) {

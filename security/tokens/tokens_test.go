@@ -854,6 +854,9 @@ func TestNewTokenServiceChecks(t *testing.T) {
 		{name: "verify-only key", iss: guardtest.Issuer, aud: guardtest.Audience, key: verifyOnly},
 		{name: "zero access TTL", iss: guardtest.Issuer, aud: guardtest.Audience, key: k, opts: []tokens.Option{tokens.WithTTL(0, time.Hour)}},
 		{name: "refresh shorter than access", iss: guardtest.Issuer, aud: guardtest.Audience, key: k, opts: []tokens.Option{tokens.WithTTL(time.Hour, time.Minute)}},
+		// A day's leeway would keep a 15-minute token good for a day.
+		{name: "leeway above the most", iss: guardtest.Issuer, aud: guardtest.Audience, key: k, opts: []tokens.Option{tokens.WithLeeway(24 * time.Hour)}},
+		{name: "negative leeway", iss: guardtest.Issuer, aud: guardtest.Audience, key: k, opts: []tokens.Option{tokens.WithLeeway(-time.Second)}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -861,6 +864,9 @@ func TestNewTokenServiceChecks(t *testing.T) {
 				t.Error("NewTokenService accepted it")
 			}
 		})
+	}
+	if _, err := tokens.New(guardtest.Issuer, guardtest.Audience, k, store, tokens.WithLeeway(tokens.MaxLeeway)); err != nil {
+		t.Errorf("the most leeway: %v", err)
 	}
 	// A missing store fails at start, not with a panic on the first request.
 	for name, store := range map[string]security.FamilyStore{"no store": nil, "a nil *MemoryStore": (*security.MemoryStore)(nil)} {
