@@ -312,10 +312,13 @@ func (s *Service) clientCredentials(w http.ResponseWriter, r *http.Request) (*to
 	} else if err != nil {
 		return nil, err
 	}
-	key, p, err := s.keys.Verify(r.Context(), security.APIKeyPrefix+strings.TrimPrefix(id, security.APIKeyPrefix)+"."+secret)
-	if errors.Is(err, security.ErrInvalid) {
+	invalidClient := func() {
 		w.Header().Set("WWW-Authenticate", problem.Challenge{Scheme: "Basic", Realm: s.cfg.realm}.String())
 		oauthError(w, http.StatusUnauthorized, "invalid_client", "the client credentials are not a live API key")
+	}
+	key, p, err := s.keys.Verify(r.Context(), security.APIKeyPrefix+strings.TrimPrefix(id, security.APIKeyPrefix)+"."+secret)
+	if errors.Is(err, security.ErrInvalid) {
+		invalidClient()
 		return nil, nil
 	} else if err != nil {
 		return nil, err
@@ -326,7 +329,14 @@ func (s *Service) clientCredentials(w http.ResponseWriter, r *http.Request) (*to
 		oauthError(w, http.StatusBadRequest, "invalid_scope", "a scope requested is not held by this API key")
 		return nil, nil
 	}
-	return s.tokens.MintForKey(r.Context(), key, p.Role, scopes)
+	pair, err := s.tokens.MintForKey(r.Context(), key, p.Role, scopes)
+	if errors.Is(err, security.ErrInvalid) {
+		// The account was disabled, or its credentials ended, after the
+		// key was checked: the key is no longer live.
+		invalidClient()
+		return nil, nil
+	}
+	return pair, err
 }
 
 func (s *Service) refresh(w http.ResponseWriter, r *http.Request) {

@@ -101,6 +101,19 @@ func (s *Service) Create(ctx context.Context, subject, name string, scopes []str
 	if err != nil {
 		return "", nil, err
 	}
+	if s.max > 0 {
+		// The records refuse a key over the cap, but only after its mark
+		// is written, which would then hold a place in the store's count
+		// for MarkTTL: an account back under the cap would still be
+		// refused. Refused here, nothing is written.
+		live, err := s.records.APIKeys(ctx, subject)
+		if err != nil {
+			return "", nil, hold.Unavailable(err)
+		}
+		if len(live) >= s.max {
+			return "", nil, fmt.Errorf("%w: %d live API keys", security.ErrTooMany, len(live))
+		}
+	}
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
 		return "", nil, err
