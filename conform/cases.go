@@ -112,6 +112,12 @@ func (r *runner) authCases(ctx context.Context, op *policy.Operation) {
 			r.report(op, name, Fail, "%v", err)
 		case resp.status == http.StatusTooManyRequests:
 			r.report(op, name, Skip, "rate limited before the case ran (%s)", strings.Join(violated(resp), ", "))
+		case resp.status == http.StatusBadRequest && open && safe != nil &&
+			!slices.ContainsFunc(challenges(resp), func(c string) bool { return strings.Contains(c, `error="invalid_request"`) }):
+			// The body breaks the schema: a server that took the
+			// credential for none, as the operation admits, refuses the
+			// body instead. Only a challenge says the credential was.
+			r.report(op, name, Fail, "400 without a challenge saying error=\"invalid_request\": the body's refusal, the credential taken for none (a malformed credential must be refused, never taken for none); got %s", resp)
 		case resp.status == http.StatusBadRequest || resp.status == http.StatusUnauthorized:
 			r.report(op, name, Pass, "%d: refused", resp.status)
 		default:
