@@ -43,6 +43,9 @@ type opValidation struct {
 	// pathOnly[i] without allocating; a value it refuses goes to the schema
 	// (VisitJSON) for the exact error.
 	checks []*stringCheck
+	// folds: the body's keys are checked for case variants of its
+	// schema's properties (see caseVariant).
+	folds bool
 }
 
 // stringCheck is the part of a string schema a path value can violate:
@@ -103,7 +106,8 @@ func (c *stringCheck) valid(v string) bool {
 }
 
 func newOpValidation(doc *openapi3.T, op *policy.Operation) *opValidation {
-	v := &opValidation{route: &routers.Route{Spec: doc, Path: op.Path, PathItem: op.PathItem, Method: op.Method, Operation: op.Spec}}
+	v := &opValidation{route: &routers.Route{Spec: doc, Path: op.Path, PathItem: op.PathItem, Method: op.Method, Operation: op.Spec},
+		folds: foldsJSON(op.Spec.RequestBody)}
 	if op.Spec.RequestBody != nil || doc.IsOpenAPI31OrLater() {
 		return v
 	}
@@ -249,7 +253,7 @@ func (g *Guard) validateRequest(ctx context.Context, w http.ResponseWriter, r *h
 		}
 	}
 	if err == nil {
-		return true
+		return !v.folds || g.caseVariant(w, r, v)
 	}
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {

@@ -1,0 +1,154 @@
+package guard
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/specguard/specguard/problem"
+)
+
+// Go's encoding/json (which oapi-codegen's handlers decode bodies with)
+// matches an object's keys to a struct's fields whatever their case, the
+// last key winning; the validator matches them exactly. So a body
+// {"title":"ok","TITLE":"<anything>"} passed every check of title while
+// the handler was handed the unchecked TITLE, wherever a schema allows
+// properties it does not name. A key that is no property of its object's
+// schema but differs from one only in case is refused instead.
+
+// foldsJSON reports whether op's request body has a JSON media type whose
+// schema names properties: only then can a key stand in for one.
+func foldsJSON(rb *openapi3.RequestBodyRef) bool {
+	if rb == nil || rb.Value == nil {
+		return false
+	}
+	for ct, mt := range rb.Value.Content {
+		if isJSON(ct) && mt.Schema != nil && namesProperties(mt.Schema.Value, 0) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxFoldDepth bounds the walk of recursive schemas.
+const maxFoldDepth = 32
+
+func namesProperties(s *openapi3.Schema, depth int) bool {
+	if s == nil || depth > maxFoldDepth {
+		return false
+	}
+	if len(s.Properties) > 0 {
+		return true
+	}
+	for _, refs := range []openapi3.SchemaRefs{s.AllOf, s.AnyOf, s.OneOf} {
+		for _, r := range refs {
+			if namesProperties(r.Value, depth+1) {
+				return true
+			}
+		}
+	}
+	if s.Items != nil && namesProperties(s.Items.Value, depth+1) {
+		return true
+	}
+	return s.AdditionalProperties.Schema != nil && namesProperties(s.AdditionalProperties.Schema.Value, depth+1)
+}
+
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
+// caseVariant answers 400 and returns false when r's JSON body, already
+// validated, holds a key that differs from a property of its schema only
+// in case. It reads the body and leaves a copy in its place.
+func (g *Guard) caseVariant(w http.ResponseWriter, r *http.Request, v *opValidation) bool {
+	ct := r.Header.Get("Content-Type")
+	if !isJSON(ct) || r.Body == nil || r.Body == http.NoBody {
+		return true
+	}
+	mt := v.route.Operation.RequestBody.Value.Content.Get(ct)
+	if mt == nil || mt.Schema == nil {
+		return true
+	}
+	data, err := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(data))
+	if err != nil {
+		return true // the handler reads the same error
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var body any
+	if dec.Decode(&body) != nil {
+		return true // validated already: not for this check to refuse
+	}
+	if field, name := foldedKey(body, mt.Schema.Value, "body", 0); field != "" {
+		g.problems.InvalidRequest(w, "The request does not match the API description.", []problem.FieldError{{
+			Field: field, Message: "differs from the property " + name + " only in case: a decoder would take it for " + name}})
+		return false
+	}
+	return true
+}
+
+// foldedKey returns the first key of v (at field) that is no property of
+// s but differs from one only in case, and that property's name.
+func foldedKey(v any, s *openapi3.Schema, field string, depth int) (string, string) {
+	if s == nil || depth > maxFoldDepth {
+		return "", ""
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		props := map[string]*openapi3.Schema{}
+		collectProperties(s, props, 0)
+		for k, val := range x {
+			if ps, ok := props[k]; ok {
+				if f, n := foldedKey(val, ps, field+"."+k, depth+1); f != "" {
+					return f, n
+				}
+				continue
+			}
+			for name := range props {
+				if strings.EqualFold(k, name) {
+					return field + "." + k, name
+				}
+			}
+			if ap := s.AdditionalProperties.Schema; ap != nil {
+				if f, n := foldedKey(val, ap.Value, field+"."+k, depth+1); f != "" {
+					return f, n
+				}
+			}
+		}
+	case []any:
+		if s.Items != nil {
+			for i, item := range x {
+				if f, n := foldedKey(item, s.Items.Value, field+"."+strconv.Itoa(i), depth+1); f != "" {
+					return f, n
+				}
+			}
+		}
+	}
+	return "", ""
+}
+
+// collectProperties gathers the properties s names, its allOf, anyOf and
+// oneOf members' included (a key any of them names is no stand-in).
+func collectProperties(s *openapi3.Schema, into map[string]*openapi3.Schema, depth int) {
+	if s == nil || depth > maxFoldDepth {
+		return
+	}
+	for name, p := range s.Properties {
+		if p != nil {
+			into[name] = p.Value
+		}
+	}
+	for _, refs := range []openapi3.SchemaRefs{s.AllOf, s.AnyOf, s.OneOf} {
+		for _, r := range refs {
+			collectProperties(r.Value, into, depth+1)
+		}
+	}
+}

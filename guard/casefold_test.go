@@ -1,0 +1,97 @@
+package guard_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/specguard/specguard/guard"
+	"github.com/specguard/specguard/policy"
+)
+
+const caseDoc = `openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+paths:
+  /notes:
+    post:
+      operationId: addNote
+      security: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [title]
+              properties:
+                title: {type: string, maxLength: 5}
+                meta:
+                  type: object
+                  properties:
+                    lang: {type: string, enum: [en, fr]}
+                tags:
+                  type: array
+                  items:
+                    type: object
+                    properties:
+                      name: {type: string, maxLength: 3}
+      responses: {"200": {description: ok}}
+`
+
+// Go's encoding/json takes "TITLE" for the field title, the validator
+// does not: a key that differs from a property only in case is refused,
+// at any depth, rather than handed to the handler unchecked.
+func TestCaseVariantKeysAreRefused(t *testing.T) {
+	table, err := policy.Compile("t.yaml", []byte(caseDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type note struct {
+		Title string `json:"title"`
+		Meta  struct {
+			Lang string `json:"lang"`
+		} `json:"meta"`
+		Tags []struct {
+			Name string `json:"name"`
+		} `json:"tags"`
+	}
+	var got note
+	r := chi.NewRouter()
+	r.Post("/notes", func(w http.ResponseWriter, r *http.Request) {
+		got = note{}
+		if err := json.NewDecoder(r.Body).Decode(&got); err != nil {
+			http.Error(w, err.Error(), 500)
+		}
+	})
+	g, err := guard.New(table, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		body  string
+		code  int
+		field string
+	}{
+		{`{"title":"ok","TITLE":"this is far longer than five"}`, 400, "body.TITLE"},
+		{`{"Title":"this is far longer than five"}`, 400, ""}, // required title missing
+		{`{"title":"ok","meta":{"LANG":"xx"}}`, 400, "body.meta.LANG"},
+		{`{"title":"ok","tags":[{"name":"a"},{"NAME":"toolong"}]}`, 400, "body.tags.1.NAME"},
+		{`{"title":"ok","meta":{"lang":"fr"},"tags":[{"name":"a"}],"other":1}`, 200, ""},
+	} {
+		req := httptest.NewRequest(http.MethodPost, "/notes", strings.NewReader(c.body))
+		req.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, req)
+		if w.Code != c.code || c.field != "" && !strings.Contains(w.Body.String(), `"field":"`+c.field+`"`) {
+			t.Errorf("%s: %d %s, want %d naming %s (the handler got %+v)", c.body, w.Code, w.Body, c.code, c.field, got)
+		}
+	}
+	if got.Title != "ok" || got.Meta.Lang != "fr" {
+		t.Errorf("the good body reached the handler as %+v", got)
+	}
+}
