@@ -322,16 +322,6 @@ func sameVerifier(a, b *policy.Scheme) bool {
 
 func isBearer(t policy.SchemeType) bool { return t == policy.SchemeBearer || t == policy.SchemeOAuth2 }
 
-// readsSame reports whether a scheme of alt reads the credential s read.
-func readsSame(alt policy.Requirement, s *policy.Scheme) bool {
-	for _, sr := range alt {
-		if sr.Scheme.Place() == s.Place() {
-			return true
-		}
-	}
-	return false
-}
-
 // combine merges the principals of an AND alternative: the result holds only
 // the scopes every credential holds.
 func combine(acc, p *security.Principal, scheme string) *security.Principal {
