@@ -143,3 +143,62 @@ func TestAndAlternativeSkippedWhenAnotherLetsIn(t *testing.T) {
 		t.Errorf("RateLimit %q: want the user's tier alone charged", got)
 	}
 }
+
+// A credential verified with an outside call is charged to the anonymous
+// tiers before the call. Once verified, the tiers that count it the same
+// way (who: any, by client address or globally) are not charged again:
+// one request costs one, so a tier of one an hour admits it. The
+// RateLimit fields report the caller's tiers, each once (not those for
+// anonymous callers alone, though they were charged).
+func TestOutboundChargesEachTierOnce(t *testing.T) {
+	spec := `openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /x:
+    get:
+      operationId: getX
+      security:
+        - {keyAuth: []}
+      x-rate-limit:
+        - {name: per-ip, limit: 1, window: 1h, key: ip}
+        - {name: everyone, limit: 100, window: 1h, key: global}
+        - {name: guessers, limit: 10, window: 1h, key: ip, who: anonymous}
+        - {name: user, limit: 5, window: 1h, key: principal, who: authenticated}
+      responses: {'200': {description: ok}}
+components:
+  securitySchemes:
+    keyAuth: {type: apiKey, in: header, name: X-Key}
+`
+	table, err := policy.Compile("t.yaml", []byte(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	r.Get("/x", func(http.ResponseWriter, *http.Request) {})
+	g, err := guard.New(table, r,
+		guard.WithAuthenticator(policy.SchemeAPIKeyHeader, fakeCredential{read: func(r *http.Request) string { return r.Header.Get("X-Key") }, outbound: true}),
+		guard.WithLimiter(limits.New(limits.NewMemoryStore(nil))),
+		guard.WithoutRequestValidation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	do := func() *httptest.ResponseRecorder {
+		req := httptest.NewRequest("GET", "/x", nil)
+		req.Header.Set("X-Key", "good")
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, req)
+		return w
+	}
+	w := do()
+	got := strings.Join(w.Header().Values("RateLimit"), ", ")
+	want := `"per-ip";r=0;t=3600, "everyone";r=99;t=36, "user";r=4;t=720`
+	if w.Code != 200 || got != want {
+		t.Errorf("the first request with a good key: %d RateLimit %q, want 200 %q", w.Code, got, want)
+	}
+	if got, want := strings.Join(w.Header().Values("RateLimit-Policy"), ", "), `"per-ip";q=1;w=3600, "everyone";q=100;w=3600, "user";q=5;w=3600`; got != want {
+		t.Errorf("RateLimit-Policy %q, want %q", got, want)
+	}
+	if w := do(); w.Code != 429 {
+		t.Errorf("the second: %d, want 429 (per-ip spent)", w.Code)
+	}
+}

@@ -130,7 +130,7 @@ func (g *Guard) authenticate(r *http.Request, op *policy.Operation, deferred boo
 		auth := g.auth[s.Type]
 		if ob, ok := auth.(Outbound); ok && !res.charged && len(op.Limits) > 0 && ob.Outbound(r, s) {
 			res.charged = true
-			res.anon, _ = g.decide(r, op, nil, nil, nil, at)
+			res.anon, _ = g.decide(r, op, nil, 0, nil, nil, at)
 		}
 		if res.charged && !res.anon.Allowed {
 			o.scheme, o.err = s, errUnverified

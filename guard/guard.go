@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"net/http"
 	"slices"
 	"sort"
@@ -571,16 +572,18 @@ func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *o
 		return a.anon
 	}
 	if a.gate == nil {
-		v, _ := g.decide(r, op, a.p, nil, f, at)
-		return v
+		v, _ := g.decide(r, op, a.p, a.chargedTiers(), nil, f, at)
+		return a.withAnonymous(op, v)
 	}
 	// The limiter falls back to counting the request as anonymous, in the
 	// same call, when the gate finds the credential gone for good: what
 	// gateFailed makes of it. Not when it was counted so already.
-	v, preErr, anon := g.decideFn(r, op, caller(a.p, countsByCredential(op)), a.gate, f, at, !a.charged)
+	c := caller(a.p, countsByCredential(op))
+	c.Charged = a.chargedTiers()
+	v, preErr, anon := g.decideFn(r, op, c, a.gate, f, at, !a.charged)
 	a.gate = nil
 	if preErr == nil {
-		return v
+		return a.withAnonymous(op, v)
 	}
 	if anon {
 		// Found gone for good, and counted as anonymous in that call: the
@@ -598,7 +601,53 @@ func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *o
 	case a.chargedAnonymous():
 		return a.anon
 	}
-	v, _ = g.decide(r, op, a.p, nil, f, at)
+	v, _ = g.decide(r, op, a.p, a.chargedTiers(), nil, f, at)
+	return a.withAnonymous(op, v)
+}
+
+// chargedTiers are the tiers a was charged to as anonymous before its
+// credential was verified (see Outbound), none when it was not.
+func (a *authResult) chargedTiers() uint64 {
+	if !a.charged {
+		return 0
+	}
+	return a.anon.Applied
+}
+
+// withAnonymous is v, the verdict of the charge of a's verified caller,
+// with the tiers for any caller charged before as anonymous that v leaves
+// out (see limits.Caller.Charged) reported as that charge left them: the
+// tiers of the caller, each once. (Those for anonymous callers alone were
+// charged too, and are not the caller's.)
+func (a *authResult) withAnonymous(op *policy.Operation, v limits.Verdict) limits.Verdict {
+	extra := a.chargedTiers() &^ v.Applied
+	for i := range op.Limits {
+		if i < 64 && op.Limits[i].Who != policy.WhoAny {
+			extra &^= 1 << i
+		}
+	}
+	if extra == 0 || len(a.anon.Policy) != 1 || len(a.anon.Limit) != 1 {
+		return v
+	}
+	policies, limited := strings.Split(a.anon.Policy[0], ", "), strings.Split(a.anon.Limit[0], ", ")
+	if len(policies) != bits.OnesCount64(a.anon.Applied) || len(limited) != len(policies) {
+		return v
+	}
+	var keptPolicies, keptLimits []string
+	k := 0
+	for i := range 64 {
+		if a.anon.Applied&(1<<i) == 0 {
+			continue
+		}
+		if extra&(1<<i) != 0 {
+			keptPolicies, keptLimits = append(keptPolicies, policies[k]), append(keptLimits, limited[k])
+		}
+		k++
+	}
+	v.Applied |= extra
+	// Two field lines of a list are the list of both (RFC 9110 5.3).
+	v.Policy = append([]string{strings.Join(keptPolicies, ", ")}, v.Policy...)
+	v.Limit = append([]string{strings.Join(keptLimits, ", ")}, v.Limit...)
 	return v
 }
 
@@ -625,9 +674,11 @@ func (g *Guard) gateFailed(r *http.Request, op *policy.Operation, a *authResult,
 // decide asks the limiter, with pre checked first when not nil, and room
 // for the RateLimit value in f when the limiter takes it: one allocation
 // fewer per request. at is the request's reading of the clock.
-func (g *Guard) decide(r *http.Request, op *policy.Operation, p *security.Principal, pre onetrip.Precheck, f *onetrip.Field, at time.Time) (limits.Verdict, error) {
+func (g *Guard) decide(r *http.Request, op *policy.Operation, p *security.Principal, charged uint64, pre onetrip.Precheck, f *onetrip.Field, at time.Time) (limits.Verdict, error) {
 	if g.decideFn != nil {
-		v, err, _ := g.decideFn(r, op, caller(p, countsByCredential(op)), pre, f, at, false)
+		c := caller(p, countsByCredential(op))
+		c.Charged = charged
+		v, err, _ := g.decideFn(r, op, c, pre, f, at, false)
 		return v, err
 	}
 	if pre != nil {
@@ -636,7 +687,9 @@ func (g *Guard) decide(r *http.Request, op *policy.Operation, p *security.Princi
 			return limits.Verdict{Allowed: true}, err
 		}
 	}
-	return g.limiter.Decide(r, op, caller(p, true)), nil
+	c := caller(p, true)
+	c.Charged = charged
+	return g.limiter.Decide(r, op, c), nil
 }
 
 // caller is p as a limiter sees it. Without ids it leaves out the

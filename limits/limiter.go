@@ -105,6 +105,13 @@ type Caller struct {
 	// Claims answers claim:<name> keys; "" when the credential lacks the
 	// claim (the tier then counts the request by client IP). May be nil.
 	Claims interface{ Claim(name string) string }
+	// Charged has bit i set when this request was charged to op.Limits[i]
+	// already, as an anonymous caller, before its credential was verified
+	// (the guard does so for a credential whose check calls out: see
+	// guard.Outbound). A tier that counts the verified caller as it
+	// counted the anonymous one (who: any, by client address or
+	// globally) is not charged again.
+	Charged uint64
 }
 
 // Verdict is what the limiter decided for one request. When Allowed is
@@ -244,7 +251,7 @@ func (l *Limiter) applying(r *http.Request, op *policy.Operation, c *Caller, ts 
 		t := &op.Limits[i]
 		reqs = append(reqs, Request{})
 		q := &reqs[len(reqs)-1]
-		if !l.identify(r, t, c, &q.Who) {
+		if !l.identify(r, t, c, &q.Who) || i < 64 && c.Charged&(1<<i) != 0 && t.Who == policy.WhoAny && (q.Who.Kind == policy.KeyIP || q.Who.Kind == policy.KeyGlobal) {
 			reqs = reqs[:len(reqs)-1]
 			continue
 		}
