@@ -166,6 +166,13 @@ func (l *Limiter) identify(r *http.Request, t *policy.Tier, c *Caller, id *Ident
 		return true
 	case policy.KeyPrincipal:
 		id.Value = c.Subject
+		if id.Value == "" && c.Authenticated {
+			// A principal without a subject (an authenticator of the
+			// app's that sets none) is counted by its client address,
+			// never let through uncounted.
+			*id = Identity{Kind: policy.KeyIP, IP: l.clientKey(r)}
+			return true
+		}
 	case policy.KeyAPIKey:
 		id.Value = c.KeyID
 	case policy.KeySession:

@@ -149,6 +149,23 @@ func TestWhoAndKeys(t *testing.T) {
 	}
 }
 
+// A caller authenticated without a subject (an authenticator of the
+// app's that sets none) is counted by its client address under a
+// principal tier, never let through uncounted.
+func TestPrincipalWithoutSubject(t *testing.T) {
+	l := limits.New(limits.NewMemoryStore(nil))
+	o := op(policy.Tier{Name: "user", Limit: 2, Window: time.Hour, Key: policy.KeyPrincipal, Who: policy.WhoAuthenticated})
+	nobody := &limits.Caller{Authenticated: true}
+	var got []bool
+	for range 3 {
+		_, ok := call(l, o, nobody, "192.0.2.1:1")
+		got = append(got, ok)
+	}
+	if _, ok := call(l, o, nobody, "192.0.2.2:1"); !ok || !got[0] || !got[1] || got[2] {
+		t.Errorf("three calls from one address on a limit of 2: %v, then another address %v; want [true true false], true", got, ok)
+	}
+}
+
 func TestStoreDown(t *testing.T) {
 	srv := redistest.Start(t)
 	store := redislimit.New(srv.Client(t), srv.Prefix)
