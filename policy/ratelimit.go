@@ -19,6 +19,10 @@ var tierFields = map[string]bool{
 
 // parseLimits reads an x-rate-limit value: false (unlimited), one tier, or a
 // list of tiers. present is false when ext has no x-rate-limit.
+// MaxTiers is the most tiers one x-rate-limit may list: a verdict names
+// the tiers that refused a request in 64 bits.
+const MaxTiers = 64
+
 func (c *compiler) parseLimits(line int, where string, ext map[string]any) (tiers []Tier, unlimited, present bool) {
 	raw, present := ext[ExtRateLimit]
 	if !present {
@@ -36,6 +40,10 @@ func (c *compiler) parseLimits(line int, where string, ext map[string]any) (tier
 	case []any:
 		if len(v) == 0 {
 			c.fail(line, where, ExtRateLimit, "empty list; give at least one tier, or false for unlimited")
+			return nil, false, true
+		}
+		if len(v) > MaxTiers {
+			c.fail(line, where, ExtRateLimit, "%d tiers; at most %d per operation", len(v), MaxTiers)
 			return nil, false, true
 		}
 		items = v
@@ -117,6 +125,9 @@ func (c *compiler) parseTier(line int, where, field string, m map[string]any) (T
 			bad("window", "%q is not a Go duration such as 1m or 15m", w)
 		case d < time.Second:
 			bad("window", "%s is below the 1s minimum", w)
+		case d%time.Second != 0:
+			// The RateLimit-Policy field gives it in whole seconds (w=).
+			bad("window", "%s is not a whole number of seconds", w)
 		default:
 			t.Window = d
 		}
