@@ -400,6 +400,17 @@ func (l *Limiter) decide(r *http.Request, op *policy.Operation, c Caller, pre on
 // conclude completes v from the store's answer for tiers (op.Limits[index[k]]
 // is tiers[k]), which allowed the request or not.
 func (l *Limiter) conclude(op *policy.Operation, v *Verdict, tiers []*policy.Tier, index []int, results []Result, allowed bool, f *onetrip.Field) {
+	if !allowed {
+		// A bucket that admitted reports itself charged, but a refused
+		// request charges none: report it as it stays.
+		for k := range results {
+			if res := &results[k]; res.Allowed {
+				t := tiers[k]
+				res.Remaining = min(res.Remaining+t.Cost, t.Burst)
+				res.ResetAfter = max(res.ResetAfter-time.Duration(t.Interval()*t.Cost)*time.Microsecond, 0)
+			}
+		}
+	}
 	v.Policy = l.policyValue(op, v.Applied, tiers)
 	v.Limit = limitValue(tiers, results, f)
 	v.Allowed = allowed

@@ -119,6 +119,27 @@ func TestTooManyRequests(t *testing.T) {
 	}
 }
 
+// On a 429, a tier that admitted reports what stays in it: the refused
+// request charged nothing, in memory and in Redis alike.
+func TestRefusedRequestReportsAdmittingTiersUncharged(t *testing.T) {
+	srv := redistest.Start(t)
+	for name, store := range map[string]limits.Store{
+		"memory": limits.NewMemoryStore(nil),
+		"redis":  redislimit.New(srv.Client(t), srv.Prefix+"uncharged:"),
+	} {
+		l := limits.New(store, limits.WithTimeout(time.Second))
+		o := op(policy.Tier{Name: "wide", Limit: 10, Window: time.Hour, Key: policy.KeyIP},
+			policy.Tier{Name: "narrow", Limit: 1, Window: time.Hour, Key: policy.KeyIP})
+		if _, ok := call(l, o, nil, "192.0.2.1:1"); !ok {
+			t.Fatalf("%s: the first request refused", name)
+		}
+		v, ok := call(l, o, nil, "192.0.2.1:1")
+		if got, want := strings.Join(v.Limit, ", "), `"wide";r=9;t=360, "narrow";r=0;t=3600`; ok || got != want {
+			t.Errorf("%s: the second request: allowed %v, RateLimit %q, want refused %q", name, ok, got, want)
+		}
+	}
+}
+
 func TestWhoAndKeys(t *testing.T) {
 	l := limits.New(limits.NewMemoryStore(nil))
 	o := op(

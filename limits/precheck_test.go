@@ -147,7 +147,7 @@ func TestPrecheckGoneForGoodCountsAsAnonymous(t *testing.T) {
 	for i, want := range []struct {
 		allowed bool
 		limit   string
-	}{{true, `"anon";r=1;t=1800, "all";r=99;t=36`}, {true, `"anon";r=0;t=3600, "all";r=98;t=72`}, {false, `"anon";r=0;t=1800, "all";r=97;t=108`}} {
+	}{{true, `"anon";r=1;t=1800, "all";r=99;t=36`}, {true, `"anon";r=0;t=3600, "all";r=98;t=72`}, {false, `"anon";r=0;t=1800, "all";r=98;t=72`}} { // refused (the third): "all" stays as it was
 		before := trips.N.Load()
 		v, err, anon := limits.DecideWithFallback(l, req(), o, alice, revoked)
 		if !errors.Is(err, errRevoked) || !anon || v.Allowed != want.allowed || v.Applied != 0b110 || strings.Join(v.Limit, "") != want.limit {

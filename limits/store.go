@@ -94,7 +94,9 @@ type Result struct {
 }
 
 // Store decides a set of requests atomically: either every bucket admits
-// and all are charged, or none is charged. results has len(reqs).
+// and all are charged, or none is charged. results has len(reqs). A
+// bucket that admits reports itself charged (as gcra does), even when
+// another refuses and nothing is: the limiter then reports it as it stays.
 type Store interface {
 	Allow(ctx context.Context, reqs []Request, results []Result) (allowed bool, err error)
 }
