@@ -702,14 +702,14 @@ func (p *oidcProvider) verify(ctx context.Context, raw string) (*security.Princi
 	var c jwt.RegisteredClaims
 	_, err = p.parser.ParseWithClaims(raw, &c, func(tok *jwt.Token) (any, error) {
 		if _, crit := tok.Header["crit"]; crit {
-			return nil, errors.New("crit header is not supported")
+			return nil, jws.Reason("crit header is not supported")
 		}
 		if typ, present := tok.Header["typ"]; present {
 			// A refresh, ID or logout token says so here (rt+jwt,
 			// id_token+jwt, logout+jwt): only an access token passes.
 			s, _ := typ.(string)
 			if s = strings.TrimPrefix(strings.ToLower(s), "application/"); s != "jwt" && s != "at+jwt" {
-				return nil, fmt.Errorf("header typ %v is not an access token's", typ)
+				return nil, jws.Reason("the header's typ is not an access token's")
 			}
 		}
 		key, err := st.keyfunc.KeyfuncCtx(ctx)(tok)
@@ -761,12 +761,12 @@ func publicKeys(key any) (any, error) {
 			}
 		}
 		if len(out.Keys) == 0 {
-			return nil, errors.New("no key fits the token")
+			return nil, jws.Reason("no key fits the token")
 		}
 		return out, nil
 	}
 	if !public(key) {
-		return nil, errors.New("the key is not an asymmetric public key of an accepted size")
+		return nil, jws.Reason("the key is not an asymmetric public key of an accepted size")
 	}
 	return key, nil
 }
@@ -803,7 +803,7 @@ func checkClaims(claims map[string]any) error {
 	for k := range claims {
 		for _, name := range registered {
 			if k != name && strings.EqualFold(k, name) {
-				return fmt.Errorf("%w: claim %q differs from %s only in case", security.ErrInvalid, k, name)
+				return fmt.Errorf("%w: a claim differs from %s only in case", security.ErrInvalid, name)
 			}
 		}
 	}
@@ -815,7 +815,7 @@ func checkClaims(claims map[string]any) error {
 	}
 	if typ, present := claims["typ"]; present {
 		if s, _ := typ.(string); !strings.EqualFold(s, "bearer") {
-			return fmt.Errorf("%w: token typ %v is not an access token", security.ErrInvalid, typ)
+			return fmt.Errorf("%w: the token's typ claim is not an access token's", security.ErrInvalid)
 		}
 		return nil // Keycloak's access token, which may carry the login's nonce
 	}

@@ -177,3 +177,35 @@ func TestOIDCRefusesBadOptions(t *testing.T) {
 		}
 	}
 }
+
+// A refusal names what was wrong, never what the token said: a made-up
+// kid, a header or claim typ, a claim name in another case are the
+// caller's words, and the error's text goes into 401 bodies and
+// WWW-Authenticate.
+func TestOIDCRefusalsQuoteNothingOfTheToken(t *testing.T) {
+	op := newFakeOP(t)
+	e := newOIDCEnv(t, op, "")
+	e.ready(t)
+	const marker = "ECHO-me_x"
+	headerTyp := jwt.NewWithClaims(jwt.SigningMethodRS256, op.claims())
+	headerTyp.Header["kid"], headerTyp.Header["typ"] = "rsa", marker
+	signedTyp, err := headerTyp.SignedString(op.rsa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tok := range map[string]string{
+		"kid":                   op.sign(t, jwt.SigningMethodRS256, marker, op.rsa, op.claims()),
+		"header typ":            signedTyp,
+		"claim typ":             op.rs256(t, func(c jwt.MapClaims) { c["typ"] = marker }),
+		"claim in another case": op.rs256(t, func(c jwt.MapClaims) { c["Sub"] = marker }),
+	} {
+		_, err := e.check(tok)
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+			continue
+		}
+		if strings.Contains(err.Error(), marker) || strings.Contains(err.Error(), "Sub") {
+			t.Errorf("%s: the refusal quotes the token: %v", name, err)
+		}
+	}
+}

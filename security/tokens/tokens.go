@@ -464,18 +464,18 @@ func (t *Service) parse(raw, typ string) (*Claims, error) {
 	c := &Claims{}
 	_, err = t.parser.ParseWithClaims(raw, c, func(tok *jwt.Token) (any, error) {
 		if _, crit := tok.Header["crit"]; crit {
-			return nil, errors.New("crit header is not supported")
+			return nil, jws.Reason("crit header is not supported")
 		}
 		if got, _ := tok.Header["typ"].(string); !strings.EqualFold(got, typ) {
-			return nil, fmt.Errorf("token type %q, want %q", got, typ)
+			return nil, jws.Reason("the token's type is not " + typ)
 		}
 		kid, _ := tok.Header["kid"].(string)
 		k := t.keys[kid]
 		if k == nil {
-			return nil, errors.New("unknown key id")
+			return nil, jws.Reason("unknown key id")
 		}
 		if tok.Method.Alg() != k.Algorithm() {
-			return nil, fmt.Errorf("algorithm %s does not match key %s", tok.Method.Alg(), kid)
+			return nil, jws.Reason("the algorithm is not the key's")
 		}
 		return k.verify, nil
 	})

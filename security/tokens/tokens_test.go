@@ -1003,3 +1003,29 @@ func TestTokenCache(t *testing.T) {
 		})
 	}
 }
+
+// A refusal names what was wrong, never what the token said: its type or
+// key id go into 401 bodies and WWW-Authenticate otherwise.
+func TestRefusalsQuoteNothingOfTheToken(t *testing.T) {
+	key, err := tokens.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := tokens.New(guardtest.Issuer, guardtest.Audience, key, security.NewMemoryStore(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const marker = "ECHO-me"
+	b64 := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	claims := b64(`{"iss":"` + guardtest.Issuer + `","sub":"alice","exp":9999999999}`)
+	sig := base64.RawURLEncoding.EncodeToString(make([]byte, 64))
+	for name, header := range map[string]string{
+		"typ": `{"alg":"EdDSA","kid":"` + key.ID + `","typ":"` + marker + `"}`,
+		"kid": `{"alg":"EdDSA","kid":"` + marker + `","typ":"at+jwt"}`,
+	} {
+		_, err := svc.VerifyAccess(context.Background(), b64(header)+"."+claims+"."+sig)
+		if err == nil || strings.Contains(err.Error(), marker) {
+			t.Errorf("%s: %v, want a refusal quoting nothing of the token", name, err)
+		}
+	}
+}

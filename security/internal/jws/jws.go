@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-
-	"github.com/specguard/specguard/internal/text"
 )
 
 // IsCompact reports whether s holds only the characters of a JWS in
@@ -27,6 +25,12 @@ func IsCompact(s string) bool {
 
 // Describe turns a golang-jwt error into a short reason that never contains
 // the token.
+// Reason is a key function's refusal whose text quotes nothing of the
+// token: Describe passes it on, and nothing else a key function returns.
+type Reason string
+
+func (r Reason) Error() string { return string(r) }
+
 func Describe(err error) string {
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
@@ -46,15 +50,13 @@ func Describe(err error) string {
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return "malformed token"
 	case errors.Is(err, jwt.ErrTokenUnverifiable):
-		var ve interface{ Unwrap() []error }
-		if errors.As(err, &ve) {
-			for _, e := range ve.Unwrap() {
-				if !errors.Is(e, jwt.ErrTokenUnverifiable) {
-					return text.OneLine(e.Error())
-				}
-			}
+		// A key function's own refusal says why; any other error (a key
+		// set's "key not found" quoting the kid) would echo the token.
+		var r Reason
+		if errors.As(err, &r) {
+			return string(r)
 		}
-		return "token cannot be verified"
+		return "the token's key is unknown or cannot be used"
 	case errors.Is(err, jwt.ErrSignatureInvalid):
 		return "bad signature"
 	}
