@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
 
+	"github.com/specguard/specguard/internal/respcheck"
 	"github.com/specguard/specguard/problem"
 )
 
@@ -29,7 +29,7 @@ func foldsJSON(rb *openapi3.RequestBodyRef) bool {
 		return false
 	}
 	for ct, mt := range rb.Value.Content {
-		if isJSON(ct) && mt.Schema != nil && namesProperties(mt.Schema.Value, 0) {
+		if respcheck.IsJSON(ct) && mt.Schema != nil && namesProperties(mt.Schema.Value, 0) {
 			return true
 		}
 	}
@@ -59,17 +59,12 @@ func namesProperties(s *openapi3.Schema, depth int) bool {
 	return s.AdditionalProperties.Schema != nil && namesProperties(s.AdditionalProperties.Schema.Value, depth+1)
 }
 
-func isJSON(contentType string) bool {
-	mt, _, err := mime.ParseMediaType(contentType)
-	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
-}
-
 // caseVariant answers 400 and returns false when r's JSON body, already
 // validated, holds a key that differs from a property of its schema only
 // in case. It reads the body and leaves a copy in its place.
 func (g *Guard) caseVariant(w http.ResponseWriter, r *http.Request, v *opValidation) bool {
 	ct := r.Header.Get("Content-Type")
-	if !isJSON(ct) || r.Body == nil || r.Body == http.NoBody {
+	if !respcheck.IsJSON(ct) || r.Body == nil || r.Body == http.NoBody {
 		return true
 	}
 	mt := v.route.Operation.RequestBody.Value.Content.Get(ct)

@@ -112,16 +112,20 @@ func (g *Guard) serveChecked(w http.ResponseWriter, r *http.Request, st *opState
 		cw.header = w.Header().Clone()
 		// An answer sent on before its end (too large, or flushed) is
 		// checked when it goes: its status and headers.
-		cw.refuse = func(status int, h http.Header) bool {
+		cw.refuse = func(status int, h http.Header, body bool) (refused, bodyless bool) {
 			found := checkResponse(r, st, status, h, nil, bodyPast)
+			bodyless = declaresNoContent(st.op, status)
+			if body && bodyless {
+				found = append(found, noContent(status))
+			}
 			if len(found) == 0 {
-				return false
+				return false, bodyless
 			}
 			g.refuseAnswer(w)
 			if g.reportResponse != nil {
 				g.reportResponse(r, st.op, found)
 			}
-			return true
+			return true, bodyless
 		}
 	}
 	g.run(cw, r, h, rctx)
@@ -135,7 +139,12 @@ func (g *Guard) serveChecked(w http.ResponseWriter, r *http.Request, st *opState
 	if cw.over {
 		seen = bodyPast
 	}
-	found := checkResponse(r, st, cw.status, cw.Header(), cw.body.Bytes(), seen)
+	body := cw.body.Bytes()
+	found := checkResponse(r, st, cw.status, cw.Header(), body, seen)
+	if len(body) == 0 && (cw.dropped || cw.large) && declaresNoContent(st.op, cw.status) {
+		// A body none of which was held: sent on (reporting), or dropped.
+		found = append(found, noContent(cw.status))
+	}
 	if cw.enforce && !cw.passed {
 		if len(found) > 0 {
 			// Nothing of the refused answer leaves: its headers stay
@@ -210,15 +219,21 @@ type checkedWriter struct {
 	status  int
 	wrote   bool
 	body    bytes.Buffer
-	over    bool // the body passed MaxCheckedBody: not checked
+	over    bool // the body passed MaxCheckedBody (or was flushed): not checked
+	large   bool // a write passed MaxCheckedBody
 	// passed: enforcing, the answer went out unheld (too large, or
 	// flushed).
 	passed bool
 	// refuse, enforcing, checks the status and headers of an answer sent
-	// on before its end, and answers in its place when they break the
-	// document (true); refused: it did, and the rest is dropped.
-	refuse  func(status int, h http.Header) bool
+	// on before its end (and that body is coming, where its status
+	// declares none), and answers in its place when they break the
+	// document (refused); refused: it did, and the rest is dropped.
+	refuse  func(status int, h http.Header, body bool) (refused, bodyless bool)
 	refused bool
+	// bodyless: enforcing, the answer went out before its end with a
+	// status that declares no content: a body written after is dropped
+	// (dropped), and reported.
+	bodyless, dropped bool
 }
 
 func (c *checkedWriter) Header() http.Header {
@@ -247,6 +262,10 @@ func (c *checkedWriter) Write(p []byte) (int, error) {
 	if c.refused {
 		return len(p), nil
 	}
+	if c.passed && c.bodyless {
+		c.dropped = c.dropped || len(p) > 0
+		return len(p), nil
+	}
 	if !c.wrote {
 		c.WriteHeader(http.StatusOK)
 	}
@@ -256,9 +275,9 @@ func (c *checkedWriter) Write(p []byte) (int, error) {
 			return len(p), nil
 		}
 	} else if !c.over {
-		c.over = true
+		c.over, c.large = true, true
 		if c.enforce && !c.passed {
-			if c.pass(); c.refused {
+			if c.pass(len(p) > 0); c.refused {
 				return len(p), nil
 			}
 		}
@@ -268,11 +287,13 @@ func (c *checkedWriter) Write(p []byte) (int, error) {
 
 // pass sends what is held on, and everything after as it comes, once its
 // status and headers are checked: when they break the document the guard
-// answers instead, and nothing of the answer leaves.
-func (c *checkedWriter) pass() {
-	if c.refuse != nil && c.refuse(c.status, c.header) {
-		c.refused = true
-		return
+// answers instead, and nothing of the answer leaves. more says a body is
+// being written beside what is held.
+func (c *checkedWriter) pass(more bool) {
+	if c.refuse != nil {
+		if c.refused, c.bodyless = c.refuse(c.status, c.header, more || c.body.Len() > 0); c.refused {
+			return
+		}
 	}
 	c.passed = true
 	h := c.w.Header()
@@ -295,7 +316,7 @@ func (c *checkedWriter) Flush() {
 			c.WriteHeader(http.StatusOK)
 		}
 		c.over = true // a stream: not held, its body not checked
-		if c.pass(); c.refused {
+		if c.pass(false); c.refused {
 			return
 		}
 	}
@@ -313,6 +334,20 @@ const (
 	bodyPast                   // none: it was sent on (past the bound, or flushed)
 	bodyUnseen                 // none: not sampled; it may be empty
 )
+
+// declaresNoContent reports whether op's answer of status has no body by
+// the document (it declares the status, or a default, without content).
+func declaresNoContent(op *policy.Operation, status int) bool {
+	declared := op.Spec.Responses.Status(status)
+	if declared == nil {
+		declared = op.Spec.Responses.Default()
+	}
+	return declared != nil && declared.Value != nil && len(declared.Value.Content) == 0
+}
+
+func noContent(status int) ResponseViolation {
+	return ResponseViolation{Status: status, Reason: "body", Pointer: "/", Detail: "the document declares no content for this status"}
+}
 
 // checkResponse says how an answer of st's operation breaks the document:
 // its status, the headers it requires, its media type, the body (when
@@ -335,7 +370,7 @@ func checkResponse(r *http.Request, st *opState, status int, header http.Header,
 	switch {
 	case len(content) == 0:
 		if len(body) > 0 {
-			out = append(out, ResponseViolation{Status: status, Reason: "body", Pointer: "/", Detail: "the document declares no content for this status"})
+			out = append(out, noContent(status))
 		}
 	case seen == bodyPast && ct == "":
 		out = append(out, ResponseViolation{Status: status, Reason: "content-type", Detail: "no media type given; this status declares its media types"})

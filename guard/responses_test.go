@@ -43,6 +43,12 @@ paths:
           content:
             application/json: {schema: {type: object}}
         '404': {description: none}
+        '301':
+          description: moved
+          headers:
+            Location: {required: true, schema: {type: string}}
+          content:
+            application/json: {schema: {type: object, required: [to], properties: {to: {type: string}}}}
 `
 
 // answers serves answersDoc with the handler answering as the path says.
@@ -98,6 +104,21 @@ func answers(t *testing.T, mode guard.ResponseMode) (http.Handler, func() []stri
 			w.Header().Set("X-Version", "1")
 			w.Header().Del("Content-Type")
 			_, _ = w.Write([]byte("<html>" + strings.Repeat("x", guard.MaxCheckedBody)))
+		case "moved":
+			w.Header().Set("Location", "/things/good")
+			w.WriteHeader(http.StatusMovedPermanently)
+			_, _ = w.Write([]byte(`{"to":"/things/good"}`))
+		case "moved-no-location":
+			w.WriteHeader(http.StatusMovedPermanently)
+			_, _ = w.Write([]byte(`{"to":"/things/good"}`))
+		case "moved-bad-body":
+			w.Header().Set("Location", "/things/good")
+			w.WriteHeader(http.StatusMovedPermanently)
+			_, _ = w.Write([]byte(`{"secret":"secret-data"}`))
+		case "not-found-large":
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte("secret-data" + strings.Repeat("x", guard.MaxCheckedBody)))
 		case "stream-teapot":
 			w.WriteHeader(http.StatusTeapot)
 			http.NewResponseController(w).Flush()
@@ -153,6 +174,13 @@ func TestResponseValidation(t *testing.T) {
 		// every answer); a body past the bound must say what it is.
 		{"not-found-typed", ""},
 		{"large-untyped", "getThing 200 content-type: no media type given; this status declares its media types"},
+		// Statuses openapi3filter passes without a look: their headers
+		// and body are checked all the same.
+		{"moved", ""},
+		{"moved-no-location", `getThing 301 header: response header "Location" missing`},
+		{"moved-bad-body", `getThing 301 body /to: property "to" is missing`},
+		// A body where the status declares none, too large to hold.
+		{"not-found-large", "getThing 404 body /: the document declares no content for this status"},
 	} {
 		for _, mode := range []guard.ResponseMode{guard.ResponsesOff, guard.ResponsesReport, guard.ResponsesEnforce} {
 			t.Run(c.id+"/"+mode.String(), func(t *testing.T) {
@@ -280,5 +308,81 @@ func TestResponseEarlyHints(t *testing.T) {
 		if resp.StatusCode != 200 || string(body) != `{"id":"a","count":1}` || len(got) > 0 {
 			t.Errorf("%s: %d %s, reported %v; want the 200 as written, nothing reported", mode, resp.StatusCode, body, got)
 		}
+	}
+}
+
+const edgesDoc = `openapi: 3.0.3
+info: {title: edges, version: "1"}
+x-rate-limit: false
+paths:
+  /page:
+    get:
+      operationId: getPage
+      security: []
+      responses:
+        '200': {description: ok, content: {text/plain: {schema: {type: string}}}}
+        '404': {description: none}
+    head:
+      operationId: headPage
+      security: []
+      responses:
+        '200':
+          description: ok
+          headers:
+            X-Version: {required: true, schema: {type: string}}
+`
+
+// Enforcing: a body written after a flush on a status that declares none
+// is dropped, not sent, and reported; an answer to HEAD (which
+// openapi3filter passes without a look) has its required headers checked.
+func TestResponseEnforceEdges(t *testing.T) {
+	table, err := policy.Compile("edges.yaml", []byte(edgesDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	r.Get("/page", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusNotFound)
+		_ = http.NewResponseController(w).Flush()
+		_, _ = w.Write([]byte("<h1>stack trace: secret-data</h1>"))
+	})
+	r.Head("/page", func(w http.ResponseWriter, _ *http.Request) {})
+	for _, mode := range []guard.ResponseMode{guard.ResponsesReport, guard.ResponsesEnforce} {
+		var got []string
+		g, err := guard.New(table, r, guard.WithResponseValidation(mode, func(_ *http.Request, op *policy.Operation, vs []guard.ResponseViolation) {
+			for _, v := range vs {
+				got = append(got, op.ID+" "+v.String())
+			}
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(g)
+		resp, err := http.Get(srv.URL + "/page")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := "getPage 404 body /: the document declares no content for this status"; len(got) != 1 || got[0] != want {
+			t.Errorf("%s: reported %q, want %q", mode, got, want)
+		}
+		if mode == guard.ResponsesEnforce && (resp.StatusCode != 404 || strings.Contains(string(body), "secret-data")) {
+			t.Errorf("enforced: %d %q, want the 404 without its body", resp.StatusCode, body)
+		}
+		got = nil
+		resp, err = http.Head(srv.URL + "/page")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if want := `headPage 200 header: response header "X-Version" missing`; len(got) != 1 || got[0] != want {
+			t.Errorf("%s: HEAD reported %q, want %q", mode, got, want)
+		}
+		if mode == guard.ResponsesEnforce && resp.StatusCode != 500 {
+			t.Errorf("enforced: HEAD answered %d, want 500", resp.StatusCode)
+		}
+		srv.Close()
 	}
 }
