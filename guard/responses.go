@@ -5,8 +5,11 @@ package guard
 // leaves.
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
+	"maps"
+	"net"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
@@ -129,8 +132,8 @@ func (g *Guard) serveChecked(w http.ResponseWriter, r *http.Request, st *opState
 		}
 	}
 	g.run(cw, r, h, rctx)
-	if cw.refused {
-		return
+	if cw.refused || cw.hijacked {
+		return // answered; or the answer went on the connection, unseen
 	}
 	if !cw.wrote {
 		cw.WriteHeader(http.StatusOK)
@@ -207,6 +210,13 @@ func (s *statusWriter) Flush() {
 // Unwrap lets http.ResponseController reach the connection's writer.
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
+// Hijack hands the connection to the handler (a WebSocket upgrade
+// asserting w.(http.Hijacker)) when the writer beneath can.
+func (s *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	s.wrote = true
+	return http.NewResponseController(s.ResponseWriter).Hijack()
+}
+
 // checkedWriter keeps what a handler answers: the status, and the body up
 // to MaxCheckedBody. Reporting, it passes everything on as it comes;
 // enforcing, it holds the answer (headers in a map of its own) until the
@@ -234,6 +244,7 @@ type checkedWriter struct {
 	// status that declares no content: a body written after is dropped
 	// (dropped), and reported.
 	bodyless, dropped bool
+	hijacked          bool // reporting: the handler took the connection
 }
 
 func (c *checkedWriter) Header() http.Header {
@@ -248,7 +259,18 @@ func (c *checkedWriter) WriteHeader(status int) {
 		return
 	}
 	if informational(status) {
-		// Sent at once (103 Early Hints): not the answer.
+		// Sent at once (103 Early Hints): not the answer. Enforcing, the
+		// headers the handler set for it are held: they go with it.
+		if c.enforce && !c.passed {
+			h := c.w.Header()
+			own := h.Clone()
+			clear(h)
+			maps.Copy(h, c.header)
+			c.w.WriteHeader(status)
+			clear(h)
+			maps.Copy(h, own)
+			return
+		}
 		c.w.WriteHeader(status)
 		return
 	}
@@ -325,6 +347,18 @@ func (c *checkedWriter) Flush() {
 
 // Unwrap lets http.ResponseController reach the connection's writer.
 func (c *checkedWriter) Unwrap() http.ResponseWriter { return c.w }
+
+// Hijack hands the connection to the handler when reporting. Enforcing,
+// it refuses: what the handler would write on the connection could not
+// be checked.
+func (c *checkedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if c.enforce {
+		return nil, nil, fmt.Errorf("guard: %w: enforced response validation holds every answer", http.ErrNotSupported)
+	}
+	conn, rw, err := http.NewResponseController(c.w).Hijack()
+	c.hijacked = err == nil
+	return conn, rw, err
+}
 
 // bodySeen is how much of an answer's body checkResponse has.
 type bodySeen int

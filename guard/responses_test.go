@@ -2,14 +2,18 @@ package guard_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/go-chi/chi/v5"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/specguard/specguard/guard"
 	"github.com/specguard/specguard/policy"
@@ -382,6 +386,83 @@ func TestResponseEnforceEdges(t *testing.T) {
 		}
 		if mode == guard.ResponsesEnforce && resp.StatusCode != 500 {
 			t.Errorf("enforced: HEAD answered %d, want 500", resp.StatusCode)
+		}
+		srv.Close()
+	}
+}
+
+// A handler that takes the connection (a WebSocket upgrade) can when the
+// answers are reported or traced, finding the writer an http.Hijacker as
+// it would without the guard; enforcing, it cannot: what it wrote there
+// would leave unchecked. Enforcing, a 103 Early Hints carries the headers
+// the handler set for it.
+func TestResponseHijackAndEarlyHints(t *testing.T) {
+	table, err := policy.Compile("edges.yaml", []byte(edgesDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	r.Get("/page", func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Query().Has("hints") {
+			w.Header().Set("Link", "</app.css>; rel=preload")
+			w.WriteHeader(http.StatusEarlyHints)
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = w.Write([]byte("ok"))
+			return
+		}
+		hj, ok := w.(http.Hijacker)
+		if !ok {
+			w.WriteHeader(http.StatusTeapot)
+			return
+		}
+		conn, _, err := hj.Hijack()
+		if err != nil {
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = w.Write([]byte("refused"))
+			return
+		}
+		_, _ = conn.Write([]byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 9\r\nConnection: close\r\n\r\nhijacked!"))
+		conn.Close()
+	})
+	r.Head("/page", func(http.ResponseWriter, *http.Request) {})
+	for _, c := range []struct {
+		name string
+		opts []guard.Option
+		want string
+	}{
+		{"report", []guard.Option{guard.WithResponseValidation(guard.ResponsesReport, nil)}, "hijacked!"},
+		{"traced", []guard.Option{guard.WithTracerProvider(sdktrace.NewTracerProvider())}, "hijacked!"},
+		{"enforce", []guard.Option{guard.WithResponseValidation(guard.ResponsesEnforce, nil)}, "refused"},
+	} {
+		g, err := guard.New(table, r, c.opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(g)
+		resp, err := http.Get(srv.URL + "/page")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != c.want {
+			t.Errorf("%s: %d %q, want %q", c.name, resp.StatusCode, body, c.want)
+		}
+		if c.name == "enforce" {
+			var hints []string
+			trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+				hints = append(hints, fmt.Sprint(code, " ", h.Get("Link")))
+				return nil
+			}}
+			req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", srv.URL+"/page?hints", nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if len(hints) != 1 || hints[0] != "103 </app.css>; rel=preload" {
+				t.Errorf("enforce: the 1xx answers %q, want one 103 with its Link", hints)
+			}
 		}
 		srv.Close()
 	}

@@ -54,6 +54,7 @@ type reqTrace struct {
 	orig    http.ResponseWriter // the writer the guard was given: the observer's
 	allowed bool                // the handler ran
 	panic   bool                // the handler panicked
+	open    trace.Span          // the step's span not yet ended, if one is
 }
 
 // serveTraced is ServeHTTP with a server span around it. The span records
@@ -66,7 +67,12 @@ func (g *Guard) serveTraced(w http.ResponseWriter, r *http.Request) {
 	tr := &reqTrace{tracer: g.tracer, span: span, w: &statusWriter{ResponseWriter: w, status: http.StatusOK}, orig: w}
 	defer func() {
 		if p := recover(); p != nil {
-			// The recoverer outside answers 500: the span says so.
+			// The recoverer outside answers 500: the span says so. A
+			// step that panicked (an authenticator of the app's) is
+			// ended too.
+			if tr.open != nil {
+				tr.open.End()
+			}
 			tr.panic = true
 			tr.end()
 			panic(p)
@@ -101,7 +107,13 @@ func (t *reqTrace) stepContext(ctx context.Context, name string) (context.Contex
 		return ctx, nothing
 	}
 	ctx, span := t.tracer.Start(ctx, name)
-	return ctx, func() { span.End() }
+	t.open = span
+	return ctx, func() {
+		span.End()
+		if t.open == span {
+			t.open = nil
+		}
+	}
 }
 
 // step is stepContext for a step that takes the request: r carrying the

@@ -1,6 +1,7 @@
 package guard_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"github.com/specguard/specguard/guard"
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security"
 )
 
 const tracedDoc = `openapi: 3.0.3
@@ -196,5 +198,49 @@ func TestTracedObserverAndPanic(t *testing.T) {
 	}
 	if server.Status().Code.String() != "Error" {
 		t.Errorf("a panicking handler's span status %v, want Error", server.Status())
+	}
+}
+
+// panicky is an authenticator of the app's that panics.
+type panicky struct{}
+
+func (panicky) Authenticate(context.Context, *http.Request, *policy.Scheme) (*security.Principal, error) {
+	panic("the authenticator failed")
+}
+
+// A step that panics (an app's authenticator) has its span ended with the
+// server span: none is left open.
+func TestTracedStepPanic(t *testing.T) {
+	table, err := policy.Compile("traced.yaml", []byte(tracedDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	r.Get("/notes/{id}", func(http.ResponseWriter, *http.Request) {})
+	r.Post("/notes", func(http.ResponseWriter, *http.Request) {})
+	rec := tracetest.NewSpanRecorder()
+	g, err := guard.New(table, r, guard.WithTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))),
+		guard.WithLimiter(limits.New(limits.NewMemoryStore(nil))),
+		guard.WithAuthenticator(policy.SchemeAPIKeyHeader, panicky{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", "/notes/a", nil)
+	req.Header.Set("X-Key", "k")
+	func() {
+		defer func() { _ = recover() }()
+		g.ServeHTTP(httptest.NewRecorder(), req)
+	}()
+	ended := map[string]bool{}
+	for _, s := range rec.Ended() {
+		ended[s.Name()] = true
+	}
+	for _, s := range rec.Started() {
+		if !ended[s.Name()] {
+			t.Errorf("span %q started, never ended", s.Name())
+		}
+	}
+	if !ended["authenticate"] {
+		t.Errorf("the authenticate span did not end: %v", ended)
 	}
 }
