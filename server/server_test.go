@@ -268,7 +268,7 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	defer conn.Close()
 	body := `{"email":"new@example.com","password":"a-long-password"}`
-	fmt.Fprintf(conn, "POST /auth/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:10])
+	fmt.Fprintf(conn, "POST /auth/register HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:10])
 	time.Sleep(100 * time.Millisecond)
 	cancel()
 	time.Sleep(100 * time.Millisecond)
@@ -337,11 +337,11 @@ func TestBadConfiguration(t *testing.T) {
 		{"users file both password forms", map[string]string{"SPECGUARD_USERS_FILE": write("u3.yaml", "- email: a@example.com\n  password: x\n  password_hash: y\n  role: user\n")}, nil, "SPECGUARD_USERS_FILE: " + filepath.Join(dir, "u3.yaml") + ":1: user 1 (a@example.com): give exactly one of password and password_hash"},
 		{"bad redis url", map[string]string{"SPECGUARD_REDIS_URL": "http://localhost"}, nil, `SPECGUARD_REDIS_URL: scheme "http": want redis, rediss, redis+cluster or rediss+cluster`},
 		{"a database on a Redis Cluster", map[string]string{"SPECGUARD_REDIS_URL": "redis+cluster://127.0.0.1:7000,127.0.0.1:7001/3"}, nil, `SPECGUARD_REDIS_URL: a Redis Cluster has database 0 only, not "3"; leave the path out`},
-		{"unreachable redis", map[string]string{"SPECGUARD_REDIS_URL": fmt.Sprintf("redis://127.0.0.1:%d/0", redistest.FreePort(t))}, nil, "SPECGUARD_REDIS_URL: cannot reach Redis"},
+		{"unreachable redis", map[string]string{"SPECGUARD_REDIS_URL": fmt.Sprintf("redis://127.0.0.1:%d/0", redistest.FreePort(t)), "SPECGUARD_SIGNING_KEY_FILE": write("k1.pem", keyPEM(t))}, nil, "SPECGUARD_REDIS_URL: cannot reach Redis"},
 		{"redis without a signing key", map[string]string{"SPECGUARD_REDIS_URL": redistest.Start(t).URL}, nil, "SPECGUARD_SIGNING_KEY_FILE: required with SPECGUARD_REDIS_URL: every instance sharing it must sign with the same key; make one with `specguard keygen --out signing-key.pem`"},
 		{"postgres without a signing key", map[string]string{"SPECGUARD_DATABASE_URL": pgtest.New(t)}, nil, "SPECGUARD_SIGNING_KEY_FILE: required with a PostgreSQL SPECGUARD_DATABASE_URL"},
 		{"bad database url", map[string]string{"SPECGUARD_DATABASE_URL": "mysql://db/sg"}, nil, `SPECGUARD_DATABASE_URL: "mysql:..." is not a database URL: use sqlite:PATH, postgres://... or postgresql://...`},
-		{"unreachable database", map[string]string{"SPECGUARD_DATABASE_URL": "postgres://sg:hunter2@127.0.0.1:1/sg?connect_timeout=2"}, nil, "SPECGUARD_DATABASE_URL: cannot reach the database postgres://sg:xxxxx@127.0.0.1:1/sg"},
+		{"unreachable database", map[string]string{"SPECGUARD_DATABASE_URL": "postgres://sg:hunter2@127.0.0.1:1/sg?connect_timeout=2", "SPECGUARD_SIGNING_KEY_FILE": write("k2.pem", keyPEM(t))}, nil, "SPECGUARD_DATABASE_URL: cannot reach the database postgres://sg:xxxxx@127.0.0.1:1/sg"},
 		{"unwritable sqlite file", map[string]string{"SPECGUARD_DATABASE_URL": "sqlite:" + write("not-a-dir", "x") + "/specguard.db"}, nil, "SPECGUARD_DATABASE_URL: sqlite:" + filepath.Join(dir, "not-a-dir") + "/specguard.db: mkdir " + filepath.Join(dir, "not-a-dir") + ": not a directory"},
 		{"bad pool size", map[string]string{"SPECGUARD_DATABASE_POOL_SIZE": "0"}, nil, `SPECGUARD_DATABASE_POOL_SIZE: "0" is not a number of connections from 1 to 1000`},
 		{"unknown flag", nil, []string{"--colour", "red"}, "flag provided but not defined: -colour"},

@@ -16,8 +16,19 @@ import (
 // asked) unless SPECGUARD_ADMIN_ADDR is off. It serves until the returned
 // server is closed.
 func listenAdmin(cfg *Config, m *Metrics, handler slog.Handler, api net.Addr) (*http.Server, string, error) {
+	ln, err := bindAdmin(cfg, api)
+	if err != nil || ln == nil {
+		return nil, "off", err
+	}
+	srv, addr := serveAdmin(cfg, ln, m, handler)
+	return srv, addr, nil
+}
+
+// bindAdmin binds the admin listener's address, nil when
+// SPECGUARD_ADMIN_ADDR is off.
+func bindAdmin(cfg *Config, api net.Addr) (net.Listener, error) {
 	if cfg.AdminAddr == "off" {
-		return nil, "off", nil
+		return nil, nil
 	}
 	addr := cfg.AdminAddr
 	if addr == "auto" {
@@ -25,8 +36,14 @@ func listenAdmin(cfg *Config, m *Metrics, handler slog.Handler, api net.Addr) (*
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, "", fmt.Errorf("SPECGUARD_ADMIN_ADDR: %v", err)
+		return nil, fmt.Errorf("SPECGUARD_ADMIN_ADDR: %v", err)
 	}
+	return ln, nil
+}
+
+// serveAdmin serves the admin handler on ln until the returned server is
+// closed.
+func serveAdmin(cfg *Config, ln net.Listener, m *Metrics, handler slog.Handler) (*http.Server, string) {
 	h, onLoopback := m.AdminHandler(cfg.AdminPprof), loopback(ln.Addr().String())
 	if onLoopback {
 		h = loopbackHostOnly(h)
@@ -48,11 +65,12 @@ func listenAdmin(cfg *Config, m *Metrics, handler slog.Handler, api net.Addr) (*
 		slog.New(handler).Warn("SPECGUARD_ADMIN_PPROF: /debug/pprof/ is served on a non-loopback address, to anyone who can reach it; keep SPECGUARD_ADMIN_ADDR private or on loopback",
 			"admin", ln.Addr().String())
 	}
-	return srv, ln.Addr().String(), nil
+	return srv, ln.Addr().String()
 }
 
 // loopbackHostOnly answers only requests whose Host is a loopback name or
-// address: a listener on loopback is meant for this machine, and a page a
+// address (localhost, a name under .localhost, which browsers keep on
+// loopback themselves, 127.0.0.1, [::1]): a listener on loopback is meant for this machine, and a page a
 // browser here loads from a name that an attacker re-points to 127.0.0.1
 // (DNS rebinding) would otherwise read it.
 func loopbackHostOnly(next http.Handler) http.Handler {
@@ -61,7 +79,7 @@ func loopbackHostOnly(next http.Handler) http.Handler {
 		if h, _, err := net.SplitHostPort(host); err == nil {
 			host = h
 		}
-		if !loopback(net.JoinHostPort(strings.Trim(host, "[]"), "0")) {
+		if !loopback(net.JoinHostPort(strings.Trim(host, "[]"), "0")) && !strings.HasSuffix(host, ".localhost") {
 			http.Error(w, "this listener answers loopback hosts only", http.StatusMisdirectedRequest)
 			return
 		}

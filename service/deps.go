@@ -78,6 +78,9 @@ type Deps struct {
 	// lock is the database's instance lock, held without Redis: while it
 	// is lost every request but /healthz and /readyz is refused.
 	lock *sqldb.InstanceLock
+	// demo: the demo accounts were seeded (the development setup): the
+	// API answers loopback hosts only.
+	demo bool
 }
 
 // tracerProvider is Tracer as the interface the packages take: nil (no
@@ -148,6 +151,40 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 	if d.ClientIP, err = limits.NewClientIP(cfg.TrustedProxies, cfg.ClientIPHeader); err != nil {
 		return nil, fmt.Errorf("SPECGUARD_TRUSTED_PROXIES: %v", err)
 	}
+	// Everything the settings alone decide is checked before anything is
+	// written: a start refused for a key file, a users file or Redis must
+	// not have created or migrated the database (instances of an older
+	// version refuse a database migrated past theirs), nor made a key.
+	if cfg.RedisURL != "" {
+		if _, err := redisClient(cfg.RedisURL, cfg.StoreTimeout); err != nil {
+			return nil, err
+		}
+	}
+	signing, err := configuredKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var verify []*tokens.Key
+	for _, path := range cfg.VerifyKeyFiles {
+		k, err := tokens.ReadKeyFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("SPECGUARD_VERIFY_KEY_FILES: %s: %v", path, err)
+		}
+		verify = append(verify, k)
+	}
+	var users []credentials.SeedAccount
+	if cfg.UsersFile != "" {
+		if users, err = credentials.LoadUsers(cfg.UsersFile, table.Roles); err != nil {
+			return nil, fmt.Errorf("SPECGUARD_USERS_FILE: %v", err)
+		}
+	}
+	if cfg.RedisURL == "" {
+		d.Store = security.NewMemoryStore(now)
+		d.Limits = limits.NewMemoryStore(now)
+		d.storeName = "memory"
+	} else if err := openRedis(ctx, cfg, d); err != nil {
+		return nil, err
+	}
 	if d.DB, err = openDatabase(ctx, app, cfg, log, now, d.tracerProvider()); err != nil {
 		return nil, err
 	}
@@ -161,24 +198,10 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 	if err := d.lockInstance(ctx, log, cfg.RedisURL != ""); err != nil {
 		return nil, err
 	}
-	if cfg.RedisURL == "" {
-		d.Store = security.NewMemoryStore(now)
-		d.Limits = limits.NewMemoryStore(now)
-		d.storeName = "memory"
-	} else if err := openRedis(ctx, cfg, d); err != nil {
-		return nil, err
-	}
-	signing, err := signingKey(cfg)
-	if err != nil {
-		return nil, err
-	}
-	var verify []*tokens.Key
-	for _, path := range cfg.VerifyKeyFiles {
-		k, err := tokens.ReadKeyFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("SPECGUARD_VERIFY_KEY_FILES: %s: %v", path, err)
+	if signing == nil {
+		if signing, err = devKey(cfg); err != nil {
+			return nil, err
 		}
-		verify = append(verify, k)
 	}
 	stores := d.Ready
 	d.Ready = func(ctx context.Context) map[string]error {
@@ -234,7 +257,7 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 		}
 		d.closers = append(d.closers, d.OIDC.Close)
 	}
-	if err := seedAccounts(ctx, app, d, cfg, table, log); err != nil {
+	if err := seedAccounts(ctx, app, d, cfg, users, log); err != nil {
 		return nil, err
 	}
 	return d, nil

@@ -64,6 +64,12 @@ func NewHandler(d *Deps) (http.Handler, error) {
 	if d.lock != nil {
 		h = whileLocked(d.problems, d.lock, h)
 	}
+	if d.demo {
+		// The demo accounts' passwords are published: a page that
+		// re-points its own name to 127.0.0.1 (DNS rebinding) must not
+		// log in with them, as the same origin as the API.
+		h = loopbackHostOnly(h)
+	}
 	var reqLog *slog.Logger
 	if d.LogRequests {
 		reqLog = d.Log

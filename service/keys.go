@@ -30,6 +30,16 @@ func sharedStore(cfg *Config) string {
 // signingKey loads SPECGUARD_SIGNING_KEY_FILE, or the dev key in the data
 // directory, generating it on first use.
 func signingKey(cfg *Config) (*tokens.Key, error) {
+	if k, err := configuredKey(cfg); k != nil || err != nil {
+		return k, err
+	}
+	return devKey(cfg)
+}
+
+// configuredKey reads SPECGUARD_SIGNING_KEY_FILE, or refuses its absence
+// where instances share state; nil, nil when the development key is to
+// be used (devKey). It writes nothing: a start it refuses leaves nothing.
+func configuredKey(cfg *Config) (*tokens.Key, error) {
 	if cfg.SigningKeyFile != "" {
 		k, err := tokens.ReadKeyFile(cfg.SigningKeyFile)
 		if err != nil {
@@ -43,6 +53,12 @@ func signingKey(cfg *Config) (*tokens.Key, error) {
 	if shared := sharedStore(cfg); shared != "" {
 		return nil, fmt.Errorf("SPECGUARD_SIGNING_KEY_FILE: required with %s: every instance sharing it must sign with the same key; make one with `specguard keygen --out signing-key.pem`", shared)
 	}
+	return nil, nil
+}
+
+// devKey is the development setup's signing key, in the data dir: made
+// there by the first start.
+func devKey(cfg *Config) (*tokens.Key, error) {
 	path := devKeyPath(cfg.DataDir)
 	k, err := tokens.ReadKeyFile(path)
 	if err == nil {

@@ -19,6 +19,16 @@ import (
 // rediss+cluster://) for a Redis Cluster, listing one or more seed nodes.
 // Every call is bounded by its context, and a call is retried at most once.
 func NewRedisClient(raw string, timeout time.Duration) (redis.UniversalClient, error) {
+	open, err := redisClient(raw, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return open(), nil
+}
+
+// redisClient reads SPECGUARD_REDIS_URL and returns what opens its
+// client: a URL it refuses is refused before anything is opened.
+func redisClient(raw string, timeout time.Duration) (func() redis.UniversalClient, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("SPECGUARD_REDIS_URL: not a URL")
@@ -34,7 +44,7 @@ func NewRedisClient(raw string, timeout time.Duration) (redis.UniversalClient, e
 		}
 		opt.ContextTimeoutEnabled, opt.MaxRetries, opt.DialTimeout = true, 1, max(timeout, time.Second)
 		opt.MinIdleConns = warmConns
-		return redis.NewClient(opt), nil
+		return func() redis.UniversalClient { return redis.NewClient(opt) }, nil
 	}
 	if p := strings.Trim(u.Path, "/"); p != "" && p != "0" {
 		// A Cluster has database 0 only: the number would be dropped.
@@ -56,7 +66,7 @@ func NewRedisClient(raw string, timeout time.Duration) (redis.UniversalClient, e
 	}
 	opt.ContextTimeoutEnabled, opt.MaxRetries, opt.DialTimeout = true, 1, max(timeout, time.Second)
 	opt.MinIdleConns = warmConns
-	return redis.NewClusterClient(opt), nil
+	return func() redis.UniversalClient { return redis.NewClusterClient(opt) }, nil
 }
 
 // redisLog sends go-redis's own messages (dial failures while Redis is

@@ -37,6 +37,12 @@ func (s *Server) Close() { s.Deps.Close() }
 // --help to stderr. Any configuration problem is an error naming what and
 // where, and nothing is left open.
 func Build(ctx context.Context, app App, args []string, getenv func(string) string, stdout, stderr io.Writer) (*Server, error) {
+	return build(ctx, app, args, getenv, stdout, stderr, nil)
+}
+
+// build is Build, calling bind, when not nil, once the settings and the
+// document are read and before anything is opened or written.
+func build(ctx context.Context, app App, args []string, getenv func(string) string, stdout, stderr io.Writer, bind func(*Config) error) (*Server, error) {
 	cfg, err := loadConfig(app.Name, args, getenv, stderr)
 	if err != nil {
 		return nil, err
@@ -67,6 +73,11 @@ func Build(ctx context.Context, app App, args []string, getenv func(string) stri
 	if cfg.OIDC, err = OIDCSettings(table, getenv); err != nil {
 		return nil, err
 	}
+	if bind != nil {
+		if err := bind(cfg); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Tracer, err = newTracerProvider(ctx, app.Name, getenv, log); err != nil {
 		return nil, err
 	}
@@ -93,21 +104,42 @@ func Build(ctx context.Context, app App, args []string, getenv func(string) stri
 // returns nil. Any configuration problem is returned before anything
 // listens.
 func Run(ctx context.Context, app App, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	s, err := Build(ctx, app, args, getenv, stdout, stderr)
+	// The addresses are bound before the database or the stores are
+	// opened: a start refused for an address in use has written nothing.
+	var ls listeners
+	s, err := build(ctx, app, args, getenv, stdout, stderr, ls.bind)
 	if err != nil {
+		ls.close()
 		return err
 	}
 	defer s.Close()
-	return s.serve(ctx)
+	return s.serve(ctx, &ls)
 }
 
-// serve listens on the configured address until ctx is done.
-func (s *Server) serve(ctx context.Context) error {
-	cfg, deps, log, handler, table, h := s.Config, s.Deps, s.Log, s.logs, s.Table, s.Handler
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
+// listeners are the API's and the admin listener's, bound.
+type listeners struct{ api, admin net.Listener }
+
+func (l *listeners) bind(cfg *Config) error {
+	var err error
+	if l.api, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return fmt.Errorf("SPECGUARD_ADDR: %v", err)
 	}
+	l.admin, err = bindAdmin(cfg, l.api.Addr())
+	return err
+}
+
+func (l *listeners) close() {
+	for _, ln := range []net.Listener{l.api, l.admin} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+}
+
+// serve serves on ls until ctx is done.
+func (s *Server) serve(ctx context.Context, ls *listeners) error {
+	cfg, deps, log, handler, table, h := s.Config, s.Deps, s.Log, s.logs, s.Table, s.Handler
+	ln := ls.api
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -117,12 +149,10 @@ func (s *Server) serve(ctx context.Context) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(handler, slog.LevelWarn),
 	}
-	admin, adminAddr, err := listenAdmin(cfg, deps.Metrics, handler, ln.Addr())
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	if admin != nil {
+	adminAddr := "off"
+	if ls.admin != nil {
+		var admin *http.Server
+		admin, adminAddr = serveAdmin(cfg, ls.admin, deps.Metrics, handler)
 		defer admin.Close()
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "store", deps.storeName, "database", deps.DB.Source().String(),
@@ -139,7 +169,10 @@ func (s *Server) serve(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		// Asked to stop, it stops: what was still in flight at the
+		// timeout is cut, and said so.
+		log.Warn("requests still in flight at the shutdown timeout were cut", "timeout", cfg.ShutdownTimeout.String(), "err", err)
+		srv.Close()
 	}
 	log.Info("stopped")
 	return nil

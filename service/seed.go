@@ -5,13 +5,11 @@ package service
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 
 	"github.com/specguard/specguard/credentials"
-	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/sqldb"
 )
 
@@ -40,20 +38,17 @@ func loopback(addr string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
-// seedAccounts creates the accounts of SPECGUARD_USERS_FILE, or, in the
+// seedAccounts creates the accounts of SPECGUARD_USERS_FILE (users, read
+// before anything was opened), or, in the
 // development setup without one, the demo accounts. Anywhere else without
 // a users file it creates none and says so. Outside the development setup
 // without a users file, and wherever a users file is given, a demo account
 // that still has its published password is retired.
-func seedAccounts(ctx context.Context, app *App, d *Deps, cfg *Config, table *policy.Table, log *slog.Logger) error {
-	var users []credentials.SeedAccount
+func seedAccounts(ctx context.Context, app *App, d *Deps, cfg *Config, users []credentials.SeedAccount, log *slog.Logger) error {
 	switch {
 	case cfg.UsersFile != "":
-		var err error
-		if users, err = credentials.LoadUsers(cfg.UsersFile, table.Roles); err != nil {
-			return fmt.Errorf("SPECGUARD_USERS_FILE: %v", err)
-		}
 	case devSetup(cfg, d):
+		d.demo = len(app.DemoUsers) > 0
 		log.Warn("no SPECGUARD_USERS_FILE: seeding the demo accounts (the development setup only: SQLite without Redis, on a loopback address, no trusted proxy); never expose them")
 		return d.Credentials.Seed(ctx, app.DemoUsers, log)
 	default:

@@ -1,0 +1,151 @@
+package service_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/specguard/specguard/credentials"
+	"github.com/specguard/specguard/credentials/sqlstore"
+	"github.com/specguard/specguard/internal/pgtest"
+	"github.com/specguard/specguard/service"
+	"github.com/specguard/specguard/sqldb"
+)
+
+// A start refused for its settings (a key file, the users file, an
+// address in use) has written nothing: no database created or migrated
+// (instances of an older version refuse a database migrated past
+// theirs), no development key, no lock file.
+func TestRefusedStartWritesNothing(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	users := filepath.Join(t.TempDir(), "users.yaml")
+	if err := os.WriteFile(users, []byte("- {email: a@example.com, password: pw-pw-pw-pw, role: admin}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, env := range map[string]map[string]string{
+		"missing signing key file": {"SPECGUARD_SIGNING_KEY_FILE": filepath.Join(t.TempDir(), "no-such-key.pem")},
+		"users file others read":   {"SPECGUARD_USERS_FILE": users},
+		"address in use":           {"SPECGUARD_ADDR": taken.Addr().String()},
+		"admin address in use":     {"SPECGUARD_ADMIN_ADDR": taken.Addr().String()},
+	} {
+		dir := t.TempDir()
+		env["SPECGUARD_DATA_DIR"] = dir
+		if env["SPECGUARD_ADDR"] == "" {
+			env["SPECGUARD_ADDR"] = "127.0.0.1:0"
+		}
+		if env["SPECGUARD_ADMIN_ADDR"] == "" {
+			env["SPECGUARD_ADMIN_ADDR"] = "off"
+		}
+		if err := service.Run(context.Background(), testApp(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard); err == nil {
+			t.Fatalf("%s: Run started", name)
+		}
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			t.Errorf("%s: left behind: %s", name, e.Name())
+		}
+	}
+	// A shared PostgreSQL database is not migrated by a start refused for
+	// its key.
+	url := pgtest.New(t)
+	env := map[string]string{"SPECGUARD_DATABASE_URL": url, "SPECGUARD_ADDR": "127.0.0.1:0", "SPECGUARD_ADMIN_ADDR": "off", "SPECGUARD_DATA_DIR": t.TempDir()}
+	if _, err := service.Build(context.Background(), testApp(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard); err == nil {
+		t.Fatal("PostgreSQL without a signing key: Build succeeded")
+	}
+	db, err := sqldb.Open(context.Background(), sqldb.Source{Kind: sqldb.Postgres, DSN: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if current, _, err := db.Versions(context.Background(), sqlstore.Migrations); err != nil || current != 0 {
+		t.Errorf("the database after a refused start: version %d (%v), want 0", current, err)
+	}
+}
+
+// In the development setup with demo accounts (published passwords), the
+// API answers loopback hosts only: a page that re-points its own name to
+// 127.0.0.1 (DNS rebinding) is the API's origin to the browser, and must
+// not log in with them.
+func TestDemoAccountsAnswerLoopbackHostsOnly(t *testing.T) {
+	app := testApp()
+	app.DemoUsers = []credentials.SeedAccount{{Email: "admin@example.com", Password: "admin-password", Role: "admin"}}
+	env := map[string]string{"SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_ADMIN_ADDR": "off"}
+	srv, err := service.Build(context.Background(), app, nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ts := httptest.NewServer(srv.Handler)
+	defer ts.Close()
+	for host, want := range map[string]int{"rebind.attacker.example": http.StatusMisdirectedRequest, "localhost": http.StatusOK, "app.localhost": http.StatusOK, "": http.StatusOK} {
+		body := `{"email":"admin@example.com","password":"admin-password"}`
+		req, _ := http.NewRequest("POST", ts.URL+"/auth/login", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %q: %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+}
+
+// addrWriter passes on the address of the "listening" log line.
+type addrWriter struct{ addrc chan string }
+
+func (w addrWriter) Write(p []byte) (int, error) {
+	for _, line := range strings.Split(string(p), "\n") {
+		var l struct{ Msg, Addr string }
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "listening" {
+			w.addrc <- l.Addr
+		}
+	}
+	return len(p), nil
+}
+
+// Asked to stop, Run stops and returns nil even when a request is still in
+// flight at the shutdown timeout: that request is cut.
+func TestShutdownPastItsTimeout(t *testing.T) {
+	env := map[string]string{"SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_ADDR": "127.0.0.1:0", "SPECGUARD_ADMIN_ADDR": "off", "SPECGUARD_SHUTDOWN_TIMEOUT": "200ms"}
+	logs := addrWriter{addrc: make(chan string, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- service.Run(ctx, testApp(), nil, func(k string) string { return env[k] }, logs, io.Discard)
+	}()
+	addr := <-logs.addrc
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Headers and one byte of a body of 100: in flight until cut.
+	fmt.Fprintf(conn, "POST /auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run after a shutdown past its timeout: %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+}
