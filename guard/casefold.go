@@ -36,7 +36,8 @@ func foldsJSON(rb *openapi3.RequestBodyRef) bool {
 	return false
 }
 
-// maxFoldDepth bounds the walk of recursive schemas.
+// maxFoldDepth bounds a walk over a schema alone (its allOf, anyOf and
+// oneOf members), which a recursive schema would make endless.
 const maxFoldDepth = 32
 
 func namesProperties(s *openapi3.Schema, depth int) bool {
@@ -82,7 +83,7 @@ func (g *Guard) caseVariant(w http.ResponseWriter, r *http.Request, v *opValidat
 	if dec.Decode(&body) != nil {
 		return true // validated already: not for this check to refuse
 	}
-	if field, name := foldedKey(body, mt.Schema.Value, "body", 0); field != "" {
+	if field, name := foldedKey(body, mt.Schema.Value, "body"); field != "" {
 		g.problems.InvalidRequest(w, "The request does not match the API description.", []problem.FieldError{{
 			Field: field, Message: "differs from the property " + name + " only in case: a decoder would take it for " + name}})
 		return false
@@ -91,37 +92,40 @@ func (g *Guard) caseVariant(w http.ResponseWriter, r *http.Request, v *opValidat
 }
 
 // foldedKey returns the first key of v (at field) that is no property of
-// s but differs from one only in case, and that property's name.
-func foldedKey(v any, s *openapi3.Schema, field string, depth int) (string, string) {
-	if s == nil || depth > maxFoldDepth {
+// s but differs from one only in case, and that property's name. It walks
+// the value, which the body's size bounds, as deep as it goes.
+func foldedKey(v any, s *openapi3.Schema, field string) (string, string) {
+	if s == nil {
 		return "", ""
 	}
+	var sh shape
+	sh.collect(s, 0)
 	switch x := v.(type) {
 	case map[string]any:
-		props := map[string]*openapi3.Schema{}
-		collectProperties(s, props, 0)
 		for k, val := range x {
-			if ps, ok := props[k]; ok {
-				if f, n := foldedKey(val, ps, field+"."+k, depth+1); f != "" {
-					return f, n
+			if ps, ok := sh.props[k]; ok {
+				for _, p := range ps {
+					if f, n := foldedKey(val, p, field+"."+k); f != "" {
+						return f, n
+					}
 				}
 				continue
 			}
-			for name := range props {
+			for name := range sh.props {
 				if strings.EqualFold(k, name) {
 					return field + "." + k, name
 				}
 			}
-			if ap := s.AdditionalProperties.Schema; ap != nil {
-				if f, n := foldedKey(val, ap.Value, field+"."+k, depth+1); f != "" {
+			for _, extra := range sh.extra {
+				if f, n := foldedKey(val, extra, field+"."+k); f != "" {
 					return f, n
 				}
 			}
 		}
 	case []any:
-		if s.Items != nil {
-			for i, item := range x {
-				if f, n := foldedKey(item, s.Items.Value, field+"."+strconv.Itoa(i), depth+1); f != "" {
+		for i, item := range x {
+			for _, is := range sh.items {
+				if f, n := foldedKey(item, is, field+"."+strconv.Itoa(i)); f != "" {
 					return f, n
 				}
 			}
@@ -130,20 +134,36 @@ func foldedKey(v any, s *openapi3.Schema, field string, depth int) (string, stri
 	return "", ""
 }
 
-// collectProperties gathers the properties s names, its allOf, anyOf and
-// oneOf members' included (a key any of them names is no stand-in).
-func collectProperties(s *openapi3.Schema, into map[string]*openapi3.Schema, depth int) {
+// shape is what a schema, its allOf, anyOf and oneOf members included,
+// says of a value's parts: the schemas of each property (a key any of
+// them names is no stand-in), of additional properties, of array items.
+type shape struct {
+	props map[string][]*openapi3.Schema
+	extra []*openapi3.Schema
+	items []*openapi3.Schema
+}
+
+func (sh *shape) collect(s *openapi3.Schema, depth int) {
 	if s == nil || depth > maxFoldDepth {
 		return
 	}
 	for name, p := range s.Properties {
-		if p != nil {
-			into[name] = p.Value
+		if p != nil && p.Value != nil {
+			if sh.props == nil {
+				sh.props = map[string][]*openapi3.Schema{}
+			}
+			sh.props[name] = append(sh.props[name], p.Value)
 		}
+	}
+	if ap := s.AdditionalProperties.Schema; ap != nil && ap.Value != nil {
+		sh.extra = append(sh.extra, ap.Value)
+	}
+	if s.Items != nil && s.Items.Value != nil {
+		sh.items = append(sh.items, s.Items.Value)
 	}
 	for _, refs := range []openapi3.SchemaRefs{s.AllOf, s.AnyOf, s.OneOf} {
 		for _, r := range refs {
-			collectProperties(r.Value, into, depth+1)
+			sh.collect(r.Value, depth+1)
 		}
 	}
 }

@@ -95,3 +95,69 @@ func TestCaseVariantKeysAreRefused(t *testing.T) {
 		t.Errorf("the good body reached the handler as %+v", got)
 	}
 }
+
+const wrappedCaseDoc = `openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+paths:
+  /notes:
+    post:
+      operationId: addNote
+      security: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                tags:
+                  description: a list beside its description
+                  allOf:
+                    - $ref: '#/components/schemas/Tags'
+                node:
+                  $ref: '#/components/schemas/Node'
+      responses: {"200": {description: ok}}
+components:
+  schemas:
+    Tags:
+      type: array
+      items: {type: object, properties: {name: {type: string, maxLength: 3}}}
+    Node:
+      type: object
+      properties:
+        name: {type: string, maxLength: 3}
+        child: {$ref: '#/components/schemas/Node'}
+`
+
+// The check follows arrays wrapped in allOf (a $ref beside a
+// description) and a recursive schema as deep as the body goes.
+func TestCaseVariantKeysWrappedAndDeep(t *testing.T) {
+	table, err := policy.Compile("t.yaml", []byte(wrappedCaseDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	r.Post("/notes", func(http.ResponseWriter, *http.Request) {})
+	g, err := guard.New(table, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deep := `{"name":"a","NAME":"far too long"}`
+	for range 40 {
+		deep = `{"child":` + deep + `}`
+	}
+	for _, body := range []string{
+		`{"tags":[{"name":"a","NAME":"far too long"}]}`,
+		`{"node":{"child":{"name":"a","NAME":"far too long"}}}`,
+		`{"node":` + deep + `}`,
+	} {
+		req := httptest.NewRequest(http.MethodPost, "/notes", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, req)
+		if w.Code != 400 {
+			t.Errorf("%.60s: %d, want 400", body, w.Code)
+		}
+	}
+}
