@@ -2,6 +2,7 @@ package guard_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -200,5 +201,66 @@ components:
 	}
 	if w := do(); w.Code != 429 {
 		t.Errorf("the second: %d, want 429 (per-ip spent)", w.Code)
+	}
+}
+
+// flakyStore fails the calls fail says, and passes the others on.
+type flakyStore struct {
+	next limits.Store
+	n    atomic.Int32
+	fail func(n int32) bool
+}
+
+func (s *flakyStore) Allow(ctx context.Context, reqs []limits.Request, results []limits.Result) (bool, error) {
+	if s.fail(s.n.Add(1)) {
+		return false, errors.New("store down for this call")
+	}
+	return s.next.Allow(ctx, reqs, results)
+}
+
+// When the anonymous charge made before an outside check fails in the
+// store (on-store-error: allow lets the request on), nothing was charged:
+// the verified caller's charge counts the tier, not skips it as charged.
+func TestOutboundChargeTheStoreMissed(t *testing.T) {
+	spec := `openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /x:
+    get:
+      operationId: getX
+      security:
+        - {keyAuth: []}
+      x-rate-limit:
+        - {name: per-ip, limit: 1, window: 1h, key: ip, on-store-error: allow}
+      responses: {'200': {description: ok}}
+components:
+  securitySchemes:
+    keyAuth: {type: apiKey, in: header, name: X-Key}
+`
+	table, err := policy.Compile("t.yaml", []byte(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	r.Get("/x", func(http.ResponseWriter, *http.Request) {})
+	// Call 1 (the first request's anonymous charge) fails; every other works.
+	store := &flakyStore{next: limits.NewMemoryStore(nil), fail: func(n int32) bool { return n == 1 }}
+	g, err := guard.New(table, r,
+		guard.WithAuthenticator(policy.SchemeAPIKeyHeader, fakeCredential{read: func(r *http.Request) string { return r.Header.Get("X-Key") }, outbound: true}),
+		guard.WithLimiter(limits.New(store)),
+		guard.WithoutRequestValidation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var codes []int
+	for range 3 {
+		req := httptest.NewRequest("GET", "/x", nil)
+		req.Header.Set("X-Key", "good")
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, req)
+		codes = append(codes, w.Code)
+	}
+	if codes[1] != 429 {
+		t.Errorf("codes %v: the second request with per-ip limit 1 was admitted: the first was never charged", codes)
 	}
 }

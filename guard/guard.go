@@ -606,10 +606,11 @@ func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *o
 }
 
 // chargedTiers are the tiers a was charged to as anonymous before its
-// credential was verified (see Outbound), none when it was not.
+// credential was verified (see Outbound), none when it was not (or the
+// store failed, and on-store-error let the request on uncharged).
 func (a *authResult) chargedTiers() uint64 {
-	if !a.charged {
-		return 0
+	if !a.charged || a.anon.StoreErr != nil {
+		return 0 // the store did not answer: nothing was charged
 	}
 	return a.anon.Applied
 }
