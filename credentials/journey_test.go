@@ -134,10 +134,25 @@ func tokenEndpointJourney(t *testing.T, e *env) {
 	if r.code != 200 || r.body["scope"] != "users:read" || r.header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("password grant narrowed to users:read: %d %s", r.code, r.raw)
 	}
+	// A refresh asking for a scope the login was not granted is refused
+	// (RFC 6749 section 6), and spends nothing: the token still works.
+	wider := e.form("/auth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r.body["refresh_token"].(string)}, "scope": {"users:read users:admin"}})
+	if wider.code != 400 || wider.body["error"] != "invalid_scope" {
+		t.Errorf("refresh grant asking for more: %d %s, want 400 invalid_scope", wider.code, wider.raw)
+	}
 	// The narrowing holds across refreshes.
 	again := e.form("/auth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r.body["refresh_token"].(string)}})
 	if again.code != 200 || again.body["scope"] != "users:read" {
 		t.Errorf("refresh grant: %d %s, want scope users:read", again.code, again.raw)
+	}
+	// A refresh may narrow the login's scopes for its access token.
+	full := e.form("/auth/token", url.Values{"grant_type": {"password"}, "username": {"root@example.com"}, "password": {"root-password-1"}})
+	if full.code != 200 {
+		t.Fatalf("password grant: %d %s", full.code, full.raw)
+	}
+	narrowed := e.form("/auth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {full.body["refresh_token"].(string)}, "scope": {"users:read"}})
+	if narrowed.code != 200 || narrowed.body["scope"] != "users:read" {
+		t.Errorf("refresh grant narrowed to users:read: %d %s", narrowed.code, narrowed.raw)
 	}
 	for _, c := range []struct {
 		form url.Values
