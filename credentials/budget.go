@@ -60,6 +60,7 @@ type failedPasswords struct {
 // errTooManyFailures: a failed-password budget is spent.
 type errTooManyFailures struct {
 	budget string        // "failed-logins-ip" or "failed-logins-account"
+	of     Budget        // its number and window
 	retry  time.Duration // when the next attempt may pass
 }
 
@@ -113,12 +114,12 @@ func (f *failedPasswords) charge(ctx context.Context, addr netip.Addr, email str
 		return nil, fmt.Errorf("%w: %v", security.ErrUnavailable, err)
 	}
 	if !allowed {
-		e := &errTooManyFailures{budget: failedPerAccount}
+		e := &errTooManyFailures{budget: failedPerAccount, of: f.perAccount}
 		for i, r := range results {
 			if !r.Allowed {
 				e.retry = max(e.retry, r.RetryAfter)
 				if i == 0 {
-					e.budget = failedPerIP
+					e.budget, e.of = failedPerIP, f.perIP
 				}
 			}
 		}
@@ -140,7 +141,13 @@ func (s *Service) tooManyFailures(w http.ResponseWriter, err error) bool {
 		return false
 	}
 	retry := max(int((e.retry+time.Second-1)/time.Second), 1)
-	w.Header().Set("Retry-After", strconv.Itoa(retry))
+	h := w.Header()
+	h.Set("Retry-After", strconv.Itoa(retry))
+	// The budget that refused, not the operation's tiers that admitted
+	// the request (which the guard set): a client reading RateLimit must
+	// see why it has to wait.
+	h.Set("RateLimit-Policy", fmt.Sprintf("%q;q=%d;w=%d", e.budget, e.of.Limit, int64((e.of.Window+time.Second-1)/time.Second)))
+	h.Set("RateLimit", fmt.Sprintf("%q;r=0;t=%d", e.budget, retry))
 	s.problems.Write(w, &problem.Problem{Type: problem.QuotaExceeded, Title: "Request cannot be satisfied as assigned quota has been exceeded",
 		Status: http.StatusTooManyRequests, Detail: fmt.Sprintf("Too many failed password checks: %s; retry in %ds.", e.budget, retry),
 		ViolatedPolicies: []string{e.budget}})

@@ -79,3 +79,22 @@ func TestRefusedKeysHoldNoPlace(t *testing.T) {
 		t.Errorf("a key with 1 live key of 2: %d %s, want 201", r.code, r.raw)
 	}
 }
+
+// A 429 of a spent failed-password budget names that budget in its
+// RateLimit fields, as in violated-policies: not the operation's tiers,
+// which admitted the request and would tell the client to retry at once.
+func TestFailedPasswordRefusalNamesItsBudget(t *testing.T) {
+	e := newEnv(t, nil, credentials.NewMemoryAccounts(nil), security.NewMemoryKeyRecords(nil), security.NewMemoryStore(nil), limits.NewMemoryStore(nil),
+		credentials.WithFailedPasswords(credentials.Budget{Limit: 100, Window: time.Hour}, credentials.Budget{Limit: 2, Window: 15 * time.Minute}))
+	var last reply
+	for range 3 {
+		last = e.json("POST", "/auth/login", `{"email":"victim@example.com","password":"guess-guess"}`)
+	}
+	retry := last.header.Get("Retry-After")
+	if last.code != 429 || retry == "" ||
+		last.header.Get("RateLimit-Policy") != `"failed-logins-account";q=2;w=900` ||
+		last.header.Get("RateLimit") != `"failed-logins-account";r=0;t=`+retry {
+		t.Errorf("the third wrong password on a budget of 2: %d, RateLimit-Policy %q, RateLimit %q, Retry-After %s",
+			last.code, last.header.Values("RateLimit-Policy"), last.header.Values("RateLimit"), retry)
+	}
+}
