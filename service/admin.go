@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/specguard/specguard/problem"
 )
 
 // listenAdmin starts the admin listener (/metrics, and /debug/pprof/ when
@@ -74,13 +76,24 @@ func serveAdmin(cfg *Config, ln net.Listener, m *Metrics, handler slog.Handler) 
 // browser here loads from a name that an attacker re-points to 127.0.0.1
 // (DNS rebinding) would otherwise read it.
 func loopbackHostOnly(next http.Handler) http.Handler {
+	return loopbackHostOnlyAs(nil, next)
+}
+
+// loopbackHostOnlyAs is loopbackHostOnly answering its refusal as p's
+// problem (as text when p is nil: the admin listener's).
+func loopbackHostOnlyAs(p *problem.Writer, next http.Handler) http.Handler {
+	const detail = "this listener answers loopback hosts only"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host := r.Host
 		if h, _, err := net.SplitHostPort(host); err == nil {
 			host = h
 		}
 		if !loopback(net.JoinHostPort(strings.Trim(host, "[]"), "0")) && !strings.HasSuffix(host, ".localhost") {
-			http.Error(w, "this listener answers loopback hosts only", http.StatusMisdirectedRequest)
+			if p == nil {
+				http.Error(w, detail, http.StatusMisdirectedRequest)
+				return
+			}
+			p.Write(w, &problem.Problem{Type: "misdirected-request", Title: "Misdirected request", Status: http.StatusMisdirectedRequest, Detail: detail})
 			return
 		}
 		next.ServeHTTP(w, r)

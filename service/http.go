@@ -68,7 +68,7 @@ func NewHandler(d *Deps) (http.Handler, error) {
 		// The demo accounts' passwords are published: a page that
 		// re-points its own name to 127.0.0.1 (DNS rebinding) must not
 		// log in with them, as the same origin as the API.
-		h = loopbackHostOnly(h)
+		h = loopbackHostOnlyAs(&d.problems, h)
 	}
 	var reqLog *slog.Logger
 	if d.LogRequests {

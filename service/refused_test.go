@@ -104,6 +104,9 @@ func TestDemoAccountsAnswerLoopbackHostsOnly(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Errorf("Host %q: %d, want %d", host, resp.StatusCode, want)
 		}
+		if ct := resp.Header.Get("Content-Type"); want != http.StatusOK && ct != "application/problem+json" {
+			t.Errorf("Host %q: Content-Type %q, want a problem", host, ct)
+		}
 	}
 }
 
