@@ -68,6 +68,7 @@ func TestGuardOptional(t *testing.T) {
 		{Name: "tampered token is never anonymous", Path: "/optional", Mods: []guardtest.Mod{guardtest.Bearer(guardtest.Tamper(t, reader.Access))}, Want: guardtest.InvalidToken},
 		{Name: "refresh token is never anonymous", Path: "/optional", Mods: []guardtest.Mod{guardtest.Bearer(reader.Refresh)}, Want: guardtest.InvalidToken},
 		{Name: "malformed presentation is never anonymous", Path: "/optional", Mods: []guardtest.Mod{guardtest.Bearer("a"), guardtest.Bearer("b")}, Want: guardtest.BadRequest},
+		{Name: "a token after a tab is never anonymous", Path: "/optional", Mods: []guardtest.Mod{guardtest.Header("Authorization", "Bearer\tforged.forged.forged")}, Want: guardtest.BadRequest},
 		{Name: "valid token without the scope", Path: "/optional", Mods: []guardtest.Mod{guardtest.Bearer(nobody.Access)},
 			Want: guardtest.Want{Status: http.StatusForbidden, Problem: "insufficient-scope", AuthErr: "insufficient_scope", Scope: "a:read"}},
 	}

@@ -47,6 +47,11 @@ func Bearer(r *http.Request) (string, error) {
 		if strings.EqualFold(h, "Bearer") {
 			return "", fmt.Errorf("%w: empty bearer token", ErrMalformed)
 		}
+		if len(h) > len("Bearer") && strings.EqualFold(h[:len("Bearer")], "Bearer") && h[len("Bearer")] < ' ' {
+			// "Bearer<TAB>token": a bearer token sent wrong, never none
+			// (RFC 7235 separates scheme and token by a space).
+			return "", fmt.Errorf("%w: the bearer token must follow one space", ErrMalformed)
+		}
 		return "", nil
 	}
 	if !found || token == "" {
