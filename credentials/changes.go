@@ -141,8 +141,13 @@ func (s *Service) SetRole(ctx context.Context, id, role string) error {
 // token's (the refresh-token family), its browser session, or both when
 // the operation required them together. An API key, a token minted from
 // one and an outside provider's token have no login to end; one presented
-// with a token of a login does not keep that login alive.
+// with a token of a login does not keep that login alive. A nil p (an
+// anonymous caller: security.FromContext on an operation open to anyone)
+// ends nothing.
 func (s *Service) Logout(ctx context.Context, p *security.Principal) error {
+	if p == nil {
+		return nil // an anonymous caller: nothing to end
+	}
 	if fam := loginOf(p); fam != "" {
 		if err := s.tokens.Revoke(ctx, p.Subject, fam); err != nil && !errors.Is(err, security.ErrNotFound) {
 			return err

@@ -7,6 +7,7 @@ import (
 	"net/mail"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/go-chi/chi/v5"
 
@@ -160,6 +161,11 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request) {
 		s.badRequest(w, "email is not a valid address")
 		return
 	}
+	if invisible(in.Email) {
+		// "ann\u200b@example.com" looks like ann@example.com in every list.
+		s.badRequest(w, "email holds an invisible or control character")
+		return
+	}
 	hash, err := s.passwords.hash(r.Context(), in.Password)
 	if err != nil {
 		s.fail(w, r, err)
@@ -289,6 +295,13 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// invisible reports whether s holds a format or control character (a
+// zero-width space, a soft hyphen, a bidi control): an address holding
+// one looks like another's.
+func invisible(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return unicode.Is(unicode.Cf, r) || unicode.IsControl(r) }) >= 0
+}
+
 // narrowTo is scopes keeping only those of want.
 func narrowTo(scopes func(string) (string, []string, error), want []string) func(string) (string, []string, error) {
 	return func(subject string) (string, []string, error) {
@@ -345,9 +358,14 @@ func (s *Service) clientCredentials(w http.ResponseWriter, r *http.Request) (*to
 		return nil, err
 	}
 	refund()
-	scopes, ok := narrow(p.Scopes, r.PostForm.Get("scope"))
+	// The token stands for the key: it holds only the scopes the document
+	// lets a key use alone. One the document asks a key for only beside
+	// another credential (an admin key and the admin's own browser
+	// session) would otherwise be the key's alone, as a bearer token.
+	held := slices.DeleteFunc(slices.Clone(p.Scopes), func(sc string) bool { return !s.keyScopes[sc] })
+	scopes, ok := narrow(held, r.PostForm.Get("scope"))
 	if !ok {
-		oauthError(w, http.StatusBadRequest, "invalid_scope", "a scope requested is not held by this API key")
+		oauthError(w, http.StatusBadRequest, "invalid_scope", "a scope requested is not held by this API key, or the document lets a key use it only beside another credential")
 		return nil, nil
 	}
 	pair, err := s.tokens.MintForKey(r.Context(), key, p.Role, scopes)

@@ -9,7 +9,9 @@ import (
 	"github.com/specguard/specguard/credentials"
 	"github.com/specguard/specguard/internal/guardtest"
 	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/tokens"
 )
 
 // The client_credentials grant for a key whose account was disabled after
@@ -96,5 +98,105 @@ func TestFailedPasswordRefusalNamesItsBudget(t *testing.T) {
 		last.header.Get("RateLimit") != `"failed-logins-account";r=0;t=`+retry {
 		t.Errorf("the third wrong password on a budget of 2: %d, RateLimit-Policy %q, RateLimit %q, Retry-After %s",
 			last.code, last.header.Values("RateLimit-Policy"), last.header.Values("RateLimit"), retry)
+	}
+}
+
+// A token of the client_credentials grant stands for its key: it holds
+// only the scopes the document lets a key use alone. An admin key is
+// accepted for the admin's writes only beside the admin's own browser
+// session; exchanged for a token, it was an admin credential on its own.
+func TestClientCredentialsTokenIsNoMoreThanItsKey(t *testing.T) {
+	e := newEnv(t, nil, credentials.NewMemoryAccounts(nil), security.NewMemoryKeyRecords(nil), security.NewMemoryStore(nil), limits.NewMemoryStore(nil))
+	if err := e.svc.Seed(ctx, []credentials.SeedAccount{{Email: "root@example.com", Password: "root-password-1", Role: "admin"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := e.login("root@example.com", "root-password-1")
+	e.register("bob@example.com", "bob-password-1")
+	users := e.do("GET", "/admin/users", "", "", bearer(admin)...)
+	var bob string
+	for _, u := range users.list {
+		if m := u.(map[string]any); m["email"] == "bob@example.com" {
+			bob = m["id"].(string)
+		}
+	}
+	r := e.json("POST", "/api-keys", `{"name":"ci","scopes":["users:admin","users:read"]}`, bearer(admin)...)
+	if r.code != 201 || bob == "" {
+		t.Fatalf("create the key: %d %s (bob %q)", r.code, r.raw, bob)
+	}
+	key := r.body["key"].(string)
+	if r := e.json("PATCH", "/admin/users/"+bob, `{"role":"admin"}`, "X-API-Key", key); r.code != 401 && r.code != 403 {
+		t.Fatalf("the admin key alone: %d %s, want refused", r.code, r.raw)
+	}
+	kid, secret, _ := strings.Cut(strings.TrimPrefix(key, security.APIKeyPrefix), ".")
+	cc := e.form("/auth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {kid}, "client_secret": {secret}})
+	if cc.code != 200 || cc.body["scope"] != "users:read" {
+		t.Fatalf("client_credentials: %d %s, want the token to hold users:read alone", cc.code, cc.raw)
+	}
+	tok := cc.body["access_token"].(string)
+	if r := e.json("PATCH", "/admin/users/"+bob, `{"role":"admin"}`, bearer(tok)...); r.code != 403 {
+		t.Errorf("PATCH /admin/users by the key's token: %d %s, want 403", r.code, r.raw)
+	}
+	if r := e.do("POST", "/admin/users/"+bob+"/disable", "", "", bearer(tok)...); r.code != 403 {
+		t.Errorf("disable by the key's token: %d %s, want 403", r.code, r.raw)
+	}
+	if r := e.do("GET", "/admin/users", "", "", bearer(tok)...); r.code != 200 {
+		t.Errorf("GET /admin/users by the key's token: %d, want 200 (users:read, which a key may use alone)", r.code)
+	}
+	asked := e.form("/auth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {kid}, "client_secret": {secret}, "scope": {"users:admin"}})
+	if asked.code != 400 || asked.body["error"] != "invalid_scope" {
+		t.Errorf("client_credentials asking for users:admin: %d %s, want 400 invalid_scope", asked.code, asked.raw)
+	}
+}
+
+// What a library user may pass is checked, never a panic later: a nil
+// log is no log, a budget of no attempts is refused by New, a nil
+// principal (an anonymous caller) logs nothing out, and Seed refuses an
+// account that could never log in, which it would otherwise keep.
+func TestLibraryInputs(t *testing.T) {
+	e := newEnv(t, nil, credentials.NewMemoryAccounts(nil), security.NewMemoryKeyRecords(nil), security.NewMemoryStore(nil), limits.NewMemoryStore(nil), credentials.WithLog(nil))
+	if err := e.svc.Logout(ctx, nil); err != nil {
+		t.Errorf("Logout(nil): %v", err)
+	}
+	demo := []credentials.SeedAccount{{Email: "demo@example.com", Password: "demo-password-1", Role: "user"}}
+	if err := e.svc.Seed(ctx, demo, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.Retire(ctx, demo, nil, nil); err != nil {
+		t.Errorf("Retire with WithLog(nil): %v", err)
+	}
+	for _, su := range []credentials.SeedAccount{
+		{Password: "some-password-1", Role: "user"},
+		{Email: "x@example.com", Role: "user"},
+		{Email: "y@example.com", PasswordHash: "not-a-hash", Role: "user"},
+		{Email: "z\u200b@example.com", Password: "some-password-1", Role: "user"},
+	} {
+		if err := e.svc.Seed(ctx, []credentials.SeedAccount{su}, nil); err == nil {
+			t.Errorf("Seed(%+v) made an account that can never log in", su)
+		}
+	}
+	key, err := tokens.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	table, err := policy.Compile("openapi.yaml", credentials.Fragment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = credentials.New(table, key, credentials.Stores{Accounts: credentials.NewMemoryAccounts(nil), Keys: security.NewMemoryKeyRecords(nil), State: security.NewMemoryStore(nil), Limits: limits.NewMemoryStore(nil)},
+		credentials.WithFailedPasswords(credentials.Budget{}, credentials.Budget{Limit: 10, Window: time.Minute}))
+	if err == nil || !strings.Contains(err.Error(), "WithFailedPasswords") {
+		t.Errorf("New with a budget of no attempts: %v, want refused", err)
+	}
+}
+
+// An address holding an invisible character (a zero-width space, a soft
+// hyphen) looks like another's in every list: registering it is refused.
+func TestRegisterRefusesInvisibleCharacters(t *testing.T) {
+	e := newEnv(t, nil, credentials.NewMemoryAccounts(nil), security.NewMemoryKeyRecords(nil), security.NewMemoryStore(nil), limits.NewMemoryStore(nil))
+	e.register("ann@example.com", "ann-password-1")
+	for _, addr := range []string{"ann\u200b@example.com", "ann\u00ad@example.com", "ann@example\u200d.com"} {
+		if r := e.json("POST", "/auth/register", `{"email":"`+addr+`","password":"some-password-1"}`); r.code != 400 {
+			t.Errorf("register %q beside ann@example.com: %d %s, want 400", addr, r.code, r.raw)
+		}
 	}
 }

@@ -129,7 +129,19 @@ func (s *Service) hash(su SeedAccount) (string, error) {
 // the list, is the truth once it holds the account. log, when not nil,
 // gets a line per account created.
 func (s *Service) Seed(ctx context.Context, users []SeedAccount, log *slog.Logger) error {
-	for _, su := range users {
+	for i, su := range users {
+		// What LoadUsers checks, for a list made in code: an account that
+		// could never log in, once made, would be left as it is.
+		switch {
+		case su.Email == "":
+			return fmt.Errorf("user %d: email is missing", i+1)
+		case invisible(su.Email):
+			return fmt.Errorf("user %d: email %q holds an invisible or control character", i+1, su.Email)
+		case (su.Password == "") == (su.PasswordHash == ""):
+			return fmt.Errorf("user %s: give exactly one of Password and PasswordHash", su.Email)
+		case su.PasswordHash != "" && !ValidHash(su.PasswordHash):
+			return fmt.Errorf("user %s: PasswordHash is not an argon2id or bcrypt hash", su.Email)
+		}
 		if !s.roleGrants(su.Role) {
 			return fmt.Errorf("user %s: role %q is not declared in the spec's x-roles", su.Email, su.Role)
 		}

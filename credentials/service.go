@@ -107,7 +107,8 @@ func WithAllowedOrigins(origins ...string) Option {
 }
 
 // WithFailedPasswords sets the failed password checks allowed per client
-// address and per account (5 and 10 per 15 minutes when absent).
+// address and per account (5 and 10 per 15 minutes when absent). New
+// refuses a budget of no attempts or no window.
 func WithFailedPasswords(perIP, perAccount Budget) Option {
 	return func(c *config) { c.perIP, c.perAccount = perIP, perAccount }
 }
@@ -141,8 +142,14 @@ func WithRealm(realm string) Option { return func(c *config) { c.realm = realm }
 
 // WithLog receives what the operations could not do but did not have to
 // refuse for (a hash upgrade that failed, a tidying that failed); nothing
-// is logged when absent.
-func WithLog(log *slog.Logger) Option { return func(c *config) { c.log = log } }
+// is logged when absent or nil.
+func WithLog(log *slog.Logger) Option {
+	return func(c *config) {
+		if log != nil {
+			c.log = log
+		}
+	}
+}
 
 // WithStoreTimeout bounds every call to the stores that decides a request
 // (100ms when absent).
@@ -169,6 +176,26 @@ type Service struct {
 	cookie    string         // the session cookie's name: the document's apiKey-in-cookie scheme
 	cookieSc  *policy.Scheme // that scheme
 	routes    []route
+	// keyScopes are the scopes the document lets an API key use alone
+	// (an alternative of one apiKey-in-header scheme): all a token of the
+	// client_credentials grant may hold (see clientCredentials).
+	keyScopes map[string]bool
+}
+
+// keyAloneScopes are the scopes of table's alternatives that are one API
+// key alone.
+func keyAloneScopes(table *policy.Table) map[string]bool {
+	out := map[string]bool{}
+	for _, op := range table.Operations() {
+		for _, alt := range op.Security.Alternatives {
+			if len(alt) == 1 && alt[0].Scheme.Type == policy.SchemeAPIKeyHeader {
+				for _, sc := range alt[0].Scopes {
+					out[sc] = true
+				}
+			}
+		}
+	}
+	return out
 }
 
 // hostPrefix starts the name of a session cookie: a browser takes such a
@@ -205,8 +232,10 @@ func New(table *policy.Table, signing *tokens.Key, stores Stores, opts ...Option
 		return nil, errors.New("credentials: Stores needs Accounts, Keys, State and Limits")
 	case signing == nil:
 		return nil, errors.New("credentials: a signing key is required")
+	case cfg.perIP.Limit < 1 || cfg.perIP.Window <= 0 || cfg.perAccount.Limit < 1 || cfg.perAccount.Window <= 0:
+		return nil, fmt.Errorf("credentials: WithFailedPasswords(%s, %s): each budget needs at least 1 attempt and a window", cfg.perIP, cfg.perAccount)
 	}
-	s := &Service{table: table, accounts: stores.Accounts, store: stores.State, cfg: cfg, problems: cfg.problems}
+	s := &Service{table: table, accounts: stores.Accounts, store: stores.State, cfg: cfg, problems: cfg.problems, keyScopes: keyAloneScopes(table)}
 	for _, sc := range table.Schemes {
 		if sc.Type != policy.SchemeAPIKeyCookie {
 			continue
