@@ -152,44 +152,11 @@ func TestAndAlternativeSkippedWhenAnotherLetsIn(t *testing.T) {
 // RateLimit fields report the caller's tiers, each once (not those for
 // anonymous callers alone, though they were charged).
 func TestOutboundChargesEachTierOnce(t *testing.T) {
-	spec := `openapi: 3.0.3
-info: {title: t, version: "1"}
-paths:
-  /x:
-    get:
-      operationId: getX
-      security:
-        - {keyAuth: []}
-      x-rate-limit:
+	do := outboundKeyGuard(t, `
         - {name: per-ip, limit: 1, window: 1h, key: ip}
         - {name: everyone, limit: 100, window: 1h, key: global}
         - {name: guessers, limit: 10, window: 1h, key: ip, who: anonymous}
-        - {name: user, limit: 5, window: 1h, key: principal, who: authenticated}
-      responses: {'200': {description: ok}}
-components:
-  securitySchemes:
-    keyAuth: {type: apiKey, in: header, name: X-Key}
-`
-	table, err := policy.Compile("t.yaml", []byte(spec))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := chi.NewRouter()
-	r.Get("/x", func(http.ResponseWriter, *http.Request) {})
-	g, err := guard.New(table, r,
-		guard.WithAuthenticator(policy.SchemeAPIKeyHeader, fakeCredential{read: func(r *http.Request) string { return r.Header.Get("X-Key") }, outbound: true}),
-		guard.WithLimiter(limits.New(limits.NewMemoryStore(nil))),
-		guard.WithoutRequestValidation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	do := func() *httptest.ResponseRecorder {
-		req := httptest.NewRequest("GET", "/x", nil)
-		req.Header.Set("X-Key", "good")
-		w := httptest.NewRecorder()
-		g.ServeHTTP(w, req)
-		return w
-	}
+        - {name: user, limit: 5, window: 1h, key: principal, who: authenticated}`, limits.NewMemoryStore(nil))
 	w := do()
 	got := strings.Join(w.Header().Values("RateLimit"), ", ")
 	want := `"per-ip";r=0;t=3600, "everyone";r=99;t=36, "user";r=4;t=720`
@@ -222,6 +189,24 @@ func (s *flakyStore) Allow(ctx context.Context, reqs []limits.Request, results [
 // store (on-store-error: allow lets the request on), nothing was charged:
 // the verified caller's charge counts the tier, not skips it as charged.
 func TestOutboundChargeTheStoreMissed(t *testing.T) {
+	// Call 1 (the first request's anonymous charge) fails; every other works.
+	store := &flakyStore{next: limits.NewMemoryStore(nil), fail: func(n int32) bool { return n == 1 }}
+	do := outboundKeyGuard(t, `
+        - {name: per-ip, limit: 1, window: 1h, key: ip, on-store-error: allow}`, store)
+	var codes []int
+	for range 3 {
+		codes = append(codes, do().Code)
+	}
+	if codes[1] != 429 {
+		t.Errorf("codes %v: the second request with per-ip limit 1 was admitted: the first was never charged", codes)
+	}
+}
+
+// outboundKeyGuard guards GET /x, limited by tiers (x-rate-limit's list
+// items) in store, for a key verified with an outside call
+// (fakeCredential); do sends one request with the good key.
+func outboundKeyGuard(t *testing.T, tiers string, store limits.Store) (do func() *httptest.ResponseRecorder) {
+	t.Helper()
 	spec := `openapi: 3.0.3
 info: {title: t, version: "1"}
 paths:
@@ -230,8 +215,7 @@ paths:
       operationId: getX
       security:
         - {keyAuth: []}
-      x-rate-limit:
-        - {name: per-ip, limit: 1, window: 1h, key: ip, on-store-error: allow}
+      x-rate-limit:` + tiers + `
       responses: {'200': {description: ok}}
 components:
   securitySchemes:
@@ -243,8 +227,6 @@ components:
 	}
 	r := chi.NewRouter()
 	r.Get("/x", func(http.ResponseWriter, *http.Request) {})
-	// Call 1 (the first request's anonymous charge) fails; every other works.
-	store := &flakyStore{next: limits.NewMemoryStore(nil), fail: func(n int32) bool { return n == 1 }}
 	g, err := guard.New(table, r,
 		guard.WithAuthenticator(policy.SchemeAPIKeyHeader, fakeCredential{read: func(r *http.Request) string { return r.Header.Get("X-Key") }, outbound: true}),
 		guard.WithLimiter(limits.New(store)),
@@ -252,15 +234,11 @@ components:
 	if err != nil {
 		t.Fatal(err)
 	}
-	var codes []int
-	for range 3 {
+	return func() *httptest.ResponseRecorder {
 		req := httptest.NewRequest("GET", "/x", nil)
 		req.Header.Set("X-Key", "good")
 		w := httptest.NewRecorder()
 		g.ServeHTTP(w, req)
-		codes = append(codes, w.Code)
-	}
-	if codes[1] != 429 {
-		t.Errorf("codes %v: the second request with per-ip limit 1 was admitted: the first was never charged", codes)
+		return w
 	}
 }

@@ -302,12 +302,7 @@ func TestResponseEarlyHints(t *testing.T) {
 			t.Fatal(err)
 		}
 		srv := httptest.NewServer(g)
-		resp, err := http.Get(srv.URL + "/things/a")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, body := get(t, srv.URL+"/things/a")
 		srv.Close()
 		if resp.StatusCode != 200 || string(body) != `{"id":"a","count":1}` || len(got) > 0 {
 			t.Errorf("%s: %d %s, reported %v; want the 200 as written, nothing reported", mode, resp.StatusCode, body, got)
@@ -363,12 +358,7 @@ func TestResponseEnforceEdges(t *testing.T) {
 			t.Fatal(err)
 		}
 		srv := httptest.NewServer(g)
-		resp, err := http.Get(srv.URL + "/page")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, body := get(t, srv.URL+"/page")
 		if want := "getPage 404 body /: the document declares no content for this status"; len(got) != 1 || got[0] != want {
 			t.Errorf("%s: reported %q, want %q", mode, got, want)
 		}
@@ -439,12 +429,7 @@ func TestResponseHijackAndEarlyHints(t *testing.T) {
 			t.Fatal(err)
 		}
 		srv := httptest.NewServer(g)
-		resp, err := http.Get(srv.URL + "/page")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, body := get(t, srv.URL+"/page")
 		if string(body) != c.want {
 			t.Errorf("%s: %d %q, want %q", c.name, resp.StatusCode, body, c.want)
 		}
@@ -466,4 +451,19 @@ func TestResponseHijackAndEarlyHints(t *testing.T) {
 		}
 		srv.Close()
 	}
+}
+
+// get is a GET of url: its answer, and the body read whole.
+func get(t *testing.T, url string) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
 }
