@@ -89,6 +89,8 @@ func LoadUsers(path string, roles map[string][]string) ([]SeedAccount, error) {
 		switch {
 		case u.Email == "":
 			return nil, fmt.Errorf("%s: email is missing", where)
+		case invisible(u.Email):
+			return nil, fmt.Errorf("%s: email %q holds an invisible or control character", where, u.Email)
 		case seen[EmailKey(u.Email)]:
 			return nil, fmt.Errorf("%s: email %s appears twice", where, u.Email)
 		case (u.Password == "") == (u.PasswordHash == ""):
