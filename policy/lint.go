@@ -135,8 +135,8 @@ func (t *Table) lint() []*Warning {
 		}
 		if what := validated(op); what != "" && !declares(op, http.StatusBadRequest) {
 			warn(WarnValidationResponses, "declares no 400 response; the guard answers 400 when %s does not match the document", what)
-		} else if takesBearer(op) && !declares(op, http.StatusBadRequest) {
-			warn(WarnAuthResponses, "declares no 400 response; the guard answers 400 to a malformed bearer token (RFC 6750 invalid_request)")
+		} else if len(op.Security.Alternatives) > 0 && !declares(op, http.StatusBadRequest) {
+			warn(WarnAuthResponses, "declares no 400 response; the guard answers 400 to a malformed credential (an unreadable bearer token, RFC 6750 invalid_request; two API-key headers or session cookies)")
 		}
 		if len(op.Security.Alternatives) > 0 && len(op.Limits) > 0 && !countsAnonymous(op) {
 			warn(WarnUnthrottledFailures, "no tier counts anonymous callers (who: any or anonymous), and a failed authentication is counted as one: nothing limits how fast credentials can be guessed here; add a tier keyed by ip")
@@ -308,19 +308,6 @@ func response(op *Operation, status int) *openapi3.Response {
 
 // declares reports whether op declares status, or a default response that
 // covers it.
-// takesBearer reports whether op accepts a bearer token: one that cannot
-// be read is answered 400.
-func takesBearer(op *Operation) bool {
-	for _, alt := range op.Security.Alternatives {
-		for _, sr := range alt {
-			if t := sr.Scheme.Type; t == SchemeBearer || t == SchemeOAuth2 || t == SchemeOIDC {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 func declares(op *Operation, status int) bool {
 	if response(op, status) != nil {
 		return true

@@ -159,16 +159,17 @@ func TestLintWarnings(t *testing.T) {
 	}
 	want := []string{
 		path + ":33: POST /cookie (cookieWrite): warning: declares no 403 response; the guard answers 403 when a cookie-authenticated request fails the CSRF check [auth-responses]",
+		path + ":33: POST /cookie (cookieWrite): warning: declares no 400 response; the guard answers 400 to a malformed credential (an unreadable bearer token, RFC 6750 invalid_request; two API-key headers or session cookies) [auth-responses]",
 		path + ":12: DELETE /free (freeDelete): warning: DELETE has x-rate-limit: false; nothing limits how often it can be called [unlimited-write]",
-		path + ":12: DELETE /free (freeDelete): warning: declares no 400 response; the guard answers 400 to a malformed bearer token (RFC 6750 invalid_request) [auth-responses]",
-		path + ":22: GET /limited (limitedRead): warning: declares no 400 response; the guard answers 400 to a malformed bearer token (RFC 6750 invalid_request) [auth-responses]",
+		path + ":12: DELETE /free (freeDelete): warning: declares no 400 response; the guard answers 400 to a malformed credential (an unreadable bearer token, RFC 6750 invalid_request; two API-key headers or session cookies) [auth-responses]",
+		path + ":22: GET /limited (limitedRead): warning: declares no 400 response; the guard answers 400 to a malformed credential (an unreadable bearer token, RFC 6750 invalid_request; two API-key headers or session cookies) [auth-responses]",
 		path + ":22: GET /limited (limitedRead): warning: its 429 response does not declare the RateLimit header [limit-responses]",
 		path + ":22: GET /limited (limitedRead): warning: its 429 response does not declare the RateLimit-Policy header [limit-responses]",
 		path + ":22: GET /limited (limitedRead): warning: its 429 response does not declare the Retry-After header [limit-responses]",
 		path + ":7: POST /open (openWrite): warning: POST is reachable without credentials; make sure anonymous callers may do this [anonymous-write]",
 		path + ":17: GET /scoped (scopedRead): warning: declares no 401 response; the guard answers 401 to missing or invalid credentials [auth-responses]",
 		path + ":17: GET /scoped (scopedRead): warning: declares no 403 response; the guard answers 403 when the credential lacks a required scope [auth-responses]",
-		path + ":17: GET /scoped (scopedRead): warning: declares no 400 response; the guard answers 400 to a malformed bearer token (RFC 6750 invalid_request) [auth-responses]",
+		path + ":17: GET /scoped (scopedRead): warning: declares no 400 response; the guard answers 400 to a malformed credential (an unreadable bearer token, RFC 6750 invalid_request; two API-key headers or session cookies) [auth-responses]",
 		path + ":26: POST /silenced (silenced): warning: x-lint-ignore[2]: unknown warning code no-such-code [lint-ignore]",
 		path + ":43: GET /things/{id} (validatedRead): warning: declares no 400 response; the guard answers 400 when its path parameter id does not match the document [validation-responses]",
 		path + ":58: components.securitySchemes.oauth: warning: scope \"write\" is declared but no operation requires it [unused-scope]",
@@ -177,7 +178,7 @@ func TestLintWarnings(t *testing.T) {
 	if got := strings.Split(strings.TrimSuffix(out, "\n"), "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("lint output:\n%s\nwant:\n%s", out, strings.Join(want, "\n"))
 	}
-	if wantSum := path + ": 0 errors, 15 warnings\n"; errOut != wantSum {
+	if wantSum := path + ": 0 errors, 16 warnings\n"; errOut != wantSum {
 		t.Errorf("summary %q, want %q", errOut, wantSum)
 	}
 	if _, _, err := cli(t, "lint", "--strict", path); !errors.Is(err, errReported) {
@@ -197,7 +198,7 @@ func TestLintReportsErrorsAndWarningsTogether(t *testing.T) {
 	if want := path + `:22: GET /limited (limitedRead): security[0].basic: http scheme "basic" cannot be enforced; specguard verifies bearer tokens`; first != want {
 		t.Errorf("first line %q, want %q", first, want)
 	}
-	if !strings.Contains(out, "[unused-scope]") || !strings.HasSuffix(errOut, ": 1 error, 14 warnings\n") {
+	if !strings.Contains(out, "[unused-scope]") || !strings.HasSuffix(errOut, ": 1 error, 15 warnings\n") {
 		t.Errorf("warnings are still reported next to errors; output:\n%s%s", out, errOut)
 	}
 }
