@@ -154,6 +154,7 @@ func (t *Table) lint() []*Warning {
 			}
 		}
 	}
+	ws = append(ws, t.schemeIgnores()...)
 	ws = append(ws, t.unusedScopes(required)...)
 	ws = append(ws, t.cookiePrefixes()...)
 	return ws
@@ -167,6 +168,26 @@ func countsAnonymous(op *Operation) bool {
 		}
 	}
 	return false
+}
+
+// schemeIgnores warns of a malformed x-lint-ignore on any security
+// scheme, whatever its type.
+func (t *Table) schemeIgnores() []*Warning {
+	if t.Doc.Components == nil {
+		return nil
+	}
+	var ws []*Warning
+	for _, name := range slices.Sorted(maps.Keys(t.Doc.Components.SecuritySchemes)) {
+		ref := t.Doc.Components.SecuritySchemes[name]
+		if ref == nil || ref.Value == nil {
+			continue
+		}
+		_, bad := lintIgnores(ref.Value.Extensions)
+		for _, msg := range bad {
+			ws = append(ws, &Warning{Source: t.Source, Line: originLine(ref.Value.Origin), Where: "components.securitySchemes." + name, Code: WarnLintIgnore, Msg: msg})
+		}
+	}
+	return ws
 }
 
 // cookiePrefixes warns of every session cookie not named __Host-.
@@ -214,11 +235,8 @@ func (t *Table) unusedScopes(required map[string]bool) []*Warning {
 				}
 			}
 		}
-		ignore, bad := lintIgnores(s.Extensions)
+		ignore, _ := lintIgnores(s.Extensions)
 		where := "components.securitySchemes." + name
-		for _, msg := range bad {
-			ws = append(ws, &Warning{Source: t.Source, Line: originLine(s.Origin), Where: where, Code: WarnLintIgnore, Msg: msg})
-		}
 		if ignore[WarnUnusedScope] {
 			continue
 		}

@@ -354,6 +354,11 @@ func TestLintCookiePrefix(t *testing.T) {
 	if got := cookieWarnings(prefixed); len(got) != 0 {
 		t.Errorf("__Host-sid: %q", got)
 	}
+	// A misspelt code on a scheme of any type is said, not dropped.
+	misspelt := strings.Replace(src, "name: sid}", "name: sid, x-lint-ignore: [cookie-prefx]}", 1)
+	if got := lintWarnings(t, misspelt, policy.WarnLintIgnore); len(got) != 1 || !strings.Contains(got[0], "components.securitySchemes.cookie") || !strings.Contains(got[0], "cookie-prefx") {
+		t.Errorf("a misspelt x-lint-ignore on a cookie scheme: %q, want one lint-ignore warning naming it", got)
+	}
 }
 
 // An operation that takes credentials, with tiers that all count
