@@ -53,7 +53,7 @@ func conformCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	format := fs.String("format", "text", "text, json or junit (JUnit XML, for CI systems)")
 	only := fs.String("only", "", "run only the cases whose names start with one of these (comma-separated: owner,revoked,limit:login-ip)")
 	skip := fs.String("skip", "", "do not run the cases whose names start with one of these (comma-separated)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

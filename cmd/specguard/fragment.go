@@ -24,7 +24,7 @@ Example:
 
 func fragment(args []string, stdout, stderr io.Writer) error {
 	flags := newFlags("fragment", fragmentUsage, stderr)
-	if err := flags.Parse(args); err != nil {
+	if err := parseFlags(flags, args); err != nil {
 		return err
 	}
 	if flags.NArg() > 0 {

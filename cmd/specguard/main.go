@@ -88,3 +88,7 @@ func newFlags(name, usage string, stderr io.Writer) *flag.FlagSet {
 	}
 	return fs
 }
+
+// parseFlags parses args with fs; a mistake it has printed already comes
+// back as errReported (see speccli.ParseFlags).
+func parseFlags(fs *flag.FlagSet, args []string) error { return speccli.ParseFlags(fs, args) }

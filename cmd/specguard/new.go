@@ -58,7 +58,7 @@ func newService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	// Flags may follow DIR: parse what comes after it too.
 	var dirs []string
 	for rest := args; ; {
-		if err := flags.Parse(rest); err != nil {
+		if err := parseFlags(flags, rest); err != nil {
 			return err
 		}
 		if flags.NArg() == 0 {
@@ -298,7 +298,7 @@ func specsum(args []string, stderr io.Writer) error {
 	flags := newFlags("specsum", specsumUsage, stderr)
 	pkg := flags.String("pkg", "gen", "package of the file written")
 	out := flags.String("o", "spec_sum.go", "file to write")
-	if err := flags.Parse(args); err != nil {
+	if err := parseFlags(flags, args); err != nil {
 		return err
 	}
 	if flags.NArg() != 1 {

@@ -46,7 +46,7 @@ Examples:
 func (p Program) Lint(args []string, stdout, stderr io.Writer) error {
 	fs := p.flags("lint", lintUsage, stderr)
 	strict := fs.Bool("strict", false, "exit 1 on warnings too")
-	if err := fs.Parse(args); err != nil {
+	if err := ParseFlags(fs, args); err != nil {
 		return err
 	}
 	source, data, err := p.Read(fs.Args())

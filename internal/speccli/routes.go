@@ -27,7 +27,7 @@ Examples:
 func (p Program) Routes(args []string, stdout, stderr io.Writer) error {
 	fs := p.flags("routes", routesUsage, stderr)
 	format := fs.String("format", "table", "output format: table or json")
-	if err := fs.Parse(args); err != nil {
+	if err := ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if *format != "table" && *format != "json" {

@@ -35,3 +35,14 @@ func (p Program) flags(name, usage string, stderr io.Writer) *flag.FlagSet {
 	}
 	return fs
 }
+
+// ParseFlags parses args with fs, whose ContinueOnError has already
+// printed what was wrong and the usage: an error other than flag.ErrHelp
+// comes back as ErrReported, so it is not said twice.
+func ParseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return ErrReported
+}
