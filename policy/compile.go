@@ -260,7 +260,11 @@ func (c *compiler) compile() *Table {
 	}
 	sort.Strings(t.Scopes)
 
+	before := len(c.errs)
 	rootLimits, rootUnlimited, rootHasLimits := c.parseLimits(c.rootLine(ExtRateLimit), "document", c.doc.Extensions)
+	// A default with a tier refused already says what is wrong: no
+	// operation says again that none of its tiers applies.
+	rootRefused := len(c.errs) > before
 
 	paths := c.doc.Paths.InMatchingOrder()
 	sort.Strings(paths)
@@ -310,7 +314,7 @@ func (c *compiler) compile() *Table {
 			} else if rootHasLimits {
 				op.Unlimited = rootUnlimited
 				op.Limits = c.bindLimits(op, where, "x-rate-limit (document default)", rootLimits, true)
-				if !op.Unlimited && len(op.Limits) == 0 {
+				if !op.Unlimited && len(op.Limits) == 0 && !rootRefused {
 					c.fail(op.Line, where, ExtRateLimit, "no tier of the document default applies to this operation; declare x-rate-limit here")
 				}
 			} else {

@@ -263,6 +263,8 @@ var rules = []rule{
 		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit: missing, and the document declares no default; declare one, or x-rate-limit: false to leave it unlimited"},
 	{"no tier of the default applies", doc("x-rate-limit: {name: u, limit: 10, window: 1m, key: principal, who: authenticated}\n", "      security: []\n"),
 		"spec.yaml:6: GET /things/{id} (getThing): x-rate-limit: no tier of the document default applies to this operation; declare x-rate-limit here"},
+	{"malformed document default, the operation inheriting it", doc("security: [{bearer: []}]\nx-rate-limit: {name: d, limit: 10, window: 1m, key: ip, who: anonymus}\n", ""),
+		"spec.yaml:4: document: x-rate-limit[0].who: \"anonymus\" is not anonymous, authenticated or any"},
 	{"malformed document default", doc("security: [{bearer: []}]\nx-rate-limit: {name: d, limit: 10, window: 1m}\n", tierOK),
 		"spec.yaml:4: document: x-rate-limit[0].key: missing (ip, principal, apikey, session, claim:<name> or global)"},
 	{"operationId missing", strings.Replace(doc("", sec+tierOK), "      operationId: getThing\n", "", 1),
