@@ -240,6 +240,17 @@ type bucketOwner struct {
 	tier  Tier
 }
 
+// hasProvider reports whether the document declares an openIdConnect
+// scheme.
+func (c *compiler) hasProvider() bool {
+	for _, s := range c.schemes {
+		if s.Type == SchemeOIDC {
+			return true
+		}
+	}
+	return false
+}
+
 func (c *compiler) fail(line int, where, field, format string, args ...any) {
 	c.errs = append(c.errs, &Error{Source: c.source, Line: line, Where: where, Field: field, Msg: fmt.Sprintf(format, args...)})
 }
@@ -625,7 +636,9 @@ func (c *compiler) compileOwner(op *Operation, where string) *Owner {
 					c.fail(op.Line, where, ExtOwner+".override", "must be a list of scopes, not %v", val)
 					return nil
 				}
-				if len(c.allScopes) > 0 && !c.allScopes[scope] {
+				// An identity provider's scopes are its own names, declared
+				// nowhere; any other must be an oauth2 scheme's.
+				if !c.allScopes[scope] && !c.hasProvider() {
 					c.fail(op.Line, where, ExtOwner+".override", "scope %q is not declared by an oauth2 scheme", scope)
 					return nil
 				}

@@ -167,6 +167,11 @@ var rules = []rule{
 		"spec.yaml:5: GET /things/{id} (getThing): x-owner.overide: unknown field; x-owner takes override, a list of scopes"},
 	{"x-owner override not a list", doc("", sec+tierOK+"      x-owner: {override: write}\n"),
 		"spec.yaml:5: GET /things/{id} (getThing): x-owner.override: must be a list of scopes, not write"},
+	{"x-owner override in a document without oauth2", strings.NewReplacer(
+		"    oidc: {type: openIdConnect, openIdConnectUrl: 'https://example.com/.well-known/openid-configuration'}\n", "",
+		"    oauth:\n      type: oauth2\n      flows:\n        password: {tokenUrl: /token, scopes: {read: r, write: w}}\n", "",
+	).Replace(doc("", "      security: [{bearer: []}]\n"+tierOK+"      x-owner: {override: [usres:admin]}\n")),
+		"spec.yaml:5: GET /things/{id} (getThing): x-owner.override: scope \"usres:admin\" is not declared by an oauth2 scheme"},
 	{"x-owner override an undeclared scope", doc("", sec+tierOK+"      x-owner: {override: [admin]}\n"),
 		"spec.yaml:5: GET /things/{id} (getThing): x-owner.override: scope \"admin\" is not declared by an oauth2 scheme"},
 	{"x-owner on an operation anyone may call", doc("", "      security: [{bearer: []}, {}]\n"+tierOK+"      x-owner: true\n"),
