@@ -6,6 +6,7 @@ import (
 	"math"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -280,6 +281,11 @@ func positiveInt(v any) (int64, error) {
 			return 0, fmt.Errorf("must be a whole number, not %v", x)
 		}
 		n = i
+	case string:
+		if _, err := strconv.ParseInt(x, 10, 64); err == nil {
+			return 0, fmt.Errorf("must be a whole number, not the string %q (write it without quotes)", x)
+		}
+		return 0, fmt.Errorf("must be a whole number, not %v", x)
 	default:
 		return 0, fmt.Errorf("must be a whole number, not %v", x)
 	}

@@ -202,6 +202,8 @@ var rules = []rule{
 		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0].limit: missing"},
 	{"limit zero", doc("", sec+tier("name: t, limit: 0, window: 1m, key: ip")),
 		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0].limit: must be greater than 0, not 0"},
+	{"limit a string", doc("", sec+tier("name: t, limit: '10', window: 1m, key: ip")),
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0].limit: must be a whole number, not the string \"10\" (write it without quotes)"},
 	{"limit fractional", doc("", sec+tier("name: t, limit: 1.5, window: 1m, key: ip")),
 		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0].limit: must be a whole number, not 1.5"},
 	{"limit a string", doc("", sec+tier("name: t, limit: ten, window: 1m, key: ip")),
