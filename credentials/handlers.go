@@ -684,6 +684,9 @@ func (s *Service) listUsers(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) disableUser(op *policy.Operation) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if s.ownLockout(w, r, pathID(r, op), op, nil, true) {
+			return
+		}
 		switch err := s.Disable(r.Context(), pathID(r, op)); {
 		case errors.Is(err, security.ErrNotFound):
 			s.notFound(w, "user")
@@ -724,6 +727,9 @@ func (s *Service) updateUser(op *policy.Operation) http.HandlerFunc {
 			}
 		}
 		id := pathID(r, op)
+		if s.ownLockout(w, r, id, op, in.Role, in.Disabled != nil && *in.Disabled) {
+			return
+		}
 		var a *Account
 		var err error
 		if in.Disabled != nil && *in.Disabled {
@@ -740,6 +746,31 @@ func (s *Service) updateUser(op *policy.Operation) http.HandlerFunc {
 			writeJSON(w, http.StatusOK, userOf(a))
 		}
 	}
+}
+
+// ownLockout answers 403, and reports true, when the caller would take
+// from its own account the power to do op: disable itself, or give itself
+// a role that no longer grants the scopes of any of op's alternatives. The
+// last admin could otherwise leave no account able to manage accounts;
+// another account holding those scopes can make the change.
+func (s *Service) ownLockout(w http.ResponseWriter, r *http.Request, id string, op *policy.Operation, role *string, disable bool) bool {
+	p := security.FromContext(r.Context())
+	if p == nil || p.Subject != id {
+		return false
+	}
+	lockout := disable
+	if role != nil && !disable {
+		grants := s.table.RoleScopes(*role)
+		lockout = !slices.ContainsFunc(op.Security.Alternatives, func(alt policy.Requirement) bool {
+			return !slices.ContainsFunc(alt, func(sr policy.SchemeRequirement) bool {
+				return slices.ContainsFunc(sr.Scopes, func(sc string) bool { return !slices.Contains(grants, sc) })
+			})
+		})
+	}
+	if lockout {
+		s.forbidden(w, "This change would take from your own account what this operation needs; another account holding it can make the change.")
+	}
+	return lockout
 }
 
 func (s *Service) jwks(w http.ResponseWriter, _ *http.Request) {

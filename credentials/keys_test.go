@@ -200,3 +200,35 @@ func TestRegisterRefusesInvisibleCharacters(t *testing.T) {
 		}
 	}
 }
+
+// An admin cannot disable itself, nor give itself a role without the
+// scopes account management needs: the last admin would leave no account
+// able to manage accounts. Another admin can; a role that keeps them is
+// the admin's to take.
+func TestAdminCannotLockItselfOut(t *testing.T) {
+	e := newEnv(t, nil, credentials.NewMemoryAccounts(nil), security.NewMemoryKeyRecords(nil), security.NewMemoryStore(nil), limits.NewMemoryStore(nil))
+	if err := e.svc.Seed(ctx, []credentials.SeedAccount{
+		{Email: "root@example.com", Password: "root-password-1", Role: "admin"},
+		{Email: "second@example.com", Password: "second-password-1", Role: "admin"},
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	root, _ := e.login("root@example.com", "root-password-1")
+	second, _ := e.login("second@example.com", "second-password-1")
+	me := e.do("GET", "/me", "", "", bearer(root)...).body["id"].(string)
+	for _, c := range []struct{ method, path, body string }{
+		{"PATCH", "/admin/users/" + me, `{"role":"user"}`},
+		{"PATCH", "/admin/users/" + me, `{"disabled":true}`},
+		{"POST", "/admin/users/" + me + "/disable", ""},
+	} {
+		if r := e.do(c.method, c.path, "application/json", c.body, bearer(root)...); r.code != 403 {
+			t.Errorf("%s %s %s by itself: %d %s, want 403", c.method, c.path, c.body, r.code, r.raw)
+		}
+	}
+	if r := e.json("PATCH", "/admin/users/"+me, `{"role":"admin"}`, bearer(root)...); r.code != 200 {
+		t.Errorf("keeping its own role: %d %s, want 200", r.code, r.raw)
+	}
+	if r := e.json("PATCH", "/admin/users/"+me, `{"role":"user"}`, bearer(second)...); r.code != 200 {
+		t.Errorf("another admin demoting it: %d %s, want 200", r.code, r.raw)
+	}
+}
