@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -349,12 +350,40 @@ func safeMethod(m string) bool {
 // lintExamples warns of every example that does not match its schema:
 // what validation finds with examples once the compiler's own validation,
 // without them, passed.
+// An example of an operation is named in kin-openapi's error by the
+// operation's path and method: the warning is the operation's, on its
+// line, and its x-lint-ignore silences it.
 func (t *Table) lintExamples() []*Warning {
 	err := t.Doc.Validate(context.Background(), openapi3.EnableMultiError())
 	var ws []*Warning
 	for _, e := range validationFindings(err) {
-		ws = append(ws, &Warning{Source: t.Source, Where: "document", Code: WarnExamples,
-			Msg: "an example does not match its schema (examples are not enforced): " + text.OneLine(e.Error())})
+		msg := text.OneLine(e.Error())
+		w := &Warning{Source: t.Source, Where: "document", Code: WarnExamples,
+			Msg: "an example does not match its schema (examples are not enforced): " + msg}
+		if m := exampleOf.FindStringSubmatch(msg); m != nil {
+			if op := t.operationAt(m[2], m[1]); op != nil {
+				if ignore, _ := lintIgnores(op.Spec.Extensions); ignore[WarnExamples] {
+					continue
+				}
+				w.Line, w.Where = op.Line, op.String()
+			}
+		}
+		ws = append(ws, w)
 	}
 	return ws
+}
+
+// exampleOf finds the path and method in kin-openapi's error for an
+// operation's example.
+var exampleOf = regexp.MustCompile(`invalid path (\S+): invalid operation ([A-Z]+):`)
+
+// operationAt is the operation of method at the document's path, nil when
+// there is none.
+func (t *Table) operationAt(method, path string) *Operation {
+	for _, op := range t.ops {
+		if op.Method == method && op.Path == path {
+			return op
+		}
+	}
+	return nil
 }

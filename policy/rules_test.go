@@ -410,3 +410,34 @@ func lintWarnings(t *testing.T, src, code string) []string {
 	}
 	return out
 }
+
+// An example of an operation that does not match its schema is that
+// operation's warning, on its line, and its x-lint-ignore silences it.
+func TestLintExampleSchemaIsTheOperations(t *testing.T) {
+	src := `openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+paths:
+  /items:
+    post:
+      operationId: createItem
+      security: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {type: object}
+            example: 5
+      responses:
+        '200': {description: ok}
+        '400': {description: bad}
+`
+	got := lintWarnings(t, src, policy.WarnExamples)
+	if len(got) != 1 || !strings.HasPrefix(got[0], "spec.yaml:6: POST /items (createItem): warning: an example does not match its schema") {
+		t.Errorf("example-schema: %q, want one warning on the operation's line", got)
+	}
+	ignored := strings.Replace(src, "      operationId: createItem\n", "      operationId: createItem\n      x-lint-ignore: [example-schema]\n", 1)
+	if got := lintWarnings(t, ignored, policy.WarnExamples); len(got) != 0 {
+		t.Errorf("ignored on the operation: %q", got)
+	}
+}
