@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/specguard/specguard/internal/text"
@@ -157,7 +158,7 @@ func compileLoaded(source string, data []byte) (*Table, Errors) {
 	if err != nil {
 		return nil, Errors{{Source: source, Msg: "cannot load OpenAPI document: " + text.OneLine(err.Error())}}
 	}
-	c := &compiler{source: source, doc: doc, data: data}
+	c := &compiler{source: source, doc: doc, data: data, lines: jsonLines(data)}
 	// Examples are documentation, never enforced: one that does not match
 	// its schema is a lint warning (WarnExamples), not a reason to refuse.
 	if err := validateDoc(doc); err != nil {
@@ -219,6 +220,9 @@ type compiler struct {
 	doc    *openapi3.T
 	data   []byte
 	errs   Errors
+	// lines are a JSON document's lines (kin-openapi keeps no origin for
+	// JSON); nil for YAML.
+	lines keyLines
 
 	schemes     map[string]*Scheme
 	unsupported map[string]string // scheme name -> why it cannot be enforced
@@ -257,6 +261,7 @@ func (c *compiler) fail(line int, where, field, format string, args ...any) {
 
 func (c *compiler) compile() *Table {
 	t := &Table{
+		lines:   c.lines,
 		Doc:     c.doc,
 		Source:  c.source,
 		Schemes: map[string]*Scheme{},
@@ -288,7 +293,7 @@ func (c *compiler) compile() *Table {
 		if !ok {
 			continue
 		}
-		c.checkExtensions(originLine(item.Origin), path, "path item", item.Extensions)
+		c.checkExtensions(c.lines.or(originLine(item.Origin), "paths", path), path, "path item", item.Extensions)
 		for _, method := range methods {
 			spec := item.GetOperation(method)
 			if spec == nil {
@@ -299,7 +304,7 @@ func (c *compiler) compile() *Table {
 				Method:   method,
 				Path:     path,
 				Pattern:  pattern,
-				Line:     originLine(spec.Origin),
+				Line:     c.lines.or(originLine(spec.Origin), "paths", path, method),
 				Spec:     spec,
 				PathItem: item,
 			}
@@ -354,6 +359,9 @@ func (c *compiler) compile() *Table {
 // rootLine returns the line of a top-level YAML key, found in the source
 // (kin-openapi records no location for mappings), or 0.
 func (c *compiler) rootLine(key string) int {
+	if c.lines != nil {
+		return c.lines[key]
+	}
 	for i, line := range bytes.Split(c.data, []byte("\n")) {
 		if bytes.HasPrefix(line, []byte(key+":")) {
 			return i + 1
@@ -376,12 +384,12 @@ func (c *compiler) chiPattern(item *openapi3.PathItem, path string) (string, boo
 	ok := true
 	for _, m := range paramName.FindAllStringSubmatch(path, -1) {
 		if !validParamName.MatchString(m[1]) {
-			c.fail(originLine(item.Origin), "path "+path, "", "parameter name %q cannot be routed; use letters, digits, '_', '.' or '-'", m[1])
+			c.fail(c.lines.or(originLine(item.Origin), "paths", path), "path "+path, "", "parameter name %q cannot be routed; use letters, digits, '_', '.' or '-'", m[1])
 			ok = false
 		}
 	}
 	if strings.Contains(path, "*") {
-		c.fail(originLine(item.Origin), "path "+path, "", "'*' is not allowed in a path template")
+		c.fail(c.lines.or(originLine(item.Origin), "paths", path), "path "+path, "", "'*' is not allowed in a path template")
 		ok = false
 	}
 	return path, ok
@@ -458,7 +466,7 @@ func (c *compiler) compileRoles() map[string][]string {
 			continue
 		}
 		where := "components.securitySchemes." + name
-		line := originLine(s.Origin)
+		line := c.lines.or(originLine(s.Origin), "components", "securitySchemes", name)
 		m, ok := raw.(map[string]any)
 		if !ok {
 			c.fail(line, where, ExtRoles, "must map each role to a list of scopes")
@@ -687,4 +695,49 @@ func (c *compiler) compileFresh(op *Operation, where string) bool {
 		}
 	}
 	return true
+}
+
+// keyLines are the lines of a JSON document's keys the compiler names
+// places by: its top-level keys, its paths, their operations (the method
+// in upper case) and its security schemes, each by its keys joined by a
+// NUL.
+type keyLines map[string]int
+
+// jsonLines reads the keyLines of data when it is a JSON document, nil
+// otherwise. The outline is the shape check's (outlineJSON).
+func jsonLines(data []byte) keyLines {
+	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' || !utf8.Valid(data) || !json.Valid(data) {
+		return nil
+	}
+	root, _ := outlineJSON(data)
+	l := keyLines{}
+	for _, top := range root {
+		l[top.name] = top.line
+		switch top.name {
+		case "paths":
+			for _, path := range top.obj {
+				l["paths\x00"+path.name] = path.line
+				for _, op := range path.obj {
+					l["paths\x00"+path.name+"\x00"+strings.ToUpper(op.name)] = op.line
+				}
+			}
+		case "components":
+			for _, section := range top.obj {
+				if section.name == "securitySchemes" {
+					for _, sc := range section.obj {
+						l["components\x00securitySchemes\x00"+sc.name] = sc.line
+					}
+				}
+			}
+		}
+	}
+	return l
+}
+
+// or is line when it is known (not 0), else the line of the key at keys.
+func (l keyLines) or(line int, keys ...string) int {
+	if line != 0 || l == nil {
+		return line
+	}
+	return l[strings.Join(keys, "\x00")]
 }

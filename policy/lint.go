@@ -185,7 +185,7 @@ func (t *Table) schemeIgnores() []*Warning {
 		}
 		_, bad := lintIgnores(ref.Value.Extensions)
 		for _, msg := range bad {
-			ws = append(ws, &Warning{Source: t.Source, Line: originLine(ref.Value.Origin), Where: "components.securitySchemes." + name, Code: WarnLintIgnore, Msg: msg})
+			ws = append(ws, &Warning{Source: t.Source, Line: t.lines.or(originLine(ref.Value.Origin), "components", "securitySchemes", name), Where: "components.securitySchemes." + name, Code: WarnLintIgnore, Msg: msg})
 		}
 	}
 	return ws
@@ -204,7 +204,7 @@ func (t *Table) cookiePrefixes() []*Warning {
 			if ignore, _ := lintIgnores(ref.Value.Extensions); ignore[WarnCookiePrefix] {
 				continue
 			}
-			line = originLine(ref.Value.Origin)
+			line = t.lines.or(originLine(ref.Value.Origin), "components", "securitySchemes", name)
 		}
 		ws = append(ws, &Warning{Source: t.Source, Line: line, Where: "components.securitySchemes." + name, Code: WarnCookiePrefix,
 			Msg: fmt.Sprintf("the session cookie %q is not named __Host-..., so a sibling subdomain could set it, and the credential service refuses it; name it %q",
@@ -249,7 +249,7 @@ func (t *Table) unusedScopes(required map[string]bool) []*Warning {
 		}
 		sort.Strings(unused)
 		for _, scope := range unused {
-			ws = append(ws, &Warning{Source: t.Source, Line: originLine(s.Origin), Where: where,
+			ws = append(ws, &Warning{Source: t.Source, Line: t.lines.or(originLine(s.Origin), "components", "securitySchemes", name), Where: where,
 				Code: WarnUnusedScope, Msg: fmt.Sprintf("scope %q is declared but no operation requires it", scope)})
 		}
 	}

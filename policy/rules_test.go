@@ -1,6 +1,7 @@
 package policy_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -439,5 +440,51 @@ paths:
 	ignored := strings.Replace(src, "      operationId: createItem\n", "      operationId: createItem\n      x-lint-ignore: [example-schema]\n", 1)
 	if got := lintWarnings(t, ignored, policy.WarnExamples); len(got) != 0 {
 		t.Errorf("ignored on the operation: %q", got)
+	}
+}
+
+// A JSON document's errors and warnings name their lines too, though
+// kin-openapi keeps no origin for JSON: the operation's, the scheme's,
+// the document's key.
+func TestJSONDocumentsHaveLines(t *testing.T) {
+	src := `{
+  "openapi": "3.0.3",
+  "info": {"title": "t", "version": "1"},
+  "x-rate-limit": {"name": "d", "limit": 10, "window": "1m", "key": "ip", "who": "anonymus"},
+  "paths": {
+    "/items": {
+      "get": {
+        "operationId": "listItems",
+        "security": [{"oauth": ["nope"]}],
+        "x-rate-limit": false,
+        "responses": {"200": {"description": "ok"}}
+      }
+    }
+  },
+  "components": {
+    "securitySchemes": {
+      "cookie": {"type": "apiKey", "in": "cookie", "name": "sid"},
+      "oauth": {"type": "oauth2", "flows": {"password": {"tokenUrl": "/token", "scopes": {"read": "r"}}}}
+    }
+  }
+}
+`
+	_, err := policy.Compile("spec.json", []byte(src))
+	var got []string
+	if errs, ok := err.(policy.Errors); ok {
+		for _, e := range errs {
+			got = append(got, e.Error())
+		}
+	}
+	want := []string{
+		`spec.json:4: document: x-rate-limit[0].who: "anonymus" is not anonymous, authenticated or any`,
+		`spec.json:7: GET /items (listItems): security[0].oauth: scope "nope" is not declared by the oauth scheme`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	fixed := strings.NewReplacer(`"anonymus"`, `"anonymous"`, `[{"oauth": ["nope"]}]`, `[{"oauth": ["read"]}, {"cookie": []}]`).Replace(src)
+	if got := lintWarnings(t, fixed, policy.WarnCookiePrefix); len(got) != 1 || !strings.HasPrefix(got[0], "spec.yaml:17: components.securitySchemes.cookie:") {
+		t.Errorf("cookie-prefix in JSON: %q, want it on line 17", got)
 	}
 }
