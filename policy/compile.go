@@ -13,7 +13,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/specguard/specguard/internal/text"
@@ -126,9 +125,10 @@ func compileDoc(source string, data []byte) (*Table, Errors) {
 	var shapeErrs Errors
 	var syntax bool
 	var meant []meant
+	var lines keyLines
 	shaped := make(chan struct{})
 	go func() {
-		shapeErrs, syntax, meant = checkShape(source, shapeData)
+		shapeErrs, syntax, meant, lines = checkShape(source, shapeData)
 		close(shaped)
 	}()
 	t, errs := compileLoaded(source, loadData)
@@ -136,6 +136,7 @@ func compileDoc(source string, data []byte) (*Table, Errors) {
 	if syntax {
 		return nil, shapeErrs // nothing more can be read
 	}
+	lines.fill(t, errs)
 	if len(shapeErrs) == 0 {
 		return t, errs
 	}
@@ -158,7 +159,7 @@ func compileLoaded(source string, data []byte) (*Table, Errors) {
 	if err != nil {
 		return nil, Errors{{Source: source, Msg: "cannot load OpenAPI document: " + text.OneLine(err.Error())}}
 	}
-	c := &compiler{source: source, doc: doc, data: data, lines: jsonLines(data)}
+	c := &compiler{source: source, doc: doc, data: data}
 	// Examples are documentation, never enforced: one that does not match
 	// its schema is a lint warning (WarnExamples), not a reason to refuse.
 	if err := validateDoc(doc); err != nil {
@@ -220,9 +221,6 @@ type compiler struct {
 	doc    *openapi3.T
 	data   []byte
 	errs   Errors
-	// lines are a JSON document's lines (kin-openapi keeps no origin for
-	// JSON); nil for YAML.
-	lines keyLines
 
 	schemes     map[string]*Scheme
 	unsupported map[string]string // scheme name -> why it cannot be enforced
@@ -261,7 +259,6 @@ func (c *compiler) fail(line int, where, field, format string, args ...any) {
 
 func (c *compiler) compile() *Table {
 	t := &Table{
-		lines:   c.lines,
 		Doc:     c.doc,
 		Source:  c.source,
 		Schemes: map[string]*Scheme{},
@@ -293,7 +290,7 @@ func (c *compiler) compile() *Table {
 		if !ok {
 			continue
 		}
-		c.checkExtensions(c.lines.or(originLine(item.Origin), "paths", path), path, "path item", item.Extensions)
+		c.checkExtensions(originLine(item.Origin), path, "path item", item.Extensions)
 		for _, method := range methods {
 			spec := item.GetOperation(method)
 			if spec == nil {
@@ -304,7 +301,7 @@ func (c *compiler) compile() *Table {
 				Method:   method,
 				Path:     path,
 				Pattern:  pattern,
-				Line:     c.lines.or(originLine(spec.Origin), "paths", path, method),
+				Line:     originLine(spec.Origin),
 				Spec:     spec,
 				PathItem: item,
 			}
@@ -359,9 +356,6 @@ func (c *compiler) compile() *Table {
 // rootLine returns the line of a top-level YAML key, found in the source
 // (kin-openapi records no location for mappings), or 0.
 func (c *compiler) rootLine(key string) int {
-	if c.lines != nil {
-		return c.lines[key]
-	}
 	for i, line := range bytes.Split(c.data, []byte("\n")) {
 		if bytes.HasPrefix(line, []byte(key+":")) {
 			return i + 1
@@ -384,12 +378,12 @@ func (c *compiler) chiPattern(item *openapi3.PathItem, path string) (string, boo
 	ok := true
 	for _, m := range paramName.FindAllStringSubmatch(path, -1) {
 		if !validParamName.MatchString(m[1]) {
-			c.fail(c.lines.or(originLine(item.Origin), "paths", path), "path "+path, "", "parameter name %q cannot be routed; use letters, digits, '_', '.' or '-'", m[1])
+			c.fail(originLine(item.Origin), "path "+path, "", "parameter name %q cannot be routed; use letters, digits, '_', '.' or '-'", m[1])
 			ok = false
 		}
 	}
 	if strings.Contains(path, "*") {
-		c.fail(c.lines.or(originLine(item.Origin), "paths", path), "path "+path, "", "'*' is not allowed in a path template")
+		c.fail(originLine(item.Origin), "path "+path, "", "'*' is not allowed in a path template")
 		ok = false
 	}
 	return path, ok
@@ -466,7 +460,7 @@ func (c *compiler) compileRoles() map[string][]string {
 			continue
 		}
 		where := "components.securitySchemes." + name
-		line := c.lines.or(originLine(s.Origin), "components", "securitySchemes", name)
+		line := originLine(s.Origin)
 		m, ok := raw.(map[string]any)
 		if !ok {
 			c.fail(line, where, ExtRoles, "must map each role to a list of scopes")
@@ -703,13 +697,9 @@ func (c *compiler) compileFresh(op *Operation, where string) bool {
 // NUL.
 type keyLines map[string]int
 
-// jsonLines reads the keyLines of data when it is a JSON document, nil
-// otherwise. The outline is the shape check's (outlineJSON).
-func jsonLines(data []byte) keyLines {
-	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' || !utf8.Valid(data) || !json.Valid(data) {
-		return nil
-	}
-	root, _ := outlineJSON(data)
+// linesOf reads the keyLines of a JSON document's outline (the shape
+// check's, outlineJSON).
+func linesOf(root object) keyLines {
 	l := keyLines{}
 	for _, top := range root {
 		l[top.name] = top.line
@@ -732,6 +722,38 @@ func jsonLines(data []byte) keyLines {
 		}
 	}
 	return l
+}
+
+// fill gives a JSON document's table and errors the lines kin-openapi
+// did not (it keeps no origin for JSON): read by the shape check at the
+// same time as the document was compiled, they are set afterwards.
+func (l keyLines) fill(t *Table, errs Errors) {
+	if l == nil {
+		return
+	}
+	if t != nil {
+		t.lines = l
+		for _, op := range t.ops {
+			op.Line = l.or(op.Line, "paths", op.Path, op.Method)
+		}
+	}
+	for _, e := range errs {
+		if e.Line != 0 {
+			continue
+		}
+		switch where := e.Where; {
+		case where == "document":
+			e.Line = l[strings.SplitN(strings.SplitN(e.Field, ".", 2)[0], "[", 2)[0]]
+		case strings.HasPrefix(where, "components.securitySchemes."):
+			e.Line = l.or(0, "components", "securitySchemes", strings.TrimPrefix(where, "components.securitySchemes."))
+		case strings.HasPrefix(where, "path "):
+			e.Line = l.or(0, "paths", strings.TrimPrefix(where, "path "))
+		default: // "METHOD /path (operationId)", or without the id
+			method, rest, _ := strings.Cut(where, " ")
+			path, _, _ := strings.Cut(rest, " ")
+			e.Line = l.or(0, "paths", path, method)
+		}
+	}
 }
 
 // or is line when it is known (not 0), else the line of the key at keys.

@@ -212,7 +212,7 @@ func FuzzOutlineJSON(f *testing.F) {
 // on its line.
 func TestShapeOfJSONAsWritten(t *testing.T) {
 	doc := "{\"openapi\": \"3.0.3\",\n\"info\": {\"title\": \"\\ud83d\\ude80\", \"title\": \"u\", \"version\": \"1\"}, \"paths\": {}}"
-	errs, syntax, _ := checkShape("d.json", []byte(doc))
+	errs, syntax, _, _ := checkShape("d.json", []byte(doc))
 	col := strings.Index(doc, `"title": "u"`) - strings.Index(doc, "\n")
 	if syntax || len(errs) != 1 || errs[0].Line != 2 || errs[0].Col != col || !strings.Contains(errs[0].Msg, "given twice") {
 		t.Errorf("got %v, want the second title at 2:%d", errs, col)

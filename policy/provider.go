@@ -46,7 +46,7 @@ func isLoopback(host string) bool {
 // returns nil.
 func (c *compiler) compileProvider(name string, s *openapi3.SecurityScheme) *Provider {
 	where := "components.securitySchemes." + name
-	line := c.lines.or(originLine(s.Origin), "components", "securitySchemes", name)
+	line := originLine(s.Origin)
 	p := &Provider{URL: s.OpenIdConnectUrl, Line: line}
 	ok := true
 	// An invalid provider is reported where an operation uses it: a

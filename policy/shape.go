@@ -71,18 +71,19 @@ var plural = map[string]string{"document": "the document", "operation": "operati
 // by compileDoc). Only when that fails is it read again by
 // goccy/go-yaml, whose errors point at the line and column where the
 // document goes wrong rather than at the start of the enclosing block.
-func checkShape(source string, data []byte) (errs Errors, syntax bool, meant []meant) {
+func checkShape(source string, data []byte) (errs Errors, syntax bool, meant []meant, lines keyLines) {
 	var root object
 	var dups []dup
 	if utf8.Valid(data) && json.Valid(data) {
 		root, dups = outlineJSON(data)
+		lines = linesOf(root)
 	} else {
 		var n yaml3.Node
 		if err := yaml3.Unmarshal(data, &n); err != nil {
-			return Errors{syntaxError(source, data, err)}, true, nil
+			return Errors{syntaxError(source, data, err)}, true, nil, nil
 		}
 		if len(n.Content) == 0 {
-			return nil, false, nil
+			return nil, false, nil, nil
 		}
 		root, dups = outlineYAML(n.Content[0])
 	}
@@ -132,7 +133,7 @@ func checkShape(source string, data []byte) (errs Errors, syntax bool, meant []m
 			}
 		}
 	}
-	return s.errs, false, s.meant
+	return s.errs, false, s.meant, lines
 }
 
 // syntaxError is the one error of a document that does not parse.
