@@ -112,6 +112,19 @@ func (t *Table) lint() []*Warning {
 				}
 			}
 		}
+		// As written too: an alternative the compiler refused (an error
+		// says why) still names the scopes it meant to use.
+		written := op.Spec.Security
+		if written == nil {
+			written = &t.Doc.Security
+		}
+		for _, req := range *written {
+			for _, scopes := range req {
+				for _, s := range scopes {
+					required[s] = true
+				}
+			}
+		}
 		if op.Owner != nil {
 			// A scope that lets its holder act on anyone's resource is
 			// used, though no operation requires it to be called.

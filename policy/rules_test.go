@@ -488,3 +488,18 @@ func TestJSONDocumentsHaveLines(t *testing.T) {
 		t.Errorf("cookie-prefix in JSON: %q, want it on line 17", got)
 	}
 }
+
+// A scope of an alternative the compiler refused (for another scope of
+// it) is still one the document uses: no unused-scope beside the error.
+func TestLintUnusedScopeBesideARefusedAlternative(t *testing.T) {
+	src := doc("", "      security: [{oauth: [read, nope]}]\n"+tierOK)
+	errs, ws := policy.Lint("spec.yaml", []byte(src))
+	if len(errs) != 1 {
+		t.Fatalf("errors: %v, want the undeclared scope's", errs)
+	}
+	for _, w := range ws {
+		if w.Code == policy.WarnUnusedScope && strings.Contains(w.Msg, `"read"`) {
+			t.Errorf("a scope the document uses is called unused: %s", w)
+		}
+	}
+}
