@@ -503,3 +503,13 @@ func TestLintUnusedScopeBesideARefusedAlternative(t *testing.T) {
 		}
 	}
 }
+
+// A document named *.json that is not JSON is refused where encoding/json
+// finds it wrong, not read as YAML into errors about fields far from it.
+func TestJSONSyntaxError(t *testing.T) {
+	src := "{\n  \"openapi\": \"3.0.3\",\n  \"info\": {\"title\": \"t\", \"version\": \"1\"}},\n  \"paths\": {}\n}\n"
+	_, err := policy.Compile("spec.json", []byte(src))
+	if err == nil || err.Error() != "spec.json:3:42: JSON: invalid character ',' after top-level value" {
+		t.Errorf("error %v, want the stray brace's line and the JSON syntax error", err)
+	}
+}

@@ -77,6 +77,8 @@ func checkShape(source string, data []byte) (errs Errors, syntax bool, meant []m
 	if utf8.Valid(data) && json.Valid(data) {
 		root, dups = outlineJSON(data)
 		lines = linesOf(root)
+	} else if err := jsonSyntax(source, data); err != nil {
+		return Errors{err}, true, nil, nil
 	} else {
 		var n yaml3.Node
 		if err := yaml3.Unmarshal(data, &n); err != nil {
@@ -137,6 +139,31 @@ func checkShape(source string, data []byte) (errs Errors, syntax bool, meant []m
 }
 
 // syntaxError is the one error of a document that does not parse.
+// jsonSyntax is the syntax error of a document named *.json that is not
+// JSON, where encoding/json finds it: read as YAML instead (JSON's flow
+// style is YAML), a stray brace gave errors about fields far from it.
+// Nil for any other document.
+func jsonSyntax(source string, data []byte) *Error {
+	if !strings.HasSuffix(strings.ToLower(source), ".json") {
+		return nil
+	}
+	var v any
+	err := json.Unmarshal(data, &v)
+	var se *json.SyntaxError
+	if !errors.As(err, &se) {
+		return nil
+	}
+	line, col := 1, 1
+	for _, r := range string(data[:min(int(se.Offset), len(data))]) {
+		if r == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return &Error{Source: source, Line: line, Col: max(col-1, 1), Msg: "JSON: " + text.OneLine(se.Error())}
+}
+
 func syntaxError(source string, data []byte, err error) *Error {
 	if _, gerr := parser.ParseBytes(data, 0, parser.AllowDuplicateMapKey()); gerr != nil {
 		var yerr yaml.Error
