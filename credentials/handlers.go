@@ -358,11 +358,10 @@ func (s *Service) clientCredentials(w http.ResponseWriter, r *http.Request) (*to
 		return nil, err
 	}
 	refund()
-	// The token stands for the key: it holds only the scopes the document
-	// lets a key use alone. One the document asks a key for only beside
-	// another credential (an admin key and the admin's own browser
-	// session) would otherwise be the key's alone, as a bearer token.
-	held := slices.DeleteFunc(slices.Clone(p.Scopes), func(sc string) bool { return !s.keyScopes[sc] })
+	// A scope the document asks of a key only beside another credential
+	// (an admin key and the admin's own browser session) stays out of
+	// the token: as a bearer token it would be the key's alone.
+	held := slices.DeleteFunc(slices.Clone(p.Scopes), func(sc string) bool { return s.keyOnlyBeside[sc] })
 	scopes, ok := narrow(held, r.PostForm.Get("scope"))
 	if !ok {
 		oauthError(w, http.StatusBadRequest, "invalid_scope", "a scope requested is not held by this API key, or the document lets a key use it only beside another credential")

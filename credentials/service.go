@@ -176,21 +176,38 @@ type Service struct {
 	cookie    string         // the session cookie's name: the document's apiKey-in-cookie scheme
 	cookieSc  *policy.Scheme // that scheme
 	routes    []route
-	// keyScopes are the scopes the document lets an API key use alone
-	// (an alternative of one apiKey-in-header scheme): all a token of the
-	// client_credentials grant may hold (see clientCredentials).
-	keyScopes map[string]bool
+	// keyOnlyBeside are the scopes the document asks of an API key only
+	// beside another credential: a token of the client_credentials grant
+	// may not hold them (see clientCredentials).
+	keyOnlyBeside map[string]bool
 }
 
-// keyAloneScopes are the scopes of table's alternatives that are one API
-// key alone.
-func keyAloneScopes(table *policy.Table) map[string]bool {
+// keyOnlyBesideScopes are the scopes of the token alternatives (bearer,
+// oauth2) of every operation that takes an API key only together with
+// another credential, never alone: the example's admin writes take an
+// admin token, or an admin key beside the admin's own session. A token
+// minted from the key holding them would pass where the key alone is
+// refused.
+func keyOnlyBesideScopes(table *policy.Table) map[string]bool {
 	out := map[string]bool{}
 	for _, op := range table.Operations() {
+		alone, beside := false, false
 		for _, alt := range op.Security.Alternatives {
-			if len(alt) == 1 && alt[0].Scheme.Type == policy.SchemeAPIKeyHeader {
-				for _, sc := range alt[0].Scopes {
-					out[sc] = true
+			for _, sr := range alt {
+				if sr.Scheme.Type == policy.SchemeAPIKeyHeader {
+					alone, beside = alone || len(alt) == 1, beside || len(alt) > 1
+				}
+			}
+		}
+		if !beside || alone {
+			continue
+		}
+		for _, alt := range op.Security.Alternatives {
+			for _, sr := range alt {
+				if t := sr.Scheme.Type; t == policy.SchemeBearer || t == policy.SchemeOAuth2 {
+					for _, sc := range sr.Scopes {
+						out[sc] = true
+					}
 				}
 			}
 		}
@@ -235,7 +252,7 @@ func New(table *policy.Table, signing *tokens.Key, stores Stores, opts ...Option
 	case cfg.perIP.Limit < 1 || cfg.perIP.Window <= 0 || cfg.perAccount.Limit < 1 || cfg.perAccount.Window <= 0:
 		return nil, fmt.Errorf("credentials: WithFailedPasswords(%s, %s): each budget needs at least 1 attempt and a window", cfg.perIP, cfg.perAccount)
 	}
-	s := &Service{table: table, accounts: stores.Accounts, store: stores.State, cfg: cfg, problems: cfg.problems, keyScopes: keyAloneScopes(table)}
+	s := &Service{table: table, accounts: stores.Accounts, store: stores.State, cfg: cfg, problems: cfg.problems, keyOnlyBeside: keyOnlyBesideScopes(table)}
 	for _, sc := range table.Schemes {
 		if sc.Type != policy.SchemeAPIKeyCookie {
 			continue
