@@ -295,11 +295,24 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// invisible reports whether s holds a format or control character (a
-// zero-width space, a soft hyphen, a bidi control): an address holding
-// one looks like another's.
+// invisible reports whether the address s holds a character that shows
+// nothing: a control or format character (a zero-width space, a soft
+// hyphen, a bidi control) or another default-ignorable one (a variation
+// selector, a combining grapheme joiner, a Hangul filler). An address
+// holding one looks like another's. The zero-width joiner and non-joiner
+// are letters' business in some scripts' domain names (RFC 5892,
+// CONTEXTJ): allowed after the @.
 func invisible(s string) bool {
-	return strings.IndexFunc(s, func(r rune) bool { return unicode.Is(unicode.Cf, r) || unicode.IsControl(r) }) >= 0
+	at := strings.LastIndexByte(s, '@')
+	for i, r := range s {
+		if (r == '\u200c' || r == '\u200d') && at >= 0 && i > at {
+			continue
+		}
+		if unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point) {
+			return true
+		}
+	}
+	return false
 }
 
 // narrowTo is scopes keeping only those of want.

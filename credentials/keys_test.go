@@ -194,10 +194,15 @@ func TestLibraryInputs(t *testing.T) {
 func TestRegisterRefusesInvisibleCharacters(t *testing.T) {
 	e := newEnv(t, nil, credentials.NewMemoryAccounts(nil), security.NewMemoryKeyRecords(nil), security.NewMemoryStore(nil), limits.NewMemoryStore(nil))
 	e.register("ann@example.com", "ann-password-1")
-	for _, addr := range []string{"ann\u200b@example.com", "ann\u00ad@example.com", "ann@example\u200d.com"} {
+	for _, addr := range []string{"ann\u200b@example.com", "ann\u00ad@example.com", "ann\u200d@example.com",
+		"ann\u034f@example.com", "ann\ufe0f@example.com", "ann\u3164@example.com", "ann@exam\u034fple.com"} {
 		if r := e.json("POST", "/auth/register", `{"email":"`+addr+`","password":"some-password-1"}`); r.code != 400 {
 			t.Errorf("register %q beside ann@example.com: %d %s, want 400", addr, r.code, r.raw)
 		}
+	}
+	// A zero-width non-joiner inside a Persian domain label is part of it.
+	if r := e.json("POST", "/auth/register", `{"email":"ali@\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645.ir","password":"some-password-1"}`); r.code != 201 {
+		t.Errorf("register an address whose domain holds a ZWNJ: %d %s, want 201", r.code, r.raw)
 	}
 }
 
