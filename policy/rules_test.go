@@ -512,4 +512,10 @@ func TestJSONSyntaxError(t *testing.T) {
 	if err == nil || err.Error() != "spec.json:3:42: JSON: invalid character ',' after top-level value" {
 		t.Errorf("error %v, want the stray brace's line and the JSON syntax error", err)
 	}
+	// A byte-order mark is no syntax error.
+	good := strings.Replace(src, "}},\n", "},\n", 1) + ""
+	good = strings.Replace(good, "\"paths\": {}\n", "\"paths\": {}, \"x-rate-limit\": false\n", 1)
+	if _, err := policy.Compile("spec.json", append([]byte("\xef\xbb\xbf"), good...)); err != nil && strings.Contains(err.Error(), "JSON:") {
+		t.Errorf("a JSON document after a byte-order mark: %v", err)
+	}
 }

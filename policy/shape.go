@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -147,6 +148,9 @@ func jsonSyntax(source string, data []byte) *Error {
 	if !strings.HasSuffix(strings.ToLower(source), ".json") {
 		return nil
 	}
+	// A byte-order mark (Notepad's, PowerShell's) is no syntax error:
+	// such a document is read as YAML, as before.
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	var v any
 	err := json.Unmarshal(data, &v)
 	var se *json.SyntaxError
