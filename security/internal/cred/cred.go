@@ -47,9 +47,10 @@ func Bearer(r *http.Request) (string, error) {
 		if strings.EqualFold(h, "Bearer") {
 			return "", fmt.Errorf("%w: empty bearer token", ErrMalformed)
 		}
-		if len(h) > len("Bearer") && strings.EqualFold(h[:len("Bearer")], "Bearer") && h[len("Bearer")] < ' ' {
-			// "Bearer<TAB>token": a bearer token sent wrong, never none
-			// (RFC 7235 separates scheme and token by a space).
+		if len(h) > len("Bearer") && strings.EqualFold(h[:len("Bearer")], "Bearer") && !tchar(h[len("Bearer")]) {
+			// "Bearer<TAB>token", "Bearer:token", a no-break space: a
+			// bearer token sent wrong, never none (RFC 9110 separates
+			// the scheme, a token, from what follows by a space).
 			return "", fmt.Errorf("%w: the bearer token must follow one space", ErrMalformed)
 		}
 		return "", nil
@@ -179,4 +180,10 @@ func splitKey(v string) (id, enc string, ok bool) {
 		return "", "", false
 	}
 	return id, enc, true
+}
+
+// tchar reports whether c may be part of an HTTP token (RFC 9110 5.6.2),
+// such as an authentication scheme's name.
+func tchar(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }

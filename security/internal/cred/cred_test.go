@@ -2,6 +2,8 @@ package cred
 
 import (
 	"encoding/base64"
+	"errors"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -81,5 +83,23 @@ func BenchmarkDecodeSecret(b *testing.B) {
 		if _, ok := DecodeSecret(enc); !ok {
 			b.Fatal("refused")
 		}
+	}
+}
+
+// A bearer token after anything but one space is malformed, never no
+// credential; another scheme's name that starts with Bearer is another
+// scheme.
+func TestBearerSeparator(t *testing.T) {
+	for _, h := range []string{"Bearer\ttok", "Bearer\u00a0tok", "Bearer\u3000tok", "Bearer,tok", "Bearer:tok"} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("Authorization", h)
+		if tok, err := Bearer(r); tok != "" || !errors.Is(err, ErrMalformed) {
+			t.Errorf("%q: %q, %v; want malformed", h, tok, err)
+		}
+	}
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Authorization", "Bearerish tok")
+	if tok, err := Bearer(r); tok != "" || err != nil {
+		t.Errorf("another scheme: %q, %v; want none", tok, err)
 	}
 }
