@@ -293,6 +293,21 @@ func New(table *policy.Table, signing *tokens.Key, stores Stores, opts ...Option
 	return s, nil
 }
 
+// CheckDocument reports what New would refuse in table (a session cookie
+// without the __Host- prefix, a credential operation of another shape
+// than the fragment's) without opening anything, in stores of its own
+// that it drops: a service checks its document before it creates or
+// migrates a database for it.
+func CheckDocument(table *policy.Table, opts ...Option) error {
+	key, err := tokens.GenerateKey()
+	if err != nil {
+		return err
+	}
+	_, err = New(table, key, Stores{Accounts: NewMemoryAccounts(nil), Keys: security.NewMemoryKeyRecords(nil),
+		State: security.NewMemoryStore(nil), Limits: limits.NewMemoryStore(nil)}, opts...)
+	return err
+}
+
 // peerAddr is the socket peer of r, an IPv6 one as its /64, as the
 // limiter counts clients by default (limits.WithIPv6Prefix): one
 // subscriber holds a whole /64, and counted per address would have 2^64

@@ -160,6 +160,9 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 			return nil, err
 		}
 	}
+	if err := credentials.CheckDocument(table); err != nil {
+		return nil, err
+	}
 	signing, err := configuredKey(cfg)
 	if err != nil {
 		return nil, err

@@ -31,15 +31,21 @@ func TestRefusedStartWritesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
+	// The app's document with its session cookie not named __Host-.
+	noPrefix := filepath.Join(t.TempDir(), "openapi.yaml")
+	if err := os.WriteFile(noPrefix, []byte(strings.Replace(string(testApp().Spec), "name: __Host-session", "name: session", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	users := filepath.Join(t.TempDir(), "users.yaml")
 	if err := os.WriteFile(users, []byte("- {email: a@example.com, password: pw-pw-pw-pw, role: admin}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for name, env := range map[string]map[string]string{
-		"missing signing key file": {"SPECGUARD_SIGNING_KEY_FILE": filepath.Join(t.TempDir(), "no-such-key.pem")},
-		"users file others read":   {"SPECGUARD_USERS_FILE": users},
-		"address in use":           {"SPECGUARD_ADDR": taken.Addr().String()},
-		"admin address in use":     {"SPECGUARD_ADMIN_ADDR": taken.Addr().String()},
+		"missing signing key file":          {"SPECGUARD_SIGNING_KEY_FILE": filepath.Join(t.TempDir(), "no-such-key.pem")},
+		"users file others read":            {"SPECGUARD_USERS_FILE": users},
+		"address in use":                    {"SPECGUARD_ADDR": taken.Addr().String()},
+		"admin address in use":              {"SPECGUARD_ADMIN_ADDR": taken.Addr().String()},
+		"a document the credentials refuse": {"SPECGUARD_SPEC_FILE": noPrefix},
 	} {
 		dir := t.TempDir()
 		env["SPECGUARD_DATA_DIR"] = dir
