@@ -437,7 +437,7 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 			return s.set(c, v)
 		})
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
