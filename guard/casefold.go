@@ -1,9 +1,6 @@
 package guard
 
 import (
-	"bytes"
-	"encoding/json"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -62,27 +59,19 @@ func namesProperties(s *openapi3.Schema, depth int) bool {
 
 // caseVariant answers 400 and returns false when r's JSON body, already
 // validated, holds a key that differs from a property of its schema only
-// in case. It reads the body and leaves a copy in its place.
+// in case. It walks the value the validator decoded (validationKeep), not
+// the body again.
 func (g *Guard) caseVariant(w http.ResponseWriter, r *http.Request, v *opValidation) bool {
 	ct := r.Header.Get("Content-Type")
-	if !respcheck.IsJSON(ct) || r.Body == nil || r.Body == http.NoBody {
+	decoded, ok := r.Body.(interface{ ValidatedValue() any })
+	if !respcheck.IsJSON(ct) || !ok {
 		return true
 	}
 	mt := v.route.Operation.RequestBody.Value.Content.Get(ct)
 	if mt == nil || mt.Schema == nil {
 		return true
 	}
-	data, err := io.ReadAll(r.Body)
-	r.Body = io.NopCloser(bytes.NewReader(data))
-	if err != nil {
-		return true // the handler reads the same error
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var body any
-	if dec.Decode(&body) != nil {
-		return true // validated already: not for this check to refuse
-	}
+	body := decoded.ValidatedValue()
 	if field, name := foldedKey(body, mt.Schema.Value, "body"); field != "" {
 		g.problems.InvalidRequest(w, "The request does not match the API description.", []problem.FieldError{{
 			Field: field, Message: "differs from the property " + name + " only in case: a decoder would take it for " + name}})

@@ -29,6 +29,14 @@ var validationOptions = &openapi3filter.Options{
 	AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
 }
 
+// validationKeep is validationOptions for an operation whose body keys are
+// checked for case variants (see caseVariant): the validator leaves the
+// body it decoded, rather than the check decoding it again.
+var validationKeep = &openapi3filter.Options{
+	AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
+	KeepValidatedValue: true,
+}
+
 // opValidation is what request validation needs for one operation.
 type opValidation struct {
 	route *routers.Route
@@ -131,6 +139,14 @@ func newOpValidation(doc *openapi3.T, op *policy.Operation) *opValidation {
 	}
 	v.pathOnly = params
 	return v
+}
+
+// options are openapi3filter's options for v's requests.
+func (v *opValidation) options() *openapi3filter.Options {
+	if v.folds {
+		return validationKeep
+	}
+	return validationOptions
 }
 
 // validatePath validates an operation whose only inputs are path
@@ -246,7 +262,7 @@ func (g *Guard) validateRequest(ctx context.Context, w http.ResponseWriter, r *h
 			Request:    r,
 			PathParams: params,
 			Route:      v.route,
-			Options:    validationOptions,
+			Options:    v.options(),
 		})
 		if err == nil {
 			err = v.validateRaw(ctx, r, rctx, params)
