@@ -157,7 +157,13 @@ func compileDoc(source string, data []byte) (*Table, Errors) {
 func compileLoaded(source string, data []byte) (*Table, Errors) {
 	doc, err := load(data)
 	if err != nil {
-		return nil, Errors{{Source: source, Msg: "cannot load OpenAPI document: " + text.OneLine(err.Error())}}
+		msg := text.OneLine(err.Error())
+		if m := externalRef.FindStringSubmatch(msg); m != nil {
+			// The document is one file: say where the $ref to another is.
+			return nil, Errors{{Source: source, Line: lineOf(data, m[1]), Field: "$ref",
+				Msg: fmt.Sprintf("%q is in another file; the document must be one file (what the guard enforces is what it says)", m[1])}}
+		}
+		return nil, Errors{{Source: source, Msg: "cannot load OpenAPI document: " + msg}}
 	}
 	c := &compiler{source: source, doc: doc, data: data}
 	// Examples are documentation, never enforced: one that does not match
@@ -762,4 +768,17 @@ func (l keyLines) or(line int, keys ...string) int {
 		return line
 	}
 	return l[strings.Join(keys, "\x00")]
+}
+
+// externalRef finds the reference in kin-openapi's refusal of one to
+// another file.
+var externalRef = regexp.MustCompile(`disallowed external reference: "([^"]+)"`)
+
+// lineOf is the line of data where s first appears, 0 when it does not.
+func lineOf(data []byte, s string) int {
+	i := bytes.Index(data, []byte(s))
+	if i < 0 {
+		return 0
+	}
+	return bytes.Count(data[:i], []byte("\n")) + 1
 }

@@ -519,3 +519,13 @@ func TestJSONSyntaxError(t *testing.T) {
 		t.Errorf("a JSON document after a byte-order mark: %v", err)
 	}
 }
+
+// A $ref to another file is refused on its line: the document is one
+// file.
+func TestExternalRefHasALine(t *testing.T) {
+	src := "openapi: 3.0.3\ninfo: {title: t, version: \"1\"}\nx-rate-limit: false\npaths:\n  /x:\n    get:\n      operationId: x\n      security: []\n      responses:\n        '429': {$ref: 'common.yaml#/components/responses/Limited'}\n"
+	_, err := policy.Compile("spec.yaml", []byte(src))
+	if want := `spec.yaml:10: $ref: "common.yaml#/components/responses/Limited" is in another file; the document must be one file (what the guard enforces is what it says)`; err == nil || err.Error() != want {
+		t.Errorf("error %v, want %q", err, want)
+	}
+}
