@@ -263,7 +263,7 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) {
 			// before the token is spent; the new access token holds those
 			// asked for.
 			if c, err := s.tokens.RefreshClaims(f.Get("refresh_token")); err == nil && c.Grant != nil {
-				if granted := strings.Fields(*c.Grant); slices.ContainsFunc(want, func(sc string) bool { return !slices.Contains(granted, sc) }) {
+				if _, ok := narrow(strings.Fields(*c.Grant), f.Get("scope")); !ok {
 					oauthError(w, http.StatusBadRequest, "invalid_scope", "a scope requested was not granted to this login")
 					return
 				}
@@ -773,16 +773,24 @@ func (s *Service) ownLockout(w http.ResponseWriter, r *http.Request, id string, 
 	lockout := disable
 	if role != nil && !disable {
 		grants := s.table.RoleScopes(*role)
-		lockout = !slices.ContainsFunc(op.Security.Alternatives, func(alt policy.Requirement) bool {
-			return !slices.ContainsFunc(alt, func(sr policy.SchemeRequirement) bool {
-				return slices.ContainsFunc(sr.Scopes, func(sc string) bool { return !slices.Contains(grants, sc) })
-			})
-		})
+		lockout = !slices.ContainsFunc(op.Security.Alternatives, func(alt policy.Requirement) bool { return grantsAll(grants, alt) })
 	}
 	if lockout {
 		s.forbidden(w, "This change would take from your own account what this operation needs; another account holding it can make the change.")
 	}
 	return lockout
+}
+
+// grantsAll reports whether grants holds every scope alt asks for.
+func grantsAll(grants []string, alt policy.Requirement) bool {
+	for _, sr := range alt {
+		for _, sc := range sr.Scopes {
+			if !slices.Contains(grants, sc) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (s *Service) jwks(w http.ResponseWriter, _ *http.Request) {

@@ -2,8 +2,10 @@ package guard
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/getkin/kin-openapi/openapi3"
 
@@ -37,24 +39,17 @@ func foldsJSON(rb *openapi3.RequestBodyRef) bool {
 // oneOf members), which a recursive schema would make endless.
 const maxFoldDepth = 32
 
+// namesProperties reports whether s, or a schema of its values' parts,
+// names properties.
 func namesProperties(s *openapi3.Schema, depth int) bool {
 	if s == nil || depth > maxFoldDepth {
 		return false
 	}
-	if len(s.Properties) > 0 {
-		return true
-	}
-	for _, refs := range []openapi3.SchemaRefs{s.AllOf, s.AnyOf, s.OneOf} {
-		for _, r := range refs {
-			if namesProperties(r.Value, depth+1) {
-				return true
-			}
-		}
-	}
-	if s.Items != nil && namesProperties(s.Items.Value, depth+1) {
-		return true
-	}
-	return s.AdditionalProperties.Schema != nil && namesProperties(s.AdditionalProperties.Schema.Value, depth+1)
+	var sh shape
+	sh.collect(s, 0)
+	return len(sh.props) > 0 ||
+		slices.ContainsFunc(sh.items, func(s *openapi3.Schema) bool { return namesProperties(s, depth+1) }) ||
+		slices.ContainsFunc(sh.extra, func(s *openapi3.Schema) bool { return namesProperties(s, depth+1) })
 }
 
 // caseVariant answers 400 and returns false when r's JSON body, already
@@ -71,8 +66,7 @@ func (g *Guard) caseVariant(w http.ResponseWriter, r *http.Request, v *opValidat
 	if mt == nil || mt.Schema == nil {
 		return true
 	}
-	body := decoded.ValidatedValue()
-	if field, name := foldedKey(body, mt.Schema.Value, "body"); field != "" {
+	if field, name := v.shapes.foldedKey(decoded.ValidatedValue(), mt.Schema.Value, "body"); field != "" {
 		g.problems.InvalidRequest(w, "The request does not match the API description.", []problem.FieldError{{
 			Field: field, Message: "differs from the property " + name + " only in case: a decoder would take it for " + name}})
 		return false
@@ -83,18 +77,17 @@ func (g *Guard) caseVariant(w http.ResponseWriter, r *http.Request, v *opValidat
 // foldedKey returns the first key of v (at field) that is no property of
 // s but differs from one only in case, and that property's name. It walks
 // the value, which the body's size bounds, as deep as it goes.
-func foldedKey(v any, s *openapi3.Schema, field string) (string, string) {
+func (c *shapes) foldedKey(v any, s *openapi3.Schema, field string) (string, string) {
 	if s == nil {
 		return "", ""
 	}
-	var sh shape
-	sh.collect(s, 0)
+	sh := c.of(s)
 	switch x := v.(type) {
 	case map[string]any:
 		for k, val := range x {
 			if ps, ok := sh.props[k]; ok {
 				for _, p := range ps {
-					if f, n := foldedKey(val, p, field+"."+k); f != "" {
+					if f, n := c.foldedKey(val, p, field+"."+k); f != "" {
 						return f, n
 					}
 				}
@@ -106,7 +99,7 @@ func foldedKey(v any, s *openapi3.Schema, field string) (string, string) {
 				}
 			}
 			for _, extra := range sh.extra {
-				if f, n := foldedKey(val, extra, field+"."+k); f != "" {
+				if f, n := c.foldedKey(val, extra, field+"."+k); f != "" {
 					return f, n
 				}
 			}
@@ -114,13 +107,28 @@ func foldedKey(v any, s *openapi3.Schema, field string) (string, string) {
 	case []any:
 		for i, item := range x {
 			for _, is := range sh.items {
-				if f, n := foldedKey(item, is, field+"."+strconv.Itoa(i)); f != "" {
+				if f, n := c.foldedKey(item, is, field+"."+strconv.Itoa(i)); f != "" {
 					return f, n
 				}
 			}
 		}
 	}
 	return "", ""
+}
+
+// shapes keeps the shape of each schema a check has walked: schemas do
+// not change once compiled, and a body's every object would otherwise
+// collect its schema's again.
+type shapes struct{ m sync.Map } // *openapi3.Schema -> *shape
+
+func (c *shapes) of(s *openapi3.Schema) *shape {
+	if v, ok := c.m.Load(s); ok {
+		return v.(*shape)
+	}
+	sh := &shape{}
+	sh.collect(s, 0)
+	v, _ := c.m.LoadOrStore(s, sh)
+	return v.(*shape)
 }
 
 // shape is what a schema, its allOf, anyOf and oneOf members included,

@@ -33,7 +33,7 @@ func TestCombinedPrincipalCountsEveryCredential(t *testing.T) {
 		Credentials: []security.Credential{security.NewCredential(security.KindSession, "s1")},
 		Claims:      map[string]string{"tenant": "acme"}}
 	p := combine(combine(nil, key, "apiKeyAuth"), sess, "cookieAuth")
-	c := caller(p, countsByCredential(counted))
+	c := caller(p, countsByCredential(counted), 0)
 	if p.Scheme != "apiKeyAuth+cookieAuth" || !slices.Equal(p.Scopes, []string{"b"}) || len(p.Credentials) != 2 ||
 		c.KeyID != "k1" || c.SessionID != "s1" || p.Claim("tenant") != "acme" || p.Fresh() {
 		t.Fatalf("key AND session: %+v, caller %+v", p, c)
@@ -57,22 +57,22 @@ func TestCombinedPrincipalCountsEveryCredential(t *testing.T) {
 	other := &security.Principal{Subject: "alice", Scheme: "oauth2", Credentials: []security.Credential{token{fresh: true, key: "k2"}},
 		Claims: map[string]string{security.ClaimFamily: "f2", "tenant": "second"}}
 	p = combine(combine(nil, fresh, "bearerAuth"), other, "oauth2")
-	if c := caller(p, countsByCredential(counted)); !p.Fresh() || c.KeyID != "k2" || p.Claim(security.ClaimFamily) != "f1" || p.Claim("tenant") != "first" {
+	if c := caller(p, countsByCredential(counted), 0); !p.Fresh() || c.KeyID != "k2" || p.Claim(security.ClaimFamily) != "f1" || p.Claim("tenant") != "first" {
 		t.Fatalf("two fresh tokens: fresh %v, caller %+v, claims %v", p.Fresh(), c, p.Claims)
 	}
 	p = combine(combine(nil, fresh, "bearerAuth"), key, "apiKeyAuth")
 	if p.Fresh() {
 		t.Fatal("a fresh token AND an API key is fresh")
 	}
-	if c := caller(nil, countsByCredential(counted)); c.Authenticated || c.KeyID != "" {
+	if c := caller(nil, countsByCredential(counted), 0); c.Authenticated || c.KeyID != "" {
 		t.Fatalf("anonymous caller %+v", c)
 	}
 	// Without a tier that counts by them, they are not looked up.
-	if c := caller(p, countsByCredential(&policy.Operation{Limits: []policy.Tier{{Key: policy.KeyPrincipal}}})); c.KeyID != "" || c.SessionID != "" || c.Subject != "alice" {
+	if c := caller(p, countsByCredential(&policy.Operation{Limits: []policy.Tier{{Key: policy.KeyPrincipal}}}), 0); c.KeyID != "" || c.SessionID != "" || c.Subject != "alice" {
 		t.Fatalf("caller for a principal tier %+v", c)
 	}
 	// A limiter of one's own gets them whatever the tiers.
-	if c := caller(p, true); c.KeyID != "k1" || !c.Authenticated {
+	if c := caller(p, true, 0); c.KeyID != "k1" || !c.Authenticated {
 		t.Fatalf("caller for a limiter of one's own %+v", c)
 	}
 }

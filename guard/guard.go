@@ -578,9 +578,7 @@ func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *o
 	// The limiter falls back to counting the request as anonymous, in the
 	// same call, when the gate finds the credential gone for good: what
 	// gateFailed makes of it. Not when it was counted so already.
-	c := caller(a.p, countsByCredential(op))
-	c.Charged = a.chargedTiers()
-	v, preErr, anon := g.decideFn(r, op, c, a.gate, f, at, !a.charged)
+	v, preErr, anon := g.decideFn(r, op, caller(a.p, countsByCredential(op), a.chargedTiers()), a.gate, f, at, !a.charged)
 	a.gate = nil
 	if preErr == nil {
 		return a.withAnonymous(op, v)
@@ -677,9 +675,7 @@ func (g *Guard) gateFailed(r *http.Request, op *policy.Operation, a *authResult,
 // fewer per request. at is the request's reading of the clock.
 func (g *Guard) decide(r *http.Request, op *policy.Operation, p *security.Principal, charged uint64, pre onetrip.Precheck, f *onetrip.Field, at time.Time) (limits.Verdict, error) {
 	if g.decideFn != nil {
-		c := caller(p, countsByCredential(op))
-		c.Charged = charged
-		v, err, _ := g.decideFn(r, op, c, pre, f, at, false)
+		v, err, _ := g.decideFn(r, op, caller(p, countsByCredential(op), charged), pre, f, at, false)
 		return v, err
 	}
 	if pre != nil {
@@ -688,20 +684,18 @@ func (g *Guard) decide(r *http.Request, op *policy.Operation, p *security.Princi
 			return limits.Verdict{Allowed: true}, err
 		}
 	}
-	c := caller(p, true)
-	c.Charged = charged
-	return g.limiter.Decide(r, op, c), nil
+	return g.limiter.Decide(r, op, caller(p, true, charged)), nil
 }
 
-// caller is p as a limiter sees it. Without ids it leaves out the
-// session and the API key, which specguard's own limiter reads only for a
-// tier that counts by them (their lookup showed in a cached bearer
-// request's profile).
-func caller(p *security.Principal, ids bool) limits.Caller {
+// caller is p as a limiter sees it, charged to the tiers charged (see
+// limits.Caller.Charged). Without ids it leaves out the session and the
+// API key, which specguard's own limiter reads only for a tier that counts
+// by them (their lookup showed in a cached bearer request's profile).
+func caller(p *security.Principal, ids bool, charged uint64) limits.Caller {
 	if p == nil {
-		return limits.Caller{}
+		return limits.Caller{Charged: charged}
 	}
-	c := limits.Caller{Authenticated: true, Subject: p.Subject, Claims: p}
+	c := limits.Caller{Authenticated: true, Subject: p.Subject, Claims: p, Charged: charged}
 	if ids {
 		c.KeyID, c.SessionID = credentialIDs(p)
 	}

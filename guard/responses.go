@@ -372,15 +372,12 @@ const (
 // declaresNoContent reports whether op's answer of status has no body by
 // the document (it declares the status, or a default, without content).
 func declaresNoContent(op *policy.Operation, status int) bool {
-	declared := op.Spec.Responses.Status(status)
-	if declared == nil {
-		declared = op.Spec.Responses.Default()
-	}
-	return declared != nil && declared.Value != nil && len(declared.Value.Content) == 0
+	declared := respcheck.Declared(op.Spec, status)
+	return declared != nil && len(declared.Content) == 0
 }
 
 func noContent(status int) ResponseViolation {
-	return ResponseViolation{Status: status, Reason: "body", Pointer: "/", Detail: "the document declares no content for this status"}
+	return ResponseViolation{Status: status, Reason: "body", Pointer: "/", Detail: respcheck.NoContent}
 }
 
 // checkResponse says how an answer of st's operation breaks the document:
@@ -388,11 +385,8 @@ func noContent(status int) ResponseViolation {
 // seen whole).
 func checkResponse(r *http.Request, st *opState, status int, header http.Header, body []byte, seen bodySeen) []ResponseViolation {
 	op := st.op
-	declared := op.Spec.Responses.Status(status)
+	declared := respcheck.Declared(op.Spec, status)
 	if declared == nil {
-		declared = op.Spec.Responses.Default()
-	}
-	if declared == nil || declared.Value == nil {
 		return []ResponseViolation{{Status: status, Reason: "status", Detail: "the document declares neither this status nor a default"}}
 	}
 	var out []ResponseViolation
@@ -400,7 +394,7 @@ func checkResponse(r *http.Request, st *opState, status int, header http.Header,
 	// declares none, and the media type of a redirect or of a body sent on
 	// unchecked (without one, the server would guess it from the bytes).
 	ct := header.Get("Content-Type")
-	content := declared.Value.Content
+	content := declared.Content
 	switch {
 	case len(content) == 0:
 		if len(body) > 0 {
@@ -414,12 +408,12 @@ func checkResponse(r *http.Request, st *opState, status int, header http.Header,
 	var found []respcheck.Finding
 	switch {
 	case seen != bodyWhole:
-		found = respcheck.MissingHeaders(declared.Value, header)
+		found = respcheck.MissingHeaders(declared, header)
 	case len(out) == 0:
 		found = respcheck.Check(r.Context(), r, st.valid.route, status, header, body)
 	default:
 		// The body is wrong already; its headers still count.
-		found = respcheck.MissingHeaders(declared.Value, header)
+		found = respcheck.MissingHeaders(declared, header)
 	}
 	for _, f := range found {
 		out = append(out, ResponseViolation{Status: status, Reason: f.Reason, Pointer: f.Pointer, Detail: f.Detail})

@@ -52,8 +52,9 @@ type opValidation struct {
 	// (VisitJSON) for the exact error.
 	checks []*stringCheck
 	// folds: the body's keys are checked for case variants of its
-	// schema's properties (see caseVariant).
-	folds bool
+	// schema's properties (see caseVariant), with shapes.
+	folds  bool
+	shapes shapes
 }
 
 // stringCheck is the part of a string schema a path value can violate:

@@ -239,7 +239,7 @@ type Table struct {
 	// Scopes are every scope the oauth2 schemes declare, sorted.
 	Scopes []string
 
-	lines   keyLines // a JSON document's lines (see jsonLines)
+	lines   keyLines // a JSON document's lines (see linesOf)
 	ops     []*Operation
 	byRoute map[route]*Operation
 	byID    map[string]*Operation

@@ -18,6 +18,7 @@ import (
 
 	"github.com/specguard/specguard/credentials"
 	"github.com/specguard/specguard/guard"
+	"github.com/specguard/specguard/internal/speccli"
 	"github.com/specguard/specguard/internal/text"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security/oidc"
@@ -437,7 +438,7 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 			return s.set(c, v)
 		})
 	}
-	if err := parseFlags(fs, args); err != nil {
+	if err := speccli.ParseFlags(fs, args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {

@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/specguard/specguard/internal/speccli"
 )
 
 // A flag serve or migrate refuses has been printed, with the usage, by the
@@ -14,9 +16,8 @@ func TestBadFlagIsPrintedOnce(t *testing.T) {
 	for _, cmd := range []string{"serve", "migrate"} {
 		var stderr strings.Builder
 		err := Command(context.Background(), App{Name: "svc"}, []string{cmd, "--colour", "red"}, func(string) string { return "" }, nil, io.Discard, &stderr)
-		var printed flagError
-		if !errors.As(err, &printed) || strings.Count(stderr.String(), "flag provided but not defined: -colour") != 1 {
-			t.Errorf("%s --colour: %v, stderr %q; want a flagError, printed once", cmd, err, stderr.String())
+		if !errors.Is(err, speccli.ErrReported) || strings.Count(stderr.String(), "flag provided but not defined: -colour") != 1 {
+			t.Errorf("%s --colour: %v, stderr %q; want it marked reported, printed once", cmd, err, stderr.String())
 		}
 	}
 }

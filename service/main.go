@@ -12,42 +12,27 @@ import (
 	"slices"
 	"syscall"
 
+	"github.com/specguard/specguard/internal/speccli"
 	"github.com/specguard/specguard/sqldb"
 )
 
 // Main is a service's whole command: `NAME serve` serves it (the default
 // with no command), `NAME migrate` applies its migrations and exits. It
 // reads os.Args and the environment, stops gracefully on SIGINT and
-// SIGTERM, and exits 1 on an error, printed as one line.
+// SIGTERM, and exits 1 on an error, printed as one line (2 on a bad flag,
+// which the flag package has printed with the usage).
 func Main(app App) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := Command(ctx, app, os.Args[1:], os.Getenv, os.Environ(), os.Stdout, os.Stderr)
-	var printed flagError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return
-	case errors.As(err, &printed):
+	case errors.Is(err, speccli.ErrReported):
 		os.Exit(2) // the flag package has said what was wrong, with the usage
 	}
 	fmt.Fprintf(os.Stderr, "%s: %v\n", app.Name, err)
 	os.Exit(1)
-}
-
-// flagError is a flag the flag package refused, and has printed with the
-// usage: Main does not print it again.
-type flagError struct{ error }
-
-func (e flagError) Unwrap() error { return e.error }
-
-// parseFlags parses args with fs, its refusals marked as printed.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil && !errors.Is(err, flag.ErrHelp) {
-		return flagError{err}
-	} else if err != nil {
-		return err
-	}
-	return nil
 }
 
 // Command runs one command of the service: serve (the default), migrate,
@@ -118,7 +103,7 @@ func Migrate(ctx context.Context, app App, args []string, getenv func(string) st
 	// database URL holds a password.
 	url := fs.String("database-url", "", "the database (default SPECGUARD_DATABASE_URL)")
 	dataDir := fs.String("data-dir", "", "directory of the default SQLite file (default SPECGUARD_DATA_DIR, else .specguard)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := speccli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if *url == "" {

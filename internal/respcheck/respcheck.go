@@ -65,24 +65,37 @@ func unvalidated(status int) bool {
 	return false
 }
 
+// Declared is the response op declares for status, or its default; nil
+// when it declares neither.
+func Declared(op *openapi3.Operation, status int) *openapi3.Response {
+	ref := op.Responses.Status(status)
+	if ref == nil {
+		ref = op.Responses.Default()
+	}
+	if ref == nil {
+		return nil
+	}
+	return ref.Value
+}
+
+// NoContent is the finding of a body where the status declares none.
+const NoContent = "the document declares no content for this status"
+
 // checkItself is Check where openapi3filter looks at nothing: the status
 // declared, its required headers, and, but for HEAD, the body against
 // the schema of its media type.
 func checkItself(route *routers.Route, status int, header http.Header, body []byte, head bool) []Finding {
-	declared := route.Operation.Responses.Status(status)
+	declared := Declared(route.Operation, status)
 	if declared == nil {
-		declared = route.Operation.Responses.Default()
-	}
-	if declared == nil || declared.Value == nil {
 		return []Finding{{Reason: "status", Detail: fmt.Sprintf("status %d is not declared and there is no default", status)}}
 	}
-	out := MissingHeaders(declared.Value, header)
+	out := MissingHeaders(declared, header)
 	if head || len(body) == 0 {
 		return out
 	}
-	content := declared.Value.Content
+	content := declared.Content
 	if len(content) == 0 {
-		return append(out, Finding{Reason: "body", Pointer: "/", Detail: "the document declares no content for this status"})
+		return append(out, Finding{Reason: "body", Pointer: "/", Detail: NoContent})
 	}
 	ct := header.Get("Content-Type")
 	mt := content.Get(ct)

@@ -38,11 +38,18 @@ func (p Program) flags(name, usage string, stderr io.Writer) *flag.FlagSet {
 
 // ParseFlags parses args with fs, whose ContinueOnError has already
 // printed what was wrong and the usage: an error other than flag.ErrHelp
-// comes back as ErrReported, so it is not said twice.
+// comes back marked ErrReported (errors.Is), its text kept, so that a main
+// does not say it twice.
 func ParseFlags(fs *flag.FlagSet, args []string) error {
 	err := fs.Parse(args)
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return err
 	}
-	return ErrReported
+	return printed{err}
 }
+
+// printed is an error said already.
+type printed struct{ error }
+
+func (printed) Is(target error) bool { return target == ErrReported }
+func (p printed) Unwrap() error      { return p.error }
