@@ -58,11 +58,15 @@ type Accounts interface {
 }
 
 // EmailKey is the form of an address that must be unique: trimmed, in
-// Unicode normalization form NFKC, and lower-cased. "josé" written with
-// one code point for é and with e and a combining accent look the same,
-// as a full-width letter and its ASCII one do: each is one address.
+// Unicode normalization form NFKC, lower-cased, and in NFKC again (a
+// capital letter with a combining mark may have no composed form where its
+// small letter has one: J and a combining caron lower to j and the caron,
+// which is ǰ). "josé" written with one code point for é and with e and a
+// combining accent look the same, as a full-width letter and its ASCII one
+// do, and J̌oe and ǰoe: each is one address. EmailKey(EmailKey(a)) is
+// EmailKey(a).
 func EmailKey(email string) string {
-	return strings.ToLower(norm.NFKC.String(strings.TrimSpace(email)))
+	return norm.NFKC.String(strings.ToLower(norm.NFKC.String(strings.TrimSpace(email))))
 }
 
 // MemoryAccounts keeps accounts in this process: for tests and demos; a

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/specguard/specguard/credentials"
 	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/sqldb"
@@ -29,16 +31,17 @@ var migrations embed.FS
 // Migrations is the schema of accounts and API keys; migrate it before an
 // app's own set.
 var Migrations = sqldb.Migrations{Name: "credentials", FS: migrations, Dir: "migrations", Table: "specguard_credentials_version",
-	Go: map[int64]func(context.Context, *sql.Tx) error{2: rekeyEmails}}
+	Go: map[int64]func(context.Context, *sql.Tx) error{2: rekeyEmails, 3: rekeyEmails}}
 
-// rekeyEmails (version 2) keys every account by its address as
-// credentials.EmailKey does since it normalizes Unicode: an account made
-// before under an address in another form (e and a combining accent for
-// é) would otherwise not stop another from taking the address in its
-// composed form. An account whose new key another already holds (one
-// address made twice before, in two forms; the older account moves first)
-// keeps its old key, under which AccountByEmail still finds it by its
-// address as written.
+// rekeyEmails (versions 2 and 3) keys every account by its address as
+// credentials.EmailKey does: since version 2, it normalizes Unicode (an
+// account made before under an address in another form, e and a combining
+// accent for é, would otherwise not stop another from taking the address
+// in its composed form); since version 3, it normalizes again after
+// lower-casing (J and a combining caron were one address, ǰ another). An
+// account whose new key another already holds (one address made twice
+// before, in two forms; the older account moves first) keeps its old key,
+// under which AccountByEmail still finds it by its address as written.
 func rekeyEmails(ctx context.Context, tx *sql.Tx) error {
 	type row struct{ id, email, key string }
 	var all []row
@@ -142,18 +145,25 @@ func (s *Store) Account(ctx context.Context, id string) (*credentials.Account, e
 	return sqldb.Get(ctx, s.db, scanAccount, `SELECT `+accountColumns+` FROM users WHERE id = ?`, id)
 }
 
-// AccountByEmail implements credentials.Accounts. An account made before
-// email keys were Unicode-normalized (see credentials.EmailKey) whose
-// address another account holds in another form keeps its key of then,
-// trimmed and lower-cased only (see rekeyEmails): the address written as
-// its owner wrote it finds it, before the current key's account.
+// AccountByEmail implements credentials.Accounts. An account made under an
+// earlier form of email keys (see credentials.EmailKey) whose address
+// another account holds in another form keeps its key of then (see
+// rekeyEmails): trimmed and lower-cased only, before version 2; in NFKC
+// then lower-cased, before version 3. The address written as its owner
+// wrote it finds it, before the current key's account.
 func (s *Store) AccountByEmail(ctx context.Context, email string) (*credentials.Account, error) {
-	key, old := credentials.EmailKey(email), strings.ToLower(strings.TrimSpace(email))
-	if old == key {
+	if strings.IndexByte(email, 0) >= 0 {
+		// No address holds one: registration refuses control characters,
+		// and PostgreSQL cannot even compare text holding one.
+		return nil, sqldb.ErrNotFound
+	}
+	trimmed := strings.TrimSpace(email)
+	key, v1, v2 := credentials.EmailKey(email), strings.ToLower(trimmed), strings.ToLower(norm.NFKC.String(trimmed))
+	if v1 == key && v2 == key {
 		return sqldb.Get(ctx, s.db, scanAccount, `SELECT `+accountColumns+` FROM users WHERE email_key = ?`, key)
 	}
-	return sqldb.Get(ctx, s.db, scanAccount, `SELECT `+accountColumns+` FROM users WHERE email_key IN (?, ?)
-		ORDER BY CASE WHEN email_key = ? THEN 0 ELSE 1 END LIMIT 1`, key, old, old)
+	return sqldb.Get(ctx, s.db, scanAccount, `SELECT `+accountColumns+` FROM users WHERE email_key IN (?, ?, ?)
+		ORDER BY CASE WHEN email_key = ? THEN 0 WHEN email_key = ? THEN 1 ELSE 2 END LIMIT 1`, key, v1, v2, v1, v2)
 }
 
 // ListAccounts implements credentials.Accounts.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/specguard/specguard/credentials"
 	"github.com/specguard/specguard/credentials/credentialstest"
 	"github.com/specguard/specguard/credentials/sqlstore"
@@ -78,11 +80,11 @@ func TestOldEmailKeysMoved(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Migrate again from version 1, as a binary before it left it.
-			if _, err := d.Exec(ctx, `DELETE FROM specguard_credentials_version WHERE version_id = 2`); err != nil {
+			if _, err := d.Exec(ctx, `DELETE FROM specguard_credentials_version WHERE version_id > 1`); err != nil {
 				t.Fatal(err)
 			}
-			if from, to, err := d.Migrate(ctx, sqlstore.Migrations, nil); err != nil || from != 1 || to != 2 {
-				t.Fatalf("Migrate = %d, %d, %v; want 1 to 2", from, to, err)
+			if from, to, err := d.Migrate(ctx, sqlstore.Migrations, nil); err != nil || from != 1 || to != 3 {
+				t.Fatalf("Migrate = %d, %d, %v; want 1 to 3", from, to, err)
 			}
 			if err := s.CreateAccount(ctx, credentialstest.NewAccount("jos\u00e9@example.com")); !errors.Is(err, credentials.ErrExists) {
 				t.Errorf("the composed form of an old account's address: %v, want ErrExists", err)
@@ -94,6 +96,58 @@ func TestOldEmailKeysMoved(t *testing.T) {
 				if got, err := s.AccountByEmail(ctx, email); err != nil || got.ID != want {
 					t.Errorf("AccountByEmail(%+q) = %+v, %v; want account %s", email, got, err, want)
 				}
+			}
+		})
+	}
+}
+
+// Accounts keyed as version 2 left them (in NFKC, then lower-cased) are
+// moved by migration 3 to keys in NFKC again after lower-casing, so that
+// J and a combining caron and ǰ are one address. One whose new key
+// another account holds keeps its key, and its own spelling still finds
+// it, also where that spelling was not in NFKC (a full-width letter).
+func TestEmailKeysMovedAgain(t *testing.T) {
+	ctx := context.Background()
+	for _, kind := range []sqldb.Kind{sqldb.SQLite, sqldb.Postgres} {
+		t.Run(string(kind), func(t *testing.T) {
+			d := open(t, kind)
+			s := sqlstore.New(d)
+			// made as they were under version 2
+			made := func(email string) *credentials.Account {
+				a := credentialstest.NewAccount(email)
+				if err := s.CreateAccount(ctx, a); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := d.Exec(ctx, `UPDATE users SET email_key = ? WHERE id = ?`, strings.ToLower(norm.NFKC.String(email)), a.ID); err != nil {
+					t.Fatal(err)
+				}
+				return a
+			}
+			joe := made("J\u030coe@example.com")
+			jimD := made("J\u030cim@example.com")
+			jimC := made("\u01f0im@example.com") // the same address, composed: a second account then
+			jaxW := made("\uff2a\u030cax@example.com")
+			jaxC := made("\u01f0ax@example.com")
+			if _, err := d.Exec(ctx, `DELETE FROM specguard_credentials_version WHERE version_id = 3`); err != nil {
+				t.Fatal(err)
+			}
+			if from, to, err := d.Migrate(ctx, sqlstore.Migrations, nil); err != nil || from != 2 || to != 3 {
+				t.Fatalf("Migrate = %d, %d, %v; want 2 to 3", from, to, err)
+			}
+			if err := s.CreateAccount(ctx, credentialstest.NewAccount("\u01f0oe@example.com")); !errors.Is(err, credentials.ErrExists) {
+				t.Errorf("the composed form of a moved account's address: %v, want ErrExists", err)
+			}
+			for email, want := range map[string]string{
+				"J\u030coe@example.com": joe.ID, "\u01f0oe@example.com": joe.ID,
+				"J\u030cim@example.com": jimD.ID, "\u01f0im@example.com": jimC.ID,
+				"\uff2a\u030cax@example.com": jaxW.ID, "\u01f0ax@example.com": jaxC.ID,
+			} {
+				if got, err := s.AccountByEmail(ctx, email); err != nil || got.ID != want {
+					t.Errorf("AccountByEmail(%+q) = %+v, %v; want account %s", email, got, err, want)
+				}
+			}
+			if _, err := s.AccountByEmail(ctx, "ann\x00@example.com"); !errors.Is(err, security.ErrNotFound) {
+				t.Errorf("AccountByEmail with a NUL = %v, want ErrNotFound", err)
 			}
 		})
 	}
