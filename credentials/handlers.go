@@ -640,6 +640,12 @@ func (s *Service) createKey(w http.ResponseWriter, r *http.Request) {
 		s.badRequest(w, "name and scopes are required")
 		return
 	}
+	if strings.ContainsFunc(in.Name, unicode.IsControl) {
+		// A NUL would reach PostgreSQL, which cannot hold it; a line
+		// break would forge lines where the name is shown.
+		s.badRequest(w, "name must hold no control characters")
+		return
+	}
 	p := caller(r)
 	for _, sc := range in.Scopes {
 		if !s.scopeDeclared(sc) {

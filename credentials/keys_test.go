@@ -237,3 +237,27 @@ func TestAdminCannotLockItselfOut(t *testing.T) {
 		t.Errorf("another admin demoting it: %d %s, want 200", r.code, r.raw)
 	}
 }
+
+// A NUL is no value PostgreSQL text can hold: a login naming an address
+// with one is a wrong address (401), not an unavailable store (503), and
+// a key's name holding a control character is refused (400), on every
+// backend alike.
+func TestControlCharactersAreRefusedNotOutages(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			e := onBackend(t, b)
+			if err := e.svc.Seed(ctx, []credentials.SeedAccount{{Email: "root@example.com", Password: "root-password-1", Role: "admin"}}, nil); err != nil {
+				t.Fatal(err)
+			}
+			if r := e.json("POST", "/auth/login", `{"email":"root\u0000@example.com","password":"root-password-1"}`); r.code != 401 {
+				t.Errorf("login with a NUL in the address: %d %s, want 401", r.code, r.raw)
+			}
+			access, _ := e.login("root@example.com", "root-password-1")
+			for _, name := range []string{`ci\u0000`, `ci\nforged line`} {
+				if r := e.json("POST", "/api-keys", `{"name":"`+name+`","scopes":["users:read"]}`, bearer(access)...); r.code != 400 {
+					t.Errorf("a key named %s: %d %s, want 400", name, r.code, r.raw)
+				}
+			}
+		})
+	}
+}

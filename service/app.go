@@ -85,7 +85,7 @@ const realm = "specguard"
 // wrapping security.ErrUnavailable (a database or store that did not
 // answer) a 503 that may be retried, sqldb.ErrExists (a unique key taken)
 // a 409, a *sqldb.ConstraintError a 409 (a foreign key) or a 422 (a check,
-// a NOT NULL), any other a 500; each through the App's problem writer,
+// a NOT NULL, a value the database cannot hold), any other a 500; each through the App's problem writer,
 // logged.
 type HandlerErrors struct {
 	Request  func(w http.ResponseWriter, r *http.Request, err error)

@@ -96,6 +96,8 @@ DROP TABLE things;
 				{"an id taken", `{"id":"t1","owner":"` + account.ID + `"}`, 409, "The record exists already."},
 				{"an account that does not exist", `{"id":"t2","owner":"nobody"}`, 409, "names a record that does not exist"},
 				{"a value a check refuses", `{"id":"x","owner":"` + account.ID + `"}`, 422, "a value the records cannot take"},
+				// PostgreSQL's text cannot hold a NUL, SQLite's can.
+				{"a value the database cannot hold", `{"id":"tt\u00003","owner":"` + account.ID + `"}`, map[string]int{"sqlite": 204, "postgres": 422}[db], map[string]string{"postgres": "a value the records cannot take"}[db]},
 			} {
 				resp, err := http.Post(ts.URL+"/things", "application/json", strings.NewReader(c.body))
 				if err != nil {

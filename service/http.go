@@ -131,7 +131,7 @@ func respondError(p problem.Writer, log *slog.Logger, w http.ResponseWriter, r *
 		// record it names is gone, or records still name it (409), or a
 		// value the records cannot take (422).
 		status, title := http.StatusConflict, "Conflict"
-		if ce.Kind == "check" || ce.Kind == "not null" {
+		if ce.Kind == "check" || ce.Kind == "not null" || ce.Kind == "value" {
 			status, title = http.StatusUnprocessableEntity, "Unprocessable content"
 		}
 		log.Info("a write broke a constraint", "operation", opID(r), "status", status, "err", err)
@@ -147,7 +147,7 @@ func constraintDetail(ce *sqldb.ConstraintError) string {
 	switch ce.Kind {
 	case "foreign key":
 		return "The request names a record that does not exist, or one that other records still name."
-	case "check", "not null":
+	case "check", "not null", "value":
 		return "The request holds a value the records cannot take."
 	}
 	return "The request contradicts the records."

@@ -47,16 +47,21 @@ var (
 
 // ConstraintError is a write the database refused because it breaks a
 // constraint other than uniqueness (ErrExists): a foreign key (a record it
-// names does not exist, or records still name it), a check or a NOT NULL.
+// names does not exist, or records still name it), a check or a NOT NULL;
+// or a value the database cannot hold at all (PostgreSQL's data
+// exceptions: a NUL character in text, a number out of its column's range).
 // It says nothing about the database's health: answer 409 or 422, never 503.
 type ConstraintError struct {
-	Kind string // "foreign key", "check" or "not null"
+	Kind string // "foreign key", "check", "not null" or "value"
 	// Name is the constraint's name when the database says it
 	// (PostgreSQL does; SQLite does not).
 	Name string
 }
 
 func (e *ConstraintError) Error() string {
+	if e.Kind == "value" {
+		return "database: refused a value it cannot hold"
+	}
 	if e.Name != "" {
 		return fmt.Sprintf("database: %s constraint %s refused the write", e.Kind, e.Name)
 	}
@@ -552,6 +557,11 @@ func constraint(err error) *ConstraintError {
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
 		kind := map[string]string{"23505": "unique", "23503": "foreign key", "23514": "check", "23502": "not null"}[pg.Code]
+		if strings.HasPrefix(pg.Code, "22") {
+			// Class 22, data exception: the request's value, not the
+			// database, is at fault; sending it again fails again.
+			kind = "value"
+		}
 		if kind == "" {
 			return nil
 		}
