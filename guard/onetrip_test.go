@@ -2,6 +2,7 @@ package guard
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/go-chi/chi/v5"
@@ -95,5 +96,62 @@ func TestOneTripIsResolved(t *testing.T) {
 				t.Errorf("%d authenticators have a private form, want %d (a kind's onetrip.RegisterDeferrer and deferFunc differ?)", len(g.deferFns), len(auths))
 			}
 		})
+	}
+}
+
+// With only the rate-limit store down, a signed-in caller whose token the
+// credential store (here in memory) held is decided by the tier's
+// on-store-error, as an anonymous caller is: allow lets both in. It was
+// answered 503, as though its credential could not be checked.
+func TestLimitStoreDownLeavesACheckedCallerToTheTier(t *testing.T) {
+	table, err := policy.Compile("t.yaml", []byte(`
+openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /things:
+    get:
+      operationId: listThings
+      security: [{bearer: []}, {}]
+      x-rate-limit:
+        - {name: per-ip, limit: 10, window: 1m, key: ip, on-store-error: allow}
+      responses: {'200': {description: ok}}
+components:
+  securitySchemes:
+    bearer: {type: http, scheme: bearer}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	r.Get("/things", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) })
+	key, err := tokens.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := tokens.New("iss", "aud", key, security.NewMemoryStore(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
+	t.Cleanup(func() { dead.Close() })
+	g, err := New(table, r, WithAuthenticator(policy.SchemeBearer, tokens.Bearer{Tokens: ts}),
+		WithLimiter(limits.New(redislimit.New(dead, "rl:"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := ts.Login(t.Context(), "alice", "user", nil, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, auth := range map[string]string{"anonymous": "", "signed in": "Bearer " + pair.Access} {
+		req := httptest.NewRequest("GET", "/things", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, req)
+		if w.Code != 200 {
+			t.Errorf("%s: %d %s, want 200 (on-store-error: allow)", name, w.Code, w.Body)
+		}
 	}
 }

@@ -325,6 +325,7 @@ func (l *Limiter) decide(r *http.Request, op *policy.Operation, c Caller, pre on
 
 	var allowed bool
 	var err error
+	checked := false // pre was decided, and held, before err
 	switch {
 	case prechecked:
 		// The fallback: the tiers that count the request as anonymous.
@@ -366,6 +367,7 @@ func (l *Limiter) decide(r *http.Request, op *policy.Operation, c Caller, pre on
 		if preErr = pre.Check(ctx, at); preErr != nil {
 			return v, preErr, false
 		}
+		checked = true
 		fallthrough
 	default:
 		start := l.clock()
@@ -379,9 +381,13 @@ func (l *Limiter) decide(r *http.Request, op *policy.Operation, c Caller, pre on
 		l.observed(start, err)
 	}
 	if err != nil {
+		var h *onetrip.HeldError
+		if errors.As(err, &h) {
+			checked, err = true, h.Err
+		}
 		l.countStoreError(op, err)
 		v.StoreErr = err
-		if pre != nil {
+		if pre != nil && !checked {
 			// The credential could not be checked either: the security
 			// rule (fail closed) decides, not on-store-error.
 			return v, errors.Join(onetrip.ErrUndecided, err), false

@@ -313,3 +313,41 @@ func TestNoTierOfTheCallerNeedsNoLimitStore(t *testing.T) {
 		t.Fatalf("%+v, %v, anon %v, %d checks, %d store errors; want admitted on the check alone", v, err, anon, pre.checks, l.StoreErrors())
 	}
 }
+
+// A credential whose check was decided, and held, in a call of its own (in
+// process, or alongside the tiers: another Redis, a Cluster) is good: when
+// only the rate-limit store then fails, the tiers' on-store-error decides,
+// as for an anonymous caller, and the request is not refused as undecided
+// (503). allow lets it through; deny refuses it (a verdict not allowed,
+// with the store's error).
+func TestHeldCheckLeavesStoreErrorsToTheTiers(t *testing.T) {
+	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
+	t.Cleanup(func() { dead.Close() })
+	live := redistest.Start(t)
+	elsewhere := &flag{rdb: live.Client(t), key: live.Prefix + "flag"}
+	elsewhere.up(t)
+	alice := limits.Caller{Authenticated: true, Subject: "alice"}
+	for _, allow := range []bool{true, false} {
+		for name, pre := range map[string]interface {
+			onetrip.Precheck
+			count() int
+		}{"in process": &inProcess{}, "alongside": elsewhere} {
+			t.Run(fmt.Sprintf("%s,allow=%v", name, allow), func(t *testing.T) {
+				l := limits.New(redislimit.New(dead, "rl:"), limits.WithTimeout(time.Second))
+				o := op(policy.Tier{Name: "user", Limit: 5, Window: time.Hour, Key: policy.KeyPrincipal, Who: policy.WhoAuthenticated, AllowOnStoreError: allow},
+					policy.Tier{Name: "ip", Limit: 5, Window: time.Hour, Key: policy.KeyIP, AllowOnStoreError: allow})
+				before := pre.count()
+				v, err := limits.DecidePrechecked(l, httptest.NewRequest("GET", "/x", nil), o, alice, pre)
+				if pre.count() != before+1 {
+					t.Fatalf("the check ran %d times, want once", pre.count()-before)
+				}
+				if err != nil || v.StoreErr == nil || v.Allowed != allow {
+					t.Errorf("verdict %+v, error %v; want allowed %v by on-store-error, the store's error in the verdict, no error", v, err, allow)
+				}
+			})
+		}
+	}
+}
+
+func (p *inProcess) count() int { return p.checks }
+func (f *flag) count() int      { return f.checks }

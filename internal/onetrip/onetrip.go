@@ -50,6 +50,15 @@ type Mode struct {
 // the request is refused, whatever the tiers' on-store-error says.
 var ErrUndecided = errors.New("precheck could not be decided")
 
+// HeldError is a rate-limit store's error for the tiers of a request
+// whose precheck was decided, and held, in a call of its own (in process,
+// or alongside the tiers): the credential is good, so the tiers'
+// on-store-error decides, as for any caller, not ErrUndecided.
+type HeldError struct{ Err error }
+
+func (e *HeldError) Error() string { return e.Err.Error() }
+func (e *HeldError) Unwrap() error { return e.Err }
+
 // ErrRecheck: a deferred check found the account in another state, or an
 // API key without a mark. Nothing was decided: authenticate again without
 // deferring, which reads the account and the key's record anew.

@@ -150,7 +150,7 @@ func (s *Store) allowPrechecked(ctx context.Context, pre onetrip.Precheck, reqs 
 			return len(reqs) == 0, false, preErr, nil
 		}
 		allowed, err := s.Allow(ctx, reqs, results)
-		return allowed, false, nil, err
+		return allowed, false, nil, held(err)
 	}
 	if s.cluster || client != any(s.rdb) {
 		allowed, preErr, err = s.allowAlongside(ctx, pre, reqs, results)
@@ -228,7 +228,16 @@ func (s *Store) allowAlongside(ctx context.Context, pre onetrip.Precheck, reqs [
 		}
 		return false, preErr, nil
 	}
-	return allowed, nil, err
+	return allowed, nil, held(err)
+}
+
+// held marks err, the tiers' store error, as coming after a precheck that
+// held: the tiers' on-store-error decides.
+func held(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &onetrip.HeldError{Err: err}
 }
 
 // refund gives back the charges of a request whose precheck failed: every
