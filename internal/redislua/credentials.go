@@ -166,13 +166,15 @@ redis.call('HSET', KEYS[1], 'x', 1, 'e', exp)
 redis.call('PEXPIREAT', KEYS[1], math.ceil(exp / 1000))
 ` + indexed("ARGV[1]") + `return 1`)
 
-// Delete removes one record and its index entry; 1 when it existed.
-var Delete = redis.NewScript(Now + `
+// Delete removes one record and its index entry; 1 when it was live (not
+// expired, nor, for a session, unused past its idle bound).
+var Delete = redis.NewScript(Now + idleFunc + `
 local e = redis.call('HGET', KEYS[1], 'e')
 redis.call('ZREM', KEYS[2], ARGV[1])
 if not e then return 0 end
+local gone = tonumber(e) <= now or idle(KEYS[1], now)
 redis.call('DEL', KEYS[1])
-if tonumber(e) <= now then return 0 end
+if gone then return 0 end
 return 1`)
 
 // idleFunc reports whether a record (a session) with an idle bound

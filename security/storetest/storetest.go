@@ -379,6 +379,10 @@ func testSessionIdle(t *testing.T, s security.Store) {
 	if err := check("plain"); err != nil {
 		t.Errorf("the session without a bound: %v", err)
 	}
+	// Ending it finds nothing to end, as for one that expired.
+	if err := s.DeleteSession(ctx, "alice", "idle"); !errors.Is(err, security.ErrNotFound) {
+		t.Errorf("after going unused past the idle bound: DeleteSession = %v, want ErrNotFound", err)
+	}
 	// Nor does it hold a place under the cap: beside "plain", a cap of two
 	// has room for one more.
 	if err := s.CreateSession(ctx, &security.Session{ID: "next", Subject: "alice", SecretHash: []byte("h"), Expires: exp}, 2); err != nil {
