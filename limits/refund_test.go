@@ -2,9 +2,12 @@ package limits_test
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/limits"
@@ -115,5 +118,32 @@ func TestStoreCallBounds(t *testing.T) {
 	}
 	if _, ok := call(0, context.Background()).Deadline(); ok {
 		t.Error("no timeout, no deadline: the store's call has one")
+	}
+}
+
+// A Ring of Redis shards routes each key on its own, as a Cluster does:
+// its tiers are decided one call each, so a global bucket is counted on one
+// shard, not on whichever shard another tier's key picked.
+func TestRingCountsABucketOnce(t *testing.T) {
+	a, b := redistest.Start(t), redistest.Start(t)
+	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": a.Addr, "b": b.Addr}})
+	t.Cleanup(func() { ring.Close() })
+	l := limits.New(redislimit.New(ring, a.Prefix+"rl:"), limits.WithTimeout(time.Second))
+	o := op(policy.Tier{Name: "per-ip", Limit: 100, Window: time.Hour, Key: policy.KeyIP},
+		policy.Tier{Name: "all", Limit: 2, Window: time.Hour, Key: policy.KeyGlobal})
+	admitted := 0
+	for i := range 40 {
+		r := httptest.NewRequest("GET", "/x", nil)
+		r.RemoteAddr = fmt.Sprintf("198.51.100.%d:1234", i+1)
+		v := l.Decide(r, o, limits.Caller{})
+		if v.StoreErr != nil {
+			t.Fatal(v.StoreErr)
+		}
+		if v.Allowed {
+			admitted++
+		}
+	}
+	if admitted != 2 {
+		t.Errorf("a global tier of 2 admitted %d requests on a Ring of two shards", admitted)
 	}
 }

@@ -18,9 +18,9 @@ const Now = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 `
 
-// Load loads scripts into Redis (into every master of a Cluster, which runs
-// a script on whichever node holds its keys), so that the first calls after
-// a start do not each pay a round trip to load them.
+// Load loads scripts into Redis (into every master of a Cluster, or shard
+// of a Ring, which runs a script on whichever node holds its keys), so that
+// the first calls after a start do not each pay a round trip to load them.
 func Load(ctx context.Context, rdb redis.UniversalClient, scripts ...*redis.Script) error {
 	load := func(ctx context.Context, c redis.Scripter) error {
 		for _, sc := range scripts {
@@ -30,8 +30,11 @@ func Load(ctx context.Context, rdb redis.UniversalClient, scripts ...*redis.Scri
 		}
 		return nil
 	}
-	if c, ok := rdb.(*redis.ClusterClient); ok {
+	switch c := rdb.(type) {
+	case *redis.ClusterClient:
 		return c.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error { return load(ctx, node) })
+	case *redis.Ring:
+		return c.ForEachShard(ctx, func(ctx context.Context, shard *redis.Client) error { return load(ctx, shard) })
 	}
 	return load(ctx, rdb)
 }

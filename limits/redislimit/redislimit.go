@@ -19,13 +19,13 @@ import (
 
 // Store keeps buckets in Redis, shared by every instance: one script call
 // decides every tier of a request. Keys carry a {hash tag} per
-// bucket; on a Redis Cluster, tiers whose keys live in different slots are
-// decided by one call each, in one pipeline, and when one refuses, what
+// bucket; on a Redis Cluster (or a Ring: on any client but one Redis's),
+// tiers are decided by one call each, in one pipeline, and when one refuses, what
 // the others charged is refunded: all or nothing once the refund lands.
 type Store struct {
 	rdb     redis.UniversalClient
 	prefix  string
-	cluster bool
+	cluster bool     // keys are routed one by one: a Cluster, a Ring
 	batch   *batcher // nil on a Cluster
 	argv    argCache
 }
@@ -46,13 +46,18 @@ func init() {
 // New returns a store on rdb; keys start with prefix ("sg:rl:" when empty).
 // Give it the client of the credential store (security/redisstore) too:
 // a guarded request's credential check then rides in this store's script,
-// one round trip for both. With another client, or on a Cluster, the check
-// is sent alongside the script, at the same time, and is a call of its own.
+// one round trip for both. With another client, or on a Cluster (a Ring:
+// any client but a *redis.Client), the check is sent alongside the script,
+// at the same time, and is a call of its own.
 func New(rdb redis.UniversalClient, prefix string) *Store {
 	if prefix == "" {
 		prefix = "sg:rl:"
 	}
-	_, cluster := rdb.(*redis.ClusterClient)
+	// Any client but one Redis (a Cluster, a Ring of shards) routes each
+	// key on its own: a script of several keys would count a bucket on
+	// whichever node its first key picked.
+	_, one := rdb.(*redis.Client)
+	cluster := !one
 	s := &Store{rdb: rdb, prefix: prefix, cluster: cluster}
 	if !cluster {
 		s.batch = &batcher{rdb: rdb, max: 4, limit: 64, timeout: time.Second}
