@@ -72,9 +72,18 @@ func (s *Service) republish(id string, version int64) {
 // sessions and API keys are deleted, which only tidies what is already
 // dead.
 func (s *Service) endAll(ctx context.Context, subject string, change func(*Account)) (*Account, error) {
-	a, err := s.update(ctx, subject, func(a *Account) {
-		change(a)
+	return s.endAllIf(ctx, subject, func(a *Account) error { change(a); return nil })
+}
+
+// endAllIf is endAll with a change that may refuse (an error aborts it,
+// ending nothing, and is returned).
+func (s *Service) endAllIf(ctx context.Context, subject string, change func(*Account) error) (*Account, error) {
+	a, err := s.updateIf(ctx, subject, func(a *Account) error {
+		if err := change(a); err != nil {
+			return err
+		}
 		a.NotBefore = a.Version + 1 // the version this update commits
+		return nil
 	})
 	if err != nil {
 		return nil, err

@@ -26,6 +26,54 @@ func (f *failingPublish) PutAccount(ctx context.Context, subject string, a secur
 	return f.MemoryStore.PutAccount(ctx, subject, a)
 }
 
+// afterLookup runs hook once, after the next account found by address:
+// another instance acting between Retire's read and its change.
+type afterLookup struct {
+	*credentials.MemoryAccounts
+	hook func(a *credentials.Account)
+}
+
+func (w *afterLookup) AccountByEmail(ctx context.Context, email string) (*credentials.Account, error) {
+	a, err := w.MemoryAccounts.AccountByEmail(ctx, email)
+	if err == nil && w.hook != nil {
+		h := w.hook
+		w.hook = nil
+		h(a)
+	}
+	return a, err
+}
+
+// A demo account whose owner changes its password while Retire checks it
+// (another instance serving meanwhile) is a real account: Retire leaves
+// it, and the owner's acknowledged password, alone, whether it would have
+// disabled it or given it the users file's password.
+func TestRetireLeavesAConcurrentPasswordChange(t *testing.T) {
+	demo := []credentials.SeedAccount{{Email: "user@example.com", Password: "user-password", Role: "user"}}
+	for name, keep := range map[string][]credentials.SeedAccount{
+		"disable": nil,
+		"keep":    {{Email: "user@example.com", Password: "users-file-password", Role: "user"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			accts := &afterLookup{MemoryAccounts: credentials.NewMemoryAccounts(nil)}
+			e := newEnv(t, nil, accts, security.NewMemoryKeyRecords(nil), security.NewMemoryStore(nil), limits.NewMemoryStore(nil))
+			if err := e.svc.Seed(ctx, demo, nil); err != nil {
+				t.Fatal(err)
+			}
+			accts.hook = func(a *credentials.Account) {
+				if err := e.svc.ChangePassword(ctx, a.ID, "owners-own-password"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := e.svc.Retire(ctx, demo, keep, nil); err != nil {
+				t.Fatal(err)
+			}
+			if r := e.json("POST", "/auth/login", `{"email":"user@example.com","password":"owners-own-password"}`); r.code != 200 {
+				t.Errorf("the owner's new password after Retire: %d %s, want 200", r.code, r.raw)
+			}
+		})
+	}
+}
+
 // A demo account that a users file names gets the file's password and
 // loses every credential opened with the published one in one change. When
 // that change fails, the account keeps its published password, and the

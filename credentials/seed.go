@@ -192,12 +192,25 @@ func (s *Service) Retire(ctx context.Context, published, keep []SeedAccount, log
 		} else if !ok {
 			continue
 		}
+		// The change holds only while the password is the published one:
+		// one changed since it was checked (its owner's, on another
+		// instance) makes a real account, left alone.
+		checked := a.PasswordHash
+		unchanged := func(cur *Account) error {
+			if cur.PasswordHash != checked {
+				return errPasswordChanged
+			}
+			return nil
+		}
 		i := slices.IndexFunc(keep, func(su SeedAccount) bool { return EmailKey(su.Email) == EmailKey(demo.Email) })
 		if i < 0 {
 			if a.Disabled {
 				continue
 			}
-			if _, err := s.endAll(ctx, a.ID, func(a *Account) { a.Disabled = true }); err != nil {
+			_, err := s.endAllIf(ctx, a.ID, func(a *Account) error { a.Disabled = true; return unchanged(a) })
+			if errors.Is(err, errPasswordChanged) {
+				continue
+			} else if err != nil {
 				return fmt.Errorf("disabling the demo account %s: %v", demo.Email, err)
 			}
 			log.Warn("disabled a demo account that still had its published password", "email", demo.Email)
@@ -215,7 +228,16 @@ func (s *Service) Retire(ctx context.Context, published, keep []SeedAccount, log
 		// with the published one. Committed apart, a failure between them
 		// left the account with a password of its own, so never retired
 		// again, and its demo sessions alive.
-		if _, err := s.endAll(ctx, a.ID, func(a *Account) { a.PasswordHash, a.Role, a.Disabled = hash, su.Role, false }); err != nil {
+		_, err = s.endAllIf(ctx, a.ID, func(a *Account) error {
+			if err := unchanged(a); err != nil {
+				return err
+			}
+			a.PasswordHash, a.Role, a.Disabled = hash, su.Role, false
+			return nil
+		})
+		if errors.Is(err, errPasswordChanged) {
+			continue
+		} else if err != nil {
 			return fmt.Errorf("giving %s the users file's password and ending its credentials: %v", su.Email, err)
 		}
 		log.Warn("a demo account still had its published password: it has the users file's password and role now, and its credentials are ended", "email", su.Email, "role", su.Role)
