@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,8 +18,16 @@ import (
 // ErrInUse: another process holds the database's instance lock.
 var ErrInUse = errors.New("another instance serves this database")
 
-// instanceLockID is the PostgreSQL advisory lock of LockInstance.
+// instanceLockID is the PostgreSQL advisory lock of LockInstance: the key
+// itself in the default schema (public), as every version took it; in
+// another schema (search_path), the pair of it and the schema's hash, so
+// that services in different schemas of one database do not lock each
+// other out.
 const instanceLockID = 0x73706567 // "speg"
+
+// defaultSchema is true in SQL when the connection's tables are in the
+// default schema.
+const defaultSchema = `coalesce(current_schema(), 'public') = 'public'`
 
 // InstanceLock is a lock only one process may hold on a database at a
 // time (see LockInstance), or any number of processes together, none of
@@ -79,7 +89,7 @@ func (d *DB) ShareInstance(ctx context.Context, keepalive time.Duration, report 
 func (d *DB) lockInstance(ctx context.Context, keepalive time.Duration, report func(error), shared bool) (*InstanceLock, error) {
 	l := &InstanceLock{}
 	if d.src.Kind == SQLite {
-		unlock, err := tryLockFile(d.src.DSN+".instance-lock", shared)
+		unlock, err := tryLockFile(d.lockPath(".instance-lock"), shared)
 		if errors.Is(err, errLocked) {
 			return nil, ErrInUse
 		} else if err != nil {
@@ -143,6 +153,16 @@ func (d *DB) lockInstance(ctx context.Context, keepalive time.Duration, report f
 	return l, nil
 }
 
+// lockPath is the lock file beside the SQLite file, named by suffix: beside
+// the file itself, where symbolic links lead, so that every path to one
+// database finds one lock.
+func (d *DB) lockPath(suffix string) string {
+	if p, err := filepath.EvalSymlinks(d.src.DSN); err == nil {
+		return p + suffix
+	}
+	return d.src.DSN + suffix
+}
+
 // sharedGrace is how many checks in a row a shared lock's lost
 // connection may fail to come back before it no longer counts as held.
 const sharedGrace = 3
@@ -157,11 +177,12 @@ func (d *DB) lockConn(ctx context.Context, shared bool) (*pgx.Conn, error) {
 		return nil, fmt.Errorf("%w: locking %s: %s", ErrUnavailable, d.src, text.OneLine(err.Error()))
 	}
 	var got bool
-	try := `SELECT pg_try_advisory_lock($1)`
+	try := `SELECT CASE WHEN ` + defaultSchema + ` THEN pg_try_advisory_lock($1::bigint)
+		ELSE pg_try_advisory_lock($2::int4, hashtext(current_schema())) END`
 	if shared {
-		try = `SELECT pg_try_advisory_lock_shared($1)`
+		try = strings.ReplaceAll(try, "_lock(", "_lock_shared(")
 	}
-	if err := conn.QueryRow(ctx, try, instanceLockID).Scan(&got); err != nil {
+	if err := conn.QueryRow(ctx, try, instanceLockID, instanceLockID).Scan(&got); err != nil {
 		conn.Close(ctx)
 		return nil, fmt.Errorf("%w: locking %s: %s", ErrUnavailable, d.src, text.OneLine(err.Error()))
 	}
@@ -179,8 +200,10 @@ func (d *DB) keepLock(conn **pgx.Conn, timeout time.Duration, shared bool) error
 	defer cancel()
 	if *conn != nil {
 		var held bool
-		err := (*conn).QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()
-			AND classid = 0 AND objid = $1 AND objsubid = 1 AND granted)`, instanceLockID).Scan(&held)
+		err := (*conn).QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
+			AND CASE WHEN `+defaultSchema+` THEN classid = 0 AND objid = $1::bigint::oid AND objsubid = 1
+			ELSE classid = $2::int4::oid AND objid = hashtext(current_schema())::oid AND objsubid = 2 END)`,
+			instanceLockID, instanceLockID).Scan(&held)
 		if err == nil && held {
 			return nil
 		}

@@ -182,7 +182,7 @@ func (d *DB) lockMigrations(parent context.Context) (db *sql.DB, unlock func(), 
 	}
 	switch d.src.Kind {
 	case SQLite:
-		path := d.src.DSN + ".migrate-lock"
+		path := d.lockPath(".migrate-lock")
 		release, err := lockFile(wait, path)
 		if err != nil {
 			if ended := waitEnded(); ended != nil {

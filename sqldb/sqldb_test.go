@@ -660,3 +660,79 @@ func TestGoMigration(t *testing.T) {
 		}
 	})
 }
+
+// One SQLite database reached through a symbolic link has one instance
+// lock and one migration lock: a second instance on the link is refused
+// beside one on the file itself.
+func TestInstanceLockThroughASymlink(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "specguard.db")
+	link := filepath.Join(t.TempDir(), "app.db")
+	direct := open0(t, sqldb.Source{Kind: sqldb.SQLite, DSN: file})
+	if err := os.Symlink(file, link); err != nil {
+		t.Fatal(err)
+	}
+	linked := open0(t, sqldb.Source{Kind: sqldb.SQLite, DSN: link})
+	l, err := direct.LockInstance(ctx, time.Second, func(error) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	if _, err := linked.LockInstance(ctx, time.Second, func(error) {}); !errors.Is(err, sqldb.ErrInUse) {
+		t.Errorf("the instance lock through a link to a locked file: %v, want ErrInUse", err)
+	}
+}
+
+// On PostgreSQL the instance lock is the schema's (search_path): services
+// in two schemas of one database do not lock each other out, while two in
+// one schema, the default one or another, still do, past keepalives.
+func TestInstanceLockPerSchema(t *testing.T) {
+	url := pgtest.New(t)
+	admin := open0(t, sqldb.Source{Kind: sqldb.Postgres, DSN: url})
+	for _, s := range []string{"tenant_a", "tenant_b"} {
+		if _, err := admin.Exec(ctx, "CREATE SCHEMA "+s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in := func(schema string) *sqldb.DB {
+		if schema == "" {
+			return open0(t, sqldb.Source{Kind: sqldb.Postgres, DSN: url})
+		}
+		return open0(t, sqldb.Source{Kind: sqldb.Postgres, DSN: url + "&search_path=" + schema})
+	}
+	var held []*sqldb.InstanceLock
+	for _, schema := range []string{"", "tenant_a", "tenant_b"} {
+		l, err := in(schema).LockInstance(ctx, 50*time.Millisecond, func(error) {})
+		if err != nil {
+			t.Fatalf("the instance lock of schema %q beside the others': %v", schema, err)
+		}
+		held = append(held, l)
+		defer l.Release()
+	}
+	// Keepalives find each lock still theirs: the sessions holding them
+	// stay (one that did not find it would take it again on another).
+	holders := func() string {
+		t.Helper()
+		h, err := sqldb.Get(ctx, admin, func(r sqldb.Scanner) (*string, error) {
+			var s string
+			return &s, r.Scan(&s)
+		}, `SELECT coalesce(string_agg(pid::text, ',' ORDER BY pid), '') FROM pg_locks WHERE locktype = 'advisory' AND granted
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return *h
+	}
+	before := holders()
+	time.Sleep(300 * time.Millisecond)
+	if after := holders(); after != before || strings.Count(after, ",") != 2 {
+		t.Errorf("the sessions holding the locks: %s, then after keepalives %s; want the same three", before, after)
+	}
+	for i, schema := range []string{"", "tenant_a", "tenant_b"} {
+		if !held[i].Held() {
+			t.Errorf("schema %q: the lock is no longer held after keepalives", schema)
+		}
+		if _, err := in(schema).LockInstance(ctx, time.Second, func(error) {}); !errors.Is(err, sqldb.ErrInUse) {
+			t.Errorf("a second instance in schema %q: %v, want ErrInUse", schema, err)
+		}
+	}
+}
