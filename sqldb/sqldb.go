@@ -330,6 +330,18 @@ func (d *DB) ForUpdate() string {
 	return ""
 }
 
+// Bytewise is the collation of an ORDER BY term of text that orders it by
+// its bytes, as SQLite and Go's strings.Compare do: ` COLLATE "C"` on
+// PostgreSQL, whose default order follows the database's locale (é after
+// e there, after z in SQLite); nothing on SQLite. Write
+// "ORDER BY email" + d.Bytewise() so that both databases list alike.
+func (d *DB) Bytewise() string {
+	if d.src.Kind == Postgres {
+		return ` COLLATE "C"`
+	}
+	return ""
+}
+
 // Scanner is a row to scan: *sql.Row and *sql.Rows are.
 type Scanner interface{ Scan(dest ...any) error }
 

@@ -168,7 +168,7 @@ func (s *Store) AccountByEmail(ctx context.Context, email string) (*credentials.
 
 // ListAccounts implements credentials.Accounts.
 func (s *Store) ListAccounts(ctx context.Context) ([]credentials.Account, error) {
-	return sqldb.List(ctx, s.db, scanAccount, `SELECT `+accountColumns+` FROM users ORDER BY email_key`)
+	return sqldb.List(ctx, s.db, scanAccount, `SELECT `+accountColumns+` FROM users ORDER BY email_key`+s.db.Bytewise())
 }
 
 // UpdateAccount implements credentials.Accounts: the row is held (FOR
@@ -260,7 +260,7 @@ func (s *Store) APIKey(ctx context.Context, id string) (*security.APIKey, error)
 func (s *Store) APIKeys(ctx context.Context, subject string) ([]security.APIKey, error) {
 	return sqldb.List(ctx, s.db, scanKey, `SELECT `+keyColumns+` FROM api_keys
 		WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?
-		ORDER BY created_at DESC, id`, subject, sqldb.Micros(s.db.Now()))
+		ORDER BY created_at DESC, id`+s.db.Bytewise(), subject, sqldb.Micros(s.db.Now()))
 }
 
 // CountAPIKeys counts subject's live keys.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -150,5 +151,46 @@ func TestEmailKeysMovedAgain(t *testing.T) {
 				t.Errorf("AccountByEmail with a NUL = %v, want ErrNotFound", err)
 			}
 		})
+	}
+}
+
+// Accounts are listed in the order of their keys' bytes on both
+// databases, as in memory: also on a PostgreSQL database whose locale
+// orders text otherwise (é beside e, _ ignored).
+func TestListOrderIsBytewise(t *testing.T) {
+	ctx := context.Background()
+	emails := []string{"zoe@example.com", "\u00e9lise@example.com", "a1@example.com", "a_b@example.com", "B@example.com"}
+	var want []string
+	for _, e := range emails {
+		want = append(want, credentials.EmailKey(e))
+	}
+	slices.Sort(want)
+	stores := map[string]credentials.Accounts{"memory": credentials.NewMemoryAccounts(nil), "sqlite": sqlstore.New(open(t, sqldb.SQLite))}
+	icu, err := sqldb.Open(ctx, sqldb.Source{Kind: sqldb.Postgres, DSN: pgtest.NewIn(t, "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { icu.Close() })
+	if _, _, err := icu.Migrate(ctx, sqlstore.Migrations, nil); err != nil {
+		t.Fatal(err)
+	}
+	stores["postgres en-US"] = sqlstore.New(icu)
+	for name, s := range stores {
+		for _, e := range emails {
+			if err := s.CreateAccount(ctx, credentialstest.NewAccount(e)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		list, err := s.ListAccounts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, a := range list {
+			got = append(got, credentials.EmailKey(a.Email))
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: ListAccounts in the order %q, want %q", name, got, want)
+		}
 	}
 }

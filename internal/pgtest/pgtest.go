@@ -44,15 +44,23 @@ var counter atomic.Int64
 // URL. The database is dropped when the test ends.
 func New(t testing.TB) string {
 	t.Helper()
+	return NewIn(t, "")
+}
+
+// NewIn is New with options of CREATE DATABASE, such as a locale that
+// orders text otherwise than the server's default:
+// "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'".
+func NewIn(t testing.TB, options string) string {
+	t.Helper()
 	testenv.Outside(t, "PostgreSQL")
 	admin := os.Getenv("SPECGUARD_TEST_POSTGRES_URL")
 	if admin == "" {
 		admin = DefaultURL
 	}
-	return create(t, admin)
+	return create(t, admin, options)
 }
 
-func create(t testing.TB, admin string) string {
+func create(t testing.TB, admin, options string) string {
 	t.Helper()
 	db, err := sql.Open("pgx", admin)
 	if err != nil {
@@ -65,7 +73,7 @@ func create(t testing.TB, admin string) string {
 		unavailable(t, err.Error())
 	}
 	name := fmt.Sprintf("sgtest_%d_%d_%d", os.Getpid(), counter.Add(1), time.Now().UnixNano()%1e6)
-	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+name+" "+options); err != nil {
 		t.Fatalf("pgtest: CREATE DATABASE: %v", err)
 	}
 	t.Cleanup(func() {
@@ -156,7 +164,7 @@ func Start(t testing.TB) *Server {
 // New creates a database for this test on s and returns its URL.
 func (s *Server) New(t testing.TB) string {
 	t.Helper()
-	return create(t, s.URL)
+	return create(t, s.URL, "")
 }
 
 func (s *Server) chown(path string) error {
