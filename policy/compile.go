@@ -100,7 +100,7 @@ var validParamName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 // Compile loads an OpenAPI 3 document, validates it and compiles every
 // operation. source names the document in error messages (a file path, say).
 // The returned error, when not nil, is an Errors listing every problem found.
-// External $refs are not followed.
+// A $ref to another file is refused: the document must be one file.
 func Compile(source string, data []byte) (*Table, error) {
 	t, errs := compileDoc(source, data)
 	if len(errs) > 0 {

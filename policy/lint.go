@@ -23,7 +23,7 @@ const ExtLintIgnore = "x-lint-ignore"
 // Lint warning codes.
 const (
 	WarnUnlimitedWrite = "unlimited-write" // an unsafe method with x-rate-limit: false
-	WarnAuthResponses  = "auth-responses"  // a protected operation that does not declare 401/403 (400 for a bearer token)
+	WarnAuthResponses  = "auth-responses"  // a protected operation that does not declare 401/403 (or 400, where a credential can be malformed)
 	WarnLimitResponses = "limit-responses" // a limited operation that does not declare 429 and its headers
 	WarnUnusedScope    = "unused-scope"    // an oauth2 scope no operation requires, nor names in x-owner
 	WarnAnonymousWrite = "anonymous-write" // an unsafe method reachable without credentials

@@ -14,7 +14,8 @@ when no file is given, and prints every error and warning
 as one line: file:line: operation: message. Errors are what would stop
 serve; warnings are what it would serve but probably should not:
   unlimited-write   an unsafe method with x-rate-limit: false
-  auth-responses    a protected operation that does not declare 401/403
+  auth-responses    a protected operation that does not declare 401, 403
+                    or 400 where the guard can answer them
   limit-responses   a limited operation that does not declare 429 and the
                     RateLimit, RateLimit-Policy and Retry-After headers
   unused-scope      an oauth2 scope that no operation requires

@@ -4,7 +4,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -239,24 +238,3 @@ func thumbprint(k *Key) string {
 	return b64(sum[:])
 }
 
-// Derive returns a 32-byte secret for purpose label, derived from the
-// signing key's private part: instances that share a signing key share
-// every derived secret (such as the CSRF key) with no extra configuration.
-func (k *Key) Derive(label string) ([]byte, error) {
-	var material []byte
-	switch s := k.sign.(type) {
-	case nil:
-		return nil, errors.New("key has no private part")
-	case []byte:
-		material = s
-	default:
-		der, err := x509.MarshalPKCS8PrivateKey(s)
-		if err != nil {
-			return nil, err
-		}
-		material = der
-	}
-	m := hmac.New(sha256.New, material)
-	m.Write([]byte("specguard derive\x00" + label))
-	return m.Sum(nil), nil
-}

@@ -485,6 +485,11 @@ func (t *Service) parse(raw, typ string) (*Claims, error) {
 	if c.Subject == "" || c.ID == "" || c.Family == "" {
 		return nil, fmt.Errorf("%w: token lacks sub, jti or fam", security.ErrInvalid)
 	}
+	if c.IssuedAt == nil {
+		// golang-jwt's WithIssuedAt checks iat only when present: every
+		// token this service mints has one.
+		return nil, fmt.Errorf("%w: token lacks iat", security.ErrInvalid)
+	}
 	return c, nil
 }
 
