@@ -237,4 +237,3 @@ func thumbprint(k *Key) string {
 	sum := sha256.Sum256(canon)
 	return b64(sum[:])
 }
-
