@@ -222,6 +222,15 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := r.PostForm
+	for _, values := range f {
+		if len(values) > 1 {
+			// RFC 6749 section 3.2: no parameter more than once. The
+			// validator checks the first that is not empty, this handler
+			// would read the first.
+			oauthError(w, http.StatusBadRequest, "invalid_request", "a parameter is given more than once")
+			return
+		}
+	}
 	var (
 		pair *tokens.Pair
 		err  error

@@ -1,6 +1,7 @@
 package credentials
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/specguard/specguard/internal/ijson"
 	"github.com/specguard/specguard/problem"
 	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/security/tokens"
@@ -35,14 +37,21 @@ func noStore(w http.ResponseWriter) {
 }
 
 // decode reads the JSON body of r into v, refusing fields v does not have
-// (the Fragment's request schemas allow none). It writes the 400 itself
-// and reports false when the body cannot be read.
+// (the Fragment's request schemas allow none), and a body that is not one
+// I-JSON value (see internal/ijson: a name given twice would reach v as
+// neither the guard's validator nor the client's other reader saw it). It
+// writes the 400 itself and reports false when the body cannot be read.
 func (s *Service) decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		s.badRequest(w, "the body must be application/json")
 		return false
 	}
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	if err != nil || ijson.Check(body) != "" {
+		s.badRequest(w, "the body is not the JSON object this operation takes")
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		s.badRequest(w, "the body is not the JSON object this operation takes")

@@ -120,3 +120,54 @@ func TestCaseVariantKeysAreRefused(t *testing.T) {
 		t.Errorf("the good body reached the handler as %+v", got)
 	}
 }
+
+// What the validator checks is what the handler decodes: a body of an
+// operation declaring one is refused with a Content-Type that Go's mime
+// package cannot parse (the validator took it for JSON, the case-variant
+// check did not), and a JSON body that is not one I-JSON value: a name
+// repeated in an object (encoding/json merges repeated objects' members,
+// the validator keeps the last), data after the value, text that is not
+// UTF-8.
+func TestBodiesAreOneJSONValue(t *testing.T) {
+	table, err := policy.Compile("t.yaml", []byte(caseDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reached := false
+	r := chi.NewRouter()
+	r.Post("/notes", func(w http.ResponseWriter, r *http.Request) { reached = true })
+	g, err := guard.New(table, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	variant := `{"title":"ok","TITLE":"this is far longer than five"}`
+	for _, c := range []struct {
+		name, ct, body string
+		code           int
+		field          string
+	}{
+		{"a parameter without a value", "application/json; charset", variant, 400, "header.Content-Type"},
+		{"an unclosed quote", `application/json; charset="utf-8`, variant, 400, "header.Content-Type"},
+		{"a parameter without a name", "application/json; =x", variant, 400, "header.Content-Type"},
+		{"empty parameters", "application/json;;", variant, 400, "header.Content-Type"},
+		{"a repeated object", "application/json", `{"title":"ok","meta":{"lang":"xx"},"meta":{}}`, 400, "body"},
+		{"a repeated string", "application/json", `{"title":"far too long","title":"ok"}`, 400, "body"},
+		{"a name repeated escaped", "application/json", `{"title":"ok","\u0074itle":"far too long"}`, 400, "body"},
+		{"a repeated name deeper", "application/json", `{"title":"ok","node":{"name":"a","name":"b"}}`, 400, "body"},
+		{"a second value", "application/json", `{"title":"ok"}{"title":"ok"}`, 400, "body"},
+		{"data after the value", "application/json", `{"title":"ok"}]]] not json`, 400, "body"},
+		{"text that is not UTF-8", "application/json", "{\"title\":\"ok\",\"x\xff\":1,\"x\xfe\":2}", 400, "body"},
+		{"white space after the value", "application/json", "{\"title\":\"ok\"}\r\n ", 200, ""},
+		{"a charset", "application/json; charset=utf-8", `{"title":"ok","meta":{"lang":"fr"}}`, 200, ""},
+		{"a name in two objects", "application/json", `{"title":"ok","node":{"name":"a","child":{"name":"b"}}}`, 200, ""},
+	} {
+		reached = false
+		req := httptest.NewRequest(http.MethodPost, "/notes", strings.NewReader(c.body))
+		req.Header.Set("Content-Type", c.ct)
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, req)
+		if w.Code != c.code || reached != (c.code == 200) || c.field != "" && !strings.Contains(w.Body.String(), `"field":"`+c.field+`"`) {
+			t.Errorf("%s: %d %s (handler reached: %v), want %d naming %s", c.name, w.Code, w.Body, reached, c.code, c.field)
+		}
+	}
+}

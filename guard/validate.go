@@ -246,6 +246,9 @@ func urlParam(rctx *chi.Context, name string) (string, bool) {
 func (g *Guard) validateRequest(ctx context.Context, w http.ResponseWriter, r *http.Request, v *opValidation, rctx *chi.Context) bool {
 	err, done := v.validatePath(r, rctx)
 	if !done {
+		if !g.strictBody(w, r, v.route.Operation.RequestBody) {
+			return false
+		}
 		params := make(map[string]string, len(rctx.URLParams.Keys))
 		var bad openapi3.MultiError
 		for i, k := range rctx.URLParams.Keys {
