@@ -55,6 +55,7 @@ type reqTrace struct {
 	allowed bool                // the handler ran
 	panic   bool                // the handler panicked
 	open    trace.Span          // the step's span not yet ended, if one is
+	opened  uint32              // steps started: says which one open is
 }
 
 // serveTraced is ServeHTTP with a server span around it. The span records
@@ -107,10 +108,14 @@ func (t *reqTrace) stepContext(ctx context.Context, name string) (context.Contex
 		return ctx, nothing
 	}
 	ctx, span := t.tracer.Start(ctx, name)
+	t.opened++
+	n := t.opened
 	t.open = span
 	return ctx, func() {
 		span.End()
-		if t.open == span {
+		// By number: spans are not comparable (a span not recorded,
+		// as a sampler leaves most, holds a slice).
+		if t.opened == n {
 			t.open = nil
 		}
 	}

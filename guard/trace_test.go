@@ -244,3 +244,43 @@ func TestTracedStepPanic(t *testing.T) {
 		t.Errorf("the authenticate span did not end: %v", ended)
 	}
 }
+
+// A request the sampler leaves unrecorded (a caller's traceparent saying
+// not sampled, a ratio's share) is served as any other: its spans are
+// not comparable values, and comparing them panicked into a 500.
+func TestUnsampledRequestsAreServed(t *testing.T) {
+	table, err := policy.Compile("traced.yaml", []byte(tracedDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	r.Get("/notes/{id}", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) })
+	r.Post("/notes", func(http.ResponseWriter, *http.Request) {})
+	for name, sampler := range map[string]sdktrace.Sampler{
+		"parent based, parent not sampled": sdktrace.ParentBased(sdktrace.AlwaysSample()),
+		"never":                            sdktrace.NeverSample(),
+		"a ratio of none":                  sdktrace.TraceIDRatioBased(0),
+	} {
+		g, err := guard.New(table, r, guard.WithTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler))),
+			guard.WithLimiter(limits.New(limits.NewMemoryStore(nil))),
+			guard.WithAuthenticator(policy.SchemeAPIKeyHeader, keyring{"k": {Subject: "ann"}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := httptest.NewRequest("GET", "/notes/a", nil)
+		req.Header.Set("X-Key", "k")
+		req.Header.Set("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")
+		w := httptest.NewRecorder()
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					t.Errorf("%s: the guard panicked: %v", name, p)
+				}
+			}()
+			g.ServeHTTP(w, req)
+		}()
+		if w.Code != 200 {
+			t.Errorf("%s: %d %s, want 200", name, w.Code, w.Body)
+		}
+	}
+}
