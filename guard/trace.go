@@ -63,8 +63,14 @@ type reqTrace struct {
 // the route.
 func (g *Guard) serveTraced(w http.ResponseWriter, r *http.Request) {
 	ctx := traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	ctx, span := g.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(attribute.String("http.request.method", r.Method)))
+	method := r.Method
+	if !knownMethod(method) {
+		// Any token is a method to net/http: a client would name spans
+		// without end (OpenTelemetry's conventions say _OTHER).
+		method = "_OTHER"
+	}
+	ctx, span := g.tracer.Start(ctx, method, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("http.request.method", method)))
 	tr := &reqTrace{tracer: g.tracer, span: span, w: &statusWriter{ResponseWriter: w, status: http.StatusOK}, orig: w}
 	defer func() {
 		if p := recover(); p != nil {
@@ -81,6 +87,17 @@ func (g *Guard) serveTraced(w http.ResponseWriter, r *http.Request) {
 		tr.end()
 	}()
 	g.serve(tr.w, r.WithContext(ctx), tr)
+}
+
+// knownMethod reports whether m is one of HTTP's methods (RFC 9110 and
+// PATCH).
+func knownMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
 }
 
 // observed is the writer the observer is given: the one the guard was

@@ -284,3 +284,38 @@ func TestUnsampledRequestsAreServed(t *testing.T) {
 		}
 	}
 }
+
+// A method HTTP does not define names no span: any token is a method to
+// net/http, and a client would otherwise name spans without end.
+func TestUnknownMethodsNameNoSpan(t *testing.T) {
+	table, err := policy.Compile("traced.yaml", []byte(tracedDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	r.Get("/notes/{id}", func(http.ResponseWriter, *http.Request) {})
+	r.Post("/notes", func(http.ResponseWriter, *http.Request) {})
+	rec := tracetest.NewSpanRecorder()
+	g, err := guard.New(table, r, guard.WithTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))),
+		guard.WithLimiter(limits.New(limits.NewMemoryStore(nil))),
+		guard.WithAuthenticator(policy.SchemeAPIKeyHeader, keyring{"k": {Subject: "ann"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"X00000007", "BREW", "get"} {
+		g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(m, "/elsewhere", nil))
+	}
+	g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("DELETE", "/elsewhere", nil))
+	var names []string
+	for _, s := range rec.Ended() {
+		names = append(names, s.Name())
+		for _, a := range s.Attributes() {
+			if a.Key == "http.request.method" && a.Value.AsString() != s.Name() {
+				t.Errorf("span %s: http.request.method %s", s.Name(), a.Value.AsString())
+			}
+		}
+	}
+	if want := "_OTHER _OTHER _OTHER DELETE"; strings.Join(names, " ") != want {
+		t.Errorf("server spans %q, want %q", names, want)
+	}
+}
