@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"sync"
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -207,7 +209,7 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 		}
 	}
 	stores := d.Ready
-	d.Ready = func(ctx context.Context) map[string]error {
+	d.Ready = (&readiness{check: func(ctx context.Context) map[string]error {
 		checks := map[string]error{"database": d.DB.Ping(ctx)}
 		if d.lock != nil {
 			checks["instance_lock"] = nil
@@ -223,7 +225,7 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 			checks["store"] = nil
 		}
 		return checks
-	}
+	}}).ready
 	d.Metrics = NewMetrics()
 	metered := &meteredStore{next: d.Store, m: d.Metrics, store: d.storeName}
 	if d.Tracer != nil && d.storeName != "memory" {
@@ -305,3 +307,28 @@ var lockKeepalive = 2 * time.Second
 
 // errLockLost: the instance lock is not held.
 var errLockLost = errors.New("the instance lock is not held")
+
+// readiness runs checks at most once a second, and never two at once,
+// whoever asks: /readyz is open to anyone, and each check reaches the
+// database and Redis. A check runs on a context of its own (a caller that
+// goes away does not make the service unready for the next second).
+type readiness struct {
+	check func(context.Context) map[string]error
+	mu    sync.Mutex
+	at    time.Time
+	last  map[string]error
+}
+
+// readyFor is how long a check's result answers.
+const readyFor = time.Second
+
+func (c *readiness) ready(ctx context.Context) map[string]error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.last == nil || time.Since(c.at) >= readyFor {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		c.last, c.at = c.check(ctx), time.Now()
+	}
+	return maps.Clone(c.last)
+}
