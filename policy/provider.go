@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/specguard/specguard/internal/redact"
 )
 
 // ValidProviderURL reports why raw cannot name an identity provider's
@@ -17,10 +19,11 @@ import (
 // a loopback host (a provider on the same machine, in development and
 // tests). Keys fetched over plain http from elsewhere could be replaced on
 // the way, and with them every token.
+// Its message shows raw with its secrets masked (a password, ?token=).
 func ValidProviderURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" {
-		return fmt.Errorf("%q is not an absolute URL without credentials or fragment", raw)
+		return fmt.Errorf("%q is not an absolute URL without credentials or fragment", redact.URL(raw))
 	}
 	switch u.Scheme {
 	case "https":
@@ -29,9 +32,9 @@ func ValidProviderURL(raw string) error {
 		if isLoopback(u.Hostname()) {
 			return nil
 		}
-		return fmt.Errorf("%q: plain http is accepted only on a loopback host; use https", raw)
+		return fmt.Errorf("%q: plain http is accepted only on a loopback host; use https", redact.URL(raw))
 	}
-	return fmt.Errorf("%q: want an https URL", raw)
+	return fmt.Errorf("%q: want an https URL", redact.URL(raw))
 }
 
 func isLoopback(host string) bool {

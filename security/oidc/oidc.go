@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -39,6 +40,7 @@ import (
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 
+	"github.com/specguard/specguard/internal/redact"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/security/internal/cache"
@@ -514,14 +516,24 @@ func parseDiscovery(data []byte) (*discovery, error) {
 	return &d, nil
 }
 
+// masked is err with the URL a *url.Error of it quotes masked (see
+// internal/redact): a provider's URL may carry a secret in its query.
+func masked(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = redact.URL(ue.URL)
+	}
+	return err
+}
+
 func (p *oidcProvider) loadOnce(ctx context.Context) (err error) {
 	data, err := p.get(ctx, p.url)
 	if err != nil {
-		return fmt.Errorf("discovery %s: %w", p.url, err)
+		return fmt.Errorf("discovery %s: %w", redact.URL(p.url), masked(err))
 	}
 	d, err := parseDiscovery(data)
 	if err != nil {
-		return fmt.Errorf("%s: %w", p.url, err)
+		return fmt.Errorf("%s: %w", redact.URL(p.url), err)
 	}
 	issuers := p.scheme.Provider.Issuers
 	if len(issuers) == 0 {
@@ -529,7 +541,7 @@ func (p *oidcProvider) loadOnce(ctx context.Context) (err error) {
 		// URL the document was found under, so that a document cannot
 		// speak for another provider.
 		if want := strings.TrimSuffix(d.Issuer, "/") + "/.well-known/openid-configuration"; want != p.url {
-			return fmt.Errorf("%s: the discovery document names issuer %q, whose discovery URL is %s; declare x-issuers to accept it", p.url, d.Issuer, want)
+			return fmt.Errorf("%s: the discovery document names issuer %q, whose discovery URL is %s; declare x-issuers to accept it", redact.URL(p.url), d.Issuer, want)
 		}
 		issuers = []string{d.Issuer}
 	}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -143,5 +145,34 @@ func TestOIDCNeverIntrospectsAnAPIKey(t *testing.T) {
 	}
 	if len(sent) > 0 {
 		t.Errorf("sent to the provider's introspection: %q", sent)
+	}
+}
+
+// A provider's URL may carry a secret (?access_token=, a password): it is
+// masked in the errors and statuses that name the URL, which reach logs.
+func TestOIDCErrorsMaskTheURLsSecrets(t *testing.T) {
+	table, err := policy.Compile("spec.yaml", []byte(oidcSpec("https://id.example.com", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = oidc.New(context.Background(), table, oidc.WithSettings("partner", oidc.Settings{URL: "https://svc:SECRET1@id.example.com/.well-known/openid-configuration"}))
+	if err == nil || strings.Contains(err.Error(), "SECRET1") {
+		t.Errorf("a URL with a password: %v, want refused without the password", err)
+	}
+	status := make(chan oidc.Status, 100)
+	a, err := oidc.New(context.Background(), table,
+		oidc.WithSettings("partner", oidc.Settings{URL: "http://127.0.0.1:1/.well-known/openid-configuration?access_token=SECRET2"}),
+		oidc.WithStatus(func(s oidc.Status) { status <- s }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	select {
+	case s := <-status:
+		if s.Err == nil || strings.Contains(s.Err.Error(), "SECRET2") || !strings.Contains(s.Err.Error(), "access_token=xxxxx") {
+			t.Errorf("the unreachable provider's status: %v, want its URL with the token masked", s.Err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no status for an unreachable provider")
 	}
 }
