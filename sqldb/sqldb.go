@@ -374,6 +374,9 @@ func Get[T any](ctx context.Context, d *DB, scan func(Scanner) (*T, error), quer
 	ctx, cancel := d.ctx(ctx)
 	defer cancel()
 	v, err := scan(d.queryRow(ctx, query, args...))
+	if ended(err) {
+		v, err = scan(d.queryRow(ctx, query, args...))
+	}
 	err = d.Fail(err)
 	endSpan(span, err)
 	return v, err
@@ -387,6 +390,9 @@ func List[T any](ctx context.Context, d *DB, scan func(Scanner) (*T, error), que
 	ctx, cancel := d.ctx(ctx)
 	defer cancel()
 	rows, err := d.r.QueryContext(ctx, d.q(query), args...)
+	if ended(err) {
+		rows, err = d.r.QueryContext(ctx, d.q(query), args...)
+	}
 	if err != nil {
 		return nil, d.Fail(err)
 	}
@@ -408,7 +414,11 @@ func (d *DB) Count(ctx context.Context, query string, args ...any) (int64, error
 	ctx, cancel := d.ctx(ctx)
 	defer cancel()
 	var n int64
-	err := d.Fail(d.r.QueryRowContext(ctx, d.q(query), args...).Scan(&n))
+	err := d.r.QueryRowContext(ctx, d.q(query), args...).Scan(&n)
+	if ended(err) {
+		err = d.r.QueryRowContext(ctx, d.q(query), args...).Scan(&n)
+	}
+	err = d.Fail(err)
 	endSpan(span, err)
 	return n, err
 }
@@ -461,6 +471,9 @@ func (d *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, e
 	ctx, cancel := d.ctx(ctx)
 	defer cancel()
 	res, err := d.w.ExecContext(ctx, d.q(query), args...)
+	if ended(err) {
+		res, err = d.w.ExecContext(ctx, d.q(query), args...)
+	}
 	err = d.Fail(err)
 	endSpan(span, err)
 	return res, err
@@ -494,6 +507,9 @@ func (d *DB) Tx(ctx context.Context, f func(tx *Tx) error) (err error) {
 	ctx, cancel := d.ctx(ctx)
 	defer cancel()
 	tx, err := d.w.BeginTx(ctx, nil)
+	if ended(err) {
+		tx, err = d.w.BeginTx(ctx, nil)
+	}
 	if err != nil {
 		return d.Fail(err)
 	}
@@ -502,6 +518,24 @@ func (d *DB) Tx(ctx context.Context, f func(tx *Tx) error) (err error) {
 		return err
 	}
 	return d.Fail(tx.Commit())
+}
+
+// ended reports whether err says a pooled connection's session was ended
+// before the statement ran: the server ended it (an administrator, a
+// proxy, a restart: SQLSTATE 57P01 or 57P02, in which case no statement of
+// it commits), or pgx is sure nothing was sent. The pool's check before
+// reuse (a ping, past a second idle) does not see it sooner, and a
+// database that serves on is no outage: the statement runs again, once,
+// on another connection.
+func ended(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "57P01" || pe.Code == "57P02"
+	}
+	return pgconn.SafeToRetry(err)
 }
 
 // Affected turns "no row changed" into ErrNotFound.

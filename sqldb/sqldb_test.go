@@ -736,3 +736,54 @@ func TestInstanceLockPerSchema(t *testing.T) {
 		}
 	}
 }
+
+// A pooled connection whose session the server ended (an administrator,
+// a proxy, a restart) is replaced when a statement finds it so: the
+// statement runs on another, and the caller sees no outage, for a read,
+// a write and a transaction alike.
+func TestEndedSessionsAreReplaced(t *testing.T) {
+	url := pgtest.New(t)
+	d := open(t, sqldb.Source{Kind: sqldb.Postgres, DSN: url}, sqldb.WithPoolSize(1))
+	admin := open0(t, sqldb.Source{Kind: sqldb.Postgres, DSN: url})
+	end := func() {
+		t.Helper()
+		// Every session of the database but admin's own.
+		if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid()`); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond) // the FATAL reaches the pooled connection
+	}
+	count := func() (int64, error) { return d.Count(ctx, `SELECT count(*) FROM owners`) }
+	for _, c := range []struct {
+		name string
+		run  func() error
+	}{
+		{"a read", func() error { _, err := count(); return err }},
+		{"a list", func() error {
+			_, err := sqldb.List(ctx, d, func(r sqldb.Scanner) (*string, error) { var s string; return &s, r.Scan(&s) }, `SELECT id FROM owners`)
+			return err
+		}},
+		{"a write", func() error {
+			_, err := d.Exec(ctx, `INSERT INTO owners (id, name) VALUES (?, ?)`, "w1", "w1")
+			return err
+		}},
+		{"a transaction", func() error {
+			return d.Tx(ctx, func(tx *sqldb.Tx) error {
+				_, err := tx.Exec(`INSERT INTO owners (id, name) VALUES (?, ?)`, "t1", "t1")
+				return err
+			})
+		}},
+	} {
+		if _, err := count(); err != nil { // the pool's one connection, warm
+			t.Fatal(err)
+		}
+		end()
+		if err := c.run(); err != nil {
+			t.Errorf("%s on a connection whose session ended: %v", c.name, err)
+		}
+	}
+	if n, err := count(); err != nil || n != 2 {
+		t.Errorf("owners: %d, %v; want the write and the transaction's, once each", n, err)
+	}
+}
