@@ -99,6 +99,7 @@ func (r *runner) authCases(ctx context.Context, op *policy.Operation) {
 		}
 	}
 	if sec.Public {
+		r.ignoredCases(ctx, op, resp, safe)
 		return
 	}
 
@@ -112,16 +113,47 @@ func (r *runner) authCases(ctx context.Context, op *policy.Operation) {
 			r.report(op, name, Fail, "%v", err)
 		case resp.status == http.StatusTooManyRequests:
 			r.report(op, name, Skip, "rate limited before the case ran (%s)", strings.Join(violated(resp), ", "))
-		case resp.status == http.StatusBadRequest && open && safe != nil &&
-			!slices.ContainsFunc(challenges(resp), func(c string) bool { return strings.Contains(c, `error="invalid_request"`) }):
+		case resp.status == http.StatusBadRequest && !challenged(resp, "invalid_request"):
 			// The body breaks the schema: a server that took the
-			// credential for none, as the operation admits, refuses the
-			// body instead. Only a challenge says the credential was.
-			r.report(op, name, Fail, "400 without a challenge saying error=\"invalid_request\": the body's refusal, the credential taken for none (a malformed credential must be refused, never taken for none); got %s", resp)
+			// credential for none (or for a good one) refuses the body
+			// instead. Only a challenge says the credential was refused.
+			r.report(op, name, Fail, "400 without a challenge saying error=\"invalid_request\": the body's refusal, not the credential's (a malformed credential must be refused, never taken for none); got %s", resp)
+		case resp.status == http.StatusUnauthorized && bearerKind(s) && !challenged(resp, ""):
+			r.report(op, name, Fail, "401 without a challenge saying what was wrong (error=, RFC 6750 section 3.1); got %s", resp)
 		case resp.status == http.StatusBadRequest || resp.status == http.StatusUnauthorized:
 			r.report(op, name, Pass, "%d: refused", resp.status)
 		default:
 			r.report(op, name, Fail, "a malformed credential must be refused (400 or 401), never taken for none; got %s", resp)
+		}
+	}
+
+	// A credential of each kind op accepts, its secret changed: a
+	// signature or secret that is not checked lets it in.
+	for _, s := range sortedSchemes(kinds(op)) {
+		name := "forged:" + s.Name
+		var real *credential
+		for _, c := range r.live() {
+			if kind(c.scheme) == kind(s) && usable(c, op) {
+				real = c
+				break
+			}
+		}
+		if real == nil {
+			r.report(op, name, Skip, "no configured credential of %s", s.Name)
+			continue
+		}
+		forged := *real
+		forged.value = tampered(real.value)
+		resp, err := r.send(ctx, name, op, &forged, safe, nil)
+		switch {
+		case err != nil:
+			r.report(op, name, Fail, "%v", err)
+		case resp.status == http.StatusTooManyRequests:
+			r.report(op, name, Skip, "rate limited before the case ran (%s)", strings.Join(violated(resp), ", "))
+		case resp.status != http.StatusUnauthorized || bearerKind(s) && !challenged(resp, "invalid_token"):
+			r.report(op, name, Fail, "%s with one character of its secret changed: want 401 (invalid_token, for a bearer token), got %s", real.name, resp)
+		default:
+			r.report(op, name, Pass, "401: %s with its secret changed", real.name)
 		}
 	}
 
@@ -194,6 +226,81 @@ func (r *runner) authCases(ctx context.Context, op *policy.Operation) {
 			}
 		}
 	}
+}
+
+// bearerKind reports whether s takes bearer tokens, whose refusals RFC 6750
+// says the error of (section 3.1); other schemes' challenges follow no
+// standard.
+func bearerKind(s *policy.Scheme) bool {
+	return s.Type == policy.SchemeBearer || s.Type == policy.SchemeOAuth2 || s.Type == policy.SchemeOIDC
+}
+
+// challenged reports whether resp has a challenge saying error=code (any
+// error when code is empty).
+func challenged(resp *response, code string) bool {
+	want := `error="` + code
+	if code != "" {
+		want += `"`
+	}
+	return slices.ContainsFunc(challenges(resp), func(c string) bool { return strings.Contains(c, want) })
+}
+
+// tampered is v with one character of its secret changed: the first after
+// its last ".", which begins a JWS's signature, an API key's or a
+// session's secret (the first of v when it has no "."). Every bit of that
+// character counts, so the value decodes to another signature or secret.
+func tampered(v string) string {
+	b := []byte(v)
+	i := strings.LastIndexByte(v, '.') + 1
+	if i >= len(b) {
+		i = 0
+	}
+	if len(b) == 0 {
+		return "A"
+	}
+	if b[i] == 'A' {
+		b[i] = 'B'
+	} else {
+		b[i] = 'A'
+	}
+	return string(b)
+}
+
+// ignoredCases: an operation declaring no security reads no credential: a
+// malformed one of each scheme the document declares is answered as none
+// was (public), not refused.
+func (r *runner) ignoredCases(ctx context.Context, op *policy.Operation, none *response, safe *violation) {
+	if none == nil {
+		return
+	}
+	for _, s := range sortedSchemes(r.allKinds()) {
+		name := "ignored:" + s.Name
+		bad := &credential{scheme: s, value: "%%conform%%"}
+		resp, err := r.send(ctx, name, op, bad, safe, nil)
+		switch {
+		case err != nil:
+			r.report(op, name, Fail, "%v", err)
+		case resp.status == http.StatusTooManyRequests || none.status == http.StatusTooManyRequests:
+			r.report(op, name, Skip, "rate limited before the case ran (%s)", strings.Join(violated(resp), ", "))
+		case resp.status == http.StatusUnauthorized || resp.status == http.StatusForbidden || challenged(resp, ""):
+			r.report(op, name, Fail, "the operation declares no security, yet a %s credential was read: got %s", s.Name, resp)
+		default:
+			r.report(op, name, Pass, "%d: the credential was not read", resp.status)
+		}
+	}
+}
+
+// allKinds is one scheme of each kind the document's operations use.
+func (r *runner) allKinds() map[string]*policy.Scheme {
+	out := map[string]*policy.Scheme{}
+	for _, op := range r.table.Operations() {
+		for k, s := range kinds(op) {
+			if _, ok := out[k]; !ok {
+				out[k] = s
+			}
+		}
+	}
+	return out
 }
 
 // checkBareChallenges says what is wrong with the challenges of a 401 to

@@ -57,7 +57,9 @@ func (r *runner) sendMethod(ctx context.Context, op *policy.Operation, method st
 }
 
 // csrfCase: an unsafe operation a session cookie may call, sent the cookie
-// without its CSRF token and with a wrong one: 403 both times. The request
+// without its CSRF token, with a wrong one, and with one the caller chose
+// in both the CSRF cookie and the header (a double submit not bound to the
+// session passes it): 403 each time. The request
 // breaks the schema too, so that a server without the check still changes
 // nothing (validation refuses it after).
 func (r *runner) csrfCase(ctx context.Context, op *policy.Operation) {
@@ -89,15 +91,28 @@ func (r *runner) csrfCase(ctx context.Context, op *policy.Operation) {
 		r.report(op, name, Skip, "%s with nothing the document constrains: a server without the check would carry it out", op.Method)
 		return
 	}
-	for _, token := range []string{"", "conform-wrong-token"} {
+	for _, token := range []string{"", "conform-wrong-token", "conform-planted"} {
 		resp, err := r.send(ctx, name, op, cookie, v, func(req *http.Request) {
+			if token == "conform-planted" {
+				// A token of the attacker's choosing in the session's
+				// CSRF cookie too (a sibling domain may set cookies):
+				// equal to the header, but not the session's.
+				req.Header.Del("Cookie")
+				req.AddCookie(&http.Cookie{Name: cookie.scheme.Param, Value: cookie.value})
+				for _, ck := range cookie.cookies {
+					req.AddCookie(&http.Cookie{Name: ck.Name, Value: token})
+				}
+			}
 			if token != "" {
 				req.Header.Set("X-CSRF-Token", token)
 			}
 		})
 		what := "without its CSRF token"
-		if token != "" {
+		switch token {
+		case "conform-wrong-token":
 			what = "with a wrong CSRF token"
+		case "conform-planted":
+			what = "with a CSRF token of the caller's choosing in both its cookie and its header"
 		}
 		switch {
 		case err != nil:
@@ -111,5 +126,5 @@ func (r *runner) csrfCase(ctx context.Context, op *policy.Operation) {
 			return
 		}
 	}
-	r.report(op, name, Pass, "403 without the CSRF token and with a wrong one")
+	r.report(op, name, Pass, "403 without the CSRF token, with a wrong one, and with one planted in cookie and header")
 }

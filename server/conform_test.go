@@ -18,6 +18,7 @@ import (
 	"github.com/specguard/specguard/guard"
 	"github.com/specguard/specguard/internal/spectest"
 	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/security/sessions"
 	"github.com/specguard/specguard/server"
 	"github.com/specguard/specguard/service"
 )
@@ -90,7 +91,7 @@ func TestConformCatchesBrokenServers(t *testing.T) {
 	}
 	table := spectest.Table(t, server.SpecSource, api.Spec)
 	owned := slices.ContainsFunc(table.Operations(), func(op *policy.Operation) bool { return op.Owner != nil })
-	families := []string{"no-credential", "malformed:", "other-scheme:", "scope:", "schema", "limit:", "revoked:", "response", "method", "csrf:"}
+	families := []string{"no-credential", "malformed:", "forged:", "ignored:", "other-scheme:", "scope:", "schema", "limit:", "revoked:", "response", "method", "csrf:"}
 	if owned {
 		families = append(families, "owner:") // the document declares an owner-only operation
 	}
@@ -169,6 +170,9 @@ func TestConformCatchesBrokenServers(t *testing.T) {
 	// The families that take more than one request: each broken promise is
 	// reported by its own family.
 	pathOf := func(kind string) string { return spectest.CredentialOp(t, table, kind).Path }
+	// What a failure says, where it matters: a body's 400 is no refusal
+	// of the credential, only a challenge says it was refused.
+	details := map[string]string{"a malformed API key taken for one": "400 without a challenge"}
 	for _, c := range []struct {
 		name, family string
 		proxy        func(http.Handler) http.Handler
@@ -184,6 +188,19 @@ func TestConformCatchesBrokenServers(t *testing.T) {
 			})
 		}},
 		{"a spent refresh token accepted", "revoked:refresh-reuse", replayRefresh(pathOf("refresh"))},
+		{"a signature or secret not checked", "forged:", uncheckedSecrets(table)},
+		{"a malformed API key taken for one", "malformed:", malformedKeyAdmitted(table, pathOf("login"))},
+		{"a CSRF token not bound to its session", "csrf:", unboundCSRF(sessionCookie(table), pathOf("session"))},
+		{"a credential read where none is declared", "ignored:", func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if op := table.Lookup(r.Method, r.URL.Path); op != nil && op.Security.Public && r.Header.Get("Authorization") != "" {
+					w.Header().Set("WWW-Authenticate", `Bearer realm="x", error="invalid_token"`)
+					w.WriteHeader(http.StatusUnauthorized)
+					return
+				}
+				next.ServeHTTP(w, r)
+			})
+		}},
 		{"an answer missing a required member", "response:200", func(next http.Handler) http.Handler {
 			return rewrite(next, func(r *http.Request, rec *httptest.ResponseRecorder) {
 				if r.URL.Path == pathOf("me") && rec.Code == 200 {
@@ -210,7 +227,9 @@ func TestConformCatchesBrokenServers(t *testing.T) {
 				t.Skip("the document declares no owner-only operation (x-owner)")
 			}
 			rep := serveBehind(t, server.Service(), nil, c.proxy)
-			if r, ok := find(rep, conform.Fail, func(r conform.Result) bool { return strings.HasPrefix(r.Case, c.family) }); !ok {
+			if r, ok := find(rep, conform.Fail, func(r conform.Result) bool {
+				return strings.HasPrefix(r.Case, c.family) && strings.Contains(r.Detail, details[c.name])
+			}); !ok {
 				var b strings.Builder
 				rep.WriteText(&b)
 				t.Errorf("the suite did not report it as %s:\n%s", c.family, b.String())
@@ -219,6 +238,175 @@ func TestConformCatchesBrokenServers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// uncheckedSecrets hands the server, for a credential whose value up to its
+// last "." (a token's header and claims, a key's or a session's id) it
+// has seen admitted, the value it was admitted with: a signature or secret
+// not checked.
+func uncheckedSecrets(table *policy.Table) func(http.Handler) http.Handler {
+	keyHeader, sessionName := "", sessionCookie(table)
+	for _, s := range table.Schemes {
+		if s.Type == policy.SchemeAPIKeyHeader {
+			keyHeader = s.Param
+		}
+	}
+	var mu sync.Mutex
+	seen := map[string]string{} // a value up to its last "." -> the value admitted
+	real := func(v string) string {
+		mu.Lock()
+		defer mu.Unlock()
+		if i := strings.LastIndexByte(v, '.'); i >= 0 && seen[v[:i]] != "" {
+			return seen[v[:i]]
+		}
+		return v
+	}
+	admitted := func(v string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if i := strings.LastIndexByte(v, '.'); i >= 0 {
+			seen[v[:i]] = v
+		}
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			bearer, hasBearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if hasBearer {
+				bearer = real(bearer)
+				r.Header.Set("Authorization", "Bearer "+bearer)
+			}
+			key := r.Header.Get(keyHeader)
+			if key != "" {
+				key = real(key)
+				r.Header.Set(keyHeader, key)
+			}
+			cookies := r.Cookies()
+			r.Header.Del("Cookie")
+			for _, c := range cookies {
+				if c.Name == sessionName {
+					c.Value = real(c.Value)
+				}
+				r.AddCookie(c)
+			}
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			if rec.Code < 300 {
+				for _, v := range []string{bearer, key} {
+					admitted(v)
+				}
+				for _, c := range cookies {
+					if c.Name == sessionName {
+						admitted(c.Value)
+					}
+				}
+			}
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(rec.Body.Bytes())
+		})
+	}
+}
+
+// malformedKeyAdmitted lets a request whose API key is no key at all in as
+// the first account that logged in at path (its bearer token in the key's
+// place): an unreadable key taken for a good one.
+func malformedKeyAdmitted(table *policy.Table, path string) func(http.Handler) http.Handler {
+	keyHeader := ""
+	for _, s := range table.Schemes {
+		if s.Type == policy.SchemeAPIKeyHeader {
+			keyHeader = s.Param
+		}
+	}
+	var mu sync.Mutex
+	token := ""
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			if key := r.Header.Get(keyHeader); key == "%%conform%%" && token != "" {
+				r.Header.Del(keyHeader)
+				r.Header.Set("Authorization", "Bearer "+token)
+			}
+			mu.Unlock()
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			var m struct {
+				AccessToken string `json:"access_token"`
+			}
+			if r.URL.Path == path && rec.Code == 200 && json.Unmarshal(rec.Body.Bytes(), &m) == nil {
+				mu.Lock()
+				if token == "" {
+					token = m.AccessToken
+				}
+				mu.Unlock()
+			}
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(rec.Body.Bytes())
+		})
+	}
+}
+
+// unboundCSRF hands the server, for a request whose CSRF header equals its
+// CSRF cookie, the session's own token in both: a double submit checked
+// for equality alone, not bound to the session. It learns each session's
+// token from the answers of the login at path.
+func unboundCSRF(sessionName, path string) func(http.Handler) http.Handler {
+	var mu sync.Mutex
+	tokens := map[string]string{} // session cookie value -> its CSRF token
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			session, err := r.Cookie(sessionName)
+			planted, err2 := r.Cookie(sessions.CSRFCookie)
+			if err == nil && err2 == nil && r.Header.Get("X-CSRF-Token") == planted.Value {
+				mu.Lock()
+				token := tokens[session.Value]
+				mu.Unlock()
+				if token != "" {
+					r.Header.Set("X-CSRF-Token", token)
+					r.Header.Del("Cookie")
+					r.AddCookie(session)
+					r.AddCookie(&http.Cookie{Name: sessions.CSRFCookie, Value: token})
+				}
+			}
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			if r.URL.Path == path {
+				var session, csrf string
+				for _, c := range rec.Result().Cookies() {
+					switch c.Name {
+					case sessionName:
+						session = c.Value
+					case sessions.CSRFCookie:
+						csrf = c.Value
+					}
+				}
+				if session != "" && csrf != "" {
+					mu.Lock()
+					tokens[session] = csrf
+					mu.Unlock()
+				}
+			}
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(rec.Body.Bytes())
+		})
+	}
+}
+
+// sessionCookie is the name of the document's session cookie.
+func sessionCookie(table *policy.Table) string {
+	for _, s := range table.Schemes {
+		if s.Type == policy.SchemeAPIKeyCookie {
+			return s.Param
+		}
+	}
+	return ""
 }
 
 // rewrite lets edit change the server's answer before it is sent.

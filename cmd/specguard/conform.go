@@ -16,12 +16,16 @@ const conformUsage = `Usage: specguard conform --base URL [--spec openapi.yaml] 
 Checks a running server against the security and rate limits its OpenAPI
 document declares. For every operation it derives, from the document alone:
   no-credential       401 with a challenge (or the anonymous answer when {} admits it)
-  malformed:SCHEME    a malformed credential: 400 or 401
+  malformed:SCHEME    a malformed credential: 400 invalid_request or 401
+  forged:SCHEME       a credential with its signature or secret changed: 401
+  ignored:SCHEME      on an operation declaring no security, a credential
+                      is not read: never 401/403
   other-scheme:NAME   a valid credential of a scheme it does not accept: 401
   scope:SCHEME:SCOPE  a valid credential lacking SCOPE: 403 insufficient_scope
   schema              a request breaking the declared schema: 400 naming the field
   method              a method its path does not declare: 405 with Allow
-  csrf:SCHEME         a session cookie without its CSRF token, or a wrong one: 403
+  csrf:SCHEME         a session cookie without its CSRF token, with a wrong
+                      one, or one planted in cookie and header: 403
   owner:other|self|override
                       on an owner-only operation (x-owner), another account's
                       resource: 403 or 404; its owner's, an override's: 2xx
