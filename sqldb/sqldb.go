@@ -374,7 +374,7 @@ func Get[T any](ctx context.Context, d *DB, scan func(Scanner) (*T, error), quer
 	ctx, cancel := d.ctx(ctx)
 	defer cancel()
 	v, err := scan(d.queryRow(ctx, query, args...))
-	if ended(err) {
+	for tries := d.pool; ended(err) && tries > 0; tries-- {
 		v, err = scan(d.queryRow(ctx, query, args...))
 	}
 	err = d.Fail(err)
@@ -390,7 +390,7 @@ func List[T any](ctx context.Context, d *DB, scan func(Scanner) (*T, error), que
 	ctx, cancel := d.ctx(ctx)
 	defer cancel()
 	rows, err := d.r.QueryContext(ctx, d.q(query), args...)
-	if ended(err) {
+	for tries := d.pool; ended(err) && tries > 0; tries-- {
 		rows, err = d.r.QueryContext(ctx, d.q(query), args...)
 	}
 	if err != nil {
@@ -415,7 +415,7 @@ func (d *DB) Count(ctx context.Context, query string, args ...any) (int64, error
 	defer cancel()
 	var n int64
 	err := d.r.QueryRowContext(ctx, d.q(query), args...).Scan(&n)
-	if ended(err) {
+	for tries := d.pool; ended(err) && tries > 0; tries-- {
 		err = d.r.QueryRowContext(ctx, d.q(query), args...).Scan(&n)
 	}
 	err = d.Fail(err)
@@ -471,7 +471,7 @@ func (d *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, e
 	ctx, cancel := d.ctx(ctx)
 	defer cancel()
 	res, err := d.w.ExecContext(ctx, d.q(query), args...)
-	if ended(err) {
+	for tries := d.pool; ended(err) && tries > 0; tries-- {
 		res, err = d.w.ExecContext(ctx, d.q(query), args...)
 	}
 	err = d.Fail(err)
@@ -507,7 +507,7 @@ func (d *DB) Tx(ctx context.Context, f func(tx *Tx) error) (err error) {
 	ctx, cancel := d.ctx(ctx)
 	defer cancel()
 	tx, err := d.w.BeginTx(ctx, nil)
-	if ended(err) {
+	for tries := d.pool; ended(err) && tries > 0; tries-- {
 		tx, err = d.w.BeginTx(ctx, nil)
 	}
 	if err != nil {
@@ -525,8 +525,9 @@ func (d *DB) Tx(ctx context.Context, f func(tx *Tx) error) (err error) {
 // proxy, a restart: SQLSTATE 57P01 or 57P02, in which case no statement of
 // it commits), or pgx is sure nothing was sent. The pool's check before
 // reuse (a ping, past a second idle) does not see it sooner, and a
-// database that serves on is no outage: the statement runs again, once,
-// on another connection.
+// database that serves on is no outage: the statement runs again on
+// another connection, as many times as the pool has connections (a
+// restart ended them all), within the statement's deadline.
 func ended(err error) bool {
 	if err == nil {
 		return false

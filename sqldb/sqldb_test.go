@@ -787,3 +787,33 @@ func TestEndedSessionsAreReplaced(t *testing.T) {
 		t.Errorf("owners: %d, %v; want the write and the transaction's, once each", n, err)
 	}
 }
+
+// A restart ends every pooled connection at once: a statement goes on to
+// the next one until one is new, so no request fails while the database
+// serves on.
+func TestEveryPooledSessionEnded(t *testing.T) {
+	url := pgtest.New(t)
+	d := open(t, sqldb.Source{Kind: sqldb.Postgres, DSN: url}, sqldb.WithPoolSize(4))
+	admin := open0(t, sqldb.Source{Kind: sqldb.Postgres, DSN: url})
+	for range 2 { // four connections, each used twice, at once
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				if _, err := d.Count(ctx, `SELECT count(*) FROM (SELECT pg_sleep(0.1)) s`); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid()`); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	for i := range 4 {
+		if _, err := d.Count(ctx, `SELECT count(*) FROM owners`); err != nil {
+			t.Errorf("request %d after every session ended: %v", i, err)
+		}
+	}
+}
