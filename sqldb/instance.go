@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,16 +17,12 @@ import (
 // ErrInUse: another process holds the database's instance lock.
 var ErrInUse = errors.New("another instance serves this database")
 
-// instanceLockID is the PostgreSQL advisory lock of LockInstance: the key
-// itself in the default schema (public), as every version took it; in
-// another schema (search_path), the pair of it and the schema's hash, so
-// that services in different schemas of one database do not lock each
-// other out.
+// instanceLockID is the PostgreSQL advisory lock of LockInstance: one per
+// database, whatever the schema (search_path), as every version took it.
+// Keyed by schema, services in two schemas of one database would not lock
+// each other out, but neither would an instance of a version before and
+// one after it on one schema, in a rolling update.
 const instanceLockID = 0x73706567 // "speg"
-
-// defaultSchema is true in SQL when the connection's tables are in the
-// default schema.
-const defaultSchema = `coalesce(current_schema(), 'public') = 'public'`
 
 // InstanceLock is a lock only one process may hold on a database at a
 // time (see LockInstance), or any number of processes together, none of
@@ -177,12 +172,11 @@ func (d *DB) lockConn(ctx context.Context, shared bool) (*pgx.Conn, error) {
 		return nil, fmt.Errorf("%w: locking %s: %s", ErrUnavailable, d.src, text.OneLine(err.Error()))
 	}
 	var got bool
-	try := `SELECT CASE WHEN ` + defaultSchema + ` THEN pg_try_advisory_lock($1::bigint)
-		ELSE pg_try_advisory_lock($2::int4, hashtext(current_schema())) END`
+	try := `SELECT pg_try_advisory_lock($1)`
 	if shared {
-		try = strings.ReplaceAll(try, "_lock(", "_lock_shared(")
+		try = `SELECT pg_try_advisory_lock_shared($1)`
 	}
-	if err := conn.QueryRow(ctx, try, instanceLockID, instanceLockID).Scan(&got); err != nil {
+	if err := conn.QueryRow(ctx, try, instanceLockID).Scan(&got); err != nil {
 		conn.Close(ctx)
 		return nil, fmt.Errorf("%w: locking %s: %s", ErrUnavailable, d.src, text.OneLine(err.Error()))
 	}
@@ -200,10 +194,8 @@ func (d *DB) keepLock(conn **pgx.Conn, timeout time.Duration, shared bool) error
 	defer cancel()
 	if *conn != nil {
 		var held bool
-		err := (*conn).QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
-			AND CASE WHEN `+defaultSchema+` THEN classid = 0 AND objid = $1::bigint::oid AND objsubid = 1
-			ELSE classid = $2::int4::oid AND objid = hashtext(current_schema())::oid AND objsubid = 2 END)`,
-			instanceLockID, instanceLockID).Scan(&held)
+		err := (*conn).QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()
+			AND classid = 0 AND objid = $1 AND objsubid = 1 AND granted)`, instanceLockID).Scan(&held)
 		if err == nil && held {
 			return nil
 		}

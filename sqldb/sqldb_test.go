@@ -682,58 +682,48 @@ func TestInstanceLockThroughASymlink(t *testing.T) {
 	}
 }
 
-// On PostgreSQL the instance lock is the schema's (search_path): services
-// in two schemas of one database do not lock each other out, while two in
-// one schema, the default one or another, still do, past keepalives.
-func TestInstanceLockPerSchema(t *testing.T) {
+// On PostgreSQL the instance lock is the database's, whatever the schema
+// (search_path), as every version took it: an instance of a version
+// before this one holds off one of this version in any schema (a rolling
+// update), and instances in two schemas hold each other off.
+func TestInstanceLockIsTheDatabases(t *testing.T) {
 	url := pgtest.New(t)
 	admin := open0(t, sqldb.Source{Kind: sqldb.Postgres, DSN: url})
-	for _, s := range []string{"tenant_a", "tenant_b"} {
-		if _, err := admin.Exec(ctx, "CREATE SCHEMA "+s); err != nil {
-			t.Fatal(err)
-		}
+	if _, err := admin.Exec(ctx, "CREATE SCHEMA tenant_a"); err != nil {
+		t.Fatal(err)
 	}
 	in := func(schema string) *sqldb.DB {
-		if schema == "" {
-			return open0(t, sqldb.Source{Kind: sqldb.Postgres, DSN: url})
-		}
 		return open0(t, sqldb.Source{Kind: sqldb.Postgres, DSN: url + "&search_path=" + schema})
 	}
-	var held []*sqldb.InstanceLock
-	for _, schema := range []string{"", "tenant_a", "tenant_b"} {
-		l, err := in(schema).LockInstance(ctx, 50*time.Millisecond, func(error) {})
-		if err != nil {
-			t.Fatalf("the instance lock of schema %q beside the others': %v", schema, err)
-		}
-		held = append(held, l)
-		defer l.Release()
+	// The lock as versions before this one took it, on a session of its own.
+	old, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// Keepalives find each lock still theirs: the sessions holding them
-	// stay (one that did not find it would take it again on another).
-	holders := func() string {
-		t.Helper()
-		h, err := sqldb.Get(ctx, admin, func(r sqldb.Scanner) (*string, error) {
-			var s string
-			return &s, r.Scan(&s)
-		}, `SELECT coalesce(string_agg(pid::text, ',' ORDER BY pid), '') FROM pg_locks WHERE locktype = 'advisory' AND granted
-			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return *h
+	defer old.Close(ctx)
+	if _, err := old.Exec(ctx, `SELECT pg_advisory_lock(1936745831)`); err != nil { // 0x73706567
+		t.Fatal(err)
 	}
-	before := holders()
-	time.Sleep(300 * time.Millisecond)
-	if after := holders(); after != before || strings.Count(after, ",") != 2 {
-		t.Errorf("the sessions holding the locks: %s, then after keepalives %s; want the same three", before, after)
+	if _, err := in("tenant_a").LockInstance(ctx, time.Second, func(error) {}); !errors.Is(err, sqldb.ErrInUse) {
+		t.Errorf("beside an instance of an earlier version, in schema tenant_a: %v, want ErrInUse", err)
 	}
-	for i, schema := range []string{"", "tenant_a", "tenant_b"} {
-		if !held[i].Held() {
-			t.Errorf("schema %q: the lock is no longer held after keepalives", schema)
-		}
-		if _, err := in(schema).LockInstance(ctx, time.Second, func(error) {}); !errors.Is(err, sqldb.ErrInUse) {
-			t.Errorf("a second instance in schema %q: %v, want ErrInUse", schema, err)
-		}
+	if _, err := in("tenant_a").ShareInstance(ctx, time.Second, func(error) {}); !errors.Is(err, sqldb.ErrInUse) {
+		t.Errorf("shared, beside an instance of an earlier version, in schema tenant_a: %v, want ErrInUse", err)
+	}
+	if _, err := old.Exec(ctx, `SELECT pg_advisory_unlock_all()`); err != nil {
+		t.Fatal(err)
+	}
+	l, err := in("public").LockInstance(ctx, 50*time.Millisecond, func(error) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	time.Sleep(200 * time.Millisecond) // keepalives find it still held
+	if !l.Held() {
+		t.Error("the lock is no longer held after keepalives")
+	}
+	if _, err := in("tenant_a").LockInstance(ctx, time.Second, func(error) {}); !errors.Is(err, sqldb.ErrInUse) {
+		t.Errorf("in schema tenant_a beside one in public: %v, want ErrInUse", err)
 	}
 }
 
