@@ -74,6 +74,49 @@ func TestRetireLeavesAConcurrentPasswordChange(t *testing.T) {
 	}
 }
 
+// A login with the published password on an instance hashing with other
+// parameters rehashes it while Retire checks the account: the password is
+// still the published one, and Retire still retires the account.
+func TestRetireSeesThroughARehash(t *testing.T) {
+	demo := []credentials.SeedAccount{{Email: "user@example.com", Password: "user-password", Role: "user"}}
+	for name, keep := range map[string][]credentials.SeedAccount{
+		"disable": nil,
+		"keep":    {{Email: "user@example.com", Password: "users-file-password", Role: "user"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			accts := &afterLookup{MemoryAccounts: credentials.NewMemoryAccounts(nil)}
+			keys, store, lim := security.NewMemoryKeyRecords(nil), security.NewMemoryStore(nil), limits.NewMemoryStore(nil)
+			e := newEnv(t, nil, accts, keys, store, lim)
+			other := newEnv(t, nil, accts, keys, store, lim, credentials.WithArgon2(credentials.Argon2{Memory: 2048, Time: 1, Threads: 1}))
+			if err := e.svc.Seed(ctx, demo, nil); err != nil {
+				t.Fatal(err)
+			}
+			before, err := accts.AccountByEmail(ctx, "user@example.com")
+			if err != nil {
+				t.Fatal(err)
+			}
+			accts.hook = func(*credentials.Account) {
+				if r := other.json("POST", "/auth/login", `{"email":"user@example.com","password":"user-password"}`); r.code != 200 {
+					t.Fatalf("the other instance's login: %d %s", r.code, r.raw)
+				}
+			}
+			if err := e.svc.Retire(ctx, demo, keep, nil); err != nil {
+				t.Fatal(err)
+			}
+			after, err := accts.AccountByEmail(ctx, "user@example.com")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if after.PasswordHash == before.PasswordHash {
+				t.Fatal("the other instance's login did not rehash the password")
+			}
+			if r := e.json("POST", "/auth/login", `{"email":"user@example.com","password":"user-password"}`); r.code != 401 {
+				t.Errorf("the published password after Retire: %d, want 401", r.code)
+			}
+		})
+	}
+}
+
 // A demo account that a users file names gets the file's password and
 // loses every credential opened with the published one in one change. When
 // that change fails, the account keeps its published password, and the
