@@ -171,3 +171,59 @@ func TestBodiesAreOneJSONValue(t *testing.T) {
 		}
 	}
 }
+
+// A form field given twice is refused unless its schema is an array: the
+// validator checks the first value that is not empty, a handler reads the
+// first (r.FormValue), so title=&title=ok handed "" past minLength 1.
+func TestFormFieldsAreGivenOnce(t *testing.T) {
+	table, err := policy.Compile("t.yaml", []byte(`openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+paths:
+  /notes:
+    post:
+      operationId: addNote
+      security: []
+      requestBody:
+        required: true
+        content:
+          application/x-www-form-urlencoded:
+            schema:
+              type: object
+              required: [title]
+              properties:
+                title: {type: string, minLength: 1, maxLength: 5}
+                tags: {type: array, items: {type: string}}
+      responses: {"200": {description: ok}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	r := chi.NewRouter()
+	r.Post("/notes", func(w http.ResponseWriter, r *http.Request) { got = r.FormValue("title") })
+	g, err := guard.New(table, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		body  string
+		code  int
+		field string
+	}{
+		{"title=&title=ok", 400, "body.title"},
+		{"title=ok&title=far+too+long", 400, "body.title"},
+		{"title=ok&other=1&other=2", 400, "body.other"},
+		{"title=ok&tags=a&tags=b", 200, ""},
+		{"title=ok", 200, ""},
+	} {
+		got = "(not reached)"
+		req := httptest.NewRequest(http.MethodPost, "/notes", strings.NewReader(c.body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, req)
+		if w.Code != c.code || c.field != "" && !strings.Contains(w.Body.String(), `"field":"`+c.field+`"`) || c.code == 200 && got != "ok" {
+			t.Errorf("%s: %d %s (the handler read title %q), want %d naming %s", c.body, w.Code, w.Body, got, c.code, c.field)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -28,9 +29,10 @@ import (
 // the body.
 
 // strictBody answers 400 (or 413) and returns false when r, for an
-// operation declaring rb, has a malformed Content-Type, or a JSON body
-// that is no I-JSON document. It reads a JSON body whole, leaving a copy
-// in its place for the validator.
+// operation declaring rb, has a malformed Content-Type, a JSON body that
+// is no I-JSON document, or a form body giving a field that is no array
+// more than once. It reads such a body whole, leaving a copy in its place
+// for the validator.
 func (g *Guard) strictBody(w http.ResponseWriter, r *http.Request, rb *openapi3.RequestBodyRef) bool {
 	if rb == nil {
 		return true
@@ -39,12 +41,14 @@ func (g *Guard) strictBody(w http.ResponseWriter, r *http.Request, rb *openapi3.
 	if ct == "" {
 		return true // the validator says whether a body was due
 	}
-	if _, _, err := mime.ParseMediaType(ct); err != nil {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
 		g.problems.InvalidRequest(w, "The request does not match the API description.", []problem.FieldError{{
 			Field: "header.Content-Type", Message: "is not a media type: " + strings.TrimPrefix(err.Error(), "mime: ")}})
 		return false
 	}
-	if !respcheck.IsJSON(ct) || r.Body == nil || r.Body == http.NoBody {
+	form := mt == "application/x-www-form-urlencoded"
+	if !form && !respcheck.IsJSON(ct) || r.Body == nil || r.Body == http.NoBody {
 		return true
 	}
 	body, err := io.ReadAll(r.Body)
@@ -58,6 +62,14 @@ func (g *Guard) strictBody(w http.ResponseWriter, r *http.Request, rb *openapi3.
 		return false
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
+	if form {
+		if name := repeated(body, rb.Value.Content.Get(ct)); name != "" {
+			g.problems.InvalidRequest(w, "The request does not match the API description.", []problem.FieldError{{
+				Field: "body." + name, Message: "is given more than once, and is no array"}})
+			return false
+		}
+		return true
+	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return true // no body: the validator says whether one was due
 	}
@@ -66,4 +78,28 @@ func (g *Guard) strictBody(w http.ResponseWriter, r *http.Request, rb *openapi3.
 		return false
 	}
 	return true
+}
+
+// repeated returns a field of a form body given more than once whose
+// schema in mt is no array, or "". The validator checks the first value
+// that is not empty, a handler reads the first (r.FormValue): title=&title=ok
+// passed minLength 1 with "" handed on.
+func repeated(body []byte, mt *openapi3.MediaType) string {
+	values, err := url.ParseQuery(string(body))
+	if err != nil {
+		return "" // the validator refuses it
+	}
+	var props openapi3.Schemas
+	if mt != nil && mt.Schema != nil && mt.Schema.Value != nil {
+		props = mt.Schema.Value.Properties
+	}
+	for name, vs := range values {
+		if len(vs) < 2 {
+			continue
+		}
+		if p := props[name]; p == nil || p.Value == nil || !p.Value.Type.Is(openapi3.TypeArray) {
+			return name
+		}
+	}
+	return ""
 }
