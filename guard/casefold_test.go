@@ -227,3 +227,70 @@ paths:
 		}
 	}
 }
+
+// A multipart body's JSON part is one I-JSON value, and a field is given
+// in one part unless its schema is an array: the validator decodes a JSON
+// part into a map, keeping the last of a repeated name, a handler into a
+// struct, merging them.
+func TestMultipartPartsAreOneValue(t *testing.T) {
+	table, err := policy.Compile("t.yaml", []byte(`openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+paths:
+  /notes:
+    post:
+      operationId: addNote
+      security: []
+      requestBody:
+        required: true
+        content:
+          multipart/form-data:
+            schema:
+              type: object
+              properties:
+                meta:
+                  type: object
+                  properties: {lang: {type: string, enum: [en, fr]}}
+                title: {type: string, maxLength: 5}
+                tags: {type: array, items: {type: string}}
+            encoding:
+              meta: {contentType: application/json}
+      responses: {"200": {description: ok}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reached := false
+	r := chi.NewRouter()
+	r.Post("/notes", func(http.ResponseWriter, *http.Request) { reached = true })
+	g, err := guard.New(table, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := func(name, ct, body string) string {
+		h := "--b\r\nContent-Disposition: form-data; name=\"" + name + "\"\r\n"
+		if ct != "" {
+			h += "Content-Type: " + ct + "\r\n"
+		}
+		return h + "\r\n" + body + "\r\n"
+	}
+	for _, c := range []struct {
+		name, body string
+		code       int
+		field      string
+	}{
+		{"a JSON part naming a member twice", part("meta", "application/json", `{"lang":"xx","lang":"en"}`) + "--b--\r\n", 400, "body.meta"},
+		{"a field in two parts", part("title", "", "far too long") + part("title", "", "ok") + "--b--\r\n", 400, "body.title"},
+		{"an array in two parts", part("title", "", "ok") + part("tags", "", "a") + part("tags", "", "b") + "--b--\r\n", 200, ""},
+		{"one value each", part("meta", "application/json", `{"lang":"en"}`) + part("title", "", "ok") + "--b--\r\n", 200, ""},
+	} {
+		reached = false
+		req := httptest.NewRequest(http.MethodPost, "/notes", strings.NewReader(c.body))
+		req.Header.Set("Content-Type", "multipart/form-data; boundary=b")
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, req)
+		if w.Code != c.code || reached != (c.code == 200) || c.field != "" && !strings.Contains(w.Body.String(), `"field":"`+c.field+`"`) {
+			t.Errorf("%s: %d %s (handler reached: %v), want %d naming %s", c.name, w.Code, w.Body, reached, c.code, c.field)
+		}
+	}
+}

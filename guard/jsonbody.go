@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -41,14 +43,14 @@ func (g *Guard) strictBody(w http.ResponseWriter, r *http.Request, rb *openapi3.
 	if ct == "" {
 		return true // the validator says whether a body was due
 	}
-	mt, _, err := mime.ParseMediaType(ct)
+	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil {
 		g.problems.InvalidRequest(w, "The request does not match the API description.", []problem.FieldError{{
 			Field: "header.Content-Type", Message: "is not a media type: " + strings.TrimPrefix(err.Error(), "mime: ")}})
 		return false
 	}
-	form := mt == "application/x-www-form-urlencoded"
-	if !form && !respcheck.IsJSON(ct) || r.Body == nil || r.Body == http.NoBody {
+	form, multi := mt == "application/x-www-form-urlencoded", mt == "multipart/form-data"
+	if !form && !multi && !respcheck.IsJSON(ct) || r.Body == nil || r.Body == http.NoBody {
 		return true
 	}
 	body, err := io.ReadAll(r.Body)
@@ -62,10 +64,14 @@ func (g *Guard) strictBody(w http.ResponseWriter, r *http.Request, rb *openapi3.
 		return false
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	if form {
-		if name := repeated(body, rb.Value.Content.Get(ct)); name != "" {
+	if form || multi {
+		name, msg := repeated(body, rb.Value.Content.Get(ct))
+		if multi {
+			name, msg = badParts(body, params["boundary"], rb.Value.Content.Get(ct))
+		}
+		if name != "" {
 			g.problems.InvalidRequest(w, "The request does not match the API description.", []problem.FieldError{{
-				Field: "body." + name, Message: "is given more than once, and is no array"}})
+				Field: "body." + name, Message: msg}})
 			return false
 		}
 		return true
@@ -81,25 +87,63 @@ func (g *Guard) strictBody(w http.ResponseWriter, r *http.Request, rb *openapi3.
 }
 
 // repeated returns a field of a form body given more than once whose
-// schema in mt is no array, or "". The validator checks the first value
-// that is not empty, a handler reads the first (r.FormValue): title=&title=ok
-// passed minLength 1 with "" handed on.
-func repeated(body []byte, mt *openapi3.MediaType) string {
+// schema in mt is no array, or "", and what is wrong with it. The
+// validator checks the first value that is not empty, a handler reads the
+// first (r.FormValue): title=&title=ok passed minLength 1 with "" handed on.
+func repeated(body []byte, mt *openapi3.MediaType) (string, string) {
 	values, err := url.ParseQuery(string(body))
 	if err != nil {
-		return "" // the validator refuses it
-	}
-	var props openapi3.Schemas
-	if mt != nil && mt.Schema != nil && mt.Schema.Value != nil {
-		props = mt.Schema.Value.Properties
+		return "", "" // the validator refuses it
 	}
 	for name, vs := range values {
-		if len(vs) < 2 {
-			continue
-		}
-		if p := props[name]; p == nil || p.Value == nil || !p.Value.Type.Is(openapi3.TypeArray) {
-			return name
+		if len(vs) > 1 && !isArray(mt, name) {
+			return name, givenTwice
 		}
 	}
-	return ""
+	return "", ""
+}
+
+const givenTwice = "is given more than once, and is no array"
+
+// badParts returns a part of a multipart body (and what is wrong with it)
+// whose JSON is not one I-JSON value (see internal/ijson: the validator
+// decodes it into a map, keeping the last of a repeated name, a handler
+// into a struct, merging them), or a field given in more than one part
+// whose schema in mt is no array; "" when there is none.
+func badParts(body []byte, boundary string, mt *openapi3.MediaType) (string, string) {
+	parts := multipart.NewReader(bytes.NewReader(body), boundary)
+	seen := map[string]bool{}
+	for {
+		p, err := parts.NextPart()
+		if err != nil {
+			return "", "" // the end, or a body the validator refuses
+		}
+		name := p.FormName()
+		if seen[name] && !isArray(mt, name) {
+			return name, givenTwice
+		}
+		seen[name] = true
+		if respcheck.IsJSON(p.Header.Get("Content-Type")) {
+			data, err := io.ReadAll(p)
+			if err != nil {
+				return "", ""
+			}
+			if msg := ijson.Check(data); msg != "" {
+				return name, msg
+			}
+		}
+	}
+}
+
+// isArray reports whether property name of mt's schema (or of a schema
+// it is made of: allOf, anyOf, oneOf) may be an array (or is untyped).
+func isArray(mt *openapi3.MediaType, name string) bool {
+	if mt == nil || mt.Schema == nil {
+		return false
+	}
+	var sh shape
+	sh.collect(mt.Schema.Value, 0)
+	return slices.ContainsFunc(sh.props[name], func(p *openapi3.Schema) bool {
+		return p.Type == nil || len(*p.Type) == 0 || p.Type.Is(openapi3.TypeArray) // untyped: anything, arrays too
+	})
 }
