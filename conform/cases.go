@@ -189,6 +189,40 @@ func (r *runner) authCases(ctx context.Context, op *policy.Operation) {
 		}
 	}
 
+	// Each scheme of an alternative that takes several (AND), alone: a
+	// valid credential of it that satisfies no alternative by itself.
+	for _, alt := range sec.Alternatives {
+		if len(alt) < 2 {
+			continue
+		}
+		for _, sr := range alt {
+			name := "and:" + sr.Scheme.Name
+			var half *credential
+			for _, c := range r.live() {
+				if kind(c.scheme) == kind(sr.Scheme) && c.known && c.holds(sr.Scopes) && usable(c, op) &&
+					!slices.ContainsFunc(sec.Alternatives, func(a policy.Requirement) bool { return satisfies(c, a) }) {
+					half = c
+					break
+				}
+			}
+			if half == nil {
+				r.report(op, name, Skip, "no configured credential of %s holds %v and satisfies no alternative alone", sr.Scheme.Name, sr.Scopes)
+				continue
+			}
+			resp, err := r.send(ctx, name, op, half, safe, nil)
+			switch {
+			case err != nil:
+				r.report(op, name, Fail, "%v", err)
+			case resp.status == http.StatusTooManyRequests:
+				r.report(op, name, Skip, "rate limited before the case ran (%s)", strings.Join(violated(resp), ", "))
+			case resp.status != http.StatusUnauthorized && resp.status != http.StatusForbidden:
+				r.report(op, name, Fail, "%s alone, where the document asks for it together with another scheme: want 401 or 403, got %s", half.name, resp)
+			default:
+				r.report(op, name, Pass, "%d: %s alone is not enough", resp.status, half.name)
+			}
+		}
+	}
+
 	// For each required scope, a valid credential that lacks it.
 	for _, alt := range sec.Alternatives {
 		if len(alt) != 1 || len(alt[0].Scopes) == 0 {

@@ -92,6 +92,11 @@ func TestConformCatchesBrokenServers(t *testing.T) {
 	table := spectest.Table(t, server.SpecSource, api.Spec)
 	owned := slices.ContainsFunc(table.Operations(), func(op *policy.Operation) bool { return op.Owner != nil })
 	families := []string{"no-credential", "malformed:", "forged:", "ignored:", "other-scheme:", "scope:", "schema", "limit:", "revoked:", "response", "method", "csrf:"}
+	if slices.ContainsFunc(table.Operations(), func(op *policy.Operation) bool {
+		return slices.ContainsFunc(op.Security.Alternatives, func(alt policy.Requirement) bool { return len(alt) > 1 })
+	}) {
+		families = append(families, "and:") // the document asks for two schemes at once somewhere
+	}
 	if owned {
 		families = append(families, "owner:") // the document declares an owner-only operation
 	}
@@ -138,6 +143,27 @@ func TestConformCatchesBrokenServers(t *testing.T) {
 		})
 		if r, ok := find(rep, conform.Fail, func(r conform.Result) bool { return r.Operation == scope.Operation && r.Case == scope.Case }); !ok {
 			t.Errorf("%s is not checked on %s, and the suite did not say so", parts[2], scope.Operation)
+		} else {
+			t.Logf("caught: %s %s: %s", r.Operation, r.Case, r.Detail)
+		}
+	})
+
+	t.Run("two schemes cut to one", func(t *testing.T) {
+		and, ok := find(good, conform.Pass, func(r conform.Result) bool { return strings.HasPrefix(r.Case, "and:") })
+		if !ok {
+			t.Skip("the document asks for no two schemes at once, or no and: case passed")
+		}
+		scheme := strings.TrimPrefix(and.Case, "and:")
+		rep := serveExample(t, server.Service(), func(table *policy.Table) {
+			sec := &table.Operation(and.Operation).Security
+			for i, alt := range sec.Alternatives {
+				if len(alt) > 1 {
+					sec.Alternatives[i] = slices.DeleteFunc(slices.Clone(alt), func(sr policy.SchemeRequirement) bool { return sr.Scheme.Name != scheme })
+				}
+			}
+		})
+		if r, ok := find(rep, conform.Fail, func(r conform.Result) bool { return r.Operation == and.Operation && r.Case == and.Case }); !ok {
+			t.Errorf("%s takes %s alone, and the suite did not say so", and.Operation, scheme)
 		} else {
 			t.Logf("caught: %s %s: %s", r.Operation, r.Case, r.Detail)
 		}

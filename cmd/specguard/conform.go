@@ -20,6 +20,7 @@ document declares. For every operation it derives, from the document alone:
   forged:SCHEME       a credential with its signature or secret changed: 401
   ignored:SCHEME      on an operation declaring no security, a credential
                       is not read: never 401/403
+  and:SCHEME          where two schemes are asked for at once, one alone: 401/403
   other-scheme:NAME   a valid credential of a scheme it does not accept: 401
   scope:SCHEME:SCOPE  a valid credential lacking SCOPE: 403 insufficient_scope
   schema              a request breaking the declared schema: 400 naming the field
