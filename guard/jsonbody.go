@@ -96,7 +96,7 @@ func repeated(body []byte, mt *openapi3.MediaType) (string, string) {
 		return "", "" // the validator refuses it
 	}
 	for name, vs := range values {
-		if len(vs) > 1 && !isArray(mt, name) {
+		if len(vs) > 1 && !mayRepeat(mt, name) {
 			return name, givenTwice
 		}
 	}
@@ -119,7 +119,7 @@ func badParts(body []byte, boundary string, mt *openapi3.MediaType) (string, str
 			return "", "" // the end, or a body the validator refuses
 		}
 		name := p.FormName()
-		if seen[name] && !isArray(mt, name) {
+		if seen[name] && !mayRepeat(mt, name) {
 			return name, givenTwice
 		}
 		seen[name] = true
@@ -135,15 +135,22 @@ func badParts(body []byte, boundary string, mt *openapi3.MediaType) (string, str
 	}
 }
 
-// isArray reports whether property name of mt's schema (or of a schema
-// it is made of: allOf, anyOf, oneOf) may be an array (or is untyped).
-func isArray(mt *openapi3.MediaType, name string) bool {
+// mayRepeat reports whether field name of mt's schema may be given more
+// than once: its schema (or an allOf, anyOf or oneOf member's, or
+// additionalProperties for a field the schema does not name) is an array
+// or untyped, or the schema says nothing of it (no value of it to slip
+// past the validator; one it refuses, it refuses).
+func mayRepeat(mt *openapi3.MediaType, name string) bool {
 	if mt == nil || mt.Schema == nil {
-		return false
+		return true
 	}
 	var sh shape
 	sh.collect(mt.Schema.Value, 0)
-	return slices.ContainsFunc(sh.props[name], func(p *openapi3.Schema) bool {
+	schemas := sh.props[name]
+	if len(schemas) == 0 {
+		schemas = sh.extra
+	}
+	return len(schemas) == 0 || slices.ContainsFunc(schemas, func(p *openapi3.Schema) bool {
 		return p.Type == nil || len(*p.Type) == 0 || p.Type.Is(openapi3.TypeArray) // untyped: anything, arrays too
 	})
 }
