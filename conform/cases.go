@@ -99,7 +99,7 @@ func (r *runner) authCases(ctx context.Context, op *policy.Operation) {
 		}
 	}
 	if sec.Public {
-		r.ignoredCases(ctx, op, resp, safe)
+		r.ignoredCases(ctx, op, safe)
 		return
 	}
 
@@ -113,11 +113,20 @@ func (r *runner) authCases(ctx context.Context, op *policy.Operation) {
 			r.report(op, name, Fail, "%v", err)
 		case resp.status == http.StatusTooManyRequests:
 			r.report(op, name, Skip, "rate limited before the case ran (%s)", strings.Join(violated(resp), ", "))
-		case resp.status == http.StatusBadRequest && !challenged(resp, "invalid_request"):
+		case resp.status == http.StatusBadRequest && challenged(resp, "invalid_request"):
+			r.report(op, name, Pass, "400 invalid_request: refused")
+		case resp.status == http.StatusBadRequest && safe != nil && namesField(resp, safe.field):
 			// The body breaks the schema: a server that took the
 			// credential for none (or for a good one) refuses the body
-			// instead. Only a challenge says the credential was refused.
-			r.report(op, name, Fail, "400 without a challenge saying error=\"invalid_request\": the body's refusal, not the credential's (a malformed credential must be refused, never taken for none); got %s", resp)
+			// instead.
+			r.report(op, name, Fail, "400 naming %s, which the case broke: the request refused, not the credential (a malformed credential must be refused, never taken for none or for a good one); got %s", safe.field, resp)
+		case resp.status == http.StatusBadRequest && open && safe != nil:
+			// Where anonymous callers are admitted, a server that took the
+			// credential for none refuses the body: only a challenge says
+			// the credential was refused.
+			r.report(op, name, Fail, "400 without a challenge saying error=\"invalid_request\": the body's refusal, the credential taken for none (a malformed credential must be refused, never taken for none); got %s", resp)
+		case resp.status == http.StatusBadRequest && bearerKind(s):
+			r.report(op, name, Fail, "400 without a challenge saying error=\"invalid_request\" (RFC 6750 section 3.1); got %s", resp)
 		case resp.status == http.StatusUnauthorized && bearerKind(s) && !challenged(resp, ""):
 			r.report(op, name, Fail, "401 without a challenge saying what was wrong (error=, RFC 6750 section 3.1); got %s", resp)
 		case resp.status == http.StatusBadRequest || resp.status == http.StatusUnauthorized:
@@ -131,6 +140,9 @@ func (r *runner) authCases(ctx context.Context, op *policy.Operation) {
 	// signature or secret that is not checked lets it in.
 	for _, s := range sortedSchemes(kinds(op)) {
 		name := "forged:" + s.Name
+		if r.forged[kind(s)] {
+			continue // a server checks one kind's signatures or secrets alike everywhere: once is enough, and spends less of its limits
+		}
 		var real *credential
 		for _, c := range r.live() {
 			if kind(c.scheme) == kind(s) && usable(c, op) {
@@ -151,8 +163,10 @@ func (r *runner) authCases(ctx context.Context, op *policy.Operation) {
 		case resp.status == http.StatusTooManyRequests:
 			r.report(op, name, Skip, "rate limited before the case ran (%s)", strings.Join(violated(resp), ", "))
 		case resp.status != http.StatusUnauthorized || bearerKind(s) && !challenged(resp, "invalid_token"):
+			r.forged[kind(s)] = true
 			r.report(op, name, Fail, "%s with one character of its secret changed: want 401 (invalid_token, for a bearer token), got %s", real.name, resp)
 		default:
+			r.forged[kind(s)] = true
 			r.report(op, name, Pass, "401: %s with its secret changed", real.name)
 		}
 	}
@@ -281,16 +295,18 @@ func challenged(resp *response, code string) bool {
 
 // tampered is v with one character of its secret changed: the first after
 // its last ".", which begins a JWS's signature, an API key's or a
-// session's secret (the first of v when it has no "."). Every bit of that
-// character counts, so the value decodes to another signature or secret.
+// session's secret; without a ".", one three quarters in (past a prefix
+// or an id, as in sk_live_..., and before the last, whose low bits may not
+// count in base64). Every bit of that character counts, so the value
+// decodes to another signature or secret.
 func tampered(v string) string {
 	b := []byte(v)
-	i := strings.LastIndexByte(v, '.') + 1
-	if i >= len(b) {
-		i = 0
-	}
 	if len(b) == 0 {
 		return "A"
+	}
+	i := strings.LastIndexByte(v, '.') + 1
+	if i == 0 || i >= len(b) {
+		i = min(len(b)*3/4, max(len(b)-2, 0))
 	}
 	if b[i] == 'A' {
 		b[i] = 'B'
@@ -301,24 +317,26 @@ func tampered(v string) string {
 }
 
 // ignoredCases: an operation declaring no security reads no credential: a
-// malformed one of each scheme the document declares is answered as none
-// was (public), not refused.
-func (r *runner) ignoredCases(ctx context.Context, op *policy.Operation, none *response, safe *violation) {
-	if none == nil {
-		return
-	}
+// malformed one of each scheme the document uses is not refused. Each kind
+// is tried until one operation answers it.
+func (r *runner) ignoredCases(ctx context.Context, op *policy.Operation, safe *violation) {
 	for _, s := range sortedSchemes(r.allKinds()) {
 		name := "ignored:" + s.Name
+		if r.ignored[kind(s)] {
+			continue // once a kind: a server reads credentials alike everywhere, and this spends less of its limits
+		}
 		bad := &credential{scheme: s, value: "%%conform%%"}
 		resp, err := r.send(ctx, name, op, bad, safe, nil)
 		switch {
 		case err != nil:
 			r.report(op, name, Fail, "%v", err)
-		case resp.status == http.StatusTooManyRequests || none.status == http.StatusTooManyRequests:
-			r.report(op, name, Skip, "rate limited before the case ran (%s)", strings.Join(violated(resp), ", "))
 		case resp.status == http.StatusUnauthorized || resp.status == http.StatusForbidden || challenged(resp, ""):
+			r.ignored[kind(s)] = true
 			r.report(op, name, Fail, "the operation declares no security, yet a %s credential was read: got %s", s.Name, resp)
+		case resp.status == http.StatusTooManyRequests:
+			r.report(op, name, Skip, "rate limited before the case ran (%s)", strings.Join(violated(resp), ", "))
 		default:
+			r.ignored[kind(s)] = true
 			r.report(op, name, Pass, "%d: the credential was not read", resp.status)
 		}
 	}

@@ -91,7 +91,19 @@ func (r *runner) csrfCase(ctx context.Context, op *policy.Operation) {
 		r.report(op, name, Skip, "%s with nothing the document constrains: a server without the check would carry it out", op.Method)
 		return
 	}
-	for _, token := range []string{"", "conform-wrong-token", "conform-planted"} {
+	tokens := []string{"", "conform-wrong-token"}
+	// The cookie the session's CSRF token came in (its value is the
+	// token the login answered with), when there is one.
+	csrfCookie := ""
+	for _, ck := range cookie.cookies {
+		if cookie.csrf != "" && ck.Value == cookie.csrf {
+			csrfCookie = ck.Name
+		}
+	}
+	if csrfCookie != "" {
+		tokens = append(tokens, "conform-planted")
+	}
+	for _, token := range tokens {
 		resp, err := r.send(ctx, name, op, cookie, v, func(req *http.Request) {
 			if token == "conform-planted" {
 				// A token of the attacker's choosing in the session's
@@ -100,7 +112,10 @@ func (r *runner) csrfCase(ctx context.Context, op *policy.Operation) {
 				req.Header.Del("Cookie")
 				req.AddCookie(&http.Cookie{Name: cookie.scheme.Param, Value: cookie.value})
 				for _, ck := range cookie.cookies {
-					req.AddCookie(&http.Cookie{Name: ck.Name, Value: token})
+					if ck.Name == csrfCookie {
+						ck = &http.Cookie{Name: ck.Name, Value: token}
+					}
+					req.AddCookie(&http.Cookie{Name: ck.Name, Value: ck.Value})
 				}
 			}
 			if token != "" {
@@ -125,6 +140,10 @@ func (r *runner) csrfCase(ctx context.Context, op *policy.Operation) {
 			r.report(op, name, Fail, "a session cookie %s: want 403, got %s", what, resp)
 			return
 		}
+	}
+	if csrfCookie == "" {
+		r.report(op, name, Pass, "403 without the CSRF token and with a wrong one (no CSRF cookie holds the token the login answered with: none planted)")
+		return
 	}
 	r.report(op, name, Pass, "403 without the CSRF token, with a wrong one, and with one planted in cookie and header")
 }

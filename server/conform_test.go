@@ -198,7 +198,7 @@ func TestConformCatchesBrokenServers(t *testing.T) {
 	pathOf := func(kind string) string { return spectest.CredentialOp(t, table, kind).Path }
 	// What a failure says, where it matters: a body's 400 is no refusal
 	// of the credential, only a challenge says it was refused.
-	details := map[string]string{"a malformed API key taken for one": "400 without a challenge"}
+	details := map[string]string{"a malformed API key taken for one": "which the case broke"}
 	for _, c := range []struct {
 		name, family string
 		proxy        func(http.Handler) http.Handler
