@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/specguard/specguard/conform"
@@ -88,6 +89,84 @@ func TestMalformedOnAnOpenOperation(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("%s: no malformed:key case ran: %+v", c.name, rep.Results)
+		}
+	}
+}
+
+// keyDoc is an operation that needs an API key.
+const keyDoc = `openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /things:
+    post:
+      operationId: addThing
+      security: [{key: []}]
+      x-rate-limit: false
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {type: object, required: [title], properties: {title: {type: string}}}
+      responses:
+        '201': {description: made}
+        '400': {description: bad, content: {application/problem+json: {schema: {type: object}}}}
+        '401': {description: no}
+components:
+  securitySchemes:
+    key: {type: apiKey, in: header, name: X-API-Key}
+`
+
+// A key made of an id and a secret with no dot between (k1_...): the
+// forged case changes the secret, not the id, so a server that finds the
+// key by its id alone fails it. A server that answers an unreadable key
+// with a plain 400 (API keys have no standard challenge) refuses it.
+func TestForgedAndMalformedKeys(t *testing.T) {
+	table, err := policy.Compile("spec.yaml", []byte(keyDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const key = "k1_0123456789abcdefghijklmnopqrstuvwxyz"
+	for _, c := range []struct {
+		name          string
+		checksSecret  bool
+		forged, plain string
+	}{
+		{"a server that finds the key by its id alone", false, conform.Fail, conform.Pass},
+		{"a server that checks the secret", true, conform.Pass, conform.Pass},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			k := r.Header.Get("X-API-Key")
+			switch {
+			case r.URL.Path != "/things" || r.Method != http.MethodPost:
+				http.NotFound(w, r)
+			case len(k) < 3 || k[:3] != "k1_":
+				w.Header().Set("Content-Type", "application/problem+json")
+				w.WriteHeader(http.StatusBadRequest) // unreadable: a plain 400
+				_, _ = w.Write([]byte(`{"type":"bad-key","title":"Unreadable API key","status":400}`))
+			case c.checksSecret && k != key:
+				w.Header().Set("WWW-Authenticate", `ApiKey realm="t", header="X-API-Key"`)
+				w.WriteHeader(http.StatusUnauthorized)
+			default:
+				w.Header().Set("Content-Type", "application/problem+json")
+				w.WriteHeader(http.StatusBadRequest) // the case's body breaks the schema
+				_, _ = w.Write([]byte(`{"type":"invalid","title":"bad","status":400,"errors":[{"field":"body.title","message":"missing"}]}`))
+			}
+		}))
+		rep, err := conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Only: []string{"malformed", "forged"},
+			Credentials: []conform.Credential{{Name: "k", Scheme: "key", Value: key}}})
+		srv.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, r := range rep.Results {
+			got[r.Case] = r.Verdict + " (" + r.Detail + ")"
+		}
+		if v := got["forged:key"]; !strings.HasPrefix(v, c.forged) {
+			t.Errorf("%s: forged:key %s, want %s", c.name, v, c.forged)
+		}
+		if v := got["malformed:key"]; !strings.HasPrefix(v, c.plain) {
+			t.Errorf("%s: malformed:key %s, want %s", c.name, v, c.plain)
 		}
 	}
 }
