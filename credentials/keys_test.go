@@ -305,4 +305,9 @@ func TestDecodeRefusesBodiesThatAreNotOneValue(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d", c.name, r.code, r.raw, c.code)
 		}
 	}
+	// The token endpoint refuses a parameter given twice (RFC 6749
+	// section 3.2).
+	if r := e.form("/auth/token", url.Values{"grant_type": {"", "password"}, "username": {"ann@example.com"}, "password": {"correct horse battery"}}); r.code != 400 || r.body["error"] != "invalid_request" {
+		t.Errorf("grant_type given twice: %d %s, want 400 invalid_request", r.code, r.raw)
+	}
 }
