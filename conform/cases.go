@@ -99,7 +99,6 @@ func (r *runner) authCases(ctx context.Context, op *policy.Operation) {
 		}
 	}
 	if sec.Public {
-		r.ignoredCases(ctx, op, safe)
 		return
 	}
 
@@ -113,8 +112,8 @@ func (r *runner) authCases(ctx context.Context, op *policy.Operation) {
 			r.report(op, name, Fail, "%v", err)
 		case resp.status == http.StatusTooManyRequests:
 			r.report(op, name, Skip, "rate limited before the case ran (%s)", strings.Join(violated(resp), ", "))
-		case resp.status == http.StatusBadRequest && challenged(resp, "invalid_request"):
-			r.report(op, name, Pass, "400 invalid_request: refused")
+		case resp.status == http.StatusBadRequest && (challenged(resp, "invalid_request") || namesField(resp, where(s))):
+			r.report(op, name, Pass, "400: refused, saying so")
 		case resp.status == http.StatusBadRequest && safe != nil && namesField(resp, safe.field):
 			// The body breaks the schema: a server that took the
 			// credential for none (or for a good one) refuses the body
@@ -133,41 +132,6 @@ func (r *runner) authCases(ctx context.Context, op *policy.Operation) {
 			r.report(op, name, Pass, "%d: refused", resp.status)
 		default:
 			r.report(op, name, Fail, "a malformed credential must be refused (400 or 401), never taken for none; got %s", resp)
-		}
-	}
-
-	// A credential of each kind op accepts, its secret changed: a
-	// signature or secret that is not checked lets it in.
-	for _, s := range sortedSchemes(kinds(op)) {
-		name := "forged:" + s.Name
-		if r.forged[kind(s)] {
-			continue // a server checks one kind's signatures or secrets alike everywhere: once is enough, and spends less of its limits
-		}
-		var real *credential
-		for _, c := range r.live() {
-			if kind(c.scheme) == kind(s) && usable(c, op) {
-				real = c
-				break
-			}
-		}
-		if real == nil {
-			r.report(op, name, Skip, "no configured credential of %s", s.Name)
-			continue
-		}
-		forged := *real
-		forged.value = tampered(real.value)
-		resp, err := r.send(ctx, name, op, &forged, safe, nil)
-		switch {
-		case err != nil:
-			r.report(op, name, Fail, "%v", err)
-		case resp.status == http.StatusTooManyRequests:
-			r.report(op, name, Skip, "rate limited before the case ran (%s)", strings.Join(violated(resp), ", "))
-		case resp.status != http.StatusUnauthorized || bearerKind(s) && !challenged(resp, "invalid_token"):
-			r.forged[kind(s)] = true
-			r.report(op, name, Fail, "%s with one character of its secret changed: want 401 (invalid_token, for a bearer token), got %s", real.name, resp)
-		default:
-			r.forged[kind(s)] = true
-			r.report(op, name, Pass, "401: %s with its secret changed", real.name)
 		}
 	}
 
@@ -283,6 +247,81 @@ func bearerKind(s *policy.Scheme) bool {
 	return s.Type == policy.SchemeBearer || s.Type == policy.SchemeOAuth2 || s.Type == policy.SchemeOIDC
 }
 
+// other is another character of c's kind, which no decoder takes for c: a
+// digit for a digit, a letter of c's case for a letter (not c in another
+// case, which hex and UUIDs read alike; within a to f for a to f, so hex
+// stays hex), "A" for anything else.
+func other(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return '0' + (c-'0'+1)%10
+	case c >= 'a' && c <= 'f':
+		return 'a' + (c-'a'+1)%6
+	case c >= 'A' && c <= 'F':
+		return 'A' + (c-'A'+1)%6
+	case c >= 'g' && c <= 'z':
+		return 'g' + (c-'g'+1)%20
+	case c >= 'G' && c <= 'Z':
+		return 'G' + (c-'G'+1)%20
+	}
+	return 'A'
+}
+
+// where is the field a problem's errors name for s's credential:
+// header.Authorization, header.<name> or cookie.<name>.
+func where(s *policy.Scheme) string {
+	switch s.Type {
+	case policy.SchemeAPIKeyHeader:
+		return "header." + s.Param
+	case policy.SchemeAPIKeyCookie:
+		return "cookie." + s.Param
+	}
+	return "header.Authorization"
+}
+
+// forgedCases: a credential of each kind op accepts, its secret changed (a
+// signature or secret that is not checked lets it in): 401. They run after
+// the other cases of op, whose requests a limit they spend would skip; an
+// operation declaring no security is sent an unreadable credential of each
+// kind instead (see ignoredCases).
+func (r *runner) forgedCases(ctx context.Context, op *policy.Operation) {
+	var safe *violation
+	if !safeMethod(op.Method) {
+		safe = violate(op)
+	}
+	if op.Security.Public {
+		r.ignoredCases(ctx, op, safe)
+		return
+	}
+	for _, s := range sortedSchemes(kinds(op)) {
+		name := "forged:" + s.Name
+		var real *credential
+		for _, c := range r.live() {
+			if kind(c.scheme) == kind(s) && usable(c, op) {
+				real = c
+				break
+			}
+		}
+		if real == nil {
+			r.report(op, name, Skip, "no configured credential of %s", s.Name)
+			continue
+		}
+		forged := *real
+		forged.value = tampered(real.value)
+		resp, err := r.send(ctx, name, op, &forged, safe, nil)
+		switch {
+		case err != nil:
+			r.report(op, name, Fail, "%v", err)
+		case resp.status == http.StatusTooManyRequests:
+			r.report(op, name, Skip, "rate limited before the case ran (%s)", strings.Join(violated(resp), ", "))
+		case resp.status != http.StatusUnauthorized || bearerKind(s) && !challenged(resp, "invalid_token"):
+			r.report(op, name, Fail, "%s with one character of its secret changed: want 401 (invalid_token, for a bearer token), got %s", real.name, resp)
+		default:
+			r.report(op, name, Pass, "401: %s with its secret changed", real.name)
+		}
+	}
+}
+
 // challenged reports whether resp has a challenge saying error=code (any
 // error when code is empty).
 func challenged(resp *response, code string) bool {
@@ -308,35 +347,25 @@ func tampered(v string) string {
 	if i == 0 || i >= len(b) {
 		i = min(len(b)*3/4, max(len(b)-2, 0))
 	}
-	if b[i] == 'A' {
-		b[i] = 'B'
-	} else {
-		b[i] = 'A'
-	}
+	b[i] = other(b[i])
 	return string(b)
 }
 
-// ignoredCases: an operation declaring no security reads no credential: a
-// malformed one of each scheme the document uses is not refused. Each kind
-// is tried until one operation answers it.
+// ignoredCases: an operation declaring no security reads no credential: an
+// unreadable one of each kind the document uses is not refused.
 func (r *runner) ignoredCases(ctx context.Context, op *policy.Operation, safe *violation) {
 	for _, s := range sortedSchemes(r.allKinds()) {
 		name := "ignored:" + s.Name
-		if r.ignored[kind(s)] {
-			continue // once a kind: a server reads credentials alike everywhere, and this spends less of its limits
-		}
 		bad := &credential{scheme: s, value: "%%conform%%"}
 		resp, err := r.send(ctx, name, op, bad, safe, nil)
 		switch {
 		case err != nil:
 			r.report(op, name, Fail, "%v", err)
 		case resp.status == http.StatusUnauthorized || resp.status == http.StatusForbidden || challenged(resp, ""):
-			r.ignored[kind(s)] = true
 			r.report(op, name, Fail, "the operation declares no security, yet a %s credential was read: got %s", s.Name, resp)
 		case resp.status == http.StatusTooManyRequests:
 			r.report(op, name, Skip, "rate limited before the case ran (%s)", strings.Join(violated(resp), ", "))
 		default:
-			r.ignored[kind(s)] = true
 			r.report(op, name, Pass, "%d: the credential was not read", resp.status)
 		}
 	}

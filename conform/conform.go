@@ -163,8 +163,7 @@ func Run(ctx context.Context, table *policy.Table, opts Options) (*Report, error
 	if opts.MaxCalls == 0 {
 		opts.MaxCalls = 2000
 	}
-	r := &runner{table: table, opts: opts, base: strings.TrimSuffix(opts.Base, "/"), answers: map[*policy.Operation]*answers{},
-		forged: map[string]bool{}, ignored: map[string]bool{}}
+	r := &runner{table: table, opts: opts, base: strings.TrimSuffix(opts.Base, "/"), answers: map[*policy.Operation]*answers{}}
 	creds, err := r.fetchAll(ctx, opts.Credentials)
 	if err != nil {
 		return nil, err
@@ -183,6 +182,7 @@ func Run(ctx context.Context, table *policy.Table, opts Options) (*Report, error
 		r.authCases(ctx, op)
 		r.schemaCase(ctx, op)
 		r.csrfCase(ctx, op)
+		r.forgedCases(ctx, op)
 		if i == 0 || ops[i-1].Path != op.Path {
 			var declared []string
 			for _, o := range ops[i:] {
@@ -225,9 +225,6 @@ type runner struct {
 	creds   []*credential
 	results []Result
 	answers map[*policy.Operation]*answers
-	// forged and ignored are the kinds of credential (see kind) the
-	// forged: and ignored: cases have had an answer for.
-	forged, ignored map[string]bool
 }
 
 // wants reports whether the cases named name (or of the family name) are

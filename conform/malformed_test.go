@@ -1,7 +1,9 @@
 package conform_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -167,6 +169,95 @@ func TestForgedAndMalformedKeys(t *testing.T) {
 		}
 		if v := got["malformed:key"]; !strings.HasPrefix(v, c.plain) {
 			t.Errorf("%s: malformed:key %s, want %s", c.name, v, c.plain)
+		}
+	}
+}
+
+// perOpDoc: two operations that need a key, two that declare no security.
+const perOpDoc = `openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /a:
+    get:
+      operationId: getA
+      security: [{key: []}]
+      x-rate-limit: false
+      responses: {'200': {description: ok}, '400': {description: bad}, '401': {description: no}}
+  /b:
+    get:
+      operationId: getB
+      security: [{key: []}]
+      x-rate-limit: false
+      responses: {'200': {description: ok}, '400': {description: bad}, '401': {description: no}}
+  /pub1:
+    get:
+      operationId: getPub1
+      security: []
+      x-rate-limit: false
+      responses: {'200': {description: ok}, '401': {description: no}}
+  /pub2:
+    get:
+      operationId: getPub2
+      security: []
+      x-rate-limit: false
+      responses: {'200': {description: ok}, '401': {description: no}}
+components:
+  securitySchemes:
+    key: {type: apiKey, in: header, name: X-API-Key}
+`
+
+// forged: and ignored: run on every operation (a server may check the
+// secret, or read credentials, on some only); a hex secret is changed to
+// another hex digit, not to the same one in another case; a 400 naming
+// the credential's header refuses it.
+func TestForgedAndIgnoredOnEveryOperation(t *testing.T) {
+	table, err := policy.Compile("spec.yaml", []byte(perOpDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const key = "0123456789abcdef01234567a9abcdef" // three quarters in: an a
+	want, _ := hex.DecodeString(key)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		k := r.Header.Get("X-API-Key")
+		got, err := hex.DecodeString(k)
+		switch {
+		case r.URL.Path == "/pub1":
+			w.WriteHeader(http.StatusOK)
+		case r.URL.Path == "/pub2" && k != "":
+			w.WriteHeader(http.StatusUnauthorized) // reads a credential where none is declared
+		case r.URL.Path == "/pub2":
+			w.WriteHeader(http.StatusOK)
+		case k == "":
+			w.Header().Set("WWW-Authenticate", `ApiKey realm="t", header="X-API-Key"`)
+			w.WriteHeader(http.StatusUnauthorized)
+		case err != nil:
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"type":"invalid","title":"bad","status":400,"errors":[{"field":"header.X-API-Key","message":"not hex"}]}`))
+		case r.URL.Path == "/b" && len(got) > 0 || bytes.Equal(got, want): // b: any readable key
+			w.WriteHeader(http.StatusOK)
+		default:
+			w.Header().Set("WWW-Authenticate", `ApiKey realm="t", header="X-API-Key"`)
+			w.WriteHeader(http.StatusUnauthorized)
+		}
+	}))
+	defer srv.Close()
+	rep, err := conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Only: []string{"malformed", "forged", "ignored"},
+		Credentials: []conform.Credential{{Name: "k", Scheme: "key", Value: key}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, r := range rep.Results {
+		got[r.Operation+" "+r.Case] = r.Verdict
+	}
+	for c, v := range map[string]string{
+		"getA forged:key": conform.Pass, "getB forged:key": conform.Fail,
+		"getPub1 ignored:key": conform.Pass, "getPub2 ignored:key": conform.Fail,
+		"getA malformed:key": conform.Pass,
+	} {
+		if got[c] != v {
+			t.Errorf("%s: %q, want %s (all: %v)", c, got[c], v, got)
 		}
 	}
 }

@@ -92,11 +92,17 @@ func (r *runner) csrfCase(ctx context.Context, op *policy.Operation) {
 		return
 	}
 	tokens := []string{"", "conform-wrong-token"}
-	// The cookie the session's CSRF token came in (its value is the
-	// token the login answered with), when there is one.
+	// The cookie the session's CSRF token came in: the one whose value is
+	// the token the login answered with, else one named for it (XSRF-TOKEN,
+	// __Host-csrf), when there is one.
 	csrfCookie := ""
 	for _, ck := range cookie.cookies {
 		if cookie.csrf != "" && ck.Value == cookie.csrf {
+			csrfCookie = ck.Name
+		}
+	}
+	for _, ck := range cookie.cookies {
+		if n := strings.ToLower(ck.Name); csrfCookie == "" && (strings.Contains(n, "csrf") || strings.Contains(n, "xsrf")) {
 			csrfCookie = ck.Name
 		}
 	}
@@ -142,7 +148,7 @@ func (r *runner) csrfCase(ctx context.Context, op *policy.Operation) {
 		}
 	}
 	if csrfCookie == "" {
-		r.report(op, name, Pass, "403 without the CSRF token and with a wrong one (no CSRF cookie holds the token the login answered with: none planted)")
+		r.report(op, name, Pass, "403 without the CSRF token and with a wrong one (no cookie holds the token the login answered with, nor is named for one: none planted)")
 		return
 	}
 	r.report(op, name, Pass, "403 without the CSRF token, with a wrong one, and with one planted in cookie and header")

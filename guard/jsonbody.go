@@ -95,8 +95,9 @@ func repeated(body []byte, mt *openapi3.MediaType) (string, string) {
 	if err != nil {
 		return "", "" // the validator refuses it
 	}
+	mayRepeat := repeatable(mt)
 	for name, vs := range values {
-		if len(vs) > 1 && !mayRepeat(mt, name) {
+		if len(vs) > 1 && !mayRepeat(name) {
 			return name, givenTwice
 		}
 	}
@@ -113,13 +114,14 @@ const givenTwice = "is given more than once, and is no array"
 func badParts(body []byte, boundary string, mt *openapi3.MediaType) (string, string) {
 	parts := multipart.NewReader(bytes.NewReader(body), boundary)
 	seen := map[string]bool{}
+	mayRepeat := repeatable(mt)
 	for {
 		p, err := parts.NextPart()
 		if err != nil {
 			return "", "" // the end, or a body the validator refuses
 		}
 		name := p.FormName()
-		if seen[name] && !mayRepeat(mt, name) {
+		if seen[name] && !mayRepeat(name) {
 			return name, givenTwice
 		}
 		seen[name] = true
@@ -135,22 +137,28 @@ func badParts(body []byte, boundary string, mt *openapi3.MediaType) (string, str
 	}
 }
 
-// mayRepeat reports whether field name of mt's schema may be given more
-// than once: its schema (or an allOf, anyOf or oneOf member's, or
+// repeatable returns whether a field of mt's schema may be given more than
+// once: its schema (or an allOf, anyOf or oneOf member's, or
 // additionalProperties for a field the schema does not name) is an array
 // or untyped, or the schema says nothing of it (no value of it to slip
-// past the validator; one it refuses, it refuses).
-func mayRepeat(mt *openapi3.MediaType, name string) bool {
-	if mt == nil || mt.Schema == nil {
-		return true
+// past the validator; one it refuses, it refuses). The schema's shape is
+// collected once, on the first field asked about.
+func repeatable(mt *openapi3.MediaType) func(name string) bool {
+	var sh *shape
+	return func(name string) bool {
+		if mt == nil || mt.Schema == nil {
+			return true
+		}
+		if sh == nil {
+			sh = new(shape)
+			sh.collect(mt.Schema.Value, 0)
+		}
+		schemas := sh.props[name]
+		if len(schemas) == 0 {
+			schemas = sh.extra
+		}
+		return len(schemas) == 0 || slices.ContainsFunc(schemas, func(p *openapi3.Schema) bool {
+			return p.Type == nil || len(*p.Type) == 0 || p.Type.Is(openapi3.TypeArray) // untyped: anything, arrays too
+		})
 	}
-	var sh shape
-	sh.collect(mt.Schema.Value, 0)
-	schemas := sh.props[name]
-	if len(schemas) == 0 {
-		schemas = sh.extra
-	}
-	return len(schemas) == 0 || slices.ContainsFunc(schemas, func(p *openapi3.Schema) bool {
-		return p.Type == nil || len(*p.Type) == 0 || p.Type.Is(openapi3.TypeArray) // untyped: anything, arrays too
-	})
 }
