@@ -27,14 +27,16 @@ import (
 // internal/ijson) may decode in a handler to another value than the one
 // the validator checked: {"meta":{"lang":"xx"},"meta":{}} is meta {} to
 // the validator, which keeps the last, and lang "xx" to encoding/json,
-// which merges them. Both are refused (400) before the validator reads
-// the body.
+// which merges them; so may a form field given twice (the validator
+// checks the first value that is not empty, a handler reads the first).
+// All are refused (400) before the validator reads the body.
 
 // strictBody answers 400 (or 413) and returns false when r, for an
-// operation declaring rb, has a malformed Content-Type, a JSON body that
-// is no I-JSON document, or a form body giving a field that is no array
-// more than once. It reads such a body whole, leaving a copy in its place
-// for the validator.
+// operation declaring rb, has a malformed Content-Type, a JSON body (or
+// JSON part of a multipart body) that is no I-JSON document, or a form or
+// multipart body giving a field more than once that may not repeat (see
+// repeatable). It reads such a body whole, leaving a copy in its place for
+// the validator.
 func (g *Guard) strictBody(w http.ResponseWriter, r *http.Request, rb *openapi3.RequestBodyRef) bool {
 	if rb == nil {
 		return true
@@ -65,8 +67,10 @@ func (g *Guard) strictBody(w http.ResponseWriter, r *http.Request, rb *openapi3.
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	if form || multi {
-		name, msg := repeated(body, rb.Value.Content.Get(ct))
-		if multi {
+		var name, msg string
+		if form {
+			name, msg = repeated(body, rb.Value.Content.Get(ct))
+		} else {
 			name, msg = badParts(body, params["boundary"], rb.Value.Content.Get(ct))
 		}
 		if name != "" {
