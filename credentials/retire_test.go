@@ -43,20 +43,27 @@ func (w *afterLookup) AccountByEmail(ctx context.Context, email string) (*creden
 	return a, err
 }
 
+// demoUser is a published account; retirements are what Retire does with
+// it: disable it (no users file names it), or give it the users file's
+// password (one does).
+var (
+	demoUser    = []credentials.SeedAccount{{Email: "user@example.com", Password: "user-password", Role: "user"}}
+	retirements = map[string][]credentials.SeedAccount{
+		"disable": nil,
+		"keep":    {{Email: "user@example.com", Password: "users-file-password", Role: "user"}},
+	}
+)
+
 // A demo account whose owner changes its password while Retire checks it
 // (another instance serving meanwhile) is a real account: Retire leaves
 // it, and the owner's acknowledged password, alone, whether it would have
 // disabled it or given it the users file's password.
 func TestRetireLeavesAConcurrentPasswordChange(t *testing.T) {
-	demo := []credentials.SeedAccount{{Email: "user@example.com", Password: "user-password", Role: "user"}}
-	for name, keep := range map[string][]credentials.SeedAccount{
-		"disable": nil,
-		"keep":    {{Email: "user@example.com", Password: "users-file-password", Role: "user"}},
-	} {
+	for name, keep := range retirements {
 		t.Run(name, func(t *testing.T) {
 			accts := &afterLookup{MemoryAccounts: credentials.NewMemoryAccounts(nil)}
 			e := newEnv(t, nil, accts, security.NewMemoryKeyRecords(nil), security.NewMemoryStore(nil), limits.NewMemoryStore(nil))
-			if err := e.svc.Seed(ctx, demo, nil); err != nil {
+			if err := e.svc.Seed(ctx, demoUser, nil); err != nil {
 				t.Fatal(err)
 			}
 			accts.hook = func(a *credentials.Account) {
@@ -64,7 +71,7 @@ func TestRetireLeavesAConcurrentPasswordChange(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if err := e.svc.Retire(ctx, demo, keep, nil); err != nil {
+			if err := e.svc.Retire(ctx, demoUser, keep, nil); err != nil {
 				t.Fatal(err)
 			}
 			if r := e.json("POST", "/auth/login", `{"email":"user@example.com","password":"owners-own-password"}`); r.code != 200 {
@@ -78,17 +85,13 @@ func TestRetireLeavesAConcurrentPasswordChange(t *testing.T) {
 // parameters rehashes it while Retire checks the account: the password is
 // still the published one, and Retire still retires the account.
 func TestRetireSeesThroughARehash(t *testing.T) {
-	demo := []credentials.SeedAccount{{Email: "user@example.com", Password: "user-password", Role: "user"}}
-	for name, keep := range map[string][]credentials.SeedAccount{
-		"disable": nil,
-		"keep":    {{Email: "user@example.com", Password: "users-file-password", Role: "user"}},
-	} {
+	for name, keep := range retirements {
 		t.Run(name, func(t *testing.T) {
 			accts := &afterLookup{MemoryAccounts: credentials.NewMemoryAccounts(nil)}
 			keys, store, lim := security.NewMemoryKeyRecords(nil), security.NewMemoryStore(nil), limits.NewMemoryStore(nil)
 			e := newEnv(t, nil, accts, keys, store, lim)
 			other := newEnv(t, nil, accts, keys, store, lim, credentials.WithArgon2(credentials.Argon2{Memory: 2048, Time: 1, Threads: 1}))
-			if err := e.svc.Seed(ctx, demo, nil); err != nil {
+			if err := e.svc.Seed(ctx, demoUser, nil); err != nil {
 				t.Fatal(err)
 			}
 			before, err := accts.AccountByEmail(ctx, "user@example.com")
@@ -100,7 +103,7 @@ func TestRetireSeesThroughARehash(t *testing.T) {
 					t.Fatalf("the other instance's login: %d %s", r.code, r.raw)
 				}
 			}
-			if err := e.svc.Retire(ctx, demo, keep, nil); err != nil {
+			if err := e.svc.Retire(ctx, demoUser, keep, nil); err != nil {
 				t.Fatal(err)
 			}
 			after, err := accts.AccountByEmail(ctx, "user@example.com")
