@@ -149,7 +149,13 @@ type reply struct {
 // per-address limit decides it unless the test says so with X-Client).
 func (e *env) do(method, path, contentType, body string, header ...string) reply {
 	e.t.Helper()
-	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	return e.send(method, path, contentType, strings.NewReader(body), header...)
+}
+
+// send is do with a body of the caller's own.
+func (e *env) send(method, path, contentType string, body io.Reader, header ...string) reply {
+	e.t.Helper()
+	req := httptest.NewRequest(method, path, body)
 	n := e.ip.Add(1)
 	req.RemoteAddr = "192.0." + itoa(2+n/250) + "." + itoa(n%250+1) + ":1234"
 	if contentType != "" {

@@ -667,6 +667,15 @@ func (s *Service) createKey(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	full, k, err := s.keys.Create(r.Context(), p.Subject, in.Name, slices.Compact(slices.Sorted(slices.Values(in.Scopes))))
+	if err == nil && !s.stillAdmits(w, r) {
+		// Minted at the account's version as it is now, the key would
+		// outlive what ended the caller's credential while its body
+		// arrived: it is taken back before anyone saw it.
+		if err := s.keys.Revoke(r.Context(), p.Subject, k.ID); err != nil {
+			s.cfg.log.Warn("an API key minted after its caller's credential ended could not be revoked; it was never handed out", "subject", p.Subject, "err", err)
+		}
+		return
+	}
 	switch {
 	case errors.Is(err, security.ErrInvalid):
 		// The account was disabled since the guard let this request in.
@@ -734,7 +743,7 @@ func (s *Service) updateUser(op *policy.Operation) http.HandlerFunc {
 			Role     *string `json:"role"`
 			Disabled *bool   `json:"disabled"`
 		}
-		if !s.decode(w, r, &in) {
+		if !s.decode(w, r, &in) || !s.stillAdmits(w, r) {
 			return
 		}
 		if in.Role == nil && in.Disabled == nil {

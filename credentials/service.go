@@ -339,13 +339,11 @@ func (s *Service) Mount(r chi.Router) {
 // bearer and oauth2 schemes), browser sessions (apiKey in a cookie) and API
 // keys (apiKey in a header). Pass them to guard.New.
 func (s *Service) Authenticators() []guard.Option {
-	bearer := tokens.Bearer{Tokens: s.tokens}
-	return []guard.Option{
-		guard.WithAuthenticator(policy.SchemeBearer, bearer),
-		guard.WithAuthenticator(policy.SchemeOAuth2, bearer),
-		guard.WithAuthenticator(policy.SchemeAPIKeyCookie, s.sessions),
-		guard.WithAuthenticator(policy.SchemeAPIKeyHeader, s.keys),
+	var opts []guard.Option
+	for _, t := range []policy.SchemeType{policy.SchemeBearer, policy.SchemeOAuth2, policy.SchemeAPIKeyCookie, policy.SchemeAPIKeyHeader} {
+		opts = append(opts, guard.WithAuthenticator(t, s.authenticator(t)))
 	}
+	return opts
 }
 
 // Tokens is the service's token service: it mints, verifies and revokes
