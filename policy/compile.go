@@ -326,7 +326,6 @@ func (c *compiler) compile() *Table {
 			}
 			c.checkExtensions(op.Line, where, "operation", spec.Extensions)
 			op.Security = c.compileSecurity(op, where)
-			c.checkIntrospection(op, where)
 			if tiers, unlimited, present := c.parseLimits(op.Line, where, spec.Extensions); present {
 				op.Unlimited = unlimited
 				op.Limits = c.bindLimits(op, where, ExtRateLimit, tiers, false)
@@ -355,6 +354,7 @@ func (c *compiler) compile() *Table {
 			}
 		}
 	}
+	c.checkIntrospection(t.Schemes)
 	c.errs = slices.DeleteFunc(c.errs, func(e *Error) bool { return said(e, c.meant) })
 	return t
 }

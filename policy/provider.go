@@ -106,42 +106,43 @@ func (c *compiler) compileProvider(name string, s *openapi3.SecurityScheme) *Pro
 	return p
 }
 
-// checkIntrospection refuses an operation whose alternatives would send
-// one opaque token to several identity providers' introspection: the
-// provider tried first would receive the others' live tokens. At most one
-// of its openIdConnect schemes may introspect every opaque token; the
+// checkIntrospection refuses a document whose openIdConnect schemes would
+// send one opaque token to several identity providers' introspection: a
+// provider that introspects every opaque token receives the others' live
+// tokens, whether it is tried first on an operation listing both or is the
+// only one of an operation a client sends every token to. Of the schemes
+// its operations use, at most one may introspect every opaque token; the
 // others must say which are theirs (x-introspect: {prefix: ...}, prefixes
 // that do not overlap) or take none (x-introspect: false).
-func (c *compiler) checkIntrospection(op *Operation, where string) {
+func (c *compiler) checkIntrospection(schemes map[string]*Scheme) {
 	var every, prefixed []*Scheme
-	seen := map[*Scheme]bool{}
-	for _, alt := range op.Security.Alternatives {
-		for _, sr := range alt {
-			s := sr.Scheme
-			if s.Type != SchemeOIDC || seen[s] || !s.Provider.Introspect {
-				continue
-			}
-			seen[s] = true
-			if s.Provider.OpaquePrefix == "" {
-				every = append(every, s)
-			} else {
-				prefixed = append(prefixed, s)
-			}
+	for _, name := range slices.Sorted(maps.Keys(schemes)) {
+		s := schemes[name]
+		if s.Type != SchemeOIDC || !s.Provider.Introspect {
+			continue
 		}
+		if s.Provider.OpaquePrefix == "" {
+			every = append(every, s)
+		} else {
+			prefixed = append(prefixed, s)
+		}
+	}
+	fail := func(s *Scheme, format string, args ...any) {
+		c.fail(s.Provider.Line, "components.securitySchemes."+s.Name, ExtIntrospect, format, args...)
 	}
 	if len(every) > 1 {
 		names := make([]string, len(every))
 		for i, s := range every {
 			names[i] = s.Name
 		}
-		c.fail(op.Line, where, "security", "openIdConnect schemes %s would each introspect every opaque token, so the one tried first would receive the others' tokens; "+
-			"give all but one x-introspect: {prefix: <the start of its opaque tokens>}, or x-introspect: false", strings.Join(names, " and "))
+		fail(every[1], "openIdConnect schemes %s would each introspect every opaque token, so one would receive the other's tokens (tried first on an operation listing both, "+
+			"or the only one of an operation a client sends its token to); give all but one x-introspect: {prefix: <the start of its opaque tokens>}, or x-introspect: false",
+			strings.Join(names, " and "))
 	}
 	for i, a := range prefixed {
 		for _, b := range prefixed[i+1:] {
 			if strings.HasPrefix(a.Provider.OpaquePrefix, b.Provider.OpaquePrefix) || strings.HasPrefix(b.Provider.OpaquePrefix, a.Provider.OpaquePrefix) {
-				c.fail(op.Line, where, "security", "the x-introspect prefixes of %s (%q) and %s (%q) overlap: an opaque token could be either's",
-					a.Name, a.Provider.OpaquePrefix, b.Name, b.Provider.OpaquePrefix)
+				fail(b, "prefix %q overlaps %s's %q: an opaque token could be either's", b.Provider.OpaquePrefix, a.Name, a.Provider.OpaquePrefix)
 			}
 		}
 	}

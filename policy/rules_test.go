@@ -47,6 +47,16 @@ func twoProviders(first, second, op string) string {
 // tierOK is an operation snippet: one valid tier.
 const tierOK = "      x-rate-limit: {name: t, limit: 10, window: 1m, key: ip}\n"
 
+// A provider that introspects no opaque token leaves another free to
+// introspect every one, on operations of their own.
+func TestOneProviderIntrospectsEveryToken(t *testing.T) {
+	src := strings.Replace(twoProviders("", "x-introspect: false, ", "      security: [{oidc: []}]\n"+tierOK), "paths:\n",
+		"paths:\n  /other:\n    get:\n      operationId: other\n      security: [{oidc2: []}]\n"+tierOK+"      responses: {'200': {description: ok}}\n", 1)
+	if _, err := policy.Compile("spec.yaml", []byte(src)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func compileErr(t *testing.T, src string) string {
 	t.Helper()
 	_, err := policy.Compile("spec.yaml", []byte(src))
@@ -141,11 +151,14 @@ var rules = []rule{
 	{"openIdConnect scope with a space", strings.Replace(doc("", "      security: [{oidc: ['a b']}]\n"+tierOK), "openIdConnectUrl:", "x-audience: api, openIdConnectUrl:", 1),
 		"spec.yaml:5: GET /things/{id} (getThing): security[0].oidc: scope \"a b\" is not a scope name"},
 	{"two providers introspecting every opaque token", twoProviders("", "", "      security: [{oidc: []}, {bearer: []}, {oidc2: []}]\n"+tierOK),
-		"spec.yaml:5: GET /things/{id} (getThing): security: openIdConnect schemes oidc and oidc2 would each introspect every opaque token, so the one tried first would receive the others' tokens; give all but one x-introspect: {prefix: <the start of its opaque tokens>}, or x-introspect: false"},
+		"spec.yaml:20: components.securitySchemes.oidc2: x-introspect: openIdConnect schemes oidc and oidc2 would each introspect every opaque token, so one would receive the other's tokens (tried first on an operation listing both, or the only one of an operation a client sends its token to); give all but one x-introspect: {prefix: <the start of its opaque tokens>}, or x-introspect: false"},
+	{"two providers introspecting every opaque token, on two operations", strings.Replace(twoProviders("", "", "      security: [{oidc: []}]\n"+tierOK), "paths:\n",
+		"paths:\n  /other:\n    get:\n      operationId: other\n      security: [{oidc2: []}]\n"+tierOK+"      responses: {'200': {description: ok}}\n", 1),
+		"spec.yaml:26: components.securitySchemes.oidc2: x-introspect: openIdConnect schemes oidc and oidc2 would each introspect every opaque token, so one would receive the other's tokens (tried first on an operation listing both, or the only one of an operation a client sends its token to); give all but one x-introspect: {prefix: <the start of its opaque tokens>}, or x-introspect: false"},
 	{"introspection prefix of specguard's API keys", twoProviders("x-introspect: {prefix: sg_live_}, ", "", "      security: [{oidc: []}]\n"+tierOK),
 		"spec.yaml:19: components.securitySchemes.oidc: x-introspect: prefix \"sg_live_\" starts as specguard's API keys do (sg_): a token that starts so is never sent to a provider"},
 	{"two providers, overlapping prefixes", twoProviders("x-introspect: {prefix: kc_}, ", "x-introspect: {prefix: kc_a}, ", "      security: [{oidc: []}, {oidc2: []}]\n"+tierOK),
-		"spec.yaml:5: GET /things/{id} (getThing): security: the x-introspect prefixes of oidc (\"kc_\") and oidc2 (\"kc_a\") overlap: an opaque token could be either's"},
+		"spec.yaml:20: components.securitySchemes.oidc2: x-introspect: prefix \"kc_a\" overlaps oidc's \"kc_\": an opaque token could be either's"},
 	{"x-introspect neither a boolean nor a prefix", twoProviders("x-introspect: yes please, ", "", "      security: [{oidc: []}]\n"+tierOK),
 		"spec.yaml:19: components.securitySchemes.oidc: x-introspect: want true, false or {prefix: <the start of this provider's opaque tokens>}, not yes please"},
 	{"apiKey in Authorization", doc("", "      security: [{authz: []}]\n"+tierOK),
