@@ -635,7 +635,8 @@ var errKeysUnreachable = errors.New("the key is unknown and the provider's keys 
 
 // gatedKeys is the provider's key set: a kid it does not hold makes one
 // fetch per unknown-kid interval (p.unknownKID), and a request finding the
-// interval spent is answered at once, never queued behind the limiter.
+// interval spent is answered at once, never queued behind the limiter: as
+// undecided while the provider's keys cannot be fetched, else as unknown.
 type gatedKeys struct {
 	jwkset.Storage                // reads, and fetches again on an unknown kid
 	fetched        jwkset.Storage // the keys last fetched, read only
@@ -644,14 +645,19 @@ type gatedKeys struct {
 
 func (g gatedKeys) KeyRead(ctx context.Context, kid string) (jwkset.JWK, error) {
 	jwk, err := g.fetched.KeyRead(ctx, kid)
-	if !errors.Is(err, jwkset.ErrKeyNotFound) || !g.p.unknownKID.Allow() {
+	if !errors.Is(err, jwkset.ErrKeyNotFound) {
 		return jwk, err
 	}
-	// The fetch this interval allows must not die with the caller that
-	// happened to trigger it.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.p.client.Timeout)
-	defer cancel()
-	jwk, err = g.Storage.KeyRead(fctx, kid)
+	if g.p.unknownKID.Allow() {
+		// The fetch this interval allows must not die with the caller
+		// that happened to trigger it.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.p.client.Timeout)
+		defer cancel()
+		jwk, err = g.Storage.KeyRead(fctx, kid)
+	}
+	// Not found, and the keys could not be fetched the last time (by this
+	// request, or by one before it in the interval): undecided, not
+	// invalid.
 	if errors.Is(err, jwkset.ErrKeyNotFound) {
 		if st := g.p.status(); st.Err != nil {
 			return jwk, fmt.Errorf("%w: %v", errKeysUnreachable, st.Err)
