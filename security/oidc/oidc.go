@@ -904,21 +904,28 @@ func outsideScopes(claims map[string]any, claim string) ([]string, error) {
 			continue
 		}
 		var scopes []string
+		// oneScope keeps s when it is one scope: "not admin" is not
+		// admin, and an item with white space in it is none.
+		oneScope := func(s string) {
+			if f := strings.Fields(s); len(f) == 1 && f[0] == s {
+				scopes = append(scopes, s)
+			}
+		}
 		switch v := v.(type) {
 		case string:
-			scopes = strings.Fields(v)
-			sort.Strings(scopes)
+			// Separated by spaces (U+0020) alone (RFC 6749 3.3): a
+			// no-break space, a tab or a line break in a value is not
+			// a separator, and "read\u00a0admin" grants neither.
+			for item := range strings.SplitSeq(v, " ") {
+				oneScope(item)
+			}
 		case []any:
 			for _, item := range v {
 				s, ok := item.(string)
 				if !ok {
 					return nil, fmt.Errorf("%w: %s holds a non-string", security.ErrInvalid, name)
 				}
-				// Each item is one scope: "not admin" is not admin. An
-				// item with white space in it is none.
-				if f := strings.Fields(s); len(f) == 1 && f[0] == s {
-					scopes = append(scopes, s)
-				}
+				oneScope(s)
 			}
 		default:
 			return nil, fmt.Errorf("%w: %s is neither a string nor an array", security.ErrInvalid, name)

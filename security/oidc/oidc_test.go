@@ -253,6 +253,12 @@ func TestOIDCAcceptsProviderTokens(t *testing.T) {
 		{"audience from the list", op.rs256(t, func(c jwt.MapClaims) { c["aud"] = []string{"other", "api2"} }), "read write"},
 		{"scp as an array", op.rs256(t, func(c jwt.MapClaims) { delete(c, "scope"); c["scp"] = []string{"write", "read"} }), "read write"},
 		{"scp as a string", op.rs256(t, func(c jwt.MapClaims) { delete(c, "scope"); c["scp"] = "read" }), "read"},
+		// Scopes are separated by spaces alone (RFC 6749 3.3): a value
+		// with other white space in it is no scope.
+		{"scopes separated by two spaces", op.rs256(t, func(c jwt.MapClaims) { c["scope"] = "write  read" }), "read write"},
+		{"a no-break space in a scope", op.rs256(t, func(c jwt.MapClaims) { c["scope"] = "read write\u00a0admin" }), "read"},
+		{"a tab in a scope", op.rs256(t, func(c jwt.MapClaims) { c["scope"] = "read\tadmin write" }), "write"},
+		{"a line break in a scope", op.rs256(t, func(c jwt.MapClaims) { c["scope"] = "read admin\u2028write" }), "read"},
 		{"EdDSA", op.sign(t, jwt.SigningMethodEdDSA, "ed", op.ed, op.claims()), "read write"},
 		{"ES256 on a key without alg", op.sign(t, jwt.SigningMethodES256, "ec", op.ec, op.claims()), "read write"},
 		{"kid-less token tried against the keys", op.sign(t, jwt.SigningMethodES256, "", op.ec, op.claims()), "read write"},
