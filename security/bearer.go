@@ -6,7 +6,8 @@ import (
 	"github.com/specguard/specguard/security/internal/cred"
 )
 
-// MaxTokenBytes caps the size of a token the service will parse.
+// MaxTokenBytes caps the size of a token the service will parse (12 KiB):
+// a longer one is refused as invalid.
 const MaxTokenBytes = cred.MaxTokenBytes
 
 // BearerToken returns the token of an "Authorization: Bearer" header, or ""

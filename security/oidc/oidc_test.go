@@ -255,6 +255,7 @@ func TestOIDCAcceptsProviderTokens(t *testing.T) {
 		{"scp as a string", op.rs256(t, func(c jwt.MapClaims) { delete(c, "scope"); c["scp"] = "read" }), "read"},
 		// Scopes are separated by spaces alone (RFC 6749 3.3): a value
 		// with other white space in it is no scope.
+		{"a token of many groups, past 4 KiB", op.rs256(t, func(c jwt.MapClaims) { c["groups"] = manyGroups(120) }), "read write"},
 		{"scopes separated by two spaces", op.rs256(t, func(c jwt.MapClaims) { c["scope"] = "write  read" }), "read write"},
 		{"a no-break space in a scope", op.rs256(t, func(c jwt.MapClaims) { c["scope"] = "read write\u00a0admin" }), "read"},
 		{"a tab in a scope", op.rs256(t, func(c jwt.MapClaims) { c["scope"] = "read\tadmin write" }), "write"},
@@ -307,6 +308,15 @@ func TestOIDCAcceptsProviderTokens(t *testing.T) {
 			}
 		})
 	}
+}
+
+// manyGroups is a groups claim of n GUIDs, as Entra lists them.
+func manyGroups(n int) []string {
+	groups := make([]string, n)
+	for i := range groups {
+		groups[i] = fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i)
+	}
+	return groups
 }
 
 func mustP384(t *testing.T) *ecdsa.PrivateKey {

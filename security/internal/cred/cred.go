@@ -18,8 +18,10 @@ var (
 	ErrInvalid   = errors.New("invalid credentials")
 )
 
-// MaxTokenBytes caps the size of a token the service will parse.
-const MaxTokenBytes = 4096
+// MaxTokenBytes caps the size of a token the service will parse: room for
+// an identity provider's token listing many groups or roles (Entra's and
+// Keycloak's pass 4 KiB), within the server's 16 KiB of request headers.
+const MaxTokenBytes = 12 << 10
 
 // Bearer is security.BearerToken without the check of the token's
 // characters: a token found in a cache needs none.
