@@ -133,6 +133,10 @@ func (r *runner) creator(op *policy.Operation) *policy.Operation {
 	return r.table.Lookup(http.MethodPost, strings.ReplaceAll(parentPath(op.Pattern), "//", "/"))
 }
 
+// ownerWait is the longest Retry-After, in seconds, the owner cases wait
+// for.
+const ownerWait = 60
+
 // makeResource makes a resource with create as cred, with the least body
 // its schema accepts, and returns its id: the answer's id, or the last
 // segment of its Location.
@@ -141,7 +145,10 @@ func (r *runner) makeResource(ctx context.Context, create *policy.Operation, cre
 	if err != nil {
 		return "", err
 	}
-	resp, err := r.sendBody(ctx, "owner", create, cred, body, "")
+	// The cases before have spent what the create operation's tiers
+	// allow the owner at once, more likely the tighter they are: wait
+	// for the bucket (a minute at most) rather than skip the case.
+	resp, err := waiting(ownerWait, func() (*response, error) { return r.sendBody(ctx, "owner", create, cred, body, "") })
 	if err != nil {
 		return "", err
 	}
@@ -167,7 +174,7 @@ func (r *runner) sendOn(ctx context.Context, name string, op *policy.Operation, 
 	if err != nil {
 		return nil, err
 	}
-	return r.sendBody(ctx, name, op, cred, body, id)
+	return waiting(ownerWait, func() (*response, error) { return r.sendBody(ctx, name, op, cred, body, id) })
 }
 
 // sendBody sends op as cred with body (JSON; nil for none), its last path

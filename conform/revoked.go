@@ -281,10 +281,15 @@ func (r *runner) usedThenRefused(ctx context.Context, name string, op *policy.Op
 // seconds at most (Retry-After up to 5), waits and sends again, three
 // times at most.
 func patiently(send func() (*response, error)) (*response, error) {
+	return waiting(5, send)
+}
+
+// waiting is patiently with Retry-After up to most seconds.
+func waiting(most int, send func() (*response, error)) (*response, error) {
 	resp, err := send()
 	for try := 0; try < 3 && err == nil && resp.status == http.StatusTooManyRequests; try++ {
 		wait, _ := strconv.Atoi(resp.header.Get("Retry-After"))
-		if wait < 1 || wait > 5 {
+		if wait < 1 || wait > most {
 			break
 		}
 		time.Sleep(time.Duration(wait) * time.Second)

@@ -1,0 +1,106 @@
+package conform_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/specguard/specguard/conform"
+	"github.com/specguard/specguard/policy"
+)
+
+// ownedDoc: things anyone with a key makes, at most one every two seconds
+// each, and only their maker deletes.
+const ownedDoc = `openapi: 3.0.3
+info: {title: t, version: "1"}
+security: [{key: []}]
+paths:
+  /me:
+    get:
+      operationId: getMe
+      x-credential: me
+      x-rate-limit: false
+      responses: {'200': {description: ok}, '401': {description: no}}
+  /things:
+    post:
+      operationId: addThing
+      x-rate-limit: {name: writes, limit: 30, window: 1m, burst: 1, key: principal, who: authenticated}
+      requestBody: {required: true, content: {application/json: {schema: {type: object}}}}
+      responses: {'201': {description: made}, '401': {description: no}, '429': {description: slow down}}
+  /things/{id}:
+    delete:
+      operationId: deleteThing
+      x-owner: true
+      x-rate-limit: false
+      parameters: [{name: id, in: path, required: true, schema: {type: string}}]
+      responses: {'204': {description: gone}, '401': {description: no}, '404': {description: not yours}}
+components:
+  securitySchemes:
+    key: {type: apiKey, in: header, name: X-API-Key}
+`
+
+// The owner cases make a resource each; a create operation whose tier
+// refuses the second for a few seconds is waited for, not counted as a
+// reason to skip the case.
+func TestOwnerCasesWaitForTheCreateTier(t *testing.T) {
+	table, err := policy.Compile("spec.yaml", []byte(ownedDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	accounts := map[string]string{"k-alice": "alice", "k-bob": "bob"}
+	var mu sync.Mutex
+	last, owners := map[string]time.Time{}, map[string]string{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		who := accounts[r.Header.Get("X-API-Key")]
+		if who == "" {
+			w.Header().Set("WWW-Authenticate", `ApiKey realm="t", header="X-API-Key"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		switch id, _ := strings.CutPrefix(r.URL.Path, "/things/"); {
+		case r.URL.Path == "/me":
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"id":"` + who + `"}`))
+		case r.URL.Path == "/things" && r.Method == http.MethodPost:
+			if time.Since(last[who]) < 2*time.Second {
+				w.Header().Set("Retry-After", "2")
+				w.WriteHeader(http.StatusTooManyRequests)
+				return
+			}
+			last[who] = time.Now()
+			id := who + "-" + time.Now().Format("150405.000000000")
+			owners[id] = who
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusCreated)
+			_, _ = w.Write([]byte(`{"id":"` + id + `"}`))
+		case r.Method == http.MethodDelete && owners[id] == who:
+			delete(owners, id)
+			w.WriteHeader(http.StatusNoContent)
+		case r.Method == http.MethodDelete:
+			w.WriteHeader(http.StatusNotFound)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	rep, err := conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Only: []string{"owner"},
+		Credentials: []conform.Credential{{Name: "alice", Scheme: "key", Value: "k-alice"}, {Name: "bob", Scheme: "key", Value: "k-bob"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, r := range rep.Results {
+		got[r.Case] = r.Verdict + " (" + r.Detail + ")"
+	}
+	for _, name := range []string{"owner:other", "owner:self"} {
+		if v := got[name]; !strings.HasPrefix(v, conform.Pass) {
+			t.Errorf("%s: %s, want %s", name, v, conform.Pass)
+		}
+	}
+}
