@@ -226,9 +226,10 @@ func TestDocsInBrowserBearerAndPolicy(t *testing.T) {
 			t.Errorf("policy row %s: class %+v (%v), want %s", id, got, err, class)
 		}
 	}
-	login, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#op-login`)))
-	if err != nil || !strings.Contains(login, "login-ip: 5/15m by ip") {
-		t.Errorf("policy row login: %q %v", login, err)
+	loginOp := spectest.CredentialOp(t, table, "login")
+	login, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#op-`+loginOp.ID)))
+	if tier := spectest.TierOf(t, loginOp, policy.KeyIP, policy.WhoAnonymous).String(); err != nil || !strings.Contains(login, tier) {
+		t.Errorf("policy row %s: %q %v, want it to say %q", loginOp.ID, login, err, tier)
 	}
 	disable, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#op-disableUser`)))
 	if !strings.Contains(disable, "apiKeyAuth[users:admin] + cookieAuth") {

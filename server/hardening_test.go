@@ -168,27 +168,25 @@ func TestCredentialResponsesCacheable(t *testing.T) {
 // accepted credential lacks (an API key has no login family) counts that
 // request by its client IP instead of not at all.
 func TestClaimTierSkipped(t *testing.T) {
-	userTier := "  - name: user\n    limit: 600\n    window: 1m\n    burst: 100\n    key: principal\n"
-	if !strings.Contains(string(api.Spec), userTier) {
-		t.Fatal("the example's document default user tier changed; update this test")
-	}
 	dir := t.TempDir()
-	write := func(name, spec string) string {
+	write := func(name string, spec []byte) string {
 		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(spec), 0o600); err != nil {
+		if err := os.WriteFile(p, spec, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		return p
 	}
-	tenant := write("tenant.yaml", strings.Replace(string(api.Spec), userTier, strings.Replace(userTier, "key: principal", "key: claim:tenant", 1), 1))
+	// The document's default tier counting callers by principal, counting
+	// them by a claim instead.
+	tenant := write("tenant.yaml", spectest.WithDefaultTier(t, api.Spec, "principal", map[string]any{"key": "claim:tenant"}))
 	env := map[string]string{"SPECGUARD_SPEC_FILE": tenant, "SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_ADDR": "127.0.0.1:0", "SPECGUARD_ADMIN_ADDR": "off"}
 	err := server.Run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), `x-rate-limit (document default): key claim:tenant: no credential of any operation carries it`) {
 		t.Fatalf("a tier keyed on claim:tenant: %v; want start-up refused naming the field", err)
 	}
 
-	fam := write("fam.yaml", strings.Replace(string(api.Spec), userTier,
-		"  - name: user\n    limit: 3\n    window: 1h\n    key: claim:fam\n", 1))
+	fam := write("fam.yaml", spectest.WithDefaultTier(t, api.Spec, "principal",
+		map[string]any{"limit": 3, "window": "1h", "burst": nil, "key": "claim:fam"}))
 	// A read that tokens and API keys of the user may call, under the
 	// document's default tiers.
 	var scope string

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/specguard/specguard/internal/keytest"
 	"github.com/specguard/specguard/internal/redistest"
+	"github.com/specguard/specguard/internal/spectest"
+	"github.com/specguard/specguard/policy"
 )
 
 // scrape returns the admin listener's /metrics as series -> value.
@@ -84,71 +87,88 @@ func TestMetricsAndRequestLog(t *testing.T) {
 }
 
 func observability(t *testing.T, in *instance, store string) {
+	// What the requests below meet, as the document declares it.
+	table := docTable(t)
+	meOp, usersOp := spectest.CredentialOp(t, table, "me"), spectest.CredentialOp(t, table, "list-users")
+	loginOp, refreshOp := spectest.CredentialOp(t, table, "login"), spectest.CredentialOp(t, table, "refresh")
+	userTier := spectest.TierOf(t, meOp, policy.KeyPrincipal, policy.WhoAuthenticated).Name
+	anonTier := spectest.TierOf(t, meOp, policy.KeyIP, policy.WhoAnonymous).Name
+	loginTier := spectest.TierOf(t, loginOp, policy.KeyIP, policy.WhoAnonymous)
+	logins := spectest.Admits(loginTier) // from one address, before the tier refuses
+	if logins < 2 {
+		t.Fatalf("this test logs in twice from one address, and %s's tier %s admits %d logins", spectest.Describe(loginOp), loginTier.Name, logins)
+	}
+	bearer, scoped := spectest.BearerScheme(t, meOp), spectest.BearerScheme(t, usersOp)
+	series := func(format string, args ...any) string { return fmt.Sprintf(format, args...) }
+
 	before := scrape(t, in)
 	tok := login(t, in, "user@example.com", "user-password")
-	if resp, _ := in.do(t, "GET", "/me", "", "Authorization", "Bearer "+tok); resp.StatusCode != 200 {
+	if resp, _ := in.do(t, "GET", meOp.Path, "", "Authorization", "Bearer "+tok); resp.StatusCode != 200 {
 		t.Fatalf("/me: %d", resp.StatusCode)
 	}
 	forged := tok[:len(tok)-4] + "AAAA"
 	if forged == tok { // the signature ended in AAAA
 		forged = tok[:len(tok)-4] + "BAAA"
 	}
-	if resp, _ := in.do(t, "GET", "/me", "", "Authorization", "Bearer "+forged); resp.StatusCode != 401 {
+	if resp, _ := in.do(t, "GET", meOp.Path, "", "Authorization", "Bearer "+forged); resp.StatusCode != 401 {
 		t.Fatalf("/me with a tampered token: %d", resp.StatusCode)
 	}
-	if resp, _ := in.do(t, "GET", "/me", ""); resp.StatusCode != 401 {
+	if resp, _ := in.do(t, "GET", meOp.Path, ""); resp.StatusCode != 401 {
 		t.Fatalf("/me anonymous: %d", resp.StatusCode)
 	}
-	if resp, _ := in.do(t, "GET", "/admin/users", "", "Authorization", "Bearer "+tok); resp.StatusCode != 403 {
+	if resp, _ := in.do(t, "GET", usersOp.Path, "", "Authorization", "Bearer "+tok); resp.StatusCode != 403 {
 		t.Fatalf("/admin/users as user: %d", resp.StatusCode)
 	}
 	var refresh string
 	{
-		resp, m := in.do(t, "POST", "/auth/login", `{"email":"moderator@example.com","password":"moderator-password"}`)
+		resp, m := in.do(t, "POST", loginOp.Path, `{"email":"moderator@example.com","password":"moderator-password"}`)
 		if resp.StatusCode != 200 {
 			t.Fatalf("login: %d", resp.StatusCode)
 		}
 		refresh = m["refresh_token"].(string)
 	}
-	if resp, _ := in.do(t, "POST", "/auth/refresh", `{"refresh_token":"`+refresh+`"}`); resp.StatusCode != 200 {
+	if resp, _ := in.do(t, "POST", refreshOp.Path, `{"refresh_token":"`+refresh+`"}`); resp.StatusCode != 200 {
 		t.Fatalf("refresh: %d", resp.StatusCode)
 	}
-	if resp, _ := in.do(t, "POST", "/auth/refresh", `{"refresh_token":"`+refresh+`"}`); resp.StatusCode != 401 {
+	if resp, _ := in.do(t, "POST", refreshOp.Path, `{"refresh_token":"`+refresh+`"}`); resp.StatusCode != 401 {
 		t.Fatalf("refresh token replayed: %d", resp.StatusCode)
 	}
-	for i := 0; i < 4; i++ { // login-ip allows 5 per 15 minutes: two are spent above
-		in.do(t, "POST", "/auth/login", `{"email":"user@example.com","password":"wrong"}`)
+	// The logins the tier has left, then one more, which it refuses; with
+	// the right password, so that no failed-password budget decides first.
+	for range logins - 2 + 1 {
+		in.do(t, "POST", loginOp.Path, `{"email":"user@example.com","password":"user-password"}`)
 	}
 
 	after := scrape(t, in)
 	delta := func(series string) float64 { return after[series] - before[series] }
 	for series, want := range map[string]float64{
-		`specguard_http_requests_total{operation="getMe",status="200"}`:                             1,
-		`specguard_http_requests_total{operation="getMe",status="401"}`:                             2,
-		`specguard_http_requests_total{operation="listUsers",status="403"}`:                         1,
-		`specguard_http_requests_total{operation="login",status="429"}`:                             1,
-		`specguard_auth_total{outcome="ok",scheme="bearerAuth"}`:                                    1,
-		`specguard_auth_total{outcome="invalid",scheme="bearerAuth"}`:                               1,
-		`specguard_auth_total{outcome="missing",scheme="none"}`:                                     1,
-		`specguard_auth_total{outcome="insufficient_scope",scheme="oauth2"}`:                        1,
-		`specguard_ratelimit_decisions_total{decision="allowed",operation="login",tier="login-ip"}`: 5,
-		`specguard_ratelimit_decisions_total{decision="limited",operation="login",tier="login-ip"}`: 1,
-		`specguard_ratelimit_decisions_total{decision="allowed",operation="getMe",tier="user"}`:     1,
-		`specguard_ratelimit_decisions_total{decision="allowed",operation="getMe",tier="anon"}`:     2,
-		`specguard_token_events_total{event="issued"}`:                                              2,
-		`specguard_token_events_total{event="refreshed"}`:                                           1,
-		`specguard_token_events_total{event="reuse_detected"}`:                                      1,
-		`specguard_store_call_duration_seconds_count{call="create_family",store="` + store + `"}`:   2,
-		`specguard_store_call_duration_seconds_count{call="rotate_family",store="` + store + `"}`:   2,
-		`specguard_store_errors_total{call="rotate_family",store="` + store + `"}`:                  0,
+		series(`specguard_http_requests_total{operation=%q,status="200"}`, meOp.ID):                                        1,
+		series(`specguard_http_requests_total{operation=%q,status="401"}`, meOp.ID):                                        2,
+		series(`specguard_http_requests_total{operation=%q,status="403"}`, usersOp.ID):                                     1,
+		series(`specguard_http_requests_total{operation=%q,status="429"}`, loginOp.ID):                                     1,
+		series(`specguard_auth_total{outcome="ok",scheme=%q}`, bearer):                                                     1,
+		series(`specguard_auth_total{outcome="invalid",scheme=%q}`, bearer):                                                1,
+		`specguard_auth_total{outcome="missing",scheme="none"}`:                                                            1,
+		series(`specguard_auth_total{outcome="insufficient_scope",scheme=%q}`, scoped):                                     1,
+		series(`specguard_ratelimit_decisions_total{decision="allowed",operation=%q,tier=%q}`, loginOp.ID, loginTier.Name): float64(logins),
+		series(`specguard_ratelimit_decisions_total{decision="limited",operation=%q,tier=%q}`, loginOp.ID, loginTier.Name): 1,
+		series(`specguard_ratelimit_decisions_total{decision="allowed",operation=%q,tier=%q}`, meOp.ID, userTier):          1,
+		series(`specguard_ratelimit_decisions_total{decision="allowed",operation=%q,tier=%q}`, meOp.ID, anonTier):          2,
+		`specguard_token_events_total{event="issued"}`:                                                                     float64(logins),
+		`specguard_token_events_total{event="refreshed"}`:                                                                  1,
+		`specguard_token_events_total{event="reuse_detected"}`:                                                             1,
+		`specguard_store_call_duration_seconds_count{call="create_family",store="` + store + `"}`:                          float64(logins),
+		`specguard_store_call_duration_seconds_count{call="rotate_family",store="` + store + `"}`:                          2,
+		`specguard_store_errors_total{call="rotate_family",store="` + store + `"}`:                                         0,
 	} {
 		if got := delta(series); got != want {
 			t.Errorf("%s rose by %v, want %v", series, got, want)
 		}
 	}
 	if store == "redis" {
-		if got := delta(`specguard_store_call_duration_seconds_count{call="ratelimit",store="redis"}`); got < 11 {
-			t.Errorf("Redis rate-limit calls timed: %v, want at least one per limited request (11)", got)
+		// Three of /me, one of the users, two refreshes, the logins.
+		if got, want := delta(`specguard_store_call_duration_seconds_count{call="ratelimit",store="redis"}`), float64(6+logins+1); got < want {
+			t.Errorf("Redis rate-limit calls timed: %v, want at least one per limited request (%v)", got, want)
 		}
 	}
 	if after["go_goroutines"] == 0 || after["process_open_fds"] == 0 {
@@ -175,20 +195,20 @@ func observability(t *testing.T, in *instance, store string) {
 		}
 		ids[l.RequestID] = true
 		switch {
-		case l.Operation == "getMe" && l.Status == 200:
+		case l.Operation == meOp.ID && l.Status == 200:
 			me200 = l
-		case l.Operation == "getMe" && l.Auth == "invalid":
+		case l.Operation == meOp.ID && l.Auth == "invalid":
 			me401 = l
-		case l.Operation == "getMe" && l.Auth == "missing":
+		case l.Operation == meOp.ID && l.Auth == "missing":
 			meAnon = l
-		case l.Operation == "listUsers":
+		case l.Operation == usersOp.ID:
 			listUsers = l
 		}
 	}
-	if me200 == nil || me200.Subject == "" || me200.Auth != "ok" || me200.AuthScheme != "bearerAuth" || me200.Limit != "allowed" || me200.Method != "GET" || me200.Path != "/me" {
+	if me200 == nil || me200.Subject == "" || me200.Auth != "ok" || me200.AuthScheme != bearer || me200.Limit != "allowed" || me200.Method != "GET" || me200.Path != meOp.Path {
 		t.Errorf("log line of /me 200: %+v", me200)
 	}
-	if me401 == nil || me401.Subject != "" || me401.Status != 401 || me401.AuthScheme != "bearerAuth" || me401.Limit != "allowed" {
+	if me401 == nil || me401.Subject != "" || me401.Status != 401 || me401.AuthScheme != bearer || me401.Limit != "allowed" {
 		t.Errorf("log line of /me with a tampered token: %+v", me401)
 	}
 	if meAnon == nil || meAnon.Status != 401 || meAnon.AuthScheme != "" {
@@ -199,10 +219,10 @@ func observability(t *testing.T, in *instance, store string) {
 	}
 	var limited bool
 	for _, l := range lines {
-		limited = limited || l.Operation == "login" && l.Status == 429 && l.Limit == "limited:login-ip" && l.Auth == "public"
+		limited = limited || l.Operation == loginOp.ID && l.Status == 429 && l.Limit == "limited:"+loginTier.Name && l.Auth == "public"
 	}
 	if !limited {
-		t.Error("no log line says the sixth login was limited by login-ip")
+		t.Errorf("no log line says the login past %d was limited by %s", logins, loginTier.Name)
 	}
 	logs := in.logs.String()
 	for _, secret := range []string{tok, forged, refresh, tok[strings.LastIndexByte(tok, '.')+1:], "user-password"} {
@@ -221,7 +241,7 @@ func TestLogRequestsOff(t *testing.T) {
 	if lines := requestLines(t, in); len(lines) != 0 {
 		t.Errorf("%d request lines with SPECGUARD_LOG_REQUESTS=false, want none", len(lines))
 	}
-	if got := scrape(t, in)[`specguard_http_requests_total{operation="getMe",status="401"}`]; got != 1 {
+	if got := scrape(t, in)[`specguard_http_requests_total{operation="`+spectest.CredentialOp(t, docTable(t), "me").ID+`",status="401"}`]; got != 1 {
 		t.Errorf("requests counted: %v, want 1", got)
 	}
 }
@@ -246,14 +266,16 @@ func TestRevocationAndStoreErrorMetrics(t *testing.T) {
 		t.Fatalf("/me with Redis down: %d, want 503", resp.StatusCode)
 	}
 	after := scrape(t, in)
+	meOp := spectest.CredentialOp(t, docTable(t), "me")
+	userTier := spectest.TierOf(t, meOp, policy.KeyPrincipal, policy.WhoAuthenticated).Name
 	for series, want := range map[string]float64{
-		`specguard_token_events_total{event="issued"}`:                                              3,
-		`specguard_token_events_total{event="revoked"}`:                                             1,
-		`specguard_token_events_total{event="revoked_all"}`:                                         1,
-		`specguard_auth_total{outcome="unavailable",scheme="bearerAuth"}`:                           1,
-		`specguard_store_errors_total{call="ratelimit",store="redis"}`:                              1,
-		`specguard_http_requests_total{operation="getMe",status="503"}`:                             1,
-		`specguard_ratelimit_decisions_total{decision="store_error",operation="getMe",tier="user"}`: 1,
+		`specguard_token_events_total{event="issued"}`:                                                                    3,
+		`specguard_token_events_total{event="revoked"}`:                                                                   1,
+		`specguard_token_events_total{event="revoked_all"}`:                                                               1,
+		`specguard_auth_total{outcome="unavailable",scheme="` + spectest.BearerScheme(t, meOp) + `"}`:                     1,
+		`specguard_store_errors_total{call="ratelimit",store="redis"}`:                                                    1,
+		`specguard_http_requests_total{operation="` + meOp.ID + `",status="503"}`:                                         1,
+		`specguard_ratelimit_decisions_total{decision="store_error",operation="` + meOp.ID + `",tier="` + userTier + `"}`: 1,
 	} {
 		if got := after[series] - before[series]; got != want {
 			t.Errorf("%s rose by %v, want %v", series, got, want)

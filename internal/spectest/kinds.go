@@ -8,9 +8,12 @@ package spectest
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/specguard/specguard/credentials"
 	"github.com/specguard/specguard/policy"
@@ -104,4 +107,100 @@ func Path(op *policy.Operation, v string) string {
 // Describe names op in messages.
 func Describe(op *policy.Operation) string {
 	return fmt.Sprintf("%s %s (%s)", op.Method, op.Path, op.ID)
+}
+
+// TierOf is the first tier of op that counts by key and applies to who
+// (a tier for every caller applies to both kinds); tb fails naming what
+// the test needs when there is none.
+func TierOf(tb testing.TB, op *policy.Operation, key policy.KeyKind, who policy.Who) *policy.Tier {
+	tb.Helper()
+	for i := range op.Limits {
+		if t := &op.Limits[i]; t.Key == key && (t.Who == who || t.Who == policy.WhoAny) {
+			return t
+		}
+	}
+	tb.Fatalf("this test needs a tier of %s counting %s callers by %s, and there is none", Describe(op), who, key)
+	return nil
+}
+
+// Admits is how many calls a full bucket of t admits at once.
+func Admits(t *policy.Tier) int { return int(t.Burst / t.Cost) }
+
+// BearerScheme is the name of the first scheme of op, in the order of its
+// alternatives, that takes a bearer token (http bearer or oauth2); tb
+// fails when op takes none.
+func BearerScheme(tb testing.TB, op *policy.Operation) string {
+	tb.Helper()
+	for _, alt := range op.Security.Alternatives {
+		for _, sr := range alt {
+			if t := sr.Scheme.Type; t == policy.SchemeBearer || t == policy.SchemeOAuth2 {
+				return sr.Scheme.Name
+			}
+		}
+	}
+	tb.Fatalf("this test needs %s to take a bearer token, and it takes none", Describe(op))
+	return ""
+}
+
+// WithDefaultTier returns spec with the first tier of the document's
+// default x-rate-limit that counts by key (its key field, as written)
+// changed: each field of set takes its value, and a nil one is removed.
+// tb fails when the document has no such tier.
+func WithDefaultTier(tb testing.TB, spec []byte, key string, set map[string]any) []byte {
+	tb.Helper()
+	var doc yaml.Node
+	if err := yaml.Unmarshal(spec, &doc); err != nil || len(doc.Content) == 0 {
+		tb.Fatalf("the document does not parse: %v", err)
+	}
+	root := doc.Content[0]
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value != policy.ExtRateLimit {
+			continue
+		}
+		for _, tier := range root.Content[i+1].Content {
+			if k := field(tier, "key"); k == nil || k.Value != key {
+				continue
+			}
+			for _, name := range slices.Sorted(maps.Keys(set)) {
+				setField(tb, tier, name, set[name])
+			}
+			out, err := yaml.Marshal(&doc)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return out
+		}
+	}
+	tb.Fatalf("this test needs a tier counting by %s in the document's default x-rate-limit, and there is none", key)
+	return nil
+}
+
+// field is the value of name in the mapping m, or nil.
+func field(m *yaml.Node, name string) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == name {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// setField gives name the value v in the mapping m, or removes it when v
+// is nil.
+func setField(tb testing.TB, m *yaml.Node, name string, v any) {
+	tb.Helper()
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == name {
+			m.Content = slices.Delete(m.Content, i, i+2)
+			break
+		}
+	}
+	if v == nil {
+		return
+	}
+	var n yaml.Node
+	if err := n.Encode(v); err != nil {
+		tb.Fatal(err)
+	}
+	m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: name}, &n)
 }
