@@ -210,7 +210,10 @@ func writeService(dir, name, module, checkout string) error {
 	if err := writeFile(filepath.Join(dir, "api", "gen", "spec_sum.go"), specSum("gen", "../openapi.yaml", spec)); err != nil {
 		return err
 	}
-	gomod := "module " + module + "\n\ngo 1.26\n\nrequire github.com/specguard/specguard " + specguardVersion(checkout) + "\n"
+	gomod := "module " + module + "\n\ngo 1.26\n"
+	if v := specguardVersion(checkout); v != "" {
+		gomod += "\nrequire github.com/specguard/specguard " + v + "\n"
+	}
 	if checkout != "" {
 		// Quoted: go.mod reads a quoted path as a Go string, whatever it holds.
 		gomod += "\nreplace github.com/specguard/specguard => " + strconv.Quote(checkout) + "\n"
@@ -230,14 +233,19 @@ func writeService(dir, name, module, checkout string) error {
 	return writeFile(filepath.Join(dir, "go.mod"), []byte(gomod))
 }
 
-// specguardVersion is the version the new module requires: this binary's
-// own when it is a release, a placeholder the replace directive stands in
-// for otherwise (goModTidy then asks for the latest release without one).
+// specguardVersion is the version the new module requires: with a
+// checkout, a placeholder its replace directive stands in for; else this
+// binary's own when it is a release, and none when it is not (goModTidy
+// then asks for the latest release: a placeholder would be looked up as a
+// version of its own, which no proxy holds).
 func specguardVersion(checkout string) string {
-	if bi, ok := debug.ReadBuildInfo(); ok && strings.HasPrefix(bi.Main.Version, "v") && checkout == "" {
+	if checkout != "" {
+		return "v0.0.0-00010101000000-000000000000"
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && strings.HasPrefix(bi.Main.Version, "v") {
 		return bi.Main.Version
 	}
-	return "v0.0.0-00010101000000-000000000000"
+	return ""
 }
 
 func writeFile(p string, content []byte) error {
@@ -263,7 +271,7 @@ func goModTidy(ctx context.Context, dir string, replaced bool, stderr io.Writer)
 		}
 		return nil
 	}
-	if !replaced && specguardVersion("") == "v0.0.0-00010101000000-000000000000" {
+	if !replaced && specguardVersion("") == "" {
 		if err := run("get", "github.com/specguard/specguard@latest"); err != nil {
 			return err
 		}
