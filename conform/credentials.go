@@ -168,6 +168,15 @@ func (r *runner) fetchAll(ctx context.Context, list []Credential) ([]*credential
 		cred := &credential{name: c.Name, scheme: s, value: c.Value, account: c.Account, retire: c.Retire}
 		if c.From != nil {
 			got, err := r.fetch(ctx, c.From, byName)
+			if errors.Is(err, errFetchLimited) {
+				same := 0
+				for _, o := range list {
+					if o.From != nil && o.From.URL == c.From.URL {
+						same++
+					}
+				}
+				return nil, fmt.Errorf("%s: %v (the credentials file makes %d credentials there, one after another from one address: that operation's x-rate-limit must admit them at once, or the file make fewer)", where, err, same)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("%s: %v", where, err)
 			}
@@ -189,6 +198,9 @@ type fetched struct {
 	value, refresh, csrf string
 	cookies              []*http.Cookie
 }
+
+// errFetchLimited: a rate limit refused the call that makes a credential.
+var errFetchLimited = errors.New("rate limited")
 
 func (r *runner) fetch(ctx context.Context, f *Fetch, byName map[string]*credential) (fetched, error) {
 	method := f.Method
@@ -233,6 +245,9 @@ func (r *runner) fetch(ctx context.Context, f *Fetch, byName map[string]*credent
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode == http.StatusTooManyRequests {
+		return fetched{}, fmt.Errorf("%w: %s %s: %d %s", errFetchLimited, method, f.URL, resp.StatusCode, strings.TrimSpace(string(raw)))
+	}
 	if resp.StatusCode/100 != 2 {
 		return fetched{}, fmt.Errorf("%s %s: %d %s", method, f.URL, resp.StatusCode, strings.TrimSpace(string(raw)))
 	}

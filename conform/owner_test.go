@@ -104,3 +104,33 @@ func TestOwnerCasesWaitForTheCreateTier(t *testing.T) {
 		}
 	}
 }
+
+// A credentials file whose logins the login operation's tier refuses is
+// told so: how many it makes there, and what must give.
+func TestCredentialsFileMeetsTheLoginTier(t *testing.T) {
+	table, err := policy.Compile("spec.yaml", []byte(ownedDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	logins := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if logins++; logins > 1 {
+			w.Header().Set("Retry-After", "300")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"key":"k-alice"}`))
+	}))
+	defer srv.Close()
+	from := &conform.Fetch{URL: "/login", Body: map[string]string{"user": "x"}, Field: "key"}
+	_, err = conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Only: []string{"owner"},
+		Credentials: []conform.Credential{{Name: "alice", Scheme: "key", From: from}, {Name: "bob", Scheme: "key", From: from}}})
+	if err == nil || !strings.Contains(err.Error(), "credential 2 (bob): rate limited: POST /login: 429") ||
+		!strings.Contains(err.Error(), "makes 2 credentials there") {
+		t.Fatalf("a refused login of the credentials file: %v", err)
+	}
+}
