@@ -18,6 +18,8 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+
+	modpath "golang.org/x/mod/module"
 )
 
 // serviceTemplate is the service `specguard new` writes: files that name
@@ -71,17 +73,23 @@ func newService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("new: give one directory (got %d)", len(dirs))
 	}
 	dir := filepath.Clean(dirs[0])
-	name := filepath.Base(dir)
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("new: %v", err)
+	}
+	name := filepath.Base(abs) // "." names the directory it is
 	if !regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`).MatchString(name) {
 		return fmt.Errorf("new: %s: the directory's name names the service and its binary: letters, digits, '-' and '_', a letter first", dir)
 	}
 	if *module == "" {
-		if p, err := build.Import(name, "", build.FindOnly); err == nil && p.Goroot {
+		if goOwn(name) {
 			return fmt.Errorf("new: %s: %q is a path of Go's own, so it cannot be the module's: give --module, such as example.com/%s", dir, name, name)
 		}
 		*module = name
+	} else if goOwn(*module) {
+		return fmt.Errorf("new: --module %q is a path of Go's own; give one of yours, such as example.com/%s", *module, name)
 	}
-	if !modulePath.MatchString(*module) || strings.Contains(*module, "//") {
+	if err := modpath.CheckImportPath(*module); err != nil || !modulePath.MatchString(*module) {
 		return fmt.Errorf("new: --module %q is not a module path, such as example.com/items", *module)
 	}
 	if table(name)+"_version" == credentialsTable {
@@ -106,9 +114,15 @@ func newService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return errors.New("new: the go command is not on PATH; a new service is a Go module")
 	}
 
-	// Written beside DIR, then moved into place: nothing half made, not
-	// even the directories made to hold it.
+	// Written beside DIR (in it, when it is there and empty), then moved
+	// into place: nothing half made, not even the directories made to
+	// hold it.
 	parent := filepath.Dir(dir)
+	_, statErr := os.Stat(dir)
+	exists := statErr == nil
+	if exists {
+		parent = dir
+	}
 	var made []string // the directories above DIR this run creates, deepest first
 	for p := parent; p != filepath.Dir(p); p = filepath.Dir(p) {
 		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
@@ -141,15 +155,58 @@ func newService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return fmt.Errorf("new: %v", err)
 	}
-	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("new: %v", err)
+	if exists {
+		// The directory stays (it may be a shell's working directory):
+		// what was written moves into it.
+		err = moveInto(tmp, dir)
+	} else {
+		err = os.Rename(tmp, dir)
 	}
-	if err := os.Rename(tmp, dir); err != nil {
+	if err != nil {
 		return fmt.Errorf("new: %v", err)
 	}
 	done = true
-	fmt.Fprintf(stdout, "made %s (module %s)\nnext: cd %s && make test && make run\n", dir, *module, dir)
+	fmt.Fprintf(stdout, "made %s (module %s)\nnext: cd %s && make test && make run\n", dir, *module, shellQuote(dir))
 	return nil
+}
+
+// goOwn reports whether path is a package of Go's own or a name the go
+// command reserves for a pattern (all, std, cmd, tool), which no module
+// can take.
+func goOwn(path string) bool {
+	switch path {
+	case "all", "std", "cmd", "tool":
+		return true
+	}
+	p, err := build.Import(path, "", build.FindOnly)
+	return err == nil && p.Goroot
+}
+
+// moveInto moves every entry of from into the empty directory to; when
+// one cannot be moved, those moved are taken out again.
+func moveInto(from, to string) error {
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		return err
+	}
+	for i, e := range entries {
+		if err := os.Rename(filepath.Join(from, e.Name()), filepath.Join(to, e.Name())); err != nil {
+			for _, moved := range entries[:i] {
+				os.RemoveAll(filepath.Join(to, moved.Name()))
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// shellQuote is p as a POSIX shell reads it back: as it is when it holds
+// nothing the shell would take apart, else in single quotes.
+func shellQuote(p string) string {
+	if regexp.MustCompile(`^[A-Za-z0-9_./-]+$`).MatchString(p) {
+		return p
+	}
+	return "'" + strings.ReplaceAll(p, "'", `'\''`) + "'"
 }
 
 // credentialsTable is the version table of the credential operations'
@@ -165,6 +222,9 @@ func specguardCheckout(p string) (string, error) {
 	abs, err := filepath.Abs(p)
 	if err != nil {
 		return "", err
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return "", fmt.Errorf("%s does not exist: give the directory of a specguard checkout", p)
 	}
 	mod, err := os.ReadFile(filepath.Join(abs, "go.mod"))
 	if err != nil {

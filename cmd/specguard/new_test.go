@@ -12,6 +12,7 @@ import (
 
 	"github.com/specguard/specguard/credentials"
 	"github.com/specguard/specguard/credentials/sqlstore"
+	"github.com/specguard/specguard/internal/testenv"
 	"github.com/specguard/specguard/policy"
 )
 
@@ -49,7 +50,12 @@ func TestNewRefusesBadInput(t *testing.T) {
 		{[]string{"new", full}, "new: " + full + " is not empty; give a new directory or an empty one"},
 		{[]string{"new", filepath.Join(work, "svc"), "--module", "not a path"}, `new: --module "not a path" is not a module path, such as example.com/items`},
 		{[]string{"new", filepath.Join(work, "9lives")}, "new: " + filepath.Join(work, "9lives") + ": the directory's name names the service and its binary: letters, digits, '-' and '_', a letter first"},
-		{[]string{"new", filepath.Join(work, "svc"), "--replace", filepath.Join(work, "nowhere")}, "new: --replace: " + filepath.Join(work, "nowhere") + " has no go.mod: give the directory of a specguard checkout"},
+		{[]string{"new", filepath.Join(work, "svc"), "--replace", filepath.Join(work, "nowhere")}, "new: --replace: " + filepath.Join(work, "nowhere") + " does not exist: give the directory of a specguard checkout"},
+		{[]string{"new", filepath.Join(work, "svc"), "--replace", full}, "new: --replace: " + full + " has no go.mod: give the directory of a specguard checkout"},
+		// Paths the go command refuses only once tidy ran.
+		{[]string{"new", filepath.Join(work, "svc"), "--module", "fmt"}, `new: --module "fmt" is a path of Go's own; give one of yours, such as example.com/svc`},
+		{[]string{"new", filepath.Join(work, "svc"), "--module", "example.com/x."}, `new: --module "example.com/x." is not a module path, such as example.com/items`},
+		{[]string{"new", filepath.Join(work, "all")}, "new: " + filepath.Join(work, "all") + `: "all" is a path of Go's own, so it cannot be the module's: give --module, such as example.com/all`},
 		{[]string{"new", filepath.Join(work, "svc"), "--replace", notSpecguard}, "new: --replace: " + notSpecguard + "/go.mod is not specguard's module"},
 		// A name of Go's own as the module path made a module that does
 		// not build; one whose version table is the credential
@@ -215,5 +221,62 @@ func TestNewServiceServesTheFragment(t *testing.T) {
 func TestCredentialsTable(t *testing.T) {
 	if credentialsTable != sqlstore.Migrations.Table {
 		t.Errorf("credentialsTable %q, sqlstore's %q", credentialsTable, sqlstore.Migrations.Table)
+	}
+}
+
+// An empty directory given as DIR stays the directory it is (a shell may
+// be in it): the service moves into it, "." names it after itself, and
+// the next step quotes a path the shell would take apart.
+func TestNewIntoAnEmptyDirectory(t *testing.T) {
+	testenv.Outside(t, "the module proxy (go mod tidy of the new module)")
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Offline, from the module cache, filled first as e2e's
+	// TestSpecguardNew fills it: go mod tidy reads the tests of
+	// dependencies too, and -diff writes nothing.
+	_ = exec.Command("go", "mod", "tidy", "-diff").Run()
+	t.Setenv("GOPROXY", "off")
+	t.Setenv("GOFLAGS", "-mod=mod")
+	t.Setenv("GOWORK", "off")
+	work := t.TempDir()
+	here := filepath.Join(work, "gizmos")
+	spaced := filepath.Join(work, "sp ace", "doohickeys")
+	for _, d := range []string{here, spaced} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, err := os.Stat(here)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(here)
+	out, _, err := cli(t, "new", ".", "--replace", root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.Stat(here)
+	if err != nil || !os.SameFile(before, after) {
+		t.Fatalf("the working directory was replaced: %v", err)
+	}
+	data, err := os.ReadFile(filepath.Join(here, "go.mod"))
+	if err != nil || !strings.HasPrefix(string(data), "module gizmos\n") {
+		t.Errorf("go.mod in the working directory: %v %.40q", err, data)
+	}
+	if left, _ := filepath.Glob(filepath.Join(here, ".*.new-*")); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+	if !strings.Contains(out, "next: cd . && make test") {
+		t.Errorf("new .: %q", out)
+	}
+
+	out, _, err = cli(t, "new", spaced, "--replace", root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "next: cd '" + spaced + "' && make test"; !strings.Contains(out, want) {
+		t.Errorf("new %q: %q, want %q", spaced, out, want)
 	}
 }
