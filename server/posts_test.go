@@ -23,6 +23,7 @@ import (
 	"github.com/specguard/specguard/credentials"
 	"github.com/specguard/specguard/credentials/sqlstore"
 	"github.com/specguard/specguard/guard"
+	"github.com/specguard/specguard/internal/spectest"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/server"
@@ -40,9 +41,9 @@ import (
 // takes and drops what it is sent.
 func BenchmarkHandler(b *testing.B) {
 	spec := strings.Replace(string(api.Spec), "        - {}\n        - oauth2: [posts:read]\n        - apiKeyAuth: [posts:read]\n        - cookieAuth: []\n", "        - oauth2: [posts:read]\n", 1)
-	spec = strings.Replace(spec, "    limit: 600\n    window: 1m\n    burst: 100\n", "    limit: 10000000\n    window: 1m\n    burst: 10000000\n", 1)
+	raised := spectest.WithDefaultTier(b, []byte(spec), "principal", map[string]any{"limit": 10000000, "window": "1m", "burst": 10000000})
 	specFile := filepath.Join(b.TempDir(), "bench.yaml")
-	if err := os.WriteFile(specFile, []byte(spec), 0o644); err != nil {
+	if err := os.WriteFile(specFile, raised, 0o644); err != nil {
 		b.Fatal(err)
 	}
 	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) }))
