@@ -356,7 +356,7 @@ type oidcProvider struct {
 	// them claims.
 	claimed []string
 
-	tokens     *cache.Bounded[*outsideEntry] // by the exact token
+	tokens     *cache.Bounded[*outsideEntry] // by the exact token (see cacheKey)
 	introspect *cache.Bounded[*outsideEntry] // by the SHA-256 of the token
 	flight     singleflight.Group
 	calls      chan struct{} // introspection calls in flight
@@ -674,14 +674,26 @@ type limitedBody struct {
 // unclaimed marks err as a credential this provider did not issue.
 func unclaimed(err error) error { return fmt.Errorf("%w (%w)", err, security.ErrUnclaimed) }
 
+// cacheKey is raw's key in the token cache: raw itself, or for a token
+// past 4 KiB (up to security.MaxTokenBytes) its SHA-256 after a '#', which
+// no token holds, so that a cache entry stays under about 4 KiB.
+func cacheKey(raw string) string {
+	if len(raw) <= 4<<10 {
+		return raw
+	}
+	sum := sha256.Sum256([]byte(raw))
+	return "#" + string(sum[:])
+}
+
 func (p *oidcProvider) verify(ctx context.Context, raw string) (*security.Principal, error) {
 	now := p.cfg.now()
 	gen := p.keysGen.Load()
-	if e, ok := p.tokens.Get(raw); ok {
+	key := cacheKey(raw)
+	if e, ok := p.tokens.Get(key); ok {
 		if now.Before(e.until) && !now.Before(e.nbf) && e.gen == gen {
 			return e.p, nil
 		}
-		p.tokens.Del(raw)
+		p.tokens.Del(key)
 	}
 	// A cached token passed this when it was verified: only an unknown
 	// one is scanned (an RS256 token is near a kilobyte).
@@ -750,7 +762,7 @@ func (p *oidcProvider) verify(ctx context.Context, raw string) (*security.Princi
 	if c.NotBefore != nil {
 		e.nbf = c.NotBefore.Add(-p.cfg.leeway)
 	}
-	p.tokens.Put(raw, e)
+	p.tokens.Put(key, e)
 	return pr, nil
 }
 
