@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	modpath "golang.org/x/mod/module"
+	"golang.org/x/mod/semver"
 )
 
 // serviceTemplate is the service `specguard new` writes: files that name
@@ -84,6 +85,9 @@ func newService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *module == "" {
 		if goOwn(name) {
 			return fmt.Errorf("new: %s: %q is a path of Go's own, so it cannot be the module's: give --module, such as example.com/%s", dir, name, name)
+		}
+		if modpath.CheckImportPath(name) != nil {
+			return fmt.Errorf("new: %s: %q cannot be a module path: give --module, such as example.com/%s", dir, name, name)
 		}
 		*module = name
 	} else if goOwn(*module) {
@@ -302,10 +306,21 @@ func specguardVersion(checkout string) string {
 	if checkout != "" {
 		return "v0.0.0-00010101000000-000000000000"
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && strings.HasPrefix(bi.Main.Version, "v") {
-		return bi.Main.Version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return release(bi.Main.Version)
 	}
 	return ""
+}
+
+// release is v when it names a release of the module, "" when it does not:
+// "(devel)", a pseudo-version (go build stamps one in a clone of the
+// repository, of a commit no proxy may hold), or one with build metadata
+// ("+dirty": the clone had changes).
+func release(v string) string {
+	if !semver.IsValid(v) || modpath.IsPseudoVersion(v) || semver.Build(v) != "" {
+		return ""
+	}
+	return v
 }
 
 func writeFile(p string, content []byte) error {

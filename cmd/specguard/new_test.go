@@ -55,6 +55,7 @@ func TestNewRefusesBadInput(t *testing.T) {
 		// Paths the go command refuses only once tidy ran.
 		{[]string{"new", filepath.Join(work, "svc"), "--module", "fmt"}, `new: --module "fmt" is a path of Go's own; give one of yours, such as example.com/svc`},
 		{[]string{"new", filepath.Join(work, "svc"), "--module", "example.com/x."}, `new: --module "example.com/x." is not a module path, such as example.com/items`},
+		{[]string{"new", filepath.Join(work, "con")}, "new: " + filepath.Join(work, "con") + `: "con" cannot be a module path: give --module, such as example.com/con`},
 		{[]string{"new", filepath.Join(work, "all")}, "new: " + filepath.Join(work, "all") + `: "all" is a path of Go's own, so it cannot be the module's: give --module, such as example.com/all`},
 		{[]string{"new", filepath.Join(work, "svc"), "--replace", notSpecguard}, "new: --replace: " + notSpecguard + "/go.mod is not specguard's module"},
 		// A name of Go's own as the module path made a module that does
@@ -278,5 +279,26 @@ func TestNewIntoAnEmptyDirectory(t *testing.T) {
 	}
 	if want := "next: cd '" + spaced + "' && make test"; !strings.Contains(out, want) {
 		t.Errorf("new %q: %q, want %q", spaced, out, want)
+	}
+}
+
+// Only a release is required by its version: a binary built in a clone
+// carries a pseudo-version of its commit (with +dirty for a changed tree),
+// which no module proxy may hold; the new module then asks for the latest
+// release.
+func TestReleaseVersion(t *testing.T) {
+	for v, want := range map[string]string{
+		"v1.2.3":                             "v1.2.3",
+		"v0.4.0-rc.1":                        "v0.4.0-rc.1",
+		"(devel)":                            "",
+		"":                                   "",
+		"v0.0.0-20261206094345-dc67d52c0664": "",
+		"v0.0.0-20261206094345-dc67d52c0664+dirty": "",
+		"v1.2.4-0.20261206094345-dc67d52c0664":     "",
+		"v1.2.3+dirty":                             "",
+	} {
+		if got := release(v); got != want {
+			t.Errorf("release(%q) = %q, want %q", v, got, want)
+		}
 	}
 }
