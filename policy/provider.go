@@ -107,7 +107,8 @@ func (c *compiler) compileProvider(name string, s *openapi3.SecurityScheme) *Pro
 }
 
 // checkIntrospection refuses a document whose openIdConnect schemes would
-// send one opaque token to several identity providers' introspection: a
+// send one opaque token to several identity providers' introspection (a
+// provider is its discovery URL): a
 // provider that introspects every opaque token receives the others' live
 // tokens, whether it is tried first on an operation listing both or is the
 // only one of an operation a client sends every token to. Of the schemes
@@ -115,14 +116,20 @@ func (c *compiler) compileProvider(name string, s *openapi3.SecurityScheme) *Pro
 // others must say which are theirs (x-introspect: {prefix: ...}, prefixes
 // that do not overlap) or take none (x-introspect: false).
 func (c *compiler) checkIntrospection(schemes map[string]*Scheme) {
+	// Schemes of one provider (one discovery URL: several audiences, say)
+	// send a token to no one else: each provider counts once.
 	var every, prefixed []*Scheme
+	seen := map[string]bool{}
 	for _, name := range slices.Sorted(maps.Keys(schemes)) {
 		s := schemes[name]
 		if s.Type != SchemeOIDC || !s.Provider.Introspect {
 			continue
 		}
 		if s.Provider.OpaquePrefix == "" {
-			every = append(every, s)
+			if !seen[s.Provider.URL] {
+				every = append(every, s)
+			}
+			seen[s.Provider.URL] = true
 		} else {
 			prefixed = append(prefixed, s)
 		}
@@ -141,7 +148,7 @@ func (c *compiler) checkIntrospection(schemes map[string]*Scheme) {
 	}
 	for i, a := range prefixed {
 		for _, b := range prefixed[i+1:] {
-			if strings.HasPrefix(a.Provider.OpaquePrefix, b.Provider.OpaquePrefix) || strings.HasPrefix(b.Provider.OpaquePrefix, a.Provider.OpaquePrefix) {
+			if a.Provider.URL != b.Provider.URL && strings.HasPrefix(a.Provider.OpaquePrefix, b.Provider.OpaquePrefix) || strings.HasPrefix(b.Provider.OpaquePrefix, a.Provider.OpaquePrefix) {
 				fail(b, "prefix %q overlaps %s's %q: an opaque token could be either's", b.Provider.OpaquePrefix, a.Name, a.Provider.OpaquePrefix)
 			}
 		}

@@ -50,10 +50,18 @@ const tierOK = "      x-rate-limit: {name: t, limit: 10, window: 1m, key: ip}\n"
 // A provider that introspects no opaque token leaves another free to
 // introspect every one, on operations of their own.
 func TestOneProviderIntrospectsEveryToken(t *testing.T) {
-	src := strings.Replace(twoProviders("", "x-introspect: false, ", "      security: [{oidc: []}]\n"+tierOK), "paths:\n",
-		"paths:\n  /other:\n    get:\n      operationId: other\n      security: [{oidc2: []}]\n"+tierOK+"      responses: {'200': {description: ok}}\n", 1)
-	if _, err := policy.Compile("spec.yaml", []byte(src)); err != nil {
+	onTwoOperations := func(src string) string {
+		return strings.Replace(src, "paths:\n",
+			"paths:\n  /other:\n    get:\n      operationId: other\n      security: [{oidc2: []}]\n"+tierOK+"      responses: {'200': {description: ok}}\n", 1)
+	}
+	if _, err := policy.Compile("spec.yaml", []byte(onTwoOperations(twoProviders("", "x-introspect: false, ", "      security: [{oidc: []}]\n"+tierOK)))); err != nil {
 		t.Fatal(err)
+	}
+	// Two schemes of one provider (two audiences): its tokens reach no
+	// one else, whichever scheme introspects them.
+	sameProvider := strings.Replace(twoProviders("", "", "      security: [{oidc: []}]\n"+tierOK), "https://other.example.com/", "https://example.com/", 1)
+	if _, err := policy.Compile("spec.yaml", []byte(onTwoOperations(sameProvider))); err != nil {
+		t.Fatalf("two schemes of one provider: %v", err)
 	}
 }
 
