@@ -148,7 +148,7 @@ func (r *runner) makeResource(ctx context.Context, create *policy.Operation, cre
 	// The cases before have spent what the create operation's tiers
 	// allow the owner at once, more likely the tighter they are: wait
 	// for the bucket (a minute at most) rather than skip the case.
-	resp, err := waiting(ownerWait, func() (*response, error) { return r.sendBody(ctx, "owner", create, cred, body, "") })
+	resp, err := waiting(ctx, ownerWait, func() (*response, error) { return r.sendBody(ctx, "owner", create, cred, body, "") })
 	if err != nil {
 		return "", err
 	}
@@ -174,7 +174,7 @@ func (r *runner) sendOn(ctx context.Context, name string, op *policy.Operation, 
 	if err != nil {
 		return nil, err
 	}
-	return waiting(ownerWait, func() (*response, error) { return r.sendBody(ctx, name, op, cred, body, id) })
+	return waiting(ctx, ownerWait, func() (*response, error) { return r.sendBody(ctx, name, op, cred, body, id) })
 }
 
 // sendBody sends op as cred with body (JSON; nil for none), its last path

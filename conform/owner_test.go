@@ -134,3 +134,33 @@ func TestCredentialsFileMeetsTheLoginTier(t *testing.T) {
 		t.Fatalf("a refused login of the credentials file: %v", err)
 	}
 }
+
+// A run interrupted while it waits for a tier stops waiting.
+func TestWaitingEndsWithTheRun(t *testing.T) {
+	table, err := policy.Compile("spec.yaml", []byte(ownedDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	accounts := map[string]string{"k-alice": "alice", "k-bob": "bob"}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch who := accounts[r.Header.Get("X-API-Key")]; {
+		case who == "":
+			w.WriteHeader(http.StatusUnauthorized)
+		case r.URL.Path == "/me":
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"id":"` + who + `"}`))
+		default:
+			w.Header().Set("Retry-After", "30") // every write, for ever
+			w.WriteHeader(http.StatusTooManyRequests)
+		}
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, _ = conform.Run(ctx, table, conform.Options{Base: srv.URL, Only: []string{"owner"},
+		Credentials: []conform.Credential{{Name: "alice", Scheme: "key", Value: "k-alice"}, {Name: "bob", Scheme: "key", Value: "k-bob"}}})
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("the run went on %v after its context ended at 0.5s: it waited out Retry-After", d)
+	}
+}

@@ -60,11 +60,11 @@ func (r *runner) revokedAfter(ctx context.Context) {
 	// now. The rate-limit cases spent their tiers (a refused credential
 	// counts as anonymous), so each waits the little it takes to be
 	// admitted.
-	again, err := patiently(func() (*response, error) { return r.send(ctx, "revoked:logout-all", op, c, nil, nil) })
+	again, err := patiently(ctx, func() (*response, error) { return r.send(ctx, "revoked:logout-all", op, c, nil, nil) })
 	msg := r.refused(again, err, c.name+" after logging out everywhere")
 	if msg == "" && c.refresh != "" {
 		if refresh := r.credentialOp("refresh"); refresh != nil {
-			resp, err := patiently(func() (*response, error) { return r.refreshWith(ctx, "revoked:logout-all", refresh, c.refresh) })
+			resp, err := patiently(ctx, func() (*response, error) { return r.refreshWith(ctx, "revoked:logout-all", refresh, c.refresh) })
 			msg = r.refused(resp, err, "its refresh token after logging out everywhere")
 		}
 	}
@@ -280,19 +280,26 @@ func (r *runner) usedThenRefused(ctx context.Context, name string, op *policy.Op
 // patiently sends with send and, while a tier refuses it for a few
 // seconds at most (Retry-After up to 5), waits and sends again, three
 // times at most.
-func patiently(send func() (*response, error)) (*response, error) {
-	return waiting(5, send)
+func patiently(ctx context.Context, send func() (*response, error)) (*response, error) {
+	return waiting(ctx, 5, send)
 }
 
-// waiting is patiently with Retry-After up to most seconds.
-func waiting(most int, send func() (*response, error)) (*response, error) {
+// waiting is patiently with Retry-After up to most seconds. It stops
+// waiting when ctx ends (an interrupted run), with ctx's error.
+func waiting(ctx context.Context, most int, send func() (*response, error)) (*response, error) {
 	resp, err := send()
 	for try := 0; try < 3 && err == nil && resp.status == http.StatusTooManyRequests; try++ {
 		wait, _ := strconv.Atoi(resp.header.Get("Retry-After"))
 		if wait < 1 || wait > most {
 			break
 		}
-		time.Sleep(time.Duration(wait) * time.Second)
+		timer := time.NewTimer(time.Duration(wait) * time.Second)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, ctx.Err()
+		case <-timer.C:
+		}
 		resp, err = send()
 	}
 	return resp, err
