@@ -150,6 +150,12 @@ func TestAdminWriteOfAnAdminEndedMidBody(t *testing.T) {
 				if r.code != c.want {
 					t.Errorf("PATCH by an admin %s while its body arrived: %d %.200s, want %d", c.name, r.code, r.raw, c.want)
 				}
+				// Refused as the guard refuses: with a challenge saying why.
+				if want := map[int]string{401: `error="invalid_token"`, 403: `error="insufficient_scope"`}[c.want]; want != "" {
+					if got := r.header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Bearer ") || !strings.Contains(got, want) {
+						t.Errorf("PATCH by an admin %s: WWW-Authenticate %q, want a Bearer challenge with %s", c.name, got, want)
+					}
+				}
 				got, err := e.accounts.Account(ctx, userID)
 				if err != nil {
 					t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/specguard/specguard/guard"
 	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/problem"
 	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/security/tokens"
 )
@@ -45,6 +46,7 @@ func (s *Service) stillAdmits(w http.ResponseWriter, r *http.Request) bool {
 	fresh := make([]*security.Principal, len(names))
 	checked := make([]bool, len(names))
 	refusal := ""
+	var short *policy.SchemeRequirement // the first scheme found short of its scopes
 	for _, alt := range op.Security.Alternatives {
 		if !namedAs(alt, names) {
 			continue
@@ -59,13 +61,18 @@ func (s *Service) stillAdmits(w http.ResponseWriter, r *http.Request) bool {
 					s.fail(w, r, err)
 					return false
 				case err != nil:
-					s.unauthorized(w, "invalid_token", "the credential ended while the request arrived")
+					s.challenge(w, sr.Scheme, "invalid_token", "the credential ended while the request arrived", "")
+					s.problems.Write(w, &problem.Problem{Type: "invalid-token", Title: "Invalid credentials", Status: http.StatusUnauthorized,
+						Detail: "The credential ended while the request arrived."})
 					return false
 				}
 				fresh[i] = q
 			}
 			if q := fresh[i]; q != nil && !q.HasScopes(sr.Scopes) {
 				admits, refusal = false, "the credential no longer holds the scopes this operation needs"
+				if short == nil {
+					short = &alt[i]
+				}
 				break
 			}
 		}
@@ -73,11 +80,28 @@ func (s *Service) stillAdmits(w http.ResponseWriter, r *http.Request) bool {
 			return true
 		}
 	}
-	if refusal == "" {
-		refusal = "the request was admitted by credentials this operation does not declare"
+	if short == nil {
+		s.forbidden(w, "The request was admitted by credentials this operation does not declare.")
+		return false
 	}
-	s.forbidden(w, refusal)
+	s.challenge(w, short.Scheme, "insufficient_scope", refusal, strings.Join(short.Scopes, " "))
+	s.problems.Write(w, &problem.Problem{Type: "insufficient-scope", Title: "Insufficient scope", Status: http.StatusForbidden,
+		Detail: "The credential no longer holds the scopes this operation needs: " + strings.Join(short.Scopes, ", ") + "."})
 	return false
+}
+
+// challenge sets the WWW-Authenticate challenge of a refusal of scheme's
+// credential, as the guard words it (RFC 6750 3; an API key or a cookie
+// names its header or cookie).
+func (s *Service) challenge(w http.ResponseWriter, scheme *policy.Scheme, code, description, scope string) {
+	c := problem.Challenge{Scheme: "Bearer", Realm: s.cfg.realm, Error: code, Description: description, Scope: scope}
+	switch scheme.Type {
+	case policy.SchemeAPIKeyHeader:
+		c.Scheme, c.Param = "ApiKey", scheme.Param
+	case policy.SchemeAPIKeyCookie:
+		c.Scheme, c.Param = "Cookie", scheme.Param
+	}
+	w.Header().Set("WWW-Authenticate", c.String())
 }
 
 // again authenticates r anew for scheme, the i-th of the schemes that
