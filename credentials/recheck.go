@@ -45,7 +45,6 @@ func (s *Service) stillAdmits(w http.ResponseWriter, r *http.Request) bool {
 	names := strings.Split(p.Scheme, "+")
 	fresh := make([]*security.Principal, len(names))
 	checked := make([]bool, len(names))
-	refusal := ""
 	var short *policy.SchemeRequirement // the first scheme found short of its scopes
 	for _, alt := range op.Security.Alternatives {
 		if !namedAs(alt, names) {
@@ -69,7 +68,7 @@ func (s *Service) stillAdmits(w http.ResponseWriter, r *http.Request) bool {
 				fresh[i] = q
 			}
 			if q := fresh[i]; q != nil && !q.HasScopes(sr.Scopes) {
-				admits, refusal = false, "the credential no longer holds the scopes this operation needs"
+				admits = false
 				if short == nil {
 					short = &alt[i]
 				}
@@ -84,7 +83,7 @@ func (s *Service) stillAdmits(w http.ResponseWriter, r *http.Request) bool {
 		s.forbidden(w, "The request was admitted by credentials this operation does not declare.")
 		return false
 	}
-	s.challenge(w, short.Scheme, "insufficient_scope", refusal, strings.Join(short.Scopes, " "))
+	s.challenge(w, short.Scheme, "insufficient_scope", "the credential no longer holds the scopes this operation needs", strings.Join(short.Scopes, " "))
 	s.problems.Write(w, &problem.Problem{Type: "insufficient-scope", Title: "Insufficient scope", Status: http.StatusForbidden,
 		Detail: "The credential no longer holds the scopes this operation needs: " + strings.Join(short.Scopes, ", ") + "."})
 	return false
