@@ -108,10 +108,10 @@ func (c *compiler) compileProvider(name string, s *openapi3.SecurityScheme) *Pro
 
 // checkIntrospection refuses a document whose openIdConnect schemes would
 // send one opaque token to several identity providers' introspection (a
-// provider is its discovery URL): a
-// provider that introspects every opaque token receives the others' live
-// tokens, whether it is tried first on an operation listing both or is the
-// only one of an operation a client sends every token to. Of the schemes
+// provider is its discovery URL): a provider that introspects every opaque
+// token receives the others' live tokens, whether it is tried first on an
+// operation listing both or is the only one of an operation a client sends
+// every token to. Of the schemes
 // its operations use, at most one may introspect every opaque token; the
 // others must say which are theirs (x-introspect: {prefix: ...}, prefixes
 // that do not overlap) or take none (x-introspect: false).
@@ -148,7 +148,8 @@ func (c *compiler) checkIntrospection(schemes map[string]*Scheme) {
 	}
 	for i, a := range prefixed {
 		for _, b := range prefixed[i+1:] {
-			if a.Provider.URL != b.Provider.URL && strings.HasPrefix(a.Provider.OpaquePrefix, b.Provider.OpaquePrefix) || strings.HasPrefix(b.Provider.OpaquePrefix, a.Provider.OpaquePrefix) {
+			overlap := strings.HasPrefix(a.Provider.OpaquePrefix, b.Provider.OpaquePrefix) || strings.HasPrefix(b.Provider.OpaquePrefix, a.Provider.OpaquePrefix)
+			if overlap && a.Provider.URL != b.Provider.URL {
 				fail(b, "prefix %q overlaps %s's %q: an opaque token could be either's", b.Provider.OpaquePrefix, a.Name, a.Provider.OpaquePrefix)
 			}
 		}

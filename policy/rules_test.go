@@ -63,6 +63,21 @@ func TestOneProviderIntrospectsEveryToken(t *testing.T) {
 	if _, err := policy.Compile("spec.yaml", []byte(onTwoOperations(sameProvider))); err != nil {
 		t.Fatalf("two schemes of one provider: %v", err)
 	}
+	// Prefixes that overlap within one provider send no token elsewhere.
+	for _, prefixes := range [][2]string{{"kc_", "kc_a"}, {"kc_a", "kc_"}} {
+		src := strings.Replace(twoProviders("x-introspect: {prefix: "+prefixes[0]+"}, ", "x-introspect: {prefix: "+prefixes[1]+"}, ",
+			"      security: [{oidc: []}, {oidc2: []}]\n"+tierOK), "https://other.example.com/", "https://example.com/", 1)
+		if _, err := policy.Compile("spec.yaml", []byte(src)); err != nil {
+			t.Errorf("one provider's prefixes %q and %q: %v", prefixes[0], prefixes[1], err)
+		}
+	}
+	// Two providers whose prefixes overlap, either way round.
+	for _, prefixes := range [][2]string{{"kc_", "kc_a"}, {"kc_a", "kc_"}} {
+		src := twoProviders("x-introspect: {prefix: "+prefixes[0]+"}, ", "x-introspect: {prefix: "+prefixes[1]+"}, ", "      security: [{oidc: []}, {oidc2: []}]\n"+tierOK)
+		if _, err := policy.Compile("spec.yaml", []byte(src)); err == nil || !strings.Contains(err.Error(), "overlaps") {
+			t.Errorf("prefixes %q and %q: %v, want them refused as overlapping", prefixes[0], prefixes[1], err)
+		}
+	}
 }
 
 func compileErr(t *testing.T, src string) string {
