@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -69,6 +70,13 @@ func (c *compiler) parseLimits(line int, where string, ext map[string]any) (tier
 			continue
 		}
 		seen[t.Name] = true
+		// A store reads a bucket once per request: two tiers charging it
+		// would charge it once.
+		if j := slices.IndexFunc(tiers, func(o Tier) bool { return t.Bucket != "" && o.Bucket == t.Bucket }); j >= 0 {
+			c.fail(line, where, field+".shared", "bucket %q is charged by tier %s of this list already; a request charges a bucket once (give one tier the cost of both)",
+				strings.TrimPrefix(t.Bucket, "shared:"), tiers[j].Name)
+			continue
+		}
 		tiers = append(tiers, t)
 	}
 	return tiers, false, true
