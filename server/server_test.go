@@ -301,6 +301,9 @@ func TestBadConfiguration(t *testing.T) {
 	}
 	defer taken.Close()
 	busy := taken.Addr().String()
+	// An operation of the app's own: the binary serves it whatever file
+	// describes it.
+	appOp := spectest.AppOp(t, docTable(t), "an operation of the app's own", func(*policy.Operation) bool { return true })
 	write := func(name, content string) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
@@ -347,14 +350,17 @@ func TestBadConfiguration(t *testing.T) {
 		{"bad pool size", map[string]string{"SPECGUARD_DATABASE_POOL_SIZE": "0"}, nil, `SPECGUARD_DATABASE_POOL_SIZE: "0" is not a number of connections from 1 to 1000`},
 		{"unknown flag", nil, []string{"--colour", "red"}, "flag provided but not defined: -colour"},
 		{"missing spec file", map[string]string{"SPECGUARD_SPEC_FILE": filepath.Join(dir, "none.yaml")}, nil, "SPECGUARD_SPEC_FILE: open " + filepath.Join(dir, "none.yaml") + ": no such file or directory"},
-		{"spec file with an operation the server lacks", map[string]string{"SPECGUARD_SPEC_FILE": write("extra.yaml", strings.Replace(string(api.Spec), "\npaths:\n", "\npaths:\n  /extra:\n    get:\n      operationId: extra\n      responses: { '200': { description: ok } }\n", 1))}, nil, "guard: GET /extra (extra): operation has no route (SPECGUARD_SPEC_FILE must declare the operations the binary was generated from; to add or remove operations, edit api/openapi.yaml and run `make generate`)"},
+		{"spec file with an operation the server lacks", map[string]string{"SPECGUARD_SPEC_FILE": write("extra.yaml", strings.Replace(string(api.Spec), "\npaths:\n", "\npaths:\n  /extra:\n    get:\n      operationId: extra\n      responses: { '200': { description: ok } }\n", 1))}, nil, "SPECGUARD_SPEC_FILE: GET /extra (extra): the binary has no route for it (SPECGUARD_SPEC_FILE must declare the operations the binary was generated from; to add or remove operations, edit api/openapi.yaml and run `make generate`)"},
+		{"spec file without an operation the server serves", map[string]string{"SPECGUARD_SPEC_FILE": write("fewer.yaml", string(withoutOperation(t, api.Spec, appOp)))}, nil,
+			fmt.Sprintf("SPECGUARD_SPEC_FILE: %s %s (%s) is missing: the binary serves it", appOp.Method, appOp.Path, appOp.ID)},
 		{"spec file that does not compile", map[string]string{"SPECGUARD_SPEC_FILE": write("bad.yaml", string(api.Spec)+"x-rate-limt: false\n")}, nil, filepath.Join(dir, "bad.yaml") + ":"},
 		{"bad log-requests", map[string]string{"SPECGUARD_LOG_REQUESTS": "sometimes"}, nil, `SPECGUARD_LOG_REQUESTS: "sometimes" is not true or false`},
 		{"bad admin address", map[string]string{"SPECGUARD_ADMIN_ADDR": "9090"}, nil, `SPECGUARD_ADMIN_ADDR: "9090" is not host:port, auto or off`},
 		{"admin address taken", map[string]string{"SPECGUARD_ADMIN_ADDR": busy}, nil, "SPECGUARD_ADMIN_ADDR: listen tcp " + busy + ": bind: address already in use"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			env := map[string]string{"SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_ADDR": "127.0.0.1:0", "SPECGUARD_ADMIN_ADDR": "127.0.0.1:0"}
+			data := t.TempDir()
+			env := map[string]string{"SPECGUARD_DATA_DIR": data, "SPECGUARD_ADDR": "127.0.0.1:0", "SPECGUARD_ADMIN_ADDR": "127.0.0.1:0"}
 			for k, v := range tc.env {
 				env[k] = v
 			}
@@ -371,6 +377,10 @@ func TestBadConfiguration(t *testing.T) {
 			}
 			if strings.Contains(logs.String(), `"listening"`) {
 				t.Error("the server started listening")
+			}
+			// A start refused for its settings writes nothing.
+			if written, _ := os.ReadDir(data); len(written) > 0 {
+				t.Errorf("the refused start wrote %s in the data directory", written[0].Name())
 			}
 		})
 	}
@@ -608,4 +618,36 @@ func TestNewerSchemaRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("Run on a newer schema = %v; want one line with %q", err, want)
 	}
+}
+
+// withoutOperation is spec with op taken out.
+func withoutOperation(t *testing.T, spec []byte, op *policy.Operation) []byte {
+	t.Helper()
+	var doc yaml.Node
+	if err := yaml.Unmarshal(spec, &doc); err != nil {
+		t.Fatal(err)
+	}
+	item := mapValue(mapValue(doc.Content[0], "paths"), op.Path)
+	for i := 0; item != nil && i+1 < len(item.Content); i += 2 {
+		if item.Content[i].Value == strings.ToLower(op.Method) {
+			item.Content = append(item.Content[:i:i], item.Content[i+2:]...)
+			out, err := yaml.Marshal(&doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out
+		}
+	}
+	t.Fatalf("%s is not in the document", spectest.Describe(op))
+	return nil
+}
+
+// mapValue is the value of key in the mapping m, or nil.
+func mapValue(m *yaml.Node, key string) *yaml.Node {
+	for i := 0; m != nil && i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
 }

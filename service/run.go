@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"regexp"
+	"slices"
 	"time"
 
 	"github.com/specguard/specguard/guard"
@@ -66,6 +69,13 @@ func build(ctx context.Context, app App, args []string, getenv func(string) stri
 	table, err := policy.Compile(source, spec)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.SpecFile != "" {
+		// Before anything is opened or written: the guard would refuse
+		// the routes only once the database is migrated and seeded.
+		if err := sameOperations(app, table); err != nil {
+			return nil, err
+		}
 	}
 	if err := checkOIDCEnviron(table, app.environ); err != nil {
 		return nil, err
@@ -177,3 +187,43 @@ func (s *Server) serve(ctx context.Context, ls *listeners) error {
 	log.Info("stopped")
 	return nil
 }
+
+// sameOperations checks that table, compiled from SPECGUARD_SPEC_FILE,
+// declares the app's own operations (those without x-credential, whose
+// paths the file may move) at the methods and paths of the document the
+// binary was generated from, no more and no fewer: the routes the binary
+// has.
+func sameOperations(app App, table *policy.Table) error {
+	generated, err := policy.Compile(app.SpecSource, app.Spec)
+	if err != nil {
+		return err
+	}
+	shapes := func(t *policy.Table) map[string]*policy.Operation {
+		out := map[string]*policy.Operation{}
+		for _, op := range t.Operations() {
+			if _, cred := op.Spec.Extensions[policy.ExtCredential]; !cred {
+				out[op.Method+" "+pathParam.ReplaceAllString(op.Path, "{}")] = op
+			}
+		}
+		return out
+	}
+	declared, routed := shapes(table), shapes(generated)
+	fix := fmt.Sprintf("SPECGUARD_SPEC_FILE must declare the operations the binary was generated from; to add or remove operations, edit %s and run `make generate`", app.SpecSource)
+	for _, shape := range slices.Sorted(maps.Keys(declared)) {
+		if routed[shape] == nil {
+			op := declared[shape]
+			return fmt.Errorf("SPECGUARD_SPEC_FILE: %s %s (%s): the binary has no route for it (%s)", op.Method, op.Path, op.ID, fix)
+		}
+	}
+	for _, shape := range slices.Sorted(maps.Keys(routed)) {
+		if declared[shape] == nil {
+			op := routed[shape]
+			return fmt.Errorf("SPECGUARD_SPEC_FILE: %s %s (%s) is missing: the binary serves it (%s)", op.Method, op.Path, op.ID, fix)
+		}
+	}
+	return nil
+}
+
+// pathParam is a path template's parameter: operations are the same
+// route whatever their parameters are named.
+var pathParam = regexp.MustCompile(`\{[^}]*\}`)
