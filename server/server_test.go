@@ -304,6 +304,7 @@ func TestBadConfiguration(t *testing.T) {
 	// An operation of the app's own: the binary serves it whatever file
 	// describes it.
 	appOp := spectest.AppOp(t, docTable(t), "an operation of the app's own", func(*policy.Operation) bool { return true })
+	sameKey := keyPEM(t)
 	write := func(name, content string) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
@@ -353,6 +354,12 @@ func TestBadConfiguration(t *testing.T) {
 		{"spec file with an operation the server lacks", map[string]string{"SPECGUARD_SPEC_FILE": write("extra.yaml", strings.Replace(string(api.Spec), "\npaths:\n", "\npaths:\n  /extra:\n    get:\n      operationId: extra\n      responses: { '200': { description: ok } }\n", 1))}, nil, "SPECGUARD_SPEC_FILE: GET /extra (extra): the binary has no route for it (SPECGUARD_SPEC_FILE must declare the operations the binary was generated from; to add or remove operations, edit api/openapi.yaml and run `make generate`)"},
 		{"spec file without an operation the server serves", map[string]string{"SPECGUARD_SPEC_FILE": write("fewer.yaml", string(withoutOperation(t, api.Spec, appOp)))}, nil,
 			fmt.Sprintf("SPECGUARD_SPEC_FILE: %s %s (%s) is missing: the binary serves it", appOp.Method, appOp.Path, appOp.ID)},
+		{"empty listen address flag", nil, []string{"--addr="}, `invalid value "" for flag -addr: must not be empty; leave it out for the default`},
+		{"empty data directory flag", nil, []string{"--data-dir="}, `invalid value "" for flag -data-dir: must not be empty; leave it out for the default`},
+		{"empty issuer flag", nil, []string{"--issuer="}, `invalid value "" for flag -issuer: must not be empty; leave it out for the default`},
+		{"the signing key among the verify keys", map[string]string{"SPECGUARD_SIGNING_KEY_FILE": write("same.pem", string(sameKey)), "SPECGUARD_VERIFY_KEY_FILES": filepath.Join(dir, "same.pem")}, nil,
+			"SPECGUARD_VERIFY_KEY_FILES: " + filepath.Join(dir, "same.pem") + " is the same key as SPECGUARD_SIGNING_KEY_FILE " + filepath.Join(dir, "same.pem") + " (kid "},
+		{"a secret in a bad OTLP endpoint", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "ftp://u:s3cretPW@h"}, nil, `OTEL_EXPORTER_OTLP_ENDPOINT: "ftp://u:xxxxx@h": want an http:// or https:// URL`},
 		{"spec file that does not compile", map[string]string{"SPECGUARD_SPEC_FILE": write("bad.yaml", string(api.Spec)+"x-rate-limt: false\n")}, nil, filepath.Join(dir, "bad.yaml") + ":"},
 		{"bad log-requests", map[string]string{"SPECGUARD_LOG_REQUESTS": "sometimes"}, nil, `SPECGUARD_LOG_REQUESTS: "sometimes" is not true or false`},
 		{"bad admin address", map[string]string{"SPECGUARD_ADMIN_ADDR": "9090"}, nil, `SPECGUARD_ADMIN_ADDR: "9090" is not host:port, auto or off`},
@@ -650,4 +657,34 @@ func mapValue(m *yaml.Node, key string) *yaml.Node {
 		}
 	}
 	return nil
+}
+
+// A dev key other users may read, or a data directory that is a file, is
+// refused before the database is made: nothing is written.
+func TestDevKeyCheckedFirst(t *testing.T) {
+	data := t.TempDir()
+	key := filepath.Join(data, "signing-key.pem")
+	if err := os.WriteFile(key, []byte(keyPEM(t)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(key, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ dir, want string }{
+		{data, "SPECGUARD_DATA_DIR: " + key + ": mode 0644 lets other users read a private key; chmod 600 it"},
+		{file, "SPECGUARD_DATA_DIR: " + filepath.Join(file, "signing-key.pem") + ": "},
+	} {
+		env := map[string]string{"SPECGUARD_DATA_DIR": c.dir, "SPECGUARD_ADDR": "127.0.0.1:0", "SPECGUARD_ADMIN_ADDR": "off"}
+		err := server.Run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("data directory %s: %v, want %q", c.dir, err, c.want)
+		}
+	}
+	if entries, _ := os.ReadDir(data); len(entries) != 1 {
+		t.Errorf("the refused start wrote beside the dev key: %d entries", len(entries))
+	}
 }

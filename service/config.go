@@ -85,6 +85,19 @@ func str(dst func(*Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *dst(c) = v; return nil }
 }
 
+// nonEmpty is str for a setting that has a default and no meaning empty:
+// an empty flag (--addr=) would otherwise replace a safe default with
+// none (every interface, the working directory).
+func nonEmpty(dst func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if v == "" {
+			return errors.New("must not be empty; leave it out for the default")
+		}
+		*dst(c) = v
+		return nil
+	}
+}
+
 func list(dst func(*Config) *[]string) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		var out []string
@@ -132,7 +145,7 @@ func dur(dst func(*Config) *time.Duration) func(*Config, string) error {
 }
 
 var settings = []setting{
-	{"addr", "listen address", "127.0.0.1:8080", str(func(c *Config) *string { return &c.Addr })},
+	{"addr", "listen address", "127.0.0.1:8080", nonEmpty(func(c *Config) *string { return &c.Addr })},
 	{"redis-url", "Redis URL (redis://, rediss://, or redis+cluster://host:port,host:port); empty = in-memory", "", str(func(c *Config) *string { return &c.RedisURL })},
 	{"database-url", "where accounts, API keys and the app's records live: sqlite:PATH, postgres://... or postgresql://...; empty = sqlite in the data dir", "", str(func(c *Config) *string { return &c.DatabaseURL })},
 	{"database-pool-size", "most connections to PostgreSQL (and SQLite readers)", "10", func(c *Config, v string) error {
@@ -145,7 +158,7 @@ var settings = []setting{
 	}},
 	{"signing-key-file", "PEM private key (PKCS#8) that signs tokens; empty = a dev Ed25519 key in the data dir (only without a shared store)", "", str(func(c *Config) *string { return &c.SigningKeyFile })},
 	{"verify-key-files", "comma-separated PEM keys that still verify tokens after a rotation", "", list(func(c *Config) *[]string { return &c.VerifyKeyFiles })},
-	{"data-dir", "directory for the SQLite database and the dev signing key", ".specguard", str(func(c *Config) *string { return &c.DataDir })},
+	{"data-dir", "directory for the SQLite database and the dev signing key", ".specguard", nonEmpty(func(c *Config) *string { return &c.DataDir })},
 	{"users-file", "YAML list of {email, password | password_hash, role} to seed (mode 0600); empty = demo users in the development setup (SQLite without Redis, on a loopback address, no trusted proxy), none elsewhere", "", str(func(c *Config) *string { return &c.UsersFile })},
 	{"trusted-proxies", "comma-separated CIDRs of the proxies whose client IP header is believed", "", list(func(c *Config) *[]string { return &c.TrustedProxies })},
 	{"client-ip-header", "the one header the trusted proxies write: X-Forwarded-For or Forwarded (read right to left), or a single-address header such as X-Real-IP", "X-Forwarded-For", func(c *Config, v string) error {
@@ -164,7 +177,7 @@ var settings = []setting{
 		c.IPv6Prefix = n
 		return nil
 	}},
-	{"issuer", "iss and aud of the tokens", "specguard", str(func(c *Config) *string { return &c.Issuer })},
+	{"issuer", "iss and aud of the tokens", "specguard", nonEmpty(func(c *Config) *string { return &c.Issuer })},
 	{"access-ttl", "access token lifetime", "15m", dur(func(c *Config) *time.Duration { return &c.AccessTTL })},
 	{"refresh-ttl", "refresh token lifetime (absolute)", "720h", dur(func(c *Config) *time.Duration { return &c.RefreshTTL })},
 	{"session-ttl", "browser session lifetime", "12h", dur(func(c *Config) *time.Duration { return &c.SessionTTL })},

@@ -169,12 +169,29 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 	if err != nil {
 		return nil, err
 	}
+	signingFrom := "SPECGUARD_SIGNING_KEY_FILE " + cfg.SigningKeyFile
+	if signing == nil {
+		// A dev key made before is read (and its mode checked) now; one
+		// is made only once nothing else can refuse the start.
+		if signing, err = existingDevKey(cfg); err != nil {
+			return nil, err
+		}
+		signingFrom = "the dev key " + devKeyPath(cfg.DataDir)
+	}
 	var verify []*tokens.Key
+	kids := map[string]string{}
+	if signing != nil {
+		kids[signing.ID] = signingFrom
+	}
 	for _, path := range cfg.VerifyKeyFiles {
 		k, err := tokens.ReadKeyFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("SPECGUARD_VERIFY_KEY_FILES: %s: %v", path, err)
 		}
+		if other, dup := kids[k.ID]; dup {
+			return nil, fmt.Errorf("SPECGUARD_VERIFY_KEY_FILES: %s is the same key as %s (kid %s): list only keys that no longer sign, each once", path, other, k.ID)
+		}
+		kids[k.ID] = path
 		verify = append(verify, k)
 	}
 	var users []credentials.SeedAccount

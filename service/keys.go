@@ -60,12 +60,9 @@ func configuredKey(cfg *Config) (*tokens.Key, error) {
 // there by the first start.
 func devKey(cfg *Config) (*tokens.Key, error) {
 	path := devKeyPath(cfg.DataDir)
-	k, err := tokens.ReadKeyFile(path)
-	if err == nil {
-		return k, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("SPECGUARD_DATA_DIR: %s: %v", path, err)
+	k, err := existingDevKey(cfg)
+	if k != nil || err != nil {
+		return k, err
 	}
 	if k, err = tokens.GenerateKey(); err != nil {
 		return nil, err
@@ -87,6 +84,20 @@ func devKey(cfg *Config) (*tokens.Key, error) {
 		return tokens.ReadKeyFile(path)
 	}
 	return k, nil
+}
+
+// existingDevKey is the dev key of cfg's data directory, nil when there is
+// none yet; an error names the file (one other users may read, say).
+func existingDevKey(cfg *Config) (*tokens.Key, error) {
+	path := devKeyPath(cfg.DataDir)
+	k, err := tokens.ReadKeyFile(path)
+	switch {
+	case err == nil:
+		return k, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	}
+	return nil, fmt.Errorf("SPECGUARD_DATA_DIR: %s: %v", path, err)
 }
 
 // publish creates path holding data, durably, unless path exists: then it

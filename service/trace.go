@@ -25,6 +25,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/specguard/specguard/internal/redact"
 )
 
 // newTracerProvider is the tracer provider the OTEL_* variables describe,
@@ -52,7 +54,7 @@ func newTracerProvider(ctx context.Context, name string, getenv func(string) str
 	}
 	u, err := url.Parse(endpoint)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%s: %q: want an http:// or https:// URL", variable, endpoint)
+		return nil, fmt.Errorf("%s: %q: want an http:// or https:// URL", variable, redact.URL(endpoint))
 	}
 	protocolVar, protocol := "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
 	if protocol == "" {
