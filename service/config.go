@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -341,21 +342,43 @@ func OIDCSettings(table *policy.Table, getenv func(string) string) (map[string]o
 			return nil, fmt.Errorf("%s: the openIdConnect schemes %s and %s would both read SPECGUARD_OIDC_%s_*; rename one", table.Source, other, s.Name, name)
 		}
 		owner[name] = s.Name
-		prefix := "SPECGUARD_OIDC_" + name + "_"
-		set := oidc.Settings{URL: getenv(prefix + "URL"), ClientID: getenv(prefix + "CLIENT_ID"), ClientSecret: getenv(prefix + "CLIENT_SECRET")}
-		if set.URL != "" {
-			if err := policy.ValidProviderURL(set.URL); err != nil {
-				return nil, fmt.Errorf("%sURL: %v", prefix, err)
-			}
-		}
-		if (set.ClientID == "") != (set.ClientSecret == "") {
-			return nil, fmt.Errorf("%sCLIENT_ID and %sCLIENT_SECRET: give both or neither", prefix, prefix)
+		set, err := oidcSettings(name, getenv)
+		if err != nil {
+			return nil, err
 		}
 		if set != (oidc.Settings{}) {
 			out[s.Name] = set
 		}
 	}
+	// A scheme no operation uses yet is not enforced, but what is set for
+	// it is checked the same: it would be taken as it is once one does.
+	if table.Doc.Components != nil {
+		for _, scheme := range slices.Sorted(maps.Keys(table.Doc.Components.SecuritySchemes)) {
+			ref := table.Doc.Components.SecuritySchemes[scheme]
+			if ref == nil || ref.Value == nil || ref.Value.Type != "openIdConnect" || table.Schemes[scheme] != nil {
+				continue
+			}
+			if _, err := oidcSettings(oidcEnvName(scheme), getenv); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return out, nil
+}
+
+// oidcSettings reads and checks the SPECGUARD_OIDC_<name>_* variables.
+func oidcSettings(name string, getenv func(string) string) (oidc.Settings, error) {
+	prefix := "SPECGUARD_OIDC_" + name + "_"
+	set := oidc.Settings{URL: getenv(prefix + "URL"), ClientID: getenv(prefix + "CLIENT_ID"), ClientSecret: getenv(prefix + "CLIENT_SECRET")}
+	if set.URL != "" {
+		if err := policy.ValidProviderURL(set.URL); err != nil {
+			return set, fmt.Errorf("%sURL: %v", prefix, err)
+		}
+	}
+	if (set.ClientID == "") != (set.ClientSecret == "") {
+		return set, fmt.Errorf("%sCLIENT_ID and %sCLIENT_SECRET: give both or neither", prefix, prefix)
+	}
+	return set, nil
 }
 
 // checkOIDCEnviron refuses a SPECGUARD_OIDC_<NAME>_* variable of environ

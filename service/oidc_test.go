@@ -49,6 +49,7 @@ paths:
 components:
   securitySchemes:
     partner-idp.v2: {type: openIdConnect, openIdConnectUrl: 'https://a.example.com/.well-known/openid-configuration', x-audience: api}
+    spare-idp: {type: openIdConnect, openIdConnectUrl: 'https://b.example.com/.well-known/openid-configuration', x-audience: api}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -57,6 +58,10 @@ components:
 		env  map[string]string
 		want string
 	}{
+		// A scheme no operation uses yet: what is set for it is checked
+		// too, the secret masked.
+		{map[string]string{"SPECGUARD_OIDC_SPARE_IDP_URL": "ftp://u:s3cret@x"}, `SPECGUARD_OIDC_SPARE_IDP_URL: "ftp://u:xxxxx@x" is not an absolute URL without credentials or fragment`},
+		{map[string]string{"SPECGUARD_OIDC_SPARE_IDP_CLIENT_ID": "abc"}, "SPECGUARD_OIDC_SPARE_IDP_CLIENT_ID and SPECGUARD_OIDC_SPARE_IDP_CLIENT_SECRET: give both or neither"},
 		{map[string]string{"SPECGUARD_OIDC_PARTNER_IDP_V2_URL": "http://id.example.com/"}, `SPECGUARD_OIDC_PARTNER_IDP_V2_URL: "http://id.example.com/": plain http is accepted only on a loopback host; use https`},
 		{map[string]string{"SPECGUARD_OIDC_PARTNER_IDP_V2_CLIENT_ID": "x"}, "SPECGUARD_OIDC_PARTNER_IDP_V2_CLIENT_ID and SPECGUARD_OIDC_PARTNER_IDP_V2_CLIENT_SECRET: give both or neither"},
 	} {
