@@ -11,6 +11,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -203,4 +204,33 @@ func setField(tb testing.TB, m *yaml.Node, name string, v any) {
 		tb.Fatal(err)
 	}
 	m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: name}, &n)
+}
+
+// WithoutKey returns spec with the mapping key at path taken out, such as
+// "paths", "/posts", "get" for an operation; tb fails when there is none.
+func WithoutKey(tb testing.TB, spec []byte, path ...string) []byte {
+	tb.Helper()
+	var doc yaml.Node
+	if err := yaml.Unmarshal(spec, &doc); err != nil || len(doc.Content) == 0 || len(path) == 0 {
+		tb.Fatalf("the document does not parse, or no path was given: %v", err)
+	}
+	m := doc.Content[0]
+	for _, key := range path[:len(path)-1] {
+		if m = field(m, key); m == nil {
+			tb.Fatalf("the document has no %s", strings.Join(path, "."))
+		}
+	}
+	i := 0
+	for i < len(m.Content) && m.Content[i].Value != path[len(path)-1] {
+		i += 2 // keys only
+	}
+	if i+1 >= len(m.Content) {
+		tb.Fatalf("the document has no %s", strings.Join(path, "."))
+	}
+	m.Content = slices.Delete(m.Content, i, i+2)
+	out, err := yaml.Marshal(&doc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return out
 }
