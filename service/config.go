@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -352,18 +351,30 @@ func OIDCSettings(table *policy.Table, getenv func(string) string) (map[string]o
 	}
 	// A scheme no operation uses yet is not enforced, but what is set for
 	// it is checked the same: it would be taken as it is once one does.
-	if table.Doc.Components != nil {
-		for _, scheme := range slices.Sorted(maps.Keys(table.Doc.Components.SecuritySchemes)) {
-			ref := table.Doc.Components.SecuritySchemes[scheme]
-			if ref == nil || ref.Value == nil || ref.Value.Type != "openIdConnect" || table.Schemes[scheme] != nil {
-				continue
-			}
-			if _, err := oidcSettings(oidcEnvName(scheme), getenv); err != nil {
-				return nil, err
-			}
+	for _, scheme := range declaredOIDC(table) {
+		if table.Schemes[scheme] != nil {
+			continue
+		}
+		if _, err := oidcSettings(oidcEnvName(scheme), getenv); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// declaredOIDC names every openIdConnect scheme the document declares,
+// used by an operation or not yet, in order.
+func declaredOIDC(table *policy.Table) []string {
+	var out []string
+	if table.Doc.Components != nil {
+		for name, ref := range table.Doc.Components.SecuritySchemes {
+			if ref != nil && ref.Value != nil && ref.Value.Type == "openIdConnect" {
+				out = append(out, name)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // oidcSettings reads and checks the SPECGUARD_OIDC_<name>_* variables.
@@ -387,15 +398,9 @@ func oidcSettings(name string, getenv func(string) string) (oidc.Settings, error
 // document's provider in use while the operator thinks it replaced.
 func checkOIDCEnviron(table *policy.Table, environ []string) error {
 	var known []string
-	if table.Doc.Components != nil {
-		// Every one the document declares, used by an operation or not yet.
-		for name, ref := range table.Doc.Components.SecuritySchemes {
-			if ref == nil || ref.Value == nil || ref.Value.Type != "openIdConnect" {
-				continue
-			}
-			for _, suffix := range []string{"URL", "CLIENT_ID", "CLIENT_SECRET"} {
-				known = append(known, "SPECGUARD_OIDC_"+oidcEnvName(name)+"_"+suffix)
-			}
+	for _, name := range declaredOIDC(table) {
+		for _, suffix := range []string{"URL", "CLIENT_ID", "CLIENT_SECRET"} {
+			known = append(known, "SPECGUARD_OIDC_"+oidcEnvName(name)+"_"+suffix)
 		}
 	}
 	slices.Sort(known)

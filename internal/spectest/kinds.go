@@ -153,12 +153,8 @@ func WithDefaultTier(tb testing.TB, spec []byte, key string, set map[string]any)
 	if err := yaml.Unmarshal(spec, &doc); err != nil || len(doc.Content) == 0 {
 		tb.Fatalf("the document does not parse: %v", err)
 	}
-	root := doc.Content[0]
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		if root.Content[i].Value != policy.ExtRateLimit {
-			continue
-		}
-		for _, tier := range root.Content[i+1].Content {
+	if tiers := field(doc.Content[0], policy.ExtRateLimit); tiers != nil {
+		for _, tier := range tiers.Content {
 			if k := field(tier, "key"); k == nil || k.Value != key {
 				continue
 			}
@@ -176,12 +172,20 @@ func WithDefaultTier(tb testing.TB, spec []byte, key string, set map[string]any)
 	return nil
 }
 
-// field is the value of name in the mapping m, or nil.
-func field(m *yaml.Node, name string) *yaml.Node {
+// keyAt is the index of the key name in the mapping m, or -1.
+func keyAt(m *yaml.Node, name string) int {
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		if m.Content[i].Value == name {
-			return m.Content[i+1]
+			return i
 		}
+	}
+	return -1
+}
+
+// field is the value of name in the mapping m, or nil.
+func field(m *yaml.Node, name string) *yaml.Node {
+	if i := keyAt(m, name); i >= 0 {
+		return m.Content[i+1]
 	}
 	return nil
 }
@@ -190,11 +194,8 @@ func field(m *yaml.Node, name string) *yaml.Node {
 // is nil.
 func setField(tb testing.TB, m *yaml.Node, name string, v any) {
 	tb.Helper()
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == name {
-			m.Content = slices.Delete(m.Content, i, i+2)
-			break
-		}
+	if i := keyAt(m, name); i >= 0 {
+		m.Content = slices.Delete(m.Content, i, i+2)
 	}
 	if v == nil {
 		return
@@ -220,11 +221,8 @@ func WithoutKey(tb testing.TB, spec []byte, path ...string) []byte {
 			tb.Fatalf("the document has no %s", strings.Join(path, "."))
 		}
 	}
-	i := 0
-	for i < len(m.Content) && m.Content[i].Value != path[len(path)-1] {
-		i += 2 // keys only
-	}
-	if i+1 >= len(m.Content) {
+	i := keyAt(m, path[len(path)-1])
+	if i < 0 {
 		tb.Fatalf("the document has no %s", strings.Join(path, "."))
 	}
 	m.Content = slices.Delete(m.Content, i, i+2)
