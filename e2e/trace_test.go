@@ -189,8 +189,11 @@ func TestTraces(t *testing.T) {
 	if !db {
 		t.Errorf("no PostgreSQL span under the handler: %v", seen)
 	}
-	if recv.service != "blog-e2e" {
-		t.Errorf("service.name %q, want OTEL_SERVICE_NAME's", recv.service)
+	recv.mu.Lock() // the receiver takes exports while the test reads
+	service := recv.service
+	recv.mu.Unlock()
+	if service != "blog-e2e" {
+		t.Errorf("service.name %q, want OTEL_SERVICE_NAME's", service)
 	}
 
 	server, _ = recv.wait(t, refused)
