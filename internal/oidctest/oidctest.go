@@ -104,7 +104,10 @@ func (p *Provider) start(t testing.TB, rotate bool) {
 	case <-p.exited:
 		t.Fatalf("the OpenID provider exited at start: %s", stderr.String())
 	case <-time.After(30 * time.Second):
-		t.Fatalf("the OpenID provider did not start: %s", stderr.String())
+		// stderr is written until the process is gone: end it first.
+		_ = cmd.Process.Kill()
+		<-p.exited
+		t.Fatalf("the OpenID provider did not start in 30 s: %s", stderr.String())
 	}
 }
 
