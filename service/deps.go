@@ -102,11 +102,9 @@ func (d *Deps) Close() {
 	d.closers = nil
 }
 
-// openDatabase opens the database SPECGUARD_DATABASE_URL names and applies
-// the migrations it lacks, under a lock, as serve and migrate do: the
-// credential operations' set, then the app's (its tables may name
-// accounts).
-func openDatabase(ctx context.Context, app *App, cfg *Config, log *slog.Logger, now func() time.Time, tp trace.TracerProvider) (*sqldb.DB, error) {
+// openDatabase opens the database SPECGUARD_DATABASE_URL names; migrate
+// applies what it lacks.
+func openDatabase(ctx context.Context, cfg *Config, now func() time.Time, tp trace.TracerProvider) (*sqldb.DB, error) {
 	src, err := sqldb.ParseURL(cfg.DatabaseURL, cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("SPECGUARD_DATABASE_URL: %v", err)
@@ -115,13 +113,19 @@ func openDatabase(ctx context.Context, app *App, cfg *Config, log *slog.Logger, 
 	if err != nil {
 		return nil, fmt.Errorf("SPECGUARD_DATABASE_URL: %v", err)
 	}
+	return database, nil
+}
+
+// migrate applies the migrations the database lacks, under a lock, as
+// serve and migrate do: the credential operations' set, then the app's
+// (its tables may name accounts).
+func migrate(ctx context.Context, database *sqldb.DB, app *App, log *slog.Logger) error {
 	for _, set := range app.migrationSets() {
 		if _, _, err := database.Migrate(ctx, set, log); err != nil {
-			database.Close()
-			return nil, err
+			return err
 		}
 	}
-	return database, nil
+	return nil
 }
 
 // migrationSets are the app's schema, in the order they are applied: the
@@ -207,7 +211,7 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 	} else if err := openRedis(ctx, cfg, d); err != nil {
 		return nil, err
 	}
-	if d.DB, err = openDatabase(ctx, app, cfg, log, now, d.tracerProvider()); err != nil {
+	if d.DB, err = openDatabase(ctx, cfg, now, d.tracerProvider()); err != nil {
 		return nil, err
 	}
 	d.closers = append(d.closers, func() { d.DB.Close() })
@@ -216,8 +220,14 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 	}
 	// Instances that share a database share a Redis too: one whose logins,
 	// revocations and counters live in its own memory holds the database
-	// alone, and those with Redis hold it together.
+	// alone, and those with Redis hold it together. The lock comes before
+	// the migrations: a start refused for it must leave the schema of the
+	// instances that serve untouched (a newer binary would migrate it past
+	// theirs, and they could not start again).
 	if err := d.lockInstance(ctx, log, cfg.RedisURL != ""); err != nil {
+		return nil, err
+	}
+	if err := migrate(ctx, d.DB, app, log); err != nil {
 		return nil, err
 	}
 	if signing == nil {

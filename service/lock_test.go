@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,6 +18,7 @@ import (
 	"github.com/specguard/specguard/internal/keytest"
 	"github.com/specguard/specguard/internal/pgtest"
 	"github.com/specguard/specguard/service"
+	"github.com/specguard/specguard/sqldb"
 )
 
 // lockID is the instance lock's advisory key ("speg").
@@ -156,3 +158,45 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 }
 
 func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
+
+// A start refused for the instance lock (another instance serves the
+// database without Redis) must leave the schema as it found it: a newer
+// binary started beside an older one migrated the database past the older
+// one's, which then refused to start again.
+func TestRefusedStartLeavesTheSchema(t *testing.T) {
+	v1 := fstest.MapFS{"00001_items.sql": {Data: []byte("-- +goose Up\nCREATE TABLE items (id TEXT PRIMARY KEY);\n-- +goose Down\nDROP TABLE items;\n")}}
+	v2 := fstest.MapFS{"00001_items.sql": v1["00001_items.sql"],
+		"00002_items_name.sql": {Data: []byte("-- +goose Up\nALTER TABLE items ADD COLUMN name TEXT;\n-- +goose Down\nALTER TABLE items DROP COLUMN name;\n")}}
+	version := func(fs fstest.MapFS) service.App {
+		a := testApp()
+		a.Migrations = []sqldb.Migrations{{Name: "items", FS: fs, Table: "items_version"}}
+		return a
+	}
+	url := pgtest.New(t)
+	env := map[string]string{"SPECGUARD_DATABASE_URL": url, "SPECGUARD_SIGNING_KEY_FILE": keytest.File(t),
+		"SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_ADMIN_ADDR": "off"}
+	getenv := func(k string) string { return env[k] }
+	ctx := context.Background()
+
+	old, err := service.Build(ctx, version(v1), nil, getenv, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := service.Build(ctx, version(v2), nil, getenv, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "another specguard serves") {
+		t.Fatalf("a newer version beside a running one without Redis: %v, want refused for the instance lock", err)
+	}
+	db, err := sqldb.Open(ctx, sqldb.Source{Kind: sqldb.Postgres, DSN: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if current, _, err := db.Versions(ctx, sqldb.Migrations{Name: "items", FS: v2, Table: "items_version"}); err != nil || current != 1 {
+		t.Errorf("after the refused start the items schema is at version %d (%v), want 1", current, err)
+	}
+	old.Close()
+	again, err := service.Build(ctx, version(v1), nil, getenv, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatalf("restarting the running version after the refused start: %v", err)
+	}
+	again.Close()
+}
