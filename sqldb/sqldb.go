@@ -500,15 +500,24 @@ func (t *Tx) QueryRow(query string, args ...any) Scanner {
 
 // Tx runs f in a write transaction, bounded like every query: committed
 // when f returns nil, rolled back when it returns an error (which Tx
-// returns as it is).
+// returns as it is). On PostgreSQL it runs at READ COMMITTED whatever the
+// server's or the role's default_transaction_isolation, so that a row
+// locked with SELECT ... FOR UPDATE orders concurrent transactions and
+// each statement after the lock sees what the one before committed (a
+// count then an insert, for example); SQLite runs one write transaction
+// at a time.
 func (d *DB) Tx(ctx context.Context, f func(tx *Tx) error) (err error) {
 	ctx, span := d.span(ctx, "TRANSACTION")
 	defer func() { endSpan(span, err) }()
 	ctx, cancel := d.ctx(ctx)
 	defer cancel()
-	tx, err := d.w.BeginTx(ctx, nil)
+	var opts *sql.TxOptions
+	if d.src.Kind == Postgres {
+		opts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+	}
+	tx, err := d.w.BeginTx(ctx, opts)
 	for tries := d.pool; ended(err) && tries > 0; tries-- {
-		tx, err = d.w.BeginTx(ctx, nil)
+		tx, err = d.w.BeginTx(ctx, opts)
 	}
 	if err != nil {
 		return d.Fail(err)

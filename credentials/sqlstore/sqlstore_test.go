@@ -3,10 +3,13 @@ package sqlstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/text/unicode/norm"
 
@@ -192,5 +195,55 @@ func TestListOrderIsBytewise(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Errorf("%s: ListAccounts in the order %q, want %q", name, got, want)
 		}
+	}
+}
+
+// The cap on an account's API keys (the account's row locked, then a
+// count, then an insert) held only at READ COMMITTED: with a database
+// whose default isolation is REPEATABLE READ (an operator's ALTER DATABASE
+// ... SET default_transaction_isolation, or the URL) the count could not
+// see the other transactions' inserts and ten concurrent creations made
+// eight keys under a cap of three.
+func TestKeyCapWhateverTheDefaultIsolation(t *testing.T) {
+	for _, isolation := range []string{"repeatable%20read", "serializable"} {
+		t.Run(isolation, func(t *testing.T) {
+			ctx := context.Background()
+			d, err := sqldb.Open(ctx, sqldb.Source{Kind: sqldb.Postgres, DSN: pgtest.New(t) + "&default_transaction_isolation=" + isolation})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			if _, _, err := d.Migrate(ctx, sqlstore.Migrations, nil); err != nil {
+				t.Fatal(err)
+			}
+			s := sqlstore.New(d)
+			a := credentialstest.NewAccount("owner@example.com")
+			if err := s.CreateAccount(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+			const limit = 3
+			errs := make([]error, 10)
+			var wg sync.WaitGroup
+			for i := range errs {
+				wg.Go(func() {
+					now := time.Now()
+					errs[i] = s.CreateAPIKey(ctx, &security.APIKey{ID: fmt.Sprint("k", i), Subject: a.ID, Name: "n", Prefix: "p", SecretHash: []byte{1},
+						Scopes: []string{"posts:read"}, AccountVersion: a.Version, Created: now, Expires: now.Add(time.Hour)}, limit)
+				})
+			}
+			wg.Wait()
+			created := 0
+			for _, err := range errs {
+				switch {
+				case err == nil:
+					created++
+				case !errors.Is(err, security.ErrTooMany):
+					t.Errorf("a concurrent creation: %v, want created or security.ErrTooMany", err)
+				}
+			}
+			if n, err := s.CountAPIKeys(ctx, a.ID); created != limit || n != limit || err != nil {
+				t.Errorf("10 concurrent creations under a cap of %d: %d created, %d live (%v)", limit, created, n, err)
+			}
+		})
 	}
 }
