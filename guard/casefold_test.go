@@ -249,6 +249,10 @@ paths:
 		// Declared in allOf members, and by additionalProperties.
 		{"/tagged", "title=&title=ok", 400, "body.title"},
 		{"/tagged", "title=ok&tags=a&tags=b", 200, ""},
+		// A field left out of the body and given in the query: r.FormValue
+		// and oapi-codegen's binding (r.Form) take it from there.
+		{"/tagged?title=far+too+long", "tags=a", 400, "query.title"},
+		{"/notes?title=far+too+long", "title=ok", 400, "query.title"},
 		{"/labels", "label=a&label=b", 200, ""},
 	} {
 		got = "(not reached)"
@@ -325,6 +329,116 @@ paths:
 		g.ServeHTTP(w, req)
 		if w.Code != c.code || reached != (c.code == 200) || c.field != "" && !strings.Contains(w.Body.String(), `"field":"`+c.field+`"`) {
 			t.Errorf("%s: %d %s (handler reached: %v), want %d naming %s", c.name, w.Code, w.Body, reached, c.code, c.field)
+		}
+	}
+}
+
+// A query parameter given twice is refused unless its schema is an array:
+// the validator checks the first value that is not empty, a handler reads
+// the first (r.URL.Query().Get), so q=&q=abc handed "" past minLength 3.
+func TestQueryParametersAreGivenOnce(t *testing.T) {
+	table, err := policy.Compile("t.yaml", []byte(`openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+paths:
+  /search:
+    get:
+      operationId: search
+      security: []
+      parameters:
+        - {name: q, in: query, required: true, schema: {type: string, minLength: 3, pattern: '^[a-z]+$'}}
+        - {name: tag, in: query, schema: {type: array, items: {type: string}}}
+        - name: filter
+          in: query
+          content:
+            application/json:
+              schema: {type: object, properties: {author: {type: string, maxLength: 8}}}
+      responses: {"200": {description: ok}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	r := chi.NewRouter()
+	r.Get("/search", func(w http.ResponseWriter, r *http.Request) { got = r.URL.Query().Get("q") })
+	g, err := guard.New(table, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		query string
+		code  int
+		field string
+	}{
+		{"q=&q=abc", 400, "query.q"},
+		{"q=x&q=abc", 400, "query.q"},
+		{"q=abc&q=abc", 400, "query.q"},
+		{"q=abc&filter=%7B%7D&filter=%7B%22author%22%3A%22far-too-long%22%7D", 400, "query.filter"},
+		{"q=abc&tag=a&tag=b", 200, ""},
+		{"q=abc&other=1&other=2", 200, ""}, // of no parameter: nothing slips past it
+		{"q=abc", 200, ""},
+	} {
+		got = "(not reached)"
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/search?"+c.query, nil))
+		if w.Code != c.code || c.field != "" && !strings.Contains(w.Body.String(), `"field":"`+c.field+`"`) || c.code == 200 && got != "abc" {
+			t.Errorf("GET /search?%s: %d %s (the handler read q %q), want %d naming %s", c.query, w.Code, w.Body, got, c.code, c.field)
+		}
+	}
+}
+
+// An operation's parameter replaces the path item's of the same name and
+// location (OpenAPI 3.0.3, Path Item Object): on the direct path of
+// path-only operations both were checked, and GET /items/abcdef was
+// refused by the path item's maxLength 4 that DELETE, through
+// openapi3filter, did not apply.
+func TestOperationParametersReplaceThePathItems(t *testing.T) {
+	table, err := policy.Compile("t.yaml", []byte(`openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+paths:
+  /items/{id}:
+    parameters:
+      - {name: id, in: path, required: true, schema: {type: string, maxLength: 4}}
+    get:
+      operationId: getItem
+      security: []
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: string, maxLength: 8}}
+      responses: {"200": {description: ok}}
+    delete:
+      operationId: deleteItem
+      security: []
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: string, maxLength: 8}}
+        - {name: why, in: query, schema: {type: string}}
+      responses: {"200": {description: ok}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	ok := func(http.ResponseWriter, *http.Request) {}
+	r.Get("/items/{id}", ok)
+	r.Delete("/items/{id}", ok)
+	g, err := guard.New(table, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		method, path string
+		code         int
+	}{
+		{http.MethodGet, "/items/abcdef", 200},
+		{http.MethodDelete, "/items/abcdef", 200},
+		{http.MethodGet, "/items/ab%2Fcd", 200}, // escaped: validated as it came too
+		{http.MethodGet, "/items/abcdefghi", 400},
+		{http.MethodDelete, "/items/abcdefghi", 400},
+	} {
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, httptest.NewRequest(c.method, c.path, nil))
+		if w.Code != c.code {
+			t.Errorf("%s %s: %d %s, want %d (the operation's id: maxLength 8)", c.method, c.path, w.Code, w.Body, c.code)
 		}
 	}
 }

@@ -55,6 +55,98 @@ type opValidation struct {
 	// schema's properties (see caseVariant), with shapes.
 	folds  bool
 	shapes shapes
+	// once lists the query parameters that may not be repeated (see
+	// onceOnly); formOnly the fields of a form body that are no query
+	// parameter (see formFields).
+	once, formOnly []string
+}
+
+// parameters are an operation's parameters as openapi3filter validates
+// them: the path item's, less those the operation replaces (the same name
+// and location), then the operation's.
+func parameters(pathItem *openapi3.PathItem, op *openapi3.Operation) []*openapi3.Parameter {
+	var out []*openapi3.Parameter
+	for _, ref := range pathItem.Parameters {
+		if p := ref.Value; p != nil && op.Parameters.GetByInAndName(p.In, p.Name) == nil {
+			out = append(out, p)
+		}
+	}
+	for _, ref := range op.Parameters {
+		if ref.Value != nil {
+			out = append(out, ref.Value)
+		}
+	}
+	return out
+}
+
+// onceOnly reports whether a query parameter given more than once is to
+// be refused: openapi3filter validates the first value that is not empty,
+// a handler reads the first (r.URL.Query().Get): q=&q=abc passed
+// minLength 3 with "" handed on. Only an array, or an untyped schema that
+// constrains nothing, may be repeated.
+func onceOnly(p *openapi3.Parameter) bool {
+	ref := p.Schema
+	if p.Content != nil {
+		for _, mt := range p.Content {
+			ref = mt.Schema
+		}
+	}
+	if ref == nil || ref.Value == nil {
+		return false
+	}
+	s := ref.Value
+	if s.Type == nil || len(s.Type.Slice()) == 0 {
+		return len(s.AllOf)+len(s.AnyOf)+len(s.OneOf) > 0 || s.Not != nil
+	}
+	return !s.Type.Includes(openapi3.TypeArray)
+}
+
+// formFields returns the fields of body's form media types
+// (application/x-www-form-urlencoded, multipart/form-data) that are not
+// among query, sorted. A handler's r.FormValue, and oapi-codegen's form
+// binding (r.Form), take a field from the query string as well as from
+// the body, while the validator looks for it in the body alone: a field
+// left out of the body and put in the query reached the handler
+// unchecked.
+func formFields(body *openapi3.RequestBodyRef, query map[string]bool) []string {
+	if body == nil || body.Value == nil {
+		return nil
+	}
+	var out []string
+	for ct, mt := range body.Value.Content {
+		if ct = strings.ToLower(ct); (ct != "application/x-www-form-urlencoded" && ct != "multipart/form-data") || mt.Schema == nil {
+			continue
+		}
+		sh := new(shape)
+		sh.collect(mt.Schema.Value, 0)
+		for name := range sh.props {
+			if !query[name] && !slices.Contains(out, name) {
+				out = append(out, name)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// checkQuery refuses a query parameter of once given more than once, and
+// a field of the form body given in the query.
+func (v *opValidation) checkQuery(r *http.Request) []problem.FieldError {
+	if len(v.once)+len(v.formOnly) == 0 || r.URL.RawQuery == "" {
+		return nil
+	}
+	q := r.URL.Query()
+	for _, name := range v.once {
+		if len(q[name]) > 1 {
+			return []problem.FieldError{{Field: "query." + name, Message: givenTwice}}
+		}
+	}
+	for _, name := range v.formOnly {
+		if _, ok := q[name]; ok {
+			return []problem.FieldError{{Field: "query." + name, Message: "is a field of the form body, not a query parameter"}}
+		}
+	}
+	return nil
 }
 
 // stringCheck is the part of a string schema a path value can violate:
@@ -117,23 +209,31 @@ func (c *stringCheck) valid(v string) bool {
 func newOpValidation(doc *openapi3.T, op *policy.Operation) *opValidation {
 	v := &opValidation{route: &routers.Route{Spec: doc, Path: op.Path, PathItem: op.PathItem, Method: op.Method, Operation: op.Spec},
 		folds: foldsJSON(op.Spec.RequestBody)}
+	all := parameters(op.PathItem, op.Spec)
+	query := map[string]bool{}
+	for _, p := range all {
+		if p.In == openapi3.ParameterInQuery {
+			query[p.Name] = true
+			if onceOnly(p) {
+				v.once = append(v.once, p.Name)
+			}
+		}
+	}
+	v.formOnly = formFields(op.Spec.RequestBody, query)
 	if op.Spec.RequestBody != nil || doc.IsOpenAPI31OrLater() {
 		return v
 	}
 	var params []*openapi3.Parameter
-	for _, refs := range []openapi3.Parameters{op.PathItem.Parameters, op.Spec.Parameters} {
-		for _, ref := range refs {
-			p := ref.Value
-			if p == nil || p.In != openapi3.ParameterInPath || p.Content != nil || p.Schema == nil || p.Schema.Value == nil ||
-				(p.Style != "" && p.Style != openapi3.SerializationSimple) || p.AllowEmptyValue {
-				return v
-			}
-			if s := p.Schema.Value; !s.Type.Is(openapi3.TypeString) || s.Format != "" || s.Default != nil || len(s.AllOf) > 0 {
-				return v
-			}
-			params = append(params, p)
-			v.checks = append(v.checks, newStringCheck(p.Schema.Value))
+	for _, p := range all {
+		if p.In != openapi3.ParameterInPath || p.Content != nil || p.Schema == nil || p.Schema.Value == nil ||
+			(p.Style != "" && p.Style != openapi3.SerializationSimple) || p.AllowEmptyValue {
+			return v
 		}
+		if s := p.Schema.Value; !s.Type.Is(openapi3.TypeString) || s.Format != "" || s.Default != nil || len(s.AllOf) > 0 {
+			return v
+		}
+		params = append(params, p)
+		v.checks = append(v.checks, newStringCheck(p.Schema.Value))
 	}
 	if params == nil {
 		params = []*openapi3.Parameter{}
@@ -217,12 +317,10 @@ func (v *opValidation) validateRaw(ctx context.Context, r *http.Request, rctx *c
 		return nil
 	}
 	in := &openapi3filter.RequestValidationInput{Request: r, PathParams: raw, Route: v.route, Options: validationOptions}
-	for _, refs := range []openapi3.Parameters{v.route.PathItem.Parameters, v.route.Operation.Parameters} {
-		for _, ref := range refs {
-			if p := ref.Value; p != nil && p.In == openapi3.ParameterInPath && raw[p.Name] != decoded[p.Name] {
-				if err := openapi3filter.ValidateParameter(ctx, in, p); err != nil {
-					return err
-				}
+	for _, p := range parameters(v.route.PathItem, v.route.Operation) {
+		if p.In == openapi3.ParameterInPath && raw[p.Name] != decoded[p.Name] {
+			if err := openapi3filter.ValidateParameter(ctx, in, p); err != nil {
+				return err
 			}
 		}
 	}
@@ -246,6 +344,10 @@ func urlParam(rctx *chi.Context, name string) (string, bool) {
 func (g *Guard) validateRequest(ctx context.Context, w http.ResponseWriter, r *http.Request, v *opValidation, rctx *chi.Context) bool {
 	err, done := v.validatePath(r, rctx)
 	if !done {
+		if bad := v.checkQuery(r); bad != nil {
+			g.problems.InvalidRequest(w, "The request does not match the API description.", bad)
+			return false
+		}
 		if !g.strictBody(w, r, v.route.Operation.RequestBody) {
 			return false
 		}
