@@ -68,10 +68,16 @@ func (g *Guard) caseVariant(w http.ResponseWriter, r *http.Request, v *opValidat
 	}
 	if field, name := v.shapes.foldedKey(decoded.ValidatedValue(), mt.Schema.Value, "body"); field != "" {
 		g.problems.InvalidRequest(w, "The request does not match the API description.", []problem.FieldError{{
-			Field: field, Message: "differs from the property " + name + " only in case: a decoder would take it for " + name}})
+			Field: field, Message: foldedMessage(name)}})
 		return false
 	}
 	return true
+}
+
+// foldedMessage says what is wrong with a key that differs from the
+// property name only in case.
+func foldedMessage(name string) string {
+	return "differs from the property " + name + " only in case: a decoder would take it for " + name
 }
 
 // foldedKey returns the first key of v (at field) that is no property of

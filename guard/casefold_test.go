@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -318,6 +319,7 @@ paths:
 		field      string
 	}{
 		{"a JSON part naming a member twice", part("meta", "application/json", `{"lang":"xx","lang":"en"}`) + "--b--\r\n", 400, "body.meta"},
+		{"a JSON part with a key in another case", part("meta", "application/json", `{"lang":"en","LANG":"xx"}`) + "--b--\r\n", 400, "body.meta.LANG"},
 		{"a field in two parts", part("title", "", "far too long") + part("title", "", "ok") + "--b--\r\n", 400, "body.title"},
 		{"an array in two parts", part("title", "", "ok") + part("tags", "", "a") + part("tags", "", "b") + "--b--\r\n", 200, ""},
 		{"one value each", part("meta", "application/json", `{"lang":"en"}`) + part("title", "", "ok") + "--b--\r\n", 200, ""},
@@ -439,6 +441,76 @@ paths:
 		g.ServeHTTP(w, httptest.NewRequest(c.method, c.path, nil))
 		if w.Code != c.code {
 			t.Errorf("%s %s: %d %s, want %d (the operation's id: maxLength 8)", c.method, c.path, w.Code, w.Body, c.code)
+		}
+	}
+}
+
+// A parameter whose value is JSON (content application/json) is checked
+// as a JSON body is: oapi-codegen's handlers decode it with encoding/json
+// into a struct, which merges a repeated name and takes AUTHOR for author,
+// where the validator saw the last and the exact name alone.
+func TestJSONParametersAreCheckedAsBodies(t *testing.T) {
+	table, err := policy.Compile("t.yaml", []byte(`openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+paths:
+  /posts:
+    get:
+      operationId: listPosts
+      security: []
+      parameters:
+        - name: filter
+          in: query
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  author: {type: string, maxLength: 8}
+                  meta: {type: object, properties: {lang: {type: string, enum: [en, fr]}}}
+        - name: X-Filter
+          in: header
+          content:
+            application/json:
+              schema: {type: object, properties: {author: {type: string, maxLength: 8}}}
+      responses: {"200": {description: ok}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reached := false
+	r := chi.NewRouter()
+	r.Get("/posts", func(http.ResponseWriter, *http.Request) { reached = true })
+	g, err := guard.New(table, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, query, header string
+		code                int
+		field               string
+	}{
+		{"a key in another case", `{"author":"ok","AUTHOR":"far-too-long-author"}`, "", 400, "query.filter.AUTHOR"},
+		{"a nested key in another case", `{"meta":{"lang":"en","Lang":"xx"}}`, "", 400, "query.filter.meta.Lang"},
+		{"a name given twice", `{"meta":{"lang":"xx"},"meta":{}}`, "", 400, "query.filter"},
+		{"data after the value", `{"author":"ok"}{"author":"far-too-long-author"}`, "", 400, "query.filter"},
+		{"a header's key in another case", "", `{"author":"ok","Author":"far-too-long-author"}`, 400, "header.X-Filter.Author"},
+		{"one value", `{"author":"ok","meta":{"lang":"fr"}}`, `{"author":"ok"}`, 200, ""},
+		{"none", "", "", 200, ""},
+	} {
+		reached = false
+		target := "/posts"
+		if c.query != "" {
+			target += "?filter=" + url.QueryEscape(c.query)
+		}
+		req := httptest.NewRequest(http.MethodGet, target, nil)
+		if c.header != "" {
+			req.Header.Set("X-Filter", c.header)
+		}
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, req)
+		if w.Code != c.code || c.field != "" && !strings.Contains(w.Body.String(), `"field":"`+c.field+`"`) || reached != (c.code == 200) {
+			t.Errorf("%s: %d %s (handler reached: %v), want %d naming %s", c.name, w.Code, w.Body, reached, c.code, c.field)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package guard
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -119,6 +120,8 @@ func badParts(body []byte, boundary string, mt *openapi3.MediaType) (string, str
 	parts := multipart.NewReader(bytes.NewReader(body), boundary)
 	seen := map[string]bool{}
 	mayRepeat := repeatable(mt)
+	var props *shape // mt's schema's, collected for the first JSON part
+	var folds shapes // the parts' schemas', as a walk needs them
 	for {
 		p, err := parts.NextPart()
 		if err != nil {
@@ -136,6 +139,21 @@ func badParts(body []byte, boundary string, mt *openapi3.MediaType) (string, str
 			}
 			if msg := ijson.Check(data); msg != "" {
 				return name, msg
+			}
+			// A key that differs from a property only in case, as in a
+			// JSON body (see caseVariant).
+			var value any
+			if mt == nil || mt.Schema == nil || json.Unmarshal(data, &value) != nil {
+				continue
+			}
+			if props == nil {
+				props = new(shape)
+				props.collect(mt.Schema.Value, 0)
+			}
+			for _, s := range props.props[name] {
+				if field, property := folds.foldedKey(value, s, name); field != "" {
+					return field, foldedMessage(property)
+				}
 			}
 		}
 	}

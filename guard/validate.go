@@ -2,6 +2,7 @@ package guard
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,6 +17,8 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/go-chi/chi/v5"
 
+	"github.com/specguard/specguard/internal/ijson"
+	"github.com/specguard/specguard/internal/respcheck"
 	"github.com/specguard/specguard/internal/text"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/problem"
@@ -59,6 +62,15 @@ type opValidation struct {
 	// onceOnly); formOnly the fields of a form body that are no query
 	// parameter (see formFields).
 	once, formOnly []string
+	// jsonParams are the parameters whose value is JSON (content
+	// application/json): checked as a JSON body is (see checkJSONParams).
+	jsonParams []jsonParam
+}
+
+// jsonParam is a parameter whose value is JSON, and its schema.
+type jsonParam struct {
+	p      *openapi3.Parameter
+	schema *openapi3.Schema
 }
 
 // parameters are an operation's parameters as openapi3filter validates
@@ -127,6 +139,68 @@ func formFields(body *openapi3.RequestBodyRef, query map[string]bool) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// checkJSONParams refuses, for a parameter whose value is JSON, what a
+// JSON body is refused for once validated: a value that is not one I-JSON
+// value, or a key that differs from a property only in case (see
+// caseVariant). The handlers oapi-codegen generates decode such a value
+// with encoding/json into a struct, which merges a repeated name and
+// takes AUTHOR for author, where the validator saw the last and the exact
+// name alone.
+func (v *opValidation) checkJSONParams(r *http.Request, rctx *chi.Context) []problem.FieldError {
+	for _, jp := range v.jsonParams {
+		raw, found := paramValue(r, rctx, jp.p)
+		if !found || raw == "" {
+			continue
+		}
+		field := jp.p.In + "." + jp.p.Name
+		if msg := ijson.Check([]byte(raw)); msg != "" {
+			return []problem.FieldError{{Field: field, Message: msg}}
+		}
+		var value any
+		if json.Unmarshal([]byte(raw), &value) != nil {
+			continue // the validator refused it
+		}
+		if f, name := v.shapes.foldedKey(value, jp.schema, field); f != "" {
+			return []problem.FieldError{{Field: f, Message: foldedMessage(name)}}
+		}
+	}
+	return nil
+}
+
+// paramValue is p's value in r as the validator reads it: the first of a
+// query parameter, header or cookie; a path parameter as the handler is
+// handed it (see pathValue).
+func paramValue(r *http.Request, rctx *chi.Context, p *openapi3.Parameter) (string, bool) {
+	switch p.In {
+	case openapi3.ParameterInQuery:
+		vs, ok := r.URL.Query()[p.Name]
+		if !ok || len(vs) == 0 {
+			return "", false
+		}
+		return vs[0], true
+	case openapi3.ParameterInHeader:
+		vs := r.Header.Values(p.Name)
+		if len(vs) == 0 {
+			return "", false
+		}
+		return vs[0], true
+	case openapi3.ParameterInCookie:
+		c, err := r.Cookie(p.Name)
+		if err != nil {
+			return "", false
+		}
+		return c.Value, true
+	case openapi3.ParameterInPath:
+		raw, ok := urlParam(rctx, p.Name)
+		if !ok {
+			return "", false
+		}
+		v, err := pathValue(r, raw)
+		return v, err == nil
+	}
+	return "", false
 }
 
 // checkQuery refuses a query parameter of once given more than once, and
@@ -216,6 +290,11 @@ func newOpValidation(doc *openapi3.T, op *policy.Operation) *opValidation {
 			query[p.Name] = true
 			if onceOnly(p) {
 				v.once = append(v.once, p.Name)
+			}
+		}
+		for ct, mt := range p.Content {
+			if respcheck.IsJSON(ct) && mt.Schema != nil {
+				v.jsonParams = append(v.jsonParams, jsonParam{p, mt.Schema.Value})
 			}
 		}
 	}
@@ -372,6 +451,12 @@ func (g *Guard) validateRequest(ctx context.Context, w http.ResponseWriter, r *h
 		})
 		if err == nil {
 			err = v.validateRaw(ctx, r, rctx, params)
+		}
+		if err == nil {
+			if bad := v.checkJSONParams(r, rctx); bad != nil {
+				g.problems.InvalidRequest(w, "The request does not match the API description.", bad)
+				return false
+			}
 		}
 	}
 	if err == nil {
