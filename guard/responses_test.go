@@ -78,6 +78,12 @@ func answers(t *testing.T, mode guard.ResponseMode) (http.Handler, func() []stri
 			_, _ = w.Write([]byte(`{"id":"secret-data","count":1,"tags":[7]}`))
 		case "no-header":
 			_, _ = w.Write([]byte(`{"id":"a","count":1}`))
+		case "two-values":
+			w.Header().Set("X-Version", "1")
+			_, _ = w.Write([]byte(`{"id":"a","count":1}{"secret":"secret-data"}<html>`))
+		case "name-twice":
+			w.Header().Set("X-Version", "1")
+			_, _ = w.Write([]byte(`{"id":"a","count":"secret-data","count":1}`))
 		case "teapot":
 			w.WriteHeader(http.StatusTeapot)
 		case "large":
@@ -161,6 +167,10 @@ func TestResponseValidation(t *testing.T) {
 		{"missing-member", `getThing 200 body /count: property "count" is missing`},
 		{"wrong-type", "getThing 200 body /tags/0: value must be a string"},
 		{"no-header", `getThing 200 header: response header "X-Version" missing`},
+		// Not one JSON value: openapi3filter decodes the first value alone
+		// and keeps the last of a repeated name.
+		{"two-values", "getThing 200 body /: the body is not one I-JSON value (RFC 7493): a name repeated in an object, text that is not UTF-8, or data after the value"},
+		{"name-twice", "getThing 200 body /: the body is not one I-JSON value (RFC 7493): a name repeated in an object, text that is not UTF-8, or data after the value"},
 		{"teapot", "getThing 418 status: the document declares neither this status nor a default"},
 		{"large", ""},  // past MaxCheckedBody: sent unchecked
 		{"stream", ""}, // flushed while enforcing: sent on, its body unchecked

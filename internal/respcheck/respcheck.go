@@ -19,6 +19,8 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
+
+	"github.com/specguard/specguard/internal/ijson"
 )
 
 // Finding is one way an answer breaks the document.
@@ -38,8 +40,14 @@ var options = &openapi3filter.Options{
 // its status (or default), the headers it declares required, and body
 // against its media type's schema.
 func Check(ctx context.Context, req *http.Request, route *routers.Route, status int, header http.Header, body []byte) []Finding {
+	var out []Finding
+	if req.Method != http.MethodHead && len(body) > 0 && IsJSON(header.Get("Content-Type")) && ijson.Check(body) != "" {
+		// openapi3filter decodes the first value alone, and keeps the last
+		// of a repeated name: {"id":"a"}{"secret":1} passed as {"id":"a"}.
+		out = append(out, Finding{Reason: "body", Pointer: "/", Detail: notOneValue})
+	}
 	if req.Method == http.MethodHead || unvalidated(status) {
-		return checkItself(route, status, header, body, req.Method == http.MethodHead)
+		return append(out, checkItself(route, status, header, body, req.Method == http.MethodHead)...)
 	}
 	err := openapi3filter.ValidateResponse(ctx, &openapi3filter.ResponseValidationInput{
 		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, Route: route, Options: options},
@@ -49,10 +57,14 @@ func Check(ctx context.Context, req *http.Request, route *routers.Route, status 
 		Options:                options,
 	})
 	if err == nil {
-		return nil
+		return out
 	}
-	return findings(err)
+	return append(out, findings(err)...)
 }
+
+// notOneValue is the finding of a JSON body that is not one I-JSON value
+// (see internal/ijson), said without quoting the body.
+const notOneValue = "the body is not one I-JSON value (RFC 7493): a name repeated in an object, text that is not UTF-8, or data after the value"
 
 // unvalidated reports whether openapi3filter.ValidateResponse passes an
 // answer of status without looking at it (as it passes any answer to
