@@ -17,3 +17,6 @@ func (d *DB) LockMigrationsForTest(ctx context.Context) (unlock func(), err erro
 	_, unlock, err = d.lockMigrations(ctx)
 	return unlock, err
 }
+
+// Numbered is numbered, for its table test.
+var Numbered = numbered

@@ -3,7 +3,9 @@
 // cgo), or PostgreSQL for fleets (jackc/pgx). Repositories (the credential
 // operations' accounts and API keys, an app's own records) write one set
 // of SQL with ? placeholders through database/sql; sqldb numbers them for
-// PostgreSQL, keeps SQLite's one writer apart from its readers, bounds
+// PostgreSQL (a ? in a string constant, a quoted identifier or a comment
+// is left as it is; PostgreSQL's operators that hold a ?, such as jsonb's,
+// are written as their functions, jsonb_exists), keeps SQLite's one writer apart from its readers, bounds
 // every query, and maps driver errors to a few sentinels.
 //
 // Start with ParseURL and Open, then Migrate each set of migrations (an
@@ -303,21 +305,115 @@ func (d *DB) q(query string) string {
 	if ok {
 		return out
 	}
-	var b strings.Builder
-	n := 0
-	for i := 0; i < len(query); i++ {
-		if query[i] == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteByte(query[i])
-	}
-	out = b.String()
+	out = numbered(query)
 	d.mu.Lock()
 	d.rebind[query] = out
 	d.mu.Unlock()
 	return out
+}
+
+// numbered returns query with its ? placeholders numbered $1, $2, ... as
+// PostgreSQL has them. A ? in a string constant ('...', E'...' with its
+// backslash escapes, $tag$...$tag$), a quoted identifier or a comment (--
+// to the end of the line, /* */, which nest) is no placeholder and stays
+// as it is: numbering it changed the text stored ('who?' became 'who$1')
+// and shifted the numbers of the placeholders after it.
+func numbered(query string) string {
+	var b strings.Builder
+	b.Grow(len(query) + 8)
+	n := 0
+	for i := 0; i < len(query); {
+		c := query[i]
+		end := i + 1
+		switch {
+		case c == '?':
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			i++
+			continue
+		case c == '\'' || c == '"':
+			backslash := c == '\'' && i > 0 && (query[i-1] == 'E' || query[i-1] == 'e') && (i < 2 || !identByte(query[i-2]))
+			end = closeQuote(query, i, c, backslash)
+		case c == '-' && strings.HasPrefix(query[i:], "--"):
+			if j := strings.IndexByte(query[i:], '\n'); j >= 0 {
+				end = i + j
+			} else {
+				end = len(query)
+			}
+		case c == '/' && strings.HasPrefix(query[i:], "/*"):
+			end = closeComment(query, i)
+		case c == '$' && (i == 0 || !identByte(query[i-1])):
+			if tag := dollarTag(query[i:]); tag != "" {
+				if j := strings.Index(query[i+len(tag):], tag); j >= 0 {
+					end = i + len(tag) + j + len(tag)
+				} else {
+					end = len(query)
+				}
+			}
+		}
+		b.WriteString(query[i:end])
+		i = end
+	}
+	return b.String()
+}
+
+// closeQuote returns the index past the quote closing the one at i
+// (doubled, a quote stands for itself; with backslash, a backslash
+// escapes the next byte), or len(s) when it is not closed.
+func closeQuote(s string, i int, quote byte, backslash bool) int {
+	for j := i + 1; j < len(s); j++ {
+		switch {
+		case backslash && s[j] == '\\':
+			j++
+		case s[j] == quote && j+1 < len(s) && s[j+1] == quote:
+			j++
+		case s[j] == quote:
+			return j + 1
+		}
+	}
+	return len(s)
+}
+
+// closeComment returns the index past the end of the block comment at i,
+// which may hold others, or len(s).
+func closeComment(s string, i int) int {
+	depth := 0
+	for j := i; j+1 < len(s); j++ {
+		switch {
+		case s[j] == '/' && s[j+1] == '*':
+			depth++
+			j++
+		case s[j] == '*' && s[j+1] == '/':
+			depth--
+			j++
+			if depth == 0 {
+				return j + 1
+			}
+		}
+	}
+	return len(s)
+}
+
+// dollarTag returns the tag ("$$", "$body$") that opens a dollar-quoted
+// string at the start of s, or "" ($1 is a parameter, not a tag).
+func dollarTag(s string) string {
+	for j := 1; j < len(s); j++ {
+		switch c := s[j]; {
+		case c == '$':
+			return s[:j+1]
+		case c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80 || j > 1 && c >= '0' && c <= '9':
+		default:
+			return ""
+		}
+	}
+	return ""
+}
+
+// identByte reports whether c may be part of an identifier (or a
+// keyword): before a quote, an E that is such a part is no escape-string
+// prefix; before a $, a tag.
+func identByte(c byte) bool {
+	return c == '_' || c == '$' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80
 }
 
 // ForUpdate is the suffix of a SELECT that locks its rows until the

@@ -807,3 +807,41 @@ func TestEveryPooledSessionEnded(t *testing.T) {
 		}
 	}
 }
+
+// A ? in a string constant, a quoted identifier or a comment is no
+// placeholder: on PostgreSQL 'who?' was stored as 'who$1', and a ? in a
+// comment shifted the numbers after it, which SQLite, parsing the SQL
+// itself, never did.
+func TestQuestionMarksOutsidePlaceholders(t *testing.T) {
+	backends(t, func(t *testing.T, src sqldb.Source) {
+		d := open(t, src)
+		if _, err := d.Exec(ctx, `INSERT INTO owners (id, name) -- who? which?
+			VALUES (?, 'who?' || /* why? */ ?)`, "o1", " and why?"); err != nil {
+			t.Fatal(err)
+		}
+		type row struct{ name string }
+		got, err := sqldb.Get(ctx, d, func(s sqldb.Scanner) (*row, error) { var r row; return &r, s.Scan(&r.name) },
+			`SELECT name FROM owners WHERE id = ? AND name <> 'it''s?'`, "o1")
+		if err != nil || got.name != "who? and why?" {
+			t.Errorf("stored %+v (%v), want who? and why?", got, err)
+		}
+	})
+	for in, want := range map[string]string{
+		`SELECT ? , ?`:                        `SELECT $1 , $2`,
+		`SELECT 'a?' , ?`:                     `SELECT 'a?' , $1`,
+		`SELECT 'it''s?' , ?`:                 `SELECT 'it''s?' , $1`,
+		`SELECT E'it\'s?' , ?`:                `SELECT E'it\'s?' , $1`,
+		`SELECT name'?' , ?`:                  `SELECT name'?' , $1`, // no E: '...' without escapes
+		`SELECT "odd?col" , ?`:                `SELECT "odd?col" , $1`,
+		`SELECT $$a?$$ , $x$b?$$c?$x$ , ?`:    `SELECT $$a?$$ , $x$b?$$c?$x$ , $1`,
+		"SELECT ? -- ?\n, ?":                  "SELECT $1 -- ?\n, $2",
+		`SELECT ? /* ? /* ? */ ? */ , ?`:      `SELECT $1 /* ? /* ? */ ? */ , $2`,
+		`SELECT a$b$ , ?`:                     `SELECT a$b$ , $1`, // an identifier with $, no tag
+		`SELECT 'unclosed ?`:                  `SELECT 'unclosed ?`,
+		`SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?`: `SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10`,
+	} {
+		if got := sqldb.Numbered(in); got != want {
+			t.Errorf("numbered(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
