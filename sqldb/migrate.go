@@ -71,9 +71,10 @@ var ErrSchemaTooNew = errors.New("the database schema is newer than this binary"
 var ErrMigrationChanged = errors.New("an applied migration was edited")
 
 // Versions reports the version of set m in the database (0 when it was
-// never migrated) and the newest version m holds. Reading them creates
-// the version table when it is missing, so Versions takes Migrate's lock
-// too: it waits for an instance migrating now and reports what it left.
+// never migrated) and the newest version m holds. It writes nothing (a
+// database never migrated stays without m's version table), and takes
+// Migrate's lock: it waits for an instance migrating now and reports what
+// it left.
 func (d *DB) Versions(ctx context.Context, m Migrations) (current, known int64, err error) {
 	db, unlock, err := d.lockMigrations(ctx)
 	if err != nil {
@@ -83,6 +84,21 @@ func (d *DB) Versions(ctx context.Context, m Migrations) (current, known int64, 
 	p, err := d.provider(m, db)
 	if err != nil {
 		return 0, 0, err
+	}
+	// goose's GetVersions creates the version table when it is missing.
+	exists := `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`
+	if d.src.Kind == Postgres {
+		exists = `SELECT count(*) FROM (SELECT to_regclass($1) AS t) r WHERE t IS NOT NULL`
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, exists, m.Table).Scan(&n); err != nil {
+		return 0, 0, d.lockLost(ctx, db, fmt.Errorf("reading the schema version of %s in %s: %w", m.Name, d.src, d.Fail(err)))
+	}
+	if n == 0 {
+		if sources := p.ListSources(); len(sources) > 0 {
+			known = sources[len(sources)-1].Version
+		}
+		return 0, known, nil
 	}
 	current, known, err = p.GetVersions(ctx)
 	if err != nil {

@@ -106,6 +106,10 @@ func TestMigrate(t *testing.T) {
 		if err != nil || current != 0 || known != 2 {
 			t.Fatalf("Versions of a new database = %d, %d, %v", current, known, err)
 		}
+		// Reading the versions writes nothing (migrate --status says so).
+		if _, err := d.ExecForTest(ctx, `SELECT 1 FROM test_version`); err == nil {
+			t.Errorf("Versions created the version table of a database never migrated")
+		}
 		from, to, err := d.Migrate(ctx, set, nil)
 		if err != nil || from != 0 || to != known {
 			t.Fatalf("Migrate = %d -> %d, %v; want 0 -> %d", from, to, err, known)
