@@ -19,6 +19,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 
+	"github.com/specguard/specguard/internal/formats"
 	"github.com/specguard/specguard/policy"
 )
 
@@ -202,7 +203,7 @@ func minimalBody(op *policy.Operation) ([]byte, error) {
 		return nil, fmt.Errorf("%s takes no JSON body", op.ID)
 	}
 	v := minimal(mt.Schema.Value, 0)
-	if err := mt.Schema.Value.VisitJSON(v); err != nil {
+	if err := mt.Schema.Value.VisitJSON(v, formats.Options...); err != nil {
 		return nil, fmt.Errorf("no body of %s found that its schema accepts: %v", op.ID, err)
 	}
 	return json.Marshal(v)
@@ -264,8 +265,20 @@ func minimal(s *openapi3.Schema, depth int) any {
 	switch s.Format {
 	case "date-time":
 		return time.Now().UTC().Format(time.RFC3339)
+	case "date":
+		return time.Now().UTC().Format(time.DateOnly)
 	case "email":
 		return "conform@example.com"
+	case "uuid":
+		return "00000000-0000-4000-8000-000000000000"
+	case "uri":
+		return "https://example.com/conform"
+	case "hostname":
+		return "conform.example.com"
+	case "ipv4":
+		return "192.0.2.1"
+	case "ipv6":
+		return "2001:db8::1"
 	}
 	str := "conform"
 	if s.MaxLength != nil && uint64(len(str)) > *s.MaxLength {

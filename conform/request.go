@@ -12,6 +12,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 
+	"github.com/specguard/specguard/internal/formats"
 	"github.com/specguard/specguard/policy"
 )
 
@@ -81,7 +82,8 @@ func validValue(p *openapi3.Parameter) string {
 		tries = append(tries, s.Default)
 	}
 	tries = append(tries, s.Enum...)
-	tries = append(tries, 1, "1", "abc", "a1b2c3", "00000000-0000-4000-8000-000000000000", "2026-01-01", "x")
+	tries = append(tries, 1, "1", "abc", "a1b2c3", "00000000-0000-4000-8000-000000000000", "2026-01-01", "x",
+		"2026-01-01T00:00:00Z", "user@example.com", "https://example.com/", "example.com", "192.0.2.1", "2001:db8::1")
 	for _, v := range tries {
 		str := fmt.Sprint(v)
 		var candidate any = str
@@ -92,7 +94,7 @@ func validValue(p *openapi3.Parameter) string {
 			}
 			candidate = n
 		}
-		if s.VisitJSON(candidate) == nil {
+		if s.VisitJSON(candidate, formats.Options...) == nil {
 			return str
 		}
 	}
@@ -119,7 +121,7 @@ func breakParam(p *openapi3.Parameter) string {
 				candidate = n
 			}
 		}
-		if s.VisitJSON(candidate) != nil {
+		if s.VisitJSON(candidate, formats.Options...) != nil {
 			return str
 		}
 	}

@@ -514,3 +514,80 @@ paths:
 		}
 	}
 }
+
+// The string formats internal/formats names are checked, beside
+// kin-openapi's own (date-time): "format: uuid" passed any text to a
+// handler that may take it as checked. Any other format is an annotation.
+func TestFormatsAreChecked(t *testing.T) {
+	table, err := policy.Compile("t.yaml", []byte(`openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+paths:
+  /things/{id}:
+    get:
+      operationId: getThing
+      security: []
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: string, format: uuid}}
+        - {name: host, in: query, schema: {type: string, format: hostname}}
+        - {name: from, in: query, schema: {type: string, format: ipv4}}
+        - {name: to, in: query, schema: {type: string, format: ipv6}}
+        - {name: note, in: query, schema: {type: string, format: free-text}}
+      responses: {"200": {description: ok}}
+  /things:
+    post:
+      operationId: makeThing
+      security: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                email: {type: string, format: email}
+                site: {type: string, format: uri}
+                at: {type: string, format: date-time}
+      responses: {"200": {description: ok}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reached := false
+	r := chi.NewRouter()
+	ok := func(http.ResponseWriter, *http.Request) { reached = true }
+	r.Get("/things/{id}", ok)
+	r.Post("/things", ok)
+	g, err := guard.New(table, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "/things/0b4e7c6a-3f1d-4a8e-9c2b-5d6f7a8b9c0d"
+	for _, c := range []struct {
+		method, target, body string
+		code                 int
+		field                string
+	}{
+		{http.MethodGet, "/things/not-a-uuid", "", 400, "path.id"},
+		{http.MethodGet, id + "?host=-bad-.example", "", 400, "query.host"},
+		{http.MethodGet, id + "?from=300.1.1.1", "", 400, "query.from"},
+		{http.MethodGet, id + "?to=192.0.2.1", "", 400, "query.to"},
+		{http.MethodGet, id + "?host=api.example.com&from=192.0.2.1&to=2001:db8::1&note=anything+at+all", "", 200, ""},
+		{http.MethodPost, "/things", `{"email":"no at sign"}`, 400, "body.email"},
+		{http.MethodPost, "/things", `{"site":"::not a uri::"}`, 400, "body.site"},
+		{http.MethodPost, "/things", `{"site":"/relative"}`, 400, "body.site"},
+		{http.MethodPost, "/things", `{"at":"yesterday"}`, 400, "body.at"},
+		{http.MethodPost, "/things", `{"email":"ann@example.com","site":"https://example.com/a?b","at":"2026-12-06T12:00:00Z"}`, 200, ""},
+	} {
+		reached = false
+		req := httptest.NewRequest(c.method, c.target, strings.NewReader(c.body))
+		if c.body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, req)
+		if w.Code != c.code || c.field != "" && !strings.Contains(w.Body.String(), `"field":"`+c.field+`"`) || reached != (c.code == 200) {
+			t.Errorf("%s %s %s: %d %s (handler reached: %v), want %d naming %s", c.method, c.target, c.body, w.Code, w.Body, reached, c.code, c.field)
+		}
+	}
+}

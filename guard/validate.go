@@ -17,6 +17,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/go-chi/chi/v5"
 
+	"github.com/specguard/specguard/internal/formats"
 	"github.com/specguard/specguard/internal/ijson"
 	"github.com/specguard/specguard/internal/respcheck"
 	"github.com/specguard/specguard/internal/text"
@@ -25,19 +26,22 @@ import (
 )
 
 // validationOptions are openapi3filter's options for every request: the
-// first error only, and no authentication (the guard has done it). Every
+// first error only, no authentication (the guard has done it), and the
+// string formats of internal/formats checked. Every
 // error at once let a 1 MiB body of unknown properties cost 108 MiB of
 // allocation and a 6.7 MB answer, one entry per property.
 var validationOptions = &openapi3filter.Options{
-	AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
+	AuthenticationFunc:      openapi3filter.NoopAuthenticationFunc,
+	SchemaValidationOptions: formats.Options,
 }
 
 // validationKeep is validationOptions for an operation whose body keys are
 // checked for case variants (see caseVariant): the validator leaves the
 // body it decoded, rather than the check decoding it again.
 var validationKeep = &openapi3filter.Options{
-	AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
-	KeepValidatedValue: true,
+	AuthenticationFunc:      openapi3filter.NoopAuthenticationFunc,
+	KeepValidatedValue:      true,
+	SchemaValidationOptions: formats.Options,
 }
 
 // opValidation is what request validation needs for one operation.

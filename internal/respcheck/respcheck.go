@@ -20,6 +20,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 
+	"github.com/specguard/specguard/internal/formats"
 	"github.com/specguard/specguard/internal/ijson"
 )
 
@@ -31,9 +32,10 @@ type Finding struct {
 }
 
 var options = &openapi3filter.Options{
-	IncludeResponseStatus: true,
-	MultiError:            true,
-	AuthenticationFunc:    openapi3filter.NoopAuthenticationFunc,
+	IncludeResponseStatus:   true,
+	MultiError:              true,
+	AuthenticationFunc:      openapi3filter.NoopAuthenticationFunc,
+	SchemaValidationOptions: formats.Options,
 }
 
 // Check checks an answer of req's operation (route) against the document:
@@ -121,7 +123,7 @@ func checkItself(route *routers.Route, status int, header http.Header, body []by
 	if json.Unmarshal(body, &v) != nil {
 		return append(out, Finding{Reason: "body", Pointer: "/", Detail: "the body cannot be read as its media type"})
 	}
-	if err := mt.Schema.Value.VisitJSON(v, openapi3.MultiErrors(), openapi3.VisitAsResponse()); err != nil {
+	if err := mt.Schema.Value.VisitJSON(v, append([]openapi3.SchemaValidationOption{openapi3.MultiErrors(), openapi3.VisitAsResponse()}, formats.Options...)...); err != nil {
 		out = append(out, findings(err)...)
 	}
 	return out
