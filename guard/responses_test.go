@@ -477,3 +477,61 @@ func get(t *testing.T, url string) (*http.Response, []byte) {
 	}
 	return resp, body
 }
+
+// A violation reported of an OpenAPI 3.1 document holds no value of the
+// answer either: its schemas are JSON Schema, whose validator quoted the
+// value ("'secret.person@example.com' does not match pattern").
+func TestResponseViolationsHoldNoValue(t *testing.T) {
+	for _, version := range []string{"3.0.3", "3.1.0"} {
+		t.Run(version, func(t *testing.T) {
+			table, err := policy.Compile("t.yaml", []byte(`openapi: `+version+`
+info: {title: t, version: "1"}
+x-rate-limit: false
+paths:
+  /me:
+    get:
+      operationId: getMe
+      security: []
+      responses:
+        '200':
+          description: ok
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  email: {type: string, pattern: '^[a-z]+$'}
+                  pin: {type: integer, maximum: 10}
+                  code: {type: string, enum: [a, b]}
+`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := chi.NewRouter()
+			r.Get("/me", func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write([]byte(`{"email":"secret.person@example.com","pin":4242,"code":"secretcode"}`))
+			})
+			var got []string
+			g, err := guard.New(table, r, guard.WithResponseValidation(guard.ResponsesEnforce, func(_ *http.Request, _ *policy.Operation, vs []guard.ResponseViolation) {
+				for _, v := range vs {
+					got = append(got, v.String())
+				}
+			}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := httptest.NewRecorder()
+			g.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/me", nil))
+			all := strings.Join(got, "\n")
+			if w.Code != 500 || len(got) == 0 || !strings.Contains(all, "/email") {
+				t.Fatalf("enforced: %d, reported %q; want a 500 and the violation at /email", w.Code, got)
+			}
+			for _, value := range []string{"secret", "4242", "4,242"} {
+				if strings.Contains(all, value) {
+					t.Errorf("a report holds a value of the answer (%s): %s", value, all)
+				}
+			}
+		})
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -159,7 +160,18 @@ func findings(err error) []Finding {
 	}
 	var se *openapi3.SchemaError
 	if errors.As(err, &se) {
-		return []Finding{{Reason: "body", Pointer: Pointer(se.JSONPointer()), Detail: se.Reason}}
+		detail := se.Reason
+		if se.Schema == nil {
+			// An OpenAPI 3.1 document's schemas are JSON Schema, whose
+			// validator (santhosh-tekuri/jsonschema) quotes the value in
+			// its reason ("'ann@example.com' does not match pattern"): the
+			// keyword alone is said.
+			detail = "the value breaks its schema"
+			if se.SchemaField != "" {
+				detail = "the value breaks the schema's " + strconv.Quote(se.SchemaField)
+			}
+		}
+		return []Finding{{Reason: "body", Pointer: Pointer(se.JSONPointer()), Detail: detail}}
 	}
 	var re *openapi3filter.ResponseError
 	if errors.As(err, &re) {
