@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/specguard/specguard/internal/formats"
 	"github.com/specguard/specguard/internal/text"
 )
 
@@ -43,12 +45,16 @@ const (
 	// is counted as anonymous, so here nothing counts it: guessed tokens
 	// and made-up API keys are checked as fast as they come.
 	WarnUnthrottledFailures = "unthrottled-failures"
+	// WarnUncheckedFormat: a string format of a request's parameter or
+	// body that the guard does not check (see internal/formats): an
+	// annotation a handler must not take as checked.
+	WarnUncheckedFormat = "unchecked-format"
 )
 
 var warnCodes = map[string]bool{
 	WarnUnlimitedWrite: true, WarnAuthResponses: true, WarnLimitResponses: true,
 	WarnUnusedScope: true, WarnAnonymousWrite: true, WarnValidationResponses: true, WarnExamples: true,
-	WarnCookiePrefix: true, WarnUnthrottledFailures: true,
+	WarnCookiePrefix: true, WarnUnthrottledFailures: true, WarnUncheckedFormat: true,
 }
 
 // Warning is something a document compiles with but probably should not.
@@ -154,6 +160,9 @@ func (t *Table) lint() []*Warning {
 		}
 		if len(op.Security.Alternatives) > 0 && len(op.Limits) > 0 && !countsAnonymous(op) {
 			warn(WarnUnthrottledFailures, "no tier counts anonymous callers (who: any or anonymous), and a failed authentication is counted as one: nothing limits how fast credentials can be guessed here; add a tier keyed by ip")
+		}
+		for _, f := range uncheckedFormats(op) {
+			warn(WarnUncheckedFormat, "the format %q of %s is not checked, only described: check the value in the handler, or give its schema a pattern", f[0], f[1])
 		}
 		if len(op.Limits) > 0 {
 			resp := response(op, http.StatusTooManyRequests)
@@ -399,4 +408,69 @@ func (t *Table) operationAt(method, path string) *Operation {
 		}
 	}
 	return nil
+}
+
+// described are the formats that say how to read a value, not what it
+// must be (a number's size, a password field, a file's bytes): no value
+// of their type breaks them unchecked.
+var described = map[string]bool{"int32": true, "int64": true, "float": true, "double": true, "password": true, "binary": true}
+
+// uncheckedFormats returns the string formats of op's parameters and
+// request body that validation does not check, each once, with where the
+// first is ("query.note", "body.meta.title").
+func uncheckedFormats(op *Operation) [][2]string {
+	var out [][2]string
+	seen := map[string]bool{}
+	visited := map[*openapi3.Schema]bool{}
+	var walk func(s *openapi3.Schema, where string)
+	walk = func(s *openapi3.Schema, where string) {
+		if s == nil || visited[s] {
+			return
+		}
+		visited[s] = true
+		if f := s.Format; f != "" && !formats.Checked[f] && !described[f] && !seen[f] {
+			seen[f] = true
+			out = append(out, [2]string{f, where})
+		}
+		for _, name := range slices.Sorted(maps.Keys(s.Properties)) {
+			if ref := s.Properties[name]; ref != nil {
+				walk(ref.Value, where+"."+name)
+			}
+		}
+		for _, refs := range []openapi3.SchemaRefs{s.AllOf, s.AnyOf, s.OneOf} {
+			for _, ref := range refs {
+				walk(ref.Value, where)
+			}
+		}
+		if s.Items != nil {
+			walk(s.Items.Value, where+".0")
+		}
+		if s.AdditionalProperties.Schema != nil {
+			walk(s.AdditionalProperties.Schema.Value, where+".*")
+		}
+	}
+	for _, refs := range []openapi3.Parameters{op.PathItem.Parameters, op.Spec.Parameters} {
+		for _, ref := range refs {
+			p := ref.Value
+			if p == nil {
+				continue
+			}
+			if p.Schema != nil {
+				walk(p.Schema.Value, p.In+"."+p.Name)
+			}
+			for _, ct := range slices.Sorted(maps.Keys(p.Content)) {
+				if mt := p.Content[ct]; mt.Schema != nil {
+					walk(mt.Schema.Value, p.In+"."+p.Name)
+				}
+			}
+		}
+	}
+	if rb := op.Spec.RequestBody; rb != nil && rb.Value != nil {
+		for _, ct := range slices.Sorted(maps.Keys(rb.Value.Content)) {
+			if mt := rb.Value.Content[ct]; mt.Schema != nil {
+				walk(mt.Schema.Value, "body")
+			}
+		}
+	}
+	return out
 }

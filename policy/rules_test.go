@@ -569,3 +569,50 @@ func TestExternalRefHasALine(t *testing.T) {
 		t.Errorf("error %v, want %q", err, want)
 	}
 }
+
+// A string format validation does not check is an annotation: lint names
+// the first place of each, and says nothing of the formats checked or of
+// those that only say how to read a value.
+func TestLintUncheckedFormat(t *testing.T) {
+	src := `openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+paths:
+  /items/{id}:
+    post:
+      operationId: createItem
+      security: []
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: string, format: uuid}}
+        - {name: note, in: query, schema: {type: string, format: free-text}}
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                at: {type: string, format: date-time}
+                secret: {type: string, format: password}
+                n: {type: integer, format: int64}
+                meta:
+                  type: object
+                  properties:
+                    repo: {type: string, format: repo.nwo}
+                    also: {type: string, format: free-text}
+                links: {type: array, items: {type: string, format: uri-template}}
+      responses: {"200": {description: ok}, "400": {description: bad}}
+`
+	want := []string{
+		`spec.yaml:6: POST /items/{id} (createItem): warning: the format "free-text" of query.note is not checked, only described: check the value in the handler, or give its schema a pattern [unchecked-format]`,
+		`spec.yaml:6: POST /items/{id} (createItem): warning: the format "uri-template" of body.links.0 is not checked, only described: check the value in the handler, or give its schema a pattern [unchecked-format]`,
+		`spec.yaml:6: POST /items/{id} (createItem): warning: the format "repo.nwo" of body.meta.repo is not checked, only described: check the value in the handler, or give its schema a pattern [unchecked-format]`,
+	}
+	if got := lintWarnings(t, src, policy.WarnUncheckedFormat); !slices.Equal(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	ignored := strings.Replace(src, "      security: []\n", "      security: []\n      x-lint-ignore: [unchecked-format]\n", 1)
+	if got := lintWarnings(t, ignored, policy.WarnUncheckedFormat); len(got) != 0 {
+		t.Errorf("ignored: %q", got)
+	}
+}

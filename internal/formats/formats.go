@@ -16,6 +16,11 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 )
 
+// Checked are the string formats validation checks: kin-openapi's own
+// and those of Options.
+var Checked = map[string]bool{"byte": true, "date": true, "date-time": true,
+	"uuid": true, "email": true, "ipv4": true, "ipv6": true, "uri": true, "hostname": true}
+
 // Options are the schema validation options that check them.
 var Options = []openapi3.SchemaValidationOption{openapi3.WithStringFormatValidators(map[string]openapi3.StringFormatValidator{
 	"uuid":  openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForUUIDOfRFC9562),
