@@ -45,21 +45,6 @@ type violation struct {
 	contentType string
 }
 
-// params are op's parameters, the operation's winning over the path
-// item's of the same name and place.
-func params(op *policy.Operation) []*openapi3.Parameter {
-	var out []*openapi3.Parameter
-	seen := map[string]bool{}
-	for _, list := range []openapi3.Parameters{op.Spec.Parameters, op.PathItem.Parameters} {
-		for _, ref := range list {
-			if p := ref.Value; p != nil && !seen[p.In+"/"+p.Name] {
-				seen[p.In+"/"+p.Name] = true
-				out = append(out, p)
-			}
-		}
-	}
-	return out
-}
 
 // validValue is a value p's schema accepts, or "1" when none of those
 // tried is (any value routes; only validation would refuse it).
@@ -148,7 +133,7 @@ func violate(op *policy.Operation) *violation {
 			return &violation{what: "a form without its required fields", field: "body", body: []byte{}, contentType: "application/x-www-form-urlencoded"}
 		}
 	}
-	for _, p := range params(op) {
+	for _, p := range op.Parameters() {
 		if p.In != "path" && p.In != "query" {
 			continue
 		}
@@ -162,7 +147,7 @@ func violate(op *policy.Operation) *violation {
 			return v
 		}
 	}
-	for _, p := range params(op) {
+	for _, p := range op.Parameters() {
 		if p.In == "query" && p.Required {
 			return &violation{what: "required query parameter " + p.Name + " left out", field: "query." + p.Name, query: url.Values{p.Name: nil}}
 		}
@@ -177,7 +162,7 @@ func violate(op *policy.Operation) *violation {
 func (r *runner) send(ctx context.Context, name string, op *policy.Operation, cred *credential, v *violation, edit func(*http.Request)) (*response, error) {
 	path := op.Path
 	query := url.Values{}
-	for _, p := range params(op) {
+	for _, p := range op.Parameters() {
 		value := validValue(p)
 		switch p.In {
 		case "path":

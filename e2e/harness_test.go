@@ -28,6 +28,7 @@ import (
 
 	"github.com/specguard/specguard/api"
 	"github.com/specguard/specguard/e2e/client"
+	"github.com/specguard/specguard/internal/formats"
 	"github.com/specguard/specguard/internal/pgtest"
 	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/internal/testenv"
@@ -271,9 +272,10 @@ func (c *contract) check(req *http.Request, reqBody []byte, resp *http.Response,
 		return fmt.Errorf("%s %s: no operation in the spec: %v", req.Method, req.URL.Path, err)
 	}
 	opts := &openapi3filter.Options{
-		IncludeResponseStatus: true,
-		MultiError:            true,
-		AuthenticationFunc:    openapi3filter.NoopAuthenticationFunc,
+		IncludeResponseStatus:   true,
+		MultiError:              true,
+		AuthenticationFunc:      openapi3filter.NoopAuthenticationFunc,
+		SchemaValidationOptions: formats.Options, // as the guard checks them
 	}
 	// Requests the suite sends on purpose malformed are not checked; the
 	// responses always are.

@@ -38,6 +38,9 @@ paths:
   /items:
     get:
       operationId: listItems
+      parameters:
+        - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 100}}
+        - {name: q, in: query, schema: {type: string, maxLength: 64}}
       responses:
         '200': {description: ok}
   /keyed:
@@ -127,6 +130,8 @@ func BenchmarkGuard(b *testing.B) {
 		{"guard+accounts", "/items/42", true, []guard.Option{guard.WithoutRequestValidation()}},
 		// As served: request validation against the document on.
 		{"guard+validation", "/items/42", true, nil},
+		// Validated with query parameters (openapi3filter's decoding).
+		{"guard+validation,query", "/items?limit=10&q=abc", true, nil},
 		// And every answer checked against the document, reported.
 		{"guard+validation+responses", "/items/42", true, []guard.Option{guard.WithResponseValidation(guard.ResponsesReport, nil)}},
 		// Traced: every request sampled, its spans batched to an

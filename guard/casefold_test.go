@@ -212,6 +212,20 @@ paths:
                 - type: object
                   properties: {tags: {type: array, items: {type: string}}}
       responses: {"200": {description: ok}}
+  /either:
+    post:
+      operationId: addEither
+      security: []
+      parameters:
+        - {name: o, in: query, schema: {type: object, properties: {lang: {type: string}}, additionalProperties: false}}
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {type: object, properties: {title: {type: string, maxLength: 5}}}
+          application/x-www-form-urlencoded:
+            schema: {type: object, properties: {title: {type: string, maxLength: 5}, lang: {type: string}}}
+      responses: {"200": {description: ok}}
   /labels:
     post:
       operationId: addLabels
@@ -233,6 +247,7 @@ paths:
 	r.Post("/notes", func(w http.ResponseWriter, r *http.Request) { got = r.FormValue("title") })
 	r.Post("/tagged", func(w http.ResponseWriter, r *http.Request) { got = r.FormValue("title") })
 	r.Post("/labels", func(w http.ResponseWriter, r *http.Request) { got = "ok" })
+	r.Post("/either", func(w http.ResponseWriter, r *http.Request) { got = "ok" })
 	g, err := guard.New(table, r)
 	if err != nil {
 		t.Fatal(err)
@@ -241,24 +256,33 @@ paths:
 		path, body string
 		code       int
 		field      string
+		json       bool
 	}{
-		{"/notes", "title=&title=ok", 400, "body.title"},
-		{"/notes", "title=ok&title=far+too+long", 400, "body.title"},
-		{"/notes", "title=ok&tags=a&tags=b", 200, ""},
-		{"/notes", "title=ok&other=1&other=2", 200, ""}, // of no schema: nothing slips past it
-		{"/notes", "title=ok", 200, ""},
+		{"/notes", "title=&title=ok", 400, "body.title", false},
+		{"/notes", "title=ok&title=far+too+long", 400, "body.title", false},
+		{"/notes", "title=ok&tags=a&tags=b", 200, "", false},
+		{"/notes", "title=ok&other=1&other=2", 200, "", false}, // of no schema: nothing slips past it
+		{"/notes", "title=ok", 200, "", false},
 		// Declared in allOf members, and by additionalProperties.
-		{"/tagged", "title=&title=ok", 400, "body.title"},
-		{"/tagged", "title=ok&tags=a&tags=b", 200, ""},
+		{"/tagged", "title=&title=ok", 400, "body.title", false},
+		{"/tagged", "title=ok&tags=a&tags=b", 200, "", false},
 		// A field left out of the body and given in the query: r.FormValue
 		// and oapi-codegen's binding (r.Form) take it from there.
-		{"/tagged?title=far+too+long", "tags=a", 400, "query.title"},
-		{"/notes?title=far+too+long", "title=ok", 400, "query.title"},
-		{"/labels", "label=a&label=b", 200, ""},
+		{"/tagged?title=far+too+long", "tags=a", 400, "query.title", false},
+		{"/notes?title=far+too+long", "title=ok", 400, "query.title", false},
+		// Not a form: nothing reads the form's fields from the query.
+		{"/either?title=far+too+long", `{"title":"ok"}`, 200, "", true},
+		{"/either?title=far+too+long", "title=ok", 400, "query.title", false},
+		// A property of an exploded object parameter is a query name.
+		{"/either?lang=en", "title=ok", 200, "", false},
+		{"/labels", "label=a&label=b", 200, "", false},
 	} {
 		got = "(not reached)"
 		req := httptest.NewRequest(http.MethodPost, c.path, strings.NewReader(c.body))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if c.json {
+			req.Header.Set("Content-Type", "application/json")
+		}
 		w := httptest.NewRecorder()
 		g.ServeHTTP(w, req)
 		if w.Code != c.code || c.field != "" && !strings.Contains(w.Body.String(), `"field":"`+c.field+`"`) || c.code == 200 && got != "ok" {
@@ -355,6 +379,11 @@ paths:
           content:
             application/json:
               schema: {type: object, properties: {author: {type: string, maxLength: 8}}}
+        # An array beside a description, as 3.0 writes it; an array or one.
+        - {name: labels, in: query, schema: {description: labels, allOf: [{type: array, items: {type: string}}]}}
+        - {name: ids, in: query, schema: {anyOf: [{type: array, items: {type: string}}, {type: string}]}}
+        # No type, but bounds.
+        - {name: m, in: query, schema: {minLength: 3, pattern: '^[a-z]+$'}}
       responses: {"200": {description: ok}}
 `))
 	if err != nil {
@@ -377,6 +406,8 @@ paths:
 		{"q=abc&q=abc", 400, "query.q"},
 		{"q=abc&filter=%7B%7D&filter=%7B%22author%22%3A%22far-too-long%22%7D", 400, "query.filter"},
 		{"q=abc&tag=a&tag=b", 200, ""},
+		{"q=abc&labels=a&labels=b&ids=1&ids=2", 200, ""},
+		{"q=abc&m=&m=abc", 400, "query.m"},
 		{"q=abc&other=1&other=2", 200, ""}, // of no parameter: nothing slips past it
 		{"q=abc", 200, ""},
 	} {
@@ -534,6 +565,13 @@ paths:
         - {name: to, in: query, schema: {type: string, format: ipv6}}
         - {name: note, in: query, schema: {type: string, format: free-text}}
       responses: {"200": {description: ok}}
+  /ids/{id}:
+    get:
+      operationId: getID
+      security: []
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: string, oneOf: [{format: uuid}]}}
+      responses: {"200": {description: ok}}
   /things:
     post:
       operationId: makeThing
@@ -557,6 +595,7 @@ paths:
 	r := chi.NewRouter()
 	ok := func(http.ResponseWriter, *http.Request) { reached = true }
 	r.Get("/things/{id}", ok)
+	r.Get("/ids/{id}", ok)
 	r.Post("/things", ok)
 	g, err := guard.New(table, r)
 	if err != nil {
@@ -569,6 +608,14 @@ paths:
 		field                string
 	}{
 		{http.MethodGet, "/things/not-a-uuid", "", 400, "path.id"},
+		{http.MethodGet, "/ids/not-a-uuid", "", 400, "path.id"}, // the direct path of path-only operations
+		{http.MethodGet, "/ids/0b4e7c6a-3f1d-4a8e-9c2b-5d6f7a8b9c0d", "", 200, ""},
+		// Any version and variant, either case.
+		{http.MethodGet, "/things/11111111-1111-1111-1111-111111111111", "", 200, ""},
+		{http.MethodGet, "/things/00000000-0000-0000-C000-000000000046", "", 200, ""},
+		{http.MethodGet, "/things/0b4e7c6a3f1d4a8e9c2b5d6f7a8b9c0d", "", 400, "path.id"},
+		{http.MethodGet, id + "?to=fe80::1%25eth0", "", 400, "query.to"},
+		{http.MethodGet, id + "?from=192.168.001.1", "", 400, "query.from"},
 		{http.MethodGet, id + "?host=-bad-.example", "", 400, "query.host"},
 		{http.MethodGet, id + "?from=300.1.1.1", "", 400, "query.from"},
 		{http.MethodGet, id + "?to=192.0.2.1", "", 400, "query.to"},
@@ -576,6 +623,8 @@ paths:
 		{http.MethodPost, "/things", `{"email":"no at sign"}`, 400, "body.email"},
 		{http.MethodPost, "/things", `{"site":"::not a uri::"}`, 400, "body.site"},
 		{http.MethodPost, "/things", `{"site":"/relative"}`, 400, "body.site"},
+		{http.MethodPost, "/things", `{"site":"https://exämple.com/"}`, 400, "body.site"},
+		{http.MethodPost, "/things", `{"email":"a b@example.com"}`, 400, "body.email"},
 		{http.MethodPost, "/things", `{"at":"yesterday"}`, 400, "body.at"},
 		{http.MethodPost, "/things", `{"email":"ann@example.com","site":"https://example.com/a?b","at":"2026-12-06T12:00:00Z"}`, 200, ""},
 	} {

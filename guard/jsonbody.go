@@ -160,11 +160,12 @@ func badParts(body []byte, boundary string, mt *openapi3.MediaType) (string, str
 }
 
 // repeatable returns whether a field of mt's schema may be given more than
-// once: its schema (or an allOf, anyOf or oneOf member's, or
-// additionalProperties for a field the schema does not name) is an array
-// or untyped, or the schema says nothing of it (no value of it to slip
-// past the validator; one it refuses, it refuses). The schema's shape is
-// collected once, on the first field asked about.
+// once: a schema of it (the property's in the schema or an allOf, anyOf
+// or oneOf member, or additionalProperties for a field the schema does
+// not name) may be given more than once (see mayRepeat), or the schema
+// says nothing of it (no value of it to slip past the validator; one it
+// refuses, it refuses). The schema's shape is collected once, on the
+// first field asked about.
 func repeatable(mt *openapi3.MediaType) func(name string) bool {
 	var sh *shape
 	return func(name string) bool {
@@ -179,8 +180,42 @@ func repeatable(mt *openapi3.MediaType) func(name string) bool {
 		if len(schemas) == 0 {
 			schemas = sh.extra
 		}
-		return len(schemas) == 0 || slices.ContainsFunc(schemas, func(p *openapi3.Schema) bool {
-			return p.Type == nil || len(*p.Type) == 0 || p.Type.Is(openapi3.TypeArray) // untyped: anything, arrays too
-		})
+		return len(schemas) == 0 || slices.ContainsFunc(schemas, mayRepeat)
 	}
+}
+
+// mayRepeat reports whether a form field or query parameter of schema s
+// may be given more than once: s, or a member of its allOf, anyOf or
+// oneOf, may be an array, or s constrains nothing (no type, no
+// members, no bounds: no value of it to slip past the validator). Any
+// other is refused repeated: the validator checks the first value that is
+// not empty, a handler reads the first, so q=&q=abc handed "" past
+// minLength 3.
+func mayRepeat(s *openapi3.Schema) bool {
+	if s == nil {
+		return true
+	}
+	var array func(s *openapi3.Schema, depth int) bool
+	array = func(s *openapi3.Schema, depth int) bool {
+		if s == nil || depth > maxFoldDepth {
+			return false
+		}
+		if s.Type.Includes(openapi3.TypeArray) {
+			return true
+		}
+		for _, refs := range []openapi3.SchemaRefs{s.AllOf, s.AnyOf, s.OneOf} {
+			for _, r := range refs {
+				if array(r.Value, depth+1) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if array(s, 0) {
+		return true
+	}
+	return (s.Type == nil || len(s.Type.Slice()) == 0) && len(s.AllOf)+len(s.AnyOf)+len(s.OneOf) == 0 && s.Not == nil &&
+		len(s.Enum) == 0 && s.Pattern == "" && s.Format == "" && s.MinLength == 0 && s.MaxLength == nil &&
+		s.Min == nil && s.Max == nil && s.MultipleOf == nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -69,52 +70,37 @@ type opValidation struct {
 	// jsonParams are the parameters whose value is JSON (content
 	// application/json): checked as a JSON body is (see checkJSONParams).
 	jsonParams []jsonParam
+	// params are the operation's (policy.Operation.Parameters).
+	params []*openapi3.Parameter
 }
 
-// jsonParam is a parameter whose value is JSON, and its schema.
+// jsonParam is a parameter whose value is JSON, and its schema; folds
+// when the schema names properties a key could stand in for.
 type jsonParam struct {
 	p      *openapi3.Parameter
 	schema *openapi3.Schema
+	folds  bool
 }
 
-// parameters are an operation's parameters as openapi3filter validates
-// them: the path item's, less those the operation replaces (the same name
-// and location), then the operation's.
-func parameters(pathItem *openapi3.PathItem, op *openapi3.Operation) []*openapi3.Parameter {
-	var out []*openapi3.Parameter
-	for _, ref := range pathItem.Parameters {
-		if p := ref.Value; p != nil && op.Parameters.GetByInAndName(p.In, p.Name) == nil {
-			out = append(out, p)
-		}
-	}
-	for _, ref := range op.Parameters {
-		if ref.Value != nil {
-			out = append(out, ref.Value)
-		}
-	}
-	return out
-}
-
-// onceOnly reports whether a query parameter given more than once is to
-// be refused: openapi3filter validates the first value that is not empty,
-// a handler reads the first (r.URL.Query().Get): q=&q=abc passed
-// minLength 3 with "" handed on. Only an array, or an untyped schema that
-// constrains nothing, may be repeated.
+// onceOnly reports whether query parameter p given more than once is to
+// be refused (see mayRepeat).
 func onceOnly(p *openapi3.Parameter) bool {
 	ref := p.Schema
-	if p.Content != nil {
-		for _, mt := range p.Content {
-			ref = mt.Schema
-		}
+	for _, mt := range p.Content {
+		ref = mt.Schema
 	}
-	if ref == nil || ref.Value == nil {
-		return false
+	return ref != nil && !mayRepeat(ref.Value)
+}
+
+// exploded returns the object schema of query parameter p when its
+// properties are given as names of the query of their own (style form,
+// explode: ?title=x&lang=en), nil otherwise.
+func exploded(p *openapi3.Parameter) *openapi3.Schema {
+	if p.Schema == nil || p.Schema.Value == nil || !p.Schema.Value.Type.Is(openapi3.TypeObject) ||
+		p.Style != "" && p.Style != openapi3.SerializationForm || p.Explode != nil && !*p.Explode {
+		return nil
 	}
-	s := ref.Value
-	if s.Type == nil || len(s.Type.Slice()) == 0 {
-		return len(s.AllOf)+len(s.AnyOf)+len(s.OneOf) > 0 || s.Not != nil
-	}
-	return !s.Type.Includes(openapi3.TypeArray)
+	return p.Schema.Value
 }
 
 // formFields returns the fields of body's form media types
@@ -152,9 +138,9 @@ func formFields(body *openapi3.RequestBodyRef, query map[string]bool) []string {
 // with encoding/json into a struct, which merges a repeated name and
 // takes AUTHOR for author, where the validator saw the last and the exact
 // name alone.
-func (v *opValidation) checkJSONParams(r *http.Request, rctx *chi.Context) []problem.FieldError {
+func (v *opValidation) checkJSONParams(r *http.Request, rctx *chi.Context, q url.Values) []problem.FieldError {
 	for _, jp := range v.jsonParams {
-		raw, found := paramValue(r, rctx, jp.p)
+		raw, found := paramValue(r, rctx, q, jp.p)
 		if !found || raw == "" {
 			continue
 		}
@@ -163,8 +149,8 @@ func (v *opValidation) checkJSONParams(r *http.Request, rctx *chi.Context) []pro
 			return []problem.FieldError{{Field: field, Message: msg}}
 		}
 		var value any
-		if json.Unmarshal([]byte(raw), &value) != nil {
-			continue // the validator refused it
+		if !jp.folds || json.Unmarshal([]byte(raw), &value) != nil {
+			continue // no key to stand in for a property, or the validator refused it
 		}
 		if f, name := v.shapes.foldedKey(value, jp.schema, field); f != "" {
 			return []problem.FieldError{{Field: f, Message: foldedMessage(name)}}
@@ -176,10 +162,10 @@ func (v *opValidation) checkJSONParams(r *http.Request, rctx *chi.Context) []pro
 // paramValue is p's value in r as the validator reads it: the first of a
 // query parameter, header or cookie; a path parameter as the handler is
 // handed it (see pathValue).
-func paramValue(r *http.Request, rctx *chi.Context, p *openapi3.Parameter) (string, bool) {
+func paramValue(r *http.Request, rctx *chi.Context, q url.Values, p *openapi3.Parameter) (string, bool) {
 	switch p.In {
 	case openapi3.ParameterInQuery:
-		vs, ok := r.URL.Query()[p.Name]
+		vs, ok := q[p.Name]
 		if !ok || len(vs) == 0 {
 			return "", false
 		}
@@ -207,17 +193,20 @@ func paramValue(r *http.Request, rctx *chi.Context, p *openapi3.Parameter) (stri
 	return "", false
 }
 
-// checkQuery refuses a query parameter of once given more than once, and
-// a field of the form body given in the query.
-func (v *opValidation) checkQuery(r *http.Request) []problem.FieldError {
-	if len(v.once)+len(v.formOnly) == 0 || r.URL.RawQuery == "" {
-		return nil
-	}
-	q := r.URL.Query()
+// checkQuery refuses a query parameter of once given more than once, and,
+// in a request whose body is a form, a field of the form given in the
+// query (q).
+func (v *opValidation) checkQuery(r *http.Request, q url.Values) []problem.FieldError {
 	for _, name := range v.once {
 		if len(q[name]) > 1 {
 			return []problem.FieldError{{Field: "query." + name, Message: givenTwice}}
 		}
+	}
+	if len(v.formOnly) == 0 || len(q) == 0 {
+		return nil
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" && mt != "multipart/form-data" {
+		return nil
 	}
 	for _, name := range v.formOnly {
 		if _, ok := q[name]; ok {
@@ -287,22 +276,33 @@ func (c *stringCheck) valid(v string) bool {
 func newOpValidation(doc *openapi3.T, op *policy.Operation) *opValidation {
 	v := &opValidation{route: &routers.Route{Spec: doc, Path: op.Path, PathItem: op.PathItem, Method: op.Method, Operation: op.Spec},
 		folds: foldsJSON(op.Spec.RequestBody)}
-	all := parameters(op.PathItem, op.Spec)
-	query := map[string]bool{}
+	all := op.Parameters()
+	v.params = all
+	query, anyName := map[string]bool{}, false
 	for _, p := range all {
 		if p.In == openapi3.ParameterInQuery {
 			query[p.Name] = true
 			if onceOnly(p) {
 				v.once = append(v.once, p.Name)
 			}
+			if s := exploded(p); s != nil {
+				// Its properties are names of the query too, and with
+				// additional properties, any name may be.
+				for name := range s.Properties {
+					query[name] = true
+				}
+				anyName = anyName || s.AdditionalProperties.Has == nil || *s.AdditionalProperties.Has || s.AdditionalProperties.Schema != nil
+			}
 		}
 		for ct, mt := range p.Content {
 			if respcheck.IsJSON(ct) && mt.Schema != nil {
-				v.jsonParams = append(v.jsonParams, jsonParam{p, mt.Schema.Value})
+				v.jsonParams = append(v.jsonParams, jsonParam{p, mt.Schema.Value, namesProperties(mt.Schema.Value, 0)})
 			}
 		}
 	}
-	v.formOnly = formFields(op.Spec.RequestBody, query)
+	if !anyName {
+		v.formOnly = formFields(op.Spec.RequestBody, query)
+	}
 	if op.Spec.RequestBody != nil || doc.IsOpenAPI31OrLater() {
 		return v
 	}
@@ -360,7 +360,7 @@ func (v *opValidation) validatePath(r *http.Request, rctx *chi.Context) (err err
 			if c := v.checks[i]; c != nil && c.valid(value) {
 				continue
 			}
-			if err := p.Schema.Value.VisitJSON(value); err != nil {
+			if err := p.Schema.Value.VisitJSON(value, formats.Options...); err != nil {
 				return &openapi3filter.RequestError{Parameter: p, Err: err}, true
 			}
 		}
@@ -400,7 +400,7 @@ func (v *opValidation) validateRaw(ctx context.Context, r *http.Request, rctx *c
 		return nil
 	}
 	in := &openapi3filter.RequestValidationInput{Request: r, PathParams: raw, Route: v.route, Options: validationOptions}
-	for _, p := range parameters(v.route.PathItem, v.route.Operation) {
+	for _, p := range v.params {
 		if p.In == openapi3.ParameterInPath && raw[p.Name] != decoded[p.Name] {
 			if err := openapi3filter.ValidateParameter(ctx, in, p); err != nil {
 				return err
@@ -427,7 +427,9 @@ func urlParam(rctx *chi.Context, name string) (string, bool) {
 func (g *Guard) validateRequest(ctx context.Context, w http.ResponseWriter, r *http.Request, v *opValidation, rctx *chi.Context) bool {
 	err, done := v.validatePath(r, rctx)
 	if !done {
-		if bad := v.checkQuery(r); bad != nil {
+		// Parsed once, for the checks here and openapi3filter.
+		query := r.URL.Query()
+		if bad := v.checkQuery(r, query); bad != nil {
 			g.problems.InvalidRequest(w, "The request does not match the API description.", bad)
 			return false
 		}
@@ -448,16 +450,17 @@ func (g *Guard) validateRequest(ctx context.Context, w http.ResponseWriter, r *h
 			return false
 		}
 		err = openapi3filter.ValidateRequest(ctx, &openapi3filter.RequestValidationInput{
-			Request:    r,
-			PathParams: params,
-			Route:      v.route,
-			Options:    v.options(),
+			Request:     r,
+			PathParams:  params,
+			QueryParams: query,
+			Route:       v.route,
+			Options:     v.options(),
 		})
 		if err == nil {
 			err = v.validateRaw(ctx, r, rctx, params)
 		}
 		if err == nil {
-			if bad := v.checkJSONParams(r, rctx); bad != nil {
+			if bad := v.checkJSONParams(r, rctx, query); bad != nil {
 				g.problems.InvalidRequest(w, "The request does not match the API description.", bad)
 				return false
 			}

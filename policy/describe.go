@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
 )
 
 // String names the operation as errors and warnings do: "POST /posts (createPost)".
@@ -191,4 +193,22 @@ func (t *Table) Routes() []Route {
 		routes = append(routes, r)
 	}
 	return routes
+}
+
+// Parameters are o's parameters as a request is validated against them:
+// the path item's, less those the operation replaces (the same name and
+// location), then the operation's.
+func (o *Operation) Parameters() []*openapi3.Parameter {
+	var out []*openapi3.Parameter
+	for _, ref := range o.PathItem.Parameters {
+		if p := ref.Value; p != nil && o.Spec.Parameters.GetByInAndName(p.In, p.Name) == nil {
+			out = append(out, p)
+		}
+	}
+	for _, ref := range o.Spec.Parameters {
+		if ref.Value != nil {
+			out = append(out, ref.Value)
+		}
+	}
+	return out
 }

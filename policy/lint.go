@@ -449,19 +449,13 @@ func uncheckedFormats(op *Operation) [][2]string {
 			walk(s.AdditionalProperties.Schema.Value, where+".*")
 		}
 	}
-	for _, refs := range []openapi3.Parameters{op.PathItem.Parameters, op.Spec.Parameters} {
-		for _, ref := range refs {
-			p := ref.Value
-			if p == nil {
-				continue
-			}
-			if p.Schema != nil {
-				walk(p.Schema.Value, p.In+"."+p.Name)
-			}
-			for _, ct := range slices.Sorted(maps.Keys(p.Content)) {
-				if mt := p.Content[ct]; mt.Schema != nil {
-					walk(mt.Schema.Value, p.In+"."+p.Name)
-				}
+	for _, p := range op.Parameters() {
+		if p.Schema != nil {
+			walk(p.Schema.Value, p.In+"."+p.Name)
+		}
+		for _, ct := range slices.Sorted(maps.Keys(p.Content)) {
+			if mt := p.Content[ct]; mt.Schema != nil {
+				walk(mt.Schema.Value, p.In+"."+p.Name)
 			}
 		}
 	}

@@ -9,6 +9,7 @@
 package formats
 
 import (
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -23,10 +24,12 @@ var Checked = map[string]bool{"byte": true, "date": true, "date-time": true,
 
 // Options are the schema validation options that check them.
 var Options = []openapi3.SchemaValidationOption{openapi3.WithStringFormatValidators(map[string]openapi3.StringFormatValidator{
-	"uuid":  openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForUUIDOfRFC9562),
-	"email": openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForEmail),
-	"ipv4":  openapi3.NewIPValidator(true),
-	"ipv6":  openapi3.NewIPValidator(false),
+	// Any version and variant (RFC 9562 leaves room for more, and a
+	// Microsoft GUID has its own variant), in either case.
+	"uuid":  openapi3.NewRegexpFormatValidator(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`),
+	"email": openapi3.NewRegexpFormatValidator(`^[^@\s]+@[^@<>",\s]+$`),
+	"ipv4":  openapi3.NewCallbackValidator(func(s string) error { return ip(s, true) }),
+	"ipv6":  openapi3.NewCallbackValidator(func(s string) error { return ip(s, false) }),
 	"uri":   openapi3.NewCallbackValidator(absoluteURI),
 	"hostname": openapi3.NewCallbackValidator(func(s string) error {
 		if len(s) > 253 || !hostname.MatchString(s) {
@@ -48,14 +51,31 @@ func (e formatError) Error() string { return string(e) }
 const (
 	errNotHostname = formatError("not a host name (RFC 1123)")
 	errNotURI      = formatError("not an absolute URI (RFC 3986)")
+	errNotIPv4     = formatError("not an IPv4 address")
+	errNotIPv6     = formatError("not an IPv6 address")
 )
 
 // absoluteURI accepts an absolute URI: a scheme, then what url.Parse
-// reads, without white space or control characters.
+// reads, in printable ASCII (a URI of RFC 3986 has no other bytes; text
+// beyond them makes an IRI).
 func absoluteURI(s string) error {
 	u, err := url.Parse(s)
-	if err != nil || u.Scheme == "" || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+	if err != nil || u.Scheme == "" || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
 		return errNotURI
+	}
+	return nil
+}
+
+// ip accepts an IPv4 address in dotted decimal (v4), or an IPv6 address
+// without a zone (fe80::1%eth0 names an interface of one host, no
+// address of RFC 4291).
+func ip(s string, v4 bool) error {
+	a, err := netip.ParseAddr(s)
+	switch {
+	case v4 && (err != nil || !a.Is4()):
+		return errNotIPv4
+	case !v4 && (err != nil || !a.Is6() || a.Zone() != ""):
+		return errNotIPv6
 	}
 	return nil
 }
