@@ -2,6 +2,7 @@ package credentials_test
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -102,6 +103,13 @@ func TestNewRefusesMissingParts(t *testing.T) {
 		}
 		if _, err := credentials.New(c.table, key, stores); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: New = %v, want an error with %q", c.name, err, c.want)
+		}
+	}
+	// An allowed origin no browser sends: "null" would admit the writes
+	// of sandboxed frames and data: pages of any site.
+	for _, o := range []string{"null", "*", "app.example.com"} {
+		if _, err := credentials.New(table, key, whole, credentials.WithAllowedOrigins("https://app.example.com", o)); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%q is not an origin", o)) {
+			t.Errorf("WithAllowedOrigins(%q): New = %v, want an error naming it", o, err)
 		}
 	}
 }

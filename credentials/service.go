@@ -284,6 +284,11 @@ func New(table *policy.Table, signing *tokens.Key, stores Stores, opts ...Option
 	sessOpts := []sessions.Option{sessions.WithTTL(cfg.sessionTTL), sessions.WithIdle(cfg.sessionIdle), sessions.WithAccounts(s.state),
 		sessions.WithClock(cfg.now), sessions.WithMax(cfg.maxSessions)}
 	if len(cfg.origins) > 0 {
+		for _, o := range cfg.origins {
+			if err := sessions.CheckOrigin(o); err != nil {
+				return nil, fmt.Errorf("credentials: WithAllowedOrigins: %w", err)
+			}
+		}
 		sessOpts = append(sessOpts, sessions.WithAllowedOrigins(cfg.origins...))
 	}
 	s.sessions = sessions.New(stores.State, table.RoleScopes, sessOpts...)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -22,6 +21,7 @@ import (
 	"github.com/specguard/specguard/internal/text"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security/oidc"
+	"github.com/specguard/specguard/security/sessions"
 )
 
 // Config is everything `NAME serve` reads from SPECGUARD_* variables;
@@ -201,7 +201,7 @@ var settings = []setting{
 			return err
 		}
 		for _, o := range c.AllowedOrigins {
-			if err := checkOrigin(o); err != nil {
+			if err := sessions.CheckOrigin(o); err != nil {
 				return err
 			}
 		}
@@ -261,37 +261,6 @@ var settings = []setting{
 		c.LogFormat = v
 		return nil
 	}},
-}
-
-// checkOrigin refuses what a browser never sends as an Origin, which
-// would match no request at all: a host without a scheme ("example.com"),
-// or an origin not written as browsers send it (a trailing "/", upper
-// case, the scheme's default port), which is compared as written.
-func checkOrigin(o string) error {
-	u, err := url.Parse(o)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
-		return fmt.Errorf("%q is not an origin: want scheme://host[:port], such as https://app.example.com", o)
-	}
-	host := strings.ToLower(u.Host)
-	if port := u.Port(); port == "443" && u.Scheme == "https" || port == "80" && u.Scheme == "http" {
-		host = strings.TrimSuffix(host, ":"+port)
-	}
-	if strings.HasSuffix(u.Host, ":") || !isASCII(u.Host) {
-		return fmt.Errorf("%q is not an origin as browsers send it, and would match none: write the host in ASCII (punycode), and a port only with digits", o)
-	}
-	if sent := u.Scheme + "://" + host; sent != o {
-		return fmt.Errorf("%q is not an origin as browsers send it, and would match none: write %q", o, sent)
-	}
-	return nil
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
 }
 
 // checkEnviron refuses SPECGUARD_* variables that are no setting, so that a

@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -66,9 +67,18 @@ func WithIdle(d time.Duration) Option { return func(s *Service) { s.idle = d } }
 
 // WithAllowedOrigins sets the origins (scheme://host[:port]) whose unsafe
 // cookie-authenticated requests are accepted. When absent, an Origin must
-// name the request's own Host.
+// name the request's own Host. An origin CheckOrigin refuses ("null",
+// "*", "example.com") is left out: it allows nothing. credentials.New
+// refuses one, naming it.
 func WithAllowedOrigins(origins ...string) Option {
-	return func(s *Service) { s.origins = origins }
+	return func(s *Service) {
+		s.origins = nil
+		for _, o := range origins {
+			if CheckOrigin(o) == nil {
+				s.origins = append(s.origins, o)
+			}
+		}
+	}
 }
 
 // WithAccounts makes every session hold for its account's current
@@ -336,4 +346,38 @@ func loopbackHost(host string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
+}
+
+// CheckOrigin says what is wrong with o as an allowed origin (see
+// WithAllowedOrigins), or nil: what a browser never sends as an Origin
+// would match no request at all: a host without a scheme ("example.com"),
+// "null" (which sandboxed frames and data: pages of any site send, and
+// must never be allowed), "*", or an origin not written as browsers send
+// it (a trailing "/", upper case, the scheme's default port), which is
+// compared as written.
+func CheckOrigin(o string) error {
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return fmt.Errorf("%q is not an origin: want scheme://host[:port], such as https://app.example.com", o)
+	}
+	host := strings.ToLower(u.Host)
+	if port := u.Port(); port == "443" && u.Scheme == "https" || port == "80" && u.Scheme == "http" {
+		host = strings.TrimSuffix(host, ":"+port)
+	}
+	if strings.HasSuffix(u.Host, ":") || !isASCII(u.Host) {
+		return fmt.Errorf("%q is not an origin as browsers send it, and would match none: write the host in ASCII (punycode), and a port only with digits", o)
+	}
+	if sent := u.Scheme + "://" + host; sent != o {
+		return fmt.Errorf("%q is not an origin as browsers send it, and would match none: write %q", o, sent)
+	}
+	return nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

@@ -5,11 +5,13 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/specguard/specguard/internal/guardtest"
+	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/security/sessions"
 )
@@ -208,6 +210,36 @@ func TestSessionCookiesOnTheServicesClock(t *testing.T) {
 	for _, c := range svc.Cookies("__Host-session", ns) {
 		if c.MaxAge != 3600 || !c.Expires.Equal(at.Add(time.Hour)) {
 			t.Errorf("%s: Max-Age %d, Expires %v; want 3600 and %v", c.Name, c.MaxAge, c.Expires, at.Add(time.Hour))
+		}
+	}
+}
+
+// An allowed origin that is none a browser sends allows nothing: "null"
+// (the Origin of sandboxed frames and data: pages of any site) given to
+// WithAllowedOrigins admitted a cross-site write with Origin: null.
+func TestAllowedOriginsThatAreNone(t *testing.T) {
+	for _, o := range []string{"null", "*", "example.com", "https://App.example.com", "https://app.example.com/"} {
+		if err := sessions.CheckOrigin(o); err == nil {
+			t.Errorf("CheckOrigin(%q) = nil, want an error", o)
+		}
+	}
+	if err := sessions.CheckOrigin("https://app.example.com:8443"); err != nil {
+		t.Errorf("CheckOrigin of an origin: %v", err)
+	}
+	svc := sessions.New(security.NewMemoryStore(nil), func(string) []string { return nil }, sessions.WithAllowedOrigins("null", "*"))
+	ns, err := svc.Create(context.Background(), "alice", "reader", "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, origin := range []string{"null", "*"} {
+		r := httptest.NewRequest(http.MethodPost, "https://app.example/x", nil)
+		r.AddCookie(&http.Cookie{Name: "__Host-session", Value: ns.Cookie})
+		r.AddCookie(&http.Cookie{Name: sessions.CSRFCookie, Value: ns.CSRF})
+		r.Header.Set(sessions.CSRFHeader, ns.CSRF)
+		r.Header.Set("Origin", origin)
+		r.Header.Set("Sec-Fetch-Site", "cross-site")
+		if p, err := svc.Authenticate(context.Background(), r, &policy.Scheme{Name: "cookieAuth", Type: policy.SchemeAPIKeyCookie, Param: "__Host-session"}); err == nil {
+			t.Errorf("Origin: %s, Sec-Fetch-Site: cross-site, with WithAllowedOrigins(%q): admitted as %s", origin, origin, p.Subject)
 		}
 	}
 }
