@@ -540,11 +540,33 @@ func (s *Service) session(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		s.fail(w, r, err)
 	default:
+		s.endReplaced(r)
 		for _, c := range s.sessions.Cookies(s.cookie, ns) {
 			http.SetCookie(w, c)
 		}
 		noStore(w)
 		writeJSON(w, http.StatusCreated, browserSessionView{CSRFToken: ns.CSRF, ExpiresAt: ns.Session.Expires.UTC()})
+	}
+}
+
+// endReplaced ends the session whose cookie a browser session login
+// replaces, whichever account's: the browser drops the cookie, and a copy
+// of it (taken earlier, or the last user's on a shared browser) must not
+// outlive it. The request proved a password, so no CSRF proof is asked
+// (a safe method is asked none). A store that fails here is no reason to
+// refuse the new session: the old one still ends as it would have.
+func (s *Service) endReplaced(r *http.Request) {
+	if s.cookieSc == nil {
+		return
+	}
+	peek := r.WithContext(r.Context())
+	peek.Method = http.MethodGet
+	if q, err := s.sessions.Authenticate(r.Context(), peek, s.cookieSc); err == nil && q != nil {
+		if id := sessionOf(q); id != "" {
+			if err := s.sessions.Delete(r.Context(), q.Subject, id); err != nil {
+				s.cfg.log.Warn("the session a new login replaced was not ended", "subject", q.Subject, "err", err)
+			}
+		}
 	}
 }
 

@@ -244,6 +244,28 @@ func sessionsJourney(t *testing.T, e *env) {
 	if r := e.do("GET", "/me", "", "", "Cookie", cookie); r.code != 401 {
 		t.Errorf("the session after logout: %d, want 401", r.code)
 	}
+	// A browser session login ends the session whose cookie it replaces,
+	// the same account's or another's: a copy of that cookie (the last
+	// user's, on a shared browser) must not outlive it.
+	e.register("next@example.com", "next-password-1")
+	for _, who := range []string{"root@example.com", "next@example.com"} {
+		old, _ := e.browserLogin("root@example.com", "root-password-1")
+		pw := map[string]string{"root@example.com": "root-password-1", "next@example.com": "next-password-1"}[who]
+		r := e.json("POST", "/auth/session", `{"email":"`+who+`","password":"`+pw+`","device":"browser"}`, "Cookie", old)
+		if r.code != 201 {
+			t.Fatalf("browser login as %s over root's session: %d %s", who, r.code, r.raw)
+		}
+		if r := e.do("GET", "/me", "", "", "Cookie", old); r.code != 401 {
+			t.Errorf("root's session after a login as %s replaced its cookie: GET /me %d, want 401", who, r.code)
+		}
+		var cookies []string
+		for _, c := range r.cookie {
+			cookies = append(cookies, c.Name+"="+c.Value)
+		}
+		if r := e.do("GET", "/me", "", "", "Cookie", strings.Join(cookies, "; ")); r.code != 200 {
+			t.Errorf("the new session of %s: GET /me %d", who, r.code)
+		}
+	}
 	bothLogout(t, e)
 }
 
