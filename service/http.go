@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -74,7 +75,8 @@ func NewHandler(d *Deps) (http.Handler, error) {
 	if d.LogRequests {
 		reqLog = d.Log
 	}
-	return recoverer(d.problems, d.Log, logRequests(reqLog, d.Metrics, h)), nil
+	// The recoverer inside: a panic's 500 is counted and logged as any.
+	return logRequests(reqLog, d.Metrics, recoverer(d.problems, d.Log, h)), nil
 }
 
 // whileLocked refuses every request (503) while this instance does not
@@ -98,16 +100,32 @@ func opID(r *http.Request) string {
 	return ""
 }
 
+// recoverer answers a handler's panic with a 500 problem and logs it with
+// its stack. An answer already begun is not finished with a problem
+// glued to it (a 200 with a broken body, the connection kept): the
+// connection is cut, as net/http does, by panicking http.ErrAbortHandler.
+// w is logRequests' *reqState, which knows whether the answer began.
 func recoverer(p problem.Writer, log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
-			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
-				log.Error("panic", "path", r.URL.Path, "panic", fmt.Sprint(v))
-				p.Internal(w)
+			v := recover()
+			if v == nil {
+				return
 			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			st, _ := w.(*reqState)
+			op := ""
+			if st != nil && st.op != nil {
+				op = st.op.ID
+			}
+			log.Error("panic", "method", r.Method, "path", r.URL.Path, "operation", op, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			if st != nil && st.status != 0 {
+				st.status = http.StatusInternalServerError // as counted and logged
+				panic(http.ErrAbortHandler)
+			}
+			p.Internal(w)
 		}()
 		next.ServeHTTP(w, r)
 	})

@@ -253,8 +253,8 @@ type reqState struct {
 }
 
 func (s *reqState) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
+	if s.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		s.status = code // an informational answer (103) is not the answer
 	}
 	s.ResponseWriter.WriteHeader(code)
 }
@@ -319,38 +319,45 @@ func logRequests(log *slog.Logger, m *Metrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		st := &reqState{ResponseWriter: w}
+		// Deferred: a request whose connection was cut (a panic after its
+		// answer began, see recoverer) is counted and logged too.
+		defer logRequest(log, m, st, r, start)
 		next.ServeHTTP(st, r)
-		elapsed := time.Since(start)
-		if st.status == 0 {
-			st.status = http.StatusOK
-		}
-		if m != nil {
-			m.observeRequest(st.op, st.status, elapsed)
-		}
-		if log == nil {
-			return
-		}
-		opID := ""
-		if st.op != nil {
-			opID = st.op.ID
-		}
-		attrs := []slog.Attr{
-			slog.String("request_id", newRequestID()),
-			slog.String("method", r.Method), slog.String("path", r.URL.Path),
-			slog.String("operation", opID),
-			slog.Int("status", st.status), slog.Duration("duration", elapsed),
-		}
-		if st.op != nil {
-			limit := string(st.limit)
-			if limit == "" {
-				limit = "none"
-			} else if st.limit != allowed {
-				limit += ":" + st.tier
-			}
-			attrs = append(attrs, slog.String("subject", st.sub),
-				slog.String("auth", string(st.auth)), slog.String("auth_scheme", st.scheme),
-				slog.String("limit", limit))
-		}
-		log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 	})
+}
+
+// logRequest counts and logs the request st answered, begun at start.
+func logRequest(log *slog.Logger, m *Metrics, st *reqState, r *http.Request, start time.Time) {
+	elapsed := time.Since(start)
+	if st.status == 0 {
+		st.status = http.StatusOK
+	}
+	if m != nil {
+		m.observeRequest(st.op, st.status, elapsed)
+	}
+	if log == nil {
+		return
+	}
+	opID := ""
+	if st.op != nil {
+		opID = st.op.ID
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", newRequestID()),
+		slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.String("operation", opID),
+		slog.Int("status", st.status), slog.Duration("duration", elapsed),
+	}
+	if st.op != nil {
+		limit := string(st.limit)
+		if limit == "" {
+			limit = "none"
+		} else if st.limit != allowed {
+			limit += ":" + st.tier
+		}
+		attrs = append(attrs, slog.String("subject", st.sub),
+			slog.String("auth", string(st.auth)), slog.String("auth_scheme", st.scheme),
+			slog.String("limit", limit))
+	}
+	log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 }

@@ -1,0 +1,88 @@
+package service_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/specguard/specguard/service"
+)
+
+// A handler's panic is answered 500, counted and logged (with its stack)
+// as any request; one after its answer began cuts the connection, as
+// net/http does, instead of ending the answer's 200 with a problem glued
+// to its body.
+func TestHandlerPanics(t *testing.T) {
+	app := testApp()
+	routes := app.Routes
+	app.Routes = func(r chi.Router, d *service.Deps) error {
+		if err := routes(r, d); err != nil {
+			return err
+		}
+		r.Get("/healthz", func(w http.ResponseWriter, req *http.Request) {
+			if req.URL.Query().Has("late") {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = io.WriteString(w, `{"status":`)
+				http.NewResponseController(w).Flush()
+			}
+			panic("boom")
+		})
+		return nil
+	}
+	var logs syncBuffer
+	env := map[string]string{"SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_ADMIN_ADDR": "off"}
+	srv, err := service.Build(context.Background(), app, nil, func(k string) string { return env[k] }, &logs, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ts := httptest.NewServer(srv.Handler)
+	defer ts.Close()
+
+	resp, err := http.Get(ts.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 500 || !strings.Contains(string(body), "urn:specguard:problem:internal") {
+		t.Errorf("a panic before the answer: %d %s, want a 500 problem", resp.StatusCode, body)
+	}
+	if resp, err := http.Get(ts.URL + "/healthz?late"); err == nil {
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil {
+			t.Errorf("a panic after the answer began: %d %q read whole, want the connection cut", resp.StatusCode, body)
+		}
+	}
+	var metrics strings.Builder
+	rec := httptest.NewRecorder()
+	srv.Deps.Metrics.AdminHandler(false).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	metrics.WriteString(rec.Body.String())
+	if !strings.Contains(metrics.String(), `specguard_http_requests_total{operation="healthz",status="500"} 2`) {
+		t.Errorf("the two panics are not counted as 500s:\n%s", grepLines(metrics.String(), "specguard_http_requests_total"))
+	}
+	out := logs.String()
+	if n := strings.Count(out, `"msg":"request"`); n != 2 || strings.Count(out, `"status":500`) != 2 {
+		t.Errorf("%d request lines, want both panics logged with status 500:\n%s", n, out)
+	}
+	if strings.Count(out, `"msg":"panic"`) != 2 || !strings.Contains(out, `"stack":"goroutine`) || !strings.Contains(out, `"operation":"healthz"`) {
+		t.Errorf("the panic lines do not carry the operation and the stack:\n%.2000s", out)
+	}
+}
+
+// grepLines returns the lines of s that start with prefix.
+func grepLines(s, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
