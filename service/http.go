@@ -51,6 +51,9 @@ func NewHandler(d *Deps) (http.Handler, error) {
 	}
 	var h http.Handler = g
 	if d.Docs != nil {
+		if err := docsFree(d.Table); err != nil {
+			return nil, err
+		}
 		// Not an http.ServeMux: it would clean and redirect paths that the
 		// guard must see exactly as chi routes them.
 		api, docs := h, d.Docs
@@ -77,6 +80,18 @@ func NewHandler(d *Deps) (http.Handler, error) {
 	}
 	// The recoverer inside: a panic's 500 is counted and logged as any.
 	return logRequests(reqLog, d.Metrics, recoverer(d.problems, d.Log, h)), nil
+}
+
+// docsFree refuses a document with an operation at /docs or under it:
+// the docs page answers those paths before the guard, and the operation
+// would never be reached.
+func docsFree(t *policy.Table) error {
+	for _, op := range t.Operations() {
+		if op.Path == "/docs" || strings.HasPrefix(op.Path, "/docs/") {
+			return fmt.Errorf("%s:%d: %s: /docs and the paths under it are the docs page's, which answers them before the guard: give the operation another path", t.Source, op.Line, op)
+		}
+	}
+	return nil
 }
 
 // whileLocked refuses every request (503) while this instance does not

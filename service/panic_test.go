@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 
@@ -85,4 +86,41 @@ func grepLines(s, prefix string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// An operation at /docs or under it is refused before anything is
+// written: the docs page answered those paths before the guard, and the
+// operation's handler was never reached (a plain-text 404).
+func TestOperationUnderDocsRefused(t *testing.T) {
+	app := testApp()
+	app.Spec = []byte(strings.Replace(string(app.Spec), "\npaths:\n", `
+paths:
+  /docs/{id}:
+    get:
+      operationId: getDoc
+      security: []
+      x-rate-limit: false
+      parameters:
+        - { name: id, in: path, required: true, schema: { type: string } }
+      responses:
+        '200': { description: A document., content: { application/json: { schema: { type: object } } } }
+`, 1))
+	routes := app.Routes
+	app.Routes = func(r chi.Router, d *service.Deps) error {
+		r.Get("/docs/{id}", func(http.ResponseWriter, *http.Request) {})
+		return routes(r, d)
+	}
+	dir := t.TempDir()
+	env := map[string]string{"SPECGUARD_DATA_DIR": dir, "SPECGUARD_ADMIN_ADDR": "off"}
+	srv, err := service.Build(context.Background(), app, nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	if err == nil {
+		srv.Close()
+		t.Fatal("Build served an operation under /docs that the docs page shadows")
+	}
+	if want := "GET /docs/{id} (getDoc): /docs and the paths under it are the docs page's"; !strings.Contains(err.Error(), want) {
+		t.Errorf("Build: %v, want an error with %q", err, want)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+		t.Errorf("the refused start wrote %d entries into the data directory", len(entries))
+	}
 }

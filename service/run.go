@@ -70,6 +70,9 @@ func build(ctx context.Context, app App, args []string, getenv func(string) stri
 	if err != nil {
 		return nil, err
 	}
+	if err := docsFree(table); err != nil {
+		return nil, err
+	}
 	if cfg.SpecFile != "" {
 		// Before anything is opened or written: the guard would refuse
 		// the routes only once the database is migrated and seeded.
