@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -211,6 +212,48 @@ func TestSIGTERMDuringLoad(t *testing.T) {
 	}
 	if _, err := http.Get(in.Base + "/healthz"); err == nil {
 		t.Error("a request after exit was answered")
+	}
+}
+
+// A second signal while the requests in flight drain ends the process at
+// once: it stayed up, ignoring SIGINT and SIGTERM, until the shutdown
+// timeout had passed.
+func TestSecondSignalEndsTheDrain(t *testing.T) {
+	in := Start(t, "SPECGUARD_SHUTDOWN_TIMEOUT=2m")
+	// A request held in flight: its body never comes whole.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(in.Base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"email\""); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := in.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(in.logs.String(), "shutting down"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no graceful stop began on SIGTERM:\n%s", in.logs.String())
+		}
+	}
+	select {
+	case <-in.exited:
+		t.Fatalf("exited while a request was in flight, before the second signal: %v", in.cmd.ProcessState)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := in.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-in.exited:
+		if in.cmd.ProcessState.Success() {
+			t.Errorf("ended by the second signal with status 0: %v", in.cmd.ProcessState)
+		}
+		in.cmd = nil // Stop, at cleanup, would ask for status 0
+	case <-time.After(30 * time.Second):
+		t.Errorf("still running 30 s after a second signal, with the shutdown timeout at 2m")
 	}
 }
 

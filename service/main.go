@@ -19,11 +19,15 @@ import (
 // Main is a service's whole command: `NAME serve` serves it (the default
 // with no command), `NAME migrate` applies its migrations and exits. It
 // reads os.Args and the environment, stops gracefully on SIGINT and
-// SIGTERM, and exits 1 on an error, printed as one line (2 on a bad flag,
+// SIGTERM (a second one ends it at once), and exits 1 on an error, printed as one line (2 on a bad flag,
 // which the flag package has printed with the usage).
 func Main(app App) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal asks for a graceful stop; a second, while the
+	// requests in flight drain, ends the process at once, as an operator
+	// pressing Ctrl-C again expects.
+	go func() { <-ctx.Done(); stop() }()
 	err := Command(ctx, app, os.Args[1:], os.Getenv, os.Environ(), os.Stdout, os.Stderr)
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
