@@ -83,6 +83,23 @@ func TestDocsRoutes(t *testing.T) {
 	if resp, _ := get(h, "GET", "/docs"); resp.Header.Get("Location") != "/docs/" {
 		t.Errorf("/docs redirects to %q", resp.Header.Get("Location"))
 	}
+	// The embedded assets have no modification time: told no-cache, a
+	// browser fetched Swagger UI's bundle whole on every page. Each has
+	// an ETag of its content, and a browser that has it gets a 304.
+	for _, asset := range []string{"/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css"} {
+		resp, _ := get(h, "GET", asset)
+		etag := resp.Header.Get("ETag")
+		if len(etag) < 3 || etag[0] != '"' {
+			t.Fatalf("%s: ETag %q, want one of its content", asset, etag)
+		}
+		req := httptest.NewRequest("GET", asset, nil)
+		req.Header.Set("If-None-Match", etag)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusNotModified || w.Body.Len() != 0 {
+			t.Errorf("%s again with If-None-Match: %d, %d bytes; want 304 and none", asset, w.Code, w.Body.Len())
+		}
+	}
 }
 
 // testSpec is the credential operations' document plus one operation that
