@@ -57,6 +57,7 @@ type Config struct {
 	OIDC            map[string]oidc.Settings
 	AllowedOrigins  []string      // SPECGUARD_ALLOWED_ORIGINS; comma-separated
 	ShutdownTimeout time.Duration // SPECGUARD_SHUTDOWN_TIMEOUT
+	ShutdownDelay   time.Duration // SPECGUARD_SHUTDOWN_DELAY
 	LogFormat       string        // SPECGUARD_LOG_FORMAT: json or text
 	LogRequests     bool          // SPECGUARD_LOG_REQUESTS: one line per request
 	AdminAddr       string        // SPECGUARD_ADMIN_ADDR: /metrics; "auto" = 127.0.0.1:<API port + 1000>; "off" = none
@@ -215,6 +216,14 @@ var settings = []setting{
 	}},
 	{"oidc-cache-ttl", "longest an introspected token is trusted without asking its provider again: a token revoked there is refused within it", "60s", dur(func(c *Config) *time.Duration { return &c.OIDCCacheTTL })},
 	{"shutdown-timeout", "how long SIGTERM waits for in-flight requests", "10s", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+	{"shutdown-delay", "how long, after SIGTERM, the server goes on serving while /readyz answers 503 (for a load balancer to stop sending it requests), before it stops taking new ones; 0 = none", "0s", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > 5*time.Minute {
+			return fmt.Errorf("%q is not a duration from 0s to 5m", v)
+		}
+		c.ShutdownDelay = d
+		return nil
+	}},
 	{"admin-addr", "listen address of /metrics (keep it private); auto = 127.0.0.1 and the API's port + 1000; off = none", "auto", func(c *Config, v string) error {
 		if v != "off" && v != "auto" {
 			if _, _, err := net.SplitHostPort(v); err != nil {

@@ -12,6 +12,7 @@ import (
 	"maps"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -83,6 +84,9 @@ type Deps struct {
 	// demo: the demo accounts were seeded (the development setup): the
 	// API answers loopback hosts only.
 	demo bool
+	// draining: asked to stop, the instance serves on for the shutdown
+	// delay while Ready says shutting_down.
+	draining atomic.Bool
 }
 
 // tracerProvider is Tracer as the interface the packages take: nil (no
@@ -236,7 +240,7 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 		}
 	}
 	stores := d.Ready
-	d.Ready = (&readiness{check: func(ctx context.Context) map[string]error {
+	checked := (&readiness{check: func(ctx context.Context) map[string]error {
 		checks := map[string]error{"database": d.DB.Ping(ctx)}
 		if d.lock != nil {
 			checks["instance_lock"] = nil
@@ -253,6 +257,13 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 		}
 		return checks
 	}}).ready
+	d.Ready = func(ctx context.Context) map[string]error {
+		checks := checked(ctx)
+		if d.draining.Load() {
+			checks["shutting_down"] = errShuttingDown
+		}
+		return checks
+	}
 	d.Metrics = NewMetrics()
 	metered := &meteredStore{next: d.Store, m: d.Metrics, store: d.storeName}
 	if d.Tracer != nil && d.storeName != "memory" {
@@ -334,6 +345,10 @@ var lockKeepalive = 2 * time.Second
 
 // errLockLost: the instance lock is not held.
 var errLockLost = errors.New("the instance lock is not held")
+
+// errShuttingDown: the instance was asked to stop and serves on only for
+// SPECGUARD_SHUTDOWN_DELAY.
+var errShuttingDown = errors.New("the instance is shutting down")
 
 // readiness runs checks at most once a second, and never two at once,
 // whoever asks: /readyz is open to anyone, and each check reaches the

@@ -158,3 +158,50 @@ func TestShutdownPastItsTimeout(t *testing.T) {
 		t.Fatal("Run did not return")
 	}
 }
+
+// With SPECGUARD_SHUTDOWN_DELAY, an instance asked to stop serves on for
+// the delay while /readyz answers 503 (shutting_down), so that a load
+// balancer stops sending it requests before its listener closes; then it
+// stops. Without it, the listener closed at once and requests routed to
+// it in the meantime were refused.
+func TestShutdownDelayDrains(t *testing.T) {
+	env := map[string]string{"SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_ADDR": "127.0.0.1:0", "SPECGUARD_ADMIN_ADDR": "off", "SPECGUARD_SHUTDOWN_DELAY": "3s"}
+	logs := addrWriter{addrc: make(chan string, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- service.Run(ctx, testApp(), nil, func(k string) string { return env[k] }, logs, io.Discard)
+	}()
+	base := "http://" + <-logs.addrc
+	get := func(path string) (int, string, error) {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body), nil
+	}
+	if code, body, err := get("/readyz"); code != 200 || strings.Contains(body, "shutting_down") {
+		t.Fatalf("/readyz before the stop: %d %s %v", code, body, err)
+	}
+	cancel()
+	time.Sleep(300 * time.Millisecond) // well inside the delay
+	if code, body, err := get("/readyz"); code != 503 || !strings.Contains(body, `"shutting_down":"unavailable"`) {
+		t.Errorf("/readyz while draining: %d %s %v, want 503 saying shutting_down", code, body, err)
+	}
+	if code, _, err := get("/healthz"); code != 200 {
+		t.Errorf("a request while draining: %d %v, want it served", code, err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run after the delay: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return after the delay")
+	}
+	if _, _, err := get("/healthz"); err == nil {
+		t.Error("a request after the stop was answered")
+	}
+}

@@ -178,6 +178,17 @@ func (s *Server) serve(ctx context.Context, ls *listeners) error {
 		return err
 	case <-ctx.Done():
 	}
+	if cfg.ShutdownDelay > 0 {
+		// Serving on, unready: a load balancer that polls /readyz stops
+		// sending requests before the listener closes on them.
+		deps.draining.Store(true)
+		log.Info("draining: /readyz answers 503 until the shutdown begins", "delay", cfg.ShutdownDelay.String())
+		select {
+		case err := <-errc:
+			return err
+		case <-time.After(cfg.ShutdownDelay):
+		}
+	}
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
