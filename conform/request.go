@@ -45,7 +45,6 @@ type violation struct {
 	contentType string
 }
 
-
 // validValue is a value p's schema accepts, or "1" when none of those
 // tried is (any value routes; only validation would refuse it).
 func validValue(p *openapi3.Parameter) string {
