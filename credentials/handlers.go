@@ -526,6 +526,9 @@ func (s *Service) session(w http.ResponseWriter, r *http.Request) {
 	a, err := s.checkPassword(r, in.Email, in.Password)
 	var ns *sessions.Issued
 	if err == nil {
+		// First, so that the session it replaces leaves room under the
+		// cap for the new one.
+		s.endReplaced(r)
 		ns, err = s.sessions.Create(r.Context(), a.ID, a.Role, in.Device)
 	}
 	if err == nil {
@@ -540,7 +543,6 @@ func (s *Service) session(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		s.fail(w, r, err)
 	default:
-		s.endReplaced(r)
 		for _, c := range s.sessions.Cookies(s.cookie, ns) {
 			http.SetCookie(w, c)
 		}
@@ -555,6 +557,8 @@ func (s *Service) session(w http.ResponseWriter, r *http.Request) {
 // outlive it. The request proved a password, so no CSRF proof is asked
 // (a safe method is asked none). A store that fails here is no reason to
 // refuse the new session: the old one still ends as it would have.
+// Called before the new session is made, it frees its place under the
+// cap on an account's sessions.
 func (s *Service) endReplaced(r *http.Request) {
 	if s.cookieSc == nil {
 		return
@@ -563,7 +567,7 @@ func (s *Service) endReplaced(r *http.Request) {
 	peek.Method = http.MethodGet
 	if q, err := s.sessions.Authenticate(r.Context(), peek, s.cookieSc); err == nil && q != nil {
 		if id := sessionOf(q); id != "" {
-			if err := s.sessions.Delete(r.Context(), q.Subject, id); err != nil {
+			if err := s.sessions.Delete(r.Context(), q.Subject, id); err != nil && !errors.Is(err, security.ErrNotFound) {
 				s.cfg.log.Warn("the session a new login replaced was not ended", "subject", q.Subject, "err", err)
 			}
 		}

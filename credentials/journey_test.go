@@ -466,3 +466,27 @@ func withKey(t *testing.T, e *env, raw, kid string) *security.Principal {
 	both.Credentials = append(p.Credentials[:len(p.Credentials):len(p.Credentials)], security.NewCredential(security.KindAPIKey, kid))
 	return &both
 }
+
+// At the cap on an account's sessions, logging in again in a browser that
+// holds one of them replaces it: the login was refused 409 (too many)
+// though it was to end that very session.
+func TestLoginAgainAtTheSessionCap(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			e := onBackend(t, b, credentials.WithMaxSessions(1))
+			e.register("capped@example.com", "capped-password-1")
+			old, _ := e.browserLogin("capped@example.com", "capped-password-1")
+			r := e.json("POST", "/auth/session", `{"email":"capped@example.com","password":"capped-password-1","device":"browser"}`, "Cookie", old)
+			if r.code != 201 {
+				t.Fatalf("logging in again over the one session allowed: %d %s", r.code, r.raw)
+			}
+			if r := e.do("GET", "/me", "", "", "Cookie", old); r.code != 401 {
+				t.Errorf("the replaced session: GET /me %d, want 401", r.code)
+			}
+			// Another browser, without the cookie, is still refused.
+			if r := e.json("POST", "/auth/session", `{"email":"capped@example.com","password":"capped-password-1","device":"browser"}`); r.code != 409 {
+				t.Errorf("a second browser at the cap: %d %s, want 409", r.code, r.raw)
+			}
+		})
+	}
+}

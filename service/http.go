@@ -19,7 +19,9 @@ import (
 
 // NewHandler builds the whole HTTP stack: the credential operations and
 // the app's own routes behind one guard that authenticates, limits and
-// validates every request.
+// validates every request. A handler's panic after its answer began cuts
+// the connection by panicking http.ErrAbortHandler, which net/http's
+// server recovers; serve the handler with one.
 func NewHandler(d *Deps) (http.Handler, error) {
 	r := chi.NewRouter()
 	d.Credentials.Mount(r)
@@ -118,8 +120,10 @@ func opID(r *http.Request) string {
 // recoverer answers a handler's panic with a 500 problem and logs it with
 // its stack. An answer already begun is not finished with a problem
 // glued to it (a 200 with a broken body, the connection kept): the
-// connection is cut, as net/http does, by panicking http.ErrAbortHandler.
-// w is logRequests' *reqState, which knows whether the answer began.
+// connection is cut, as net/http does, by panicking http.ErrAbortHandler,
+// which net/http's server recovers (a caller of the handler outside it
+// sees the panic). w is logRequests' *reqState, which knows whether the
+// answer began.
 func recoverer(p problem.Writer, log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
@@ -127,10 +131,13 @@ func recoverer(p problem.Writer, log *slog.Logger, next http.Handler) http.Handl
 			if v == nil {
 				return
 			}
+			st, _ := w.(*reqState)
 			if v == http.ErrAbortHandler {
+				if st != nil {
+					st.status = http.StatusInternalServerError // cut, as logged
+				}
 				panic(v)
 			}
-			st, _ := w.(*reqState)
 			op := ""
 			if st != nil && st.op != nil {
 				op = st.op.ID
@@ -138,8 +145,14 @@ func recoverer(p problem.Writer, log *slog.Logger, next http.Handler) http.Handl
 			log.Error("panic", "method", r.Method, "path", r.URL.Path, "operation", op, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			if st != nil && st.status != 0 {
 				st.status = http.StatusInternalServerError // as counted and logged
+				// What was written goes out first: the client sees a
+				// truncated answer, not none (which a Transport may take
+				// as a reason to send the request again).
+				_ = http.NewResponseController(w).Flush()
 				panic(http.ErrAbortHandler)
 			}
+			// The handler's headers (a cookie it set) are not the 500's.
+			clear(w.Header())
 			p.Internal(w)
 		}()
 		next.ServeHTTP(w, r)

@@ -46,5 +46,8 @@ func newOIDC(ctx context.Context, cfg *Config, table *policy.Table, m *Metrics, 
 	for name, set := range cfg.OIDC {
 		opts = append(opts, oidc.WithSettings(name, set))
 	}
-	return oidc.New(ctx, table, opts...)
+	// Its background work (key refresh, the first load's retries) ends
+	// with Close, not with ctx: a stop with SPECGUARD_SHUTDOWN_DELAY cancels
+	// ctx and serves on for the delay.
+	return oidc.New(context.WithoutCancel(ctx), table, opts...)
 }

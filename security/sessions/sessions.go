@@ -43,15 +43,18 @@ const (
 // Service creates browser sessions and authenticates cookie-session
 // requests (apiKey-in-cookie schemes), with a CSRF check on unsafe methods.
 type Service struct {
-	store    security.SessionStore
-	ttl      time.Duration
-	idle     time.Duration
-	origins  []string // allowed Origin values; the request's own host when empty
-	scopes   func(role string) []string
-	accounts *security.Accounts
-	max      int
-	clock    clock.Clock
-	cache    *cache.Bounded[*cachedSession] // sessions seen; liveness is checked in the store
+	store   security.SessionStore
+	ttl     time.Duration
+	idle    time.Duration
+	origins []string // allowed Origin values (listedOnly); otherwise the request's own host
+	// listedOnly: WithAllowedOrigins gave a list, which replaces the own
+	// host even when none of it is an origin (then nothing is allowed).
+	listedOnly bool
+	scopes     func(role string) []string
+	accounts   *security.Accounts
+	max        int
+	clock      clock.Clock
+	cache      *cache.Bounded[*cachedSession] // sessions seen; liveness is checked in the store
 }
 
 // Option configures a Service.
@@ -72,7 +75,7 @@ func WithIdle(d time.Duration) Option { return func(s *Service) { s.idle = d } }
 // refuses one, naming it.
 func WithAllowedOrigins(origins ...string) Option {
 	return func(s *Service) {
-		s.origins = nil
+		s.origins, s.listedOnly = nil, len(origins) > 0
 		for _, o := range origins {
 			if CheckOrigin(o) == nil {
 				s.origins = append(s.origins, o)
@@ -314,7 +317,7 @@ func (s *Service) checkCSRF(r *http.Request, sess *security.Session) error {
 }
 
 func (s *Service) originAllowed(r *http.Request, origin string) bool {
-	if len(s.origins) == 0 {
+	if !s.listedOnly {
 		// Same origin means same scheme too: an http:// page on this host
 		// (reachable by anyone on the network path) is another origin. The
 		// session cookie is Secure, so plain http is only same-origin on a

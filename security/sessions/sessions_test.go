@@ -231,6 +231,21 @@ func TestAllowedOriginsThatAreNone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A list none of which is an origin allows nothing, the own host
+	// neither: it replaces the own host as any list does.
+	own := sessions.New(security.NewMemoryStore(nil), func(string) []string { return nil }, sessions.WithAllowedOrigins("https://App.example"))
+	ownSession, err := own.Create(context.Background(), "alice", "reader", "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodPost, "https://app.example/x", nil)
+	r.AddCookie(&http.Cookie{Name: "__Host-session", Value: ownSession.Cookie})
+	r.AddCookie(&http.Cookie{Name: sessions.CSRFCookie, Value: ownSession.CSRF})
+	r.Header.Set(sessions.CSRFHeader, ownSession.CSRF)
+	r.Header.Set("Origin", "https://app.example")
+	if p, err := own.Authenticate(context.Background(), r, &policy.Scheme{Name: "cookieAuth", Type: policy.SchemeAPIKeyCookie, Param: "__Host-session"}); err == nil {
+		t.Errorf("the own host, with WithAllowedOrigins of no origin: admitted as %s", p.Subject)
+	}
 	for _, origin := range []string{"null", "*"} {
 		r := httptest.NewRequest(http.MethodPost, "https://app.example/x", nil)
 		r.AddCookie(&http.Cookie{Name: "__Host-session", Value: ns.Cookie})
