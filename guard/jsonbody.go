@@ -184,6 +184,25 @@ func repeatable(mt *openapi3.MediaType) func(name string) bool {
 	}
 }
 
+// mayBeArray reports whether s, or a member of its allOf, anyOf or oneOf,
+// is an array.
+func mayBeArray(s *openapi3.Schema, depth int) bool {
+	if s == nil || depth > maxFoldDepth {
+		return false
+	}
+	if s.Type.Includes(openapi3.TypeArray) {
+		return true
+	}
+	for _, refs := range []openapi3.SchemaRefs{s.AllOf, s.AnyOf, s.OneOf} {
+		for _, r := range refs {
+			if mayBeArray(r.Value, depth+1) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // mayRepeat reports whether a form field or query parameter of schema s
 // may be given more than once: s, or a member of its allOf, anyOf or
 // oneOf, may be an array, or s constrains nothing (no type, no
@@ -192,27 +211,7 @@ func repeatable(mt *openapi3.MediaType) func(name string) bool {
 // not empty, a handler reads the first, so q=&q=abc handed "" past
 // minLength 3.
 func mayRepeat(s *openapi3.Schema) bool {
-	if s == nil {
-		return true
-	}
-	var array func(s *openapi3.Schema, depth int) bool
-	array = func(s *openapi3.Schema, depth int) bool {
-		if s == nil || depth > maxFoldDepth {
-			return false
-		}
-		if s.Type.Includes(openapi3.TypeArray) {
-			return true
-		}
-		for _, refs := range []openapi3.SchemaRefs{s.AllOf, s.AnyOf, s.OneOf} {
-			for _, r := range refs {
-				if array(r.Value, depth+1) {
-					return true
-				}
-			}
-		}
-		return false
-	}
-	if array(s, 0) {
+	if s == nil || mayBeArray(s, 0) {
 		return true
 	}
 	return (s.Type == nil || len(s.Type.Slice()) == 0) && len(s.AllOf)+len(s.AnyOf)+len(s.OneOf) == 0 && s.Not == nil &&
