@@ -209,6 +209,14 @@ func minimalBody(op *policy.Operation) ([]byte, error) {
 	return json.Marshal(v)
 }
 
+// formatSamples are values of the string formats validation checks
+// (internal/formats), for a schema that names one.
+var formatSamples = map[string]string{
+	"email": "conform@example.com", "uuid": "00000000-0000-4000-8000-000000000000", "uri": "https://example.com/conform",
+	"hostname": "conform.example.com", "ipv4": "192.0.2.1", "ipv6": "2001:db8::1",
+	"date": "2026-01-01", "date-time": "2026-01-01T00:00:00Z",
+}
+
 // minimal is the least value schema s accepts: an object of its required
 // properties (and as many more as minProperties asks), a string of the
 // example, default, first enum value or "conform" sized to its bounds.
@@ -267,18 +275,9 @@ func minimal(s *openapi3.Schema, depth int) any {
 		return time.Now().UTC().Format(time.RFC3339)
 	case "date":
 		return time.Now().UTC().Format(time.DateOnly)
-	case "email":
-		return "conform@example.com"
-	case "uuid":
-		return "00000000-0000-4000-8000-000000000000"
-	case "uri":
-		return "https://example.com/conform"
-	case "hostname":
-		return "conform.example.com"
-	case "ipv4":
-		return "192.0.2.1"
-	case "ipv6":
-		return "2001:db8::1"
+	}
+	if v, ok := formatSamples[s.Format]; ok {
+		return v
 	}
 	str := "conform"
 	if s.MaxLength != nil && uint64(len(str)) > *s.MaxLength {

@@ -428,7 +428,7 @@ func uncheckedFormats(op *Operation) [][2]string {
 			return
 		}
 		visited[s] = true
-		if f := s.Format; f != "" && !formats.Checked[f] && !described[f] && !seen[f] {
+		if f := s.Format; f != "" && !formats.Checked(f) && !described[f] && !seen[f] {
 			seen[f] = true
 			out = append(out, [2]string{f, where})
 		}

@@ -17,13 +17,20 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 )
 
-// Checked are the string formats validation checks: kin-openapi's own
-// and those of Options.
-var Checked = map[string]bool{"byte": true, "date": true, "date-time": true,
-	"uuid": true, "email": true, "ipv4": true, "ipv6": true, "uri": true, "hostname": true}
+// Checked reports whether validation checks string format f: one of
+// Options', or one kin-openapi's registry has (its own date, date-time
+// and byte, and any a program defined there).
+func Checked(f string) bool {
+	_, ours := validators[f]
+	_, kins := openapi3.SchemaStringFormats[f]
+	return ours || kins
+}
 
 // Options are the schema validation options that check them.
-var Options = []openapi3.SchemaValidationOption{openapi3.WithStringFormatValidators(map[string]openapi3.StringFormatValidator{
+var Options = []openapi3.SchemaValidationOption{openapi3.WithStringFormatValidators(validators)}
+
+// validators are the formats checked beyond kin-openapi's own.
+var validators = map[string]openapi3.StringFormatValidator{
 	// Any version and variant (RFC 9562 leaves room for more, and a
 	// Microsoft GUID has its own variant), in either case.
 	"uuid":  openapi3.NewRegexpFormatValidator(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`),
@@ -37,7 +44,7 @@ var Options = []openapi3.SchemaValidationOption{openapi3.WithStringFormatValidat
 		}
 		return nil
 	}),
-})}
+}
 
 // hostname is a host name of RFC 1123, 2.1: dot-separated labels of
 // letters, digits and hyphens, none starting or ending with a hyphen, of
