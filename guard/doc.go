@@ -12,7 +12,8 @@
 //
 // The pipeline, in the order ServeHTTP runs it:
 //
-//	resolve       the router's route and method -> policy.Operation (404/405)
+//	resolve       the router's route and method -> policy.Operation (404/405);
+//	              HEAD without a route of its own -> the path's GET operation
 //	authenticate  the operation's alternatives (OR) of schemes (AND), scopes
 //	limit         the Limiter's verdict; a failed authentication counts as anonymous
 //	decide        429/503 from the verdict, else 400/401/403/503 from authentication

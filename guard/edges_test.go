@@ -241,8 +241,8 @@ func TestNotFoundAndMethodNotAllowedAreProblems(t *testing.T) {
 	if p := decodeProblem(t, w); w.Code != http.StatusMethodNotAllowed || p.Type != problem.DefaultPrefix+"method-not-allowed" {
 		t.Errorf("wrong method: %d %+v, want a 405 problem", w.Code, p)
 	}
-	if got := w.Header().Get("Allow"); got != "GET, POST" {
-		t.Errorf("Allow = %q, want GET, POST", got)
+	if got := w.Header().Get("Allow"); got != "GET, HEAD, POST" {
+		t.Errorf("Allow = %q, want GET, HEAD, POST (a GET operation serves HEAD)", got)
 	}
 }
 

@@ -98,7 +98,7 @@ func ExampleNew() {
 	// 200 notes of alice
 	// 200 notes of alice
 	// 429 retry after 30s; violated: per-key
-	// 405 allow: GET
+	// 405 allow: GET, HEAD
 	// 404 urn:specguard:problem:not-found
 }
 

@@ -398,6 +398,24 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, tr *reqTrace) {
 	path, method, mounted := routePath(r)
 	pattern := g.router.Find(rctx, method, path)
 	st := g.operation(method, pattern)
+	head := false // a HEAD request served as its path's GET
+	if st == nil && method == http.MethodHead && !g.free[method+" "+pattern] {
+		// HEAD is GET without the answer's body (RFC 9110 9.3.2), which
+		// net/http drops: where no route takes HEAD itself, the path's
+		// GET operation serves it, with its security and limits, as
+		// chi's GetHead would route it.
+		// A route the document leaves to the app (WithUnguarded) is the
+		// app's to answer HEAD on.
+		rctx.Reset()
+		if p := g.router.Find(rctx, http.MethodGet, path); p != "" {
+			if st = g.operation(http.MethodGet, p); st != nil {
+				head, method, pattern = true, http.MethodGet, p
+			}
+		}
+		if st == nil {
+			rctx.Reset()
+		}
+	}
 	if st == nil {
 		if pattern != "" && g.free[method+" "+pattern] {
 			if tr != nil {
@@ -488,6 +506,9 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, tr *reqTrace) {
 			rctx.Reset() // the router fills it again as it routes
 			rctx.Routes = g.router
 		}
+	}
+	if head && h == nil {
+		routeAsGet(r, rctx, rc.rctx == nil)
 	}
 	if tr != nil {
 		var endHandler func()
@@ -764,6 +785,18 @@ func (c *requestContext) Value(key any) any {
 		return c.op
 	}
 	return c.Context.Value(key)
+}
+
+// routeAsGet has the router route r, a HEAD request, as GET, as chi's
+// GetHead does: in the route context the guard hands on (rctx), or in the
+// one of the router that mounted this one.
+func routeAsGet(r *http.Request, rctx *chi.Context, mounted bool) {
+	if mounted {
+		rctx = chi.RouteContext(r.Context())
+	}
+	if rctx != nil {
+		rctx.RouteMethod = http.MethodGet
+	}
 }
 
 // routePath returns the path and method chi will route r on, and whether

@@ -117,6 +117,12 @@ func (g *Guard) notFound(w http.ResponseWriter, method, path string) {
 		}
 		if pattern := g.router.Find(rctx, m, path); pattern != "" && (g.table.Lookup(m, pattern) != nil || g.free[m+" "+pattern]) {
 			allow = append(allow, m)
+		} else if m == http.MethodHead && method != http.MethodGet {
+			// A GET operation serves HEAD too (see serve).
+			rctx.Reset()
+			if pattern := g.router.Find(rctx, http.MethodGet, path); pattern != "" && g.table.Lookup(http.MethodGet, pattern) != nil {
+				allow = append(allow, m)
+			}
 		}
 	}
 	if len(allow) > 0 {
