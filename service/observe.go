@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -99,10 +100,10 @@ func NewMetrics() *Metrics {
 // the operation, the status, the reason, the JSON pointer and what the
 // document asks there, never a value.
 func (m *Metrics) reportResponse(log *slog.Logger, mode guard.ResponseMode) func(*http.Request, *policy.Operation, []guard.ResponseViolation) {
-	return func(_ *http.Request, op *policy.Operation, vs []guard.ResponseViolation) {
+	return func(r *http.Request, op *policy.Operation, vs []guard.ResponseViolation) {
 		for _, v := range vs {
 			m.responseViolations.WithLabelValues(op.ID, v.Reason).Inc()
-			log.Warn("an answer breaks the API description", "operation", op.ID, "status", v.Status, "reason", v.Reason,
+			log.Warn("an answer breaks the API description", "request_id", RequestID(r.Context()), "operation", op.ID, "status", v.Status, "reason", v.Reason,
 				"pointer", v.Pointer, "detail", v.Detail, "validate_responses", mode.String())
 		}
 	}
@@ -239,10 +240,11 @@ type storeKey struct{ store, call string }
 
 // reqState is one request's ResponseWriter as logRequests hands it on: it
 // records the status written and what the guard and the limiter decided,
-// which they report through their observers with this writer. One
-// allocation, and no context value, per request.
+// which they report through their observers with this writer. It holds the
+// request's context too (RequestID): one allocation per request.
 type reqState struct {
 	http.ResponseWriter
+	ctx    idContext
 	status int
 	op     *policy.Operation
 	auth   guard.Outcome
@@ -313,16 +315,48 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// logRequests writes one line per request to log, unless it is nil (never a
-// credential: the principal's subject at most), and counts it in m.
+// RequestID returns the id the service gave the request whose context ctx
+// is (or derives from): its answer's X-Request-Id header and every line
+// the service logs about it carry it (the request's line, a panic's, a
+// handler's error, an answer that breaks the document), so that what a
+// client reports can be found in the logs. "" outside a request of the
+// service.
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+type requestIDKey struct{}
+
+// idContext is a request's context with its id (RequestID).
+type idContext struct {
+	context.Context
+	id string
+}
+
+func (c *idContext) Value(key any) any {
+	if key == (requestIDKey{}) {
+		return c.id
+	}
+	return c.Context.Value(key)
+}
+
+// requestIDHeader carries the request's id (RequestID) in every answer.
+const requestIDHeader = "X-Request-Id"
+
+// logRequests gives every request its id (RequestID), writes one line per
+// request to log, unless it is nil (never a credential: the principal's
+// subject at most), and counts it in m. The id is the service's own: one a
+// client sends is not taken, as it could name another's request.
 func logRequests(log *slog.Logger, m *Metrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		st := &reqState{ResponseWriter: w}
+		st := &reqState{ResponseWriter: w, ctx: idContext{Context: r.Context(), id: newRequestID()}}
+		w.Header()[requestIDHeader] = []string{st.ctx.id}
 		// Deferred: a request whose connection was cut (a panic after its
 		// answer began, see recoverer) is counted and logged too.
 		defer logRequest(log, m, st, r, start)
-		next.ServeHTTP(st, r)
+		next.ServeHTTP(st, r.WithContext(&st.ctx))
 	})
 }
 
@@ -343,7 +377,7 @@ func logRequest(log *slog.Logger, m *Metrics, st *reqState, r *http.Request, sta
 		opID = st.op.ID
 	}
 	attrs := []slog.Attr{
-		slog.String("request_id", newRequestID()),
+		slog.String("request_id", st.ctx.id),
 		slog.String("method", r.Method), slog.String("path", r.URL.Path),
 		slog.String("operation", opID),
 		slog.Int("status", st.status), slog.Duration("duration", elapsed),

@@ -2,10 +2,12 @@ package service_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -26,6 +28,10 @@ func TestHandlerPanics(t *testing.T) {
 			return err
 		}
 		r.Get("/healthz", func(w http.ResponseWriter, req *http.Request) {
+			if req.URL.Query().Has("fail") {
+				d.Errors.Response(w, req, errors.New("disk on fire"))
+				return
+			}
 			w.Header().Set("Set-Cookie", "leak=1")
 			if req.URL.Query().Has("late") {
 				w.Header().Set("Content-Type", "application/json")
@@ -55,6 +61,10 @@ func TestHandlerPanics(t *testing.T) {
 	if resp.StatusCode != 500 || !strings.Contains(string(body), "urn:specguard:problem:internal") || resp.Header.Get("Set-Cookie") != "" {
 		t.Errorf("a panic before the answer: %d %v %s, want a 500 problem without the handler's headers", resp.StatusCode, resp.Header, body)
 	}
+	panicID := resp.Header.Get("X-Request-Id")
+	if !regexp.MustCompile(`^[0-9a-f]{16}$`).MatchString(panicID) {
+		t.Errorf("a panic's 500: X-Request-Id %q, want its request's id", panicID)
+	}
 	if resp, err := http.Get(ts.URL + "/healthz?late"); err == nil {
 		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
@@ -73,6 +83,9 @@ func TestHandlerPanics(t *testing.T) {
 	if n := strings.Count(out, `"msg":"request"`); n != 2 || strings.Count(out, `"status":500`) != 2 {
 		t.Errorf("%d request lines, want both panics logged with status 500:\n%s", n, out)
 	}
+	if !strings.Contains(out, `"msg":"panic","request_id":"`+panicID+`"`) || !strings.Contains(out, `"msg":"request","request_id":"`+panicID+`"`) {
+		t.Errorf("no panic line and request line with the id the client got, %s:\n%.2000s", panicID, out)
+	}
 	panics := 0
 	for _, line := range strings.Split(out, "\n") {
 		if strings.Contains(line, `"msg":"panic"`) {
@@ -84,6 +97,21 @@ func TestHandlerPanics(t *testing.T) {
 	}
 	if panics != 2 {
 		t.Errorf("%d panic lines, want 2:\n%.2000s", panics, out)
+	}
+
+	// A handler's error: its log line names the request the client can
+	// quote, and two requests have two ids.
+	resp, err = http.Get(ts.URL + "/healthz?fail")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	failID := resp.Header.Get("X-Request-Id")
+	if resp.StatusCode != 500 || failID == "" || failID == panicID {
+		t.Errorf("a handler's error: %d, X-Request-Id %q (the panic's was %q), want 500 with an id of its own", resp.StatusCode, failID, panicID)
+	}
+	if out := logs.String(); !strings.Contains(out, `"msg":"handler failed","request_id":"`+failID+`"`) {
+		t.Errorf("no handler-failed line with the id the client got, %s:\n%.3000s", failID, out)
 	}
 }
 
