@@ -1,9 +1,12 @@
 package limits_test
 
 import (
+	"cmp"
 	"context"
+	"net/http/httptest"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -143,6 +146,67 @@ func TestAllOrNothingAcrossTiers(t *testing.T) {
 	}
 	stores(t, suite)
 	t.Run("redis cluster", func(t *testing.T) { suite(t, clusterStore(t), time.Sleep) })
+}
+
+// On a Redis Cluster, a tier that refused refuses the request even when
+// another tier's node stops answering: on-store-error (allow, here) decides
+// only what no store answered. It used to decide the whole request, so a
+// caller over one tier's limit was let through while another tier's node
+// was down. Nothing else: with no tier refusing, the node's failure is the
+// store's error, and the answering tiers' state is reported as it stays.
+func TestClusterRefusalHoldsWhileAnotherNodeFails(t *testing.T) {
+	cl := redistest.StartCluster(t)
+	rdb := cl.Client(t)
+	prefix := cl.Nodes[0].Prefix + "rl:"
+	ctx := context.Background()
+	if err := rdb.ForEachShard(ctx, func(ctx context.Context, c *redis.Client) error { return c.Ping(ctx).Err() }); err != nil {
+		t.Fatal(err)
+	}
+	nodeOf := func(bucket string) string {
+		c, err := rdb.MasterForKey(ctx, prefix+"{"+bucket+"|ip:192.0.2.1}")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Options().Addr
+	}
+	// Three buckets: narrow and wide on one node, down on another.
+	narrow, wide, down := "op/narrow", "", ""
+	for i := 0; wide == "" || down == ""; i++ {
+		b := "op/b" + strconv.Itoa(i)
+		if nodeOf(b) == nodeOf(narrow) {
+			wide = cmp.Or(wide, b)
+		} else {
+			down = cmp.Or(down, b)
+		}
+	}
+	tier := func(name, bucket string, limit int64) policy.Tier {
+		return policy.Tier{Name: name, Bucket: bucket, Limit: limit, Window: time.Hour, Key: policy.KeyIP, AllowOnStoreError: true}
+	}
+	refusing := op(tier("narrow", narrow, 1), tier("down", down, 100))
+	admitting := op(tier("wide", wide, 100), tier("down", down, 100))
+	l := limits.New(redislimit.New(rdb, prefix), limits.WithTimeout(time.Second))
+	r := httptest.NewRequest("GET", "/x", nil)
+	if v := l.Decide(r, refusing, limits.Caller{}); !v.Allowed {
+		t.Fatalf("first request: %+v, want admitted", v)
+	}
+	for _, n := range cl.Nodes {
+		if n.Addr == nodeOf(down) {
+			n.Stop()
+		}
+	}
+	for i := range 2 {
+		v := l.Decide(r, refusing, limits.Caller{})
+		if v.Allowed || v.Denied != 1 || v.StoreErr != nil || v.RetryAfter < 1 {
+			t.Errorf("request %d over narrow's limit, down's node stopped: allowed %v, denied %b, store error %v, retry after %d; want refused by narrow alone", i+2, v.Allowed, v.Denied, v.StoreErr, v.RetryAfter)
+		}
+		if len(v.Limit) != 1 || !strings.Contains(v.Limit[0], `"down";r=0;`) {
+			t.Errorf("RateLimit %q: want down's bucket, whose state is unknown, reported with none left", v.Limit)
+		}
+	}
+	v := l.Decide(r, admitting, limits.Caller{})
+	if !v.Allowed || v.StoreErr == nil {
+		t.Errorf("no tier refusing, down's node stopped: allowed %v, store error %v; want on-store-error's allow, with the store's error", v.Allowed, v.StoreErr)
+	}
 }
 
 func TestCost(t *testing.T) {

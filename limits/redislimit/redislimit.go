@@ -4,6 +4,7 @@
 package redislimit
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sync"
@@ -116,14 +117,7 @@ func (c *argCache) of(r *limits.Request) []any {
 // Allow implements Store.
 func (s *Store) Allow(ctx context.Context, reqs []limits.Request, results []limits.Result) (bool, error) {
 	if s.cluster && len(reqs) > 1 {
-		allowed, err := s.allowEach(ctx, reqs, results)
-		if err == nil && !allowed {
-			// A tier refused: what the others charged is given back, so the
-			// Cluster answers as one Redis does (a concurrent request may
-			// see the charge until the refund lands).
-			s.refund(ctx, reqs, results, false)
-		}
-		return allowed, err
+		return s.allowEach(ctx, reqs, results)
 	}
 	keys := make([]string, len(reqs))
 	argv := make([]any, 0, 4*len(reqs))
@@ -272,30 +266,56 @@ func (s *Store) Preload(ctx context.Context) error {
 	return nil
 }
 
-// allowEach decides each tier with its own script call, in one pipeline.
+// allowEach decides each tier with its own script call (its keys may be
+// on different nodes), all at once: one round trip of wall time. They are
+// not pipelined: when one node fails, go-redis's Cluster pipeline puts its
+// error on every command, the answered ones too. A tier that refused
+// refuses the request, even when another tier's node did not answer: one
+// Redis would have refused it, and on-store-error decides only what no
+// store answered. What the admitting tiers charged is then given back, so
+// the Cluster answers as one Redis does (a concurrent request may see the
+// charge until the refund lands). Otherwise a tier that could not be
+// decided is the store's error.
 func (s *Store) allowEach(ctx context.Context, reqs []limits.Request, results []limits.Result) (bool, error) {
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.Cmd, len(reqs))
+	raws := make([][]int64, len(reqs))
+	errs := make([]error, len(reqs))
+	var wg sync.WaitGroup
 	for i := range reqs {
-		cmds[i] = redislua.Allow.EvalSha(ctx, pipe, []string{s.key(&reqs[i])}, s.args(&reqs[i])...)
+		wg.Go(func() {
+			raws[i], errs[i] = redislua.Allow.Run(ctx, s.rdb, []string{s.key(&reqs[i])}, s.args(&reqs[i])...).Int64Slice()
+		})
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !redis.HasErrorPrefix(err, "NOSCRIPT") {
-		return false, fmt.Errorf("%w: %v", limits.ErrStore, err)
-	}
+	wg.Wait()
 	allowed := true
+	var failed error
 	for i := range reqs {
-		raw, err := cmds[i].Int64Slice()
-		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			raw, err = redislua.Allow.Run(ctx, s.rdb, []string{s.key(&reqs[i])}, s.args(&reqs[i])...).Int64Slice()
+		err := errs[i]
+		if err == nil {
+			var ok bool
+			if ok, err = redislua.Decode(raws[i], results[i:i+1]); err == nil {
+				allowed = allowed && ok
+				continue
+			}
+		} else {
+			err = fmt.Errorf("%w: %v", limits.ErrStore, err)
 		}
-		if err != nil {
-			return false, fmt.Errorf("%w: %v", limits.ErrStore, err)
-		}
-		ok, err := redislua.Decode(raw, results[i:i+1])
-		if err != nil {
-			return false, err
-		}
-		allowed = allowed && ok
+		errs[i] = err // undecided
+		results[i] = limits.Result{}
+		failed = cmp.Or(failed, err)
 	}
-	return allowed, nil
+	if !allowed {
+		s.refund(ctx, reqs, results, false) // an undecided tier's result admits nothing: not refunded
+		for i := range reqs {
+			if errs[i] != nil {
+				// Its bucket's state is unknown: reported as admitting with
+				// none left once the limiter gives back its charge.
+				results[i] = limits.Result{Allowed: true, Remaining: -reqs[i].Cost}
+			}
+		}
+		return false, nil
+	}
+	if failed != nil {
+		return false, failed
+	}
+	return true, nil
 }
