@@ -125,9 +125,18 @@ func (p *passwords) check(hash, password string) (ok, rehash bool) {
 		return subtle.ConstantTimeCompare(got, key) == 1, params != p.params
 	}
 	// bcrypt: hashes made before argon2id, or given in a users file. A
-	// password of more than 72 bytes never matches one (bcrypt refuses it).
+	// password of more than 72 bytes never matches one: bcrypt compares the
+	// first 72 alone (only GenerateFromPassword refuses more), so another
+	// password sharing them would log in, and its upgrade to argon2id
+	// would make it the account's.
+	if len(password) > maxBcryptPassword {
+		return false, false
+	}
 	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil, true
 }
+
+// maxBcryptPassword is the longest password bcrypt reads whole, in bytes.
+const maxBcryptPassword = 72
 
 // errHash: a password hash that is neither argon2id nor bcrypt.
 var errHash = errors.New("not an argon2id or bcrypt hash")
