@@ -31,7 +31,9 @@ func caller(r *http.Request) *security.Principal { return security.FromContext(r
 // exists, charged to the failed-password budgets first and refunded when
 // the password was right. A hash of older parameters (or a bcrypt one) is
 // replaced on success. A database that cannot answer is an error wrapping
-// security.ErrUnavailable (503), never a wrong password.
+// security.ErrUnavailable (503), never a wrong password, and is refunded
+// too: no password was checked (a user retrying through an outage must
+// not find their budgets spent once it ends).
 func (s *Service) checkPassword(r *http.Request, email, password string) (*Account, error) {
 	ctx := r.Context()
 	refund, err := s.failures.take(ctx, s.cfg.clientAddr(r), email)
@@ -43,10 +45,12 @@ func (s *Service) checkPassword(r *http.Request, email, password string) (*Accou
 	if err == nil {
 		hash = a.PasswordHash
 	} else if !errors.Is(err, security.ErrNotFound) {
+		refund()
 		return nil, err
 	}
 	ok, rehash, err := s.passwords.match(ctx, hash, password)
 	if err != nil {
+		refund() // no turn to check it came
 		return nil, err
 	}
 	if !ok || a.Disabled {
@@ -377,6 +381,7 @@ func (s *Service) clientCredentials(w http.ResponseWriter, r *http.Request) (*to
 		invalidClient()
 		return nil, nil
 	} else if err != nil {
+		refund() // the key could not be checked
 		return nil, err
 	}
 	refund()
