@@ -20,7 +20,9 @@ import (
 // components into your document. Each operation carries x-credential, the
 // kind of operation it is; its path, operationId, summary, security,
 // x-rate-limit and scopes are yours to change, its request and answers
-// are not (New checks them).
+// are not (New checks them), and an operation that acts for its caller
+// (logout, sessions, me, API keys, the admin ones) must require a
+// credential.
 //
 //go:embed openapi.yaml
 var Fragment []byte
@@ -96,6 +98,10 @@ func (s *Service) bind() error {
 			fail(op, "%s: %s differs from what specguard serves (credentials.Fragment)", kind, diff)
 			continue
 		}
+		if forCaller[kind] && op.Security.Access() != policy.AccessProtected {
+			fail(op, "%s acts for its caller, so its security must require a credential: it admits anonymous callers ({} or security: [])", kind)
+			continue
+		}
 		h := s.handler(kind, op)
 		if (kind == "session") && s.cookie == "" {
 			fail(op, "session needs an apiKey scheme in a cookie (the session cookie) that some operation uses")
@@ -110,6 +116,15 @@ func (s *Service) bind() error {
 		return errs
 	}
 	return nil
+}
+
+// forCaller are the kinds that act for the verified caller (its logins,
+// sessions, keys, account) or an admin's: the document chooses their
+// security, as long as it requires a credential.
+var forCaller = map[string]bool{
+	"logout": true, "logout-all": true, "list-sessions": true, "delete-session": true, "me": true,
+	"list-api-keys": true, "create-api-key": true, "delete-api-key": true,
+	"list-users": true, "disable-user": true, "update-user": true,
 }
 
 // handler is the handler of kind, served at op.

@@ -14,10 +14,10 @@ import (
 
 // A document declares the credential operations itself (x-credential);
 // one whose request or answers have another shape than what the service
-// serves, or that names an operation it does not serve, is refused before
-// anything is served, naming file, line and what differs. What is the
-// document's to choose (paths, ids, security, limits, descriptions) is not
-// checked.
+// serves, that names an operation it does not serve, or that acts for its
+// caller and admits anonymous callers, is refused before anything is
+// served, naming file, line and what differs. What is the document's to
+// choose (paths, ids, security, limits, descriptions) is not checked.
 func TestFragmentShapes(t *testing.T) {
 	frag := string(credentials.Fragment)
 	for _, c := range []struct {
@@ -37,6 +37,14 @@ func TestFragmentShapes(t *testing.T) {
 			"GET /.well-known/jwks.json (getJWKS): x-credential: keys is not an operation specguard serves"},
 		{"another method", "  /auth/logout:\n    post:\n", "  /auth/logout:\n    delete:\n",
 			"DELETE /auth/logout (logout): x-credential: logout is served as POST, not DELETE"},
+		// An operation that acts for its caller had its handler panic on
+		// an anonymous request (a nil principal): refused instead.
+		{"an operation for its caller open to anonymous callers", "      summary: The calling user, by any credential specguard accepts.\n      security:\n",
+			"      summary: The calling user, by any credential specguard accepts.\n      security:\n        - {}\n",
+			"GET /me (getMe): x-credential: me acts for its caller, so its security must require a credential: it admits anonymous callers"},
+		{"an operation for its caller made public", "      summary: Every account (moderators and admins).\n      security:\n        - oauth2: [users:read]\n        - apiKeyAuth: [users:read]\n",
+			"      summary: Every account (moderators and admins).\n      security: []\n",
+			"GET /admin/users (listUsers): x-credential: list-users acts for its caller"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			doc := frag
