@@ -476,6 +476,9 @@ func (r *runner) limitCases(ctx context.Context, op *policy.Operation) {
 
 func (r *runner) limitCase(ctx context.Context, op *policy.Operation, t *policy.Tier) {
 	name := "limit:" + t.Name
+	if !r.wants(name) {
+		return // not selected: its tier is not spent either
+	}
 	var cred *credential
 	if t.Who == policy.WhoAuthenticated {
 		cred = r.admitted(op, func(c *credential) bool {

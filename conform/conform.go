@@ -164,6 +164,9 @@ func Run(ctx context.Context, table *policy.Table, opts Options) (*Report, error
 		opts.MaxCalls = 2000
 	}
 	r := &runner{table: table, opts: opts, base: strings.TrimSuffix(opts.Base, "/"), answers: map[*policy.Operation]*answers{}}
+	if err := r.reachable(ctx); err != nil {
+		return nil, err
+	}
 	creds, err := r.fetchAll(ctx, opts.Credentials)
 	if err != nil {
 		return nil, err
@@ -177,8 +180,12 @@ func Run(ctx context.Context, table *policy.Table, opts Options) (*Report, error
 		return ops[i].Method < ops[j].Method
 	})
 	// Every case that needs a tier not yet exhausted runs before any tier
-	// is exhausted.
+	// is exhausted. An interrupted run (ctx ended) stops between cases:
+	// what it had not checked is not reported as failed.
 	for i, op := range ops {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		r.authCases(ctx, op)
 		r.schemaCase(ctx, op)
 		r.csrfCase(ctx, op)
@@ -193,16 +200,32 @@ func Run(ctx context.Context, table *policy.Table, opts Options) (*Report, error
 			r.methodCase(ctx, op, declared)
 		}
 	}
-	r.ownerCases(ctx, ops)
-	r.revokedBefore(ctx)
-	if r.wants("limit") {
-		for _, op := range ops {
-			r.limitCases(ctx, op)
+	for _, phase := range []func(){
+		func() { r.ownerCases(ctx, ops) },
+		func() { r.revokedBefore(ctx) },
+		func() {
+			if r.wants("limit") {
+				for _, op := range ops {
+					if ctx.Err() == nil {
+						r.limitCases(ctx, op)
+					}
+				}
+			}
+		},
+		func() { r.revokedAfter(ctx) },
+		func() {
+			if r.wants("response") {
+				r.responseCases(ops)
+			}
+		},
+	} {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
+		phase()
 	}
-	r.revokedAfter(ctx)
-	if r.wants("response") {
-		r.responseCases(ops)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
 	}
 	rep := &Report{Results: r.results}
 	for _, res := range rep.Results {
@@ -227,13 +250,31 @@ type runner struct {
 	answers map[*policy.Operation]*answers
 }
 
-// wants reports whether the cases named name (or of the family name) are
-// selected by Only and Skip.
-func (r *runner) wants(name string) bool {
-	match := func(prefixes []string) bool {
-		return slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(name, p) || strings.HasPrefix(p, name+":") })
+// reachable fails when the server does not answer at all (any answer
+// will do): one line, rather than every case failing for it.
+func (r *runner) reachable(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.base+"/", nil)
+	if err != nil {
+		return fmt.Errorf("conform: %s: %v", r.opts.Base, err)
 	}
-	return (len(r.opts.Only) == 0 || match(r.opts.Only)) && !match(r.opts.Skip)
+	resp, err := r.opts.Client.Do(req)
+	if err != nil {
+		return fmt.Errorf("conform: the server at %s does not answer: %v", r.opts.Base, err)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	return nil
+}
+
+// wants reports whether the case named name, or a case of the family
+// name, is selected by Only and Skip: a prefix of Only that names the
+// family or one of its cases selects the family; a prefix of Skip leaves
+// out the cases it begins, and the family only when it begins the
+// family's name (--skip limit:anon leaves the other limit cases in).
+func (r *runner) wants(name string) bool {
+	only := slices.ContainsFunc(r.opts.Only, func(p string) bool { return strings.HasPrefix(name, p) || strings.HasPrefix(p, name+":") })
+	skip := slices.ContainsFunc(r.opts.Skip, func(p string) bool { return strings.HasPrefix(name, p) })
+	return (len(r.opts.Only) == 0 || only) && !skip
 }
 
 // live are the credentials no case has ended.

@@ -117,6 +117,10 @@ func TestCredentialsFileMeetsTheLoginTier(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
+		if r.URL.Path != "/login" {
+			http.NotFound(w, r)
+			return
+		}
 		if logins++; logins > 1 {
 			w.Header().Set("Retry-After", "300")
 			w.WriteHeader(http.StatusTooManyRequests)

@@ -46,6 +46,9 @@ func (r *runner) revokedAfter(ctx context.Context) {
 	if op == nil {
 		return
 	}
+	if !r.wants("revoked:logout-all") {
+		return
+	}
 	c := r.may(op, func(c *credential) bool { return kind(c.scheme) == "bearer" })
 	if c == nil {
 		r.report(op, "revoked:logout-all", Skip, "no configured bearer credential may call it")
@@ -84,6 +87,9 @@ func (r *runner) revokedKey(ctx context.Context, me *policy.Operation) {
 		return
 	}
 	const name = "revoked:api-key"
+	if !r.wants(name) {
+		return
+	}
 	maker := r.may(create, func(c *credential) bool { return c.known && len(c.scopes) > 0 })
 	if maker == nil {
 		r.report(del, name, Skip, "no configured credential whose scopes are known may make an API key")
@@ -133,10 +139,10 @@ func (r *runner) revokedSession(ctx context.Context, me *policy.Operation) {
 	if list == nil || del == nil {
 		end = logout
 	}
-	if end == nil {
+	const name = "revoked:session"
+	if end == nil || !r.wants(name) {
 		return
 	}
-	const name = "revoked:session"
 	c := r.retiring(func(c *credential) bool { return c.scheme.Type == policy.SchemeAPIKeyCookie && c.csrf != "" })
 	if c == nil {
 		r.report(end, name, Skip, "no configured session cookie marked retire (with its CSRF token)")
@@ -184,6 +190,9 @@ func (r *runner) revokedRefresh(ctx context.Context, me *policy.Operation) {
 		return
 	}
 	const name = "revoked:refresh-reuse"
+	if !r.wants(name) {
+		return
+	}
 	c := r.retiring(func(c *credential) bool { return kind(c.scheme) == "bearer" && c.refresh != "" })
 	if c == nil {
 		r.report(refresh, name, Skip, "no configured bearer credential marked retire came with a refresh token")
@@ -217,6 +226,9 @@ func (r *runner) revokedLogout(ctx context.Context, me *policy.Operation) {
 		return
 	}
 	const name = "revoked:logout"
+	if !r.wants(name) && !r.wants("revoked:disabled") {
+		return // the disable case uses this one's account
+	}
 	c := r.retiring(func(c *credential) bool { return kind(c.scheme) == "bearer" })
 	if c == nil {
 		r.report(logout, name, Skip, "no configured bearer credential marked retire is left")
@@ -255,7 +267,11 @@ func (r *runner) revokedDisabled(ctx context.Context, me *policy.Operation, key 
 	msg := r.usedThenRefused(ctx, name, me, key, func() (*response, error) {
 		return r.sendBody(ctx, name, disable, admin, nil, key.account)
 	})
-	resp, err := r.sendBody(ctx, name, update, admin, []byte(`{"disabled":false}`), key.account)
+	// Enabled again whatever: an interrupted run must not leave the
+	// account disabled.
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	resp, err := r.sendBody(uctx, name, update, admin, []byte(`{"disabled":false}`), key.account)
 	if err != nil || resp.status/100 != 2 {
 		msg = strings.TrimSpace(msg + fmt.Sprintf("; enabling the account again: %v %v", resp, err))
 	}

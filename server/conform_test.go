@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path"
@@ -520,5 +523,72 @@ func actAsTheOwner(table *policy.Table) func(http.Handler) http.Handler {
 			w.WriteHeader(rec.Code)
 			_, _ = w.Write(rec.Body.Bytes())
 		})
+	}
+}
+
+// An interrupted run (Ctrl-C cancels specguard conform's context) that
+// had just disabled an account for the revoked cases still enables it
+// again, and reports nothing rather than every case left as failed.
+func TestInterruptedConformEnablesTheAccountAgain(t *testing.T) {
+	env := map[string]string{"SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_LOG_REQUESTS": "false", "SPECGUARD_ADMIN_ADDR": "off"}
+	built, err := service.Build(context.Background(), server.Service(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(built.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	disabled := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		built.Handler.ServeHTTP(rec, r)
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/disable") && rec.Code/100 == 2 {
+			disabled = true
+			cancel() // the user presses Ctrl-C as the account is disabled
+		}
+		maps.Copy(w.Header(), rec.Header())
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+	}))
+	t.Cleanup(srv.Close)
+	table, err := policy.Compile(server.SpecSource, api.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := conform.LoadConfig("../api/conform.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := conform.Run(ctx, table, conform.Options{Base: srv.URL, Credentials: creds, Only: []string{"revoked"}})
+	if !disabled {
+		t.Fatalf("the run disabled no account (%v, %v): the case this test interrupts did not run", rep, err)
+	}
+	if !errors.Is(err, context.Canceled) || rep != nil {
+		t.Errorf("interrupted run: %v, %v; want no report and context.Canceled", rep, err)
+	}
+	// Every account of the credentials file logs in: none was left disabled.
+	// From another loopback address: the run spent 127.0.0.1's logins.
+	client := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext}}
+	logins := 0
+	for _, c := range creds {
+		if c.From == nil || c.From.URL != "/auth/login" {
+			continue
+		}
+		body, err := json.Marshal(c.From.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := client.Post(srv.URL+"/auth/login", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		logins++
+		if resp.StatusCode != 200 {
+			t.Errorf("%s cannot log in after the interrupted run: %d (the account conform disabled was not enabled again)", body, resp.StatusCode)
+		}
+	}
+	if logins == 0 {
+		t.Fatal("no credential of the file logs in at /auth/login: nothing was checked")
 	}
 }

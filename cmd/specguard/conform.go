@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 
 	"github.com/specguard/specguard/conform"
@@ -67,6 +68,9 @@ func conformCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *base == "" {
 		return fmt.Errorf("--base is required (the server to check, such as http://127.0.0.1:8080)")
 	}
+	if u, err := url.Parse(*base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("--base %q: want the server's http:// or https:// URL, such as http://127.0.0.1:8080", *base)
+	}
 	if *format != "text" && *format != "json" && *format != "junit" {
 		return fmt.Errorf("--format %q: want text, json or junit", *format)
 	}
@@ -99,7 +103,9 @@ func conformCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return out
 	}
 	rep, err := conform.Run(ctx, table, conform.Options{Base: *base, Credentials: creds, Only: list(*only), Skip: list(*skip)})
-	if err != nil {
+	if ctx.Err() != nil {
+		return fmt.Errorf("conform: interrupted; nothing is reported")
+	} else if err != nil {
 		return err
 	}
 	switch *format {

@@ -1,0 +1,87 @@
+package conform_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/specguard/specguard/conform"
+	"github.com/specguard/specguard/guard"
+	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/policy"
+)
+
+const twoTiersDoc = `openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /a:
+    get:
+      operationId: getA
+      security: []
+      x-rate-limit: {name: a, limit: 3, window: 1m, key: ip}
+      responses:
+        '200': {description: ok, content: {application/json: {schema: {type: array, items: {type: string}}}}}
+        '429': {description: slow down}
+  /b:
+    get:
+      operationId: getB
+      security: []
+      x-rate-limit: {name: b, limit: 3, window: 1m, key: ip}
+      responses:
+        '200': {description: ok, content: {application/json: {schema: {type: array, items: {type: string}}}}}
+        '429': {description: slow down}
+`
+
+// --skip names cases by the start of their names: skipping one tier's
+// case leaves the other tiers' cases in (it used to drop the whole limit
+// family, silently), and sends nothing for the skipped one.
+func TestSkipOneCaseOfAFamily(t *testing.T) {
+	runWith := func(skip []string) (names string, calls int) {
+		table, err := policy.Compile("spec.yaml", []byte(twoTiersDoc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := chi.NewRouter()
+		for _, path := range []string{"/a", "/b"} {
+			r.Get(path, func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write([]byte(`["a"]`))
+			})
+		}
+		g, err := guard.New(table, r, guard.WithLimiter(limits.New(limits.NewMemoryStore(nil))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/a" {
+				calls++
+			}
+			g.ServeHTTP(w, r)
+		}))
+		defer srv.Close()
+		rep, err := conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Only: []string{"limit"}, Skip: skip})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, res := range rep.Results {
+			got = append(got, res.Case+"="+res.Verdict)
+		}
+		return strings.Join(got, " "), calls
+	}
+	all, allCalls := runWith(nil)
+	if all != "limit:a=pass limit:b=pass" {
+		t.Fatalf("every limit case: %s", all)
+	}
+	got, calls := runWith([]string{"limit:a"})
+	if got != "limit:b=pass" {
+		t.Errorf("--skip limit:a: %s, want limit:b alone", got)
+	}
+	if allCalls-calls < 3 { // the case spends a's 3 calls, then one more
+		t.Errorf("--skip limit:a sent GET /a %d times, every case %d: the skipped case ran", calls, allCalls)
+	}
+}
