@@ -179,7 +179,7 @@ func newService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // can take.
 func goOwn(path string) bool {
 	switch path {
-	case "all", "std", "cmd", "tool":
+	case "all", "std", "cmd", "tool", "C": // C: cgo's
 		return true
 	}
 	p, err := build.Import(path, "", build.FindOnly)

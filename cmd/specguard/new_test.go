@@ -65,6 +65,8 @@ func TestNewRefusesBadInput(t *testing.T) {
 		{[]string{"new", filepath.Join(work, "errors")}, "new: " + filepath.Join(work, "errors") + `: "errors" is a path of Go's own, so it cannot be the module's: give --module, such as example.com/errors`},
 		{[]string{"new", filepath.Join(work, "specguard-credentials")}, "new: " + filepath.Join(work, "specguard-credentials") + ": the service's migrations would share their version table (specguard_credentials_version) with the credential operations'; choose another name"},
 		{[]string{"new", link}, "new: " + link + " is a symbolic link; give the directory itself"},
+		// cgo's package: a module named C did not build.
+		{[]string{"new", filepath.Join(work, "C")}, "new: " + filepath.Join(work, "C") + `: "C" is a path of Go's own, so it cannot be the module's: give --module, such as example.com/C`},
 	} {
 		_, _, err := cli(t, c.args...)
 		if err == nil || err.Error() != c.want {
@@ -156,6 +158,30 @@ func TestNewWritesTheTemplate(t *testing.T) {
 	}
 	if err != nil || len(mf.Replace) != 1 || mf.Replace[0].New.Path != odd {
 		t.Errorf("go mod edit reads the go.mod for %q: %v\n%s", odd, err, out)
+	}
+}
+
+// A service named as a YAML word (true, null, ...) gets a document whose
+// title is that name: it was written unquoted, read as a boolean or null,
+// and the service did not start.
+func TestNewNamesThatAreYAMLWords(t *testing.T) {
+	for _, name := range []string{"true", "False", "null", "NULL", "yes", "no", "on"} {
+		dir := t.TempDir()
+		if err := writeService(dir, name, "example.com/"+name, "/src/specguard"); err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(filepath.Join(dir, "api", "openapi.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		table, err := policy.Compile("api/openapi.yaml", data)
+		if err != nil {
+			t.Errorf("%s: the document does not compile: %v", name, err)
+			continue
+		}
+		if table.Doc.Info.Title != name {
+			t.Errorf("%s: the document's title is %q", name, table.Doc.Info.Title)
+		}
 	}
 }
 
