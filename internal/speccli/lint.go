@@ -31,6 +31,8 @@ serve; warnings are what it would serve but probably should not:
                     an operation that takes credentials whose tiers all
                     count authenticated callers only: failed attempts are
                     not limited
+  unchecked-format  a format of a parameter or request body that no
+                    validation checks (any text passes it)
 Silence a warning you have weighed with x-lint-ignore: [code] on the
 operation (on the oauth2 security scheme for unused-scope, on the cookie
 scheme for cookie-prefix).
