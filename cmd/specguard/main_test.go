@@ -493,3 +493,35 @@ func TestFragment(t *testing.T) {
 		t.Error("fragment took an argument")
 	}
 }
+
+// specsum refuses a package name that is no Go identifier (it wrote
+// `package bad pkg` and exited 0), and replaces its file whole: a file it
+// cannot write is left as it was, with no temporary file beside it.
+func TestSpecsum(t *testing.T) {
+	dir := t.TempDir()
+	doc := filepath.Join(dir, "openapi.yaml")
+	if err := os.WriteFile(doc, []byte("openapi: 3.0.3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "spec_sum.go")
+	if _, _, err := cli(t, "specsum", "-pkg", "bad pkg", "-o", out, doc); err == nil || err.Error() != `specsum: -pkg "bad pkg" is not a Go package name` {
+		t.Errorf("-pkg 'bad pkg': %v", err)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused specsum wrote %s: %v", out, err)
+	}
+	if _, _, err := cli(t, "specsum", "-pkg", "gen", "-o", out, doc); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil || !strings.Contains(string(got), "package gen\n") {
+		t.Fatalf("spec_sum.go: %v\n%s", err, got)
+	}
+	if info, err := os.Stat(out); err != nil || info.Mode().Perm() != 0o644 {
+		t.Errorf("spec_sum.go's mode: %v %v, want 0644", info.Mode(), err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 2 {
+		t.Errorf("files beside the document: %v, want spec_sum.go alone", entries)
+	}
+}

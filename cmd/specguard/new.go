@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"go/build"
+	"go/token"
 	"io"
 	"io/fs"
 	"os"
@@ -388,9 +389,27 @@ func specsum(args []string, stderr io.Writer) error {
 		fmt.Fprint(stderr, specsumUsage)
 		return errors.New("specsum: give one document")
 	}
+	if !token.IsIdentifier(*pkg) {
+		return fmt.Errorf("specsum: -pkg %q is not a Go package name", *pkg)
+	}
 	data, err := os.ReadFile(flags.Arg(0))
 	if err != nil {
 		return fmt.Errorf("specsum: %v", err)
 	}
-	return os.WriteFile(*out, specSum(*pkg, flags.Arg(0), data), 0o644)
+	// Whole or not at all: a file cut short by a failed write would not
+	// build.
+	tmp, err := os.CreateTemp(filepath.Dir(*out), "."+filepath.Base(*out)+".*")
+	if err != nil {
+		return fmt.Errorf("specsum: %v", err)
+	}
+	_, err = tmp.Write(specSum(*pkg, flags.Arg(0), data))
+	err = errors.Join(err, tmp.Chmod(0o644), tmp.Close())
+	if err == nil {
+		err = os.Rename(tmp.Name(), *out)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("specsum: writing %s: %v", *out, err)
+	}
+	return nil
 }
