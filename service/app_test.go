@@ -178,6 +178,18 @@ func TestMisspeltOIDCVariableRefused(t *testing.T) {
 	}
 }
 
+// A data directory the database file cannot be made in is named as
+// SPECGUARD_DATA_DIR, the variable the operator set: it was blamed on
+// SPECGUARD_DATABASE_URL, which they never set.
+func TestUnusableDataDirNamed(t *testing.T) {
+	// procfs takes no new directory, whoever asks (root too).
+	env := map[string]string{"SPECGUARD_DATA_DIR": "/proc/specguard-data", "SPECGUARD_ADMIN_ADDR": "off"}
+	_, err := service.Build(context.Background(), testApp(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	if err == nil || !strings.HasPrefix(err.Error(), "SPECGUARD_DATA_DIR: ") {
+		t.Errorf("a data directory that cannot be made: %v, want an error naming SPECGUARD_DATA_DIR", err)
+	}
+}
+
 // -h, -help and --help print the commands, as help does: they were read as
 // serve's flags, so the command list could be reached only by "help".
 // serve --help still prints serve's flags.

@@ -115,6 +115,9 @@ func openDatabase(ctx context.Context, cfg *Config, now func() time.Time, tp tra
 	}
 	database, err := sqldb.Open(ctx, src, sqldb.WithPoolSize(cfg.DatabasePool), sqldb.WithClock(now), sqldb.WithTracerProvider(tp))
 	if err != nil {
+		if cfg.DatabaseURL == "" { // the SQLite file under the data directory
+			return nil, fmt.Errorf("SPECGUARD_DATA_DIR: %v", err)
+		}
 		return nil, fmt.Errorf("SPECGUARD_DATABASE_URL: %v", err)
 	}
 	return database, nil
