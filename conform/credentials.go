@@ -61,6 +61,8 @@ type Credential struct {
 	// need credentials alive have run; the rate-limit cases do without
 	// it then.
 	Retire bool `yaml:"retire"`
+
+	at string // file:line of its entry, when LoadConfig read it
 }
 
 // Fetch is a request whose answer holds a credential.
@@ -89,6 +91,15 @@ func LoadConfig(path string) ([]Credential, error) {
 			return nil, fmt.Errorf("%s: %s", path, strings.Join(te.Errors, "; "))
 		}
 		return nil, fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	// Where each entry is, for the errors Run finds in it.
+	var doc struct {
+		Credentials []yaml.Node `yaml:"credentials"`
+	}
+	if yaml.Unmarshal(data, &doc) == nil && len(doc.Credentials) == len(c.Credentials) {
+		for i := range c.Credentials {
+			c.Credentials[i].at = fmt.Sprintf("%s:%d", path, doc.Credentials[i].Line)
+		}
 	}
 	return c.Credentials, nil
 }
@@ -154,10 +165,16 @@ func (r *runner) fetchAll(ctx context.Context, list []Credential) ([]*credential
 	byName := map[string]*credential{}
 	for i, c := range list {
 		where := fmt.Sprintf("credential %d (%s)", i+1, c.Name)
+		if c.Name == "" {
+			where = fmt.Sprintf("credential %d", i+1)
+		}
+		if c.at != "" {
+			where = c.at + ": " + where
+		}
 		s := r.table.Schemes[c.Scheme]
 		switch {
 		case c.Name == "":
-			return nil, fmt.Errorf("credential %d: name is missing", i+1)
+			return nil, fmt.Errorf("%s: name is missing", where)
 		case byName[c.Name] != nil:
 			return nil, fmt.Errorf("%s: the name is used twice", where)
 		case s == nil:
