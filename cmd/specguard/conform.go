@@ -42,8 +42,8 @@ exhausts every tier it can, makes and changes resources, and ends the
 credentials marked retire: run it against a server of its own, never a
 shared one.
 
-Exit status: 1 when a case fails, or when no case passed (nothing was
-checked); else 0.
+Exit status: 2 when the command line is wrong; 1 when a case fails, or
+when no case passed (nothing was checked); else 0.
 
 Examples:
   specguard conform --base http://127.0.0.1:8080 --credentials api/conform.yaml
@@ -63,16 +63,16 @@ func conformCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return usageErr("unexpected argument %q", fs.Arg(0))
 	}
 	if *base == "" {
-		return fmt.Errorf("--base is required (the server to check, such as http://127.0.0.1:8080)")
+		return usageErr("--base is required (the server to check, such as http://127.0.0.1:8080)")
 	}
 	if u, err := url.Parse(*base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("--base %q: want the server's http:// or https:// URL, such as http://127.0.0.1:8080", *base)
+		return usageErr("--base %q: want the server's http:// or https:// URL, such as http://127.0.0.1:8080", *base)
 	}
 	if *format != "text" && *format != "json" && *format != "junit" {
-		return fmt.Errorf("--format %q: want text, json or junit", *format)
+		return usageErr("--format %q: want text, json or junit", *format)
 	}
 	var specArgs []string
 	if *spec != "" {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"io"
 
 	"github.com/specguard/specguard/credentials"
@@ -28,7 +27,7 @@ func fragment(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if flags.NArg() > 0 {
-		return fmt.Errorf("fragment: unexpected argument %q", flags.Arg(0))
+		return usageErr("fragment: unexpected argument %q", flags.Arg(0))
 	}
 	_, err := stdout.Write(credentials.Fragment)
 	return err

@@ -35,11 +35,11 @@ func keygen(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return usageErr("unexpected argument %q", fs.Arg(0))
 	}
 	key, err := tokens.GenerateKeyFor(*alg)
 	if err != nil {
-		return fmt.Errorf("--alg: %v", err)
+		return usageErr("--alg: %v", err)
 	}
 	pem, err := key.MarshalPEM()
 	if err != nil {

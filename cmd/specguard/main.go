@@ -22,15 +22,27 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	if err != nil && !errors.Is(err, flag.ErrHelp) && !errors.Is(err, errReported) {
+		fmt.Fprintln(os.Stderr, "specguard:", err)
+	}
+	os.Exit(exitCode(err))
+}
+
+// exitCode is the exit status for run's error: 0 for none (or --help), 2
+// for a mistake in the command line (a flag, an argument), 1 for a
+// command that ran and failed (a document with errors, a failed case).
+func exitCode(err error) int {
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
-		return
-	case errors.Is(err, errReported):
-		os.Exit(1)
+		return 0
+	case errors.Is(err, speccli.ErrUsage):
+		return 2
 	}
-	fmt.Fprintln(os.Stderr, "specguard:", err)
-	os.Exit(1)
+	return 1
 }
+
+// usageErr marks an error of the command line: exit status 2.
+func usageErr(format string, args ...any) error { return speccli.Usage(fmt.Errorf(format, args...)) }
 
 // errReported is returned by a command that has already said why it failed.
 var errReported = speccli.ErrReported
@@ -52,7 +64,7 @@ Run 'specguard <command> --help' for a command's flags and examples.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("no command given")
+		return usageErr("no command given")
 	}
 	switch args[0] {
 	case "new":
@@ -73,7 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (try 'specguard help')", args[0])
+	return usageErr("unknown command %q (try 'specguard help')", args[0])
 }
 
 // newFlags makes a command's flag set; usage is printed by --help before the

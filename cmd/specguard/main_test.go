@@ -525,3 +525,36 @@ func TestSpecsum(t *testing.T) {
 		t.Errorf("files beside the document: %v, want spec_sum.go alone", entries)
 	}
 }
+
+// A mistake in the command line exits 2, a command that ran and failed 1:
+// both were 1, so CI could not tell a mistyped command from a document or
+// server at fault.
+func TestExitCodes(t *testing.T) {
+	good := writeSpec(t, lintSpec)
+	bad := writeSpec(t, strings.Replace(lintSpec, "      operationId: limitedRead\n", "      operationId: limitedRead\n      security: [ { nosuch: [] } ]\n", 1))
+	for _, c := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"lint", good}, 0},
+		{[]string{"lint", "--help"}, 0},
+		{[]string{"lint", bad}, 1},
+		{[]string{"lint", "--bogus", good}, 2},
+		{[]string{"lint", good, good}, 2},
+		{[]string{"routes", "--format", "xml", good}, 2},
+		{[]string{"frobnicate"}, 2},
+		{[]string{}, 2},
+		{[]string{"conform", "--spec", good}, 2},
+		{[]string{"conform", "--spec", good, "--base", "127.0.0.1:1"}, 2},
+		{[]string{"conform", "--spec", good, "--base", "http://127.0.0.1:1", "--format", "xml"}, 2},
+		{[]string{"conform", "--spec", good, "--base", "http://127.0.0.1:1"}, 1}, // nothing answers there
+		{[]string{"keygen", "--alg", "rsa1024"}, 2},
+		{[]string{"new", "a", "b"}, 2},
+		{[]string{"specsum", "-pkg", "bad pkg", good}, 2},
+	} {
+		_, _, err := cli(t, c.args...)
+		if got := exitCode(err); got != c.want {
+			t.Errorf("specguard %s: exit %d (%v), want %d", strings.Join(c.args, " "), got, err, c.want)
+		}
+	}
+}

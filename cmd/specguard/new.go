@@ -72,7 +72,7 @@ func newService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if len(dirs) != 1 {
 		fmt.Fprint(stderr, newUsage)
-		return fmt.Errorf("new: give one directory (got %d)", len(dirs))
+		return usageErr("new: give one directory (got %d)", len(dirs))
 	}
 	dir := filepath.Clean(dirs[0])
 	abs, err := filepath.Abs(dir)
@@ -387,10 +387,10 @@ func specsum(args []string, stderr io.Writer) error {
 	}
 	if flags.NArg() != 1 {
 		fmt.Fprint(stderr, specsumUsage)
-		return errors.New("specsum: give one document")
+		return usageErr("specsum: give one document")
 	}
 	if !token.IsIdentifier(*pkg) {
-		return fmt.Errorf("specsum: -pkg %q is not a Go package name", *pkg)
+		return usageErr("specsum: -pkg %q is not a Go package name", *pkg)
 	}
 	data, err := os.ReadFile(flags.Arg(0))
 	if err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 
 	"github.com/specguard/specguard/internal/speccli"
@@ -22,7 +21,7 @@ func readSpec(args []string) (source string, data []byte, err error) {
 	case 1:
 		name = args[0]
 	default:
-		return "", nil, fmt.Errorf("unexpected argument %q: give one spec file at most", args[1])
+		return "", nil, usageErr("unexpected argument %q: give one spec file at most", args[1])
 	}
 	data, err = os.ReadFile(name)
 	return name, data, err

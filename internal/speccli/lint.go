@@ -37,7 +37,8 @@ Silence a warning you have weighed with x-lint-ignore: [code] on the
 operation (on the oauth2 security scheme for unused-scope, on the cookie
 scheme for cookie-prefix).
 
-Exit status: 1 when there are errors, or warnings and --strict; else 0.
+Exit status: 2 when the command line is wrong; 1 when there are errors,
+or warnings and --strict; else 0.
 
 Examples:
   %[1]s lint api/openapi.yaml

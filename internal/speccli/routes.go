@@ -31,7 +31,7 @@ func (p Program) Routes(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *format != "table" && *format != "json" {
-		return fmt.Errorf("--format %q: want table or json", *format)
+		return Usage(fmt.Errorf("--format %q: want table or json", *format))
 	}
 	source, data, err := p.Read(fs.Args())
 	if err != nil {

@@ -12,6 +12,19 @@ import (
 // ErrReported is returned by a command that has already said why it failed.
 var ErrReported = errors.New("failed")
 
+// ErrUsage marks an error of the command line itself (a flag, an argument):
+// a main exits 2 for it, 1 for a command that ran and failed, so that a
+// script can tell a mistyped command from a document or server at fault.
+var ErrUsage = errors.New("usage")
+
+// Usage marks err as an error of the command line (ErrUsage).
+func Usage(err error) error { return usageError{err} }
+
+type usageError struct{ error }
+
+func (usageError) Is(target error) bool { return target == ErrUsage }
+func (u usageError) Unwrap() error      { return u.error }
+
 // Program is the command the subcommands run in.
 type Program struct {
 	Name string // "specguard"
@@ -38,8 +51,8 @@ func (p Program) flags(name, usage string, stderr io.Writer) *flag.FlagSet {
 
 // ParseFlags parses args with fs, whose ContinueOnError has already
 // printed what was wrong and the usage: an error other than flag.ErrHelp
-// comes back marked ErrReported (errors.Is), its text kept, so that a main
-// does not say it twice.
+// comes back marked ErrReported and ErrUsage (errors.Is), its text kept,
+// so that a main does not say it twice.
 func ParseFlags(fs *flag.FlagSet, args []string) error {
 	err := fs.Parse(args)
 	if err == nil || errors.Is(err, flag.ErrHelp) {
@@ -51,5 +64,5 @@ func ParseFlags(fs *flag.FlagSet, args []string) error {
 // printed is an error said already.
 type printed struct{ error }
 
-func (printed) Is(target error) bool { return target == ErrReported }
+func (printed) Is(target error) bool { return target == ErrReported || target == ErrUsage }
 func (p printed) Unwrap() error      { return p.error }
