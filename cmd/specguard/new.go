@@ -42,6 +42,10 @@ items and their migration, a main package, a Makefile (run, test,
 generate, lint), a README, api/conform.yaml and tests, conformance among them.
 Then: cd DIR && make test && make run.
 
+DIR's last element names the service and its binary: letters, digits, '-'
+and '_', a letter first. A name of Go's own (fmt, all, std, cmd, tool, C)
+needs --module.
+
 It runs 'go mod tidy' in the new module, so it needs the go command, and
 the module proxy unless --replace names a checkout whose dependencies the
 module cache holds already. Nothing is left in DIR when it fails.
@@ -81,7 +85,7 @@ func newService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	name := filepath.Base(abs) // "." names the directory it is
 	if !regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`).MatchString(name) {
-		return fmt.Errorf("new: %s: the directory's name names the service and its binary: letters, digits, '-' and '_', a letter first", dir)
+		return fmt.Errorf("new: %s: the directory's name (%q) names the service and its binary: letters, digits, '-' and '_', a letter first", dir, name)
 	}
 	if *module == "" {
 		if goOwn(name) {
@@ -148,7 +152,12 @@ func newService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	tmp, err := os.MkdirTemp(parent, "."+name+".new-")
 	if err != nil {
-		return fmt.Errorf("new: %v", err)
+		// The error names the hidden directory, which is not the user's.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("new: cannot write in %s: %v", parent, err)
 	}
 	defer os.RemoveAll(tmp)
 	if err := writeService(tmp, name, *module, checkout); err != nil {
@@ -342,7 +351,9 @@ func goModTidy(ctx context.Context, dir string, replaced bool, stderr io.Writer)
 		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Run(); err != nil {
+		if err := cmd.Run(); ctx.Err() != nil {
+			return errors.New("interrupted; nothing was made")
+		} else if err != nil {
 			return fmt.Errorf("go %s in the new module: %v\n%s", strings.Join(args, " "), err, strings.TrimSpace(out.String()))
 		}
 		return nil

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -49,7 +51,7 @@ func TestNewRefusesBadInput(t *testing.T) {
 		{[]string{"new", "a", "b"}, "new: give one directory (got 2)"},
 		{[]string{"new", full}, "new: " + full + " is not empty; give a new directory or an empty one"},
 		{[]string{"new", filepath.Join(work, "svc"), "--module", "not a path"}, `new: --module "not a path" is not a module path, such as example.com/items`},
-		{[]string{"new", filepath.Join(work, "9lives")}, "new: " + filepath.Join(work, "9lives") + ": the directory's name names the service and its binary: letters, digits, '-' and '_', a letter first"},
+		{[]string{"new", filepath.Join(work, "9lives")}, "new: " + filepath.Join(work, "9lives") + `: the directory's name ("9lives") names the service and its binary: letters, digits, '-' and '_', a letter first`},
 		{[]string{"new", filepath.Join(work, "svc"), "--replace", filepath.Join(work, "nowhere")}, "new: --replace: " + filepath.Join(work, "nowhere") + " does not exist: give the directory of a specguard checkout"},
 		{[]string{"new", filepath.Join(work, "svc"), "--replace", full}, "new: --replace: " + full + " has no go.mod: give the directory of a specguard checkout"},
 		// Paths the go command refuses only once tidy ran.
@@ -241,6 +243,39 @@ func TestNewServiceServesTheFragment(t *testing.T) {
 		if len(got.RoleScopes(role)) == 0 {
 			t.Errorf("the new service has no role %s (the demo accounts have it)", role)
 		}
+	}
+}
+
+// What new says when it cannot go on names what the user gave, never its
+// own hidden directory: a directory it cannot write in, a "." whose name
+// is no service's, an interrupted run (which leaves nothing).
+func TestNewSaysWhatTheUserGave(t *testing.T) {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// procfs takes no new directory, whoever asks (root too).
+	if _, _, err := cli(t, "new", "/proc/svc"); err == nil || !strings.HasPrefix(err.Error(), "new: cannot write in /proc: ") {
+		t.Errorf("new /proc/svc: %v, want it to say it cannot write in /proc", err)
+	}
+	dotted := filepath.Join(t.TempDir(), "my.api")
+	if err := os.Mkdir(dotted, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dotted)
+	if _, _, err := cli(t, "new", "."); err == nil || !strings.Contains(err.Error(), `the directory's name ("my.api")`) {
+		t.Errorf("new . in my.api: %v, want the name it refuses named", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // Ctrl-C, before go mod tidy ends
+	dir := filepath.Join(t.TempDir(), "svc")
+	var out, errOut bytes.Buffer
+	err = run(ctx, []string{"new", dir, "--replace", root}, func(string) string { return "" }, &out, &errOut)
+	if err == nil || err.Error() != "new: interrupted; nothing was made" {
+		t.Errorf("an interrupted new: %v", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(dir)); len(entries) != 0 {
+		t.Errorf("an interrupted new left %v", entries)
 	}
 }
 
