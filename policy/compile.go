@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	yaml3 "gopkg.in/yaml.v3"
 	"maps"
 	"net/http"
 	"regexp"
@@ -162,6 +163,9 @@ func compileLoaded(source string, data []byte) (*Table, Errors) {
 			// The document is one file: say where the $ref to another is.
 			return nil, Errors{{Source: source, Line: lineOf(data, m[1]), Field: "$ref",
 				Msg: fmt.Sprintf("%q is in another file; the document must be one file (what the guard enforces is what it says)", m[1])}}
+		}
+		if e := typeError(source, data, msg); e != nil {
+			return nil, Errors{e}
 		}
 		return nil, Errors{{Source: source, Msg: "cannot load OpenAPI document: " + msg}}
 	}
@@ -781,4 +785,107 @@ func lineOf(data []byte, s string) int {
 		return 0
 	}
 	return bytes.Count(data[:i], []byte("\n")) + 1
+}
+
+// unmarshalType is the loader's complaint about a value of the wrong type
+// (version: 1 where a string is due), which names the Go field but no line.
+var unmarshalType = regexp.MustCompile(`cannot unmarshal (\w+) into field (\w+)\.(\w+) of type (\w+)`)
+
+// typeError is the loader's type error msg as an error with a line: the
+// first value of a key of that name whose type is not the one due, where
+// the document says it; nil when there is no such error or no such value.
+func typeError(source string, data []byte, msg string) *Error {
+	m := unmarshalType.FindStringSubmatch(msg)
+	if m == nil {
+		return nil
+	}
+	got, typ, key, want := m[1], m[2], m[3], m[4]
+	var due string
+	switch {
+	case want == "string":
+		due = "a string"
+	case want == "bool":
+		due = "true or false"
+	case strings.HasPrefix(want, "int") || strings.HasPrefix(want, "uint") || strings.HasPrefix(want, "float"):
+		due = "a number"
+	default:
+		return nil
+	}
+	var root yaml3.Node
+	if yaml3.Unmarshal(data, &root) != nil {
+		return nil
+	}
+	// The value under a key named as the Go type (info: for Info) first,
+	// then anywhere.
+	var found *yaml3.Node
+	var walk func(n *yaml3.Node, parent string, strict bool)
+	walk = func(n *yaml3.Node, parent string, strict bool) {
+		if found != nil {
+			return
+		}
+		if n.Kind == yaml3.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				if k.Value == key && is(v, got) && !(v.Kind == yaml3.ScalarNode && fits(v.Tag, want)) && (!strict || strings.EqualFold(parent, typ)) {
+					found = v
+					return
+				}
+				walk(v, k.Value, strict)
+			}
+			return
+		}
+		for _, c := range n.Content {
+			walk(c, parent, strict)
+		}
+	}
+	walk(&root, "", true)
+	walk(&root, "", false)
+	if found == nil {
+		return nil
+	}
+	value := found.Value
+	switch {
+	case found.Kind != yaml3.ScalarNode:
+		value = "the value"
+	case found.Tag == "!!str":
+		value = strconv.Quote(value)
+	}
+	hint := ""
+	if want == "string" && found.Kind == yaml3.ScalarNode {
+		hint = fmt.Sprintf(": quote it (%q)", found.Value)
+	}
+	return &Error{Source: source, Line: found.Line, Col: found.Column, Field: key,
+		Msg: fmt.Sprintf("%s is %s, where %s is due%s", value, article(strings.Replace(got, "bool", "boolean", 1)), due, hint)}
+}
+
+// is reports whether n is a value of kind, as encoding/json names it in
+// a type error ("number", "string", "bool", "array", "object").
+func is(n *yaml3.Node, kind string) bool {
+	switch kind {
+	case "array":
+		return n.Kind == yaml3.SequenceNode
+	case "object":
+		return n.Kind == yaml3.MappingNode
+	case "number":
+		return n.Kind == yaml3.ScalarNode && (n.Tag == "!!int" || n.Tag == "!!float")
+	case "string":
+		return n.Kind == yaml3.ScalarNode && n.Tag == "!!str"
+	case "bool":
+		return n.Kind == yaml3.ScalarNode && n.Tag == "!!bool"
+	}
+	return false
+}
+
+// fits reports whether a YAML scalar of tag can be decoded into a Go value
+// of type want.
+func fits(tag, want string) bool {
+	switch {
+	case want == "string":
+		return tag == "!!str"
+	case want == "bool":
+		return tag == "!!bool"
+	case strings.HasPrefix(want, "float"):
+		return tag == "!!int" || tag == "!!float"
+	}
+	return tag == "!!int"
 }
