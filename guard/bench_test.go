@@ -79,14 +79,7 @@ func BenchmarkGuard(b *testing.B) {
 			acc := security.NewAccounts(store, benchAccounts{}, func(string) []string { return []string{"a:read", "a:write"} })
 			tokOpts = append(tokOpts, tokens.WithAccounts(acc))
 		}
-		key, err := tokens.GenerateKey()
-		if err != nil {
-			b.Fatal(err)
-		}
-		ts, err := tokens.New("specguard", "specguard", key, store, tokOpts...)
-		if err != nil {
-			b.Fatal(err)
-		}
+		ts := memoryTokens(b, store, tokOpts...)
 		pair, err := ts.Login(context.Background(), "alice", "user", []string{"a:read", "a:write"}, "bench")
 		if err != nil {
 			b.Fatal(err)
@@ -158,6 +151,20 @@ func BenchmarkGuard(b *testing.B) {
 			}
 		})
 	}
+}
+
+// memoryTokens is a token service on store with a key of its own.
+func memoryTokens(tb testing.TB, store *security.MemoryStore, opts ...tokens.Option) *tokens.Service {
+	tb.Helper()
+	key, err := tokens.GenerateKey()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ts, err := tokens.New("specguard", "specguard", key, store, opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ts
 }
 
 // benchAccounts knows one account, alice.

@@ -70,15 +70,7 @@ func TestHeadIsServedAsGet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := security.NewMemoryStore(nil)
-	key, err := tokens.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts, err := tokens.New("specguard", "specguard", key, store)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ts := memoryTokens(t, security.NewMemoryStore(nil))
 	var logins atomic.Int32
 	login := func() string { // a caller of its own each time, with buckets of its own
 		pair, err := ts.Login(context.Background(), fmt.Sprint("user-", logins.Add(1)), "user", []string{"a:read"}, "test")

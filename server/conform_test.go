@@ -57,6 +57,18 @@ func serveBehind(t *testing.T, app service.App, break_ func(table *policy.Table)
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
+	table, creds := conformInputs(t)
+	rep, err := conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Credentials: creds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// conformInputs are what the suite reads: the committed document and the
+// example's credentials file.
+func conformInputs(t *testing.T) (*policy.Table, []conform.Credential) {
+	t.Helper()
 	table, err := policy.Compile(server.SpecSource, api.Spec)
 	if err != nil {
 		t.Fatal(err)
@@ -65,11 +77,7 @@ func serveBehind(t *testing.T, app service.App, break_ func(table *policy.Table)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Credentials: creds})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rep
+	return table, creds
 }
 
 func find(rep *conform.Report, verdict string, match func(conform.Result) bool) (conform.Result, bool) {
@@ -551,14 +559,7 @@ func TestInterruptedConformEnablesTheAccountAgain(t *testing.T) {
 		_, _ = w.Write(rec.Body.Bytes())
 	}))
 	t.Cleanup(srv.Close)
-	table, err := policy.Compile(server.SpecSource, api.Spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	creds, err := conform.LoadConfig("../api/conform.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	table, creds := conformInputs(t)
 	rep, err := conform.Run(ctx, table, conform.Options{Base: srv.URL, Credentials: creds, Only: []string{"revoked"}})
 	if !disabled {
 		t.Fatalf("the run disabled no account (%v, %v): the case this test interrupts did not run", rep, err)
