@@ -148,7 +148,8 @@ type Options struct {
 	// Only and Skip select cases by the start of their names: a family
 	// ("owner", "revoked", "limit"), or a whole name ("scope:oauth2:posts:read").
 	// With Only, a case runs when a prefix matches; a case Skip matches
-	// does not run. Neither: every case.
+	// is not reported, and one that spends a tier or ends a credential
+	// (limit, revoked) is not run either. Neither: every case.
 	Only, Skip []string
 }
 

@@ -226,8 +226,10 @@ func (r *runner) revokedLogout(ctx context.Context, me *policy.Operation) {
 		return
 	}
 	const name = "revoked:logout"
-	if !r.wants(name) && !r.wants("revoked:disabled") {
-		return // the disable case uses this one's account
+	// The disable case uses this one's account: either may run alone.
+	wantLogout, wantDisabled := r.wants(name), r.wants("revoked:disabled")
+	if !wantLogout && !wantDisabled {
+		return
 	}
 	c := r.retiring(func(c *credential) bool { return kind(c.scheme) == "bearer" })
 	if c == nil {
@@ -236,14 +238,17 @@ func (r *runner) revokedLogout(ctx context.Context, me *policy.Operation) {
 	}
 	// A key of the same account, for the disable case.
 	var key *credential
-	if create := r.credentialOp("create-api-key"); create != nil && c.known && len(c.scopes) > 0 && r.account(ctx, c) != "" && may(c, create) {
+	if create := r.credentialOp("create-api-key"); wantDisabled && create != nil && c.known && len(c.scopes) > 0 && r.account(ctx, c) != "" && may(c, create) {
 		key, _, _ = r.makeKey(ctx, create, c)
 	}
-	msg := r.usedThenRefused(ctx, name, me, c, func() (*response, error) { return r.send(ctx, name, logout, c, nil, nil) })
-	c.retired = true
-	r.verdict(logout, name, msg, "%s refused once logged out", c.name)
+	if wantLogout {
+		msg := r.usedThenRefused(ctx, name, me, c, func() (*response, error) { return r.send(ctx, name, logout, c, nil, nil) })
+		c.retired = true
+		r.verdict(logout, name, msg, "%s refused once logged out", c.name)
+	}
 	if key != nil {
 		r.revokedDisabled(ctx, me, key)
+		c.retired = true // disabling its account ended it too
 	}
 }
 
