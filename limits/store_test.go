@@ -199,13 +199,20 @@ func TestClusterRefusalHoldsWhileAnotherNodeFails(t *testing.T) {
 		if v.Allowed || v.Denied != 1 || v.StoreErr != nil || v.RetryAfter < 1 {
 			t.Errorf("request %d over narrow's limit, down's node stopped: allowed %v, denied %b, store error %v, retry after %d; want refused by narrow alone", i+2, v.Allowed, v.Denied, v.StoreErr, v.RetryAfter)
 		}
-		if len(v.Limit) != 1 || !strings.Contains(v.Limit[0], `"down";r=0;`) {
-			t.Errorf("RateLimit %q: want down's bucket, whose state is unknown, reported with none left", v.Limit)
+		if len(v.Limit) != 1 || !strings.Contains(v.Limit[0], `"down";r=0;t=3600`) {
+			t.Errorf("RateLimit %q: want down's bucket, whose state is unknown, reported with none left, full within its window", v.Limit)
 		}
 	}
-	v := l.Decide(r, admitting, limits.Caller{})
-	if !v.Allowed || v.StoreErr == nil {
-		t.Errorf("no tier refusing, down's node stopped: allowed %v, store error %v; want on-store-error's allow, with the store's error", v.Allowed, v.StoreErr)
+	for range 2 {
+		v := l.Decide(r, admitting, limits.Caller{})
+		if !v.Allowed || v.StoreErr == nil {
+			t.Errorf("no tier refusing, down's node stopped: allowed %v, store error %v; want on-store-error's allow, with the store's error", v.Allowed, v.StoreErr)
+		}
+	}
+	// A request the store could not decide charged nothing, as on one
+	// Redis: wide's bucket is whole, and this is its first charge.
+	if v := l.Decide(r, op(tier("wide", wide, 100)), limits.Caller{}); len(v.Limit) != 1 || !strings.HasPrefix(v.Limit[0], `"wide";r=99;`) {
+		t.Errorf("wide alone after two undecided requests: RateLimit %q, want r=99 (only this request charged)", v.Limit)
 	}
 }
 

@@ -275,7 +275,8 @@ func (s *Store) Preload(ctx context.Context) error {
 // store answered. What the admitting tiers charged is then given back, so
 // the Cluster answers as one Redis does (a concurrent request may see the
 // charge until the refund lands). Otherwise a tier that could not be
-// decided is the store's error.
+// decided is the store's error, and what the others charged is given back
+// too: one Redis that does not answer charges nothing.
 func (s *Store) allowEach(ctx context.Context, reqs []limits.Request, results []limits.Result) (bool, error) {
 	raws := make([][]int64, len(reqs))
 	errs := make([]error, len(reqs))
@@ -303,13 +304,23 @@ func (s *Store) allowEach(ctx context.Context, reqs []limits.Request, results []
 		results[i] = limits.Result{}
 		failed = cmp.Or(failed, err)
 	}
+	if !allowed || failed != nil {
+		// Refused, or not decided: what the answering tiers charged is
+		// given back, as one Redis charges nothing then (a request the
+		// store could not decide must not drain the buckets it reached).
+		// The failing node's call may have spent the request's deadline.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		s.refund(rctx, reqs, results, false) // an undecided tier's result admits nothing: not refunded
+		cancel()
+	}
 	if !allowed {
-		s.refund(ctx, reqs, results, false) // an undecided tier's result admits nothing: not refunded
 		for i := range reqs {
 			if errs[i] != nil {
 				// Its bucket's state is unknown: reported as admitting with
-				// none left once the limiter gives back its charge.
-				results[i] = limits.Result{Allowed: true, Remaining: -reqs[i].Cost}
+				// none left once the limiter gives back its charge, full
+				// again within its window at most.
+				charge := time.Duration(reqs[i].Interval*reqs[i].Cost) * time.Microsecond
+				results[i] = limits.Result{Allowed: true, Remaining: -reqs[i].Cost, ResetAfter: reqs[i].TTL + charge}
 			}
 		}
 		return false, nil
