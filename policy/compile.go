@@ -830,7 +830,9 @@ func typeError(source string, data []byte, msg string) *Error {
 					found = v
 					return
 				}
-				walk(v, k.Value, strict)
+				if !freeForm(k.Value) {
+					walk(v, k.Value, strict)
+				}
 			}
 			return
 		}
@@ -856,6 +858,16 @@ func typeError(source string, data []byte, msg string) *Error {
 	}
 	return &Error{Source: source, Line: found.Line, Col: found.Column, Field: key,
 		Msg: fmt.Sprintf("%s is %s, where %s is due%s", value, article(strings.Replace(got, "bool", "boolean", 1)), due, hint)}
+}
+
+// freeForm reports whether the value under key is the author's own data,
+// whose keys are no OpenAPI fields (an example, a default, an extension).
+func freeForm(key string) bool {
+	switch key {
+	case "example", "examples", "default", "enum", "const":
+		return true
+	}
+	return strings.HasPrefix(key, "x-")
 }
 
 // is reports whether n is a value of kind, as encoding/json names it in

@@ -15,6 +15,8 @@ func TestTypeErrorsNameTheirLine(t *testing.T) {
 			`doc.yaml:4:12: version: 1 is a number, where a string is due: quote it ("1")`},
 		{"the same key elsewhere first", "openapi: 3.0.3\nx-meta: {version: 2}\ninfo:\n  title: t\n  version: 1\npaths: {}\n",
 			`doc.yaml:5:12: version: 1 is a number, where a string is due: quote it ("1")`},
+		{"the same key in an example first", "openapi: 3.0.3\ninfo: {title: t, version: \"1\"}\npaths: {}\ncomponents:\n  schemas:\n    Book:\n      type: object\n      example: {title: 1984}\n      properties:\n        name: {type: string, title: 7}\n",
+			`doc.yaml:10:37: title: 7 is a number, where a string is due: quote it ("7")`},
 		{"a number given as text", "openapi: 3.0.3\ninfo: {title: t, version: \"1\"}\npaths:\n  /a:\n    get:\n      security: []\n      x-rate-limit: false\n      parameters:\n        - {name: q, in: query, schema: {type: integer, minimum: one}}\n      responses: {'200': {description: ok}}\n",
 			`doc.yaml:9:65: minimum: "one" is a string, where a number is due`},
 		{"a boolean given as text", "openapi: 3.0.3\ninfo: {title: t, version: \"1\"}\npaths:\n  /a:\n    get:\n      security: []\n      x-rate-limit: false\n      deprecated: 'yes'\n      responses: {'200': {description: ok}}\n",
