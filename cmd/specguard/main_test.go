@@ -551,6 +551,10 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"keygen", "--alg", "rsa1024"}, 2},
 		{[]string{"new", "a", "b"}, 2},
 		{[]string{"specsum", "-pkg", "bad pkg", good}, 2},
+		{[]string{"specsum", "-pkg", "_", good}, 2},
+		{[]string{"new", "9lives"}, 2},
+		{[]string{"new", "svc", "--module", "not a path"}, 2},
+		{[]string{"new", "svc", "--module", "fmt"}, 2},
 	} {
 		_, _, err := cli(t, c.args...)
 		if got := exitCode(err); got != c.want {

@@ -85,21 +85,21 @@ func newService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	name := filepath.Base(abs) // "." names the directory it is
 	if !regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`).MatchString(name) {
-		return fmt.Errorf("new: %s: the directory's name (%q) names the service and its binary: letters, digits, '-' and '_', a letter first", dir, name)
+		return usageErr("new: %s: the directory's name (%q) names the service and its binary: letters, digits, '-' and '_', a letter first", dir, name)
 	}
 	if *module == "" {
 		if goOwn(name) {
-			return fmt.Errorf("new: %s: %q is a path of Go's own, so it cannot be the module's: give --module, such as example.com/%s", dir, name, name)
+			return usageErr("new: %s: %q is a path of Go's own, so it cannot be the module's: give --module, such as example.com/%s", dir, name, name)
 		}
 		if modpath.CheckImportPath(name) != nil {
-			return fmt.Errorf("new: %s: %q cannot be a module path: give --module, such as example.com/%s", dir, name, name)
+			return usageErr("new: %s: %q cannot be a module path: give --module, such as example.com/%s", dir, name, name)
 		}
 		*module = name
 	} else if goOwn(*module) {
-		return fmt.Errorf("new: --module %q is a path of Go's own; give one of yours, such as example.com/%s", *module, name)
+		return usageErr("new: --module %q is a path of Go's own; give one of yours, such as example.com/%s", *module, name)
 	}
 	if err := modpath.CheckImportPath(*module); err != nil || !modulePath.MatchString(*module) {
-		return fmt.Errorf("new: --module %q is not a module path, such as example.com/items", *module)
+		return usageErr("new: --module %q is not a module path, such as example.com/items", *module)
 	}
 	if table(name)+"_version" == credentialsTable {
 		return fmt.Errorf("new: %s: the service's migrations would share their version table (%s) with the credential operations'; choose another name", dir, credentialsTable)
@@ -400,7 +400,7 @@ func specsum(args []string, stderr io.Writer) error {
 		fmt.Fprint(stderr, specsumUsage)
 		return usageErr("specsum: give one document")
 	}
-	if !token.IsIdentifier(*pkg) {
+	if !token.IsIdentifier(*pkg) || *pkg == "_" {
 		return usageErr("specsum: -pkg %q is not a Go package name", *pkg)
 	}
 	data, err := os.ReadFile(flags.Arg(0))
