@@ -61,7 +61,7 @@ func (s *Service) republish(id string, version int64) {
 		err = s.state.Publish(ctx, id, st)
 	}
 	if err != nil {
-		s.cfg.log.Warn("a change of an account was published but not committed, and putting it back failed; the store forgets it within the account TTL",
+		s.cfg.log.WarnContext(ctx, "a change of an account was published but not committed, and putting it back failed; the store forgets it within the account TTL",
 			"subject", id, "err", err)
 	}
 }
@@ -89,10 +89,10 @@ func (s *Service) endAllIf(ctx context.Context, subject string, change func(*Acc
 		return nil, err
 	}
 	if err := s.store.RevokeSubject(ctx, subject); err != nil {
-		s.cfg.log.Warn("revoked every credential; tidying the store failed", "subject", subject, "err", err)
+		s.cfg.log.WarnContext(ctx, "revoked every credential; tidying the store failed", "subject", subject, "err", err)
 	}
 	if err := s.keys.RevokeAll(ctx, subject); err != nil {
-		s.cfg.log.Warn("revoked every credential; marking the API keys revoked failed", "subject", subject, "err", err)
+		s.cfg.log.WarnContext(ctx, "revoked every credential; marking the API keys revoked failed", "subject", subject, "err", err)
 	}
 	return a, nil
 }

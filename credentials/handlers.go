@@ -80,7 +80,7 @@ func (s *Service) checkPassword(r *http.Request, email, password string) (*Accou
 				// the password was changed: stillHolds decides, once the
 				// credential is minted, with the hash it finds.
 			default:
-				s.cfg.log.Warn("upgrading a password hash failed; it stays as it was", "subject", a.ID, "err", err)
+				s.cfg.log.WarnContext(ctx, "upgrading a password hash failed; it stays as it was", "subject", a.ID, "err", err)
 			}
 		}
 	}
@@ -96,7 +96,7 @@ func (s *Service) minted(ctx context.Context, a *Account, password, what string,
 	err := s.stillHolds(ctx, a, password)
 	if err != nil {
 		if terr := takeBack(ctx); terr != nil {
-			s.cfg.log.Warn("a "+what+" minted after its account changed could not be ended; it was never handed out", "subject", a.ID, "err", terr)
+			s.cfg.log.WarnContext(ctx, "a "+what+" minted after its account changed could not be ended; it was never handed out", "subject", a.ID, "err", terr)
 		}
 	}
 	return err
@@ -573,7 +573,7 @@ func (s *Service) endReplaced(r *http.Request) {
 	if q, err := s.sessions.Authenticate(r.Context(), peek, s.cookieSc); err == nil && q != nil {
 		if id := sessionOf(q); id != "" {
 			if err := s.sessions.Delete(r.Context(), q.Subject, id); err != nil && !errors.Is(err, security.ErrNotFound) {
-				s.cfg.log.Warn("the session a new login replaced was not ended", "subject", q.Subject, "err", err)
+				s.cfg.log.WarnContext(r.Context(), "the session a new login replaced was not ended", "subject", q.Subject, "err", err)
 			}
 		}
 	}
@@ -703,7 +703,7 @@ func (s *Service) createKey(w http.ResponseWriter, r *http.Request) {
 		// outlive what ended the caller's credential while its body
 		// arrived: it is taken back before anyone saw it.
 		if err := s.keys.Revoke(r.Context(), p.Subject, k.ID); err != nil {
-			s.cfg.log.Warn("an API key minted after its caller's credential ended could not be revoked; it was never handed out", "subject", p.Subject, "err", err)
+			s.cfg.log.WarnContext(r.Context(), "an API key minted after its caller's credential ended could not be revoked; it was never handed out", "subject", p.Subject, "err", err)
 		}
 		return
 	}

@@ -102,11 +102,11 @@ func (s *Service) tooMany(w http.ResponseWriter, what string) {
 // that cannot answer (503, retry), or anything else (500).
 func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, security.ErrUnavailable) {
-		s.cfg.log.Warn("a store is unavailable; answering 503", "path", r.URL.Path, "err", err)
+		s.cfg.log.WarnContext(r.Context(), "a store is unavailable; answering 503", "path", r.URL.Path, "err", err)
 		s.problems.Unavailable(w, "A store is unavailable; try again shortly.")
 		return
 	}
-	s.cfg.log.Error("credential operation failed", "path", r.URL.Path, "err", err)
+	s.cfg.log.ErrorContext(r.Context(), "credential operation failed", "path", r.URL.Path, "err", err)
 	s.problems.Internal(w)
 }
 

@@ -40,7 +40,7 @@ func NewHandler(d *Deps) (http.Handler, error) {
 		guard.WithRealm(realm),
 		guard.WithProblems(d.problems),
 		guard.WithErrorLog(func(r *http.Request, err error) {
-			d.Log.Warn("a store failed; answering 503", "operation", opID(r), "err", err)
+			d.Log.WarnContext(r.Context(), "a store failed; answering 503", "operation", opID(r), "err", err)
 		}),
 		guard.WithObserver(d.Metrics.observeGuard),
 		guard.WithResponseValidation(d.ValidateResponses, d.Metrics.reportResponse(d.Log, d.ValidateResponses)),
@@ -143,7 +143,7 @@ func recoverer(p problem.Writer, log *slog.Logger, next http.Handler) http.Handl
 				op = st.op.ID
 			}
 			id := RequestID(r.Context())
-			log.Error("panic", "request_id", id, "method", r.Method, "path", r.URL.Path, "operation", op, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			log.ErrorContext(r.Context(), "panic", "method", r.Method, "path", r.URL.Path, "operation", op, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			if st != nil && st.status != 0 {
 				st.status = http.StatusInternalServerError // as counted and logged
 				// What was written goes out first: the client sees a
@@ -170,11 +170,11 @@ func respondError(p problem.Writer, log *slog.Logger, w http.ResponseWriter, r *
 	case errors.Is(err, security.ErrUnavailable):
 		// The database or a store did not answer: the request may be
 		// retried, and nothing was half done.
-		log.Warn("a store is unavailable; answering 503", "request_id", RequestID(r.Context()), "operation", opID(r), "err", err)
+		log.WarnContext(r.Context(), "a store is unavailable; answering 503", "operation", opID(r), "err", err)
 		p.Unavailable(w, "A store is unavailable; try again shortly.")
 	case errors.Is(err, sqldb.ErrExists):
 		// The database is fine; the record is there already.
-		log.Info("a write found its record taken; answering 409", "request_id", RequestID(r.Context()), "operation", opID(r), "err", err)
+		log.InfoContext(r.Context(), "a write found its record taken; answering 409", "operation", opID(r), "err", err)
 		p.Write(w, &problem.Problem{Type: "conflict", Title: "Conflict", Status: http.StatusConflict, Detail: "The record exists already."})
 	case errors.As(err, &ce):
 		// The database is fine; the write contradicts what it holds: a
@@ -184,10 +184,10 @@ func respondError(p problem.Writer, log *slog.Logger, w http.ResponseWriter, r *
 		if ce.Kind == "check" || ce.Kind == "not null" || ce.Kind == "value" {
 			status, title = http.StatusUnprocessableEntity, "Unprocessable content"
 		}
-		log.Info("a write broke a constraint", "request_id", RequestID(r.Context()), "operation", opID(r), "status", status, "err", err)
+		log.InfoContext(r.Context(), "a write broke a constraint", "operation", opID(r), "status", status, "err", err)
 		p.Write(w, &problem.Problem{Type: "constraint", Title: title, Status: status, Detail: constraintDetail(ce)})
 	default:
-		log.Error("handler failed", "request_id", RequestID(r.Context()), "operation", opID(r), "err", err)
+		log.ErrorContext(r.Context(), "handler failed", "operation", opID(r), "err", err)
 		p.Internal(w)
 	}
 }

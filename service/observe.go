@@ -103,7 +103,7 @@ func (m *Metrics) reportResponse(log *slog.Logger, mode guard.ResponseMode) func
 	return func(r *http.Request, op *policy.Operation, vs []guard.ResponseViolation) {
 		for _, v := range vs {
 			m.responseViolations.WithLabelValues(op.ID, v.Reason).Inc()
-			log.Warn("an answer breaks the API description", "request_id", RequestID(r.Context()), "operation", op.ID, "status", v.Status, "reason", v.Reason,
+			log.WarnContext(r.Context(), "an answer breaks the API description", "operation", op.ID, "status", v.Status, "reason", v.Reason,
 				"pointer", v.Pointer, "detail", v.Detail, "validate_responses", mode.String())
 		}
 	}
@@ -241,7 +241,9 @@ type storeKey struct{ store, call string }
 // reqState is one request's ResponseWriter as logRequests hands it on: it
 // records the status written and what the guard and the limiter decided,
 // which they report through their observers with this writer. It holds the
-// request's context too (RequestID): one allocation per request.
+// request's context with its id too (RequestID), in the same allocation;
+// the request's copy that carries it (WithContext), the id and the header
+// value are three more per request.
 type reqState struct {
 	http.ResponseWriter
 	ctx    idContext
@@ -340,6 +342,37 @@ func (c *idContext) Value(key any) any {
 	}
 	return c.Context.Value(key)
 }
+
+// requestIDs adds the request's id (RequestID) to every line logged with
+// the request's context (slog's ...Context methods), first after the
+// message, unless the line names one itself: the lines of the service and
+// of the packages it hands its logger (credentials) alike.
+type requestIDs struct{ slog.Handler }
+
+func (h requestIDs) Handle(ctx context.Context, r slog.Record) error {
+	if id := RequestID(ctx); id != "" {
+		named := false
+		r.Attrs(func(a slog.Attr) bool {
+			named = a.Key == "request_id"
+			return !named
+		})
+		if !named {
+			with := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+			with.AddAttrs(slog.String("request_id", id))
+			r.Attrs(func(a slog.Attr) bool {
+				with.AddAttrs(a)
+				return true
+			})
+			r = with
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestIDs) WithAttrs(as []slog.Attr) slog.Handler {
+	return requestIDs{h.Handler.WithAttrs(as)}
+}
+func (h requestIDs) WithGroup(name string) slog.Handler { return requestIDs{h.Handler.WithGroup(name)} }
 
 // requestIDHeader carries the request's id (RequestID) in every answer.
 const requestIDHeader = "X-Request-Id"

@@ -54,7 +54,7 @@ func build(ctx context.Context, app App, args []string, getenv func(string) stri
 	if cfg.LogFormat == "text" {
 		handler = slog.NewTextHandler(stdout, nil)
 	}
-	log := slog.New(handler)
+	log := slog.New(requestIDs{handler})
 
 	source, spec := app.SpecSource, app.Spec
 	if err := app.generatedFrom(); err != nil {
