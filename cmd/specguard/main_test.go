@@ -550,8 +550,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"conform", "--spec", good, "--base", "http://127.0.0.1:1"}, 1}, // nothing answers there
 		{[]string{"keygen", "--alg", "rsa1024"}, 2},
 		{[]string{"new", "a", "b"}, 2},
-		{[]string{"specsum", "-pkg", "bad pkg", good}, 2},
-		{[]string{"specsum", "-pkg", "_", good}, 2},
+		{[]string{"specsum", "-pkg", "bad pkg", "-o", filepath.Join(t.TempDir(), "sum.go"), good}, 2},
+		{[]string{"specsum", "-pkg", "_", "-o", filepath.Join(t.TempDir(), "sum.go"), good}, 2},
 		{[]string{"new", "9lives"}, 2},
 		{[]string{"new", "svc", "--module", "not a path"}, 2},
 		{[]string{"new", "svc", "--module", "fmt"}, 2},
