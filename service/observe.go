@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -241,12 +242,14 @@ type storeKey struct{ store, call string }
 // reqState is one request's ResponseWriter as logRequests hands it on: it
 // records the status written and what the guard and the limiter decided,
 // which they report through their observers with this writer. It holds the
-// request's context with its id too (RequestID), in the same allocation;
-// the request's copy that carries it (WithContext), the id and the header
-// value are three more per request.
+// request's context with its id too (RequestID), the id's bytes and the
+// header's value, in the same allocation; the request's copy that carries
+// the context (WithContext) is one more per request.
 type reqState struct {
 	http.ResponseWriter
 	ctx    idContext
+	idBuf  [16]byte  // ctx.id's bytes
+	idHdr  [1]string // the X-Request-Id header's value
 	status int
 	op     *policy.Operation
 	auth   guard.Outcome
@@ -310,11 +313,14 @@ func (m *Metrics) observeGuard(w http.ResponseWriter, _ *http.Request, ev guard.
 	}
 }
 
-// newRequestID returns 16 random hex digits.
-func newRequestID() string {
+// newRequestID returns 16 random hex digits, written into buf: the string
+// shares its bytes, which nothing writes again (as strings.Builder shares
+// its buffer), and keeps buf's allocation alive.
+func newRequestID(buf *[16]byte) string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	hex.Encode(buf[:], b[:])
+	return unsafe.String(&buf[0], len(buf))
 }
 
 // RequestID returns the id the service gave the request whose context ctx
@@ -384,8 +390,10 @@ const requestIDHeader = "X-Request-Id"
 func logRequests(log *slog.Logger, m *Metrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		st := &reqState{ResponseWriter: w, ctx: idContext{Context: r.Context(), id: newRequestID()}}
-		w.Header()[requestIDHeader] = []string{st.ctx.id}
+		st := &reqState{ResponseWriter: w, ctx: idContext{Context: r.Context()}}
+		st.ctx.id = newRequestID(&st.idBuf)
+		st.idHdr[0] = st.ctx.id
+		w.Header()[requestIDHeader] = st.idHdr[:]
 		// Deferred: a request whose connection was cut (a panic after its
 		// answer began, see recoverer) is counted and logged too.
 		defer logRequest(log, m, st, r, start)
