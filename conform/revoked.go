@@ -39,39 +39,34 @@ func (r *runner) revokedBefore(ctx context.Context) {
 // revokedAfter ends a whole account (logout everywhere) once nothing else
 // needs its credentials.
 func (r *runner) revokedAfter(ctx context.Context) {
-	if !r.wants("revoked") {
-		return
-	}
+	const name = "revoked:logout-all"
 	op := r.credentialOp("logout-all")
-	if op == nil {
-		return
-	}
-	if !r.wants("revoked:logout-all") {
+	if op == nil || !r.wants(name) {
 		return
 	}
 	c := r.may(op, func(c *credential) bool { return kind(c.scheme) == "bearer" })
 	if c == nil {
-		r.report(op, "revoked:logout-all", Skip, "no configured bearer credential may call it")
+		r.report(op, name, Skip, "no configured bearer credential may call it")
 		return
 	}
-	resp, err := r.send(ctx, "revoked:logout-all", op, c, nil, nil)
+	resp, err := r.send(ctx, name, op, c, nil, nil)
 	if err != nil || resp.status/100 != 2 {
-		r.report(op, "revoked:logout-all", Fail, "logging out everywhere as %s: %v %v", c.name, resp, err)
+		r.report(op, name, Fail, "logging out everywhere as %s: %v %v", c.name, resp, err)
 		return
 	}
 	// The same request again, and its refresh token: both are refused
 	// now. The rate-limit cases spent their tiers (a refused credential
 	// counts as anonymous), so each waits the little it takes to be
 	// admitted.
-	again, err := patiently(ctx, func() (*response, error) { return r.send(ctx, "revoked:logout-all", op, c, nil, nil) })
+	again, err := patiently(ctx, func() (*response, error) { return r.send(ctx, name, op, c, nil, nil) })
 	msg := r.refused(again, err, c.name+" after logging out everywhere")
 	if msg == "" && c.refresh != "" {
 		if refresh := r.credentialOp("refresh"); refresh != nil {
-			resp, err := patiently(ctx, func() (*response, error) { return r.refreshWith(ctx, "revoked:logout-all", refresh, c.refresh) })
+			resp, err := patiently(ctx, func() (*response, error) { return r.refreshWith(ctx, name, refresh, c.refresh) })
 			msg = r.refused(resp, err, "its refresh token after logging out everywhere")
 		}
 	}
-	r.verdict(op, "revoked:logout-all", msg, "%s refused after logging out everywhere", c.name)
+	r.verdict(op, name, msg, "%s refused after logging out everywhere", c.name)
 	for _, other := range r.creds {
 		if other.account != "" && other.account == c.account {
 			other.retired = true

@@ -98,7 +98,9 @@ func (s *Service) bind() error {
 			fail(op, "%s: %s differs from what specguard serves (credentials.Fragment)", kind, diff)
 			continue
 		}
-		if forCaller[kind] && op.Security.Access() != policy.AccessProtected {
+		// What acts for its caller requires a credential in the fragment:
+		// its handler reads the caller, and so must the document.
+		if ref.Security.Access() == policy.AccessProtected && op.Security.Access() != policy.AccessProtected {
 			fail(op, "%s acts for its caller, so its security must require a credential: it admits anonymous callers ({} or security: [])", kind)
 			continue
 		}
@@ -116,15 +118,6 @@ func (s *Service) bind() error {
 		return errs
 	}
 	return nil
-}
-
-// forCaller are the kinds that act for the verified caller (its logins,
-// sessions, keys, account) or an admin's: the document chooses their
-// security, as long as it requires a credential.
-var forCaller = map[string]bool{
-	"logout": true, "logout-all": true, "list-sessions": true, "delete-session": true, "me": true,
-	"list-api-keys": true, "create-api-key": true, "delete-api-key": true,
-	"list-users": true, "disable-user": true, "update-user": true,
 }
 
 // handler is the handler of kind, served at op.

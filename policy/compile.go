@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	yaml3 "gopkg.in/yaml.v3"
 	"maps"
 	"net/http"
 	"regexp"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/specguard/specguard/internal/text"
+	yaml3 "gopkg.in/yaml.v3"
 )
 
 // Extension names the compiler reads.

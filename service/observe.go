@@ -324,11 +324,10 @@ func newRequestID(buf *[16]byte) string {
 }
 
 // RequestID returns the id the service gave the request whose context ctx
-// is (or derives from): its answer's X-Request-Id header and every line
-// the service logs about it carry it (the request's line, a panic's, a
-// handler's error, an answer that breaks the document), so that what a
-// client reports can be found in the logs. "" outside a request of the
-// service.
+// is (or derives from): its answer's X-Request-Id header carries it, and
+// so does every line logged with its context through the service's logger
+// (Deps.Log; see requestIDs), so that what a client reports can be found
+// in the logs. "" outside a request of the service.
 func RequestID(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey{}).(string)
 	return id
