@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -122,7 +123,7 @@ func (g *Guard) authenticate(r *http.Request, op *policy.Operation, deferred boo
 	seen := memo[:0]
 	verify := func(s *policy.Scheme) outcome {
 		for _, o := range seen {
-			if sameVerifier(o.scheme, s) {
+			if g.sameVerifier(o.scheme, s) {
 				return o
 			}
 		}
@@ -307,17 +308,35 @@ func isScopeError(err error) bool {
 }
 
 // sameVerifier reports whether a result for scheme a stands for scheme b:
-// they read the same place with the same verifier (bearer and oauth2 both
-// verify specguard's own token in the Authorization header). Every
-// openIdConnect scheme has a provider of its own.
-func sameVerifier(a, b *policy.Scheme) bool {
+// they read the same place with the same verifier. Schemes of one type
+// share their authenticator; bearer and oauth2 share a result only when
+// they are given the same one (specguard's own token in the Authorization
+// header, say), as two different verifiers may take different tokens.
+// Every openIdConnect scheme has a provider of its own.
+func (g *Guard) sameVerifier(a, b *policy.Scheme) bool {
 	if a == b {
 		return true
 	}
 	if a.Type == policy.SchemeOIDC || b.Type == policy.SchemeOIDC {
 		return false
 	}
-	return a.Param == b.Param && (a.Type == b.Type || isBearer(a.Type) && isBearer(b.Type))
+	return a.Param == b.Param && (a.Type == b.Type || g.bearerShared && isBearer(a.Type) && isBearer(b.Type))
+}
+
+// sameAuthenticator reports whether a and b are one authenticator: one
+// map, or equal values of one comparable type (two tokens.Bearer of one
+// service are).
+func sameAuthenticator(a, b Authenticator) bool {
+	if a == nil || b == nil || reflect.TypeOf(a) != reflect.TypeOf(b) {
+		return false
+	}
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	if va.Kind() == reflect.Map {
+		return va.UnsafePointer() == vb.UnsafePointer()
+	}
+	// Comparing holds no panic only for values that are comparable all
+	// the way down (an interface field may hold a map).
+	return va.Comparable() && vb.Comparable() && a == b
 }
 
 func isBearer(t policy.SchemeType) bool { return t == policy.SchemeBearer || t == policy.SchemeOAuth2 }

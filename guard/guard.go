@@ -198,6 +198,9 @@ type Guard struct {
 	observe   func(http.ResponseWriter, *http.Request, Event)
 	unguarded []string
 	defer_    bool // the limiter prechecks: defer what authenticators can
+	// bearerShared: bearer and oauth2 schemes have one authenticator, so
+	// one verification of the Authorization header stands for both.
+	bearerShared bool
 	// deferFns are the authenticators' private forms, for those that
 	// have one (specguard's own: see internal/onetrip): they take the
 	// request's reading of the clock and, when the limiter prechecks,
@@ -258,6 +261,7 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 		opt(g)
 	}
 	g.rctxs.New = func() any { return chi.NewRouteContext() }
+	g.bearerShared = sameAuthenticator(g.auth[policy.SchemeBearer], g.auth[policy.SchemeOAuth2])
 	for name := range table.Schemes {
 		g.schemeNames = append(g.schemeNames, name)
 	}
