@@ -172,7 +172,10 @@ func WithObserver(f func(w http.ResponseWriter, r *http.Request, ev Event)) Opti
 // WithUnguarded names routes of the router that are not operations of the
 // document, such as "GET /metrics": the guard passes them to the router
 // untouched (no authentication, no limits, no validation). Every other
-// route must be an operation, and no operation may be named here.
+// route must be an operation, and no operation may be named here, nor a
+// route the router would give an operation's requests to: "GET
+// /files/secret" or "GET /files/{name:[a-z]+}" beside the operation "GET
+// /files/{name}", which chi tries first.
 func WithUnguarded(routes ...string) Option {
 	return func(g *Guard) { g.unguarded = append(g.unguarded, routes...) }
 }
@@ -291,6 +294,12 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 		}
 		if op := table.Lookup(method, pattern); op != nil {
 			problems = append(problems, fmt.Sprintf("unguarded route %s is operation %s of %s: it must be guarded", route, op.ID, table.Source))
+		} else {
+			for _, op := range table.Operations() {
+				if op.Method == method && takesFrom(pattern, op.Pattern) {
+					problems = append(problems, fmt.Sprintf("unguarded route %s would take requests of operation %s (%s %s) of %s, as the router tries it first: give it a pattern that matches none of that operation's paths", route, op.ID, op.Method, op.Path, table.Source))
+				}
+			}
 		}
 		g.free[route] = true
 	}
