@@ -347,6 +347,9 @@ func (m *MemoryStore) RotateFamily(_ context.Context, subject, id, presented, ne
 	if f == nil || f.Subject != subject {
 		return ErrNotFound
 	}
+	if f.RefreshJTI == nextRefresh && f.AccessJTI == nextAccess {
+		return nil // this rotation again (see FamilyStore)
+	}
 	if f.RefreshJTI != presented {
 		m.dropFamily(id)
 		return ErrReused

@@ -168,7 +168,10 @@ type FamilyStore interface {
 	// when it is the family's current one it becomes nextRefresh, with
 	// nextAccess the only accepted access token; when it is an older one the
 	// family is revoked and ErrReused returned; a missing, expired or
-	// revoked family gives ErrNotFound.
+	// revoked family gives ErrNotFound. A family already on nextRefresh and
+	// nextAccess is this rotation run again (a Redis client retries a call
+	// whose answer was lost on the way; only that call knows the next
+	// tokens): it succeeds, and revokes nothing.
 	RotateFamily(ctx context.Context, subject, id, presented, nextRefresh, nextAccess string) error
 	// RevokeFamily ends one login of subject.
 	RevokeFamily(ctx context.Context, subject, id string) error

@@ -117,10 +117,14 @@ redis.call('PEXPIREAT', KEYS[1], math.ceil(exp / 1000))
 // Rotate moves a token family (KEYS[1], listed in KEYS[2] as ARGV[4]) on
 // from the refresh token presented (ARGV[1]) to the next refresh and access
 // tokens (ARGV[2], ARGV[3]): -1 gone, -2 reuse (family deleted), else now.
+// A family already on those next tokens is this very rotation run again
+// (a client retrying a call whose answer was lost: only that call knows
+// them), which succeeds rather than counting as reuse.
 var Rotate = redis.NewScript(Now + `
-local f = redis.call('HMGET', KEYS[1], 'r', 'e')
+local f = redis.call('HMGET', KEYS[1], 'r', 'e', 'a')
 if not f[1] then return -1 end
 if tonumber(f[2]) <= now then redis.call('DEL', KEYS[1]) redis.call('ZREM', KEYS[2], ARGV[4]) return -1 end
+if f[1] == ARGV[2] and f[3] == ARGV[3] then return now end
 if f[1] ~= ARGV[1] then redis.call('DEL', KEYS[1]) redis.call('ZREM', KEYS[2], ARGV[4]) return -2 end
 redis.call('HSET', KEYS[1], 'r', ARGV[2], 'a', ARGV[3], 'l', now)
 return now`)

@@ -1,12 +1,17 @@
 package redisstore_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"net"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/internal/redistest"
@@ -146,4 +151,100 @@ func TestGoneRecordsFreeTheCap(t *testing.T) {
 			t.Errorf("%s: one beside an evicted record: %v, want it created", c.kind, err)
 		}
 	}
+}
+
+// A refresh whose answer is lost on the way back (the connection drops
+// after Redis ran the rotation) is retried by the Redis client: the retry
+// must not find its own rotation a reuse and revoke the login.
+func TestRotationRetriedAfterItsAnswerWasLost(t *testing.T) {
+	srv := redistest.Start(t)
+	proxy := newLosingProxy(t, srv.Addr)
+	// As package service and redistest configure it: one retry.
+	rdb := redis.NewClient(&redis.Options{Addr: proxy.addr, ContextTimeoutEnabled: true, MaxRetries: 1})
+	t.Cleanup(func() { rdb.Close() })
+	s := redisstore.New(rdb, srv.Prefix, time.Second)
+	ctx := context.Background()
+	if err := s.Preload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f := &security.Family{ID: "fam", Subject: "alice", RefreshJTI: "r1", AccessJTI: "a1", Expires: time.Now().Add(time.Hour)}
+	if err := s.CreateFamily(ctx, f, 0); err != nil {
+		t.Fatal(err)
+	}
+	proxy.loseNextEval.Store(true)
+	if err := s.RotateFamily(ctx, "alice", "fam", "r1", "r2", "a2"); err != nil {
+		t.Errorf("a rotation whose first answer was lost: %v, want nil", err)
+	}
+	if proxy.loseNextEval.Load() {
+		t.Fatal("no answer was lost: the test tested nothing")
+	}
+	if err := s.RotateFamily(ctx, "alice", "fam", "r2", "r3", "a3"); err != nil {
+		t.Errorf("the next refresh, with the token the rotation gave: %v, want nil", err)
+	}
+}
+
+// losingProxy relays Redis connections, and drops the client's connection
+// instead of passing on the answer to the first EVALSHA it sees once
+// loseNextEval is set: the command ran, its answer never came.
+type losingProxy struct {
+	addr         string
+	loseNextEval atomic.Bool
+}
+
+func newLosingProxy(t *testing.T, upstream string) *losingProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	p := &losingProxy{addr: ln.Addr().String()}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", upstream)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			var lose atomic.Bool
+			go func() {
+				defer u.Close()
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := c.Read(buf)
+					if n > 0 && bytes.Contains(bytes.ToLower(buf[:n]), []byte("evalsha")) && p.loseNextEval.CompareAndSwap(true, false) {
+						lose.Store(true)
+					}
+					if n > 0 {
+						u.Write(buf[:n])
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := u.Read(buf)
+					if n > 0 && lose.Load() {
+						u.Close()
+						return
+					}
+					if n > 0 {
+						c.Write(buf[:n])
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return p
 }
