@@ -104,6 +104,11 @@ func ParseURL(raw, dataDir string) (Source, error) {
 		if strings.ContainsAny(path, "?#") {
 			return Source{}, fmt.Errorf("sqlite:%s: a file path must not contain ? or #", path)
 		}
+		if strings.HasPrefix(path, ":") {
+			// SQLite's :memory: is a database of each connection's own,
+			// gone with it: nothing would be shared, nor kept.
+			return Source{}, fmt.Errorf("sqlite:%s: not a file: the data must outlive the process; give a file path, such as sqlite:./specguard.db", path)
+		}
 		return Source{Kind: SQLite, DSN: path}, nil
 	case strings.HasPrefix(raw, "postgres://"), strings.HasPrefix(raw, "postgresql://"):
 		if _, err := pgconn.ParseConfig(raw); err != nil {

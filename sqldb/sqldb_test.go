@@ -72,6 +72,8 @@ func TestParseURL(t *testing.T) {
 		{in: "postgresql://db/sg?sslmode=disable", kind: sqldb.Postgres, dsn: "postgresql://db/sg?sslmode=disable"},
 		{in: "sqlite:", err: "sqlite: needs a file path"},
 		{in: "sqlite:a.db?mode=ro", err: "must not contain ? or #"},
+		{in: "sqlite::memory:", err: "sqlite::memory:: not a file"},
+		{in: "sqlite://:memory:", err: "sqlite::memory:: not a file"},
 		{in: "mysql://db/sg", err: `"mysql:..." is not a database URL`},
 		{in: "/var/lib/sg/app.db", err: "is not a database URL"},
 		{in: "postgres://u:secret@db:notaport/sg", err: "postgres://u:xxxxx@db:notaport/sg"},
