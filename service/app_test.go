@@ -188,6 +188,18 @@ func TestUnusableDataDirNamed(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "SPECGUARD_DATA_DIR: ") {
 		t.Errorf("a data directory that cannot be made: %v, want an error naming SPECGUARD_DATA_DIR", err)
 	}
+
+	// The database's instance lock cannot be taken: the data directory is
+	// still the setting to blame, not SPECGUARD_DATABASE_URL, which is unset.
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "specguard.db.instance-lock"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	env = map[string]string{"SPECGUARD_DATA_DIR": dir, "SPECGUARD_ADMIN_ADDR": "off"}
+	_, err = service.Build(context.Background(), testApp(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	if err == nil || !strings.HasPrefix(err.Error(), "SPECGUARD_DATA_DIR: ") || !strings.Contains(err.Error(), "instance-lock") {
+		t.Errorf("an instance lock that cannot be taken: %v, want an error naming SPECGUARD_DATA_DIR and the lock", err)
+	}
 }
 
 // -h, -help and --help print the commands, as help does: they were read as

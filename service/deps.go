@@ -115,12 +115,18 @@ func openDatabase(ctx context.Context, cfg *Config, now func() time.Time, tp tra
 	}
 	database, err := sqldb.Open(ctx, src, sqldb.WithPoolSize(cfg.DatabasePool), sqldb.WithClock(now), sqldb.WithTracerProvider(tp))
 	if err != nil {
-		if cfg.DatabaseURL == "" { // the SQLite file under the data directory
-			return nil, fmt.Errorf("SPECGUARD_DATA_DIR: %v", err)
-		}
-		return nil, fmt.Errorf("SPECGUARD_DATABASE_URL: %v", err)
+		return nil, fmt.Errorf("%s: %v", databaseSetting(cfg), err)
 	}
 	return database, nil
+}
+
+// databaseSetting names the setting that chose the database: the data
+// directory when no database URL is set (the SQLite file in it).
+func databaseSetting(cfg *Config) string {
+	if cfg.DatabaseURL == "" {
+		return "SPECGUARD_DATA_DIR"
+	}
+	return "SPECGUARD_DATABASE_URL"
 }
 
 // migrate applies the migrations the database lacks, under a lock, as
@@ -231,7 +237,7 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 	// the migrations: a start refused for it must leave the schema of the
 	// instances that serve untouched (a newer binary would migrate it past
 	// theirs, and they could not start again).
-	if err := d.lockInstance(ctx, log, cfg.RedisURL != ""); err != nil {
+	if err := d.lockInstance(ctx, log, cfg.RedisURL != "", databaseSetting(cfg)); err != nil {
 		return nil, err
 	}
 	if err := migrate(ctx, d.DB, app, log); err != nil {
@@ -314,7 +320,7 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 // memory, and no other instance on the same database, with Redis or
 // without, would see this one's logins, revocations, account changes or
 // rate limits, nor it theirs.
-func (d *Deps) lockInstance(ctx context.Context, log *slog.Logger, shared bool) error {
+func (d *Deps) lockInstance(ctx context.Context, log *slog.Logger, shared bool, setting string) error {
 	take := d.DB.LockInstance
 	if shared {
 		take = d.DB.ShareInstance
@@ -335,7 +341,7 @@ func (d *Deps) lockInstance(ctx context.Context, log *slog.Logger, shared bool) 
 	case errors.Is(err, sqldb.ErrInUse):
 		return fmt.Errorf("SPECGUARD_REDIS_URL: another specguard serves %s; instances that share a database must share a Redis too (set SPECGUARD_REDIS_URL), or stop the other one", d.DB.Source())
 	case err != nil:
-		return fmt.Errorf("SPECGUARD_DATABASE_URL: %v", err)
+		return fmt.Errorf("%s: %v", setting, err)
 	}
 	d.lock = lock
 	d.closers = append(d.closers, lock.Release)
