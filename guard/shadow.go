@@ -121,7 +121,10 @@ func overlap(f, o []segment) bool {
 		switch {
 		case a.kind == segStatic && b.kind == segStatic && a.text != b.text,
 			a.kind == segRegexp && b.kind == segStatic && !a.re.MatchString(b.text),
-			a.kind == segStatic && b.kind == segRegexp && !b.re.MatchString(a.text):
+			a.kind == segStatic && b.kind == segRegexp && !b.re.MatchString(a.text),
+			// chi's plain parameter takes no empty segment ("/files/").
+			a.kind == segStatic && a.text == "" && b.kind == segParam,
+			b.kind == segStatic && b.text == "" && a.kind == segParam:
 			return false
 		}
 	}

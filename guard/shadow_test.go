@@ -57,6 +57,7 @@ func TestUnguardedRoutesTakeNoOperationsRequests(t *testing.T) {
 		{route: "GET /static/{file:.+}", free: "/static/app.js", guarded: "/static/manifest.json"},
 		{route: "GET /files/{name:[0-9]+}/raw", free: "/files/1/raw", guarded: "/files/1"},
 		{route: "POST /files/{name:[a-z]+}", guarded: "/files/a"},
+		{route: "GET /files/", free: "/files/", guarded: "/files/a"},
 	} {
 		t.Run(c.route, func(t *testing.T) {
 			e := newEdgesFrom(t, shadowSpec)
