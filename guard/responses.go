@@ -333,10 +333,12 @@ func (c *checkedWriter) Flush() {
 	if c.refused {
 		return
 	}
+	if !c.wrote {
+		// A flush sends the header: the status is 200 from here on,
+		// whatever the handler says next.
+		c.WriteHeader(http.StatusOK)
+	}
 	if c.enforce && !c.passed {
-		if !c.wrote {
-			c.WriteHeader(http.StatusOK)
-		}
 		c.over = true // a stream: not held, its body not checked
 		if c.pass(false); c.refused {
 			return

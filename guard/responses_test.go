@@ -535,3 +535,43 @@ paths:
 		})
 	}
 }
+
+// A flush sends the header: a status the handler sets after it never
+// reaches the client, which got 200. The answer is checked as the 200 it
+// is: reported, or, enforced, refused at the flush.
+func TestResponseFlushedBeforeItsStatus(t *testing.T) {
+	table, err := policy.Compile("edges.yaml", []byte(edgesDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	r.Get("/page", func(w http.ResponseWriter, _ *http.Request) {
+		_ = http.NewResponseController(w).Flush()
+		w.WriteHeader(http.StatusNotFound)
+	})
+	r.Head("/page", func(w http.ResponseWriter, _ *http.Request) {})
+	for _, mode := range []guard.ResponseMode{guard.ResponsesReport, guard.ResponsesEnforce} {
+		var got []string
+		g, err := guard.New(table, r, guard.WithResponseValidation(mode, func(_ *http.Request, op *policy.Operation, vs []guard.ResponseViolation) {
+			for _, v := range vs {
+				got = append(got, op.ID+" "+v.String())
+			}
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(g)
+		resp, _ := get(t, srv.URL+"/page")
+		srv.Close()
+		want := http.StatusOK // the flush sent it
+		if mode == guard.ResponsesEnforce {
+			want = http.StatusInternalServerError // refused at the flush
+		}
+		if resp.StatusCode != want {
+			t.Errorf("%s: the client got %d, want %d", mode, resp.StatusCode, want)
+		}
+		if len(got) != 1 || !strings.HasPrefix(got[0], "getPage 200 content-type: ") {
+			t.Errorf("%s: reported %q, want the 200's missing media type", mode, got)
+		}
+	}
+}
