@@ -339,7 +339,7 @@ func (t *Service) Refresh(ctx context.Context, raw string, scopes func(subject s
 	case errors.Is(err, security.ErrNotFound):
 		return nil, fmt.Errorf("%w: the refresh token was revoked", security.ErrInvalid)
 	}
-	return nil, fmt.Errorf("%w: %v", security.ErrUnavailable, err)
+	return nil, hold.Unavailable(err)
 }
 
 // MintForKey mints an access token for the owner of API key k (the

@@ -242,7 +242,7 @@ func checkError(err error) error {
 	case errors.Is(err, security.ErrStale), errors.Is(err, security.ErrUnmarked):
 		return fmt.Errorf("%w: %w", onetrip.ErrRecheck, err)
 	}
-	return fmt.Errorf("%w: %v", security.ErrUnavailable, err)
+	return Unavailable(err)
 }
 
 // Memo keeps the read-only principals one cached credential made (a

@@ -1,6 +1,9 @@
 package hold
 
 import (
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/specguard/specguard/security"
@@ -34,5 +37,17 @@ func TestMemoKeysByAccountStamp(t *testing.T) {
 	unstamped.Put(r, &security.Account{Version: 1, Role: "writer"})
 	if got := unstamped.Get("keyAuth", &security.Account{Version: 2, Role: "reader"}); got != nil {
 		t.Errorf("an account state without a stamp: %v, want none kept", got)
+	}
+}
+
+// A store's failure that already says it is one (redisstore's) is not
+// said twice: "security store unavailable: security store unavailable:
+// redis: ..." in the 503's log line.
+func TestUnavailableSaidOnce(t *testing.T) {
+	failed := fmt.Errorf("%w: redis: i/o timeout", security.ErrUnavailable)
+	for _, err := range []error{checkError(failed), Unavailable(failed), checkError(errors.New("boom"))} {
+		if !errors.Is(err, security.ErrUnavailable) || strings.Count(err.Error(), security.ErrUnavailable.Error()) != 1 {
+			t.Errorf("%q: want ErrUnavailable, said once", err)
+		}
 	}
 }
