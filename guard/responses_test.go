@@ -140,6 +140,13 @@ func answers(t *testing.T, mode guard.ResponseMode) (http.Handler, func() []stri
 			_, _ = w.Write([]byte(`"count":"not a number"}`))
 		}
 	})
+	return checking(t, table, r, mode)
+}
+
+// checking guards r with its answers checked in mode, and returns what it
+// reported so far, one "operationId violation" each.
+func checking(t *testing.T, table *policy.Table, r chi.Router, mode guard.ResponseMode) (*guard.Guard, func() []string) {
+	t.Helper()
 	var mu sync.Mutex
 	var got []string
 	g, err := guard.New(table, r, guard.WithResponseValidation(mode, func(_ *http.Request, op *policy.Operation, vs []guard.ResponseViolation) {
@@ -358,29 +365,22 @@ func TestResponseEnforceEdges(t *testing.T) {
 	})
 	r.Head("/page", func(w http.ResponseWriter, _ *http.Request) {})
 	for _, mode := range []guard.ResponseMode{guard.ResponsesReport, guard.ResponsesEnforce} {
-		var got []string
-		g, err := guard.New(table, r, guard.WithResponseValidation(mode, func(_ *http.Request, op *policy.Operation, vs []guard.ResponseViolation) {
-			for _, v := range vs {
-				got = append(got, op.ID+" "+v.String())
-			}
-		}))
-		if err != nil {
-			t.Fatal(err)
-		}
+		g, reported := checking(t, table, r, mode)
 		srv := httptest.NewServer(g)
 		resp, body := get(t, srv.URL+"/page")
+		got := reported()
 		if want := "getPage 404 body /: the document declares no content for this status"; len(got) != 1 || got[0] != want {
 			t.Errorf("%s: reported %q, want %q", mode, got, want)
 		}
 		if mode == guard.ResponsesEnforce && (resp.StatusCode != 404 || strings.Contains(string(body), "secret-data")) {
 			t.Errorf("enforced: %d %q, want the 404 without its body", resp.StatusCode, body)
 		}
-		got = nil
 		resp, err = http.Head(srv.URL + "/page")
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
+		got = reported()[len(got):]
 		if want := `headPage 200 header: response header "X-Version" missing`; len(got) != 1 || got[0] != want {
 			t.Errorf("%s: HEAD reported %q, want %q", mode, got, want)
 		}
@@ -551,15 +551,7 @@ func TestResponseFlushedBeforeItsStatus(t *testing.T) {
 	})
 	r.Head("/page", func(w http.ResponseWriter, _ *http.Request) {})
 	for _, mode := range []guard.ResponseMode{guard.ResponsesReport, guard.ResponsesEnforce} {
-		var got []string
-		g, err := guard.New(table, r, guard.WithResponseValidation(mode, func(_ *http.Request, op *policy.Operation, vs []guard.ResponseViolation) {
-			for _, v := range vs {
-				got = append(got, op.ID+" "+v.String())
-			}
-		}))
-		if err != nil {
-			t.Fatal(err)
-		}
+		g, reported := checking(t, table, r, mode)
 		srv := httptest.NewServer(g)
 		resp, _ := get(t, srv.URL+"/page")
 		srv.Close()
@@ -570,7 +562,7 @@ func TestResponseFlushedBeforeItsStatus(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Errorf("%s: the client got %d, want %d", mode, resp.StatusCode, want)
 		}
-		if len(got) != 1 || !strings.HasPrefix(got[0], "getPage 200 content-type: ") {
+		if got := reported(); len(got) != 1 || !strings.HasPrefix(got[0], "getPage 200 content-type: ") {
 			t.Errorf("%s: reported %q, want the 200's missing media type", mode, got)
 		}
 	}
