@@ -43,6 +43,8 @@ type Error struct {
 	Where  string // the operation ("POST /posts (createPost)") or document part; may be empty
 	Field  string // the offending field, e.g. "x-rate-limit[0].window"; may be empty
 	Msg    string
+
+	unknownField bool // kin-openapi's word on a field it does not know
 }
 
 func (e *Error) Error() string {
@@ -100,8 +102,10 @@ var validParamName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 
 // Compile loads an OpenAPI 3 document, validates it and compiles every
 // operation. source names the document in error messages (a file path, say).
-// The returned error, when not nil, is an Errors listing every problem found.
-// A $ref to another file is refused: the document must be one file.
+// The returned error, when not nil, is an Errors listing every problem found;
+// a document that cannot be loaded (not YAML or JSON, a value of the wrong
+// type, a $ref to another file: the document must be one file) is that one
+// error, as nothing more can be read.
 func Compile(source string, data []byte) (*Table, error) {
 	t, errs := compileDoc(source, data)
 	if len(errs) > 0 {
@@ -142,13 +146,14 @@ func compileDoc(source string, data []byte) (*Table, Errors) {
 		return t, errs
 	}
 	// The loader's own complaint about an unknown field has no line (the
-	// shape check's has), and the compiler's about the field a misspelling
-	// was meant to be says it again.
+	// shape check's has), nor has kin-openapi's validation's, and the
+	// compiler's about the field a misspelling was meant to be says it
+	// again.
 	if t == nil && len(errs) == 1 && errs[0].Line == 0 {
 		errs = nil
 	}
 	errs = slices.DeleteFunc(errs, func(e *Error) bool {
-		return said(e, meant) || slices.ContainsFunc(shapeErrs, func(s *Error) bool {
+		return e.unknownField || said(e, meant) || slices.ContainsFunc(shapeErrs, func(s *Error) bool {
 			return s.Where == e.Where && s.Field == e.Field && s.Msg == e.Msg
 		})
 	})
@@ -173,18 +178,43 @@ func compileLoaded(source string, data []byte) (*Table, Errors) {
 	// Examples are documentation, never enforced: one that does not match
 	// its schema is a lint warning (WarnExamples), not a reason to refuse.
 	if err := validateDoc(doc); err != nil {
-		// kin-openapi refuses, among much else, a security requirement
-		// naming an undeclared scheme. When the compiler finds what is
-		// wrong, its lines (naming operation and field) say it better.
+		// Every error at once: the compiler's, and kin-openapi's.
+		var t *Table
 		if doc.Paths != nil {
-			if c.compile(); len(c.errs) > 0 {
-				return nil, c.errs
-			}
+			t = c.compile()
 		}
-		return nil, Errors{{Source: source, Msg: "invalid OpenAPI document: " + text.OneLine(err.Error())}}
+		return nil, append(c.errs, c.validationErrors(t, err)...)
 	}
 	t := c.compile()
 	return t, c.errs
+}
+
+// opFinding is kin-openapi's finding about one operation.
+var opFinding = regexp.MustCompile(`^invalid paths: invalid path (.+?): invalid operation ([A-Z]+): (.+)$`)
+
+// validationErrors turns kin-openapi's findings into errors of the
+// document, one each, on its operation's line where it names one (t holds
+// the operations, or is nil). kin-openapi refuses, among much else, a
+// security requirement naming an undeclared scheme and two operations of
+// one operationId: the compiler checks those itself, and when it found
+// anything wrong, its lines (naming operation and field) say them better:
+// kin-openapi's word on them is left out.
+func (c *compiler) validationErrors(t *Table, err error) Errors {
+	var out Errors
+	for _, f := range validationFindings(err) {
+		msg := text.OneLine(f.Error())
+		if len(c.errs) > 0 && (strings.Contains(msg, "security requirement") || strings.Contains(msg, "same operation id")) {
+			continue
+		}
+		e := &Error{Source: c.source, Msg: "invalid OpenAPI document: " + msg, unknownField: strings.Contains(msg, "extra sibling fields")}
+		if m := opFinding.FindStringSubmatch(msg); m != nil && t != nil {
+			if op := t.operationAt(m[2], m[1]); op != nil {
+				e.Line, e.Where, e.Msg = op.Line, op.String(), m[3]
+			}
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // validateDoc validates doc as kin-openapi does, less two findings:

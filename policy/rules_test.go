@@ -616,3 +616,34 @@ paths:
 		t.Errorf("ignored: %q", got)
 	}
 }
+
+// kin-openapi's findings come with the compiler's, not instead of them,
+// each on its operation's line: fixing what was said must not reveal
+// another error that was there all along.
+func TestValidationErrorsComeWithTheCompilers(t *testing.T) {
+	const src = `openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+paths:
+  /g:
+    get:
+      operationId: getG
+      security: [{nope: []}]
+      parameters:
+        - {name: q, in: query, schema: {type: strin}}
+      responses: {'200': {description: ok}}
+`
+	want := []string{
+		"spec.yaml:6: GET /g (getG): security[0].nope: unknown security scheme; components.securitySchemes does not declare it",
+		`spec.yaml:6: GET /g (getG): parameter "q" schema is invalid: unsupported 'type' value "strin"`,
+	}
+	if got := compileErr(t, src); got != strings.Join(want, "\n") {
+		t.Errorf("got:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+	// The scheme fixed: the other error is still said, on its line, and
+	// kin-openapi's own word on the requirement is not left out when it is
+	// the only one to say it.
+	if got := compileErr(t, strings.Replace(src, "security: [{nope: []}]", "security: []", 1)); got != want[1] {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want[1])
+	}
+}
