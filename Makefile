@@ -86,7 +86,7 @@ $(OIDC_DIR)/node_modules/.package-lock.json: $(OIDC_DIR)/package-lock.json
 # The fast tier: formatting, vet, staticcheck, the generated code and
 # go.mod, in seconds once the build cache is warm; no test runs. Then
 # `go test -short ./...` (no redis-server, PostgreSQL, Node.js, Chromium or
-# wrk needed; under a minute), then make test (everything, as CI runs it).
+# wrk needed; under two minutes), then make test (everything, as CI runs it).
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 check: check-fmt vet staticcheck check-generated check-tidy
 

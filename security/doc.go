@@ -25,7 +25,8 @@
 //
 // The guard package puts these services in front of a router: they are its
 // Authenticators. Errors are the sentinels of errors.go (ErrInvalid,
-// ErrUnavailable, ...), which the guard maps to 401, 403 and 503; one
+// ErrUnavailable, ...), which the guard maps to 400 (ErrMalformed), 401,
+// 403 and 503; one
 // wrapping ErrUnclaimed lets another scheme reading the same header claim
 // the credential first.
 package security

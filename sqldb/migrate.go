@@ -26,8 +26,8 @@ import (
 )
 
 // Migrations are one set of schema migrations: goose SQL files
-// (00001_name.sql, with "-- +goose Up" and "-- +goose Down" sections) at
-// the root of FS, whose applied versions are recorded in Table. Sets of
+// (00001_name.sql, with "-- +goose Up" and "-- +goose Down" sections) in
+// FS's directory Dir, whose applied versions are recorded in Table. Sets of
 // different repositories (the credential operations', an app's own) keep
 // their versions apart, so each grows on its own; a set that refers to
 // another's tables is migrated after it.

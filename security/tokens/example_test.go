@@ -13,7 +13,7 @@ import (
 // token, and the reuse of an old refresh token, which ends the login.
 func ExampleService() {
 	ctx := context.Background()
-	key, err := tokens.GenerateKey() // Ed25519; ParseKeyPEM loads one from a file
+	key, err := tokens.GenerateKey() // Ed25519; ReadKeyFile loads one from a file
 	if err != nil {
 		panic(err)
 	}
