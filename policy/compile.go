@@ -44,7 +44,9 @@ type Error struct {
 	Field  string // the offending field, e.g. "x-rate-limit[0].window"; may be empty
 	Msg    string
 
-	unknownField bool // kin-openapi's word on a field it does not know
+	// unknown are the fields kin-openapi's validation does not know here
+	// ("extra sibling fields"), which the shape check may have said.
+	unknown []string
 }
 
 func (e *Error) Error() string {
@@ -103,9 +105,10 @@ var validParamName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 // Compile loads an OpenAPI 3 document, validates it and compiles every
 // operation. source names the document in error messages (a file path, say).
 // The returned error, when not nil, is an Errors listing every problem found;
-// a document that cannot be loaded (not YAML or JSON, a value of the wrong
-// type, a $ref to another file: the document must be one file) is that one
-// error, as nothing more can be read.
+// of a document that cannot be loaded (a value of the wrong type, a $ref to
+// another file: the document must be one file), that and what the shape
+// check finds (misspelt fields, keys given twice), as nothing more can be
+// read.
 func Compile(source string, data []byte) (*Table, error) {
 	t, errs := compileDoc(source, data)
 	if len(errs) > 0 {
@@ -153,7 +156,7 @@ func compileDoc(source string, data []byte) (*Table, Errors) {
 		errs = nil
 	}
 	errs = slices.DeleteFunc(errs, func(e *Error) bool {
-		return e.unknownField || said(e, meant) || slices.ContainsFunc(shapeErrs, func(s *Error) bool {
+		return saidUnknown(e, shapeErrs) || said(e, meant) || slices.ContainsFunc(shapeErrs, func(s *Error) bool {
 			return s.Where == e.Where && s.Field == e.Field && s.Msg == e.Msg
 		})
 	})
@@ -189,24 +192,47 @@ func compileLoaded(source string, data []byte) (*Table, Errors) {
 	return t, c.errs
 }
 
-// opFinding is kin-openapi's finding about one operation.
-var opFinding = regexp.MustCompile(`^invalid paths: invalid path (.+?): invalid operation ([A-Z]+): (.+)$`)
+// kin-openapi's findings: about one operation, about a security scheme
+// (declared, or required and undeclared), about fields it does not know.
+var (
+	opFinding   = regexp.MustCompile(`^invalid paths: invalid path (.+?): invalid operation ([A-Z]+): (.+)$`)
+	schemeNamed = regexp.MustCompile(`security scheme "([^"]*)"`)
+	extraFields = regexp.MustCompile(`extra sibling fields: \[([^\]]*)\]`)
+)
+
+// saidScheme reports whether the compiler said what is wrong with the
+// security scheme name, where it is declared or where it is required.
+func (c *compiler) saidScheme(name string) bool {
+	return slices.ContainsFunc(c.errs, func(e *Error) bool {
+		return e.Where == "components.securitySchemes."+name || strings.HasSuffix(e.Field, "."+name)
+	})
+}
+
+// saidUnknown reports whether the shape check said of every field
+// kin-openapi's finding e does not know that it is no field there.
+func saidUnknown(e *Error, shapeErrs Errors) bool {
+	return len(e.unknown) > 0 && !slices.ContainsFunc(e.unknown, func(name string) bool {
+		return !slices.ContainsFunc(shapeErrs, func(s *Error) bool { return s.Field == name || strings.HasSuffix(s.Field, "."+name) })
+	})
+}
 
 // validationErrors turns kin-openapi's findings into errors of the
 // document, one each, on its operation's line where it names one (t holds
 // the operations, or is nil). kin-openapi refuses, among much else, a
-// security requirement naming an undeclared scheme and two operations of
-// one operationId: the compiler checks those itself, and when it found
-// anything wrong, its lines (naming operation and field) say them better:
-// kin-openapi's word on them is left out.
+// security scheme or requirement the compiler refused too, and two
+// operations of one operationId: the compiler's lines (naming operation
+// and field) say those better, and kin-openapi's word on them is left out.
 func (c *compiler) validationErrors(t *Table, err error) Errors {
 	var out Errors
 	for _, f := range validationFindings(err) {
 		msg := text.OneLine(f.Error())
-		if len(c.errs) > 0 && (strings.Contains(msg, "security requirement") || strings.Contains(msg, "same operation id")) {
+		if m := schemeNamed.FindStringSubmatch(msg); m != nil && c.saidScheme(m[1]) || len(c.errs) > 0 && strings.Contains(msg, "same operation id") {
 			continue
 		}
-		e := &Error{Source: c.source, Msg: "invalid OpenAPI document: " + msg, unknownField: strings.Contains(msg, "extra sibling fields")}
+		e := &Error{Source: c.source, Msg: "invalid OpenAPI document: " + msg}
+		if m := extraFields.FindStringSubmatch(msg); m != nil {
+			e.unknown = strings.Fields(m[1])
+		}
 		if m := opFinding.FindStringSubmatch(msg); m != nil && t != nil {
 			if op := t.operationAt(m[2], m[1]); op != nil {
 				e.Line, e.Where, e.Msg = op.Line, op.String(), m[3]

@@ -647,3 +647,58 @@ paths:
 		t.Errorf("got:\n%s\nwant:\n%s", got, want[1])
 	}
 }
+
+// What kin-openapi finds that the compiler did not say is said with the
+// compiler's errors: a root requirement every operation overrides, a
+// field no schema has beside a misspelt operation field, a scheme's
+// finding beside another scheme's error.
+func TestValidationErrorsTheCompilerDidNotSay(t *testing.T) {
+	for _, c := range []struct{ name, src, want string }{
+		{"a root requirement every operation overrides", `openapi: 3.0.3
+info: {title: t, version: "1"}
+security: [{nope: []}]
+paths:
+  /g:
+    get:
+      operationId: getG
+      security: []
+      x-rate-limit: {name: t, limit: 0, window: 1m, key: ip}
+      responses: {'200': {description: ok}}
+`, `spec.yaml:6: GET /g (getG): x-rate-limit[0].limit: must be greater than 0, not 0
+spec.yaml: invalid OpenAPI document: invalid security: security requirement /security/0/nope refers to undefined security scheme "nope"`},
+		{"a schema's unknown field beside an operation's", `openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+paths:
+  /g:
+    get:
+      operationId: getG
+      securty: []
+      parameters:
+        - {name: q, in: query, schema: {type: string, typo: 1}}
+      responses: {'200': {description: ok}}
+`, `spec.yaml:8:7: GET /g (getG): securty: not a field of an operation; did you mean security?
+spec.yaml:6: GET /g (getG): parameter "q" schema is invalid: extra sibling fields: [typo]`},
+		{"schemes the compiler refused, said once", `openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+paths:
+  /g:
+    get:
+      operationId: getG
+      security: [{k: []}, {h: []}]
+      responses: {'200': {description: ok}}
+components:
+  securitySchemes:
+    k: {type: apiKey, name: X-K}
+    h: {type: http}
+`, `spec.yaml:6: GET /g (getG): security[0].k: scheme type "apiKey" cannot be enforced
+spec.yaml:6: GET /g (getG): security[1].h: http scheme "" cannot be enforced; specguard verifies bearer tokens`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := compileErr(t, c.src); got != c.want {
+				t.Errorf("got:\n%s\nwant:\n%s", got, c.want)
+			}
+		})
+	}
+}
