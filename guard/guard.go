@@ -286,6 +286,7 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 		g.byPattern[op.Pattern] = append(g.byPattern[op.Pattern], &opState{op: op, valid: newOpValidation(table.Doc, op), challenges: g.missingChallenges(op)})
 	}
 	problems = append(problems, g.uncarriedClaims()...)
+	mounts := mountPoints(router, "", map[string]bool{})
 	for _, route := range g.unguarded {
 		method, pattern, ok := strings.Cut(route, " ")
 		if !ok || method == "" || !strings.HasPrefix(pattern, "/") || strings.ToUpper(method) != method {
@@ -295,8 +296,12 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 		if op := table.Lookup(method, pattern); op != nil {
 			problems = append(problems, fmt.Sprintf("unguarded route %s is operation %s of %s: it must be guarded", route, op.ID, table.Source))
 		} else {
+			// The root of a router mounted at /p (Route("/p", ...)) is
+			// walked as /p/, and takes /p's requests too.
+			bare, mount := strings.CutSuffix(pattern, "/")
+			mount = mount && mounts[bare]
 			for _, op := range table.Operations() {
-				if op.Method == method && takesFrom(pattern, op.Pattern) {
+				if op.Method == method && (takesFrom(pattern, op.Pattern) || mount && takesFrom(bare, op.Pattern)) {
 					problems = append(problems, fmt.Sprintf("unguarded route %s would take requests of operation %s (%s %s) of %s, as the router tries it first: give it a pattern that matches none of that operation's paths", route, op.ID, op.Method, op.Path, table.Source))
 				}
 			}
@@ -368,6 +373,19 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 		return nil, errors.New(msg)
 	}
 	return g, nil
+}
+
+// mountPoints adds to mounts the paths routers are mounted at ("/api" of
+// "/api/*"), and returns it.
+func mountPoints(routes chi.Routes, prefix string, mounts map[string]bool) map[string]bool {
+	for _, rt := range routes.Routes() {
+		if rt.SubRoutes != nil {
+			p := prefix + strings.TrimSuffix(rt.Pattern, "/*")
+			mounts[p] = true
+			mountPoints(rt.SubRoutes, p, mounts)
+		}
+	}
+	return mounts
 }
 
 // shadowedMounts lists the handlers set on a mounted router's own pattern

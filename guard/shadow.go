@@ -22,6 +22,10 @@ type segment struct {
 	kind segKind
 	text string
 	re   *regexp.Regexp // segRegexp: the parameter's regexp, anchored as chi anchors it
+	// segMixed: the text before the first parameter and after the last
+	// ("" and ".json" of "{name}.json"), what any value of it begins and
+	// ends with.
+	pre, suf string
 }
 
 // segments splits a chi pattern at the slashes outside its parameters.
@@ -74,7 +78,24 @@ func classify(s string) segment {
 		}
 		return segment{kind: segRegexp, text: s, re: re}
 	}
-	return segment{kind: segMixed, text: s}
+	m := segment{kind: segMixed, text: s}
+	if !strings.Contains(s, "*") {
+		m.pre, m.suf = s[:strings.IndexByte(s, '{')], s[strings.LastIndexByte(s, '}')+1:]
+	}
+	return m
+}
+
+// bothFit reports whether one value may be of both mixed segments: their
+// texts before the first parameter agree, as do those after the last.
+func bothFit(a, b segment) bool {
+	agree := func(x, y string, at func(string, string) bool) bool { return at(x, y) || at(y, x) }
+	return agree(a.pre, b.pre, strings.HasPrefix) && agree(a.suf, b.suf, strings.HasSuffix)
+}
+
+// fits reports whether the static text s may be a value of the mixed
+// segment m.
+func fits(s string, m segment) bool {
+	return len(s) >= len(m.pre)+len(m.suf) && strings.HasPrefix(s, m.pre) && strings.HasSuffix(s, m.suf)
 }
 
 // takesFrom reports whether chi may route to the pattern free a request
@@ -122,6 +143,9 @@ func overlap(f, o []segment) bool {
 		case a.kind == segStatic && b.kind == segStatic && a.text != b.text,
 			a.kind == segRegexp && b.kind == segStatic && !a.re.MatchString(b.text),
 			a.kind == segStatic && b.kind == segRegexp && !b.re.MatchString(a.text),
+			a.kind == segStatic && b.kind == segMixed && !fits(a.text, b),
+			a.kind == segMixed && b.kind == segStatic && !fits(b.text, a),
+			a.kind == segMixed && b.kind == segMixed && !bothFit(a, b),
 			// chi's plain parameter takes no empty segment ("/files/").
 			a.kind == segStatic && a.text == "" && b.kind == segParam,
 			b.kind == segStatic && b.text == "" && a.kind == segParam:

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/specguard/specguard/guard"
 	"github.com/specguard/specguard/policy"
 )
@@ -46,6 +48,8 @@ func TestUnguardedRoutesTakeNoOperationsRequests(t *testing.T) {
 		// free and guarded: a path the route serves unguarded, and one of
 		// the operation's beside it.
 		free, guarded string
+		// mount: the route is the root of a router mounted here.
+		mount string
 	}{
 		{route: "GET /files/{name:[a-z]+}", refused: "getFile"},
 		{route: "GET /files/secret", refused: "getFile"},
@@ -58,11 +62,22 @@ func TestUnguardedRoutesTakeNoOperationsRequests(t *testing.T) {
 		{route: "GET /files/{name:[0-9]+}/raw", free: "/files/1/raw", guarded: "/files/1"},
 		{route: "POST /files/{name:[a-z]+}", guarded: "/files/a"},
 		{route: "GET /files/", free: "/files/", guarded: "/files/a"},
+		{route: "GET /docs/openapi.yaml", free: "/docs/openapi.yaml", guarded: "/docs/a.json"},
+		{route: "GET /docs/{name}.yaml", free: "/docs/a.yaml", guarded: "/docs/a.json"},
+		{route: "GET /files/secret/", mount: "/files/secret", refused: "getFile"},
+		{route: "GET /files/{x:[a-z]+}/", mount: "/files/{x:[a-z]+}", refused: "getFile"},
+		{route: "GET /other/", mount: "/other", free: "/other/", guarded: "/files/other"},
+		{route: "GET /docs/{name}.{ext}", refused: "getDoc"},
 	} {
 		t.Run(c.route, func(t *testing.T) {
 			e := newEdgesFrom(t, shadowSpec)
 			method, pattern, _ := strings.Cut(c.route, " ")
-			e.router.Method(method, pattern, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("free")) }))
+			free := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("free")) })
+			if c.mount != "" {
+				e.router.Route(c.mount, func(r chi.Router) { r.Method(method, "/", free) })
+			} else {
+				e.router.Method(method, pattern, free)
+			}
 			g, err := guard.New(e.table, e.router, guard.WithAuthenticator(policy.SchemeBearer, people), guard.WithUnguarded(c.route))
 			if c.refused != "" {
 				want := "unguarded route " + c.route + " would take requests of operation " + c.refused
