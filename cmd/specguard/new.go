@@ -360,7 +360,7 @@ func goModTidy(ctx context.Context, dir string, replaced bool, stderr io.Writer)
 	}
 	if !replaced && specguardVersion("") == "" {
 		if err := run("get", "github.com/specguard/specguard@latest"); err != nil {
-			return err
+			return fmt.Errorf("%w\n(no release of specguard could be fetched: with a local checkout, give --replace PATH)", err)
 		}
 	}
 	return run("mod", "tidy")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -265,6 +266,16 @@ func TestNewSaysWhatTheUserGave(t *testing.T) {
 	t.Chdir(dotted)
 	if _, _, err := cli(t, "new", "."); err == nil || !strings.Contains(err.Error(), `the directory's name ("my.api")`) {
 		t.Errorf("new . in my.api: %v, want the name it refuses named", err)
+	}
+	// No release to be had (offline, or none published): the way out is
+	// named.
+	t.Setenv("GOPROXY", "off")
+	offline := filepath.Join(t.TempDir(), "svc")
+	if _, _, err := cli(t, "new", offline); err == nil || !strings.Contains(err.Error(), "give --replace PATH") {
+		t.Errorf("new without a release to fetch: %v, want it to name --replace", err)
+	}
+	if _, err := os.Stat(offline); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a new that failed left %s: %v", offline, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // Ctrl-C, before go mod tidy ends
