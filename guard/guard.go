@@ -287,6 +287,7 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 	}
 	problems = append(problems, g.uncarriedClaims()...)
 	mounts := mountPoints(router, "", map[string]bool{})
+	stubs := map[string]bool{} // "METHOD /p" of a mounted router's unguarded root "METHOD /p/"
 	for _, route := range g.unguarded {
 		method, pattern, ok := strings.Cut(route, " ")
 		if !ok || method == "" || !strings.HasPrefix(pattern, "/") || strings.ToUpper(method) != method {
@@ -299,7 +300,9 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 			// The root of a router mounted at /p (Route("/p", ...)) is
 			// walked as /p/, and takes /p's requests too.
 			bare, mount := strings.CutSuffix(pattern, "/")
-			mount = mount && mounts[bare]
+			if mount = mount && mounts[bare]; mount {
+				stubs[method+" "+bare] = true
+			}
 			for _, op := range table.Operations() {
 				if op.Method == method && (takesFrom(pattern, op.Pattern) || mount && takesFrom(bare, op.Pattern)) {
 					problems = append(problems, fmt.Sprintf("unguarded route %s would take requests of operation %s (%s %s) of %s, as the router tries it first: give it a pattern that matches none of that operation's paths", route, op.ID, op.Method, op.Path, table.Source))
@@ -348,6 +351,11 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 		if !found[route] {
 			problems = append(problems, fmt.Sprintf("unguarded route %s is not in the router", route))
 		}
+	}
+	// chi routes /p to the root of the router mounted there, by a pattern
+	// of its own that the walk does not report.
+	for route := range stubs {
+		g.free[route] = true
 	}
 	// The router's own routes, whose handlers the guard calls itself; a
 	// subrouter's routes are left to the router, and so is every route of

@@ -67,6 +67,7 @@ func TestUnguardedRoutesTakeNoOperationsRequests(t *testing.T) {
 		{route: "GET /files/secret/", mount: "/files/secret", refused: "getFile"},
 		{route: "GET /files/{x:[a-z]+}/", mount: "/files/{x:[a-z]+}", refused: "getFile"},
 		{route: "GET /other/", mount: "/other", free: "/other/", guarded: "/files/other"},
+		{route: "GET /other/", mount: "/other", free: "/other", guarded: "/files/other"},
 		{route: "GET /docs/{name}.{ext}", refused: "getDoc"},
 	} {
 		t.Run(c.route, func(t *testing.T) {
