@@ -286,7 +286,8 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 		g.byPattern[op.Pattern] = append(g.byPattern[op.Pattern], &opState{op: op, valid: newOpValidation(table.Doc, op), challenges: g.missingChallenges(op)})
 	}
 	problems = append(problems, g.uncarriedClaims()...)
-	mounts := mountPoints(router, "", map[string]bool{})
+	mounts := map[string]bool{}
+	shadowed := walkMounts(router, "", mounts)
 	stubs := map[string]bool{} // "METHOD /p" of a mounted router's unguarded root "METHOD /p/"
 	for _, route := range g.unguarded {
 		method, pattern, ok := strings.Cut(route, " ")
@@ -340,7 +341,7 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 	if err != nil {
 		return nil, fmt.Errorf("guard: walking routes: %w", err)
 	}
-	problems = append(problems, shadowedMounts(router, "")...)
+	problems = append(problems, shadowed...)
 	for _, op := range table.Operations() {
 		if !seen[op] {
 			problems = append(problems, fmt.Sprintf("%s %s (%s): operation has no route", op.Method, op.Path, op.ID))
@@ -383,24 +384,12 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 	return g, nil
 }
 
-// mountPoints adds to mounts the paths routers are mounted at ("/api" of
-// "/api/*"), and returns it.
-func mountPoints(routes chi.Routes, prefix string, mounts map[string]bool) map[string]bool {
-	for _, rt := range routes.Routes() {
-		if rt.SubRoutes != nil {
-			p := prefix + strings.TrimSuffix(rt.Pattern, "/*")
-			mounts[p] = true
-			mountPoints(rt.SubRoutes, p, mounts)
-		}
-	}
-	return mounts
-}
-
-// shadowedMounts lists the handlers set on a mounted router's own pattern
+// walkMounts adds to mounts the paths routers are mounted at ("/api" of
+// "/api/*"), and lists the handlers set on a mounted router's own pattern
 // ("/api/*" after Route("/api", ...)), which chi.Walk does not report:
 // chi resolves a request's route through the mounted router, but serves
 // it with that handler, whose route the guard never checked.
-func shadowedMounts(routes chi.Routes, prefix string) []string {
+func walkMounts(routes chi.Routes, prefix string, mounts map[string]bool) []string {
 	var problems []string
 	for _, rt := range routes.Routes() {
 		if rt.SubRoutes == nil {
@@ -412,7 +401,9 @@ func shadowedMounts(routes chi.Routes, prefix string) []string {
 				problems = append(problems, fmt.Sprintf("route %s %s is served by a handler of its own instead of the router mounted there; remove it, or route it inside that router", method, pattern))
 			}
 		}
-		problems = append(problems, shadowedMounts(rt.SubRoutes, strings.TrimSuffix(pattern, "/*"))...)
+		p := strings.TrimSuffix(pattern, "/*")
+		mounts[p] = true
+		problems = append(problems, walkMounts(rt.SubRoutes, p, mounts)...)
 	}
 	return problems
 }
