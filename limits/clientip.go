@@ -84,7 +84,10 @@ func (c *ClientIP) isTrusted(a netip.Addr) bool {
 
 // Of returns the client address of r, or the invalid Addr when RemoteAddr
 // cannot be parsed. When a trusted proxy sent no usable address, it is the
-// proxy's.
+// proxy's. An IPv6 zone is dropped: it names an interface of the host that
+// wrote it, and one address under many zones is one client (a bucket keyed
+// by the zone too would let a caller behind a proxy that passes zones on
+// take a fresh one per request).
 func (c *ClientIP) Of(r *http.Request) netip.Addr {
 	peer := parseHostPort(r.RemoteAddr)
 	if !peer.IsValid() || len(c.trusted) == 0 || !c.isTrusted(peer) {
@@ -92,7 +95,7 @@ func (c *ClientIP) Of(r *http.Request) netip.Addr {
 	}
 	if s := c.strategy.ClientIP(r.Header, r.RemoteAddr); s != "" {
 		if a, err := netip.ParseAddr(s); err == nil {
-			return a.Unmap()
+			return a.Unmap().WithZone("")
 		}
 	}
 	return peer
@@ -100,7 +103,7 @@ func (c *ClientIP) Of(r *http.Request) netip.Addr {
 
 func parseHostPort(s string) netip.Addr {
 	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap()
+		return ap.Addr().Unmap().WithZone("")
 	}
 	host, _, err := net.SplitHostPort(s)
 	if err != nil {
@@ -110,5 +113,5 @@ func parseHostPort(s string) netip.Addr {
 	if err != nil {
 		return netip.Addr{}
 	}
-	return a.Unmap()
+	return a.Unmap().WithZone("")
 }

@@ -28,6 +28,10 @@ func TestClientIP(t *testing.T) {
 		{"garbage hop: the proxy itself", "10.1.2.3:80", map[string]string{"X-Forwarded-For": "203.0.113.9, not-an-ip"}, "10.1.2.3"},
 		{"every hop trusted: the proxy itself", "10.1.2.3:80", map[string]string{"X-Forwarded-For": "10.0.0.1, 10.0.0.2"}, "10.1.2.3"},
 		{"IPv6 peer", "[2001:db8::2]:443", nil, "2001:db8::2"},
+		// A zone names an interface of the host that wrote it, not a
+		// client: one address under many zones is one client.
+		{"a zone a trusted proxy passes on is dropped", "10.1.2.3:80", map[string]string{"X-Forwarded-For": "fe80::1%eth0"}, "fe80::1"},
+		{"a zoned peer counts without its zone", "[fe80::2%eth1]:443", nil, "fe80::2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest("GET", "/", nil)

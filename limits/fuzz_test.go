@@ -89,12 +89,13 @@ func FuzzClientIP(f *testing.F) {
 		got := trusting.Of(r)
 		peer := direct.Of(r)
 
-		// Where RemoteAddr is unambiguous, the peer is that address.
-		if ap, err := netip.ParseAddrPort(remote); err == nil && peer != ap.Addr().Unmap() {
-			t.Fatalf("peer of RemoteAddr %q = %v, want %v", remote, peer, ap.Addr().Unmap())
+		// Where RemoteAddr is unambiguous, the peer is that address,
+		// without a zone.
+		if ap, err := netip.ParseAddrPort(remote); err == nil && peer != ap.Addr().Unmap().WithZone("") {
+			t.Fatalf("peer of RemoteAddr %q = %v, want %v", remote, peer, ap.Addr().Unmap().WithZone(""))
 		}
-		if a, err := netip.ParseAddr(remote); err == nil && peer != a.Unmap() {
-			t.Fatalf("peer of RemoteAddr %q = %v, want %v", remote, peer, a.Unmap())
+		if a, err := netip.ParseAddr(remote); err == nil && peer != a.Unmap().WithZone("") {
+			t.Fatalf("peer of RemoteAddr %q = %v, want %v", remote, peer, a.Unmap().WithZone(""))
 		}
 		if !peer.IsValid() {
 			if got.IsValid() {
@@ -107,6 +108,9 @@ func FuzzClientIP(f *testing.F) {
 		}
 		if got.Is4In6() {
 			t.Fatalf("client %v is an IPv4-mapped IPv6 address: one client, two keys", got)
+		}
+		if got.Zone() != "" {
+			t.Fatalf("client %v has a zone: one client, a key per zone", got)
 		}
 		if !isTrusted(peer) && got != peer {
 			t.Fatalf("untrusted peer %v: client %v read from the headers", peer, got)

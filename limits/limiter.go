@@ -208,7 +208,7 @@ func (l *Limiter) ClientAddr(r *http.Request) netip.Addr { return l.clientKey(r)
 func (l *Limiter) clientKey(r *http.Request) netip.Addr {
 	a := l.ip.Of(r)
 	if a.Is6() && l.v6bits < 128 {
-		if p, err := a.WithZone("").Prefix(l.v6bits); err == nil {
+		if p, err := a.Prefix(l.v6bits); err == nil {
 			return p.Addr()
 		}
 	}
