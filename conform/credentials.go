@@ -12,7 +12,9 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -118,8 +120,9 @@ type credential struct {
 	cookies       []*http.Cookie
 	account       string // the account it acts for, once known
 	accountAsked  bool
-	retire        bool // the revoked cases may end it
-	retired       bool // it has been ended: no case uses it
+	retire        bool   // the revoked cases may end it
+	retired       bool   // it has been ended: no case uses it
+	from          *Fetch // how it was made, when it was: made again, it is another login
 }
 
 func (c *credential) apply(req *http.Request) {
@@ -182,7 +185,7 @@ func (r *runner) fetchAll(ctx context.Context, list []Credential) ([]*credential
 		case (c.Value == "") == (c.From == nil):
 			return nil, fmt.Errorf("%s: give exactly one of value and from", where)
 		}
-		cred := &credential{name: c.Name, scheme: s, value: c.Value, account: c.Account, retire: c.Retire}
+		cred := &credential{name: c.Name, scheme: s, value: c.Value, account: c.Account, retire: c.Retire, from: c.From}
 		if c.From != nil {
 			got, err := r.fetch(ctx, c.From, byName)
 			if errors.Is(err, errFetchLimited) {
@@ -218,6 +221,44 @@ type fetched struct {
 
 // errFetchLimited: a rate limit refused the call that makes a credential.
 var errFetchLimited = errors.New("rate limited")
+
+// limitedError is errFetchLimited with the answer's Retry-After (seconds;
+// 0 when it had none).
+type limitedError struct {
+	retry int
+	err   error
+}
+
+func (e *limitedError) Error() string { return e.err.Error() }
+func (e *limitedError) Unwrap() error { return e.err }
+
+// again makes c anew as it was made (another login of its account), while
+// a rate limit refuses it for a few seconds at most (Retry-After up to
+// most), waiting and trying again, three times at most.
+func (r *runner) again(ctx context.Context, c *credential, most int) (*credential, error) {
+	byName := map[string]*credential{}
+	for _, o := range r.creds {
+		byName[o.name] = o
+	}
+	for try := 0; ; try++ {
+		got, err := r.fetch(ctx, c.from, byName)
+		var limited *limitedError
+		if !errors.As(err, &limited) || try == 2 || limited.retry < 1 || limited.retry > most {
+			if err != nil {
+				return nil, err
+			}
+			made := *c
+			made.name = c.name + " made again"
+			made.value, made.refresh, made.csrf, made.cookies = got.value, got.refresh, got.csrf, got.cookies
+			return &made, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(limited.retry) * time.Second):
+		}
+	}
+}
 
 func (r *runner) fetch(ctx context.Context, f *Fetch, byName map[string]*credential) (fetched, error) {
 	method := f.Method
@@ -263,7 +304,8 @@ func (r *runner) fetch(ctx context.Context, f *Fetch, byName map[string]*credent
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode == http.StatusTooManyRequests {
-		return fetched{}, fmt.Errorf("%w: %s %s: %d %s", errFetchLimited, method, f.URL, resp.StatusCode, strings.TrimSpace(string(raw)))
+		retry, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		return fetched{}, &limitedError{retry: retry, err: fmt.Errorf("%w: %s %s: %d %s", errFetchLimited, method, f.URL, resp.StatusCode, strings.TrimSpace(string(raw)))}
 	}
 	if resp.StatusCode/100 != 2 {
 		return fetched{}, fmt.Errorf("%s %s: %d %s", method, f.URL, resp.StatusCode, strings.TrimSpace(string(raw)))

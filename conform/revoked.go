@@ -37,7 +37,10 @@ func (r *runner) revokedBefore(ctx context.Context) {
 }
 
 // revokedAfter ends a whole account (logout everywhere) once nothing else
-// needs its credentials.
+// needs its credentials. Besides the credential that calls it, another
+// login of its account (made again as the credentials file makes it) and
+// every other live token or session known to be the account's must be
+// refused after it: a server that ended only the calling token must fail.
 func (r *runner) revokedAfter(ctx context.Context) {
 	const name = "revoked:logout-all"
 	op := r.credentialOp("logout-all")
@@ -49,15 +52,32 @@ func (r *runner) revokedAfter(ctx context.Context) {
 		r.report(op, name, Skip, "no configured bearer credential may call it")
 		return
 	}
+	second, err := r.anotherLogin(ctx, c)
+	if second == nil {
+		r.report(op, name, Skip, "no other login of %s's account could be made to check logging out everywhere against (%v)", c.name, err)
+		return
+	}
+	others := []*credential{second}
+	for _, o := range r.live() {
+		if o != c && o.account != "" && o.account == c.account && (kind(o.scheme) == "bearer" || o.scheme.Type == policy.SchemeAPIKeyCookie) {
+			others = append(others, o)
+		}
+	}
 	resp, err := r.send(ctx, name, op, c, nil, nil)
 	if err != nil || resp.status/100 != 2 {
 		r.report(op, name, Fail, "logging out everywhere as %s: %v %v", c.name, resp, err)
 		return
 	}
-	// The same request again, and its refresh token: both are refused
-	// now. The rate-limit cases spent their tiers (a refused credential
-	// counts as anonymous), so each waits the little it takes to be
-	// admitted.
+	for _, o := range r.creds {
+		if o.account != "" && o.account == c.account {
+			o.retired = true
+		}
+	}
+	c.retired = true
+	// The same request again, its refresh token, and the account's other
+	// logins: each is refused now. The rate-limit cases spent their tiers
+	// (a refused credential counts as anonymous), so each waits the little
+	// it takes to be admitted.
 	again, err := patiently(ctx, func() (*response, error) { return r.send(ctx, name, op, c, nil, nil) })
 	msg := r.refused(again, err, c.name+" after logging out everywhere")
 	if msg == "" && c.refresh != "" {
@@ -66,13 +86,49 @@ func (r *runner) revokedAfter(ctx context.Context) {
 			msg = r.refused(resp, err, "its refresh token after logging out everywhere")
 		}
 	}
-	r.verdict(op, name, msg, "%s refused after logging out everywhere", c.name)
-	for _, other := range r.creds {
-		if other.account != "" && other.account == c.account {
-			other.retired = true
+	me := r.credentialOp("me")
+	var names []string
+	for _, o := range others {
+		if msg != "" {
+			break
+		}
+		use := op
+		if me != nil && may(o, me) {
+			use = me
+		} else if !may(o, op) {
+			continue
+		}
+		resp, err := patiently(ctx, func() (*response, error) { return r.send(ctx, name, use, o, nil, nil) })
+		msg = r.refused(resp, err, o.name+" (the same account) after "+c.name+" logged out everywhere")
+		names = append(names, o.name)
+	}
+	r.verdict(op, name, msg, "%s refused after logging out everywhere, and so are %s", c.name, strings.Join(names, ", "))
+}
+
+// anotherLogin makes another login of c's account: c made again as the
+// credentials file makes it, or else another credential the file makes
+// (not with another) that turns out to be of c's account. The rate-limit
+// cases spent the tiers of the operations that make them: each waits what
+// it takes to be admitted, up to a minute. It returns the last error when
+// none could be made.
+func (r *runner) anotherLogin(ctx context.Context, c *credential) (*credential, error) {
+	account := r.account(ctx, c)
+	err := fmt.Errorf("%s is given as a value, and no other credential of its account is made by the credentials file", c.name)
+	for _, o := range append([]*credential{c}, r.creds...) {
+		if o.from == nil || o.from.With != "" || kind(o.scheme) != "bearer" && o.scheme.Type != policy.SchemeAPIKeyCookie ||
+			o != c && (account == "" || o.account != "" && o.account != account) {
+			continue
+		}
+		made, e := r.again(ctx, o, 60)
+		if e != nil {
+			err = fmt.Errorf("making %s again: %v", o.name, e)
+			continue
+		}
+		if o == c || r.account(ctx, made) == account {
+			return made, nil
 		}
 	}
-	c.retired = true
+	return nil, err
 }
 
 // revokedKey: an API key made for the case, revoked.

@@ -230,6 +230,14 @@ func TestConformCatchesBrokenServers(t *testing.T) {
 			})
 		}, []string{"revoked:"}},
 		{"a spent refresh token accepted", "revoked:refresh-reuse", replayRefresh(pathOf("refresh")), []string{"revoked:refresh-reuse"}},
+		{"logging out everywhere that ends only the caller's login", "revoked:logout-all", func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == "POST" && r.URL.Path == pathOf("logout-all") {
+					r.URL.Path = pathOf("logout") // which ends the token that calls it
+				}
+				next.ServeHTTP(w, r)
+			})
+		}, []string{"revoked:logout-all"}},
 		{"a signature or secret not checked", "forged:", uncheckedSecrets(table), nil},
 		{"a malformed API key taken for one", "malformed:", malformedKeyAdmitted(table, pathOf("login")), []string{"malformed:"}},
 		{"a CSRF token not bound to its session", "csrf:", unboundCSRF(sessionCookie(table), pathOf("session")), []string{"csrf:"}},
