@@ -45,6 +45,105 @@ func usable(c *credential, op *policy.Operation) bool {
 	return safeMethod(op.Method) || c.scheme.Type != policy.SchemeAPIKeyCookie
 }
 
+// sendable reports whether c may be sent to op: usable, or a session
+// cookie whose CSRF token its login answered with (sendSet sends it).
+func sendable(c *credential, op *policy.Operation) bool {
+	return usable(c, op) || c.scheme.Type == policy.SchemeAPIKeyCookie && c.csrf != ""
+}
+
+// sendSet sends op with every credential of set, a session cookie on an
+// unsafe method with its CSRF token.
+func (r *runner) sendSet(ctx context.Context, name string, op *policy.Operation, set []*credential, v *violation) (*response, error) {
+	return r.send(ctx, name, op, nil, v, func(req *http.Request) {
+		for _, c := range set {
+			c.apply(req)
+			if c.scheme.Type == policy.SchemeAPIKeyCookie && !safeMethod(op.Method) && c.csrf != "" {
+				req.Header.Set("X-CSRF-Token", c.csrf)
+			}
+		}
+	})
+}
+
+// lackingSet returns a live credential for each scheme of alt, each
+// holding the scopes its scheme asks for, except that the one of alt[i]
+// lacks scope (and holds the scheme's other scopes): nil when the
+// configured credentials make no such set, two schemes of alt take the
+// same kind of credential, or the set would satisfy an alternative of op.
+// The others are of the lacking one's account where that is known.
+func (r *runner) lackingSet(op *policy.Operation, alt policy.Requirement, i int, scope string) []*credential {
+	set := make([]*credential, len(alt))
+	seen := map[string]bool{}
+	for _, sr := range alt {
+		if seen[kind(sr.Scheme)] {
+			return nil
+		}
+		seen[kind(sr.Scheme)] = true
+	}
+	others := slices.DeleteFunc(slices.Clone(alt[i].Scopes), func(s string) bool { return s == scope })
+	for _, c := range r.live() {
+		if kind(c.scheme) == kind(alt[i].Scheme) && c.known && !c.holds([]string{scope}) && c.holds(others) && sendable(c, op) {
+			set[i] = c
+			break
+		}
+	}
+	if set[i] == nil {
+		return nil
+	}
+	for j, sr := range alt {
+		if j == i {
+			continue
+		}
+		for _, c := range r.live() {
+			if kind(c.scheme) != kind(sr.Scheme) || len(sr.Scopes) > 0 && !(c.known && c.holds(sr.Scopes)) || !sendable(c, op) {
+				continue
+			}
+			if set[j] == nil || set[i].account != "" && c.account == set[i].account && set[j].account != set[i].account {
+				set[j] = c
+			}
+		}
+		if set[j] == nil {
+			return nil
+		}
+	}
+	for _, a := range op.Security.Alternatives {
+		if setSatisfies(set, a) {
+			return nil
+		}
+	}
+	return set
+}
+
+// setSatisfies reports whether the credentials of set together satisfy
+// alternative alt.
+func setSatisfies(set []*credential, alt policy.Requirement) bool {
+	for _, sr := range alt {
+		if !slices.ContainsFunc(set, func(c *credential) bool {
+			return kind(c.scheme) == kind(sr.Scheme) && (len(sr.Scopes) == 0 || c.known && c.holds(sr.Scopes))
+		}) {
+			return false
+		}
+	}
+	return true
+}
+
+// alternative names the schemes of alt, joined by +.
+func alternative(alt policy.Requirement) string {
+	names := make([]string, len(alt))
+	for i, sr := range alt {
+		names[i] = sr.Scheme.Name
+	}
+	return strings.Join(names, "+")
+}
+
+// setNames names the credentials of set, joined by +.
+func setNames(set []*credential) string {
+	names := make([]string, len(set))
+	for i, c := range set {
+		names[i] = c.name
+	}
+	return strings.Join(names, "+")
+}
+
 // admitted returns a configured credential that satisfies an alternative
 // of op (and, when want is not nil, passes want), or nil.
 func (r *runner) admitted(op *policy.Operation, want func(*credential) bool) *credential {
@@ -177,7 +276,7 @@ func (r *runner) authCases(ctx context.Context, op *policy.Operation) {
 			name := "and:" + sr.Scheme.Name
 			var half *credential
 			for _, c := range r.live() {
-				if kind(c.scheme) == kind(sr.Scheme) && c.known && c.holds(sr.Scopes) && usable(c, op) &&
+				if kind(c.scheme) == kind(sr.Scheme) && (len(sr.Scopes) == 0 || c.known && c.holds(sr.Scopes)) && sendable(c, op) &&
 					!slices.ContainsFunc(sec.Alternatives, func(a policy.Requirement) bool { return satisfies(c, a) }) {
 					half = c
 					break
@@ -187,7 +286,7 @@ func (r *runner) authCases(ctx context.Context, op *policy.Operation) {
 				r.report(op, name, Skip, "no configured credential of %s holds %v and satisfies no alternative alone", sr.Scheme.Name, sr.Scopes)
 				continue
 			}
-			resp, err := r.send(ctx, name, op, half, safe, nil)
+			resp, err := r.sendSet(ctx, name, op, []*credential{half}, safe)
 			switch {
 			case err != nil:
 				r.report(op, name, Fail, "%v", err)
@@ -197,6 +296,38 @@ func (r *runner) authCases(ctx context.Context, op *policy.Operation) {
 				r.report(op, name, Fail, "%s alone, where the document asks for it together with another scheme: want 401 or 403, got %s", half.name, resp)
 			default:
 				r.report(op, name, Pass, "%d: %s alone is not enough", resp.status, half.name)
+			}
+		}
+	}
+
+	// For each scope an alternative that asks for several schemes at once
+	// (AND) requires: a credential of each of its schemes, the one of the
+	// scope's scheme lacking it.
+	for _, alt := range sec.Alternatives {
+		if len(alt) < 2 {
+			continue
+		}
+		for i, sr := range alt {
+			for _, scope := range sr.Scopes {
+				name := "and-scope:" + sr.Scheme.Name + ":" + scope
+				set := r.lackingSet(op, alt, i, scope)
+				if set == nil {
+					r.report(op, name, Skip, "no configured credentials make %s, its %s lacking %s, and satisfy no other alternative", alternative(alt), sr.Scheme.Name, scope)
+					continue
+				}
+				resp, err := r.sendSet(ctx, name, op, set, safe)
+				switch {
+				case err != nil:
+					r.report(op, name, Fail, "%v", err)
+				case resp.status == http.StatusTooManyRequests:
+					r.report(op, name, Skip, "rate limited before the case ran (%s)", strings.Join(violated(resp), ", "))
+				case resp.status != http.StatusForbidden:
+					r.report(op, name, Fail, "%s, where %s lacks %s: want 403, got %s", setNames(set), set[i].name, scope, resp)
+				case bearerKind(sr.Scheme) && !slices.ContainsFunc(challenges(resp), func(c string) bool { return strings.Contains(c, `error="insufficient_scope"`) }):
+					r.report(op, name, Fail, "403, but no challenge says error=\"insufficient_scope\": %q", challenges(resp))
+				default:
+					r.report(op, name, Pass, "403 for %s, where %s lacks %s", setNames(set), set[i].name, scope)
+				}
 			}
 		}
 	}

@@ -110,6 +110,13 @@ func TestConformCatchesBrokenServers(t *testing.T) {
 	}) {
 		families = append(families, "and:") // the document asks for two schemes at once somewhere
 	}
+	if slices.ContainsFunc(table.Operations(), func(op *policy.Operation) bool {
+		return slices.ContainsFunc(op.Security.Alternatives, func(alt policy.Requirement) bool {
+			return len(alt) > 1 && slices.ContainsFunc(alt, func(sr policy.SchemeRequirement) bool { return len(sr.Scopes) > 0 })
+		})
+	}) {
+		families = append(families, "and-scope:") // and a scope of one of them
+	}
 	if owned {
 		families = append(families, "owner:") // the document declares an owner-only operation
 	}
@@ -177,6 +184,28 @@ func TestConformCatchesBrokenServers(t *testing.T) {
 		}, and.Case)
 		if r, ok := find(rep, conform.Fail, func(r conform.Result) bool { return r.Operation == and.Operation && r.Case == and.Case }); !ok {
 			t.Errorf("%s takes %s alone, and the suite did not say so", and.Operation, scheme)
+		} else {
+			t.Logf("caught: %s %s: %s", r.Operation, r.Case, r.Detail)
+		}
+	})
+
+	t.Run("a scope of two schemes at once not checked", func(t *testing.T) {
+		scope, ok := find(good, conform.Pass, func(r conform.Result) bool { return strings.HasPrefix(r.Case, "and-scope:") })
+		if !ok {
+			t.Skip("the document asks for no scope of two schemes at once, or no and-scope: case passed (the families above say which)")
+		}
+		parts := strings.SplitN(scope.Case, ":", 3) // and-scope:SCHEME:SCOPE
+		rep := serveExample(t, server.Service(), func(table *policy.Table) {
+			for _, alt := range table.Operation(scope.Operation).Security.Alternatives {
+				for i := range alt {
+					if len(alt) > 1 && alt[i].Scheme.Name == parts[1] {
+						alt[i].Scopes = slices.DeleteFunc(slices.Clone(alt[i].Scopes), func(s string) bool { return s == parts[2] })
+					}
+				}
+			}
+		}, scope.Case)
+		if r, ok := find(rep, conform.Fail, func(r conform.Result) bool { return r.Operation == scope.Operation && r.Case == scope.Case }); !ok {
+			t.Errorf("%s is not checked with %s on %s, and the suite did not say so", parts[2], parts[1], scope.Operation)
 		} else {
 			t.Logf("caught: %s %s: %s", r.Operation, r.Case, r.Detail)
 		}
