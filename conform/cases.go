@@ -597,7 +597,9 @@ func namesField(resp *response, field string) bool {
 // and the headers that say so.
 func (r *runner) limitCases(ctx context.Context, op *policy.Operation) {
 	if op.Unlimited {
-		r.report(op, "limits", Pass, "x-rate-limit: false: nothing to exhaust")
+		// No number of calls shows that nothing limits it: nothing is
+		// checked, and a run that checks nothing else does not pass.
+		r.report(op, "limits", Skip, "x-rate-limit: false: nothing to exhaust")
 		return
 	}
 	for i := range op.Limits {
@@ -641,23 +643,25 @@ func (r *runner) limitCase(ctx context.Context, op *policy.Operation, t *policy.
 		return
 	}
 	if first.status == http.StatusTooManyRequests {
-		if slices.Contains(violated(first), t.Name) {
-			r.report(op, name, Pass, "429 at once: its bucket was spent already (shared with another operation, or by the cases before)")
-		} else {
+		switch {
+		case !slices.Contains(violated(first), t.Name):
 			r.report(op, name, Skip, "429 by %v before this tier could be tried", violated(first))
+		default:
+			// Its bucket was spent already: the refusal must still say
+			// what the document declares.
+			if msg := declaredPolicy(first, t); msg != "" {
+				r.report(op, name, Fail, "429 at once, but %s", msg)
+			} else if msg := checkRefusal(first, t); msg != "" {
+				r.report(op, name, Fail, "429 at once, but %s", msg)
+			} else {
+				r.report(op, name, Pass, "429 at once (its bucket spent already: shared with another operation, or by the cases before) with RateLimit-Policy q=%d;w=%d and Retry-After %s",
+					t.Limit, int64(t.Window/time.Second), first.header.Get("Retry-After"))
+			}
 		}
 		return
 	}
-	policies := items(first.header.Values("RateLimit-Policy"))
-	pol, ok := policies[t.Name]
-	if !ok {
-		r.report(op, name, Fail, "RateLimit-Policy does not name the tier (%q): it is not enforced", first.header.Values("RateLimit-Policy"))
-		return
-	}
-	q, _ := pol.Params.Get("q")
-	w, _ := pol.Params.Get("w")
-	if q != t.Limit || w != int64(t.Window/time.Second) {
-		r.report(op, name, Fail, "RateLimit-Policy says q=%v;w=%v, the document limit %d per %ds", q, w, t.Limit, int64(t.Window/time.Second))
+	if msg := declaredPolicy(first, t); msg != "" {
+		r.report(op, name, Fail, "%s", msg)
 		return
 	}
 	limits := items(first.header.Values("RateLimit"))
@@ -686,10 +690,15 @@ func (r *runner) limitCase(ctx context.Context, op *policy.Operation, t *policy.
 		r.report(op, name, Skip, "admits %d more calls at once: more than this run spends on one tier (%d)", want, r.opts.MaxCalls)
 		return
 	}
+	// A call earns back its cost every perCall.
+	perCall := time.Duration(t.Interval()*t.Cost) * time.Microsecond
 	start := time.Now()
 	var got int64
 	var last *response
-	for got <= want+2+int64(time.Since(start)/time.Duration(t.Interval()*int64(time.Microsecond))) {
+	// Calls admitted as the bucket refills are allowed for, up to MaxCalls
+	// of them: a server that never refuses, however slowly it answers,
+	// fails rather than keeps the run going.
+	for got <= want+2+min(int64(time.Since(start)/perCall), int64(r.opts.MaxCalls)) {
 		resp, err := r.send(ctx, name, op, cred, v, nil)
 		if err != nil {
 			r.report(op, name, Fail, "%v", err)
@@ -702,7 +711,7 @@ func (r *runner) limitCase(ctx context.Context, op *policy.Operation, t *policy.
 		got++
 	}
 	// Calls admitted meanwhile as the bucket refilled do not count against it.
-	drips := int64(time.Since(start)/time.Duration(t.Interval()*int64(time.Microsecond))) + 1
+	drips := int64(time.Since(start)/perCall) + 1
 	switch {
 	case last == nil:
 		r.report(op, name, Fail, "still admitted after %d calls; RateLimit said %d were left", got+1, remaining)
@@ -726,21 +735,38 @@ func (r *runner) limitCase(ctx context.Context, op *policy.Operation, t *policy.
 	}
 }
 
+// declaredPolicy says what is wrong with the RateLimit-Policy of resp for
+// tier t: missing, or another limit than the document's.
+func declaredPolicy(resp *response, t *policy.Tier) string {
+	pol, ok := items(resp.header.Values("RateLimit-Policy"))[t.Name]
+	if !ok {
+		return fmt.Sprintf("RateLimit-Policy does not name the tier (%q): it is not enforced", resp.header.Values("RateLimit-Policy"))
+	}
+	q, _ := pol.Params.Get("q")
+	w, _ := pol.Params.Get("w")
+	if q != t.Limit || w != int64(t.Window/time.Second) {
+		return fmt.Sprintf("RateLimit-Policy says q=%v;w=%v, the document limit %d per %ds", q, w, t.Limit, int64(t.Window/time.Second))
+	}
+	return ""
+}
+
 // checkRefusal says what is wrong with the headers of a 429 by tier t.
 func checkRefusal(resp *response, t *policy.Tier) string {
 	retry, err := strconv.Atoi(resp.header.Get("Retry-After"))
 	if err != nil || retry < 1 {
 		return fmt.Sprintf("Retry-After is %q, not whole seconds >= 1", resp.header.Get("Retry-After"))
 	}
-	if _, ok := items(resp.header.Values("RateLimit-Policy"))[t.Name]; !ok {
-		return "RateLimit-Policy does not name the tier"
+	if msg := declaredPolicy(resp, t); msg != "" {
+		return msg
 	}
 	lim, ok := items(resp.header.Values("RateLimit"))[t.Name]
 	if !ok {
 		return "RateLimit does not name the tier"
 	}
-	if rv, _ := lim.Params.Get("r"); rv != int64(0) {
-		return fmt.Sprintf("RateLimit says r=%v for the tier that refused", rv)
+	// r counts units of cost: fewer left than a call costs.
+	rv, _ := lim.Params.Get("r")
+	if left, ok := rv.(int64); !ok || left < 0 || left >= t.Cost {
+		return fmt.Sprintf("RateLimit says r=%v for the tier that refused (a call costs %d)", rv, t.Cost)
 	}
 	return ""
 }

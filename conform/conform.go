@@ -143,7 +143,8 @@ type Options struct {
 	// credential (an API key, a cookie) wherever it points.
 	Client *http.Client
 	// MaxCalls bounds the calls spent exhausting one tier (2000 when 0): a
-	// tier that admits more at once is skipped.
+	// tier that admits more at once is skipped, and a case fails once it has
+	// made MaxCalls calls more than the tier should have admitted.
 	MaxCalls int
 	// Only and Skip select cases by the start of their names: a family
 	// ("owner", "revoked", "limit"), or a whole name ("scope:oauth2:posts:read").

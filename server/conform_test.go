@@ -5,16 +5,19 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/specguard/specguard/api"
 	"github.com/specguard/specguard/conform"
@@ -206,6 +209,59 @@ func TestConformCatchesBrokenServers(t *testing.T) {
 		}, scope.Case)
 		if r, ok := find(rep, conform.Fail, func(r conform.Result) bool { return r.Operation == scope.Operation && r.Case == scope.Case }); !ok {
 			t.Errorf("%s is not checked with %s on %s, and the suite did not say so", parts[2], parts[1], scope.Operation)
+		} else {
+			t.Logf("caught: %s %s: %s", r.Operation, r.Case, r.Detail)
+		}
+	})
+
+	t.Run("a tier's refusal saying another window", func(t *testing.T) {
+		// A tier whose case passed "429 at once" if there is one (its
+		// bucket spent by the cases before): its refusals, and only they,
+		// say the limit per an hour instead of a minute, say.
+		var tier conform.Result
+		for _, r := range good.Results {
+			if strings.HasPrefix(r.Case, "limit:") && r.Verdict == conform.Pass && (tier.Case == "" || strings.HasPrefix(r.Detail, "429 at once")) {
+				tier = r
+			}
+		}
+		if tier.Case == "" {
+			t.Fatal("no limit case passed against the example app")
+		}
+		name := strings.TrimPrefix(tier.Case, "limit:")
+		var declared, said string
+		for _, l := range table.Operation(tier.Operation).Limits {
+			if l.Name == name {
+				w := int64(l.Window / time.Second)
+				declared, said = fmt.Sprintf(`"%s";q=%d;w=%d`, name, l.Limit, w), fmt.Sprintf(`"%s";q=%d;w=%d`, name, l.Limit, 60*w)
+			}
+		}
+		op := table.Operation(tier.Operation)
+		segs := strings.Split(op.Path, "/") // the operation's path, as a pattern of its requests' paths
+		for i, seg := range segs {
+			if strings.HasPrefix(seg, "{") {
+				segs[i] = "[^/]+"
+			} else {
+				segs[i] = regexp.QuoteMeta(seg)
+			}
+		}
+		route := regexp.MustCompile("^" + strings.Join(segs, "/") + "$")
+		proxy := func(next http.Handler) http.Handler {
+			return rewrite(next, func(r *http.Request, rec *httptest.ResponseRecorder) {
+				if rec.Code == http.StatusTooManyRequests && r.Method == op.Method && route.MatchString(r.URL.Path) {
+					var values []string // a new slice: the guard shares its own
+					for _, v := range rec.Header().Values("RateLimit-Policy") {
+						values = append(values, strings.Replace(v, declared, said, 1))
+					}
+					rec.Header()["Ratelimit-Policy"] = values
+				}
+			})
+		}
+		// Every limit case runs, as in the passing run.
+		rep := serveBehind(t, server.Service(), nil, proxy, "limit:")
+		if r, ok := find(rep, conform.Fail, func(r conform.Result) bool { return r.Operation == tier.Operation && r.Case == tier.Case }); !ok {
+			var b strings.Builder
+			rep.WriteText(&b)
+			t.Errorf("the refusals of %s of %s say %s, not %s, and the suite did not say so:\n%s", name, tier.Operation, said, declared, b.String())
 		} else {
 			t.Logf("caught: %s %s: %s", r.Operation, r.Case, r.Detail)
 		}
