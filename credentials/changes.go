@@ -16,10 +16,11 @@ import (
 // row, and publishes the new state to the store every instance checks
 // credentials against before it commits (Accounts.UpdateAccount): when
 // the publish fails nothing is committed. The new version passes both the
-// database's and the store's, so no version is ever reused. When the
-// commit fails after the publish, the store is set back to what the
-// database holds (and, should that fail too, forgets it within
-// security.AccountTTL).
+// database's and the store's (read with the row held), so no version is
+// ever reused. When the commit fails after the publish, or the publish
+// fails (the store may have applied it all the same), the store is set
+// back to what the database holds (and, should that fail too, forgets it
+// within security.AccountTTL).
 func (s *Service) update(ctx context.Context, id string, change func(*Account)) (*Account, error) {
 	return s.updateIf(ctx, id, func(a *Account) error { change(a); return nil })
 }
@@ -27,20 +28,24 @@ func (s *Service) update(ctx context.Context, id string, change func(*Account)) 
 // updateIf is update with a change that may refuse (an error aborts it,
 // and is returned).
 func (s *Service) updateIf(ctx context.Context, id string, change func(*Account) error) (*Account, error) {
-	floor, err := s.state.Floor(ctx, id)
-	if err != nil {
-		return nil, err
-	}
 	var published int64
 	a, err := s.accounts.UpdateAccount(ctx, id, func(a *Account) error {
+		// The store's version is read with the row held: a change that
+		// published, then failed to commit, before this one took the row
+		// is seen, and its version not taken again. Taken again, that
+		// change's repair (republish) would put the old state back over
+		// this one's at the same version.
+		floor, err := s.state.Floor(ctx, id)
+		if err != nil {
+			return err
+		}
 		a.Version = max(a.Version, floor)
 		return change(a)
 	}, func(a *Account) error {
-		if err := s.state.Publish(ctx, a.ID, accountState(a)); err != nil {
-			return err
-		}
+		// Marked before the call: a publish the store applied but whose
+		// answer was lost (a timeout) must be put back too.
 		published = a.Version
-		return nil
+		return s.state.Publish(ctx, a.ID, accountState(a))
 	})
 	if err != nil && published != 0 {
 		s.republish(id, published)
@@ -49,8 +54,8 @@ func (s *Service) updateIf(ctx context.Context, id string, change func(*Account)
 }
 
 // republish puts the database's state of account id back into the store,
-// at version (the one an uncommitted change published), after a commit
-// that failed.
+// at version (the one an uncommitted change published, or may have), after
+// a publish or a commit that failed.
 func (s *Service) republish(id string, version int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -61,7 +66,7 @@ func (s *Service) republish(id string, version int64) {
 		err = s.state.Publish(ctx, id, st)
 	}
 	if err != nil {
-		s.cfg.log.WarnContext(ctx, "a change of an account was published but not committed, and putting it back failed; the store forgets it within the account TTL",
+		s.cfg.log.WarnContext(ctx, "a change of an account may have been published but was not committed, and putting it back failed; the store forgets it within the account TTL",
 			"subject", id, "err", err)
 	}
 }
