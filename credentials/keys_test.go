@@ -311,3 +311,37 @@ func TestDecodeRefusesBodiesThatAreNotOneValue(t *testing.T) {
 		t.Errorf("grant_type given twice: %d %s, want 400 invalid_request", r.code, r.raw)
 	}
 }
+
+// Wrong API-key secrets at the client_credentials grant spend the
+// address's failed-password budget, as wrong passwords do (the README says
+// so): past it, a right password from that address is refused 429, and
+// one from another address is not.
+func TestWrongKeySecretsSpendTheAddressBudget(t *testing.T) {
+	e := onBackend(t, backends[0])
+	access, _ := e.register("ann@example.com", "correct horse battery")
+	r := e.json("POST", "/api-keys", `{"name":"k","scopes":["apikeys:manage"]}`, bearer(access)...)
+	if r.code != 201 {
+		t.Fatalf("making a key: %d %s", r.code, r.raw)
+	}
+	kid, _, _ := strings.Cut(strings.TrimPrefix(r.body["key"].(string), security.APIKeyPrefix), ".")
+	spent := false
+	for i := 0; i < 50 && !spent; i++ {
+		cc := e.form("/auth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {kid}, "client_secret": {"stale"}}, "X-Client", "203.0.113.7")
+		switch cc.code {
+		case 401:
+		case 429:
+			spent = true
+		default:
+			t.Fatalf("a wrong secret: %d %s, want 401 and, past the budget, 429", cc.code, cc.raw)
+		}
+	}
+	if !spent {
+		t.Fatal("50 wrong secrets from one address, and no 429")
+	}
+	if l := e.json("POST", "/auth/login", `{"email":"ann@example.com","password":"correct horse battery"}`, "X-Client", "203.0.113.7"); l.code != 429 {
+		t.Errorf("the right password from the address whose budget wrong secrets spent: %d, want 429", l.code)
+	}
+	if l := e.json("POST", "/auth/login", `{"email":"ann@example.com","password":"correct horse battery"}`, "X-Client", "203.0.113.8"); l.code != 200 {
+		t.Errorf("the right password from another address: %d %s, want 200", l.code, l.raw)
+	}
+}
