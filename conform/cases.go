@@ -66,7 +66,7 @@ func (r *runner) sendSet(ctx context.Context, name string, op *policy.Operation,
 
 // lackingSet returns a live credential for each scheme of alt, each
 // holding the scopes its scheme asks for, except that the one of alt[i]
-// lacks scope (and holds the scheme's other scopes): nil when the
+// lacks scope: nil when the
 // configured credentials make no such set, two schemes of alt take the
 // same kind of credential, or the set would satisfy an alternative of op.
 // The others are of the lacking one's account where that is known.
@@ -79,9 +79,8 @@ func (r *runner) lackingSet(op *policy.Operation, alt policy.Requirement, i int,
 		}
 		seen[kind(sr.Scheme)] = true
 	}
-	others := slices.DeleteFunc(slices.Clone(alt[i].Scopes), func(s string) bool { return s == scope })
 	for _, c := range r.live() {
-		if kind(c.scheme) == kind(alt[i].Scheme) && c.known && !c.holds([]string{scope}) && c.holds(others) && sendable(c, op) {
+		if kind(c.scheme) == kind(alt[i].Scheme) && c.known && !c.holds([]string{scope}) && sendable(c, op) {
 			set[i] = c
 			break
 		}
@@ -300,19 +299,20 @@ func (r *runner) authCases(ctx context.Context, op *policy.Operation) {
 		}
 	}
 
-	// For each scope an alternative that asks for several schemes at once
-	// (AND) requires: a credential of each of its schemes, the one of the
-	// scope's scheme lacking it.
+	// For each scope an alternative requires: a valid credential of its
+	// scheme lacking it (with, where the alternative asks for several
+	// schemes at once, a credential of each of the others), satisfying no
+	// alternative.
 	for _, alt := range sec.Alternatives {
-		if len(alt) < 2 {
-			continue
-		}
 		for i, sr := range alt {
 			for _, scope := range sr.Scopes {
-				name := "and-scope:" + sr.Scheme.Name + ":" + scope
+				name := "scope:" + sr.Scheme.Name + ":" + scope
+				if len(alt) > 1 {
+					name = "and-" + name
+				}
 				set := r.lackingSet(op, alt, i, scope)
 				if set == nil {
-					r.report(op, name, Skip, "no configured credentials make %s, its %s lacking %s, and satisfy no other alternative", alternative(alt), sr.Scheme.Name, scope)
+					r.report(op, name, Skip, "no configured credentials make %s, its %s lacking %s, and satisfy no alternative", alternative(alt), sr.Scheme.Name, scope)
 					continue
 				}
 				resp, err := r.sendSet(ctx, name, op, set, safe)
@@ -322,50 +322,12 @@ func (r *runner) authCases(ctx context.Context, op *policy.Operation) {
 				case resp.status == http.StatusTooManyRequests:
 					r.report(op, name, Skip, "rate limited before the case ran (%s)", strings.Join(violated(resp), ", "))
 				case resp.status != http.StatusForbidden:
-					r.report(op, name, Fail, "%s, where %s lacks %s: want 403, got %s", setNames(set), set[i].name, scope, resp)
-				case bearerKind(sr.Scheme) && !slices.ContainsFunc(challenges(resp), func(c string) bool { return strings.Contains(c, `error="insufficient_scope"`) }):
+					r.report(op, name, Fail, "%s, where %s lacks %s: want 403 insufficient_scope, got %s", setNames(set), set[i].name, scope, resp)
+				case !slices.ContainsFunc(challenges(resp), func(c string) bool { return strings.Contains(c, `error="insufficient_scope"`) }):
 					r.report(op, name, Fail, "403, but no challenge says error=\"insufficient_scope\": %q", challenges(resp))
 				default:
-					r.report(op, name, Pass, "403 for %s, where %s lacks %s", setNames(set), set[i].name, scope)
+					r.report(op, name, Pass, "403 insufficient_scope for %s, where %s lacks %s", setNames(set), set[i].name, scope)
 				}
-			}
-		}
-	}
-
-	// For each required scope, a valid credential that lacks it.
-	for _, alt := range sec.Alternatives {
-		if len(alt) != 1 || len(alt[0].Scopes) == 0 {
-			continue
-		}
-		sr := alt[0]
-		for _, scope := range sr.Scopes {
-			name := "scope:" + sr.Scheme.Name + ":" + scope
-			var lacking *credential
-			for _, c := range r.live() {
-				if kind(c.scheme) != kind(sr.Scheme) || !c.known || c.holds([]string{scope}) || !usable(c, op) {
-					continue
-				}
-				if !slices.ContainsFunc(sec.Alternatives, func(a policy.Requirement) bool { return satisfies(c, a) }) {
-					lacking = c
-					break
-				}
-			}
-			if lacking == nil {
-				r.report(op, name, Skip, "no configured credential of %s lacks %s and satisfies no other alternative", sr.Scheme.Name, scope)
-				continue
-			}
-			resp, err := r.send(ctx, name, op, lacking, safe, nil)
-			switch {
-			case err != nil:
-				r.report(op, name, Fail, "%v", err)
-			case resp.status == http.StatusTooManyRequests:
-				r.report(op, name, Skip, "rate limited before the case ran (%s)", strings.Join(violated(resp), ", "))
-			case resp.status != http.StatusForbidden:
-				r.report(op, name, Fail, "%s lacks %s: want 403 insufficient_scope, got %s", lacking.name, scope, resp)
-			case !slices.ContainsFunc(challenges(resp), func(c string) bool { return strings.Contains(c, `error="insufficient_scope"`) }):
-				r.report(op, name, Fail, "403, but no challenge says error=\"insufficient_scope\": %q", challenges(resp))
-			default:
-				r.report(op, name, Pass, "403 insufficient_scope for %s", lacking.name)
 			}
 		}
 	}
