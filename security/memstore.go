@@ -228,7 +228,7 @@ func init() {
 
 // checkAt is Check at now: the guard's reading of the clock for the
 // request, so that it reads the clock once (see internal/clock).
-func (m *MemoryStore) checkAt(c *Check, now time.Time) error {
+func (m *MemoryStore) checkAt(c *Check, now time.Time) (err error) {
 	if c.Kind == SessionCredential {
 		m.mu.Lock()
 		defer m.mu.Unlock()
@@ -250,7 +250,11 @@ func (m *MemoryStore) checkAt(c *Check, now time.Time) error {
 			return ErrNotFound
 		}
 		minted = s.AccountVersion
-		defer func() { s.LastUsed = now }()
+		defer func() {
+			if err == nil { // a check that fails is no use, as in Redis
+				s.LastUsed = now
+			}
+		}()
 	case KeyCredential:
 		k := m.marks[c.ID]
 		if k == nil || !now.Before(k.until) {

@@ -341,6 +341,16 @@ func testSessionCheckMarksUse(t *testing.T, s security.Store) {
 	if len(before) != 1 || len(after) != 1 || !after[0].LastUsed.After(before[0].LastUsed) {
 		t.Errorf("LastUsed %v -> %v, want it moved by the Check", before, after)
 	}
+	// A check that fails is no use: an account state other than the one
+	// held (none here) leaves LastUsed, and with it an idle bound, as it was.
+	time.Sleep(5 * time.Millisecond)
+	if err := s.Check(ctx, security.Check{Kind: security.SessionCredential, Subject: "alice", ID: "s1", AccountStamp: "not-held"}); err == nil {
+		t.Fatal("a check against an account state the store does not hold held")
+	}
+	failed, _ := s.Sessions(ctx, "alice")
+	if len(failed) != 1 || !failed[0].LastUsed.Equal(after[0].LastUsed) {
+		t.Errorf("LastUsed %v -> %v after a check that failed, want it unmoved", after, failed)
+	}
 }
 
 // A session with an idle bound holds while it is used within it, each
