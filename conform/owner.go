@@ -300,7 +300,8 @@ func (r *runner) account(ctx context.Context, c *credential) string {
 	if me == nil || !usable(c, me) || !slices.ContainsFunc(me.Security.Alternatives, func(a policy.Requirement) bool { return satisfies(c, a) }) {
 		return ""
 	}
-	resp, err := r.send(ctx, "owner", me, c, nil, nil)
+	// After the rate-limit cases, /me's tiers may be spent: wait a little.
+	resp, err := patiently(ctx, func() (*response, error) { return r.send(ctx, "owner", me, c, nil, nil) })
 	if err != nil || resp.status != http.StatusOK {
 		return ""
 	}

@@ -114,8 +114,9 @@ func (r *runner) revokedAfter(ctx context.Context) {
 func (r *runner) anotherLogin(ctx context.Context, c *credential) (*credential, error) {
 	account := r.account(ctx, c)
 	err := fmt.Errorf("%s is given as a value, and no other credential of its account is made by the credentials file", c.name)
-	for _, o := range append([]*credential{c}, r.creds...) {
-		if o.from == nil || o.from.With != "" || kind(o.scheme) != "bearer" && o.scheme.Type != policy.SchemeAPIKeyCookie ||
+	logout, me := r.credentialOp("logout-all"), r.credentialOp("me")
+	for i, o := range append([]*credential{c}, r.creds...) {
+		if i > 0 && o == c || o.from == nil || o.from.With != "" || kind(o.scheme) != "bearer" && o.scheme.Type != policy.SchemeAPIKeyCookie ||
 			o != c && (account == "" || o.account != "" && o.account != account) {
 			continue
 		}
@@ -124,7 +125,8 @@ func (r *runner) anotherLogin(ctx context.Context, c *credential) (*credential, 
 			err = fmt.Errorf("making %s again: %v", o.name, e)
 			continue
 		}
-		if o == c || r.account(ctx, made) == account {
+		// It must be of c's account, and be sent where its refusal shows.
+		if (o == c || r.account(ctx, made) == account) && (me != nil && may(made, me) || may(made, logout)) {
 			return made, nil
 		}
 	}

@@ -1,0 +1,91 @@
+package conform_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/specguard/specguard/conform"
+	"github.com/specguard/specguard/policy"
+)
+
+// runAgainst runs the cases only selects of doc, with creds, against h.
+func runAgainst(t *testing.T, doc string, h http.Handler, creds []conform.Credential, only ...string) *conform.Report {
+	t.Helper()
+	table, err := policy.Compile("spec.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	rep, err := conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Credentials: creds, Only: only})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+const scopesDoc = `openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /a:
+    get:
+      operationId: getA
+      security:
+        - oauth: [a]
+        - oauth: [b]
+        - key: [admin]
+        - key: []
+          other: []
+      x-rate-limit: false
+      responses:
+        '200': {description: ok}
+        '401': {description: no}
+        '403': {description: no}
+components:
+  securitySchemes:
+    key: {type: apiKey, in: header, name: X-Key}
+    other: {type: apiKey, in: header, name: X-Other}
+    oauth: {type: oauth2, flows: {clientCredentials: {tokenUrl: /t, scopes: {a: a, b: b, c: c, admin: admin}}}}
+`
+
+// scopesServer enforces scopesDoc for its credentials: t1 holds b, t2 c;
+// the key k1 holds admin, the key k2 nothing, o is an other.
+var scopesServer = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	key, other := r.Header.Get("X-Key"), r.Header.Get("X-Other")
+	switch {
+	case r.Header.Get("Authorization") == "Bearer t1", key == "k1", key == "k2" && other == "o":
+		w.WriteHeader(http.StatusOK)
+	case r.Header.Get("Authorization") == "Bearer t2", key == "k2":
+		w.Header().Set("WWW-Authenticate", `Bearer realm="x", error="insufficient_scope"`)
+		w.WriteHeader(http.StatusForbidden)
+	default:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="x"`)
+		w.WriteHeader(http.StatusUnauthorized)
+	}
+})
+
+// A scope case tries every credential that lacks the scope, not only the
+// first: t1 lacks a but satisfies the alternative of b; t2 lacks a and
+// satisfies none, and is the one to send.
+func TestScopeCaseTriesEveryCandidate(t *testing.T) {
+	rep := runAgainst(t, scopesDoc, scopesServer, []conform.Credential{
+		{Name: "t1", Scheme: "oauth", Value: "t1", Scopes: []string{"b"}},
+		{Name: "t2", Scheme: "oauth", Value: "t2", Scopes: []string{"c"}},
+	}, "scope:oauth:a")
+	if len(rep.Results) != 1 || rep.Results[0].Verdict != conform.Pass || !strings.Contains(rep.Results[0].Detail, "t2") {
+		t.Fatalf("scope:oauth:a: %s, want a pass with t2", verdicts(rep))
+	}
+}
+
+// A credential whose scopes the file does not give may satisfy an
+// alternative of one scheme by itself (k1 holds admin): an and: case does
+// not send it alone and call a 200 a failure.
+func TestAndCaseLeavesCredentialsOfUnknownScopes(t *testing.T) {
+	rep := runAgainst(t, scopesDoc, scopesServer, []conform.Credential{{Name: "k1", Scheme: "key", Value: "k1"}}, "and:")
+	if rep.Failed != 0 {
+		t.Fatalf("a key of unknown scopes sent alone: %s", verdicts(rep))
+	}
+}
