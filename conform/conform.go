@@ -143,8 +143,9 @@ type Options struct {
 	// credential (an API key, a cookie) wherever it points.
 	Client *http.Client
 	// MaxCalls bounds the calls spent exhausting one tier (2000 when 0): a
-	// tier that admits more at once is skipped, and a case fails once it has
-	// made MaxCalls calls more than the tier should have admitted.
+	// tier that admits more at once is skipped, and a case stops MaxCalls
+	// calls past what the tier should admit (skipped when what it refilled
+	// meanwhile explains them, failed when not).
 	MaxCalls int
 	// Only and Skip select cases by the start of their names: a family
 	// ("owner", "revoked", "limit"), or a whole name ("scope:oauth2:posts:read").
