@@ -3,6 +3,7 @@ package security
 import (
 	"container/heap"
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -282,6 +283,9 @@ func (m *MemoryStore) checkAt(c *Check, now time.Time) (err error) {
 
 // PutAccount implements Store.
 func (m *MemoryStore) PutAccount(_ context.Context, subject string, a Account) (Account, error) {
+	if a.Version > MaxAccountVersion || a.NotBefore > MaxAccountVersion {
+		return Account{}, fmt.Errorf("%w: account %s: version %d or not-before %d past MaxAccountVersion", ErrUnavailable, subject, a.Version, a.NotBefore)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.clock.Now()

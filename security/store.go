@@ -90,7 +90,8 @@ type APIKey struct {
 // on. The app's database is its source of truth (AccountSource); the Store
 // mirrors it, so that each instance decides with the same state.
 type Account struct {
-	// Version grows with every change of the fields below.
+	// Version grows with every change of the fields below. It and
+	// NotBefore stay at most MaxAccountVersion.
 	Version int64
 	// Role bounds the scopes of every credential of the account.
 	Role     string
@@ -105,6 +106,13 @@ type Account struct {
 	// same version.
 	Stamp string
 }
+
+// MaxAccountVersion is the largest account version (and NotBefore) a
+// store holds: 2^53-1, the largest integer Redis's scripts compare exactly
+// (as Lua numbers). PutAccount refuses a state past it (ErrUnavailable),
+// so that no two versions can compare equal in one store and apart in
+// another; an AccountSource that counts versions from 1 never nears it.
+const MaxAccountVersion = 1<<53 - 1
 
 // AccountTTL is how long the store keeps an account's state after it was
 // written, and MarkTTL how long an API key's mark lives at most: after
@@ -222,7 +230,8 @@ type AccountStore interface {
 	// equal version that differs is overwritten: a database commit that
 	// failed may have left it. It returns the state the store holds
 	// afterwards. The mirror expires after AccountTTL; the
-	// source of truth is read again then.
+	// source of truth is read again then. A Version or NotBefore past
+	// MaxAccountVersion is refused (ErrUnavailable).
 	PutAccount(ctx context.Context, subject string, a Account) (Account, error)
 	// Account returns the state mirrored for subject, or ErrNotFound.
 	Account(ctx context.Context, subject string) (*Account, error)

@@ -188,6 +188,10 @@ func (s *Store) Check(ctx context.Context, c security.Check) error {
 
 // PutAccount implements security.Store.
 func (s *Store) PutAccount(ctx context.Context, subject string, a security.Account) (security.Account, error) {
+	// The script compares versions as Lua numbers, exact up to 2^53.
+	if a.Version > security.MaxAccountVersion || a.NotBefore > security.MaxAccountVersion {
+		return security.Account{}, fmt.Errorf("%w: account %s: version %d or not-before %d past MaxAccountVersion", security.ErrUnavailable, subject, a.Version, a.NotBefore)
+	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	raw, err := redislua.PutAccount.Run(ctx, s.rdb, []string{s.acctKey(subject)},
