@@ -335,6 +335,10 @@ func (m *MemoryStore) CreateFamily(_ context.Context, f *Family, max int) error 
 	defer m.mu.Unlock()
 	now := m.clock.Now()
 	m.sweep(now)
+	if old := m.liveFamily(f.ID, now); old != nil && old.Subject == f.Subject {
+		f.Created, f.LastUsed = old.Created, old.LastUsed
+		return nil // this create again (see FamilyStore)
+	}
 	o := m.own(f.Subject)
 	if max > 0 && live(o.families, now, func(id string) time.Time { return m.families[id].Expires }, m.dropFamily) >= max {
 		return ErrTooMany
@@ -421,6 +425,10 @@ func (m *MemoryStore) CreateSession(_ context.Context, s *Session, max int) erro
 	defer m.mu.Unlock()
 	now := m.clock.Now()
 	m.sweep(now)
+	if old := m.liveSession(s.ID, now); old != nil && old.Subject == s.Subject {
+		s.Created, s.LastUsed = old.Created, old.LastUsed
+		return nil // this create again (see SessionStore)
+	}
 	o := m.own(s.Subject)
 	if max > 0 && live(o.sessions, now, func(id string) time.Time { return m.sessions[id].ends() }, m.dropSession) >= max {
 		return ErrTooMany
@@ -495,6 +503,9 @@ func (m *MemoryStore) MarkKey(_ context.Context, k *APIKey, ifAbsent bool, max i
 	}
 	if !now.Before(k.Expires) {
 		return false, nil
+	}
+	if old, exists := m.marks[k.ID]; max > 0 && exists && !old.revoked && old.subject == k.Subject && now.Before(old.until) {
+		return true, nil // this first mark again (see KeyStore)
 	}
 	if o := m.owned[k.Subject]; max > 0 && o != nil &&
 		live(o.marks, now, func(id string) time.Time { return m.marks[id].until }, m.dropMark) >= max {

@@ -170,7 +170,9 @@ type FamilyStore interface {
 	Checker
 	// CreateFamily records a new login; it sets Created and LastUsed.
 	// When max > 0 and the subject holds max live logins, it records
-	// nothing and returns ErrTooMany.
+	// nothing and returns ErrTooMany. A family of f's ID already held is
+	// this very create again (a client retrying a call whose answer was
+	// lost: ids are fresh per call): it succeeds, at any cap.
 	CreateFamily(ctx context.Context, f *Family, max int) error
 	// RotateFamily spends refresh token presented of subject's family id:
 	// when it is the family's current one it becomes nextRefresh, with
@@ -192,7 +194,8 @@ type SessionStore interface {
 	Checker
 	// CreateSession records s; it sets Created and LastUsed. When max > 0
 	// and the subject holds max live sessions, it records nothing and
-	// returns ErrTooMany.
+	// returns ErrTooMany. A session of s's ID already held is this very
+	// create again, as for CreateFamily: it succeeds.
 	CreateSession(ctx context.Context, s *Session, max int) error
 	// Session returns subject's live session id.
 	Session(ctx context.Context, subject, id string) (*Session, error)
@@ -213,7 +216,9 @@ type KeyMarkStore interface {
 	// When max > 0 and the subject's keys the store knows of (revocations
 	// still held included) number max, it writes nothing and returns
 	// ErrTooMany: an account cannot make the store hold revocations
-	// without bound by making and revoking keys.
+	// without bound by making and revoking keys; a live mark of k's ID
+	// already held is then this very call again, as for CreateFamily, and
+	// it reports true.
 	MarkKey(ctx context.Context, k *APIKey, ifAbsent bool, max int) (bool, error)
 	// RevokeKey replaces the mark of subject's key id by a revocation that
 	// lasts KeyRevocationTTL (expires, the key's own expiry, when sooner).

@@ -103,8 +103,12 @@ var CheckCredential = redis.NewScript(Now + checkFunc + `return check(KEYS, ARGV
 // in microseconds; the index is a sorted set of ids scored by expiry.
 // With ARGV[3] > 0 it refuses (-1) when the index lists that many ids whose
 // records still exist (see fullFunc).
-// It returns now.
+// It returns now; for a record already there, when it was made (this very
+// create run again, as go-redis retries a call whose answer was lost: ids
+// are fresh per call), at any cap.
 var Create = redis.NewScript(Now + fullFunc + `
+local made = redis.call('HGET', KEYS[1], 'c')
+if made then return tonumber(made) end
 local max = tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 if max > 0 and full(KEYS[2], KEYS[1], ARGV[1], max, now) then return -1 end
@@ -144,12 +148,14 @@ return {ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]}`)
 // a mark or revocation exists; 1 when it wrote. The mark lives until the
 // key expires (e), or ARGV[5] ms at most. With ARGV[6] > 0 it refuses (-1)
 // when the index (the subject's keys, revocations still held included)
-// holds that many.
+// holds that many, unless the key's live mark is there already (this very
+// call run again): 1.
 var MarkKey = redis.NewScript(Now + fullFunc + `
 if ARGV[1] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local exp = tonumber(ARGV[3])
 if exp <= now then return 0 end
 local max = tonumber(ARGV[6])
+if max > 0 and redis.call('HEXISTS', KEYS[1], 'v') == 1 then return 1 end
 if max > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
   if full(KEYS[2], KEYS[1], ARGV[2], max, now) then return -1 end

@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) security.Store) {
 		{"SessionIdle", testSessionIdle},
 		{"Caps", testCaps},
 		{"KeyCapCountsRevocations", testKeyCapCountsRevocations},
+		{"CreateAgainAtTheCap", testCreateAgainAtTheCap},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.test(t, open(t)) })
 	}
@@ -505,5 +506,42 @@ func testKeyCapCountsRevocations(t *testing.T, s security.Store) {
 	}
 	if _, err := s.MarkKey(ctx, &security.APIKey{ID: "b1", Subject: "bob", Expires: exp}, false, 1); err != nil {
 		t.Errorf("a key of another subject: %v", err)
+	}
+}
+
+// The same create again (a client retrying a call whose answer was lost,
+// after the store ran it: ids are fresh per call, so only that call knows
+// them) succeeds, even at the cap the first one filled: it used to be
+// refused as one too many, with the record stored, taking a place under
+// the cap for its whole life.
+func testCreateAgainAtTheCap(t *testing.T, s security.Store) {
+	ctx := context.Background()
+	exp := time.Now().Add(time.Hour)
+	f := &security.Family{ID: "f1", Subject: "alice", RefreshJTI: "r", AccessJTI: "a", Expires: exp}
+	for i := range 2 {
+		if err := s.CreateFamily(ctx, f, 1); err != nil {
+			t.Fatalf("CreateFamily at cap 1, time %d: %v", i+1, err)
+		}
+	}
+	if err := s.CreateFamily(ctx, &security.Family{ID: "f2", Subject: "alice", RefreshJTI: "r", AccessJTI: "a", Expires: exp}, 1); !errors.Is(err, security.ErrTooMany) {
+		t.Errorf("another family at cap 1 = %v, want ErrTooMany", err)
+	}
+	sess := &security.Session{ID: "s1", Subject: "alice", SecretHash: []byte("h"), Expires: exp}
+	for i := range 2 {
+		if err := s.CreateSession(ctx, sess, 1); err != nil {
+			t.Fatalf("CreateSession at cap 1, time %d: %v", i+1, err)
+		}
+	}
+	if list, err := s.Sessions(ctx, "alice"); err != nil || len(list) != 1 {
+		t.Errorf("Sessions = %d, %v; want the one", len(list), err)
+	}
+	k := &security.APIKey{ID: "k1", Subject: "alice", Expires: exp}
+	for i := range 2 {
+		if wrote, err := s.MarkKey(ctx, k, false, 1); err != nil || !wrote {
+			t.Fatalf("MarkKey at cap 1, time %d = %v, %v; want true, nil", i+1, wrote, err)
+		}
+	}
+	if err := s.Check(ctx, security.Check{Kind: security.KeyCredential, Subject: "alice", ID: "k1"}); err != nil {
+		t.Errorf("the key marked twice: %v", err)
 	}
 }
