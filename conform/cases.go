@@ -226,7 +226,7 @@ func (r *runner) authCases(ctx context.Context, op *policy.Operation) {
 			r.report(op, name, Fail, "%v", err)
 		case resp.status == http.StatusTooManyRequests:
 			r.report(op, name, Skip, "rate limited before the case ran (%s)", strings.Join(violated(resp), ", "))
-		case resp.status == http.StatusBadRequest && (challenged(resp, "invalid_request") || namesField(resp, where(s))):
+		case resp.status == http.StatusBadRequest && (challenged(resp, "invalid_request") || !bearerKind(s) && namesField(resp, where(s))):
 			r.report(op, name, Pass, "400: refused, saying so")
 		case resp.status == http.StatusBadRequest && safe != nil && namesField(resp, safe.field):
 			// The body breaks the schema: a server that took the

@@ -89,3 +89,40 @@ func TestAndCaseLeavesCredentialsOfUnknownScopes(t *testing.T) {
 		t.Fatalf("a key of unknown scopes sent alone: %s", verdicts(rep))
 	}
 }
+
+// A malformed bearer token refused with a 400 that names the Authorization
+// header but carries no challenge breaks RFC 6750 (section 3.1: the
+// refusal says error="invalid_request"): the case fails, as the README
+// says, where it used to pass.
+func TestMalformedBearerWithoutAChallenge(t *testing.T) {
+	doc := `openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /a:
+    get:
+      operationId: getA
+      security: [{bearer: []}]
+      x-rate-limit: false
+      responses:
+        '200': {description: ok}
+        '400': {description: bad}
+        '401': {description: no}
+components:
+  securitySchemes:
+    bearer: {type: http, scheme: bearer}
+`
+	silent := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"title":"bad","status":400,"errors":[{"field":"header.Authorization","message":"unreadable"}]}`))
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="x"`)
+		w.WriteHeader(http.StatusUnauthorized)
+	})
+	rep := runAgainst(t, doc, silent, nil, "malformed:")
+	if rep.Failed != 1 {
+		t.Fatalf("a malformed bearer token refused without a challenge: %s, want a failure", verdicts(rep))
+	}
+}
