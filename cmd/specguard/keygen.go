@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -36,6 +37,13 @@ func keygen(args []string, stdout, stderr io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return usageErr("unexpected argument %q", fs.Arg(0))
+	}
+	// An --out given empty (an unset variable) is no request for stdout: a
+	// private key printed where a file was meant lands in logs.
+	outGiven := false
+	fs.Visit(func(f *flag.Flag) { outGiven = outGiven || f.Name == "out" })
+	if outGiven && *out == "" {
+		return usageErr("--out is empty: give a file (without --out, the key goes to stdout)")
 	}
 	key, err := tokens.GenerateKeyFor(*alg)
 	if err != nil {

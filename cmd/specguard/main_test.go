@@ -430,6 +430,15 @@ func TestKeygenToStdout(t *testing.T) {
 	if _, _, err := cli(t, "keygen", "--alg", "rsa1024"); err == nil || err.Error() != `--alg: unknown algorithm "rsa1024": want one of ed25519, es256, rs256, hs256` {
 		t.Errorf("bad --alg: %v", err)
 	}
+	// --out "$KEYFILE" with the variable unset: no key printed where a
+	// file was meant (it would land in a terminal's or a CI job's log).
+	out, errOut, err = cli(t, "keygen", "--out", "")
+	if err == nil || err.Error() != "--out is empty: give a file (without --out, the key goes to stdout)" {
+		t.Errorf("keygen --out \"\": %v", err)
+	}
+	if strings.Contains(out+errOut, "PRIVATE KEY") {
+		t.Errorf("keygen --out \"\" printed a private key:\n%s%s", out, errOut)
+	}
 }
 
 func TestHelp(t *testing.T) {

@@ -78,6 +78,9 @@ func newService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprint(stderr, newUsage)
 		return usageErr("new: give one directory (got %d)", len(dirs))
 	}
+	if dirs[0] == "" {
+		return usageErr("new: the directory is empty: give one (\".\" for this one)")
+	}
 	dir := filepath.Clean(dirs[0])
 	abs, err := filepath.Abs(dir)
 	if err != nil {

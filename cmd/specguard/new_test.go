@@ -50,6 +50,8 @@ func TestNewRefusesBadInput(t *testing.T) {
 	}{
 		{[]string{"new"}, "new: give one directory (got 0)"},
 		{[]string{"new", "a", "b"}, "new: give one directory (got 2)"},
+		// An empty one (an unset variable) used to fill the current directory.
+		{[]string{"new", ""}, `new: the directory is empty: give one ("." for this one)`},
 		{[]string{"new", full}, "new: " + full + " is not empty; give a new directory or an empty one"},
 		{[]string{"new", filepath.Join(work, "svc"), "--module", "not a path"}, `new: --module "not a path" is not a module path, such as example.com/items`},
 		{[]string{"new", filepath.Join(work, "9lives")}, "new: " + filepath.Join(work, "9lives") + `: the directory's name ("9lives") names the service and its binary: letters, digits, '-' and '_', a letter first`},
