@@ -87,7 +87,7 @@ func LintTable(source string, data []byte) (*Table, Errors, []*Warning) {
 	if t == nil {
 		return nil, errs, nil
 	}
-	ws := t.lint()
+	ws := t.lint(brokenLimits(errs))
 	if len(errs) > 0 {
 		return nil, errs, ws
 	}
@@ -97,7 +97,26 @@ func LintTable(source string, data []byte) (*Table, Errors, []*Warning) {
 // retryHeaders are what a 429 answered by the limiter carries.
 var retryHeaders = []string{"RateLimit", "RateLimit-Policy", "Retry-After"}
 
-func (t *Table) lint() []*Warning {
+// brokenLimits reports, for an operation, whether errs refuse a tier of
+// the x-rate-limit it is limited by (its own, or the document's): its
+// compiled tiers are then not what the document says, and what they lack
+// is no reason for a warning.
+func brokenLimits(errs Errors) func(op *Operation) bool {
+	broken := map[string]bool{} // "document", or an operation's String()
+	for _, e := range errs {
+		if e.Field == ExtRateLimit || strings.HasPrefix(e.Field, ExtRateLimit+"[") || strings.HasPrefix(e.Field, ExtRateLimit+".") {
+			broken[e.Where] = true
+		}
+	}
+	return func(op *Operation) bool {
+		if _, own := op.Spec.Extensions[ExtRateLimit]; own {
+			return broken[op.String()]
+		}
+		return broken["document"]
+	}
+}
+
+func (t *Table) lint(brokenLimits func(*Operation) bool) []*Warning {
 	ws := t.lintExamples()
 	required := map[string]bool{}
 	for _, op := range t.ops {
@@ -158,7 +177,7 @@ func (t *Table) lint() []*Warning {
 		} else if len(op.Security.Alternatives) > 0 && !declares(op, http.StatusBadRequest) {
 			warn(WarnAuthResponses, "declares no 400 response; the guard answers 400 to a malformed credential (an unreadable bearer token, RFC 6750 invalid_request; two API-key headers or session cookies)")
 		}
-		if len(op.Security.Alternatives) > 0 && len(op.Limits) > 0 && !countsAnonymous(op) {
+		if len(op.Security.Alternatives) > 0 && len(op.Limits) > 0 && !countsAnonymous(op) && !brokenLimits(op) {
 			warn(WarnUnthrottledFailures, "no tier counts anonymous callers (who: any or anonymous), and a failed authentication is counted as one: nothing limits how fast credentials can be guessed here; add a tier keyed by ip")
 		}
 		for _, f := range uncheckedFormats(op) {

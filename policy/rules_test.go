@@ -435,6 +435,35 @@ func TestLintUnthrottledFailures(t *testing.T) {
 	}
 }
 
+// A tier lint refuses is left out of the table it lints: the tiers left
+// (none counting anonymous callers) are not what the document says, and
+// warning that nothing counts them is false (one misspelt window of a
+// document's default tiers gave such a warning on every operation). Only
+// the error is said; the operations whose own tiers compiled still warn.
+func TestLintUnthrottledFailuresNotSaidOfRefusedTiers(t *testing.T) {
+	const (
+		authOnly = "{name: u, limit: 10, window: 1m, key: principal, who: authenticated}"
+		root     = "x-rate-limit: [" + authOnly + ", {name: a, limit: 10, window: 1mn, key: ip}]\n"
+	)
+	for _, c := range []struct {
+		name, src string
+		warned    bool
+	}{
+		{"the operation's own tier refused", doc("", sec+"      x-rate-limit: ["+authOnly+", {name: a, limit: 10, window: 1x, key: ip}]\n"), false},
+		{"the document's default tier refused", doc(root, sec), false},
+		{"the document's refused, the operation's own compiled", doc(root, sec+"      x-rate-limit: "+authOnly+"\n"), true},
+	} {
+		errs, ws := policy.Lint("spec.yaml", []byte(c.src))
+		if len(errs) == 0 {
+			t.Fatalf("%s: no error", c.name)
+		}
+		warned := slices.ContainsFunc(ws, func(w *policy.Warning) bool { return w.Code == policy.WarnUnthrottledFailures })
+		if warned != c.warned {
+			t.Errorf("%s: unthrottled-failures said %v, want %v (errors %v)", c.name, warned, c.warned, errs)
+		}
+	}
+}
+
 // lintWarnings lints src, which must have no errors, and returns its
 // warnings of code, each as it prints.
 func lintWarnings(t *testing.T, src, code string) []string {
