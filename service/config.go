@@ -461,7 +461,7 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return nil, speccli.Usage(fmt.Errorf("unexpected argument %q", fs.Arg(0)))
 	}
 	if c.RefreshTTL < c.AccessTTL {
 		return nil, fmt.Errorf("SPECGUARD_REFRESH_TTL (%s) is shorter than SPECGUARD_ACCESS_TTL (%s)", c.RefreshTTL, c.AccessTTL)

@@ -21,3 +21,15 @@ func TestBadFlagIsPrintedOnce(t *testing.T) {
 		}
 	}
 }
+
+// A command line that is wrong otherwise (an unknown command, an argument
+// a command does not take) is a usage error too: Main exits 2 for it, as
+// the specguard command does, not 1 as for a service that failed.
+func TestWrongCommandLineIsAUsageError(t *testing.T) {
+	for _, args := range [][]string{{"bogus"}, {"serve", "extra"}, {"migrate", "extra"}} {
+		err := Command(context.Background(), App{Name: "svc"}, args, func(string) string { return "" }, nil, io.Discard, io.Discard)
+		if !errors.Is(err, speccli.ErrUsage) {
+			t.Errorf("%q: %v, want a usage error", args, err)
+		}
+	}
+}

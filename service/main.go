@@ -36,6 +36,9 @@ func Main(app App) {
 		os.Exit(2) // the flag package has said what was wrong, with the usage
 	}
 	fmt.Fprintf(os.Stderr, "%s: %v\n", app.Name, err)
+	if errors.Is(err, speccli.ErrUsage) {
+		os.Exit(2) // the command line was wrong
+	}
 	os.Exit(1)
 }
 
@@ -62,7 +65,7 @@ func Command(ctx context.Context, app App, args []string, getenv func(string) st
 		return nil
 	}
 	fmt.Fprintf(stderr, commandUsage, app.Name)
-	return fmt.Errorf("unknown command %q", cmd)
+	return speccli.Usage(fmt.Errorf("unknown command %q", cmd))
 }
 
 const commandUsage = `Usage: %[1]s [serve|migrate] [flags]
@@ -117,7 +120,7 @@ func Migrate(ctx context.Context, app App, args []string, getenv func(string) st
 		*dataDir = getenv("SPECGUARD_DATA_DIR")
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("migrate: unexpected argument %q", fs.Arg(0))
+		return speccli.Usage(fmt.Errorf("migrate: unexpected argument %q", fs.Arg(0)))
 	}
 	if *dataDir == "" {
 		*dataDir = ".specguard"

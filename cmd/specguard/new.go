@@ -119,7 +119,7 @@ func newService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *replace != "" {
 		var err error
 		if checkout, err = specguardCheckout(*replace); err != nil {
-			return fmt.Errorf("new: --replace: %v", err)
+			return usageErr("new: --replace: %v", err)
 		}
 	}
 	if _, err := exec.LookPath("go"); err != nil {
