@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/specguard/specguard/credentials"
+	"github.com/specguard/specguard/internal/speccli"
 	"github.com/specguard/specguard/internal/spectest"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security/tokens"
@@ -518,6 +519,15 @@ func TestSpecsum(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a refused specsum wrote %s: %v", out, err)
+	}
+	// An empty -o is a wrong command line; a directory that does not
+	// exist is named as given, not as the temporary file beside it.
+	if _, _, err := cli(t, "specsum", "-o", "", doc); !errors.Is(err, speccli.ErrUsage) || err.Error() != "specsum: -o is empty: give the file to write" {
+		t.Errorf("-o '': %v", err)
+	}
+	missing := filepath.Join(dir, "nowhere", "spec_sum.go")
+	if _, _, err := cli(t, "specsum", "-o", missing, doc); err == nil || err.Error() != "specsum: writing "+missing+": no such file or directory" {
+		t.Errorf("-o in a missing directory: %v", err)
 	}
 	if _, _, err := cli(t, "specsum", "-pkg", "gen", "-o", out, doc); err != nil {
 		t.Fatal(err)

@@ -406,6 +406,9 @@ func specsum(args []string, stderr io.Writer) error {
 	if !token.IsIdentifier(*pkg) || *pkg == "_" {
 		return usageErr("specsum: -pkg %q is not a Go package name", *pkg)
 	}
+	if *out == "" {
+		return usageErr("specsum: -o is empty: give the file to write")
+	}
 	data, err := os.ReadFile(flags.Arg(0))
 	if err != nil {
 		return fmt.Errorf("specsum: %v", err)
@@ -414,7 +417,7 @@ func specsum(args []string, stderr io.Writer) error {
 	// build.
 	tmp, err := os.CreateTemp(filepath.Dir(*out), "."+filepath.Base(*out)+".*")
 	if err != nil {
-		return fmt.Errorf("specsum: %v", err)
+		return fmt.Errorf("specsum: writing %s: %v", *out, errors.Unwrap(err)) // not the temporary file's name
 	}
 	_, err = tmp.Write(specSum(*pkg, flags.Arg(0), data))
 	err = errors.Join(err, tmp.Chmod(0o644), tmp.Close())
