@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"strings"
 
 	"github.com/specguard/specguard/conform"
@@ -79,7 +81,9 @@ func conformCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		specArgs = []string{*spec}
 	}
 	source, data, err := readSpec(specArgs)
-	if err != nil {
+	if pe := new(os.PathError); errors.As(err, &pe) {
+		return fmt.Errorf("--spec: %v", err)
+	} else if err != nil {
 		return err
 	}
 	table, err := policy.Compile(source, data)
@@ -90,6 +94,9 @@ func conformCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var creds []conform.Credential
 	if *credsFile != "" {
 		if creds, err = conform.LoadConfig(*credsFile); err != nil {
+			if pe := new(os.PathError); errors.As(err, &pe) {
+				return fmt.Errorf("--credentials: %v", err) // which file it is: a spec's would read alike
+			}
 			return err
 		}
 	}

@@ -574,10 +574,23 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"new", "9lives"}, 2},
 		{[]string{"new", "svc", "--module", "not a path"}, 2},
 		{[]string{"new", "svc", "--module", "fmt"}, 2},
+		{[]string{"new", "svc", "--replace", filepath.Join(t.TempDir(), "nowhere")}, 2},
+		{[]string{"new", ""}, 2},
+		{[]string{"keygen", "--out", ""}, 2},
+		{[]string{"specsum", "-o", "", good}, 2},
 	} {
 		_, _, err := cli(t, c.args...)
 		if got := exitCode(err); got != c.want {
 			t.Errorf("specguard %s: exit %d (%v), want %d", strings.Join(c.args, " "), got, err, c.want)
+		}
+	}
+	// A file conform cannot read is named by its flag: the spec's and the
+	// credentials' would read alike.
+	missing := filepath.Join(t.TempDir(), "nowhere.yaml")
+	for _, flag := range []string{"--spec", "--credentials"} {
+		args := []string{"conform", "--spec", good, "--base", "http://127.0.0.1:1", flag, missing}
+		if _, _, err := cli(t, args...); err == nil || !strings.HasPrefix(err.Error(), flag+": open "+missing) {
+			t.Errorf("specguard %s: %v, want it to begin %s: open %s", strings.Join(args, " "), err, flag, missing)
 		}
 	}
 }
