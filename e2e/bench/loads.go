@@ -36,7 +36,7 @@ func request(method, url string, headers []string, body string, want int, into a
 		name, value, _ := strings.Cut(h, ": ")
 		req.Header.Add(name, value)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -71,23 +71,27 @@ func (s *stack) check() error {
 	return nil
 }
 
+// client makes the harness's own requests (checks, fills, probes): a
+// server that hangs stops the run with an error, not for ever.
+var client = &http.Client{Timeout: 30 * time.Second}
+
 // commands is the total of Redis command calls so far on s's Redis nodes
 // (INFO commandstats).
-func commands(ctx context.Context, s *stack) int64 {
+func commands(ctx context.Context, s *stack) (int64, error) {
 	var n int64
 	for _, addr := range s.redis {
 		rdb := redis.NewClient(&redis.Options{Addr: addr})
 		info, err := rdb.Info(ctx, "commandstats").Result()
 		rdb.Close()
 		if err != nil {
-			return 0
+			return 0, fmt.Errorf("counting Redis commands on %s: %w", addr, err)
 		}
 		for _, m := range regexp.MustCompile(`calls=(\d+)`).FindAllStringSubmatch(info, -1) {
 			v, _ := strconv.ParseInt(m[1], 10, 64)
 			n += v
 		}
 	}
-	return n
+	return n, nil
 }
 
 // probeCalls counts the commands one request of l sends to Redis itself

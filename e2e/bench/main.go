@@ -108,7 +108,10 @@ var loads = []load{
 		forged: func(c creds) []string {
 			return []string{"Cookie: " + c.cookie, "X-CSRF-Token: " + forge(c.csrf)}
 		}},
-	{id: "anon", title: "anonymous, GET /posts?limit=5 (security lists {} first)", method: "GET", path: "/posts?limit=5", want: 200,
+	// One post: the peers take no write load, so their databases hold the
+	// one post they seeded; with a larger limit they answered with fewer
+	// rows than the stacks that took it, and looked faster for it.
+	{id: "anon", title: "anonymous, GET /posts?limit=1 (security lists {} first)", method: "GET", path: "/posts?limit=1", want: 200,
 		headers: func(creds) []string { return nil }},
 }
 
@@ -135,6 +138,10 @@ func (l *load) url(s *stack) string {
 
 func main() {
 	flag.Parse()
+	if *rounds < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -rounds must be 1 or more")
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	h := &harness{}
@@ -411,14 +418,21 @@ func (h *harness) measure(ctx context.Context, stacks []*stack) error {
 					return err
 				}
 				fmt.Fprintf(os.Stderr, "round %d/%d: %s: (%s) %s\n", round, *rounds, l.id, s.id, s.name)
-				before := commands(ctx, s)
+				before, err := commands(ctx, s)
+				if err != nil {
+					return fmt.Errorf("(%s) %s: %w", s.id, l.id, err)
+				}
 				r, err := h.wrk(ctx, s, l)
 				if err != nil {
 					return fmt.Errorf("(%s) %s: %w", s.id, l.id, err)
 				}
 				if s.redis != nil {
 					// The INFO calls of the first count are counted by the second.
-					r.redisCmds = commands(ctx, s) - before - int64(len(s.redis))
+					after, err := commands(ctx, s)
+					if err != nil {
+						return fmt.Errorf("(%s) %s: %w", s.id, l.id, err)
+					}
+					r.redisCmds = after - before - int64(len(s.redis))
 				}
 				s.runs[l.id] = append(s.runs[l.id], r)
 			}

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -205,7 +204,7 @@ func (h *harness) startSpecguard(ctx context.Context, bin string, env []string) 
 	}
 	s := &stack{base: "http://" + addr, log: logFile.Name()}
 	for deadline := time.Now().Add(20 * time.Second); ; {
-		if resp, err := http.Get(s.base + "/healthz"); err == nil {
+		if resp, err := client.Get(s.base + "/healthz"); err == nil {
 			resp.Body.Close()
 			break
 		}

@@ -76,7 +76,12 @@ func report(stacks []*stack, wrkVersion string) string {
 			fmt.Fprintf(&b, "(b) %.2fx (d) >= 2.5x %s; (c) %.2fx (e) >= 2.5x %s; ", ratio("b", "d", rps), mark(ratio("b", "d", rps) >= 2.5),
 				ratio("c", "e", rps), mark(ratio("c", "e", rps) >= 2.5))
 			added := func(id string) float64 { return addedMicros(byID[id].runs[l.id], byID[id].bare.runs[l.id]) }
-			fmt.Fprintf(&b, "added by (d) %.1f µs >= 3x (b)'s %.1f µs %s; ", added("d"), added("b"), mark(added("d") >= 3*added("b")))
+			if ab := added("b"); ab > 0 {
+				fmt.Fprintf(&b, "added by (d) %.1f µs >= 3x (b)'s %.1f µs %s; ", added("d"), ab, mark(added("d") >= 3*ab))
+			} else {
+				// (b) measured no slower than bare: within the noise, no ratio.
+				fmt.Fprintf(&b, "added by (d) %.1f µs >= 3x (b)'s %.1f µs: unmeasured ((b) no slower than bare in this run); ", added("d"), ab)
+			}
 		}
 		if byID["i"].takes(l) {
 			fmt.Fprintf(&b, "answers checked (report): (b) %.2fx (i) >= 0.90x %s; ", ratio("b", "i", rps), mark(ratio("b", "i", rps) >= 0.9))
