@@ -47,6 +47,8 @@ type Error struct {
 	// unknown are the fields kin-openapi's validation does not know here
 	// ("extra sibling fields"), which the shape check may have said.
 	unknown []string
+	// near is the field a misspelt one was probably meant to be.
+	near string
 }
 
 func (e *Error) Error() string {
@@ -587,6 +589,7 @@ func (c *compiler) checkExtensions(line int, where, kind string, exts map[string
 			c.fail(line, where, name, "%s", msg)
 			if near != "" {
 				c.meant = append(c.meant, meant{where, near})
+				c.errs[len(c.errs)-1].near = near
 			}
 		}
 	}

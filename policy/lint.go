@@ -103,14 +103,18 @@ var retryHeaders = []string{"RateLimit", "RateLimit-Policy", "Retry-After"}
 // is no reason for a warning.
 func brokenLimits(errs Errors) func(op *Operation) bool {
 	broken := map[string]bool{} // "document", or an operation's String()
+	meant := map[string]bool{}  // operations with an x-rate-limit misspelt
 	for _, e := range errs {
-		if e.Field == ExtRateLimit || strings.HasPrefix(e.Field, ExtRateLimit+"[") || strings.HasPrefix(e.Field, ExtRateLimit+".") {
+		switch {
+		case e.Field == ExtRateLimit || strings.HasPrefix(e.Field, ExtRateLimit+"[") || strings.HasPrefix(e.Field, ExtRateLimit+"."):
 			broken[e.Where] = true
+		case e.near == ExtRateLimit:
+			meant[e.Where] = true // its own tiers, which it does not have
 		}
 	}
 	return func(op *Operation) bool {
-		if _, own := op.Spec.Extensions[ExtRateLimit]; own {
-			return broken[op.String()]
+		if _, own := op.Spec.Extensions[ExtRateLimit]; own || meant[op.String()] {
+			return broken[op.String()] || meant[op.String()]
 		}
 		return broken["document"]
 	}

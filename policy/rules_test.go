@@ -452,6 +452,9 @@ func TestLintUnthrottledFailuresNotSaidOfRefusedTiers(t *testing.T) {
 		{"the operation's own tier refused", doc("", sec+"      x-rate-limit: ["+authOnly+", {name: a, limit: 10, window: 1x, key: ip}]\n"), false},
 		{"the document's default tier refused", doc(root, sec), false},
 		{"the document's refused, the operation's own compiled", doc(root, sec+"      x-rate-limit: "+authOnly+"\n"), true},
+		// Misspelt, the operation's own tiers are not there: the default's
+		// (authenticated only) are not what the author meant either.
+		{"the operation's own misspelt", doc("x-rate-limit: "+authOnly+"\n", sec+"      x-rate-limt: [{name: a, limit: 10, window: 1m, key: ip}]\n"), false},
 	} {
 		errs, ws := policy.Lint("spec.yaml", []byte(c.src))
 		if len(errs) == 0 {

@@ -257,6 +257,7 @@ func (s *shape) fields(o object, where, kind string, allowed []string) map[strin
 				fail("%s", msg)
 				if near != "" {
 					s.meant = append(s.meant, meant{where, near})
+					s.errs[len(s.errs)-1].near = near
 				}
 			}
 		case !slices.Contains(allowed, name):

@@ -19,8 +19,9 @@ import (
 // Main is a service's whole command: `NAME serve` serves it (the default
 // with no command), `NAME migrate` applies its migrations and exits. It
 // reads os.Args and the environment, stops gracefully on SIGINT and
-// SIGTERM (a second one ends it at once), and exits 1 on an error, printed as one line (2 on a bad flag,
-// which the flag package has printed with the usage).
+// SIGTERM (a second one ends it at once), and exits 1 on an error, printed
+// as one line, and 2 on a wrong command line (a bad flag, which the flag
+// package has printed with the usage; an unknown command or argument).
 func Main(app App) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

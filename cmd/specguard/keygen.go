@@ -31,7 +31,7 @@ Examples:
 func keygen(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("keygen", keygenUsage, stderr)
 	alg := fs.String("alg", "ed25519", "key algorithm: "+strings.Join(tokens.KeyAlgorithms, ", "))
-	out := fs.String("out", "", "file to write the private key to (mode 0600); stdout when empty")
+	out := fs.String("out", "", "file to write the private key to (mode 0600); stdout when not given")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -574,7 +574,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"new", "9lives"}, 2},
 		{[]string{"new", "svc", "--module", "not a path"}, 2},
 		{[]string{"new", "svc", "--module", "fmt"}, 2},
-		{[]string{"new", "svc", "--replace", filepath.Join(t.TempDir(), "nowhere")}, 2},
+		{[]string{"new", filepath.Join(t.TempDir(), "svc"), "--replace", filepath.Join(t.TempDir(), "nowhere")}, 2},
 		{[]string{"new", ""}, 2},
 		{[]string{"keygen", "--out", ""}, 2},
 		{[]string{"specsum", "-o", "", good}, 2},

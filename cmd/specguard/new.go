@@ -417,7 +417,10 @@ func specsum(args []string, stderr io.Writer) error {
 	// build.
 	tmp, err := os.CreateTemp(filepath.Dir(*out), "."+filepath.Base(*out)+".*")
 	if err != nil {
-		return fmt.Errorf("specsum: writing %s: %v", *out, errors.Unwrap(err)) // not the temporary file's name
+		if pe := new(os.PathError); errors.As(err, &pe) {
+			err = pe.Err // not the temporary file's name
+		}
+		return fmt.Errorf("specsum: writing %s: %v", *out, err)
 	}
 	_, err = tmp.Write(specSum(*pkg, flags.Arg(0), data))
 	err = errors.Join(err, tmp.Chmod(0o644), tmp.Close())

@@ -293,18 +293,18 @@ func testAccounts(t *testing.T, s security.Store) {
 	// them as Lua numbers); past it a state is refused, and the one held
 	// stays.
 	top := security.Account{Version: security.MaxAccountVersion, Role: "user"}
-	if held, err := s.PutAccount(ctx, "bob", top); err != nil || held.Version != top.Version {
+	if held, err := s.PutAccount(ctx, "carol", top); err != nil || held.Version != top.Version {
 		t.Fatalf("PutAccount(MaxAccountVersion) = %+v, %v", held, err)
 	}
-	if held, err := s.PutAccount(ctx, "bob", security.Account{Version: security.MaxAccountVersion - 1, Role: "admin"}); err != nil || held.Version != top.Version || held.Role != "user" {
+	if held, err := s.PutAccount(ctx, "carol", security.Account{Version: security.MaxAccountVersion - 1, Role: "admin"}); err != nil || held.Version != top.Version || held.Role != "user" {
 		t.Errorf("PutAccount(one below MaxAccountVersion) after it = %+v, %v; want MaxAccountVersion kept", held, err)
 	}
 	for _, past := range []security.Account{{Version: security.MaxAccountVersion + 1, Role: "admin"}, {Version: 5, NotBefore: security.MaxAccountVersion + 1}} {
-		if held, err := s.PutAccount(ctx, "bob", past); !errors.Is(err, security.ErrUnavailable) {
+		if held, err := s.PutAccount(ctx, "carol", past); !errors.Is(err, security.ErrUnavailable) {
 			t.Errorf("PutAccount(%+v) = %+v, %v; want ErrUnavailable", past, held, err)
 		}
 	}
-	if got, err := s.Account(ctx, "bob"); err != nil || got.Version != top.Version || got.Role != "user" {
+	if got, err := s.Account(ctx, "carol"); err != nil || got.Version != top.Version || got.Role != "user" {
 		t.Errorf("Account after refused states = %+v, %v; want MaxAccountVersion kept", got, err)
 	}
 
