@@ -42,20 +42,31 @@ func runLimits(t *testing.T, doc string, h http.Handler, maxCalls int) (*conform
 		t.Fatal(err)
 	}
 	if h == nil {
-		r := chi.NewRouter()
-		r.Get("/a", func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write([]byte(`["a"]`))
-		})
-		if h, err = guard.New(table, r, guard.WithLimiter(limits.New(limits.NewMemoryStore(nil)))); err != nil {
-			t.Fatal(err)
-		}
+		h = guarded(t, table, "/a")
 	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	return conform.Run(ctx, table, conform.Options{Base: srv.URL, Only: []string{"limit"}, MaxCalls: maxCalls})
+}
+
+// guarded is the guard on table (a memory store's limits) in front of a
+// GET route per path, each answering ["a"].
+func guarded(t *testing.T, table *policy.Table, paths ...string) *guard.Guard {
+	t.Helper()
+	r := chi.NewRouter()
+	for _, path := range paths {
+		r.Get(path, func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`["a"]`))
+		})
+	}
+	g, err := guard.New(table, r, guard.WithLimiter(limits.New(limits.NewMemoryStore(nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
 }
 
 func verdicts(rep *conform.Report) string {

@@ -7,11 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/specguard/specguard/conform"
-	"github.com/specguard/specguard/guard"
-	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
 )
 
@@ -45,17 +41,7 @@ func TestSkipOneCaseOfAFamily(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := chi.NewRouter()
-		for _, path := range []string{"/a", "/b"} {
-			r.Get(path, func(w http.ResponseWriter, _ *http.Request) {
-				w.Header().Set("Content-Type", "application/json")
-				_, _ = w.Write([]byte(`["a"]`))
-			})
-		}
-		g, err := guard.New(table, r, guard.WithLimiter(limits.New(limits.NewMemoryStore(nil))))
-		if err != nil {
-			t.Fatal(err)
-		}
+		g := guarded(t, table, "/a", "/b")
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/a" {
 				calls++

@@ -157,16 +157,8 @@ func TestGoneRecordsFreeTheCap(t *testing.T) {
 // after Redis ran the rotation) is retried by the Redis client: the retry
 // must not find its own rotation a reuse and revoke the login.
 func TestRotationRetriedAfterItsAnswerWasLost(t *testing.T) {
-	srv := redistest.Start(t)
-	proxy := newLosingProxy(t, srv.Addr)
-	// As package service and redistest configure it: one retry.
-	rdb := redis.NewClient(&redis.Options{Addr: proxy.addr, ContextTimeoutEnabled: true, MaxRetries: 1})
-	t.Cleanup(func() { rdb.Close() })
-	s := redisstore.New(rdb, srv.Prefix, time.Second)
+	s, proxy := behindLosingProxy(t)
 	ctx := context.Background()
-	if err := s.Preload(ctx); err != nil {
-		t.Fatal(err)
-	}
 	f := &security.Family{ID: "fam", Subject: "alice", RefreshJTI: "r1", AccessJTI: "a1", Expires: time.Now().Add(time.Hour)}
 	if err := s.CreateFamily(ctx, f, 0); err != nil {
 		t.Fatal(err)
@@ -187,15 +179,8 @@ func TestRotationRetriedAfterItsAnswerWasLost(t *testing.T) {
 // its account's cap, run again by go-redis after Redis ran it, succeeds.
 // It used to be refused as one too many, with the record stored.
 func TestCreateRetriedAfterItsAnswerWasLost(t *testing.T) {
-	srv := redistest.Start(t)
-	proxy := newLosingProxy(t, srv.Addr)
-	rdb := redis.NewClient(&redis.Options{Addr: proxy.addr, ContextTimeoutEnabled: true, MaxRetries: 1})
-	t.Cleanup(func() { rdb.Close() })
-	s := redisstore.New(rdb, srv.Prefix, time.Second)
+	s, proxy := behindLosingProxy(t)
 	ctx := context.Background()
-	if err := s.Preload(ctx); err != nil {
-		t.Fatal(err)
-	}
 	exp := time.Now().Add(time.Hour)
 	for _, c := range []struct {
 		what   string
@@ -220,6 +205,22 @@ func TestCreateRetriedAfterItsAnswerWasLost(t *testing.T) {
 			t.Fatalf("%s: no answer was lost: the test tested nothing", c.what)
 		}
 	}
+}
+
+// behindLosingProxy is a store on a Redis of its own reached through a
+// losingProxy, with one retry, as package service and redistest configure
+// go-redis.
+func behindLosingProxy(t *testing.T) (*redisstore.Store, *losingProxy) {
+	t.Helper()
+	srv := redistest.Start(t)
+	proxy := newLosingProxy(t, srv.Addr)
+	rdb := redis.NewClient(&redis.Options{Addr: proxy.addr, ContextTimeoutEnabled: true, MaxRetries: 1})
+	t.Cleanup(func() { rdb.Close() })
+	s := redisstore.New(rdb, srv.Prefix, time.Second)
+	if err := s.Preload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s, proxy
 }
 
 // losingProxy relays Redis connections, and drops the client's connection
