@@ -55,13 +55,15 @@ func clone(m map[string]string) map[string]string {
 // header passes through untouched: reading it let 12 wrong logins with
 // one X-Forwarded-For and a varying Forwarded go unlimited.
 func TestClientIPSpoofedForwardedHeader(t *testing.T) {
-	onStores(t, map[string]string{"SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32"}, clientIPSpoofed)
+	_, _, env := loginTier(t)
+	onStores(t, env, clientIPSpoofed)
 }
 
 func clientIPSpoofed(t *testing.T, in *instance) {
-	limited := 0
-	for i := range 12 {
-		resp, _ := in.do(t, "POST", "/auth/login", `{"email":"user@example.com","password":"wrong-password"}`,
+	loginPath, admits, _ := loginTier(t)
+	limited, tries := 0, admits+7
+	for i := range tries {
+		resp, _ := in.do(t, "POST", loginPath, `{"email":"user@example.com","password":"wrong-password"}`,
 			"X-Forwarded-For", "203.0.113.50", "Forwarded", fmt.Sprintf("for=198.51.100.%d", i+1))
 		switch resp.StatusCode {
 		case 401:
@@ -72,19 +74,20 @@ func clientIPSpoofed(t *testing.T, in *instance) {
 		}
 	}
 	if limited < 7 {
-		t.Fatalf("%d of 12 wrong logins from one client were limited; want every one after the 5th", limited)
+		t.Fatalf("%d of %d wrong logins from one client were limited; want every one after the %dth", limited, tries, admits)
 	}
-
 }
 
 // The operator who names Forwarded gets Forwarded, and X-Forwarded-For is
 // the one ignored.
 func TestClientIPHeaderNamed(t *testing.T) {
-	fw := start(t, map[string]string{"SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32", "SPECGUARD_CLIENT_IP_HEADER": "Forwarded"})
-	for i := range 8 {
-		resp, _ := fw.do(t, "POST", "/auth/login", `{"email":"user@example.com","password":"wrong-password"}`,
+	loginPath, admits, env := loginTier(t)
+	env["SPECGUARD_CLIENT_IP_HEADER"] = "Forwarded"
+	fw := start(t, env)
+	for i := range admits + 3 {
+		resp, _ := fw.do(t, "POST", loginPath, `{"email":"user@example.com","password":"wrong-password"}`,
 			"Forwarded", "for=203.0.113.60", "X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i+1))
-		if want := map[bool]int{true: 401, false: 429}[i < 5]; resp.StatusCode != want {
+		if want := map[bool]int{true: 401, false: 429}[i < admits]; resp.StatusCode != want {
 			t.Fatalf("Forwarded named, attempt %d: %d, want %d", i+1, resp.StatusCode, want)
 		}
 	}
@@ -93,19 +96,22 @@ func TestClientIPHeaderNamed(t *testing.T) {
 // IPv6 clients were limited per address: anyone with a /64 had 2^64
 // buckets. They are counted per /64 by default, per SPECGUARD_IPV6_PREFIX.
 func TestIPv6LimitedPerAddress(t *testing.T) {
+	loginPath, admits, env := loginTier(t)
 	attempt := func(in *instance, i int) int {
-		resp, _ := in.do(t, "POST", "/auth/login", `{"email":"user@example.com","password":"wrong-password"}`,
+		resp, _ := in.do(t, "POST", loginPath, `{"email":"user@example.com","password":"wrong-password"}`,
 			"X-Forwarded-For", fmt.Sprintf("2001:db8:5:6::%x", i+1))
 		return resp.StatusCode
 	}
-	in := start(t, map[string]string{"SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32"})
-	for i := range 7 {
-		if want := map[bool]int{true: 401, false: 429}[i < 5]; attempt(in, i) != want {
+	in := start(t, env)
+	for i := range admits + 2 {
+		if want := map[bool]int{true: 401, false: 429}[i < admits]; attempt(in, i) != want {
 			t.Fatalf("address %d of one /64: want %d", i+1, want)
 		}
 	}
-	per128 := start(t, map[string]string{"SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32", "SPECGUARD_IPV6_PREFIX": "128"})
-	for i := range 7 {
+	_, _, env = loginTier(t) // start filled the first one in
+	env["SPECGUARD_IPV6_PREFIX"] = "128"
+	per128 := start(t, env)
+	for i := range admits + 2 {
 		if got := attempt(per128, i); got != 401 {
 			t.Fatalf("SPECGUARD_IPV6_PREFIX=128, address %d: %d, want 401 (a bucket each)", i+1, got)
 		}

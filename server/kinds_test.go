@@ -19,6 +19,19 @@ func docTable(t testing.TB) *policy.Table {
 	return spectest.Table(t, server.SpecSource, api.Spec)
 }
 
+// loginTier is what the tests of the login tier need: the login
+// operation's path, how many attempts one address makes before its tier
+// (keyed by IP, counting anonymous callers) refuses, and the environment
+// that leaves the failed-password budget wide, so that the tier alone
+// decides (both were 5 per 15 minutes, and tests could not tell which
+// refused).
+func loginTier(t testing.TB) (path string, admits int, env map[string]string) {
+	t.Helper()
+	op := spectest.CredentialOp(t, docTable(t), "login")
+	return op.Path, spectest.Admits(spectest.TierOf(t, op, policy.KeyIP, policy.WhoAnonymous)),
+		map[string]string{"SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32", "SPECGUARD_FAILED_LOGINS_PER_IP": "100000/15m"}
+}
+
 // userScope is a scope the user role grants: what an API key of the
 // demo user holds.
 func userScope(t testing.TB) string {

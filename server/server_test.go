@@ -210,29 +210,33 @@ func journey(t *testing.T, in *instance) {
 	}
 }
 
-// Five login attempts per 15 minutes per client IP, failed or not: the
-// sixth gets 429. A forged token naming a victim's subject is limited as
-// anonymous by IP, so it cannot drain the victim's own bucket.
+// The login operation's tier counts attempts per client IP, failed or
+// not: one past what it admits gets 429. A forged token naming a victim's
+// subject is limited as anonymous by IP, so it cannot drain the victim's
+// own bucket. What the tiers admit is read from the document.
 func TestBruteForceAndForgedSubject(t *testing.T) {
-	in := start(t, map[string]string{"SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32"})
+	loginPath, admits, env := loginTier(t)
+	in := start(t, env)
 	from := func(ip string) []string { return []string{"X-Forwarded-For", ip} }
-	for i := 1; i <= 5; i++ {
-		resp, _ := in.do(t, "POST", "/auth/login", `{"email":"user@example.com","password":"wrong-password"}`, from("203.0.113.1")...)
+	for i := 1; i <= admits; i++ {
+		resp, _ := in.do(t, "POST", loginPath, `{"email":"user@example.com","password":"wrong-password"}`, from("203.0.113.1")...)
 		if resp.StatusCode != 401 {
 			t.Fatalf("attempt %d: %d, want 401", i, resp.StatusCode)
 		}
 	}
-	resp, m := in.do(t, "POST", "/auth/login", `{"email":"user@example.com","password":"user-password"}`, from("203.0.113.1")...)
+	resp, m := in.do(t, "POST", loginPath, `{"email":"user@example.com","password":"user-password"}`, from("203.0.113.1")...)
 	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || m["type"] != "https://iana.org/assignments/http-problem-types#quota-exceeded" {
-		t.Fatalf("sixth attempt: %d %v", resp.StatusCode, m)
+		t.Fatalf("attempt %d: %d %v", admits+1, resp.StatusCode, m)
 	}
 	// Another client is not affected.
 	victim := login(t, in, "user@example.com", "user-password", from("203.0.113.2")...)
 
-	// Forge: take the victim's token and change its payload; 100 requests.
+	// Forge: take the victim's token and change its payload; as many
+	// requests as the anonymous tier of /me admits.
 	parts := strings.Split(victim, ".")
 	forged := parts[0] + "." + parts[1] + "x." + parts[2]
-	for range 100 {
+	meOp := spectest.CredentialOp(t, docTable(t), "me")
+	for range spectest.Admits(spectest.TierOf(t, meOp, policy.KeyIP, policy.WhoAnonymous)) {
 		resp, _ := in.do(t, "GET", "/me", "", append(from("203.0.113.3"), "Authorization", "Bearer "+forged)...)
 		if resp.StatusCode != 401 && resp.StatusCode != 429 {
 			t.Fatalf("forged token: %d", resp.StatusCode)
