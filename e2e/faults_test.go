@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -100,10 +99,7 @@ func allowingJWKS(t *testing.T) string {
 }
 
 func TestRedisKilledDuringLoad(t *testing.T) {
-	if os.Getenv("SPECGUARD_TEST_REDIS_URL") != "" {
-		t.Skip("needs a Redis of its own to kill")
-	}
-	srv := redistest.Start(t)
+	srv := redistest.StartOwn(t) // it is killed
 	in := Start(t, "SPECGUARD_SPEC_FILE="+allowingJWKS(t), "SPECGUARD_REDIS_URL="+srv.URL, "SPECGUARD_SIGNING_KEY_FILE="+keytest.File(t), "SPECGUARD_STORE_TIMEOUT="+storeTimeout.String())
 	c := NewClient(t, in)
 	tok := login(t, c, "user@example.com", "user-password")

@@ -18,9 +18,7 @@ import (
 // more: no "make: *** Error 1" after a clean shutdown. The signal goes to
 // the whole foreground process group, as a terminal sends it.
 func TestMakeRunStopsQuietlyOnCtrlC(t *testing.T) {
-	if _, err := exec.LookPath("make"); err != nil {
-		t.Skip("no make")
-	}
+	need(t, "make")
 	cmd := exec.Command("make", "--no-print-directory", "run")
 	cmd.Dir = ".."
 	cmd.Env = append(os.Environ(), "SPECGUARD_DATA_DIR="+t.TempDir(), fmt.Sprintf("SPECGUARD_ADDR=127.0.0.1:%d", redistest.FreePort(t)), "SPECGUARD_ADMIN_ADDR=off")
@@ -78,9 +76,7 @@ func TestMakeRunStopsQuietlyOnCtrlC(t *testing.T) {
 // A make target that needs no scratch directory makes none: the Makefile
 // used to run mktemp at every invocation, leaving one behind each time.
 func TestMakeLeavesNoTempDirs(t *testing.T) {
-	if _, err := exec.LookPath("make"); err != nil {
-		t.Skip("no make")
-	}
+	need(t, "make")
 	tmp := t.TempDir()
 	cmd := exec.Command("make", "-n", "run", "lint", "generate")
 	cmd.Dir = ".."

@@ -60,6 +60,19 @@ func Start(t testing.TB) *Server {
 		}
 		return &Server{Addr: opt.Addr, URL: url, Prefix: prefix}
 	}
+	return startOwn(t, prefix)
+}
+
+// StartOwn returns a redis-server of this test's own, whatever
+// SPECGUARD_TEST_REDIS_URL says: for a test that stops or restarts it.
+func StartOwn(t testing.TB) *Server {
+	t.Helper()
+	testenv.Outside(t, "Redis")
+	return startOwn(t, fmt.Sprintf("t%d-%d:", os.Getpid(), counter.Add(1)))
+}
+
+func startOwn(t testing.TB, prefix string) *Server {
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		unavailable(t, "redis-server is not on PATH")
 	}
