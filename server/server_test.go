@@ -468,13 +468,20 @@ func setKey(n *yaml.Node, key, value string) {
 
 func TestDevKeyIsReused(t *testing.T) {
 	dir := t.TempDir()
+	jwksPath := spectest.CredentialOp(t, docTable(t), "jwks").Path
+	keys := func(in *instance) string {
+		resp, m := in.do(t, "GET", jwksPath, "")
+		if list, _ := m["keys"].([]any); resp.StatusCode != 200 || len(list) == 0 {
+			t.Fatalf("JWKS: %d %v, want 200 with keys", resp.StatusCode, m)
+		}
+		return fmt.Sprint(m["keys"])
+	}
 	a := start(t, map[string]string{"SPECGUARD_DATA_DIR": dir})
-	_, k1 := a.do(t, "GET", "/.well-known/jwks.json", "")
+	k1 := keys(a)
 	a.stop(t)
 	b := start(t, map[string]string{"SPECGUARD_DATA_DIR": dir})
-	_, k2 := b.do(t, "GET", "/.well-known/jwks.json", "")
-	if fmt.Sprint(k1) != fmt.Sprint(k2) {
-		t.Fatal("a second start generated a new key")
+	if k2 := keys(b); k1 != k2 {
+		t.Fatalf("a second start generated a new key: %s, then %s", k1, k2)
 	}
 	info, err := os.Stat(filepath.Join(dir, "signing-key.pem"))
 	if err != nil || info.Mode().Perm() != 0o600 {
