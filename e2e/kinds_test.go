@@ -7,6 +7,7 @@ package e2e
 import (
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/specguard/specguard/api"
 	"github.com/specguard/specguard/internal/spectest"
@@ -28,6 +29,22 @@ func docTable(t *testing.T) *policy.Table {
 func credentialOp(t *testing.T, kind string) *policy.Operation {
 	t.Helper()
 	return spectest.CredentialOp(t, docTable(t), kind)
+}
+
+// wrongLogins is how many wrong passwords one address gets at the login
+// operation before a 429, and about how long that 429 says to wait: its
+// tier's (read from the document), or the failed-password budget's
+// (SPECGUARD_FAILED_LOGINS_PER_IP, 5 per 15 minutes by default) where that
+// refuses first.
+func wrongLogins(t *testing.T) (int, time.Duration) {
+	t.Helper()
+	tier := spectest.TierOf(t, credentialOp(t, "login"), policy.KeyIP, policy.WhoAnonymous)
+	n, wait := spectest.Admits(tier), time.Duration(tier.Interval()*tier.Cost)*time.Microsecond
+	const budget, window = 5, 15 * time.Minute
+	if budget < n {
+		n, wait = budget, window/budget
+	}
+	return n, wait
 }
 
 func appOp(t *testing.T, what string, match func(*policy.Operation) bool) *policy.Operation {
