@@ -670,14 +670,14 @@ func TestInterruptedConformEnablesTheAccountAgain(t *testing.T) {
 	client := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext}}
 	logins := 0
 	for _, c := range creds {
-		if c.From == nil || c.From.URL != "/auth/login" {
+		if c.From == nil || c.From.URL != at(t, "login") {
 			continue
 		}
 		body, err := json.Marshal(c.From.Body)
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp, err := client.Post(srv.URL+"/auth/login", "application/json", bytes.NewReader(body))
+		resp, err := client.Post(srv.URL+at(t, "login"), "application/json", bytes.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}

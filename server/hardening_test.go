@@ -123,7 +123,7 @@ func TestIPv6LimitedPerAddress(t *testing.T) {
 func TestCredentialResponsesCacheable(t *testing.T) {
 	in := start(t, nil)
 	tok := login(t, in, "user@example.com", "user-password")
-	resp, body := in.do(t, "POST", "/auth/login", `{"email":"user@example.com","password":"user-password"}`)
+	resp, body := in.do(t, "POST", at(t, "login"), `{"email":"user@example.com","password":"user-password"}`)
 	var refresh string
 	if s, ok := body["refresh_token"].(string); ok {
 		refresh = s
@@ -134,7 +134,7 @@ func TestCredentialResponsesCacheable(t *testing.T) {
 	}{
 		{"login", resp},
 		{"token", func() *http.Response {
-			req, _ := http.NewRequest("POST", in.base+"/auth/token", strings.NewReader("grant_type=password&username=user@example.com&password=user-password"))
+			req, _ := http.NewRequest("POST", in.base+at(t, "token"), strings.NewReader("grant_type=password&username=user@example.com&password=user-password"))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			r, err := http.DefaultClient.Do(req)
 			if err != nil {
@@ -144,15 +144,15 @@ func TestCredentialResponsesCacheable(t *testing.T) {
 			return r
 		}()},
 		{"refresh", func() *http.Response {
-			r, _ := in.do(t, "POST", "/auth/refresh", `{"refresh_token":"`+refresh+`"}`)
+			r, _ := in.do(t, "POST", at(t, "refresh"), `{"refresh_token":"`+refresh+`"}`)
 			return r
 		}()},
 		{"session", func() *http.Response {
-			r, _ := in.do(t, "POST", "/auth/session", `{"email":"user@example.com","password":"user-password"}`)
+			r, _ := in.do(t, "POST", at(t, "session"), `{"email":"user@example.com","password":"user-password"}`)
 			return r
 		}()},
 		{"API key", func() *http.Response {
-			r, _ := in.do(t, "POST", "/api-keys", keyBody(t, "ci"), "Authorization", "Bearer "+tok)
+			r, _ := in.do(t, "POST", at(t, "create-api-key"), keyBody(t, "ci"), "Authorization", "Bearer "+tok)
 			return r
 		}()},
 	} {
@@ -211,7 +211,7 @@ func TestClaimTierSkipped(t *testing.T) {
 	})
 	in := start(t, map[string]string{"SPECGUARD_SPEC_FILE": fam, "SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32"})
 	tok := login(t, in, "user@example.com", "user-password", "X-Forwarded-For", "203.0.113.70")
-	_, key := in.do(t, "POST", "/api-keys", fmt.Sprintf(`{"name":"ci","scopes":[%q]}`, scope), "Authorization", "Bearer "+tok, "X-Forwarded-For", "203.0.113.70")
+	_, key := in.do(t, "POST", at(t, "create-api-key"), fmt.Sprintf(`{"name":"ci","scopes":[%q]}`, scope), "Authorization", "Bearer "+tok, "X-Forwarded-For", "203.0.113.70")
 	get := func(ip string, cred ...string) int {
 		resp, _ := in.do(t, op.Method, spectest.Path(op, "e2e-none"), "", append([]string{"X-Forwarded-For", ip}, cred...)...)
 		if resp.StatusCode == 429 || resp.StatusCode == 401 || resp.StatusCode == 403 {
@@ -247,7 +247,7 @@ func TestRefreshWidensGrant(t *testing.T) {
 	scope := spectest.OtherScope(table, "user", manage...)
 	form := func(body string) map[string]any {
 		t.Helper()
-		req, _ := http.NewRequest("POST", in.base+"/auth/token", strings.NewReader(body))
+		req, _ := http.NewRequest("POST", in.base+at(t, "token"), strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -269,7 +269,7 @@ func TestRefreshWidensGrant(t *testing.T) {
 	if again["scope"] != scope {
 		t.Errorf("refresh grant widened %s to %q", scope, again["scope"])
 	}
-	resp, m := in.do(t, "POST", "/auth/refresh", `{"refresh_token":"`+again["refresh_token"].(string)+`"}`)
+	resp, m := in.do(t, "POST", at(t, "refresh"), `{"refresh_token":"`+again["refresh_token"].(string)+`"}`)
 	if resp.StatusCode != 200 || m["scope"] != scope {
 		t.Errorf("POST /auth/refresh: %d, scope %q; want %s", resp.StatusCode, m["scope"], scope)
 	}
@@ -291,7 +291,7 @@ func TestNarrowTokenManagesAccount(t *testing.T) {
 		t.Fatalf("listing sessions needs %v; this test wants one scope", manage)
 	}
 	scope := spectest.OtherScope(table, "user", manage...)
-	req, _ := http.NewRequest("POST", in.base+"/auth/token", strings.NewReader("grant_type=password&username=user@example.com&password=user-password&scope="+scope))
+	req, _ := http.NewRequest("POST", in.base+at(t, "token"), strings.NewReader("grant_type=password&username=user@example.com&password=user-password&scope="+scope))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -308,11 +308,11 @@ func TestNarrowTokenManagesAccount(t *testing.T) {
 			t.Errorf("%s with a %s token: %d %q, want 403 naming %s", spectest.Describe(op), scope, resp.StatusCode, resp.Header.Get("WWW-Authenticate"), manage[0])
 		}
 	}
-	if resp, _ := in.do(t, "POST", "/auth/logout", "", "Authorization", tok); resp.StatusCode != 204 {
+	if resp, _ := in.do(t, "POST", at(t, "logout"), "", "Authorization", tok); resp.StatusCode != 204 {
 		t.Errorf("the token's own logout: %d, want 204", resp.StatusCode)
 	}
 	full := login(t, in, "user@example.com", "user-password")
-	if resp, _ := in.do(t, "GET", "/auth/sessions", "", "Authorization", "Bearer "+full); resp.StatusCode != 200 {
+	if resp, _ := in.do(t, "GET", at(t, "list-sessions"), "", "Authorization", "Bearer "+full); resp.StatusCode != 200 {
 		t.Errorf("a login's token lists sessions: %d, want 200", resp.StatusCode)
 	}
 }
@@ -333,11 +333,11 @@ func TestLongPasswordAnswers500(t *testing.T) {
 	}
 	in := start(t, map[string]string{"SPECGUARD_DATA_DIR": dir, "SPECGUARD_USERS_FILE": users})
 	long := strings.Repeat("é", 40) // 80 bytes
-	if resp, m := in.do(t, "POST", "/auth/register", `{"email":"long@example.com","password":"`+long+`"}`); resp.StatusCode != 201 {
+	if resp, m := in.do(t, "POST", at(t, "register"), `{"email":"long@example.com","password":"`+long+`"}`); resp.StatusCode != 201 {
 		t.Fatalf("register with an 80-byte password: %d %v", resp.StatusCode, m)
 	}
 	login(t, in, "long@example.com", long)
-	if resp, _ := in.do(t, "POST", "/auth/login", `{"email":"long@example.com","password":"`+long[:len(long)-2]+`"}`); resp.StatusCode != 401 {
+	if resp, _ := in.do(t, "POST", at(t, "login"), `{"email":"long@example.com","password":"`+long[:len(long)-2]+`"}`); resp.StatusCode != 401 {
 		t.Errorf("a prefix of the long password: %d, want 401", resp.StatusCode)
 	}
 	login(t, in, "old@example.com", "old-bcrypt-password")
@@ -388,7 +388,7 @@ func recordsPerAccount(t *testing.T, in *instance) {
 	from := func() []string { ip++; return []string{"X-Forwarded-For", fmt.Sprintf("203.0.113.%d", ip)} }
 	tok := login(t, in, "user@example.com", "user-password", from()...)
 	for i := range 4 {
-		resp, m := in.do(t, "POST", "/api-keys", keyBody(t, "k"), "Authorization", "Bearer "+tok)
+		resp, m := in.do(t, "POST", at(t, "create-api-key"), keyBody(t, "k"), "Authorization", "Bearer "+tok)
 		want := map[bool]int{true: 201, false: 409}[i < 3]
 		if resp.StatusCode != want {
 			t.Fatalf("API key %d under a cap of 3: %d %v, want %d", i+1, resp.StatusCode, m, want)
@@ -398,21 +398,21 @@ func recordsPerAccount(t *testing.T, in *instance) {
 		}
 	}
 	login(t, in, "user@example.com", "user-password", from()...) // the second login
-	if resp, m := in.do(t, "POST", "/auth/login", `{"email":"user@example.com","password":"user-password"}`, from()...); resp.StatusCode != 409 {
+	if resp, m := in.do(t, "POST", at(t, "login"), `{"email":"user@example.com","password":"user-password"}`, from()...); resp.StatusCode != 409 {
 		t.Errorf("a third login under a cap of 2: %d %v, want 409", resp.StatusCode, m)
 	}
 	for i := range 3 {
-		resp, _ := in.do(t, "POST", "/auth/session", `{"email":"user@example.com","password":"user-password"}`, from()...)
+		resp, _ := in.do(t, "POST", at(t, "session"), `{"email":"user@example.com","password":"user-password"}`, from()...)
 		if want := map[bool]int{true: 201, false: 409}[i < 2]; resp.StatusCode != want {
 			t.Errorf("browser session %d under a cap of 2: %d, want %d", i+1, resp.StatusCode, want)
 		}
 	}
 	// Ending everything makes room again.
-	if resp, _ := in.do(t, "POST", "/auth/logout-all", "", "Authorization", "Bearer "+tok); resp.StatusCode != 204 {
+	if resp, _ := in.do(t, "POST", at(t, "logout-all"), "", "Authorization", "Bearer "+tok); resp.StatusCode != 204 {
 		t.Fatalf("logout-all: %d", resp.StatusCode)
 	}
 	tok = login(t, in, "user@example.com", "user-password", from()...)
-	if resp, _ := in.do(t, "POST", "/api-keys", keyBody(t, "k"), "Authorization", "Bearer "+tok); resp.StatusCode != 201 {
+	if resp, _ := in.do(t, "POST", at(t, "create-api-key"), keyBody(t, "k"), "Authorization", "Bearer "+tok); resp.StatusCode != 201 {
 		t.Errorf("an API key after logout everywhere: %d, want 201", resp.StatusCode)
 	}
 }
@@ -423,14 +423,14 @@ func recordsPerAccount(t *testing.T, in *instance) {
 func TestRevokedKeysCountWhileHeld(t *testing.T) {
 	onStores(t, map[string]string{"SPECGUARD_MAX_API_KEYS": "1"}, func(t *testing.T, in *instance) {
 		tok := login(t, in, "user@example.com", "user-password")
-		resp, m := in.do(t, "POST", "/api-keys", keyBody(t, "k"), "Authorization", "Bearer "+tok)
+		resp, m := in.do(t, "POST", at(t, "create-api-key"), keyBody(t, "k"), "Authorization", "Bearer "+tok)
 		if resp.StatusCode != 201 {
 			t.Fatalf("the first key: %d %v", resp.StatusCode, m)
 		}
 		if resp, _ := in.do(t, "DELETE", "/api-keys/"+m["id"].(string), "", "Authorization", "Bearer "+tok); resp.StatusCode != 204 {
 			t.Fatalf("revoking it: %d", resp.StatusCode)
 		}
-		resp, m = in.do(t, "POST", "/api-keys", keyBody(t, "k2"), "Authorization", "Bearer "+tok)
+		resp, m = in.do(t, "POST", at(t, "create-api-key"), keyBody(t, "k2"), "Authorization", "Bearer "+tok)
 		if detail, _ := m["detail"].(string); resp.StatusCode != 409 || !strings.Contains(detail, "revoked in the last minute still counts") {
 			t.Errorf("a key right after revoking the only one: %d %v, want 409 saying why", resp.StatusCode, m)
 		}
@@ -449,16 +449,16 @@ func TestLoginBudgetPerEndpoint(t *testing.T) {
 func loginBudgetPerEndpoint(t *testing.T, in *instance) {
 	from := []string{"X-Forwarded-For", "203.0.113.80"}
 	refresh := func() string {
-		_, m := in.do(t, "POST", "/auth/login", `{"email":"user@example.com","password":"user-password"}`, "X-Forwarded-For", "203.0.113.81")
+		_, m := in.do(t, "POST", at(t, "login"), `{"email":"user@example.com","password":"user-password"}`, "X-Forwarded-For", "203.0.113.81")
 		return m["refresh_token"].(string)
 	}()
 	for i := range 5 {
-		if resp, _ := in.do(t, "POST", "/auth/login", `{"email":"user@example.com","password":"wrong-password"}`, from...); resp.StatusCode != 401 {
+		if resp, _ := in.do(t, "POST", at(t, "login"), `{"email":"user@example.com","password":"wrong-password"}`, from...); resp.StatusCode != 401 {
 			t.Fatalf("failed login %d: %d", i+1, resp.StatusCode)
 		}
 	}
 	token := func(body string) int {
-		req, _ := http.NewRequest("POST", in.base+"/auth/token", strings.NewReader(body))
+		req, _ := http.NewRequest("POST", in.base+at(t, "token"), strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("X-Forwarded-For", from[1])
 		resp, err := http.DefaultClient.Do(req)
@@ -471,7 +471,7 @@ func loginBudgetPerEndpoint(t *testing.T, in *instance) {
 	if got := token("grant_type=password&username=user@example.com&password=guess"); got != 429 {
 		t.Errorf("the password grant after 5 failed logins: %d, want 429", got)
 	}
-	if resp, _ := in.do(t, "POST", "/auth/session", `{"email":"user@example.com","password":"guess"}`, from...); resp.StatusCode != 429 {
+	if resp, _ := in.do(t, "POST", at(t, "session"), `{"email":"user@example.com","password":"guess"}`, from...); resp.StatusCode != 429 {
 		t.Errorf("a browser login after 5 failed logins: %d, want 429", resp.StatusCode)
 	}
 	if got := token("grant_type=refresh_token&refresh_token=" + refresh); got != 200 {
@@ -488,12 +488,12 @@ func TestGuessesFromOneAddressLockNoAccount(t *testing.T) {
 	onStores(t, map[string]string{"SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32"}, func(t *testing.T, in *instance) {
 		from := []string{"X-Forwarded-For", "203.0.113.90"}
 		for i := range 5 {
-			if resp, _ := in.do(t, "POST", "/auth/login", `{"email":"user@example.com","password":"wrong-password"}`, from...); resp.StatusCode != 401 {
+			if resp, _ := in.do(t, "POST", at(t, "login"), `{"email":"user@example.com","password":"wrong-password"}`, from...); resp.StatusCode != 401 {
 				t.Fatalf("guess %d: %d, want 401", i+1, resp.StatusCode)
 			}
 		}
 		for i := range 5 {
-			req, _ := http.NewRequest("POST", in.base+"/auth/token", strings.NewReader("grant_type=password&username=user@example.com&password=guess"))
+			req, _ := http.NewRequest("POST", in.base+at(t, "token"), strings.NewReader("grant_type=password&username=user@example.com&password=guess"))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			req.Header.Set(from[0], from[1])
 			resp, err := http.DefaultClient.Do(req)
@@ -505,7 +505,7 @@ func TestGuessesFromOneAddressLockNoAccount(t *testing.T) {
 				t.Fatalf("guess %d through the token endpoint: %d, want 429 (the address's failures are spent)", i+6, resp.StatusCode)
 			}
 		}
-		if resp, _ := in.do(t, "POST", "/auth/login", `{"email":"user@example.com","password":"user-password"}`, "X-Forwarded-For", "198.51.100.90"); resp.StatusCode != 200 {
+		if resp, _ := in.do(t, "POST", at(t, "login"), `{"email":"user@example.com","password":"user-password"}`, "X-Forwarded-For", "198.51.100.90"); resp.StatusCode != 200 {
 			t.Errorf("the owner's right password from another address: %d, want 200", resp.StatusCode)
 		}
 	})
@@ -522,7 +522,7 @@ func TestNoPerAccountThrottle(t *testing.T) {
 
 func perAccountThrottle(t *testing.T, in *instance) {
 	attempt := func(i int, email, password string) int {
-		resp, _ := in.do(t, "POST", "/auth/login", `{"email":"`+email+`","password":"`+password+`"}`, "X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i))
+		resp, _ := in.do(t, "POST", at(t, "login"), `{"email":"`+email+`","password":"`+password+`"}`, "X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i))
 		return resp.StatusCode
 	}
 	// Successes do not count: the owner logging in often spends nothing.
@@ -554,8 +554,8 @@ func perAccountThrottle(t *testing.T, in *instance) {
 func TestAPIKeyPrefixUntrue(t *testing.T) {
 	in := start(t, nil)
 	tok := login(t, in, "user@example.com", "user-password")
-	_, me := in.do(t, "GET", "/me", "", "Authorization", "Bearer "+tok)
-	resp, k := in.do(t, "POST", "/api-keys", keyBody(t, "ci"), "Authorization", "Bearer "+tok)
+	_, me := in.do(t, "GET", at(t, "me"), "", "Authorization", "Bearer "+tok)
+	resp, k := in.do(t, "POST", at(t, "create-api-key"), keyBody(t, "ci"), "Authorization", "Bearer "+tok)
 	if resp.StatusCode != 201 {
 		t.Fatalf("create key: %d %v", resp.StatusCode, k)
 	}
@@ -609,7 +609,7 @@ func TestAllowedOriginWithSecFetchSite(t *testing.T) {
 // refused by it 403.
 func cookieWrite(t *testing.T, in *instance) func(on *instance, headers ...string) int {
 	t.Helper()
-	resp, m := in.do(t, "POST", "/auth/session", `{"email":"user@example.com","password":"user-password"}`)
+	resp, m := in.do(t, "POST", at(t, "session"), `{"email":"user@example.com","password":"user-password"}`)
 	if resp.StatusCode != 201 {
 		t.Fatalf("session: %d %v", resp.StatusCode, m)
 	}

@@ -6,6 +6,7 @@ package server_test
 import (
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/specguard/specguard/api"
@@ -18,6 +19,20 @@ func docTable(t testing.TB) *policy.Table {
 	t.Helper()
 	return spectest.Table(t, server.SpecSource, api.Spec)
 }
+
+// at is the path of the document's credential operation of kind
+// (x-credential): tests call the operations where the document puts them.
+func at(t testing.TB, kind string) string {
+	t.Helper()
+	table, err := pathsTable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spectest.CredentialOp(t, table, kind).Path
+}
+
+// pathsTable is the document compiled once, for at: read only.
+var pathsTable = sync.OnceValues(func() (*policy.Table, error) { return policy.Compile(server.SpecSource, api.Spec) })
 
 // loginTier is what the tests of the login tier need: the login
 // operation's path, how many attempts one address makes before its tier

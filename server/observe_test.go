@@ -235,7 +235,7 @@ func observability(t *testing.T, in *instance, store string) {
 // SPECGUARD_LOG_REQUESTS=false drops the request lines (metrics still count).
 func TestLogRequestsOff(t *testing.T) {
 	in := start(t, map[string]string{"SPECGUARD_LOG_REQUESTS": "false"})
-	if resp, _ := in.do(t, "GET", "/me", ""); resp.StatusCode != 401 {
+	if resp, _ := in.do(t, "GET", at(t, "me"), ""); resp.StatusCode != 401 {
 		t.Fatalf("/me: %d", resp.StatusCode)
 	}
 	if lines := requestLines(t, in); len(lines) != 0 {
@@ -254,15 +254,15 @@ func TestRevocationAndStoreErrorMetrics(t *testing.T) {
 	before := scrape(t, in)
 	first := login(t, in, "user@example.com", "user-password")
 	second := login(t, in, "user@example.com", "user-password")
-	if resp, _ := in.do(t, "POST", "/auth/logout", "", "Authorization", "Bearer "+first); resp.StatusCode != 204 {
+	if resp, _ := in.do(t, "POST", at(t, "logout"), "", "Authorization", "Bearer "+first); resp.StatusCode != 204 {
 		t.Fatalf("logout: %d", resp.StatusCode)
 	}
-	if resp, _ := in.do(t, "POST", "/auth/logout-all", "", "Authorization", "Bearer "+second); resp.StatusCode != 204 {
+	if resp, _ := in.do(t, "POST", at(t, "logout-all"), "", "Authorization", "Bearer "+second); resp.StatusCode != 204 {
 		t.Fatalf("logout-all: %d", resp.StatusCode)
 	}
 	third := login(t, in, "user@example.com", "user-password")
 	srv.Stop()
-	if resp, _ := in.do(t, "GET", "/me", "", "Authorization", "Bearer "+third); resp.StatusCode != 503 {
+	if resp, _ := in.do(t, "GET", at(t, "me"), "", "Authorization", "Bearer "+third); resp.StatusCode != 503 {
 		t.Fatalf("/me with Redis down: %d, want 503", resp.StatusCode)
 	}
 	after := scrape(t, in)

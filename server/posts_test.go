@@ -138,7 +138,7 @@ func TestPostsSurviveRestart(t *testing.T) {
 	if resp.StatusCode != 201 {
 		t.Fatalf("create post: %d %v", resp.StatusCode, post)
 	}
-	resp, key := a.do(t, "POST", "/api-keys", `{"name":"ci","scopes":["posts:read"]}`, "Authorization", "Bearer "+tok)
+	resp, key := a.do(t, "POST", at(t, "create-api-key"), `{"name":"ci","scopes":["posts:read"]}`, "Authorization", "Bearer "+tok)
 	if resp.StatusCode != 201 {
 		t.Fatalf("create key: %d %v", resp.StatusCode, key)
 	}

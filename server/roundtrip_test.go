@@ -21,7 +21,7 @@ func TestOneRedisRoundTripPerBearerRequest(t *testing.T) {
 	in := start(t, map[string]string{"SPECGUARD_REDIS_URL": srv.URL, "SPECGUARD_SIGNING_KEY_FILE": keytest.File(t)})
 	tok := login(t, in, "user@example.com", "user-password")
 	// The first request caches the token's verification and the account.
-	if resp, _ := in.do(t, "GET", "/me", "", "Authorization", "Bearer "+tok); resp.StatusCode != 200 {
+	if resp, _ := in.do(t, "GET", at(t, "me"), "", "Authorization", "Bearer "+tok); resp.StatusCode != 200 {
 		t.Fatalf("GET /me: %d", resp.StatusCode)
 	}
 
@@ -56,7 +56,7 @@ func TestOneRedisRoundTripPerBearerRequest(t *testing.T) {
 
 	const n = 20
 	for range n {
-		if resp, _ := in.do(t, "GET", "/me", "", "Authorization", "Bearer "+tok); resp.StatusCode != 200 {
+		if resp, _ := in.do(t, "GET", at(t, "me"), "", "Authorization", "Bearer "+tok); resp.StatusCode != 200 {
 			t.Fatalf("GET /me: %d", resp.StatusCode)
 		}
 	}

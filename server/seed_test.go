@@ -27,7 +27,7 @@ var loginSeq atomic.Int64
 func loginStatus(t *testing.T, in *instance, email, password string) int {
 	t.Helper()
 	n := loginSeq.Add(1)
-	resp, _ := in.do(t, "POST", "/auth/login", `{"email":"`+email+`","password":"`+password+`"}`,
+	resp, _ := in.do(t, "POST", at(t, "login"), `{"email":"`+email+`","password":"`+password+`"}`,
 		"X-Forwarded-For", fmt.Sprintf("10.9.%d.%d", n/250, n%250+1))
 	return resp.StatusCode
 }
@@ -118,7 +118,7 @@ func TestDemoAccountsAreRetired(t *testing.T) {
 		// keeps them (its operator chose them), and logs in the admin.
 		first := start(t, env(usersFile(t, "- {email: admin@example.com, password: admin-password, role: admin}\n")))
 		adminToken := login(t, first, "admin@example.com", "admin-password")
-		if resp, _ := first.do(t, "GET", "/admin/users", "", "Authorization", "Bearer "+adminToken); resp.StatusCode != 200 {
+		if resp, _ := first.do(t, "GET", at(t, "list-users"), "", "Authorization", "Bearer "+adminToken); resp.StatusCode != 200 {
 			t.Fatalf("the admin's token before: %d", resp.StatusCode)
 		}
 
@@ -140,7 +140,7 @@ func TestDemoAccountsAreRetired(t *testing.T) {
 			}
 		}
 		// The disable holds on the instance that issued the token.
-		if resp, _ := first.do(t, "GET", "/admin/users", "", "Authorization", "Bearer "+adminToken); resp.StatusCode != 401 {
+		if resp, _ := first.do(t, "GET", at(t, "list-users"), "", "Authorization", "Bearer "+adminToken); resp.StatusCode != 401 {
 			t.Errorf("the retired admin's token on the first instance: %d, want 401", resp.StatusCode)
 		}
 		logs := second.logs.String()

@@ -151,7 +151,7 @@ func (in *instance) do(t *testing.T, method, path, body string, headers ...strin
 
 func login(t *testing.T, in *instance, email, password string, headers ...string) string {
 	t.Helper()
-	resp, m := in.do(t, "POST", "/auth/login", fmt.Sprintf(`{"email":%q,"password":%q}`, email, password), headers...)
+	resp, m := in.do(t, "POST", at(t, "login"), fmt.Sprintf(`{"email":%q,"password":%q}`, email, password), headers...)
 	if resp.StatusCode != 200 {
 		t.Fatalf("login %s: %d %v", email, resp.StatusCode, m)
 	}
@@ -168,7 +168,7 @@ func TestServeMemoryAndRedis(t *testing.T) {
 
 func journey(t *testing.T, in *instance) {
 	// A public operation answers through its generated handler.
-	resp, m := in.do(t, "GET", "/.well-known/jwks.json", "")
+	resp, m := in.do(t, "GET", at(t, "jwks"), "")
 	if resp.StatusCode != 200 || len(m["keys"].([]any)) != 1 {
 		t.Fatalf("jwks: %d %v", resp.StatusCode, m)
 	}
@@ -177,17 +177,17 @@ func journey(t *testing.T, in *instance) {
 		t.Fatalf("readyz: %d %v", resp.StatusCode, m)
 	}
 	// Protected without credentials: 401 with the RFC 6750 challenge.
-	resp, m = in.do(t, "GET", "/me", "")
+	resp, m = in.do(t, "GET", at(t, "me"), "")
 	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != `Bearer realm="specguard"` || m["type"] != "urn:specguard:problem:unauthenticated" {
 		t.Fatalf("/me anonymous: %d %q %v", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), m)
 	}
 	tok := login(t, in, "user@example.com", "user-password")
-	resp, m = in.do(t, "GET", "/me", "", "Authorization", "Bearer "+tok)
+	resp, m = in.do(t, "GET", at(t, "me"), "", "Authorization", "Bearer "+tok)
 	if resp.StatusCode != 200 || m["email"] != "user@example.com" || m["scheme"] != "bearerAuth" {
 		t.Fatalf("/me: %d %v", resp.StatusCode, m)
 	}
 	// A user may not list accounts: 403 insufficient_scope naming the scope.
-	resp, _ = in.do(t, "GET", "/admin/users", "", "Authorization", "Bearer "+tok)
+	resp, _ = in.do(t, "GET", at(t, "list-users"), "", "Authorization", "Bearer "+tok)
 	if resp.StatusCode != 403 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `scope="users:read"`) {
 		t.Fatalf("/admin/users as user: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
@@ -205,7 +205,7 @@ func journey(t *testing.T, in *instance) {
 	if resp, _ := in.do(t, "GET", "/nope", ""); resp.StatusCode != 404 {
 		t.Errorf("unknown path: %d", resp.StatusCode)
 	}
-	if resp, _ := in.do(t, "PUT", "/me", ""); resp.StatusCode != 405 {
+	if resp, _ := in.do(t, "PUT", at(t, "me"), ""); resp.StatusCode != 405 {
 		t.Errorf("wrong method: %d", resp.StatusCode)
 	}
 }
@@ -237,16 +237,16 @@ func TestBruteForceAndForgedSubject(t *testing.T) {
 	forged := parts[0] + "." + parts[1] + "x." + parts[2]
 	meOp := spectest.CredentialOp(t, docTable(t), "me")
 	for range spectest.Admits(spectest.TierOf(t, meOp, policy.KeyIP, policy.WhoAnonymous)) {
-		resp, _ := in.do(t, "GET", "/me", "", append(from("203.0.113.3"), "Authorization", "Bearer "+forged)...)
+		resp, _ := in.do(t, "GET", at(t, "me"), "", append(from("203.0.113.3"), "Authorization", "Bearer "+forged)...)
 		if resp.StatusCode != 401 && resp.StatusCode != 429 {
 			t.Fatalf("forged token: %d", resp.StatusCode)
 		}
 	}
-	resp, _ = in.do(t, "GET", "/me", "", append(from("203.0.113.3"), "Authorization", "Bearer "+forged)...)
+	resp, _ = in.do(t, "GET", at(t, "me"), "", append(from("203.0.113.3"), "Authorization", "Bearer "+forged)...)
 	if resp.StatusCode != 429 {
 		t.Fatalf("forged tokens were not throttled as anonymous: %d", resp.StatusCode)
 	}
-	resp, _ = in.do(t, "GET", "/me", "", append(from("203.0.113.2"), "Authorization", "Bearer "+victim)...)
+	resp, _ = in.do(t, "GET", at(t, "me"), "", append(from("203.0.113.2"), "Authorization", "Bearer "+victim)...)
 	if resp.StatusCode != 200 {
 		t.Fatalf("victim after the forgery flood: %d, want 200", resp.StatusCode)
 	}
@@ -578,11 +578,11 @@ func (in *instance) stop(t *testing.T) {
 func TestDataSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	a := start(t, map[string]string{"SPECGUARD_DATA_DIR": dir})
-	if resp, m := a.do(t, "POST", "/auth/register", `{"email":"keep@example.com","password":"correct horse battery"}`); resp.StatusCode != 201 {
+	if resp, m := a.do(t, "POST", at(t, "register"), `{"email":"keep@example.com","password":"correct horse battery"}`); resp.StatusCode != 201 {
 		t.Fatalf("register: %d %v", resp.StatusCode, m)
 	}
 	tok := login(t, a, "keep@example.com", "correct horse battery")
-	resp, key := a.do(t, "POST", "/api-keys", keyBody(t, "ci"), "Authorization", "Bearer "+tok)
+	resp, key := a.do(t, "POST", at(t, "create-api-key"), keyBody(t, "ci"), "Authorization", "Bearer "+tok)
 	if resp.StatusCode != 201 {
 		t.Fatalf("create key: %d %v", resp.StatusCode, key)
 	}
@@ -593,15 +593,15 @@ func TestDataSurvivesRestart(t *testing.T) {
 		t.Fatalf("no database in the data dir: %v", err)
 	}
 	tok = login(t, b, "keep@example.com", "correct horse battery")
-	resp, m := b.do(t, "GET", "/me", "", "Authorization", "Bearer "+tok)
+	resp, m := b.do(t, "GET", at(t, "me"), "", "Authorization", "Bearer "+tok)
 	if resp.StatusCode != 200 || m["email"] != "keep@example.com" {
 		t.Fatalf("the account after a restart: %d %v", resp.StatusCode, m)
 	}
-	resp, m = b.do(t, "GET", "/me", "", "X-API-Key", key["key"].(string))
+	resp, m = b.do(t, "GET", at(t, "me"), "", "X-API-Key", key["key"].(string))
 	if resp.StatusCode != 200 || m["email"] != "keep@example.com" {
 		t.Fatalf("the API key after a restart: %d %v", resp.StatusCode, m)
 	}
-	resp, m = b.do(t, "POST", "/auth/register", `{"email":"keep@example.com","password":"correct horse battery"}`)
+	resp, m = b.do(t, "POST", at(t, "register"), `{"email":"keep@example.com","password":"correct horse battery"}`)
 	if resp.StatusCode != 409 {
 		t.Fatalf("registering the address again after a restart: %d %v", resp.StatusCode, m)
 	}

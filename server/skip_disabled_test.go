@@ -36,7 +36,7 @@ func TestSkipOneRevokedCase(t *testing.T) {
 				switch {
 				case strings.HasSuffix(r.URL.Path, "/disable"):
 					d.Add(1)
-				case r.URL.Path == "/auth/logout":
+				case r.URL.Path == at(t, "logout"):
 					l.Add(1)
 				}
 			}
