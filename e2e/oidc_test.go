@@ -158,7 +158,7 @@ func TestOutsideProvider(t *testing.T) {
 	)
 	me := func(token string) (int, map[string]any) {
 		t.Helper()
-		status, body, _ := call(t, in, "/me", token)
+		status, body, _ := call(t, in, credentialOp(t, "me").Path, token)
 		var m map[string]any
 		json.Unmarshal([]byte(body), &m)
 		return status, m
@@ -245,7 +245,7 @@ func TestOutsideProvider(t *testing.T) {
 		if status, body := me(fresh); status != 200 {
 			t.Fatalf("JWT while the provider is down: %d %v", status, body)
 		}
-		status, body, resp := call(t, in, "/me", opaque)
+		status, body, resp := call(t, in, credentialOp(t, "me").Path, opaque)
 		if status != 503 || resp.Header.Get("Content-Type") != "application/problem+json" {
 			t.Fatalf("opaque token while the provider is down: %d %s", status, body)
 		}
@@ -280,11 +280,11 @@ func TestOfflineProvider(t *testing.T) {
 	}
 	c := NewClient(t, in)
 	_, tok := register(t, c)
-	if status, body, _ := call(t, in, "/me", tok.AccessToken); status != 200 {
+	if status, body, _ := call(t, in, credentialOp(t, "me").Path, tok.AccessToken); status != 200 {
 		t.Fatalf("own token with the provider unreachable: %d %s", status, body)
 	}
 	outside := "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsifQ.eyJpc3MiOiJodHRwczovL2lkLmV4YW1wbGUuY29tIn0.c2ln"
-	if status, body, _ := call(t, in, "/me", outside); status != 503 {
+	if status, body, _ := call(t, in, credentialOp(t, "me").Path, outside); status != 503 {
 		t.Fatalf("a token for the unreachable provider: %d %s", status, body)
 	}
 }
@@ -343,7 +343,7 @@ func TestConformWithProvider(t *testing.T) {
 	}
 	// The provider's keys are fetched in the background.
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if status, _, _ := call(t, in, "/me", op.Token(t, oidctest.JWTAudience, readScope)); status == 200 {
+		if status, _, _ := call(t, in, credentialOp(t, "me").Path, op.Token(t, oidctest.JWTAudience, readScope)); status == 200 {
 			break
 		} else if time.Now().After(deadline) {
 			t.Fatalf("the provider's token is not accepted: %d", status)
