@@ -443,16 +443,18 @@ func TestRevokedKeysCountWhileHeld(t *testing.T) {
 // login-ip tier (login, session), and the failed-password budget, which
 // covers the password grant too, while its refresh grant stays open.
 func TestLoginBudgetPerEndpoint(t *testing.T) {
-	onStores(t, map[string]string{"SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32"}, loginBudgetPerEndpoint)
+	_, env := addressBudget(t)
+	onStores(t, env, loginBudgetPerEndpoint)
 }
 
 func loginBudgetPerEndpoint(t *testing.T, in *instance) {
+	budget, _ := addressBudget(t)
 	from := []string{"X-Forwarded-For", "203.0.113.80"}
 	refresh := func() string {
 		_, m := in.do(t, "POST", at(t, "login"), `{"email":"user@example.com","password":"user-password"}`, "X-Forwarded-For", "203.0.113.81")
 		return m["refresh_token"].(string)
 	}()
-	for i := range 5 {
+	for i := range budget {
 		if resp, _ := in.do(t, "POST", at(t, "login"), `{"email":"user@example.com","password":"wrong-password"}`, from...); resp.StatusCode != 401 {
 			t.Fatalf("failed login %d: %d", i+1, resp.StatusCode)
 		}
@@ -469,10 +471,10 @@ func loginBudgetPerEndpoint(t *testing.T, in *instance) {
 		return resp.StatusCode
 	}
 	if got := token("grant_type=password&username=user@example.com&password=guess"); got != 429 {
-		t.Errorf("the password grant after 5 failed logins: %d, want 429", got)
+		t.Errorf("the password grant after %d failed logins: %d, want 429", budget, got)
 	}
 	if resp, _ := in.do(t, "POST", at(t, "session"), `{"email":"user@example.com","password":"guess"}`, from...); resp.StatusCode != 429 {
-		t.Errorf("a browser login after 5 failed logins: %d, want 429", resp.StatusCode)
+		t.Errorf("a browser login after %d failed logins: %d, want 429", budget, resp.StatusCode)
 	}
 	if got := token("grant_type=refresh_token&refresh_token=" + refresh); got != 200 {
 		t.Errorf("the refresh grant from that address: %d, want 200 (no password checked)", got)
@@ -485,9 +487,10 @@ func loginBudgetPerEndpoint(t *testing.T, in *instance) {
 // address its owner's right password got 429 there, and 200 on one Redis.
 // Every store answers alike now: the refused guesses spend nothing.
 func TestGuessesFromOneAddressLockNoAccount(t *testing.T) {
-	onStores(t, map[string]string{"SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32"}, func(t *testing.T, in *instance) {
+	budget, env := addressBudget(t)
+	onStores(t, env, func(t *testing.T, in *instance) {
 		from := []string{"X-Forwarded-For", "203.0.113.90"}
-		for i := range 5 {
+		for i := range budget {
 			if resp, _ := in.do(t, "POST", at(t, "login"), `{"email":"user@example.com","password":"wrong-password"}`, from...); resp.StatusCode != 401 {
 				t.Fatalf("guess %d: %d, want 401", i+1, resp.StatusCode)
 			}
@@ -502,7 +505,7 @@ func TestGuessesFromOneAddressLockNoAccount(t *testing.T) {
 			}
 			resp.Body.Close()
 			if resp.StatusCode != 429 {
-				t.Fatalf("guess %d through the token endpoint: %d, want 429 (the address's failures are spent)", i+6, resp.StatusCode)
+				t.Fatalf("guess %d through the token endpoint: %d, want 429 (the address's failures are spent)", budget+i+1, resp.StatusCode)
 			}
 		}
 		if resp, _ := in.do(t, "POST", at(t, "login"), `{"email":"user@example.com","password":"user-password"}`, "X-Forwarded-For", "198.51.100.90"); resp.StatusCode != 200 {

@@ -47,6 +47,19 @@ func loginTier(t testing.TB) (path string, admits int, env map[string]string) {
 		map[string]string{"SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32", "SPECGUARD_FAILED_LOGINS_PER_IP": "100000/15m"}
 }
 
+// addressBudget is a failed-password budget per address (at most the
+// default, 5) below what the login tier admits, so that the budget, not the
+// tier, refuses, and the environment that sets it.
+func addressBudget(t testing.TB) (int, map[string]string) {
+	t.Helper()
+	_, admits, _ := loginTier(t)
+	budget := min(5, admits-1)
+	if budget < 1 {
+		t.Fatalf("the login tier admits %d attempts: no budget below it to test", admits)
+	}
+	return budget, map[string]string{"SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32", "SPECGUARD_FAILED_LOGINS_PER_IP": fmt.Sprintf("%d/15m", budget)}
+}
+
 // userScope is a scope the user role grants: what an API key of the
 // demo user holds.
 func userScope(t testing.TB) string {
