@@ -188,7 +188,7 @@ func TestPrincipalWithoutSubject(t *testing.T) {
 }
 
 func TestStoreDown(t *testing.T) {
-	srv := redistest.Start(t)
+	srv := redistest.StartOwn(t) // stopped and restarted
 	store := redislimit.New(srv.Client(t), srv.Prefix)
 	logged := 0
 	l := limits.New(store, limits.WithTimeout(200*time.Millisecond),

@@ -213,7 +213,7 @@ func TestPrecheckElsewhereRunsOnItsOwn(t *testing.T) {
 // tiers' on-store-error says: a credential that could not be checked never
 // passes.
 func TestPrecheckFailsClosedWhenTheStoreIsDown(t *testing.T) {
-	srv := redistest.Start(t)
+	srv := redistest.StartOwn(t) // stopped
 	rdb := srv.Client(t)
 	l := limits.New(redislimit.New(rdb, srv.Prefix+"rl:"), limits.WithTimeout(200*time.Millisecond))
 	o := op(policy.Tier{Name: "lenient", Limit: 2, Window: time.Hour, Key: policy.KeyIP, AllowOnStoreError: true})

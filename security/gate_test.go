@@ -73,7 +73,7 @@ func newGateEnv(t *testing.T) *gateEnv {
 // (a user's metrics, say) when wrap is not nil.
 func newWrappedGateEnv(t *testing.T, wrap func(security.Store) security.Store) *gateEnv {
 	t.Helper()
-	srv := redistest.Start(t)
+	srv := redistest.StartOwn(t) // TestGateStoreDown stops it
 	rdb := srv.Client(t)
 	trips := &redistest.RoundTrips{}
 	rdb.AddHook(trips)

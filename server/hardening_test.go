@@ -487,7 +487,8 @@ func loginBudgetPerEndpoint(t *testing.T, in *instance) {
 // address its owner's right password got 429 there, and 200 on one Redis.
 // Every store answers alike now: the refused guesses spend nothing.
 func TestGuessesFromOneAddressLockNoAccount(t *testing.T) {
-	budget, env := addressBudget(t)
+	const guesses = 5 // refused by the address's budget
+	budget, env := accountBudget(t, guesses)
 	onStores(t, env, func(t *testing.T, in *instance) {
 		from := []string{"X-Forwarded-For", "203.0.113.90"}
 		for i := range budget {
@@ -495,7 +496,7 @@ func TestGuessesFromOneAddressLockNoAccount(t *testing.T) {
 				t.Fatalf("guess %d: %d, want 401", i+1, resp.StatusCode)
 			}
 		}
-		for i := range 5 {
+		for i := range guesses {
 			req, _ := http.NewRequest("POST", in.base+at(t, "token"), strings.NewReader("grant_type=password&username=user@example.com&password=guess"))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			req.Header.Set(from[0], from[1])

@@ -37,14 +37,14 @@ var pathsTable = sync.OnceValues(func() (*policy.Table, error) { return policy.C
 // loginTier is what the tests of the login tier need: the login
 // operation's path, how many attempts one address makes before its tier
 // (keyed by IP, counting anonymous callers) refuses, and the environment
-// that leaves the failed-password budget wide, so that the tier alone
-// decides (both were 5 per 15 minutes, and tests could not tell which
+// that leaves the failed-password budgets (per address and per account)
+// wide, so that the tier alone decides (both were 5 per 15 minutes, and tests could not tell which
 // refused).
 func loginTier(t testing.TB) (path string, admits int, env map[string]string) {
 	t.Helper()
 	op := spectest.CredentialOp(t, docTable(t), "login")
 	return op.Path, spectest.Admits(spectest.TierOf(t, op, policy.KeyIP, policy.WhoAnonymous)),
-		map[string]string{"SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32", "SPECGUARD_FAILED_LOGINS_PER_IP": "100000/15m"}
+		map[string]string{"SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32", "SPECGUARD_FAILED_LOGINS_PER_IP": "100000/15m", "SPECGUARD_FAILED_LOGINS_PER_ACCOUNT": "100000/15m"}
 }
 
 // addressBudget is a failed-password budget per address (at most the
@@ -58,6 +58,17 @@ func addressBudget(t testing.TB) (int, map[string]string) {
 		t.Fatalf("the login tier admits %d attempts: no budget below it to test", admits)
 	}
 	return budget, map[string]string{"SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32", "SPECGUARD_FAILED_LOGINS_PER_IP": fmt.Sprintf("%d/15m", budget)}
+}
+
+// accountBudget is addressBudget with an account budget of exactly the
+// guesses a test makes from one address: the budget's checked ones and
+// refused more. Should a refused guess spend the account's budget, the
+// owner's right password is refused.
+func accountBudget(t testing.TB, refused int) (int, map[string]string) {
+	t.Helper()
+	budget, env := addressBudget(t)
+	env["SPECGUARD_FAILED_LOGINS_PER_ACCOUNT"] = fmt.Sprintf("%d/15m", budget+refused)
+	return budget, env
 }
 
 // userScope is a scope the user role grants: what an API key of the

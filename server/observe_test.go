@@ -249,7 +249,7 @@ func TestLogRequestsOff(t *testing.T) {
 // Revocations count as token events; a Redis that stops answering counts
 // as store errors and as unavailable authentication.
 func TestRevocationAndStoreErrorMetrics(t *testing.T) {
-	srv := redistest.Start(t)
+	srv := redistest.StartOwn(t) // stopped
 	in := start(t, map[string]string{"SPECGUARD_REDIS_URL": srv.URL, "SPECGUARD_SIGNING_KEY_FILE": keytest.File(t)})
 	before := scrape(t, in)
 	first := login(t, in, "user@example.com", "user-password")

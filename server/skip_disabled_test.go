@@ -28,6 +28,7 @@ func TestSkipOneRevokedCase(t *testing.T) {
 		}
 		t.Cleanup(built.Close)
 		var d, l atomic.Int32
+		logoutPath := at(t, "logout")
 		// What was carried out (2xx), not the cases' refused attempts.
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			rec := httptest.NewRecorder()
@@ -36,7 +37,7 @@ func TestSkipOneRevokedCase(t *testing.T) {
 				switch {
 				case strings.HasSuffix(r.URL.Path, "/disable"):
 					d.Add(1)
-				case r.URL.Path == at(t, "logout"):
+				case r.URL.Path == logoutPath:
 					l.Add(1)
 				}
 			}

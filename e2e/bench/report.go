@@ -17,8 +17,10 @@ var (
 	p99 = func(r result) float64 { return r.p99 }
 )
 
-// addedMicros is what a stack adds to each request over its bare stack,
-// in microseconds of one connection's time: 1/rps - 1/rps_bare (issue 22).
+// addedMicros is what a stack adds per request over its bare stack, in
+// microseconds of the machine's time (every connection, wrk and Redis
+// sharing its cores), not one request's latency: 1/rps - 1/rps_bare, of
+// the medians over the rounds (issue 22).
 func addedMicros(runs, bare []result) float64 {
 	return (1/median(runs, rps) - 1/median(bare, rps)) * 1e6
 }

@@ -60,6 +60,9 @@ func Start(t testing.TB) *Server {
 		}
 		return &Server{Addr: opt.Addr, URL: url, Prefix: prefix}
 	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		unavailable(t, "redis-server is not on PATH")
+	}
 	return startOwn(t, prefix)
 }
 
@@ -74,7 +77,7 @@ func StartOwn(t testing.TB) *Server {
 func startOwn(t testing.TB, prefix string) *Server {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		unavailable(t, "redis-server is not on PATH")
+		testenv.Unavailable(t, "Redis", "redis-server is not on PATH", "install redis-server")
 	}
 	s := &Server{dir: t.TempDir(), Prefix: prefix}
 	s.start(t, FreePort(t), nil)

@@ -203,9 +203,9 @@ func TestCreateRetriedAfterItsAnswerWasLost(t *testing.T) {
 	}
 }
 
-// behindLosingProxy is a store on a Redis of its own reached through a
-// losingProxy, with one retry, as package service and redistest configure
-// go-redis.
+// behindLosingProxy is a store on a test Redis (redistest.Start) reached
+// through a losingProxy, with one retry, as package service and redistest
+// configure go-redis.
 func behindLosingProxy(t *testing.T) (*redisstore.Store, *losingProxy) {
 	t.Helper()
 	srv := redistest.Start(t)
