@@ -250,6 +250,10 @@ func (r *runner) again(ctx context.Context, c *credential, most int) (*credentia
 			made := *c
 			made.name = c.name + " made again"
 			made.value, made.refresh, made.csrf, made.cookies = got.value, got.refresh, got.csrf, got.cookies
+			made.retired = false
+			// An account c's ask could not learn (c ended, or a tier
+			// refused) is asked anew: this one is live.
+			made.accountAsked = made.account != ""
 			return &made, nil
 		}
 		select {
