@@ -120,12 +120,12 @@ func TestMigrateUsageHidesTheDatabaseURL(t *testing.T) {
 	const secret = "S3cretPw"
 	env := map[string]string{"SPECGUARD_DATABASE_URL": "postgres://app:" + secret + "@db.internal:5432/app", "SPECGUARD_DATA_DIR": "/srv/data"}
 	for _, args := range [][]string{{"--help"}, {"--bogus"}} {
-		var stderr strings.Builder
-		err := service.Migrate(context.Background(), testApp(), args, func(k string) string { return env[k] }, io.Discard, &stderr)
+		var said strings.Builder
+		err := service.Migrate(context.Background(), testApp(), args, func(k string) string { return env[k] }, &said, &said)
 		if err == nil {
 			t.Fatalf("migrate %v: no error", args)
 		}
-		if out := stderr.String(); strings.Contains(out, secret) || !strings.Contains(out, "-database-url") {
+		if out := said.String(); strings.Contains(out, secret) || !strings.Contains(out, "-database-url") {
 			t.Errorf("migrate %v printed:\n%s", args, out)
 		}
 	}
@@ -206,12 +206,16 @@ func TestUnusableDataDirNamed(t *testing.T) {
 // serve's flags, so the command list could be reached only by "help".
 // serve --help still prints serve's flags.
 func TestHelpListsTheCommands(t *testing.T) {
-	for _, args := range [][]string{{"help"}, {"-h"}, {"-help"}, {"--help"}, {"serve", "--help"}} {
+	for _, args := range [][]string{{"help"}, {"-h"}, {"-help"}, {"--help"}, {"serve", "--help"}, {"migrate", "--help"}} {
 		var stdout, stderr strings.Builder
 		err := service.Command(context.Background(), testApp(), args, func(string) string { return "" }, nil, &stdout, &stderr)
 		commands := strings.Contains(stdout.String(), "Commands:")
-		if want := args[0] != "serve"; commands != want || (want && err != nil) {
+		if want := len(args) == 1; commands != want || (want && err != nil) {
 			t.Errorf("%v: %v, command list printed %v, want %v:\n%s%s", args, err, commands, want, stdout.String(), stderr.String())
+		}
+		// A command's usage, asked for, goes to stdout too.
+		if len(args) == 2 && (!strings.Contains(stdout.String(), "Usage: svc "+args[0]) || !strings.Contains(stdout.String(), "Flags:") || stderr.Len() != 0) {
+			t.Errorf("%v: usage not on stdout alone:\n%s\nstderr:\n%s", args, stdout.String(), stderr.String())
 		}
 	}
 }

@@ -2,7 +2,6 @@ package service
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -431,7 +430,7 @@ func envName(flagName string) string {
 
 // loadConfig reads defaults, then the environment, then flags in args. An
 // invalid value is an error naming the variable or flag.
-func loadConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (*Config, error) {
+func loadConfig(name string, args []string, getenv func(string) string, stdout, stderr io.Writer) (*Config, error) {
 	c := &Config{}
 	for _, s := range settings {
 		if err := s.set(c, s.def); err != nil && s.def != "" {
@@ -445,19 +444,16 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 			}
 		}
 	}
-	fs := flag.NewFlagSet(name+" serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: %[1]s serve [flags]\n\nServes the API its embedded OpenAPI document describes, guarded as it declares.\nEvery flag can also be set with its SPECGUARD_* variable; a flag wins.\n\nExample:\n  SPECGUARD_ADDR=127.0.0.1:9000 %[1]s serve --redis-url redis://127.0.0.1:6379/0\n\nFlags:\n", name)
-		fs.PrintDefaults()
-	}
+	fs := speccli.NewFlags(name+" serve", func(w io.Writer) {
+		fmt.Fprintf(w, "Usage: %[1]s serve [flags]\n\nServes the API its embedded OpenAPI document describes, guarded as it declares.\nEvery flag can also be set with its SPECGUARD_* variable; a flag wins.\n\nExample:\n  SPECGUARD_ADDR=127.0.0.1:9000 %[1]s serve --redis-url redis://127.0.0.1:6379/0\n", name)
+	})
 	for _, s := range settings {
 		s := s
 		fs.Func(s.name, fmt.Sprintf("%s (%s, default %q)", s.usage, envName(s.name), s.def), func(v string) error {
 			return s.set(c, v)
 		})
 	}
-	if err := speccli.ParseFlags(fs, args); err != nil {
+	if err := speccli.ParseFlags(fs, args, stdout, stderr); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {

@@ -98,20 +98,14 @@ Examples:
 // (the credential operations', then the app's), and exits; --status shows
 // the versions and changes nothing.
 func Migrate(ctx context.Context, app App, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet(app.Name+" migrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, migrateUsage, app.Name)
-		fmt.Fprint(stderr, "\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs := speccli.NewFlags(app.Name+" migrate", func(w io.Writer) { fmt.Fprintf(w, migrateUsage, app.Name) })
 	status := fs.Bool("status", false, "print the schema versions and change nothing")
 	// The variables are read after the flags, not given as their defaults:
 	// the usage, printed on --help and on a bad flag, shows defaults, and a
 	// database URL holds a password.
 	url := fs.String("database-url", "", "the database (default SPECGUARD_DATABASE_URL)")
 	dataDir := fs.String("data-dir", "", "directory of the default SQLite file (default SPECGUARD_DATA_DIR, else .specguard)")
-	if err := speccli.ParseFlags(fs, args); err != nil {
+	if err := speccli.ParseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if *url == "" {

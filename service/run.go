@@ -36,8 +36,8 @@ func (s *Server) Close() { s.Deps.Close() }
 
 // Build reads the settings (getenv, then the flags in args), compiles the
 // document, opens the database (migrated) and the stores, seeds the
-// accounts and builds the handler; logs go to stdout, flag errors and
-// --help to stderr. Any configuration problem is an error naming what and
+// accounts and builds the handler; logs and --help go to stdout, flag
+// errors to stderr. Any configuration problem is an error naming what and
 // where, and nothing is left open.
 func Build(ctx context.Context, app App, args []string, getenv func(string) string, stdout, stderr io.Writer) (*Server, error) {
 	return build(ctx, app, args, getenv, stdout, stderr, nil)
@@ -46,7 +46,7 @@ func Build(ctx context.Context, app App, args []string, getenv func(string) stri
 // build is Build, calling bind, when not nil, once the settings and the
 // document are read and before anything is opened or written.
 func build(ctx context.Context, app App, args []string, getenv func(string) string, stdout, stderr io.Writer, bind func(*Config) error) (*Server, error) {
-	cfg, err := loadConfig(app.Name, args, getenv, stderr)
+	cfg, err := loadConfig(app.Name, args, getenv, stdout, stderr)
 	if err != nil {
 		return nil, err
 	}

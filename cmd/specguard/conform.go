@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/specguard/specguard/conform"
+	"github.com/specguard/specguard/internal/speccli"
 	"github.com/specguard/specguard/policy"
 )
 
@@ -54,14 +55,14 @@ Examples:
 `
 
 func conformCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("conform", conformUsage, stderr)
+	fs := newFlags("conform", conformUsage)
 	spec := fs.String("spec", "", "the OpenAPI document (api/openapi.yaml in the current directory when empty)")
 	base := fs.String("base", "", "the server's URL, such as http://127.0.0.1:8080 (required)")
 	credsFile := fs.String("credentials", "", "YAML file of the credentials the cases may use")
 	format := fs.String("format", "text", "text, json or junit (JUnit XML, for CI systems)")
 	only := fs.String("only", "", "run only the cases whose names start with one of these (comma-separated: owner,revoked,limit:login-ip)")
 	skip := fs.String("skip", "", "do not run the cases whose names start with one of these (comma-separated)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := speccli.ParseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -4,6 +4,7 @@ import (
 	"io"
 
 	"github.com/specguard/specguard/credentials"
+	"github.com/specguard/specguard/internal/speccli"
 )
 
 const fragmentUsage = `Usage: specguard fragment > openapi.yaml
@@ -22,8 +23,8 @@ Example:
 `
 
 func fragment(args []string, stdout, stderr io.Writer) error {
-	flags := newFlags("fragment", fragmentUsage, stderr)
-	if err := parseFlags(flags, args); err != nil {
+	flags := newFlags("fragment", fragmentUsage)
+	if err := speccli.ParseFlags(flags, args, stdout, stderr); err != nil {
 		return err
 	}
 	if flags.NArg() > 0 {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/specguard/specguard/internal/speccli"
 	"github.com/specguard/specguard/security/tokens"
 )
 
@@ -29,10 +30,10 @@ Examples:
 `
 
 func keygen(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("keygen", keygenUsage, stderr)
+	fs := newFlags("keygen", keygenUsage)
 	alg := fs.String("alg", "ed25519", "key algorithm: "+strings.Join(tokens.KeyAlgorithms, ", "))
 	out := fs.String("out", "", "file to write the private key to (mode 0600); stdout when not given")
-	if err := parseFlags(fs, args); err != nil {
+	if err := speccli.ParseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

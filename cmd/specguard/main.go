@@ -78,7 +78,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "conform":
 		return conformCmd(ctx, args[1:], stdout, stderr)
 	case "specsum":
-		return specsum(args[1:], stderr)
+		return specsum(args[1:], stdout, stderr)
 	case "fragment":
 		return fragment(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
@@ -90,17 +90,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // newFlags makes a command's flag set; usage is printed by --help before the
 // flags.
-func newFlags(name, usage string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("specguard "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fmt.Fprint(stderr, "\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	return fs
+func newFlags(name, usage string) *flag.FlagSet {
+	return speccli.NewFlags("specguard "+name, func(w io.Writer) { fmt.Fprint(w, usage) })
 }
-
-// parseFlags parses args with fs; a mistake it has printed already comes
-// back as errReported (see speccli.ParseFlags).
-func parseFlags(fs *flag.FlagSet, args []string) error { return speccli.ParseFlags(fs, args) }

@@ -445,12 +445,18 @@ func TestKeygenToStdout(t *testing.T) {
 func TestHelp(t *testing.T) {
 	for _, cmd := range []string{"new", "lint", "routes", "keygen", "conform", "specsum", "fragment"} {
 		t.Run(cmd, func(t *testing.T) {
-			_, errOut, err := cli(t, cmd, "--help")
+			// Asked for, the usage goes to stdout (so that it can be paged
+			// or grepped); a mistake and the usage go to stderr.
+			out, errOut, err := cli(t, cmd, "--help")
 			if !errors.Is(err, flag.ErrHelp) {
 				t.Fatalf("--help: %v", err)
 			}
-			if !strings.Contains(errOut, "Usage: specguard "+cmd) || !strings.Contains(errOut, "Example") {
-				t.Errorf("help lacks usage or examples:\n%s", errOut)
+			if !strings.Contains(out, "Usage: specguard "+cmd) || !strings.Contains(out, "Example") || !strings.Contains(out, "Flags:") || errOut != "" {
+				t.Errorf("help lacks usage or examples on stdout, or wrote to stderr:\n%s\nstderr:\n%s", out, errOut)
+			}
+			out, errOut, err = cli(t, cmd, "--no-such-flag")
+			if !errors.Is(err, speccli.ErrUsage) || out != "" || !strings.Contains(errOut, "flag provided but not defined: -no-such-flag") || !strings.Contains(errOut, "Usage: specguard "+cmd) {
+				t.Errorf("a wrong flag: %v, stdout:\n%s\nstderr:\n%s", err, out, errOut)
 			}
 		})
 	}

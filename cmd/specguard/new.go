@@ -22,6 +22,8 @@ import (
 
 	modpath "golang.org/x/mod/module"
 	"golang.org/x/mod/semver"
+
+	"github.com/specguard/specguard/internal/speccli"
 )
 
 // serviceTemplate is the service `specguard new` writes: files that name
@@ -60,13 +62,13 @@ Examples:
 var modulePath = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._~-]*(/[A-Za-z0-9][A-Za-z0-9._~+-]*)*$`)
 
 func newService(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	flags := newFlags("new", newUsage, stderr)
+	flags := newFlags("new", newUsage)
 	module := flags.String("module", "", "the new module's path (default: DIR's last element)")
 	replace := flags.String("replace", "", "a local specguard checkout to use, with a replace directive (development, offline tests)")
 	// Flags may follow DIR: parse what comes after it too.
 	var dirs []string
 	for rest := args; ; {
-		if err := parseFlags(flags, rest); err != nil {
+		if err := speccli.ParseFlags(flags, rest, stdout, stderr); err != nil {
 			return err
 		}
 		if flags.NArg() == 0 {
@@ -392,11 +394,11 @@ Example (a go:generate line beside oapi-codegen's, in api/gen):
   go run github.com/specguard/specguard/cmd/specguard specsum -pkg gen -o spec_sum.go ../openapi.yaml
 `
 
-func specsum(args []string, stderr io.Writer) error {
-	flags := newFlags("specsum", specsumUsage, stderr)
+func specsum(args []string, stdout, stderr io.Writer) error {
+	flags := newFlags("specsum", specsumUsage)
 	pkg := flags.String("pkg", "gen", "package of the file written")
 	out := flags.String("o", "spec_sum.go", "file to write")
-	if err := parseFlags(flags, args); err != nil {
+	if err := speccli.ParseFlags(flags, args, stdout, stderr); err != nil {
 		return err
 	}
 	if flags.NArg() != 1 {

@@ -48,9 +48,9 @@ Examples:
 // Lint is the lint command: args are its flags and file; read finds the
 // document.
 func (p Program) Lint(args []string, stdout, stderr io.Writer) error {
-	fs := p.flags("lint", lintUsage, stderr)
+	fs := p.flags("lint", lintUsage)
 	strict := fs.Bool("strict", false, "exit 1 on warnings too")
-	if err := ParseFlags(fs, args); err != nil {
+	if err := ParseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	source, data, err := p.Read(fs.Args())

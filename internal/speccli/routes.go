@@ -25,9 +25,9 @@ Examples:
 
 // Routes is the routes command.
 func (p Program) Routes(args []string, stdout, stderr io.Writer) error {
-	fs := p.flags("routes", routesUsage, stderr)
+	fs := p.flags("routes", routesUsage)
 	format := fs.String("format", "table", "output format: table or json")
-	if err := ParseFlags(fs, args); err != nil {
+	if err := ParseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if *format != "table" && *format != "json" {

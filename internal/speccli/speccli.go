@@ -3,6 +3,7 @@
 package speccli
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -35,29 +36,44 @@ type Program struct {
 	Read func(args []string) (source string, data []byte, err error)
 }
 
-// flags makes a subcommand's flag set; usage (formatted with the
-// program's name and default document) is printed by --help before the
-// flags.
-func (p Program) flags(name, usage string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(p.Name+" "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// flags makes a subcommand's flag set, its usage formatted with the
+// program's name and default document.
+func (p Program) flags(name, usage string) *flag.FlagSet {
+	return NewFlags(p.Name+" "+name, func(w io.Writer) { fmt.Fprintf(w, usage, p.Name, p.Default) })
+}
+
+// NewFlags makes a command's flag set whose usage is head, then the flags;
+// ParseFlags says where it goes.
+func NewFlags(name string, head func(w io.Writer)) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, usage, p.Name, p.Default)
-		fmt.Fprint(stderr, "\nFlags:\n")
+		head(fs.Output())
+		fmt.Fprint(fs.Output(), "\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	return fs
 }
 
-// ParseFlags parses args with fs, whose ContinueOnError has already
-// printed what was wrong and the usage: an error other than flag.ErrHelp
-// comes back marked ErrReported and ErrUsage (errors.Is), its text kept,
-// so that a main does not say it twice.
-func ParseFlags(fs *flag.FlagSet, args []string) error {
+// ParseFlags parses args with fs (made with flag.ContinueOnError). On
+// --help it prints the usage to stdout, asked for, and returns
+// flag.ErrHelp. A mistake is printed to stderr with the usage after it, and
+// comes back marked ErrReported and ErrUsage (errors.Is), its text kept, so
+// that a main does not say it twice.
+func ParseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
+	var said bytes.Buffer
+	fs.SetOutput(&said)
 	err := fs.Parse(args)
-	if err == nil || errors.Is(err, flag.ErrHelp) {
+	fs.SetOutput(stderr)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		if _, werr := stdout.Write(said.Bytes()); werr != nil {
+			return werr
+		}
 		return err
 	}
+	stderr.Write(said.Bytes())
 	return printed{err}
 }
 
