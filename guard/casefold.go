@@ -21,16 +21,48 @@ import (
 // properties it does not name. A key that is no property of its object's
 // schema but differs from one only in case is refused instead.
 
-// foldsJSON reports whether op's request body has a JSON media type whose
-// schema names properties: only then can a key stand in for one.
+// foldsJSON reports whether op's request body has a media type a JSON
+// body can be validated against (see mayHoldJSON) whose schema names
+// properties: only then can a key stand in for one.
 func foldsJSON(rb *openapi3.RequestBodyRef) bool {
 	if rb == nil || rb.Value == nil {
 		return false
 	}
 	for ct, mt := range rb.Value.Content {
-		if respcheck.IsJSON(ct) && mt.Schema != nil && namesProperties(mt.Schema.Value, 0) {
+		if mayHoldJSON(ct) && mt.Schema != nil && namesProperties(mt.Schema.Value, 0) {
 			return true
 		}
+	}
+	return false
+}
+
+// A request body is validated against the media type its Content-Type
+// resolves to (openapi3.Content.Get): the key naming it, else its type's
+// range (application/*), else */*. So a JSON body or a form sent to an
+// operation that declares only a range is validated, and decoded by its
+// handler, as one, and must be checked as one: a key declared
+// application/* let {"title":"ok","TITLE":"<unchecked>"} through.
+
+// mediaRange returns the declared key ct, lowered and without parameters,
+// when it is a range (type/* or */*), and "" otherwise.
+func mediaRange(ct string) string {
+	ct, _, _ = strings.Cut(strings.ToLower(ct), ";")
+	if ct = strings.TrimSpace(ct); strings.HasSuffix(ct, "/*") {
+		return ct
+	}
+	return ""
+}
+
+// mayHoldJSON reports whether a JSON body (application/json, or any type
+// with the +json suffix) can resolve to the declared key ct.
+func mayHoldJSON(ct string) bool { return respcheck.IsJSON(ct) || mediaRange(ct) != "" }
+
+// mayHoldForm reports whether a form body (application/x-www-form-urlencoded,
+// multipart/form-data) can resolve to the declared key ct.
+func mayHoldForm(ct string) bool {
+	switch base, _, _ := strings.Cut(strings.ToLower(ct), ";"); strings.TrimSpace(base) {
+	case "application/x-www-form-urlencoded", "multipart/form-data", "application/*", "multipart/*", "*/*":
+		return true
 	}
 	return false
 }

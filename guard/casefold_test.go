@@ -2,6 +2,7 @@ package guard_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -513,6 +514,80 @@ paths:
 		g.ServeHTTP(w, req)
 		if !answered(w, c.code, c.field) || reached != (c.code == 200) {
 			t.Errorf("%s: %d %s (handler reached: %v), want %d naming %s", c.name, w.Code, w.Body, reached, c.code, c.field)
+		}
+	}
+}
+
+// A body is validated against the media type its Content-Type resolves
+// to, a range (application/*, multipart/*, */*) when no key names it: a
+// JSON body or a form sent there is checked as one. Declared as a range,
+// a key in another case ({"title":"ok","TITLE":"<unchecked>"}) and a form
+// field moved to the query reached the handler unchecked; and so did a
+// JSON parameter whose one media type is a range (openapi3filter decodes
+// it as JSON).
+func TestMediaRangesAreCheckedAsWhatTheyHold(t *testing.T) {
+	var doc strings.Builder
+	doc.WriteString(`openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+paths:
+`)
+	ranges := []string{"application/*", "multipart/*", "*/*"}
+	for i, rng := range ranges {
+		fmt.Fprintf(&doc, `  /r%d:
+    post:
+      operationId: r%d
+      security: []
+      parameters:
+        - name: filter
+          in: query
+          content:
+            %q:
+              schema: {type: object, properties: {author: {type: string, maxLength: 8}}}
+      requestBody:
+        required: true
+        content:
+          %q:
+            schema: {type: object, properties: {title: {type: string, maxLength: 3}, other: {type: string}}}
+      responses: {"200": {description: ok}}
+`, i, i, rng, rng)
+	}
+	var got string
+	g := guarded(t, doc.String(), func(w http.ResponseWriter, r *http.Request) { got = r.FormValue("title") })
+	type request struct {
+		name, query, ctype, body string
+		field                    string // refused naming it; "" for admitted
+	}
+	for i, rng := range ranges {
+		var cases []request
+		if rng != "multipart/*" {
+			cases = append(cases,
+				request{"a JSON key in another case", "", "application/json", `{"title":"ok","TITLE":"far too long"}`, "body.TITLE"},
+				request{"a +json key in another case", "", "application/problem+json", `{"title":"ok","Title":"far too long"}`, "body.Title"},
+				request{"a form field in the query", "title=far+too+long", "application/x-www-form-urlencoded", "other=x", "query.title"},
+				request{"a form", "", "application/x-www-form-urlencoded", "title=ok", ""},
+				request{"a JSON body", "", "application/json", `{"title":"ok"}`, ""},
+				request{"a JSON parameter's key in another case", "filter=" + url.QueryEscape(`{"author":"ok","AUTHOR":"far-too-long-author"}`), "application/json", `{"title":"ok"}`, "query.filter.AUTHOR"},
+			)
+		}
+		if rng != "application/*" {
+			cases = append(cases,
+				request{"a multipart field in the query", "title=far+too+long", "multipart/form-data; boundary=b", "--b\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nx\r\n--b--\r\n", "query.title"},
+			)
+		}
+		for _, c := range cases {
+			got = "(not reached)"
+			target := fmt.Sprintf("/r%d", i)
+			if c.query != "" {
+				target += "?" + c.query
+			}
+			req := httptest.NewRequest(http.MethodPost, target, strings.NewReader(c.body))
+			req.Header.Set("Content-Type", c.ctype)
+			w := httptest.NewRecorder()
+			g.ServeHTTP(w, req)
+			if code := map[bool]int{true: 200, false: 400}[c.field == ""]; !answered(w, code, c.field) || (code == 400) != (got == "(not reached)") {
+				t.Errorf("%s, declared %s: %d %s (the handler read title %q), want %d naming %q", c.name, rng, w.Code, w.Body, got, code, c.field)
+			}
 		}
 	}
 }

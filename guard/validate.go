@@ -20,7 +20,6 @@ import (
 
 	"github.com/specguard/specguard/internal/formats"
 	"github.com/specguard/specguard/internal/ijson"
-	"github.com/specguard/specguard/internal/respcheck"
 	"github.com/specguard/specguard/internal/text"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/problem"
@@ -64,9 +63,12 @@ type opValidation struct {
 	folds  bool
 	shapes shapes
 	// once lists the query parameters that may not be repeated (see
-	// onceOnly); formOnly the fields of a form body that are no query
-	// parameter (see formFields).
-	once, formOnly []string
+	// onceOnly).
+	once []string
+	// formOnly holds, for each media type a form body may be validated
+	// against, the fields of its schema that are no query parameter (see
+	// formFields).
+	formOnly map[*openapi3.MediaType][]string
 	// jsonParams are the parameters whose value is JSON (content
 	// application/json): checked as a JSON body is (see checkJSONParams).
 	jsonParams []jsonParam
@@ -103,32 +105,37 @@ func exploded(p *openapi3.Parameter) *openapi3.Schema {
 	return p.Schema.Value
 }
 
-// formFields returns the fields of body's form media types
-// (application/x-www-form-urlencoded, multipart/form-data) that are not
-// among query, sorted. A handler's r.FormValue, and oapi-codegen's form
-// binding (r.Form), take a field from the query string as well as from
-// the body, while the validator looks for it in the body alone: a field
-// left out of the body and put in the query reached the handler
-// unchecked.
-func formFields(body *openapi3.RequestBodyRef, query map[string]bool) []string {
+// formFields returns, for each media type of body a form may be validated
+// against (see mayHoldForm), the fields of its schema that are not among
+// query, sorted. A handler's r.FormValue, and oapi-codegen's form binding
+// (r.Form), take a field from the query string as well as from the body,
+// while the validator looks for it in the body alone: a field left out of
+// the body and put in the query reached the handler unchecked.
+func formFields(body *openapi3.RequestBodyRef, query map[string]bool) map[*openapi3.MediaType][]string {
 	if body == nil || body.Value == nil {
 		return nil
 	}
-	var out []string
+	var out map[*openapi3.MediaType][]string
 	for ct, mt := range body.Value.Content {
-		ct, _, _ = strings.Cut(strings.ToLower(ct), ";")
-		if ct = strings.TrimSpace(ct); (ct != "application/x-www-form-urlencoded" && ct != "multipart/form-data") || mt.Schema == nil {
+		if !mayHoldForm(ct) || mt.Schema == nil {
 			continue
 		}
 		sh := new(shape)
 		sh.collect(mt.Schema.Value, 0)
+		var fields []string
 		for name := range sh.props {
-			if !query[name] && !slices.Contains(out, name) {
-				out = append(out, name)
+			if !query[name] {
+				fields = append(fields, name)
 			}
 		}
+		if fields != nil {
+			slices.Sort(fields)
+			if out == nil {
+				out = map[*openapi3.MediaType][]string{}
+			}
+			out[mt] = fields
+		}
 	}
-	slices.Sort(out)
 	return out
 }
 
@@ -206,10 +213,11 @@ func (v *opValidation) checkQuery(r *http.Request, q url.Values) []problem.Field
 	if len(v.formOnly) == 0 || len(q) == 0 {
 		return nil
 	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" && mt != "multipart/form-data" {
+	ct := r.Header.Get("Content-Type")
+	if mt, _, _ := mime.ParseMediaType(ct); mt != "application/x-www-form-urlencoded" && mt != "multipart/form-data" {
 		return nil
 	}
-	for _, name := range v.formOnly {
+	for _, name := range v.formOnly[v.route.Operation.RequestBody.Value.Content.Get(ct)] {
 		if _, ok := q[name]; ok {
 			return []problem.FieldError{{Field: "query." + name, Message: "is a field of the form body, not a query parameter"}}
 		}
@@ -295,10 +303,10 @@ func newOpValidation(doc *openapi3.T, op *policy.Operation) *opValidation {
 				anyName = anyName || s.AdditionalProperties.Has == nil || *s.AdditionalProperties.Has || s.AdditionalProperties.Schema != nil
 			}
 		}
-		for ct, mt := range p.Content {
-			if respcheck.IsJSON(ct) && mt.Schema != nil {
-				v.jsonParams = append(v.jsonParams, jsonParam{p, mt.Schema.Value, namesProperties(mt.Schema.Value, 0)})
-			}
+		// openapi3filter decodes a parameter's content as JSON when
+		// application/json resolves to its one media type, a range too.
+		if mt := p.Content.Get("application/json"); mt != nil && mt.Schema != nil {
+			v.jsonParams = append(v.jsonParams, jsonParam{p, mt.Schema.Value, namesProperties(mt.Schema.Value, 0)})
 		}
 	}
 	if !anyName {
