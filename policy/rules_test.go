@@ -92,6 +92,20 @@ func compileErr(t *testing.T, src string) string {
 	return err.Error()
 }
 
+// Another vendor's extensions, whatever they say, compile: only a name
+// that begins as one of specguard's does on the object it is read on is
+// taken for a misspelling of it.
+func TestOtherExtensionsCompile(t *testing.T) {
+	for _, src := range []string{
+		doc("", "      security: []\n"+tierOK+"      x-kong-plugin-rate-limiting: {config: {minute: 5}}\n      x-amazon-apigateway-integration: {type: http}\n"),
+		doc("x-owner-team: payments\n", "      security: []\n"+tierOK),
+	} {
+		if _, err := policy.Compile("spec.yaml", []byte(src)); err != nil {
+			t.Errorf("%v", err)
+		}
+	}
+}
+
 // TestCompileRules: every rule of the compiler, each with the exact line it
 // prints (file:line: operation: field: message).
 func TestCompileRules(t *testing.T) {
@@ -330,6 +344,9 @@ var rules = []rule{
 	{"a key twice", doc("", "      security: []\n"+tierOK+"      security: [{bearer: []}]\n"), "spec.yaml:10:7: security: given twice in one object (first on line 8); only the last would count"},
 	{"misspelled field", doc("", "      securty: []\n"+tierOK), "spec.yaml:8:7: GET /things/{id} (getThing): securty: not a field of an operation; did you mean security?"},
 	{"misspelled extension", doc("", "      security: []\n      x-rate-limt: {name: t, limit: 10, window: 1m, key: ip}\n"), "spec.yaml:9:7: GET /things/{id} (getThing): x-rate-limt: unknown extension; did you mean x-rate-limit? Nothing reads x-rate-limt, so it would be ignored"},
+	{"an extension's name extended", doc("", "      security: []\n"+tierOK+"      x-rate-limiting: {name: t, limit: 1, window: 1m, key: ip}\n"), "spec.yaml:10:7: GET /things/{id} (getThing): x-rate-limiting: unknown extension; did you mean x-rate-limit? Nothing reads x-rate-limiting, so it would be ignored"},
+	{"an extension's name extended otherwise", doc("", "      security: []\n"+tierOK+"      x-ratelimit-policy: {name: t, limit: 1, window: 1m, key: ip}\n"), "spec.yaml:10:7: GET /things/{id} (getThing): x-ratelimit-policy: unknown extension; did you mean x-rate-limit? Nothing reads x-ratelimit-policy, so it would be ignored"},
+	{"a freshness extension extended", doc("", "      security: []\n"+tierOK+"      x-Require_Fresh-token: true\n"), "spec.yaml:10:7: GET /things/{id} (getThing): x-Require_Fresh-token: unknown extension; did you mean x-require-fresh? Nothing reads x-Require_Fresh-token, so it would be ignored"},
 	{"misspelled root field", doc("securty: []\n", "      security: []\n"+tierOK), "spec.yaml:3:1: securty: not a field of a document; did you mean security?"},
 	{"misspelled scheme field", strings.Replace(doc("", "      security: []\n"+tierOK), "bearer: {type: http, scheme: bearer}", "bearer: {type: http, schema: bearer}", 1), "spec.yaml:13:26: components.securitySchemes.bearer: schema: not a field of a security scheme; did you mean scheme?"},
 	{"extension where it is not read", strings.Replace(doc("", "      security: []\n"+tierOK), "  /things/{id}:\n", "  /things/{id}:\n    x-rate-limit: false\n", 1), "spec.yaml:5:5: /things/{id}: x-rate-limit: specguard reads this extension on the document and operations, not on a path item; here it would be ignored"},

@@ -274,7 +274,8 @@ func (s *shape) fields(o object, where, kind string, allowed []string) map[strin
 
 // extensionProblem says what is wrong with the extension name on an
 // object of kind: one of specguard's where it is not read, or one an edit
-// or two from one of them (near, the one it was probably meant to be).
+// or two from one of them, or that begins as one read on kind does (near,
+// the one it was probably meant to be).
 // Empty when nothing is.
 func extensionProblem(name, kind string) (msg, near string) {
 	if on, ours := extensions[name]; ours {
@@ -287,10 +288,30 @@ func extensionProblem(name, kind string) (msg, near string) {
 		}
 		return fmt.Sprintf("specguard reads this extension on %s, not on %s; here it would be ignored", strings.Join(places, " and "), article(kind)), ""
 	}
-	if near := text.Nearest(name, slices.Sorted(maps.Keys(extensions)), 2); near != "" {
+	near = text.Nearest(name, slices.Sorted(maps.Keys(extensions)), 2)
+	if near == "" {
+		near = extendedFrom(name, kind)
+	}
+	if near != "" {
 		return fmt.Sprintf("unknown extension; did you mean %s? Nothing reads %s, so it would be ignored", near, name), near
 	}
 	return "", ""
+}
+
+// extendedFrom returns the extension read on kind that name begins with,
+// its hyphens and underscores aside and in any case (x-rate-limiting,
+// x-ratelimit-policy, x-require-fresh-token, x-owner-only): more than two
+// edits from the name it extends, yet surely meant for it. Another
+// vendor's names (x-kong-plugin-rate-limiting) begin otherwise.
+func extendedFrom(name, kind string) string {
+	squash := strings.NewReplacer("-", "", "_", "")
+	lowered := squash.Replace(strings.ToLower(name))
+	for _, ext := range slices.Sorted(maps.Keys(extensions)) {
+		if slices.Contains(extensions[ext], kind) && strings.HasPrefix(lowered, squash.Replace(ext)) {
+			return ext
+		}
+	}
+	return ""
 }
 
 func article(kind string) string {
