@@ -46,8 +46,11 @@ type Accounts interface {
 	Account(ctx context.Context, id string) (*Account, error)
 	// AccountByEmail returns the account of an address, whatever its case.
 	AccountByEmail(ctx context.Context, email string) (*Account, error)
-	// ListAccounts lists every account by address.
-	ListAccounts(ctx context.Context) ([]Account, error)
+	// ListAccounts returns a page of at most limit accounts (limit > 0)
+	// ordered by the bytes of their EmailKey: those whose key follows
+	// EmailKey(after), or the first ones when after is "". The next page
+	// starts after the last address of this one.
+	ListAccounts(ctx context.Context, after string, limit int) ([]Account, error)
 	// UpdateAccount changes account id in one transaction that holds its
 	// row: change edits it (an error aborts), Version is bumped, the row is
 	// written (every field change may edit, PasswordHash included), then
@@ -149,15 +152,21 @@ func (m *MemoryAccounts) AccountByEmail(_ context.Context, email string) (*Accou
 }
 
 // ListAccounts implements Accounts.
-func (m *MemoryAccounts) ListAccounts(context.Context) ([]Account, error) {
+func (m *MemoryAccounts) ListAccounts(_ context.Context, after string, limit int) ([]Account, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]Account, 0, len(m.accounts))
+	from := ""
+	if after != "" {
+		from = EmailKey(after)
+	}
+	out := make([]Account, 0, min(limit, len(m.accounts)))
 	for _, a := range m.accounts {
-		out = append(out, a)
+		if from == "" || EmailKey(a.Email) > from {
+			out = append(out, a)
+		}
 	}
 	slices.SortFunc(out, func(a, b Account) int { return strings.Compare(EmailKey(a.Email), EmailKey(b.Email)) })
-	return out, nil
+	return out[:min(limit, len(out))], nil
 }
 
 // UpdateAccount implements Accounts.

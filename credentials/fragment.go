@@ -160,7 +160,8 @@ func (s *Service) handler(kind string, op *policy.Operation) http.HandlerFunc {
 }
 
 // compareOps says where got's request or answers differ in shape from
-// want's, or "" when they do not: the same path parameters, the same
+// want's, or "" when they do not: the same path parameters, want's query
+// parameters (a handler reads them, so the guard must validate them), the same
 // request body media types with schemas of the same shape, and every
 // status want declares declared by got (or its default) with the same
 // media types and shapes. Descriptions, examples, bounds, formats, enums,
@@ -168,6 +169,13 @@ func (s *Service) handler(kind string, op *policy.Operation) http.HandlerFunc {
 func compareOps(wantOp, gotOp *policy.Operation) string {
 	if n, m := pathParams(wantOp), pathParams(gotOp); n != m {
 		return fmt.Sprintf("parameters: %d path parameters, want %d", m, n)
+	}
+	for _, p := range wantOp.Parameters() {
+		if p.In == openapi3.ParameterInQuery && !slices.ContainsFunc(gotOp.Parameters(), func(q *openapi3.Parameter) bool {
+			return q.In == p.In && q.Name == p.Name
+		}) {
+			return fmt.Sprintf("parameters: query parameter %s: missing", p.Name)
+		}
 	}
 	want, got := wantOp.Spec, gotOp.Spec
 	if d := compareContent("requestBody", bodyContent(want), bodyContent(got)); d != "" {

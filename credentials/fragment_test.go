@@ -33,6 +33,11 @@ func TestFragmentShapes(t *testing.T) {
 			"POST /auth/login (login): x-credential: login: responses.200.application/json.access_token: missing"},
 		{"a status left out", "        '409':\n          description: The account holds the most API keys allowed; end one first.\n          content:\n            application/problem+json:\n              schema: { $ref: '#/components/schemas/Problem' }\n", "",
 			"POST /api-keys (createApiKey): x-credential: create-api-key: responses.409: missing"},
+		// The handler reads its query parameters: undeclared, the guard
+		// would not validate them, and a document of before pages would
+		// show the first page as every account.
+		{"a query parameter left out", "        - name: after\n          in: query\n", "        - name: since\n          in: query\n",
+			"GET /admin/users (listUsers): x-credential: list-users: parameters: query parameter after: missing"},
 		{"an operation specguard does not serve", "      x-credential: jwks\n", "      x-credential: keys\n",
 			"GET /.well-known/jwks.json (getJWKS): x-credential: keys is not an operation specguard serves"},
 		{"another method", "  /auth/logout:\n    post:\n", "  /auth/logout:\n    delete:\n",
@@ -42,8 +47,8 @@ func TestFragmentShapes(t *testing.T) {
 		{"an operation for its caller open to anonymous callers", "      summary: The calling user, by any credential specguard accepts.\n      security:\n",
 			"      summary: The calling user, by any credential specguard accepts.\n      security:\n        - {}\n",
 			"GET /me (getMe): x-credential: me acts for its caller, so its security must require a credential: it admits anonymous callers"},
-		{"an operation for its caller made public", "      summary: Every account (moderators and admins).\n      security:\n        - oauth2: [users:read]\n        - apiKeyAuth: [users:read]\n",
-			"      summary: Every account (moderators and admins).\n      security: []\n",
+		{"an operation for its caller made public", "      summary: A page of the accounts, by address (moderators and admins).\n      security:\n        - oauth2: [users:read]\n        - apiKeyAuth: [users:read]\n",
+			"      summary: A page of the accounts, by address (moderators and admins).\n      security: []\n",
 			"GET /admin/users (listUsers): x-credential: list-users acts for its caller"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/mail"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -736,8 +737,28 @@ func (s *Service) deleteKey(op *policy.Operation) http.HandlerFunc {
 	}
 }
 
+// Pages of accounts: limit's default, and its bound whatever the document
+// allows (the guard has validated limit against it).
+const (
+	defaultPage = 50
+	maxPage     = 1000
+)
+
+// listUsers answers a page of accounts: at most limit (the document's
+// default when the guard validates requests, else 50; never above 1000)
+// after the address after.
 func (s *Service) listUsers(w http.ResponseWriter, r *http.Request) {
-	accounts, err := s.accounts.ListAccounts(r.Context())
+	q := r.URL.Query()
+	limit := defaultPage
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			s.badRequest(w, "limit must be a whole number of at least 1")
+			return
+		}
+		limit = min(n, maxPage)
+	}
+	accounts, err := s.accounts.ListAccounts(r.Context(), q.Get("after"), limit)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -3,6 +3,7 @@ package credentials_test
 import (
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -410,6 +411,26 @@ func changesJourney(t *testing.T, e *env) {
 	}
 	if r.code != 200 || bob == "" {
 		t.Fatalf("list users: %d %s", r.code, r.raw)
+	}
+	// Page by page, one account each, after the last address of the
+	// page before: every account once, in the same order.
+	var all, paged []string
+	for _, it := range r.list {
+		all = append(all, it.(map[string]any)["email"].(string))
+	}
+	for after := ""; len(paged) <= len(all); {
+		page := e.do("GET", "/admin/users?limit=1&after="+url.QueryEscape(after), "", "", bearer(admin)...)
+		if page.code != 200 || len(page.list) > 1 {
+			t.Fatalf("a page of one account: %d %s", page.code, page.raw)
+		}
+		if len(page.list) == 0 {
+			break
+		}
+		after = page.list[0].(map[string]any)["email"].(string)
+		paged = append(paged, after)
+	}
+	if len(all) < 2 || !slices.Equal(paged, all) {
+		t.Errorf("page by page: %q, want %q (the whole list)", paged, all)
 	}
 	if r := e.do("GET", "/admin/users", "", "", bearer(userAccess)...); r.code != 403 {
 		t.Errorf("a user lists users: %d, want 403", r.code)

@@ -4,4 +4,4 @@ package gen
 
 // SpecSHA256 is the SHA-256 of the document this package was generated
 // from: a service built on it refuses a document that differs.
-const SpecSHA256 = "a41a830385af001abf31ed9c6bfb899993e027de853d8c088e280c0d6a6d9401"
+const SpecSHA256 = "333606932c90fd10e98148b716a11b2864c6a3841d6ba34e8026ebee7a2d0008"

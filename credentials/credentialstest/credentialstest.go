@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,9 +87,31 @@ func testAccounts(t *testing.T, d credentials.Accounts) {
 	if err != nil || !created {
 		t.Errorf("EnsureAccount of a new account = %v, %v; want true", created, err)
 	}
-	all, err := d.ListAccounts(ctx)
+	all, err := d.ListAccounts(ctx, "", 10)
 	if err != nil || len(all) != 2 || all[0].Email != "Alice@Example.com" || all[1].Email != "bob@example.com" {
 		t.Errorf("ListAccounts = %+v, %v", all, err)
+	}
+	// Pages: limit bounds one, and the next starts after the last
+	// address of the one before, given in any case.
+	for _, c := range []struct {
+		after string
+		limit int
+		want  []string
+	}{
+		{"", 1, []string{"Alice@Example.com"}},
+		{"Alice@Example.com", 1, []string{"bob@example.com"}},
+		{" ALICE@example.com", 5, []string{"bob@example.com"}},
+		{"bob@example.com", 5, nil},
+		{"a", 5, []string{"Alice@Example.com", "bob@example.com"}},
+	} {
+		page, err := d.ListAccounts(ctx, c.after, c.limit)
+		var got []string
+		for _, a := range page {
+			got = append(got, a.Email)
+		}
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("ListAccounts(after %q, limit %d) = %q, %v; want %q", c.after, c.limit, got, err, c.want)
+		}
 	}
 
 	var published []credentials.Account

@@ -167,8 +167,12 @@ func (s *Store) AccountByEmail(ctx context.Context, email string) (*credentials.
 }
 
 // ListAccounts implements credentials.Accounts.
-func (s *Store) ListAccounts(ctx context.Context) ([]credentials.Account, error) {
-	return sqldb.List(ctx, s.db, scanAccount, `SELECT `+accountColumns+` FROM users ORDER BY email_key`+s.db.Bytewise())
+func (s *Store) ListAccounts(ctx context.Context, after string, limit int) ([]credentials.Account, error) {
+	if after == "" {
+		return sqldb.List(ctx, s.db, scanAccount, `SELECT `+accountColumns+` FROM users ORDER BY email_key`+s.db.Bytewise()+` LIMIT ?`, limit)
+	}
+	return sqldb.List(ctx, s.db, scanAccount, `SELECT `+accountColumns+` FROM users WHERE email_key`+s.db.Bytewise()+` > ? ORDER BY email_key`+s.db.Bytewise()+` LIMIT ?`,
+		credentials.EmailKey(after), limit)
 }
 
 // UpdateAccount implements credentials.Accounts: the row is held (FOR

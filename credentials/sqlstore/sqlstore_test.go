@@ -158,8 +158,8 @@ func TestEmailKeysMovedAgain(t *testing.T) {
 }
 
 // Accounts are listed in the order of their keys' bytes on both
-// databases, as in memory: also on a PostgreSQL database whose locale
-// orders text otherwise (é beside e, _ ignored).
+// databases, as in memory, whole and page by page: also on a PostgreSQL
+// database whose locale orders text otherwise (é beside e, _ ignored).
 func TestListOrderIsBytewise(t *testing.T) {
 	ctx := context.Background()
 	emails := []string{"zoe@example.com", "\u00e9lise@example.com", "a1@example.com", "a_b@example.com", "B@example.com"}
@@ -184,7 +184,7 @@ func TestListOrderIsBytewise(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		list, err := s.ListAccounts(ctx)
+		list, err := s.ListAccounts(ctx, "", 100)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -194,6 +194,26 @@ func TestListOrderIsBytewise(t *testing.T) {
 		}
 		if !slices.Equal(got, want) {
 			t.Errorf("%s: ListAccounts in the order %q, want %q", name, got, want)
+		}
+		// Page by page, each after the last address of the one before,
+		// the same order: the page's WHERE compares bytes as its ORDER BY
+		// does (by the locale, é was before zoe and after it).
+		got, after := nil, ""
+		for range len(emails) + 1 {
+			page, err := s.ListAccounts(ctx, after, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			for _, a := range page {
+				got = append(got, credentials.EmailKey(a.Email))
+			}
+			after = page[len(page)-1].Email
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: ListAccounts page by page in the order %q, want %q", name, got, want)
 		}
 	}
 }
