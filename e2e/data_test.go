@@ -106,7 +106,7 @@ func fleetData(t *testing.T, ins []*Instance) {
 					if cred == "session" {
 						continue // listUsers does not accept sessions
 					}
-					r, _ := cs[i].ListUsersWithResponse(ctx, edit)
+					r, _ := cs[i].ListUsersWithResponse(ctx, nil, edit)
 					want(t, cred+" lists users on "+name(i)+" "+when, r.StatusCode(), wantList, r.Body)
 				}
 			}
@@ -242,10 +242,8 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 		want(t, fmt.Sprintf("acknowledged API key %d after the restart", i), r.StatusCode(), 200, r.Body)
 	}
 	c := NewClient(t, in)
-	list, _ := c.ListUsersWithResponse(ctx, Bearer(login(t, c, "admin@example.com", "admin-password").AccessToken))
-	want(t, "list users", list.StatusCode(), 200, list.Body)
 	have := map[string]bool{}
-	for _, u := range *list.JSON200 {
+	for _, u := range everyUser(t, c, Bearer(login(t, c, "admin@example.com", "admin-password").AccessToken)) {
 		have[u.Email] = true
 	}
 	for _, email := range accounts {
@@ -385,4 +383,22 @@ func TestDisableRacingLogin(t *testing.T) {
 		}
 	}
 	t.Logf("%d of 12 logins returned a token before seeing the disable; every one was refused", issued)
+}
+
+// everyUser lists every account, page by page.
+func everyUser(t *testing.T, c *Client, edit client.RequestEditorFn) []client.User {
+	t.Helper()
+	var all []client.User
+	limit, after := 100, ""
+	for {
+		page, err := c.ListUsersWithResponse(t.Context(), &client.ListUsersParams{Limit: &limit, After: &after}, edit)
+		if err != nil || page.JSON200 == nil {
+			t.Fatalf("list users after %q: %v %s", after, err, page.Body)
+		}
+		all = append(all, *page.JSON200...)
+		if len(*page.JSON200) < limit {
+			return all
+		}
+		after = all[len(all)-1].Email
+	}
 }

@@ -111,7 +111,7 @@ func fleetJourney(t *testing.T, ins []*Instance) {
 		for i, c := range cs {
 			r, _ := c.GetMeWithResponse(ctx, Header("Cookie", cookie))
 			want(t, "session on instance "+string(rune('A'+i)), r.StatusCode(), 200, r.Body)
-			u, _ := c.ListUsersWithResponse(ctx, Header("X-API-Key", key.JSON201.Key))
+			u, _ := c.ListUsersWithResponse(ctx, nil, Header("X-API-Key", key.JSON201.Key))
 			want(t, "API key on instance "+string(rune('A'+i)), u.StatusCode(), 200, u.Body)
 		}
 		out, _ := cs[1].LogoutWithResponse(ctx, Header("Cookie", cookie), Header("X-CSRF-Token", csrf))
