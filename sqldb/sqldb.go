@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -116,9 +117,20 @@ func ParseURL(raw, dataDir string) (Source, error) {
 		}
 		return Source{Kind: Postgres, DSN: raw}, nil
 	}
-	scheme, _, _ := strings.Cut(raw, ":")
-	return Source{}, fmt.Errorf("%q is not a database URL: use sqlite:PATH, postgres://... or postgresql://... (empty = %s in the data directory)", scheme+":...", DefaultFile)
+	if strings.Contains(raw, "=") && !strings.Contains(raw, "://") {
+		// libpq's host=... password=... form: nothing of it is said, it
+		// holds the password.
+		return Source{}, errors.New("a keyword/value connection string is not read: write it as postgres://user:password@host:5432/dbname")
+	}
+	if scheme, _, ok := strings.Cut(raw, ":"); ok && urlScheme.MatchString(scheme) {
+		return Source{}, fmt.Errorf("%q is not a database URL: use sqlite:PATH, postgres://... or postgresql://... (empty = %s in the data directory)", scheme+":...", DefaultFile)
+	}
+	return Source{}, fmt.Errorf("it is not a database URL: use sqlite:PATH, postgres://... or postgresql://... (empty = %s in the data directory)", DefaultFile)
 }
+
+// urlScheme is what a URL's scheme may be (RFC 3986), and so may be quoted
+// in a message: no part of a password.
+var urlScheme = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]{0,31}$`)
 
 // Redact returns a PostgreSQL URL without its secrets (the password in
 // its userinfo or in ?password=, ?sslpassword=, ...), for messages.

@@ -77,6 +77,12 @@ func TestParseURL(t *testing.T) {
 		{in: "mysql://db/sg", err: `"mysql:..." is not a database URL`},
 		{in: "/var/lib/sg/app.db", err: "is not a database URL"},
 		{in: "postgres://u:secret@db:notaport/sg", err: "postgres://u:xxxxx@db:notaport/sg"},
+		// A keyword/value connection string has no scheme: what comes
+		// before its first colon, or all of it, held the password.
+		{in: "host=db user=app password=secret dbname=app", err: "a keyword/value connection string is not read"},
+		{in: "password=secret host=db:5432", err: "a keyword/value connection string is not read"},
+		{in: "  user=app password='se cret' host=db", err: "a keyword/value connection string is not read"},
+		{in: "sec ret://db/sg", err: "is not a database URL"},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
 			src, err := sqldb.ParseURL(tc.in, "data")
