@@ -52,7 +52,14 @@ func NewClientIP(cidrs []string, header string) (*ClientIP, error) {
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			// ::ffff:10.0.0.0/104 is 10.0.0.0/8, as peers are unmapped.
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
 		p = p.Masked()
+		if p.Bits() < widest(p.Addr()) {
+			return nil, fmt.Errorf("trusted proxy %q spans more than any private range (/%d): any client in it could name its own address; list the proxies' own addresses", s, widest(p.Addr()))
+		}
 		c.trusted = append(c.trusted, p)
 		nets = append(nets, net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())})
 	}
@@ -67,6 +74,18 @@ func NewClientIP(cidrs []string, header string) (*ClientIP, error) {
 		return nil, fmt.Errorf("client IP header %q: %v", header, err)
 	}
 	return c, nil
+}
+
+// widest is the shortest prefix a trusted range of a's family may have:
+// that of its widest private range (10.0.0.0/8; fc00::/7). A wider one,
+// 0.0.0.0/0 above all, trusts clients: one that trusts every IPv4
+// address took any IPv6 address a client wrote in X-Forwarded-For for its
+// own, a fresh per-IP budget each request.
+func widest(a netip.Addr) int {
+	if a.Is4() {
+		return 8
+	}
+	return 7
 }
 
 // Header is the header read from trusted proxies.

@@ -2,6 +2,7 @@ package limits_test
 
 import (
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/specguard/specguard/limits"
@@ -46,6 +47,28 @@ func TestClientIP(t *testing.T) {
 	}
 	if _, err := limits.NewClientIP([]string{"10.0.0.0/33"}, ""); err == nil {
 		t.Error("bad CIDR accepted")
+	}
+	// A range wider than any private one trusts clients themselves:
+	// trusting 0.0.0.0/0, an IPv6 address a client wrote was its own.
+	for _, wide := range []string{"0.0.0.0/0", "::/0", "128.0.0.0/1", "2000::/3", "::ffff:0.0.0.0/96"} {
+		if _, err := limits.NewClientIP([]string{"10.0.0.0/8", wide}, ""); err == nil || !strings.Contains(err.Error(), "spans more than any private range") {
+			t.Errorf("trusting %s: %v, want it refused", wide, err)
+		}
+	}
+	for _, narrow := range []string{"10.0.0.0/8", "fc00::/7", "172.16.0.0/12", "::1", "::ffff:10.0.0.0/104"} {
+		c, err := limits.NewClientIP([]string{narrow}, "")
+		if err != nil {
+			t.Errorf("trusting %s: %v", narrow, err)
+			continue
+		}
+		// An IPv4 range written IPv4-mapped is that range.
+		if narrow == "::ffff:10.0.0.0/104" {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr, r.Header["X-Forwarded-For"] = "10.1.2.3:80", []string{"203.0.113.9"}
+			if got := c.Of(r); got.String() != "203.0.113.9" {
+				t.Errorf("trusting %s, a proxy at 10.1.2.3 names the client %s, want 203.0.113.9", narrow, got)
+			}
+		}
 	}
 }
 
