@@ -326,6 +326,8 @@ func TestBadConfiguration(t *testing.T) {
 		{"bad duration", map[string]string{"SPECGUARD_ACCESS_TTL": "soon"}, nil, `SPECGUARD_ACCESS_TTL: "soon" is not a positive duration such as 15m`},
 		{"bad session idle", map[string]string{"SPECGUARD_SESSION_IDLE": "-5m"}, nil, `SPECGUARD_SESSION_IDLE: "-5m" is neither 0 (off) nor a positive duration such as 30m`},
 		{"identity provider leeway too long", map[string]string{"SPECGUARD_OIDC_LEEWAY": "1h"}, nil, `SPECGUARD_OIDC_LEEWAY: "1h" is not a positive duration up to 5m0s`},
+		{"store timeout no call could meet", map[string]string{"SPECGUARD_STORE_TIMEOUT": "100us"}, nil, `SPECGUARD_STORE_TIMEOUT: "100us" is not a duration from 1ms to 1m`},
+		{"store timeout that holds requests for hours", map[string]string{"SPECGUARD_STORE_TIMEOUT": "10000h"}, nil, `SPECGUARD_STORE_TIMEOUT: "10000h" is not a duration from 1ms to 1m`},
 		{"refresh shorter than access", map[string]string{"SPECGUARD_ACCESS_TTL": "2h", "SPECGUARD_REFRESH_TTL": "1h"}, nil, "SPECGUARD_REFRESH_TTL (1h0m0s) is shorter than SPECGUARD_ACCESS_TTL (2h0m0s)"},
 		{"bad log format", map[string]string{"SPECGUARD_LOG_FORMAT": "xml"}, nil, `SPECGUARD_LOG_FORMAT: "xml" is not json or text`},
 		{"bad trusted proxy", map[string]string{"SPECGUARD_TRUSTED_PROXIES": "10.0.0.0/99"}, nil, `SPECGUARD_TRUSTED_PROXIES: trusted proxy "10.0.0.0/99" is not a CIDR or an IP address`},

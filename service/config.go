@@ -195,7 +195,15 @@ var settings = []setting{
 	{"max-api-keys", "most live API keys of one account; the next one answers 409", "50", count(func(c *Config) *int { return &c.MaxAPIKeys })},
 	{"failed-logins-per-ip", "failed password checks allowed per client address, across login, browser session and the password grant", "5/15m", budget(func(c *Config) *credentials.Budget { return &c.FailedLoginsPerIP })},
 	{"failed-logins-per-account", "failed password checks allowed per account, whatever the address (see the README on lock-out)", "10/15m", budget(func(c *Config) *credentials.Budget { return &c.FailedLoginsPerAccount })},
-	{"store-timeout", "timeout of every store call", "100ms", dur(func(c *Config) *time.Duration { return &c.StoreTimeout })},
+	{"store-timeout", "timeout of every store call (1ms to 1m)", "100ms", func(c *Config, v string) error {
+		// Below a millisecond no call could finish: a server that answers
+		// 503 to everything once started (100us meant as 100ms). Above a
+		// minute a hung store holds every request that long.
+		if err := dur(func(c *Config) *time.Duration { return &c.StoreTimeout })(c, v); err != nil || c.StoreTimeout < time.Millisecond || c.StoreTimeout > time.Minute {
+			return fmt.Errorf("%q is not a duration from 1ms to 1m", v)
+		}
+		return nil
+	}},
 	{"allowed-origins", "comma-separated origins (scheme://host[:port]) allowed to send cookie-authenticated writes; empty = same host", "", func(c *Config, v string) error {
 		if err := list(func(c *Config) *[]string { return &c.AllowedOrigins })(c, v); err != nil {
 			return err
