@@ -31,8 +31,8 @@ func files(t *testing.T) map[string]string {
 	for _, m := range re.FindAllSubmatch(readme, -1) {
 		out[string(m[1])] = string(m[2])
 	}
-	if out["main.go"] == "" || out["hello.yaml"] == "" {
-		t.Fatalf("README shows %d files, want main.go and hello.yaml", len(out))
+	if out["main.go"] == "" || out["hello.yaml"] == "" || out["install.sh"] == "" {
+		t.Fatalf("README shows %d files, want install.sh, main.go and hello.yaml", len(out))
 	}
 	return out
 }
@@ -50,7 +50,7 @@ func TestReadmeServiceInANewModule(t *testing.T) {
 		t.Helper()
 		cmd := exec.Command("go", args...)
 		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
+		cmd.Env = append(os.Environ(), "GOFLAGS=", "GOPROXY=off", "GOWORK=off")
 		out, err := cmd.Output()
 		if err != nil {
 			var stderr []byte
@@ -62,32 +62,64 @@ func TestReadmeServiceInANewModule(t *testing.T) {
 		return string(out)
 	}
 	// The README's install step, with this checkout standing in for the
-	// proxy (a replace directive; the module cache holds the rest): go
-	// get records specguard's requirements. (go mod tidy would also fetch
-	// what the tests of every dependency import: more than this machine
-	// may have cached.)
-	goCmd("mod", "init", "example.com/hello")
-	// The checkout's hashes: no checksum database is asked (this
-	// machine's network may not reach one).
-	sum, err := os.ReadFile(filepath.Join(repo, "go.sum"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	goCmd("mod", "edit", "-replace", "github.com/specguard/specguard="+repo)
-	goCmd("get", "github.com/specguard/specguard")
-	fragment := goCmd("run", "github.com/specguard/specguard/cmd/specguard", "fragment")
-	goCmd("run", "github.com/specguard/specguard/cmd/specguard", "keygen", "--out", "key.pem")
-	// "Add your own operations under its paths:".
+	// proxy (a replace directive; the module cache holds the rest), and
+	// no -mod=mod: each command as a user runs it. A go mod tidy run
+	// before any code imports specguard dropped the requirement go get had
+	// just made, and the next command failed.
+	// install.sh, command by command: each a go command, its output
+	// perhaps redirected to a file.
 	shown := files(t)
+	outputs := map[string]string{}
+	var commands []string
+	for _, line := range strings.Split(shown["install.sh"], "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		commands = append(commands, strings.Split(line, "&&")...)
+	}
+	for _, command := range commands {
+		command, to, _ := strings.Cut(command, ">")
+		args := strings.Fields(command)
+		if len(args) == 0 {
+			continue
+		}
+		if args[0] != "go" || len(args) < 3 || strings.ContainsAny(command, "&|;") {
+			t.Fatalf("install.sh: %q is not a go command", command)
+		}
+		// The checkout stands in for the proxy's release.
+		for i, a := range args {
+			args[i] = strings.TrimSuffix(a, "@latest")
+		}
+		out := goCmd(args[1:]...)
+		if to = strings.TrimSpace(to); to != "" {
+			outputs[to] = out
+		}
+		if args[1] == "mod" && args[2] == "init" {
+			// The checkout's hashes: no checksum database is asked (this
+			// machine's network may not reach one).
+			sum, err := os.ReadFile(filepath.Join(repo, "go.sum"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			goCmd("mod", "edit", "-replace", "github.com/specguard/specguard="+repo)
+		}
+	}
+	fragment := outputs["openapi.yaml"]
+	if !strings.Contains(fragment, "x-credential:") {
+		t.Fatalf("install.sh wrote no fragment to openapi.yaml:\n%s", fragment)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "key.pem")); err != nil {
+		t.Fatalf("install.sh made no key: %v", err)
+	}
+	// "Add your own operations under its paths:".
 	doc := strings.Replace(fragment, "\npaths:\n", "\npaths:\n"+shown["hello.yaml"], 1)
 	for name, body := range map[string]string{"openapi.yaml": doc, "main.go": shown["main.go"]} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
+	goCmd("mod", "tidy") // the README: "go mod tidy && KEY_FILE=key.pem go run ."
 	goCmd("vet", ".")
 	bin := filepath.Join(dir, "hello")
 	goCmd("build", "-o", bin, ".")
