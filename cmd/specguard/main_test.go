@@ -204,6 +204,44 @@ func TestLintReportsErrorsAndWarningsTogether(t *testing.T) {
 	}
 }
 
+// lint says what a service would refuse to start on in the credential
+// operations a document marks (credentials.CheckDocument, as the service
+// runs it): lint said 0 errors where the server then stopped. The role new
+// accounts register with is a service's option: any declared one passes.
+func TestLintChecksTheCredentialOperations(t *testing.T) {
+	frag := string(credentials.Fragment)
+	me := "      summary: The calling user, by any credential specguard accepts.\n      security:\n"
+	for _, c := range []struct {
+		name, old, new string
+		want           string // "" when lint passes
+	}{
+		{"the fragment", "", "", ""},
+		{"an operation for its caller open to anonymous callers", me, me + "        - {}\n",
+			"GET /me (getMe): x-credential: me acts for its caller, so its security must require a credential"},
+		{"a request property made required", "      required: [email, password]\n      properties:\n        email: { type: string, format: email, maxLength: 254 }\n",
+			"      required: [email, password, name]\n      properties:\n        name: { type: string }\n        email: { type: string, format: email, maxLength: 254 }\n",
+			"x-credential: register: requestBody.application/json: required"},
+		{"no role named user", "        user: [apikeys:manage, account:manage]\n", "        member: [apikeys:manage, account:manage]\n", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if !strings.Contains(frag, c.old) {
+				t.Fatalf("the fragment has no %q", c.old)
+			}
+			path := writeSpec(t, strings.Replace(frag, c.old, c.new, 1))
+			out, errOut, err := cli(t, "lint", path)
+			if c.want == "" {
+				if err != nil || !strings.HasSuffix(errOut, ": 0 errors, 0 warnings\n") {
+					t.Errorf("lint: %v\n%s%s", err, out, errOut)
+				}
+				return
+			}
+			if !errors.Is(err, errReported) || !strings.HasPrefix(out, path+":") || !strings.Contains(out, c.want) || !strings.HasSuffix(errOut, ": 1 error, 0 warnings\n") {
+				t.Errorf("lint: %v, want one error with %q:\n%s%s", err, c.want, out, errOut)
+			}
+		})
+	}
+}
+
 func TestLintPublicSpecs(t *testing.T) {
 	specs, err := filepath.Glob("testdata/public/*.yaml")
 	if err != nil || len(specs) < 3 {

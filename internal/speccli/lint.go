@@ -61,6 +61,18 @@ func (p Program) Lint(args []string, stdout, stderr io.Writer) error {
 	for _, e := range errs {
 		fmt.Fprintln(stdout, e)
 	}
+	if table != nil && len(errs) == 0 && p.Check != nil {
+		if err := p.Check(table); err != nil {
+			refused, ok := err.(policy.Errors)
+			if !ok {
+				refused = policy.Errors{{Source: source, Msg: err.Error()}}
+			}
+			for _, e := range refused {
+				fmt.Fprintln(stdout, e)
+			}
+			errs = append(errs, refused...)
+		}
+	}
 	for _, w := range warnings {
 		fmt.Fprintln(stdout, w)
 	}

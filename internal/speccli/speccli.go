@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+
+	"github.com/specguard/specguard/policy"
 )
 
 // ErrReported is returned by a command that has already said why it failed.
@@ -34,6 +36,9 @@ type Program struct {
 	// Read returns the document named by args (one file at most), or the
 	// default one.
 	Read func(args []string) (source string, data []byte, err error)
+	// Check, when not nil, reports what else a server would refuse to
+	// start on in a compiled document (lint says it as errors).
+	Check func(*policy.Table) error
 }
 
 // flags makes a subcommand's flag set, its usage formatted with the
