@@ -28,6 +28,9 @@ const (
 	WarnAuthResponses  = "auth-responses"  // a protected operation that does not declare 401/403 (or 400, where a credential can be malformed)
 	WarnLimitResponses = "limit-responses" // a limited operation that does not declare 429 and its headers
 	WarnUnusedScope    = "unused-scope"    // an oauth2 scope no operation requires, nor names in x-owner
+	// WarnUngrantedScope: an operation requires, of a scheme whose
+	// credentials specguard issues, a scope no role of x-roles grants.
+	WarnUngrantedScope = "ungranted-scope"
 	WarnAnonymousWrite = "anonymous-write" // an unsafe method reachable without credentials
 	WarnLintIgnore     = "lint-ignore"     // a malformed x-lint-ignore
 	// WarnValidationResponses: an operation whose parameters or body the
@@ -54,7 +57,7 @@ const (
 var warnCodes = map[string]bool{
 	WarnUnlimitedWrite: true, WarnAuthResponses: true, WarnLimitResponses: true,
 	WarnUnusedScope: true, WarnAnonymousWrite: true, WarnValidationResponses: true, WarnExamples: true,
-	WarnCookiePrefix: true, WarnUnthrottledFailures: true, WarnUncheckedFormat: true,
+	WarnCookiePrefix: true, WarnUnthrottledFailures: true, WarnUncheckedFormat: true, WarnUngrantedScope: true,
 }
 
 // Warning is something a document compiles with but probably should not.
@@ -123,6 +126,12 @@ func brokenLimits(errs Errors) func(op *Operation) bool {
 func (t *Table) lint(brokenLimits func(*Operation) bool) []*Warning {
 	ws := t.lintExamples()
 	required := map[string]bool{}
+	granted := map[string]bool{} // by some role of x-roles
+	for _, scopes := range t.Roles {
+		for _, s := range scopes {
+			granted[s] = true
+		}
+	}
 	for _, op := range t.ops {
 		where := op.String()
 		ignore, bad := lintIgnores(op.Spec.Extensions)
@@ -134,10 +143,15 @@ func (t *Table) lint(brokenLimits func(*Operation) bool) []*Warning {
 		for _, msg := range bad {
 			warn(WarnLintIgnore, "%s", msg)
 		}
+		ungranted := map[string]bool{}
 		for _, alt := range op.Security.Alternatives {
 			for _, sr := range alt {
 				for _, s := range sr.Scopes {
 					required[s] = true
+					if len(t.Roles) > 0 && sr.Scheme.Type != SchemeOIDC && !granted[s] && !ungranted[s] {
+						ungranted[s] = true
+						warn(WarnUngrantedScope, "no role of x-roles grants the scope %q, so no credential specguard issues holds it and no caller gets past this requirement; add it to a role", s)
+					}
 				}
 			}
 		}

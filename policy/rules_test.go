@@ -428,6 +428,39 @@ func TestLintCookiePrefix(t *testing.T) {
 	}
 }
 
+// A scope no role grants is held by no credential specguard issues (its
+// tokens, sessions and keys hold their account's role's scopes): every
+// caller of an operation requiring it gets 403, which nothing said
+// before. An outside provider's scopes are its own, and a document
+// without x-roles issues nothing.
+func TestLintUngrantedScope(t *testing.T) {
+	warnings := func(src string) []string { return lintWarnings(t, src, policy.WarnUngrantedScope) }
+	withRoles := func(op string) string {
+		return strings.Replace(doc("", op), "        password: {tokenUrl: /token, scopes: {read: r, write: w}}\n",
+			"        password: {tokenUrl: /token, scopes: {read: r, write: w}}\n      x-roles: {user: [read]}\n", 1)
+	}
+	want := `spec.yaml:5: GET /things/{id} (getThing): warning: no role of x-roles grants the scope "write", so no credential specguard issues holds it and no caller gets past this requirement; add it to a role [ungranted-scope]`
+	for name, op := range map[string]string{
+		"a token's scope": "      security: [{oauth: [write]}]\n" + tierOK,
+		"an API key's":    "      security: [{key: [write]}]\n" + tierOK,
+		"said once":       "      security: [{oauth: [write]}, {key: [write, read]}]\n" + tierOK,
+	} {
+		if got := warnings(withRoles(op)); len(got) != 1 || got[0] != want {
+			t.Errorf("%s: %q, want %q", name, got, want)
+		}
+	}
+	for name, src := range map[string]string{
+		"a granted scope":       withRoles("      security: [{oauth: [read]}]\n" + tierOK),
+		"an outside provider's": strings.Replace(withRoles("      security: [{oidc: [write]}]\n"+tierOK), "oidc: {type: openIdConnect, ", "oidc: {type: openIdConnect, x-audience: api, ", 1),
+		"no x-roles":            doc("", "      security: [{oauth: [write]}]\n"+tierOK),
+		"ignored":               withRoles("      security: [{oauth: [write]}]\n" + tierOK + "      x-lint-ignore: [ungranted-scope]\n"),
+	} {
+		if got := warnings(src); len(got) != 0 {
+			t.Errorf("%s: %q", name, got)
+		}
+	}
+}
+
 // An operation that takes credentials, with tiers that all count
 // authenticated callers only, leaves failed authentications (counted as
 // anonymous) unthrottled: lint says so, and stops saying so once a tier

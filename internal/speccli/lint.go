@@ -19,6 +19,8 @@ serve; warnings are what it would serve but probably should not:
   limit-responses   a limited operation that does not declare 429 and the
                     RateLimit, RateLimit-Policy and Retry-After headers
   unused-scope      an oauth2 scope that no operation requires
+  ungranted-scope   a scope an operation requires that no role of x-roles
+                    grants: no credential specguard issues holds it
   anonymous-write   an unsafe method reachable without credentials
   validation-responses
                     an operation whose parameters or body are validated
