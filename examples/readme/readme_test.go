@@ -17,6 +17,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/getkin/kin-openapi/routers"
+
+	"github.com/specguard/specguard/internal/respcheck"
+	"github.com/specguard/specguard/policy"
 )
 
 // files returns the files the README shows under <!-- readme-file: NAME -->.
@@ -192,6 +197,18 @@ func TestReadmeServiceInANewModule(t *testing.T) {
 	resp, body = do("GET", "/hello", "", tok.AccessToken)
 	if resp.StatusCode != 200 || !strings.HasPrefix(body, "hello, ") || resp.Header.Get("RateLimit") == "" {
 		t.Fatalf("GET /hello with the token: %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	// The answer is what the README's document declares (the check the
+	// guard and conform share): its 200 declared no content, and the
+	// handler wrote one.
+	table, err := policy.Compile("openapi.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hello := table.Operation("hello")
+	route := &routers.Route{Spec: table.Doc, Path: hello.Path, PathItem: hello.PathItem, Method: hello.Method, Operation: hello.Spec}
+	if found := respcheck.Check(t.Context(), resp.Request, route, resp.StatusCode, resp.Header, []byte(body)); len(found) > 0 {
+		t.Errorf("GET /hello's answer breaks the README's document: %+v", found)
 	}
 	greeting := body
 	resp, body = do("POST", "/api-keys", `{"name":"ci","scopes":["account:manage"]}`, tok.AccessToken)

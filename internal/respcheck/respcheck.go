@@ -52,6 +52,11 @@ func Check(ctx context.Context, req *http.Request, route *routers.Route, status 
 	if req.Method == http.MethodHead || unvalidated(status) {
 		return append(out, checkItself(route, status, header, body, req.Method == http.MethodHead)...)
 	}
+	if declared := Declared(route.Operation, status); declared != nil && len(declared.Content) == 0 && len(body) > 0 {
+		// openapi3filter passes any body of a status declared without
+		// content.
+		out = append(out, Finding{Reason: "body", Pointer: "/", Detail: NoContent})
+	}
 	err := openapi3filter.ValidateResponse(ctx, &openapi3filter.ResponseValidationInput{
 		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, Route: route, Options: options},
 		Status:                 status,
