@@ -35,15 +35,21 @@ func TestReadKeyFileRefusesReadablePrivateKeys(t *testing.T) {
 		t.Fatalf("a private key of mode 0600: %v", err)
 	}
 	for _, mode := range []os.FileMode{0o644, 0o640, 0o604} {
-		_, err := tokens.ReadKeyFile(write("open.pem", private, mode))
-		if err == nil || !strings.Contains(err.Error(), "lets other users read a private key; chmod 600 it") {
+		path := write("open.pem", private, mode)
+		_, err := tokens.ReadKeyFile(path)
+		if err == nil || !strings.HasPrefix(err.Error(), path+": ") || !strings.Contains(err.Error(), "lets other users read a private key; chmod 600 it") {
 			t.Errorf("a private key of mode %04o: %v", mode, err)
 		}
 	}
 	if _, err := tokens.ReadKeyFile(filepath.Join(dir, "none.pem")); !os.IsNotExist(err) {
 		t.Errorf("a missing file: %v", err)
 	}
-	if _, err := tokens.ReadKeyFile(write("junk.pem", []byte("not a key"), 0o600)); err == nil {
-		t.Error("a file without a key was read")
+	// Every refusal names the file; an empty path (an unset variable) says
+	// so rather than "open : no such file or directory".
+	if _, err := tokens.ReadKeyFile(""); err == nil || err.Error() != "no key file named (the path is empty)" {
+		t.Errorf("ReadKeyFile(\"\") = %v", err)
+	}
+	if _, err := tokens.ReadKeyFile(write("junk.pem", []byte("not a key"), 0o600)); err == nil || !strings.HasPrefix(err.Error(), filepath.Join(dir, "junk.pem")+": ") {
+		t.Errorf("a file of no key: %v, want an error naming it", err)
 	}
 }

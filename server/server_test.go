@@ -331,7 +331,7 @@ func TestBadConfiguration(t *testing.T) {
 		{"refresh shorter than access", map[string]string{"SPECGUARD_ACCESS_TTL": "2h", "SPECGUARD_REFRESH_TTL": "1h"}, nil, "SPECGUARD_REFRESH_TTL (1h0m0s) is shorter than SPECGUARD_ACCESS_TTL (2h0m0s)"},
 		{"bad log format", map[string]string{"SPECGUARD_LOG_FORMAT": "xml"}, nil, `SPECGUARD_LOG_FORMAT: "xml" is not json or text`},
 		{"bad trusted proxy", map[string]string{"SPECGUARD_TRUSTED_PROXIES": "10.0.0.0/99"}, nil, `SPECGUARD_TRUSTED_PROXIES: trusted proxy "10.0.0.0/99" is not a CIDR or an IP address`},
-		{"missing key file", map[string]string{"SPECGUARD_SIGNING_KEY_FILE": filepath.Join(dir, "nope.pem")}, nil, "SPECGUARD_SIGNING_KEY_FILE: " + filepath.Join(dir, "nope.pem") + ": open " + filepath.Join(dir, "nope.pem") + ": no such file or directory"},
+		{"missing key file", map[string]string{"SPECGUARD_SIGNING_KEY_FILE": filepath.Join(dir, "nope.pem")}, nil, "SPECGUARD_SIGNING_KEY_FILE: open " + filepath.Join(dir, "nope.pem") + ": no such file or directory"},
 		{"garbage key file", map[string]string{"SPECGUARD_SIGNING_KEY_FILE": write("bad.pem", "hello")}, nil, "SPECGUARD_SIGNING_KEY_FILE: " + filepath.Join(dir, "bad.pem") + ": no PEM block found"},
 		{"signing key readable by others", map[string]string{"SPECGUARD_SIGNING_KEY_FILE": readable(write("open.pem", keyPEM(t)), 0o644)}, nil, "SPECGUARD_SIGNING_KEY_FILE: " + filepath.Join(dir, "open.pem") + ": mode 0644 lets other users read a private key; chmod 600 it"},
 		{"verify key readable by the group", map[string]string{"SPECGUARD_VERIFY_KEY_FILES": readable(write("old.pem", keyPEM(t)), 0o640)}, nil, "SPECGUARD_VERIFY_KEY_FILES: " + filepath.Join(dir, "old.pem") + ": mode 0640 lets other users read a private key; chmod 600 it"},
@@ -658,7 +658,7 @@ func TestDevKeyCheckedFirst(t *testing.T) {
 	}
 	for _, c := range []struct{ dir, want string }{
 		{data, "SPECGUARD_DATA_DIR: " + key + ": mode 0644 lets other users read a private key; chmod 600 it"},
-		{file, "SPECGUARD_DATA_DIR: " + filepath.Join(file, "signing-key.pem") + ": "},
+		{file, "SPECGUARD_DATA_DIR: open " + filepath.Join(file, "signing-key.pem") + ": not a directory"},
 	} {
 		env := map[string]string{"SPECGUARD_DATA_DIR": c.dir, "SPECGUARD_ADDR": "127.0.0.1:0", "SPECGUARD_ADMIN_ADDR": "off"}
 		err := server.Run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)

@@ -203,7 +203,7 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 	for _, path := range cfg.VerifyKeyFiles {
 		k, err := tokens.ReadKeyFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("SPECGUARD_VERIFY_KEY_FILES: %s: %v", path, err)
+			return nil, fmt.Errorf("SPECGUARD_VERIFY_KEY_FILES: %v", err)
 		}
 		if other, dup := kids[k.ID]; dup {
 			return nil, fmt.Errorf("SPECGUARD_VERIFY_KEY_FILES: %s is the same key as %s (kid %s): list only keys that no longer sign, each once", path, other, k.ID)

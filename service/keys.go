@@ -43,7 +43,7 @@ func configuredKey(cfg *Config) (*tokens.Key, error) {
 	if cfg.SigningKeyFile != "" {
 		k, err := tokens.ReadKeyFile(cfg.SigningKeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("SPECGUARD_SIGNING_KEY_FILE: %s: %v", cfg.SigningKeyFile, err)
+			return nil, fmt.Errorf("SPECGUARD_SIGNING_KEY_FILE: %v", err)
 		}
 		if !k.CanSign() {
 			return nil, fmt.Errorf("SPECGUARD_SIGNING_KEY_FILE: %s: a public key cannot sign; give the private key", cfg.SigningKeyFile)
@@ -97,7 +97,7 @@ func existingDevKey(cfg *Config) (*tokens.Key, error) {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, nil
 	}
-	return nil, fmt.Errorf("SPECGUARD_DATA_DIR: %s: %v", path, err)
+	return nil, fmt.Errorf("SPECGUARD_DATA_DIR: %v", err)
 }
 
 // publish creates path holding data, durably, unless path exists: then it

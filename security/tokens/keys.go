@@ -133,16 +133,19 @@ func GenerateKeyFor(alg string) (*Key, error) {
 // A file holding a private key or an HMAC secret that other users may
 // read is refused, as ssh refuses one.
 func ReadKeyFile(path string) (*Key, error) {
+	if path == "" {
+		return nil, errors.New("no key file named (the path is empty)")
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, err // *fs.PathError: it names the file
 	}
 	k, err := ParseKeyPEM(data)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if fi, err := os.Stat(path); err == nil && k.CanSign() && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("mode %04o lets other users read a private key; chmod 600 it", fi.Mode().Perm())
+		return nil, fmt.Errorf("%s: mode %04o lets other users read a private key; chmod 600 it", path, fi.Mode().Perm())
 	}
 	return k, nil
 }
