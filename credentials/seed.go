@@ -247,6 +247,50 @@ func (s *Service) Retire(ctx context.Context, published, keep []SeedAccount, log
 	return nil
 }
 
+// Restore enables again the published accounts that are disabled and
+// still have their published password: where they may be used (a
+// development setup), a start elsewhere that retired them (see Retire)
+// must not leave them unusable with nothing said. What the disable ended
+// stays ended. An address whose password was changed is left alone. Each
+// account enabled is logged to log, or, when it is nil, to the service's
+// logger (WithLog).
+func (s *Service) Restore(ctx context.Context, published []SeedAccount, log *slog.Logger) error {
+	if log == nil {
+		log = s.cfg.log
+	}
+	for _, demo := range published {
+		a, err := s.accounts.AccountByEmail(ctx, demo.Email)
+		if errors.Is(err, security.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("restoring the demo account %s: %v", demo.Email, err)
+		}
+		if !a.Disabled {
+			continue
+		}
+		if ok, _, err := s.passwords.match(ctx, a.PasswordHash, demo.Password); err != nil {
+			return fmt.Errorf("restoring the demo account %s: %v", demo.Email, err)
+		} else if !ok {
+			continue
+		}
+		checked := a.PasswordHash
+		_, err = s.updateIf(ctx, a.ID, func(cur *Account) error {
+			if cur.PasswordHash != checked && !s.passwords.matches(cur.PasswordHash, demo.Password) {
+				return errPasswordChanged
+			}
+			cur.Disabled = false
+			return nil
+		})
+		if errors.Is(err, errPasswordChanged) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("enabling the demo account %s: %v", demo.Email, err)
+		}
+		log.Warn("enabled again a demo account that a start outside the development setup had disabled", "email", demo.Email)
+	}
+	return nil
+}
+
 // HashPassword hashes password as the service stores it (argon2id, the
 // parameters of WithArgon2), for an app that creates accounts itself.
 func (s *Service) HashPassword(ctx context.Context, password string) (string, error) {

@@ -172,5 +172,20 @@ func TestDemoAccountsAreRetired(t *testing.T) {
 		if got := loginStatus(t, in, "ops@example.com", "ops-password-1"); got != 200 {
 			t.Errorf("the users file's admin: %d, want 200", got)
 		}
+		// Back in the development setup, the demo accounts log in again
+		// (they stayed disabled, and the log said it seeded them), and the
+		// log says so.
+		in.cancel()
+		<-in.done
+		in.done <- nil
+		again := start(t, map[string]string{"SPECGUARD_DATA_DIR": dir})
+		for _, email := range []string{"admin@example.com", "moderator@example.com", "user@example.com"} {
+			if got := loginStatus(t, again, email, strings.TrimSuffix(email, "@example.com")+"-password"); got != 200 {
+				t.Errorf("%s back in development: %d, want 200", email, got)
+			}
+		}
+		if want := `"msg":"enabled again a demo account that a start outside the development setup had disabled","email":"admin@example.com"`; !strings.Contains(again.logs.String(), want) {
+			t.Errorf("the log lacks %s:\n%s", want, again.logs.String())
+		}
 	})
 }

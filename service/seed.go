@@ -40,7 +40,8 @@ func loopback(addr string) bool {
 
 // seedAccounts creates the accounts of SPECGUARD_USERS_FILE (users, read
 // before anything was opened), or, in the
-// development setup without one, the demo accounts. Anywhere else without
+// development setup without one, the demo accounts (enabled again if a
+// start elsewhere retired them). Anywhere else without
 // a users file it creates none and says so. Outside the development setup
 // without a users file, and wherever a users file is given, a demo account
 // that still has its published password is retired.
@@ -50,7 +51,12 @@ func seedAccounts(ctx context.Context, app *App, d *Deps, cfg *Config, users []c
 	case devSetup(cfg, d):
 		d.demo = len(app.DemoUsers) > 0
 		log.Warn("no SPECGUARD_USERS_FILE: seeding the demo accounts (the development setup only: SQLite without Redis, on a loopback address, no trusted proxy); never expose them")
-		return d.Credentials.Seed(ctx, app.DemoUsers, log)
+		if err := d.Credentials.Seed(ctx, app.DemoUsers, log); err != nil {
+			return err
+		}
+		// A start outside the development setup (SPECGUARD_ADDR=0.0.0.0:8080
+		// once) disabled them: they logged in nowhere after it.
+		return d.Credentials.Restore(ctx, app.DemoUsers, log)
 	default:
 		log.Warn("no SPECGUARD_USERS_FILE: no accounts are seeded (the demo accounts exist only in the development setup, SQLite without Redis on a loopback address with no trusted proxy); give a users file, or register accounts with POST /auth/register")
 	}
