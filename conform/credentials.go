@@ -189,13 +189,7 @@ func (r *runner) fetchAll(ctx context.Context, list []Credential) ([]*credential
 		if c.From != nil {
 			got, err := r.fetch(ctx, c.From, byName)
 			if errors.Is(err, errFetchLimited) {
-				same := 0
-				for _, o := range list {
-					if o.From != nil && o.From.URL == c.From.URL {
-						same++
-					}
-				}
-				return nil, fmt.Errorf("%s: %v (the credentials file makes %d credentials there, one after another from one address: that operation's x-rate-limit must admit them at once, or the file make fewer)", where, err, same)
+				return nil, fmt.Errorf("%s: %v (%s)", where, err, spentBy(list, i))
 			}
 			if err != nil {
 				return nil, fmt.Errorf("%s: %v", where, err)
@@ -217,6 +211,26 @@ func (r *runner) fetchAll(ctx context.Context, list []Credential) ([]*credential
 type fetched struct {
 	value, refresh, csrf string
 	cookies              []*http.Cookie
+}
+
+// spentBy says who spent the rate limit that refused making list[i]: the
+// run itself, when credentials before it were made at the same URL, or
+// calls before the run (an earlier run from this address) when it is the
+// first made there.
+func spentBy(list []Credential, i int) string {
+	before, same := 0, 0
+	for j, o := range list {
+		if o.From != nil && o.From.URL == list[i].From.URL {
+			same++
+			if j < i {
+				before++
+			}
+		}
+	}
+	if before == 0 {
+		return "the first credential the file makes there: calls before this run spent the limit, an earlier run from this address perhaps; wait for it to refill, or restart the server"
+	}
+	return fmt.Sprintf("the credentials file makes %d there, one after another from one address, and %d went before this one: that operation's x-rate-limit must admit them at once, or the file must make fewer", same, before)
 }
 
 // errFetchLimited: a rate limit refused the call that makes a credential.

@@ -106,7 +106,8 @@ func TestOwnerCasesWaitForTheCreateTier(t *testing.T) {
 }
 
 // A credentials file whose logins the login operation's tier refuses is
-// told so: how many it makes there, and what must give.
+// told so: how many it makes there, and what must give; a first login
+// refused says the limit was spent before the run.
 func TestCredentialsFileMeetsTheLoginTier(t *testing.T) {
 	table, err := policy.Compile("spec.yaml", []byte(ownedDoc))
 	if err != nil {
@@ -134,8 +135,19 @@ func TestCredentialsFileMeetsTheLoginTier(t *testing.T) {
 	_, err = conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Only: []string{"owner"},
 		Credentials: []conform.Credential{{Name: "alice", Scheme: "key", From: from}, {Name: "bob", Scheme: "key", From: from}}})
 	if err == nil || !strings.Contains(err.Error(), "credential 2 (bob): rate limited: POST /login: 429") ||
-		!strings.Contains(err.Error(), "makes 2 credentials there") {
+		!strings.Contains(err.Error(), "makes 2 there, one after another from one address, and 1 went before this one") {
 		t.Fatalf("a refused login of the credentials file: %v", err)
+	}
+	// Refused at its first login, the run did not spend the limit: calls
+	// before it did (an earlier run), and the file is not to blame.
+	mu.Lock()
+	logins = 1
+	mu.Unlock()
+	_, err = conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Only: []string{"owner"},
+		Credentials: []conform.Credential{{Name: "alice", Scheme: "key", From: from}, {Name: "bob", Scheme: "key", From: from}}})
+	if err == nil || !strings.Contains(err.Error(), "credential 1 (alice): rate limited: POST /login: 429") ||
+		!strings.Contains(err.Error(), "calls before this run spent the limit") || strings.Contains(err.Error(), "makes 2") {
+		t.Fatalf("a first login refused: %v", err)
 	}
 }
 
