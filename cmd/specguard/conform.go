@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/specguard/specguard/conform"
@@ -93,7 +94,13 @@ func conformCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return errReported
 	}
 	var creds []conform.Credential
-	if *credsFile != "" {
+	if beside := filepath.Join(filepath.Dir(source), "conform.yaml"); *credsFile == "" {
+		// Not read unasked: a file's credentials may be retired (an account
+		// disabled) by the run.
+		if _, err := os.Stat(beside); err == nil {
+			fmt.Fprintf(stderr, "specguard conform: no --credentials: the cases that need a credential are skipped (%s is beside the document: --credentials %s)\n", beside, beside)
+		}
+	} else {
 		if creds, err = conform.LoadConfig(*credsFile); err != nil {
 			if pe := new(os.PathError); errors.As(err, &pe) {
 				return fmt.Errorf("--credentials: %v", err) // which file it is: a spec's would read alike

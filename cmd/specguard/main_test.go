@@ -637,4 +637,18 @@ func TestExitCodes(t *testing.T) {
 			t.Errorf("specguard %s: %v, want it to begin %s: open %s", strings.Join(args, " "), err, flag, missing)
 		}
 	}
+	// A conform.yaml beside the document is not read unasked (its
+	// credentials may be retired), but named: a run without it skips
+	// every case that needs a credential, and passed as if checked.
+	beside := filepath.Join(filepath.Dir(good), "conform.yaml")
+	hint := "no --credentials: the cases that need a credential are skipped (" + beside + " is beside the document: --credentials " + beside + ")"
+	if _, errOut, _ := cli(t, "conform", "--spec", good, "--base", "http://127.0.0.1:1"); strings.Contains(errOut, hint) {
+		t.Errorf("without a conform.yaml beside the document: %s", errOut)
+	}
+	if err := os.WriteFile(beside, []byte("credentials: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, _ := cli(t, "conform", "--spec", good, "--base", "http://127.0.0.1:1"); !strings.Contains(errOut, hint) {
+		t.Errorf("with a conform.yaml beside the document: %q, want %q", errOut, hint)
+	}
 }
