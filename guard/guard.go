@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/bits"
 	"net/http"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -331,7 +332,14 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 		}
 		op := table.Lookup(method, route)
 		if op == nil {
-			problems = append(problems, fmt.Sprintf("route %s %s has no operation in %s (name it with WithUnguarded to serve it unguarded)", method, route, table.Source))
+			if op = renamed(table, method, route); op != nil {
+				// One mistake, said once: the operation is routed, under
+				// other parameter names.
+				problems = append(problems, fmt.Sprintf("route %s %s names its path parameters otherwise than %s %s (%s) of %s: name them as the document does", method, route, op.Method, op.Path, op.ID, table.Source))
+				seen[op] = true
+			} else {
+				problems = append(problems, fmt.Sprintf("route %s %s has no operation in %s (name it with WithUnguarded to serve it unguarded)", method, route, table.Source))
+			}
 			routesDisagree = true
 			return nil
 		}
@@ -855,4 +863,19 @@ func routePath(r *http.Request) (path, method string, mounted bool) {
 		}
 	}
 	return path, method, mounted
+}
+
+// pathParam is a path parameter of a route or operation pattern.
+var pathParam = regexp.MustCompile(`\{[^}]*\}`)
+
+// renamed returns the operation of method whose pattern is route's but
+// for the names of its path parameters, or nil.
+func renamed(table *policy.Table, method, route string) *policy.Operation {
+	shape := pathParam.ReplaceAllString(route, "{}")
+	for _, op := range table.Operations() {
+		if op.Method == method && pathParam.ReplaceAllString(op.Pattern, "{}") == shape {
+			return op
+		}
+	}
+	return nil
 }

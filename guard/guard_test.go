@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -465,10 +466,11 @@ func TestNewGuardChecksConfiguration(t *testing.T) {
 		return r
 	}
 	cases := []struct {
-		name   string
-		router func() chi.Router
-		opts   []guard.Option
-		errHas string
+		name    string
+		router  func() chi.Router
+		opts    []guard.Option
+		errHas  string
+		oneLine bool
 	}{
 		{name: "complete", router: full, opts: all},
 		{name: "missing authenticator", router: full, opts: all[:3], errHas: "no authenticator"},
@@ -482,6 +484,20 @@ func TestNewGuardChecksConfiguration(t *testing.T) {
 			r.Get("/public", guardtest.Echo)
 			return r
 		}, opts: all, errHas: "operation has no route"},
+		// One mistake said once, naming both: not a route without an
+		// operation and an operation without a route.
+		{name: "a route naming its path parameters otherwise", router: func() chi.Router {
+			r := chi.NewRouter()
+			renamed := false
+			for _, op := range e.Table.Operations() {
+				pattern := op.Pattern
+				if !renamed && strings.Contains(pattern, "{") {
+					pattern, renamed = regexp.MustCompile(`\{[^}]*\}`).ReplaceAllString(pattern, "{renamedParam}"), true
+				}
+				r.Method(op.Method, pattern, http.HandlerFunc(guardtest.Echo))
+			}
+			return r
+		}, opts: all, errHas: "names its path parameters otherwise than", oneLine: true},
 		{name: "middleware inside the guarded router", router: func() chi.Router {
 			r := chi.NewRouter()
 			r.Use(func(next http.Handler) http.Handler { return next })
@@ -510,6 +526,8 @@ func TestNewGuardChecksConfiguration(t *testing.T) {
 				t.Fatalf("guard.New = %v, want nil", err)
 			case tc.errHas != "" && (err == nil || !strings.Contains(err.Error(), tc.errHas)):
 				t.Fatalf("guard.New = %v, want an error containing %q", err, tc.errHas)
+			case tc.oneLine && strings.Contains(err.Error(), "\n"):
+				t.Fatalf("guard.New = %v, want one line", err)
 			}
 		})
 	}
