@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -250,6 +251,14 @@ func (d *DB) openSQLite() error {
 		return fmt.Errorf("sqlite:%s: %v", path, err)
 	}
 	f.Close()
+	// One made otherwise (copied, restored from a backup) may be readable
+	// by others, and so would its -wal and -shm be, which SQLite makes
+	// with its mode: refused, as a key file is.
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if fi, err := os.Stat(p); err == nil && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+			return fmt.Errorf("sqlite:%s: mode %04o lets other users read the accounts' password hashes; chmod 600 it", p, fi.Mode().Perm())
+		}
+	}
 	// SQLite decodes %XX in a file: URI: escaped, "data%41.db" is that
 	// file, not dataA.db made with the umask's mode beside the empty 0600
 	// one.

@@ -469,6 +469,27 @@ func TestSQLiteFileIsPrivate(t *testing.T) {
 	if mode := fi.Mode().Perm(); mode != 0o600 {
 		t.Errorf("mode %o, want 600", mode)
 	}
+	// One made otherwise that others may read (copied, restored) is
+	// refused, naming it, and so is its -wal: SQLite served it as it was.
+	for _, name := range []string{"specguard.db", "specguard.db-wal"} {
+		dir := t.TempDir()
+		db := filepath.Join(dir, "specguard.db")
+		for _, p := range []string{db, filepath.Join(dir, name)} {
+			if err := os.WriteFile(p, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chmod(filepath.Join(dir, name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d, err := sqldb.Open(context.Background(), sqldb.Source{Kind: sqldb.SQLite, DSN: db})
+		if err == nil {
+			d.Close()
+		}
+		if want := "sqlite:" + filepath.Join(dir, name) + ": mode 0644 lets other users read the accounts' password hashes; chmod 600 it"; err == nil || err.Error() != want {
+			t.Errorf("%s of mode 0644: %v, want %q", name, err, want)
+		}
+	}
 }
 
 // A path holding what a file: URI decodes ("%41" is A) is the file named:
