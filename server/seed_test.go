@@ -22,13 +22,15 @@ import (
 var loginSeq atomic.Int64
 
 // loginStatus is the status of POST /auth/login for email and password,
-// from a client address of its own (the instance trusts loopback as a
-// proxy), so that no login limit decides it.
+// from a client address of its own where the instance trusts loopback as
+// a proxy, so that no login limit decides it.
 func loginStatus(t *testing.T, in *instance, email, password string) int {
 	t.Helper()
-	n := loginSeq.Add(1)
-	resp, _ := in.do(t, "POST", at(t, "login"), `{"email":"`+email+`","password":"`+password+`"}`,
-		"X-Forwarded-For", fmt.Sprintf("10.9.%d.%d", n/250, n%250+1))
+	var from []string
+	if n := loginSeq.Add(1); in.proxied {
+		from = []string{"X-Forwarded-For", fmt.Sprintf("10.9.%d.%d", n/250, n%250+1)}
+	}
+	resp, _ := in.do(t, "POST", at(t, "login"), `{"email":"`+email+`","password":"`+password+`"}`, from...)
 	return resp.StatusCode
 }
 

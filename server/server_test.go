@@ -59,11 +59,15 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 func (w *lineWriter) String() string { w.mu.Lock(); defer w.mu.Unlock(); return w.buf.String() }
 
 type instance struct {
-	base   string
-	admin  string // host:port of /metrics, or "off"
-	logs   *lineWriter
-	cancel context.CancelFunc
-	done   chan error
+	base string
+	// proxied: the instance trusts loopback as a proxy, so a request may
+	// name its client (X-Forwarded-For); the development setup, which
+	// trusts none, refuses a request that names one.
+	proxied bool
+	admin   string // host:port of /metrics, or "off"
+	logs    *lineWriter
+	cancel  context.CancelFunc
+	done    chan error
 }
 
 // start runs the real server on 127.0.0.1:0 with env and waits for /healthz.
@@ -90,7 +94,7 @@ func start(t *testing.T, env map[string]string) *instance {
 	}
 	logs := &lineWriter{addrc: make(chan string, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
-	inst := &instance{logs: logs, cancel: cancel, done: make(chan error, 1)}
+	inst := &instance{logs: logs, cancel: cancel, done: make(chan error, 1), proxied: env["SPECGUARD_TRUSTED_PROXIES"] != ""}
 	go func() {
 		inst.done <- server.Run(ctx, nil, func(k string) string { return env[k] }, logs, io.Discard)
 	}()

@@ -75,6 +75,7 @@ func NewHandler(d *Deps) (http.Handler, error) {
 		// re-points its own name to 127.0.0.1 (DNS rebinding) must not
 		// log in with them, as the same origin as the API.
 		h = loopbackHostOnlyAs(&d.problems, h)
+		h = notProxied(&d.problems, h)
 	}
 	var reqLog *slog.Logger
 	if d.LogRequests {
@@ -201,4 +202,25 @@ func constraintDetail(ce *sqldb.ConstraintError) string {
 		return "The request holds a value the records cannot take."
 	}
 	return "The request contradicts the records."
+}
+
+// proxyHeaders are what a reverse proxy adds to the requests it forwards
+// (nginx's default proxy_pass adds none, but most others do).
+var proxyHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-Ip", "Via"}
+
+// notProxied answers 421 to a request that came through a proxy: the
+// development setup's demo accounts, whose passwords are published, are
+// for requests made on this machine, and a proxy in front of its loopback
+// address serves them to whoever reaches the proxy.
+func notProxied(p *problem.Writer, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, h := range proxyHeaders {
+			if _, ok := r.Header[h]; ok {
+				p.Write(w, &problem.Problem{Type: "misdirected-request", Title: "Misdirected request", Status: http.StatusMisdirectedRequest,
+					Detail: "the development setup, whose demo accounts have published passwords, answers requests made on this machine only; this one came through a proxy (" + h + "): give SPECGUARD_USERS_FILE, and SPECGUARD_TRUSTED_PROXIES for the proxy"})
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }

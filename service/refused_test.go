@@ -81,9 +81,9 @@ func TestRefusedStartWritesNothing(t *testing.T) {
 }
 
 // In the development setup with demo accounts (published passwords), the
-// API answers loopback hosts only: a page that re-points its own name to
-// 127.0.0.1 (DNS rebinding) is the API's origin to the browser, and must
-// not log in with them.
+// API answers loopback hosts only, and no request a proxy forwarded: a page
+// that re-points its own name to 127.0.0.1 (DNS rebinding) is the API's
+// origin to the browser, and must not log in with them.
 func TestDemoAccountsAnswerLoopbackHostsOnly(t *testing.T) {
 	app := testApp()
 	app.DemoUsers = []credentials.SeedAccount{{Email: "admin@example.com", Password: "admin-password", Role: "admin"}}
@@ -112,6 +112,22 @@ func TestDemoAccountsAnswerLoopbackHostsOnly(t *testing.T) {
 		}
 		if ct := resp.Header.Get("Content-Type"); want != http.StatusOK && ct != "application/problem+json" {
 			t.Errorf("Host %q: Content-Type %q, want a problem", host, ct)
+		}
+	}
+	// Nor through a proxy on this machine: one in front of the loopback
+	// address, Host 127.0.0.1 and all, serves whoever reaches it.
+	for _, h := range []string{"X-Forwarded-For", "Forwarded", "Via", "X-Real-IP", "X-Forwarded-Host"} {
+		req, _ := http.NewRequest("POST", ts.URL+"/auth/login", strings.NewReader(`{"email":"admin@example.com","password":"admin-password"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(h, "203.0.113.9")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMisdirectedRequest || !strings.Contains(string(raw), "came through a proxy") {
+			t.Errorf("a request with %s: %d %s, want 421", h, resp.StatusCode, raw)
 		}
 	}
 }
