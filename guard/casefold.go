@@ -43,28 +43,36 @@ func foldsJSON(rb *openapi3.RequestBodyRef) bool {
 // handler, as one, and must be checked as one: a key declared
 // application/* let {"title":"ok","TITLE":"<unchecked>"} through.
 
-// mediaRange returns the declared key ct, lowered and without parameters,
-// when it is a range (type/* or */*), and "" otherwise.
-func mediaRange(ct string) string {
-	ct, _, _ = strings.Cut(strings.ToLower(ct), ";")
-	if ct = strings.TrimSpace(ct); strings.HasSuffix(ct, "/*") {
-		return ct
+// mediaRanges returns the media ranges a declared key lists, lowered and
+// without parameters: kin-openapi reads a key
+// "application/json, application/merge-patch+json" as both.
+func mediaRanges(key string) []string {
+	var out []string
+	for _, e := range strings.Split(key, ",") {
+		e, _, _ = strings.Cut(strings.ToLower(e), ";")
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
 	}
-	return ""
+	return out
 }
 
 // mayHoldJSON reports whether a JSON body (application/json, or any type
 // with the +json suffix) can resolve to the declared key ct.
-func mayHoldJSON(ct string) bool { return respcheck.IsJSON(ct) || mediaRange(ct) != "" }
+func mayHoldJSON(ct string) bool {
+	return slices.ContainsFunc(mediaRanges(ct), func(e string) bool { return respcheck.IsJSON(e) || strings.HasSuffix(e, "/*") })
+}
 
 // mayHoldForm reports whether a form body (application/x-www-form-urlencoded,
 // multipart/form-data) can resolve to the declared key ct.
 func mayHoldForm(ct string) bool {
-	switch base, _, _ := strings.Cut(strings.ToLower(ct), ";"); strings.TrimSpace(base) {
-	case "application/x-www-form-urlencoded", "multipart/form-data", "application/*", "multipart/*", "*/*":
-		return true
-	}
-	return false
+	return slices.ContainsFunc(mediaRanges(ct), func(e string) bool {
+		switch e {
+		case "application/x-www-form-urlencoded", "multipart/form-data", "application/*", "multipart/*", "*/*":
+			return true
+		}
+		return false
+	})
 }
 
 // maxFoldDepth bounds a walk over a schema alone (its allOf, anyOf and
