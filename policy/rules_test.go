@@ -99,6 +99,7 @@ func TestOtherExtensionsCompile(t *testing.T) {
 	for _, src := range []string{
 		doc("", "      security: []\n"+tierOK+"      x-kong-plugin-rate-limiting: {config: {minute: 5}}\n      x-amazon-apigateway-integration: {type: http}\n"),
 		doc("x-owner-team: payments\n", "      security: []\n"+tierOK),
+		doc("", "      security: []\n"+tierOK+"      x-owner-team: identity\n      x-credential-notes: none\n"),
 	} {
 		if _, err := policy.Compile("spec.yaml", []byte(src)); err != nil {
 			t.Errorf("%v", err)

@@ -274,8 +274,8 @@ func (s *shape) fields(o object, where, kind string, allowed []string) map[strin
 
 // extensionProblem says what is wrong with the extension name on an
 // object of kind: one of specguard's where it is not read, or one an edit
-// or two from one of them, or that begins as one read on kind does (near,
-// the one it was probably meant to be).
+// or two from one of them, or that begins as the limit or freshness
+// extension read on kind does (near, the one it was probably meant to be).
 // Empty when nothing is.
 func extensionProblem(name, kind string) (msg, near string) {
 	if on, ours := extensions[name]; ours {
@@ -298,15 +298,17 @@ func extensionProblem(name, kind string) (msg, near string) {
 	return "", ""
 }
 
-// extendedFrom returns the extension read on kind that name begins with,
-// its hyphens and underscores aside and in any case (x-rate-limiting,
-// x-ratelimit-policy, x-require-fresh-token, x-owner-only): more than two
-// edits from the name it extends, yet surely meant for it. Another
-// vendor's names (x-kong-plugin-rate-limiting) begin otherwise.
+// extendedFrom returns the limit or freshness extension read on kind that
+// name begins with, its hyphens and underscores aside and in any case
+// (x-rate-limiting, x-ratelimit-policy, x-require-fresh-token): more than
+// two edits from the name it extends, yet surely meant for it, and an
+// operation less guarded than written when it is ignored. Another
+// vendor's names (x-kong-plugin-rate-limiting) begin otherwise, and so do
+// those of metadata beside the other extensions (x-owner-team).
 func extendedFrom(name, kind string) string {
 	squash := strings.NewReplacer("-", "", "_", "")
 	lowered := squash.Replace(strings.ToLower(name))
-	for _, ext := range slices.Sorted(maps.Keys(extensions)) {
+	for _, ext := range []string{ExtRateLimit, ExtRequireFresh} {
 		if slices.Contains(extensions[ext], kind) && strings.HasPrefix(lowered, squash.Replace(ext)) {
 			return ext
 		}
