@@ -206,8 +206,7 @@ func TestLintReportsErrorsAndWarningsTogether(t *testing.T) {
 
 // lint says what a service would refuse to start on in the credential
 // operations a document marks (credentials.CheckDocument, as the service
-// runs it): lint said 0 errors where the server then stopped. The role new
-// accounts register with is a service's option: any declared one passes.
+// runs it): lint said 0 errors where the server then stopped.
 func TestLintChecksTheCredentialOperations(t *testing.T) {
 	frag := string(credentials.Fragment)
 	me := "      summary: The calling user, by any credential specguard accepts.\n      security:\n"
@@ -221,7 +220,8 @@ func TestLintChecksTheCredentialOperations(t *testing.T) {
 		{"a request property made required", "      required: [email, password]\n      properties:\n        email: { type: string, format: email, maxLength: 254 }\n",
 			"      required: [email, password, name]\n      properties:\n        name: { type: string }\n        email: { type: string, format: email, maxLength: 254 }\n",
 			"x-credential: register: requestBody.application/json: required"},
-		{"no role named user", "        user: [apikeys:manage, account:manage]\n", "        member: [apikeys:manage, account:manage]\n", ""},
+		{"no role named user", "        user: [apikeys:manage, account:manage]\n", "        member: [apikeys:manage, account:manage]\n",
+			`x-credential: register gives new accounts the role "user", which the document's x-roles does not declare`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if !strings.Contains(frag, c.old) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"maps"
 	"os"
 	"slices"
 
@@ -16,13 +15,11 @@ const defaultSpec = "api/openapi.yaml"
 // specCommands are lint and routes, on api/openapi.yaml by default.
 var specCommands = speccli.Program{Name: "specguard", Default: defaultSpec + " (in the current directory)", Read: readSpec, Check: checkCredentials}
 
-// checkCredentials reports what credentials.New would refuse in a document
-// that marks credential operations (x-credential), as a service checks it
-// when it starts: an operation of another shape than the fragment's, one
-// acting for its caller open to anonymous callers, a session cookie not
-// named __Host-. The role new accounts register with is the service's
-// option (credentials.WithRegistrationRole), so any the document declares
-// passes here.
+// checkCredentials reports what a service (package service) refuses to
+// start on in a document that marks credential operations (x-credential):
+// an operation of another shape than the fragment's, one acting for its
+// caller open to anonymous callers, a session cookie not named __Host-,
+// no x-roles role "user" for registered accounts.
 func checkCredentials(t *policy.Table) error {
 	if !slices.ContainsFunc(t.Operations(), func(op *policy.Operation) bool {
 		_, marked := op.Spec.Extensions[credentials.ExtCredential]
@@ -30,11 +27,7 @@ func checkCredentials(t *policy.Table) error {
 	}) {
 		return nil
 	}
-	var opts []credentials.Option
-	if t.RoleScopes("user") == nil && len(t.Roles) > 0 {
-		opts = append(opts, credentials.WithRegistrationRole(slices.Sorted(maps.Keys(t.Roles))[0]))
-	}
-	return credentials.CheckDocument(t, opts...)
+	return credentials.CheckDocument(t)
 }
 
 // readSpec returns the document a command works on: the file named by its
