@@ -3,6 +3,7 @@ package credentials
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -46,10 +47,10 @@ type Accounts interface {
 	Account(ctx context.Context, id string) (*Account, error)
 	// AccountByEmail returns the account of an address, whatever its case.
 	AccountByEmail(ctx context.Context, email string) (*Account, error)
-	// ListAccounts returns a page of at most limit accounts (limit > 0)
-	// ordered by the bytes of their EmailKey: those whose key follows
-	// EmailKey(after), or the first ones when after is "". The next page
-	// starts after the last address of this one.
+	// ListAccounts returns a page of at most limit accounts ordered by the
+	// bytes of their EmailKey: those whose key follows EmailKey(after), or
+	// the first ones when after is "". The next page starts after the last
+	// address of this one. A limit below 1 is an error.
 	ListAccounts(ctx context.Context, after string, limit int) ([]Account, error)
 	// UpdateAccount changes account id in one transaction that holds its
 	// row: change edits it (an error aborts), Version is bumped, the row is
@@ -153,6 +154,9 @@ func (m *MemoryAccounts) AccountByEmail(_ context.Context, email string) (*Accou
 
 // ListAccounts implements Accounts.
 func (m *MemoryAccounts) ListAccounts(_ context.Context, after string, limit int) ([]Account, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("ListAccounts: limit %d, want at least 1", limit)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	from := ""

@@ -250,8 +250,11 @@ func (s *Service) Retire(ctx context.Context, published, keep []SeedAccount, log
 // Restore enables again the published accounts that are disabled and
 // still have their published password: where they may be used (a
 // development setup), a start elsewhere that retired them (see Retire)
-// must not leave them unusable with nothing said. What the disable ended
-// stays ended. An address whose password was changed is left alone. Each
+// must not leave them unusable with nothing said. Nothing tells that
+// disable from an admin's, so a published account an admin disabled is
+// enabled again too: call it only where the published accounts are to be
+// used. What the disable ended stays ended. An address whose password
+// was changed is left alone. Each
 // account enabled is logged to log, or, when it is nil, to the service's
 // logger (WithLog).
 func (s *Service) Restore(ctx context.Context, published []SeedAccount, log *slog.Logger) error {

@@ -392,8 +392,11 @@ func everyUser(t *testing.T, c *Client, edit client.RequestEditorFn) []client.Us
 	limit, after := 100, ""
 	for {
 		page, err := c.ListUsersWithResponse(t.Context(), &client.ListUsersParams{Limit: &limit, After: &after}, edit)
-		if err != nil || page.JSON200 == nil {
-			t.Fatalf("list users after %q: %v %s", after, err, page.Body)
+		if err != nil {
+			t.Fatalf("list users after %q: %v", after, err)
+		}
+		if page.JSON200 == nil {
+			t.Fatalf("list users after %q: %d %s", after, page.StatusCode(), page.Body)
 		}
 		all = append(all, *page.JSON200...)
 		if len(*page.JSON200) < limit {

@@ -91,6 +91,11 @@ func testAccounts(t *testing.T, d credentials.Accounts) {
 	if err != nil || len(all) != 2 || all[0].Email != "Alice@Example.com" || all[1].Email != "bob@example.com" {
 		t.Errorf("ListAccounts = %+v, %v", all, err)
 	}
+	for _, limit := range []int{0, -1} {
+		if page, err := d.ListAccounts(ctx, "", limit); err == nil {
+			t.Errorf("ListAccounts(limit %d) = %d accounts, want an error", limit, len(page))
+		}
+	}
 	// Pages: limit bounds one, and the next starts after the last
 	// address of the one before, given in any case.
 	for _, c := range []struct {

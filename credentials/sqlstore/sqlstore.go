@@ -168,6 +168,10 @@ func (s *Store) AccountByEmail(ctx context.Context, email string) (*credentials.
 
 // ListAccounts implements credentials.Accounts.
 func (s *Store) ListAccounts(ctx context.Context, after string, limit int) ([]credentials.Account, error) {
+	if limit < 1 {
+		// SQLite reads LIMIT -1 as none, PostgreSQL refuses it.
+		return nil, fmt.Errorf("ListAccounts: limit %d, want at least 1", limit)
+	}
 	if after == "" {
 		return sqldb.List(ctx, s.db, scanAccount, `SELECT `+accountColumns+` FROM users ORDER BY email_key`+s.db.Bytewise()+` LIMIT ?`, limit)
 	}
