@@ -215,8 +215,8 @@ type fetched struct {
 
 // spentBy says who spent the rate limit that refused making list[i]: the
 // run itself, when credentials before it were made at the same URL, or
-// calls before the run (an earlier run from this address) when it is the
-// first made there.
+// calls before it (an earlier run from this address, or this run's at
+// another URL counted by the same tier) when it is the first made there.
 func spentBy(list []Credential, i int) string {
 	before, same := 0, 0
 	for j, o := range list {
@@ -228,7 +228,7 @@ func spentBy(list []Credential, i int) string {
 		}
 	}
 	if before == 0 {
-		return "the first credential the file makes there: calls before this run spent the limit, an earlier run from this address perhaps; wait for it to refill, or restart the server"
+		return "the first credential the file makes at this URL: calls before it spent the limit, an earlier run from this address perhaps, or credentials the file makes at another URL the same tier counts; wait for it to refill, or restart the server"
 	}
 	return fmt.Sprintf("the credentials file makes %d there, one after another from one address, and %d went before this one: that operation's x-rate-limit must admit them at once, or the file must make fewer", same, before)
 }

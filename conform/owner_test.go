@@ -146,7 +146,7 @@ func TestCredentialsFileMeetsTheLoginTier(t *testing.T) {
 	_, err = conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Only: []string{"owner"},
 		Credentials: []conform.Credential{{Name: "alice", Scheme: "key", From: from}, {Name: "bob", Scheme: "key", From: from}}})
 	if err == nil || !strings.Contains(err.Error(), "credential 1 (alice): rate limited: POST /login: 429") ||
-		!strings.Contains(err.Error(), "calls before this run spent the limit") || strings.Contains(err.Error(), "makes 2") {
+		!strings.Contains(err.Error(), "calls before it spent the limit") || strings.Contains(err.Error(), "makes 2") {
 		t.Fatalf("a first login refused: %v", err)
 	}
 }

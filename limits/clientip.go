@@ -52,8 +52,12 @@ func NewClientIP(cidrs []string, header string) (*ClientIP, error) {
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
-		if p.Addr().Is4In6() && p.Bits() >= 96 {
-			// ::ffff:10.0.0.0/104 is 10.0.0.0/8, as peers are unmapped.
+		if p.Addr().Is4In6() {
+			// ::ffff:10.0.0.0/104 is 10.0.0.0/8, as peers are unmapped;
+			// one shorter than /96 would span every IPv4 address.
+			if p.Bits() < 96 {
+				return nil, fmt.Errorf("trusted proxy %q spans every IPv4 address and more: list the proxies' own addresses", s)
+			}
 			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 		}
 		p = p.Masked()
