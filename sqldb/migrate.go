@@ -43,11 +43,22 @@ type Migrations struct {
 	Dir   string
 	Table string // the version table; goose's default is "goose_db_version"
 	// Go holds migrations written in Go, by version, for what SQL cannot
-	// do (a value only Go computes). Each runs in a transaction, and no
+	// do (a value only Go computes, or what one database needs and the
+	// other cannot do: see KindOf). Each runs in a transaction, and no
 	// file may have its version. Write its statements with $1, $2 ...
 	// placeholders, which both databases read. Once applied, it must not
 	// change what it does, as a file must not; it has no checksum.
 	Go map[int64]func(ctx context.Context, tx *sql.Tx) error
+}
+
+type kindKey struct{}
+
+// KindOf is, in a migration of Migrations.Go, the kind of the database it
+// migrates: for what one of them does otherwise (an index PostgreSQL
+// needs and SQLite cannot make, say). Empty elsewhere.
+func KindOf(ctx context.Context) Kind {
+	k, _ := ctx.Value(kindKey{}).(Kind)
+	return k
 }
 
 // files is the directory of m's files.
@@ -385,7 +396,10 @@ func (d *DB) provider(m Migrations, db *sql.DB) (*goose.Provider, error) {
 	// No goose locker: Migrate holds its own lock, around more than Up.
 	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true), goose.WithLogger(goose.NopLogger()), goose.WithTableName(m.Table)}
 	for _, v := range slices.Sorted(maps.Keys(m.Go)) {
-		opts = append(opts, goose.WithGoMigrations(goose.NewGoMigration(v, &goose.GoFunc{RunTx: m.Go[v]}, nil)))
+		run := m.Go[v]
+		opts = append(opts, goose.WithGoMigrations(goose.NewGoMigration(v, &goose.GoFunc{RunTx: func(ctx context.Context, tx *sql.Tx) error {
+			return run(context.WithValue(ctx, kindKey{}, d.src.Kind), tx)
+		}}, nil)))
 	}
 	files, err := m.files()
 	if err != nil {

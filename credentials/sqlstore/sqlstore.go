@@ -31,7 +31,20 @@ var migrations embed.FS
 // Migrations is the schema of accounts and API keys; migrate it before an
 // app's own set.
 var Migrations = sqldb.Migrations{Name: "credentials", FS: migrations, Dir: "migrations", Table: "specguard_credentials_version",
-	Go: map[int64]func(context.Context, *sql.Tx) error{2: rekeyEmails, 3: rekeyEmails}}
+	Go: map[int64]func(context.Context, *sql.Tx) error{2: rekeyEmails, 3: rekeyEmails, 4: indexBytewise}}
+
+// indexBytewise (version 4) indexes users by email_key in the order of its
+// bytes on PostgreSQL, the order ListAccounts pages in (COLLATE "C"): the
+// unique index, in the database's collation, serves no page, and each
+// would read the whole table. SQLite's own order is the bytes', which the
+// unique index has already.
+func indexBytewise(ctx context.Context, tx *sql.Tx) error {
+	if sqldb.KindOf(ctx) != sqldb.Postgres {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `CREATE INDEX IF NOT EXISTS users_by_email_key_bytes ON users (email_key COLLATE "C")`)
+	return err
+}
 
 // rekeyEmails (versions 2 and 3) keys every account by its address as
 // credentials.EmailKey does: since version 2, it normalizes Unicode (an
@@ -173,10 +186,20 @@ func (s *Store) ListAccounts(ctx context.Context, after string, limit int) ([]cr
 		return nil, fmt.Errorf("ListAccounts: limit %d, want at least 1", limit)
 	}
 	if after == "" {
-		return sqldb.List(ctx, s.db, scanAccount, `SELECT `+accountColumns+` FROM users ORDER BY email_key`+s.db.Bytewise()+` LIMIT ?`, limit)
+		return sqldb.List(ctx, s.db, scanAccount, pageQuery(s.db.Bytewise(), false), limit)
 	}
-	return sqldb.List(ctx, s.db, scanAccount, `SELECT `+accountColumns+` FROM users WHERE email_key`+s.db.Bytewise()+` > ? ORDER BY email_key`+s.db.Bytewise()+` LIMIT ?`,
-		credentials.EmailKey(after), limit)
+	return sqldb.List(ctx, s.db, scanAccount, pageQuery(s.db.Bytewise(), true), credentials.EmailKey(after), limit)
+}
+
+// pageQuery is ListAccounts' query, in the order of the bytes of email_key
+// (collate: sqldb.DB.Bytewise), from the first account or after a key (the
+// first argument).
+func pageQuery(collate string, after bool) string {
+	where := ""
+	if after {
+		where = ` WHERE email_key` + collate + ` > ?`
+	}
+	return `SELECT ` + accountColumns + ` FROM users` + where + ` ORDER BY email_key` + collate + ` LIMIT ?`
 }
 
 // UpdateAccount implements credentials.Accounts: the row is held (FOR

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -87,8 +88,8 @@ func TestOldEmailKeysMoved(t *testing.T) {
 			if _, err := d.Exec(ctx, `DELETE FROM specguard_credentials_version WHERE version_id > 1`); err != nil {
 				t.Fatal(err)
 			}
-			if from, to, err := d.Migrate(ctx, sqlstore.Migrations, nil); err != nil || from != 1 || to != 3 {
-				t.Fatalf("Migrate = %d, %d, %v; want 1 to 3", from, to, err)
+			if from, to, err := d.Migrate(ctx, sqlstore.Migrations, nil); err != nil || from != 1 || to != latest() {
+				t.Fatalf("Migrate = %d, %d, %v; want 1 to %d", from, to, err, latest())
 			}
 			if err := s.CreateAccount(ctx, credentialstest.NewAccount("jos\u00e9@example.com")); !errors.Is(err, credentials.ErrExists) {
 				t.Errorf("the composed form of an old account's address: %v, want ErrExists", err)
@@ -132,11 +133,12 @@ func TestEmailKeysMovedAgain(t *testing.T) {
 			jimC := made("\u01f0im@example.com") // the same address, composed: a second account then
 			jaxW := made("\uff2a\u030cax@example.com")
 			jaxC := made("\u01f0ax@example.com")
-			if _, err := d.Exec(ctx, `DELETE FROM specguard_credentials_version WHERE version_id = 3`); err != nil {
+			// A database at version 2, migrated from there.
+			if _, err := d.Exec(ctx, `DELETE FROM specguard_credentials_version WHERE version_id >= 3`); err != nil {
 				t.Fatal(err)
 			}
-			if from, to, err := d.Migrate(ctx, sqlstore.Migrations, nil); err != nil || from != 2 || to != 3 {
-				t.Fatalf("Migrate = %d, %d, %v; want 2 to 3", from, to, err)
+			if from, to, err := d.Migrate(ctx, sqlstore.Migrations, nil); err != nil || from != 2 || to != latest() {
+				t.Fatalf("Migrate = %d, %d, %v; want 2 to %d", from, to, err, latest())
 			}
 			if err := s.CreateAccount(ctx, credentialstest.NewAccount("\u01f0oe@example.com")); !errors.Is(err, credentials.ErrExists) {
 				t.Errorf("the composed form of a moved account's address: %v, want ErrExists", err)
@@ -267,3 +269,7 @@ func TestKeyCapWhateverTheDefaultIsolation(t *testing.T) {
 		})
 	}
 }
+
+// latest is the credential set's last version (its Go migrations come
+// after its one file).
+func latest() int64 { return slices.Max(slices.Collect(maps.Keys(sqlstore.Migrations.Go))) }
