@@ -301,8 +301,9 @@ type compiler struct {
 	// meant are the extensions misspelt ones were meant to be: the
 	// compiler does not say again that they are missing.
 	meant []meant
-	// extProblems are extensionProblem's answers, by name and kind.
-	extProblems map[[2]string]struct{ msg, near string }
+	// extProblems are extensionProblem's answers, by name, kind and
+	// whether the value has x-owner's shape.
+	extProblems map[extKey]struct{ msg, near string }
 }
 
 type bucketOwner struct {
@@ -561,6 +562,12 @@ func (c *compiler) compileRoles() map[string][]string {
 	return roles
 }
 
+// extKey is what extensionProblem's answer depends on.
+type extKey struct {
+	name, kind string
+	owner      bool
+}
+
 // checkExtensions runs the shape check's test of extension names on an
 // object as the loader resolved it: one reached through a YAML alias or
 // merge key, or a path item's $ref, which the shape check (reading the
@@ -576,12 +583,17 @@ func (c *compiler) checkExtensions(line int, where, kind string, exts map[string
 		}
 		// A large document names the same few extensions on every
 		// operation (GitHub's: x-github): each is looked at once.
-		key := [2]string{name, kind}
+		owner := false
+		switch exts[name].(type) {
+		case bool, map[string]any:
+			owner = true
+		}
+		key := extKey{name, kind, owner}
 		p, seen := c.extProblems[key]
 		if !seen {
-			p.msg, p.near = extensionProblem(name, kind)
+			p.msg, p.near = extensionProblem(name, kind, owner)
 			if c.extProblems == nil {
-				c.extProblems = map[[2]string]struct{ msg, near string }{}
+				c.extProblems = map[extKey]struct{ msg, near string }{}
 			}
 			c.extProblems[key] = p
 		}

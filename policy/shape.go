@@ -253,7 +253,7 @@ func (s *shape) fields(o object, where, kind string, allowed []string) map[strin
 		switch {
 		case name == "<<": // a YAML merge key
 		case strings.HasPrefix(name, "x-"):
-			if msg, near := extensionProblem(name, kind); msg != "" {
+			if msg, near := extensionProblem(name, kind, m.obj != nil || m.text == "true" || m.text == "false"); msg != "" {
 				fail("%s", msg)
 				if near != "" {
 					s.meant = append(s.meant, meant{where, near})
@@ -274,10 +274,10 @@ func (s *shape) fields(o object, where, kind string, allowed []string) map[strin
 
 // extensionProblem says what is wrong with the extension name on an
 // object of kind: one of specguard's where it is not read, or one an edit
-// or two from one of them, or that begins as the limit or freshness
-// extension read on kind does (near, the one it was probably meant to be).
+// or two from one of them, or that begins as a guarding extension read on
+// kind does (see extendedFrom; near, the one it was probably meant to be).
 // Empty when nothing is.
-func extensionProblem(name, kind string) (msg, near string) {
+func extensionProblem(name, kind string, ownerShaped bool) (msg, near string) {
 	if on, ours := extensions[name]; ours {
 		if slices.Contains(on, kind) {
 			return "", ""
@@ -290,7 +290,7 @@ func extensionProblem(name, kind string) (msg, near string) {
 	}
 	near = text.Nearest(name, slices.Sorted(maps.Keys(extensions)), 2)
 	if near == "" {
-		near = extendedFrom(name, kind)
+		near = extendedFrom(name, kind, ownerShaped)
 	}
 	if near != "" {
 		return fmt.Sprintf("unknown extension; did you mean %s? Nothing reads %s, so it would be ignored", near, name), near
@@ -298,17 +298,21 @@ func extensionProblem(name, kind string) (msg, near string) {
 	return "", ""
 }
 
-// extendedFrom returns the limit or freshness extension read on kind that
-// name begins with, its hyphens and underscores aside and in any case
-// (x-rate-limiting, x-ratelimit-policy, x-require-fresh-token): more than
-// two edits from the name it extends, yet surely meant for it, and an
-// operation less guarded than written when it is ignored. Another
-// vendor's names (x-kong-plugin-rate-limiting) begin otherwise, and so do
-// those of metadata beside the other extensions (x-owner-team).
-func extendedFrom(name, kind string) string {
+// extendedFrom returns the extension read on kind that name begins with,
+// its hyphens and underscores aside and in any case (x-rate-limiting,
+// x-ratelimit-policy, x-require-fresh-token, x-owner-only): more than two
+// edits from the name it extends, yet surely meant for it, and an
+// operation less guarded than written when it is ignored. x-owner only
+// when the value has its shape (true, false or an object, ownerShaped):
+// x-owner-team: identity is metadata. Another vendor's names
+// (x-kong-plugin-rate-limiting) begin otherwise.
+func extendedFrom(name, kind string, ownerShaped bool) string {
 	squash := strings.NewReplacer("-", "", "_", "")
 	lowered := squash.Replace(strings.ToLower(name))
-	for _, ext := range []string{ExtRateLimit, ExtRequireFresh} {
+	for _, ext := range []string{ExtRateLimit, ExtRequireFresh, ExtOwner} {
+		if ext == ExtOwner && !ownerShaped {
+			continue
+		}
 		if slices.Contains(extensions[ext], kind) && strings.HasPrefix(lowered, squash.Replace(ext)) {
 			return ext
 		}
