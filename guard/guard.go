@@ -335,7 +335,7 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 			if op = renamed(table, method, route); op != nil {
 				// One mistake, said once: the operation is routed, under
 				// other parameter names.
-				problems = append(problems, fmt.Sprintf("route %s %s names its path parameters otherwise than %s %s (%s) of %s: name them as the document does", method, route, op.Method, op.Path, op.ID, table.Source))
+				problems = append(problems, fmt.Sprintf("route %s %s writes its path parameters otherwise than %s %s (%s) of %s (another name, or a pattern): write them as the document does", method, route, op.Method, op.Path, op.ID, table.Source))
 				seen[op] = true
 			} else {
 				problems = append(problems, fmt.Sprintf("route %s %s has no operation in %s (name it with WithUnguarded to serve it unguarded)", method, route, table.Source))
