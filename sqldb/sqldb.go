@@ -20,6 +20,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -254,8 +255,18 @@ func (d *DB) openSQLite() error {
 	// One made otherwise (copied, restored from a backup) may be readable
 	// by others, and so would its -wal and -shm be, which SQLite makes
 	// with its mode: refused, as a key file is.
-	for _, p := range []string{path, path + "-wal", path + "-shm"} {
-		if fi, err := os.Stat(p); err == nil && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+	// SQLite names them after the file a link leads to.
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return fmt.Errorf("sqlite:%s: %v", path, err)
+	}
+	for _, p := range []string{real, real + "-wal", real + "-shm"} {
+		fi, err := os.Stat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			return fmt.Errorf("sqlite:%s: %v", path, err)
+		case runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0:
 			return fmt.Errorf("sqlite:%s: mode %04o lets other users read the accounts' password hashes; chmod 600 it", p, fi.Mode().Perm())
 		}
 	}

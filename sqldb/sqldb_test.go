@@ -490,6 +490,29 @@ func TestSQLiteFileIsPrivate(t *testing.T) {
 			t.Errorf("%s of mode 0644: %v, want %q", name, err, want)
 		}
 	}
+	// Through a link, the -wal beside the file it leads to, which SQLite
+	// writes, is the one checked.
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real.db")
+	for _, p := range []string{real, real + "-wal"} {
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(real+"-wal", 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "link.db")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	d, err := sqldb.Open(context.Background(), sqldb.Source{Kind: sqldb.SQLite, DSN: link})
+	if err == nil {
+		d.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), real+"-wal: mode 0644") {
+		t.Errorf("a link to a file whose -wal others may read: %v, want it refused", err)
+	}
 }
 
 // A path holding what a file: URI decodes ("%41" is A) is the file named:
