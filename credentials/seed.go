@@ -181,28 +181,11 @@ func (s *Service) Retire(ctx context.Context, published, keep []SeedAccount, log
 		log = s.cfg.log
 	}
 	for _, demo := range published {
-		a, err := s.accounts.AccountByEmail(ctx, demo.Email)
-		if errors.Is(err, security.ErrNotFound) {
-			continue
-		} else if err != nil {
+		a, unchanged, err := s.stillPublished(ctx, demo)
+		if err != nil {
 			return fmt.Errorf("retiring the demo account %s: %v", demo.Email, err)
-		}
-		if ok, _, err := s.passwords.match(ctx, a.PasswordHash, demo.Password); err != nil {
-			return fmt.Errorf("retiring the demo account %s: %v", demo.Email, err)
-		} else if !ok {
+		} else if a == nil {
 			continue
-		}
-		// The change holds only while the password is the published one:
-		// one changed since it was checked (its owner's, on another
-		// instance) makes a real account, left alone. The hash may have
-		// changed for the same password (a login rehashed it with other
-		// parameters): only the password counts.
-		checked := a.PasswordHash
-		unchanged := func(cur *Account) error {
-			if cur.PasswordHash != checked && !s.passwords.matches(cur.PasswordHash, demo.Password) {
-				return errPasswordChanged
-			}
-			return nil
 		}
 		i := slices.IndexFunc(keep, func(su SeedAccount) bool { return EmailKey(su.Email) == EmailKey(demo.Email) })
 		if i < 0 {
@@ -262,28 +245,13 @@ func (s *Service) Restore(ctx context.Context, published []SeedAccount, log *slo
 		log = s.cfg.log
 	}
 	for _, demo := range published {
-		a, err := s.accounts.AccountByEmail(ctx, demo.Email)
-		if errors.Is(err, security.ErrNotFound) {
-			continue
-		} else if err != nil {
+		a, unchanged, err := s.stillPublished(ctx, demo)
+		if err != nil {
 			return fmt.Errorf("restoring the demo account %s: %v", demo.Email, err)
-		}
-		if !a.Disabled {
+		} else if a == nil || !a.Disabled {
 			continue
 		}
-		if ok, _, err := s.passwords.match(ctx, a.PasswordHash, demo.Password); err != nil {
-			return fmt.Errorf("restoring the demo account %s: %v", demo.Email, err)
-		} else if !ok {
-			continue
-		}
-		checked := a.PasswordHash
-		_, err = s.updateIf(ctx, a.ID, func(cur *Account) error {
-			if cur.PasswordHash != checked && !s.passwords.matches(cur.PasswordHash, demo.Password) {
-				return errPasswordChanged
-			}
-			cur.Disabled = false
-			return nil
-		})
+		_, err = s.updateIf(ctx, a.ID, func(cur *Account) error { cur.Disabled = false; return unchanged(cur) })
 		if errors.Is(err, errPasswordChanged) {
 			continue
 		} else if err != nil {
@@ -292,6 +260,32 @@ func (s *Service) Restore(ctx context.Context, published []SeedAccount, log *slo
 		log.Warn("enabled again a demo account that a start outside the development setup had disabled", "email", demo.Email)
 	}
 	return nil
+}
+
+// stillPublished returns the account of demo while it has its published
+// password (nil when there is none, or its password was changed), and a
+// condition for a change of it: the change holds only while the password
+// is still the published one, since one changed meanwhile (its owner's, on
+// another instance) makes a real account, left alone. The hash may have
+// changed for the same password (a login rehashed it with other
+// parameters): only the password counts.
+func (s *Service) stillPublished(ctx context.Context, demo SeedAccount) (*Account, func(*Account) error, error) {
+	a, err := s.accounts.AccountByEmail(ctx, demo.Email)
+	if errors.Is(err, security.ErrNotFound) {
+		return nil, nil, nil
+	} else if err != nil {
+		return nil, nil, err
+	}
+	if ok, _, err := s.passwords.match(ctx, a.PasswordHash, demo.Password); err != nil || !ok {
+		return nil, nil, err
+	}
+	checked := a.PasswordHash
+	return a, func(cur *Account) error {
+		if cur.PasswordHash != checked && !s.passwords.matches(cur.PasswordHash, demo.Password) {
+			return errPasswordChanged
+		}
+		return nil
+	}, nil
 }
 
 // HashPassword hashes password as the service stores it (argon2id, the
