@@ -69,8 +69,9 @@ type opValidation struct {
 	// against, the fields of its schema that are no query parameter (see
 	// formFields).
 	formOnly map[*openapi3.MediaType][]string
-	// jsonParams are the parameters whose value is JSON (content
-	// application/json): checked as a JSON body is (see checkJSONParams).
+	// jsonParams are the parameters whose value is JSON (their content's
+	// one media type application/json, or a range holding it): checked as
+	// a JSON body is (see checkJSONParams).
 	jsonParams []jsonParam
 	// params are the operation's (policy.Operation.Parameters).
 	params []*openapi3.Parameter
