@@ -116,8 +116,72 @@ func (c *compiler) compileProvider(name string, s *openapi3.SecurityScheme) *Pro
 // others must say which are theirs (x-introspect: {prefix: ...}, prefixes
 // that do not overlap) or take none (x-introspect: false).
 func (c *compiler) checkIntrospection(schemes map[string]*Scheme) {
-	// Schemes of one provider (one discovery URL: several audiences, say)
-	// send a token to no one else: each provider counts once.
+	fail := func(s *Scheme, format string, args ...any) {
+		c.fail(s.Provider.Line, "components.securitySchemes."+s.Name, ExtIntrospect, format, args...)
+	}
+	for _, cf := range introspectionConflicts(schemes, func(s *Scheme) string { return s.Provider.URL }) {
+		if cf.every {
+			fail(cf.schemes[1], "openIdConnect schemes %s would each introspect every opaque token, so one would receive the other's tokens (tried first on an operation listing both, "+
+				"or the only one of an operation a client sends its token to); give all but one x-introspect: {prefix: <the start of its opaque tokens>}, or x-introspect: false",
+				cf.names())
+		} else {
+			a, b := cf.schemes[0], cf.schemes[1]
+			fail(b, "prefix %q overlaps %s's %q: an opaque token could be either's", b.Provider.OpaquePrefix, a.Name, a.Provider.OpaquePrefix)
+		}
+	}
+}
+
+// CheckProviderURLs refuses URLs that replace the openIdConnectUrl of
+// some schemes (urls, by scheme name: SPECGUARD_OIDC_<NAME>_URL,
+// oidc.Settings.URL) when they make two providers of schemes the document
+// declares as one. Compile lets schemes of one openIdConnectUrl (two
+// audiences, say) each introspect every opaque token, or tokens of
+// overlapping prefixes, because such a token goes to one provider only;
+// at two URLs, one provider would receive the other's live tokens.
+func (t *Table) CheckProviderURLs(urls map[string]string) error {
+	url := func(s *Scheme) string {
+		if u := urls[s.Name]; u != "" {
+			return u
+		}
+		return s.Provider.URL
+	}
+	conflicts := introspectionConflicts(t.Schemes, url)
+	if len(conflicts) == 0 {
+		return nil
+	}
+	cf := conflicts[0]
+	a, b := cf.schemes[0], cf.schemes[1]
+	what := "each introspect every opaque token"
+	if !cf.every {
+		what = fmt.Sprintf("introspect opaque tokens of overlapping prefixes (%q, %q)", a.Provider.OpaquePrefix, b.Provider.OpaquePrefix)
+	}
+	return fmt.Errorf("openIdConnect schemes %s %s, as one provider in %s (openIdConnectUrl %s), but are given two URLs (%s, %s), so one would receive the other's live tokens; "+
+		"give them the same URL, or all but one x-introspect: {prefix: <the start of its opaque tokens>} or false",
+		cf.names(), what, t.Source, redact.URL(a.Provider.URL), redact.URL(url(a)), redact.URL(url(b)))
+}
+
+// conflict is openIdConnect schemes that would introspect the same opaque
+// tokens at several providers: each every one (every; one scheme per
+// provider), or two of overlapping prefixes.
+type conflict struct {
+	schemes []*Scheme
+	every   bool
+}
+
+// names joins the schemes' names with " and ".
+func (c conflict) names() string {
+	names := make([]string, len(c.schemes))
+	for i, s := range c.schemes {
+		names[i] = s.Name
+	}
+	return strings.Join(names, " and ")
+}
+
+// introspectionConflicts lists the schemes that would send one opaque
+// token to two providers, a provider being the URL url gives a scheme
+// (schemes of one provider send a token to no one else: each provider
+// counts once).
+func introspectionConflicts(schemes map[string]*Scheme, url func(*Scheme) string) []conflict {
 	var every, prefixed []*Scheme
 	seen := map[string]bool{}
 	for _, name := range slices.Sorted(maps.Keys(schemes)) {
@@ -126,34 +190,27 @@ func (c *compiler) checkIntrospection(schemes map[string]*Scheme) {
 			continue
 		}
 		if s.Provider.OpaquePrefix == "" {
-			if !seen[s.Provider.URL] {
+			if !seen[url(s)] {
 				every = append(every, s)
 			}
-			seen[s.Provider.URL] = true
+			seen[url(s)] = true
 		} else {
 			prefixed = append(prefixed, s)
 		}
 	}
-	fail := func(s *Scheme, format string, args ...any) {
-		c.fail(s.Provider.Line, "components.securitySchemes."+s.Name, ExtIntrospect, format, args...)
-	}
+	var out []conflict
 	if len(every) > 1 {
-		names := make([]string, len(every))
-		for i, s := range every {
-			names[i] = s.Name
-		}
-		fail(every[1], "openIdConnect schemes %s would each introspect every opaque token, so one would receive the other's tokens (tried first on an operation listing both, "+
-			"or the only one of an operation a client sends its token to); give all but one x-introspect: {prefix: <the start of its opaque tokens>}, or x-introspect: false",
-			strings.Join(names, " and "))
+		out = append(out, conflict{schemes: every, every: true})
 	}
 	for i, a := range prefixed {
 		for _, b := range prefixed[i+1:] {
 			overlap := strings.HasPrefix(a.Provider.OpaquePrefix, b.Provider.OpaquePrefix) || strings.HasPrefix(b.Provider.OpaquePrefix, a.Provider.OpaquePrefix)
-			if overlap && a.Provider.URL != b.Provider.URL {
-				fail(b, "prefix %q overlaps %s's %q: an opaque token could be either's", b.Provider.OpaquePrefix, a.Name, a.Provider.OpaquePrefix)
+			if overlap && url(a) != url(b) {
+				out = append(out, conflict{schemes: []*Scheme{a, b}})
 			}
 		}
 	}
+	return out
 }
 
 // stringList reads a string or a non-empty list of non-empty strings.

@@ -344,6 +344,13 @@ func OIDCSettings(table *policy.Table, getenv func(string) string) (map[string]o
 			return nil, err
 		}
 	}
+	urls := map[string]string{}
+	for name, set := range out {
+		urls[name] = set.URL
+	}
+	if err := table.CheckProviderURLs(urls); err != nil {
+		return nil, fmt.Errorf("SPECGUARD_OIDC_<NAME>_URL: %w", err)
+	}
 	return out, nil
 }
 

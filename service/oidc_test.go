@@ -76,3 +76,43 @@ components:
 		t.Errorf("a good URL: %v %+v", err, got)
 	}
 }
+
+// Two schemes of one openIdConnectUrl that each introspect every opaque
+// token are one provider; SPECGUARD_OIDC_<NAME>_URL must not make two of
+// them, or one would receive the other's live tokens. Refused before
+// anything is opened.
+func TestOIDCVariablesKeepOneProviderOne(t *testing.T) {
+	table, err := policy.Compile("spec.yaml", []byte(`openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /x:
+    get:
+      operationId: x
+      security: [{reports: []}, {billing: []}]
+      x-rate-limit: false
+      responses: {'200': {description: ok}}
+components:
+  securitySchemes:
+    reports: {type: openIdConnect, openIdConnectUrl: 'https://id.example.com/.well-known/openid-configuration', x-audience: reports-api}
+    billing: {type: openIdConnect, openIdConnectUrl: 'https://id.example.com/.well-known/openid-configuration', x-audience: billing-api}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const staging = "https://id.staging.example.com/.well-known/openid-configuration"
+	_, err = service.OIDCSettings(table, func(k string) string {
+		return map[string]string{"SPECGUARD_OIDC_BILLING_URL": staging}[k]
+	})
+	want := "SPECGUARD_OIDC_<NAME>_URL: openIdConnect schemes billing and reports each introspect every opaque token, as one provider in spec.yaml " +
+		"(openIdConnectUrl https://id.example.com/.well-known/openid-configuration), but are given two URLs " +
+		"(https://id.staging.example.com/.well-known/openid-configuration, https://id.example.com/.well-known/openid-configuration), " +
+		"so one would receive the other's live tokens; give them the same URL, or all but one x-introspect: {prefix: <the start of its opaque tokens>} or false"
+	if err == nil || err.Error() != want {
+		t.Errorf("OIDCSettings = %v,\nwant %s", err, want)
+	}
+	if _, err := service.OIDCSettings(table, func(k string) string {
+		return map[string]string{"SPECGUARD_OIDC_BILLING_URL": staging, "SPECGUARD_OIDC_REPORTS_URL": staging}[k]
+	}); err != nil {
+		t.Errorf("one URL for both: %v", err)
+	}
+}

@@ -82,7 +82,7 @@ func (p *oidcProvider) callIntrospection(ctx context.Context, st *providerState,
 	form := url.Values{"token": {raw}, "token_type_hint": {"access_token"}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, st.introspection, strings.NewReader(form.Encode()))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("introspection: %w", masked(err))
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
@@ -90,7 +90,7 @@ func (p *oidcProvider) callIntrospection(ctx context.Context, st *providerState,
 	req.SetBasicAuth(url.QueryEscape(p.id), url.QueryEscape(p.pass))
 	resp, err := p.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("introspection: %w", err)
+		return nil, fmt.Errorf("introspection: %w", masked(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

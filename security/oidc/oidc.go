@@ -234,6 +234,13 @@ func New(ctx context.Context, table *policy.Table, opts ...Option) (*Authenticat
 			return nil, fmt.Errorf("oidc.WithSettings(%q): give ClientID and ClientSecret both or neither", name)
 		}
 	}
+	urls := map[string]string{}
+	for name, s := range cfg.settings {
+		urls[name] = s.URL
+	}
+	if err := table.CheckProviderURLs(urls); err != nil {
+		return nil, fmt.Errorf("oidc.WithSettings: %w", err)
+	}
 	ctx, a.cancel = context.WithCancel(ctx)
 	var prefixes []string
 	for _, scheme := range table.Providers() {
@@ -350,7 +357,11 @@ type oidcProvider struct {
 	parser   *jwt.Parser
 
 	state   atomic.Pointer[providerState] // nil until keys are loaded
-	lastErr atomic.Pointer[errBox]
+	lastErr atomic.Pointer[errBox]        // the last call's failure (Status.Err)
+	// keysErr is the last key fetch's failure, nil once one succeeded:
+	// a token of an unknown kid is undecided only while the keys cannot
+	// be fetched, whatever introspection calls did since.
+	keysErr atomic.Pointer[errBox]
 	// claimed are the x-introspect prefixes of every provider of the
 	// table: a provider without one never introspects a token one of
 	// them claims.
@@ -360,8 +371,7 @@ type oidcProvider struct {
 	introspect *cache.Bounded[*outsideEntry] // by the SHA-256 of the token
 	flight     singleflight.Group
 	calls      chan struct{} // introspection calls in flight
-	client     *http.Client  // cfg.client, observed (see providerTransport)
-	jwksURI    atomic.Pointer[string]
+	client     *http.Client  // cfg.client, bounded (see providerTransport)
 	unknownKID *rate.Limiter // key fetches for unknown kids
 	// keysGen moves on whenever a fetch drops or changes a key: a token
 	// verified before is verified again (see keyStore).
@@ -392,7 +402,7 @@ type outsideEntry struct {
 // verified and cached before, and whatever exp it names.
 type keyStore struct {
 	jwkset.Storage
-	gen *atomic.Uint64
+	p *oidcProvider
 }
 
 func (s keyStore) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) error {
@@ -409,9 +419,15 @@ func (s keyStore) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) error {
 	}
 	for _, k := range old {
 		if !kept[jwkID(k)] {
-			s.gen.Add(1)
+			s.p.keysGen.Add(1)
 			break
 		}
+	}
+	// Keys read and stored (a 200 whose body is not a key set is a
+	// failure, reported by jwkset's error handler): the provider is
+	// reachable. The first load reports it itself, once its state is set.
+	if s.p.state.Load() != nil {
+		s.p.reportKeys(nil)
 	}
 	return nil
 }
@@ -427,7 +443,7 @@ func newOIDCProvider(s *policy.Scheme, set Settings, cfg *oidcConfig) *oidcProvi
 	p := &oidcProvider{scheme: s, url: s.Provider.URL, id: set.ClientID, pass: set.ClientSecret, cfg: cfg,
 		calls: make(chan struct{}, maxIntrospections), unknownKID: rate.NewLimiter(rate.Every(cfg.unknownKID), 1)}
 	client := *cfg.client
-	client.Transport = providerTransport{next: cfg.client.Transport, p: p}
+	client.Transport = providerTransport{next: cfg.client.Transport}
 	p.client = &client
 	if cfg.cacheSize > 0 {
 		p.tokens, p.introspect = cache.New[*outsideEntry](cfg.cacheSize), cache.New[*outsideEntry](cfg.cacheSize)
@@ -455,8 +471,14 @@ func (p *oidcProvider) status() Status {
 	return st
 }
 
-// report records the outcome of a fetch and tells the status callback
-// when the state changed.
+// reportKeys records the outcome of a key fetch, and reports it.
+func (p *oidcProvider) reportKeys(err error) {
+	p.keysErr.Store(&errBox{err: err})
+	p.report(err)
+}
+
+// report records the outcome of a call to the provider and tells the
+// status callback when the state changed.
 func (p *oidcProvider) report(err error) {
 	old := p.lastErr.Swap(&errBox{err: err})
 	wasUp := old != nil && old.err == nil
@@ -545,7 +567,6 @@ func (p *oidcProvider) loadOnce(ctx context.Context) (err error) {
 		}
 		issuers = []string{d.Issuer}
 	}
-	p.jwksURI.Store(&d.JWKSURI)
 	// The refresh goroutine lives as long as ctx; a failed attempt must
 	// not leave one behind.
 	sctx, cancel := context.WithCancel(ctx)
@@ -555,17 +576,17 @@ func (p *oidcProvider) loadOnce(ctx context.Context) (err error) {
 		}
 	}()
 	storage, err := jwkset.NewStorageFromHTTP(d.JWKSURI, jwkset.HTTPClientStorageOptions{
-		Storage:         keyStore{Storage: jwkset.NewMemoryStorage(), gen: &p.keysGen},
+		Storage:         keyStore{Storage: jwkset.NewMemoryStorage(), p: p},
 		Client:          p.client,
 		Ctx:             sctx,
 		HTTPTimeout:     p.client.Timeout,
 		RefreshInterval: p.cfg.refresh,
 		RefreshErrorHandler: func(_ context.Context, err error) {
-			p.report(fmt.Errorf("keys %s: %w", d.JWKSURI, err))
+			p.reportKeys(fmt.Errorf("keys %s: %w", redact.URL(d.JWKSURI), masked(err)))
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("keys %s: %w", d.JWKSURI, err)
+		return fmt.Errorf("keys %s: %w", redact.URL(d.JWKSURI), masked(err))
 	}
 	// Fetching again for an unknown kid is decided by p.unknownKID
 	// (gatedKeys), never waited for: the client below always fetches.
@@ -583,7 +604,7 @@ func (p *oidcProvider) loadOnce(ctx context.Context) (err error) {
 		return err
 	}
 	p.state.Store(&providerState{issuers: issuers, keyfunc: kf, introspection: d.Introspection})
-	p.report(nil)
+	p.reportKeys(nil)
 	return nil
 }
 
@@ -605,13 +626,8 @@ func (p *oidcProvider) get(ctx context.Context, url string) ([]byte, error) {
 	return io.ReadAll(resp.Body)
 }
 
-// providerTransport caps every response body at maxProviderResponse, and
-// reports a key fetch answered 200 as the provider being reachable (a
-// failed one is reported by jwkset's error handler, after it).
-type providerTransport struct {
-	next http.RoundTripper
-	p    *oidcProvider
-}
+// providerTransport caps every response body at maxProviderResponse.
+type providerTransport struct{ next http.RoundTripper }
 
 func (t providerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	next := t.next
@@ -623,9 +639,6 @@ func (t providerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		return resp, err
 	}
 	resp.Body = limitedBody{Reader: io.LimitReader(resp.Body, maxProviderResponse), Closer: resp.Body}
-	if u := t.p.jwksURI.Load(); u != nil && resp.StatusCode == http.StatusOK && r.URL.String() == *u {
-		t.p.report(nil)
-	}
 	return resp, err
 }
 
@@ -659,8 +672,8 @@ func (g gatedKeys) KeyRead(ctx context.Context, kid string) (jwkset.JWK, error) 
 	// request, or by one before it in the interval): undecided, not
 	// invalid.
 	if errors.Is(err, jwkset.ErrKeyNotFound) {
-		if st := g.p.status(); st.Err != nil {
-			return jwk, fmt.Errorf("%w: %v", errKeysUnreachable, st.Err)
+		if b := g.p.keysErr.Load(); b != nil && b.err != nil {
+			return jwk, fmt.Errorf("%w: %v", errKeysUnreachable, b.err)
 		}
 	}
 	return jwk, err
@@ -752,7 +765,14 @@ func (p *oidcProvider) verify(ctx context.Context, raw string) (*security.Princi
 		return nil, fmt.Errorf("%w: %s: %v", security.ErrUnavailable, p.scheme.Name, errKeysUnreachable)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s", security.ErrInvalid, jws.Describe(err))
+		refused := fmt.Errorf("%w: %s", security.ErrInvalid, jws.Describe(err))
+		if errors.Is(err, jwt.ErrTokenInvalidAudience) {
+			// Signed by this provider for another audience: another
+			// scheme of the same provider (one per audience of the API)
+			// may take it.
+			return nil, unclaimed(refused)
+		}
+		return nil, refused
 	}
 	pr, err := p.principal(payload, c.Subject, c.ID)
 	if err != nil {
@@ -827,8 +847,9 @@ var registered = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti"}
 // that are not JSON numbers in range (it also takes strings), registered
 // claim names in another case ("EXP", which it would read as exp), and
 // tokens that are not plain bearer access tokens: bound to a key (cnf:
-// DPoP or mTLS, whose proof the guard cannot check) or of a Keycloak typ
-// other than Bearer (an ID or refresh token).
+// DPoP or mTLS, whose proof the guard cannot check), of a token_use other
+// than access, or of a Keycloak typ other than Bearer (an ID or refresh
+// token).
 func checkClaims(claims map[string]any) error {
 	for k := range claims {
 		for _, name := range registered {
@@ -842,6 +863,13 @@ func checkClaims(claims map[string]any) error {
 	}
 	if _, bound := claims["cnf"]; bound {
 		return fmt.Errorf("%w: the token is bound to a key (cnf); only bearer tokens are accepted", security.ErrInvalid)
+	}
+	// Amazon Cognito's token_use (and others'): access, else id or
+	// refresh.
+	if use, present := claims["token_use"]; present {
+		if s, _ := use.(string); s != "access" && s != "access_token" {
+			return fmt.Errorf("%w: the token's token_use is not an access token's", security.ErrInvalid)
+		}
 	}
 	if typ, present := claims["typ"]; present {
 		if s, _ := typ.(string); !strings.EqualFold(s, "bearer") {

@@ -44,6 +44,7 @@ type fakeOP struct {
 	withEC     bool                        // publish the EC key too
 	extraKeys  []map[string]string         // published beside the others
 	jwksFail   bool                        // answer key fetches 503
+	jwksBody   string                      // answer key fetches 200 with this, when set
 	introspect func(token string) (int, string)
 	issuer     string
 
@@ -84,6 +85,10 @@ func newFakeOP(t testing.TB) *fakeOP {
 		defer op.mu.Unlock()
 		if op.jwksFail {
 			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		if op.jwksBody != "" {
+			fmt.Fprint(w, op.jwksBody)
 			return
 		}
 		keys := []map[string]string{
@@ -526,6 +531,7 @@ func TestOIDCIntrospection(t *testing.T) {
 		"refresh":       fmt.Sprintf(`{"active":true,"sub":"u9","scope":"read","aud":"api","exp":%d,"token_type":"refresh_token"}`, exp),
 		"dpop":          fmt.Sprintf(`{"active":true,"sub":"u9","scope":"read","aud":"api","exp":%d,"token_type":"DPoP"}`, exp),
 		"kc-refresh":    fmt.Sprintf(`{"active":true,"sub":"u9","scope":"read","aud":"api","exp":%d,"typ":"Refresh"}`, exp),
+		"use-refresh":   fmt.Sprintf(`{"active":true,"sub":"u9","scope":"read","aud":"api","exp":%d,"token_use":"refresh_token"}`, exp),
 		"exp-inf":       `{"active":true,"sub":"u9","aud":"api","exp":-1e400}`,
 		"nbf-inf":       fmt.Sprintf(`{"active":true,"sub":"u9","aud":"api","exp":%d,"nbf":1e400}`, exp),
 		"nbf-huge":      fmt.Sprintf(`{"active":true,"sub":"u9","aud":"api","exp":%d,"nbf":1e19}`, exp),
@@ -568,7 +574,7 @@ func TestOIDCIntrospection(t *testing.T) {
 	if _, err := e.check("kc-bearer"); err != nil {
 		t.Errorf("a Keycloak-style access token: %v", err)
 	}
-	for _, tok := range []string{"unknown", "other", "expired", "wrong-iss", "refresh", "dpop", "kc-refresh", "exp-inf", "nbf-inf", "nbf-huge", "no-exp", "cnf"} {
+	for _, tok := range []string{"unknown", "other", "expired", "wrong-iss", "refresh", "dpop", "kc-refresh", "use-refresh", "exp-inf", "nbf-inf", "nbf-huge", "no-exp", "cnf"} {
 		if _, err := e.check(tok); !errors.Is(err, security.ErrInvalid) {
 			t.Errorf("%s: %v, want ErrInvalid", tok, err)
 		}

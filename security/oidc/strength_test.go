@@ -18,7 +18,8 @@ import (
 // An ID token is not an access token, though it is signed by the same
 // provider and its aud may be a client id that is also an audience of
 // the API: one carrying nonce, at_hash, c_hash or s_hash is refused
-// whether its header says typ JWT or nothing. A Keycloak access token
+// whether its header says typ JWT or nothing, and so is one whose
+// token_use (Amazon Cognito's) is not access. A Keycloak access token
 // (claim typ Bearer) may carry the login's nonce and passes.
 func TestOIDCRefusesIDTokens(t *testing.T) {
 	op := newFakeOP(t)
@@ -55,6 +56,9 @@ func TestOIDCRefusesIDTokens(t *testing.T) {
 		{"s_hash", "JWT", func(c jwt.MapClaims) { c["s_hash"] = "LDktKdoQak3Pk0cnXxCltA" }, false},
 		{"Keycloak access token with the login's nonce", "JWT", func(c jwt.MapClaims) { c["typ"] = "Bearer"; c["nonce"] = "n-0S6_WzA2Mj" }, true},
 		{"access token with azp and auth_time", "at+jwt", func(jwt.MapClaims) {}, true},
+		{"Cognito ID token (token_use id)", "", func(c jwt.MapClaims) { c["token_use"] = "id" }, false},
+		{"token_use refresh", "JWT", func(c jwt.MapClaims) { c["token_use"] = "refresh" }, false},
+		{"Cognito access token (token_use access)", "", func(c jwt.MapClaims) { c["token_use"] = "access" }, true},
 	} {
 		p, err := e.check(sign(c.typ, c.mod))
 		if got := err == nil; got != c.access {
