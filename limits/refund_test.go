@@ -53,6 +53,42 @@ func TestClusterFailedPrecheckRefundsOnce(t *testing.T) {
 	}
 }
 
+// stalled is a credential check on a node that does not answer: it fails
+// at the request's deadline.
+type stalled struct{ rdb redis.UniversalClient }
+
+func (p stalled) Check(ctx context.Context, _ time.Time) error {
+	<-ctx.Done()
+	return fmt.Errorf("credential store: %w", ctx.Err())
+}
+func (p stalled) Script() (any, []string, []any) { return p.rdb, nil, nil }
+func (p stalled) Failed(int64) error             { return errFlagDown }
+
+// On a Cluster the credential check runs alongside the tiers. One that
+// fails at the request's deadline (its node stalls, fails over) has spent
+// that deadline: the tiers' refund must not ride on it, or every refused
+// request drains its caller's and everyone's buckets.
+func TestClusterStalledCheckIsRefunded(t *testing.T) {
+	cl := redistest.StartCluster(t)
+	rdb := cl.Client(t)
+	l := limits.New(redislimit.New(rdb, cl.Nodes[0].Prefix+"rl:"), limits.WithTimeout(200*time.Millisecond))
+	o := op(policy.Tier{Name: "all", Limit: 3, Window: time.Hour, Key: policy.KeyGlobal})
+	for i := range 3 {
+		if _, err := decide(l, o, stalled{rdb}); err == nil {
+			t.Fatalf("request %d: the stalled check held", i+1)
+		}
+	}
+	admitted := 0
+	for range 3 {
+		if v := l.Decide(httptest.NewRequest("GET", "/x", nil), o, limits.Caller{}); v.Allowed {
+			admitted++
+		}
+	}
+	if admitted != 3 {
+		t.Errorf("a global tier of 3 admitted %d requests after 3 refused for a stalled credential check, want 3 (the refused ones refunded)", admitted)
+	}
+}
+
 // A client that goes away (a reset stream, a half-closed connection)
 // cancels its request's context, but not the store call: it is decided
 // and charged, not taken for a store failure that a tier with

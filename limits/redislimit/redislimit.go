@@ -222,8 +222,11 @@ func (s *Store) allowAlongside(ctx context.Context, pre onetrip.Precheck, reqs [
 	if preErr = <-checked; preErr != nil {
 		if err == nil && allowed {
 			// A refusal was refunded by Allow already (on a Cluster) or
-			// charged nothing (one script).
-			s.refund(ctx, reqs, results, true)
+			// charged nothing (one script). A check that failed at the
+			// deadline has spent it: the refund gets a second of its own.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			s.refund(rctx, reqs, results, true)
+			cancel()
 		}
 		return false, preErr, nil
 	}
