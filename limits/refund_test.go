@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,6 +87,23 @@ func TestClusterStalledCheckIsRefunded(t *testing.T) {
 	}
 	if admitted != 3 {
 		t.Errorf("a global tier of 3 admitted %d requests after 3 refused for a stalled credential check, want 3 (the refused ones refunded)", admitted)
+	}
+}
+
+// A Redis Cluster node opened as one server (a one-shard Cluster behind a
+// redis:// URL) refuses scripts of keys in several slots: every request
+// with two tiers, or a credential and a tier, would fail. Preload refuses
+// it; a Cluster client on the same nodes is fine.
+func TestClusterNodeAsOneRedisIsRefused(t *testing.T) {
+	cl := redistest.StartCluster(t)
+	one := redis.NewClient(&redis.Options{Addr: cl.Nodes[0].Addr})
+	t.Cleanup(func() { one.Close() })
+	err := redislimit.New(one, cl.Nodes[0].Prefix).Preload(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "cluster_enabled:1") {
+		t.Errorf("a Cluster node as one Redis: Preload = %v, want refused", err)
+	}
+	if err := redislimit.New(cl.Client(t), cl.Nodes[0].Prefix).Preload(context.Background()); err != nil {
+		t.Errorf("the Cluster as a Cluster: %v", err)
 	}
 }
 

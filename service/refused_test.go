@@ -16,7 +16,9 @@ import (
 
 	"github.com/specguard/specguard/credentials"
 	"github.com/specguard/specguard/credentials/sqlstore"
+	"github.com/specguard/specguard/internal/keytest"
 	"github.com/specguard/specguard/internal/pgtest"
+	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/service"
 	"github.com/specguard/specguard/sqldb"
 )
@@ -40,12 +42,16 @@ func TestRefusedStartWritesNothing(t *testing.T) {
 	if err := os.WriteFile(users, []byte("- {email: a@example.com, password: pw-pw-pw-pw, role: admin}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A Redis Cluster node (one shard, say) as one server: it would refuse
+	// every request with two keys (CROSSSLOT).
+	node := redistest.StartCluster(t).Nodes[0].Addr
 	for name, env := range map[string]map[string]string{
 		"missing signing key file":          {"SPECGUARD_SIGNING_KEY_FILE": filepath.Join(t.TempDir(), "no-such-key.pem")},
 		"users file others read":            {"SPECGUARD_USERS_FILE": users},
 		"address in use":                    {"SPECGUARD_ADDR": taken.Addr().String()},
 		"admin address in use":              {"SPECGUARD_ADMIN_ADDR": taken.Addr().String()},
 		"a document the credentials refuse": {"SPECGUARD_SPEC_FILE": noPrefix},
+		"a Cluster node as one Redis":       {"SPECGUARD_REDIS_URL": "redis://" + node, "SPECGUARD_SIGNING_KEY_FILE": keytest.File(t)},
 	} {
 		dir := t.TempDir()
 		env["SPECGUARD_DATA_DIR"] = dir
@@ -55,8 +61,15 @@ func TestRefusedStartWritesNothing(t *testing.T) {
 		if env["SPECGUARD_ADMIN_ADDR"] == "" {
 			env["SPECGUARD_ADMIN_ADDR"] = "off"
 		}
-		if err := service.Run(context.Background(), testApp(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard); err == nil {
+		// A start that is not refused serves until the context ends.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := service.Run(ctx, testApp(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
+		cancel()
+		if err == nil {
 			t.Fatalf("%s: Run started", name)
+		}
+		if env["SPECGUARD_REDIS_URL"] != "" && !strings.Contains(err.Error(), "SPECGUARD_REDIS_URL: the server is a Redis Cluster node") {
+			t.Errorf("%s: %v, want the URL refused for naming a Cluster node", name, err)
 		}
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {

@@ -6,7 +6,9 @@ package redislimit
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -261,8 +263,23 @@ func (s *Store) refund(ctx context.Context, reqs []limits.Request, results []lim
 // Preload loads the rate-limit scripts into Redis, with the one that checks
 // a credential first, so that the first requests after a start do not each
 // pay a round trip to load them (a burst of them would otherwise queue
-// behind the loads and time out).
+// behind the loads and time out). It refuses a Redis Cluster node opened
+// as one server (a *redis.Client): it would refuse every script of keys in
+// several slots (CROSSSLOT), so every request with two tiers, or a
+// credential and a tier, would fail.
 func (s *Store) Preload(ctx context.Context) error {
+	if !s.cluster {
+		info, err := s.rdb.Info(ctx, "cluster").Result()
+		var reply redis.Error
+		switch {
+		case err == nil && strings.Contains(info, "cluster_enabled:1"):
+			return errors.New("the server is a Redis Cluster node (cluster_enabled:1), opened as one server: open it as a Cluster (redis.NewClusterClient; a redis+cluster:// URL), even with one shard")
+		case err != nil && !errors.As(err, &reply):
+			return fmt.Errorf("%w: %v", limits.ErrStore, err)
+		}
+		// A server that refuses INFO (a proxy, a renamed command) is
+		// taken for what it was opened as.
+	}
 	if err := redislua.Load(ctx, s.rdb, redislua.LimitScripts()...); err != nil {
 		return fmt.Errorf("%w: loading the scripts: %v", limits.ErrStore, err)
 	}
