@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -40,7 +41,7 @@ func redisClient(raw string, timeout time.Duration) (func() redis.UniversalClien
 	if !cluster {
 		opt, err := redis.ParseURL(raw)
 		if err != nil {
-			return nil, fmt.Errorf("SPECGUARD_REDIS_URL: %v", err)
+			return nil, redisURLError(err)
 		}
 		opt.ContextTimeoutEnabled, opt.MaxRetries, opt.DialTimeout = true, 1, max(timeout, time.Second)
 		opt.MinIdleConns = warmConns
@@ -62,11 +63,20 @@ func redisClient(raw string, timeout time.Duration) (func() redis.UniversalClien
 	}
 	opt, err := redis.ParseClusterURL(seed + q.Encode())
 	if err != nil {
-		return nil, fmt.Errorf("SPECGUARD_REDIS_URL: %v", err)
+		return nil, redisURLError(err)
 	}
 	opt.ContextTimeoutEnabled, opt.MaxRetries, opt.DialTimeout = true, 1, max(timeout, time.Second)
 	opt.MinIdleConns = warmConns
 	return func() redis.UniversalClient { return redis.NewClusterClient(opt) }, nil
+}
+
+// redisURLError is go-redis's refusal of the URL without the URL, which
+// may hold a password (a *url.Error quotes it whole).
+func redisURLError(err error) error {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		err = ue.Err
+	}
+	return fmt.Errorf("SPECGUARD_REDIS_URL: %v", err)
 }
 
 // redisLog sends go-redis's own messages (dial failures while Redis is
