@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -18,7 +19,16 @@ type clientRun struct {
 	n    int
 	s    *stack
 	runs []result
+	held int // of heldSample addresses, those still charged after the runs
 }
+
+// clientBurst is the clients' tier's burst (one request an hour): more
+// than any address spends, so that none is refused.
+const clientBurst = 100_000
+
+// heldSample is how many addresses, spread over all of them, are asked
+// after the runs whether their bucket is still held.
+const heldSample = 200
 
 // clientIP is the k-th client address: 10.x.y.z.
 func clientIP(k int) string { return fmt.Sprintf("10.%d.%d.%d", k>>16&255, k>>8&255, k&255) }
@@ -72,14 +82,30 @@ end
 	}
 	l := &load{id: "clients", path: "/posts?limit=1", headers: func(creds) []string { return nil }}
 	for round := 1; round <= *rounds; round++ {
-		for _, c := range runs {
+		for _, c := range rotated(runs, round-1) {
 			fmt.Fprintf(os.Stderr, "round %d/%d: clients: %d addresses\n", round, *rounds, c.n)
 			l.id = fmt.Sprintf("clients-%d", c.n)
-			r, err := h.wrkScript(ctx, c.s, l, filepath.Join(h.dir, l.id+".lua"))
+			r, err := h.wrkScript(ctx, c.s, l, filepath.Join(h.dir, l.id+".lua"), *duration)
 			if err != nil {
 				return nil, err
 			}
 			c.runs = append(c.runs, r)
+		}
+	}
+	// Every address was charged by the fill: a bucket the store dropped
+	// answers as a new one, with its whole burst but this request left.
+	for _, c := range runs {
+		for i := range heldSample {
+			resp, err := request("GET", c.s.base+"/posts?limit=1", []string{"X-Real-IP: " + clientIP(i*c.n/heldSample)}, "", 200, nil)
+			if err != nil {
+				return nil, err
+			}
+			if !strings.Contains(resp.Header.Get("RateLimit"), fmt.Sprintf(";r=%d;", clientBurst-1)) {
+				c.held++
+			}
+		}
+		if c.held != heldSample {
+			return nil, fmt.Errorf("clients: the store holding %d addresses dropped the buckets of %d of %d sampled: the table would not measure %d buckets", c.n, heldSample-c.held, heldSample, c.n)
 		}
 	}
 	return runs, nil
@@ -138,6 +164,7 @@ func reportClients(runs []*clientRun) string {
 	if ratio < 0.9 {
 		ok = "MISSED"
 	}
-	fmt.Fprintf(&b, "\ntarget: %d buckets %.2fx the throughput of 1,000, within 10%%: %s\n", runs[1].n, ratio, ok)
+	fmt.Fprintf(&b, "\nbuckets held after the runs: %d of %d addresses sampled from each store still charged by the fill\n", runs[1].held, heldSample)
+	fmt.Fprintf(&b, "target: %d buckets at least 0.90x the throughput of 1,000: %.2fx, %s\n", runs[1].n, ratio, ok)
 	return b.String()
 }

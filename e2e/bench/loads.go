@@ -86,7 +86,7 @@ func commands(ctx context.Context, s *stack) (int64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("counting Redis commands on %s: %w", addr, err)
 		}
-		for _, m := range regexp.MustCompile(`calls=(\d+)`).FindAllStringSubmatch(info, -1) {
+		for _, m := range regexp.MustCompile(`:calls=(\d+)`).FindAllStringSubmatch(info, -1) {
 			v, _ := strconv.ParseInt(m[1], 10, 64)
 			n += v
 		}
@@ -174,18 +174,18 @@ var (
 	latencyRe = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$`)
 )
 
-func (h *harness) wrk(ctx context.Context, s *stack, l *load) (result, error) {
+func (h *harness) wrk(ctx context.Context, s *stack, l *load, d time.Duration) (result, error) {
 	script := ""
 	if l.body != "" {
 		script = filepath.Join(h.dir, l.id+".lua")
 	}
-	return h.wrkScript(ctx, s, l, script)
+	return h.wrkScript(ctx, s, l, script, d)
 }
 
-// wrkScript runs wrk with l's headers and, when script is set, that Lua
-// script.
-func (h *harness) wrkScript(ctx context.Context, s *stack, l *load, script string) (result, error) {
-	args := []string{"-t" + strconv.Itoa(*threads), "-c" + strconv.Itoa(*connections), "-d" + duration.String(), "--latency"}
+// wrkScript runs wrk for d with l's headers and, when script is set, that
+// Lua script.
+func (h *harness) wrkScript(ctx context.Context, s *stack, l *load, script string, d time.Duration) (result, error) {
+	args := []string{"-t" + strconv.Itoa(*threads), "-c" + strconv.Itoa(*connections), "-d" + d.String(), "--latency"}
 	for _, v := range l.headers(s.creds) {
 		args = append(args, "-H", v)
 	}
@@ -203,6 +203,7 @@ func (h *harness) wrkScript(ctx context.Context, s *stack, l *load, script strin
 		return result{}, fmt.Errorf("wrk saw failures:\n%s%s", text, serverComplaints(s))
 	}
 	var r result
+	r.p50, r.p99 = -1, -1
 	m := reqsRe.FindStringSubmatch(text)
 	t := totalRe.FindStringSubmatch(text)
 	if m == nil || t == nil {
@@ -223,6 +224,9 @@ func (h *harness) wrkScript(ctx context.Context, s *stack, l *load, script strin
 		} else {
 			r.p99 = v
 		}
+	}
+	if r.p50 < 0 || r.p99 < 0 {
+		return result{}, fmt.Errorf("cannot read wrk's latency distribution:\n%s", text)
 	}
 	return r, nil
 }

@@ -163,6 +163,7 @@ func (h *harness) database(ctx context.Context, name string) (string, error) {
 func (h *harness) startPeer(ctx context.Context, bin, kind, key, spec, redisURL, dataDir, databaseURL string) (*stack, error) {
 	cmd := exec.Command(bin, "--stack", kind, "--key", key, "--spec", spec, "--redis", redisURL, "--data-dir", dataDir, "--database-url", databaseURL,
 		"--users", h.users)
+	cmd.Env = childEnv()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -191,7 +192,7 @@ func (h *harness) startSpecguard(ctx context.Context, bin string, env []string) 
 		return nil, err
 	}
 	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(), append(env, "SPECGUARD_ADDR="+addr)...)
+	cmd.Env = append(childEnv(), append(env, "SPECGUARD_ADDR="+addr)...)
 	// Its log, kept for when a load fails (see serverComplaints).
 	logFile, err := os.CreateTemp(h.dir, "specguard-*.log")
 	if err != nil {
@@ -248,8 +249,7 @@ func (h *harness) startSpecguard(ctx context.Context, bin string, env []string) 
 	var post struct {
 		ID string `json:"id"`
 	}
-	body := fmt.Sprintf(`{"title":"Benchmark post","body":%q,"status":"published"}`, strings.Repeat("Lorem ipsum dolor sit amet. ", 8))
-	if _, err := request("POST", s.base+"/posts", bearer, body, 201, &post); err != nil {
+	if _, err := request("POST", s.base+"/posts", bearer, postBody, 201, &post); err != nil {
 		return nil, err
 	}
 	s.post = "/posts/" + post.ID
@@ -279,4 +279,24 @@ func serverComplaints(s *stack) string {
 		return ""
 	}
 	return "its last warnings and errors:\n" + strings.Join(lines, "")
+}
+
+// passedOn are the settings the harness passes on from its environment to
+// every server it starts, and names in its report (make bench-smoke sets
+// SPECGUARD_STORE_TIMEOUT).
+var passedOn = []string{"SPECGUARD_STORE_TIMEOUT"}
+
+// childEnv is the environment of the servers the harness starts: its own,
+// without the SPECGUARD_* and OTEL_* settings a shell may have exported
+// (a SPECGUARD_REDIS_URL would change what a stack is) but passedOn.
+func childEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if (strings.HasPrefix(name, "SPECGUARD_") || strings.HasPrefix(name, "OTEL_")) && !slices.Contains(passedOn, name) {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }

@@ -16,10 +16,11 @@ import (
 const needsTheBlog = "make bench loads the example blog's posts (GET /posts/{id}, GET /posts, POST /posts) on specguard and on peer stacks that serve the same blog (e2e/bench/peers); after the example's domain is replaced there is nothing to compare: BenchmarkGuard (go test -run XXX -bench BenchmarkGuard ./guard/) and make bench-github still measure the guard"
 
 // writeBenchSpec copies the example spec with the document's default tiers
-// and POST /posts's set to limit per window, high enough that the load is
-// never refused (a request is charged one tier, by principal or by IP), and
-// GET /posts/{id} requiring oauth2 or an API key with [posts:read].
-func writeBenchSpec(src, dst string, limit int, window string) error {
+// and POST /posts's set to limit per window with burst (0: the limit),
+// high enough that the load is never refused (a request is charged one
+// tier, by principal or by IP), and GET /posts/{id} requiring oauth2 or an
+// API key with [posts:read].
+func writeBenchSpec(src, dst string, limit int, window string, burst int) error {
 	data, err := os.ReadFile(src)
 	if err != nil {
 		return err
@@ -29,8 +30,11 @@ func writeBenchSpec(src, dst string, limit int, window string) error {
 		return err
 	}
 	var tiers yaml.Node
-	if err := yaml.Unmarshal(fmt.Appendf(nil, `[{name: anon, limit: %[1]d, window: %[2]s, key: ip, who: anonymous},
-{name: user, limit: %[1]d, window: %[2]s, key: principal, who: authenticated}]`, limit, window), &tiers); err != nil {
+	if burst == 0 {
+		burst = limit
+	}
+	if err := yaml.Unmarshal(fmt.Appendf(nil, `[{name: anon, limit: %[1]d, window: %[2]s, burst: %[3]d, key: ip, who: anonymous},
+{name: user, limit: %[1]d, window: %[2]s, burst: %[3]d, key: principal, who: authenticated}]`, limit, window, burst), &tiers); err != nil {
 		return err
 	}
 	var required yaml.Node

@@ -31,7 +31,7 @@ paths:
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeBenchSpec(blog, out, 1000, "1m"); err != nil {
+	if err := writeBenchSpec(blog, out, 1000, "1m", 0); err != nil {
 		t.Fatalf("a document with the posts: %v", err)
 	}
 	if data, _ := os.ReadFile(out); !strings.Contains(string(data), "limit: 1000") {
@@ -41,7 +41,7 @@ paths:
 	if err := os.WriteFile(notes, []byte("openapi: 3.0.3\ninfo: {title: notes, version: '1'}\nx-rate-limit: {name: d, limit: 1, window: 1m, key: ip}\npaths:\n  /notes:\n    get:\n      operationId: listNotes\n      responses: {'200': {description: ok}}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	err := writeBenchSpec(notes, out, 1000, "1m")
+	err := writeBenchSpec(notes, out, 1000, "1m", 0)
 	if err == nil || !strings.HasPrefix(err.Error(), needsTheBlog+": ") {
 		t.Fatalf("a document without the posts: %v, want it to say what the harness needs", err)
 	}

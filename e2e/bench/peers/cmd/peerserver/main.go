@@ -132,6 +132,7 @@ func run() error {
 		return err
 	}
 	repo := db.New(d)
+	// The post of every stack: e2e/bench's postBody.
 	post := &server.Post{ID: security.NewID(), AuthorID: user.ID, Title: "Benchmark post", Body: strings.Repeat("Lorem ipsum dolor sit amet. ", 8), Status: string(gen.Published)}
 	if err := repo.CreatePost(ctx, post); err != nil {
 		return err
