@@ -224,7 +224,9 @@ func TestOIDCUnknownKidFollowsTheKeysOnly(t *testing.T) {
 	unknown := func() string {
 		return op.sign(t, jwt.SigningMethodES256, "ec", op.ec, op.claims())
 	}
-	invalid := func(err error) bool { return errors.Is(err, security.ErrInvalid) && !errors.Is(err, security.ErrUnavailable) }
+	invalid := func(err error) bool {
+		return errors.Is(err, security.ErrInvalid) && !errors.Is(err, security.ErrUnavailable)
+	}
 	// The interval's one fetch, which succeeds: invalid.
 	if _, err := e.check(unknown()); !invalid(err) {
 		t.Fatalf("unknown kid, keys fetched: %v, want ErrInvalid", err)
