@@ -362,6 +362,7 @@ type oidcProvider struct {
 	// a token of an unknown kid is undecided only while the keys cannot
 	// be fetched, whatever introspection calls did since.
 	keysErr atomic.Pointer[errBox]
+	keysMu  sync.Mutex // held by reportKeys
 	// claimed are the x-introspect prefixes of every provider of the
 	// table: a provider without one never introspects a token one of
 	// them claims.
@@ -471,8 +472,12 @@ func (p *oidcProvider) status() Status {
 	return st
 }
 
-// reportKeys records the outcome of a key fetch, and reports it.
+// reportKeys records the outcome of a key fetch, and reports it: one
+// fetch's two records at a time (a refresh and an unknown kid's fetch run
+// on their own goroutines), so that the status and keysErr agree.
 func (p *oidcProvider) reportKeys(err error) {
+	p.keysMu.Lock()
+	defer p.keysMu.Unlock()
 	p.keysErr.Store(&errBox{err: err})
 	p.report(err)
 }
@@ -736,6 +741,12 @@ func (p *oidcProvider) verify(ctx context.Context, raw string) (*security.Princi
 	if iss, _ := payload["iss"].(string); len(issuers) > 0 && !slices.Contains(issuers, iss) {
 		return nil, unclaimed(fmt.Errorf("%w: issuer is not %s's", security.ErrInvalid, p.scheme.Name))
 	}
+	// For another audience (another scheme of the same provider, say):
+	// passed on before its signature is checked, which the scheme that
+	// takes it does; a signed token failing the audience below is too.
+	if aud, ok := audiences(payload["aud"]); ok && !slices.ContainsFunc(aud, func(a string) bool { return slices.Contains(p.scheme.Provider.Audience, a) }) {
+		return nil, unclaimed(fmt.Errorf("%w: wrong audience", security.ErrInvalid))
+	}
 	if st == nil {
 		return nil, unclaimed(fmt.Errorf("%w: the %s provider's keys have not been fetched yet", security.ErrUnavailable, p.scheme.Name))
 	}
@@ -784,6 +795,25 @@ func (p *oidcProvider) verify(ctx context.Context, raw string) (*security.Princi
 	}
 	p.tokens.Put(key, e)
 	return pr, nil
+}
+
+// audiences reads aud, a string or a list of strings; ok is false for
+// anything else, left to the parser to refuse.
+func audiences(aud any) (out []string, ok bool) {
+	switch v := aud.(type) {
+	case string:
+		return []string{v}, true
+	case []any:
+		for _, a := range v {
+			s, isString := a.(string)
+			if !isString {
+				return nil, false
+			}
+			out = append(out, s)
+		}
+		return out, true
+	}
+	return nil, false
 }
 
 // publicKeys keeps only asymmetric public keys of the strength specguard

@@ -54,7 +54,9 @@ components:
 // URLs given per environment must not make two providers of them, or one
 // would receive the other's live tokens.
 func TestOIDCGivenURLsKeepOneProviderOne(t *testing.T) {
-	const doc, one, two = "https://id.example.com", "https://id-1.example.com/.well-known/openid-configuration", "https://id-2.example.com/.well-known/openid-configuration"
+	// Loopback addresses where nothing listens: the accepted ones are not
+	// waited for.
+	const doc, one, two = "http://127.0.0.1:1", "http://127.0.0.2:1/.well-known/openid-configuration", "http://127.0.0.3:1/.well-known/openid-configuration"
 	for _, c := range []struct {
 		name           string
 		introA, introB string
@@ -118,12 +120,27 @@ func TestOIDCOneProviderTwoAudiences(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Passed on by a before its signature is checked: b checks it.
+	forged := op.rs256(t, func(cl jwt.MapClaims) { cl["aud"] = "b-api" })
+	forged = forged[:len(forged)-4] + "AAAA"
+	req := httptest.NewRequest(http.MethodGet, "/things", nil)
+	req.Header.Set("Authorization", "Bearer "+forged)
+	if _, err := auth.Authenticate(context.Background(), req, table.Schemes["a"]); !errors.Is(err, security.ErrUnclaimed) || !strings.Contains(err.Error(), "wrong audience") {
+		t.Errorf("scheme a, a forged token for b-api: %v, want unclaimed for its audience", err)
+	}
+	if _, err := auth.Authenticate(context.Background(), req, table.Schemes["b"]); !errors.Is(err, security.ErrInvalid) || errors.Is(err, security.ErrUnclaimed) {
+		t.Errorf("scheme b, a forged token for b-api: %v, want refused", err)
+	}
 	for _, c := range []struct {
 		aud, want string
 		code      int
-	}{{"a-api", "a", 200}, {"b-api", "b", 200}, {"c-api", "", 401}} {
+	}{{"a-api", "a", 200}, {"b-api", "b", 200}, {"c-api", "", 401}, {"forged", "", 401}} {
 		req := httptest.NewRequest(http.MethodGet, "/things", nil)
-		req.Header.Set("Authorization", "Bearer "+op.rs256(t, func(cl jwt.MapClaims) { cl["aud"] = c.aud }))
+		tok := op.rs256(t, func(cl jwt.MapClaims) { cl["aud"] = c.aud })
+		if c.aud == "forged" {
+			tok = forged
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
 		rec := httptest.NewRecorder()
 		g.ServeHTTP(rec, req)
 		if rec.Code != c.code || (c.code == 200 && rec.Body.String() != c.want) {
