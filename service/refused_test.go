@@ -42,39 +42,21 @@ func TestRefusedStartWritesNothing(t *testing.T) {
 	if err := os.WriteFile(users, []byte("- {email: a@example.com, password: pw-pw-pw-pw, role: admin}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// A Redis Cluster node (one shard, say) as one server: it would refuse
-	// every request with two keys (CROSSSLOT).
-	node := redistest.StartCluster(t).Nodes[0].Addr
 	for name, env := range map[string]map[string]string{
 		"missing signing key file":          {"SPECGUARD_SIGNING_KEY_FILE": filepath.Join(t.TempDir(), "no-such-key.pem")},
 		"users file others read":            {"SPECGUARD_USERS_FILE": users},
 		"address in use":                    {"SPECGUARD_ADDR": taken.Addr().String()},
 		"admin address in use":              {"SPECGUARD_ADMIN_ADDR": taken.Addr().String()},
 		"a document the credentials refuse": {"SPECGUARD_SPEC_FILE": noPrefix},
-		"a Cluster node as one Redis":       {"SPECGUARD_REDIS_URL": "redis://" + node, "SPECGUARD_SIGNING_KEY_FILE": keytest.File(t)},
 	} {
-		dir := t.TempDir()
-		env["SPECGUARD_DATA_DIR"] = dir
+		env["SPECGUARD_DATA_DIR"] = t.TempDir()
 		if env["SPECGUARD_ADDR"] == "" {
 			env["SPECGUARD_ADDR"] = "127.0.0.1:0"
 		}
 		if env["SPECGUARD_ADMIN_ADDR"] == "" {
 			env["SPECGUARD_ADMIN_ADDR"] = "off"
 		}
-		// A start that is not refused serves until the context ends.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := service.Run(ctx, testApp(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
-		cancel()
-		if err == nil {
-			t.Fatalf("%s: Run started", name)
-		}
-		if env["SPECGUARD_REDIS_URL"] != "" && !strings.Contains(err.Error(), "SPECGUARD_REDIS_URL: the server is a Redis Cluster node") {
-			t.Errorf("%s: %v, want the URL refused for naming a Cluster node", name, err)
-		}
-		entries, _ := os.ReadDir(dir)
-		for _, e := range entries {
-			t.Errorf("%s: left behind: %s", name, e.Name())
-		}
+		refusedWritesNothing(t, name, env, "")
 	}
 	// A shared PostgreSQL database is not migrated by a start refused for
 	// its key.
@@ -91,6 +73,37 @@ func TestRefusedStartWritesNothing(t *testing.T) {
 	if current, _, err := db.Versions(context.Background(), sqlstore.Migrations); err != nil || current != 0 {
 		t.Errorf("the database after a refused start: version %d (%v), want 0", current, err)
 	}
+}
+
+// refusedWritesNothing runs the service with env (its data directory
+// SPECGUARD_DATA_DIR), which must refuse to start with an error holding
+// want, and leave nothing in the directory.
+func refusedWritesNothing(t *testing.T, name string, env map[string]string, want string) {
+	t.Helper()
+	// A start that is not refused serves until the context ends.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	err := service.Run(ctx, testApp(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	cancel()
+	if err == nil {
+		t.Fatalf("%s: Run started", name)
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("%s: %v, want %q", name, err, want)
+	}
+	entries, _ := os.ReadDir(env["SPECGUARD_DATA_DIR"])
+	for _, e := range entries {
+		t.Errorf("%s: left behind: %s", name, e.Name())
+	}
+}
+
+// A Redis Cluster node (one shard, say) named by a redis:// URL would
+// refuse every request with two keys (CROSSSLOT): the start is refused,
+// naming it, with nothing written.
+func TestClusterNodeAsOneRedisRefused(t *testing.T) {
+	node := redistest.StartCluster(t).Nodes[0].Addr
+	env := map[string]string{"SPECGUARD_REDIS_URL": "redis://" + node, "SPECGUARD_SIGNING_KEY_FILE": keytest.File(t),
+		"SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_ADDR": "127.0.0.1:0", "SPECGUARD_ADMIN_ADDR": "off"}
+	refusedWritesNothing(t, "a Cluster node as one Redis", env, "SPECGUARD_REDIS_URL: the server is a Redis Cluster node (cluster_enabled:1)")
 }
 
 // In the development setup with demo accounts (published passwords), the
