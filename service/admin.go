@@ -34,9 +34,12 @@ func bindAdmin(cfg *Config, api net.Addr) (net.Listener, error) {
 	}
 	addr := cfg.AdminAddr
 	if addr == "auto" {
-		addr = autoAdminAddr(api)
+		addr = autoAdminAddr(cfg.Addr, api)
 	}
 	ln, err := net.Listen("tcp", addr)
+	if err != nil && cfg.AdminAddr == "auto" {
+		return nil, fmt.Errorf("SPECGUARD_ADMIN_ADDR: %v (auto: 127.0.0.1 and the API's port + 1000); set it to a free address, or off", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("SPECGUARD_ADMIN_ADDR: %v", err)
 	}
@@ -100,13 +103,17 @@ func loopbackHostOnlyAs(p *problem.Writer, next http.Handler) http.Handler {
 	})
 }
 
-// autoAdminAddr is the admin address "auto" names: loopback (the admin
+// autoAdminAddr is the admin address "auto" names for the API's
+// configured address configured, bound at api: loopback (the admin
 // listener is never public by default) and the API's port + 1000, so that
-// instances on one host, and Prometheus's own 9090, do not collide; a free
-// port when the API's is 0 or that would pass 65535.
-func autoAdminAddr(api net.Addr) string {
+// instances on one host on neighbouring ports do not collide, nor the
+// default's with Prometheus's own 9090; a free port when the API's was
+// configured as 0 (its bound port + 1000 could be anyone's), or when that
+// would pass 65535.
+func autoAdminAddr(configured string, api net.Addr) string {
 	port := 0
-	if tcp, ok := api.(*net.TCPAddr); ok && tcp.Port > 0 && tcp.Port+1000 <= 65535 {
+	_, given, _ := net.SplitHostPort(configured)
+	if tcp, ok := api.(*net.TCPAddr); ok && given != "0" && tcp.Port > 0 && tcp.Port+1000 <= 65535 {
 		port = tcp.Port + 1000
 	}
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -75,5 +76,86 @@ func TestAdminOnLoopbackAnswersLoopbackHostsOnly(t *testing.T) {
 				t.Errorf("GET %s with Host %s: %d, want %d", path, host, resp.StatusCode, want)
 			}
 		}
+	}
+}
+
+// The admin listener's profiles are runtime/pprof's, as go tool pprof
+// reads them; nothing is registered on http.DefaultServeMux, which a
+// program linking this package may serve (net/http/pprof's init put every
+// profile there, cmdline unredacted).
+func TestPprofServedOnTheAdminListenerOnly(t *testing.T) {
+	if _, pattern := http.DefaultServeMux.Handler(httptest.NewRequest("GET", "/debug/pprof/cmdline", nil)); pattern != "" {
+		t.Errorf("http.DefaultServeMux serves /debug/pprof/cmdline (pattern %q)", pattern)
+	}
+	srv, addr, err := listenAdmin(&Config{AdminAddr: "127.0.0.1:0", AdminPprof: true}, NewMetrics(), slog.NewTextHandler(io.Discard, nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	get := func(path string) (int, string, string) {
+		t.Helper()
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("Content-Type"), string(body)
+	}
+	for _, c := range []struct {
+		path, kind, holds string
+		code              int
+	}{
+		{"/debug/pprof/", "text/plain", "heap (", 200},
+		{"/debug/pprof/goroutine?debug=1", "text/plain", "goroutine profile:", 200},
+		{"/debug/pprof/heap?gc=1", "application/octet-stream", "", 200},
+		{"/debug/pprof/profile?seconds=0.2", "application/octet-stream", "", 200},
+		{"/debug/pprof/trace?seconds=0.2", "application/octet-stream", "go 1.", 200},
+		{"/debug/pprof/cmdline", "text/plain", "", 200},
+		{"/debug/pprof/nosuch", "text/plain", "unknown profile", 404},
+		{"/debug/pprof/profile?seconds=forever", "text/plain", "seconds", 400},
+		{"/debug/pprof/heap?seconds=5", "text/plain", "delta profiles", 400},
+	} {
+		code, kind, body := get(c.path)
+		if code != c.code || !strings.HasPrefix(kind, c.kind) || !strings.Contains(body, c.holds) || (code == 200 && body == "" && c.path != "/debug/pprof/cmdline") {
+			t.Errorf("GET %s: %d %s, %d bytes (%.40q), want %d %s holding %q", c.path, code, kind, len(body), body, c.code, c.kind, c.holds)
+		}
+	}
+}
+
+// auto is loopback and the API's port + 1000; a free port when the API's
+// was given as 0 (its bound port + 1000 could be anyone's); and when the
+// port + 1000 is taken, the start stops saying it was auto's.
+func TestAutoAdminAddr(t *testing.T) {
+	api, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.Close()
+	port := api.Addr().(*net.TCPAddr).Port
+	if port+1000 > 65535 {
+		t.Skipf("the system gave port %d, whose + 1000 passes 65535", port)
+	}
+	ln, err := bindAdmin(&Config{Addr: "127.0.0.1:0", AdminAddr: "auto"}, api.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ln.Addr().(*net.TCPAddr); got.Port == port+1000 || !got.IP.IsLoopback() {
+		t.Errorf("API given as :0, bound %d: admin %s, want a free loopback port", port, got)
+	}
+	ln.Close()
+	given := api.Addr().String()
+	ln, err = bindAdmin(&Config{Addr: given, AdminAddr: "auto"}, api.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ln.Addr().(*net.TCPAddr); got.Port != port+1000 {
+		t.Errorf("API at %s: admin %s, want port %d", given, got, port+1000)
+	}
+	// Taken: by the listener just bound.
+	_, err = bindAdmin(&Config{Addr: given, AdminAddr: "auto"}, api.Addr())
+	ln.Close()
+	if err == nil || !strings.Contains(err.Error(), "(auto: 127.0.0.1 and the API's port + 1000); set it to a free address, or off") {
+		t.Errorf("port + 1000 taken: %v, want refused naming auto", err)
 	}
 }

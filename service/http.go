@@ -144,7 +144,7 @@ func recoverer(p problem.Writer, log *slog.Logger, next http.Handler) http.Handl
 				op = st.op.ID
 			}
 			id := RequestID(r.Context())
-			log.ErrorContext(r.Context(), "panic", "method", r.Method, "path", r.URL.Path, "operation", op, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			log.ErrorContext(r.Context(), "panic", "method", logged(r.Method, 32), "path", logged(r.URL.Path, maxLoggedPath), "operation", op, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			if st != nil && st.status != 0 {
 				st.status = http.StatusInternalServerError // as counted and logged
 				// What was written goes out first: the client sees a

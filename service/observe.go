@@ -8,12 +8,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/http/pprof"
-	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/specguard/specguard/guard"
-	"github.com/specguard/specguard/internal/redact"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/security/oidc"
@@ -202,26 +199,9 @@ func (m *Metrics) AdminHandler(withPprof bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	if withPprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", redactedCmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("/debug/pprof/", servePprof)
 	}
 	return mux
-}
-
-// redactedCmdline is pprof's cmdline without the secrets of URLs given
-// as flags (--redis-url redis://:secret@..., --database-url
-// postgres://...?password=...).
-func redactedCmdline(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	args := make([]string, len(os.Args))
-	for i, a := range os.Args {
-		args[i] = redact.Arg(a)
-	}
-	fmt.Fprint(w, strings.Join(args, "\x00"))
 }
 
 // observeStore records one store call.
@@ -418,7 +398,7 @@ func logRequest(log *slog.Logger, m *Metrics, st *reqState, r *http.Request, sta
 	}
 	attrs := []slog.Attr{
 		slog.String("request_id", st.ctx.id),
-		slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.String("method", logged(r.Method, 32)), slog.String("path", logged(r.URL.Path, maxLoggedPath)),
 		slog.String("operation", opID),
 		slog.Int("status", st.status), slog.Duration("duration", elapsed),
 	}
@@ -434,4 +414,22 @@ func logRequest(log *slog.Logger, m *Metrics, st *reqState, r *http.Request, sta
 			slog.String("limit", limit))
 	}
 	log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+}
+
+// maxLoggedPath bounds the path a log line quotes: a request for no
+// operation is answered 404 before any rate limit, and its path (up to the
+// 16 KiB of a request line, each invalid byte logged as six) must not let
+// one client write the log at many times the rate it sends.
+const maxLoggedPath = 512
+
+// logged is s, cut to max bytes (at a UTF-8 boundary) and saying so.
+func logged(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s...(%d bytes)", s[:cut], len(s))
 }

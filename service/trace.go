@@ -90,7 +90,7 @@ func newTracerProvider(ctx context.Context, name string, getenv func(string) str
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
 		if now := time.Now().Unix(); now-lastLog.Load() >= 60 {
 			lastLog.Store(now)
-			log.Warn("traces not exported (repeats are not logged for a minute)", "endpoint", u.Redacted(), "err", err)
+			log.Warn("traces not exported (repeats are not logged for a minute)", "endpoint", redact.URL(u.String()), "err", err)
 		}
 	}))
 	return sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res)), nil

@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -90,3 +92,43 @@ func TestTracedTransport(t *testing.T) {
 		}
 	}
 }
+
+// A collector that cannot be reached is said in the log, with its URL's
+// secrets masked: a password and a key in its query alike.
+func TestTraceExportFailureMasksTheEndpoint(t *testing.T) {
+	var logs strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), nil))
+	// The batcher's own export (its failure goes to the error handler,
+	// where ForceFlush's is returned), soon.
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "10")
+	t.Setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "500")
+	env := map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://tenant:S3CRET@127.0.0.1:1/v1/traces?api_key=QKEY123"}
+	tp, err := newTracerProvider(context.Background(), "svc", func(k string) string { return env[k] }, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tp.Shutdown(context.Background())
+	_, span := tp.Tracer("t").Start(context.Background(), "op")
+	span.End()
+	said := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Contains(logs.String(), "traces not exported")
+	}
+	for deadline := time.Now().Add(30 * time.Second); !said() && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "traces not exported") || strings.Contains(logs.String(), "S3CRET") || strings.Contains(logs.String(), "QKEY123") {
+		t.Errorf("log:\n%s\nwant the failure said, the password and the key masked", logs.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
