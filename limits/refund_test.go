@@ -105,6 +105,22 @@ func TestClusterNodeAsOneRedisIsRefused(t *testing.T) {
 	if err := redislimit.New(cl.Client(t), cl.Nodes[0].Prefix).Preload(context.Background()); err != nil {
 		t.Errorf("the Cluster as a Cluster: %v", err)
 	}
+	// A user not allowed INFO (an ACL, a managed service) is taken for
+	// what it was opened as: one Redis.
+	srv := redistest.Start(t)
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { admin.Close() })
+	if err := admin.Do(context.Background(), "ACL", "SETUSER", "noinfo", "on", "nopass", "~*", "+@all", "-info").Err(); err != nil {
+		t.Fatal(err)
+	}
+	noinfo := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "noinfo", Password: "any"}) // nopass: any password
+	t.Cleanup(func() { noinfo.Close() })
+	if err := noinfo.Info(context.Background(), "cluster").Err(); err == nil {
+		t.Fatal("INFO allowed to a user denied it")
+	}
+	if err := redislimit.New(noinfo, srv.Prefix).Preload(context.Background()); err != nil {
+		t.Errorf("one Redis whose user may not run INFO: Preload = %v, want nil", err)
+	}
 }
 
 // A client that goes away (a reset stream, a half-closed connection)
