@@ -8,8 +8,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
-	"strings"
+	"strconv"
 	"sync"
 )
 
@@ -25,6 +26,9 @@ type clientRun struct {
 // clientBurst is the clients' tier's burst (one request an hour): more
 // than any address spends, so that none is refused.
 const clientBurst = 100_000
+
+// anonRemaining reads the anon tier's remaining requests from RateLimit.
+var anonRemaining = regexp.MustCompile(`"anon";r=(\d+);`)
 
 // heldSample is how many addresses, spread over all of them, are asked
 // after the runs whether their bucket is still held.
@@ -100,7 +104,11 @@ end
 			if err != nil {
 				return nil, err
 			}
-			if !strings.Contains(resp.Header.Get("RateLimit"), fmt.Sprintf(";r=%d;", clientBurst-1)) {
+			m := anonRemaining.FindStringSubmatch(resp.Header.Get("RateLimit"))
+			if m == nil {
+				return nil, fmt.Errorf("clients: no remaining count of the anon tier in RateLimit: %q", resp.Header.Get("RateLimit"))
+			}
+			if r, _ := strconv.Atoi(m[1]); r < clientBurst-1 {
 				c.held++
 			}
 		}
