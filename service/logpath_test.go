@@ -2,43 +2,23 @@ package service_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/specguard/specguard/service"
 )
-
-// lockedBuffer is a log sink safe for the server's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // A request for no operation is answered 404 before any rate limit, and
 // its log line quotes its path: cut to 512 bytes, so that one client
 // cannot write the log at several times the rate it sends (an invalid
 // byte, %ff, is logged as six).
 func TestLoggedPathIsBounded(t *testing.T) {
-	var logs lockedBuffer
+	var logs syncBuffer
 	env := map[string]string{"SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_ADMIN_ADDR": "off", "SPECGUARD_LOG_REQUESTS": "true"}
 	s, err := service.Build(context.Background(), testApp(), nil, func(k string) string { return env[k] }, &logs, io.Discard)
 	if err != nil {
