@@ -105,6 +105,9 @@ func (g *Guard) serveChecked(w http.ResponseWriter, r *http.Request, st *opState
 		// Not this answer's body: its status and headers alone.
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		g.run(sw, r, h, rctx)
+		if sw.hijacked {
+			return // the answer went on the connection, unseen
+		}
 		if found := checkResponse(r, st, sw.status, w.Header(), nil, bodyUnseen); len(found) > 0 && g.reportResponse != nil {
 			g.reportResponse(r, st.op, found)
 		}
@@ -144,7 +147,7 @@ func (g *Guard) serveChecked(w http.ResponseWriter, r *http.Request, st *opState
 	}
 	body := cw.body.Bytes()
 	found := checkResponse(r, st, cw.status, cw.Header(), body, seen)
-	if len(body) == 0 && (cw.dropped || cw.large) && declaresNoContent(st.op, cw.status) {
+	if len(body) == 0 && (cw.dropped || cw.unheld) && declaresNoContent(st.op, cw.status) {
 		// A body none of which was held: sent on (reporting), or dropped.
 		found = append(found, noContent(cw.status))
 	}
@@ -184,8 +187,9 @@ func informational(status int) bool {
 // statusWriter notes the status a handler answers with.
 type statusWriter struct {
 	http.ResponseWriter
-	status int
-	wrote  bool
+	status   int
+	wrote    bool
+	hijacked bool // the handler took the connection
 }
 
 func (s *statusWriter) WriteHeader(status int) {
@@ -214,7 +218,9 @@ func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 // asserting w.(http.Hijacker)) when the writer beneath can.
 func (s *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	s.wrote = true
-	return http.NewResponseController(s.ResponseWriter).Hijack()
+	conn, rw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+	s.hijacked = err == nil
+	return conn, rw, err
 }
 
 // checkedWriter keeps what a handler answers: the status, and the body up
@@ -230,7 +236,7 @@ type checkedWriter struct {
 	wrote   bool
 	body    bytes.Buffer
 	over    bool // the body passed MaxCheckedBody (or was flushed): not checked
-	large   bool // a write passed MaxCheckedBody
+	unheld  bool // body bytes went on without being kept (past MaxCheckedBody, or let go)
 	// passed: enforcing, the answer went out unheld (too large, or
 	// flushed).
 	passed bool
@@ -297,14 +303,23 @@ func (c *checkedWriter) Write(p []byte) (int, error) {
 			return len(p), nil
 		}
 	} else if !c.over {
-		c.over, c.large = true, true
+		c.over, c.unheld = true, true
 		if c.enforce && !c.passed {
 			if c.pass(len(p) > 0); c.refused {
 				return len(p), nil
 			}
 		}
+		c.release()
 	}
+	c.unheld = c.unheld || len(p) > 0 && c.over
 	return c.w.Write(p)
+}
+
+// release lets go of the body held, once it will not be checked: a
+// download or a stream kept open must not keep its first MiB.
+func (c *checkedWriter) release() {
+	c.unheld = c.unheld || c.body.Len() > 0
+	c.body = bytes.Buffer{}
 }
 
 // pass sends what is held on, and everything after as it comes, once its
@@ -343,6 +358,13 @@ func (c *checkedWriter) Flush() {
 		if c.pass(false); c.refused {
 			return
 		}
+		c.release()
+	}
+	if !c.enforce && !c.over && !respcheck.Readable(c.w.Header()) {
+		// A stream whose bytes cannot be checked (an event stream, a
+		// compressed body): not kept while it stays open.
+		c.over = true
+		c.release()
 	}
 	_ = http.NewResponseController(c.w).Flush()
 }

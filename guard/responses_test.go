@@ -503,6 +503,7 @@ paths:
                   email: {type: string, pattern: '^[a-z]+$'}
                   pin: {type: integer, maximum: 10}
                   code: {type: string, enum: [a, b]}
+                  names: {type: object, additionalProperties: false, properties: {a: {type: string}}}
 `))
 			if err != nil {
 				t.Fatal(err)
@@ -510,7 +511,7 @@ paths:
 			r := chi.NewRouter()
 			r.Get("/me", func(w http.ResponseWriter, _ *http.Request) {
 				w.Header().Set("Content-Type", "application/json")
-				_, _ = w.Write([]byte(`{"email":"secret.person@example.com","pin":4242,"code":"secretcode"}`))
+				_, _ = w.Write([]byte(`{"email":"secret.person@example.com","pin":4242,"code":"secretcode","names":{"sk_live_KEY":"x"}}`))
 			})
 			var got []string
 			g, err := guard.New(table, r, guard.WithResponseValidation(guard.ResponsesEnforce, func(_ *http.Request, _ *policy.Operation, vs []guard.ResponseViolation) {
@@ -527,7 +528,7 @@ paths:
 			if w.Code != 500 || len(got) == 0 || !strings.Contains(all, "/email") {
 				t.Fatalf("enforced: %d, reported %q; want a 500 and the violation at /email", w.Code, got)
 			}
-			for _, value := range []string{"secret", "4242", "4,242"} {
+			for _, value := range []string{"secret", "4242", "4,242", "sk_live"} {
 				if strings.Contains(all, value) {
 					t.Errorf("a report holds a value of the answer (%s): %s", value, all)
 				}

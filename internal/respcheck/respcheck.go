@@ -44,13 +44,15 @@ var options = &openapi3filter.Options{
 // against its media type's schema.
 func Check(ctx context.Context, req *http.Request, route *routers.Route, status int, header http.Header, body []byte) []Finding {
 	var out []Finding
-	if req.Method != http.MethodHead && len(body) > 0 && IsJSON(header.Get("Content-Type")) && ijson.Check(body) != "" {
+	head := req.Method == http.MethodHead
+	unread := len(body) > 0 && !Readable(header)
+	if !head && !unread && len(body) > 0 && IsJSON(header.Get("Content-Type")) && ijson.Check(body) != "" {
 		// openapi3filter decodes the first value alone, and keeps the last
 		// of a repeated name: {"id":"a"}{"secret":1} passed as {"id":"a"}.
 		out = append(out, Finding{Reason: "body", Pointer: "/", Detail: notOneValue})
 	}
-	if req.Method == http.MethodHead || unvalidated(status) {
-		return append(out, checkItself(route, status, header, body, req.Method == http.MethodHead)...)
+	if head || unread || unvalidated(status) {
+		return append(out, checkItself(route, status, header, body, head, unread)...)
 	}
 	if declared := Declared(route.Operation, status); declared != nil && len(declared.Content) == 0 && len(body) > 0 {
 		// openapi3filter passes any body of a status declared without
@@ -101,28 +103,36 @@ func Declared(op *openapi3.Operation, status int) *openapi3.Response {
 // NoContent is the finding of a body where the status declares none.
 const NoContent = "the document declares no content for this status"
 
-// checkItself is Check where openapi3filter looks at nothing: the status
-// declared, its required headers, and, but for HEAD, the body against
+// checkItself is Check where openapi3filter looks at nothing, or could
+// not read the body (unread): the status declared, its required headers,
+// the media type, and, but for HEAD or a body unread, the body against
 // the schema of its media type.
-func checkItself(route *routers.Route, status int, header http.Header, body []byte, head bool) []Finding {
+func checkItself(route *routers.Route, status int, header http.Header, body []byte, head, unread bool) []Finding {
 	declared := Declared(route.Operation, status)
 	if declared == nil {
 		return []Finding{{Reason: "status", Detail: fmt.Sprintf("status %d is not declared and there is no default", status)}}
 	}
 	out := MissingHeaders(declared, header)
-	if head || len(body) == 0 {
+	content := declared.Content
+	ct := header.Get("Content-Type")
+	if head {
+		// No body, but the media type the GET would have.
+		if ct != "" && len(content) > 0 && content.Get(ct) == nil {
+			out = append(out, Finding{Reason: "content-type", Detail: "a media type this status does not declare"})
+		}
 		return out
 	}
-	content := declared.Content
+	if len(body) == 0 {
+		return out
+	}
 	if len(content) == 0 {
 		return append(out, Finding{Reason: "body", Pointer: "/", Detail: NoContent})
 	}
-	ct := header.Get("Content-Type")
 	mt := content.Get(ct)
 	if mt == nil {
 		return append(out, Finding{Reason: "content-type", Detail: "a media type this status does not declare"})
 	}
-	if mt.Schema == nil || mt.Schema.Value == nil || !IsJSON(ct) {
+	if unread || mt.Schema == nil || mt.Schema.Value == nil || !IsJSON(ct) {
 		return out
 	}
 	var v any
@@ -133,6 +143,22 @@ func checkItself(route *routers.Route, status int, header http.Header, body []by
 		out = append(out, findings(err)...)
 	}
 	return out
+}
+
+// Readable reports whether the body of an answer with header can be
+// checked: not compressed (Content-Encoding), and of a media type
+// openapi3filter decodes (JSON, text/plain, a form, YAML, CSV...; not
+// HTML, XML or an event stream, whose status, headers and media type are
+// checked alone).
+func Readable(header http.Header) bool {
+	if enc := header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+		return false
+	}
+	mt, _, err := mime.ParseMediaType(header.Get("Content-Type"))
+	if err != nil {
+		return false
+	}
+	return openapi3filter.RegisteredBodyDecoder(mt) != nil || strings.HasSuffix(mt, "+json") || openapi3filter.RegisteredBodyDecoder("*/*") != nil
 }
 
 // IsJSON reports whether contentType is a JSON media type (application/json
@@ -166,6 +192,11 @@ func findings(err error) []Finding {
 	var se *openapi3.SchemaError
 	if errors.As(err, &se) {
 		detail := se.Reason
+		if strings.HasPrefix(detail, "property ") && strings.HasSuffix(detail, " is unsupported") {
+			// It quotes the answer's key, which in a map is its data (an
+			// email, a key id).
+			detail = "a property the schema does not allow"
+		}
 		if se.Schema == nil {
 			// An OpenAPI 3.1 document's schemas are JSON Schema, whose
 			// validator (santhosh-tekuri/jsonschema) quotes the value in

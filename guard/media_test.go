@@ -1,0 +1,165 @@
+package guard_test
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/specguard/specguard/guard"
+	"github.com/specguard/specguard/policy"
+)
+
+const mediaDoc = `openapi: 3.0.3
+info: {title: media, version: "1"}
+x-rate-limit: false
+paths:
+  /page:
+    get:
+      operationId: getPage
+      security: []
+      responses:
+        '200': {description: ok, content: {text/html: {schema: {type: string}}}}
+  /obj/{case}:
+    get:
+      operationId: getObj
+      security: []
+      parameters: [{name: case, in: path, required: true, schema: {type: string}}]
+      responses:
+        '200':
+          description: ok
+          content:
+            application/json: {schema: {type: object, properties: {color: {type: string, enum: [red]}}}}
+  /ws:
+    get:
+      operationId: ws
+      security: []
+      responses:
+        '101': {description: switching}
+`
+
+// mediaServer serves mediaDoc: an HTML page, JSON objects (plain, gzip,
+// gzip labelled HTML) and a connection taken over.
+func mediaServer(t *testing.T, mode guard.ResponseMode, opts ...guard.Option) (http.Handler, func() []string) {
+	t.Helper()
+	table, err := policy.Compile("media.yaml", []byte(mediaDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gz := func(s string) []byte {
+		var b bytes.Buffer
+		z := gzip.NewWriter(&b)
+		z.Write([]byte(s))
+		z.Close()
+		return b.Bytes()
+	}
+	r := chi.NewRouter()
+	r.Get("/page", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, "<h1>hello</h1>")
+	})
+	r.Get("/obj/{case}", func(w http.ResponseWriter, r *http.Request) {
+		switch chi.URLParam(r, "case") {
+		case "gzip":
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Encoding", "gzip")
+			w.Write(gz(`{"color":"red"}`))
+		case "gzip-html":
+			w.Header().Set("Content-Type", "text/html")
+			w.Header().Set("Content-Encoding", "gzip")
+			w.Write(gz(`<p>hi</p>`))
+		default:
+			w.Header().Set("Content-Type", "text/html")
+		}
+	})
+	r.Get("/ws", func(w http.ResponseWriter, _ *http.Request) {
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		defer conn.Close()
+		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n")
+		rw.Flush()
+	})
+	var mu sync.Mutex
+	var got []string
+	g, err := guard.New(table, r, append(opts, guard.WithResponseValidation(mode, func(_ *http.Request, op *policy.Operation, vs []guard.ResponseViolation) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, v := range vs {
+			got = append(got, op.ID+" "+v.String())
+		}
+	}))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), got...) }
+}
+
+// A body the checker cannot read (a media type openapi3filter does not
+// decode, HTML; a compressed one) is checked for its status, headers and
+// media type, not reported as unreadable nor, enforced, refused; a wrong
+// media type still is, compressed or not, and on HEAD.
+func TestResponseBodiesNotReadable(t *testing.T) {
+	for _, mode := range []guard.ResponseMode{guard.ResponsesReport, guard.ResponsesEnforce} {
+		h, reported := mediaServer(t, mode)
+		for _, c := range []struct {
+			method, path string
+			code         int
+			report       string
+		}{
+			{"GET", "/page", 200, ""},
+			{"GET", "/obj/gzip", 200, ""},
+			{"GET", "/obj/gzip-html", 500, "getObj 200 content-type: a media type this status does not declare"},
+			{"HEAD", "/obj/html", 500, "getObj 200 content-type: a media type this status does not declare"},
+		} {
+			before := len(reported())
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest(c.method, c.path, nil))
+			code := c.code
+			if mode == guard.ResponsesReport {
+				code = 200
+			}
+			got := strings.Join(reported()[before:], "; ")
+			if w.Code != code || got != c.report {
+				t.Errorf("%v: %s %s: %d, reported %q; want %d, %q", mode, c.method, c.path, w.Code, got, code, c.report)
+			}
+			if c.path == "/obj/gzip" && (w.Header().Get("Content-Encoding") != "gzip" || !bytes.HasPrefix(w.Body.Bytes(), []byte{0x1f, 0x8b})) {
+				t.Errorf("%v: the compressed answer was changed: %q %q", mode, w.Header().Get("Content-Encoding"), w.Body.String())
+			}
+		}
+	}
+}
+
+// A connection the handler takes over answers as it writes on it (101):
+// an answer whose body is not sampled is not then reported as an
+// undeclared 200.
+func TestResponseHijackedNotReportedAs200(t *testing.T) {
+	h, reported := mediaServer(t, guard.ResponsesReport, guard.WithResponseSample(4))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	for range 4 {
+		conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprint(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		conn.Close()
+		if err != nil || resp.StatusCode != 101 {
+			t.Fatalf("GET /ws: %v %v", resp, err)
+		}
+	}
+	if got := reported(); len(got) > 0 {
+		t.Errorf("hijacked answers reported: %q", got)
+	}
+}
