@@ -36,6 +36,8 @@ paths:
       responses:
         '200':
           description: ok
+          headers:
+            X-Count: {schema: {type: integer}}
           content:
             application/json: {schema: {type: object, properties: {color: {type: string, enum: [red]}}}}
   /ws:
@@ -72,6 +74,10 @@ func mediaServer(t *testing.T, mode guard.ResponseMode, opts ...guard.Option) (h
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Content-Encoding", "gzip")
 			w.Write(gz(`{"color":"red"}`))
+		case "bad-header":
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("X-Count", "SECRETVALUE")
+			w.Write([]byte(`{"color":"red"}`))
 		case "gzip-html":
 			w.Header().Set("Content-Type", "text/html")
 			w.Header().Set("Content-Encoding", "gzip")
@@ -121,6 +127,7 @@ func TestResponseBodiesNotReadable(t *testing.T) {
 			{"GET", "/obj/gzip", 200, ""},
 			{"GET", "/obj/gzip-html", 500, "getObj 200 content-type: a media type this status does not declare"},
 			{"HEAD", "/obj/html", 500, "getObj 200 content-type: a media type this status does not declare"},
+			{"GET", "/obj/bad-header", 500, `getObj 200 header: unable to decode header "X-Count" value`},
 		} {
 			before := len(reported())
 			w := httptest.NewRecorder()

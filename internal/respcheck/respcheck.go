@@ -211,7 +211,12 @@ func findings(err error) []Finding {
 	}
 	var re *openapi3filter.ResponseError
 	if errors.As(err, &re) {
-		if re.Err != nil && !errors.Is(re.Err, re) {
+		// A schema's findings inside (the body's, with their pointers);
+		// anything else (a header that cannot be decoded) is said by the
+		// outer reason.
+		var se *openapi3.SchemaError
+		var multi openapi3.MultiError
+		if re.Err != nil && !errors.Is(re.Err, re) && (errors.As(re.Err, &se) || errors.As(re.Err, &multi)) && !strings.Contains(strings.ToLower(re.Reason), "header") {
 			if inner := findings(re.Err); len(inner) > 0 && inner[0].Reason == "body" {
 				return inner
 			}
