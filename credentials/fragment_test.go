@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/specguard/specguard/credentials"
 	"github.com/specguard/specguard/policy"
@@ -91,6 +92,23 @@ func TestNewRefusesMissingParts(t *testing.T) {
 	whole := credentials.Stores{Accounts: accounts, Keys: keys, State: store, Limits: lim}
 	if _, err := credentials.New(table, key, whole); err != nil {
 		t.Fatalf("every part present: %v", err)
+	}
+	// Settings that would make credentials dead on arrival, or passwords
+	// that can never be checked.
+	for _, c := range []struct {
+		opt  credentials.Option
+		want string
+	}{
+		{credentials.WithArgon2(credentials.Argon2{}), "credentials: WithArgon2({Memory:0 Time:0 Threads:0}): Memory 0 KiB: want 8 KiB to 4 GiB"},
+		{credentials.WithArgon2(credentials.Argon2{Memory: 64, Time: 101, Threads: 1}), "credentials: WithArgon2({Memory:64 Time:101 Threads:1}): Time 101: want 1 to 100 passes"},
+		{credentials.WithSessionTTL(0), "credentials: WithSessionTTL(0s): want a positive duration (every session would be over when made)"},
+		{credentials.WithSessionIdle(-1), "credentials: WithSessionIdle(-1ns): want 0 (the TTL alone) or a positive duration"},
+		{credentials.WithAPIKeyTTL(-time.Hour), "credentials: WithAPIKeyTTL(-1h0m0s): want a positive duration (every key would be expired when made)"},
+		{credentials.WithMaxSessions(-1), "credentials: WithMaxSessions(-1), WithMaxAPIKeys(50): want 0 (no cap) or more"},
+	} {
+		if _, err := credentials.New(table, key, whole, c.opt); err == nil || err.Error() != c.want {
+			t.Errorf("New = %v, want %q", err, c.want)
+		}
 	}
 	// A session cookie a sibling subdomain could set.
 	bare, err := policy.Compile("openapi.yaml", bytes.Replace(credentials.Fragment, []byte("name: __Host-session"), []byte("name: session"), 1))

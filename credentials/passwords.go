@@ -24,6 +24,20 @@ type Argon2 struct {
 	Threads uint8
 }
 
+// check refuses parameters whose hashes could not be checked (see
+// decodeArgon2's bounds) or could not be made.
+func (a Argon2) check() error {
+	switch {
+	case a.Memory < 8 || a.Memory > 4<<20:
+		return fmt.Errorf("Memory %d KiB: want 8 KiB to 4 GiB", a.Memory)
+	case a.Time < 1 || a.Time > 100:
+		return fmt.Errorf("Time %d: want 1 to 100 passes", a.Time)
+	case a.Threads < 1:
+		return errors.New("Threads 0: want 1 or more")
+	}
+	return nil
+}
+
 // DefaultArgon2 is OWASP's first recommendation for argon2id: 19 MiB, two
 // passes, one thread (WithArgon2 changes it).
 var DefaultArgon2 = Argon2{Memory: 19 * 1024, Time: 2, Threads: 1}
@@ -147,8 +161,7 @@ func decodeArgon2(hash string) (Argon2, []byte, []byte, error) {
 	if len(parts) != 6 || parts[1] != "argon2id" || parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
 		return params, nil, nil, errHash
 	}
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &params.Memory, &params.Time, &params.Threads); err != nil ||
-		params.Memory < 8 || params.Memory > 4<<20 || params.Time < 1 || params.Time > 100 || params.Threads < 1 {
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &params.Memory, &params.Time, &params.Threads); err != nil || params.check() != nil {
 		return params, nil, nil, errHash
 	}
 	salt, err := base64.RawStdEncoding.DecodeString(parts[4])

@@ -251,6 +251,18 @@ func New(table *policy.Table, signing *tokens.Key, stores Stores, opts ...Option
 		return nil, errors.New("credentials: a signing key is required")
 	case cfg.perIP.Limit < 1 || cfg.perIP.Window <= 0 || cfg.perAccount.Limit < 1 || cfg.perAccount.Window <= 0:
 		return nil, fmt.Errorf("credentials: WithFailedPasswords(%s, %s): each budget needs at least 1 attempt and a window", cfg.perIP, cfg.perAccount)
+	case cfg.argon2.check() != nil:
+		// Hashes of such parameters could never be checked: every
+		// account registered would be refused at its first login.
+		return nil, fmt.Errorf("credentials: WithArgon2(%+v): %v", cfg.argon2, cfg.argon2.check())
+	case cfg.sessionTTL <= 0:
+		return nil, fmt.Errorf("credentials: WithSessionTTL(%s): want a positive duration (every session would be over when made)", cfg.sessionTTL)
+	case cfg.sessionIdle < 0:
+		return nil, fmt.Errorf("credentials: WithSessionIdle(%s): want 0 (the TTL alone) or a positive duration", cfg.sessionIdle)
+	case cfg.keyTTL <= 0:
+		return nil, fmt.Errorf("credentials: WithAPIKeyTTL(%s): want a positive duration (every key would be expired when made)", cfg.keyTTL)
+	case cfg.maxSessions < 0 || cfg.maxKeys < 0:
+		return nil, fmt.Errorf("credentials: WithMaxSessions(%d), WithMaxAPIKeys(%d): want 0 (no cap) or more", cfg.maxSessions, cfg.maxKeys)
 	}
 	s := &Service{table: table, accounts: stores.Accounts, store: stores.State, cfg: cfg, problems: cfg.problems, keyOnlyBeside: keyOnlyBesideScopes(table)}
 	for _, sc := range table.Schemes {
