@@ -32,6 +32,21 @@ type Account struct {
 // ErrExists: an account with that address exists already.
 var ErrExists = errors.New("already exists")
 
+// ErrFixed: a change (see Accounts.UpdateAccount) edited an account's ID,
+// Email or Created, which are fixed: an address is an account's key, and a
+// store that wrote it would let one account take another's, or drop it.
+var ErrFixed = errors.New("credentials: an account's id, email and creation time are fixed")
+
+// CheckFixed returns an error wrapping ErrFixed when after differs from
+// before in a fixed field: for an Accounts of one's own, as UpdateAccount
+// checks what change did.
+func CheckFixed(before, after *Account) error {
+	if after.ID != before.ID || after.Email != before.Email || !after.Created.Equal(before.Created) {
+		return fmt.Errorf("%w: account %s was changed to id %q, email %q", ErrFixed, before.ID, after.ID, after.Email)
+	}
+	return nil
+}
+
 // Accounts is the durable home of accounts: the service's database.
 // sqlstore implements it on SQLite and PostgreSQL; NewMemoryAccounts in
 // this process (tests, demos).
@@ -53,10 +68,11 @@ type Accounts interface {
 	// address of this one. A limit below 1 is an error.
 	ListAccounts(ctx context.Context, after string, limit int) ([]Account, error)
 	// UpdateAccount changes account id in one transaction that holds its
-	// row: change edits it (an error aborts), Version is bumped, the row is
-	// written (every field change may edit, PasswordHash included), then
-	// publish runs before the commit; when publish fails
-	// nothing is committed. publish mirrors the new state into the shared
+	// row: change edits it (an error aborts, and is returned), Version is
+	// bumped, the row is written (every field change may edit, PasswordHash
+	// and Disabled included; a change of ID, Email or Created is refused,
+	// see CheckFixed), then publish runs before the commit; when publish
+	// fails nothing is committed. publish mirrors the new state into the shared
 	// store every instance checks credentials against.
 	UpdateAccount(ctx context.Context, id string, change func(*Account) error, publish func(*Account) error) (*Account, error)
 }
@@ -181,7 +197,11 @@ func (m *MemoryAccounts) UpdateAccount(_ context.Context, id string, change func
 	if !ok {
 		return nil, security.ErrNotFound
 	}
+	before := a
 	if err := change(&a); err != nil {
+		return nil, err
+	}
+	if err := CheckFixed(&before, &a); err != nil {
 		return nil, err
 	}
 	a.Version++

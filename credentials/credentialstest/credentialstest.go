@@ -139,6 +139,40 @@ func testAccounts(t *testing.T, d credentials.Accounts) {
 	if got, _ := d.Account(ctx, u.ID); got.Disabled || got.Version != 2 {
 		t.Errorf("after a failed publish: %+v, want version 2, enabled", got)
 	}
+	// A change that fails writes nothing, publishes nothing, and its error
+	// is returned: a password rehash over a hash changed meanwhile relies
+	// on it.
+	errChanged := errors.New("changed meanwhile")
+	_, err = d.UpdateAccount(ctx, u.ID, func(a *credentials.Account) error { a.Role = "admin"; return errChanged },
+		func(*credentials.Account) error { t.Error("published after a failed change"); return nil })
+	if !errors.Is(err, errChanged) {
+		t.Errorf("UpdateAccount with a failing change = %v, want its error", err)
+	}
+	// An address, an id, a creation time are fixed: refused, not written
+	// (or dropped while the change is said to be done).
+	for name, edit := range map[string]func(*credentials.Account){
+		"email":   func(a *credentials.Account) { a.Email = "mallory@example.com" },
+		"id":      func(a *credentials.Account) { a.ID = "other" },
+		"created": func(a *credentials.Account) { a.Created = a.Created.Add(-time.Hour) },
+	} {
+		_, err = d.UpdateAccount(ctx, u.ID, func(a *credentials.Account) error { edit(a); return nil },
+			func(*credentials.Account) error { t.Errorf("published a change of %s", name); return nil })
+		if !errors.Is(err, credentials.ErrFixed) {
+			t.Errorf("UpdateAccount changing the %s = %v, want ErrFixed", name, err)
+		}
+	}
+	if got, _ := d.Account(ctx, u.ID); got.Role != "moderator" || got.Email != "Alice@Example.com" || got.Version != 2 {
+		t.Errorf("after refused changes: %+v, want version 2, as it was", got)
+	}
+	// Disabled is written: a store that dropped it would let a disabled
+	// account log in again once the state it published expired.
+	if _, err := d.UpdateAccount(ctx, u.ID, func(a *credentials.Account) error { a.Disabled = true; return nil },
+		func(*credentials.Account) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := d.Account(ctx, u.ID); !got.Disabled || got.Version != 3 {
+		t.Errorf("after disabling: disabled %v, version %d; want true, 3", got.Disabled, got.Version)
+	}
 	if _, err := d.UpdateAccount(ctx, "nobody", func(*credentials.Account) error { return nil }, func(*credentials.Account) error { return nil }); !errors.Is(err, security.ErrNotFound) {
 		t.Errorf("UpdateAccount(nobody) = %v, want ErrNotFound", err)
 	}

@@ -215,7 +215,11 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, change func(*crede
 		if err != nil {
 			return s.db.Fail(err)
 		}
+		before := *a
 		if err := change(a); err != nil {
+			return err
+		}
+		if err := credentials.CheckFixed(&before, a); err != nil {
 			return err
 		}
 		a.Version++
