@@ -288,8 +288,13 @@ type KeyRecords interface {
 	// APIKeys lists subject's live keys, newest first.
 	APIKeys(ctx context.Context, subject string) ([]APIKey, error)
 	// RevokeAPIKey revokes subject's live key id, or returns ErrNotFound.
+	// It is the record alone: a key already checked stays good, from its
+	// mark in the Store, for up to MarkTTL.
+	// To revoke a key, call the key service's Revoke (security/apikeys),
+	// which ends the mark too.
 	RevokeAPIKey(ctx context.Context, subject, id string) error
-	// RevokeAPIKeys revokes every key of subject.
+	// RevokeAPIKeys revokes every key of subject: the records alone, as
+	// RevokeAPIKey.
 	RevokeAPIKeys(ctx context.Context, subject string) error
 	// TouchAPIKey records that key id was used at t.
 	TouchAPIKey(ctx context.Context, id string, t time.Time) error
