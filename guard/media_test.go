@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -37,9 +38,20 @@ paths:
         '200':
           description: ok
           headers:
-            X-Count: {schema: {type: integer}}
+            X-Count: {schema: {type: integer, maximum: 10}}
           content:
             application/json: {schema: {type: object, properties: {color: {type: string, enum: [red]}}}}
+  /pages/{case}:
+    get:
+      operationId: getPages
+      security: []
+      parameters: [{name: case, in: path, required: true, schema: {type: string}}]
+      responses:
+        '200':
+          description: ok
+          headers:
+            X-Count: {schema: {type: integer, maximum: 10}}
+          content: {text/html: {schema: {type: string}}}
   /ws:
     get:
       operationId: ws
@@ -78,6 +90,10 @@ func mediaServer(t *testing.T, mode guard.ResponseMode, opts ...guard.Option) (h
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("X-Count", "SECRETVALUE")
 			w.Write([]byte(`{"color":"red"}`))
+		case "header-too-big":
+			w.Header().Set("Content-Type", "application/json; charset")
+			w.Header().Set("X-Count", "99")
+			w.Write([]byte(`{"color":"red"}`))
 		case "gzip-html":
 			w.Header().Set("Content-Type", "text/html")
 			w.Header().Set("Content-Encoding", "gzip")
@@ -85,6 +101,11 @@ func mediaServer(t *testing.T, mode guard.ResponseMode, opts ...guard.Option) (h
 		default:
 			w.Header().Set("Content-Type", "text/html")
 		}
+	})
+	r.Get("/pages/{case}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.Header().Set("X-Count", chi.URLParam(r, "case"))
+		fmt.Fprint(w, "<p>hi</p>")
 	})
 	r.Get("/ws", func(w http.ResponseWriter, _ *http.Request) {
 		conn, rw, err := http.NewResponseController(w).Hijack()
@@ -128,6 +149,10 @@ func TestResponseBodiesNotReadable(t *testing.T) {
 			{"GET", "/obj/gzip-html", 500, "getObj 200 content-type: a media type this status does not declare"},
 			{"HEAD", "/obj/html", 500, "getObj 200 content-type: a media type this status does not declare"},
 			{"GET", "/obj/bad-header", 500, `getObj 200 header: unable to decode header "X-Count" value`},
+			{"GET", "/obj/header-too-big", 500, `getObj 200 header: response header "X-Count" doesn't match schema`},
+			{"GET", "/pages/5", 200, ""},
+			{"GET", "/pages/99", 500, `getPages 200 header: response header "X-Count" doesn't match schema`},
+			{"GET", "/pages/many", 500, `getPages 200 header: unable to decode header "X-Count" value`},
 		} {
 			before := len(reported())
 			w := httptest.NewRecorder()
@@ -159,6 +184,7 @@ func TestResponseHijackedNotReportedAs200(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
 		fmt.Fprint(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n")
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		conn.Close()

@@ -51,6 +51,9 @@ func Check(ctx context.Context, req *http.Request, route *routers.Route, status 
 		// of a repeated name: {"id":"a"}{"secret":1} passed as {"id":"a"}.
 		out = append(out, Finding{Reason: "body", Pointer: "/", Detail: notOneValue})
 	}
+	if unread && !unvalidated(status) {
+		return append(out, checkUnread(ctx, req, route, status, header)...)
+	}
 	if head || unread || unvalidated(status) {
 		return append(out, checkItself(route, status, header, body, head, unread)...)
 	}
@@ -71,6 +74,41 @@ func Check(ctx context.Context, req *http.Request, route *routers.Route, status 
 	}
 	return append(out, findings(err)...)
 }
+
+// checkUnread is Check for a body it cannot read (see Readable): the
+// status, the media type, and the headers, values included, by
+// openapi3filter without the body.
+func checkUnread(ctx context.Context, req *http.Request, route *routers.Route, status int, header http.Header) []Finding {
+	declared := Declared(route.Operation, status)
+	if declared == nil {
+		return []Finding{{Reason: "status", Detail: fmt.Sprintf("status %d is not declared and there is no default", status)}}
+	}
+	var out []Finding
+	switch {
+	case len(declared.Content) == 0:
+		out = append(out, Finding{Reason: "body", Pointer: "/", Detail: NoContent})
+	case declared.Content.Get(header.Get("Content-Type")) == nil:
+		out = append(out, Finding{Reason: "content-type", Detail: "a media type this status does not declare"})
+	}
+	err := openapi3filter.ValidateResponse(ctx, &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, Route: route, Options: headersOnly},
+		Status:                 status,
+		Header:                 header,
+		Body:                   io.NopCloser(bytes.NewReader(nil)),
+		Options:                headersOnly,
+	})
+	if err != nil {
+		out = append(out, findings(err)...)
+	}
+	return out
+}
+
+// headersOnly is options without the body.
+var headersOnly = func() *openapi3filter.Options {
+	o := *options
+	o.ExcludeResponseBody = true
+	return &o
+}()
 
 // notOneValue is the finding of a JSON body that is not one I-JSON value
 // (see internal/ijson), said without quoting the body.
@@ -155,8 +193,8 @@ func Readable(header http.Header) bool {
 		return false
 	}
 	mt, _, err := mime.ParseMediaType(header.Get("Content-Type"))
-	if err != nil {
-		return false
+	if err != nil && !errors.Is(err, mime.ErrInvalidMediaParameter) {
+		return false // openapi3filter reads the type before a bad parameter
 	}
 	return openapi3filter.RegisteredBodyDecoder(mt) != nil || strings.HasSuffix(mt, "+json") || openapi3filter.RegisteredBodyDecoder("*/*") != nil
 }
@@ -181,6 +219,10 @@ func MissingHeaders(declared *openapi3.Response, header http.Header) []Finding {
 }
 
 func findings(err error) []Finding {
+	if re, ok := err.(*openapi3filter.ResponseError); ok && strings.Contains(strings.ToLower(re.Reason), "header") {
+		// A header's value, whatever the schema's error inside says.
+		return []Finding{{Reason: "header", Detail: strings.TrimSpace(re.Reason)}}
+	}
 	var multi openapi3.MultiError
 	if errors.As(err, &multi) {
 		var out []Finding
