@@ -107,12 +107,13 @@ func TestClusterNodeAsOneRedisIsRefused(t *testing.T) {
 	}
 	// A user not allowed INFO (an ACL, a managed service) is taken for
 	// what it was opened as: one Redis.
-	srv := redistest.Start(t)
+	srv := redistest.StartOwn(t) // its users are changed: never a shared server
 	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { admin.Close() })
 	if err := admin.Do(context.Background(), "ACL", "SETUSER", "noinfo", "on", "nopass", "~*", "+@all", "-info").Err(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { admin.Do(context.Background(), "ACL", "DELUSER", "noinfo") })
 	noinfo := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "noinfo", Password: "any"}) // nopass: any password
 	t.Cleanup(func() { noinfo.Close() })
 	if err := noinfo.Info(context.Background(), "cluster").Err(); err == nil {

@@ -103,8 +103,8 @@ func loopbackHostOnlyAs(p *problem.Writer, next http.Handler) http.Handler {
 	})
 }
 
-// autoAdminAddr is the admin address "auto" names for the API's
-// configured address configured, bound at api: loopback (the admin
+// autoAdminAddr is the admin address "auto" names for the API's address
+// as configured (SPECGUARD_ADDR) and as bound (api): loopback (the admin
 // listener is never public by default) and the API's port + 1000, so that
 // instances on one host on neighbouring ports do not collide, nor the
 // default's with Prometheus's own 9090; a free port when the API's was
@@ -113,7 +113,8 @@ func loopbackHostOnlyAs(p *problem.Writer, next http.Handler) http.Handler {
 func autoAdminAddr(configured string, api net.Addr) string {
 	port := 0
 	_, given, _ := net.SplitHostPort(configured)
-	if tcp, ok := api.(*net.TCPAddr); ok && given != "0" && tcp.Port > 0 && tcp.Port+1000 <= 65535 {
+	chosen, _ := strconv.Atoi(given) // 0 when given as 0, 00 or not at all
+	if tcp, ok := api.(*net.TCPAddr); ok && chosen != 0 && tcp.Port > 0 && tcp.Port+1000 <= 65535 {
 		port = tcp.Port + 1000
 	}
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))

@@ -114,6 +114,7 @@ func TestPprofServedOnTheAdminListenerOnly(t *testing.T) {
 		{"/debug/pprof/cmdline", "text/plain", "", 200},
 		{"/debug/pprof/nosuch", "text/plain", "unknown profile", 404},
 		{"/debug/pprof/profile?seconds=forever", "text/plain", "seconds", 400},
+		{"/debug/pprof/profile?seconds=NaN", "text/plain", "seconds", 400},
 		{"/debug/pprof/heap?seconds=5", "text/plain", "delta profiles", 400},
 	} {
 		code, kind, body := get(c.path)

@@ -428,8 +428,8 @@ func logged(s string, max int) string {
 		return s
 	}
 	cut := max
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
+	for cut > max-utf8.UTFMax && !utf8.RuneStart(s[cut]) {
+		cut-- // back to the rune it cuts, at most UTFMax-1 bytes
 	}
 	return fmt.Sprintf("%s...(%d bytes)", s[:cut], len(s))
 }

@@ -22,6 +22,8 @@ import (
 // delta profiles (?seconds= on a named profile).
 func servePprof(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	// go tool pprof prints the text of an error answer carrying it.
+	w.Header().Set("X-Go-Pprof", "1")
 	name := strings.TrimPrefix(r.URL.Path, "/debug/pprof/")
 	switch name {
 	case "":
@@ -42,7 +44,7 @@ func servePprof(w http.ResponseWriter, r *http.Request) {
 		seconds = def
 		if s := r.FormValue("seconds"); s != "" {
 			v, err := strconv.ParseFloat(s, 64)
-			if err != nil || v <= 0 || v > maxPprofSeconds {
+			if err != nil || !(v > 0 && v <= maxPprofSeconds) { // NaN too
 				http.Error(w, fmt.Sprintf("seconds: %q is not a number from 0 to %d", s, maxPprofSeconds), http.StatusBadRequest)
 				return
 			}
