@@ -99,8 +99,8 @@ func TestNewRefusesMissingParts(t *testing.T) {
 		opt  credentials.Option
 		want string
 	}{
-		{credentials.WithArgon2(credentials.Argon2{}), "credentials: WithArgon2({Memory:0 Time:0 Threads:0}): Memory 0 KiB: want 8 KiB to 4 GiB"},
-		{credentials.WithArgon2(credentials.Argon2{Memory: 64, Time: 101, Threads: 1}), "credentials: WithArgon2({Memory:64 Time:101 Threads:1}): Time 101: want 1 to 100 passes"},
+		{credentials.WithArgon2(credentials.Argon2{}), "credentials: WithArgon2({Memory:0 Time:0 Threads:0}): memory 0 KiB: want 8 KiB to 4 GiB"},
+		{credentials.WithArgon2(credentials.Argon2{Memory: 64, Time: 101, Threads: 1}), "credentials: WithArgon2({Memory:64 Time:101 Threads:1}): time 101: want 1 to 100 passes"},
 		{credentials.WithSessionTTL(0), "credentials: WithSessionTTL(0s): want a positive duration (every session would be over when made)"},
 		{credentials.WithSessionIdle(-1), "credentials: WithSessionIdle(-1ns): want 0 (the TTL alone) or a positive duration"},
 		{credentials.WithAPIKeyTTL(-time.Hour), "credentials: WithAPIKeyTTL(-1h0m0s): want a positive duration (every key would be expired when made)"},

@@ -29,11 +29,11 @@ type Argon2 struct {
 func (a Argon2) check() error {
 	switch {
 	case a.Memory < 8 || a.Memory > 4<<20:
-		return fmt.Errorf("Memory %d KiB: want 8 KiB to 4 GiB", a.Memory)
+		return fmt.Errorf("memory %d KiB: want 8 KiB to 4 GiB", a.Memory)
 	case a.Time < 1 || a.Time > 100:
-		return fmt.Errorf("Time %d: want 1 to 100 passes", a.Time)
+		return fmt.Errorf("time %d: want 1 to 100 passes", a.Time)
 	case a.Threads < 1:
-		return errors.New("Threads 0: want 1 or more")
+		return errors.New("threads 0: want 1 or more")
 	}
 	return nil
 }
