@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -117,19 +116,7 @@ func mediaServer(t *testing.T, mode guard.ResponseMode, opts ...guard.Option) (h
 		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n")
 		rw.Flush()
 	})
-	var mu sync.Mutex
-	var got []string
-	g, err := guard.New(table, r, append(opts, guard.WithResponseValidation(mode, func(_ *http.Request, op *policy.Operation, vs []guard.ResponseViolation) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, v := range vs {
-			got = append(got, op.ID+" "+v.String())
-		}
-	}))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return g, func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), got...) }
+	return checking(t, table, r, mode, opts...)
 }
 
 // A body the checker cannot read (a media type openapi3filter does not

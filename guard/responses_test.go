@@ -143,19 +143,19 @@ func answers(t *testing.T, mode guard.ResponseMode) (http.Handler, func() []stri
 	return checking(t, table, r, mode)
 }
 
-// checking guards r with its answers checked in mode, and returns what it
-// reported so far, one "operationId violation" each.
-func checking(t *testing.T, table *policy.Table, r chi.Router, mode guard.ResponseMode) (*guard.Guard, func() []string) {
+// checking guards r with its answers checked in mode (and opts), and
+// returns what it reported so far, one "operationId violation" each.
+func checking(t *testing.T, table *policy.Table, r chi.Router, mode guard.ResponseMode, opts ...guard.Option) (*guard.Guard, func() []string) {
 	t.Helper()
 	var mu sync.Mutex
 	var got []string
-	g, err := guard.New(table, r, guard.WithResponseValidation(mode, func(_ *http.Request, op *policy.Operation, vs []guard.ResponseViolation) {
+	g, err := guard.New(table, r, append(opts, guard.WithResponseValidation(mode, func(_ *http.Request, op *policy.Operation, vs []guard.ResponseViolation) {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, v := range vs {
 			got = append(got, op.ID+" "+v.String())
 		}
-	}))
+	}))...)
 	if err != nil {
 		t.Fatal(err)
 	}
