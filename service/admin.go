@@ -113,8 +113,9 @@ func loopbackHostOnlyAs(p *problem.Writer, next http.Handler) http.Handler {
 func autoAdminAddr(configured string, api net.Addr) string {
 	port := 0
 	_, given, _ := net.SplitHostPort(configured)
-	chosen, _ := strconv.Atoi(given) // 0 when given as 0, 00 or not at all
-	if tcp, ok := api.(*net.TCPAddr); ok && chosen != 0 && tcp.Port > 0 && tcp.Port+1000 <= 65535 {
+	n, err := strconv.Atoi(given)
+	systemChosen := given == "" || err == nil && n == 0 // 0, 00 or none; a named port ("http") is not
+	if tcp, ok := api.(*net.TCPAddr); ok && !systemChosen && tcp.Port > 0 && tcp.Port+1000 <= 65535 {
 		port = tcp.Port + 1000
 	}
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))

@@ -137,16 +137,21 @@ func TestAutoAdminAddr(t *testing.T) {
 	if port+1000 > 65535 {
 		t.Skipf("the system gave port %d, whose + 1000 passes 65535", port)
 	}
-	ln, err := bindAdmin(&Config{Addr: "127.0.0.1:0", AdminAddr: "auto"}, api.Addr())
-	if err != nil {
-		t.Fatal(err)
+	for _, given := range []string{"127.0.0.1:0", "127.0.0.1:00", "127.0.0.1:"} {
+		ln, err := bindAdmin(&Config{Addr: given, AdminAddr: "auto"}, api.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ln.Addr().(*net.TCPAddr); got.Port == port+1000 || !got.IP.IsLoopback() {
+			t.Errorf("API given as %s, bound %d: admin %s, want a free loopback port", given, port, got)
+		}
+		ln.Close()
 	}
-	if got := ln.Addr().(*net.TCPAddr); got.Port == port+1000 || !got.IP.IsLoopback() {
-		t.Errorf("API given as :0, bound %d: admin %s, want a free loopback port", port, got)
+	if got := autoAdminAddr("127.0.0.1:http", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 80}); got != "127.0.0.1:1080" {
+		t.Errorf("API given as a named port, bound 80: %s, want 127.0.0.1:1080", got)
 	}
-	ln.Close()
 	given := api.Addr().String()
-	ln, err = bindAdmin(&Config{Addr: given, AdminAddr: "auto"}, api.Addr())
+	ln, err := bindAdmin(&Config{Addr: given, AdminAddr: "auto"}, api.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,11 +37,10 @@ func servePprof(w http.ResponseWriter, r *http.Request) {
 		redactedCmdline(w, r)
 		return
 	case "profile", "trace":
-		seconds, def := 30.0, 30.0
+		seconds := 30.0
 		if name == "trace" {
-			def = 1
+			seconds = 1
 		}
-		seconds = def
 		if s := r.FormValue("seconds"); s != "" {
 			v, err := strconv.ParseFloat(s, 64)
 			if err != nil || !(v > 0 && v <= maxPprofSeconds) { // NaN too
