@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -33,6 +34,12 @@ var ctx = context.Background()
 
 // cheap are argon2 parameters that keep tests fast.
 var cheap = credentials.WithArgon2(credentials.Argon2{Memory: 1024, Time: 1, Threads: 1})
+
+// storeTimeout bounds the tests' store calls. The products' 100ms is short
+// for a fresh Redis connection loading its scripts on a machine running
+// every package under -race (CI saw a first login answered 503); no test
+// here is about a slow store.
+const storeTimeout = 5 * time.Second
 
 // backend is where an env keeps its records and its state.
 type backend struct {
@@ -71,7 +78,7 @@ func memoryState(*testing.T) (security.Store, limits.Store) {
 func redisState(t *testing.T) (security.Store, limits.Store) {
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
-	return redisstore.New(rdb, srv.Prefix, 0), redislimit.New(rdb, srv.Prefix+"rl:")
+	return redisstore.New(rdb, srv.Prefix, storeTimeout), redislimit.New(rdb, srv.Prefix+"rl:")
 }
 
 // backends are the combinations the journeys run on: the package on both
@@ -113,9 +120,9 @@ func newEnvKey(t *testing.T, spec []byte, key *tokens.Key, accounts credentials.
 	if err != nil {
 		t.Fatal(err)
 	}
-	limiter := limits.New(lim)
+	limiter := limits.New(lim, limits.WithTimeout(storeTimeout))
 	svc, err := credentials.New(table, key, credentials.Stores{Accounts: accounts, Keys: keys, State: store, Limits: lim},
-		append([]credentials.Option{cheap, credentials.WithClientAddr(limiter.ClientAddr)}, opts...)...)
+		append([]credentials.Option{cheap, credentials.WithStoreTimeout(storeTimeout), credentials.WithClientAddr(limiter.ClientAddr)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,7 +118,7 @@ func fleet(t *testing.T, state func(security.Store) security.Store) (x, y *env, 
 		t.Fatal(err)
 	}
 	instance := func(acc credentials.Accounts) *env {
-		var store security.Store = redisstore.New(rdb, srv.Prefix, 0)
+		var store security.Store = redisstore.New(rdb, srv.Prefix, storeTimeout)
 		if state != nil {
 			store = state(store)
 		}
