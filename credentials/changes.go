@@ -154,7 +154,8 @@ func (s *Service) SetRole(ctx context.Context, id, role string) error {
 // Logout ends the login the principal p authenticated with: its access
 // token's (the refresh-token family), its browser session, or both when
 // the operation required them together. An API key, a token minted from
-// one and an outside provider's token have no login to end; one presented
+// one and an outside provider's token have no login to end: Logout
+// returns ErrNoLogin for a principal holding nothing else. One presented
 // with a token of a login does not keep that login alive. A nil p (an
 // anonymous caller: security.FromContext on an operation open to anyone)
 // ends nothing.
@@ -162,18 +163,27 @@ func (s *Service) Logout(ctx context.Context, p *security.Principal) error {
 	if p == nil {
 		return nil // an anonymous caller: nothing to end
 	}
-	if fam := loginOf(p); fam != "" {
+	fam, session := loginOf(p), sessionOf(p)
+	if fam == "" && session == "" {
+		return ErrNoLogin
+	}
+	if fam != "" {
 		if err := s.tokens.Revoke(ctx, p.Subject, fam); err != nil && !errors.Is(err, security.ErrNotFound) {
 			return err
 		}
 	}
-	if id := sessionOf(p); id != "" {
-		if err := s.sessions.Delete(ctx, p.Subject, id); err != nil && !errors.Is(err, security.ErrNotFound) {
+	if session != "" {
+		if err := s.sessions.Delete(ctx, p.Subject, session); err != nil && !errors.Is(err, security.ErrNotFound) {
 			return err
 		}
 	}
 	return nil
 }
+
+// ErrNoLogin: Logout was given a credential that has no login to end (an
+// API key, a token minted from one, an outside provider's token). Such a
+// token ends when it expires or when its key is revoked; nothing was ended.
+var ErrNoLogin = errors.New("credentials: the credential has no login to end")
 
 // loginOf returns the login (token family) of the access token p
 // presented, or "": no token, or one minted from an API key.

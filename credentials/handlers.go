@@ -483,21 +483,32 @@ func (s *Service) loggedOut(w http.ResponseWriter, clear bool) {
 }
 
 // logout ends the caller's login, and the session of a cookie sent beside
-// its token (see alsoSession).
+// its token (see alsoSession). A token with no login to end (one minted
+// from an API key), sent without a session cookie, is answered 400: a 204
+// would tell its client that the token no longer works.
 func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
 	p := caller(r)
 	also, clear, ok := s.alsoSession(w, r, p)
 	if !ok {
 		return
 	}
+	ended := false
 	for _, who := range []*security.Principal{p, also} {
 		if who == nil {
 			continue
 		}
-		if err := s.Logout(r.Context(), who); err != nil {
+		switch err := s.Logout(r.Context(), who); {
+		case errors.Is(err, ErrNoLogin):
+		case err != nil:
 			s.fail(w, r, err)
 			return
+		default:
+			ended = true
 		}
+	}
+	if !ended && !clear {
+		s.badRequest(w, "This token has no login to end: a token minted from an API key stays valid until it expires or the key is revoked.")
+		return
 	}
 	s.loggedOut(w, clear)
 }

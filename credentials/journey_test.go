@@ -1,6 +1,8 @@
 package credentials_test
 
 import (
+	"errors"
+	"fmt"
 	"net/http/httptest"
 	"net/url"
 	"slices"
@@ -356,9 +358,21 @@ func keysJourney(t *testing.T, e *env) {
 	if r := e.do("GET", "/admin/users", "", "", bearer(ccToken)...); r.code != 200 {
 		t.Errorf("the client_credentials token: %d %s", r.code, r.raw)
 	}
-	// It has no login: logging out with it ends nothing.
-	if r := e.do("POST", "/auth/logout", "", "", bearer(ccToken)...); r.code != 204 {
-		t.Errorf("logout with the client_credentials token: %d %s", r.code, r.raw)
+	// It has no login: logging out with it ends nothing, and says so
+	// rather than answer 204 (its client would take the token for ended).
+	if r := e.do("POST", "/auth/logout", "", "", bearer(ccToken)...); r.code != 400 || !strings.Contains(fmt.Sprint(r.body["detail"]), "no login to end") {
+		t.Errorf("logout with the client_credentials token: %d %s, want 400 saying it has no login to end", r.code, r.raw)
+	}
+	if err := e.svc.Logout(ctx, bearerPrincipal(t, e, ccToken)); !errors.Is(err, credentials.ErrNoLogin) {
+		t.Errorf("Logout of the client_credentials token's principal: %v, want ErrNoLogin", err)
+	}
+	// Sent with a session cookie of the key's account, the session ends.
+	cookie, csrf := e.browserLogin("root@example.com", "root-password-1")
+	if r := e.do("POST", "/auth/logout", "", "", append(bearer(ccToken), "Cookie", cookie, "X-CSRF-Token", csrf)...); r.code != 204 {
+		t.Errorf("logout with the client_credentials token and a session cookie: %d %s, want 204", r.code, r.raw)
+	}
+	if r := e.do("GET", "/me", "", "", "Cookie", cookie); r.code != 401 {
+		t.Errorf("the session after a logout with the key's token beside it: %d, want 401", r.code)
 	}
 	if r := e.do("GET", "/admin/users", "", "", bearer(ccToken)...); r.code != 200 {
 		t.Errorf("the client_credentials token after its logout: %d, want 200 (it holds while the key does)", r.code)
@@ -476,16 +490,23 @@ func toStrings(v any) []string {
 // the key's.
 func withKey(t *testing.T, e *env, raw, kid string) *security.Principal {
 	t.Helper()
-	r := httptest.NewRequest("POST", "/auth/logout", nil)
-	r.Header.Set("Authorization", "Bearer "+raw)
-	p, err := tokens.Bearer{Tokens: e.svc.Tokens()}.Authenticate(ctx, r, &policy.Scheme{Name: "bearerAuth", Type: policy.SchemeBearer})
-	if err != nil || p == nil {
-		t.Fatalf("authenticate the login's token: %v", err)
-	}
+	p := bearerPrincipal(t, e, raw)
 	both := *p
 	both.Scheme += "+apiKeyAuth"
 	both.Credentials = append(p.Credentials[:len(p.Credentials):len(p.Credentials)], security.NewCredential(security.KindAPIKey, kid))
 	return &both
+}
+
+// bearerPrincipal is the principal the bearer token raw authenticates.
+func bearerPrincipal(t *testing.T, e *env, raw string) *security.Principal {
+	t.Helper()
+	r := httptest.NewRequest("POST", "/auth/logout", nil)
+	r.Header.Set("Authorization", "Bearer "+raw)
+	p, err := tokens.Bearer{Tokens: e.svc.Tokens()}.Authenticate(ctx, r, &policy.Scheme{Name: "bearerAuth", Type: policy.SchemeBearer})
+	if err != nil || p == nil {
+		t.Fatalf("authenticate the token: %v", err)
+	}
+	return p
 }
 
 // At the cap on an account's sessions, logging in again in a browser that
