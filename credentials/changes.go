@@ -3,6 +3,7 @@ package credentials
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/specguard/specguard/security"
@@ -106,10 +107,12 @@ func (s *Service) endAllIf(ctx context.Context, subject string, change func(*Acc
 // ends every credential it holds (tokens, refresh tokens, browser
 // sessions, API keys) on every instance: whoever knew the old password may
 // have logged in with it. A password login that raced the change is
-// refused. An empty password is refused.
+// refused. A password shorter than the document's minLength for
+// register's password (DefaultMinPassword when it declares none), or
+// longer than its maxLength, is refused.
 func (s *Service) ChangePassword(ctx context.Context, id, password string) error {
-	if password == "" {
-		return errors.New("credentials: the new password is empty")
+	if err := s.passwordRule.check(password); err != nil {
+		return fmt.Errorf("credentials: the new password is %w", err)
 	}
 	hash, err := s.passwords.hash(ctx, password)
 	if err != nil {

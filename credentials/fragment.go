@@ -111,6 +111,7 @@ func (s *Service) bind() error {
 		}
 		s.routes = append(s.routes, route{op: op, h: h})
 	}
+	s.passwordRule = passwordRuleOf(seen["register"])
 	if seen["register"] != nil && !s.roleGrants(s.cfg.registerRole) {
 		fail(seen["register"], "register gives new accounts the role %q, which the document's x-roles does not declare (see WithRegistrationRole)", s.cfg.registerRole)
 	}
@@ -312,4 +313,14 @@ func diffShape(where string, want, got *shape) string {
 		return diffShape(where+"[]", want.items, got.items)
 	}
 	return ""
+}
+
+// credentialOp returns table's operation marked x-credential kind, or nil.
+func credentialOp(table *policy.Table, kind string) *policy.Operation {
+	for _, op := range table.Operations() {
+		if k, _ := op.Spec.Extensions[ExtCredential].(string); k == kind {
+			return op
+		}
+	}
+	return nil
 }

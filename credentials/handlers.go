@@ -162,8 +162,12 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	addr, err := mail.ParseAddress(in.Email)
-	if err != nil || addr.Address != in.Email || len(in.Password) == 0 {
+	if err != nil || addr.Address != in.Email {
 		s.badRequest(w, "email is not a valid address")
+		return
+	}
+	if err := s.passwordRule.check(in.Password); err != nil {
+		s.badRequest(w, "The password is "+err.Error()+".")
 		return
 	}
 	if invisible(in.Email) {

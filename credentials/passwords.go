@@ -10,10 +10,13 @@ import (
 	"runtime"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 )
 
@@ -41,6 +44,61 @@ func (a Argon2) check() error {
 // DefaultArgon2 is OWASP's first recommendation for argon2id: 19 MiB, two
 // passes, one thread (WithArgon2 changes it).
 var DefaultArgon2 = Argon2{Memory: 19 * 1024, Time: 2, Threads: 1}
+
+// passwordRule is how long a new password must be: as the document's
+// register operation declares its password property (minLength,
+// maxLength), or at least DefaultMinPassword characters when it declares
+// no minLength. The service checks it wherever a password is set
+// (registration, ChangePassword, Seed, HashPassword), so a document served
+// without request validation, or a password set in code, holds to it too.
+// A password set before stays valid: logins never check it.
+type passwordRule struct{ min, max int } // max 0: none
+
+// DefaultMinPassword is the shortest new password, in characters, when the
+// document's register operation declares no minLength for it (the
+// Fragment declares 10).
+const DefaultMinPassword = 10
+
+func (r passwordRule) check(password string) error {
+	switch n := utf8.RuneCountInString(password); {
+	case n < r.min:
+		return fmt.Errorf("shorter than %d characters", r.min)
+	case r.max > 0 && n > r.max:
+		return fmt.Errorf("longer than %d characters", r.max)
+	}
+	return nil
+}
+
+// passwordRuleOf reads the rule from the password property of register's
+// request body (op nil: the document serves no registration).
+func passwordRuleOf(op *policy.Operation) passwordRule {
+	rule := passwordRule{min: DefaultMinPassword}
+	if op == nil {
+		return rule
+	}
+	for _, mt := range bodyContent(op.Spec) {
+		if mt == nil || mt.Schema == nil || mt.Schema.Value == nil {
+			continue
+		}
+		for _, s := range append(openapi3.SchemaRefs{mt.Schema}, mt.Schema.Value.AllOf...) {
+			if s == nil || s.Value == nil {
+				continue
+			}
+			p := s.Value.Properties["password"]
+			if p == nil || p.Value == nil {
+				continue
+			}
+			if p.Value.MinLength > 0 {
+				rule.min = int(p.Value.MinLength)
+			}
+			if p.Value.MaxLength != nil {
+				rule.max = int(*p.Value.MaxLength)
+			}
+			return rule
+		}
+	}
+	return rule
+}
 
 // passwords hashes passwords with argon2id (any length: bcrypt refuses
 // more than 72 bytes, which the spec allows), checks them against argon2id

@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/specguard/specguard/internal/text"
+	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 )
 
@@ -28,11 +29,13 @@ type SeedAccount struct {
 }
 
 // LoadUsers reads a users file: a YAML list of {email, password or
-// password_hash, role}, roles checked against roles (a document's
-// x-roles). The file holds passwords, or hashes that can be attacked
-// offline: one that other users may read is refused. Errors name the
-// file, the line and what was expected, in the file's own terms.
-func LoadUsers(path string, roles map[string][]string) ([]SeedAccount, error) {
+// password_hash, role}, checked against table: roles against its x-roles,
+// passwords against the length its register operation asks (see
+// ChangePassword). The file holds passwords, or hashes that can be
+// attacked offline: one that other users may read is refused. Errors name
+// the file, the line and what was expected, in the file's own terms.
+func LoadUsers(path string, table *policy.Table) ([]SeedAccount, error) {
+	roles, rule := table.Roles, passwordRuleOf(credentialOp(table, "register"))
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -101,6 +104,9 @@ func LoadUsers(path string, roles map[string][]string) ([]SeedAccount, error) {
 		if u.PasswordHash != "" && !ValidHash(u.PasswordHash) {
 			return nil, fmt.Errorf("%s (%s): password_hash is not an argon2id or bcrypt hash", where, u.Email)
 		}
+		if err := rule.check(u.Password); u.Password != "" && err != nil {
+			return nil, fmt.Errorf("%s (%s): the password is %v", where, u.Email, err)
+		}
 		seen[EmailKey(u.Email)] = true
 		users = append(users, u)
 	}
@@ -119,6 +125,9 @@ func (s *Service) hash(su SeedAccount) (string, error) {
 	if su.Password == "" {
 		return su.PasswordHash, nil
 	}
+	if err := s.passwordRule.check(su.Password); err != nil {
+		return "", fmt.Errorf("user %s: the password is %v", su.Email, err)
+	}
 	h, err := s.passwords.encode(su.Password)
 	if err != nil {
 		return "", fmt.Errorf("user %s: %v", su.Email, err)
@@ -128,8 +137,9 @@ func (s *Service) hash(su SeedAccount) (string, error) {
 
 // Seed creates the accounts of users that do not exist yet (ids from
 // SeedID). An account that exists is left as it is: the database, not
-// the list, is the truth once it holds the account. log, when not nil,
-// gets a line per account created.
+// the list, is the truth once it holds the account. A list with an entry
+// LoadUsers would refuse creates nothing. log, when not nil, gets a line
+// per account created.
 func (s *Service) Seed(ctx context.Context, users []SeedAccount, log *slog.Logger) error {
 	for i, su := range users {
 		// What LoadUsers checks, for a list made in code: an account that
@@ -143,10 +153,14 @@ func (s *Service) Seed(ctx context.Context, users []SeedAccount, log *slog.Logge
 			return fmt.Errorf("user %s: give exactly one of Password and PasswordHash", su.Email)
 		case su.PasswordHash != "" && !ValidHash(su.PasswordHash):
 			return fmt.Errorf("user %s: PasswordHash is not an argon2id or bcrypt hash", su.Email)
-		}
-		if !s.roleGrants(su.Role) {
+		case !s.roleGrants(su.Role):
 			return fmt.Errorf("user %s: role %q is not declared in the spec's x-roles", su.Email, su.Role)
 		}
+		if err := s.passwordRule.check(su.Password); su.Password != "" && err != nil {
+			return fmt.Errorf("user %s: the password is %v", su.Email, err)
+		}
+	}
+	for _, su := range users {
 		if _, err := s.accounts.AccountByEmail(ctx, su.Email); err == nil {
 			continue
 		} else if !errors.Is(err, security.ErrNotFound) {
@@ -289,7 +303,11 @@ func (s *Service) stillPublished(ctx context.Context, demo SeedAccount) (*Accoun
 }
 
 // HashPassword hashes password as the service stores it (argon2id, the
-// parameters of WithArgon2), for an app that creates accounts itself.
+// parameters of WithArgon2), for an app that creates accounts itself. It
+// refuses a password registration would (see ChangePassword).
 func (s *Service) HashPassword(ctx context.Context, password string) (string, error) {
+	if err := s.passwordRule.check(password); err != nil {
+		return "", fmt.Errorf("credentials: the password is %w", err)
+	}
 	return s.passwords.hash(ctx, password)
 }

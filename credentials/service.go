@@ -170,12 +170,14 @@ type Service struct {
 	sessions  *sessions.Service
 	keys      *apikeys.Service
 	passwords *passwords
-	failures  *failedPasswords
-	cfg       config
-	problems  problem.Writer
-	cookie    string         // the session cookie's name: the document's apiKey-in-cookie scheme
-	cookieSc  *policy.Scheme // that scheme
-	routes    []route
+	// passwordRule: what a new password must be (from register's schema)
+	passwordRule passwordRule
+	failures     *failedPasswords
+	cfg          config
+	problems     problem.Writer
+	cookie       string         // the session cookie's name: the document's apiKey-in-cookie scheme
+	cookieSc     *policy.Scheme // that scheme
+	routes       []route
 	// keyOnlyBeside are the scopes the document asks of an API key only
 	// beside another credential: a token of the client_credentials grant
 	// may not hold them (see clientCredentials).

@@ -116,3 +116,15 @@ func TestCompileExampleSpec(t *testing.T) {
 		}
 	}
 }
+
+// registerMinLength is the minLength the document gives the password of
+// register's request body: the shortest password the server sets.
+func registerMinLength(t testing.TB) int {
+	t.Helper()
+	op := spectest.CredentialOp(t, docTable(t), "register")
+	p := op.Spec.RequestBody.Value.Content.Get("application/json").Schema.Value.Properties["password"]
+	if p == nil || p.Value.MinLength == 0 {
+		t.Fatalf("%s %s declares no minLength for password", op.Method, op.Path)
+	}
+	return int(p.Value.MinLength)
+}

@@ -213,7 +213,7 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 	}
 	var users []credentials.SeedAccount
 	if cfg.UsersFile != "" {
-		if users, err = credentials.LoadUsers(cfg.UsersFile, table.Roles); err != nil {
+		if users, err = credentials.LoadUsers(cfg.UsersFile, table); err != nil {
 			return nil, fmt.Errorf("SPECGUARD_USERS_FILE: %v", err)
 		}
 	}

@@ -111,7 +111,7 @@ func run() error {
 	accounts := sqlstore.New(d)
 	users := server.DemoUsers
 	if *usersFile != "" {
-		if users, err = credentials.LoadUsers(*usersFile, table.Roles); err != nil {
+		if users, err = credentials.LoadUsers(*usersFile, table); err != nil {
 			return err
 		}
 	}
