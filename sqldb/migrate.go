@@ -21,6 +21,8 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/specguard/specguard/internal/text"
 )
@@ -148,20 +150,59 @@ func (d *DB) Migrate(ctx context.Context, m Migrations, log *slog.Logger) (from,
 	if err := d.checkSums(ctx, db, m, p); err != nil {
 		return from, from, err
 	}
-	results, err := p.Up(ctx)
-	if err != nil {
-		return from, from, fmt.Errorf("migrating %s of the database %s: %w", m.Name, d.src, d.Fail(err))
+	results, upErr := p.Up(ctx)
+	var partial *goose.PartialError
+	if errors.As(upErr, &partial) {
+		results = partial.Applied
 	}
 	for _, r := range results {
 		if log != nil {
 			log.Info("migrated", "set", m.Name, "version", r.Source.Version, "file", r.Source.Path, "duration", r.Duration.String())
 		}
 	}
+	if upErr != nil {
+		// What this run applied before the failure keeps its checksum:
+		// a file edited after a failed deploy is refused like any other.
+		to = from
+		if len(results) > 0 && d.checkSums(ctx, db, m, p) == nil {
+			if cur, _, err := d.checkVersions(ctx, m, p); err == nil {
+				to = cur
+			}
+		}
+		return from, to, fmt.Errorf("migrating %s of the database %s: %w", m.Name, d.src, d.migrationFailed(upErr))
+	}
 	if err := d.checkSums(ctx, db, m, p); err != nil {
 		return from, from, err
 	}
 	to, _, err = d.checkVersions(ctx, m, p)
 	return from, to, err
+}
+
+// migrationFailed says why a migration failed: a statement the database
+// refused (SQL it cannot run: PostgreSQL's errors outside the classes of
+// connections, resources and the server's state; SQLite's SQL, constraint,
+// type and range errors) is the migration's own fault, said as it is, not
+// as an outage to wait out; anything else is the database unavailable
+// (Fail).
+func (d *DB) migrationFailed(err error) error {
+	var pe *pgconn.PgError
+	var le *sqlite.Error
+	switch {
+	case errors.As(err, &pe):
+		switch pe.Code[:2] {
+		case "08", "53", "57", "58":
+			return d.Fail(err)
+		}
+	case errors.As(err, &le):
+		switch le.Code() & 0xff {
+		case sqlite3.SQLITE_ERROR, sqlite3.SQLITE_CONSTRAINT, sqlite3.SQLITE_MISMATCH, sqlite3.SQLITE_RANGE:
+		default:
+			return d.Fail(err)
+		}
+	default:
+		return d.Fail(err)
+	}
+	return errors.New(text.OneLine(err.Error()))
 }
 
 // migrateLockWait bounds the wait for another instance's migrations.

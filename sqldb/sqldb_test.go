@@ -905,3 +905,40 @@ func TestQuestionMarksOutsidePlaceholders(t *testing.T) {
 		}
 	}
 }
+
+// A run whose second migration fails: the first stays applied and keeps
+// its checksum (an edit of it after the failed deploy is refused), the
+// second is not applied at all, the versions returned are the database's,
+// and the error is the migration's own, not an outage to wait out.
+func TestFailedMigrationRun(t *testing.T) {
+	backends(t, func(t *testing.T, src sqldb.Source) {
+		d := open0(t, src)
+		set := func(one, two string) sqldb.Migrations {
+			return sqldb.Migrations{Name: "failing", Table: "failing_version", FS: fstest.MapFS{
+				"00001_a.sql": {Data: []byte(one)}, "00002_b.sql": {Data: []byte(two)}}}
+		}
+		one := "-- +goose Up\nCREATE TABLE a (id TEXT PRIMARY KEY);\n-- +goose Down\nDROP TABLE a;\n"
+		bad := "-- +goose Up\nCREATE TABLE b (id TEXT PRIMARY KEY);\nINSERT INTO nope VALUES (1);\n-- +goose Down\nDROP TABLE b;\n"
+		from, to, err := d.Migrate(ctx, set(one, bad), nil)
+		if err == nil || !strings.Contains(err.Error(), "nope") || !strings.Contains(err.Error(), "version:2") {
+			t.Fatalf("a failing migration: %v, want its error naming the table and version 2", err)
+		}
+		if errors.Is(err, sqldb.ErrUnavailable) {
+			t.Errorf("a migration's own SQL error is reported as the database unavailable: %v", err)
+		}
+		if from != 0 || to != 1 {
+			t.Errorf("Migrate returned %d -> %d, want 0 -> 1 (the first migration applied)", from, to)
+		}
+		if _, err := d.ExecForTest(ctx, "INSERT INTO b VALUES ('x')"); err == nil {
+			t.Error("the failed migration's table exists: it was half applied")
+		}
+		edited := "-- +goose Up\nCREATE TABLE a (id TEXT PRIMARY KEY, extra TEXT);\n-- +goose Down\nDROP TABLE a;\n"
+		good := "-- +goose Up\nCREATE TABLE b (id TEXT PRIMARY KEY);\n-- +goose Down\nDROP TABLE b;\n"
+		if _, _, err := d.Migrate(ctx, set(edited, good), nil); !errors.Is(err, sqldb.ErrMigrationChanged) || !strings.Contains(err.Error(), "00001_a.sql") {
+			t.Errorf("migration 1, applied by the failed run, then edited: %v, want ErrMigrationChanged naming 00001_a.sql", err)
+		}
+		if from, to, err := d.Migrate(ctx, set(one, good), nil); err != nil || from != 1 || to != 2 {
+			t.Errorf("the fixed run: %d -> %d, %v; want 1 -> 2", from, to, err)
+		}
+	})
+}
