@@ -65,7 +65,9 @@ type Accounts interface {
 	// ListAccounts returns a page of at most limit accounts ordered by the
 	// bytes of their EmailKey: those whose key follows EmailKey(after), or
 	// the first ones when after is "". The next page starts after the last
-	// address of this one. A limit below 1 is an error.
+	// address of this one. (A store that keeps an older key for some
+	// account orders by the key it keeps, and pages after the key of the
+	// account of address after.) A limit below 1 is an error.
 	ListAccounts(ctx context.Context, after string, limit int) ([]Account, error)
 	// UpdateAccount changes account id in one transaction that holds its
 	// row: change edits it (an error aborts, and is returned), Version is

@@ -50,7 +50,7 @@ func TestPagesReadAnIndexOnPostgres(t *testing.T) {
 		}
 		args := []any{50}
 		if after {
-			args = []any{"a@example.com", 50}
+			args = []any{"a@example.com", "a@example.com", "a@example.com", "a@example.com", 50}
 		}
 		rows, err := conn.QueryContext(ctx, "EXPLAIN "+query, args...)
 		if err != nil {

@@ -188,16 +188,24 @@ func (s *Store) ListAccounts(ctx context.Context, after string, limit int) ([]cr
 	if after == "" {
 		return sqldb.List(ctx, s.db, scanAccount, pageQuery(s.db.Bytewise(), false), limit)
 	}
-	return sqldb.List(ctx, s.db, scanAccount, pageQuery(s.db.Bytewise(), true), credentials.EmailKey(after), limit)
+	key := credentials.EmailKey(after)
+	return sqldb.List(ctx, s.db, scanAccount, pageQuery(s.db.Bytewise(), true), key, after, after, key, limit)
 }
 
 // pageQuery is ListAccounts' query, in the order of the bytes of email_key
-// (collate: sqldb.DB.Bytewise), from the first account or after a key (the
-// first argument).
+// (collate: sqldb.DB.Bytewise), from the first account or after the key
+// of the account of an address. That is the address's EmailKey (the
+// first two arguments: the key, the address), unless an account kept an
+// older key (see rekeyEmails) and has the address (the third): paging
+// from EmailKey of its address would skip every account in between. An
+// address no account has pages from its EmailKey (the fourth).
 func pageQuery(collate string, after bool) string {
 	where := ""
 	if after {
-		where = ` WHERE email_key` + collate + ` > ?`
+		where = ` WHERE email_key` + collate + ` > COALESCE(
+			(SELECT email_key FROM users WHERE email_key = ? AND email = ?),
+			(SELECT min(email_key` + collate + `) FROM users WHERE email = ?),
+			?)`
 	}
 	return `SELECT ` + accountColumns + ` FROM users` + where + ` ORDER BY email_key` + collate + ` LIMIT ?`
 }

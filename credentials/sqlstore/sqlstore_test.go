@@ -102,6 +102,35 @@ func TestOldEmailKeysMoved(t *testing.T) {
 					t.Errorf("AccountByEmail(%+q) = %+v, %v; want account %s", email, got, err, want)
 				}
 			}
+			// Paged one by one, after the old key of zoeD, the accounts
+			// between it and its address's new key (zoeC's) were skipped.
+			for _, email := range []string{"zof@example.com", "zoz@example.com"} {
+				if err := s.CreateAccount(ctx, credentialstest.NewAccount(email)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			all, err := s.ListAccounts(ctx, "", 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want, paged []string
+			for _, a := range all {
+				want = append(want, a.Email)
+			}
+			for after := ""; ; {
+				page, err := s.ListAccounts(ctx, after, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(page) == 0 || len(paged) > len(all) {
+					break
+				}
+				paged = append(paged, page[0].Email)
+				after = page[0].Email
+			}
+			if !slices.Equal(paged, want) {
+				t.Errorf("paged one by one: %+q; one page: %+q", paged, want)
+			}
 		})
 	}
 }
