@@ -81,21 +81,50 @@ func (s *Service) unauthorized(w http.ResponseWriter, code, detail string) {
 
 // tooMany is the 409 of a login, session or API key past its cap: it says
 // how to get out, since a client that never logs out has no credential
-// left to end one with.
+// left to end one with, naming the operations as the document serves
+// them (and only those it serves).
 func (s *Service) tooMany(w http.ResponseWriter, what string) {
-	detail := "This account holds the most " + what + " allowed. "
+	at := func(kind string) string {
+		if op := credentialOp(s.table, kind); op != nil {
+			return op.Method + " " + op.Path
+		}
+		return ""
+	}
+	var ending []string // what ends another login or session
+	for _, kind := range []string{"delete-session", "logout-all"} {
+		if a := at(kind); a != "" {
+			ending = append(ending, a)
+		}
+	}
+	end := strings.Join(ending, " or ")
+	parts := []string{"This account holds the most " + what + " allowed."}
 	switch what {
 	case "logins":
-		detail += "A client should refresh its tokens (POST /auth/refresh) instead of logging in again, and log out (POST /auth/logout) when done. " +
-			"To end logins now, log in with a browser session (POST /auth/session), then DELETE /auth/sessions/{id} or POST /auth/logout-all; " +
-			"a login nobody refreshes ends when its refresh token expires."
+		if a := at("refresh"); a != "" {
+			parts = append(parts, "A client should refresh its tokens ("+a+") instead of logging in again.")
+		}
+		if a := at("logout"); a != "" {
+			parts = append(parts, "Log out ("+a+") when done.")
+		}
+		if a := at("session"); a != "" && end != "" {
+			parts = append(parts, "To end logins now, log in with a browser session ("+a+"), then "+end+".")
+		}
+		parts = append(parts, "A login nobody refreshes ends when its refresh token expires.")
 	case "browser sessions":
-		detail += "Log out of one (POST /auth/logout), or log in with a token (POST /auth/login) and DELETE /auth/sessions/{id} or POST /auth/logout-all; " +
-			"a session ends by itself when it expires."
+		if a := at("logout"); a != "" {
+			parts = append(parts, "Log out of one ("+a+").")
+		}
+		if a := at("login"); a != "" && end != "" {
+			parts = append(parts, "To end sessions now, log in with a token ("+a+"), then "+end+".")
+		}
+		parts = append(parts, "A session ends by itself when it expires.")
 	default:
-		detail += "Revoke one first (DELETE /api-keys/{id}); a key revoked in the last minute still counts."
+		if a := at("delete-api-key"); a != "" {
+			parts = append(parts, "Revoke one first ("+a+").")
+		}
+		parts = append(parts, "A key revoked in the last minute still counts; a key ends by itself when it expires.")
 	}
-	s.problems.Write(w, &problem.Problem{Type: "too-many", Title: "Too many " + what, Status: http.StatusConflict, Detail: detail})
+	s.problems.Write(w, &problem.Problem{Type: "too-many", Title: "Too many " + what, Status: http.StatusConflict, Detail: strings.Join(parts, " ")})
 }
 
 // fail answers an error no operation expected: a store or the database
