@@ -56,6 +56,11 @@ type App struct {
 	// (authenticators, limiter, realm, problems, logs, metrics), so they
 	// win: guard.WithMaxBodyBytes, for one.
 	GuardOptions []guard.Option
+	// CredentialOptions come after the service's own options of the
+	// credential operations (those its SPECGUARD_* variables set), so they
+	// win: credentials.WithRegistrationRole for a document whose x-roles
+	// has no role "user", or credentials.WithArgon2, for two.
+	CredentialOptions []credentials.Option
 
 	// environ is the process's environment when Command runs the app: the
 	// SPECGUARD_OIDC_<NAME>_* variables are checked against the document's

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -217,5 +218,37 @@ func TestHelpListsTheCommands(t *testing.T) {
 		if len(args) == 2 && (!strings.Contains(stdout.String(), "Usage: svc "+args[0]) || !strings.Contains(stdout.String(), "Flags:") || stderr.Len() != 0) {
 			t.Errorf("%v: usage not on stdout alone:\n%s\nstderr:\n%s", args, stdout.String(), stderr.String())
 		}
+	}
+}
+
+// An app whose document names its roles otherwise ("member", not "user")
+// gives the credential operations the role of registered accounts in
+// CredentialOptions; without it, the service refuses to start naming the
+// option.
+func TestCredentialOptionsWin(t *testing.T) {
+	app := testApp()
+	const user = "\n        user: [apikeys:manage, account:manage]\n"
+	if !strings.Contains(string(app.Spec), user) {
+		t.Fatalf("the fragment's x-roles no longer hold %q: update this test", user)
+	}
+	app.Spec = []byte(strings.Replace(string(app.Spec), user, "\n        member: [apikeys:manage, account:manage]\n", 1))
+	env := map[string]string{"SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_ADMIN_ADDR": "off"}
+	getenv := func(k string) string { return env[k] }
+	if _, err := service.Build(context.Background(), app, nil, getenv, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "WithRegistrationRole") {
+		t.Fatalf("no role user and no option: %v, want a refusal naming WithRegistrationRole", err)
+	}
+	app.CredentialOptions = []credentials.Option{credentials.WithRegistrationRole("member")}
+	srv, err := service.Build(context.Background(), app, nil, getenv, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest("POST", "/auth/register", strings.NewReader(`{"email":"new@example.com","password":"correct horse battery"}`))
+	r.Header.Set("Content-Type", "application/json")
+	r.RemoteAddr = "127.0.0.1:1234"
+	srv.Handler.ServeHTTP(w, r)
+	if w.Code != http.StatusCreated || !strings.Contains(w.Body.String(), `"role":"member"`) {
+		t.Errorf("register: %d %s, want 201 and the role member", w.Code, w.Body)
 	}
 }

@@ -179,7 +179,7 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 			return nil, err
 		}
 	}
-	if err := credentials.CheckDocument(table); err != nil {
+	if err := credentials.CheckDocument(table, app.CredentialOptions...); err != nil {
 		return nil, err
 	}
 	signing, err := configuredKey(cfg)
@@ -299,7 +299,7 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 	}
 	d.Accounts = sqlstore.New(d.DB)
 	d.Credentials, err = credentials.New(table, signing,
-		credentials.Stores{Accounts: d.Accounts, Keys: d.Accounts, State: d.Store, Limits: d.Limits}, opts...)
+		credentials.Stores{Accounts: d.Accounts, Keys: d.Accounts, State: d.Store, Limits: d.Limits}, append(opts, app.CredentialOptions...)...)
 	if err != nil {
 		return nil, err
 	}
