@@ -138,8 +138,8 @@ func (s *Service) hash(su SeedAccount) (string, error) {
 // Seed creates the accounts of users that do not exist yet (ids from
 // SeedID). An account that exists is left as it is: the database, not
 // the list, is the truth once it holds the account. A list with an entry
-// LoadUsers would refuse creates nothing. log, when not nil, gets a line
-// per account created.
+// it refuses (as LoadUsers would) creates nothing. log, when not nil, gets
+// a line per account created.
 func (s *Service) Seed(ctx context.Context, users []SeedAccount, log *slog.Logger) error {
 	for i, su := range users {
 		// What LoadUsers checks, for a list made in code: an account that

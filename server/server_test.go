@@ -89,6 +89,12 @@ func start(t *testing.T, env map[string]string) *instance {
 	if env["SPECGUARD_ADDR"] == "" {
 		env["SPECGUARD_ADDR"] = "127.0.0.1:0"
 	}
+	if env["SPECGUARD_STORE_TIMEOUT"] == "" {
+		// As e2e does: the product's 100ms is short for a store call on a
+		// machine running every package under -race, and no test here is
+		// about a slow store (CI once saw such a 503 in credentials).
+		env["SPECGUARD_STORE_TIMEOUT"] = "2s"
+	}
 	if env["SPECGUARD_ADMIN_ADDR"] == "" {
 		env["SPECGUARD_ADMIN_ADDR"] = "127.0.0.1:0"
 	}
