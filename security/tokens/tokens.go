@@ -236,15 +236,22 @@ func New(issuer, audience string, signing *Key, store security.FamilyStore, opts
 		return nil, fmt.Errorf("token service: leeway %s: want 0 to %s", t.leeway, MaxLeeway)
 	}
 	var algs []string
-	for _, k := range append([]*Key{signing}, t.extra...) {
+	extra := t.extra[:0:0]
+	for i, k := range append([]*Key{signing}, t.extra...) {
 		if prev, dup := t.keys[k.ID]; dup && prev != k {
 			return nil, fmt.Errorf("token service: two keys share kid %s", k.ID)
+		} else if dup {
+			continue // the same key given again: one key, listed once in JWKS
 		}
 		t.keys[k.ID] = k
+		if i > 0 {
+			extra = append(extra, k)
+		}
 		if !slices.Contains(algs, k.Algorithm()) {
 			algs = append(algs, k.Algorithm())
 		}
 	}
+	t.extra = extra
 	t.parser = jwt.NewParser(
 		jwt.WithValidMethods(algs),
 		jwt.WithExpirationRequired(),

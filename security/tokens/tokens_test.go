@@ -669,6 +669,8 @@ func TestJWKSNeverPublishesHMACSecrets(t *testing.T) {
 	}{
 		{name: "HMAC signing key", signing: hs, want: 0},
 		{name: "HMAC verify key beside Ed25519", signing: ed, extra: []*tokens.Key{hs}, want: 1},
+		// A kid appears once in a set (RFC 7517 section 5).
+		{name: "the signing key given again to verify", signing: ed, extra: []*tokens.Key{ed, hs, ed}, want: 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
