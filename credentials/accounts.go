@@ -30,7 +30,7 @@ type Account struct {
 }
 
 // ErrExists: an account with that address exists already.
-var ErrExists = errors.New("already exists")
+var ErrExists = errors.New("credentials: an account with that address exists already")
 
 // ErrFixed: a change (see Accounts.UpdateAccount) edited an account's ID,
 // Email or Created, which are fixed: an address is an account's key, and a
