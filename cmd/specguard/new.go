@@ -94,14 +94,14 @@ func newService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if *module == "" {
 		if goOwn(name) {
-			return usageErr("new: %s: %q is a path of Go's own, so it cannot be the module's: give --module, such as example.com/%s", dir, name, name)
+			return usageErr("new: %s: %q is a path Go keeps for itself, so it cannot be the module's: give --module, such as example.com/%s", dir, name, name)
 		}
 		if modpath.CheckImportPath(name) != nil {
 			return usageErr("new: %s: %q cannot be a module path: give --module, such as example.com/%s", dir, name, name)
 		}
 		*module = name
 	} else if goOwn(*module) {
-		return usageErr("new: --module %q is a path of Go's own; give one of yours, such as example.com/%s", *module, name)
+		return usageErr("new: --module %q is a path Go keeps for itself; give one of yours, such as example.com/%s", *module, name)
 	}
 	if err := modpath.CheckImportPath(*module); err != nil || !modulePath.MatchString(*module) {
 		return usageErr("new: --module %q is not a module path, such as example.com/items", *module)
@@ -114,6 +114,8 @@ func newService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
 		return fmt.Errorf("new: %s is not empty; give a new directory or an empty one", dir)
+	} else if fi, serr := os.Stat(dir); serr == nil && !fi.IsDir() {
+		return fmt.Errorf("new: %s is a file; give a new directory or an empty one", dir)
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("new: %v", err)
 	}
@@ -190,11 +192,12 @@ func newService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 // goOwn reports whether path is a package of Go's own or a name the go
-// command reserves for a pattern (all, std, cmd, tool), which no module
-// can take.
+// command keeps for itself (the patterns all, std, cmd and tool; cgo's C;
+// toolchain, which go.mod refuses; main, which a test cannot import),
+// which no module can take.
 func goOwn(path string) bool {
 	switch path {
-	case "all", "std", "cmd", "tool", "C": // C: cgo's
+	case "all", "std", "cmd", "tool", "C", "toolchain", "main":
 		return true
 	}
 	p, err := build.Import(path, "", build.FindOnly)
@@ -357,19 +360,24 @@ func goModTidy(ctx context.Context, dir string, replaced bool, stderr io.Writer)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); ctx.Err() != nil {
-			return errors.New("interrupted; nothing was made")
+			return errInterrupted
 		} else if err != nil {
 			return fmt.Errorf("go %s in the new module: %v\n%s", strings.Join(args, " "), err, strings.TrimSpace(out.String()))
 		}
 		return nil
 	}
 	if !replaced && specguardVersion("") == "" {
-		if err := run("get", "github.com/specguard/specguard@latest"); err != nil {
+		if err := run("get", "github.com/specguard/specguard@latest"); errors.Is(err, errInterrupted) {
+			return err
+		} else if err != nil {
 			return fmt.Errorf("%w\n(no release of specguard could be fetched: with a local checkout, give --replace PATH)", err)
 		}
 	}
 	return run("mod", "tidy")
 }
+
+// errInterrupted: new was interrupted while the go command ran.
+var errInterrupted = errors.New("interrupted; nothing was made")
 
 // specSum is the Go file recording the SHA-256 of a document (specsum).
 func specSum(pkg, source string, data []byte) []byte {

@@ -33,6 +33,10 @@ func TestNewRefusesBadInput(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(work, "empty"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	afile := filepath.Join(work, "afile")
+	if err := os.WriteFile(afile, []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	link := filepath.Join(work, "link")
 	if err := os.Symlink("empty", link); err != nil {
 		t.Fatal(err)
@@ -53,25 +57,31 @@ func TestNewRefusesBadInput(t *testing.T) {
 		// An empty one (an unset variable) used to fill the current directory.
 		{[]string{"new", ""}, `new: the directory is empty: give one ("." for this one)`},
 		{[]string{"new", full}, "new: " + full + " is not empty; give a new directory or an empty one"},
+		// It said "open ...: not a directory".
+		{[]string{"new", afile}, "new: " + afile + " is a file; give a new directory or an empty one"},
 		{[]string{"new", filepath.Join(work, "svc"), "--module", "not a path"}, `new: --module "not a path" is not a module path, such as example.com/items`},
 		{[]string{"new", filepath.Join(work, "9lives")}, "new: " + filepath.Join(work, "9lives") + `: the directory's name ("9lives") names the service and its binary: letters, digits, '-' and '_', a letter first`},
 		{[]string{"new", filepath.Join(work, "svc"), "--replace", filepath.Join(work, "nowhere")}, "new: --replace: " + filepath.Join(work, "nowhere") + " does not exist: give the directory of a specguard checkout"},
 		{[]string{"new", filepath.Join(work, "svc"), "--replace", full}, "new: --replace: " + full + " has no go.mod: give the directory of a specguard checkout"},
 		// Paths the go command refuses only once tidy ran.
-		{[]string{"new", filepath.Join(work, "svc"), "--module", "fmt"}, `new: --module "fmt" is a path of Go's own; give one of yours, such as example.com/svc`},
+		{[]string{"new", filepath.Join(work, "svc"), "--module", "fmt"}, `new: --module "fmt" is a path Go keeps for itself; give one of yours, such as example.com/svc`},
 		{[]string{"new", filepath.Join(work, "svc"), "--module", "example.com/x."}, `new: --module "example.com/x." is not a module path, such as example.com/items`},
 		{[]string{"new", filepath.Join(work, "con")}, "new: " + filepath.Join(work, "con") + `: "con" cannot be a module path: give --module, such as example.com/con`},
-		{[]string{"new", filepath.Join(work, "all")}, "new: " + filepath.Join(work, "all") + `: "all" is a path of Go's own, so it cannot be the module's: give --module, such as example.com/all`},
+		{[]string{"new", filepath.Join(work, "all")}, "new: " + filepath.Join(work, "all") + `: "all" is a path Go keeps for itself, so it cannot be the module's: give --module, such as example.com/all`},
 		{[]string{"new", filepath.Join(work, "svc"), "--replace", notSpecguard}, "new: --replace: " + notSpecguard + "/go.mod is not specguard's module"},
 		// A name of Go's own as the module path made a module that does
 		// not build; one whose version table is the credential
 		// operations' made a service that does not start; a link was
 		// replaced rather than followed.
-		{[]string{"new", filepath.Join(work, "errors")}, "new: " + filepath.Join(work, "errors") + `: "errors" is a path of Go's own, so it cannot be the module's: give --module, such as example.com/errors`},
+		{[]string{"new", filepath.Join(work, "errors")}, "new: " + filepath.Join(work, "errors") + `: "errors" is a path Go keeps for itself, so it cannot be the module's: give --module, such as example.com/errors`},
 		{[]string{"new", filepath.Join(work, "specguard-credentials")}, "new: " + filepath.Join(work, "specguard-credentials") + ": the service's migrations would share their version table (specguard_credentials_version) with the credential operations'; choose another name"},
 		{[]string{"new", link}, "new: " + link + " is a symbolic link; give the directory itself"},
+		// A module named main made a service whose tests do not build; one
+		// named toolchain failed in go mod tidy.
+		{[]string{"new", filepath.Join(work, "main")}, "new: " + filepath.Join(work, "main") + `: "main" is a path Go keeps for itself, so it cannot be the module's: give --module, such as example.com/main`},
+		{[]string{"new", filepath.Join(work, "svc"), "--module", "toolchain"}, `new: --module "toolchain" is a path Go keeps for itself; give one of yours, such as example.com/svc`},
 		// cgo's package: a module named C did not build.
-		{[]string{"new", filepath.Join(work, "C")}, "new: " + filepath.Join(work, "C") + `: "C" is a path of Go's own, so it cannot be the module's: give --module, such as example.com/C`},
+		{[]string{"new", filepath.Join(work, "C")}, "new: " + filepath.Join(work, "C") + `: "C" is a path Go keeps for itself, so it cannot be the module's: give --module, such as example.com/C`},
 	} {
 		_, _, err := cli(t, c.args...)
 		if err == nil || err.Error() != c.want {
@@ -90,7 +100,7 @@ func TestNewRefusesBadInput(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	if strings.Join(names, " ") != "empty full link other" {
+	if strings.Join(names, " ") != "afile empty full link other" {
 		t.Errorf("left in the working directory: %v", names)
 	}
 	if data, _ := os.ReadFile(filepath.Join(full, "keep.txt")); string(data) != "mine" {
@@ -289,6 +299,11 @@ func TestNewSaysWhatTheUserGave(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(filepath.Dir(dir)); len(entries) != 0 {
 		t.Errorf("an interrupted new left %v", entries)
+	}
+	// Interrupted while it fetched a release: no advice on fetching one.
+	err = run(ctx, []string{"new", filepath.Join(t.TempDir(), "svc")}, func(string) string { return "" }, &out, &errOut)
+	if err == nil || err.Error() != "new: interrupted; nothing was made" {
+		t.Errorf("an interrupted new, fetching a release: %v", err)
 	}
 }
 
