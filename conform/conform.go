@@ -27,6 +27,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -155,6 +156,27 @@ type Options struct {
 	Only, Skip []string
 }
 
+// Families are the first parts of the cases' names (before the first
+// ':'), by which Only and Skip choose.
+var Families = []string{"and", "and-scope", "csrf", "forged", "ignored", "limit", "limits", "malformed", "method",
+	"no-credential", "other-scheme", "owner", "response", "revoked", "schema", "scope"}
+
+// ErrNoSuchCase: an Only or Skip pattern that no case's name can start
+// with (a misspelt family). Run refuses it before it sends anything: a run
+// that selects nothing would still have made every credential.
+var ErrNoSuchCase = errors.New("no case's name starts so")
+
+// startsAFamily reports whether some case's name can start with p.
+func startsAFamily(p string) bool {
+	family, _, qualified := strings.Cut(p, ":")
+	return slices.ContainsFunc(Families, func(f string) bool {
+		if qualified {
+			return f == family
+		}
+		return strings.HasPrefix(f, p)
+	})
+}
+
 // Run checks every operation of table against the server at opts.Base.
 func Run(ctx context.Context, table *policy.Table, opts Options) (*Report, error) {
 	client := http.Client{Timeout: 10 * time.Second}
@@ -165,6 +187,11 @@ func Run(ctx context.Context, table *policy.Table, opts Options) (*Report, error
 	opts.Client = &client
 	if opts.MaxCalls == 0 {
 		opts.MaxCalls = 2000
+	}
+	for _, p := range append(slices.Clip(opts.Only), opts.Skip...) {
+		if !startsAFamily(p) {
+			return nil, fmt.Errorf("case %q: %w; every name starts with one of %s", p, ErrNoSuchCase, strings.Join(Families, ", "))
+		}
 	}
 	r := &runner{table: table, opts: opts, base: strings.TrimSuffix(opts.Base, "/"), answers: map[*policy.Operation]*answers{}}
 	if err := r.reachable(ctx); err != nil {

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/specguard/specguard/conform"
@@ -90,9 +92,9 @@ func TestOnlySkipAndResponses(t *testing.T) {
 		t.Errorf("--skip response,method,malformed: %s", got)
 	}
 	// A run that checked nothing is no success: a name selecting no case
-	// (case names are lower case), or a server that answers nothing.
-	if none := run(t, good, []string{"Owner"}, nil); none.OK() || len(none.Results) != 0 {
-		t.Errorf("--only Owner: OK %v with %s", none.OK(), cases(none))
+	// (no operation here is owner-only), or a server that answers nothing.
+	if none := run(t, good, []string{"owner:other"}, nil); none.OK() || len(none.Results) != 0 {
+		t.Errorf("--only owner:other: OK %v with %s", none.OK(), cases(none))
 	}
 	// A server that does not answer is one error naming it, not a
 	// failure per case.
@@ -183,5 +185,45 @@ func TestJUnitReport(t *testing.T) {
 	}
 	if suite.Tests != len(rep.Results) || len(suite.Cases) != suite.Tests || suite.Failures != rep.Failed || failed != rep.Failed || rep.Failed == 0 {
 		t.Errorf("JUnit: %d tests, %d failures (%d marked); the report: %d results, %d failed\n%s", suite.Tests, suite.Failures, failed, len(rep.Results), rep.Failed, b.String())
+	}
+}
+
+// A pattern no case's name can start with (a misspelt family) is refused
+// before anything is sent: the run selected nothing, yet had made every
+// credential of the file (logins spent, API keys made).
+func TestUnknownCaseRefusedBeforeAnythingIsSent(t *testing.T) {
+	var sent atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { sent.Add(1) }))
+	defer srv.Close()
+	table, err := policy.Compile("spec.yaml", []byte(aDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		only, skip []string
+		known      bool
+	}{
+		{only: []string{"nosuchcase"}},
+		{skip: []string{"limit", "nope:x"}},
+		{only: []string{"ownr"}},
+		{only: []string{"own"}, known: true},
+		{only: []string{"owner:other", "scope:oauth2:posts:read", "no-cred"}, known: true},
+		{skip: []string{"and-scope:key:x", "limit:anon"}, known: true},
+	} {
+		sent.Store(0)
+		_, err := conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Only: c.only, Skip: c.skip,
+			Credentials: []conform.Credential{{Name: "k", Scheme: "key", From: &conform.Fetch{URL: "/login", Field: "token"}}}})
+		if c.known {
+			if errors.Is(err, conform.ErrNoSuchCase) {
+				t.Errorf("only %v skip %v: %v, want accepted", c.only, c.skip, err)
+			}
+			continue
+		}
+		if !errors.Is(err, conform.ErrNoSuchCase) {
+			t.Errorf("only %v skip %v: %v, want ErrNoSuchCase", c.only, c.skip, err)
+		}
+		if n := sent.Load(); n != 0 {
+			t.Errorf("only %v skip %v: %d requests sent before the refusal", c.only, c.skip, n)
+		}
 	}
 }

@@ -128,6 +128,12 @@ func TestConformCatchesBrokenServers(t *testing.T) {
 			t.Errorf("no %s case passed against the example app", kind)
 		}
 	}
+	// --only and --skip refuse a family conform.Families does not name.
+	for _, r := range good.Results {
+		if family, _, _ := strings.Cut(r.Case, ":"); !slices.Contains(conform.Families, family) {
+			t.Errorf("case %s: its family %q is not in conform.Families", r.Case, family)
+		}
+	}
 	t.Logf("against the example app: %d passed, %d skipped", good.Passed, good.Skipped)
 
 	t.Run("a tier not enforced", func(t *testing.T) {

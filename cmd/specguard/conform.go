@@ -120,6 +120,8 @@ func conformCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	rep, err := conform.Run(ctx, table, conform.Options{Base: *base, Credentials: creds, Only: list(*only), Skip: list(*skip)})
 	if ctx.Err() != nil {
 		return fmt.Errorf("conform: interrupted; nothing is reported")
+	} else if errors.Is(err, conform.ErrNoSuchCase) {
+		return usageErr("--only/--skip: %v", err)
 	} else if err != nil {
 		return err
 	}
