@@ -197,11 +197,13 @@ func Run(ctx context.Context, table *policy.Table, opts Options) (*Report, error
 	if err := r.reachable(ctx); err != nil {
 		return nil, err
 	}
+	// The API keys the file makes are revoked however the run ends.
+	defer r.endMadeKeys(ctx)
 	creds, err := r.fetchAll(ctx, opts.Credentials)
+	r.creds = creds
 	if err != nil {
 		return nil, err
 	}
-	r.creds = creds
 	ops := table.Operations()
 	sort.Slice(ops, func(i, j int) bool {
 		if ops[i].Path != ops[j].Path {

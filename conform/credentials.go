@@ -2,6 +2,7 @@ package conform
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -123,6 +124,11 @@ type credential struct {
 	retire        bool   // the revoked cases may end it
 	retired       bool   // it has been ended: no case uses it
 	from          *Fetch // how it was made, when it was: made again, it is another login
+	// keyID and maker: an API key the file made (from: the document's
+	// create-api-key operation), its id and the credential that made it,
+	// to revoke it when the run ends.
+	keyID string
+	maker *credential
 }
 
 func (c *credential) apply(req *http.Request) {
@@ -177,24 +183,28 @@ func (r *runner) fetchAll(ctx context.Context, list []Credential) ([]*credential
 		s := r.table.Schemes[c.Scheme]
 		switch {
 		case c.Name == "":
-			return nil, fmt.Errorf("%s: name is missing", where)
+			return out, fmt.Errorf("%s: name is missing", where)
 		case byName[c.Name] != nil:
-			return nil, fmt.Errorf("%s: the name is used twice", where)
+			return out, fmt.Errorf("%s: the name is used twice", where)
 		case s == nil:
-			return nil, fmt.Errorf("%s: scheme %q is not a security scheme of %s", where, c.Scheme, r.table.Source)
+			return out, fmt.Errorf("%s: scheme %q is not a security scheme of %s", where, c.Scheme, r.table.Source)
 		case (c.Value == "") == (c.From == nil):
-			return nil, fmt.Errorf("%s: give exactly one of value and from", where)
+			return out, fmt.Errorf("%s: give exactly one of value and from", where)
 		}
 		cred := &credential{name: c.Name, scheme: s, value: c.Value, account: c.Account, retire: c.Retire, from: c.From}
 		if c.From != nil {
 			got, err := r.fetch(ctx, c.From, byName)
 			if errors.Is(err, errFetchLimited) {
-				return nil, fmt.Errorf("%s: %v (%s)", where, err, spentBy(list, i))
+				return out, fmt.Errorf("%s: %v (%s)", where, err, spentBy(list, i))
 			}
 			if err != nil {
-				return nil, fmt.Errorf("%s: %v", where, err)
+				return out, fmt.Errorf("%s: %v", where, err)
 			}
 			cred.value, cred.refresh, cred.csrf, cred.cookies = got.value, got.refresh, got.csrf, got.cookies
+			if create := r.credentialOp("create-api-key"); create != nil && got.id != "" && c.From.With != "" &&
+				strings.EqualFold(cmp.Or(c.From.Method, http.MethodPost), create.Method) && pathMatches(create.Path, c.From.URL) {
+				cred.keyID, cred.maker = got.id, byName[c.From.With]
+			}
 		}
 		cred.scopes, cred.known = slices.Sorted(slices.Values(c.Scopes)), len(c.Scopes) > 0
 		if !cred.known && kind(s) == "bearer" {
@@ -206,10 +216,36 @@ func (r *runner) fetchAll(ctx context.Context, list []Credential) ([]*credential
 	return out, nil
 }
 
+// endMadeKeys revokes the API keys the credentials file made, however
+// the run ended: interrupted, with part of the cases selected, or failing
+// to make a later credential, it left them live for a year (a full run
+// ends them too, logging out everywhere; revoking an ended key changes
+// nothing).
+func (r *runner) endMadeKeys(ctx context.Context) {
+	del := r.credentialOp("delete-api-key")
+	if del == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	for _, c := range r.creds {
+		if c.keyID != "" && c.maker != nil {
+			_, _ = r.sendBody(ctx, "revoked:api-key", del, c.maker, nil, c.keyID)
+		}
+	}
+}
+
+// pathMatches reports whether url (a path on the server, perhaps with a
+// query) is the document's path, which has no parameters.
+func pathMatches(path, url string) bool {
+	p, _, _ := strings.Cut(url, "?")
+	return p == path
+}
+
 // fetched is what a Fetch got: the credential, and the refresh and CSRF
 // tokens its answer held.
 type fetched struct {
-	value, refresh, csrf string
+	value, refresh, csrf, id string
 	cookies              []*http.Cookie
 }
 
@@ -333,6 +369,7 @@ func (r *runner) fetch(ctx context.Context, f *Fetch, byName map[string]*credent
 	got := fetched{}
 	got.refresh, _ = m["refresh_token"].(string)
 	got.csrf, _ = m["csrf_token"].(string)
+	got.id, _ = m["id"].(string)
 	if f.Cookie != "" {
 		for _, c := range resp.Cookies() {
 			if c.Name == f.Cookie {

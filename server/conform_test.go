@@ -696,4 +696,75 @@ func TestInterruptedConformEnablesTheAccountAgain(t *testing.T) {
 	if logins == 0 {
 		t.Fatal("no credential of the file logs in at /auth/login: nothing was checked")
 	}
+	if live := liveFileKeys(t, built, creds); len(live) > 0 {
+		t.Errorf("the API keys the file made, live after the interrupted run: %v", live)
+	}
+}
+
+// A run of part of the cases revokes the API keys the credentials file
+// made: only a full run ended them (logging out everywhere), and the rest
+// left them live for a year.
+func TestConformRevokesTheKeysItMade(t *testing.T) {
+	env := map[string]string{"SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_LOG_REQUESTS": "false", "SPECGUARD_ADMIN_ADDR": "off"}
+	built, err := service.Build(context.Background(), server.Service(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(built.Close)
+	srv := httptest.NewServer(built.Handler)
+	t.Cleanup(srv.Close)
+	table, creds := conformInputs(t)
+	rep, err := conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Credentials: creds, Only: []string{"schema"}})
+	if err != nil || !rep.OK() {
+		t.Fatalf("conform --only schema: %v %v", rep, err)
+	}
+	if live := liveFileKeys(t, built, creds); len(live) > 0 {
+		t.Errorf("the API keys the file made, live after the run: %v", live)
+	}
+}
+
+// liveFileKeys are the live API keys of the accounts the credentials file
+// logs in as that bear the names of the keys it makes; the file must make
+// some.
+func liveFileKeys(t *testing.T, built *service.Server, creds []conform.Credential) []string {
+	t.Helper()
+	names := map[string]bool{}
+	for _, c := range creds {
+		if body, ok := fromBody(c); ok && c.From.URL == at(t, "create-api-key") {
+			names[fmt.Sprint(body["name"])] = true
+		}
+	}
+	if len(names) == 0 {
+		t.Fatal("the credentials file makes no API key: nothing to check")
+	}
+	var live []string
+	for _, c := range creds {
+		body, ok := fromBody(c)
+		if !ok || c.From.URL != at(t, "login") && c.From.URL != at(t, "session") {
+			continue
+		}
+		a, err := built.Deps.Accounts.AccountByEmail(context.Background(), fmt.Sprint(body["email"]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys, err := built.Deps.Accounts.APIKeys(context.Background(), a.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys {
+			if names[k.Name] && !slices.Contains(live, a.Email+":"+k.Name) {
+				live = append(live, a.Email+":"+k.Name)
+			}
+		}
+	}
+	return live
+}
+
+// fromBody is the JSON body of the request that makes c, if any.
+func fromBody(c conform.Credential) (map[string]any, bool) {
+	if c.From == nil {
+		return nil, false
+	}
+	body, ok := c.From.Body.(map[string]any)
+	return body, ok
 }
