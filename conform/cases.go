@@ -575,6 +575,30 @@ func namesField(resp *response, field string) bool {
 	return false
 }
 
+// wrongCaller says what was wrong when every tier of op named in
+// refusedBy counts only callers the request was not (anonymous ones, when
+// it carried a credential op admits; authenticated ones, when it carried
+// none): a 429 no tier the document declares could give. "" otherwise.
+func wrongCaller(op *policy.Operation, refusedBy []string, authenticated bool) string {
+	wrong := policy.WhoAuthenticated
+	if authenticated {
+		wrong = policy.WhoAnonymous
+	}
+	for _, name := range refusedBy {
+		i := slices.IndexFunc(op.Limits, func(t policy.Tier) bool { return t.Name == name })
+		if i < 0 || op.Limits[i].Who != wrong {
+			return ""
+		}
+	}
+	if len(refusedBy) == 0 {
+		return ""
+	}
+	if authenticated {
+		return "which the document applies to anonymous callers only, for a credential the operation admits: an authenticated caller counted as anonymous"
+	}
+	return "which the document applies to authenticated callers only, for a request without a credential: an anonymous caller counted as authenticated"
+}
+
 // limitCases: each tier admits what it declares, then refuses with 429
 // and the headers that say so.
 func (r *runner) limitCases(ctx context.Context, op *policy.Operation) {
@@ -627,6 +651,10 @@ func (r *runner) limitCase(ctx context.Context, op *policy.Operation, t *policy.
 	if first.status == http.StatusTooManyRequests {
 		switch {
 		case !slices.Contains(violated(first), t.Name):
+			if other := wrongCaller(op, violated(first), cred != nil); other != "" {
+				r.report(op, name, Fail, "429 by %s, %s", violated(first), other)
+				return
+			}
 			r.report(op, name, Skip, "429 by %v before this tier could be tried", violated(first))
 		default:
 			// Its bucket was spent already: the refusal must still say

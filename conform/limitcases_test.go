@@ -156,3 +156,49 @@ func TestOddRemainingOfAnotherTier(t *testing.T) {
 		t.Fatalf("two tiers: %s", verdicts(rep))
 	}
 }
+
+// A 429 by a tier the document applies to anonymous callers only, given to
+// a request carrying a credential the operation admits, fails: the server
+// counted an authenticated caller as anonymous (it was skipped as "429 by
+// another tier before this one could be tried"). And the reverse.
+func TestLimitRefusedByATierOfOtherCallersFails(t *testing.T) {
+	const doc = `openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /a:
+    get:
+      operationId: getA
+      security: [{key: []}, {}]
+      x-rate-limit:
+        - {name: users, limit: 100, window: 1m, key: principal, who: authenticated}
+        - {name: anon, limit: 100, window: 1m, key: ip, who: anonymous}
+      responses:
+        '200': {description: ok, content: {application/json: {schema: {type: array, items: {type: string}}}}}
+        '429': {description: slow down}
+components:
+  securitySchemes:
+    key: {type: apiKey, in: header, name: X-API-Key}
+`
+	table, err := policy.Compile("spec.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ refusedBy, tier string }{{"anon", "limit:users"}, {"users", "limit:anon"}} {
+		// Every request refused by one tier, whoever sends it.
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.Header().Set("Retry-After", "60")
+			w.WriteHeader(http.StatusTooManyRequests)
+			_, _ = w.Write([]byte(`{"type":"about:blank","status":429,"violated-policies":["` + c.refusedBy + `"]}`))
+		}))
+		rep, err := conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Only: []string{c.tier},
+			Credentials: []conform.Credential{{Name: "k", Scheme: "key", Value: "good"}}})
+		srv.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Results) != 1 || rep.Results[0].Verdict != conform.Fail || !strings.Contains(rep.Results[0].Detail, "counted as") {
+			t.Errorf("%s, every call refused by %s: %s; want a failure saying the caller was counted as another kind", c.tier, c.refusedBy, verdicts(rep))
+		}
+	}
+}
