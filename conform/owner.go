@@ -73,7 +73,28 @@ func (r *runner) ownerCase(ctx context.Context, op *policy.Operation) {
 	} else if id, err := r.makeResource(ctx, create, owner); err != nil {
 		r.report(op, "owner:other", Skip, "could not make a resource as %s: %v", owner.name, err)
 	} else {
-		resp, err := r.sendOn(ctx, "owner:other", op, other, id)
+		// What the owner reads of it before and after: a refusal must
+		// come before the write, not after it.
+		read := r.table.Lookup(http.MethodGet, op.Pattern)
+		if read == op || read != nil && !may(owner, read) {
+			read = nil
+		}
+		readIt := func() (*response, error) {
+			return waiting(ctx, ownerWait, func() (*response, error) { return r.sendBody(ctx, "owner", read, owner, nil, id) })
+		}
+		if read != nil {
+			if before, err := readIt(); err != nil || before.status/100 != 2 {
+				read = nil
+			}
+		}
+		body := markedBody(op)
+		if body == nil {
+			body, err = minimalBody(op)
+		}
+		var resp *response
+		if err == nil {
+			resp, err = waiting(ctx, ownerWait, func() (*response, error) { return r.sendBody(ctx, "owner:other", op, other, body, id) })
+		}
 		switch {
 		case err != nil:
 			r.report(op, "owner:other", Fail, "%v", err)
@@ -81,8 +102,18 @@ func (r *runner) ownerCase(ctx context.Context, op *policy.Operation) {
 			r.report(op, "owner:other", Skip, "rate limited before the case ran (%s)", strings.Join(violated(resp), ", "))
 		case resp.status != http.StatusForbidden && resp.status != http.StatusNotFound:
 			r.report(op, "owner:other", Fail, "%s acted on %s's resource %s: want 403 or 404, got %s", other.name, owner.name, id, resp)
+		case read == nil:
+			r.report(op, "owner:other", Pass, "%d: %s may not act on %s's resource (no GET of it to see that nothing changed)", resp.status, other.name, owner.name)
 		default:
-			r.report(op, "owner:other", Pass, "%d: %s may not act on %s's resource", resp.status, other.name, owner.name)
+			after, err := readIt()
+			switch {
+			case err == nil && op.Method == http.MethodDelete && after.status == http.StatusNotFound:
+				r.report(op, "owner:other", Fail, "%d to %s, yet %s's resource %s is gone: %s answers %s", resp.status, other.name, owner.name, id, read.ID, after)
+			case err == nil && after.status/100 == 2 && bytes.Contains(after.body, []byte(ownerMarker)):
+				r.report(op, "owner:other", Fail, "%d to %s, yet its write was carried out: %s reads %q in its resource %s", resp.status, other.name, owner.name, ownerMarker, id)
+			default:
+				r.report(op, "owner:other", Pass, "%d: %s may not act on %s's resource, which %s reads unchanged", resp.status, other.name, owner.name, read.ID)
+			}
 		}
 	}
 
@@ -207,6 +238,48 @@ func minimalBody(op *policy.Operation) ([]byte, error) {
 		return nil, fmt.Errorf("no body of %s found that its schema accepts: %v", op.ID, err)
 	}
 	return json.Marshal(v)
+}
+
+// ownerMarker is what the other account's write puts in every string it
+// may: found in the owner's resource afterwards, the write was carried
+// out, whatever the answer said.
+const ownerMarker = "conform-owner-other"
+
+// markedBody is the least body op's schema accepts with ownerMarker in
+// every plain string property (no enum, pattern or format, not read-only,
+// the marker within its length bounds); nil when there is none, or the
+// schema does not accept the result.
+func markedBody(op *policy.Operation) []byte {
+	rb := op.Spec.RequestBody
+	if rb == nil || rb.Value == nil {
+		return nil
+	}
+	mt := rb.Value.Content.Get("application/json")
+	if mt == nil || mt.Schema == nil || mt.Schema.Value == nil {
+		return nil
+	}
+	s := mt.Schema.Value
+	m, ok := minimal(s, 0).(map[string]any)
+	if !ok {
+		return nil
+	}
+	marked := false
+	for name, p := range s.Properties {
+		ps := p.Value
+		if ps == nil || !ps.Type.Is("string") || len(ps.Enum) > 0 || ps.Pattern != "" || ps.Format != "" || ps.ReadOnly ||
+			ps.MinLength > uint64(len(ownerMarker)) || ps.MaxLength != nil && *ps.MaxLength < uint64(len(ownerMarker)) {
+			continue
+		}
+		m[name], marked = ownerMarker, true
+	}
+	if !marked || s.VisitJSON(m, formats.Options...) != nil {
+		return nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 // formatSamples are values of the string formats validation checks

@@ -2,8 +2,10 @@ package conform_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -178,5 +180,129 @@ func TestWaitingEndsWithTheRun(t *testing.T) {
 		Credentials: []conform.Credential{{Name: "alice", Scheme: "key", Value: "k-alice"}, {Name: "bob", Scheme: "key", Value: "k-bob"}}})
 	if d := time.Since(start); d > 20*time.Second {
 		t.Errorf("the run went on %v after its context ended at 0.5s: it waited out Retry-After", d)
+	}
+}
+
+// writtenDoc: things with a title, which only their maker edits and
+// deletes, and anyone with a key reads.
+const writtenDoc = `openapi: 3.0.3
+info: {title: t, version: "1"}
+security: [{key: []}]
+paths:
+  /me:
+    get:
+      operationId: getMe
+      x-credential: me
+      x-rate-limit: false
+      responses: {'200': {description: ok}, '401': {description: no}}
+  /things:
+    post:
+      operationId: addThing
+      x-rate-limit: false
+      requestBody: {required: true, content: {application/json: {schema: {type: object}}}}
+      responses: {'201': {description: made}, '401': {description: no}}
+  /things/{id}:
+    parameters: [{name: id, in: path, required: true, schema: {type: string}}]
+    get:
+      operationId: getThing
+      x-rate-limit: false
+      responses: {'200': {description: it}, '401': {description: no}, '404': {description: none}}
+    patch:
+      operationId: editThing
+      x-owner: true
+      x-rate-limit: false
+      requestBody: {required: true, content: {application/json: {schema: {type: object, properties: {title: {type: string, maxLength: 100}}}}}}
+      responses: {'200': {description: edited}, '401': {description: no}, '404': {description: not yours}}
+    delete:
+      operationId: deleteThing
+      x-owner: true
+      x-rate-limit: false
+      responses: {'204': {description: gone}, '401': {description: no}, '404': {description: not yours}}
+components:
+  securitySchemes:
+    key: {type: apiKey, in: header, name: X-API-Key}
+`
+
+// owner:other is refused by a server that carries out another account's
+// write, then answers 404: the owner reads what the other account wrote
+// (an edit), or its resource is gone (a delete).
+func TestOwnerOtherSeesAWriteBeforeTheRefusal(t *testing.T) {
+	table, err := policy.Compile("spec.yaml", []byte(writtenDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, writeFirst := range []bool{false, true} {
+		accounts := map[string]string{"k-alice": "alice", "k-bob": "bob"}
+		var mu sync.Mutex
+		type thing struct{ owner, title string }
+		things, n := map[string]*thing{}, 0
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			who := accounts[r.Header.Get("X-API-Key")]
+			if who == "" {
+				w.Header().Set("WWW-Authenticate", `ApiKey realm="t", header="X-API-Key"`)
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			id, _ := strings.CutPrefix(r.URL.Path, "/things/")
+			th := things[id]
+			w.Header().Set("Content-Type", "application/json")
+			switch {
+			case r.URL.Path == "/me":
+				_, _ = w.Write([]byte(`{"id":"` + who + `"}`))
+			case r.URL.Path == "/things" && r.Method == http.MethodPost:
+				n++
+				id := "t" + strconv.Itoa(n)
+				things[id] = &thing{owner: who}
+				w.WriteHeader(http.StatusCreated)
+				_, _ = w.Write([]byte(`{"id":"` + id + `"}`))
+			case th == nil:
+				w.WriteHeader(http.StatusNotFound)
+			case r.Method == http.MethodGet:
+				b, _ := json.Marshal(map[string]string{"id": id, "title": th.title})
+				_, _ = w.Write(b)
+			case r.Method == http.MethodPatch || r.Method == http.MethodDelete:
+				if th.owner != who && !writeFirst {
+					w.WriteHeader(http.StatusNotFound)
+					return
+				}
+				if r.Method == http.MethodDelete {
+					delete(things, id)
+				} else {
+					var in struct{ Title string }
+					_ = json.NewDecoder(r.Body).Decode(&in)
+					th.title = in.Title
+				}
+				if th.owner != who {
+					w.WriteHeader(http.StatusNotFound) // checked after the write
+					return
+				}
+				if r.Method == http.MethodDelete {
+					w.WriteHeader(http.StatusNoContent)
+					return
+				}
+				_, _ = w.Write([]byte(`{}`))
+			}
+		}))
+		rep, err := conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Only: []string{"owner:other"},
+			Credentials: []conform.Credential{{Name: "alice", Scheme: "key", Value: "k-alice"}, {Name: "bob", Scheme: "key", Value: "k-bob"}}})
+		srv.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, r := range rep.Results {
+			got[r.Operation] = r.Verdict + " (" + r.Detail + ")"
+		}
+		for _, op := range []string{"editThing", "deleteThing"} {
+			want := conform.Pass
+			if writeFirst {
+				want = conform.Fail
+			}
+			if !strings.HasPrefix(got[op], want) {
+				t.Errorf("owner:other of %s, the write carried out first %v: %s, want %s", op, writeFirst, got[op], want)
+			}
+		}
 	}
 }
