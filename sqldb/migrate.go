@@ -156,9 +156,14 @@ func (d *DB) Migrate(ctx context.Context, m Migrations, log *slog.Logger) (from,
 		results = partial.Applied
 	}
 	for _, r := range results {
-		if log != nil {
-			log.Info("migrated", "set", m.Name, "version", r.Source.Version, "file", r.Source.Path, "duration", r.Duration.String())
+		if log == nil {
+			continue
 		}
+		file := r.Source.Path
+		if file == "" {
+			file = "(Go)" // a migration of m.Go: no file
+		}
+		log.Info("migrated", "set", m.Name, "version", r.Source.Version, "file", file, "duration", r.Duration.String())
 	}
 	if upErr != nil {
 		// What this run applied before the failure keeps its checksum:

@@ -1,10 +1,12 @@
 package sqldb_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -941,4 +943,19 @@ func TestFailedMigrationRun(t *testing.T) {
 			t.Errorf("the fixed run: %d -> %d, %v; want 1 -> 2", from, to, err)
 		}
 	})
+}
+
+// The log line of a migration of Go code names no empty file.
+func TestMigratedLogNamesGoMigrations(t *testing.T) {
+	d := open0(t, sqldb.Source{Kind: sqldb.SQLite, DSN: filepath.Join(t.TempDir(), "specguard.db")})
+	var logs bytes.Buffer
+	set := sqldb.Migrations{Name: "logged", Table: "logged_version",
+		FS: fstest.MapFS{"00001_a.sql": {Data: []byte("-- +goose Up\nCREATE TABLE a (id TEXT PRIMARY KEY);\n-- +goose Down\nDROP TABLE a;\n")}},
+		Go: map[int64]func(context.Context, *sql.Tx) error{2: func(context.Context, *sql.Tx) error { return nil }}}
+	if _, _, err := d.Migrate(ctx, set, slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "file=00001_a.sql") || !strings.Contains(logs.String(), "version=2 file=(Go)") || strings.Contains(logs.String(), `file=""`) {
+		t.Errorf("the migrations' log:\n%s", logs.String())
+	}
 }
