@@ -246,7 +246,7 @@ func pathMatches(path, url string) bool {
 // tokens its answer held.
 type fetched struct {
 	value, refresh, csrf, id string
-	cookies              []*http.Cookie
+	cookies                  []*http.Cookie
 }
 
 // spentBy says who spent the rate limit that refused making list[i]: the
