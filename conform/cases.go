@@ -212,6 +212,7 @@ func (r *runner) authCases(ctx context.Context, op *policy.Operation) {
 			r.report(op, "no-credential", Pass, "401 with %s", strings.Join(challenges(resp), ", "))
 		}
 	}
+	r.headCase(ctx, op, open)
 	if sec.Public {
 		return
 	}
@@ -573,6 +574,29 @@ func namesField(resp *response, field string) bool {
 		}
 	}
 	return false
+}
+
+// headCase: HEAD of a GET that needs a credential, sent without one, is
+// refused too (401, or not served at all): a server that routes HEAD to
+// the GET's handler outside its security would answer what the GET
+// guards. Not when the document declares a HEAD of its own.
+func (r *runner) headCase(ctx context.Context, op *policy.Operation, open bool) {
+	const name = "no-credential:HEAD"
+	if op.Method != http.MethodGet || open || r.table.Lookup(http.MethodHead, op.Pattern) != nil || !r.wants(name) {
+		return
+	}
+	// name "" to send: a HEAD answer has no body to check against the GET's.
+	resp, err := r.send(ctx, "", op, nil, nil, func(req *http.Request) { req.Method = http.MethodHead })
+	switch {
+	case err != nil:
+		r.report(op, name, Fail, "%v", err)
+	case resp.status == http.StatusTooManyRequests:
+		r.report(op, name, Skip, "rate limited before the case ran")
+	case resp.status < 400:
+		r.report(op, name, Fail, "HEAD without a credential: want 401 (the GET's security holds for HEAD) or no HEAD served, got %d", resp.status)
+	default:
+		r.report(op, name, Pass, "%d", resp.status)
+	}
 }
 
 // wrongCaller says what was wrong when every tier of op named in

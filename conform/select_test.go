@@ -85,7 +85,7 @@ func TestOnlySkipAndResponses(t *testing.T) {
 	if !all.OK() || !strings.Contains(cases(all), "method=pass") || !strings.Contains(cases(all), "response=pass") {
 		t.Fatalf("against a good server: %s", cases(all))
 	}
-	if got := cases(run(t, good, []string{"no-credential", "method"}, nil)); got != "no-credential=pass method=pass" {
+	if got := cases(run(t, good, []string{"no-credential", "method"}, nil)); got != "no-credential=pass no-credential:HEAD=pass method=pass" {
 		t.Errorf("--only no-credential,method: %s", got)
 	}
 	if got := cases(run(t, good, nil, []string{"response", "method", "malformed"})); strings.Contains(got, "response") || strings.Contains(got, "method") || strings.Contains(got, "malformed") || !strings.Contains(got, "no-credential") {
@@ -224,6 +224,32 @@ func TestUnknownCaseRefusedBeforeAnythingIsSent(t *testing.T) {
 		}
 		if n := sent.Load(); n != 0 {
 			t.Errorf("only %v skip %v: %d requests sent before the refusal", c.only, c.skip, n)
+		}
+	}
+}
+
+// HEAD of a GET that needs a credential is refused without one: a server
+// that answers it (routing HEAD to the GET's handler past its security)
+// fails, one that does not serve HEAD at all passes.
+func TestHeadWithoutACredential(t *testing.T) {
+	for _, c := range []struct {
+		head int
+		want string
+	}{{200, conform.Fail}, {405, conform.Pass}, {401, conform.Pass}} {
+		good := aServer(false)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodHead {
+				w.WriteHeader(c.head)
+				return
+			}
+			good.Config.Handler.ServeHTTP(w, r)
+		}))
+		rep := run(t, srv, []string{"no-credential:HEAD"}, nil)
+		srv.Close()
+		good.Close()
+		i := slices.IndexFunc(rep.Results, func(r conform.Result) bool { return r.Case == "no-credential:HEAD" })
+		if i < 0 || rep.Results[i].Verdict != c.want {
+			t.Errorf("HEAD answered %d: %+v, want no-credential:HEAD %s", c.head, rep.Results, c.want)
 		}
 	}
 }
