@@ -197,8 +197,8 @@ func Run(ctx context.Context, table *policy.Table, opts Options) (*Report, error
 	if err := r.reachable(ctx); err != nil {
 		return nil, err
 	}
-	// The API keys the file makes are revoked however the run ends.
-	defer r.endMadeKeys(ctx)
+	// What the run makes is ended however it ends.
+	defer r.tidy(ctx)
 	creds, err := r.fetchAll(ctx, opts.Credentials)
 	r.creds = creds
 	if err != nil {
@@ -280,6 +280,7 @@ type runner struct {
 	creds   []*credential
 	results []Result
 	answers map[*policy.Operation]*answers
+	made    []made // the owner cases' resources
 }
 
 // reachable fails when the server does not answer at all (any answer

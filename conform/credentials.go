@@ -216,23 +216,43 @@ func (r *runner) fetchAll(ctx context.Context, list []Credential) ([]*credential
 	return out, nil
 }
 
-// endMadeKeys revokes the API keys the credentials file made, however
-// the run ended: interrupted, with part of the cases selected, or failing
-// to make a later credential, it left them live for a year (a full run
-// ends them too, logging out everywhere; revoking an ended key changes
-// nothing).
-func (r *runner) endMadeKeys(ctx context.Context) {
-	del := r.credentialOp("delete-api-key")
-	if del == nil {
-		return
-	}
+// tidy ends what the run made, however it ended (interrupted, with part
+// of the cases selected, or failing to make a later credential): the API
+// keys the credentials file made, which stayed live for a year (a full
+// run ends them too, logging out everywhere; revoking an ended key changes
+// nothing), and the resources the owner cases made, deleted by their
+// owner where the document has a DELETE of them (one the case deleted
+// already is answered 404).
+func (r *runner) tidy(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	for _, c := range r.creds {
-		if c.keyID != "" && c.maker != nil {
-			_, _ = r.sendBody(ctx, "revoked:api-key", del, c.maker, nil, c.keyID)
+	if del := r.credentialOp("delete-api-key"); del != nil {
+		for _, c := range r.creds {
+			if c.keyID != "" && c.maker != nil {
+				_, _ = r.sendBody(ctx, "", del, c.maker, nil, c.keyID)
+			}
 		}
 	}
+	r.deleteMade(ctx)
+}
+
+// deleteMade deletes the resources the owner cases made, as their owners
+// (at the end of the owner cases, before the revoked cases end the owners'
+// credentials; by tidy when the run ended before).
+func (r *runner) deleteMade(ctx context.Context) {
+	for _, m := range r.made {
+		if del := r.table.Lookup(http.MethodDelete, m.pattern); del != nil && may(m.owner, del) {
+			_, _ = r.sendBody(ctx, "", del, m.owner, nil, m.id)
+		}
+	}
+	r.made = nil
+}
+
+// made is a resource an owner case made: its path's pattern, its id, and
+// its owner.
+type made struct {
+	pattern, id string
+	owner       *credential
 }
 
 // pathMatches reports whether url (a path on the server, perhaps with a

@@ -30,6 +30,9 @@ func (r *runner) ownerCases(ctx context.Context, ops []*policy.Operation) {
 			r.ownerCase(ctx, op)
 		}
 	}
+	if ctx.Err() == nil {
+		r.deleteMade(ctx)
+	}
 }
 
 func (r *runner) ownerCase(ctx context.Context, op *policy.Operation) {
@@ -73,6 +76,7 @@ func (r *runner) ownerCase(ctx context.Context, op *policy.Operation) {
 	} else if id, err := r.makeResource(ctx, create, owner); err != nil {
 		r.report(op, "owner:other", Skip, "could not make a resource as %s: %v", owner.name, err)
 	} else {
+		r.made = append(r.made, made{op.Pattern, id, owner})
 		// What the owner reads of it before and after: a refusal must
 		// come before the write, not after it.
 		read := r.table.Lookup(http.MethodGet, op.Pattern)
@@ -137,6 +141,7 @@ func (r *runner) ownerCase(ctx context.Context, op *policy.Operation) {
 			r.report(op, c.name, Skip, "could not make a resource as %s: %v", owner.name, err)
 			continue
 		}
+		r.made = append(r.made, made{op.Pattern, id, owner})
 		resp, err := r.sendOn(ctx, c.name, op, c.cred, id)
 		switch {
 		case err != nil:

@@ -234,8 +234,13 @@ func TestOwnerOtherSeesAWriteBeforeTheRefusal(t *testing.T) {
 	for _, writeFirst := range []bool{false, true} {
 		accounts := map[string]string{"k-alice": "alice", "k-bob": "bob"}
 		var mu sync.Mutex
-		type thing struct{ owner, title string }
-		things, n := map[string]*thing{}, 0
+		// owned: made after the first GET /me, which the owner cases
+		// ask first (a case before them may make one too).
+		type thing struct {
+			owner, title string
+			owned        bool
+		}
+		things, n, meSeen := map[string]*thing{}, 0, false
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			who := accounts[r.Header.Get("X-API-Key")]
 			if who == "" {
@@ -250,11 +255,12 @@ func TestOwnerOtherSeesAWriteBeforeTheRefusal(t *testing.T) {
 			w.Header().Set("Content-Type", "application/json")
 			switch {
 			case r.URL.Path == "/me":
+				meSeen = true
 				_, _ = w.Write([]byte(`{"id":"` + who + `"}`))
 			case r.URL.Path == "/things" && r.Method == http.MethodPost:
 				n++
 				id := "t" + strconv.Itoa(n)
-				things[id] = &thing{owner: who}
+				things[id] = &thing{owner: who, owned: meSeen}
 				w.WriteHeader(http.StatusCreated)
 				_, _ = w.Write([]byte(`{"id":"` + id + `"}`))
 			case th == nil:
@@ -290,6 +296,16 @@ func TestOwnerOtherSeesAWriteBeforeTheRefusal(t *testing.T) {
 		srv.Close()
 		if err != nil {
 			t.Fatal(err)
+		}
+		// What the owner cases made, its owner deleted.
+		var left []string
+		for id, th := range things {
+			if th.owned {
+				left = append(left, id)
+			}
+		}
+		if !writeFirst && (len(left) > 0 || n == 0) {
+			t.Errorf("of the %d things made, the owner cases left %v", n, left)
 		}
 		got := map[string]string{}
 		for _, r := range rep.Results {
