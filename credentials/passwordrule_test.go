@@ -91,3 +91,31 @@ func TestPasswordRule(t *testing.T) {
 	}
 	e.login("old@example.com", "short")
 }
+
+// A length declared in an allOf (of the property, or of the body beside a
+// plain property) holds as one beside type: string does.
+func TestPasswordRuleReadsAllOf(t *testing.T) {
+	const declared = "password: { type: string, minLength: 10, maxLength: 128 }"
+	for _, c := range []struct {
+		name, schema string
+		min, max     int
+	}{
+		{"allOf minLength 8", "password: { allOf: [ { type: string, minLength: 8, maxLength: 128 } ] }", 8, 128},
+		{"allOf minLength 16", "password: { allOf: [ { type: string, maxLength: 64 }, { minLength: 16 } ] }", 16, 64},
+		{"both", "password: { type: string, minLength: 12, allOf: [ { maxLength: 30 }, { minLength: 11 } ] }", 12, 30},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			spec := bytes.Replace(credentials.Fragment, []byte(declared), []byte(c.schema), 1)
+			e := newEnv(t, spec, credentials.NewMemoryAccounts(nil), security.NewMemoryKeyRecords(nil), security.NewMemoryStore(nil), limits.NewMemoryStore(nil))
+			if _, err := e.svc.HashPassword(ctx, strings.Repeat("p", c.min)); err != nil {
+				t.Errorf("HashPassword with %d characters, the document's minLength: %v", c.min, err)
+			}
+			if _, err := e.svc.HashPassword(ctx, strings.Repeat("p", c.min-1)); err == nil {
+				t.Errorf("HashPassword with %d characters, below the document's minLength %d: accepted", c.min-1, c.min)
+			}
+			if _, err := e.svc.HashPassword(ctx, strings.Repeat("p", c.max+1)); err == nil {
+				t.Errorf("HashPassword with %d characters, above the document's maxLength %d: accepted", c.max+1, c.max)
+			}
+		})
+	}
+}

@@ -70,34 +70,43 @@ func (r passwordRule) check(password string) error {
 }
 
 // passwordRuleOf reads the rule from the password property of register's
-// request body (op nil: the document serves no registration).
+// request body (op nil: the document serves no registration): every
+// minLength and maxLength that applies to it, in the body's schema and its
+// allOf parts, and in the property's schema and its allOf parts (all must
+// hold, so the largest minimum and the smallest maximum).
 func passwordRuleOf(op *policy.Operation) passwordRule {
-	rule := passwordRule{min: DefaultMinPassword}
-	if op == nil {
-		return rule
+	var rule passwordRule
+	if op != nil {
+		for _, mt := range bodyContent(op.Spec) {
+			if mt != nil {
+				for _, body := range allOf(mt.Schema, 0) {
+					for _, p := range allOf(body.Properties["password"], 0) {
+						rule.min = max(rule.min, int(p.MinLength))
+						if p.MaxLength != nil && (rule.max == 0 || int(*p.MaxLength) < rule.max) {
+							rule.max = int(*p.MaxLength)
+						}
+					}
+				}
+			}
+		}
 	}
-	for _, mt := range bodyContent(op.Spec) {
-		if mt == nil || mt.Schema == nil || mt.Schema.Value == nil {
-			continue
-		}
-		for _, s := range append(openapi3.SchemaRefs{mt.Schema}, mt.Schema.Value.AllOf...) {
-			if s == nil || s.Value == nil {
-				continue
-			}
-			p := s.Value.Properties["password"]
-			if p == nil || p.Value == nil {
-				continue
-			}
-			if p.Value.MinLength > 0 {
-				rule.min = int(p.Value.MinLength)
-			}
-			if p.Value.MaxLength != nil {
-				rule.max = int(*p.Value.MaxLength)
-			}
-			return rule
-		}
+	if rule.min == 0 {
+		rule.min = DefaultMinPassword
 	}
 	return rule
+}
+
+// allOf is s and, depth-first, every schema of its allOf (nested ones
+// too): what a value of s must all satisfy. Nil parts are left out.
+func allOf(s *openapi3.SchemaRef, depth int) []*openapi3.Schema {
+	if s == nil || s.Value == nil || depth > 8 {
+		return nil
+	}
+	out := []*openapi3.Schema{s.Value}
+	for _, part := range s.Value.AllOf {
+		out = append(out, allOf(part, depth+1)...)
+	}
+	return out
 }
 
 // passwords hashes passwords with argon2id (any length: bcrypt refuses
