@@ -488,8 +488,9 @@ func (s *Service) loggedOut(w http.ResponseWriter, clear bool) {
 
 // logout ends the caller's login, and the session of a cookie sent beside
 // its token (see alsoSession). A token with no login to end (one minted
-// from an API key), sent without a session cookie, is answered 400: a 204
-// would tell its client that the token no longer works.
+// from an API key, an identity provider's), sent without a session
+// cookie, is answered 400: a 204 would tell its client that the token no
+// longer works.
 func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
 	p := caller(r)
 	also, clear, ok := s.alsoSession(w, r, p)
@@ -511,7 +512,7 @@ func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !ended && !clear {
-		s.badRequest(w, "This token has no login to end: a token minted from an API key stays valid until it expires or the key is revoked.")
+		s.badRequest(w, "This token has no login to end: a token minted from an API key stays valid until it expires or the key is revoked, an identity provider's until it expires.")
 		return
 	}
 	s.loggedOut(w, clear)
