@@ -236,7 +236,7 @@ func Run(ctx context.Context, table *policy.Table, opts Options) (*Report, error
 		func() { r.ownerCases(ctx, ops) },
 		func() { r.revokedBefore(ctx) },
 		func() {
-			if r.wants("limit") {
+			if r.wants("limit") || r.wants("limits") {
 				for _, op := range ops {
 					if ctx.Err() == nil {
 						r.limitCases(ctx, op)

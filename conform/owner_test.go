@@ -322,3 +322,107 @@ func TestOwnerOtherSeesAWriteBeforeTheRefusal(t *testing.T) {
 		}
 	}
 }
+
+// markedDoc: an edit whose optional link the server checks itself.
+const markedDoc = `openapi: 3.0.3
+info: {title: t, version: "1"}
+security: [{key: []}]
+paths:
+  /me:
+    get:
+      operationId: getMe
+      x-credential: me
+      x-rate-limit: false
+      responses: {'200': {description: ok}, '401': {description: no}}
+  /things:
+    post:
+      operationId: addThing
+      x-rate-limit: false
+      requestBody: {required: true, content: {application/json: {schema: {type: object}}}}
+      responses: {'201': {description: made}, '401': {description: no}}
+  /things/{id}:
+    parameters: [{name: id, in: path, required: true, schema: {type: string}}]
+    get:
+      operationId: getThing
+      x-rate-limit: false
+      responses: {'200': {description: it}, '401': {description: no}, '404': {description: none}}
+    patch:
+      operationId: editThing
+      x-owner: true
+      x-rate-limit: false
+      requestBody: {required: true, content: {application/json: {schema: {type: object, properties: {title: {type: string, maxLength: 100}, link: {type: string, description: an http(s) URL}}}}}}
+      responses: {'200': {description: edited}, '401': {description: no}, '404': {description: not yours}, '422': {description: a link that is no URL}}
+components:
+  securitySchemes:
+    key: {type: apiKey, in: header, name: X-API-Key}
+`
+
+// A correct server that checks its body (an optional link must be a URL)
+// before it loads the resource refuses the marked body 422, nothing done:
+// owner:other then sends the least body, and passes (helper-109 found it
+// failed as "acted on alice's resource").
+func TestOwnerOtherMarkedBodyRefusedByTheServersOwnChecks(t *testing.T) {
+	table, err := policy.Compile("spec.yaml", []byte(markedDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	accounts := map[string]string{"k-alice": "alice", "k-bob": "bob"}
+	var mu sync.Mutex
+	owners, n := map[string]string{}, 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		who := accounts[r.Header.Get("X-API-Key")]
+		if who == "" {
+			w.Header().Set("WWW-Authenticate", `ApiKey realm="t", header="X-API-Key"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		id, _ := strings.CutPrefix(r.URL.Path, "/things/")
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.URL.Path == "/me":
+			_, _ = w.Write([]byte(`{"id":"` + who + `"}`))
+		case r.URL.Path == "/things" && r.Method == http.MethodPost:
+			n++
+			id := "t" + strconv.Itoa(n)
+			owners[id] = who
+			w.WriteHeader(http.StatusCreated)
+			_, _ = w.Write([]byte(`{"id":"` + id + `"}`))
+		case r.Method == http.MethodPatch:
+			var in struct{ Link *string }
+			_ = json.NewDecoder(r.Body).Decode(&in)
+			if in.Link != nil && !strings.HasPrefix(*in.Link, "http") {
+				w.WriteHeader(http.StatusUnprocessableEntity) // nothing changed
+				return
+			}
+			if owners[id] != who {
+				w.WriteHeader(http.StatusNotFound)
+				return
+			}
+			_, _ = w.Write([]byte(`{}`))
+		case owners[id] == "":
+			w.WriteHeader(http.StatusNotFound)
+		default:
+			_, _ = w.Write([]byte(`{"id":"` + id + `"}`))
+		}
+	}))
+	defer srv.Close()
+	rep, err := conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Only: []string{"owner:other"},
+		Credentials: []conform.Credential{{Name: "alice", Scheme: "key", Value: "k-alice"}, {Name: "bob", Scheme: "key", Value: "k-bob"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	passed := false
+	for _, r := range rep.Results {
+		if r.Operation == "editThing" && r.Case == "owner:other" {
+			passed = r.Verdict == conform.Pass
+			if !passed {
+				t.Errorf("owner:other against a server that never acted on another's resource: %s (%s)", r.Verdict, r.Detail)
+			}
+		}
+	}
+	if !passed {
+		t.Errorf("no owner:other of editThing passed: %+v", rep.Results)
+	}
+}

@@ -253,3 +253,14 @@ func TestHeadWithoutACredential(t *testing.T) {
 		}
 	}
 }
+
+// --only limits selects the limits case (an operation with x-rate-limit:
+// false), which is reported by the limit phase: it ran only for "limit".
+func TestOnlyLimitsSelectsTheLimitsCase(t *testing.T) {
+	srv := aServer(false)
+	defer srv.Close()
+	rep := run(t, srv, []string{"limits"}, nil)
+	if len(rep.Results) != 1 || rep.Results[0].Case != "limits" {
+		t.Errorf("--only limits: %+v, want the limits case", rep.Results)
+	}
+}
