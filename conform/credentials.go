@@ -228,12 +228,45 @@ func (r *runner) tidy(ctx context.Context) {
 	defer cancel()
 	if del := r.credentialOp("delete-api-key"); del != nil {
 		for _, c := range r.creds {
-			if c.keyID != "" && c.maker != nil {
-				_, _ = r.sendBody(ctx, "", del, c.maker, nil, c.keyID)
+			if c.keyID == "" {
+				continue
+			}
+			for _, by := range r.revokers(ctx, c, del) {
+				resp, err := waiting(ctx, 5, func() (*response, error) { return r.sendBody(ctx, "", del, by, nil, c.keyID) })
+				if err == nil && (resp.status/100 == 2 || resp.status == http.StatusNotFound) {
+					break
+				}
 			}
 		}
 	}
 	r.deleteMade(ctx)
+}
+
+// revokers are the credentials that may revoke key with del, in the order
+// tried: its maker, unless a case ended it (logged out), then another
+// live credential of its account, then the key itself. A key none of
+// them may revoke stays.
+func (r *runner) revokers(ctx context.Context, key *credential, del *policy.Operation) []*credential {
+	var out []*credential
+	if key.maker != nil && !key.maker.retired {
+		out = append(out, key.maker)
+	}
+	acct := ""
+	if key.maker != nil {
+		acct = key.maker.account
+	}
+	if acct == "" {
+		acct = r.account(ctx, key)
+	}
+	for _, c := range r.live() {
+		if c != key && c != key.maker && acct != "" && may(c, del) && r.account(ctx, c) == acct {
+			out = append(out, c)
+		}
+	}
+	if !key.retired && may(key, del) {
+		out = append(out, key)
+	}
+	return out
 }
 
 // deleteMade deletes the resources the owner cases made, as their owners
