@@ -599,6 +599,21 @@ func (r *runner) headCase(ctx context.Context, op *policy.Operation, open bool) 
 	}
 }
 
+// ended says how credential c (nil: none) no longer works, as the
+// document's me operation (x-credential: me) answers it: "" while it works,
+// or when it cannot be asked.
+func (r *runner) ended(ctx context.Context, c *credential) string {
+	me := r.credentialOp("me")
+	if c == nil || me == nil || !may(c, me) {
+		return ""
+	}
+	resp, err := patiently(ctx, func() (*response, error) { return r.send(ctx, "", me, c, nil, nil) })
+	if err == nil && resp.status == http.StatusUnauthorized {
+		return fmt.Sprintf("%s no longer works (%s answers %s)", c.name, me.ID, resp)
+	}
+	return ""
+}
+
 // wrongCaller says what was wrong when every tier of op named in
 // refusedBy counts only callers the request was not (anonymous ones, when
 // it carried a credential op admits; authenticated ones, when it carried
@@ -676,6 +691,12 @@ func (r *runner) limitCase(ctx context.Context, op *policy.Operation, t *policy.
 		switch {
 		case !slices.Contains(violated(first), t.Name):
 			if other := wrongCaller(op, violated(first), cred != nil); other != "" {
+				if dead := r.ended(ctx, cred); dead != "" {
+					// A credential that no longer works is anonymous:
+					// the anonymous tier was right to count it.
+					r.report(op, name, Skip, "429 by %v, and %s", violated(first), dead)
+					return
+				}
 				r.report(op, name, Fail, "429 by %s, %s", violated(first), other)
 				return
 			}

@@ -165,6 +165,13 @@ func TestLimitRefusedByATierOfOtherCallersFails(t *testing.T) {
 	const doc = `openapi: 3.0.3
 info: {title: t, version: "1"}
 paths:
+  /me:
+    get:
+      operationId: getMe
+      x-credential: me
+      security: [{key: []}]
+      x-rate-limit: false
+      responses: {'200': {description: ok}, '401': {description: no}}
   /a:
     get:
       operationId: getA
@@ -183,9 +190,23 @@ components:
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct{ refusedBy, tier string }{{"anon", "limit:users"}, {"users", "limit:anon"}} {
+	for _, c := range []struct {
+		refusedBy, tier string
+		ended           bool // the credential no longer works: anonymous, rightly
+		want            string
+	}{{"anon", "limit:users", false, conform.Fail}, {"users", "limit:anon", false, conform.Fail}, {"anon", "limit:users", true, conform.Skip}} {
 		// Every request refused by one tier, whoever sends it.
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/me" {
+				if c.ended {
+					w.Header().Set("WWW-Authenticate", `ApiKey realm="t"`)
+					w.WriteHeader(http.StatusUnauthorized)
+					return
+				}
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write([]byte(`{"id":"k"}`))
+				return
+			}
 			w.Header().Set("Content-Type", "application/problem+json")
 			w.Header().Set("Retry-After", "60")
 			w.WriteHeader(http.StatusTooManyRequests)
@@ -197,8 +218,8 @@ components:
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(rep.Results) != 1 || rep.Results[0].Verdict != conform.Fail || !strings.Contains(rep.Results[0].Detail, "counted as") {
-			t.Errorf("%s, every call refused by %s: %s; want a failure saying the caller was counted as another kind", c.tier, c.refusedBy, verdicts(rep))
+		if len(rep.Results) != 1 || rep.Results[0].Verdict != c.want || c.want == conform.Fail && !strings.Contains(rep.Results[0].Detail, "counted as") {
+			t.Errorf("%s, every call refused by %s, the credential ended %v: %s; want %s", c.tier, c.refusedBy, c.ended, verdicts(rep), c.want)
 		}
 	}
 }
