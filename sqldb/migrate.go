@@ -8,9 +8,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"maps"
+	"net"
 	"path"
 	"slices"
 	"sync/atomic"
@@ -185,17 +187,24 @@ func (d *DB) Migrate(ctx context.Context, m Migrations, log *slog.Logger) (from,
 
 // migrationFailed says why a migration failed: a statement the database
 // refused (SQL it cannot run: PostgreSQL's errors outside the classes of
-// connections, resources and the server's state; SQLite's SQL, constraint,
-// type and range errors) is the migration's own fault, said as it is, not
-// as an outage to wait out; anything else is the database unavailable
-// (Fail).
+// connections, resources, the server's state, transactions rolled back
+// and locks not available; SQLite's SQL, constraint, type and range
+// errors), or a Go migration's own error (none of the database's, the
+// network's or the context's), is the migration's own fault, said as it
+// is, not as an outage to wait out; anything else is the database
+// unavailable (Fail).
 func (d *DB) migrationFailed(err error) error {
 	var pe *pgconn.PgError
 	var le *sqlite.Error
+	var ne net.Error
+	var partial *goose.PartialError
 	switch {
 	case errors.As(err, &pe):
 		switch pe.Code[:2] {
-		case "08", "53", "57", "58":
+		case "08", "40", "53", "57", "58":
+			return d.Fail(err)
+		}
+		if pe.Code == "55P03" {
 			return d.Fail(err)
 		}
 	case errors.As(err, &le):
@@ -204,6 +213,9 @@ func (d *DB) migrationFailed(err error) error {
 		default:
 			return d.Fail(err)
 		}
+	case errors.As(err, &partial) && partial.Failed != nil && partial.Failed.Source != nil && partial.Failed.Source.Type == goose.TypeGo &&
+		!errors.As(err, &ne) && !errors.Is(err, driver.ErrBadConn) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) &&
+		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrMigrationLockLost):
 	default:
 		return d.Fail(err)
 	}

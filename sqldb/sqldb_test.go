@@ -959,3 +959,17 @@ func TestMigratedLogNamesGoMigrations(t *testing.T) {
 		t.Errorf("the migrations' log:\n%s", logs.String())
 	}
 }
+
+// A Go migration's own error is the migration's fault, not the database
+// being unavailable.
+func TestGoMigrationErrorIsItsOwn(t *testing.T) {
+	backends(t, func(t *testing.T, src sqldb.Source) {
+		d := open0(t, src)
+		set := sqldb.Migrations{Name: "gofail", Table: "gofail_version", FS: fstest.MapFS{},
+			Go: map[int64]func(context.Context, *sql.Tx) error{1: func(context.Context, *sql.Tx) error { return errors.New("row 7 cannot be moved") }}}
+		_, _, err := d.Migrate(ctx, set, nil)
+		if err == nil || !strings.Contains(err.Error(), "row 7 cannot be moved") || errors.Is(err, sqldb.ErrUnavailable) {
+			t.Errorf("a Go migration failing: %v, want its error, not ErrUnavailable", err)
+		}
+	})
+}
