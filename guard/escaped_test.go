@@ -74,8 +74,13 @@ func TestEscapedPathParametersValidatedAsHandled(t *testing.T) {
 		t.Fatal(err)
 	}
 	for target, want := range map[string]int{
-		"/ids/abc": 200, "/ids/%41bc": 400, "/ids/abc%2D": 400, "/raw/abc": 200, "/raw/%41bc": 400, "/raw/a%2Fb": 400, "/raw/abc?q=%41": 200,
-		"/files/abc": 200, "/files/a%20c": 200, "/files/%61bc": 200,
+		// An unreserved character encoded is the character (RFC 3986
+		// 6.2.2.2): the guard routes, and the router hands on, the path
+		// with it decoded, so chi.URLParam reads "Abc" and that is what
+		// is validated.
+		"/ids/abc": 200, "/ids/%41bc": 200, "/ids/abc%2D": 200, "/raw/abc": 200, "/raw/%41bc": 200, "/raw/a%2Fb": 400, "/raw/abc?q=%41": 200,
+		"/ids/%41b%2Fc": 400,
+		"/files/abc":    200, "/files/a%20c": 200, "/files/%61bc": 200,
 		"/files/..": 400, "/files/%2e%2e": 400, "/files/%2E%2E%2Fetc": 400, "/files/a%2Fb": 400, "/files/%41": 400,
 	} {
 		w := httptest.NewRecorder()

@@ -432,8 +432,18 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, tr *reqTrace) {
 	rctx.Reset()
 	defer g.rctxs.Put(rctx)
 
-	// Resolve.
+	// Resolve, on the path with no unreserved character percent-encoded:
+	// /users/%65xport is /users/export (RFC 3986 6.2.2.2), and routed as
+	// written it reached /users/{id}, whose policy may be weaker, and
+	// whose handler gets "export" all the same. The router behind gets
+	// the same path.
 	path, method, mounted := routePath(r)
+	if strings.IndexByte(path, '%') >= 0 {
+		if n := normalized(r); n != nil {
+			r = n
+			path, method, mounted = routePath(r)
+		}
+	}
 	pattern := g.router.Find(rctx, method, path)
 	st := g.operation(method, pattern)
 	head := false // a HEAD request served as its path's GET
@@ -835,6 +845,89 @@ func routeAsGet(r *http.Request, rctx *chi.Context, mounted bool) {
 	if rctx != nil {
 		rctx.RouteMethod = http.MethodGet
 	}
+}
+
+// normalized returns r with the path chi routes on (a parent router's
+// remaining path, or the URL's RawPath) rid of percent-encoded unreserved
+// characters, or nil when it has none. A parent's route context is changed
+// in place (r is returned), as chi itself does; r's URL is copied.
+func normalized(r *http.Request) *http.Request {
+	if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePath != "" {
+		if p, ok := decodeUnreserved(rc.RoutePath); ok {
+			rc.RoutePath = p
+			return r
+		}
+		return nil
+	}
+	if r.URL.RawPath == "" {
+		return nil
+	}
+	p, ok := decodeUnreserved(r.URL.RawPath)
+	if !ok {
+		return nil
+	}
+	u := *r.URL
+	u.RawPath = p
+	if strings.IndexByte(p, '%') < 0 {
+		u.RawPath = "" // Path says it all
+	}
+	n := *r
+	n.URL = &u
+	return &n
+}
+
+// decodeUnreserved decodes in p every percent-encoded unreserved character
+// (ALPHA, DIGIT, '-', '.', '_', '~'), which RFC 3986 says is the same
+// character, and reports whether there was one. Others (%2F above all)
+// stay as they are.
+func decodeUnreserved(p string) (string, bool) {
+	if strings.IndexByte(p, '%') < 0 {
+		return p, false
+	}
+	var b strings.Builder
+	changed := false
+	for i := 0; i < len(p); i++ {
+		if p[i] == '%' && i+2 < len(p) {
+			if c, ok := unhex(p[i+1], p[i+2]); ok && unreserved(c) {
+				if !changed {
+					b.Grow(len(p))
+					b.WriteString(p[:i])
+					changed = true
+				}
+				b.WriteByte(c)
+				i += 2
+				continue
+			}
+		}
+		if changed {
+			b.WriteByte(p[i])
+		}
+	}
+	if !changed {
+		return p, false
+	}
+	return b.String(), true
+}
+
+func unhex(h, l byte) (byte, bool) {
+	v := func(c byte) (byte, bool) {
+		switch {
+		case '0' <= c && c <= '9':
+			return c - '0', true
+		case 'a' <= c && c <= 'f':
+			return c - 'a' + 10, true
+		case 'A' <= c && c <= 'F':
+			return c - 'A' + 10, true
+		}
+		return 0, false
+	}
+	hi, ok1 := v(h)
+	lo, ok2 := v(l)
+	return hi<<4 | lo, ok1 && ok2
+}
+
+func unreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
 }
 
 // routePath returns the path and method chi will route r on, and whether
