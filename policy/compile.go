@@ -458,6 +458,12 @@ func (c *compiler) chiPattern(item *openapi3.PathItem, path string) (string, boo
 	return path, ok
 }
 
+// schemeExtensions are the type of the scheme each of specguard's scheme
+// extensions is read on.
+var schemeExtensions = map[string]string{
+	ExtRoles: "oauth2", ExtAudience: "openIdConnect", ExtIssuers: "openIdConnect", ExtScopesClaim: "openIdConnect", ExtIntrospect: "openIdConnect",
+}
+
 func (c *compiler) compileSchemes() {
 	c.schemes = map[string]*Scheme{}
 	c.unsupported = map[string]string{}
@@ -472,6 +478,14 @@ func (c *compiler) compileSchemes() {
 		if s == nil {
 			c.unsupported[name] = "the scheme is empty"
 			continue
+		}
+		// An extension on a scheme that does not read it would be
+		// dropped: x-audience on an http bearer scheme restricts nothing.
+		for _, ext := range slices.Sorted(maps.Keys(schemeExtensions)) {
+			if _, ok := s.Extensions[ext]; ok && s.Type != schemeExtensions[ext] {
+				c.fail(originLine(s.Origin), "components.securitySchemes."+name, ext,
+					"is read on %s schemes only; on a scheme of type %q nothing would enforce it", schemeExtensions[ext], s.Type)
+			}
 		}
 		switch {
 		case s.Type == "http" && strings.EqualFold(s.Scheme, "bearer"):

@@ -207,6 +207,12 @@ var rules = []rule{
 		"spec.yaml:5: GET /things/{id} (getThing): security[0].key: scope \"nope\" is not declared by any oauth2 scheme"},
 	{"document default names an unknown scheme", doc("security: [{nope: []}]\n", tierOK),
 		"spec.yaml:6: GET /things/{id} (getThing): security (document default)[0].nope: unknown security scheme; components.securitySchemes does not declare it"},
+	// Read on one type of scheme alone, an extension on another was
+	// dropped: x-audience on a bearer scheme restricted nothing.
+	{"x-audience on an http bearer scheme", strings.Replace(doc("", sec+tierOK), "    bearer: {type: http, scheme: bearer}\n", "    bearer: {type: http, scheme: bearer, x-audience: [https://api.example.com]}\n", 1),
+		"spec.yaml:13: components.securitySchemes.bearer: x-audience: is read on openIdConnect schemes only; on a scheme of type \"http\" nothing would enforce it"},
+	{"x-roles on a cookie scheme", strings.Replace(doc("", sec+tierOK), "    cookie: {type: apiKey, in: cookie, name: sid}\n", "    cookie: {type: apiKey, in: cookie, name: sid, x-roles: {user: [read]}}\n", 1),
+		"spec.yaml:15: components.securitySchemes.cookie: x-roles: is read on oauth2 schemes only; on a scheme of type \"apiKey\" nothing would enforce it"},
 	{"roles not a mapping", withRoles(doc("", sec+tierOK), "[user]"),
 		"spec.yaml:20: components.securitySchemes.oauth: x-roles: must map each role to a list of scopes"},
 	{"role not a list", withRoles(doc("", sec+tierOK), "{user: read}"),
