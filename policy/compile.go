@@ -445,11 +445,17 @@ func originLine(o *openapi3.Origin) int {
 // differently (a regexp, a wildcard) is refused.
 func (c *compiler) chiPattern(item *openapi3.PathItem, path string) (string, bool) {
 	ok := true
+	seen := map[string]bool{}
 	for _, m := range paramName.FindAllStringSubmatch(path, -1) {
 		if !validParamName.MatchString(m[1]) {
 			c.fail(originLine(item.Origin), "path "+path, "", "parameter name %q cannot be routed; use letters, digits, '_', '.' or '-'", m[1])
 			ok = false
+		} else if seen[m[1]] {
+			// chi panics on it when the route is registered.
+			c.fail(originLine(item.Origin), "path "+path, "", "parameter {%s} appears twice; give each a name of its own", m[1])
+			ok = false
 		}
+		seen[m[1]] = true
 	}
 	if strings.Contains(path, "*") {
 		c.fail(originLine(item.Origin), "path "+path, "", "'*' is not allowed in a path template")

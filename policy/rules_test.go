@@ -340,6 +340,9 @@ var rules = []rule{
 		"spec.yaml:5: GET /things/{id}: operationId: missing; every operation needs one"},
 	{"parameter name chi cannot route", strings.NewReplacer("  /things/{id}:\n", "  /things/{a b}:\n", "name: id,", "name: 'a b',").Replace(doc("", sec+tierOK)),
 		"spec.yaml:4: path /things/{a b}: parameter name \"a b\" cannot be routed; use letters, digits, '_', '.' or '-'"},
+	// It compiled, and chi panicked when the route was registered.
+	{"a path parameter twice", strings.Replace(doc("", sec+tierOK), "  /things/{id}:\n", "  /things/{id}/parts/{id}:\n", 1),
+		"spec.yaml:4: path /things/{id}/parts/{id}: parameter {id} appears twice; give each a name of its own"},
 	{"'*' in a path", strings.Replace(doc("", "      security: []\n"+tierOK), "  /things/{id}:\n", "  /things/{id}/*:\n", 1),
 		"spec.yaml:4: path /things/{id}/*: '*' is not allowed in a path template"},
 	{"not YAML", "openapi: 3.0.3\ninfo: [\n",
