@@ -633,6 +633,10 @@ func (c *compiler) compileSecurity(op *Operation, where string) Security {
 	if reqs == nil {
 		reqs = &c.doc.Security
 		field = "security (document default)"
+		if c.doc.Security != nil && len(c.doc.Security) == 0 {
+			c.fail(op.Line, where, "security", "no security declared here, and the document root's security: [] is no default (every operation without its own would be public unseen); declare security: [] here to make this one public")
+			return Security{}
+		}
 		if len(c.doc.Security) == 0 {
 			c.fail(op.Line, where, "security", "no security declared here or at the document root; use security: [] to make it public")
 			return Security{}

@@ -205,6 +205,10 @@ var rules = []rule{
 		"spec.yaml:5: GET /things/{id} (getThing): security[0].oauth: scope \"admin\" is not declared by the oauth scheme"},
 	{"scope on an apiKey scheme declared nowhere", doc("", "      security: [{key: [nope]}]\n"+tierOK),
 		"spec.yaml:5: GET /things/{id} (getThing): security[0].key: scope \"nope\" is not declared by any oauth2 scheme"},
+	// It said "no security declared here or at the document root; use
+	// security: [] to make it public", of a root that says just that.
+	{"document root security: []", doc("security: []\n", tierOK),
+		"spec.yaml:6: GET /things/{id} (getThing): security: no security declared here, and the document root's security: [] is no default (every operation without its own would be public unseen); declare security: [] here to make this one public"},
 	{"document default names an unknown scheme", doc("security: [{nope: []}]\n", tierOK),
 		"spec.yaml:6: GET /things/{id} (getThing): security (document default)[0].nope: unknown security scheme; components.securitySchemes does not declare it"},
 	// Read on one type of scheme alone, an extension on another was
