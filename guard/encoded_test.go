@@ -133,3 +133,70 @@ func TestEncodedUnreservedCharactersRouteAsPlain(t *testing.T) {
 		t.Errorf("GET /users/a%%2Fb: %d %s, want getUser with id a/b", w.Code, w.Body)
 	}
 }
+
+// percentDoc: a public template beside a guarded one (and the reverse).
+const percentDoc = `openapi: 3.0.3
+info: {title: percent, version: "1"}
+x-rate-limit: false
+paths:
+  /users/{id}:
+    get:
+      operationId: getUser
+      security: []
+      parameters: [{name: id, in: path, required: true, schema: {type: string}}]
+      responses: {'200': {description: ok}}
+  /users/export:
+    get:
+      operationId: exportUsers
+      security: [{oauth2: ["a:admin"]}]
+      responses: {'200': {description: ok}}
+  /files/{name}:
+    get:
+      operationId: getFile
+      security: [{oauth2: ["a:admin"]}]
+      parameters: [{name: name, in: path, required: true, schema: {type: string}}]
+      responses: {'200': {description: ok}}
+  /files/public:
+    get:
+      operationId: getPublic
+      security: []
+      responses: {'200': {description: ok}}
+components:
+  securitySchemes:
+    oauth2:
+      type: oauth2
+      flows:
+        password: {tokenUrl: /token, scopes: {"a:read": r, "a:admin": a}}
+`
+
+// An encoded percent (%25) is data, not an escape: /users/%2565xport is
+// getUser with id "%65xport", mounted under a parent router or not. Mounted,
+// the parent's remaining path is already decoded once (Go writes no
+// RawPath for it), and decoding it again routed /files/%2570ublic to the
+// public /files/public (helper-111).
+func TestEncodedPercentIsDataMountedOrNot(t *testing.T) {
+	g := encodedGuard(t, percentDoc)
+	parent := chi.NewRouter()
+	parent.Mount("/api", g)
+	for _, c := range []struct {
+		target string
+		code   int
+		body   string // what the handler's answer holds
+	}{
+		{"/users/%2565xport", 200, "getUser"},
+		{"/users/%2541bc", 200, "id=%41bc"},
+		{"/files/%2570ublic", 401, ""},
+	} {
+		for _, mounted := range []bool{false, true} {
+			target, h := c.target, http.Handler(g)
+			if mounted {
+				target, h = "/api"+target, parent
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest("GET", target, nil))
+			if w.Code != c.code || !strings.Contains(w.Body.String(), c.body) {
+				t.Errorf("anonymous GET %s (mounted %v): %d %s, want %d holding %q", target, mounted, w.Code, w.Body, c.code, c.body)
+			}
+		}
+	}
+}

@@ -852,14 +852,17 @@ func routeAsGet(r *http.Request, rctx *chi.Context, mounted bool) {
 // characters, or nil when it has none. A parent's route context is changed
 // in place (r is returned), as chi itself does; r's URL is copied.
 func normalized(r *http.Request) *http.Request {
+	if r.URL.RawPath == "" {
+		// The path was written as Go would write it: chi (a parent
+		// router too) routes on Path, whose escapes are decoded already;
+		// a "%" in it is a "%25" of the request, not to decode again.
+		return nil
+	}
 	if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePath != "" {
 		if p, ok := decodeUnreserved(rc.RoutePath); ok {
 			rc.RoutePath = p
 			return r
 		}
-		return nil
-	}
-	if r.URL.RawPath == "" {
 		return nil
 	}
 	p, ok := decodeUnreserved(r.URL.RawPath)
