@@ -231,9 +231,15 @@ func (r *runner) tidy(ctx context.Context) {
 			if c.keyID == "" {
 				continue
 			}
-			for _, by := range r.revokers(ctx, c, del) {
+			revoked := func(by *credential) bool {
 				resp, err := waiting(ctx, 5, func() (*response, error) { return r.sendBody(ctx, "", del, by, nil, c.keyID) })
-				if err == nil && (resp.status/100 == 2 || resp.status == http.StatusNotFound) {
+				return err == nil && (resp.status/100 == 2 || resp.status == http.StatusNotFound)
+			}
+			if c.maker != nil && !c.maker.retired && revoked(c.maker) {
+				continue
+			}
+			for _, by := range r.revokers(ctx, c, del) {
+				if revoked(by) {
 					break
 				}
 			}
@@ -242,15 +248,12 @@ func (r *runner) tidy(ctx context.Context) {
 	r.deleteMade(ctx)
 }
 
-// revokers are the credentials that may revoke key with del, in the order
-// tried: its maker, unless a case ended it (logged out), then another
-// live credential of its account, then the key itself. A key none of
-// them may revoke stays.
+// revokers are the credentials that may revoke key with del when its
+// maker (tried first, asking nothing) could not, a case having ended it
+// (logged out): another live credential of its account, then the key
+// itself. A key none of them may revoke stays.
 func (r *runner) revokers(ctx context.Context, key *credential, del *policy.Operation) []*credential {
 	var out []*credential
-	if key.maker != nil && !key.maker.retired {
-		out = append(out, key.maker)
-	}
 	acct := ""
 	if key.maker != nil {
 		acct = key.maker.account
@@ -274,18 +277,19 @@ func (r *runner) revokers(ctx context.Context, key *credential, del *policy.Oper
 // credentials; by tidy when the run ended before).
 func (r *runner) deleteMade(ctx context.Context) {
 	for _, m := range r.made {
-		if del := r.table.Lookup(http.MethodDelete, m.pattern); del != nil && may(m.owner, del) {
-			_, _ = r.sendBody(ctx, "", del, m.owner, nil, m.id)
+		if may(m.owner, m.del) {
+			_, _ = r.sendBody(ctx, "", m.del, m.owner, nil, m.id)
 		}
 	}
 	r.made = nil
 }
 
-// made is a resource an owner case made: its path's pattern, its id, and
-// its owner.
+// made is a resource an owner case made: the operation that deletes it,
+// its id, and its owner.
 type made struct {
-	pattern, id string
-	owner       *credential
+	del   *policy.Operation
+	id    string
+	owner *credential
 }
 
 // pathMatches reports whether url (a path on the server, perhaps with a

@@ -402,3 +402,171 @@ func TestOwnerOtherMarkedBodyRefusedByTheServersOwnChecks(t *testing.T) {
 		t.Errorf("no owner:other of editThing passed: %+v", rep.Results)
 	}
 }
+
+// A server that carries out another account's write (the title), then
+// refuses the link 422, then answers the least body 404: the marker is in
+// alice's resource, and owner:other fails (after the fallback it was not
+// looked for; helper-111).
+func TestOwnerOtherFallbackStillLooksForTheMarker(t *testing.T) {
+	table, err := policy.Compile("spec.yaml", []byte(markedDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	accounts := map[string]string{"k-alice": "alice", "k-bob": "bob"}
+	var mu sync.Mutex
+	owners, titles, n := map[string]string{}, map[string]string{}, 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		who := accounts[r.Header.Get("X-API-Key")]
+		if who == "" {
+			w.Header().Set("WWW-Authenticate", `ApiKey realm="t", header="X-API-Key"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		id, _ := strings.CutPrefix(r.URL.Path, "/things/")
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.URL.Path == "/me":
+			_, _ = w.Write([]byte(`{"id":"` + who + `"}`))
+		case r.URL.Path == "/things" && r.Method == http.MethodPost:
+			n++
+			id := "t" + strconv.Itoa(n)
+			owners[id] = who
+			w.WriteHeader(http.StatusCreated)
+			_, _ = w.Write([]byte(`{"id":"` + id + `"}`))
+		case r.Method == http.MethodPatch:
+			var in struct{ Title, Link *string }
+			_ = json.NewDecoder(r.Body).Decode(&in)
+			if in.Title != nil && owners[id] != "" {
+				titles[id] = *in.Title // written before any check
+			}
+			if in.Link != nil && !strings.HasPrefix(*in.Link, "http") {
+				w.WriteHeader(http.StatusUnprocessableEntity)
+				return
+			}
+			if owners[id] != who {
+				w.WriteHeader(http.StatusNotFound)
+				return
+			}
+			_, _ = w.Write([]byte(`{}`))
+		case owners[id] == "":
+			w.WriteHeader(http.StatusNotFound)
+		default:
+			b, _ := json.Marshal(map[string]string{"id": id, "title": titles[id]})
+			_, _ = w.Write(b)
+		}
+	}))
+	defer srv.Close()
+	rep, err := conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Only: []string{"owner:other"},
+		Credentials: []conform.Credential{{Name: "alice", Scheme: "key", Value: "k-alice"}, {Name: "bob", Scheme: "key", Value: "k-bob"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Results {
+		if r.Operation == "editThing" && r.Case == "owner:other" {
+			if r.Verdict != conform.Fail {
+				t.Errorf("bob's marker written into alice's thing, yet owner:other %s (%s)", r.Verdict, r.Detail)
+			}
+		}
+	}
+}
+
+// subDoc: an owner-only action on a resource, which its collection makes
+// and another operation deletes.
+const subDoc = `openapi: 3.0.3
+info: {title: t, version: "1"}
+security: [{key: []}]
+paths:
+  /me:
+    get:
+      operationId: getMe
+      x-credential: me
+      x-rate-limit: false
+      responses: {'200': {description: ok}, '401': {description: no}}
+  /things:
+    post:
+      operationId: addThing
+      x-rate-limit: false
+      requestBody: {required: true, content: {application/json: {schema: {type: object}}}}
+      responses: {'201': {description: made}, '401': {description: no}}
+  /things/{id}:
+    parameters: [{name: id, in: path, required: true, schema: {type: string}}]
+    delete:
+      operationId: deleteThing
+      x-rate-limit: false
+      responses: {'204': {description: gone}, '401': {description: no}, '404': {description: not yours}}
+  /things/{id}/publish:
+    parameters: [{name: id, in: path, required: true, schema: {type: string}}]
+    post:
+      operationId: publishThing
+      x-owner: true
+      x-rate-limit: false
+      responses: {'204': {description: done}, '401': {description: no}, '404': {description: not yours}}
+components:
+  securitySchemes:
+    key: {type: apiKey, in: header, name: X-API-Key}
+`
+
+// The owner cases of /things/{id}/publish make things with POST /things;
+// they are deleted with DELETE /things/{id} (none was: helper-111).
+func TestOwnerCasesDeleteWhatTheyMadeForAnAction(t *testing.T) {
+	table, err := policy.Compile("spec.yaml", []byte(subDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	accounts := map[string]string{"k-alice": "alice", "k-bob": "bob"}
+	var mu sync.Mutex
+	// ownedPhase: made after the first GET /me, which the owner cases ask
+	// first (a case before them may make one too).
+	owners, ownedPhase, n, meSeen := map[string]string{}, map[string]bool{}, 0, false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		who := accounts[r.Header.Get("X-API-Key")]
+		if who == "" {
+			w.Header().Set("WWW-Authenticate", `ApiKey realm="t", header="X-API-Key"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		rest, _ := strings.CutPrefix(r.URL.Path, "/things/")
+		id, _, _ := strings.Cut(rest, "/")
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.URL.Path == "/me":
+			meSeen = true
+			_, _ = w.Write([]byte(`{"id":"` + who + `"}`))
+		case r.URL.Path == "/things" && r.Method == http.MethodPost:
+			n++
+			id := "t" + strconv.Itoa(n)
+			owners[id], ownedPhase[id] = who, meSeen
+			w.WriteHeader(http.StatusCreated)
+			_, _ = w.Write([]byte(`{"id":"` + id + `"}`))
+		case owners[id] != who:
+			w.WriteHeader(http.StatusNotFound)
+		case r.Method == http.MethodDelete:
+			delete(owners, id)
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	defer srv.Close()
+	rep, err := conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Only: []string{"owner"},
+		Credentials: []conform.Credential{{Name: "alice", Scheme: "key", Value: "k-alice"}, {Name: "bob", Scheme: "key", Value: "k-bob"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(verdicts(rep), "owner:self=pass") {
+		t.Fatalf("the owner cases did not run: %s", verdicts(rep))
+	}
+	var left []string
+	for id := range owners {
+		if ownedPhase[id] {
+			left = append(left, id)
+		}
+	}
+	if n == 0 || len(left) > 0 {
+		t.Errorf("of %d things made, the owner cases left %v", n, left)
+	}
+}
