@@ -223,101 +223,135 @@ components:
     key: {type: apiKey, in: header, name: X-API-Key}
 `
 
+// thingsAPI serves the owner tests' things: alice and bob (X-API-Key
+// k-alice, k-bob) read GET /me, and POST /things makes t1, t2, ... owned by
+// its caller; any other request is rest's, given the caller and the thing
+// its path names (/things/{id}, /things/{id}/...; nil when there is none),
+// all under one lock.
+type thingsAPI struct {
+	mu     sync.Mutex
+	things map[string]*thing
+	n      int
+	meSeen bool
+}
+
+// thing is one thing: its owner, its title, and whether it was made after
+// the first GET /me, which the owner cases ask first (a case that runs
+// before them may make one too).
+type thing struct {
+	owner, title string
+	owned        bool
+}
+
+func serveThings(t *testing.T, rest func(w http.ResponseWriter, r *http.Request, who, id string, th *thing, api *thingsAPI)) (*thingsAPI, *httptest.Server) {
+	accounts := map[string]string{"k-alice": "alice", "k-bob": "bob"}
+	api := &thingsAPI{things: map[string]*thing{}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		who := accounts[r.Header.Get("X-API-Key")]
+		if who == "" {
+			w.Header().Set("WWW-Authenticate", `ApiKey realm="t", header="X-API-Key"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		api.mu.Lock()
+		defer api.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.URL.Path == "/me":
+			api.meSeen = true
+			_, _ = w.Write([]byte(`{"id":"` + who + `"}`))
+		case r.URL.Path == "/things" && r.Method == http.MethodPost:
+			api.n++
+			id := "t" + strconv.Itoa(api.n)
+			api.things[id] = &thing{owner: who, owned: api.meSeen}
+			w.WriteHeader(http.StatusCreated)
+			_, _ = w.Write([]byte(`{"id":"` + id + `"}`))
+		default:
+			tail, _ := strings.CutPrefix(r.URL.Path, "/things/")
+			id, _, _ := strings.Cut(tail, "/")
+			rest(w, r, who, id, api.things[id], api)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return api, srv
+}
+
+// runOwner runs the owner cases named by only against srv as alice and bob.
+func runOwner(t *testing.T, doc string, srv *httptest.Server, only string) map[string]conform.Result {
+	t.Helper()
+	table, err := policy.Compile("spec.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Only: []string{only},
+		Credentials: []conform.Credential{{Name: "alice", Scheme: "key", Value: "k-alice"}, {Name: "bob", Scheme: "key", Value: "k-bob"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]conform.Result{}
+	for _, r := range rep.Results {
+		got[r.Operation+" "+r.Case] = r
+	}
+	return got
+}
+
+// left are the things the owner cases made that are still there.
+func (api *thingsAPI) left() []string {
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	var out []string
+	for id, th := range api.things {
+		if th.owned {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // owner:other is refused by a server that carries out another account's
 // write, then answers 404: the owner reads what the other account wrote
 // (an edit), or its resource is gone (a delete).
 func TestOwnerOtherSeesAWriteBeforeTheRefusal(t *testing.T) {
-	table, err := policy.Compile("spec.yaml", []byte(writtenDoc))
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, writeFirst := range []bool{false, true} {
-		accounts := map[string]string{"k-alice": "alice", "k-bob": "bob"}
-		var mu sync.Mutex
-		// owned: made after the first GET /me, which the owner cases
-		// ask first (a case before them may make one too).
-		type thing struct {
-			owner, title string
-			owned        bool
-		}
-		things, n, meSeen := map[string]*thing{}, 0, false
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			who := accounts[r.Header.Get("X-API-Key")]
-			if who == "" {
-				w.Header().Set("WWW-Authenticate", `ApiKey realm="t", header="X-API-Key"`)
-				w.WriteHeader(http.StatusUnauthorized)
-				return
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			id, _ := strings.CutPrefix(r.URL.Path, "/things/")
-			th := things[id]
-			w.Header().Set("Content-Type", "application/json")
+		api, srv := serveThings(t, func(w http.ResponseWriter, r *http.Request, who, id string, th *thing, api *thingsAPI) {
 			switch {
-			case r.URL.Path == "/me":
-				meSeen = true
-				_, _ = w.Write([]byte(`{"id":"` + who + `"}`))
-			case r.URL.Path == "/things" && r.Method == http.MethodPost:
-				n++
-				id := "t" + strconv.Itoa(n)
-				things[id] = &thing{owner: who, owned: meSeen}
-				w.WriteHeader(http.StatusCreated)
-				_, _ = w.Write([]byte(`{"id":"` + id + `"}`))
 			case th == nil:
 				w.WriteHeader(http.StatusNotFound)
 			case r.Method == http.MethodGet:
 				b, _ := json.Marshal(map[string]string{"id": id, "title": th.title})
 				_, _ = w.Write(b)
-			case r.Method == http.MethodPatch || r.Method == http.MethodDelete:
-				if th.owner != who && !writeFirst {
-					w.WriteHeader(http.StatusNotFound)
-					return
-				}
+			case th.owner != who && !writeFirst:
+				w.WriteHeader(http.StatusNotFound)
+			default:
 				if r.Method == http.MethodDelete {
-					delete(things, id)
+					delete(api.things, id)
 				} else {
 					var in struct{ Title string }
 					_ = json.NewDecoder(r.Body).Decode(&in)
 					th.title = in.Title
 				}
-				if th.owner != who {
+				switch {
+				case th.owner != who:
 					w.WriteHeader(http.StatusNotFound) // checked after the write
-					return
-				}
-				if r.Method == http.MethodDelete {
+				case r.Method == http.MethodDelete:
 					w.WriteHeader(http.StatusNoContent)
-					return
+				default:
+					_, _ = w.Write([]byte(`{}`))
 				}
-				_, _ = w.Write([]byte(`{}`))
 			}
-		}))
-		rep, err := conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Only: []string{"owner:other"},
-			Credentials: []conform.Credential{{Name: "alice", Scheme: "key", Value: "k-alice"}, {Name: "bob", Scheme: "key", Value: "k-bob"}}})
-		srv.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		})
+		got := runOwner(t, writtenDoc, srv, "owner:other")
 		// What the owner cases made, its owner deleted.
-		var left []string
-		for id, th := range things {
-			if th.owned {
-				left = append(left, id)
-			}
-		}
-		if !writeFirst && (len(left) > 0 || n == 0) {
-			t.Errorf("of the %d things made, the owner cases left %v", n, left)
-		}
-		got := map[string]string{}
-		for _, r := range rep.Results {
-			got[r.Operation] = r.Verdict + " (" + r.Detail + ")"
+		if left := api.left(); !writeFirst && (len(left) > 0 || api.n == 0) {
+			t.Errorf("of the %d things made, the owner cases left %v", api.n, left)
 		}
 		for _, op := range []string{"editThing", "deleteThing"} {
 			want := conform.Pass
 			if writeFirst {
 				want = conform.Fail
 			}
-			if !strings.HasPrefix(got[op], want) {
-				t.Errorf("owner:other of %s, the write carried out first %v: %s, want %s", op, writeFirst, got[op], want)
+			if r := got[op+" owner:other"]; r.Verdict != want {
+				t.Errorf("owner:other of %s, the write carried out first %v: %s (%s), want %s", op, writeFirst, r.Verdict, r.Detail, want)
 			}
 		}
 	}
@@ -330,173 +364,55 @@ var markedDoc = strings.NewReplacer(
 	"'404': {description: not yours}}", "'404': {description: not yours}, '422': {description: a link that is no URL}}",
 ).Replace(writtenDoc)
 
-// A correct server that checks its body (an optional link must be a URL)
-// before it loads the resource refuses the marked body 422, nothing done:
-// owner:other then sends the least body, and passes (helper-109 found it
-// failed as "acted on alice's resource").
+// A server that checks its body (an optional link must be a URL) before it
+// loads the resource refuses the marked body 422; owner:other then sends
+// the least body. A correct server passes (helper-109 found it failed as
+// "acted on alice's resource"); one that wrote the title before its checks
+// fails, the marker looked for after the fallback too (it was not:
+// helper-111).
 func TestOwnerOtherMarkedBodyRefusedByTheServersOwnChecks(t *testing.T) {
 	if !strings.Contains(markedDoc, "link:") || !strings.Contains(markedDoc, "'422'") {
 		t.Fatal("markedDoc no longer adds the link to writtenDoc's edit: update it")
 	}
-	table, err := policy.Compile("spec.yaml", []byte(markedDoc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	accounts := map[string]string{"k-alice": "alice", "k-bob": "bob"}
-	var mu sync.Mutex
-	owners, n := map[string]string{}, 0
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		who := accounts[r.Header.Get("X-API-Key")]
-		if who == "" {
-			w.Header().Set("WWW-Authenticate", `ApiKey realm="t", header="X-API-Key"`)
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		id, _ := strings.CutPrefix(r.URL.Path, "/things/")
-		w.Header().Set("Content-Type", "application/json")
-		switch {
-		case r.URL.Path == "/me":
-			_, _ = w.Write([]byte(`{"id":"` + who + `"}`))
-		case r.URL.Path == "/things" && r.Method == http.MethodPost:
-			n++
-			id := "t" + strconv.Itoa(n)
-			owners[id] = who
-			w.WriteHeader(http.StatusCreated)
-			_, _ = w.Write([]byte(`{"id":"` + id + `"}`))
-		case r.Method == http.MethodPatch:
-			var in struct{ Link *string }
-			_ = json.NewDecoder(r.Body).Decode(&in)
-			if in.Link != nil && !strings.HasPrefix(*in.Link, "http") {
-				w.WriteHeader(http.StatusUnprocessableEntity) // nothing changed
-				return
-			}
-			if owners[id] != who {
+	for _, writeFirst := range []bool{false, true} {
+		_, srv := serveThings(t, func(w http.ResponseWriter, r *http.Request, who, id string, th *thing, api *thingsAPI) {
+			switch {
+			case th == nil:
 				w.WriteHeader(http.StatusNotFound)
-				return
-			}
-			_, _ = w.Write([]byte(`{}`))
-		case owners[id] == "":
-			w.WriteHeader(http.StatusNotFound)
-		default:
-			_, _ = w.Write([]byte(`{"id":"` + id + `"}`))
-		}
-	}))
-	defer srv.Close()
-	rep, err := conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Only: []string{"owner:other"},
-		Credentials: []conform.Credential{{Name: "alice", Scheme: "key", Value: "k-alice"}, {Name: "bob", Scheme: "key", Value: "k-bob"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	passed := false
-	for _, r := range rep.Results {
-		if r.Operation == "editThing" && r.Case == "owner:other" {
-			passed = r.Verdict == conform.Pass
-			if !passed {
-				t.Errorf("owner:other against a server that never acted on another's resource: %s (%s)", r.Verdict, r.Detail)
-			}
-		}
-	}
-	if !passed {
-		t.Errorf("no owner:other of editThing passed: %+v", rep.Results)
-	}
-}
-
-// A server that carries out another account's write (the title), then
-// refuses the link 422, then answers the least body 404: the marker is in
-// alice's resource, and owner:other fails (after the fallback it was not
-// looked for; helper-111).
-func TestOwnerOtherFallbackStillLooksForTheMarker(t *testing.T) {
-	table, err := policy.Compile("spec.yaml", []byte(markedDoc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	accounts := map[string]string{"k-alice": "alice", "k-bob": "bob"}
-	var mu sync.Mutex
-	owners, titles, n := map[string]string{}, map[string]string{}, 0
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		who := accounts[r.Header.Get("X-API-Key")]
-		if who == "" {
-			w.Header().Set("WWW-Authenticate", `ApiKey realm="t", header="X-API-Key"`)
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		id, _ := strings.CutPrefix(r.URL.Path, "/things/")
-		w.Header().Set("Content-Type", "application/json")
-		switch {
-		case r.URL.Path == "/me":
-			_, _ = w.Write([]byte(`{"id":"` + who + `"}`))
-		case r.URL.Path == "/things" && r.Method == http.MethodPost:
-			n++
-			id := "t" + strconv.Itoa(n)
-			owners[id] = who
-			w.WriteHeader(http.StatusCreated)
-			_, _ = w.Write([]byte(`{"id":"` + id + `"}`))
-		case r.Method == http.MethodPatch:
-			var in struct{ Title, Link *string }
-			_ = json.NewDecoder(r.Body).Decode(&in)
-			if in.Title != nil && owners[id] != "" {
-				titles[id] = *in.Title // written before any check
-			}
-			if in.Link != nil && !strings.HasPrefix(*in.Link, "http") {
-				w.WriteHeader(http.StatusUnprocessableEntity)
-				return
-			}
-			if owners[id] != who {
+			case r.Method == http.MethodPatch:
+				var in struct{ Title, Link *string }
+				_ = json.NewDecoder(r.Body).Decode(&in)
+				if in.Title != nil && writeFirst {
+					th.title = *in.Title // written before any check
+				}
+				switch {
+				case in.Link != nil && !strings.HasPrefix(*in.Link, "http"):
+					w.WriteHeader(http.StatusUnprocessableEntity)
+				case th.owner != who:
+					w.WriteHeader(http.StatusNotFound)
+				default:
+					_, _ = w.Write([]byte(`{}`))
+				}
+			case r.Method == http.MethodGet:
+				b, _ := json.Marshal(map[string]string{"id": id, "title": th.title})
+				_, _ = w.Write(b)
+			default:
 				w.WriteHeader(http.StatusNotFound)
-				return
 			}
-			_, _ = w.Write([]byte(`{}`))
-		case owners[id] == "":
-			w.WriteHeader(http.StatusNotFound)
-		default:
-			b, _ := json.Marshal(map[string]string{"id": id, "title": titles[id]})
-			_, _ = w.Write(b)
+		})
+		want := conform.Pass
+		if writeFirst {
+			want = conform.Fail
 		}
-	}))
-	defer srv.Close()
-	rep, err := conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Only: []string{"owner:other"},
-		Credentials: []conform.Credential{{Name: "alice", Scheme: "key", Value: "k-alice"}, {Name: "bob", Scheme: "key", Value: "k-bob"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range rep.Results {
-		if r.Operation == "editThing" && r.Case == "owner:other" {
-			if r.Verdict != conform.Fail {
-				t.Errorf("bob's marker written into alice's thing, yet owner:other %s (%s)", r.Verdict, r.Detail)
-			}
+		if r := runOwner(t, markedDoc, srv, "owner:other")["editThing owner:other"]; r.Verdict != want {
+			t.Errorf("owner:other of editThing, the title written before the checks %v: %q (%s), want %s", writeFirst, r.Verdict, r.Detail, want)
 		}
 	}
 }
 
-// subDoc: an owner-only action on a resource, which its collection makes
-// and another operation deletes.
-const subDoc = `openapi: 3.0.3
-info: {title: t, version: "1"}
-security: [{key: []}]
-paths:
-  /me:
-    get:
-      operationId: getMe
-      x-credential: me
-      x-rate-limit: false
-      responses: {'200': {description: ok}, '401': {description: no}}
-  /things:
-    post:
-      operationId: addThing
-      x-rate-limit: false
-      requestBody: {required: true, content: {application/json: {schema: {type: object}}}}
-      responses: {'201': {description: made}, '401': {description: no}}
-  /things/{id}:
-    parameters: [{name: id, in: path, required: true, schema: {type: string}}]
-    delete:
-      operationId: deleteThing
-      x-rate-limit: false
-      responses: {'204': {description: gone}, '401': {description: no}, '404': {description: not yours}}
-  /things/{id}/publish:
+// subDoc: writtenDoc with an owner-only action on a thing, which POST
+// /things makes and DELETE /things/{id} deletes.
+var subDoc = strings.Replace(writtenDoc, "components:\n", `  /things/{id}/publish:
     parameters: [{name: id, in: path, required: true, schema: {type: string}}]
     post:
       operationId: publishThing
@@ -504,69 +420,26 @@ paths:
       x-rate-limit: false
       responses: {'204': {description: done}, '401': {description: no}, '404': {description: not yours}}
 components:
-  securitySchemes:
-    key: {type: apiKey, in: header, name: X-API-Key}
-`
+`, 1)
 
 // The owner cases of /things/{id}/publish make things with POST /things;
 // they are deleted with DELETE /things/{id} (none was: helper-111).
 func TestOwnerCasesDeleteWhatTheyMadeForAnAction(t *testing.T) {
-	table, err := policy.Compile("spec.yaml", []byte(subDoc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	accounts := map[string]string{"k-alice": "alice", "k-bob": "bob"}
-	var mu sync.Mutex
-	// ownedPhase: made after the first GET /me, which the owner cases ask
-	// first (a case before them may make one too).
-	owners, ownedPhase, n, meSeen := map[string]string{}, map[string]bool{}, 0, false
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		who := accounts[r.Header.Get("X-API-Key")]
-		if who == "" {
-			w.Header().Set("WWW-Authenticate", `ApiKey realm="t", header="X-API-Key"`)
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		rest, _ := strings.CutPrefix(r.URL.Path, "/things/")
-		id, _, _ := strings.Cut(rest, "/")
-		w.Header().Set("Content-Type", "application/json")
+	api, srv := serveThings(t, func(w http.ResponseWriter, r *http.Request, who, id string, th *thing, api *thingsAPI) {
 		switch {
-		case r.URL.Path == "/me":
-			meSeen = true
-			_, _ = w.Write([]byte(`{"id":"` + who + `"}`))
-		case r.URL.Path == "/things" && r.Method == http.MethodPost:
-			n++
-			id := "t" + strconv.Itoa(n)
-			owners[id], ownedPhase[id] = who, meSeen
-			w.WriteHeader(http.StatusCreated)
-			_, _ = w.Write([]byte(`{"id":"` + id + `"}`))
-		case owners[id] != who:
+		case th == nil || th.owner != who:
 			w.WriteHeader(http.StatusNotFound)
 		case r.Method == http.MethodDelete:
-			delete(owners, id)
+			delete(api.things, id)
 			w.WriteHeader(http.StatusNoContent)
 		default:
 			w.WriteHeader(http.StatusNoContent)
 		}
-	}))
-	defer srv.Close()
-	rep, err := conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Only: []string{"owner"},
-		Credentials: []conform.Credential{{Name: "alice", Scheme: "key", Value: "k-alice"}, {Name: "bob", Scheme: "key", Value: "k-bob"}}})
-	if err != nil {
-		t.Fatal(err)
+	})
+	if r := runOwner(t, subDoc, srv, "owner")["publishThing owner:self"]; r.Verdict != conform.Pass {
+		t.Fatalf("the owner cases did not run: %+v", r)
 	}
-	if !strings.Contains(verdicts(rep), "owner:self=pass") {
-		t.Fatalf("the owner cases did not run: %s", verdicts(rep))
-	}
-	var left []string
-	for id := range owners {
-		if ownedPhase[id] {
-			left = append(left, id)
-		}
-	}
-	if n == 0 || len(left) > 0 {
-		t.Errorf("of %d things made, the owner cases left %v", n, left)
+	if left := api.left(); api.n == 0 || len(left) > 0 {
+		t.Errorf("of %d things made, the owner cases left %v", api.n, left)
 	}
 }

@@ -56,6 +56,17 @@ paths:
       security: [{oauth2: ["a:admin"]}]
       parameters: [{name: name, in: path, required: true, schema: {type: string}}]
       responses: {'200': {description: ok}}
+  /docs/{name}:
+    get:
+      operationId: getDoc
+      security: [{oauth2: ["a:admin"]}]
+      parameters: [{name: name, in: path, required: true, schema: {type: string}}]
+      responses: {'200': {description: ok}}
+  /docs/public:
+    get:
+      operationId: getPublicDoc
+      security: []
+      responses: {'200': {description: ok}}
 components:
   securitySchemes:
     oauth2:
@@ -134,48 +145,13 @@ func TestEncodedUnreservedCharactersRouteAsPlain(t *testing.T) {
 	}
 }
 
-// percentDoc: a public template beside a guarded one (and the reverse).
-const percentDoc = `openapi: 3.0.3
-info: {title: percent, version: "1"}
-x-rate-limit: false
-paths:
-  /users/{id}:
-    get:
-      operationId: getUser
-      security: []
-      parameters: [{name: id, in: path, required: true, schema: {type: string}}]
-      responses: {'200': {description: ok}}
-  /users/export:
-    get:
-      operationId: exportUsers
-      security: [{oauth2: ["a:admin"]}]
-      responses: {'200': {description: ok}}
-  /files/{name}:
-    get:
-      operationId: getFile
-      security: [{oauth2: ["a:admin"]}]
-      parameters: [{name: name, in: path, required: true, schema: {type: string}}]
-      responses: {'200': {description: ok}}
-  /files/public:
-    get:
-      operationId: getPublic
-      security: []
-      responses: {'200': {description: ok}}
-components:
-  securitySchemes:
-    oauth2:
-      type: oauth2
-      flows:
-        password: {tokenUrl: /token, scopes: {"a:read": r, "a:admin": a}}
-`
-
 // An encoded percent (%25) is data, not an escape: /users/%2565xport is
 // getUser with id "%65xport", mounted under a parent router or not. Mounted,
 // the parent's remaining path is already decoded once (Go writes no
-// RawPath for it), and decoding it again routed /files/%2570ublic to the
-// public /files/public (helper-111).
+// RawPath for it), and decoding it again routed /docs/%2570ublic to the
+// public /docs/public (helper-111).
 func TestEncodedPercentIsDataMountedOrNot(t *testing.T) {
-	g := encodedGuard(t, percentDoc)
+	g := encodedGuard(t, encodedDoc)
 	parent := chi.NewRouter()
 	parent.Mount("/api", g)
 	for _, c := range []struct {
@@ -185,7 +161,7 @@ func TestEncodedPercentIsDataMountedOrNot(t *testing.T) {
 	}{
 		{"/users/%2565xport", 200, "getUser"},
 		{"/users/%2541bc", 200, "id=%41bc"},
-		{"/files/%2570ublic", 401, ""},
+		{"/docs/%2570ublic", 401, ""},
 	} {
 		for _, mounted := range []bool{false, true} {
 			target, h := c.target, http.Handler(g)
