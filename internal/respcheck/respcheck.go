@@ -62,17 +62,22 @@ func Check(ctx context.Context, req *http.Request, route *routers.Route, status 
 		// content.
 		out = append(out, Finding{Reason: "body", Pointer: "/", Detail: NoContent})
 	}
+	return append(out, validate(ctx, req, route, status, header, body, options)...)
+}
+
+// validate is openapi3filter's check of the answer with opts.
+func validate(ctx context.Context, req *http.Request, route *routers.Route, status int, header http.Header, body []byte, opts *openapi3filter.Options) []Finding {
 	err := openapi3filter.ValidateResponse(ctx, &openapi3filter.ResponseValidationInput{
-		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, Route: route, Options: options},
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, Route: route, Options: opts},
 		Status:                 status,
 		Header:                 header,
 		Body:                   io.NopCloser(bytes.NewReader(body)),
-		Options:                options,
+		Options:                opts,
 	})
 	if err == nil {
-		return out
+		return nil
 	}
-	return append(out, findings(err)...)
+	return findings(err)
 }
 
 // checkUnread is Check for a body it cannot read (see Readable): the
@@ -90,17 +95,7 @@ func checkUnread(ctx context.Context, req *http.Request, route *routers.Route, s
 	case declared.Content.Get(header.Get("Content-Type")) == nil:
 		out = append(out, Finding{Reason: "content-type", Detail: "a media type this status does not declare"})
 	}
-	err := openapi3filter.ValidateResponse(ctx, &openapi3filter.ResponseValidationInput{
-		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, Route: route, Options: headersOnly},
-		Status:                 status,
-		Header:                 header,
-		Body:                   io.NopCloser(bytes.NewReader(nil)),
-		Options:                headersOnly,
-	})
-	if err != nil {
-		out = append(out, findings(err)...)
-	}
-	return out
+	return append(out, validate(ctx, req, route, status, header, nil, headersOnly)...)
 }
 
 // headersOnly is options without the body.
