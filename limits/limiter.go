@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -263,6 +264,7 @@ func (l *Limiter) applying(r *http.Request, op *policy.Operation, c *Caller, ts 
 			continue
 		}
 		q.Bucket, q.Interval, q.Burst, q.Cost, q.TTL = t.Bucket, t.Interval(), t.Burst, t.Cost, t.Window
+		q.AllowOnStoreError = t.AllowOnStoreError
 		tiers = append(tiers, t)
 		index = append(index, i)
 		if i < 64 {
@@ -272,10 +274,14 @@ func (l *Limiter) applying(r *http.Request, op *policy.Operation, c *Caller, ts 
 	return reqs, tiers, index, applied
 }
 
-// resultsFor returns room for n results, in ts when it holds them.
+// resultsFor returns room for n zero results, in ts when it holds them:
+// a store's error leaves them as they were, and the limiter reads what the
+// store marked Undecided.
 func resultsFor(ts *tierSet, n int) []Result {
 	if n <= maxTiers {
-		return ts.results[:n]
+		r := ts.results[:n]
+		clear(r)
+		return r
 	}
 	return make([]Result, n)
 }
@@ -392,8 +398,11 @@ func (l *Limiter) decide(r *http.Request, op *policy.Operation, c Caller, pre on
 			// rule (fail closed) decides, not on-store-error.
 			return v, errors.Join(onetrip.ErrUndecided, err), false
 		}
-		for _, t := range tiers {
-			if !t.AllowOnStoreError {
+		// Only what the store could not decide: all of it, unless it
+		// marked some buckets (a Cluster with a node down).
+		partial := slices.ContainsFunc(results, func(r Result) bool { return r.Undecided })
+		for k, t := range tiers {
+			if !t.AllowOnStoreError && (!partial || results[k].Undecided) {
 				v.Allowed = false
 			}
 		}

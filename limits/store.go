@@ -23,6 +23,9 @@ type Request struct {
 	Burst    int64    // requests admitted at once
 	Cost     int64    // units this request takes
 	TTL      time.Duration
+	// AllowOnStoreError is the tier's on-store-error: the request may go
+	// on when the store cannot decide this bucket (policy.Tier).
+	AllowOnStoreError bool
 }
 
 // Identity is a caller as one tier counts it. Its parts are kept apart so
@@ -91,12 +94,24 @@ type Result struct {
 	Remaining  int64         // requests that could still pass now
 	RetryAfter time.Duration // when denied: wait this long
 	ResetAfter time.Duration // until the bucket is full again
+	// Undecided marks, beside Allow's error, a bucket the store could
+	// not reach while it decided others (a Redis Cluster with a node
+	// down): only the on-store-error of such buckets decides then.
+	Undecided bool
 }
 
 // Store decides a set of requests atomically: either every bucket admits
 // and all are charged, or none is charged. results has len(reqs). A
 // bucket that admits reports itself charged (as gcra does), even when
 // another refuses and nothing is: the limiter then reports it as it stays.
+//
+// A store that cannot decide every bucket returns an error. When it could
+// decide some of them (each bucket on its own node), a refusal among
+// those still refuses (no error, nothing charged); otherwise it marks the
+// others Undecided and returns the error, keeping what the decided
+// buckets charged when every undecided one has AllowOnStoreError (the
+// request goes on, and is counted where it can be), and charging nothing
+// otherwise.
 type Store interface {
 	Allow(ctx context.Context, reqs []Request, results []Result) (allowed bool, err error)
 }

@@ -3,6 +3,7 @@ package limits_test
 import (
 	"cmp"
 	"context"
+	"errors"
 	"net/http/httptest"
 	"net/netip"
 	"strconv"
@@ -175,19 +176,23 @@ func TestClusterRefusalHoldsWhileAnotherNodeFails(t *testing.T) {
 		}
 		return c.Options().Addr
 	}
-	// Three buckets: narrow and wide on one node, down on another.
-	narrow, wide, down := "op/narrow", "", ""
-	for i := 0; wide == "" || down == ""; i++ {
+	// Buckets narrow, wide, fresh, strict and spare on one node, down on
+	// another.
+	narrow, down := "op/narrow", ""
+	var live []string // wide, fresh, strict, spare, held
+	for i := 0; len(live) < 5 || down == ""; i++ {
 		b := "op/b" + strconv.Itoa(i)
 		if nodeOf(b) == nodeOf(narrow) {
-			wide = cmp.Or(wide, b)
+			live = append(live, b)
 		} else {
 			down = cmp.Or(down, b)
 		}
 	}
+	wide, fresh, strict, spare, held := live[0], live[1], live[2], live[3], live[4]
 	tier := func(name, bucket string, limit int64) policy.Tier {
 		return policy.Tier{Name: name, Bucket: bucket, Limit: limit, Window: time.Hour, Key: policy.KeyIP, AllowOnStoreError: true}
 	}
+	denying := func(t policy.Tier) policy.Tier { t.AllowOnStoreError = false; return t }
 	refusing := op(tier("narrow", narrow, 1), tier("down", down, 100))
 	admitting := op(tier("wide", wide, 100), tier("down", down, 100))
 	l := limits.New(redislimit.New(rdb, prefix), limits.WithTimeout(time.Second))
@@ -215,12 +220,48 @@ func TestClusterRefusalHoldsWhileAnotherNodeFails(t *testing.T) {
 			t.Errorf("no tier refusing, down's node stopped: allowed %v, store error %v; want on-store-error's allow, with the store's error", v.Allowed, v.StoreErr)
 		}
 	}
-	// A request the store could not decide charged nothing, as on one
-	// Redis: wide's bucket is whole, and this is its first charge.
-	if v := l.Decide(r, op(tier("wide", wide, 100)), limits.Caller{}); len(v.Limit) != 1 || !strings.HasPrefix(v.Limit[0], `"wide";r=99;`) {
-		t.Errorf("wide alone after two undecided requests: RateLimit %q (store error %v), want r=99 (only this request charged)", v.Limit, v.StoreErr)
+	// The requests on-store-error let through were counted where they
+	// could be: wide's node answered both.
+	if v := l.Decide(r, op(tier("wide", wide, 100)), limits.Caller{}); len(v.Limit) != 1 || !strings.HasPrefix(v.Limit[0], `"wide";r=97;`) {
+		t.Errorf("wide alone after two requests admitted while down's node was stopped: RateLimit %q (store error %v), want r=97 (all three charged)", v.Limit, v.StoreErr)
+	}
+	// So a tier whose node answers keeps limiting through the outage: a
+	// new caller of fresh (limit 1) gets one request, not one each time.
+	fresh1 := op(tier("fresh", fresh, 1), tier("down", down, 100))
+	for i, want := range []bool{true, false, false} {
+		if v := l.Decide(r, fresh1, limits.Caller{}); v.Allowed != want {
+			t.Errorf("request %d of fresh (limit 1, its node up) with down's node stopped: allowed %v (store error %v), want %v", i+1, v.Allowed, v.StoreErr, want)
+		}
+	}
+	// Only the on-store-error of the tier no node decided decides: strict
+	// (deny) answered and admits, down (allow) is unknown.
+	if v := l.Decide(r, op(denying(tier("strict", strict, 100)), tier("down", down, 100)), limits.Caller{}); !v.Allowed || v.StoreErr == nil {
+		t.Errorf("strict (on-store-error: deny) admitting on its node, down's node stopped: allowed %v, store error %v; want down's allow, with the store's error", v.Allowed, v.StoreErr)
+	}
+	// The other way round the request is refused, and spare, which
+	// answered, is not charged for it.
+	if v := l.Decide(r, op(tier("spare", spare, 100), denying(tier("down", down, 100))), limits.Caller{}); v.Allowed || v.StoreErr == nil {
+		t.Errorf("down (on-store-error: deny) unknown: allowed %v, store error %v; want refused, with the store's error", v.Allowed, v.StoreErr)
+	}
+	if v := l.Decide(r, op(tier("spare", spare, 100)), limits.Caller{}); len(v.Limit) != 1 || !strings.HasPrefix(v.Limit[0], `"spare";r=99;`) {
+		t.Errorf("spare alone after a request refused for down: RateLimit %q (store error %v), want r=99 (only this request charged)", v.Limit, v.StoreErr)
+	}
+	// A request that on-store-error would let through, but whose
+	// credential is refused, is not charged either.
+	if _, err := decide(l, op(tier("held", held, 100), tier("down", down, 100)), refused{rdb}); !errors.Is(err, errFlagDown) {
+		t.Errorf("a refused credential beside the tiers, down's node stopped: precheck error %v, want %v", err, errFlagDown)
+	}
+	if v := l.Decide(r, op(tier("held", held, 100)), limits.Caller{}); len(v.Limit) != 1 || !strings.HasPrefix(v.Limit[0], `"held";r=99;`) {
+		t.Errorf("held alone after a request refused for its credential: RateLimit %q (store error %v), want r=99 (only this request charged)", v.Limit, v.StoreErr)
 	}
 }
+
+// refused is a credential check, run beside the tiers, that fails at once.
+type refused struct{ rdb redis.UniversalClient }
+
+func (p refused) Check(context.Context, time.Time) error { return errFlagDown }
+func (p refused) Script() (any, []string, []any)         { return p.rdb, nil, nil }
+func (p refused) Failed(int64) error                     { return errFlagDown }
 
 func TestCost(t *testing.T) {
 	stores(t, func(t *testing.T, s limits.Store, _ func(time.Duration)) {

@@ -118,6 +118,13 @@ func (c *argCache) of(r *limits.Request) []any {
 
 // Allow implements Store.
 func (s *Store) Allow(ctx context.Context, reqs []limits.Request, results []limits.Result) (bool, error) {
+	allowed, _, err := s.allow(ctx, reqs, results)
+	return allowed, err
+}
+
+// allow is Allow, and says whether the tiers it decided keep their charges
+// beside its error (see allowEach).
+func (s *Store) allow(ctx context.Context, reqs []limits.Request, results []limits.Result) (allowed, kept bool, err error) {
 	if s.cluster && len(reqs) > 1 {
 		return s.allowEach(ctx, reqs, results)
 	}
@@ -129,9 +136,10 @@ func (s *Store) Allow(ctx context.Context, reqs []limits.Request, results []limi
 	}
 	raw, err := s.eval(ctx, redislua.Allow, keys, argv)
 	if err != nil {
-		return false, fmt.Errorf("%w: %v", limits.ErrStore, err)
+		return false, false, fmt.Errorf("%w: %v", limits.ErrStore, err)
 	}
-	return redislua.Decode(raw, results)
+	allowed, err = redislua.Decode(raw, results)
+	return allowed, false, err
 }
 
 // allowPrechecked runs the precheck and, only when it holds, decides every
@@ -220,14 +228,17 @@ func (s *Store) allowPrechecked(ctx context.Context, pre onetrip.Precheck, reqs 
 func (s *Store) allowAlongside(ctx context.Context, pre onetrip.Precheck, reqs []limits.Request, results []limits.Result) (allowed bool, preErr, err error) {
 	checked := make(chan error, 1)
 	go func() { checked <- pre.Check(ctx, time.Time{}) }()
-	allowed, err = s.Allow(ctx, reqs, results)
+	allowed, kept, err := s.allow(ctx, reqs, results)
 	if preErr = <-checked; preErr != nil {
-		if err == nil && allowed {
+		if err == nil && allowed || kept {
 			// A refusal was refunded by Allow already (on a Cluster) or
-			// charged nothing (one script). A check that failed at the
-			// deadline has spent it: the refund gets a second of its own.
+			// charged nothing (one script); so was a tier the Cluster
+			// could not decide unless the request was to go on (the
+			// charges of the tiers it decided then stand). A check that
+			// failed at the deadline has spent it: the refund gets a
+			// second of its own.
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-			s.refund(rctx, reqs, results, true)
+			s.refund(rctx, reqs, results, err == nil)
 			cancel()
 		}
 		return false, preErr, nil
@@ -295,9 +306,13 @@ func (s *Store) Preload(ctx context.Context) error {
 // store answered. What the admitting tiers charged is then given back, so
 // the Cluster answers as one Redis does (a concurrent request may see the
 // charge until the refund lands). Otherwise a tier that could not be
-// decided is the store's error, and what the others charged is given back
-// too: one Redis that does not answer charges nothing.
-func (s *Store) allowEach(ctx context.Context, reqs []limits.Request, results []limits.Result) (bool, error) {
+// decided is the store's error, marked Undecided. When every such tier
+// allows on a store error, the request goes on and what the others
+// charged stays: a tier whose node answers keeps limiting through another
+// node's outage. When one does not, the request is refused and their
+// charges are given back, as one Redis that does not answer charges
+// nothing.
+func (s *Store) allowEach(ctx context.Context, reqs []limits.Request, results []limits.Result) (allowed, kept bool, err error) {
 	raws := make([][]int64, len(reqs))
 	errs := make([]error, len(reqs))
 	var wg sync.WaitGroup
@@ -307,7 +322,7 @@ func (s *Store) allowEach(ctx context.Context, reqs []limits.Request, results []
 		})
 	}
 	wg.Wait()
-	allowed := true
+	allowed, goesOn := true, true // goesOn: every undecided tier allows on a store error
 	var failed error
 	for i := range reqs {
 		err := errs[i]
@@ -320,14 +335,15 @@ func (s *Store) allowEach(ctx context.Context, reqs []limits.Request, results []
 		} else {
 			err = fmt.Errorf("%w: %v", limits.ErrStore, err)
 		}
-		errs[i] = err // undecided
-		results[i] = limits.Result{}
+		errs[i] = err
+		results[i] = limits.Result{Undecided: true}
 		failed = cmp.Or(failed, err)
+		goesOn = goesOn && reqs[i].AllowOnStoreError
 	}
-	if !allowed || failed != nil {
-		// Refused, or not decided: what the answering tiers charged is
-		// given back, as one Redis charges nothing then (a request the
-		// store could not decide must not drain the buckets it reached).
+	if !allowed || failed != nil && !goesOn {
+		// Refused: what the answering tiers charged is given back, as
+		// one Redis charges nothing then (a request refused, or one the
+		// store could not decide, must not drain the buckets it reached).
 		// The failing node's call may have spent the request's deadline.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		s.refund(rctx, reqs, results, false) // an undecided tier's result admits nothing: not refunded
@@ -343,10 +359,10 @@ func (s *Store) allowEach(ctx context.Context, reqs []limits.Request, results []
 				results[i] = limits.Result{Allowed: true, Remaining: -reqs[i].Cost, ResetAfter: reqs[i].TTL + charge}
 			}
 		}
-		return false, nil
+		return false, false, nil
 	}
 	if failed != nil {
-		return false, failed
+		return false, goesOn, failed
 	}
-	return true, nil
+	return true, false, nil
 }
