@@ -85,6 +85,18 @@ func TestClaimTiersOfYourOwnAuthenticator(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("an authenticator that does not say it carries tenant: %v, want %q", err, want)
 	}
+	// Check says the same without a router, as a service does before it
+	// opens its stores; and what else no router is needed to see.
+	if err := guard.Check(table, guard.WithAuthenticator(policy.SchemeAPIKeyHeader, plainKeys{keys})); err == nil ||
+		!strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "GET /reports (listReports): declares x-rate-limit but the guard has no limiter") {
+		t.Errorf("Check without a limiter, of an authenticator that does not say it carries tenant: %v", err)
+	}
+	if err := guard.Check(table, guard.WithLimiter(limits.New(limits.NewMemoryStore(nil)))); err == nil || !strings.Contains(err.Error(), "GET /reports (listReports): no authenticator for scheme key (apiKey in header)") {
+		t.Errorf("Check without an authenticator: %v", err)
+	}
+	if err := guard.Check(table, guard.WithAuthenticator(policy.SchemeAPIKeyHeader, keys), guard.WithLimiter(limits.New(limits.NewMemoryStore(nil)))); err != nil {
+		t.Errorf("Check of an authenticator that carries tenant: %v", err)
+	}
 
 	g, err := guard.New(table, router(), guard.WithAuthenticator(policy.SchemeAPIKeyHeader, keys),
 		guard.WithLimiter(limits.New(limits.NewMemoryStore(nil))))

@@ -242,15 +242,22 @@ type opState struct {
 	handler http.Handler
 }
 
-// New checks the configuration against the table and the router and
-// returns the guarded router. It fails when a scheme the table uses has no
-// authenticator, when the table declares limits and there is no limiter,
-// or when the router and the table disagree on any route: an operation the
-// guard cannot see must not be served. The router must be bare: install
-// middleware around the guard, not inside the router. Nor may it change
-// after New: the guard calls the handlers of the router's own routes as it
-// found them.
-func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error) {
+// Check runs the checks of New that need no router: every scheme the
+// table uses has an authenticator, a table that declares limits has a
+// limiter, and every tier that counts by a claim has a credential that
+// carries it (ClaimCarrier). A service that builds its router from its
+// stores calls it with stand-ins of them, before it opens or writes
+// anything; New checks the same again.
+func Check(table *policy.Table, opts ...Option) error {
+	if problems := configured(table, nil, opts).unequipped(); len(problems) > 0 {
+		sort.Strings(problems)
+		return errors.New("guard: " + strings.Join(slices.Compact(problems), "; "))
+	}
+	return nil
+}
+
+// configured is a guard of table and router with opts applied.
+func configured(table *policy.Table, router chi.Router, opts []Option) *Guard {
 	g := &Guard{
 		table:     table,
 		router:    router,
@@ -264,16 +271,14 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 	for _, opt := range opts {
 		opt(g)
 	}
-	g.rctxs.New = func() any { return chi.NewRouteContext() }
-	g.bearerShared = sameAuthenticator(g.auth[policy.SchemeBearer], g.auth[policy.SchemeOAuth2])
-	for name := range table.Schemes {
-		g.schemeNames = append(g.schemeNames, name)
-	}
-	sort.Strings(g.schemeNames)
-	g.resolveOneTrip()
+	return g
+}
 
+// unequipped are the problems of a guard that lacks what the table needs:
+// an authenticator, a limiter, a credential carrying a tier's claim.
+func (g *Guard) unequipped() []string {
 	var problems []string
-	for _, op := range table.Operations() {
+	for _, op := range g.table.Operations() {
 		for _, alt := range op.Security.Alternatives {
 			for _, sr := range alt {
 				if g.auth[sr.Scheme.Type] == nil {
@@ -284,9 +289,32 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 		if len(op.Limits) > 0 && g.limiter == nil {
 			problems = append(problems, fmt.Sprintf("%s %s (%s): declares x-rate-limit but the guard has no limiter", op.Method, op.Path, op.ID))
 		}
+	}
+	return append(problems, g.uncarriedClaims()...)
+}
+
+// New checks the configuration against the table and the router and
+// returns the guarded router. It fails when a scheme the table uses has no
+// authenticator, when the table declares limits and there is no limiter,
+// or when the router and the table disagree on any route: an operation the
+// guard cannot see must not be served. The router must be bare: install
+// middleware around the guard, not inside the router. Nor may it change
+// after New: the guard calls the handlers of the router's own routes as it
+// found them.
+func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error) {
+	g := configured(table, router, opts)
+	g.rctxs.New = func() any { return chi.NewRouteContext() }
+	g.bearerShared = sameAuthenticator(g.auth[policy.SchemeBearer], g.auth[policy.SchemeOAuth2])
+	for name := range table.Schemes {
+		g.schemeNames = append(g.schemeNames, name)
+	}
+	sort.Strings(g.schemeNames)
+	g.resolveOneTrip()
+
+	problems := g.unequipped()
+	for _, op := range table.Operations() {
 		g.byPattern[op.Pattern] = append(g.byPattern[op.Pattern], &opState{op: op, valid: newOpValidation(table.Doc, op), challenges: g.missingChallenges(op)})
 	}
-	problems = append(problems, g.uncarriedClaims()...)
 	mounts := map[string]bool{}
 	shadowed := walkMounts(router, "", mounts)
 	stubs := map[string]bool{} // "METHOD /p" of a mounted router's unguarded root "METHOD /p/"

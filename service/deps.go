@@ -217,6 +217,9 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 			return nil, fmt.Errorf("SPECGUARD_USERS_FILE: %v", err)
 		}
 	}
+	if err := checkGuard(app, cfg, table); err != nil {
+		return nil, err
+	}
 	if cfg.RedisURL == "" {
 		d.Store = security.NewMemoryStore(now)
 		d.Limits = limits.NewMemoryStore(now)
@@ -287,16 +290,9 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 		limOpts = append(limOpts, limits.WithStoreObserver(d.Metrics.rateLimitObserver(d.storeName)), limits.WithTracerProvider(d.tracerProvider(), "redis"))
 	}
 	d.Limiter = limits.New(d.Limits, limOpts...)
-	opts := []credentials.Option{
-		credentials.WithIssuer(cfg.Issuer), credentials.WithTokenTTL(cfg.AccessTTL, cfg.RefreshTTL), credentials.WithVerifyKeys(verify...),
-		credentials.WithSessionTTL(cfg.SessionTTL), credentials.WithSessionIdle(cfg.SessionIdle), credentials.WithMaxSessions(cfg.MaxSessions), credentials.WithMaxAPIKeys(cfg.MaxAPIKeys),
-		credentials.WithFailedPasswords(cfg.FailedLoginsPerIP, cfg.FailedLoginsPerAccount), credentials.WithClock(now),
+	opts := append(credentialOptions(cfg), credentials.WithVerifyKeys(verify...), credentials.WithClock(now),
 		credentials.WithClientAddr(d.Limiter.ClientAddr), credentials.WithProblems(d.problems), credentials.WithRealm(realm),
-		credentials.WithLog(log), credentials.WithStoreTimeout(cfg.StoreTimeout),
-	}
-	if len(cfg.AllowedOrigins) > 0 {
-		opts = append(opts, credentials.WithAllowedOrigins(cfg.AllowedOrigins...))
-	}
+		credentials.WithLog(log))
 	d.Accounts = sqlstore.New(d.DB)
 	d.Credentials, err = credentials.New(table, signing,
 		credentials.Stores{Accounts: d.Accounts, Keys: d.Accounts, State: d.Store, Limits: d.Limits}, append(opts, app.CredentialOptions...)...)
@@ -314,6 +310,64 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 	}
 	return d, nil
 }
+
+// credentialOptions are the credential operations' options the settings
+// alone decide.
+func credentialOptions(cfg *Config) []credentials.Option {
+	opts := []credentials.Option{
+		credentials.WithIssuer(cfg.Issuer), credentials.WithTokenTTL(cfg.AccessTTL, cfg.RefreshTTL),
+		credentials.WithSessionTTL(cfg.SessionTTL), credentials.WithSessionIdle(cfg.SessionIdle), credentials.WithMaxSessions(cfg.MaxSessions), credentials.WithMaxAPIKeys(cfg.MaxAPIKeys),
+		credentials.WithFailedPasswords(cfg.FailedLoginsPerIP, cfg.FailedLoginsPerAccount), credentials.WithStoreTimeout(cfg.StoreTimeout),
+	}
+	if len(cfg.AllowedOrigins) > 0 {
+		opts = append(opts, credentials.WithAllowedOrigins(cfg.AllowedOrigins...))
+	}
+	return opts
+}
+
+// checkGuard runs the guard's checks that need no router (guard.Check),
+// and the credential operations' own, over stand-ins of the stores:
+// before anything is opened or written, as a start refused for a setting
+// must be, rather than when the handler is built over the migrated and
+// seeded database. A document of SPECGUARD_SPEC_FILE with a tier that
+// counts by a claim no credential carries is refused here.
+func checkGuard(app *App, cfg *Config, table *policy.Table) error {
+	key, err := tokens.GenerateKey()
+	if err != nil {
+		return err
+	}
+	creds, err := credentials.New(table, key, credentials.Stores{
+		Accounts: credentials.NewMemoryAccounts(nil), Keys: security.NewMemoryKeyRecords(nil),
+		State: security.NewMemoryStore(nil), Limits: limits.NewMemoryStore(nil),
+	}, append(credentialOptions(cfg), app.CredentialOptions...)...)
+	if err != nil {
+		return err
+	}
+	opts := creds.Authenticators()
+	if len(table.Providers()) > 0 {
+		opts = append(opts, guard.WithAuthenticator(policy.SchemeOIDC, providerStandIn{}))
+	}
+	opts = append(opts, guard.WithLimiter(limits.New(limits.NewMemoryStore(nil))))
+	if err := guard.Check(table, append(opts, app.GuardOptions...)...); err != nil {
+		if cfg.SpecFile != "" {
+			return fmt.Errorf("SPECGUARD_SPEC_FILE: %w", err)
+		}
+		return err
+	}
+	return nil
+}
+
+// providerStandIn stands in for the identity providers' authenticator in
+// checkGuard: it carries every claim, as *oidc.Authenticator does (a
+// provider's token carries what the provider puts in it).
+type providerStandIn struct{}
+
+func (providerStandIn) Authenticate(context.Context, *http.Request, *policy.Scheme) (*security.Principal, error) {
+	return nil, security.ErrInvalid
+}
+func (providerStandIn) Carries(*policy.Scheme, string) bool { return true }
+
+var _ guard.ClaimCarrier = (*oidc.Authenticator)(nil)
 
 // lockInstance takes the database's instance lock, alone without Redis
 // and shared with Redis: without Redis the fast state is this process's

@@ -58,6 +58,14 @@ func TestRefusedStartWritesNothing(t *testing.T) {
 		}
 		refusedWritesNothing(t, name, env, "")
 	}
+	// One the guard refuses: a tier that counts by a claim no credential
+	// carries.
+	claim := filepath.Join(t.TempDir(), "openapi.yaml")
+	if err := os.WriteFile(claim, []byte(strings.Replace(string(testApp().Spec), "key: principal", "key: claim:tenant", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	refusedWritesNothing(t, "a document the guard refuses", map[string]string{"SPECGUARD_SPEC_FILE": claim, "SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_ADDR": "127.0.0.1:0", "SPECGUARD_ADMIN_ADDR": "off"},
+		"SPECGUARD_SPEC_FILE: guard: "+claim+": x-rate-limit (document default): key claim:tenant: no credential of any operation carries it")
 	// A shared PostgreSQL database is not migrated by a start refused for
 	// its key.
 	url := pgtest.New(t)
