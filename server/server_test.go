@@ -334,7 +334,9 @@ func TestBadConfiguration(t *testing.T) {
 		want string
 	}{
 		{"bad duration", map[string]string{"SPECGUARD_ACCESS_TTL": "soon"}, nil, `SPECGUARD_ACCESS_TTL: "soon" is not a positive duration such as 15m`},
-		{"bad session idle", map[string]string{"SPECGUARD_SESSION_IDLE": "-5m"}, nil, `SPECGUARD_SESSION_IDLE: "-5m" is neither 0 (off) nor a positive duration such as 30m`},
+		{"bad session idle", map[string]string{"SPECGUARD_SESSION_IDLE": "-5m"}, nil, `SPECGUARD_SESSION_IDLE: "-5m" is neither 0 (off) nor a duration of at least 1s such as 30m`},
+		{"access tokens that end as issued", map[string]string{"SPECGUARD_ACCESS_TTL": "1ns"}, nil, `SPECGUARD_ACCESS_TTL: "1ns" is shorter than a second: a credential's times are whole seconds, and it would end as it is issued`},
+		{"sessions that end as made", nil, []string{"--session-ttl", "900ms"}, `invalid value "900ms" for flag -session-ttl: "900ms" is shorter than a second`},
 		{"identity provider leeway too long", map[string]string{"SPECGUARD_OIDC_LEEWAY": "1h"}, nil, `SPECGUARD_OIDC_LEEWAY: "1h" is not a positive duration up to 5m0s`},
 		{"store timeout no call could meet", map[string]string{"SPECGUARD_STORE_TIMEOUT": "100us"}, nil, `SPECGUARD_STORE_TIMEOUT: "100us" is not a duration from 1ms to 1m`},
 		{"store timeout that holds requests for hours", map[string]string{"SPECGUARD_STORE_TIMEOUT": "10000h"}, nil, `SPECGUARD_STORE_TIMEOUT: "10000h" is not a duration from 1ms to 1m`},

@@ -144,6 +144,21 @@ func dur(dst func(*Config) *time.Duration) func(*Config, string) error {
 	}
 }
 
+// lifetime is dur for a credential's lifetime: at least a second, as a
+// token's times and a cookie's Max-Age are whole seconds (a token of 1ns
+// expires as it is issued, and no credential would ever work).
+func lifetime(dst func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if err := dur(dst)(c, v); err != nil {
+			return err
+		}
+		if d := *dst(c); d < time.Second {
+			return fmt.Errorf("%q is shorter than a second: a credential's times are whole seconds, and it would end as it is issued", v)
+		}
+		return nil
+	}
+}
+
 var settings = []setting{
 	{"addr", "listen address", "127.0.0.1:8080", nonEmpty(func(c *Config) *string { return &c.Addr })},
 	{"redis-url", "Redis URL (redis://, rediss://, or redis+cluster://host:port,host:port); empty = in-memory", "", str(func(c *Config) *string { return &c.RedisURL })},
@@ -178,16 +193,16 @@ var settings = []setting{
 		return nil
 	}},
 	{"issuer", "iss and aud of the tokens", "specguard", nonEmpty(func(c *Config) *string { return &c.Issuer })},
-	{"access-ttl", "access token lifetime", "15m", dur(func(c *Config) *time.Duration { return &c.AccessTTL })},
-	{"refresh-ttl", "refresh token lifetime (absolute)", "720h", dur(func(c *Config) *time.Duration { return &c.RefreshTTL })},
-	{"session-ttl", "browser session lifetime", "12h", dur(func(c *Config) *time.Duration { return &c.SessionTTL })},
+	{"access-ttl", "access token lifetime", "15m", lifetime(func(c *Config) *time.Duration { return &c.AccessTTL })},
+	{"refresh-ttl", "refresh token lifetime (absolute)", "720h", lifetime(func(c *Config) *time.Duration { return &c.RefreshTTL })},
+	{"session-ttl", "browser session lifetime", "12h", lifetime(func(c *Config) *time.Duration { return &c.SessionTTL })},
 	{"session-idle", "a browser session unused this long ends; 0: only its lifetime ends it", "1h", func(c *Config, v string) error {
-		if v == "0" {
-			c.SessionIdle = 0
+		if d, err := time.ParseDuration(v); v == "0" || err == nil && d == 0 {
+			c.SessionIdle = 0 // "0s" too
 			return nil
 		}
-		if err := dur(func(c *Config) *time.Duration { return &c.SessionIdle })(c, v); err != nil {
-			return fmt.Errorf("%q is neither 0 (off) nor a positive duration such as 30m", v)
+		if err := lifetime(func(c *Config) *time.Duration { return &c.SessionIdle })(c, v); err != nil {
+			return fmt.Errorf("%q is neither 0 (off) nor a duration of at least 1s such as 30m", v)
 		}
 		return nil
 	}},

@@ -147,7 +147,8 @@ type Pair struct {
 type Option func(*Service)
 
 // WithTTL sets the access and refresh lifetimes (15 minutes and 30 days
-// when absent). The refresh lifetime is absolute: rotation never extends it.
+// when absent; the access one at least a second, the refresh one at least
+// the access one). The refresh lifetime is absolute: rotation never extends it.
 func WithTTL(access, refresh time.Duration) Option {
 	return func(t *Service) { t.accessTTL, t.refreshTTL = access, refresh }
 }
@@ -229,8 +230,10 @@ func New(issuer, audience string, signing *Key, store security.FamilyStore, opts
 	for _, opt := range opts {
 		opt(t)
 	}
-	if t.accessTTL <= 0 || t.refreshTTL < t.accessTTL {
-		return nil, fmt.Errorf("token service: need 0 < access TTL (%s) <= refresh TTL (%s)", t.accessTTL, t.refreshTTL)
+	if t.accessTTL < time.Second || t.refreshTTL < t.accessTTL {
+		// A token's times are whole seconds: one shorter expires as it is
+		// issued.
+		return nil, fmt.Errorf("token service: need 1s <= access TTL (%s) <= refresh TTL (%s)", t.accessTTL, t.refreshTTL)
 	}
 	if t.leeway < 0 || t.leeway > MaxLeeway {
 		return nil, fmt.Errorf("token service: leeway %s: want 0 to %s", t.leeway, MaxLeeway)

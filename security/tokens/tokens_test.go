@@ -858,6 +858,8 @@ func TestNewTokenServiceChecks(t *testing.T) {
 		{name: "no key", iss: guardtest.Issuer, aud: guardtest.Audience},
 		{name: "verify-only key", iss: guardtest.Issuer, aud: guardtest.Audience, key: verifyOnly},
 		{name: "zero access TTL", iss: guardtest.Issuer, aud: guardtest.Audience, key: k, opts: []tokens.Option{tokens.WithTTL(0, time.Hour)}},
+		// Its times are whole seconds: it would expire as it is issued.
+		{name: "access TTL under a second", iss: guardtest.Issuer, aud: guardtest.Audience, key: k, opts: []tokens.Option{tokens.WithTTL(999*time.Millisecond, time.Hour)}},
 		{name: "refresh shorter than access", iss: guardtest.Issuer, aud: guardtest.Audience, key: k, opts: []tokens.Option{tokens.WithTTL(time.Hour, time.Minute)}},
 		// A day's leeway would keep a 15-minute token good for a day.
 		{name: "leeway above the most", iss: guardtest.Issuer, aud: guardtest.Audience, key: k, opts: []tokens.Option{tokens.WithLeeway(24 * time.Hour)}},
