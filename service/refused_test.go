@@ -255,3 +255,19 @@ func TestShutdownDelayDrains(t *testing.T) {
 		t.Error("a request after the stop was answered")
 	}
 }
+
+// A stop asked for while the service starts (SIGTERM as it migrates, say)
+// is a stop, not a failure of the setting whose step it cut short: Run
+// returns nil, saying it served nothing.
+func TestStopWhileStartingIsNoFailure(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	env := map[string]string{"SPECGUARD_DATA_DIR": t.TempDir(), "SPECGUARD_ADDR": "127.0.0.1:0", "SPECGUARD_ADMIN_ADDR": "off"}
+	var stderr strings.Builder
+	if err := service.Run(ctx, testApp(), nil, func(k string) string { return env[k] }, io.Discard, &stderr); err != nil {
+		t.Errorf("Run stopped while starting: %v, want nil", err)
+	}
+	if want := "svc: stopped while starting, before serving\n"; stderr.String() != want {
+		t.Errorf("stderr %q, want %q", stderr.String(), want)
+	}
+}
