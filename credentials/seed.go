@@ -67,11 +67,18 @@ func LoadUsers(path string, table *policy.Table) ([]SeedAccount, error) {
 			return nil, fmt.Errorf("%s: %s", where, want)
 		}
 		var u SeedAccount
+		given := map[string]int{} // field: its line
 		for j := 0; j+1 < len(item.Content); j += 2 {
 			k, v := item.Content[j], item.Content[j+1]
 			if v.Kind != yaml.ScalarNode {
 				return nil, fmt.Errorf("%s:%d: %s must be a string", path, v.Line, k.Value)
 			}
+			if line, twice := given[k.Value]; twice {
+				// The last would win: a password other than the one the
+				// reader saw first.
+				return nil, fmt.Errorf("%s:%d: %s is given twice in one user (first at line %d)", path, k.Line, k.Value, line)
+			}
+			given[k.Value] = k.Line
 			switch k.Value {
 			case "email":
 				u.Email = v.Value
