@@ -31,7 +31,7 @@ func ParseBudget(s string) (Budget, error) {
 	n, d, ok := strings.Cut(strings.TrimSpace(s), "/")
 	limit, err := strconv.ParseInt(n, 10, 64)
 	if !ok || err != nil || limit < 1 || limit > 1_000_000 {
-		return Budget{}, fmt.Errorf("%q is not a number of attempts per window, such as 5/15m", s)
+		return Budget{}, fmt.Errorf("%q is not a number of attempts (1 to 1000000) per window, such as 5/15m", s)
 	}
 	window, err := time.ParseDuration(d)
 	if err != nil || window < time.Second || window > 30*24*time.Hour {

@@ -342,6 +342,7 @@ func TestBadConfiguration(t *testing.T) {
 		{"store timeout that holds requests for hours", map[string]string{"SPECGUARD_STORE_TIMEOUT": "10000h"}, nil, `SPECGUARD_STORE_TIMEOUT: "10000h" is not a duration from 1ms to 1m`},
 		{"refresh shorter than access", map[string]string{"SPECGUARD_ACCESS_TTL": "2h", "SPECGUARD_REFRESH_TTL": "1h"}, nil, "SPECGUARD_REFRESH_TTL (1h0m0s) is shorter than SPECGUARD_ACCESS_TTL (2h0m0s)"},
 		{"bad log format", map[string]string{"SPECGUARD_LOG_FORMAT": "xml"}, nil, `SPECGUARD_LOG_FORMAT: "xml" is not json or text`},
+		{"trusted proxies of separators alone", map[string]string{"SPECGUARD_TRUSTED_PROXIES": " , "}, nil, `SPECGUARD_TRUSTED_PROXIES: " , " lists nothing; leave it empty for none`},
 		{"bad trusted proxy", map[string]string{"SPECGUARD_TRUSTED_PROXIES": "10.0.0.0/99"}, nil, `SPECGUARD_TRUSTED_PROXIES: trusted proxy "10.0.0.0/99" is not a CIDR or an IP address`},
 		{"missing key file", map[string]string{"SPECGUARD_SIGNING_KEY_FILE": filepath.Join(dir, "nope.pem")}, nil, "SPECGUARD_SIGNING_KEY_FILE: open " + filepath.Join(dir, "nope.pem") + ": no such file or directory"},
 		{"garbage key file", map[string]string{"SPECGUARD_SIGNING_KEY_FILE": write("bad.pem", "hello")}, nil, "SPECGUARD_SIGNING_KEY_FILE: " + filepath.Join(dir, "bad.pem") + ": no PEM block found"},

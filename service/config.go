@@ -106,6 +106,11 @@ func list(dst func(*Config) *[]string) func(*Config, string) error {
 				out = append(out, s)
 			}
 		}
+		if out == nil && strings.TrimSpace(v) != "" {
+			// Separators alone: a value that lost its items (a template
+			// that filled in nothing), not a choice of none.
+			return fmt.Errorf("%q lists nothing; leave it empty for none", v)
+		}
 		*dst(c) = out
 		return nil
 	}

@@ -44,7 +44,7 @@ func servePprof(w http.ResponseWriter, r *http.Request) {
 		if s := r.FormValue("seconds"); s != "" {
 			v, err := strconv.ParseFloat(s, 64)
 			if err != nil || !(v > 0 && v <= maxPprofSeconds) { // NaN too
-				http.Error(w, fmt.Sprintf("seconds: %q is not a number from 0 to %d", s, maxPprofSeconds), http.StatusBadRequest)
+				http.Error(w, fmt.Sprintf("seconds: %q is not a number above 0 and at most %d", s, maxPprofSeconds), http.StatusBadRequest)
 				return
 			}
 			seconds = v
