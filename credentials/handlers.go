@@ -195,9 +195,30 @@ type loginRequest struct {
 	Email, Password, Device string
 }
 
+// decodeLogin decodes a login's body, whose device name is shown in the
+// account's list of logins as given: it must be plain text.
+func (s *Service) decodeLogin(w http.ResponseWriter, r *http.Request, in *loginRequest) bool {
+	if !s.decode(w, r, in) {
+		return false
+	}
+	if !plainText(in.Device) {
+		s.badRequest(w, "device must hold no control or bidirectional formatting characters")
+		return false
+	}
+	return true
+}
+
+// plainText reports whether s, a name shown to people as given, holds no
+// control character (a line break would forge lines where it is shown, a
+// NUL cannot be stored in PostgreSQL) nor a bidirectional formatting one
+// (U+202E would show the rest of the line reversed).
+func plainText(s string) bool {
+	return !strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) })
+}
+
 func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	var in loginRequest
-	if !s.decode(w, r, &in) {
+	if !s.decodeLogin(w, r, &in) {
 		return
 	}
 	a, err := s.checkPassword(r, in.Email, in.Password)
@@ -246,6 +267,12 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) {
 	)
 	switch f.Get("grant_type") {
 	case "password":
+		if f.Get("username") == "" || f.Get("password") == "" {
+			// RFC 6749 section 5.2: a parameter missing is a malformed
+			// request, not a wrong password (nor a failed one, charged).
+			oauthError(w, http.StatusBadRequest, "invalid_request", "username and password are required")
+			return
+		}
 		a, perr := s.checkPassword(r, f.Get("username"), f.Get("password"))
 		switch {
 		case s.tooManyFailures(w, perr):
@@ -364,7 +391,20 @@ func narrow(granted []string, requested string) ([]string, bool) {
 // nil, nil).
 func (s *Service) clientCredentials(w http.ResponseWriter, r *http.Request) (*tokens.Pair, error) {
 	id, secret, basic := r.BasicAuth()
-	if !basic {
+	inForm := r.PostForm.Has("client_id") || r.PostForm.Has("client_secret")
+	switch {
+	case basic && inForm:
+		// RFC 6749 section 2.3: one way of authenticating the client per
+		// request; the form's would otherwise be ignored, unread.
+		oauthError(w, http.StatusBadRequest, "invalid_request", "the client authenticates in HTTP Basic or in the form, not both")
+		return nil, nil
+	case !basic && r.Header.Get("Authorization") != "":
+		// An Authorization header that is no Basic credential: the client
+		// tried the header (RFC 6749 section 5.2).
+		w.Header().Set("WWW-Authenticate", problem.Challenge{Scheme: "Basic", Realm: s.cfg.realm}.String())
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "the Authorization header holds no HTTP Basic client credentials")
+		return nil, nil
+	case !basic:
 		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	}
 	if id == "" || secret == "" {
@@ -542,7 +582,7 @@ func (s *Service) logoutAll(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) session(w http.ResponseWriter, r *http.Request) {
 	var in loginRequest
-	if !s.decode(w, r, &in) {
+	if !s.decodeLogin(w, r, &in) {
 		return
 	}
 	a, err := s.checkPassword(r, in.Email, in.Password)
@@ -697,10 +737,8 @@ func (s *Service) createKey(w http.ResponseWriter, r *http.Request) {
 		s.badRequest(w, "name and scopes are required")
 		return
 	}
-	if strings.ContainsFunc(in.Name, unicode.IsControl) {
-		// A NUL would reach PostgreSQL, which cannot hold it; a line
-		// break would forge lines where the name is shown.
-		s.badRequest(w, "name must hold no control characters")
+	if !plainText(in.Name) {
+		s.badRequest(w, "name must hold no control or bidirectional formatting characters")
 		return
 	}
 	p := caller(r)

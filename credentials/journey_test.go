@@ -1,6 +1,7 @@
 package credentials_test
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http/httptest"
@@ -177,6 +178,9 @@ func tokenEndpointJourney(t *testing.T, e *env) {
 		{url.Values{"grant_type": {"password"}, "username": {"root@example.com"}, "password": {"wrong"}}, "invalid_grant"},
 		{url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x.y.z"}}, "invalid_grant"},
 		{url.Values{"grant_type": {"client_credentials"}}, "invalid_request"},
+		// A parameter missing is a malformed request, not a wrong password.
+		{url.Values{"grant_type": {"password"}, "username": {"root@example.com"}}, "invalid_request"},
+		{url.Values{"grant_type": {"password"}, "password": {"root-password-1"}}, "invalid_request"},
 	} {
 		if r := e.form("/auth/token", c.form); r.code != 400 || r.body["error"] != c.code {
 			t.Errorf("%v: %d %s, want 400 %s", c.form, r.code, r.raw, c.code)
@@ -355,6 +359,20 @@ func keysJourney(t *testing.T, e *env) {
 		t.Fatalf("client_credentials: %d %s, want a token of the key's scopes and no refresh token", cc.code, cc.raw)
 	}
 	ccToken := cc.body["access_token"].(string)
+	// In HTTP Basic it is the same client; in Basic and the form at once
+	// it is refused (RFC 6749 section 2.3: one method), even when both
+	// name the key; an Authorization header that is no Basic credential is
+	// a client authentication that failed (section 5.2).
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(kid+":"+secret))
+	if r := e.form("/auth/token", url.Values{"grant_type": {"client_credentials"}}, "Authorization", basic); r.code != 200 {
+		t.Errorf("client_credentials in HTTP Basic: %d %s", r.code, r.raw)
+	}
+	if r := e.form("/auth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {kid}, "client_secret": {"wrong"}}, "Authorization", basic); r.code != 400 || r.body["error"] != "invalid_request" {
+		t.Errorf("client_credentials in HTTP Basic and the form: %d %s, want 400 invalid_request", r.code, r.raw)
+	}
+	if r := e.form("/auth/token", url.Values{"grant_type": {"client_credentials"}}, "Authorization", "Basic !!!"); r.code != 401 || r.body["error"] != "invalid_client" || !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Basic ") {
+		t.Errorf("client_credentials with an unreadable Basic header: %d %s, want 401 invalid_client with a Basic challenge", r.code, r.raw)
+	}
 	if r := e.do("GET", "/admin/users", "", "", bearer(ccToken)...); r.code != 200 {
 		t.Errorf("the client_credentials token: %d %s", r.code, r.raw)
 	}

@@ -243,8 +243,8 @@ func TestAdminCannotLockItselfOut(t *testing.T) {
 
 // A NUL is no value PostgreSQL text can hold: a login naming an address
 // with one is a wrong address (401), not an unavailable store (503), and
-// a key's name holding a control character is refused (400), on every
-// backend alike.
+// a key's name or a login's device holding a control character (or a
+// bidirectional formatting one) is refused (400), on every backend alike.
 func TestControlCharactersAreRefusedNotOutages(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
@@ -256,9 +256,17 @@ func TestControlCharactersAreRefusedNotOutages(t *testing.T) {
 				t.Errorf("login with a NUL in the address: %d %s, want 401", r.code, r.raw)
 			}
 			access, _ := e.login("root@example.com", "root-password-1")
-			for _, name := range []string{`ci\u0000`, `ci\nforged line`} {
+			for _, name := range []string{`ci\u0000`, `ci\nforged line`, `ci\u202ekeep`} {
 				if r := e.json("POST", "/api-keys", `{"name":"`+name+`","scopes":["users:read"]}`, bearer(access)...); r.code != 400 {
 					t.Errorf("a key named %s: %d %s, want 400", name, r.code, r.raw)
+				}
+				// A login's device name, listed with the account's logins
+				// as given, likewise; refused before the password is
+				// checked.
+				for _, path := range []string{"/auth/login", "/auth/session"} {
+					if r := e.json("POST", path, `{"email":"root@example.com","password":"root-password-1","device":"`+name+`"}`); r.code != 400 || !strings.Contains(r.raw, "device must hold no control") {
+						t.Errorf("%s from a device named %s: %d %s, want 400", path, name, r.code, r.raw)
+					}
 				}
 			}
 		})
