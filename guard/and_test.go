@@ -6,15 +6,20 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/specguard/specguard/guard"
 	"github.com/specguard/specguard/internal/guardtest"
+	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/limits"
+	"github.com/specguard/specguard/limits/redislimit"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 )
@@ -202,10 +207,54 @@ func TestOutboundChargeTheStoreMissed(t *testing.T) {
 	}
 }
 
+// On a Redis Cluster with the node of one tier down, the anonymous
+// charge made before an outside check is kept where a node answered,
+// when on-store-error lets the request on: the verified caller is not
+// charged to those tiers again (a tier of one admits the request).
+func TestOutboundChargeOnAClusterWithANodeDown(t *testing.T) {
+	cl := redistest.StartCluster(t)
+	rdb := cl.Client(t)
+	prefix := cl.Nodes[0].Prefix + "rl:"
+	ctx := context.Background()
+	if err := rdb.ForEachShard(ctx, func(ctx context.Context, c *redis.Client) error {
+		return c.ConfigSet(ctx, "cluster-require-full-coverage", "no").Err()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	nodeOf := func(shared string) string {
+		c, err := rdb.MasterForKey(ctx, prefix+"{shared:"+shared+"|ip:192.0.2.1}")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Options().Addr
+	}
+	live, down := "live", ""
+	for i := 0; down == ""; i++ {
+		if b := "b" + strconv.Itoa(i); nodeOf(b) != nodeOf(live) {
+			down = b
+		}
+	}
+	do := outboundKeyGuard(t, `
+        - {name: per-ip, limit: 1, window: 1h, key: ip, shared: `+live+`, on-store-error: allow}
+        - {name: other, limit: 100, window: 1h, key: ip, shared: `+down+`, on-store-error: allow}`,
+		redislimit.New(rdb, prefix), limits.WithTimeout(time.Second))
+	for _, n := range cl.Nodes {
+		if n.Addr == nodeOf(down) {
+			n.Stop()
+		}
+	}
+	if w := do(); w.Code != 200 {
+		t.Errorf("the first request with a good key, other's node down: %d %s, want 200 (per-ip charged once)", w.Code, w.Body)
+	}
+	if w := do(); w.Code != 429 {
+		t.Errorf("the second: %d, want 429 (per-ip, whose node answers, spent)", w.Code)
+	}
+}
+
 // outboundKeyGuard guards GET /x, limited by tiers (x-rate-limit's list
 // items) in store, for a key verified with an outside call
 // (fakeCredential); do sends one request with the good key.
-func outboundKeyGuard(t *testing.T, tiers string, store limits.Store) (do func() *httptest.ResponseRecorder) {
+func outboundKeyGuard(t *testing.T, tiers string, store limits.Store, opts ...limits.Option) (do func() *httptest.ResponseRecorder) {
 	t.Helper()
 	spec := `openapi: 3.0.3
 info: {title: t, version: "1"}
@@ -229,7 +278,7 @@ components:
 	r.Get("/x", func(http.ResponseWriter, *http.Request) {})
 	g, err := guard.New(table, r,
 		guard.WithAuthenticator(policy.SchemeAPIKeyHeader, fakeCredential{read: func(r *http.Request) string { return r.Header.Get("X-Key") }, outbound: true}),
-		guard.WithLimiter(limits.New(store)),
+		guard.WithLimiter(limits.New(store, opts...)),
 		guard.WithoutRequestValidation())
 	if err != nil {
 		t.Fatal(err)

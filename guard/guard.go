@@ -701,13 +701,14 @@ func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *o
 }
 
 // chargedTiers are the tiers a was charged to as anonymous before its
-// credential was verified (see Outbound), none when it was not (or the
-// store failed, and on-store-error let the request on uncharged).
+// credential was verified (see Outbound), none when it was not. When the
+// store failed, and on-store-error let the request on, they are those a
+// store decided all the same (a Redis Cluster with a node down).
 func (a *authResult) chargedTiers() uint64 {
-	if !a.charged || a.anon.StoreErr != nil {
-		return 0 // the store did not answer: nothing was charged
+	if !a.charged {
+		return 0
 	}
-	return a.anon.Applied
+	return a.anon.Charged
 }
 
 // withAnonymous is v, the verdict of the charge of a's verified caller,

@@ -124,8 +124,13 @@ type Verdict struct {
 	// Applied and Denied have bit i set when op.Limits[i] applied to the
 	// request, and when it refused it.
 	Applied, Denied uint64
-	// StoreErr is the store's failure, when it failed: the tiers were
-	// decided by their on-store-error.
+	// Charged has bit i set when op.Limits[i] was charged for the
+	// request: every tier applied to a request allowed, none of one
+	// refused, and with a store error only what a store decided (a Redis
+	// Cluster with a node down) when on-store-error let the request on.
+	Charged uint64
+	// StoreErr is the store's failure, when it failed: the tiers it could
+	// not decide were decided by their on-store-error.
 	StoreErr error
 	// RetryAfter is the seconds until a refused request may pass (>= 1).
 	RetryAfter int64
@@ -406,6 +411,14 @@ func (l *Limiter) decide(r *http.Request, op *policy.Operation, c Caller, pre on
 				v.Allowed = false
 			}
 		}
+		if partial && v.Allowed {
+			// The store kept what it decided (see Store).
+			for k, i := range index {
+				if !results[k].Undecided && i < 64 {
+					v.Charged |= 1 << i
+				}
+			}
+		}
 		return v, nil, false
 	}
 	l.conclude(op, &v, tiers, index, results, allowed, f)
@@ -429,6 +442,9 @@ func (l *Limiter) conclude(op *policy.Operation, v *Verdict, tiers []*policy.Tie
 	v.Policy = l.policyValue(op, v.Applied, tiers)
 	v.Limit = limitValue(tiers, results, f)
 	v.Allowed = allowed
+	if allowed {
+		v.Charged = v.Applied
+	}
 	if !allowed {
 		for k, res := range results {
 			if !res.Allowed {

@@ -235,12 +235,12 @@ func TestClusterRefusalHoldsWhileAnotherNodeFails(t *testing.T) {
 	}
 	// Only the on-store-error of the tier no node decided decides: strict
 	// (deny) answered and admits, down (allow) is unknown.
-	if v := l.Decide(r, op(denying(tier("strict", strict, 100)), tier("down", down, 100)), limits.Caller{}); !v.Allowed || v.StoreErr == nil {
-		t.Errorf("strict (on-store-error: deny) admitting on its node, down's node stopped: allowed %v, store error %v; want down's allow, with the store's error", v.Allowed, v.StoreErr)
+	if v := l.Decide(r, op(denying(tier("strict", strict, 100)), tier("down", down, 100)), limits.Caller{}); !v.Allowed || v.StoreErr == nil || v.Charged != 1 {
+		t.Errorf("strict (on-store-error: deny) admitting on its node, down's node stopped: allowed %v, store error %v, charged %b; want down's allow, with the store's error, strict alone charged", v.Allowed, v.StoreErr, v.Charged)
 	}
 	// The other way round the request is refused, and spare, which
 	// answered, is not charged for it.
-	if v := l.Decide(r, op(tier("spare", spare, 100), denying(tier("down", down, 100))), limits.Caller{}); v.Allowed || v.StoreErr == nil {
+	if v := l.Decide(r, op(tier("spare", spare, 100), denying(tier("down", down, 100))), limits.Caller{}); v.Allowed || v.StoreErr == nil || v.Charged != 0 {
 		t.Errorf("down (on-store-error: deny) unknown: allowed %v, store error %v; want refused, with the store's error", v.Allowed, v.StoreErr)
 	}
 	if v := l.Decide(r, op(tier("spare", spare, 100)), limits.Caller{}); len(v.Limit) != 1 || !strings.HasPrefix(v.Limit[0], `"spare";r=99;`) {
