@@ -151,9 +151,13 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 	d := &Deps{Table: table, Log: log, LogRequests: cfg.LogRequests, ValidateResponses: cfg.ValidateResponses, ResponseSample: cfg.ResponseSample, Timeout: cfg.StoreTimeout,
 		app: app, problems: app.Problems}
 	d.Errors = handlerErrors(d.problems, log)
+	opening := false // past the checks of the settings alone
 	defer func() {
 		if err != nil {
 			d.Close()
+			if opening && ctx.Err() != nil {
+				err = &stoppedError{err}
+			}
 		}
 	}()
 	// Registered first, the tracer is shut down last by Close, whatever
@@ -220,6 +224,7 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 	if err := checkGuard(app, cfg, table); err != nil {
 		return nil, err
 	}
+	opening = true
 	if cfg.RedisURL == "" {
 		d.Store = security.NewMemoryStore(now)
 		d.Limits = limits.NewMemoryStore(now)
@@ -310,6 +315,14 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 	}
 	return d, nil
 }
+
+// stoppedError is buildDeps's error when its context ended as it opened
+// the stores and the database, migrated or seeded: what failed then
+// failed for the stop, not for the setting it would name.
+type stoppedError struct{ err error }
+
+func (e *stoppedError) Error() string { return "stopped while starting: " + e.err.Error() }
+func (e *stoppedError) Unwrap() error { return e.err }
 
 // credentialOptions are the credential operations' options the settings
 // alone decide.

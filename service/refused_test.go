@@ -270,4 +270,9 @@ func TestStopWhileStartingIsNoFailure(t *testing.T) {
 	if want := "svc: stopped while starting, before serving\n"; stderr.String() != want {
 		t.Errorf("stderr %q, want %q", stderr.String(), want)
 	}
+	// A bad setting is reported all the same: the stop did not cause it.
+	env["SPECGUARD_ACCESS_TTL"] = "soon"
+	if err := service.Run(ctx, testApp(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "SPECGUARD_ACCESS_TTL") {
+		t.Errorf("Run with a bad SPECGUARD_ACCESS_TTL, stopped while starting: %v, want the setting's error", err)
+	}
 }

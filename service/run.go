@@ -115,8 +115,8 @@ func build(ctx context.Context, app App, args []string, getenv func(string) stri
 
 // Run serves app until ctx is done, then drains in-flight requests and
 // returns nil. Any configuration problem is returned before anything
-// listens. When ctx ends while it starts, it returns nil, having served
-// nothing.
+// listens. When ctx ends while it opens the stores and the database,
+// migrates or seeds, it returns nil, having served nothing.
 func Run(ctx context.Context, app App, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	// The addresses are bound before the database or the stores are
 	// opened: a start refused for an address in use has written nothing.
@@ -124,9 +124,8 @@ func Run(ctx context.Context, app App, args []string, getenv func(string) string
 	s, err := build(ctx, app, args, getenv, stdout, stderr, ls.bind)
 	if err != nil {
 		ls.close()
-		if ctx.Err() != nil {
-			// Stopped while it started (SIGTERM, Ctrl-C): what failed then
-			// failed for the stop, not for a setting it would name.
+		if stopped := (*stoppedError)(nil); errors.As(err, &stopped) {
+			// Stopped while it started (SIGTERM, Ctrl-C).
 			fmt.Fprintf(stderr, "%s: stopped while starting, before serving\n", app.Name)
 			return nil
 		}
