@@ -101,7 +101,9 @@ func TestNewRefusesMissingParts(t *testing.T) {
 	}{
 		{credentials.WithArgon2(credentials.Argon2{}), "credentials: WithArgon2({Memory:0 Time:0 Threads:0}): memory 0 KiB: want 8 KiB to 4 GiB"},
 		{credentials.WithArgon2(credentials.Argon2{Memory: 64, Time: 101, Threads: 1}), "credentials: WithArgon2({Memory:64 Time:101 Threads:1}): time 101: want 1 to 100 passes"},
-		{credentials.WithSessionTTL(0), "credentials: WithSessionTTL(0s): want a positive duration (every session would be over when made)"},
+		{credentials.WithSessionTTL(0), "credentials: WithSessionTTL(0s): want at least 1s (a cookie's Max-Age is whole seconds; every session would be over when made)"},
+		{credentials.WithSessionTTL(500 * time.Millisecond), "credentials: WithSessionTTL(500ms): want at least 1s (a cookie's Max-Age is whole seconds; every session would be over when made)"},
+		{credentials.WithTokenTTL(500*time.Millisecond, time.Hour), "credentials: token service: need 1s <= access TTL (500ms) <= refresh TTL (1h0m0s)"},
 		{credentials.WithSessionIdle(-1), "credentials: WithSessionIdle(-1ns): want 0 (the TTL alone) or a positive duration"},
 		{credentials.WithAPIKeyTTL(-time.Hour), "credentials: WithAPIKeyTTL(-1h0m0s): want a positive duration (every key would be expired when made)"},
 		{credentials.WithMaxSessions(-1), "credentials: WithMaxSessions(-1), WithMaxAPIKeys(50): want 0 (no cap) or more"},

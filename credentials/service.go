@@ -69,7 +69,8 @@ type config struct {
 func WithIssuer(iss string) Option { return func(c *config) { c.issuer = iss } }
 
 // WithTokenTTL sets the lifetimes of access and refresh tokens (15 minutes
-// and 30 days when absent); a refresh token's is absolute.
+// and 30 days when absent; the access one at least a second, the refresh
+// one at least the access one); a refresh token's is absolute.
 func WithTokenTTL(access, refresh time.Duration) Option {
 	return func(c *config) { c.accessTTL, c.refreshTTL = access, refresh }
 }
@@ -81,7 +82,7 @@ func WithVerifyKeys(keys ...*tokens.Key) Option {
 }
 
 // WithSessionTTL sets how long a browser session lives (12 hours when
-// absent).
+// absent; at least a second).
 func WithSessionTTL(d time.Duration) Option { return func(c *config) { c.sessionTTL = d } }
 
 // WithSessionIdle ends a browser session unused for d (an hour when
@@ -257,8 +258,8 @@ func New(table *policy.Table, signing *tokens.Key, stores Stores, opts ...Option
 		// Hashes of such parameters could never be checked: every
 		// account registered would be refused at its first login.
 		return nil, fmt.Errorf("credentials: WithArgon2(%+v): %v", cfg.argon2, cfg.argon2.check())
-	case cfg.sessionTTL <= 0:
-		return nil, fmt.Errorf("credentials: WithSessionTTL(%s): want a positive duration (every session would be over when made)", cfg.sessionTTL)
+	case cfg.sessionTTL < time.Second:
+		return nil, fmt.Errorf("credentials: WithSessionTTL(%s): want at least 1s (a cookie's Max-Age is whole seconds; every session would be over when made)", cfg.sessionTTL)
 	case cfg.sessionIdle < 0:
 		return nil, fmt.Errorf("credentials: WithSessionIdle(%s): want 0 (the TTL alone) or a positive duration", cfg.sessionIdle)
 	case cfg.keyTTL <= 0:
