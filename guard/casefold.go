@@ -107,8 +107,8 @@ func (g *Guard) caseVariant(w http.ResponseWriter, r *http.Request, v *opValidat
 		return true
 	}
 	if field, name := v.shapes.foldedKey(decoded.ValidatedValue(), mt.Schema.Value, "body"); field != "" {
-		g.problems.InvalidRequest(w, "The request does not match the API description.", []problem.FieldError{{
-			Field: field, Message: foldedMessage(name)}})
+		g.refuse(w, r, v, problem.Invalid("The request does not match the API description.", []problem.FieldError{{
+			Field: field, Message: foldedMessage(name)}}))
 		return false
 	}
 	return true

@@ -155,6 +155,22 @@ func WithMaxBodyBytes(n int64) Option { return func(g *Guard) { g.maxBody = n } 
 // document's schemas. Validation is on by default.
 func WithoutRequestValidation() Option { return func(g *Guard) { g.validate = false } }
 
+// WithMalformedAnswer answers the requests to operation opID that request
+// validation refuses (400; 413 for a body too large) with answer instead
+// of writing p, the problem it would have written, as
+// application/problem+json: for an operation whose protocol fixes the
+// form of its errors, as RFC 6749 section 5.2 fixes the OAuth2 token
+// endpoint's (credentials.Service's Authenticators give it one). New
+// refuses an opID the document does not have.
+func WithMalformedAnswer(opID string, answer func(w http.ResponseWriter, r *http.Request, p *problem.Problem)) Option {
+	return func(g *Guard) {
+		if g.malformed == nil {
+			g.malformed = map[string]func(http.ResponseWriter, *http.Request, *problem.Problem){}
+		}
+		g.malformed[opID] = answer
+	}
+}
+
 // WithErrorLog receives the errors the guard answers with 503 (a store
 // down). Nothing is logged when absent.
 func WithErrorLog(f func(r *http.Request, err error)) Option {
@@ -201,6 +217,9 @@ type Guard struct {
 	logErr    func(*http.Request, error)
 	observe   func(http.ResponseWriter, *http.Request, Event)
 	unguarded []string
+	// malformed answer, by operation id, the requests validation refuses
+	// (WithMalformedAnswer).
+	malformed map[string]func(http.ResponseWriter, *http.Request, *problem.Problem)
 	defer_    bool // the limiter prechecks: defer what authenticators can
 	// bearerShared: bearer and oauth2 schemes have one authenticator, so
 	// one verification of the Authorization header stands for both.
@@ -313,7 +332,14 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 
 	problems := g.unequipped()
 	for _, op := range table.Operations() {
-		g.byPattern[op.Pattern] = append(g.byPattern[op.Pattern], &opState{op: op, valid: newOpValidation(table.Doc, op), challenges: g.missingChallenges(op)})
+		valid := newOpValidation(table.Doc, op)
+		valid.malformed = g.malformed[op.ID]
+		g.byPattern[op.Pattern] = append(g.byPattern[op.Pattern], &opState{op: op, valid: valid, challenges: g.missingChallenges(op)})
+	}
+	for id := range g.malformed {
+		if !slices.ContainsFunc(table.Operations(), func(op *policy.Operation) bool { return op.ID == id }) {
+			problems = append(problems, fmt.Sprintf("WithMalformedAnswer(%q): %s has no such operation", id, table.Source))
+		}
 	}
 	mounts := map[string]bool{}
 	shadowed := walkMounts(router, "", mounts)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -38,7 +37,8 @@ import (
 // multipart body giving a field more than once that may not repeat (see
 // repeatable). It reads such a body whole, leaving a copy in its place for
 // the validator.
-func (g *Guard) strictBody(w http.ResponseWriter, r *http.Request, rb *openapi3.RequestBodyRef) bool {
+func (g *Guard) strictBody(w http.ResponseWriter, r *http.Request, v *opValidation) bool {
+	rb := v.route.Operation.RequestBody
 	if rb == nil {
 		return true
 	}
@@ -48,8 +48,8 @@ func (g *Guard) strictBody(w http.ResponseWriter, r *http.Request, rb *openapi3.
 	}
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil {
-		g.problems.InvalidRequest(w, "The request does not match the API description.", []problem.FieldError{{
-			Field: "header.Content-Type", Message: "is not a media type: " + strings.TrimPrefix(err.Error(), "mime: ")}})
+		g.refuse(w, r, v, problem.Invalid("The request does not match the API description.", []problem.FieldError{{
+			Field: "header.Content-Type", Message: "is not a media type: " + strings.TrimPrefix(err.Error(), "mime: ")}}))
 		return false
 	}
 	form, multi := mt == "application/x-www-form-urlencoded", mt == "multipart/form-data"
@@ -59,11 +59,10 @@ func (g *Guard) strictBody(w http.ResponseWriter, r *http.Request, rb *openapi3.
 	body, err := io.ReadAll(r.Body)
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
-		g.problems.Write(w, &problem.Problem{Type: "body-too-large", Title: "Request body too large", Status: http.StatusRequestEntityTooLarge,
-			Detail: fmt.Sprintf("The body exceeds %d bytes.", tooLarge.Limit)})
+		g.refuse(w, r, v, tooLargeProblem(tooLarge))
 		return false
 	} else if err != nil {
-		g.problems.InvalidRequest(w, "The request body could not be read.", nil)
+		g.refuse(w, r, v, problem.Invalid("The request body could not be read.", nil))
 		return false
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
@@ -75,8 +74,8 @@ func (g *Guard) strictBody(w http.ResponseWriter, r *http.Request, rb *openapi3.
 			name, msg = badParts(body, params["boundary"], rb.Value.Content.Get(ct))
 		}
 		if name != "" {
-			g.problems.InvalidRequest(w, "The request does not match the API description.", []problem.FieldError{{
-				Field: "body." + name, Message: msg}})
+			g.refuse(w, r, v, problem.Invalid("The request does not match the API description.", []problem.FieldError{{
+				Field: "body." + name, Message: msg}}))
 			return false
 		}
 		return true
@@ -85,7 +84,7 @@ func (g *Guard) strictBody(w http.ResponseWriter, r *http.Request, rb *openapi3.
 		return true // no body: the validator says whether one was due
 	}
 	if msg := ijson.Check(body); msg != "" {
-		g.problems.InvalidRequest(w, "The request does not match the API description.", []problem.FieldError{{Field: "body", Message: msg}})
+		g.refuse(w, r, v, problem.Invalid("The request does not match the API description.", []problem.FieldError{{Field: "body", Message: msg}}))
 		return false
 	}
 	return true

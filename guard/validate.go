@@ -47,6 +47,9 @@ var validationKeep = &openapi3filter.Options{
 // opValidation is what request validation needs for one operation.
 type opValidation struct {
 	route *routers.Route
+	// malformed answers the requests refused here, when not nil
+	// (WithMalformedAnswer).
+	malformed func(http.ResponseWriter, *http.Request, *problem.Problem)
 	// pathOnly lists the parameters when an operation's only input is
 	// string path parameters in the simple style (GET /posts/{id}, say):
 	// those are validated by their schemas directly, which is all
@@ -440,10 +443,10 @@ func (g *Guard) validateRequest(ctx context.Context, w http.ResponseWriter, r *h
 		// Parsed once, for the checks here and openapi3filter.
 		query := r.URL.Query()
 		if bad := v.checkQuery(r, query); bad != nil {
-			g.problems.InvalidRequest(w, "The request does not match the API description.", bad)
+			g.refuse(w, r, v, problem.Invalid("The request does not match the API description.", bad))
 			return false
 		}
-		if !g.strictBody(w, r, v.route.Operation.RequestBody) {
+		if !g.strictBody(w, r, v) {
 			return false
 		}
 		params := make(map[string]string, len(rctx.URLParams.Keys))
@@ -456,7 +459,7 @@ func (g *Guard) validateRequest(ctx context.Context, w http.ResponseWriter, r *h
 			params[k] = v
 		}
 		if len(bad) > 0 {
-			g.problems.InvalidRequest(w, "The request does not match the API description.", fieldErrors(bad))
+			g.refuse(w, r, v, problem.Invalid("The request does not match the API description.", fieldErrors(bad)))
 			return false
 		}
 		err = openapi3filter.ValidateRequest(ctx, &openapi3filter.RequestValidationInput{
@@ -471,7 +474,7 @@ func (g *Guard) validateRequest(ctx context.Context, w http.ResponseWriter, r *h
 		}
 		if err == nil {
 			if bad := v.checkJSONParams(r, rctx, query); bad != nil {
-				g.problems.InvalidRequest(w, "The request does not match the API description.", bad)
+				g.refuse(w, r, v, problem.Invalid("The request does not match the API description.", bad))
 				return false
 			}
 		}
@@ -481,12 +484,27 @@ func (g *Guard) validateRequest(ctx context.Context, w http.ResponseWriter, r *h
 	}
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
-		g.problems.Write(w, &problem.Problem{Type: "body-too-large", Title: "Request body too large", Status: http.StatusRequestEntityTooLarge,
-			Detail: fmt.Sprintf("The body exceeds %d bytes.", tooLarge.Limit)})
+		g.refuse(w, r, v, tooLargeProblem(tooLarge))
 		return false
 	}
-	g.problems.InvalidRequest(w, "The request does not match the API description.", fieldErrors(err))
+	g.refuse(w, r, v, problem.Invalid("The request does not match the API description.", fieldErrors(err)))
 	return false
+}
+
+// refuse answers a request validation refused with p, or as the
+// operation's WithMalformedAnswer says.
+func (g *Guard) refuse(w http.ResponseWriter, r *http.Request, v *opValidation, p *problem.Problem) {
+	if v.malformed != nil {
+		v.malformed(w, r, p)
+		return
+	}
+	g.problems.Write(w, p)
+}
+
+// tooLargeProblem is the 413 of a body over the limit.
+func tooLargeProblem(err *http.MaxBytesError) *problem.Problem {
+	return &problem.Problem{Type: "body-too-large", Title: "Request body too large", Status: http.StatusRequestEntityTooLarge,
+		Detail: fmt.Sprintf("The body exceeds %d bytes.", err.Limit)}
 }
 
 // fieldErrors flattens openapi3filter's errors into one entry per field,

@@ -94,5 +94,10 @@ func (w Writer) MethodNotAllowed(rw http.ResponseWriter, allow []string) {
 // InvalidRequest is the 400 of a request that does not match the API
 // description; errors name the fields.
 func (w Writer) InvalidRequest(rw http.ResponseWriter, detail string, errors []FieldError) {
-	w.Write(rw, &Problem{Type: "invalid-request", Title: "Invalid request", Status: http.StatusBadRequest, Detail: detail, Errors: errors})
+	w.Write(rw, Invalid(detail, errors))
+}
+
+// Invalid is the problem InvalidRequest writes.
+func Invalid(detail string, errors []FieldError) *Problem {
+	return &Problem{Type: "invalid-request", Title: "Invalid request", Status: http.StatusBadRequest, Detail: detail, Errors: errors}
 }
