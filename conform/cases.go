@@ -2,6 +2,7 @@ package conform
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -563,13 +564,27 @@ func (r *runner) schemaCase(ctx context.Context, op *policy.Operation) {
 }
 
 // namesField reports whether a problem's errors[] name field (or one of
-// its properties: "body" covers "body.title").
+// its properties: "body" covers "body.title"); or, for an answer in
+// OAuth2's form (RFC 6749 section 5.2, the token endpoint's), whether its
+// error_description does, as specguard writes it ("field: message; ...").
 func namesField(resp *response, field string) bool {
+	names := func(f string) bool { return f == field || strings.HasPrefix(f, field+".") }
 	errs, _ := resp.problem["errors"].([]any)
 	for _, e := range errs {
 		m, _ := e.(map[string]any)
-		f, _ := m["field"].(string)
-		if f == field || strings.HasPrefix(f, field+".") {
+		if f, _ := m["field"].(string); names(f) {
+			return true
+		}
+	}
+	var oauth struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	if resp.problem != nil || json.Unmarshal(resp.body, &oauth) != nil || oauth.Error == "" {
+		return false
+	}
+	for _, part := range strings.Split(oauth.Description, "; ") {
+		if f, _, ok := strings.Cut(part, ": "); ok && names(f) {
 			return true
 		}
 	}

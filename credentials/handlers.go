@@ -326,7 +326,7 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) {
 			return // answered
 		}
 	default:
-		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type must be password, refresh_token or client_credentials")
+		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", unsupportedGrant)
 		return
 	}
 	switch {

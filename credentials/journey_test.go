@@ -142,8 +142,23 @@ func tokenEndpointJourney(t *testing.T, e *env) {
 		{"grant_type": {"", "password"}, "username": {"root@example.com"}, "password": {"root-password-1"}},
 		{"grant_type": {"password"}, "username": {"root@example.com", "other@example.com"}, "password": {"root-password-1"}},
 	} {
-		if r := e.form("/auth/token", v); r.code != 400 || !strings.Contains(r.raw, "given more than once") {
-			t.Errorf("%s: %d %s, want 400 saying a parameter is given more than once", v.Encode(), r.code, r.raw)
+		if r := e.form("/auth/token", v); r.code != 400 || r.body["error"] != "invalid_request" || !strings.Contains(r.raw, "given more than once") {
+			t.Errorf("%s: %d %s, want 400 invalid_request saying a parameter is given more than once", v.Encode(), r.code, r.raw)
+		}
+	}
+	// Whatever the guard's validation refuses is answered as RFC 6749
+	// section 5.2 says, as an OAuth2 client reads it, not as a problem.
+	for _, c := range []struct {
+		contentType, body, code string
+	}{
+		{"application/x-www-form-urlencoded", "grant_type=authorization_code&code=x", "unsupported_grant_type"},
+		{"application/x-www-form-urlencoded", "username=root%40example.com&password=x", "invalid_request"},
+		{"application/json", `{"grant_type":"password"}`, "invalid_request"},
+		{"application/x-www-form-urlencoded", "grant_type=password&password=root-password-1&username=" + strings.Repeat("a", 2000), "invalid_request"},
+	} {
+		r := e.do("POST", "/auth/token", c.contentType, c.body)
+		if r.code != 400 || r.body["error"] != c.code || r.body["error_description"] == nil || r.header.Get("Content-Type") != "application/json" || r.header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s %.60s: %d %s %q, want 400 application/json, no-store, error %s", c.contentType, c.body, r.code, r.header.Get("Content-Type"), r.raw, c.code)
 		}
 	}
 	r := e.form("/auth/token", url.Values{"grant_type": {"password"}, "username": {"root@example.com"}, "password": {"root-password-1"}, "scope": {"users:read"}})

@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -218,6 +219,32 @@ func oauthError(w http.ResponseWriter, status int, code, description string) {
 		Error       string `json:"error"`
 		Description string `json:"error_description,omitempty"`
 	}{code, description})
+}
+
+// grants are the token endpoint's grant types.
+var grants = []string{"password", "refresh_token", "client_credentials"}
+
+const unsupportedGrant = "grant_type must be password, refresh_token or client_credentials"
+
+// malformedToken answers a token request the guard's validation refused
+// (p) in the form of RFC 6749 section 5.2, as an OAuth2 client reads it:
+// 400 unsupported_grant_type when grant_type names no grant, else 400
+// invalid_request, saying what p says is wrong.
+func malformedToken(w http.ResponseWriter, r *http.Request, p *problem.Problem) {
+	code, desc := "invalid_request", p.Detail
+	if len(p.Errors) > 0 {
+		parts := make([]string, len(p.Errors))
+		for i, e := range p.Errors {
+			parts[i] = e.Field + ": " + e.Message
+		}
+		desc = strings.Join(parts, "; ")
+	}
+	if r.ParseForm() == nil {
+		if g := r.PostForm["grant_type"]; len(g) == 1 && g[0] != "" && !slices.Contains(grants, g[0]) {
+			code, desc = "unsupported_grant_type", unsupportedGrant
+		}
+	}
+	oauthError(w, http.StatusBadRequest, code, desc)
 }
 
 // fields splits a space-separated list.

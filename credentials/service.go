@@ -357,11 +357,16 @@ func (s *Service) Mount(r chi.Router) {
 
 // Authenticators verify what the service issues: access tokens (http
 // bearer and oauth2 schemes), browser sessions (apiKey in a cookie) and API
-// keys (apiKey in a header). Pass them to guard.New.
+// keys (apiKey in a header). Pass them to guard.New. With them, a token
+// request the guard's validation refuses is answered as RFC 6749 section
+// 5.2 says, not as a problem (guard.WithMalformedAnswer).
 func (s *Service) Authenticators() []guard.Option {
 	var opts []guard.Option
 	for _, t := range []policy.SchemeType{policy.SchemeBearer, policy.SchemeOAuth2, policy.SchemeAPIKeyCookie, policy.SchemeAPIKeyHeader} {
 		opts = append(opts, guard.WithAuthenticator(t, s.authenticator(t)))
+	}
+	if op := credentialOp(s.table, "token"); op != nil {
+		opts = append(opts, guard.WithMalformedAnswer(op.ID, malformedToken))
 	}
 	return opts
 }
