@@ -163,16 +163,16 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request) {
 	}
 	addr, err := mail.ParseAddress(in.Email)
 	if err != nil || addr.Address != in.Email {
-		s.badRequest(w, "email is not a valid address")
+		s.badRequest(w, "body.email", "email is not a valid address")
 		return
 	}
 	if err := s.passwordRule.check(in.Password); err != nil {
-		s.badRequest(w, "The password is "+err.Error()+".")
+		s.badRequest(w, "body.password", "The password is "+err.Error()+".")
 		return
 	}
 	if invisible(in.Email) {
 		// "ann\u200b@example.com" looks like ann@example.com in every list.
-		s.badRequest(w, "email holds an invisible or control character")
+		s.badRequest(w, "body.email", "email holds an invisible or control character")
 		return
 	}
 	hash, err := s.passwords.hash(r.Context(), in.Password)
@@ -202,7 +202,7 @@ func (s *Service) decodeLogin(w http.ResponseWriter, r *http.Request, in *loginR
 		return false
 	}
 	if !plainText(in.Device) {
-		s.badRequest(w, "device must hold no control or bidirectional formatting characters")
+		s.badRequest(w, "body.device", "device must hold no control or bidirectional formatting characters")
 		return false
 	}
 	return true
@@ -552,7 +552,7 @@ func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !ended && !clear {
-		s.badRequest(w, "This token has no login to end: a token minted from an API key stays valid until it expires or the key is revoked, an identity provider's until it expires.")
+		s.badRequest(w, "header.Authorization", "This token has no login to end: a token minted from an API key stays valid until it expires or the key is revoked, an identity provider's until it expires.")
 		return
 	}
 	s.loggedOut(w, clear)
@@ -733,18 +733,22 @@ func (s *Service) createKey(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &in) {
 		return
 	}
-	if in.Name == "" || len(in.Scopes) == 0 {
-		s.badRequest(w, "name and scopes are required")
+	if in.Name == "" {
+		s.badRequest(w, "body.name", "name and scopes are required")
+		return
+	}
+	if len(in.Scopes) == 0 {
+		s.badRequest(w, "body.scopes", "name and scopes are required")
 		return
 	}
 	if !plainText(in.Name) {
-		s.badRequest(w, "name must hold no control or bidirectional formatting characters")
+		s.badRequest(w, "body.name", "name must hold no control or bidirectional formatting characters")
 		return
 	}
 	p := caller(r)
 	for _, sc := range in.Scopes {
 		if !s.scopeDeclared(sc) {
-			s.badRequest(w, "unknown scope "+sc)
+			s.badRequest(w, "body.scopes", "unknown scope "+sc)
 			return
 		}
 		if !p.HasScope(sc) {
@@ -807,7 +811,7 @@ func (s *Service) listUsers(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			s.badRequest(w, "limit must be a whole number of at least 1")
+			s.badRequest(w, "query.limit", "limit must be a whole number of at least 1")
 			return
 		}
 		limit = min(n, maxPage)
@@ -853,11 +857,11 @@ func (s *Service) updateUser(op *policy.Operation) http.HandlerFunc {
 			return
 		}
 		if in.Role == nil && in.Disabled == nil {
-			s.badRequest(w, "give role or disabled")
+			s.badRequest(w, "body", "give role or disabled")
 			return
 		}
 		if in.Role != nil && !s.roleGrants(*in.Role) {
-			s.badRequest(w, "role "+*in.Role+" is not declared in the document's x-roles")
+			s.badRequest(w, "body.role", "role "+*in.Role+" is not declared in the document's x-roles")
 			return
 		}
 		change := func(a *Account) {

@@ -313,6 +313,20 @@ func TestDecodeRefusesBodiesThatAreNotOneValue(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d", c.name, r.code, r.raw, c.code)
 		}
 	}
+	// Each 400 names the field, as the guard's validation does.
+	for _, c := range []struct{ contentType, body, field string }{
+		{"application/json", `{"email":"ann@example.com","password":"correct horse battery","nick":"a"}`, "body.nick"},
+		{"application/json", `{"email":"ann@example.com","password":7}`, "body.password"},
+		{"text/plain", `{"email":"ann@example.com","password":"correct horse battery"}`, "header.Content-Type"},
+		{"application/json", `{"email":"ann@example.com","password":"short"}`, "body.password"},
+		{"application/json", `{"email":"ann\u200b@example.com","password":"correct horse battery"}`, "body.email"},
+	} {
+		r := e.do("POST", "/auth/register", c.contentType, c.body)
+		errs, _ := r.body["errors"].([]any)
+		if first, _ := firstOf(errs).(map[string]any); r.code != 400 || first["field"] != c.field {
+			t.Errorf("%s %s: %d %s, want 400 naming %s", c.contentType, c.body, r.code, r.raw, c.field)
+		}
+	}
 	// The token endpoint refuses a parameter given twice (RFC 6749
 	// section 3.2).
 	if r := e.form("/auth/token", url.Values{"grant_type": {"", "password"}, "username": {"ann@example.com"}, "password": {"correct horse battery"}}); r.code != 400 || r.body["error"] != "invalid_request" {
@@ -352,4 +366,12 @@ func TestWrongKeySecretsSpendTheAddressBudget(t *testing.T) {
 	if l := e.json("POST", "/auth/login", `{"email":"ann@example.com","password":"correct horse battery"}`, "X-Client", "203.0.113.8"); l.code != 200 {
 		t.Errorf("the right password from another address: %d %s, want 200", l.code, l.raw)
 	}
+}
+
+// firstOf is the first of list, or nil.
+func firstOf(list []any) any {
+	if len(list) == 0 {
+		return nil
+	}
+	return list[0]
 }

@@ -44,25 +44,48 @@ func noStore(w http.ResponseWriter) {
 // writes the 400 itself and reports false when the body cannot be read.
 func (s *Service) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		s.badRequest(w, "the body must be application/json")
+		s.badRequest(w, "header.Content-Type", "the body must be application/json")
 		return false
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
 	if err != nil || ijson.Check(body) != "" {
-		s.badRequest(w, "the body is not the JSON object this operation takes")
+		s.badRequest(w, "body", "the body is not the JSON object this operation takes")
 		return false
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		s.badRequest(w, "the body is not the JSON object this operation takes")
+		field := "body"
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			field += "." + sentName(body, typeErr.Field)
+		} else if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			field += "." + strings.Trim(name, `"`)
+		}
+		s.badRequest(w, field, "the body is not the JSON object this operation takes")
 		return false
 	}
 	return true
 }
 
-func (s *Service) badRequest(w http.ResponseWriter, detail string) {
-	s.problems.InvalidRequest(w, detail, nil)
+// sentName is the name body gives the property of Go field name (matched
+// as encoding/json matches it, whatever the case), or name.
+func sentName(body []byte, name string) string {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) == nil {
+		for k := range m {
+			if strings.EqualFold(k, name) {
+				return k
+			}
+		}
+	}
+	return name
+}
+
+// badRequest is the 400 of a request whose field (as the guard names
+// fields: "body.email", "query.limit") is wrong, as detail says.
+func (s *Service) badRequest(w http.ResponseWriter, field, detail string) {
+	s.problems.InvalidRequest(w, detail, []problem.FieldError{{Field: field, Message: detail}})
 }
 
 func (s *Service) notFound(w http.ResponseWriter, what string) {
