@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/specguard/specguard/guard"
 	"github.com/specguard/specguard/internal/guardtest"
@@ -215,19 +214,8 @@ func TestOutboundChargeOnAClusterWithANodeDown(t *testing.T) {
 	cl := redistest.StartCluster(t)
 	rdb := cl.Client(t)
 	prefix := cl.Nodes[0].Prefix + "rl:"
-	ctx := context.Background()
-	if err := rdb.ForEachShard(ctx, func(ctx context.Context, c *redis.Client) error {
-		return c.ConfigSet(ctx, "cluster-require-full-coverage", "no").Err()
-	}); err != nil {
-		t.Fatal(err)
-	}
-	nodeOf := func(shared string) string {
-		c, err := rdb.MasterForKey(ctx, prefix+"{shared:"+shared+"|ip:192.0.2.1}")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c.Options().Addr
-	}
+	cl.Partial(t, rdb)
+	nodeOf := func(shared string) string { return redistest.NodeOf(t, rdb, prefix+"{shared:"+shared+"|ip:192.0.2.1}") }
 	live, down := "live", ""
 	for i := 0; down == ""; i++ {
 		if b := "b" + strconv.Itoa(i); nodeOf(b) != nodeOf(live) {
@@ -238,11 +226,7 @@ func TestOutboundChargeOnAClusterWithANodeDown(t *testing.T) {
         - {name: per-ip, limit: 1, window: 1h, key: ip, shared: `+live+`, on-store-error: allow}
         - {name: other, limit: 100, window: 1h, key: ip, shared: `+down+`, on-store-error: allow}`,
 		redislimit.New(rdb, prefix), limits.WithTimeout(time.Second))
-	for _, n := range cl.Nodes {
-		if n.Addr == nodeOf(down) {
-			n.Stop()
-		}
-	}
+	cl.StopNode(nodeOf(down))
 	if w := do(); w.Code != 200 {
 		t.Errorf("the first request with a good key, other's node down: %d %s, want 200 (per-ip charged once)", w.Code, w.Body)
 	}

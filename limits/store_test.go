@@ -159,23 +159,8 @@ func TestClusterRefusalHoldsWhileAnotherNodeFails(t *testing.T) {
 	cl := redistest.StartCluster(t)
 	rdb := cl.Client(t)
 	prefix := cl.Nodes[0].Prefix + "rl:"
-	ctx := context.Background()
-	// The nodes that answer keep serving their slots while one is down
-	// (a partial outage), rather than the whole Cluster refusing every
-	// call once it sees the node gone (CLUSTERDOWN, after the 2 s node
-	// timeout), which would end what this test checks midway.
-	if err := rdb.ForEachShard(ctx, func(ctx context.Context, c *redis.Client) error {
-		return c.ConfigSet(ctx, "cluster-require-full-coverage", "no").Err()
-	}); err != nil {
-		t.Fatal(err)
-	}
-	nodeOf := func(bucket string) string {
-		c, err := rdb.MasterForKey(ctx, prefix+"{"+bucket+"|ip:192.0.2.1}")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c.Options().Addr
-	}
+	cl.Partial(t, rdb) // else the Cluster ends what this test checks midway
+	nodeOf := func(bucket string) string { return redistest.NodeOf(t, rdb, prefix+"{"+bucket+"|ip:192.0.2.1}") }
 	// Buckets narrow, wide, fresh, strict and spare on one node, down on
 	// another.
 	narrow, down := "op/narrow", ""
@@ -200,11 +185,7 @@ func TestClusterRefusalHoldsWhileAnotherNodeFails(t *testing.T) {
 	if v := l.Decide(r, refusing, limits.Caller{}); !v.Allowed {
 		t.Fatalf("first request: %+v, want admitted", v)
 	}
-	for _, n := range cl.Nodes {
-		if n.Addr == nodeOf(down) {
-			n.Stop()
-		}
-	}
+	cl.StopNode(nodeOf(down))
 	for i := range 2 {
 		v := l.Decide(r, refusing, limits.Caller{})
 		if v.Allowed || v.Denied != 1 || v.StoreErr != nil || v.RetryAfter < 1 {

@@ -166,6 +166,38 @@ func (c *Cluster) Client(t testing.TB) *redis.ClusterClient {
 	return rdb
 }
 
+// Partial has every node of c keep serving its own slots while another
+// is down (cluster-require-full-coverage no): a partial outage, rather
+// than the whole Cluster refusing every call (CLUSTERDOWN) once it sees a
+// node gone, after its 2 s node timeout.
+func (c *Cluster) Partial(t testing.TB, rdb *redis.ClusterClient) {
+	t.Helper()
+	if err := rdb.ForEachShard(context.Background(), func(ctx context.Context, n *redis.Client) error {
+		return n.ConfigSet(ctx, "cluster-require-full-coverage", "no").Err()
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// NodeOf is the address of the master of rdb that holds key.
+func NodeOf(t testing.TB, rdb *redis.ClusterClient, key string) string {
+	t.Helper()
+	n, err := rdb.MasterForKey(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n.Options().Addr
+}
+
+// StopNode stops the node of c at addr.
+func (c *Cluster) StopNode(addr string) {
+	for _, n := range c.Nodes {
+		if n.Addr == addr {
+			n.Stop()
+		}
+	}
+}
+
 // freeClusterPort returns a port p such that p and its cluster bus port
 // p+10000 are both free.
 func freeClusterPort(t testing.TB) int {
