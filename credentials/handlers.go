@@ -209,11 +209,16 @@ func (s *Service) decodeLogin(w http.ResponseWriter, r *http.Request, in *loginR
 }
 
 // plainText reports whether s, a name shown to people as given, holds no
-// control character (a line break would forge lines where it is shown, a
-// NUL cannot be stored in PostgreSQL) nor a bidirectional formatting one
-// (U+202E would show the rest of the line reversed).
+// control character nor line or paragraph separator (a line break would
+// forge lines where it is shown, a NUL cannot be stored in PostgreSQL),
+// nor a bidirectional embedding, override or isolate (U+202E would show
+// the rest of the line reversed; the marks U+200E, U+200F and U+061C,
+// which a right-to-left name may end with, override nothing).
 func plainText(s string) bool {
-	return !strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) })
+	return !strings.ContainsFunc(s, func(r rune) bool {
+		return unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp) ||
+			unicode.Is(unicode.Bidi_Control, r) && r != '\u200e' && r != '\u200f' && r != '\u061c'
+	})
 }
 
 func (s *Service) login(w http.ResponseWriter, r *http.Request) {
@@ -391,7 +396,10 @@ func narrow(granted []string, requested string) ([]string, bool) {
 // nil, nil).
 func (s *Service) clientCredentials(w http.ResponseWriter, r *http.Request) (*tokens.Pair, error) {
 	id, secret, basic := r.BasicAuth()
-	inForm := r.PostForm.Has("client_id") || r.PostForm.Has("client_secret")
+	// client_id in the form beside Basic only names the client (section
+	// 3.2.1); a secret there, or another id, is a second method.
+	bare := func(id string) string { return strings.TrimPrefix(id, security.APIKeyPrefix) }
+	inForm := r.PostForm.Has("client_secret") || r.PostForm.Has("client_id") && bare(r.PostForm.Get("client_id")) != bare(id)
 	switch {
 	case basic && inForm:
 		// RFC 6749 section 2.3: one way of authenticating the client per

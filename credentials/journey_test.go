@@ -1,6 +1,7 @@
 package credentials_test
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -385,6 +386,14 @@ func keysJourney(t *testing.T, e *env) {
 	if r := e.form("/auth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {kid}, "client_secret": {"wrong"}}, "Authorization", basic); r.code != 400 || r.body["error"] != "invalid_request" {
 		t.Errorf("client_credentials in HTTP Basic and the form: %d %s, want 400 invalid_request", r.code, r.raw)
 	}
+	// client_id alone in the form names the client (section 3.2.1): the
+	// same one as Basic's is no second method, another one is.
+	if r := e.form("/auth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {security.APIKeyPrefix + kid}}, "Authorization", basic); r.code != 200 {
+		t.Errorf("client_credentials in HTTP Basic, its client_id in the form: %d %s, want 200", r.code, r.raw)
+	}
+	if r := e.form("/auth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {"other"}}, "Authorization", basic); r.code != 400 || r.body["error"] != "invalid_request" {
+		t.Errorf("client_credentials in HTTP Basic, another client_id in the form: %d %s, want 400 invalid_request", r.code, r.raw)
+	}
 	if r := e.form("/auth/token", url.Values{"grant_type": {"client_credentials"}}, "Authorization", "Basic !!!"); r.code != 401 || r.body["error"] != "invalid_client" || !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Basic ") {
 		t.Errorf("client_credentials with an unreadable Basic header: %d %s, want 401 invalid_client with a Basic challenge", r.code, r.raw)
 	}
@@ -563,5 +572,22 @@ func TestLoginAgainAtTheSessionCap(t *testing.T) {
 				t.Errorf("a second browser at the cap: %d %s, want 409", r.code, r.raw)
 			}
 		})
+	}
+}
+
+// A document whose token operation declares fewer grants has the others
+// answered unsupported_grant_type, as RFC 6749 section 5.2 says of a grant
+// the server does not support, naming those it does.
+func TestTokenEndpointServesTheDocumentsGrants(t *testing.T) {
+	spec := bytes.Replace(credentials.Fragment, []byte("enum: [password, refresh_token, client_credentials]"), []byte("enum: [password, refresh_token]"), 1)
+	if bytes.Equal(spec, credentials.Fragment) {
+		t.Fatal("the Fragment's grant_type enum was not found")
+	}
+	accounts, keys := memoryRecords(t)
+	store, lim := memoryState(t)
+	e := newEnv(t, spec, accounts, keys, store, lim)
+	r := e.form("/auth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {"a"}, "client_secret": {"b"}})
+	if r.code != 400 || r.body["error"] != "unsupported_grant_type" || r.body["error_description"] != "grant_type must be password, refresh_token" {
+		t.Errorf("client_credentials, which the document leaves out: %d %s, want 400 unsupported_grant_type naming password and refresh_token", r.code, r.raw)
 	}
 }

@@ -256,7 +256,7 @@ func TestControlCharactersAreRefusedNotOutages(t *testing.T) {
 				t.Errorf("login with a NUL in the address: %d %s, want 401", r.code, r.raw)
 			}
 			access, _ := e.login("root@example.com", "root-password-1")
-			for _, name := range []string{`ci\u0000`, `ci\nforged line`, `ci\u202ekeep`} {
+			for _, name := range []string{`ci\u0000`, `ci\nforged line`, `ci\u2028forged line`, `ci\u2029forged paragraph`, `ci\u202ekeep`, `ci\u2066isolated`} {
 				if r := e.json("POST", "/api-keys", `{"name":"`+name+`","scopes":["users:read"]}`, bearer(access)...); r.code != 400 {
 					t.Errorf("a key named %s: %d %s, want 400", name, r.code, r.raw)
 				}
@@ -268,6 +268,11 @@ func TestControlCharactersAreRefusedNotOutages(t *testing.T) {
 						t.Errorf("%s from a device named %s: %d %s, want 400", path, name, r.code, r.raw)
 					}
 				}
+			}
+			// A right-to-left name may end with a direction mark, which
+			// overrides nothing.
+			if r := e.json("POST", "/auth/login", `{"email":"root@example.com","password":"root-password-1","device":"\u05de\u05d7\u05e9\u05d1\u200f"}`); r.code != 200 {
+				t.Errorf("a Hebrew device name ending in U+200F: %d %s, want 200", r.code, r.raw)
 			}
 		})
 	}
@@ -316,6 +321,7 @@ func TestDecodeRefusesBodiesThatAreNotOneValue(t *testing.T) {
 	// Each 400 names the field, as the guard's validation does.
 	for _, c := range []struct{ contentType, body, field string }{
 		{"application/json", `{"email":"ann@example.com","password":"correct horse battery","nick":"a"}`, "body.nick"},
+		{"application/json", `{"email":"ann@example.com","password":"correct horse battery","ni\"cké\"":"a"}`, `body.ni"cké"`},
 		{"application/json", `{"email":"ann@example.com","password":7}`, "body.password"},
 		{"text/plain", `{"email":"ann@example.com","password":"correct horse battery"}`, "header.Content-Type"},
 		{"application/json", `{"email":"ann@example.com","password":"short"}`, "body.password"},

@@ -5,13 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/specguard/specguard/internal/ijson"
+	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/problem"
 	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/security/tokens"
@@ -60,7 +63,9 @@ func (s *Service) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		if errors.As(err, &typeErr) && typeErr.Field != "" {
 			field += "." + sentName(body, typeErr.Field)
 		} else if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			field += "." + strings.Trim(name, `"`)
+			if unquoted, err := strconv.Unquote(name); err == nil {
+				field += "." + unquoted
+			}
 		}
 		s.badRequest(w, field, "the body is not the JSON object this operation takes")
 		return false
@@ -73,7 +78,7 @@ func (s *Service) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 func sentName(body []byte, name string) string {
 	var m map[string]json.RawMessage
 	if json.Unmarshal(body, &m) == nil {
-		for k := range m {
+		for _, k := range slices.Sorted(maps.Keys(m)) { // one answer for one body
 			if strings.EqualFold(k, name) {
 				return k
 			}
@@ -251,23 +256,50 @@ const unsupportedGrant = "grant_type must be password, refresh_token or client_c
 
 // malformedToken answers a token request the guard's validation refused
 // (p) in the form of RFC 6749 section 5.2, as an OAuth2 client reads it:
-// 400 unsupported_grant_type when grant_type names no grant, else 400
-// invalid_request, saying what p says is wrong.
-func malformedToken(w http.ResponseWriter, r *http.Request, p *problem.Problem) {
-	code, desc := "invalid_request", p.Detail
-	if len(p.Errors) > 0 {
-		parts := make([]string, len(p.Errors))
-		for i, e := range p.Errors {
-			parts[i] = e.Field + ": " + e.Message
+// 400 unsupported_grant_type when grant_type names none of supported (the
+// grants op's document declares), else 400 invalid_request, saying what p
+// says is wrong.
+func malformedToken(op *policy.Operation) func(http.ResponseWriter, *http.Request, *problem.Problem) {
+	supported := declaredGrants(op)
+	unsupported := "grant_type must be " + strings.Join(supported, ", ")
+	return func(w http.ResponseWriter, r *http.Request, p *problem.Problem) {
+		code, desc := "invalid_request", p.Detail
+		if len(p.Errors) > 0 {
+			parts := make([]string, len(p.Errors))
+			for i, e := range p.Errors {
+				parts[i] = e.Field + ": " + e.Message
+			}
+			desc = strings.Join(parts, "; ")
 		}
-		desc = strings.Join(parts, "; ")
+		if r.ParseForm() == nil {
+			if g := r.PostForm["grant_type"]; len(g) == 1 && g[0] != "" && !slices.Contains(supported, g[0]) {
+				code, desc = "unsupported_grant_type", unsupported
+			}
+		}
+		oauthError(w, http.StatusBadRequest, code, desc)
 	}
-	if r.ParseForm() == nil {
-		if g := r.PostForm["grant_type"]; len(g) == 1 && g[0] != "" && !slices.Contains(grants, g[0]) {
-			code, desc = "unsupported_grant_type", unsupportedGrant
+}
+
+// declaredGrants are the grants of the token operation op that its
+// document's form schema allows in grant_type: each of grants when it
+// lists none.
+func declaredGrants(op *policy.Operation) []string {
+	var declared []string
+	if rb := op.Spec.RequestBody; rb != nil && rb.Value != nil {
+		if mt := rb.Value.Content.Get("application/x-www-form-urlencoded"); mt != nil && mt.Schema != nil && mt.Schema.Value != nil {
+			if gt := mt.Schema.Value.Properties["grant_type"]; gt != nil && gt.Value != nil {
+				for _, v := range gt.Value.Enum {
+					if g, ok := v.(string); ok && slices.Contains(grants, g) {
+						declared = append(declared, g)
+					}
+				}
+			}
 		}
 	}
-	oauthError(w, http.StatusBadRequest, code, desc)
+	if len(declared) == 0 {
+		return grants
+	}
+	return declared
 }
 
 // fields splits a space-separated list.

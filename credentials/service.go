@@ -366,7 +366,7 @@ func (s *Service) Authenticators() []guard.Option {
 		opts = append(opts, guard.WithAuthenticator(t, s.authenticator(t)))
 	}
 	if op := credentialOp(s.table, "token"); op != nil {
-		opts = append(opts, guard.WithMalformedAnswer(op.ID, malformedToken))
+		opts = append(opts, guard.WithMalformedAnswer(op.ID, malformedToken(op)))
 	}
 	return opts
 }
