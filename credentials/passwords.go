@@ -15,6 +15,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
@@ -60,7 +61,7 @@ type passwordRule struct{ min, max int } // max 0: none
 const DefaultMinPassword = 10
 
 func (r passwordRule) check(password string) error {
-	switch n := utf8.RuneCountInString(password); {
+	switch n := utf8.RuneCountInString(normalized(password)); {
 	case n < r.min:
 		return fmt.Errorf("shorter than %d characters", r.min)
 	case r.max > 0 && n > r.max:
@@ -162,12 +163,18 @@ func (p *passwords) hash(ctx context.Context, password string) (string, error) {
 	return p.encode(password)
 }
 
+// normalized is password as it is hashed and checked: in Unicode
+// normalization form NFKC (NIST SP 800-63B 5.1.1.2), so that one typed
+// with a composed é on one device and with e and a combining accent on
+// another, or in full-width letters, is one password.
+func normalized(password string) string { return norm.NFKC.String(password) }
+
 func (p *passwords) encode(password string) (string, error) {
 	salt := make([]byte, 16)
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
 	}
-	key := argon2.IDKey([]byte(password), salt, p.params.Time, p.params.Memory, p.params.Threads, 32)
+	key := argon2.IDKey([]byte(normalized(password)), salt, p.params.Time, p.params.Memory, p.params.Threads, 32)
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.params.Memory, p.params.Time, p.params.Threads,
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
 }
@@ -196,7 +203,19 @@ func (p *passwords) matches(hash, password string) bool {
 	return ok
 }
 
+// check reports whether password matches hash, normalized; or as given,
+// for a hash made before passwords were normalized (or given in a users
+// file), which is then to be made again (rehash).
 func (p *passwords) check(hash, password string) (ok, rehash bool) {
+	n := normalized(password)
+	if ok, rehash = p.checkAs(hash, n); ok || n == password {
+		return ok, rehash
+	}
+	ok, _ = p.checkAs(hash, password)
+	return ok, ok
+}
+
+func (p *passwords) checkAs(hash, password string) (ok, rehash bool) {
 	if strings.HasPrefix(hash, "$argon2id$") {
 		params, salt, key, err := decodeArgon2(hash)
 		if err != nil {
