@@ -270,6 +270,10 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) {
 		pair *tokens.Pair
 		err  error
 	)
+	if !slices.Contains(s.grants, f.Get("grant_type")) {
+		s.unsupportedGrant(w)
+		return
+	}
 	switch f.Get("grant_type") {
 	case "password":
 		if f.Get("username") == "" || f.Get("password") == "" {
@@ -331,7 +335,7 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) {
 			return // answered
 		}
 	default:
-		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", unsupportedGrant)
+		s.unsupportedGrant(w)
 		return
 	}
 	switch {

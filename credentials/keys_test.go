@@ -323,6 +323,7 @@ func TestDecodeRefusesBodiesThatAreNotOneValue(t *testing.T) {
 		{"application/json", `{"email":"ann@example.com","password":"correct horse battery","nick":"a"}`, "body.nick"},
 		{"application/json", `{"email":"ann@example.com","password":"correct horse battery","ni\"cké\"":"a"}`, `body.ni"cké"`},
 		{"application/json", `{"email":"ann@example.com","password":7}`, "body.password"},
+		{"application/json", `{"email":"ann@example.com","PASSWORD":"correct horse battery","password":7}`, "body.password"},
 		{"text/plain", `{"email":"ann@example.com","password":"correct horse battery"}`, "header.Content-Type"},
 		{"application/json", `{"email":"ann@example.com","password":"short"}`, "body.password"},
 		{"application/json", `{"email":"ann\u200b@example.com","password":"correct horse battery"}`, "body.email"},

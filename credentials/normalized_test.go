@@ -1,7 +1,9 @@
 package credentials_test
 
 import (
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -39,5 +41,19 @@ func TestPasswordsAreNormalized(t *testing.T) {
 	}
 	if r := e.json("POST", "/auth/login", `{"email":"old@example.com","password":"contrasena-segura"}`); r.code != 401 {
 		t.Errorf("login without the tilde: %d, want 401", r.code)
+	}
+}
+
+// The length rule holds for a password as typed and as hashed: one
+// character NFKC makes many (U+FDFA is 18) is one character typed.
+func TestPasswordRuleCountsTypedCharacters(t *testing.T) {
+	e := onBackend(t, backends[0])
+	for _, pw := range []string{"\ufdfa", "⒇⒇⒇", "㎒㎒㎒㎒"} {
+		if _, err := e.svc.HashPassword(ctx, pw); err == nil || !strings.Contains(err.Error(), "shorter than") {
+			t.Errorf("HashPassword(%q), %d characters typed: %v, want shorter than the minimum", pw, utf8.RuneCountInString(pw), err)
+		}
+	}
+	if _, err := e.svc.HashPassword(ctx, strings.Repeat("⒇", 10)); err != nil {
+		t.Errorf("ten characters typed: %v", err)
 	}
 }

@@ -60,11 +60,15 @@ type passwordRule struct{ min, max int } // max 0: none
 // Fragment declares 10).
 const DefaultMinPassword = 10
 
+// check applies the rule to password as typed and as hashed (NFKC, which
+// may make one character many: U+FDFA is 18): the minimum to the shorter,
+// the maximum to the longer.
 func (r passwordRule) check(password string) error {
-	switch n := utf8.RuneCountInString(normalized(password)); {
-	case n < r.min:
+	typed, hashed := utf8.RuneCountInString(password), utf8.RuneCountInString(normalized(password))
+	switch {
+	case min(typed, hashed) < r.min:
 		return fmt.Errorf("shorter than %d characters", r.min)
-	case r.max > 0 && n > r.max:
+	case r.max > 0 && max(typed, hashed) > r.max:
 		return fmt.Errorf("longer than %d characters", r.max)
 	}
 	return nil

@@ -61,7 +61,7 @@ func (s *Service) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		field := "body"
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) && typeErr.Field != "" {
-			field += "." + sentName(body, typeErr.Field)
+			field += "." + sentName(body, typeErr.Field, typeErr.Value)
 		} else if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 			if unquoted, err := strconv.Unquote(name); err == nil {
 				field += "." + unquoted
@@ -74,17 +74,39 @@ func (s *Service) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 }
 
 // sentName is the name body gives the property of Go field name (matched
-// as encoding/json matches it, whatever the case), or name.
-func sentName(body []byte, name string) string {
+// as encoding/json matches it, whatever the case) whose value is of kind
+// ("number", "string", "bool", "array", "object": json.UnmarshalTypeError's
+// Value), or name.
+func sentName(body []byte, name, kind string) string {
 	var m map[string]json.RawMessage
-	if json.Unmarshal(body, &m) == nil {
-		for _, k := range slices.Sorted(maps.Keys(m)) { // one answer for one body
-			if strings.EqualFold(k, name) {
-				return k
-			}
+	if json.Unmarshal(body, &m) != nil {
+		return name
+	}
+	for _, k := range slices.Sorted(maps.Keys(m)) { // one answer for one body
+		if strings.EqualFold(k, name) && strings.HasPrefix(kind, jsonKind(m[k])) { // "number 300" too
+			return k
 		}
 	}
 	return name
+}
+
+// jsonKind names the kind of a JSON value as encoding/json's errors do.
+func jsonKind(v json.RawMessage) string {
+	switch v := bytes.TrimSpace(v); {
+	case len(v) == 0:
+		return "?"
+	case v[0] == '"':
+		return "string"
+	case v[0] == '{':
+		return "object"
+	case v[0] == '[':
+		return "array"
+	case v[0] == 't' || v[0] == 'f':
+		return "bool"
+	case v[0] == 'n':
+		return "null"
+	}
+	return "number"
 }
 
 // badRequest is the 400 of a request whose field (as the guard names
@@ -252,32 +274,33 @@ func oauthError(w http.ResponseWriter, status int, code, description string) {
 // grants are the token endpoint's grant types.
 var grants = []string{"password", "refresh_token", "client_credentials"}
 
-const unsupportedGrant = "grant_type must be password, refresh_token or client_credentials"
+// unsupportedGrant answers a grant_type that names none of the grants
+// the document declares (RFC 6749 section 5.2).
+func (s *Service) unsupportedGrant(w http.ResponseWriter) {
+	oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type must be one of: "+strings.Join(s.grants, ", "))
+}
 
 // malformedToken answers a token request the guard's validation refused
 // (p) in the form of RFC 6749 section 5.2, as an OAuth2 client reads it:
-// 400 unsupported_grant_type when grant_type names none of supported (the
-// grants op's document declares), else 400 invalid_request, saying what p
-// says is wrong.
-func malformedToken(op *policy.Operation) func(http.ResponseWriter, *http.Request, *problem.Problem) {
-	supported := declaredGrants(op)
-	unsupported := "grant_type must be " + strings.Join(supported, ", ")
-	return func(w http.ResponseWriter, r *http.Request, p *problem.Problem) {
-		code, desc := "invalid_request", p.Detail
-		if len(p.Errors) > 0 {
-			parts := make([]string, len(p.Errors))
-			for i, e := range p.Errors {
-				parts[i] = e.Field + ": " + e.Message
-			}
-			desc = strings.Join(parts, "; ")
+// 400 unsupported_grant_type when grant_type names none of the grants the
+// document declares, else 400 invalid_request, saying what p says is
+// wrong.
+func (s *Service) malformedToken(w http.ResponseWriter, r *http.Request, p *problem.Problem) {
+	if r.ParseForm() == nil {
+		if g := r.PostForm["grant_type"]; len(g) == 1 && g[0] != "" && !slices.Contains(s.grants, g[0]) {
+			s.unsupportedGrant(w)
+			return
 		}
-		if r.ParseForm() == nil {
-			if g := r.PostForm["grant_type"]; len(g) == 1 && g[0] != "" && !slices.Contains(supported, g[0]) {
-				code, desc = "unsupported_grant_type", unsupported
-			}
-		}
-		oauthError(w, http.StatusBadRequest, code, desc)
 	}
+	desc := p.Detail
+	if len(p.Errors) > 0 {
+		parts := make([]string, len(p.Errors))
+		for i, e := range p.Errors {
+			parts[i] = e.Field + ": " + e.Message
+		}
+		desc = strings.Join(parts, "; ")
+	}
+	oauthError(w, http.StatusBadRequest, "invalid_request", desc)
 }
 
 // declaredGrants are the grants of the token operation op that its

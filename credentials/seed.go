@@ -223,7 +223,7 @@ func (s *Service) Retire(ctx context.Context, published, keep []SeedAccount, log
 			continue
 		}
 		su := keep[i]
-		if su.Password == demo.Password || su.PasswordHash != "" && s.passwords.matches(su.PasswordHash, demo.Password) {
+		if su.Password != "" && normalized(su.Password) == normalized(demo.Password) || su.PasswordHash != "" && s.passwords.matches(su.PasswordHash, demo.Password) {
 			continue // the file asks for this very password
 		}
 		hash, err := s.hash(su)

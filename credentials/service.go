@@ -183,6 +183,8 @@ type Service struct {
 	// beside another credential: a token of the client_credentials grant
 	// may not hold them (see clientCredentials).
 	keyOnlyBeside map[string]bool
+	// grants are those the token operation's document declares.
+	grants []string
 }
 
 // keyOnlyBesideScopes are the scopes of the token alternatives (bearer,
@@ -267,7 +269,10 @@ func New(table *policy.Table, signing *tokens.Key, stores Stores, opts ...Option
 	case cfg.maxSessions < 0 || cfg.maxKeys < 0:
 		return nil, fmt.Errorf("credentials: WithMaxSessions(%d), WithMaxAPIKeys(%d): want 0 (no cap) or more", cfg.maxSessions, cfg.maxKeys)
 	}
-	s := &Service{table: table, accounts: stores.Accounts, store: stores.State, cfg: cfg, problems: cfg.problems, keyOnlyBeside: keyOnlyBesideScopes(table)}
+	s := &Service{table: table, accounts: stores.Accounts, store: stores.State, cfg: cfg, problems: cfg.problems, keyOnlyBeside: keyOnlyBesideScopes(table), grants: grants}
+	if op := credentialOp(table, "token"); op != nil {
+		s.grants = declaredGrants(op)
+	}
 	for _, sc := range table.Schemes {
 		if sc.Type != policy.SchemeAPIKeyCookie {
 			continue
@@ -366,7 +371,7 @@ func (s *Service) Authenticators() []guard.Option {
 		opts = append(opts, guard.WithAuthenticator(t, s.authenticator(t)))
 	}
 	if op := credentialOp(s.table, "token"); op != nil {
-		opts = append(opts, guard.WithMalformedAnswer(op.ID, malformedToken(op)))
+		opts = append(opts, guard.WithMalformedAnswer(op.ID, s.malformedToken))
 	}
 	return opts
 }
