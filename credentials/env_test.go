@@ -113,6 +113,25 @@ func newEnv(t *testing.T, spec []byte, accounts credentials.Accounts, keys secur
 // newEnvKey is newEnv signing with key (instances of one fleet share it).
 func newEnvKey(t *testing.T, spec []byte, key *tokens.Key, accounts credentials.Accounts, keys security.KeyRecords, store security.Store, lim limits.Store, opts ...credentials.Option) *env {
 	t.Helper()
+	return guardedEnv(t, spec, key, accounts, keys, store, lim, nil, opts...)
+}
+
+// unvalidatedEnv serves spec (the Fragment when empty) in memory behind a
+// guard that does not validate requests: the operations' own checks alone.
+func unvalidatedEnv(t *testing.T, spec []byte) *env {
+	t.Helper()
+	key, err := tokens.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	accounts, keys := memoryRecords(t)
+	store, lim := memoryState(t)
+	return guardedEnv(t, spec, key, accounts, keys, store, lim, []guard.Option{guard.WithoutRequestValidation()})
+}
+
+// guardedEnv is newEnvKey with guardOpts given to the guard too.
+func guardedEnv(t *testing.T, spec []byte, key *tokens.Key, accounts credentials.Accounts, keys security.KeyRecords, store security.Store, lim limits.Store, guardOpts []guard.Option, opts ...credentials.Option) *env {
+	t.Helper()
 	if spec == nil {
 		spec = credentials.Fragment
 	}
@@ -128,7 +147,7 @@ func newEnvKey(t *testing.T, spec []byte, key *tokens.Key, accounts credentials.
 	}
 	r := chi.NewRouter()
 	svc.Mount(r)
-	g, err := guard.New(table, r, append(svc.Authenticators(), guard.WithLimiter(limiter))...)
+	g, err := guard.New(table, r, append(append(svc.Authenticators(), guard.WithLimiter(limiter)), guardOpts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

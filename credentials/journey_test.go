@@ -11,11 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/specguard/specguard/credentials"
-	"github.com/specguard/specguard/guard"
-	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/security/tokens"
@@ -595,26 +591,7 @@ func TestTokenEndpointServesTheDocumentsGrants(t *testing.T) {
 		t.Errorf("client_credentials, which the document leaves out: %d %s, want 400 unsupported_grant_type naming password and refresh_token", r.code, r.raw)
 	}
 	// The operation answers so itself, without the guard's validation.
-	table, err := policy.Compile("openapi.yaml", spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := tokens.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	limiter := limits.New(lim)
-	svc, err := credentials.New(table, key, credentials.Stores{Accounts: accounts, Keys: keys, State: store, Limits: lim}, cheap, credentials.WithClientAddr(limiter.ClientAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	router := chi.NewRouter()
-	svc.Mount(router)
-	g, err := guard.New(table, router, append(svc.Authenticators(), guard.WithLimiter(limiter), guard.WithoutRequestValidation())...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	unvalidated := &env{t: t, svc: svc, h: g}
+	unvalidated := unvalidatedEnv(t, spec)
 	if r := unvalidated.form("/auth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {"a"}, "client_secret": {"b"}}); r.code != 400 || r.body["error"] != "unsupported_grant_type" {
 		t.Errorf("client_credentials, which the document leaves out, without request validation: %d %s, want 400 unsupported_grant_type", r.code, r.raw)
 	}

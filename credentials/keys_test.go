@@ -6,10 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/specguard/specguard/credentials"
-	"github.com/specguard/specguard/guard"
 	"github.com/specguard/specguard/internal/guardtest"
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
@@ -283,28 +280,7 @@ func TestControlCharactersAreRefusedNotOutages(t *testing.T) {
 // what encoding/json would read otherwise than a validator does: a name
 // given twice, data after the value, a Content-Type that is no media type.
 func TestDecodeRefusesBodiesThatAreNotOneValue(t *testing.T) {
-	table, err := policy.Compile("openapi.yaml", credentials.Fragment)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := tokens.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	lim := limits.NewMemoryStore(nil)
-	limiter := limits.New(lim)
-	svc, err := credentials.New(table, key, credentials.Stores{Accounts: credentials.NewMemoryAccounts(nil), Keys: security.NewMemoryKeyRecords(nil),
-		State: security.NewMemoryStore(nil), Limits: lim}, cheap, credentials.WithClientAddr(limiter.ClientAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := chi.NewRouter()
-	svc.Mount(r)
-	g, err := guard.New(table, r, append(svc.Authenticators(), guard.WithLimiter(limiter), guard.WithoutRequestValidation())...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, svc: svc, h: g}
+	e := unvalidatedEnv(t, nil)
 	for _, c := range []struct {
 		name, ct, body string
 		code           int
