@@ -204,3 +204,21 @@ func TestSessionIdle(t *testing.T) {
 		t.Errorf("a session by default: %+v, %v; want Idle 1h", list, err)
 	}
 }
+
+// A users file that names a demo account with its published password, in
+// another form of it (full-width letters: the same password in NFKC), asks
+// for that very password: Retire leaves the account and its logins alone.
+func TestRetireReadsPasswordsInNFKC(t *testing.T) {
+	e := newEnv(t, nil, credentials.NewMemoryAccounts(nil), security.NewMemoryKeyRecords(nil), security.NewMemoryStore(nil), limits.NewMemoryStore(nil))
+	if err := e.svc.Seed(ctx, demoUser, nil); err != nil {
+		t.Fatal(err)
+	}
+	access, _ := e.login("user@example.com", "user-password")
+	keep := []credentials.SeedAccount{{Email: "user@example.com", Password: "ｕｓｅｒ-ｐａｓｓｗｏｒｄ", Role: "user"}}
+	if err := e.svc.Retire(ctx, demoUser, keep, nil); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.do("GET", "/me", "", "", bearer(access)...); r.code != 200 {
+		t.Errorf("a token of the account after Retire with the same password in full-width letters: %d, want 200 (nothing retired)", r.code)
+	}
+}
