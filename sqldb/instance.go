@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +38,27 @@ type InstanceLock struct {
 	stop    chan struct{}
 	done    sync.WaitGroup
 	once    sync.Once
+	// id names this holder among those sharing the lock ("" when
+	// exclusive); others lists the other sharers' ids.
+	id     string
+	others func(context.Context) ([]string, error)
+}
+
+// ID names this process among the instances that share the lock (see
+// ShareInstance); it is empty for a lock held exclusive. No two processes
+// that hold the lock at once have one ID.
+func (l *InstanceLock) ID() string { return l.id }
+
+// Others returns the IDs of the other processes that share the lock now
+// (none for a lock held exclusive). With each holder marking its ID in the
+// state they share, an instance can tell whether those beside it share
+// its state: a process that holds the lock but whose mark it cannot find
+// keeps its state elsewhere.
+func (l *InstanceLock) Others(ctx context.Context) ([]string, error) {
+	if l.others == nil {
+		return nil, nil
+	}
+	return l.others(ctx)
 }
 
 // Held reports whether this process holds the lock: always, for a SQLite
@@ -77,12 +102,22 @@ func (d *DB) LockInstance(ctx context.Context, keepalive time.Duration, report f
 // as LockInstance's is, except that on PostgreSQL a lost connection
 // leaves Held true for up to three keepalives while it is taken again
 // (never once another process holds the lock exclusive).
+//
+// Each holder has an ID of its own, and Others lists the IDs of the
+// other holders: a second lock, exclusive, on the holder's ID (beside the
+// SQLite file, a file named by it; on PostgreSQL, an advisory lock of two
+// keys, on the same connection).
 func (d *DB) ShareInstance(ctx context.Context, keepalive time.Duration, report func(error)) (*InstanceLock, error) {
 	return d.lockInstance(ctx, keepalive, report, true)
 }
 
 func (d *DB) lockInstance(ctx context.Context, keepalive time.Duration, report func(error), shared bool) (*InstanceLock, error) {
 	l := &InstanceLock{}
+	var id uint32 // this sharer's, 0 when exclusive
+	if shared {
+		id = uint32(rand.Int32N(math.MaxInt32)) + 1
+		l.id = fmt.Sprintf("%08x", id)
+	}
 	if d.src.Kind == SQLite {
 		unlock, err := tryLockFile(d.lockPath(".instance-lock"), shared)
 		if errors.Is(err, errLocked) {
@@ -91,14 +126,38 @@ func (d *DB) lockInstance(ctx context.Context, keepalive time.Duration, report f
 			return nil, fmt.Errorf("locking %s: %v", d.src, err)
 		}
 		l.release = func() { unlock() }
+		if shared {
+			mark := d.lockPath(sharerSuffix + l.id)
+			unmark, err := lockSharerFile(mark)
+			if err != nil {
+				unlock()
+				return nil, fmt.Errorf("locking %s: %v", d.src, err)
+			}
+			l.release = func() {
+				os.Remove(mark) // while locked: no other sharer takes it for its own
+				unmark()
+				unlock()
+			}
+			l.others = d.fileSharers(mark)
+		}
 		l.held.Store(true)
 		return l, nil
 	}
-	conn, err := d.lockConn(ctx, shared)
+	conn, err := d.lockConn(ctx, shared, id)
 	if err != nil {
 		return nil, err
 	}
 	var mu sync.Mutex // guards conn
+	if shared {
+		l.others = func(ctx context.Context) ([]string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if conn == nil {
+				return nil, fmt.Errorf("%w: %s: the instance lock's connection is lost", ErrUnavailable, d.src)
+			}
+			return advisorySharers(ctx, conn)
+		}
+	}
 	l.release = func() {
 		mu.Lock()
 		defer mu.Unlock()
@@ -124,7 +183,7 @@ func (d *DB) lockInstance(ctx context.Context, keepalive time.Duration, report f
 			case <-tick.C:
 			}
 			mu.Lock()
-			err := d.keepLock(&conn, keepalive, shared)
+			err := d.keepLock(&conn, keepalive, shared, id)
 			mu.Unlock()
 			// Said once per change: lost, held by another, held again.
 			// A shared lock held until its connection was lost still
@@ -162,9 +221,67 @@ func (d *DB) lockPath(suffix string) string {
 // connection may fail to come back before it no longer counts as held.
 const sharedGrace = 3
 
+// sharerSuffix, then a sharer's ID, names the file beside a SQLite file
+// that the sharer holds locked.
+const sharerSuffix = ".sharer-"
+
+// fileSharers lists the IDs of the processes that hold a sharer's file
+// beside the SQLite file, but mark (this process's). A file no process
+// holds is a holder's that died: it is removed.
+func (d *DB) fileSharers(mark string) func(context.Context) ([]string, error) {
+	dir, base := filepath.Split(d.lockPath(sharerSuffix))
+	return func(context.Context) ([]string, error) {
+		entries, err := os.ReadDir(filepath.Clean(dir))
+		if err != nil {
+			return nil, fmt.Errorf("listing the instances beside %s: %v", d.src, err)
+		}
+		var ids []string
+		for _, e := range entries {
+			path := filepath.Join(dir, e.Name())
+			id, ok := strings.CutPrefix(e.Name(), base)
+			if !ok || path == mark {
+				continue
+			}
+			live, err := heldFile(path)
+			if err != nil {
+				return nil, fmt.Errorf("listing the instances beside %s: %v", d.src, err)
+			}
+			if live {
+				ids = append(ids, id)
+			}
+		}
+		return ids, nil
+	}
+}
+
+// sharerClass is the first key of the advisory lock each sharer of
+// instanceLockID holds on PostgreSQL, its ID the second.
+const sharerClass = 0x73706573 // "spes"
+
+// advisorySharers lists the IDs of the other sessions that hold a sharer's
+// advisory lock in conn's database.
+func advisorySharers(ctx context.Context, conn *pgx.Conn) ([]string, error) {
+	rows, err := conn.Query(ctx, `SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory'
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND classid::bigint = $1 AND objsubid = 2 AND granted AND pid <> pg_backend_pid()`, sharerClass)
+	if err != nil {
+		return nil, fmt.Errorf("%w: listing the instances: %s", ErrUnavailable, text.OneLine(err.Error()))
+	}
+	ids, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (string, error) {
+		var id int64
+		err := row.Scan(&id)
+		return fmt.Sprintf("%08x", id), err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: listing the instances: %s", ErrUnavailable, text.OneLine(err.Error()))
+	}
+	return ids, nil
+}
+
 // lockConn opens a connection of its own and takes the advisory lock on
-// it, exclusive or shared, or fails with ErrInUse.
-func (d *DB) lockConn(ctx context.Context, shared bool) (*pgx.Conn, error) {
+// it, exclusive or shared, or fails with ErrInUse. A sharer (id not 0)
+// also takes its own (sharerClass, id).
+func (d *DB) lockConn(ctx context.Context, shared bool, id uint32) (*pgx.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, d.src.DSN)
@@ -184,12 +301,22 @@ func (d *DB) lockConn(ctx context.Context, shared bool) (*pgx.Conn, error) {
 		conn.Close(ctx)
 		return nil, ErrInUse
 	}
+	if id != 0 {
+		err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1::int4, $2::int4)`, sharerClass, int32(id)).Scan(&got)
+		if err == nil && !got {
+			err = fmt.Errorf("another instance holds the ID %08x", id)
+		}
+		if err != nil {
+			conn.Close(ctx)
+			return nil, fmt.Errorf("%w: locking %s: %s", ErrUnavailable, d.src, text.OneLine(err.Error()))
+		}
+	}
 	return conn, nil
 }
 
 // keepLock checks that *conn still holds the lock, and takes it again on
 // a new connection when it does not.
-func (d *DB) keepLock(conn **pgx.Conn, timeout time.Duration, shared bool) error {
+func (d *DB) keepLock(conn **pgx.Conn, timeout time.Duration, shared bool, id uint32) error {
 	ctx, cancel := context.WithTimeout(context.Background(), max(timeout, time.Second))
 	defer cancel()
 	if *conn != nil {
@@ -202,7 +329,7 @@ func (d *DB) keepLock(conn **pgx.Conn, timeout time.Duration, shared bool) error
 		(*conn).Close(ctx)
 		*conn = nil
 	}
-	c, err := d.lockConn(ctx, shared)
+	c, err := d.lockConn(ctx, shared, id)
 	if err != nil {
 		return err
 	}

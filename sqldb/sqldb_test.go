@@ -697,6 +697,108 @@ func TestSharedInstanceLock(t *testing.T) {
 	})
 }
 
+// Instances that share the lock each have an ID, and each lists the
+// others' (and only while they hold it): what lets an instance find one
+// beside it that keeps its state in another Redis.
+func TestSharersListEachOther(t *testing.T) {
+	backends(t, func(t *testing.T, src sqldb.Source) {
+		a, b, c := open0(t, src), open0(t, src), open0(t, src)
+		others := func(l *sqldb.InstanceLock) []string {
+			t.Helper()
+			ids, err := l.Others(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ids
+		}
+		s1, err := a.ShareInstance(ctx, 50*time.Millisecond, func(error) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s1.Release()
+		if got := others(s1); len(got) != 0 {
+			t.Fatalf("alone, the sharer lists %v", got)
+		}
+		s2, err := b.ShareInstance(ctx, time.Hour, func(error) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s1.ID() == "" || s2.ID() == "" || s1.ID() == s2.ID() {
+			t.Fatalf("sharers' IDs %q and %q, want two different ones", s1.ID(), s2.ID())
+		}
+		if got := others(s1); len(got) != 1 || got[0] != s2.ID() {
+			t.Fatalf("the first sharer lists %v, want [%s]", got, s2.ID())
+		}
+		if got := others(s2); len(got) != 1 || got[0] != s1.ID() {
+			t.Fatalf("the second sharer lists %v, want [%s]", got, s1.ID())
+		}
+		if src.Kind == sqldb.Postgres {
+			// The first one's connection drops: it takes the lock again
+			// under the same ID.
+			admin, err := pgx.Connect(ctx, src.DSN)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer admin.Close(ctx)
+			var id int64
+			fmt.Sscanf(s1.ID(), "%x", &id)
+			holder := func() (pid int) {
+				_ = admin.QueryRow(ctx, `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1
+					AND objid = $2 AND objsubid = 2 AND granted
+					AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, 0x73706573, id).Scan(&pid)
+				return pid
+			}
+			was := holder()
+			if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend($1)`, was); err != nil {
+				t.Fatal(err)
+			}
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				if now := holder(); now != 0 && now != was {
+					break
+				} else if time.Now().After(deadline) {
+					t.Fatalf("after its connection dropped, the first sharer did not take its ID %s again (held by %d, was %d)", s1.ID(), now, was)
+				}
+			}
+			if got := others(s2); len(got) != 1 || got[0] != s1.ID() {
+				t.Fatalf("after its connection dropped, the first sharer is listed as %v, want [%s]", got, s1.ID())
+			}
+		}
+		s2.Release()
+		if got := others(s1); len(got) != 0 {
+			t.Fatalf("a sharer gone is still listed: %v", got)
+		}
+		if src.Kind == sqldb.SQLite {
+			// A sharer's file that no process holds is a dead one's:
+			// not listed, and removed.
+			dead := src.DSN + ".sharer-0badc0de"
+			if err := os.WriteFile(dead, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if got := others(s1); len(got) != 0 {
+				t.Fatalf("a dead sharer is listed: %v", got)
+			}
+			if _, err := os.Stat(dead); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("a dead sharer's file is left: %v", err)
+			}
+			s1.Release()
+			left, _ := filepath.Glob(src.DSN + ".sharer-*")
+			if len(left) != 0 {
+				t.Fatalf("released sharers left %v", left)
+			}
+		} else {
+			s1.Release()
+		}
+		x, err := c.LockInstance(ctx, time.Hour, func(error) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer x.Release()
+		if x.ID() != "" || len(others(x)) != 0 {
+			t.Fatalf("an exclusive holder has the ID %q and lists %v", x.ID(), others(x))
+		}
+	})
+}
+
 // A migration written in Go runs once, in its version's turn, with $n
 // placeholders on both databases, and has no checksum to hold it.
 func TestGoMigration(t *testing.T) {
