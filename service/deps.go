@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
@@ -78,6 +79,8 @@ type Deps struct {
 	problems  problem.Writer
 	storeName string
 	closers   []func()
+	// redis is the client of SPECGUARD_REDIS_URL, nil without it.
+	redis redis.UniversalClient
 	// lock is the database's instance lock, held without Redis: while it
 	// is lost every request but /healthz and /readyz is refused.
 	lock *sqldb.InstanceLock
@@ -416,7 +419,77 @@ func (d *Deps) lockInstance(ctx context.Context, log *slog.Logger, shared bool, 
 	}
 	d.lock = lock
 	d.closers = append(d.closers, lock.Release)
+	if shared {
+		return d.markInRedis(ctx, lock, setting)
+	}
 	return nil
+}
+
+// markInRedis marks in Redis, under the instance lock's ID, that this
+// instance serves, for as long as it does, and refuses to serve beside an
+// instance whose mark this Redis does not hold: one that shares the
+// database but keeps its logins, revocations and counters in another
+// Redis (or another of its databases), where a logout on one would not
+// hold on the other. A Redis that lost its keys (restarted without
+// persistence) holds the marks again within a keepalive: one missing is
+// looked for again for three.
+func (d *Deps) markInRedis(ctx context.Context, lock *sqldb.InstanceLock, setting string) error {
+	key := func(id string) string { return "sg:instance:" + id }
+	mine := key(lock.ID())
+	ttl := max(5*lockKeepalive, 10*time.Second)
+	if err := d.redis.Set(ctx, mine, "1", ttl).Err(); err != nil {
+		return fmt.Errorf("SPECGUARD_REDIS_URL: %v", err)
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(lockKeepalive)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), max(lockKeepalive, time.Second))
+			_ = d.redis.Set(ctx, mine, "1", ttl).Err() // a failure is Redis's, which /readyz reports
+			cancel()
+		}
+	}()
+	d.closers = append(d.closers, func() {
+		close(stop)
+		<-done
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		d.redis.Del(ctx, mine)
+	})
+	for deadline := time.Now().Add(3 * lockKeepalive); ; {
+		others, err := lock.Others(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: %v", setting, err)
+		}
+		missing := 0
+		for _, id := range others {
+			n, err := d.redis.Exists(ctx, key(id)).Result()
+			if err != nil {
+				return fmt.Errorf("SPECGUARD_REDIS_URL: %v", err)
+			}
+			if n == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("SPECGUARD_REDIS_URL: %d of the %d other specguard instances serving %s keep their state in another Redis (or another database of it): a logout or a rate limit on one would not hold on the others; give every instance on one database the same SPECGUARD_REDIS_URL", missing, len(others), d.DB.Source())
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(lockKeepalive / 2):
+		}
+	}
 }
 
 // lockKeepalive is how often the PostgreSQL instance lock's connection is

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,9 +15,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/specguard/specguard/internal/keytest"
 	"github.com/specguard/specguard/internal/pgtest"
+	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/service"
 	"github.com/specguard/specguard/sqldb"
 )
@@ -199,4 +202,85 @@ func TestRefusedStartLeavesTheSchema(t *testing.T) {
 		t.Fatalf("restarting the running version after the refused start: %v", err)
 	}
 	again.Close()
+}
+
+// Instances that shared a database but were given two Redis (or two
+// databases of one) started: a logout, a revocation or a rate limit on one
+// did not hold on the other. Each instance marks in its Redis that it
+// serves, and one that cannot find the others' marks in its own refuses to
+// start. A Redis that lost its keys gets the marks back within a keepalive.
+func TestInstancesOnOneDatabaseShareOneRedis(t *testing.T) {
+	defer service.SetLockKeepalive(100 * time.Millisecond)()
+	for _, db := range []string{"sqlite", "postgres"} {
+		t.Run(db, func(t *testing.T) {
+			red, other := redistest.StartOwn(t), redistest.StartOwn(t)
+			env := map[string]string{"SPECGUARD_SIGNING_KEY_FILE": keytest.File(t), "SPECGUARD_DATA_DIR": t.TempDir(),
+				"SPECGUARD_ADMIN_ADDR": "off"}
+			if db == "postgres" {
+				env["SPECGUARD_DATABASE_URL"] = pgtest.New(t)
+			}
+			start := func(redisURL string) (*service.Server, error) {
+				e := maps.Clone(env)
+				e["SPECGUARD_REDIS_URL"] = redisURL
+				return service.Build(context.Background(), testApp(), nil, func(k string) string { return e[k] }, io.Discard, io.Discard)
+			}
+			marks := func(s *redistest.Server) int {
+				t.Helper()
+				rdb := redis.NewClient(&redis.Options{Addr: s.Addr})
+				defer rdb.Close()
+				keys, err := rdb.Keys(context.Background(), "sg:instance:*").Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				return len(keys)
+			}
+			first, err := start(red.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer first.Close()
+			for _, url := range []string{other.URL, strings.TrimSuffix(red.URL, "/0") + "/1"} {
+				if s, err := start(url); err == nil {
+					s.Close()
+					t.Fatalf("an instance on %s started beside one on %s, on one database", url, red.URL)
+				} else if !strings.Contains(err.Error(), "SPECGUARD_REDIS_URL: 1 of the 1 other specguard instances serving") {
+					t.Fatalf("an instance on %s beside one on %s: %v", url, red.URL, err)
+				}
+			}
+			if n := marks(other); n != 0 {
+				t.Errorf("the refused instances left %d marks in their Redis", n)
+			}
+			second, err := start(red.URL)
+			if err != nil {
+				t.Fatalf("a second instance on the same Redis: %v", err)
+			}
+			defer second.Close()
+			if n := marks(red); n != 2 {
+				t.Fatalf("two instances serving, %d marks in Redis", n)
+			}
+			// Redis restarted empty: the instances mark again, and a third
+			// one starts.
+			rdb := redis.NewClient(&redis.Options{Addr: red.Addr})
+			defer rdb.Close()
+			if err := rdb.FlushAll(context.Background()).Err(); err != nil {
+				t.Fatal(err)
+			}
+			third, err := start(red.URL)
+			if err != nil {
+				t.Fatalf("an instance started as its Redis had lost its keys: %v", err)
+			}
+			third.Close()
+			second.Close()
+			first.Close()
+			if n := marks(red); n != 0 {
+				t.Errorf("the stopped instances left %d marks in Redis", n)
+			}
+			// Alone on the database, an instance starts on another Redis.
+			moved, err := start(other.URL)
+			if err != nil {
+				t.Fatalf("the only instance, moved to another Redis: %v", err)
+			}
+			moved.Close()
+		})
+	}
 }

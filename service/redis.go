@@ -147,6 +147,7 @@ func openRedis(ctx context.Context, cfg *Config, d *Deps) error {
 	}
 	d.Store = store
 	d.Limits = ls
+	d.redis = rdb
 	d.storeName = "redis"
 	if _, ok := rdb.(*redis.ClusterClient); ok {
 		d.storeName = "redis-cluster"
