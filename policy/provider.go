@@ -131,6 +131,31 @@ func (c *compiler) checkIntrospection(schemes map[string]*Scheme) {
 	}
 }
 
+// CheckIntrospectionLimited refuses introspection for the openIdConnect
+// schemes named (those given client credentials: SPECGUARD_OIDC_<NAME>_CLIENT_ID,
+// oidc.Settings.ClientID) when an operation accepts one of them but has no
+// tier that counts anonymous callers. A token the guard would introspect is
+// first charged to the operation's tiers as an anonymous call; without such
+// a tier, made-up tokens would each cost a call to the provider, without
+// limit, until it throttles the client and real tokens are undecided too.
+func (t *Table) CheckIntrospectionLimited(schemes ...string) error {
+	for _, op := range t.ops {
+		if countsAnonymous(op) {
+			continue
+		}
+		for _, alt := range op.Security.Alternatives {
+			for _, sr := range alt {
+				if s := sr.Scheme; s.Type == SchemeOIDC && s.Provider != nil && s.Provider.Introspect && slices.Contains(schemes, s.Name) {
+					return fmt.Errorf("%s:%d: %s accepts %s, whose opaque tokens are introspected, but no tier of its x-rate-limit counts anonymous callers (who: any or anonymous): "+
+						"a token is charged as an anonymous call before it is sent to the provider, so made-up tokens would each cost a call, without limit; "+
+						"add a tier keyed by ip to the operation, or x-introspect: false to the scheme", t.Source, op.Line, op, s.Name)
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // CheckProviderURLs refuses URLs that replace the openIdConnectUrl of
 // some schemes (urls, by scheme name: SPECGUARD_OIDC_<NAME>_URL,
 // oidc.Settings.URL) when they make two providers of schemes the document

@@ -339,19 +339,29 @@ var oidcVar = regexp.MustCompile(`^SPECGUARD_OIDC_[A-Z0-9_]+_(URL|CLIENT_ID|CLIE
 // is an error naming both.
 func OIDCSettings(table *policy.Table, getenv func(string) string) (map[string]oidc.Settings, error) {
 	out := map[string]oidc.Settings{}
+	// Every scheme declared, used or not: one that an edit puts to use
+	// would read the other's settings.
 	owner := map[string]string{}
+	for _, scheme := range declaredOIDC(table) {
+		name := oidcEnvName(scheme)
+		if other, taken := owner[name]; taken {
+			return nil, fmt.Errorf("%s: the openIdConnect schemes %s and %s would both read SPECGUARD_OIDC_%s_*; rename one", table.Source, other, scheme, name)
+		}
+		owner[name] = scheme
+	}
 	for _, s := range table.Providers() {
 		name := oidcEnvName(s.Name)
-		if other, taken := owner[name]; taken {
-			return nil, fmt.Errorf("%s: the openIdConnect schemes %s and %s would both read SPECGUARD_OIDC_%s_*; rename one", table.Source, other, s.Name, name)
-		}
-		owner[name] = s.Name
 		set, err := oidcSettings(name, getenv)
 		if err != nil {
 			return nil, err
 		}
 		if set != (oidc.Settings{}) {
 			out[s.Name] = set
+		}
+		if set.ClientID != "" {
+			if err := table.CheckIntrospectionLimited(s.Name); err != nil {
+				return nil, fmt.Errorf("SPECGUARD_OIDC_%s_CLIENT_ID: %w", name, err)
+			}
 		}
 	}
 	// A scheme no operation uses yet is not enforced, but what is set for

@@ -32,6 +32,29 @@ components:
 	if want := "spec.yaml: the openIdConnect schemes key-cloak and key.cloak would both read SPECGUARD_OIDC_KEY_CLOAK_*; rename one"; err == nil || err.Error() != want {
 		t.Errorf("OIDCSettings = %v, want %q", err, want)
 	}
+	// One of them declared but used by no operation yet: the edit that
+	// uses it would make it read the other's settings.
+	table, err = policy.Compile("spec.yaml", []byte(`openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /x:
+    get:
+      operationId: x
+      security: [{key-cloak: []}]
+      x-rate-limit: false
+      responses: {'200': {description: ok}}
+components:
+  securitySchemes:
+    key-cloak: {type: openIdConnect, openIdConnectUrl: 'https://a.example.com/.well-known/openid-configuration', x-audience: api, x-introspect: false}
+    key.cloak: {type: openIdConnect, openIdConnectUrl: 'https://b.example.com/.well-known/openid-configuration', x-audience: api}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = service.OIDCSettings(table, func(string) string { return "" })
+	if want := "spec.yaml: the openIdConnect schemes key-cloak and key.cloak would both read SPECGUARD_OIDC_KEY_CLOAK_*; rename one"; err == nil || err.Error() != want {
+		t.Errorf("a scheme no operation uses: OIDCSettings = %v, want %q", err, want)
+	}
 }
 
 // The variables of an openIdConnect scheme are checked when read, and a
@@ -64,6 +87,11 @@ components:
 		{map[string]string{"SPECGUARD_OIDC_SPARE_IDP_CLIENT_ID": "abc"}, "SPECGUARD_OIDC_SPARE_IDP_CLIENT_ID and SPECGUARD_OIDC_SPARE_IDP_CLIENT_SECRET: give both or neither"},
 		{map[string]string{"SPECGUARD_OIDC_PARTNER_IDP_V2_URL": "http://id.example.com/"}, `SPECGUARD_OIDC_PARTNER_IDP_V2_URL: "http://id.example.com/": plain http is accepted only on a loopback host; use https`},
 		{map[string]string{"SPECGUARD_OIDC_PARTNER_IDP_V2_CLIENT_ID": "x"}, "SPECGUARD_OIDC_PARTNER_IDP_V2_CLIENT_ID and SPECGUARD_OIDC_PARTNER_IDP_V2_CLIENT_SECRET: give both or neither"},
+		// Introspection on an operation no tier of which counts anonymous
+		// callers: made-up tokens would each cost a call to the provider.
+		{map[string]string{"SPECGUARD_OIDC_PARTNER_IDP_V2_CLIENT_ID": "x", "SPECGUARD_OIDC_PARTNER_IDP_V2_CLIENT_SECRET": "y"},
+			"SPECGUARD_OIDC_PARTNER_IDP_V2_CLIENT_ID: spec.yaml:5: GET /x (x) accepts partner-idp.v2, whose opaque tokens are introspected, but no tier of its x-rate-limit counts anonymous callers (who: any or anonymous): " +
+				"a token is charged as an anonymous call before it is sent to the provider, so made-up tokens would each cost a call, without limit; add a tier keyed by ip to the operation, or x-introspect: false to the scheme"},
 	} {
 		if _, err := service.OIDCSettings(table, func(k string) string { return c.env[k] }); err == nil || err.Error() != c.want {
 			t.Errorf("%v: %v, want %q", c.env, err, c.want)

@@ -241,6 +241,14 @@ func New(ctx context.Context, table *policy.Table, opts ...Option) (*Authenticat
 	if err := table.CheckProviderURLs(urls); err != nil {
 		return nil, fmt.Errorf("oidc.WithSettings: %w", err)
 	}
+	for name, s := range cfg.settings {
+		if s.ClientID == "" {
+			continue
+		}
+		if err := table.CheckIntrospectionLimited(name); err != nil {
+			return nil, fmt.Errorf("oidc.WithSettings(%q): %w", name, err)
+		}
+	}
 	ctx, a.cancel = context.WithCancel(ctx)
 	var prefixes []string
 	for _, scheme := range table.Providers() {
@@ -936,7 +944,13 @@ func numericTimeClaims(claims map[string]any) error {
 
 // principal makes the principal of verified claims.
 func (p *oidcProvider) principal(claims map[string]any, sub, jti string) (*security.Principal, error) {
-	if sub == "" {
+	if v, present := claims["sub"]; present {
+		// Only a token that names no user stands for its client: a sub
+		// that is no name is not read as none.
+		if s, ok := v.(string); !ok || s == "" {
+			return nil, fmt.Errorf("%w: sub is not a name", security.ErrInvalid)
+		}
+	} else if sub == "" {
 		sub, _ = claims["client_id"].(string)
 	}
 	if sub == "" {

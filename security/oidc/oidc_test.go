@@ -174,7 +174,7 @@ paths:
     get:
       operationId: listThings
       security: [{partner: [read]}]
-      x-rate-limit: false
+      x-rate-limit: [{name: ip, limit: 1000000, window: 1s, key: ip}] # introspection needs a tier counting anonymous callers
       responses: {'200': {description: ok}}
 components:
   securitySchemes:
@@ -284,6 +284,10 @@ func TestOIDCAcceptsProviderTokens(t *testing.T) {
 		{"another issuer", op.rs256(t, func(c jwt.MapClaims) { c["iss"] = "https://evil.example" }), ""},
 		{"no subject", op.rs256(t, func(c jwt.MapClaims) { delete(c, "sub") }), ""},
 		{"client_id for subject", op.rs256(t, func(c jwt.MapClaims) { delete(c, "sub"); c["client_id"] = "svc" }), "read write"},
+		// A sub that is no name is not a token without one: its client
+		// does not stand for it.
+		{"a number for subject, and a client_id", op.rs256(t, func(c jwt.MapClaims) { c["sub"] = 42; c["client_id"] = "svc" }), ""},
+		{"an empty subject, and a client_id", op.rs256(t, func(c jwt.MapClaims) { c["sub"] = ""; c["client_id"] = "svc" }), ""},
 		{"alg none", noneToken(op.claims()), ""},
 		{"HS256 with the public key as secret", op.sign(t, jwt.SigningMethodHS256, "rsa", publicPEM(t, &op.rsa.PublicKey), op.claims()), ""},
 		{"HS256 with the modulus as secret", op.sign(t, jwt.SigningMethodHS256, "rsa", op.rsa.N.Bytes(), op.claims()), ""},
@@ -539,6 +543,8 @@ func TestOIDCIntrospection(t *testing.T) {
 		"cnf":           fmt.Sprintf(`{"active":true,"sub":"u9","aud":"api","exp":%d,"cnf":{"jkt":"x"}}`, exp),
 		"kc-bearer":     fmt.Sprintf(`{"active":true,"sub":"u9","scope":"read","aud":"api","exp":%d,"typ":"Bearer","token_type":"Bearer"}`, exp),
 		"broken":        `{"active":`,
+		"sub-number":    fmt.Sprintf(`{"active":true,"sub":42,"client_id":"svc","scope":"read","aud":"api","exp":%d}`, exp),
+		"sub-empty":     fmt.Sprintf(`{"active":true,"sub":"","client_id":"svc","scope":"read","aud":"api","exp":%d}`, exp),
 		"slow":          fmt.Sprintf(`{"active":true,"sub":"u9","scope":"read","aud":"api","exp":%d}`, exp),
 	}
 	op.introspect = func(tok string) (int, string) {
@@ -574,7 +580,7 @@ func TestOIDCIntrospection(t *testing.T) {
 	if _, err := e.check("kc-bearer"); err != nil {
 		t.Errorf("a Keycloak-style access token: %v", err)
 	}
-	for _, tok := range []string{"unknown", "other", "expired", "wrong-iss", "refresh", "dpop", "kc-refresh", "use-refresh", "exp-inf", "nbf-inf", "nbf-huge", "no-exp", "cnf"} {
+	for _, tok := range []string{"unknown", "other", "expired", "wrong-iss", "refresh", "dpop", "kc-refresh", "use-refresh", "exp-inf", "nbf-inf", "nbf-huge", "no-exp", "cnf", "sub-number", "sub-empty"} {
 		if _, err := e.check(tok); !errors.Is(err, security.ErrInvalid) {
 			t.Errorf("%s: %v, want ErrInvalid", tok, err)
 		}

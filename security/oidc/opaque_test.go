@@ -36,7 +36,7 @@ paths:
     get:
       operationId: listThings
       security: [{a: []}, {b: []}]
-      x-rate-limit: false
+      x-rate-limit: [{name: ip, limit: 1000000, window: 1s, key: ip}] # introspection needs a tier counting anonymous callers
       responses: {'200': {description: ok}}
 components:
   securitySchemes:
@@ -409,5 +409,64 @@ components:
 	w := do(live.Access)
 	if w.Code != 200 || !strings.Contains(w.Header().Get("RateLimit"), "r=8") && !strings.Contains(w.Header().Get("RateLimit"), "r=7") {
 		t.Errorf("the victim's own request: %d, RateLimit %q; want 200 with 7 or 8 left of 10", w.Code, w.Header().Get("RateLimit"))
+	}
+}
+
+// An operation whose tiers all count verified callers only (or that is
+// unlimited) charged nothing before introspecting a token: 200 made-up
+// opaque tokens from one client were 200 calls to the provider. Giving a
+// scheme client credentials (introspection) is refused while an operation
+// that accepts it has no tier counting anonymous callers.
+func TestIntrospectionNeedsATierCountingAnonymousCallers(t *testing.T) {
+	for _, c := range []struct {
+		tiers, introspect string
+		creds             bool
+		refused           bool
+	}{
+		{"false", "", true, true},
+		{"[{name: user, limit: 10, window: 1s, key: principal, who: authenticated}]", "", true, true},
+		{"[{name: user, limit: 10, window: 1s, key: principal, who: authenticated}]", "{prefix: 'op_'}", true, true},
+		{"[{name: ip, limit: 10, window: 1s, key: ip, who: anonymous}]", "", true, false},
+		{"[{name: all, limit: 10, window: 1s, key: global}]", "", true, false},
+		{"false", "false", true, false},
+		{"false", "", false, false},
+	} {
+		spec := `openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /things:
+    get:
+      operationId: listThings
+      security: [{partner: []}]
+      x-rate-limit: ` + c.tiers + `
+      responses: {'200': {description: ok}}
+components:
+  securitySchemes:
+    partner:
+      type: openIdConnect
+      openIdConnectUrl: https://id.example.com/.well-known/openid-configuration
+      x-audience: api
+`
+		if c.introspect != "" {
+			spec += "      x-introspect: " + c.introspect + "\n"
+		}
+		table, err := policy.Compile("spec.yaml", []byte(spec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var set oidc.Settings
+		if c.creds {
+			set = oidc.Settings{ClientID: "api", ClientSecret: "s3cret"}
+		}
+		a, err := oidc.New(context.Background(), table, oidc.WithSettings("partner", set))
+		if err == nil {
+			a.Close()
+		}
+		const want = `oidc.WithSettings("partner"): spec.yaml:5: GET /things (listThings) accepts partner, whose opaque tokens are introspected, but no tier of its x-rate-limit counts anonymous callers`
+		if c.refused && (err == nil || !strings.HasPrefix(err.Error(), want)) {
+			t.Errorf("x-rate-limit %s, x-introspect %q, credentials %v: %v, want refused", c.tiers, c.introspect, c.creds, err)
+		} else if !c.refused && err != nil {
+			t.Errorf("x-rate-limit %s, x-introspect %q, credentials %v: %v", c.tiers, c.introspect, c.creds, err)
+		}
 	}
 }
