@@ -107,7 +107,7 @@ func newService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usageErr("new: --module %q is not a module path, such as example.com/items", *module)
 	}
 	if table(name)+"_version" == credentialsTable {
-		return fmt.Errorf("new: %s: the service's migrations would share their version table (%s) with the credential operations'; choose another name", dir, credentialsTable)
+		return usageErr("new: %s: the service's migrations would share their version table (%s) with the credential operations'; choose another name", dir, credentialsTable)
 	}
 	if fi, err := os.Lstat(dir); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 		return fmt.Errorf("new: %s is a symbolic link; give the directory itself", dir)

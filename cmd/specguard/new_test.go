@@ -15,6 +15,7 @@ import (
 
 	"github.com/specguard/specguard/credentials"
 	"github.com/specguard/specguard/credentials/sqlstore"
+	"github.com/specguard/specguard/internal/speccli"
 	"github.com/specguard/specguard/internal/testenv"
 	"github.com/specguard/specguard/policy"
 )
@@ -86,6 +87,13 @@ func TestNewRefusesBadInput(t *testing.T) {
 		_, _, err := cli(t, c.args...)
 		if err == nil || err.Error() != c.want {
 			t.Errorf("%v: %v, want %q", c.args, err, c.want)
+		}
+	}
+	// A name refused is a bad value on the command line, as every one is:
+	// exit 2 (the credential operations' table was exit 1).
+	for _, name := range []string{"9lives", "errors", "con", "specguard-credentials"} {
+		if _, _, err := cli(t, "new", filepath.Join(work, name)); !errors.Is(err, speccli.ErrUsage) {
+			t.Errorf("new %s: %v, want a usage error (exit 2)", name, err)
 		}
 	}
 	// A failure once the directories above DIR are made (go mod tidy, here
