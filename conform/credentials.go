@@ -53,7 +53,10 @@ type Credential struct {
 	Value string `yaml:"value"`
 	From  *Fetch `yaml:"from"`
 	// Scopes it holds. When empty, a bearer token's are read from its
-	// scope claim; other credentials then hold none the cases can count on.
+	// scope claim, and another credential's from the answer of the
+	// document's GET /me (x-credential: me), which must agree with them
+	// when they are given; without it, they hold none the cases can count
+	// on.
 	Scopes []string `yaml:"scopes"`
 	// Account names the account it acts for, when the document has no
 	// GET /me (x-credential: me) to ask: two credentials of different
@@ -209,6 +212,15 @@ func (r *runner) fetchAll(ctx context.Context, list []Credential) ([]*credential
 		cred.scopes, cred.known = slices.Sorted(slices.Values(c.Scopes)), len(c.Scopes) > 0
 		if !cred.known && kind(s) == "bearer" {
 			cred.scopes, cred.known = tokenScopes(cred.value)
+		} else if me := r.askMe(ctx, cred); me != nil {
+			// What the service says the credential holds: a session's
+			// scopes are its role's, which an edit of x-roles changes.
+			me = slices.Sorted(slices.Values(me))
+			if cred.known && !slices.Equal(me, cred.scopes) {
+				return out, fmt.Errorf("%s: scopes %v, but %s answers %v for this credential: correct the file, or leave scopes out to take the answer's",
+					where, cred.scopes, r.credentialOp("me"), me)
+			}
+			cred.scopes, cred.known = me, true
 		}
 		out = append(out, cred)
 		byName[c.Name] = cred

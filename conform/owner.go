@@ -404,21 +404,35 @@ func (r *runner) account(ctx context.Context, c *credential) string {
 	if c.account != "" || c.accountAsked {
 		return c.account
 	}
+	r.askMe(ctx, c)
+	return c.account
+}
+
+// askMe asks the document's GET /me (x-credential: me) what c is: it sets
+// c's account, when the file gives none, and returns the scopes the
+// answer lists (nil when there is no such operation for c, or no answer).
+func (r *runner) askMe(ctx context.Context, c *credential) []string {
 	c.accountAsked = true
 	me := r.credentialOp("me")
 	if me == nil || !usable(c, me) || !slices.ContainsFunc(me.Security.Alternatives, func(a policy.Requirement) bool { return satisfies(c, a) }) {
-		return ""
+		return nil
 	}
 	// After the rate-limit cases, /me's tiers may be spent: wait a little.
 	resp, err := patiently(ctx, func() (*response, error) { return r.send(ctx, "owner", me, c, nil, nil) })
 	if err != nil || resp.status != http.StatusOK {
-		return ""
+		return nil
 	}
-	var m struct{ ID string }
-	if json.NewDecoder(bytes.NewReader(resp.body)).Decode(&m) == nil {
+	var m struct {
+		ID     string
+		Scopes []string
+	}
+	if json.NewDecoder(bytes.NewReader(resp.body)).Decode(&m) != nil {
+		return nil
+	}
+	if c.account == "" {
 		c.account = m.ID
 	}
-	return c.account
+	return m.Scopes
 }
 
 // credentialOp is the document's operation of x-credential kind, or nil.

@@ -232,20 +232,19 @@ type thingsAPI struct {
 	mu     sync.Mutex
 	things map[string]*thing
 	n      int
-	meSeen bool
+	// named: the things a request named by path (/things/t2), as the
+	// owner cases do each one they make, and no case before them does.
+	named map[string]bool
 }
 
-// thing is one thing: its owner, its title, and whether it was made after
-// the first GET /me, which the owner cases ask first (a case that runs
-// before them may make one too).
+// thing is one thing: its owner and its title.
 type thing struct {
 	owner, title string
-	owned        bool
 }
 
 func serveThings(t *testing.T, rest func(w http.ResponseWriter, r *http.Request, who, id string, th *thing, api *thingsAPI)) (*thingsAPI, *httptest.Server) {
 	accounts := map[string]string{"k-alice": "alice", "k-bob": "bob"}
-	api := &thingsAPI{things: map[string]*thing{}}
+	api := &thingsAPI{things: map[string]*thing{}, named: map[string]bool{}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		who := accounts[r.Header.Get("X-API-Key")]
 		if who == "" {
@@ -258,17 +257,19 @@ func serveThings(t *testing.T, rest func(w http.ResponseWriter, r *http.Request,
 		w.Header().Set("Content-Type", "application/json")
 		switch {
 		case r.URL.Path == "/me":
-			api.meSeen = true
 			_, _ = w.Write([]byte(`{"id":"` + who + `"}`))
 		case r.URL.Path == "/things" && r.Method == http.MethodPost:
 			api.n++
 			id := "t" + strconv.Itoa(api.n)
-			api.things[id] = &thing{owner: who, owned: api.meSeen}
+			api.things[id] = &thing{owner: who}
 			w.WriteHeader(http.StatusCreated)
 			_, _ = w.Write([]byte(`{"id":"` + id + `"}`))
 		default:
 			tail, _ := strings.CutPrefix(r.URL.Path, "/things/")
 			id, _, _ := strings.Cut(tail, "/")
+			if api.things[id] != nil {
+				api.named[id] = true
+			}
 			rest(w, r, who, id, api.things[id], api)
 		}
 	}))
@@ -295,13 +296,18 @@ func runOwner(t *testing.T, doc string, srv *httptest.Server, only string) map[s
 	return got
 }
 
-// left are the things the owner cases made that are still there.
+// left are the things the owner cases made that are still there: from
+// the first thing a request named on (a case that runs before them may
+// make one too, but names none).
 func (api *thingsAPI) left() []string {
 	api.mu.Lock()
 	defer api.mu.Unlock()
 	var out []string
-	for id, th := range api.things {
-		if th.owned {
+	owners := false
+	for i := 1; i <= api.n; i++ {
+		id := "t" + strconv.Itoa(i)
+		owners = owners || api.named[id]
+		if _, there := api.things[id]; owners && there {
 			out = append(out, id)
 		}
 	}

@@ -126,3 +126,68 @@ components:
 		t.Fatalf("a malformed bearer token refused without a challenge: %s, want a failure", verdicts(rep))
 	}
 }
+
+// A credential whose scopes the file did not give (a session, a key) held
+// none the cases could count on, and scopes the file gave were believed:
+// a role granted one more scope after an edit of x-roles, and the browser
+// session's stale list failed the scope case, blaming the service. Such a
+// credential's scopes are read from the document's GET /me, and scopes
+// given must agree with its answer.
+func TestScopesOfACredentialAreAskedOfMe(t *testing.T) {
+	const doc = `openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /me:
+    get:
+      operationId: getMe
+      x-credential: me
+      security: [{key: []}]
+      x-rate-limit: false
+      responses: {'200': {description: ok}, '401': {description: no}}
+  /a:
+    get:
+      operationId: getA
+      security: [{key: [admin]}]
+      x-rate-limit: false
+      responses: {'200': {description: ok}, '401': {description: no}, '403': {description: no}}
+components:
+  securitySchemes:
+    key: {type: apiKey, in: header, name: X-Key}
+    oauth: {type: oauth2, flows: {clientCredentials: {tokenUrl: /t, scopes: {admin: admin, b: b}}}}
+`
+	srv := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get("X-Key")
+		switch {
+		case key != "k1" && key != "k2":
+			w.Header().Set("WWW-Authenticate", `ApiKey realm="x"`)
+			w.WriteHeader(http.StatusUnauthorized)
+		case r.URL.Path == "/me" && key == "k1":
+			_, _ = w.Write([]byte(`{"id":"u1","scopes":["admin"]}`))
+		case r.URL.Path == "/me":
+			_, _ = w.Write([]byte(`{"id":"u2","scopes":[]}`))
+		case key == "k1":
+			w.WriteHeader(http.StatusOK)
+		default:
+			w.Header().Set("WWW-Authenticate", `Bearer realm="x", error="insufficient_scope"`)
+			w.WriteHeader(http.StatusForbidden)
+		}
+	})
+	rep := runAgainst(t, doc, srv, []conform.Credential{
+		{Name: "admin", Scheme: "key", Value: "k1"},
+		{Name: "plain", Scheme: "key", Value: "k2"},
+	}, "scope:key:admin")
+	if len(rep.Results) != 1 || rep.Results[0].Verdict != conform.Pass || !strings.Contains(rep.Results[0].Detail, "plain") {
+		t.Fatalf("scope:key:admin: %s, want a pass with plain, whose scopes GET /me gives", verdicts(rep))
+	}
+	table, err := policy.Compile("spec.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	_, err = conform.Run(context.Background(), table, conform.Options{Base: ts.URL, Only: []string{"scope"},
+		Credentials: []conform.Credential{{Name: "admin", Scheme: "key", Value: "k1", Scopes: []string{"admin", "b"}}}})
+	if want := "scopes [admin b], but GET /me (getMe) answers [admin] for this credential: correct the file, or leave scopes out to take the answer's"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("scopes the file gives that GET /me does not: %v, want %q", err, want)
+	}
+}
