@@ -308,6 +308,13 @@ func (g *Guard) unequipped() []string {
 		if len(op.Limits) > 0 && g.limiter == nil {
 			problems = append(problems, fmt.Sprintf("%s %s (%s): declares x-rate-limit but the guard has no limiter", op.Method, op.Path, op.ID))
 		}
+		if g.validate {
+			for _, mt := range unreadableBodies(op) {
+				problems = append(problems, fmt.Sprintf("%s %s (%s): request body %s: request validation reads no such body (it reads JSON, forms, multipart, YAML, CSV, "+
+					"plain text and bytes), so every request sending one would be refused 400; declare a type it reads, give its schema type: string and format: binary "+
+					"to take the bytes as they are, or no schema", op.Method, op.Path, op.ID, mt))
+			}
+		}
 	}
 	return append(problems, g.uncarriedClaims()...)
 }

@@ -183,3 +183,66 @@ func TestResponseHijackedNotReportedAs200(t *testing.T) {
 		t.Errorf("hijacked answers reported: %q", got)
 	}
 }
+
+// A request body of a media type request validation cannot decode
+// (application/xml) was declared without a word, and every request sending
+// one was refused 400 "unsupported content type": the document promised
+// what the service never served. New (and Check) refuse it, naming the
+// operation; a range, bytes (format: binary), no schema, or validation off
+// are served.
+func TestUnreadableRequestBodiesAreRefusedAtStart(t *testing.T) {
+	doc := func(content string) *policy.Table {
+		t.Helper()
+		table, err := policy.Compile("spec.yaml", []byte(`openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+paths:
+  /books:
+    post:
+      operationId: addBook
+      security: []
+      requestBody:
+        required: true
+        content:
+`+content+`
+      responses: {'201': {description: made}, '400': {description: bad}}
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return table
+	}
+	newGuard := func(table *policy.Table, opts ...guard.Option) error {
+		r := chi.NewRouter()
+		r.Post("/books", func(http.ResponseWriter, *http.Request) {})
+		_, err := guard.New(table, r, opts...)
+		return err
+	}
+	const object = "{schema: {type: object}}"
+	for _, c := range []struct {
+		content string
+		refused string // the media type named, "" when served
+	}{
+		{"          application/xml: " + object, "application/xml"},
+		{"          application/json: " + object + "\n          Text/XML; charset=utf-8: " + object, "text/xml"},
+		{"          \"application/json, image/svg+xml\": " + object, "image/svg+xml"},
+		{"          application/json: " + object + "\n          application/vnd.books+json: " + object, ""},
+		{"          application/xml: {schema: {type: string, format: binary}}", ""},
+		{"          application/xml: {}", ""},
+		{"          \"*/*\": " + object, ""},
+		{"          text/csv: " + object + "\n          application/x-yaml: " + object, ""},
+	} {
+		table := doc(c.content)
+		for name, err := range map[string]error{"New": newGuard(table), "Check": guard.Check(table)} {
+			want := "POST /books (addBook): request body " + c.refused + ": request validation reads no such body"
+			if c.refused == "" && err != nil {
+				t.Errorf("%s, %q: %v", name, c.content, err)
+			} else if c.refused != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+				t.Errorf("%s, %q: %v, want %q", name, c.content, err, want)
+			}
+		}
+		if err := newGuard(table, guard.WithoutRequestValidation()); err != nil {
+			t.Errorf("without request validation, %q: %v", c.content, err)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
@@ -107,6 +108,37 @@ func exploded(p *openapi3.Parameter) *openapi3.Schema {
 		return nil
 	}
 	return p.Schema.Value
+}
+
+// unreadableBodies are the media types of op's request body that
+// openapi3filter validates but cannot decode (it has no decoder for them):
+// every body of one would be refused. A range (*/*, text/*) may take a
+// type it reads; a schema of type string and format binary is read as
+// bytes, and a media type without schema is not read.
+func unreadableBodies(op *policy.Operation) []string {
+	body := op.Spec.RequestBody
+	if body == nil || body.Value == nil || openapi3filter.RegisteredBodyDecoder("*/*") != nil {
+		return nil
+	}
+	var out []string
+	for _, key := range slices.Sorted(maps.Keys(body.Value.Content)) {
+		media := body.Value.Content[key]
+		if media == nil || media.Schema == nil {
+			continue
+		}
+		if s := media.Schema.Value; s != nil && s.Type.Is("string") && s.Format == "binary" {
+			continue
+		}
+		// A key may list several, each taken (kin-openapi's Content.Get).
+		for part := range strings.SplitSeq(key, ",") {
+			mt, _, _ := strings.Cut(part, ";")
+			mt = strings.ToLower(strings.TrimSpace(mt))
+			if !strings.Contains(mt, "*") && !strings.HasSuffix(mt, "+json") && openapi3filter.RegisteredBodyDecoder(mt) == nil {
+				out = append(out, mt)
+			}
+		}
+	}
+	return out
 }
 
 // formFields returns, for each media type of body a form may be validated
