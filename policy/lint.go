@@ -18,8 +18,9 @@ import (
 
 // ExtLintIgnore silences lint warnings by code, for a finding the author has
 // weighed: `x-lint-ignore: [anonymous-write]` on an operation,
-// `x-lint-ignore: [unused-scope]` on an oauth2 security scheme, or
-// `x-lint-ignore: [cookie-prefix]` on a cookie scheme.
+// `x-lint-ignore: [unused-scope]` on an oauth2 security scheme,
+// `x-lint-ignore: [cookie-prefix]` on a cookie scheme, or
+// `x-lint-ignore: [server-path]` at the document's root.
 const ExtLintIgnore = "x-lint-ignore"
 
 // Lint warning codes.
@@ -52,12 +53,19 @@ const (
 	// body that the guard does not check (see internal/formats): an
 	// annotation a handler must not take as checked.
 	WarnUncheckedFormat = "unchecked-format"
+	// WarnServerPath: a servers URL with a path (/api/v1). specguard
+	// serves each operation at the path the document gives it, so a client
+	// that follows servers gets 404, unless a proxy in front strips the
+	// prefix (then silence it: x-lint-ignore at the document's root, or on
+	// the operation).
+	WarnServerPath = "server-path"
 )
 
 var warnCodes = map[string]bool{
 	WarnUnlimitedWrite: true, WarnAuthResponses: true, WarnLimitResponses: true,
 	WarnUnusedScope: true, WarnAnonymousWrite: true, WarnValidationResponses: true, WarnExamples: true,
 	WarnCookiePrefix: true, WarnUnthrottledFailures: true, WarnUncheckedFormat: true, WarnUngrantedScope: true,
+	WarnServerPath: true,
 }
 
 // Warning is something a document compiles with but probably should not.
@@ -215,6 +223,7 @@ func (t *Table) lint(brokenLimits func(*Operation) bool) []*Warning {
 		}
 	}
 	ws = append(ws, t.schemeIgnores()...)
+	ws = append(ws, t.serverPaths()...)
 	ws = append(ws, t.unusedScopes(required)...)
 	ws = append(ws, t.cookiePrefixes()...)
 	return ws
@@ -228,6 +237,48 @@ func countsAnonymous(op *Operation) bool {
 		}
 	}
 	return false
+}
+
+// serverPaths warns of every servers entry (the document's, a path
+// item's, an operation's) whose URL has a path, once where it is written.
+// The document's x-lint-ignore silences them all, an operation's its own.
+func (t *Table) serverPaths() []*Warning {
+	rootIgnore, bad := lintIgnores(t.Doc.Extensions)
+	var ws []*Warning
+	for _, msg := range bad {
+		ws = append(ws, &Warning{Source: t.Source, Line: t.lines.or(0, ExtLintIgnore), Where: "document", Code: WarnLintIgnore, Msg: msg})
+	}
+	if rootIgnore[WarnServerPath] {
+		return ws
+	}
+	check := func(servers openapi3.Servers, line int, where string) {
+		for i, sv := range servers {
+			p, err := sv.BasePath()
+			if err != nil || strings.TrimRight(p, "/") == "" {
+				continue
+			}
+			if sv.Origin != nil && sv.Origin.Key != nil {
+				line = sv.Origin.Key.Line
+			}
+			ws = append(ws, &Warning{Source: t.Source, Line: line, Where: where, Code: WarnServerPath,
+				Msg: fmt.Sprintf("servers[%d].url %q has the path %s, but specguard serves each operation at the path the document gives it: a client that follows servers gets 404; "+
+					"write the prefix into the paths, or, behind a proxy that strips it, silence this with x-lint-ignore", i, sv.URL, p)})
+		}
+	}
+	check(t.Doc.Servers, t.lines.or(0, "servers"), "servers")
+	if t.Doc.Paths != nil {
+		for _, path := range slices.Sorted(maps.Keys(t.Doc.Paths.Map())) {
+			if item := t.Doc.Paths.Value(path); item != nil {
+				check(item.Servers, t.lines.or(originLine(item.Origin), "paths", path), "paths."+path)
+			}
+		}
+	}
+	for _, op := range t.ops {
+		if ignore, _ := lintIgnores(op.Spec.Extensions); !ignore[WarnServerPath] && op.Spec.Servers != nil {
+			check(*op.Spec.Servers, op.Line, op.String())
+		}
+	}
+	return ws
 }
 
 // schemeIgnores warns of a malformed x-lint-ignore on any security

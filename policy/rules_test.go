@@ -786,3 +786,40 @@ spec.yaml:6: GET /g (getG): security[1].h: http scheme "" cannot be enforced; sp
 		})
 	}
 }
+
+// A servers URL with a path (/api/v1) was taken without a word, and the
+// operations were served at the root: a client following servers got 404.
+// Lint says so where the URL is written, and the document's x-lint-ignore
+// (or the operation's) silences it, for a service behind a proxy that
+// strips the prefix.
+func TestLintServerPath(t *testing.T) {
+	op := "      security: [{bearer: []}]\n      x-rate-limit: false\n"
+	paths := func(src string) []string { return lintWarnings(t, src, policy.WarnServerPath) }
+	for _, c := range []struct {
+		root, op string
+		want     []string
+	}{
+		{"servers: [{url: /api/v1}]\n", op, []string{`spec.yaml:3: servers: warning: servers[0].url "/api/v1" has the path /api/v1, but specguard serves each operation at the path the document gives it`}},
+		{"servers: [{url: 'https://api.example.com/v2/'}, {url: 'http://localhost:8080'}]\n", op, []string{`servers[0].url "https://api.example.com/v2/" has the path /v2/`}},
+		{"servers: [{url: 'https://{host}/{base}', variables: {host: {default: api.example.com}, base: {default: v3}}}]\n", op, []string{`has the path /v3`}},
+		{"", op + "      servers: [{url: /internal}]\n", []string{`spec.yaml:10: GET /things/{id} (getThing): warning: servers[0].url "/internal"`}},
+		{"servers: [{url: /}, {url: 'https://api.example.com'}]\n", op, nil},
+		{"x-lint-ignore: [server-path]\nservers: [{url: /api/v1}]\n", op + "      servers: [{url: /internal}]\n", nil},
+		{"servers: [{url: /api/v1}]\n", op + "      x-lint-ignore: [server-path]\n", []string{`spec.yaml:3: servers:`}},
+	} {
+		got := paths(doc(c.root, c.op))
+		if len(got) != len(c.want) {
+			t.Errorf("%q %q: %q, want %d warnings", c.root, c.op, got, len(c.want))
+			continue
+		}
+		for i := range got {
+			if !strings.Contains(got[i], c.want[i]) || !strings.HasSuffix(got[i], "[server-path]") {
+				t.Errorf("%q %q: %q, want it to hold %q", c.root, c.op, got[i], c.want[i])
+			}
+		}
+	}
+	misspelt := doc("x-lint-ignore: [server-pth]\n", op)
+	if got := lintWarnings(t, misspelt, policy.WarnLintIgnore); len(got) != 1 || !strings.Contains(got[0], "server-pth") {
+		t.Errorf("a misspelt x-lint-ignore at the document's root: %q, want one lint-ignore warning naming it", got)
+	}
+}

@@ -52,7 +52,7 @@ var extensions = map[string][]string{
 	ExtRateLimit:    {"document", "operation"},
 	ExtRequireFresh: {"operation"},
 	ExtOwner:        {"operation"},
-	ExtLintIgnore:   {"operation", "security scheme"},
+	ExtLintIgnore:   {"document", "operation", "security scheme"},
 	ExtRoles:        {"security scheme"},
 	ExtAudience:     {"security scheme"},
 	ExtIssuers:      {"security scheme"},
