@@ -502,7 +502,7 @@ func (m *MemoryStore) MarkKey(_ context.Context, k *APIKey, ifAbsent bool, max i
 		return false, nil
 	}
 	if !now.Before(k.Expires) {
-		return false, nil
+		return false, ErrNotFound
 	}
 	if old, exists := m.marks[k.ID]; max > 0 && exists && !old.revoked && old.subject == k.Subject && now.Before(old.until) {
 		return true, nil // this first mark again (see KeyStore)

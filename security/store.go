@@ -218,7 +218,8 @@ type KeyMarkStore interface {
 	// ErrTooMany: an account cannot make the store hold revocations
 	// without bound by making and revoking keys; a live mark of k's ID
 	// already held is then this very call again, as for CreateFamily, and
-	// it reports true.
+	// it reports true. A key expired by the store's clock is not marked:
+	// ErrNotFound (an instance's clock may run behind the store's).
 	MarkKey(ctx context.Context, k *APIKey, ifAbsent bool, max int) (bool, error)
 	// RevokeKey replaces the mark of subject's key id by a revocation that
 	// lasts KeyRevocationTTL (expires, the key's own expiry, when sooner).

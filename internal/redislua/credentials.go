@@ -145,15 +145,16 @@ redis.call('PEXPIRE', KEYS[1], ARGV[6])
 return {ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]}`)
 
 // MarkKey marks an API key live (fields e, v), unless ARGV[1] is 1 and
-// a mark or revocation exists; 1 when it wrote. The mark lives until the
-// key expires (e), or ARGV[5] ms at most. With ARGV[6] > 0 it refuses (-1)
+// a mark or revocation exists; 1 when it wrote, -2 when the key has
+// expired (by Redis's clock). The mark lives until the key expires (e),
+// or ARGV[5] ms at most. With ARGV[6] > 0 it refuses (-1)
 // when the index (the subject's keys, revocations still held included)
 // holds that many, unless the key's live mark is there already (this very
 // call run again): 1.
 var MarkKey = redis.NewScript(Now + fullFunc + `
 if ARGV[1] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local exp = tonumber(ARGV[3])
-if exp <= now then return 0 end
+if exp <= now then return -2 end
 local max = tonumber(ARGV[6])
 if max > 0 and redis.call('HEXISTS', KEYS[1], 'v') == 1 then return 1 end
 if max > 0 then

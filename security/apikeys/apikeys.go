@@ -351,7 +351,11 @@ func (s *Service) remark(ctx context.Context, id string) error {
 	} else if err != nil {
 		return hold.Unavailable(err)
 	}
-	if _, err := s.store.MarkKey(ctx, k, true, 0); err != nil {
+	if _, err := s.store.MarkKey(ctx, k, true, 0); errors.Is(err, security.ErrNotFound) {
+		// Expired by the store's clock, which runs ahead of this one.
+		s.cache.Del(id)
+		return fmt.Errorf("%w: expired API key", security.ErrInvalid)
+	} else if err != nil {
 		return hold.Unavailable(err)
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/specguard/specguard/internal/guardtest"
+	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/security/apikeys"
 )
@@ -245,5 +246,46 @@ func TestRevokeStoreHalfFailedRecordDecides(t *testing.T) {
 	now = now.Add(security.MarkTTL + time.Second)
 	if _, _, err := keys.Verify(ctx, full); !errors.Is(err, security.ErrInvalid) {
 		t.Errorf("after the mark ran out: Verify = %v, want ErrInvalid (the record says revoked)", err)
+	}
+}
+
+// readCount counts the reads of key records.
+type readCount struct {
+	*security.MemoryKeyRecords
+	reads atomic.Int32
+}
+
+func (c *readCount) APIKey(ctx context.Context, id string) (*security.APIKey, error) {
+	c.reads.Add(1)
+	return c.MemoryKeyRecords.APIKey(ctx, id)
+}
+
+// An instance whose clock runs behind the store's (Redis's TIME) found a
+// key at its expiry unmarked in the store, refilled the mark from the
+// record, which the store declined as expired, took that for done, and
+// after three rounds answered 503 ("the account keeps changing"), each
+// request costing four record reads. The store says the key expired, and
+// the key is refused 401.
+func TestKeyExpiredByTheStoresClockIsInvalid(t *testing.T) {
+	ctx := context.Background()
+	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	var now atomic.Pointer[time.Time]
+	now.Store(&start)
+	clock := func() time.Time { return *now.Load() }
+	store := security.NewMemoryStore(func() time.Time { return clock().Add(10 * time.Second) }) // ahead
+	records := &readCount{MemoryKeyRecords: security.NewMemoryKeyRecords(clock)}
+	keys := apikeys.New(store, records, apikeys.WithTTL(time.Hour), apikeys.WithClock(clock))
+	full, _, err := keys.Create(ctx, "alice", "k", []string{"a:read"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := start.Add(time.Hour - 5*time.Second) // live here, expired at the store
+	now.Store(&late)
+	records.reads.Store(0)
+	r, _ := http.NewRequest("GET", "/", nil)
+	r.Header.Set("X-API-Key", full)
+	_, err = keys.Authenticate(ctx, r, &policy.Scheme{Name: "apiKeyAuth", Type: policy.SchemeAPIKeyHeader, Param: "X-API-Key"})
+	if !errors.Is(err, security.ErrInvalid) || records.reads.Load() > 2 {
+		t.Errorf("a key expired by the store's clock: %v after %d record reads, want ErrInvalid after 2 at most", err, records.reads.Load())
 	}
 }

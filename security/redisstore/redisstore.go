@@ -365,6 +365,8 @@ func (s *Store) MarkKey(ctx context.Context, k *security.APIKey, ifAbsent bool, 
 		return false, wrapRedis(err)
 	case n == -1:
 		return false, security.ErrTooMany
+	case n == -2:
+		return false, security.ErrNotFound
 	}
 	return n == 1, nil
 }
