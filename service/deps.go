@@ -436,7 +436,11 @@ func (d *Deps) lockInstance(ctx context.Context, log *slog.Logger, shared bool, 
 func (d *Deps) markInRedis(ctx context.Context, lock *sqldb.InstanceLock, setting string) error {
 	key := func(id string) string { return "sg:instance:" + id }
 	mine := key(lock.ID())
-	ttl := max(5*lockKeepalive, 10*time.Second)
+	// Kept a minute past the last refresh: an instance cut off from Redis a
+	// moment, or whose host died (its database session may outlive it by
+	// hours, until the server's TCP keepalive gives up; Others leaves it
+	// out once it has been idle three keepalives), still has its mark.
+	ttl := max(30*lockKeepalive, time.Minute)
 	if err := d.redis.Set(ctx, mine, "1", ttl).Err(); err != nil {
 		return fmt.Errorf("SPECGUARD_REDIS_URL: %v", err)
 	}

@@ -284,3 +284,29 @@ func TestInstancesOnOneDatabaseShareOneRedis(t *testing.T) {
 		})
 	}
 }
+
+// A host that died leaves its PostgreSQL session (until the server's TCP
+// keepalive gives up, hours by default) holding the instance lock and its
+// ID, while its mark in Redis expires: its replacement, on the same Redis,
+// was refused as though the dead one kept its state in another Redis.
+func TestDeadHostsSessionDoesNotHoldOffItsReplacement(t *testing.T) {
+	defer service.SetLockKeepalive(100 * time.Millisecond)()
+	dsn := pgtest.New(t)
+	red := redistest.StartOwn(t)
+	ctx := context.Background()
+	dead, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dead.Close(ctx)
+	if _, err := dead.Exec(ctx, `SELECT pg_advisory_lock_shared($1::bigint), pg_advisory_lock_shared($2::int4, $3::int4)`, int64(lockID), 0x73706573, 12345); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"SPECGUARD_SIGNING_KEY_FILE": keytest.File(t), "SPECGUARD_DATA_DIR": t.TempDir(),
+		"SPECGUARD_ADMIN_ADDR": "off", "SPECGUARD_DATABASE_URL": dsn, "SPECGUARD_REDIS_URL": red.URL}
+	srv, err := service.Build(ctx, testApp(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatalf("the replacement of an instance whose host died: %v", err)
+	}
+	srv.Close()
+}

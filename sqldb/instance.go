@@ -53,7 +53,12 @@ func (l *InstanceLock) ID() string { return l.id }
 // (none for a lock held exclusive). With each holder marking its ID in the
 // state they share, an instance can tell whether those beside it share
 // its state: a process that holds the lock but whose mark it cannot find
-// keeps its state elsewhere.
+// keeps its state elsewhere. On PostgreSQL only holders seen at work are
+// listed: a session that has run nothing for three keepalives (a holder
+// checks its lock every keepalive) is a dead host's that the server has
+// not dropped yet (until its TCP keepalive gives up, hours by default), a
+// paused process's, or one of another database role, whose activity the
+// server does not show.
 func (l *InstanceLock) Others(ctx context.Context) ([]string, error) {
 	if l.others == nil {
 		return nil, nil
@@ -155,7 +160,7 @@ func (d *DB) lockInstance(ctx context.Context, keepalive time.Duration, report f
 			if conn == nil {
 				return nil, fmt.Errorf("%w: %s: the instance lock's connection is lost", ErrUnavailable, d.src)
 			}
-			return advisorySharers(ctx, conn)
+			return advisorySharers(ctx, conn, id, sharedGrace*keepalive)
 		}
 	}
 	l.release = func() {
@@ -259,11 +264,13 @@ func (d *DB) fileSharers(mark string) func(context.Context) ([]string, error) {
 const sharerClass = 0x73706573 // "spes"
 
 // advisorySharers lists the IDs of the other sessions that hold a sharer's
-// advisory lock in conn's database.
-func advisorySharers(ctx context.Context, conn *pgx.Conn) ([]string, error) {
-	rows, err := conn.Query(ctx, `SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory'
-		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-		AND classid::bigint = $1 AND objsubid = 2 AND granted AND pid <> pg_backend_pid()`, sharerClass)
+// advisory lock in conn's database, but of the ID mine, and ran something
+// within active.
+func advisorySharers(ctx context.Context, conn *pgx.Conn, mine uint32, active time.Duration) ([]string, error) {
+	rows, err := conn.Query(ctx, `SELECT DISTINCT l.objid::bigint FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND l.classid::bigint = $1 AND l.objsubid = 2 AND l.granted AND l.objid::bigint <> $2
+		AND a.state_change > clock_timestamp() - $3 * interval '1 microsecond'`, sharerClass, int64(mine), active.Microseconds())
 	if err != nil {
 		return nil, fmt.Errorf("%w: listing the instances: %s", ErrUnavailable, text.OneLine(err.Error()))
 	}
@@ -280,7 +287,9 @@ func advisorySharers(ctx context.Context, conn *pgx.Conn) ([]string, error) {
 
 // lockConn opens a connection of its own and takes the advisory lock on
 // it, exclusive or shared, or fails with ErrInUse. A sharer (id not 0)
-// also takes its own (sharerClass, id).
+// also takes its own (sharerClass, id), shared too: a session of this
+// process that the server has not yet seen end (a half-open connection)
+// may still hold it, and the random ID is this process's alone.
 func (d *DB) lockConn(ctx context.Context, shared bool, id uint32) (*pgx.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
@@ -302,7 +311,7 @@ func (d *DB) lockConn(ctx context.Context, shared bool, id uint32) (*pgx.Conn, e
 		return nil, ErrInUse
 	}
 	if id != 0 {
-		err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1::int4, $2::int4)`, sharerClass, int32(id)).Scan(&got)
+		err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock_shared($1::int4, $2::int4)`, sharerClass, int32(id)).Scan(&got)
 		if err == nil && !got {
 			err = fmt.Errorf("another instance holds the ID %08x", id)
 		}

@@ -35,12 +35,16 @@ func tryLockFile(path string, shared bool) (release func() error, err error) {
 }
 
 // lockSharerFile makes the sharer's file at path and locks it. Another
-// process that lists the sharers may find it made but not yet locked, and
-// remove it as a dead holder's: it is then made again.
+// process that lists the sharers may find it made but not yet locked: it
+// holds it a moment to see whether it is held (waited for), and removes it
+// as a dead holder's (it is then made again).
 func lockSharerFile(path string) (func() error, error) {
 	for {
 		unlock, err := tryLockFile(path, false)
-		if err != nil {
+		if errors.Is(err, errLocked) {
+			time.Sleep(time.Millisecond) // a lister's probe: no one else takes this name
+			continue
+		} else if err != nil {
 			return nil, err
 		}
 		if _, err := os.Stat(path); err == nil {

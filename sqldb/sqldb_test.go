@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -719,7 +721,7 @@ func TestSharersListEachOther(t *testing.T) {
 		if got := others(s1); len(got) != 0 {
 			t.Fatalf("alone, the sharer lists %v", got)
 		}
-		s2, err := b.ShareInstance(ctx, time.Hour, func(error) {})
+		s2, err := b.ShareInstance(ctx, 50*time.Millisecond, func(error) {})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -797,6 +799,127 @@ func TestSharersListEachOther(t *testing.T) {
 			t.Fatalf("an exclusive holder has the ID %q and lists %v", x.ID(), others(x))
 		}
 	})
+}
+
+// A PostgreSQL session the server has not seen end holds what its
+// instance held: a dead host's (until the server's TCP keepalive gives
+// up, hours by default), or this instance's own old one after a
+// half-open connection. The dead one was listed, its mark gone from Redis,
+// and the host's replacement refused; the instance could not take its own
+// ID again beside its old session, and lost its lock (503 on every
+// request). A holder idle for three keepalives is not listed, and an ID is
+// held shared.
+func TestSessionsLeftBehindHoldNothingUp(t *testing.T) {
+	src := sqldb.Source{Kind: sqldb.Postgres, DSN: pgtest.New(t)}
+	a := open0(t, src)
+	var lost atomic.Int32
+	s1, err := a.ShareInstance(ctx, 50*time.Millisecond, func(err error) {
+		if err != nil {
+			lost.Add(1)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Release()
+	connect := func() *pgx.Conn {
+		t.Helper()
+		c, err := pgx.Connect(ctx, src.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(ctx) })
+		return c
+	}
+	const dead = 12345 // a dead host's ID, "00003039"
+	left := connect()
+	if _, err := left.Exec(ctx, `SELECT pg_advisory_lock_shared($1::bigint), pg_advisory_lock_shared($2::int4, $3::int4)`, int64(0x73706567), 0x73706573, dead); err != nil {
+		t.Fatal(err)
+	}
+	listed := func(want bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			ids, err := s1.Others(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if slices.Contains(ids, "00003039") == want {
+				return
+			} else if time.Now().After(deadline) {
+				t.Fatalf("the session left behind: listed %v, want listed %v", ids, want)
+			}
+		}
+	}
+	listed(false) // idle three keepalives
+	if _, err := left.Exec(ctx, `SELECT 1`); err != nil {
+		t.Fatal(err)
+	}
+	listed(true) // at work: an instance, whatever its Redis
+
+	// This instance's own session outlives its connection: another
+	// session takes what it held, as the server would keep the old one.
+	var id int64
+	fmt.Sscanf(s1.ID(), "%x", &id)
+	admin := connect()
+	var pid int
+	if err := admin.QueryRow(ctx, `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 2
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, 0x73706573, id).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	old := connect()
+	if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Exec(ctx, `SELECT pg_advisory_lock_shared($1::bigint), pg_advisory_lock_shared($2::int4, $3::int4)`, int64(0x73706567), 0x73706573, int32(id)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var holders int
+		if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 2 AND granted
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, 0x73706573, id).Scan(&holders); err != nil {
+			t.Fatal(err)
+		}
+		if holders == 2 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("beside its old session, the instance did not take its ID again (%d holders; lock held: %v)", holders, s1.Held())
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // sharedGrace keepalives and more
+	if !s1.Held() || lost.Load() > 1 {
+		t.Errorf("beside its old session: held %v, %d losses reported", s1.Held(), lost.Load())
+	}
+	if ids, err := s1.Others(ctx); err != nil || slices.Contains(ids, s1.ID()) {
+		t.Errorf("the instance lists its own ID beside its old session: %v, %v", ids, err)
+	}
+}
+
+// A sharer listing the others holds each file a moment to see whether it
+// is held: one made at that moment by a starting sharer made its start
+// fail ("locked by another process").
+func TestSharersStartWhileOthersList(t *testing.T) {
+	src := sqldb.Source{Kind: sqldb.SQLite, DSN: filepath.Join(t.TempDir(), "specguard.db")}
+	a, b := open0(t, src), open0(t, src)
+	s1, err := a.ShareInstance(ctx, time.Hour, func(error) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Release()
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for !stop.Load() {
+			_, _ = s1.Others(ctx)
+		}
+	})
+	defer func() { stop.Store(true); wg.Wait() }()
+	for range 1000 {
+		s2, err := b.ShareInstance(ctx, time.Hour, func(error) {})
+		if err != nil {
+			t.Fatalf("a sharer starting while another lists: %v", err)
+		}
+		s2.Release()
+	}
 }
 
 // A migration written in Go runs once, in its version's turn, with $n
