@@ -244,6 +244,11 @@ func countsAnonymous(op *Operation) bool {
 // The document's x-lint-ignore silences them all, an operation's its own.
 func (t *Table) serverPaths() []*Warning {
 	rootIgnore, bad := lintIgnores(t.Doc.Extensions)
+	for _, code := range slices.Sorted(maps.Keys(rootIgnore)) {
+		if code != WarnServerPath {
+			bad = append(bad, fmt.Sprintf("%s at the document's root silences %s only, not %s: put it on the operation or the scheme", ExtLintIgnore, WarnServerPath, code))
+		}
+	}
 	var ws []*Warning
 	for _, msg := range bad {
 		ws = append(ws, &Warning{Source: t.Source, Line: t.lines.or(0, ExtLintIgnore), Where: "document", Code: WarnLintIgnore, Msg: msg})

@@ -822,4 +822,9 @@ func TestLintServerPath(t *testing.T) {
 	if got := lintWarnings(t, misspelt, policy.WarnLintIgnore); len(got) != 1 || !strings.Contains(got[0], "server-pth") {
 		t.Errorf("a misspelt x-lint-ignore at the document's root: %q, want one lint-ignore warning naming it", got)
 	}
+	// Another code there silences nothing, and is said to.
+	other := doc("x-lint-ignore: [server-path, auth-responses]\n", op)
+	if got := lintWarnings(t, other, policy.WarnLintIgnore); len(got) != 1 || !strings.Contains(got[0], "silences server-path only, not auth-responses") {
+		t.Errorf("auth-responses in the document's x-lint-ignore: %q, want one lint-ignore warning naming it", got)
+	}
 }
