@@ -1,12 +1,14 @@
 package service
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -254,6 +256,26 @@ func (s *reqState) Write(b []byte) (int, error) {
 }
 
 func (s *reqState) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// Flush sends what was written on (http.Flusher): a handler that streams
+// (server-sent events) asks w for it, whatever wraps the writer under it.
+func (s *reqState) Flush() {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	_ = http.NewResponseController(s.ResponseWriter).Flush()
+}
+
+// Hijack hands the connection to the handler (http.Hijacker), where the
+// writers under it allow it; the request is logged as switching
+// protocols (101), its answer the handler's own.
+func (s *reqState) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+	if err == nil && s.status == 0 {
+		s.status = http.StatusSwitchingProtocols
+	}
+	return conn, rw, err
+}
 
 // limitRank orders decisions from least to most strict.
 var limitRank = map[decision]int{"": 0, allowed: 1, storeError: 2, limited: 3}
