@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/http/httptrace"
 	"net/textproto"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -565,6 +566,110 @@ func TestResponseFlushedBeforeItsStatus(t *testing.T) {
 		}
 		if got := reported(); len(got) != 1 || !strings.HasPrefix(got[0], "getPage 200 content-type: ") {
 			t.Errorf("%s: reported %q, want the 200's missing media type", mode, got)
+		}
+	}
+}
+
+// An answer's JSON body of two values, or of a name given twice, was not
+// refused when its Content-Type had a parameter that does not parse
+// ("application/json; charset"): the one-value check asked mime, which
+// refused the type, while openapi3filter read the body as JSON all the
+// same, by its first value. Such a Content-Type is said too.
+func TestResponseJSONWithMalformedParameters(t *testing.T) {
+	const malformed = "getThing 200 content-type: a Content-Type whose parameters do not parse"
+	const twice = "getThing 200 body /: the body is not one I-JSON value (RFC 7493): a name repeated in an object, text that is not UTF-8, or data after the value"
+	table, err := policy.Compile("answers.yaml", []byte(answersDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ct := range []string{"application/json; charset", "application/json;;", "application/json; charset="} {
+		for body, want := range map[string][]string{
+			`{"id":"a","count":1}{"secret":"secret-data"}`: {malformed, twice},
+			`{"id":"a","count":"secret-data","count":1}`:   {malformed, twice},
+			`{"id":"a","count":1}`:                         {malformed},
+		} {
+			r := chi.NewRouter()
+			r.Get("/things/{id}", func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("X-Version", "1")
+				w.Header().Set("Content-Type", ct)
+				_, _ = w.Write([]byte(body))
+			})
+			g, reported := checking(t, table, r, guard.ResponsesEnforce)
+			w := httptest.NewRecorder()
+			g.ServeHTTP(w, httptest.NewRequest("GET", "/things/a", nil))
+			if got := reported(); w.Code != http.StatusInternalServerError || !slices.Equal(got, want) {
+				t.Errorf("Content-Type %q, body %s: %d, reported %q; want 500, %q", ct, body, w.Code, got, want)
+			}
+		}
+	}
+}
+
+// A media type a status does not declare is a content-type finding,
+// whichever check found it (openapi3filter's reason quotes the answer's
+// value, and was counted as a header's).
+func TestResponseUndeclaredMediaTypeIsContentType(t *testing.T) {
+	table, err := policy.Compile("answers.yaml", []byte(answersDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ct := range []string{"text/plain", "application/xml", "text/csv"} {
+		r := chi.NewRouter()
+		r.Get("/things/{id}", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("X-Version", "1")
+			w.Header().Set("Content-Type", ct)
+			_, _ = w.Write([]byte("secret-data"))
+		})
+		g, reported := checking(t, table, r, guard.ResponsesReport)
+		g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/things/a", nil))
+		if got := reported(); len(got) != 1 || got[0] != "getThing 200 content-type: a media type this status does not declare" {
+			t.Errorf("Content-Type %s: reported %q, want one content-type finding", ct, got)
+		}
+	}
+}
+
+// The bodies of the statuses openapi3filter passes without a look (301,
+// 304, 307, 308), which the guard checks itself, were checked as OpenAPI
+// 3.0 schemas in a 3.1 document: const and type lists went unchecked.
+func TestResponseRedirectBodiesOfA31Document(t *testing.T) {
+	table, err := policy.Compile("answers.yaml", []byte(`openapi: 3.1.0
+info: {title: answers, version: "1"}
+paths:
+  /things/{id}:
+    get:
+      operationId: getThing
+      security: []
+      x-rate-limit: false
+      parameters: [{name: id, in: path, required: true, schema: {type: string}}]
+      responses:
+        '200':
+          description: ok
+          content: {application/json: {schema: {$ref: '#/components/schemas/To'}}}
+        '301':
+          description: moved
+          headers: {Location: {required: true, schema: {type: string}}}
+          content: {application/json: {schema: {$ref: '#/components/schemas/To'}}}
+components:
+  schemas:
+    To: {type: object, required: [to], properties: {to: {type: string, const: /x}, n: {type: [integer, "null"]}}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{`{"to":"/elsewhere"}`, `{"to":"/x","n":"many"}`, `{"to":"/x","n":null}`} {
+		for _, status := range []int{http.StatusOK, http.StatusMovedPermanently} {
+			r := chi.NewRouter()
+			r.Get("/things/{id}", func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.Header().Set("Location", "/x")
+				w.WriteHeader(status)
+				_, _ = w.Write([]byte(body))
+			})
+			g, _ := checking(t, table, r, guard.ResponsesEnforce)
+			w := httptest.NewRecorder()
+			g.ServeHTTP(w, httptest.NewRequest("GET", "/things/a", nil))
+			if good := body == `{"to":"/x","n":null}`; good != (w.Code == status) {
+				t.Errorf("%d %s: answered %d", status, body, w.Code)
+			}
 		}
 	}
 }

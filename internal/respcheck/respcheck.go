@@ -46,6 +46,10 @@ func Check(ctx context.Context, req *http.Request, route *routers.Route, status 
 	var out []Finding
 	head := req.Method == http.MethodHead
 	unread := len(body) > 0 && !Readable(header)
+	if _, _, err := mime.ParseMediaType(header.Get("Content-Type")); errors.Is(err, mime.ErrInvalidMediaParameter) {
+		// Read all the same, by the type before the parameters.
+		out = append(out, Finding{Reason: "content-type", Detail: "a Content-Type whose parameters do not parse"})
+	}
 	if !head && !unread && len(body) > 0 && IsJSON(header.Get("Content-Type")) && ijson.Check(body) != "" {
 		// openapi3filter decodes the first value alone, and keeps the last
 		// of a repeated name: {"id":"a"}{"secret":1} passed as {"id":"a"}.
@@ -172,7 +176,13 @@ func checkItself(route *routers.Route, status int, header http.Header, body []by
 	if json.Unmarshal(body, &v) != nil {
 		return append(out, Finding{Reason: "body", Pointer: "/", Detail: "the body cannot be read as its media type"})
 	}
-	if err := mt.Schema.Value.VisitJSON(v, append([]openapi3.SchemaValidationOption{openapi3.MultiErrors(), openapi3.VisitAsResponse()}, formats.Options...)...); err != nil {
+	opts := append([]openapi3.SchemaValidationOption{openapi3.MultiErrors(), openapi3.VisitAsResponse()}, formats.Options...)
+	if route.Spec != nil && route.Spec.IsOpenAPI31OrLater() {
+		// JSON Schema 2020-12 (const, type lists...), as openapi3filter
+		// checks the other statuses of such a document.
+		opts = append(opts, openapi3.EnableJSONSchema2020())
+	}
+	if err := mt.Schema.Value.VisitJSON(v, opts...); err != nil {
 		out = append(out, findings(err)...)
 	}
 	return out
@@ -195,10 +205,12 @@ func Readable(header http.Header) bool {
 }
 
 // IsJSON reports whether contentType is a JSON media type (application/json
-// or a +json suffix).
+// or a +json suffix), read as openapi3filter reads it: the type before
+// any parameter, parameters that do not parse ("; charset") included.
 func IsJSON(contentType string) bool {
-	mt, _, err := mime.ParseMediaType(contentType)
-	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+	mt, _, _ := strings.Cut(contentType, ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
 }
 
 // MissingHeaders checks only the headers declared marks required: for an
@@ -214,6 +226,11 @@ func MissingHeaders(declared *openapi3.Response, header http.Header) []Finding {
 }
 
 func findings(err error) []Finding {
+	if re, ok := err.(*openapi3filter.ResponseError); ok && strings.Contains(re.Reason, "header Content-Type has unexpected value") {
+		// A media type the status does not declare, as checkItself says it;
+		// the reason quotes the answer's value.
+		return []Finding{{Reason: "content-type", Detail: "a media type this status does not declare"}}
+	}
 	if re, ok := err.(*openapi3filter.ResponseError); ok && strings.Contains(strings.ToLower(re.Reason), "header") {
 		// A header's value, whatever the schema's error inside says.
 		return []Finding{{Reason: "header", Detail: strings.TrimSpace(re.Reason)}}
