@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/specguard/specguard/internal/redact"
 )
@@ -60,6 +62,15 @@ func newTracerProvider(ctx context.Context, name string, getenv func(string) str
 	if protocol == "" {
 		protocolVar, protocol = "OTEL_EXPORTER_OTLP_PROTOCOL", getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
 	}
+	// The SDK reads the headers (an API key, a bearer token) from the
+	// process's environment, and logs a pair it cannot read to stderr,
+	// value and all, then exports without it: refused here, naming the
+	// variable and the pair, never its value.
+	for _, v := range []string{"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"} {
+		if err := otlpHeaders(os.Getenv(v)); err != nil {
+			return nil, fmt.Errorf("%s: %v", v, err)
+		}
+	}
 	var exp *otlptrace.Exporter
 	switch protocol {
 	case "", "http/protobuf":
@@ -94,6 +105,30 @@ func newTracerProvider(ctx context.Context, name string, getenv func(string) str
 		}
 	}))
 	return sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res)), nil
+}
+
+// otlpHeaders checks a list of OTLP headers (key=value, separated by
+// commas, values percent-encoded) as the SDK reads it, saying what is
+// wrong with a pair without its value.
+func otlpHeaders(list string) error {
+	if list == "" {
+		return nil
+	}
+	for i, pair := range strings.Split(list, ",") {
+		key, value, found := strings.Cut(pair, "=")
+		key = strings.TrimSpace(key)
+		switch {
+		case !found:
+			return fmt.Errorf("pair %d has no '=': want key=value pairs separated by commas", i+1)
+		case !httpguts.ValidHeaderFieldName(key):
+			// Not quoted: a pair written "Authorization: Bearer ..." is all name.
+			return fmt.Errorf("pair %d: its name is no header name (letters, digits and !#$%%&'*+-.^_`|~)", i+1)
+		}
+		if _, err := url.PathUnescape(value); err != nil {
+			return fmt.Errorf("pair %d: the value of %s is not percent-encoded (a %% that starts no escape): write %%25 for a %%", i+1, key)
+		}
+	}
+	return nil
 }
 
 // tracedTransport makes each outbound call (to an identity provider) a

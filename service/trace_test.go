@@ -132,3 +132,37 @@ func TestTraceExportFailureMasksTheEndpoint(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// The OTLP headers (an API key, a bearer token) are read by the SDK from
+// the process's environment: a pair it could not read was logged to
+// stderr, value and all, and the traces exported without it. Such a pair
+// stops the start, naming the variable and the pair, not the value.
+func TestOTLPHeadersRefusedWithoutTheirValue(t *testing.T) {
+	on := func(k string) string {
+		if k == "OTEL_EXPORTER_OTLP_ENDPOINT" {
+			return "http://127.0.0.1:4318"
+		}
+		return ""
+	}
+	for _, c := range []struct {
+		variable, value, want string
+	}{
+		{"OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20s3cret%ZZ", "OTEL_EXPORTER_OTLP_HEADERS: pair 1: the value of authorization is not percent-encoded"},
+		{"OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-team=a,Authorization: Bearer s3cret", "OTEL_EXPORTER_OTLP_TRACES_HEADERS: pair 2 has no '='"},
+		{"OTEL_EXPORTER_OTLP_HEADERS", "Authorization: Bearer s3cret=x", "OTEL_EXPORTER_OTLP_HEADERS: pair 1: its name is no header name"},
+		{"OTEL_EXPORTER_OTLP_HEADERS", "api-key=s3cret,x-team=a%20b", ""},
+	} {
+		t.Setenv(c.variable, c.value)
+		tp, err := newTracerProvider(context.Background(), "svc", on, slog.New(slog.DiscardHandler))
+		if tp != nil {
+			_ = tp.Shutdown(context.Background())
+		}
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s=%s: %v", c.variable, c.value, err)
+		case c.want != "" && (err == nil || !strings.HasPrefix(err.Error(), c.want) || strings.Contains(err.Error(), "s3cret")):
+			t.Errorf("%s=%s: %v, want %q and nothing of the value", c.variable, c.value, err, c.want)
+		}
+		t.Setenv(c.variable, "")
+	}
+}
