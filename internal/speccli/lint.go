@@ -35,9 +35,11 @@ serve; warnings are what it would serve but probably should not:
                     not limited
   unchecked-format  a format of a parameter or request body that no
                     validation checks (any text passes it)
+  server-path       a servers URL with a path (/api/v1): the operations
+                    are served at their own paths, not under it
 Silence a warning you have weighed with x-lint-ignore: [code] on the
 operation (on the oauth2 security scheme for unused-scope, on the cookie
-scheme for cookie-prefix).
+scheme for cookie-prefix, at the document's root for server-path).
 
 Exit status: 2 when the command line is wrong; 1 when there are errors,
 or warnings and --strict; else 0.
