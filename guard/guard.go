@@ -251,6 +251,9 @@ type Guard struct {
 type opState struct {
 	op    *policy.Operation
 	valid *opValidation
+	// checked: by status, the headers the check of an answer reads
+	// (checkedHeaders); nil when answers are not checked.
+	checked map[int][]string
 	// challenges answer a request that presented no credential: one per
 	// scheme the operation accepts.
 	challenges []string
@@ -341,7 +344,11 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 	for _, op := range table.Operations() {
 		valid := newOpValidation(table.Doc, op)
 		valid.malformed = g.malformed[op.ID]
-		g.byPattern[op.Pattern] = append(g.byPattern[op.Pattern], &opState{op: op, valid: valid, challenges: g.missingChallenges(op)})
+		st := &opState{op: op, valid: valid, challenges: g.missingChallenges(op)}
+		if g.responses != ResponsesOff {
+			st.checked = checkedHeaders(op)
+		}
+		g.byPattern[op.Pattern] = append(g.byPattern[op.Pattern], st)
 	}
 	for id := range g.malformed {
 		if !slices.ContainsFunc(table.Operations(), func(op *policy.Operation) bool { return op.ID == id }) {

@@ -11,6 +11,8 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"slices"
+	"strconv"
 
 	"github.com/go-chi/chi/v5"
 
@@ -103,17 +105,17 @@ func WithResponseSample(n int) Option {
 func (g *Guard) serveChecked(w http.ResponseWriter, r *http.Request, st *opState, h http.Handler, rctx *chi.Context) {
 	if g.responses == ResponsesReport && g.responseSample > 1 && (g.answers.Add(1)-1)%g.responseSample != 0 {
 		// Not this answer's body: its status and headers alone.
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK, checked: st.checked}
 		g.run(sw, r, h, rctx)
 		if sw.hijacked {
 			return // the answer went on the connection, unseen
 		}
-		if found := checkResponse(r, st, sw.status, w.Header(), nil, bodyUnseen); len(found) > 0 && g.reportResponse != nil {
+		if found := checkResponse(r, st, sw.status, sw.sent.as(w.Header()), nil, bodyUnseen); len(found) > 0 && g.reportResponse != nil {
 			g.reportResponse(r, st.op, found)
 		}
 		return
 	}
-	cw := &checkedWriter{w: w, enforce: g.responses == ResponsesEnforce}
+	cw := &checkedWriter{w: w, enforce: g.responses == ResponsesEnforce, checked: st.checked}
 	if cw.enforce {
 		cw.header = w.Header().Clone()
 		// An answer sent on before its end (too large, or flushed) is
@@ -146,7 +148,7 @@ func (g *Guard) serveChecked(w http.ResponseWriter, r *http.Request, st *opState
 		seen = bodyPast
 	}
 	body := cw.body.Bytes()
-	found := checkResponse(r, st, cw.status, cw.Header(), body, seen)
+	found := checkResponse(r, st, cw.status, cw.sent.as(cw.Header()), body, seen)
 	if len(body) == 0 && (cw.dropped || cw.unheld) && declaresNoContent(st.op, cw.status) {
 		// A body none of which was held: sent on (reporting), or dropped.
 		found = append(found, noContent(cw.status))
@@ -190,24 +192,38 @@ type statusWriter struct {
 	status   int
 	wrote    bool
 	hijacked bool // the handler took the connection
+	// checked: the headers the check of the answer reads, by status (see
+	// opState), when it is checked; sent: those, as they went.
+	checked map[int][]string
+	sent    sentHeaders
+}
+
+// send notes that the answer's status and headers go now.
+func (s *statusWriter) send(status int) {
+	if !s.wrote {
+		s.wrote, s.status = true, status
+		if s.checked != nil {
+			s.sent.note(s.checked, status, s.ResponseWriter.Header())
+		}
+	}
 }
 
 func (s *statusWriter) WriteHeader(status int) {
-	if !s.wrote && !informational(status) {
-		s.wrote, s.status = true, status
+	if !informational(status) {
+		s.send(status)
 	}
 	s.ResponseWriter.WriteHeader(status)
 }
 
 func (s *statusWriter) Write(p []byte) (int, error) {
-	s.wrote = true
+	s.send(http.StatusOK)
 	return s.ResponseWriter.Write(p)
 }
 
 // Flush sends on what is written so far: a handler that streams through
 // w.(http.Flusher) keeps doing so behind the guard.
 func (s *statusWriter) Flush() {
-	s.wrote = true
+	s.send(http.StatusOK)
 	_ = http.NewResponseController(s.ResponseWriter).Flush()
 }
 
@@ -223,6 +239,91 @@ func (s *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return conn, rw, err
 }
 
+// sentHeaders holds, as an answer's headers go, those its check reads:
+// Content-Type, Content-Encoding and the headers the document declares
+// for its status (the values' slices, not copies). A handler may change
+// headers after they went, to no effect (but trailers): the check reads
+// them as they went. Copying every header of every answer cost a third of
+// a checked request.
+type sentHeaders struct {
+	noted bool
+	names []string
+	val   [4][]string
+	all   http.Header // a copy of all of them, where more are declared
+}
+
+// note notes h as the headers of an answer of status go, checked reading
+// the headers of checkedHeaders.
+func (s *sentHeaders) note(checked map[int][]string, status int, h http.Header) {
+	names, ok := checked[status]
+	if !ok {
+		names = checked[0] // the default's, or the media type's alone
+	}
+	s.noted, s.names, s.all = true, names, nil
+	if len(names) > len(s.val) {
+		s.all = h.Clone()
+		return
+	}
+	for i, name := range names {
+		s.val[i] = h[name]
+	}
+}
+
+// checkedHeaders are, by status the document declares for op (0 for its
+// default, or for none), the headers the check of an answer reads:
+// Content-Type, Content-Encoding and those declared, canonical.
+func checkedHeaders(op *policy.Operation) map[int][]string {
+	out := map[int][]string{0: {"Content-Type", "Content-Encoding"}}
+	if op.Spec.Responses == nil {
+		return out
+	}
+	for key, ref := range op.Spec.Responses.Map() {
+		code, err := strconv.Atoi(key)
+		if key == "default" {
+			code, err = 0, nil
+		}
+		if err != nil || ref == nil || ref.Value == nil {
+			continue
+		}
+		names := []string{"Content-Type", "Content-Encoding"}
+		for _, name := range slices.Sorted(maps.Keys(ref.Value.Headers)) {
+			names = append(names, http.CanonicalHeaderKey(name))
+		}
+		out[code] = names
+	}
+	return out
+}
+
+// as returns the headers to check: live, but for those changed since they
+// went, as they went.
+func (s *sentHeaders) as(live http.Header) http.Header {
+	if !s.noted {
+		return live // not gone yet: net/http sends them as the handler returns
+	}
+	if s.all != nil {
+		return s.all
+	}
+	var out http.Header
+	for i, name := range s.names {
+		now, then := live[name], s.val[i]
+		if len(now) == len(then) && (len(now) == 0 || &now[0] == &then[0]) {
+			continue
+		}
+		if out == nil {
+			out = live.Clone()
+		}
+		if then == nil {
+			delete(out, name)
+		} else {
+			out[name] = then
+		}
+	}
+	if out == nil {
+		return live
+	}
+	return out
+}
+
 // checkedWriter keeps what a handler answers: the status, and the body up
 // to MaxCheckedBody. Reporting, it passes everything on as it comes;
 // enforcing, it holds the answer (headers in a map of its own) until the
@@ -234,6 +335,8 @@ type checkedWriter struct {
 	header  http.Header // enforcing: the answer's headers, held
 	status  int
 	wrote   bool
+	checked map[int][]string // see statusWriter
+	sent    sentHeaders      // reporting: what the check reads, as it went
 	body    bytes.Buffer
 	over    bool // the body passed MaxCheckedBody (or was flushed): not checked
 	unheld  bool // body bytes went on without being kept (past MaxCheckedBody, or let go)
@@ -282,6 +385,9 @@ func (c *checkedWriter) WriteHeader(status int) {
 	}
 	c.wrote, c.status = true, status
 	if !c.enforce {
+		// What is set after goes nowhere (but trailers): the check reads
+		// what went.
+		c.sent.note(c.checked, status, c.w.Header())
 		c.w.WriteHeader(status)
 	}
 }

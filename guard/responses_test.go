@@ -673,3 +673,47 @@ components:
 		}
 	}
 }
+
+// Reporting, an answer was checked with its headers as they stood when
+// the handler returned: a required header set after WriteHeader, which
+// never left, passed; one removed after passed the other way. The check
+// reads the headers as they went, on the answers whose body is checked
+// and on the others (WithResponseSample).
+func TestResponseReportChecksTheHeadersSent(t *testing.T) {
+	table, err := policy.Compile("answers.yaml", []byte(answersDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sample := range []int{1, 1000} {
+		r := chi.NewRouter()
+		r.Get("/things/{id}", func(w http.ResponseWriter, req *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			if chi.URLParam(req, "id") == "late" {
+				w.WriteHeader(http.StatusOK)
+				w.Header().Set("X-Version", "1") // too late: never sent
+			} else {
+				w.Header().Set("X-Version", "1")
+				_, _ = w.Write([]byte(`{"id":"a","count":1}`))
+				w.Header().Del("X-Version") // sent all the same
+				return
+			}
+			_, _ = w.Write([]byte(`{"id":"a","count":1}`))
+		})
+		g, reported := checking(t, table, r, guard.ResponsesReport, guard.WithResponseSample(sample))
+		srv := httptest.NewServer(g)
+		for _, id := range []string{"late", "removed"} {
+			before := len(reported())
+			resp, err := http.Get(srv.URL + "/things/" + id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			sent := resp.Header.Get("X-Version") != ""
+			got := reported()[before:]
+			if missing := slices.Contains(got, `getThing 200 header: response header "X-Version" missing`); missing == sent {
+				t.Errorf("sample %d, %s: X-Version sent %v, reported %q", sample, id, sent, got)
+			}
+		}
+		srv.Close()
+	}
+}
