@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -257,6 +258,9 @@ type sentHeaders struct {
 func (s *sentHeaders) note(checked map[int][]string, status int, h http.Header) {
 	names, ok := checked[status]
 	if !ok {
+		names, ok = checked[-(status / 100)] // "2XX"
+	}
+	if !ok {
 		names = checked[0] // the default's, or the media type's alone
 	}
 	s.noted, s.names, s.all = true, names, nil
@@ -269,9 +273,24 @@ func (s *sentHeaders) note(checked map[int][]string, status int, h http.Header) 
 	}
 }
 
-// checkedHeaders are, by status the document declares for op (0 for its
-// default, or for none), the headers the check of an answer reads:
-// Content-Type, Content-Encoding and those declared, canonical.
+// trailer reports whether h announces name as a trailer (Trailer), which
+// goes after the body: set after the status, as it must be.
+func trailer(h http.Header, name string) bool {
+	for _, v := range h["Trailer"] {
+		for t := range strings.SplitSeq(v, ",") {
+			if http.CanonicalHeaderKey(strings.TrimSpace(t)) == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkedHeaders are, by status the document declares for op (-N for a
+// range NXX, 0 for its default, or for none), the headers the check of an
+// answer reads: Content-Type, Content-Encoding and those declared,
+// canonical. A status finds its own, then its range's, then the default's,
+// as respcheck.Declared does.
 func checkedHeaders(op *policy.Operation) map[int][]string {
 	out := map[int][]string{0: {"Content-Type", "Content-Encoding"}}
 	if op.Spec.Responses == nil {
@@ -279,8 +298,11 @@ func checkedHeaders(op *policy.Operation) map[int][]string {
 	}
 	for key, ref := range op.Spec.Responses.Map() {
 		code, err := strconv.Atoi(key)
-		if key == "default" {
+		switch {
+		case key == "default":
 			code, err = 0, nil
+		case len(key) == 3 && key[1:] == "XX" && key[0] >= '1' && key[0] <= '5':
+			code, err = -int(key[0]-'0'), nil
 		}
 		if err != nil || ref == nil || ref.Value == nil {
 			continue
@@ -301,12 +323,18 @@ func (s *sentHeaders) as(live http.Header) http.Header {
 		return live // not gone yet: net/http sends them as the handler returns
 	}
 	if s.all != nil {
-		return s.all
+		out := s.all
+		for name, v := range live {
+			if trailer(live, name) {
+				out[name] = v
+			}
+		}
+		return out
 	}
 	var out http.Header
 	for i, name := range s.names {
 		now, then := live[name], s.val[i]
-		if len(now) == len(then) && (len(now) == 0 || &now[0] == &then[0]) {
+		if len(now) == len(then) && (len(now) == 0 || &now[0] == &then[0]) || trailer(live, name) {
 			continue
 		}
 		if out == nil {
@@ -444,6 +472,7 @@ func (c *checkedWriter) pass(more bool) {
 	for k, v := range c.header {
 		h[k] = v
 	}
+	c.sent.note(c.checked, c.status, h) // reported as it went
 	c.w.WriteHeader(c.status)
 	_, _ = c.w.Write(c.body.Bytes())
 }
@@ -538,12 +567,12 @@ func checkResponse(r *http.Request, st *opState, status int, header http.Header,
 	var found []respcheck.Finding
 	switch {
 	case seen != bodyWhole:
-		found = respcheck.MissingHeaders(declared, header)
+		found = append(respcheck.TypeParameters(header), respcheck.MissingHeaders(declared, header)...)
 	case len(out) == 0:
 		found = respcheck.Check(r.Context(), r, st.valid.route, status, header, body)
 	default:
 		// The body is wrong already; its headers still count.
-		found = respcheck.MissingHeaders(declared, header)
+		found = append(respcheck.TypeParameters(header), respcheck.MissingHeaders(declared, header)...)
 	}
 	for _, f := range found {
 		out = append(out, ResponseViolation{Status: status, Reason: f.Reason, Pointer: f.Pointer, Detail: f.Detail})

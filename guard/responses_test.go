@@ -717,3 +717,117 @@ func TestResponseReportChecksTheHeadersSent(t *testing.T) {
 		srv.Close()
 	}
 }
+
+// The headers as they went, continued (helper-123): a required header
+// sent as a trailer (announced in Trailer, set after the body) is sent;
+// a status declared by its range ('2XX') is checked by the range's
+// headers; enforcing, an answer sent on at a flush is reported with the
+// headers it went with.
+func TestResponseHeadersSentTrailersRangesFlushes(t *testing.T) {
+	table, err := policy.Compile("answers.yaml", []byte(`openapi: 3.0.3
+info: {title: answers, version: "1"}
+paths:
+  /things/{id}:
+    get:
+      operationId: getThing
+      security: []
+      x-rate-limit: false
+      parameters: [{name: id, in: path, required: true, schema: {type: string}}]
+      responses:
+        '2XX':
+          description: ok
+          headers:
+            X-Version: {required: true, schema: {type: string}}
+          content: {application/json: {schema: {type: object}}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers, err := policy.Compile("answers.yaml", []byte(answersDoc)) // '200', not a range
+	if err != nil {
+		t.Fatal(err)
+	}
+	const missing = `getThing 200 header: response header "X-Version" missing`
+	for _, c := range []struct {
+		id      string
+		mode    guard.ResponseMode
+		handler func(w http.ResponseWriter)
+		want    []string
+	}{
+		{"trailer-200", guard.ResponsesReport, func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Trailer", "X-Version")
+			_, _ = w.Write([]byte(`{"id":"a","count":1}`))
+			w.Header().Set("X-Version", "1")
+		}, nil},
+		{"trailer", guard.ResponsesReport, func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Trailer", "X-Version")
+			_, _ = w.Write([]byte(`{}`))
+			w.Header().Set("X-Version", "1")
+		}, nil},
+		{"range-late", guard.ResponsesReport, func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			w.Header().Set("X-Version", "1") // never sent
+			_, _ = w.Write([]byte(`{}`))
+		}, []string{missing}},
+		{"flushed-then-removed", guard.ResponsesEnforce, func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("X-Version", "1")
+			_, _ = w.Write([]byte(`{`))
+			http.NewResponseController(w).Flush()
+			w.Header().Del("X-Version") // sent all the same
+			_, _ = w.Write([]byte(`}`))
+		}, nil},
+	} {
+		r := chi.NewRouter()
+		r.Get("/things/{id}", func(w http.ResponseWriter, _ *http.Request) { c.handler(w) })
+		doc := table
+		if strings.HasSuffix(c.id, "-200") {
+			doc = answers
+		}
+		g, reported := checking(t, doc, r, c.mode)
+		srv := httptest.NewServer(g)
+		resp, err := http.Get(srv.URL + "/things/a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		srv.Close()
+		sent := resp.Header.Get("X-Version") != "" || resp.Trailer.Get("X-Version") != ""
+		if got := reported(); !slices.Equal(got, c.want) || sent == (c.want != nil) {
+			t.Errorf("%s: X-Version sent %v, reported %q; want %q", c.id, sent, got, c.want)
+		}
+	}
+}
+
+// A Content-Type whose parameters do not parse is said on every answer
+// checked, not only on those whose body is checked whole: one whose body
+// is not sampled, or too large to hold.
+func TestResponseMalformedParametersOnEveryAnswer(t *testing.T) {
+	table, err := policy.Compile("answers.yaml", []byte(answersDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = "getThing 200 content-type: a Content-Type whose parameters do not parse"
+	r := chi.NewRouter()
+	r.Get("/things/{id}", func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("X-Version", "1")
+		w.Header().Set("Content-Type", "application/json; charset")
+		if chi.URLParam(req, "id") == "large" {
+			_, _ = w.Write([]byte(`{"id":"` + strings.Repeat("x", guard.MaxCheckedBody) + `","count":1}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"id":"a","count":1}`))
+	})
+	g, reported := checking(t, table, r, guard.ResponsesReport, guard.WithResponseSample(1000))
+	for _, id := range []string{"sampled", "not-sampled", "large"} {
+		before := len(reported())
+		g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/things/"+id, nil))
+		if got := reported()[before:]; !slices.Equal(got, []string{want}) {
+			t.Errorf("%s: reported %q, want %q", id, got, want)
+		}
+	}
+}

@@ -259,11 +259,15 @@ func (s *reqState) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // Flush sends what was written on (http.Flusher): a handler that streams
 // (server-sent events) asks w for it, whatever wraps the writer under it.
-func (s *reqState) Flush() {
+func (s *reqState) Flush() { _ = s.FlushError() }
+
+// FlushError is Flush saying why it failed (a client gone), as
+// http.ResponseController asks it.
+func (s *reqState) FlushError() error {
 	if s.status == 0 {
 		s.status = http.StatusOK
 	}
-	_ = http.NewResponseController(s.ResponseWriter).Flush()
+	return http.NewResponseController(s.ResponseWriter).Flush()
 }
 
 // Hijack hands the connection to the handler (http.Hijacker), where the

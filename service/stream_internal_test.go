@@ -3,6 +3,7 @@ package service
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -109,5 +110,22 @@ paths:
 				t.Errorf("the request whose connection the handler took is not logged 101:\n%s", logs.String())
 			}
 		})
+	}
+}
+
+// plainWriter can neither flush nor be taken over.
+type plainWriter struct{ h http.Header }
+
+func (p plainWriter) Header() http.Header         { return p.h }
+func (p plainWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (p plainWriter) WriteHeader(int)             {}
+
+// A flush through http.ResponseController says why it failed (here the
+// writer beneath cannot flush; in service, a client gone): with Flush
+// alone, the request log's writer answered every flush nil.
+func TestRequestLogFlushSaysWhyItFailed(t *testing.T) {
+	st := &reqState{ResponseWriter: plainWriter{h: http.Header{}}}
+	if err := http.NewResponseController(st).Flush(); !errors.Is(err, http.ErrNotSupported) {
+		t.Errorf("a flush the writer beneath cannot make: %v, want http.ErrNotSupported", err)
 	}
 }

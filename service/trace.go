@@ -115,6 +115,9 @@ func otlpHeaders(list string) error {
 		return nil
 	}
 	for i, pair := range strings.Split(list, ",") {
+		if strings.TrimSpace(pair) == "" {
+			continue // skipped by the SDK too ("a=1,")
+		}
 		key, value, found := strings.Cut(pair, "=")
 		key = strings.TrimSpace(key)
 		switch {

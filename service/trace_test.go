@@ -151,6 +151,8 @@ func TestOTLPHeadersRefusedWithoutTheirValue(t *testing.T) {
 		{"OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-team=a,Authorization: Bearer s3cret", "OTEL_EXPORTER_OTLP_TRACES_HEADERS: pair 2 has no '='"},
 		{"OTEL_EXPORTER_OTLP_HEADERS", "Authorization: Bearer s3cret=x", "OTEL_EXPORTER_OTLP_HEADERS: pair 1: its name is no header name"},
 		{"OTEL_EXPORTER_OTLP_HEADERS", "api-key=s3cret,x-team=a%20b", ""},
+		// An empty pair, as a trailing comma makes, the SDK skips too.
+		{"OTEL_EXPORTER_OTLP_HEADERS", "api-key=s3cret,", ""},
 	} {
 		t.Setenv(c.variable, c.value)
 		tp, err := newTracerProvider(context.Background(), "svc", on, slog.New(slog.DiscardHandler))

@@ -46,10 +46,7 @@ func Check(ctx context.Context, req *http.Request, route *routers.Route, status 
 	var out []Finding
 	head := req.Method == http.MethodHead
 	unread := len(body) > 0 && !Readable(header)
-	if _, _, err := mime.ParseMediaType(header.Get("Content-Type")); errors.Is(err, mime.ErrInvalidMediaParameter) {
-		// Read all the same, by the type before the parameters.
-		out = append(out, Finding{Reason: "content-type", Detail: "a Content-Type whose parameters do not parse"})
-	}
+	out = append(out, TypeParameters(header)...)
 	if !head && !unread && len(body) > 0 && IsJSON(header.Get("Content-Type")) && ijson.Check(body) != "" {
 		// openapi3filter decodes the first value alone, and keeps the last
 		// of a repeated name: {"id":"a"}{"secret":1} passed as {"id":"a"}.
@@ -211,6 +208,16 @@ func IsJSON(contentType string) bool {
 	mt, _, _ := strings.Cut(contentType, ";")
 	mt = strings.ToLower(strings.TrimSpace(mt))
 	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+// TypeParameters finds a Content-Type whose parameters do not parse
+// ("application/json; charset"): the answer is read all the same, by the
+// type before them.
+func TypeParameters(header http.Header) []Finding {
+	if _, _, err := mime.ParseMediaType(header.Get("Content-Type")); errors.Is(err, mime.ErrInvalidMediaParameter) {
+		return []Finding{{Reason: "content-type", Detail: "a Content-Type whose parameters do not parse"}}
+	}
+	return nil
 }
 
 // MissingHeaders checks only the headers declared marks required: for an
