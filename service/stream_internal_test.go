@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -76,8 +78,8 @@ paths:
 			if err != nil {
 				t.Fatal(err)
 			}
-			var logs bytes.Buffer
-			log := slog.New(slog.NewTextHandler(&logs, nil))
+			logs := &lockedBuffer{}
+			log := slog.New(slog.NewTextHandler(logs, nil))
 			srv := httptest.NewServer(logRequests(log, NewMetrics(), recoverer(problem.Writer{}, log, g)))
 			defer srv.Close()
 
@@ -105,12 +107,34 @@ paths:
 				b, _ := io.ReadAll(sresp.Body)
 				t.Errorf("a handler that takes the connection: %d %q", sresp.StatusCode, b)
 			}
-			srv.Close() // the log lines are written
-			if !regexp.MustCompile(`path=/socket .*status=101 `).MatchString(logs.String()) {
-				t.Errorf("the request whose connection the handler took is not logged 101:\n%s", logs.String())
+			// Logged as its handler returns, which the server does not
+			// wait for: the connection is no longer its.
+			logged := regexp.MustCompile(`path=/socket .*status=101 `)
+			for deadline := time.Now().Add(5 * time.Second); !logged.MatchString(logs.String()); time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the request whose connection the handler took is not logged 101:\n%s", logs.String())
+				}
 			}
 		})
 	}
+}
+
+// lockedBuffer is a bytes.Buffer for writers on other goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // plainWriter can neither flush nor be taken over.
