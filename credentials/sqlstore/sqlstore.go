@@ -185,6 +185,13 @@ func (s *Store) ListAccounts(ctx context.Context, after string, limit int) ([]cr
 		// SQLite reads LIMIT -1 as none, PostgreSQL refuses it.
 		return nil, fmt.Errorf("ListAccounts: limit %d, want at least 1", limit)
 	}
+	// No address holds a NUL or bytes that are not UTF-8 (registration
+	// refuses them), and PostgreSQL cannot compare text holding them: the
+	// page starts where the text before them falls.
+	if i := strings.IndexByte(after, 0); i >= 0 {
+		after = after[:i]
+	}
+	after = strings.ToValidUTF8(after, "\uFFFD")
 	if after == "" {
 		return sqldb.List(ctx, s.db, scanAccount, pageQuery(s.db.Bytewise(), false), limit)
 	}
