@@ -45,8 +45,9 @@ type InstanceLock struct {
 }
 
 // ID names this process among the instances that share the lock (see
-// ShareInstance); it is empty for a lock held exclusive. No two processes
-// that hold the lock at once have one ID.
+// ShareInstance); it is empty for a lock held exclusive. It is random, of
+// 31 bits: two of n processes holding the lock at once share one with a
+// chance of about n²/2³².
 func (l *InstanceLock) ID() string { return l.id }
 
 // Others returns the IDs of the other processes that share the lock now
@@ -109,9 +110,10 @@ func (d *DB) LockInstance(ctx context.Context, keepalive time.Duration, report f
 // (never once another process holds the lock exclusive).
 //
 // Each holder has an ID of its own, and Others lists the IDs of the
-// other holders: a second lock, exclusive, on the holder's ID (beside the
-// SQLite file, a file named by it; on PostgreSQL, an advisory lock of two
-// keys, on the same connection).
+// other holders: a second lock on the holder's ID (beside the SQLite
+// file, a file named by it, held exclusive; on PostgreSQL, an advisory
+// lock of two keys, held shared on the same connection, which a session
+// of this process the server has not yet seen end may hold too).
 func (d *DB) ShareInstance(ctx context.Context, keepalive time.Duration, report func(error)) (*InstanceLock, error) {
 	return d.lockInstance(ctx, keepalive, report, true)
 }

@@ -39,9 +39,9 @@ func tryLockFile(path string, shared bool) (release func() error, err error) {
 // holds it a moment to see whether it is held (waited for), and removes it
 // as a dead holder's (it is then made again).
 func lockSharerFile(path string) (func() error, error) {
-	for {
+	for deadline := time.Now().Add(5 * time.Second); ; {
 		unlock, err := tryLockFile(path, false)
-		if errors.Is(err, errLocked) {
+		if errors.Is(err, errLocked) && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond) // a lister's probe: no one else takes this name
 			continue
 		} else if err != nil {
