@@ -21,6 +21,7 @@ import (
 
 	"github.com/specguard/specguard/internal/formats"
 	"github.com/specguard/specguard/internal/ijson"
+	"github.com/specguard/specguard/internal/respcheck"
 	"github.com/specguard/specguard/internal/text"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/problem"
@@ -117,7 +118,7 @@ func exploded(p *openapi3.Parameter) *openapi3.Schema {
 // bytes, and a media type without schema is not read.
 func unreadableBodies(op *policy.Operation) []string {
 	body := op.Spec.RequestBody
-	if body == nil || body.Value == nil || openapi3filter.RegisteredBodyDecoder("*/*") != nil {
+	if body == nil || body.Value == nil {
 		return nil
 	}
 	var out []string
@@ -133,7 +134,7 @@ func unreadableBodies(op *policy.Operation) []string {
 		for part := range strings.SplitSeq(key, ",") {
 			mt, _, _ := strings.Cut(part, ";")
 			mt = strings.ToLower(strings.TrimSpace(mt))
-			if !strings.Contains(mt, "*") && !strings.HasSuffix(mt, "+json") && openapi3filter.RegisteredBodyDecoder(mt) == nil {
+			if !strings.Contains(mt, "*") && !respcheck.Decodable(mt) {
 				out = append(out, mt)
 			}
 		}

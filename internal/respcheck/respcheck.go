@@ -198,6 +198,13 @@ func Readable(header http.Header) bool {
 	if err != nil && !errors.Is(err, mime.ErrInvalidMediaParameter) {
 		return false // openapi3filter reads the type before a bad parameter
 	}
+	return Decodable(mt)
+}
+
+// Decodable reports whether openapi3filter decodes a body of the media
+// type mt (lower case, without parameters) to validate it: a decoder of
+// its own, a +json suffix, or a decoder of every type.
+func Decodable(mt string) bool {
 	return openapi3filter.RegisteredBodyDecoder(mt) != nil || strings.HasSuffix(mt, "+json") || openapi3filter.RegisteredBodyDecoder("*/*") != nil
 }
 
