@@ -65,7 +65,9 @@ func TestOneRedisRoundTripPerBearerRequest(t *testing.T) {
 	defer mu.Unlock()
 	var sent []string
 	for _, l := range seen {
-		if !strings.Contains(l, " lua]") {
+		// The instance's mark in Redis is refreshed every keepalive,
+		// whatever the requests: it is not theirs to count.
+		if !strings.Contains(l, " lua]") && !strings.Contains(l, `"set" "sg:instance:`) {
 			sent = append(sent, l)
 		}
 	}

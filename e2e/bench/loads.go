@@ -156,8 +156,9 @@ func probeCalls(ctx context.Context, s *stack, l *load) (float64, error) {
 			}
 			// "+<time> [0 lua] ..." is a command run by a script.
 			// Connection set-up (a pool growing, a Cluster client
-			// reading the slots) is not a per-request call.
-			if strings.Contains(line, " lua] ") || setupCommand.MatchString(line) {
+			// reading the slots) and the instance's mark, refreshed
+			// every keepalive, are not per-request calls.
+			if strings.Contains(line, " lua] ") || setupCommand.MatchString(line) || strings.Contains(line, `"set" "sg:instance:`) {
 				continue
 			}
 			calls++
