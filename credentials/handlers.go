@@ -270,9 +270,24 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) {
 		pair *tokens.Pair
 		err  error
 	)
+	if f.Get("grant_type") == "" {
+		// RFC 6749 section 5.2: a parameter missing is a malformed
+		// request, whatever grants are served.
+		oauthError(w, http.StatusBadRequest, "invalid_request", "grant_type is required")
+		return
+	}
 	if !slices.Contains(s.grants, f.Get("grant_type")) {
 		s.unsupportedGrant(w)
 		return
+	}
+	if g := f.Get("grant_type"); g == "password" || g == "refresh_token" {
+		// A client that authenticates must be one (see client).
+		if _, _, ok, err := s.client(w, r, false); !ok {
+			if err != nil {
+				s.fail(w, r, err)
+			}
+			return
+		}
 	}
 	switch f.Get("grant_type") {
 	case "password":
@@ -392,14 +407,25 @@ func narrow(granted []string, requested string) ([]string, bool) {
 	return slices.Compact(slices.Sorted(slices.Values(want))), true
 }
 
-// clientCredentials is the client_credentials grant: the client is an API
-// key, its id as client_id ("sg_" optional) and the rest as client_secret,
-// in HTTP Basic (RFC 6749 section 2.3.1) or in the form. A wrong key is
-// charged to the failed-password budget of the client's address, and
-// answered 401 invalid_client. It answers the refusals itself (returning
-// nil, nil).
-func (s *Service) clientCredentials(w http.ResponseWriter, r *http.Request) (*tokens.Pair, error) {
+// client authenticates the client of a token request: an API key, its id
+// as client_id ("sg_" optional) and the rest as client_secret, in HTTP
+// Basic (RFC 6749 section 2.3.1) or in the form. A wrong key is charged
+// to the failed-password budget of the client's address, and answered 401
+// invalid_client. It answers the refusals itself (ok false, err nil).
+//
+// The client_credentials grant requires it. The password and
+// refresh_token grants need no client, but one that authenticates all the
+// same is checked (section 4.3.2, 6: "authenticate the client if client
+// authentication is included"); a client only naming itself (a client_id,
+// Basic with no secret, as Swagger UI's password flow sends) or another
+// Authorization header (an access token a client sends with every
+// request) authenticates nothing there, and is ignored. key is nil when
+// no client authenticated.
+func (s *Service) client(w http.ResponseWriter, r *http.Request, required bool) (key *security.APIKey, p *security.Principal, ok bool, err error) {
 	id, secret, basic := r.BasicAuth()
+	if !required && (!basic || secret == "") && r.PostForm.Get("client_secret") == "" {
+		return nil, nil, true, nil
+	}
 	// client_id in the form beside Basic only names the client (section
 	// 3.2.1); a secret there, or another id, is a second method.
 	bare := func(id string) string { return strings.TrimPrefix(id, security.APIKeyPrefix) }
@@ -409,39 +435,53 @@ func (s *Service) clientCredentials(w http.ResponseWriter, r *http.Request) (*to
 		// RFC 6749 section 2.3: one way of authenticating the client per
 		// request; the form's would otherwise be ignored, unread.
 		oauthError(w, http.StatusBadRequest, "invalid_request", "the client authenticates in HTTP Basic or in the form, not both")
-		return nil, nil
+		return nil, nil, false, nil
 	case !basic && r.Header.Get("Authorization") != "":
 		// An Authorization header that is no Basic credential: the client
 		// tried the header (RFC 6749 section 5.2).
 		w.Header().Set("WWW-Authenticate", problem.Challenge{Scheme: "Basic", Realm: s.cfg.realm}.String())
 		oauthError(w, http.StatusUnauthorized, "invalid_client", "the Authorization header holds no HTTP Basic client credentials")
-		return nil, nil
+		return nil, nil, false, nil
 	case !basic:
 		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	}
 	if id == "" || secret == "" {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "client_id and client_secret (an API key) are required")
-		return nil, nil
+		return nil, nil, false, nil
 	}
 	refund, err := s.failures.takeAddr(r.Context(), s.cfg.clientAddr(r))
 	if s.tooManyFailures(w, err) {
-		return nil, nil
+		return nil, nil, false, nil
 	} else if err != nil {
-		return nil, err
+		return nil, nil, false, err
 	}
-	invalidClient := func() {
-		w.Header().Set("WWW-Authenticate", problem.Challenge{Scheme: "Basic", Realm: s.cfg.realm}.String())
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "the client credentials are not a live API key")
-	}
-	key, p, err := s.keys.Verify(r.Context(), security.APIKeyPrefix+strings.TrimPrefix(id, security.APIKeyPrefix)+"."+secret)
+	key, p, err = s.keys.Verify(r.Context(), security.APIKeyPrefix+strings.TrimPrefix(id, security.APIKeyPrefix)+"."+secret)
 	if errors.Is(err, security.ErrInvalid) {
-		invalidClient()
-		return nil, nil
-	} else if err != nil {
-		refund() // the key could not be checked
+		s.invalidClient(w)
+		return nil, nil, false, nil
+	}
+	refund() // the key was right, or could not be checked
+	if err != nil {
+		return nil, nil, false, err
+	}
+	return key, p, true, nil
+}
+
+// invalidClient answers a token request whose client credentials are not
+// a live API key.
+func (s *Service) invalidClient(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", problem.Challenge{Scheme: "Basic", Realm: s.cfg.realm}.String())
+	oauthError(w, http.StatusUnauthorized, "invalid_client", "the client credentials are not a live API key")
+}
+
+// clientCredentials is the client_credentials grant: a token for the API
+// key the client authenticates with (see client). It answers the refusals
+// itself (returning nil, nil).
+func (s *Service) clientCredentials(w http.ResponseWriter, r *http.Request) (*tokens.Pair, error) {
+	key, p, ok, err := s.client(w, r, true)
+	if !ok {
 		return nil, err
 	}
-	refund()
 	// A scope the document asks of a key only beside another credential
 	// (an admin key and the admin's own browser session) stays out of
 	// the token: as a bearer token it would be the key's alone.
@@ -455,7 +495,7 @@ func (s *Service) clientCredentials(w http.ResponseWriter, r *http.Request) (*to
 	if errors.Is(err, security.ErrInvalid) {
 		// The account was disabled, or its credentials ended, after the
 		// key was checked: the key is no longer live.
-		invalidClient()
+		s.invalidClient(w)
 		return nil, nil
 	}
 	return pair, err

@@ -1,6 +1,7 @@
 package credentials_test
 
 import (
+	"encoding/base64"
 	"net/url"
 	"strings"
 	"testing"
@@ -357,4 +358,113 @@ func firstOf(list []any) any {
 		return nil
 	}
 	return list[0]
+}
+
+// The password and refresh_token grants need no client, but a client that
+// authenticates all the same must be one (RFC 6749 sections 4.3.2 and 6):
+// a made-up or revoked key in HTTP Basic or the form is refused 401
+// invalid_client, not ignored, and is charged to the failed-password
+// budget of the address like a wrong key of the client_credentials grant.
+// A client only naming itself (Basic with no secret, as Swagger UI's
+// password flow sends, or a client_id) or sending its access token is no
+// client authentication, and is served.
+func TestGrantsCheckTheClientThatAuthenticates(t *testing.T) {
+	clk := guardtest.NewClock()
+	e := newEnv(t, nil, credentials.NewMemoryAccounts(clk.Now), security.NewMemoryKeyRecords(clk.Now), security.NewMemoryStore(clk.Now), limits.NewMemoryStore(clk.Now),
+		credentials.WithClock(clk.Now), credentials.WithTokenTTL(2*time.Hour, 24*time.Hour),
+		credentials.WithFailedPasswords(credentials.Budget{Limit: 3, Window: time.Hour}, credentials.Budget{Limit: 100, Window: time.Hour}))
+	if err := e.svc.Seed(ctx, []credentials.SeedAccount{{Email: "root@example.com", Password: "root-password-1", Role: "admin"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	access, refresh := e.login("root@example.com", "root-password-1")
+	r := e.json("POST", "/api-keys", `{"name":"k","scopes":["users:read"]}`, bearer(access)...)
+	if r.code != 201 {
+		t.Fatalf("create a key: %d %s", r.code, r.raw)
+	}
+	kid, secret, _ := strings.Cut(strings.TrimPrefix(r.body["key"].(string), security.APIKeyPrefix), ".")
+	basicOf := func(id, secret string) string {
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
+	}
+	password := func() url.Values {
+		return url.Values{"grant_type": {"password"}, "username": {"root@example.com"}, "password": {"root-password-1"}}
+	}
+	grant := func(v url.Values, header ...string) reply {
+		t.Helper()
+		clk.Advance(5 * time.Second) // within the operation's own tiers
+		if v.Get("grant_type") == "refresh_token" {
+			v.Set("refresh_token", refresh)
+		}
+		r := e.form("/auth/token", v, append(header, "X-Client", "198.51.100.7")...)
+		if r.code == 200 && v.Get("grant_type") == "refresh_token" {
+			// The family's earlier access tokens end with the rotation.
+			access, refresh = r.body["access_token"].(string), r.body["refresh_token"].(string)
+		}
+		return r
+	}
+	withForm := func(v url.Values, kv ...string) url.Values {
+		for i := 0; i < len(kv); i += 2 {
+			v.Set(kv[i], kv[i+1])
+		}
+		return v
+	}
+	refreshGrant := func() url.Values { return url.Values{"grant_type": {"refresh_token"}} }
+
+	for _, c := range []struct {
+		name   string
+		form   url.Values
+		header []string
+	}{
+		{"password, a made-up key in Basic", password(), []string{"Authorization", basicOf("nosuchkey", "not-a-secret")}},
+		{"password, a wrong secret in the form", withForm(password(), "client_id", kid, "client_secret", "wrong"), nil},
+		{"refresh_token, a made-up key in Basic", refreshGrant(), []string{"Authorization", basicOf("nosuchkey", "not-a-secret")}},
+	} {
+		if r := grant(c.form, c.header...); r.code != 401 || r.body["error"] != "invalid_client" || !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Basic ") {
+			t.Errorf("%s: %d %s %q, want 401 invalid_client with a Basic challenge", c.name, r.code, r.raw, r.header.Get("WWW-Authenticate"))
+		}
+	}
+	// Three wrong keys spent the address's budget of 3: the right
+	// password is not even checked.
+	if r := grant(password(), "Authorization", basicOf("nosuchkey", "not-a-secret")); r.code != 429 {
+		t.Errorf("a fourth wrong key on a budget of 3: %d %s, want 429", r.code, r.raw)
+	}
+	clk.Advance(time.Hour)
+
+	for _, c := range []struct {
+		name   string
+		form   url.Values
+		header []string
+	}{
+		{"password, the key in Basic", password(), []string{"Authorization", basicOf(kid, secret)}},
+		{"password, the key in the form", withForm(password(), "client_id", security.APIKeyPrefix+kid, "client_secret", secret), nil},
+		{"password, Basic with no secret", password(), []string{"Authorization", basicOf("swagger-ui", "")}},
+		{"password, Basic with nothing", password(), []string{"Authorization", basicOf("", "")}},
+		{"password, a client_id alone", withForm(password(), "client_id", "my-app"), nil},
+		{"password, an access token", password(), bearer(access)},
+		{"refresh_token, the key in Basic", refreshGrant(), []string{"Authorization", basicOf(kid, secret)}},
+		{"refresh_token, an access token", refreshGrant(), bearer(access)},
+	} {
+		if r := grant(c.form, c.header...); r.code != 200 {
+			t.Errorf("%s: %d %s, want 200", c.name, r.code, r.raw)
+		}
+	}
+	// A revoked key is no client.
+	if r := e.do("DELETE", "/api-keys/"+kid, "", "", bearer(access)...); r.code != 204 {
+		t.Fatalf("revoke: %d %s", r.code, r.raw)
+	}
+	if r := grant(password(), "Authorization", basicOf(kid, secret)); r.code != 401 || r.body["error"] != "invalid_client" {
+		t.Errorf("password, a revoked key in Basic: %d %s, want 401 invalid_client", r.code, r.raw)
+	}
+}
+
+// A token request without grant_type is malformed (RFC 6749 section 5.2,
+// invalid_request), not a grant the server does not serve; without the
+// guard's validation too.
+func TestMissingGrantTypeIsInvalidRequest(t *testing.T) {
+	e := unvalidatedEnv(t, nil)
+	for _, body := range []string{"", "username=ann%40example.com&password=x", "grant_type="} {
+		r := e.do("POST", "/auth/token", "application/x-www-form-urlencoded", body)
+		if r.code != 400 || r.body["error"] != "invalid_request" {
+			t.Errorf("%q: %d %s, want 400 invalid_request", body, r.code, r.raw)
+		}
+	}
 }
