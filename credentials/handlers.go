@@ -237,7 +237,7 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case s.tooManyFailures(w, err):
 	case errors.Is(err, security.ErrInvalid):
-		s.unauthorized(w, "invalid_token", "wrong email or password")
+		s.wrongPassword(w)
 	case errors.Is(err, security.ErrTooMany):
 		s.tooMany(w, "logins")
 	case err != nil:
@@ -651,7 +651,7 @@ func (s *Service) session(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case s.tooManyFailures(w, err):
 	case errors.Is(err, security.ErrInvalid):
-		s.unauthorized(w, "invalid_token", "wrong email or password")
+		s.wrongPassword(w)
 	case errors.Is(err, security.ErrTooMany):
 		s.tooMany(w, "browser sessions")
 	case err != nil:

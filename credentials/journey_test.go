@@ -49,9 +49,14 @@ func accountsJourney(t *testing.T, e *env) {
 	if r := e.json("POST", "/auth/register", `{"email":"Ann <ann@example.com>","password":"ann-password-2"}`); r.code != 400 {
 		t.Errorf("a display name for an address: %d, want 400", r.code)
 	}
-	r = e.json("POST", "/auth/login", `{"email":"ann@example.com","password":"wrong-password"}`)
-	if r.code != 401 || !strings.Contains(r.header.Get("WWW-Authenticate"), `error="invalid_token"`) {
-		t.Errorf("a wrong password: %d %q", r.code, r.header.Get("WWW-Authenticate"))
+	// A wrong password is no invalid token: the request presented none
+	// (RFC 6750 section 3.1), and a client told invalid_token refreshes
+	// its token rather than ask for the password again.
+	for _, path := range []string{"/auth/login", "/auth/session"} {
+		r = e.json("POST", path, `{"email":"ann@example.com","password":"wrong-password"}`)
+		if c := r.header.Get("WWW-Authenticate"); r.code != 401 || !strings.HasPrefix(c, "Bearer realm=") || strings.Contains(c, "error") {
+			t.Errorf("%s, a wrong password: %d %q, want 401 with a challenge naming no error", path, r.code, c)
+		}
 	}
 	access, _ := e.login("ann@example.com", "ann-password-1")
 	r = e.do("GET", "/me", "", "", bearer(access)...)

@@ -130,6 +130,15 @@ func (s *Service) unauthorized(w http.ResponseWriter, code, detail string) {
 	s.problems.Write(w, &problem.Problem{Type: "invalid-token", Title: "Invalid credentials", Status: http.StatusUnauthorized, Detail: detail})
 }
 
+// wrongPassword is the 401 of a login whose email or password is wrong. Its
+// challenge names no error: the request presented no token, and RFC 6750
+// (section 3.1) keeps error codes for one that was; "invalid_token" has a
+// client refresh its token and try again, where a password must be asked.
+func (s *Service) wrongPassword(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", problem.Challenge{Scheme: "Bearer", Realm: s.cfg.realm}.String())
+	s.problems.Write(w, &problem.Problem{Type: "invalid-token", Title: "Invalid credentials", Status: http.StatusUnauthorized, Detail: "wrong email or password"})
+}
+
 // tooMany is the 409 of a login, session or API key past its cap: it says
 // how to get out, since a client that never logs out has no credential
 // left to end one with, naming the operations as the document serves
