@@ -221,3 +221,31 @@ func TestLoadSameAsLoaderGitHub(t *testing.T) {
 		t.Errorf("%s: an empty outline", path)
 	}
 }
+
+// A second YAML document in the file (after "---") was dropped unread by
+// the loader: an operation declared there was neither served nor linted.
+// It is refused, naming the line of its "---"; a "---" with nothing after
+// it is no document.
+func TestSecondYAMLDocumentRefused(t *testing.T) {
+	const first = "openapi: 3.0.3\ninfo: {title: t, version: \"1\"}\nx-rate-limit: false\npaths:\n  /a:\n    get: {operationId: a, security: [], responses: {\"200\": {description: ok}}}\n"
+	for _, tc := range []struct {
+		name, doc string
+		line      int // of the error; 0: compiles
+	}{
+		{"a second document", first + "---\npaths:\n  /admin:\n    delete: {operationId: wipe, security: [{bearer: []}], responses: {\"204\": {description: gone}}}\n", 7},
+		{"a second document, malformed", first + "---\nb: [\n", 8},
+		{"a second scalar", first + "--- x\n", 7},
+		{"a --- at the end", first + "---\n", 0},
+		{"a --- and a comment", first + "---\n# nothing more\n", 0},
+		{"a --- at the start", "---\n" + first, 0},
+		{"an end marker", first + "...\n", 0},
+	} {
+		_, err := Compile("spec.yaml", []byte(tc.doc))
+		switch {
+		case tc.line == 0 && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.line != 0 && (err == nil || !strings.HasPrefix(err.Error(), fmt.Sprintf("spec.yaml:%d:", tc.line))):
+			t.Errorf("%s: %v, want an error at spec.yaml:%d", tc.name, err, tc.line)
+		}
+	}
+}

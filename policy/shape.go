@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strconv"
@@ -82,11 +83,22 @@ func checkShape(source string, data []byte) (errs Errors, syntax bool, meant []m
 		return Errors{err}, true, nil, nil
 	} else {
 		var n yaml3.Node
-		if err := yaml3.Unmarshal(data, &n); err != nil {
+		dec := yaml3.NewDecoder(bytes.NewReader(data))
+		if err := dec.Decode(&n); err != nil && err != io.EOF {
 			return Errors{syntaxError(source, data, err)}, true, nil, nil
 		}
 		if len(n.Content) == 0 {
 			return nil, false, nil, nil
+		}
+		// The loader reads the first YAML document of a stream; what
+		// follows another "---" would be dropped unread, whatever it
+		// declares. An empty one (a "---" at the end) is nothing.
+		var next yaml3.Node
+		if err := dec.Decode(&next); err != nil && err != io.EOF {
+			return Errors{syntaxError(source, data, err)}, true, nil, nil
+		} else if err == nil && !emptyDocument(&next) {
+			return Errors{&Error{Source: source, Line: next.Line,
+				Msg: "a second YAML document (after ---): the OpenAPI document must be one, and the second would be ignored"}}, true, nil, nil
 		}
 		root, dups = outlineYAML(n.Content[0])
 	}
@@ -137,6 +149,16 @@ func checkShape(source string, data []byte) (errs Errors, syntax bool, meant []m
 		}
 	}
 	return s.errs, false, s.meant, lines
+}
+
+// emptyDocument reports whether a YAML document node holds nothing (a
+// "---" with nothing or only comments after it).
+func emptyDocument(n *yaml3.Node) bool {
+	if len(n.Content) == 0 {
+		return true
+	}
+	c := n.Content[0]
+	return len(n.Content) == 1 && c.Kind == yaml3.ScalarNode && c.Tag == "!!null" && c.Value == "" && c.Style == 0
 }
 
 // syntaxError is the one error of a document that does not parse.
