@@ -557,7 +557,7 @@ func (r *runner) schemaCase(ctx context.Context, op *policy.Operation) {
 	case resp.status != http.StatusBadRequest:
 		r.report(op, "schema", Fail, "%s: want 400, got %s", v.what, resp)
 	case !namesField(resp, v.field):
-		r.report(op, "schema", Fail, "%s: 400, but its errors do not name %s: %s", v.what, v.field, strings.TrimSpace(string(resp.body)))
+		r.report(op, "schema", Fail, "%s: 400, but its errors do not name %s: %s", v.what, v.field, quoted(resp.body))
 	default:
 		r.report(op, "schema", Pass, "400 naming %s for %s", v.field, v.what)
 	}

@@ -162,19 +162,54 @@ var Families = []string{"and", "and-scope", "csrf", "forged", "ignored", "limit"
 	"no-credential", "other-scheme", "owner", "response", "revoked", "schema", "scope"}
 
 // ErrNoSuchCase: an Only or Skip pattern that no case's name can start
-// with (a misspelt family). Run refuses it before it sends anything: a run
-// that selects nothing would still have made every credential.
+// with (a misspelt family, or a tier, scheme or scope the document does
+// not have). Run refuses it before it sends anything: a run that selects
+// nothing would still have made every credential, and a Skip that spares
+// nothing would spend the tier it meant to spare.
 var ErrNoSuchCase = errors.New("no case's name starts so")
 
-// startsAFamily reports whether some case's name can start with p.
-func startsAFamily(p string) bool {
+// startsACase reports whether the name of some case of table can start
+// with p: a family's start, or a name past its family ("limit:anon",
+// "scope:oauth2:posts:read") that the document's schemes, scopes and
+// tiers can give. A misspelt tier in --skip would otherwise spend the tier
+// it was meant to spare.
+func startsACase(table *policy.Table, p string) bool {
 	family, _, qualified := strings.Cut(p, ":")
-	return slices.ContainsFunc(Families, func(f string) bool {
-		if qualified {
-			return f == family
+	if !qualified {
+		return slices.ContainsFunc(Families, func(f string) bool { return strings.HasPrefix(f, p) })
+	}
+	if !slices.Contains(Families, family) {
+		return false
+	}
+	if family == "response" {
+		return true // "response:" and the status the server answers
+	}
+	return slices.ContainsFunc(caseNames(table), func(name string) bool { return strings.HasPrefix(name, p) })
+}
+
+// caseNames are the names past their family that cases of table can have
+// ("response:" and a status aside).
+func caseNames(table *policy.Table) []string {
+	names := []string{"owner:other", "no-credential:HEAD", "revoked:logout-all", "revoked:api-key", "revoked:session",
+		"revoked:refresh-reuse", "revoked:logout", "revoked:disabled"}
+	for scheme := range table.Schemes {
+		for _, f := range []string{"malformed", "other-scheme", "and", "forged", "ignored", "csrf"} {
+			names = append(names, f+":"+scheme)
 		}
-		return strings.HasPrefix(f, p)
-	})
+	}
+	for _, op := range table.Operations() {
+		for _, t := range op.Limits {
+			names = append(names, "limit:"+t.Name)
+		}
+		for _, alt := range op.Security.Alternatives {
+			for _, sr := range alt {
+				for _, sc := range sr.Scopes {
+					names = append(names, "scope:"+sr.Scheme.Name+":"+sc, "and-scope:"+sr.Scheme.Name+":"+sc)
+				}
+			}
+		}
+	}
+	return names
 }
 
 // Run checks every operation of table against the server at opts.Base.
@@ -189,7 +224,9 @@ func Run(ctx context.Context, table *policy.Table, opts Options) (*Report, error
 		opts.MaxCalls = 2000
 	}
 	for _, p := range append(slices.Clip(opts.Only), opts.Skip...) {
-		if !startsAFamily(p) {
+		if family, _, qualified := strings.Cut(p, ":"); qualified && slices.Contains(Families, family) && !startsACase(table, p) {
+			return nil, fmt.Errorf("case %q: %w: the document gives no %s case such a name (a tier, scheme or scope misspelt?)", p, ErrNoSuchCase, family)
+		} else if !startsACase(table, p) {
 			return nil, fmt.Errorf("case %q: %w; every name starts with one of %s", p, ErrNoSuchCase, strings.Join(Families, ", "))
 		}
 	}

@@ -428,10 +428,10 @@ func (r *runner) fetch(ctx context.Context, f *Fetch, byName map[string]*credent
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode == http.StatusTooManyRequests {
 		retry, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
-		return fetched{}, &limitedError{retry: retry, err: fmt.Errorf("%w: %s %s: %d %s", errFetchLimited, method, f.URL, resp.StatusCode, strings.TrimSpace(string(raw)))}
+		return fetched{}, &limitedError{retry: retry, err: fmt.Errorf("%w: %s %s: %d %s", errFetchLimited, method, f.URL, resp.StatusCode, quoted(raw))}
 	}
 	if resp.StatusCode/100 != 2 {
-		return fetched{}, fmt.Errorf("%s %s: %d %s", method, f.URL, resp.StatusCode, strings.TrimSpace(string(raw)))
+		return fetched{}, fmt.Errorf("%s %s: %d %s", method, f.URL, resp.StatusCode, quoted(raw))
 	}
 	var m map[string]any
 	_ = json.Unmarshal(raw, &m)

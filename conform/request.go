@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/specguard/specguard/internal/formats"
+	"github.com/specguard/specguard/internal/text"
 	"github.com/specguard/specguard/policy"
 )
 
@@ -31,6 +33,20 @@ func (resp *response) String() string {
 		s += " " + t
 	}
 	return s
+}
+
+// quoted is an answer's body as a report quotes it: on one line (the text
+// report is one line per case), and cut after about 200 bytes.
+func quoted(body []byte) string {
+	s := text.OneLine(string(body))
+	if len(s) <= 200 {
+		return s
+	}
+	cut := 200
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // violation is a way to break the document's schema for an operation's

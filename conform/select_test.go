@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/specguard/specguard/conform"
 	"github.com/specguard/specguard/policy"
@@ -207,8 +209,17 @@ func TestUnknownCaseRefusedBeforeAnythingIsSent(t *testing.T) {
 		{skip: []string{"limit", "nope:x"}},
 		{only: []string{"ownr"}},
 		{only: []string{"own"}, known: true},
-		{only: []string{"owner:other", "scope:oauth2:posts:read", "no-cred"}, known: true},
-		{skip: []string{"and-scope:key:x", "limit:anon"}, known: true},
+		{only: []string{"owner:other", "no-cred", "no-credential:HEAD", "forged:key", "malformed:k", "revoked:dis", "response:401"}, known: true},
+		{skip: []string{"limit", "revoked:logout-all", "other-scheme:key", "csrf"}, known: true},
+		// Past the family, what the document cannot give: its scheme is
+		// key, it has no scope and no tier. A misspelt tier in --skip
+		// would spend the tier it meant to spare.
+		{only: []string{"scope:oauth2:posts:read"}},
+		{skip: []string{"limit:anon"}},
+		{skip: []string{"and-scope:key:x"}},
+		{skip: []string{"forged:keys"}},
+		{skip: []string{"revoked:logout-everywhere"}},
+		{only: []string{"schema:x"}},
 	} {
 		sent.Store(0)
 		_, err := conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Only: c.only, Skip: c.skip,
@@ -262,5 +273,50 @@ func TestOnlyLimitsSelectsTheLimitsCase(t *testing.T) {
 	rep := run(t, srv, []string{"limits"}, nil)
 	if len(rep.Results) != 1 || rep.Results[0].Case != "limits" {
 		t.Errorf("--only limits: %+v, want the limits case", rep.Results)
+	}
+}
+
+// The text report is one line per case: an answer quoted in a detail (a
+// 400 whose errors do not name the field) is put on one line and cut, not
+// printed as the server wrote it, a megabyte and many lines perhaps.
+func TestQuotedAnswersStayOnOneLine(t *testing.T) {
+	const doc = `openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /a:
+    post:
+      operationId: postA
+      security: []
+      x-rate-limit: false
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {type: object, required: [name], properties: {name: {type: string}}}
+      responses:
+        '201': {description: ok}
+        '400': {description: no}
+`
+	table, err := policy.Compile("spec.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer := "{\n  \"error\": \"bad\",\n  \"hint\": \"" + strings.Repeat("é", 5000) + "\"\n}\n"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, answer)
+	}))
+	defer srv.Close()
+	rep, err := conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Only: []string{"schema"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	rep.WriteText(&out)
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if rep.Failed != 1 || len(lines) != len(rep.Results)+1 || !strings.Contains(lines[0], `{ "error": "bad", "hint": "éé`) ||
+		len(lines[0]) > 400 || !utf8.ValidString(lines[0]) {
+		t.Errorf("%d failed; %d lines for %d cases and the summary, the first %d bytes:\n%.600s", rep.Failed, len(lines), len(rep.Results), len(lines[0]), out.String())
 	}
 }

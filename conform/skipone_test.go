@@ -2,6 +2,7 @@ package conform_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -69,5 +70,21 @@ func TestSkipOneCaseOfAFamily(t *testing.T) {
 	}
 	if allCalls-calls < 3 { // the case spends a's 3 calls, then one more
 		t.Errorf("--skip limit:a sent GET /a %d times, every case %d: the skipped case ran", calls, allCalls)
+	}
+
+	// A tier misspelt is refused before anything is sent: it spared
+	// nothing, and the tier it was meant to spare was spent.
+	table, err := policy.Compile("spec.yaml", []byte(twoTiersDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { sent++ }))
+	defer srv.Close()
+	for _, o := range []conform.Options{{Skip: []string{"limit:aa"}}, {Only: []string{"limit:c"}}} {
+		o.Base = srv.URL
+		if _, err := conform.Run(context.Background(), table, o); !errors.Is(err, conform.ErrNoSuchCase) || sent != 0 {
+			t.Errorf("only %v skip %v: %v and %d requests, want ErrNoSuchCase before any", o.Only, o.Skip, err, sent)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -77,6 +78,17 @@ func conformCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if *format != "text" && *format != "json" && *format != "junit" {
 		return usageErr("--format %q: want text, json or junit", *format)
+	}
+	var empty error
+	fs.Visit(func(f *flag.Flag) {
+		// An unset variable (--only "$CASES") would run every case,
+		// those that spend tiers and end credentials too.
+		if (f.Name == "only" || f.Name == "skip") && strings.Trim(f.Value.String(), ", \t") == "" && empty == nil {
+			empty = usageErr("--%s is empty: name the cases (comma-separated, such as owner,revoked), or leave the flag out", f.Name)
+		}
+	})
+	if empty != nil {
+		return empty
 	}
 	var specArgs []string
 	if *spec != "" {

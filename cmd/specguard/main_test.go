@@ -611,6 +611,9 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"conform", "--spec", good, "--base", "127.0.0.1:1"}, 2},
 		{[]string{"conform", "--spec", good, "--base", "http://127.0.0.1:1", "--format", "xml"}, 2},
 		{[]string{"conform", "--spec", good, "--base", "http://127.0.0.1:1"}, 1}, // nothing answers there
+		// An unset variable would run every case, as if no flag were given.
+		{[]string{"conform", "--spec", good, "--base", "http://127.0.0.1:1", "--only", ""}, 2},
+		{[]string{"conform", "--spec", good, "--base", "http://127.0.0.1:1", "--skip", " , "}, 2},
 		{[]string{"keygen", "--alg", "rsa1024"}, 2},
 		{[]string{"new", "a", "b"}, 2},
 		{[]string{"specsum", "-pkg", "bad pkg", "-o", filepath.Join(t.TempDir(), "sum.go"), good}, 2},
