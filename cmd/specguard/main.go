@@ -19,8 +19,16 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx := context.Background()
+	if len(os.Args) > 1 && (os.Args[1] == "new" || os.Args[1] == "conform") {
+		// These two end cleanly when interrupted (new removes what it
+		// wrote, conform enables again an account it disabled). The
+		// others are ended by the signal, as any command: caught, it
+		// would be swallowed, and a key written after Ctrl-C.
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+	}
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	if err != nil && !errors.Is(err, flag.ErrHelp) && !errors.Is(err, errReported) {
 		fmt.Fprintln(os.Stderr, "specguard:", err)
