@@ -74,7 +74,16 @@ func keygen(args []string, stdout, stderr io.Writer) error {
 	}
 	enc := json.NewEncoder(info)
 	enc.SetIndent("", "  ")
-	return enc.Encode(description)
+	if err := enc.Encode(description); err != nil {
+		if *out != "" {
+			// Unsaid, the key's kid is unknown, and the file would stop
+			// the next run: a failed run leaves nothing behind.
+			os.Remove(*out)
+			return fmt.Errorf("%v (%s was not kept)", err, *out)
+		}
+		return err
+	}
+	return nil
 }
 
 // writeNew writes data to a file that must not exist yet, readable by its

@@ -10,7 +10,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/specguard/specguard/credentials"
 	"github.com/specguard/specguard/internal/speccli"
@@ -655,3 +657,60 @@ func TestExitCodes(t *testing.T) {
 		t.Errorf("with a conform.yaml beside the document: %q, want %q", errOut, hint)
 	}
 }
+
+// Ctrl-C ends a command that has nothing to tidy (lint here, waiting on
+// its document) at once, as the signal does any program: caught and
+// unread, it was swallowed, and keygen wrote its key after it.
+func TestInterruptEndsPlainCommands(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "specguard")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "lint", "/dev/stdin")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	time.Sleep(200 * time.Millisecond) // reading its document, which never ends
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGINT {
+			t.Errorf("lint after SIGINT: %v, want ended by the signal", cmd.ProcessState)
+		}
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Errorf("lint went on for 10 s after SIGINT: the signal was swallowed")
+	}
+}
+
+// keygen --out whose description cannot be written (stdout full) fails
+// and leaves no key file: the kid was never said, and the file would
+// stop the next run ("file exists").
+func TestKeygenFailedLeavesNoFile(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "key.pem")
+	var errOut bytes.Buffer
+	err := run(context.Background(), []string{"keygen", "--out", out}, func(string) string { return "" }, failingWriter{}, &errOut)
+	if exitCode(err) != 1 {
+		t.Errorf("keygen with stdout failing: %v, want exit 1", err)
+	}
+	if _, serr := os.Stat(out); !errors.Is(serr, os.ErrNotExist) {
+		t.Errorf("keygen failed (%v), and left %s: %v", err, out, serr)
+	}
+	if _, _, err := cli(t, "keygen", "--out", out); err != nil {
+		t.Errorf("keygen again: %v", err)
+	}
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
