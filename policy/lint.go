@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -67,6 +68,10 @@ var warnCodes = map[string]bool{
 	WarnCookiePrefix: true, WarnUnthrottledFailures: true, WarnUncheckedFormat: true, WarnUngrantedScope: true,
 	WarnServerPath: true,
 }
+
+// schemeCodes are the warnings of security schemes, silenced by the
+// scheme's x-lint-ignore (and by no operation's).
+var schemeCodes = []string{WarnCookiePrefix, WarnUnusedScope}
 
 // Warning is something a document compiles with but probably should not.
 // It prints as one line: "source:line: where: warning: message [code]".
@@ -150,6 +155,11 @@ func (t *Table) lint(brokenLimits func(*Operation) bool) []*Warning {
 		}
 		for _, msg := range bad {
 			warn(WarnLintIgnore, "%s", msg)
+		}
+		for _, code := range schemeCodes {
+			if ignore[code] {
+				warn(WarnLintIgnore, "%s on an operation silences nothing of %s, a warning of security schemes: put it on the scheme", ExtLintIgnore, code)
+			}
 		}
 		ungranted := map[string]bool{}
 		for _, alt := range op.Security.Alternatives {
@@ -245,8 +255,8 @@ func countsAnonymous(op *Operation) bool {
 func (t *Table) serverPaths() []*Warning {
 	rootIgnore, bad := lintIgnores(t.Doc.Extensions)
 	for _, code := range slices.Sorted(maps.Keys(rootIgnore)) {
-		if code != WarnServerPath {
-			bad = append(bad, fmt.Sprintf("%s at the document's root silences %s only, not %s: put it on the operation or the scheme", ExtLintIgnore, WarnServerPath, code))
+		if code != WarnServerPath && code != WarnExamples {
+			bad = append(bad, fmt.Sprintf("%s at the document's root silences %s and %s (of components) only, not %s: put it on the operation or the scheme", ExtLintIgnore, WarnServerPath, WarnExamples, code))
 		}
 	}
 	var ws []*Warning
@@ -298,7 +308,12 @@ func (t *Table) schemeIgnores() []*Warning {
 		if ref == nil || ref.Value == nil {
 			continue
 		}
-		_, bad := lintIgnores(ref.Value.Extensions)
+		ignore, bad := lintIgnores(ref.Value.Extensions)
+		for _, code := range slices.Sorted(maps.Keys(ignore)) {
+			if !slices.Contains(schemeCodes, code) {
+				bad = append(bad, fmt.Sprintf("%s on a security scheme silences %s only, not %s: put it on the operation", ExtLintIgnore, strings.Join(schemeCodes, " and "), code))
+			}
+		}
 		for _, msg := range bad {
 			ws = append(ws, &Warning{Source: t.Source, Line: t.lines.or(originLine(ref.Value.Origin), "components", "securitySchemes", name), Where: "components.securitySchemes." + name, Code: WarnLintIgnore, Msg: msg})
 		}
@@ -469,6 +484,7 @@ func safeMethod(m string) bool {
 // operation's path and method: the warning is the operation's, on its
 // line, and its x-lint-ignore silences it.
 func (t *Table) lintExamples() []*Warning {
+	rootIgnore, _ := lintIgnores(t.Doc.Extensions)
 	err := t.Doc.Validate(context.Background(), openapi3.EnableMultiError())
 	var ws []*Warning
 	for _, e := range validationFindings(err) {
@@ -482,11 +498,59 @@ func (t *Table) lintExamples() []*Warning {
 				}
 				w.Line, w.Where = op.Line, op.String()
 			}
+		} else if ce := (*openapi3.ComponentValidationError)(nil); errors.As(e, &ce) {
+			// A component's example is no operation's: the document's
+			// x-lint-ignore silences them.
+			if rootIgnore[WarnExamples] {
+				continue
+			}
+			w.Where, w.Line = t.componentAt(ce.Section, ce.Name)
 		}
 		ws = append(ws, w)
 	}
 	return ws
 }
+
+// componentAt names the component of kin-openapi's section ("schema",
+// "request body") and name as a lint finding does, and gives its line (0
+// when unknown).
+func (t *Table) componentAt(section, name string) (where string, line int) {
+	key, ok := componentKeys[section]
+	if !ok {
+		return "components", t.lines.or(0, "components")
+	}
+	var o *openapi3.Origin
+	if c := t.Doc.Components; c != nil {
+		switch section {
+		case "schema":
+			if r := c.Schemas[name]; r != nil && r.Value != nil {
+				o = r.Value.Origin
+			}
+		case "parameter":
+			if r := c.Parameters[name]; r != nil && r.Value != nil {
+				o = r.Value.Origin
+			}
+		case "request body":
+			if r := c.RequestBodies[name]; r != nil && r.Value != nil {
+				o = r.Value.Origin
+			}
+		case "response":
+			if r := c.Responses[name]; r != nil && r.Value != nil {
+				o = r.Value.Origin
+			}
+		case "header":
+			if r := c.Headers[name]; r != nil && r.Value != nil {
+				o = r.Value.Origin
+			}
+		}
+	}
+	return "components." + key + "." + name, t.lines.or(originLine(o), "components", key, name)
+}
+
+// componentKeys are the components' keys by kin-openapi's section names.
+var componentKeys = map[string]string{"schema": "schemas", "parameter": "parameters", "request body": "requestBodies",
+	"response": "responses", "header": "headers", "example": "examples", "link": "links", "callback": "callbacks",
+	"security scheme": "securitySchemes"}
 
 // exampleOf finds the path and method in kin-openapi's error for an
 // operation's example.

@@ -581,6 +581,84 @@ paths:
 	}
 }
 
+// An example of a component is no operation's: its warning names the
+// component and its line, and the document's x-lint-ignore silences it
+// (there was no way to, and lint --strict could not pass). Validation
+// finds it in each operation that uses the schema too: the operation's
+// warning, which the operation's x-lint-ignore silences.
+func TestLintExampleSchemaOfAComponent(t *testing.T) {
+	src := `openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+paths:
+  /a:
+    get:
+      operationId: a
+      security: []
+      responses: {"200": {description: ok, content: {application/json: {schema: {$ref: '#/components/schemas/Thing'}}}}}
+components:
+  schemas:
+    Thing: {type: object, properties: {n: {type: integer}}, example: {n: "x"}}
+`
+	const component, operation = ": components.schemas.Thing: warning: an example does not match its schema", ": GET /a (a): warning: an example does not match its schema"
+	if got := lintWarnings(t, src, policy.WarnExamples); len(got) == 0 || !strings.HasPrefix(got[0], "spec.yaml:12"+component) {
+		t.Errorf("%q, want the component's warning first, on its line", got)
+	}
+	rootIgnored := strings.Replace(src, "x-rate-limit: false\n", "x-rate-limit: false\nx-lint-ignore: [example-schema]\n", 1)
+	opIgnored := strings.Replace(src, "      operationId: a\n", "      operationId: a\n      x-lint-ignore: [example-schema]\n", 1)
+	bothIgnored := strings.Replace(rootIgnored, "      operationId: a\n", "      operationId: a\n      x-lint-ignore: [example-schema]\n", 1)
+	for _, c := range []struct {
+		name, src string
+		want      []string // prefixes or parts of the warnings, in order
+	}{
+		{"not silenced", src, []string{component, operation}},
+		{"silenced at the root", rootIgnored, []string{operation}},
+		{"silenced on the operation", opIgnored, []string{component}},
+		{"silenced at both", bothIgnored, nil},
+	} {
+		got := lintWarnings(t, c.src, policy.WarnExamples)
+		ok := len(got) == len(c.want)
+		for i := 0; ok && i < len(got); i++ {
+			ok = strings.Contains(got[i], c.want[i])
+		}
+		if !ok {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+		if got := lintWarnings(t, c.src, policy.WarnLintIgnore); len(got) != 0 {
+			t.Errorf("%s: %q", c.name, got)
+		}
+	}
+}
+
+// x-lint-ignore on an operation of a scheme's warning (cookie-prefix,
+// unused-scope), or on a scheme of an operation's, silenced nothing, and
+// said nothing of it.
+func TestLintIgnoreInTheWrongPlace(t *testing.T) {
+	src := `openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+paths:
+  /a:
+    get:
+      operationId: a
+      security: [{key: []}]
+      x-lint-ignore: [cookie-prefix, unused-scope, auth-responses]
+      responses: {"200": {description: ok}}
+components:
+  securitySchemes:
+    key: {type: apiKey, in: header, name: X-Key, x-lint-ignore: [auth-responses, cookie-prefix]}
+`
+	got := lintWarnings(t, src, policy.WarnLintIgnore)
+	want := []string{
+		"spec.yaml:6: GET /a (a): warning: x-lint-ignore on an operation silences nothing of cookie-prefix, a warning of security schemes: put it on the scheme [lint-ignore]",
+		"spec.yaml:6: GET /a (a): warning: x-lint-ignore on an operation silences nothing of unused-scope, a warning of security schemes: put it on the scheme [lint-ignore]",
+		"spec.yaml:13: components.securitySchemes.key: warning: x-lint-ignore on a security scheme silences cookie-prefix and unused-scope only, not auth-responses: put it on the operation [lint-ignore]",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("lint-ignore warnings:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 // A JSON document's errors and warnings name their lines too, though
 // kin-openapi keeps no origin for JSON: the operation's, the scheme's,
 // the document's key.
@@ -824,7 +902,7 @@ func TestLintServerPath(t *testing.T) {
 	}
 	// Another code there silences nothing, and is said to.
 	other := doc("x-lint-ignore: [server-path, auth-responses]\n", op)
-	if got := lintWarnings(t, other, policy.WarnLintIgnore); len(got) != 1 || !strings.Contains(got[0], "silences server-path only, not auth-responses") {
+	if got := lintWarnings(t, other, policy.WarnLintIgnore); len(got) != 1 || !strings.Contains(got[0], "silences server-path and example-schema (of components) only, not auth-responses") {
 		t.Errorf("auth-responses in the document's x-lint-ignore: %q, want one lint-ignore warning naming it", got)
 	}
 }
