@@ -57,15 +57,37 @@ type failedPasswords struct {
 	timeout           time.Duration
 }
 
-// errTooManyFailures: a failed-password budget is spent.
+// errTooManyFailures: failed-password budgets are spent.
 type errTooManyFailures struct {
-	budget string        // "failed-logins-ip" or "failed-logins-account"
-	of     Budget        // its number and window
-	retry  time.Duration // when the next attempt may pass
+	spent []spentBudget // those that refused, the address's first
+}
+
+// spentBudget is one failed-password budget that refused.
+type spentBudget struct {
+	name  string        // "failed-logins-ip" or "failed-logins-account"
+	of    Budget        // its number and window
+	retry time.Duration // when it admits again
 }
 
 func (e *errTooManyFailures) Error() string {
-	return fmt.Sprintf("too many failed password checks (%s); retry in %s", e.budget, e.retry)
+	return fmt.Sprintf("too many failed password checks (%s); retry in %s", strings.Join(e.names(), ", "), e.retry())
+}
+
+func (e *errTooManyFailures) names() []string {
+	names := make([]string, len(e.spent))
+	for i, b := range e.spent {
+		names[i] = b.name
+	}
+	return names
+}
+
+// retry is when every budget that refused admits again.
+func (e *errTooManyFailures) retry() time.Duration {
+	var d time.Duration
+	for _, b := range e.spent {
+		d = max(d, b.retry)
+	}
+	return d
 }
 
 // Names of the budgets, as a 429 names them.
@@ -114,14 +136,18 @@ func (f *failedPasswords) charge(ctx context.Context, addr netip.Addr, email str
 		return nil, fmt.Errorf("%w: %v", security.ErrUnavailable, err)
 	}
 	if !allowed {
-		e := &errTooManyFailures{budget: failedPerAccount, of: f.perAccount}
+		e := &errTooManyFailures{}
 		for i, r := range results {
 			if !r.Allowed {
-				e.retry = max(e.retry, r.RetryAfter)
-				if i == 0 {
-					e.budget, e.of = failedPerIP, f.perIP
+				b := spentBudget{name: failedPerIP, of: f.perIP, retry: r.RetryAfter}
+				if i == 1 {
+					b.name, b.of = failedPerAccount, f.perAccount
 				}
+				e.spent = append(e.spent, b)
 			}
+		}
+		if len(e.spent) == 0 { // a store that refused without saying which
+			e.spent = append(e.spent, spentBudget{name: failedPerAccount, of: f.perAccount})
 		}
 		return nil, e
 	}
@@ -140,16 +166,22 @@ func (s *Service) tooManyFailures(w http.ResponseWriter, err error) bool {
 	if !errors.As(err, &e) {
 		return false
 	}
-	retry := max(int((e.retry+time.Second-1)/time.Second), 1)
+	seconds := func(d time.Duration) int { return max(int((d+time.Second-1)/time.Second), 1) }
+	retry := seconds(e.retry())
 	h := w.Header()
 	h.Set("Retry-After", strconv.Itoa(retry))
-	// The budget that refused, not the operation's tiers that admitted
-	// the request (which the guard set): a client reading RateLimit must
-	// see why it has to wait.
-	h.Set("RateLimit-Policy", fmt.Sprintf("%q;q=%d;w=%d", e.budget, e.of.Limit, int64((e.of.Window+time.Second-1)/time.Second)))
-	h.Set("RateLimit", fmt.Sprintf("%q;r=0;t=%d", e.budget, retry))
+	// The budgets that refused, each with its own wait, not the
+	// operation's tiers that admitted the request (which the guard set):
+	// a client reading RateLimit must see why it has to wait.
+	var policies, fields []string
+	for _, b := range e.spent {
+		policies = append(policies, fmt.Sprintf("%q;q=%d;w=%d", b.name, b.of.Limit, int64((b.of.Window+time.Second-1)/time.Second)))
+		fields = append(fields, fmt.Sprintf("%q;r=0;t=%d", b.name, seconds(b.retry)))
+	}
+	h.Set("RateLimit-Policy", strings.Join(policies, ", "))
+	h.Set("RateLimit", strings.Join(fields, ", "))
 	s.problems.Write(w, &problem.Problem{Type: problem.QuotaExceeded, Title: "Request cannot be satisfied as assigned quota has been exceeded",
-		Status: http.StatusTooManyRequests, Detail: fmt.Sprintf("Too many failed password checks: %s; retry in %ds.", e.budget, retry),
-		ViolatedPolicies: []string{e.budget}})
+		Status: http.StatusTooManyRequests, Detail: fmt.Sprintf("Too many failed password checks: %s; retry in %ds.", strings.Join(e.names(), ", "), retry),
+		ViolatedPolicies: e.names()})
 	return true
 }

@@ -2,7 +2,10 @@ package credentials_test
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -99,6 +102,30 @@ func TestFailedPasswordRefusalNamesItsBudget(t *testing.T) {
 		last.header.Get("RateLimit") != `"failed-logins-account";r=0;t=`+retry {
 		t.Errorf("the third wrong password on a budget of 2: %d, RateLimit-Policy %q, RateLimit %q, Retry-After %s",
 			last.code, last.header.Values("RateLimit-Policy"), last.header.Values("RateLimit"), retry)
+	}
+}
+
+// When both failed-password budgets refuse, the 429 names both, each with
+// its own wait: it named the address's alone, with the account's longer
+// wait as its t, which told a client the wrong budget and time.
+func TestFailedPasswordRefusalNamesBothBudgets(t *testing.T) {
+	e := newEnv(t, nil, credentials.NewMemoryAccounts(nil), security.NewMemoryKeyRecords(nil), security.NewMemoryStore(nil), limits.NewMemoryStore(nil),
+		credentials.WithFailedPasswords(credentials.Budget{Limit: 1, Window: time.Minute}, credentials.Budget{Limit: 1, Window: time.Hour}))
+	var last reply
+	for range 2 { // one failure spends both budgets
+		last = e.json("POST", "/auth/login", `{"email":"victim@example.com","password":"guess-guess"}`, "X-Client", "198.51.100.9")
+	}
+	var body struct {
+		Violated []string `json:"violated-policies"`
+	}
+	_ = json.Unmarshal([]byte(last.raw), &body)
+	retry, _ := strconv.Atoi(last.header.Get("Retry-After"))
+	if last.code != 429 || retry < 3500 ||
+		last.header.Get("RateLimit-Policy") != `"failed-logins-ip";q=1;w=60, "failed-logins-account";q=1;w=3600` ||
+		!regexp.MustCompile(`^"failed-logins-ip";r=0;t=(60|59), "failed-logins-account";r=0;t=`+strconv.Itoa(retry)+`$`).MatchString(last.header.Get("RateLimit")) ||
+		strings.Join(body.Violated, " ") != "failed-logins-ip failed-logins-account" {
+		t.Errorf("both budgets spent: %d, Retry-After %d, RateLimit-Policy %q, RateLimit %q, violated-policies %q",
+			last.code, retry, last.header.Values("RateLimit-Policy"), last.header.Values("RateLimit"), body.Violated)
 	}
 }
 
