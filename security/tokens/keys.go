@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -46,10 +47,14 @@ func (k *Key) CanSign() bool { return k.sign != nil }
 func NewKey(private any) (*Key, error) {
 	switch k := private.(type) {
 	case ed25519.PrivateKey:
+		if len(k) != ed25519.PrivateKeySize {
+			// A seed (32 bytes) for the key: every signature would fail.
+			return nil, fmt.Errorf("Ed25519 private key of %d bytes: want %d (ed25519.NewKeyFromSeed makes one from a seed)", len(k), ed25519.PrivateKeySize)
+		}
 		return newKey(jwt.SigningMethodEdDSA, k, k.Public())
 	case *ecdsa.PrivateKey:
-		if k.Curve != elliptic.P256() {
-			return nil, fmt.Errorf("ECDSA key on %s: only P-256 (ES256) is supported", k.Curve.Params().Name)
+		if err := checkP256(&k.PublicKey); err != nil {
+			return nil, err
 		}
 		return newKey(jwt.SigningMethodES256, k, &k.PublicKey)
 	case *rsa.PrivateKey:
@@ -61,7 +66,8 @@ func NewKey(private any) (*Key, error) {
 		if len(k) < MinHMACKeyBytes {
 			return nil, fmt.Errorf("HMAC key of %d bytes: at least %d are required", len(k), MinHMACKeyBytes)
 		}
-		return newKey(jwt.SigningMethodHS256, k, k)
+		secret := bytes.Clone(k) // the caller may wipe or reuse its own
+		return newKey(jwt.SigningMethodHS256, secret, secret)
 	}
 	return nil, fmt.Errorf("unsupported key type %T", private)
 }
@@ -71,10 +77,13 @@ func NewKey(private any) (*Key, error) {
 func NewVerifyKey(public any) (*Key, error) {
 	switch k := public.(type) {
 	case ed25519.PublicKey:
+		if len(k) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("Ed25519 public key of %d bytes: want %d", len(k), ed25519.PublicKeySize)
+		}
 		return newKey(jwt.SigningMethodEdDSA, nil, k)
 	case *ecdsa.PublicKey:
-		if k.Curve != elliptic.P256() {
-			return nil, fmt.Errorf("ECDSA key on %s: only P-256 (ES256) is supported", k.Curve.Params().Name)
+		if err := checkP256(k); err != nil {
+			return nil, err
 		}
 		return newKey(jwt.SigningMethodES256, nil, k)
 	case *rsa.PublicKey:
@@ -84,6 +93,18 @@ func NewVerifyKey(public any) (*Key, error) {
 		return newKey(jwt.SigningMethodRS256, nil, k)
 	}
 	return nil, fmt.Errorf("unsupported public key type %T", public)
+}
+
+// checkP256 refuses an ECDSA key on another curve, or whose point is not
+// on P-256 (a key built by hand: x509 checks those it parses).
+func checkP256(k *ecdsa.PublicKey) error {
+	if k.Curve != elliptic.P256() {
+		return fmt.Errorf("ECDSA key on %s: only P-256 (ES256) is supported", k.Curve.Params().Name)
+	}
+	if _, err := k.Bytes(); err != nil {
+		return fmt.Errorf("ECDSA public key: %v", err)
+	}
+	return nil
 }
 
 func newKey(m jwt.SigningMethod, sign, verify any) (*Key, error) {

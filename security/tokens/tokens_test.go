@@ -703,6 +703,27 @@ var (
 	rsa1024 = sync.OnceValue(func() *rsa.PrivateKey { k, _ := rsa.GenerateKey(rand.Reader, 1024); return k })
 )
 
+func offCurve() *ecdsa.PublicKey {
+	return &ecdsa.PublicKey{Curve: elliptic.P256(), X: big.NewInt(1), Y: big.NewInt(1)}
+}
+
+// An HMAC key keeps its own copy of the secret: a caller that wipes its
+// buffer (as it should) changed the key the service signs and verifies
+// with, under the same kid.
+func TestHMACKeyKeepsItsOwnSecret(t *testing.T) {
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	k, err := tokens.NewKey(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := k.MarshalPEM()
+	clear(secret)
+	if after, _ := k.MarshalPEM(); string(before) != string(after) {
+		t.Errorf("the key's secret changed with the caller's buffer:\n%s\n%s", before, after)
+	}
+}
+
 func TestNewKeyRefusesWeakKeys(t *testing.T) {
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	p224, _ := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
@@ -724,6 +745,15 @@ func TestNewKeyRefusesWeakKeys(t *testing.T) {
 		{name: "HMAC as a verify key", key: func() (*tokens.Key, error) { return tokens.NewVerifyKey(make([]byte, 32)) }, wantErr: true},
 		{name: "string", key: func() (*tokens.Key, error) { return tokens.NewKey("secret") }, wantErr: true},
 		{name: "nil", key: func() (*tokens.Key, error) { return tokens.NewKey(nil) }, wantErr: true},
+		// Keys built by hand (x509 checks those it parses): a point not on
+		// P-256 panicked, a seed for an Ed25519 key started a service
+		// whose every signature failed.
+		{name: "EC point off P-256", key: func() (*tokens.Key, error) { return tokens.NewVerifyKey(offCurve()) }, wantErr: true},
+		{name: "EC private key off P-256", key: func() (*tokens.Key, error) {
+			return tokens.NewKey(&ecdsa.PrivateKey{PublicKey: *offCurve(), D: big.NewInt(1)})
+		}, wantErr: true},
+		{name: "Ed25519 seed", key: func() (*tokens.Key, error) { return tokens.NewKey(ed25519.PrivateKey(ed.Seed())) }, wantErr: true},
+		{name: "Ed25519 public of 31 bytes", key: func() (*tokens.Key, error) { return tokens.NewVerifyKey(ed25519.PublicKey(make([]byte, 31))) }, wantErr: true},
 		{name: "RSA 2048", key: func() (*tokens.Key, error) { return tokens.NewKey(rsa2048()) }, alg: "RS256"},
 		{name: "EC P-256", key: func() (*tokens.Key, error) { return tokens.NewKey(p256) }, alg: "ES256"},
 		{name: "Ed25519", key: func() (*tokens.Key, error) { return tokens.NewKey(ed) }, alg: "EdDSA"},
