@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -199,6 +200,13 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 		// is made only once nothing else can refuse the start.
 		if signing, err = existingDevKey(cfg); err != nil {
 			return nil, err
+		}
+		if signing == nil {
+			// Made last, but known now to be makeable: a start that
+			// fails there has created and migrated the database.
+			if err := canCreate(filepath.Dir(devKeyPath(cfg.DataDir))); err != nil {
+				return nil, fmt.Errorf("SPECGUARD_DATA_DIR: %v", err)
+			}
 		}
 		signingFrom = "the dev key " + devKeyPath(cfg.DataDir)
 	}

@@ -86,6 +86,32 @@ func devKey(cfg *Config) (*tokens.Key, error) {
 	return k, nil
 }
 
+// canCreate says why dir could not be made, leaving nothing behind: in
+// the nearest of it and its parents that exists, a directory is made and
+// removed again (a read-only file system, a mode, /proc refuse it).
+func canCreate(dir string) error {
+	for d := filepath.Clean(dir); ; {
+		fi, err := os.Stat(d)
+		switch {
+		case err == nil && !fi.IsDir():
+			return fmt.Errorf("cannot create %s: %s is not a directory", dir, d)
+		case err == nil:
+			probe, err := os.MkdirTemp(d, ".specguard-probe-")
+			if err != nil {
+				return fmt.Errorf("cannot create %s: %v", dir, err)
+			}
+			return os.Remove(probe)
+		case !errors.Is(err, fs.ErrNotExist):
+			return err
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return err
+		}
+		d = parent
+	}
+}
+
 // existingDevKey is the dev key of cfg's data directory, nil when there is
 // none yet; an error names the file (one other users may read, say).
 func existingDevKey(cfg *Config) (*tokens.Key, error) {

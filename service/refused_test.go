@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -274,5 +275,43 @@ func TestStopWhileStartingIsNoFailure(t *testing.T) {
 	env["SPECGUARD_ACCESS_TTL"] = "soon"
 	if err := service.Run(ctx, testApp(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "SPECGUARD_ACCESS_TTL") {
 		t.Errorf("Run with a bad SPECGUARD_ACCESS_TTL, stopped while starting: %v, want the setting's error", err)
+	}
+}
+
+// With the database outside the data directory, a data directory the dev
+// key cannot be made in was found only after the database was created and
+// migrated: the refused start left the file, its locks and its tables.
+// It is refused first now, naming the variable.
+func TestUnmakeableDataDirRefusedBeforeTheDatabase(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dirs := map[string]string{"under a file": filepath.Join(file, "data")}
+	if runtime.GOOS == "linux" {
+		dirs["in /proc"] = "/proc/specguard-no-such-dir/data" // root may write there, by its mode, but not make a directory
+	}
+	if os.Geteuid() != 0 { // root writes whatever the mode says
+		ro := filepath.Join(t.TempDir(), "read-only")
+		if err := os.Mkdir(ro, 0o500); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.Chmod(ro, 0o700) })
+		dirs["in a directory it may not write"] = filepath.Join(ro, "data")
+	}
+	for name, dataDir := range dirs {
+		vol := t.TempDir()
+		env := map[string]string{"SPECGUARD_DATABASE_URL": "sqlite:" + filepath.Join(vol, "blog.db"), "SPECGUARD_DATA_DIR": dataDir,
+			"SPECGUARD_ADDR": "127.0.0.1:0", "SPECGUARD_ADMIN_ADDR": "off"}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := service.Run(ctx, testApp(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
+		cancel()
+		if err == nil || !strings.HasPrefix(err.Error(), "SPECGUARD_DATA_DIR: ") {
+			t.Errorf("%s: %v, want SPECGUARD_DATA_DIR: ...", name, err)
+		}
+		entries, _ := os.ReadDir(vol)
+		for _, e := range entries {
+			t.Errorf("%s: left beside the database: %s", name, e.Name())
+		}
 	}
 }
