@@ -23,6 +23,8 @@ import (
 	"github.com/specguard/specguard/credentials"
 	"github.com/specguard/specguard/credentials/sqlstore"
 	"github.com/specguard/specguard/guard"
+	"github.com/specguard/specguard/internal/keytest"
+	"github.com/specguard/specguard/internal/pgtest"
 	"github.com/specguard/specguard/internal/spectest"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
@@ -219,8 +221,15 @@ func TestConcurrentPatchesBothHold(t *testing.T) {
 	repo := &readTogether{Repository: posts}
 	repo.reads.Add(2)
 	app := server.NewApp(repo, nil, nil)
-	asAuthor := security.NewContext(ctx, &security.Principal{Subject: author.ID})
-	asAdmin := security.NewContext(ctx, &security.Principal{Subject: security.NewID(), Scopes: []string{"users:admin"}})
+	// As the guard serves it: the operation in the context, whose x-owner
+	// names the scopes that act on anyone's post.
+	update := docTable(t).Operation("updatePost")
+	if update.Owner == nil || len(update.Owner.Override) == 0 {
+		t.Fatal("updatePost names no override scope in x-owner")
+	}
+	opCtx := policy.NewContext(ctx, update)
+	asAuthor := security.NewContext(opCtx, &security.Principal{Subject: author.ID})
+	asAdmin := security.NewContext(opCtx, &security.Principal{Subject: security.NewID(), Scopes: update.Owner.Override})
 	draft, title := gen.PostStatus("draft"), "edited by an admin"
 	var wg sync.WaitGroup
 	var byAuthor, byAdmin gen.UpdatePostResponseObject
@@ -247,5 +256,77 @@ func TestConcurrentPatchesBothHold(t *testing.T) {
 	got, err := posts.Post(ctx, "p1")
 	if err != nil || got.Status != string(draft) || got.Title != title || got.Body != "body" {
 		t.Errorf("after both PATCHes: %+v, %v; want a draft titled %q", got, err, title)
+	}
+}
+
+// The handlers take the scopes that act on anyone's post from the
+// document's x-owner, as the guard serves it: an operator who names
+// another override in SPECGUARD_SPEC_FILE changes who may edit, where the
+// handler's own list used to win.
+func TestPostOwnersOverrideIsTheDocuments(t *testing.T) {
+	const admins, moderators = "x-owner: {override: [users:admin]}", "x-owner: {override: [posts:delete]}"
+	edited := strings.Replace(string(api.Spec), admins, moderators, 1)
+	if edited == string(api.Spec) || !slices.Contains(docTable(t).RoleScopes("moderator"), "posts:delete") {
+		t.Fatalf("the document no longer has %q, or moderators no longer hold posts:delete", admins)
+	}
+	specFile := filepath.Join(t.TempDir(), "openapi.yaml")
+	if err := os.WriteFile(specFile, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		env  map[string]string
+		want int
+	}{
+		{"as built", nil, http.StatusForbidden},
+		{"the override made the moderators'", map[string]string{"SPECGUARD_SPEC_FILE": specFile}, http.StatusOK},
+	} {
+		in := start(t, c.env)
+		user, mod := login(t, in, "user@example.com", "user-password"), login(t, in, "moderator@example.com", "moderator-password")
+		resp, post := in.do(t, "POST", "/posts", `{"title":"mine","body":"b"}`, "Authorization", "Bearer "+user)
+		if resp.StatusCode != 201 {
+			t.Fatalf("%s: create: %d %v", c.name, resp.StatusCode, post)
+		}
+		if resp, m := in.do(t, "PATCH", "/posts/"+post["id"].(string), `{"title":"moderated"}`, "Authorization", "Bearer "+mod); resp.StatusCode != c.want {
+			t.Errorf("%s: a moderator's PATCH of a user's post: %d %v, want %d", c.name, resp.StatusCode, m, c.want)
+		}
+	}
+}
+
+// U+0000 in a post's title or body is refused 400, naming the field, on
+// both databases: SQLite kept it, PostgreSQL cannot, and answered 422, a
+// status the operations do not declare.
+func TestNulInAPostRefusedOnBothDatabases(t *testing.T) {
+	for _, kind := range []string{"sqlite", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			env := map[string]string{}
+			if kind == "postgres" {
+				env["SPECGUARD_DATABASE_URL"] = pgtest.New(t)
+				env["SPECGUARD_SIGNING_KEY_FILE"] = keytest.File(t)
+			}
+			in := start(t, env)
+			tok := login(t, in, "user@example.com", "user-password")
+			field := func(m map[string]any) string {
+				errs, _ := m["errors"].([]any)
+				if len(errs) != 1 {
+					return ""
+				}
+				f, _ := errs[0].(map[string]any)["field"].(string)
+				return f
+			}
+			if resp, m := in.do(t, "POST", "/posts", `{"title":"a\u0000b","body":"x"}`, "Authorization", "Bearer "+tok); resp.StatusCode != 400 || field(m) != "body.title" {
+				t.Errorf("POST /posts with U+0000 in the title: %d %v, want 400 naming body.title", resp.StatusCode, m)
+			}
+			resp, post := in.do(t, "POST", "/posts", `{"title":"plain","body":"x"}`, "Authorization", "Bearer "+tok)
+			if resp.StatusCode != 201 {
+				t.Fatalf("POST /posts: %d %v", resp.StatusCode, post)
+			}
+			if resp, m := in.do(t, "PATCH", "/posts/"+post["id"].(string), `{"body":"\u0000"}`, "Authorization", "Bearer "+tok); resp.StatusCode != 400 || field(m) != "body.body" {
+				t.Errorf("PATCH with U+0000 in the body: %d %v, want 400 naming body.body", resp.StatusCode, m)
+			}
+			if resp, m := in.do(t, "GET", "/posts/"+post["id"].(string), "", "Authorization", "Bearer "+tok); resp.StatusCode != 200 || m["body"] != "x" {
+				t.Errorf("the post after the refused PATCH: %d %v", resp.StatusCode, m)
+			}
+		})
 	}
 }
