@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -129,4 +130,49 @@ func TestPosts(t *testing.T) {
 			}
 		}
 	})
+}
+
+// Posts of one microsecond (two instances writing at once) are listed by
+// id in the order of its bytes on both databases: PostgreSQL ordered the
+// ids by its locale (en-US here), SQLite by their bytes, so one set of
+// posts was listed, and split into pages, otherwise on each.
+func TestPostsOfOneMomentListAlikeOnBothDatabases(t *testing.T) {
+	ids := []string{"a-x", "A_x", "Ab", "a_b", "B-", "b_", "_z", "-z", "Zz", "zZ"}
+	want := slices.Sorted(slices.Values(ids))
+	frozen := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, kind := range []sqldb.Kind{sqldb.SQLite, sqldb.Postgres} {
+		src := sqldb.Source{Kind: kind, DSN: filepath.Join(t.TempDir(), "specguard.db")}
+		if kind == sqldb.Postgres {
+			src.DSN = pgtest.NewIn(t, "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'")
+		}
+		d, err := sqldb.Open(ctx, src, sqldb.WithClock(func() time.Time { return frozen }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		for _, set := range []sqldb.Migrations{sqlstore.Migrations, db.Migrations} {
+			if _, _, err := d.Migrate(ctx, set, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		posts, author := db.New(d), account(t, d, "author@example.com")
+		for _, id := range ids {
+			if err := posts.CreatePost(ctx, &db.Post{ID: id, AuthorID: author.ID, Title: id, Status: "published"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var got []string
+		for offset := 0; offset < len(ids); offset += 3 {
+			page, err := posts.Posts(ctx, "", 3, offset)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range page {
+				got = append(got, p.ID)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: %v, want the ids' byte order %v", kind, got, want)
+		}
+	}
 }
