@@ -99,13 +99,50 @@ func repeated(body []byte, mt *openapi3.MediaType) (string, string) {
 	if err != nil {
 		return "", "" // the validator refuses it
 	}
-	mayRepeat := repeatable(mt)
+	mayRepeat, named := repeatable(mt), bracketed(mt)
 	for name, vs := range values {
+		if msg := named(name); msg != "" {
+			return name, msg
+		}
 		if len(vs) > 1 && !mayRepeat(name) {
 			return name, givenTwice
 		}
 	}
 	return "", ""
+}
+
+// bracketed returns what is wrong with a field name of a form body (or a
+// part's) in mt, "" when nothing is. A handler oapi-codegen generates
+// binds the field tags from tags[] and tags[0] too (runtime.BindForm),
+// where the validator reads tags by its name alone: tags[]=anything went
+// to the handler unchecked (and tags[ made it panic). Where mt's encoding
+// writes the field in the deepObject style, its names are those of the
+// style (see deepObjectName).
+func bracketed(mt *openapi3.MediaType) func(name string) string {
+	var sh *shape
+	return func(name string) string {
+		base := fieldBase(name)
+		if base == name || mt == nil || mt.Schema == nil {
+			return ""
+		}
+		if sh == nil {
+			sh = new(shape)
+			sh.collect(mt.Schema.Value, 0)
+		}
+		if _, declared := sh.props[name]; declared {
+			return ""
+		}
+		if _, declared := sh.props[base]; !declared {
+			return "" // no field a handler binds: the schema's additional properties decide
+		}
+		if enc := mt.Encoding[base]; enc != nil && enc.Style == openapi3.SerializationDeepObject {
+			if deepObjectName(name, base) {
+				return ""
+			}
+			return "is no property of " + base + " as the deepObject style writes one (" + base + "[property])"
+		}
+		return "stands for " + base + " in the handler, which validation reads by its own name alone: give each value as " + base + "="
+	}
 }
 
 const givenTwice = "is given more than once, and is no array"
@@ -118,7 +155,7 @@ const givenTwice = "is given more than once, and is no array"
 func badParts(body []byte, boundary string, mt *openapi3.MediaType) (string, string) {
 	parts := multipart.NewReader(bytes.NewReader(body), boundary)
 	seen := map[string]bool{}
-	mayRepeat := repeatable(mt)
+	mayRepeat, named := repeatable(mt), bracketed(mt)
 	var props *shape // mt's schema's, collected for the first JSON part
 	var folds shapes // the parts' schemas', as a walk needs them
 	for {
@@ -127,6 +164,9 @@ func badParts(body []byte, boundary string, mt *openapi3.MediaType) (string, str
 			return "", "" // the end, or a body the validator refuses
 		}
 		name := p.FormName()
+		if msg := named(name); msg != "" {
+			return name, msg
+		}
 		if seen[name] && !mayRepeat(name) {
 			return name, givenTwice
 		}

@@ -80,6 +80,20 @@ type opValidation struct {
 	jsonParams []jsonParam
 	// params are the operation's (policy.Operation.Parameters).
 	params []*openapi3.Parameter
+	// deepObjects are the query parameters in the deepObject style: a name
+	// of the query that starts as one of theirs must be one both the
+	// validator and the handler read as its property (see deepObjectName).
+	deepObjects []string
+	// styledObjects are the object parameters written in a style (not as
+	// content, not exploded into names of the query): see
+	// checkStyledObjects.
+	styledObjects []styledObject
+}
+
+// styledObject is an object parameter written in a style, and the style.
+type styledObject struct {
+	p  *openapi3.Parameter
+	sm *openapi3.SerializationMethod
 }
 
 // jsonParam is a parameter whose value is JSON, and its schema; folds
@@ -247,6 +261,16 @@ func (v *opValidation) checkQuery(r *http.Request, q url.Values) []problem.Field
 			return []problem.FieldError{{Field: "query." + name, Message: givenTwice}}
 		}
 	}
+	for _, name := range v.deepObjects {
+		for key := range q {
+			if strings.HasPrefix(key, name+"[") && !deepObjectName(key, name) {
+				// The validator reads filter[[author]] as the property
+				// "[author" and skips filter[author; the handler binds
+				// both as author.
+				return []problem.FieldError{{Field: "query." + key, Message: "is no property of " + name + " as the deepObject style writes one (" + name + "[property])"}}
+			}
+		}
+	}
 	if len(v.formOnly) == 0 || len(q) == 0 {
 		return nil
 	}
@@ -254,9 +278,87 @@ func (v *opValidation) checkQuery(r *http.Request, q url.Values) []problem.Field
 	if mt, _, _ := mime.ParseMediaType(ct); mt != "application/x-www-form-urlencoded" && mt != "multipart/form-data" {
 		return nil
 	}
-	for _, name := range v.formOnly[v.route.Operation.RequestBody.Value.Content.Get(ct)] {
-		if _, ok := q[name]; ok {
-			return []problem.FieldError{{Field: "query." + name, Message: "is a field of the form body, not a query parameter"}}
+	fields := v.formOnly[v.route.Operation.RequestBody.Value.Content.Get(ct)]
+	for key := range q {
+		// A handler binds the form from the query and the body together
+		// (r.Form), tags[] and tags[0] as tags.
+		if _, found := slices.BinarySearch(fields, fieldBase(key)); found {
+			return []problem.FieldError{{Field: "query." + key, Message: "is a field of the form body, not a query parameter"}}
+		}
+	}
+	return nil
+}
+
+// fieldBase is the field a form or query name stands for in a handler
+// oapi-codegen generates (runtime.BindForm): tags for tags, tags[] and
+// tags[0].
+func fieldBase(name string) string {
+	if i := strings.IndexByte(name, '['); i >= 0 {
+		return name[:i]
+	}
+	return name
+}
+
+// deepObjectName reports whether key is base followed by one or more
+// [property] subscripts, none empty nor holding a bracket: the names the
+// validator and a generated handler read alike.
+func deepObjectName(key, base string) bool {
+	rest, ok := strings.CutPrefix(key, base)
+	if !ok || rest == "" {
+		return false
+	}
+	for rest != "" {
+		end := strings.IndexByte(rest, ']')
+		if rest[0] != '[' || end < 2 || strings.IndexByte(rest[1:end], '[') >= 0 {
+			return false
+		}
+		rest = rest[end+1:]
+	}
+	return true
+}
+
+// checkStyledObjects refuses, for an object parameter written in a style
+// (a header's simple k,v,k,v; a query's form with explode false), what a
+// handler oapi-codegen generates reads otherwise than the validator: it
+// pastes the pairs into a JSON object for encoding/json, so a quote or a
+// backslash in them is read as JSON (l\u0061ng is lang, \u003c is <),
+// a property named twice is its last, and a name differing from a
+// property only in case is that property.
+func (v *opValidation) checkStyledObjects(r *http.Request, rctx *chi.Context, q url.Values) []problem.FieldError {
+	for _, so := range v.styledObjects {
+		raw, found := paramValue(r, rctx, q, so.p)
+		if !found || raw == "" {
+			continue
+		}
+		field := so.p.In + "." + so.p.Name
+		if strings.ContainsAny(raw, `"\`) {
+			return []problem.FieldError{{Field: field, Message: `holds " or \, which the handler would read as JSON`}}
+		}
+		var keys []string
+		switch parts := strings.Split(raw, ","); {
+		case so.sm.Style != openapi3.SerializationSimple && so.sm.Style != openapi3.SerializationForm:
+			continue // label, matrix: quotes and backslashes refused alone
+		case so.sm.Explode:
+			for _, part := range parts {
+				k, _, _ := strings.Cut(part, "=")
+				keys = append(keys, k)
+			}
+		default:
+			for i := 0; i < len(parts); i += 2 {
+				keys = append(keys, parts[i])
+			}
+		}
+		value := make(map[string]any, len(keys))
+		for i, k := range keys {
+			for _, prev := range keys[:i] {
+				if strings.EqualFold(prev, k) {
+					return []problem.FieldError{{Field: field + "." + k, Message: "names the property " + prev + " again: the handler would take the last"}}
+				}
+			}
+			value[k] = ""
+		}
+		if f, name := v.shapes.foldedKey(value, so.p.Schema.Value, field); f != "" {
+			return []problem.FieldError{{Field: f, Message: foldedMessage(name)}}
 		}
 	}
 	return nil
@@ -324,7 +426,7 @@ func newOpValidation(doc *openapi3.T, op *policy.Operation) *opValidation {
 		folds: foldsJSON(op.Spec.RequestBody)}
 	all := op.Parameters()
 	v.params = all
-	query, anyName := map[string]bool{}, false
+	query := map[string]bool{}
 	for _, p := range all {
 		if p.In == openapi3.ParameterInQuery {
 			query[p.Name] = true
@@ -332,12 +434,23 @@ func newOpValidation(doc *openapi3.T, op *policy.Operation) *opValidation {
 				v.once = append(v.once, p.Name)
 			}
 			if s := exploded(p); s != nil {
-				// Its properties are names of the query too, and with
-				// additional properties, any name may be.
+				// Its properties are names of the query too. Others it
+				// may take (additional properties) are not a form's
+				// fields: the handler would read those from the query.
 				for name := range s.Properties {
 					query[name] = true
 				}
-				anyName = anyName || s.AdditionalProperties.Has == nil || *s.AdditionalProperties.Has || s.AdditionalProperties.Schema != nil
+			}
+		}
+		if p.Schema != nil && p.Schema.Value != nil && p.Content == nil {
+			if sm, err := p.SerializationMethod(); err == nil {
+				switch {
+				case p.In == openapi3.ParameterInQuery && sm.Style == openapi3.SerializationDeepObject:
+					v.deepObjects = append(v.deepObjects, p.Name)
+				case !p.Schema.Value.Type.Is(openapi3.TypeObject) || p.In == openapi3.ParameterInQuery && exploded(p) != nil:
+				default:
+					v.styledObjects = append(v.styledObjects, styledObject{p, sm})
+				}
 			}
 		}
 		// openapi3filter decodes a parameter's content as JSON when
@@ -346,9 +459,7 @@ func newOpValidation(doc *openapi3.T, op *policy.Operation) *opValidation {
 			v.jsonParams = append(v.jsonParams, jsonParam{p, mt.Schema.Value, namesProperties(mt.Schema.Value, 0)})
 		}
 	}
-	if !anyName {
-		v.formOnly = formFields(op.Spec.RequestBody, query)
-	}
+	v.formOnly = formFields(op.Spec.RequestBody, query)
 	if op.Spec.RequestBody != nil || doc.IsOpenAPI31OrLater() {
 		return v
 	}
@@ -506,7 +617,11 @@ func (g *Guard) validateRequest(ctx context.Context, w http.ResponseWriter, r *h
 			err = v.validateRaw(ctx, r, rctx, params)
 		}
 		if err == nil {
-			if bad := v.checkJSONParams(r, rctx, query); bad != nil {
+			bad := v.checkJSONParams(r, rctx, query)
+			if bad == nil {
+				bad = v.checkStyledObjects(r, rctx, query)
+			}
+			if bad != nil {
 				g.refuse(w, r, v, problem.Invalid("The request does not match the API description.", bad))
 				return false
 			}
