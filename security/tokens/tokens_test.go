@@ -703,7 +703,10 @@ var (
 	rsa1024 = sync.OnceValue(func() *rsa.PrivateKey { k, _ := rsa.GenerateKey(rand.Reader, 1024); return k })
 )
 
+// offCurve is a P-256 public key whose point is not on the curve: only
+// the deprecated raw coordinates can make one, as a caller may have.
 func offCurve() *ecdsa.PublicKey {
+	//lint:ignore SA1019 a key built by hand is what NewVerifyKey must refuse
 	return &ecdsa.PublicKey{Curve: elliptic.P256(), X: big.NewInt(1), Y: big.NewInt(1)}
 }
 
@@ -750,6 +753,7 @@ func TestNewKeyRefusesWeakKeys(t *testing.T) {
 		// whose every signature failed.
 		{name: "EC point off P-256", key: func() (*tokens.Key, error) { return tokens.NewVerifyKey(offCurve()) }, wantErr: true},
 		{name: "EC private key off P-256", key: func() (*tokens.Key, error) {
+			//lint:ignore SA1019 a key built by hand is what NewKey must refuse
 			return tokens.NewKey(&ecdsa.PrivateKey{PublicKey: *offCurve(), D: big.NewInt(1)})
 		}, wantErr: true},
 		{name: "Ed25519 seed", key: func() (*tokens.Key, error) { return tokens.NewKey(ed25519.PrivateKey(ed.Seed())) }, wantErr: true},
