@@ -423,8 +423,14 @@ func narrow(granted []string, requested string) ([]string, bool) {
 // no client authenticated.
 func (s *Service) client(w http.ResponseWriter, r *http.Request, required bool) (key *security.APIKey, p *security.Principal, ok bool, err error) {
 	id, secret, basic := r.BasicAuth()
-	if !required && (!basic || secret == "") && r.PostForm.Get("client_secret") == "" {
-		return nil, nil, true, nil
+	if !required && (!basic || secret == "") {
+		// Only a secret authenticates a client here: Basic without one
+		// names it at most, another Authorization header (an access
+		// token) authenticates none, and the form's secret may.
+		basic = false
+		if r.PostForm.Get("client_secret") == "" {
+			return nil, nil, true, nil
+		}
 	}
 	// client_id in the form beside Basic only names the client (section
 	// 3.2.1); a secret there, or another id, is a second method.
@@ -436,7 +442,7 @@ func (s *Service) client(w http.ResponseWriter, r *http.Request, required bool) 
 		// request; the form's would otherwise be ignored, unread.
 		oauthError(w, http.StatusBadRequest, "invalid_request", "the client authenticates in HTTP Basic or in the form, not both")
 		return nil, nil, false, nil
-	case !basic && r.Header.Get("Authorization") != "":
+	case required && !basic && r.Header.Get("Authorization") != "":
 		// An Authorization header that is no Basic credential: the client
 		// tried the header (RFC 6749 section 5.2).
 		w.Header().Set("WWW-Authenticate", problem.Challenge{Scheme: "Basic", Realm: s.cfg.realm}.String())

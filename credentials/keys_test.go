@@ -399,7 +399,7 @@ func TestGrantsCheckTheClientThatAuthenticates(t *testing.T) {
 	clk := guardtest.NewClock()
 	e := newEnv(t, nil, credentials.NewMemoryAccounts(clk.Now), security.NewMemoryKeyRecords(clk.Now), security.NewMemoryStore(clk.Now), limits.NewMemoryStore(clk.Now),
 		credentials.WithClock(clk.Now), credentials.WithTokenTTL(2*time.Hour, 24*time.Hour),
-		credentials.WithFailedPasswords(credentials.Budget{Limit: 3, Window: time.Hour}, credentials.Budget{Limit: 100, Window: time.Hour}))
+		credentials.WithFailedPasswords(credentials.Budget{Limit: 4, Window: time.Hour}, credentials.Budget{Limit: 100, Window: time.Hour}))
 	if err := e.svc.Seed(ctx, []credentials.SeedAccount{{Email: "root@example.com", Password: "root-password-1", Role: "admin"}}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -444,15 +444,16 @@ func TestGrantsCheckTheClientThatAuthenticates(t *testing.T) {
 		{"password, a made-up key in Basic", password(), []string{"Authorization", basicOf("nosuchkey", "not-a-secret")}},
 		{"password, a wrong secret in the form", withForm(password(), "client_id", kid, "client_secret", "wrong"), nil},
 		{"refresh_token, a made-up key in Basic", refreshGrant(), []string{"Authorization", basicOf("nosuchkey", "not-a-secret")}},
+		{"refresh_token, an access token and a wrong secret in the form", withForm(refreshGrant(), "client_id", kid, "client_secret", "wrong"), bearer(access)},
 	} {
 		if r := grant(c.form, c.header...); r.code != 401 || r.body["error"] != "invalid_client" || !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Basic ") {
 			t.Errorf("%s: %d %s %q, want 401 invalid_client with a Basic challenge", c.name, r.code, r.raw, r.header.Get("WWW-Authenticate"))
 		}
 	}
-	// Three wrong keys spent the address's budget of 3: the right
+	// Four wrong keys spent the address's budget of 4: the right
 	// password is not even checked.
 	if r := grant(password(), "Authorization", basicOf("nosuchkey", "not-a-secret")); r.code != 429 {
-		t.Errorf("a fourth wrong key on a budget of 3: %d %s, want 429", r.code, r.raw)
+		t.Errorf("a fifth wrong key on a budget of 4: %d %s, want 429", r.code, r.raw)
 	}
 	clk.Advance(time.Hour)
 
@@ -469,6 +470,8 @@ func TestGrantsCheckTheClientThatAuthenticates(t *testing.T) {
 		{"password, an access token", password(), bearer(access)},
 		{"refresh_token, the key in Basic", refreshGrant(), []string{"Authorization", basicOf(kid, secret)}},
 		{"refresh_token, an access token", refreshGrant(), bearer(access)},
+		{"refresh_token, an access token and the key in the form", withForm(refreshGrant(), "client_id", kid, "client_secret", secret), bearer(access)},
+		{"password, Basic with no secret and the key in the form", withForm(password(), "client_id", kid, "client_secret", secret), []string{"Authorization", basicOf("", "")}},
 	} {
 		if r := grant(c.form, c.header...); r.code != 200 {
 			t.Errorf("%s: %d %s, want 200", c.name, r.code, r.raw)
