@@ -190,8 +190,8 @@ func startsACase(table *policy.Table, p string) bool {
 // caseNames are the names past their family that cases of table can have
 // ("response:" and a status aside).
 func caseNames(table *policy.Table) []string {
-	names := []string{"owner:other", "no-credential:HEAD", "revoked:logout-all", "revoked:api-key", "revoked:session",
-		"revoked:refresh-reuse", "revoked:logout", "revoked:disabled"}
+	names := []string{"owner:other", "owner:self", "owner:override", "no-credential:HEAD", "revoked:logout-all",
+		"revoked:api-key", "revoked:session", "revoked:refresh-reuse", "revoked:logout", "revoked:disabled"}
 	for scheme := range table.Schemes {
 		for _, f := range []string{"malformed", "other-scheme", "and", "forged", "ignored", "csrf"} {
 			names = append(names, f+":"+scheme)

@@ -128,10 +128,21 @@ func TestConformCatchesBrokenServers(t *testing.T) {
 			t.Errorf("no %s case passed against the example app", kind)
 		}
 	}
-	// --only and --skip refuse a family conform.Families does not name.
+	// --only and --skip refuse a family conform.Families does not name,
+	// and a name past its family that no case of the document has: every
+	// case the run reported must be a name they take (checked before
+	// anything is sent, so a base where nothing answers does).
+	taken := map[string]bool{}
 	for _, r := range good.Results {
 		if family, _, _ := strings.Cut(r.Case, ":"); !slices.Contains(conform.Families, family) {
 			t.Errorf("case %s: its family %q is not in conform.Families", r.Case, family)
+		}
+		if taken[r.Case] {
+			continue
+		}
+		taken[r.Case] = true
+		if _, err := conform.Run(context.Background(), table, conform.Options{Base: "http://127.0.0.1:1", Only: []string{r.Case}}); errors.Is(err, conform.ErrNoSuchCase) {
+			t.Errorf("--only %s, a case the run reported: %v", r.Case, err)
 		}
 	}
 	t.Logf("against the example app: %d passed, %d skipped", good.Passed, good.Skipped)
