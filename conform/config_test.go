@@ -32,3 +32,16 @@ func TestCredentialErrorsNameFileAndLine(t *testing.T) {
 		t.Errorf("Run: %v, want %q", err, want)
 	}
 }
+
+// A credentials file of two YAML documents is refused, naming the line of
+// the second: its credentials would have been dropped unread.
+func TestCredentialsFileOfTwoDocumentsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "creds.yaml")
+	if err := os.WriteFile(path, []byte("credentials:\n  - {name: k, scheme: key, value: good}\n---\ncredentials:\n  - {name: other, scheme: key, value: x}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := conform.LoadConfig(path)
+	if want := path + ":3: a second YAML document (after ---): the file must hold one, and the reader would ignore the rest"; err == nil || err.Error() != want {
+		t.Errorf("LoadConfig: %v, want %q", err, want)
+	}
+}

@@ -19,6 +19,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/specguard/specguard/internal/yamldoc"
 	"github.com/specguard/specguard/policy"
 )
 
@@ -97,6 +98,11 @@ func LoadConfig(path string) ([]Credential, error) {
 			return nil, fmt.Errorf("%s: %s", path, strings.Join(te.Errors, "; "))
 		}
 		return nil, fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if line, err := yamldoc.After(dec); err != nil {
+		return nil, fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	} else if line != 0 {
+		return nil, fmt.Errorf("%s:%d: %s", path, line, yamldoc.Message)
 	}
 	// Where each entry is, for the errors Run finds in it.
 	var doc struct {

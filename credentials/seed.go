@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/specguard/specguard/internal/text"
+	"github.com/specguard/specguard/internal/yamldoc"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 )
@@ -46,6 +47,12 @@ func LoadUsers(path string, table *policy.Table) ([]SeedAccount, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if line, err := yamldoc.Extra(data); err != nil {
+		return nil, fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	} else if line != 0 {
+		// Its users would not be seeded, and nothing would say so.
+		return nil, fmt.Errorf("%s:%d: %s", path, line, yamldoc.Message)
 	}
 	const want = "want a list of users, each {email, password or password_hash, role}"
 	if len(doc.Content) == 0 {

@@ -235,6 +235,7 @@ func TestSecondYAMLDocumentRefused(t *testing.T) {
 		{"a second document", first + "---\npaths:\n  /admin:\n    delete: {operationId: wipe, security: [{bearer: []}], responses: {\"204\": {description: gone}}}\n", 7},
 		{"a second document, malformed", first + "---\nb: [\n", 8},
 		{"a second scalar", first + "--- x\n", 7},
+		{"a third document after an empty second", first + "---\n---\npaths:\n  /admin:\n    delete: {operationId: wipe, responses: {\"204\": {description: gone}}}\n", 8},
 		{"a --- at the end", first + "---\n", 0},
 		{"a --- and a comment", first + "---\n# nothing more\n", 0},
 		{"a --- at the start", "---\n" + first, 0},

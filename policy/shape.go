@@ -15,6 +15,7 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/parser"
 	"github.com/specguard/specguard/internal/text"
+	"github.com/specguard/specguard/internal/yamldoc"
 	yaml3 "gopkg.in/yaml.v3"
 )
 
@@ -93,12 +94,10 @@ func checkShape(source string, data []byte) (errs Errors, syntax bool, meant []m
 		// The loader reads the first YAML document of a stream; what
 		// follows another "---" would be dropped unread, whatever it
 		// declares. An empty one (a "---" at the end) is nothing.
-		var next yaml3.Node
-		if err := dec.Decode(&next); err != nil && err != io.EOF {
+		if line, err := yamldoc.After(dec); err != nil {
 			return Errors{syntaxError(source, data, err)}, true, nil, nil
-		} else if err == nil && !emptyDocument(&next) {
-			return Errors{&Error{Source: source, Line: next.Line,
-				Msg: "a second YAML document (after ---): the OpenAPI document must be one, and the second would be ignored"}}, true, nil, nil
+		} else if line != 0 {
+			return Errors{&Error{Source: source, Line: line, Msg: yamldoc.Message}}, true, nil, nil
 		}
 		root, dups = outlineYAML(n.Content[0])
 	}
@@ -149,16 +148,6 @@ func checkShape(source string, data []byte) (errs Errors, syntax bool, meant []m
 		}
 	}
 	return s.errs, false, s.meant, lines
-}
-
-// emptyDocument reports whether a YAML document node holds nothing (a
-// "---" with nothing or only comments after it).
-func emptyDocument(n *yaml3.Node) bool {
-	if len(n.Content) == 0 {
-		return true
-	}
-	c := n.Content[0]
-	return len(n.Content) == 1 && c.Kind == yaml3.ScalarNode && c.Tag == "!!null" && c.Value == "" && c.Style == 0
 }
 
 // syntaxError is the one error of a document that does not parse.
