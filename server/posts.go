@@ -120,7 +120,7 @@ func (a *App) UpdatePost(ctx context.Context, req gen.UpdatePostRequestObject) (
 		return gen.UpdatePost404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: notFound("post")}, nil
 	}
 	if p.AuthorID != who.Subject && !overrides(ctx, who) {
-		return gen.UpdatePost403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: forbidden("only the author or an admin may edit this post")}, nil
+		return gen.UpdatePost403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: forbidden("only its author, or a caller holding a scope that acts on anyone's post, may edit this post")}, nil
 	}
 	if field := nul("body.title", req.Body.Title, "body.body", req.Body.Body); field != "" {
 		return gen.UpdatePost400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: nulProblem(field)}, nil
@@ -151,7 +151,7 @@ func (a *App) DeletePost(ctx context.Context, req gen.DeletePostRequestObject) (
 		return gen.DeletePost404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: notFound("post")}, nil
 	}
 	if p.AuthorID != who.Subject && !overrides(ctx, who) {
-		return gen.DeletePost403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: forbidden("only the author, a moderator or an admin may delete this post")}, nil
+		return gen.DeletePost403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: forbidden("only its author, or a caller holding a scope that acts on anyone's post, may delete this post")}, nil
 	}
 	if err := a.repo.DeletePost(ctx, p.ID); err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
