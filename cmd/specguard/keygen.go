@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -29,7 +31,7 @@ Examples:
   specguard keygen --alg es256 --out /etc/specguard/signing.pem
 `
 
-func keygen(args []string, stdout, stderr io.Writer) error {
+func keygen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("keygen", keygenUsage)
 	alg := fs.String("alg", "ed25519", "key algorithm: "+strings.Join(tokens.KeyAlgorithms, ", "))
 	out := fs.String("out", "", "file to write the private key to (mode 0600); stdout when not given")
@@ -53,6 +55,11 @@ func keygen(args []string, stdout, stderr io.Writer) error {
 	pem, err := key.MarshalPEM()
 	if err != nil {
 		return err
+	}
+	if ctx.Err() != nil {
+		// Interrupted while the key was made (an RSA key takes a while):
+		// none is written. Once written, its kid is said, whatever comes.
+		return errors.New("keygen: interrupted; no key was written")
 	}
 	info := stderr
 	if *out == "" {

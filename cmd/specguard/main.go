@@ -20,11 +20,11 @@ import (
 
 func main() {
 	ctx := context.Background()
-	if len(os.Args) > 1 && (os.Args[1] == "new" || os.Args[1] == "conform") {
-		// These two end cleanly when interrupted (new removes what it
-		// wrote, conform enables again an account it disabled). The
-		// others are ended by the signal, as any command: caught, it
-		// would be swallowed, and a key written after Ctrl-C.
+	if len(os.Args) > 1 && (os.Args[1] == "new" || os.Args[1] == "conform" || os.Args[1] == "keygen") {
+		// These end cleanly when interrupted (new removes what it wrote,
+		// conform enables again an account it disabled, keygen writes
+		// no key, or says the one it wrote). The others are ended by the
+		// signal, as any command: caught, it would be swallowed.
 		var stop context.CancelFunc
 		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 		defer stop()
@@ -82,7 +82,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "routes":
 		return specCommands.Routes(args[1:], stdout, stderr)
 	case "keygen":
-		return keygen(args[1:], stdout, stderr)
+		return keygen(ctx, args[1:], stdout, stderr)
 	case "conform":
 		return conformCmd(ctx, args[1:], stdout, stderr)
 	case "specsum":

@@ -714,3 +714,20 @@ func TestKeygenFailedLeavesNoFile(t *testing.T) {
 type failingWriter struct{}
 
 func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+// keygen interrupted while it makes the key writes none: it catches the
+// signal (an RSA key takes a while), and a key written after Ctrl-C, its
+// kid unsaid, would stop the next run.
+func TestKeygenInterruptedWritesNothing(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "key.pem")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stdout, stderr bytes.Buffer
+	err := run(ctx, []string{"keygen", "--alg", "rs256", "--out", out}, func(string) string { return "" }, &stdout, &stderr)
+	if exitCode(err) != 1 || (err == nil || !strings.Contains(err.Error(), "interrupted")) {
+		t.Errorf("keygen interrupted: %v, want exit 1 saying so", err)
+	}
+	if _, serr := os.Stat(out); !errors.Is(serr, os.ErrNotExist) {
+		t.Errorf("keygen interrupted left %s: %v", out, serr)
+	}
+}
