@@ -51,6 +51,7 @@ func NewKey(private any) (*Key, error) {
 			// A seed (32 bytes) for the key: every signature would fail.
 			return nil, fmt.Errorf("Ed25519 private key of %d bytes: want %d (ed25519.NewKeyFromSeed makes one from a seed)", len(k), ed25519.PrivateKeySize)
 		}
+		k = bytes.Clone(k) // the caller may wipe or reuse its own
 		return newKey(jwt.SigningMethodEdDSA, k, k.Public())
 	case *ecdsa.PrivateKey:
 		if err := checkP256(&k.PublicKey); err != nil {
@@ -108,6 +109,19 @@ func checkP256(k *ecdsa.PublicKey) error {
 }
 
 func newKey(m jwt.SigningMethod, sign, verify any) (*Key, error) {
+	if sign != nil {
+		// A private key built by hand whose halves do not match (another
+		// key's public half, an RSA key whose primes are not its
+		// modulus') would start a service whose every login fails.
+		const probe = "specguard key check"
+		sig, err := m.Sign(probe, sign)
+		if err == nil {
+			err = m.Verify(probe, sig, verify)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s private key does not verify its own signature: %v", m.Alg(), err)
+		}
+	}
 	k := &Key{Method: m, sign: sign, verify: verify}
 	k.ID = thumbprint(k)
 	return k, nil

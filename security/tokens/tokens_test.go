@@ -17,6 +17,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -716,14 +717,17 @@ func offCurve() *ecdsa.PublicKey {
 func TestHMACKeyKeepsItsOwnSecret(t *testing.T) {
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	k, err := tokens.NewKey(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	before, _ := k.MarshalPEM()
-	clear(secret)
-	if after, _ := k.MarshalPEM(); string(before) != string(after) {
-		t.Errorf("the key's secret changed with the caller's buffer:\n%s\n%s", before, after)
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	for name, buf := range map[string][]byte{"HMAC": secret, "Ed25519": ed} {
+		k, err := tokens.NewKey(map[string]any{"HMAC": buf, "Ed25519": ed25519.PrivateKey(buf)}[name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, _ := k.MarshalPEM()
+		clear(buf)
+		if after, _ := k.MarshalPEM(); string(before) != string(after) {
+			t.Errorf("%s: the key changed with the caller's buffer:\n%s\n%s", name, before, after)
+		}
 	}
 }
 
@@ -757,6 +761,21 @@ func TestNewKeyRefusesWeakKeys(t *testing.T) {
 			return tokens.NewKey(&ecdsa.PrivateKey{PublicKey: *offCurve(), D: big.NewInt(1)})
 		}, wantErr: true},
 		{name: "Ed25519 seed", key: func() (*tokens.Key, error) { return tokens.NewKey(ed25519.PrivateKey(ed.Seed())) }, wantErr: true},
+		{name: "Ed25519 seed with another key's public half", key: func() (*tokens.Key, error) {
+			_, other, _ := ed25519.GenerateKey(rand.Reader)
+			return tokens.NewKey(ed25519.PrivateKey(append(slices.Clone(ed.Seed()), other.Public().(ed25519.PublicKey)...)))
+		}, wantErr: true},
+		{name: "EC private key of another key's public half", key: func() (*tokens.Key, error) {
+			other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			//lint:ignore SA1019 a key built by hand is what NewKey must refuse
+			return tokens.NewKey(&ecdsa.PrivateKey{PublicKey: other.PublicKey, D: p256.D})
+		}, wantErr: true},
+		{name: "RSA private key of another's modulus", key: func() (*tokens.Key, error) {
+			bad := *rsa2048()
+			other, _ := rsa.GenerateKey(rand.Reader, 2048)
+			bad.PublicKey = other.PublicKey
+			return tokens.NewKey(&bad)
+		}, wantErr: true},
 		{name: "Ed25519 public of 31 bytes", key: func() (*tokens.Key, error) { return tokens.NewVerifyKey(ed25519.PublicKey(make([]byte, 31))) }, wantErr: true},
 		{name: "RSA 2048", key: func() (*tokens.Key, error) { return tokens.NewKey(rsa2048()) }, alg: "RS256"},
 		{name: "EC P-256", key: func() (*tokens.Key, error) { return tokens.NewKey(p256) }, alg: "ES256"},
