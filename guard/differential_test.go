@@ -262,3 +262,82 @@ paths:
 		}
 	}
 }
+
+// The same for an object written allOf: [$ref] (no type of its own, which
+// the handler binds as a struct all the same), and for path parameters in
+// the label and matrix styles, whose pairs were let through.
+func TestStyledObjectsOfEveryShapeReadAlike(t *testing.T) {
+	type obj struct {
+		Lang *string `json:"lang,omitempty"`
+	}
+	var got *obj
+	g := guarded(t, `openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+components:
+  schemas:
+    Obj: {type: object, properties: {lang: {type: string, enum: [en, fr]}}}
+paths:
+  /all:
+    get:
+      operationId: allOp
+      security: []
+      parameters:
+        - {name: X-All, in: header, schema: {allOf: [$ref: '#/components/schemas/Obj'], description: d}}
+      responses: {"200": {description: ok}, "400": {description: no}}
+  /l/{o}:
+    get:
+      operationId: labelOp
+      security: []
+      parameters:
+        - {name: o, in: path, required: true, style: label, schema: {$ref: '#/components/schemas/Obj'}}
+      responses: {"200": {description: ok}, "400": {description: no}}
+  /m/{o}:
+    get:
+      operationId: matrixOp
+      security: []
+      parameters:
+        - {name: o, in: path, required: true, style: matrix, explode: true, schema: {$ref: '#/components/schemas/Obj'}}
+      responses: {"200": {description: ok}, "400": {description: no}}
+`, func(w http.ResponseWriter, r *http.Request) {
+		var h obj
+		var err error
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/l/"):
+			err = runtime.BindStyledParameterWithOptions("label", "o", r.PathValue("o"), &h, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Type: "object"})
+		case strings.HasPrefix(r.URL.Path, "/m/"):
+			err = runtime.BindStyledParameterWithOptions("matrix", "o", r.PathValue("o"), &h, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: true, Type: "object"})
+		default:
+			err = runtime.BindStyledParameterWithOptions("simple", "X-All", r.Header.Get("X-All"), &h, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Type: "object"})
+		}
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		got = &h
+	})
+	for _, c := range []struct{ path, header, field string }{
+		{"/all", "lang,en", ""},
+		{"/l/.lang,fr", "", ""},
+		{"/m/;lang=fr", "", ""},
+		{"/all", "lang,en,Lang,xx", "header.X-All.Lang"},
+		{"/all", `lang,en,l\u0061ng,xx`, "header.X-All"},
+		{"/l/.lang,en,Lang,xx", "", "path.o.Lang"},
+		{"/l/.lang,en,lang,xx", "", "path.o.lang"},
+		{"/m/;lang=en;Lang=xx", "", "path.o.Lang"},
+	} {
+		got = nil
+		req := httptest.NewRequest(http.MethodGet, c.path, nil)
+		if c.header != "" {
+			req.Header.Set("X-All", c.header)
+		}
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, req)
+		switch {
+		case c.field == "" && (w.Code != 200 || got == nil || got.Lang == nil):
+			t.Errorf("GET %s X-All: %s: %d %s, the handler got %+v", c.path, c.header, w.Code, w.Body, got)
+		case c.field != "" && (!answered(w, 400, c.field) || got != nil):
+			t.Errorf("GET %s X-All: %s: %d %s, want 400 naming %s, the handler not reached", c.path, c.header, w.Code, w.Body, c.field)
+		}
+	}
+}

@@ -118,11 +118,30 @@ func onceOnly(p *openapi3.Parameter) bool {
 // properties are given as names of the query of their own (style form,
 // explode: ?title=x&lang=en), nil otherwise.
 func exploded(p *openapi3.Parameter) *openapi3.Schema {
-	if p.Schema == nil || p.Schema.Value == nil || !p.Schema.Value.Type.Is(openapi3.TypeObject) ||
+	if p.Schema == nil || !isObject(p.Schema.Value) ||
 		p.Style != "" && p.Style != openapi3.SerializationForm || p.Explode != nil && !*p.Explode {
 		return nil
 	}
 	return p.Schema.Value
+}
+
+// isObject reports whether s describes an object, as a handler
+// oapi-codegen generates binds one (a struct): its type says so, or it has
+// none and names properties, in itself or a member of its allOf, anyOf or
+// oneOf (allOf: [$ref], a description beside it).
+func isObject(s *openapi3.Schema) bool {
+	if s == nil {
+		return false
+	}
+	if s.Type.Is(openapi3.TypeObject) {
+		return true
+	}
+	if s.Type != nil && len(*s.Type) > 0 {
+		return false
+	}
+	var sh shape
+	sh.collect(s, 0)
+	return len(sh.props) > 0
 }
 
 // unreadableBodies are the media types of op's request body that
@@ -334,16 +353,33 @@ func (v *opValidation) checkStyledObjects(r *http.Request, rctx *chi.Context, q 
 		if strings.ContainsAny(raw, `"\`) {
 			return []problem.FieldError{{Field: field, Message: `holds " or \, which the handler would read as JSON`}}
 		}
+		// The pairs as the runtime splits them (splitStyledParameter):
+		// k,v,k,v; exploded, k=v joined by the style's separator.
+		sep := ","
+		switch so.sm.Style {
+		case openapi3.SerializationSimple, openapi3.SerializationForm:
+		case openapi3.SerializationLabel:
+			raw = strings.TrimPrefix(raw, ".")
+			if so.sm.Explode {
+				sep = "."
+			}
+		case openapi3.SerializationMatrix:
+			if so.sm.Explode {
+				raw, sep = strings.TrimPrefix(raw, ";"), ";"
+			} else {
+				raw = strings.TrimPrefix(raw, ";"+so.p.Name+"=")
+			}
+		default:
+			continue // quotes and backslashes refused alone
+		}
 		var keys []string
-		switch parts := strings.Split(raw, ","); {
-		case so.sm.Style != openapi3.SerializationSimple && so.sm.Style != openapi3.SerializationForm:
-			continue // label, matrix: quotes and backslashes refused alone
-		case so.sm.Explode:
+		parts := strings.Split(raw, sep)
+		if so.sm.Explode {
 			for _, part := range parts {
 				k, _, _ := strings.Cut(part, "=")
 				keys = append(keys, k)
 			}
-		default:
+		} else {
 			for i := 0; i < len(parts); i += 2 {
 				keys = append(keys, parts[i])
 			}
@@ -437,7 +473,9 @@ func newOpValidation(doc *openapi3.T, op *policy.Operation) *opValidation {
 				// Its properties are names of the query too. Others it
 				// may take (additional properties) are not a form's
 				// fields: the handler would read those from the query.
-				for name := range s.Properties {
+				var sh shape
+				sh.collect(s, 0)
+				for name := range sh.props {
 					query[name] = true
 				}
 			}
@@ -447,7 +485,7 @@ func newOpValidation(doc *openapi3.T, op *policy.Operation) *opValidation {
 				switch {
 				case p.In == openapi3.ParameterInQuery && sm.Style == openapi3.SerializationDeepObject:
 					v.deepObjects = append(v.deepObjects, p.Name)
-				case !p.Schema.Value.Type.Is(openapi3.TypeObject) || p.In == openapi3.ParameterInQuery && exploded(p) != nil:
+				case !isObject(p.Schema.Value) || p.In == openapi3.ParameterInQuery && exploded(p) != nil:
 				default:
 					v.styledObjects = append(v.styledObjects, styledObject{p, sm})
 				}
