@@ -256,7 +256,7 @@ func (t *Table) serverPaths() []*Warning {
 	rootIgnore, bad := lintIgnores(t.Doc.Extensions)
 	for _, code := range slices.Sorted(maps.Keys(rootIgnore)) {
 		if code != WarnServerPath && code != WarnExamples {
-			bad = append(bad, fmt.Sprintf("%s at the document's root silences %s and %s (of components) only, not %s: put it on the operation or the scheme", ExtLintIgnore, WarnServerPath, WarnExamples, code))
+			bad = append(bad, fmt.Sprintf("%s at the document's root silences %s and %s (of components and path items) only, not %s: put it on the operation or the scheme", ExtLintIgnore, WarnServerPath, WarnExamples, code))
 		}
 	}
 	var ws []*Warning
@@ -505,6 +505,18 @@ func (t *Table) lintExamples() []*Warning {
 				continue
 			}
 			w.Where, w.Line = t.componentAt(ce.Section, ce.Name)
+		} else if m := pathOf.FindStringSubmatch(msg); m != nil {
+			// A path item's own parameters are its operations' alike:
+			// the document's, as a component's.
+			if rootIgnore[WarnExamples] {
+				continue
+			}
+			w.Where = "paths." + m[1]
+			if t.Doc.Paths != nil {
+				if item := t.Doc.Paths.Value(m[1]); item != nil {
+					w.Line = t.lines.or(originLine(item.Origin), "paths", m[1])
+				}
+			}
 		}
 		ws = append(ws, w)
 	}
@@ -553,8 +565,11 @@ var componentKeys = map[string]string{"schema": "schemas", "parameter": "paramet
 	"security scheme": "securitySchemes"}
 
 // exampleOf finds the path and method in kin-openapi's error for an
-// operation's example.
-var exampleOf = regexp.MustCompile(`invalid path (\S+): invalid operation ([A-Z]+):`)
+// operation's example; pathOf the path in one for a path item's own.
+var (
+	exampleOf = regexp.MustCompile(`invalid path (\S+): invalid operation ([A-Z]+):`)
+	pathOf    = regexp.MustCompile(`invalid path (\S+): `)
+)
 
 // operationAt is the operation of method at the document's path, nil when
 // there is none.

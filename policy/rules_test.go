@@ -630,6 +630,32 @@ components:
 	}
 }
 
+// An example of a path item's own parameter is the path item's warning,
+// on its line, and the document's x-lint-ignore silences it: it had no
+// line, and nothing could silence it.
+func TestLintExampleSchemaOfAPathItem(t *testing.T) {
+	src := `openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+paths:
+  /a/{id}:
+    parameters:
+      - {name: id, in: path, required: true, schema: {type: integer}, example: "x"}
+    get:
+      operationId: a
+      security: []
+      x-lint-ignore: [example-schema]
+      responses: {"200": {description: ok}, "400": {description: no}}
+`
+	if got := lintWarnings(t, src, policy.WarnExamples); len(got) != 1 || !strings.HasPrefix(got[0], "spec.yaml:5: paths./a/{id}: warning: an example does not match its schema") {
+		t.Errorf("%q, want one warning on the path item's line", got)
+	}
+	ignored := strings.Replace(src, "x-rate-limit: false\n", "x-rate-limit: false\nx-lint-ignore: [example-schema]\n", 1)
+	if got := lintWarnings(t, ignored, policy.WarnExamples); len(got) != 0 {
+		t.Errorf("ignored at the document's root: %q", got)
+	}
+}
+
 // x-lint-ignore on an operation of a scheme's warning (cookie-prefix,
 // unused-scope), or on a scheme of an operation's, silenced nothing, and
 // said nothing of it.
@@ -902,7 +928,7 @@ func TestLintServerPath(t *testing.T) {
 	}
 	// Another code there silences nothing, and is said to.
 	other := doc("x-lint-ignore: [server-path, auth-responses]\n", op)
-	if got := lintWarnings(t, other, policy.WarnLintIgnore); len(got) != 1 || !strings.Contains(got[0], "silences server-path and example-schema (of components) only, not auth-responses") {
+	if got := lintWarnings(t, other, policy.WarnLintIgnore); len(got) != 1 || !strings.Contains(got[0], "silences server-path and example-schema (of components and path items) only, not auth-responses") {
 		t.Errorf("auth-responses in the document's x-lint-ignore: %q, want one lint-ignore warning naming it", got)
 	}
 }

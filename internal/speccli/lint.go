@@ -40,8 +40,8 @@ serve; warnings are what it would serve but probably should not:
 Silence a warning you have weighed with x-lint-ignore: [code] on the
 operation (on the oauth2 security scheme for unused-scope, on the cookie
 scheme for cookie-prefix, at the document's root for server-path and for
-example-schema of components). One put where it silences nothing is a
-lint-ignore warning.
+example-schema of components and path items). One put where it silences
+nothing is a lint-ignore warning.
 
 Exit status: 2 when the command line is wrong; 1 when there are errors,
 or warnings and --strict; else 0.
