@@ -341,3 +341,79 @@ paths:
 		}
 	}
 }
+
+// An object in the spaceDelimited and pipeDelimited styles is split on its
+// delimiter, and a map behind allOf (no type, no properties of its own)
+// is an object too: both went through with a case variant or an escape.
+func TestDelimitedObjectsAndMapsReadAlike(t *testing.T) {
+	type obj struct {
+		Lang *string `json:"lang,omitempty"`
+	}
+	var got *obj
+	var tags map[string]string
+	g := guarded(t, `openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+components:
+  schemas:
+    Tags: {type: object, additionalProperties: {type: string, pattern: '^[^<>]*$'}}
+paths:
+  /s:
+    get:
+      operationId: spaceOp
+      security: []
+      parameters:
+        - {name: o, in: query, style: spaceDelimited, explode: false, schema: {type: object, properties: {lang: {type: string, enum: [en, fr]}}}}
+      responses: {"200": {description: ok}, "400": {description: no}}
+  /p:
+    get:
+      operationId: pipeOp
+      security: []
+      parameters:
+        - {name: o, in: query, style: pipeDelimited, explode: false, schema: {type: object, properties: {lang: {type: string, enum: [en, fr]}}}}
+      responses: {"200": {description: ok}, "400": {description: no}}
+  /t:
+    get:
+      operationId: tagsOp
+      security: []
+      parameters:
+        - {name: X-Tags, in: header, schema: {allOf: [$ref: '#/components/schemas/Tags']}}
+      responses: {"200": {description: ok}, "400": {description: no}}
+`, func(w http.ResponseWriter, r *http.Request) {
+		var err error
+		switch r.URL.Path {
+		case "/s":
+			err = runtime.BindQueryParameterWithOptions("spaceDelimited", false, false, "o", r.URL.Query(), &got, runtime.BindQueryParameterOptions{Type: "object"})
+		case "/p":
+			err = runtime.BindQueryParameterWithOptions("pipeDelimited", false, false, "o", r.URL.Query(), &got, runtime.BindQueryParameterOptions{Type: "object"})
+		default:
+			err = runtime.BindStyledParameterWithOptions("simple", "X-Tags", r.Header.Get("X-Tags"), &tags, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Type: "object"})
+		}
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+		}
+	})
+	for _, c := range []struct{ target, header, field string }{
+		{"/s?o=lang%20en", "", ""},
+		{"/p?o=lang|fr", "", ""},
+		{"/t", "k,v", ""},
+		{"/s?o=lang%20en%20Lang%20xx", "", "query.o.Lang"},
+		{"/p?o=lang|en|Lang|xx", "", "query.o.Lang"},
+		{"/t", `k,\u003cscript\u003e`, "header.X-Tags"},
+	} {
+		got, tags = nil, nil
+		req := httptest.NewRequest(http.MethodGet, c.target, nil)
+		if c.header != "" {
+			req.Header.Set("X-Tags", c.header)
+		}
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, req)
+		reached := got != nil || tags != nil
+		switch {
+		case c.field == "" && (w.Code != 200 || !reached):
+			t.Errorf("GET %s X-Tags: %s: %d %s, the handler got %+v %v", c.target, c.header, w.Code, w.Body, got, tags)
+		case c.field != "" && (!answered(w, 400, c.field) || reached):
+			t.Errorf("GET %s X-Tags: %s: %d %s, want 400 naming %s, the handler not reached", c.target, c.header, w.Code, w.Body, c.field)
+		}
+	}
+}

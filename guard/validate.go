@@ -129,19 +129,27 @@ func exploded(p *openapi3.Parameter) *openapi3.Schema {
 // oapi-codegen generates binds one (a struct): its type says so, or it has
 // none and names properties, in itself or a member of its allOf, anyOf or
 // oneOf (allOf: [$ref], a description beside it).
-func isObject(s *openapi3.Schema) bool {
-	if s == nil {
+func isObject(s *openapi3.Schema) bool { return objectAt(s, 0) }
+
+func objectAt(s *openapi3.Schema, depth int) bool {
+	switch {
+	case s == nil || depth > maxFoldDepth:
 		return false
-	}
-	if s.Type.Is(openapi3.TypeObject) {
+	case s.Type.Is(openapi3.TypeObject):
 		return true
-	}
-	if s.Type != nil && len(*s.Type) > 0 {
+	case s.Type != nil && len(*s.Type) > 0:
 		return false
+	case len(s.Properties) > 0, s.AdditionalProperties.Schema != nil, s.AdditionalProperties.Has != nil && *s.AdditionalProperties.Has:
+		return true // a struct or a map
 	}
-	var sh shape
-	sh.collect(s, 0)
-	return len(sh.props) > 0
+	for _, members := range []openapi3.SchemaRefs{s.AllOf, s.AnyOf, s.OneOf} {
+		for _, m := range members {
+			if m != nil && objectAt(m.Value, depth+1) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // unreadableBodies are the media types of op's request body that
@@ -369,6 +377,10 @@ func (v *opValidation) checkStyledObjects(r *http.Request, rctx *chi.Context, q 
 			} else {
 				raw = strings.TrimPrefix(raw, ";"+so.p.Name+"=")
 			}
+		case openapi3.SerializationSpaceDelimited:
+			sep = " "
+		case openapi3.SerializationPipeDelimited:
+			sep = "|"
 		default:
 			continue // quotes and backslashes refused alone
 		}
