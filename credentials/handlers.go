@@ -423,18 +423,28 @@ func narrow(granted []string, requested string) ([]string, bool) {
 // no client authenticated.
 func (s *Service) client(w http.ResponseWriter, r *http.Request, required bool) (key *security.APIKey, p *security.Principal, ok bool, err error) {
 	id, secret, basic := r.BasicAuth()
+	// client_id in the form beside Basic only names the client (section
+	// 3.2.1); a secret there, or another id, is a second method.
+	bare := func(id string) string { return strings.TrimPrefix(id, security.APIKeyPrefix) }
 	if !required && (!basic || secret == "") {
 		// Only a secret authenticates a client here: Basic without one
 		// names it at most, another Authorization header (an access
 		// token) authenticates none, and the form's secret may.
-		basic = false
 		if r.PostForm.Get("client_secret") == "" {
 			return nil, nil, true, nil
 		}
+		scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		switch {
+		case basic && id != "" && bare(id) != bare(r.PostForm.Get("client_id")):
+			oauthError(w, http.StatusBadRequest, "invalid_request", "HTTP Basic names another client than the form authenticates")
+			return nil, nil, false, nil
+		case !basic && strings.EqualFold(scheme, "Basic"):
+			// The client tried the header, and wrote it wrong.
+			s.invalidClient(w)
+			return nil, nil, false, nil
+		}
+		basic = false
 	}
-	// client_id in the form beside Basic only names the client (section
-	// 3.2.1); a secret there, or another id, is a second method.
-	bare := func(id string) string { return strings.TrimPrefix(id, security.APIKeyPrefix) }
 	inForm := r.PostForm.Has("client_secret") || r.PostForm.Has("client_id") && bare(r.PostForm.Get("client_id")) != bare(id)
 	switch {
 	case basic && inForm:

@@ -445,10 +445,16 @@ func TestGrantsCheckTheClientThatAuthenticates(t *testing.T) {
 		{"password, a wrong secret in the form", withForm(password(), "client_id", kid, "client_secret", "wrong"), nil},
 		{"refresh_token, a made-up key in Basic", refreshGrant(), []string{"Authorization", basicOf("nosuchkey", "not-a-secret")}},
 		{"refresh_token, an access token and a wrong secret in the form", withForm(refreshGrant(), "client_id", kid, "client_secret", "wrong"), bearer(access)},
+		{"password, Basic that does not parse and the key in the form", withForm(password(), "client_id", kid, "client_secret", secret), []string{"Authorization", "Basic !!!"}},
 	} {
 		if r := grant(c.form, c.header...); r.code != 401 || r.body["error"] != "invalid_client" || !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Basic ") {
 			t.Errorf("%s: %d %s %q, want 401 invalid_client with a Basic challenge", c.name, r.code, r.raw, r.header.Get("WWW-Authenticate"))
 		}
+	}
+	// Basic naming another client than the form authenticates is two
+	// methods (RFC 6749 section 2.3), charged nothing.
+	if r := grant(withForm(password(), "client_id", kid, "client_secret", secret), "Authorization", basicOf("other-client", "")); r.code != 400 || r.body["error"] != "invalid_request" {
+		t.Errorf("password, Basic naming another client beside the form's key: %d %s, want 400 invalid_request", r.code, r.raw)
 	}
 	// Four wrong keys spent the address's budget of 4: the right
 	// password is not even checked.
