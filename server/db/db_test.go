@@ -29,23 +29,30 @@ func backends(t *testing.T, suite func(t *testing.T, d *sqldb.DB)) {
 			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 			var mu sync.Mutex
 			clock := func() time.Time { mu.Lock(); defer mu.Unlock(); now = now.Add(time.Second); return now }
-			src := sqldb.Source{Kind: kind, DSN: filepath.Join(t.TempDir(), "specguard.db")}
-			if kind == sqldb.Postgres {
-				src.DSN = pgtest.New(t)
-			}
-			d, err := sqldb.Open(ctx, src, sqldb.WithClock(clock))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { d.Close() })
-			for _, set := range []sqldb.Migrations{sqlstore.Migrations, db.Migrations} {
-				if _, _, err := d.Migrate(ctx, set, nil); err != nil {
-					t.Fatal(err)
-				}
-			}
-			suite(t, d)
+			suite(t, migrated(t, kind, "", clock))
 		})
 	}
+}
+
+// migrated opens a fresh database of kind (a PostgreSQL one made with
+// options, see pgtest.NewIn) on clock and migrates it as the app does.
+func migrated(t *testing.T, kind sqldb.Kind, options string, clock func() time.Time) *sqldb.DB {
+	t.Helper()
+	src := sqldb.Source{Kind: kind, DSN: filepath.Join(t.TempDir(), "specguard.db")}
+	if kind == sqldb.Postgres {
+		src.DSN = pgtest.NewIn(t, options)
+	}
+	d, err := sqldb.Open(ctx, src, sqldb.WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	for _, set := range []sqldb.Migrations{sqlstore.Migrations, db.Migrations} {
+		if _, _, err := d.Migrate(ctx, set, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return d
 }
 
 func account(t *testing.T, d *sqldb.DB, email string) *credentials.Account {
@@ -141,20 +148,7 @@ func TestPostsOfOneMomentListAlikeOnBothDatabases(t *testing.T) {
 	want := slices.Sorted(slices.Values(ids))
 	frozen := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, kind := range []sqldb.Kind{sqldb.SQLite, sqldb.Postgres} {
-		src := sqldb.Source{Kind: kind, DSN: filepath.Join(t.TempDir(), "specguard.db")}
-		if kind == sqldb.Postgres {
-			src.DSN = pgtest.NewIn(t, "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'")
-		}
-		d, err := sqldb.Open(ctx, src, sqldb.WithClock(func() time.Time { return frozen }))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Close() })
-		for _, set := range []sqldb.Migrations{sqlstore.Migrations, db.Migrations} {
-			if _, _, err := d.Migrate(ctx, set, nil); err != nil {
-				t.Fatal(err)
-			}
-		}
+		d := migrated(t, kind, "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'", func() time.Time { return frozen })
 		posts, author := db.New(d), account(t, d, "author@example.com")
 		for _, id := range ids {
 			if err := posts.CreatePost(ctx, &db.Post{ID: id, AuthorID: author.ID, Title: id, Status: "published"}); err != nil {
