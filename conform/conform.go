@@ -224,11 +224,13 @@ func Run(ctx context.Context, table *policy.Table, opts Options) (*Report, error
 		opts.MaxCalls = 2000
 	}
 	for _, p := range append(slices.Clip(opts.Only), opts.Skip...) {
-		if family, _, qualified := strings.Cut(p, ":"); qualified && slices.Contains(Families, family) && !startsACase(table, p) {
-			return nil, fmt.Errorf("case %q: %w: the document gives no %s case such a name (a tier, scheme or scope misspelt?)", p, ErrNoSuchCase, family)
-		} else if !startsACase(table, p) {
-			return nil, fmt.Errorf("case %q: %w; every name starts with one of %s", p, ErrNoSuchCase, strings.Join(Families, ", "))
+		if startsACase(table, p) {
+			continue
 		}
+		if family, _, qualified := strings.Cut(p, ":"); qualified && slices.Contains(Families, family) {
+			return nil, fmt.Errorf("case %q: %w: the document gives no %s case such a name (a tier, scheme or scope misspelt?)", p, ErrNoSuchCase, family)
+		}
+		return nil, fmt.Errorf("case %q: %w; every name starts with one of %s", p, ErrNoSuchCase, strings.Join(Families, ", "))
 	}
 	r := &runner{table: table, opts: opts, base: strings.TrimSuffix(opts.Base, "/"), answers: map[*policy.Operation]*answers{}}
 	if err := r.reachable(ctx); err != nil {

@@ -29,22 +29,16 @@ func overrides(ctx context.Context, who *security.Principal) bool {
 	return who != nil && op != nil && op.Owner != nil && slices.ContainsFunc(op.Owner.Override, who.HasScope)
 }
 
-// nul names the first of fields (name, value pairs; a nil value is not
-// given) that holds U+0000, "" when none does. JSON carries it, the
-// schema allows it, SQLite keeps it, but PostgreSQL cannot hold it in
-// text: the same request must be answered alike on both.
-func nul(fields ...any) string {
-	for i := 0; i+1 < len(fields); i += 2 {
-		switch v := fields[i+1].(type) {
-		case string:
-			if strings.ContainsRune(v, 0) {
-				return fields[i].(string)
-			}
-		case *string:
-			if v != nil && strings.ContainsRune(*v, 0) {
-				return fields[i].(string)
-			}
-		}
+// nulIn names the first of a post's title and body (nil when not given)
+// that holds U+0000, "" when neither does. JSON carries it, the schema
+// allows it, SQLite keeps it, but PostgreSQL cannot hold it in text: the
+// same request must be answered alike on both.
+func nulIn(title, body *string) string {
+	switch {
+	case title != nil && strings.ContainsRune(*title, 0):
+		return "body.title"
+	case body != nil && strings.ContainsRune(*body, 0):
+		return "body.body"
 	}
 	return ""
 }
@@ -82,7 +76,7 @@ func (a *App) ListPosts(ctx context.Context, req gen.ListPostsRequestObject) (ge
 
 // CreatePost implements POST /posts.
 func (a *App) CreatePost(ctx context.Context, req gen.CreatePostRequestObject) (gen.CreatePostResponseObject, error) {
-	if field := nul("body.title", req.Body.Title, "body.body", req.Body.Body); field != "" {
+	if field := nulIn(&req.Body.Title, &req.Body.Body); field != "" {
 		return gen.CreatePost400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: nulProblem(field)}, nil
 	}
 	status := gen.Published
@@ -122,7 +116,7 @@ func (a *App) UpdatePost(ctx context.Context, req gen.UpdatePostRequestObject) (
 	if p.AuthorID != who.Subject && !overrides(ctx, who) {
 		return gen.UpdatePost403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: forbidden("only its author, or a caller holding a scope that acts on anyone's post, may edit this post")}, nil
 	}
-	if field := nul("body.title", req.Body.Title, "body.body", req.Body.Body); field != "" {
+	if field := nulIn(req.Body.Title, req.Body.Body); field != "" {
 		return gen.UpdatePost400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: nulProblem(field)}, nil
 	}
 	patch := db.PostPatch{Title: req.Body.Title, Body: req.Body.Body}
