@@ -87,7 +87,7 @@ func loopbackHostOnly(next http.Handler) http.Handler {
 func loopbackHostOnlyAs(p *problem.Writer, next http.Handler) http.Handler {
 	const detail = "this listener answers loopback hosts only"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := r.Host
+		host := strings.ToLower(r.Host) // names are case-insensitive: LOCALHOST is localhost
 		if h, _, err := net.SplitHostPort(host); err == nil {
 			host = h
 		}

@@ -58,7 +58,7 @@ func TestAdminOnLoopbackAnswersLoopbackHostsOnly(t *testing.T) {
 	defer srv.Close()
 	_, port, _ := net.SplitHostPort(addr)
 	for host, want := range map[string]int{
-		addr: 200, "localhost:" + port: 200, "[::1]:" + port: 200, "127.0.0.1": 200,
+		addr: 200, "localhost:" + port: 200, "LocalHost:" + port: 200, "App.LOCALHOST:" + port: 200, "[::1]:" + port: 200, "127.0.0.1": 200,
 		"rebind.example:" + port: http.StatusMisdirectedRequest, "10.0.0.1:" + port: http.StatusMisdirectedRequest,
 	} {
 		for _, path := range []string{"/metrics", "/debug/pprof/"} {

@@ -130,7 +130,7 @@ func TestDemoAccountsAnswerLoopbackHostsOnly(t *testing.T) {
 	defer srv.Close()
 	ts := httptest.NewServer(srv.Handler)
 	defer ts.Close()
-	for host, want := range map[string]int{"rebind.attacker.example": http.StatusMisdirectedRequest, "localhost": http.StatusOK, "app.localhost": http.StatusOK, "": http.StatusOK} {
+	for host, want := range map[string]int{"rebind.attacker.example": http.StatusMisdirectedRequest, "localhost": http.StatusOK, "app.localhost": http.StatusOK, "LOCALHOST": http.StatusOK, "App.LocalHost": http.StatusOK, "": http.StatusOK} {
 		body := `{"email":"admin@example.com","password":"admin-password"}`
 		req, _ := http.NewRequest("POST", ts.URL+"/auth/login", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
