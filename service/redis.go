@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/specguard/specguard/internal/redact"
 	"github.com/specguard/specguard/limits/redislimit"
 	"github.com/specguard/specguard/security/redisstore"
 )
@@ -33,6 +34,9 @@ func redisClient(raw string, timeout time.Duration) (func() redis.UniversalClien
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("SPECGUARD_REDIS_URL: not a URL")
+	}
+	if redact.Misread(raw) {
+		return nil, fmt.Errorf("SPECGUARD_REDIS_URL: an @ follows the host: percent-encode a password's / ? # and @ (%%2F %%3F %%23 %%40)")
 	}
 	scheme, cluster := strings.CutSuffix(u.Scheme, "+cluster")
 	if scheme != "redis" && scheme != "rediss" {

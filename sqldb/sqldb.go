@@ -114,8 +114,17 @@ func ParseURL(raw, dataDir string) (Source, error) {
 		}
 		return Source{Kind: SQLite, DSN: path}, nil
 	case strings.HasPrefix(raw, "postgres://"), strings.HasPrefix(raw, "postgresql://"):
+		if redact.Misread(raw) {
+			return Source{}, fmt.Errorf("%s: an @ follows the host: percent-encode a password's / ? # and @ (%%2F %%3F %%23 %%40)", Redact(raw))
+		}
 		if _, err := pgconn.ParseConfig(raw); err != nil {
-			return Source{}, fmt.Errorf("%s: %v", Redact(raw), text.OneLine(err.Error()))
+			// pgx quotes the URL with only a lower-case password= masked:
+			// its reason alone follows the URL redacted here.
+			msg := err.Error()
+			if i := strings.LastIndex(msg, "`: "); strings.HasPrefix(msg, "cannot parse `") && i >= 0 {
+				msg = msg[i+len("`: "):]
+			}
+			return Source{}, fmt.Errorf("%s: %v", Redact(raw), text.OneLine(msg))
 		}
 		return Source{Kind: Postgres, DSN: raw}, nil
 	}

@@ -80,7 +80,12 @@ func TestParseURL(t *testing.T) {
 		{in: "sqlite://:memory:", err: "sqlite::memory:: not a file"},
 		{in: "mysql://db/sg", err: `"mysql:..." is not a database URL`},
 		{in: "/var/lib/sg/app.db", err: "is not a database URL"},
-		{in: "postgres://u:secret@db:notaport/sg", err: "postgres://u:xxxxx@db:notaport/sg"},
+		{in: "postgres://u:secret@db:notaport/sg", err: "postgres://u:xxxxx@db:notaport/sg: invalid port"},
+		// pgx's own message masks a lower-case password= only.
+		{in: "postgres://u@db/sg?PASSWORD=secret&sslmode=bogus", err: "PASSWORD=xxxxx&sslmode=bogus: failed to configure TLS"},
+		// A password with an unencoded / parses as the host u: and a path.
+		{in: "postgres://u:/secret@db:5432/sg", err: "postgres://u:xxxxx@db:5432/sg: an @ follows the host: percent-encode"},
+		{in: "postgresql://u:2024/secret@db/sg", err: "an @ follows the host"},
 		// A keyword/value connection string has no scheme: what comes
 		// before its first colon, or all of it, held the password.
 		{in: "host=db user=app password=secret dbname=app", err: "a keyword/value connection string is not read"},

@@ -19,7 +19,7 @@ const Mask = "xxxxx"
 // redacted by pattern, so a malformed URL leaks nothing either.
 func URL(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.Opaque != "" {
+	if err != nil || u.Opaque != "" || Misread(raw) {
 		return byPattern(raw)
 	}
 	if u.User != nil {
@@ -46,6 +46,27 @@ func URL(raw string) string {
 		}
 	}
 	return u.String()
+}
+
+// Misread reports whether raw holds an @ after its scheme's // that
+// url.Parse does not read as the end of a userinfo: a password with an
+// unencoded / (user:/s3cret@host, user:2024/s3cret@host) parses, without
+// error, as the host user: or user:2024 and a path holding the password.
+// Such a URL names another host than meant: a setting that reads one
+// refuses it (without quoting it).
+func Misread(raw string) bool {
+	_, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return false
+	}
+	if i := strings.IndexAny(rest, "?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	if !strings.Contains(rest, "@") {
+		return false
+	}
+	u, err := url.Parse(raw)
+	return err == nil && u.User == nil
 }
 
 // Arg is URL for one command-line argument: a URL, or a flag with its

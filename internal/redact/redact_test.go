@@ -23,6 +23,11 @@ func TestURL(t *testing.T) {
 		{"client secret", "https://id.example.com/?client_secret=s3cret", "s3cret", "id.example.com"},
 		{"token", "https://x.example.com/cb?access_token=s3cret", "s3cret", "x.example.com"},
 		{"unparseable userinfo", "postgres://app:pa/ss@db/app", "pa/ss", "postgres://app:xxxxx@"},
+		// A password with an unencoded / parses as a host and a path.
+		{"password starting with /", "postgres://app:/s3cret@db:5432/app", "s3cret", "postgres://app:xxxxx@"},
+		{"password with digits then /", "postgres://app:2024/s3cret@db/app", "s3cret", "xxxxx@db/app"},
+		{"redis password starting with /", "redis://:/s3cret@cache:6379/0", "s3cret", "cache:6379/0"},
+		{"cluster password starting with /", "redis+cluster://u:/s3cret@h1:7000,h2:7000", "s3cret", "h2:7000"},
 		{"unparseable query", "postgres://db:bad port/app?password=s3cret", "s3cret", "password=xxxxx"},
 		{"no secret", "postgres://db:5432/app?sslmode=disable", "xxxxx", "sslmode=disable"},
 		{"sqlite path", "sqlite:/var/lib/app.db", "xxxxx", "sqlite:/var/lib/app.db"},
@@ -44,11 +49,29 @@ func TestArg(t *testing.T) {
 	for in, want := range map[string]string{
 		"--database-url=postgres://db/app?password=s3cret": "--database-url=postgres://db/app?password=xxxxx",
 		"postgres://u:s3cret@db/app":                       "postgres://u:xxxxx@db/app",
-		"serve":                                            "serve",
-		"--addr=127.0.0.1:8080":                            "--addr=127.0.0.1:8080",
+		"--database-url=postgres://u:/s3cret@db/app":       "--database-url=postgres://u:xxxxx@db/app",
+		"serve":                 "serve",
+		"--addr=127.0.0.1:8080": "--addr=127.0.0.1:8080",
 	} {
 		if got := Arg(in); got != want {
 			t.Errorf("Arg(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestMisread(t *testing.T) {
+	for in, want := range map[string]bool{
+		"postgres://app:/s3cret@db:5432/app": true,
+		"postgres://app:2024/s3cret@db/app":  true,
+		"redis://:/s3cret@cache:6379/0":      true,
+		"postgres://app:s3cret@db/app":       false, // a userinfo, read as one
+		"redis://:p@ss@cache:6379/0":         false, // the last @ ends it
+		"postgres://db/app?user=a@b":         false, // in the query
+		"postgres://db/app":                  false,
+		"sqlite:/var/lib/a@b.db":             false, // no authority
+	} {
+		if got := Misread(in); got != want {
+			t.Errorf("Misread(%q) = %v, want %v", in, got, want)
 		}
 	}
 }
