@@ -77,13 +77,14 @@ func LoadUsers(path string, table *policy.Table) ([]SeedAccount, error) {
 		given := map[string]int{} // field: its line
 		for j := 0; j+1 < len(item.Content); j += 2 {
 			k, v := item.Content[j], item.Content[j+1]
+			name := fieldName(k.Value)
 			if v.Kind != yaml.ScalarNode {
-				return nil, fmt.Errorf("%s:%d: %s must be a string", path, v.Line, k.Value)
+				return nil, fmt.Errorf("%s:%d: %s must be a string", path, v.Line, name)
 			}
 			if line, twice := given[k.Value]; twice {
 				// The last would win: a password other than the one the
 				// reader saw first.
-				return nil, fmt.Errorf("%s:%d: %s is given twice in one user (first at line %d)", path, k.Line, k.Value, line)
+				return nil, fmt.Errorf("%s:%d: %s is given twice in one user (first at line %d)", path, k.Line, name, line)
 			}
 			given[k.Value] = k.Line
 			switch k.Value {
@@ -96,9 +97,9 @@ func LoadUsers(path string, table *policy.Table) ([]SeedAccount, error) {
 			case "role":
 				u.Role = v.Value
 			default:
-				msg := fmt.Sprintf("%s:%d: %s is not a field of a user (want %s)", path, k.Line, k.Value, strings.Join(fields, ", "))
-				if near := text.Nearest(k.Value, fields, 2); near != "" {
-					msg = fmt.Sprintf("%s:%d: %s is not a field of a user; did you mean %s?", path, k.Line, k.Value, near)
+				msg := fmt.Sprintf("%s:%d: %s is not a field of a user (want %s)", path, k.Line, name, strings.Join(fields, ", "))
+				if near := text.Nearest(k.Value, fields, 2); near != "" && name == k.Value {
+					msg = fmt.Sprintf("%s:%d: %s is not a field of a user; did you mean %s?", path, k.Line, name, near)
 				}
 				return nil, errors.New(msg)
 			}
@@ -125,6 +126,18 @@ func LoadUsers(path string, table *policy.Table) ([]SeedAccount, error) {
 		users = append(users, u)
 	}
 	return users, nil
+}
+
+// fieldName is a key of a user, as an error may quote it: a key that no
+// field's name could be is not quoted, for it may hold the password
+// ({password:secret} without a space is one key).
+func fieldName(key string) string {
+	if len(key) > 32 || strings.IndexFunc(key, func(r rune) bool {
+		return r != '_' && r != '-' && (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9')
+	}) >= 0 {
+		return "a key (not quoted: is a space missing after a colon?)"
+	}
+	return key
 }
 
 // SeedID derives a seeded account's id from its address, so every
