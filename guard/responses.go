@@ -68,7 +68,8 @@ type ResponseViolation struct {
 	// does not declare) or "body" (against its schema).
 	Reason string
 	// Pointer is the JSON pointer of the part of the body at fault, for
-	// "body" ("/" for the whole body).
+	// "body" ("/" for the whole body), with a map's keys (names the
+	// schema does not declare) written "*".
 	Pointer string
 	// Detail is what the document asks for there.
 	Detail string

@@ -505,6 +505,9 @@ paths:
                   pin: {type: integer, maximum: 10}
                   code: {type: string, enum: [a, b]}
                   names: {type: object, additionalProperties: false, properties: {a: {type: string}}}
+                  counts: {type: object, additionalProperties: {type: integer}}
+                  groups: {type: array, items: {type: object, additionalProperties: {type: object, properties: {n: {type: integer, maximum: 1}}}}}
+                  mixed: {allOf: [{type: object, properties: {x: {type: integer, maximum: 1}}}]}
 `))
 			if err != nil {
 				t.Fatal(err)
@@ -512,7 +515,8 @@ paths:
 			r := chi.NewRouter()
 			r.Get("/me", func(w http.ResponseWriter, _ *http.Request) {
 				w.Header().Set("Content-Type", "application/json")
-				_, _ = w.Write([]byte(`{"email":"secret.person@example.com","pin":4242,"code":"secretcode","names":{"sk_live_KEY":"x"}}`))
+				_, _ = w.Write([]byte(`{"email":"secret.person@example.com","pin":4242,"code":"secretcode","names":{"sk_live_KEY":"x"},` +
+					`"counts":{"secret.key@example.com":"seven"},"groups":[{"sk_live_GROUP":{"n":5}}],"mixed":{"x":5}}`))
 			})
 			var got []string
 			g, err := guard.New(table, r, guard.WithResponseValidation(guard.ResponsesEnforce, func(_ *http.Request, _ *policy.Operation, vs []guard.ResponseViolation) {
@@ -528,6 +532,13 @@ paths:
 			all := strings.Join(got, "\n")
 			if w.Code != 500 || len(got) == 0 || !strings.Contains(all, "/email") {
 				t.Fatalf("enforced: %d, reported %q; want a 500 and the violation at /email", w.Code, got)
+			}
+			// A map's keys are the answer's data: its pointer says * for
+			// them, and names what the document names.
+			for _, pointer := range []string{" /counts/*:", " /groups/0/*/n:", " /mixed/x:"} {
+				if !strings.Contains(all, pointer) {
+					t.Errorf("no violation at%s in %s", pointer, all)
+				}
 			}
 			for _, value := range []string{"secret", "4242", "4,242", "sk_live"} {
 				if strings.Contains(all, value) {

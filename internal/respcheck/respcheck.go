@@ -66,6 +66,20 @@ func Check(ctx context.Context, req *http.Request, route *routers.Route, status 
 	return append(out, validate(ctx, req, route, status, header, body, options)...)
 }
 
+// bodySchema is the schema of the answer's media type, nil when the
+// document gives none.
+func bodySchema(route *routers.Route, status int, header http.Header) *openapi3.Schema {
+	declared := Declared(route.Operation, status)
+	if declared == nil {
+		return nil
+	}
+	mt := declared.Content.Get(header.Get("Content-Type"))
+	if mt == nil || mt.Schema == nil {
+		return nil
+	}
+	return mt.Schema.Value
+}
+
 // validate is openapi3filter's check of the answer with opts.
 func validate(ctx context.Context, req *http.Request, route *routers.Route, status int, header http.Header, body []byte, opts *openapi3filter.Options) []Finding {
 	err := openapi3filter.ValidateResponse(ctx, &openapi3filter.ResponseValidationInput{
@@ -78,7 +92,7 @@ func validate(ctx context.Context, req *http.Request, route *routers.Route, stat
 	if err == nil {
 		return nil
 	}
-	return findings(err)
+	return findings(err, bodySchema(route, status, header))
 }
 
 // checkUnread is Check for a body it cannot read (see Readable): the
@@ -180,7 +194,7 @@ func checkItself(route *routers.Route, status int, header http.Header, body []by
 		opts = append(opts, openapi3.EnableJSONSchema2020())
 	}
 	if err := mt.Schema.Value.VisitJSON(v, opts...); err != nil {
-		out = append(out, findings(err)...)
+		out = append(out, findings(err, mt.Schema.Value)...)
 	}
 	return out
 }
@@ -239,7 +253,8 @@ func MissingHeaders(declared *openapi3.Response, header http.Header) []Finding {
 	return out
 }
 
-func findings(err error) []Finding {
+// findings are err's, the pointers of a body read along its schema root.
+func findings(err error, root *openapi3.Schema) []Finding {
 	if re, ok := err.(*openapi3filter.ResponseError); ok && strings.Contains(re.Reason, "header Content-Type has unexpected value") {
 		// A media type the status does not declare, as checkItself says it;
 		// the reason quotes the answer's value.
@@ -253,7 +268,7 @@ func findings(err error) []Finding {
 	if errors.As(err, &multi) {
 		var out []Finding
 		for _, e := range multi {
-			out = append(out, findings(e)...)
+			out = append(out, findings(e, root)...)
 		}
 		return out
 	}
@@ -275,7 +290,7 @@ func findings(err error) []Finding {
 				detail = "the value breaks the schema's " + strconv.Quote(se.SchemaField)
 			}
 		}
-		return []Finding{{Reason: "body", Pointer: Pointer(se.JSONPointer()), Detail: detail}}
+		return []Finding{{Reason: "body", Pointer: Pointer(keyless(root, se.JSONPointer())), Detail: detail}}
 	}
 	var re *openapi3filter.ResponseError
 	if errors.As(err, &re) {
@@ -285,7 +300,7 @@ func findings(err error) []Finding {
 		var se *openapi3.SchemaError
 		var multi openapi3.MultiError
 		if re.Err != nil && !errors.Is(re.Err, re) && (errors.As(re.Err, &se) || errors.As(re.Err, &multi)) && !strings.Contains(strings.ToLower(re.Reason), "header") {
-			if inner := findings(re.Err); len(inner) > 0 && inner[0].Reason == "body" {
+			if inner := findings(re.Err, root); len(inner) > 0 && inner[0].Reason == "body" {
 				return inner
 			}
 		}
@@ -315,4 +330,51 @@ func Pointer(parts []string) string {
 		esc[i] = strings.NewReplacer("~", "~0", "/", "~1").Replace(p)
 	}
 	return "/" + strings.Join(esc, "/")
+}
+
+// keyless returns parts, a path into a value of schema s, with every name
+// that is the value's data written "*": a key of a map (matched by
+// additionalProperties or patternProperties, not a declared property), or
+// any name where the schema is not known. An array's index is kept. A
+// finding never quotes the answer, and a map's key is data (an email, a
+// key id).
+func keyless(s *openapi3.Schema, parts []string) []string {
+	out := make([]string, len(parts))
+	for i, p := range parts {
+		var keep bool
+		s, keep = child(s, p, 0)
+		out[i] = "*"
+		if keep {
+			out[i] = p
+		}
+	}
+	return out
+}
+
+// child is the schema of s's part p, and whether p is the schema's own
+// name for it (a declared property or an array's index) rather than data.
+func child(s *openapi3.Schema, p string, depth int) (*openapi3.Schema, bool) {
+	if s == nil || depth > 8 {
+		return nil, false
+	}
+	if prop := s.Properties[p]; prop != nil {
+		return prop.Value, true
+	}
+	if s.Items != nil && p != "" && strings.Trim(p, "0123456789") == "" {
+		return s.Items.Value, true
+	}
+	for _, list := range []openapi3.SchemaRefs{s.AllOf, s.AnyOf, s.OneOf} {
+		for _, ref := range list {
+			if ref == nil {
+				continue
+			}
+			if c, keep := child(ref.Value, p, depth+1); keep {
+				return c, true
+			}
+		}
+	}
+	if ap := s.AdditionalProperties.Schema; ap != nil {
+		return ap.Value, false
+	}
+	return nil, false
 }
