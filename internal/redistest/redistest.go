@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -128,6 +129,42 @@ func (s *Server) Stop() {
 	s.cmd = nil
 }
 
+// StartReplica starts a redis-server of this test's own that replicates
+// master, and returns once its copy is in sync.
+func StartReplica(t testing.TB, master *Server) *Server {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(master.Addr)
+	syncNow(t, master.Addr)
+	s := &Server{dir: t.TempDir(), Prefix: master.Prefix}
+	s.start(t, FreePort(t), []string{"--replicaof", host, port})
+	t.Cleanup(s.Stop)
+	rdb := master.Client(t)
+	until(t, "the replica of "+master.Addr+" in sync", func() bool {
+		// Online as the master sees it: it counts the replica from then.
+		info, _ := rdb.Info(context.Background(), "replication").Result()
+		return strings.Contains(info, "state=online")
+	})
+	return s
+}
+
+// Freeze stops the server's process without ending it (SIGSTOP): its
+// connections stay open, and nothing it is sent is answered, until Thaw.
+func (s *Server) Freeze(t testing.TB) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.cmd.Process.Signal(syscall.SIGCONT) })
+}
+
+// Thaw lets a frozen server go on.
+func (s *Server) Thaw(t testing.TB) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Restart starts the server again on the same port after Stop.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
@@ -194,6 +231,73 @@ func (c *Cluster) StopNode(addr string) {
 	for _, n := range c.Nodes {
 		if n.Addr == addr {
 			n.Stop()
+		}
+	}
+}
+
+// AddReplica starts a node that replicates the master of c at addr, and
+// returns a client of it once its copy is in sync. It is stopped when the
+// test ends.
+func (c *Cluster) AddReplica(t testing.TB, addr string) *redis.Client {
+	t.Helper()
+	ctx := context.Background()
+	s := &Server{dir: t.TempDir()}
+	s.start(t, freeClusterPort(t), []string{"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(s.dir, "nodes.conf"), "--cluster-node-timeout", "2000"})
+	t.Cleanup(s.Stop)
+	c.Nodes = append(c.Nodes, s)
+	replica := redis.NewClient(&redis.Options{Addr: s.Addr})
+	t.Cleanup(func() { replica.Close() })
+	syncNow(t, addr)
+	master := redis.NewClient(&redis.Options{Addr: addr})
+	defer master.Close()
+	id, err := master.Do(ctx, "CLUSTER", "MYID").Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	if err := replica.ClusterMeet(ctx, host, port).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// CLUSTER REPLICATE is refused until the meeting has told the new
+	// node of the master.
+	until(t, "CLUSTER REPLICATE "+addr, func() bool { return replica.Do(ctx, "CLUSTER", "REPLICATE", id).Err() == nil })
+	until(t, "the replica of "+addr+" in sync", func() bool {
+		info, _ := replica.Info(ctx, "replication").Result()
+		return strings.Contains(info, "master_link_status:up")
+	})
+	rid, err := replica.Do(ctx, "CLUSTER", "MYID").Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	until(t, "the master "+addr+" to know its replica", func() bool {
+		nodes, _ := master.ClusterNodes(ctx).Result()
+		for line := range strings.Lines(nodes) {
+			if f := strings.Fields(line); len(f) > 3 && f[0] == rid && strings.Contains(f[2], "slave") && f[3] == id {
+				return true
+			}
+		}
+		return false
+	})
+	return replica
+}
+
+// syncNow has the server at addr send a new replica its copy at once,
+// not after the 5 s it waits for others to join.
+func syncNow(t testing.TB, addr string) {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	if err := rdb.ConfigSet(context.Background(), "repl-diskless-sync-delay", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// until waits up to 20 s for ok.
+func until(t testing.TB, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !ok(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 20 s for %s", what)
 		}
 	}
 }

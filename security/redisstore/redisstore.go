@@ -120,11 +120,16 @@ func (s *Store) CreateFamily(ctx context.Context, f *security.Family, max int) e
 func (s *Store) RotateFamily(ctx context.Context, subject, id, presented, nextRefresh, nextAccess string) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	n, err := redislua.Rotate.Run(ctx, s.rdb, []string{s.famKey(subject, id), s.famsKey(subject)},
-		presented, nextRefresh, nextAccess, id).Int64()
+	var n int64
+	err := s.durable(ctx, subject, func(c redis.Scripter) (bool, error) {
+		var err error
+		n, err = redislua.Rotate.Run(ctx, c, []string{s.famKey(subject, id), s.famsKey(subject)},
+			presented, nextRefresh, nextAccess, id).Int64()
+		return n == -2, err // a reuse revoked the family
+	})
 	switch {
 	case err != nil:
-		return wrapRedis(err)
+		return err
 	case n == -1:
 		return security.ErrNotFound
 	case n == -2:
@@ -194,10 +199,15 @@ func (s *Store) PutAccount(ctx context.Context, subject string, a security.Accou
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	raw, err := redislua.PutAccount.Run(ctx, s.rdb, []string{s.acctKey(subject)},
-		a.Version, a.Role, boolInt(a.Disabled), a.NotBefore, security.NewID(), security.AccountTTL.Milliseconds()).Slice()
+	var raw []any
+	err := s.durable(ctx, subject, func(c redis.Scripter) (bool, error) {
+		var err error
+		raw, err = redislua.PutAccount.Run(ctx, c, []string{s.acctKey(subject)},
+			a.Version, a.Role, boolInt(a.Disabled), a.NotBefore, security.NewID(), security.AccountTTL.Milliseconds()).Slice()
+		return true, err
+	})
 	if err != nil {
-		return security.Account{}, wrapRedis(err)
+		return security.Account{}, err
 	}
 	return accountFrom(raw), nil
 }
@@ -237,12 +247,17 @@ func (s *Store) Account(ctx context.Context, subject string) (*security.Account,
 	return &a, nil
 }
 
-func (s *Store) del(ctx context.Context, key, index, id string) error {
+func (s *Store) del(ctx context.Context, subject, key, index, id string) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	n, err := redislua.Delete.Run(ctx, s.rdb, []string{key, index}, id).Int64()
+	var n int64
+	err := s.durable(ctx, subject, func(c redis.Scripter) (bool, error) {
+		var err error
+		n, err = redislua.Delete.Run(ctx, c, []string{key, index}, id).Int64()
+		return true, err // found gone, it waits for the call that did it
+	})
 	if err != nil {
-		return wrapRedis(err)
+		return err
 	}
 	if n != 1 {
 		return security.ErrNotFound
@@ -251,7 +266,7 @@ func (s *Store) del(ctx context.Context, key, index, id string) error {
 }
 
 func (s *Store) RevokeFamily(ctx context.Context, subject, id string) error {
-	return s.del(ctx, s.famKey(subject, id), s.famsKey(subject), id)
+	return s.del(ctx, subject, s.famKey(subject, id), s.famsKey(subject), id)
 }
 
 // list returns id -> field map of every live record of an index.
@@ -302,10 +317,11 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	tag := s.tag(subject)
-	err := redislua.RevokeAll.Run(ctx, s.rdb,
-		[]string{s.famsKey(subject), s.sessKey(subject), s.keysKey(subject)},
-		tag+":fam:", tag+":ses:", tag+":key:", 3).Err()
-	return wrapRedis(err)
+	return s.durable(ctx, subject, func(c redis.Scripter) (bool, error) {
+		return true, redislua.RevokeAll.Run(ctx, c,
+			[]string{s.famsKey(subject), s.sessKey(subject), s.keysKey(subject)},
+			tag+":fam:", tag+":ses:", tag+":key:", 3).Err()
+	})
 }
 
 func (s *Store) CreateSession(ctx context.Context, sess *security.Session, max int) error {
@@ -338,7 +354,7 @@ func sessionFrom(subject, id string, m map[string]string) *security.Session {
 }
 
 func (s *Store) DeleteSession(ctx context.Context, subject, id string) error {
-	return s.del(ctx, s.sesKey(subject, id), s.sessKey(subject), id)
+	return s.del(ctx, subject, s.sesKey(subject, id), s.sessKey(subject), id)
 }
 
 func (s *Store) Sessions(ctx context.Context, subject string) ([]security.Session, error) {
@@ -375,15 +391,28 @@ func (s *Store) MarkKey(ctx context.Context, k *security.APIKey, ifAbsent bool, 
 func (s *Store) RevokeKey(ctx context.Context, subject, id string, expires time.Time) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	err := redislua.RevokeKey.Run(ctx, s.rdb, []string{s.keyKey(subject, id), s.keysKey(subject)}, id, usec(expires),
-		security.KeyRevocationTTL.Microseconds()).Err()
-	return wrapRedis(err)
+	return s.durable(ctx, subject, func(c redis.Scripter) (bool, error) {
+		return true, redislua.RevokeKey.Run(ctx, c, []string{s.keyKey(subject, id), s.keysKey(subject)}, id, usec(expires),
+			security.KeyRevocationTTL.Microseconds()).Err()
+	})
 }
 
 // Preload loads every script of the store into Redis, so that the first
 // calls after a start do not each pay a round trip to load one.
 func (s *Store) Preload(ctx context.Context) error {
-	return wrapRedis(redislua.Load(ctx, s.rdb, redislua.CredentialScripts()...))
+	if err := redislua.Load(ctx, s.rdb, redislua.CredentialScripts()...); err != nil {
+		return wrapRedis(err)
+	}
+	// A revocation counts the replicas it must wait for (see durable): a
+	// server that will not say is found now, not at the first logout.
+	conn, _, err := s.master(ctx, "")
+	if err != nil {
+		return fmt.Errorf("%w: redis: counting the replicas a revocation waits for: %v", security.ErrUnavailable, err)
+	}
+	if conn != nil {
+		conn.Close()
+	}
+	return nil
 }
 
 // Ping implements security.Store.

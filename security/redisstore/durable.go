@@ -1,0 +1,168 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/specguard/specguard/security"
+)
+
+// A write that takes something away (a revocation, logout everywhere, an
+// account's new state, a refresh found reused) must outlive a failover. Redis
+// replicates asynchronously: a replica promoted before it had the write
+// would bring back what was taken away. A missing record counts as dead,
+// but an older one counts as alive: a logged-out token would pass again.
+// So such a write is answered only once every replica of its master has
+// it (WAIT); otherwise it is ErrUnavailable, and the caller says it failed.
+
+// markTTL is how long the mark a durable write sets lives: long enough to
+// be replicated, and no longer.
+const markTTL = 10 * time.Second
+
+// durable runs write, a script that may take something away from
+// subject (took: it did, or may have), then waits until every replica of
+// the master that holds subject's keys has everything that master did up
+// to it. write runs on the store's
+// client, which retries it when its answer is lost (the scripts are
+// written to be run again); the wait runs on a connection of its own to
+// that master. Replicas are counted as the master knows them: on a
+// Cluster, every replica of its slots not marked failed, connected or not
+// (a replica whose link is down is the one a failover would promote
+// without the write); on one Redis, the replicas connected to it (one
+// that has lost its link is not known: set min-replicas-to-write there).
+// A Ring's shards are taken as they are. write returns Redis's error,
+// made ErrUnavailable here.
+//
+// A rotation is not waited for unless it found a reuse: its answer lost,
+// the client would present the refresh token it replaced, a reuse, and be
+// logged out. Undone by a failover, it is found a reuse all the same when
+// the client presents the token it was given.
+func (s *Store) durable(ctx context.Context, subject string, write func(redis.Scripter) (took bool, err error)) error {
+	took, err := write(s.rdb)
+	if err != nil || !took {
+		return wrapRedis(err)
+	}
+	conn, replicas, err := s.master(ctx, subject)
+	if err != nil || replicas == 0 {
+		return wrapRedis(err)
+	}
+	defer conn.Close()
+	// The mark makes the master's offset this connection's, so that WAIT
+	// covers the write and whatever the master did before it: a
+	// revocation found done still waits for the one that did it.
+	var acked *redis.Cmd
+	_, err = conn.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, s.tag(subject)+":w", "", markTTL)
+		acked = p.Do(ctx, "WAIT", replicas, waitTime(ctx).Milliseconds())
+		return nil
+	})
+	if err != nil {
+		if cluster, ok := s.rdb.(*redis.ClusterClient); ok && moved(err) {
+			// The slot has moved since: the next call asks its new master.
+			cluster.ReloadState(ctx)
+		}
+		return wrapRedis(err)
+	}
+	n, err := acked.Int64()
+	if err != nil {
+		return wrapRedis(err)
+	}
+	if n < int64(replicas) {
+		return fmt.Errorf("%w: redis: the write reached %d of the master's %d replicas in time: a failover could undo it", security.ErrUnavailable, n, replicas)
+	}
+	return nil
+}
+
+// master returns a connection to the master that holds subject's keys
+// and how many replicas it has (see durable); no connection when it has
+// none, or the client is a Ring.
+func (s *Store) master(ctx context.Context, subject string) (*redis.Conn, int, error) {
+	var node *redis.Client
+	switch rdb := s.rdb.(type) {
+	case *redis.ClusterClient:
+		var err error
+		if node, err = rdb.MasterForKey(ctx, s.tag(subject)); err != nil {
+			return nil, 0, err
+		}
+	case *redis.Client:
+		node = rdb
+	default:
+		return nil, 0, nil
+	}
+	conn := node.Conn()
+	_, cluster := s.rdb.(*redis.ClusterClient)
+	replicas, err := replicasOf(ctx, conn, cluster)
+	if err != nil || replicas == 0 {
+		conn.Close()
+		return nil, 0, err
+	}
+	return conn, replicas, nil
+}
+
+// waitTime is how long WAIT may block: what is left of ctx's time but a
+// margin to read its answer, at least a millisecond (0 blocks for ever).
+func waitTime(ctx context.Context) time.Duration {
+	d := time.Second
+	if deadline, ok := ctx.Deadline(); ok {
+		d = time.Until(deadline) * 3 / 4
+	}
+	return max(d, time.Millisecond)
+}
+
+// replicasOf counts the replicas of the master conn is connected to.
+func replicasOf(ctx context.Context, conn *redis.Conn, cluster bool) (int, error) {
+	if !cluster {
+		role, err := conn.Do(ctx, "ROLE").Slice()
+		if err != nil {
+			return 0, err
+		}
+		if len(role) < 3 || role[0] != "master" {
+			return 0, errors.New("ROLE: the server is not a master")
+		}
+		list, _ := role[2].([]any)
+		return len(list), nil
+	}
+	nodes, err := conn.ClusterNodes(ctx).Result()
+	if err != nil {
+		return 0, err
+	}
+	var self string
+	type node struct{ master string }
+	var replicas []node
+	for line := range strings.Lines(nodes) {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			continue
+		}
+		flags := strings.Split(f[2], ",")
+		switch {
+		case slices.Contains(flags, "myself"):
+			self = f[0]
+		case slices.Contains(flags, "slave") && !slices.Contains(flags, "fail") && !slices.Contains(flags, "handshake"):
+			replicas = append(replicas, node{master: f[3]})
+		}
+	}
+	n := 0
+	for _, r := range replicas {
+		if r.master == self {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// moved reports whether err is a Cluster's redirection (MOVED or ASK).
+func moved(err error) bool {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return false
+	}
+	msg := re.Error()
+	return strings.HasPrefix(msg, "MOVED ") || strings.HasPrefix(msg, "ASK ")
+}

@@ -1,0 +1,157 @@
+package redisstore_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/specguard/specguard/internal/redistest"
+	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/redisstore"
+)
+
+// Redis replicates asynchronously: a replica promoted before it had a
+// revocation brings the revoked record back, and a logged-out token
+// passes again. A write that takes something away is answered only once
+// every replica of its master has it: while one lags, it is refused
+// (ErrUnavailable: the logout says it failed, and is tried again), and
+// once answered it outlives the failover.
+func TestRevocationOutlivesAFailover(t *testing.T) {
+	cl := redistest.StartCluster(t)
+	rdb := cl.Client(t)
+	ctx := context.Background()
+	s := redisstore.New(rdb, "sg:", 400*time.Millisecond)
+	masterAddr := redistest.NodeOf(t, rdb, "sg:{u:alice}")
+	replica := cl.AddReplica(t, masterAddr)
+	master := redis.NewClient(&redis.Options{Addr: masterAddr})
+	defer master.Close()
+
+	exp := time.Now().Add(time.Hour)
+	for _, id := range []string{"f0", "f1", "f2", "f3"} {
+		if err := s.CreateFamily(ctx, &security.Family{ID: id, Subject: "alice", RefreshJTI: "r1", AccessJTI: "a1", Expires: exp}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateSession(ctx, &security.Session{ID: "s1", Subject: "alice", SecretHash: []byte("h"), Expires: exp}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutAccount(ctx, "alice", security.Account{Version: 1, Role: "user"}); err != nil {
+		t.Fatal(err)
+	}
+	access := func(id string) security.Check {
+		return security.Check{Kind: security.AccessCredential, Subject: "alice", ID: id, JTI: "a1"}
+	}
+	// In sync: a revocation is answered at once.
+	if err := s.RevokeFamily(ctx, "alice", "f0"); err != nil {
+		t.Fatalf("a revocation with the replica in sync: %v", err)
+	}
+
+	// The replica falls behind: its link drops and cannot come back.
+	if err := replica.ConfigSet(ctx, "masterauth", "wrong").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := master.Do(ctx, "CLIENT", "KILL", "TYPE", "replica").Err(); err != nil {
+		t.Fatal(err)
+	}
+	// A rotation is answered: refused, its client would present the
+	// token it replaced, a reuse, and be logged out.
+	if err := s.RotateFamily(ctx, "alice", "f3", "r1", "r2", "a2"); err != nil {
+		t.Errorf("a rotation while the replica lags: %v, want it answered", err)
+	}
+	for _, c := range []struct {
+		what string
+		run  func() error
+	}{
+		{"RevokeFamily", func() error { return s.RevokeFamily(ctx, "alice", "f1") }},
+		{"RevokeFamily again", func() error { return s.RevokeFamily(ctx, "alice", "f1") }}, // found done: it waits all the same
+		{"RotateFamily, a reuse", func() error { return s.RotateFamily(ctx, "alice", "f2", "r0", "r2", "a2") }},
+		{"DeleteSession", func() error { return s.DeleteSession(ctx, "alice", "s1") }},
+		{"RevokeKey", func() error { return s.RevokeKey(ctx, "alice", "k1", exp) }},
+		{"PutAccount", func() error {
+			_, err := s.PutAccount(ctx, "alice", security.Account{Version: 2, Role: "user", Disabled: true})
+			return err
+		}},
+		{"RevokeSubject", func() error { return s.RevokeSubject(ctx, "alice") }},
+	} {
+		if err := c.run(); !errors.Is(err, security.ErrUnavailable) {
+			t.Errorf("%s while the replica lacks it: %v, want ErrUnavailable", c.what, err)
+		}
+	}
+
+	// The replica catches up: the logout tried again is answered.
+	if err := replica.ConfigSet(ctx, "masterauth", "").Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := s.RevokeFamily(ctx, "alice", "f1")
+		if errors.Is(err, security.ErrNotFound) {
+			break // done by the first try, and now on the replica too
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the logout tried again after the replica caught up: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// The master dies; its replica takes over.
+	cl.StopNode(masterAddr)
+	if err := replica.Do(ctx, "CLUSTER", "FAILOVER", "TAKEOVER").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		info, _ := replica.Info(ctx, "replication").Result()
+		if strings.Contains(info, "role:master") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the replica did not take over")
+		}
+	}
+	for _, id := range []string{"f0", "f1", "f2"} {
+		var err error
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			rdb.ReloadState(ctx)
+			if err = s.Check(ctx, access(id)); !errors.Is(err, security.ErrUnavailable) || time.Now().After(deadline) {
+				break
+			}
+		}
+		if !errors.Is(err, security.ErrNotFound) {
+			t.Errorf("after the failover, the revoked family %s: Check = %v, want ErrNotFound", id, err)
+		}
+	}
+	if a, err := s.Account(ctx, "alice"); err == nil && !a.Disabled {
+		t.Errorf("after the failover, the account: %+v, want it disabled or gone", a)
+	}
+}
+
+// On one Redis with a replica (as Sentinel runs it), the same: while the
+// replica does not answer, a revocation is refused; once it does, the
+// revocation tried again is answered.
+func TestRevocationWaitsForTheReplicaOfOneRedis(t *testing.T) {
+	srv := redistest.StartOwn(t)
+	replica := redistest.StartReplica(t, srv)
+	s := redisstore.New(srv.Client(t), srv.Prefix, 400*time.Millisecond)
+	ctx := context.Background()
+	if err := s.CreateFamily(ctx, &security.Family{ID: "f1", Subject: "alice", RefreshJTI: "r1", AccessJTI: "a1", Expires: time.Now().Add(time.Hour)}, 0); err != nil {
+		t.Fatal(err)
+	}
+	replica.Freeze(t)
+	if err := s.RevokeFamily(ctx, "alice", "f1"); !errors.Is(err, security.ErrUnavailable) {
+		t.Errorf("a revocation while the replica does not answer: %v, want ErrUnavailable", err)
+	}
+	replica.Thaw(t)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		err := s.RevokeFamily(ctx, "alice", "f1")
+		if errors.Is(err, security.ErrNotFound) {
+			break // done by the first try, and now on the replica too
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the revocation tried again, the replica back: %v, want ErrNotFound", err)
+		}
+	}
+}
