@@ -102,6 +102,10 @@ func newService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		*module = name
 	} else if goOwn(*module) {
 		return usageErr("new: --module %q is a path Go keeps for itself; give one of yours, such as example.com/%s", *module, name)
+	} else if *module == specguardModule {
+		// It would require itself through the replace directive, and go
+		// mod tidy then never ends.
+		return usageErr("new: --module %q is specguard's own; give one of yours, such as example.com/%s", *module, name)
 	}
 	if err := modpath.CheckImportPath(*module); err != nil || !modulePath.MatchString(*module) {
 		return usageErr("new: --module %q is not a module path, such as example.com/items", *module)
@@ -187,21 +191,47 @@ func newService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("new: %v", err)
 	}
 	done = true
-	fmt.Fprintf(stdout, "made %s (module %s)\nnext: cd %s && make test && make run\n", dir, *module, shellQuote(dir))
+	fmt.Fprintf(stdout, "made %s (module %s)\n", dir, *module)
+	if work := goWork(ctx, dir); work != "" {
+		// The go command builds nothing there until the workspace lists
+		// the module ("not one of the workspace modules").
+		fmt.Fprintf(stdout, "note: %s is inside the Go workspace %s: run 'go work use %s', or build with GOWORK=off\n", dir, work, shellQuote(dir))
+	}
+	fmt.Fprintf(stdout, "next: cd %s && make test && make run\n", shellQuote(dir))
 	return nil
+}
+
+// goWork is the go.work file the go command uses in dir, if any.
+func goWork(ctx context.Context, dir string) string {
+	cmd := exec.CommandContext(ctx, "go", "env", "GOWORK")
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if work := strings.TrimSpace(string(out)); err == nil && work != "off" {
+		return work
+	}
+	return ""
 }
 
 // goOwn reports whether path is a package of Go's own or a name the go
 // command keeps for itself (the patterns all, std, cmd and tool; cgo's C;
 // toolchain, which go.mod refuses; main, which a test cannot import),
 // which no module can take.
+// Go's own packages are matched whatever the case: a package Fmt or
+// Time/api builds nowhere beside fmt ("case-insensitive import
+// collision"), and the service's packages are the module's path and
+// those below it of the template.
 func goOwn(path string) bool {
 	switch path {
 	case "all", "std", "cmd", "tool", "C", "toolchain", "main":
 		return true
 	}
-	p, err := build.Import(path, "", build.FindOnly)
-	return err == nil && p.Goroot
+	for _, pkg := range []string{"", "/api", "/api/gen", "/migrations"} {
+		p, err := build.Import(strings.ToLower(path+pkg), "", build.FindOnly)
+		if err == nil && p.Goroot {
+			return true
+		}
+	}
+	return false
 }
 
 // moveInto moves every entry of from into the empty directory to; when
@@ -236,6 +266,9 @@ func shellQuote(p string) string {
 // TestCredentialsTable holds them equal).
 const credentialsTable = "specguard_credentials_version"
 
+// specguardModule is specguard's module path.
+const specguardModule = "github.com/specguard/specguard"
+
 // table is name as an SQL identifier, as the template's {{.Table}}.
 func table(name string) string { return strings.ReplaceAll(strings.ToLower(name), "-", "_") }
 
@@ -252,7 +285,7 @@ func specguardCheckout(p string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%s has no go.mod: give the directory of a specguard checkout", p)
 	}
-	if !regexp.MustCompile(`(?m)^module github\.com/specguard/specguard\s*$`).Match(mod) {
+	if !regexp.MustCompile(`(?m)^module ` + regexp.QuoteMeta(specguardModule) + `\s*$`).Match(mod) {
 		return "", fmt.Errorf("%s/go.mod is not specguard's module", p)
 	}
 	return abs, nil
@@ -357,8 +390,8 @@ func goModTidy(ctx context.Context, dir string, replaced bool, stderr io.Writer)
 		cmd := exec.CommandContext(ctx, "go", args...)
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
+		out := &capped{max: 16 << 10}
+		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Run(); ctx.Err() != nil {
 			return errInterrupted
 		} else if err != nil {
@@ -367,13 +400,35 @@ func goModTidy(ctx context.Context, dir string, replaced bool, stderr io.Writer)
 		return nil
 	}
 	if !replaced && specguardVersion("") == "" {
-		if err := run("get", "github.com/specguard/specguard@latest"); errors.Is(err, errInterrupted) {
+		if err := run("get", specguardModule+"@latest"); errors.Is(err, errInterrupted) {
 			return err
 		} else if err != nil {
 			return fmt.Errorf("%w\n(no release of specguard could be fetched: with a local checkout, give --replace PATH)", err)
 		}
 	}
 	return run("mod", "tidy")
+}
+
+// capped keeps the first max bytes written to it, and says how many more
+// it dropped: the go command's output, which can be endless.
+type capped struct {
+	buf     bytes.Buffer
+	max     int
+	dropped int
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	n := min(len(p), c.max-c.buf.Len())
+	c.buf.Write(p[:n])
+	c.dropped += len(p) - n
+	return len(p), nil
+}
+
+func (c *capped) String() string {
+	if c.dropped > 0 {
+		return fmt.Sprintf("%s\n... (%d bytes more)", c.buf.String(), c.dropped)
+	}
+	return c.buf.String()
 }
 
 // errInterrupted: new was interrupted while the go command ran.

@@ -81,6 +81,13 @@ func TestNewRefusesBadInput(t *testing.T) {
 		// named toolchain failed in go mod tidy.
 		{[]string{"new", filepath.Join(work, "main")}, "new: " + filepath.Join(work, "main") + `: "main" is a path Go keeps for itself, so it cannot be the module's: give --module, such as example.com/main`},
 		{[]string{"new", filepath.Join(work, "svc"), "--module", "toolchain"}, `new: --module "toolchain" is a path Go keeps for itself; give one of yours, such as example.com/svc`},
+		// A standard package's path in another case collides with it
+		// ("case-insensitive import collision"), as the module's own
+		// path or one of the service's packages below it; specguard's
+		// own path made go mod tidy loop for ever.
+		{[]string{"new", filepath.Join(work, "Fmt")}, "new: " + filepath.Join(work, "Fmt") + `: "Fmt" is a path Go keeps for itself, so it cannot be the module's: give --module, such as example.com/Fmt`},
+		{[]string{"new", filepath.Join(work, "svc"), "--module", "Time"}, `new: --module "Time" is a path Go keeps for itself; give one of yours, such as example.com/svc`},
+		{[]string{"new", filepath.Join(work, "svc"), "--module", "github.com/specguard/specguard"}, `new: --module "github.com/specguard/specguard" is specguard's own; give one of yours, such as example.com/svc`},
 		// cgo's package: a module named C did not build.
 		{[]string{"new", filepath.Join(work, "C")}, "new: " + filepath.Join(work, "C") + `: "C" is a path Go keeps for itself, so it cannot be the module's: give --module, such as example.com/C`},
 	} {
@@ -397,5 +404,33 @@ func TestReleaseVersion(t *testing.T) {
 		if got := release(v); got != want {
 			t.Errorf("release(%q) = %q, want %q", v, got, want)
 		}
+	}
+}
+
+// A service made inside a Go workspace that does not list it builds
+// nothing there ("not one of the workspace modules"): new says so, and
+// what to run.
+func TestNewInsideAGoWorkspace(t *testing.T) {
+	testenv.Outside(t, "the module proxy (go mod tidy of the new module)")
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = exec.Command("go", "mod", "tidy", "-diff").Run()
+	t.Setenv("GOPROXY", "off")
+	t.Setenv("GOFLAGS", "-mod=mod")
+	t.Setenv("GOWORK", "")
+	ws := t.TempDir()
+	if err := os.WriteFile(filepath.Join(ws, "go.work"), []byte("go 1.22\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(ws, "widgets")
+	out, _, err := cli(t, "new", dir, "--replace", root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "note: " + dir + " is inside the Go workspace " + filepath.Join(ws, "go.work") + ": run 'go work use " + dir + "', or build with GOWORK=off\n"
+	if !strings.Contains(out, want) {
+		t.Errorf("new inside a workspace: %q, want it to hold %q", out, want)
 	}
 }
