@@ -825,10 +825,11 @@ func (s *Service) createKey(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	full, k, err := s.keys.Create(r.Context(), p.Subject, in.Name, slices.Compact(slices.Sorted(slices.Values(in.Scopes))))
-	if err == nil && !s.stillAdmits(w, r) {
+	if err == nil && (!s.stillAdmits(w, r) || !s.roleGrantsKey(w, r, k)) {
 		// Minted at the account's version as it is now, the key would
-		// outlive what ended the caller's credential while its body
-		// arrived: it is taken back before anyone saw it.
+		// outlive what ended the caller's credential, or narrowed its
+		// role, while its body arrived: it is taken back before anyone
+		// saw it.
 		if err := s.keys.Revoke(r.Context(), p.Subject, k.ID); err != nil {
 			s.cfg.log.WarnContext(r.Context(), "an API key minted after its caller's credential ended could not be revoked; it was never handed out", "subject", p.Subject, "err", err)
 		}
@@ -848,6 +849,28 @@ func (s *Service) createKey(w http.ResponseWriter, r *http.Request) {
 		noStore(w)
 		writeJSON(w, http.StatusCreated, v)
 	}
+}
+
+// roleGrantsKey reports whether the role k's account has now grants every
+// scope of k, else answers 403 (or 503 when the account cannot be read).
+// The caller held them when the request came in; a role changed since
+// (an admin demoted while the body arrived) bounds the caller's
+// credentials, but a key minted at the new version would hold them
+// whole again once the role came back.
+func (s *Service) roleGrantsKey(w http.ResponseWriter, r *http.Request, k *security.APIKey) bool {
+	acct, err := s.state.Reload(r.Context(), k.Subject)
+	if err != nil {
+		s.fail(w, r, security.AccountError(err))
+		return false
+	}
+	held := s.state.Bounded(k.Scopes, acct)
+	for _, sc := range k.Scopes {
+		if !slices.Contains(held, sc) {
+			s.forbidden(w, "a key cannot hold scope "+sc+", which your role no longer grants")
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Service) deleteKey(op *policy.Operation) http.HandlerFunc {

@@ -2,6 +2,8 @@ package credentials_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -162,6 +164,53 @@ func TestAdminWriteOfAnAdminEndedMidBody(t *testing.T) {
 				}
 				if want := map[bool]string{true: "admin", false: "user"}[c.want == 200]; got.Role != want {
 					t.Errorf("PATCH by an admin %s: the user's role is %q, want %q", c.name, got.Role, want)
+				}
+			}
+		})
+	}
+}
+
+// An admin demoted while the body of its key creation arrives gets no key
+// holding a scope the role no longer grants: bounded while the owner is a
+// user, such a key minted after the demotion would hold users:admin whole
+// again once the role came back. What the new role grants is still made.
+func TestNoKeyOfScopesADemotionTookMidBody(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			e := onBackend(t, b)
+			for _, c := range []struct {
+				scopes     string
+				want, made int // the status, and the keys made
+			}{
+				{`["users:admin","apikeys:manage"]`, 403, 0},
+				{`["apikeys:manage"]`, 201, 1},
+			} {
+				email := fmt.Sprintf("demoted-%d@example.com", c.want)
+				if err := e.svc.Seed(ctx, []credentials.SeedAccount{{Email: email, Password: "admin password!", Role: "admin"}}, nil); err != nil {
+					t.Fatal(err)
+				}
+				admin, _ := e.login(email, "admin password!")
+				id := e.meID(bearer(admin)...)
+				body := &arriving{r: strings.NewReader(`{"name":"k","scopes":` + c.scopes + `}`), during: func() {
+					if err := e.svc.SetRole(ctx, id, "user"); err != nil {
+						t.Errorf("demote: %v", err)
+					}
+				}}
+				r := e.send("POST", "/api-keys", "application/json", body, bearer(admin)...)
+				keys, err := e.svc.APIKeys().List(context.Background(), id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.code != c.want || len(keys) != c.made {
+					t.Errorf("POST /api-keys %s by an admin demoted while it arrived: %d %.200s, %d live keys; want %d", c.scopes, r.code, r.raw, len(keys), c.want)
+				}
+				if err := e.svc.SetRole(ctx, id, "admin"); err != nil {
+					t.Fatal(err)
+				}
+				if key, ok := r.body["key"].(string); ok {
+					if _, p, err := e.svc.APIKeys().Verify(ctx, key); err != nil || slices.Contains(p.Scopes, "users:admin") {
+						t.Errorf("the key made after the demotion, its role back: %v %v", p, err)
+					}
 				}
 			}
 		})
