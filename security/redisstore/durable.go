@@ -50,6 +50,9 @@ func (s *Store) durable(ctx context.Context, subject string, write func(redis.Sc
 	}
 	conn, replicas, err := s.master(ctx, subject)
 	if err != nil || replicas == 0 {
+		if cluster, ok := s.rdb.(*redis.ClusterClient); ok && err != nil {
+			cluster.ReloadState(ctx)
+		}
 		return wrapRedis(err)
 	}
 	defer conn.Close()
@@ -142,6 +145,10 @@ func replicasOf(ctx context.Context, conn *redis.Conn, cluster bool) (int, error
 		}
 		flags := strings.Split(f[2], ",")
 		switch {
+		case slices.Contains(flags, "myself") && !slices.Contains(flags, "master"):
+			// A master no more (the client's map of the slots predates a
+			// failover): its count would be none.
+			return 0, errors.New("CLUSTER NODES: the node the client takes for the master is not one (a failover is under way)")
 		case slices.Contains(flags, "myself"):
 			self = f[0]
 		case slices.Contains(flags, "slave") && !slices.Contains(flags, "fail") && !slices.Contains(flags, "handshake"):

@@ -155,3 +155,94 @@ func TestRevocationWaitsForTheReplicaOfOneRedis(t *testing.T) {
 		}
 	}
 }
+
+// The account state Accounts fills from the database where the store
+// holds none takes nothing away (lost, the database is read again): a
+// lagging replica does not hold up a login or a credential check. A
+// change published over a held state is waited for.
+func TestAccountFillDoesNotWaitForReplicas(t *testing.T) {
+	srv := redistest.StartOwn(t)
+	replica := redistest.StartReplica(t, srv)
+	s := redisstore.New(srv.Client(t), srv.Prefix, 400*time.Millisecond)
+	accts := security.NewAccounts(s, oneRole{}, func(string) []string { return nil })
+	ctx := context.Background()
+	if _, err := accts.Get(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	replica.Freeze(t)
+	if _, err := accts.Get(ctx, "bob"); err != nil {
+		t.Errorf("bob's account, filled while a replica lags: %v", err)
+	}
+	if _, err := accts.MintVersion(ctx, "carol"); err != nil {
+		t.Errorf("a login's version for carol, filled while a replica lags: %v", err)
+	}
+	if err := accts.Publish(ctx, "alice", security.Account{Version: 2, Role: "user", Disabled: true}); !errors.Is(err, security.ErrUnavailable) {
+		t.Errorf("alice disabled while a replica lags: %v, want ErrUnavailable", err)
+	}
+}
+
+// oneRole is an account source where every account is a user at version 1.
+type oneRole struct{}
+
+func (oneRole) AccountState(context.Context, string) (security.Account, error) {
+	return security.Account{Version: 1, Role: "user"}, nil
+}
+
+// Between a failover and the client's next look at the slots, the node it
+// takes for the subject's master is a replica, which has no replicas of
+// its own: counted as none, a revocation would not wait for the new
+// master's. It is refused instead (helper-139's case: the map held stale).
+func TestStaleSlotMapDoesNotSkipTheWait(t *testing.T) {
+	cl := redistest.StartCluster(t)
+	rdb := cl.Client(t)
+	ctx := context.Background()
+	s := redisstore.New(rdb, "sg:", 400*time.Millisecond)
+	oldAddr := redistest.NodeOf(t, rdb, "sg:{u:alice}")
+	promoted := cl.AddReplica(t, oldAddr)
+	if err := s.CreateFamily(ctx, &security.Family{ID: "f1", Subject: "alice", RefreshJTI: "r1", AccessJTI: "a1", Expires: time.Now().Add(time.Hour)}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := promoted.Do(ctx, "CLUSTER", "FAILOVER").Err(); err != nil {
+		t.Fatal(err)
+	}
+	old := redis.NewClient(&redis.Options{Addr: oldAddr})
+	defer old.Close()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		info, _ := old.Info(ctx, "replication").Result()
+		if strings.Contains(info, "role:slave") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the failover did not happen")
+		}
+	}
+	stale := redis.NewClusterClient(&redis.ClusterOptions{ClusterSlots: func(context.Context) ([]redis.ClusterSlot, error) {
+		return []redis.ClusterSlot{{Start: 0, End: 16383, Nodes: []redis.ClusterNode{{Addr: oldAddr}}}}, nil
+	}})
+	defer stale.Close()
+	if err := redisstore.New(stale, "sg:", 400*time.Millisecond).RevokeFamily(ctx, "alice", "f1"); !errors.Is(err, security.ErrUnavailable) {
+		t.Errorf("a revocation through a map that names the old master: %v, want ErrUnavailable", err)
+	}
+}
+
+// A Redis user that may not run ROLE cannot learn what to wait for: the
+// store refuses at start, naming the grant.
+func TestUserThatMayNotAskForReplicasRefused(t *testing.T) {
+	srv := redistest.StartOwn(t)
+	ctx := context.Background()
+	if err := srv.Client(t).Do(ctx, "ACL", "SETUSER", "app", "on", ">pw", "~*", "&*", "+@all", "-@dangerous").Err(); err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "app", Password: "pw"})
+	defer rdb.Close()
+	err := redisstore.New(rdb, srv.Prefix, time.Second).Preload(ctx)
+	if !errors.Is(err, security.ErrUnavailable) || !strings.Contains(err.Error(), "grant it +role (ACL SETUSER)") {
+		t.Errorf("Preload as a user without ROLE: %v", err)
+	}
+	if err := srv.Client(t).Do(ctx, "ACL", "SETUSER", "app", "+role").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := redisstore.New(rdb, srv.Prefix, time.Second).Preload(ctx); err != nil {
+		t.Errorf("Preload once granted +role: %v", err)
+	}
+}

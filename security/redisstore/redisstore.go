@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -204,7 +205,12 @@ func (s *Store) PutAccount(ctx context.Context, subject string, a security.Accou
 		var err error
 		raw, err = redislua.PutAccount.Run(ctx, c, []string{s.acctKey(subject)},
 			a.Version, a.Role, boolInt(a.Disabled), a.NotBefore, security.NewID(), security.AccountTTL.Milliseconds()).Slice()
-		return true, err
+		// A state written where none was held (Accounts filling its
+		// mirror from the database) takes nothing away: lost, the
+		// database is read again. One that replaced a state, or found
+		// it held (a change published), is waited for.
+		held, _ := toInt(index(raw, 5))
+		return held == 1, err
 	})
 	if err != nil {
 		return security.Account{}, err
@@ -219,9 +225,17 @@ func boolInt(b bool) int {
 	return 0
 }
 
+// index is raw[i], nil past its end.
+func index(raw []any, i int) any {
+	if i < len(raw) {
+		return raw[i]
+	}
+	return nil
+}
+
 func accountFrom(raw []any) security.Account {
 	var a security.Account
-	if len(raw) == 5 {
+	if len(raw) >= 5 {
 		a.Version, _ = toInt(raw[0])
 		a.Role = toStr(raw[1])
 		d, _ := toInt(raw[2])
@@ -406,6 +420,13 @@ func (s *Store) Preload(ctx context.Context) error {
 	// A revocation counts the replicas it must wait for (see durable): a
 	// server that will not say is found now, not at the first logout.
 	conn, _, err := s.master(ctx, "")
+	if err != nil && strings.HasPrefix(err.Error(), "NOPERM") {
+		cmd := "+role"
+		if _, ok := s.rdb.(*redis.ClusterClient); ok {
+			cmd = "+cluster|nodes"
+		}
+		return fmt.Errorf("%w: redis: the user may not ask which replicas the master has (%v): grant it %s (ACL SETUSER), for a revocation waits until they all have it", security.ErrUnavailable, err, cmd)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: redis: counting the replicas a revocation waits for: %v", security.ErrUnavailable, err)
 	}
