@@ -86,6 +86,10 @@ func TestParseURL(t *testing.T) {
 		// A password with an unencoded / parses as the host u: and a path.
 		{in: "postgres://u:/secret@db:5432/sg", err: "postgres://u:xxxxx@db:5432/sg: an @ follows the host: percent-encode"},
 		{in: "postgresql://u:2024/secret@db/sg", err: "an @ follows the host"},
+		{in: "postgres://u:/se#cret@db/sg", err: "postgres://u:xxxxx@db/sg: an @ follows the host"},
+		{in: "postgres://u:/secret?x@db/sg", err: "postgres://u:xxxxx@db/sg: an @ follows the host"},
+		// A database's name may hold an @.
+		{in: "postgres://db/my@db", kind: sqldb.Postgres, dsn: "postgres://db/my@db"},
 		// A keyword/value connection string has no scheme: what comes
 		// before its first colon, or all of it, held the password.
 		{in: "host=db user=app password=secret dbname=app", err: "a keyword/value connection string is not read"},

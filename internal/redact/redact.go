@@ -19,7 +19,9 @@ const Mask = "xxxxx"
 // redacted by pattern, so a malformed URL leaks nothing either.
 func URL(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.Opaque != "" || Misread(raw) {
+	if err != nil || u.Opaque != "" || u.User == nil && strings.Contains(afterScheme(raw), "@") {
+		// An @ that did not end a userinfo may follow a password all the
+		// same (see Misread): hidden by pattern, to err on the safe side.
 		return byPattern(raw)
 	}
 	if u.User != nil {
@@ -54,19 +56,33 @@ func URL(raw string) string {
 // error, as the host user: or user:2024 and a path holding the password.
 // Such a URL names another host than meant: a setting that reads one
 // refuses it (without quoting it).
+//
+// It reports the @ of such a URL before its query or fragment, after a
+// host with a port (app:2024) or a colon (app:), and anywhere after a
+// host with an empty port (app:/s3#cret@db): a database name holding an
+// @ (postgres://db/my@db) is not misread.
 func Misread(raw string) bool {
-	_, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return false
-	}
-	if i := strings.IndexAny(rest, "?#"); i >= 0 {
-		rest = rest[:i]
-	}
+	rest := afterScheme(raw)
 	if !strings.Contains(rest, "@") {
 		return false
 	}
 	u, err := url.Parse(raw)
-	return err == nil && u.User == nil
+	if err != nil || u.User != nil {
+		return false
+	}
+	if strings.HasSuffix(u.Host, ":") {
+		return true
+	}
+	if i := strings.IndexAny(rest, "?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	return strings.Contains(rest, "@") && strings.Contains(u.Host, ":")
+}
+
+// afterScheme is what follows raw's scheme and //; empty without them.
+func afterScheme(raw string) string {
+	_, rest, _ := strings.Cut(raw, "://")
+	return rest
 }
 
 // Arg is URL for one command-line argument: a URL, or a flag with its

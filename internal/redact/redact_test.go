@@ -28,6 +28,9 @@ func TestURL(t *testing.T) {
 		{"password with digits then /", "postgres://app:2024/s3cret@db/app", "s3cret", "xxxxx@db/app"},
 		{"redis password starting with /", "redis://:/s3cret@cache:6379/0", "s3cret", "cache:6379/0"},
 		{"cluster password starting with /", "redis+cluster://u:/s3cret@h1:7000,h2:7000", "s3cret", "h2:7000"},
+		{"password with / then #", "postgres://app:/s3#cret@db/app", "s3#cret", "postgres://app:xxxxx@db/app"},
+		{"password with / then ?", "postgres://app:/s3cret?x@db/app", "s3cret", "postgres://app:xxxxx@db/app"},
+		{"password with digits, / then #", "postgres://app:2024/s3#cret@db/app", "cret", "postgres://app:xxxxx@db/app"},
 		{"unparseable query", "postgres://db:bad port/app?password=s3cret", "s3cret", "password=xxxxx"},
 		{"no secret", "postgres://db:5432/app?sslmode=disable", "xxxxx", "sslmode=disable"},
 		{"sqlite path", "sqlite:/var/lib/app.db", "xxxxx", "sqlite:/var/lib/app.db"},
@@ -69,6 +72,10 @@ func TestMisread(t *testing.T) {
 		"postgres://db/app?user=a@b":         false, // in the query
 		"postgres://db/app":                  false,
 		"sqlite:/var/lib/a@b.db":             false, // no authority
+		"postgres://app:/s3#cret@db/app":     true,  // a fragment cut the password
+		"postgres://app:/s3cret?x@db/app":    true,  // a query cut the password
+		"postgres://db/my@db":                false, // a database's name
+		"postgres:///my@db?host=/tmp":        false,
 	} {
 		if got := Misread(in); got != want {
 			t.Errorf("Misread(%q) = %v, want %v", in, got, want)
