@@ -107,6 +107,10 @@ func LoadUsers(path string, table *policy.Table) ([]SeedAccount, error) {
 		switch {
 		case u.Email == "":
 			return nil, fmt.Errorf("%s: email is missing", where)
+		case strings.ContainsAny(u.Email, " \t"):
+			// {email: a@example.com password:secret} (a comma missing)
+			// is one address: it is not quoted, for it holds the password.
+			return nil, fmt.Errorf("%s: email holds a space (not quoted: is a comma missing?)", where)
 		case invisible(u.Email):
 			return nil, fmt.Errorf("%s: email %q holds an invisible or control character", where, u.Email)
 		case seen[EmailKey(u.Email)]:

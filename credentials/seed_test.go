@@ -17,6 +17,7 @@ func TestUsersFileRefusalQuotesNoPassword(t *testing.T) {
 	table := spectest.Table(t, "openapi.yaml", credentials.Fragment)
 	for content, want := range map[string]string{
 		"- {email: a@example.com, password:Tr0ub4dor-S3CRET, role: admin}\n":      ":1: a key (not quoted: is a space missing after a colon?) is not a field of a user (want email, password, password_hash, role)",
+		"- {email: a@example.com password:Tr0ub4dor-S3CRET, role: admin}\n":       ":1: user 1: email holds a space (not quoted: is a comma missing?)",
 		"- email: a@example.com\n  password: [Tr0ub4dor-S3CRET]\n  role: admin\n": ":2: password must be a string",
 		// A key a field's name could be is named, with the field meant.
 		"- email: a@example.com\n  Password: Tr0ub4dor-S3CRET\n  role: admin\n": ":2: Password is not a field of a user; did you mean password?",
