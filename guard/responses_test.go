@@ -485,6 +485,10 @@ func get(t *testing.T, url string) (*http.Response, []byte) {
 func TestResponseViolationsHoldNoValue(t *testing.T) {
 	for _, version := range []string{"3.0.3", "3.1.0"} {
 		t.Run(version, func(t *testing.T) {
+			both := "" // an array or a map keyed by digits: JSON Schema's type list
+			if version == "3.1.0" {
+				both = "\n                  both: {type: [array, object], items: {type: integer}, additionalProperties: {type: integer, maximum: 1}}"
+			}
 			table, err := policy.Compile("t.yaml", []byte(`openapi: `+version+`
 info: {title: t, version: "1"}
 x-rate-limit: false
@@ -508,6 +512,8 @@ paths:
                   counts: {type: object, additionalProperties: {type: integer}}
                   groups: {type: array, items: {type: object, additionalProperties: {type: object, properties: {n: {type: integer, maximum: 1}}}}}
                   mixed: {allOf: [{type: object, properties: {x: {type: integer, maximum: 1}}}]}
+                  one: {oneOf: [{type: array, items: {type: integer}}, {type: object, additionalProperties: {type: object, properties: {n: {type: integer, maximum: 1}}}}]}
+                  apall: {allOf: [{type: object, additionalProperties: {type: object, properties: {n: {type: integer, maximum: 1}}}}]}`+both+`
 `))
 			if err != nil {
 				t.Fatal(err)
@@ -516,7 +522,8 @@ paths:
 			r.Get("/me", func(w http.ResponseWriter, _ *http.Request) {
 				w.Header().Set("Content-Type", "application/json")
 				_, _ = w.Write([]byte(`{"email":"secret.person@example.com","pin":4242,"code":"secretcode","names":{"sk_live_KEY":"x"},` +
-					`"counts":{"secret.key@example.com":"seven"},"groups":[{"sk_live_GROUP":{"n":5}}],"mixed":{"x":5}}`))
+					`"counts":{"secret.key@example.com":"seven"},"groups":[{"sk_live_GROUP":{"n":5}}],"mixed":{"x":5},` +
+					`"one":{"4222222222222222":{"n":5}},"apall":{"secret.b@example.com":{"n":5}},"both":{"4333333333333333":5}}`))
 			})
 			var got []string
 			g, err := guard.New(table, r, guard.WithResponseValidation(guard.ResponsesEnforce, func(_ *http.Request, _ *policy.Operation, vs []guard.ResponseViolation) {
@@ -535,12 +542,12 @@ paths:
 			}
 			// A map's keys are the answer's data: its pointer says * for
 			// them, and names what the document names.
-			for _, pointer := range []string{" /counts/*:", " /groups/0/*/n:", " /mixed/x:"} {
+			for _, pointer := range []string{" /counts/*:", " /groups/0/*/n:", " /mixed/x:", " /one/*/n:", " /apall/*/n:"} {
 				if !strings.Contains(all, pointer) {
 					t.Errorf("no violation at%s in %s", pointer, all)
 				}
 			}
-			for _, value := range []string{"secret", "4242", "4,242", "sk_live"} {
+			for _, value := range []string{"secret", "4242", "4,242", "sk_live", "4222", "4333"} {
 				if strings.Contains(all, value) {
 					t.Errorf("a report holds a value of the answer (%s): %s", value, all)
 				}

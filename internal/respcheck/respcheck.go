@@ -92,7 +92,11 @@ func validate(ctx context.Context, req *http.Request, route *routers.Route, stat
 	if err == nil {
 		return nil
 	}
-	return findings(err, bodySchema(route, status, header))
+	var v any
+	if IsJSON(header.Get("Content-Type")) {
+		_ = json.Unmarshal(body, &v) // nil when it is not JSON after all
+	}
+	return findings(err, bodySchema(route, status, header), v)
 }
 
 // checkUnread is Check for a body it cannot read (see Readable): the
@@ -194,7 +198,7 @@ func checkItself(route *routers.Route, status int, header http.Header, body []by
 		opts = append(opts, openapi3.EnableJSONSchema2020())
 	}
 	if err := mt.Schema.Value.VisitJSON(v, opts...); err != nil {
-		out = append(out, findings(err, mt.Schema.Value)...)
+		out = append(out, findings(err, mt.Schema.Value, v)...)
 	}
 	return out
 }
@@ -253,8 +257,9 @@ func MissingHeaders(declared *openapi3.Response, header http.Header) []Finding {
 	return out
 }
 
-// findings are err's, the pointers of a body read along its schema root.
-func findings(err error, root *openapi3.Schema) []Finding {
+// findings are err's, the pointers of a body (its decoded value, nil
+// when it is not JSON) read along its schema root.
+func findings(err error, root *openapi3.Schema, body any) []Finding {
 	if re, ok := err.(*openapi3filter.ResponseError); ok && strings.Contains(re.Reason, "header Content-Type has unexpected value") {
 		// A media type the status does not declare, as checkItself says it;
 		// the reason quotes the answer's value.
@@ -268,7 +273,7 @@ func findings(err error, root *openapi3.Schema) []Finding {
 	if errors.As(err, &multi) {
 		var out []Finding
 		for _, e := range multi {
-			out = append(out, findings(e, root)...)
+			out = append(out, findings(e, root, body)...)
 		}
 		return out
 	}
@@ -290,7 +295,7 @@ func findings(err error, root *openapi3.Schema) []Finding {
 				detail = "the value breaks the schema's " + strconv.Quote(se.SchemaField)
 			}
 		}
-		return []Finding{{Reason: "body", Pointer: Pointer(keyless(root, se.JSONPointer())), Detail: detail}}
+		return []Finding{{Reason: "body", Pointer: Pointer(keyless(root, body, se.JSONPointer())), Detail: detail}}
 	}
 	var re *openapi3filter.ResponseError
 	if errors.As(err, &re) {
@@ -300,7 +305,7 @@ func findings(err error, root *openapi3.Schema) []Finding {
 		var se *openapi3.SchemaError
 		var multi openapi3.MultiError
 		if re.Err != nil && !errors.Is(re.Err, re) && (errors.As(re.Err, &se) || errors.As(re.Err, &multi)) && !strings.Contains(strings.ToLower(re.Reason), "header") {
-			if inner := findings(re.Err, root); len(inner) > 0 && inner[0].Reason == "body" {
+			if inner := findings(re.Err, root, body); len(inner) > 0 && inner[0].Reason == "body" {
 				return inner
 			}
 		}
@@ -332,49 +337,89 @@ func Pointer(parts []string) string {
 	return "/" + strings.Join(esc, "/")
 }
 
-// keyless returns parts, a path into a value of schema s, with every name
-// that is the value's data written "*": a key of a map (matched by
-// additionalProperties or patternProperties, not a declared property), or
-// any name where the schema is not known. An array's index is kept. A
-// finding never quotes the answer, and a map's key is data (an email, a
-// key id).
-func keyless(s *openapi3.Schema, parts []string) []string {
+// keyless returns parts, a path into v, a value of schema s, with every
+// name that is the value's data written "*": a key of an object that the
+// schema does not declare as a property (a map's key, matched by
+// additionalProperties or patternProperties), or any name where neither
+// the value nor the schema is known. An array's index is kept. A finding
+// never quotes the answer, and a map's key is data (an email, a card
+// number, a key id). v is the decoded body, nil when it is not JSON.
+func keyless(s *openapi3.Schema, v any, parts []string) []string {
 	out := make([]string, len(parts))
 	for i, p := range parts {
-		var keep bool
-		s, keep = child(s, p, 0)
 		out[i] = "*"
-		if keep {
+		if a, ok := v.([]any); ok {
+			if n, err := strconv.Atoi(p); err == nil && n >= 0 && n < len(a) && strconv.Itoa(n) == p {
+				out[i], v = p, a[n]
+			} else {
+				v = nil
+			}
+			s = items(s, 0)
+			continue
+		}
+		c, declared := property(s, p, 0)
+		if declared {
 			out[i] = p
 		}
+		if o, ok := v.(map[string]any); ok {
+			v = o[p]
+		} else {
+			v = nil
+		}
+		s = c
 	}
 	return out
 }
 
-// child is the schema of s's part p, and whether p is the schema's own
-// name for it (a declared property or an array's index) rather than data.
-func child(s *openapi3.Schema, p string, depth int) (*openapi3.Schema, bool) {
+// property is the schema of s's property name, and whether s (or a
+// schema it is composed of) declares it; else the schema of its
+// additional properties, if any.
+func property(s *openapi3.Schema, name string, depth int) (*openapi3.Schema, bool) {
 	if s == nil || depth > 8 {
 		return nil, false
 	}
-	if prop := s.Properties[p]; prop != nil {
+	if prop := s.Properties[name]; prop != nil {
 		return prop.Value, true
 	}
-	if s.Items != nil && p != "" && strings.Trim(p, "0123456789") == "" {
-		return s.Items.Value, true
+	var extra *openapi3.Schema
+	if ap := s.AdditionalProperties.Schema; ap != nil {
+		extra = ap.Value
 	}
 	for _, list := range []openapi3.SchemaRefs{s.AllOf, s.AnyOf, s.OneOf} {
 		for _, ref := range list {
 			if ref == nil {
 				continue
 			}
-			if c, keep := child(ref.Value, p, depth+1); keep {
+			c, declared := property(ref.Value, name, depth+1)
+			if declared {
 				return c, true
+			}
+			if extra == nil {
+				extra = c
 			}
 		}
 	}
-	if ap := s.AdditionalProperties.Schema; ap != nil {
-		return ap.Value, false
+	return extra, false
+}
+
+// items is the schema of s's items, or of the first schema it is composed
+// of that has them.
+func items(s *openapi3.Schema, depth int) *openapi3.Schema {
+	if s == nil || depth > 8 {
+		return nil
 	}
-	return nil, false
+	if s.Items != nil {
+		return s.Items.Value
+	}
+	for _, list := range []openapi3.SchemaRefs{s.AllOf, s.AnyOf, s.OneOf} {
+		for _, ref := range list {
+			if ref == nil {
+				continue
+			}
+			if it := items(ref.Value, depth+1); it != nil {
+				return it
+			}
+		}
+	}
+	return nil
 }
