@@ -333,18 +333,7 @@ func TestCredentialsTable(t *testing.T) {
 // be in it): the service moves into it, "." names it after itself, and
 // the next step quotes a path the shell would take apart.
 func TestNewIntoAnEmptyDirectory(t *testing.T) {
-	testenv.Outside(t, "the module proxy (go mod tidy of the new module)")
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Offline, from the module cache, filled first as e2e's
-	// TestSpecguardNew fills it: go mod tidy reads the tests of
-	// dependencies too, and -diff writes nothing.
-	_ = exec.Command("go", "mod", "tidy", "-diff").Run()
-	t.Setenv("GOPROXY", "off")
-	t.Setenv("GOFLAGS", "-mod=mod")
-	t.Setenv("GOWORK", "off")
+	root := offline(t, "off")
 	work := t.TempDir()
 	here := filepath.Join(work, "gizmos")
 	spaced := filepath.Join(work, "sp ace", "doohickeys")
@@ -411,15 +400,7 @@ func TestReleaseVersion(t *testing.T) {
 // nothing there ("not one of the workspace modules"): new says so, and
 // what to run.
 func TestNewInsideAGoWorkspace(t *testing.T) {
-	testenv.Outside(t, "the module proxy (go mod tidy of the new module)")
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = exec.Command("go", "mod", "tidy", "-diff").Run()
-	t.Setenv("GOPROXY", "off")
-	t.Setenv("GOFLAGS", "-mod=mod")
-	t.Setenv("GOWORK", "")
+	root := offline(t, "")
 	ws := t.TempDir()
 	if err := os.WriteFile(filepath.Join(ws, "go.work"), []byte("go 1.22\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -433,4 +414,23 @@ func TestNewInsideAGoWorkspace(t *testing.T) {
 	if !strings.Contains(out, want) {
 		t.Errorf("new inside a workspace: %q, want it to hold %q", out, want)
 	}
+}
+
+// offline returns this specguard checkout, for --replace, with the go
+// command set to run new's go mod tidy offline, from the module cache
+// (filled first as e2e's TestSpecguardNew fills it: go mod tidy reads the
+// tests of dependencies too, and -diff writes nothing), and GOWORK set to
+// gowork.
+func offline(t *testing.T, gowork string) string {
+	t.Helper()
+	testenv.Outside(t, "the module proxy (go mod tidy of the new module)")
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = exec.Command("go", "mod", "tidy", "-diff").Run()
+	t.Setenv("GOPROXY", "off")
+	t.Setenv("GOFLAGS", "-mod=mod")
+	t.Setenv("GOWORK", gowork)
+	return root
 }

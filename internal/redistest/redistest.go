@@ -139,7 +139,7 @@ func StartReplica(t testing.TB, master *Server) *Server {
 	s.start(t, FreePort(t), []string{"--replicaof", host, port})
 	t.Cleanup(s.Stop)
 	rdb := master.Client(t)
-	until(t, "the replica of "+master.Addr+" in sync", func() bool {
+	Until(t, "the replica of "+master.Addr+" in sync", func() bool {
 		// Online as the master sees it: it counts the replica from then.
 		info, _ := rdb.Info(context.Background(), "replication").Result()
 		return strings.Contains(info, "state=online")
@@ -260,8 +260,8 @@ func (c *Cluster) AddReplica(t testing.TB, addr string) *redis.Client {
 	}
 	// CLUSTER REPLICATE is refused until the meeting has told the new
 	// node of the master.
-	until(t, "CLUSTER REPLICATE "+addr, func() bool { return replica.Do(ctx, "CLUSTER", "REPLICATE", id).Err() == nil })
-	until(t, "the replica of "+addr+" in sync", func() bool {
+	Until(t, "CLUSTER REPLICATE "+addr, func() bool { return replica.Do(ctx, "CLUSTER", "REPLICATE", id).Err() == nil })
+	Until(t, "the replica of "+addr+" in sync", func() bool {
 		info, _ := replica.Info(ctx, "replication").Result()
 		return strings.Contains(info, "master_link_status:up")
 	})
@@ -269,7 +269,7 @@ func (c *Cluster) AddReplica(t testing.TB, addr string) *redis.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	until(t, "the master "+addr+" to know its replica", func() bool {
+	Until(t, "the master "+addr+" to know its replica", func() bool {
 		nodes, _ := master.ClusterNodes(ctx).Result()
 		for line := range strings.Lines(nodes) {
 			if f := strings.Fields(line); len(f) > 3 && f[0] == rid && strings.Contains(f[2], "slave") && f[3] == id {
@@ -292,8 +292,8 @@ func syncNow(t testing.TB, addr string) {
 	}
 }
 
-// until waits up to 20 s for ok.
-func until(t testing.TB, what string, ok func() bool) {
+// Until waits up to 20 s for ok, and fails t after.
+func Until(t testing.TB, what string, ok func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); !ok(); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
