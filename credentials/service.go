@@ -187,33 +187,46 @@ type Service struct {
 	grants []string
 }
 
-// keyOnlyBesideScopes are the scopes of the token alternatives (bearer,
-// oauth2) of every operation that takes an API key only together with
-// another credential, never alone: the example's admin writes take an
-// admin token, or an admin key beside the admin's own session. A token
-// minted from the key holding them would pass where the key alone is
-// refused.
+// keyOnlyBesideScopes are the scopes a token minted from an API key (the
+// client_credentials grant) may not hold: those of a token alternative
+// (bearer, oauth2) of an operation that takes an API key, where no
+// alternative takes the key alone with those scopes or fewer. The
+// example's admin writes take an admin token, or an admin key beside the
+// admin's own session; an operation may also take a key alone only with a
+// stronger scope than its token alternative asks. A token minted from the
+// key holding them would pass where the key alone is refused.
 func keyOnlyBesideScopes(table *policy.Table) map[string]bool {
 	out := map[string]bool{}
 	for _, op := range table.Operations() {
-		alone, beside := false, false
+		var alone [][]string // the scopes of each alternative of a key alone
+		keyed := false
 		for _, alt := range op.Security.Alternatives {
 			for _, sr := range alt {
 				if sr.Scheme.Type == policy.SchemeAPIKeyHeader {
-					alone, beside = alone || len(alt) == 1, beside || len(alt) > 1
+					keyed = true
+					if len(alt) == 1 {
+						alone = append(alone, sr.Scopes)
+					}
 				}
 			}
 		}
-		if !beside || alone {
-			continue
+		if !keyed {
+			continue // a token is what it asks for: the grant is for that
 		}
 		for _, alt := range op.Security.Alternatives {
+			var asked []string
 			for _, sr := range alt {
 				if t := sr.Scheme.Type; t == policy.SchemeBearer || t == policy.SchemeOAuth2 {
-					for _, sc := range sr.Scopes {
-						out[sc] = true
-					}
+					asked = append(asked, sr.Scopes...)
 				}
+			}
+			if slices.ContainsFunc(alone, func(key []string) bool {
+				return !slices.ContainsFunc(key, func(sc string) bool { return !slices.Contains(asked, sc) })
+			}) {
+				continue // the key alone holding these passes as well
+			}
+			for _, sc := range asked {
+				out[sc] = true
 			}
 		}
 	}

@@ -232,6 +232,13 @@ func (g *Guard) authenticate(r *http.Request, op *policy.Operation, deferred boo
 				res.failed, res.err = sr.Scheme, fmt.Errorf("%w: the credentials name different users", security.ErrInvalid)
 				return res
 			}
+			if got != nil && oneKey(got, o.p) {
+				// A token minted from the API key beside it (the
+				// client_credentials grant) is that key again: an AND
+				// asks for two credentials.
+				res.failed, res.err = sr.Scheme, fmt.Errorf("%w: the credentials are one API key and a token minted from it", security.ErrInvalid)
+				return res
+			}
 			got = combine(got, o.p, sr.Scheme.Name)
 		}
 		if !satisfied {
@@ -368,6 +375,28 @@ func combine(acc, p *security.Principal, scheme string) *security.Principal {
 		maps.Copy(c.Claims, acc.Claims) // the first credential's claim wins
 	}
 	return &c
+}
+
+// oneKey reports whether p stands for an API key one of acc's credentials
+// stands for: the key itself, or a token minted from it.
+func oneKey(acc, p *security.Principal) bool {
+	for _, c := range p.Credentials {
+		if id := keyOf(c); id != "" && slices.ContainsFunc(acc.Credentials, func(a security.Credential) bool { return keyOf(a) == id }) {
+			return true
+		}
+	}
+	return false
+}
+
+// keyOf is the id of the API key c stands for, "" for none.
+func keyOf(c security.Credential) string {
+	if c.Kind() == security.KindAPIKey {
+		return c.ID()
+	}
+	if k, ok := c.(interface{ APIKey() string }); ok {
+		return k.APIKey()
+	}
+	return ""
 }
 
 // describe says how a credential of scheme s is presented.
