@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/specguard/specguard/internal/ctxkey"
 	"github.com/specguard/specguard/security/internal/cache"
 )
 
@@ -58,7 +59,9 @@ func (a *Accounts) Reload(ctx context.Context, subject string) (*Account, error)
 			return nil, err
 		}
 		// A newer state published meanwhile wins: the store returns it.
-		held, err := a.store.PutAccount(ctx, subject, st)
+		// Filling the store from the database takes nothing away: lost,
+		// the database is read again (see ctxkey.Fill).
+		held, err := a.store.PutAccount(context.WithValue(ctx, ctxkey.Fill, true), subject, st)
 		if err != nil {
 			return nil, err
 		}

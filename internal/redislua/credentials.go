@@ -135,15 +135,14 @@ return now`)
 
 // PutAccount writes account state unless a newer version, or this
 // very state, is held, and returns what is held: {version, role, disabled,
-// not before, stamp, held before} (held before: 1 when a state was held
-// when it ran, 0 when it filled an empty place).
+// not before, stamp}.
 var PutAccount = redis.NewScript(`
 local cur = redis.call('HMGET', KEYS[1], 'v', 'r', 'd', 'nb', 's')
-if cur[1] and tonumber(cur[1]) > tonumber(ARGV[1]) then cur[6] = 1 return cur end
-if cur[1] and tonumber(cur[1]) == tonumber(ARGV[1]) and cur[2] == ARGV[2] and tonumber(cur[3]) == tonumber(ARGV[3]) and tonumber(cur[4]) == tonumber(ARGV[4]) then cur[6] = 1 return cur end
+if cur[1] and tonumber(cur[1]) > tonumber(ARGV[1]) then return cur end
+if cur[1] and tonumber(cur[1]) == tonumber(ARGV[1]) and cur[2] == ARGV[2] and tonumber(cur[3]) == tonumber(ARGV[3]) and tonumber(cur[4]) == tonumber(ARGV[4]) then return cur end
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'r', ARGV[2], 'd', ARGV[3], 'nb', ARGV[4], 's', ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
-return {ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], cur[1] and 1 or 0}`)
+return {ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]}`)
 
 // MarkKey marks an API key live (fields e, v), unless ARGV[1] is 1 and
 // a mark or revocation exists; 1 when it wrote, -2 when the key has

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/specguard/specguard/internal/ctxkey"
 	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/internal/redislua"
 	"github.com/specguard/specguard/security"
@@ -205,12 +206,10 @@ func (s *Store) PutAccount(ctx context.Context, subject string, a security.Accou
 		var err error
 		raw, err = redislua.PutAccount.Run(ctx, c, []string{s.acctKey(subject)},
 			a.Version, a.Role, boolInt(a.Disabled), a.NotBefore, security.NewID(), security.AccountTTL.Milliseconds()).Slice()
-		// A state written where none was held (Accounts filling its
-		// mirror from the database) takes nothing away: lost, the
-		// database is read again. One that replaced a state, or found
-		// it held (a change published), is waited for.
-		held, _ := toInt(index(raw, 5))
-		return held == 1, err
+		// Accounts filling its mirror from the database takes nothing
+		// away: lost, the database is read again. A change published is
+		// waited for, even where the store held no state.
+		return ctx.Value(ctxkey.Fill) == nil, err
 	})
 	if err != nil {
 		return security.Account{}, err
@@ -225,17 +224,9 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// index is raw[i], nil past its end.
-func index(raw []any, i int) any {
-	if i < len(raw) {
-		return raw[i]
-	}
-	return nil
-}
-
 func accountFrom(raw []any) security.Account {
 	var a security.Account
-	if len(raw) >= 5 {
+	if len(raw) == 5 {
 		a.Version, _ = toInt(raw[0])
 		a.Role = toStr(raw[1])
 		d, _ := toInt(raw[2])
