@@ -23,7 +23,8 @@ import (
 func TestKeyGetsNoFurtherAsItsToken(t *testing.T) {
 	const answers = "      responses: {'200': {description: ok}, '401': {description: no}, '403': {description: no}, '429': {description: slow}}\n"
 	reports := "paths:\n  /reports:\n    get:\n      operationId: reports\n      security:\n        - {oauth2: [users:read]}\n        - {apiKeyAuth: [users:read], cookieAuth: []}\n        - {apiKeyAuth: [users:admin]}\n" + answers +
-		"  /reports2:\n    get:\n      operationId: reports2\n      security:\n        - {apiKeyAuth: [users:read], bearerAuth: []}\n" + answers
+		"  /reports2:\n    get:\n      operationId: reports2\n      security:\n        - {apiKeyAuth: [users:read], bearerAuth: []}\n" + answers +
+		"  /reports4:\n    get:\n      operationId: reports4\n      security:\n        - {bearerAuth: [], oauth2: []}\n" + answers
 	table, err := policy.Compile("openapi.yaml", []byte(strings.Replace(string(credentials.Fragment), "paths:\n", reports, 1)))
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +43,7 @@ func TestKeyGetsNoFurtherAsItsToken(t *testing.T) {
 	}
 	r := chi.NewRouter()
 	svc.Mount(r)
-	for _, path := range []string{"/reports", "/reports2"} {
+	for _, path := range []string{"/reports", "/reports2", "/reports4"} {
 		r.Get(path, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("the reports")) })
 	}
 	g, err := guard.New(table, r, append(svc.Authenticators(), guard.WithLimiter(limiter))...)
@@ -75,6 +76,8 @@ func TestKeyGetsNoFurtherAsItsToken(t *testing.T) {
 		{"a login's token", "/reports", bearer(access), 200},
 		{"the key and its own token", "/reports2", append([]string{"X-API-Key", apiKey}, bearer(minted)...), 401},
 		{"the key and a login's token", "/reports2", append([]string{"X-API-Key", apiKey}, bearer(access)...), 200},
+		// One token read by two schemes of one header (helper-143).
+		{"the key's token as bearer and oauth2", "/reports4", bearer(minted), 200},
 	} {
 		if got := e.do("GET", c.path, "", "", c.header...); got.code != c.want {
 			t.Errorf("GET %s with %s: %d %.200s, want %d", c.path, c.what, got.code, got.raw, c.want)

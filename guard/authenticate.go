@@ -377,23 +377,24 @@ func combine(acc, p *security.Principal, scheme string) *security.Principal {
 	return &c
 }
 
-// oneKey reports whether p stands for an API key one of acc's credentials
-// stands for: the key itself, or a token minted from it.
+// oneKey reports whether p and acc are an API key and a token minted from
+// it, either way round. (One token read by two schemes, bearer and oauth2
+// of one header, is one credential the document asks for twice.)
 func oneKey(acc, p *security.Principal) bool {
 	for _, c := range p.Credentials {
-		if id := keyOf(c); id != "" && slices.ContainsFunc(acc.Credentials, func(a security.Credential) bool { return keyOf(a) == id }) {
-			return true
+		for _, a := range acc.Credentials {
+			if c.Kind() == security.KindAPIKey && mintedFrom(a) == c.ID() || a.Kind() == security.KindAPIKey && mintedFrom(c) == a.ID() {
+				return true
+			}
 		}
 	}
 	return false
 }
 
-// keyOf is the id of the API key c stands for, "" for none.
-func keyOf(c security.Credential) string {
-	if c.Kind() == security.KindAPIKey {
-		return c.ID()
-	}
-	if k, ok := c.(interface{ APIKey() string }); ok {
+// mintedFrom is the id of the API key c, a token, was minted from; "" for
+// none.
+func mintedFrom(c security.Credential) string {
+	if k, ok := c.(interface{ APIKey() string }); ok && c.Kind() != security.KindAPIKey {
 		return k.APIKey()
 	}
 	return ""
