@@ -88,7 +88,9 @@ func TestParseURL(t *testing.T) {
 		{in: "postgresql://u:2024/secret@db/sg", err: "an @ follows the host"},
 		{in: "postgres://u:/se#cret@db/sg", err: "postgres://u:xxxxx@db/sg: an @ follows the host"},
 		{in: "postgres://u:/secret?x@db/sg", err: "postgres://u:xxxxx@db/sg: an @ follows the host"},
-		// A database's name may hold an @.
+		{in: "postgres://u:2024/se#cret@db/sg", err: "postgres://u:xxxxx@db/sg: an @ follows the host"},
+		// A database's name may hold an @, a query's value too.
+		{in: "postgres://db:5432/sg?application_name=a@b", kind: sqldb.Postgres, dsn: "postgres://db:5432/sg?application_name=a@b"},
 		{in: "postgres://db/my@db", kind: sqldb.Postgres, dsn: "postgres://db/my@db"},
 		// A keyword/value connection string has no scheme: what comes
 		// before its first colon, or all of it, held the password.

@@ -57,26 +57,30 @@ func URL(raw string) string {
 // Such a URL names another host than meant: a setting that reads one
 // refuses it (without quoting it).
 //
-// It reports the @ of such a URL before its query or fragment, after a
-// host with a port (app:2024) or a colon (app:), and anywhere after a
-// host with an empty port (app:/s3#cret@db): a database name holding an
-// @ (postgres://db/my@db) is not misread.
+// It reports the @ of such a URL after a host with a colon (app:,
+// app:2024): before its query or fragment; anywhere after an empty port
+// (app:/s3#cret@db); in its fragment (app:2024/s3#cret@db), which a
+// connection URL does not have; and in its query before the first = (a
+// password's ?: app:2024/s3cret?x@db, not ?user=ann@example.com). A
+// database name holding an @ (postgres://db/my@db) is not misread.
 func Misread(raw string) bool {
 	rest := afterScheme(raw)
 	if !strings.Contains(rest, "@") {
 		return false
 	}
 	u, err := url.Parse(raw)
-	if err != nil || u.User != nil {
+	if err != nil || u.User != nil || !strings.Contains(u.Host, ":") {
 		return false
 	}
-	if strings.HasSuffix(u.Host, ":") {
+	param, _, _ := strings.Cut(u.RawQuery, "&")
+	name, _, _ := strings.Cut(param, "=")
+	if strings.HasSuffix(u.Host, ":") || strings.Contains(u.Fragment, "@") || strings.Contains(name, "@") {
 		return true
 	}
 	if i := strings.IndexAny(rest, "?#"); i >= 0 {
 		rest = rest[:i]
 	}
-	return strings.Contains(rest, "@") && strings.Contains(u.Host, ":")
+	return strings.Contains(rest, "@")
 }
 
 // afterScheme is what follows raw's scheme and //; empty without them.

@@ -74,6 +74,11 @@ func TestMisread(t *testing.T) {
 		"sqlite:/var/lib/a@b.db":             false, // no authority
 		"postgres://app:/s3#cret@db/app":     true,  // a fragment cut the password
 		"postgres://app:/s3cret?x@db/app":    true,  // a query cut the password
+		"postgres://app:2024/s3#cret@db/app": true,  // digits, then / and #
+		"postgres://app:2024/s3cret?x@db":    true,  // digits, then / and ?
+		"postgres://app:2024#cret@db/app":    true,
+		"redis://:2024/s3#cret@cache:6379/0": true,
+		"postgres://db:5432/app?user=a@b":    false, // an address in the query
 		"postgres://db/my@db":                false, // a database's name
 		"postgres:///my@db?host=/tmp":        false,
 	} {
