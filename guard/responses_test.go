@@ -849,3 +849,44 @@ func TestResponseMalformedParametersOnEveryAnswer(t *testing.T) {
 		}
 	}
 }
+
+// A body that is not JSON (YAML) has its pointer read along the schema
+// alone: an array's index and a declared name are kept, as in JSON.
+func TestResponseViolationPointerOfYAML(t *testing.T) {
+	table, err := policy.Compile("t.yaml", []byte(`openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+paths:
+  /list:
+    get:
+      operationId: getList
+      security: []
+      responses:
+        '200':
+          description: ok
+          content:
+            application/yaml:
+              schema: {type: array, items: {type: object, properties: {n: {type: integer, maximum: 1}}}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	r.Get("/list", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write([]byte("- n: 5\n"))
+	})
+	var got []string
+	g, err := guard.New(table, r, guard.WithResponseValidation(guard.ResponsesReport, func(_ *http.Request, _ *policy.Operation, vs []guard.ResponseViolation) {
+		for _, v := range vs {
+			got = append(got, v.String())
+		}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/list", nil))
+	if all := strings.Join(got, "\n"); !strings.Contains(all, " /0/n:") {
+		t.Errorf("reported %q, want a violation at /0/n", all)
+	}
+}

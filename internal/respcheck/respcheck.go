@@ -358,6 +358,12 @@ func keyless(s *openapi3.Schema, v any, parts []string) []string {
 			continue
 		}
 		c, declared := property(s, p, 0)
+		if it := items(s, 0); v == nil && it != nil && c == nil && !declared && p != "" && strings.Trim(p, "0123456789") == "" {
+			// Not JSON: an index where the schema holds an array and
+			// takes no names of a map.
+			out[i], s = p, it
+			continue
+		}
 		if declared {
 			out[i] = p
 		}
