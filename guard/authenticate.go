@@ -233,10 +233,10 @@ func (g *Guard) authenticate(r *http.Request, op *policy.Operation, deferred boo
 				return res
 			}
 			if got != nil && oneKey(got, o.p) {
-				// A token minted from the API key beside it (the
-				// client_credentials grant) is that key again: an AND
-				// asks for two credentials.
-				res.failed, res.err = sr.Scheme, fmt.Errorf("%w: the credentials are one API key and a token minted from it", security.ErrInvalid)
+				// The API key beside it, or a token minted from that
+				// key (the client_credentials grant), is that key
+				// again: an AND asks for two credentials.
+				res.failed, res.err = sr.Scheme, fmt.Errorf("%w: the credentials are one API key (twice, or with a token minted from it)", security.ErrInvalid)
 				return res
 			}
 			got = combine(got, o.p, sr.Scheme.Name)
@@ -377,13 +377,17 @@ func combine(acc, p *security.Principal, scheme string) *security.Principal {
 	return &c
 }
 
-// oneKey reports whether p and acc are an API key and a token minted from
-// it, either way round. (One token read by two schemes, bearer and oauth2
-// of one header, is one credential the document asks for twice.)
+// oneKey reports whether p and acc stand for one API key: the key twice
+// (in two schemes' headers), or the key and a token minted from it,
+// either way round. One token read by two schemes (bearer and oauth2 of
+// one header) is one credential the document asks for twice.
 func oneKey(acc, p *security.Principal) bool {
 	for _, c := range p.Credentials {
 		for _, a := range acc.Credentials {
-			if c.Kind() == security.KindAPIKey && mintedFrom(a) == c.ID() || a.Kind() == security.KindAPIKey && mintedFrom(c) == a.ID() {
+			if c.Kind() == a.Kind() && c.Kind() != security.KindAPIKey && c.ID() == a.ID() {
+				continue
+			}
+			if k := keyOf(c); k != "" && k == keyOf(a) {
 				return true
 			}
 		}
@@ -391,10 +395,13 @@ func oneKey(acc, p *security.Principal) bool {
 	return false
 }
 
-// mintedFrom is the id of the API key c, a token, was minted from; "" for
-// none.
-func mintedFrom(c security.Credential) string {
-	if k, ok := c.(interface{ APIKey() string }); ok && c.Kind() != security.KindAPIKey {
+// keyOf is the id of the API key c stands for: its own, or the one a
+// token was minted from; "" for none.
+func keyOf(c security.Credential) string {
+	if c.Kind() == security.KindAPIKey {
+		return c.ID()
+	}
+	if k, ok := c.(interface{ APIKey() string }); ok {
 		return k.APIKey()
 	}
 	return ""
