@@ -851,9 +851,16 @@ func TestResponseMalformedParametersOnEveryAnswer(t *testing.T) {
 }
 
 // A body that is not JSON (YAML) has its pointer read along the schema
-// alone: an array's index and a declared name are kept, as in JSON.
+// alone: an array's index and a declared name are kept, as in JSON; a
+// map's key of digits where the schema may be an array or a map (a 3.1
+// type list with patternProperties) is not (helper-144).
 func TestResponseViolationPointerOfYAML(t *testing.T) {
-	table, err := policy.Compile("t.yaml", []byte(`openapi: 3.0.3
+	for _, c := range []struct{ version, schema, body, want, secret string }{
+		{"3.0.3", "{type: array, items: {type: object, properties: {n: {type: integer, maximum: 1}}}}", "- n: 5\n", " /0/n:", ""},
+		{"3.1.0", "{type: [array, object], items: {type: object, properties: {n: {type: integer, maximum: 1}}}, patternProperties: {'^[0-9]+$': {type: object, properties: {n: {type: integer, maximum: 1}}}}}",
+			"\"4111111111111111\": {n: 5}\n", " /*/", "4111"},
+	} {
+		table, err := policy.Compile("t.yaml", []byte(`openapi: `+c.version+`
 info: {title: t, version: "1"}
 x-rate-limit: false
 paths:
@@ -866,27 +873,28 @@ paths:
           description: ok
           content:
             application/yaml:
-              schema: {type: array, items: {type: object, properties: {n: {type: integer, maximum: 1}}}}
+              schema: `+c.schema+`
 `))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := chi.NewRouter()
-	r.Get("/list", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/yaml")
-		_, _ = w.Write([]byte("- n: 5\n"))
-	})
-	var got []string
-	g, err := guard.New(table, r, guard.WithResponseValidation(guard.ResponsesReport, func(_ *http.Request, _ *policy.Operation, vs []guard.ResponseViolation) {
-		for _, v := range vs {
-			got = append(got, v.String())
+		if err != nil {
+			t.Fatal(err)
 		}
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/list", nil))
-	if all := strings.Join(got, "\n"); !strings.Contains(all, " /0/n:") {
-		t.Errorf("reported %q, want a violation at /0/n", all)
+		r := chi.NewRouter()
+		r.Get("/list", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/yaml")
+			_, _ = w.Write([]byte(c.body))
+		})
+		var got []string
+		g, err := guard.New(table, r, guard.WithResponseValidation(guard.ResponsesReport, func(_ *http.Request, _ *policy.Operation, vs []guard.ResponseViolation) {
+			for _, v := range vs {
+				got = append(got, v.String())
+			}
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/list", nil))
+		if all := strings.Join(got, "\n"); !strings.Contains(all, c.want) || c.secret != "" && strings.Contains(all, c.secret) {
+			t.Errorf("%s: reported %q, want a violation at %s and no %q", c.version, all, c.want, c.secret)
+		}
 	}
 }

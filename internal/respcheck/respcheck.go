@@ -357,13 +357,13 @@ func keyless(s *openapi3.Schema, v any, parts []string) []string {
 			s = items(s, 0)
 			continue
 		}
-		c, declared := property(s, p, 0)
-		if it := items(s, 0); v == nil && it != nil && c == nil && !declared && p != "" && strings.Trim(p, "0123456789") == "" {
-			// Not JSON: an index where the schema holds an array and
-			// takes no names of a map.
-			out[i], s = p, it
+		if v == nil && s != nil && s.Type.Is("array") && s.Items != nil && p != "" && strings.Trim(p, "0123456789") == "" {
+			// Not JSON: an index where the schema is an array's and
+			// nothing else's (not a map's too, nor composed).
+			out[i], s = p, s.Items.Value
 			continue
 		}
+		c, declared := property(s, p, 0)
 		if declared {
 			out[i] = p
 		}
