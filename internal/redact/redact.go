@@ -69,8 +69,8 @@ func Misread(raw string) bool {
 		return false
 	}
 	u, err := url.Parse(raw)
-	if err != nil || u.User != nil || !strings.Contains(u.Host, ":") {
-		return false
+	if err != nil || u.User != nil || u.Port() == "" && !strings.HasSuffix(u.Host, ":") {
+		return false // a host with no colon but an IPv6 address's ([::1])
 	}
 	param, _, _ := strings.Cut(u.RawQuery, "&")
 	name, _, _ := strings.Cut(param, "=")

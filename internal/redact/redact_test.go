@@ -79,6 +79,8 @@ func TestMisread(t *testing.T) {
 		"postgres://app:2024#cret@db/app":    true,
 		"redis://:2024/s3#cret@cache:6379/0": true,
 		"postgres://db:5432/app?user=a@b":    false, // an address in the query
+		"postgres://[::1]/my@db":             false,
+		"postgres://[::1]:5432/my@db":        true,  // as app:2024/s3cret@db
 		"postgres://db/my@db":                false, // a database's name
 		"postgres:///my@db?host=/tmp":        false,
 	} {
