@@ -70,7 +70,7 @@ func Misread(raw string) bool {
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.User != nil || u.Port() == "" && !strings.HasSuffix(u.Host, ":") {
-		return false // a host with no colon but an IPv6 address's ([::1])
+		return false // no port, nor a colon ending the host: app, [::1]
 	}
 	param, _, _ := strings.Cut(u.RawQuery, "&")
 	name, _, _ := strings.Cut(param, "=")

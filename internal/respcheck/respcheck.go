@@ -348,16 +348,15 @@ func keyless(s *openapi3.Schema, v any, parts []string) []string {
 	out := make([]string, len(parts))
 	for i, p := range parts {
 		out[i] = "*"
+		n, isIndex := index(p)
 		if a, ok := v.([]any); ok {
-			if n, err := strconv.Atoi(p); err == nil && n >= 0 && n < len(a) && strconv.Itoa(n) == p {
+			if v = nil; isIndex && n < len(a) {
 				out[i], v = p, a[n]
-			} else {
-				v = nil
 			}
 			s = items(s, 0)
 			continue
 		}
-		if v == nil && s != nil && s.Type.Is("array") && s.Items != nil && p != "" && strings.Trim(p, "0123456789") == "" {
+		if v == nil && s != nil && s.Type.Is("array") && s.Items != nil && isIndex {
 			// Not JSON: an index where the schema is an array's and
 			// nothing else's (not a map's too, nor composed).
 			out[i], s = p, s.Items.Value
@@ -375,6 +374,12 @@ func keyless(s *openapi3.Schema, v any, parts []string) []string {
 		s = c
 	}
 	return out
+}
+
+// index reads p as an array's index, written as JSON pointers write one.
+func index(p string) (int, bool) {
+	n, err := strconv.Atoi(p)
+	return n, err == nil && n >= 0 && strconv.Itoa(n) == p
 }
 
 // property is the schema of s's property name, and whether s (or a

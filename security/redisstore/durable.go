@@ -28,10 +28,9 @@ const markTTL = 10 * time.Second
 // durable runs write, a script that may take something away from
 // subject (took: it did, or may have), then waits until every replica of
 // the master that holds subject's keys has everything that master did up
-// to it. write runs on the store's
-// client, which retries it when its answer is lost (the scripts are
-// written to be run again); the wait runs on a connection of its own to
-// that master. Replicas are counted as the master knows them: on a
+// to it. write runs on the store's client, which retries it when its
+// answer is lost (the scripts are written to be run again); the wait runs
+// on a connection of its own to that master. Replicas are counted as the master knows them: on a
 // Cluster, every replica of its slots not marked failed, connected or not
 // (a replica whose link is down is the one a failover would promote
 // without the write); on one Redis, the replicas connected to it (one
@@ -87,19 +86,20 @@ func (s *Store) durable(ctx context.Context, subject string, write func(redis.Sc
 // none, or the client is a Ring.
 func (s *Store) master(ctx context.Context, subject string) (*redis.Conn, int, error) {
 	var node *redis.Client
+	cluster := false
 	switch rdb := s.rdb.(type) {
 	case *redis.ClusterClient:
 		var err error
 		if node, err = rdb.MasterForKey(ctx, s.tag(subject)); err != nil {
 			return nil, 0, err
 		}
+		cluster = true
 	case *redis.Client:
 		node = rdb
 	default:
 		return nil, 0, nil
 	}
 	conn := node.Conn()
-	_, cluster := s.rdb.(*redis.ClusterClient)
 	replicas, err := replicasOf(ctx, conn, cluster)
 	if err != nil || replicas == 0 {
 		conn.Close()
@@ -136,8 +136,7 @@ func replicasOf(ctx context.Context, conn *redis.Conn, cluster bool) (int, error
 		return 0, err
 	}
 	var self string
-	type node struct{ master string }
-	var replicas []node
+	var masters []string // the master of each replica counted
 	for line := range strings.Lines(nodes) {
 		f := strings.Fields(line)
 		if len(f) < 8 {
@@ -152,12 +151,12 @@ func replicasOf(ctx context.Context, conn *redis.Conn, cluster bool) (int, error
 		case slices.Contains(flags, "myself"):
 			self = f[0]
 		case slices.Contains(flags, "slave") && !slices.Contains(flags, "fail") && !slices.Contains(flags, "handshake"):
-			replicas = append(replicas, node{master: f[3]})
+			masters = append(masters, f[3])
 		}
 	}
 	n := 0
-	for _, r := range replicas {
-		if r.master == self {
+	for _, m := range masters {
+		if m == self {
 			n++
 		}
 	}
