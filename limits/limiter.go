@@ -205,14 +205,27 @@ func (l *Limiter) identify(r *http.Request, t *policy.Tier, c *Caller, id *Ident
 }
 
 // ClientAddr is the client address of r as tiers keyed by IP count it: an
-// IPv6 address as its network of the configured prefix (WithIPv6Prefix).
-// Budgets a handler keeps by client address should count by it too.
+// IPv6 address as its network of the configured prefix (WithIPv6Prefix),
+// an IPv4 address a translator wrote in the well-known prefix
+// 64:ff9b::/96 as that IPv4 address. Budgets a handler keeps by client
+// address should count by it too.
 func (l *Limiter) ClientAddr(r *http.Request) netip.Addr { return l.clientKey(r) }
 
+// translated is the well-known prefix of RFC 6052: an address in it is
+// an IPv4 host as a NAT64 or SIIT translator presents it to an IPv6-only
+// service, its IPv4 address in the low 32 bits. Counted per /64, every
+// IPv4 client behind the translator would share one bucket.
+var translated = netip.MustParsePrefix("64:ff9b::/96")
+
 // clientKey is the client address of r as tiers keyed by IP count it: an
-// IPv6 address as its network of v6bits bits.
+// IPv6 address as its network of v6bits bits, a translated IPv4 address
+// as that address.
 func (l *Limiter) clientKey(r *http.Request) netip.Addr {
 	a := l.ip.Of(r)
+	if translated.Contains(a) {
+		b := a.As16()
+		return netip.AddrFrom4([4]byte(b[12:]))
+	}
 	if a.Is6() && l.v6bits < 128 {
 		if p, err := a.Prefix(l.v6bits); err == nil {
 			return p.Addr()

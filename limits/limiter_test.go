@@ -3,6 +3,7 @@ package limits_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os/exec"
 	"strings"
 	"testing"
@@ -254,6 +255,37 @@ func TestIPv6CountedPerPrefix(t *testing.T) {
 				t.Errorf("an IPv4 client shares the IPv6 bucket")
 			}
 		})
+	}
+}
+
+// An address in the well-known prefix 64:ff9b::/96 (RFC 6052) is an IPv4
+// host as a NAT64 or SIIT translator presents it to an IPv6-only service:
+// counted as that IPv4 address, not per /64, where every IPv4 client behind
+// the translator spent one budget (helper-145).
+func TestTranslatedIPv4CountedAsItsAddress(t *testing.T) {
+	l := limits.New(limits.NewMemoryStore(nil))
+	o := op(policy.Tier{Name: "anon", Limit: 1, Window: time.Hour, Key: policy.KeyIP, Who: policy.WhoAnonymous})
+	addr := func(remote string) netip.Addr {
+		r := httptest.NewRequest("GET", "/x", nil)
+		r.RemoteAddr = remote
+		return l.ClientAddr(r)
+	}
+	if got := addr("[64:ff9b::c633:6407]:1"); got != netip.MustParseAddr("198.51.100.7") {
+		t.Errorf("ClientAddr of 64:ff9b::c633:6407 = %v, want 198.51.100.7", got)
+	}
+	if _, ok := call(l, o, nil, "[64:ff9b::c000:201]:1"); !ok {
+		t.Fatal("192.0.2.1, translated, refused")
+	}
+	if _, ok := call(l, o, nil, "[64:ff9b::c633:6407]:1"); !ok {
+		t.Error("198.51.100.7, translated, refused after 192.0.2.1 spent its budget")
+	}
+	// The same host, translated or not, is one caller.
+	if _, ok := call(l, o, nil, "192.0.2.1:2"); ok {
+		t.Error("192.0.2.1 admitted again, natively, after its translated request spent its budget")
+	}
+	// Another prefix of the translator's own choosing is IPv6 as any.
+	if got := addr("[64:ff9b:1::c000:201]:1"); got != netip.MustParseAddr("64:ff9b:1::") {
+		t.Errorf("ClientAddr of 64:ff9b:1::c000:201 = %v, want its /64", got)
 	}
 }
 
