@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -71,6 +72,12 @@ func newTracerProvider(ctx context.Context, name string, getenv func(string) str
 			return nil, fmt.Errorf("%s: %v", v, err)
 		}
 	}
+	// The SDK reads the sampler from the process's environment too, and
+	// samples every request when it cannot read it ("5%" for a ratio),
+	// saying so only where export errors go.
+	if err := otelSampler(os.Getenv("OTEL_TRACES_SAMPLER"), os.Getenv("OTEL_TRACES_SAMPLER_ARG")); err != nil {
+		return nil, err
+	}
 	var exp *otlptrace.Exporter
 	switch protocol {
 	case "", "http/protobuf":
@@ -105,6 +112,31 @@ func newTracerProvider(ctx context.Context, name string, getenv func(string) str
 		}
 	}))
 	return sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res)), nil
+}
+
+// otelSampler checks the sampler variables as the SDK reads them: a
+// sampler it knows, and a ratio from 0 to 1 for the one that takes an
+// argument. An argument beside a sampler that takes none is refused too:
+// the SDK ignores it, and a ratio set alone samples every request.
+func otelSampler(name, arg string) error {
+	name, arg = strings.ToLower(strings.TrimSpace(name)), strings.TrimSpace(arg)
+	switch name {
+	case "traceidratio", "parentbased_traceidratio":
+		if arg == "" {
+			return nil // a ratio of 1
+		}
+		if v, err := strconv.ParseFloat(arg, 64); err != nil || !(v >= 0 && v <= 1) {
+			return fmt.Errorf("OTEL_TRACES_SAMPLER_ARG: %q: want a ratio from 0 to 1 (0.05 samples 5%% of traces)", arg)
+		}
+		return nil
+	case "", "always_on", "always_off", "parentbased_always_on", "parentbased_always_off":
+		if arg != "" {
+			return fmt.Errorf("OTEL_TRACES_SAMPLER_ARG: set, but OTEL_TRACES_SAMPLER (%q) takes none: a ratio needs OTEL_TRACES_SAMPLER=parentbased_traceidratio or traceidratio", name)
+		}
+		return nil
+	default:
+		return fmt.Errorf("OTEL_TRACES_SAMPLER: %q: want always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio", name)
+	}
 }
 
 // otlpHeaders checks a list of OTLP headers (key=value, separated by

@@ -168,3 +168,45 @@ func TestOTLPHeadersRefusedWithoutTheirValue(t *testing.T) {
 		t.Setenv(c.variable, "")
 	}
 }
+
+// The SDK reads the sampler from the environment and, when it cannot (a
+// ratio written "5%", a misspelt sampler), samples every request, saying
+// so only where export errors go, at warn: such a setting stops the start,
+// naming the variable (helper-146).
+func TestSamplerRefusedWhenTheSDKWouldSampleAll(t *testing.T) {
+	on := func(k string) string {
+		if k == "OTEL_EXPORTER_OTLP_ENDPOINT" {
+			return "http://127.0.0.1:4318"
+		}
+		return ""
+	}
+	for _, c := range []struct {
+		sampler, arg, want string
+	}{
+		{"parentbased_traceidratio", "5%", `OTEL_TRACES_SAMPLER_ARG: "5%": want a ratio from 0 to 1`},
+		{"traceidratio", "5", `OTEL_TRACES_SAMPLER_ARG: "5": want a ratio`},
+		{"traceidratio", "NaN", `OTEL_TRACES_SAMPLER_ARG: "NaN": want a ratio`},
+		{"traceidratio", "-0.1", `OTEL_TRACES_SAMPLER_ARG: "-0.1": want a ratio`},
+		{"parentbased_traceidraito", "0.05", `OTEL_TRACES_SAMPLER: "parentbased_traceidraito": want always_on`},
+		{"", "0.05", `OTEL_TRACES_SAMPLER_ARG: set, but OTEL_TRACES_SAMPLER ("") takes none`},
+		{"always_on", "0.05", `OTEL_TRACES_SAMPLER_ARG: set, but OTEL_TRACES_SAMPLER ("always_on") takes none`},
+		{"parentbased_traceidratio", "0.05", ""},
+		{" ParentBased_TraceIDRatio ", " 1 ", ""},
+		{"traceidratio", "", ""},
+		{"parentbased_always_off", "", ""},
+		{"", "", ""},
+	} {
+		t.Setenv("OTEL_TRACES_SAMPLER", c.sampler)
+		t.Setenv("OTEL_TRACES_SAMPLER_ARG", c.arg)
+		tp, err := newTracerProvider(context.Background(), "svc", on, slog.New(slog.DiscardHandler))
+		if tp != nil {
+			_ = tp.Shutdown(context.Background())
+		}
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%q, %q: %v", c.sampler, c.arg, err)
+		case c.want != "" && (err == nil || !strings.HasPrefix(err.Error(), c.want)):
+			t.Errorf("%q, %q: %v, want %q", c.sampler, c.arg, err, c.want)
+		}
+	}
+}
