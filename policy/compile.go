@@ -343,7 +343,7 @@ func (c *compiler) compile() *Table {
 	sort.Strings(t.Scopes)
 
 	before := len(c.errs)
-	rootLimits, rootUnlimited, rootHasLimits := c.parseLimits(c.rootLine(ExtRateLimit), "document", c.doc.Extensions)
+	rootLimits, rootAt, rootUnlimited, rootHasLimits := c.parseLimits(c.rootLine(ExtRateLimit), "document", c.doc.Extensions)
 	// A default with a tier refused already says what is wrong: no
 	// operation says again that none of its tiers applies.
 	rootRefused := len(c.errs) > before
@@ -389,12 +389,12 @@ func (c *compiler) compile() *Table {
 			}
 			c.checkExtensions(op.Line, where, "operation", spec.Extensions)
 			op.Security = c.compileSecurity(op, where)
-			if tiers, unlimited, present := c.parseLimits(op.Line, where, spec.Extensions); present {
+			if tiers, at, unlimited, present := c.parseLimits(op.Line, where, spec.Extensions); present {
 				op.Unlimited = unlimited
-				op.Limits = c.bindLimits(op, where, ExtRateLimit, tiers, false)
+				op.Limits = c.bindLimits(op, where, ExtRateLimit, tiers, at, false)
 			} else if rootHasLimits {
 				op.Unlimited = rootUnlimited
-				op.Limits = c.bindLimits(op, where, "x-rate-limit (document default)", rootLimits, true)
+				op.Limits = c.bindLimits(op, where, "x-rate-limit (document default)", rootLimits, rootAt, true)
 				if !op.Unlimited && len(op.Limits) == 0 && !rootRefused {
 					c.fail(op.Line, where, ExtRateLimit, "no tier of the document default applies to this operation; declare x-rate-limit here")
 				}

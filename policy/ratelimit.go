@@ -20,15 +20,17 @@ var tierFields = map[string]bool{
 }
 
 // parseLimits reads an x-rate-limit value: false (unlimited), one tier, or a
-// list of tiers. present is false when ext has no x-rate-limit.
+// list of tiers; at[i] is the index of tiers[i] in the document's list, for
+// errors (a tier refused here leaves a gap). present is false when ext has
+// no x-rate-limit.
 // MaxTiers is the most tiers one x-rate-limit may list: a verdict names
 // the tiers that refused a request in 64 bits.
 const MaxTiers = 64
 
-func (c *compiler) parseLimits(line int, where string, ext map[string]any) (tiers []Tier, unlimited, present bool) {
+func (c *compiler) parseLimits(line int, where string, ext map[string]any) (tiers []Tier, at []int, unlimited, present bool) {
 	raw, present := ext[ExtRateLimit]
 	if !present {
-		return nil, false, false
+		return nil, nil, false, false
 	}
 	var items []any
 	switch v := raw.(type) {
@@ -36,22 +38,22 @@ func (c *compiler) parseLimits(line int, where string, ext map[string]any) (tier
 		if v {
 			c.fail(line, where, ExtRateLimit, "true is not a limit; give a tier, a list of tiers, or false for unlimited")
 		}
-		return nil, !v, true
+		return nil, nil, !v, true
 	case map[string]any:
 		items = []any{v}
 	case []any:
 		if len(v) == 0 {
 			c.fail(line, where, ExtRateLimit, "empty list; give at least one tier, or false for unlimited")
-			return nil, false, true
+			return nil, nil, false, true
 		}
 		if len(v) > MaxTiers {
 			c.fail(line, where, ExtRateLimit, "%d tiers; at most %d per operation", len(v), MaxTiers)
-			return nil, false, true
+			return nil, nil, false, true
 		}
 		items = v
 	default:
 		c.fail(line, where, ExtRateLimit, "must be a tier, a list of tiers, or false")
-		return nil, false, true
+		return nil, nil, false, true
 	}
 	seen := map[string]bool{}
 	for i, item := range items {
@@ -77,9 +79,9 @@ func (c *compiler) parseLimits(line int, where string, ext map[string]any) (tier
 				strings.TrimPrefix(t.Bucket, "shared:"), tiers[j].Name)
 			continue
 		}
-		tiers = append(tiers, t)
+		tiers, at = append(tiers, t), append(at, i)
 	}
-	return tiers, false, true
+	return tiers, at, false, true
 }
 
 // yearMicros is a year in microseconds; maxTolerance, the most a tier's
@@ -303,11 +305,12 @@ func positiveInt(v any) (int64, error) {
 	return n, nil
 }
 
-// bindLimits fits parsed tiers to one operation: it names each tier's
-// bucket, and rejects tiers that could never apply. Tiers inherited from the
-// document default that cannot apply (an authenticated tier on a public
-// operation) are dropped silently, since the default is written for all.
-func (c *compiler) bindLimits(op *Operation, where, field string, tiers []Tier, inherited bool) []Tier {
+// bindLimits fits parsed tiers to one operation (at: where each is in the
+// document's list, as parseLimits says): it names each tier's bucket, and
+// rejects tiers that could never apply. Tiers inherited from the document
+// default that cannot apply (an authenticated tier on a public operation)
+// are dropped silently, since the default is written for all.
+func (c *compiler) bindLimits(op *Operation, where, field string, tiers []Tier, at []int, inherited bool) []Tier {
 	out := make([]Tier, 0, len(tiers))
 	hasScheme := func(accepts func(SchemeType) bool) bool {
 		for _, alt := range op.Security.Alternatives {
@@ -327,7 +330,7 @@ func (c *compiler) bindLimits(op *Operation, where, field string, tiers []Tier, 
 	// failed to compile, their errors say what is wrong.
 	failed := !op.Security.Public && !op.Security.Anonymous && len(op.Security.Alternatives) == 0
 	for i, t := range tiers {
-		f := fmt.Sprintf("%s[%d]", field, i)
+		f := fmt.Sprintf("%s[%d]", field, at[i])
 		never := ""
 		switch {
 		case failed:

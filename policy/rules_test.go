@@ -932,3 +932,17 @@ func TestLintServerPath(t *testing.T) {
 		t.Errorf("auth-responses in the document's x-lint-ignore: %q, want one lint-ignore warning naming it", got)
 	}
 }
+
+// A tier's errors name its place in the document's list, whatever was
+// refused before it: a tier refused while parsing left the ones after it
+// one place off in the errors said of them later (helper-146).
+func TestTierErrorsNameTheirPlaceAfterARefusedTier(t *testing.T) {
+	got := compileErr(t, doc("", "      security: [{bearer: []}]\n      x-rate-limit:\n"+
+		"        - {name: a, limit: 10, window: 1500ms, key: ip, who: anonymous}\n"+
+		"        - {name: b, limit: 10, window: 1m, key: session, who: authenticated}\n"))
+	want := "spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[0].window: 1500ms is not a whole number of seconds\n" +
+		"spec.yaml:5: GET /things/{id} (getThing): x-rate-limit[1]: key session never applies: no security alternative accepts a cookie session"
+	if got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
