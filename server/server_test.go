@@ -383,7 +383,9 @@ func TestBadConfiguration(t *testing.T) {
 		{"the signing key among the verify keys", map[string]string{"SPECGUARD_SIGNING_KEY_FILE": write("same.pem", string(sameKey)), "SPECGUARD_VERIFY_KEY_FILES": filepath.Join(dir, "same.pem")}, nil,
 			"SPECGUARD_VERIFY_KEY_FILES: " + filepath.Join(dir, "same.pem") + " is the same key as SPECGUARD_SIGNING_KEY_FILE " + filepath.Join(dir, "same.pem") + " (kid "},
 		{"a secret in a bad OTLP endpoint", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "ftp://u:s3cretPW@h"}, nil, `OTEL_EXPORTER_OTLP_ENDPOINT: "ftp://u:xxxxx@h": want an http:// or https:// URL`},
-		{"spec file that does not compile", map[string]string{"SPECGUARD_SPEC_FILE": write("bad.yaml", string(api.Spec)+"x-rate-limt: false\n")}, nil, filepath.Join(dir, "bad.yaml") + ":"},
+		{"spec file that does not compile", map[string]string{"SPECGUARD_SPEC_FILE": write("bad.yaml", string(api.Spec)+"x-rate-limt: false\n")}, nil, "SPECGUARD_SPEC_FILE: " + filepath.Join(dir, "bad.yaml") + ":"},
+		// Every problem on a line of its own is lint's; the start says the first.
+		{"spec file with two problems", map[string]string{"SPECGUARD_SPEC_FILE": write("two.yaml", "openapi: 3.0.3\n")}, nil, "SPECGUARD_SPEC_FILE: " + filepath.Join(dir, "two.yaml") + ": invalid OpenAPI document: invalid info: must be an object (and 1 more: `specguard lint " + filepath.Join(dir, "two.yaml") + "` lists them)"},
 		{"bad log-requests", map[string]string{"SPECGUARD_LOG_REQUESTS": "sometimes"}, nil, `SPECGUARD_LOG_REQUESTS: "sometimes" is not true or false`},
 		{"bad admin address", map[string]string{"SPECGUARD_ADMIN_ADDR": "9090"}, nil, `SPECGUARD_ADMIN_ADDR: "9090" is not host:port, auto or off`},
 		{"admin address taken", map[string]string{"SPECGUARD_ADMIN_ADDR": busy}, nil, "SPECGUARD_ADMIN_ADDR: listen tcp " + busy + ": bind: address already in use"},

@@ -68,7 +68,15 @@ func build(ctx context.Context, app App, args []string, getenv func(string) stri
 	}
 	table, err := policy.Compile(source, spec)
 	if err != nil {
-		return nil, err
+		if cfg.SpecFile == "" {
+			return nil, err
+		}
+		// One line: the first problem, and where to read them all.
+		var errs policy.Errors
+		if errors.As(err, &errs) && len(errs) > 1 {
+			return nil, fmt.Errorf("SPECGUARD_SPEC_FILE: %v (and %d more: `specguard lint %s` lists them)", errs[0], len(errs)-1, cfg.SpecFile)
+		}
+		return nil, fmt.Errorf("SPECGUARD_SPEC_FILE: %w", err)
 	}
 	if err := docsFree(table); err != nil {
 		return nil, err
