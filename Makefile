@@ -24,12 +24,15 @@ lint:
 	$(GO) run ./cmd/specguard lint --strict api/openapi.yaml
 
 # The conformance suite against the example app: a server of its own (a
-# fresh data directory, the memory store, CONFORM_ADDR), then
-# `specguard conform` with api/conform.yaml; the server's log on failure.
+# fresh data directory, the memory store, CONFORM_ADDR, and no other
+# SPECGUARD_* variable of the shell: never a shared database or Redis),
+# then `specguard conform` with api/conform.yaml; the server's log on
+# failure.
 CONFORM_ADDR ?= 127.0.0.1:18089
 conform: build
 	@dir=$$(mktemp -d); \
-	SPECGUARD_DATA_DIR=$$dir SPECGUARD_ADDR=$(CONFORM_ADDR) SPECGUARD_ADMIN_ADDR=off SPECGUARD_LOG_REQUESTS=false \
+	env $$(env | sed -n 's/^\(SPECGUARD_[A-Za-z0-9_]*\)=.*/-u \1/p') \
+		SPECGUARD_DATA_DIR=$$dir SPECGUARD_ADDR=$(CONFORM_ADDR) SPECGUARD_ADMIN_ADDR=off SPECGUARD_LOG_REQUESTS=false \
 		./bin/blog serve > $$dir/server.log 2>&1 & pid=$$!; \
 	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; rm -rf "$$dir"' EXIT; \
 	for i in $$(seq 100); do curl -fsS http://$(CONFORM_ADDR)/healthz >/dev/null 2>&1 && break; sleep 0.1; done; \
