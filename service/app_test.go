@@ -114,7 +114,7 @@ func TestUnknownVariables(t *testing.T) {
 	}
 }
 
-// migrate's usage, printed on --help and on a bad flag, showed the
+// migrate's usage, printed on --help (and then on a bad flag), showed the
 // database URL from the environment as the flag's default: its password
 // landed in deploy logs.
 func TestMigrateUsageHidesTheDatabaseURL(t *testing.T) {
@@ -126,8 +126,28 @@ func TestMigrateUsageHidesTheDatabaseURL(t *testing.T) {
 		if err == nil {
 			t.Fatalf("migrate %v: no error", args)
 		}
-		if out := said.String(); strings.Contains(out, secret) || !strings.Contains(out, "-database-url") {
+		if out := said.String(); strings.Contains(out, secret) || (args[0] == "--help") != strings.Contains(out, "-database-url") {
 			t.Errorf("migrate %v printed:\n%s", args, out)
+		}
+	}
+}
+
+// A wrong database URL is refused naming where it came from: the flag
+// given, or the variable when no flag was (the variable was named for a
+// flag's URL, though it was not set).
+func TestMigrateNamesWhereTheURLCameFrom(t *testing.T) {
+	for _, c := range []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{nil, []string{"--database-url", "mysql://x"}, "migrate: --database-url: "},
+		{map[string]string{"SPECGUARD_DATABASE_URL": "mysql://x"}, nil, "migrate: SPECGUARD_DATABASE_URL: "},
+		{map[string]string{"SPECGUARD_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "x.db")}, []string{"--database-url", "mysql://x"}, "migrate: --database-url: "},
+	} {
+		err := service.Migrate(context.Background(), testApp(), c.args, func(k string) string { return c.env[k] }, io.Discard, io.Discard)
+		if err == nil || !strings.HasPrefix(err.Error(), c.want+`"mysql:..." is not a database URL`) {
+			t.Errorf("%v %v: %v, want %q...", c.env, c.args, err, c.want)
 		}
 	}
 }

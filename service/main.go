@@ -20,8 +20,8 @@ import (
 // with no command), `NAME migrate` applies its migrations and exits. It
 // reads os.Args and the environment, stops gracefully on SIGINT and
 // SIGTERM (a second one ends it at once), and exits 1 on an error, printed
-// as one line, and 2 on a wrong command line (a bad flag, which the flag
-// package has printed with the usage; an unknown command or argument).
+// as one line, and 2 on a wrong command line (a bad flag, printed in one
+// line when the flags were read; an unknown command or argument).
 func Main(app App) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -34,7 +34,7 @@ func Main(app App) {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return
 	case errors.Is(err, speccli.ErrReported):
-		os.Exit(2) // the flag package has said what was wrong, with the usage
+		os.Exit(2) // said already, in one line, when the flags were read
 	}
 	fmt.Fprintf(os.Stderr, "%s: %v\n", app.Name, err)
 	if errors.Is(err, speccli.ErrUsage) {
@@ -101,15 +101,16 @@ func Migrate(ctx context.Context, app App, args []string, getenv func(string) st
 	fs := speccli.NewFlags(app.Name+" migrate", func(w io.Writer) { fmt.Fprintf(w, migrateUsage, app.Name) })
 	status := fs.Bool("status", false, "print the schema versions and change nothing")
 	// The variables are read after the flags, not given as their defaults:
-	// the usage, printed on --help and on a bad flag, shows defaults, and a
-	// database URL holds a password.
+	// the usage, printed on --help, shows defaults, and a database URL
+	// holds a password.
 	url := fs.String("database-url", "", "the database (default SPECGUARD_DATABASE_URL)")
 	dataDir := fs.String("data-dir", "", "directory of the default SQLite file (default SPECGUARD_DATA_DIR, else .specguard)")
 	if err := speccli.ParseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
+	urlFrom := "--database-url" // what an error names
 	if *url == "" {
-		*url = getenv("SPECGUARD_DATABASE_URL")
+		*url, urlFrom = getenv("SPECGUARD_DATABASE_URL"), "SPECGUARD_DATABASE_URL"
 	}
 	if *dataDir == "" {
 		*dataDir = getenv("SPECGUARD_DATA_DIR")
@@ -122,7 +123,7 @@ func Migrate(ctx context.Context, app App, args []string, getenv func(string) st
 	}
 	src, err := sqldb.ParseURL(*url, *dataDir)
 	if err != nil {
-		return fmt.Errorf("migrate: SPECGUARD_DATABASE_URL: %v", err)
+		return fmt.Errorf("migrate: %s: %v", urlFrom, err)
 	}
 	if *status && src.Kind == sqldb.SQLite {
 		// Opening creates the file: a mistyped path would leave an empty

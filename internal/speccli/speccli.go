@@ -61,9 +61,10 @@ func NewFlags(name string, head func(w io.Writer)) *flag.FlagSet {
 
 // ParseFlags parses args with fs (made with flag.ContinueOnError). On
 // --help it prints the usage to stdout, asked for, and returns
-// flag.ErrHelp. A mistake is printed to stderr with the usage after it, and
-// comes back marked ErrReported and ErrUsage (errors.Is), its text kept, so
-// that a main does not say it twice.
+// flag.ErrHelp. A mistake is printed to stderr in one line, the command
+// named and where its usage is, and comes back marked ErrReported and
+// ErrUsage (errors.Is), its text kept, so that a main does not say it
+// twice.
 func ParseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
 	var said bytes.Buffer
 	fs.SetOutput(&said)
@@ -78,7 +79,9 @@ func ParseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error
 		}
 		return err
 	}
-	stderr.Write(said.Bytes())
+	// The flag package printed the usage after the mistake: dozens of
+	// lines, the mistake scrolled away.
+	fmt.Fprintf(stderr, "%s: %v (try '%s --help')\n", fs.Name(), err, fs.Name())
 	return printed{err}
 }
 
