@@ -315,16 +315,19 @@ func isScopeError(err error) bool {
 }
 
 // sameVerifier reports whether a result for scheme a stands for scheme b:
-// they read the same place with the same verifier. Schemes of one type
-// share their authenticator; bearer and oauth2 share a result only when
-// they are given the same one (specguard's own token in the Authorization
-// header, say), as two different verifiers may take different tokens.
-// Every openIdConnect scheme has a provider of its own.
+// they read the same place with the same verifier, one that decides by
+// that place alone. Schemes of one type share their authenticator; bearer
+// and oauth2 share a result only when they are given the same one
+// (specguard's own token in the Authorization header, say), as two
+// different verifiers may take different tokens. An authenticator of the
+// app's own is handed the scheme, and may tell two of one type apart (two
+// issuers): it is asked for each. Every openIdConnect scheme has a
+// provider of its own.
 func (g *Guard) sameVerifier(a, b *policy.Scheme) bool {
 	if a == b {
 		return true
 	}
-	if a.Type == policy.SchemeOIDC || b.Type == policy.SchemeOIDC {
+	if a.Type == policy.SchemeOIDC || b.Type == policy.SchemeOIDC || !g.placeOnly[a.Type] || !g.placeOnly[b.Type] {
 		return false
 	}
 	return a.Param == b.Param && (a.Type == b.Type || g.bearerShared && isBearer(a.Type) && isBearer(b.Type))

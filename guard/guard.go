@@ -224,6 +224,12 @@ type Guard struct {
 	// bearerShared: bearer and oauth2 schemes have one authenticator, so
 	// one verification of the Authorization header stands for both.
 	bearerShared bool
+	// placeOnly has the scheme types whose authenticator decides by the
+	// credential and where it travels alone, not by which scheme asks
+	// (specguard's own, which register a private form: see
+	// internal/onetrip): one verification stands for the schemes of its
+	// type that read the same place (see sameVerifier).
+	placeOnly map[policy.SchemeType]bool
 	// deferFns are the authenticators' private forms, for those that
 	// have one (specguard's own: see internal/onetrip): they take the
 	// request's reading of the clock and, when the limiter prechecks,
@@ -334,6 +340,10 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 	g := configured(table, router, opts)
 	g.rctxs.New = func() any { return chi.NewRouteContext() }
 	g.bearerShared = sameAuthenticator(g.auth[policy.SchemeBearer], g.auth[policy.SchemeOAuth2])
+	g.placeOnly = map[policy.SchemeType]bool{}
+	for t, a := range g.auth {
+		g.placeOnly[t] = onetrip.Deferred(a) != nil
+	}
 	for name := range table.Schemes {
 		g.schemeNames = append(g.schemeNames, name)
 	}
