@@ -15,6 +15,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"os"
 	"runtime"
@@ -91,6 +92,12 @@ func NewVerifyKey(public any) (*Key, error) {
 		if k.N.BitLen() < 2048 {
 			return nil, fmt.Errorf("RSA key of %d bits: at least 2048 are required", k.N.BitLen())
 		}
+		// A private key is checked by a signature made and verified; a
+		// public one with these would verify nothing (crypto/rsa refuses
+		// them), each of its tokens refused only once presented.
+		if k.E < 3 || k.E%2 == 0 || k.N.Bit(0) == 0 {
+			return nil, errors.New("RSA public key with an even modulus, or an exponent below 3 or even: it verifies nothing")
+		}
 		return newKey(jwt.SigningMethodRS256, nil, k)
 	}
 	return nil, fmt.Errorf("unsupported public key type %T", public)
@@ -164,23 +171,50 @@ func GenerateKeyFor(alg string) (*Key, error) {
 	return NewKey(private)
 }
 
+// maxKeyFile bounds a key file: an RSA key of 16,384 bits is 13 KB.
+const maxKeyFile = 64 << 10
+
 // ReadKeyFile reads a PEM key file (what `specguard keygen --out` writes).
 // A file holding a private key or an HMAC secret that other users may
-// read is refused, as ssh refuses one.
+// read is refused, as ssh refuses one; a file of any key that other users
+// may write is refused too: whoever replaces a verify key mints tokens it
+// verifies.
 func ReadKeyFile(path string) (*Key, error) {
 	if path == "" {
 		return nil, errors.New("no key file named (the path is empty)")
 	}
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err // *fs.PathError: it names the file
+	}
+	defer f.Close()
+	fi, err := f.Stat() // of the file read, not of a path that may change
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxKeyFile {
+		return nil, fmt.Errorf("%s: larger than %d KiB; a key file holds one key", path, maxKeyFile>>10)
 	}
 	k, err := ParseKeyPEM(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if fi, err := os.Stat(path); err == nil && k.CanSign() && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%s: mode %04o lets other users read a private key; chmod 600 it", path, fi.Mode().Perm())
+	if runtime.GOOS != "windows" {
+		switch perm := fi.Mode().Perm(); {
+		case k.CanSign() && perm&0o044 != 0:
+			return nil, fmt.Errorf("%s: mode %04o lets other users read a private key; chmod 600 it", path, perm)
+		case perm&0o022 != 0:
+			return nil, fmt.Errorf("%s: mode %04o lets other users replace a key tokens are verified with; chmod go-w it", path, perm)
+		case k.CanSign() && perm&0o077 != 0:
+			return nil, fmt.Errorf("%s: mode %04o gives other users a private key; chmod 600 it", path, perm)
+		}
 	}
 	return k, nil
 }
@@ -188,11 +222,13 @@ func ReadKeyFile(path string) (*Key, error) {
 // ParseKeyPEM reads a key file: a PKCS#8 "PRIVATE KEY", a PKIX "PUBLIC KEY"
 // (verification only), or an "HMAC KEY" block holding the raw secret.
 func ParseKeyPEM(data []byte) (*Key, error) {
-	block, rest := pem.Decode(data)
+	block, _ := pem.Decode(data)
 	if block == nil {
 		return nil, errors.New("no PEM block found")
 	}
-	if next, _ := pem.Decode(rest); next != nil {
+	// pem.Decode passes over a block it cannot read: a broken one before
+	// the key, or after it, is a file that is not what it seems.
+	if bytes.Count(data, []byte("-----BEGIN")) > 1 {
 		return nil, errors.New("more than one PEM block; put one key in each file")
 	}
 	switch block.Type {
