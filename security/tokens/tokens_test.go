@@ -652,6 +652,50 @@ func TestKeyRotation(t *testing.T) {
 	}
 }
 
+// A fleet rotates in two rolling restarts, as the README says: the new key
+// verifies everywhere before any instance signs with it. Swapped in one,
+// an instance not yet restarted refused what a restarted one issued, the
+// client's only refresh token included (helper-148).
+func TestRotationInTwoRestarts(t *testing.T) {
+	ctx := context.Background()
+	_, oldPriv, _ := ed25519.GenerateKey(rand.Reader)
+	_, newPriv, _ := ed25519.GenerateKey(rand.Reader)
+	oldKey, _ := tokens.NewKey(oldPriv)
+	newKey, _ := tokens.NewKey(newPriv)
+	store := security.NewMemoryStore(nil) // shared, as Redis is in a fleet
+	instance := func(signing *tokens.Key, verify ...*tokens.Key) *tokens.Service {
+		ts, err := tokens.New(guardtest.Issuer, guardtest.Audience, signing, store, tokens.WithVerifyKeys(verify...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ts
+	}
+	roles := func(string) (string, []string, error) { return "reader", []string{"a:read"}, nil }
+	for _, c := range []struct {
+		name              string
+		notYet, restarted *tokens.Service
+		works             bool
+	}{
+		{"in one restart", instance(oldKey), instance(newKey, oldKey), false},
+		{"first restart: the new key verifies", instance(oldKey), instance(oldKey, newKey), true},
+		{"second restart: the new key signs", instance(oldKey, newKey), instance(newKey, oldKey), true},
+	} {
+		pair, err := c.notYet.Login(ctx, "alice", "reader", []string{"a:read"}, "d")
+		if err != nil {
+			t.Fatal(err)
+		}
+		next, err := c.restarted.Refresh(ctx, pair.Refresh, roles)
+		if err != nil {
+			t.Fatalf("%s: the restarted instance refreshes: %v", c.name, err)
+		}
+		_, accessErr := c.notYet.VerifyAccess(ctx, next.Access)
+		_, refreshErr := c.notYet.Refresh(ctx, next.Refresh, roles)
+		if works := accessErr == nil && refreshErr == nil; works != c.works {
+			t.Errorf("%s: the instance not yet restarted takes the restarted one's tokens: %v (%v, %v), want %v", c.name, works, accessErr, refreshErr, c.works)
+		}
+	}
+}
+
 func TestJWKSNeverPublishesHMACSecrets(t *testing.T) {
 	secret := make([]byte, 48)
 	_, _ = rand.Read(secret)
