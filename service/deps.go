@@ -221,7 +221,7 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 			return nil, fmt.Errorf("SPECGUARD_VERIFY_KEY_FILES: %v", err)
 		}
 		if other, dup := kids[k.ID]; dup {
-			return nil, fmt.Errorf("SPECGUARD_VERIFY_KEY_FILES: %s is the same key as %s (kid %s): list only keys that no longer sign, each once", path, other, k.ID)
+			return nil, fmt.Errorf("SPECGUARD_VERIFY_KEY_FILES: %s is the same key as %s (kid %s): list only keys this instance does not sign with, each once", path, other, k.ID)
 		}
 		kids[k.ID] = path
 		verify = append(verify, k)
