@@ -192,7 +192,9 @@ func WithObserver(f func(w http.ResponseWriter, r *http.Request, ev Event)) Opti
 // route must be an operation, and no operation may be named here, nor a
 // route the router would give an operation's requests to: "GET
 // /files/secret" or "GET /files/{name:[a-z]+}" beside the operation "GET
-// /files/{name}", which chi tries first.
+// /files/{name}", which chi tries first, or a HEAD route matching a path
+// whose GET is an operation (the guard serves HEAD as that operation where
+// the document declares no head).
 func WithUnguarded(routes ...string) Option {
 	return func(g *Guard) { g.unguarded = append(g.unguarded, routes...) }
 }
@@ -384,8 +386,13 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 				stubs[method+" "+bare] = true
 			}
 			for _, op := range table.Operations() {
-				if op.Method == method && (takesFrom(pattern, op.Pattern) || mount && takesFrom(bare, op.Pattern)) {
+				switch {
+				case op.Method == method && (takesFrom(pattern, op.Pattern) || mount && takesFrom(bare, op.Pattern)):
 					problems = append(problems, fmt.Sprintf("unguarded route %s would take requests of operation %s (%s %s) of %s, as the router tries it first: give it a pattern that matches none of that operation's paths", route, op.ID, op.Method, op.Path, table.Source))
+				case headOfGet(table, method, op) && (overlap(segments(pattern), segments(op.Pattern)) || mount && overlap(segments(bare), segments(op.Pattern))):
+					// The guard serves HEAD as the path's GET only where no
+					// route takes HEAD itself.
+					problems = append(problems, fmt.Sprintf("unguarded route %s would take the HEAD requests of operation %s (%s %s) of %s, which the guard serves as that operation: remove the route, or declare head for the path in the document", route, op.ID, op.Method, op.Path, table.Source))
 				}
 			}
 		}
@@ -415,6 +422,8 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 				// other parameter names.
 				problems = append(problems, fmt.Sprintf("route %s %s writes its path parameters otherwise than %s %s (%s) of %s (another name, or a pattern): write them as the document does", method, route, op.Method, op.Path, op.ID, table.Source))
 				seen[op] = true
+			} else if get := table.Lookup(http.MethodGet, route); get != nil && headOfGet(table, method, get) {
+				problems = append(problems, fmt.Sprintf("route %s %s has no operation in %s, and the guard serves HEAD as operation %s (GET %s): remove the route (chi's Handle and HandleFunc route every method: route the document's alone), or declare head for the path in the document", method, route, table.Source, get.ID, get.Path))
 			} else {
 				problems = append(problems, fmt.Sprintf("route %s %s has no operation in %s (name it with WithUnguarded to serve it unguarded)", method, route, table.Source))
 			}
@@ -679,6 +688,12 @@ func (g *Guard) run(w http.ResponseWriter, r *http.Request, h http.Handler, rctx
 	}
 	r.Pattern = rctx.RoutePattern()
 	h.ServeHTTP(w, r)
+}
+
+// headOfGet reports whether the guard serves a request of method as
+// operation op: HEAD as the GET operation of a path that declares no head.
+func headOfGet(table *policy.Table, method string, op *policy.Operation) bool {
+	return method == http.MethodHead && op.Method == http.MethodGet && table.Lookup(http.MethodHead, op.Pattern) == nil
 }
 
 // operation returns the state of the operation at method and pattern

@@ -165,3 +165,58 @@ func TestHeadIsServedAsGet(t *testing.T) {
 		})
 	}
 }
+
+// A HEAD route beside a GET operation takes the HEAD requests the guard
+// serves as that operation. New told the app to name it unguarded, and
+// New then took it: HEAD without a credential ran the GET operation's
+// handler (helper-147). It is refused either way, with what to do.
+func TestHeadRouteBesideAGetOperationRefused(t *testing.T) {
+	table, err := policy.Compile("head.yaml", []byte(headSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := func(http.ResponseWriter, *http.Request) {}
+	routes := func(extra func(r chi.Router)) chi.Router {
+		r := chi.NewRouter()
+		r.Get("/items", ok)
+		r.Post("/writes", ok)
+		r.Get("/both", ok)
+		r.Head("/both", ok)
+		r.Get("/sub/{x}", ok)
+		extra(r)
+		return r
+	}
+	auth := guard.WithAuthenticator(policy.SchemeOAuth2, oneToken{token: "t", subject: "alice"})
+	limiter := guard.WithLimiter(limits.New(limits.NewMemoryStore(nil)))
+	for _, c := range []struct {
+		name      string
+		extra     func(r chi.Router)
+		unguarded []string
+		want      string
+	}{
+		{"a HEAD route, unnamed", func(r chi.Router) { r.Head("/items", ok) }, nil,
+			"route HEAD /items has no operation in head.yaml, and the guard serves HEAD as operation listItems (GET /items): remove the route (chi's Handle and HandleFunc route every method: route the document's alone), or declare head for the path in the document"},
+		{"a HEAD route named unguarded", func(r chi.Router) { r.Head("/items", ok) }, []string{"HEAD /items"},
+			"unguarded route HEAD /items would take the HEAD requests of operation listItems (GET /items) of head.yaml, which the guard serves as that operation: remove the route, or declare head for the path in the document"},
+		{"a HEAD route of another pattern, named unguarded", func(r chi.Router) { r.Head("/sub/{name:[a-z]+}", ok) }, []string{"HEAD /sub/{name:[a-z]+}"},
+			"unguarded route HEAD /sub/{name:[a-z]+} would take the HEAD requests of operation getSub (GET /sub/{x}) of head.yaml"},
+		{"a HEAD route catching all, named unguarded", func(r chi.Router) { r.Head("/*", ok) }, []string{"HEAD /*"},
+			"unguarded route HEAD /* would take the HEAD requests of operation"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := guard.New(table, routes(c.extra), auth, limiter, guard.WithUnguarded(c.unguarded...))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("New: %v\nwant an error holding %q", err, c.want)
+			}
+		})
+	}
+	// A HEAD route where the document declares head is its operation's, and
+	// one where no GET operation is may be named unguarded.
+	g, err := guard.New(table, routes(func(r chi.Router) { r.Head("/health", ok) }), auth, limiter, guard.WithUnguarded("HEAD /health"))
+	if err != nil {
+		t.Fatalf("an unguarded HEAD route of a path without operations: %v", err)
+	}
+	if w := serve(g, "HEAD", "/items"); w.Code != http.StatusUnauthorized {
+		t.Errorf("HEAD /items without a token: %d, want 401", w.Code)
+	}
+}
