@@ -1,9 +1,11 @@
 package guard
 
 import (
+	"net/http/httptest"
 	"slices"
 	"testing"
 
+	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
 )
@@ -26,6 +28,10 @@ func (t token) APIKey() string { return t.key }
 // is, its scopes are those every credential holds, and the first
 // credential's claim of a name wins.
 func TestCombinedPrincipalCountsEveryCredential(t *testing.T) {
+	g := &Guard{table: &policy.Table{}}
+	caller := func(p *security.Principal, ids bool, charged uint64) limits.Caller {
+		return g.caller(httptest.NewRequest("GET", "/", nil), p, ids, charged)
+	}
 	counted := &policy.Operation{Limits: []policy.Tier{{Key: policy.KeyIP}, {Key: policy.KeySession}}}
 	key := &security.Principal{Subject: "alice", Scheme: "apiKeyAuth", Scopes: []string{"a", "b"},
 		Credentials: []security.Credential{security.NewCredential(security.KindAPIKey, "k1")}}

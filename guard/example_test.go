@@ -66,7 +66,7 @@ func ExampleNew() {
 	})
 	g, err := guard.New(table, r,
 		guard.WithAuthenticator(policy.SchemeAPIKeyHeader, keyring{
-			"k-alice": {Subject: "alice"},
+			"k-alice": {Subject: "alice", Credentials: []security.Credential{security.NewCredential(security.KindAPIKey, "alice-1")}},
 		}),
 		guard.WithLimiter(limits.New(limits.NewMemoryStore(nil))),
 	)

@@ -2,6 +2,8 @@ package guard
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -32,6 +34,11 @@ import (
 // security.ErrMalformed, ErrInvalid, ErrCSRF, ErrNotFresh or
 // ErrUnavailable. tokens.Bearer, *sessions.Service
 // and *apikeys.Service are Authenticators.
+//
+// A principal names what was presented in Credentials
+// (security.NewCredential(security.KindAPIKey, id), say): an x-rate-limit
+// tier that counts by API key or by session counts a principal that names
+// none by the value of the header or cookie that admitted it.
 type Authenticator interface {
 	Authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*security.Principal, error)
 }
@@ -740,7 +747,7 @@ func (g *Guard) limit(r *http.Request, op *policy.Operation, a *authResult, f *o
 	// The limiter falls back to counting the request as anonymous, in the
 	// same call, when the gate finds the credential gone for good: what
 	// gateFailed makes of it. Not when it was counted so already.
-	v, preErr, anon := g.decideFn(r, op, caller(a.p, countsByCredential(op), a.chargedTiers()), a.gate, f, at, !a.charged)
+	v, preErr, anon := g.decideFn(r, op, g.caller(r, a.p, countsByCredential(op), a.chargedTiers()), a.gate, f, at, !a.charged)
 	a.gate = nil
 	if preErr == nil {
 		return a.withAnonymous(op, v)
@@ -838,7 +845,7 @@ func (g *Guard) gateFailed(r *http.Request, op *policy.Operation, a *authResult,
 // fewer per request. at is the request's reading of the clock.
 func (g *Guard) decide(r *http.Request, op *policy.Operation, p *security.Principal, charged uint64, pre onetrip.Precheck, f *onetrip.Field, at time.Time) (limits.Verdict, error) {
 	if g.decideFn != nil {
-		v, err, _ := g.decideFn(r, op, caller(p, countsByCredential(op), charged), pre, f, at, false)
+		v, err, _ := g.decideFn(r, op, g.caller(r, p, countsByCredential(op), charged), pre, f, at, false)
 		return v, err
 	}
 	if pre != nil {
@@ -847,22 +854,64 @@ func (g *Guard) decide(r *http.Request, op *policy.Operation, p *security.Princi
 			return limits.Verdict{Allowed: true}, err
 		}
 	}
-	return g.limiter.Decide(r, op, caller(p, true, charged)), nil
+	return g.limiter.Decide(r, op, g.caller(r, p, true, charged)), nil
 }
 
 // caller is p as a limiter sees it, charged to the tiers charged (see
 // limits.Caller.Charged). Without ids it leaves out the session and the
 // API key, which specguard's own limiter reads only for a tier that counts
 // by them (their lookup showed in a cached bearer request's profile).
-func caller(p *security.Principal, ids bool, charged uint64) limits.Caller {
+func (g *Guard) caller(r *http.Request, p *security.Principal, ids bool, charged uint64) limits.Caller {
 	if p == nil {
 		return limits.Caller{Charged: charged}
 	}
 	c := limits.Caller{Authenticated: true, Subject: p.Subject, Claims: p, Charged: charged}
 	if ids {
 		c.KeyID, c.SessionID = credentialIDs(p)
+		if c.KeyID == "" || c.SessionID == "" {
+			g.presentedIDs(r, p, &c)
+		}
 	}
 	return c
+}
+
+// presentedIDs fills in the API key and the session of c that p's
+// credentials do not name (an authenticator of the app's own that names
+// none) from what admitted the request: the value of an API key header, or
+// of a session cookie, of the schemes that admitted it, hashed. A tier
+// counting by API key or by session skips a caller with neither, and
+// would have let every request of such an authenticator through.
+func (g *Guard) presentedIDs(r *http.Request, p *security.Principal, c *limits.Caller) {
+	for rest := p.Scheme; rest != ""; {
+		var name string
+		name, rest, _ = strings.Cut(rest, "+")
+		s := g.table.Schemes[name]
+		switch {
+		case s == nil:
+		case s.Type == policy.SchemeAPIKeyHeader && c.KeyID == "":
+			c.KeyID = presented(r.Header.Values(s.Param))
+		case s.Type == policy.SchemeAPIKeyCookie && c.SessionID == "":
+			var values []string
+			for _, ck := range r.CookiesNamed(s.Param) {
+				values = append(values, ck.Value)
+			}
+			c.SessionID = presented(values)
+		}
+	}
+}
+
+// presented is the id of a credential presented as values: no secret,
+// the same for the same values.
+func presented(values []string) string {
+	if len(values) == 0 {
+		return ""
+	}
+	h := sha256.New()
+	for _, v := range values {
+		h.Write([]byte(v))
+		h.Write([]byte{0})
+	}
+	return "presented:" + base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])
 }
 
 // countsByCredential reports whether a tier of op counts by session or by
