@@ -160,11 +160,11 @@ func randomJSON(rnd *rand.Rand, depth int) string {
 // colon) compiles as the same document written plainly: the shape check
 // reads JSON as JSON.
 func TestShapeReadsJSONAsJSON(t *testing.T) {
-	data, err := os.ReadFile("../api/openapi.yaml")
+	data, err := os.ReadFile("../internal/guardtest/testdata/guard.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain := asJSON(t, "openapi.yaml", data)
+	plain := asJSON(t, "guard.yaml", data)
 	odd := bytes.ReplaceAll(plain, []byte(`"/`), []byte(`"\/`))
 	odd = bytes.Replace(odd, []byte(`"paths":`), []byte("\"paths\"\n:"), 1)
 	if bytes.Count(odd, []byte(`\/`)) < 10 || !json.Valid(odd) {
