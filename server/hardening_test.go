@@ -427,7 +427,7 @@ func TestRevokedKeysCountWhileHeld(t *testing.T) {
 		if resp.StatusCode != 201 {
 			t.Fatalf("the first key: %d %v", resp.StatusCode, m)
 		}
-		if resp, _ := in.do(t, "DELETE", "/api-keys/"+m["id"].(string), "", "Authorization", "Bearer "+tok); resp.StatusCode != 204 {
+		if resp, _ := in.do(t, "DELETE", spectest.Path(spectest.CredentialOp(t, docTable(t), "delete-api-key"), m["id"].(string)), "", "Authorization", "Bearer "+tok); resp.StatusCode != 204 {
 			t.Fatalf("revoking it: %d", resp.StatusCode)
 		}
 		resp, m = in.do(t, "POST", at(t, "create-api-key"), keyBody(t, "k2"), "Authorization", "Bearer "+tok)
