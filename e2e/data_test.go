@@ -89,8 +89,14 @@ func fleetData(t *testing.T, ins []*Instance) {
 		// every password check per address, whatever the document sets it to.
 		mod := login(t, onEvery(t, ins)[1], email, "correct horse battery")
 		cookie, _ := sessionCookies(t, onEvery(t, ins)[2], email, "correct horse battery")
-		key, _ := cs[1].CreateApiKeyWithResponse(ctx, client.NewApiKey{Name: "audit", Scopes: []string{"users:read"}}, Bearer(mod.AccessToken))
-		want(t, "create a users:read key", key.StatusCode(), 201, key.Body)
+		// A key of the scope listing accounts takes, which a moderator has
+		// and a user lacks.
+		scope := listUsersScope(t)
+		if !slices.Contains(docTable(t).RoleScopes("moderator"), scope) || slices.Contains(docTable(t).RoleScopes("user"), scope) {
+			t.Fatalf("this test needs the scope listing accounts (%s) to be a moderator's and not a user's", scope)
+		}
+		key, _ := cs[1].CreateApiKeyWithResponse(ctx, client.NewApiKey{Name: "audit", Scopes: []string{scope}}, Bearer(mod.AccessToken))
+		want(t, "create a "+scope+" key", key.StatusCode(), 201, key.Body)
 		creds := map[string]client.RequestEditorFn{
 			"token": Bearer(mod.AccessToken), "session": Header("Cookie", cookie), "API key": Header("X-API-Key", key.JSON201.Key),
 		}
@@ -100,7 +106,7 @@ func fleetData(t *testing.T, ins []*Instance) {
 				for i := range cs {
 					me, _ := cs[i].GetMeWithResponse(ctx, edit)
 					want(t, cred+" GET /me on "+name(i)+" "+when, me.StatusCode(), 200, me.Body)
-					if slices.Contains(me.JSON200.Scopes, "users:read") != wantScope {
+					if slices.Contains(me.JSON200.Scopes, scope) != wantScope {
 						t.Errorf("%s on %s %s holds %v", cred, name(i), when, me.JSON200.Scopes)
 					}
 					if cred == "session" {

@@ -53,9 +53,22 @@ func keyScoped(t *testing.T, what string, safe bool) (*policy.Operation, string)
 	return spectest.KeyScoped(t, docTable(t), what, safe)
 }
 
+// listUsersScope is the scope an API key needs, alone, to list accounts.
+func listUsersScope(t *testing.T) string {
+	t.Helper()
+	op := credentialOp(t, "list-users")
+	scopes, ok := scopesOf(op, policy.SchemeAPIKeyHeader)
+	if !ok || len(scopes) != 1 {
+		t.Fatalf("this test needs %s to take an API key of one scope alone", describe(op))
+	}
+	return scopes[0]
+}
+
 var (
-	scopesOf = spectest.ScopesOf
-	isSafe   = spectest.IsSafe
-	pathOf   = spectest.Path
-	describe = spectest.Describe
+	bearerScheme   = spectest.BearerScheme
+	scopeOtherThan = spectest.OtherScope
+	scopesOf       = spectest.ScopesOf
+	isSafe         = spectest.IsSafe
+	pathOf         = spectest.Path
+	describe       = spectest.Describe
 )

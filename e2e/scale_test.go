@@ -106,7 +106,7 @@ func fleetJourney(t *testing.T, ins []*Instance) {
 		cs := onEvery(t, ins)
 		cookie, csrf := sessionCookies(t, cs[0], "admin@example.com", "admin-password")
 		tok := login(t, cs[1], "admin@example.com", "admin-password")
-		key, _ := cs[2].CreateApiKeyWithResponse(ctx, client.NewApiKey{Name: "fleet", Scopes: []string{"users:read"}}, Bearer(tok.AccessToken))
+		key, _ := cs[2].CreateApiKeyWithResponse(ctx, client.NewApiKey{Name: "fleet", Scopes: []string{listUsersScope(t)}}, Bearer(tok.AccessToken))
 		want(t, "create key on C", key.StatusCode(), 201, key.Body)
 		for i, c := range cs {
 			r, _ := c.GetMeWithResponse(ctx, Header("Cookie", cookie))

@@ -142,7 +142,7 @@ func TestTraces(t *testing.T) {
 	server, all := recv.wait(t, allowed)
 	a := attrs(server.Attributes)
 	if server.Name != "GET "+me.Path || hex.EncodeToString(server.ParentSpanId) != caller || a["specguard.operation"] != me.ID ||
-		a["specguard.decision"] != "allow" || a["specguard.scheme"] != "bearerAuth" || a["http.route"] != me.Path || a["http.response.status_code"] != "200" {
+		a["specguard.decision"] != "allow" || a["specguard.scheme"] != bearerScheme(t, me) || a["http.route"] != me.Path || a["http.response.status_code"] != "200" {
 		t.Errorf("the allowed request's server span: %s %v (parent %x)", server.Name, a, server.ParentSpanId)
 	}
 	byID := map[string]*tracepb.Span{}
