@@ -22,10 +22,12 @@ import (
 
 const storeTimeout = 100 * time.Millisecond
 
-// A guarded request waits on a dead store once: the credential check or the
-// limit (a failed credential check answers 503 without trying the limit).
-// The margin covers scheduling on a loaded two-core machine.
-const worstCase = storeTimeout + 400*time.Millisecond
+// stuck tells a request bounded by SPECGUARD_STORE_TIMEOUT (it waits on a
+// dead store once, for the credential check or the limit) from one that is
+// not: go-redis's own dial and read timeouts are 5 s and 3 s. No speed is
+// asserted: a loaded machine may take many times the store timeout, and
+// what the timeout costs is the load harness's to measure.
+const stuck = 3 * time.Second
 
 type sample struct {
 	op      string
@@ -137,8 +139,8 @@ func TestRedisKilledDuringLoad(t *testing.T) {
 	if n := len(byOp["GET /healthz"]); n != 1 || byOp["GET /healthz"][200] == 0 {
 		t.Errorf("GET /healthz with Redis down: %v, want only 200", byOp["GET /healthz"])
 	}
-	if slowest > worstCase {
-		t.Errorf("slowest request took %s, more than the store timeout allows (%s)", slowest, worstCase)
+	if slowest >= stuck {
+		t.Errorf("slowest request took %s: it waited on go-redis's own timeouts, not SPECGUARD_STORE_TIMEOUT (%s)", slowest, storeTimeout)
 	}
 	// Login's tier says deny: 503 with Retry-After.
 	lr, _ := c.LoginWithResponse(ctx, client.LoginRequest{Email: "user@example.com", Password: "user-password"})
