@@ -5,6 +5,8 @@ package server_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -44,7 +46,25 @@ func loginTier(t testing.TB) (path string, admits int, env map[string]string) {
 	t.Helper()
 	op := spectest.CredentialOp(t, docTable(t), "login")
 	return op.Path, spectest.Admits(spectest.TierOf(t, op, policy.KeyIP, policy.WhoAnonymous)),
-		map[string]string{"SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32", "SPECGUARD_FAILED_LOGINS_PER_IP": "100000/15m", "SPECGUARD_FAILED_LOGINS_PER_ACCOUNT": "100000/15m"}
+		map[string]string{"SPECGUARD_TRUSTED_PROXIES": "127.0.0.1/32", "SPECGUARD_FAILED_LOGINS_PER_IP": "100000/15m", "SPECGUARD_FAILED_LOGINS_PER_ACCOUNT": "100000/15m",
+			"SPECGUARD_SPEC_FILE": loginTierNoRefill(t)}
+}
+
+// loginTierNoRefill is the document, for SPECGUARD_SPEC_FILE, with the
+// login tier earning back one request an hour, its burst as it is: a test
+// that counts the attempts the tier admits is not thrown off by one it
+// earns back meanwhile, whatever the document's rate (150 per 15 minutes
+// earns one back every 6 s).
+func loginTierNoRefill(t testing.TB) string {
+	t.Helper()
+	op := spectest.CredentialOp(t, docTable(t), "login")
+	tier := spectest.TierOf(t, op, policy.KeyIP, policy.WhoAnonymous)
+	spec := spectest.WithOperationTier(t, api.Spec, op, tier.Name, map[string]any{"window": fmt.Sprintf("%dh", tier.Limit), "burst": tier.Burst})
+	path := filepath.Join(t.TempDir(), "openapi.yaml")
+	if err := os.WriteFile(path, spec, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // addressBudget is a failed-password budget per address (at most the

@@ -79,10 +79,18 @@ func requestLines(t *testing.T, in *instance) []logLine {
 // Metrics on the admin listener and one log line per request say what the
 // guard and the limiter decided, on both stores, and never carry a token.
 func TestMetricsAndRequestLog(t *testing.T) {
-	t.Run("memory", func(t *testing.T) { observability(t, start(t, nil), "memory") })
+	// The test spends the login tier with logins of one account: that
+	// account may hold as many, and the tier earns none back meanwhile.
+	_, admits, _ := loginTier(t)
+	env := func() map[string]string {
+		return map[string]string{"SPECGUARD_MAX_SESSIONS": fmt.Sprint(admits + 10), "SPECGUARD_SPEC_FILE": loginTierNoRefill(t)}
+	}
+	t.Run("memory", func(t *testing.T) { observability(t, start(t, env()), "memory") })
 	t.Run("redis", func(t *testing.T) {
 		srv := redistest.Start(t)
-		observability(t, start(t, map[string]string{"SPECGUARD_REDIS_URL": srv.URL, "SPECGUARD_SIGNING_KEY_FILE": keytest.File(t)}), "redis")
+		e := env()
+		e["SPECGUARD_REDIS_URL"], e["SPECGUARD_SIGNING_KEY_FILE"] = srv.URL, keytest.File(t)
+		observability(t, start(t, e), "redis")
 	})
 }
 

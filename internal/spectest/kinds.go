@@ -172,6 +172,50 @@ func WithDefaultTier(tb testing.TB, spec []byte, key string, set map[string]any)
 	return nil
 }
 
+// WithOperationTier returns spec with op's own tier named name changed:
+// each field of set takes its value, and a nil one is removed. tb fails
+// when op declares no such tier.
+func WithOperationTier(tb testing.TB, spec []byte, op *policy.Operation, name string, set map[string]any) []byte {
+	tb.Helper()
+	var doc yaml.Node
+	if err := yaml.Unmarshal(spec, &doc); err != nil || len(doc.Content) == 0 {
+		tb.Fatalf("the document does not parse: %v", err)
+	}
+	var tiers []*yaml.Node
+	if paths := field(doc.Content[0], "paths"); paths != nil {
+		if item := field(paths, op.Path); item != nil {
+			if o := field(item, strings.ToLower(op.Method)); o != nil {
+				limits := field(o, policy.ExtRateLimit)
+				if limits != nil && limits.Kind == yaml.AliasNode {
+					limits = limits.Alias // x-rate-limit: *anchor
+				}
+				switch {
+				case limits == nil:
+				case limits.Kind == yaml.MappingNode:
+					tiers = []*yaml.Node{limits}
+				default:
+					tiers = limits.Content
+				}
+			}
+		}
+	}
+	for _, tier := range tiers {
+		if n := field(tier, "name"); n == nil || n.Value != name {
+			continue
+		}
+		for _, f := range slices.Sorted(maps.Keys(set)) {
+			setField(tb, tier, f, set[f])
+		}
+		out, err := yaml.Marshal(&doc)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return out
+	}
+	tb.Fatalf("this test needs %s to declare a tier %s of its own, and it does not", Describe(op), name)
+	return nil
+}
+
 // keyAt is the index of the key name in the mapping m, or -1.
 func keyAt(m *yaml.Node, name string) int {
 	for i := 0; i+1 < len(m.Content); i += 2 {
