@@ -120,15 +120,30 @@ func TestCompileExampleSpec(t *testing.T) {
 	if !login.Security.Public || !slices.ContainsFunc(login.Limits, func(l policy.Tier) bool { return l.Key == policy.KeyIP }) {
 		t.Errorf("login: public, limited per IP: %+v %+v", login.Security, login.Limits)
 	}
-	if j := table.Operation("getJWKS"); !j.Security.Public || !j.Unlimited {
-		t.Errorf("getJWKS: public and unlimited: %+v", j)
+	if j := spectest.CredentialOp(t, table, "jwks"); !j.Security.Public {
+		t.Errorf("%s: public: %+v", spectest.Describe(j), j.Security)
 	}
-	if !table.Operation("createApiKey").RequireFresh {
-		t.Error("createApiKey requires a fresh token")
+	if k := spectest.CredentialOp(t, table, "create-api-key"); !k.RequireFresh {
+		t.Errorf("%s requires a fresh token", spectest.Describe(k))
 	}
-	d := table.Operation("disableUser").Security.Alternatives
-	if len(d) != 2 || len(d[1]) != 2 || d[1][0].Scheme.Name != "apiKeyAuth" || d[1][1].Scheme.Name != "cookieAuth" {
-		t.Errorf("disableUser: oauth2 OR (apiKeyAuth AND cookieAuth): %+v", d)
+	// Every alternative the document writes, each scheme of an AND in it.
+	d := spectest.CredentialOp(t, table, "disable-user")
+	written := table.Doc.Security // what it inherits, when it writes none
+	if d.Spec.Security != nil {
+		written = *d.Spec.Security
+	}
+	if len(d.Security.Alternatives) != len(written) {
+		t.Fatalf("%s: %d alternatives, the document writes %d", spectest.Describe(d), len(d.Security.Alternatives), len(written))
+	}
+	for i, alt := range d.Security.Alternatives {
+		if len(alt) != len(written[i]) {
+			t.Errorf("%s: alternative %d holds %s, the document writes %v", spectest.Describe(d), i, alt, written[i])
+		}
+		for _, sr := range alt {
+			if _, ok := written[i][sr.Scheme.Name]; !ok {
+				t.Errorf("%s: alternative %d holds %s, the document writes %v", spectest.Describe(d), i, sr.Scheme.Name, written[i])
+			}
+		}
 	}
 	for _, role := range []string{"user", "moderator", "admin"} {
 		if len(table.RoleScopes(role)) == 0 {
