@@ -901,17 +901,18 @@ func (g *Guard) presentedIDs(r *http.Request, p *security.Principal, c *limits.C
 }
 
 // presented is the id of a credential presented as values: no secret,
-// the same for the same values.
+// the same for the same value. Which of several values the authenticator
+// read is not known, and a caller could vary the others: requests with
+// several share one id.
 func presented(values []string) string {
-	if len(values) == 0 {
+	switch len(values) {
+	case 0:
 		return ""
+	case 1:
+		sum := sha256.Sum256([]byte(values[0]))
+		return "presented:" + base64.RawURLEncoding.EncodeToString(sum[:16])
 	}
-	h := sha256.New()
-	for _, v := range values {
-		h.Write([]byte(v))
-		h.Write([]byte{0})
-	}
-	return "presented:" + base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])
+	return "presented:several"
 }
 
 // countsByCredential reports whether a tier of op counts by session or by

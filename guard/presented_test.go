@@ -105,4 +105,17 @@ func TestTierByKeyCountsWhatAnOwnAuthenticatorAdmitted(t *testing.T) {
 			t.Errorf("GET %s with %s three times, then %s: %v, want %v", c.path, c.one, c.more, got, want)
 		}
 	}
+	// A second value beside the one the authenticator reads, varied, is no
+	// fresh budget: requests with several values share one.
+	got := []int{}
+	for i := range 3 {
+		w := serve(g, "GET", "/notes", func(r *http.Request) {
+			r.Header.Add("X-Notes-Key", "k-alice")
+			r.Header.Add("X-Notes-Key", fmt.Sprintf("varied-%d", i))
+		})
+		got = append(got, w.Code)
+	}
+	if want := []int{200, 200, 429}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("GET /notes with k-alice and a varied second key, three times: %v, want %v", got, want)
+	}
 }
