@@ -38,7 +38,8 @@ import (
 // A principal names what was presented in Credentials
 // (security.NewCredential(security.KindAPIKey, id), say): an x-rate-limit
 // tier that counts by API key or by session counts a principal that names
-// none by the value of the header or cookie that admitted it.
+// none by the value of the header or cookie that admitted it (requests
+// carrying several values of it as one caller).
 type Authenticator interface {
 	Authenticate(ctx context.Context, r *http.Request, scheme *policy.Scheme) (*security.Principal, error)
 }
