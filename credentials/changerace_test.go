@@ -145,6 +145,16 @@ func TestFailedPasswordBudgetCountsAnIPv6Network(t *testing.T) {
 	if want := []int{401, 401, 401, 429}; !slices.Equal(codes, want) {
 		t.Errorf("four wrong passwords from four addresses of one /64: %v, want %v", codes, want)
 	}
+	// IPv4 clients a NAT64 presents in 64:ff9b::/96 count apart, as the
+	// limiter counts them (helper-151): here they shared one /64.
+	codes = nil
+	for i := range 4 {
+		r := e.json("POST", "/auth/login", `{"email":"nat`+itoa(int64(i))+`@example.com","password":"guess-guess"}`, "X-Client", "[64:ff9b::c000:2"+itoa(int64(i+1))+"]")
+		codes = append(codes, r.code)
+	}
+	if want := []int{401, 401, 401, 401}; !slices.Equal(codes, want) {
+		t.Errorf("four wrong passwords from four IPv4 clients behind a NAT64: %v, want %v", codes, want)
+	}
 }
 
 // A password change ends every credential the account holds, in the same

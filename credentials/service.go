@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -125,7 +124,7 @@ func WithClock(now func() time.Time) Option { return func(c *config) { c.now = n
 // WithClientAddr says how to find a request's client address for the
 // failed-password budgets per address: pass the guard's limiter's
 // ClientAddr so that they count clients as its tiers do. The socket peer
-// when absent or nil, an IPv6 one by its /64 as the limiter's default.
+// when absent or nil, as a limiter of the defaults counts it.
 func WithClientAddr(f func(*http.Request) netip.Addr) Option {
 	if f == nil {
 		f = peerAddr
@@ -346,23 +345,11 @@ func CheckDocument(table *policy.Table, opts ...Option) error {
 	return err
 }
 
-// peerAddr is the socket peer of r, an IPv6 one as its /64, as the
-// limiter counts clients by default (limits.WithIPv6Prefix): one
-// subscriber holds a whole /64, and counted per address would have 2^64
-// budgets.
-func peerAddr(r *http.Request) netip.Addr {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	a, _ := netip.ParseAddr(host)
-	if a = a.Unmap(); a.Is6() {
-		if p, err := a.WithZone("").Prefix(64); err == nil {
-			return p.Addr()
-		}
-	}
-	return a
-}
+// peerAddr is the socket peer of r as a limiter of the defaults counts it
+// (limits.Limiter.ClientAddr): an IPv6 one as its /64 (one subscriber
+// holds a whole /64, and counted per address would have 2^64 budgets), an
+// IPv4 one a NAT64 presents as its IPv4 address.
+var peerAddr = limits.New(limits.NewMemoryStore(nil)).ClientAddr
 
 // Mount routes the document's credential operations on r, each at the
 // method and path the document declares. Mount them on the router the
