@@ -397,7 +397,8 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 				switch {
 				case op.Method == method && (takesFrom(pattern, op.Pattern) || mount && takesFrom(bare, op.Pattern)):
 					problems = append(problems, fmt.Sprintf("unguarded route %s would take requests of operation %s (%s %s) of %s, as the router tries it first: give it a pattern that matches none of that operation's paths", route, op.ID, op.Method, op.Path, table.Source))
-				case headOfGet(table, method, op) && (overlap(segments(pattern), segments(op.Pattern)) || mount && overlap(segments(bare), segments(op.Pattern))):
+				case headOfGet(table, method, op) && !outsideItsMount(pattern, op.Pattern, mounts) &&
+					(overlap(segments(pattern), segments(op.Pattern)) || mount && overlap(segments(bare), segments(op.Pattern))):
 					// The guard serves HEAD as the path's GET only where no
 					// route takes HEAD itself.
 					problems = append(problems, fmt.Sprintf("unguarded route %s would take the HEAD requests of operation %s (%s %s) of %s, which the guard serves as that operation: remove the route, or declare head for the path in the document", route, op.ID, op.Method, op.Path, table.Source))
@@ -696,6 +697,19 @@ func (g *Guard) run(w http.ResponseWriter, r *http.Request, h http.Handler, rctx
 	}
 	r.Pattern = rctx.RoutePattern()
 	h.ServeHTTP(w, r)
+}
+
+// outsideItsMount reports whether the route free, beside a router mounted
+// at a prefix of the operation's pattern op, is outside that prefix: chi
+// gives every request under a mount to the mounted router, before a
+// parameter or a catch-all of the router it is mounted on.
+func outsideItsMount(free, op string, mounts map[string]bool) bool {
+	for m := range mounts {
+		if strings.HasPrefix(op, m+"/") && free != m && !strings.HasPrefix(free, m+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // headOfGet reports whether the guard serves a request of method as

@@ -220,3 +220,58 @@ func TestHeadRouteBesideAGetOperationRefused(t *testing.T) {
 		t.Errorf("HEAD /items without a token: %d, want 401", w.Code)
 	}
 }
+
+// A catch-all HEAD route at the root, beside a router mounted at /api, does
+// not take the HEAD requests of the mounted operations: chi gives every
+// request under /api to the mounted router first. It was refused (a static
+// site beside a mounted API; helper-151).
+func TestHeadCatchAllBesideAMountedRouter(t *testing.T) {
+	table, err := policy.Compile("mounted.yaml", []byte(`
+openapi: 3.0.3
+info: {title: mounted, version: "1"}
+security:
+  - oauth2: [a:read]
+x-rate-limit: false
+paths:
+  /api/items:
+    get:
+      operationId: listItems
+      responses: {'200': {description: ok}}
+components:
+  securitySchemes:
+    oauth2:
+      type: oauth2
+      flows: {password: {tokenUrl: /token, scopes: {a:read: read}}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	static := func(w http.ResponseWriter, _ *http.Request) { w.Header().Set("X-Static", "1") }
+	router := func(inside bool) chi.Router {
+		r := chi.NewRouter()
+		r.Route("/api", func(api chi.Router) {
+			api.Get("/items", static)
+			if inside {
+				api.Head("/*", static)
+			}
+		})
+		r.Get("/*", static)
+		r.Head("/*", static)
+		return r
+	}
+	auth := guard.WithAuthenticator(policy.SchemeOAuth2, oneToken{token: "t", subject: "alice"})
+	g, err := guard.New(table, router(false), auth, guard.WithUnguarded("GET /*", "HEAD /*"))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if w := serve(g, "HEAD", "/api/items"); w.Code != http.StatusUnauthorized {
+		t.Errorf("HEAD /api/items without a token: %d, want 401", w.Code)
+	}
+	if w := serve(g, "HEAD", "/index.html"); w.Code != http.StatusOK || w.Header().Get("X-Static") != "1" {
+		t.Errorf("HEAD /index.html: %d, want the static handler's 200", w.Code)
+	}
+	// Inside the mounted router, a catch-all HEAD route does take them.
+	if _, err := guard.New(table, router(true), auth, guard.WithUnguarded("GET /*", "HEAD /*", "HEAD /api/*")); err == nil || !strings.Contains(err.Error(), "unguarded route HEAD /api/* would take the HEAD requests of operation listItems") {
+		t.Errorf("a catch-all HEAD route inside the mounted router: %v", err)
+	}
+}
