@@ -158,14 +158,7 @@ func WithDefaultTier(tb testing.TB, spec []byte, key string, set map[string]any)
 			if k := field(tier, "key"); k == nil || k.Value != key {
 				continue
 			}
-			for _, name := range slices.Sorted(maps.Keys(set)) {
-				setField(tb, tier, name, set[name])
-			}
-			out, err := yaml.Marshal(&doc)
-			if err != nil {
-				tb.Fatal(err)
-			}
-			return out
+			return changed(tb, &doc, tier, set)
 		}
 	}
 	tb.Fatalf("this test needs a tier counting by %s in the document's default x-rate-limit, and there is none", key)
@@ -203,17 +196,24 @@ func WithOperationTier(tb testing.TB, spec []byte, op *policy.Operation, name st
 		if n := field(tier, "name"); n == nil || n.Value != name {
 			continue
 		}
-		for _, f := range slices.Sorted(maps.Keys(set)) {
-			setField(tb, tier, f, set[f])
-		}
-		out, err := yaml.Marshal(&doc)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		return out
+		return changed(tb, &doc, tier, set)
 	}
 	tb.Fatalf("this test needs %s to declare a tier %s of its own, and it does not", Describe(op), name)
 	return nil
+}
+
+// changed is doc, written out, with each field of set given its value in
+// the mapping tier (a nil one removed).
+func changed(tb testing.TB, doc, tier *yaml.Node, set map[string]any) []byte {
+	tb.Helper()
+	for _, name := range slices.Sorted(maps.Keys(set)) {
+		setField(tb, tier, name, set[name])
+	}
+	out, err := yaml.Marshal(doc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return out
 }
 
 // keyAt is the index of the key name in the mapping m, or -1.
