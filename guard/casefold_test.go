@@ -701,3 +701,50 @@ func guarded(t *testing.T, doc string, h http.HandlerFunc) *guard.Guard {
 func answered(w *httptest.ResponseRecorder, code int, field string) bool {
 	return w.Code == code && (field == "" || strings.Contains(w.Body.String(), `"field":"`+field+`"`))
 }
+
+// The handler oapi-codegen generates for an operation with several bodies
+// binds the one whose key the Content-Type starts with, as written; the
+// validator reads a media type whatever its case. The handler below
+// chooses as that one does.
+func TestContentTypeReachesTheHandlerAsDeclared(t *testing.T) {
+	var bound string
+	g := guarded(t, `openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+paths:
+  /u:
+    post:
+      operationId: u
+      security: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {type: object, additionalProperties: false, required: [role], properties: {role: {type: string, enum: [user]}}}
+          application/x-www-form-urlencoded:
+            schema: {type: object, additionalProperties: false, required: [role], properties: {role: {type: string, enum: [user]}}}
+      responses: {"200": {description: ok}, "400": {description: no}}
+`, func(w http.ResponseWriter, r *http.Request) {
+		bound = "none"
+		for _, key := range []string{"application/json", "application/x-www-form-urlencoded"} {
+			if strings.HasPrefix(r.Header.Get("Content-Type"), key) {
+				bound = key + r.Header.Get("Content-Type")[len(key):]
+			}
+		}
+	})
+	for _, c := range []struct{ ct, body, want string }{
+		{"application/json", `{"role":"user"}`, "application/json"},
+		{"Application/JSON", `{"role":"user"}`, "application/json"},
+		{"APPLICATION/JSON; charset=utf-8", `{"role":"user"}`, "application/json; charset=utf-8"},
+		{"Application/X-WWW-Form-Urlencoded", `role=user`, "application/x-www-form-urlencoded"},
+	} {
+		bound = ""
+		r := httptest.NewRequest("POST", "/u", strings.NewReader(c.body))
+		r.Header.Set("Content-Type", c.ct)
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, r)
+		if w.Code != 200 || bound != c.want {
+			t.Errorf("Content-Type %q: %d, the handler bound %q, want 200 and %q", c.ct, w.Code, bound, c.want)
+		}
+	}
+}

@@ -52,6 +52,7 @@ func (g *Guard) strictBody(w http.ResponseWriter, r *http.Request, v *opValidati
 			Field: "header.Content-Type", Message: "is not a media type: " + strings.TrimPrefix(err.Error(), "mime: ")}}))
 		return false
 	}
+	asDeclared(r, rb.Value.Content, ct, mt)
 	form, multi := mt == "application/x-www-form-urlencoded", mt == "multipart/form-data"
 	if !form && !multi && !respcheck.IsJSON(ct) || r.Body == nil || r.Body == http.NoBody {
 		return true
@@ -88,6 +89,29 @@ func (g *Guard) strictBody(w http.ResponseWriter, r *http.Request, v *opValidati
 		return false
 	}
 	return true
+}
+
+// asDeclared writes r's Content-Type ct, of media type mt, with the media
+// type as content spells it where the two differ only in case. Media types
+// are case-insensitive (RFC 9110 8.3.1), and the validator reads them so;
+// a handler oapi-codegen generates for an operation with several bodies
+// picks the one to bind by the declared key as a prefix of the header, as
+// written: Application/JSON was validated as JSON and reached the handler
+// with no body bound, a required one too.
+func asDeclared(r *http.Request, content openapi3.Content, ct, mt string) {
+	written, params, hasParams := strings.Cut(ct, ";")
+	if strings.TrimSpace(written) == mt {
+		return // the usual spelling; a declared key is lower case too
+	}
+	for key := range content {
+		if strings.EqualFold(key, mt) {
+			if hasParams {
+				key += ";" + params
+			}
+			r.Header.Set("Content-Type", key)
+			return
+		}
+	}
 }
 
 // repeated returns a field of a form body given more than once whose
