@@ -45,7 +45,7 @@ type Migrations struct {
 	// empty): an embed.FS of migrations/*.sql and Dir "migrations".
 	FS    fs.FS
 	Dir   string
-	Table string // the version table; goose's default is "goose_db_version"
+	Table string // the version table (at most MaxVersionTable bytes); goose's default is "goose_db_version"
 	// Go holds migrations written in Go, by version, for what SQL cannot
 	// do (a value only Go computes, or what one database needs and the
 	// other cannot do: see KindOf). Each runs in a transaction, and no
@@ -54,6 +54,11 @@ type Migrations struct {
 	// change what it does, as a file must not; it has no checksum.
 	Go map[int64]func(ctx context.Context, tx *sql.Tx) error
 }
+
+// MaxVersionTable is the longest Table, in bytes: PostgreSQL keeps 63 bytes
+// of a name, and Migrate keeps its checksums in Table+"_sums", on SQLite too,
+// so that a set moves from one database to the other.
+const MaxVersionTable = 63 - len("_sums")
 
 type kindKey struct{}
 
@@ -447,6 +452,10 @@ func createClashed(err error) bool {
 
 // provider is goose's for m on db, the handle lockMigrations returned.
 func (d *DB) provider(m Migrations, db *sql.DB) (*goose.Provider, error) {
+	if len(m.Table) > MaxVersionTable {
+		return nil, fmt.Errorf("migrations of %s: the version table %q is %d bytes, at most %d: PostgreSQL cuts a name to 63 bytes, and the checksum table beside it (%s_sums) would be cut to another's name",
+			m.Name, m.Table, len(m.Table), MaxVersionTable, m.Table)
+	}
 	dialect := goose.DialectSQLite3
 	if d.src.Kind == Postgres {
 		dialect = goose.DialectPostgres

@@ -1209,3 +1209,28 @@ func TestGoMigrationErrorIsItsOwn(t *testing.T) {
 		}
 	})
 }
+
+// PostgreSQL keeps 63 bytes of a name: a version table of 55 bytes and its
+// checksum table (Table+"_sums") were cut to one name, and the second
+// Migrate failed ("column sha256 does not exist"). The longest table
+// migrates again and again; a longer one is refused, on SQLite too.
+func TestVersionTableLength(t *testing.T) {
+	backends(t, func(t *testing.T, src sqldb.Source) {
+		d := open0(t, src)
+		set := testSet(t)
+		set.Table = strings.Repeat("v", sqldb.MaxVersionTable)
+		for i := range 2 {
+			if _, to, err := d.Migrate(ctx, set, nil); err != nil || to != 2 {
+				t.Fatalf("Migrate %d with a version table of %d bytes: version %d, %v", i+1, len(set.Table), to, err)
+			}
+		}
+		set.Table += "v"
+		want := fmt.Sprintf("migrations of test: the version table %q is %d bytes, at most %d", set.Table, len(set.Table), sqldb.MaxVersionTable)
+		if _, _, err := d.Migrate(ctx, set, nil); err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("Migrate with a version table of %d bytes: %v, want %q", len(set.Table), err, want)
+		}
+		if _, _, err := d.Versions(ctx, set); err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("Versions with a version table of %d bytes: %v, want %q", len(set.Table), err, want)
+		}
+	})
+}
