@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -109,6 +110,13 @@ func newService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if err := modpath.CheckImportPath(*module); err != nil || !modulePath.MatchString(*module) {
 		return usageErr("new: --module %q is not a module path, such as example.com/items", *module)
+	}
+	if slices.Contains(strings.Split(*module, "/"), "vendor") {
+		return usageErr("new: --module %q: the go command reads a path with a vendor element as a vendored package's; give one without, such as example.com/%s", *module, name)
+	}
+	if len(table(name)+"_version") > maxVersionTable {
+		return usageErr("new: %s: the service's name is %d bytes, and its version table (%s_version) would be longer than PostgreSQL keeps names; at most %d bytes",
+			dir, len(name), table(name), maxVersionTable-len("_version"))
 	}
 	if table(name)+"_version" == credentialsTable {
 		return usageErr("new: %s: the service's migrations would share their version table (%s) with the credential operations'; choose another name", dir, credentialsTable)
@@ -265,6 +273,10 @@ func shellQuote(p string) string {
 // migrations (sqlstore.Migrations.Table, which this binary does not link:
 // TestCredentialsTable holds them equal).
 const credentialsTable = "specguard_credentials_version"
+
+// maxVersionTable is the longest version table of a set of migrations
+// (sqldb.MaxVersionTable, which this binary does not link either).
+const maxVersionTable = 58
 
 // specguardModule is specguard's module path.
 const specguardModule = "github.com/specguard/specguard"

@@ -18,6 +18,7 @@ import (
 	"github.com/specguard/specguard/internal/speccli"
 	"github.com/specguard/specguard/internal/testenv"
 	"github.com/specguard/specguard/policy"
+	"github.com/specguard/specguard/sqldb"
 )
 
 // Bad input to new is one line naming what and where, and leaves nothing
@@ -49,6 +50,7 @@ func TestNewRefusesBadInput(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(notSpecguard, "go.mod"), []byte("module example.com/other\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	long := strings.Repeat("a", 51)
 	for _, c := range []struct {
 		args []string
 		want string
@@ -90,6 +92,12 @@ func TestNewRefusesBadInput(t *testing.T) {
 		{[]string{"new", filepath.Join(work, "svc"), "--module", "github.com/specguard/specguard"}, `new: --module "github.com/specguard/specguard" is specguard's own; give one of yours, such as example.com/svc`},
 		// cgo's package: a module named C did not build.
 		{[]string{"new", filepath.Join(work, "C")}, "new: " + filepath.Join(work, "C") + `: "C" is a path Go keeps for itself, so it cannot be the module's: give --module, such as example.com/C`},
+		// A vendor element made the service's packages vendored ones (it did
+		// not build); a name over 50 bytes, a version table PostgreSQL cut
+		// to its checksum table's name (it did not start there).
+		{[]string{"new", filepath.Join(work, "svc"), "--module", "example.com/vendor"}, `new: --module "example.com/vendor": the go command reads a path with a vendor element as a vendored package's; give one without, such as example.com/svc`},
+		{[]string{"new", filepath.Join(work, "svc"), "--module", "example.com/x/vendor/y"}, `new: --module "example.com/x/vendor/y": the go command reads a path with a vendor element as a vendored package's; give one without, such as example.com/svc`},
+		{[]string{"new", filepath.Join(work, long)}, "new: " + filepath.Join(work, long) + ": the service's name is 51 bytes, and its version table (" + long + "_version) would be longer than PostgreSQL keeps names; at most 50 bytes"},
 	} {
 		_, _, err := cli(t, c.args...)
 		if err == nil || err.Error() != c.want {
@@ -98,7 +106,7 @@ func TestNewRefusesBadInput(t *testing.T) {
 	}
 	// A name refused is a bad value on the command line, as every one is:
 	// exit 2 (the credential operations' table was exit 1).
-	for _, name := range []string{"9lives", "errors", "con", "specguard-credentials"} {
+	for _, name := range []string{"9lives", "errors", "con", "specguard-credentials", long} {
 		if _, _, err := cli(t, "new", filepath.Join(work, name)); !errors.Is(err, speccli.ErrUsage) {
 			t.Errorf("new %s: %v, want a usage error (exit 2)", name, err)
 		}
@@ -326,6 +334,9 @@ func TestNewSaysWhatTheUserGave(t *testing.T) {
 func TestCredentialsTable(t *testing.T) {
 	if credentialsTable != sqlstore.Migrations.Table {
 		t.Errorf("credentialsTable %q, sqlstore's %q", credentialsTable, sqlstore.Migrations.Table)
+	}
+	if maxVersionTable != sqldb.MaxVersionTable {
+		t.Errorf("maxVersionTable %d, sqldb's %d", maxVersionTable, sqldb.MaxVersionTable)
 	}
 }
 
