@@ -802,9 +802,65 @@ func (r *runner) limitCase(ctx context.Context, op *policy.Operation, t *policy.
 		if remaining == t.Burst-t.Cost {
 			full = ", from a full bucket"
 		}
-		r.report(op, name, Pass, "admitted %d calls as RateLimit said%s, then 429 with RateLimit-Policy q=%d;w=%d and Retry-After %s",
-			got+1, full, t.Limit, int64(t.Window/time.Second), last.header.Get("Retry-After"))
+		guessed, msg := r.guessCounted(ctx, op, t, v)
+		if msg != "" {
+			r.report(op, name, Fail, "admitted %d calls as RateLimit said, then 429; but %s", got+1, msg)
+			return
+		}
+		r.report(op, name, Pass, "admitted %d calls as RateLimit said%s, then 429 with RateLimit-Policy q=%d;w=%d and Retry-After %s%s",
+			got+1, full, t.Limit, int64(t.Window/time.Second), last.header.Get("Retry-After"), guessed)
 	}
+}
+
+// guessCounted checks, once anonymous tier t of op refused a caller
+// without a credential, that a wrong credential from the same caller is
+// refused by it too: a credential that fails is counted as none, so
+// guessing credentials spends the anonymous budget (a server that counts
+// each guess apart, by its value, lets them be guessed without end). It
+// returns what the pass adds, or what is wrong. v is the case's
+// violation, for an unsafe operation.
+func (r *runner) guessCounted(ctx context.Context, op *policy.Operation, t *policy.Tier, v *violation) (string, string) {
+	if t.Who != policy.WhoAnonymous || op.Security.Public {
+		return "", ""
+	}
+	if v == nil && !safeMethod(op.Method) {
+		// A wrong credential is refused, but a server that took it would
+		// carry the call out.
+		if v = violate(op); v == nil {
+			return "", ""
+		}
+	}
+	var real *credential
+	for _, s := range sortedSchemes(kinds(op)) {
+		for _, c := range r.live() {
+			if real == nil && kind(c.scheme) == kind(s) && usable(c, op) {
+				real = c // one the operation reads: as forgedCases sends
+			}
+		}
+	}
+	if real == nil {
+		return "", ""
+	}
+	forged := *real
+	forged.value = tampered(real.value)
+	resp, err := r.send(ctx, "limit:"+t.Name, op, &forged, v, nil)
+	switch {
+	case err != nil:
+		return "", err.Error()
+	case resp.status == http.StatusTooManyRequests && slices.Contains(violated(resp), t.Name):
+		return "; a wrong " + real.name + " then 429 by it too", ""
+	}
+	// Admitted by the tier: rightly only when the bucket earned a call
+	// back meanwhile, which that call then spent.
+	if lim, ok := items(resp.header.Values("RateLimit"))[t.Name]; ok {
+		if rv, _ := lim.Params.Get("r"); rv != nil {
+			if left, _ := rv.(int64); left < t.Cost {
+				return "; a wrong " + real.name + " then counted by it too (r=" + strconv.FormatInt(left, 10) + ")", ""
+			}
+		}
+	}
+	return "", fmt.Sprintf("a wrong %s from the same caller then got %s, with RateLimit %q: a credential that fails must be counted as none, "+
+		"or credentials can be guessed without end", real.name, resp, resp.header.Values("RateLimit"))
 }
 
 // declaredPolicy says what is wrong with the RateLimit-Policy of resp for

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -126,6 +127,17 @@ func TestConformCatchesBrokenServers(t *testing.T) {
 	for _, kind := range families {
 		if _, ok := find(good, conform.Pass, func(r conform.Result) bool { return strings.HasPrefix(r.Case, kind) }); !ok {
 			t.Errorf("no %s case passed against the example app", kind)
+		}
+	}
+	// Once a tier of anonymous callers refused one, a wrong credential of
+	// the same caller is refused by it too (see guessesApart).
+	if slices.ContainsFunc(table.Operations(), func(op *policy.Operation) bool {
+		return !op.Security.Public && slices.ContainsFunc(op.Limits, func(t policy.Tier) bool { return t.Who == policy.WhoAnonymous })
+	}) {
+		if _, ok := find(good, conform.Pass, func(r conform.Result) bool {
+			return strings.HasPrefix(r.Case, "limit:") && strings.Contains(r.Detail, "; a wrong ")
+		}); !ok {
+			t.Error("no limit: case tried a wrong credential once its anonymous tier refused")
 		}
 	}
 	// --only and --skip refuse a family conform.Families does not name,
@@ -341,6 +353,7 @@ func TestConformCatchesBrokenServers(t *testing.T) {
 			})
 		}, []string{"revoked:logout-all"}},
 		{"a signature or secret not checked", "forged:", uncheckedSecrets(table), nil},
+		{"a wrong credential not counted as anonymous", "limit:", guessesApart(table), []string{"limit:"}},
 		{"a malformed API key taken for one", "malformed:", malformedKeyAdmitted(table, pathOf("login")), []string{"malformed:"}},
 		{"a CSRF token not bound to its session", "csrf:", unboundCSRF(sessionCookie(table), pathOf("session")), []string{"csrf:"}},
 		{"a credential read where none is declared", "ignored:", func(next http.Handler) http.Handler {
@@ -559,6 +572,32 @@ func sessionCookie(table *policy.Table) string {
 		}
 	}
 	return ""
+}
+
+// guessesApart hands the server each request carrying a credential as if
+// from an address of that credential's own: a wrong one is counted as
+// anonymous, but each guess in a bucket of its own, so none is ever
+// refused 429. A request without one comes from where it comes from.
+func guessesApart(table *policy.Table) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var presented []string
+			for _, s := range table.Schemes {
+				if s.Type == policy.SchemeAPIKeyCookie {
+					if c, err := r.Cookie(s.Param); err == nil {
+						presented = append(presented, c.Value)
+					}
+				} else {
+					presented = append(presented, r.Header.Values(s.Param)...)
+				}
+			}
+			if len(presented) > 0 {
+				sum := sha256.Sum256([]byte(strings.Join(presented, "\n")))
+				r.RemoteAddr = fmt.Sprintf("10.%d.%d.%d:1234", sum[0], sum[1], sum[2])
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 // rewrite lets edit change the server's answer before it is sent.
