@@ -67,6 +67,9 @@ type opValidation struct {
 	// schema's properties (see caseVariant), with shapes.
 	folds  bool
 	shapes shapes
+	// exact: the body's numbers are checked again as its handler binds
+	// them (see exactNumbers).
+	exact bool
 	// once lists the query parameters that may not be repeated (see
 	// onceOnly).
 	once []string
@@ -471,7 +474,7 @@ func (c *stringCheck) valid(v string) bool {
 
 func newOpValidation(doc *openapi3.T, op *policy.Operation) *opValidation {
 	v := &opValidation{route: &routers.Route{Spec: doc, Path: op.Path, PathItem: op.PathItem, Method: op.Method, Operation: op.Spec},
-		folds: foldsJSON(op.Spec.RequestBody)}
+		folds: foldsJSON(op.Spec.RequestBody), exact: exactNumbers(op.Spec.RequestBody)}
 	all := op.Parameters()
 	v.params = all
 	query := map[string]bool{}
@@ -534,7 +537,7 @@ func newOpValidation(doc *openapi3.T, op *policy.Operation) *opValidation {
 
 // options are openapi3filter's options for v's requests.
 func (v *opValidation) options() *openapi3filter.Options {
-	if v.folds {
+	if v.folds || v.exact {
 		return validationKeep
 	}
 	return validationOptions
@@ -678,7 +681,7 @@ func (g *Guard) validateRequest(ctx context.Context, w http.ResponseWriter, r *h
 		}
 	}
 	if err == nil {
-		return !v.folds || g.caseVariant(w, r, v)
+		return (!v.folds || g.caseVariant(w, r, v)) && (!v.exact || g.exactBody(w, r, v))
 	}
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {

@@ -1,0 +1,94 @@
+package guard_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/oapi-codegen/runtime"
+)
+
+// The validator compares numbers as float64s; a generated handler binds
+// an integer exactly and a number of format float into a float32. What
+// the schema refuses as the handler has the number must not reach it.
+func TestNumbersAreCheckedAsTheHandlerBindsThem(t *testing.T) {
+	type body struct {
+		Cents  *int64     `json:"cents,omitempty"`
+		Floor  *int64     `json:"floor,omitempty"`
+		Tens   *int64     `json:"tens,omitempty"`
+		Code   *int64     `json:"code,omitempty"`
+		Rate   *float32   `json:"rate,omitempty"`
+		Counts *[]int64   `json:"counts,omitempty"`
+		Both   *int64     `json:"both,omitempty"`
+		Either *int64     `json:"either,omitempty"`
+		Rates  *[]float32 `json:"rates,omitempty"`
+	}
+	var got *body
+	g := guarded(t, `openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+paths:
+  /pay:
+    post:
+      operationId: pay
+      security: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              additionalProperties: false
+              properties:
+                cents: {type: integer, format: int64, minimum: 1, maximum: 10000000000000000}
+                floor: {type: integer, format: int64, minimum: -10000000000000000}
+                tens: {type: integer, format: int64, multipleOf: 10}
+                code: {type: integer, format: int64, enum: [10000000000000000]}
+                rate: {type: number, format: float, minimum: 0, exclusiveMinimum: true, maximum: 1}
+                counts: {type: array, items: {type: integer, format: int64, maximum: 10000000000000000}}
+                both: {allOf: [{type: integer, format: int64, maximum: 10000000000000000}]}
+                either: {anyOf: [{type: integer, format: int64}]}
+                rates: {type: array, items: {type: number, format: float, maximum: 0.1}}
+      responses: {"200": {description: ok}, "400": {description: no}}
+`, func(w http.ResponseWriter, r *http.Request) {
+		var b body
+		if err := runtime.BindJSONBody(r, &b); err != nil { // as the generated strict handler
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		got = &b
+	})
+	for _, c := range []struct {
+		body  string
+		code  int
+		field string
+	}{
+		{`{"cents": 10000000000000001}`, 400, "body.cents"},
+		{`{"cents": 10000000000000000}`, 200, ""},
+		{`{"cents": 9007199254740993}`, 200, ""},
+		{`{"floor": -10000000000000001}`, 400, "body.floor"},
+		{`{"floor": -9999999999999999}`, 200, ""},
+		{`{"tens": 10000000000000001}`, 400, "body.tens"},
+		{`{"tens": 10000000000000010}`, 200, ""},
+		{`{"code": 10000000000000001}`, 400, "body.code"},
+		{`{"code": 10000000000000000}`, 200, ""},
+		{`{"rate": 1e-50}`, 400, "body.rate"},
+		{`{"rate": 1e-45}`, 200, ""},
+		{`{"rate": 0.5}`, 200, ""},
+		{`{"counts": [1, 10000000000000001]}`, 400, "body.counts.1"},
+		{`{"both": 10000000000000001}`, 400, "body.both"},
+		{`{"either": 10000000000000001}`, 200, ""}, // nothing bounds it
+		{`{"rates": [0.1]}`, 200, ""},
+		{`{"rates": [0.10000000149011612]}`, 400, "body.rates.0"}, // float32(0.1), over 0.1 as written
+	} {
+		got = nil
+		r := httptest.NewRequest("POST", "/pay", strings.NewReader(c.body))
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, r)
+		if !answered(w, c.code, c.field) || (got != nil) != (c.code == 200) {
+			t.Errorf("%s: %d %s (handler reached: %v), want %d naming %q", c.body, w.Code, w.Body, got != nil, c.code, c.field)
+		}
+	}
+}
