@@ -5,17 +5,20 @@ import (
 	"math"
 	"math/big"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/go-chi/chi/v5"
 
 	"github.com/specguard/specguard/internal/respcheck"
 	"github.com/specguard/specguard/problem"
 )
 
-// The validator compares every number of a JSON body as a float64; the
-// handlers oapi-codegen generates bind it into the Go type of its schema.
+// The validator compares every number of a JSON body or a parameter as a
+// float64; the handlers oapi-codegen generates bind it into the Go type of
+// its schema.
 // Past 2^53 a float64 holds only some integers, so an int64 of
 // 10000000000000001 passed maximum: 10000000000000000 (it is that bound
 // as a float64) and reached the handler as it was sent; a number of
@@ -135,6 +138,23 @@ func inexact(x any, s *openapi3.Schema, field string, depth int) (string, string
 		}
 	}
 	return "", ""
+}
+
+// checkExactParams refuses a number parameter that breaks its schema as
+// the handler binds it (see exactNumbers): its first value, as the
+// validator and the handler read a parameter given once (an array's
+// items are not checked again).
+func (v *opValidation) checkExactParams(r *http.Request, rctx *chi.Context, q url.Values) []problem.FieldError {
+	for _, p := range v.exactParams {
+		raw, found := paramValue(r, rctx, q, p)
+		if !found {
+			continue
+		}
+		if field, msg := inexact(json.Number(raw), p.Schema.Value, p.In+"."+p.Name, 0); field != "" {
+			return []problem.FieldError{{Field: field, Message: msg}}
+		}
+	}
+	return nil
 }
 
 // maxExact is 2^53: every integer up to it is a float64 of its own.

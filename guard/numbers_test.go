@@ -92,3 +92,56 @@ paths:
 		}
 	}
 }
+
+// So are the parameters': the validator compares their numbers as
+// float64s too, and a handler parses an integer exactly, a float into a
+// float32.
+func TestNumberParametersAreCheckedAsTheHandlerBindsThem(t *testing.T) {
+	reached := false
+	g := guarded(t, `openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+paths:
+  /q/{id}:
+    get:
+      operationId: q
+      security: []
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: integer, format: int64, minimum: -10000000000000000}}
+        - {name: n, in: query, schema: {type: integer, format: int64, maximum: 10000000000000000}}
+        - {name: f, in: query, schema: {type: number, format: float, minimum: 0, exclusiveMinimum: true}}
+        - {name: X-N, in: header, schema: {type: integer, format: int64, maximum: 10000000000000000}}
+        - {name: c, in: cookie, schema: {type: integer, format: int64, multipleOf: 10}}
+      responses: {"200": {description: ok}, "400": {description: no}}
+`, func(http.ResponseWriter, *http.Request) { reached = true })
+	for _, c := range []struct {
+		target, header, cookie string
+		code                   int
+		field                  string
+	}{
+		{"/q/1?n=10000000000000001", "", "", 400, "query.n"},
+		{"/q/1?n=%2B10000000000000001", "", "", 400, "query.n"},
+		{"/q/1?n=10000000000000000", "", "", 200, ""},
+		{"/q/1?f=1e-50", "", "", 400, "query.f"},
+		{"/q/1?f=0.5", "", "", 200, ""},
+		{"/q/-10000000000000001", "", "", 400, "path.id"},
+		{"/q/-9999999999999999", "", "", 200, ""},
+		{"/q/1", "10000000000000001", "", 400, "header.X-N"},
+		{"/q/1", "", "10000000000000001", 400, "cookie.c"},
+		{"/q/1", "", "10000000000000010", 200, ""},
+	} {
+		reached = false
+		r := httptest.NewRequest("GET", c.target, nil)
+		if c.header != "" {
+			r.Header.Set("X-N", c.header)
+		}
+		if c.cookie != "" {
+			r.AddCookie(&http.Cookie{Name: "c", Value: c.cookie})
+		}
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, r)
+		if !answered(w, c.code, c.field) || reached != (c.code == 200) {
+			t.Errorf("%s (header %q, cookie %q): %d %s (handler reached: %v), want %d naming %q", c.target, c.header, c.cookie, w.Code, w.Body, reached, c.code, c.field)
+		}
+	}
+}

@@ -68,8 +68,9 @@ type opValidation struct {
 	folds  bool
 	shapes shapes
 	// exact: the body's numbers are checked again as its handler binds
-	// them (see exactNumbers).
-	exact bool
+	// them (see exactNumbers); so are exactParams'.
+	exact       bool
+	exactParams []*openapi3.Parameter
 	// once lists the query parameters that may not be repeated (see
 	// onceOnly).
 	once []string
@@ -479,6 +480,9 @@ func newOpValidation(doc *openapi3.T, op *policy.Operation) *opValidation {
 	v.params = all
 	query := map[string]bool{}
 	for _, p := range all {
+		if p.Schema != nil && p.Schema.Value != nil && boundsNumbers(p.Schema.Value, 0) {
+			v.exactParams = append(v.exactParams, p)
+		}
 		if p.In == openapi3.ParameterInQuery {
 			query[p.Name] = true
 			if onceOnly(p) {
@@ -673,6 +677,9 @@ func (g *Guard) validateRequest(ctx context.Context, w http.ResponseWriter, r *h
 			bad := v.checkJSONParams(r, rctx, query)
 			if bad == nil {
 				bad = v.checkStyledObjects(r, rctx, query)
+			}
+			if bad == nil {
+				bad = v.checkExactParams(r, rctx, query)
 			}
 			if bad != nil {
 				g.refuse(w, r, v, problem.Invalid("The request does not match the API description.", bad))
