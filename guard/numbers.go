@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"cmp"
 	"encoding/json"
 	"math"
 	"math/big"
@@ -8,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/go-chi/chi/v5"
@@ -150,11 +152,26 @@ func (v *opValidation) checkExactParams(r *http.Request, rctx *chi.Context, q ur
 		if !found {
 			continue
 		}
-		if field, msg := inexact(json.Number(raw), p.Schema.Value, p.In+"."+p.Name, 0); field != "" {
-			return []problem.FieldError{{Field: field, Message: msg}}
+		if msg := breaksAll(json.Number(raw), p.Schema.Value, 0); msg != "" {
+			return []problem.FieldError{{Field: p.In + "." + p.Name, Message: msg}}
 		}
 	}
 	return nil
+}
+
+// breaksAll is numberBreaks of n under s and its allOf.
+func breaksAll(n json.Number, s *openapi3.Schema, depth int) string {
+	if s == nil || depth > maxFoldDepth {
+		return ""
+	}
+	for _, m := range s.AllOf {
+		if m != nil {
+			if msg := breaksAll(n, m.Value, depth+1); msg != "" {
+				return msg
+			}
+		}
+	}
+	return numberBreaks(n, s)
 }
 
 // maxExact is 2^53: every integer up to it is a float64 of its own.
@@ -164,15 +181,19 @@ var maxExact = new(big.Int).Lsh(big.NewInt(1), 53)
 // an integer past 2^53 compared exactly, a float as the float32 it
 // becomes. "" when nothing is, or when the validator compared it as it is.
 func numberBreaks(n json.Number, s *openapi3.Schema) string {
-	var at *big.Rat
-	var reads string // n as the handler reads it
+	var against func(limit float64) int // n as the handler reads it against a bound
+	var reads string
 	switch {
 	case isType(s, "integer"):
+		if len(strings.TrimLeft(string(n), "+-")) < 16 {
+			return "" // below 10^15: exact as a float64
+		}
 		i, ok := new(big.Int).SetString(string(n), 10)
 		if !ok || new(big.Int).Abs(i).Cmp(maxExact) <= 0 {
 			return "" // no integer literal (the handler refuses it), or exact as a float64
 		}
-		at, reads = new(big.Rat).SetInt(i), i.String()
+		at := new(big.Rat).SetInt(i)
+		reads = i.String()
 		if m := s.MultipleOf; m != nil && *m == math.Trunc(*m) && *m != 0 && !math.IsInf(*m, 0) {
 			mi, _ := new(big.Float).SetFloat64(*m).Int(nil)
 			if new(big.Int).Rem(i, mi).Sign() != 0 {
@@ -182,24 +203,22 @@ func numberBreaks(n json.Number, s *openapi3.Schema) string {
 		if len(s.Enum) > 0 && !slices.ContainsFunc(s.Enum, func(e any) bool { r := ratOf(e); return r != nil && r.Cmp(at) == 0 }) {
 			return "value is not one of the allowed values (compared exactly: " + reads + ")"
 		}
+		against = func(limit float64) int { return at.Cmp(new(big.Rat).SetFloat64(limit)) }
 	case isFloat32(s):
 		f, err := n.Float64()
-		f32 := float32(f)
-		if err != nil || float64(f32) == f || math.IsInf(float64(f32), 0) {
+		f32 := float64(float32(f))
+		if err != nil || f32 == f || math.IsInf(f32, 0) {
 			return "" // the validator refused it, the handler does, or the float32 is the number
 		}
-		at, reads = new(big.Rat).SetFloat64(float64(f32)), "the float32 "+strconv.FormatFloat(float64(f32), 'g', -1, 32)
+		reads = "the float32 " + strconv.FormatFloat(f32, 'g', -1, 32)
+		// The handler's float32 against the bound as a float32: 0.1 is
+		// at most 0.1 there, both of them 0.100000001.
+		against = func(limit float64) int { return cmp.Compare(f32, float64(float32(limit))) }
 	default:
 		return ""
 	}
 	for _, b := range bounds(s) {
-		limit := b.at
-		if isFloat32(s) {
-			// The handler's float32 against the bound as a float32:
-			// 0.1 is at most 0.1 there, both of them 0.100000001.
-			limit = float64(float32(limit))
-		}
-		c := at.Cmp(new(big.Rat).SetFloat64(limit))
+		c := against(b.at)
 		var what string
 		switch {
 		case b.lower && b.exclusive && c <= 0:
