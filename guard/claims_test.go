@@ -317,3 +317,62 @@ func TestCredentialTiersCountByTheCredential(t *testing.T) {
 		}
 	}
 }
+
+// A nil pointer given as the authenticator or the limiter is none: New
+// refuses it, as it refuses none (it panicked at the first request that
+// presented a credential). A tokens.Bearer without its Tokens refuses
+// every token it is given as unavailable (503), without panicking.
+func TestNilAuthenticatorOrLimiterRefused(t *testing.T) {
+	table, err := policy.Compile("t.yaml", []byte(`openapi: 3.0.3
+info: {title: t, version: "1"}
+security: [{b: []}]
+x-rate-limit:
+  - {name: all, limit: 10, window: 1m, key: ip}
+paths:
+  /q:
+    get:
+      operationId: q
+      responses: {"200": {description: ok}, "401": {description: no}, "503": {description: down}}
+components:
+  securitySchemes:
+    b: {type: http, scheme: bearer}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	router := func() chi.Router {
+		r := chi.NewRouter()
+		r.Get("/q", func(http.ResponseWriter, *http.Request) {})
+		return r
+	}
+	limiter := guard.WithLimiter(limits.New(limits.NewMemoryStore(nil)))
+	for _, c := range []struct {
+		opts []guard.Option
+		want string
+	}{
+		{[]guard.Option{guard.WithAuthenticator(policy.SchemeBearer, (*tokens.Bearer)(nil)), limiter},
+			"GET /q (q): the authenticator for scheme b (http bearer) is a nil *tokens.Bearer"},
+		{[]guard.Option{guard.WithAuthenticator(policy.SchemeBearer, (*apikeys.Service)(nil)), limiter},
+			"GET /q (q): the authenticator for scheme b (http bearer) is a nil *apikeys.Service"},
+		{[]guard.Option{guard.WithAuthenticator(policy.SchemeBearer, tokens.Bearer{}), guard.WithLimiter((*limits.Limiter)(nil))},
+			"GET /q (q): declares x-rate-limit but the guard's limiter is a nil *limits.Limiter"},
+	} {
+		if _, err := guard.New(table, router(), c.opts...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("New: %v, want %q", err, c.want)
+		}
+		if err := guard.Check(table, c.opts...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Check: %v, want %q", err, c.want)
+		}
+	}
+	g, err := guard.New(table, router(), guard.WithAuthenticator(policy.SchemeBearer, tokens.Bearer{}), limiter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", "/q", nil)
+	req.Header.Set("Authorization", "Bearer a.b.c")
+	w := httptest.NewRecorder()
+	g.ServeHTTP(w, req)
+	if w.Code != http.StatusServiceUnavailable {
+		t.Errorf("a token given to tokens.Bearer{}: %d, want 503", w.Code)
+	}
+}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/specguard/specguard/internal/clock"
 	"github.com/specguard/specguard/internal/ctxkey"
+	"github.com/specguard/specguard/internal/nilcheck"
 	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/policy"
@@ -319,13 +320,17 @@ func (g *Guard) unequipped() []string {
 	for _, op := range g.table.Operations() {
 		for _, alt := range op.Security.Alternatives {
 			for _, sr := range alt {
-				if g.auth[sr.Scheme.Type] == nil {
+				if a := g.auth[sr.Scheme.Type]; a == nil {
 					problems = append(problems, fmt.Sprintf("%s %s (%s): no authenticator for scheme %s (%s)", op.Method, op.Path, op.ID, sr.Scheme.Name, sr.Scheme.Type))
+				} else if nilcheck.Nil(a) {
+					problems = append(problems, fmt.Sprintf("%s %s (%s): the authenticator for scheme %s (%s) is a nil %T", op.Method, op.Path, op.ID, sr.Scheme.Name, sr.Scheme.Type, a))
 				}
 			}
 		}
 		if len(op.Limits) > 0 && g.limiter == nil {
 			problems = append(problems, fmt.Sprintf("%s %s (%s): declares x-rate-limit but the guard has no limiter", op.Method, op.Path, op.ID))
+		} else if len(op.Limits) > 0 && nilcheck.Nil(g.limiter) {
+			problems = append(problems, fmt.Sprintf("%s %s (%s): declares x-rate-limit but the guard's limiter is a nil %T", op.Method, op.Path, op.ID, g.limiter))
 		}
 		if g.validate {
 			for _, mt := range unreadableBodies(op) {
@@ -340,8 +345,8 @@ func (g *Guard) unequipped() []string {
 
 // New checks the configuration against the table and the router and
 // returns the guarded router. It fails when a scheme the table uses has no
-// authenticator, when the table declares limits and there is no limiter,
-// or when the router and the table disagree on any route: an operation the
+// authenticator, when the table declares limits and there is no limiter
+// (a nil pointer is none), or when the router and the table disagree on any route: an operation the
 // guard cannot see must not be served. The router must be bare: install
 // middleware around the guard, not inside the router. Nor may it change
 // after New: the guard calls the handlers of the router's own routes as it

@@ -27,8 +27,8 @@ type (
 // reading the clock itself.
 func (g *Guard) resolveOneTrip() {
 	l, ok := g.limiter.(*limits.Limiter)
-	if !ok {
-		return
+	if !ok || l == nil {
+		return // a nil one is refused (unequipped)
 	}
 	hook, _ := onetrip.Decider.(func(*limits.Limiter) (decideFunc, bool))
 	if hook == nil {

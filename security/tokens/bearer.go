@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sort"
 	"strings"
@@ -53,6 +54,9 @@ func (b Bearer) authenticate(ctx context.Context, r *http.Request, scheme *polic
 	raw, err := cred.Bearer(r)
 	if raw == "" || err != nil {
 		return nil, nil, err
+	}
+	if b.Tokens == nil {
+		return nil, nil, fmt.Errorf("%w: tokens.Bearer has no Tokens to verify with", security.ErrUnavailable)
 	}
 	// A token in the cache passed the syntax check when it was first
 	// verified: only an unknown one is scanned (hundreds of bytes).
