@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -251,6 +252,34 @@ func TestLogRequestsOff(t *testing.T) {
 	}
 	if got := scrape(t, in)[`specguard_http_requests_total{operation="`+spectest.CredentialOp(t, docTable(t), "me").ID+`",status="401"}`]; got != 1 {
 		t.Errorf("requests counted: %v, want 1", got)
+	}
+}
+
+// OPTIONS * is a request like any other: net/http answered it 200
+// itself, before the service's handler, with no X-Request-Id, log line or
+// metric (nor, in the development setup, the loopback Host check). On
+// both listeners.
+func TestOptionsStarIsServed(t *testing.T) {
+	in := start(t, nil)
+	for _, addr := range []string{strings.TrimPrefix(in.base, "http://"), in.admin} {
+		before := len(requestLines(t, in))
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprint(c, "OPTIONS * HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		c.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode < 400 {
+			t.Errorf("%s: OPTIONS * with a Host of another name: %d, want it refused", addr, resp.StatusCode)
+		}
+		if addr != in.admin && (resp.Header.Get("X-Request-Id") == "" || len(requestLines(t, in)) != before+1) {
+			t.Errorf("OPTIONS *: X-Request-Id %q, %d request lines logged, want an id and one line", resp.Header.Get("X-Request-Id"), len(requestLines(t, in))-before)
+		}
 	}
 }
 

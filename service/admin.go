@@ -62,6 +62,8 @@ func serveAdmin(cfg *Config, ln net.Listener, m *Metrics, handler slog.Handler) 
 		IdleTimeout:    2 * time.Minute,
 		MaxHeaderBytes: 16 << 10,
 		ErrorLog:       slog.NewLogLogger(handler, slog.LevelWarn),
+		// As the API's: OPTIONS * goes to the handler (the Host check).
+		DisableGeneralOptionsHandler: true,
 	}
 	go srv.Serve(ln)
 	if cfg.AdminPprof && !onLoopback {

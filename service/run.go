@@ -175,6 +175,9 @@ func (s *Server) serve(ctx context.Context, ls *listeners) error {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(handler, slog.LevelWarn),
+		// OPTIONS * goes to the handler too: net/http answered it 200
+		// itself, with no request id, log line, metric or span.
+		DisableGeneralOptionsHandler: true,
 	}
 	adminAddr := "off"
 	if ls.admin != nil {
