@@ -3,6 +3,7 @@ package guard_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -142,6 +143,43 @@ paths:
 		g.ServeHTTP(w, r)
 		if !answered(w, c.code, c.field) || reached != (c.code == 200) {
 			t.Errorf("%s (header %q, cookie %q): %d %s (handler reached: %v), want %d naming %q", c.target, c.header, c.cookie, w.Code, w.Body, reached, c.code, c.field)
+		}
+	}
+}
+
+// And a parameter whose value is JSON, which the handler decodes as a
+// body.
+func TestNumbersOfJSONParametersAreCheckedAsTheHandlerBindsThem(t *testing.T) {
+	reached := false
+	g := guarded(t, `openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+paths:
+  /q:
+    get:
+      operationId: q
+      security: []
+      parameters:
+        - name: filter
+          in: query
+          content:
+            application/json:
+              schema: {type: object, properties: {max: {type: integer, format: int64, maximum: 10000000000000000}}}
+      responses: {"200": {description: ok}, "400": {description: no}}
+`, func(http.ResponseWriter, *http.Request) { reached = true })
+	for _, c := range []struct {
+		filter string
+		code   int
+	}{
+		{`{"max":10000000000000001}`, 400},
+		{`{"max":10000000000000000}`, 200},
+	} {
+		reached = false
+		r := httptest.NewRequest("GET", "/q?filter="+url.QueryEscape(c.filter), nil)
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, r)
+		if !answered(w, c.code, map[bool]string{true: "query.filter.max"}[c.code == 400]) || reached != (c.code == 200) {
+			t.Errorf("filter=%s: %d %s (handler reached: %v), want %d", c.filter, w.Code, w.Body, reached, c.code)
 		}
 	}
 }

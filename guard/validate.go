@@ -106,6 +106,7 @@ type jsonParam struct {
 	p      *openapi3.Parameter
 	schema *openapi3.Schema
 	folds  bool
+	exact  bool // its numbers are checked again (see exactNumbers)
 }
 
 // onceOnly reports whether query parameter p given more than once is to
@@ -239,11 +240,16 @@ func (v *opValidation) checkJSONParams(r *http.Request, rctx *chi.Context, q url
 			return []problem.FieldError{{Field: field, Message: msg}}
 		}
 		var value any
-		if !jp.folds || json.Unmarshal([]byte(raw), &value) != nil {
-			continue // no key to stand in for a property, or the validator refused it
+		dec := json.NewDecoder(strings.NewReader(raw))
+		dec.UseNumber() // as the validator decodes it
+		if !jp.folds && !jp.exact || dec.Decode(&value) != nil {
+			continue // no key to stand in for a property nor number to check again, or the validator refused it
 		}
-		if f, name := v.shapes.foldedKey(value, jp.schema, field); f != "" {
+		if f, name := v.shapes.foldedKey(value, jp.schema, field); jp.folds && f != "" {
 			return []problem.FieldError{{Field: f, Message: foldedMessage(name)}}
+		}
+		if f, msg := inexact(value, jp.schema, field, 0); jp.exact && f != "" {
+			return []problem.FieldError{{Field: f, Message: msg}}
 		}
 	}
 	return nil
@@ -513,7 +519,7 @@ func newOpValidation(doc *openapi3.T, op *policy.Operation) *opValidation {
 		// openapi3filter decodes a parameter's content as JSON when
 		// application/json resolves to its one media type, a range too.
 		if mt := p.Content.Get("application/json"); mt != nil && mt.Schema != nil {
-			v.jsonParams = append(v.jsonParams, jsonParam{p, mt.Schema.Value, namesProperties(mt.Schema.Value, 0)})
+			v.jsonParams = append(v.jsonParams, jsonParam{p, mt.Schema.Value, namesProperties(mt.Schema.Value, 0), boundsNumbers(mt.Schema.Value, 0)})
 		}
 	}
 	v.formOnly = formFields(op.Spec.RequestBody, query)
