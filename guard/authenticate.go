@@ -128,7 +128,7 @@ func (g *Guard) authenticate(r *http.Request, op *policy.Operation, deferred boo
 			}
 		}
 		var o outcome
-		auth := g.auth[s.Type]
+		auth := g.authFor(s)
 		if ob, ok := auth.(Outbound); ok && !res.charged && len(op.Limits) > 0 && ob.Outbound(r, s) {
 			res.charged = true
 			res.anon, _ = g.decide(r, op, nil, 0, nil, nil, at)
@@ -140,7 +140,7 @@ func (g *Guard) authenticate(r *http.Request, op *policy.Operation, deferred boo
 		}
 		// One check rides in the rate-limit call; a second credential (an
 		// AND alternative) is checked on its own.
-		if d := g.deferFns[s.Type]; d != nil {
+		if d := g.deferFns[s.Type]; d != nil && g.byScheme[s.Name] == nil {
 			var gate onetrip.Precheck
 			o.p, gate, o.err = d(r.Context(), r, s, onetrip.Mode{At: at, Gated: deferred && res.gate == nil})
 			if gate != nil {
@@ -326,6 +326,9 @@ func isScopeError(err error) bool {
 func (g *Guard) sameVerifier(a, b *policy.Scheme) bool {
 	if a == b {
 		return true
+	}
+	if g.byScheme[a.Name] != nil || g.byScheme[b.Name] != nil {
+		return false // an authenticator of its own (WithSchemeAuthenticator)
 	}
 	if a.Type == policy.SchemeOIDC || b.Type == policy.SchemeOIDC || !g.placeOnly[a.Type] || !g.placeOnly[b.Type] {
 		return false

@@ -133,13 +133,23 @@ func newEdgesOf(t *testing.T, spec string, extra func(chi.Router)) *edges {
 
 func (e *edges) guard(t *testing.T, opts ...guard.Option) *guard.Guard {
 	t.Helper()
-	g, err := guard.New(e.table, e.router, append([]guard.Option{
-		guard.WithAuthenticator(policy.SchemeBearer, people),
-		guard.WithAuthenticator(policy.SchemeOAuth2, people),
-		guard.WithAuthenticator(policy.SchemeAPIKeyHeader, people),
-		guard.WithAuthenticator(policy.SchemeAPIKeyCookie, people),
-		guard.WithLimiter(limits.New(limits.NewMemoryStore(nil))),
-	}, opts...)...)
+	return e.guardBy(t, nil, opts...)
+}
+
+// guardBy is guard with the authenticators of auth in place of people
+// for their types.
+func (e *edges) guardBy(t *testing.T, auth map[policy.SchemeType]guard.Authenticator, opts ...guard.Option) *guard.Guard {
+	t.Helper()
+	all := []guard.Option{guard.WithLimiter(limits.New(limits.NewMemoryStore(nil)))}
+	for _, st := range []policy.SchemeType{policy.SchemeBearer, policy.SchemeOAuth2, policy.SchemeAPIKeyHeader, policy.SchemeAPIKeyCookie} {
+		if _, ok := auth[st]; !ok {
+			all = append(all, guard.WithAuthenticator(st, people))
+		}
+	}
+	for st, a := range auth {
+		all = append(all, guard.WithAuthenticator(st, a))
+	}
+	g, err := guard.New(e.table, e.router, append(all, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,7 +55,7 @@ func (g *Guard) uncarriedClaims() []string {
 	carries := func(op *policy.Operation, claim string) bool {
 		for _, alt := range op.Security.Alternatives {
 			for _, sr := range alt {
-				a := g.auth[sr.Scheme.Type]
+				a := g.authFor(sr.Scheme)
 				if cc, ok := a.(ClaimCarrier); ok && cc.Carries(sr.Scheme, claim) {
 					return true
 				}
@@ -140,9 +140,39 @@ func (e routesError) Is(target error) bool { return target == ErrRoutes }
 // Option configures a Guard.
 type Option func(*Guard)
 
-// WithAuthenticator verifies every scheme of type t with a.
+// WithAuthenticator verifies every scheme of type t with a (but those
+// WithSchemeAuthenticator names). It may be given once for a type: a
+// second one would silently have replaced the first.
 func WithAuthenticator(t policy.SchemeType, a Authenticator) Option {
-	return func(g *Guard) { g.auth[t] = a }
+	return func(g *Guard) {
+		if _, ok := g.auth[t]; ok {
+			g.twice = append(g.twice, fmt.Sprintf("WithAuthenticator(%s) is given twice: one authenticator verifies every scheme of a type; "+
+				"to verify one scheme of it otherwise, use WithSchemeAuthenticator", t))
+		}
+		g.auth[t] = a
+	}
+}
+
+// WithSchemeAuthenticator verifies the document's scheme named scheme with
+// a, rather than with the authenticator of its type: a partner's key in a
+// header of its own beside specguard's API keys, say. New refuses a name
+// the document does not declare.
+func WithSchemeAuthenticator(scheme string, a Authenticator) Option {
+	return func(g *Guard) {
+		if _, ok := g.byScheme[scheme]; ok {
+			g.twice = append(g.twice, fmt.Sprintf("WithSchemeAuthenticator(%q) is given twice", scheme))
+		}
+		g.byScheme[scheme] = a
+	}
+}
+
+// authFor is the authenticator that verifies scheme s: its own, else its
+// type's; nil when there is none.
+func (g *Guard) authFor(s *policy.Scheme) Authenticator {
+	if a, ok := g.byScheme[s.Name]; ok {
+		return a
+	}
+	return g.auth[s.Type]
 }
 
 // WithLimiter applies rate limits with l. Without one, a document that
@@ -213,9 +243,15 @@ func WithUnguarded(routes ...string) Option {
 // rate limits, refuses it or validates it, and only then lets the router's
 // handler run. Requests to no operation get problem+json 404 and 405.
 type Guard struct {
-	table   *policy.Table
-	router  chi.Router
-	auth    map[policy.SchemeType]Authenticator
+	table  *policy.Table
+	router chi.Router
+	auth   map[policy.SchemeType]Authenticator
+	// byScheme verifies the schemes it names, in place of auth's
+	// authenticator of their type (WithSchemeAuthenticator).
+	byScheme map[string]Authenticator
+	// twice says which authenticators were given twice: a second one
+	// would silently have replaced the first.
+	twice   []string
 	limiter Limiter
 	// decideFn is the private decision of a *limits.Limiter (see
 	// internal/onetrip): a precheck in its store call, and the RateLimit
@@ -301,6 +337,7 @@ func configured(table *policy.Table, router chi.Router, opts []Option) *Guard {
 		table:     table,
 		router:    router,
 		auth:      map[policy.SchemeType]Authenticator{},
+		byScheme:  map[string]Authenticator{},
 		realm:     "specguard",
 		maxBody:   1 << 20,
 		validate:  true,
@@ -316,11 +353,18 @@ func configured(table *policy.Table, router chi.Router, opts []Option) *Guard {
 // unequipped are the problems of a guard that lacks what the table needs:
 // an authenticator, a limiter, a credential carrying a tier's claim.
 func (g *Guard) unequipped() []string {
-	var problems []string
+	problems := slices.Clone(g.twice)
+	for name, a := range g.byScheme {
+		if g.table.Schemes[name] == nil {
+			problems = append(problems, fmt.Sprintf("WithSchemeAuthenticator(%q): %s declares no such scheme", name, g.table.Source))
+		} else if nilcheck.Nil(a) {
+			problems = append(problems, fmt.Sprintf("WithSchemeAuthenticator(%q): a nil %T", name, a))
+		}
+	}
 	for _, op := range g.table.Operations() {
 		for _, alt := range op.Security.Alternatives {
 			for _, sr := range alt {
-				if a := g.auth[sr.Scheme.Type]; a == nil {
+				if a := g.authFor(sr.Scheme); a == nil {
 					problems = append(problems, fmt.Sprintf("%s %s (%s): no authenticator for scheme %s (%s)", op.Method, op.Path, op.ID, sr.Scheme.Name, sr.Scheme.Type))
 				} else if nilcheck.Nil(a) {
 					problems = append(problems, fmt.Sprintf("%s %s (%s): the authenticator for scheme %s (%s) is a nil %T", op.Method, op.Path, op.ID, sr.Scheme.Name, sr.Scheme.Type, a))

@@ -93,9 +93,10 @@ func TestUnclaimedCredentials(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var got guard.Event
-			g := e.guard(t,
-				guard.WithAuthenticator(policy.SchemeBearer, issuerAuth{prefix: "own-"}),
-				guard.WithAuthenticator(policy.SchemeOIDC, issuerAuth{prefix: "ext-", down: c.partnerDown}),
+			g := e.guardBy(t, map[policy.SchemeType]guard.Authenticator{
+				policy.SchemeBearer: issuerAuth{prefix: "own-"},
+				policy.SchemeOIDC:   issuerAuth{prefix: "ext-", down: c.partnerDown},
+			},
 				guard.WithObserver(func(_ http.ResponseWriter, _ *http.Request, ev guard.Event) { got = ev }),
 			)
 			mods := []func(*http.Request){func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+c.token) }}
