@@ -10,6 +10,7 @@ import (
 	"github.com/specguard/specguard/credentials"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/security"
+	"github.com/specguard/specguard/security/sessions"
 	"github.com/specguard/specguard/security/tokens"
 )
 
@@ -117,6 +118,18 @@ func TestNewRefusesMissingParts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The CSRF cookie's name: login would set it twice, and a browser
+	// keeps the CSRF token. A second session cookie: login set the first
+	// in name order only, and either took the session.
+	csrfNamed, err := policy.Compile("openapi.yaml", bytes.Replace(credentials.Fragment, []byte("name: __Host-session"), []byte("name: "+sessions.CSRFCookie), 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	twoCookies, err := policy.Compile("openapi.yaml", credentials.Fragment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twoCookies.Schemes["adminSession"] = &policy.Scheme{Name: "adminSession", Type: policy.SchemeAPIKeyCookie, Param: "__Host-admin"}
 	for _, c := range []struct {
 		name   string
 		table  *policy.Table
@@ -125,6 +138,8 @@ func TestNewRefusesMissingParts(t *testing.T) {
 	}{
 		{"no document", nil, nil, "a compiled document"},
 		{"a session cookie without __Host-", bare, nil, `the session cookie of scheme "cookieAuth" is named "session": name it "__Host-session"`},
+		{"a session cookie named as the CSRF cookie", csrfNamed, nil, `the session cookie of scheme "cookieAuth" is named "__Host-csrf", the CSRF cookie's name: name it "__Host-session"`},
+		{"two session cookies", twoCookies, nil, `schemes "adminSession" and "cookieAuth" are both session cookies (__Host-admin, __Host-session): specguard's sessions issue one cookie and take it under either name; declare one`},
 		{"no accounts", table, func(s *credentials.Stores) { s.Accounts = nil }, "Stores needs"},
 		{"a nil *MemoryStore as State", table, func(s *credentials.Stores) { s.State = (*security.MemoryStore)(nil) }, "Stores needs"},
 		{"a nil *MemoryKeyRecords as Keys", table, func(s *credentials.Stores) { s.Keys = (*security.MemoryKeyRecords)(nil) }, "Stores needs"},

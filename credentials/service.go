@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -285,9 +286,22 @@ func New(table *policy.Table, signing *tokens.Key, stores Stores, opts ...Option
 	if op := credentialOp(table, "token"); op != nil {
 		s.grants = declaredGrants(op)
 	}
-	for _, sc := range table.Schemes {
+	for _, name := range slices.Sorted(maps.Keys(table.Schemes)) {
+		sc := table.Schemes[name]
 		if sc.Type != policy.SchemeAPIKeyCookie {
 			continue
+		}
+		if sc.Param == sessions.CSRFCookie {
+			// Login would set it twice, and a browser keeps the last:
+			// the CSRF token, never the session.
+			return nil, fmt.Errorf("credentials: the session cookie of scheme %q is named %q, the CSRF cookie's name: name it %q", sc.Name, sc.Param, hostPrefix+"session")
+		}
+		if s.cookieSc != nil && sc.Param != s.cookie {
+			// Login sets one cookie, and the sessions take it under
+			// either name: the two schemes would be one credential, and
+			// browsers would carry only one of them.
+			return nil, fmt.Errorf("credentials: schemes %q and %q are both session cookies (%s, %s): specguard's sessions issue one cookie and take it under either name; declare one",
+				s.cookieSc.Name, sc.Name, s.cookie, sc.Param)
 		}
 		if !strings.HasPrefix(sc.Param, hostPrefix) {
 			// Without the prefix a sibling subdomain (or a page over plain
@@ -295,7 +309,7 @@ func New(table *policy.Table, signing *tokens.Key, stores Stores, opts ...Option
 			// be logged in as someone else.
 			return nil, fmt.Errorf("credentials: the session cookie of scheme %q is named %q: name it %q", sc.Name, sc.Param, hostPrefix+strings.TrimPrefix(sc.Param, "__Secure-"))
 		}
-		if s.cookie == "" || sc.Param < s.cookie {
+		if s.cookieSc == nil {
 			s.cookie, s.cookieSc = sc.Param, sc
 		}
 	}
