@@ -108,6 +108,8 @@ func TestNewRefusesMissingParts(t *testing.T) {
 		{credentials.WithSessionIdle(-1), "credentials: WithSessionIdle(-1ns): want 0 (the TTL alone) or a positive duration"},
 		{credentials.WithAPIKeyTTL(-time.Hour), "credentials: WithAPIKeyTTL(-1h0m0s): want a positive duration (every key would be expired when made)"},
 		{credentials.WithMaxSessions(-1), "credentials: WithMaxSessions(-1), WithMaxAPIKeys(50): want 0 (no cap) or more"},
+		{credentials.WithStoreTimeout(0), "credentials: WithStoreTimeout(0s): want a positive duration (every store call would time out at once)"},
+		{credentials.WithStoreTimeout(-time.Second), "credentials: WithStoreTimeout(-1s): want a positive duration (every store call would time out at once)"},
 	} {
 		if _, err := credentials.New(table, key, whole, c.opt); err == nil || err.Error() != c.want {
 			t.Errorf("New = %v, want %q", err, c.want)

@@ -153,7 +153,7 @@ func WithLog(log *slog.Logger) Option {
 }
 
 // WithStoreTimeout bounds every call to the stores that decides a request
-// (100ms when absent).
+// (100ms when absent; it must be positive).
 func WithStoreTimeout(d time.Duration) Option { return func(c *config) { c.storeTimeout = d } }
 
 // WithRegistrationRole sets the role of accounts that register themselves
@@ -279,6 +279,8 @@ func New(table *policy.Table, signing *tokens.Key, stores Stores, opts ...Option
 		return nil, fmt.Errorf("credentials: WithSessionIdle(%s): want 0 (the TTL alone) or a positive duration", cfg.sessionIdle)
 	case cfg.keyTTL <= 0:
 		return nil, fmt.Errorf("credentials: WithAPIKeyTTL(%s): want a positive duration (every key would be expired when made)", cfg.keyTTL)
+	case cfg.storeTimeout <= 0:
+		return nil, fmt.Errorf("credentials: WithStoreTimeout(%s): want a positive duration (every store call would time out at once)", cfg.storeTimeout)
 	case cfg.maxSessions < 0 || cfg.maxKeys < 0:
 		return nil, fmt.Errorf("credentials: WithMaxSessions(%d), WithMaxAPIKeys(%d): want 0 (no cap) or more", cfg.maxSessions, cfg.maxKeys)
 	}
