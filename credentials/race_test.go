@@ -85,6 +85,9 @@ func TestDisableWhilePasswordIsChecked(t *testing.T) {
 type failingCommits struct {
 	credentials.Accounts
 	fail, failReads bool
+	// during, when not nil, runs once the failing update published its
+	// state, before its commit fails.
+	during func()
 }
 
 func (r *failingCommits) Account(ctx context.Context, id string) (*credentials.Account, error) {
@@ -101,6 +104,9 @@ func (r *failingCommits) UpdateAccount(ctx context.Context, id string, change fu
 	_, err := r.Accounts.UpdateAccount(ctx, id, change, func(a *credentials.Account) error {
 		if err := publish(a); err != nil {
 			return err
+		}
+		if r.during != nil {
+			r.during()
 		}
 		return fmt.Errorf("%w: commit failed", security.ErrUnavailable)
 	})
@@ -183,6 +189,58 @@ func TestFailedCommitIsNeverEnforced(t *testing.T) {
 	for name, e := range map[string]*env{"X": x, "Y": y} {
 		if r := e.do("GET", "/admin/users", "", "", bearer(mod)...); r.code != 403 {
 			t.Errorf("after the failed promotion, on %s: %d, want 403 (the database says user)", name, r.code)
+		}
+	}
+}
+
+// A logout everywhere whose commit failed ends nothing, on every instance,
+// even one that checked the account's credentials while its NotBefore was
+// in the store: that instance remembered its access token as revoked, and
+// refused it (401 "credential revoked") while the other admitted it, for
+// as long as the token stayed in its cache.
+func TestFailedLogoutEverywhereEndsNothing(t *testing.T) {
+	x, y, xAccounts, _ := fleet(t, nil)
+	access, _ := x.register("u@example.com", "user-password-1")
+	cookie, _ := x.browserLogin("u@example.com", "user-password-1")
+	k := x.json("POST", "/api-keys", `{"name":"k","scopes":["account:manage"]}`, bearer(access)...)
+	if k.code != 201 {
+		t.Fatalf("key: %d %s", k.code, k.raw)
+	}
+	creds := map[string][]string{"access token": bearer(access), "session": {"Cookie", cookie}, "API key": {"X-API-Key", fmt.Sprint(k.body["key"])}}
+	for name, h := range creds {
+		if r := y.do("GET", "/me", "", "", h...); r.code != 200 {
+			t.Fatalf("%s on Y before: %d", name, r.code)
+		}
+	}
+	during := map[string]int{}
+	xAccounts.fail, xAccounts.during = true, func() {
+		for name, h := range creds {
+			during[name] = y.do("GET", "/me", "", "", h...).code
+		}
+	}
+	if r := x.do("POST", "/auth/logout-all", "", "", bearer(access)...); r.code != 503 {
+		t.Fatalf("a logout everywhere whose commit failed: %d %s, want 503", r.code, r.raw)
+	}
+	xAccounts.fail, xAccounts.during = false, nil
+	if len(during) != len(creds) {
+		t.Fatalf("the requests on Y while the change was published did not run: %v", during)
+	}
+	for name, h := range creds {
+		for en, e := range map[string]*env{"X": x, "Y": y} {
+			if r := e.do("GET", "/me", "", "", h...); r.code != 200 {
+				t.Errorf("after the failed logout everywhere (on Y meanwhile: %d), %s on %s: %d, want 200 (the database was not changed): %s", during[name], name, en, r.code, r.raw)
+			}
+		}
+	}
+	// One that commits ends them all, everywhere.
+	if r := x.do("POST", "/auth/logout-all", "", "", bearer(access)...); r.code != 204 {
+		t.Fatalf("logout everywhere: %d %s", r.code, r.raw)
+	}
+	for name, h := range creds {
+		for en, e := range map[string]*env{"X": x, "Y": y} {
+			if r := e.do("GET", "/me", "", "", h...); r.code != 401 {
+				t.Errorf("after logout everywhere, %s on %s: %d, want 401", name, en, r.code)
+			}
 		}
 	}
 }

@@ -276,10 +276,14 @@ func (m *MemoryStore) checkAt(c *Check, now time.Time) (err error) {
 		return ErrStale
 	}
 	if minted < a.NotBefore {
-		return ErrNotFound
+		return errNotBefore
 	}
 	return nil
 }
+
+// errNotBefore is Check's error for a credential minted before its
+// account's NotBefore (see onetrip.ErrNotBefore).
+var errNotBefore = fmt.Errorf("%w (%w)", ErrNotFound, onetrip.ErrNotBefore)
 
 // PutAccount implements Store.
 func (m *MemoryStore) PutAccount(_ context.Context, subject string, a Account) (Account, error) {

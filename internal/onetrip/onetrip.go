@@ -59,6 +59,13 @@ type HeldError struct{ Err error }
 func (e *HeldError) Error() string { return e.Err.Error() }
 func (e *HeldError) Unwrap() error { return e.Err }
 
+// ErrNotBefore is wrapped beside security.ErrNotFound when a store refuses
+// a credential for its account's NotBefore (a logout everywhere), not for
+// its own record: ended, unless the change that set it is set back (its
+// commit failed, see security.Accounts), so not remembered as dead the
+// way a revoked or replaced credential is.
+var ErrNotBefore = errors.New("minted before the account's not-before")
+
 // ErrRecheck: a deferred check found the account in another state, or an
 // API key without a mark. Nothing was decided: authenticate again without
 // deferring, which reads the account and the key's record anew.
@@ -79,7 +86,7 @@ var (
 	// func(*limits.Limiter) (decide func(*http.Request, *policy.Operation,
 	// limits.Caller, Precheck, *Field, at time.Time, fallback bool)
 	// (limits.Verdict, preErr error, anon bool), prechecks bool). With
-	// fallback, a Precheck found gone for good (redislua.Dead) has the
+	// fallback, a Precheck found gone (redislua.Dead or Before) has the
 	// request counted as anonymous in the same store call, and anon says
 	// the verdict is that one.
 	Decider any

@@ -13,6 +13,10 @@ const (
 	Dead     = 1 // revoked, replaced, ended or expired: for good
 	Stale    = 2 // the account is not in the state of the stamp given
 	Unmarked = 3 // an API key has no mark: its durable record decides
+	// Before: minted before its account's not-before (a logout
+	// everywhere): ended, unless that change is set back (its commit
+	// failed); not remembered as dead, as Dead is.
+	Before = 4
 )
 
 // Keys and arguments of the credential check: keys {record, account};
@@ -50,7 +54,7 @@ const checkFunc = `local function check(gk, ga, now)
   if v ~= '' then
     local a = redis.call('HMGET', gk[2], 's', 'nb')
     if a[1] ~= v then return 2 end
-    if tonumber(r[3] or 0) < tonumber(a[2] or 0) then return 1 end
+    if tonumber(r[3] or 0) < tonumber(a[2] or 0) then return 4 end
   end
   if kind == 's' then redis.call('HSET', gk[1], 'l', now) end
   return 0

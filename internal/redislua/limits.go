@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/limits"
 	"github.com/specguard/specguard/security"
 )
@@ -71,8 +72,8 @@ end
 // count the request as anonymous (a negative n, -n, says the fallback is
 // the tiers themselves, the caller being anonymous already). When the
 // check holds, the tiers are decided and the answer is Allow's. When it
-// finds the credential gone for good (Dead) and there is a fallback, the
-// fallback's buckets are decided instead, and the answer is {-Dead}
+// finds the credential gone (Dead, or Before) and there is a fallback, the
+// fallback's buckets are decided instead, and the answer is {-code}
 // followed by Allow's for them: the refused credential's request is
 // counted as anonymous in the same call. On any other code the script
 // returns {-code} and charges nothing.
@@ -84,11 +85,11 @@ if same then n = -n end
 if code == 0 then return allow(ko, ao, n) end
 local fko, fao, m = ko + n, ao + 4 * n, #KEYS - ko - n
 if same then fko, fao, m = ko, ao, n end
-if code ~= %d or m == 0 then return {-code} end
+if (code ~= %d and code ~= %d) or m == 0 then return {-code} end
 local out = allow(fko, fao, m)
 table.insert(out, 1, -code)
 return out
-`, CheckKeys, CheckArgs+1, Dead))
+`, CheckKeys, CheckArgs+1, Dead, Before))
 
 // Refund gives back what Allow charged one bucket: its TAT
 // moves back by interval * cost (ARGV), the key goes when that is past.
@@ -126,7 +127,8 @@ func Decode(raw []int64, results []limits.Result) (bool, error) {
 
 // CheckError is the error of the credential check's code: nil when it
 // holds, security.ErrStale, security.ErrUnmarked, else
-// security.ErrNotFound (the credential is gone for good).
+// security.ErrNotFound (the credential is gone for good; for Before,
+// wrapping onetrip.ErrNotBefore too).
 func CheckError(code int64) error {
 	switch code {
 	case Holds:
@@ -135,6 +137,10 @@ func CheckError(code int64) error {
 		return security.ErrStale
 	case Unmarked:
 		return security.ErrUnmarked
+	case Before:
+		return errNotBefore
 	}
 	return security.ErrNotFound
 }
+
+var errNotBefore = fmt.Errorf("%w (%w)", security.ErrNotFound, onetrip.ErrNotBefore)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/specguard/specguard/internal/onetrip"
 	"github.com/specguard/specguard/internal/redislua"
 	"github.com/specguard/specguard/internal/redistest"
 	"github.com/specguard/specguard/limits"
@@ -46,7 +47,7 @@ func TestCheckAloneAndBeforeTheTiers(t *testing.T) {
 		{"key unmarked", nil, nil, []any{"k", "", ""}, redislua.Unmarked, security.ErrUnmarked},
 		{"account as stamped", map[string]any{"e": later, "v": 2}, map[string]any{"s": "st", "nb": 2}, []any{"k", "", "st"}, redislua.Holds, nil},
 		{"account changed", map[string]any{"e": later, "v": 2}, map[string]any{"s": "new", "nb": 2}, []any{"k", "", "st"}, redislua.Stale, security.ErrStale},
-		{"credential older than the account's not-before", map[string]any{"e": later, "v": 1}, map[string]any{"s": "st", "nb": 2}, []any{"k", "", "st"}, redislua.Dead, security.ErrNotFound},
+		{"credential older than the account's not-before", map[string]any{"e": later, "v": 1}, map[string]any{"s": "st", "nb": 2}, []any{"k", "", "st"}, redislua.Before, onetrip.ErrNotBefore},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			keys := []string{fmt.Sprintf("%scred:%d", srv.Prefix, i), fmt.Sprintf("%sacct:%d", srv.Prefix, i)}
@@ -66,6 +67,8 @@ func TestCheckAloneAndBeforeTheTiers(t *testing.T) {
 			}
 			if err := redislua.CheckError(alone); !errors.Is(err, c.err) || (c.err == nil) != (err == nil) {
 				t.Errorf("CheckError(%d) = %v, want %v", alone, err, c.err)
+			} else if alone == redislua.Before && !errors.Is(err, security.ErrNotFound) {
+				t.Errorf("CheckError(%d) = %v, want it to wrap %v too", alone, err, security.ErrNotFound)
 			}
 			buckets := []string{fmt.Sprintf("%sbucket:%d:a", srv.Prefix, i), fmt.Sprintf("%sbucket:%d:b", srv.Prefix, i)}
 			fallback := fmt.Sprintf("%sbucket:%d:anon", srv.Prefix, i)
@@ -92,7 +95,7 @@ func TestCheckAloneAndBeforeTheTiers(t *testing.T) {
 				}
 				charged, fellBack := rdb.Exists(ctx, buckets...).Val(), rdb.Exists(ctx, fallback).Val()
 				switch {
-				case c.code == redislua.Dead && fb == "same":
+				case (c.code == redislua.Dead || c.code == redislua.Before) && fb == "same":
 					results := make([]limits.Result, 2)
 					allowed, err := redislua.Decode(raw[1:], results)
 					if raw[0] != -c.code || err != nil || !allowed || charged != 2 || fellBack != 0 || results[0].Remaining != 9 || results[1].Remaining != 3 {
@@ -100,7 +103,7 @@ func TestCheckAloneAndBeforeTheTiers(t *testing.T) {
 							raw, allowed, results, err, charged, fellBack, -c.code)
 					}
 					rdb.Del(ctx, buckets...)
-				case c.code == redislua.Dead && fb == "own":
+				case (c.code == redislua.Dead || c.code == redislua.Before) && fb == "own":
 					results := make([]limits.Result, 1)
 					allowed, err := redislua.Decode(raw[1:], results)
 					if raw[0] != -c.code || err != nil || !allowed || charged != 0 || fellBack != 1 || results[0].Remaining != 99 {

@@ -88,7 +88,7 @@ func Hold(ctx context.Context, a *security.Accounts, store security.Checker, c s
 				return nil, nil, err
 			}
 		default:
-			if errors.Is(err, security.ErrNotFound) && dead != nil {
+			if forever(err) && dead != nil {
 				dead.Forget(c.ID)
 			}
 			return nil, nil, checkError(err)
@@ -170,10 +170,19 @@ func checkAt(ctx context.Context, store security.Checker, c security.Check, at t
 // result is the error of a check that returned err, and tells dead when
 // the credential was revoked.
 func (g *Gate) result(err error) error {
-	if errors.Is(err, security.ErrNotFound) && g.dead != nil {
+	if forever(err) && g.dead != nil {
 		g.dead.Forget(g.check.ID)
 	}
 	return checkError(err)
+}
+
+// forever reports whether a check's err says the credential itself was
+// revoked, replaced or ended, which is for good. One refused for its
+// account's NotBefore is ended too, unless that change is set back (its
+// commit failed): remembered, it stayed refused on the instance that
+// checked it meanwhile, as long as it stayed in that instance's cache.
+func forever(err error) bool {
+	return errors.Is(err, security.ErrNotFound) && !errors.Is(err, onetrip.ErrNotBefore)
 }
 
 // Script returns the keys and arguments of the gate's check in a script
