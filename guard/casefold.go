@@ -25,11 +25,17 @@ import (
 // body can be validated against (see mayHoldJSON) whose schema names
 // properties: only then can a key stand in for one.
 func foldsJSON(rb *openapi3.RequestBodyRef) bool {
+	return jsonBodyHas(rb, func(s *openapi3.Schema) bool { return namesProperties(s, 0) })
+}
+
+// jsonBodyHas reports whether rb has a media type a JSON body can be
+// validated against (see mayHoldJSON) whose schema has what has asks for.
+func jsonBodyHas(rb *openapi3.RequestBodyRef, has func(*openapi3.Schema) bool) bool {
 	if rb == nil || rb.Value == nil {
 		return false
 	}
 	for ct, mt := range rb.Value.Content {
-		if mayHoldJSON(ct) && mt.Schema != nil && namesProperties(mt.Schema.Value, 0) {
+		if mayHoldJSON(ct) && mt.Schema != nil && has(mt.Schema.Value) {
 			return true
 		}
 	}
@@ -97,21 +103,32 @@ func namesProperties(s *openapi3.Schema, depth int) bool {
 // in case. It walks the value the validator decoded (validationKeep), not
 // the body again.
 func (g *Guard) caseVariant(w http.ResponseWriter, r *http.Request, v *opValidation) bool {
-	ct := r.Header.Get("Content-Type")
-	decoded, ok := r.Body.(interface{ ValidatedValue() any })
-	if !respcheck.IsJSON(ct) || !ok {
+	value, schema, ok := validatedJSON(r, v)
+	if !ok {
 		return true
 	}
-	mt := v.route.Operation.RequestBody.Value.Content.Get(ct)
-	if mt == nil || mt.Schema == nil {
-		return true
-	}
-	if field, name := v.shapes.foldedKey(decoded.ValidatedValue(), mt.Schema.Value, "body"); field != "" {
+	if field, name := v.shapes.foldedKey(value, schema, "body"); field != "" {
 		g.refuse(w, r, v, problem.Invalid("The request does not match the API description.", []problem.FieldError{{
 			Field: field, Message: foldedMessage(name)}}))
 		return false
 	}
 	return true
+}
+
+// validatedJSON returns r's JSON body as the validator decoded it
+// (validationKeep) and the schema it checked it against; ok is false when
+// r has no such body.
+func validatedJSON(r *http.Request, v *opValidation) (value any, schema *openapi3.Schema, ok bool) {
+	ct := r.Header.Get("Content-Type")
+	decoded, kept := r.Body.(interface{ ValidatedValue() any })
+	if !respcheck.IsJSON(ct) || !kept {
+		return nil, nil, false
+	}
+	mt := v.route.Operation.RequestBody.Value.Content.Get(ct)
+	if mt == nil || mt.Schema == nil {
+		return nil, nil, false
+	}
+	return decoded.ValidatedValue(), mt.Schema.Value, true
 }
 
 // foldedMessage says what is wrong with a key that differs from the

@@ -14,7 +14,6 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/go-chi/chi/v5"
 
-	"github.com/specguard/specguard/internal/respcheck"
 	"github.com/specguard/specguard/problem"
 )
 
@@ -34,15 +33,7 @@ import (
 // validator cannot check as the handler has it: under an integer schema
 // with a bound, multipleOf or enum, or a float one with a bound.
 func exactNumbers(rb *openapi3.RequestBodyRef) bool {
-	if rb == nil || rb.Value == nil {
-		return false
-	}
-	for ct, mt := range rb.Value.Content {
-		if mayHoldJSON(ct) && mt.Schema != nil && boundsNumbers(mt.Schema.Value, 0) {
-			return true
-		}
-	}
-	return false
+	return jsonBodyHas(rb, func(s *openapi3.Schema) bool { return boundsNumbers(s, 0) })
 }
 
 // boundsNumbers reports whether s, or a schema of its values' parts,
@@ -82,16 +73,11 @@ func isFloat32(s *openapi3.Schema) bool {
 // validated, holds a number that breaks its schema as the handler binds it
 // (see exactNumbers). It walks the value the validator decoded.
 func (g *Guard) exactBody(w http.ResponseWriter, r *http.Request, v *opValidation) bool {
-	ct := r.Header.Get("Content-Type")
-	decoded, ok := r.Body.(interface{ ValidatedValue() any })
-	if !respcheck.IsJSON(ct) || !ok {
+	value, schema, ok := validatedJSON(r, v)
+	if !ok {
 		return true
 	}
-	mt := v.route.Operation.RequestBody.Value.Content.Get(ct)
-	if mt == nil || mt.Schema == nil {
-		return true
-	}
-	if field, msg := inexact(decoded.ValidatedValue(), mt.Schema.Value, "body", 0); field != "" {
+	if field, msg := inexact(value, schema, "body", 0); field != "" {
 		g.refuse(w, r, v, problem.Invalid("The request does not match the API description.", []problem.FieldError{{Field: field, Message: msg}}))
 		return false
 	}
