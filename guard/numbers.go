@@ -130,19 +130,59 @@ func inexact(x any, s *openapi3.Schema, field string, depth int) (string, string
 
 // checkExactParams refuses a number parameter that breaks its schema as
 // the handler binds it (see exactNumbers): its first value, as the
-// validator and the handler read a parameter given once (an array's
-// items are not checked again).
+// validator and the handler read a parameter given once, or each item of
+// an array.
 func (v *opValidation) checkExactParams(r *http.Request, rctx *chi.Context, q url.Values) []problem.FieldError {
 	for _, p := range v.exactParams {
+		field, s := p.In+"."+p.Name, p.Schema.Value
+		if isType(s, "array") {
+			if s.Items == nil {
+				continue
+			}
+			for i, raw := range items(r, rctx, q, p) {
+				if msg := breaksAll(json.Number(raw), s.Items.Value, 0); msg != "" {
+					return []problem.FieldError{{Field: field + "." + strconv.Itoa(i), Message: msg}}
+				}
+			}
+			continue
+		}
 		raw, found := paramValue(r, rctx, q, p)
 		if !found {
 			continue
 		}
-		if msg := breaksAll(json.Number(raw), p.Schema.Value, 0); msg != "" {
-			return []problem.FieldError{{Field: p.In + "." + p.Name, Message: msg}}
+		if msg := breaksAll(json.Number(raw), s, 0); msg != "" {
+			return []problem.FieldError{{Field: field, Message: msg}}
 		}
 	}
 	return nil
+}
+
+// items are the items of array parameter p as a handler binds them: every
+// value of an exploded query parameter, else its one value cut at its
+// style's delimiter; none for a style it does not cut so (label, matrix).
+func items(r *http.Request, rctx *chi.Context, q url.Values, p *openapi3.Parameter) []string {
+	sm, err := p.SerializationMethod()
+	if err != nil {
+		return nil
+	}
+	if p.In == openapi3.ParameterInQuery && sm.Style == openapi3.SerializationForm && sm.Explode {
+		return q[p.Name]
+	}
+	sep := ","
+	switch sm.Style {
+	case openapi3.SerializationSimple, openapi3.SerializationForm:
+	case openapi3.SerializationSpaceDelimited:
+		sep = " "
+	case openapi3.SerializationPipeDelimited:
+		sep = "|"
+	default:
+		return nil
+	}
+	raw, found := paramValue(r, rctx, q, p)
+	if !found {
+		return nil
+	}
+	return strings.Split(raw, sep)
 }
 
 // breaksAll is numberBreaks of n under s and its allOf.

@@ -113,6 +113,9 @@ paths:
         - {name: f, in: query, schema: {type: number, format: float, minimum: 0, exclusiveMinimum: true}}
         - {name: X-N, in: header, schema: {type: integer, format: int64, maximum: 10000000000000000}}
         - {name: c, in: cookie, schema: {type: integer, format: int64, multipleOf: 10}}
+        - {name: ns, in: query, schema: {type: array, items: {type: integer, format: int64, maximum: 10000000000000000}}}
+        - {name: cs, in: query, explode: false, schema: {type: array, items: {type: integer, format: int64, maximum: 10000000000000000}}}
+        - {name: X-NS, in: header, schema: {type: array, items: {type: integer, format: int64, maximum: 10000000000000000}}}
       responses: {"200": {description: ok}, "400": {description: no}}
 `, func(http.ResponseWriter, *http.Request) { reached = true })
 	for _, c := range []struct {
@@ -130,6 +133,10 @@ paths:
 		{"/q/1", "10000000000000001", "", 400, "header.X-N"},
 		{"/q/1", "", "10000000000000001", 400, "cookie.c"},
 		{"/q/1", "", "10000000000000010", 200, ""},
+		{"/q/1?ns=1&ns=10000000000000001", "", "", 400, "query.ns.1"},
+		{"/q/1?ns=1&ns=10000000000000000", "", "", 200, ""},
+		{"/q/1?cs=1,10000000000000001", "", "", 400, "query.cs.1"},
+		{"/q/1?cs=1,10000000000000000", "", "", 200, ""},
 	} {
 		reached = false
 		r := httptest.NewRequest("GET", c.target, nil)
@@ -143,6 +150,16 @@ paths:
 		g.ServeHTTP(w, r)
 		if !answered(w, c.code, c.field) || reached != (c.code == 200) {
 			t.Errorf("%s (header %q, cookie %q): %d %s (handler reached: %v), want %d naming %q", c.target, c.header, c.cookie, w.Code, w.Body, reached, c.code, c.field)
+		}
+	}
+	for value, code := range map[string]int{"1,10000000000000001": 400, "1,10000000000000000": 200} {
+		reached = false
+		r := httptest.NewRequest("GET", "/q/1", nil)
+		r.Header.Set("X-NS", value)
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, r)
+		if !answered(w, code, map[bool]string{true: "header.X-NS.1"}[code == 400]) || reached != (code == 200) {
+			t.Errorf("X-NS: %s: %d %s (handler reached: %v), want %d", value, w.Code, w.Body, reached, code)
 		}
 	}
 }
