@@ -108,7 +108,14 @@ func (g *Guard) serveChecked(w http.ResponseWriter, r *http.Request, st *opState
 	if g.responses == ResponsesReport && g.responseSample > 1 && (g.answers.Add(1)-1)%g.responseSample != 0 {
 		// Not this answer's body: its status and headers alone.
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK, checked: st.checked}
+		ran := false
+		defer func() {
+			if !ran && sw.wrote && !sw.hijacked {
+				g.reportPanicked(r, st, sw.status, sw.sent.as(w.Header()))
+			}
+		}()
 		g.run(sw, r, h, rctx)
+		ran = true
 		if sw.hijacked {
 			return // the answer went on the connection, unseen
 		}
@@ -138,7 +145,16 @@ func (g *Guard) serveChecked(w http.ResponseWriter, r *http.Request, st *opState
 			return true, bodyless
 		}
 	}
+	ran := false
+	defer func() {
+		// Enforcing, the answer of a handler that panics is dropped, or
+		// was checked as it went.
+		if !ran && !cw.enforce && cw.wrote && !cw.hijacked {
+			g.reportPanicked(r, st, cw.status, cw.sent.as(cw.Header()))
+		}
+	}()
 	g.run(cw, r, h, rctx)
+	ran = true
 	if cw.refused || cw.hijacked {
 		return // answered; or the answer went on the connection, unseen
 	}
@@ -150,7 +166,11 @@ func (g *Guard) serveChecked(w http.ResponseWriter, r *http.Request, st *opState
 		seen = bodyPast
 	}
 	body := cw.body.Bytes()
-	found := checkResponse(r, st, cw.status, cw.sent.as(cw.Header()), body, seen)
+	header := cw.sent.as(cw.Header())
+	if cw.enforce && !cw.passed {
+		header = cw.held()
+	}
+	found := checkResponse(r, st, cw.status, header, body, seen)
 	if len(body) == 0 && (cw.dropped || cw.unheld) && declaresNoContent(st.op, cw.status) {
 		// A body none of which was held: sent on (reporting), or dropped.
 		found = append(found, noContent(cw.status))
@@ -163,7 +183,7 @@ func (g *Guard) serveChecked(w http.ResponseWriter, r *http.Request, st *opState
 		} else {
 			h := w.Header()
 			clear(h)
-			for k, v := range cw.header {
+			for k, v := range header {
 				h[k] = v
 			}
 			w.WriteHeader(cw.status)
@@ -171,6 +191,15 @@ func (g *Guard) serveChecked(w http.ResponseWriter, r *http.Request, st *opState
 		}
 	}
 	if len(found) > 0 && g.reportResponse != nil {
+		g.reportResponse(r, st.op, found)
+	}
+}
+
+// reportPanicked reports, reporting, the answer a handler sent (status
+// and headers as they went, its body unseen) before it panicked: it went
+// to the client all the same. The panic goes on.
+func (g *Guard) reportPanicked(r *http.Request, st *opState, status int, h http.Header) {
+	if found := checkResponse(r, st, status, h, nil, bodyPast); len(found) > 0 && g.reportResponse != nil {
 		g.reportResponse(r, st.op, found)
 	}
 }
@@ -362,6 +391,9 @@ type checkedWriter struct {
 	w       http.ResponseWriter
 	enforce bool
 	header  http.Header // enforcing: the answer's headers, held
+	// atWrite, enforcing: header as it was when the handler wrote its
+	// status (see held).
+	atWrite http.Header
 	status  int
 	wrote   bool
 	checked map[int][]string // see statusWriter
@@ -413,6 +445,9 @@ func (c *checkedWriter) WriteHeader(status int) {
 		return
 	}
 	c.wrote, c.status = true, status
+	if c.enforce && !c.passed {
+		c.atWrite = c.header.Clone()
+	}
 	if !c.enforce {
 		// What is set after goes nowhere (but trailers): the check reads
 		// what went.
@@ -450,6 +485,23 @@ func (c *checkedWriter) Write(p []byte) (int, error) {
 	return c.w.Write(p)
 }
 
+// held are the answer's headers as they go, enforcing: as the handler had
+// them when it wrote its status, and the trailers it announced then. What
+// it sets after goes nowhere, as net/http sends nothing of it, and as the
+// guard reporting or off sends nothing of it: a header set late was sent,
+// and checked, only when enforcing.
+func (c *checkedWriter) held() http.Header {
+	if c.atWrite == nil {
+		return c.header
+	}
+	for k, v := range c.header {
+		if trailer(c.atWrite, k) || strings.HasPrefix(k, http.TrailerPrefix) {
+			c.atWrite[k] = v
+		}
+	}
+	return c.atWrite
+}
+
 // release lets go of the body held, once it will not be checked: a
 // download or a stream kept open must not keep its first MiB.
 func (c *checkedWriter) release() {
@@ -463,14 +515,14 @@ func (c *checkedWriter) release() {
 // being written beside what is held.
 func (c *checkedWriter) pass(more bool) {
 	if c.refuse != nil {
-		if c.refused, c.bodyless = c.refuse(c.status, c.header, more || c.body.Len() > 0); c.refused {
+		if c.refused, c.bodyless = c.refuse(c.status, c.held(), more || c.body.Len() > 0); c.refused {
 			return
 		}
 	}
 	c.passed = true
 	h := c.w.Header()
 	clear(h)
-	for k, v := range c.header {
+	for k, v := range c.held() {
 		h[k] = v
 	}
 	c.sent.note(c.checked, c.status, h) // reported as it went
@@ -529,6 +581,12 @@ const (
 	bodyUnseen                 // none: not sampled; it may be empty
 )
 
+// bodyAllowed reports whether an answer of status may have a body (RFC
+// 9110 6.4.1: not 1xx, 204 or 304).
+func bodyAllowed(status int) bool {
+	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
+}
+
 // declaresNoContent reports whether op's answer of status has no body by
 // the document (it declares the status, or a default, without content).
 func declaresNoContent(op *policy.Operation, status int) bool {
@@ -565,15 +623,20 @@ func checkResponse(r *http.Request, st *opState, status int, header http.Header,
 	case ct != "" && (seen != bodyWhole || status >= 300 && status < 400) && content.Get(ct) == nil:
 		out = append(out, ResponseViolation{Status: status, Reason: "content-type", Detail: "a media type this status does not declare"})
 	}
+	if cl := header.Get("Content-Length"); cl != "" && seen == bodyWhole && r.Method != http.MethodHead && bodyAllowed(status) {
+		// Held, the body checked would not be the body that goes: net/http
+		// refuses the bytes past a length, and sends a shorter body short.
+		if n, err := strconv.ParseInt(cl, 10, 64); err != nil || n != int64(len(body)) {
+			out = append(out, ResponseViolation{Status: status, Reason: "header", Detail: fmt.Sprintf("Content-Length is %s, but the body is %d bytes", cl, len(body))})
+		}
+	}
 	var found []respcheck.Finding
-	switch {
-	case seen != bodyWhole:
-		found = append(respcheck.TypeParameters(header), respcheck.MissingHeaders(declared, header)...)
-	case len(out) == 0:
+	if seen == bodyWhole && len(out) == 0 {
 		found = respcheck.Check(r.Context(), r, st.valid.route, status, header, body)
-	default:
-		// The body is wrong already; its headers still count.
-		found = append(respcheck.TypeParameters(header), respcheck.MissingHeaders(declared, header)...)
+	} else {
+		// The body unseen, or wrong already: its headers still count,
+		// their values too.
+		found = respcheck.Headers(r.Context(), r, st.valid.route, status, header)
 	}
 	for _, f := range found {
 		out = append(out, ResponseViolation{Status: status, Reason: f.Reason, Pointer: f.Pointer, Detail: f.Detail})

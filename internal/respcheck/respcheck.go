@@ -212,11 +212,24 @@ func Readable(header http.Header) bool {
 	if enc := header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
 		return false
 	}
-	mt, _, err := mime.ParseMediaType(header.Get("Content-Type"))
-	if err != nil && !errors.Is(err, mime.ErrInvalidMediaParameter) {
-		return false // openapi3filter reads the type before a bad parameter
+	mt, _, ok := mediaType(header.Get("Content-Type"))
+	return ok && Decodable(mt)
+}
+
+// mediaType is the media type of a Content-Type ct as openapi3filter
+// reads it, lower case: the type before its parameters, whether they parse
+// or not (badParams: "; charset", a parameter given twice); ok is false
+// when there is no type to read.
+func mediaType(ct string) (mt string, badParams, ok bool) {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil {
+		return mt, false, true
 	}
-	return Decodable(mt)
+	before, _, hasParams := strings.Cut(ct, ";")
+	if mt, _, err := mime.ParseMediaType(before); err == nil && hasParams {
+		return mt, true, true
+	}
+	return "", false, false
 }
 
 // Decodable reports whether openapi3filter decodes a body of the media
@@ -236,13 +249,29 @@ func IsJSON(contentType string) bool {
 }
 
 // TypeParameters finds a Content-Type whose parameters do not parse
-// ("application/json; charset"): the answer is read all the same, by the
-// type before them.
+// ("application/json; charset", a parameter given twice): the answer is
+// read all the same, by the type before them.
 func TypeParameters(header http.Header) []Finding {
-	if _, _, err := mime.ParseMediaType(header.Get("Content-Type")); errors.Is(err, mime.ErrInvalidMediaParameter) {
+	if _, bad, _ := mediaType(header.Get("Content-Type")); bad {
 		return []Finding{{Reason: "content-type", Detail: "a Content-Type whose parameters do not parse"}}
 	}
 	return nil
+}
+
+// Headers checks the headers of an answer whose body is not checked, their
+// values too (Check checks them with the body): TypeParameters, then, where
+// the status declares headers, openapi3filter without the body, or, where
+// it looks at nothing (HEAD, a redirect, 304), MissingHeaders.
+func Headers(ctx context.Context, req *http.Request, route *routers.Route, status int, header http.Header) []Finding {
+	out := TypeParameters(header)
+	declared := Declared(route.Operation, status)
+	if declared == nil || len(declared.Headers) == 0 {
+		return out
+	}
+	if req.Method == http.MethodHead || unvalidated(status) {
+		return append(out, MissingHeaders(declared, header)...)
+	}
+	return append(out, validate(ctx, req, route, status, header, nil, headersOnly)...)
 }
 
 // MissingHeaders checks only the headers declared marks required: for an
