@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/goccy/go-yaml"
@@ -319,7 +320,12 @@ func extensionProblem(name, kind string, ownerShaped bool) (msg, near string) {
 // (x-kong-plugin-rate-limiting) begin otherwise.
 func extendedFrom(name, kind string, ownerShaped bool) string {
 	squash := strings.NewReplacer("-", "", "_", "")
-	lowered := squash.Replace(strings.ToLower(name))
+	lowered := strings.Map(func(r rune) rune {
+		if r == '_' || unicode.Is(unicode.Pd, r) {
+			return -1 // any dash: one pasted from rendered text too
+		}
+		return r
+	}, strings.ToLower(name))
 	for _, ext := range []string{ExtRateLimit, ExtRequireFresh, ExtOwner} {
 		if ext == ExtOwner && !ownerShaped {
 			continue

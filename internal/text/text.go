@@ -23,8 +23,10 @@ func Nearest(name string, candidates []string, maxEdits int) string {
 	return best
 }
 
-// EditDistance is the Levenshtein distance of a and b.
-func EditDistance(a, b string) int {
+// EditDistance is the Levenshtein distance of a and b, in characters (a
+// dash of another script, ‐ for -, is one edit, not three bytes).
+func EditDistance(as, bs string) int {
+	a, b := []rune(as), []rune(bs)
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {
