@@ -179,10 +179,17 @@ func compileLoaded(source string, data []byte) (*Table, Errors) {
 		}
 		return nil, Errors{{Source: source, Msg: "cannot load OpenAPI document: " + msg}}
 	}
+	// Both read the document alone: at the same time.
+	spread := make(chan string, 1)
+	go func() { spread <- tooSpread(doc) }()
 	c := &compiler{source: source, doc: doc, data: data}
 	// Examples are documentation, never enforced: one that does not match
 	// its schema is a lint warning (WarnExamples), not a reason to refuse.
-	if err := validateDoc(doc); err != nil {
+	err = validateDoc(doc)
+	if where := <-spread; where != "" {
+		return nil, Errors{spreadError(source, where)}
+	}
+	if err != nil {
 		// Every error at once: the compiler's, and kin-openapi's.
 		var t *Table
 		if doc.Paths != nil {
