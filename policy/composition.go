@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 
 	"github.com/getkin/kin-openapi/openapi3"
 )
@@ -17,51 +18,24 @@ import (
 // schemas, ran for hours on a 3 KB document. A document is refused when a
 // schema of it spreads so.
 
-// maxSpread is how many schemas one value may be checked against through
-// allOf, anyOf, oneOf and not.
+// maxSpread is how many schemas one value may be checked against.
 const maxSpread = 4096
 
-// tooSpread returns where the first schema of doc stands whose allOf,
-// anyOf, oneOf and not spread past maxSpread schemas; "" when none does.
-// It counts each schema once, however it is reached.
+// tooSpread returns where the first schema of doc stands that has some
+// value checked against more than maxSpread schemas; "" when none does.
+// It walks what applies where: at a value, a schema and those it composes
+// (allOf, anyOf, oneOf, not, if, then, else, dependentSchemas), each as
+// many times as it is reached; at a value's property or item, the schemas
+// the ones above give it, added up, so that two schemas naming one
+// property's schema check that property twice, and a chain of them
+// doubles at each level, even through a cycle (which grows, and is
+// refused, or repeats, and is walked once).
 func tooSpread(doc *openapi3.T) string {
-	spread := map[*openapi3.Schema]int{}
-	var spreadOf func(s *openapi3.Schema) int
-	spreadOf = func(s *openapi3.Schema) int {
-		if s == nil {
-			return 0
-		}
-		if n, ok := spread[s]; ok {
-			return n
-		}
-		spread[s] = 1 // while it is counted: a cycle counts once
-		n := 1
-		eachComposed(s, func(m *openapi3.Schema) bool {
-			n = min(n+spreadOf(m), maxSpread+1)
-			return n <= maxSpread
-		})
-		spread[s] = n
-		return n
-	}
-	seen := map[*openapi3.Schema]bool{}
-	var worst func(s *openapi3.Schema) int
-	worst = func(s *openapi3.Schema) int {
-		if s == nil || seen[s] {
-			return 0
-		}
-		seen[s] = true
-		n := spreadOf(s)
-		more := func(p *openapi3.Schema) bool {
-			n = max(n, worst(p))
-			return n <= maxSpread
-		}
-		if n <= maxSpread && eachComposed(s, more) {
-			eachPart(s, more)
-		}
-		return n
-	}
+	w := &spreadWalk{ids: map[*openapi3.Schema]int{}, done: map[string]bool{}, onPath: map[string]int{}}
 	check := func(refs ...*openapi3.SchemaRef) bool {
-		return slices.ContainsFunc(refs, func(ref *openapi3.SchemaRef) bool { return ref != nil && worst(ref.Value) > maxSpread })
+		return slices.ContainsFunc(refs, func(ref *openapi3.SchemaRef) bool {
+			return ref != nil && ref.Value != nil && !w.walk(w.closure(applied{ref.Value: 1}))
+		})
 	}
 	if c := doc.Components; c != nil {
 		for _, name := range slices.Sorted(maps.Keys(c.Schemas)) {
@@ -88,36 +62,172 @@ func tooSpread(doc *openapi3.T) string {
 	return ""
 }
 
-// eachComposed calls f with each schema s composes (its allOf, anyOf, oneOf
-// and not) while f returns true, and reports whether it always did.
-func eachComposed(s *openapi3.Schema, f func(*openapi3.Schema) bool) bool {
-	for _, group := range [...]openapi3.SchemaRefs{s.AllOf, s.AnyOf, s.OneOf, {s.Not}} {
-		for _, m := range group {
-			if m != nil && m.Value != nil && !f(m.Value) {
+// applied are the schemas a value is checked against, each with how many
+// times.
+type applied map[*openapi3.Schema]int
+
+// spreadWalk walks what applies at each value under a schema (see
+// tooSpread). done holds the states (what applies, how many times) walked
+// whole; onPath, by the schemas of each state on the way down, its count.
+type spreadWalk struct {
+	ids    map[*openapi3.Schema]int
+	done   map[string]bool
+	onPath map[string]int
+}
+
+// closure is a, with what each of its schemas composes, as many times as
+// it is reached; nil once that is more than maxSpread.
+func (w *spreadWalk) closure(a applied) applied {
+	out, total := applied{}, 0
+	inside := map[*openapi3.Schema]bool{} // a schema composing itself counts once
+	var add func(s *openapi3.Schema, n int) bool
+	add = func(s *openapi3.Schema, n int) bool {
+		if s == nil || inside[s] {
+			return true
+		}
+		if out[s] += n; out[s] > maxSpread {
+			return false
+		}
+		if total += n; total > maxSpread {
+			return false
+		}
+		inside[s] = true
+		defer delete(inside, s)
+		for _, m := range composed(s) {
+			if !add(m, n) {
 				return false
 			}
 		}
+		return true
 	}
+	for s, n := range a {
+		if !add(s, n) {
+			return nil
+		}
+	}
+	return out
+}
+
+// keys are a's state as strings: its schemas alone, and with their counts.
+func (w *spreadWalk) keys(a applied) (set, full string) {
+	ids := make([]int, 0, len(a))
+	for s := range a {
+		id, ok := w.ids[s]
+		if !ok {
+			id = len(w.ids)
+			w.ids[s] = id
+		}
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	var b, c []byte
+	byID := make(map[int]int, len(a))
+	for s, n := range a {
+		byID[w.ids[s]] = n
+	}
+	for _, id := range ids {
+		b = strconv.AppendInt(append(b, ','), int64(id), 10)
+		c = strconv.AppendInt(append(strconv.AppendInt(append(c, ','), int64(id), 10), ':'), int64(byID[id]), 10)
+	}
+	return string(b), string(c)
+}
+
+// walk reports whether no value under a (a closure) is checked against
+// more than maxSpread schemas.
+func (w *spreadWalk) walk(a applied) bool {
+	if a == nil {
+		return false
+	}
+	if len(a) == 0 {
+		return true
+	}
+	set, full := w.keys(a)
+	if w.done[full] {
+		return true
+	}
+	total := 0
+	for _, n := range a {
+		total += n
+	}
+	if before, ok := w.onPath[set]; ok {
+		// The same schemas again below themselves: a cycle, walked once
+		// when it checks no more than before; one that checks more at each
+		// turn grows without end.
+		return total <= before
+	}
+	w.onPath[set] = total
+	defer delete(w.onPath, set)
+	for _, next := range children(a) {
+		if !w.walk(w.closure(next)) {
+			return false
+		}
+	}
+	w.done[full] = true
 	return true
 }
 
-// eachPart calls f with the schema of each part of s's values (items,
-// properties) while f returns true.
-func eachPart(s *openapi3.Schema, f func(*openapi3.Schema) bool) {
-	call := func(ref *openapi3.SchemaRef) bool { return ref == nil || ref.Value == nil || f(ref.Value) }
-	if !call(s.Items) || !call(s.AdditionalProperties.Schema) {
-		return
-	}
-	for _, ref := range s.PrefixItems {
-		if !call(ref) {
-			return
+// composed are the schemas that apply to the same value as s.
+func composed(s *openapi3.Schema) []*openapi3.Schema {
+	var out []*openapi3.Schema
+	add := func(refs ...*openapi3.SchemaRef) {
+		for _, ref := range refs {
+			if ref != nil && ref.Value != nil {
+				out = append(out, ref.Value)
+			}
 		}
 	}
-	for _, ref := range s.Properties {
-		if !call(ref) {
-			return
+	add(s.AllOf...)
+	add(s.AnyOf...)
+	add(s.OneOf...)
+	add(s.Not, s.If, s.Then, s.Else)
+	for _, ref := range s.DependentSchemas {
+		add(ref)
+	}
+	return out
+}
+
+// children are what applies, before closure, at each part of a value a
+// applies to: each property any of them names, any other property, an
+// item. A schema for any property (additionalProperties, patternProperties,
+// unevaluatedProperties) is counted at every property, named or not: a
+// bound from above.
+func children(a applied) []applied {
+	named := map[string]applied{}
+	other, items := applied{}, applied{}
+	for s := range a {
+		for name := range s.Properties {
+			named[name] = applied{}
 		}
 	}
+	for s, n := range a {
+		var anyProp []*openapi3.Schema
+		for _, ref := range append([]*openapi3.SchemaRef{s.AdditionalProperties.Schema, s.UnevaluatedProperties.Schema}, slices.Collect(maps.Values(s.PatternProperties))...) {
+			if ref != nil && ref.Value != nil {
+				anyProp = append(anyProp, ref.Value)
+			}
+		}
+		for name, next := range named {
+			if ref := s.Properties[name]; ref != nil && ref.Value != nil {
+				next[ref.Value] += n
+			}
+			for _, x := range anyProp {
+				next[x] += n
+			}
+		}
+		for _, x := range anyProp {
+			other[x] += n
+		}
+		for _, ref := range append([]*openapi3.SchemaRef{s.Items, s.Contains, s.UnevaluatedItems.Schema}, s.PrefixItems...) {
+			if ref != nil && ref.Value != nil {
+				items[ref.Value] += n
+			}
+		}
+	}
+	out := make([]applied, 0, len(named)+2)
+	for _, name := range slices.Sorted(maps.Keys(named)) {
+		out = append(out, named[name])
+	}
+	return append(out, other, items)
 }
 
 // opSchemas are the schemas of op's parameters (and its path item's),
@@ -158,6 +268,7 @@ func opSchemas(item *openapi3.PathItem, op *openapi3.Operation) []*openapi3.Sche
 
 // spreadError is the error of a document with a schema spread too far.
 func spreadError(source, where string) *Error {
-	return &Error{Source: source, Where: where, Msg: fmt.Sprintf("a value would be checked against more than %d schemas through allOf, anyOf, oneOf and not "+
-		"(a schema reached two ways counts twice): each request would cost that many checks; name a schema once, or flatten the chain", maxSpread)}
+	return &Error{Source: source, Where: where, Msg: fmt.Sprintf("a value would be checked against more than %d schemas (through allOf, anyOf, oneOf, not, if, then, else "+
+		"and dependentSchemas, and a property several of those name; a schema reached two ways counts twice): each request would cost "+
+		"that many checks; name a schema once, or flatten the chain", maxSpread)}
 }
