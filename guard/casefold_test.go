@@ -747,4 +747,33 @@ paths:
 			t.Errorf("Content-Type %q: %d, the handler bound %q, want 200 and %q", c.ct, w.Code, bound, c.want)
 		}
 	}
+	// A key declared with capitals, sent in lower case.
+	g = guarded(t, `openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+paths:
+  /u:
+    post:
+      operationId: u
+      security: []
+      requestBody: {required: true, content: {application/vnd.Acme+json: {schema: {type: object}}, text/plain: {schema: {type: string}}}}
+      responses: {"200": {description: ok}, "400": {description: no}}
+`, func(w http.ResponseWriter, r *http.Request) {
+		bound = "none"
+		if strings.HasPrefix(r.Header.Get("Content-Type"), "application/vnd.Acme+json") {
+			bound = "application/vnd.Acme+json"
+		}
+	})
+	for _, c := range []struct{ ct, body, want string }{
+		{"application/vnd.acme+json", `{}`, "application/vnd.Acme+json"},
+	} {
+		bound = ""
+		r := httptest.NewRequest("POST", "/u", strings.NewReader(c.body))
+		r.Header.Set("Content-Type", c.ct)
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, r)
+		if w.Code != 200 || bound != c.want {
+			t.Errorf("Content-Type %q: %d, the handler bound %q, want 200 and %q", c.ct, w.Code, bound, c.want)
+		}
+	}
 }

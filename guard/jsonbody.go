@@ -100,11 +100,9 @@ func (g *Guard) strictBody(w http.ResponseWriter, r *http.Request, v *opValidati
 // with no body bound, a required one too.
 func asDeclared(r *http.Request, content openapi3.Content, ct, mt string) {
 	written, params, hasParams := strings.Cut(ct, ";")
-	if strings.TrimSpace(written) == mt {
-		return // the usual spelling; a declared key is lower case too
-	}
+	written = strings.TrimSpace(written)
 	for key := range content {
-		if strings.EqualFold(key, mt) {
+		if key != written && strings.EqualFold(key, mt) {
 			if hasParams {
 				key += ";" + params
 			}

@@ -7,7 +7,6 @@ import (
 	"math/big"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -31,7 +30,9 @@ import (
 
 // exactNumbers reports whether a JSON body of op may hold a number the
 // validator cannot check as the handler has it: under an integer schema
-// with a bound, multipleOf or enum, or a float one with a bound.
+// with a bound or multipleOf, or a float one with a bound. (An enum past
+// 2^53 is compared as the validator compares it: the document's number
+// is the float64 it was read into, its other digits lost.)
 func exactNumbers(rb *openapi3.RequestBodyRef) bool {
 	return jsonBodyHas(rb, func(s *openapi3.Schema) bool { return boundsNumbers(s, 0) })
 }
@@ -43,7 +44,7 @@ func boundsNumbers(s *openapi3.Schema, depth int) bool {
 		return false
 	}
 	bounded := s.Min != nil || s.Max != nil || s.ExclusiveMin.Value != nil || s.ExclusiveMax.Value != nil
-	if isType(s, "integer") && (bounded || s.MultipleOf != nil || len(s.Enum) > 0) || isFloat32(s) && bounded {
+	if isType(s, "integer") && (bounded || s.MultipleOf != nil) || isFloat32(s) && bounded {
 		return true
 	}
 	parts := []*openapi3.SchemaRef{s.Items, s.AdditionalProperties.Schema}
@@ -226,9 +227,7 @@ func numberBreaks(n json.Number, s *openapi3.Schema) string {
 				return "number must be a multiple of " + mi.String() + " (compared exactly: " + reads + ")"
 			}
 		}
-		if len(s.Enum) > 0 && !slices.ContainsFunc(s.Enum, func(e any) bool { r := ratOf(e); return r != nil && r.Cmp(at) == 0 }) {
-			return "value is not one of the allowed values (compared exactly: " + reads + ")"
-		}
+
 		against = func(limit float64) int { return at.Cmp(new(big.Rat).SetFloat64(limit)) }
 	case isFloat32(s):
 		f, err := n.Float64()
@@ -261,29 +260,6 @@ func numberBreaks(n json.Number, s *openapi3.Schema) string {
 		return "number must be " + what + " " + strconv.FormatFloat(b.at, 'f', -1, 64) + " (compared as the handler reads it: " + reads + ")"
 	}
 	return ""
-}
-
-// ratOf is an enum value as an exact number, nil when it is none.
-func ratOf(e any) *big.Rat {
-	switch e := e.(type) {
-	case float64:
-		if math.IsInf(e, 0) || math.IsNaN(e) {
-			return nil
-		}
-		return new(big.Rat).SetFloat64(e)
-	case int:
-		return new(big.Rat).SetInt64(int64(e))
-	case int64:
-		return new(big.Rat).SetInt64(e)
-	case uint64:
-		return new(big.Rat).SetInt(new(big.Int).SetUint64(e))
-	case json.Number:
-		r, ok := new(big.Rat).SetString(string(e))
-		if ok {
-			return r
-		}
-	}
-	return nil
 }
 
 type bound struct {

