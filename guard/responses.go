@@ -391,9 +391,9 @@ type checkedWriter struct {
 	w       http.ResponseWriter
 	enforce bool
 	header  http.Header // enforcing: the answer's headers, held
-	// atWrite, enforcing: header as it was when the handler wrote its
-	// status (see held).
-	atWrite http.Header
+	// late, enforcing: what Header gives the handler once it wrote its
+	// status, made then (see held).
+	late    http.Header
 	status  int
 	wrote   bool
 	checked map[int][]string // see statusWriter
@@ -419,6 +419,13 @@ type checkedWriter struct {
 
 func (c *checkedWriter) Header() http.Header {
 	if c.enforce && !c.passed {
+		if c.wrote {
+			// Set after the status: kept apart (see held).
+			if c.late == nil {
+				c.late = c.header.Clone()
+			}
+			return c.late
+		}
 		return c.header
 	}
 	return c.w.Header()
@@ -445,9 +452,6 @@ func (c *checkedWriter) WriteHeader(status int) {
 		return
 	}
 	c.wrote, c.status = true, status
-	if c.enforce && !c.passed {
-		c.atWrite = c.header.Clone()
-	}
 	if !c.enforce {
 		// What is set after goes nowhere (but trailers): the check reads
 		// what went.
@@ -491,15 +495,12 @@ func (c *checkedWriter) Write(p []byte) (int, error) {
 // guard reporting or off sends nothing of it: a header set late was sent,
 // and checked, only when enforcing.
 func (c *checkedWriter) held() http.Header {
-	if c.atWrite == nil {
-		return c.header
-	}
-	for k, v := range c.header {
-		if trailer(c.atWrite, k) || strings.HasPrefix(k, http.TrailerPrefix) {
-			c.atWrite[k] = v
+	for k, v := range c.late {
+		if trailer(c.header, k) || strings.HasPrefix(k, http.TrailerPrefix) {
+			c.header[k] = v
 		}
 	}
-	return c.atWrite
+	return c.header
 }
 
 // release lets go of the body held, once it will not be checked: a
