@@ -135,14 +135,14 @@ func inexact(x any, s *openapi3.Schema, field string, depth int) (string, string
 // an array.
 func (v *opValidation) checkExactParams(r *http.Request, rctx *chi.Context, q url.Values) []problem.FieldError {
 	for _, p := range v.exactParams {
-		field, s := p.In+"."+p.Name, p.Schema.Value
+		s := p.Schema.Value
 		if isType(s, "array") {
 			if s.Items == nil {
 				continue
 			}
 			for i, raw := range items(r, rctx, q, p) {
 				if msg := breaksAll(json.Number(raw), s.Items.Value, 0); msg != "" {
-					return []problem.FieldError{{Field: field + "." + strconv.Itoa(i), Message: msg}}
+					return []problem.FieldError{{Field: p.In + "." + p.Name + "." + strconv.Itoa(i), Message: msg}}
 				}
 			}
 			continue
@@ -152,7 +152,7 @@ func (v *opValidation) checkExactParams(r *http.Request, rctx *chi.Context, q ur
 			continue
 		}
 		if msg := breaksAll(json.Number(raw), s, 0); msg != "" {
-			return []problem.FieldError{{Field: field, Message: msg}}
+			return []problem.FieldError{{Field: p.In + "." + p.Name, Message: msg}}
 		}
 	}
 	return nil
