@@ -9,11 +9,10 @@ import (
 	"github.com/specguard/specguard/policy"
 )
 
-// chain is a document whose schema S0 names S1 twice, S1 names S2 twice,
-// and so on for n levels: a value of S0 is checked against 2^n schemas.
-func chain(n int, composed string) string {
-	var b strings.Builder
-	b.WriteString(`openapi: 3.0.3
+// spreadDoc is a document of one operation whose body is schema S0 of
+// schemas.
+func spreadDoc(version, schemas string) []byte {
+	return []byte(`openapi: ` + version + `
 info: {title: t, version: "1"}
 x-rate-limit: false
 paths:
@@ -25,12 +24,18 @@ paths:
       responses: {'200': {description: ok}}
 components:
   schemas:
-`)
+` + schemas)
+}
+
+// chain is a document whose schema S0 names S1 twice, S1 names S2 twice,
+// and so on for n levels: a value of S0 is checked against 2^n schemas.
+func chain(n int, composed string) []byte {
+	var b strings.Builder
 	for i := range n {
 		fmt.Fprintf(&b, "    S%d: {%s: [{$ref: '#/components/schemas/S%d'}, {$ref: '#/components/schemas/S%d'}]}\n", i, composed, i+1, i+1)
 	}
 	fmt.Fprintf(&b, "    S%d: {type: object, properties: {name: {type: string}}}\n", n)
-	return b.String()
+	return spreadDoc("3.0.3", b.String())
 }
 
 // A schema that spreads a value over thousands of schemas is refused:
@@ -39,12 +44,12 @@ components:
 // below the bound compile.
 func TestSchemaSpreadBounded(t *testing.T) {
 	for _, composed := range []string{"allOf", "anyOf", "oneOf"} {
-		if _, err := policy.Compile("spec.yaml", []byte(chain(11, composed))); err != nil {
+		if _, err := policy.Compile("spec.yaml", chain(11, composed)); err != nil {
 			t.Errorf("%s, 11 levels: %v", composed, err)
 		}
 		want := "spec.yaml: components.schemas.S0: a value would be checked against more than 4096 schemas (through allOf"
 		for _, levels := range []int{12, 28, 60} {
-			src := []byte(chain(levels, composed))
+			src := chain(levels, composed)
 			if _, err := policy.Compile("spec.yaml", src); err == nil || !strings.HasPrefix(err.Error(), want) {
 				t.Errorf("%s, %d levels: Compile = %v, want %q", composed, levels, err, want)
 			}
@@ -71,21 +76,7 @@ func TestSchemaSpreadBounded(t *testing.T) {
 // JSON Schema 2020-12 that check a value again (if, then, else). A tree
 // of itself checks each node once, and compiles.
 func TestSchemaSpreadThroughProperties(t *testing.T) {
-	docOf := func(version, schemas string) []byte {
-		return []byte(`openapi: ` + version + `
-info: {title: t, version: "1"}
-x-rate-limit: false
-paths:
-  /a:
-    post:
-      operationId: a
-      security: []
-      requestBody: {required: true, content: {application/json: {schema: {$ref: '#/components/schemas/S0'}}}}
-      responses: {'200': {description: ok}}
-components:
-  schemas:
-` + schemas)
-	}
+	docOf := spreadDoc
 	levels := func(n int, level func(i int) string) string {
 		var b strings.Builder
 		for i := range n {
