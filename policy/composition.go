@@ -31,10 +31,11 @@ const maxSpread = 4096
 // doubles at each level, even through a cycle (which grows, and is
 // refused, or repeats, and is walked once).
 func tooSpread(doc *openapi3.T) string {
-	w := &spreadWalk{ids: map[*openapi3.Schema]int{}, done: map[string]bool{}, onPath: map[string]int{}}
+	w := &spreadWalk{ids: map[*openapi3.Schema]int{}, done: map[string]bool{}, onPath: map[string]int{},
+		plain: map[*openapi3.Schema]bool{}, plainOnPath: map[*openapi3.Schema]bool{}}
 	check := func(refs ...*openapi3.SchemaRef) bool {
 		return slices.ContainsFunc(refs, func(ref *openapi3.SchemaRef) bool {
-			return ref != nil && ref.Value != nil && !w.walk(w.closure(applied{ref.Value: 1}))
+			return ref != nil && ref.Value != nil && !w.walkOne(ref.Value)
 		})
 	}
 	if c := doc.Components; c != nil {
@@ -73,6 +74,9 @@ type spreadWalk struct {
 	ids    map[*openapi3.Schema]int
 	done   map[string]bool
 	onPath map[string]int
+	// plain are the schemas composing none (most) walked whole, each alone
+	// at a value once (see walkOne); plainOnPath, those on the way down.
+	plain, plainOnPath map[*openapi3.Schema]bool
 }
 
 // closure is a, with what each of its schemas composes, as many times as
@@ -158,12 +162,75 @@ func (w *spreadWalk) walk(a applied) bool {
 	w.onPath[set] = total
 	defer delete(w.onPath, set)
 	for _, next := range children(a) {
+		if len(next) == 1 {
+			if s, n := only(next); n == 1 {
+				if !w.walkOne(s) { // no state to build
+					return false
+				}
+				continue
+			}
+		}
 		if !w.walk(w.closure(next)) {
 			return false
 		}
 	}
 	w.done[full] = true
 	return true
+}
+
+// walkOne is walk of s alone at a value, once: without the state a walk
+// builds where s composes nothing, as most schemas do. Such a state met
+// again below itself is a cycle that repeats (one that grows meets a state
+// of its own counted twice, which walk refuses).
+func (w *spreadWalk) walkOne(s *openapi3.Schema) bool {
+	if composes(s) {
+		return w.walk(w.closure(applied{s: 1}))
+	}
+	if w.plain[s] || w.plainOnPath[s] {
+		return true
+	}
+	w.plainOnPath[s] = true
+	defer delete(w.plainOnPath, s)
+	for _, ref := range s.Properties {
+		if !w.walkRef(ref) {
+			return false
+		}
+	}
+	for _, ref := range s.PatternProperties {
+		if !w.walkRef(ref) {
+			return false
+		}
+	}
+	for _, ref := range s.PrefixItems {
+		if !w.walkRef(ref) {
+			return false
+		}
+	}
+	for _, ref := range [...]*openapi3.SchemaRef{s.Items, s.Contains, s.AdditionalProperties.Schema, s.UnevaluatedProperties.Schema, s.UnevaluatedItems.Schema} {
+		if !w.walkRef(ref) {
+			return false
+		}
+	}
+	w.plain[s] = true
+	return true
+}
+
+func (w *spreadWalk) walkRef(ref *openapi3.SchemaRef) bool {
+	return ref == nil || ref.Value == nil || w.walkOne(ref.Value)
+}
+
+// only is the one schema of a, and its count.
+func only(a applied) (*openapi3.Schema, int) {
+	for s, n := range a {
+		return s, n
+	}
+	return nil, 0
+}
+
+// composes reports whether s composes another schema (see composed).
+func composes(s *openapi3.Schema) bool {
+	return len(s.AllOf) > 0 || len(s.AnyOf) > 0 || len(s.OneOf) > 0 || len(s.DependentSchemas) > 0 ||
+		s.Not != nil || s.If != nil || s.Then != nil || s.Else != nil
 }
 
 // composed are the schemas that apply to the same value as s.
@@ -224,8 +291,8 @@ func children(a applied) []applied {
 		}
 	}
 	out := make([]applied, 0, len(named)+2)
-	for _, name := range slices.Sorted(maps.Keys(named)) {
-		out = append(out, named[name])
+	for _, next := range named {
+		out = append(out, next)
 	}
 	return append(out, other, items)
 }
