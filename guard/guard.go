@@ -389,9 +389,9 @@ func (g *Guard) unequipped() []string {
 
 // New checks the configuration against the table and the router and
 // returns the guarded router. It fails when a scheme the table uses has no
-// authenticator, when the table declares limits and there is no limiter
-// (a nil pointer is none), or when the router and the table disagree on any route: an operation the
-// guard cannot see must not be served. The router must be bare: install
+// authenticator, when the table declares limits and there is no limiter (a
+// nil pointer is none), or when the router and the table disagree on any
+// route: an operation the guard cannot see must not be served. The router must be bare: install
 // middleware around the guard, not inside the router. Nor may it change
 // after New: the guard calls the handlers of the router's own routes as it
 // found them.
