@@ -90,6 +90,12 @@ func (g *Guard) exactBody(w http.ResponseWriter, r *http.Request, v *opValidatio
 // wrong with it. It walks x, which the body's size bounds, as deep as it
 // goes; s's allOf as deep as maxFoldDepth.
 func inexact(x any, s *openapi3.Schema, field string, depth int) (string, string) {
+	if n, ok := x.(json.Number); ok {
+		if msg := breaksAll(n, s, depth); msg != "" {
+			return field, msg
+		}
+		return "", ""
+	}
 	if s == nil || depth > maxFoldDepth {
 		return "", ""
 	}
@@ -101,10 +107,6 @@ func inexact(x any, s *openapi3.Schema, field string, depth int) (string, string
 		}
 	}
 	switch x := x.(type) {
-	case json.Number:
-		if msg := numberBreaks(x, s); msg != "" {
-			return field, msg
-		}
 	case map[string]any:
 		for k, val := range x {
 			p := s.Properties[k]
