@@ -622,6 +622,15 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, tr *reqTrace) {
 	}
 	op := st.op
 	tr.route(op)
+	if method != r.Method && !head {
+		// A parent router routed r as another method (a method override
+		// sets chi's RouteMethod): it is served as that operation, so it
+		// is authenticated, validated and handled as one. A GET routed as
+		// a POST is not safe: its session cookie needs a CSRF proof.
+		n := *r
+		n.Method = method
+		r = &n
+	}
 
 	// One reading of the clock for specguard's own stack: its stores and
 	// caches on the default clock take it rather than read it again.
