@@ -702,7 +702,9 @@ func unclaimed(err error) error { return fmt.Errorf("%w (%w)", err, security.Err
 
 // cacheKey is raw's key in the token cache: raw itself, or for a token
 // past 4 KiB (up to security.MaxTokenBytes) its SHA-256 after a '#', which
-// no token holds, so that a cache entry stays under about 4 KiB.
+// no token holds, so that a cache entry stays under about 4 KiB. verify
+// refuses a raw value starting with '#' before it looks in the cache: the
+// hash of a token is not that token.
 func cacheKey(raw string) string {
 	if len(raw) <= 4<<10 {
 		return raw
@@ -714,6 +716,9 @@ func cacheKey(raw string) string {
 func (p *oidcProvider) verify(ctx context.Context, raw string) (*security.Principal, error) {
 	now := p.cfg.now()
 	gen := p.keysGen.Load()
+	if raw != "" && raw[0] == '#' {
+		return nil, cred.ErrBadTokenSyntax
+	}
 	key := cacheKey(raw)
 	if e, ok := p.tokens.Get(key); ok {
 		if now.Before(e.until) && !now.Before(e.nbf) && e.gen == gen {

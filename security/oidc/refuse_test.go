@@ -2,6 +2,7 @@ package oidc_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -174,5 +175,25 @@ func TestOIDCErrorsMaskTheURLsSecrets(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no status for an unreachable provider")
+	}
+}
+
+// A token past 4 KiB is cached under '#' and its SHA-256: that value,
+// presented as a bearer token, was found in the cache and admitted as the
+// token's subject. A hash of a credential is not the credential.
+func TestOIDCHashOfACachedTokenIsNoToken(t *testing.T) {
+	op := newFakeOP(t)
+	e := newOIDCEnv(t, op, "")
+	e.ready(t)
+	long := op.rs256(t, func(c jwt.MapClaims) { c["groups"] = manyGroups(120) })
+	if len(long) <= 4<<10 {
+		t.Fatalf("a token of %d bytes, want one past 4 KiB", len(long))
+	}
+	if _, err := e.check(long); err != nil {
+		t.Fatalf("the token itself: %v", err)
+	}
+	sum := sha256.Sum256([]byte(long))
+	if p, err := e.check("#" + string(sum[:])); err == nil {
+		t.Errorf("the SHA-256 of a verified token, presented as a bearer token, admitted as %s", p.Subject)
 	}
 }
