@@ -66,7 +66,9 @@ type Status struct {
 	// verified even while the provider is unreachable.
 	Ready bool
 	// Err is the last failure to reach the provider (discovery, keys or
-	// introspection), nil when the last attempt succeeded.
+	// introspection), nil when the last attempt succeeded. Once the
+	// authenticator is closed (Close, or New's context ended), Ready is
+	// false and Err says so.
 	Err error
 	// Changed is true when this status differs from the one before: the
 	// provider became reachable, or unreachable, or failed differently.
@@ -180,6 +182,10 @@ type Authenticator struct {
 	closed    atomic.Bool
 }
 
+// errClosed: the authenticator was closed, or the context New was given
+// ended.
+var errClosed = errors.New("oidc authenticator closed (Close, or the context given to oidc.New ended): keys are no longer refreshed")
+
 // maxProviderResponse bounds what is read of any provider response.
 const maxProviderResponse = 1 << 20
 
@@ -196,7 +202,10 @@ var outsideAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
 // provider's keys arrive its tokens are answered security.ErrUnavailable, and the
 // other schemes are not held up. It fails when settings name a scheme the
 // table does not use as openIdConnect, or give a URL that is not valid.
-// Close stops the background work.
+// The background work lasts until Close, or until ctx ends: from then on
+// every token is answered security.ErrUnavailable (keys no longer
+// refreshed would keep verifying a key the provider withdrew). Pass a
+// context that lasts as long as the server, not a start-up deadline.
 func New(ctx context.Context, table *policy.Table, opts ...Option) (*Authenticator, error) {
 	cfg := oidcConfig{
 		settings: map[string]Settings{}, leeway: 60 * time.Second, now: time.Now,
@@ -250,6 +259,10 @@ func New(ctx context.Context, table *policy.Table, opts ...Option) (*Authenticat
 		}
 	}
 	ctx, a.cancel = context.WithCancel(ctx)
+	// The background work lives as long as ctx: once it ends no key is
+	// refreshed, so a key the provider withdraws would verify for ever.
+	// Tokens are undecided from then on, as after Close.
+	context.AfterFunc(ctx, func() { a.closed.Store(true) })
 	var prefixes []string
 	for _, scheme := range table.Providers() {
 		if pr := scheme.Provider; pr.Introspect && pr.OpaquePrefix != "" {
@@ -270,7 +283,7 @@ func New(ctx context.Context, table *policy.Table, opts ...Option) (*Authenticat
 }
 
 // Close stops fetching keys. Tokens are undecided (security.ErrUnavailable) from
-// then on.
+// then on, and Status says every provider is closed.
 func (a *Authenticator) Close() {
 	a.closed.Store(true)
 	a.cancel()
@@ -280,8 +293,13 @@ func (a *Authenticator) Close() {
 // Status returns the state of every provider, sorted by scheme.
 func (a *Authenticator) Status() []Status {
 	out := make([]Status, 0, len(a.providers))
+	closed := a.closed.Load()
 	for _, p := range a.providers {
-		out = append(out, p.status())
+		st := p.status()
+		if closed {
+			st.Ready, st.Err = false, errClosed
+		}
+		out = append(out, st)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Scheme < out[j].Scheme })
 	return out
@@ -303,8 +321,11 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, schem
 		return nil, err
 	}
 	p := a.providers[scheme.Name]
-	if p == nil || a.closed.Load() {
+	if p == nil {
 		return nil, fmt.Errorf("%w: no provider for scheme %s", security.ErrUnavailable, scheme.Name)
+	}
+	if a.closed.Load() {
+		return nil, fmt.Errorf("%w: scheme %s: %w", security.ErrUnavailable, scheme.Name, errClosed)
 	}
 	return p.verify(ctx, raw)
 }

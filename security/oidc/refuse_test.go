@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -195,5 +196,46 @@ func TestOIDCHashOfACachedTokenIsNoToken(t *testing.T) {
 	sum := sha256.Sum256([]byte(long))
 	if p, err := e.check("#" + string(sum[:])); err == nil {
 		t.Errorf("the SHA-256 of a verified token, presented as a bearer token, admitted as %s", p.Subject)
+	}
+}
+
+// Keys are refreshed only while the context given to New lasts. Once it
+// ended, a key the provider withdrew kept verifying for ever, the status
+// said ready, and nothing was logged: tokens are undecided from then on,
+// as after Close.
+func TestOIDCEndedContextClosesTheAuthenticator(t *testing.T) {
+	op := newFakeOP(t)
+	table, err := policy.Compile("spec.yaml", []byte(oidcSpec(op.srv.URL, "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := oidc.New(ctx, table, oidc.WithRefresh(50*time.Millisecond),
+		oidc.WithHTTPClient(&http.Client{Timeout: 500 * time.Millisecond}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	e := &oidcEnv{op: op, auth: a, scheme: table.Schemes["partner"]}
+	e.ready(t)
+	leaked := op.sign(t, jwt.SigningMethodES256, "ec", op.ec, op.claims(func(c jwt.MapClaims) { c["sub"] = "mallory" }))
+	if _, err := e.check(leaked); err != nil {
+		t.Fatalf("a token of the provider's EC key: %v", err)
+	}
+	cancel() // a start-up context, say, which ends once serving begins
+	op.set(func() { op.withEC = false }) // the provider withdraws its leaked EC key
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p, err := e.check(leaked)
+		if errors.Is(err, security.ErrUnavailable) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after New's context ended and the key was withdrawn: principal %v, error %v; want ErrUnavailable", p, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := a.Status(); st[0].Ready || st[0].Err == nil || !strings.Contains(st[0].Err.Error(), "closed") {
+		t.Errorf("status after New's context ended: %+v, want not ready, closed", st)
 	}
 }
