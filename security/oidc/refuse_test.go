@@ -222,7 +222,7 @@ func TestOIDCEndedContextClosesTheAuthenticator(t *testing.T) {
 	if _, err := e.check(leaked); err != nil {
 		t.Fatalf("a token of the provider's EC key: %v", err)
 	}
-	cancel() // a start-up context, say, which ends once serving begins
+	cancel()                             // a start-up context, say, which ends once serving begins
 	op.set(func() { op.withEC = false }) // the provider withdraws its leaked EC key
 	deadline := time.Now().Add(5 * time.Second)
 	for {
