@@ -11,6 +11,7 @@ import (
 	"unicode"
 
 	"github.com/go-chi/chi/v5"
+	"golang.org/x/net/idna"
 
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/problem"
@@ -365,24 +366,34 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) {
 }
 
 // invisible reports whether the address s holds a character that shows
-// nothing: a control or format character (a zero-width space, a soft
-// hyphen, a bidi control) or another default-ignorable one (a variation
-// selector, a combining grapheme joiner, a Hangul filler). An address
-// holding one looks like another's. The zero-width joiner and non-joiner
-// are letters' business in some scripts' domain names (RFC 5892,
-// CONTEXTJ): allowed after the @.
+// nothing, or nothing but a space: a control or format character (a
+// zero-width space, a soft hyphen, a bidi control), another
+// default-ignorable one (a variation selector, a combining grapheme
+// joiner, a Hangul filler), or white space other than U+0020 (NFKC makes
+// a hair space one). An address holding one looks like another's. The
+// zero-width joiner and non-joiner are letters' business in some scripts'
+// domain names: allowed after the @ where IDNA allows them (RFC 5892,
+// CONTEXTJ: after a virama, or a non-joiner between letters that join),
+// not between Latin letters, where they show nothing.
 func invisible(s string) bool {
 	at := strings.LastIndexByte(s, '@')
 	for i, r := range s {
 		if (r == '\u200c' || r == '\u200d') && at >= 0 && i > at {
+			if _, err := joiners.ToASCII(s[at+1:]); err != nil {
+				return true
+			}
 			continue
 		}
-		if unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point) {
+		if unicode.IsControl(r) || r != ' ' && unicode.IsSpace(r) ||
+			unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point) {
 			return true
 		}
 	}
 	return false
 }
+
+// joiners judges where a domain may hold a joiner, and nothing else.
+var joiners = idna.New(idna.CheckJoiners(true))
 
 // narrowTo is scopes keeping only those of want.
 func narrowTo(scopes func(string) (string, []string, error), want []string) func(string) (string, []string, error) {
