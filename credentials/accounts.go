@@ -80,15 +80,19 @@ type Accounts interface {
 }
 
 // EmailKey is the form of an address that must be unique: trimmed, in
-// Unicode normalization form NFKC, lower-cased, and in NFKC again (a
+// Unicode normalization form NFKC, case-folded, and in NFKC again (a
 // capital letter with a combining mark may have no composed form where its
 // small letter has one: J and a combining caron lower to j and the caron,
 // which is ǰ). "josé" written with one code point for é and with e and a
 // combining accent look the same, as a full-width letter and its ASCII one
-// do, and J̌oe and ǰoe: each is one address. EmailKey(EmailKey(a)) is
+// do, and J̌oe and ǰoe: each is one address. Case is folded by upper-casing
+// then lower-casing, letter by letter: a capital with two small forms is
+// one letter (ΟΔΟΣ is οδος, with a final sigma; О is о and the Cyrillic
+// narrow ᲂ), where lower-casing alone made two addresses of one. ß stays
+// ß (no capital letter maps it to ss). EmailKey(EmailKey(a)) is
 // EmailKey(a).
 func EmailKey(email string) string {
-	return norm.NFKC.String(strings.ToLower(norm.NFKC.String(strings.TrimSpace(email))))
+	return norm.NFKC.String(strings.ToLower(strings.ToUpper(norm.NFKC.String(strings.TrimSpace(email)))))
 }
 
 // MemoryAccounts keeps accounts in this process: for tests and demos; a

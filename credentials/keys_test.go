@@ -243,6 +243,30 @@ func TestRegisterRefusesInvisibleCharacters(t *testing.T) {
 	}
 }
 
+// An address is one account in any case, also where a capital has two
+// small forms: ΟΔΟΣ is οδος (final sigma), and О is both о and the
+// Cyrillic narrow ᲂ. Lower-casing alone made ΟΔΟΣ οδοσ: a second account
+// beside οδος, and its owner, typing capitals, was refused.
+func TestAddressesAreOneInAnyCase(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			e := onBackend(t, b)
+			for _, pair := range [][2]string{
+				{"\u03bf\u03b4\u03bf\u03c2@example.com", "\u039f\u0394\u039f\u03a3@example.com"}, // οδος, ΟΔΟΣ
+				{"ivan.petr\u1c82v@example.com", "ivan.petr\u043ev@example.com"},                 // narrow o, о
+			} {
+				e.register(pair[0], "first-password-1")
+				if r := e.json("POST", "/auth/login", `{"email":"`+pair[1]+`","password":"first-password-1"}`); r.code != 200 {
+					t.Errorf("login as %+q, the account of %+q in another case: %d, want 200", pair[1], pair[0], r.code)
+				}
+				if r := e.json("POST", "/auth/register", `{"email":"`+pair[1]+`","password":"second-password-2"}`); r.code != 409 {
+					t.Errorf("register %+q beside %+q: %d %s, want 409", pair[1], pair[0], r.code, r.raw)
+				}
+			}
+		})
+	}
+}
+
 // An admin cannot disable itself, nor give itself a role without the
 // scopes account management needs: the last admin would leave no account
 // able to manage accounts. Another admin can; a role that keeps them is

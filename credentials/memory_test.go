@@ -21,6 +21,7 @@ func TestEmailKeyIsStable(t *testing.T) {
 		"J\u030coe@example.com", "\u01f0oe@example.com", "\u1d2c@example.com", "\u3380@example.com",
 		"\u0130stanbul@example.com", "\u01c5@example.com", "\u1e9e@example.com", "\ufb00@example.com",
 		"\uff2a\u030cax@example.com", "A\u030a@example.com", "\u212b@example.com", "\u03a3\u0342@example.com",
+		"\u03c2@example.com", "\u1c82@example.com", "\u0131@example.com", "\u0345@example.com",
 	} {
 		if k := credentials.EmailKey(s); credentials.EmailKey(k) != k {
 			t.Errorf("EmailKey(%+q) = %+q, whose key is %+q", s, k, credentials.EmailKey(k))

@@ -31,7 +31,7 @@ var migrations embed.FS
 // Migrations is the schema of accounts and API keys; migrate it before an
 // app's own set.
 var Migrations = sqldb.Migrations{Name: "credentials", FS: migrations, Dir: "migrations", Table: "specguard_credentials_version",
-	Go: map[int64]func(context.Context, *sql.Tx) error{2: rekeyEmails, 3: rekeyEmails, 4: indexBytewise}}
+	Go: map[int64]func(context.Context, *sql.Tx) error{2: rekeyEmails, 3: rekeyEmails, 4: indexBytewise, 5: rekeyEmails}}
 
 // indexBytewise (version 4) indexes users by email_key in the order of its
 // bytes on PostgreSQL, the order ListAccounts pages in (COLLATE "C"): the
@@ -46,12 +46,14 @@ func indexBytewise(ctx context.Context, tx *sql.Tx) error {
 	return err
 }
 
-// rekeyEmails (versions 2 and 3) keys every account by its address as
+// rekeyEmails (versions 2, 3 and 5) keys every account by its address as
 // credentials.EmailKey does: since version 2, it normalizes Unicode (an
 // account made before under an address in another form, e and a combining
 // accent for é, would otherwise not stop another from taking the address
 // in its composed form); since version 3, it normalizes again after
-// lower-casing (J and a combining caron were one address, ǰ another). An
+// lower-casing (J and a combining caron were one address, ǰ another);
+// since version 5, it folds case rather than lower-casing (οδος and ΟΔΟΣ,
+// which lower-cases to οδοσ, were two addresses). An
 // account whose new key another already holds (one address made twice
 // before, in two forms; the older account moves first) keeps its old key,
 // under which AccountByEmail still finds it by its address as written.
@@ -162,8 +164,9 @@ func (s *Store) Account(ctx context.Context, id string) (*credentials.Account, e
 // earlier form of email keys (see credentials.EmailKey) whose address
 // another account holds in another form keeps its key of then (see
 // rekeyEmails): trimmed and lower-cased only, before version 2; in NFKC
-// then lower-cased, before version 3. The address written as its owner
-// wrote it finds it, before the current key's account.
+// then lower-cased, before version 3; in NFKC, lower-cased and in NFKC
+// again, before version 5. The address written as its owner wrote it
+// finds it, before the current key's account.
 func (s *Store) AccountByEmail(ctx context.Context, email string) (*credentials.Account, error) {
 	if strings.IndexByte(email, 0) >= 0 {
 		// No address holds one: registration refuses control characters,
@@ -172,11 +175,13 @@ func (s *Store) AccountByEmail(ctx context.Context, email string) (*credentials.
 	}
 	trimmed := strings.TrimSpace(email)
 	key, v1, v2 := credentials.EmailKey(email), strings.ToLower(trimmed), strings.ToLower(norm.NFKC.String(trimmed))
-	if v1 == key && v2 == key {
+	v4 := norm.NFKC.String(v2)
+	if v1 == key && v2 == key && v4 == key {
 		return sqldb.Get(ctx, s.db, scanAccount, `SELECT `+accountColumns+` FROM users WHERE email_key = ?`, key)
 	}
-	return sqldb.Get(ctx, s.db, scanAccount, `SELECT `+accountColumns+` FROM users WHERE email_key IN (?, ?, ?)
-		ORDER BY CASE WHEN email_key = ? THEN 0 WHEN email_key = ? THEN 1 ELSE 2 END LIMIT 1`, key, v1, v2, v1, v2)
+	return sqldb.Get(ctx, s.db, scanAccount, `SELECT `+accountColumns+` FROM users WHERE email_key IN (?, ?, ?, ?)
+		ORDER BY CASE WHEN email_key = ? THEN 0 WHEN email_key = ? THEN 1 WHEN email_key = ? THEN 2 ELSE 3 END LIMIT 1`,
+		key, v1, v2, v4, v1, v2, v4)
 }
 
 // ListAccounts implements credentials.Accounts.

@@ -188,6 +188,54 @@ func TestEmailKeysMovedAgain(t *testing.T) {
 	}
 }
 
+// Accounts keyed as versions 3 and 4 left them (NFKC, lower-cased, NFKC)
+// are moved by migration 5 to keys whose case is folded, so that οδος and
+// ΟΔΟΣ (lower-cased: οδοσ) are one address, as are о and the Cyrillic
+// narrow ᲂ. One whose new key another account holds keeps its key, and
+// its own spelling still finds it.
+func TestEmailKeysFolded(t *testing.T) {
+	ctx := context.Background()
+	for _, kind := range []sqldb.Kind{sqldb.SQLite, sqldb.Postgres} {
+		t.Run(string(kind), func(t *testing.T) {
+			d := open(t, kind)
+			s := sqlstore.New(d)
+			// made as they were under version 4
+			made := func(email string) *credentials.Account {
+				a := credentialstest.NewAccount(email)
+				if err := s.CreateAccount(ctx, a); err != nil {
+					t.Fatal(err)
+				}
+				key := norm.NFKC.String(strings.ToLower(norm.NFKC.String(email)))
+				if _, err := d.Exec(ctx, `UPDATE users SET email_key = ? WHERE id = ?`, key, a.ID); err != nil {
+					t.Fatal(err)
+				}
+				return a
+			}
+			odos := made("\u03bf\u03b4\u03bf\u03c2@example.com") // οδος, final sigma
+			ivanN := made("ivan.petr\u1c82v@example.com")        // narrow o
+			ivanO := made("ivan.petr\u043ev@example.com")        // о: the same address, a second account then
+			if _, err := d.Exec(ctx, `DELETE FROM specguard_credentials_version WHERE version_id >= 5`); err != nil {
+				t.Fatal(err)
+			}
+			if from, to, err := d.Migrate(ctx, sqlstore.Migrations, nil); err != nil || from != 4 || to != latest() {
+				t.Fatalf("Migrate = %d, %d, %v; want 4 to %d", from, to, err, latest())
+			}
+			if err := s.CreateAccount(ctx, credentialstest.NewAccount("\u039f\u0394\u039f\u03a3@example.com")); !errors.Is(err, credentials.ErrExists) {
+				t.Errorf("a moved account's address in capitals: %v, want ErrExists", err)
+			}
+			for email, want := range map[string]string{
+				"\u03bf\u03b4\u03bf\u03c2@example.com": odos.ID, "\u039f\u0394\u039f\u03a3@example.com": odos.ID,
+				"ivan.petr\u1c82v@example.com": ivanN.ID, "ivan.petr\u043ev@example.com": ivanO.ID,
+				"IVAN.PETR\u041eV@example.com": ivanO.ID,
+			} {
+				if got, err := s.AccountByEmail(ctx, email); err != nil || got.ID != want {
+					t.Errorf("AccountByEmail(%+q) = %+v, %v; want account %s", email, got, err, want)
+				}
+			}
+		})
+	}
+}
+
 // Accounts are listed in the order of their keys' bytes on both
 // databases, as in memory, whole and page by page: also on a PostgreSQL
 // database whose locale orders text otherwise (é beside e, _ ignored).
