@@ -40,6 +40,34 @@ func open(t *testing.T, kind sqldb.Kind) *sqldb.DB {
 	return d
 }
 
+// keyedAs returns a function that makes an account keyed as key makes
+// keys (as an earlier version did), and migrateFrom sets the database
+// back to version from and migrates it again.
+func keyedAs(t *testing.T, d *sqldb.DB, s *sqlstore.Store, key func(string) string) func(email string) *credentials.Account {
+	return func(email string) *credentials.Account {
+		t.Helper()
+		a := credentialstest.NewAccount(email)
+		if err := s.CreateAccount(context.Background(), a); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Exec(context.Background(), `UPDATE users SET email_key = ? WHERE id = ?`, key(email), a.ID); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+}
+
+func migrateFrom(t *testing.T, d *sqldb.DB, from int64) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := d.Exec(ctx, `DELETE FROM specguard_credentials_version WHERE version_id > ?`, from); err != nil {
+		t.Fatal(err)
+	}
+	if got, to, err := d.Migrate(ctx, sqlstore.Migrations, nil); err != nil || got != from || to != latest() {
+		t.Fatalf("Migrate = %d, %d, %v; want %d to %d", got, to, err, from, latest())
+	}
+}
+
 func TestStore(t *testing.T) {
 	for _, kind := range []sqldb.Kind{sqldb.SQLite, sqldb.Postgres} {
 		t.Run(string(kind), func(t *testing.T) {
@@ -68,16 +96,7 @@ func TestOldEmailKeysMoved(t *testing.T) {
 			d := open(t, kind)
 			s := sqlstore.New(d)
 			// made as they were before: keyed trimmed and lower-cased only
-			old := func(email string) *credentials.Account {
-				a := credentialstest.NewAccount(email)
-				if err := s.CreateAccount(ctx, a); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := d.Exec(ctx, `UPDATE users SET email_key = ? WHERE id = ?`, strings.ToLower(email), a.ID); err != nil {
-					t.Fatal(err)
-				}
-				return a
-			}
+			old := keyedAs(t, d, s, strings.ToLower)
 			jose := old("Jose\u0301@example.com")
 			zoeD := old("zoe\u0301@example.com")
 			zoeC := credentialstest.NewAccount("zo\u00e9@example.com") // the same address, composed: a second account then
@@ -85,12 +104,7 @@ func TestOldEmailKeysMoved(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Migrate again from version 1, as a binary before it left it.
-			if _, err := d.Exec(ctx, `DELETE FROM specguard_credentials_version WHERE version_id > 1`); err != nil {
-				t.Fatal(err)
-			}
-			if from, to, err := d.Migrate(ctx, sqlstore.Migrations, nil); err != nil || from != 1 || to != latest() {
-				t.Fatalf("Migrate = %d, %d, %v; want 1 to %d", from, to, err, latest())
-			}
+			migrateFrom(t, d, 1)
 			if err := s.CreateAccount(ctx, credentialstest.NewAccount("jos\u00e9@example.com")); !errors.Is(err, credentials.ErrExists) {
 				t.Errorf("the composed form of an old account's address: %v, want ErrExists", err)
 			}
@@ -147,28 +161,14 @@ func TestEmailKeysMovedAgain(t *testing.T) {
 			d := open(t, kind)
 			s := sqlstore.New(d)
 			// made as they were under version 2
-			made := func(email string) *credentials.Account {
-				a := credentialstest.NewAccount(email)
-				if err := s.CreateAccount(ctx, a); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := d.Exec(ctx, `UPDATE users SET email_key = ? WHERE id = ?`, strings.ToLower(norm.NFKC.String(email)), a.ID); err != nil {
-					t.Fatal(err)
-				}
-				return a
-			}
+			made := keyedAs(t, d, s, func(email string) string { return strings.ToLower(norm.NFKC.String(email)) })
 			joe := made("J\u030coe@example.com")
 			jimD := made("J\u030cim@example.com")
 			jimC := made("\u01f0im@example.com") // the same address, composed: a second account then
 			jaxW := made("\uff2a\u030cax@example.com")
 			jaxC := made("\u01f0ax@example.com")
 			// A database at version 2, migrated from there.
-			if _, err := d.Exec(ctx, `DELETE FROM specguard_credentials_version WHERE version_id >= 3`); err != nil {
-				t.Fatal(err)
-			}
-			if from, to, err := d.Migrate(ctx, sqlstore.Migrations, nil); err != nil || from != 2 || to != latest() {
-				t.Fatalf("Migrate = %d, %d, %v; want 2 to %d", from, to, err, latest())
-			}
+			migrateFrom(t, d, 2)
 			if err := s.CreateAccount(ctx, credentialstest.NewAccount("\u01f0oe@example.com")); !errors.Is(err, credentials.ErrExists) {
 				t.Errorf("the composed form of a moved account's address: %v, want ErrExists", err)
 			}
@@ -200,26 +200,11 @@ func TestEmailKeysFolded(t *testing.T) {
 			d := open(t, kind)
 			s := sqlstore.New(d)
 			// made as they were under version 4
-			made := func(email string) *credentials.Account {
-				a := credentialstest.NewAccount(email)
-				if err := s.CreateAccount(ctx, a); err != nil {
-					t.Fatal(err)
-				}
-				key := norm.NFKC.String(strings.ToLower(norm.NFKC.String(email)))
-				if _, err := d.Exec(ctx, `UPDATE users SET email_key = ? WHERE id = ?`, key, a.ID); err != nil {
-					t.Fatal(err)
-				}
-				return a
-			}
+			made := keyedAs(t, d, s, func(email string) string { return norm.NFKC.String(strings.ToLower(norm.NFKC.String(email))) })
 			odos := made("\u03bf\u03b4\u03bf\u03c2@example.com") // οδος, final sigma
 			ivanN := made("ivan.petr\u1c82v@example.com")        // narrow o
 			ivanO := made("ivan.petr\u043ev@example.com")        // о: the same address, a second account then
-			if _, err := d.Exec(ctx, `DELETE FROM specguard_credentials_version WHERE version_id >= 5`); err != nil {
-				t.Fatal(err)
-			}
-			if from, to, err := d.Migrate(ctx, sqlstore.Migrations, nil); err != nil || from != 4 || to != latest() {
-				t.Fatalf("Migrate = %d, %d, %v; want 4 to %d", from, to, err, latest())
-			}
+			migrateFrom(t, d, 4)
 			if err := s.CreateAccount(ctx, credentialstest.NewAccount("\u039f\u0394\u039f\u03a3@example.com")); !errors.Is(err, credentials.ErrExists) {
 				t.Errorf("a moved account's address in capitals: %v, want ErrExists", err)
 			}
