@@ -92,7 +92,9 @@ type Accounts interface {
 // ß (no capital letter maps it to ss). EmailKey(EmailKey(a)) is
 // EmailKey(a).
 func EmailKey(email string) string {
-	return norm.NFKC.String(strings.ToLower(strings.ToUpper(norm.NFKC.String(strings.TrimSpace(email)))))
+	// Trimmed again after NFKC: it makes a spacing accent (´, U+00B4) a
+	// space and a combining one.
+	return norm.NFKC.String(strings.ToLower(strings.ToUpper(strings.TrimSpace(norm.NFKC.String(strings.TrimSpace(email))))))
 }
 
 // MemoryAccounts keeps accounts in this process: for tests and demos; a

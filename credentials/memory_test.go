@@ -27,4 +27,13 @@ func TestEmailKeyIsStable(t *testing.T) {
 			t.Errorf("EmailKey(%+q) = %+q, whose key is %+q", s, k, credentials.EmailKey(k))
 		}
 	}
+	// And every code point, first, last, and alone: NFKC makes a spacing
+	// accent (´) a space and a combining one, which was kept first.
+	for r := rune(0x20); r <= 0x2ffff; r++ {
+		for _, s := range []string{string(r) + "a@x", "a@x" + string(r), string(r)} {
+			if k := credentials.EmailKey(s); credentials.EmailKey(k) != k {
+				t.Fatalf("EmailKey(%+q) = %+q, whose key is %+q", s, k, credentials.EmailKey(k))
+			}
+		}
+	}
 }
