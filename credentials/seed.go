@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/specguard/specguard/internal/fileowner"
 	"github.com/specguard/specguard/internal/text"
 	"github.com/specguard/specguard/internal/yamldoc"
 	"github.com/specguard/specguard/policy"
@@ -33,7 +34,8 @@ type SeedAccount struct {
 // password_hash, role}, checked against table: roles against its x-roles,
 // passwords against the length its register operation asks (see
 // ChangePassword). The file holds passwords, or hashes that can be
-// attacked offline: one that other users may read is refused. Errors name
+// attacked offline: one that other users may read, or owned by a user
+// other than this process's or root, is refused. Errors name
 // the file, the line and what was expected, in the file's own terms.
 func LoadUsers(path string, table *policy.Table) ([]SeedAccount, error) {
 	roles, rule := table.Roles, passwordRuleOf(credentialOp(table, "register"))
@@ -43,6 +45,10 @@ func LoadUsers(path string, table *policy.Table) ([]SeedAccount, error) {
 	}
 	if fi, err := os.Stat(path); err == nil && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("%s: mode %04o lets other users read its passwords; chmod 600 it", path, fi.Mode().Perm())
+	} else if err == nil {
+		if err := fileowner.Check(path, fi, "read its passwords"); err != nil {
+			return nil, err
+		}
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {

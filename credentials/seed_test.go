@@ -32,3 +32,26 @@ func TestUsersFileRefusalQuotesNoPassword(t *testing.T) {
 		}
 	}
 }
+
+// A users file owned by another user is refused, whatever its mode: that
+// user may read its passwords. Giving a file away needs root, as CI runs;
+// internal/fileowner's test checks the rule without.
+func TestUsersFileOfAnotherUserRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("giving a file to another user needs root")
+	}
+	table := spectest.Table(t, "openapi.yaml", credentials.Fragment)
+	path := filepath.Join(t.TempDir(), "users.yaml")
+	if err := os.WriteFile(path, []byte("- {email: a@example.com, password: Tr0ub4dor-S3CRET, role: admin}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := credentials.LoadUsers(path, table); err != nil {
+		t.Fatalf("root's own users file: %v", err)
+	}
+	if err := os.Chown(path, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := credentials.LoadUsers(path, table); err == nil || !strings.Contains(err.Error(), "owned by uid 65534") {
+		t.Errorf("a users file owned by uid 65534: %v, want refused for its owner", err)
+	}
+}

@@ -22,6 +22,8 @@ import (
 	"strings"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/specguard/specguard/internal/fileowner"
 )
 
 // MinHMACKeyBytes is the shortest HMAC secret a Key accepts.
@@ -178,7 +180,8 @@ const maxKeyFile = 64 << 10
 // A file holding a private key or an HMAC secret that other users may
 // read is refused, as ssh refuses one; a file of any key that other users
 // may write is refused too: whoever replaces a verify key mints tokens it
-// verifies.
+// verifies. So is a file owned by a user other than this process's or
+// root, who may do either whatever its mode says.
 func ReadKeyFile(path string) (*Key, error) {
 	if path == "" {
 		return nil, errors.New("no key file named (the path is empty)")
@@ -215,6 +218,13 @@ func ReadKeyFile(path string) (*Key, error) {
 		case k.CanSign() && perm&0o077 != 0:
 			return nil, fmt.Errorf("%s: mode %04o gives other users a private key; chmod 600 it", path, perm)
 		}
+	}
+	what := "replace a key tokens are verified with"
+	if k.CanSign() {
+		what = "read the private key"
+	}
+	if err := fileowner.Check(path, fi, what); err != nil {
+		return nil, err
 	}
 	return k, nil
 }
