@@ -37,6 +37,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/specguard/specguard/internal/clientspan"
+	"github.com/specguard/specguard/internal/fileowner"
 	"github.com/specguard/specguard/internal/redact"
 	"github.com/specguard/specguard/internal/text"
 	"github.com/specguard/specguard/security"
@@ -277,6 +278,10 @@ func (d *DB) openSQLite() error {
 			return fmt.Errorf("sqlite:%s: %v", path, err)
 		case runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0:
 			return fmt.Errorf("sqlite:%s: mode %04o lets other users read the accounts' password hashes; chmod 600 it", p, fi.Mode().Perm())
+		default:
+			if err := fileowner.Check("sqlite:"+p, fi, "read the accounts' password hashes"); err != nil {
+				return err
+			}
 		}
 	}
 	// SQLite decodes %XX in a file: URI: escaped, "data%41.db" is that

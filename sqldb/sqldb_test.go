@@ -505,6 +505,25 @@ func TestSQLiteFileIsPrivate(t *testing.T) {
 			t.Errorf("%s of mode 0644: %v, want %q", name, err, want)
 		}
 	}
+	// One owned by another user, who may read it whatever its mode, is
+	// refused too (giving a file away needs root, as CI runs).
+	if os.Geteuid() == 0 {
+		dir := t.TempDir()
+		db := filepath.Join(dir, "specguard.db")
+		if err := os.WriteFile(db, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(db, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		d, err := sqldb.Open(context.Background(), sqldb.Source{Kind: sqldb.SQLite, DSN: db})
+		if err == nil {
+			d.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), "sqlite:"+db+": owned by uid 65534") {
+			t.Errorf("a file owned by uid 65534: %v, want it refused", err)
+		}
+	}
 	// Through a link, the -wal beside the file it leads to, which SQLite
 	// writes, is the one checked.
 	dir := t.TempDir()
