@@ -34,8 +34,8 @@ func ParseBudget(s string) (Budget, error) {
 		return Budget{}, fmt.Errorf("%q is not a number of attempts (1 to 1000000) per window, such as 5/15m", s)
 	}
 	window, err := time.ParseDuration(d)
-	if err != nil || window < time.Second || window > 30*24*time.Hour {
-		return Budget{}, fmt.Errorf("%q is not a number of attempts per window (1s to 720h), such as 5/15m", s)
+	if err != nil || window < time.Second || window > 30*24*time.Hour || window%time.Second != 0 {
+		return Budget{}, fmt.Errorf("%q is not a number of attempts per window (whole seconds, 1s to 720h), such as 5/15m", s)
 	}
 	return Budget{Limit: limit, Window: window}, nil
 }

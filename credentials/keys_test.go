@@ -215,6 +215,21 @@ func TestLibraryInputs(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "WithFailedPasswords") {
 		t.Errorf("New with a budget of no attempts: %v, want refused", err)
 	}
+	// A window of 1.5 s was announced as w=2 in RateLimit-Policy: whole
+	// seconds, as a tier's window.
+	_, err = credentials.New(table, key, credentials.Stores{Accounts: credentials.NewMemoryAccounts(nil), Keys: security.NewMemoryKeyRecords(nil), State: security.NewMemoryStore(nil), Limits: limits.NewMemoryStore(nil)},
+		credentials.WithFailedPasswords(credentials.Budget{Limit: 5, Window: 1500 * time.Millisecond}, credentials.Budget{Limit: 10, Window: time.Minute}))
+	if err == nil || !strings.Contains(err.Error(), "whole number of seconds") {
+		t.Errorf("New with a window of 1.5 s: %v, want refused", err)
+	}
+	for _, v := range []string{"5/1500ms", "5/1.5s", "5/0.5s"} {
+		if b, err := credentials.ParseBudget(v); err == nil {
+			t.Errorf("ParseBudget(%q) = %v, want refused (whole seconds)", v, b)
+		}
+	}
+	if b, err := credentials.ParseBudget("5/15m"); err != nil || b != (credentials.Budget{Limit: 5, Window: 15 * time.Minute}) {
+		t.Errorf("ParseBudget(5/15m) = %v, %v", b, err)
+	}
 }
 
 // An address holding an invisible character (a zero-width space, a soft

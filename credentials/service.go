@@ -269,6 +269,10 @@ func New(table *policy.Table, signing *tokens.Key, stores Stores, opts ...Option
 		return nil, errors.New("credentials: a signing key is required")
 	case cfg.perIP.Limit < 1 || cfg.perIP.Window <= 0 || cfg.perAccount.Limit < 1 || cfg.perAccount.Window <= 0:
 		return nil, fmt.Errorf("credentials: WithFailedPasswords(%s, %s): each budget needs at least 1 attempt and a window", cfg.perIP, cfg.perAccount)
+	case cfg.perIP.Window%time.Second != 0 || cfg.perAccount.Window%time.Second != 0:
+		// RateLimit-Policy's w is whole seconds, as an x-rate-limit
+		// tier's window is.
+		return nil, fmt.Errorf("credentials: WithFailedPasswords(%s, %s): a window is a whole number of seconds", cfg.perIP, cfg.perAccount)
 	case cfg.argon2.check() != nil:
 		// Hashes of such parameters could never be checked: every
 		// account registered would be refused at its first login.
