@@ -34,7 +34,9 @@ func (g *Guard) challenge(s *policy.Scheme, code, description, scope string) str
 }
 
 // missingChallenges are op's challenges to a request without credentials:
-// one per scheme op accepts, in the order it lists them.
+// one per scheme op accepts, in the order it lists them. Every such answer
+// shares them: clipped, so that a middleware's Header().Add copies them
+// rather than write into room they have left.
 func (g *Guard) missingChallenges(op *policy.Operation) []string {
 	var out []string
 	for _, alt := range op.Security.Alternatives {
@@ -44,7 +46,7 @@ func (g *Guard) missingChallenges(op *policy.Operation) []string {
 			}
 		}
 	}
-	return out
+	return slices.Clip(out)
 }
 
 // reject answers an authentication failure. The detail names what was
