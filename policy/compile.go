@@ -696,13 +696,15 @@ func (c *compiler) compileSecurity(op *Operation, where string) Security {
 				continue
 			}
 			for _, scope := range scopes {
-				if scheme.Type == SchemeOIDC {
+				if !scopeToken(scope) {
+					// No token's space-separated scope list could hold it,
+					// nor an insufficient_scope challenge name it (RFC
+					// 6750 3): "posts write" read as two scopes there.
+					c.fail(op.Line, where, f, "scope %q is not a scope name (RFC 6749 3.3: printable ASCII, no space, quote or backslash)", scope)
+					ok = false
+				} else if scheme.Type == SchemeOIDC {
 					// The provider defines its scopes; the document cannot
 					// list them, so any name is checked against the token.
-					if scope == "" || strings.ContainsAny(scope, " \t\n") {
-						c.fail(op.Line, where, f, "scope %q is not a scope name", scope)
-						ok = false
-					}
 				} else if scheme.Type == SchemeOAuth2 && !c.oauthScopes[name][scope] {
 					c.fail(op.Line, where, f, "scope %q is not declared by the %s scheme", scope, name)
 					ok = false
@@ -1002,4 +1004,15 @@ func fits(tag, want string) bool {
 		return tag == "!!int" || tag == "!!float"
 	}
 	return tag == "!!int"
+}
+
+// scopeToken reports whether s is a scope-token of RFC 6749 3.3:
+// 1*( %x21 / %x23-5B / %x5D-7E ).
+func scopeToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return s != ""
 }

@@ -187,7 +187,13 @@ var rules = []rule{
 	{"openIdConnect scopes claim not a name", strings.Replace(doc("", "      security: [{oidc: []}]\n"+tierOK), "openIdConnectUrl:", "x-audience: api, x-scopes-claim: [scp], openIdConnectUrl:", 1),
 		"spec.yaml:19: components.securitySchemes.oidc: x-scopes-claim: must be a claim name, such as scp or roles, not [scp]"},
 	{"openIdConnect scope with a space", strings.Replace(doc("", "      security: [{oidc: ['a b']}]\n"+tierOK), "openIdConnectUrl:", "x-audience: api, openIdConnectUrl:", 1),
-		"spec.yaml:5: GET /things/{id} (getThing): security[0].oidc: scope \"a b\" is not a scope name"},
+		"spec.yaml:5: GET /things/{id} (getThing): security[0].oidc: scope \"a b\" is not a scope name (RFC 6749 3.3: printable ASCII, no space, quote or backslash)"},
+	// Declared, it compiled: no token's scope list could hold it, and the
+	// insufficient_scope challenge named two scopes, "posts" and "write".
+	{"oauth2 scope with a space", strings.Replace(doc("", "      security: [{oauth: ['posts write']}]\n"+tierOK), "scopes: {read: r, write: w}", "scopes: {read: r, write: w, 'posts write': pw}", 1),
+		"spec.yaml:5: GET /things/{id} (getThing): security[0].oauth: scope \"posts write\" is not a scope name (RFC 6749 3.3: printable ASCII, no space, quote or backslash)"},
+	{"oauth2 scope not ASCII", strings.Replace(doc("", "      security: [{oauth: ['café']}]\n"+tierOK), "scopes: {read: r, write: w}", "scopes: {read: r, write: w, 'café': c}", 1),
+		"spec.yaml:5: GET /things/{id} (getThing): security[0].oauth: scope \"café\" is not a scope name (RFC 6749 3.3: printable ASCII, no space, quote or backslash)"},
 	{"two providers introspecting every opaque token", twoProviders("", "", "      security: [{oidc: []}, {bearer: []}, {oidc2: []}]\n"+tierOK),
 		"spec.yaml:20: components.securitySchemes.oidc2: x-introspect: openIdConnect schemes oidc and oidc2 would each introspect every opaque token, so one would receive the other's tokens (tried first on an operation listing both, or the only one of an operation a client sends its token to); give all but one x-introspect: {prefix: <the start of its opaque tokens>}, or x-introspect: false"},
 	{"two providers introspecting every opaque token, on two operations", strings.Replace(twoProviders("", "", "      security: [{oidc: []}]\n"+tierOK), "paths:\n",
