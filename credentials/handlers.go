@@ -781,7 +781,7 @@ func (s *Service) me(w http.ResponseWriter, r *http.Request) {
 	}
 	a, err := s.accounts.Account(r.Context(), p.Subject)
 	if errors.Is(err, security.ErrNotFound) {
-		s.unauthorized(w, "invalid_token", "the account no longer exists")
+		s.callerUnauthorized(w, r, "the account no longer exists")
 		return
 	} else if err != nil {
 		s.fail(w, r, err)
@@ -849,7 +849,7 @@ func (s *Service) createKey(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, security.ErrInvalid):
 		// The account was disabled since the guard let this request in.
-		s.unauthorized(w, "invalid_token", "the account is disabled")
+		s.callerUnauthorized(w, r, "the account is disabled")
 	case errors.Is(err, security.ErrTooMany):
 		s.tooMany(w, "API keys")
 	case err != nil:

@@ -130,6 +130,26 @@ func (s *Service) unauthorized(w http.ResponseWriter, code, detail string) {
 	s.problems.Write(w, &problem.Problem{Type: "invalid-token", Title: "Invalid credentials", Status: http.StatusUnauthorized, Detail: detail})
 }
 
+// callerUnauthorized is the 401 of a request whose credential the guard
+// admitted but the operation found no longer good (its account gone or
+// disabled since): challenged as the scheme that admitted it (a session
+// cookie, an API key), as the guard challenges, not always as Bearer.
+func (s *Service) callerUnauthorized(w http.ResponseWriter, r *http.Request, detail string) {
+	p := caller(r)
+	if p == nil {
+		s.unauthorized(w, "invalid_token", detail)
+		return
+	}
+	name, _, _ := strings.Cut(p.Scheme, "+")
+	scheme := s.table.Schemes[name]
+	if scheme == nil {
+		s.unauthorized(w, "invalid_token", detail)
+		return
+	}
+	s.challenge(w, scheme, "invalid_token", detail, "")
+	s.problems.Write(w, &problem.Problem{Type: "invalid-token", Title: "Invalid credentials", Status: http.StatusUnauthorized, Detail: detail})
+}
+
 // wrongPassword is the 401 of a login whose email or password is wrong. Its
 // challenge names no error: the request presented no token, and RFC 6750
 // (section 3.1) keeps error codes for one that was; "invalid_token" has a
