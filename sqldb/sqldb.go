@@ -220,7 +220,29 @@ func Open(ctx context.Context, src Source, opts ...Option) (*DB, error) {
 		d.Close()
 		return nil, fmt.Errorf("cannot reach the database %s: %s", src, text.OneLine(err.Error()))
 	}
+	if src.Kind == Postgres {
+		if err := d.checkEncoding(pctx); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
 	return d, nil
+}
+
+// checkEncoding refuses a PostgreSQL database, or connection, whose
+// encoding is not UTF-8: a text the document allows (an emoji in EUC_JP)
+// would be refused by the database as a constraint the document does not
+// declare, or stored as bytes of another encoding (LATIN1, SQL_ASCII)
+// that every other reader sees garbled.
+func (d *DB) checkEncoding(ctx context.Context) error {
+	var server, client string
+	if err := d.w.QueryRowContext(ctx, `SELECT current_setting('server_encoding'), current_setting('client_encoding')`).Scan(&server, &client); err != nil {
+		return fmt.Errorf("database %s: reading its encoding: %s", d.src, text.OneLine(err.Error()))
+	}
+	if server != "UTF8" || client != "UTF8" {
+		return fmt.Errorf("database %s: encoding %s (client %s), want UTF8: it could not hold every text a request may carry; create it with ENCODING 'UTF8' (and no client_encoding setting)", d.src, server, client)
+	}
+	return nil
 }
 
 // ping opens the first connection. On SQLite it tries again while the

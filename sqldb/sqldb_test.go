@@ -1253,3 +1253,33 @@ func TestVersionTableLength(t *testing.T) {
 		}
 	})
 }
+
+// A PostgreSQL database whose encoding is not UTF-8 is refused at open:
+// in EUC_JP a post titled with an emoji the document allows was refused
+// by the database, a 422 the document does not declare; in LATIN1 it was
+// stored as Latin-1 letters every other reader saw garbled.
+func TestPostgresEncodingIsUTF8(t *testing.T) {
+	for _, enc := range []string{"EUC_JP", "LATIN1", "SQL_ASCII"} {
+		dsn := pgtest.NewIn(t, "TEMPLATE template0 ENCODING '"+enc+"' LC_COLLATE 'C' LC_CTYPE 'C'")
+		d, err := sqldb.Open(context.Background(), sqldb.Source{Kind: sqldb.Postgres, DSN: dsn})
+		if err == nil {
+			d.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), "encoding "+enc) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("a database in %s: %v, want refused naming its encoding, on one line", enc, err)
+		}
+	}
+	// UTF8, with a client_encoding of another asked in the DSN.
+	dsn := pgtest.New(t)
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	d, err := sqldb.Open(context.Background(), sqldb.Source{Kind: sqldb.Postgres, DSN: dsn + sep + "client_encoding=LATIN1"})
+	if err == nil {
+		d.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "client LATIN1") {
+		t.Errorf("client_encoding=LATIN1: %v, want refused", err)
+	}
+}
