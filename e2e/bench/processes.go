@@ -148,7 +148,8 @@ func (h *harness) database(ctx context.Context, name string) (string, error) {
 		}
 	}
 	db := fmt.Sprintf("sgbench_%d_%s", os.Getpid(), name)
-	if _, err := h.pg.ExecContext(ctx, "CREATE DATABASE "+db); err != nil {
+	// UTF8, which sqldb requires, whatever the server's default.
+	if _, err := h.pg.ExecContext(ctx, "CREATE DATABASE "+db+" TEMPLATE template0 ENCODING 'UTF8'"); err != nil {
 		return "", err
 	}
 	h.dbs = append(h.dbs, db)

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -49,9 +50,17 @@ func New(t testing.TB) string {
 
 // NewIn is New with options of CREATE DATABASE, such as a locale that
 // orders text otherwise than the server's default:
-// "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'".
+// "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'". Unless they
+// name an ENCODING, the database is in UTF8, which sqldb requires, also on
+// a server whose default is not (one made in the C locale is SQL_ASCII).
 func NewIn(t testing.TB, options string) string {
 	t.Helper()
+	if up := strings.ToUpper(options); !strings.Contains(up, "ENCODING") {
+		if !strings.Contains(up, "TEMPLATE") {
+			options += " TEMPLATE template0"
+		}
+		options += " ENCODING 'UTF8'"
+	}
 	testenv.Outside(t, "PostgreSQL")
 	admin := os.Getenv("SPECGUARD_TEST_POSTGRES_URL")
 	if admin == "" {
