@@ -135,14 +135,13 @@ func databaseSetting(cfg *Config) string {
 
 // migrate applies the migrations the database lacks, under a lock, as
 // serve and migrate do: the credential operations' set, then the app's
-// (its tables may name accounts).
+// (its tables may name accounts). Every set is checked first: a database
+// one set of which is newer than this binary, or edited, is refused before
+// any set is migrated, which would stop the instances serving it from
+// starting again.
 func migrate(ctx context.Context, database *sqldb.DB, app *App, log *slog.Logger) error {
-	for _, set := range app.migrationSets() {
-		if _, _, err := database.Migrate(ctx, set, log); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err := database.MigrateAll(ctx, app.migrationSets(), log)
+	return err
 }
 
 // migrationSets are the app's schema, in the order they are applied: the

@@ -158,12 +158,16 @@ func Migrate(ctx context.Context, app App, args []string, getenv func(string) st
 		return nil
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	for _, set := range app.migrationSets() {
-		from, to, err := d.Migrate(ctx, set, log)
-		if err != nil {
-			return fmt.Errorf("migrate: %v", err)
+	// Every set is checked before any is migrated (see migrate).
+	done, err := d.MigrateAll(ctx, app.migrationSets(), log)
+	for i, m := range done {
+		if err != nil && i == len(done)-1 {
+			break // the set that failed: the error says it
 		}
-		fmt.Fprintf(stdout, "%s: %s: schema version %d (was %d)\n", src, set.Name, to, from)
+		fmt.Fprintf(stdout, "%s: %s: schema version %d (was %d)\n", src, m.Name, m.To, m.From)
+	}
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
 }

@@ -137,9 +137,36 @@ func (d *DB) Versions(ctx context.Context, m Migrations) (current, known int64, 
 // one whose applied migration was edited since with ErrMigrationChanged,
 // naming the file.
 func (d *DB) Migrate(ctx context.Context, m Migrations, log *slog.Logger) (from, to int64, err error) {
+	done, err := d.MigrateAll(ctx, []Migrations{m}, log)
+	if len(done) == 1 {
+		from, to = done[0].From, done[0].To
+	}
+	return from, to, err
+}
+
+// Migrated is what MigrateAll did to one set: its version before and
+// after.
+type Migrated struct {
+	Name     string
+	From, To int64
+}
+
+// MigrateAll migrates sets in their order, as Migrate migrates one, under
+// one hold of the lock, having first checked every set: a set the
+// database holds at a newer version than this binary knows
+// (ErrSchemaTooNew), or with an applied migration edited since
+// (ErrMigrationChanged), refuses the run before any set is migrated. One
+// set migrated past what the binaries serving the database know would
+// stop them from starting again, for a run that was refused anyway. It
+// returns, set by set, the versions before and after of the sets it
+// reached, the last of them the one that failed when err is not nil.
+func (d *DB) MigrateAll(ctx context.Context, sets []Migrations, log *slog.Logger) (done []Migrated, err error) {
+	if len(sets) == 0 {
+		return nil, nil
+	}
 	db, unlock, err := d.lockMigrations(ctx)
 	if err != nil {
-		return 0, 0, fmt.Errorf("migrating %s of the database %s: %w", m.Name, d.src, err)
+		return nil, fmt.Errorf("migrating %s of the database %s: %w", sets[0].Name, d.src, err)
 	}
 	defer unlock()
 	defer func() {
@@ -147,10 +174,30 @@ func (d *DB) Migrate(ctx context.Context, m Migrations, log *slog.Logger) (from,
 			err = d.lockLost(ctx, db, err)
 		}
 	}()
-	p, err := d.provider(m, db)
-	if err != nil {
-		return 0, 0, err
+	providers := make([]*goose.Provider, len(sets))
+	for i, m := range sets {
+		if providers[i], err = d.provider(m, db); err != nil {
+			return nil, err
+		}
+		if _, _, err := d.checkVersions(ctx, m, providers[i]); err != nil {
+			return nil, err
+		}
+		if err := d.checkSums(ctx, db, m, providers[i]); err != nil {
+			return nil, err
+		}
 	}
+	for i, m := range sets {
+		from, to, err := d.migrate(ctx, db, m, providers[i], log)
+		done = append(done, Migrated{Name: m.Name, From: from, To: to})
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// migrate is Migrate of m, with the lock held on db.
+func (d *DB) migrate(ctx context.Context, db *sql.DB, m Migrations, p *goose.Provider, log *slog.Logger) (from, to int64, err error) {
 	if from, _, err = d.checkVersions(ctx, m, p); err != nil {
 		return from, from, err
 	}

@@ -1283,3 +1283,46 @@ func TestPostgresEncodingIsUTF8(t *testing.T) {
 		t.Errorf("client_encoding=LATIN1: %v, want refused", err)
 	}
 }
+
+// MigrateAll checks every set before it migrates any: a later set edited
+// since it was applied, or newer than this binary, refuses the run with
+// the earlier sets untouched. Migrated one by one, the first set was
+// migrated before the second was refused.
+func TestMigrateAllChecksEverySetFirst(t *testing.T) {
+	backends(t, func(t *testing.T, src sqldb.Source) {
+		d := open0(t, src)
+		set := func(name string, files ...string) sqldb.Migrations {
+			fsys := fstest.MapFS{}
+			for i, f := range files {
+				fsys[fmt.Sprintf("%05d_%s.sql", i+1, name)] = &fstest.MapFile{Data: []byte(f)}
+			}
+			return sqldb.Migrations{Name: name, Table: name + "_version", FS: fsys}
+		}
+		first := func(table string) string {
+			return "-- +goose Up\nCREATE TABLE " + table + " (id TEXT PRIMARY KEY);\n-- +goose Down\nDROP TABLE " + table + ";\n"
+		}
+		if _, err := d.MigrateAll(ctx, []sqldb.Migrations{set("one", first("one_a")), set("two", first("two_a"), first("two_b"))}, nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			name string
+			two  sqldb.Migrations
+			want error
+		}{
+			{"edited", set("two", first("two_a")+"-- edited\n", first("two_b")), sqldb.ErrMigrationChanged},
+			{"newer", set("two", first("two_a")), sqldb.ErrSchemaTooNew},
+		} {
+			done, err := d.MigrateAll(ctx, []sqldb.Migrations{set("one", first("one_a"), first("one_b")), c.two}, nil)
+			if !errors.Is(err, c.want) || len(done) != 0 {
+				t.Errorf("%s second set: %v, %+v; want %v and no set migrated", c.name, err, done, c.want)
+			}
+			if current, _, err := d.Versions(ctx, set("one", first("one_a"), first("one_b"))); err != nil || current != 1 {
+				t.Errorf("%s second set: the first set is at version %d (%v), want 1: migrated by a refused run", c.name, current, err)
+			}
+		}
+		done, err := d.MigrateAll(ctx, []sqldb.Migrations{set("one", first("one_a"), first("one_b")), set("two", first("two_a"), first("two_b"))}, nil)
+		if err != nil || len(done) != 2 || done[0] != (sqldb.Migrated{Name: "one", From: 1, To: 2}) || done[1] != (sqldb.Migrated{Name: "two", From: 2, To: 2}) {
+			t.Errorf("MigrateAll = %+v, %v; want one 1 -> 2, two 2 -> 2", done, err)
+		}
+	})
+}
