@@ -669,8 +669,9 @@ func (s *Service) session(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		// First, so that the session it replaces leaves room under the
 		// cap for the new one.
-		s.endReplaced(r)
-		ns, err = s.sessions.Create(r.Context(), a.ID, a.Role, in.Device)
+		if err = s.endReplaced(r); err == nil {
+			ns, err = s.sessions.Create(r.Context(), a.ID, a.Role, in.Device)
+		}
 	}
 	if err == nil {
 		err = s.minted(r.Context(), a, in.Password, "session", func(ctx context.Context) error { return s.store.DeleteSession(ctx, a.ID, ns.Session.ID) })
@@ -696,23 +697,31 @@ func (s *Service) session(w http.ResponseWriter, r *http.Request) {
 // replaces, whichever account's: the browser drops the cookie, and a copy
 // of it (taken earlier, or the last user's on a shared browser) must not
 // outlive it. The request proved a password, so no CSRF proof is asked
-// (a safe method is asked none). A store that fails here is no reason to
-// refuse the new session: the old one still ends as it would have.
-// Called before the new session is made, it frees its place under the
-// cap on an account's sessions.
-func (s *Service) endReplaced(r *http.Request) {
+// (a safe method is asked none). A store that cannot say whether the old
+// session lives, or cannot confirm its end (a replica that did not get
+// it), fails the login (503, to try again): a new session behind a 201
+// would leave the old one alive, after a failover too. Called before the
+// new session is made, it frees its place under the cap on an account's
+// sessions.
+func (s *Service) endReplaced(r *http.Request) error {
 	if s.cookieSc == nil {
-		return
+		return nil
 	}
 	peek := r.WithContext(r.Context())
 	peek.Method = http.MethodGet
-	if q, err := s.sessions.Authenticate(r.Context(), peek, s.cookieSc); err == nil && q != nil {
-		if id := sessionOf(q); id != "" {
-			if err := s.sessions.Delete(r.Context(), q.Subject, id); err != nil && !errors.Is(err, security.ErrNotFound) {
-				s.cfg.log.WarnContext(r.Context(), "the session a new login replaced was not ended", "subject", q.Subject, "err", err)
-			}
+	q, err := s.sessions.Authenticate(r.Context(), peek, s.cookieSc)
+	switch {
+	case errors.Is(err, security.ErrUnavailable):
+		return err
+	case err != nil || q == nil:
+		return nil // no session, or one that has ended
+	}
+	if id := sessionOf(q); id != "" {
+		if err := s.sessions.Delete(r.Context(), q.Subject, id); err != nil && !errors.Is(err, security.ErrNotFound) {
+			return err
 		}
 	}
+	return nil
 }
 
 func (s *Service) listSessions(w http.ResponseWriter, r *http.Request) {
