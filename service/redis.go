@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -149,6 +150,10 @@ func openRedis(ctx context.Context, cfg *Config, d *Deps) error {
 		rdb.Close()
 		return fmt.Errorf("SPECGUARD_REDIS_URL: cannot reach Redis: %v", err)
 	}
+	if risk := snapshotRisk(pctx, rdb); risk != "" {
+		d.Log.Warn("Redis may restart from an older copy of its data, bringing back the logins and browser sessions ended since (a logout, a refresh token's reuse): run it with save \"\" (a restart then ends every login) or appendonly yes with appendfsync always",
+			"redis", risk)
+	}
 	d.Store = store
 	d.Limits = ls
 	d.redis = rdb
@@ -159,4 +164,43 @@ func openRedis(ctx context.Context, cfg *Config, d *Deps) error {
 	d.Ready = func(ctx context.Context) map[string]error { return map[string]error{"redis": store.Ping(ctx)} }
 	d.closers = append(d.closers, func() { rdb.Close() })
 	return nil
+}
+
+// snapshotRisk says, from Redis's own settings, why a restart of it may
+// load data older than what it acknowledged: snapshots (save) or an
+// append-only file not synced at every write. A single login's end (a
+// logout, a session deleted, a family revoked for reuse) is kept in Redis
+// alone, by its record's absence, and would come back. Empty when the
+// settings are safe, or cannot be read (a managed Redis refusing CONFIG:
+// the README says what to ask for).
+func snapshotRisk(ctx context.Context, rdb redis.UniversalClient) string {
+	var mu sync.Mutex // ForEachMaster asks the masters at once
+	var risk string
+	check := func(ctx context.Context, c *redis.Client) error {
+		conf := map[string]string{}
+		for _, name := range []string{"save", "appendonly", "appendfsync"} {
+			v, err := c.ConfigGet(ctx, name).Result()
+			if err != nil {
+				return nil
+			}
+			conf[name] = v[name]
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		aof := conf["appendonly"] == "yes"
+		switch {
+		case aof && conf["appendfsync"] != "always":
+			risk = "appendonly yes, appendfsync " + conf["appendfsync"]
+		case !aof && strings.TrimSpace(conf["save"]) != "":
+			risk = "save " + conf["save"]
+		}
+		return nil
+	}
+	switch c := rdb.(type) {
+	case *redis.ClusterClient:
+		_ = c.ForEachMaster(ctx, check)
+	case *redis.Client:
+		_ = check(ctx, c)
+	}
+	return risk
 }
