@@ -81,6 +81,21 @@ type setting struct {
 	set   func(c *Config, v string) error
 }
 
+// bare refuses a setting's value with blanks or quotes around it, which
+// would be part of it: docker run --env-file keeps an env file's quotes,
+// and SPECGUARD_DATA_DIR="/data" was a relative directory named "/data"
+// (quotes and all), off the volume. It never repeats the value: a URL may
+// hold a password.
+func bare(v string) error {
+	if v != strings.TrimSpace(v) {
+		return errors.New("the value has blanks around it; give the value alone")
+	}
+	if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+		return errors.New("the value is in quotes (an env file's quotes are kept as they are); give the value alone")
+	}
+	return nil
+}
+
 func str(dst func(*Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *dst(c) = v; return nil }
 }
@@ -484,6 +499,9 @@ func loadConfig(name string, args []string, getenv func(string) string, stdout, 
 	}
 	for _, s := range settings {
 		if v := getenv(envName(s.name)); v != "" {
+			if err := bare(v); err != nil {
+				return nil, fmt.Errorf("%s: %v", envName(s.name), err)
+			}
 			if err := s.set(c, v); err != nil {
 				return nil, fmt.Errorf("%s: %v", envName(s.name), err)
 			}
@@ -495,6 +513,9 @@ func loadConfig(name string, args []string, getenv func(string) string, stdout, 
 	for _, s := range settings {
 		s := s
 		fs.Func(s.name, fmt.Sprintf("%s (%s, default %q)", s.usage, envName(s.name), s.def), func(v string) error {
+			if err := bare(v); err != nil {
+				return err
+			}
 			return s.set(c, v)
 		})
 	}

@@ -108,15 +108,28 @@ func Migrate(ctx context.Context, app App, args []string, getenv func(string) st
 	if err := speccli.ParseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
-	urlFrom := "--database-url" // what an error names
-	if *url == "" {
+	// As serve reads them: a flag given wins, even empty (an empty
+	// --database-url is the SQLite file in the data directory, an empty
+	// --data-dir is refused); the variable otherwise.
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	urlFrom, dirFrom := "--database-url", "--data-dir" // what an error names
+	if !given["database-url"] {
 		*url, urlFrom = getenv("SPECGUARD_DATABASE_URL"), "SPECGUARD_DATABASE_URL"
 	}
-	if *dataDir == "" {
-		*dataDir = getenv("SPECGUARD_DATA_DIR")
+	if !given["data-dir"] {
+		*dataDir, dirFrom = getenv("SPECGUARD_DATA_DIR"), "SPECGUARD_DATA_DIR"
+	} else if *dataDir == "" {
+		return speccli.Usage(errors.New("migrate: --data-dir: must not be empty; leave it out for the default"))
 	}
 	if fs.NArg() > 0 {
 		return speccli.Usage(fmt.Errorf("migrate: unexpected argument %q", fs.Arg(0)))
+	}
+	if err := bare(*url); err != nil {
+		return fmt.Errorf("migrate: %s: %v", urlFrom, err)
+	}
+	if err := bare(*dataDir); err != nil {
+		return fmt.Errorf("migrate: %s: %v", dirFrom, err)
 	}
 	if *dataDir == "" {
 		*dataDir = ".specguard"
