@@ -622,11 +622,13 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, tr *reqTrace) {
 	}
 	op := st.op
 	tr.route(op)
-	if method != r.Method && !head {
+	if method != r.Method && !head && !(r.Method == http.MethodHead && method == http.MethodGet) {
 		// A parent router routed r as another method (a method override
 		// sets chi's RouteMethod): it is served as that operation, so it
 		// is authenticated, validated and handled as one. A GET routed as
-		// a POST is not safe: its session cookie needs a CSRF proof.
+		// a POST is not safe: its session cookie needs a CSRF proof. A
+		// HEAD served as its path's GET (here, or by chi's GetHead above)
+		// stays a HEAD: both are safe.
 		n := *r
 		n.Method = method
 		r = &n
