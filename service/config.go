@@ -418,6 +418,11 @@ func declaredOIDC(table *policy.Table) []string {
 func oidcSettings(name string, getenv func(string) string) (oidc.Settings, error) {
 	prefix := "SPECGUARD_OIDC_" + name + "_"
 	set := oidc.Settings{URL: getenv(prefix + "URL"), ClientID: getenv(prefix + "CLIENT_ID"), ClientSecret: getenv(prefix + "CLIENT_SECRET")}
+	for _, v := range [][2]string{{"URL", set.URL}, {"CLIENT_ID", set.ClientID}, {"CLIENT_SECRET", set.ClientSecret}} {
+		if err := bare(v[1]); err != nil {
+			return set, fmt.Errorf("%s%s: %v", prefix, v[0], err)
+		}
+	}
 	if set.URL != "" {
 		if err := policy.ValidProviderURL(set.URL); err != nil {
 			return set, fmt.Errorf("%sURL: %v", prefix, err)
