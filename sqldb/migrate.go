@@ -159,7 +159,8 @@ type Migrated struct {
 // set migrated past what the binaries serving the database know would
 // stop them from starting again, for a run that was refused anyway. It
 // returns, set by set, the versions before and after of the sets it
-// reached, the last of them the one that failed when err is not nil.
+// migrated and, last when err is not nil, of the one that failed (alone,
+// at its version, when the checks refused the run).
 func (d *DB) MigrateAll(ctx context.Context, sets []Migrations, log *slog.Logger) (done []Migrated, err error) {
 	if len(sets) == 0 {
 		return nil, nil
@@ -179,11 +180,13 @@ func (d *DB) MigrateAll(ctx context.Context, sets []Migrations, log *slog.Logger
 		if providers[i], err = d.provider(m, db); err != nil {
 			return nil, err
 		}
-		if _, _, err := d.checkVersions(ctx, m, providers[i]); err != nil {
-			return nil, err
+		current, _, err := d.checkVersions(ctx, m, providers[i])
+		if err == nil {
+			err = d.checkSums(ctx, db, m, providers[i])
 		}
-		if err := d.checkSums(ctx, db, m, providers[i]); err != nil {
-			return nil, err
+		if err != nil {
+			// The set refused, as it stands: nothing was migrated.
+			return []Migrated{{Name: m.Name, From: current, To: current}}, err
 		}
 	}
 	for i, m := range sets {

@@ -1313,8 +1313,11 @@ func TestMigrateAllChecksEverySetFirst(t *testing.T) {
 			{"newer", set("two", first("two_a")), sqldb.ErrSchemaTooNew},
 		} {
 			done, err := d.MigrateAll(ctx, []sqldb.Migrations{set("one", first("one_a"), first("one_b")), c.two}, nil)
-			if !errors.Is(err, c.want) || len(done) != 0 {
-				t.Errorf("%s second set: %v, %+v; want %v and no set migrated", c.name, err, done, c.want)
+			if !errors.Is(err, c.want) || len(done) != 1 || done[0] != (sqldb.Migrated{Name: "two", From: 2, To: 2}) {
+				t.Errorf("%s second set: %v, %+v; want %v and the second set alone, at version 2", c.name, err, done, c.want)
+			}
+			if from, to, err := d.Migrate(ctx, c.two, nil); !errors.Is(err, c.want) || from != 2 || to != 2 {
+				t.Errorf("Migrate of the %s second set = %d -> %d, %v; want 2 -> 2, %v", c.name, from, to, err, c.want)
 			}
 			if current, _, err := d.Versions(ctx, set("one", first("one_a"), first("one_b"))); err != nil || current != 1 {
 				t.Errorf("%s second set: the first set is at version %d (%v), want 1: migrated by a refused run", c.name, current, err)
