@@ -176,22 +176,23 @@ func (d *DB) MigrateAll(ctx context.Context, sets []Migrations, log *slog.Logger
 		}
 	}()
 	providers := make([]*goose.Provider, len(sets))
+	current := make([]int64, len(sets))
 	for i, m := range sets {
 		if providers[i], err = d.provider(m, db); err != nil {
 			return nil, err
 		}
-		current, _, err := d.checkVersions(ctx, m, providers[i])
+		current[i], _, err = d.checkVersions(ctx, m, providers[i])
 		if err == nil {
 			err = d.checkSums(ctx, db, m, providers[i])
 		}
 		if err != nil {
 			// The set refused, as it stands: nothing was migrated.
-			return []Migrated{{Name: m.Name, From: current, To: current}}, err
+			return []Migrated{{Name: m.Name, From: current[i], To: current[i]}}, err
 		}
 	}
 	for i, m := range sets {
-		from, to, err := d.migrate(ctx, db, m, providers[i], log)
-		done = append(done, Migrated{Name: m.Name, From: from, To: to})
+		to, err := d.migrate(ctx, db, m, providers[i], current[i], log)
+		done = append(done, Migrated{Name: m.Name, From: current[i], To: to})
 		if err != nil {
 			return done, err
 		}
@@ -199,14 +200,10 @@ func (d *DB) MigrateAll(ctx context.Context, sets []Migrations, log *slog.Logger
 	return done, nil
 }
 
-// migrate is Migrate of m, with the lock held on db.
-func (d *DB) migrate(ctx context.Context, db *sql.DB, m Migrations, p *goose.Provider, log *slog.Logger) (from, to int64, err error) {
-	if from, _, err = d.checkVersions(ctx, m, p); err != nil {
-		return from, from, err
-	}
-	if err := d.checkSums(ctx, db, m, p); err != nil {
-		return from, from, err
-	}
+// migrate applies what m lacks, with the lock held on db, from version
+// from, which MigrateAll's checks read (nothing can change it while the
+// lock is held), and returns the version after.
+func (d *DB) migrate(ctx context.Context, db *sql.DB, m Migrations, p *goose.Provider, from int64, log *slog.Logger) (to int64, err error) {
 	results, upErr := p.Up(ctx)
 	var partial *goose.PartialError
 	if errors.As(upErr, &partial) {
@@ -231,13 +228,13 @@ func (d *DB) migrate(ctx context.Context, db *sql.DB, m Migrations, p *goose.Pro
 				to = cur
 			}
 		}
-		return from, to, fmt.Errorf("migrating %s of the database %s: %w", m.Name, d.src, d.migrationFailed(upErr))
+		return to, fmt.Errorf("migrating %s of the database %s: %w", m.Name, d.src, d.migrationFailed(upErr))
 	}
 	if err := d.checkSums(ctx, db, m, p); err != nil {
-		return from, from, err
+		return from, err
 	}
 	to, _, err = d.checkVersions(ctx, m, p)
-	return from, to, err
+	return to, err
 }
 
 // migrationFailed says why a migration failed: a statement the database

@@ -17,5 +17,5 @@ func Check(path string, fi fs.FileInfo, what string) error {
 	if !ok || uid == 0 || uid == euid {
 		return nil
 	}
-	return fmt.Errorf("%s: owned by uid %d, neither this process's user (uid %d) nor root, who may %s whatever its mode; chown it", path, uid, euid, what)
+	return fmt.Errorf("%s: owned by uid %d, which may %s whatever its mode, and is neither this process's user (uid %d) nor root; chown it", path, uid, what, euid)
 }
