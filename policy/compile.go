@@ -360,6 +360,7 @@ func (c *compiler) compile() *Table {
 	// Paths that differ only in their parameters' names route alike: each
 	// method may be declared on one of them only.
 	shapes := map[string]*Operation{}
+	c.refuseOurs(originLine(c.doc.Paths.Origin), "paths", "paths object", c.doc.Paths.Extensions)
 	for _, path := range paths {
 		item := c.doc.Paths.Value(path)
 		pattern, ok := c.chiPattern(item, path)
@@ -395,6 +396,7 @@ func (c *compiler) compile() *Table {
 				shapes[shape] = op
 			}
 			c.checkExtensions(op.Line, where, "operation", spec.Extensions)
+			c.checkNested(op, where, item)
 			op.Security = c.compileSecurity(op, where)
 			if tiers, at, unlimited, present := c.parseLimits(op.Line, where, spec.Extensions); present {
 				op.Unlimited = unlimited
@@ -600,6 +602,58 @@ type extKey struct {
 // merge key, or a path item's $ref, which the shape check (reading the
 // text) does not see there. What the shape check said of the same object
 // is said once (compileDoc).
+// checkNested refuses specguard's own extensions (their exact names)
+// written inside op, a level or two below where they are read: in its
+// responses or one of them (an x-require-fresh appended after the
+// responses, at the indentation of their codes), a parameter of it or of
+// its path item, its request body or one of its media types. Each would
+// be ignored, and the operation less guarded than written. Near names
+// are not looked for there: x-ratelimit-headers may document a response.
+func (c *compiler) checkNested(op *Operation, where string, item *openapi3.PathItem) {
+	check := func(line int, kind string, exts map[string]any) { c.refuseOurs(line, where, kind, exts) }
+	lineOf := func(o *openapi3.Origin) int {
+		if l := originLine(o); l != 0 {
+			return l
+		}
+		return op.Line
+	}
+	spec := op.Spec
+	if spec.Responses != nil {
+		check(lineOf(spec.Responses.Origin), "responses object", spec.Responses.Extensions)
+		for _, code := range slices.Sorted(maps.Keys(spec.Responses.Map())) {
+			if r := spec.Responses.Value(code); r != nil && r.Value != nil {
+				check(lineOf(r.Value.Origin), "response", r.Value.Extensions)
+			}
+		}
+	}
+	for _, params := range []openapi3.Parameters{item.Parameters, spec.Parameters} {
+		for _, p := range params {
+			if p != nil && p.Value != nil {
+				check(lineOf(p.Value.Origin), "parameter", p.Value.Extensions)
+			}
+		}
+	}
+	if rb := spec.RequestBody; rb != nil && rb.Value != nil {
+		check(lineOf(rb.Value.Origin), "request body", rb.Value.Extensions)
+		for _, mt := range slices.Sorted(maps.Keys(rb.Value.Content)) {
+			if m := rb.Value.Content[mt]; m != nil {
+				check(lineOf(m.Origin), "media type", m.Extensions)
+			}
+		}
+	}
+}
+
+// refuseOurs refuses specguard's own extensions among exts, of an object
+// of kind where none is read.
+func (c *compiler) refuseOurs(line int, where, kind string, exts map[string]any) {
+	for _, name := range slices.Sorted(maps.Keys(exts)) {
+		if _, ours := extensions[name]; ours {
+			msg, _ := extensionProblem(name, kind, false)
+			c.fail(line, where, name, "%s", msg)
+		}
+	}
+}
+
 func (c *compiler) checkExtensions(line int, where, kind string, exts map[string]any) {
 	if len(exts) == 0 {
 		return
