@@ -762,9 +762,16 @@ func (g *Guard) run(w http.ResponseWriter, r *http.Request, h http.Handler, rctx
 // outsideItsMount reports whether the route free, beside a router mounted
 // at a prefix of the operation's pattern op, is outside that prefix: chi
 // gives every request under a mount to the mounted router, before a
-// parameter or a catch-all of the router it is mounted on.
+// parameter or a catch-all of the router it is mounted on. Only a mount
+// of static text comes first: a parameter or regexp in the mount's path
+// comes after the static text and regexps of the router it is mounted on
+// (HEAD /orgs/acme/repos beside a mount at /orgs/{org} takes the mount's
+// requests), so such a mount puts nothing outside.
 func outsideItsMount(free, op string, mounts map[string]bool) bool {
 	for m := range mounts {
+		if strings.ContainsAny(m, "{*") {
+			continue
+		}
 		if strings.HasPrefix(op, m+"/") && free != m && !strings.HasPrefix(free, m+"/") {
 			return true
 		}
