@@ -760,23 +760,41 @@ func (g *Guard) run(w http.ResponseWriter, r *http.Request, h http.Handler, rctx
 }
 
 // outsideItsMount reports whether the route free, beside a router mounted
-// at a prefix of the operation's pattern op, is outside that prefix: chi
-// gives every request under a mount to the mounted router, before a
-// parameter or a catch-all of the router it is mounted on. Only a mount
-// of static text comes first: a parameter or regexp in the mount's path
-// comes after the static text and regexps of the router it is mounted on
-// (HEAD /orgs/acme/repos beside a mount at /orgs/{org} takes the mount's
-// requests), so such a mount puts nothing outside.
+// at a prefix of the operation's pattern op, is outside that mount: chi
+// gives a request under the mount to the mounted router before free (see
+// mountFirst).
 func outsideItsMount(free, op string, mounts map[string]bool) bool {
 	for m := range mounts {
-		if strings.ContainsAny(m, "{*") {
-			continue
-		}
-		if strings.HasPrefix(op, m+"/") && free != m && !strings.HasPrefix(free, m+"/") {
+		if strings.HasPrefix(op, m+"/") && free != m && !strings.HasPrefix(free, m+"/") && mountFirst(m, free) {
 			return true
 		}
 	}
 	return false
+}
+
+// mountFirst reports whether chi tries the mount at m before the route
+// free for a request under the mount, segment by segment as chi does:
+// static text before a parameter or regexp, and those before a catch-all.
+// At the first segment where they differ, a static one of the mount's
+// comes first (or the two are other paths), and a parameter of the
+// mount's comes first only before a catch-all: beside a mount at
+// /orgs/{org}, HEAD /orgs/acme/repos and /orgs/{o:[a-z]+}/repos take the
+// mount's requests, HEAD /* and /{a}/{b}/repos do not.
+func mountFirst(m, free string) bool {
+	ms, fs := strings.Split(strings.Trim(m, "/"), "/"), strings.Split(strings.Trim(free, "/"), "/")
+	for i, seg := range ms {
+		switch {
+		case i >= len(fs):
+			return true // free ends above the mount: nothing under it is free's
+		case fs[i] == seg:
+			continue
+		case !strings.Contains(seg, "{") && seg != "*":
+			return true
+		default:
+			return fs[i] == "*"
+		}
+	}
+	return true
 }
 
 // headOfGet reports whether the guard serves a request of method as

@@ -69,3 +69,34 @@ func TestUnguardedHeadBesideAParameterMount(t *testing.T) {
 		})
 	}
 }
+
+// A mount's static text comes before a parent's catch-all or parameter:
+// beside a mount at /orgs/{org}, HEAD /* and /{a}/{b}/repos take none of
+// its requests. Skipping every mount with a parameter (3e5cb01) refused
+// them, a static site's HEAD /* beside such a mount among them.
+func TestUnguardedCatchAllBesideAParameterMount(t *testing.T) {
+	for _, route := range []string{"HEAD /*", "HEAD /{a}/{b}/repos"} {
+		t.Run(route, func(t *testing.T) {
+			table, err := policy.Compile("headmount.yaml", []byte(headMountSpec))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := chi.NewRouter()
+			r.Route("/orgs/{org}", func(r chi.Router) {
+				r.Get("/repos", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("listRepos")) })
+			})
+			_, pattern, _ := strings.Cut(route, " ")
+			r.Head(pattern, func(w http.ResponseWriter, _ *http.Request) { w.Header().Set("X-Served-By", "free") })
+			g, err := guard.New(table, r, guard.WithAuthenticator(policy.SchemeBearer, people), guard.WithUnguarded(route))
+			if err != nil {
+				t.Fatalf("guard.New refused a safe set-up: %v", err)
+			}
+			if w := serve(g, "HEAD", "/orgs/acme/repos"); w.Code != http.StatusUnauthorized {
+				t.Errorf("HEAD /orgs/acme/repos: %d (X-Served-By %q), want 401", w.Code, w.Header().Get("X-Served-By"))
+			}
+			if w := serve(g, "HEAD", "/static/app/repos"); w.Header().Get("X-Served-By") != "free" {
+				t.Errorf("HEAD /static/app/repos: %d, want the free route", w.Code)
+			}
+		})
+	}
+}
