@@ -311,6 +311,8 @@ type compiler struct {
 	// extProblems are extensionProblem's answers, by name, kind and
 	// whether the value has x-owner's shape.
 	extProblems map[extKey]struct{ msg, near string }
+	// nestedSeen are the objects checkNested has checked.
+	nestedSeen map[any]bool
 }
 
 type bucketOwner struct {
@@ -368,6 +370,7 @@ func (c *compiler) compile() *Table {
 			continue
 		}
 		c.checkExtensions(originLine(item.Origin), path, "path item", item.Extensions)
+		c.checkParameters(originLine(item.Origin), "path "+path, item.Parameters)
 		for _, method := range methods {
 			spec := item.GetOperation(method)
 			if spec == nil {
@@ -396,7 +399,7 @@ func (c *compiler) compile() *Table {
 				shapes[shape] = op
 			}
 			c.checkExtensions(op.Line, where, "operation", spec.Extensions)
-			c.checkNested(op, where, item)
+			c.checkNested(op, where)
 			op.Security = c.compileSecurity(op, where)
 			if tiers, at, unlimited, present := c.parseLimits(op.Line, where, spec.Extensions); present {
 				op.Unlimited = unlimited
@@ -603,44 +606,107 @@ type extKey struct {
 // text) does not see there. What the shape check said of the same object
 // is said once (compileDoc).
 // checkNested refuses specguard's own extensions (their exact names)
-// written inside op, a level or two below where they are read: in its
-// responses or one of them (an x-require-fresh appended after the
-// responses, at the indentation of their codes), a parameter of it or of
-// its path item, its request body or one of its media types. Each would
-// be ignored, and the operation less guarded than written. Near names
-// are not looked for there: x-ratelimit-headers may document a response.
-func (c *compiler) checkNested(op *Operation, where string, item *openapi3.PathItem) {
-	check := func(line int, kind string, exts map[string]any) { c.refuseOurs(line, where, kind, exts) }
+// written inside op, a level or more below where they are read: in its
+// responses, a response (beside its $ref too), a response's media types
+// and headers, a parameter, its request body and media types, its
+// external docs, a callback (an x-require-fresh appended after the
+// responses, at the indentation of their codes). Each would be ignored,
+// and the operation less guarded than written. Near names are not looked
+// for there: x-ratelimit-headers may document a response. An object
+// shared through components is reported once; a path item's parameters
+// are checked with the path item (checkParameters).
+func (c *compiler) checkNested(op *Operation, where string) {
 	lineOf := func(o *openapi3.Origin) int {
 		if l := originLine(o); l != 0 {
 			return l
 		}
 		return op.Line
 	}
+	check := func(o *openapi3.Origin, kind string, exts map[string]any) { c.refuseOurs(lineOf(o), where, kind, exts) }
 	spec := op.Spec
 	if spec.Responses != nil {
-		check(lineOf(spec.Responses.Origin), "responses object", spec.Responses.Extensions)
+		check(spec.Responses.Origin, "responses object", spec.Responses.Extensions)
 		for _, code := range slices.Sorted(maps.Keys(spec.Responses.Map())) {
-			if r := spec.Responses.Value(code); r != nil && r.Value != nil {
-				check(lineOf(r.Value.Origin), "response", r.Value.Extensions)
+			r := spec.Responses.Value(code)
+			if r == nil {
+				continue
+			}
+			check(r.Origin, "response", r.Extensions)
+			if v := r.Value; v != nil && c.firstSeen(v) {
+				check(v.Origin, "response", v.Extensions)
+				for _, mt := range slices.Sorted(maps.Keys(v.Content)) {
+					if m := v.Content[mt]; m != nil {
+						check(m.Origin, "media type", m.Extensions)
+					}
+				}
+				for _, name := range slices.Sorted(maps.Keys(v.Headers)) {
+					if h := v.Headers[name]; h != nil {
+						check(h.Origin, "header", h.Extensions)
+						if h.Value != nil && c.firstSeen(h.Value) {
+							check(h.Value.Origin, "header", h.Value.Extensions)
+						}
+					}
+				}
 			}
 		}
 	}
-	for _, params := range []openapi3.Parameters{item.Parameters, spec.Parameters} {
-		for _, p := range params {
-			if p != nil && p.Value != nil {
-				check(lineOf(p.Value.Origin), "parameter", p.Value.Extensions)
+	c.checkParameters(op.Line, where, spec.Parameters)
+	if rb := spec.RequestBody; rb != nil {
+		check(rb.Origin, "request body", rb.Extensions)
+		if v := rb.Value; v != nil && c.firstSeen(v) {
+			check(v.Origin, "request body", v.Extensions)
+			for _, mt := range slices.Sorted(maps.Keys(v.Content)) {
+				if m := v.Content[mt]; m != nil {
+					check(m.Origin, "media type", m.Extensions)
+				}
 			}
 		}
 	}
-	if rb := spec.RequestBody; rb != nil && rb.Value != nil {
-		check(lineOf(rb.Value.Origin), "request body", rb.Value.Extensions)
-		for _, mt := range slices.Sorted(maps.Keys(rb.Value.Content)) {
-			if m := rb.Value.Content[mt]; m != nil {
-				check(lineOf(m.Origin), "media type", m.Extensions)
+	if d := spec.ExternalDocs; d != nil {
+		check(d.Origin, "external documentation object", d.Extensions)
+	}
+	for _, name := range slices.Sorted(maps.Keys(spec.Callbacks)) {
+		if cb := spec.Callbacks[name]; cb != nil {
+			check(cb.Origin, "callback", cb.Extensions)
+			if cb.Value != nil && c.firstSeen(cb.Value) {
+				check(cb.Value.Origin, "callback", cb.Value.Extensions)
 			}
 		}
 	}
+}
+
+// checkParameters is checkNested of the parameters params (an
+// operation's, or a path item's, checked once with it).
+func (c *compiler) checkParameters(line int, where string, params openapi3.Parameters) {
+	lineOf := func(o *openapi3.Origin) int {
+		if l := originLine(o); l != 0 {
+			return l
+		}
+		return line
+	}
+	for _, p := range params {
+		if p == nil {
+			continue
+		}
+		c.refuseOurs(lineOf(p.Origin), where, "parameter", p.Extensions)
+		if p.Value != nil && c.firstSeen(p.Value) {
+			c.refuseOurs(lineOf(p.Value.Origin), where, "parameter", p.Value.Extensions)
+		}
+	}
+}
+
+// firstSeen reports whether checkNested meets the object v (a pointer)
+// for the first time: one in components, reached by several operations,
+// is checked once.
+func (c *compiler) firstSeen(v any) bool {
+	if c.nestedSeen[v] {
+		return false
+	}
+	if c.nestedSeen == nil {
+		c.nestedSeen = map[any]bool{}
+	}
+	c.nestedSeen[v] = true
+	return true
 }
 
 // refuseOurs refuses specguard's own extensions among exts, of an object

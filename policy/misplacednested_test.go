@@ -55,3 +55,134 @@ func TestExampleFreshnessMisplaced(t *testing.T) {
 		t.Errorf("refused: %v; want %q", err, want)
 	}
 }
+
+// The same beside a response's $ref, in block style: the ref's own
+// siblings were not read.
+func TestFreshnessBesideAResponseRef(t *testing.T) {
+	src := string(api.Spec)
+	const at = "        - oauth2: [apikeys:manage]\n      x-require-fresh: true\n"
+	const end = "        '503': { $ref: '#/components/responses/ServiceUnavailable' }\n\n  /api-keys/{id}:\n"
+	if !strings.Contains(src, at) || !strings.Contains(src, end) {
+		t.Fatal("the example's createApiKey is no longer as this test expects")
+	}
+	src = strings.Replace(src, at, "        - oauth2: [apikeys:manage]\n", 1)
+	src = strings.Replace(src, end, "        '503':\n          $ref: '#/components/responses/ServiceUnavailable'\n          x-require-fresh: true\n\n  /api-keys/{id}:\n", 1)
+	table, err := policy.Compile("api/openapi.yaml", []byte(src))
+	if err == nil {
+		t.Fatalf("compiled; createApiKey RequireFresh=%v: x-require-fresh beside a response's $ref is ignored without a word", table.Operation("createApiKey").RequireFresh)
+	}
+	if !strings.Contains(err.Error(), "x-require-fresh: specguard reads this extension on operations, not on a response; here it would be ignored") {
+		t.Errorf("refused: %v", err)
+	}
+}
+
+// Other objects of an operation, a level below a response, where the
+// extension is as ignored.
+// In a response's media type or header, or beside a parameter's $ref.
+func TestMisplacedInResponseParts(t *testing.T) {
+	base := doc("", "      security: [{oauth: [read]}]\n"+tierOK)
+	const responses = "      responses: {'200': {description: ok}}\n"
+	for name, src := range map[string]string{
+		"in a response's media type": strings.Replace(base, responses, "      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              schema: {type: object}\n              x-require-fresh: true\n", 1),
+		"in a response header":       strings.Replace(base, responses, "      responses:\n        '200':\n          description: ok\n          headers:\n            X-Id:\n              schema: {type: string}\n              x-require-fresh: true\n", 1),
+		"beside a parameter $ref": strings.Replace(strings.Replace(base, "parameters: [{name: id, in: path, required: true, schema: {type: string}}]", "parameters:\n        - $ref: '#/components/parameters/Id'\n          x-require-fresh: true", 1),
+			"components:\n", "components:\n  parameters:\n    Id: {name: id, in: path, required: true, schema: {type: string}}\n", 1),
+	} {
+		t.Run(name, func(t *testing.T) {
+			table, err := policy.Compile("spec.yaml", []byte(src))
+			if err == nil {
+				t.Fatalf("compiled, the extension ignored (RequireFresh=%v)", table.Operation("getThing").RequireFresh)
+			}
+			if !strings.Contains(err.Error(), "x-require-fresh: specguard reads this extension") {
+				t.Errorf("refused, but not for the extension's place: %v", err)
+			}
+		})
+	}
+}
+
+// A path item's parameter is one object: its misplaced extension is one
+// mistake, said once, not once per operation of the path.
+// A path item's parameter is one mistake, said once, of the path: it was
+// said once per operation of the path.
+func TestPathItemParameterSaidOnce(t *testing.T) {
+	src := `openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+security: [{bearer: []}]
+paths:
+  /things/{id}:
+    parameters:
+      - {name: id, in: path, required: true, schema: {type: string}, x-require-fresh: true}
+    get:
+      operationId: getThing
+      responses: {'200': {description: ok}}
+    delete:
+      operationId: deleteThing
+      responses: {'204': {description: gone}}
+components:
+  securitySchemes:
+    bearer: {type: http, scheme: bearer}
+`
+	_, err := policy.Compile("spec.yaml", []byte(src))
+	if err == nil {
+		t.Fatal("compiled")
+	}
+	if n := strings.Count(err.Error(), "x-require-fresh"); n != 1 {
+		t.Errorf("the one misplaced extension reported %d times:\n%v", n, err)
+	}
+}
+
+// A response in components, $ref'd by two operations: one object, one
+// mistake.
+// A response in components, used by two operations, is said once.
+func TestComponentResponseSaidOnce(t *testing.T) {
+	src := `openapi: 3.0.3
+info: {title: t, version: "1"}
+x-rate-limit: false
+security: [{bearer: []}]
+paths:
+  /things:
+    get:
+      operationId: listThings
+      responses: {'200': {$ref: '#/components/responses/Ok'}}
+    post:
+      operationId: addThing
+      responses: {'200': {$ref: '#/components/responses/Ok'}}
+components:
+  responses:
+    Ok:
+      description: ok
+      x-require-fresh: true
+  securitySchemes:
+    bearer: {type: http, scheme: bearer}
+`
+	_, err := policy.Compile("spec.yaml", []byte(src))
+	if err == nil {
+		t.Fatal("compiled")
+	}
+	if n := strings.Count(err.Error(), "x-require-fresh"); n != 1 {
+		t.Errorf("the one misplaced extension reported %d times:\n%v", n, err)
+	}
+}
+
+// In external docs or a callback appended after the responses.
+func TestMisplacedAfterOtherBlocks(t *testing.T) {
+	base := doc("", "      security: [{oauth: [read]}]\n"+tierOK)
+	const responses = "      responses: {'200': {description: ok}}\n"
+	for name, tail := range map[string]string{
+		"in externalDocs": "      externalDocs:\n        url: https://example.com/docs\n        x-require-fresh: true\n",
+		"in a callback":   "      callbacks:\n        onEvent:\n          '{$request.query.cb}':\n            post:\n              responses: {'200': {description: ok}}\n          x-require-fresh: true\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			src := strings.Replace(base, responses, responses+tail, 1)
+			table, err := policy.Compile("spec.yaml", []byte(src))
+			if err == nil {
+				t.Fatalf("compiled, the extension ignored (RequireFresh=%v)", table.Operation("getThing").RequireFresh)
+			}
+			if !strings.Contains(err.Error(), "x-require-fresh: specguard reads this extension") {
+				t.Errorf("refused, but not for the extension's place: %v", err)
+			}
+			t.Logf("refused: %v", err)
+		})
+	}
+}
