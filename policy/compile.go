@@ -362,7 +362,7 @@ func (c *compiler) compile() *Table {
 	// Paths that differ only in their parameters' names route alike: each
 	// method may be declared on one of them only.
 	shapes := map[string]*Operation{}
-	c.refuseOurs(originLine(c.doc.Paths.Origin), "paths", "paths object", c.doc.Paths.Extensions)
+	c.refuseOurs(c.doc.Paths.Origin, 0, "paths", "paths object", c.doc.Paths.Extensions)
 	for _, path := range paths {
 		item := c.doc.Paths.Value(path)
 		pattern, ok := c.chiPattern(item, path)
@@ -616,13 +616,16 @@ type extKey struct {
 // shared through components is reported once; a path item's parameters
 // are checked with the path item (checkParameters).
 func (c *compiler) checkNested(op *Operation, where string) {
-	lineOf := func(o *openapi3.Origin) int {
-		if l := originLine(o); l != 0 {
-			return l
-		}
-		return op.Line
+	check := func(o *openapi3.Origin, kind string, exts map[string]any) {
+		c.refuseOurs(o, op.Line, where, kind, exts)
 	}
-	check := func(o *openapi3.Origin, kind string, exts map[string]any) { c.refuseOurs(lineOf(o), where, kind, exts) }
+	checkContent := func(content openapi3.Content) {
+		for _, mt := range slices.Sorted(maps.Keys(content)) {
+			if m := content[mt]; m != nil {
+				check(m.Origin, "media type", m.Extensions)
+			}
+		}
+	}
 	spec := op.Spec
 	if spec.Responses != nil {
 		check(spec.Responses.Origin, "responses object", spec.Responses.Extensions)
@@ -634,11 +637,7 @@ func (c *compiler) checkNested(op *Operation, where string) {
 			check(r.Origin, "response", r.Extensions)
 			if v := r.Value; v != nil && c.firstSeen(v) {
 				check(v.Origin, "response", v.Extensions)
-				for _, mt := range slices.Sorted(maps.Keys(v.Content)) {
-					if m := v.Content[mt]; m != nil {
-						check(m.Origin, "media type", m.Extensions)
-					}
-				}
+				checkContent(v.Content)
 				for _, name := range slices.Sorted(maps.Keys(v.Headers)) {
 					if h := v.Headers[name]; h != nil {
 						check(h.Origin, "header", h.Extensions)
@@ -655,11 +654,7 @@ func (c *compiler) checkNested(op *Operation, where string) {
 		check(rb.Origin, "request body", rb.Extensions)
 		if v := rb.Value; v != nil && c.firstSeen(v) {
 			check(v.Origin, "request body", v.Extensions)
-			for _, mt := range slices.Sorted(maps.Keys(v.Content)) {
-				if m := v.Content[mt]; m != nil {
-					check(m.Origin, "media type", m.Extensions)
-				}
-			}
+			checkContent(v.Content)
 		}
 	}
 	if d := spec.ExternalDocs; d != nil {
@@ -678,19 +673,13 @@ func (c *compiler) checkNested(op *Operation, where string) {
 // checkParameters is checkNested of the parameters params (an
 // operation's, or a path item's, checked once with it).
 func (c *compiler) checkParameters(line int, where string, params openapi3.Parameters) {
-	lineOf := func(o *openapi3.Origin) int {
-		if l := originLine(o); l != 0 {
-			return l
-		}
-		return line
-	}
 	for _, p := range params {
 		if p == nil {
 			continue
 		}
-		c.refuseOurs(lineOf(p.Origin), where, "parameter", p.Extensions)
+		c.refuseOurs(p.Origin, line, where, "parameter", p.Extensions)
 		if p.Value != nil && c.firstSeen(p.Value) {
-			c.refuseOurs(lineOf(p.Value.Origin), where, "parameter", p.Value.Extensions)
+			c.refuseOurs(p.Value.Origin, line, where, "parameter", p.Value.Extensions)
 		}
 	}
 }
@@ -710,8 +699,11 @@ func (c *compiler) firstSeen(v any) bool {
 }
 
 // refuseOurs refuses specguard's own extensions among exts, of an object
-// of kind where none is read.
-func (c *compiler) refuseOurs(line int, where, kind string, exts map[string]any) {
+// of kind where none is read, at o's line (line when o has none).
+func (c *compiler) refuseOurs(o *openapi3.Origin, line int, where, kind string, exts map[string]any) {
+	if l := originLine(o); l != 0 {
+		line = l
+	}
 	for _, name := range slices.Sorted(maps.Keys(exts)) {
 		if _, ours := extensions[name]; ours {
 			msg, _ := extensionProblem(name, kind, false)
