@@ -37,19 +37,7 @@ components:
 func TestUnguardedHeadBesideAParameterMount(t *testing.T) {
 	for _, route := range []string{"HEAD /orgs/acme/repos", "HEAD /orgs/{o:[a-z]+}/repos"} {
 		t.Run(route, func(t *testing.T) {
-			table, err := policy.Compile("headmount.yaml", []byte(headMountSpec))
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := chi.NewRouter()
-			r.Route("/orgs/{org}", func(r chi.Router) {
-				r.Get("/repos", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("listRepos")) })
-			})
-			_, pattern, _ := strings.Cut(route, " ")
-			r.Head(pattern, func(w http.ResponseWriter, _ *http.Request) {
-				w.Header().Set("X-Served-By", "free")
-			})
-			g, err := guard.New(table, r, guard.WithAuthenticator(policy.SchemeBearer, people), guard.WithUnguarded(route))
+			g, err := guardBesideOrgsMount(t, route)
 			if err != nil {
 				if !strings.Contains(err.Error(), "would take the HEAD requests of operation listRepos") {
 					t.Errorf("guard.New refused it, for another reason: %v", err)
@@ -77,17 +65,7 @@ func TestUnguardedHeadBesideAParameterMount(t *testing.T) {
 func TestUnguardedCatchAllBesideAParameterMount(t *testing.T) {
 	for _, route := range []string{"HEAD /*", "HEAD /{a}/{b}/repos"} {
 		t.Run(route, func(t *testing.T) {
-			table, err := policy.Compile("headmount.yaml", []byte(headMountSpec))
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := chi.NewRouter()
-			r.Route("/orgs/{org}", func(r chi.Router) {
-				r.Get("/repos", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("listRepos")) })
-			})
-			_, pattern, _ := strings.Cut(route, " ")
-			r.Head(pattern, func(w http.ResponseWriter, _ *http.Request) { w.Header().Set("X-Served-By", "free") })
-			g, err := guard.New(table, r, guard.WithAuthenticator(policy.SchemeBearer, people), guard.WithUnguarded(route))
+			g, err := guardBesideOrgsMount(t, route)
 			if err != nil {
 				t.Fatalf("guard.New refused a safe set-up: %v", err)
 			}
@@ -99,4 +77,22 @@ func TestUnguardedCatchAllBesideAParameterMount(t *testing.T) {
 			}
 		})
 	}
+}
+
+// guardBesideOrgsMount is guard.New of headMountSpec over a router that
+// mounts listRepos at /orgs/{org} and serves route (a HEAD route) beside
+// it, unguarded, answering X-Served-By: free.
+func guardBesideOrgsMount(t *testing.T, route string) (*guard.Guard, error) {
+	t.Helper()
+	table, err := policy.Compile("headmount.yaml", []byte(headMountSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	r.Route("/orgs/{org}", func(r chi.Router) {
+		r.Get("/repos", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("listRepos")) })
+	})
+	_, pattern, _ := strings.Cut(route, " ")
+	r.Head(pattern, func(w http.ResponseWriter, _ *http.Request) { w.Header().Set("X-Served-By", "free") })
+	return guard.New(table, r, guard.WithAuthenticator(policy.SchemeBearer, people), guard.WithUnguarded(route))
 }

@@ -23,13 +23,8 @@ func TestGuardingExtensionMisplacedInsideOperation(t *testing.T) {
 		"x-require-fresh in paths":       strings.Replace(base, "paths:\n", "paths:\n  x-require-fresh: true\n", 1),
 	} {
 		t.Run(name, func(t *testing.T) {
-			table, err := policy.Compile("spec.yaml", []byte(src))
-			if err == nil {
-				op := table.Operation("getThing")
-				t.Fatalf("compiled, the extension ignored (RequireFresh=%v, Owner=%v); want it refused as placed where it is not read", op.RequireFresh, op.Owner)
-			}
-			if !strings.Contains(err.Error(), "here it would be ignored") || strings.Count(err.Error(), "\n") != 0 {
-				t.Errorf("refused, but not for the extension's place: %v", err)
+			if err := refusedAsMisplaced(t, src, "here it would be ignored"); strings.Count(err.Error(), "\n") != 0 {
+				t.Errorf("refused in more than one line: %v", err)
 			}
 		})
 	}
@@ -39,14 +34,7 @@ func TestGuardingExtensionMisplacedInsideOperation(t *testing.T) {
 // the operation at the indentation of its response codes: the document
 // compiled, and a refreshed token could mint API keys.
 func TestExampleFreshnessMisplaced(t *testing.T) {
-	src := string(api.Spec)
-	const at = "        - oauth2: [apikeys:manage]\n      x-require-fresh: true\n"
-	const end = "        '503': { $ref: '#/components/responses/ServiceUnavailable' }\n\n  /api-keys/{id}:\n"
-	if !strings.Contains(src, at) || !strings.Contains(src, end) {
-		t.Fatal("the example's createApiKey is no longer as this test expects")
-	}
-	src = strings.Replace(src, at, "        - oauth2: [apikeys:manage]\n", 1)
-	src = strings.Replace(src, end, "        '503': { $ref: '#/components/responses/ServiceUnavailable' }\n        x-require-fresh: true\n\n  /api-keys/{id}:\n", 1)
+	src := exampleFreshnessMoved(t, "        '503': { $ref: '#/components/responses/ServiceUnavailable' }\n        x-require-fresh: true\n")
 	table, err := policy.Compile("api/openapi.yaml", []byte(src))
 	if err == nil {
 		t.Fatalf("compiled; createApiKey RequireFresh=%v: x-require-fresh inside responses is ignored without a word", table.Operation("createApiKey").RequireFresh)
@@ -59,14 +47,7 @@ func TestExampleFreshnessMisplaced(t *testing.T) {
 // The same beside a response's $ref, in block style: the ref's own
 // siblings were not read.
 func TestFreshnessBesideAResponseRef(t *testing.T) {
-	src := string(api.Spec)
-	const at = "        - oauth2: [apikeys:manage]\n      x-require-fresh: true\n"
-	const end = "        '503': { $ref: '#/components/responses/ServiceUnavailable' }\n\n  /api-keys/{id}:\n"
-	if !strings.Contains(src, at) || !strings.Contains(src, end) {
-		t.Fatal("the example's createApiKey is no longer as this test expects")
-	}
-	src = strings.Replace(src, at, "        - oauth2: [apikeys:manage]\n", 1)
-	src = strings.Replace(src, end, "        '503':\n          $ref: '#/components/responses/ServiceUnavailable'\n          x-require-fresh: true\n\n  /api-keys/{id}:\n", 1)
+	src := exampleFreshnessMoved(t, "        '503':\n          $ref: '#/components/responses/ServiceUnavailable'\n          x-require-fresh: true\n")
 	table, err := policy.Compile("api/openapi.yaml", []byte(src))
 	if err == nil {
 		t.Fatalf("compiled; createApiKey RequireFresh=%v: x-require-fresh beside a response's $ref is ignored without a word", table.Operation("createApiKey").RequireFresh)
@@ -76,8 +57,6 @@ func TestFreshnessBesideAResponseRef(t *testing.T) {
 	}
 }
 
-// Other objects of an operation, a level below a response, where the
-// extension is as ignored.
 // In a response's media type or header, or beside a parameter's $ref.
 func TestMisplacedInResponseParts(t *testing.T) {
 	base := doc("", "      security: [{oauth: [read]}]\n"+tierOK)
@@ -88,24 +67,16 @@ func TestMisplacedInResponseParts(t *testing.T) {
 		"beside a parameter $ref": strings.Replace(strings.Replace(base, "parameters: [{name: id, in: path, required: true, schema: {type: string}}]", "parameters:\n        - $ref: '#/components/parameters/Id'\n          x-require-fresh: true", 1),
 			"components:\n", "components:\n  parameters:\n    Id: {name: id, in: path, required: true, schema: {type: string}}\n", 1),
 	} {
-		t.Run(name, func(t *testing.T) {
-			table, err := policy.Compile("spec.yaml", []byte(src))
-			if err == nil {
-				t.Fatalf("compiled, the extension ignored (RequireFresh=%v)", table.Operation("getThing").RequireFresh)
-			}
-			if !strings.Contains(err.Error(), "x-require-fresh: specguard reads this extension") {
-				t.Errorf("refused, but not for the extension's place: %v", err)
-			}
-		})
+		t.Run(name, func(t *testing.T) { refusedAsMisplaced(t, src, "x-require-fresh: specguard reads this extension") })
 	}
 }
 
-// A path item's parameter is one object: its misplaced extension is one
-// mistake, said once, not once per operation of the path.
-// A path item's parameter is one mistake, said once, of the path: it was
-// said once per operation of the path.
-func TestPathItemParameterSaidOnce(t *testing.T) {
-	src := `openapi: 3.0.3
+// One misplaced extension on one object is said once: a path item's
+// parameter (it was said once per operation of the path), and a response
+// in components $ref'd by two operations.
+func TestMisplacedExtensionSaidOnce(t *testing.T) {
+	for name, src := range map[string]string{
+		"a path item's parameter": `openapi: 3.0.3
 info: {title: t, version: "1"}
 x-rate-limit: false
 security: [{bearer: []}]
@@ -122,21 +93,8 @@ paths:
 components:
   securitySchemes:
     bearer: {type: http, scheme: bearer}
-`
-	_, err := policy.Compile("spec.yaml", []byte(src))
-	if err == nil {
-		t.Fatal("compiled")
-	}
-	if n := strings.Count(err.Error(), "x-require-fresh"); n != 1 {
-		t.Errorf("the one misplaced extension reported %d times:\n%v", n, err)
-	}
-}
-
-// A response in components, $ref'd by two operations: one object, one
-// mistake.
-// A response in components, used by two operations, is said once.
-func TestComponentResponseSaidOnce(t *testing.T) {
-	src := `openapi: 3.0.3
+`,
+		"a response in components": `openapi: 3.0.3
 info: {title: t, version: "1"}
 x-rate-limit: false
 security: [{bearer: []}]
@@ -155,13 +113,17 @@ components:
       x-require-fresh: true
   securitySchemes:
     bearer: {type: http, scheme: bearer}
-`
-	_, err := policy.Compile("spec.yaml", []byte(src))
-	if err == nil {
-		t.Fatal("compiled")
-	}
-	if n := strings.Count(err.Error(), "x-require-fresh"); n != 1 {
-		t.Errorf("the one misplaced extension reported %d times:\n%v", n, err)
+`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := policy.Compile("spec.yaml", []byte(src))
+			if err == nil {
+				t.Fatal("compiled")
+			}
+			if n := strings.Count(err.Error(), "x-require-fresh"); n != 1 {
+				t.Errorf("the one misplaced extension reported %d times:\n%v", n, err)
+			}
+		})
 	}
 }
 
@@ -174,15 +136,38 @@ func TestMisplacedAfterOtherBlocks(t *testing.T) {
 		"in a callback":   "      callbacks:\n        onEvent:\n          '{$request.query.cb}':\n            post:\n              responses: {'200': {description: ok}}\n          x-require-fresh: true\n",
 	} {
 		t.Run(name, func(t *testing.T) {
-			src := strings.Replace(base, responses, responses+tail, 1)
-			table, err := policy.Compile("spec.yaml", []byte(src))
-			if err == nil {
-				t.Fatalf("compiled, the extension ignored (RequireFresh=%v)", table.Operation("getThing").RequireFresh)
-			}
-			if !strings.Contains(err.Error(), "x-require-fresh: specguard reads this extension") {
-				t.Errorf("refused, but not for the extension's place: %v", err)
-			}
-			t.Logf("refused: %v", err)
+			refusedAsMisplaced(t, strings.Replace(base, responses, responses+tail, 1), "x-require-fresh: specguard reads this extension")
 		})
 	}
+}
+
+// refusedAsMisplaced compiles src, whose operation getThing holds one of
+// specguard's extensions where it is not read, and checks the document is
+// refused, its error holding want. It returns the error.
+func refusedAsMisplaced(t *testing.T, src, want string) error {
+	t.Helper()
+	table, err := policy.Compile("spec.yaml", []byte(src))
+	if err == nil {
+		op := table.Operation("getThing")
+		t.Fatalf("compiled, the extension ignored (RequireFresh=%v, Owner=%v); want it refused as placed where it is not read", op.RequireFresh, op.Owner)
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("refused, but not for the extension's place: %v; want %q", err, want)
+	}
+	return err
+}
+
+// exampleFreshnessMoved is the example's document with createApiKey's
+// x-require-fresh taken off the operation and its last response ('503')
+// written as moved instead, which puts the extension back a level lower.
+func exampleFreshnessMoved(t *testing.T, moved string) string {
+	t.Helper()
+	src := string(api.Spec)
+	const at = "        - oauth2: [apikeys:manage]\n      x-require-fresh: true\n"
+	const end = "        '503': { $ref: '#/components/responses/ServiceUnavailable' }\n\n  /api-keys/{id}:\n"
+	if !strings.Contains(src, at) || !strings.Contains(src, end) {
+		t.Fatal("the example's createApiKey is no longer as this test expects")
+	}
+	src = strings.Replace(src, at, "        - oauth2: [apikeys:manage]\n", 1)
+	return strings.Replace(src, end, moved+"\n  /api-keys/{id}:\n", 1)
 }
