@@ -48,7 +48,7 @@ func (s *Store) durable(ctx context.Context, subject string, write func(redis.Sc
 		return wrapRedis(err)
 	}
 	conn, replicas, err := s.master(ctx, subject)
-	if err != nil || replicas == 0 {
+	if err != nil || conn == nil {
 		if cluster, ok := s.rdb.(*redis.ClusterClient); ok && err != nil {
 			cluster.ReloadState(ctx)
 		}
@@ -57,7 +57,10 @@ func (s *Store) durable(ctx context.Context, subject string, write func(redis.Sc
 	defer conn.Close()
 	// The mark makes the master's offset this connection's, so that WAIT
 	// covers the write and whatever the master did before it: a
-	// revocation found done still waits for the one that did it.
+	// revocation found done still waits for the one that did it. On a
+	// Cluster it also shows that the node holds subject's slot now: one
+	// that no longer does (a map that predates a resharding) answers
+	// MOVED, whatever its replicas.
 	var acked *redis.Cmd
 	_, err = conn.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, s.tag(subject)+":w", "", markTTL)
@@ -82,8 +85,10 @@ func (s *Store) durable(ctx context.Context, subject string, write func(redis.Sc
 }
 
 // master returns a connection to the master that holds subject's keys
-// and how many replicas it has (see durable); no connection when it has
-// none, or the client is a Ring.
+// and how many replicas it has (see durable); no connection when one
+// Redis has none, or the client is a Ring. On a Cluster the connection is
+// returned with no replicas too: the node is the client's idea of the
+// slot's master, which the mark then checks.
 func (s *Store) master(ctx context.Context, subject string) (*redis.Conn, int, error) {
 	var node *redis.Client
 	cluster := false
@@ -101,7 +106,7 @@ func (s *Store) master(ctx context.Context, subject string) (*redis.Conn, int, e
 	}
 	conn := node.Conn()
 	replicas, err := replicasOf(ctx, conn, cluster)
-	if err != nil || replicas == 0 {
+	if err != nil || (replicas == 0 && !cluster) {
 		conn.Close()
 		return nil, 0, err
 	}

@@ -222,6 +222,51 @@ func TestStaleSlotMapDoesNotSkipTheWait(t *testing.T) {
 	}
 }
 
+// A map that predates a resharding may name, for the subject's slot, a
+// master that no longer holds it and has no replicas: the revocation is
+// written where the slot now is (MOVED), and counted by the old node's
+// replicas, none, it would not wait for the new master's (helper-176).
+func TestMapOfAMovedSlotDoesNotSkipTheWait(t *testing.T) {
+	cl := redistest.StartCluster(t)
+	rdb := cl.Client(t)
+	ctx := context.Background()
+	s := redisstore.New(rdb, "sg:", 400*time.Millisecond)
+	owner := redistest.NodeOf(t, rdb, "sg:{u:alice}")
+	var other string // a master without replicas that does not hold alice's slot
+	for _, n := range cl.Nodes {
+		if n.Addr != owner {
+			other = n.Addr
+			break
+		}
+	}
+	replica := cl.AddReplica(t, owner)
+	exp := time.Now().Add(time.Hour)
+	for _, id := range []string{"f1", "f2"} {
+		if err := s.CreateFamily(ctx, &security.Family{ID: id, Subject: "alice", RefreshJTI: "r" + id, AccessJTI: "a" + id, Expires: exp}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The replica stops taking the master's writes.
+	master := redis.NewClient(&redis.Options{Addr: owner})
+	defer master.Close()
+	if err := replica.ConfigSet(ctx, "masterauth", "wrong").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := master.Do(ctx, "CLIENT", "KILL", "TYPE", "replica").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeFamily(ctx, "alice", "f1"); !errors.Is(err, security.ErrUnavailable) {
+		t.Fatalf("control: a revocation while the replica lacks it: %v, want ErrUnavailable", err)
+	}
+	stale := redis.NewClusterClient(&redis.ClusterOptions{ClusterSlots: func(context.Context) ([]redis.ClusterSlot, error) {
+		return []redis.ClusterSlot{{Start: 0, End: 16383, Nodes: []redis.ClusterNode{{Addr: other}}}}, nil
+	}})
+	defer stale.Close()
+	if err := redisstore.New(stale, "sg:", 400*time.Millisecond).RevokeFamily(ctx, "alice", "f2"); !errors.Is(err, security.ErrUnavailable) {
+		t.Errorf("a revocation through a map that names a master of no replicas, no longer the slot's: %v, want ErrUnavailable (the slot's master has a replica that lacks it)", err)
+	}
+}
+
 // A Redis user that may not run ROLE cannot learn what to wait for: the
 // store refuses at start, naming the grant.
 func TestUserThatMayNotAskForReplicasRefused(t *testing.T) {
