@@ -31,7 +31,10 @@ type Store struct {
 var _ security.Store = (*Store)(nil)
 
 // New returns a store using rdb. Every call is bounded by
-// timeout (100ms when zero). Keys start with prefix ("sg:" when empty).
+// timeout (100ms when zero). Keys start with prefix ("sg:" when empty),
+// which may hold no brace: the keys of a subject are put in one Cluster
+// slot by the hash tag {u:<subject>} after it, and a tag in the prefix
+// ({} included) would take its place. New panics on such a prefix.
 // Give the rate-limit store (limits/redislimit) the same client: on one
 // Redis (not a Cluster) a guarded request's check of its credential then
 // travels in the rate-limit script, one round trip for both. A wrapper
@@ -39,6 +42,9 @@ var _ security.Store = (*Store)(nil)
 func New(rdb redis.UniversalClient, prefix string, timeout time.Duration) *Store {
 	if prefix == "" {
 		prefix = "sg:"
+	}
+	if strings.ContainsAny(prefix, "{}") {
+		panic(fmt.Sprintf("redisstore.New: prefix %q holds a brace, which Redis Cluster reads as a hash tag", prefix))
 	}
 	if timeout <= 0 {
 		timeout = 100 * time.Millisecond

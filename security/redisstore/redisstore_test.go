@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -283,4 +284,23 @@ func newLosingProxy(t *testing.T, upstream string) *losingProxy {
 		}
 	}()
 	return p
+}
+
+// A prefix with braces would put a hash tag before the subject's: "{}"
+// makes Redis hash each key whole, so a subject's keys cross slots and
+// every script of a Cluster fails (CROSSSLOT); "{x}" puts every subject
+// in one slot. New refuses it, naming it (helper-176).
+func TestPrefixWithABraceRefused(t *testing.T) {
+	for _, prefix := range []string{"app{}:", "app{x}:", "{", "a}"} {
+		func() {
+			defer func() {
+				r := recover()
+				if msg, _ := r.(string); !strings.Contains(msg, fmt.Sprintf("%q", prefix)) {
+					t.Errorf("New with prefix %q: recovered %v, want a panic naming it", prefix, r)
+				}
+			}()
+			redisstore.New(nil, prefix, 0)
+		}()
+	}
+	redisstore.New(nil, "app:", 0) // no brace: taken
 }
