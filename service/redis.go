@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
 	"sync"
@@ -32,9 +33,17 @@ func NewRedisClient(raw string, timeout time.Duration) (redis.UniversalClient, e
 // redisClient reads SPECGUARD_REDIS_URL and returns what opens its
 // client: a URL it refuses is refused before anything is opened.
 func redisClient(raw string, timeout time.Duration) (func() redis.UniversalClient, error) {
+	raw, seeds, err := clusterSeeds(raw)
+	if err != nil {
+		return nil, err
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("SPECGUARD_REDIS_URL: not a URL")
+		if _, ok := errors.AsType[url.EscapeError](err); ok {
+			// Its text quotes the escape, which may be a password's.
+			return nil, fmt.Errorf("SPECGUARD_REDIS_URL: not a URL: a %% not followed by two hex digits")
+		}
+		return nil, redisURLError(err)
 	}
 	if redact.Misread(raw) {
 		return nil, fmt.Errorf("SPECGUARD_REDIS_URL: an @ follows the host: percent-encode a password's / ? # and @ (%%2F %%3F %%23 %%40)")
@@ -56,14 +65,13 @@ func redisClient(raw string, timeout time.Duration) (func() redis.UniversalClien
 		// A Cluster has database 0 only: the number would be dropped.
 		return nil, fmt.Errorf("SPECGUARD_REDIS_URL: a Redis Cluster has database 0 only, not %q; leave the path out", p)
 	}
-	hosts := strings.Split(u.Host, ",")
 	seed := scheme + "://" + u.User.String()
 	if u.User != nil {
 		seed += "@"
 	}
-	seed += hosts[0] + "?"
+	seed += u.Host + "?"
 	q := u.Query()
-	for _, h := range hosts[1:] {
+	for _, h := range seeds {
 		q.Add("addr", h)
 	}
 	opt, err := redis.ParseClusterURL(seed + q.Encode())
@@ -73,6 +81,31 @@ func redisClient(raw string, timeout time.Duration) (func() redis.UniversalClien
 	opt.ContextTimeoutEnabled, opt.MaxRetries, opt.DialTimeout = true, 1, max(timeout, time.Second)
 	opt.MinIdleConns = warmConns
 	return func() redis.UniversalClient { return redis.NewClusterClient(opt) }, nil
+}
+
+// clusterSeeds takes from a Cluster's URL the seed nodes after its first,
+// which url.Parse would read as one host with the first (a list of
+// bracketed IPv6 addresses is no host to it), and returns the URL with
+// the first alone. Each seed is host:port.
+func clusterSeeds(raw string) (string, []string, error) {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok || !strings.HasSuffix(scheme, "+cluster") {
+		return raw, nil, nil
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	authority := rest[:end]
+	at := strings.LastIndex(authority, "@") + 1
+	hosts := strings.Split(authority[at:], ",")
+	for i, h := range hosts[1:] {
+		if _, port, err := net.SplitHostPort(h); err != nil || port == "" {
+			// A seed is no secret, but a password misread as one may be.
+			return "", nil, fmt.Errorf("SPECGUARD_REDIS_URL: seed node %d of the list is not host:port", i+2)
+		}
+	}
+	return scheme + "://" + authority[:at] + hosts[0] + rest[end:], hosts[1:], nil
 }
 
 // redisURLError is go-redis's refusal of the URL without the URL, which
