@@ -263,10 +263,13 @@ func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // Hijack hands the connection to the handler (a WebSocket upgrade
 // asserting w.(http.Hijacker)) when the writer beneath can.
+// One that fails leaves the status to be written: the handler answers
+// the failure.
 func (s *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	s.wrote = true
 	conn, rw, err := http.NewResponseController(s.ResponseWriter).Hijack()
-	s.hijacked = err == nil
+	if err == nil {
+		s.wrote, s.hijacked = true, true
+	}
 	return conn, rw, err
 }
 
