@@ -289,12 +289,12 @@ func MissingHeaders(declared *openapi3.Response, header http.Header) []Finding {
 // findings are err's, the pointers of a body (its decoded value, nil
 // when it is not JSON) read along its schema root.
 func findings(err error, root *openapi3.Schema, body any) []Finding {
-	if re, ok := err.(*openapi3filter.ResponseError); ok && strings.Contains(re.Reason, "header Content-Type has unexpected value") {
+	if re, ok := err.(*openapi3filter.ResponseError); ok && strings.HasPrefix(re.Reason, reasonType) {
 		// A media type the status does not declare, as checkItself says it;
 		// the reason quotes the answer's value.
 		return []Finding{{Reason: "content-type", Detail: "a media type this status does not declare"}}
 	}
-	if re, ok := err.(*openapi3filter.ResponseError); ok && strings.Contains(strings.ToLower(re.Reason), "header") {
+	if re, ok := err.(*openapi3filter.ResponseError); ok && headerReason(re.Reason) {
 		// A header's value, whatever the schema's error inside says.
 		return []Finding{{Reason: "header", Detail: strings.TrimSpace(re.Reason)}}
 	}
@@ -333,18 +333,18 @@ func findings(err error, root *openapi3.Schema, body any) []Finding {
 		// outer reason.
 		var se *openapi3.SchemaError
 		var multi openapi3.MultiError
-		if re.Err != nil && !errors.Is(re.Err, re) && (errors.As(re.Err, &se) || errors.As(re.Err, &multi)) && !strings.Contains(strings.ToLower(re.Reason), "header") {
+		if re.Err != nil && !errors.Is(re.Err, re) && (errors.As(re.Err, &se) || errors.As(re.Err, &multi)) && !headerReason(re.Reason) {
 			if inner := findings(re.Err, root, body); len(inner) > 0 && inner[0].Reason == "body" {
 				return inner
 			}
 		}
 		f := Finding{Reason: "body", Detail: strings.TrimSpace(re.Reason)}
-		switch lower := strings.ToLower(re.Reason); {
-		case strings.Contains(lower, "status"):
+		switch {
+		case re.Reason == reasonStatus:
 			f.Reason = "status"
-		case strings.Contains(lower, "content-type") || strings.Contains(lower, "content type"):
+		case strings.HasPrefix(re.Reason, reasonType):
 			f.Reason = "content-type"
-		case strings.Contains(lower, "header"):
+		case headerReason(re.Reason):
 			f.Reason = "header"
 		default:
 			f.Pointer = "/"
@@ -352,6 +352,25 @@ func findings(err error, root *openapi3.Schema, body any) []Finding {
 		return []Finding{f}
 	}
 	return []Finding{{Reason: "body", Pointer: "/", Detail: "the body cannot be read as its media type"}}
+}
+
+// openapi3filter's reasons for an answer (ValidateResponse), read by
+// their fixed beginnings: the rest may quote a schema's name
+// ("#/components/schemas/PageHeader"), which says nothing of the finding.
+const (
+	reasonStatus = "status is not supported"
+	reasonType   = "response header Content-Type has unexpected value"
+)
+
+// headerReason reports whether an openapi3filter reason is a declared
+// header's: missing, not decoded, or not matching its schema.
+func headerReason(reason string) bool {
+	for _, p := range []string{"response header ", "unable to decode header ", "unable to get header "} {
+		if strings.HasPrefix(reason, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // Pointer is a JSON pointer (RFC 6901) of parts: "/" for the whole body.
