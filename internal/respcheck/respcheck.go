@@ -250,12 +250,24 @@ func IsJSON(contentType string) bool {
 
 // TypeParameters finds a Content-Type whose parameters do not parse
 // ("application/json; charset", a parameter given twice): the answer is
-// read all the same, by the type before them.
+// read all the same, by the type before them. It also finds a
+// Content-Type, Content-Encoding or Content-Length given twice: the check
+// reads the first, a client may take the last (a browser does a type's).
 func TypeParameters(header http.Header) []Finding {
-	if _, bad, _ := mediaType(header.Get("Content-Type")); bad {
-		return []Finding{{Reason: "content-type", Detail: "a Content-Type whose parameters do not parse"}}
+	var out []Finding
+	for _, name := range []string{"Content-Type", "Content-Encoding", "Content-Length"} {
+		if len(header[name]) > 1 {
+			reason := "header"
+			if name == "Content-Type" {
+				reason = "content-type"
+			}
+			out = append(out, Finding{Reason: reason, Detail: name + " given more than once"})
+		}
 	}
-	return nil
+	if _, bad, _ := mediaType(header.Get("Content-Type")); bad {
+		out = append(out, Finding{Reason: "content-type", Detail: "a Content-Type whose parameters do not parse"})
+	}
+	return out
 }
 
 // Headers checks the headers of an answer whose body is not checked, their
