@@ -56,7 +56,7 @@ func Check(ctx context.Context, req *http.Request, route *routers.Route, status 
 		return append(out, checkUnread(ctx, req, route, status, header)...)
 	}
 	if head || unread || unvalidated(status) {
-		return append(out, checkItself(route, status, header, body, head, unread)...)
+		return append(out, checkItself(ctx, req, route, status, header, body, head, unread)...)
 	}
 	if declared := Declared(route.Operation, status); declared != nil && len(declared.Content) == 0 && len(body) > 0 {
 		// openapi3filter passes any body of a status declared without
@@ -156,15 +156,15 @@ func Declared(op *openapi3.Operation, status int) *openapi3.Response {
 const NoContent = "the document declares no content for this status"
 
 // checkItself is Check where openapi3filter looks at nothing, or could
-// not read the body (unread): the status declared, its required headers,
-// the media type, and, but for HEAD or a body unread, the body against
-// the schema of its media type.
-func checkItself(route *routers.Route, status int, header http.Header, body []byte, head, unread bool) []Finding {
+// not read the body (unread): the status declared, its headers (values
+// too), the media type, and, but for HEAD or a body unread, the body
+// against the schema of its media type.
+func checkItself(ctx context.Context, req *http.Request, route *routers.Route, status int, header http.Header, body []byte, head, unread bool) []Finding {
 	declared := Declared(route.Operation, status)
 	if declared == nil {
 		return []Finding{{Reason: "status", Detail: fmt.Sprintf("status %d is not declared and there is no default", status)}}
 	}
-	out := MissingHeaders(declared, header)
+	out := headerValues(ctx, req, route, declared, header)
 	content := declared.Content
 	ct := header.Get("Content-Type")
 	if head {
@@ -273,7 +273,7 @@ func TypeParameters(header http.Header) []Finding {
 // Headers checks the headers of an answer whose body is not checked, their
 // values too (Check checks them with the body): TypeParameters, then, where
 // the status declares headers, openapi3filter without the body, or, where
-// it looks at nothing (HEAD, a redirect, 304), MissingHeaders.
+// it looks at nothing (HEAD, a redirect, 304), headerValues.
 func Headers(ctx context.Context, req *http.Request, route *routers.Route, status int, header http.Header) []Finding {
 	out := TypeParameters(header)
 	declared := Declared(route.Operation, status)
@@ -281,21 +281,26 @@ func Headers(ctx context.Context, req *http.Request, route *routers.Route, statu
 		return out
 	}
 	if req.Method == http.MethodHead || unvalidated(status) {
-		return append(out, MissingHeaders(declared, header)...)
+		return append(out, headerValues(ctx, req, route, declared, header)...)
 	}
 	return append(out, validate(ctx, req, route, status, header, nil, headersOnly)...)
 }
 
-// MissingHeaders checks only the headers declared marks required: for an
-// answer whose body is not checked (Check checks them too).
-func MissingHeaders(declared *openapi3.Response, header http.Header) []Finding {
-	var out []Finding
-	for name, h := range declared.Headers {
-		if h.Value != nil && h.Value.Required && header.Get(name) == "" {
-			out = append(out, Finding{Reason: "header", Detail: fmt.Sprintf("response header %q missing", name)})
-		}
+// headerValues checks the headers declared for an answer that
+// openapi3filter passes without a look (HEAD; 301, 304, 307, 308), their
+// values too: it is asked about a GET answered 200 by an operation that
+// declares only this response, without its body.
+func headerValues(ctx context.Context, req *http.Request, route *routers.Route, declared *openapi3.Response, header http.Header) []Finding {
+	if len(declared.Headers) == 0 {
+		return nil
 	}
-	return out
+	op := *route.Operation
+	op.Responses = openapi3.NewResponses(openapi3.WithStatus(http.StatusOK, &openapi3.ResponseRef{Value: declared}))
+	as := *route
+	as.Operation = &op
+	get := req.WithContext(ctx)
+	get.Method = http.MethodGet
+	return validate(ctx, get, &as, http.StatusOK, header, nil, headersOnly)
 }
 
 // findings are err's, the pointers of a body (its decoded value, nil
