@@ -284,6 +284,9 @@ type sentHeaders struct {
 	names []string
 	val   [4][]string
 	all   http.Header // a copy of all of them, where more are declared
+	// trailers is Trailer as it went: net/http reads it with the status,
+	// and a header announced after goes nowhere.
+	trailers []string
 }
 
 // note notes h as the headers of an answer of status go, checked reading
@@ -296,7 +299,7 @@ func (s *sentHeaders) note(checked map[int][]string, status int, h http.Header) 
 	if !ok {
 		names = checked[0] // the default's, or the media type's alone
 	}
-	s.noted, s.names, s.all = true, names, nil
+	s.noted, s.names, s.all, s.trailers = true, names, nil, h["Trailer"]
 	if len(names) > len(s.val) {
 		s.all = h.Clone()
 		return
@@ -306,10 +309,10 @@ func (s *sentHeaders) note(checked map[int][]string, status int, h http.Header) 
 	}
 }
 
-// trailer reports whether h announces name as a trailer (Trailer), which
-// goes after the body: set after the status, as it must be.
-func trailer(h http.Header, name string) bool {
-	for _, v := range h["Trailer"] {
+// trailer reports whether announced (the values of Trailer) names name,
+// which goes after the body: set after the status, as it must be.
+func trailer(announced []string, name string) bool {
+	for _, v := range announced {
 		for t := range strings.SplitSeq(v, ",") {
 			if http.CanonicalHeaderKey(strings.TrimSpace(t)) == name {
 				return true
@@ -358,7 +361,7 @@ func (s *sentHeaders) as(live http.Header) http.Header {
 	if s.all != nil {
 		out := s.all
 		for name, v := range live {
-			if trailer(live, name) {
+			if trailer(s.trailers, name) {
 				out[name] = v
 			}
 		}
@@ -367,7 +370,7 @@ func (s *sentHeaders) as(live http.Header) http.Header {
 	var out http.Header
 	for i, name := range s.names {
 		now, then := live[name], s.val[i]
-		if len(now) == len(then) && (len(now) == 0 || &now[0] == &then[0]) || trailer(live, name) {
+		if len(now) == len(then) && (len(now) == 0 || &now[0] == &then[0]) || trailer(s.trailers, name) {
 			continue
 		}
 		if out == nil {
@@ -499,7 +502,7 @@ func (c *checkedWriter) Write(p []byte) (int, error) {
 // and checked, only when enforcing.
 func (c *checkedWriter) held() http.Header {
 	for k, v := range c.late {
-		if trailer(c.header, k) || strings.HasPrefix(k, http.TrailerPrefix) {
+		if trailer(c.header["Trailer"], k) || strings.HasPrefix(k, http.TrailerPrefix) {
 			c.header[k] = v
 		}
 	}
