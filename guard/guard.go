@@ -419,6 +419,9 @@ func New(table *policy.Table, router chi.Router, opts ...Option) (*Guard, error)
 		}
 		g.byPattern[op.Pattern] = append(g.byPattern[op.Pattern], st)
 	}
+	if g.responses > ResponsesEnforce {
+		problems = append(problems, fmt.Sprintf("WithResponseValidation: mode %d is none of off, report and enforce", g.responses))
+	}
 	for id := range g.malformed {
 		if !slices.ContainsFunc(table.Operations(), func(op *policy.Operation) bool { return op.ID == id }) {
 			problems = append(problems, fmt.Sprintf("WithMalformedAnswer(%q): %s has no such operation", id, table.Source))

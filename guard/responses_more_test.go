@@ -234,3 +234,16 @@ func TestResponseTypeWithARepeatedParameter(t *testing.T) {
 		}
 	}
 }
+
+// A response mode that is none of the three is refused by New, not taken
+// as report and then named by a String that panics (helper-174).
+func TestUnknownResponseModeRefused(t *testing.T) {
+	table, err := policy.Compile("answers.yaml", []byte(answersDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = guard.New(table, chi.NewRouter(), guard.WithResponseValidation(guard.ResponseMode(3), nil))
+	if err == nil || !strings.Contains(err.Error(), "WithResponseValidation: mode 3 is none of off, report and enforce") {
+		t.Errorf("mode 3: %v", err)
+	}
+}
