@@ -124,7 +124,8 @@ func build(ctx context.Context, app App, args []string, getenv func(string) stri
 // Run serves app until ctx is done, then drains in-flight requests and
 // returns nil. Any configuration problem is returned before anything
 // listens. When ctx ends while it opens the stores and the database,
-// migrates or seeds, it returns nil, having served nothing.
+// migrates, seeds or builds the handler, it returns nil, having served
+// nothing.
 func Run(ctx context.Context, app App, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	// The addresses are bound before the database or the stores are
 	// opened: a start refused for an address in use has written nothing.
@@ -140,6 +141,13 @@ func Run(ctx context.Context, app App, args []string, getenv func(string) string
 		return err
 	}
 	defer s.Close()
+	if ctx.Err() != nil {
+		// Stopped while the handler was built (the guard, the routes),
+		// which looks at no context.
+		ls.close()
+		fmt.Fprintf(stderr, "%s: stopped while starting, before serving\n", app.Name)
+		return nil
+	}
 	return s.serve(ctx, &ls)
 }
 
