@@ -6,11 +6,11 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
-	"strings"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/specguard/specguard/guard"
+	"github.com/specguard/specguard/internal/docspage"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/problem"
 	"github.com/specguard/specguard/security"
@@ -53,14 +53,14 @@ func NewHandler(d *Deps) (http.Handler, error) {
 	}
 	var h http.Handler = g
 	if d.Docs != nil {
-		if err := docsFree(d.Table); err != nil {
+		if err := docspage.Free(d.Table); err != nil {
 			return nil, err
 		}
 		// Not an http.ServeMux: it would clean and redirect paths that the
 		// guard must see exactly as chi routes them.
 		api, docs := h, d.Docs
 		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == "/docs" || strings.HasPrefix(r.URL.Path, "/docs/") {
+			if docspage.Under(r.URL.Path) {
 				docs.ServeHTTP(w, r)
 				return
 			}
@@ -83,18 +83,6 @@ func NewHandler(d *Deps) (http.Handler, error) {
 	}
 	// The recoverer inside: a panic's 500 is counted and logged as any.
 	return logRequests(reqLog, d.Metrics, recoverer(d.problems, d.Log, h)), nil
-}
-
-// docsFree refuses a document with an operation at /docs or under it:
-// the docs page answers those paths before the guard, and the operation
-// would never be reached.
-func docsFree(t *policy.Table) error {
-	for _, op := range t.Operations() {
-		if op.Path == "/docs" || strings.HasPrefix(op.Path, "/docs/") {
-			return fmt.Errorf("%s:%d: %s: /docs and the paths under it are the docs page's, which answers them before the guard: give the operation another path", t.Source, op.Line, op)
-		}
-	}
-	return nil
 }
 
 // whileLocked refuses every request (503) while this instance does not

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/specguard/specguard/guard"
+	"github.com/specguard/specguard/internal/docspage"
 	"github.com/specguard/specguard/policy"
 	"github.com/specguard/specguard/service/docs"
 )
@@ -78,7 +79,7 @@ func build(ctx context.Context, app App, args []string, getenv func(string) stri
 		}
 		return nil, fmt.Errorf("SPECGUARD_SPEC_FILE: %w", err)
 	}
-	if err := docsFree(table); err != nil {
+	if err := docspage.Free(table); err != nil {
 		return nil, err
 	}
 	if cfg.SpecFile != "" {

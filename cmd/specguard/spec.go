@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/specguard/specguard/credentials"
+	"github.com/specguard/specguard/internal/docspage"
 	"github.com/specguard/specguard/internal/speccli"
 	"github.com/specguard/specguard/policy"
 )
@@ -16,8 +17,9 @@ const defaultSpec = "api/openapi.yaml"
 var specCommands = speccli.Program{Name: "specguard", Default: defaultSpec + " (in the current directory)", Read: readSpec, Check: checkCredentials}
 
 // checkCredentials reports what a service (package service) refuses to
-// start on in a document that marks credential operations (x-credential):
-// an operation of another shape than the fragment's, one acting for its
+// start on in a document that marks credential operations (x-credential),
+// a service's: an operation at /docs or under it (the docs page's), an
+// operation of another shape than the fragment's, one acting for its
 // caller open to anonymous callers, a session cookie not named __Host-,
 // no x-roles role "user" for registered accounts.
 func checkCredentials(t *policy.Table) error {
@@ -26,6 +28,9 @@ func checkCredentials(t *policy.Table) error {
 		return marked
 	}) {
 		return nil
+	}
+	if err := docspage.Free(t); err != nil {
+		return err
 	}
 	return credentials.CheckDocument(t)
 }
