@@ -107,6 +107,10 @@ func newService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		// It would require itself through the replace directive, and go
 		// mod tidy then never ends.
 		return usageErr("new: --module %q is specguard's own; give one of yours, such as example.com/%s", *module, name)
+	} else if strings.HasPrefix(*module, specguardModule+"/") {
+		// Its packages are specguard's: the one the service imports
+		// (service, sqldb...) would be found in two modules.
+		return usageErr("new: --module %q lies inside specguard's module; give one of yours, such as example.com/%s", *module, name)
 	}
 	if err := modpath.CheckImportPath(*module); err != nil || !modulePath.MatchString(*module) {
 		return usageErr("new: --module %q is not a module path, such as example.com/items", *module)
@@ -183,6 +187,9 @@ func newService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("new: %v", err)
 	}
 	if err := goModTidy(ctx, tmp, checkout != "", stderr); err != nil {
+		if amb := (*ambiguousError)(nil); errors.As(err, &amb) {
+			return usageErr("new: --module %q: package %s, which the service imports, would be found in it too (ambiguous import); give a module path of yours, such as example.com/%s", *module, amb.pkg, name)
+		}
 		return fmt.Errorf("new: %v", err)
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
@@ -406,6 +413,8 @@ func goModTidy(ctx context.Context, dir string, replaced bool, stderr io.Writer)
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Run(); ctx.Err() != nil {
 			return errInterrupted
+		} else if m := ambiguous.FindStringSubmatch(out.String()); err != nil && m != nil {
+			return &ambiguousError{pkg: m[1]}
 		} else if err != nil {
 			return fmt.Errorf("go %s in the new module: %v\n%s", strings.Join(args, " "), err, strings.TrimSpace(out.String()))
 		}
@@ -420,6 +429,16 @@ func goModTidy(ctx context.Context, dir string, replaced bool, stderr io.Writer)
 	}
 	return run("mod", "tidy")
 }
+
+// ambiguous finds the go command's refusal of a package that two modules
+// provide: the new one, whose path lies over another's package, and its
+// own.
+var ambiguous = regexp.MustCompile(`ambiguous import: found package (\S+) in multiple modules`)
+
+// ambiguousError is that refusal: the new module's path is no good.
+type ambiguousError struct{ pkg string }
+
+func (e *ambiguousError) Error() string { return "ambiguous import of " + e.pkg }
 
 // capped keeps the first max bytes written to it, and says how many more
 // it dropped: the go command's output, which can be endless.

@@ -90,6 +90,9 @@ func TestNewRefusesBadInput(t *testing.T) {
 		{[]string{"new", filepath.Join(work, "Fmt")}, "new: " + filepath.Join(work, "Fmt") + `: "Fmt" is a path Go keeps for itself, so it cannot be the module's: give --module, such as example.com/Fmt`},
 		{[]string{"new", filepath.Join(work, "svc"), "--module", "Time"}, `new: --module "Time" is a path Go keeps for itself; give one of yours, such as example.com/svc`},
 		{[]string{"new", filepath.Join(work, "svc"), "--module", "github.com/specguard/specguard"}, `new: --module "github.com/specguard/specguard" is specguard's own; give one of yours, such as example.com/svc`},
+		// A package of it (the service imports it) was found in two
+		// modules, in the go command's output (helper-173).
+		{[]string{"new", filepath.Join(work, "svc"), "--module", "github.com/specguard/specguard/service"}, `new: --module "github.com/specguard/specguard/service" lies inside specguard's module; give one of yours, such as example.com/svc`},
 		// cgo's package: a module named C did not build.
 		{[]string{"new", filepath.Join(work, "C")}, "new: " + filepath.Join(work, "C") + `: "C" is a path Go keeps for itself, so it cannot be the module's: give --module, such as example.com/C`},
 		// A vendor element made the service's packages vendored ones (it did
@@ -444,4 +447,21 @@ func offline(t *testing.T, gowork string) string {
 	t.Setenv("GOFLAGS", "-mod=mod")
 	t.Setenv("GOWORK", gowork)
 	return root
+}
+
+// A module path that is a package the service imports from another
+// module makes that package ambiguous: the go command's refusal, which
+// named new's hidden directory over many lines, is said in one line about
+// --module, a usage error (helper-173).
+func TestNewModuleThatIsAnImportedPackage(t *testing.T) {
+	root := offline(t, "off")
+	dir := filepath.Join(t.TempDir(), "svc")
+	_, _, err := cli(t, "new", dir, "--module", "github.com/oapi-codegen/runtime/types", "--replace", root)
+	want := `new: --module "github.com/oapi-codegen/runtime/types": package github.com/oapi-codegen/runtime/types, which the service imports, would be found in it too (ambiguous import); give a module path of yours, such as example.com/svc`
+	if err == nil || err.Error() != want || !errors.Is(err, speccli.ErrUsage) {
+		t.Errorf("new --module github.com/oapi-codegen/runtime/types: %v (usage error: %v), want %q", err, errors.Is(err, speccli.ErrUsage), want)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s left: %v", dir, err)
+	}
 }
