@@ -122,6 +122,16 @@ func TestPprofServedOnTheAdminListenerOnly(t *testing.T) {
 			t.Errorf("GET %s: %d %s, %d bytes (%.40q), want %d %s holding %q", c.path, code, kind, len(body), body, c.code, c.kind, c.holds)
 		}
 	}
+	// A form posted is not read (it was, into memory: FormValue): a
+	// profile is asked for by GET (helper-175).
+	resp, err := http.Post("http://"+addr+"/debug/pprof/profile", "application/x-www-form-urlencoded", strings.NewReader("seconds=forever&pad="+strings.Repeat("x", 1<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /debug/pprof/profile with a form: %d, want 405", resp.StatusCode)
+	}
 }
 
 // auto is loopback and the API's port + 1000; a free port when the API's

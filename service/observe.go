@@ -201,7 +201,8 @@ func (m *Metrics) AdminHandler(withPprof bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	if withPprof {
-		mux.HandleFunc("/debug/pprof/", servePprof)
+		// GET alone: a form posted would be read into memory (FormValue).
+		mux.HandleFunc("GET /debug/pprof/", servePprof)
 	}
 	return mux
 }
