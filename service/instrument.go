@@ -21,8 +21,10 @@ type meteredStore struct {
 	tracer trace.Tracer // nil: no tracing (and never for the memory store)
 }
 
-// call runs one store call, timed, counted and (tracing) traced. An
-// account the store does not hold is no failure of the store.
+// call runs one store call, timed, counted and (tracing) traced. A record
+// the store does not hold (an account, an ended session) or a refresh
+// found reused is its answer, no failure of the store: the metrics and
+// the span say so alike.
 func (s *meteredStore) call(ctx context.Context, name string, f func(context.Context) error) error {
 	start := time.Now()
 	var span trace.Span
@@ -30,7 +32,7 @@ func (s *meteredStore) call(ctx context.Context, name string, f func(context.Con
 		ctx, span = clientspan.Start(ctx, s.tracer, s.store+" "+name, "redis", name)
 	}
 	err := f(ctx)
-	failed := err != nil && !(name == "account" && errors.Is(err, security.ErrNotFound))
+	failed := err != nil && !errors.Is(err, security.ErrNotFound) && !errors.Is(err, security.ErrReused)
 	clientspan.End(span, failed, "store call failed")
 	var observed error
 	if failed {
