@@ -247,3 +247,209 @@ func TestUnknownResponseModeRefused(t *testing.T) {
 		t.Errorf("mode 3: %v", err)
 	}
 }
+
+const headValuesDoc = `openapi: 3.0.3
+info: {title: hv, version: "1"}
+paths:
+  /items/{id}:
+    get:
+      operationId: getItem
+      security: []
+      x-rate-limit: false
+      parameters: [{name: id, in: path, required: true, schema: {type: string}}]
+      responses:
+        '200':
+          description: ok
+          headers:
+            X-Count: {required: true, schema: {type: integer}}
+          content:
+            application/json: {schema: {type: object}}
+        '301':
+          description: moved
+          headers:
+            X-Count: {required: true, schema: {type: integer}}
+`
+
+// README: "Headers are checked as they went with the status, their values
+// on every answer"; HEAD and 301 "are checked all the same". A declared
+// header's value that breaks its schema is a violation on them too, and
+// enforcing, refused.
+// A declared header's value is checked on the answers openapi3filter passes
+// without a look (HEAD, 301): X-Count: not-a-number of an integer header
+// went out enforced (helper-174).
+func TestHeaderValuesOfHEADAndRedirects(t *testing.T) {
+	table, err := policy.Compile("hv.yaml", []byte(headValuesDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	r.Get("/items/{id}", func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("X-Count", "not-a-number")
+		if chi.URLParam(req, "id") == "moved" {
+			w.Header().Set("Location", "/items/a")
+			w.WriteHeader(http.StatusMovedPermanently)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{}`))
+	})
+	for _, c := range []struct{ method, path, status string }{
+		{"GET", "/items/a", "200"}, // the control: refused
+		{"HEAD", "/items/a", "200"},
+		{"GET", "/items/moved", "301"},
+	} {
+		t.Run(c.method+" "+c.path, func(t *testing.T) {
+			g, reported := checking(t, table, r, guard.ResponsesEnforce)
+			w := httptest.NewRecorder()
+			g.ServeHTTP(w, httptest.NewRequest(c.method, c.path, nil))
+			got := reported()
+			if want := `getItem ` + c.status + ` header: unable to decode header "X-Count" value`; strings.Join(got, " ") != want {
+				t.Errorf("X-Count: not-a-number (schema: integer): reported %q, want %q", got, want)
+			}
+			if w.Code != http.StatusInternalServerError {
+				t.Errorf("enforced: answered %d with X-Count %q, want 500 response-invalid", w.Code, w.Header().Get("X-Count"))
+			}
+		})
+	}
+}
+
+// A Trailer announced after the status announces nothing (net/http sends
+// the Trailer header as it was at WriteHeader): the required X-Version,
+// set after it, went neither as a header nor as a trailer, and the answer
+// breaks the document. Reported, it must be reported.
+// A Trailer announced after the status goes nowhere, and so does the header
+// it names: reported, the answer lacks it, as it does enforced
+// (helper-174).
+func TestTrailerAnnouncedLate(t *testing.T) {
+	table, err := policy.Compile("answers.yaml", []byte(answersDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	r.Get("/things/{id}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		w.Header().Set("Trailer", "X-Version") // too late: goes nowhere
+		w.Header().Set("X-Version", "1")
+		_, _ = w.Write([]byte(`{"id":"a","count":1}`))
+	})
+	for _, sample := range []int{1, 2} { // body checked; then not
+		g, reported := checking(t, table, r, guard.ResponsesReport, guard.WithResponseSample(sample))
+		srv := httptest.NewServer(g)
+		var sawHeader, sawTrailer string
+		for i := range sample {
+			resp, err := http.Get(srv.URL + "/things/a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if i == sample-1 {
+				sawHeader, sawTrailer = resp.Header.Get("X-Version"), resp.Trailer.Get("X-Version")
+			}
+		}
+		srv.Close()
+		got := reported()
+		if len(got) != sample || !strings.Contains(strings.Join(got, " "), `"X-Version" missing`) {
+			t.Errorf("sample %d: the client got X-Version %q as a header, %q as a trailer; reported %q, want X-Version missing on each of %d answers",
+				sample, sawHeader, sawTrailer, got, sample)
+		}
+	}
+}
+
+// An answer with two Content-Type (or Content-Encoding) fields was
+// checked by the first, application/json, and went out with both: a
+// browser takes the last, text/html. It breaks the document, as a
+// parameter given twice does (helper-174).
+func TestRepeatedContentFields(t *testing.T) {
+	table, err := policy.Compile("answers.yaml", []byte(answersDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, second, want string
+	}{
+		{"Content-Type", "text/html", "getThing 200 content-type: Content-Type given more than once"},
+		{"Content-Encoding", "identity", "getThing 200 header: Content-Encoding given more than once"},
+	} {
+		r := chi.NewRouter()
+		r.Get("/things/{id}", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("X-Version", "1")
+			w.Header().Set("Content-Type", "application/json")
+			if c.name == "Content-Encoding" {
+				w.Header().Set("Content-Encoding", "identity")
+			}
+			w.Header().Add(c.name, c.second)
+			_, _ = w.Write([]byte(`{"id":"<script>alert(1)</script>","count":1}`))
+		})
+		for _, mode := range []guard.ResponseMode{guard.ResponsesReport, guard.ResponsesEnforce} {
+			g, reported := checking(t, table, r, mode)
+			w := httptest.NewRecorder()
+			g.ServeHTTP(w, httptest.NewRequest("GET", "/things/a", nil))
+			if got := strings.Join(reported(), "\n"); got != c.want {
+				t.Errorf("%s twice, %v: reported %q, want %q", c.name, mode, got, c.want)
+			}
+			if mode == guard.ResponsesEnforce && w.Code != http.StatusInternalServerError {
+				t.Errorf("%s twice, enforced: answered %d with %q, want 500", c.name, w.Code, w.Header().Values(c.name))
+			}
+		}
+	}
+	// The control: one of each passes.
+	r := chi.NewRouter()
+	r.Get("/things/{id}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("X-Version", "1")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"id":"a","count":1}`))
+	})
+	g, reported := checking(t, table, r, guard.ResponsesEnforce)
+	w := httptest.NewRecorder()
+	g.ServeHTTP(w, httptest.NewRequest("GET", "/things/a", nil))
+	if got := reported(); len(got) > 0 || w.Code != 200 {
+		t.Errorf("one Content-Type: %d, reported %q", w.Code, got)
+	}
+}
+
+// A body that breaks a schema is a body finding, with its pointer, whatever
+// the schema's name: openapi3filter's reason quotes it, and one named
+// PageHeader or HttpStatus was reported as a header or status finding
+// (helper-174).
+func TestBodyOfASchemaNamedLikeAReason(t *testing.T) {
+	for _, name := range []string{"PageHeader", "HttpStatus", "ContentType"} {
+		doc := strings.ReplaceAll(`openapi: 3.0.3
+info: {title: ref, version: "1"}
+paths:
+  /banner:
+    get:
+      operationId: getBanner
+      security: []
+      x-rate-limit: false
+      responses:
+        '200':
+          description: ok
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/NAME'}
+components:
+  schemas:
+    NAME:
+      type: object
+      required: [title]
+      properties: {title: {type: string}}
+`, "NAME", name)
+		table, err := policy.Compile("ref.yaml", []byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := chi.NewRouter()
+		r.Get("/banner", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"title":7}`))
+		})
+		g, reported := checking(t, table, r, guard.ResponsesReport)
+		g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/banner", nil))
+		got := strings.Join(reported(), "\n")
+		if want := "getBanner 200 body /title: value must be a string"; got != want {
+			t.Errorf("schema %s: reported %q, want %q", name, got, want)
+		}
+	}
+}
