@@ -174,7 +174,8 @@ func WithClock(now func() time.Time) Option {
 }
 
 // WithTimeout bounds every query (5s when absent), so a database that
-// stops answering fails requests instead of hanging them.
+// stops answering fails requests instead of hanging them. Open refuses 0
+// or less.
 func WithTimeout(d time.Duration) Option { return func(db *DB) { db.timeout = d } }
 
 // DB is one database: a writer and readers, and the helpers repositories
@@ -201,6 +202,9 @@ func Open(ctx context.Context, src Source, opts ...Option) (*DB, error) {
 	}
 	if d.pool < 1 {
 		return nil, fmt.Errorf("database pool size %d: at least 1", d.pool)
+	}
+	if d.timeout <= 0 {
+		return nil, fmt.Errorf("database timeout %v: above 0", d.timeout)
 	}
 	var err error
 	switch src.Kind {

@@ -1329,3 +1329,21 @@ func TestMigrateAllChecksEverySetFirst(t *testing.T) {
 		}
 	})
 }
+
+// A timeout of 0 or less failed every query at once, and Open blamed the
+// database ("cannot reach the database ... context deadline exceeded"),
+// as a pool size of 0 is refused by name (helper-178).
+func TestTimeoutOfZeroRefused(t *testing.T) {
+	for _, d := range []time.Duration{0, -time.Second} {
+		db, err := sqldb.Open(ctx, sqldb.Source{Kind: sqldb.SQLite, DSN: filepath.Join(t.TempDir(), "x.db")}, sqldb.WithTimeout(d))
+		if err == nil {
+			db.Close()
+			t.Errorf("WithTimeout(%v): opened", d)
+		} else if want := fmt.Sprintf("database timeout %v: above 0", d); err.Error() != want {
+			t.Errorf("WithTimeout(%v): %v, want %q", d, err, want)
+		}
+	}
+	if _, err := sqldb.Open(ctx, sqldb.Source{Kind: sqldb.SQLite, DSN: filepath.Join(t.TempDir(), "x.db")}, sqldb.WithPoolSize(0)); err == nil || err.Error() != "database pool size 0: at least 1" {
+		t.Errorf("WithPoolSize(0): %v", err)
+	}
+}
