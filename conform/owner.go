@@ -250,7 +250,11 @@ func (r *runner) sendOn(ctx context.Context, name string, op *policy.Operation, 
 func (r *runner) sendBody(ctx context.Context, name string, op *policy.Operation, cred *credential, body []byte, id string) (*response, error) {
 	v := &violation{body: body}
 	if id != "" {
-		v.path = map[string]string{lastParam(op.Path): id}
+		param, err := lastParam(op)
+		if err != nil {
+			return nil, err
+		}
+		v.path = map[string]string{param: id}
 	}
 	if body == nil {
 		v.body = nil

@@ -223,16 +223,26 @@ func (r *runner) revokedSession(ctx context.Context, me *policy.Operation) {
 			return nil, fmt.Errorf("%s does not list the session making the request (current)", list.ID)
 		}
 		how = "deleted from the list of sessions"
-		v := &violation{path: map[string]string{lastParam(del.Path): sessions[i].ID}}
+		param, err := lastParam(del)
+		if err != nil {
+			return nil, err
+		}
+		v := &violation{path: map[string]string{param: sessions[i].ID}}
 		return r.send(ctx, name, del, c, v, csrf)
 	})
 	c.retired = true
 	r.verdict(end, name, msg, "%s refused once its session was %s", c.name, how)
 }
 
-// lastParam is the name of the last parameter of a path template.
-func lastParam(p string) string {
-	return p[strings.LastIndex(p, "{")+1 : strings.LastIndex(p, "}")]
+// lastParam is the name of the last parameter of op's path template, or
+// an error naming op when its path has none (a document may put the id
+// in the query).
+func lastParam(op *policy.Operation) (string, error) {
+	i, j := strings.LastIndex(op.Path, "{"), strings.LastIndex(op.Path, "}")
+	if i < 0 || j < i {
+		return "", fmt.Errorf("%s %s (%s) has no path parameter to give the id in", op.Method, op.Path, op.ID)
+	}
+	return op.Path[i+1 : j], nil
 }
 
 // revokedRefresh: a refresh token rotated, then the spent one presented
