@@ -199,6 +199,9 @@ func (r *runner) fetchAll(ctx context.Context, list []Credential) ([]*credential
 			return out, fmt.Errorf("%s: scheme %q is not a security scheme of %s", where, c.Scheme, r.table.Source)
 		case (c.Value == "") == (c.From == nil):
 			return out, fmt.Errorf("%s: give exactly one of value and from", where)
+		case c.From != nil && !onServer(c.From.URL):
+			// base+url goes to another host, the password with it.
+			return out, fmt.Errorf("%s: from.url %q is not a path on the server: give one starting with /", where, c.From.URL)
 		}
 		cred := &credential{name: c.Name, scheme: s, value: c.Value, account: c.Account, retire: c.Retire, from: c.From}
 		if c.From != nil {
@@ -388,6 +391,11 @@ func (r *runner) again(ctx context.Context, c *credential, most int) (*credentia
 		}
 	}
 }
+
+// onServer reports whether u is a path on the server under test, which
+// the base URL is put before: without its /, "@host:port/login" makes the
+// base's host a user name, and "auth/login" lengthens its host.
+func onServer(u string) bool { return strings.HasPrefix(u, "/") }
 
 func (r *runner) fetch(ctx context.Context, f *Fetch, byName map[string]*credential) (fetched, error) {
 	method := f.Method
