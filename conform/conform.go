@@ -35,7 +35,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
+	"github.com/specguard/specguard/internal/text"
 	"github.com/specguard/specguard/policy"
 )
 
@@ -73,12 +75,25 @@ func (r *Report) OK() bool { return r.Failed == 0 && r.Passed > 0 }
 // when no case passed.
 func (r *Report) WriteText(w io.Writer) {
 	for _, res := range r.Results {
-		fmt.Fprintf(w, "%-4s  %s %s (%s)  %s: %s\n", strings.ToUpper(res.Verdict), res.Method, res.Path, res.Operation, res.Case, res.Detail)
+		// One line per case, whatever the server put in what a detail
+		// quotes (a problem's type with a line break read as a PASS).
+		fmt.Fprintf(w, "%-4s  %s %s (%s)  %s: %s\n", strings.ToUpper(res.Verdict), res.Method, res.Path, res.Operation, res.Case, printable(res.Detail))
 	}
 	fmt.Fprintf(w, "%d passed, %d failed, %d skipped\n", r.Passed, r.Failed, r.Skipped)
 	if r.Passed == 0 && r.Failed == 0 {
 		fmt.Fprintln(w, "nothing was checked: no case passed (did --only or --skip select none, or did the server answer none?)")
 	}
+}
+
+// printable is s on one line, without control characters (a terminal's
+// escapes).
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '?'
+		}
+		return r
+	}, text.OneLine(s))
 }
 
 // WriteJSON writes the report as one JSON object.

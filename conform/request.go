@@ -30,7 +30,7 @@ type response struct {
 func (resp *response) String() string {
 	s := fmt.Sprintf("%d", resp.status)
 	if t, ok := resp.problem["type"].(string); ok {
-		s += " " + t
+		s += " " + quoted([]byte(t))
 	}
 	return s
 }
