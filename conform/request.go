@@ -23,9 +23,15 @@ type response struct {
 	status int
 	header http.Header
 	body   []byte
+	// cut: the body was longer than maxBody, and body is its beginning.
+	cut bool
 	// problem is the decoded body when it is application/problem+json.
 	problem map[string]any
 }
+
+// maxBody is the most of an answer's body read: a longer one's status and
+// headers are checked, not its body.
+const maxBody = 1 << 20
 
 func (resp *response) String() string {
 	s := fmt.Sprintf("%d", resp.status)
@@ -234,8 +240,11 @@ func (r *runner) send(ctx context.Context, name string, op *policy.Operation, cr
 		return nil, err
 	}
 	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	out := &response{status: resp.StatusCode, header: resp.Header, body: raw}
+	if len(raw) > maxBody {
+		out.body, out.cut = raw[:maxBody], true
+	}
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") {
 		_ = json.Unmarshal(raw, &out.problem)
 	}
