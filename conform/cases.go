@@ -501,8 +501,10 @@ func (r *runner) allKinds() map[string]*policy.Scheme {
 
 // checkBareChallenges says what is wrong with the challenges of a 401 to
 // a request without credentials, or "" when nothing is: at least one, each
-// "Scheme realm=...", none with an error, and a Bearer one when op takes a
-// bearer token (RFC 6750 section 3).
+// "Scheme realm=...", none with an error, and one per scheme op accepts: a
+// Bearer one when it takes a bearer token (RFC 6750 section 3), one naming
+// the header of an API key (header="X-API-Key") or the cookie of a
+// session (cookie="__Host-sid").
 func checkBareChallenges(op *policy.Operation, cs []string) string {
 	if len(cs) == 0 {
 		return "no WWW-Authenticate challenge"
@@ -518,8 +520,22 @@ func checkBareChallenges(op *policy.Operation, cs []string) string {
 		}
 		bearer = bearer || strings.EqualFold(scheme, "Bearer")
 	}
-	if _, takes := kinds(op)["bearer"]; takes && !bearer {
-		return fmt.Sprintf("no Bearer challenge, though it accepts bearer tokens: %q", cs)
+	for _, s := range sortedSchemes(kinds(op)) {
+		switch s.Type {
+		case policy.SchemeAPIKeyHeader, policy.SchemeAPIKeyCookie:
+			// A header's name in any case; a cookie's as it is.
+			param, fold := `header="`+s.Param+`"`, strings.ToLower
+			if s.Type == policy.SchemeAPIKeyCookie {
+				param, fold = `cookie="`+s.Param+`"`, func(s string) string { return s }
+			}
+			if !slices.ContainsFunc(cs, func(c string) bool { return strings.Contains(fold(c), fold(param)) }) {
+				return fmt.Sprintf("no challenge for %s (%s), though it accepts it: %q", s.Name, param, cs)
+			}
+		default:
+			if !bearer {
+				return fmt.Sprintf("no Bearer challenge, though it accepts bearer tokens: %q", cs)
+			}
+		}
 	}
 	return ""
 }
