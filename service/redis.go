@@ -39,11 +39,12 @@ func redisClient(raw string, timeout time.Duration) (func() redis.UniversalClien
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		if _, ok := errors.AsType[url.EscapeError](err); ok {
-			// Its text quotes the escape, which may be a password's.
-			return nil, fmt.Errorf("SPECGUARD_REDIS_URL: not a URL: a %% not followed by two hex digits")
+		// url.Parse's reason quotes the part it refuses, which may be a
+		// password's (an unencoded / makes "invalid port \":pass\"").
+		if strings.Contains(raw, "@") {
+			return nil, fmt.Errorf("SPECGUARD_REDIS_URL: not a URL: percent-encode a password's %% / ? # and @ (%%25 %%2F %%3F %%23 %%40)")
 		}
-		return nil, redisURLError(err)
+		return nil, fmt.Errorf("SPECGUARD_REDIS_URL: not a URL")
 	}
 	if redact.Misread(raw) {
 		return nil, fmt.Errorf("SPECGUARD_REDIS_URL: an @ follows the host: percent-encode a password's / ? # and @ (%%2F %%3F %%23 %%40)")
@@ -89,7 +90,7 @@ func redisClient(raw string, timeout time.Duration) (func() redis.UniversalClien
 // the first alone. Each seed is host:port.
 func clusterSeeds(raw string) (string, []string, error) {
 	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok || !strings.HasSuffix(scheme, "+cluster") {
+	if !ok || !strings.HasSuffix(strings.ToLower(scheme), "+cluster") {
 		return raw, nil, nil
 	}
 	end := strings.IndexAny(rest, "/?#")

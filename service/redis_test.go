@@ -14,13 +14,18 @@ import (
 // the start-up error is logged.
 func TestRedisURLErrorsHideThePassword(t *testing.T) {
 	for raw, want := range map[string]string{
-		"redis+cluster://app:S3cretPW@h1:abc,h2:7001": `SPECGUARD_REDIS_URL: invalid port ":abc" after host`,
-		"redis://app:S3cretPW@h1:6379/x":              `SPECGUARD_REDIS_URL: redis: invalid database number: "x"`,
+		"redis+cluster://app:S3cretPW@h1:abc,h2:7001": "SPECGUARD_REDIS_URL: not a URL: percent-encode a password's % / ? # and @ (%25 %2F %3F %23 %40)",
+		// url.Parse's reason quoted the password's part (helper-180).
+		"redis://app:S3cretPW/x@cache:6379/0":            "SPECGUARD_REDIS_URL: not a URL: percent-encode a password's % / ? # and @ (%25 %2F %3F %23 %40)",
+		"redis://:S3cretPW#x@cache:6379":                 "SPECGUARD_REDIS_URL: not a URL: percent-encode a password's % / ? # and @ (%25 %2F %3F %23 %40)",
+		"redis+cluster://app:S3cretPW?x@h1:7000,h2:7000": "SPECGUARD_REDIS_URL: not a URL: percent-encode a password's % / ? # and @ (%25 %2F %3F %23 %40)",
+		"redis://cache:63x79":                            "SPECGUARD_REDIS_URL: not a URL",
+		"redis://app:S3cretPW@h1:6379/x":                 `SPECGUARD_REDIS_URL: redis: invalid database number: "x"`,
 		// A password with an unencoded / parses as the host :, its path
 		// quoted by go-redis.
 		"redis://:/S3cretPW@cache:6379/0":             "SPECGUARD_REDIS_URL: an @ follows the host: percent-encode a password's / ? # and @ (%2F %3F %23 %40)",
 		"redis+cluster://u:/S3cretPW@h1:7000,h2:7000": "SPECGUARD_REDIS_URL: an @ follows the host: percent-encode a password's / ? # and @ (%2F %3F %23 %40)",
-		"redis://app:S3cretPW%zz@h1:6379":             "SPECGUARD_REDIS_URL: not a URL: a % not followed by two hex digits",
+		"redis://app:S3cretPW%zz@h1:6379":             "SPECGUARD_REDIS_URL: not a URL: percent-encode a password's % / ? # and @ (%25 %2F %3F %23 %40)",
 	} {
 		_, err := service.NewRedisClient(raw, time.Second)
 		if err == nil || strings.Contains(err.Error(), "S3cretPW") || err.Error() != want {
@@ -37,6 +42,7 @@ func TestClusterSeedsOfIPv6(t *testing.T) {
 		"redis+cluster://[::1]:7000,[::1]:7001",
 		"redis+cluster://10.0.0.1:7000,[fd00::2]:7001",
 		"rediss+cluster://app:pw@[fd00::1]:7000,[fd00::2]:7001/0?dial_timeout=2s",
+		"REDIS+CLUSTER://h1:7000,h2:7000", // a scheme in capitals (helper-180)
 	} {
 		rdb, err := service.NewRedisClient(raw, time.Second)
 		if err != nil {
