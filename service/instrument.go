@@ -21,9 +21,8 @@ type meteredStore struct {
 	tracer trace.Tracer // nil: no tracing (and never for the memory store)
 }
 
-// call runs one store call, timed, counted and (tracing) traced. A record
-// the store does not hold (an account, an ended session) or a refresh
-// found reused is its answer, no failure of the store: the metrics and
+// call runs one store call, timed, counted and (tracing) traced. The
+// store's answers (see storeAnswer) are no failure of it: the metrics and
 // the span say so alike.
 func (s *meteredStore) call(ctx context.Context, name string, f func(context.Context) error) error {
 	start := time.Now()
@@ -32,7 +31,7 @@ func (s *meteredStore) call(ctx context.Context, name string, f func(context.Con
 		ctx, span = clientspan.Start(ctx, s.tracer, s.store+" "+name, "redis", name)
 	}
 	err := f(ctx)
-	failed := err != nil && !errors.Is(err, security.ErrNotFound) && !errors.Is(err, security.ErrReused)
+	failed := err != nil && !storeAnswer(err)
 	clientspan.End(span, failed, "store call failed")
 	var observed error
 	if failed {
@@ -40,6 +39,19 @@ func (s *meteredStore) call(ctx context.Context, name string, f func(context.Con
 	}
 	s.m.observeStore(s.store, name, time.Since(start), observed)
 	return err
+}
+
+// storeAnswer reports whether err is a working store's answer, not its
+// failure: a record it does not hold (an account, an ended session, a
+// key's mark), a refresh found reused, an account version it does not
+// hold, a cap reached.
+func storeAnswer(err error) bool {
+	for _, answer := range []error{security.ErrNotFound, security.ErrReused, security.ErrStale, security.ErrUnmarked, security.ErrTooMany} {
+		if errors.Is(err, answer) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *meteredStore) event(name string, err error) {

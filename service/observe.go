@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -22,7 +21,6 @@ import (
 
 	"github.com/specguard/specguard/guard"
 	"github.com/specguard/specguard/policy"
-	"github.com/specguard/specguard/security"
 	"github.com/specguard/specguard/security/oidc"
 )
 
@@ -215,7 +213,7 @@ func (m *Metrics) observeStore(store, call string, elapsed time.Duration, err er
 		v, _ = m.cache.LoadOrStore(k, m.storeTime.WithLabelValues(store, call))
 	}
 	v.(prometheus.Observer).Observe(elapsed.Seconds())
-	if err != nil && !errors.Is(err, security.ErrNotFound) && !errors.Is(err, security.ErrReused) {
+	if err != nil && !storeAnswer(err) {
 		m.storeFails.WithLabelValues(store, call).Inc()
 	}
 }

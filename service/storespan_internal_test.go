@@ -12,9 +12,11 @@ import (
 	"github.com/specguard/specguard/security"
 )
 
-// A store's answer that a record is gone, or a refresh reused, is no
-// failure of the store: its span was marked failed while the metrics did
-// not count it (helper-174). A store down still is one.
+// A store's answer (a record gone, a refresh reused, an account version or
+// a key's mark it does not hold, a cap reached) is no failure of the
+// store, in its span or its metrics: the span was marked failed
+// (helper-174), and the metrics counted a version or a mark it lacked
+// (helper-180). A store down still is one.
 func TestStoreSpanFailsOnlyForTheStore(t *testing.T) {
 	s := &meteredStore{next: security.NewMemoryStore(nil), m: NewMetrics(), store: "redis"}
 	for _, c := range []struct {
@@ -23,6 +25,9 @@ func TestStoreSpanFailsOnlyForTheStore(t *testing.T) {
 	}{
 		{security.ErrNotFound, false},
 		{security.ErrReused, false},
+		{security.ErrStale, false},
+		{security.ErrUnmarked, false},
+		{security.ErrTooMany, false},
 		{nil, false},
 		{security.ErrUnavailable, true},
 		{errors.New("redis: connection refused"), true},
@@ -38,5 +43,27 @@ func TestStoreSpanFailsOnlyForTheStore(t *testing.T) {
 		if got := ended[0].Status().Code == codes.Error; got != c.failed {
 			t.Errorf("%v: span failed %v, want %v", c.err, got, c.failed)
 		}
+		if got := storeErrors(t, s.m); (got > 0) != c.failed {
+			t.Errorf("%v: specguard_store_errors_total %v, want it counted %v", c.err, got, c.failed)
+		}
+		s.m = NewMetrics()
 	}
+}
+
+// storeErrors is the sum of specguard_store_errors_total in m.
+func storeErrors(t *testing.T, m *Metrics) float64 {
+	t.Helper()
+	families, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, f := range families {
+		if f.GetName() == "specguard_store_errors_total" {
+			for _, m := range f.GetMetric() {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
 }
