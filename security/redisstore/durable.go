@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,7 +49,7 @@ func (s *Store) durable(ctx context.Context, subject string, write func(redis.Sc
 		return wrapRedis(err)
 	}
 	conn, replicas, err := s.master(ctx, subject)
-	if err != nil || conn == nil {
+	if err != nil || replicas == 0 {
 		if cluster, ok := s.rdb.(*redis.ClusterClient); ok && err != nil {
 			cluster.ReloadState(ctx)
 		}
@@ -57,10 +58,7 @@ func (s *Store) durable(ctx context.Context, subject string, write func(redis.Sc
 	defer conn.Close()
 	// The mark makes the master's offset this connection's, so that WAIT
 	// covers the write and whatever the master did before it: a
-	// revocation found done still waits for the one that did it. On a
-	// Cluster it also shows that the node holds subject's slot now: one
-	// that no longer does (a map that predates a resharding) answers
-	// MOVED, whatever its replicas.
+	// revocation found done still waits for the one that did it.
 	var acked *redis.Cmd
 	_, err = conn.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, s.tag(subject)+":w", "", markTTL)
@@ -85,10 +83,12 @@ func (s *Store) durable(ctx context.Context, subject string, write func(redis.Sc
 }
 
 // master returns a connection to the master that holds subject's keys
-// and how many replicas it has (see durable); no connection when one
-// Redis has none, or the client is a Ring. On a Cluster the connection is
-// returned with no replicas too: the node is the client's idea of the
-// slot's master, which the mark then checks.
+// and how many replicas it has (see durable); no connection when it has
+// none, or the client is a Ring. On a Cluster, a node of no replicas is
+// asked whether it holds subject's slot: one that no longer does (the
+// client's map predates a resharding) is not the master the write went
+// to, whose replicas are not counted (an error, and the map is read
+// again). A node of replicas is asked by the mark (MOVED).
 func (s *Store) master(ctx context.Context, subject string) (*redis.Conn, int, error) {
 	var node *redis.Client
 	cluster := false
@@ -105,8 +105,14 @@ func (s *Store) master(ctx context.Context, subject string) (*redis.Conn, int, e
 		return nil, 0, nil
 	}
 	conn := node.Conn()
-	replicas, err := replicasOf(ctx, conn, cluster)
-	if err != nil || (replicas == 0 && !cluster) {
+	replicas, slots, err := replicasOf(ctx, conn, cluster)
+	if err == nil && cluster && replicas == 0 {
+		var slot int64
+		if slot, err = conn.ClusterKeySlot(ctx, s.tag(subject)).Result(); err == nil && !holdsSlot(slots, slot) {
+			err = fmt.Errorf("CLUSTER NODES: the node the client takes for slot %d's master does not hold it (a resharding is under way)", slot)
+		}
+	}
+	if err != nil || replicas == 0 {
 		conn.Close()
 		return nil, 0, err
 	}
@@ -123,24 +129,27 @@ func waitTime(ctx context.Context) time.Duration {
 	return max(d, time.Millisecond)
 }
 
-// replicasOf counts the replicas of the master conn is connected to.
-func replicasOf(ctx context.Context, conn *redis.Conn, cluster bool) (int, error) {
+// replicasOf counts the replicas of the master conn is connected to, and
+// on a Cluster returns the slots it holds (CLUSTER NODES: "0-5460",
+// "5461", "[5462->-id]" while one migrates away).
+func replicasOf(ctx context.Context, conn *redis.Conn, cluster bool) (int, []string, error) {
 	if !cluster {
 		role, err := conn.Do(ctx, "ROLE").Slice()
 		if err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		if len(role) < 3 || role[0] != "master" {
-			return 0, errors.New("ROLE: the server is not a master")
+			return 0, nil, errors.New("ROLE: the server is not a master")
 		}
 		list, _ := role[2].([]any)
-		return len(list), nil
+		return len(list), nil, nil
 	}
 	nodes, err := conn.ClusterNodes(ctx).Result()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	var self string
+	var slots []string
 	var masters []string // the master of each replica counted
 	for line := range strings.Lines(nodes) {
 		f := strings.Fields(line)
@@ -152,9 +161,9 @@ func replicasOf(ctx context.Context, conn *redis.Conn, cluster bool) (int, error
 		case slices.Contains(flags, "myself") && !slices.Contains(flags, "master"):
 			// A master no more (the client's map of the slots predates a
 			// failover): its count would be none.
-			return 0, errors.New("CLUSTER NODES: the node the client takes for the master is not one (a failover is under way)")
+			return 0, nil, errors.New("CLUSTER NODES: the node the client takes for the master is not one (a failover is under way)")
 		case slices.Contains(flags, "myself"):
-			self = f[0]
+			self, slots = f[0], f[8:]
 		case slices.Contains(flags, "slave") && !slices.Contains(flags, "fail") && !slices.Contains(flags, "handshake"):
 			masters = append(masters, f[3])
 		}
@@ -165,7 +174,27 @@ func replicasOf(ctx context.Context, conn *redis.Conn, cluster bool) (int, error
 			n++
 		}
 	}
-	return n, nil
+	return n, slots, nil
+}
+
+// holdsSlot reports whether slots (see replicasOf) hold slot: a slot
+// migrating away is still held until it has moved.
+func holdsSlot(slots []string, slot int64) bool {
+	for _, r := range slots {
+		if strings.HasPrefix(r, "[") {
+			continue // a migration's note; the slot is in a range too
+		}
+		lo, hi, _ := strings.Cut(r, "-")
+		if hi == "" {
+			hi = lo
+		}
+		a, errA := strconv.ParseInt(lo, 10, 64)
+		b, errB := strconv.ParseInt(hi, 10, 64)
+		if errA == nil && errB == nil && a <= slot && slot <= b {
+			return true
+		}
+	}
+	return false
 }
 
 // moved reports whether err is a Cluster's redirection (MOVED or ASK).

@@ -267,6 +267,53 @@ func TestMapOfAMovedSlotDoesNotSkipTheWait(t *testing.T) {
 	}
 }
 
+// A slot migrating away is still its node's: a revocation on masters of
+// no replicas is done, not refused for the migration's whole length as
+// the first check of the slot's owner did (helper-180, on 03e6009).
+func TestRevocationWhileTheSlotMigrates(t *testing.T) {
+	cl := redistest.StartCluster(t)
+	rdb := cl.Client(t)
+	ctx := context.Background()
+	s := redisstore.New(rdb, "sg:", 400*time.Millisecond)
+	exp := time.Now().Add(time.Hour)
+	if err := s.CreateFamily(ctx, &security.Family{ID: "f1", Subject: "alice", RefreshJTI: "r1", AccessJTI: "a1", Expires: exp}, 0); err != nil {
+		t.Fatal(err)
+	}
+	slot, err := rdb.ClusterKeySlot(ctx, "sg:{u:alice}").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcAddr := redistest.NodeOf(t, rdb, "sg:{u:alice}")
+	var dstAddr string
+	for _, n := range cl.Nodes {
+		if n.Addr != srcAddr {
+			dstAddr = n.Addr
+			break
+		}
+	}
+	src := redis.NewClient(&redis.Options{Addr: srcAddr})
+	defer src.Close()
+	dst := redis.NewClient(&redis.Options{Addr: dstAddr})
+	defer dst.Close()
+	id := func(c *redis.Client) string {
+		out, err := c.Do(ctx, "CLUSTER", "MYID").Text()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(out)
+	}
+	srcID, dstID := id(src), id(dst)
+	if err := dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeFamily(ctx, "alice", "f1"); err != nil {
+		t.Errorf("a revocation while alice's slot migrates, on masters without replicas: %v, want it done", err)
+	}
+}
+
 // A Redis user that may not run ROLE cannot learn what to wait for: the
 // store refuses at start, naming the grant.
 func TestUserThatMayNotAskForReplicasRefused(t *testing.T) {
