@@ -453,3 +453,28 @@ components:
 		}
 	}
 }
+
+// A declared header of one value given twice breaks the document: the
+// check read the first, a client joins them or takes the last
+// (helper-180).
+func TestDeclaredHeaderGivenTwice(t *testing.T) {
+	table, err := policy.Compile("feed.yaml", []byte(feedDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	r.Get("/feed/{how}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Add("X-Count", "1")
+		w.Header().Add("X-Count", "not-a-number")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{}`))
+	})
+	for _, method := range []string{"GET", "HEAD"} {
+		g, reported := checking(t, table, r, guard.ResponsesEnforce)
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, httptest.NewRequest(method, "/feed/x", nil))
+		if got := strings.Join(reported(), "\n"); w.Code != http.StatusInternalServerError || !strings.Contains(got, `header: response header "X-Count" given more than once`) {
+			t.Errorf("%s, enforced: %d, reported %q; want 500, X-Count given more than once", method, w.Code, got)
+		}
+	}
+}

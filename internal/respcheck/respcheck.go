@@ -14,6 +14,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -47,6 +48,7 @@ func Check(ctx context.Context, req *http.Request, route *routers.Route, status 
 	head := req.Method == http.MethodHead
 	unread := len(body) > 0 && !Readable(header)
 	out = append(out, TypeParameters(header)...)
+	out = append(out, repeated(Declared(route.Operation, status), header)...)
 	if !head && !unread && len(body) > 0 && IsJSON(header.Get("Content-Type")) && ijson.Check(body) != "" {
 		// openapi3filter decodes the first value alone, and keeps the last
 		// of a repeated name: {"id":"a"}{"secret":1} passed as {"id":"a"}.
@@ -280,10 +282,35 @@ func Headers(ctx context.Context, req *http.Request, route *routers.Route, statu
 	if declared == nil || len(declared.Headers) == 0 {
 		return out
 	}
+	out = append(out, repeated(declared, header)...)
 	if req.Method == http.MethodHead || unvalidated(status) {
 		return append(out, headerValues(ctx, req, route, declared, header)...)
 	}
 	return append(out, validate(ctx, req, route, status, header, nil, headersOnly)...)
+}
+
+// repeated finds a header declared (of one value: not an array or an
+// object) given more than once: openapi3filter checks the first, a client
+// may join them or take the last. Set-Cookie goes once per cookie.
+func repeated(declared *openapi3.Response, header http.Header) []Finding {
+	if declared == nil {
+		return nil
+	}
+	var out []Finding
+	for name, h := range declared.Headers {
+		key := http.CanonicalHeaderKey(name)
+		if len(header[key]) < 2 || key == "Set-Cookie" || h == nil || h.Value == nil {
+			continue
+		}
+		if sc := h.Value.Schema; sc != nil && sc.Value != nil && (sc.Value.Type.Is("array") || sc.Value.Type.Is("object")) {
+			continue
+		}
+		out = append(out, Finding{Reason: "header", Detail: fmt.Sprintf("response header %q given more than once", name)})
+	}
+	if len(out) > 1 {
+		sort.Slice(out, func(i, j int) bool { return out[i].Detail < out[j].Detail })
+	}
+	return out
 }
 
 // headerValues checks the headers declared for an answer that
