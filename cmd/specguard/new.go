@@ -192,6 +192,11 @@ func newService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return fmt.Errorf("new: %v", err)
 	}
+	if why, err := loads(ctx, tmp); err != nil {
+		return fmt.Errorf("new: %v", err)
+	} else if why != "" {
+		return usageErr("new: --module %q: the service's packages do not load under it (%s); give a module path of yours, such as example.com/%s", *module, why, name)
+	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return fmt.Errorf("new: %v", err)
 	}
@@ -428,6 +433,27 @@ func goModTidy(ctx context.Context, dir string, replaced bool, stderr io.Writer)
 		}
 	}
 	return run("mod", "tidy")
+}
+
+// loads lists the new module's packages and their tests' imports (in
+// dir, tidied), which compiles nothing: a module path that takes a path
+// of a package the service imports, or of a module it requires (the go
+// command tidies such a module), makes an import cycle or a program of a
+// package. It returns the go command's last line of error, "" when they
+// load.
+func loads(ctx context.Context, dir string) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", "list", "-deps", "-test", "./...")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
+	var errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = io.Discard, &errOut
+	if err := cmd.Run(); ctx.Err() != nil {
+		return "", errInterrupted
+	} else if err != nil {
+		lines := strings.Split(strings.TrimSpace(errOut.String()), "\n")
+		return strings.TrimSpace(lines[len(lines)-1]), nil
+	}
+	return "", nil
 }
 
 // ambiguous finds the go command's refusal of a package that two modules

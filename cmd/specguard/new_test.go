@@ -465,3 +465,20 @@ func TestNewModuleThatIsAnImportedPackage(t *testing.T) {
 		t.Errorf("%s left: %v", dir, err)
 	}
 }
+
+// A module path that is a module the service requires (no package of
+// the template's, so the go command tidies it) was made, and the service
+// did not build ("import cycle not allowed"): it is refused in one usage
+// line (helper-180).
+func TestNewModuleThatIsARequiredModule(t *testing.T) {
+	root := offline(t, "off")
+	dir := filepath.Join(t.TempDir(), "svc")
+	_, _, err := cli(t, "new", dir, "--module", "github.com/oapi-codegen/runtime", "--replace", root)
+	if err == nil || !errors.Is(err, speccli.ErrUsage) || strings.Contains(err.Error(), "\n") ||
+		!strings.HasPrefix(err.Error(), `new: --module "github.com/oapi-codegen/runtime": the service's packages do not load under it (`) {
+		t.Errorf("new --module github.com/oapi-codegen/runtime: %v, want one usage line about --module", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s left: %v", dir, err)
+	}
+}
