@@ -444,7 +444,9 @@ func goModTidy(ctx context.Context, dir string, replaced bool, stderr io.Writer)
 func loads(ctx context.Context, dir string) (string, error) {
 	cmd := exec.CommandContext(ctx, "go", "list", "-deps", "-test", "./...")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
+	// The module alone, as go mod tidy reads it: a workspace around it
+	// that does not list it is said apart.
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off")
 	var errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = io.Discard, &errOut
 	if err := cmd.Run(); ctx.Err() != nil {
