@@ -478,3 +478,36 @@ func TestDeclaredHeaderGivenTwice(t *testing.T) {
 		}
 	}
 }
+
+// Every declared header at fault is said on the answers openapi3filter
+// passes without a look, not the first alone (helper-180).
+func TestEveryHeaderOfAHEADSaid(t *testing.T) {
+	const doc = `openapi: 3.0.3
+info: {title: hv, version: "1"}
+paths:
+  /items/{id}:
+    get:
+      operationId: getItem
+      security: []
+      x-rate-limit: false
+      parameters: [{name: id, in: path, required: true, schema: {type: string}}]
+      responses:
+        '200':
+          description: ok
+          headers:
+            X-A: {required: true, schema: {type: integer}}
+            X-B: {required: true, schema: {type: string}}
+`
+	table, err := policy.Compile("hv.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	r.Get("/items/{id}", func(w http.ResponseWriter, _ *http.Request) { w.Header().Set("X-A", "a") })
+	g, reported := checking(t, table, r, guard.ResponsesReport)
+	g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("HEAD", "/items/1", nil))
+	want := `getItem 200 header: unable to decode header "X-A" value` + "\n" + `getItem 200 header: response header "X-B" missing`
+	if got := strings.Join(reported(), "\n"); got != want {
+		t.Errorf("HEAD: reported %q, want %q", got, want)
+	}
+}

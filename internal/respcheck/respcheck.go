@@ -12,8 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -321,13 +323,20 @@ func headerValues(ctx context.Context, req *http.Request, route *routers.Route, 
 	if len(declared.Headers) == 0 {
 		return nil
 	}
-	op := *route.Operation
-	op.Responses = openapi3.NewResponses(openapi3.WithStatus(http.StatusOK, &openapi3.ResponseRef{Value: declared}))
-	as := *route
-	as.Operation = &op
 	get := req.WithContext(ctx)
 	get.Method = http.MethodGet
-	return validate(ctx, get, &as, http.StatusOK, header, nil, headersOnly)
+	var out []Finding
+	// One at a time: openapi3filter says the first header at fault only.
+	for _, name := range slices.Sorted(maps.Keys(declared.Headers)) {
+		one := *declared
+		one.Headers = openapi3.Headers{name: declared.Headers[name]}
+		op := *route.Operation
+		op.Responses = openapi3.NewResponses(openapi3.WithStatus(http.StatusOK, &openapi3.ResponseRef{Value: &one}))
+		as := *route
+		as.Operation = &op
+		out = append(out, validate(ctx, get, &as, http.StatusOK, header, nil, headersOnly)...)
+	}
+	return out
 }
 
 // findings are err's, the pointers of a body (its decoded value, nil
