@@ -454,9 +454,10 @@ components:
 	}
 }
 
-// A declared header of one value given twice breaks the document: the
+// A declared header of one number given twice breaks the document: the
 // check read the first, a client joins them or takes the last
-// (helper-180).
+// (helper-180). A string may be a list over lines (WWW-Authenticate,
+// Link): two lines of one pass.
 func TestDeclaredHeaderGivenTwice(t *testing.T) {
 	table, err := policy.Compile("feed.yaml", []byte(feedDoc))
 	if err != nil {

@@ -291,9 +291,10 @@ func Headers(ctx context.Context, req *http.Request, route *routers.Route, statu
 	return append(out, validate(ctx, req, route, status, header, nil, headersOnly)...)
 }
 
-// repeated finds a header declared (of one value: not an array or an
-// object) given more than once: openapi3filter checks the first, a client
-// may join them or take the last. Set-Cookie goes once per cookie.
+// repeated finds a header declared as one number or boolean given more
+// than once: openapi3filter checks the first, a client may join them or
+// take the last. A string may be a list whose members go on lines of
+// their own (WWW-Authenticate, Link, RateLimit), and an array is one.
 func repeated(declared *openapi3.Response, header http.Header) []Finding {
 	if declared == nil {
 		return nil
@@ -301,10 +302,10 @@ func repeated(declared *openapi3.Response, header http.Header) []Finding {
 	var out []Finding
 	for name, h := range declared.Headers {
 		key := http.CanonicalHeaderKey(name)
-		if len(header[key]) < 2 || key == "Set-Cookie" || h == nil || h.Value == nil {
+		if len(header[key]) < 2 || h == nil || h.Value == nil || h.Value.Schema == nil || h.Value.Schema.Value == nil {
 			continue
 		}
-		if sc := h.Value.Schema; sc != nil && sc.Value != nil && (sc.Value.Type.Is("array") || sc.Value.Type.Is("object")) {
+		if t := h.Value.Schema.Value.Type; t == nil || !t.Is("integer") && !t.Is("number") && !t.Is("boolean") {
 			continue
 		}
 		out = append(out, Finding{Reason: "header", Detail: fmt.Sprintf("response header %q given more than once", name)})
