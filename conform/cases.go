@@ -737,9 +737,11 @@ func (r *runner) limitCase(ctx context.Context, op *policy.Operation, t *policy.
 			// what the document declares.
 			if msg := checkRefusal(first, t); msg != "" {
 				r.report(op, name, Fail, "429 at once, but %s", msg)
+			} else if guessed, msg := r.guessCounted(ctx, op, t, v); msg != "" {
+				r.report(op, name, Fail, "429 at once; but %s", msg)
 			} else {
-				r.report(op, name, Pass, "429 at once (its bucket spent already: shared with another operation, or by the cases before) with RateLimit-Policy q=%d;w=%d and Retry-After %s",
-					t.Limit, int64(t.Window/time.Second), first.header.Get("Retry-After"))
+				r.report(op, name, Pass, "429 at once (its bucket spent already: shared with another operation, or by the cases before) with RateLimit-Policy q=%d;w=%d and Retry-After %s%s",
+					t.Limit, int64(t.Window/time.Second), first.header.Get("Retry-After"), guessed)
 			}
 		}
 		return
@@ -857,9 +859,14 @@ func (r *runner) guessCounted(ctx context.Context, op *policy.Operation, t *poli
 	if real == nil {
 		return "", ""
 	}
-	forged := *real
-	forged.value = tampered(real.value)
-	resp, err := r.send(ctx, "limit:"+t.Name, op, &forged, v, nil)
+	// Wrong values no case sent before (the forged case sent tampered's):
+	// a server counting each apart gives each a full bucket of its own.
+	guess := func(n int) (*response, error) {
+		forged := *real
+		forged.value = guessed(real.value, n)
+		return r.send(ctx, "limit:"+t.Name, op, &forged, v, nil)
+	}
+	resp, err := guess(1)
 	switch {
 	case err != nil:
 		return "", err.Error()
@@ -867,16 +874,45 @@ func (r *runner) guessCounted(ctx context.Context, op *policy.Operation, t *poli
 		return "; a wrong " + real.name + " then 429 by it too", ""
 	}
 	// Admitted by the tier: rightly only when the bucket earned a call
-	// back meanwhile, which that call then spent.
+	// back meanwhile, which that call then spent, so that a second wrong
+	// value is refused (a bucket of its own, of a burst of 1, says r=0
+	// too).
 	if lim, ok := items(resp.header.Values("RateLimit"))[t.Name]; ok {
 		if rv, _ := lim.Params.Get("r"); rv != nil {
 			if left, _ := rv.(int64); left < t.Cost {
-				return "; a wrong " + real.name + " then counted by it too (r=" + strconv.FormatInt(left, 10) + ")", ""
+				second, err := guess(2)
+				switch {
+				case err != nil:
+					return "", err.Error()
+				case second.status == http.StatusTooManyRequests && slices.Contains(violated(second), t.Name):
+					return "; a wrong " + real.name + " then counted by it too (r=" + strconv.FormatInt(left, 10) + "), and another 429", ""
+				}
+				resp = second
 			}
 		}
 	}
 	return "", fmt.Sprintf("a wrong %s from the same caller then got %s, with RateLimit %q: a credential that fails must be counted as none, "+
 		"or credentials can be guessed without end", real.name, resp, resp.header.Values("RateLimit"))
+}
+
+// guessed is a wrong value for a credential v, the nth guess (from 1):
+// tampered's, changed at one more place, the nth of its last segment
+// (not its last character, whose base64 bits may not count), so that no
+// guess is a value a case sent before.
+func guessed(v string, n int) string {
+	t := tampered(v)
+	b := []byte(t)
+	var places []int
+	for k := strings.LastIndexByte(v, '.') + 1; k < len(b)-1; k++ {
+		if t[k] == v[k] {
+			places = append(places, k)
+		}
+	}
+	if len(places) < n {
+		return t + strings.Repeat("A", n) // too short to change apart
+	}
+	b[places[n-1]] = other(b[places[n-1]])
+	return string(b)
 }
 
 // declaredPolicy says what is wrong with the RateLimit-Policy of resp for

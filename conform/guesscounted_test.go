@@ -1,0 +1,122 @@
+package conform_test
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+
+	"github.com/specguard/specguard/conform"
+)
+
+func guessDoc(burst int) string {
+	return fmt.Sprintf(`openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /a:
+    get:
+      operationId: getA
+      security: [{bearer: []}]
+      x-rate-limit: {name: anon, limit: %d, window: 1m, key: ip, who: anonymous}
+      responses:
+        '200': {description: ok}
+        '401': {description: no}
+        '429': {description: slow down}
+  /b:
+    get:
+      operationId: getB
+      security: [{key: []}]
+      x-rate-limit: false
+      responses:
+        '200': {description: ok}
+components:
+  securitySchemes:
+    bearer: {type: http, scheme: bearer}
+    key: {type: apiKey, in: header, name: X-Key}
+`, burst)
+}
+
+// guessingServer enforces the anonymous tier of guessDoc (limit calls a
+// minute, no refill within the test) for callers without a credential,
+// but counts each wrong credential in a bucket of its own, by its value:
+// credentials can be guessed without end. The valid token is "good".
+func guessingServer(limit int) http.Handler {
+	var mu sync.Mutex
+	used := map[string]int{}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/a" || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+			w.Header().Set("Allow", "GET, HEAD")
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			return
+		}
+		auth := r.Header.Get("Authorization")
+		if auth == "Bearer good" {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		key := "ip"
+		if auth != "" {
+			key = "guess:" + auth // the defect: a wrong credential counted apart
+		}
+		mu.Lock()
+		n := used[key]
+		if n < limit {
+			used[key] = n + 1
+		}
+		mu.Unlock()
+		w.Header().Set("RateLimit-Policy", fmt.Sprintf(`"anon";q=%d;w=60`, limit))
+		if n >= limit {
+			w.Header().Set("RateLimit", `"anon";r=0;t=30`)
+			w.Header().Set("Retry-After", "30")
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusTooManyRequests)
+			_, _ = w.Write([]byte(`{"title":"slow down","status":429,"violated-policies":["anon"]}`))
+			return
+		}
+		w.Header().Set("RateLimit", fmt.Sprintf(`"anon";r=%d;t=30`, limit-n-1))
+		if auth == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="x"`)
+		} else {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="x", error="invalid_token"`)
+		}
+		w.WriteHeader(http.StatusUnauthorized)
+	})
+}
+
+// README, limit:TIER: "once a tier of anonymous callers refused, on an
+// operation that needs a credential, a wrong credential ... must be
+// refused by that tier too, or counted by it". guessingServer counts
+// each wrong credential apart, by its value, and must fail limit:anon.
+//
+// burst 5: caught. burst 2: the check sends the very value the forged
+// case sent before, whose own bucket that call spent: its 401 says r=0,
+// read as "counted by it too", and the case passes. burst 3 with the
+// bucket spent before the case (no-credential, HEAD and other-scheme
+// calls): "429 at once" passes without the check at all.
+// A server that counts each wrong credential in a bucket of its own lets
+// credentials be guessed without end: limit:anon fails it whatever its
+// burst, and when its bucket was spent before the case. The guess resent
+// the forged case's value, whose bucket that spent (r=0 read as counted),
+// and the 429-at-once path sent none (helper-177).
+func TestGuessCheckNotFooled(t *testing.T) {
+	tok := conform.Credential{Name: "tok", Scheme: "bearer", Value: "good"}
+	key := conform.Credential{Name: "k", Scheme: "key", Value: "k1"} // a scheme /a does not accept
+	for _, c := range []struct {
+		burst int
+		creds []conform.Credential
+		only  []string
+	}{
+		{5, []conform.Credential{tok}, []string{"limit:anon"}},
+		{1, []conform.Credential{tok}, []string{"limit:anon"}},
+		{2, []conform.Credential{tok}, []string{"limit:anon"}},
+		{3, []conform.Credential{tok, key}, []string{"limit:anon", "no-credential"}},
+	} {
+		rep := runAgainst(t, guessDoc(c.burst), guessingServer(c.burst), c.creds, c.only...)
+		t.Logf("burst %d: %s", c.burst, verdicts(rep))
+		for _, res := range rep.Results {
+			if res.Case == "limit:anon" && res.Verdict != conform.Fail {
+				t.Errorf("burst %d: a server counting each wrong credential apart: limit:anon %s: %s", c.burst, res.Verdict, res.Detail)
+			}
+		}
+	}
+}
