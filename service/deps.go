@@ -271,7 +271,10 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 		checks := map[string]error{"database": d.DB.Ping(ctx)}
 		if d.lock != nil {
 			checks["instance_lock"] = nil
-			if !d.lock.Held() {
+			switch {
+			case d.lock.Taken():
+				checks["instance_lock"] = errLockTaken
+			case !d.lock.Held():
 				checks["instance_lock"] = errLockLost
 			}
 		}
@@ -410,6 +413,11 @@ func (d *Deps) lockInstance(ctx context.Context, log *slog.Logger, shared bool, 
 		switch {
 		case err == nil:
 			log.Info("holding the database's instance lock again: serving")
+		case errors.Is(err, sqldb.ErrInUse) && !shared:
+			// Its logins, logouts and revocations are in its memory, not
+			// this one's: serving again after it stops would admit what
+			// it ended.
+			log.Error("another specguard took the database's instance lock: refusing every request (503) until this instance is restarted (it keeps logins and revocations in memory, and would miss what the other changed)", "database", d.DB.Source().String())
 		case errors.Is(err, sqldb.ErrInUse):
 			log.Error("another specguard took the database's instance lock: refusing every request (503) until it stops", "database", d.DB.Source().String())
 		default:
@@ -509,6 +517,11 @@ var lockKeepalive = 2 * time.Second
 
 // errLockLost: the instance lock is not held.
 var errLockLost = errors.New("the instance lock is not held")
+
+// errLockTaken: another instance took the instance lock, held exclusive,
+// since this one lost it: this one must be restarted (see
+// sqldb.InstanceLock.Taken).
+var errLockTaken = errors.New("another instance took the instance lock: restart this one")
 
 // errShuttingDown: the instance was asked to stop and serves on only for
 // SPECGUARD_SHUTDOWN_DELAY.

@@ -34,6 +34,7 @@ const instanceLockID = 0x73706567 // "speg"
 // whether this process holds it now.
 type InstanceLock struct {
 	held    atomic.Bool
+	taken   atomic.Bool // exclusive: another process took it since
 	release func()
 	stop    chan struct{}
 	done    sync.WaitGroup
@@ -72,6 +73,11 @@ func (l *InstanceLock) Others(ctx context.Context) ([]string, error) {
 // its connection lives and the lock was not taken by another since.
 func (l *InstanceLock) Held() bool { return l.held.Load() }
 
+// Taken reports whether another process took the lock, held exclusive,
+// since this one lost it (see LockInstance): this one does not take it
+// again, for what it keeps in memory may miss what that one changed.
+func (l *InstanceLock) Taken() bool { return l.taken.Load() }
+
 // Release gives the lock up and stops keeping it.
 func (l *InstanceLock) Release() {
 	l.once.Do(func() {
@@ -96,7 +102,10 @@ func (l *InstanceLock) Release() {
 // keepalive. When that connection is lost, so is the lock: Held turns
 // false and report is called with the error; LockInstance then takes it
 // again as soon as it can (report(nil) says so), unless another process
-// took it meanwhile (report(ErrInUse), and it keeps trying).
+// took it meanwhile: then report(ErrInUse), Taken turns true, and it is
+// never taken again. The other process served the same data, and what
+// it changed (a logout, a revocation, an account disabled: state this one
+// keeps in memory) this one would not see: it must start again.
 func (d *DB) LockInstance(ctx context.Context, keepalive time.Duration, report func(error)) (*InstanceLock, error) {
 	return d.lockInstance(ctx, keepalive, report, false)
 }
@@ -199,6 +208,19 @@ func (d *DB) lockInstance(ctx context.Context, keepalive time.Duration, report f
 			// Redis, and one that took the lock exclusive meanwhile is
 			// seen as soon as the database answers (ErrInUse).
 			inUse := errors.Is(err, ErrInUse)
+			if inUse && !shared {
+				// Never taken again (see LockInstance).
+				mu.Lock()
+				if conn != nil {
+					conn.Close(context.Background())
+					conn = nil
+				}
+				mu.Unlock()
+				l.taken.Store(true)
+				l.held.Store(false)
+				report(err)
+				return
+			}
 			if err == nil {
 				misses = 0
 			} else {
