@@ -105,7 +105,11 @@ func (l *InstanceLock) Release() {
 // took it meanwhile: then report(ErrInUse), Taken turns true, and it is
 // never taken again. The other process served the same data, and what
 // it changed (a logout, a revocation, an account disabled: state this one
-// keeps in memory) this one would not see: it must start again.
+// keeps in memory) this one would not see: it must start again. Another
+// that took the lock and let it go unseen (between two checks, or while
+// this one could not reach the database) is found by the lock's
+// generation, a count of its takes kept in a table of one row,
+// specguard_instance_lock, made on the first take.
 func (d *DB) LockInstance(ctx context.Context, keepalive time.Duration, report func(error)) (*InstanceLock, error) {
 	return d.lockInstance(ctx, keepalive, report, false)
 }
@@ -159,7 +163,8 @@ func (d *DB) lockInstance(ctx context.Context, keepalive time.Duration, report f
 		l.held.Store(true)
 		return l, nil
 	}
-	conn, err := d.lockConn(ctx, shared, id)
+	var gen int64 // the lock's generation as this exclusive holder took it
+	conn, err := d.lockConn(ctx, shared, id, &gen)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +204,7 @@ func (d *DB) lockInstance(ctx context.Context, keepalive time.Duration, report f
 			case <-tick.C:
 			}
 			mu.Lock()
-			err := d.keepLock(&conn, keepalive, shared, id)
+			err := d.keepLock(&conn, keepalive, shared, id, &gen)
 			mu.Unlock()
 			// Said once per change: lost, held by another, held again.
 			// A shared lock held until its connection was lost still
@@ -314,7 +319,7 @@ func advisorySharers(ctx context.Context, conn *pgx.Conn, mine uint32, active ti
 // also takes its own (sharerClass, id), shared too: a session of this
 // process that the server has not yet seen end (a half-open connection)
 // may still hold it, and the random ID is this process's alone.
-func (d *DB) lockConn(ctx context.Context, shared bool, id uint32) (*pgx.Conn, error) {
+func (d *DB) lockConn(ctx context.Context, shared bool, id uint32, gen *int64) (*pgx.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, d.src.DSN)
@@ -344,12 +349,60 @@ func (d *DB) lockConn(ctx context.Context, shared bool, id uint32) (*pgx.Conn, e
 			return nil, fmt.Errorf("%w: locking %s: %s", ErrUnavailable, d.src, text.OneLine(err.Error()))
 		}
 	}
+	// Every take but an exclusive holder's own again counts one more in
+	// the lock's generation; that holder, taking it again, finds whether
+	// another held it meanwhile, seen or not (between two checks, or while
+	// it could not reach the database).
+	switch {
+	case shared || *gen == 0:
+		var n int64
+		if n, err = bumpGeneration(ctx, conn); err == nil && !shared {
+			*gen = n
+		}
+	default:
+		var n int64
+		if err = conn.QueryRow(ctx, `SELECT generation FROM `+generationTable+` WHERE id = 1`).Scan(&n); err == nil && n != *gen {
+			conn.Close(ctx)
+			return nil, errTakenMeanwhile
+		}
+	}
+	if err != nil {
+		conn.Close(ctx)
+		return nil, fmt.Errorf("%w: locking %s: %s", ErrUnavailable, d.src, text.OneLine(err.Error()))
+	}
 	return conn, nil
+}
+
+// generationTable counts the takes of the instance lock on PostgreSQL (see
+// lockConn), in the schema the service's tables are in: instances of
+// another schema serve other data.
+const generationTable = "specguard_instance_lock"
+
+// errTakenMeanwhile: the lock's generation moved while an exclusive holder
+// had lost it: another process held it (ErrInUse).
+var errTakenMeanwhile = fmt.Errorf("%w (meanwhile)", ErrInUse)
+
+// bumpGeneration counts one more take of the lock, conn holding it, and
+// returns the count.
+func bumpGeneration(ctx context.Context, conn *pgx.Conn) (int64, error) {
+	var n int64
+	var err error
+	for range 2 { // two holders of a shared lock may make the table at once: one loses (23505), once
+		if _, err = conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+generationTable+` (id int PRIMARY KEY, generation bigint NOT NULL)`); err != nil {
+			continue
+		}
+		err = conn.QueryRow(ctx, `INSERT INTO `+generationTable+` VALUES (1, 1)
+			ON CONFLICT (id) DO UPDATE SET generation = `+generationTable+`.generation + 1 RETURNING generation`).Scan(&n)
+		if err == nil {
+			return n, nil
+		}
+	}
+	return 0, err
 }
 
 // keepLock checks that *conn still holds the lock, and takes it again on
 // a new connection when it does not.
-func (d *DB) keepLock(conn **pgx.Conn, timeout time.Duration, shared bool, id uint32) error {
+func (d *DB) keepLock(conn **pgx.Conn, timeout time.Duration, shared bool, id uint32, gen *int64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), max(timeout, time.Second))
 	defer cancel()
 	if *conn != nil {
@@ -362,7 +415,7 @@ func (d *DB) keepLock(conn **pgx.Conn, timeout time.Duration, shared bool, id ui
 		(*conn).Close(ctx)
 		*conn = nil
 	}
-	c, err := d.lockConn(ctx, shared, id)
+	c, err := d.lockConn(ctx, shared, id, gen)
 	if err != nil {
 		return err
 	}
