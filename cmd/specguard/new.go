@@ -93,7 +93,9 @@ func newService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if !regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`).MatchString(name) {
 		return usageErr("new: %s: the directory's name (%q) names the service and its binary: letters, digits, '-' and '_', a letter first", dir, name)
 	}
+	what := fmt.Sprintf("--module %q", *module) // what the module path is, in a refusal
 	if *module == "" {
+		what = fmt.Sprintf("%s: the module path %q (the directory's name)", dir, name)
 		if goOwn(name) {
 			return usageErr("new: %s: %q is a path Go keeps for itself, so it cannot be the module's: give --module, such as example.com/%s", dir, name, name)
 		}
@@ -194,8 +196,10 @@ func newService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if why, err := loads(ctx, tmp); err != nil {
 		return fmt.Errorf("new: %v", err)
+	} else if why != "" && pathAtFault.MatchString(why) {
+		return usageErr("new: %s: the service's packages do not load under it (%s); give a module path of yours with --module, such as example.com/%s", what, why, name)
 	} else if why != "" {
-		return usageErr("new: --module %q: the service's packages do not load under it (%s); give a module path of yours, such as example.com/%s", *module, why, name)
+		return fmt.Errorf("new: go list in the new module: %s", why)
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return fmt.Errorf("new: %v", err)
@@ -457,6 +461,12 @@ func loads(ctx context.Context, dir string) (string, error) {
 	}
 	return "", nil
 }
+
+// pathAtFault finds, in the go command's refusal of the new module's
+// packages, what its module path makes: a package of its that takes the
+// path of one it imports (a cycle, a program imported), or two modules
+// that hold one package.
+var pathAtFault = regexp.MustCompile(`import cycle not allowed|is a program, not an importable package|ambiguous import`)
 
 // ambiguous finds the go command's refusal of a package that two modules
 // provide: the new one, whose path lies over another's package, and its
