@@ -86,16 +86,6 @@ func guessingServer(limit int) http.Handler {
 	})
 }
 
-// README, limit:TIER: "once a tier of anonymous callers refused, on an
-// operation that needs a credential, a wrong credential ... must be
-// refused by that tier too, or counted by it". guessingServer counts
-// each wrong credential apart, by its value, and must fail limit:anon.
-//
-// burst 5: caught. burst 2: the check sends the very value the forged
-// case sent before, whose own bucket that call spent: its 401 says r=0,
-// read as "counted by it too", and the case passes. burst 3 with the
-// bucket spent before the case (no-credential, HEAD and other-scheme
-// calls): "429 at once" passes without the check at all.
 // A server that counts each wrong credential in a bucket of its own lets
 // credentials be guessed without end: limit:anon fails it whatever its
 // burst, and when its bucket was spent before the case. The guess resent

@@ -46,8 +46,6 @@ func upgradeOrFail(w http.ResponseWriter, _ *http.Request) {
 	}
 }
 
-// A Hijack that fails takes nothing: the status the handler answers
-// after it is the answer's, in the span and in the report's check.
 // A handler whose hijack fails answers the failure itself: that status
 // is the one traced and checked, not a 200 fixed by the attempt
 // (helper-174).

@@ -270,10 +270,6 @@ paths:
             X-Count: {required: true, schema: {type: integer}}
 `
 
-// README: "Headers are checked as they went with the status, their values
-// on every answer"; HEAD and 301 "are checked all the same". A declared
-// header's value that breaks its schema is a violation on them too, and
-// enforcing, refused.
 // A declared header's value is checked on the answers openapi3filter passes
 // without a look (HEAD, 301): X-Count: not-a-number of an integer header
 // went out enforced (helper-174).
@@ -313,10 +309,6 @@ func TestHeaderValuesOfHEADAndRedirects(t *testing.T) {
 	}
 }
 
-// A Trailer announced after the status announces nothing (net/http sends
-// the Trailer header as it was at WriteHeader): the required X-Version,
-// set after it, went neither as a header nor as a trailer, and the answer
-// breaks the document. Reported, it must be reported.
 // A Trailer announced after the status goes nowhere, and so does the header
 // it names: reported, the answer lacks it, as it does enforced
 // (helper-174).

@@ -68,13 +68,6 @@ func (p *cutProxy) cut() {
 
 func (p *cutProxy) mend() { p.mu.Lock(); p.down = false; p.mu.Unlock() }
 
-// An instance without Redis loses its lock to a partition; while it cannot
-// reach the database, another instance takes the lock, serves (a logout,
-// an account disabled: in its memory) and stops. When the partition ends,
-// the first must not take the lock again (LockInstance: "unless another
-// process took it meanwhile: then ... Taken turns true, and it is never
-// taken again"): it would serve from memory that missed what the other
-// changed. Only a take seen at a keepalive is noticed.
 // Another instance that takes the lock and lets it go while this one
 // cannot reach the database (a partition: every check fails unreachable,
 // none sees ErrInUse) is found by the lock's generation: the lock is not
