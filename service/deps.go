@@ -254,7 +254,8 @@ func buildDeps(ctx context.Context, app *App, cfg *Config, table *policy.Table, 
 	// alone, and those with Redis hold it together. The lock comes before
 	// the migrations: a start refused for it must leave the schema of the
 	// instances that serve untouched (a newer binary would migrate it past
-	// theirs, and they could not start again).
+	// theirs, and they could not start again). Taking it on PostgreSQL
+	// makes the lock's own table, specguard_instance_lock, if missing.
 	if err := d.lockInstance(ctx, log, cfg.RedisURL != "", databaseSetting(cfg)); err != nil {
 		return nil, err
 	}

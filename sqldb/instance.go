@@ -109,7 +109,10 @@ func (l *InstanceLock) Release() {
 // that took the lock and let it go unseen (between two checks, or while
 // this one could not reach the database) is found by the lock's
 // generation, a count of its takes kept in a table of one row,
-// specguard_instance_lock, made on the first take.
+// specguard_instance_lock, made on the first take (a release of sqldb
+// before it counted none). This process's own lost session, which the
+// server may hold the lock for until its TCP keepalive gives up, is no
+// other: it is ended, and the lock taken again.
 func (d *DB) LockInstance(ctx context.Context, keepalive time.Duration, report func(error)) (*InstanceLock, error) {
 	return d.lockInstance(ctx, keepalive, report, false)
 }
@@ -163,8 +166,8 @@ func (d *DB) lockInstance(ctx context.Context, keepalive time.Duration, report f
 		l.held.Store(true)
 		return l, nil
 	}
-	var gen int64 // the lock's generation as this exclusive holder took it
-	conn, err := d.lockConn(ctx, shared, id, &gen)
+	var mine holding // this exclusive holder's take of the lock
+	conn, err := d.lockConn(ctx, shared, id, &mine)
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +207,7 @@ func (d *DB) lockInstance(ctx context.Context, keepalive time.Duration, report f
 			case <-tick.C:
 			}
 			mu.Lock()
-			err := d.keepLock(&conn, keepalive, shared, id, &gen)
+			err := d.keepLock(&conn, keepalive, shared, id, &mine)
 			mu.Unlock()
 			// Said once per change: lost, held by another, held again.
 			// A shared lock held until its connection was lost still
@@ -319,7 +322,7 @@ func advisorySharers(ctx context.Context, conn *pgx.Conn, mine uint32, active ti
 // also takes its own (sharerClass, id), shared too: a session of this
 // process that the server has not yet seen end (a half-open connection)
 // may still hold it, and the random ID is this process's alone.
-func (d *DB) lockConn(ctx context.Context, shared bool, id uint32, gen *int64) (*pgx.Conn, error) {
+func (d *DB) lockConn(ctx context.Context, shared bool, id uint32, mine *holding) (*pgx.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, d.src.DSN)
@@ -336,8 +339,12 @@ func (d *DB) lockConn(ctx context.Context, shared bool, id uint32, gen *int64) (
 		return nil, fmt.Errorf("%w: locking %s: %s", ErrUnavailable, d.src, text.OneLine(err.Error()))
 	}
 	if !got {
+		err := ErrInUse
+		if !shared && mine.pid != 0 {
+			err = ownStale(ctx, conn, *mine)
+		}
 		conn.Close(ctx)
-		return nil, ErrInUse
+		return nil, err
 	}
 	if id != 0 {
 		err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock_shared($1::int4, $2::int4)`, sharerClass, int32(id)).Scan(&got)
@@ -354,23 +361,54 @@ func (d *DB) lockConn(ctx context.Context, shared bool, id uint32, gen *int64) (
 	// another held it meanwhile, seen or not (between two checks, or while
 	// it could not reach the database).
 	switch {
-	case shared || *gen == 0:
+	case shared || mine.gen == 0:
 		var n int64
 		if n, err = bumpGeneration(ctx, conn); err == nil && !shared {
-			*gen = n
+			mine.gen = n
 		}
 	default:
 		var n int64
-		if err = conn.QueryRow(ctx, `SELECT generation FROM `+generationTable+` WHERE id = 1`).Scan(&n); err == nil && n != *gen {
+		if err = conn.QueryRow(ctx, `SELECT generation FROM `+generationTable+` WHERE id = 1`).Scan(&n); err == nil && n != mine.gen {
 			conn.Close(ctx)
 			return nil, errTakenMeanwhile
 		}
+	}
+	if err == nil && !shared {
+		// Which session holds it: after a partition, the server may hold
+		// it for this one's lost session until its TCP keepalive gives up.
+		err = conn.QueryRow(ctx, `SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()`).Scan(&mine.pid, &mine.start)
 	}
 	if err != nil {
 		conn.Close(ctx)
 		return nil, fmt.Errorf("%w: locking %s: %s", ErrUnavailable, d.src, text.OneLine(err.Error()))
 	}
 	return conn, nil
+}
+
+// holding is an exclusive holder's take of the lock: the lock's
+// generation it took (see lockConn), and the session it holds it on.
+type holding struct {
+	gen   int64
+	pid   int32
+	start time.Time
+}
+
+// ownStale says why the lock, held exclusive, could not be taken again:
+// ErrInUse when another session holds it, but when it is this process's
+// own lost session (a partition the server has not seen end), that
+// session is ended (pg_terminate_backend) and the error is one to try
+// again after, not another process's.
+func ownStale(ctx context.Context, conn *pgx.Conn, mine holding) error {
+	var pid int32
+	var start time.Time
+	err := conn.QueryRow(ctx, `SELECT l.pid, a.backend_start FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.locktype = 'advisory' AND l.classid = 0 AND l.objid = $1 AND l.objsubid = 1 AND l.granted
+		AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`, instanceLockID).Scan(&pid, &start)
+	if err != nil || pid != mine.pid || !start.Equal(mine.start) {
+		return ErrInUse
+	}
+	_, _ = conn.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid)
+	return fmt.Errorf("%w: the instance lock is held by this instance's lost session (pid %d), ended now", ErrUnavailable, pid)
 }
 
 // generationTable counts the takes of the instance lock on PostgreSQL (see
@@ -402,7 +440,7 @@ func bumpGeneration(ctx context.Context, conn *pgx.Conn) (int64, error) {
 
 // keepLock checks that *conn still holds the lock, and takes it again on
 // a new connection when it does not.
-func (d *DB) keepLock(conn **pgx.Conn, timeout time.Duration, shared bool, id uint32, gen *int64) error {
+func (d *DB) keepLock(conn **pgx.Conn, timeout time.Duration, shared bool, id uint32, mine *holding) error {
 	ctx, cancel := context.WithTimeout(context.Background(), max(timeout, time.Second))
 	defer cancel()
 	if *conn != nil {
@@ -415,7 +453,7 @@ func (d *DB) keepLock(conn **pgx.Conn, timeout time.Duration, shared bool, id ui
 		(*conn).Close(ctx)
 		*conn = nil
 	}
-	c, err := d.lockConn(ctx, shared, id, gen)
+	c, err := d.lockConn(ctx, shared, id, mine)
 	if err != nil {
 		return err
 	}
