@@ -12,122 +12,12 @@ import (
 	"github.com/specguard/specguard/sqldb"
 )
 
-// cutProxy forwards TCP to target until cut, which drops every
-// connection and refuses new ones until mend: a network partition.
-type cutProxy struct {
-	ln     net.Listener
-	mu     sync.Mutex
-	down   bool
-	conns  []net.Conn
-	target string
-}
-
-func newCutProxy(t *testing.T, target string) *cutProxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{ln: ln, target: target}
-	t.Cleanup(func() { ln.Close(); p.cut() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			if p.down {
-				p.mu.Unlock()
-				c.Close()
-				continue
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				p.mu.Unlock()
-				c.Close()
-				continue
-			}
-			p.conns = append(p.conns, c, s)
-			p.mu.Unlock()
-			go func() { io.Copy(s, c); s.Close() }()
-			go func() { io.Copy(c, s); c.Close() }()
-		}
-	}()
-	return p
-}
-
-func (p *cutProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = true
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *cutProxy) mend() { p.mu.Lock(); p.down = false; p.mu.Unlock() }
-
-// Another instance that takes the lock and lets it go while this one
-// cannot reach the database (a partition: every check fails unreachable,
-// none sees ErrInUse) is found by the lock's generation: the lock is not
-// taken again (helper-181, on 98ae029).
-func TestLockTakenDuringPartitionNotRetaken(t *testing.T) {
-	direct := pgtest.New(t)
-	u, err := url.Parse(direct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := newCutProxy(t, u.Host)
-	u.Host = p.ln.Addr().String()
-	d := open0(t, sqldb.Source{Kind: sqldb.Postgres, DSN: u.String()}, sqldb.WithTimeout(300*time.Millisecond))
-	l, err := d.LockInstance(ctx, 100*time.Millisecond, func(error) {})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Release()
-
-	until := func(what string, ok func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("never %s", what)
-			}
-		}
-	}
-	// A partition no other instance used: the lock is taken again.
-	p.cut()
-	until("lost across the first partition", func() bool { return !l.Held() })
-	p.mend()
-	until("held again after the first partition", l.Held)
-	if l.Taken() {
-		t.Fatal("taken, though no other instance held the lock")
-	}
-	// A partition during which another instance held the lock, and let it
-	// go: every check failed unreachable, none saw ErrInUse.
-	p.cut()
-	until("lost across the second partition", func() bool { return !l.Held() })
-	other := open0(t, sqldb.Source{Kind: sqldb.Postgres, DSN: direct})
-	ol, err := other.LockInstance(ctx, time.Hour, func(error) {})
-	if err != nil {
-		t.Fatalf("the other instance could not take the lock: %v", err)
-	}
-	ol.Release()
-	p.mend()
-	until("found taken", l.Taken)
-	time.Sleep(300 * time.Millisecond) // three checks, each a chance to take it again
-	if l.Held() {
-		t.Error("held again after another instance held the lock during the partition")
-	}
-}
-
-// halfOpenProxy forwards TCP to target. part() is a partition as the
-// server lives it: the client's side of every connection dies, new ones
-// are refused, but the server never hears of it (no FIN, no RST reaches
-// it), so its sessions live on (until its TCP keepalive, two hours by
-// default). heal() lets new connections through; serverNotices() ends the
-// server's side of the old ones.
-type halfOpenProxy struct {
+// partProxy forwards TCP to target. part is a network partition as a
+// client lives it: the client side of every connection drops and new
+// ones are refused until heal, while the server hears nothing of it until
+// serverNotices (its TCP keepalive giving up); cut is both at once. A
+// connection its client ends otherwise ends on the server too.
+type partProxy struct {
 	ln      net.Listener
 	mu      sync.Mutex
 	down    bool
@@ -135,13 +25,13 @@ type halfOpenProxy struct {
 	servers []net.Conn
 }
 
-func newHalfOpenProxy(t *testing.T, target string) *halfOpenProxy {
+func newPartProxy(t *testing.T, target string) *partProxy {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &halfOpenProxy{ln: ln}
-	t.Cleanup(func() { ln.Close(); p.part(); p.serverNotices() })
+	p := &partProxy{ln: ln}
+	t.Cleanup(func() { ln.Close(); p.cut() })
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -163,16 +53,24 @@ func newHalfOpenProxy(t *testing.T, target string) *halfOpenProxy {
 			p.clients = append(p.clients, c)
 			p.servers = append(p.servers, s)
 			p.mu.Unlock()
-			// Neither side's end is passed on: the server's session
-			// outlives the client's connection.
-			go io.Copy(s, c)
-			go io.Copy(c, s)
+			go func() { io.Copy(s, c); p.passOn(s) }()
+			go func() { io.Copy(c, s); c.Close() }()
 		}
 	}()
 	return p
 }
 
-func (p *halfOpenProxy) part() {
+// passOn ends s, a client's connection's server side, unless the client's
+// end came from a partition.
+func (p *partProxy) passOn(s net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.down {
+		s.Close()
+	}
+}
+
+func (p *partProxy) part() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.down = true
@@ -182,9 +80,9 @@ func (p *halfOpenProxy) part() {
 	p.clients = nil
 }
 
-func (p *halfOpenProxy) heal() { p.mu.Lock(); p.down = false; p.mu.Unlock() }
+func (p *partProxy) heal() { p.mu.Lock(); p.down = false; p.mu.Unlock() }
 
-func (p *halfOpenProxy) serverNotices() {
+func (p *partProxy) serverNotices() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, s := range p.servers {
@@ -193,26 +91,27 @@ func (p *halfOpenProxy) serverNotices() {
 	p.servers = nil
 }
 
-// A partition the server does not see end leaves the lock held by this
-// instance's own lost session (until its TCP keepalive gives up): that is
-// no other process, and the lock is taken again once it ends; 98ae029
-// took it for another and refused every request until a restart
-// (helper-182).
-func TestOwnHalfOpenSessionIsNotAnother(t *testing.T) {
-	direct := pgtest.New(t)
+func (p *partProxy) cut() { p.part(); p.serverNotices() }
+
+// lockThrough is an instance lock taken through a partProxy to a new
+// database (direct is its address without the proxy), checked every
+// 100ms, and until, which waits for what it says to become true.
+func lockThrough(t *testing.T) (l *sqldb.InstanceLock, p *partProxy, direct string, until func(what string, ok func() bool)) {
+	t.Helper()
+	direct = pgtest.New(t)
 	u, err := url.Parse(direct)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newHalfOpenProxy(t, u.Host)
+	p = newPartProxy(t, u.Host)
 	u.Host = p.ln.Addr().String()
 	d := open0(t, sqldb.Source{Kind: sqldb.Postgres, DSN: u.String()}, sqldb.WithTimeout(300*time.Millisecond))
-	l, err := d.LockInstance(ctx, 100*time.Millisecond, func(error) {})
+	l, err = d.LockInstance(ctx, 100*time.Millisecond, func(error) {})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Release()
-	until := func(what string, ok func() bool) {
+	t.Cleanup(l.Release)
+	until = func(what string, ok func() bool) {
 		t.Helper()
 		for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(20 * time.Millisecond) {
 			if time.Now().After(deadline) {
@@ -220,6 +119,48 @@ func TestOwnHalfOpenSessionIsNotAnother(t *testing.T) {
 			}
 		}
 	}
+	return l, p, direct, until
+}
+
+// Another instance that takes the lock and lets it go while this one
+// cannot reach the database (a partition: every check fails unreachable,
+// none sees ErrInUse) is found by the lock's generation: the lock is not
+// taken again (helper-181, on 98ae029).
+func TestLockTakenDuringPartitionNotRetaken(t *testing.T) {
+	l, p, direct, until := lockThrough(t)
+	// A partition no other instance used: the lock is taken again.
+	p.cut()
+	until("lost across the first partition", func() bool { return !l.Held() })
+	p.heal()
+	until("held again after the first partition", l.Held)
+	if l.Taken() {
+		t.Fatal("taken, though no other instance held the lock")
+	}
+	// A partition during which another instance held the lock, and let it
+	// go: every check failed unreachable, none saw ErrInUse.
+	p.cut()
+	until("lost across the second partition", func() bool { return !l.Held() })
+	other := open0(t, sqldb.Source{Kind: sqldb.Postgres, DSN: direct})
+	ol, err := other.LockInstance(ctx, time.Hour, func(error) {})
+	if err != nil {
+		t.Fatalf("the other instance could not take the lock: %v", err)
+	}
+	ol.Release()
+	p.heal()
+	until("found taken", l.Taken)
+	time.Sleep(300 * time.Millisecond) // three checks, each a chance to take it again
+	if l.Held() {
+		t.Error("held again after another instance held the lock during the partition")
+	}
+}
+
+// A partition the server does not see end leaves the lock held by this
+// instance's own lost session (until its TCP keepalive gives up): that is
+// no other process, and the lock is taken again once it ends; 98ae029
+// took it for another and refused every request until a restart
+// (helper-182).
+func TestOwnHalfOpenSessionIsNotAnother(t *testing.T) {
+	l, p, _, until := lockThrough(t)
 	p.part()
 	until("lost across the partition", func() bool { return !l.Held() })
 	time.Sleep(300 * time.Millisecond)
@@ -231,10 +172,3 @@ func TestOwnHalfOpenSessionIsNotAnother(t *testing.T) {
 		t.Fatal("Taken, though no other process ever held the lock")
 	}
 }
-
-// An instance of a release before the generation table (it takes the
-// advisory lock and counts nothing: a rollback, or one started by hand
-// during an outage) that holds the lock while this one cannot reach the
-// database and lets it go is not found: this one serves again from its
-// stale memory. The README says it "knows even when it did not see the
-// other".
