@@ -357,6 +357,12 @@ func (c *compiler) compile() *Table {
 	// operation says again that none of its tiers applies.
 	rootRefused := len(c.errs) > before
 
+	// OpenAPI 3.1 makes paths optional (a document of webhooks or
+	// components only): no operations, as for an empty paths object.
+	if c.doc.Paths == nil {
+		c.doc.Paths = openapi3.NewPaths()
+	}
+	c.checkDocumentParts()
 	paths := c.doc.Paths.InMatchingOrder()
 	sort.Strings(paths)
 	// Paths that differ only in their parameters' names route alike: each
@@ -371,6 +377,7 @@ func (c *compiler) compile() *Table {
 		}
 		c.checkExtensions(originLine(item.Origin), path, "path item", item.Extensions)
 		c.checkParameters(originLine(item.Origin), "path "+path, item.Parameters)
+		c.checkServers(originLine(item.Origin), "path "+path, item.Servers)
 		for _, method := range methods {
 			spec := item.GetOperation(method)
 			if spec == nil {
@@ -660,11 +667,59 @@ func (c *compiler) checkNested(op *Operation, where string) {
 	if d := spec.ExternalDocs; d != nil {
 		check(d.Origin, "external documentation object", d.Extensions)
 	}
+	if spec.Servers != nil {
+		c.checkServers(op.Line, where, *spec.Servers)
+	}
 	for _, name := range slices.Sorted(maps.Keys(spec.Callbacks)) {
 		if cb := spec.Callbacks[name]; cb != nil {
 			check(cb.Origin, "callback", cb.Extensions)
 			if cb.Value != nil && c.firstSeen(cb.Value) {
 				check(cb.Value.Origin, "callback", cb.Value.Extensions)
+			}
+		}
+	}
+}
+
+// checkDocumentParts refuses specguard's extensions on the parts of the
+// document outside its paths and security schemes that nothing reads
+// them on: its info, its external documentation, a tag (an
+// x-rate-limit there guards none of the tag's operations) and a server.
+func (c *compiler) checkDocumentParts() {
+	d := c.doc
+	if d.Info != nil {
+		c.refuseOurs(d.Info.Origin, 0, "info", "info object", d.Info.Extensions)
+		if d.Info.Contact != nil {
+			c.refuseOurs(d.Info.Contact.Origin, 0, "info", "contact object", d.Info.Contact.Extensions)
+		}
+		if d.Info.License != nil {
+			c.refuseOurs(d.Info.License.Origin, 0, "info", "license object", d.Info.License.Extensions)
+		}
+	}
+	if d.ExternalDocs != nil {
+		c.refuseOurs(d.ExternalDocs.Origin, 0, "externalDocs", "external documentation object", d.ExternalDocs.Extensions)
+	}
+	for _, tag := range d.Tags {
+		if tag != nil {
+			c.refuseOurs(tag.Origin, 0, "tag "+tag.Name, "tag", tag.Extensions)
+			if tag.ExternalDocs != nil {
+				c.refuseOurs(tag.ExternalDocs.Origin, 0, "tag "+tag.Name, "external documentation object", tag.ExternalDocs.Extensions)
+			}
+		}
+	}
+	c.checkServers(0, "servers", d.Servers)
+}
+
+// checkServers refuses specguard's extensions on servers (the
+// document's, a path item's or an operation's) and their variables.
+func (c *compiler) checkServers(line int, where string, servers openapi3.Servers) {
+	for _, s := range servers {
+		if s == nil {
+			continue
+		}
+		c.refuseOurs(s.Origin, line, where, "server", s.Extensions)
+		for _, name := range slices.Sorted(maps.Keys(s.Variables)) {
+			if v := s.Variables[name]; v != nil {
+				c.refuseOurs(v.Origin, line, where, "server variable", v.Extensions)
 			}
 		}
 	}

@@ -144,7 +144,21 @@ func checkShape(source string, data []byte) (errs Errors, syntax bool, meant []m
 		c := s.fields(comps.obj, "components", "components", componentsFields)
 		if schemes := c["securitySchemes"]; schemes != nil {
 			for _, m := range schemes.obj {
-				s.fields(m.obj, "components.securitySchemes."+m.name, "security scheme", schemeFields)
+				where := "components.securitySchemes." + m.name
+				f := s.fields(m.obj, where, "security scheme", schemeFields)
+				if f["$ref"] == nil {
+					continue
+				}
+				// The loader keeps a $ref's target and drops what is
+				// written beside it: an x-audience or an
+				// openIdConnectUrl there would leave the scheme the
+				// target's, accepting its tokens.
+				for _, o := range m.obj {
+					if o.name != "$ref" && o.name != "description" && o.name != "summary" {
+						s.errs = append(s.errs, &Error{Source: s.source, Line: o.line, Col: o.col, Where: where, Field: o.name,
+							Msg: "beside a $ref nothing is read (the scheme is the target's); declare the scheme in full instead"})
+					}
+				}
 			}
 		}
 	}

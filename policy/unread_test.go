@@ -1,0 +1,122 @@
+package policy_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/specguard/specguard/policy"
+)
+
+// A security scheme written as a $ref with fields of its own beside it:
+// the loader keeps the target and drops the rest, so an x-audience or an
+// openIdConnectUrl there left the scheme the target's, accepting the
+// target's tokens (helper-183). Refused, naming the line.
+func TestSchemeRefSiblingsRefused(t *testing.T) {
+	const head = `openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /a:
+    get:
+      operationId: g
+      security: [{partner: []}]
+      x-rate-limit: [{name: a, limit: 10, window: 1m, key: ip}]
+      responses: {'200': {description: ok}}
+components:
+  securitySchemes:
+    acme:
+      type: openIdConnect
+      openIdConnectUrl: https://sso.example.com/.well-known/openid-configuration
+      x-audience: acme-api
+    partner:
+      $ref: '#/components/securitySchemes/acme'
+`
+	for _, beside := range []string{
+		"x-audience: partner-api",
+		"x-introspect: false",
+		"openIdConnectUrl: https://partner.example.com/.well-known/openid-configuration",
+		"type: http",
+	} {
+		_, err := policy.Compile("ref.yaml", []byte(head+"      "+beside+"\n"))
+		field := beside[:strings.IndexByte(beside, ':')]
+		if err == nil || !strings.Contains(err.Error(), "ref.yaml:18:") || !strings.Contains(err.Error(), field) ||
+			!strings.Contains(err.Error(), "beside a $ref") {
+			t.Errorf("%s beside the scheme's $ref: %v, want it refused on line 18", field, err)
+		}
+	}
+	// A description beside it is documentation (OpenAPI 3.1 allows it).
+	if _, err := policy.Compile("ref.yaml", []byte(head+"      description: the partner's door\n")); err != nil {
+		t.Errorf("a description beside the $ref: %v", err)
+	}
+}
+
+// One of specguard's extensions where nothing reads it (a tag, a server
+// of the document, a path item or an operation, the info object) left
+// the operation on the document's default: 600 a minute for the 5
+// written (helper-183). Each is refused.
+func TestOurExtensionOnUnreadPartsRefused(t *testing.T) {
+	const limit = `x-rate-limit: [{name: strict, limit: 5, window: 1m, key: ip}]`
+	for _, tc := range []struct{ name, info, tag, root, pathServer, opServer string }{
+		{name: "tag x-rate-limit", tag: limit},
+		{name: "tag x-require-fresh", tag: "x-require-fresh: true"},
+		{name: "document server", root: limit},
+		{name: "operation server", opServer: limit},
+		{name: "path item server", pathServer: "x-require-fresh: true"},
+		{name: "info", info: limit},
+	} {
+		or := func(s string) string {
+			if s == "" {
+				return "x-note: none"
+			}
+			return s
+		}
+		doc := `openapi: 3.0.3
+info:
+  title: t
+  version: "1"
+  ` + or(tc.info) + `
+security: [{bearer: []}]
+x-rate-limit: [{name: all, limit: 600, window: 1m, key: ip}]
+servers:
+  - url: https://api.example.com
+    ` + or(tc.root) + `
+tags:
+  - name: admin
+    ` + or(tc.tag) + `
+paths:
+  /admin/users:
+    servers:
+      - url: https://admin.example.com
+        ` + or(tc.pathServer) + `
+    delete:
+      operationId: deleteUsers
+      tags: [admin]
+      servers:
+        - url: https://admin.example.com
+          ` + or(tc.opServer) + `
+      responses: {'204': {description: gone}}
+components:
+  securitySchemes:
+    bearer: {type: http, scheme: bearer}
+`
+		_, err := policy.Compile("where.yaml", []byte(doc))
+		if err == nil || !strings.Contains(err.Error(), "here it would be ignored") {
+			t.Errorf("%s: %v, want it refused", tc.name, err)
+		}
+	}
+}
+
+// OpenAPI 3.1 makes paths optional: Compile panicked on a document
+// without them (helper-183). It answers, with no operations.
+func TestCompileWithoutPaths(t *testing.T) {
+	for _, doc := range []string{
+		"openapi: 3.1.0\ninfo: {title: t, version: \"1\"}\nwebhooks:\n  ping:\n    post:\n      operationId: ping\n      responses: {'200': {description: ok}}\n",
+		"openapi: 3.1.0\ninfo: {title: t, version: \"1\"}\ncomponents: {}\n",
+	} {
+		table, err := policy.Compile("nopaths.yaml", []byte(doc))
+		if err != nil {
+			t.Errorf("%v", err)
+		} else if n := len(table.Operations()); n != 0 {
+			t.Errorf("%d operations, want none", n)
+		}
+	}
+}
