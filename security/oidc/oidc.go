@@ -142,7 +142,8 @@ func WithClock(now func() time.Time) Option {
 }
 
 // WithRefresh fetches every provider's keys again every d (10 minutes
-// when absent; New refuses d <= 0); keys are kept when a fetch fails.
+// when absent; New refuses d <= 0); keys are kept when a fetch fails,
+// or answers a set without keys.
 func WithRefresh(d time.Duration) Option { return func(c *oidcConfig) { c.refresh = d } }
 
 // WithUnknownKeyInterval bounds the fetches a token with an unknown kid
@@ -435,7 +436,16 @@ type keyStore struct {
 	p *oidcProvider
 }
 
+// errNoKeys: a key set answer without a key. jwkset reads a 200 of {},
+// null or a JSON error object as an empty set: taken, it would drop every
+// key the provider has and refuse all its tokens as invalid, while the
+// provider reads as up.
+var errNoKeys = errors.New("the key set holds no key; the keys fetched before are kept")
+
 func (s keyStore) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) error {
+	if len(given) == 0 {
+		return errNoKeys
+	}
 	old, err := s.Storage.KeyReadAll(ctx)
 	if err != nil {
 		return err

@@ -271,3 +271,33 @@ func TestOIDCUnknownKidFollowsTheKeysOnly(t *testing.T) {
 		t.Errorf("unknown kid while the keys cannot be fetched, after an introspection answered: %v, want ErrUnavailable", err)
 	}
 }
+
+// A key set answer of 200 without keys ({}, null, a JSON error object:
+// RFC 7517 makes "keys" required) is a failed fetch: jwkset read it as an
+// empty set, every key was dropped, every token of the provider refused
+// as invalid, and the provider reported up (helper-185). The keys are
+// kept and the failure reported.
+func TestOIDCKeySetWithoutKeysIsAFailure(t *testing.T) {
+	for _, body := range []string{`{"error":"temporarily_unavailable"}`, `null`, `{}`, `{"keys":[]}`} {
+		t.Run(body, func(t *testing.T) {
+			op := newFakeOP(t)
+			e := newOIDCEnv(t, op, "", oidc.WithRefresh(50*time.Millisecond))
+			e.ready(t)
+			if _, err := e.check(op.rs256(t)); err != nil {
+				t.Fatalf("before: %v", err)
+			}
+			fetches := op.jwksFetches.Load()
+			op.set(func() { op.jwksBody = body })
+			for deadline := time.Now().Add(5 * time.Second); op.jwksFetches.Load() < fetches+3; time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("no more refreshes")
+				}
+			}
+			st := e.auth.Status()[0]
+			_, err := e.check(op.rs256(t, func(c jwt.MapClaims) { c["jti"] = "fresh" }))
+			if err != nil || st.Err == nil {
+				t.Errorf("a token of a key fetched before: %v; status error %v (want it accepted, and a failure reported)", err, st.Err)
+			}
+		})
+	}
+}
