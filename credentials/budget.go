@@ -37,7 +37,26 @@ func ParseBudget(s string) (Budget, error) {
 	if err != nil || window < time.Second || window > 30*24*time.Hour || window%time.Second != 0 {
 		return Budget{}, fmt.Errorf("%q is not a number of attempts per window (whole seconds, 1s to 720h), such as 5/15m", s)
 	}
-	return Budget{Limit: limit, Window: window}, nil
+	b := Budget{Limit: limit, Window: window}
+	if err := b.rounding(); err != nil {
+		return Budget{}, fmt.Errorf("%q: %v", s, err)
+	}
+	return b, nil
+}
+
+// rounding says when b would not be counted as written: the store counts
+// one attempt per whole microsecond, so 600000/1s would be kept as a
+// million a second. Refused past 1%, as for an x-rate-limit tier.
+func (b Budget) rounding() error {
+	us := b.Window.Microseconds()
+	iv := us / b.Limit
+	if iv < 1 {
+		return fmt.Errorf("%s is finer than one attempt per microsecond", b)
+	}
+	if (us-iv*b.Limit)*100 > iv*b.Limit {
+		return fmt.Errorf("%s would be kept as %d per %s: the store counts one attempt per whole microsecond; choose a number that divides the window more evenly", b, us/iv, b.Window)
+	}
+	return nil
 }
 
 // failedPasswords limits failed password checks, across every operation

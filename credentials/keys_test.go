@@ -227,6 +227,23 @@ func TestLibraryInputs(t *testing.T) {
 			t.Errorf("ParseBudget(%q) = %v, want refused (whole seconds)", v, b)
 		}
 	}
+	// The store counts one attempt per whole microsecond: 600000/1s was
+	// taken and kept as a million a second (helper-184).
+	for _, v := range []string{"600000/1s", "700000/1s"} {
+		if b, err := credentials.ParseBudget(v); err == nil || !strings.Contains(err.Error(), "would be kept as") {
+			t.Errorf("ParseBudget(%q) = %v, %v; want refused (rounded to whole microseconds)", v, b, err)
+		}
+	}
+	_, err = credentials.New(table, key, credentials.Stores{Accounts: credentials.NewMemoryAccounts(nil), Keys: security.NewMemoryKeyRecords(nil), State: security.NewMemoryStore(nil), Limits: limits.NewMemoryStore(nil)},
+		credentials.WithFailedPasswords(credentials.Budget{Limit: 5, Window: time.Minute}, credentials.Budget{Limit: 3_000_000, Window: time.Second}))
+	if err == nil || !strings.Contains(err.Error(), "finer than one attempt per microsecond") {
+		t.Errorf("New with 3,000,000 a second: %v, want refused", err)
+	}
+	for _, v := range []string{"1000000/1s", "500000/1s", "5/15m", "7/1s"} {
+		if _, err := credentials.ParseBudget(v); err != nil {
+			t.Errorf("ParseBudget(%q): %v", v, err)
+		}
+	}
 	if b, err := credentials.ParseBudget("5/15m"); err != nil || b != (credentials.Budget{Limit: 5, Window: 15 * time.Minute}) {
 		t.Errorf("ParseBudget(5/15m) = %v, %v", b, err)
 	}

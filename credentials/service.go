@@ -273,6 +273,8 @@ func New(table *policy.Table, signing *tokens.Key, stores Stores, opts ...Option
 		// RateLimit-Policy's w is whole seconds, as an x-rate-limit
 		// tier's window is.
 		return nil, fmt.Errorf("credentials: WithFailedPasswords(%s, %s): a window is a whole number of seconds", cfg.perIP, cfg.perAccount)
+	case cfg.perIP.rounding() != nil || cfg.perAccount.rounding() != nil:
+		return nil, fmt.Errorf("credentials: WithFailedPasswords(%s, %s): %v", cfg.perIP, cfg.perAccount, errors.Join(cfg.perIP.rounding(), cfg.perAccount.rounding()))
 	case cfg.argon2.check() != nil:
 		// Hashes of such parameters could never be checked: every
 		// account registered would be refused at its first login.
