@@ -21,6 +21,7 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -363,12 +364,26 @@ func CheckOrigin(o string) error {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
 		return fmt.Errorf("%q is not an origin: want scheme://host[:port], such as https://app.example.com", o)
 	}
-	host := strings.ToLower(u.Host)
-	if port := u.Port(); port == "443" && u.Scheme == "https" || port == "80" && u.Scheme == "http" {
-		host = strings.TrimSuffix(host, ":"+port)
-	}
 	if strings.HasSuffix(u.Host, ":") || !isASCII(u.Host) {
 		return fmt.Errorf("%q is not an origin as browsers send it, and would match none: write the host in ASCII (punycode), and a port only with digits", o)
+	}
+	// The origin a browser would send: its host in lower case (an IPv6
+	// address in its shortest form), its port as a number without
+	// leading zeros, the scheme's default left out.
+	host := strings.ToLower(u.Hostname())
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Is6() {
+		host = "[" + ip.String() + "]"
+	} else if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%q is not an origin: port %s is not 1 to 65535", o, p)
+		}
+		if !(n == 443 && u.Scheme == "https" || n == 80 && u.Scheme == "http") {
+			host += ":" + strconv.Itoa(n)
+		}
 	}
 	if sent := u.Scheme + "://" + host; sent != o {
 		return fmt.Errorf("%q is not an origin as browsers send it, and would match none: write %q", o, sent)

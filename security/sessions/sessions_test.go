@@ -223,8 +223,19 @@ func TestAllowedOriginsThatAreNone(t *testing.T) {
 			t.Errorf("CheckOrigin(%q) = nil, want an error", o)
 		}
 	}
-	if err := sessions.CheckOrigin("https://app.example.com:8443"); err != nil {
-		t.Errorf("CheckOrigin of an origin: %v", err)
+	// Nor a port with a leading zero, out of range, or an IPv6 address
+	// not in its shortest form: a browser sends https://example.com,
+	// https://example.com:8443, https://[::1]:8443 (helper-186).
+	for _, o := range []string{"https://example.com:0443", "http://example.com:080", "https://example.com:08443",
+		"https://example.com:99999", "https://example.com:0", "https://[0:0::1]:8443", "https://[::1]:443"} {
+		if err := sessions.CheckOrigin(o); err == nil {
+			t.Errorf("CheckOrigin(%q) = nil, want an error", o)
+		}
+	}
+	for _, o := range []string{"https://app.example.com:8443", "http://example.com", "https://[::1]:8443", "http://127.0.0.1:8080", "https://[2001:db8::1]"} {
+		if err := sessions.CheckOrigin(o); err != nil {
+			t.Errorf("CheckOrigin of an origin: %v", err)
+		}
 	}
 	svc := sessions.New(security.NewMemoryStore(nil), func(string) []string { return nil }, sessions.WithAllowedOrigins("null", "*"))
 	ns, err := svc.Create(context.Background(), "alice", "reader", "b")
