@@ -15,6 +15,7 @@ package oidc
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -415,7 +416,8 @@ type errBox struct{ err error }
 type providerState struct {
 	issuers       []string
 	keyfunc       keyfunc.Keyfunc
-	introspection string // the introspection endpoint, "" when there is none
+	fetched       jwkset.Storage // the keys last fetched, read only
+	introspection string         // the introspection endpoint, "" when there is none
 }
 
 // outsideEntry is a verified token: its principal and how long it holds.
@@ -647,7 +649,7 @@ func (p *oidcProvider) loadOnce(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	p.state.Store(&providerState{issuers: issuers, keyfunc: kf, introspection: d.Introspection})
+	p.state.Store(&providerState{issuers: issuers, keyfunc: kf, fetched: storage, introspection: d.Introspection})
 	p.reportKeys(nil)
 	return nil
 }
@@ -810,6 +812,9 @@ func (p *oidcProvider) verify(ctx context.Context, raw string) (*security.Princi
 				return nil, jws.Reason("the header's typ is not an access token's")
 			}
 		}
+		if set, ok := sharedKID(ctx, st.fetched, tok); ok {
+			return publicKeys(set)
+		}
 		key, err := st.keyfunc.KeyfuncCtx(ctx)(tok)
 		if err != nil {
 			return nil, err
@@ -839,6 +844,41 @@ func (p *oidcProvider) verify(ctx context.Context, raw string) (*security.Princi
 	}
 	p.tokens.Put(key, e)
 	return pr, nil
+}
+
+// sharedKID returns, when tok's kid names more than one fetched key (RFC
+// 7517 4.5 lets keys of another type or use share one: a provider's
+// encryption key and its signing key), those of them that may verify it,
+// with keyfunc's filters: a use of sig or none, and an alg of none or the
+// token's. keyfunc reads the first key of a kid only, and refused every
+// token of the others. ok is false for a kid of one key or none, left to
+// keyfunc (which fetches again for an unknown one).
+func sharedKID(ctx context.Context, fetched jwkset.Storage, tok *jwt.Token) (set jwt.VerificationKeySet, ok bool) {
+	kid, isString := tok.Header["kid"].(string)
+	if !isString {
+		return set, false
+	}
+	all, err := fetched.KeyReadAll(ctx)
+	if err != nil {
+		return set, false
+	}
+	named := 0
+	for _, k := range all {
+		m := k.Marshal()
+		if m.KID != kid {
+			continue
+		}
+		named++
+		if (m.USE != jwkset.UseSig && m.USE != "") || (m.ALG != "" && m.ALG.String() != tok.Method.Alg()) {
+			continue
+		}
+		key := k.Key()
+		if pk, isPrivate := key.(interface{ Public() crypto.PublicKey }); isPrivate {
+			key = pk.Public()
+		}
+		set.Keys = append(set.Keys, key)
+	}
+	return set, named > 1
 }
 
 // audiences reads aud, a string or a list of strings; ok is false for

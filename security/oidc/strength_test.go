@@ -213,3 +213,56 @@ func TestOIDCRefusalsQuoteNothingOfTheToken(t *testing.T) {
 		}
 	}
 }
+
+// RFC 7517 4.5 lets keys of another type or use share a kid: keyfunc read
+// the first key of a kid only, and every token of the other was refused
+// (helper-185). Each of them verifies its own tokens; a key of use enc,
+// or of another alg, under the same kid still verifies none.
+func TestOIDCKeysSharingAKid(t *testing.T) {
+	t.Run("RSA and EC", func(t *testing.T) {
+		op := newFakeOP(t)
+		op.withEC = false
+		op.extraKeys = []map[string]string{
+			{"kty": "EC", "kid": "rsa", "crv": "P-256", "use": "sig", "alg": "ES256", "x": b64(op.ec.X.FillBytes(make([]byte, 32))), "y": b64(op.ec.Y.FillBytes(make([]byte, 32)))},
+		}
+		e := newOIDCEnv(t, op, "")
+		e.ready(t)
+		if _, err := e.check(op.rs256(t)); err != nil {
+			t.Errorf("RS256 under the kid the EC key shares: %v", err)
+		}
+		if _, err := e.check(op.sign(t, jwt.SigningMethodES256, "rsa", op.ec, op.claims())); err != nil {
+			t.Errorf("ES256 under the kid the RSA key shares: %v", err)
+		}
+	})
+	other, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwk := func(k *rsa.PublicKey, use, alg string) string {
+		return `{"kty":"RSA","kid":"rsa","use":"` + use + `","alg":"` + alg + `","n":"` + b64(k.N.Bytes()) + `","e":"` + b64(big.NewInt(int64(k.E)).Bytes()) + `"}`
+	}
+	t.Run("enc then sig", func(t *testing.T) {
+		op := newFakeOP(t)
+		op.jwksBody = `{"keys":[` + jwk(&other.PublicKey, "enc", "RSA-OAEP") + `,` + jwk(&op.rsa.PublicKey, "sig", "RS256") + `]}`
+		e := newOIDCEnv(t, op, "")
+		e.ready(t)
+		if _, err := e.check(op.rs256(t)); err != nil {
+			t.Errorf("a token of the signing key that shares its kid with an encryption key: %v", err)
+		}
+		if _, err := e.check(op.sign(t, jwt.SigningMethodRS256, "rsa", other, op.claims())); err == nil {
+			t.Error("a token signed with the encryption key (use enc) accepted")
+		}
+	})
+	t.Run("another alg", func(t *testing.T) {
+		op := newFakeOP(t)
+		op.jwksBody = `{"keys":[` + jwk(&other.PublicKey, "sig", "PS256") + `,` + jwk(&op.rsa.PublicKey, "sig", "RS256") + `]}`
+		e := newOIDCEnv(t, op, "")
+		e.ready(t)
+		if _, err := e.check(op.rs256(t)); err != nil {
+			t.Errorf("RS256 of the RS256 key sharing its kid with a PS256 key: %v", err)
+		}
+		if _, err := e.check(op.sign(t, jwt.SigningMethodRS256, "rsa", other, op.claims())); err == nil {
+			t.Error("RS256 signed with the key published for PS256 accepted")
+		}
+	})
+}
