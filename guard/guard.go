@@ -186,8 +186,11 @@ func WithRealm(realm string) Option { return func(g *Guard) { g.realm = realm } 
 // the prefix of their type URIs (problem.DefaultPrefix when absent).
 func WithProblems(w problem.Writer) Option { return func(g *Guard) { g.problems = w } }
 
-// WithMaxBodyBytes caps request bodies (1 MiB when absent); a larger body is
-// answered 413 before any handler runs.
+// WithMaxBodyBytes caps request bodies (1 MiB when absent). A body whose
+// Content-Length is larger is answered 413 before any handler runs; one
+// sent without a length (chunked) is too when validation reads it (a
+// declared JSON, form or multipart body), and is otherwise cut at the
+// cap: the handler's read past it fails (*http.MaxBytesError).
 func WithMaxBodyBytes(n int64) Option { return func(g *Guard) { g.maxBody = n } }
 
 // WithoutRequestValidation skips validating requests against the
@@ -693,6 +696,13 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, tr *reqTrace) {
 
 	// Validate.
 	if r.Body != nil && r.Body != http.NoBody {
+		// A body whose length says it is too large is refused here,
+		// whether or not anything would read it before the handler (an
+		// operation without a requestBody, validation off).
+		if r.ContentLength > g.maxBody {
+			g.refuse(w, r, st.valid, tooLargeProblem(&http.MaxBytesError{Limit: g.maxBody}))
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, g.maxBody)
 	}
 	if g.validate {

@@ -554,3 +554,38 @@ func TestPrivateAnswersAreNotStored(t *testing.T) {
 		}
 	}
 }
+
+// A body whose Content-Length is over WithMaxBodyBytes is answered 413
+// before any handler runs, as promised, also where nothing reads it
+// first: an operation that declares no requestBody, or validation off
+// (helper-187: both reached the handler, 200).
+func TestBodyOverTheCapRefusedBeforeTheHandler(t *testing.T) {
+	e := guardtest.NewEnv(t)
+	p := e.Login(t, "alice", "writer")
+	big := strings.Repeat("x", 2*guardtest.MaxBody)
+	unvalidated, err := guard.New(e.Table, e.Router,
+		guard.WithAuthenticator(policy.SchemeBearer, tokens.Bearer{Tokens: e.Tokens}),
+		guard.WithAuthenticator(policy.SchemeOAuth2, tokens.Bearer{Tokens: e.Tokens}),
+		guard.WithAuthenticator(policy.SchemeAPIKeyCookie, e.Sessions),
+		guard.WithAuthenticator(policy.SchemeAPIKeyHeader, e.Keys),
+		guard.WithMaxBodyBytes(guardtest.MaxBody), guard.WithoutRequestValidation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, path, body string
+		h                http.Handler
+	}{
+		{"no requestBody declared", "/fresh", big, e.Guard},
+		{"validation off", "/write", `{"title":"` + big + `"}`, unvalidated},
+	} {
+		r := httptest.NewRequest(http.MethodPost, tc.path, strings.NewReader(tc.body))
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Authorization", "Bearer "+p.Access)
+		w := httptest.NewRecorder()
+		tc.h.ServeHTTP(w, r)
+		if w.Code != http.StatusRequestEntityTooLarge {
+			t.Errorf("%s: a body of %d bytes over a cap of %d: %d %s, want 413 before the handler", tc.name, len(tc.body), guardtest.MaxBody, w.Code, w.Body)
+		}
+	}
+}
