@@ -1,5 +1,7 @@
--- The items. Accounts (users) are specguard's, migrated first; an item
--- names its owner's. Times are microseconds since the Unix epoch (BIGINT),
+-- The items. An item names its owner: the caller's subject, an account
+-- of specguard's (users, migrated first) or a caller an outside identity
+-- provider verified ("<scheme>:<sub>", no account here), so no foreign
+-- key to users. Times are microseconds since the Unix epoch (BIGINT),
 -- so SQLite and PostgreSQL store and compare them alike.
 --
 -- A migration, once applied, is never edited (the service refuses to
@@ -9,7 +11,7 @@
 -- +goose Up
 CREATE TABLE items (
     id          TEXT PRIMARY KEY,
-    owner_id    TEXT NOT NULL REFERENCES users (id),
+    owner_id    TEXT NOT NULL,
     title       TEXT NOT NULL,
     description TEXT NOT NULL DEFAULT '',
     created_at  BIGINT NOT NULL,
