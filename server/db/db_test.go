@@ -3,11 +3,14 @@ package db_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/specguard/specguard/credentials"
@@ -78,11 +81,18 @@ func TestPosts(t *testing.T) {
 		p1 := post(alice, "one", "published")
 		post(alice, "draft", "draft")
 		post(bob, "two", "published")
-		// A post by an unknown author breaks a constraint: no outage (503).
-		err := d.CreatePost(ctx, &db.Post{ID: security.NewID(), AuthorID: "nobody", Title: "x", Status: "published"})
+		// A post by a caller an outside identity provider verified
+		// ("<scheme>:<sub>": no account here) is kept; 00001's foreign
+		// key to users refused it (helper-188).
+		if err := d.CreatePost(ctx, &db.Post{ID: security.NewID(), AuthorID: "keycloak:5f0c2a", Title: "outside", Body: "b", Status: "draft"}); err != nil {
+			t.Errorf("a post by an outside provider's caller: %v", err)
+		}
+		// A status the table does not take breaks a constraint: no
+		// outage (503).
+		err := d.CreatePost(ctx, &db.Post{ID: security.NewID(), AuthorID: alice.ID, Title: "x", Status: "pending"})
 		var ce *sqldb.ConstraintError
-		if !errors.As(err, &ce) || ce.Kind != "foreign key" || errors.Is(err, sqldb.ErrUnavailable) {
-			t.Errorf("a post by an unknown author: %v, want a foreign-key ConstraintError", err)
+		if !errors.As(err, &ce) || ce.Kind != "check" || errors.Is(err, sqldb.ErrUnavailable) {
+			t.Errorf("a post of an unknown status: %v, want a check ConstraintError", err)
 		}
 		titles := func(viewer string, limit, offset int) string {
 			t.Helper()
@@ -168,5 +178,56 @@ func TestPostsOfOneMomentListAlikeOnBothDatabases(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Errorf("%s: %v, want the ids' byte order %v", kind, got, want)
 		}
+	}
+}
+
+// The migration that drops the author's foreign key makes the table
+// again: the posts written before it are all there after it, on both
+// databases.
+func TestPostsKeptThroughTheAuthorMigration(t *testing.T) {
+	first, err := os.ReadFile("migrations/00001_posts.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []sqldb.Kind{sqldb.SQLite, sqldb.Postgres} {
+		t.Run(string(kind), func(t *testing.T) {
+			src := sqldb.Source{Kind: kind, DSN: filepath.Join(t.TempDir(), "specguard.db")}
+			if kind == sqldb.Postgres {
+				src.DSN = pgtest.NewIn(t, "")
+			}
+			sd, err := sqldb.Open(ctx, src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { sd.Close() })
+			before := db.Migrations
+			before.FS, before.Dir = fstest.MapFS{"m/00001_posts.sql": {Data: first}}, "m"
+			for _, set := range []sqldb.Migrations{sqlstore.Migrations, before} {
+				if _, _, err := sd.Migrate(ctx, set, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			alice := account(t, sd, "alice@example.com")
+			d := db.New(sd)
+			var written []*db.Post
+			for i, status := range []string{"published", "draft"} {
+				p := &db.Post{ID: security.NewID(), AuthorID: alice.ID, Title: fmt.Sprint("post ", i), Body: "b", Status: status}
+				if err := d.CreatePost(ctx, p); err != nil {
+					t.Fatal(err)
+				}
+				written = append(written, p)
+			}
+			if _, _, err := sd.Migrate(ctx, db.Migrations, nil); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range written {
+				if got, err := d.Post(ctx, p.ID); err != nil || *got != *p {
+					t.Errorf("after the migration: %+v, %v; want %+v", got, err, p)
+				}
+			}
+			if ps, err := d.Posts(ctx, alice.ID, 10, 0); err != nil || len(ps) != len(written) {
+				t.Errorf("Posts after the migration: %d, %v; want %d", len(ps), err, len(written))
+			}
+		})
 	}
 }
