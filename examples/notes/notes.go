@@ -158,8 +158,19 @@ func (s *service) Login(ctx context.Context, req api.LoginRequestObject) (api.Lo
 	if err != nil {
 		return nil, err
 	}
-	return api.Login200JSONResponse{AccessToken: pair.Access, TokenType: api.Bearer,
+	return tokenAnswer{AccessToken: pair.Access, TokenType: api.Bearer,
 		ExpiresIn: int(pair.ExpiresIn / time.Second), Scope: pair.AccessClaims.Scope}, nil
+}
+
+// tokenAnswer is the login's answer: a token is never kept by a cache
+// (RFC 6749 5.1). The guard marks the answers of authenticated callers
+// so; a login's caller is anonymous.
+type tokenAnswer api.Login200JSONResponse
+
+func (a tokenAnswer) VisitLoginResponse(w http.ResponseWriter) error {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	return api.Login200JSONResponse(a).VisitLoginResponse(w)
 }
 
 func (s *service) ListNotes(ctx context.Context, _ api.ListNotesRequestObject) (api.ListNotesResponseObject, error) {

@@ -97,6 +97,12 @@ func TestNotes(t *testing.T) {
 		t.Fatalf("wrong password: %d %v", resp.StatusCode, m)
 	}
 
+	// The login's answer holds a token: no cache may keep it (helper-188:
+	// the guard marks only authenticated callers' answers so).
+	if resp, m, _ := n.do(t, "POST", "/login", "", `{"name":"alice","password":"alice-password"}`); resp.StatusCode != 200 ||
+		m["access_token"] == nil || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("login: %d, Cache-Control %q", resp.StatusCode, resp.Header.Get("Cache-Control"))
+	}
 	alice := n.login(t, "alice")
 	if resp, m, raw := n.do(t, "POST", "/notes", alice, `{"text":"hello"}`); resp.StatusCode != 201 || m["text"] != "hello" {
 		t.Fatalf("alice writes: %d %s", resp.StatusCode, raw)
