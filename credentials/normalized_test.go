@@ -8,6 +8,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/specguard/specguard/credentials"
+	"github.com/specguard/specguard/sqldb"
 )
 
 // One password typed two ways (a composed ñ on one device, n and a
@@ -55,5 +56,37 @@ func TestPasswordRuleCountsTypedCharacters(t *testing.T) {
 	}
 	if _, err := e.svc.HashPassword(ctx, strings.Repeat("⒇", 10)); err != nil {
 		t.Errorf("ten characters typed: %v", err)
+	}
+}
+
+// A login by the address an account registered with finds that account.
+// The SQL store's look-up of keys kept from before a normalisation took
+// an older form of the address first, and that form can be another
+// account's current key: "Ά\u0345@example.com" (key άι@example.com)
+// has ᾴ@example.com as its NFKC, the key of an account of its own, whose
+// password then opened the victim's logins (helper-190).
+func TestLoginFindsTheAccountOfItsOwnAddress(t *testing.T) {
+	for _, b := range []backend{{"memory", memoryRecords, memoryState}, {"sqlite", sqlRecords(sqldb.SQLite), memoryState}, {"postgres", sqlRecords(sqldb.Postgres), memoryState}} {
+		t.Run(b.name, func(t *testing.T) {
+			e := onBackend(t, b)
+			victim, other := "\u0386\u0345@example.com", "\u1fb4@example.com"
+			if k1, k2 := credentials.EmailKey(victim), credentials.EmailKey(other); k1 == k2 {
+				t.Fatalf("one key %q", k1)
+			}
+			for _, r := range []string{`{"email":"` + victim + `","password":"victim-password-1"}`, `{"email":"` + other + `","password":"other-password-1"}`} {
+				if r := e.json("POST", "/auth/register", r); r.code != 201 {
+					t.Fatalf("register: %d %s", r.code, r.raw)
+				}
+			}
+			r := e.json("POST", "/auth/login", `{"email":"`+victim+`","password":"victim-password-1"}`)
+			if r.code != 200 {
+				t.Errorf("the victim logs in with the address it registered: %d %s", r.code, r.raw)
+			} else if me := e.do("GET", "/me", "", "", bearer(r.body["access_token"].(string))...); me.body["email"] != victim {
+				t.Errorf("/me: %s, want the victim's account", me.raw)
+			}
+			if r := e.json("POST", "/auth/login", `{"email":"`+victim+`","password":"other-password-1"}`); r.code == 200 {
+				t.Errorf("the victim's address with the other account's password: 200")
+			}
+		})
 	}
 }

@@ -179,10 +179,54 @@ func (s *Store) AccountByEmail(ctx context.Context, email string) (*credentials.
 	if v1 == key && v2 == key && v4 == key {
 		return sqldb.Get(ctx, s.db, scanAccount, `SELECT `+accountColumns+` FROM users WHERE email_key = ?`, key)
 	}
-	return sqldb.Get(ctx, s.db, scanAccount, `SELECT `+accountColumns+` FROM users WHERE email_key IN (?, ?, ?, ?)
-		ORDER BY CASE WHEN email_key = ? THEN 0 WHEN email_key = ? THEN 1 WHEN email_key = ? THEN 2 ELSE 3 END LIMIT 1`,
-		key, v1, v2, v4, v1, v2, v4)
+	rows, err := sqldb.List(ctx, s.db, scanKeyed, `SELECT `+accountColumns+`, email_key FROM users WHERE email_key IN (?, ?, ?, ?)`,
+		key, v1, v2, v4)
+	if err != nil {
+		return nil, err
+	}
+	// An older form finds only an account that kept it: one whose key is
+	// not its own address's EmailKey. Another account's current key that
+	// happens to equal an older form of this address is another address
+	// (Ά and U+0345 folds to άι, while ᾴ, its NFKC, is an address of its
+	// own): taken first, it opened that account to this address's logins.
+	for _, form := range []string{v1, v2, v4} {
+		for i := range rows {
+			if r := &rows[i]; form != key && r.key == form && credentials.EmailKey(r.Email) != r.key {
+				return &r.Account, nil
+			}
+		}
+	}
+	for i := range rows {
+		if rows[i].key == key {
+			return &rows[i].Account, nil
+		}
+	}
+	return nil, sqldb.ErrNotFound
 }
+
+// keyed is an account with the key it is stored under (email_key).
+type keyed struct {
+	credentials.Account
+	key string
+}
+
+// scanKeyed scans accountColumns and email_key.
+func scanKeyed(row sqldb.Scanner) (*keyed, error) {
+	var key string
+	a, err := scanAccount(scanWith{row, &key})
+	if err != nil {
+		return nil, err
+	}
+	return &keyed{*a, key}, nil
+}
+
+// scanWith scans one column more, into extra.
+type scanWith struct {
+	sqldb.Scanner
+	extra any
+}
+
+func (s scanWith) Scan(dest ...any) error { return s.Scanner.Scan(append(dest, s.extra)...) }
 
 // ListAccounts implements credentials.Accounts.
 func (s *Store) ListAccounts(ctx context.Context, after string, limit int) ([]credentials.Account, error) {
