@@ -380,6 +380,11 @@ func TestDecodeRefusesBodiesThatAreNotOneValue(t *testing.T) {
 	}{
 		{"a name given twice", "application/json", `{"email":"ann@example.com","password":"correct horse battery","email":"bob@example.com"}`, 400},
 		{"data after the value", "application/json", `{"email":"ann@example.com","password":"correct horse battery"} {}`, 400},
+		// encoding/json matches names whatever their case, the last one
+		// counting; and the body was read to its cap of 64 KiB, so data
+		// past it went unseen (helper-190: both were 201).
+		{"a name given twice in another case", "application/json", `{"email":"ann@example.com","password":"correct horse battery","Email":"bob@example.com"}`, 400},
+		{"data after the value, past the cap", "application/json", `{"email":"ann@example.com","password":"correct horse battery"}` + strings.Repeat(" ", 70<<10) + `{"email":"bob@example.com"}`, 400},
 		{"no media type", "application/json; charset", `{"email":"ann@example.com","password":"correct horse battery"}`, 400},
 		{"one value", "application/json", `{"email":"ann@example.com","password":"correct horse battery"}`, 201},
 	} {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"mime"
@@ -50,9 +51,21 @@ func (s *Service) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		s.badRequest(w, "header.Content-Type", "the body must be application/json")
 		return false
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err == nil && len(body) > maxBody {
+		// Read to its cap, the rest unseen: a value after it would pass.
+		s.badRequest(w, "body", fmt.Sprintf("the body is larger than %d bytes", maxBody))
+		return false
+	}
 	if err != nil || ijson.Check(body) != "" {
 		s.badRequest(w, "body", "the body is not the JSON object this operation takes")
+		return false
+	}
+	if name := foldedTwice(body); name != "" {
+		// encoding/json matches names whatever their case, and the last
+		// one counts: email and Email were one field, neither the
+		// guard's validator (when on) nor the client read as v does.
+		s.badRequest(w, "body."+name, "a name given twice, in another case")
 		return false
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -71,6 +84,24 @@ func (s *Service) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	return true
+}
+
+// foldedTwice returns a name of the object body that another of its
+// names equals but for case, "" when none does (or body is no object).
+func foldedTwice(body []byte) string {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil {
+		return ""
+	}
+	seen := make(map[string]bool, len(m))
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		folded := strings.ToLower(strings.ToUpper(name))
+		if seen[folded] {
+			return name
+		}
+		seen[folded] = true
+	}
+	return ""
 }
 
 // sentName is the name body gives the property of Go field name (matched
