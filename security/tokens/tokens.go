@@ -538,16 +538,21 @@ func peekClaims(raw string) (iss string, err error) {
 
 // VerifyAccess checks an access token: signature, claims, and (every time,
 // even on a cache hit) that it has not been replaced or revoked, and that
-// its account may still use it.
+// its account may still use it. The claims returned are the token's with
+// Role and Scope as its account holds them now (WithAccounts): the scopes
+// minted, bounded by the current role's, as the guard grants them.
 func (t *Service) VerifyAccess(ctx context.Context, raw string) (*Claims, error) {
 	c, err := t.verifySignature(raw, nil, time.Time{})
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := t.hold(ctx, c, "", onetrip.Mode{}); err != nil {
+	p, _, err := t.hold(ctx, c, "", onetrip.Mode{})
+	if err != nil {
 		return nil, err
 	}
-	return c, nil
+	// c is shared by every request of the token (the cache): a copy.
+	return &Claims{RegisteredClaims: c.RegisteredClaims, Family: c.Family, AccountVersion: c.AccountVersion, Grant: c.Grant,
+		Scope: strings.Join(p.Scopes, " "), Role: p.Role, Fresh: c.Fresh, Key: c.Key}, nil
 }
 
 // hold runs, or when gated defers, the store check of verified claims c and

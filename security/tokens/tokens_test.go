@@ -1133,3 +1133,61 @@ func TestRefusalsQuoteNothingOfTheToken(t *testing.T) {
 		}
 	}
 }
+
+// accountsTable is account state kept in a map, as a database would.
+type accountsTable struct {
+	mu sync.Mutex
+	m  map[string]security.Account
+}
+
+func (d *accountsTable) AccountState(_ context.Context, subject string) (security.Account, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	a, ok := d.m[subject]
+	if !ok {
+		return a, security.ErrNotFound
+	}
+	return a, nil
+}
+
+// VerifyAccess says the account may still use the token; after a
+// demotion it handed back the role and scopes as minted, which code that
+// authorises outside the guard (a websocket's handshake, a worker) would
+// grant until the token expired (helper-189). They are the account's now.
+func TestVerifyAccessAfterADemotion(t *testing.T) {
+	ctx := context.Background()
+	roles := map[string][]string{"admin": {"a:admin", "a:read"}, "reader": {"a:read"}}
+	store := security.NewMemoryStore(nil)
+	db := &accountsTable{m: map[string]security.Account{"alice": {Version: 1, Role: "admin"}}}
+	accounts := security.NewAccounts(store, db, func(r string) []string { return roles[r] })
+	key, err := tokens.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := tokens.New("https://iss", "aud", key, store, tokens.WithAccounts(accounts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := ts.Login(ctx, "alice", "admin", roles["admin"], "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := ts.VerifyAccess(ctx, pair.Access); err != nil || c.Scope != "a:admin a:read" || c.Role != "admin" {
+		t.Fatalf("before: %+v, %v", c, err)
+	}
+	demoted := security.Account{Version: 2, Role: "reader"}
+	if err := accounts.Publish(ctx, "alice", demoted); err != nil {
+		t.Fatal(err)
+	}
+	db.mu.Lock()
+	db.m["alice"] = demoted
+	db.mu.Unlock()
+	c, err := ts.VerifyAccess(ctx, pair.Access)
+	if err != nil || c.Scope != "a:read" || c.Role != "reader" {
+		t.Errorf("after a demotion to reader: %+v, %v; want scope a:read and role reader", c, err)
+	}
+	// The cached claims the guard reads are not changed by it.
+	if c, err := ts.VerifyAccess(ctx, pair.Access); err != nil || c.Subject != "alice" || c.Family == "" {
+		t.Errorf("again: %+v, %v", c, err)
+	}
+}
