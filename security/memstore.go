@@ -64,6 +64,33 @@ func (q *expiryQueue) Pop() any {
 // queue records that record id of kind expires at t. Callers hold mu.
 func (m *MemoryStore) queue(kind uint8, id string, t time.Time) {
 	heap.Push(&m.expiries, expiry{at: t.UnixMicro(), kind: kind, id: id})
+	// A record ended early (a logout, a revocation) leaves its entry
+	// until its time comes, 30 days for a login: the queue grew with the
+	// logins made, not those held. Made again from what is held when it
+	// holds twice as many entries: O(1) a write, amortised.
+	if held := len(m.families) + len(m.sessions) + len(m.marks) + len(m.accounts); len(m.expiries) > 2*held+sweepBatch {
+		m.requeue(held)
+	}
+}
+
+// requeue makes the expiry queue again, one entry per record held, at the
+// time sweep drops it. Callers hold mu.
+func (m *MemoryStore) requeue(held int) {
+	q := make(expiryQueue, 0, held)
+	for id, f := range m.families {
+		q = append(q, expiry{at: f.Expires.UnixMicro(), kind: expFamily, id: id})
+	}
+	for id, s := range m.sessions {
+		q = append(q, expiry{at: s.Expires.UnixMicro(), kind: expSession, id: id})
+	}
+	for id, k := range m.marks {
+		q = append(q, expiry{at: k.until.UnixMicro(), kind: expMark, id: id})
+	}
+	for subject, a := range m.accounts {
+		q = append(q, expiry{at: a.expires.UnixMicro(), kind: expAccount, id: subject})
+	}
+	heap.Init(&q)
+	m.expiries = q
 }
 
 // sweepBatch bounds the expired records one write drops (tens of
