@@ -700,7 +700,11 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, tr *reqTrace) {
 		// whether or not anything would read it before the handler (an
 		// operation without a requestBody, validation off).
 		if r.ContentLength > g.maxBody {
-			g.refuse(w, r, st.valid, tooLargeProblem(&http.MaxBytesError{Limit: g.maxBody}))
+			// Nothing of it is read, also by the problem's writer (the
+			// token endpoint's parses a form): not a byte past the cap.
+			tooLarge := &http.MaxBytesError{Limit: g.maxBody}
+			r.Body = refusedBody{tooLarge}
+			g.refuse(w, r, st.valid, tooLargeProblem(tooLarge))
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, g.maxBody)
@@ -1232,3 +1236,10 @@ func renamed(table *policy.Table, method, route string) *policy.Operation {
 	}
 	return nil
 }
+
+// refusedBody stands for a body refused unread: every read fails with
+// err.
+type refusedBody struct{ err error }
+
+func (b refusedBody) Read([]byte) (int, error) { return 0, b.err }
+func (b refusedBody) Close() error             { return nil }
