@@ -143,17 +143,24 @@ func checkShape(source string, data []byte) (errs Errors, syntax bool, meant []m
 	if comps := top["components"]; comps != nil {
 		c := s.fields(comps.obj, "components", "components", componentsFields)
 		if schemes := c["securitySchemes"]; schemes != nil {
-			for _, m := range schemes.obj {
+			for i := range schemes.obj {
+				m := &schemes.obj[i]
 				where := "components.securitySchemes." + m.name
-				f := s.fields(m.obj, where, "security scheme", schemeFields)
-				if f["$ref"] == nil {
+				given := effective(m, 0)
+				ref := slices.ContainsFunc(given, func(o *member) bool { return o.name == "$ref" })
+				allowed := schemeFields
+				if ref {
+					allowed = append(slices.Clip(schemeFields), "summary") // a Reference Object's (3.1)
+				}
+				s.fields(m.obj, where, "security scheme", allowed)
+				if !ref {
 					continue
 				}
 				// The loader keeps a $ref's target and drops what is
-				// written beside it: an x-audience or an
-				// openIdConnectUrl there would leave the scheme the
-				// target's, accepting its tokens.
-				for _, o := range m.obj {
+				// written beside it (also through a YAML alias or merge
+				// key): an x-audience or an openIdConnectUrl there would
+				// leave the scheme the target's, accepting its tokens.
+				for _, o := range given {
 					if o.name != "$ref" && o.name != "description" && o.name != "summary" {
 						s.errs = append(s.errs, &Error{Source: s.source, Line: o.line, Col: o.col, Where: where, Field: o.name,
 							Msg: "beside a $ref nothing is read (the scheme is the target's); declare the scheme in full instead"})
@@ -163,6 +170,29 @@ func checkShape(source string, data []byte) (errs Errors, syntax bool, meant []m
 		}
 	}
 	return s.errs, false, s.meant, lines
+}
+
+// effective returns the members m's value has as the loader reads it:
+// those given, and those an alias or a merge key (<<) brings in.
+func effective(m *member, depth int) []*member {
+	if depth > outlineDepth {
+		return nil
+	}
+	var out []*member
+	add := func(o object) {
+		for i := range o {
+			if o[i].name == "<<" {
+				out = append(out, effective(&o[i], depth+1)...)
+			} else {
+				out = append(out, &o[i])
+			}
+		}
+	}
+	add(m.obj)
+	for _, o := range m.merged {
+		add(o)
+	}
+	return out
 }
 
 // syntaxError is the one error of a document that does not parse.

@@ -120,3 +120,41 @@ func TestCompileWithoutPaths(t *testing.T) {
 		}
 	}
 }
+
+// The same through a YAML alias or merge key, which the loader expands
+// before it drops what is beside the $ref (helper-191); and a summary
+// beside it (an OpenAPI 3.1 Reference Object's) is documentation.
+func TestSchemeRefSiblingsThroughAnAlias(t *testing.T) {
+	const head = `openapi: 3.1.0
+info: {title: t, version: "1"}
+x-templates:
+  partner: &partner
+    $ref: '#/components/securitySchemes/acme'
+    x-audience: partner-api
+paths:
+  /a:
+    get:
+      operationId: g
+      security: [{partner: []}]
+      x-rate-limit: [{name: a, limit: 10, window: 1m, key: ip}]
+      responses: {'200': {description: ok}}
+components:
+  securitySchemes:
+    acme:
+      type: openIdConnect
+      openIdConnectUrl: https://sso.example.com/.well-known/openid-configuration
+      x-audience: acme-api
+`
+	for name, tail := range map[string]string{
+		"alias": "    partner: *partner\n",
+		"merge": "    partner:\n      <<: *partner\n",
+	} {
+		if _, err := policy.Compile("ref.yaml", []byte(head+tail)); err == nil || !strings.Contains(err.Error(), "x-audience: beside a $ref") {
+			t.Errorf("%s: x-audience beside the scheme's $ref: %v, want it refused", name, err)
+		}
+	}
+	summary := strings.Replace(head, "    x-audience: partner-api\n", "    summary: the partner's door\n", 1)
+	if _, err := policy.Compile("ref.yaml", []byte(summary+"    partner: *partner\n    other:\n      $ref: '#/components/securitySchemes/acme'\n      summary: another door\n")); err != nil {
+		t.Errorf("a summary beside the $ref: %v", err)
+	}
+}
