@@ -184,6 +184,15 @@ func (s *Store) AccountByEmail(ctx context.Context, email string) (*credentials.
 	if err != nil {
 		return nil, err
 	}
+	// The account of the address exactly as written first: an older form
+	// of it may be another's kept key (ά and U+0345, registered before
+	// keys were normalised, is Ά and U+0345 lower-cased, an address of
+	// its own today).
+	for i := range rows {
+		if rows[i].Email == trimmed {
+			return &rows[i].Account, nil
+		}
+	}
 	// An older form finds only an account that kept it: one whose key is
 	// not its own address's EmailKey. Another account's current key that
 	// happens to equal an older form of this address is another address

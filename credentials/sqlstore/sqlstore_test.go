@@ -335,3 +335,36 @@ func TestKeyCapWhateverTheDefaultIsolation(t *testing.T) {
 // latest is the credential set's last version (its Go migrations come
 // after its one file).
 func latest() int64 { return slices.Max(slices.Collect(maps.Keys(sqlstore.Migrations.Go))) }
+
+// An account that kept an older key may hold one that is an older form of
+// another address too: C registered ά and U+0345 before keys were
+// normalised (key: its lower case) and kept it, its current key ᾴ@ being
+// D's. V registers Ά and U+0345 today (key άι@), whose lower case is C's
+// kept key: a login by the very address V registered found C
+// (helper-191). The address as written finds its own account first.
+func TestAddressAsWrittenFindsItsOwnAccount(t *testing.T) {
+	ctx := context.Background()
+	for _, kind := range []sqldb.Kind{sqldb.SQLite, sqldb.Postgres} {
+		t.Run(string(kind), func(t *testing.T) {
+			d := open(t, kind)
+			s := sqlstore.New(d)
+			old := keyedAs(t, d, s, strings.ToLower)
+			c := old("\u03ac\u0345@x.org")
+			old("\u1fb4@x.org")
+			migrateFrom(t, d, 1)
+			if got, err := s.AccountByEmail(ctx, "\u03ac\u0345@x.org"); err != nil || got.ID != c.ID {
+				t.Fatalf("C by its own address: %+v, %v", got, err)
+			}
+			v := credentialstest.NewAccount("\u0386\u0345@x.org")
+			if err := s.CreateAccount(ctx, v); err != nil {
+				t.Fatalf("V registers: %v", err)
+			}
+			if got, err := s.AccountByEmail(ctx, v.Email); err != nil || got.ID != v.ID {
+				t.Errorf("V by the address it registered: %+q, %v; want V's account", got.Email, err)
+			}
+			if got, err := s.AccountByEmail(ctx, "\u03ac\u0345@x.org"); err != nil || got.ID != c.ID {
+				t.Errorf("C by its own address, V registered: %+q, %v; want C's account", got.Email, err)
+			}
+		})
+	}
+}
