@@ -371,10 +371,20 @@ func CheckOrigin(o string) error {
 	// address in its shortest form), its port as a number without
 	// leading zeros, the scheme's default left out.
 	host := strings.ToLower(u.Hostname())
-	if ip, err := netip.ParseAddr(host); err == nil && ip.Is6() {
+	ip, err := netip.ParseAddr(host)
+	switch {
+	case err == nil && ip.Is4In6():
+		// A browser writes it in hex (WHATWG URL), Go in dotted decimal.
+		b := ip.As16()
+		host = fmt.Sprintf("[::ffff:%x:%x]", uint16(b[12])<<8|uint16(b[13]), uint16(b[14])<<8|uint16(b[15]))
+	case err == nil && ip.Is6():
 		host = "[" + ip.String() + "]"
-	} else if strings.Contains(host, ":") {
+	case strings.Contains(host, ":"):
 		host = "[" + host + "]"
+	case err != nil && numericHost(host):
+		// A browser reads a host ending in a number as IPv4 and writes
+		// it in four decimal parts: 127.1 is sent as 127.0.0.1.
+		return fmt.Errorf("%q is not an origin as browsers send it, and would match none: write an IPv4 host in four decimal parts, such as 127.0.0.1", o)
 	}
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
@@ -389,6 +399,21 @@ func CheckOrigin(o string) error {
 		return fmt.Errorf("%q is not an origin as browsers send it, and would match none: write %q", o, sent)
 	}
 	return nil
+}
+
+// numericHost reports whether host ends in a number, decimal or 0x hex:
+// a browser reads such a host as an IPv4 address (WHATWG URL).
+func numericHost(host string) bool {
+	last := strings.TrimSuffix(host, ".")
+	last = last[strings.LastIndexByte(last, '.')+1:]
+	if hex, ok := strings.CutPrefix(last, "0x"); ok {
+		last = hex
+		if last == "" {
+			return true
+		}
+		return strings.Trim(last, "0123456789abcdef") == ""
+	}
+	return last != "" && strings.Trim(last, "0123456789") == ""
 }
 
 func isASCII(s string) bool {

@@ -227,12 +227,15 @@ func TestAllowedOriginsThatAreNone(t *testing.T) {
 	// not in its shortest form: a browser sends https://example.com,
 	// https://example.com:8443, https://[::1]:8443 (helper-186).
 	for _, o := range []string{"https://example.com:0443", "http://example.com:080", "https://example.com:08443",
-		"https://example.com:99999", "https://example.com:0", "https://[0:0::1]:8443", "https://[::1]:443"} {
+		"https://example.com:99999", "https://example.com:0", "https://[0:0::1]:8443", "https://[::1]:443",
+		// A browser writes an IPv4-mapped address in hex, and an IPv4
+		// host in four decimal parts (helper-191).
+		"https://[::ffff:127.0.0.1]:8443", "http://127.1:8080", "http://0x7f.0.0.1", "http://2130706433"} {
 		if err := sessions.CheckOrigin(o); err == nil {
 			t.Errorf("CheckOrigin(%q) = nil, want an error", o)
 		}
 	}
-	for _, o := range []string{"https://app.example.com:8443", "http://example.com", "https://[::1]:8443", "http://127.0.0.1:8080", "https://[2001:db8::1]"} {
+	for _, o := range []string{"https://app.example.com:8443", "http://example.com", "https://[::1]:8443", "http://127.0.0.1:8080", "https://[2001:db8::1]", "https://[::ffff:7f00:1]:8443", "https://app2.example.com", "https://1password.example"} {
 		if err := sessions.CheckOrigin(o); err != nil {
 			t.Errorf("CheckOrigin of an origin: %v", err)
 		}
