@@ -161,7 +161,9 @@ func checkShape(source string, data []byte) (errs Errors, syntax bool, meant []m
 				// key): an x-audience or an openIdConnectUrl there would
 				// leave the scheme the target's, accepting its tokens.
 				for _, o := range given {
-					if o.name != "$ref" && o.name != "description" && o.name != "summary" {
+					_, ours := extensions[o.name]
+					other := strings.HasPrefix(o.name, "x-") && !ours // another tool's: nothing of ours to lose
+					if o.name != "$ref" && o.name != "description" && o.name != "summary" && !other {
 						s.errs = append(s.errs, &Error{Source: s.source, Line: o.line, Col: o.col, Where: where, Field: o.name,
 							Msg: "beside a $ref nothing is read (the scheme is the target's); declare the scheme in full instead"})
 					}

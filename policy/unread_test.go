@@ -43,9 +43,10 @@ components:
 			t.Errorf("%s beside the scheme's $ref: %v, want it refused on line 18", field, err)
 		}
 	}
-	// A description beside it is documentation (OpenAPI 3.1 allows it).
-	if _, err := policy.Compile("ref.yaml", []byte(head+"      description: the partner's door\n")); err != nil {
-		t.Errorf("a description beside the $ref: %v", err)
+	// A description beside it is documentation (OpenAPI 3.1 allows it),
+	// and another tool's extension is none of specguard's to lose.
+	if _, err := policy.Compile("ref.yaml", []byte(head+"      description: the partner's door\n      x-internal: true\n")); err != nil {
+		t.Errorf("a description and x-internal beside the $ref: %v", err)
 	}
 }
 
