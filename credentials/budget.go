@@ -48,6 +48,9 @@ func ParseBudget(s string) (Budget, error) {
 // one attempt per whole microsecond, so 600000/1s would be kept as a
 // million a second. Refused past 1%, as for an x-rate-limit tier.
 func (b Budget) rounding() error {
+	if b.Window > 30*24*time.Hour {
+		return fmt.Errorf("%s: a window is at most 720h", b)
+	}
 	us := b.Window.Microseconds()
 	iv := us / b.Limit
 	if iv < 1 {

@@ -239,6 +239,13 @@ func TestLibraryInputs(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "finer than one attempt per microsecond") {
 		t.Errorf("New with 3,000,000 a second: %v, want refused", err)
 	}
+	// ParseBudget's 720h holds for New too: past it the counts leave
+	// what the Redis store's doubles hold exactly (helper-191).
+	_, err = credentials.New(table, key, credentials.Stores{Accounts: credentials.NewMemoryAccounts(nil), Keys: security.NewMemoryKeyRecords(nil), State: security.NewMemoryStore(nil), Limits: limits.NewMemoryStore(nil)},
+		credentials.WithFailedPasswords(credentials.Budget{Limit: 5, Window: 100_000 * time.Hour}, credentials.Budget{Limit: 10, Window: time.Minute}))
+	if err == nil || !strings.Contains(err.Error(), "at most 720h") {
+		t.Errorf("New with a window of 100000h: %v, want refused", err)
+	}
 	for _, v := range []string{"1000000/1s", "500000/1s", "5/15m", "7/1s"} {
 		if _, err := credentials.ParseBudget(v); err != nil {
 			t.Errorf("ParseBudget(%q): %v", v, err)
