@@ -210,41 +210,39 @@ func TestLibraryInputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = credentials.New(table, key, credentials.Stores{Accounts: credentials.NewMemoryAccounts(nil), Keys: security.NewMemoryKeyRecords(nil), State: security.NewMemoryStore(nil), Limits: limits.NewMemoryStore(nil)},
-		credentials.WithFailedPasswords(credentials.Budget{}, credentials.Budget{Limit: 10, Window: time.Minute}))
-	if err == nil || !strings.Contains(err.Error(), "WithFailedPasswords") {
-		t.Errorf("New with a budget of no attempts: %v, want refused", err)
-	}
-	// A window of 1.5 s was announced as w=2 in RateLimit-Policy: whole
-	// seconds, as a tier's window.
-	_, err = credentials.New(table, key, credentials.Stores{Accounts: credentials.NewMemoryAccounts(nil), Keys: security.NewMemoryKeyRecords(nil), State: security.NewMemoryStore(nil), Limits: limits.NewMemoryStore(nil)},
-		credentials.WithFailedPasswords(credentials.Budget{Limit: 5, Window: 1500 * time.Millisecond}, credentials.Budget{Limit: 10, Window: time.Minute}))
-	if err == nil || !strings.Contains(err.Error(), "whole number of seconds") {
-		t.Errorf("New with a window of 1.5 s: %v, want refused", err)
+	minute := credentials.Budget{Limit: 10, Window: time.Minute}
+	for _, c := range []struct {
+		name   string
+		budget credentials.Budget
+		want   string
+	}{
+		{"a budget of no attempts", credentials.Budget{}, "WithFailedPasswords"},
+		// A window of 1.5 s was announced as w=2 in RateLimit-Policy:
+		// whole seconds, as a tier's window.
+		{"a window of 1.5 s", credentials.Budget{Limit: 5, Window: 1500 * time.Millisecond}, "whole number of seconds"},
+		// The store counts one attempt per whole microsecond: 600000/1s
+		// was taken and kept as a million a second (helper-184).
+		{"3,000,000 a second", credentials.Budget{Limit: 3_000_000, Window: time.Second}, "finer than one attempt per microsecond"},
+		{"600000 a second", credentials.Budget{Limit: 600_000, Window: time.Second}, "would be kept as"},
+		// ParseBudget's 720h holds for New too: past it the counts leave
+		// what the Redis store's doubles hold exactly (helper-191).
+		{"a window of 100000h", credentials.Budget{Limit: 5, Window: 100_000 * time.Hour}, "at most 720h"},
+	} {
+		_, err = credentials.New(table, key, credentials.Stores{Accounts: credentials.NewMemoryAccounts(nil), Keys: security.NewMemoryKeyRecords(nil), State: security.NewMemoryStore(nil), Limits: limits.NewMemoryStore(nil)},
+			credentials.WithFailedPasswords(c.budget, minute))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("New with %s: %v, want refused (%s)", c.name, err, c.want)
+		}
 	}
 	for _, v := range []string{"5/1500ms", "5/1.5s", "5/0.5s"} {
 		if b, err := credentials.ParseBudget(v); err == nil {
 			t.Errorf("ParseBudget(%q) = %v, want refused (whole seconds)", v, b)
 		}
 	}
-	// The store counts one attempt per whole microsecond: 600000/1s was
-	// taken and kept as a million a second (helper-184).
 	for _, v := range []string{"600000/1s", "700000/1s"} {
 		if b, err := credentials.ParseBudget(v); err == nil || !strings.Contains(err.Error(), "would be kept as") {
 			t.Errorf("ParseBudget(%q) = %v, %v; want refused (rounded to whole microseconds)", v, b, err)
 		}
-	}
-	_, err = credentials.New(table, key, credentials.Stores{Accounts: credentials.NewMemoryAccounts(nil), Keys: security.NewMemoryKeyRecords(nil), State: security.NewMemoryStore(nil), Limits: limits.NewMemoryStore(nil)},
-		credentials.WithFailedPasswords(credentials.Budget{Limit: 5, Window: time.Minute}, credentials.Budget{Limit: 3_000_000, Window: time.Second}))
-	if err == nil || !strings.Contains(err.Error(), "finer than one attempt per microsecond") {
-		t.Errorf("New with 3,000,000 a second: %v, want refused", err)
-	}
-	// ParseBudget's 720h holds for New too: past it the counts leave
-	// what the Redis store's doubles hold exactly (helper-191).
-	_, err = credentials.New(table, key, credentials.Stores{Accounts: credentials.NewMemoryAccounts(nil), Keys: security.NewMemoryKeyRecords(nil), State: security.NewMemoryStore(nil), Limits: limits.NewMemoryStore(nil)},
-		credentials.WithFailedPasswords(credentials.Budget{Limit: 5, Window: 100_000 * time.Hour}, credentials.Budget{Limit: 10, Window: time.Minute}))
-	if err == nil || !strings.Contains(err.Error(), "at most 720h") {
-		t.Errorf("New with a window of 100000h: %v, want refused", err)
 	}
 	for _, v := range []string{"1000000/1s", "500000/1s", "5/15m", "7/1s"} {
 		if _, err := credentials.ParseBudget(v); err != nil {

@@ -7,12 +7,9 @@ import (
 	"github.com/specguard/specguard/policy"
 )
 
-// A security scheme written as a $ref with fields of its own beside it:
-// the loader keeps the target and drops the rest, so an x-audience or an
-// openIdConnectUrl there left the scheme the target's, accepting the
-// target's tokens (helper-183). Refused, naming the line.
-func TestSchemeRefSiblingsRefused(t *testing.T) {
-	const head = `openapi: 3.0.3
+// refDocument is an operation taking a scheme partner, which the tests
+// below append, and a scheme acme of another audience.
+const refDocument = `openapi: 3.1.0
 info: {title: t, version: "1"}
 paths:
   /a:
@@ -27,9 +24,14 @@ components:
       type: openIdConnect
       openIdConnectUrl: https://sso.example.com/.well-known/openid-configuration
       x-audience: acme-api
-    partner:
-      $ref: '#/components/securitySchemes/acme'
 `
+
+// A security scheme written as a $ref with fields of its own beside it:
+// the loader keeps the target and drops the rest, so an x-audience or an
+// openIdConnectUrl there left the scheme the target's, accepting the
+// target's tokens (helper-183). Refused, naming the line.
+func TestSchemeRefSiblingsRefused(t *testing.T) {
+	head := refDocument + "    partner:\n      $ref: '#/components/securitySchemes/acme'\n"
 	for _, beside := range []string{
 		"x-audience: partner-api",
 		"x-introspect: false",
@@ -126,26 +128,12 @@ func TestCompileWithoutPaths(t *testing.T) {
 // before it drops what is beside the $ref (helper-191); and a summary
 // beside it (an OpenAPI 3.1 Reference Object's) is documentation.
 func TestSchemeRefSiblingsThroughAnAlias(t *testing.T) {
-	const head = `openapi: 3.1.0
-info: {title: t, version: "1"}
-x-templates:
+	head := strings.Replace(refDocument, "paths:\n", `x-templates:
   partner: &partner
     $ref: '#/components/securitySchemes/acme'
     x-audience: partner-api
 paths:
-  /a:
-    get:
-      operationId: g
-      security: [{partner: []}]
-      x-rate-limit: [{name: a, limit: 10, window: 1m, key: ip}]
-      responses: {'200': {description: ok}}
-components:
-  securitySchemes:
-    acme:
-      type: openIdConnect
-      openIdConnectUrl: https://sso.example.com/.well-known/openid-configuration
-      x-audience: acme-api
-`
+`, 1)
 	for name, tail := range map[string]string{
 		"alias": "    partner: *partner\n",
 		"merge": "    partner:\n      <<: *partner\n",
