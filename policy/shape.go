@@ -161,8 +161,13 @@ func checkShape(source string, data []byte) (errs Errors, syntax bool, meant []m
 				// key): an x-audience or an openIdConnectUrl there would
 				// leave the scheme the target's, accepting its tokens.
 				for _, o := range given {
+					// Another tool's extension: nothing of ours to lose.
+					// Not one of ours, nor one an edit from it
+					// (x-audiance), which fields reports on the scheme
+					// itself but not through an alias.
 					_, ours := extensions[o.name]
-					other := strings.HasPrefix(o.name, "x-") && !ours // another tool's: nothing of ours to lose
+					msg, _ := extensionProblem(o.name, "security scheme", o.obj != nil || o.text == "true" || o.text == "false")
+					other := strings.HasPrefix(o.name, "x-") && !ours && msg == ""
 					if o.name != "$ref" && o.name != "description" && o.name != "summary" && !other {
 						s.errs = append(s.errs, &Error{Source: s.source, Line: o.line, Col: o.col, Where: where, Field: o.name,
 							Msg: "beside a $ref nothing is read (the scheme is the target's); declare the scheme in full instead"})
@@ -177,7 +182,9 @@ func checkShape(source string, data []byte) (errs Errors, syntax bool, meant []m
 // effective returns the members m's value has as the loader reads it:
 // those given, and those an alias or a merge key (<<) brings in.
 func effective(m *member, depth int) []*member {
-	if depth > outlineDepth {
+	// The outline holds a chain of merges of any length (no cycle, at
+	// most maxMerged members in all), which the loader expands whole.
+	if depth > maxMerged {
 		return nil
 	}
 	var out []*member

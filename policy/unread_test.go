@@ -1,6 +1,7 @@
 package policy_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -145,5 +146,26 @@ paths:
 	summary := strings.Replace(head, "    x-audience: partner-api\n", "    summary: the partner's door\n", 1)
 	if _, err := policy.Compile("ref.yaml", []byte(summary+"    partner: *partner\n    other:\n      $ref: '#/components/securitySchemes/acme'\n      summary: another door\n")); err != nil {
 		t.Errorf("a summary beside the $ref: %v", err)
+	}
+}
+
+// Through a chain of merge keys of any length (five and more passed,
+// helper-193), and a misspelt extension of ours (x-audiance) through an
+// alias, which c5f0bf9 took as another tool's.
+func TestSchemeRefSiblingsThroughAMergeChain(t *testing.T) {
+	for depth := 1; depth <= 8; depth++ {
+		var tmpl strings.Builder
+		tmpl.WriteString("x-templates:\n  t0: &t0\n    $ref: '#/components/securitySchemes/acme'\n    x-audience: partner-api\n")
+		for i := 1; i < depth; i++ {
+			fmt.Fprintf(&tmpl, "  t%d: &t%d\n    <<: *t%d\n", i, i, i-1)
+		}
+		doc := strings.Replace(refDocument, "paths:\n", tmpl.String()+"paths:\n", 1) + fmt.Sprintf("    partner:\n      <<: *t%d\n", depth-1)
+		if _, err := policy.Compile("ref.yaml", []byte(doc)); err == nil || !strings.Contains(err.Error(), "x-audience: beside a $ref") {
+			t.Errorf("%d merge keys deep: %v, want the x-audience beside the $ref refused", depth, err)
+		}
+	}
+	tmpl := "x-templates:\n  partner: &partner\n    $ref: '#/components/securitySchemes/acme'\n    x-audiance: partner-api\n"
+	if _, err := policy.Compile("ref.yaml", []byte(strings.Replace(refDocument, "paths:\n", tmpl+"paths:\n", 1)+"    partner: *partner\n")); err == nil {
+		t.Error("x-audiance beside the scheme's $ref through an alias: taken")
 	}
 }
