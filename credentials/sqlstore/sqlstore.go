@@ -193,14 +193,16 @@ func (s *Store) AccountByEmail(ctx context.Context, email string) (*credentials.
 			return &rows[i].Account, nil
 		}
 	}
-	// An older form finds only an account that kept it: one whose key is
-	// not its own address's EmailKey. Another account's current key that
+	// An older form finds only an account that kept it (one whose key is
+	// not its own address's EmailKey) and is this address today (its
+	// address has this one's EmailKey): one address made twice before
+	// keys were normalised. Another account's current key that
 	// happens to equal an older form of this address is another address
 	// (Ά and U+0345 folds to άι, while ᾴ, its NFKC, is an address of its
 	// own): taken first, it opened that account to this address's logins.
 	for _, form := range []string{v1, v2, v4} {
 		for i := range rows {
-			if r := &rows[i]; form != key && r.key == form && credentials.EmailKey(r.Email) != r.key {
+			if r := &rows[i]; form != key && r.key == form && credentials.EmailKey(r.Email) != r.key && credentials.EmailKey(r.Email) == key {
 				return &r.Account, nil
 			}
 		}

@@ -368,3 +368,32 @@ func TestAddressAsWrittenFindsItsOwnAccount(t *testing.T) {
 		})
 	}
 }
+
+// V's address written in another case (X.org): one address with V's by
+// EmailKey, which the memory store finds V by; its lower case is C's kept
+// key, and the SQL store found C (helper-193). An older form finds only an
+// account that is this address today.
+func TestAnotherWritingOfAnAddressFindsItsAccount(t *testing.T) {
+	ctx := context.Background()
+	for _, kind := range []sqldb.Kind{sqldb.SQLite, sqldb.Postgres} {
+		t.Run(string(kind), func(t *testing.T) {
+			d := open(t, kind)
+			s := sqlstore.New(d)
+			old := keyedAs(t, d, s, strings.ToLower)
+			old("\u03ac\u0345@x.org")
+			old("\u1fb4@x.org")
+			migrateFrom(t, d, 1)
+			v := credentialstest.NewAccount("\u0386\u0345@x.org")
+			if err := s.CreateAccount(ctx, v); err != nil {
+				t.Fatal(err)
+			}
+			other := "\u0386\u0345@X.org"
+			if credentials.EmailKey(other) != credentials.EmailKey(v.Email) {
+				t.Fatal("not one address")
+			}
+			if got, err := s.AccountByEmail(ctx, other); err != nil || got.ID != v.ID {
+				t.Errorf("V's address written %+q: %+q, %v; want V's account", other, got.Email, err)
+			}
+		})
+	}
+}
