@@ -55,8 +55,11 @@ type dup struct {
 }
 
 // outlineYAML reads the outline of a yaml.v3 parse. An alias is not
-// followed: its target is read where it is defined.
-func outlineYAML(root *yaml3.Node) (object, []dup) {
+// followed: its target is read where it is defined. truncated reports that
+// the merge keys and aliases brought in more than maxMerged members, past
+// which the outline holds none of them: the shape check cannot say what
+// they bring (a field beside a $ref), and refuses the document.
+func outlineYAML(root *yaml3.Node) (_ object, _ []dup, truncated bool) {
 	var dups []dup
 	var walk func(n *yaml3.Node)
 	walk = func(n *yaml3.Node) {
@@ -64,14 +67,15 @@ func outlineYAML(root *yaml3.Node) (object, []dup) {
 			seen := map[string]*yaml3.Node{}
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				k := n.Content[i]
-				if k.Value == "<<" { // a merge key
+				name := keyName(k)
+				if name == "<<" { // a merge key
 					continue
 				}
-				if first, twice := seen[k.Value]; twice {
-					dups = append(dups, dup{name: k.Value, line: k.Line, col: k.Column, first: first.Line})
+				if first, twice := seen[name]; twice {
+					dups = append(dups, dup{name: name, line: k.Line, col: k.Column, first: first.Line})
 					continue
 				}
-				seen[k.Value] = k
+				seen[name] = k
 			}
 		}
 		for _, c := range n.Content {
@@ -79,11 +83,18 @@ func outlineYAML(root *yaml3.Node) (object, []dup) {
 		}
 	}
 	walk(root)
-	return outlineNode(root, 1), dups
+	y := &yamlOutline{}
+	o := y.node(root, 1)
+	return o, dups, y.merged >= maxMerged
 }
 
-func outlineNode(n *yaml3.Node, depth int) object {
-	return (&yamlOutline{}).node(n, depth)
+// keyName is the key k as the loader reads it: an alias used as a key
+// stands for its anchor's scalar, not the anchor's name.
+func keyName(k *yaml3.Node) string {
+	if k.Kind == yaml3.AliasNode && k.Alias != nil {
+		return k.Alias.Value
+	}
+	return k.Value
 }
 
 // maxMerged bounds the members read through merge keys and aliases in one
@@ -111,16 +122,16 @@ func (y *yamlOutline) node(n *yaml3.Node, depth int) object {
 			y.merged++
 		}
 		k, v := n.Content[i], n.Content[i+1]
-		m := member{name: k.Value, line: k.Line, col: k.Column, obj: y.node(v, depth+1), text: v.Value,
+		m := member{name: keyName(k), line: k.Line, col: k.Column, obj: y.node(v, depth+1), text: v.Value,
 			null: v.Kind == yaml3.ScalarNode && v.ShortTag() == "!!null"}
 		switch {
-		case k.Value == "<<" && v.Kind == yaml3.SequenceNode:
+		case m.name == "<<" && v.Kind == yaml3.SequenceNode:
 			for _, e := range v.Content {
 				if obj := y.target(e, depth); obj != nil {
 					m.merged = append(m.merged, obj)
 				}
 			}
-		case k.Value == "<<":
+		case m.name == "<<":
 			if obj := y.target(v, depth); obj != nil {
 				m.merged = []object{obj}
 			}

@@ -100,7 +100,11 @@ func checkShape(source string, data []byte) (errs Errors, syntax bool, meant []m
 		} else if line != 0 {
 			return Errors{&Error{Source: source, Line: line, Msg: yamldoc.Message}}, true, nil, nil
 		}
-		root, dups = outlineYAML(n.Content[0])
+		var truncated bool
+		root, dups, truncated = outlineYAML(n.Content[0])
+		if truncated {
+			return Errors{&Error{Source: source, Line: 1, Msg: fmt.Sprintf("merge keys and aliases bring in more than %d members, more than specguard reads to check what they bring (a field beside a $ref is dropped unread): write them out", maxMerged)}}, true, nil, nil
+		}
 	}
 	s := &shape{source: source}
 	for _, d := range dups {

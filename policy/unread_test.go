@@ -169,3 +169,29 @@ func TestSchemeRefSiblingsThroughAMergeChain(t *testing.T) {
 		t.Error("x-audiance beside the scheme's $ref through an alias: taken")
 	}
 }
+
+// An alias used as a key stands for its anchor's scalar (the outline read
+// the anchor's name), and merges past what the outline reads made the
+// check pass unseen: the first is read as the loader reads it, the second
+// refuses the document (helper-194).
+func TestSchemeRefSiblingsHiddenFromTheOutline(t *testing.T) {
+	aliasKey := strings.Replace(refDocument, "paths:\n", "x-names: [&x-partner-note x-audience]\npaths:\n", 1) +
+		"    partner:\n      $ref: '#/components/securitySchemes/acme'\n      *x-partner-note : partner-api\n"
+	if _, err := policy.Compile("ref.yaml", []byte(aliasKey)); err == nil || !strings.Contains(err.Error(), "beside a $ref") {
+		t.Errorf("x-audience beside the $ref as an alias key: %v, want it refused", err)
+	}
+	var b strings.Builder
+	b.WriteString("x-templates:\n  big: &big\n")
+	for i := range 100 {
+		fmt.Fprintf(&b, "    k%d: %d\n", i, i)
+	}
+	for i := range 101 {
+		fmt.Fprintf(&b, "  t%d:\n    <<: *big\n", i)
+	}
+	b.WriteString("  partner: &partner\n    x-audience: partner-api\n")
+	many := strings.Replace(refDocument, "paths:\n", b.String()+"paths:\n", 1) +
+		"    partner:\n      $ref: '#/components/securitySchemes/acme'\n      <<: *partner\n"
+	if _, err := policy.Compile("ref.yaml", []byte(many)); err == nil || !strings.Contains(err.Error(), "merge keys and aliases bring in more than") {
+		t.Errorf("x-audience merged beside the $ref after 10,100 merged members: %v, want the document refused", err)
+	}
+}
