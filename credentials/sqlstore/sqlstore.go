@@ -177,7 +177,13 @@ func (s *Store) AccountByEmail(ctx context.Context, email string) (*credentials.
 	key, v1, v2 := credentials.EmailKey(email), strings.ToLower(trimmed), strings.ToLower(norm.NFKC.String(trimmed))
 	v4 := norm.NFKC.String(v2)
 	if v1 == key && v2 == key && v4 == key {
-		return sqldb.Get(ctx, s.db, scanAccount, `SELECT `+accountColumns+` FROM users WHERE email_key = ?`, key)
+		a, err := sqldb.Get(ctx, s.db, scanAccount, `SELECT `+accountColumns+` FROM users WHERE email_key = ?`, key)
+		if err == nil && credentials.EmailKey(a.Email) != key {
+			// An account that kept an older key of its address, which is
+			// this address's key today: another address.
+			return nil, sqldb.ErrNotFound
+		}
+		return a, err
 	}
 	rows, err := sqldb.List(ctx, s.db, scanKeyed, `SELECT `+accountColumns+`, email_key FROM users WHERE email_key IN (?, ?, ?, ?)`,
 		key, v1, v2, v4)
@@ -208,7 +214,7 @@ func (s *Store) AccountByEmail(ctx context.Context, email string) (*credentials.
 		}
 	}
 	for i := range rows {
-		if rows[i].key == key {
+		if rows[i].key == key && credentials.EmailKey(rows[i].Email) == key {
 			return &rows[i].Account, nil
 		}
 	}

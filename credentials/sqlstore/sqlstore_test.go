@@ -397,3 +397,36 @@ func TestAnotherWritingOfAnAddressFindsItsAccount(t *testing.T) {
 		})
 	}
 }
+
+// X registered Ά and U+0345 before version 5 (key: NFKC of its lower
+// case, ᾴ@) and kept that key, Z holding its current key άι@. ᾴ@ is an
+// address of its own today, not X's: the memory store finds nobody by it,
+// the SQL store found X, so X's password opened logins typed as ᾴ@
+// (helper-194). It finds nobody. (ᾴ@ still cannot register while X keeps
+// the key: left, see the closing note.)
+func TestKeptKeyIsNotAnotherAddressesKey(t *testing.T) {
+	ctx := context.Background()
+	v3 := func(e string) string {
+		return norm.NFKC.String(strings.ToLower(norm.NFKC.String(strings.TrimSpace(e))))
+	}
+	for _, kind := range []sqldb.Kind{sqldb.SQLite, sqldb.Postgres} {
+		t.Run(string(kind), func(t *testing.T) {
+			d := open(t, kind)
+			s := sqlstore.New(d)
+			old := keyedAs(t, d, s, v3)
+			x := old("\u0386\u0345@x.org")
+			old("\u03ac\u03b9@x.org")
+			migrateFrom(t, d, 3)
+			y := "\u1fb4@x.org"
+			if credentials.EmailKey(y) == credentials.EmailKey(x.Email) {
+				t.Fatal("one address")
+			}
+			if got, err := s.AccountByEmail(ctx, y); !errors.Is(err, sqldb.ErrNotFound) {
+				t.Errorf("AccountByEmail(%+q) = %+v, %v; want not found: X is another address today", y, got, err)
+			}
+			if got, err := s.AccountByEmail(ctx, x.Email); err != nil || got.ID != x.ID {
+				t.Errorf("X by its own address: %+v, %v", got, err)
+			}
+		})
+	}
+}
