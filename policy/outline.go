@@ -85,7 +85,7 @@ func outlineYAML(root *yaml3.Node) (_ object, _ []dup, truncated bool) {
 	walk(root)
 	y := &yamlOutline{}
 	o := y.node(root, 1)
-	return o, dups, y.merged >= maxMerged
+	return o, dups, y.truncated
 }
 
 // keyName is the key k as the loader reads it: an alias used as a key
@@ -98,7 +98,7 @@ func keyName(k *yaml3.Node) string {
 }
 
 // maxMerged bounds the members read through merge keys and aliases in one
-// outline: aliases of aliases multiply, and the outline needs few.
+// outline, each target once (aliases of aliases would multiply).
 const maxMerged = 10_000
 
 // yamlOutline reads a yaml.v3 parse's outline, following merge keys and
@@ -107,6 +107,19 @@ const maxMerged = 10_000
 type yamlOutline struct {
 	merged int
 	within map[*yaml3.Node]bool
+	// read holds each target outlined, by node and depth: a template
+	// merged into thousands of operations is read, and counted, once.
+	// A target whose reading met a cycle (cuts) is not kept: read from
+	// elsewhere, the cut falls elsewhere.
+	read map[targetAt]object
+	cuts int
+	// truncated: a member was left unread for maxMerged.
+	truncated bool
+}
+
+type targetAt struct {
+	n     *yaml3.Node
+	depth int
 }
 
 func (y *yamlOutline) node(n *yaml3.Node, depth int) object {
@@ -117,6 +130,7 @@ func (y *yamlOutline) node(n *yaml3.Node, depth int) object {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if len(y.within) > 0 {
 			if y.merged >= maxMerged {
+				y.truncated = true
 				break
 			}
 			y.merged++
@@ -151,15 +165,32 @@ func (y *yamlOutline) target(n *yaml3.Node, depth int) object {
 	if n.Kind == yaml3.AliasNode {
 		n = n.Alias
 	}
-	if n == nil || n.Kind != yaml3.MappingNode || y.within[n] || y.merged >= maxMerged {
+	if n == nil || n.Kind != yaml3.MappingNode {
+		return nil
+	}
+	if y.within[n] {
+		y.cuts++
+		return nil
+	}
+	at := targetAt{n, depth}
+	if o, ok := y.read[at]; ok {
+		return o
+	}
+	if y.merged >= maxMerged {
+		y.truncated = true
 		return nil
 	}
 	if y.within == nil {
-		y.within = map[*yaml3.Node]bool{}
+		y.within, y.read = map[*yaml3.Node]bool{}, map[targetAt]object{}
 	}
 	y.within[n] = true
 	defer delete(y.within, n)
-	return y.node(n, depth)
+	cuts := y.cuts
+	o := y.node(n, depth)
+	if y.cuts == cuts {
+		y.read[at] = o
+	}
+	return o
 }
 
 // mergedField returns the member named name that the object o gets

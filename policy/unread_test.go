@@ -180,18 +180,42 @@ func TestSchemeRefSiblingsHiddenFromTheOutline(t *testing.T) {
 	if _, err := policy.Compile("ref.yaml", []byte(aliasKey)); err == nil || !strings.Contains(err.Error(), "beside a $ref") {
 		t.Errorf("x-audience beside the $ref as an alias key: %v, want it refused", err)
 	}
+	// 101 templates of 100 members each, each merged once: more than
+	// the outline reads (a template merged many times is read once).
 	var b strings.Builder
-	b.WriteString("x-templates:\n  big: &big\n")
-	for i := range 100 {
-		fmt.Fprintf(&b, "    k%d: %d\n", i, i)
-	}
+	b.WriteString("x-templates:\n")
 	for i := range 101 {
-		fmt.Fprintf(&b, "  t%d:\n    <<: *big\n", i)
+		fmt.Fprintf(&b, "  b%d: &b%d\n", i, i)
+		for j := range 100 {
+			fmt.Fprintf(&b, "    k%d: %d\n", j, j)
+		}
+		fmt.Fprintf(&b, "  t%d:\n    <<: *b%d\n", i, i)
 	}
 	b.WriteString("  partner: &partner\n    x-audience: partner-api\n")
 	many := strings.Replace(refDocument, "paths:\n", b.String()+"paths:\n", 1) +
 		"    partner:\n      $ref: '#/components/securitySchemes/acme'\n      <<: *partner\n"
 	if _, err := policy.Compile("ref.yaml", []byte(many)); err == nil || !strings.Contains(err.Error(), "merge keys and aliases bring in more than") {
 		t.Errorf("x-audience merged beside the $ref after 10,100 merged members: %v, want the document refused", err)
+	}
+}
+
+// A large API whose operations merge one template: the outline read the
+// template again for every reference and counted its members each time,
+// so 2,000 operations merging 5 fields were refused as past its bound
+// (helper-195, on f51b06a). A template is read once.
+func TestManyOperationsMergingATemplate(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("openapi: 3.1.0\ninfo: {title: t, version: \"1\"}\n")
+	b.WriteString("x-templates:\n  op: &op\n    security: []\n    x-rate-limit: false\n    tags: [things]\n    summary: a thing\n    responses: {'200': {description: ok}}\n")
+	b.WriteString("paths:\n")
+	for i := range 3000 {
+		fmt.Fprintf(&b, "  /things%d:\n    get:\n      <<: *op\n      operationId: get%d\n", i, i)
+	}
+	table, err := policy.Compile("big.yaml", []byte(b.String()))
+	if err != nil {
+		t.Fatalf("3,000 operations merging one template: %v", err)
+	}
+	if n := len(table.Operations()); n != 3000 {
+		t.Errorf("%d operations, want 3000", n)
 	}
 }
