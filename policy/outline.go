@@ -172,6 +172,16 @@ func (y *yamlOutline) target(n *yaml3.Node, depth int) object {
 		y.cuts++
 		return nil
 	}
+	// Inside a target every reference counts, read or kept: a template
+	// met again and again (one with a cycle is read each time) builds
+	// the merges that refer to it.
+	if len(y.within) > 0 {
+		if y.merged >= maxMerged {
+			y.truncated = true
+			return nil
+		}
+		y.merged++
+	}
 	at := targetAt{n, depth}
 	if o, ok := y.read[at]; ok {
 		return o
@@ -197,10 +207,24 @@ func (y *yamlOutline) target(n *yaml3.Node, depth int) object {
 // through its merge keys (the first mapping of a merge key wins, as
 // YAML's merge does), or, for an alias (the member of an alias o stands
 // for, through), from the alias's target: nil when o gives name itself or
-// nothing gives it.
+// nothing gives it. Each object is looked in once (see effective).
 func mergedField(o object, name string) *member {
+	return (&fieldSearch{name: name, seen: map[*member]bool{}}).merged(o)
+}
+
+// givenField is the member named name of o, given there or merged in.
+func givenField(o object, name string) *member {
+	return (&fieldSearch{name: name, seen: map[*member]bool{}}).given(o)
+}
+
+type fieldSearch struct {
+	name string
+	seen map[*member]bool // the objects looked in, by their first member
+}
+
+func (f *fieldSearch) merged(o object) *member {
 	for i := range o {
-		if o[i].name == name {
+		if o[i].name == f.name {
 			return nil
 		}
 	}
@@ -209,7 +233,7 @@ func mergedField(o object, name string) *member {
 			continue
 		}
 		for _, obj := range o[i].merged {
-			if m := givenField(obj, name); m != nil {
+			if m := f.given(obj); m != nil {
 				return m
 			}
 		}
@@ -217,14 +241,17 @@ func mergedField(o object, name string) *member {
 	return nil
 }
 
-// givenField is the member named name of o, given there or merged in.
-func givenField(o object, name string) *member {
+func (f *fieldSearch) given(o object) *member {
+	if len(o) == 0 || f.seen[&o[0]] {
+		return nil
+	}
+	f.seen[&o[0]] = true
 	for i := range o {
-		if o[i].name == name {
+		if o[i].name == f.name {
 			return &o[i]
 		}
 	}
-	return mergedField(o, name)
+	return f.merged(o)
 }
 
 // outlineJSON reads the outline of a document json.Valid accepts, as

@@ -150,7 +150,7 @@ func checkShape(source string, data []byte) (errs Errors, syntax bool, meant []m
 			for i := range schemes.obj {
 				m := &schemes.obj[i]
 				where := "components.securitySchemes." + m.name
-				given := effective(m, 0)
+				given := effective(m)
 				ref := slices.ContainsFunc(given, func(o *member) bool { return o.name == "$ref" })
 				allowed := schemeFields
 				if ref {
@@ -184,27 +184,34 @@ func checkShape(source string, data []byte) (errs Errors, syntax bool, meant []m
 }
 
 // effective returns the members m's value has as the loader reads it:
-// those given, and those an alias or a merge key (<<) brings in.
-func effective(m *member, depth int) []*member {
-	// The outline holds a chain of merges of any length (no cycle, at
-	// most maxMerged members in all), which the loader expands whole.
-	if depth > maxMerged {
-		return nil
-	}
+// those given, and those an alias or a merge key (<<) brings in. The
+// outline shares a template's object between its references: each object
+// is walked once (a merge of one twice adds nothing), or a chain of
+// templates each merging the one before twice would be walked 2^n times.
+func effective(m *member) []*member {
 	var out []*member
+	seen := map[*member]bool{}
+	var walk func(m *member)
 	add := func(o object) {
+		if len(o) == 0 || seen[&o[0]] {
+			return
+		}
+		seen[&o[0]] = true
 		for i := range o {
 			if o[i].name == "<<" {
-				out = append(out, effective(&o[i], depth+1)...)
+				walk(&o[i])
 			} else {
 				out = append(out, &o[i])
 			}
 		}
 	}
-	add(m.obj)
-	for _, o := range m.merged {
-		add(o)
+	walk = func(m *member) {
+		add(m.obj)
+		for _, o := range m.merged {
+			add(o)
+		}
 	}
+	walk(m)
 	return out
 }
 
