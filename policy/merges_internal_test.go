@@ -57,3 +57,26 @@ func TestEveryReferenceInsideATemplateCounts(t *testing.T) {
 		t.Errorf("%d errors (%.200v), want the document refused for what it merges", len(errs), errs)
 	}
 }
+
+// A template of k fields merged beside the $ref of n schemes is said once
+// per field, at its line: it was k×n errors from k+n lines (2,000,000 and
+// gigabytes for 1,000 by 2,000; helper-197).
+func TestTemplateBesideManyRefsSaidOnce(t *testing.T) {
+	const k, n = 50, 200
+	var b strings.Builder
+	b.WriteString("openapi: 3.1.0\ninfo: {title: t, version: \"1\"}\npaths: {}\nx-t: &big {")
+	for i := range k {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "f%d: 1", i)
+	}
+	b.WriteString("}\ncomponents:\n  securitySchemes:\n    t: {type: http, scheme: bearer}\n")
+	for i := range n {
+		fmt.Fprintf(&b, "    s%d: {<<: *big, $ref: '#/components/securitySchemes/t'}\n", i)
+	}
+	errs, _, _, _ := checkShape("big.yaml", []byte(b.String()))
+	if len(errs) != k {
+		t.Errorf("%d errors, want %d: each of the template's fields once", len(errs), k)
+	}
+}

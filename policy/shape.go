@@ -147,6 +147,10 @@ func checkShape(source string, data []byte) (errs Errors, syntax bool, meant []m
 	if comps := top["components"]; comps != nil {
 		c := s.fields(comps.obj, "components", "components", componentsFields)
 		if schemes := c["securitySchemes"]; schemes != nil {
+			// A template merged beside the $ref of many schemes is said
+			// once, at its line: k of its fields in n schemes were k×n
+			// errors from k+n lines.
+			reported := map[*member]bool{}
 			for i := range schemes.obj {
 				m := &schemes.obj[i]
 				where := "components.securitySchemes." + m.name
@@ -172,7 +176,8 @@ func checkShape(source string, data []byte) (errs Errors, syntax bool, meant []m
 					_, ours := extensions[o.name]
 					msg, _ := extensionProblem(o.name, "security scheme", o.obj != nil || o.text == "true" || o.text == "false")
 					other := strings.HasPrefix(o.name, "x-") && !ours && msg == ""
-					if o.name != "$ref" && o.name != "description" && o.name != "summary" && !other {
+					if o.name != "$ref" && o.name != "description" && o.name != "summary" && !other && !reported[o] {
+						reported[o] = true
 						s.errs = append(s.errs, &Error{Source: s.source, Line: o.line, Col: o.col, Where: where, Field: o.name,
 							Msg: "beside a $ref nothing is read (the scheme is the target's); declare the scheme in full instead"})
 					}
