@@ -37,10 +37,7 @@ paths:
 // on doc when h is nil.
 func runLimits(t *testing.T, doc string, h http.Handler, maxCalls int) (*conform.Report, error) {
 	t.Helper()
-	table, err := policy.Compile("spec.yaml", []byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
+	table := compiled(t, doc)
 	if h == nil {
 		h = guarded(t, table, "/a")
 	}
@@ -186,10 +183,7 @@ components:
   securitySchemes:
     key: {type: apiKey, in: header, name: X-API-Key}
 `
-	table, err := policy.Compile("spec.yaml", []byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
+	table := compiled(t, doc)
 	for _, c := range []struct {
 		refusedBy, tier string
 		ended           bool // the credential no longer works: anonymous, rightly
@@ -222,4 +216,14 @@ components:
 			t.Errorf("%s, every call refused by %s, the credential ended %v: %s; want %s", c.tier, c.refusedBy, c.ended, verdicts(rep), c.want)
 		}
 	}
+}
+
+// compiled is doc compiled, the test stopped when it does not compile.
+func compiled(t *testing.T, doc string) *policy.Table {
+	t.Helper()
+	table, err := policy.Compile("spec.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return table
 }

@@ -280,10 +280,7 @@ func serveThings(t *testing.T, rest func(w http.ResponseWriter, r *http.Request,
 // runOwner runs the owner cases named by only against srv as alice and bob.
 func runOwner(t *testing.T, doc string, srv *httptest.Server, only string) map[string]conform.Result {
 	t.Helper()
-	table, err := policy.Compile("spec.yaml", []byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
+	table := compiled(t, doc)
 	rep, err := conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Only: []string{only},
 		Credentials: []conform.Credential{{Name: "alice", Scheme: "key", Value: "k-alice"}, {Name: "bob", Scheme: "key", Value: "k-bob"}}})
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/specguard/specguard/conform"
-	"github.com/specguard/specguard/policy"
 )
 
 // A credential operation whose path holds no parameter for the id (a
@@ -47,10 +46,7 @@ components:
     bearer: {type: http, scheme: bearer}
     key: {type: apiKey, in: header, name: X-Key}
 `
-	table, err := policy.Compile("spec.yaml", []byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
+	table := compiled(t, doc)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && r.Header.Get("Authorization") == "Bearer good" {
 			w.Header().Set("Content-Type", "application/json")
@@ -67,7 +63,7 @@ components:
 			t.Fatalf("conform.Run panicked: %v", p)
 		}
 	}()
-	_, err = conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Only: []string{"method"}, Credentials: []conform.Credential{
+	_, err := conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Only: []string{"method"}, Credentials: []conform.Credential{
 		{Name: "tok", Scheme: "bearer", Value: "good"},
 		{Name: "k", Scheme: "key", From: &conform.Fetch{URL: "/api-keys", With: "tok", Body: map[string]any{"name": "x"}, Field: "key"}},
 	}})
@@ -92,10 +88,7 @@ components:
   securitySchemes:
     bearer: {type: http, scheme: bearer}
 `
-	table, err := policy.Compile("spec.yaml", []byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
+	table := compiled(t, doc)
 	var elsewhere atomic.Int32
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		elsewhere.Add(1)
@@ -109,7 +102,7 @@ components:
 	}))
 	defer base.Close()
 	for _, url := range []string{"@" + strings.TrimPrefix(other.URL, "http://") + "/login", "login"} {
-		_, err = conform.Run(context.Background(), table, conform.Options{Base: base.URL, Only: []string{"method"}, Credentials: []conform.Credential{
+		_, err := conform.Run(context.Background(), table, conform.Options{Base: base.URL, Only: []string{"method"}, Credentials: []conform.Credential{
 			{Name: "u", Scheme: "bearer", From: &conform.Fetch{URL: url, Body: map[string]any{"email": "u@example.com", "password": "secret"}, Field: "access_token"}},
 		}})
 		if n := elsewhere.Load(); n > 0 {

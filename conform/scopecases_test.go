@@ -8,16 +8,12 @@ import (
 	"testing"
 
 	"github.com/specguard/specguard/conform"
-	"github.com/specguard/specguard/policy"
 )
 
 // runAgainst runs the cases only selects of doc, with creds, against h.
 func runAgainst(t *testing.T, doc string, h http.Handler, creds []conform.Credential, only ...string) *conform.Report {
 	t.Helper()
-	table, err := policy.Compile("spec.yaml", []byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
+	table := compiled(t, doc)
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	rep, err := conform.Run(context.Background(), table, conform.Options{Base: srv.URL, Credentials: creds, Only: only})
@@ -179,13 +175,10 @@ components:
 	if len(rep.Results) != 1 || rep.Results[0].Verdict != conform.Pass || !strings.Contains(rep.Results[0].Detail, "plain") {
 		t.Fatalf("scope:key:admin: %s, want a pass with plain, whose scopes GET /me gives", verdicts(rep))
 	}
-	table, err := policy.Compile("spec.yaml", []byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
+	table := compiled(t, doc)
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
-	_, err = conform.Run(context.Background(), table, conform.Options{Base: ts.URL, Only: []string{"scope"},
+	_, err := conform.Run(context.Background(), table, conform.Options{Base: ts.URL, Only: []string{"scope"},
 		Credentials: []conform.Credential{{Name: "admin", Scheme: "key", Value: "k1", Scopes: []string{"admin", "b"}}}})
 	if want := "scopes [admin b], but GET /me (getMe) answers [admin] for this credential: correct the file, or leave scopes out to take the answer's"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("scopes the file gives that GET /me does not: %v, want %q", err, want)

@@ -297,10 +297,7 @@ paths:
         '201': {description: ok}
         '400': {description: no}
 `
-	table, err := policy.Compile("spec.yaml", []byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
+	table := compiled(t, doc)
 	answer := "{\n  \"error\": \"bad\",\n  \"hint\": \"" + strings.Repeat("é", 5000) + "\"\n}\n"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
